@@ -1,0 +1,256 @@
+//! The audit log: one line per state change, written in the same transaction as the change,
+//! each chained to the previous by HMAC-SHA256 under the audit key:
+//! `mac = HMAC(key, prev_mac ‖ canonical(seq, at, actor, action, entity, details))`.
+//!
+//! Audit keys are random 256-bit keys, stored wrapped under the master key in `audit_keys`,
+//! each valid from a sequence number on. Key rotation starts a new audit key at the next line,
+//! so a holder of an old master key cannot forge lines written after the rotation.
+
+use crate::crypto::{self, Keys};
+use crate::error::{Error, Result};
+use crate::store::WriteCtx;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The MAC before the first line.
+const GENESIS_MAC: [u8; 32] = [0u8; 32];
+
+/// An audit-chain key and the first line it signs.
+#[derive(Clone)]
+pub struct AuditKey {
+    /// The first sequence number this key signs.
+    pub from_seq: i64,
+    key: [u8; 32],
+}
+
+/// Creates the first audit key if there is none.
+pub fn ensure_first_key(conn: &Connection, keys: &Keys) -> Result<()> {
+    let exists: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM audit_keys)", [], |r| r.get(0))?;
+    if !exists {
+        add_key(conn, keys, 1)?;
+    }
+    Ok(())
+}
+
+/// Starts a new audit key at `from_seq`, wrapped under `keys`.
+pub fn add_key(conn: &Connection, keys: &Keys, from_seq: i64) -> Result<AuditKey> {
+    let mut key = [0u8; 32];
+    crypto::fill_random(&mut key);
+    conn.execute(
+        "INSERT INTO audit_keys (from_seq, key_enc) VALUES (?1, ?2)",
+        params![from_seq, keys.wrap_audit_key(from_seq, &key)?],
+    )?;
+    Ok(AuditKey { from_seq, key })
+}
+
+/// Every audit key, oldest first, unwrapped with `keys`.
+pub fn all_keys(conn: &Connection, keys: &Keys) -> Result<Vec<AuditKey>> {
+    let mut stmt = conn.prepare("SELECT from_seq, key_enc FROM audit_keys ORDER BY from_seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (from_seq, enc) = row?;
+        out.push(AuditKey {
+            from_seq,
+            key: keys.unwrap_audit_key(from_seq, &enc)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The key that signs new lines.
+pub fn current_key(conn: &Connection, keys: &Keys) -> Result<AuditKey> {
+    all_keys(conn, keys)?
+        .pop()
+        .ok_or_else(|| Error::internal("the audit chain has no key"))
+}
+
+/// Rewraps every audit key under a new master key (key rotation).
+pub fn rewrap_keys(conn: &Connection, old: &Keys, new: &Keys) -> Result<()> {
+    for key in all_keys(conn, old)? {
+        conn.execute(
+            "UPDATE audit_keys SET key_enc = ?2 WHERE from_seq = ?1",
+            params![key.from_seq, new.wrap_audit_key(key.from_seq, &key.key)?],
+        )?;
+    }
+    Ok(())
+}
+
+fn canonical(
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    details: &str,
+) -> Vec<u8> {
+    let seq = seq.to_string();
+    let fields = [seq.as_str(), at, actor, action, entity, details];
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        out.extend_from_slice(f.as_bytes());
+    }
+    out
+}
+
+fn line_mac(key: &AuditKey, prev_mac: &[u8], line: &[u8]) -> [u8; 32] {
+    crypto::hmac_sha256(&key.key, &[prev_mac, line])
+}
+
+/// Appends one line to the chain, inside the caller's transaction. `details` must hold no PII.
+pub fn append(
+    ctx: &WriteCtx<'_>,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    details: &serde_json::Value,
+) -> Result<()> {
+    append_with_key(
+        ctx.conn,
+        ctx.audit_key,
+        ctx.now,
+        actor,
+        action,
+        entity,
+        details,
+    )
+}
+
+/// `append` with an explicit key (used by key rotation, which switches keys mid-transaction).
+pub fn append_with_key(
+    conn: &Connection,
+    key: &AuditKey,
+    now: i64,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    details: &serde_json::Value,
+) -> Result<()> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev_mac) = match last {
+        Some((seq, mac)) => (seq + 1, mac),
+        None => (1, GENESIS_MAC.to_vec()),
+    };
+    if seq < key.from_seq {
+        return Err(Error::internal("audit key starts after the next line"));
+    }
+    let at = crate::time::rfc3339(now);
+    let details = details.to_string();
+    let mac = line_mac(
+        key,
+        &prev_mac,
+        &canonical(seq, &at, actor, action, entity, &details),
+    );
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at, actor, action, entity, details, prev_mac, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        seq,
+        at,
+        actor,
+        action,
+        entity,
+        details,
+        prev_mac,
+        mac.as_slice()
+    ])?;
+    log::info!(target: "remit::audit", "{action} {entity} by {actor}");
+    Ok(())
+}
+
+/// Verifies the whole chain from the first line to the last; returns one sentence per break.
+pub fn verify(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
+    let audit_keys = all_keys(conn, keys)?;
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, actor, action, entity, details, prev_mac, mac FROM audit_log ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut expected_seq = 1i64;
+    let mut prev = GENESIS_MAC.to_vec();
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let (at, actor, action, entity, details): (String, String, String, String, String) =
+            (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+        let prev_mac: Vec<u8> = r.get(6)?;
+        let mac: Vec<u8> = r.get(7)?;
+        if seq != expected_seq {
+            problems.push(format!(
+                "audit line {expected_seq} is missing (next line is {seq})"
+            ));
+        }
+        if !crypto::constant_time_eq(&prev_mac, &prev) {
+            problems.push(format!(
+                "audit line {seq} does not chain to the line before it"
+            ));
+        }
+        let key = audit_keys.iter().rev().find(|k| k.from_seq <= seq);
+        match key {
+            Some(key) => {
+                let want = line_mac(
+                    key,
+                    &prev_mac,
+                    &canonical(seq, &at, &actor, &action, &entity, &details),
+                );
+                if !crypto::constant_time_eq(&want, &mac) {
+                    problems.push(format!(
+                        "audit line {seq} ({action} {entity}) was altered: its MAC does not verify"
+                    ));
+                }
+            }
+            None => problems.push(format!("audit line {seq} has no key")),
+        }
+        prev = mac;
+        expected_seq = seq + 1;
+    }
+    Ok(problems)
+}
+
+/// One audit line as shown by `GET /audit`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLine {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who: a user id or `system:…`.
+    pub actor: String,
+    /// What happened (`payment_request.approved`).
+    pub action: String,
+    /// The object it happened to.
+    pub entity: String,
+    /// Non-PII details.
+    pub details: serde_json::Value,
+    /// This line's MAC, hex.
+    pub mac: String,
+}
+
+/// Audit lines about an entity and, for an escrow, about its requests and payouts too.
+pub fn lines_for(conn: &Connection, entity: &str, limit: u32) -> Result<Vec<AuditLine>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, actor, action, entity, details, mac FROM audit_log
+         WHERE entity = ?1 OR entity IN (SELECT id FROM payment_requests WHERE escrow_id = ?1)
+            OR entity IN (SELECT id FROM payouts WHERE escrow_id = ?1)
+         ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![entity, limit], |r| {
+        let details: String = r.get(5)?;
+        let mac: Vec<u8> = r.get(6)?;
+        Ok(AuditLine {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            entity: r.get(4)?,
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            mac: crypto::hex(&mac),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

@@ -1,0 +1,388 @@
+//! Keys and the cryptography of the PII columns, the phone blind index, tokens and the audit
+//! chain. One 256-bit master key; every purpose uses its own subkey derived with a fixed label.
+
+use crate::error::{Error, Result};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Version tag of the stored ciphertext form `v1.<key id>.<base64url(nonce‖ciphertext‖tag)>`.
+const CIPHERTEXT_VERSION: &str = "v1";
+const NONCE_BYTES: usize = 12;
+const LABEL_ENCRYPTION: &[u8] = b"remit/pii-encryption/v1";
+const LABEL_BLIND_INDEX: &[u8] = b"remit/phone-blind-index/v1";
+const LABEL_KEY_CHECK: &[u8] = b"remit/key-check/v1";
+const LABEL_KEY_ID: &[u8] = b"remit/key-id/v1";
+
+/// Fills `buf` from the operating system's CSPRNG. Without one nothing here is safe, so a
+/// failure is fatal.
+pub fn fill_random(buf: &mut [u8]) {
+    if let Err(e) = getrandom::fill(buf) {
+        panic!("the operating system's random number generator failed: {e}");
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fill_random(&mut buf);
+    hex(&buf)
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// Bytes of lowercase or uppercase hex; `None` on anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+/// SHA-256 of bytes.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// HMAC-SHA256 over the concatenation of `parts`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = match <HmacSha256 as KeyInit>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts every key length"),
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The 256-bit master key. Never printed: `Debug` shows only its key id.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    /// Parses 64 hex characters.
+    pub fn from_hex(text: &str) -> Result<MasterKey> {
+        let bytes = unhex(text.trim())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                Error::invalid("ENCRYPTION_KEY", "must be 64 hex characters (32 bytes)")
+            })?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes);
+        Ok(MasterKey(key))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> MasterKey {
+        let mut key = [0u8; 32];
+        fill_random(&mut key);
+        MasterKey(key)
+    }
+
+    /// The key as 64 hex characters, for writing the key file.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.0, &[label])
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(id {})", Keys::new(self).key_id)
+    }
+}
+
+/// The path of the key file that sits beside a database: `remit.db` → `remit.db.key`.
+pub fn key_file_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
+}
+
+/// Where the master key came from, for the start-up message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The `ENCRYPTION_KEY` environment variable (or `.env`).
+    Environment,
+    /// An existing key file.
+    File(PathBuf),
+    /// A key file created just now.
+    Created(PathBuf),
+}
+
+/// Reads the key from `env_hex` if given, else from the key file beside the database. With
+/// `create` and neither present, writes a new random key file with mode 0600.
+pub fn load_master_key(
+    db: &Path,
+    env_hex: Option<&str>,
+    create: bool,
+) -> Result<(MasterKey, KeySource)> {
+    if let Some(text) = env_hex.filter(|t| !t.trim().is_empty()) {
+        return Ok((MasterKey::from_hex(text)?, KeySource::Environment));
+    }
+    let path = key_file_path(db);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = MasterKey::from_hex(&text).map_err(|_| {
+                Error::internal(format!(
+                    "key file {} does not hold 64 hex characters",
+                    path.display()
+                ))
+            })?;
+            Ok((key, KeySource::File(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let key = MasterKey::generate();
+            write_key_file(&path, &key)?;
+            Ok((key, KeySource::Created(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::internal(format!(
+            "no encryption key: set ENCRYPTION_KEY or put the key file at {}",
+            path.display()
+        ))),
+        Err(e) => Err(Error::internal(format!(
+            "cannot read key file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes a key file readable only by its owner; refuses to overwrite one.
+pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot create key file {}: {e}", path.display())))?;
+    file.write_all(format!("{}\n", key.to_hex()).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
+}
+
+/// The working keys derived from a master key.
+#[derive(Clone)]
+pub struct Keys {
+    cipher: Aes256Gcm,
+    blind_index_key: [u8; 32],
+    /// Public short id of the master key, stored in every ciphertext.
+    pub key_id: String,
+    /// A value stored in the database that proves the key is the right one.
+    pub key_check: String,
+}
+
+impl Keys {
+    /// Derives every subkey from the master key.
+    pub fn new(master: &MasterKey) -> Keys {
+        let enc = master.derive(LABEL_ENCRYPTION);
+        let cipher = match Aes256Gcm::new_from_slice(&enc) {
+            Ok(c) => c,
+            Err(_) => unreachable!("a 32-byte key is a valid AES-256 key"),
+        };
+        Keys {
+            cipher,
+            blind_index_key: master.derive(LABEL_BLIND_INDEX),
+            key_id: hex(&master.derive(LABEL_KEY_ID)[..4]),
+            key_check: hex(&master.derive(LABEL_KEY_CHECK)),
+        }
+    }
+
+    /// Encrypts a PII value. `aad` names table, column and row (`users.phone.usr_…`), so the
+    /// ciphertext decrypts only in that place.
+    pub fn encrypt(&self, aad: &str, plaintext: &str) -> Result<String> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        fill_random(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::internal("encryption failed"))?;
+        let mut blob = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&sealed);
+        Ok(format!(
+            "{CIPHERTEXT_VERSION}.{}.{}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(blob)
+        ))
+    }
+
+    /// Decrypts a value stored by `encrypt` for the same `aad`.
+    pub fn decrypt(&self, aad: &str, stored: &str) -> Result<String> {
+        let fail = || Error::internal(format!("cannot decrypt {aad}"));
+        let mut parts = stored.splitn(3, '.');
+        let (Some(version), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(fail());
+        };
+        if version != CIPHERTEXT_VERSION || key_id != self.key_id {
+            return Err(fail());
+        }
+        let blob = URL_SAFE_NO_PAD.decode(body).map_err(|_| fail())?;
+        if blob.len() < NONCE_BYTES + 16 {
+            return Err(fail());
+        }
+        let (nonce, sealed) = blob.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| fail())?;
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| fail())?;
+        String::from_utf8(plain).map_err(|_| fail())
+    }
+
+    /// Keyed blind index of a phone (E.164): HMAC-SHA256 under its own subkey. A bare hash
+    /// would fall to trying all ~10⁹ Kenyan numbers.
+    pub fn blind_index(&self, e164: &str) -> String {
+        hex(&hmac_sha256(
+            &self.blind_index_key,
+            &[b"phone:", e164.as_bytes()],
+        ))
+    }
+
+    /// Wraps an audit-chain key for storage under this master key.
+    pub fn wrap_audit_key(&self, from_seq: i64, audit_key: &[u8; 32]) -> Result<String> {
+        self.encrypt(&format!("audit_keys.key.{from_seq}"), &hex(audit_key))
+    }
+
+    /// Unwraps an audit-chain key stored by `wrap_audit_key`.
+    pub fn unwrap_audit_key(&self, from_seq: i64, stored: &str) -> Result<[u8; 32]> {
+        let text = self.decrypt(&format!("audit_keys.key.{from_seq}"), stored)?;
+        let bytes = unhex(&text)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| Error::internal("bad audit key"))?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes);
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(&MasterKey::from_hex(&"11".repeat(32)).unwrap())
+    }
+
+    #[test]
+    fn round_trip_and_a_fresh_nonce_each_time() {
+        let k = keys();
+        let a = k.encrypt("users.phone.usr_1", "+254712345678").unwrap();
+        let b = k.encrypt("users.phone.usr_1", "+254712345678").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("v1.{}.", k.key_id)));
+        assert_eq!(k.decrypt("users.phone.usr_1", &a).unwrap(), "+254712345678");
+    }
+
+    #[test]
+    fn a_flipped_byte_fails() {
+        let k = keys();
+        let stored = k.encrypt("users.name.usr_1", "Wanjiru").unwrap();
+        let (head, body) = stored.rsplit_once('.').unwrap();
+        let mut blob = URL_SAFE_NO_PAD.decode(body).unwrap();
+        for i in 0..blob.len() {
+            blob[i] ^= 1;
+            let tampered = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&blob));
+            assert!(
+                k.decrypt("users.name.usr_1", &tampered).is_err(),
+                "byte {i}"
+            );
+            blob[i] ^= 1;
+        }
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_row_or_column_fails() {
+        let k = keys();
+        let stored = k.encrypt("users.phone.usr_1", "+254712345678").unwrap();
+        assert!(k.decrypt("users.phone.usr_2", &stored).is_err());
+        assert!(k.decrypt("users.name.usr_1", &stored).is_err());
+    }
+
+    #[test]
+    fn another_key_cannot_decrypt_and_blind_index_is_keyed_and_stable() {
+        let k = keys();
+        let other = Keys::new(&MasterKey::from_hex(&"22".repeat(32)).unwrap());
+        let stored = k.encrypt("t.c.r", "x").unwrap();
+        assert!(other.decrypt("t.c.r", &stored).is_err());
+        assert_eq!(
+            k.blind_index("+254712345678"),
+            k.blind_index("+254712345678")
+        );
+        assert_ne!(
+            k.blind_index("+254712345678"),
+            other.blind_index("+254712345678")
+        );
+        assert_ne!(
+            k.blind_index("+254712345678"),
+            hex(&sha256(b"+254712345678"))
+        );
+        assert_ne!(k.key_check, other.key_check);
+    }
+
+    #[test]
+    fn master_key_parsing() {
+        assert!(MasterKey::from_hex(&"ab".repeat(32)).is_ok());
+        assert!(MasterKey::from_hex(&"ab".repeat(31)).is_err());
+        assert!(MasterKey::from_hex(&"zz".repeat(32)).is_err());
+        let text = format!("{:?}", MasterKey::from_hex(&"ab".repeat(32)).unwrap());
+        assert!(!text.contains("abab"));
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The one error type of remit. Services return it; the HTTP layer maps it to a status and a
+//! `code` in exactly one function (`http::respond::error_response`), the CLI to an exit code.
+
+use crate::money::UsdCents;
+use std::fmt;
+
+/// Every way an operation can fail. Expected failures are values; bugs are panics.
+#[allow(missing_docs)] // the fields are named for what they hold
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A field failed validation; `field` is its JSON name.
+    Validation { field: String, message: String },
+    /// A required field is absent.
+    MissingField { field: String },
+    /// The body has a field the route does not know.
+    UnknownField { field: String },
+    /// The body is not JSON, or not the JSON shape of the route.
+    InvalidJson { message: String },
+    /// No token, an unknown one, or a revoked one; a bad webhook secret or signature.
+    Unauthenticated,
+    /// Authenticated, but the role may not do this.
+    Forbidden,
+    /// No such object, or one the caller may not see.
+    NotFound { what: &'static str },
+    /// The escrow's remaining balance does not cover the payment.
+    InsufficientBalance {
+        available: UsdCents,
+        needed: UsdCents,
+    },
+    /// The category's remaining balance does not cover the payment.
+    InsufficientCategoryBalance {
+        category: String,
+        available: UsdCents,
+        needed: UsdCents,
+    },
+    /// Approving would take the day's approvals past the escrow's daily limit.
+    DailyLimitExceeded {
+        limit: UsdCents,
+        approved: UsdCents,
+        needed: UsdCents,
+    },
+    /// The object is not in a state that allows the transition.
+    InvalidState {
+        entity: &'static str,
+        from: String,
+        to: &'static str,
+    },
+    /// The same idempotency key was used for a different request.
+    IdempotencyKeyReused,
+    /// Route exists, method does not.
+    MethodNotAllowed,
+    /// Body over `BODY_BYTES_MAX`.
+    BodyTooLarge,
+    /// A body that is not `application/json`.
+    UnsupportedMediaType,
+    /// The database stayed locked past the busy timeout; safe to retry.
+    Busy,
+    /// The encryption key does not open this database.
+    WrongKey,
+    /// Anything else. The detail is for the log only, never for a client.
+    Internal(String),
+}
+
+/// Short for `Result<T, remit::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A validation error naming its field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error::Validation {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An internal error whose detail goes only to the log.
+    pub fn internal(detail: impl fmt::Display) -> Error {
+        Error::Internal(detail.to_string())
+    }
+
+    /// The stable machine-readable code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Validation { .. } => "invalid_field",
+            Error::MissingField { .. } => "missing_field",
+            Error::UnknownField { .. } => "unknown_field",
+            Error::InvalidJson { .. } => "invalid_json",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden => "forbidden",
+            Error::NotFound { .. } => "not_found",
+            Error::InsufficientBalance { .. } => "insufficient_balance",
+            Error::InsufficientCategoryBalance { .. } => "insufficient_category_balance",
+            Error::DailyLimitExceeded { .. } => "daily_limit_exceeded",
+            Error::InvalidState { .. } => "invalid_state",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::BodyTooLarge => "body_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Busy => "busy",
+            Error::WrongKey | Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    /// The client-facing sentence. `Internal` never shows its detail here.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Validation { field, message } => write!(f, "{field}: {message}"),
+            Error::MissingField { field } => write!(f, "{field}: is required"),
+            Error::UnknownField { field } => write!(f, "{field}: unknown field"),
+            Error::InvalidJson { message } => write!(f, "invalid JSON: {message}"),
+            Error::Unauthenticated => write!(f, "missing, unknown or revoked credentials"),
+            Error::Forbidden => write!(f, "your role may not do this"),
+            Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::InsufficientBalance { available, needed } => write!(
+                f,
+                "escrow balance is {}, payment needs {}",
+                available.display(),
+                needed.display()
+            ),
+            Error::InsufficientCategoryBalance { category, available, needed } => write!(
+                f,
+                "category {category} balance is {}, payment needs {}",
+                available.display(),
+                needed.display()
+            ),
+            Error::DailyLimitExceeded { limit, approved, needed } => write!(
+                f,
+                "daily limit is {}, {} already approved today, payment needs {}",
+                limit.display(),
+                approved.display(),
+                needed.display()
+            ),
+            Error::InvalidState { entity, from, to } => {
+                write!(f, "{entity} is {from} and cannot become {to}")
+            }
+            Error::IdempotencyKeyReused => {
+                write!(f, "this Idempotency-Key was already used for a different request")
+            }
+            Error::MethodNotAllowed => write!(f, "method not allowed on this route"),
+            Error::BodyTooLarge => write!(f, "request body is larger than 64 KiB"),
+            Error::UnsupportedMediaType => write!(f, "request body must be application/json"),
+            Error::Busy => write!(f, "the database is busy; retry the request"),
+            Error::WrongKey => write!(
+                f,
+                "the encryption key does not match this database (check ENCRYPTION_KEY or the key file)"
+            ),
+            Error::Internal(_) => write!(f, "internal error"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Busy
+            }
+            _ => Error::Internal(format!("sqlite: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Error {
+        Error::Internal(format!("read pool: {e}"))
+    }
+}

@@ -1,0 +1,167 @@
+//! The integrity check: recomputes every balance from the journal and compares. Used by
+//! `remit check`, `GET /admin/integrity`, `remit backup` and the tests.
+
+use crate::crypto::Keys;
+use crate::error::Result;
+use rusqlite::Connection;
+
+/// What the check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Each check run, one line each (`journal transactions sum to zero: 1234 checked`).
+    pub checks: Vec<String>,
+    /// Each mismatch, one sentence each. Empty means the ledger holds.
+    pub mismatches: Vec<String>,
+}
+
+impl Report {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+
+    /// `{"ok": …, "checks": […], "mismatches": […]}`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"ok": self.is_clean(), "checks": self.checks, "mismatches": self.mismatches})
+    }
+}
+
+/// Each query returns rows of (label, detail) describing a mismatch, and is named by what
+/// it checks. Every query reads one consistent snapshot (the caller's transaction).
+const LEDGER_CHECKS: &[(&str, &str)] = &[
+    (
+        "every journal transaction sums to zero",
+        "SELECT 'journal transaction ' || transaction_id, 'its entries sum to ' || SUM(amount_usd_cents)
+         FROM ledger_entries GROUP BY transaction_id HAVING SUM(amount_usd_cents) <> 0",
+    ),
+    (
+        "every journal transaction has entries",
+        "SELECT 'journal transaction ' || t.id, 'has no entries' FROM ledger_transactions t
+         WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)",
+    ),
+    (
+        "category balances equal their journal accounts",
+        "WITH folded AS (
+            SELECT category_id,
+                SUM(CASE account WHEN 'available' THEN amount_usd_cents ELSE 0 END) AS available,
+                SUM(CASE account WHEN 'reserved' THEN amount_usd_cents ELSE 0 END) AS reserved,
+                SUM(CASE account WHEN 'spent' THEN amount_usd_cents ELSE 0 END) AS spent,
+                SUM(CASE account WHEN 'refunded' THEN amount_usd_cents ELSE 0 END) AS refunded
+            FROM ledger_entries WHERE category_id IS NOT NULL GROUP BY category_id)
+         SELECT 'category ' || c.id || ' (' || c.name || ' of ' || c.escrow_id || ')',
+             'columns remaining/reserved/spent/refunded = ' || c.remaining_usd_cents || '/' || c.reserved_usd_cents
+             || '/' || c.spent_usd_cents || '/' || c.refunded_usd_cents || ' but the journal says '
+             || COALESCE(f.available, 0) || '/' || COALESCE(f.reserved, 0) || '/' || COALESCE(f.spent, 0)
+             || '/' || COALESCE(f.refunded, 0)
+         FROM spending_categories c LEFT JOIN folded f ON f.category_id = c.id
+         WHERE c.remaining_usd_cents <> COALESCE(f.available, 0) OR c.reserved_usd_cents <> COALESCE(f.reserved, 0)
+            OR c.spent_usd_cents <> COALESCE(f.spent, 0) OR c.refunded_usd_cents <> COALESCE(f.refunded, 0)",
+    ),
+    (
+        "escrow balances equal their journal accounts",
+        "WITH folded AS (
+            SELECT escrow_id,
+                -SUM(CASE account WHEN 'world:deposits' THEN amount_usd_cents ELSE 0 END) AS deposited,
+                SUM(CASE account WHEN 'escrow:unfunded' THEN amount_usd_cents ELSE 0 END) AS unfunded,
+                SUM(CASE account WHEN 'available' THEN amount_usd_cents ELSE 0 END) AS available,
+                SUM(CASE account WHEN 'reserved' THEN amount_usd_cents ELSE 0 END) AS reserved,
+                SUM(CASE account WHEN 'spent' THEN amount_usd_cents ELSE 0 END) AS spent,
+                SUM(CASE account WHEN 'refunded' THEN amount_usd_cents WHEN 'escrow:refunded' THEN amount_usd_cents ELSE 0 END) AS refunded
+            FROM ledger_entries GROUP BY escrow_id)
+         SELECT 'escrow ' || e.id,
+             'columns deposited/remaining/reserved/spent/refunded = ' || e.deposited_usd_cents || '/'
+             || e.remaining_usd_cents || '/' || e.reserved_usd_cents || '/' || e.spent_usd_cents || '/'
+             || e.refunded_usd_cents || ' but the journal says ' || COALESCE(f.deposited, 0) || '/'
+             || COALESCE(f.available, 0) || '/' || COALESCE(f.reserved, 0) || '/' || COALESCE(f.spent, 0) || '/'
+             || COALESCE(f.refunded, 0)
+         FROM escrows e LEFT JOIN folded f ON f.escrow_id = e.id
+         WHERE e.deposited_usd_cents <> COALESCE(f.deposited, 0) OR e.remaining_usd_cents <> COALESCE(f.available, 0)
+            OR e.reserved_usd_cents <> COALESCE(f.reserved, 0) OR e.spent_usd_cents <> COALESCE(f.spent, 0)
+            OR e.refunded_usd_cents <> COALESCE(f.refunded, 0)
+            OR (e.status = 'pending_deposit' AND COALESCE(f.unfunded, 0) <> e.deposited_usd_cents)
+            OR (e.status <> 'pending_deposit' AND COALESCE(f.unfunded, 0) <> 0)",
+    ),
+    (
+        "categories sum to their escrow",
+        "SELECT 'escrow ' || e.id, 'categories hold remaining/reserved/spent/allocated = '
+             || SUM(c.remaining_usd_cents) || '/' || SUM(c.reserved_usd_cents) || '/' || SUM(c.spent_usd_cents)
+             || '/' || SUM(c.allocated_usd_cents) || ' but the escrow says ' || e.remaining_usd_cents || '/'
+             || e.reserved_usd_cents || '/' || e.spent_usd_cents || '/' || e.total_usd_cents
+         FROM escrows e JOIN spending_categories c ON c.escrow_id = e.id GROUP BY e.id
+         HAVING SUM(c.remaining_usd_cents) <> e.remaining_usd_cents OR SUM(c.reserved_usd_cents) <> e.reserved_usd_cents
+            OR SUM(c.spent_usd_cents) <> e.spent_usd_cents OR SUM(c.allocated_usd_cents) <> e.total_usd_cents",
+    ),
+    (
+        "escrow balances sum to their total",
+        "SELECT 'escrow ' || id, 'remaining+reserved+spent+refunded = '
+             || (remaining_usd_cents + reserved_usd_cents + spent_usd_cents + refunded_usd_cents)
+             || ' but it is ' || status || ' with total ' || total_usd_cents || ' and deposited ' || deposited_usd_cents
+         FROM escrows WHERE
+            (status IN ('active', 'completed') AND remaining_usd_cents + reserved_usd_cents + spent_usd_cents
+                + refunded_usd_cents <> total_usd_cents)
+            OR (status = 'cancelled' AND remaining_usd_cents + reserved_usd_cents + spent_usd_cents
+                + refunded_usd_cents <> deposited_usd_cents)
+            OR (status = 'pending_deposit' AND remaining_usd_cents + reserved_usd_cents + spent_usd_cents
+                + refunded_usd_cents <> 0)
+            OR MIN(remaining_usd_cents, reserved_usd_cents, spent_usd_cents, refunded_usd_cents) < 0",
+    ),
+    (
+        "every paid request has exactly one succeeded payout",
+        "SELECT 'payment request ' || r.id, 'is ' || r.status || ' with ' || COUNT(p.id) || ' succeeded payout(s)'
+         FROM payment_requests r LEFT JOIN payouts p ON p.payment_request_id = r.id AND p.status = 'succeeded'
+         GROUP BY r.id HAVING (r.status = 'paid') <> (COUNT(p.id) = 1) OR COUNT(p.id) > 1",
+    ),
+    (
+        "every succeeded payout belongs to a paid request",
+        "SELECT 'payout ' || p.id, 'succeeded but its request ' || r.id || ' is ' || r.status
+         FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
+         WHERE p.status = 'succeeded' AND r.status <> 'paid'",
+    ),
+    (
+        "reserved money matches the payouts in flight",
+        "SELECT 'escrow ' || e.id, 'reserves ' || e.reserved_usd_cents || ' but its unsettled payouts add up to '
+             || COALESCE(SUM(p.amount_usd_cents), 0)
+         FROM escrows e LEFT JOIN payouts p ON p.escrow_id = e.id AND p.status IN ('queued', 'sent')
+         GROUP BY e.id HAVING e.reserved_usd_cents <> COALESCE(SUM(p.amount_usd_cents), 0)",
+    ),
+];
+
+/// Runs every check on `conn` inside one read transaction (a consistent snapshot that does not
+/// block the writer in WAL mode).
+pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
+    let tx = conn.unchecked_transaction()?;
+    let mut report = Report::default();
+    for (name, sql) in LEDGER_CHECKS {
+        let mut stmt = tx.prepare(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut found = 0;
+        for row in rows {
+            let (what, detail) = row?;
+            report.mismatches.push(format!("{name}: {what}: {detail}"));
+            found += 1;
+        }
+        report.checks.push(format!(
+            "{name}: {}",
+            if found == 0 {
+                "ok".to_string()
+            } else {
+                format!("{found} mismatch(es)")
+            }
+        ));
+    }
+    let lines: i64 = tx.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
+    let problems = crate::audit::verify(&tx, keys)?;
+    report.checks.push(format!(
+        "the audit chain verifies from the first line to the last ({lines} lines): {}",
+        if problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("{} problem(s)", problems.len())
+        }
+    ));
+    report
+        .mismatches
+        .extend(problems.into_iter().map(|p| format!("audit chain: {p}")));
+    tx.finish()?;
+    Ok(report)
+}

@@ -1,0 +1,22 @@
+//! remit: an escrowed remittance ledger on one SQLite file.
+//!
+//! A sender puts USD into an escrow earmarked into spending categories for a recipient in
+//! Kenya; payment requests in KES are approved by the sender and paid out through M-Pesa.
+//! See `README.md` for the invariants and the API.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod integrity;
+pub mod ledger;
+pub mod limits;
+pub mod money;
+pub mod service;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,56 @@
+//! Every limit of the system, named once. Nothing else hard-codes a bound.
+
+/// Largest request body the HTTP layer reads (`413 body_too_large` above it).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Default and largest page size of list routes.
+pub const PAGE_ROWS_DEFAULT: u32 = 50;
+/// Largest page size a client may ask for.
+pub const PAGE_ROWS_MAX: u32 = 200;
+/// Categories per escrow.
+pub const CATEGORIES_PER_ESCROW_MAX: usize = 16;
+/// Length of a category name.
+pub const CATEGORY_NAME_BYTES_MAX: usize = 32;
+/// Default largest escrow total (USD 10,000.00), configurable.
+pub const ESCROW_TOTAL_USD_CENTS_MAX_DEFAULT: i64 = 1_000_000;
+/// Default largest payment request (KES 1,000,000.00), configurable.
+pub const REQUEST_KES_CENTS_MAX_DEFAULT: i64 = 100_000_000;
+/// M-Pesa B2C per-transaction floor (KES 10.00).
+pub const B2C_KES_CENTS_MIN: i64 = 1_000;
+/// M-Pesa B2C per-transaction ceiling (KES 250,000.00).
+pub const B2C_KES_CENTS_MAX: i64 = 25_000_000;
+/// Largest KES-per-USD rate accepted (× 10⁴): 100,000 KES per USD.
+pub const RATE_E4_MAX: i64 = 100_000 * 10_000;
+/// Commands the writer takes into one transaction.
+pub const WRITER_BATCH_MAX: usize = 256;
+/// Commands waiting for the writer before callers block.
+pub const WRITER_QUEUE_MAX: usize = 4096;
+/// SQLite busy timeout on every connection.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Read connections in the pool when not configured.
+pub const READ_POOL_SIZE_DEFAULT: u32 = 8;
+/// How long a caller waits for a pooled read connection.
+pub const READ_POOL_TIMEOUT_MS: u64 = 5_000;
+/// How often the background connection checkpoints the WAL.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// Length of free-text fields: names, merchant names, notes, reasons.
+pub const TEXT_BYTES_MAX: usize = 200;
+/// Length of references: deposit references, receipts, account numbers.
+pub const REFERENCE_BYTES_MAX: usize = 64;
+/// Length of an `Idempotency-Key` header.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
+/// How long an idempotent response is kept (at least 24 h).
+pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
+/// HTTP worker threads when not configured.
+pub const HTTP_WORKERS_DEFAULT: usize = 8;
+/// Length of an `X-Request-Id` echoed back.
+pub const REQUEST_ID_BYTES_MAX: usize = 64;
+/// Stripe signature tolerance on old timestamps.
+pub const STRIPE_TOLERANCE_S: i64 = 300;
+/// Payouts with no result after this long are stuck (default, configurable).
+pub const PAYOUT_TIMEOUT_S_DEFAULT: i64 = 600;
+/// Gateway transport attempts before a payout is left for the operator.
+pub const PAYOUT_ATTEMPTS_MAX: i64 = 8;
+/// Simulator callback delay when not configured.
+pub const SIM_DELAY_MS_DEFAULT: u64 = 2_000;
+/// Users, tokens or audit lines shown per admin page.
+pub const AUDIT_ROWS_MAX: u32 = 1_000;

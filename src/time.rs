@@ -1,0 +1,81 @@
+//! Wall-clock helpers: RFC 3339 UTC timestamps and the Africa/Nairobi calendar day (UTC+3, no DST).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nairobi is UTC+3 all year.
+const NAIROBI_OFFSET_S: i64 = 3 * 3600;
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2026-11-25T09:30:00Z` for a Unix time.
+pub fn rfc3339(unix_s: i64) -> String {
+    let days = unix_s.div_euclid(86_400);
+    let secs = unix_s.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// The current time as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    rfc3339(now_unix())
+}
+
+/// The Nairobi calendar day (`YYYY-MM-DD`) of a Unix time.
+pub fn nairobi_day(unix_s: i64) -> String {
+    let (y, m, d) = civil_from_days((unix_s + NAIROBI_OFFSET_S).div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_735_689_600), "2025-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn nairobi_day_turns_at_21_utc() {
+        // 2025-01-01T20:59:59Z is 23:59:59 in Nairobi; one second later it is the 2nd.
+        assert_eq!(nairobi_day(1_735_689_600 + 20 * 3600 + 3599), "2025-01-01");
+        assert_eq!(nairobi_day(1_735_689_600 + 21 * 3600), "2025-01-02");
+        assert_eq!(nairobi_day(1_735_689_600 - 3 * 3600), "2025-01-01");
+        assert_eq!(nairobi_day(1_735_689_600 - 3 * 3600 - 1), "2024-12-31");
+    }
+}

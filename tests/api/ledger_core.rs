@@ -1,0 +1,554 @@
+//! The ledger core through its services: the Fastify edition's own cases and the rules of
+//! DESIGN.md, on a real SQLite file.
+
+use crate::support::*;
+use remit::error::Error;
+use remit::service::escrows::DepositOutcome;
+use remit::service::payouts::{self, PayoutResult, Settlement};
+use remit::service::requests::MerchantAccount;
+use remit::service::{Actor, Role};
+use std::sync::Arc;
+
+const PHONE: &str = "0712345678";
+
+fn parties(t: &TestStore) -> (Actor, Actor) {
+    (
+        t.user(Role::Sender, "Amina", Some("+254700000001")),
+        t.user(Role::Agent, "Kiosk 7", None),
+    )
+}
+
+#[test]
+fn creating_an_escrow_with_two_categories_stores_the_total() {
+    let t = TestStore::new();
+    let (sender, _) = parties(&t);
+    let escrow = t
+        .escrow(&sender, PHONE, 50_000, &["electricity", "water"], None)
+        .unwrap();
+    assert_eq!(escrow["status"], "pending_deposit");
+    assert_eq!(cents(&escrow["totalAmountUsdCents"]), 50_000);
+    assert_eq!(escrow["totalAmountUsd"].to_string(), "500.0");
+    let allocated: Vec<i64> = escrow["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| cents(&c["allocatedUsdCents"]))
+        .collect();
+    assert_eq!(allocated, vec![25_000, 25_000]);
+    let total: i64 = t
+        .store
+        .read(|c, _| Ok(c.query_row("SELECT total_usd_cents FROM escrows", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(total, 50_000);
+    t.assert_integrity();
+}
+
+#[test]
+fn even_split_of_100_over_3_gives_the_remainder_to_the_first() {
+    let t = TestStore::new();
+    let (sender, _) = parties(&t);
+    let escrow = t
+        .escrow(&sender, PHONE, 10_000, &["a", "b", "c"], None)
+        .unwrap();
+    let allocated: Vec<i64> = escrow["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| cents(&c["allocatedUsdCents"]))
+        .collect();
+    assert_eq!(allocated, vec![3334, 3333, 3333]);
+}
+
+#[test]
+fn allocations_that_do_not_sum_are_rejected_and_nothing_is_written() {
+    use remit::domain::{CategoryName, KenyanPhone};
+    use remit::money::UsdCents;
+    use remit::service::escrows::{self, Categories, NewEscrow};
+    let t = TestStore::new();
+    let (sender, _) = parties(&t);
+    let input = NewEscrow {
+        recipient_phone: KenyanPhone::parse("p", PHONE).unwrap(),
+        recipient_name: "W".into(),
+        total: UsdCents::new(50_000).unwrap(),
+        categories: Categories::Amounts(vec![(
+            CategoryName::parse("c", "electricity").unwrap(),
+            UsdCents::new(20_000).unwrap(),
+        )]),
+        daily_limit: None,
+    };
+    let err = t
+        .store
+        .write(move |ctx| escrows::create(ctx, &sender, &input))
+        .unwrap_err();
+    assert!(err.to_string().contains("must equal total amount"), "{err}");
+    let escrows: i64 = t
+        .store
+        .read(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM escrows", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(escrows, 0);
+}
+
+#[test]
+fn approving_10000_of_50000_leaves_40000_in_the_escrow_and_the_category() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["electricity"], None);
+    let request = t
+        .request(&agent, &escrow_id, "electricity", kes_for_usd_cents(10_000))
+        .unwrap();
+    assert_eq!(cents(&request["amountUsdCents"]), 10_000);
+    let approved = t
+        .approve(&sender, request["paymentRequestId"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["payout"]["status"], "queued");
+    let view = t.escrow_view(&escrow_id);
+    assert_eq!(cents(&view["remainingUsdCents"]), 40_000);
+    assert_eq!(cents(&view["reservedUsdCents"]), 10_000);
+    assert_eq!(cents(&view["categories"][0]["remainingUsdCents"]), 40_000);
+    t.assert_integrity();
+}
+
+#[test]
+fn the_usd_price_is_fixed_at_the_rate_rounding_up() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["water"], None);
+    let request = t.request(&agent, &escrow_id, "water", 10_000).unwrap();
+    assert_eq!(
+        cents(&request["amountUsdCents"]),
+        67,
+        "KES 100.00 at 150 costs 67 US cents"
+    );
+    assert_eq!(request["exchangeRate"].to_string(), "150.0");
+}
+
+#[test]
+fn ten_threads_approving_10000_against_50000_make_exactly_five_succeed() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["school_fees"], None);
+    let ids: Vec<String> = (0..10)
+        .map(|_| {
+            t.request(&agent, &escrow_id, "school_fees", kes_for_usd_cents(10_000))
+                .unwrap()["paymentRequestId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(ids.len()));
+    let handles: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let (store, sender, barrier) =
+                (Arc::clone(&t.store), sender.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.write(move |ctx| remit::service::requests::approve(ctx, &sender, &id))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let insufficient = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::InsufficientBalance { .. })))
+        .count();
+    assert_eq!((ok, insufficient), (5, 5), "{results:?}");
+    let view = t.escrow_view(&escrow_id);
+    assert_eq!(cents(&view["remainingUsdCents"]), 0);
+    assert_eq!(cents(&view["reservedUsdCents"]), 50_000);
+    t.assert_integrity();
+}
+
+#[test]
+fn the_category_balance_refuses_before_the_escrow_does() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 20_000, &["water", "food"], None);
+    let request = t
+        .request(&agent, &escrow_id, "water", kes_for_usd_cents(15_000))
+        .unwrap();
+    let err = t
+        .approve(&sender, request["paymentRequestId"].as_str().unwrap())
+        .unwrap_err();
+    match &err {
+        Error::InsufficientCategoryBalance {
+            category,
+            available,
+            needed,
+        } => {
+            assert_eq!(
+                (category.as_str(), available.get(), needed.get()),
+                ("water", 10_000, 15_000)
+            );
+        }
+        other => panic!("expected InsufficientCategoryBalance, got {other:?}"),
+    }
+    assert_eq!(
+        cents(&t.escrow_view(&escrow_id)["remainingUsdCents"]),
+        20_000,
+        "nothing moved"
+    );
+    t.assert_integrity();
+}
+
+#[test]
+fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["food"], Some(10_000));
+    let first = t
+        .request(&agent, &escrow_id, "food", kes_for_usd_cents(8_000))
+        .unwrap();
+    let second = t
+        .request(&agent, &escrow_id, "food", kes_for_usd_cents(3_000))
+        .unwrap();
+    let first_id = first["paymentRequestId"].as_str().unwrap();
+    t.approve(&sender, first_id).unwrap();
+    let err = t
+        .approve(&sender, second["paymentRequestId"].as_str().unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::DailyLimitExceeded { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("USD 80.00 already approved today"),
+        "{err}"
+    );
+    // The first payout fails: its money and its share of the day come back.
+    let payout_id = t.payout_id_of(first_id);
+    let result = PayoutResult::Failed {
+        code: "2001".into(),
+        desc: "The initiator information is invalid.".into(),
+    };
+    let settled = t
+        .store
+        .write(move |ctx| payouts::settle(ctx, &Actor::system("test"), &payout_id, &result, None))
+        .unwrap();
+    assert_eq!(settled, Settlement::Applied);
+    t.approve(&sender, second["paymentRequestId"].as_str().unwrap())
+        .unwrap();
+    let view = t.escrow_view(&escrow_id);
+    assert_eq!(cents(&view["approvedTodayUsdCents"]), 3_000);
+    assert_eq!(cents(&view["remainingUsdCents"]), 47_000);
+    t.assert_integrity();
+}
+
+#[test]
+fn settling_moves_reserved_to_spent_once_and_flags_a_conflicting_result() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 10_000, &["rent"], None);
+    let request = t
+        .request(&agent, &escrow_id, "rent", kes_for_usd_cents(10_000))
+        .unwrap();
+    let request_id = request["paymentRequestId"].as_str().unwrap().to_string();
+    t.approve(&sender, &request_id).unwrap();
+    let payout_id = t.payout_id_of(&request_id);
+    let settle = |result: PayoutResult| {
+        let id = payout_id.clone();
+        t.store
+            .write(move |ctx| payouts::settle(ctx, &Actor::system("test"), &id, &result, None))
+            .unwrap()
+    };
+    let paid = PayoutResult::Succeeded {
+        receipt: "TCE4K7PQ2M".into(),
+    };
+    assert_eq!(settle(paid.clone()), Settlement::Applied);
+    assert_eq!(settle(paid), Settlement::AlreadySettled);
+    assert!(matches!(
+        settle(PayoutResult::Failed {
+            code: "1".into(),
+            desc: "x".into()
+        }),
+        Settlement::Flagged(_)
+    ));
+    let view = t.escrow_view(&escrow_id);
+    assert_eq!(
+        view["status"], "completed",
+        "nothing remaining, nothing reserved"
+    );
+    assert_eq!(cents(&view["spentUsdCents"]), 10_000);
+    let request = t
+        .store
+        .read(|c, k| remit::service::views::payment_request(c, k, &Actor::system("t"), &request_id))
+        .unwrap();
+    assert_eq!(request["status"], "paid");
+    assert_eq!(request["payout"]["mpesaReceipt"], "TCE4K7PQ2M");
+    assert_eq!(request["payout"]["flagged"], true);
+    t.assert_integrity();
+}
+
+#[test]
+fn deposits_are_idempotent_activate_at_the_total_and_refuse_too_much() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow = t.escrow(&sender, PHONE, 50_000, &["a", "b"], None).unwrap();
+    let id = escrow["escrowId"].as_str().unwrap();
+    let (_, outcome) = t.deposit(&agent, id, "receipt-1", 20_000).unwrap();
+    assert_eq!(outcome, DepositOutcome::Applied);
+    let (_, outcome) = t.deposit(&agent, id, "receipt-1", 20_000).unwrap();
+    assert_eq!(outcome, DepositOutcome::Duplicate);
+    assert!(
+        matches!(
+            t.deposit(&agent, id, "receipt-1", 5_000),
+            Err(Error::Validation { .. })
+        ),
+        "same reference, other amount"
+    );
+    assert!(
+        matches!(
+            t.deposit(&agent, id, "receipt-2", 30_001),
+            Err(Error::Validation { .. })
+        ),
+        "more than is due"
+    );
+    assert_eq!(t.escrow_view(id)["status"], "pending_deposit");
+    let (deposit, _) = t.deposit(&agent, id, "receipt-2", 30_000).unwrap();
+    assert_eq!(deposit["escrowStatus"], "active");
+    let view = t.escrow_view(id);
+    assert_eq!(cents(&view["remainingUsdCents"]), 50_000);
+    assert_eq!(cents(&view["categories"][1]["remainingUsdCents"]), 25_000);
+    assert!(
+        matches!(
+            t.deposit(&agent, id, "receipt-3", 100),
+            Err(Error::InvalidState { .. })
+        ),
+        "already active"
+    );
+    t.assert_integrity();
+}
+
+#[test]
+fn cancelling_refunds_what_is_left_and_is_refused_while_a_payout_is_in_flight() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 30_000, &["a", "b"], None);
+    let request = t
+        .request(&agent, &escrow_id, "a", kes_for_usd_cents(5_000))
+        .unwrap();
+    let request_id = request["paymentRequestId"].as_str().unwrap().to_string();
+    t.approve(&sender, &request_id).unwrap();
+    let pending = t
+        .request(&agent, &escrow_id, "b", kes_for_usd_cents(1_000))
+        .unwrap();
+    let cancel = |who: &Actor| {
+        let (who, id) = (who.clone(), escrow_id.clone());
+        t.store
+            .write(move |ctx| remit::service::escrows::cancel(ctx, &who, &id))
+    };
+    assert!(matches!(cancel(&sender), Err(Error::InvalidState { .. })));
+    let payout_id = t.payout_id_of(&request_id);
+    t.store
+        .write(move |ctx| {
+            payouts::settle(
+                ctx,
+                &Actor::system("t"),
+                &payout_id,
+                &PayoutResult::Succeeded {
+                    receipt: "R1".into(),
+                },
+                None,
+            )
+        })
+        .unwrap();
+    let other_sender = t.user(Role::Sender, "Other", None);
+    assert!(
+        matches!(cancel(&other_sender), Err(Error::NotFound { .. })),
+        "someone else's escrow is not found"
+    );
+    assert!(matches!(cancel(&agent), Err(Error::Forbidden)));
+    let view = cancel(&sender).unwrap();
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(cents(&view["refundedUsdCents"]), 25_000);
+    assert_eq!(cents(&view["spentUsdCents"]), 5_000);
+    let pending_id = pending["paymentRequestId"].as_str().unwrap().to_string();
+    let pending = t
+        .store
+        .read(|c, k| remit::service::views::payment_request(c, k, &Actor::system("t"), &pending_id))
+        .unwrap();
+    assert_eq!(pending["status"], "cancelled");
+    t.assert_integrity();
+}
+
+#[test]
+fn cancelling_a_pending_escrow_refunds_its_partial_deposits() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow = t.escrow(&sender, PHONE, 50_000, &["a"], None).unwrap();
+    let id = escrow["escrowId"].as_str().unwrap().to_string();
+    t.deposit(&agent, &id, "part", 12_345).unwrap();
+    let (s, i) = (sender.clone(), id.clone());
+    let view = t
+        .store
+        .write(move |ctx| remit::service::escrows::cancel(ctx, &s, &i))
+        .unwrap();
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(cents(&view["refundedUsdCents"]), 12_345);
+    t.assert_integrity();
+}
+
+#[test]
+fn requests_need_an_active_escrow_an_existing_category_and_the_right_party() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let pending = t.escrow(&sender, PHONE, 10_000, &["a"], None).unwrap();
+    let pending_id = pending["escrowId"].as_str().unwrap();
+    assert!(matches!(
+        t.request(&agent, pending_id, "a", 10_000),
+        Err(Error::NotFound { .. })
+    ));
+    let escrow_id = t.active_escrow(&sender, &agent, "0711000111", 10_000, &["a"], None);
+    assert!(matches!(
+        t.request(&agent, &escrow_id, "nope", 10_000),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        t.request(&sender, &escrow_id, "a", 10_000),
+        Err(Error::Forbidden)
+    ));
+    let stranger = t.user(Role::Recipient, "Stranger", Some("0799999999"));
+    assert!(matches!(
+        t.request(&stranger, &escrow_id, "a", 10_000),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        matches!(
+            t.request(&agent, &escrow_id, "a", 10_050),
+            Err(Error::Validation { .. })
+        ),
+        "whole shillings only"
+    );
+    let phone =
+        MerchantAccount::Phone(remit::domain::KenyanPhone::parse("n", "0722000000").unwrap());
+    assert!(
+        matches!(
+            t.request_to(&agent, &escrow_id, "a", 900, phone.clone()),
+            Err(Error::Validation { .. })
+        ),
+        "B2C minimum KES 10"
+    );
+    assert!(t.request_to(&agent, &escrow_id, "a", 1_000, phone).is_ok());
+    // The recipient may ask too; the sender decides, nobody else.
+    let recipient_id: String = t
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT recipient_id FROM escrows WHERE id = ?1",
+                [&escrow_id],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    let recipient = Actor::user(recipient_id, Role::Recipient);
+    let request = t.request(&recipient, &escrow_id, "a", 10_000).unwrap();
+    let id = request["paymentRequestId"].as_str().unwrap();
+    assert!(matches!(t.approve(&recipient, id), Err(Error::Forbidden)));
+    assert!(matches!(t.approve(&agent, id), Err(Error::Forbidden)));
+    t.approve(&sender, id).unwrap();
+    assert!(
+        matches!(t.approve(&sender, id), Err(Error::InvalidState { .. })),
+        "approving twice"
+    );
+    t.assert_integrity();
+}
+
+#[test]
+fn the_recipient_is_found_by_phone_in_any_spelling() {
+    let t = TestStore::new();
+    let (sender, _) = parties(&t);
+    let a = t
+        .escrow(&sender, "0712345678", 1_000, &["a"], None)
+        .unwrap();
+    let b = t
+        .escrow(&sender, "+254 712 345 678", 1_000, &["a"], None)
+        .unwrap();
+    assert_eq!(a["recipient"]["userId"], b["recipient"]["userId"]);
+    assert_eq!(
+        a["recipient"]["phone"], "+254 7** *** 678",
+        "masked for a sender"
+    );
+    let err = t
+        .escrow(&sender, "+254700000001", 1_000, &["a"], None)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Validation { .. }),
+        "a sender's own phone is not a recipient's"
+    );
+}
+
+#[test]
+fn a_failed_commit_answers_its_whole_batch_with_an_error_and_applies_none_of_it() {
+    // Regression guard for the group commit: a COMMIT that fails (here a deferred foreign key,
+    // standing in for a full disk) must not leave any command of its batch half-applied, and
+    // must not answer any of them with success.
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 100_000, &["a"], None);
+    let ids: Vec<String> = (0..40)
+        .map(|_| {
+            t.request(&agent, &escrow_id, "a", kes_for_usd_cents(100))
+                .unwrap()["paymentRequestId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(ids.len() + 1));
+    let mut handles = Vec::new();
+    for id in ids.clone() {
+        let (store, sender, barrier) = (Arc::clone(&t.store), sender.clone(), Arc::clone(&barrier));
+        handles.push(std::thread::spawn(move || {
+            barrier.wait();
+            store
+                .write(move |ctx| remit::service::requests::approve(ctx, &sender, &id))
+                .is_ok()
+        }));
+    }
+    let store = Arc::clone(&t.store);
+    let poison = std::thread::spawn(move || {
+        barrier.wait();
+        store.write(|ctx| {
+            ctx.conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            ctx.conn.execute(
+                "INSERT INTO api_tokens (token_hash, prefix, user_id, created_at) VALUES (zeroblob(32), 'rmt_poison', 'usr_missing', 'x')",
+                [],
+            )?;
+            Ok(())
+        })
+    });
+    let answered_ok: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        poison.join().unwrap().is_err(),
+        "the batch with the bad row cannot commit"
+    );
+    for (id, ok) in ids.iter().zip(answered_ok) {
+        let status: String = t
+            .store
+            .read(|c, _| {
+                Ok(c.query_row(
+                    "SELECT status FROM payment_requests WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(
+            status == "approved",
+            ok,
+            "{id}: answered ok={ok} but stored {status}"
+        );
+    }
+    let tokens: i64 = t
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM api_tokens WHERE prefix = 'rmt_poison'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(tokens, 0);
+    t.assert_integrity();
+}

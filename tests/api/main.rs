@@ -1,0 +1,8 @@
+//! remit's integration tests, compiled as one binary. Every test uses a real SQLite file in a
+//! temporary directory; the HTTP tests use the real server on a loopback port.
+
+mod support;
+
+mod ledger_core;
+mod ledger_model;
+mod store_files;

@@ -1,0 +1,116 @@
+//! The file itself: migrations, the key check, and no readable PII in the database or its WAL.
+
+use crate::support::*;
+use remit::service::Role;
+use remit::store::{self, OpenOptions};
+
+#[test]
+fn a_fresh_database_reaches_the_latest_version_and_reopening_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("remit.db");
+    let mut conn = store::open_connection(&path, store::Synchronous::Full).unwrap();
+    let applied = store::migrate(&mut conn).unwrap();
+    assert_eq!(
+        applied.last().copied(),
+        Some(store::latest_schema_version())
+    );
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, store::latest_schema_version());
+    assert!(
+        store::migrate(&mut conn).unwrap().is_empty(),
+        "second run applies nothing"
+    );
+    let strict: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_list WHERE schema = 'main' AND strict = 0 AND name NOT LIKE 'sqlite_%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(strict, 0, "every table is STRICT");
+}
+
+#[test]
+fn the_database_and_its_wal_hold_no_plaintext_pii() {
+    let t = TestStore::new();
+    let sender = t.user(Role::Sender, "Amina Sender", Some("0733555777"));
+    let agent = t.user(Role::Agent, "Kiosk", None);
+    let escrow_id = t.active_escrow(&sender, &agent, "0712345678", 10_000, &["a"], None);
+    t.request(&agent, &escrow_id, "a", 10_000).unwrap();
+    let mut bytes = std::fs::read(t.db_path()).unwrap();
+    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
+    let haystack = String::from_utf8_lossy(&bytes);
+    for needle in [
+        "712345678",
+        "733555777",
+        "Wanjiru",
+        "Amina Sender",
+        "Kenya Power",
+        "12345678",
+        "November token",
+    ] {
+        assert!(
+            !haystack.contains(needle),
+            "{needle} is readable in the file"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_key_is_refused_with_a_clear_message_and_nothing_is_written() {
+    let t = TestStore::new();
+    t.user(Role::Sender, "S", None);
+    let path = t.db_path();
+    let store = t.store;
+    drop(store);
+    let before = std::fs::read(&path).unwrap();
+    let mut options = OpenOptions::new(&path);
+    options.key_hex = Some("ff".repeat(32));
+    let err = match store::open(&options) {
+        Ok(_) => panic!("a wrong key must be refused"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string()
+            .contains("encryption key does not match this database"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the refused open wrote nothing"
+    );
+}
+
+#[test]
+fn without_a_key_a_key_file_is_created_beside_the_database_with_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiosk.db");
+    let store = store::open(&OpenOptions::new(&path)).unwrap();
+    let key_path = remit::crypto::key_file_path(&path);
+    assert_eq!(
+        store.key_source(),
+        &remit::crypto::KeySource::Created(key_path.clone())
+    );
+    drop(store);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let again = store::open(&OpenOptions::new(&path)).unwrap();
+    assert_eq!(
+        again.key_source(),
+        &remit::crypto::KeySource::File(key_path)
+    );
+}
+
+#[test]
+fn check_mode_never_creates_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = OpenOptions::new(dir.path().join("missing.db"));
+    options.create = false;
+    assert!(store::open(&options).is_err());
+    assert!(!dir.path().join("missing.db").exists());
+}

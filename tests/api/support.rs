@@ -1,0 +1,204 @@
+//! Shared helpers: a store on a temp file, users, escrows and requests in one call.
+
+#![allow(dead_code)]
+
+use remit::domain::{CategoryName, KenyanPhone};
+use remit::money::{KesCents, UsdCents};
+use remit::service::escrows::{self, Categories, DepositSource, NewEscrow};
+use remit::service::requests::{self, MerchantAccount, NewPaymentRequest};
+use remit::service::users::{self, NewUser};
+use remit::service::{Actor, Role};
+use remit::store::{self, OpenOptions, Store};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The key every test database uses.
+pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A store on a fresh file; the directory lives as long as the value.
+pub struct TestStore {
+    pub store: Arc<Store>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub fn new() -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = OpenOptions::new(dir.path().join("remit.db"));
+        options.key_hex = Some(TEST_KEY.into());
+        let store = Arc::new(store::open(&options).unwrap());
+        TestStore { store, dir }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("remit.db")
+    }
+
+    pub fn user(&self, role: Role, name: &str, phone: Option<&str>) -> Actor {
+        let user = NewUser {
+            role,
+            name: name.into(),
+            phone: phone.map(|p| KenyanPhone::parse("phone", p).unwrap()),
+        };
+        let (view, _token) = self
+            .store
+            .write(move |ctx| users::create(ctx, &Actor::system("test"), &user))
+            .unwrap();
+        Actor::user(view["userId"].as_str().unwrap(), role)
+    }
+
+    /// An escrow of `total_cents` split evenly over `categories`, not yet funded.
+    pub fn escrow(
+        &self,
+        sender: &Actor,
+        phone: &str,
+        total_cents: i64,
+        categories: &[&str],
+        daily_limit: Option<i64>,
+    ) -> remit::Result<Value> {
+        let input = NewEscrow {
+            recipient_phone: KenyanPhone::parse("recipientPhone", phone).unwrap(),
+            recipient_name: "Wanjiru".into(),
+            total: UsdCents::new(total_cents).unwrap(),
+            categories: Categories::Names(
+                categories
+                    .iter()
+                    .map(|c| CategoryName::parse("c", c).unwrap())
+                    .collect(),
+            ),
+            daily_limit: daily_limit.map(|l| UsdCents::new(l).unwrap()),
+        };
+        let sender = sender.clone();
+        self.store
+            .write(move |ctx| escrows::create(ctx, &sender, &input))
+    }
+
+    pub fn deposit(
+        &self,
+        agent: &Actor,
+        escrow_id: &str,
+        reference: &str,
+        cents: i64,
+    ) -> remit::Result<(Value, escrows::DepositOutcome)> {
+        let (agent, escrow_id, reference) =
+            (agent.clone(), escrow_id.to_string(), reference.to_string());
+        self.store.write(move |ctx| {
+            escrows::record_deposit(
+                ctx,
+                &agent,
+                &escrow_id,
+                DepositSource::Cash,
+                &reference,
+                UsdCents::new(cents).unwrap(),
+            )
+        })
+    }
+
+    /// An active escrow: created and fully deposited.
+    pub fn active_escrow(
+        &self,
+        sender: &Actor,
+        agent: &Actor,
+        phone: &str,
+        total_cents: i64,
+        categories: &[&str],
+        daily_limit: Option<i64>,
+    ) -> String {
+        let escrow = self
+            .escrow(sender, phone, total_cents, categories, daily_limit)
+            .unwrap();
+        let id = escrow["escrowId"].as_str().unwrap().to_string();
+        self.deposit(agent, &id, &format!("r-{id}"), total_cents)
+            .unwrap();
+        id
+    }
+
+    pub fn request(
+        &self,
+        by: &Actor,
+        escrow_id: &str,
+        category: &str,
+        kes_cents: i64,
+    ) -> remit::Result<Value> {
+        self.request_to(
+            by,
+            escrow_id,
+            category,
+            kes_cents,
+            MerchantAccount::Paybill {
+                number: "888880".into(),
+                account_reference: "12345678".into(),
+            },
+        )
+    }
+
+    pub fn request_to(
+        &self,
+        by: &Actor,
+        escrow_id: &str,
+        category: &str,
+        kes_cents: i64,
+        account: MerchantAccount,
+    ) -> remit::Result<Value> {
+        let input = NewPaymentRequest {
+            escrow_id: escrow_id.into(),
+            category: CategoryName::parse("category", category).unwrap(),
+            amount: KesCents::new(kes_cents).unwrap(),
+            merchant_name: "Kenya Power".into(),
+            merchant_account: account,
+            note: Some("November token".into()),
+        };
+        let by = by.clone();
+        self.store
+            .write(move |ctx| requests::create(ctx, &by, &input))
+    }
+
+    pub fn approve(&self, sender: &Actor, request_id: &str) -> remit::Result<Value> {
+        let (sender, id) = (sender.clone(), request_id.to_string());
+        self.store
+            .write(move |ctx| requests::approve(ctx, &sender, &id))
+    }
+
+    pub fn escrow_view(&self, escrow_id: &str) -> Value {
+        self.store
+            .read(|conn, keys| {
+                remit::service::views::escrow(conn, keys, &Actor::system("test"), escrow_id)
+            })
+            .unwrap()
+    }
+
+    pub fn payout_id_of(&self, request_id: &str) -> String {
+        let id = request_id.to_string();
+        self.store
+            .read(move |conn, _| {
+                Ok(conn.query_row(
+                    "SELECT id FROM payouts WHERE payment_request_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+    }
+
+    pub fn integrity(&self) -> remit::integrity::Report {
+        self.store.read(remit::integrity::check).unwrap()
+    }
+
+    pub fn assert_integrity(&self) {
+        let report = self.integrity();
+        assert!(
+            report.is_clean(),
+            "integrity check failed:\n{}",
+            report.mismatches.join("\n")
+        );
+    }
+}
+
+/// `KES amount` whose USD price at 150 is exactly `usd_cents`.
+pub fn kes_for_usd_cents(usd_cents: i64) -> i64 {
+    usd_cents * 150
+}
+
+pub fn cents(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
