@@ -240,7 +240,9 @@ CREATE TABLE webhook_events (
     dedupe_key  TEXT NOT NULL,
     payload_enc TEXT NOT NULL,
     outcome     TEXT NOT NULL,
+    deliveries  INTEGER NOT NULL DEFAULT 1 CHECK (deliveries >= 1),
     received_at TEXT NOT NULL,
+    last_at     TEXT NOT NULL,
     UNIQUE (source, dedupe_key)
 ) STRICT;
 

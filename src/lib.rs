@@ -8,15 +8,22 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod integrity;
 pub mod ledger;
 pub mod limits;
+pub mod metrics;
 pub mod money;
+pub mod ops;
+pub mod payout;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -1,21 +1,28 @@
-//! The `remit` binary: opens (or creates) the database, migrates it, bootstraps the key.
+//! The `remit` binary. The only place where errors become exit codes.
+
+use clap::Parser;
 
 fn main() {
-    let path = std::env::var("REMIT_DB").unwrap_or_else(|_| "remit.db".into());
-    let mut options = remit::store::OpenOptions::new(&path);
-    options.key_hex = std::env::var("ENCRYPTION_KEY").ok();
-    match remit::store::open(&options) {
-        Ok(store) => {
-            println!(
-                "database {} at schema version {}",
-                path,
-                remit::store::latest_schema_version()
-            );
-            println!("key: {:?}", store.key_source());
-        }
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("remit: internal error: {message}");
+    }));
+    remit::cli::load_dotenv(std::path::Path::new(".env"));
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = remit::cli::Cli::parse();
+    let code = match remit::cli::run(cli) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("remit: {e}");
-            std::process::exit(2);
+            eprintln!("remit: {}", remit::cli::describe(&e));
+            2
         }
-    }
+    };
+    std::process::exit(code);
 }

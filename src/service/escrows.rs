@@ -261,7 +261,11 @@ pub fn record_deposit(
         .query_row(params![source.as_str(), reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     if let Some((id, previous_escrow, previous_amount)) = previous {
-        if previous_escrow.as_deref() != Some(escrow_id) || previous_amount != amount.get() {
+        // A PaymentIntent id names one payment, so a repeat is always the same deposit; a cash
+        // reference reused for another escrow or amount is a mistake at the kiosk.
+        let differs =
+            previous_escrow.as_deref() != Some(escrow_id) || previous_amount != amount.get();
+        if source == DepositSource::Cash && differs {
             return Err(Error::invalid(
                 "reference",
                 "was already used for a different deposit",
@@ -309,33 +313,23 @@ pub fn record_deposit(
         }
         Some(_) => None,
     };
-    let id = new_id(IdKind::Deposit);
-    let at = crate::time::rfc3339(ctx.now);
     if let Some((error, reason)) = refusal {
         if source == DepositSource::Cash {
             return Err(error);
         }
         let known_escrow = escrow.as_ref().map(|_| escrow_id);
-        ctx.conn.execute(
-            "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'flagged', ?6, ?7, ?8)",
-            params![id, known_escrow, source.as_str(), reference, amount.get(), reason, actor.id, at],
-        )?;
-        crate::audit::append(
+        return record_flagged_deposit(
             ctx,
-            &actor.id,
-            "deposit.flagged",
-            &id,
-            &json!({"escrowId": escrow_id, "source": source.as_str(), "amountUsdCents": amount.get(), "reason": reason}),
-        )?;
-        log::warn!(
-            "deposit {id} from {} flagged for the operator: {reason}",
-            source.as_str()
+            actor,
+            known_escrow,
+            source,
+            reference,
+            amount,
+            &reason,
         );
-        let outcome = DepositOutcome::Flagged(reason);
-        return Ok((deposit_json(ctx, &id, &outcome)?, outcome));
     }
-
+    let id = new_id(IdKind::Deposit);
+    let at = crate::time::rfc3339(ctx.now);
     ctx.conn
         .prepare_cached(
             "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, recorded_by, created_at)
@@ -354,6 +348,39 @@ pub fn record_deposit(
         crate::audit::append(ctx, &actor.id, "escrow.activated", escrow_id, &json!({}))?;
     }
     let outcome = DepositOutcome::Applied;
+    Ok((deposit_json(ctx, &id, &outcome)?, outcome))
+}
+
+/// Records a deposit that arrived but cannot be applied (unknown escrow, wrong currency, more
+/// than is due…): kept for the operator, audited, never touching a balance.
+#[allow(clippy::too_many_arguments)]
+pub fn record_flagged_deposit(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: Option<&str>,
+    source: DepositSource,
+    reference: &str,
+    amount: UsdCents,
+    reason: &str,
+) -> Result<(Value, DepositOutcome)> {
+    let id = new_id(IdKind::Deposit);
+    ctx.conn.execute(
+        "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'flagged', ?6, ?7, ?8)",
+        params![id, escrow_id, source.as_str(), reference, amount.get(), reason, actor.id, crate::time::rfc3339(ctx.now)],
+    )?;
+    crate::audit::append(
+        ctx,
+        &actor.id,
+        "deposit.flagged",
+        &id,
+        &json!({"escrowId": escrow_id, "source": source.as_str(), "amountUsdCents": amount.get(), "reason": reason}),
+    )?;
+    log::warn!(
+        "deposit {id} from {} flagged for the operator: {reason}",
+        source.as_str()
+    );
+    let outcome = DepositOutcome::Flagged(reason.to_string());
     Ok((deposit_json(ctx, &id, &outcome)?, outcome))
 }
 

@@ -1,0 +1,438 @@
+//! The command line: `remit [serve]`, `user`, `token`, `fx`, `check`, `backup`, `rotate-key`.
+//! Flags override environment variables (and a `.env` file in the working directory), which
+//! override the defaults.
+
+use crate::config::{Config, GatewayKind};
+use crate::crypto::{KeySource, MasterKey};
+use crate::error::{Error, Result};
+use crate::money::RateKesPerUsd;
+use crate::service::users::NewUser;
+use crate::service::{Actor, Role};
+use crate::store::{self, Synchronous};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// remit: an escrowed remittance ledger on one SQLite file.
+#[derive(Parser, Debug)]
+#[command(name = "remit", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// The database file.
+    #[arg(long, global = true, env = "REMIT_DB", default_value = "./remit.db")]
+    pub db: PathBuf,
+    /// With no command, `remit` serves: these are `remit serve`'s options.
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default command).
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage exchange rates.
+    #[command(subcommand)]
+    Fx(FxCommand),
+    /// Check the ledger's integrity: exit 0 clean, 1 mismatches, 2 could not run.
+    Check,
+    /// Make a consistent online backup (safe while the server runs), then check the copy.
+    Backup {
+        /// The new backup file (must not exist).
+        file: PathBuf,
+    },
+    /// Re-encrypt all PII under a new key (stop the server first).
+    RotateKey {
+        /// A file holding the new key as 64 hex characters.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// Listen address (default 127.0.0.1:3000, or 127.0.0.1:$PORT).
+    #[arg(long, env = "REMIT_ADDR")]
+    addr: Option<String>,
+    /// Also create demo users and escrows, and print their tokens.
+    #[arg(long)]
+    demo: bool,
+    /// HTTP worker threads.
+    #[arg(long, env = "REMIT_WORKERS", default_value_t = crate::limits::HTTP_WORKERS_DEFAULT)]
+    workers: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user; prints only the new token on stdout.
+    Add {
+        /// sender, recipient, agent or admin.
+        #[arg(long)]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Kenyan mobile number (required for recipients).
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// List users and their tokens (by prefix).
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Revoke the token with this prefix (`rmt_…`, as `user list` shows).
+    Revoke {
+        /// The token's prefix.
+        prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FxCommand {
+    /// Set a rate: `remit fx set USD-KES 152.25`.
+    Set {
+        /// The pair; only USD-KES.
+        pair: String,
+        /// KES per USD, at most 4 decimals.
+        rate: String,
+    },
+}
+
+/// What `main` should exit with.
+pub type ExitCode = i32;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn list(name: &str) -> Vec<String> {
+    env(name)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match env(name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::invalid(name, format!("cannot parse {v:?}"))),
+        None => Ok(None),
+    }
+}
+
+/// Builds the server configuration from the environment over the defaults.
+pub fn config_from_env(db: PathBuf) -> Result<Config> {
+    let mut config = Config::new(db);
+    if let Some(port) = parse_env::<u16>("PORT")? {
+        config.addr = format!("127.0.0.1:{port}");
+    }
+    config.key_hex = env("ENCRYPTION_KEY");
+    config.synchronous = match env("REMIT_SYNCHRONOUS")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("full") => Synchronous::Full,
+        Some("normal") => Synchronous::Normal,
+        Some(_) => {
+            return Err(Error::invalid(
+                "REMIT_SYNCHRONOUS",
+                "must be full or normal",
+            ))
+        }
+    };
+    config.stripe_webhook_secret = env("REMIT_STRIPE_WEBHOOK_SECRET");
+    config.mpesa_callback_token = env("REMIT_MPESA_CALLBACK_TOKEN");
+    if let Some(token) = &config.mpesa_callback_token {
+        if token.len() < 32
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(Error::invalid(
+                "REMIT_MPESA_CALLBACK_TOKEN",
+                "must be at least 32 lowercase hex characters",
+            ));
+        }
+    }
+    config.gateway = match env("REMIT_GATEWAY").as_deref() {
+        None | Some("simulator") => GatewayKind::Simulator,
+        Some("none") => GatewayKind::None,
+        Some(_) => return Err(Error::invalid("REMIT_GATEWAY", "must be simulator or none")),
+    };
+    if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
+        config.sim_delay_ms = ms;
+    }
+    config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
+    config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
+    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
+        config.payout_timeout_s = s.max(1);
+    }
+    if let Some(public) = env("REMIT_METRICS_PUBLIC") {
+        config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
+    }
+    if let Some(v) = parse_env::<String>("REMIT_MAX_ESCROW_USD")? {
+        let cents = crate::money::parse_major("REMIT_MAX_ESCROW_USD", &v, 2)?;
+        config.escrow_total_max =
+            crate::money::UsdCents::new(cents).unwrap_or(config.escrow_total_max);
+    }
+    if let Some(v) = parse_env::<String>("REMIT_MAX_REQUEST_KES")? {
+        let cents = crate::money::parse_major("REMIT_MAX_REQUEST_KES", &v, 2)?;
+        config.request_kes_max =
+            crate::money::KesCents::new(cents).unwrap_or(config.request_kes_max);
+    }
+    Ok(config)
+}
+
+/// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable
+/// that is already set (as the Fastify edition's dotenv did).
+pub fn load_dotenv(path: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim().trim_matches('"').trim_matches('\'');
+        if !key.is_empty() && std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
+}
+
+fn open_existing(config: &Config) -> Result<store::Store> {
+    store::open(&config.open_options(false))
+}
+
+fn describe_key(source: &KeySource) -> String {
+    match source {
+        KeySource::Environment => "from ENCRYPTION_KEY".into(),
+        KeySource::File(p) => format!("from key file {}", p.display()),
+        KeySource::Created(p) => format!(
+            "new key file {} (back it up: without it the data cannot be read)",
+            p.display()
+        ),
+    }
+}
+
+/// Runs the command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let config = config_from_env(cli.db.clone())?;
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => serve(config, args),
+        Command::User(UserCommand::Add { role, name, phone }) => {
+            let store = store::open(&config.open_options(true))?;
+            let user = NewUser {
+                role: Role::parse("--role", &role)?,
+                name: crate::domain::parse_text("--name", &name, true)?.unwrap_or_default(),
+                phone: phone
+                    .map(|p| crate::domain::KenyanPhone::parse("--phone", &p))
+                    .transpose()?,
+            };
+            let (_, token) = store.write(move |ctx| {
+                crate::service::users::create(ctx, &Actor::system("cli"), &user)
+            })?;
+            println!("{token}");
+            Ok(0)
+        }
+        Command::User(UserCommand::List) => {
+            let store = open_existing(&config)?;
+            for user in crate::ops::user_rows(&store)? {
+                let tokens: Vec<String> = user["tokens"]
+                    .as_array()
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| {
+                                let prefix = t["prefix"].as_str().unwrap_or("?");
+                                if t["revokedAt"].is_null() {
+                                    prefix.to_string()
+                                } else {
+                                    format!("{prefix} (revoked)")
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    user["userId"].as_str().unwrap_or(""),
+                    user["role"].as_str().unwrap_or(""),
+                    user["name"].as_str().unwrap_or(""),
+                    user["phone"].as_str().unwrap_or("-"),
+                    if tokens.is_empty() {
+                        "-".to_string()
+                    } else {
+                        tokens.join(",")
+                    }
+                );
+            }
+            Ok(0)
+        }
+        Command::Token(TokenCommand::Revoke { prefix }) => {
+            let store = open_existing(&config)?;
+            store.write(move |ctx| {
+                crate::service::users::revoke_token(ctx, &Actor::system("cli"), &prefix)
+            })?;
+            println!("revoked");
+            Ok(0)
+        }
+        Command::Fx(FxCommand::Set { pair, rate }) => {
+            if pair != "USD-KES" {
+                return Err(Error::invalid("PAIR", "only USD-KES is supported"));
+            }
+            let rate = RateKesPerUsd::parse("RATE", &rate)?;
+            let store = store::open(&config.open_options(true))?;
+            store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
+            println!("USD-KES {rate}");
+            Ok(0)
+        }
+        Command::Check => check(&config),
+        Command::Backup { file } => {
+            let store = open_existing(&config)?;
+            let report = crate::ops::backup(&store, &file)?;
+            for line in &report.checks {
+                println!("{line}");
+            }
+            for line in &report.mismatches {
+                println!("MISMATCH {line}");
+            }
+            println!(
+                "backup written to {} — keep the encryption key with it ({})",
+                file.display(),
+                describe_key(store.key_source())
+            );
+            Ok(if report.is_clean() { 0 } else { 1 })
+        }
+        Command::RotateKey { new_key_file } => {
+            let _lock = crate::ops::lock(&config.db)?;
+            let text = std::fs::read_to_string(&new_key_file).map_err(|e| {
+                Error::internal(format!("cannot read {}: {e}", new_key_file.display()))
+            })?;
+            let new_key = MasterKey::from_hex(&text)?;
+            let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
+            println!("re-encrypted {count} values under the new key.");
+            println!(
+                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {}.",
+                new_key_file.display(),
+                crate::crypto::key_file_path(&config.db).display()
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// `remit check`: 0 clean, 1 mismatches, 2 could not run.
+fn check(config: &Config) -> Result<ExitCode> {
+    let store = match open_existing(config) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("remit check: could not run: {}", describe(&e));
+            return Ok(2);
+        }
+    };
+    let report = match store.read(crate::integrity::check) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("remit check: could not run: {}", describe(&e));
+            return Ok(2);
+        }
+    };
+    for line in &report.checks {
+        println!("{line}");
+    }
+    for line in &report.mismatches {
+        println!("MISMATCH {line}");
+    }
+    if report.is_clean() {
+        println!("ok: the ledger holds");
+        Ok(0)
+    } else {
+        println!("{} mismatch(es)", report.mismatches.len());
+        Ok(1)
+    }
+}
+
+/// The sentence an operator sees for an error: the command line may show the detail of an
+/// internal error (it is their machine), unlike the HTTP API.
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::Internal(detail) => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
+    if let Some(addr) = args.addr {
+        config.addr = addr;
+    }
+    config.workers = args.workers.clamp(1, 256);
+    let _lock = crate::ops::lock(&config.db)?;
+    let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
+    log::info!(
+        "database {} (schema version {}), key {}",
+        config.db.display(),
+        store::latest_schema_version(),
+        describe_key(store.key_source())
+    );
+    if let Some(token) = crate::ops::bootstrap_admin(&store)? {
+        println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
+    }
+    if args.demo {
+        println!("Demo users (new tokens, shown only now):");
+        for user in crate::ops::seed_demo(&store)? {
+            println!(
+                "  {:<9} {}  ({})",
+                user.role.as_str(),
+                user.token,
+                user.name
+            );
+        }
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    let server = crate::http::start(config, store)?;
+    println!(
+        "remit listening on {} (Ctrl-C to stop)",
+        server.app.base_url
+    );
+    if server.app.config.stripe_webhook_secret.is_none() {
+        log::info!(
+            "REMIT_STRIPE_WEBHOOK_SECRET is not set: the Stripe webhook refuses every event"
+        );
+    }
+    if server.app.config.mpesa_callback_token.is_none() {
+        log::info!("REMIT_MPESA_CALLBACK_TOKEN is not set: a random result-URL token was generated for this run");
+    }
+    if let Some(signal) = signals.forever().next() {
+        log::info!(
+            "signal {signal}: stopping (finishing requests in flight, committing the queue)"
+        );
+    }
+    server.shutdown();
+    log::info!("stopped cleanly");
+    Ok(0)
+}

@@ -1,0 +1,89 @@
+//! Configuration of the server: flags override environment variables, which override these
+//! defaults. Built once by the command line; everything else receives it explicitly.
+
+use crate::limits;
+use crate::money::{KesCents, UsdCents};
+use crate::store::Synchronous;
+use std::path::PathBuf;
+
+/// Which M-Pesa gateway pays payouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayKind {
+    /// Answers like Daraja and calls our own result URL back (the default).
+    Simulator,
+    /// Payouts stay queued for an operator; nothing is sent anywhere.
+    None,
+}
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The database file.
+    pub db: PathBuf,
+    /// Where to listen; loopback unless configured otherwise.
+    pub addr: String,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// `ENCRYPTION_KEY`, if given.
+    pub key_hex: Option<String>,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+    /// Largest escrow total.
+    pub escrow_total_max: UsdCents,
+    /// Largest payment request.
+    pub request_kes_max: KesCents,
+    /// Stripe endpoint secret (`whsec_…`); without it the Stripe webhook refuses.
+    pub stripe_webhook_secret: Option<String>,
+    /// The secret path token of the M-Pesa result URL; generated at start when not set.
+    pub mpesa_callback_token: Option<String>,
+    /// The gateway.
+    pub gateway: GatewayKind,
+    /// Simulator: delay before it posts its result callback.
+    pub sim_delay_ms: u64,
+    /// Simulator: merchant account numbers or references whose payouts fail.
+    pub sim_fail_accounts: Vec<String>,
+    /// Simulator: merchant account numbers or references whose payouts time out in the queue.
+    pub sim_timeout_accounts: Vec<String>,
+    /// Payouts without a result after this long are stuck.
+    pub payout_timeout_s: i64,
+    /// Serve `/metrics` without authentication (default); else admins only.
+    pub metrics_public: bool,
+    /// Read connections.
+    pub read_pool_size: u32,
+}
+
+impl Config {
+    /// The defaults for a database at `db`: loopback port 3000, full durability, simulator.
+    pub fn new(db: impl Into<PathBuf>) -> Config {
+        Config {
+            db: db.into(),
+            addr: "127.0.0.1:3000".into(),
+            workers: limits::HTTP_WORKERS_DEFAULT,
+            key_hex: None,
+            synchronous: Synchronous::Full,
+            escrow_total_max: UsdCents::new(limits::ESCROW_TOTAL_USD_CENTS_MAX_DEFAULT)
+                .unwrap_or_default(),
+            request_kes_max: KesCents::new(limits::REQUEST_KES_CENTS_MAX_DEFAULT)
+                .unwrap_or_default(),
+            stripe_webhook_secret: None,
+            mpesa_callback_token: None,
+            gateway: GatewayKind::Simulator,
+            sim_delay_ms: limits::SIM_DELAY_MS_DEFAULT,
+            sim_fail_accounts: Vec::new(),
+            sim_timeout_accounts: Vec::new(),
+            payout_timeout_s: limits::PAYOUT_TIMEOUT_S_DEFAULT,
+            metrics_public: true,
+            read_pool_size: limits::READ_POOL_SIZE_DEFAULT,
+        }
+    }
+
+    /// The store options this configuration implies.
+    pub fn open_options(&self, create: bool) -> crate::store::OpenOptions {
+        let mut options = crate::store::OpenOptions::new(&self.db);
+        options.key_hex = self.key_hex.clone();
+        options.create = create;
+        options.synchronous = self.synchronous;
+        options.read_pool_size = self.read_pool_size;
+        options
+    }
+}

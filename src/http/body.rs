@@ -1,0 +1,158 @@
+//! Request bodies: a JSON object read field by field, so that every error names its field and
+//! any field the route does not know is refused (`400 unknown_field`).
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+
+/// The fields of a JSON object body, each taken at most once.
+pub struct Fields {
+    map: Map<String, Value>,
+    prefix: String,
+}
+
+impl Fields {
+    /// Parses a body that must be one JSON object. An empty body is an empty object.
+    pub fn parse(body: &[u8]) -> Result<Fields> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Fields {
+                map: Map::new(),
+                prefix: String::new(),
+            });
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            let message = e.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or("malformed JSON")
+                .to_string();
+            Error::InvalidJson { message }
+        })?;
+        match value {
+            Value::Object(map) => Ok(Fields {
+                map,
+                prefix: String::new(),
+            }),
+            _ => Err(Error::InvalidJson {
+                message: "the body must be a JSON object".into(),
+            }),
+        }
+    }
+
+    fn name(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    /// Takes a field's raw value, if present and not null.
+    pub fn take(&mut self, field: &str) -> Option<Value> {
+        match self.map.remove(field) {
+            Some(Value::Null) | None => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// A required string.
+    pub fn string(&mut self, field: &str) -> Result<String> {
+        let name = self.name(field);
+        match self.take(field) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(Error::invalid(&name, "must be a string")),
+            None => Err(Error::MissingField { field: name }),
+        }
+    }
+
+    /// An optional string.
+    pub fn opt_string(&mut self, field: &str) -> Result<Option<String>> {
+        let name = self.name(field);
+        match self.take(field) {
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::invalid(&name, "must be a string")),
+            None => Ok(None),
+        }
+    }
+
+    /// A nested object, read with the same rules; its errors name `parent.child`.
+    pub fn object(&mut self, field: &str) -> Result<Fields> {
+        let name = self.name(field);
+        match self.take(field) {
+            Some(Value::Object(map)) => Ok(Fields {
+                map,
+                prefix: format!("{name}."),
+            }),
+            Some(_) => Err(Error::invalid(&name, "must be an object")),
+            None => Err(Error::MissingField { field: name }),
+        }
+    }
+
+    /// A required array.
+    pub fn array(&mut self, field: &str) -> Result<Vec<Value>> {
+        let name = self.name(field);
+        match self.take(field) {
+            Some(Value::Array(items)) => Ok(items),
+            Some(_) => Err(Error::invalid(&name, "must be an array")),
+            None => Err(Error::MissingField { field: name }),
+        }
+    }
+
+    /// The full name of a field of this object (for errors raised by the caller).
+    pub fn field_name(&self, field: &str) -> String {
+        self.name(field)
+    }
+
+    /// Refuses any field nobody took.
+    pub fn finish(self) -> Result<()> {
+        match self.map.keys().next() {
+            Some(key) => Err(Error::UnknownField {
+                field: format!("{}{key}", self.prefix),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads an object from an array item (`categories[1]`).
+pub fn item_object(value: Value, name: &str) -> Result<Fields> {
+    match value {
+        Value::Object(map) => Ok(Fields {
+            map,
+            prefix: format!("{name}."),
+        }),
+        _ => Err(Error::invalid(name, "must be an object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let mut f = Fields::parse(br#"{"ammountKes": 5, "a": {"b": 1}}"#).unwrap();
+        assert!(
+            matches!(f.string("escrowId"), Err(Error::MissingField { field }) if field == "escrowId")
+        );
+        let mut inner = f.object("a").unwrap();
+        assert!(
+            matches!(inner.string("b"), Err(Error::Validation { field, .. }) if field == "a.b")
+        );
+        assert!(matches!(f.finish(), Err(Error::UnknownField { field }) if field == "ammountKes"));
+    }
+
+    #[test]
+    fn malformed_and_deep_json_is_invalid_json() {
+        assert!(matches!(
+            Fields::parse(b"{"),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            Fields::parse(b"[1]"),
+            Err(Error::InvalidJson { .. })
+        ));
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(matches!(
+            Fields::parse(deep.as_bytes()),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(Fields::parse(b"").is_ok());
+    }
+}

@@ -1,0 +1,108 @@
+//! Idempotency keys: the first response for (user, key) is stored in the same writer
+//! transaction as the change and replayed verbatim, status included, for the same request;
+//! the same key with a different request is `422 idempotency_key_reused`. Only responses of
+//! requests that changed something are stored: a refused request may be retried with its key.
+
+use super::Reply;
+use crate::error::{Error, Result};
+use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_TTL_S};
+use crate::store::{Store, WriteCtx};
+use rusqlite::{params, OptionalExtension};
+
+/// A validated `Idempotency-Key` and the fingerprint of its request.
+pub struct Key {
+    user_id: String,
+    key: String,
+    fingerprint: [u8; 32],
+}
+
+impl Key {
+    /// Parses the header: 1–255 visible ASCII characters.
+    pub fn parse(
+        header: Option<&str>,
+        user_id: &str,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<Option<Key>> {
+        let Some(key) = header else { return Ok(None) };
+        let ok = !key.is_empty()
+            && key.len() <= IDEMPOTENCY_KEY_BYTES_MAX
+            && key.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let fingerprint = crate::crypto::sha256(
+            &[
+                method.as_bytes(),
+                b" ",
+                path.as_bytes(),
+                b"?",
+                query.as_bytes(),
+                b"\n",
+                body,
+            ]
+            .concat(),
+        );
+        Ok(Some(Key {
+            user_id: user_id.to_string(),
+            key: key.to_string(),
+            fingerprint,
+        }))
+    }
+}
+
+/// Runs `f` as one writer command; with a key, replays a stored response or stores the new one
+/// in the same transaction.
+pub fn write<F>(store: &Store, key: Option<Key>, f: F) -> Result<Reply>
+where
+    F: FnOnce(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
+{
+    store.write(move |ctx| {
+        let Some(key) = key else { return f(ctx) };
+        let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
+        let stored: Option<(Vec<u8>, u16, String)> = ctx
+            .conn
+            .prepare_cached(
+                "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
+            )?
+            .query_row(params![key.user_id, key.key, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((fingerprint, status, body)) = stored {
+            if fingerprint != key.fingerprint {
+                return Err(Error::IdempotencyKeyReused);
+            }
+            let mut reply = Reply { status, body: body.into_bytes(), content_type: "application/json", headers: Vec::new() };
+            reply.headers.push(("Idempotent-Replayed", "true".into()));
+            return Ok(reply);
+        }
+        let reply = f(ctx)?;
+        ctx.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                key.user_id,
+                key.key,
+                key.fingerprint.as_slice(),
+                reply.status,
+                String::from_utf8_lossy(&reply.body),
+                crate::time::rfc3339(ctx.now)
+            ])?;
+        Ok(reply)
+    })
+}
+
+/// Deletes keys older than the retention time (called from a background thread).
+pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
+    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
+    Ok(ctx.conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at <= ?1",
+        [cutoff],
+    )?)
+}

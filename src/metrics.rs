@@ -1,0 +1,161 @@
+//! Counters for `GET /metrics` (Prometheus text format): requests by route and status, request
+//! latency, the writer's batches and commits, and gauges read from the database.
+
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Upper bounds of the latency histogram, in seconds.
+const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Request counters and the latency histogram.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request.
+    pub fn observe(&self, method: &'static str, route: &'static str, status: u16, micros: u64) {
+        if let Ok(mut map) = self.requests.lock() {
+            *map.entry((method, route, status)).or_insert(0) += 1;
+        }
+        let seconds = micros as f64 / 1e6;
+        for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
+            if seconds <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The whole exposition, including gauges read from the database now.
+    pub fn render(&self, store: &Store, payout_timeout_s: i64) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str(
+            "# HELP remit_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE remit_http_requests_total counter\n");
+        if let Ok(map) = self.requests.lock() {
+            for ((method, route, status), n) in map.iter() {
+                let _ = writeln!(out, "remit_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP remit_http_request_duration_seconds Time from request to response.\n");
+        out.push_str("# TYPE remit_http_request_duration_seconds histogram\n");
+        for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "remit_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "remit_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "remit_http_request_duration_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "remit_http_request_duration_seconds_count {count}");
+
+        let stats = &store.stats;
+        out.push_str("# HELP remit_writer_batches_total Writer transactions (group commits).\n# TYPE remit_writer_batches_total counter\n");
+        let _ = writeln!(
+            out,
+            "remit_writer_batches_total {}",
+            stats.batches.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP remit_writer_commands_total Writer commands run.\n# TYPE remit_writer_commands_total counter\n");
+        let _ = writeln!(
+            out,
+            "remit_writer_commands_total {}",
+            stats.commands.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP remit_writer_batch_size Commands per group commit.\n# TYPE remit_writer_batch_size histogram\n");
+        let mut cumulative = 0;
+        for (bucket, le) in stats
+            .batch_size_buckets
+            .iter()
+            .zip(["1", "4", "16", "64", "256"])
+        {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "remit_writer_batch_size_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "remit_writer_batch_size_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(out, "remit_writer_batch_size_count {cumulative}");
+        let _ = writeln!(
+            out,
+            "remit_writer_batch_size_sum {}",
+            stats.commands.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP remit_writer_commit_seconds_total Time spent in COMMIT (fsync).\n# TYPE remit_writer_commit_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "remit_writer_commit_seconds_total {}",
+            stats.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        out.push_str("# HELP remit_writer_queue_depth Commands waiting for the writer.\n# TYPE remit_writer_queue_depth gauge\n");
+        let _ = writeln!(
+            out,
+            "remit_writer_queue_depth {}",
+            stats.queue_depth.load(Ordering::Relaxed)
+        );
+
+        let gauges = store.read(|conn, _| {
+            let by_status = |sql: &str| -> crate::Result<Vec<(String, i64)>> {
+                Ok(conn.prepare_cached(sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+            };
+            let escrows = by_status("SELECT status, COUNT(*) FROM escrows GROUP BY status")?;
+            let payouts = by_status("SELECT status, COUNT(*) FROM payouts GROUP BY status")?;
+            let cutoff = crate::time::rfc3339(crate::time::now_unix() - payout_timeout_s);
+            let stuck: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM payouts WHERE status IN ('queued', 'sent') AND (flagged = 1 OR COALESCE(sent_at, created_at) <= ?1)",
+                [cutoff],
+                |r| r.get(0),
+            )?;
+            Ok((escrows, payouts, stuck))
+        });
+        if let Ok((escrows, payouts, stuck)) = gauges {
+            out.push_str("# HELP remit_escrows Escrows by status.\n# TYPE remit_escrows gauge\n");
+            for (status, n) in escrows {
+                let _ = writeln!(out, "remit_escrows{{status=\"{status}\"}} {n}");
+            }
+            out.push_str("# HELP remit_payouts Payouts by status.\n# TYPE remit_payouts gauge\n");
+            for (status, n) in payouts {
+                let _ = writeln!(out, "remit_payouts{{status=\"{status}\"}} {n}");
+            }
+            out.push_str("# HELP remit_payouts_stuck Payouts with no result past the timeout, or flagged.\n# TYPE remit_payouts_stuck gauge\n");
+            let _ = writeln!(out, "remit_payouts_stuck {stuck}");
+        }
+        let size = |suffix: &str| {
+            let mut name = store.path().as_os_str().to_owned();
+            name.push(suffix);
+            std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+        };
+        out.push_str("# HELP remit_database_bytes Size of the database file.\n# TYPE remit_database_bytes gauge\n");
+        let _ = writeln!(out, "remit_database_bytes {}", size(""));
+        out.push_str(
+            "# HELP remit_wal_bytes Size of the write-ahead log.\n# TYPE remit_wal_bytes gauge\n",
+        );
+        let _ = writeln!(out, "remit_wal_bytes {}", size("-wal"));
+        out
+    }
+}
