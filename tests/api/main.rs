@@ -1,8 +1,12 @@
 //! remit's integration tests, compiled as one binary. Every test uses a real SQLite file in a
 //! temporary directory; the HTTP tests use the real server on a loopback port.
 
+mod app;
 mod support;
 
+mod http_api;
+mod http_hostile;
+mod http_roles;
 mod ledger_core;
 mod ledger_model;
 mod store_files;

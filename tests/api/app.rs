@@ -1,0 +1,247 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 over a temp-file database, with a test key,
+//! the simulator at 0 ms, tokens for each role, and a small blocking HTTP client. Shut down on
+//! drop.
+
+#![allow(dead_code)]
+
+use remit::config::Config;
+use remit::domain::KenyanPhone;
+use remit::http::RunningServer;
+use remit::service::users::{self, NewUser};
+use remit::service::{Actor, Role};
+use remit::store::{self, Store};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const STRIPE_SECRET: &str = "whsec_remit_test_7f3a9c2e5b1d4f60";
+pub const CALLBACK_TOKEN: &str = "3f9a1c0d7e2b4a65b8c9d0e1f2a3b4c5";
+pub const FAIL_ACCOUNT: &str = "FAIL0001";
+pub const TIMEOUT_ACCOUNT: &str = "TIMEOUT01";
+pub const RECIPIENT_PHONE: &str = "0712345678";
+
+pub struct TestApp {
+    server: Option<RunningServer>,
+    pub base: String,
+    pub store: Arc<Store>,
+    pub admin: String,
+    pub sender: String,
+    pub other_sender: String,
+    pub recipient: String,
+    pub agent: String,
+    pub agent_id: String,
+    pub dir: tempfile::TempDir,
+    agent_http: ureq::Agent,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub request_id: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+pub fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("remit.db"));
+    config.addr = "127.0.0.1:0".into();
+    config.key_hex = Some(crate::support::TEST_KEY.into());
+    config.workers = 8;
+    config.sim_delay_ms = 0;
+    config.sim_fail_accounts = vec![FAIL_ACCOUNT.into()];
+    config.sim_timeout_accounts = vec![TIMEOUT_ACCOUNT.into()];
+    config.stripe_webhook_secret = Some(STRIPE_SECRET.into());
+    config.mpesa_callback_token = Some(CALLBACK_TOKEN.into());
+    configure(&mut config);
+    let store = Arc::new(store::open(&config.open_options(true)).unwrap());
+    let make = |role: Role, name: &str, phone: Option<&str>| -> (String, String) {
+        let user = NewUser { role, name: name.into(), phone: phone.map(|p| KenyanPhone::parse("p", p).unwrap()) };
+        let (view, token) = store.write(move |ctx| users::create(ctx, &Actor::system("test"), &user)).unwrap();
+        (view["userId"].as_str().unwrap().to_string(), token)
+    };
+    let (_, admin) = make(Role::Admin, "Admin", None);
+    let (_, sender) = make(Role::Sender, "Amina", Some("0733000001"));
+    let (_, other_sender) = make(Role::Sender, "Other", None);
+    let (_, recipient) = make(Role::Recipient, "Wanjiru", Some(RECIPIENT_PHONE));
+    let (agent_id, agent) = make(Role::Agent, "Kiosk", None);
+    let server = remit::http::start(config, Arc::clone(&store)).unwrap();
+    let base = format!("http://{}", server.addr);
+    let agent_http = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    );
+    TestApp { server: Some(server), base, store, admin, sender, other_sender, recipient, agent, agent_id, dir, agent_http }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+    }
+}
+
+impl TestApp {
+    pub fn shutdown(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+    }
+
+    pub fn token(&self, role: &str) -> &str {
+        match role {
+            "admin" => &self.admin,
+            "sender" => &self.sender,
+            "recipient" => &self.recipient,
+            "agent" => &self.agent,
+            "other_sender" => &self.other_sender,
+            _ => "",
+        }
+    }
+
+    /// Any request: method, path, optional token, optional raw body with content type, extra headers.
+    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, &[u8])>, headers: &[(&str, &str)]) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            builder = builder.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some((content_type, bytes)) => {
+                let request = builder.header("Content-Type", content_type).body(bytes.to_vec()).unwrap();
+                self.agent_http.run(request)
+            }
+            None => {
+                let request = builder.body(()).unwrap();
+                self.agent_http.run(request)
+            }
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = response.body_mut().with_config().limit(16 * 1024 * 1024).read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, body, text, request_id, headers }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Resp {
+        self.raw("GET", path, Some(token), None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> Resp {
+        self.raw("POST", path, Some(token), Some(("application/json", body.to_string().as_bytes())), &[])
+    }
+
+    pub fn post_with_key(&self, path: &str, token: &str, body: &Value, key: &str) -> Resp {
+        self.raw("POST", path, Some(token), Some(("application/json", body.to_string().as_bytes())), &[("Idempotency-Key", key)])
+    }
+
+    /// Creates a funded escrow of `total_usd` (whole dollars) split over `categories`.
+    pub fn active_escrow(&self, total_usd: i64, categories: &[&str]) -> String {
+        let id = self.pending_escrow(total_usd, categories, None);
+        let r = self.post(&format!("/escrows/{id}/deposits"), &self.agent, &json!({"amountUsd": total_usd, "reference": format!("cash-{id}")}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["escrowStatus"], "active");
+        id
+    }
+
+    pub fn pending_escrow(&self, total_usd: i64, categories: &[&str], daily_limit_usd: Option<i64>) -> String {
+        let mut body = json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "Wanjiru", "totalAmountUsd": total_usd, "categories": categories});
+        if let Some(limit) = daily_limit_usd {
+            body["dailyLimitUsd"] = json!(limit);
+        }
+        let r = self.post("/escrows", &self.sender, &body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["escrowId"].as_str().unwrap().to_string()
+    }
+
+    /// A payment request of `kes` whole shillings to a PayBill with this account reference.
+    pub fn request(&self, escrow_id: &str, category: &str, kes: i64, account_reference: &str) -> String {
+        let r = self.post(
+            "/payment-requests",
+            &self.agent,
+            &json!({"escrowId": escrow_id, "category": category, "amountKes": kes, "merchantName": "Kenya Power",
+                    "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": account_reference}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["paymentRequestId"].as_str().unwrap().to_string()
+    }
+
+    pub fn approve(&self, request_id: &str) -> Resp {
+        self.post(&format!("/payment-requests/{request_id}/approve"), &self.sender, &json!({}))
+    }
+
+    /// Polls a payment request until its status is one of `statuses` (bounded: 10 s).
+    pub fn wait_for_status(&self, request_id: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(&format!("/payment-requests/{request_id}"), &self.admin);
+            let status = r.body["status"].as_str().unwrap_or("").to_string();
+            if statuses.contains(&status.as_str()) {
+                return r.body;
+            }
+            assert!(Instant::now() < deadline, "request {request_id} stayed {status}, wanted {statuses:?}: {}", r.text);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls until a payout of this request has a conversation id (the gateway acknowledged).
+    pub fn wait_for_payout_flag(&self, request_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(&format!("/payment-requests/{request_id}"), &self.admin);
+            if r.body["payout"]["flagged"] == json!(true) {
+                return r.body;
+            }
+            assert!(Instant::now() < deadline, "payout of {request_id} never flagged: {}", r.text);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn escrow(&self, id: &str) -> Value {
+        let r = self.get(&format!("/escrows/{id}"), &self.admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    pub fn assert_integrity(&self) {
+        let r = self.get("/admin/integrity", &self.admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["ok"], true, "integrity: {}", r.text);
+    }
+
+    /// The payout row's gateway ids, read from the database.
+    pub fn payout_ids(&self, request_id: &str) -> (String, String, Option<String>) {
+        let id = request_id.to_string();
+        self.store
+            .read(move |c, _| {
+                Ok(c.query_row(
+                    "SELECT id, originator_conversation_id, conversation_id FROM payouts WHERE payment_request_id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            })
+            .unwrap()
+    }
+}

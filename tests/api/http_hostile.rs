@@ -1,0 +1,121 @@
+//! Hostile input on every POST: the right 4xx, never a 500 or a crash, and `/health` still
+//! answers afterwards.
+
+use crate::app::*;
+use serde_json::{json, Value};
+
+/// Every POST route with a valid body for it, and the token that may call it.
+fn post_routes(app: &TestApp) -> Vec<(String, &'static str, Value)> {
+    let escrow = app.active_escrow(100, &["a"]);
+    let pending = app.pending_escrow(100, &["a"], None);
+    let request = app.request(&escrow, "a", 150, "A");
+    vec![
+        ("/escrows".into(), "sender", json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]})),
+        (format!("/escrows/{pending}/deposits"), "agent", json!({"amountUsd": 1, "reference": "r"})),
+        (format!("/escrows/{pending}/cancel"), "sender", json!({})),
+        ("/payment-requests".into(), "agent", json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
+            "merchantAccount": {"type": "till", "number": "123456"}})),
+        (format!("/payment-requests/{request}/approve"), "sender", json!({})),
+        (format!("/payment-requests/{request}/reject"), "sender", json!({"reason": "no"})),
+        (format!("/payment-requests/{request}/cancel"), "agent", json!({})),
+        ("/users".into(), "admin", json!({"role": "agent", "name": "K"})),
+        (format!("/users/{}/tokens", app.agent_id), "admin", json!({})),
+        ("/payouts/po_01m8862jc729qf18f97az6kebb/resolve".into(), "admin", json!({"outcome": "failed"})),
+    ]
+}
+
+#[test]
+fn wrong_content_type_oversized_bodies_bad_json_and_unknown_fields_are_refused_on_every_post() {
+    let app = spawn_app();
+    for (path, role, body) in post_routes(&app) {
+        let token = Some(app.token(role));
+        let text = body.to_string();
+        let r = app.raw("POST", &path, token, Some(("text/plain", text.as_bytes())), &[]);
+        assert_eq!((r.status, r.body["code"].as_str()), (415, Some("unsupported_media_type")), "{path}: {}", r.text);
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 * 1024));
+        let r = app.raw("POST", &path, token, Some(("application/json", huge.as_bytes())), &[]);
+        assert_eq!((r.status, r.body["code"].as_str()), (413, Some("body_too_large")), "{path}: {}", r.text);
+        let r = app.raw("POST", &path, token, Some(("application/json", b"{\"a\": ")), &[]);
+        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_json")), "{path}: {}", r.text);
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let r = app.raw("POST", &path, token, Some(("application/json", deep.as_bytes())), &[]);
+        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_json")), "{path}: {}", r.text);
+        let mut typo = body.clone();
+        typo["ammountKes"] = json!(5);
+        let r = app.raw("POST", &path, token, Some(("application/json", typo.to_string().as_bytes())), &[]);
+        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("unknown_field")), "{path}: {}", r.text);
+        assert!(r.body["error"].as_str().unwrap().contains("ammountKes"), "{path}: {}", r.text);
+    }
+    assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
+}
+
+#[test]
+fn bad_amounts_phones_and_names_get_400_naming_the_field() {
+    let app = spawn_app();
+    let base = json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]});
+    let big = || serde_json::from_str::<Value>("1e30").unwrap();
+    let two63 = || serde_json::from_str::<Value>("9223372036854775808").unwrap();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("totalAmountUsd", json!(-5), "totalAmountUsd"),
+        ("totalAmountUsd", json!(0), "totalAmountUsd"),
+        ("totalAmountUsd", json!("1.005"), "totalAmountUsd"),
+        ("totalAmountUsd", big(), "totalAmountUsd"),
+        ("totalAmountUsd", two63(), "totalAmountUsd"),
+        ("totalAmountUsd", json!("abc"), "totalAmountUsd"),
+        ("totalAmountUsd", json!("NaN"), "totalAmountUsd"),
+        ("totalAmountUsd", json!(10_000.01), "totalAmountUsd"),
+        ("totalAmountUsd", json!(true), "totalAmountUsd"),
+        ("recipientPhone", json!("+255712345678"), "recipientPhone"),
+        ("recipientPhone", json!("07123"), "recipientPhone"),
+        ("recipientPhone", json!(712345678), "recipientPhone"),
+        ("categories", json!(["x'); DROP TABLE escrows;--"]), "categories[0]"),
+        ("categories", json!(["<script>alert(1)</script>"]), "categories[0]"),
+        ("categories", json!([]), "categories"),
+        ("categories", json!(["a", "a"]), "categories"),
+        ("categories", json!("a"), "categories"),
+        ("recipientName", json!(""), "recipientName"),
+        ("recipientName", json!("x".repeat(500)), "recipientName"),
+        ("dailyLimitUsd", json!(-1), "dailyLimitUsd"),
+    ];
+    for (field, value, named) in cases {
+        let mut body = base.clone();
+        body[field] = value.clone();
+        let r = app.post("/escrows", &app.sender, &body);
+        assert_eq!(r.status, 400, "{field}={value}: {}", r.text);
+        assert_eq!(r.body["field"], named, "{field}={value}: {}", r.text);
+        assert!(r.body["error"].as_str().unwrap().starts_with(named), "{field}={value}: {}", r.text);
+    }
+    let mut both = base.clone();
+    both["totalAmountUsdCents"] = json!(1000);
+    assert_eq!(app.post("/escrows", &app.sender, &both).status, 400, "both spellings at once");
+    let mut missing = base.clone();
+    missing.as_object_mut().unwrap().remove("totalAmountUsd");
+    let r = app.post("/escrows", &app.sender, &missing);
+    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("missing_field")));
+    assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
+    app.assert_integrity();
+}
+
+#[test]
+fn static_paths_cannot_escape_the_embedded_ui() {
+    let app = spawn_app();
+    for path in ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/ui/../Cargo.toml", "/.env", "/remit.db", "/%00"] {
+        let r = app.raw("GET", path, None, None, &[]);
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert!(!r.text.contains("root:"), "{path} leaked a file");
+    }
+    let r = app.raw("GET", "/", None, None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+}
+
+#[test]
+fn tokens_that_are_missing_malformed_or_unknown_are_401() {
+    let app = spawn_app();
+    for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer rmt_00000000000000000000000000000000000000", &format!("Bearer {}", "x".repeat(5000))] {
+        let headers: Vec<(&str, &str)> = if header.is_empty() { vec![] } else { vec![("Authorization", header)] };
+        let r = app.raw("GET", "/escrows", None, None, &headers);
+        assert_eq!((r.status, r.body["code"].as_str()), (401, Some("unauthenticated")), "{header:.40}: {}", r.text);
+        assert!(!r.text.contains("rmt_"), "never echo a token");
+    }
+}
