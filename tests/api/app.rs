@@ -44,7 +44,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -66,8 +69,14 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     configure(&mut config);
     let store = Arc::new(store::open(&config.open_options(true)).unwrap());
     let make = |role: Role, name: &str, phone: Option<&str>| -> (String, String) {
-        let user = NewUser { role, name: name.into(), phone: phone.map(|p| KenyanPhone::parse("p", p).unwrap()) };
-        let (view, token) = store.write(move |ctx| users::create(ctx, &Actor::system("test"), &user)).unwrap();
+        let user = NewUser {
+            role,
+            name: name.into(),
+            phone: phone.map(|p| KenyanPhone::parse("p", p).unwrap()),
+        };
+        let (view, token) = store
+            .write(move |ctx| users::create(ctx, &Actor::system("test"), &user))
+            .unwrap();
         (view["userId"].as_str().unwrap().to_string(), token)
     };
     let (_, admin) = make(Role::Admin, "Admin", None);
@@ -83,7 +92,19 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
             .timeout_global(Some(Duration::from_secs(30)))
             .build(),
     );
-    TestApp { server: Some(server), base, store, admin, sender, other_sender, recipient, agent, agent_id, dir, agent_http }
+    TestApp {
+        server: Some(server),
+        base,
+        store,
+        admin,
+        sender,
+        other_sender,
+        recipient,
+        agent,
+        agent_id,
+        dir,
+        agent_http,
+    }
 }
 
 impl Drop for TestApp {
@@ -113,7 +134,14 @@ impl TestApp {
     }
 
     /// Any request: method, path, optional token, optional raw body with content type, extra headers.
-    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, &[u8])>, headers: &[(&str, &str)]) -> Resp {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, &[u8])>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let url = format!("{}{}", self.base, path);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = token {
@@ -124,7 +152,10 @@ impl TestApp {
         }
         let result = match body {
             Some((content_type, bytes)) => {
-                let request = builder.header("Content-Type", content_type).body(bytes.to_vec()).unwrap();
+                let request = builder
+                    .header("Content-Type", content_type)
+                    .body(bytes.to_vec())
+                    .unwrap();
                 self.agent_http.run(request)
             }
             None => {
@@ -139,10 +170,25 @@ impl TestApp {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let text = response.body_mut().with_config().limit(16 * 1024 * 1024).read_to_string().unwrap_or_default();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, body, text, request_id, headers }
+        Resp {
+            status,
+            body,
+            text,
+            request_id,
+            headers,
+        }
     }
 
     pub fn get(&self, path: &str, token: &str) -> Resp {
@@ -150,23 +196,44 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, token: &str, body: &Value) -> Resp {
-        self.raw("POST", path, Some(token), Some(("application/json", body.to_string().as_bytes())), &[])
+        self.raw(
+            "POST",
+            path,
+            Some(token),
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        )
     }
 
     pub fn post_with_key(&self, path: &str, token: &str, body: &Value, key: &str) -> Resp {
-        self.raw("POST", path, Some(token), Some(("application/json", body.to_string().as_bytes())), &[("Idempotency-Key", key)])
+        self.raw(
+            "POST",
+            path,
+            Some(token),
+            Some(("application/json", body.to_string().as_bytes())),
+            &[("Idempotency-Key", key)],
+        )
     }
 
     /// Creates a funded escrow of `total_usd` (whole dollars) split over `categories`.
     pub fn active_escrow(&self, total_usd: i64, categories: &[&str]) -> String {
         let id = self.pending_escrow(total_usd, categories, None);
-        let r = self.post(&format!("/escrows/{id}/deposits"), &self.agent, &json!({"amountUsd": total_usd, "reference": format!("cash-{id}")}));
+        let r = self.post(
+            &format!("/escrows/{id}/deposits"),
+            &self.agent,
+            &json!({"amountUsd": total_usd, "reference": format!("cash-{id}")}),
+        );
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(r.body["escrowStatus"], "active");
         id
     }
 
-    pub fn pending_escrow(&self, total_usd: i64, categories: &[&str], daily_limit_usd: Option<i64>) -> String {
+    pub fn pending_escrow(
+        &self,
+        total_usd: i64,
+        categories: &[&str],
+        daily_limit_usd: Option<i64>,
+    ) -> String {
         let mut body = json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "Wanjiru", "totalAmountUsd": total_usd, "categories": categories});
         if let Some(limit) = daily_limit_usd {
             body["dailyLimitUsd"] = json!(limit);
@@ -177,7 +244,13 @@ impl TestApp {
     }
 
     /// A payment request of `kes` whole shillings to a PayBill with this account reference.
-    pub fn request(&self, escrow_id: &str, category: &str, kes: i64, account_reference: &str) -> String {
+    pub fn request(
+        &self,
+        escrow_id: &str,
+        category: &str,
+        kes: i64,
+        account_reference: &str,
+    ) -> String {
         let r = self.post(
             "/payment-requests",
             &self.agent,
@@ -189,7 +262,11 @@ impl TestApp {
     }
 
     pub fn approve(&self, request_id: &str) -> Resp {
-        self.post(&format!("/payment-requests/{request_id}/approve"), &self.sender, &json!({}))
+        self.post(
+            &format!("/payment-requests/{request_id}/approve"),
+            &self.sender,
+            &json!({}),
+        )
     }
 
     /// Polls a payment request until its status is one of `statuses` (bounded: 10 s).
@@ -201,7 +278,11 @@ impl TestApp {
             if statuses.contains(&status.as_str()) {
                 return r.body;
             }
-            assert!(Instant::now() < deadline, "request {request_id} stayed {status}, wanted {statuses:?}: {}", r.text);
+            assert!(
+                Instant::now() < deadline,
+                "request {request_id} stayed {status}, wanted {statuses:?}: {}",
+                r.text
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -214,7 +295,11 @@ impl TestApp {
             if r.body["payout"]["flagged"] == json!(true) {
                 return r.body;
             }
-            assert!(Instant::now() < deadline, "payout of {request_id} never flagged: {}", r.text);
+            assert!(
+                Instant::now() < deadline,
+                "payout of {request_id} never flagged: {}",
+                r.text
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

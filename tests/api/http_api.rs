@@ -21,10 +21,18 @@ fn creating_an_escrow_answers_201_with_both_money_spellings() {
     assert_eq!(r.body["depositReference"], r.body["escrowId"]);
     assert_eq!(r.body["dailyLimitUsdCents"], 10_000);
     assert_eq!(r.body["recipient"]["phone"], "+254 7** *** 678");
-    let cents: Vec<i64> = r.body["categories"].as_array().unwrap().iter().map(|c| c["allocatedUsdCents"].as_i64().unwrap()).collect();
+    let cents: Vec<i64> = r.body["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["allocatedUsdCents"].as_i64().unwrap())
+        .collect();
     assert_eq!(cents, vec![16_667, 16_667, 16_666]);
     let admin_view = app.escrow(r.body["escrowId"].as_str().unwrap());
-    assert_eq!(admin_view["recipient"]["phone"], "+254712345678", "admins see the phone in full");
+    assert_eq!(
+        admin_view["recipient"]["phone"], "+254712345678",
+        "admins see the phone in full"
+    );
 }
 
 #[test]
@@ -33,8 +41,18 @@ fn explicit_category_amounts_must_sum_to_the_total() {
     let body = json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsdCents": 50_000,
                       "categories": [{"name": "electricity", "amountUsd": "200.00"}, {"name": "water", "amountUsdCents": 20_000}]});
     let r = app.post("/escrows", &app.sender, &body);
-    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_field")));
-    assert!(r.body["error"].as_str().unwrap().contains("must equal total amount"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("must equal total amount"),
+        "{}",
+        r.text
+    );
     let body = json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 400,
                       "categories": [{"name": "electricity", "amountUsd": "200.00"}, {"name": "water", "amountUsdCents": 20_000}]});
     assert_eq!(app.post("/escrows", &app.sender, &body).status, 201);
@@ -52,13 +70,27 @@ fn the_whole_flow_over_http_reserves_then_spends() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["status"], "pending_approval");
-    assert_eq!((r.body["amountUsdCents"].as_i64(), r.body["amountUsd"].to_string()), (Some(6_667), "66.67".into()));
+    assert_eq!(
+        (
+            r.body["amountUsdCents"].as_i64(),
+            r.body["amountUsd"].to_string()
+        ),
+        (Some(6_667), "66.67".into())
+    );
     assert_eq!(r.body["exchangeRate"].to_string(), "150.0");
     let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
     let r = app.approve(&id);
-    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("approved")), "{}", r.text);
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("approved")),
+        "{}",
+        r.text
+    );
     let paid = app.wait_for_status(&id, &["paid"]);
-    assert!(paid["payout"]["mpesaReceipt"].as_str().unwrap().starts_with("TCE"));
+    assert!(paid["payout"]["mpesaReceipt"]
+        .as_str()
+        .unwrap()
+        .starts_with("TCE"));
     assert_eq!(paid["payout"]["status"], "succeeded");
     assert_eq!(paid["payout"]["method"], "b2b_paybill");
     let view = app.escrow(&escrow);
@@ -72,7 +104,9 @@ fn the_whole_flow_over_http_reserves_then_spends() {
 fn ten_concurrent_approvals_of_100_against_500_make_five_200s_and_five_409s() {
     let app = Arc::new(spawn_app());
     let escrow = app.active_escrow(500, &["school_fees"]);
-    let ids: Vec<String> = (0..10).map(|_| app.request(&escrow, "school_fees", 15_000, "ACC")).collect();
+    let ids: Vec<String> = (0..10)
+        .map(|_| app.request(&escrow, "school_fees", 15_000, "ACC"))
+        .collect();
     let barrier = Arc::new(Barrier::new(ids.len()));
     let handles: Vec<_> = ids
         .into_iter()
@@ -86,8 +120,19 @@ fn ten_concurrent_approvals_of_100_against_500_make_five_200s_and_five_409s() {
         })
         .collect();
     let results: Vec<(u16, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(results.iter().filter(|(s, _)| *s == 200).count(), 5, "{results:?}");
-    assert_eq!(results.iter().filter(|(s, c)| *s == 409 && c == "insufficient_balance").count(), 5, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 200).count(),
+        5,
+        "{results:?}"
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, c)| *s == 409 && c == "insufficient_balance")
+            .count(),
+        5,
+        "{results:?}"
+    );
     let view = app.escrow(&escrow);
     assert_eq!(view["remainingUsdCents"], 0);
     app.assert_integrity();
@@ -97,20 +142,46 @@ fn ten_concurrent_approvals_of_100_against_500_make_five_200s_and_five_409s() {
 fn conflicts_carry_their_codes_and_a_readable_message() {
     let app = spawn_app();
     let escrow = app.pending_escrow(100, &["food", "rent"], Some(30));
-    let r = app.post(&format!("/escrows/{escrow}/deposits"), &app.agent, &json!({"amountUsd": "100.00", "reference": "cash-1"}));
+    let r = app.post(
+        &format!("/escrows/{escrow}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": "100.00", "reference": "cash-1"}),
+    );
     assert_eq!(r.status, 201);
     let too_big = app.request(&escrow, "food", 9_000, "A"); // USD 60 > category 50
     let r = app.approve(&too_big);
-    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("insufficient_category_balance")), "{}", r.text);
-    assert_eq!(r.body["error"], "category food balance is USD 50.00, payment needs USD 60.00");
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("insufficient_category_balance")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["error"],
+        "category food balance is USD 50.00, payment needs USD 60.00"
+    );
     let over_day = app.request(&escrow, "rent", 6_000, "A"); // USD 40 > daily 30
     let r = app.approve(&over_day);
-    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("daily_limit_exceeded")), "{}", r.text);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("daily_limit_exceeded")),
+        "{}",
+        r.text
+    );
     let ok = app.request(&escrow, "rent", 1_500, "A");
     assert_eq!(app.approve(&ok).status, 200);
     let r = app.approve(&ok);
-    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("invalid_state")), "{}", r.text);
-    let r = app.post(&format!("/escrows/{escrow}/cancel"), &app.sender, &json!({}));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    let r = app.post(
+        &format!("/escrows/{escrow}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
     assert!(r.status == 409 || r.status == 200, "{}", r.text);
     app.assert_integrity();
 }
@@ -126,11 +197,31 @@ fn payment_requests_validate_their_fields_by_name() {
         ("amountKes", json!(10.5), "amountKes"),
         ("amountKes", json!(2_000_000), "amountKes"),
         ("category", json!("nope"), ""),
-        ("merchantAccount", json!({"type": "till", "number": "12"}), "merchantAccount.number"),
-        ("merchantAccount", json!({"type": "paybill", "number": "888880"}), "merchantAccount.accountReference"),
-        ("merchantAccount", json!({"type": "phone", "number": "+255712345678"}), "merchantAccount.number"),
-        ("merchantAccount", json!({"type": "bank", "number": "1"}), "merchantAccount.type"),
-        ("merchantAccount", json!({"type": "till", "number": "123456", "extra": 1}), "merchantAccount.extra"),
+        (
+            "merchantAccount",
+            json!({"type": "till", "number": "12"}),
+            "merchantAccount.number",
+        ),
+        (
+            "merchantAccount",
+            json!({"type": "paybill", "number": "888880"}),
+            "merchantAccount.accountReference",
+        ),
+        (
+            "merchantAccount",
+            json!({"type": "phone", "number": "+255712345678"}),
+            "merchantAccount.number",
+        ),
+        (
+            "merchantAccount",
+            json!({"type": "bank", "number": "1"}),
+            "merchantAccount.type",
+        ),
+        (
+            "merchantAccount",
+            json!({"type": "till", "number": "123456", "extra": 1}),
+            "merchantAccount.extra",
+        ),
     ];
     for (field, value, named) in cases {
         let mut body = base.clone();
@@ -147,13 +238,20 @@ fn payment_requests_validate_their_fields_by_name() {
     phone["merchantAccount"] = json!({"type": "phone", "number": "0722000000"});
     phone["amountKes"] = json!(5);
     let r = app.post("/payment-requests", &app.agent, &phone);
-    assert_eq!((r.status, r.body["field"].as_str()), (400, Some("amountKes")), "B2C minimum: {}", r.text);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("amountKes")),
+        "B2C minimum: {}",
+        r.text
+    );
 }
 
 #[test]
 fn lists_are_paginated_newest_first_with_a_cursor() {
     let app = spawn_app();
-    let ids: Vec<String> = (0..5).map(|_| app.pending_escrow(10, &["a"], None)).collect();
+    let ids: Vec<String> = (0..5)
+        .map(|_| app.pending_escrow(10, &["a"], None))
+        .collect();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -177,9 +275,24 @@ fn lists_are_paginated_newest_first_with_a_cursor() {
     assert_eq!(app.get("/escrows?limit=0", &app.sender).status, 400);
     assert_eq!(app.get("/escrows?status=bogus", &app.sender).status, 400);
     assert_eq!(app.get("/escrows?cursor=%27;--", &app.sender).status, 400);
-    assert_eq!(app.get("/escrows", &app.other_sender).body["items"].as_array().unwrap().len(), 0, "only their own");
-    let r = app.get(&format!("/escrows?recipientPhone={}", "%2B254712345678"), &app.agent);
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 5, "agents find escrows by phone: {}", r.text);
+    assert_eq!(
+        app.get("/escrows", &app.other_sender).body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "only their own"
+    );
+    let r = app.get(
+        &format!("/escrows?recipientPhone={}", "%2B254712345678"),
+        &app.agent,
+    );
+    assert_eq!(
+        r.body["items"].as_array().unwrap().len(),
+        5,
+        "agents find escrows by phone: {}",
+        r.text
+    );
 }
 
 #[test]
@@ -194,12 +307,28 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
     let mut other = body.clone();
     other["totalAmountUsd"] = json!(11);
     let r = app.post_with_key("/escrows", &app.sender, &other, "create-1");
-    assert_eq!((r.status, r.body["code"].as_str()), (422, Some("idempotency_key_reused")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
     // Keys belong to their user: another sender's same key is a new request.
-    assert_eq!(app.post_with_key("/escrows", &app.other_sender, &body, "create-1").status, 201);
-    let count = app.get("/escrows", &app.sender).body["items"].as_array().unwrap().len();
+    assert_eq!(
+        app.post_with_key("/escrows", &app.other_sender, &body, "create-1")
+            .status,
+        201
+    );
+    let count = app.get("/escrows", &app.sender).body["items"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(count, 1);
-    let bad = app.raw("POST", "/escrows", Some(&app.sender), Some(("application/json", body.to_string().as_bytes())), &[("Idempotency-Key", "")]);
+    let bad = app.raw(
+        "POST",
+        "/escrows",
+        Some(&app.sender),
+        Some(("application/json", body.to_string().as_bytes())),
+        &[("Idempotency-Key", "")],
+    );
     assert_eq!(bad.status, 400);
 }
 
@@ -214,24 +343,42 @@ fn twenty_concurrent_duplicates_with_one_key_make_one_change() {
             let (app, barrier, request) = (Arc::clone(&app), Arc::clone(&barrier), request.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let r = app.post_with_key(&format!("/payment-requests/{request}/approve"), &app.sender, &json!({}), "approve-once");
+                let r = app.post_with_key(
+                    &format!("/payment-requests/{request}/approve"),
+                    &app.sender,
+                    &json!({}),
+                    "approve-once",
+                );
                 (r.status, r.text)
             })
         })
         .collect();
     let results: Vec<(u16, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
-    assert!(results.iter().all(|(_, t)| *t == results[0].1), "every answer is the first one");
+    assert!(
+        results.iter().all(|(_, t)| *t == results[0].1),
+        "every answer is the first one"
+    );
     let reserved_or_spent = {
         let v = app.escrow(&escrow);
         v["reservedUsdCents"].as_i64().unwrap() + v["spentUsdCents"].as_i64().unwrap()
     };
     assert_eq!(reserved_or_spent, 1_000, "one approval of USD 10.00");
     let deposits = (0..20)
-        .map(|_| app.post_with_key(&format!("/escrows/{}/deposits", app.pending_escrow(50, &["a"], None)), &app.agent, &json!({"amountUsd": 1, "reference": "x"}), "dep"))
+        .map(|_| {
+            app.post_with_key(
+                &format!("/escrows/{}/deposits", app.pending_escrow(50, &["a"], None)),
+                &app.agent,
+                &json!({"amountUsd": 1, "reference": "x"}),
+                "dep",
+            )
+        })
         .filter(|r| r.status == 201)
         .count();
-    assert_eq!(deposits, 1, "the same key on different paths is a different request → 422 after the first");
+    assert_eq!(
+        deposits, 1,
+        "the same key on different paths is a different request → 422 after the first"
+    );
     app.assert_integrity();
 }
 
@@ -240,34 +387,92 @@ fn rates_are_set_by_admins_and_used_for_new_requests() {
     let app = spawn_app();
     let r = app.get("/fx-rates", &app.agent);
     assert_eq!(r.body["USD-KES"]["rate"].to_string(), "150.0");
-    let r = app.raw("PUT", "/fx-rates/USD-KES", Some(&app.admin), Some(("application/json", br#"{"rate": 152.25}"#)), &[]);
+    let r = app.raw(
+        "PUT",
+        "/fx-rates/USD-KES",
+        Some(&app.admin),
+        Some(("application/json", br#"{"rate": 152.25}"#)),
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.text);
-    for bad in [r#"{"rate": 152.123456}"#, r#"{"rate": 0}"#, r#"{"rate": "abc"}"#, r#"{}"#] {
-        let r = app.raw("PUT", "/fx-rates/USD-KES", Some(&app.admin), Some(("application/json", bad.as_bytes())), &[]);
+    for bad in [
+        r#"{"rate": 152.123456}"#,
+        r#"{"rate": 0}"#,
+        r#"{"rate": "abc"}"#,
+        r#"{}"#,
+    ] {
+        let r = app.raw(
+            "PUT",
+            "/fx-rates/USD-KES",
+            Some(&app.admin),
+            Some(("application/json", bad.as_bytes())),
+            &[],
+        );
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
     }
-    assert_eq!(app.raw("PUT", "/fx-rates/USD-EUR", Some(&app.admin), Some(("application/json", br#"{"rate": 1}"#)), &[]).status, 404);
+    assert_eq!(
+        app.raw(
+            "PUT",
+            "/fx-rates/USD-EUR",
+            Some(&app.admin),
+            Some(("application/json", br#"{"rate": 1}"#)),
+            &[]
+        )
+        .status,
+        404
+    );
     let escrow = app.active_escrow(100, &["a"]);
     let id = app.request(&escrow, "a", 15_225, "A");
     let r = app.get(&format!("/payment-requests/{id}"), &app.sender);
-    assert_eq!((r.body["amountUsdCents"].as_i64(), r.body["exchangeRate"].to_string()), (Some(10_000), "152.25".into()));
+    assert_eq!(
+        (
+            r.body["amountUsdCents"].as_i64(),
+            r.body["exchangeRate"].to_string()
+        ),
+        (Some(10_000), "152.25".into())
+    );
 }
 
 #[test]
 fn users_and_tokens_are_managed_by_admins_and_revocation_is_immediate() {
     let app = spawn_app();
-    let r = app.post("/users", &app.admin, &json!({"role": "agent", "name": "Kiosk 2"}));
+    let r = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "agent", "name": "Kiosk 2"}),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("rmt_") && token.len() >= 4 + 32, "≥ 128 random bits");
+    assert!(
+        token.starts_with("rmt_") && token.len() >= 4 + 32,
+        "≥ 128 random bits"
+    );
     assert_eq!(app.get("/me", &token).body["role"], "agent");
-    let r = app.raw("DELETE", &format!("/tokens/{}", &token[..12]), Some(&app.admin), None, &[]);
+    let r = app.raw(
+        "DELETE",
+        &format!("/tokens/{}", &token[..12]),
+        Some(&app.admin),
+        None,
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.get("/me", &token).status, 401);
-    assert_eq!(app.raw("DELETE", "/tokens/rmt_nothere", Some(&app.admin), None, &[]).status, 404);
-    let r = app.post("/users", &app.admin, &json!({"role": "recipient", "name": "No Phone"}));
+    assert_eq!(
+        app.raw("DELETE", "/tokens/rmt_nothere", Some(&app.admin), None, &[])
+            .status,
+        404
+    );
+    let r = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "recipient", "name": "No Phone"}),
+    );
     assert_eq!((r.status, r.body["field"].as_str()), (400, Some("phone")));
-    let r = app.post("/users", &app.admin, &json!({"role": "recipient", "name": "Dup", "phone": RECIPIENT_PHONE}));
+    let r = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "recipient", "name": "Dup", "phone": RECIPIENT_PHONE}),
+    );
     assert_eq!((r.status, r.body["field"].as_str()), (400, Some("phone")));
     let r = app.get("/users", &app.admin);
     assert!(r.body["items"].as_array().unwrap().len() >= 6);
@@ -283,11 +488,30 @@ fn the_audit_log_of_an_escrow_tells_its_story() {
     app.wait_for_status(&request, &["paid"]);
     let r = app.get(&format!("/audit?entity={escrow}"), &app.sender);
     assert_eq!(r.status, 200, "{}", r.text);
-    let actions: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap()).collect();
-    for expected in ["escrow.created", "escrow.deposited", "escrow.activated", "payment_request.created", "payment_request.approved", "payout.sent", "payout.succeeded"] {
-        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "escrow.created",
+        "escrow.deposited",
+        "escrow.activated",
+        "payment_request.created",
+        "payment_request.approved",
+        "payout.sent",
+        "payout.succeeded",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
     }
-    assert!(!r.text.contains("712345678") && !r.text.contains("Kenya Power"), "no PII in audit details");
+    assert!(
+        !r.text.contains("712345678") && !r.text.contains("Kenya Power"),
+        "no PII in audit details"
+    );
     assert_eq!(app.get("/audit", &app.admin).status, 400);
 }
 
@@ -295,13 +519,24 @@ fn the_audit_log_of_an_escrow_tells_its_story() {
 fn health_and_metrics_answer_without_a_token() {
     let app = spawn_app();
     let r = app.raw("GET", "/health", None, None, &[]);
-    assert_eq!(r.body, json!({"status": "ok", "db": "ok", "version": env!("CARGO_PKG_VERSION")}));
+    assert_eq!(
+        r.body,
+        json!({"status": "ok", "db": "ok", "version": env!("CARGO_PKG_VERSION")})
+    );
     app.pending_escrow(10, &["a"], None);
     let r = app.raw("GET", "/metrics", None, None, &[]);
     assert_eq!(r.status, 200);
-    for name in ["remit_http_requests_total{", "remit_http_request_duration_seconds_bucket", "remit_writer_batch_size_bucket",
-                 "remit_writer_commit_seconds_total", "remit_writer_queue_depth", "remit_escrows{status=\"pending_deposit\"} 1",
-                 "remit_payouts_stuck", "remit_database_bytes", "remit_wal_bytes"] {
+    for name in [
+        "remit_http_requests_total{",
+        "remit_http_request_duration_seconds_bucket",
+        "remit_writer_batch_size_bucket",
+        "remit_writer_commit_seconds_total",
+        "remit_writer_queue_depth",
+        "remit_escrows{status=\"pending_deposit\"} 1",
+        "remit_payouts_stuck",
+        "remit_database_bytes",
+        "remit_wal_bytes",
+    ] {
         assert!(r.text.contains(name), "{name} missing from /metrics");
     }
 }
@@ -309,12 +544,21 @@ fn health_and_metrics_answer_without_a_token() {
 #[test]
 fn the_request_id_is_echoed_or_made() {
     let app = spawn_app();
-    let r = app.raw("GET", "/health", None, None, &[("X-Request-Id", "kiosk-7-0001")]);
+    let r = app.raw(
+        "GET",
+        "/health",
+        None,
+        None,
+        &[("X-Request-Id", "kiosk-7-0001")],
+    );
     assert_eq!(r.request_id.as_deref(), Some("kiosk-7-0001"));
     let r = app.raw("GET", "/nothing-here", None, None, &[]);
     assert_eq!(r.status, 404);
     assert!(r.request_id.unwrap().len() >= 8);
     let r = app.raw("PATCH", "/escrows", Some(&app.sender), None, &[]);
-    assert_eq!((r.status, r.body["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     assert_eq!(r.header("Allow"), Some("GET, POST"));
 }

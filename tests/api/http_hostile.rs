@@ -10,17 +10,53 @@ fn post_routes(app: &TestApp) -> Vec<(String, &'static str, Value)> {
     let pending = app.pending_escrow(100, &["a"], None);
     let request = app.request(&escrow, "a", 150, "A");
     vec![
-        ("/escrows".into(), "sender", json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]})),
-        (format!("/escrows/{pending}/deposits"), "agent", json!({"amountUsd": 1, "reference": "r"})),
+        (
+            "/escrows".into(),
+            "sender",
+            json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]}),
+        ),
+        (
+            format!("/escrows/{pending}/deposits"),
+            "agent",
+            json!({"amountUsd": 1, "reference": "r"}),
+        ),
         (format!("/escrows/{pending}/cancel"), "sender", json!({})),
-        ("/payment-requests".into(), "agent", json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
-            "merchantAccount": {"type": "till", "number": "123456"}})),
-        (format!("/payment-requests/{request}/approve"), "sender", json!({})),
-        (format!("/payment-requests/{request}/reject"), "sender", json!({"reason": "no"})),
-        (format!("/payment-requests/{request}/cancel"), "agent", json!({})),
-        ("/users".into(), "admin", json!({"role": "agent", "name": "K"})),
-        (format!("/users/{}/tokens", app.agent_id), "admin", json!({})),
-        ("/payouts/po_01m8862jc729qf18f97az6kebb/resolve".into(), "admin", json!({"outcome": "failed"})),
+        (
+            "/payment-requests".into(),
+            "agent",
+            json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
+            "merchantAccount": {"type": "till", "number": "123456"}}),
+        ),
+        (
+            format!("/payment-requests/{request}/approve"),
+            "sender",
+            json!({}),
+        ),
+        (
+            format!("/payment-requests/{request}/reject"),
+            "sender",
+            json!({"reason": "no"}),
+        ),
+        (
+            format!("/payment-requests/{request}/cancel"),
+            "agent",
+            json!({}),
+        ),
+        (
+            "/users".into(),
+            "admin",
+            json!({"role": "agent", "name": "K"}),
+        ),
+        (
+            format!("/users/{}/tokens", app.agent_id),
+            "admin",
+            json!({}),
+        ),
+        (
+            "/payouts/po_01m8862jc729qf18f97az6kebb/resolve".into(),
+            "admin",
+            json!({"outcome": "failed"}),
+        ),
     ]
 }
 
@@ -30,21 +66,80 @@ fn wrong_content_type_oversized_bodies_bad_json_and_unknown_fields_are_refused_o
     for (path, role, body) in post_routes(&app) {
         let token = Some(app.token(role));
         let text = body.to_string();
-        let r = app.raw("POST", &path, token, Some(("text/plain", text.as_bytes())), &[]);
-        assert_eq!((r.status, r.body["code"].as_str()), (415, Some("unsupported_media_type")), "{path}: {}", r.text);
+        let r = app.raw(
+            "POST",
+            &path,
+            token,
+            Some(("text/plain", text.as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (415, Some("unsupported_media_type")),
+            "{path}: {}",
+            r.text
+        );
         let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 * 1024));
-        let r = app.raw("POST", &path, token, Some(("application/json", huge.as_bytes())), &[]);
-        assert_eq!((r.status, r.body["code"].as_str()), (413, Some("body_too_large")), "{path}: {}", r.text);
-        let r = app.raw("POST", &path, token, Some(("application/json", b"{\"a\": ")), &[]);
-        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_json")), "{path}: {}", r.text);
+        let r = app.raw(
+            "POST",
+            &path,
+            token,
+            Some(("application/json", huge.as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (413, Some("body_too_large")),
+            "{path}: {}",
+            r.text
+        );
+        let r = app.raw(
+            "POST",
+            &path,
+            token,
+            Some(("application/json", b"{\"a\": ")),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{path}: {}",
+            r.text
+        );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        let r = app.raw("POST", &path, token, Some(("application/json", deep.as_bytes())), &[]);
-        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_json")), "{path}: {}", r.text);
+        let r = app.raw(
+            "POST",
+            &path,
+            token,
+            Some(("application/json", deep.as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{path}: {}",
+            r.text
+        );
         let mut typo = body.clone();
         typo["ammountKes"] = json!(5);
-        let r = app.raw("POST", &path, token, Some(("application/json", typo.to_string().as_bytes())), &[]);
-        assert_eq!((r.status, r.body["code"].as_str()), (400, Some("unknown_field")), "{path}: {}", r.text);
-        assert!(r.body["error"].as_str().unwrap().contains("ammountKes"), "{path}: {}", r.text);
+        let r = app.raw(
+            "POST",
+            &path,
+            token,
+            Some(("application/json", typo.to_string().as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some("unknown_field")),
+            "{path}: {}",
+            r.text
+        );
+        assert!(
+            r.body["error"].as_str().unwrap().contains("ammountKes"),
+            "{path}: {}",
+            r.text
+        );
     }
     assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
 }
@@ -68,8 +163,16 @@ fn bad_amounts_phones_and_names_get_400_naming_the_field() {
         ("recipientPhone", json!("+255712345678"), "recipientPhone"),
         ("recipientPhone", json!("07123"), "recipientPhone"),
         ("recipientPhone", json!(712345678), "recipientPhone"),
-        ("categories", json!(["x'); DROP TABLE escrows;--"]), "categories[0]"),
-        ("categories", json!(["<script>alert(1)</script>"]), "categories[0]"),
+        (
+            "categories",
+            json!(["x'); DROP TABLE escrows;--"]),
+            "categories[0]",
+        ),
+        (
+            "categories",
+            json!(["<script>alert(1)</script>"]),
+            "categories[0]",
+        ),
         ("categories", json!([]), "categories"),
         ("categories", json!(["a", "a"]), "categories"),
         ("categories", json!("a"), "categories"),
@@ -83,15 +186,26 @@ fn bad_amounts_phones_and_names_get_400_naming_the_field() {
         let r = app.post("/escrows", &app.sender, &body);
         assert_eq!(r.status, 400, "{field}={value}: {}", r.text);
         assert_eq!(r.body["field"], named, "{field}={value}: {}", r.text);
-        assert!(r.body["error"].as_str().unwrap().starts_with(named), "{field}={value}: {}", r.text);
+        assert!(
+            r.body["error"].as_str().unwrap().starts_with(named),
+            "{field}={value}: {}",
+            r.text
+        );
     }
     let mut both = base.clone();
     both["totalAmountUsdCents"] = json!(1000);
-    assert_eq!(app.post("/escrows", &app.sender, &both).status, 400, "both spellings at once");
+    assert_eq!(
+        app.post("/escrows", &app.sender, &both).status,
+        400,
+        "both spellings at once"
+    );
     let mut missing = base.clone();
     missing.as_object_mut().unwrap().remove("totalAmountUsd");
     let r = app.post("/escrows", &app.sender, &missing);
-    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("missing_field")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("missing_field"))
+    );
     assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
     app.assert_integrity();
 }
@@ -99,7 +213,15 @@ fn bad_amounts_phones_and_names_get_400_naming_the_field() {
 #[test]
 fn static_paths_cannot_escape_the_embedded_ui() {
     let app = spawn_app();
-    for path in ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/ui/../Cargo.toml", "/.env", "/remit.db", "/%00"] {
+    for path in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc/passwd",
+        "/ui/../Cargo.toml",
+        "/.env",
+        "/remit.db",
+        "/%00",
+    ] {
         let r = app.raw("GET", path, None, None, &[]);
         assert_eq!(r.status, 404, "{path}: {}", r.text);
         assert!(!r.text.contains("root:"), "{path} leaked a file");
@@ -112,10 +234,26 @@ fn static_paths_cannot_escape_the_embedded_ui() {
 #[test]
 fn tokens_that_are_missing_malformed_or_unknown_are_401() {
     let app = spawn_app();
-    for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer rmt_00000000000000000000000000000000000000", &format!("Bearer {}", "x".repeat(5000))] {
-        let headers: Vec<(&str, &str)> = if header.is_empty() { vec![] } else { vec![("Authorization", header)] };
+    for header in [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer rmt_00000000000000000000000000000000000000",
+        &format!("Bearer {}", "x".repeat(5000)),
+    ] {
+        let headers: Vec<(&str, &str)> = if header.is_empty() {
+            vec![]
+        } else {
+            vec![("Authorization", header)]
+        };
         let r = app.raw("GET", "/escrows", None, None, &headers);
-        assert_eq!((r.status, r.body["code"].as_str()), (401, Some("unauthenticated")), "{header:.40}: {}", r.text);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{header:.40}: {}",
+            r.text
+        );
         assert!(!r.text.contains("rmt_"), "never echo a token");
     }
 }

@@ -4,7 +4,14 @@
 use crate::app::*;
 use serde_json::{json, Value};
 
-const ROLES: [&str; 6] = ["anonymous", "sender", "other_sender", "recipient", "agent", "admin"];
+const ROLES: [&str; 6] = [
+    "anonymous",
+    "sender",
+    "other_sender",
+    "recipient",
+    "agent",
+    "admin",
+];
 
 struct Case {
     description: &'static str,
@@ -22,20 +29,50 @@ fn fresh_request(app: &TestApp) -> String {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { description: "health", method: "GET", setup: |_| ("/health".into(), Value::Null), expect: [200, 200, 200, 200, 200, 200] },
-        Case { description: "metrics", method: "GET", setup: |_| ("/metrics".into(), Value::Null), expect: [200, 200, 200, 200, 200, 200] },
-        Case { description: "me", method: "GET", setup: |_| ("/me".into(), Value::Null), expect: [401, 200, 200, 200, 200, 200] },
+        Case {
+            description: "health",
+            method: "GET",
+            setup: |_| ("/health".into(), Value::Null),
+            expect: [200, 200, 200, 200, 200, 200],
+        },
+        Case {
+            description: "metrics",
+            method: "GET",
+            setup: |_| ("/metrics".into(), Value::Null),
+            expect: [200, 200, 200, 200, 200, 200],
+        },
+        Case {
+            description: "me",
+            method: "GET",
+            setup: |_| ("/me".into(), Value::Null),
+            expect: [401, 200, 200, 200, 200, 200],
+        },
         Case {
             description: "create escrow",
             method: "POST",
-            setup: |_| ("/escrows".into(), json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]})),
+            setup: |_| {
+                (
+                    "/escrows".into(),
+                    json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]}),
+                )
+            },
             expect: [401, 201, 201, 403, 403, 201],
         },
-        Case { description: "list escrows", method: "GET", setup: |_| ("/escrows".into(), Value::Null), expect: [401, 200, 200, 200, 200, 200] },
+        Case {
+            description: "list escrows",
+            method: "GET",
+            setup: |_| ("/escrows".into(), Value::Null),
+            expect: [401, 200, 200, 200, 200, 200],
+        },
         Case {
             description: "get escrow",
             method: "GET",
-            setup: |app| (format!("/escrows/{}", app.pending_escrow(10, &["a"], None)), Value::Null),
+            setup: |app| {
+                (
+                    format!("/escrows/{}", app.pending_escrow(10, &["a"], None)),
+                    Value::Null,
+                )
+            },
             expect: [401, 200, 404, 200, 200, 200],
         },
         Case {
@@ -43,14 +80,22 @@ fn cases() -> Vec<Case> {
             method: "POST",
             setup: |app| {
                 let escrow = app.pending_escrow(10, &["a"], None);
-                (format!("/escrows/{escrow}/deposits"), json!({"amountUsd": 1, "reference": format!("r-{escrow}")}))
+                (
+                    format!("/escrows/{escrow}/deposits"),
+                    json!({"amountUsd": 1, "reference": format!("r-{escrow}")}),
+                )
             },
             expect: [401, 403, 403, 403, 201, 201],
         },
         Case {
             description: "cancel escrow",
             method: "POST",
-            setup: |app| (format!("/escrows/{}/cancel", app.pending_escrow(10, &["a"], None)), json!({})),
+            setup: |app| {
+                (
+                    format!("/escrows/{}/cancel", app.pending_escrow(10, &["a"], None)),
+                    json!({}),
+                )
+            },
             expect: [401, 200, 404, 403, 403, 200],
         },
         Case {
@@ -58,45 +103,88 @@ fn cases() -> Vec<Case> {
             method: "POST",
             setup: |app| {
                 let escrow = app.active_escrow(100, &["a"]);
-                ("/payment-requests".into(), json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
-                    "merchantAccount": {"type": "till", "number": "123456"}}))
+                (
+                    "/payment-requests".into(),
+                    json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
+                    "merchantAccount": {"type": "till", "number": "123456"}}),
+                )
             },
             expect: [401, 403, 403, 201, 201, 201],
         },
-        Case { description: "list payment requests", method: "GET", setup: |_| ("/payment-requests".into(), Value::Null), expect: [401, 200, 200, 200, 200, 200] },
+        Case {
+            description: "list payment requests",
+            method: "GET",
+            setup: |_| ("/payment-requests".into(), Value::Null),
+            expect: [401, 200, 200, 200, 200, 200],
+        },
         Case {
             description: "get payment request",
             method: "GET",
-            setup: |app| (format!("/payment-requests/{}", fresh_request(app)), Value::Null),
+            setup: |app| {
+                (
+                    format!("/payment-requests/{}", fresh_request(app)),
+                    Value::Null,
+                )
+            },
             expect: [401, 200, 404, 200, 200, 200],
         },
         Case {
             description: "approve",
             method: "POST",
-            setup: |app| (format!("/payment-requests/{}/approve", fresh_request(app)), json!({})),
+            setup: |app| {
+                (
+                    format!("/payment-requests/{}/approve", fresh_request(app)),
+                    json!({}),
+                )
+            },
             expect: [401, 200, 404, 403, 403, 200],
         },
         Case {
             description: "reject",
             method: "POST",
-            setup: |app| (format!("/payment-requests/{}/reject", fresh_request(app)), json!({"reason": "not now"})),
+            setup: |app| {
+                (
+                    format!("/payment-requests/{}/reject", fresh_request(app)),
+                    json!({"reason": "not now"}),
+                )
+            },
             expect: [401, 200, 404, 403, 403, 200],
         },
         Case {
             description: "cancel request (asked by the agent)",
             method: "POST",
-            setup: |app| (format!("/payment-requests/{}/cancel", fresh_request(app)), json!({})),
+            setup: |app| {
+                (
+                    format!("/payment-requests/{}/cancel", fresh_request(app)),
+                    json!({}),
+                )
+            },
             expect: [401, 403, 404, 403, 200, 200],
         },
-        Case { description: "rates", method: "GET", setup: |_| ("/fx-rates".into(), Value::Null), expect: [401, 200, 200, 200, 200, 200] },
-        Case { description: "set rate", method: "PUT", setup: |_| ("/fx-rates/USD-KES".into(), json!({"rate": 150})), expect: [401, 403, 403, 403, 403, 200] },
+        Case {
+            description: "rates",
+            method: "GET",
+            setup: |_| ("/fx-rates".into(), Value::Null),
+            expect: [401, 200, 200, 200, 200, 200],
+        },
+        Case {
+            description: "set rate",
+            method: "PUT",
+            setup: |_| ("/fx-rates/USD-KES".into(), json!({"rate": 150})),
+            expect: [401, 403, 403, 403, 403, 200],
+        },
         Case {
             description: "create user",
             method: "POST",
             setup: |_| ("/users".into(), json!({"role": "agent", "name": "Kiosk 9"})),
             expect: [401, 403, 403, 403, 403, 201],
         },
-        Case { description: "list users", method: "GET", setup: |_| ("/users".into(), Value::Null), expect: [401, 403, 403, 403, 403, 200] },
+        Case {
+            description: "list users",
+            method: "GET",
+            setup: |_| ("/users".into(), Value::Null),
+            expect: [401, 403, 403, 403, 403, 200],
+        },
         Case {
             description: "issue token",
             method: "POST",
@@ -107,7 +195,11 @@ fn cases() -> Vec<Case> {
             description: "revoke token",
             method: "DELETE",
             setup: |app| {
-                let r = app.post(&format!("/users/{}/tokens", app.agent_id), &app.admin, &json!({}));
+                let r = app.post(
+                    &format!("/users/{}/tokens", app.agent_id),
+                    &app.admin,
+                    &json!({}),
+                );
                 let token = r.body["token"].as_str().unwrap().to_string();
                 (format!("/tokens/{}", &token[..12]), Value::Null)
             },
@@ -116,11 +208,26 @@ fn cases() -> Vec<Case> {
         Case {
             description: "audit of an escrow",
             method: "GET",
-            setup: |app| (format!("/audit?entity={}", app.pending_escrow(10, &["a"], None)), Value::Null),
+            setup: |app| {
+                (
+                    format!("/audit?entity={}", app.pending_escrow(10, &["a"], None)),
+                    Value::Null,
+                )
+            },
             expect: [401, 200, 404, 403, 403, 200],
         },
-        Case { description: "integrity", method: "GET", setup: |_| ("/admin/integrity".into(), Value::Null), expect: [401, 403, 403, 403, 403, 200] },
-        Case { description: "stuck payouts", method: "GET", setup: |_| ("/payouts?status=stuck".into(), Value::Null), expect: [401, 403, 403, 403, 403, 200] },
+        Case {
+            description: "integrity",
+            method: "GET",
+            setup: |_| ("/admin/integrity".into(), Value::Null),
+            expect: [401, 403, 403, 403, 403, 200],
+        },
+        Case {
+            description: "stuck payouts",
+            method: "GET",
+            setup: |_| ("/payouts?status=stuck".into(), Value::Null),
+            expect: [401, 403, 403, 403, 403, 200],
+        },
         Case {
             description: "resolve a payout stuck in the queue",
             method: "POST",
@@ -130,7 +237,10 @@ fn cases() -> Vec<Case> {
                 assert_eq!(app.approve(&request).status, 200);
                 app.wait_for_payout_flag(&request);
                 let (payout, _, _) = app.payout_ids(&request);
-                (format!("/payouts/{payout}/resolve"), json!({"outcome": "paid", "receipt": format!("RCPT{}", &payout[20..])}))
+                (
+                    format!("/payouts/{payout}/resolve"),
+                    json!({"outcome": "paid", "receipt": format!("RCPT{}", &payout[20..])}),
+                )
             },
             expect: [401, 403, 403, 403, 403, 200],
         },
@@ -144,24 +254,51 @@ fn every_route_answers_every_role_as_api_md_says() {
     for case in cases() {
         for (role, expected) in ROLES.iter().zip(case.expect) {
             let (path, body) = (case.setup)(&app);
-            let token = if *role == "anonymous" { None } else { Some(app.token(role)) };
-            let body_bytes = if body.is_null() { None } else { Some(body.to_string()) };
+            let token = if *role == "anonymous" {
+                None
+            } else {
+                Some(app.token(role))
+            };
+            let body_bytes = if body.is_null() {
+                None
+            } else {
+                Some(body.to_string())
+            };
             let r = app.raw(
                 case.method,
                 &path,
                 token,
-                body_bytes.as_deref().map(|b| ("application/json", b.as_bytes())),
+                body_bytes
+                    .as_deref()
+                    .map(|b| ("application/json", b.as_bytes())),
                 &[],
             );
             if r.status != expected {
-                failures.push(format!("{} as {role}: expected {expected}, got {} {}", case.description, r.status, r.text));
+                failures.push(format!(
+                    "{} as {role}: expected {expected}, got {} {}",
+                    case.description, r.status, r.text
+                ));
             }
             if r.status >= 400 && path != "/metrics" {
-                assert!(r.body["error"].is_string() && r.body["code"].is_string(), "{}: error shape {}", case.description, r.text);
+                assert!(
+                    r.body["error"].is_string() && r.body["code"].is_string(),
+                    "{}: error shape {}",
+                    case.description,
+                    r.text
+                );
             }
-            assert!(r.request_id.is_some(), "{}: no X-Request-Id", case.description);
+            assert!(
+                r.request_id.is_some(),
+                "{}: no X-Request-Id",
+                case.description
+            );
         }
     }
-    assert!(failures.is_empty(), "{} role checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} role checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     app.assert_integrity();
 }

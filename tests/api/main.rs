@@ -9,4 +9,5 @@ mod http_hostile;
 mod http_roles;
 mod ledger_core;
 mod ledger_model;
+mod money_flow;
 mod store_files;

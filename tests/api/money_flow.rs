@@ -1,0 +1,462 @@
+//! Money in and out over real HTTP: Stripe deposits with the real signature scheme, payouts
+//! through the simulator and Daraja-shaped callbacks, each applied exactly once.
+
+use crate::app::*;
+use remit::webhooks::sign_stripe;
+use serde_json::{json, Value};
+use std::sync::{Arc, Barrier};
+
+fn stripe_event(
+    event_id: &str,
+    intent_id: &str,
+    escrow_id: &str,
+    cents: i64,
+    currency: &str,
+) -> String {
+    json!({"id": event_id, "object": "event", "type": "payment_intent.succeeded", "livemode": false,
+           "data": {"object": {"id": intent_id, "object": "payment_intent", "amount": cents, "amount_received": cents,
+                               "currency": currency, "status": "succeeded", "metadata": {"escrowId": escrow_id}}}})
+    .to_string()
+}
+
+fn post_stripe(app: &TestApp, body: &str, header: &str) -> Resp {
+    app.raw(
+        "POST",
+        "/webhooks/stripe",
+        None,
+        Some(("application/json", body.as_bytes())),
+        &[("Stripe-Signature", header)],
+    )
+}
+
+fn now() -> i64 {
+    remit::time::now_unix()
+}
+
+fn callback(app: &TestApp, body: &Value) -> Resp {
+    app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    )
+}
+
+#[test]
+fn a_signed_stripe_event_deposits_once_and_activates_the_escrow() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let body = stripe_event("evt_1", "pi_1", &escrow, 5_000, "usd");
+    let header = sign_stripe(STRIPE_SECRET, now(), body.as_bytes());
+    let r = post_stripe(&app, &body, &header);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["outcome"], "deposit applied");
+    let again = post_stripe(&app, &body, &header);
+    assert_eq!(
+        (again.status, again.body["outcome"].as_str()),
+        (200, Some("duplicate"))
+    );
+    // The same PaymentIntent in a new event (Stripe may send both) deposits nothing more.
+    let other_event = stripe_event("evt_2", "pi_1", &escrow, 5_000, "usd");
+    let r = post_stripe(
+        &app,
+        &other_event,
+        &sign_stripe(STRIPE_SECRET, now(), other_event.as_bytes()),
+    );
+    assert_eq!(r.body["outcome"], "deposit already recorded");
+    let view = app.escrow(&escrow);
+    assert_eq!(
+        (view["status"].as_str(), view["depositedUsdCents"].as_i64()),
+        (Some("active"), Some(5_000))
+    );
+    app.assert_integrity();
+}
+
+#[test]
+fn stripe_signatures_that_do_not_verify_are_refused() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let body = stripe_event("evt_x", "pi_x", &escrow, 5_000, "usd");
+    let t = now();
+    let tampered = body.replace("5000", "9000");
+    assert_eq!(
+        post_stripe(
+            &app,
+            &tampered,
+            &sign_stripe(STRIPE_SECRET, t, body.as_bytes())
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        post_stripe(
+            &app,
+            &body,
+            &sign_stripe("remit_test_7f3a9c2e5b1d4f60", t, body.as_bytes())
+        )
+        .status,
+        401,
+        "secret without whsec_"
+    );
+    assert_eq!(
+        post_stripe(
+            &app,
+            &format!("{body}\n"),
+            &sign_stripe(STRIPE_SECRET, t, body.as_bytes())
+        )
+        .status,
+        401,
+        "trailing newline"
+    );
+    assert_eq!(
+        post_stripe(
+            &app,
+            &body,
+            &sign_stripe(STRIPE_SECRET, t - 301, body.as_bytes())
+        )
+        .status,
+        401,
+        "301 s old"
+    );
+    assert_eq!(post_stripe(&app, &body, "v1=abc").status, 400);
+    let r = app.raw(
+        "POST",
+        "/webhooks/stripe",
+        None,
+        Some(("application/json", body.as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 400, "no header: {}", r.text);
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+    let unconfigured = spawn_app_with(|c| c.stripe_webhook_secret = None);
+    assert_eq!(
+        post_stripe(
+            &unconfigured,
+            &body,
+            &sign_stripe(STRIPE_SECRET, t, body.as_bytes())
+        )
+        .status,
+        401
+    );
+}
+
+#[test]
+fn deposits_that_do_not_fit_are_flagged_never_applied() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    for (event, intent, target, cents, currency) in [
+        ("evt_eur", "pi_eur", escrow.as_str(), 5_000, "eur"),
+        (
+            "evt_unknown",
+            "pi_unknown",
+            "esc_01m8862jc5ndbthyz9teyn1fsa",
+            5_000,
+            "usd",
+        ),
+        ("evt_over", "pi_over", escrow.as_str(), 9_000, "usd"),
+    ] {
+        let body = stripe_event(event, intent, target, cents, currency);
+        let r = post_stripe(
+            &app,
+            &body,
+            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("deposit flagged"),
+            "{event}: {}",
+            r.text
+        );
+    }
+    let ignored =
+        json!({"id": "evt_other", "type": "charge.refunded", "data": {"object": {}}}).to_string();
+    let r = post_stripe(
+        &app,
+        &ignored,
+        &sign_stripe(STRIPE_SECRET, now(), ignored.as_bytes()),
+    );
+    assert_eq!(
+        (r.status, r.body["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+    app.assert_integrity();
+}
+
+#[test]
+fn a_failing_account_fails_the_payout_and_returns_the_money_and_the_day() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], Some(50));
+    app.post(
+        &format!("/escrows/{escrow}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": 100, "reference": "c1"}),
+    );
+    let request = app.request(&escrow, "a", 6_000, FAIL_ACCOUNT);
+    assert_eq!(app.approve(&request).status, 200);
+    let failed = app.wait_for_status(&request, &["failed"]);
+    assert_eq!(failed["payout"]["status"], "failed");
+    assert_eq!(failed["payout"]["resultCode"], "2001");
+    let view = app.escrow(&escrow);
+    assert_eq!(
+        (
+            view["remainingUsdCents"].as_i64(),
+            view["reservedUsdCents"].as_i64()
+        ),
+        (Some(10_000), Some(0))
+    );
+    assert_eq!(
+        view["approvedTodayUsdCents"], 0,
+        "the day's total is given back"
+    );
+    app.assert_integrity();
+}
+
+#[test]
+fn a_phone_payout_goes_out_as_b2c() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["a"]);
+    let r = app.post("/payment-requests", &app.agent, &json!({"escrowId": escrow, "category": "a", "amountKes": 1500,
+        "merchantName": "Mama Mboga", "merchantAccount": {"type": "phone", "number": "0722000111"}}));
+    let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    app.approve(&id);
+    let paid = app.wait_for_status(&id, &["paid"]);
+    assert_eq!(paid["payout"]["method"], "b2c");
+}
+
+#[test]
+fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
+    let app = spawn_app_with(|c| c.payout_timeout_s = 1);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, TIMEOUT_ACCOUNT);
+    app.approve(&request);
+    let flagged = app.wait_for_payout_flag(&request);
+    assert_eq!(flagged["status"], "approved");
+    assert!(flagged["payout"]["flagReason"]
+        .as_str()
+        .unwrap()
+        .contains("queue timeout"));
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    let stuck = app.get("/payouts?status=stuck", &app.admin);
+    let (payout, _, _) = app.payout_ids(&request);
+    assert!(
+        stuck.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["payoutId"] == payout.as_str()),
+        "{}",
+        stuck.text
+    );
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "failed");
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": "TCE1111111"}),
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "a settled payout is not resolved twice"
+    );
+    assert_eq!(app.escrow(&escrow)["remainingUsdCents"], 10_000);
+    let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert!(audit.text.contains("payout.resolved") && audit.text.contains("payout.flagged"));
+    app.assert_integrity();
+}
+
+/// A request approved with the gateway switched off: queued, ready for hand-made callbacks.
+fn queued_payout(app: &TestApp) -> (String, String, String) {
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (payout, originator, _) = app.payout_ids(&request);
+    (request, payout, originator)
+}
+
+fn b2c_success(originator: &str, receipt: &str, kes: i64) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001", "TransactionID": receipt,
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": kes}, {"Key": "TransactionReceipt", "Value": receipt}]},
+        "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL", "Value": "https://x"}}}})
+}
+
+#[test]
+fn twenty_identical_callbacks_at_once_settle_once() {
+    let app = Arc::new(spawn_app_with(|c| {
+        c.gateway = remit::config::GatewayKind::None
+    }));
+    let (request, _, originator) = queued_payout(&app);
+    let body = b2c_success(&originator, "TCE4K7PQ2M", 1_500);
+    let barrier = Arc::new(Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, barrier, body) = (Arc::clone(&app), Arc::clone(&barrier), body.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = callback(&app, &body);
+                (r.status, r.body.clone())
+            })
+        })
+        .collect();
+    for (status, body) in handles.into_iter().map(|h| h.join().unwrap()) {
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
+    }
+    let paid = app.wait_for_status(&request, &["paid"]);
+    assert_eq!(paid["payout"]["mpesaReceipt"], "TCE4K7PQ2M");
+    let (journal, deliveries): (i64, i64) = app
+        .store
+        .read(|c, _| {
+            Ok((
+                c.query_row(
+                    "SELECT COUNT(*) FROM ledger_transactions WHERE kind = 'payout_succeeded'",
+                    [],
+                    |r| r.get(0),
+                )?,
+                c.query_row(
+                    "SELECT SUM(deliveries) FROM webhook_events WHERE source = 'mpesa'",
+                    [],
+                    |r| r.get(0),
+                )?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        (journal, deliveries),
+        (1, 20),
+        "one settlement, every delivery recorded"
+    );
+    app.assert_integrity();
+}
+
+#[test]
+fn a_different_outcome_after_settlement_is_flagged_never_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    assert_eq!(
+        callback(&app, &b2c_success(&originator, "TCE4K7PQ2M", 1_500)).status,
+        200
+    );
+    let failure = json!({"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "The balance is insufficient for the transaction.",
+        "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001", "TransactionID": "TCE0000000"}});
+    assert_eq!(callback(&app, &failure).status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["flagged"].as_bool()),
+        (Some("paid"), Some(true))
+    );
+    app.assert_integrity();
+}
+
+#[test]
+fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    assert_eq!(
+        callback(&app, &b2c_success(&originator, "TCE4K7PQ2M", 9_999)).status,
+        200
+    );
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["flagged"].as_bool()),
+        (Some("approved"), Some(true))
+    );
+    assert!(view["payout"]["flagReason"]
+        .as_str()
+        .unwrap()
+        .contains("KES 9999"));
+    app.assert_integrity();
+}
+
+#[test]
+fn a_b2b_failure_with_a_single_object_result_parameter_fails_the_payout() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let body = json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": originator, "ConversationID": "AG_20250314_2010e6b1c9d4a7f2b038", "TransactionID": "TCE0000000",
+        "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20250314103902_i64}},
+        "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL", "Value": "https://x"}}}});
+    assert_eq!(callback(&app, &body).status, 200);
+    let view = app.wait_for_status(&request, &["failed"]);
+    assert_eq!(
+        view["payout"]["resultDesc"],
+        "The initiator information is invalid."
+    );
+    app.assert_integrity();
+}
+
+#[test]
+fn an_stk_callback_settles_on_its_checkout_request_id_and_the_mpesa_alias_works() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, payout, _) = queued_payout(&app);
+    // A gateway that used STK would have stored the CheckoutRequestID as the conversation id.
+    let id = payout.clone();
+    app.store
+        .write(move |ctx| {
+            remit::service::payouts::mark_sent(ctx, &id, "ws_CO_14032025102455123712345678")
+        })
+        .unwrap();
+    let body = json!({"Body": {"stkCallback": {"MerchantRequestID": "4e1c", "CheckoutRequestID": "ws_CO_14032025102455123712345678",
+        "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": [{"Name": "Amount", "Value": 1500.00}, {"Name": "MpesaReceiptNumber", "Value": "TCE5N8QW3R"},
+            {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20250314102512_i64}, {"Name": "PhoneNumber", "Value": 254712345678_i64}]}}}});
+    let r = app.raw(
+        "POST",
+        &format!("/webhooks/mpesa/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app.wait_for_status(&request, &["paid"]);
+    assert_eq!(view["payout"]["mpesaReceipt"], "TCE5N8QW3R");
+}
+
+#[test]
+fn a_wrong_token_is_401_and_an_unknown_id_is_404() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let body = b2c_success(&originator, "TCE4K7PQ2M", 1_500);
+    let wrong = app.raw(
+        "POST",
+        "/webhooks/payouts/00000000000000000000000000000000",
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    );
+    assert_eq!(wrong.status, 401);
+    let unknown = callback(
+        &app,
+        &b2c_success("ffffffffffffffffffffffffffffffff", "TCE9999999", 1_500),
+    );
+    assert_eq!(unknown.status, 404);
+    let garbage = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", b"{\"nope\": 1}")),
+        &[],
+    );
+    assert_eq!(garbage.status, 400);
+    assert_eq!(
+        app.get(&format!("/payment-requests/{request}"), &app.admin)
+            .body["status"],
+        "approved"
+    );
+    app.assert_integrity();
+}
