@@ -119,10 +119,13 @@ const LEDGER_CHECKS: &[(&str, &str)] = &[
     ),
     (
         "reserved money matches the payouts in flight",
-        "SELECT 'escrow ' || e.id, 'reserves ' || e.reserved_usd_cents || ' but its unsettled payouts add up to '
-             || COALESCE(SUM(p.amount_usd_cents), 0)
-         FROM escrows e LEFT JOIN payouts p ON p.escrow_id = e.id AND p.status IN ('queued', 'sent')
-         GROUP BY e.id HAVING e.reserved_usd_cents <> COALESCE(SUM(p.amount_usd_cents), 0)",
+        "WITH in_flight AS (
+            SELECT escrow_id, SUM(amount_usd_cents) AS reserved FROM payouts
+            WHERE status IN ('queued', 'sent') GROUP BY escrow_id)
+         SELECT 'escrow ' || e.id, 'reserves ' || e.reserved_usd_cents || ' but its unsettled payouts add up to '
+             || COALESCE(f.reserved, 0)
+         FROM escrows e LEFT JOIN in_flight f ON f.escrow_id = e.id
+         WHERE e.reserved_usd_cents <> COALESCE(f.reserved, 0)",
     ),
 ];
 

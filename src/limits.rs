@@ -30,6 +30,10 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 pub const READ_POOL_SIZE_DEFAULT: u32 = 8;
 /// How long a caller waits for a pooled read connection.
 pub const READ_POOL_TIMEOUT_MS: u64 = 5_000;
+/// Prepared statements kept per connection.
+pub const STATEMENT_CACHE_CAPACITY: usize = 128;
+/// Page cache of the writer connection, in KiB (readers keep SQLite's default 2 MiB).
+pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// How often the background connection checkpoints the WAL.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
 /// Length of free-text fields: names, merchant names, notes, reasons.
@@ -41,7 +45,7 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 /// How long an idempotent response is kept (at least 24 h).
 pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// HTTP worker threads when not configured.
-pub const HTTP_WORKERS_DEFAULT: usize = 8;
+pub const HTTP_WORKERS_DEFAULT: usize = 32;
 /// Length of an `X-Request-Id` echoed back.
 pub const REQUEST_ID_BYTES_MAX: usize = 64;
 /// Stripe signature tolerance on old timestamps.

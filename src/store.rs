@@ -10,8 +10,8 @@ use crate::audit::AuditKey;
 use crate::crypto::{KeySource, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::limits::{
-    BUSY_TIMEOUT_MS, CHECKPOINT_INTERVAL_MS, READ_POOL_TIMEOUT_MS, WRITER_BATCH_MAX,
-    WRITER_QUEUE_MAX,
+    BUSY_TIMEOUT_MS, CHECKPOINT_INTERVAL_MS, READ_POOL_TIMEOUT_MS, STATEMENT_CACHE_CAPACITY,
+    WRITER_BATCH_MAX, WRITER_CACHE_KIB, WRITER_QUEUE_MAX,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -168,6 +168,8 @@ pub struct Store {
 
 fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // Every statement of a command path stays prepared; re-parsing SQL showed up in profiles.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", synchronous.pragma())?;
     Ok(())
@@ -287,6 +289,8 @@ pub fn open_with_key(
     }
     // Checkpoints run from their own connection, never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The writer touches the hot pages of every command; keep them in its own cache.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     let audit_key = crate::audit::current_key(&conn, &keys)?;
 
     let synchronous = options.synchronous;

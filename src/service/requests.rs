@@ -310,7 +310,7 @@ pub fn approve(ctx: &WriteCtx<'_>, actor: &Actor, request_id: &str) -> Result<Va
         )?
         .execute(params![
             payout_id, request_id, row.escrow_id, command, row.amount_kes, row.amount_usd.get(),
-            crate::crypto::random_hex(16), at
+            originator_conversation_id(&payout_id), at
         ])?;
     ctx.conn
         .prepare_cached(
@@ -326,6 +326,12 @@ pub fn approve(ctx: &WriteCtx<'_>, actor: &Actor, request_id: &str) -> Result<Va
         &json!({"amountUsdCents": row.amount_usd.get(), "payoutId": payout_id}),
     )?;
     views::payment_request(ctx.conn, ctx.keys, actor, request_id)
+}
+
+/// Our `OriginatorConversationID` for a payout: its id without the prefix (26 lowercase
+/// alphanumerics, unique, and time-ordered so that its index only ever appends).
+fn originator_conversation_id(payout_id: &str) -> String {
+    payout_id.trim_start_matches("po_").to_string()
 }
 
 /// The typed error for a refused reservation, with the balances that refused it.

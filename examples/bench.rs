@@ -1,0 +1,344 @@
+//! The approval benchmark: durable approvals per second over real HTTP, and the same number
+//! straight through the writer, on a temp database with `synchronous=FULL`.
+//!
+//! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]`
+
+use remit::config::{Config, GatewayKind};
+use remit::domain::{CategoryName, KenyanPhone};
+use remit::money::{KesCents, UsdCents};
+use remit::service::escrows::{self, Categories, DepositSource, NewEscrow};
+use remit::service::requests::{self, MerchantAccount, NewPaymentRequest};
+use remit::service::users::{self, NewUser};
+use remit::service::{Actor, Role};
+use remit::store::{self, Store};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+struct Args {
+    escrows: usize,
+    per_escrow: usize,
+    connections: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        escrows: 2_000,
+        per_escrow: 5,
+        connections: 32,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).and_then(|v| v.parse().ok());
+        match (pair[0].as_str(), value) {
+            ("--escrows", Some(v)) => a.escrows = v,
+            ("--per-escrow", Some(v)) => a.per_escrow = v,
+            ("--connections", Some(v)) => a.connections = v,
+            _ => {
+                eprintln!("usage: bench [--escrows N] [--per-escrow K] [--connections C]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Creates `escrows` funded escrows with `per_escrow` pending requests each; returns the
+/// request ids. Runs on several threads so that the writer batches.
+fn prepare(
+    store: &Arc<Store>,
+    sender: &Actor,
+    agent: &Actor,
+    escrows: usize,
+    per_escrow: usize,
+) -> Vec<String> {
+    let threads = 16;
+    let next = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (store, sender, agent, next) = (
+                Arc::clone(store),
+                sender.clone(),
+                agent.clone(),
+                Arc::clone(&next),
+            );
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= escrows {
+                        return ids;
+                    }
+                    let (s, a) = (sender.clone(), agent.clone());
+                    let escrow_id: String = store
+                        .write(move |ctx| {
+                            let input = NewEscrow {
+                                recipient_phone: KenyanPhone::parse("p", &format!("07{:08}", i))?,
+                                recipient_name: format!("Recipient {i}"),
+                                total: UsdCents::new(100_000).unwrap_or_default(),
+                                categories: Categories::Names(vec![CategoryName::parse(
+                                    "c",
+                                    "school_fees",
+                                )?]),
+                                daily_limit: None,
+                            };
+                            let view = escrows::create(ctx, &s, &input)?;
+                            let id = view["escrowId"].as_str().unwrap_or_default().to_string();
+                            escrows::record_deposit(
+                                ctx,
+                                &a,
+                                &id,
+                                DepositSource::Cash,
+                                &format!("bench-{id}"),
+                                input.total,
+                            )?;
+                            Ok(id)
+                        })
+                        .expect("create escrow");
+                    for _ in 0..per_escrow {
+                        let (a, e) = (agent.clone(), escrow_id.clone());
+                        let view = store
+                            .write(move |ctx| {
+                                let input = NewPaymentRequest {
+                                    escrow_id: e,
+                                    category: CategoryName::parse("c", "school_fees")?,
+                                    amount: KesCents::new(150_000).unwrap_or_default(),
+                                    merchant_name: "Bench School".into(),
+                                    merchant_account: MerchantAccount::Paybill {
+                                        number: "888880".into(),
+                                        account_reference: "BENCH".into(),
+                                    },
+                                    note: None,
+                                };
+                                requests::create(ctx, &a, &input)
+                            })
+                            .expect("create request");
+                        ids.push(
+                            view["paymentRequestId"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("prepare thread"))
+        .collect()
+}
+
+/// Runs `work` for every id on `threads` threads; returns (wall time, sorted latencies, failures).
+fn drive(
+    ids: Vec<String>,
+    threads: usize,
+    work: impl Fn(usize, &str) -> bool + Send + Sync + 'static,
+) -> (Duration, Vec<Duration>, usize) {
+    let ids = Arc::new(ids);
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (ids, work, next, barrier) = (
+                Arc::clone(&ids),
+                Arc::clone(&work),
+                Arc::clone(&next),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut failures = 0;
+                barrier.wait();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else {
+                        return (latencies, failures);
+                    };
+                    let started = Instant::now();
+                    if !work(t, id) {
+                        failures += 1;
+                    }
+                    latencies.push(started.elapsed());
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for h in handles {
+        let (l, f) = h.join().expect("driver thread");
+        all.extend(l);
+        failures += f;
+    }
+    let wall = started.elapsed();
+    all.sort();
+    (wall, all, failures)
+}
+
+fn report(name: &str, n: usize, wall: Duration, latencies: &[Duration], failures: usize) -> f64 {
+    let rate = n as f64 / wall.as_secs_f64();
+    println!(
+        "{name:<28} {n} approvals in {:.2} s = {rate:>8.0} approvals/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   failures {failures}",
+        wall.as_secs_f64(),
+        percentile(latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    rate
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile_dir();
+    let mut config = Config::new(dir.join("bench.db"));
+    config.addr = "127.0.0.1:0".into();
+    config.key_hex = Some("42".repeat(32));
+    config.gateway = GatewayKind::None; // measure approvals, not the payout simulator
+    config.workers = a.connections.max(8);
+    config.read_pool_size = 8;
+    let store = Arc::new(store::open(&config.open_options(true)).expect("open"));
+    let make = |role, name: &str| {
+        let user = NewUser {
+            role,
+            name: name.into(),
+            phone: None,
+        };
+        let (view, token) = store
+            .write(move |ctx| users::create(ctx, &Actor::system("bench"), &user))
+            .expect("user");
+        (
+            Actor::user(view["userId"].as_str().unwrap_or_default(), role),
+            token,
+        )
+    };
+    let (sender, sender_token) = make(Role::Sender, "Bench sender");
+    let (agent, _) = make(Role::Agent, "Bench agent");
+
+    let n = a.escrows * a.per_escrow;
+    println!(
+        "machine: {} cores; database {} (WAL, synchronous=FULL)",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dir.display()
+    );
+    let started = Instant::now();
+    let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    println!(
+        "prepared {} escrows and {} payment requests in {:.1} s",
+        2 * a.escrows,
+        2 * n,
+        started.elapsed().as_secs_f64()
+    );
+
+    let server = remit::http::start(config, Arc::clone(&store)).expect("server");
+    let base = format!("http://{}", server.addr);
+    let agents: Vec<ureq::Agent> = (0..a.connections)
+        .map(|_| {
+            ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .max_idle_connections_per_host(1)
+                    .build(),
+            )
+        })
+        .collect();
+    let agents = Arc::new(agents);
+    let batches_before = store.stats.batches.load(Ordering::Relaxed);
+    let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
+    let (wall, latencies, failures) = drive(http_ids, a.connections, {
+        let (agents, base, token) = (Arc::clone(&agents), base.clone(), sender_token.clone());
+        move |t, id| {
+            let r = agents[t]
+                .post(&format!("{base}/payment-requests/{id}/approve"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .send_empty();
+            matches!(r, Ok(resp) if resp.status() == 200)
+        }
+    });
+    let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
+    let http_rate = report(
+        &format!("HTTP, {} connections", a.connections),
+        n,
+        wall,
+        &latencies,
+        failures,
+    );
+    let commit_ms =
+        (store.stats.commit_micros_total.load(Ordering::Relaxed) - commit_before) as f64 / 1e3;
+    println!(
+        "{:<28} {} group commits, {:.1} approvals per commit, {:.2} ms per COMMIT (fsync), {:.0}% of the wall time in COMMIT",
+        "",
+        batches,
+        n as f64 / batches.max(1) as f64,
+        commit_ms / batches.max(1) as f64,
+        100.0 * commit_ms / (wall.as_secs_f64() * 1e3)
+    );
+    let rss_http = peak_rss_mib();
+
+    let (wall, latencies, failures) = drive(direct_ids, a.connections, {
+        let (store, sender) = (Arc::clone(&store), sender.clone());
+        move |_, id| {
+            let (s, id) = (sender.clone(), id.to_string());
+            store
+                .write(move |ctx| requests::approve(ctx, &s, &id))
+                .is_ok()
+        }
+    });
+    let direct_rate = report(
+        &format!("writer only, {} threads", a.connections),
+        n,
+        wall,
+        &latencies,
+        failures,
+    );
+    println!("HTTP / writer-only ratio: {:.2}", http_rate / direct_rate);
+    println!("peak RSS: {rss_http:.1} MiB after the HTTP run, {:.1} MiB at the end (whole process, clients included)", peak_rss_mib());
+    server.shutdown();
+    let started = Instant::now();
+    let report = store.read(remit::integrity::check).expect("check");
+    println!(
+        "integrity after the run: {} ({:.2} s)",
+        if report.is_clean() { "ok" } else { "MISMATCH" },
+        started.elapsed().as_secs_f64()
+    );
+    if std::env::var_os("REMIT_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("remit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
