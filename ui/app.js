@@ -314,7 +314,8 @@
     node.querySelector('.banner-text').textContent = '';
   }
   let noticeTimer = null;
-  function notice(text) {
+  function notice(text, kind = 'ok') {
+    document.getElementById('notice').className = `banner banner-${kind}`;
     banner('notice', text);
     clearTimeout(noticeTimer);
     noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
@@ -412,8 +413,8 @@
       ev.preventDefault();
       if (form.dataset.busy) return;
       clearErrors(form);
-      const key = idempotencyKey(); // one key per user action
-      busy(form, () => handler(key)).catch((err) => showError(form, err));
+      // Each submit is one user action; api() gives each POST a fresh Idempotency-Key.
+      busy(form, () => handler()).catch((err) => showError(form, err));
     });
   }
 
@@ -520,9 +521,8 @@
         ['Reserved', usd(e.reservedUsdCents), 'escrow-reserved'],
         ['Spent', usd(e.spentUsdCents), 'escrow-spent'],
         Number(e.refundedUsdCents) ? ['Refunded', usd(e.refundedUsdCents), 'escrow-refunded'] : null,
-        e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined
-          ? ['Daily limit', `${usd(e.dailyLimitUsdCents)} (approved today ${usd(e.approvedTodayUsdCents || 0)})`, 'escrow-daily-limit']
-          : null,
+        e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined ? ['Daily limit', usd(e.dailyLimitUsdCents), 'escrow-daily-limit'] : null,
+        e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined ? ['Approved today', usd(e.approvedTodayUsdCents || 0), 'escrow-approved-today'] : null,
       ], 'stats'),
       el('div', { class: 'categories' }, (e.categories || []).map(categoryBlock)),
     );
@@ -551,7 +551,7 @@
       class: `card request request-${r.status}`, testid: opts.testid || 'request-card',
       dataset: { requestId: r.paymentRequestId, status: r.status },
     });
-    card.append(
+    add(card, [
       el('header', { class: 'card-head' },
         el('div', null,
           el('h3', { class: 'card-title amount' },
@@ -571,7 +571,7 @@
         r.reason ? ['Reason', r.reason, 'request-reason'] : null,
       ]),
       payoutBlock(r.payout),
-    );
+    ]);
     if (opts.extra) card.append(opts.extra);
     if (opts.actions && opts.actions.length) card.append(el('div', { class: 'actions card-actions' }, opts.actions));
     card.append(el('div', { class: 'card-error form-error', role: 'alert', testid: 'card-error', hidden: true }));
@@ -673,15 +673,24 @@
     if (!items.length) return emptyState('No audit lines for this entity.', 'audit-empty');
     return el('div', { class: 'table-wrap' },
       el('table', { class: 'table audit', testid: 'audit-table' },
-        el('thead', null, el('tr', null, ['#', 'At', 'Actor', 'Action', 'Entity', 'Details', 'MAC'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('thead', null, el('tr', null, ['#', 'At', 'Actor', 'Action and entity', 'Details', 'MAC'].map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', null, items.map((a) => el('tr', { testid: 'audit-row' },
           el('td', { class: 'mono' }, String(a.seq)),
           el('td', null, timeEl(a.at)),
           el('td', { class: 'mono' }, a.actor || '—'),
-          el('td', null, a.action),
-          el('td', { class: 'mono' }, a.entity),
-          el('td', null, el('code', { class: 'details-json' }, a.details === undefined || a.details === null ? '' : JSON.stringify(a.details))),
+          el('td', null, a.action, el('br'), el('span', { class: 'mono muted small' }, a.entity)),
+          el('td', null, detailsList(a.details)),
           el('td', { class: 'mono', title: a.mac || '' }, a.mac ? `${String(a.mac).slice(0, 10)}…` : '—'))))));
+  }
+
+  function detailsList(details) {
+    if (details === undefined || details === null) return '';
+    if (typeof details !== 'object' || Array.isArray(details)) return el('code', { class: 'details-json' }, JSON.stringify(details));
+    const entries = Object.entries(details);
+    if (!entries.length) return el('span', { class: 'muted' }, '—');
+    return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null,
+      el('span', { class: 'muted' }, `${k}: `),
+      el('code', { class: 'details-json' }, v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)))));
   }
 
   async function loadAudit(entity) {
@@ -782,7 +791,7 @@
     }
     nav.hidden = false;
     document.getElementById('app').hidden = false;
-    route();
+    route(true);
   }
 
   function route(fromNavigation) {
@@ -881,7 +890,7 @@
       const reason = field({ label: 'Reason for rejecting', dataField: 'reason', testid: 'reject-reason', hint: 'The requester sees this reason.' });
       rejectForm.append(reason.wrap, formError(), el('div', { class: 'actions' },
         el('button', { type: 'submit', class: 'button danger', testid: 'confirm-reject' }, 'Reject request'),
-        button('Keep it', { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; rejecting.delete(r.paymentRequestId); reject.focus(); } })));
+        button('Keep it', { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; reject.hidden = false; rejecting.delete(r.paymentRequestId); reject.focus(); } })));
       card.append(rejectForm);
 
       approve.addEventListener('click', () => {
@@ -897,6 +906,7 @@
       });
       reject.addEventListener('click', () => {
         rejectForm.hidden = false;
+        reject.hidden = true;
         rejecting.add(r.paymentRequestId);
         reason.input.focus();
       });
@@ -914,7 +924,13 @@
       const { _escrow, ...r } = decidedRequest;
       const old = list.querySelector(`[data-key="${CSS.escape(r.paymentRequestId)}"]`);
       if (old) old.remove();
-      const t = tracker(ctx, r, { context: context(r) });
+      const t = tracker(ctx, r, {
+        context: context(r),
+        onFinal: (f) => {
+          if (f.status === 'paid') notice(`Paid: ${kes(f.amountKesCents)} to ${f.merchantName || 'the merchant'}${f.payout && f.payout.mpesaReceipt ? `, M-Pesa receipt ${f.payout.mpesaReceipt}` : ''}.`);
+          else if (f.status === 'failed') notice(`The payout of ${kes(f.amountKesCents)} to ${f.merchantName || 'the merchant'} failed. ${usd(f.amountUsdCents)} went back to ${f.category}.`, 'warn');
+        },
+      });
       decided.prepend(t.node);
       decidedSection.hidden = false;
       updateCount(list.children.length);
@@ -974,8 +990,8 @@
       });
       filter.input.addEventListener('change', () => { statusFilter = filter.input.value; reload().catch(globalError); });
       const auditForm = el('form', { class: 'inline-form row-form', testid: 'audit-form', role: 'search' });
-      const entity = field({ label: 'Audit log of an entity', dataField: 'entity', testid: 'audit-entity', hint: 'An id such as esc_…, pr_…, po_… or usr_…', attrs: { spellcheck: 'false' } });
-      const auditOut = el('div', { testid: 'audit-result' });
+      const entity = field({ label: 'Audit log of an id (esc_…, pr_…, po_…, usr_…)', dataField: 'entity', testid: 'audit-entity', wrapClass: 'grow', attrs: { spellcheck: 'false' } });
+      const auditOut = el('div', { class: 'audit-result', testid: 'audit-result' });
       auditForm.append(entity.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button secondary', testid: 'audit-submit' }, 'Show audit log')), formError());
       onSubmit(auditForm, async () => {
         const id = entity.input.value.trim();
@@ -1043,7 +1059,7 @@
       if (open.audit.has(e.escrowId)) panels.push(panel('audit', e));
       const card = escrowCard(e, { actions, panels });
       if (e.status === 'pending_deposit') {
-        card.querySelector('.stats').after(el('p', { class: 'balance-note', testid: 'deposit-reference' },
+        card.querySelector('.stats').after(el('p', { class: 'balance-note', testid: 'deposit-reference-note' },
           'Deposit reference: ', el('span', { class: 'mono' }, e.depositReference || e.escrowId)));
       }
       return card;
@@ -1358,7 +1374,7 @@
   async function viewRequest(root, ctx, escrowId) {
     const isAgent = state.me.role === 'agent';
     const back = el('a', { class: 'button link back', href: isAgent ? '#/payments' : '#/mine', testid: 'back-to-escrows' }, '\u2190 Back to escrows');
-    const escrowBox = el('div', { testid: 'request-escrow' }, el('p', { class: 'muted' }, 'Loading…'));
+    const escrowBox = el('div', { class: 'request-escrow', testid: 'request-escrow' }, el('p', { class: 'muted' }, 'Loading…'));
     root.append(back, pageHead('New payment request', 'Pay a merchant in KES from one of the escrow\u2019s categories. The sender approves it, then it is paid over M-Pesa.'), escrowBox);
 
     let escrow;
@@ -1497,7 +1513,8 @@
           refreshEscrow().catch(globalError);
           loadHistory().catch(() => {});
           if (r.status === 'paid') notice(`Paid: ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}${r.payout && r.payout.mpesaReceipt ? `, M-Pesa receipt ${r.payout.mpesaReceipt}` : ''}.`);
-          else if (r.status === 'failed') notice(`The payout of ${kes(r.amountKesCents)} failed. ${usd(r.amountUsdCents)} went back to ${r.category}.`);
+          else if (r.status === 'failed') notice(`The payout of ${kes(r.amountKesCents)} failed. ${usd(r.amountUsdCents)} went back to ${r.category}.`, 'warn');
+          else if (r.status === 'rejected') notice(`The sender rejected ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}${r.reason ? `: ${r.reason}` : '.'}`, 'warn');
         },
       });
       trackers.prepend(t2.node);
@@ -1563,7 +1580,7 @@
       const checks = (r && r.checks) || [];
       const mismatches = (r && r.mismatches) || [];
       const runBtn = button('Run check', { small: true, testid: 'run-integrity', onclick: () => busy(runBtn, loadIntegrity).catch(globalError) });
-      clear(integrity).append(
+      add(clear(integrity), [
         el('div', { class: 'section-head' }, el('h2', { id: 'int-h' }, 'Integrity'), runBtn),
         el('p', { class: `big-status ${r.ok ? 'ok' : 'bad'}` },
           el('span', { class: 'status-dot', 'aria-hidden': 'true' }),
@@ -1572,7 +1589,7 @@
         mismatches.length ? el('div', { class: 'mismatches' }, el('h3', null, `Mismatches (${mismatches.length})`),
           el('ul', { testid: 'integrity-mismatches' }, mismatches.map((m) => el('li', null, m)))) : null,
         el('details', null, el('summary', null, `${checks.length} checks`),
-          el('ul', { class: 'checks', testid: 'integrity-checks' }, checks.map((c) => el('li', null, c)))));
+          el('ul', { class: 'checks', testid: 'integrity-checks' }, checks.map((c) => el('li', null, c))))]);
     }
 
     async function loadFx() {
@@ -1616,14 +1633,16 @@
       const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', checked: true, testid: 'resolve-outcome-paid' });
       const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
       const receipt = field({ label: 'M-Pesa receipt', dataField: 'receipt', testid: 'resolve-receipt', attrs: { spellcheck: 'false' } });
+      const reason = field({ label: 'Reason', optional: true, dataField: 'reason', testid: 'resolve-reason', hint: 'What M-Pesa said, for the audit log.' });
+      reason.wrap.hidden = true;
       const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm' });
       const go = el('button', { type: 'submit', class: 'button primary', testid: 'resolve-submit' }, 'Resolve');
-      const sync = () => { receipt.wrap.hidden = !paid.checked; confirm.hidden = true; go.hidden = false; };
+      const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; };
       paid.addEventListener('change', sync);
       failed.addEventListener('change', sync);
       form.append(el('fieldset', { class: 'subfield', 'data-field': 'outcome' }, el('legend', null, 'Resolve as'),
         el('div', { class: 'radios' }, el('label', { class: 'radio', for: paid.id }, paid, ' paid'), el('label', { class: 'radio', for: failed.id }, failed, ' failed (money back to remaining)'))),
-      receipt.wrap, formError(), confirm, el('div', { class: 'actions' }, go));
+      receipt.wrap, reason.wrap, formError(), confirm, el('div', { class: 'actions' }, go));
       let confirmed = false;
       onSubmit(form, async () => {
         if (!confirmed) {
@@ -1638,8 +1657,9 @@
           return;
         }
         confirmed = false;
-        const body = paid.checked ? { outcome: 'paid', receipt: receipt.input.value.trim() } : { outcome: 'failed' };
+        const body = paid.checked ? { outcome: 'paid', receipt: receipt.input.value.trim() } : { outcome: 'failed', reason: reason.input.value.trim() };
         if (body.receipt === '') delete body.receipt;
+        if (body.reason === '') delete body.reason;
         try {
           await api('POST', `/payouts/${encodeURIComponent(p.payoutId)}/resolve`, body);
         } catch (err) {

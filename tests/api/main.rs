@@ -4,6 +4,7 @@
 mod app;
 mod support;
 
+mod browser;
 mod http_api;
 mod http_hostile;
 mod http_roles;
