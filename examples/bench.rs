@@ -280,8 +280,13 @@ fn main() {
             let r = agents[t]
                 .post(&format!("{base}/payment-requests/{id}/approve"))
                 .header("Authorization", &format!("Bearer {token}"))
-                .send_empty();
-            matches!(r, Ok(resp) if resp.status() == 200)
+                .header("Content-Type", "application/json")
+                .send("{}");
+            // Reading the body to its end is what lets the connection be kept alive.
+            match r {
+                Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
+                Err(_) => false,
+            }
         }
     });
     let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;

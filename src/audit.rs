@@ -5,6 +5,11 @@
 //! Audit keys are random 256-bit keys, stored wrapped under the master key in `audit_keys`,
 //! each valid from a sequence number on. Key rotation starts a new audit key at the next line,
 //! so a holder of an old master key cannot forge lines written after the rotation.
+//!
+//! A chain alone cannot show that its newest lines were cut off, so every append also stores
+//! the head of the chain in `meta` (`audit_head` = `seq.hex(HMAC(key, label ‖ seq ‖ mac))`):
+//! deleting the last lines leaves a head that names a line that is gone or does not verify.
+//! (Putting back a whole older copy of the file is a restore, which no file can tell apart.)
 
 use crate::crypto::{self, Keys};
 use crate::error::{Error, Result};
@@ -13,6 +18,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// The MAC before the first line.
 const GENESIS_MAC: [u8; 32] = [0u8; 32];
+
+/// The `meta` key of the chain's head.
+const HEAD_META_KEY: &str = "audit_head";
 
 /// An audit-chain key and the first line it signs.
 #[derive(Clone)]
@@ -27,7 +35,8 @@ pub fn ensure_first_key(conn: &Connection, keys: &Keys) -> Result<()> {
     let exists: bool =
         conn.query_row("SELECT EXISTS (SELECT 1 FROM audit_keys)", [], |r| r.get(0))?;
     if !exists {
-        add_key(conn, keys, 1)?;
+        let key = add_key(conn, keys, 1)?;
+        write_head(conn, &key, 0, &GENESIS_MAC)?;
     }
     Ok(())
 }
@@ -98,6 +107,69 @@ fn line_mac(key: &AuditKey, prev_mac: &[u8], line: &[u8]) -> [u8; 32] {
     crypto::hmac_sha256(&key.key, &[prev_mac, line])
 }
 
+fn head_mac(key: &AuditKey, seq: i64, mac: &[u8]) -> [u8; 32] {
+    crypto::hmac_sha256(&key.key, &[b"remit audit head\0", &seq.to_be_bytes(), mac])
+}
+
+/// Records `seq` (whose MAC is `mac`) as the last line of the chain.
+fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result<()> {
+    let value = format!("{seq}.{}", crypto::hex(&head_mac(key, seq, mac)));
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![HEAD_META_KEY, value])?;
+    Ok(())
+}
+
+/// Compares the stored head with the last line (`seq` 0 and the genesis MAC for none).
+fn verify_head(
+    conn: &Connection,
+    audit_keys: &[AuditKey],
+    last_seq: i64,
+    last_mac: &[u8],
+) -> Result<Option<String>> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [HEAD_META_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(Some(format!(
+            "the record of its last line is missing (the log ends at line {last_seq}): lines may have been deleted"
+        )));
+    };
+    let (head_seq, head) = stored.split_once('.').unwrap_or((stored.as_str(), ""));
+    match head_seq.parse::<i64>() {
+        Ok(written) if written > last_seq => {
+            return Ok(Some(format!(
+                "the log ends at line {last_seq} but line {written} was written: lines were deleted"
+            )))
+        }
+        Ok(written) if written == last_seq => {}
+        _ => {
+            return Ok(Some(format!(
+            "the log ends at line {last_seq} but the record of its last line names line {head_seq}"
+        )))
+        }
+    }
+    let key = audit_keys
+        .iter()
+        .rev()
+        .find(|k| k.from_seq <= last_seq.max(1));
+    let verifies = key.is_some_and(|key| {
+        crypto::constant_time_eq(
+            crypto::hex(&head_mac(key, last_seq, last_mac)).as_bytes(),
+            head.as_bytes(),
+        )
+    });
+    Ok((!verifies).then(|| {
+        format!("the record of its last line does not verify for line {last_seq}: lines after it may have been deleted")
+    }))
+}
+
 /// Appends one line to the chain, inside the caller's transaction. `details` must hold no PII.
 pub fn append(
     ctx: &WriteCtx<'_>,
@@ -159,6 +231,7 @@ pub fn append_with_key(
         prev_mac,
         mac.as_slice()
     ])?;
+    write_head(conn, key, seq, &mac)?;
     log::info!(target: "remit::audit", "{action} {entity} by {actor}");
     Ok(())
 }
@@ -207,6 +280,9 @@ pub fn verify(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
         }
         prev = mac;
         expected_seq = seq + 1;
+    }
+    if let Some(problem) = verify_head(conn, &audit_keys, expected_seq - 1, &prev)? {
+        problems.push(problem);
     }
     Ok(problems)
 }

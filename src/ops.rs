@@ -280,10 +280,12 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         .to_str()
         .ok_or_else(|| Error::internal("the backup path is not UTF-8"))?
         .to_string();
-    store.read(|conn, _| {
+    // Not on a pooled read connection: those are read-only, and SQLite opens the INTO file
+    // with the connection's flags, so the copy could not be written.
+    {
+        let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
         conn.execute("VACUUM INTO ?1", [&target_text])?;
-        Ok(())
-    })?;
+    }
     let copy =
         rusqlite::Connection::open_with_flags(target, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let report = crate::integrity::check(&copy, store.keys())?;

@@ -41,9 +41,19 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser flow failed:\n{stdout}\n{stderr}\nscreenshots: {}", screenshots.display());
-    let shots = std::fs::read_dir(&screenshots).map(|d| d.count()).unwrap_or(0);
-    assert!(shots >= 5, "expected a screenshot of each screen in {}, found {shots}", screenshots.display());
+    assert!(
+        output.status.success(),
+        "browser flow failed:\n{stdout}\n{stderr}\nscreenshots: {}",
+        screenshots.display()
+    );
+    let shots = std::fs::read_dir(&screenshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        shots >= 5,
+        "expected a screenshot of each screen in {}, found {shots}",
+        screenshots.display()
+    );
     app.assert_integrity();
     // The UI changed money only through the API: the ledger holds, and the sender's escrow shows
     // one paid request and one refunded failure.

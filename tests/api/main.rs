@@ -11,4 +11,7 @@ mod http_roles;
 mod ledger_core;
 mod ledger_model;
 mod money_flow;
+mod ops_audit;
+mod ops_backup;
+mod ops_shutdown;
 mod store_files;

@@ -1,0 +1,1346 @@
+//! The audit chain and `remit check`: a busy randomized run leaves a chain that verifies and a
+//! line for every state change; every edit someone with the file could make (any field of an
+//! audit line, a deleted line, a balance column, a journal entry) makes `remit check` exit 1 and
+//! name what is wrong. Also `GET /admin/integrity` and `GET /audit`.
+//!
+//! The helpers at the top drive the real `remit` binary and are shared by the other `ops_*`
+//! files.
+
+use crate::app::*;
+use crate::support::TEST_KEY;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// The real binary.
+
+/// `remit` with a clean environment (nothing of the caller's `REMIT_*` leaks in), run in `dir`
+/// (so no stray `.env` is read), with `ENCRYPTION_KEY` when given.
+pub fn remit(dir: &Path, key: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_remit"));
+    cmd.current_dir(dir).env_clear().env("RUST_LOG", "info");
+    if let Some(key) = key {
+        cmd.env("ENCRYPTION_KEY", key);
+    }
+    cmd
+}
+
+/// What a finished command printed.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a command that should end by itself; kills it and fails after 30 s.
+pub fn run(mut cmd: Command) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run remit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still running after 30 s; stderr:\n{}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ran {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    }
+}
+
+/// `remit check --db DB` with this key.
+pub fn check(db: &Path, key: &str) -> Ran {
+    let mut cmd = remit(db.parent().unwrap(), Some(key));
+    cmd.arg("check").arg("--db").arg(db);
+    run(cmd)
+}
+
+/// `remit user add …`: only the token on stdout.
+pub fn user_add(db: &Path, key: &str, role: &str, name: &str, phone: Option<&str>) -> String {
+    let mut cmd = remit(db.parent().unwrap(), Some(key));
+    cmd.args(["user", "add", "--role", role, "--name", name])
+        .arg("--db")
+        .arg(db);
+    if let Some(phone) = phone {
+        cmd.args(["--phone", phone]);
+    }
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "user add: {ran}");
+    let token = ran.stdout.trim().to_string();
+    assert!(
+        token.starts_with("rmt_") && !token.contains(char::is_whitespace),
+        "user add prints only the token: {ran}"
+    );
+    token
+}
+
+/// A `remit serve` process on 127.0.0.1:0, its stderr (the log) going to a file.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// What it printed on stdout before it listened (the first admin's token, on first start).
+    pub stdout: Vec<String>,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    pub http: ureq::Agent,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Server {
+    /// Starts `remit serve --db DB --addr 127.0.0.1:0` and returns once it printed its
+    /// listening line (it binds first, then prints, so no waiting is needed).
+    pub fn start(db: &Path, key: &str, log: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = remit(db.parent().unwrap(), Some(key));
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(db)
+            .args(["--addr", "127.0.0.1:0"])
+            .env("REMIT_SIM_DELAY_MS", "0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("start remit serve");
+        let stdout = child.stdout.take().unwrap();
+        let (lines, receive) = mpsc::channel::<String>();
+        // Reads every line for as long as the process runs, so its stdout never blocks.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    // Nobody listens any more: keep draining.
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut before = Vec::new();
+        let base = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("remit listening on ") {
+                        break rest.split_whitespace().next().unwrap().to_string();
+                    }
+                    before.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!(
+                        "remit serve never said it was listening ({status:?}); stdout {before:?}; log:\n{}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        let http = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build(),
+        );
+        Server {
+            child,
+            base,
+            stdout: before,
+            log: log.to_path_buf(),
+            http,
+        }
+    }
+
+    /// The token the first start printed for the admin it created.
+    pub fn admin_token(&self) -> String {
+        self.stdout
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("admin"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_else(|| panic!("no admin token in {:?}", self.stdout))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        sigterm(self.pid());
+        self.wait()
+    }
+
+    /// Waits at most 30 s for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("remit serve did not exit within 30 s; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        call(&self.http, &self.base, method, path, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Answer {
+        self.call("GET", path, Some(token), None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> Answer {
+        self.call("POST", path, Some(token), Some(body))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `kill -TERM PID` (libc is not a dependency).
+pub fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid}: {status}");
+}
+
+/// One HTTP call; `Err` when no answer came (connection refused or dropped).
+pub fn call(
+    http: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Answer, ureq::Error> {
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    if let Some(token) = token {
+        builder = builder.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = match body {
+        Some(body) => http.run(
+            builder
+                .header("Content-Type", "application/json")
+                .body(body.to_string().into_bytes())
+                .unwrap(),
+        )?,
+        None => http.run(builder.body(()).unwrap())?,
+    };
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string()?;
+    Ok(Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    })
+}
+
+/// A read-only connection to a database file (never used while a test writes through it).
+pub fn read_only(db: &Path) -> Connection {
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// Takes the database directory out of a `TestApp` and shuts the app down completely (its
+/// store closed and dropped: the WAL is checkpointed into the file).
+pub fn stop_app(mut app: TestApp) -> tempfile::TempDir {
+    app.shutdown();
+    let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
+    drop(app);
+    dir
+}
+
+/// Counts answers across threads (shared by the shutdown and backup tests).
+pub fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+/// Waits (bounded) until `n` is at least `at_least`.
+pub fn wait_for_count(n: &AtomicUsize, at_least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while n.load(Ordering::SeqCst) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "only {} answers came",
+            n.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Over a running server: an active escrow of `usd` dollars for `phone`, in `categories`.
+pub fn funded_escrow(
+    server: &Server,
+    sender: &str,
+    agent: &str,
+    usd: i64,
+    phone: &str,
+    name: &str,
+    categories: &[&str],
+) -> String {
+    let r = server.post(
+        "/escrows",
+        sender,
+        &json!({"recipientPhone": phone, "recipientName": name, "totalAmountUsd": usd, "categories": categories}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = server.post(
+        &format!("/escrows/{id}/deposits"),
+        agent,
+        &json!({"amountUsd": usd, "reference": format!("cash-{id}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["escrowStatus"], "active", "{}", r.text);
+    id
+}
+
+/// `n` pending requests of KES 150 each on `escrow`'s `rent`, made by 4 clients at once.
+pub fn pending_requests(server: &Server, agent: &str, escrow: &str, n: usize) -> Vec<String> {
+    let ids = Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let ids = &ids;
+            s.spawn(move || {
+                for i in (t..n).step_by(4) {
+                    let r = server.post(
+                        "/payment-requests",
+                        agent,
+                        &json!({"escrowId": escrow, "category": "rent", "amountKes": 150,
+                                "merchantName": "Kenya Power",
+                                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": format!("R{i}")}}),
+                    );
+                    assert_eq!(r.status, 201, "{}", r.text);
+                    ids.lock()
+                        .unwrap()
+                        .push(r.body["paymentRequestId"].as_str().unwrap().to_string());
+                }
+            });
+        }
+    });
+    ids.into_inner().unwrap()
+}
+
+/// A payment request's status, read from the file.
+pub fn request_status(conn: &Connection, id: &str) -> String {
+    conn.query_row(
+        "SELECT status FROM payment_requests WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// Polls (bounded) until no request is `approved` any more: every payout has settled.
+pub fn wait_for_payouts(server: &Server, admin: &str, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in ids {
+        loop {
+            let r = server.get(&format!("/payment-requests/{id}"), admin);
+            if r.body["status"] != "approved" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never settled: {}", r.text);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A busy randomized run, made once and copied by every test that tampers with it.
+
+/// xorshift64*: enough randomness for a workload, reproducible from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const PHONES: &[&str] = &[
+    RECIPIENT_PHONE,
+    "0722000101",
+    "+254 722 000 102",
+    "254722000103",
+];
+const CATEGORIES: &[&str] = &["rent", "food", "water", "school_fees", "electricity"];
+
+struct Golden {
+    /// The database file after the run and a clean shutdown.
+    db: Vec<u8>,
+    seed: u64,
+}
+
+static GOLDEN: OnceLock<Golden> = OnceLock::new();
+
+struct Escrow {
+    id: String,
+    total: i64,
+    deposited: i64,
+    categories: Vec<String>,
+}
+
+/// One client of the busy run: its own escrows and requests, random steps.
+fn busy_client(app: &TestApp, seed: u64, steps: usize, unexpected: &Mutex<Vec<String>>) {
+    let mut rng = Rng::new(seed);
+    let mut escrows: Vec<Escrow> = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
+    let note = |what: &str, r: &Resp, allowed: &[u16]| {
+        if !allowed.contains(&r.status) {
+            unexpected
+                .lock()
+                .unwrap()
+                .push(format!("{what} -> {} {}", r.status, r.text));
+        }
+    };
+    for step in 0..steps {
+        let roll = rng.below(100);
+        match roll {
+            0..=14 => {
+                let mut cats: Vec<String> = Vec::new();
+                for _ in 0..=rng.below(3) {
+                    let c = rng.pick(CATEGORIES).to_string();
+                    if !cats.contains(&c) {
+                        cats.push(c);
+                    }
+                }
+                let total = 50 + rng.below(350) as i64;
+                let mut body = json!({"recipientPhone": rng.pick(PHONES), "recipientName": "Wanjiru",
+                                      "totalAmountUsd": total, "categories": cats});
+                if rng.below(5) == 0 {
+                    body["dailyLimitUsd"] = json!(total / 2);
+                }
+                let r = app.post("/escrows", &app.sender, &body);
+                note("create escrow", &r, &[201]);
+                if r.status == 201 {
+                    escrows.push(Escrow {
+                        id: r.body["escrowId"].as_str().unwrap().to_string(),
+                        total: total * 100,
+                        deposited: 0,
+                        categories: cats,
+                    });
+                }
+            }
+            15..=29 => {
+                let open: Vec<usize> = (0..escrows.len())
+                    .filter(|&i| escrows[i].deposited < escrows[i].total)
+                    .collect();
+                if open.is_empty() {
+                    continue;
+                }
+                let e = &mut escrows[*rng.pick(&open)];
+                let rest = (e.total - e.deposited) / 100;
+                let amount = if rest > 1 && rng.below(3) == 0 {
+                    1 + rng.below(rest as u64 - 1) as i64
+                } else {
+                    rest
+                };
+                let r = app.post(
+                    &format!("/escrows/{}/deposits", e.id),
+                    &app.agent,
+                    &json!({"amountUsd": amount, "reference": format!("cash-{seed}-{step}")}),
+                );
+                // 409: the escrow was cancelled meanwhile.
+                note("deposit", &r, &[201, 409]);
+                if r.status == 201 {
+                    e.deposited += amount * 100;
+                }
+            }
+            30..=54 => {
+                let active: Vec<&Escrow> =
+                    escrows.iter().filter(|e| e.deposited == e.total).collect();
+                if active.is_empty() {
+                    continue;
+                }
+                let e = *rng.pick(&active);
+                let account = if rng.below(8) == 0 {
+                    FAIL_ACCOUNT.to_string()
+                } else {
+                    format!("ACC{}", rng.below(1_000_000))
+                };
+                let r = app.post(
+                    "/payment-requests",
+                    &app.agent,
+                    &json!({"escrowId": e.id, "category": rng.pick(&e.categories), "amountKes": 100 + rng.below(6_000),
+                            "merchantName": "Kenya Power", "note": "monthly",
+                            "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": account}}),
+                );
+                // 409: the escrow was cancelled or completed meanwhile.
+                note("create request", &r, &[201, 409]);
+                if r.status == 201 {
+                    pending.push(r.body["paymentRequestId"].as_str().unwrap().to_string());
+                }
+            }
+            55..=79 => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let id = pending.swap_remove(rng.below(pending.len() as u64) as usize);
+                let (what, r) = match rng.below(10) {
+                    0..=6 => (
+                        "approve",
+                        app.post(
+                            &format!("/payment-requests/{id}/approve"),
+                            &app.sender,
+                            &json!({}),
+                        ),
+                    ),
+                    7..=8 => (
+                        "reject",
+                        app.post(
+                            &format!("/payment-requests/{id}/reject"),
+                            &app.sender,
+                            &json!({"reason": "not this month"}),
+                        ),
+                    ),
+                    _ => (
+                        "cancel request",
+                        app.post(
+                            &format!("/payment-requests/{id}/cancel"),
+                            &app.agent,
+                            &json!({}),
+                        ),
+                    ),
+                };
+                // 409: balance, daily limit, or the escrow was cancelled meanwhile.
+                note(what, &r, &[200, 409]);
+            }
+            80..=83 => {
+                if escrows.is_empty() {
+                    continue;
+                }
+                let i = rng.below(escrows.len() as u64) as usize;
+                let r = app.post(
+                    &format!("/escrows/{}/cancel", escrows[i].id),
+                    &app.sender,
+                    &json!({}),
+                );
+                // 409: a payout is in flight, or it is already over.
+                note("cancel escrow", &r, &[200, 409]);
+                if r.status == 200 {
+                    escrows.swap_remove(i);
+                }
+            }
+            84..=88 => {
+                // Two decimals exactly (an f64 sum would carry float noise into the JSON).
+                let cents = 14_000 + rng.below(2_000);
+                let rate: Value =
+                    serde_json::from_str(&format!("{}.{:02}", cents / 100, cents % 100)).unwrap();
+                let r = app.raw(
+                    "PUT",
+                    "/fx-rates/USD-KES",
+                    Some(&app.admin),
+                    Some((
+                        "application/json",
+                        json!({"rate": rate}).to_string().as_bytes(),
+                    )),
+                    &[],
+                );
+                note("set rate", &r, &[200]);
+            }
+            89..=93 => {
+                let role = *rng.pick(&["sender", "agent", "admin"]);
+                let r = app.post(
+                    "/users",
+                    &app.admin,
+                    &json!({"role": role, "name": format!("User {seed}-{step}")}),
+                );
+                note("create user", &r, &[201]);
+                if r.status != 201 {
+                    continue;
+                }
+                let user_id = r.body["user"]["userId"].as_str().unwrap().to_string();
+                let r = app.post(&format!("/users/{user_id}/tokens"), &app.admin, &json!({}));
+                note("issue token", &r, &[201]);
+                if r.status == 201 && rng.below(2) == 0 {
+                    let token = r.body["token"].as_str().unwrap();
+                    let r = app.raw(
+                        "DELETE",
+                        &format!("/tokens/{}", &token[..12]),
+                        Some(&app.admin),
+                        None,
+                        &[],
+                    );
+                    note("revoke token", &r, &[200]);
+                }
+            }
+            _ => {
+                // The check runs while others write, on one consistent snapshot.
+                let r = app.get("/admin/integrity", &app.admin);
+                note("integrity", &r, &[200]);
+                if r.body["ok"] != json!(true) {
+                    unexpected
+                        .lock()
+                        .unwrap()
+                        .push(format!("integrity during the run: {}", r.text));
+                }
+            }
+        }
+    }
+}
+
+fn make_golden() -> Golden {
+    let seed = std::env::var("REMIT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("busy run seed {seed} (set REMIT_TEST_SEED to repeat it)");
+    let app = spawn_app();
+    let unexpected = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (app, unexpected) = (&app, &unexpected);
+            s.spawn(move || busy_client(app, seed.wrapping_add(t * 7919), 100, unexpected));
+        }
+    });
+    let unexpected = unexpected.into_inner().unwrap();
+    assert!(
+        unexpected.is_empty(),
+        "seed {seed}: unexpected answers:\n{}",
+        unexpected.join("\n")
+    );
+    // Let every payout settle, so the file is at rest.
+    let in_flight: Vec<String> = app
+        .store
+        .read(|c, _| {
+            Ok(
+                c.prepare("SELECT id FROM payment_requests WHERE status = 'approved'")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?,
+            )
+        })
+        .unwrap();
+    for id in in_flight {
+        app.wait_for_status(&id, &["paid", "failed"]);
+    }
+    let dir = stop_app(app);
+    let db = std::fs::read(dir.path().join("remit.db")).unwrap();
+    Golden { db, seed }
+}
+
+/// A fresh copy of the busy run's database in its own directory.
+fn golden_copy() -> (tempfile::TempDir, PathBuf, u64) {
+    let golden = GOLDEN.get_or_init(make_golden);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    std::fs::write(&db, &golden.db).unwrap();
+    (dir, db, golden.seed)
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Applies `tamper` to a fresh copy of the busy run's database, then runs `remit check`.
+fn check_after(tamper: impl FnOnce(&Connection)) -> Ran {
+    let (_dir, db, _) = golden_copy();
+    {
+        let conn = Connection::open(&db).unwrap();
+        tamper(&conn);
+    }
+    check(&db, TEST_KEY)
+}
+
+fn assert_mismatch(what: &str, ran: &Ran, needles: &[&str]) {
+    assert_eq!(ran.code, Some(1), "{what}: remit check must exit 1: {ran}");
+    let named = ran
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("MISMATCH ") && needles.iter().all(|n| l.contains(n)));
+    assert!(named, "{what}: no MISMATCH line naming {needles:?}: {ran}");
+}
+
+/// A line in the middle of the chain: (seq, action, entity).
+fn middle_line(conn: &Connection) -> (i64, String, String) {
+    conn.query_row(
+        "SELECT seq, action, entity FROM audit_log ORDER BY seq
+         LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM audit_log)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn the_audit_chain_verifies_after_a_busy_randomized_run() {
+    let (_dir, db, seed) = golden_copy();
+    let lines = count(&read_only(&db), "SELECT COUNT(*) FROM audit_log");
+    assert!(
+        lines > 100,
+        "seed {seed}: the run was not busy: {lines} lines"
+    );
+
+    let ran = check(&db, TEST_KEY);
+
+    assert_eq!(ran.code, Some(0), "seed {seed}: {ran}");
+    assert!(
+        ran.stdout.contains(&format!(
+            "the audit chain verifies from the first line to the last ({lines} lines): ok"
+        )),
+        "{ran}"
+    );
+    assert!(ran.stdout.contains("ok: the ledger holds"), "{ran}");
+    assert!(!ran.stdout.contains("MISMATCH"), "{ran}");
+}
+
+#[test]
+fn every_state_change_of_the_busy_run_left_exactly_one_audit_line_without_pii() {
+    let (_dir, db, seed) = golden_copy();
+    let conn = read_only(&db);
+    let lines = |action: &str| {
+        conn.query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = ?1",
+            [action],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    // (action, how many state changes of that kind the tables show)
+    let expected = [
+        ("user.created", "SELECT COUNT(*) FROM users"),
+        ("escrow.created", "SELECT COUNT(*) FROM escrows"),
+        (
+            "escrow.deposited",
+            "SELECT COUNT(*) FROM deposits WHERE status = 'applied'",
+        ),
+        (
+            "escrow.activated",
+            "SELECT COUNT(*) FROM ledger_transactions WHERE kind = 'activation'",
+        ),
+        (
+            "escrow.cancelled",
+            "SELECT COUNT(*) FROM escrows WHERE status = 'cancelled'",
+        ),
+        (
+            "escrow.completed",
+            "SELECT COUNT(*) FROM escrows WHERE status = 'completed'",
+        ),
+        (
+            "payment_request.created",
+            "SELECT COUNT(*) FROM payment_requests",
+        ),
+        (
+            "payment_request.approved",
+            "SELECT COUNT(*) FROM ledger_transactions WHERE kind = 'approval'",
+        ),
+        (
+            "payment_request.rejected",
+            "SELECT COUNT(*) FROM payment_requests WHERE status = 'rejected'",
+        ),
+        (
+            "payment_request.cancelled",
+            "SELECT COUNT(*) FROM payment_requests WHERE status = 'cancelled'",
+        ),
+        (
+            "payout.succeeded",
+            "SELECT COUNT(*) FROM payouts WHERE status = 'succeeded'",
+        ),
+        (
+            "payout.failed",
+            "SELECT COUNT(*) FROM payouts WHERE status = 'failed'",
+        ),
+        (
+            "token.revoked",
+            "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NOT NULL",
+        ),
+        ("token.issued", "SELECT COUNT(*) FROM api_tokens"),
+    ];
+    let mut wrong = Vec::new();
+    for (action, sql) in expected {
+        let (have, want) = (lines(action), count(&conn, sql));
+        if have != want {
+            wrong.push(format!("{action}: {have} audit lines for {want} changes"));
+        }
+    }
+    assert!(wrong.is_empty(), "seed {seed}:\n{}", wrong.join("\n"));
+    for (action, at_least) in [
+        ("payment_request.approved", 5),
+        ("payout.succeeded", 3),
+        ("payment_request.rejected", 1),
+        ("fx.rate_set", 1),
+    ] {
+        assert!(
+            lines(action) >= at_least,
+            "seed {seed}: the run did too little of {action}"
+        );
+    }
+    // Details, actors and entities hold no PII: no phone in any spelling, no name, no merchant.
+    let text: String = conn
+        .prepare("SELECT actor || ' ' || action || ' ' || entity || ' ' || details FROM audit_log")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "712345678",
+        "722000101",
+        "722000102",
+        "722000103",
+        "Wanjiru",
+        "Amina",
+        "Kenya Power",
+        "ACC",
+        "monthly",
+        "not this month",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "seed {seed}: {needle} is in the audit log"
+        );
+    }
+    // Tokens appear only by their public prefix, never whole.
+    for (at, _) in text.match_indices("rmt_") {
+        let token: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            token.len() <= remit::service::users::TOKEN_PREFIX_CHARS,
+            "seed {seed}: a whole token is in the audit log: {token}"
+        );
+    }
+}
+
+#[test]
+fn editing_any_field_of_an_audit_line_makes_check_exit_1_and_name_the_line() {
+    // Someone with the file drops the trigger that guards the table, as they could.
+    let edits: &[(&str, &str, &str)] = &[
+        ("actor", "actor = 'usr_forged'", "was altered"),
+        ("action", "action = action || '_x'", "was altered"),
+        ("entity", "entity = 'esc_forged'", "was altered"),
+        ("details", "details = '{\"forged\":true}'", "was altered"),
+        ("at", "at = '2001-01-01T00:00:00Z'", "was altered"),
+        ("prev_mac", "prev_mac = randomblob(32)", "does not chain"),
+        ("mac", "mac = randomblob(32)", "was altered"),
+    ];
+    for (field, set, complaint) in edits {
+        for position in ["first", "middle", "last"] {
+            let mut seq = 0;
+            let ran = check_after(|conn| {
+                conn.execute_batch("DROP TRIGGER audit_log_append_only_update")
+                    .unwrap();
+                seq = match position {
+                    "first" => 1,
+                    "middle" => middle_line(conn).0,
+                    _ => count(conn, "SELECT MAX(seq) FROM audit_log"),
+                };
+                let changed = conn
+                    .execute(&format!("UPDATE audit_log SET {set} WHERE seq = ?1"), [seq])
+                    .unwrap();
+                assert_eq!(changed, 1);
+            });
+            assert_mismatch(
+                &format!("{field} of the {position} line"),
+                &ran,
+                &["audit chain", &format!("audit line {seq} "), complaint],
+            );
+        }
+    }
+}
+
+#[test]
+fn moving_an_audit_line_to_another_sequence_number_is_caught() {
+    let mut seq = 0;
+    let ran = check_after(|conn| {
+        conn.execute_batch("DROP TRIGGER audit_log_append_only_update")
+            .unwrap();
+        seq = middle_line(conn).0;
+        conn.execute(
+            "UPDATE audit_log SET seq = (SELECT MAX(seq) + 1 FROM audit_log) WHERE seq = ?1",
+            [seq],
+        )
+        .unwrap();
+    });
+    assert_mismatch("seq", &ran, &[&format!("audit line {seq} is missing")]);
+}
+
+#[test]
+fn deleting_an_audit_line_makes_check_exit_1_and_name_the_gap() {
+    for position in ["first", "middle"] {
+        let mut seq = 0;
+        let ran = check_after(|conn| {
+            conn.execute_batch("DROP TRIGGER audit_log_append_only_delete")
+                .unwrap();
+            seq = match position {
+                "first" => 1,
+                _ => middle_line(conn).0,
+            };
+            assert_eq!(
+                conn.execute("DELETE FROM audit_log WHERE seq = ?1", [seq])
+                    .unwrap(),
+                1
+            );
+        });
+        assert_mismatch(
+            &format!("deleting the {position} line"),
+            &ran,
+            &[&format!("audit line {seq} is missing")],
+        );
+    }
+}
+
+#[test]
+fn deleting_the_newest_audit_lines_makes_check_exit_1() {
+    // Regression: a chain alone cannot show that its tail was cut off (the newest lines are
+    // the ones a forger wants gone), so the head of the chain is kept under the audit key.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "the last line",
+            "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",
+            "lines were deleted",
+        ),
+        (
+            "the last 3 lines",
+            "DELETE FROM audit_log WHERE seq > (SELECT MAX(seq) FROM audit_log) - 3",
+            "lines were deleted",
+        ),
+        (
+            "every line",
+            "DELETE FROM audit_log",
+            "the log ends at line 0 but line",
+        ),
+        (
+            "the last line and the record of it",
+            "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log);
+             DELETE FROM meta WHERE key = 'audit_head'",
+            "the record of its last line is missing",
+        ),
+        (
+            "the last line, its record made to name the line before",
+            "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log);
+             UPDATE meta SET value = (SELECT MAX(seq) FROM audit_log) || substr(value, instr(value, '.'))
+             WHERE key = 'audit_head'",
+            "does not verify",
+        ),
+    ];
+    for (what, sql, complaint) in cases {
+        let ran = check_after(|conn| {
+            conn.execute_batch("DROP TRIGGER audit_log_append_only_delete")
+                .unwrap();
+            conn.execute_batch(sql).unwrap();
+        });
+        assert_mismatch(
+            &format!("deleting {what}"),
+            &ran,
+            &["audit chain", complaint],
+        );
+    }
+}
+
+#[test]
+fn editing_balance_columns_directly_makes_check_exit_1_and_name_the_escrow() {
+    // Edits the CHECK constraints allow: cents moved between columns keep every row's sums.
+    let escrow_of = |conn: &Connection| -> (String, String) {
+        conn.query_row(
+            "SELECT c.escrow_id, c.id FROM spending_categories c JOIN escrows e ON e.id = c.escrow_id
+             WHERE e.status = 'active' AND c.remaining_usd_cents > 0 ORDER BY c.id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the busy run left an active escrow with money in a category")
+    };
+    // 1. The escrow row alone: its columns disagree with the journal and its categories.
+    let mut ids = (String::new(), String::new());
+    let ran = check_after(|conn| {
+        ids = escrow_of(conn);
+        conn.execute(
+            "UPDATE escrows SET remaining_usd_cents = remaining_usd_cents - 1,
+             refunded_usd_cents = refunded_usd_cents + 1 WHERE id = ?1",
+            [&ids.0],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "escrow remaining -> refunded",
+        &ran,
+        &["escrow balances equal their journal accounts", &ids.0],
+    );
+    // 2. A category and its escrow together: every sum holds, only the journal fold disagrees.
+    let ran = check_after(|conn| {
+        ids = escrow_of(conn);
+        conn.execute(
+            "UPDATE spending_categories SET remaining_usd_cents = remaining_usd_cents - 1,
+             refunded_usd_cents = refunded_usd_cents + 1 WHERE id = ?1",
+            [&ids.1],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE escrows SET remaining_usd_cents = remaining_usd_cents - 1,
+             refunded_usd_cents = refunded_usd_cents + 1 WHERE id = ?1",
+            [&ids.0],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "category and escrow together",
+        &ran,
+        &["category balances equal their journal accounts", &ids.1],
+    );
+    assert_mismatch(
+        "category and escrow together",
+        &ran,
+        &["escrow balances equal their journal accounts", &ids.0],
+    );
+    // 3. Spent money made remaining again (category and escrow): what a thief would want.
+    let ran = check_after(|conn| {
+        let (escrow, category): (String, String) = conn
+            .query_row(
+                "SELECT escrow_id, id FROM spending_categories WHERE spent_usd_cents > 0 ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the busy run paid something");
+        for table_id in [("spending_categories", &category), ("escrows", &escrow)] {
+            conn.execute(
+                &format!(
+                    "UPDATE {} SET spent_usd_cents = spent_usd_cents - 1,
+                     remaining_usd_cents = remaining_usd_cents + 1 WHERE id = ?1",
+                    table_id.0
+                ),
+                [table_id.1],
+            )
+            .unwrap();
+        }
+        ids = (escrow, category);
+    });
+    assert_mismatch(
+        "spent -> remaining",
+        &ran,
+        &["category balances equal their journal accounts", &ids.1],
+    );
+}
+
+#[test]
+fn editing_a_journal_entry_makes_check_exit_1_and_name_the_transaction() {
+    let mut transaction = 0i64;
+    let ran = check_after(|conn| {
+        conn.execute_batch("DROP TRIGGER ledger_entries_append_only_update")
+            .unwrap();
+        let (entry, tx): (i64, i64) = conn
+            .query_row(
+                "SELECT id, transaction_id FROM ledger_entries WHERE account = 'available'
+                 AND amount_usd_cents > 0 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        transaction = tx;
+        conn.execute(
+            "UPDATE ledger_entries SET amount_usd_cents = amount_usd_cents + 1 WHERE id = ?1",
+            [entry],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "journal entry",
+        &ran,
+        &[
+            "every journal transaction sums to zero",
+            &format!("journal transaction {transaction}:"),
+        ],
+    );
+}
+
+#[test]
+fn a_paid_request_set_back_to_approved_makes_check_exit_1() {
+    let mut request = String::new();
+    let ran = check_after(|conn| {
+        request = conn
+            .query_row(
+                "SELECT id FROM payment_requests WHERE status = 'paid' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the busy run paid something");
+        conn.execute(
+            "UPDATE payment_requests SET status = 'approved' WHERE id = ?1",
+            [&request],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "paid -> approved",
+        &ran,
+        &["every succeeded payout belongs to a paid request", &request],
+    );
+}
+
+#[test]
+fn check_on_a_missing_database_exits_2_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nothing-here.db");
+
+    let ran = check(&db, TEST_KEY);
+
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("could not run") && ran.stderr.contains("no database"),
+        "{ran}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "check created {left:?}");
+}
+
+#[test]
+fn check_with_a_wrong_key_exits_2_and_says_the_key_does_not_match() {
+    let (_dir, db, _) = golden_copy();
+    let before = std::fs::read(&db).unwrap();
+
+    let ran = check(&db, &"ab".repeat(32));
+
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("the encryption key does not match this database"),
+        "{ran}"
+    );
+    assert!(!ran.stdout.contains("ok"), "{ran}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
+}
+
+#[test]
+fn admin_integrity_returns_the_same_report_as_remit_check() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["rent", "food"]);
+    let request = app.request(&escrow, "rent", 1_500, "12345");
+    assert_eq!(app.approve(&request).status, 200);
+    app.wait_for_status(&request, &["paid"]);
+    let clean = app.get("/admin/integrity", &app.admin);
+    assert_eq!(clean.status, 200, "{}", clean.text);
+    assert_eq!(clean.body["ok"], true, "{}", clean.text);
+    assert_eq!(clean.body["mismatches"], json!([]));
+    assert_eq!(app.get("/admin/integrity", &app.sender).status, 403);
+    assert_eq!(
+        app.raw("GET", "/admin/integrity", None, None, &[]).status,
+        401
+    );
+    // Someone edits the live file.
+    {
+        let conn = Connection::open(app.dir.path().join("remit.db")).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute(
+            "UPDATE escrows SET remaining_usd_cents = remaining_usd_cents - 7,
+             refunded_usd_cents = refunded_usd_cents + 7 WHERE id = ?1",
+            [&escrow],
+        )
+        .unwrap();
+    }
+
+    let report = app.get("/admin/integrity", &app.admin);
+    let dir = stop_app(app);
+    let ran = check(&dir.path().join("remit.db"), TEST_KEY);
+
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.body["ok"], false, "{}", report.text);
+    let field = |name: &str| -> Vec<String> {
+        report.body[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not a list: {}", report.text))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (checks, mismatches) = (field("checks"), field("mismatches"));
+    assert!(
+        mismatches.iter().any(|m| m.contains(&escrow)),
+        "{mismatches:?}"
+    );
+    assert_eq!(ran.code, Some(1), "{ran}");
+    let printed: Vec<&str> = ran.stdout.lines().collect();
+    let printed_checks: Vec<&str> = printed
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("MISMATCH ") && l.contains(": "))
+        .collect();
+    let printed_mismatches: Vec<&str> = printed
+        .iter()
+        .filter_map(|l| l.strip_prefix("MISMATCH "))
+        .collect();
+    assert_eq!(printed_checks, checks, "{ran}");
+    assert_eq!(printed_mismatches, mismatches, "{ran}");
+}
+
+#[test]
+fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["rent", "food"]);
+    let paid = app.request(&escrow, "rent", 1_500, "ACCT-93817264");
+    assert_eq!(app.approve(&paid).status, 200);
+    app.wait_for_status(&paid, &["paid"]);
+    let rejected = app.request(&escrow, "food", 700, "ACCT-93817264");
+    let r = app.post(
+        &format!("/payment-requests/{rejected}/reject"),
+        &app.sender,
+        &json!({"reason": "ask Wanjiru first"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (payout, _, _) = app.payout_ids(&paid);
+
+    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body["items"].as_array().unwrap();
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "escrow.created",
+        "escrow.deposited",
+        "escrow.activated",
+        "payment_request.created",
+        "payment_request.approved",
+        "payout.sent",
+        "payout.succeeded",
+        "payment_request.rejected",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    let seqs: Vec<i64> = items.iter().map(|i| i["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "chain order: {seqs:?}"
+    );
+    for item in items {
+        let entity = item["entity"].as_str().unwrap();
+        assert!(
+            [
+                escrow.as_str(),
+                paid.as_str(),
+                rejected.as_str(),
+                payout.as_str()
+            ]
+            .contains(&entity),
+            "a line about something else: {item}"
+        );
+        let mac = item["mac"].as_str().unwrap();
+        assert!(
+            mac.len() == 64 && mac.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{item}"
+        );
+        assert!(item["at"].as_str().unwrap().ends_with('Z'), "{item}");
+    }
+    for needle in ["712345678", "Wanjiru", "Kenya Power", "93817264"] {
+        assert!(!r.text.contains(needle), "{needle} in {}", r.text);
+    }
+    // The escrow's sender may read it too; nobody else but admins.
+    let own = app.get(&format!("/audit?entity={escrow}"), &app.sender);
+    assert_eq!(own.status, 200, "{}", own.text);
+    assert_eq!(own.body["items"], r.body["items"]);
+    assert_eq!(
+        app.get(&format!("/audit?entity={escrow}"), &app.other_sender)
+            .status,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/audit?entity={escrow}"), &app.recipient)
+            .status,
+        403
+    );
+    assert_eq!(
+        app.get(&format!("/audit?entity={escrow}"), &app.agent)
+            .status,
+        403
+    );
+    assert_eq!(app.get("/audit", &app.admin).status, 400);
+}

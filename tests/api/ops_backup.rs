@@ -1,0 +1,434 @@
+//! Backups and key rotation with the real binary: a backup taken while approvals run passes the
+//! check and restores by the drill the README gives; key rotation re-encrypts everything, keeps
+//! the audit chain verifying, and leaves the old key useless.
+
+use crate::ops_audit::*;
+use crate::support::TEST_KEY;
+use remit::crypto::{Keys, MasterKey};
+use rusqlite::types::Value as Sql;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+const NEW_KEY: &str = "5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de";
+
+#[test]
+fn a_backup_taken_while_approvals_run_passes_the_check_and_restores() {
+    // Regression: `remit backup` ran `VACUUM INTO` on a pooled read-only connection and failed
+    // with "attempt to write a readonly database" every time.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        1_000,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 60);
+    let answered = counter();
+    let approved: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    // Act: approvals from 4 clients; the backup starts once some are answered.
+    let (backup_file, before_backup, backup) = std::thread::scope(|s| {
+        for chunk in requests.chunks(requests.len().div_ceil(4)) {
+            let (server, sender, answered, approved) = (&server, &sender, &answered, &approved);
+            s.spawn(move || {
+                for id in chunk {
+                    let r = server.post(
+                        &format!("/payment-requests/{id}/approve"),
+                        sender,
+                        &json!({}),
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    approved.lock().unwrap().push(id.clone());
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_for_count(&answered, 8);
+        let before_backup = approved.lock().unwrap().clone();
+        let backup_file = dir.path().join("backup-1.db");
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("backup").arg(&backup_file).arg("--db").arg(&db);
+        let backup = run(cmd);
+        (backup_file, before_backup, backup)
+    });
+    let during = answered.load(Ordering::SeqCst);
+
+    // Assert: the backup passed its own check, and passes `remit check` alone with its key.
+    assert_eq!(backup.code, Some(0), "{backup}");
+    assert!(backup.stdout.contains("backup written to"), "{backup}");
+    assert!(!backup.stdout.contains("MISMATCH"), "{backup}");
+    let copy = check(&backup_file, TEST_KEY);
+    assert_eq!(copy.code, Some(0), "{copy}");
+    let in_copy = read_only(&backup_file);
+    for id in &before_backup {
+        let status = request_status(&in_copy, id);
+        assert!(
+            status == "approved" || status == "paid",
+            "{id} was approved before the backup began but is {status} in the copy"
+        );
+    }
+    let approved_in_copy: i64 = in_copy
+        .query_row(
+            "SELECT COUNT(*) FROM payment_requests WHERE status IN ('approved', 'paid')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(in_copy);
+    eprintln!(
+        "{} approvals answered before the backup began, {approved_in_copy} in the copy, {during} by its end, {} in all",
+        before_backup.len(),
+        requests.len()
+    );
+    // A change after the backup, which the restore must not bring back.
+    let later = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        5,
+        "0722000999",
+        "Later",
+        &["food"],
+    );
+    wait_for_payouts(&server, &admin, &requests);
+    assert!(server.terminate().success(), "{}", server.log());
+    let live = read_only(&db);
+    let backups: i64 = live
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'backup.made'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        backups, 1,
+        "the backup left one audit line in the live database"
+    );
+    drop(live);
+
+    // The restore drill: stop (done), move the database and its WAL files aside, copy the
+    // backup in, start with the same key, check.
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.path().join(format!("remit.db{suffix}"));
+        if from.exists() {
+            std::fs::rename(&from, dir.path().join(format!("broken.db{suffix}"))).unwrap();
+        }
+    }
+    std::fs::copy(&backup_file, &db).unwrap();
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
+    let view = server.get(&format!("/escrows/{escrow}"), &admin);
+    assert_eq!(view.status, 200, "{}", view.text);
+    assert_eq!(view.body["recipient"]["name"], "Wanjiru", "{}", view.text);
+    assert_eq!(
+        view.body["recipient"]["phone"], "+254712345678",
+        "{}",
+        view.text
+    );
+    for id in &before_backup {
+        let r = server.get(&format!("/payment-requests/{id}"), &admin);
+        let status = r.body["status"].as_str().unwrap_or("");
+        assert!(status == "approved" || status == "paid", "{}", r.text);
+    }
+    assert_eq!(
+        server.get(&format!("/escrows/{later}"), &admin).status,
+        404,
+        "the restore is the state at the backup"
+    );
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "check while the restored server runs: {ran}"
+    );
+    drop(server);
+}
+
+/// Every encrypted value in the file: `(table.column, aad, stored)`.
+fn encrypted_values(conn: &rusqlite::Connection) -> Vec<(String, String, String)> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let columns: Vec<(String, i64)> = conn
+            .prepare("SELECT name, pk FROM pragma_table_info(?1)")
+            .unwrap()
+            .query_map([&table], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let Some((pk, _)) = columns.iter().find(|(_, pk)| *pk == 1) else {
+            continue;
+        };
+        for (column, _) in columns.iter().filter(|(c, _)| c.ends_with("_enc")) {
+            let sql = format!("SELECT {pk}, {column} FROM {table} WHERE {column} IS NOT NULL");
+            let rows: Vec<(Sql, String)> = conn
+                .prepare(&sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for (id, stored) in rows {
+                let id = match id {
+                    Sql::Integer(i) => i.to_string(),
+                    Sql::Text(t) => t,
+                    other => panic!("{table}.{pk} = {other:?}"),
+                };
+                let name = column.trim_end_matches("_enc");
+                out.push((
+                    format!("{table}.{column}"),
+                    format!("{table}.{name}.{id}"),
+                    stored,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn keys(hex: &str) -> Keys {
+    Keys::new(&MasterKey::from_hex(hex).unwrap())
+}
+
+#[test]
+fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina Otieno", Some("0733000001"));
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        300,
+        "0712345678",
+        "Wanjiru Kamau",
+        &["rent", "food"],
+    );
+    let recipient = server.get(&format!("/escrows/{escrow}"), &admin).body["recipient"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let make = |category: &str, account: &str| -> String {
+        let r = server.post(
+            "/payment-requests",
+            &agent,
+            &json!({"escrowId": escrow, "category": category, "amountKes": 1500, "merchantName": "Kenya Power",
+                    "note": "November token",
+                    "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": account}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["paymentRequestId"].as_str().unwrap().to_string()
+    };
+    let paid = make("rent", "37194502618");
+    assert_eq!(
+        server
+            .post(
+                &format!("/payment-requests/{paid}/approve"),
+                &sender,
+                &json!({})
+            )
+            .status,
+        200
+    );
+    wait_for_payouts(&server, &admin, std::slice::from_ref(&paid));
+    let rejected = make("food", "55012");
+    let r = server.post(
+        &format!("/payment-requests/{rejected}/reject"),
+        &sender,
+        &json!({"reason": "too much this week"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    let before = read_only(&db)
+        .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
+
+    // Act.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("rotate-key")
+        .arg("--new-key-file")
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let rotated = run(cmd);
+
+    // Assert: the new key opens the file and the chain verifies across the rotation.
+    assert_eq!(rotated.code, Some(0), "{rotated}");
+    assert!(rotated.stdout.contains("re-encrypted"), "{rotated}");
+    let old = check(&db, TEST_KEY);
+    assert_eq!(
+        old.code,
+        Some(2),
+        "the old key must no longer open the file: {old}"
+    );
+    assert!(
+        old.stderr
+            .contains("the encryption key does not match this database"),
+        "{old}"
+    );
+    let new = check(&db, NEW_KEY);
+    assert_eq!(new.code, Some(0), "{new}");
+    let conn = read_only(&db);
+    let (seq, action, details): (i64, String, String) = conn
+        .query_row(
+            "SELECT seq, action, details FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (seq, action.as_str()),
+        (before + 1, "key.rotated"),
+        "{details}"
+    );
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(
+        details["newKeyId"],
+        json!(keys(NEW_KEY).key_id),
+        "{details}"
+    );
+    assert_eq!(
+        details["oldKeyId"],
+        json!(keys(TEST_KEY).key_id),
+        "{details}"
+    );
+    // Every encrypted value opens under the new key and none under the old one.
+    let (new_keys, old_keys) = (keys(NEW_KEY), keys(TEST_KEY));
+    let values = encrypted_values(&conn);
+    let columns: BTreeSet<&str> = values.iter().map(|(c, _, _)| c.as_str()).collect();
+    for expected in [
+        "users.name_enc",
+        "users.phone_enc",
+        "payment_requests.merchant_name_enc",
+        "payment_requests.merchant_account_enc",
+        "payment_requests.note_enc",
+        "payment_requests.decision_reason_enc",
+        "webhook_events.payload_enc",
+        "audit_keys.key_enc",
+    ] {
+        assert!(
+            columns.contains(expected),
+            "no value of {expected} to check: {columns:?}"
+        );
+    }
+    for (column, aad, stored) in &values {
+        assert!(
+            new_keys.decrypt(aad, stored).is_ok(),
+            "{column} ({aad}) does not open under the new key"
+        );
+        assert!(
+            old_keys.decrypt(aad, stored).is_err(),
+            "{column} ({aad}) still opens under the old key"
+        );
+    }
+    drop(conn);
+    // A server refuses the old key with one sentence.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("serve")
+        .arg("--db")
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0"]);
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("remit: the encryption key does not match this database")),
+        "{refused}"
+    );
+    // With the new key everything reads, and the blind index finds the recipient again.
+    let mut server = Server::start(&db, NEW_KEY, &dir.path().join("serve-2.log"), &[]);
+    let view = server.get(&format!("/escrows/{escrow}"), &admin);
+    assert_eq!(view.status, 200, "the old tokens still work: {}", view.text);
+    assert_eq!(view.body["recipient"]["name"], "Wanjiru Kamau");
+    assert_eq!(view.body["recipient"]["phone"], "+254712345678");
+    let r = server.get(&format!("/payment-requests/{rejected}"), &admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains("Kenya Power") && r.text.contains("55012"),
+        "{}",
+        r.text
+    );
+    let again = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        20,
+        "+254 712 345 678",
+        "Wanjiru Kamau",
+        &["food"],
+    );
+    let view = server.get(&format!("/escrows/{again}"), &admin);
+    assert_eq!(
+        view.body["recipient"]["userId"],
+        json!(recipient),
+        "{}",
+        view.text
+    );
+    let users = server.get("/users", &admin);
+    assert!(users.text.contains("Amina Otieno"), "{}", users.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    // Lines written after the rotation, under the new audit key, verify too.
+    let after = check(&db, NEW_KEY);
+    assert_eq!(after.code, Some(0), "{after}");
+}
+
+#[test]
+fn key_rotation_is_refused_while_a_server_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let admin = server.admin_token();
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, NEW_KEY).unwrap();
+
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("rotate-key")
+        .arg("--new-key-file")
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let refused = run(cmd);
+
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("remit: another remit server is using")),
+        "{refused}"
+    );
+    assert_eq!(
+        server.get("/me", &admin).status,
+        200,
+        "the server still serves"
+    );
+    assert_eq!(
+        check(&db, TEST_KEY).code,
+        Some(0),
+        "the old key still opens it"
+    );
+    assert_eq!(check(&db, NEW_KEY).code, Some(2), "the new key does not");
+    assert!(server.terminate().success(), "{}", server.log());
+}

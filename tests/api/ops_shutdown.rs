@@ -1,0 +1,293 @@
+//! The process: SIGTERM drains (every answered approval is in the file, exit 0), the log has a
+//! line per request and no PII or secrets, and a bad start says one sentence without a panic.
+
+use crate::ops_audit::*;
+use crate::support::TEST_KEY;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+#[test]
+fn sigterm_during_approvals_exits_0_and_every_answered_approval_is_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        1_000,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 120);
+    let answered = counter();
+    // (request, HTTP status or None when no answer came)
+    let outcomes: Mutex<Vec<(String, Option<u16>)>> = Mutex::new(Vec::new());
+
+    // Act: 6 clients approve; SIGTERM once some approvals are answered.
+    let pid = server.pid();
+    std::thread::scope(|s| {
+        for chunk in requests.chunks(requests.len().div_ceil(6)) {
+            let (server, sender, answered, outcomes) = (&server, &sender, &answered, &outcomes);
+            s.spawn(move || {
+                for id in chunk {
+                    let r = call(
+                        &server.http,
+                        &server.base,
+                        "POST",
+                        &format!("/payment-requests/{id}/approve"),
+                        Some(sender),
+                        Some(&json!({})),
+                    );
+                    let status = r.ok().map(|a| a.status);
+                    outcomes.lock().unwrap().push((id.clone(), status));
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_for_count(&answered, 15);
+        sigterm(pid);
+    });
+    let status = server.wait();
+
+    // Assert.
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("stopped cleanly"), "{log}");
+    let outcomes = outcomes.into_inner().unwrap();
+    let ok = outcomes.iter().filter(|(_, s)| *s == Some(200)).count();
+    let unanswered = outcomes.iter().filter(|(_, s)| s.is_none()).count();
+    eprintln!(
+        "{ok} approvals answered 200, {unanswered} unanswered, {} other",
+        outcomes.len() - ok - unanswered
+    );
+    assert!(ok >= 15, "{outcomes:?}");
+    let conn = read_only(&db);
+    for (id, answer) in &outcomes {
+        let status = request_status(&conn, id);
+        match answer {
+            Some(200) => assert!(
+                status == "approved" || status == "paid",
+                "{id} was answered 200 but is {status} in the database"
+            ),
+            // An approval answered with an error must not have happened.
+            Some(code) => assert_eq!(status, "pending_approval", "{id} was answered {code}"),
+            // No answer: the server never took it, so it never happened.
+            None => assert_eq!(
+                status, "pending_approval",
+                "{id} was approved but its client never got the answer"
+            ),
+        }
+    }
+    drop(conn);
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "{ran}");
+}
+
+#[test]
+fn the_log_has_a_line_per_request_and_no_phone_name_token_or_merchant_account() {
+    const CALLBACK: &str = "9c2e5b1d4f603f7a9c2e5b1d4f603f7a";
+    const STRIPE: &str = "whsec_9c2e5b1d4f603f7a";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[
+            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK),
+            ("REMIT_STRIPE_WEBHOOK_SECRET", STRIPE),
+        ],
+    );
+    let admin = server.admin_token();
+    let user = |role: &str, name: &str, phone: Option<&str>| -> (String, String) {
+        let mut body = json!({"role": role, "name": name});
+        if let Some(p) = phone {
+            body["phone"] = json!(p);
+        }
+        let r = server.post("/users", &admin, &body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        (
+            r.body["user"]["userId"].as_str().unwrap().to_string(),
+            r.body["token"].as_str().unwrap().to_string(),
+        )
+    };
+    let (_, sender) = user("sender", "Zawadi Achieng", Some("0733 111 222"));
+    let (_, agent) = user("agent", "Kiosk Umoja", None);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        200,
+        "0798 765 432",
+        "Nyokabi Wairimu",
+        &["school_fees", "food"],
+    );
+    let recipient_id = server.get(&format!("/escrows/{escrow}"), &admin).body["recipient"]
+        ["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = server.post(&format!("/users/{recipient_id}/tokens"), &admin, &json!({}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let recipient = r.body["token"].as_str().unwrap().to_string();
+    let request = |account: serde_json::Value, token: &str| -> String {
+        let r = server.post(
+            "/payment-requests",
+            token,
+            &json!({"escrowId": escrow, "category": "school_fees", "amountKes": 1200,
+                    "merchantName": "Mama Njeri Uniforms", "merchantAccount": account,
+                    "note": "for Nyokabi's uniform"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["paymentRequestId"].as_str().unwrap().to_string()
+    };
+    let paybill = request(
+        json!({"type": "paybill", "number": "888880", "accountReference": "ACCT-93817264"}),
+        &agent,
+    );
+    let to_phone = request(
+        json!({"type": "phone", "number": "0711 222 333"}),
+        &recipient,
+    );
+    let rejected = request(json!({"type": "till", "number": "5123456"}), &agent);
+    for id in [&paybill, &to_phone] {
+        let r = server.post(
+            &format!("/payment-requests/{id}/approve"),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    wait_for_payouts(&server, &admin, &[paybill.clone(), to_phone.clone()]);
+    let r = server.post(
+        &format!("/payment-requests/{rejected}/reject"),
+        &sender,
+        &json!({"reason": "Nyokabi has one"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Refusals carry PII and secrets in their input too.
+    let r = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0798765432", "recipientName": "Nyokabi Wairimu", "totalAmountUsd": -5, "categories": ["food"]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let forged = "rmt_forgedtokenvalue0123456789abcdef";
+    assert_eq!(server.get("/me", forged).status, 401);
+    let r = server.call(
+        "POST",
+        &format!("/webhooks/mpesa/{CALLBACK}"),
+        None,
+        Some(&json!({"Body": {"stkCallback": {"MerchantRequestID": "x", "CheckoutRequestID": "y", "ResultCode": 1, "ResultDesc": "0798765432"}}})),
+    );
+    assert!(r.status < 500, "{}", r.text);
+    assert!(server.terminate().success());
+
+    let log = server.log();
+
+    assert!(log.contains("remit::access"), "{log}");
+    for line in [
+        "POST /escrows 201",
+        "POST /payment-requests 201",
+        "GET /me 401",
+        "/webhooks/mpesa/:token",
+    ] {
+        assert!(log.contains(line), "no access line with {line:?}:\n{log}");
+    }
+    for secret in [
+        "0798765432",
+        "798765432",
+        "798 765 432",
+        "+254798765432",
+        "254798765432",
+        "733111222",
+        "733 111 222",
+        "711222333",
+        "711 222 333",
+        "Nyokabi",
+        "Wairimu",
+        "Zawadi",
+        "Achieng",
+        "Mama Njeri",
+        "93817264",
+        "uniform",
+        &admin,
+        &sender,
+        &agent,
+        &recipient,
+        forged,
+        CALLBACK,
+        STRIPE,
+        TEST_KEY,
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}
+
+#[test]
+fn a_bad_start_says_one_sentence_on_stderr_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut holder = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let other = dir.path().join("other.db");
+    // (what, arguments after `serve`, extra environment, the sentence it begins with)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "an address that cannot be bound",
+            vec!["--db", other.to_str().unwrap(), "--addr", "999.1.1.1:1"],
+            vec![],
+            "remit: cannot listen on 999.1.1.1:1",
+        ),
+        (
+            "a database another server holds",
+            vec!["--db", db.to_str().unwrap(), "--addr", "127.0.0.1:0"],
+            vec![],
+            "remit: another remit server is using",
+        ),
+        (
+            "a malformed key",
+            vec!["--db", other.to_str().unwrap(), "--addr", "127.0.0.1:0"],
+            vec![("ENCRYPTION_KEY", "not-a-key")],
+            "remit: ENCRYPTION_KEY: must be 64 hex characters",
+        ),
+        (
+            "a short callback token",
+            vec!["--db", other.to_str().unwrap(), "--addr", "127.0.0.1:0"],
+            vec![("REMIT_MPESA_CALLBACK_TOKEN", "short")],
+            "remit: REMIT_MPESA_CALLBACK_TOKEN: must be",
+        ),
+    ];
+    for (what, args, env, sentence) in cases {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("serve").args(&args).env("RUST_BACKTRACE", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+
+        let ran = run(cmd);
+
+        assert!(matches!(ran.code, Some(c) if c != 0), "{what}: {ran}");
+        let sentences: Vec<&str> = ran
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("remit:"))
+            .collect();
+        assert_eq!(sentences.len(), 1, "{what}: one sentence: {ran}");
+        assert!(sentences[0].starts_with(sentence), "{what}: {ran}");
+        assert_eq!(
+            ran.stderr.trim_end().lines().last(),
+            Some(sentences[0]),
+            "{what}: the sentence comes last: {ran}"
+        );
+        for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "internal error"] {
+            assert!(!ran.stderr.contains(bad), "{what}: {bad}: {ran}");
+        }
+    }
+    assert!(holder.terminate().success());
+}
