@@ -395,6 +395,13 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         store::latest_schema_version(),
         describe_key(store.key_source())
     );
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    // Bind first: a start that cannot listen must not use up the first admin's token.
+    let server = crate::http::start(config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
         println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
     }
@@ -408,13 +415,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
                 user.name
             );
         }
+        server.app.payouts_wakeup.notify();
     }
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
-    let server = crate::http::start(config, store)?;
     println!(
         "remit listening on {} (Ctrl-C to stop)",
         server.app.base_url

@@ -13,7 +13,13 @@ fn main() {
         eprintln!("remit: internal error: {message}");
     }));
     remit::cli::load_dotenv(std::path::Path::new(".env"));
+    // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
+    // simulator's callback URL, which carries the M-Pesa callback secret.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .filter_module("ureq", log::LevelFilter::Warn)
+        .filter_module("ureq_proto", log::LevelFilter::Warn)
+        .filter_module("tiny_http", log::LevelFilter::Warn)
+        .filter_module("r2d2", log::LevelFilter::Warn)
         .format_timestamp_millis()
         .init();
     let cli = remit::cli::Cli::parse();
