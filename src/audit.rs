@@ -312,6 +312,7 @@ pub fn lines_for(conn: &Connection, entity: &str, limit: u32) -> Result<Vec<Audi
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, action, entity, details, mac FROM audit_log
          WHERE entity = ?1 OR entity IN (SELECT id FROM payment_requests WHERE escrow_id = ?1)
+            OR entity IN (SELECT id FROM deposits WHERE escrow_id = ?1)
             OR entity IN (SELECT p.id FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
                           WHERE r.escrow_id = ?1)
          ORDER BY seq LIMIT ?2",

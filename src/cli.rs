@@ -242,7 +242,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(config, args),
         Command::User(UserCommand::Add { role, name, phone }) => {
-            let store = store::open(&config.open_options(true))?;
+            let store = open_existing(&config)?;
             let user = NewUser {
                 role: Role::parse("--role", &role)?,
                 name: crate::domain::parse_text("--name", &name, true)?.unwrap_or_default(),
@@ -302,7 +302,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 return Err(Error::invalid("PAIR", "only USD-KES is supported"));
             }
             let rate = RateKesPerUsd::parse("RATE", &rate)?;
-            let store = store::open(&config.open_options(true))?;
+            let store = open_existing(&config)?;
             store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
             println!("USD-KES {rate}");
             Ok(0)
@@ -342,16 +342,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `remit check`: 0 clean, 1 mismatches, 2 could not run.
+/// `remit check`: 0 clean, 1 mismatches, 2 could not run. Read-only: it never creates,
+/// migrates or writes the file it checks.
 fn check(config: &Config) -> Result<ExitCode> {
-    let store = match open_existing(config) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("remit check: could not run: {}", describe(&e));
-            return Ok(2);
-        }
-    };
-    let report = match store.read(crate::integrity::check) {
+    let report = store::open_for_check(&config.db, config.key_hex.as_deref())
+        .and_then(|(conn, keys)| crate::integrity::check(&conn, &keys));
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("remit check: could not run: {}", describe(&e));

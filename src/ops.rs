@@ -354,6 +354,8 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             count += 1;
         }
     }
+    // Stored idempotent responses are a 48-hour cache encrypted under the old key: forgotten.
+    tx.execute("DELETE FROM idempotency_keys", [])?;
     crate::audit::rewrap_keys(&tx, &old, &new)?;
     let next_seq: i64 =
         tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log", [], |r| {

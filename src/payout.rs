@@ -194,7 +194,9 @@ fn backoff_s(attempt: i64) -> i64 {
     (1_i64 << attempt.clamp(1, 8)).min(300)
 }
 
-/// Hands one job to the gateway and records the outcome.
+/// Claims one job, hands it to the gateway and records the outcome. If the claim cannot be
+/// written, nothing is sent; if the outcome cannot be written, the claim still holds the payout
+/// back until its next attempt time.
 pub fn process(app: &App, gateway: &dyn Gateway, job: PayoutJob) {
     let urls = CallbackUrls {
         result: format!("{}/webhooks/payouts/{}", app.base_url, app.callback_token),
@@ -203,20 +205,32 @@ pub fn process(app: &App, gateway: &dyn Gateway, job: PayoutJob) {
             app.base_url, app.callback_token
         ),
     };
+    let id = job.id.clone();
+    let retry_at = crate::time::now_unix() + backoff_s(job.attempts + 1);
+    match app
+        .store
+        .write(move |ctx| payouts::claim(ctx, &id, retry_at))
+    {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            log::error!("payout {}: could not claim it, not sending: {e:?}", job.id);
+            return;
+        }
+    }
     let outcome = gateway.send(&job, &urls);
     let id = job.id.clone();
     let written = match outcome {
         Ok(ack) => app
             .store
-            .write(move |ctx| payouts::mark_sent(ctx, &id, &ack.conversation_id)),
+            .write(move |ctx| payouts::mark_sent(ctx, &id, Some(&ack.conversation_id))),
         Err(GatewayError::Transport(error)) => {
             log::warn!("payout {id}: gateway transport error (will retry): {error}");
-            let retry_at = crate::time::now_unix() + backoff_s(job.attempts + 1);
             app.store
-                .write(move |ctx| payouts::mark_retry(ctx, &id, &error, retry_at))
+                .write(move |ctx| payouts::mark_retry(ctx, &id, &error))
         }
         Err(GatewayError::Duplicate) => app.store.write(move |ctx| {
-            payouts::mark_sent(ctx, &id, "")?;
+            payouts::mark_sent(ctx, &id, None)?;
             payouts::flag(
                 ctx,
                 &id,

@@ -260,6 +260,58 @@ fn check_key(conn: &Connection, keys: &Keys) -> Result<bool> {
     }
 }
 
+/// Opens a database read-only for `remit check`: never creates, migrates or writes anything,
+/// and refuses a file that is not a remit database of this version or a key that does not
+/// match.
+pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection, Keys)> {
+    if !path.exists() {
+        return Err(Error::internal(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    let (master, _) = crate::crypto::load_master_key(path, key_hex, false)?;
+    let keys = Keys::new(&master);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| {
+            Error::internal(format!(
+                "{} cannot be read as a database: {e}",
+                path.display()
+            ))
+        })?;
+    let latest = latest_schema_version();
+    if version == 0 {
+        return Err(Error::internal(format!(
+            "{} is not a remit database",
+            path.display()
+        )));
+    }
+    if version != latest {
+        return Err(Error::internal(format!(
+            "{} has schema version {version} and this remit knows {latest}: {}",
+            path.display(),
+            if version < latest {
+                "start the server once to migrate it"
+            } else {
+                "upgrade remit"
+            }
+        )));
+    }
+    if !check_key(&conn, &keys)? {
+        return Err(Error::internal(format!(
+            "{} is not a remit database (it has no key check)",
+            path.display()
+        )));
+    }
+    Ok((conn, keys))
+}
+
 /// Opens (and with `create`, creates) the database: checks the key, migrates, bootstraps the
 /// key check and the audit chain's first key, then starts the writer and the checkpointer.
 pub fn open(options: &OpenOptions) -> Result<Store> {

@@ -195,7 +195,8 @@ fn apply_payment_intent(ctx: &WriteCtx<'_>, event: &Value) -> Result<String> {
         .and_then(UsdCents::new)
         .filter(|c| c.get() > 0);
     let Some(amount) = amount else {
-        return Ok("ignored: no amount received".into());
+        log::warn!("Stripe PaymentIntent without a readable amount: flagged for the operator");
+        return Ok("flagged: no readable amount_received".into());
     };
     let metadata = &intent["metadata"];
     let escrow_id = metadata
@@ -270,6 +271,9 @@ pub enum CallbackKind {
     Failure(String),
     /// Stuck in M-Pesa's queue: outcome unknown.
     QueueTimeout,
+    /// A result that does not say whether money moved (`ResultCode` 15 "Duplicate Detected":
+    /// an earlier attempt may have paid; `ResultType` 1: more messages to come).
+    Unknown(String),
 }
 
 /// `ResultCode` as text: a number, a numeric string or a code like `SFC_IC0003`.
@@ -359,7 +363,14 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
     }
     let code = code_text(result.get("ResultCode"))
         .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
-    let kind = if is_success(&code) {
+    let result_type = code_text(result.get("ResultType")).unwrap_or_else(|| "0".into());
+    let kind = if result_type == "1" {
+        CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
+    } else if code == "15" {
+        CallbackKind::Unknown(
+            "ResultCode 15 (duplicate detected): an earlier attempt may have paid".into(),
+        )
+    } else if is_success(&code) {
         let receipt = text(lookup(params, "Key", "TransactionReceipt"))
             .or_else(|| text(result.get("TransactionID")));
         CallbackKind::Success(receipt)
@@ -399,6 +410,7 @@ pub fn mpesa(app: &App, req: &Req, token: &str) -> Result<Reply> {
             CallbackKind::Success(receipt) => format!("ok:{}", receipt.as_deref().unwrap_or("-")),
             CallbackKind::Failure(code) => format!("failed:{code}"),
             CallbackKind::QueueTimeout => "timeout".into(),
+            CallbackKind::Unknown(_) => "unknown".into(),
         },
         callback
             .amount_kes_cents
@@ -411,11 +423,15 @@ pub fn mpesa(app: &App, req: &Req, token: &str) -> Result<Reply> {
             callback.originator.as_deref(),
             callback.conversation.as_deref(),
         )?;
-        let fresh = record_event(ctx, "mpesa", &dedupe_key, &raw)?;
         let Some(payout_id) = payout_id else {
-            set_outcome(ctx, "mpesa", &dedupe_key, "unknown payout")?;
+            // Kept for the record under a key of its own, so that a retry that arrives once the
+            // payout is known (an early STK result) is still applied.
+            let key = format!("unknown:{}:{dedupe_key}", crate::crypto::random_hex(8));
+            record_event(ctx, "mpesa", &key, &raw)?;
+            set_outcome(ctx, "mpesa", &key, "unknown payout")?;
             return Ok((false, "unknown payout".to_string()));
         };
+        let fresh = record_event(ctx, "mpesa", &dedupe_key, &raw)?;
         if !fresh {
             return Ok((true, "duplicate".to_string()));
         }
@@ -428,6 +444,14 @@ pub fn mpesa(app: &App, req: &Req, token: &str) -> Result<Reply> {
                     "queue timeout at M-Pesa: outcome unknown, money stays reserved",
                 )?;
                 "flagged: queue timeout".to_string()
+            }
+            CallbackKind::Unknown(why) => {
+                payouts::flag(
+                    ctx,
+                    &payout_id,
+                    &format!("outcome unknown, money stays reserved: {why}"),
+                )?;
+                "flagged: outcome unknown".to_string()
             }
             CallbackKind::Success(None) => {
                 payouts::flag(ctx, &payout_id, "success callback without a receipt")?;

@@ -19,6 +19,7 @@ impl Fields {
                 prefix: String::new(),
             });
         }
+        reject_duplicate_keys(body)?;
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             let message = e.to_string();
             let message = message
@@ -110,6 +111,74 @@ impl Fields {
     }
 }
 
+/// Walks the JSON once and refuses an object with the same key twice (`{"a":5,"a":6}` would
+/// otherwise silently mean 6). Syntax errors are left to the real parse.
+fn reject_duplicate_keys(body: &[u8]) -> Result<()> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Walk;
+    struct WalkVisitor;
+
+    impl<'de> Visitor<'de> for WalkVisitor {
+        type Value = Walk;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Walk, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+                }
+                map.next_value::<Walk>()?;
+            }
+            Ok(Walk)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Walk, A::Error> {
+            while seq.next_element::<Walk>()?.is_some() {}
+            Ok(Walk)
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Walk, E> {
+            Ok(Walk)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Walk {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Walk, D::Error> {
+            d.deserialize_any(WalkVisitor)
+        }
+    }
+
+    match serde_json::from_slice::<Walk>(body) {
+        Err(e) if e.is_data() => {
+            let message = e.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or("duplicate field")
+                .to_string();
+            Err(Error::InvalidJson { message })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Reads an object from an array item (`categories[1]`).
 pub fn item_object(value: Value, name: &str) -> Result<Fields> {
     match value {
@@ -154,5 +223,22 @@ mod tests {
             Err(Error::InvalidJson { .. })
         ));
         assert!(Fields::parse(b"").is_ok());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        assert!(matches!(
+            Fields::parse(br#"{"totalAmountUsd":5,"totalAmountUsd":6}"#),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            Fields::parse(br#"{"a":{"b":1,"b":2}}"#),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            Fields::parse(br#"{"a":[{"b":1},{"b":1,"b":2}]}"#),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(Fields::parse(br#"{"a":{"b":1},"b":{"a":2.50}}"#).is_ok());
     }
 }

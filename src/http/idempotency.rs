@@ -2,6 +2,8 @@
 //! transaction as the change and replayed verbatim, status included, for the same request;
 //! the same key with a different request is `422 idempotency_key_reused`. Only responses of
 //! requests that changed something are stored: a refused request may be retried with its key.
+//! Stored responses are encrypted like any PII; a new token in a response is replaced by
+//! `null` in the stored copy, since a token is shown once.
 
 use super::Reply;
 use crate::error::{Error, Result};
@@ -72,15 +74,27 @@ where
             )?
             .query_row(params![key.user_id, key.key, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        if let Some((fingerprint, status, body)) = stored {
+        let aad = format!("idempotency_keys.body.{}.{}", key.user_id, key.key);
+        if let Some((fingerprint, status, body_enc)) = stored {
             if fingerprint != key.fingerprint {
                 return Err(Error::IdempotencyKeyReused);
             }
-            let mut reply = Reply { status, body: body.into_bytes(), content_type: "application/json", headers: Vec::new() };
+            let body = ctx.keys.decrypt(&aad, &body_enc)?;
+            let mut reply = Reply {
+                status,
+                body: body.into_bytes(),
+                content_type: "application/json",
+                headers: Vec::new(),
+                replay_body: None,
+            };
             reply.headers.push(("Idempotent-Replayed", "true".into()));
             return Ok(reply);
         }
         let reply = f(ctx)?;
+        // Responses hold PII (and, for new tokens, a secret shown once): stored encrypted, and
+        // a new token is never stored at all.
+        let stored_body = reply.replay_body.as_ref().unwrap_or(&reply.body);
+        let body_enc = ctx.keys.encrypt(&aad, &String::from_utf8_lossy(stored_body))?;
         ctx.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
@@ -91,7 +105,7 @@ where
                 key.key,
                 key.fingerprint.as_slice(),
                 reply.status,
-                String::from_utf8_lossy(&reply.body),
+                body_enc,
                 crate::time::rfc3339(ctx.now)
             ])?;
         Ok(reply)

@@ -10,7 +10,10 @@ mod static_files;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::limits::{BODY_BYTES_MAX, REQUEST_ID_BYTES_MAX};
+use crate::limits::{
+    BODY_BYTES_MAX, BODY_READ_DEADLINE_MS, DRAINING_THREADS_MAX, REQUEST_ID_BYTES_MAX,
+    SOCKET_TIMEOUT_MS,
+};
 use crate::metrics::Metrics;
 use crate::service::Actor;
 use crate::store::Store;
@@ -108,6 +111,9 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Extra headers.
     pub headers: Vec<(&'static str, String)>,
+    /// What an idempotent replay answers instead of `body`, when `body` holds a secret that is
+    /// shown once (a new token).
+    pub replay_body: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -118,6 +124,7 @@ impl Reply {
             body: value.to_string().into_bytes(),
             content_type: "application/json",
             headers: Vec::new(),
+            replay_body: None,
         }
     }
 }
@@ -210,11 +217,15 @@ pub struct Req {
     content_type: Option<String>,
     idempotency_key: Option<String>,
     stripe_signature: Option<String>,
+    actor: Option<Actor>,
 }
 
 impl Req {
     /// The authenticated actor, or `Unauthenticated`.
     pub fn actor(&self, app: &App) -> Result<Actor> {
+        if let Some(actor) = &self.actor {
+            return Ok(actor.clone());
+        }
         let token = self
             .authorization
             .as_deref()
@@ -306,7 +317,12 @@ fn header(request: &tiny_http::Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str().to_string())
 }
 
-fn read_request(request: &mut tiny_http::Request) -> std::result::Result<Req, (Error, String)> {
+/// Reads a request: its head, then (after authentication, where the route needs it) its body.
+/// On error the head is returned with the error, for the reply and the access log.
+fn read_request(
+    app: &App,
+    request: &mut tiny_http::Request,
+) -> std::result::Result<Req, Box<(Error, Req)>> {
     let request_id = header(request, "X-Request-Id")
         .filter(|id| {
             !id.is_empty()
@@ -331,45 +347,102 @@ fn read_request(request: &mut tiny_http::Request) -> std::result::Result<Req, (E
             (percent_decode(k), percent_decode(v))
         })
         .collect();
-    let too_large = request.body_length().is_some_and(|n| n > BODY_BYTES_MAX);
-    if too_large {
-        return Err((Error::BodyTooLarge, request_id));
-    }
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(BODY_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut body);
-    if read.is_err() {
-        return Err((
-            Error::InvalidJson {
-                message: "the body could not be read".into(),
-            },
-            request_id,
-        ));
-    }
-    if body.len() > BODY_BYTES_MAX {
-        return Err((Error::BodyTooLarge, request_id));
-    }
-    Ok(Req {
+    let mut req = Req {
         method,
         path: path.to_string(),
         query,
-        body,
+        body: Vec::new(),
         authorization: header(request, "Authorization"),
         content_type: header(request, "Content-Type"),
         idempotency_key: header(request, "Idempotency-Key"),
         stripe_signature: header(request, "Stripe-Signature"),
         request_id,
-    })
+        actor: None,
+    };
+    if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
+        return Err(Box::new((Error::BodyTooLarge, req)));
+    }
+    // Who is asking is known before any body is read: a client without a valid token cannot
+    // make a worker wait for a body that trickles in.
+    if routes::requires_bearer(&req.path) && request.body_length() != Some(0) {
+        match req.actor(app) {
+            Ok(actor) => req.actor = Some(actor),
+            Err(e) => return Err(Box::new((e, req))),
+        }
+    }
+    let mut body = Vec::new();
+    let read = read_body(request.as_reader(), &mut body);
+    if read.is_err() {
+        let error = Error::InvalidJson {
+            message: "the body could not be read".into(),
+        };
+        return Err(Box::new((error, req)));
+    }
+    if body.len() > BODY_BYTES_MAX {
+        return Err(Box::new((Error::BodyTooLarge, req)));
+    }
+    req.body = body;
+    Ok(req)
+}
+
+/// Threads answering requests refused before their body was read.
+static DRAINING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Answers a request whose body was never read. tiny_http reads (and discards) such a body when
+/// the request is dropped, which for a body that trickles in or never comes blocks up to the
+/// socket timeout: that wait happens on a thread of its own, not on an HTTP worker.
+fn respond_and_drain(
+    request: tiny_http::Request,
+    response: tiny_http::Response<std::io::Cursor<Vec<u8>>>,
+    request_id: &str,
+) {
+    let answer = move || {
+        let _ = request.respond(response);
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
+    };
+    if DRAINING.fetch_add(1, Ordering::SeqCst) >= DRAINING_THREADS_MAX {
+        answer();
+        return;
+    }
+    if let Err(e) = std::thread::Builder::new()
+        .name("remit-drain".into())
+        .spawn(answer)
+    {
+        log::warn!("cannot answer {request_id} on its own thread: {e}");
+    }
+}
+
+/// Reads a body of at most `BODY_BYTES_MAX + 1` bytes within `BODY_READ_DEADLINE_MS`, however
+/// slowly it trickles in (each read is also bounded by the socket timeout).
+fn read_body(reader: &mut dyn Read, body: &mut Vec<u8>) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(BODY_READ_DEADLINE_MS);
+    let mut chunk = [0u8; 16 * 1024];
+    while body.len() <= BODY_BYTES_MAX {
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk[..n]);
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "body took too long",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The path as it may be logged: webhook secrets replaced.
 fn loggable_path(path: &str) -> &str {
-    if path.starts_with("/webhooks/payouts/") {
+    // Normalised as the router does (it ignores leading slashes), so `//webhooks/…` is masked too.
+    let routed = path.trim_start_matches('/');
+    if routed.starts_with("webhooks/payouts/") {
         "/webhooks/payouts/:token"
-    } else if path.starts_with("/webhooks/mpesa/") {
+    } else if routed.starts_with("webhooks/mpesa/") {
         "/webhooks/mpesa/:token"
+    } else if routed.starts_with("webhooks/") && routed != "webhooks/stripe" {
+        "/webhooks/…"
     } else {
         path
     }
@@ -377,12 +450,17 @@ fn loggable_path(path: &str) -> &str {
 
 fn handle(app: &App, mut request: tiny_http::Request) {
     let started = Instant::now();
-    let (req, outcome) = match read_request(&mut request) {
+    // A request refused before its body was read leaves that body on the connection: close it.
+    let (req, outcome, close) = match read_request(app, &mut request) {
         Ok(req) => {
             let outcome = routes::dispatch(app, &req);
-            (Some(req), outcome)
+            (req, outcome, false)
         }
-        Err((error, request_id)) => (None, (Err(error), "-", request_id)),
+        Err(refused) => {
+            let (error, req) = *refused;
+            let request_id = req.request_id.clone();
+            (req, (Err(error), "-", request_id), true)
+        }
     };
     let (result, route, request_id) = outcome;
     let reply = match result {
@@ -405,37 +483,60 @@ fn handle(app: &App, mut request: tiny_http::Request) {
     if !reply.headers.iter().any(|(n, _)| *n == "Cache-Control") {
         add("Cache-Control", "no-store");
     }
-    if let Err(e) = request.respond(response) {
+    if close && !reply.headers.iter().any(|(n, _)| *n == "Connection") {
+        add("Connection", "close");
+    }
+    if close {
+        respond_and_drain(request, response, &request_id);
+    } else if let Err(e) = request.respond(response) {
         log::debug!("client went away before the response of {request_id}: {e}");
     }
     let micros = started.elapsed().as_micros() as u64;
-    let method = req.as_ref().map_or("-", |r| r.method.as_str());
-    let path = req.as_ref().map_or("-", |r| loggable_path(&r.path));
+    let method = req.method.as_str();
+    let path = loggable_path(&req.path);
     log::info!(target: "remit::access", "{method} {path} {status} {:.1}ms rid={request_id}", micros as f64 / 1000.0);
     app.metrics.observe(method, route, status, micros);
 }
 
-/// Sets `TCP_NODELAY` on the listener; Linux copies it to every accepted connection. tiny_http
-/// writes a response through a 1 KiB buffer, so a larger response leaves in several segments,
-/// and with Nagle's algorithm on, the last one waits for the client's delayed ACK (~40 ms on
-/// every keep-alive request).
-fn set_nodelay(listener: &std::net::TcpListener) {
+/// Sets a socket option on the listener; Linux copies these to every accepted connection.
+fn set_socket_option<T>(
+    listener: &std::net::TcpListener,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> bool {
     use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor owned by `listener`, and a pointer to a c_int that lives
+    // SAFETY: a valid socket descriptor owned by `listener`, and a pointer to a value that lives
     // for the duration of the call, with its exact size.
     let rc = unsafe {
         libc::setsockopt(
             listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    if rc != 0 {
+    rc == 0
+}
+
+/// `TCP_NODELAY`: tiny_http writes a response through a 1 KiB buffer, so a larger response
+/// leaves in several segments, and with Nagle's algorithm the last one waits for the client's
+/// delayed ACK (~40 ms on every keep-alive request). Read and write timeouts: a client that
+/// stalls (a body that never arrives) is dropped instead of holding a worker, and an idle
+/// keep-alive connection gives back its thread.
+fn tune_listener(listener: &std::net::TcpListener) {
+    let on: libc::c_int = 1;
+    let timeout = libc::timeval {
+        tv_sec: (SOCKET_TIMEOUT_MS / 1000) as libc::time_t,
+        tv_usec: ((SOCKET_TIMEOUT_MS % 1000) * 1000) as libc::suseconds_t,
+    };
+    let ok = set_socket_option(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &on)
+        && set_socket_option(listener, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)
+        && set_socket_option(listener, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &timeout);
+    if !ok {
         log::warn!(
-            "could not set TCP_NODELAY: {}",
+            "could not tune the listening socket: {}",
             std::io::Error::last_os_error()
         );
     }
@@ -458,7 +559,7 @@ pub struct RunningServer {
 pub fn start(config: Config, store: Arc<Store>) -> Result<RunningServer> {
     let listener = std::net::TcpListener::bind(&config.addr)
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
-    set_nodelay(&listener);
+    tune_listener(&listener);
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
     let addr = server

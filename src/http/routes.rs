@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/audit", &[Method::Get]),
     ("/admin/integrity", &[Method::Get]),
     ("/payouts", &[Method::Get]),
+    ("/deposits", &[Method::Get]),
     ("/payouts/:id/resolve", &[Method::Post]),
     ("/webhooks/stripe", &[Method::Post]),
     ("/webhooks/payouts/:token", &[Method::Post]),
@@ -65,6 +66,21 @@ fn match_route(path: &str) -> Option<(&'static str, &'static [Method], Vec<&str>
         return Some((template, methods, params));
     }
     None
+}
+
+/// Does this path need a bearer token? (Everything but health, metrics, webhooks and the UI.)
+pub fn requires_bearer(path: &str) -> bool {
+    match match_route(path) {
+        Some((route, _, _)) => !matches!(
+            route,
+            "/health"
+                | "/metrics"
+                | "/webhooks/stripe"
+                | "/webhooks/payouts/:token"
+                | "/webhooks/mpesa/:token"
+        ),
+        None => false,
+    }
 }
 
 /// Routes a request; returns the reply, the route template (for metrics) and the request id.
@@ -111,6 +127,7 @@ pub fn dispatch(app: &App, req: &Req) -> (Result<Reply>, &'static str, String) {
         ("/audit", _) => audit(app, req),
         ("/admin/integrity", _) => integrity(app, req),
         ("/payouts", _) => list_payouts(app, req),
+        ("/deposits", _) => list_deposits(app, req),
         ("/payouts/:id/resolve", _) => resolve_payout(app, req, param(0)),
         ("/webhooks/stripe", _) => crate::webhooks::stripe(app, req),
         ("/webhooks/payouts/:token" | "/webhooks/mpesa/:token", _) => {
@@ -202,6 +219,7 @@ fn metrics(app: &App, req: &Req) -> Result<Reply> {
         body: text.into_bytes(),
         content_type: "text/plain; version=0.0.4",
         headers: Vec::new(),
+        replay_body: None,
     })
 }
 
@@ -529,8 +547,17 @@ fn create_user(app: &App, req: &Req) -> Result<Reply> {
     let user = NewUser { role, name, phone };
     idempotency::write(&app.store, key(req, &actor)?, move |ctx| {
         let (view, token) = users::create(ctx, &actor, &user)?;
-        Ok(Reply::json(201, &json!({"user": view, "token": token})))
+        Ok(token_reply(json!({"user": view, "token": token})))
     })
+}
+
+/// A `201` that shows a new token once: an idempotent replay answers with `"token": null`.
+fn token_reply(mut body: Value) -> Reply {
+    let mut reply = Reply::json(201, &body);
+    body["token"] = Value::Null;
+    body["tokenShownOnce"] = json!(true);
+    reply.replay_body = Some(body.to_string().into_bytes());
+    reply
 }
 
 fn list_users(app: &App, req: &Req) -> Result<Reply> {
@@ -545,10 +572,7 @@ fn issue_token(app: &App, req: &Req, user_id: &str) -> Result<Reply> {
     let user_id = user_id.to_string();
     idempotency::write(&app.store, key(req, &actor)?, move |ctx| {
         let token = users::issue_token(ctx, &actor, &user_id)?;
-        Ok(Reply::json(
-            201,
-            &json!({"userId": user_id, "token": token}),
-        ))
+        Ok(token_reply(json!({"userId": user_id, "token": token})))
     })
 }
 
@@ -609,6 +633,17 @@ fn list_payouts(app: &App, req: &Req) -> Result<Reply> {
     Ok(Reply::json(200, &json!({"items": items})))
 }
 
+fn list_deposits(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let status = status_param(req, &["applied", "flagged"])?;
+    let (limit, _) = page_params(req)?;
+    let escrow_id = req.query("escrowId");
+    let items = app
+        .store
+        .read(|conn, _| escrows::list_deposits(conn, status.as_deref(), escrow_id, limit))?;
+    Ok(Reply::json(200, &json!({"items": items})))
+}
+
 fn resolve_payout(app: &App, req: &Req, payout_id: &str) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let mut f = req.fields()?;
@@ -640,8 +675,9 @@ fn resolve_payout(app: &App, req: &Req, payout_id: &str) -> Result<Reply> {
         _ => return Err(Error::invalid("outcome", "must be paid or failed")),
     };
     let payout_id = payout_id.to_string();
+    let timeout_s = app.config.payout_timeout_s;
     idempotency::write(&app.store, key(req, &actor)?, move |ctx| {
-        payouts::resolve(ctx, &actor, &payout_id, &result).map(|v| Reply::json(200, &v))
+        payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s).map(|v| Reply::json(200, &v))
     })
 }
 

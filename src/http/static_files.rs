@@ -38,6 +38,7 @@ pub fn serve(path: &str) -> Result<Reply> {
         body: file.data.into_owned(),
         content_type: content_type(name),
         headers: Vec::new(),
+        replay_body: None,
     };
     reply.headers.push(("Cache-Control", "no-cache".into()));
     reply.headers.push((

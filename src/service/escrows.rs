@@ -384,6 +384,39 @@ pub fn record_flagged_deposit(
     Ok((deposit_json(ctx, &id, &outcome)?, outcome))
 }
 
+/// `GET /deposits?status=&escrowId=`: deposits, newest first (admins), so that flagged Stripe
+/// money is seen and handled.
+pub fn list_deposits(
+    conn: &rusqlite::Connection,
+    status: Option<&str>,
+    escrow_id: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at
+         FROM deposits WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR escrow_id = ?2) ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![status, escrow_id, limit], |r| {
+        let mut o = serde_json::Map::new();
+        o.insert("depositId".into(), json!(r.get::<_, String>(0)?));
+        o.insert("escrowId".into(), json!(r.get::<_, Option<String>>(1)?));
+        o.insert("source".into(), json!(r.get::<_, String>(2)?));
+        o.insert("reference".into(), json!(r.get::<_, String>(3)?));
+        o.insert("amountUsdCents".into(), json!(r.get::<_, i64>(4)?));
+        o.insert("status".into(), json!(r.get::<_, String>(5)?));
+        o.insert("flagReason".into(), json!(r.get::<_, Option<String>>(6)?));
+        o.insert("recordedBy".into(), json!(r.get::<_, String>(7)?));
+        o.insert("createdAt".into(), json!(r.get::<_, String>(8)?));
+        Ok(Value::Object(o))
+    })?;
+    let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
+    for deposit in &mut out {
+        let cents = deposit["amountUsdCents"].as_i64().unwrap_or(0);
+        deposit["amountUsd"] = UsdCents::from_column(cents)?.major_json();
+    }
+    Ok(out)
+}
+
 /// `POST /escrows/:id/cancel`: refunds what is left. Refused while a payout is in flight
 /// (money reserved); pending payment requests are cancelled with it.
 pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &str) -> Result<Value> {

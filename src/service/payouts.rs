@@ -70,12 +70,32 @@ pub fn next_due(
     }))
 }
 
-/// The gateway accepted the payout: record its `ConversationID`. A result that already
-/// settled it (a fast callback) is left alone.
-pub fn mark_sent(ctx: &WriteCtx<'_>, payout_id: &str, conversation_id: &str) -> Result<()> {
+/// Claims a queued payout for one gateway call: counts the attempt and moves its next attempt
+/// to `retry_at` *before* the call, so that nothing (a failed write afterwards, a crash) can make
+/// the worker call again at once. A later attempt reuses the same `OriginatorConversationID`,
+/// which Daraja refuses as a duplicate rather than paying twice. Returns false when the payout
+/// is no longer queued and due.
+pub fn claim(ctx: &WriteCtx<'_>, payout_id: &str, retry_at: i64) -> Result<bool> {
+    let claimed = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?3
+             WHERE id = ?1 AND status = 'queued' AND flagged = 0 AND next_attempt_at <= ?3",
+        )?
+        .execute(params![
+            payout_id,
+            crate::time::rfc3339(retry_at),
+            crate::time::rfc3339(ctx.now)
+        ])?;
+    Ok(claimed == 1)
+}
+
+/// The gateway accepted the payout: record its `ConversationID` (if it gave one). A result
+/// that already settled it (a fast callback) is left alone.
+pub fn mark_sent(ctx: &WriteCtx<'_>, payout_id: &str, conversation_id: Option<&str>) -> Result<()> {
     let at = crate::time::rfc3339(ctx.now);
     ctx.conn.execute(
-        "UPDATE payouts SET conversation_id = COALESCE(conversation_id, ?2), attempts = attempts + 1,
+        "UPDATE payouts SET conversation_id = COALESCE(conversation_id, ?2),
          status = CASE status WHEN 'queued' THEN 'sent' ELSE status END,
          sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3 WHERE id = ?1",
         params![payout_id, conversation_id, at],
@@ -89,14 +109,13 @@ pub fn mark_sent(ctx: &WriteCtx<'_>, payout_id: &str, conversation_id: &str) -> 
     )
 }
 
-/// A transport error: try again at `retry_at`, or after `PAYOUT_ATTEMPTS_MAX` leave it flagged
-/// for the operator (its outcome is unknown, so it is never silently failed).
-pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &str, error: &str, retry_at: i64) -> Result<()> {
+/// A transport error on a claimed payout: keep the error; after `PAYOUT_ATTEMPTS_MAX` attempts
+/// leave it flagged for the operator (its outcome is unknown, so it is never silently failed).
+pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &str, error: &str) -> Result<()> {
     let at = crate::time::rfc3339(ctx.now);
     let attempts: i64 = ctx.conn.query_row(
-        "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = ?2, result_desc = ?3, updated_at = ?4
-         WHERE id = ?1 AND status = 'queued' RETURNING attempts",
-        params![payout_id, crate::time::rfc3339(retry_at), error, at],
+        "UPDATE payouts SET result_desc = ?2, updated_at = ?3 WHERE id = ?1 RETURNING attempts",
+        params![payout_id, error, at],
         |r| r.get(0),
     )?;
     if attempts >= crate::limits::PAYOUT_ATTEMPTS_MAX {
@@ -419,6 +438,7 @@ pub fn resolve(
     actor: &Actor,
     payout_id: &str,
     result: &PayoutResult,
+    timeout_s: i64,
 ) -> Result<Value> {
     super::require_role(actor, &[])?;
     crate::domain::check_id(crate::domain::IdKind::Payout, payout_id)?;
@@ -427,6 +447,21 @@ pub fn resolve(
         return Err(Error::InvalidState {
             entity: "payout",
             from: row.status,
+            to: "resolved",
+        });
+    }
+    // Only a stuck payout is resolved by hand: one the worker may still be sending, or whose
+    // result may still arrive, is left to them.
+    let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
+    let stuck: bool = ctx.conn.query_row(
+        "SELECT flagged = 1 OR COALESCE(sent_at, created_at) <= ?2 FROM payouts WHERE id = ?1",
+        params![payout_id, cutoff],
+        |r| r.get(0),
+    )?;
+    if !stuck {
+        return Err(Error::InvalidState {
+            entity: "payout",
+            from: format!("{} and not stuck yet", row.status),
             to: "resolved",
         });
     }

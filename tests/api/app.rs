@@ -122,6 +122,11 @@ impl TestApp {
         }
     }
 
+    /// The running server's shared state (for driving its payout worker by hand).
+    pub fn app(&self) -> std::sync::Arc<remit::http::App> {
+        std::sync::Arc::clone(&self.server.as_ref().expect("running").app)
+    }
+
     pub fn token(&self, role: &str) -> &str {
         match role {
             "admin" => &self.admin,

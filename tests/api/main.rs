@@ -14,4 +14,5 @@ mod money_flow;
 mod ops_audit;
 mod ops_backup;
 mod ops_shutdown;
+mod regressions;
 mod store_files;

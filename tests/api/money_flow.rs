@@ -408,7 +408,7 @@ fn an_stk_callback_settles_on_its_checkout_request_id_and_the_mpesa_alias_works(
     let id = payout.clone();
     app.store
         .write(move |ctx| {
-            remit::service::payouts::mark_sent(ctx, &id, "ws_CO_14032025102455123712345678")
+            remit::service::payouts::mark_sent(ctx, &id, Some("ws_CO_14032025102455123712345678"))
         })
         .unwrap();
     let body = json!({"Body": {"stkCallback": {"MerchantRequestID": "4e1c", "CheckoutRequestID": "ws_CO_14032025102455123712345678",

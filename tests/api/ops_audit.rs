@@ -89,6 +89,12 @@ pub fn check(db: &Path, key: &str) -> Ran {
 
 /// `remit user add …`: only the token on stdout.
 pub fn user_add(db: &Path, key: &str, role: &str, name: &str, phone: Option<&str>) -> String {
+    if !db.exists() {
+        // Only `serve` creates a database from the command line; make it the way serve does.
+        let mut options = remit::store::OpenOptions::new(db);
+        options.key_hex = Some(key.to_string());
+        remit::store::open(&options).unwrap().close();
+    }
     let mut cmd = remit(db.parent().unwrap(), Some(key));
     cmd.args(["user", "add", "--role", role, "--name", name])
         .arg("--db")

@@ -1,0 +1,265 @@
+//! Regression tests for defects found in review; each says what it guards against.
+
+use crate::app::*;
+use remit::payout::{Ack, CallbackUrls, Gateway, GatewayError};
+use remit::service::payouts::PayoutJob;
+use serde_json::json;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Guards against: 40 clients declaring a 60 KB body and sending one byte froze every worker,
+/// so that `/health` timed out. A client without a valid token is now refused before its body
+/// is read.
+#[test]
+fn stalled_unauthenticated_uploads_cannot_freeze_the_server() {
+    let app = spawn_app();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"POST /escrows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{").unwrap();
+        stalled.push(s);
+    }
+    let started = Instant::now();
+    let r = app.raw("GET", "/health", None, None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "health took {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}
+
+/// Guards against: ResultCode 15 ("Duplicate Detected": an earlier attempt may have paid) was
+/// taken for a failure and released the money for spending again.
+#[test]
+fn a_duplicate_detected_result_keeps_the_money_reserved_and_flags_the_payout() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (_, originator, _) = app.payout_ids(&request);
+    let body = json!({"Result": {"ResultType": 0, "ResultCode": 15, "ResultDesc": "Duplicate Detected",
+        "OriginatorConversationID": originator, "ConversationID": "AG_1", "TransactionID": "TCE0000000"}});
+    let r = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["flagged"].as_bool()),
+        (Some("approved"), Some(true))
+    );
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    app.assert_integrity();
+}
+
+struct CountingGateway(AtomicUsize);
+
+impl Gateway for CountingGateway {
+    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Ack {
+            conversation_id: format!("AG_TEST_{}", self.0.load(Ordering::SeqCst)),
+        })
+    }
+}
+
+/// Guards against: when recording the gateway's answer failed, the payout stayed due and the
+/// worker sent it again at once (thousands of payouts in 200 ms). The payout is now claimed
+/// before the call.
+#[test]
+fn a_payout_whose_answer_cannot_be_recorded_is_not_sent_again_at_once() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    app.store
+        .write(|ctx| {
+            ctx.conn.execute_batch(
+                "CREATE TRIGGER refuse_sent BEFORE UPDATE OF conversation_id ON payouts BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let gateway = CountingGateway(AtomicUsize::new(0));
+    let server_app = app.app();
+    for _ in 0..5 {
+        let next = app
+            .store
+            .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
+            .unwrap();
+        if let Some(job) = next {
+            remit::payout::process(&server_app, &gateway, job);
+        }
+    }
+    assert_eq!(
+        gateway.0.load(Ordering::SeqCst),
+        1,
+        "sent once, then held back until its retry time"
+    );
+}
+
+/// Guards against: stored idempotent responses kept bearer tokens, names and merchant accounts
+/// in plain text in the database file.
+#[test]
+fn idempotent_responses_are_stored_encrypted_and_new_tokens_never() {
+    let app = spawn_app();
+    let r = app.post_with_key(
+        "/users",
+        &app.admin,
+        &json!({"role": "sender", "name": "Secretname Kamau"}),
+        "u-1",
+    );
+    let token = r.body["token"].as_str().unwrap().to_string();
+    let replay = app.post_with_key(
+        "/users",
+        &app.admin,
+        &json!({"role": "sender", "name": "Secretname Kamau"}),
+        "u-1",
+    );
+    assert_eq!(replay.status, 201);
+    assert!(
+        replay.body["token"].is_null(),
+        "a token is shown once: {}",
+        replay.text
+    );
+    assert_eq!(replay.body["user"]["userId"], r.body["user"]["userId"]);
+    let escrow = app.active_escrow(100, &["a"]);
+    let body = json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "Hidden Merchant",
+                      "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "ACCSECRET77"}, "note": "private note"});
+    assert_eq!(
+        app.post_with_key("/payment-requests", &app.agent, &body, "pr-1")
+            .status,
+        201
+    );
+    let mut bytes = std::fs::read(app.dir.path().join("remit.db")).unwrap();
+    bytes.extend(std::fs::read(app.dir.path().join("remit.db-wal")).unwrap_or_default());
+    let haystack = String::from_utf8_lossy(&bytes);
+    for needle in [
+        token.as_str(),
+        "Secretname",
+        "Hidden Merchant",
+        "ACCSECRET77",
+        "private note",
+    ] {
+        assert!(
+            !haystack.contains(needle),
+            "{needle} is readable in the database file"
+        );
+    }
+}
+
+/// Guards against: `{"totalAmountUsd":5,"totalAmountUsd":6}` silently created an escrow of 6.
+#[test]
+fn a_field_given_twice_is_refused() {
+    let app = spawn_app();
+    let body = format!(
+        r#"{{"recipientPhone":"{RECIPIENT_PHONE}","recipientName":"W","totalAmountUsd":5,"totalAmountUsd":6,"categories":["a"]}}"#
+    );
+    let r = app.raw(
+        "POST",
+        "/escrows",
+        Some(&app.sender),
+        Some(("application/json", body.as_bytes())),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{}",
+        r.text
+    );
+    assert!(r.body["error"].as_str().unwrap().contains("totalAmountUsd"));
+}
+
+/// Guards against: a flagged Stripe deposit could not be seen through the API at all.
+#[test]
+fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let event = json!({"id": "evt_eur", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_eur",
+        "amount_received": 5000, "currency": "eur", "metadata": {"escrowId": escrow}}}})
+    .to_string();
+    let header =
+        remit::webhooks::sign_stripe(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
+    let r = app.raw(
+        "POST",
+        "/webhooks/stripe",
+        None,
+        Some(("application/json", event.as_bytes())),
+        &[("Stripe-Signature", &header)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let list = app.get("/deposits?status=flagged", &app.admin);
+    assert_eq!(list.status, 200);
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", list.text);
+    assert_eq!(items[0]["reference"], "pi_eur");
+    assert!(items[0]["flagReason"].as_str().unwrap().contains("eur"));
+    assert_eq!(app.get("/deposits", &app.agent).status, 403);
+    let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert!(audit.text.contains("deposit.flagged"), "{}", audit.text);
+}
+
+/// Guards against: a callback that arrived before its payout was known used up its dedupe key,
+/// so Daraja's retry was ignored and the money stayed reserved for good.
+#[test]
+fn a_callback_for_a_not_yet_known_payout_does_not_block_its_retry() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (payout, _, _) = app.payout_ids(&request);
+    let stk = json!({"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "ws_CO_EARLY", "ResultCode": 0,
+        "ResultDesc": "ok", "CallbackMetadata": {"Item": [{"Name": "Amount", "Value": 1500}, {"Name": "MpesaReceiptNumber", "Value": "TCEEARLY01"}]}}}});
+    let post = || {
+        app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+            None,
+            Some(("application/json", stk.to_string().as_bytes())),
+            &[],
+        )
+    };
+    assert_eq!(post().status, 404, "not known yet");
+    let id = payout.clone();
+    app.store
+        .write(move |ctx| remit::service::payouts::mark_sent(ctx, &id, Some("ws_CO_EARLY")))
+        .unwrap();
+    assert_eq!(post().status, 200);
+    assert_eq!(
+        app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
+        "TCEEARLY01"
+    );
+}
+
+/// Guards against: an admin could resolve a payout the worker was still sending.
+#[test]
+fn only_a_stuck_payout_can_be_resolved_by_hand() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (payout, _, _) = app.payout_ids(&request);
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+}
