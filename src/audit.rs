@@ -232,8 +232,32 @@ pub fn append_with_key(
         mac.as_slice()
     ])?;
     write_head(conn, key, seq, &mac)?;
-    log::info!(target: "remit::audit", "{action} {entity} by {actor}");
+    PENDING_LOG.with(|p| p.borrow_mut().push(format!("{action} {entity} by {actor}")));
     Ok(())
+}
+
+thread_local! {
+    /// Log lines of audit lines written in the current transaction: they reach the log only once
+    /// the transaction commits, so the log never tells of a change that was rolled back.
+    static PENDING_LOG: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many audit log lines wait for the current transaction (a command's starting point).
+pub fn pending_log_len() -> usize {
+    PENDING_LOG.with(|p| p.borrow().len())
+}
+
+/// Forgets the lines written after `len` (their command was rolled back).
+pub fn discard_pending_log(len: usize) {
+    PENDING_LOG.with(|p| p.borrow_mut().truncate(len));
+}
+
+/// Logs the waiting lines: their transaction committed.
+pub fn flush_pending_log() {
+    let lines = PENDING_LOG.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for line in lines {
+        log::info!(target: "remit::audit", "{line}");
+    }
 }
 
 /// Verifies the whole chain from the first line to the last; returns one sentence per break.

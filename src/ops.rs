@@ -382,6 +382,7 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         &details,
     )?;
     tx.commit()?;
+    crate::audit::flush_pending_log();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(count)
 }

@@ -462,8 +462,10 @@ fn run_batch(
         };
         for cmd in batch.iter_mut() {
             conn.prepare_cached("SAVEPOINT command")?.execute([])?;
+            let logged = crate::audit::pending_log_len();
             if !cmd.apply(&ctx) {
                 conn.prepare_cached("ROLLBACK TO command")?.execute([])?;
+                crate::audit::discard_pending_log(logged);
             }
             conn.prepare_cached("RELEASE command")?.execute([])?;
         }
@@ -474,11 +476,15 @@ fn run_batch(
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(())
     })();
-    if let Err(e) = &commit {
-        log::error!("writer batch of {size} failed and was rolled back: {e:?}");
-        if !conn.is_autocommit() {
-            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
-                log::error!("rollback after a failed batch failed too: {rollback}");
+    match &commit {
+        Ok(()) => crate::audit::flush_pending_log(),
+        Err(e) => {
+            crate::audit::discard_pending_log(0);
+            log::error!("writer batch of {size} failed and was rolled back: {e:?}");
+            if !conn.is_autocommit() {
+                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                    log::error!("rollback after a failed batch failed too: {rollback}");
+                }
             }
         }
     }
