@@ -263,3 +263,104 @@ fn only_a_stuck_payout_can_be_resolved_by_hand() {
     );
     assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
 }
+
+/// A gateway that answers every call the same way, and counts the calls.
+struct FixedGateway {
+    answer: fn() -> Result<Ack, GatewayError>,
+    calls: AtomicUsize,
+}
+
+impl Gateway for FixedGateway {
+    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        (self.answer)()
+    }
+}
+
+fn approved_payout(app: &TestApp) -> (String, String) {
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    (escrow, request)
+}
+
+fn run_worker_once(app: &TestApp, gateway: &dyn Gateway) -> bool {
+    let next = app
+        .store
+        .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
+        .unwrap();
+    match next {
+        Some(job) => {
+            remit::payout::process(&app.app(), gateway, job);
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let gateway = FixedGateway {
+        answer: || {
+            Err(GatewayError::Refused {
+                code: "400.002.02".into(),
+                message: "Bad Request - Invalid PartyB".into(),
+            })
+        },
+        calls: AtomicUsize::new(0),
+    };
+    assert!(run_worker_once(&app, &gateway));
+    let view = app.wait_for_status(&request, &["failed"]);
+    assert_eq!(view["payout"]["resultCode"], "400.002.02");
+    assert_eq!(app.escrow(&escrow)["remainingUsdCents"], 10_000);
+    app.assert_integrity();
+}
+
+#[test]
+fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_own() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let gateway = FixedGateway {
+        answer: || Err(GatewayError::Transport("connection reset".into())),
+        calls: AtomicUsize::new(0),
+    };
+    assert!(run_worker_once(&app, &gateway));
+    assert!(
+        !run_worker_once(&app, &gateway),
+        "not due again before its backoff"
+    );
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["status"].as_str()),
+        (Some("approved"), Some("queued"))
+    );
+    assert_eq!(view["payout"]["attempts"], 1);
+    assert_eq!(
+        app.escrow(&escrow)["reservedUsdCents"],
+        1_000,
+        "the money stays reserved"
+    );
+    let (payout, originator, _) = app.payout_ids(&request);
+    // Its next attempt comes due: it is sent again under the same OriginatorConversationID.
+    let id = payout.clone();
+    app.store
+        .write(move |ctx| {
+            Ok(ctx.conn.execute(
+                "UPDATE payouts SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE id = ?1",
+                [id],
+            )?)
+        })
+        .unwrap();
+    let job = app
+        .store
+        .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.originator_conversation_id, originator);
+    app.assert_integrity();
+}
