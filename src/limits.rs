@@ -46,9 +46,6 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// HTTP worker threads when not configured.
 pub const HTTP_WORKERS_DEFAULT: usize = 32;
-/// Socket read and write timeout: a client silent this long is dropped (and an idle keep-alive
-/// connection gives its thread back).
-pub const SOCKET_TIMEOUT_MS: u64 = 10_000;
 /// Longest a request body may take to arrive, however it trickles.
 pub const BODY_READ_DEADLINE_MS: u64 = 15_000;
 /// Threads that may wait at once for the unread bodies of refused requests.

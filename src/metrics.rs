@@ -127,7 +127,7 @@ impl Metrics {
             let payouts = by_status("SELECT status, COUNT(*) FROM payouts GROUP BY status")?;
             let cutoff = crate::time::rfc3339(crate::time::now_unix() - payout_timeout_s);
             let stuck: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM payouts WHERE status IN ('queued', 'sent') AND (flagged = 1 OR COALESCE(sent_at, created_at) <= ?1)",
+                "SELECT COUNT(*) FROM payouts WHERE status IN ('queued', 'sent') AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1))",
                 [cutoff],
                 |r| r.get(0),
             )?;

@@ -195,8 +195,8 @@ fn apply_payment_intent(ctx: &WriteCtx<'_>, event: &Value) -> Result<String> {
         .and_then(UsdCents::new)
         .filter(|c| c.get() > 0);
     let Some(amount) = amount else {
-        log::warn!("Stripe PaymentIntent without a readable amount: flagged for the operator");
-        return Ok("flagged: no readable amount_received".into());
+        log::warn!("Stripe PaymentIntent without a readable amount_received: nothing recorded, see the stored event");
+        return Ok("refused: no readable amount_received".into());
     };
     let metadata = &intent["metadata"];
     let escrow_id = metadata

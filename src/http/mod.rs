@@ -12,7 +12,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::limits::{
     BODY_BYTES_MAX, BODY_READ_DEADLINE_MS, DRAINING_THREADS_MAX, REQUEST_ID_BYTES_MAX,
-    SOCKET_TIMEOUT_MS,
 };
 use crate::metrics::Metrics;
 use crate::service::Actor;
@@ -364,7 +363,9 @@ fn read_request(
     }
     // Who is asking is known before any body is read: a client without a valid token cannot
     // make a worker wait for a body that trickles in.
-    if routes::requires_bearer(&req.path) && request.body_length() != Some(0) {
+    let may_have_body = matches!(req.method, Method::Post | Method::Put | Method::Delete)
+        && request.body_length() != Some(0);
+    if may_have_body && routes::requires_bearer(req.method, &req.path) {
         match req.actor(app) {
             Ok(actor) => req.actor = Some(actor),
             Err(e) => return Err(Box::new((e, req))),
@@ -408,6 +409,9 @@ fn respond_and_drain(
         .name("remit-drain".into())
         .spawn(answer)
     {
+        // The closure, and the request in it, went with the failed spawn: the client sees the
+        // connection close.
+        DRAINING.fetch_sub(1, Ordering::SeqCst);
         log::warn!("cannot answer {request_id} on its own thread: {e}");
     }
 }
@@ -522,21 +526,13 @@ fn set_socket_option<T>(
 
 /// `TCP_NODELAY`: tiny_http writes a response through a 1 KiB buffer, so a larger response
 /// leaves in several segments, and with Nagle's algorithm the last one waits for the client's
-/// delayed ACK (~40 ms on every keep-alive request). Read and write timeouts: a client that
-/// stalls (a body that never arrives) is dropped instead of holding a worker, and an idle
-/// keep-alive connection gives back its thread.
+/// delayed ACK (~40 ms on every keep-alive request). (Read and write timeouts are set on each
+/// accepted connection by the vendored tiny_http: on the listener they would time out accept.)
 fn tune_listener(listener: &std::net::TcpListener) {
     let on: libc::c_int = 1;
-    let timeout = libc::timeval {
-        tv_sec: (SOCKET_TIMEOUT_MS / 1000) as libc::time_t,
-        tv_usec: ((SOCKET_TIMEOUT_MS % 1000) * 1000) as libc::suseconds_t,
-    };
-    let ok = set_socket_option(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &on)
-        && set_socket_option(listener, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)
-        && set_socket_option(listener, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &timeout);
-    if !ok {
+    if !set_socket_option(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &on) {
         log::warn!(
-            "could not tune the listening socket: {}",
+            "could not set TCP_NODELAY: {}",
             std::io::Error::last_os_error()
         );
     }

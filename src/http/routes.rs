@@ -69,16 +69,19 @@ fn match_route(path: &str) -> Option<(&'static str, &'static [Method], Vec<&str>
 }
 
 /// Does this path need a bearer token? (Everything but health, metrics, webhooks and the UI.)
-pub fn requires_bearer(path: &str) -> bool {
+pub fn requires_bearer(method: Method, path: &str) -> bool {
     match match_route(path) {
-        Some((route, _, _)) => !matches!(
-            route,
-            "/health"
-                | "/metrics"
-                | "/webhooks/stripe"
-                | "/webhooks/payouts/:token"
-                | "/webhooks/mpesa/:token"
-        ),
+        Some((route, methods, _)) => {
+            methods.contains(&method)
+                && !matches!(
+                    route,
+                    "/health"
+                        | "/metrics"
+                        | "/webhooks/stripe"
+                        | "/webhooks/payouts/:token"
+                        | "/webhooks/mpesa/:token"
+                )
+        }
         None => false,
     }
 }

@@ -113,11 +113,19 @@ pub fn mark_sent(ctx: &WriteCtx<'_>, payout_id: &str, conversation_id: Option<&s
 /// leave it flagged for the operator (its outcome is unknown, so it is never silently failed).
 pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &str, error: &str) -> Result<()> {
     let at = crate::time::rfc3339(ctx.now);
-    let attempts: i64 = ctx.conn.query_row(
-        "UPDATE payouts SET result_desc = ?2, updated_at = ?3 WHERE id = ?1 RETURNING attempts",
-        params![payout_id, error, at],
-        |r| r.get(0),
-    )?;
+    // A result may have settled the payout meanwhile: then there is nothing to record.
+    let attempts: Option<i64> = ctx
+        .conn
+        .query_row(
+            "UPDATE payouts SET result_desc = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'queued'
+             RETURNING attempts",
+            params![payout_id, error, at],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(attempts) = attempts else {
+        return Ok(());
+    };
     if attempts >= crate::limits::PAYOUT_ATTEMPTS_MAX {
         flag(
             ctx,
@@ -415,7 +423,7 @@ pub fn list(
         Some("stuck") => conn
             .prepare_cached(
                 "SELECT id FROM payouts WHERE status IN ('queued', 'sent')
-                 AND (flagged = 1 OR COALESCE(sent_at, created_at) <= ?1) ORDER BY id LIMIT ?2",
+                 AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1)) ORDER BY id LIMIT ?2",
             )?
             .query_map(params![cutoff, limit], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
@@ -450,11 +458,12 @@ pub fn resolve(
             to: "resolved",
         });
     }
-    // Only a stuck payout is resolved by hand: one the worker may still be sending, or whose
-    // result may still arrive, is left to them.
+    // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
+    // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
+    // it could release money that M-Pesa is about to pay.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
     let stuck: bool = ctx.conn.query_row(
-        "SELECT flagged = 1 OR COALESCE(sent_at, created_at) <= ?2 FROM payouts WHERE id = ?1",
+        "SELECT flagged = 1 OR (status = 'sent' AND sent_at <= ?2) FROM payouts WHERE id = ?1",
         params![payout_id, cutoff],
         |r| r.get(0),
     )?;

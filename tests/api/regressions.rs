@@ -364,3 +364,44 @@ fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_o
     assert_eq!(job.originator_conversation_id, originator);
     app.assert_integrity();
 }
+
+/// Guards against: read timeouts set on the listening socket also timed out `accept()`, and
+/// tiny_http then stopped listening for good after 10 s without a new connection.
+#[test]
+fn the_server_still_accepts_connections_after_an_idle_spell() {
+    let app = spawn_app();
+    assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
+    // Idle longer than the 10 s connection timeout (this waits on the server's idleness, not
+    // on its start).
+    std::thread::sleep(Duration::from_secs(11));
+    let fresh = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let r = fresh
+        .get(&format!("{}/health", app.base))
+        .call()
+        .expect("the server still listens");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// Guards against: a request declaring a 100 TB body made tiny_http allocate a buffer that size
+/// when it discarded the unread body, aborting the process.
+#[test]
+fn a_huge_declared_body_is_refused_and_the_server_lives_on() {
+    let app = spawn_app();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for auth in ["", &format!("Authorization: Bearer {}\r\n", app.sender)] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /escrows HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 100000000000000\r\n\r\n{{\"a\":"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut s, &mut answer).unwrap();
+        let status = String::from_utf8_lossy(&answer).to_string();
+        assert!(status.contains("401") || status.contains("413"), "{status}");
+    }
+    assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
+}

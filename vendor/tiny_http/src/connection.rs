@@ -24,9 +24,15 @@ impl Listener {
 
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
-            Self::Tcp(l) => l
-                .accept()
-                .map(|(conn, addr)| (Connection::from(conn), Some(addr))),
+            Self::Tcp(l) => l.accept().map(|(conn, addr)| {
+                // remit patch: a client silent for this long is dropped, so that a stalled
+                // request or an idle keep-alive connection does not hold a thread forever.
+                // (Set per connection: on the listener it would also time out accept().)
+                let timeout = Some(std::time::Duration::from_secs(10));
+                let _ = conn.set_read_timeout(timeout);
+                let _ = conn.set_write_timeout(timeout);
+                (Connection::from(conn), Some(addr))
+            }),
             #[cfg(unix)]
             Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
         }

@@ -339,9 +339,11 @@ impl Server {
                     }
 
                     Err(e) => {
+                        // remit patch: a failed accept (a client that reset before it was
+                        // accepted, too many open files for a moment) must not stop the server
+                        // from listening; upstream ended the accept loop here.
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(std::time::Duration::from_millis(10));
                     }
                 }
             }
