@@ -167,7 +167,6 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
     match status {
         401 => reply.headers.push(("WWW-Authenticate", "Bearer".into())),
         503 => reply.headers.push(("Retry-After", "1".into())),
-        413 => reply.headers.push(("Connection", "close".into())),
         _ => {}
     }
     reply
@@ -454,7 +453,8 @@ fn loggable_path(path: &str) -> &str {
 
 fn handle(app: &App, mut request: tiny_http::Request) {
     let started = Instant::now();
-    // A request refused before its body was read leaves that body on the connection: close it.
+    // A request refused before its body was read leaves that body on the connection; tiny_http
+    // discards it when the request is dropped, which is done away from the HTTP workers.
     let (req, outcome, close) = match read_request(app, &mut request) {
         Ok(req) => {
             let outcome = routes::dispatch(app, &req);
@@ -486,9 +486,6 @@ fn handle(app: &App, mut request: tiny_http::Request) {
     }
     if !reply.headers.iter().any(|(n, _)| *n == "Cache-Control") {
         add("Cache-Control", "no-store");
-    }
-    if close && !reply.headers.iter().any(|(n, _)| *n == "Connection") {
-        add("Connection", "close");
     }
     if close {
         respond_and_drain(request, response, &request_id);
