@@ -5,6 +5,7 @@ mod app;
 mod support;
 
 mod browser;
+mod cli_config;
 mod http_api;
 mod http_hostile;
 mod http_roles;

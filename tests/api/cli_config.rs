@@ -1,0 +1,73 @@
+//! Configuration precedence on the real binary: flags over environment over a `.env` file in
+//! the working directory over the defaults.
+
+use crate::ops_audit::remit;
+use crate::support::TEST_KEY;
+use std::io::BufRead;
+use std::process::Stdio;
+
+/// Starts `remit` in `dir` with `args`, returns the "listening" line, and stops it.
+fn listening_line(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = remit(dir, None);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("remit listening on"))
+        .unwrap_or_default();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    line
+}
+
+#[test]
+fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("# kiosk settings\nREMIT_DB=./from-dotenv.db\nREMIT_ADDR=127.0.0.1:0\nENCRYPTION_KEY={TEST_KEY}\n"),
+    )
+    .unwrap();
+    let line = listening_line(dir.path(), &[], &[]);
+    assert!(
+        line.starts_with("remit listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        dir.path().join("from-dotenv.db").exists(),
+        "REMIT_DB from .env"
+    );
+    assert!(
+        !dir.path().join("from-dotenv.db.key").exists(),
+        "ENCRYPTION_KEY from .env: no key file"
+    );
+    // The environment wins over .env, and a flag over both.
+    listening_line(dir.path(), &[], &[("REMIT_DB", "./from-env.db")]);
+    assert!(
+        dir.path().join("from-env.db").exists(),
+        "REMIT_DB from the environment"
+    );
+    listening_line(
+        dir.path(),
+        &["serve", "--db", "./from-flag.db"],
+        &[("REMIT_DB", "./from-env.db")],
+    );
+    assert!(
+        dir.path().join("from-flag.db").exists(),
+        "--db from the flag"
+    );
+    assert!(
+        !dir.path().join("remit.db").exists(),
+        "the default was never used"
+    );
+}
