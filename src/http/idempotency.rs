@@ -1,7 +1,8 @@
 //! Idempotency keys: the first response for (user, key) is stored in the same writer
 //! transaction as the change and replayed verbatim, status included, for the same request;
-//! the same key with a different request is `422 idempotency_key_reused`. Only responses of
-//! requests that changed something are stored: a refused request may be retried with its key.
+//! the same key with a different request is `422 idempotency_key_reused`. A request the service
+//! refused (`404`, `409`, …) is stored with its refusal; requests refused before they ran
+//! (malformed bodies, authentication) and transient failures (`503`, `500`) are not.
 //! Stored responses are encrypted like any PII; a new token in a response is replaced by
 //! `null` in the stored copy, since a token is shown once.
 
@@ -90,7 +91,14 @@ where
             reply.headers.push(("Idempotent-Replayed", "true".into()));
             return Ok(reply);
         }
-        let reply = f(ctx)?;
+        let reply = match in_savepoint(ctx, f) {
+            Ok(reply) => reply,
+            // The request ran and was refused (404, 409, …): that answer is the first response
+            // too, and its replay must not run it again. Transient failures (busy, internal)
+            // are not stored, so that a retry with the same key can still succeed.
+            Err(e) if is_final(&e) => super::error_reply(&e, ""),
+            Err(e) => return Err(e),
+        };
         // Responses hold PII (and, for new tokens, a secret shown once): stored encrypted, and
         // a new token is never stored at all.
         let stored_body = reply.replay_body.as_ref().unwrap_or(&reply.body);
@@ -110,6 +118,35 @@ where
             ])?;
         Ok(reply)
     })
+}
+
+/// Runs `f` in a savepoint of its own, so that a refusal undoes its changes while the
+/// idempotency record of that refusal can still be written.
+fn in_savepoint<F>(ctx: &WriteCtx<'_>, f: F) -> Result<Reply>
+where
+    F: FnOnce(&WriteCtx<'_>) -> Result<Reply>,
+{
+    ctx.conn
+        .prepare_cached("SAVEPOINT idempotent")?
+        .execute([])?;
+    let logged = crate::audit::pending_log_len();
+    let result = f(ctx);
+    if result.is_err() {
+        ctx.conn
+            .prepare_cached("ROLLBACK TO idempotent")?
+            .execute([])?;
+        crate::audit::discard_pending_log(logged);
+    }
+    ctx.conn.prepare_cached("RELEASE idempotent")?.execute([])?;
+    result
+}
+
+/// Is this refusal the request's real answer (stored for replay), not a passing failure?
+fn is_final(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::Busy | Error::Internal(_) | Error::WrongKey | Error::IdempotencyKeyReused
+    )
 }
 
 /// Deletes keys older than the retention time (called from a background thread).

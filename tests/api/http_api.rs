@@ -330,6 +330,24 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
         &[("Idempotency-Key", "")],
     );
     assert_eq!(bad.status, 400);
+    // A refusal is the first response too: replayed, not run again.
+    let escrow = app.active_escrow(100, &["a"]);
+    let too_big = app.request(&escrow, "a", 30_000, "A"); // USD 200 > USD 100
+    let path = format!("/payment-requests/{too_big}/approve");
+    let first = app.post_with_key(&path, &app.sender, &json!({}), "approve-too-big");
+    assert_eq!(
+        (first.status, first.body["code"].as_str()),
+        (409, Some("insufficient_balance")),
+        "{}",
+        first.text
+    );
+    let again = app.post_with_key(&path, &app.sender, &json!({}), "approve-too-big");
+    assert_eq!(
+        (again.status, again.text.as_str()),
+        (409, first.text.as_str())
+    );
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    app.assert_integrity();
 }
 
 #[test]
