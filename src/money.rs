@@ -220,6 +220,11 @@ pub fn parse_integer(field: &str, text: &str) -> Result<i64> {
         .map_err(|_| Error::invalid(field, "is too large"))
 }
 
+/// A signed amount of minor units as a major-unit JSON number (journal entries: `-66.67`).
+pub fn signed_major_json(minor: i64) -> serde_json::Value {
+    decimal_json(minor, 2)
+}
+
 /// `value / 10^decimals` as minimal decimal text with at least one decimal: `400.0`, `66.67`.
 fn decimal_text(value: i64, decimals: u32) -> String {
     let scale = 10_i64.pow(decimals);

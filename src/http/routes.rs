@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/escrows", &[Method::Get, Method::Post]),
     ("/escrows/:id", &[Method::Get]),
     ("/escrows/:id/deposits", &[Method::Post]),
+    ("/escrows/:id/journal", &[Method::Get]),
     ("/escrows/:id/cancel", &[Method::Post]),
     ("/payment-requests", &[Method::Get, Method::Post]),
     ("/payment-requests/:id", &[Method::Get]),
@@ -112,6 +113,7 @@ pub fn dispatch(app: &App, req: &Req) -> (Result<Reply>, &'static str, String) {
         ("/escrows", _) => list_escrows(app, req),
         ("/escrows/:id", _) => get_escrow(app, req, param(0)),
         ("/escrows/:id/deposits", _) => record_deposit(app, req, param(0)),
+        ("/escrows/:id/journal", _) => escrow_journal(app, req, param(0)),
         ("/escrows/:id/cancel", _) => cancel_escrow(app, req, param(0)),
         ("/payment-requests", Method::Post) => create_request(app, req),
         ("/payment-requests", _) => list_requests(app, req),
@@ -365,6 +367,34 @@ fn get_escrow(app: &App, req: &Req, id: &str) -> Result<Reply> {
         .store
         .read(|conn, keys| views::escrow(conn, keys, &actor, id))?;
     Ok(Reply::json(200, &view))
+}
+
+fn escrow_journal(app: &App, req: &Req, id: &str) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let limit = match req.query("limit") {
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PAGE_ROWS_MAX).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {PAGE_ROWS_MAX}"),
+                )
+            })?,
+        None => PAGE_ROWS_MAX,
+    };
+    let after = match req.query("cursor") {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| Error::invalid("cursor", "is not a cursor this API returned"))?,
+        ),
+        None => None,
+    };
+    let page = app
+        .store
+        .read(|conn, _| views::journal(conn, &actor, id, limit, after))?;
+    Ok(Reply::json(200, &page.json()))
 }
 
 fn record_deposit(app: &App, req: &Req, escrow_id: &str) -> Result<Reply> {

@@ -122,10 +122,11 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Va
     let recipient_id = match existing {
         Some((id, role)) if role == "recipient" => id,
         Some(_) => {
+            // Deliberately vague: a sender must not learn whose phone it is.
             return Err(Error::invalid(
                 "recipientPhone",
-                "belongs to a user who is not a recipient",
-            ))
+                "cannot receive an escrow; use another number",
+            ));
         }
         None => {
             let user = NewUser {

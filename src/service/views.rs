@@ -353,3 +353,49 @@ pub fn payment_requests(
     }
     Ok(page(items, limit, "paymentRequestId"))
 }
+
+/// `GET /escrows/:id/journal`: every movement of the escrow's money, oldest first, as the
+/// double-entry journal records it (each transaction's entries sum to zero).
+pub fn journal(
+    conn: &Connection,
+    viewer: &Actor,
+    escrow_id: &str,
+    limit: u32,
+    after: Option<i64>,
+) -> Result<Page> {
+    EscrowParties::load_visible(conn, escrow_id, viewer)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, reference, created_at FROM ledger_transactions
+         WHERE escrow_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let transactions: Vec<(i64, String, String, String)> = stmt
+        .query_map(params![escrow_id, after.unwrap_or(0), limit + 1], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = transactions.len() > limit as usize;
+    let mut entries_stmt = conn.prepare_cached(
+        "SELECT e.account, c.name, e.amount_usd_cents FROM ledger_entries e
+         LEFT JOIN spending_categories c ON c.id = e.category_id WHERE e.transaction_id = ?1 ORDER BY e.id",
+    )?;
+    let mut items = Vec::with_capacity(transactions.len());
+    for (id, kind, reference, created_at) in transactions.into_iter().take(limit as usize) {
+        let mut entries = Vec::new();
+        let mut rows = entries_stmt.query([id])?;
+        while let Some(r) = rows.next()? {
+            let cents: i64 = r.get(2)?;
+            entries.push(json!({"account": r.get::<_, String>(0)?, "category": r.get::<_, Option<String>>(1)?,
+                                "amountUsd": crate::money::signed_major_json(cents), "amountUsdCents": cents}));
+        }
+        items.push(json!({"transactionId": id, "kind": kind, "reference": reference, "createdAt": created_at, "entries": entries}));
+    }
+    let next_cursor = if more {
+        items
+            .last()
+            .and_then(|v| v["transactionId"].as_i64())
+            .map(|id| id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}

@@ -580,3 +580,51 @@ fn the_request_id_is_echoed_or_made() {
     );
     assert_eq!(r.header("Allow"), Some("GET, POST"));
 }
+
+#[test]
+fn the_journal_of_an_escrow_explains_every_cent() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["food", "rent"]);
+    let request = app.request(&escrow, "food", 1_500, "A");
+    app.approve(&request);
+    app.wait_for_status(&request, &["paid"]);
+    let r = app.get(&format!("/escrows/{escrow}/journal"), &app.sender);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        vec!["deposit", "activation", "approval", "payout_succeeded"]
+    );
+    for t in items {
+        let sum: i64 = t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["amountUsdCents"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, 0, "each transaction balances: {t}");
+    }
+    let spent = &items[3]["entries"].as_array().unwrap()[1];
+    assert_eq!(
+        (
+            spent["account"].as_str(),
+            spent["category"].as_str(),
+            spent["amountUsdCents"].as_i64()
+        ),
+        (Some("spent"), Some("food"), Some(1_000))
+    );
+    assert_eq!(items[3]["entries"][0]["amountUsd"].to_string(), "-10.0");
+    let page = app.get(&format!("/escrows/{escrow}/journal?limit=2"), &app.sender);
+    let cursor = page.body["nextCursor"].as_str().unwrap().to_string();
+    let rest = app.get(
+        &format!("/escrows/{escrow}/journal?limit=2&cursor={cursor}"),
+        &app.sender,
+    );
+    assert_eq!(rest.body["items"][0]["kind"], "approval");
+    assert_eq!(
+        app.get(&format!("/escrows/{escrow}/journal"), &app.other_sender)
+            .status,
+        404
+    );
+}

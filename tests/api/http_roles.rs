@@ -76,6 +76,17 @@ fn cases() -> Vec<Case> {
             expect: [401, 200, 404, 200, 200, 200],
         },
         Case {
+            description: "escrow journal",
+            method: "GET",
+            setup: |app| {
+                (
+                    format!("/escrows/{}/journal", app.active_escrow(10, &["a"])),
+                    Value::Null,
+                )
+            },
+            expect: [401, 200, 404, 200, 200, 200],
+        },
+        Case {
             description: "cash deposit",
             method: "POST",
             setup: |app| {
