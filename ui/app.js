@@ -698,6 +698,73 @@
     return (data && data.items) || [];
   }
 
+  const JOURNAL_KIND = {
+    deposit: 'Deposit',
+    activation: 'Activation',
+    approval: 'Approval (reserved)',
+    payout_succeeded: 'Payout succeeded',
+    payout_failed: 'Payout failed (returned)',
+    cancellation: 'Cancellation (refunded)',
+  };
+
+  const accountText = (x) => (x.category ? `${x.category}: ${x.account}` : x.account);
+
+  // A journal transaction's entries as movements ("electricity: available → reserved USD 10.00"):
+  // a debit and a credit of one category pair up; the rest flow from a single source or into a
+  // single destination; anything else is listed entry by entry with its sign.
+  function journalMovements(entries) {
+    const out = [];
+    const rest = [];
+    const byCategory = new Map();
+    for (const x of entries) {
+      const k = x.category || '';
+      if (!byCategory.has(k)) byCategory.set(k, []);
+      byCategory.get(k).push(x);
+    }
+    for (const [k, group] of byCategory) {
+      const from = group.filter((x) => x.amountUsdCents < 0);
+      const to = group.filter((x) => x.amountUsdCents > 0);
+      if (k && group.length === 2 && from.length === 1 && to.length === 1 && from[0].amountUsdCents === -to[0].amountUsdCents) {
+        out.push(`${k}: ${from[0].account} → ${to[0].account} ${usd(to[0].amountUsdCents)}`);
+      } else rest.push(...group);
+    }
+    const from = rest.filter((x) => x.amountUsdCents < 0);
+    const to = rest.filter((x) => x.amountUsdCents > 0);
+    if (from.length === 1) for (const x of to) out.push(`${accountText(from[0])} → ${accountText(x)} ${usd(x.amountUsdCents)}`);
+    else if (to.length === 1) for (const x of from) out.push(`${accountText(x)} → ${accountText(to[0])} ${usd(-x.amountUsdCents)}`);
+    else for (const x of rest) out.push(`${accountText(x)} ${x.amountUsdCents > 0 ? '+' : ''}${usd(x.amountUsdCents)}`);
+    return out;
+  }
+
+  function journalTable(journal) {
+    if (!journal.items.length) return emptyState('No journal transactions yet.', 'journal-empty');
+    return el('div', null,
+      el('div', { class: 'table-wrap' },
+        el('table', { class: 'table journal', testid: 'journal-table' },
+          el('thead', null, el('tr', null, ['#', 'At', 'Transaction', 'Movement'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('tbody', null, journal.items.map((t) => el('tr', { testid: 'journal-row', dataset: { kind: t.kind } },
+            el('td', { class: 'mono' }, String(t.transactionId)),
+            el('td', null, timeEl(t.createdAt)),
+            el('td', null, el('span', { testid: 'journal-kind' }, JOURNAL_KIND[t.kind] || t.kind), el('br'),
+              el('span', { class: 'mono muted small' }, t.reference)),
+            el('td', null, el('ul', { class: 'kv', testid: 'journal-movements' },
+              journalMovements(t.entries || []).map((m) => el('li', null, m))))))))),
+      journal.more ? el('p', { class: 'muted small' }, `Showing the first ${journal.items.length} transactions.`) : null);
+  }
+
+  // Oldest first, following nextCursor for at most 10 pages.
+  async function loadJournal(escrowId) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < 10; page += 1) {
+      const data = await api('GET', `/escrows/${encodeURIComponent(escrowId)}/journal${qs({ cursor })}`);
+      items.push(...((data && data.items) || []));
+      cursor = (data && data.nextCursor) || null;
+      if (!cursor) break;
+    }
+    return { items, more: Boolean(cursor) };
+  }
+
   // ---------------------------------------------------------------------------------------
   // Sign in / out
 
@@ -972,9 +1039,10 @@
     const list = el('div', { class: 'stack', testid: 'escrow-list' });
     const more = button('Load more', { testid: 'load-more', hidden: true });
     const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, 'Loading…');
-    const open = { history: new Set(), audit: new Set(), cancel: new Set() };
+    const open = { history: new Set(), audit: new Set(), journal: new Set(), cancel: new Set() };
     const histories = new Map();
     const audits = new Map();
+    const journals = new Map();
     let statusFilter = '';
     let loaded = 0;
     let cursor = null;
@@ -1015,6 +1083,10 @@
         box.append(el('h4', null, 'Audit log'));
         const data = audits.get(e.escrowId);
         box.append(data ? auditTable(data) : el('p', { class: 'muted' }, 'Loading…'));
+      } else if (kind === 'journal') {
+        box.append(el('h4', null, 'Journal'));
+        const data = journals.get(e.escrowId);
+        box.append(data ? journalTable(data) : el('p', { class: 'muted' }, 'Loading…'));
       } else if (kind === 'cancel') {
         const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form' },
           el('p', null, `Cancel this escrow? What is left (${usd(e.remainingUsdCents)}) is refunded to the sender. This cannot be undone.`),
@@ -1046,7 +1118,8 @@
           },
         });
       };
-      const actions = [toggle('history', 'Payment requests', 'toggle-history'), toggle('audit', 'Audit log', 'toggle-audit')];
+      const actions = [toggle('history', 'Payment requests', 'toggle-history'), toggle('audit', 'Audit log', 'toggle-audit'),
+        toggle('journal', 'Journal', 'toggle-journal')];
       if (e.status === 'pending_deposit' || e.status === 'active') {
         actions.push(button('Cancel escrow', {
           testid: 'cancel-escrow', small: true, variant: 'danger-outline',
@@ -1057,6 +1130,7 @@
       if (open.cancel.has(e.escrowId)) panels.push(panel('cancel', e));
       if (open.history.has(e.escrowId)) panels.push(panel('history', e));
       if (open.audit.has(e.escrowId)) panels.push(panel('audit', e));
+      if (open.journal.has(e.escrowId)) panels.push(panel('journal', e));
       const card = escrowCard(e, { actions, panels });
       if (e.status === 'pending_deposit') {
         card.querySelector('.stats').after(el('p', { class: 'balance-note', testid: 'deposit-reference-note' },
@@ -1074,8 +1148,9 @@
       if (old) replaceKeepingFocus(old, fresh);
     }
     function panelSig(id) {
-      return JSON.stringify([open.history.has(id), open.audit.has(id), open.cancel.has(id),
-        open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null]);
+      return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id),
+        open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null,
+        open.journal.has(id) ? journals.get(id) || null : null]);
     }
 
     async function refreshPanels(ids) {
@@ -1085,6 +1160,7 @@
           histories.set(id, (d && d.items) || []);
         }
         if (open.audit.has(id)) audits.set(id, await loadAudit(id));
+        if (open.journal.has(id)) journals.set(id, await loadJournal(id));
         const e = escrowData.get(id);
         if (e && ctx.alive()) {
           const node = list.querySelector(`[data-key="${CSS.escape(id)}"]`);
@@ -1132,7 +1208,7 @@
       cursor = d.nextCursor || null;
       patch(d.items || []);
       updateSummary();
-      await refreshPanels(Array.from(new Set([...open.history, ...open.audit])).filter((id) => escrowData.has(id)));
+      await refreshPanels(Array.from(new Set([...open.history, ...open.audit, ...open.journal])).filter((id) => escrowData.has(id)));
     }
 
     more.addEventListener('click', () => busy(more, async () => {

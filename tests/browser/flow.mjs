@@ -338,6 +338,37 @@ async function main() {
     await shot(agent, '09-agent-paid.png');
   });
 
+  await step('sender opens the journal of the escrow: deposit, activation, approval, payout', async () => {
+    currentPage = sender;
+    await sender.locator(tid('nav-escrows')).click();
+    const card = escrowCard(sender, escrowId);
+    await card.waitFor();
+    const toggle = card.locator(tid('toggle-journal'));
+    await toggle.click();
+    assert(await toggle.getAttribute('aria-expanded') === 'true', 'the Journal button is not aria-expanded after opening it');
+    const rows = card.locator(`${tid('journal-table')} ${tid('journal-row')}`);
+    const kinds = () => rows.evaluateAll((ns) => ns.map((n) => n.dataset.kind));
+    const want = ['deposit', 'activation', 'approval', 'payout_succeeded'];
+    await waitFor(async () => `for the journal to show ${want.join(', ')} (shows ${(await kinds().catch(() => [])).join(', ') || 'nothing'})`,
+      async () => { const k = await kinds(); return want.every((w) => k.includes(w)); });
+    const row = (kind) => card.locator(`${tid('journal-table')} [data-testid="journal-row"][data-kind="${kind}"]`);
+    const paid = usdText(usdFor(kes1));
+    const expect = {
+      deposit: ['Deposit', 'world:deposits → escrow:unfunded USD 500.00'],
+      activation: ['Activation', 'escrow:unfunded → electricity: available'],
+      approval: ['Approval (reserved)', `electricity: available → reserved ${paid}`],
+      payout_succeeded: ['Payout succeeded', `electricity: reserved → spent ${paid}`],
+    };
+    for (const [kind, [label, movement]] of Object.entries(expect)) {
+      assert(await row(kind).count() === 1, `the journal has ${await row(kind).count()} ${kind} rows, expected 1`);
+      const shownKind = await text(row(kind).locator(tid('journal-kind')));
+      assert(shownKind === label, `the ${kind} row says "${shownKind}", expected "${label}"`);
+      const shownMoves = await row(kind).locator(`${tid('journal-movements')} li`).allTextContents();
+      assert(shownMoves.some((m) => m.startsWith(movement)), `the ${kind} row shows "${shownMoves.join('; ')}", expected "${movement}"`);
+    }
+    await shot(sender, '10-sender-journal.png');
+  });
+
   // ---- a second request whose payout fails: the money goes back to remaining
   const kes2 = 2000;
   let request2;
@@ -354,7 +385,7 @@ async function main() {
     await card.locator(tid('approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request2}"]`).waitFor();
     await waitTrackerFinal(sender, request2, tid('decided-list'), 'failed');
-    await shot(sender, '10-sender-failed.png');
+    await shot(sender, '11-sender-failed.png');
   });
 
   await step('agent sees it failed and the money back in remaining', async () => {
@@ -367,7 +398,7 @@ async function main() {
     const cat = box.locator('[data-testid="category"][data-category="electricity"]');
     assert(await text(cat.locator(tid('cat-spent'))) === usdText(usdFor(kes1)), 'electricity spent is not the first payment');
     assert(await text(cat.locator(tid('cat-reserved'))) === 'USD 0.00', 'electricity still has money reserved');
-    await shot(agent, '11-agent-failed-refunded.png');
+    await shot(agent, '12-agent-failed-refunded.png');
   });
 
   await step('sender sees the history: one paid with receipt, one failed, remaining restored', async () => {
@@ -385,7 +416,7 @@ async function main() {
     assert(await paidRow.getAttribute('data-status') === 'paid', 'the first request is not paid in the history');
     assert(await text(paidRow.locator(tid('receipt'))), 'the paid request has no receipt in the history');
     assert(await failedRow.getAttribute('data-status') === 'failed', 'the second request is not failed in the history');
-    await shot(sender, '12-sender-escrows-final.png');
+    await shot(sender, '13-sender-escrows-final.png');
   });
 
   // ---- admin
@@ -396,7 +427,7 @@ async function main() {
       async () => (await text(admin.locator(tid('integrity-status')))) === 'ok');
     const shown = await text(admin.locator(tid('fx-rate-value')));
     assert(Math.round(Number(shown.replace(/,/g, '')) * 10000) === rateE4, `the rate shows "${shown}", the API says ${fx['USD-KES'].rate}`);
-    await shot(admin, '13-admin.png');
+    await shot(admin, '14-admin.png');
   });
 
   await step('admin opens the audit log of the escrow and the users', async () => {
@@ -404,10 +435,10 @@ async function main() {
     await admin.locator(tid('audit-entity')).fill(escrowId);
     await admin.locator(tid('audit-submit')).click();
     await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}, ${tid('audit-result')} ${tid('audit-empty')}`).count()) > 0);
-    await shot(admin, '14-admin-audit.png');
+    await shot(admin, '15-admin-audit.png');
     await admin.locator(tid('nav-users')).click();
     await admin.locator(tid('user-card')).first().waitFor();
-    await shot(admin, '15-admin-users.png');
+    await shot(admin, '16-admin-users.png');
   });
 
   await step('tokens are nowhere in URLs or the DOM; no script errors', async () => {
