@@ -371,20 +371,8 @@ fn get_escrow(app: &App, req: &Req, id: &str) -> Result<Reply> {
 
 fn escrow_journal(app: &App, req: &Req, id: &str) -> Result<Reply> {
     let actor = req.actor(app)?;
-    let limit = match req.query("limit") {
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=PAGE_ROWS_MAX).contains(n))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {PAGE_ROWS_MAX}"),
-                )
-            })?,
-        None => PAGE_ROWS_MAX,
-    };
-    let after = match req.query("cursor") {
+    let (limit, cursor) = page_params(req)?;
+    let after = match cursor {
         Some(c) => Some(
             c.parse::<i64>()
                 .map_err(|_| Error::invalid("cursor", "is not a cursor this API returned"))?,
