@@ -274,7 +274,15 @@ pub fn start_worker(
                     .store
                     .read(|conn, keys| payouts::next_due(conn, keys, crate::time::now_unix()));
                 match next {
-                    Ok(Some(job)) => process(&app, gateway.as_ref(), job),
+                    Ok(Some(job)) => {
+                        // A bug in one payout must not stop every later one; the claim already
+                        // holds this payout back until its next attempt.
+                        let id = job.id.clone();
+                        let run = std::panic::AssertUnwindSafe(|| process(&app, gateway.as_ref(), job));
+                        if std::panic::catch_unwind(run).is_err() {
+                            log::error!("payout {id}: the worker panicked; it carries on with the next payout");
+                        }
+                    }
                     Ok(None) => app.payouts_wakeup.wait(Duration::from_secs(1)),
                     Err(e) => {
                         log::error!("payout worker cannot read the queue: {e:?}");
