@@ -405,3 +405,31 @@ fn a_huge_declared_body_is_refused_and_the_server_lives_on() {
     }
     assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
 }
+
+/// The README says `last_used_at` is kept without a write per request: it is written in the
+/// background (and at shutdown), never left behind.
+#[test]
+fn token_use_is_recorded_without_a_write_per_request() {
+    let mut app = spawn_app();
+    let before: Option<String> = app
+        .store
+        .read(|c, _| Ok(c.query_row("SELECT MAX(last_used_at) FROM api_tokens", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(before, None);
+    for _ in 0..5 {
+        assert_eq!(app.get("/me", &app.sender).status, 200);
+    }
+    let store = std::sync::Arc::clone(&app.store);
+    let dir = app.dir.path().to_path_buf();
+    app.shutdown();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.join("remit.db")).unwrap();
+    let used: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM api_tokens WHERE last_used_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(used, 1, "exactly the sender's token was used");
+}
