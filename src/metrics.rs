@@ -121,15 +121,17 @@ impl Metrics {
 
         let gauges = store.read(|conn, _| {
             let by_status = |sql: &str| -> crate::Result<Vec<(String, i64)>> {
-                Ok(conn.prepare_cached(sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?)
             };
             let escrows = by_status("SELECT status, COUNT(*) FROM escrows GROUP BY status")?;
             let payouts = by_status("SELECT status, COUNT(*) FROM payouts GROUP BY status")?;
-            let cutoff = crate::time::rfc3339(crate::time::now_unix() - payout_timeout_s);
-            let stuck: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM payouts WHERE status IN ('queued', 'sent') AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1))",
-                [cutoff],
-                |r| r.get(0),
+            let stuck = crate::service::payouts::stuck_count(
+                conn,
+                payout_timeout_s,
+                crate::time::now_unix(),
             )?;
             Ok((escrows, payouts, stuck))
         });

@@ -409,8 +409,24 @@ fn payout_json(conn: &Connection, payout_id: &str) -> Result<Value> {
     .ok_or(Error::NotFound { what: "payout" })
 }
 
-/// `GET /payouts?status=…`: payouts by status; `stuck` means not settled and either flagged or
-/// sent (or queued) longer than `timeout_s` ago.
+/// When a payout is stuck, as one SQL predicate (`?1` is the cutoff time): unsettled, and
+/// flagged or sent with no result since the cutoff. A queued payout is not stuck: the worker
+/// may be sending it. Listing, resolving and the metrics all use this one definition.
+const STUCK: &str =
+    "(status IN ('queued', 'sent') AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1)))";
+
+/// How many payouts are stuck (for `/metrics`).
+pub fn stuck_count(conn: &Connection, timeout_s: i64, now: i64) -> Result<i64> {
+    let cutoff = crate::time::rfc3339(now - timeout_s);
+    Ok(conn.query_row(
+        &format!("SELECT COUNT(*) FROM payouts WHERE {STUCK}"),
+        [cutoff],
+        |r| r.get(0),
+    )?)
+}
+
+/// `GET /payouts?status=…`: payouts by status; `stuck` as [`STUCK`] defines it, with the
+/// cutoff `timeout_s` before `now`.
 pub fn list(
     conn: &Connection,
     status: Option<&str>,
@@ -421,10 +437,7 @@ pub fn list(
     let cutoff = crate::time::rfc3339(now - timeout_s);
     let ids: Vec<String> = match status {
         Some("stuck") => conn
-            .prepare_cached(
-                "SELECT id FROM payouts WHERE status IN ('queued', 'sent')
-                 AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1)) ORDER BY id LIMIT ?2",
-            )?
+            .prepare_cached(&format!("SELECT id FROM payouts WHERE {STUCK} ORDER BY id LIMIT ?2"))?
             .query_map(params![cutoff, limit], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
         Some("flagged") => conn
@@ -463,8 +476,8 @@ pub fn resolve(
     // it could release money that M-Pesa is about to pay.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
     let stuck: bool = ctx.conn.query_row(
-        "SELECT flagged = 1 OR (status = 'sent' AND sent_at <= ?2) FROM payouts WHERE id = ?1",
-        params![payout_id, cutoff],
+        &format!("SELECT {STUCK} FROM payouts WHERE id = ?2"),
+        params![cutoff, payout_id],
         |r| r.get(0),
     )?;
     if !stuck {
