@@ -4,9 +4,10 @@
 //! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]`
 
 use remit::config::{Config, GatewayKind};
-use remit::domain::{CategoryName, KenyanPhone};
+use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
 use remit::money::{KesCents, UsdCents};
-use remit::service::escrows::{self, Categories, DepositSource, NewEscrow};
+use remit::service::deposits;
+use remit::service::escrows::{self, Categories, NewEscrow};
 use remit::service::requests::{self, MerchantAccount, NewPaymentRequest};
 use remit::service::users::{self, NewUser};
 use remit::service::{Actor, Role};
@@ -94,7 +95,7 @@ fn prepare(
                         return ids;
                     }
                     let (s, a) = (sender.clone(), agent.clone());
-                    let escrow_id: String = store
+                    let escrow_id: EscrowId = store
                         .write(move |ctx| {
                             let input = NewEscrow {
                                 recipient_phone: KenyanPhone::parse("p", &format!("07{:08}", i))?,
@@ -106,12 +107,11 @@ fn prepare(
                                 )?]),
                                 daily_limit: None,
                             };
-                            let view = escrows::create(ctx, &s, &input)?;
-                            let id = view["escrowId"].as_str().unwrap_or_default().to_string();
-                            escrows::record_deposit(
+                            let id = escrows::create(ctx, &s, &input)?.escrow_id;
+                            deposits::record(
                                 ctx,
                                 &a,
-                                &id,
+                                id.as_str(),
                                 DepositSource::Cash,
                                 &format!("bench-{id}"),
                                 input.total,
@@ -137,12 +137,7 @@ fn prepare(
                                 requests::create(ctx, &a, &input)
                             })
                             .expect("create request");
-                        ids.push(
-                            view["paymentRequestId"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string(),
-                        );
+                        ids.push(view.payment_request_id.to_string());
                     }
                 }
             })
@@ -232,13 +227,10 @@ fn main() {
             name: name.into(),
             phone: None,
         };
-        let (view, token) = store
+        let created = store
             .write(move |ctx| users::create(ctx, &Actor::system("bench"), &user))
             .expect("user");
-        (
-            Actor::user(view["userId"].as_str().unwrap_or_default(), role),
-            token,
-        )
+        (Actor::user(&created.user.user_id, role), created.token)
     };
     let (sender, sender_token) = make(Role::Sender, "Bench sender");
     let (agent, _) = make(Role::Agent, "Bench agent");
@@ -259,8 +251,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let server = remit::http::start(config, Arc::clone(&store)).expect("server");
-    let base = format!("http://{}", server.addr);
+    let server = remit::runtime::start(config, Arc::clone(&store)).expect("server");
+    let base = server.base_url.clone();
     let agents: Vec<ureq::Agent> = (0..a.connections)
         .map(|_| {
             ureq::Agent::new_with_config(
@@ -312,7 +304,10 @@ fn main() {
     let (wall, latencies, failures) = drive(direct_ids, a.connections, {
         let (store, sender) = (Arc::clone(&store), sender.clone());
         move |_, id| {
-            let (s, id) = (sender.clone(), id.to_string());
+            let s = sender.clone();
+            let Ok(id) = PaymentRequestId::parse(id) else {
+                return false;
+            };
             store
                 .write(move |ctx| requests::approve(ctx, &s, &id))
                 .is_ok()

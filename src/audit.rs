@@ -13,7 +13,6 @@
 
 use crate::crypto::{self, Keys};
 use crate::error::{Error, Result};
-use crate::store::WriteCtx;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The MAC before the first line.
@@ -30,15 +29,19 @@ pub struct AuditKey {
     key: [u8; 32],
 }
 
-/// Creates the first audit key if there is none.
-pub fn ensure_first_key(conn: &Connection, keys: &Keys) -> Result<()> {
+/// Opens the chain of a database for writing: creates its first key if it has none (a new
+/// database) and returns the key that signs new lines.
+pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: bool =
-        conn.query_row("SELECT EXISTS (SELECT 1 FROM audit_keys)", [], |r| r.get(0))?;
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM audit_keys)", [], |r| r.get(0))?;
     if !exists {
-        let key = add_key(conn, keys, 1)?;
-        write_head(conn, &key, 0, &GENESIS_MAC)?;
+        let key = add_key(&tx, keys, 1)?;
+        write_head(&tx, &key, 0, &GENESIS_MAC)?;
     }
-    Ok(())
+    let key = current_key(&tx, keys)?;
+    tx.commit()?;
+    Ok(key)
 }
 
 /// Starts a new audit key at `from_seq`, wrapped under `keys`.
@@ -170,27 +173,9 @@ fn verify_head(
     }))
 }
 
-/// Appends one line to the chain, inside the caller's transaction. `details` must hold no PII.
+/// Appends one line to the chain, signed with `key`, inside the caller's transaction.
+/// `details` must hold no PII. (Writer commands call it through `WriteCtx::audit`.)
 pub fn append(
-    ctx: &WriteCtx<'_>,
-    actor: &str,
-    action: &str,
-    entity: &str,
-    details: &serde_json::Value,
-) -> Result<()> {
-    append_with_key(
-        ctx.conn,
-        ctx.audit_key,
-        ctx.now,
-        actor,
-        action,
-        entity,
-        details,
-    )
-}
-
-/// `append` with an explicit key (used by key rotation, which switches keys mid-transaction).
-pub fn append_with_key(
     conn: &Connection,
     key: &AuditKey,
     now: i64,
@@ -231,33 +216,7 @@ pub fn append_with_key(
         prev_mac,
         mac.as_slice()
     ])?;
-    write_head(conn, key, seq, &mac)?;
-    PENDING_LOG.with(|p| p.borrow_mut().push(format!("{action} {entity} by {actor}")));
-    Ok(())
-}
-
-thread_local! {
-    /// Log lines of audit lines written in the current transaction: they reach the log only once
-    /// the transaction commits, so the log never tells of a change that was rolled back.
-    static PENDING_LOG: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// How many audit log lines wait for the current transaction (a command's starting point).
-pub fn pending_log_len() -> usize {
-    PENDING_LOG.with(|p| p.borrow().len())
-}
-
-/// Forgets the lines written after `len` (their command was rolled back).
-pub fn discard_pending_log(len: usize) {
-    PENDING_LOG.with(|p| p.borrow_mut().truncate(len));
-}
-
-/// Logs the waiting lines: their transaction committed.
-pub fn flush_pending_log() {
-    let lines = PENDING_LOG.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    for line in lines {
-        log::info!(target: "remit::audit", "{line}");
-    }
+    write_head(conn, key, seq, &mac)
 }
 
 /// Verifies the whole chain from the first line to the last; returns one sentence per break.

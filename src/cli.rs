@@ -244,42 +244,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(UserCommand::Add { role, name, phone }) => {
             let store = open_existing(&config)?;
             let user = NewUser {
-                role: Role::parse("--role", &role)?,
+                role: Role::parse_field("--role", &role)?,
                 name: crate::domain::parse_text("--name", &name, true)?.unwrap_or_default(),
                 phone: phone
                     .map(|p| crate::domain::KenyanPhone::parse("--phone", &p))
                     .transpose()?,
             };
-            let (_, token) = store.write(move |ctx| {
+            let created = store.write(move |ctx| {
                 crate::service::users::create(ctx, &Actor::system("cli"), &user)
             })?;
-            println!("{token}");
+            println!("{}", created.token);
             Ok(0)
         }
         Command::User(UserCommand::List) => {
             let store = open_existing(&config)?;
-            for user in crate::ops::user_rows(&store)? {
-                let tokens: Vec<String> = user["tokens"]
-                    .as_array()
-                    .map(|ts| {
-                        ts.iter()
-                            .map(|t| {
-                                let prefix = t["prefix"].as_str().unwrap_or("?");
-                                if t["revokedAt"].is_null() {
-                                    prefix.to_string()
-                                } else {
-                                    format!("{prefix} (revoked)")
-                                }
-                            })
-                            .collect()
+            let users = store.read(crate::service::users::list)?;
+            for user in users.items {
+                let tokens: Vec<String> = user
+                    .tokens
+                    .iter()
+                    .map(|t| match t.revoked_at {
+                        None => t.prefix.clone(),
+                        Some(_) => format!("{} (revoked)", t.prefix),
                     })
-                    .unwrap_or_default();
+                    .collect();
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
-                    user["userId"].as_str().unwrap_or(""),
-                    user["role"].as_str().unwrap_or(""),
-                    user["name"].as_str().unwrap_or(""),
-                    user["phone"].as_str().unwrap_or("-"),
+                    user.user_id,
+                    user.role,
+                    user.name,
+                    user.phone.as_deref().unwrap_or("-"),
                     if tokens.is_empty() {
                         "-".to_string()
                     } else {
@@ -382,7 +376,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
-    config.workers = args.workers.clamp(1, 256);
+    config.workers = args.workers.clamp(1, crate::limits::HTTP_WORKERS_MAX);
     let _lock = crate::ops::lock(&config.db)?;
     let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
     log::info!(
@@ -397,7 +391,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     ])
     .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
     // Bind first: a start that cannot listen must not use up the first admin's token.
-    let server = crate::http::start(config, std::sync::Arc::clone(&store))?;
+    let running = crate::runtime::start(config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
         println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
     }
@@ -411,18 +405,16 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
                 user.name
             );
         }
-        server.app.payouts_wakeup.notify();
+        running.app.payouts_wakeup.notify();
     }
-    println!(
-        "remit listening on {} (Ctrl-C to stop)",
-        server.app.base_url
-    );
-    if server.app.config.stripe_webhook_secret.is_none() {
+    println!("remit listening on {} (Ctrl-C to stop)", running.base_url);
+    let config = &running.app.config;
+    if config.stripe_webhook_secret.is_none() {
         log::info!(
             "REMIT_STRIPE_WEBHOOK_SECRET is not set: the Stripe webhook refuses every event"
         );
     }
-    if server.app.config.mpesa_callback_token.is_none() {
+    if config.mpesa_callback_token.is_none() {
         log::info!("REMIT_MPESA_CALLBACK_TOKEN is not set: a random result-URL token was generated for this run");
     }
     if let Some(signal) = signals.forever().next() {
@@ -430,7 +422,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "signal {signal}: stopping (finishing requests in flight, committing the queue)"
         );
     }
-    server.shutdown();
+    running.shutdown();
     log::info!("stopped cleanly");
     Ok(0)
 }

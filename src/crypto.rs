@@ -198,6 +198,82 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
 }
 
+/// Every column that holds ciphertext. Each builds the associated data of its values (table,
+/// column and row), so that a ciphertext copied to another row or column fails to decrypt; and
+/// `ALL` is the list key rotation walks, so a new encrypted column cannot be skipped by it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EncryptedColumn {
+    /// `users.name_enc`.
+    UserName,
+    /// `users.phone_enc` (E.164; found through `users.phone_index`).
+    UserPhone,
+    /// `payment_requests.merchant_name_enc`.
+    MerchantName,
+    /// `payment_requests.merchant_account_enc` (JSON: type, number, accountReference).
+    MerchantAccount,
+    /// `payment_requests.note_enc`.
+    RequestNote,
+    /// `payment_requests.decision_reason_enc`.
+    DecisionReason,
+    /// `webhook_events.payload_enc`.
+    WebhookPayload,
+    /// `idempotency_keys.body`: a stored response, keyed by user and key (forgotten, not
+    /// re-encrypted, when the key rotates: it is a 48-hour cache).
+    IdempotentResponse,
+}
+
+impl EncryptedColumn {
+    /// Every encrypted column.
+    pub const ALL: &'static [EncryptedColumn] = &[
+        EncryptedColumn::UserName,
+        EncryptedColumn::UserPhone,
+        EncryptedColumn::MerchantName,
+        EncryptedColumn::MerchantAccount,
+        EncryptedColumn::RequestNote,
+        EncryptedColumn::DecisionReason,
+        EncryptedColumn::WebhookPayload,
+        EncryptedColumn::IdempotentResponse,
+    ];
+
+    /// (table, column, the column's name in associated data).
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            EncryptedColumn::UserName => ("users", "name_enc", "name"),
+            EncryptedColumn::UserPhone => ("users", "phone_enc", "phone"),
+            EncryptedColumn::MerchantName => {
+                ("payment_requests", "merchant_name_enc", "merchant_name")
+            }
+            EncryptedColumn::MerchantAccount => (
+                "payment_requests",
+                "merchant_account_enc",
+                "merchant_account",
+            ),
+            EncryptedColumn::RequestNote => ("payment_requests", "note_enc", "note"),
+            EncryptedColumn::DecisionReason => {
+                ("payment_requests", "decision_reason_enc", "decision_reason")
+            }
+            EncryptedColumn::WebhookPayload => ("webhook_events", "payload_enc", "payload"),
+            EncryptedColumn::IdempotentResponse => ("idempotency_keys", "body", "body"),
+        }
+    }
+
+    /// The table.
+    pub fn table(self) -> &'static str {
+        self.names().0
+    }
+
+    /// The column.
+    pub fn column(self) -> &'static str {
+        self.names().1
+    }
+
+    /// The associated data of the value in row `row`: `table.column.row`.
+    pub fn aad(self, row: &str) -> String {
+        let (table, _, name) = self.names();
+        format!("{table}.{name}.{row}")
+    }
+}
+
 /// The working keys derived from a master key.
 #[derive(Clone)]
 pub struct Keys {
@@ -278,6 +354,16 @@ impl Keys {
             )
             .map_err(|_| fail())?;
         String::from_utf8(plain).map_err(|_| fail())
+    }
+
+    /// Encrypts the value of `column` in row `row`.
+    pub fn seal(&self, column: EncryptedColumn, row: &str, plaintext: &str) -> Result<String> {
+        self.encrypt(&column.aad(row), plaintext)
+    }
+
+    /// Decrypts the value of `column` in row `row`.
+    pub fn open(&self, column: EncryptedColumn, row: &str, stored: &str) -> Result<String> {
+        self.decrypt(&column.aad(row), stored)
     }
 
     /// Keyed blind index of a phone (E.164): HMAC-SHA256 under its own subkey. A bare hash

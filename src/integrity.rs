@@ -19,10 +19,17 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.mismatches.is_empty()
     }
+}
 
+impl serde::Serialize for Report {
     /// `{"ok": …, "checks": […], "mismatches": […]}`.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({"ok": self.is_clean(), "checks": self.checks, "mismatches": self.mismatches})
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Report", 3)?;
+        out.serialize_field("ok", &self.is_clean())?;
+        out.serialize_field("checks", &self.checks)?;
+        out.serialize_field("mismatches", &self.mismatches)?;
+        out.end()
     }
 }
 

@@ -5,85 +5,60 @@
 //! A two-phase transfer is an escrow: approve reserves (available → reserved), a paid payout
 //! posts (reserved → spent), a failed one voids (reserved → available).
 
+use crate::domain::{CategoryId, EscrowId, EscrowStatus};
 use crate::error::{Error, Result};
 use crate::money::UsdCents;
 use crate::store::is_check_violation;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// A journal account.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Account {
-    /// Money that came in from outside (its balance is minus everything deposited).
-    WorldDeposits,
-    /// Deposits of an escrow not yet covering its total.
-    EscrowUnfunded,
-    /// Unfunded deposits returned when a pending escrow is cancelled.
-    EscrowRefunded,
-    /// A category's money free to be requested.
-    Available,
-    /// A category's money approved and waiting for its payout.
-    Reserved,
-    /// A category's money paid out.
-    Spent,
-    /// A category's money returned to the sender on cancellation.
-    Refunded,
-}
-
-impl Account {
-    /// The account's name in `ledger_entries.account`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Account::WorldDeposits => "world:deposits",
-            Account::EscrowUnfunded => "escrow:unfunded",
-            Account::EscrowRefunded => "escrow:refunded",
-            Account::Available => "available",
-            Account::Reserved => "reserved",
-            Account::Spent => "spent",
-            Account::Refunded => "refunded",
-        }
+crate::domain::string_enum! {
+    /// A journal account.
+    pub enum Account {
+        /// Money that came in from outside (its balance is minus everything deposited).
+        WorldDeposits = "world:deposits",
+        /// Deposits of an escrow not yet covering its total.
+        EscrowUnfunded = "escrow:unfunded",
+        /// Unfunded deposits returned when a pending escrow is cancelled.
+        EscrowRefunded = "escrow:refunded",
+        /// A category's money free to be requested.
+        Available = "available",
+        /// A category's money approved and waiting for its payout.
+        Reserved = "reserved",
+        /// A category's money paid out.
+        Spent = "spent",
+        /// A category's money returned to the sender on cancellation.
+        Refunded = "refunded",
     }
 }
 
-/// Why money moved.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A deposit arrived.
-    Deposit,
-    /// Deposits covered the total; the categories were funded.
-    Activation,
-    /// A payment request was approved.
-    Approval,
-    /// Its payout succeeded.
-    PayoutSucceeded,
-    /// Its payout failed.
-    PayoutFailed,
-    /// The escrow was cancelled.
-    Cancellation,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Deposit => "deposit",
-            Kind::Activation => "activation",
-            Kind::Approval => "approval",
-            Kind::PayoutSucceeded => "payout_succeeded",
-            Kind::PayoutFailed => "payout_failed",
-            Kind::Cancellation => "cancellation",
-        }
+crate::domain::string_enum! {
+    /// Why money moved.
+    pub enum Kind {
+        /// A deposit arrived.
+        Deposit = "deposit",
+        /// Deposits covered the total; the categories were funded.
+        Activation = "activation",
+        /// A payment request was approved.
+        Approval = "approval",
+        /// Its payout succeeded.
+        PayoutSucceeded = "payout_succeeded",
+        /// Its payout failed.
+        PayoutFailed = "payout_failed",
+        /// The escrow was cancelled.
+        Cancellation = "cancellation",
     }
 }
 
 /// One leg of a journal transaction.
 struct Leg<'a> {
-    category_id: Option<&'a str>,
+    category_id: Option<&'a CategoryId>,
     account: Account,
     amount_usd_cents: i64,
 }
 
 fn post_journal(
     conn: &Connection,
-    escrow_id: &str,
+    escrow_id: &EscrowId,
     kind: Kind,
     reference: &str,
     now: i64,
@@ -101,7 +76,7 @@ fn post_journal(
     conn.prepare_cached(
         "INSERT INTO ledger_transactions (escrow_id, kind, reference, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![escrow_id, kind.as_str(), reference, crate::time::rfc3339(now)])?;
+    .execute(params![escrow_id, kind, reference, crate::time::rfc3339(now)])?;
     let transaction_id = conn.last_insert_rowid();
     let mut insert = conn.prepare_cached(
         "INSERT INTO ledger_entries (transaction_id, escrow_id, category_id, account, amount_usd_cents)
@@ -112,7 +87,7 @@ fn post_journal(
             transaction_id,
             escrow_id,
             leg.category_id,
-            leg.account.as_str(),
+            leg.account,
             leg.amount_usd_cents
         ])?;
     }
@@ -125,13 +100,13 @@ fn post_journal(
 /// allocation. Returns true when it activated.
 pub fn deposit(
     conn: &Connection,
-    escrow_id: &str,
+    escrow_id: &EscrowId,
     amount: UsdCents,
     reference: &str,
     now: i64,
 ) -> Result<bool> {
     let at = crate::time::rfc3339(now);
-    let status: Option<String> = conn
+    let status: Option<EscrowStatus> = conn
         .prepare_cached(
             "UPDATE escrows SET deposited_usd_cents = deposited_usd_cents + ?2,
                status = CASE WHEN deposited_usd_cents + ?2 = total_usd_cents THEN 'active' ELSE status END,
@@ -166,10 +141,10 @@ pub fn deposit(
             },
         ],
     )?;
-    if status != "active" {
+    if status != EscrowStatus::Active {
         return Ok(false);
     }
-    let categories: Vec<(String, i64)> = conn
+    let categories: Vec<(CategoryId, i64)> = conn
         .prepare_cached(
             "UPDATE spending_categories SET funded = 1, remaining_usd_cents = allocated_usd_cents
              WHERE escrow_id = ?1 RETURNING id, allocated_usd_cents",
@@ -189,7 +164,14 @@ pub fn deposit(
             amount_usd_cents: *allocated,
         });
     }
-    post_journal(conn, escrow_id, Kind::Activation, escrow_id, now, &legs)?;
+    post_journal(
+        conn,
+        escrow_id,
+        Kind::Activation,
+        escrow_id.as_str(),
+        now,
+        &legs,
+    )?;
     Ok(true)
 }
 
@@ -210,8 +192,8 @@ pub enum ReserveRefusal {
 #[allow(clippy::too_many_arguments)]
 pub fn reserve(
     conn: &Connection,
-    escrow_id: &str,
-    category_id: &str,
+    escrow_id: &EscrowId,
+    category_id: &CategoryId,
     amount: UsdCents,
     daily: Option<(&str, UsdCents)>,
     request_id: &str,
@@ -282,8 +264,8 @@ pub fn reserve(
 /// A payout succeeded: `reserved → spent`.
 pub fn post(
     conn: &Connection,
-    escrow_id: &str,
-    category_id: &str,
+    escrow_id: &EscrowId,
+    category_id: &CategoryId,
     amount: UsdCents,
     payout_id: &str,
     now: i64,
@@ -322,8 +304,8 @@ pub fn post(
 /// A payout failed: `reserved → available`, and the day's approved total shrinks again.
 pub fn void(
     conn: &Connection,
-    escrow_id: &str,
-    category_id: &str,
+    escrow_id: &EscrowId,
+    category_id: &CategoryId,
     amount: UsdCents,
     approved_day: Option<&str>,
     payout_id: &str,
@@ -368,16 +350,16 @@ pub fn void(
 
 /// Cancels an escrow: an active one's available money goes to refunded (per category); a
 /// pending one's unfunded deposits go to `escrow:refunded`. Returns the amount refunded.
-pub fn refund(conn: &Connection, escrow_id: &str, now: i64) -> Result<UsdCents> {
+pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCents> {
     let at = crate::time::rfc3339(now);
-    let (status, deposited, remaining): (String, i64, i64) = conn.query_row(
+    let (status, deposited, remaining): (EscrowStatus, i64, i64) = conn.query_row(
         "SELECT status, deposited_usd_cents, remaining_usd_cents FROM escrows WHERE id = ?1",
         [escrow_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let pending = status == "pending_deposit";
+    let pending = status == EscrowStatus::PendingDeposit;
     // Categories with money left; empty for a pending escrow, whose categories were never funded.
-    let categories: Vec<(String, i64)> = conn
+    let categories: Vec<(CategoryId, i64)> = conn
         .prepare_cached(
             "SELECT id, remaining_usd_cents FROM spending_categories WHERE escrow_id = ?1 AND remaining_usd_cents > 0",
         )?
@@ -426,6 +408,13 @@ pub fn refund(conn: &Connection, escrow_id: &str, now: i64) -> Result<UsdCents> 
         if pending { 0 } else { refunded },
         at
     ])?;
-    post_journal(conn, escrow_id, Kind::Cancellation, escrow_id, now, &legs)?;
+    post_journal(
+        conn,
+        escrow_id,
+        Kind::Cancellation,
+        escrow_id.as_str(),
+        now,
+        &legs,
+    )?;
     UsdCents::from_column(refunded)
 }

@@ -62,3 +62,25 @@ pub const PAYOUT_ATTEMPTS_MAX: i64 = 8;
 pub const SIM_DELAY_MS_DEFAULT: u64 = 2_000;
 /// Users, tokens or audit lines shown per admin page.
 pub const AUDIT_ROWS_MAX: u32 = 1_000;
+/// Longest bearer token read from an `Authorization` header.
+pub const TOKEN_BYTES_MAX: usize = 128;
+/// Longest `cursor` a list accepts.
+pub const CURSOR_BYTES_MAX: usize = 40;
+/// How often the housekeeping thread looks at the clock (and at the stop flag).
+pub const HOUSEKEEPING_TICK_MS: u64 = 100;
+/// How often token use (`last_used_at`) is written.
+pub const TOKEN_USE_FLUSH_MS: u64 = 5_000;
+/// How often expired idempotency keys are forgotten.
+pub const IDEMPOTENCY_PURGE_EVERY_S: u64 = 3_600;
+/// Longest wait between retries of a payout whose gateway could not be reached.
+pub const PAYOUT_BACKOFF_S_MAX: i64 = 300;
+/// How long the payout worker sleeps when nothing is due (an approval wakes it sooner).
+pub const PAYOUT_WORKER_IDLE_MS: u64 = 1_000;
+/// The simulator: attempts to post a result to our own result URL.
+pub const SIM_CALLBACK_ATTEMPTS: u32 = 5;
+/// The simulator: the first wait between those attempts (doubled each time).
+pub const SIM_CALLBACK_BACKOFF_MS: u64 = 200;
+/// The simulator: the timeout of one attempt.
+pub const SIM_CALLBACK_TIMEOUT_MS: u64 = 10_000;
+/// Most HTTP worker threads a configuration may ask for.
+pub const HTTP_WORKERS_MAX: usize = 256;

@@ -7,8 +7,12 @@ use std::fmt;
 
 macro_rules! minor_units {
     ($name:ident, $code:literal) => {
-        /// A non-negative amount in minor units (cents) of its currency.
-        #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        /// A non-negative amount in minor units (cents) of its currency; serialised as the
+        /// integer.
+        #[derive(
+            Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
+        )]
+        #[serde(transparent)]
         pub struct $name(i64);
 
         impl $name {
@@ -42,8 +46,8 @@ macro_rules! minor_units {
             }
 
             /// The major-unit JSON number (`400.0`, `66.67`) that responses carry next to cents.
-            pub fn major_json(self) -> serde_json::Value {
-                decimal_json(self.0, 2)
+            pub fn major(self) -> Decimal {
+                Decimal::of_minor(self.0, 2)
             }
 
             /// Parses either spelling of a request amount: `major` as decimal text with at most
@@ -95,7 +99,36 @@ macro_rules! minor_units {
                 f.write_str(&self.display())
             }
         }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.0))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            /// Read back through the same rule as `new`: a negative amount in a row is an error.
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<$name> {
+                let minor = value.as_i64()?;
+                $name::new(minor).ok_or(rusqlite::types::FromSqlError::OutOfRange(minor))
+            }
+        }
     };
+}
+
+/// An amount in major units as an exact JSON number (`400.0`, `66.67`, `-10.0`): what responses
+/// carry next to the integer minor units. Never computed through floating point.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Decimal(serde_json::Value);
+
+impl Decimal {
+    /// `minor / 10^decimals`.
+    pub fn of_minor(minor: i64, decimals: u32) -> Decimal {
+        Decimal(decimal_json(minor, decimals))
+    }
 }
 
 minor_units!(UsdCents, "USD");
@@ -132,8 +165,8 @@ impl RateKesPerUsd {
     }
 
     /// The rate as a JSON number (`150.0`, `152.25`).
-    pub fn json(self) -> serde_json::Value {
-        decimal_json(self.0, 4)
+    pub fn decimal(self) -> Decimal {
+        Decimal::of_minor(self.0, 4)
     }
 
     /// The USD cost of a KES amount at this rate, rounded up so that rounding never costs the
@@ -149,6 +182,21 @@ impl RateKesPerUsd {
 impl fmt::Display for RateKesPerUsd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", decimal_text(self.0, 4))
+    }
+}
+
+impl rusqlite::types::ToSql for RateKesPerUsd {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.0))
+    }
+}
+
+impl rusqlite::types::FromSql for RateKesPerUsd {
+    fn column_result(
+        value: rusqlite::types::ValueRef<'_>,
+    ) -> rusqlite::types::FromSqlResult<RateKesPerUsd> {
+        let e4 = value.as_i64()?;
+        RateKesPerUsd::from_e4(e4).ok_or(rusqlite::types::FromSqlError::OutOfRange(e4))
     }
 }
 
@@ -218,11 +266,6 @@ pub fn parse_integer(field: &str, text: &str) -> Result<i64> {
     }
     text.parse::<i64>()
         .map_err(|_| Error::invalid(field, "is too large"))
-}
-
-/// A signed amount of minor units as a major-unit JSON number (journal entries: `-66.67`).
-pub fn signed_major_json(minor: i64) -> serde_json::Value {
-    decimal_json(minor, 2)
 }
 
 /// `value / 10^decimals` as minimal decimal text with at least one decimal: `400.0`, `66.67`.
@@ -383,24 +426,26 @@ mod tests {
         assert!(RateKesPerUsd::parse("rate", "129.12345").is_err());
         assert!(RateKesPerUsd::parse("rate", "0").is_err());
         assert!(RateKesPerUsd::parse("rate", "100001").is_err());
-        assert_eq!(RateKesPerUsd::DEFAULT.json().to_string(), "150.0");
+        assert_eq!(json(&RateKesPerUsd::DEFAULT.decimal()), "150.0");
         assert_eq!(
-            RateKesPerUsd::parse("rate", "152.25")
-                .unwrap()
-                .json()
-                .to_string(),
+            json(&RateKesPerUsd::parse("rate", "152.25").unwrap().decimal()),
             "152.25"
         );
     }
 
+    fn json(d: &Decimal) -> String {
+        serde_json::to_string(d).unwrap()
+    }
+
     #[test]
     fn amounts_render_for_json_and_people() {
-        assert_eq!(UsdCents(40_000).major_json().to_string(), "400.0");
-        assert_eq!(UsdCents(6_667).major_json().to_string(), "66.67");
-        assert_eq!(UsdCents(6_660).major_json().to_string(), "66.6");
-        assert_eq!(UsdCents(5).major_json().to_string(), "0.05");
+        assert_eq!(json(&UsdCents(40_000).major()), "400.0");
+        assert_eq!(json(&UsdCents(6_667).major()), "66.67");
+        assert_eq!(json(&UsdCents(6_660).major()), "66.6");
+        assert_eq!(json(&UsdCents(5).major()), "0.05");
         assert_eq!(KesCents(1_000_000).display(), "KES 10,000.00");
         assert_eq!(UsdCents(123_456_789).display(), "USD 1,234,567.89");
         assert_eq!(UsdCents(0).display(), "USD 0.00");
+        assert_eq!(json(&Decimal::of_minor(-1_000, 2)), "-10.0");
     }
 }

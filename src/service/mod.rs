@@ -1,61 +1,22 @@
 //! The service layer: one function per use case. Each validates, authorises and runs as one
-//! writer command (or one read), and returns the JSON the API answers with. No HTTP here.
+//! writer command (or one read), and returns a typed view (`views`) that the API serialises.
+//! No HTTP here; the only SQL is next to the function that runs it.
 
+pub mod deposits;
 pub mod escrows;
 pub mod fx;
+pub mod idempotency;
 pub mod payouts;
 pub mod requests;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 
+pub use crate::domain::Role;
+use crate::domain::{EscrowId, EscrowStatus, UserId};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension};
-use std::fmt;
-
-/// The four roles of API.md.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Puts money in and approves payments on their own escrows.
-    Sender,
-    /// Receives: sees their escrows and asks for payments.
-    Recipient,
-    /// A kiosk operator: asks for payments for any recipient, records cash deposits.
-    Agent,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// Parses `sender`, `recipient`, `agent`, `admin`.
-    pub fn parse(field: &str, text: &str) -> Result<Role> {
-        match text {
-            "sender" => Ok(Role::Sender),
-            "recipient" => Ok(Role::Recipient),
-            "agent" => Ok(Role::Agent),
-            "admin" => Ok(Role::Admin),
-            _ => Err(Error::invalid(
-                field,
-                "must be one of sender, recipient, agent, admin",
-            )),
-        }
-    }
-
-    /// The role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Sender => "sender",
-            Role::Recipient => "recipient",
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use serde::Serialize;
 
 /// Who is acting: an authenticated user, or the system itself (webhooks, the payout worker,
 /// the command line), which acts with admin rights and a `system:…` id in the audit log.
@@ -69,9 +30,9 @@ pub struct Actor {
 
 impl Actor {
     /// A user.
-    pub fn user(id: impl Into<String>, role: Role) -> Actor {
+    pub fn user(id: &UserId, role: Role) -> Actor {
         Actor {
-            id: id.into(),
+            id: id.to_string(),
             role,
         }
     }
@@ -88,31 +49,36 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// Is this actor that user?
+    pub fn is(&self, user: &UserId) -> bool {
+        self.id == user.as_str()
+    }
 }
 
 /// Who an escrow belongs to, for authorisation.
 #[derive(Debug, Clone)]
 pub struct EscrowParties {
     /// The escrow.
-    pub id: String,
+    pub id: EscrowId,
     /// Its sender.
-    pub sender_id: String,
+    pub sender_id: UserId,
     /// Its recipient.
-    pub recipient_id: String,
+    pub recipient_id: UserId,
     /// Its status.
-    pub status: String,
+    pub status: EscrowStatus,
 }
 
 impl EscrowParties {
     /// Loads the parties of an escrow, or `NotFound`.
-    pub fn load(conn: &Connection, escrow_id: &str) -> Result<EscrowParties> {
+    pub fn load(conn: &Connection, escrow_id: &EscrowId) -> Result<EscrowParties> {
         conn.prepare_cached("SELECT sender_id, recipient_id, status FROM escrows WHERE id = ?1")?
             .query_row([escrow_id], |r| {
                 Ok(EscrowParties {
-                    id: escrow_id.to_string(),
-                    sender_id: r.get(0)?,
-                    recipient_id: r.get(1)?,
-                    status: r.get(2)?,
+                    id: escrow_id.clone(),
+                    sender_id: r.get("sender_id")?,
+                    recipient_id: r.get("recipient_id")?,
+                    status: r.get("status")?,
                 })
             })
             .optional()?
@@ -124,23 +90,22 @@ impl EscrowParties {
     pub fn visible_to(&self, actor: &Actor) -> bool {
         match actor.role {
             Role::Admin | Role::Agent => true,
-            Role::Sender => self.sender_id == actor.id,
-            Role::Recipient => self.recipient_id == actor.id,
+            Role::Sender => actor.is(&self.sender_id),
+            Role::Recipient => actor.is(&self.recipient_id),
         }
     }
 
     /// Is the actor the escrow's sender (or an admin)?
     pub fn is_sender(&self, actor: &Actor) -> bool {
-        actor.is_admin() || (actor.role == Role::Sender && self.sender_id == actor.id)
+        actor.is_admin() || (actor.role == Role::Sender && actor.is(&self.sender_id))
     }
 
     /// Loads and checks visibility: someone else's escrow is `NotFound`, not `Forbidden`.
     pub fn load_visible(
         conn: &Connection,
-        escrow_id: &str,
+        escrow_id: &EscrowId,
         actor: &Actor,
     ) -> Result<EscrowParties> {
-        crate::domain::check_id(crate::domain::IdKind::Escrow, escrow_id)?;
         let parties = EscrowParties::load(conn, escrow_id)?;
         if parties.visible_to(actor) {
             Ok(parties)
@@ -160,17 +125,36 @@ pub fn require_role(actor: &Actor, roles: &[Role]) -> Result<()> {
 }
 
 /// A page of a list: its items and the cursor of the next page.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// The rows, newest first.
-    pub items: Vec<serde_json::Value>,
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The rows, in the list's order.
+    pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
 
-impl Page {
-    /// `{"items": [...], "nextCursor": …}`.
-    pub fn json(self) -> serde_json::Value {
-        serde_json::json!({"items": self.items, "nextCursor": self.next_cursor})
+impl<T> Page<T> {
+    /// A page of at most `limit` of `rows` (which may hold one more, fetched to know whether
+    /// there is a next page); the cursor is what `cursor_of` says of the last row kept.
+    pub fn of(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
+}
+
+/// A list answered whole (at most its limit), without a cursor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Items<T> {
+    /// The rows.
+    pub items: Vec<T>,
 }

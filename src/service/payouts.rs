@@ -1,30 +1,45 @@
-//! Payouts: taken from the queue by the worker, sent to the gateway, and settled by the
-//! gateway's result (or by an admin for a stuck one). Settling is idempotent: a settled payout
-//! never changes again, and a conflicting second result is flagged, never applied.
+//! Payouts: taken from the queue by the worker, sent to the gateway, and completed by their
+//! result (from M-Pesa, or from an admin for a stuck one). Applying a result is idempotent: a
+//! payout that has its result never changes again, and a conflicting second result is flagged,
+//! never applied.
 
-use super::{views, Actor};
+use super::views::{self, PaymentRequestView, PayoutView};
+use super::Actor;
+use crate::domain::{
+    CategoryId, EscrowId, EscrowStatus, MerchantAccount, PaymentRequestId, PayoutCommand, PayoutId,
+    PayoutStatus, RequestStatus,
+};
 use crate::error::{Error, Result};
 use crate::ledger;
-use crate::money::UsdCents;
+use crate::money::{KesCents, UsdCents};
 use crate::store::WriteCtx;
-use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use rusqlite::{named_params, params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::json;
+
+/// The audit actor of the payout worker.
+const WORKER: &str = "system:payouts";
 
 /// A payout as the worker needs it to call the gateway.
 #[derive(Debug, Clone)]
 pub struct PayoutJob {
     /// `po_…`.
-    pub id: String,
-    /// `b2c`, `b2b_paybill` or `b2b_till`.
-    pub command: String,
-    /// Whole KES are sent; this is in cents.
-    pub amount_kes_cents: i64,
-    /// Our id at Daraja; reused on every retry so that a duplicate is refused, never paid.
-    pub originator_conversation_id: String,
-    /// The merchant account JSON (decrypted): `type`, `number`, `accountReference`.
-    pub account: Value,
+    pub id: PayoutId,
+    /// B2C or B2B.
+    pub command: PayoutCommand,
+    /// Whole KES are sent.
+    pub amount: KesCents,
+    /// Where the money goes (decrypted).
+    pub account: MerchantAccount,
     /// Attempts so far.
     pub attempts: i64,
+}
+
+impl PayoutJob {
+    /// Our id at Daraja; reused on every retry so that a duplicate is refused, never paid.
+    pub fn originator_conversation_id(&self) -> &str {
+        self.id.originator_conversation_id()
+    }
 }
 
 /// The oldest queued payout whose next attempt is due, if any.
@@ -33,38 +48,35 @@ pub fn next_due(
     keys: &crate::crypto::Keys,
     now: i64,
 ) -> Result<Option<PayoutJob>> {
-    let row: Option<(String, String, i64, String, String, String, i64)> = conn
+    let row: Option<(PayoutId, PayoutCommand, KesCents, PaymentRequestId, String, i64)> = conn
         .prepare_cached(
-            "SELECT p.id, p.command, p.amount_kes_cents, p.originator_conversation_id, r.id, r.merchant_account_enc, p.attempts
+            "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts
              FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
-             WHERE p.status = 'queued' AND p.flagged = 0 AND p.next_attempt_at <= ?1 ORDER BY p.id LIMIT 1",
+             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1 ORDER BY p.id LIMIT 1",
         )?
-        .query_row([crate::time::rfc3339(now)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        .query_row(params![crate::time::rfc3339(now), PayoutStatus::Queued], |r| {
+            Ok((
+                r.get("id")?,
+                r.get("command")?,
+                r.get("amount_kes_cents")?,
+                r.get("request_id")?,
+                r.get("merchant_account_enc")?,
+                r.get("attempts")?,
+            ))
         })
         .optional()?;
-    let Some((
-        id,
-        command,
-        amount_kes_cents,
-        originator_conversation_id,
-        request_id,
-        account_enc,
-        attempts,
-    )) = row
-    else {
+    let Some((id, command, amount, request_id, account_enc, attempts)) = row else {
         return Ok(None);
     };
-    let account_text = keys.decrypt(
-        &format!("payment_requests.merchant_account.{request_id}"),
+    let account = MerchantAccount::from_stored(&keys.open(
+        crate::crypto::EncryptedColumn::MerchantAccount,
+        request_id.as_str(),
         &account_enc,
-    )?;
-    let account = serde_json::from_str(&account_text).map_err(Error::internal)?;
+    )?)?;
     Ok(Some(PayoutJob {
         id,
         command,
-        amount_kes_cents,
-        originator_conversation_id,
+        amount,
         account,
         attempts,
     }))
@@ -75,51 +87,56 @@ pub fn next_due(
 /// the worker call again at once. A later attempt reuses the same `OriginatorConversationID`,
 /// which Daraja refuses as a duplicate rather than paying twice. Returns false when the payout
 /// is no longer queued and due.
-pub fn claim(ctx: &WriteCtx<'_>, payout_id: &str, retry_at: i64) -> Result<bool> {
+pub fn claim(ctx: &WriteCtx<'_>, payout_id: &PayoutId, retry_at: i64) -> Result<bool> {
     let claimed = ctx
         .conn
         .prepare_cached(
-            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?3
-             WHERE id = ?1 AND status = 'queued' AND flagged = 0 AND next_attempt_at <= ?3",
+            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = :retry_at, updated_at = :at
+             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at",
         )?
-        .execute(params![
-            payout_id,
-            crate::time::rfc3339(retry_at),
-            crate::time::rfc3339(ctx.now)
-        ])?;
+        .execute(named_params! {
+            ":id": payout_id, ":retry_at": crate::time::rfc3339(retry_at), ":at": ctx.at(),
+            ":queued": PayoutStatus::Queued,
+        })?;
     Ok(claimed == 1)
 }
 
 /// The gateway accepted the payout: record its `ConversationID` (if it gave one). A result
-/// that already settled it (a fast callback) is left alone.
-pub fn mark_sent(ctx: &WriteCtx<'_>, payout_id: &str, conversation_id: Option<&str>) -> Result<()> {
-    let at = crate::time::rfc3339(ctx.now);
+/// that already completed it (a fast callback) is left alone.
+pub fn mark_sent(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    conversation_id: Option<&str>,
+) -> Result<()> {
     ctx.conn.execute(
-        "UPDATE payouts SET conversation_id = COALESCE(conversation_id, ?2),
-         status = CASE status WHEN 'queued' THEN 'sent' ELSE status END,
-         sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3 WHERE id = ?1",
-        params![payout_id, conversation_id, at],
+        "UPDATE payouts SET conversation_id = COALESCE(conversation_id, :conversation),
+         status = CASE status WHEN :queued THEN :sent ELSE status END,
+         sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL, updated_at = :at WHERE id = :id",
+        named_params! {
+            ":id": payout_id, ":conversation": conversation_id, ":at": ctx.at(),
+            ":queued": PayoutStatus::Queued, ":sent": PayoutStatus::Sent,
+        },
     )?;
-    crate::audit::append(
-        ctx,
-        "system:payouts",
+    ctx.audit(
+        WORKER,
         "payout.sent",
-        payout_id,
+        payout_id.as_str(),
         &json!({"conversationId": conversation_id}),
     )
 }
 
 /// A transport error on a claimed payout: keep the error; after `PAYOUT_ATTEMPTS_MAX` attempts
 /// leave it flagged for the operator (its outcome is unknown, so it is never silently failed).
-pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &str, error: &str) -> Result<()> {
-    let at = crate::time::rfc3339(ctx.now);
-    // A result may have settled the payout meanwhile: then there is nothing to record.
+pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &PayoutId, error: &str) -> Result<()> {
+    // A result may have completed the payout meanwhile: then there is nothing to record.
     let attempts: Option<i64> = ctx
         .conn
         .query_row(
-            "UPDATE payouts SET result_desc = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'queued'
+            "UPDATE payouts SET result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
              RETURNING attempts",
-            params![payout_id, error, at],
+            named_params! {
+                ":id": payout_id, ":error": error, ":at": ctx.at(), ":queued": PayoutStatus::Queued,
+            },
             |r| r.get(0),
         )
         .optional()?;
@@ -137,17 +154,16 @@ pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &str, error: &str) -> Result<()
 }
 
 /// Flags a payout for the operator without touching its money.
-pub fn flag(ctx: &WriteCtx<'_>, payout_id: &str, reason: &str) -> Result<()> {
+pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
     ctx.conn.execute(
         "UPDATE payouts SET flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
-        params![payout_id, reason, crate::time::rfc3339(ctx.now)],
+        params![payout_id, reason, ctx.at()],
     )?;
-    log::warn!("payout {payout_id} flagged: {reason}");
-    crate::audit::append(
-        ctx,
-        "system:payouts",
+    ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
+    ctx.audit(
+        WORKER,
         "payout.flagged",
-        payout_id,
+        payout_id.as_str(),
         &json!({"reason": reason}),
     )
 }
@@ -169,62 +185,49 @@ pub enum PayoutResult {
     },
 }
 
-/// What settling did.
+/// What applying a result did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settlement {
+pub enum ResultOutcome {
     /// The result was applied.
     Applied,
-    /// The payout was already settled with this result; nothing changed.
-    AlreadySettled,
+    /// The payout already had this result; nothing changed.
+    AlreadyApplied,
     /// The result was not applied and the payout is flagged; the reason says why.
     Flagged(String),
 }
 
-impl Settlement {
-    /// A short word for logs and the webhook record.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Settlement::Applied => "applied",
-            Settlement::AlreadySettled => "duplicate",
-            Settlement::Flagged(_) => "flagged",
-        }
-    }
-}
-
+/// What a result needs to know of its payout.
 struct PayoutRow {
-    status: String,
-    request_id: String,
-    escrow_id: String,
-    category_id: String,
+    status: PayoutStatus,
+    request_id: PaymentRequestId,
+    escrow_id: EscrowId,
+    category_id: CategoryId,
     amount_usd: UsdCents,
-    amount_kes_cents: i64,
+    amount_kes: KesCents,
     approved_day: Option<String>,
     receipt: Option<String>,
 }
 
-fn load_payout(conn: &Connection, payout_id: &str) -> Result<PayoutRow> {
+fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
     conn.prepare_cached(
-        "SELECT p.status, p.payment_request_id, p.escrow_id, r.category_id, p.amount_usd_cents, p.amount_kes_cents,
-         r.approved_day, p.receipt
+        "SELECT p.status, p.payment_request_id, p.escrow_id, r.category_id, p.amount_usd_cents,
+         p.amount_kes_cents, r.approved_day, p.receipt
          FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
     )?
     .query_row([payout_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        Ok(PayoutRow {
+            status: r.get("status")?,
+            request_id: r.get("payment_request_id")?,
+            escrow_id: r.get("escrow_id")?,
+            category_id: r.get("category_id")?,
+            amount_usd: r.get("amount_usd_cents")?,
+            amount_kes: r.get("amount_kes_cents")?,
+            approved_day: r.get("approved_day")?,
+            receipt: r.get("receipt")?,
+        })
     })
     .optional()?
     .ok_or(Error::NotFound { what: "payout" })
-    .and_then(|t| {
-        Ok(PayoutRow {
-            status: t.0,
-            request_id: t.1,
-            escrow_id: t.2,
-            category_id: t.3,
-            amount_usd: UsdCents::from_column(t.4)?,
-            amount_kes_cents: t.5,
-            approved_day: t.6,
-            receipt: t.7,
-        })
-    })
 }
 
 /// Finds a payout by our `OriginatorConversationID` or Daraja's `ConversationID`.
@@ -232,7 +235,7 @@ pub fn find_by_conversation(
     conn: &Connection,
     originator: Option<&str>,
     conversation: Option<&str>,
-) -> Result<Option<String>> {
+) -> Result<Option<PayoutId>> {
     Ok(conn
         .prepare_cached(
             "SELECT id FROM payouts WHERE (?1 IS NOT NULL AND originator_conversation_id = ?1)
@@ -242,48 +245,47 @@ pub fn find_by_conversation(
         .optional()?)
 }
 
-/// Settles a payout with its result. `reported_kes_cents` is the amount the result names, if
-/// it names one: a different amount is flagged and not applied.
-pub fn settle(
+/// Applies a payout's result. `reported` is the amount the result names, if it names one: a
+/// different amount is flagged and not applied.
+pub fn apply_result(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
-    payout_id: &str,
+    payout_id: &PayoutId,
     result: &PayoutResult,
-    reported_kes_cents: Option<i64>,
-) -> Result<Settlement> {
+    reported: Option<KesCents>,
+) -> Result<ResultOutcome> {
     let row = load_payout(ctx.conn, payout_id)?;
-    let at = crate::time::rfc3339(ctx.now);
-    match (row.status.as_str(), result) {
-        ("succeeded", PayoutResult::Succeeded { receipt })
+    let at = ctx.at();
+    match (row.status, result) {
+        (PayoutStatus::Succeeded, PayoutResult::Succeeded { receipt })
             if row.receipt.as_deref() == Some(receipt.as_str()) =>
         {
-            return Ok(Settlement::AlreadySettled)
+            return Ok(ResultOutcome::AlreadyApplied)
         }
-        ("failed", PayoutResult::Failed { .. }) => return Ok(Settlement::AlreadySettled),
-        ("succeeded" | "failed", _) => {
-            let reason = format!(
-                "a different result arrived for a payout already {}",
-                row.status
-            );
+        (PayoutStatus::Failed, PayoutResult::Failed { .. }) => {
+            return Ok(ResultOutcome::AlreadyApplied)
+        }
+        (status, _) if status.has_result() => {
+            let reason = format!("a different result arrived for a payout already {status}");
             flag(ctx, payout_id, &reason)?;
-            return Ok(Settlement::Flagged(reason));
+            return Ok(ResultOutcome::Flagged(reason));
         }
         _ => {}
     }
-    if let Some(reported) = reported_kes_cents {
-        if reported != row.amount_kes_cents {
+    if let Some(reported) = reported {
+        if reported != row.amount_kes {
             let reason = format!(
                 "result names KES {} but the payout is KES {}",
-                reported / 100,
-                row.amount_kes_cents / 100
+                reported.get() / 100,
+                row.amount_kes.get() / 100
             );
             flag(ctx, payout_id, &reason)?;
-            return Ok(Settlement::Flagged(reason));
+            return Ok(ResultOutcome::Flagged(reason));
         }
     }
     match result {
         PayoutResult::Succeeded { receipt } => {
-            let taken: Option<String> = ctx
+            let taken: Option<PayoutId> = ctx
                 .conn
                 .query_row(
                     "SELECT id FROM payouts WHERE receipt = ?1",
@@ -292,29 +294,30 @@ pub fn settle(
                 )
                 .optional()?;
             if taken.is_some() {
-                let reason = "the receipt already settled another payout".to_string();
+                let reason = "the receipt already completed another payout".to_string();
                 flag(ctx, payout_id, &reason)?;
-                return Ok(Settlement::Flagged(reason));
+                return Ok(ResultOutcome::Flagged(reason));
             }
             ledger::post(
                 ctx.conn,
                 &row.escrow_id,
                 &row.category_id,
                 row.amount_usd,
-                payout_id,
+                payout_id.as_str(),
                 ctx.now,
             )?;
             ctx.conn.execute(
-                "UPDATE payouts SET status = 'succeeded', receipt = ?2, result_code = '0', settled_at = ?3, updated_at = ?3,
-                 next_attempt_at = NULL WHERE id = ?1",
-                params![payout_id, receipt, at],
+                "UPDATE payouts SET status = :status, receipt = :receipt, result_code = '0', result_at = :at,
+                 updated_at = :at, next_attempt_at = NULL WHERE id = :id",
+                named_params! {
+                    ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
+                },
             )?;
-            set_request_status(ctx, &row.request_id, "paid", &at)?;
-            crate::audit::append(
-                ctx,
+            set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
+            ctx.audit(
                 &actor.id,
                 "payout.succeeded",
-                payout_id,
+                payout_id.as_str(),
                 &json!({"receipt": receipt, "paymentRequestId": row.request_id}),
             )?;
             complete_if_spent(ctx, actor, &row.escrow_id)?;
@@ -326,29 +329,31 @@ pub fn settle(
                 &row.category_id,
                 row.amount_usd,
                 row.approved_day.as_deref(),
-                payout_id,
+                payout_id.as_str(),
                 ctx.now,
             )?;
             ctx.conn.execute(
-                "UPDATE payouts SET status = 'failed', result_code = ?2, result_desc = ?3, settled_at = ?4, updated_at = ?4,
-                 next_attempt_at = NULL WHERE id = ?1",
-                params![payout_id, code, desc, at],
+                "UPDATE payouts SET status = :status, result_code = :code, result_desc = :desc, result_at = :at,
+                 updated_at = :at, next_attempt_at = NULL WHERE id = :id",
+                named_params! {
+                    ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
+                    ":at": at,
+                },
             )?;
-            set_request_status(ctx, &row.request_id, "failed", &at)?;
-            crate::audit::append(
-                ctx,
+            set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
+            ctx.audit(
                 &actor.id,
                 "payout.failed",
-                payout_id,
+                payout_id.as_str(),
                 &json!({"resultCode": code, "paymentRequestId": row.request_id}),
             )?;
         }
     }
-    Ok(Settlement::Applied)
+    Ok(ResultOutcome::Applied)
 }
 
 /// Records the result description that came with a success (kept for the request view).
-pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &str, desc: &str) -> Result<()> {
+pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &PayoutId, desc: &str) -> Result<()> {
     ctx.conn.execute(
         "UPDATE payouts SET result_desc = ?2 WHERE id = ?1",
         params![payout_id, desc],
@@ -356,118 +361,138 @@ pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &str, desc: &str) -> Re
     Ok(())
 }
 
-fn set_request_status(ctx: &WriteCtx<'_>, request_id: &str, status: &str, at: &str) -> Result<()> {
+fn set_request_status(
+    ctx: &WriteCtx<'_>,
+    request_id: &PaymentRequestId,
+    status: RequestStatus,
+) -> Result<()> {
     ctx.conn.execute(
-        "UPDATE payment_requests SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'approved'",
-        params![request_id, status, at],
+        "UPDATE payment_requests SET status = :status, updated_at = :at WHERE id = :id AND status = :approved",
+        named_params! {
+            ":id": request_id, ":status": status, ":at": ctx.at(), ":approved": RequestStatus::Approved,
+        },
     )?;
     Ok(())
 }
 
 /// An active escrow with nothing remaining and nothing reserved is `completed`.
-fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &str) -> Result<()> {
+fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<()> {
     let n = ctx.conn.execute(
-        "UPDATE escrows SET status = 'completed', updated_at = ?2
-         WHERE id = ?1 AND status = 'active' AND remaining_usd_cents = 0 AND reserved_usd_cents = 0",
-        params![escrow_id, crate::time::rfc3339(ctx.now)],
+        "UPDATE escrows SET status = :completed, updated_at = :at
+         WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0",
+        named_params! {
+            ":id": escrow_id, ":at": ctx.at(), ":completed": EscrowStatus::Completed,
+            ":active": EscrowStatus::Active,
+        },
     )?;
     if n == 1 {
-        crate::audit::append(ctx, &actor.id, "escrow.completed", escrow_id, &json!({}))?;
+        ctx.audit(
+            &actor.id,
+            "escrow.completed",
+            escrow_id.as_str(),
+            &json!({}),
+        )?;
     }
     Ok(())
 }
 
-fn payout_json(conn: &Connection, payout_id: &str) -> Result<Value> {
-    conn.prepare_cached(
-        "SELECT id, payment_request_id, escrow_id, status, command, amount_kes_cents, amount_usd_cents,
-         originator_conversation_id, conversation_id, receipt, result_code, result_desc, attempts, flagged,
-         flag_reason, created_at, sent_at, settled_at FROM payouts WHERE id = ?1",
-    )?
-    .query_row([payout_id], |r| {
-        let mut o = serde_json::Map::new();
-        o.insert("payoutId".into(), json!(r.get::<_, String>(0)?));
-        o.insert("paymentRequestId".into(), json!(r.get::<_, String>(1)?));
-        o.insert("escrowId".into(), json!(r.get::<_, String>(2)?));
-        o.insert("status".into(), json!(r.get::<_, String>(3)?));
-        o.insert("method".into(), json!(r.get::<_, String>(4)?));
-        o.insert("amountKesCents".into(), json!(r.get::<_, i64>(5)?));
-        o.insert("amountUsdCents".into(), json!(r.get::<_, i64>(6)?));
-        o.insert("originatorConversationId".into(), json!(r.get::<_, String>(7)?));
-        o.insert("conversationId".into(), json!(r.get::<_, Option<String>>(8)?));
-        o.insert("mpesaReceipt".into(), json!(r.get::<_, Option<String>>(9)?));
-        o.insert("resultCode".into(), json!(r.get::<_, Option<String>>(10)?));
-        o.insert("resultDesc".into(), json!(r.get::<_, Option<String>>(11)?));
-        o.insert("attempts".into(), json!(r.get::<_, i64>(12)?));
-        o.insert("flagged".into(), json!(r.get::<_, i64>(13)? == 1));
-        o.insert("flagReason".into(), json!(r.get::<_, Option<String>>(14)?));
-        o.insert("createdAt".into(), json!(r.get::<_, String>(15)?));
-        o.insert("sentAt".into(), json!(r.get::<_, Option<String>>(16)?));
-        o.insert("settledAt".into(), json!(r.get::<_, Option<String>>(17)?));
-        Ok(Value::Object(o))
-    })
-    .optional()?
-    .ok_or(Error::NotFound { what: "payout" })
-}
-
-/// When a payout is stuck, as one SQL predicate (`?1` is the cutoff time): unsettled, and
-/// flagged or sent with no result since the cutoff. A queued payout is not stuck: the worker
-/// may be sending it. Listing, resolving and the metrics all use this one definition.
-const STUCK: &str =
-    "(status IN ('queued', 'sent') AND (flagged = 1 OR (status = 'sent' AND sent_at <= ?1)))";
+/// When a payout is stuck, as one SQL predicate over `p` (`?1` is the cutoff time): it has no
+/// result, and is flagged or was sent with no result since the cutoff. A queued payout is not
+/// stuck: the worker may be sending it. Listing, resolving and the metrics all use this one
+/// definition.
+const STUCK: &str = "(p.status IN ('queued', 'sent') AND (p.flagged = 1 OR (p.status = 'sent' AND p.sent_at <= ?1)))";
 
 /// How many payouts are stuck (for `/metrics`).
 pub fn stuck_count(conn: &Connection, timeout_s: i64, now: i64) -> Result<i64> {
     let cutoff = crate::time::rfc3339(now - timeout_s);
     Ok(conn.query_row(
-        &format!("SELECT COUNT(*) FROM payouts WHERE {STUCK}"),
+        &format!("SELECT COUNT(*) FROM payouts p WHERE {STUCK}"),
         [cutoff],
         |r| r.get(0),
     )?)
 }
 
-/// `GET /payouts?status=…`: payouts by status; `stuck` as [`STUCK`] defines it, with the
+/// Which payouts `GET /payouts` lists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PayoutFilter {
+    /// All of them.
+    All,
+    /// In one state.
+    Status(PayoutStatus),
+    /// Flagged for the operator.
+    Flagged,
+    /// Stuck, as `STUCK` defines it.
+    Stuck,
+}
+
+impl PayoutFilter {
+    /// Parses `status=…` of `GET /payouts`.
+    pub fn parse(field: &str, text: &str) -> Result<PayoutFilter> {
+        match text {
+            "stuck" => Ok(PayoutFilter::Stuck),
+            "flagged" => Ok(PayoutFilter::Flagged),
+            other => other.parse().map(PayoutFilter::Status).map_err(|_| {
+                Error::invalid(
+                    field,
+                    "must be one of queued, sent, succeeded, failed, stuck, flagged",
+                )
+            }),
+        }
+    }
+}
+
+/// `GET /payouts?status=…`: payouts by status, newest first; stuck ones oldest first, with the
 /// cutoff `timeout_s` before `now`.
 pub fn list(
     conn: &Connection,
-    status: Option<&str>,
+    filter: PayoutFilter,
     timeout_s: i64,
     now: i64,
     limit: u32,
-) -> Result<Vec<Value>> {
-    let cutoff = crate::time::rfc3339(now - timeout_s);
-    let ids: Vec<String> = match status {
-        Some("stuck") => conn
-            .prepare_cached(&format!("SELECT id FROM payouts WHERE {STUCK} ORDER BY id LIMIT ?2"))?
-            .query_map(params![cutoff, limit], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
-        Some("flagged") => conn
-            .prepare_cached("SELECT id FROM payouts WHERE flagged = 1 ORDER BY id DESC LIMIT ?1")?
-            .query_map(params![limit], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
-        other => conn
-            .prepare_cached("SELECT id FROM payouts WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2")?
-            .query_map(params![other, limit], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
-    };
-    ids.iter().map(|id| payout_json(conn, id)).collect()
+) -> Result<Vec<PayoutView>> {
+    match filter {
+        PayoutFilter::Stuck => {
+            let cutoff = crate::time::rfc3339(now - timeout_s);
+            views::payouts_where(conn, STUCK, "p.id", &cutoff, limit)
+        }
+        PayoutFilter::Flagged => {
+            views::payouts_where(conn, "p.flagged = ?1", "p.id DESC", &1, limit)
+        }
+        PayoutFilter::Status(status) => {
+            views::payouts_where(conn, "p.status = ?1", "p.id DESC", &status, limit)
+        }
+        PayoutFilter::All => {
+            views::payouts_where(conn, "?1 IS NULL", "p.id DESC", &None::<i64>, limit)
+        }
+    }
 }
 
-/// `POST /payouts/:id/resolve`: an admin settles a payout by hand after checking with M-Pesa.
-/// Only unsettled payouts can be resolved; the resolution is audited.
+/// A payout resolved by hand, with its request as it now stands.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPayout {
+    /// The payout.
+    #[serde(flatten)]
+    pub payout: PayoutView,
+    /// Its payment request.
+    pub payment_request: PaymentRequestView,
+}
+
+/// `POST /payouts/:id/resolve`: an admin records a stuck payout's result by hand after
+/// checking with M-Pesa. Only payouts without a result can be resolved; it is audited.
 pub fn resolve(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
-    payout_id: &str,
+    payout_id: &PayoutId,
     result: &PayoutResult,
     timeout_s: i64,
-) -> Result<Value> {
+) -> Result<ResolvedPayout> {
     super::require_role(actor, &[])?;
-    crate::domain::check_id(crate::domain::IdKind::Payout, payout_id)?;
     let row = load_payout(ctx.conn, payout_id)?;
-    if row.status == "succeeded" || row.status == "failed" {
+    if row.status.has_result() {
         return Err(Error::InvalidState {
             entity: "payout",
-            from: row.status,
+            from: row.status.to_string(),
             to: "resolved",
         });
     }
@@ -476,7 +501,7 @@ pub fn resolve(
     // it could release money that M-Pesa is about to pay.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
     let stuck: bool = ctx.conn.query_row(
-        &format!("SELECT {STUCK} FROM payouts WHERE id = ?2"),
+        &format!("SELECT {STUCK} FROM payouts p WHERE p.id = ?2"),
         params![cutoff, payout_id],
         |r| r.get(0),
     )?;
@@ -487,36 +512,30 @@ pub fn resolve(
             to: "resolved",
         });
     }
-    match settle(ctx, actor, payout_id, result, None)? {
-        Settlement::Applied => {}
-        Settlement::AlreadySettled => {
+    match apply_result(ctx, actor, payout_id, result, None)? {
+        ResultOutcome::Applied => {}
+        ResultOutcome::AlreadyApplied => {
             return Err(Error::InvalidState {
                 entity: "payout",
-                from: row.status,
+                from: row.status.to_string(),
                 to: "resolved",
             })
         }
-        Settlement::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
+        ResultOutcome::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
     }
     ctx.conn.execute(
         "UPDATE payouts SET flagged = 0, flag_reason = NULL WHERE id = ?1",
         [payout_id],
     )?;
-    crate::audit::append(
-        ctx,
+    ctx.audit(
         &actor.id,
         "payout.resolved",
-        payout_id,
+        payout_id.as_str(),
         &json!({"outcome": match result {
         PayoutResult::Succeeded { .. } => "paid", PayoutResult::Failed { .. } => "failed" }}),
     )?;
-    let mut view = payout_json(ctx.conn, payout_id)?;
-    view["paymentRequest"] = views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?;
-    Ok(view)
-}
-
-/// One payout as JSON (admins).
-pub fn get(conn: &Connection, payout_id: &str) -> Result<Value> {
-    crate::domain::check_id(crate::domain::IdKind::Payout, payout_id)?;
-    payout_json(conn, payout_id)
+    Ok(ResolvedPayout {
+        payout: views::payout(ctx.conn, payout_id)?,
+        payment_request: views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?,
+    })
 }

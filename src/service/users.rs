@@ -1,12 +1,13 @@
 //! Users and their API tokens. Tokens are 160 random bits, shown once, stored as SHA-256.
 
-use super::{Actor, Role};
-use crate::crypto::{self, Keys};
-use crate::domain::{new_id, IdKind, KenyanPhone};
+use super::{Actor, Items, Role};
+use crate::crypto::{self, EncryptedColumn, Keys};
+use crate::domain::{KenyanPhone, UserId};
 use crate::error::{Error, Result};
 use crate::store::{is_unique_violation, WriteCtx};
-use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::json;
 
 /// Length of the public token prefix used to name a token (`rmt_` + 8 hex).
 pub const TOKEN_PREFIX_CHARS: usize = 12;
@@ -22,13 +23,81 @@ pub struct NewUser {
     pub phone: Option<KenyanPhone>,
 }
 
-/// Inserts a user; `NotFound`-free. A phone already taken is a validation error.
-pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> Result<String> {
-    let id = new_id(IdKind::User);
-    let name_enc = keys.encrypt(&format!("users.name.{id}"), &user.name)?;
+/// A token as admins see it: by prefix, never the token.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // named for what they hold
+pub struct TokenView {
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A user as admins see it: phone in full, tokens by prefix.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // named for what they hold
+pub struct UserView {
+    pub user_id: UserId,
+    pub role: Role,
+    pub name: String,
+    /// E.164.
+    pub phone: Option<String>,
+    pub created_at: String,
+    pub tokens: Vec<TokenView>,
+}
+
+/// `GET /me`: who the caller is.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    /// `usr_…`.
+    pub user_id: String,
+    /// The caller's role.
+    pub role: Role,
+    /// Their name.
+    pub name: String,
+}
+
+/// A user created, with their first token (shown once).
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedUser {
+    /// The user.
+    pub user: UserView,
+    /// The token, in full.
+    pub token: String,
+}
+
+/// A token issued (shown once).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedToken {
+    /// Whose.
+    pub user_id: UserId,
+    /// The token, in full.
+    pub token: String,
+}
+
+/// A token revoked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedToken {
+    /// Its prefix.
+    pub prefix: String,
+    /// Whose.
+    pub user_id: UserId,
+    /// Always true.
+    pub revoked: bool,
+}
+
+/// Inserts a user. A phone already taken is a validation error.
+pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> Result<UserId> {
+    let id = UserId::new();
+    let name_enc = keys.seal(EncryptedColumn::UserName, id.as_str(), &user.name)?;
     let (phone_enc, phone_index) = match &user.phone {
         Some(p) => (
-            Some(keys.encrypt(&format!("users.phone.{id}"), &p.e164())?),
+            Some(keys.seal(EncryptedColumn::UserPhone, id.as_str(), &p.e164())?),
             Some(keys.blind_index(&p.e164())),
         ),
         None => (None, None),
@@ -37,7 +106,7 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
         .prepare_cached(
             "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![id, user.role.as_str(), name_enc, phone_enc, phone_index, crate::time::rfc3339(now)]);
+        .execute(params![id, user.role, name_enc, phone_enc, phone_index, crate::time::rfc3339(now)]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
             Err(Error::invalid("phone", "belongs to another user"))
@@ -50,7 +119,7 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
 }
 
 /// Issues a token for a user and returns it; only its hash is stored.
-pub fn insert_token(conn: &Connection, user_id: &str, now: i64) -> Result<String> {
+pub fn insert_token(conn: &Connection, user_id: &UserId, now: i64) -> Result<String> {
     // 20 random bytes = 160 bits. The prefix is part of the token, so it is random too.
     for _ in 0..4 {
         let token = format!("rmt_{}", crypto::random_hex(20));
@@ -70,7 +139,7 @@ pub fn insert_token(conn: &Connection, user_id: &str, now: i64) -> Result<String
 }
 
 /// `POST /users`, `remit user add`: a user and their first token.
-pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<(Value, String)> {
+pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<CreatedUser> {
     super::require_role(actor, &[])?;
     if user.role == Role::Recipient && user.phone.is_none() {
         return Err(Error::MissingField {
@@ -79,28 +148,25 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<(Valu
     }
     let id = insert_user(ctx.conn, ctx.keys, user, ctx.now)?;
     let token = insert_token(ctx.conn, &id, ctx.now)?;
-    crate::audit::append(
-        ctx,
+    ctx.audit(
         &actor.id,
         "user.created",
-        &id,
-        &json!({"role": user.role.as_str()}),
+        id.as_str(),
+        &json!({"role": user.role}),
     )?;
-    crate::audit::append(
-        ctx,
+    ctx.audit(
         &actor.id,
         "token.issued",
-        &id,
+        id.as_str(),
         &json!({"prefix": &token[..TOKEN_PREFIX_CHARS]}),
     )?;
-    let view = user_json(ctx.conn, ctx.keys, &id)?;
-    Ok((view, token))
+    let user = user_view(ctx.conn, ctx.keys, &id)?;
+    Ok(CreatedUser { user, token })
 }
 
 /// `POST /users/:id/tokens`: another token for an existing user.
-pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &str) -> Result<String> {
+pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &UserId) -> Result<IssuedToken> {
     super::require_role(actor, &[])?;
-    crate::domain::check_id(IdKind::User, user_id)?;
     let exists: bool = ctx.conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
         [user_id],
@@ -110,20 +176,22 @@ pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &str) -> Result<S
         return Err(Error::NotFound { what: "user" });
     }
     let token = insert_token(ctx.conn, user_id, ctx.now)?;
-    crate::audit::append(
-        ctx,
+    ctx.audit(
         &actor.id,
         "token.issued",
-        user_id,
+        user_id.as_str(),
         &json!({"prefix": &token[..TOKEN_PREFIX_CHARS]}),
     )?;
-    Ok(token)
+    Ok(IssuedToken {
+        user_id: user_id.clone(),
+        token,
+    })
 }
 
 /// `DELETE /tokens/:prefix`, `remit token revoke`: revokes the token with this prefix.
-pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<Value> {
+pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<RevokedToken> {
     super::require_role(actor, &[])?;
-    let row: Option<(String, Option<String>)> = ctx
+    let row: Option<(UserId, Option<String>)> = ctx
         .conn
         .query_row(
             "SELECT user_id, revoked_at FROM api_tokens WHERE prefix = ?1",
@@ -137,23 +205,26 @@ pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<V
     if revoked_at.is_none() {
         ctx.conn.execute(
             "UPDATE api_tokens SET revoked_at = ?2 WHERE prefix = ?1",
-            params![prefix, crate::time::rfc3339(ctx.now)],
+            params![prefix, ctx.at()],
         )?;
-        crate::audit::append(
-            ctx,
+        ctx.audit(
             &actor.id,
             "token.revoked",
-            &user_id,
+            user_id.as_str(),
             &json!({"prefix": prefix}),
         )?;
     }
-    Ok(json!({"prefix": prefix, "userId": user_id, "revoked": true}))
+    Ok(RevokedToken {
+        prefix: prefix.to_string(),
+        user_id,
+        revoked: true,
+    })
 }
 
 /// The user behind a bearer token, unless unknown or revoked.
 pub fn authenticate(conn: &Connection, token: &str) -> Result<Actor> {
     let hash = crypto::sha256(token.as_bytes());
-    let row: Option<(String, String)> = conn
+    let row: Option<(UserId, Role)> = conn
         .prepare_cached(
             "SELECT u.id, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
@@ -161,13 +232,13 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<Actor> {
         .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (id, role) = row.ok_or(Error::Unauthenticated)?;
-    Ok(Actor::user(id, Role::parse("role", &role)?))
+    Ok(Actor::user(&id, role))
 }
 
 /// Records when tokens were last used, many at once (called from a background thread so
 /// that a request never writes just for this).
 pub fn touch_tokens(ctx: &WriteCtx<'_>, token_hashes: &[[u8; 32]]) -> Result<()> {
-    let at = crate::time::rfc3339(ctx.now);
+    let at = ctx.at();
     let mut stmt = ctx
         .conn
         .prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE token_hash = ?1")?;
@@ -177,36 +248,85 @@ pub fn touch_tokens(ctx: &WriteCtx<'_>, token_hashes: &[[u8; 32]]) -> Result<()>
     Ok(())
 }
 
-/// One user as admins see it: id, role, name, phone in full, tokens by prefix.
-pub fn user_json(conn: &Connection, keys: &Keys, user_id: &str) -> Result<Value> {
-    let (role, created_at): (String, String) = conn.query_row(
-        "SELECT role, created_at FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+/// Users (with `WHERE` over `u`) and their tokens: one row per token (or one for a user with
+/// none), folded into views.
+fn users_where(
+    conn: &Connection,
+    keys: &Keys,
+    where_clause: &str,
+    param: &dyn rusqlite::ToSql,
+) -> Result<Vec<UserView>> {
+    let sql = format!(
+        "SELECT u.id, u.role, u.name_enc, u.phone_enc, u.created_at, t.prefix, t.created_at AS token_created_at,
+         t.last_used_at, t.revoked_at
+         FROM users u LEFT JOIN api_tokens t ON t.user_id = u.id
+         WHERE {where_clause} ORDER BY u.id, t.created_at"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([param])?;
+    let mut users: Vec<UserView> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: UserId = r.get("id")?;
+        if users.last().is_none_or(|u| u.user_id != id) {
+            users.push(user_from_row(keys, id, r)?);
+        }
+        if let (Some(user), Some(prefix)) =
+            (users.last_mut(), r.get::<_, Option<String>>("prefix")?)
+        {
+            user.tokens.push(TokenView {
+                prefix,
+                created_at: r.get("token_created_at")?,
+                last_used_at: r.get("last_used_at")?,
+                revoked_at: r.get("revoked_at")?,
+            });
+        }
+    }
+    Ok(users)
+}
+
+fn user_from_row(keys: &Keys, id: UserId, r: &Row<'_>) -> Result<UserView> {
+    let name = keys.open(
+        EncryptedColumn::UserName,
+        id.as_str(),
+        &r.get::<_, String>("name_enc")?,
     )?;
-    let (name, phone) = super::views::user_name_phone(conn, keys, user_id)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT prefix, created_at, last_used_at, revoked_at FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
-    )?;
-    let tokens: Vec<Value> = stmt
-        .query_map([user_id], |r| {
-            Ok(json!({"prefix": r.get::<_, String>(0)?, "createdAt": r.get::<_, String>(1)?,
-                      "lastUsedAt": r.get::<_, Option<String>>(2)?, "revokedAt": r.get::<_, Option<String>>(3)?}))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(
-        json!({"userId": user_id, "role": role, "name": name, "phone": phone.map(|p| p.e164()),
-              "createdAt": created_at, "tokens": tokens}),
-    )
+    let phone = match r.get::<_, Option<String>>("phone_enc")? {
+        Some(enc) => Some(keys.open(EncryptedColumn::UserPhone, id.as_str(), &enc)?),
+        None => None,
+    };
+    Ok(UserView {
+        user_id: id,
+        role: r.get("role")?,
+        name,
+        phone,
+        created_at: r.get("created_at")?,
+        tokens: Vec::new(),
+    })
+}
+
+/// One user as admins see it.
+pub fn user_view(conn: &Connection, keys: &Keys, user_id: &UserId) -> Result<UserView> {
+    users_where(conn, keys, "u.id = ?1", user_id)?
+        .pop()
+        .ok_or(Error::NotFound { what: "user" })
 }
 
 /// `remit user list`, `GET /users`: every user, oldest first.
-pub fn list(conn: &Connection, keys: &Keys) -> Result<Vec<Value>> {
-    let ids: Vec<String> = conn
-        .prepare("SELECT id FROM users ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    ids.iter().map(|id| user_json(conn, keys, id)).collect()
+pub fn list(conn: &Connection, keys: &Keys) -> Result<Items<UserView>> {
+    Ok(Items {
+        items: users_where(conn, keys, "?1 IS NULL", &None::<i64>)?,
+    })
+}
+
+/// `GET /me`.
+pub fn me(conn: &Connection, keys: &Keys, actor: &Actor) -> Result<MeView> {
+    let id = UserId::parse(&actor.id)?;
+    let (name, _) = super::views::user_name_phone(conn, keys, &id)?;
+    Ok(MeView {
+        user_id: actor.id.clone(),
+        role: actor.role,
+        name,
+    })
 }
 
 /// Is there any user yet? (The first start creates an admin.)

@@ -1,43 +1,43 @@
-//! Read models: the JSON shapes of escrows and payment requests, shared by reads from the pool
-//! and by writer commands that answer with the object they changed.
+//! Read models: the typed shapes the API answers with (escrows, payment requests, payouts,
+//! deposits, users, the journal), each read with one query by column name, and shared by reads
+//! from the pool and by writer commands that answer with the object they changed.
 
 use super::{Actor, EscrowParties, Page, Role};
-use crate::crypto::Keys;
-use crate::domain::{check_id, IdKind, KenyanPhone};
+use crate::crypto::{EncryptedColumn, Keys};
+use crate::domain::{
+    mask_number, CategoryId, DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus,
+    KenyanPhone, MerchantAccount, MerchantAccountView, PaymentRequestId, PayoutCommand, PayoutId,
+    PayoutStatus, RequestStatus, UserId,
+};
 use crate::error::{Error, Result};
-use crate::money::{KesCents, RateKesPerUsd, UsdCents};
+use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{json, Map, Value};
-
-/// Adds `{name}Usd` and `{name}UsdCents` to a JSON object.
-pub fn put_usd(obj: &mut Map<String, Value>, name: &str, cents: i64) -> Result<()> {
-    let amount = UsdCents::from_column(cents)?;
-    obj.insert(format!("{name}Usd"), amount.major_json());
-    obj.insert(format!("{name}UsdCents"), json!(cents));
-    Ok(())
-}
-
-/// Adds `{name}Kes` and `{name}KesCents` to a JSON object.
-pub fn put_kes(obj: &mut Map<String, Value>, name: &str, cents: i64) -> Result<()> {
-    let amount = KesCents::from_column(cents)?;
-    obj.insert(format!("{name}Kes"), amount.major_json());
-    obj.insert(format!("{name}KesCents"), json!(cents));
-    Ok(())
-}
+use serde::Serialize;
 
 /// A user's decrypted name and phone.
 pub fn user_name_phone(
     conn: &Connection,
     keys: &Keys,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<(String, Option<KenyanPhone>)> {
     let (name_enc, phone_enc): (String, Option<String>) = conn
         .prepare_cached("SELECT name_enc, phone_enc FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let name = keys.decrypt(&format!("users.name.{user_id}"), &name_enc)?;
+        .query_row([user_id], |r| Ok((r.get("name_enc")?, r.get("phone_enc")?)))
+        .optional()?
+        .ok_or(Error::NotFound { what: "user" })?;
+    decrypt_name_phone(keys, user_id, &name_enc, phone_enc.as_deref())
+}
+
+fn decrypt_name_phone(
+    keys: &Keys,
+    user_id: &UserId,
+    name_enc: &str,
+    phone_enc: Option<&str>,
+) -> Result<(String, Option<KenyanPhone>)> {
+    let name = keys.open(EncryptedColumn::UserName, user_id.as_str(), name_enc)?;
     let phone = match phone_enc {
         Some(enc) => {
-            let e164 = keys.decrypt(&format!("users.phone.{user_id}"), &enc)?;
+            let e164 = keys.open(EncryptedColumn::UserPhone, user_id.as_str(), enc)?;
             Some(
                 KenyanPhone::parse("phone", &e164)
                     .map_err(|_| Error::internal("stored phone does not parse"))?,
@@ -48,44 +48,139 @@ pub fn user_name_phone(
     Ok((name, phone))
 }
 
-const ESCROW_COLUMNS: &str = "id, sender_id, recipient_id, status, total_usd_cents, deposited_usd_cents,
-    remaining_usd_cents, reserved_usd_cents, spent_usd_cents, refunded_usd_cents, daily_limit_usd_cents,
-    created_at, updated_at";
+// ---------------------------------------------------------------------------------------------
+// Escrows
 
-fn escrow_from_row(conn: &Connection, keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<Value> {
-    let id: String = r.get(0)?;
-    let recipient_id: String = r.get(2)?;
-    let daily_limit: Option<i64> = r.get(10)?;
-    let mut o = Map::new();
-    o.insert("escrowId".into(), json!(id));
-    o.insert("status".into(), json!(r.get::<_, String>(3)?));
-    put_usd(&mut o, "totalAmount", r.get(4)?)?;
-    put_usd(&mut o, "deposited", r.get(5)?)?;
-    put_usd(&mut o, "remaining", r.get(6)?)?;
-    put_usd(&mut o, "reserved", r.get(7)?)?;
-    put_usd(&mut o, "spent", r.get(8)?)?;
-    put_usd(&mut o, "refunded", r.get(9)?)?;
-    match daily_limit {
-        Some(limit) => {
-            put_usd(&mut o, "dailyLimit", limit)?;
-            let today = crate::time::nairobi_day(crate::time::now_unix());
-            let approved: i64 = conn
-                .prepare_cached(
-                    "SELECT approved_usd_cents FROM daily_spend WHERE escrow_id = ?1 AND day = ?2",
-                )?
-                .query_row(params![id, today], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            put_usd(&mut o, "approvedToday", approved)?;
-        }
-        None => {
-            o.insert("dailyLimitUsd".into(), Value::Null);
-            o.insert("dailyLimitUsdCents".into(), Value::Null);
-        }
-    }
-    o.insert("depositReference".into(), json!(id));
-    o.insert("senderId".into(), json!(r.get::<_, String>(1)?));
-    let (name, phone) = user_name_phone(conn, keys, &recipient_id)?;
+/// An escrow's recipient as a viewer sees them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientView {
+    /// `usr_…`.
+    pub user_id: UserId,
+    /// The name.
+    pub name: String,
+    /// E.164 for admins, masked for everyone else.
+    pub phone: Option<String>,
+}
+
+/// A spending category and its four balances.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // amounts are named for what they hold
+pub struct CategoryView {
+    pub category_id: CategoryId,
+    pub name: String,
+    pub allocated_usd: Decimal,
+    pub allocated_usd_cents: UsdCents,
+    pub remaining_usd: Decimal,
+    pub remaining_usd_cents: UsdCents,
+    pub reserved_usd: Decimal,
+    pub reserved_usd_cents: UsdCents,
+    pub spent_usd: Decimal,
+    pub spent_usd_cents: UsdCents,
+    pub refunded_usd: Decimal,
+    pub refunded_usd_cents: UsdCents,
+}
+
+/// `GET /escrows/:id`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // amounts are named for what they hold
+pub struct EscrowView {
+    pub escrow_id: EscrowId,
+    pub status: EscrowStatus,
+    pub total_amount_usd: Decimal,
+    pub total_amount_usd_cents: UsdCents,
+    pub deposited_usd: Decimal,
+    pub deposited_usd_cents: UsdCents,
+    pub remaining_usd: Decimal,
+    pub remaining_usd_cents: UsdCents,
+    pub reserved_usd: Decimal,
+    pub reserved_usd_cents: UsdCents,
+    pub spent_usd: Decimal,
+    pub spent_usd_cents: UsdCents,
+    pub refunded_usd: Decimal,
+    pub refunded_usd_cents: UsdCents,
+    pub daily_limit_usd: Option<Decimal>,
+    pub daily_limit_usd_cents: Option<UsdCents>,
+    /// Approved today (Nairobi) against the daily limit; only with a limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_today_usd: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_today_usd_cents: Option<UsdCents>,
+    /// What a depositor quotes (the escrow id).
+    pub deposit_reference: EscrowId,
+    pub sender_id: UserId,
+    pub recipient: RecipientView,
+    pub categories: Vec<CategoryView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Escrows (those the inner `WHERE` picks, in its order) with their recipient, today's
+/// approvals and their categories: one row per category.
+const ESCROW_SELECT: &str = "SELECT e.id, e.sender_id, e.recipient_id, e.status, e.total_usd_cents,
+    e.deposited_usd_cents, e.remaining_usd_cents, e.reserved_usd_cents, e.spent_usd_cents,
+    e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at,
+    u.name_enc AS recipient_name_enc, u.phone_enc AS recipient_phone_enc,
+    d.approved_usd_cents AS approved_today_usd_cents,
+    c.id AS category_id, c.name AS category_name, c.allocated_usd_cents AS category_allocated,
+    c.remaining_usd_cents AS category_remaining, c.reserved_usd_cents AS category_reserved,
+    c.spent_usd_cents AS category_spent, c.refunded_usd_cents AS category_refunded
+    FROM (SELECT * FROM escrows WHERE {where}) e
+    JOIN users u ON u.id = e.recipient_id
+    LEFT JOIN daily_spend d ON d.escrow_id = e.id AND d.day = :today
+    JOIN spending_categories c ON c.escrow_id = e.id
+    ORDER BY e.id DESC, c.position";
+
+fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
+    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(name)?;
+        Ok((cents.major(), cents))
+    };
+    let (allocated_usd, allocated_usd_cents) = amount("category_allocated")?;
+    let (remaining_usd, remaining_usd_cents) = amount("category_remaining")?;
+    let (reserved_usd, reserved_usd_cents) = amount("category_reserved")?;
+    let (spent_usd, spent_usd_cents) = amount("category_spent")?;
+    let (refunded_usd, refunded_usd_cents) = amount("category_refunded")?;
+    Ok(CategoryView {
+        category_id: r.get("category_id")?,
+        name: r.get("category_name")?,
+        allocated_usd,
+        allocated_usd_cents,
+        remaining_usd,
+        remaining_usd_cents,
+        reserved_usd,
+        reserved_usd_cents,
+        spent_usd,
+        spent_usd_cents,
+        refunded_usd,
+        refunded_usd_cents,
+    })
+}
+
+fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowView> {
+    let id: EscrowId = r.get("id")?;
+    let recipient_id: UserId = r.get("recipient_id")?;
+    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(name)?;
+        Ok((cents.major(), cents))
+    };
+    let (total_amount_usd, total_amount_usd_cents) = amount("total_usd_cents")?;
+    let (deposited_usd, deposited_usd_cents) = amount("deposited_usd_cents")?;
+    let (remaining_usd, remaining_usd_cents) = amount("remaining_usd_cents")?;
+    let (reserved_usd, reserved_usd_cents) = amount("reserved_usd_cents")?;
+    let (spent_usd, spent_usd_cents) = amount("spent_usd_cents")?;
+    let (refunded_usd, refunded_usd_cents) = amount("refunded_usd_cents")?;
+    let daily_limit: Option<UsdCents> = r.get("daily_limit_usd_cents")?;
+    let approved_today = daily_limit.map(|_| -> Result<UsdCents> {
+        Ok(r.get::<_, Option<UsdCents>>("approved_today_usd_cents")?
+            .unwrap_or(UsdCents::ZERO))
+    });
+    let approved_today = approved_today.transpose()?;
+    let name_enc: String = r.get("recipient_name_enc")?;
+    let phone_enc: Option<String> = r.get("recipient_phone_enc")?;
+    let (name, phone) = decrypt_name_phone(keys, &recipient_id, &name_enc, phone_enc.as_deref())?;
     let phone = phone.map(|p| {
         if viewer.role == Role::Admin {
             p.e164()
@@ -93,50 +188,88 @@ fn escrow_from_row(conn: &Connection, keys: &Keys, viewer: &Actor, r: &Row<'_>) 
             p.masked()
         }
     });
-    o.insert(
-        "recipient".into(),
-        json!({"userId": recipient_id, "name": name, "phone": phone}),
-    );
-    let mut categories = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, allocated_usd_cents, remaining_usd_cents, reserved_usd_cents, spent_usd_cents,
-         refunded_usd_cents FROM spending_categories WHERE escrow_id = ?1 ORDER BY position",
-    )?;
-    let mut rows = stmt.query([&id])?;
-    while let Some(c) = rows.next()? {
-        let mut co = Map::new();
-        co.insert("categoryId".into(), json!(c.get::<_, String>(0)?));
-        co.insert("name".into(), json!(c.get::<_, String>(1)?));
-        put_usd(&mut co, "allocated", c.get(2)?)?;
-        put_usd(&mut co, "remaining", c.get(3)?)?;
-        put_usd(&mut co, "reserved", c.get(4)?)?;
-        put_usd(&mut co, "spent", c.get(5)?)?;
-        put_usd(&mut co, "refunded", c.get(6)?)?;
-        categories.push(Value::Object(co));
+    Ok(EscrowView {
+        deposit_reference: id.clone(),
+        escrow_id: id,
+        status: r.get("status")?,
+        total_amount_usd,
+        total_amount_usd_cents,
+        deposited_usd,
+        deposited_usd_cents,
+        remaining_usd,
+        remaining_usd_cents,
+        reserved_usd,
+        reserved_usd_cents,
+        spent_usd,
+        spent_usd_cents,
+        refunded_usd,
+        refunded_usd_cents,
+        daily_limit_usd: daily_limit.map(UsdCents::major),
+        daily_limit_usd_cents: daily_limit,
+        approved_today_usd: approved_today.map(UsdCents::major),
+        approved_today_usd_cents: approved_today,
+        sender_id: r.get("sender_id")?,
+        recipient: RecipientView {
+            user_id: recipient_id,
+            name,
+            phone,
+        },
+        categories: Vec::new(),
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+    })
+}
+
+/// Runs `ESCROW_SELECT` with this inner `WHERE` and folds its rows into escrows.
+fn query_escrows(
+    conn: &Connection,
+    keys: &Keys,
+    viewer: &Actor,
+    where_clause: &str,
+    params: &[(&str, &dyn rusqlite::ToSql)],
+) -> Result<Vec<EscrowView>> {
+    let sql = ESCROW_SELECT.replace("{where}", where_clause);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut escrows: Vec<EscrowView> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: EscrowId = r.get("id")?;
+        let same = escrows.last().is_some_and(|e| e.escrow_id == id);
+        if !same {
+            escrows.push(escrow_from_row(keys, viewer, r)?);
+        }
+        if let Some(escrow) = escrows.last_mut() {
+            escrow.categories.push(category_from_row(r)?);
+        }
     }
-    o.insert("categories".into(), Value::Array(categories));
-    o.insert("createdAt".into(), json!(r.get::<_, String>(11)?));
-    o.insert("updatedAt".into(), json!(r.get::<_, String>(12)?));
-    Ok(Value::Object(o))
+    Ok(escrows)
 }
 
 /// `GET /escrows/:id`: the escrow as the viewer may see it (phone masked but for admins).
-pub fn escrow(conn: &Connection, keys: &Keys, viewer: &Actor, escrow_id: &str) -> Result<Value> {
+pub fn escrow(
+    conn: &Connection,
+    keys: &Keys,
+    viewer: &Actor,
+    escrow_id: &EscrowId,
+) -> Result<EscrowView> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
-    let sql = format!("SELECT {ESCROW_COLUMNS} FROM escrows WHERE id = ?1");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([escrow_id])?;
-    match rows.next()? {
-        Some(r) => escrow_from_row(conn, keys, viewer, r),
-        None => Err(Error::NotFound { what: "escrow" }),
-    }
+    let today = crate::time::nairobi_day(crate::time::now_unix());
+    query_escrows(
+        conn,
+        keys,
+        viewer,
+        "id = :id",
+        &[(":id", escrow_id), (":today", &today)],
+    )?
+    .pop()
+    .ok_or(Error::NotFound { what: "escrow" })
 }
 
 /// Filters of `GET /escrows`.
 #[derive(Debug, Default, Clone)]
 pub struct EscrowFilter {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<EscrowStatus>,
     /// Only escrows of the recipient with this blind index (agents and admins).
     pub recipient_phone_index: Option<String>,
 }
@@ -149,141 +282,245 @@ pub fn escrows(
     filter: &EscrowFilter,
     limit: u32,
     cursor: Option<&str>,
-) -> Result<Page> {
-    let mut sql = format!("SELECT {ESCROW_COLUMNS} FROM escrows WHERE id < ?1");
-    match viewer.role {
-        Role::Sender => sql.push_str(" AND sender_id = ?2"),
-        Role::Recipient => sql.push_str(" AND recipient_id = ?2"),
-        Role::Agent | Role::Admin => sql.push_str(" AND ?2 IS NOT NULL"),
-    }
-    sql.push_str(" AND (?3 IS NULL OR status = ?3)");
-    sql.push_str(
-        " AND (?4 IS NULL OR recipient_id = (SELECT id FROM users WHERE phone_index = ?4))",
-    );
-    sql.push_str(" ORDER BY id DESC LIMIT ?5");
-    let cursor = cursor.unwrap_or("~");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![
-        cursor,
-        viewer.id,
-        filter.status,
-        filter.recipient_phone_index,
-        limit + 1
-    ])?;
-    let mut items = Vec::new();
-    while let Some(r) = rows.next()? {
-        items.push(escrow_from_row(conn, keys, viewer, r)?);
-    }
-    Ok(page(items, limit, "escrowId"))
-}
-
-fn page(mut items: Vec<Value>, limit: u32, id_field: &str) -> Page {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items
-            .last()
-            .and_then(|v| v.get(id_field))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    } else {
-        None
+) -> Result<Page<EscrowView>> {
+    let owner = match viewer.role {
+        Role::Sender => "sender_id = :viewer",
+        Role::Recipient => "recipient_id = :viewer",
+        Role::Agent | Role::Admin => ":viewer IS NOT NULL",
     };
-    Page { items, next_cursor }
+    let where_clause = format!(
+        "id < :cursor AND {owner} AND (:status IS NULL OR status = :status)
+         AND (:phone IS NULL OR recipient_id = (SELECT id FROM users WHERE phone_index = :phone))
+         ORDER BY id DESC LIMIT :limit"
+    );
+    let today = crate::time::nairobi_day(crate::time::now_unix());
+    let rows = query_escrows(
+        conn,
+        keys,
+        viewer,
+        &where_clause,
+        &[
+            (":cursor", &cursor.unwrap_or("~")),
+            (":viewer", &viewer.id),
+            (":status", &filter.status),
+            (":phone", &filter.recipient_phone_index),
+            (":limit", &(limit + 1)),
+            (":today", &today),
+        ],
+    )?;
+    Ok(Page::of(rows, limit, |e| e.escrow_id.to_string()))
 }
 
-const REQUEST_COLUMNS: &str = "r.id, r.escrow_id, c.name, r.requested_by, r.status, r.amount_kes_cents,
-    r.amount_usd_cents, r.rate_e4, r.merchant_type, r.merchant_name_enc, r.merchant_account_enc, r.note_enc,
-    r.decided_by, r.decided_at, r.decision_reason_enc, r.created_at, r.updated_at,
-    p.id, p.status, p.receipt, p.result_code, p.result_desc, p.attempts, p.flagged, p.flag_reason,
-    p.created_at, p.sent_at, p.settled_at, p.command, e.sender_id, e.recipient_id";
+// ---------------------------------------------------------------------------------------------
+// Payouts
 
-const REQUEST_FROM: &str = "FROM payment_requests r
-    JOIN spending_categories c ON c.id = r.category_id
-    JOIN escrows e ON e.id = r.escrow_id
-    LEFT JOIN payouts p ON p.payment_request_id = r.id";
+/// A payout: what the payout worker did and what M-Pesa answered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // named for what they hold
+pub struct PayoutView {
+    pub payout_id: PayoutId,
+    pub payment_request_id: PaymentRequestId,
+    pub escrow_id: EscrowId,
+    pub status: PayoutStatus,
+    /// The M-Pesa API it goes through.
+    pub method: PayoutCommand,
+    pub amount_kes_cents: KesCents,
+    pub amount_usd_cents: UsdCents,
+    /// Our id at Daraja.
+    pub originator_conversation_id: String,
+    /// Daraja's id, once it accepted the payout.
+    pub conversation_id: Option<String>,
+    pub mpesa_receipt: Option<String>,
+    pub result_code: Option<String>,
+    pub result_desc: Option<String>,
+    pub attempts: i64,
+    /// Waiting for the operator: its outcome is unknown or contradicted.
+    pub flagged: bool,
+    pub flag_reason: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    /// When its result was recorded.
+    pub result_at: Option<String>,
+}
 
-fn mask_account(number: &str) -> String {
-    let keep = number.len().min(3);
+/// The payout columns, as every query that reads a `PayoutView` names them.
+const PAYOUT_COLUMNS: &str = "p.id AS payout_id, p.payment_request_id AS payout_request_id,
+    p.escrow_id AS payout_escrow_id, p.status AS payout_status, p.command AS payout_command,
+    p.amount_kes_cents AS payout_amount_kes_cents, p.amount_usd_cents AS payout_amount_usd_cents,
+    p.originator_conversation_id AS payout_originator, p.conversation_id AS payout_conversation,
+    p.receipt AS payout_receipt, p.result_code AS payout_result_code,
+    p.result_desc AS payout_result_desc, p.attempts AS payout_attempts,
+    p.flagged AS payout_flagged, p.flag_reason AS payout_flag_reason,
+    p.created_at AS payout_created_at, p.sent_at AS payout_sent_at, p.result_at AS payout_result_at";
+
+impl PayoutView {
+    fn from_row(r: &Row<'_>) -> Result<PayoutView> {
+        Ok(PayoutView {
+            payout_id: r.get("payout_id")?,
+            payment_request_id: r.get("payout_request_id")?,
+            escrow_id: r.get("payout_escrow_id")?,
+            status: r.get("payout_status")?,
+            method: r.get("payout_command")?,
+            amount_kes_cents: r.get("payout_amount_kes_cents")?,
+            amount_usd_cents: r.get("payout_amount_usd_cents")?,
+            originator_conversation_id: r.get("payout_originator")?,
+            conversation_id: r.get("payout_conversation")?,
+            mpesa_receipt: r.get("payout_receipt")?,
+            result_code: r.get("payout_result_code")?,
+            result_desc: r.get("payout_result_desc")?,
+            attempts: r.get("payout_attempts")?,
+            flagged: r.get("payout_flagged")?,
+            flag_reason: r.get("payout_flag_reason")?,
+            created_at: r.get("payout_created_at")?,
+            sent_at: r.get("payout_sent_at")?,
+            result_at: r.get("payout_result_at")?,
+        })
+    }
+}
+
+/// One payout (admins).
+pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
+    let sql = format!("SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE p.id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([payout_id])?;
+    match rows.next()? {
+        Some(r) => PayoutView::from_row(r),
+        None => Err(Error::NotFound { what: "payout" }),
+    }
+}
+
+/// Payouts matching `where_clause` (over `p`, with `?1` its parameter and `?2` the limit).
+pub fn payouts_where(
+    conn: &Connection,
+    where_clause: &str,
+    order: &str,
+    param: &dyn rusqlite::ToSql,
+    limit: u32,
+) -> Result<Vec<PayoutView>> {
+    let sql = format!(
+        "SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE {where_clause} ORDER BY {order} LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![param, limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(PayoutView::from_row(r)?);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payment requests
+
+/// `GET /payment-requests/:id`: the request, its merchant as the viewer may see it, and its
+/// payout once approved.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // named for what they hold
+pub struct PaymentRequestView {
+    pub payment_request_id: PaymentRequestId,
+    pub escrow_id: EscrowId,
+    pub category: String,
+    pub status: RequestStatus,
+    pub amount_kes: Decimal,
+    pub amount_kes_cents: KesCents,
+    pub amount_usd: Decimal,
+    pub amount_usd_cents: UsdCents,
+    /// KES per USD, fixed when the request was made.
+    pub exchange_rate: Decimal,
+    pub merchant_name: String,
+    pub merchant_account: MerchantAccountView,
+    pub note: Option<String>,
+    pub requested_by: UserId,
+    pub decided_by: Option<UserId>,
+    pub decided_at: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub payout: Option<PayoutView>,
+}
+
+/// The request columns (`r`, its category `c`, escrow `e`) and its payout's, if any.
+fn request_select(where_clause: &str) -> String {
     format!(
-        "{}{}",
-        "*".repeat(number.len() - keep),
-        &number[number.len() - keep..]
+        "SELECT r.id, r.escrow_id, c.name AS category, r.requested_by, r.status, r.amount_kes_cents,
+         r.amount_usd_cents, r.rate_kes_per_usd_e4, r.merchant_name_enc, r.merchant_account_enc,
+         r.note_enc, r.decided_by, r.decided_at, r.decision_reason_enc, r.created_at, r.updated_at,
+         e.sender_id, e.recipient_id, {PAYOUT_COLUMNS}
+         FROM payment_requests r
+         JOIN spending_categories c ON c.id = r.category_id
+         JOIN escrows e ON e.id = r.escrow_id
+         LEFT JOIN payouts p ON p.payment_request_id = r.id
+         WHERE {where_clause}"
     )
 }
 
-fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<Value> {
-    let id: String = r.get(0)?;
-    let requested_by: String = r.get(3)?;
-    let sender_id: String = r.get(29)?;
-    let recipient_id: String = r.get(30)?;
+fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentRequestView> {
+    let id: PaymentRequestId = r.get("id")?;
+    let requested_by: UserId = r.get("requested_by")?;
+    let sender_id: UserId = r.get("sender_id")?;
+    let recipient_id: UserId = r.get("recipient_id")?;
     // Owners see the merchant in full: the escrow's two parties, whoever asked, admins.
-    let owner =
-        viewer.is_admin() || [&sender_id, &recipient_id, &requested_by].contains(&&viewer.id);
-    let mut o = Map::new();
-    o.insert("paymentRequestId".into(), json!(id));
-    o.insert("escrowId".into(), json!(r.get::<_, String>(1)?));
-    o.insert("category".into(), json!(r.get::<_, String>(2)?));
-    o.insert("status".into(), json!(r.get::<_, String>(4)?));
-    put_kes(&mut o, "amount", r.get(5)?)?;
-    put_usd(&mut o, "amount", r.get(6)?)?;
-    let rate = RateKesPerUsd::from_e4(r.get(7)?)
-        .ok_or_else(|| Error::internal("stored rate out of range"))?;
-    o.insert("exchangeRate".into(), rate.json());
-    let merchant_name = keys.decrypt(
-        &format!("payment_requests.merchant_name.{id}"),
-        &r.get::<_, String>(9)?,
-    )?;
-    let account_text = keys.decrypt(
-        &format!("payment_requests.merchant_account.{id}"),
-        &r.get::<_, String>(10)?,
-    )?;
-    let mut account: Value = serde_json::from_str(&account_text).map_err(Error::internal)?;
-    if !owner {
-        if let Some(number) = account
-            .get("number")
-            .and_then(Value::as_str)
-            .map(mask_account)
-        {
-            account["number"] = json!(number);
-        }
-    }
-    o.insert("merchantName".into(), json!(merchant_name));
-    o.insert("merchantAccount".into(), account);
-    let note = match r.get::<_, Option<String>>(11)? {
-        Some(enc) if owner => Some(keys.decrypt(&format!("payment_requests.note.{id}"), &enc)?),
-        _ => None,
+    let owner = viewer.is_admin()
+        || viewer.is(&sender_id)
+        || viewer.is(&recipient_id)
+        || viewer.is(&requested_by);
+    let row = id.as_str();
+    let open = |column: EncryptedColumn, stored: Option<String>| -> Result<Option<String>> {
+        stored.map(|s| keys.open(column, row, &s)).transpose()
     };
-    o.insert("note".into(), json!(note));
-    o.insert("requestedBy".into(), json!(requested_by));
-    o.insert("decidedBy".into(), json!(r.get::<_, Option<String>>(12)?));
-    o.insert("decidedAt".into(), json!(r.get::<_, Option<String>>(13)?));
-    let reason = match r.get::<_, Option<String>>(14)? {
-        Some(enc) => Some(keys.decrypt(&format!("payment_requests.decision_reason.{id}"), &enc)?),
+    let merchant_name = keys.open(
+        EncryptedColumn::MerchantName,
+        row,
+        &r.get::<_, String>("merchant_name_enc")?,
+    )?;
+    let account = MerchantAccount::from_stored(&keys.open(
+        EncryptedColumn::MerchantAccount,
+        row,
+        &r.get::<_, String>("merchant_account_enc")?,
+    )?)?;
+    let mut merchant_account = account.view();
+    if !owner {
+        merchant_account.number = mask_number(&merchant_account.number);
+    }
+    let note = if owner {
+        open(EncryptedColumn::RequestNote, r.get("note_enc")?)?
+    } else {
+        None
+    };
+    let reason = open(
+        EncryptedColumn::DecisionReason,
+        r.get("decision_reason_enc")?,
+    )?;
+    let amount_kes: KesCents = r.get("amount_kes_cents")?;
+    let amount_usd: UsdCents = r.get("amount_usd_cents")?;
+    let rate: RateKesPerUsd = r.get("rate_kes_per_usd_e4")?;
+    let payout = match r.get::<_, Option<PayoutId>>("payout_id")? {
+        Some(_) => Some(PayoutView::from_row(r)?),
         None => None,
     };
-    o.insert("reason".into(), json!(reason));
-    o.insert("createdAt".into(), json!(r.get::<_, String>(15)?));
-    o.insert("updatedAt".into(), json!(r.get::<_, String>(16)?));
-    let payout = match r.get::<_, Option<String>>(17)? {
-        Some(payout_id) => json!({
-            "payoutId": payout_id,
-            "status": r.get::<_, String>(18)?,
-            "mpesaReceipt": r.get::<_, Option<String>>(19)?,
-            "resultCode": r.get::<_, Option<String>>(20)?,
-            "resultDesc": r.get::<_, Option<String>>(21)?,
-            "attempts": r.get::<_, i64>(22)?,
-            "flagged": r.get::<_, i64>(23)? == 1,
-            "flagReason": r.get::<_, Option<String>>(24)?,
-            "method": r.get::<_, String>(28)?,
-            "createdAt": r.get::<_, String>(25)?,
-            "sentAt": r.get::<_, Option<String>>(26)?,
-            "settledAt": r.get::<_, Option<String>>(27)?,
-        }),
-        None => Value::Null,
-    };
-    o.insert("payout".into(), payout);
-    Ok(Value::Object(o))
+    Ok(PaymentRequestView {
+        payment_request_id: id,
+        escrow_id: r.get("escrow_id")?,
+        category: r.get("category")?,
+        status: r.get("status")?,
+        amount_kes: amount_kes.major(),
+        amount_kes_cents: amount_kes,
+        amount_usd: amount_usd.major(),
+        amount_usd_cents: amount_usd,
+        exchange_rate: rate.decimal(),
+        merchant_name,
+        merchant_account,
+        note,
+        requested_by,
+        decided_by: r.get("decided_by")?,
+        decided_at: r.get("decided_at")?,
+        reason,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        payout,
+    })
 }
 
 /// `GET /payment-requests/:id`.
@@ -291,31 +528,24 @@ pub fn payment_request(
     conn: &Connection,
     keys: &Keys,
     viewer: &Actor,
-    request_id: &str,
-) -> Result<Value> {
-    check_id(IdKind::PaymentRequest, request_id)?;
-    let escrow_id: String = conn
-        .prepare_cached("SELECT escrow_id FROM payment_requests WHERE id = ?1")?
-        .query_row([request_id], |r| r.get(0))
-        .optional()?
-        .ok_or(Error::NotFound {
-            what: "payment request",
-        })?;
-    let parties = EscrowParties::load(conn, &escrow_id)?;
-    if !parties.visible_to(viewer) {
-        return Err(Error::NotFound {
-            what: "payment request",
-        });
-    }
-    let sql = format!("SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE r.id = ?1");
-    let mut stmt = conn.prepare_cached(&sql)?;
+    request_id: &PaymentRequestId,
+) -> Result<PaymentRequestView> {
+    let not_found = || Error::NotFound {
+        what: "payment request",
+    };
+    let mut stmt = conn.prepare_cached(&request_select("r.id = ?1"))?;
     let mut rows = stmt.query([request_id])?;
-    match rows.next()? {
-        Some(r) => request_from_row(keys, viewer, r),
-        None => Err(Error::NotFound {
-            what: "payment request",
-        }),
+    let r = rows.next()?.ok_or_else(not_found)?;
+    let parties = EscrowParties {
+        id: r.get("escrow_id")?,
+        sender_id: r.get("sender_id")?,
+        recipient_id: r.get("recipient_id")?,
+        status: EscrowStatus::Active, // not used for visibility
+    };
+    if !parties.visible_to(viewer) {
+        return Err(not_found());
     }
+    request_from_row(keys, viewer, r)
 }
 
 /// `GET /payment-requests`: requests the viewer may see, newest first, optionally of one
@@ -324,21 +554,23 @@ pub fn payment_requests(
     conn: &Connection,
     keys: &Keys,
     viewer: &Actor,
-    escrow_id: Option<&str>,
-    status: Option<&str>,
+    escrow_id: Option<&EscrowId>,
+    status: Option<RequestStatus>,
     limit: u32,
     cursor: Option<&str>,
-) -> Result<Page> {
+) -> Result<Page<PaymentRequestView>> {
     if let Some(escrow_id) = escrow_id {
         EscrowParties::load_visible(conn, escrow_id, viewer)?;
     }
-    let mut sql = format!("SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE r.id < ?1");
-    match viewer.role {
-        Role::Sender => sql.push_str(" AND e.sender_id = ?2"),
-        Role::Recipient => sql.push_str(" AND e.recipient_id = ?2"),
-        Role::Agent | Role::Admin => sql.push_str(" AND ?2 IS NOT NULL"),
-    }
-    sql.push_str(" AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR r.status = ?4) ORDER BY r.id DESC LIMIT ?5");
+    let owner = match viewer.role {
+        Role::Sender => "e.sender_id = ?2",
+        Role::Recipient => "e.recipient_id = ?2",
+        Role::Agent | Role::Admin => "?2 IS NOT NULL",
+    };
+    let sql = request_select(&format!(
+        "r.id < ?1 AND {owner} AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR r.status = ?4)
+         ORDER BY r.id DESC LIMIT ?5"
+    ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![
         cursor.unwrap_or("~"),
@@ -351,7 +583,114 @@ pub fn payment_requests(
     while let Some(r) = rows.next()? {
         items.push(request_from_row(keys, viewer, r)?);
     }
-    Ok(page(items, limit, "paymentRequestId"))
+    Ok(Page::of(items, limit, |r| r.payment_request_id.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deposits
+
+/// A deposit: cash recorded at a kiosk, or a Stripe PaymentIntent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // named for what they hold
+pub struct DepositView {
+    pub deposit_id: DepositId,
+    /// `None` for money that named no escrow we know.
+    pub escrow_id: Option<EscrowId>,
+    pub source: DepositSource,
+    pub reference: String,
+    pub amount_usd: Decimal,
+    pub amount_usd_cents: UsdCents,
+    pub status: DepositStatus,
+    pub flag_reason: Option<String>,
+    pub recorded_by: String,
+    pub created_at: String,
+}
+
+const DEPOSIT_COLUMNS: &str =
+    "id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at";
+
+impl DepositView {
+    fn from_row(r: &Row<'_>) -> Result<DepositView> {
+        let amount: UsdCents = r.get("amount_usd_cents")?;
+        Ok(DepositView {
+            deposit_id: r.get("id")?,
+            escrow_id: r.get("escrow_id")?,
+            source: r.get("source")?,
+            reference: r.get("reference")?,
+            amount_usd: amount.major(),
+            amount_usd_cents: amount,
+            status: r.get("status")?,
+            flag_reason: r.get("flag_reason")?,
+            recorded_by: r.get("recorded_by")?,
+            created_at: r.get("created_at")?,
+        })
+    }
+}
+
+/// One deposit.
+pub fn deposit(conn: &Connection, deposit_id: &DepositId) -> Result<DepositView> {
+    let sql = format!("SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([deposit_id])?;
+    match rows.next()? {
+        Some(r) => DepositView::from_row(r),
+        None => Err(Error::NotFound { what: "deposit" }),
+    }
+}
+
+/// `GET /deposits?status=&escrowId=`: deposits, newest first (admins), so that flagged Stripe
+/// money is seen and handled.
+pub fn deposits(
+    conn: &Connection,
+    status: Option<DepositStatus>,
+    escrow_id: Option<&str>,
+    limit: u32,
+) -> Result<Vec<DepositView>> {
+    let sql = format!(
+        "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE (?1 IS NULL OR status = ?1)
+         AND (?2 IS NULL OR escrow_id = ?2) ORDER BY id DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![status, escrow_id, limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(DepositView::from_row(r)?);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal
+
+/// One leg of a journal transaction.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntryView {
+    /// The account (`available`, `world:deposits`, …).
+    pub account: String,
+    /// The category's name, for a category account.
+    pub category: Option<String>,
+    /// Signed: negative out of the account, positive into it.
+    pub amount_usd: Decimal,
+    /// The same in cents.
+    pub amount_usd_cents: i64,
+}
+
+/// One journal transaction: its entries sum to zero.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalTransactionView {
+    /// Its number; also the cursor of the journal's pages.
+    pub transaction_id: i64,
+    /// Why money moved (`deposit`, `approval`, …).
+    pub kind: String,
+    /// What it is about (a deposit, request or payout id).
+    pub reference: String,
+    /// When.
+    pub created_at: String,
+    /// Its legs.
+    pub entries: Vec<JournalEntryView>,
 }
 
 /// `GET /escrows/:id/journal`: every movement of the escrow's money, oldest first, as the
@@ -359,43 +698,42 @@ pub fn payment_requests(
 pub fn journal(
     conn: &Connection,
     viewer: &Actor,
-    escrow_id: &str,
+    escrow_id: &EscrowId,
     limit: u32,
     after: Option<i64>,
-) -> Result<Page> {
+) -> Result<Page<JournalTransactionView>> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, reference, created_at FROM ledger_transactions
-         WHERE escrow_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "SELECT t.id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
+         FROM (SELECT * FROM ledger_transactions WHERE escrow_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3) t
+         JOIN ledger_entries e ON e.transaction_id = t.id
+         LEFT JOIN spending_categories c ON c.id = e.category_id
+         ORDER BY t.id, e.id",
     )?;
-    let transactions: Vec<(i64, String, String, String)> = stmt
-        .query_map(params![escrow_id, after.unwrap_or(0), limit + 1], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let more = transactions.len() > limit as usize;
-    let mut entries_stmt = conn.prepare_cached(
-        "SELECT e.account, c.name, e.amount_usd_cents FROM ledger_entries e
-         LEFT JOIN spending_categories c ON c.id = e.category_id WHERE e.transaction_id = ?1 ORDER BY e.id",
-    )?;
-    let mut items = Vec::with_capacity(transactions.len());
-    for (id, kind, reference, created_at) in transactions.into_iter().take(limit as usize) {
-        let mut entries = Vec::new();
-        let mut rows = entries_stmt.query([id])?;
-        while let Some(r) = rows.next()? {
-            let cents: i64 = r.get(2)?;
-            entries.push(json!({"account": r.get::<_, String>(0)?, "category": r.get::<_, Option<String>>(1)?,
-                                "amountUsd": crate::money::signed_major_json(cents), "amountUsdCents": cents}));
+    let mut rows = stmt.query(params![escrow_id, after.unwrap_or(0), limit + 1])?;
+    let mut transactions: Vec<JournalTransactionView> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get("id")?;
+        if transactions.last().is_none_or(|t| t.transaction_id != id) {
+            transactions.push(JournalTransactionView {
+                transaction_id: id,
+                kind: r.get("kind")?,
+                reference: r.get("reference")?,
+                created_at: r.get("created_at")?,
+                entries: Vec::new(),
+            });
         }
-        items.push(json!({"transactionId": id, "kind": kind, "reference": reference, "createdAt": created_at, "entries": entries}));
+        let cents: i64 = r.get("amount_usd_cents")?;
+        if let Some(t) = transactions.last_mut() {
+            t.entries.push(JournalEntryView {
+                account: r.get("account")?,
+                category: r.get("category")?,
+                amount_usd: Decimal::of_minor(cents, 2),
+                amount_usd_cents: cents,
+            });
+        }
     }
-    let next_cursor = if more {
-        items
-            .last()
-            .and_then(|v| v["transactionId"].as_i64())
-            .map(|id| id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(Page::of(transactions, limit, |t| {
+        t.transaction_id.to_string()
+    }))
 }

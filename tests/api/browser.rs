@@ -7,7 +7,7 @@
 //! `.ci/run` installs Chromium and the npm packages. To run `cargo test` on a machine without
 //! them, set `REMIT_SKIP_BROWSER=1` (the test then says it was skipped).
 
-use crate::app::*;
+use crate::support::app::*;
 use std::path::Path;
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Configuration precedence on the real binary: flags over environment over a `.env` file in
 //! the working directory over the defaults.
 
-use crate::ops_audit::remit;
+use crate::support::process::remit;
 use crate::support::TEST_KEY;
 use std::io::BufRead;
 use std::process::Stdio;

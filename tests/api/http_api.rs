@@ -1,7 +1,7 @@
 //! The HTTP contract route by route: shapes, both money spellings, pagination, error codes,
 //! idempotency keys, and concurrent approvals over real HTTP.
 
-use crate::app::*;
+use crate::support::app::*;
 use serde_json::json;
 use std::sync::{Arc, Barrier};
 

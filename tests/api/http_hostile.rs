@@ -1,7 +1,7 @@
 //! Hostile input on every POST: the right 4xx, never a 500 or a crash, and `/health` still
 //! answers afterwards.
 
-use crate::app::*;
+use crate::support::app::*;
 use serde_json::{json, Value};
 
 /// Every POST route with a valid body for it, and the token that may call it.

@@ -1,7 +1,7 @@
 //! Every route × every role: the rights of API.md, walked as a table. Someone else's object is
 //! 404; a role that may not act is 403; no token is 401.
 
-use crate::app::*;
+use crate::support::app::*;
 use serde_json::{json, Value};
 
 const ROLES: [&str; 6] = [

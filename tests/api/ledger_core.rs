@@ -2,9 +2,10 @@
 //! DESIGN.md, on a real SQLite file.
 
 use crate::support::*;
+use remit::domain::PayoutId;
 use remit::error::Error;
-use remit::service::escrows::DepositOutcome;
-use remit::service::payouts::{self, PayoutResult, Settlement};
+use remit::service::deposits::DepositOutcome;
+use remit::service::payouts::{self, PayoutResult, ResultOutcome};
 use remit::service::requests::MerchantAccount;
 use remit::service::{Actor, Role};
 use std::sync::Arc;
@@ -145,7 +146,13 @@ fn ten_threads_approving_10000_against_50000_make_exactly_five_succeed() {
                 (Arc::clone(&t.store), sender.clone(), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 barrier.wait();
-                store.write(move |ctx| remit::service::requests::approve(ctx, &sender, &id))
+                store.write(move |ctx| {
+                    remit::service::requests::approve(
+                        ctx,
+                        &sender,
+                        &crate::support::request_id(&id),
+                    )
+                })
             })
         })
         .collect();
@@ -223,9 +230,17 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
     };
     let settled = t
         .store
-        .write(move |ctx| payouts::settle(ctx, &Actor::system("test"), &payout_id, &result, None))
+        .write(move |ctx| {
+            payouts::apply_result(
+                ctx,
+                &Actor::system("test"),
+                &PayoutId::parse(&payout_id).unwrap(),
+                &result,
+                None,
+            )
+        })
         .unwrap();
-    assert_eq!(settled, Settlement::Applied);
+    assert_eq!(settled, ResultOutcome::Applied);
     t.approve(&sender, second["paymentRequestId"].as_str().unwrap())
         .unwrap();
     let view = t.escrow_view(&escrow_id);
@@ -248,20 +263,28 @@ fn settling_moves_reserved_to_spent_once_and_flags_a_conflicting_result() {
     let settle = |result: PayoutResult| {
         let id = payout_id.clone();
         t.store
-            .write(move |ctx| payouts::settle(ctx, &Actor::system("test"), &id, &result, None))
+            .write(move |ctx| {
+                payouts::apply_result(
+                    ctx,
+                    &Actor::system("test"),
+                    &PayoutId::parse(&id).unwrap(),
+                    &result,
+                    None,
+                )
+            })
             .unwrap()
     };
     let paid = PayoutResult::Succeeded {
         receipt: "TCE4K7PQ2M".into(),
     };
-    assert_eq!(settle(paid.clone()), Settlement::Applied);
-    assert_eq!(settle(paid), Settlement::AlreadySettled);
+    assert_eq!(settle(paid.clone()), ResultOutcome::Applied);
+    assert_eq!(settle(paid), ResultOutcome::AlreadyApplied);
     assert!(matches!(
         settle(PayoutResult::Failed {
             code: "1".into(),
             desc: "x".into()
         }),
-        Settlement::Flagged(_)
+        ResultOutcome::Flagged(_)
     ));
     let view = t.escrow_view(&escrow_id);
     assert_eq!(
@@ -271,7 +294,15 @@ fn settling_moves_reserved_to_spent_once_and_flags_a_conflicting_result() {
     assert_eq!(cents(&view["spentUsdCents"]), 10_000);
     let request = t
         .store
-        .read(|c, k| remit::service::views::payment_request(c, k, &Actor::system("t"), &request_id))
+        .read(|c, k| {
+            remit::service::views::payment_request(
+                c,
+                k,
+                &Actor::system("t"),
+                &crate::support::request_id(&request_id),
+            )
+        })
+        .map(json)
         .unwrap();
     assert_eq!(request["status"], "paid");
     assert_eq!(request["payout"]["mpesaReceipt"], "TCE4K7PQ2M");
@@ -335,16 +366,19 @@ fn cancelling_refunds_what_is_left_and_is_refused_while_a_payout_is_in_flight() 
     let cancel = |who: &Actor| {
         let (who, id) = (who.clone(), escrow_id.clone());
         t.store
-            .write(move |ctx| remit::service::escrows::cancel(ctx, &who, &id))
+            .write(move |ctx| {
+                remit::service::escrows::cancel(ctx, &who, &crate::support::escrow_id(&id))
+            })
+            .map(json)
     };
     assert!(matches!(cancel(&sender), Err(Error::InvalidState { .. })));
     let payout_id = t.payout_id_of(&request_id);
     t.store
         .write(move |ctx| {
-            payouts::settle(
+            payouts::apply_result(
                 ctx,
                 &Actor::system("t"),
-                &payout_id,
+                &PayoutId::parse(&payout_id).unwrap(),
                 &PayoutResult::Succeeded {
                     receipt: "R1".into(),
                 },
@@ -365,7 +399,15 @@ fn cancelling_refunds_what_is_left_and_is_refused_while_a_payout_is_in_flight() 
     let pending_id = pending["paymentRequestId"].as_str().unwrap().to_string();
     let pending = t
         .store
-        .read(|c, k| remit::service::views::payment_request(c, k, &Actor::system("t"), &pending_id))
+        .read(|c, k| {
+            remit::service::views::payment_request(
+                c,
+                k,
+                &Actor::system("t"),
+                &crate::support::request_id(&pending_id),
+            )
+        })
+        .map(json)
         .unwrap();
     assert_eq!(pending["status"], "cancelled");
     t.assert_integrity();
@@ -381,7 +423,8 @@ fn cancelling_a_pending_escrow_refunds_its_partial_deposits() {
     let (s, i) = (sender.clone(), id.clone());
     let view = t
         .store
-        .write(move |ctx| remit::service::escrows::cancel(ctx, &s, &i))
+        .write(move |ctx| remit::service::escrows::cancel(ctx, &s, &crate::support::escrow_id(&i)))
+        .map(json)
         .unwrap();
     assert_eq!(view["status"], "cancelled");
     assert_eq!(cents(&view["refundedUsdCents"]), 12_345);
@@ -430,7 +473,7 @@ fn requests_need_an_active_escrow_an_existing_category_and_the_right_party() {
     );
     assert!(t.request_to(&agent, &escrow_id, "a", 1_000, phone).is_ok());
     // The recipient may ask too; the sender decides, nobody else.
-    let recipient_id: String = t
+    let recipient_id: remit::domain::UserId = t
         .store
         .read(|c, _| {
             Ok(c.query_row(
@@ -440,7 +483,7 @@ fn requests_need_an_active_escrow_an_existing_category_and_the_right_party() {
             )?)
         })
         .unwrap();
-    let recipient = Actor::user(recipient_id, Role::Recipient);
+    let recipient = Actor::user(&recipient_id, Role::Recipient);
     let request = t.request(&recipient, &escrow_id, "a", 10_000).unwrap();
     let id = request["paymentRequestId"].as_str().unwrap();
     assert!(matches!(t.approve(&recipient, id), Err(Error::Forbidden)));
@@ -501,7 +544,13 @@ fn a_failed_commit_answers_its_whole_batch_with_an_error_and_applies_none_of_it(
         handles.push(std::thread::spawn(move || {
             barrier.wait();
             store
-                .write(move |ctx| remit::service::requests::approve(ctx, &sender, &id))
+                .write(move |ctx| {
+                    remit::service::requests::approve(
+                        ctx,
+                        &sender,
+                        &crate::support::request_id(&id),
+                    )
+                })
                 .is_ok()
         }));
     }

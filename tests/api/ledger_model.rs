@@ -97,13 +97,14 @@ fn run_worker(
                         0 => {
                             let (s, i) = (sender.clone(), id);
                             t.store.write(move |ctx| {
-                                requests::reject(ctx, &s, &i, Some("no")).map(|_| ())
+                                requests::reject(ctx, &s, &request_id(&i), Some("no")).map(|_| ())
                             })
                         }
                         1 => {
                             let (a, i) = (agent.clone(), id);
-                            t.store
-                                .write(move |ctx| requests::cancel(ctx, &a, &i).map(|_| ()))
+                            t.store.write(move |ctx| {
+                                requests::cancel(ctx, &a, &request_id(&i)).map(|_| ())
+                            })
                         }
                         _ => t.approve(&sender, &id).map(|_| ()),
                     },
@@ -130,8 +131,14 @@ fn run_worker(
                             }
                         };
                         t.store.write(move |ctx| {
-                            payouts::settle(ctx, &Actor::system("model"), &id, &result, None)
-                                .map(|_| ())
+                            payouts::apply_result(
+                                ctx,
+                                &Actor::system("model"),
+                                &remit::domain::PayoutId::parse(&id).unwrap(),
+                                &result,
+                                None,
+                            )
+                            .map(|_| ())
                         })
                     }
                     None => Ok(()),
@@ -139,8 +146,9 @@ fn run_worker(
             }
             _ => {
                 let (s, i) = (sender.clone(), escrow_id.clone());
-                t.store
-                    .write(move |ctx| escrows::cancel(ctx, &s, &i).map(|_| ()))
+                t.store.write(move |ctx| {
+                    escrows::cancel(ctx, &s, &crate::support::escrow_id(&i)).map(|_| ())
+                })
             }
         };
         if let Err(e) = result {

@@ -1,7 +1,6 @@
 //! remit's integration tests, compiled as one binary. Every test uses a real SQLite file in a
 //! temporary directory; the HTTP tests use the real server on a loopback port.
 
-mod app;
 mod support;
 
 mod browser;

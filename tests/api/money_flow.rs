@@ -1,8 +1,8 @@
 //! Money in and out over real HTTP: Stripe deposits with the real signature scheme, payouts
 //! through the simulator and Daraja-shaped callbacks, each applied exactly once.
 
-use crate::app::*;
-use remit::webhooks::sign_stripe;
+use crate::support::app::*;
+use remit::wire::stripe::sign as sign_stripe;
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
 
@@ -408,7 +408,11 @@ fn an_stk_callback_settles_on_its_checkout_request_id_and_the_mpesa_alias_works(
     let id = payout.clone();
     app.store
         .write(move |ctx| {
-            remit::service::payouts::mark_sent(ctx, &id, Some("ws_CO_14032025102455123712345678"))
+            remit::service::payouts::mark_sent(
+                ctx,
+                &remit::domain::PayoutId::parse(&id).unwrap(),
+                Some("ws_CO_14032025102455123712345678"),
+            )
         })
         .unwrap();
     let body = json!({"Body": {"stkCallback": {"MerchantRequestID": "4e1c", "CheckoutRequestID": "ws_CO_14032025102455123712345678",

@@ -2,7 +2,7 @@
 //! check and restores by the drill the README gives; key rotation re-encrypts everything, keeps
 //! the audit chain verifying, and leaves the old key useless.
 
-use crate::ops_audit::*;
+use crate::support::process::*;
 use crate::support::TEST_KEY;
 use remit::crypto::{Keys, MasterKey};
 use rusqlite::types::Value as Sql;

@@ -1,7 +1,7 @@
 //! The process: SIGTERM drains (every answered approval is in the file, exit 0), the log has a
 //! line per request and no PII or secrets, and a bad start says one sentence without a panic.
 
-use crate::ops_audit::*;
+use crate::support::process::*;
 use crate::support::TEST_KEY;
 use serde_json::json;
 use std::sync::atomic::Ordering;

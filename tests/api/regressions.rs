@@ -1,11 +1,12 @@
 //! Regression tests for defects found in review; each says what it guards against.
 
-use crate::app::*;
+use crate::support::app::*;
 use remit::payout::{Ack, CallbackUrls, Gateway, GatewayError};
 use remit::service::payouts::PayoutJob;
 use serde_json::json;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Guards against: 40 clients declaring a 60 KB body and sending one byte froze every worker,
@@ -90,15 +91,11 @@ fn a_payout_whose_answer_cannot_be_recorded_is_not_sent_again_at_once() {
             Ok(())
         })
         .unwrap();
-    let gateway = CountingGateway(AtomicUsize::new(0));
-    let server_app = app.app();
+    let gateway = Arc::new(CountingGateway(AtomicUsize::new(0)));
+    let worker = app.worker(gateway.clone());
     for _ in 0..5 {
-        let next = app
-            .store
-            .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
-            .unwrap();
-        if let Some(job) = next {
-            remit::payout::process(&server_app, &gateway, job);
+        if let Some(job) = worker.next_due().unwrap() {
+            worker.process(job);
         }
     }
     assert_eq!(
@@ -190,7 +187,7 @@ fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
         "amount_received": 5000, "currency": "eur", "metadata": {"escrowId": escrow}}}})
     .to_string();
     let header =
-        remit::webhooks::sign_stripe(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
+        remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
     let r = app.raw(
         "POST",
         "/webhooks/stripe",
@@ -233,7 +230,13 @@ fn a_callback_for_a_not_yet_known_payout_does_not_block_its_retry() {
     assert_eq!(post().status, 404, "not known yet");
     let id = payout.clone();
     app.store
-        .write(move |ctx| remit::service::payouts::mark_sent(ctx, &id, Some("ws_CO_EARLY")))
+        .write(move |ctx| {
+            remit::service::payouts::mark_sent(
+                ctx,
+                &remit::domain::PayoutId::parse(&id).unwrap(),
+                Some("ws_CO_EARLY"),
+            )
+        })
         .unwrap();
     assert_eq!(post().status, 200);
     assert_eq!(
@@ -284,14 +287,11 @@ fn approved_payout(app: &TestApp) -> (String, String) {
     (escrow, request)
 }
 
-fn run_worker_once(app: &TestApp, gateway: &dyn Gateway) -> bool {
-    let next = app
-        .store
-        .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
-        .unwrap();
-    match next {
+fn run_worker_once(app: &TestApp, gateway: &Arc<FixedGateway>) -> bool {
+    let worker = app.worker(gateway.clone());
+    match worker.next_due().unwrap() {
         Some(job) => {
-            remit::payout::process(&app.app(), gateway, job);
+            worker.process(job);
             true
         }
         None => false,
@@ -302,7 +302,7 @@ fn run_worker_once(app: &TestApp, gateway: &dyn Gateway) -> bool {
 fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
-    let gateway = FixedGateway {
+    let gateway = Arc::new(FixedGateway {
         answer: || {
             Err(GatewayError::Refused {
                 code: "400.002.02".into(),
@@ -310,7 +310,7 @@ fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
             })
         },
         calls: AtomicUsize::new(0),
-    };
+    });
     assert!(run_worker_once(&app, &gateway));
     let view = app.wait_for_status(&request, &["failed"]);
     assert_eq!(view["payout"]["resultCode"], "400.002.02");
@@ -322,10 +322,10 @@ fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
 fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_own() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
-    let gateway = FixedGateway {
+    let gateway = Arc::new(FixedGateway {
         answer: || Err(GatewayError::Transport("connection reset".into())),
         calls: AtomicUsize::new(0),
-    };
+    });
     assert!(run_worker_once(&app, &gateway));
     assert!(
         !run_worker_once(&app, &gateway),
@@ -361,7 +361,7 @@ fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_o
         .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
         .unwrap()
         .unwrap();
-    assert_eq!(job.originator_conversation_id, originator);
+    assert_eq!(job.originator_conversation_id(), originator);
     app.assert_integrity();
 }
 

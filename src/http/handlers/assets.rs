@@ -1,8 +1,8 @@
 //! The web UI, embedded in the binary from `ui/`. Paths are looked up as-is in the embedded
 //! set, so nothing outside it (`/../../etc/passwd`) can ever be served.
 
-use super::Reply;
 use crate::error::{Error, Result};
+use crate::http::reply::Reply;
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "ui/"]
@@ -33,17 +33,10 @@ pub fn serve(path: &str) -> Result<Reply> {
         return Err(Error::NotFound { what: "page" });
     }
     let file = Assets::get(name).ok_or(Error::NotFound { what: "page" })?;
-    let mut reply = Reply {
-        status: 200,
-        body: file.data.into_owned(),
-        content_type: content_type(name),
-        headers: Vec::new(),
-        replay_body: None,
-    };
-    reply.headers.push(("Cache-Control", "no-cache".into()));
-    reply.headers.push((
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'".into(),
-    ));
-    Ok(reply)
+    Ok(Reply::bytes(200, content_type(name), file.data.into_owned())
+        .with_header("Cache-Control", "no-cache")
+        .with_header(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+        ))
 }

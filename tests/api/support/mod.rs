@@ -1,16 +1,36 @@
-//! Shared helpers: a store on a temp file, users, escrows and requests in one call.
+//! Shared helpers: a store on a temp file, users, escrows and requests in one call (here); the
+//! real server in-process (`app`); the real binary as a process (`process`).
 
 #![allow(dead_code)]
 
-use remit::domain::{CategoryName, KenyanPhone};
+pub mod app;
+pub mod process;
+
+use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
 use remit::money::{KesCents, UsdCents};
-use remit::service::escrows::{self, Categories, DepositSource, NewEscrow};
+use remit::service::deposits::{self, DepositOutcome};
+use remit::service::escrows::{self, Categories, NewEscrow};
 use remit::service::requests::{self, MerchantAccount, NewPaymentRequest};
 use remit::service::users::{self, NewUser};
 use remit::service::{Actor, Role};
 use remit::store::{self, OpenOptions, Store};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// A view as the JSON the API would answer with.
+pub fn json<T: serde::Serialize>(view: T) -> Value {
+    serde_json::to_value(view).unwrap()
+}
+
+/// An escrow id a test holds as text (a bad one is a test bug).
+pub fn escrow_id(text: &str) -> EscrowId {
+    EscrowId::parse(text).unwrap()
+}
+
+/// A payment request id a test holds as text.
+pub fn request_id(text: &str) -> PaymentRequestId {
+    PaymentRequestId::parse(text).unwrap()
+}
 
 /// The key every test database uses.
 pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -40,11 +60,11 @@ impl TestStore {
             name: name.into(),
             phone: phone.map(|p| KenyanPhone::parse("phone", p).unwrap()),
         };
-        let (view, _token) = self
+        let created = self
             .store
             .write(move |ctx| users::create(ctx, &Actor::system("test"), &user))
             .unwrap();
-        Actor::user(view["userId"].as_str().unwrap(), role)
+        Actor::user(&created.user.user_id, role)
     }
 
     /// An escrow of `total_cents` split evenly over `categories`, not yet funded.
@@ -71,6 +91,7 @@ impl TestStore {
         let sender = sender.clone();
         self.store
             .write(move |ctx| escrows::create(ctx, &sender, &input))
+            .map(json)
     }
 
     pub fn deposit(
@@ -79,19 +100,24 @@ impl TestStore {
         escrow_id: &str,
         reference: &str,
         cents: i64,
-    ) -> remit::Result<(Value, escrows::DepositOutcome)> {
+    ) -> remit::Result<(Value, DepositOutcome)> {
         let (agent, escrow_id, reference) =
             (agent.clone(), escrow_id.to_string(), reference.to_string());
-        self.store.write(move |ctx| {
-            escrows::record_deposit(
-                ctx,
-                &agent,
-                &escrow_id,
-                DepositSource::Cash,
-                &reference,
-                UsdCents::new(cents).unwrap(),
-            )
-        })
+        self.store
+            .write(move |ctx| {
+                deposits::record(
+                    ctx,
+                    &agent,
+                    &escrow_id,
+                    DepositSource::Cash,
+                    &reference,
+                    UsdCents::new(cents).unwrap(),
+                )
+            })
+            .map(|recorded| {
+                let outcome = recorded.outcome.clone();
+                (json(recorded), outcome)
+            })
     }
 
     /// An active escrow: created and fully deposited.
@@ -141,7 +167,7 @@ impl TestStore {
         account: MerchantAccount,
     ) -> remit::Result<Value> {
         let input = NewPaymentRequest {
-            escrow_id: escrow_id.into(),
+            escrow_id: EscrowId::parse(escrow_id)?,
             category: CategoryName::parse("category", category).unwrap(),
             amount: KesCents::new(kes_cents).unwrap(),
             merchant_name: "Kenya Power".into(),
@@ -151,19 +177,27 @@ impl TestStore {
         let by = by.clone();
         self.store
             .write(move |ctx| requests::create(ctx, &by, &input))
+            .map(json)
     }
 
     pub fn approve(&self, sender: &Actor, request_id: &str) -> remit::Result<Value> {
-        let (sender, id) = (sender.clone(), request_id.to_string());
+        let (sender, id) = (sender.clone(), PaymentRequestId::parse(request_id)?);
         self.store
             .write(move |ctx| requests::approve(ctx, &sender, &id))
+            .map(json)
     }
 
     pub fn escrow_view(&self, escrow_id: &str) -> Value {
         self.store
             .read(|conn, keys| {
-                remit::service::views::escrow(conn, keys, &Actor::system("test"), escrow_id)
+                remit::service::views::escrow(
+                    conn,
+                    keys,
+                    &Actor::system("test"),
+                    &self::escrow_id(escrow_id),
+                )
             })
+            .map(json)
             .unwrap()
     }
 

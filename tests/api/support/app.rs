@@ -6,7 +6,8 @@
 
 use remit::config::Config;
 use remit::domain::KenyanPhone;
-use remit::http::RunningServer;
+use remit::payout::{CallbackUrls, Gateway, Worker};
+use remit::runtime::Running;
 use remit::service::users::{self, NewUser};
 use remit::service::{Actor, Role};
 use remit::store::{self, Store};
@@ -21,7 +22,7 @@ pub const TIMEOUT_ACCOUNT: &str = "TIMEOUT01";
 pub const RECIPIENT_PHONE: &str = "0712345678";
 
 pub struct TestApp {
-    server: Option<RunningServer>,
+    server: Option<Running>,
     pub base: String,
     pub store: Arc<Store>,
     pub admin: String,
@@ -74,17 +75,17 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
             name: name.into(),
             phone: phone.map(|p| KenyanPhone::parse("p", p).unwrap()),
         };
-        let (view, token) = store
+        let created = store
             .write(move |ctx| users::create(ctx, &Actor::system("test"), &user))
             .unwrap();
-        (view["userId"].as_str().unwrap().to_string(), token)
+        (created.user.user_id.to_string(), created.token)
     };
     let (_, admin) = make(Role::Admin, "Admin", None);
     let (_, sender) = make(Role::Sender, "Amina", Some("0733000001"));
     let (_, other_sender) = make(Role::Sender, "Other", None);
     let (_, recipient) = make(Role::Recipient, "Wanjiru", Some(RECIPIENT_PHONE));
     let (agent_id, agent) = make(Role::Agent, "Kiosk", None);
-    let server = remit::http::start(config, Arc::clone(&store)).unwrap();
+    let server = remit::runtime::start(config, Arc::clone(&store)).unwrap();
     let base = format!("http://{}", server.addr);
     let agent_http = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -122,9 +123,15 @@ impl TestApp {
         }
     }
 
-    /// The running server's shared state (for driving its payout worker by hand).
-    pub fn app(&self) -> std::sync::Arc<remit::http::App> {
-        std::sync::Arc::clone(&self.server.as_ref().expect("running").app)
+    /// A payout worker over this server's store and result URL, driven by hand with
+    /// `gateway`.
+    pub fn worker(&self, gateway: Arc<dyn Gateway>) -> Worker {
+        Worker {
+            store: Arc::clone(&self.store),
+            gateway,
+            urls: CallbackUrls::under(&self.base, CALLBACK_TOKEN),
+            wakeup: Arc::default(),
+        }
     }
 
     pub fn token(&self, role: &str) -> &str {

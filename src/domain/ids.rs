@@ -1,0 +1,173 @@
+//! Prefixed, time-ordered ids, one type per kind of object (`EscrowId`, `PayoutId`, …), so that a
+//! payout id can never be passed where an escrow id is meant. A client-supplied id that does not
+//! have the shape of its kind cannot exist, so parsing it fails with `404`, not `400`.
+
+use crate::error::{Error, Result};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use std::fmt;
+
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// Characters of an id after its prefix: 10 of milliseconds, 16 of randomness.
+const ID_BODY_CHARS: usize = 26;
+
+/// A new time-ordered id: prefix, `_`, 10 characters of milliseconds and 16 of randomness
+/// (Crockford base32, lowercase), so ids sort by creation time and index inserts append.
+fn new_id(prefix: &str) -> String {
+    let mut random = [0u8; 10];
+    crate::crypto::fill_random(&mut random);
+    let ms = crate::time::now_unix_ms().max(0) as u128;
+    let value: u128 = (ms << 80)
+        | random
+            .iter()
+            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let mut out = String::with_capacity(prefix.len() + 1 + ID_BODY_CHARS);
+    out.push_str(prefix);
+    out.push('_');
+    for i in (0..ID_BODY_CHARS).rev() {
+        let idx = ((value >> (i * 5)) & 31) as usize;
+        out.push(CROCKFORD[idx] as char);
+    }
+    out
+}
+
+/// Has `text` the shape of an id with this prefix?
+fn has_shape(prefix: &str, text: &str) -> bool {
+    text.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|body| {
+            body.len() == ID_BODY_CHARS && body.bytes().all(|b| CROCKFORD.contains(&b))
+        })
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix of this kind of id, without the underscore.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, unique, time-ordered id.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> $name {
+                $name(new_id($prefix))
+            }
+
+            /// Parses a client-supplied id; one of another shape cannot exist: `404`.
+            pub fn parse(text: &str) -> Result<$name> {
+                if has_shape($prefix, text) {
+                    Ok($name(text.to_string()))
+                } else {
+                    Err(Error::NotFound { what: $what })
+                }
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0.as_bytes())))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<$name> {
+                let text = value.as_str()?;
+                if has_shape($prefix, text) {
+                    Ok($name(text.to_string()))
+                } else {
+                    Err(FromSqlError::Other(
+                        format!(concat!("not a ", $what, " id: {:?}"), text).into(),
+                    ))
+                }
+            }
+        }
+    };
+}
+
+id_type!(
+    /// `usr_…`: a user.
+    UserId, "usr", "user"
+);
+id_type!(
+    /// `esc_…`: an escrow.
+    EscrowId, "esc", "escrow"
+);
+id_type!(
+    /// `cat_…`: a spending category of an escrow.
+    CategoryId, "cat", "category"
+);
+id_type!(
+    /// `pr_…`: a payment request.
+    PaymentRequestId, "pr", "payment request"
+);
+id_type!(
+    /// `po_…`: a payout.
+    PayoutId, "po", "payout"
+);
+id_type!(
+    /// `dep_…`: a deposit.
+    DepositId, "dep", "deposit"
+);
+id_type!(
+    /// `whe_…`: a webhook delivery received.
+    WebhookEventId, "whe", "webhook event"
+);
+
+impl PayoutId {
+    /// Our `OriginatorConversationID` at Daraja: the id without its prefix (26 lowercase
+    /// alphanumerics, unique, and time-ordered so that its index only ever appends).
+    pub fn originator_conversation_id(&self) -> &str {
+        &self.0[Self::PREFIX.len() + 1..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_prefixed_checked_and_time_ordered() {
+        let a = EscrowId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = EscrowId::new();
+        assert!(a.as_str().starts_with("esc_") && a.as_str().len() == 30);
+        assert!(a < b);
+        assert!(EscrowId::parse(a.as_str()).is_ok());
+        assert!(PaymentRequestId::parse(a.as_str()).is_err());
+        assert!(EscrowId::parse("esc_../../etc/passwd").is_err());
+        assert!(matches!(
+            EscrowId::parse("esc_x"),
+            Err(Error::NotFound { what: "escrow" })
+        ));
+    }
+
+    #[test]
+    fn the_originator_conversation_id_is_the_payout_id_without_its_prefix() {
+        let id = PayoutId::new();
+        assert_eq!(
+            format!("po_{}", id.originator_conversation_id()),
+            id.as_str()
+        );
+    }
+}

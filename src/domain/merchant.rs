@@ -1,0 +1,181 @@
+//! `MerchantAccount`: where a payment goes: a PayBill number and an account at the biller, a
+//! Till number, or a phone. It is PII: stored encrypted, as the JSON its view shows.
+
+use super::{parse_reference, KenyanPhone, MerchantType};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Length of a PayBill account reference (Daraja's `AccountReference`).
+const ACCOUNT_REFERENCE_BYTES_MAX: usize = 20;
+
+/// Where the money goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MerchantAccount {
+    /// A PayBill number and the account at the biller (paid by B2B `BusinessPayBill`).
+    Paybill {
+        /// The PayBill number.
+        number: String,
+        /// The account at the biller (meter number, student number…).
+        account_reference: String,
+    },
+    /// A Till number (paid by B2B `BusinessBuyGoods`).
+    Till {
+        /// The Till number.
+        number: String,
+    },
+    /// A mobile number (paid by B2C).
+    Phone(KenyanPhone),
+}
+
+/// The JSON form of an account: stored (encrypted) and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MerchantAccountView {
+    /// `paybill`, `till` or `phone`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The PayBill or Till number, or the phone in E.164 (masked for non-owners).
+    pub number: String,
+    /// The account at the biller, for a PayBill.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account_reference: Option<String>,
+}
+
+impl MerchantAccount {
+    /// Parses `{"type", "number", "accountReference"}` parts, naming the field at fault.
+    pub fn parse(
+        kind: &str,
+        number: &str,
+        account_reference: Option<&str>,
+    ) -> Result<MerchantAccount> {
+        let short_code = |n: &str| {
+            if (5..=8).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(n.to_string())
+            } else {
+                Err(Error::invalid(
+                    "merchantAccount.number",
+                    "must be a PayBill or Till number of 5 to 8 digits",
+                ))
+            }
+        };
+        let kind = kind.parse::<MerchantType>().map_err(|_| {
+            Error::invalid("merchantAccount.type", "must be paybill, till or phone")
+        })?;
+        match (kind, account_reference) {
+            (MerchantType::Paybill, Some(reference)) => Ok(MerchantAccount::Paybill {
+                number: short_code(number)?,
+                account_reference: parse_reference(
+                    "merchantAccount.accountReference",
+                    reference,
+                    ACCOUNT_REFERENCE_BYTES_MAX,
+                )?,
+            }),
+            (MerchantType::Paybill, None) => Err(Error::MissingField {
+                field: "merchantAccount.accountReference".into(),
+            }),
+            (MerchantType::Till, None) => Ok(MerchantAccount::Till {
+                number: short_code(number)?,
+            }),
+            (MerchantType::Phone, None) => Ok(MerchantAccount::Phone(KenyanPhone::parse(
+                "merchantAccount.number",
+                number,
+            )?)),
+            (MerchantType::Till | MerchantType::Phone, Some(_)) => Err(Error::invalid(
+                "merchantAccount.accountReference",
+                "is only for paybill accounts",
+            )),
+        }
+    }
+
+    /// Reads back the stored form (decrypted): the same parser as a request's, so a stored
+    /// account is always a valid one.
+    pub fn from_stored(json: &str) -> Result<MerchantAccount> {
+        let view: MerchantAccountView = serde_json::from_str(json)
+            .map_err(|e| Error::internal(format!("stored merchant account: {e}")))?;
+        MerchantAccount::parse(&view.kind, &view.number, view.account_reference.as_deref())
+            .map_err(|e| Error::internal(format!("stored merchant account: {e}")))
+    }
+
+    /// The kind of account.
+    pub fn kind(&self) -> MerchantType {
+        match self {
+            MerchantAccount::Paybill { .. } => MerchantType::Paybill,
+            MerchantAccount::Till { .. } => MerchantType::Till,
+            MerchantAccount::Phone(_) => MerchantType::Phone,
+        }
+    }
+
+    /// The number as it is stored and paid: PayBill or Till number, or the phone in E.164.
+    pub fn number(&self) -> String {
+        match self {
+            MerchantAccount::Paybill { number, .. } | MerchantAccount::Till { number } => {
+                number.clone()
+            }
+            MerchantAccount::Phone(phone) => phone.e164(),
+        }
+    }
+
+    /// The account at the biller, for a PayBill.
+    pub fn account_reference(&self) -> Option<&str> {
+        match self {
+            MerchantAccount::Paybill {
+                account_reference, ..
+            } => Some(account_reference),
+            _ => None,
+        }
+    }
+
+    /// The full view (stored, and shown to the request's owners).
+    pub fn view(&self) -> MerchantAccountView {
+        MerchantAccountView {
+            kind: self.kind().as_str().to_string(),
+            number: self.number(),
+            account_reference: self.account_reference().map(str::to_string),
+        }
+    }
+
+    /// The stored JSON.
+    pub fn stored(&self) -> Result<String> {
+        serde_json::to_string(&self.view()).map_err(Error::internal)
+    }
+}
+
+/// All but the last three characters of `number` as `*`: `***880`.
+pub fn mask_number(number: &str) -> String {
+    let keep = number.len().min(3);
+    format!(
+        "{}{}",
+        "*".repeat(number.len() - keep),
+        &number[number.len() - keep..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_accounts_read_back_as_they_were() {
+        for account in [
+            MerchantAccount::parse("paybill", "888880", Some("12345678")).unwrap(),
+            MerchantAccount::parse("till", "123456", None).unwrap(),
+            MerchantAccount::parse("phone", "0711222333", None).unwrap(),
+        ] {
+            let stored = account.stored().unwrap();
+            assert_eq!(MerchantAccount::from_stored(&stored).unwrap(), account);
+        }
+        assert_eq!(
+            MerchantAccount::parse("phone", "0711222333", None)
+                .unwrap()
+                .stored()
+                .unwrap(),
+            r#"{"type":"phone","number":"+254711222333"}"#
+        );
+    }
+
+    #[test]
+    fn masking_keeps_the_last_three() {
+        assert_eq!(mask_number("888880"), "***880");
+        assert_eq!(mask_number("12"), "12");
+    }
+}

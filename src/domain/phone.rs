@@ -1,0 +1,133 @@
+//! `KenyanPhone`: a Kenyan mobile number in any common spelling, held in one canonical form.
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// A Kenyan mobile number, held as its 9-digit national significant number (NSN).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KenyanPhone {
+    nsn: String,
+}
+
+impl KenyanPhone {
+    /// Normalises any common spelling (`07…`, `01…`, `2547…`, `+2547…`, `00254…`, spaces,
+    /// dashes, dots, brackets) by the rules of the wire-format reference §7. Never guesses:
+    /// another country code or a wrong length is refused.
+    pub fn parse(field: &str, input: &str) -> Result<KenyanPhone> {
+        let bad =
+            |why: &str| Error::invalid(field, format!("is not a Kenyan mobile number ({why})"));
+        let mut cleaned = String::with_capacity(input.len());
+        for c in input.trim().chars() {
+            match c {
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => cleaned.push(c),
+            }
+        }
+        let digits = match cleaned.strip_prefix('+') {
+            Some(rest) => {
+                if !rest.starts_with("254") {
+                    return Err(bad("only +254 numbers are accepted"));
+                }
+                rest
+            }
+            None => cleaned.as_str(),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(
+                "it may contain only digits, spaces, dashes and a leading +",
+            ));
+        }
+        let digits = match digits.strip_prefix("00") {
+            Some(rest) if rest.starts_with("254") => rest,
+            Some(_) => return Err(bad("only +254 numbers are accepted")),
+            None => digits,
+        };
+        let nsn = match digits.len() {
+            12 if digits.starts_with("254") => &digits[3..],
+            10 if digits.starts_with('0') => &digits[1..],
+            9 => digits,
+            _ => return Err(bad("wrong length")),
+        };
+        if !(nsn.starts_with('7') || nsn.starts_with('1')) {
+            return Err(bad("mobile numbers start with 07 or 01"));
+        }
+        Ok(KenyanPhone {
+            nsn: nsn.to_string(),
+        })
+    }
+
+    /// `+254712345678`: the stored, canonical form.
+    pub fn e164(&self) -> String {
+        format!("+254{}", self.nsn)
+    }
+
+    /// `254712345678`: the form Daraja wants.
+    pub fn daraja(&self) -> String {
+        format!("254{}", self.nsn)
+    }
+
+    /// `+254 7** *** 678`: what non-admins see.
+    pub fn masked(&self) -> String {
+        format!("+254 {}** *** {}", &self.nsn[..1], &self.nsn[6..])
+    }
+}
+
+impl fmt::Debug for KenyanPhone {
+    /// Masked, so that a phone can never reach a log through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KenyanPhone({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_vectors_from_the_reference() {
+        let good = [
+            ("0712345678", "254712345678"),
+            ("+254712345678", "254712345678"),
+            ("254712345678", "254712345678"),
+            ("712345678", "254712345678"),
+            ("+254 712 345 678", "254712345678"),
+            ("0712-345-678", "254712345678"),
+            ("00254712345678", "254712345678"),
+            ("0110123456", "254110123456"),
+            ("+254110123456", "254110123456"),
+            ("254 110 123 456", "254110123456"),
+            ("(0712) 345.678", "254712345678"),
+        ];
+        for (input, want) in good {
+            let p = KenyanPhone::parse("phone", input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(p.daraja(), want, "{input}");
+            assert_eq!(p.e164(), format!("+{want}"), "{input}");
+        }
+        let bad = [
+            "07123456789",
+            "0812345678",
+            "2540712345678",
+            "+255712345678",
+            "071234567",
+            "0712 34567a",
+            "",
+            "+",
+            "++254712345678",
+            "0025571234567",
+            "٠٧١٢٣٤٥٦٧٨",
+        ];
+        for input in bad {
+            assert!(
+                KenyanPhone::parse("phone", input).is_err(),
+                "{input} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn phones_mask_and_never_debug_print_in_full() {
+        let p = KenyanPhone::parse("phone", "0712345678").unwrap();
+        assert_eq!(p.masked(), "+254 7** *** 678");
+        assert!(!format!("{p:?}").contains("712345678"));
+    }
+}

@@ -1,0 +1,242 @@
+//! The closed sets of words remit stores: roles, the states of escrows, requests, payouts and
+//! deposits, where money comes from and goes to. Each is an enum with its text form in one
+//! place (`as_str`/`FromStr`), read and written as SQLite text, and an `ALL` list that a test
+//! holds equal to the values its schema `CHECK` allows.
+
+use std::fmt;
+
+/// A text that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue(pub String);
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown value {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// Defines an enum of stored words: its variants and their text, `ALL`, `as_str`, `FromStr`,
+/// `Display`, serde `Serialize` and rusqlite `ToSql`/`FromSql`.
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident {
+        $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+
+    }) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order the schema lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The stored and shown word.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// Parses a client-supplied word, naming `field` and the allowed words on error.
+            #[allow(dead_code)]
+            pub fn parse_field(field: &str, text: &str) -> $crate::error::Result<$name> {
+                text.parse().map_err(|_| {
+                    let words: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    $crate::error::Error::invalid(
+                        field,
+                        format!("must be one of {}", words.join(", ")),
+                    )
+                })
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownValue;
+            fn from_str(text: &str) -> std::result::Result<$name, Self::Err> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::domain::UnknownValue(other.to_string())),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::Borrowed(
+                    rusqlite::types::ValueRef::Text(self.as_str().as_bytes()),
+                ))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<$name> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum! {
+    /// The four roles of the API.
+    pub enum Role {
+        /// Puts money in and approves payments on their own escrows.
+        Sender = "sender",
+        /// Receives: sees their escrows and asks for payments.
+        Recipient = "recipient",
+        /// A kiosk operator: asks for payments for any recipient, records cash deposits.
+        Agent = "agent",
+        /// Everything.
+        Admin = "admin",
+    }
+}
+
+string_enum! {
+    /// An escrow: `pending_deposit → active → completed | cancelled`.
+    pub enum EscrowStatus {
+        /// Created; deposits do not cover the total yet.
+        PendingDeposit = "pending_deposit",
+        /// Funded: payment requests may be made and approved.
+        Active = "active",
+        /// Nothing remaining and nothing reserved.
+        Completed = "completed",
+        /// Cancelled by its sender; what was left is refunded.
+        Cancelled = "cancelled",
+    }
+}
+
+string_enum! {
+    /// A payment request: `pending_approval → approved → paid | failed`, or `rejected |
+    /// cancelled`.
+    pub enum RequestStatus {
+        /// Waiting for the sender.
+        PendingApproval = "pending_approval",
+        /// Approved; its payout is on its way.
+        Approved = "approved",
+        /// Its payout succeeded.
+        Paid = "paid",
+        /// Its payout failed; the money went back to the category.
+        Failed = "failed",
+        /// The sender declined it.
+        Rejected = "rejected",
+        /// Withdrawn by who asked (or with its escrow).
+        Cancelled = "cancelled",
+    }
+}
+
+impl RequestStatus {
+    /// Is this a final state?
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            RequestStatus::PendingApproval | RequestStatus::Approved
+        )
+    }
+}
+
+string_enum! {
+    /// A payout: `queued → sent → succeeded | failed`.
+    pub enum PayoutStatus {
+        /// Waiting for the worker (or for its next attempt).
+        Queued = "queued",
+        /// Accepted by M-Pesa; its result has not come yet.
+        Sent = "sent",
+        /// Money moved.
+        Succeeded = "succeeded",
+        /// No money moved; it went back to the category.
+        Failed = "failed",
+    }
+}
+
+impl PayoutStatus {
+    /// Has the payout got its result?
+    pub fn has_result(self) -> bool {
+        matches!(self, PayoutStatus::Succeeded | PayoutStatus::Failed)
+    }
+}
+
+string_enum! {
+    /// What became of a deposit.
+    pub enum DepositStatus {
+        /// Counted towards its escrow.
+        Applied = "applied",
+        /// Recorded but not applied, for the operator (unknown escrow, too much, …).
+        Flagged = "flagged",
+    }
+}
+
+string_enum! {
+    /// Where a deposit came from.
+    pub enum DepositSource {
+        /// A Stripe PaymentIntent (the reference is its `pi_…` id).
+        Stripe = "stripe",
+        /// Cash or a bank transfer recorded at a kiosk.
+        Cash = "cash",
+    }
+}
+
+string_enum! {
+    /// How a merchant is paid.
+    pub enum MerchantType {
+        /// A PayBill number and an account at the biller.
+        Paybill = "paybill",
+        /// A Till number.
+        Till = "till",
+        /// A mobile number.
+        Phone = "phone",
+    }
+}
+
+string_enum! {
+    /// The M-Pesa API a payout goes through.
+    pub enum PayoutCommand {
+        /// Business to customer (a phone).
+        B2c = "b2c",
+        /// Business to business, `BusinessPayBill`.
+        B2bPaybill = "b2b_paybill",
+        /// Business to business, `BusinessBuyGoods`.
+        B2bTill = "b2b_till",
+    }
+}
+
+impl MerchantType {
+    /// The payout command that pays this kind of account: B2C for phones, B2B for PayBill and
+    /// Till.
+    pub fn payout_command(self) -> PayoutCommand {
+        match self {
+            MerchantType::Paybill => PayoutCommand::B2bPaybill,
+            MerchantType::Till => PayoutCommand::B2bTill,
+            MerchantType::Phone => PayoutCommand::B2c,
+        }
+    }
+}
+
+string_enum! {
+    /// Who sent a webhook we received.
+    pub enum WebhookSource {
+        /// Stripe (deposits).
+        Stripe = "stripe",
+        /// M-Pesa (payout results).
+        Mpesa = "mpesa",
+    }
+}

@@ -1,0 +1,162 @@
+//! Operations and administration: health, metrics, rates, audit, integrity, payouts, deposits.
+
+use super::{actor_with, page_params, status_param};
+use crate::app::App;
+use crate::domain::{parse_reference, parse_text, DepositStatus, PayoutId};
+use crate::error::{Error, Result};
+use crate::http::idempotency::{self, key_of};
+use crate::http::reply::Reply;
+use crate::http::request::Req;
+use crate::limits::{AUDIT_ROWS_MAX, REFERENCE_BYTES_MAX};
+use crate::money::RateKesPerUsd;
+use crate::service::payouts::{self, PayoutFilter, PayoutResult};
+use crate::service::{fx, views, EscrowParties, Items, Role};
+use serde::Serialize;
+
+/// `GET /health`.
+pub fn health(app: &App, _req: &Req) -> Result<Reply> {
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+        db: &'static str,
+        version: &'static str,
+    }
+    let db_ok = app.store.ping();
+    let health = Health {
+        status: if db_ok { "ok" } else { "degraded" },
+        db: if db_ok { "ok" } else { "error" },
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    Ok(Reply::json(if db_ok { 200 } else { 503 }, &health))
+}
+
+/// `GET /metrics`.
+pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
+    if !app.config.metrics_public {
+        actor_with(app, req, &[])?;
+    }
+    let text = app.metrics.render(&app.store, app.config.payout_timeout_s);
+    Ok(Reply::bytes(
+        200,
+        "text/plain; version=0.0.4",
+        text.into_bytes(),
+    ))
+}
+
+/// `GET /fx-rates`.
+pub fn rates(app: &App, req: &Req) -> Result<Reply> {
+    req.actor(app)?;
+    let rates = app.store.read(|conn, _| fx::rates(conn))?;
+    Ok(Reply::json(200, &rates))
+}
+
+/// `PUT /fx-rates/:pair`.
+pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    if req.param(0) != "USD-KES" {
+        return Err(Error::NotFound {
+            what: "currency pair",
+        });
+    }
+    let mut f = req.fields()?;
+    let rate = f.take("rate").ok_or(Error::MissingField {
+        field: "rate".into(),
+    })?;
+    let rate = RateKesPerUsd::parse_json("rate", &rate)?;
+    f.finish()?;
+    let view = app.store.write(move |ctx| fx::set(ctx, &actor, rate))?;
+    Ok(Reply::json(200, &view))
+}
+
+/// `GET /audit?entity=…`.
+pub fn audit(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let entity = req
+        .query("entity")
+        .filter(|e| !e.is_empty())
+        .ok_or(Error::MissingField {
+            field: "entity".into(),
+        })?
+        .to_string();
+    let items = app.store.read(move |conn, _| {
+        if !actor.is_admin() {
+            // A sender may read the audit of their own escrow; nobody else but admins.
+            let escrow_id = crate::domain::EscrowId::parse(&entity)?;
+            let parties = EscrowParties::load_visible(conn, &escrow_id, &actor)?;
+            if !(actor.role == Role::Sender && actor.is(&parties.sender_id)) {
+                return Err(Error::Forbidden);
+            }
+        }
+        crate::audit::lines_for(conn, &entity, AUDIT_ROWS_MAX)
+    })?;
+    Ok(Reply::json(200, &Items { items }))
+}
+
+/// `GET /admin/integrity`.
+pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let report = app.store.read(crate::integrity::check)?;
+    Ok(Reply::json(200, &report))
+}
+
+/// `GET /payouts?status=…`.
+pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let filter = status_param(req, PayoutFilter::parse)?.unwrap_or(PayoutFilter::All);
+    let (limit, _) = page_params(req)?;
+    let timeout = app.config.payout_timeout_s;
+    let items = app
+        .store
+        .read(|conn, _| payouts::list(conn, filter, timeout, crate::time::now_unix(), limit))?;
+    Ok(Reply::json(200, &Items { items }))
+}
+
+/// `GET /deposits?status=…&escrowId=…`.
+pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let status = status_param(req, DepositStatus::parse_field)?;
+    let (limit, _) = page_params(req)?;
+    let escrow_id = req.query("escrowId");
+    let items = app
+        .store
+        .read(|conn, _| views::deposits(conn, status, escrow_id, limit))?;
+    Ok(Reply::json(200, &Items { items }))
+}
+
+/// `POST /payouts/:id/resolve`.
+pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    let mut f = req.fields()?;
+    let outcome = f.string("outcome")?;
+    let receipt = f.opt_string("receipt")?;
+    let reason = f.opt_string("reason")?;
+    f.finish()?;
+    let result = match (outcome.as_str(), receipt) {
+        ("paid", Some(receipt)) => PayoutResult::Succeeded {
+            receipt: parse_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?,
+        },
+        ("paid", None) => {
+            return Err(Error::MissingField {
+                field: "receipt".into(),
+            })
+        }
+        ("failed", None) => PayoutResult::Failed {
+            code: "manual".into(),
+            desc: parse_text(
+                "reason",
+                reason
+                    .as_deref()
+                    .unwrap_or("resolved as failed by an operator"),
+                false,
+            )?
+            .unwrap_or_default(),
+        },
+        ("failed", Some(_)) => return Err(Error::invalid("receipt", "is only for paid payouts")),
+        _ => return Err(Error::invalid("outcome", "must be paid or failed")),
+    };
+    let payout_id = PayoutId::parse(req.param(0))?;
+    let timeout_s = app.config.payout_timeout_s;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s).map(|v| Reply::json(200, &v))
+    })
+}

@@ -1,0 +1,174 @@
+//! `/escrows`: create, list, get, deposit, cancel, journal.
+
+use super::{actor_with, opt_usd, page_params, status_param, usd};
+use crate::app::App;
+use crate::domain::{
+    parse_reference, parse_text, CategoryName, DepositSource, EscrowId, EscrowStatus, KenyanPhone,
+};
+use crate::error::{Error, Result};
+use crate::http::body::{item_object, Fields};
+use crate::http::idempotency::{self, key_of};
+use crate::http::reply::Reply;
+use crate::http::request::Req;
+use crate::limits::{CATEGORIES_PER_ESCROW_MAX, REFERENCE_BYTES_MAX};
+use crate::money::UsdCents;
+use crate::service::deposits::{self, DepositOutcome};
+use crate::service::escrows::{self as service, Categories, NewEscrow};
+use crate::service::{views, Role};
+use serde_json::Value;
+
+fn parse_categories(items: Vec<Value>, total_max: UsdCents) -> Result<Categories> {
+    if items.is_empty() {
+        return Err(Error::invalid(
+            "categories",
+            "must name at least one category",
+        ));
+    }
+    if items.len() > CATEGORIES_PER_ESCROW_MAX {
+        return Err(Error::invalid(
+            "categories",
+            format!("must have at most {CATEGORIES_PER_ESCROW_MAX} categories"),
+        ));
+    }
+    if items.iter().all(Value::is_string) {
+        let names = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                CategoryName::parse(&format!("categories[{i}]"), v.as_str().unwrap_or(""))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Categories::Names(names));
+    }
+    if items.iter().all(Value::is_object) {
+        let mut pairs = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let mut fields = item_object(item, &format!("categories[{i}]"))?;
+            let name = CategoryName::parse(&fields.field_name("name"), &fields.string("name")?)?;
+            let amount = usd(&mut fields, "amountUsd", total_max)?;
+            fields.finish()?;
+            pairs.push((name, amount));
+        }
+        return Ok(Categories::Amounts(pairs));
+    }
+    Err(Error::invalid(
+        "categories",
+        "must be all names or all {\"name\", \"amountUsd\"} objects",
+    ))
+}
+
+/// `POST /escrows`.
+pub fn create(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[Role::Sender])?;
+    let mut f: Fields = req.fields()?;
+    let max = app.config.escrow_total_max;
+    let recipient_phone = KenyanPhone::parse("recipientPhone", &f.string("recipientPhone")?)?;
+    let recipient_name =
+        parse_text("recipientName", &f.string("recipientName")?, true)?.unwrap_or_default();
+    let total = usd(&mut f, "totalAmountUsd", max)?;
+    let categories = parse_categories(f.array("categories")?, max)?;
+    let daily_limit = opt_usd(&mut f, "dailyLimitUsd", max)?;
+    f.finish()?;
+    let input = NewEscrow {
+        recipient_phone,
+        recipient_name,
+        total,
+        categories,
+        daily_limit,
+    };
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        service::create(ctx, &actor, &input).map(|v| Reply::json(201, &v))
+    })
+}
+
+/// `GET /escrows`.
+pub fn list(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let (limit, cursor) = page_params(req)?;
+    let status = status_param(req, EscrowStatus::parse_field)?;
+    let recipient_phone_index = match req.query("recipientPhone") {
+        Some(p) if actor.role == Role::Agent || actor.role == Role::Admin => Some(
+            app.store
+                .keys()
+                .blind_index(&KenyanPhone::parse("recipientPhone", p)?.e164()),
+        ),
+        Some(_) => {
+            return Err(Error::invalid(
+                "recipientPhone",
+                "only agents and admins search by phone",
+            ))
+        }
+        None => None,
+    };
+    let filter = views::EscrowFilter {
+        status,
+        recipient_phone_index,
+    };
+    let page = app
+        .store
+        .read(|conn, keys| views::escrows(conn, keys, &actor, &filter, limit, cursor.as_deref()))?;
+    Ok(Reply::json(200, &page))
+}
+
+/// `GET /escrows/:id`.
+pub fn get(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let id = EscrowId::parse(req.param(0))?;
+    let view = app
+        .store
+        .read(|conn, keys| views::escrow(conn, keys, &actor, &id))?;
+    Ok(Reply::json(200, &view))
+}
+
+/// `GET /escrows/:id/journal`.
+pub fn journal(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let id = EscrowId::parse(req.param(0))?;
+    let (limit, cursor) = page_params(req)?;
+    let after = cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Error::invalid("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    let page = app
+        .store
+        .read(|conn, _| views::journal(conn, &actor, &id, limit, after))?;
+    Ok(Reply::json(200, &page))
+}
+
+/// `POST /escrows/:id/deposits`: cash at a kiosk.
+pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[Role::Agent])?;
+    let escrow_id = EscrowId::parse(req.param(0))?;
+    let mut f = req.fields()?;
+    let amount = usd(&mut f, "amountUsd", app.config.escrow_total_max)?;
+    let reference = parse_reference("reference", &f.string("reference")?, REFERENCE_BYTES_MAX)?;
+    f.finish()?;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        let recorded = deposits::record(
+            ctx,
+            &actor,
+            escrow_id.as_str(),
+            DepositSource::Cash,
+            &reference,
+            amount,
+        )?;
+        let status = if recorded.outcome == DepositOutcome::Duplicate {
+            200
+        } else {
+            201
+        };
+        Ok(Reply::json(status, &recorded))
+    })
+}
+
+/// `POST /escrows/:id/cancel`.
+pub fn cancel(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    req.fields()?.finish()?;
+    let escrow_id = EscrowId::parse(req.param(0))?;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        service::cancel(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v))
+    })
+}

@@ -1,0 +1,86 @@
+//! The handlers, one module per resource. A handler parses the request into domain types,
+//! authorises by role, calls one service function and shapes the reply. No SQL here.
+
+pub mod admin;
+pub mod assets;
+pub mod escrows;
+pub mod requests;
+pub mod users;
+pub mod webhooks;
+
+use super::body::Fields;
+use super::request::Req;
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::limits::{CURSOR_BYTES_MAX, PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX};
+use crate::money::UsdCents;
+use crate::service::{require_role, Actor, Role};
+
+/// The actor, refused unless their role is one of `roles` (admins always pass).
+fn actor_with(app: &App, req: &Req, roles: &[Role]) -> Result<Actor> {
+    let actor = req.actor(app)?;
+    require_role(&actor, roles)?;
+    Ok(actor)
+}
+
+/// `limit` (1–`PAGE_ROWS_MAX`, default `PAGE_ROWS_DEFAULT`) and `cursor` of a list.
+fn page_params(req: &Req) -> Result<(u32, Option<String>)> {
+    let limit = match req.query("limit") {
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PAGE_ROWS_MAX).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {PAGE_ROWS_MAX}"),
+                )
+            })?,
+        None => PAGE_ROWS_DEFAULT,
+    };
+    let cursor = match req.query("cursor") {
+        Some(c) if !c.is_empty() => {
+            let ok = c.len() <= CURSOR_BYTES_MAX
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(Error::invalid(
+                    "cursor",
+                    "is not a cursor this API returned",
+                ));
+            }
+            Some(c.to_string())
+        }
+        _ => None,
+    };
+    Ok((limit, cursor))
+}
+
+/// An optional `status=` filter of one of the state enums.
+fn status_param<T>(req: &Req, parse: fn(&str, &str) -> Result<T>) -> Result<Option<T>> {
+    req.query("status")
+        .map(|text| parse("status", text))
+        .transpose()
+}
+
+/// Reads `{field}` / `{field}Cents` from a body.
+fn usd(fields: &mut Fields, field: &str, max: UsdCents) -> Result<UsdCents> {
+    opt_usd(fields, field, max)?.ok_or_else(|| Error::MissingField {
+        field: fields.field_name(field),
+    })
+}
+
+/// Reads an optional `{field}` / `{field}Cents`.
+fn opt_usd(fields: &mut Fields, field: &str, max: UsdCents) -> Result<Option<UsdCents>> {
+    let major = fields.take(field);
+    let minor = fields.take(&format!("{field}Cents"));
+    if major.is_none() && minor.is_none() {
+        return Ok(None);
+    }
+    UsdCents::parse_either(
+        &fields.field_name(field),
+        major.as_ref(),
+        minor.as_ref(),
+        max,
+    )
+    .map(Some)
+}

@@ -1,0 +1,77 @@
+//! `/users`, `/tokens`, `/me`.
+
+use super::actor_with;
+use crate::app::App;
+use crate::domain::{parse_text, KenyanPhone, Role, UserId};
+use crate::error::Result;
+use crate::http::idempotency::{self, key_of};
+use crate::http::reply::Reply;
+use crate::http::request::Req;
+use crate::service::users::{self as service, NewUser};
+use serde::Serialize;
+use serde_json::json;
+
+/// `GET /me`.
+pub fn me(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    let view = app
+        .store
+        .read(|conn, keys| service::me(conn, keys, &actor))?;
+    Ok(Reply::json(200, &view))
+}
+
+/// A `201` that shows a new token once: an idempotent replay answers with `"token": null`.
+fn token_reply<T: Serialize>(created: &T) -> Reply {
+    let mut reply = Reply::json(201, created);
+    let mut replay = serde_json::to_value(created).unwrap_or_default();
+    replay["token"] = serde_json::Value::Null;
+    replay["tokenShownOnce"] = json!(true);
+    reply.replay_body = Some(replay.to_string().into_bytes());
+    reply
+}
+
+/// `POST /users`.
+pub fn create(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    let mut f = req.fields()?;
+    let role = Role::parse_field("role", &f.string("role")?)?;
+    let name = parse_text("name", &f.string("name")?, true)?.unwrap_or_default();
+    let phone = match f.opt_string("phone")? {
+        Some(p) => Some(KenyanPhone::parse("phone", &p)?),
+        None => None,
+    };
+    f.finish()?;
+    let user = NewUser { role, name, phone };
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        let created = service::create(ctx, &actor, &user)?;
+        Ok(token_reply(&created))
+    })
+}
+
+/// `GET /users`.
+pub fn list(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let items = app.store.read(service::list)?;
+    Ok(Reply::json(200, &items))
+}
+
+/// `POST /users/:id/tokens`.
+pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    req.fields()?.finish()?;
+    let user_id = UserId::parse(req.param(0))?;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        let issued = service::issue_token(ctx, &actor, &user_id)?;
+        Ok(token_reply(&issued))
+    })
+}
+
+/// `DELETE /tokens/:prefix`.
+pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    let prefix = req.param(0).to_string();
+    let view = app
+        .store
+        .write(move |ctx| service::revoke_token(ctx, &actor, &prefix))?;
+    Ok(Reply::json(200, &view))
+}

@@ -1,0 +1,79 @@
+//! The webhooks we receive: Stripe's (verified by `Stripe-Signature`) and M-Pesa's results
+//! (verified by the secret token in the path). Both answer in the shape their sender expects.
+
+use crate::app::App;
+use crate::crypto::constant_time_eq;
+use crate::error::{Error, Result};
+use crate::http::reply::Reply;
+use crate::http::request::Req;
+use crate::limits::STRIPE_TOLERANCE_S;
+use crate::service::webhooks::{self, CallbackOutcome};
+use crate::wire::daraja::parse_callback;
+use crate::wire::stripe::{self, SignatureError};
+use serde_json::{json, Value};
+
+/// `POST /webhooks/stripe`.
+pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
+    let Some(secret) = app.config.stripe_webhook_secret.clone() else {
+        log::warn!("Stripe webhook refused: REMIT_STRIPE_WEBHOOK_SECRET is not set, so no event can be verified");
+        return Err(Error::Unauthenticated);
+    };
+    let header = req.stripe_signature().ok_or(Error::MissingField {
+        field: "Stripe-Signature".into(),
+    })?;
+    match stripe::verify_signature(
+        header,
+        &req.body,
+        &secret,
+        crate::time::now_unix(),
+        STRIPE_TOLERANCE_S,
+    ) {
+        Ok(()) => {}
+        Err(SignatureError::Malformed) => {
+            return Err(Error::invalid(
+                "Stripe-Signature",
+                "must carry t= and at least one v1=",
+            ))
+        }
+        Err(e) => {
+            log::warn!("Stripe webhook refused: signature {e:?}");
+            return Err(Error::Unauthenticated);
+        }
+    }
+    let event = stripe::Event::parse(&req.body)?;
+    let kind = event.kind.clone();
+    let raw = req.body.clone();
+    let outcome = app
+        .store
+        .write(move |ctx| webhooks::apply_stripe_event(ctx, &event, &raw))?;
+    log::info!("stripe event {kind}: {outcome}");
+    Ok(Reply::json(
+        200,
+        &json!({"received": true, "outcome": outcome.to_string()}),
+    ))
+}
+
+/// `POST /webhooks/payouts/:token` (and `/webhooks/mpesa/:token`).
+pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
+    if !constant_time_eq(req.param(0).as_bytes(), app.callback_token.as_bytes()) {
+        log::warn!("M-Pesa callback with a wrong path token refused");
+        return Err(Error::Unauthenticated);
+    }
+    let body: Value = serde_json::from_slice(&req.body).map_err(|_| Error::InvalidJson {
+        message: "the callback is not JSON".into(),
+    })?;
+    let callback = parse_callback(&body, req.query("timeout").is_some())?;
+    let raw = req.body.clone();
+    let outcome = app
+        .store
+        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw))?;
+    if outcome == CallbackOutcome::UnknownPayout {
+        log::warn!("M-Pesa callback for an unknown payout");
+        return Err(Error::NotFound { what: "payout" });
+    }
+    log::info!("M-Pesa callback: {outcome}");
+    Ok(Reply::json(
+        200,
+        &json!({"ResultCode": 0, "ResultDesc": "Accepted"}),
+    ))
+}

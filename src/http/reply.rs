@@ -1,0 +1,123 @@
+//! Replies: a status, a body and headers, before tiny_http writes them; and the one place where
+//! an error becomes an HTTP status, a `code` and a message.
+
+use crate::error::Error;
+use serde::Serialize;
+
+/// A response before it is written.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// What an idempotent replay answers instead of `body`, when `body` holds a secret that is
+    /// shown once (a new token).
+    pub replay_body: Option<Vec<u8>>,
+}
+
+impl Reply {
+    /// A reply with this body and content type.
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type,
+            headers: Vec::new(),
+            replay_body: None,
+        }
+    }
+
+    /// A JSON reply.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply::bytes(status, "application/json", body),
+            Err(e) => error_reply(&Error::internal(format!("serialising a reply: {e}")), "-"),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// The HTTP status of an error.
+pub fn status_of(error: &Error) -> u16 {
+    match error {
+        Error::Validation { .. }
+        | Error::MissingField { .. }
+        | Error::UnknownField { .. }
+        | Error::InvalidJson { .. } => 400,
+        Error::Unauthenticated => 401,
+        Error::Forbidden => 403,
+        Error::NotFound { .. } => 404,
+        Error::MethodNotAllowed => 405,
+        Error::InsufficientBalance { .. }
+        | Error::InsufficientCategoryBalance { .. }
+        | Error::DailyLimitExceeded { .. }
+        | Error::InvalidState { .. } => 409,
+        Error::BodyTooLarge => 413,
+        Error::UnsupportedMediaType => 415,
+        Error::IdempotencyKeyReused => 422,
+        Error::Busy => 503,
+        Error::WrongKey | Error::Internal(_) => 500,
+    }
+}
+
+/// The error body of the API: `{"error", "code"}`, and `"field"` for validation errors.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// The one place where an error becomes an HTTP status, a `code` and a message. A 500 says
+/// only `internal` and the request id; its detail goes to the log.
+pub fn error_reply(error: &Error, request_id: &str) -> Reply {
+    let status = status_of(error);
+    let body = if status == 500 {
+        log::error!("request {request_id} failed: {error:?}");
+        ErrorBody {
+            error: format!("internal error (request id {request_id})"),
+            code: "internal",
+            field: None,
+            request_id: Some(request_id),
+        }
+    } else {
+        let field = match error {
+            Error::Validation { field, .. }
+            | Error::MissingField { field }
+            | Error::UnknownField { field } => Some(field.as_str()),
+            _ => None,
+        };
+        ErrorBody {
+            error: error.to_string(),
+            code: error.code(),
+            field,
+            request_id: None,
+        }
+    };
+    let reply = match serde_json::to_vec(&body) {
+        Ok(bytes) => Reply::bytes(status, "application/json", bytes),
+        Err(_) => Reply::bytes(
+            500,
+            "application/json",
+            br#"{"error":"internal error","code":"internal"}"#.to_vec(),
+        ),
+    };
+    match status {
+        401 => reply.with_header("WWW-Authenticate", "Bearer"),
+        503 => reply.with_header("Retry-After", "1"),
+        _ => reply,
+    }
+}

@@ -1,0 +1,248 @@
+//! A request as the handlers see it: method, path, decoded query, the headers remit reads, the
+//! body (read only once the route, and for authenticated routes the caller, are known), and the
+//! path parameters of its route.
+
+use super::body::Fields;
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::limits::{BODY_BYTES_MAX, BODY_READ_DEADLINE_MS, REQUEST_ID_BYTES_MAX};
+use crate::service::Actor;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// HTTP methods remit answers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// Anything else
+    Other,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// One parsed request.
+pub struct Req {
+    /// Method.
+    pub method: Method,
+    /// Path without the query.
+    pub path: String,
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    /// Body bytes (at most `BODY_BYTES_MAX`).
+    pub body: Vec<u8>,
+    /// `X-Request-Id`, the client's or a new one.
+    pub request_id: String,
+    /// The values of the route's `:params`, in order.
+    pub params: Vec<String>,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    idempotency_key: Option<String>,
+    stripe_signature: Option<String>,
+    actor: Option<Actor>,
+}
+
+fn header(request: &tiny_http::Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match text.get(i + 1..i + 3).and_then(crate::crypto::unhex) {
+                    Some(v) => {
+                        out.push(v[0]);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Req {
+    /// The request's head: everything but the body.
+    pub fn head(request: &tiny_http::Request) -> Req {
+        let request_id = header(request, "X-Request-Id")
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= REQUEST_ID_BYTES_MAX
+                    && id.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .unwrap_or_else(|| crate::crypto::random_hex(8));
+        let method = match request.method() {
+            tiny_http::Method::Get => Method::Get,
+            tiny_http::Method::Post => Method::Post,
+            tiny_http::Method::Put => Method::Put,
+            tiny_http::Method::Delete => Method::Delete,
+            _ => Method::Other,
+        };
+        let url = request.url();
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        Req {
+            method,
+            path: path.to_string(),
+            query,
+            body: Vec::new(),
+            params: Vec::new(),
+            authorization: header(request, "Authorization"),
+            content_type: header(request, "Content-Type"),
+            idempotency_key: header(request, "Idempotency-Key"),
+            stripe_signature: header(request, "Stripe-Signature"),
+            request_id,
+            actor: None,
+        }
+    }
+
+    /// Authenticates the caller now (before the body is read) and remembers who it is.
+    pub fn authenticate(&mut self, app: &App) -> Result<()> {
+        let actor = app.auth.authenticate(self.authorization.as_deref())?;
+        self.actor = Some(actor);
+        Ok(())
+    }
+
+    /// The authenticated actor, or `Unauthenticated`.
+    pub fn actor(&self, app: &App) -> Result<Actor> {
+        match &self.actor {
+            Some(actor) => Ok(actor.clone()),
+            None => app.auth.authenticate(self.authorization.as_deref()),
+        }
+    }
+
+    /// A query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query as `k=v&…` (decoded), for request fingerprints.
+    pub fn query_text(&self) -> String {
+        let pairs: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join("&")
+    }
+
+    /// The `i`-th path parameter of the route.
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", String::as_str)
+    }
+
+    /// Refuses a body that is not JSON (an empty body is always fine).
+    pub fn require_json(&self) -> Result<()> {
+        if self.body.is_empty() {
+            return Ok(());
+        }
+        let is_json = self
+            .content_type
+            .as_deref()
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
+            .unwrap_or(false);
+        if is_json {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedMediaType)
+        }
+    }
+
+    /// The body as JSON fields (415 unless JSON).
+    pub fn fields(&self) -> Result<Fields> {
+        self.require_json()?;
+        Fields::parse(&self.body)
+    }
+
+    /// The `Idempotency-Key` header.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// The `Stripe-Signature` header.
+    pub fn stripe_signature(&self) -> Option<&str> {
+        self.stripe_signature.as_deref()
+    }
+
+    /// The path as it may be logged: webhook secrets replaced.
+    pub fn loggable_path(&self) -> String {
+        // Normalised as the router does (it ignores leading slashes), so `//webhooks/…` is
+        // masked too.
+        let routed = self.path.trim_start_matches('/');
+        if routed.starts_with("webhooks/payouts/") {
+            "/webhooks/payouts/:token".into()
+        } else if routed.starts_with("webhooks/mpesa/") {
+            "/webhooks/mpesa/:token".into()
+        } else if routed.starts_with("webhooks/") && routed != "webhooks/stripe" {
+            "/webhooks/…".into()
+        } else {
+            self.path.clone()
+        }
+    }
+}
+
+/// Reads a body of at most `BODY_BYTES_MAX + 1` bytes within `BODY_READ_DEADLINE_MS`, however
+/// slowly it trickles in (each read is also bounded by the socket timeout).
+pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
+    let unreadable = || Error::InvalidJson {
+        message: "the body could not be read".into(),
+    };
+    let deadline = Instant::now() + Duration::from_millis(BODY_READ_DEADLINE_MS);
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while body.len() <= BODY_BYTES_MAX {
+        let n = reader.read(&mut chunk).map_err(|_| unreadable())?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+        if Instant::now() > deadline {
+            return Err(unreadable());
+        }
+    }
+    if body.len() > BODY_BYTES_MAX {
+        return Err(Error::BodyTooLarge);
+    }
+    Ok(body)
+}

@@ -1,0 +1,234 @@
+//! `remit serve --demo`: a demo sender, recipient and agent, and escrows in several states.
+
+use crate::domain::{CategoryName, EscrowId, KenyanPhone, PaymentRequestId, PayoutId, UserId};
+use crate::domain::{DepositSource, MerchantAccount};
+use crate::error::{Error, Result};
+use crate::money::{KesCents, UsdCents};
+use crate::service::escrows::{self, Categories, NewEscrow};
+use crate::service::requests::{self, NewPaymentRequest};
+use crate::service::users::{self, NewUser};
+use crate::service::{deposits, payouts, Actor, Role};
+use crate::store::{Store, WriteCtx};
+use rusqlite::{params, OptionalExtension};
+
+/// A demo user: role, name and a fresh token.
+#[derive(Debug, Clone)]
+pub struct DemoUser {
+    /// Role.
+    pub role: Role,
+    /// Name.
+    pub name: String,
+    /// A token issued now.
+    pub token: String,
+}
+
+fn demo_user(
+    ctx: &WriteCtx<'_>,
+    role: Role,
+    name: &str,
+    phone: Option<&str>,
+) -> Result<(Actor, String)> {
+    let key = format!("demo_user_{role}");
+    let existing: Option<UserId> = ctx
+        .conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let system = Actor::system("demo");
+    let (id, token) = match existing {
+        Some(id) => {
+            let issued = users::issue_token(ctx, &system, &id)?;
+            (id, issued.token)
+        }
+        None => {
+            let phone = phone.map(|p| KenyanPhone::parse("phone", p)).transpose()?;
+            let created = users::create(
+                ctx,
+                &system,
+                &NewUser {
+                    role,
+                    name: name.into(),
+                    phone,
+                },
+            )?;
+            let id = created.user.user_id;
+            ctx.conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, id],
+            )?;
+            (id, created.token)
+        }
+    };
+    Ok((Actor::user(&id, role), token))
+}
+
+fn usd(cents: i64) -> Result<UsdCents> {
+    UsdCents::new(cents).ok_or_else(|| Error::internal("negative demo amount"))
+}
+
+fn kes(whole: i64) -> Result<KesCents> {
+    KesCents::new(whole * 100).ok_or_else(|| Error::internal("negative demo amount"))
+}
+
+fn name(text: &str) -> Result<CategoryName> {
+    CategoryName::parse("category", text)
+}
+
+/// Adds the demo sender, recipient and agent (once), with escrows in several states, and
+/// returns fresh tokens for all three.
+pub fn seed_demo(store: &Store) -> Result<Vec<DemoUser>> {
+    store.write(|ctx| {
+        let (sender, sender_token) = demo_user(ctx, Role::Sender, "Amina (demo sender)", None)?;
+        let (recipient, recipient_token) = demo_user(
+            ctx,
+            Role::Recipient,
+            "Wanjiru (demo recipient)",
+            Some("0712345678"),
+        )?;
+        let (agent, agent_token) = demo_user(ctx, Role::Agent, "Kiosk 1 (demo agent)", None)?;
+        let seeded: bool = ctx.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'demo_seeded')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !seeded {
+            seed_escrows(ctx, &sender, &recipient, &agent)?;
+            ctx.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('demo_seeded', ?1)",
+                [ctx.at()],
+            )?;
+        }
+        Ok(vec![
+            DemoUser {
+                role: Role::Sender,
+                name: "Amina (demo sender)".into(),
+                token: sender_token,
+            },
+            DemoUser {
+                role: Role::Recipient,
+                name: "Wanjiru (demo recipient)".into(),
+                token: recipient_token,
+            },
+            DemoUser {
+                role: Role::Agent,
+                name: "Kiosk 1 (demo agent)".into(),
+                token: agent_token,
+            },
+        ])
+    })
+}
+
+/// Three escrows: one waiting for its deposit; one active with a paid request, a pending one
+/// and one made by the recipient; one cancelled after a deposit.
+fn seed_escrows(
+    ctx: &WriteCtx<'_>,
+    sender: &Actor,
+    recipient: &Actor,
+    agent: &Actor,
+) -> Result<()> {
+    let escrow = |total: i64, cats: &[&str], daily: Option<i64>| -> Result<EscrowId> {
+        let input = NewEscrow {
+            recipient_phone: KenyanPhone::parse("phone", "0712345678")?,
+            recipient_name: "Wanjiru".into(),
+            total: usd(total)?,
+            categories: Categories::Names(cats.iter().map(|c| name(c)).collect::<Result<_>>()?),
+            daily_limit: daily.map(usd).transpose()?,
+        };
+        Ok(escrows::create(ctx, sender, &input)?.escrow_id)
+    };
+    let request = |by: &Actor,
+                   escrow_id: &EscrowId,
+                   category: &str,
+                   amount: KesCents,
+                   merchant: &str,
+                   account: MerchantAccount,
+                   note: &str|
+     -> Result<PaymentRequestId> {
+        let input = NewPaymentRequest {
+            escrow_id: escrow_id.clone(),
+            category: name(category)?,
+            amount,
+            merchant_name: merchant.into(),
+            merchant_account: account,
+            note: Some(note.into()),
+        };
+        Ok(requests::create(ctx, by, &input)?.payment_request_id)
+    };
+    let paybill = |number: &str, reference: &str| MerchantAccount::Paybill {
+        number: number.into(),
+        account_reference: reference.into(),
+    };
+    // 1. Waiting for its deposit.
+    escrow(30_000, &["rent", "food"], None)?;
+    // 2. Active, with a paid request, a pending one and one for the recipient to see.
+    let active = escrow(
+        50_000,
+        &["electricity", "water", "school_fees"],
+        Some(20_000),
+    )?;
+    deposits::record(
+        ctx,
+        agent,
+        active.as_str(),
+        DepositSource::Cash,
+        "demo-receipt-0001",
+        usd(50_000)?,
+    )?;
+    let paid = request(
+        agent,
+        &active,
+        "electricity",
+        kes(1_500)?,
+        "Kenya Power",
+        paybill("888880", "37194502618"),
+        "demo",
+    )?;
+    requests::approve(ctx, sender, &paid)?;
+    let payout_id: PayoutId = ctx.conn.query_row(
+        "SELECT id FROM payouts WHERE payment_request_id = ?1",
+        [&paid],
+        |r| r.get(0),
+    )?;
+    payouts::apply_result(
+        ctx,
+        &Actor::system("demo"),
+        &payout_id,
+        &payouts::PayoutResult::Succeeded {
+            receipt: "TCE7H2LX9B".into(),
+        },
+        None,
+    )?;
+    request(
+        agent,
+        &active,
+        "water",
+        kes(2_400)?,
+        "Nairobi Water",
+        paybill("444400", "WTR-55012"),
+        "demo",
+    )?;
+    request(
+        recipient,
+        &active,
+        "school_fees",
+        kes(15_000)?,
+        "St. Mary's School",
+        MerchantAccount::Till {
+            number: "5123456".into(),
+        },
+        "Term 1 fees",
+    )?;
+    // 3. Cancelled after a deposit.
+    let cancelled = escrow(10_000, &["transport"], None)?;
+    deposits::record(
+        ctx,
+        agent,
+        cancelled.as_str(),
+        DepositSource::Cash,
+        "demo-receipt-0002",
+        usd(10_000)?,
+    )?;
+    escrows::cancel(ctx, sender, &cancelled)?;
+    Ok(())
+}

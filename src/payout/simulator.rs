@@ -1,0 +1,130 @@
+//! The default gateway: answers like Daraja and posts a Daraja-shaped `Result` to our own result
+//! URL over real HTTP after a delay: success by default, a failure for configured accounts, or
+//! a queue timeout for others.
+
+use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError};
+use crate::domain::PayoutCommand;
+use crate::limits::{SIM_CALLBACK_ATTEMPTS, SIM_CALLBACK_BACKOFF_MS, SIM_CALLBACK_TIMEOUT_MS};
+use crate::service::payouts::PayoutJob;
+use crate::wire::daraja;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The simulated M-Pesa.
+pub struct Simulator {
+    /// Delay before the callback.
+    pub delay: Duration,
+    /// Account numbers or references whose payouts fail.
+    pub fail_accounts: Vec<String>,
+    /// Account numbers or references whose payouts time out in the queue.
+    pub timeout_accounts: Vec<String>,
+}
+
+/// Does the job's account (number or reference, `+` ignored) appear in `list`?
+fn account_matches(job: &PayoutJob, list: &[String]) -> bool {
+    let number = job.account.number();
+    let found = [Some(number.as_str()), job.account.account_reference()]
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            list.iter()
+                .any(|a| a == v || a.trim_start_matches('+') == v.trim_start_matches('+'))
+        });
+    found
+}
+
+/// A receipt number in M-Pesa's shape.
+fn receipt() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut bytes = [0u8; 7];
+    crate::crypto::fill_random(&mut bytes);
+    // The first three characters track the date at M-Pesa; "TCE" stands for a day in 2025.
+    let tail: String = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    format!("TCE{tail}")
+}
+
+impl Simulator {
+    /// The callback the simulator will post for a job, and whether it goes to the queue-timeout
+    /// URL.
+    pub fn callback_for(&self, job: &PayoutJob, conversation_id: &str) -> (Value, bool) {
+        let originator = job.originator_conversation_id();
+        let b2c = job.command == PayoutCommand::B2c;
+        if account_matches(job, &self.timeout_accounts) {
+            return (daraja::queue_timeout(originator, conversation_id), true);
+        }
+        if account_matches(job, &self.fail_accounts) {
+            let body = if b2c {
+                daraja::b2c_failure(originator, conversation_id)
+            } else {
+                daraja::b2b_failure(originator, conversation_id)
+            };
+            return (body, false);
+        }
+        let receipt = receipt();
+        let body = if b2c {
+            daraja::b2c_success(originator, conversation_id, &receipt, job.amount)
+        } else {
+            daraja::b2b_success(
+                originator,
+                conversation_id,
+                &receipt,
+                job.amount,
+                job.account.account_reference(),
+            )
+        };
+        (body, false)
+    }
+}
+
+impl Gateway for Simulator {
+    fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+        let conversation_id = format!(
+            "AG_{}_{}",
+            crate::time::nairobi_day(crate::time::now_unix()).replace('-', ""),
+            crate::crypto::random_hex(10)
+        );
+        let (body, queue_timeout) = self.callback_for(job, &conversation_id);
+        let url = if queue_timeout {
+            urls.queue_timeout.clone()
+        } else {
+            urls.result.clone()
+        };
+        let delay = self.delay;
+        let payout_id = job.id.clone();
+        let spawned = std::thread::Builder::new()
+            .name("remit-simulator".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                let agent = ureq::Agent::new_with_config(
+                    ureq::Agent::config_builder()
+                        .timeout_global(Some(Duration::from_millis(SIM_CALLBACK_TIMEOUT_MS)))
+                        .http_status_as_error(false)
+                        .build(),
+                );
+                for attempt in 0..SIM_CALLBACK_ATTEMPTS {
+                    match agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.to_string().as_bytes())
+                    {
+                        Ok(response) if response.status().is_success() => return,
+                        Ok(response) => log::warn!(
+                            "simulator callback for {payout_id} answered {}",
+                            response.status()
+                        ),
+                        Err(e) => log::warn!("simulator callback for {payout_id} failed: {e}"),
+                    }
+                    std::thread::sleep(Duration::from_millis(SIM_CALLBACK_BACKOFF_MS << attempt));
+                }
+            });
+        match spawned {
+            Ok(_) => Ok(Ack { conversation_id }),
+            Err(e) => Err(GatewayError::Transport(format!(
+                "cannot start the simulator thread: {e}"
+            ))),
+        }
+    }
+}

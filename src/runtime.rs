@@ -1,0 +1,93 @@
+//! The composition of a running server: it binds the listener first (so a start that cannot
+//! listen changes nothing), then starts the HTTP workers, the payout worker and housekeeping,
+//! and stops them in order. `remit serve`, the tests and the benchmark all start it here.
+
+use crate::app::{App, Wakeup};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::payout::{self, CallbackUrls};
+use crate::store::Store;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A running server. Dropping it without `shutdown` leaves its threads running.
+pub struct Running {
+    http: crate::http::HttpServer,
+    background: Vec<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    /// The bound address (port 0 is resolved).
+    pub addr: SocketAddr,
+    /// `http://host:port` of this server.
+    pub base_url: String,
+    /// The shared state of the handlers.
+    pub app: Arc<App>,
+}
+
+/// Binds `config.addr`, then starts everything that serves the store.
+pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
+    let listener = TcpListener::bind(&config.addr)
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("the listener has no address: {e}")))?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let base_url = format!("http://{host}:{}", addr.port());
+    let callback_token = config
+        .mpesa_callback_token
+        .clone()
+        .unwrap_or_else(|| crate::crypto::random_hex(16));
+    let app = Arc::new(App {
+        auth: Authenticator::new(Arc::clone(&store)),
+        store,
+        metrics: Metrics::default(),
+        callback_token,
+        payouts_wakeup: Arc::new(Wakeup::default()),
+        config,
+    });
+    let http = crate::http::start(listener, Arc::clone(&app))?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut background = vec![crate::housekeeping::start(
+        Arc::clone(&app),
+        Arc::clone(&stopping),
+    )?];
+    if let Some(gateway) = payout::gateway_for(&app.config) {
+        let worker = payout::Worker {
+            store: Arc::clone(&app.store),
+            gateway,
+            urls: CallbackUrls::under(&base_url, &app.callback_token),
+            wakeup: Arc::clone(&app.payouts_wakeup),
+        };
+        background.push(worker.start(Arc::clone(&stopping))?);
+    }
+    Ok(Running {
+        http,
+        background,
+        stopping,
+        addr,
+        base_url,
+        app,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets every request in flight finish, stops the background threads,
+    /// then commits and answers the writer's queue and checkpoints.
+    pub fn shutdown(self) {
+        self.http.shutdown();
+        self.stopping.store(true, Ordering::SeqCst);
+        self.app.payouts_wakeup.notify();
+        for thread in self.background {
+            let _ = thread.join();
+        }
+        self.app.auth.flush_token_use();
+        self.app.store.close();
+    }
+}

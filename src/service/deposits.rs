@@ -1,0 +1,233 @@
+//! Deposits: cash recorded at a kiosk, and Stripe PaymentIntents (through the webhook). Applied
+//! deposits fund their escrow; a deposit that cannot be applied is refused (cash) or recorded
+//! as `flagged` for the operator (Stripe: that money has already arrived).
+
+use super::views::{self, DepositView};
+use super::{require_role, Actor, Role};
+use crate::domain::{DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus};
+use crate::error::{Error, Result};
+use crate::ledger;
+use crate::money::UsdCents;
+use crate::store::WriteCtx;
+use rusqlite::{named_params, params, OptionalExtension};
+use serde::Serialize;
+use serde_json::json;
+
+/// What became of a deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepositOutcome {
+    /// Recorded now and applied to the escrow.
+    Applied,
+    /// The same (source, reference) was recorded before; nothing changed.
+    Duplicate,
+    /// Recorded but not applied (unknown escrow, wrong state, more than is due): for the
+    /// operator to resolve.
+    Flagged(String),
+}
+
+/// The answer to recording a deposit: the deposit, whether it was already known, and the
+/// state its escrow is now in.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedDeposit {
+    /// The deposit.
+    #[serde(flatten)]
+    pub deposit: DepositView,
+    /// True when this (source, reference) was recorded before and nothing changed.
+    pub duplicate: bool,
+    /// The escrow's state after the deposit.
+    pub escrow_status: Option<EscrowStatus>,
+    /// What became of it (not serialised: the view says it).
+    #[serde(skip)]
+    pub outcome: DepositOutcome,
+}
+
+fn recorded(
+    ctx: &WriteCtx<'_>,
+    deposit_id: &DepositId,
+    outcome: DepositOutcome,
+) -> Result<RecordedDeposit> {
+    let deposit = views::deposit(ctx.conn, deposit_id)?;
+    let escrow_status: Option<EscrowStatus> = match &deposit.escrow_id {
+        Some(id) => ctx
+            .conn
+            .query_row("SELECT status FROM escrows WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?,
+        None => None,
+    };
+    Ok(RecordedDeposit {
+        deposit,
+        duplicate: outcome == DepositOutcome::Duplicate,
+        escrow_status,
+        outcome,
+    })
+}
+
+/// Records a deposit, idempotent on (source, reference). Applied deposits move
+/// `world:deposits → escrow:unfunded`; once they cover the total the escrow turns `active` and
+/// its categories are funded. A deposit that does not fit (escrow not `pending_deposit`, or
+/// more than is still due) is refused for cash, and recorded as `flagged` for Stripe, whose
+/// money has already arrived. `escrow_id` is as the depositor quoted it: it may name nothing.
+pub fn record(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &str,
+    source: DepositSource,
+    reference: &str,
+    amount: UsdCents,
+) -> Result<RecordedDeposit> {
+    if source == DepositSource::Cash {
+        require_role(actor, &[Role::Agent])?;
+    }
+    let previous: Option<(DepositId, Option<String>, UsdCents)> = ctx
+        .conn
+        .prepare_cached("SELECT id, escrow_id, amount_usd_cents FROM deposits WHERE source = ?1 AND reference = ?2")?
+        .query_row(params![source, reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((id, previous_escrow, previous_amount)) = previous {
+        // A PaymentIntent id names one payment, so a repeat is always the same deposit; a cash
+        // reference reused for another escrow or amount is a mistake at the kiosk.
+        let differs = previous_escrow.as_deref() != Some(escrow_id) || previous_amount != amount;
+        if source == DepositSource::Cash && differs {
+            return Err(Error::invalid(
+                "reference",
+                "was already used for a different deposit",
+            ));
+        }
+        return recorded(ctx, &id, DepositOutcome::Duplicate);
+    }
+
+    let escrow: Option<(EscrowId, EscrowStatus, UsdCents, UsdCents)> = match EscrowId::parse(
+        escrow_id,
+    ) {
+        Ok(id) => ctx
+            .conn
+            .prepare_cached(
+                "SELECT status, total_usd_cents, deposited_usd_cents FROM escrows WHERE id = ?1",
+            )?
+            .query_row([&id], |r| Ok((id.clone(), r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?,
+        Err(_) => None,
+    };
+    let refusal = match &escrow {
+        None => Some((
+            Error::NotFound { what: "escrow" },
+            "unknown escrow".to_string(),
+        )),
+        Some((_, status, _, _)) if *status != EscrowStatus::PendingDeposit => Some((
+            Error::InvalidState {
+                entity: "escrow",
+                from: status.to_string(),
+                to: "deposited",
+            },
+            format!("escrow is {status}"),
+        )),
+        Some((_, _, total, deposited)) if amount.get() > total.get() - deposited.get() => {
+            let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
+            Some((
+                Error::invalid(
+                    "amountUsd",
+                    format!("is more than the {} still due", due.display()),
+                ),
+                format!("amount exceeds the {} still due", due.display()),
+            ))
+        }
+        Some(_) => None,
+    };
+    let escrow_id = match (escrow, refusal) {
+        (Some((id, ..)), None) => id,
+        (escrow, refusal) => {
+            let (error, reason) = refusal.unwrap_or((
+                Error::NotFound { what: "escrow" },
+                "unknown escrow".to_string(),
+            ));
+            if source == DepositSource::Cash {
+                return Err(error);
+            }
+            let known = escrow.map(|(id, ..)| id);
+            return record_flagged(
+                ctx,
+                actor,
+                known.as_ref(),
+                source,
+                reference,
+                amount,
+                &reason,
+            );
+        }
+    };
+    let id = DepositId::new();
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, recorded_by, created_at)
+             VALUES (:id, :escrow, :source, :reference, :amount, :status, :actor, :at)",
+        )?
+        .execute(named_params! {
+            ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
+            ":amount": amount, ":status": DepositStatus::Applied, ":actor": actor.id, ":at": ctx.at(),
+        })?;
+    let activated = ledger::deposit(ctx.conn, &escrow_id, amount, id.as_str(), ctx.now)?;
+    ctx.audit(
+        &actor.id,
+        "escrow.deposited",
+        escrow_id.as_str(),
+        &json!({"depositId": id, "source": source, "amountUsdCents": amount.get()}),
+    )?;
+    if activated {
+        ctx.audit(
+            &actor.id,
+            "escrow.activated",
+            escrow_id.as_str(),
+            &json!({}),
+        )?;
+    }
+    recorded(ctx, &id, DepositOutcome::Applied)
+}
+
+/// Records a deposit that arrived but cannot be applied (unknown escrow, wrong currency, more
+/// than is due…): kept for the operator, audited, never touching a balance.
+pub fn record_flagged(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: Option<&EscrowId>,
+    source: DepositSource,
+    reference: &str,
+    amount: UsdCents,
+    reason: &str,
+) -> Result<RecordedDeposit> {
+    let id = DepositId::new();
+    ctx.conn.execute(
+        "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
+         VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at)",
+        named_params! {
+            ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
+            ":amount": amount, ":status": DepositStatus::Flagged, ":reason": reason,
+            ":actor": actor.id, ":at": ctx.at(),
+        },
+    )?;
+    ctx.audit(
+        &actor.id,
+        "deposit.flagged",
+        id.as_str(),
+        &json!({"escrowId": escrow_id, "source": source, "amountUsdCents": amount.get(), "reason": reason}),
+    )?;
+    ctx.warn_after_commit(format!(
+        "deposit {id} from {source} flagged for the operator: {reason}"
+    ));
+    recorded(ctx, &id, DepositOutcome::Flagged(reason.to_string()))
+}
+
+/// Does an escrow with this id exist? (For flagging money that names one.)
+pub fn escrow_exists(ctx: &WriteCtx<'_>, escrow_id: &str) -> Result<Option<EscrowId>> {
+    let Ok(id) = EscrowId::parse(escrow_id) else {
+        return Ok(None);
+    };
+    let exists: bool = ctx.conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1)",
+        [&id],
+        |r| r.get(0),
+    )?;
+    Ok(exists.then_some(id))
+}

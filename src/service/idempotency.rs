@@ -1,0 +1,135 @@
+//! Idempotency keys: the first response for (user, key) is stored, encrypted, in the same
+//! writer transaction as the change it answers, and replayed verbatim for the same request; the
+//! same key with a different request is refused. Kept `IDEMPOTENCY_TTL_S`.
+
+use crate::crypto::EncryptedColumn;
+use crate::error::{Error, Result};
+use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_TTL_S};
+use crate::store::WriteCtx;
+use rusqlite::{params, OptionalExtension};
+
+/// A valid `Idempotency-Key` of a user, and the fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    user_id: String,
+    key: String,
+    fingerprint: [u8; 32],
+}
+
+impl IdempotencyKey {
+    /// Parses the header (1–255 visible ASCII characters) and fingerprints the request: its
+    /// method, path, query and body.
+    pub fn parse(
+        header: &str,
+        user_id: &str,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<IdempotencyKey> {
+        let ok = !header.is_empty()
+            && header.len() <= IDEMPOTENCY_KEY_BYTES_MAX
+            && header.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let fingerprint = crate::crypto::sha256(
+            &[
+                method.as_bytes(),
+                b" ",
+                path.as_bytes(),
+                b"?",
+                query.as_bytes(),
+                b"\n",
+                body,
+            ]
+            .concat(),
+        );
+        Ok(IdempotencyKey {
+            user_id: user_id.to_string(),
+            key: header.to_string(),
+            fingerprint,
+        })
+    }
+
+    fn row(&self) -> String {
+        format!("{}.{}", self.user_id, self.key)
+    }
+}
+
+/// A response stored for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its JSON body.
+    pub body: String,
+}
+
+/// What a key says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// First use (or expired): run the request.
+    New,
+    /// The same request ran before: answer this.
+    Replay(StoredResponse),
+    /// The key was used for a different request.
+    Reused,
+}
+
+/// Looks the key up, inside the writer transaction that will run the request.
+pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
+    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
+    let stored: Option<(Vec<u8>, u16, String)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
+        )?
+        .query_row(params![key.user_id, key.key, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((fingerprint, status, body_enc)) = stored else {
+        return Ok(Lookup::New);
+    };
+    if fingerprint != key.fingerprint {
+        return Ok(Lookup::Reused);
+    }
+    let body = ctx
+        .keys
+        .open(EncryptedColumn::IdempotentResponse, &key.row(), &body_enc)?;
+    Ok(Lookup::Replay(StoredResponse { status, body }))
+}
+
+/// Stores the first response to the key's request, encrypted (responses hold PII).
+pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
+    let body_enc = ctx.keys.seal(
+        EncryptedColumn::IdempotentResponse,
+        &key.row(),
+        &response.body,
+    )?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            key.user_id,
+            key.key,
+            key.fingerprint.as_slice(),
+            response.status,
+            body_enc,
+            ctx.at()
+        ])?;
+    Ok(())
+}
+
+/// Deletes keys older than the retention time (housekeeping).
+pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
+    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
+    Ok(ctx.conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at <= ?1",
+        [cutoff],
+    )?)
+}

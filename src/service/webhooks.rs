@@ -1,0 +1,254 @@
+//! Applying the webhooks we receive, exactly once: every delivery is recorded under a dedupe
+//! key, encrypted, in the same writer transaction as its effect, with what was done with it.
+//! Stripe events record deposits; M-Pesa results complete or fail payouts.
+
+use super::deposits::{self, DepositOutcome};
+use super::payouts::{self, PayoutResult, ResultOutcome};
+use super::Actor;
+use crate::crypto::EncryptedColumn;
+use crate::domain::{DepositSource, PayoutId, WebhookEventId, WebhookSource};
+use crate::error::Result;
+use crate::store::WriteCtx;
+use crate::wire::daraja::{Callback, CallbackKind};
+use crate::wire::stripe;
+use rusqlite::params;
+use std::fmt;
+
+/// Records a webhook delivery; returns true when its dedupe key is new.
+fn record_event(
+    ctx: &WriteCtx<'_>,
+    source: WebhookSource,
+    dedupe_key: &str,
+    payload: &[u8],
+) -> Result<bool> {
+    let at = ctx.at();
+    let updated = ctx.conn.execute(
+        "UPDATE webhook_events SET deliveries = deliveries + 1, last_at = ?3 WHERE source = ?1 AND dedupe_key = ?2",
+        params![source, dedupe_key, at],
+    )?;
+    if updated > 0 {
+        return Ok(false);
+    }
+    let id = WebhookEventId::new();
+    let payload_enc = ctx.keys.seal(
+        EncryptedColumn::WebhookPayload,
+        id.as_str(),
+        &String::from_utf8_lossy(payload),
+    )?;
+    ctx.conn.execute(
+        "INSERT INTO webhook_events (id, source, dedupe_key, payload_enc, outcome, received_at, last_at)
+         VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?5)",
+        params![id, source, dedupe_key, payload_enc, at],
+    )?;
+    Ok(true)
+}
+
+fn set_outcome(
+    ctx: &WriteCtx<'_>,
+    source: WebhookSource,
+    dedupe_key: &str,
+    outcome: &str,
+) -> Result<()> {
+    ctx.conn.execute(
+        "UPDATE webhook_events SET outcome = ?3 WHERE source = ?1 AND dedupe_key = ?2",
+        params![source, dedupe_key, outcome],
+    )?;
+    Ok(())
+}
+
+/// What a Stripe event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripeOutcome {
+    /// The same event was delivered before; nothing changed.
+    Duplicate,
+    /// Not an event remit acts on.
+    Ignored,
+    /// A PaymentIntent without an id: nothing to record.
+    NoPaymentIntentId,
+    /// A PaymentIntent without a readable amount: nothing recorded (the event is kept).
+    NoAmount,
+    /// A deposit was recorded.
+    Deposit(DepositOutcome),
+}
+
+impl fmt::Display for StripeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StripeOutcome::Duplicate => f.write_str("duplicate"),
+            StripeOutcome::Ignored => f.write_str("ignored"),
+            StripeOutcome::NoPaymentIntentId => f.write_str("ignored: no PaymentIntent id"),
+            StripeOutcome::NoAmount => f.write_str("refused: no readable amount_received"),
+            StripeOutcome::Deposit(DepositOutcome::Applied) => f.write_str("deposit applied"),
+            StripeOutcome::Deposit(DepositOutcome::Duplicate) => {
+                f.write_str("deposit already recorded")
+            }
+            StripeOutcome::Deposit(DepositOutcome::Flagged(reason)) => {
+                write!(f, "deposit flagged: {reason}")
+            }
+        }
+    }
+}
+
+/// Applies a verified Stripe event: `payment_intent.succeeded` records a deposit (flagged if it
+/// cannot be applied); other types are acknowledged and ignored.
+pub fn apply_stripe_event(
+    ctx: &WriteCtx<'_>,
+    event: &stripe::Event,
+    raw: &[u8],
+) -> Result<StripeOutcome> {
+    if !record_event(ctx, WebhookSource::Stripe, &event.id, raw)? {
+        return Ok(StripeOutcome::Duplicate);
+    }
+    let outcome = if event.kind == "payment_intent.succeeded" {
+        apply_payment_intent(ctx, &event.payment_intent())?
+    } else {
+        StripeOutcome::Ignored
+    };
+    set_outcome(ctx, WebhookSource::Stripe, &event.id, &outcome.to_string())?;
+    Ok(outcome)
+}
+
+fn apply_payment_intent(
+    ctx: &WriteCtx<'_>,
+    intent: &stripe::PaymentIntent,
+) -> Result<StripeOutcome> {
+    let actor = Actor::system("stripe");
+    let Some(intent_id) = intent.id.as_deref() else {
+        return Ok(StripeOutcome::NoPaymentIntentId);
+    };
+    let Some(amount) = intent.amount else {
+        ctx.warn_after_commit(
+            "Stripe PaymentIntent without a readable amount_received: nothing recorded, see the stored event"
+                .into(),
+        );
+        return Ok(StripeOutcome::NoAmount);
+    };
+    let source = DepositSource::Stripe;
+    let recorded = match intent.escrow_id.as_deref() {
+        Some(escrow_id) if intent.currency == "usd" => {
+            deposits::record(ctx, &actor, escrow_id, source, intent_id, amount)?
+        }
+        Some(escrow_id) => {
+            let known = deposits::escrow_exists(ctx, escrow_id)?;
+            let reason = format!("currency {:?} is not usd", intent.currency);
+            deposits::record_flagged(
+                ctx,
+                &actor,
+                known.as_ref(),
+                source,
+                intent_id,
+                amount,
+                &reason,
+            )?
+        }
+        None => deposits::record_flagged(
+            ctx,
+            &actor,
+            None,
+            source,
+            intent_id,
+            amount,
+            "no escrowId in metadata",
+        )?,
+    };
+    Ok(StripeOutcome::Deposit(recorded.outcome))
+}
+
+/// What an M-Pesa result did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// No payout has this conversation id (yet): kept for the record, answered `404`.
+    UnknownPayout,
+    /// The same callback was delivered before; nothing changed.
+    Duplicate,
+    /// The payout was flagged for the operator; its money stays reserved.
+    Flagged(String),
+    /// The result was applied (or was already the payout's).
+    Result(ResultOutcome),
+}
+
+impl fmt::Display for CallbackOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallbackOutcome::UnknownPayout => f.write_str("unknown payout"),
+            CallbackOutcome::Duplicate => f.write_str("duplicate"),
+            CallbackOutcome::Flagged(what) => write!(f, "flagged: {what}"),
+            CallbackOutcome::Result(ResultOutcome::Applied) => f.write_str("applied"),
+            CallbackOutcome::Result(ResultOutcome::AlreadyApplied) => f.write_str("duplicate"),
+            CallbackOutcome::Result(ResultOutcome::Flagged(reason)) => {
+                write!(f, "flagged: {reason}")
+            }
+        }
+    }
+}
+
+/// Applies an M-Pesa result callback to its payout: success completes it (if the amount and
+/// receipt fit), failure returns the money, a queue timeout or an unknown outcome flags it.
+pub fn apply_payout_callback(
+    ctx: &WriteCtx<'_>,
+    callback: &Callback,
+    raw: &[u8],
+) -> Result<CallbackOutcome> {
+    let dedupe_key = callback.dedupe_key();
+    let payout_id = payouts::find_by_conversation(
+        ctx.conn,
+        callback.originator.as_deref(),
+        callback.conversation.as_deref(),
+    )?;
+    let Some(payout_id) = payout_id else {
+        // Kept for the record under a key of its own, so that a retry that arrives once the
+        // payout is known (an early STK result) is still applied.
+        let key = format!("unknown:{}:{dedupe_key}", crate::crypto::random_hex(8));
+        record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
+        let outcome = CallbackOutcome::UnknownPayout;
+        set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
+        return Ok(outcome);
+    };
+    if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
+        return Ok(CallbackOutcome::Duplicate);
+    }
+    let outcome = apply_to_payout(ctx, &payout_id, callback)?;
+    set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
+    Ok(outcome)
+}
+
+fn apply_to_payout(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    callback: &Callback,
+) -> Result<CallbackOutcome> {
+    let actor = Actor::system("mpesa");
+    let flagged = |reason: &str, what: &str| -> Result<CallbackOutcome> {
+        payouts::flag(ctx, payout_id, reason)?;
+        Ok(CallbackOutcome::Flagged(what.to_string()))
+    };
+    match &callback.kind {
+        CallbackKind::QueueTimeout => flagged(
+            "queue timeout at M-Pesa: outcome unknown, money stays reserved",
+            "queue timeout",
+        ),
+        CallbackKind::Unknown(why) => flagged(
+            &format!("outcome unknown, money stays reserved: {why}"),
+            "outcome unknown",
+        ),
+        CallbackKind::Success(None) => flagged("success callback without a receipt", "no receipt"),
+        CallbackKind::Success(Some(receipt)) => {
+            let result = PayoutResult::Succeeded {
+                receipt: receipt.clone(),
+            };
+            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, callback.amount)?;
+            if applied == ResultOutcome::Applied {
+                payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
+            }
+            Ok(CallbackOutcome::Result(applied))
+        }
+        CallbackKind::Failure(code) => {
+            let result = PayoutResult::Failed {
+                code: code.clone(),
+                desc: callback.desc.clone(),
+            };
+            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+            Ok(CallbackOutcome::Result(applied))
+        }
+    }
+}

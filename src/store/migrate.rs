@@ -1,0 +1,61 @@
+//! Schema migrations: `schema/NNNN_name.sql`, embedded in the binary, applied in order at start,
+//! each in its own transaction, tracked by `PRAGMA user_version`. A landed migration is never
+//! edited; a change is a new file.
+
+use crate::error::{Error, Result};
+use rusqlite::Connection;
+
+/// The embedded migrations.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "schema/"]
+struct Migrations;
+
+/// The latest schema version this binary knows.
+pub fn latest_schema_version() -> u32 {
+    migration_files().last().map_or(0, |(v, _)| *v)
+}
+
+fn migration_files() -> Vec<(u32, String)> {
+    let mut files: Vec<(u32, String)> = Migrations::iter()
+        .filter_map(|name| {
+            let version = name.split('_').next()?.parse::<u32>().ok()?;
+            Some((version, name.to_string()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The schema version of an open database (0 for an empty file).
+pub fn schema_version(conn: &Connection) -> Result<u32> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Applies every migration newer than the database's `user_version`, each in its own
+/// transaction. Returns the versions applied.
+pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
+    let current = schema_version(conn)?;
+    let latest = latest_schema_version();
+    if current > latest {
+        return Err(Error::internal(format!(
+            "the database has schema version {current}, newer than this remit knows ({latest}); upgrade remit"
+        )));
+    }
+    let mut applied = Vec::new();
+    for (version, name) in migration_files() {
+        if version <= current {
+            continue;
+        }
+        let file = Migrations::get(&name)
+            .ok_or_else(|| Error::internal(format!("missing migration {name}")))?;
+        let sql = std::str::from_utf8(&file.data)
+            .map_err(|_| Error::internal(format!("migration {name} is not UTF-8")))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)
+            .map_err(|e| Error::internal(format!("migration {name}: {e}")))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        applied.push(version);
+    }
+    Ok(applied)
+}

@@ -1,0 +1,233 @@
+//! The database: the single writer thread with group commit (`writer`), the pool of read-only
+//! connections, opening and migrating the file (`open`, `migrate`), and the background
+//! checkpointer (`checkpoint`).
+//!
+//! Every state change is a command run by the writer thread, which owns the only read-write
+//! connection; reads use pooled read-only connections, which in WAL mode never block the writer
+//! and never see half a batch.
+
+mod checkpoint;
+mod migrate;
+mod open;
+mod writer;
+
+pub use migrate::{latest_schema_version, migrate, schema_version};
+pub use open::{open, open_connection, open_for_check, open_with_key};
+pub use writer::{WriteCtx, WriterStats};
+
+use crate::audit::AuditKey;
+use crate::crypto::{KeySource, Keys};
+use crate::error::{Error, Result};
+use crate::limits::{READ_POOL_TIMEOUT_MS, WRITER_QUEUE_MAX};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use writer::{Command, Job, Msg};
+
+/// How hard a commit waits for the disk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync on every commit: nothing acknowledged is lost on power cut (the default).
+    Full,
+    /// fsync at checkpoints only: a power cut may lose the last commits (never corrupts).
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// `ENCRYPTION_KEY`, if set (64 hex characters).
+    pub key_hex: Option<String>,
+    /// Create the database (and key file) if missing; only `serve` does.
+    pub create: bool,
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// Read-only connections in the pool.
+    pub read_pool_size: u32,
+}
+
+impl OpenOptions {
+    /// Defaults for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> OpenOptions {
+        OpenOptions {
+            path: path.into(),
+            key_hex: None,
+            create: true,
+            synchronous: Synchronous::Full,
+            read_pool_size: crate::limits::READ_POOL_SIZE_DEFAULT,
+        }
+    }
+}
+
+/// The open database: the writer, the read pool and the keys. Cheap to share behind an `Arc`.
+pub struct Store {
+    sender: Mutex<Option<SyncSender<Msg>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(SyncSender<()>, JoinHandle<()>)>>,
+    reads: r2d2::Pool<SqliteConnectionManager>,
+    keys: Arc<Keys>,
+    path: PathBuf,
+    key_source: KeySource,
+    /// Writer counters.
+    pub stats: Arc<WriterStats>,
+}
+
+impl Store {
+    /// Starts the read pool, the writer thread (which takes `conn`) and the checkpointer.
+    fn start(
+        conn: Connection,
+        keys: Keys,
+        audit_key: AuditKey,
+        options: &OpenOptions,
+        key_source: KeySource,
+    ) -> Result<Store> {
+        let synchronous = options.synchronous;
+        let manager = SqliteConnectionManager::file(&options.path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |c| {
+                open::apply_pragmas(c, synchronous)?;
+                c.pragma_update(None, "query_only", "ON")
+            });
+        let reads = r2d2::Pool::builder()
+            .max_size(options.read_pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_millis(READ_POOL_TIMEOUT_MS))
+            .build(manager)?;
+
+        let keys = Arc::new(keys);
+        let stats = Arc::new(WriterStats::default());
+        let (sender, receiver) = mpsc::sync_channel::<Msg>(WRITER_QUEUE_MAX);
+        let writer_keys = Arc::clone(&keys);
+        let writer_stats = Arc::clone(&stats);
+        let writer_thread = std::thread::Builder::new()
+            .name("remit-writer".into())
+            .spawn(move || writer::run(conn, &writer_keys, &audit_key, &receiver, &writer_stats))
+            .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
+        let checkpointer = checkpoint::start(&options.path)?;
+        Ok(Store {
+            sender: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+            reads,
+            keys,
+            path: options.path.clone(),
+            key_source,
+            stats,
+        })
+    }
+
+    /// Runs `f` as one writer command and returns its result once the batch holding it has
+    /// committed. On any error its changes are rolled back and nothing else in the batch is
+    /// touched.
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Box<dyn Command> = Box::new(Job {
+            run: Some(f),
+            outcome: None,
+            reply,
+        });
+        let sender = match self.sender.lock() {
+            Ok(guard) => guard.clone(),
+            Err(_) => None,
+        };
+        let Some(sender) = sender else {
+            return Err(Error::Busy);
+        };
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        if sender.send(Msg::Run(job)).is_err() {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::Busy);
+        }
+        answer.recv().unwrap_or(Err(Error::Busy))
+    }
+
+    /// Runs `f` on a pooled read-only connection. It sees the last committed state.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection, &Keys) -> Result<T>) -> Result<T> {
+        let conn = self.reads.get()?;
+        f(&conn, &self.keys)
+    }
+
+    /// Can a read connection run a statement? (`GET /health`.)
+    pub fn ping(&self) -> bool {
+        self.read(|conn, _| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .is_ok()
+    }
+
+    /// The keys of this database.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the master key came from.
+    pub fn key_source(&self) -> &KeySource {
+        &self.key_source
+    }
+
+    /// Commits and answers everything queued, stops the writer and the checkpointer, and
+    /// checkpoints the WAL into the file. Later writes get `Busy`.
+    pub fn close(&self) {
+        let sender = self.sender.lock().ok().and_then(|mut s| s.take());
+        if let Some(sender) = sender {
+            let _ = sender.send(Msg::Stop);
+        }
+        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+        if let Some((stop, handle)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Is this error a violation of the named CHECK constraint?
+pub fn is_check_violation(e: &rusqlite::Error, constraint: &str) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(err, Some(msg)) => {
+            err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK && msg.contains(constraint)
+        }
+        _ => false,
+    }
+}
+
+/// Is this error a UNIQUE or PRIMARY KEY violation?
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => {
+            err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        }
+        _ => false,
+    }
+}

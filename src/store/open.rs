@@ -1,0 +1,181 @@
+//! Opening a database: the pragmas of every connection, the key check (a server started with a
+//! key that does not match the file refuses to start), migrations, and the read-only open of
+//! `remit check`, which never creates, migrates or writes anything.
+
+use super::migrate::{latest_schema_version, migrate, schema_version};
+use super::{OpenOptions, Store, Synchronous};
+use crate::crypto::{KeySource, Keys, MasterKey};
+use crate::error::{Error, Result};
+use crate::limits::{BUSY_TIMEOUT_MS, STATEMENT_CACHE_CAPACITY, WRITER_CACHE_KIB};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+use std::time::Duration;
+
+/// The pragmas of every remit connection.
+pub(super) fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // Every statement of a command path stays prepared; re-parsing SQL showed up in profiles.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+    Ok(())
+}
+
+/// Opens a read-write connection with the pragmas of every remit connection.
+pub fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    apply_pragmas(&conn, synchronous)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::internal(format!(
+            "could not switch the database to WAL (got {mode})"
+        )));
+    }
+    Ok(conn)
+}
+
+/// Is `keys` the key of this database? `Ok(false)` for a database that has no key check yet
+/// (new); `WrongKey` for another key.
+fn check_key(conn: &Connection, keys: &Keys) -> Result<bool> {
+    if schema_version(conn)? == 0 {
+        return Ok(false);
+    }
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match stored {
+        Some(check)
+            if crate::crypto::constant_time_eq(check.as_bytes(), keys.key_check.as_bytes()) =>
+        {
+            Ok(true)
+        }
+        Some(_) => Err(Error::WrongKey),
+        None => Ok(false),
+    }
+}
+
+/// Records the key check of a new database, and refuses a database with data but no key check
+/// (not made by remit).
+fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let has_rows: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?;
+    if has_rows {
+        return Err(Error::WrongKey);
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('key_check', ?1), ('key_id', ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (&keys.key_check, &keys.key_id),
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Opens (and with `create`, creates) the database: checks the key, migrates, records the key
+/// check of a new file, opens the audit chain, then starts the writer and the checkpointer.
+pub fn open(options: &OpenOptions) -> Result<Store> {
+    if !options.create && !options.path.exists() {
+        return Err(Error::internal(format!(
+            "no database at {}",
+            options.path.display()
+        )));
+    }
+    let (master, key_source) =
+        crate::crypto::load_master_key(&options.path, options.key_hex.as_deref(), options.create)?;
+    open_with_key(options, &master, key_source)
+}
+
+/// `open` with a key already in hand (key rotation and tests).
+pub fn open_with_key(
+    options: &OpenOptions,
+    master: &MasterKey,
+    key_source: KeySource,
+) -> Result<Store> {
+    let keys = Keys::new(master);
+    let mut conn = open_connection(&options.path, options.synchronous)?;
+    let key_known = check_key(&conn, &keys)?;
+    migrate(&mut conn)?;
+    if !key_known {
+        record_key_check(&mut conn, &keys)?;
+    }
+    let audit_key = crate::audit::open_chain(&mut conn, &keys)?;
+    // Checkpoints run from their own connection, never inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The writer touches the hot pages of every command; keep them in its own cache.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    Store::start(conn, keys, audit_key, options, key_source)
+}
+
+/// Opens a database read-only for `remit check`: never creates, migrates or writes anything,
+/// and refuses a file that is not a remit database of this version or a key that does not
+/// match.
+pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection, Keys)> {
+    if !path.exists() {
+        return Err(Error::internal(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    let (master, _) = crate::crypto::load_master_key(path, key_hex, false)?;
+    let keys = Keys::new(&master);
+    // With no WAL beside it (a server stopped cleanly, a copied file), even a read-only open
+    // would create `-wal` and `-shm`: open it as immutable instead, which writes nothing.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = if Path::new(&wal).exists() {
+        Connection::open_with_flags(path, flags)?
+    } else {
+        let text = path
+            .to_str()
+            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
+        let escaped = text
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?
+    };
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| {
+            Error::internal(format!(
+                "{} cannot be read as a database: {e}",
+                path.display()
+            ))
+        })?;
+    let latest = latest_schema_version();
+    if version == 0 {
+        return Err(Error::internal(format!(
+            "{} is not a remit database",
+            path.display()
+        )));
+    }
+    if version != latest {
+        return Err(Error::internal(format!(
+            "{} has schema version {version} and this remit knows {latest}: {}",
+            path.display(),
+            if version < latest {
+                "start the server once to migrate it"
+            } else {
+                "upgrade remit"
+            }
+        )));
+    }
+    if !check_key(&conn, &keys)? {
+        return Err(Error::internal(format!(
+            "{} is not a remit database (it has no key check)",
+            path.display()
+        )));
+    }
+    Ok((conn, keys))
+}

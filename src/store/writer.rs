@@ -1,0 +1,291 @@
+//! The single writer: the thread that owns the only read-write connection. It takes the commands
+//! waiting in its queue (up to `WRITER_BATCH_MAX`), opens one `BEGIN IMMEDIATE` transaction,
+//! runs each command in its own savepoint (rolled back alone on its own error), commits once,
+//! and only then answers every caller and writes the log lines of what committed.
+
+use crate::audit::AuditKey;
+use crate::crypto::Keys;
+use crate::error::{Error, Result};
+use crate::limits::WRITER_BATCH_MAX;
+use rusqlite::Connection;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Instant;
+
+/// A log line that describes a change: written only once the change has committed, so the log
+/// never tells of a change that was rolled back.
+struct PendingLine {
+    level: log::Level,
+    target: &'static str,
+    text: String,
+}
+
+/// What a writer command sees: the connection inside the batch's transaction (and the command's
+/// savepoint), the keys, the time of the batch, and the audit log.
+pub struct WriteCtx<'a> {
+    /// The writer's connection; every statement runs inside the command's savepoint.
+    pub conn: &'a Connection,
+    /// Encryption and blind-index keys.
+    pub keys: &'a Keys,
+    /// Unix seconds at the start of the batch.
+    pub now: i64,
+    audit_key: &'a AuditKey,
+    pending: RefCell<Vec<PendingLine>>,
+    broken: Cell<bool>,
+}
+
+impl<'a> WriteCtx<'a> {
+    fn new(conn: &'a Connection, keys: &'a Keys, audit_key: &'a AuditKey, now: i64) -> Self {
+        WriteCtx {
+            conn,
+            keys,
+            now,
+            audit_key,
+            pending: RefCell::new(Vec::new()),
+            broken: Cell::new(false),
+        }
+    }
+
+    /// The batch's time as RFC 3339.
+    pub fn at(&self) -> String {
+        crate::time::rfc3339(self.now)
+    }
+
+    /// Appends a line to the audit chain (and, once it commits, to the log). `details` must
+    /// hold no PII.
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        entity: &str,
+        details: &serde_json::Value,
+    ) -> Result<()> {
+        crate::audit::append(
+            self.conn,
+            self.audit_key,
+            self.now,
+            actor,
+            action,
+            entity,
+            details,
+        )?;
+        self.log_after_commit(
+            log::Level::Info,
+            "remit::audit",
+            format!("{action} {entity} by {actor}"),
+        );
+        Ok(())
+    }
+
+    /// Logs a warning about a change once that change has committed (never if it rolls back).
+    pub fn warn_after_commit(&self, text: String) {
+        self.log_after_commit(log::Level::Warn, "remit", text);
+    }
+
+    fn log_after_commit(&self, level: log::Level, target: &'static str, text: String) {
+        self.pending.borrow_mut().push(PendingLine {
+            level,
+            target,
+            text,
+        });
+    }
+
+    /// Runs `f` in a savepoint of its own: if it fails, its changes (and the log lines it
+    /// wrote) are undone and the error returned, while the rest of the transaction stands.
+    pub fn savepoint<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.exec("SAVEPOINT command")?;
+        let logged = self.pending.borrow().len();
+        let result = f(self);
+        if result.is_err() {
+            self.exec("ROLLBACK TO command")?;
+            self.pending.borrow_mut().truncate(logged);
+        }
+        self.exec("RELEASE command")?;
+        result
+    }
+
+    /// Runs one of the savepoint statements; if one fails, the transaction's state is unknown and
+    /// the whole batch must fail.
+    fn exec(&self, sql: &str) -> Result<()> {
+        let done = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]));
+        if let Err(e) = done {
+            self.broken.set(true);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn flush_log(self) {
+        for line in self.pending.into_inner() {
+            log::log!(target: line.target, line.level, "{}", line.text);
+        }
+    }
+}
+
+/// A unit of work for the writer.
+pub(super) trait Command: Send {
+    /// Runs the command inside its savepoint; an error rolls it back.
+    fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()>;
+    /// Answers the caller once the batch's commit is known.
+    fn answer(self: Box<Self>, commit: Result<()>);
+}
+
+/// A closure and the channel its caller waits on.
+pub(super) struct Job<T, F> {
+    pub(super) run: Option<F>,
+    pub(super) outcome: Option<Result<T>>,
+    pub(super) reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> Command for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send,
+{
+    fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()> {
+        let Some(run) = self.run.take() else {
+            return Err(Error::internal("writer command ran twice"));
+        };
+        let outcome = match catch_unwind(AssertUnwindSafe(|| run(ctx))) {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::internal(
+                "a writer command panicked; it was rolled back",
+            )),
+        };
+        let status = match &outcome {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.clone()),
+        };
+        self.outcome = Some(outcome);
+        status
+    }
+
+    fn answer(self: Box<Self>, commit: Result<()>) {
+        let result = match (commit, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(Error::internal("writer command never ran")),
+            // A failed command's own error says more than the batch's; a succeeded one was
+            // rolled back with the batch, so it gets the commit error.
+            (Err(_), Some(Err(own))) => Err(own),
+            (Err(e), _) => Err(e),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// What the writer's queue carries.
+pub(super) enum Msg {
+    Run(Box<dyn Command>),
+    Stop,
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Default, Debug)]
+pub struct WriterStats {
+    /// Commands queued and not yet answered.
+    pub queue_depth: AtomicUsize,
+    /// Batches committed (or failed).
+    pub batches: AtomicU64,
+    /// Commands run.
+    pub commands: AtomicU64,
+    /// Sum of commit latencies in microseconds.
+    pub commit_micros_total: AtomicU64,
+    /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
+    pub batch_size_buckets: [AtomicU64; 5],
+}
+
+/// The writer thread's loop: batches until told to stop, then drains the queue and checkpoints.
+pub(super) fn run(
+    conn: Connection,
+    keys: &Keys,
+    audit_key: &AuditKey,
+    receiver: &Receiver<Msg>,
+    stats: &WriterStats,
+) {
+    let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
+    let mut stopping = false;
+    while !stopping {
+        match receiver.recv() {
+            Ok(Msg::Run(cmd)) => batch.push(cmd),
+            Ok(Msg::Stop) | Err(_) => stopping = true,
+        }
+        // Take whatever else is waiting; on stop, drain the whole queue.
+        while stopping || batch.len() < WRITER_BATCH_MAX {
+            match receiver.try_recv() {
+                Ok(Msg::Run(cmd)) => batch.push(cmd),
+                Ok(Msg::Stop) => stopping = true,
+                Err(_) => break,
+            }
+            if batch.len() >= WRITER_BATCH_MAX {
+                run_batch(&conn, keys, audit_key, &mut batch, stats);
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&conn, keys, audit_key, &mut batch, stats);
+        }
+    }
+    // Last checkpoint so that the file alone holds everything.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        log::warn!("final checkpoint failed: {e}");
+    }
+}
+
+fn run_batch(
+    conn: &Connection,
+    keys: &Keys,
+    audit_key: &AuditKey,
+    batch: &mut Vec<Box<dyn Command>>,
+    stats: &WriterStats,
+) {
+    let size = batch.len();
+    let bucket = match size {
+        1 => 0,
+        2..=4 => 1,
+        5..=16 => 2,
+        17..=64 => 3,
+        _ => 4,
+    };
+    stats.batch_size_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.commands.fetch_add(size as u64, Ordering::Relaxed);
+
+    let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
+    let commit = (|| -> Result<()> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        for cmd in batch.iter_mut() {
+            // A command's own failure is its answer; only broken savepoint machinery fails the
+            // whole batch.
+            let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
+            if ctx.broken.get() {
+                return Err(Error::internal("a savepoint could not be rolled back"));
+            }
+        }
+        let started = Instant::now();
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        stats
+            .commit_micros_total
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    })();
+    match &commit {
+        Ok(()) => ctx.flush_log(),
+        Err(e) => {
+            drop(ctx);
+            log::error!("writer batch of {size} failed and was rolled back: {e:?}");
+            if !conn.is_autocommit() {
+                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                    log::error!("rollback after a failed batch failed too: {rollback}");
+                }
+            }
+        }
+    }
+    for cmd in batch.drain(..) {
+        cmd.answer(commit.clone());
+    }
+    stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
+}

@@ -1,0 +1,293 @@
+//! Daraja's wire formats, shared by the simulator (which writes them) and the result webhook
+//! (which reads them): B2C and B2B `Result` callbacks, the STK `Body.stkCallback`, and queue
+//! timeouts. Parsing is tolerant in the ways the reference documents (§5): codes as numbers or
+//! strings, a single object where an array is expected, items looked up by key.
+
+use crate::error::{Error, Result};
+use crate::money::{parse_major, KesCents};
+use serde_json::{json, Value};
+
+/// What a Daraja callback says, whatever its shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    /// `OriginatorConversationID` (B2C/B2B).
+    pub originator: Option<String>,
+    /// `ConversationID` (B2C/B2B) or `CheckoutRequestID` (STK).
+    pub conversation: Option<String>,
+    /// What happened.
+    pub kind: CallbackKind,
+    /// The amount the callback names, in KES cents, if any.
+    pub amount: Option<KesCents>,
+    /// `ResultDesc`.
+    pub desc: String,
+}
+
+/// The outcome a callback reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackKind {
+    /// Money moved; the receipt, if the callback names one.
+    Success(Option<String>),
+    /// No money moved; the result code.
+    Failure(String),
+    /// Stuck in M-Pesa's queue: outcome unknown.
+    QueueTimeout,
+    /// A result that does not say whether money moved (`ResultCode` 15 "Duplicate Detected":
+    /// an earlier attempt may have paid; `ResultType` 1: more messages to come).
+    Unknown(String),
+}
+
+/// `ResultCode` as text: a number, a numeric string or a code like `SFC_IC0003`.
+fn code_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+fn is_success(code: &str) -> bool {
+    code.parse::<i64>().map(|c| c == 0).unwrap_or(false) || code == "0"
+}
+
+/// Items of `ResultParameter` / `Item`: an array or a single object; looked up by key.
+fn lookup<'a>(list: Option<&'a Value>, key_field: &str, key: &str) -> Option<&'a Value> {
+    let items: Vec<&Value> = match list? {
+        Value::Array(items) => items.iter().collect(),
+        one @ Value::Object(_) => vec![one],
+        _ => return None,
+    };
+    items
+        .into_iter()
+        .find(|item| item.get(key_field).and_then(Value::as_str) == Some(key))
+        .and_then(|item| item.get("Value"))
+}
+
+fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
+    let text = match v? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    parse_major("Amount", &text, 2).ok().and_then(KesCents::new)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses a B2C/B2B `Result`, an STK `Body.stkCallback`, or a queue timeout, tolerantly (§5 of
+/// the wire-format reference): codes as numbers or strings, single objects for arrays, items
+/// by key, missing values.
+pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
+    if let Some(stk) = body.get("Body").and_then(|b| b.get("stkCallback")) {
+        let code = code_text(stk.get("ResultCode"))
+            .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
+        let items = stk.get("CallbackMetadata").and_then(|m| m.get("Item"));
+        let kind = if is_success(&code) {
+            CallbackKind::Success(text(lookup(items, "Name", "MpesaReceiptNumber")))
+        } else {
+            CallbackKind::Failure(code)
+        };
+        return Ok(Callback {
+            originator: None,
+            conversation: text(stk.get("CheckoutRequestID")),
+            kind,
+            amount: kes_cents(lookup(items, "Name", "Amount")),
+            desc: text(stk.get("ResultDesc")).unwrap_or_default(),
+        });
+    }
+    let result = body
+        .get("Result")
+        .ok_or_else(|| Error::invalid("Result", "is missing: not a Daraja callback"))?;
+    let originator = text(result.get("OriginatorConversationID"));
+    let conversation = text(result.get("ConversationID"));
+    if originator.is_none() && conversation.is_none() {
+        return Err(Error::invalid("Result", "names no conversation"));
+    }
+    let params = result
+        .get("ResultParameters")
+        .and_then(|p| p.get("ResultParameter"));
+    let desc = text(result.get("ResultDesc")).unwrap_or_default();
+    if queue_timeout {
+        return Ok(Callback {
+            originator,
+            conversation,
+            kind: CallbackKind::QueueTimeout,
+            amount: None,
+            desc,
+        });
+    }
+    let code = code_text(result.get("ResultCode"))
+        .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
+    let result_type = code_text(result.get("ResultType")).unwrap_or_else(|| "0".into());
+    let kind = if result_type == "1" {
+        CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
+    } else if code == "15" {
+        CallbackKind::Unknown(
+            "ResultCode 15 (duplicate detected): an earlier attempt may have paid".into(),
+        )
+    } else if is_success(&code) {
+        let receipt = text(lookup(params, "Key", "TransactionReceipt"))
+            .or_else(|| text(result.get("TransactionID")));
+        CallbackKind::Success(receipt)
+    } else {
+        CallbackKind::Failure(code)
+    };
+    let amount = kes_cents(lookup(params, "Key", "TransactionAmount"))
+        .or_else(|| kes_cents(lookup(params, "Key", "Amount")));
+    Ok(Callback {
+        originator,
+        conversation,
+        kind,
+        amount,
+        desc,
+    })
+}
+
+impl Callback {
+    /// The key a delivery is deduplicated on: the payout's id at Daraja, what the callback
+    /// says and the amount it names. A repeat of the same callback has the same key; a
+    /// different outcome for the same payout does not.
+    pub fn dedupe_key(&self) -> String {
+        let id = self
+            .originator
+            .as_deref()
+            .or(self.conversation.as_deref())
+            .unwrap_or("-");
+        let what = match &self.kind {
+            CallbackKind::Success(receipt) => format!("ok:{}", receipt.as_deref().unwrap_or("-")),
+            CallbackKind::Failure(code) => format!("failed:{code}"),
+            CallbackKind::QueueTimeout => "timeout".into(),
+            CallbackKind::Unknown(_) => "unknown".into(),
+        };
+        let amount = self.amount.map_or("-".to_string(), |a| a.get().to_string());
+        format!("{id}:{what}:{amount}")
+    }
+}
+
+/// The `ReferenceData` Daraja adds to every result.
+fn reference_data(extra: Option<(&str, Value)>) -> Value {
+    let timeout = json!({"Key": "QueueTimeoutURL", "Value": "https://internal.example/timeout"});
+    match extra {
+        Some((key, value)) => json!({"ReferenceItem": [{"Key": key, "Value": value}, timeout]}),
+        None => json!({"ReferenceItem": timeout}),
+    }
+}
+
+/// A B2C `Result` that paid: `TransactionAmount` in whole KES, the receipt twice, as Daraja
+/// sends it.
+pub fn b2c_success(originator: &str, conversation: &str, receipt: &str, amount: KesCents) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": amount.get() / 100},
+            {"Key": "TransactionReceipt", "Value": receipt},
+            {"Key": "B2CRecipientIsRegisteredCustomer", "Value": "Y"},
+            {"Key": "TransactionCompletedDateTime", "Value": crate::time::now_rfc3339()}]},
+        "ReferenceData": reference_data(None)}})
+}
+
+/// A B2B `Result` that paid: codes as strings and `Amount` as `"1500.00"`, as Daraja sends it.
+pub fn b2b_success(
+    originator: &str,
+    conversation: &str,
+    receipt: &str,
+    amount: KesCents,
+    bill_reference: Option<&str>,
+) -> Value {
+    json!({"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "The service request is processed successfully",
+        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "Amount", "Value": format!("{}.00", amount.get() / 100)},
+            {"Key": "DebitPartyCharges", "Value": ""},
+            {"Key": "Currency", "Value": "KES"}]},
+        "ReferenceData": reference_data(Some(("BillReferenceNumber", json!(bill_reference))))}})
+}
+
+/// A B2C `Result` that failed (2040: the recipient cannot be paid by this service).
+pub fn b2c_failure(originator: &str, conversation: &str) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 2040,
+        "ResultDesc": "Credit Party customer type (Unregistered or Registered Customer) can't be supported by the service.",
+        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE0000000",
+        "ReferenceData": reference_data(None)}})
+}
+
+/// A B2B `Result` that failed (2001: the initiator information is invalid).
+pub fn b2b_failure(originator: &str, conversation: &str) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE0000000",
+        "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20251125103902_i64}},
+        "ReferenceData": reference_data(None)}})
+}
+
+/// What Daraja posts to the `QueueTimeOutURL` when a request timed out in its queue.
+pub fn queue_timeout(originator: &str, conversation: &str) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 1,
+        "ResultDesc": "The service request timed out in the queue.",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TCE0000000"}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callbacks_parse_in_every_shape() {
+        let b2c: Value = serde_json::from_str(r#"{"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+          "OriginatorConversationID": "abc", "ConversationID": "AG_1", "TransactionID": "TCE4K7PQ2M",
+          "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 2500},
+            {"Key": "TransactionReceipt", "Value": "TCE4K7PQ2M"}]}}}"#).unwrap();
+        let c = parse_callback(&b2c, false).unwrap();
+        assert_eq!(c.kind, CallbackKind::Success(Some("TCE4K7PQ2M".into())));
+        assert_eq!(c.amount, KesCents::new(250_000));
+        let b2b_fail: Value = serde_json::from_str(r#"{"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "bad",
+          "OriginatorConversationID": "c3", "ConversationID": "AG_2", "TransactionID": "TCE0000000",
+          "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20250314103902}},
+          "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL", "Value": "x"}}}}"#).unwrap();
+        assert_eq!(
+            parse_callback(&b2b_fail, false).unwrap().kind,
+            CallbackKind::Failure("2001".into())
+        );
+        let b2b_ok: Value = serde_json::from_str(
+            r#"{"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "ok",
+          "OriginatorConversationID": "2b", "ConversationID": "AG_3", "TransactionID": "TCE7H2LX9B",
+          "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": "1500.00"}]}}}"#,
+        )
+        .unwrap();
+        let c = parse_callback(&b2b_ok, false).unwrap();
+        assert_eq!(
+            (c.kind, c.amount),
+            (
+                CallbackKind::Success(Some("TCE7H2LX9B".into())),
+                KesCents::new(150_000)
+            )
+        );
+        let stk: Value = serde_json::from_str(r#"{"Body":{"stkCallback":{"MerchantRequestID":"m","CheckoutRequestID":"ws_CO_1","ResultCode":0,"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":1500.00},{"Name":"MpesaReceiptNumber","Value":"TCE5N8QW3R"},{"Name":"Balance"},{"Name":"TransactionDate","Value":20250314102512},{"Name":"PhoneNumber","Value":254712345678}]}}}}"#).unwrap();
+        let c = parse_callback(&stk, false).unwrap();
+        assert_eq!(
+            (c.conversation.as_deref(), c.kind),
+            (
+                Some("ws_CO_1"),
+                CallbackKind::Success(Some("TCE5N8QW3R".into()))
+            )
+        );
+        let sfc: Value = serde_json::from_str(
+            r#"{"Result": {"ResultCode": "SFC_IC0003", "ConversationID": "AG_4"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parse_callback(&sfc, false).unwrap().kind,
+            CallbackKind::Failure("SFC_IC0003".into())
+        );
+        assert_eq!(
+            parse_callback(&sfc, true).unwrap().kind,
+            CallbackKind::QueueTimeout
+        );
+        assert!(parse_callback(&serde_json::json!({"foo": 1}), false).is_err());
+    }
+}

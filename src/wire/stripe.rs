@@ -1,0 +1,217 @@
+//! Stripe's webhook wire format: the `Stripe-Signature` header (HMAC-SHA256 of `t.rawbody` under
+//! the whole `whsec_…` secret, any of several `v1`, `v0` ignored, a tolerance on old
+//! timestamps) and the parts of an event remit reads.
+
+use crate::crypto::{constant_time_eq, hex, hmac_sha256, unhex};
+use crate::error::{Error, Result};
+use crate::money::UsdCents;
+use serde_json::Value;
+
+/// Why a `Stripe-Signature` was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignatureError {
+    /// No `t`, or no `v1`: a malformed header (400).
+    Malformed,
+    /// No `v1` matches (401).
+    Mismatch,
+    /// Older than the tolerance (401).
+    TooOld,
+}
+
+/// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
+/// `v0` and other schemes are ignored, comparison is constant-time, and timestamps older than
+/// `tolerance_s` are refused (future ones are accepted, as Stripe's own libraries do).
+pub fn verify_signature(
+    header: &str,
+    body: &[u8],
+    secret: &str,
+    now: i64,
+    tolerance_s: i64,
+) -> std::result::Result<(), SignatureError> {
+    let mut timestamp: Option<&str> = None;
+    let mut signatures = Vec::new();
+    for item in header.split(',') {
+        let Some((key, value)) = item.trim().split_once('=') else {
+            continue;
+        };
+        match key {
+            "t" => timestamp = Some(value),
+            "v1" => signatures.push(value),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    let t: i64 = timestamp.parse().map_err(|_| SignatureError::Malformed)?;
+    let expected = hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]);
+    let matched = signatures
+        .iter()
+        .filter_map(|s| unhex(s))
+        .fold(false, |any, candidate| {
+            any | constant_time_eq(&candidate, &expected)
+        });
+    if !matched {
+        return Err(SignatureError::Mismatch);
+    }
+    if now - t > tolerance_s {
+        return Err(SignatureError::TooOld);
+    }
+    Ok(())
+}
+
+/// A Stripe signature header for `body` at `t` (for tests and the demo).
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    format!(
+        "t={t},v1={}",
+        hex(&hmac_sha256(
+            secret.as_bytes(),
+            &[t.to_string().as_bytes(), b".", body]
+        ))
+    )
+}
+
+/// A verified event, as far as remit reads it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `evt_…`: the dedupe key.
+    pub id: String,
+    /// `payment_intent.succeeded`, …
+    pub kind: String,
+    /// The whole event.
+    pub body: Value,
+}
+
+impl Event {
+    /// Parses a (verified) body: JSON with an `id`.
+    pub fn parse(body: &[u8]) -> Result<Event> {
+        let body: Value = serde_json::from_slice(body).map_err(|_| Error::InvalidJson {
+            message: "the event is not JSON".into(),
+        })?;
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid("id", "the event has no id"))?
+            .to_string();
+        let kind = body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Ok(Event { id, kind, body })
+    }
+
+    /// The `PaymentIntent` of a `payment_intent.*` event, read leniently: what is missing or
+    /// unreadable is `None`, for the caller to decide.
+    pub fn payment_intent(&self) -> PaymentIntent {
+        let intent = &self.body["data"]["object"];
+        let amount = intent
+            .get("amount_received")
+            .or_else(|| intent.get("amount"))
+            .map(|v| v.to_string())
+            .and_then(|text| text.parse::<i64>().ok())
+            .and_then(UsdCents::new)
+            .filter(|c| c.get() > 0);
+        let metadata = &intent["metadata"];
+        PaymentIntent {
+            id: intent.get("id").and_then(Value::as_str).map(str::to_string),
+            amount,
+            currency: intent
+                .get("currency")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            escrow_id: metadata
+                .get("escrowId")
+                .or_else(|| metadata.get("escrow_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+}
+
+/// A PaymentIntent's fields that make a deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentIntent {
+    /// `pi_…`: the deposit's reference.
+    pub id: Option<String>,
+    /// `amount_received` (or `amount`) in cents, if readable and positive.
+    pub amount: Option<UsdCents>,
+    /// Lowercase ISO code (`usd`).
+    pub currency: String,
+    /// `metadata.escrowId` (or `escrow_id`).
+    pub escrow_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_remit_test_7f3a9c2e5b1d4f60";
+    const BODY: &str = r#"{"id":"evt_test_remit_0001","object":"event","api_version":"2024-06-20","created":1735689600,"livemode":false,"type":"payment_intent.succeeded","data":{"object":{"id":"pi_test_remit_0001","object":"payment_intent","amount":5000,"amount_received":5000,"currency":"usd","status":"succeeded","metadata":{"escrow_id":"esc_000042"}}}}"#;
+    const HEADER: &str =
+        "t=1735689600,v1=fd9854f01e732042e856d681caf0f68ef0bb3bd6a406700f4336561c43782a0b";
+
+    #[test]
+    fn the_reference_stripe_vector_verifies() {
+        assert_eq!(BODY.len(), 329);
+        assert_eq!(
+            hex(&crate::crypto::sha256(BODY.as_bytes())),
+            "3243923568045b0dc7c1e798d87d7c0f8aae8e41a511d1e98e372f7c1c4d2b26"
+        );
+        assert_eq!(
+            verify_signature(HEADER, BODY.as_bytes(), SECRET, 1_735_689_600, 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature(HEADER, BODY.as_bytes(), SECRET, 1_735_689_900, 300),
+            Ok(()),
+            "exactly 300 s old"
+        );
+        let rotation = "t=1735689600,v1=8560dc74c96218f71c2f5d2eb811c8566a8c3265f54656f734fb292bac17e23c,v1=fd9854f01e732042e856d681caf0f68ef0bb3bd6a406700f4336561c43782a0b,v0=0000000000000000000000000000000000000000000000000000000000000000";
+        assert_eq!(
+            verify_signature(rotation, BODY.as_bytes(), SECRET, 1_735_689_600, 300),
+            Ok(())
+        );
+        assert_eq!(sign(SECRET, 1_735_689_600, BODY.as_bytes()), HEADER);
+    }
+
+    #[test]
+    fn the_reference_negative_vectors_fail() {
+        let tampered = BODY.replace("\"amount\":5000", "\"amount\":9000");
+        assert_eq!(
+            verify_signature(HEADER, tampered.as_bytes(), SECRET, 1_735_689_600, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(
+                HEADER,
+                BODY.as_bytes(),
+                "remit_test_7f3a9c2e5b1d4f60",
+                1_735_689_600,
+                300
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        let newline = format!("{BODY}\n");
+        assert_eq!(
+            verify_signature(HEADER, newline.as_bytes(), SECRET, 1_735_689_600, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(HEADER, BODY.as_bytes(), SECRET, 1_735_689_901, 300),
+            Err(SignatureError::TooOld)
+        );
+        let only_v0 =
+            "t=1735689600,v0=fd9854f01e732042e856d681caf0f68ef0bb3bd6a406700f4336561c43782a0b";
+        assert_eq!(
+            verify_signature(only_v0, BODY.as_bytes(), SECRET, 1_735_689_600, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify_signature("v1=ab", BODY.as_bytes(), SECRET, 1_735_689_600, 300),
+            Err(SignatureError::Malformed)
+        );
+    }
+}
