@@ -1,0 +1,146 @@
+// DOM helpers shared by every screen: building elements (el, add, clear), form parts (button,
+// field, formError), small displays (statusBadge, timeEl, dl, emptyState, pageHead), and
+// updating lists in place without losing keyboard focus (replaceKeepingFocus, patchList).
+
+import { when } from './format.js';
+
+let uidCounter = 0;
+export function uid(prefix) {
+  uidCounter += 1;
+  return `${prefix}-${uidCounter}`;
+}
+
+export function el(tag, props, ...kids) {
+  const node = document.createElement(tag);
+  if (props) {
+    for (const [k, v] of Object.entries(props)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') node.className = v;
+      else if (k === 'testid') node.dataset.testid = v;
+      else if (k === 'text') node.textContent = v;
+      else if (k === 'dataset') Object.assign(node.dataset, v);
+      else if (k === 'value') node.value = v;
+      else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+      else if (v === true) node.setAttribute(k, '');
+      else node.setAttribute(k, String(v));
+    }
+  }
+  add(node, kids);
+  return node;
+}
+
+export function add(node, kids) {
+  for (const k of [kids].flat(Infinity)) {
+    if (k === null || k === undefined || k === false) continue;
+    node.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return node;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+  return node;
+}
+
+export function button(label, props = {}) {
+  const cls = ['button', props.variant || 'secondary', props.small ? 'small' : ''].join(' ').trim();
+  const p = { type: 'button', ...props, class: props.class ? `${cls} ${props.class}` : cls };
+  delete p.variant;
+  delete p.small;
+  return el('button', p, label);
+}
+
+export function field(opts) {
+  const id = opts.id || uid('f');
+  const attrs = {
+    id,
+    name: opts.name || opts.dataField,
+    type: opts.type || 'text',
+    testid: opts.testid,
+    'data-field': opts.dataField,
+    value: opts.value,
+    autocomplete: opts.autocomplete || 'off',
+    ...(opts.attrs || {}),
+  };
+  const input = opts.tag === 'select' ? el('select', attrs, opts.options || [])
+    : opts.tag === 'textarea' ? el('textarea', { ...attrs, type: null, rows: 2 }) : el('input', attrs);
+  let hint = null;
+  if (opts.hint) {
+    hint = el('p', { class: 'hint', id: `${id}-hint` }, opts.hint);
+    input.setAttribute('aria-describedby', hint.id);
+  }
+  const label = el('label', { for: id }, opts.label,
+    opts.optional ? el('span', { class: 'optional' }, ' (optional)') : null);
+  const wrap = el('div', { class: `field ${opts.wrapClass || ''}`.trim() }, label, input, hint);
+  return { wrap, input, label };
+}
+
+export function formError() {
+  return el('div', { class: 'form-error', role: 'alert', testid: 'form-error', hidden: true });
+}
+
+export function statusBadge(status, testid) {
+  return el('span', { class: `status status-${status}`, testid, dataset: { status } }, status);
+}
+
+export function timeEl(iso) {
+  if (!iso) return el('span', { class: 'muted' }, '—');
+  return el('time', { datetime: iso, title: iso }, when(iso));
+}
+
+export function dl(pairs, cls) {
+  const list = el('dl', { class: cls || 'details' });
+  for (const p of pairs) {
+    if (!p) continue;
+    const [term, value, testid] = p;
+    list.append(el('div', { class: 'pair' }, el('dt', null, term), el('dd', { testid }, value)));
+  }
+  return list;
+}
+
+export function emptyState(text, testid) {
+  return el('p', { class: 'empty', testid: testid || 'empty' }, text);
+}
+
+// Replaces a node, moving keyboard focus to the equivalent element of the new one.
+export function replaceKeepingFocus(oldNode, newNode) {
+  const active = document.activeElement;
+  let focusKey = null;
+  if (active && oldNode.contains(active)) focusKey = active.dataset.testid || null;
+  oldNode.replaceWith(newNode);
+  if (focusKey) {
+    const target = newNode.querySelector(`[data-testid="${CSS.escape(focusKey)}"]`);
+    if (target) target.focus({ preventScroll: true });
+  }
+}
+
+// Brings a container's children in line with items, rebuilding only those whose data changed.
+export function patchList(container, items, keyOf, build, removeMissing = true) {
+  const existing = new Map();
+  for (const n of Array.from(container.children)) if (n.dataset.key) existing.set(n.dataset.key, n);
+  let prev = null;
+  for (const item of items) {
+    const key = keyOf(item);
+    const sig = JSON.stringify(item);
+    let node = existing.get(key);
+    existing.delete(key);
+    if (!node || node.dataset.sig !== sig) {
+      const fresh = build(item);
+      fresh.dataset.key = key;
+      fresh.dataset.sig = sig;
+      if (node) replaceKeepingFocus(node, fresh);
+      node = fresh;
+    }
+    const want = prev ? prev.nextSibling : container.firstChild;
+    if (want !== node) container.insertBefore(node, want);
+    prev = node;
+  }
+  if (removeMissing) for (const n of existing.values()) n.remove();
+}
+
+// The heading block at the top of every screen: its h1 (focused on navigation), intro and actions.
+export function pageHead(title, intro, extra) {
+  return el('div', { class: 'page-head' },
+    el('div', null, el('h1', { tabindex: '-1' }, title), intro ? el('p', { class: 'muted intro' }, intro) : null),
+    extra ? el('div', { class: 'actions' }, extra) : null);
+}

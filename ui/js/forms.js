@@ -1,0 +1,100 @@
+// Forms and buttons that call the API: submit handling, controls disabled while busy, and API
+// errors shown beside the field they name (data-field), in the form's .form-error box, or else
+// in the page's error banner.
+
+import { ApiError, errorText } from './api.js';
+import { el, uid } from './dom.js';
+import { globalError } from './notices.js';
+
+export function clearErrors(scope) {
+  scope.querySelectorAll('.field-error').forEach((n) => n.remove());
+  scope.querySelectorAll('[aria-invalid]').forEach((n) => {
+    n.removeAttribute('aria-invalid');
+    if (n.dataset.describedby !== undefined) {
+      if (n.dataset.describedby) n.setAttribute('aria-describedby', n.dataset.describedby);
+      else n.removeAttribute('aria-describedby');
+      delete n.dataset.describedby;
+    }
+  });
+  scope.querySelectorAll('.form-error').forEach((n) => { n.hidden = true; n.textContent = ''; });
+}
+
+function isShown(node) {
+  return !node.closest('[hidden]') && !node.disabled;
+}
+
+// The input (or group) of this form that an API field name refers to: an exact data-field
+// match, else the longest data-field that the name continues (`categories[1].name` → `categories`).
+function inputForField(scope, fieldName) {
+  const inputs = Array.from(scope.querySelectorAll('[data-field]')).filter(isShown);
+  const exact = inputs.find((n) => n.dataset.field === fieldName);
+  if (exact) return exact;
+  let best = null;
+  for (const n of inputs) {
+    const f = n.dataset.field;
+    if (fieldName.startsWith(f) && /[.[]/.test(fieldName.charAt(f.length))) {
+      if (!best || f.length > best.dataset.field.length) best = n;
+    }
+  }
+  return best;
+}
+
+export function markField(input, text) {
+  const id = `${input.id || uid('x')}-error`;
+  const msg = el('p', { class: 'field-error', id, testid: 'field-error' }, text);
+  if (input.dataset.describedby === undefined) input.dataset.describedby = input.getAttribute('aria-describedby') || '';
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', `${input.dataset.describedby} ${id}`.trim());
+  if (input.tagName === 'FIELDSET') input.append(msg);
+  else input.insertAdjacentElement('afterend', msg);
+  return msg;
+}
+
+export function showError(scope, err) {
+  clearErrors(scope);
+  if (err instanceof ApiError && err.field) {
+    const input = inputForField(scope, err.field);
+    if (input) {
+      markField(input, input.dataset.field === err.field ? err.detail : err.message);
+      const focusable = input.tagName === 'FIELDSET' ? input.querySelector('input, select, textarea') : input;
+      if (focusable) focusable.focus();
+      return;
+    }
+  }
+  const box = scope.querySelector('.form-error');
+  if (box) {
+    box.textContent = errorText(err);
+    box.hidden = false;
+  } else {
+    globalError(err);
+  }
+}
+
+// Runs an async action from a form or button with its controls disabled meanwhile.
+export async function busy(scope, fn) {
+  if (scope.dataset.busy) return undefined;
+  scope.dataset.busy = '1';
+  scope.setAttribute('aria-busy', 'true');
+  const controls = Array.from(scope.querySelectorAll('button, input, select, textarea'))
+    .filter((n) => !n.disabled);
+  if (scope.tagName === 'BUTTON') controls.push(scope);
+  controls.forEach((n) => { n.disabled = true; });
+  try {
+    return await fn();
+  } finally {
+    controls.forEach((n) => { n.disabled = false; });
+    delete scope.dataset.busy;
+    scope.removeAttribute('aria-busy');
+  }
+}
+
+export function onSubmit(form, handler) {
+  form.noValidate = true;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (form.dataset.busy) return;
+    clearErrors(form);
+    // Each submit is one user action; api() gives each POST a fresh Idempotency-Key.
+    busy(form, () => handler()).catch((err) => showError(form, err));
+  });
+}

@@ -1,0 +1,73 @@
+// The double-entry journal of one escrow (GET /escrows/{id}/journal, following the cursor) and
+// its table, with each transaction's entries described as movements between accounts.
+
+import { api, qs } from './api.js';
+import { el, emptyState, timeEl } from './dom.js';
+import { usd } from './format.js';
+
+const JOURNAL_KIND = {
+  deposit: 'Deposit',
+  activation: 'Activation',
+  approval: 'Approval (reserved)',
+  payout_succeeded: 'Payout succeeded',
+  payout_failed: 'Payout failed (returned)',
+  cancellation: 'Cancellation (refunded)',
+};
+
+const accountText = (x) => (x.category ? `${x.category}: ${x.account}` : x.account);
+
+// A journal transaction's entries as movements ("electricity: available → reserved USD 10.00"):
+// a debit and a credit of one category pair up; the rest flow from a single source or into a
+// single destination; anything else is listed entry by entry with its sign.
+function journalMovements(entries) {
+  const out = [];
+  const rest = [];
+  const byCategory = new Map();
+  for (const x of entries) {
+    const k = x.category || '';
+    if (!byCategory.has(k)) byCategory.set(k, []);
+    byCategory.get(k).push(x);
+  }
+  for (const [k, group] of byCategory) {
+    const from = group.filter((x) => x.amountUsdCents < 0);
+    const to = group.filter((x) => x.amountUsdCents > 0);
+    if (k && group.length === 2 && from.length === 1 && to.length === 1 && from[0].amountUsdCents === -to[0].amountUsdCents) {
+      out.push(`${k}: ${from[0].account} → ${to[0].account} ${usd(to[0].amountUsdCents)}`);
+    } else rest.push(...group);
+  }
+  const from = rest.filter((x) => x.amountUsdCents < 0);
+  const to = rest.filter((x) => x.amountUsdCents > 0);
+  if (from.length === 1) for (const x of to) out.push(`${accountText(from[0])} → ${accountText(x)} ${usd(x.amountUsdCents)}`);
+  else if (to.length === 1) for (const x of from) out.push(`${accountText(x)} → ${accountText(to[0])} ${usd(-x.amountUsdCents)}`);
+  else for (const x of rest) out.push(`${accountText(x)} ${x.amountUsdCents > 0 ? '+' : ''}${usd(x.amountUsdCents)}`);
+  return out;
+}
+
+export function journalTable(journal) {
+  if (!journal.items.length) return emptyState('No journal transactions yet.', 'journal-empty');
+  return el('div', null,
+    el('div', { class: 'table-wrap' },
+      el('table', { class: 'table journal', testid: 'journal-table' },
+        el('thead', null, el('tr', null, ['#', 'At', 'Transaction', 'Movement'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', null, journal.items.map((t) => el('tr', { testid: 'journal-row', dataset: { kind: t.kind } },
+          el('td', { class: 'mono' }, String(t.transactionId)),
+          el('td', null, timeEl(t.createdAt)),
+          el('td', null, el('span', { testid: 'journal-kind' }, JOURNAL_KIND[t.kind] || t.kind), el('br'),
+            el('span', { class: 'mono muted small' }, t.reference)),
+          el('td', null, el('ul', { class: 'kv', testid: 'journal-movements' },
+            journalMovements(t.entries || []).map((m) => el('li', null, m))))))))),
+    journal.more ? el('p', { class: 'muted small' }, `Showing the first ${journal.items.length} transactions.`) : null);
+}
+
+// Oldest first, following nextCursor for at most 10 pages.
+export async function loadJournal(escrowId) {
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < 10; page += 1) {
+    const data = await api('GET', `/escrows/${encodeURIComponent(escrowId)}/journal${qs({ cursor })}`);
+    items.push(...((data && data.items) || []));
+    cursor = (data && data.nextCursor) || null;
+    if (!cursor) break;
+  }
+  return { items, more: Boolean(cursor) };
+}

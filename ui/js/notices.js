@@ -1,0 +1,27 @@
+// The two page-wide banners of index.html: the error banner (#global-error) for failures that
+// belong to no form, and the notice banner (#notice) for what just happened.
+
+import { ApiError, errorText } from './api.js';
+import { session } from './session.js';
+
+function banner(id, text) {
+  const node = document.getElementById(id);
+  node.querySelector('.banner-text').textContent = text;
+  node.hidden = false;
+}
+export function hideBanner(id) {
+  const node = document.getElementById(id);
+  node.hidden = true;
+  node.querySelector('.banner-text').textContent = '';
+}
+let noticeTimer = null;
+export function notice(text, kind = 'ok') {
+  document.getElementById('notice').className = `banner banner-${kind}`;
+  banner('notice', text);
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
+}
+export function globalError(err) {
+  if (err instanceof ApiError && (err.code === 'stale' || (err.status === 401 && !session.token))) return;
+  banner('global-error', errorText(err));
+}

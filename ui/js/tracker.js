@@ -1,0 +1,86 @@
+// A payment request watched live until it is paid, failed, rejected or cancelled: the progress
+// steps, its card, and (for the requester) the Cancel button. Used by the sender's approvals and
+// the agent's or recipient's request screen.
+
+import { api } from './api.js';
+import { button, el, replaceKeepingFocus } from './dom.js';
+import { busy, showError } from './forms.js';
+import { globalError } from './notices.js';
+import { requestCard } from './request-card.js';
+
+const REQUEST_FINAL = new Set(['paid', 'failed', 'rejected', 'cancelled']);
+
+const STEP_LABEL = { pending_approval: 'pending_approval', approved: 'approved', paid: 'paid', failed: 'failed', rejected: 'rejected', cancelled: 'cancelled' };
+
+function stepsFor(status) {
+  let path;
+  if (status === 'rejected' || status === 'cancelled') path = ['pending_approval', status];
+  else path = ['pending_approval', 'approved', status === 'failed' ? 'failed' : 'paid'];
+  const at = path.indexOf(status);
+  return el('ol', { class: 'steps', 'aria-label': 'Progress' }, path.map((s, i) =>
+    el('li', { class: `step ${i < at ? 'done' : ''} ${i === at ? `current step-${s}` : ''}`.trim(), 'aria-current': i === at ? 'step' : null },
+      STEP_LABEL[s])));
+}
+
+// A payment request being watched until it is paid, failed, rejected or cancelled.
+export function tracker(ctx, initial, opts = {}) {
+  let current = initial;
+  const live = el('p', { class: 'visually-hidden', 'aria-live': 'polite' });
+  const body = el('div');
+  const node = el('section', { class: 'tracker', testid: 'tracker', dataset: { requestId: initial.paymentRequestId } }, live, body);
+  let lastStatus = null;
+
+  function render() {
+    node.dataset.status = current.status;
+    const actions = [];
+    if (opts.canCancel && current.status === 'pending_approval') {
+      actions.push(button('Cancel request', {
+        testid: 'cancel-request',
+        onclick: (ev) => {
+          const btn = ev.currentTarget;
+          const card = btn.closest('.card');
+          busy(btn, async () => {
+            const r = await api('POST', `/payment-requests/${encodeURIComponent(current.paymentRequestId)}/cancel`, {});
+            if (r && r.status) update(r);
+            else await poll();
+          }).catch((err) => showError(card, err));
+        },
+      }));
+    }
+    const waiting = current.status === 'pending_approval' ? 'Waiting for the sender to approve.'
+      : current.status === 'approved' ? 'Approved. Waiting for the M-Pesa result.' : null;
+    const card = requestCard(current, { context: opts.context, actions, testid: 'tracked-request' });
+    replaceKeepingFocus(body.firstChild || body.appendChild(el('span')), el('div', null,
+      stepsFor(current.status),
+      waiting ? el('p', { class: 'muted small waiting' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), waiting) : null,
+      card));
+    if (current.status !== lastStatus) {
+      live.textContent = `Request ${current.status}`;
+      lastStatus = current.status;
+    }
+  }
+
+  function update(r) {
+    const prev = current.status;
+    current = { ...current, ...r };
+    render();
+    if (opts.onChange && prev !== current.status) opts.onChange(current);
+    if (REQUEST_FINAL.has(current.status)) {
+      stop();
+      if (opts.onFinal) opts.onFinal(current);
+    }
+  }
+
+  async function poll() {
+    const r = await api('GET', `/payment-requests/${encodeURIComponent(current.paymentRequestId)}`);
+    if (JSON.stringify(r) !== JSON.stringify(current)) update(r);
+  }
+
+  render();
+  let stop = () => {};
+  if (!REQUEST_FINAL.has(current.status)) {
+    stop = ctx.every(1000, poll, { slowAfterMs: 3 * 60 * 1000, slowMs: 5000, limitMs: 60 * 60 * 1000 });
+    poll().catch((err) => { if (ctx.alive()) globalError(err); });
+  }
+  return { node, get current() { return current; } };
+}
