@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]`
 
+// A benchmark, not a service: a setup that fails should stop it with its reason.
+#![allow(clippy::expect_used)]
+
 use remit::config::{Config, GatewayKind};
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
 use remit::money::{KesCents, UsdCents};

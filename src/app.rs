@@ -4,40 +4,9 @@
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::payout::Wakeup;
 use crate::store::Store;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-/// Wakes a sleeping worker (the payout worker) when there is new work.
-#[derive(Default)]
-pub struct Wakeup {
-    pending: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Wakeup {
-    /// There is work.
-    pub fn notify(&self) {
-        if let Ok(mut pending) = self.pending.lock() {
-            *pending = true;
-            self.cond.notify_all();
-        }
-    }
-
-    /// Waits until notified or `timeout` passes.
-    pub fn wait(&self, timeout: Duration) {
-        if let Ok(mut pending) = self.pending.lock() {
-            if !*pending {
-                if let Ok((guard, _)) = self.cond.wait_timeout(pending, timeout) {
-                    pending = guard;
-                } else {
-                    return;
-                }
-            }
-            *pending = false;
-        }
-    }
-}
+use std::sync::Arc;
 
 /// The shared context of the HTTP handlers.
 pub struct App {

@@ -258,7 +258,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::User(UserCommand::List) => {
             let store = open_existing(&config)?;
-            let users = store.read(crate::service::users::list)?;
+            let users =
+                store.read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX))?;
             for user in users.items {
                 let tokens: Vec<String> = user
                     .tokens

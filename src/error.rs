@@ -139,7 +139,11 @@ impl fmt::Display for Error {
                 write!(f, "this Idempotency-Key was already used for a different request")
             }
             Error::MethodNotAllowed => write!(f, "method not allowed on this route"),
-            Error::BodyTooLarge => write!(f, "request body is larger than 64 KiB"),
+            Error::BodyTooLarge => write!(
+                f,
+                "request body is larger than {} KiB",
+                crate::limits::BODY_BYTES_MAX / 1024
+            ),
             Error::UnsupportedMediaType => write!(f, "request body must be application/json"),
             Error::Busy => write!(f, "the database is busy; retry the request"),
             Error::WrongKey => write!(

@@ -129,7 +129,7 @@ const LEDGER_CHECKS: &[(&str, &str)] = &[
         "WITH in_flight AS (
             SELECT escrow_id, SUM(amount_usd_cents) AS reserved FROM payouts
             WHERE status IN ('queued', 'sent') GROUP BY escrow_id)
-         SELECT 'escrow ' || e.id, 'reserves ' || e.reserved_usd_cents || ' but its unsettled payouts add up to '
+         SELECT 'escrow ' || e.id, 'reserves ' || e.reserved_usd_cents || ' but its payouts without a result add up to '
              || COALESCE(f.reserved, 0)
          FROM escrows e LEFT JOIN in_flight f ON f.escrow_id = e.id
          WHERE e.reserved_usd_cents <> COALESCE(f.reserved, 0)",

@@ -4,25 +4,22 @@
 //! Kenya; payment requests in KES are approved by the sender and paid out through M-Pesa.
 //! `ARCHITECTURE.md` maps the modules; `README.md` states the invariants and the API.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-#![warn(missing_docs)]
-
-pub mod app;
-pub mod audit;
-pub mod auth;
+pub(crate) mod app;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
-pub mod housekeeping;
-pub mod http;
+pub(crate) mod housekeeping;
+pub(crate) mod http;
 pub mod integrity;
-pub mod ledger;
-pub mod limits;
-pub mod metrics;
+pub(crate) mod ledger;
+pub(crate) mod limits;
+pub(crate) mod metrics;
 pub mod money;
-pub mod ops;
+pub(crate) mod ops;
 pub mod payout;
 pub mod runtime;
 pub mod service;

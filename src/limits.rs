@@ -19,7 +19,7 @@ pub const B2C_KES_CENTS_MIN: i64 = 1_000;
 /// M-Pesa B2C per-transaction ceiling (KES 250,000.00).
 pub const B2C_KES_CENTS_MAX: i64 = 25_000_000;
 /// Largest KES-per-USD rate accepted (× 10⁴): 100,000 KES per USD.
-pub const RATE_E4_MAX: i64 = 100_000 * 10_000;
+pub const RATE_KES_PER_USD_E4_MAX: i64 = 100_000 * 10_000;
 /// Commands the writer takes into one transaction.
 pub const WRITER_BATCH_MAX: usize = 256;
 /// Commands waiting for the writer before callers block.
@@ -84,3 +84,11 @@ pub const SIM_CALLBACK_BACKOFF_MS: u64 = 200;
 pub const SIM_CALLBACK_TIMEOUT_MS: u64 = 10_000;
 /// Most HTTP worker threads a configuration may ask for.
 pub const HTTP_WORKERS_MAX: usize = 256;
+/// Random bytes of an API token (160 bits).
+pub const TOKEN_RANDOM_BYTES: usize = 20;
+/// Random bytes of a generated M-Pesa callback path token (128 bits).
+pub const CALLBACK_TOKEN_RANDOM_BYTES: usize = 16;
+/// Random bytes of a generated request id.
+pub const REQUEST_ID_RANDOM_BYTES: usize = 8;
+/// Bytes read from a body at a time.
+pub const BODY_CHUNK_BYTES: usize = 16 * 1024;

@@ -142,9 +142,10 @@ impl RateKesPerUsd {
     /// The rate until an admin sets one: KES 150 per USD.
     pub const DEFAULT: RateKesPerUsd = RateKesPerUsd(150 * 10_000);
 
-    /// A rate from its × 10⁴ integer; `None` unless positive and at most `RATE_E4_MAX`.
-    pub fn from_e4(rate_e4: i64) -> Option<RateKesPerUsd> {
-        (rate_e4 > 0 && rate_e4 <= crate::limits::RATE_E4_MAX).then_some(RateKesPerUsd(rate_e4))
+    /// A rate from its × 10⁴ integer; `None` unless positive and at most `RATE_KES_PER_USD_E4_MAX`.
+    pub fn from_e4(rate_kes_per_usd_e4: i64) -> Option<RateKesPerUsd> {
+        (rate_kes_per_usd_e4 > 0 && rate_kes_per_usd_e4 <= crate::limits::RATE_KES_PER_USD_E4_MAX)
+            .then_some(RateKesPerUsd(rate_kes_per_usd_e4))
     }
 
     /// Parses decimal text with at most 4 decimals (`152.25`).
@@ -170,7 +171,7 @@ impl RateKesPerUsd {
     }
 
     /// The USD cost of a KES amount at this rate, rounded up so that rounding never costs the
-    /// platform: `ceil(kes_cents × 10⁴ / rate_e4)`.
+    /// platform: `ceil(kes_cents × 10⁴ / rate_kes_per_usd_e4)`.
     pub fn usd_for(self, kes: KesCents) -> UsdCents {
         let num = i128::from(kes.get()) * 10_000;
         let den = i128::from(self.0);

@@ -2,12 +2,12 @@
 //! listen changes nothing), then starts the HTTP workers, the payout worker and housekeeping,
 //! and stops them in order. `remit serve`, the tests and the benchmark all start it here.
 
-use crate::app::{App, Wakeup};
+use crate::app::App;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::payout::{self, CallbackUrls};
+use crate::payout::{self, CallbackUrls, Wakeup};
 use crate::store::Store;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ pub struct Running {
     /// `http://host:port` of this server.
     pub base_url: String,
     /// The shared state of the handlers.
-    pub app: Arc<App>,
+    pub(crate) app: Arc<App>,
 }
 
 /// Binds `config.addr`, then starts everything that serves the store.
@@ -43,7 +43,7 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
     let callback_token = config
         .mpesa_callback_token
         .clone()
-        .unwrap_or_else(|| crate::crypto::random_hex(16));
+        .unwrap_or_else(|| crate::crypto::random_hex(crate::limits::CALLBACK_TOKEN_RANDOM_BYTES));
     let app = Arc::new(App {
         auth: Authenticator::new(Arc::clone(&store)),
         store,

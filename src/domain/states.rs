@@ -240,3 +240,109 @@ string_enum! {
         Mpesa = "mpesa",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Account, Kind};
+
+    /// The quoted words of `CHECK (<column> IN (…))` in the schema of `table`.
+    fn allowed(conn: &rusqlite::Connection, table: &str, column: &str) -> Vec<String> {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let start = flat
+            .find(&format!("CHECK ({column} IN ("))
+            .unwrap_or_else(|| panic!("no CHECK on {table}.{column}"));
+        let list = &flat[start..];
+        let list = &list[..list.find("))").unwrap()];
+        list.split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn words<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| as_str(*v).to_string()).collect()
+    }
+
+    #[test]
+    fn every_enum_allows_exactly_what_its_schema_check_allows() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let cases: &[(&str, &str, Vec<String>)] = &[
+            ("users", "role", words(Role::ALL, Role::as_str)),
+            (
+                "escrows",
+                "status",
+                words(EscrowStatus::ALL, EscrowStatus::as_str),
+            ),
+            (
+                "payment_requests",
+                "status",
+                words(RequestStatus::ALL, RequestStatus::as_str),
+            ),
+            (
+                "payment_requests",
+                "merchant_type",
+                words(MerchantType::ALL, MerchantType::as_str),
+            ),
+            (
+                "payouts",
+                "status",
+                words(PayoutStatus::ALL, PayoutStatus::as_str),
+            ),
+            (
+                "payouts",
+                "command",
+                words(PayoutCommand::ALL, PayoutCommand::as_str),
+            ),
+            (
+                "deposits",
+                "status",
+                words(DepositStatus::ALL, DepositStatus::as_str),
+            ),
+            (
+                "deposits",
+                "source",
+                words(DepositSource::ALL, DepositSource::as_str),
+            ),
+            (
+                "webhook_events",
+                "source",
+                words(WebhookSource::ALL, WebhookSource::as_str),
+            ),
+            (
+                "ledger_transactions",
+                "kind",
+                words(Kind::ALL, Kind::as_str),
+            ),
+            (
+                "ledger_entries",
+                "account",
+                words(Account::ALL, Account::as_str),
+            ),
+        ];
+        for (table, column, all) in cases {
+            assert_eq!(&allowed(&conn, table, column), all, "{table}.{column}");
+        }
+    }
+
+    #[test]
+    fn words_round_trip_and_unknown_words_are_refused() {
+        for status in PayoutStatus::ALL {
+            assert_eq!(status.as_str().parse::<PayoutStatus>(), Ok(*status));
+        }
+        assert!("settled".parse::<PayoutStatus>().is_err());
+        assert!(matches!(
+            EscrowStatus::parse_field("status", "open"),
+            Err(crate::Error::Validation { field, .. }) if field == "status"
+        ));
+    }
+}

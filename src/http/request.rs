@@ -5,7 +5,10 @@
 use super::body::Fields;
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::limits::{BODY_BYTES_MAX, BODY_READ_DEADLINE_MS, REQUEST_ID_BYTES_MAX};
+use crate::limits::{
+    BODY_BYTES_MAX, BODY_CHUNK_BYTES, BODY_READ_DEADLINE_MS, REQUEST_ID_BYTES_MAX,
+    REQUEST_ID_RANDOM_BYTES,
+};
 use crate::service::Actor;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -99,7 +102,7 @@ impl Req {
                     && id.len() <= REQUEST_ID_BYTES_MAX
                     && id.bytes().all(|b| b.is_ascii_graphic())
             })
-            .unwrap_or_else(|| crate::crypto::random_hex(8));
+            .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
         let method = match request.method() {
             tiny_http::Method::Get => Method::Get,
             tiny_http::Method::Post => Method::Post,
@@ -230,7 +233,7 @@ pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
     };
     let deadline = Instant::now() + Duration::from_millis(BODY_READ_DEADLINE_MS);
     let mut body = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
+    let mut chunk = [0u8; BODY_CHUNK_BYTES];
     while body.len() <= BODY_BYTES_MAX {
         let n = reader.read(&mut chunk).map_err(|_| unreadable())?;
         if n == 0 {

@@ -6,7 +6,7 @@ mod demo;
 mod rotate;
 
 pub use backup::backup;
-pub use demo::{seed_demo, DemoUser};
+pub use demo::seed_demo;
 pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};

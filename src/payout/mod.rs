@@ -9,7 +9,6 @@ mod simulator;
 pub use gateway::{Ack, CallbackUrls, Gateway, GatewayError};
 pub use simulator::Simulator;
 
-use crate::app::Wakeup;
 use crate::config::{Config, GatewayKind};
 use crate::error::{Error, Result};
 use crate::limits::{PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS};
@@ -17,9 +16,40 @@ use crate::service::payouts::{self, PayoutJob, PayoutResult};
 use crate::service::Actor;
 use crate::store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// Wakes a sleeping worker (the payout worker) when there is new work.
+#[derive(Default)]
+pub struct Wakeup {
+    pending: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Wakeup {
+    /// There is work.
+    pub fn notify(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = true;
+            self.cond.notify_all();
+        }
+    }
+
+    /// Waits until notified or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        if let Ok(mut pending) = self.pending.lock() {
+            if !*pending {
+                if let Ok((guard, _)) = self.cond.wait_timeout(pending, timeout) {
+                    pending = guard;
+                } else {
+                    return;
+                }
+            }
+            *pending = false;
+        }
+    }
+}
 
 /// The payout worker and what it uses.
 pub struct Worker {

@@ -59,8 +59,6 @@ impl Actor {
 /// Who an escrow belongs to, for authorisation.
 #[derive(Debug, Clone)]
 pub struct EscrowParties {
-    /// The escrow.
-    pub id: EscrowId,
     /// Its sender.
     pub sender_id: UserId,
     /// Its recipient.
@@ -75,7 +73,6 @@ impl EscrowParties {
         conn.prepare_cached("SELECT sender_id, recipient_id, status FROM escrows WHERE id = ?1")?
             .query_row([escrow_id], |r| {
                 Ok(EscrowParties {
-                    id: escrow_id.clone(),
                     sender_id: r.get("sender_id")?,
                     recipient_id: r.get("recipient_id")?,
                     status: r.get("status")?,

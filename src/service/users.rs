@@ -4,6 +4,7 @@ use super::{Actor, Items, Role};
 use crate::crypto::{self, EncryptedColumn, Keys};
 use crate::domain::{KenyanPhone, UserId};
 use crate::error::{Error, Result};
+use crate::limits::TOKEN_RANDOM_BYTES;
 use crate::store::{is_unique_violation, WriteCtx};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -120,9 +121,9 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
 
 /// Issues a token for a user and returns it; only its hash is stored.
 pub fn insert_token(conn: &Connection, user_id: &UserId, now: i64) -> Result<String> {
-    // 20 random bytes = 160 bits. The prefix is part of the token, so it is random too.
+    // The prefix is part of the token, so it is random too.
     for _ in 0..4 {
-        let token = format!("rmt_{}", crypto::random_hex(20));
+        let token = format!("rmt_{}", crypto::random_hex(TOKEN_RANDOM_BYTES));
         let hash = crypto::sha256(token.as_bytes());
         let inserted = conn
             .prepare_cached("INSERT INTO api_tokens (token_hash, prefix, user_id, created_at) VALUES (?1, ?2, ?3, ?4)")?
@@ -248,22 +249,25 @@ pub fn touch_tokens(ctx: &WriteCtx<'_>, token_hashes: &[[u8; 32]]) -> Result<()>
     Ok(())
 }
 
-/// Users (with `WHERE` over `u`) and their tokens: one row per token (or one for a user with
-/// none), folded into views.
+/// Users (those the inner `WHERE` over `users` picks, with `?1` its parameter and `?2` a
+/// limit) and their tokens: one row per token (or one for a user with none), folded into
+/// views.
 fn users_where(
     conn: &Connection,
     keys: &Keys,
     where_clause: &str,
     param: &dyn rusqlite::ToSql,
+    limit: u32,
 ) -> Result<Vec<UserView>> {
     let sql = format!(
         "SELECT u.id, u.role, u.name_enc, u.phone_enc, u.created_at, t.prefix, t.created_at AS token_created_at,
          t.last_used_at, t.revoked_at
-         FROM users u LEFT JOIN api_tokens t ON t.user_id = u.id
-         WHERE {where_clause} ORDER BY u.id, t.created_at"
+         FROM (SELECT * FROM users WHERE {where_clause} ORDER BY id LIMIT ?2) u
+         LEFT JOIN api_tokens t ON t.user_id = u.id
+         ORDER BY u.id, t.created_at"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([param])?;
+    let mut rows = stmt.query(params![param, limit])?;
     let mut users: Vec<UserView> = Vec::new();
     while let Some(r) = rows.next()? {
         let id: UserId = r.get("id")?;
@@ -306,15 +310,15 @@ fn user_from_row(keys: &Keys, id: UserId, r: &Row<'_>) -> Result<UserView> {
 
 /// One user as admins see it.
 pub fn user_view(conn: &Connection, keys: &Keys, user_id: &UserId) -> Result<UserView> {
-    users_where(conn, keys, "u.id = ?1", user_id)?
+    users_where(conn, keys, "id = ?1", user_id, 1)?
         .pop()
         .ok_or(Error::NotFound { what: "user" })
 }
 
-/// `remit user list`, `GET /users`: every user, oldest first.
-pub fn list(conn: &Connection, keys: &Keys) -> Result<Items<UserView>> {
+/// `remit user list`, `GET /users`: users, oldest first, at most `limit`.
+pub fn list(conn: &Connection, keys: &Keys, limit: u32) -> Result<Items<UserView>> {
     Ok(Items {
-        items: users_where(conn, keys, "?1 IS NULL", &None::<i64>)?,
+        items: users_where(conn, keys, "?1 IS NULL", &None::<i64>, limit)?,
     })
 }
 

@@ -14,6 +14,35 @@ use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+/// Runs a (cached) query and reads every row with `from_row`.
+fn all_rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    mut from_row: impl FnMut(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
+}
+
+/// The one row a query finds, read with `from_row`, or `NotFound { what }`.
+fn one_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    from_row: impl FnMut(&Row<'_>) -> Result<T>,
+    what: &'static str,
+) -> Result<T> {
+    all_rows(conn, sql, params, from_row)?
+        .pop()
+        .ok_or(Error::NotFound { what })
+}
+
 /// A user's decrypted name and phone.
 pub fn user_name_phone(
     conn: &Connection,
@@ -382,12 +411,7 @@ impl PayoutView {
 /// One payout (admins).
 pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
     let sql = format!("SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE p.id = ?1");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([payout_id])?;
-    match rows.next()? {
-        Some(r) => PayoutView::from_row(r),
-        None => Err(Error::NotFound { what: "payout" }),
-    }
+    one_row(conn, &sql, [payout_id], PayoutView::from_row, "payout")
 }
 
 /// Payouts matching `where_clause` (over `p`, with `?1` its parameter and `?2` the limit).
@@ -401,13 +425,7 @@ pub fn payouts_where(
     let sql = format!(
         "SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE {where_clause} ORDER BY {order} LIMIT ?2"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![param, limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(PayoutView::from_row(r)?);
-    }
-    Ok(out)
+    all_rows(conn, &sql, params![param, limit], PayoutView::from_row)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,22 +548,24 @@ pub fn payment_request(
     viewer: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
-    let not_found = || Error::NotFound {
-        what: "payment request",
-    };
-    let mut stmt = conn.prepare_cached(&request_select("r.id = ?1"))?;
-    let mut rows = stmt.query([request_id])?;
-    let r = rows.next()?.ok_or_else(not_found)?;
-    let parties = EscrowParties {
-        id: r.get("escrow_id")?,
-        sender_id: r.get("sender_id")?,
-        recipient_id: r.get("recipient_id")?,
-        status: EscrowStatus::Active, // not used for visibility
-    };
-    if !parties.visible_to(viewer) {
-        return Err(not_found());
-    }
-    request_from_row(keys, viewer, r)
+    let what = "payment request";
+    one_row(
+        conn,
+        &request_select("r.id = ?1"),
+        [request_id],
+        |r| {
+            let parties = EscrowParties {
+                sender_id: r.get("sender_id")?,
+                recipient_id: r.get("recipient_id")?,
+                status: EscrowStatus::Active, // not used for visibility
+            };
+            if !parties.visible_to(viewer) {
+                return Err(Error::NotFound { what });
+            }
+            request_from_row(keys, viewer, r)
+        },
+        what,
+    )
 }
 
 /// `GET /payment-requests`: requests the viewer may see, newest first, optionally of one
@@ -571,18 +591,18 @@ pub fn payment_requests(
         "r.id < ?1 AND {owner} AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR r.status = ?4)
          ORDER BY r.id DESC LIMIT ?5"
     ));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![
-        cursor.unwrap_or("~"),
-        viewer.id,
-        escrow_id,
-        status,
-        limit + 1
-    ])?;
-    let mut items = Vec::new();
-    while let Some(r) = rows.next()? {
-        items.push(request_from_row(keys, viewer, r)?);
-    }
+    let items = all_rows(
+        conn,
+        &sql,
+        params![
+            cursor.unwrap_or("~"),
+            viewer.id,
+            escrow_id,
+            status,
+            limit + 1
+        ],
+        |r| request_from_row(keys, viewer, r),
+    )?;
     Ok(Page::of(items, limit, |r| r.payment_request_id.to_string()))
 }
 
@@ -631,12 +651,7 @@ impl DepositView {
 /// One deposit.
 pub fn deposit(conn: &Connection, deposit_id: &DepositId) -> Result<DepositView> {
     let sql = format!("SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = ?1");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([deposit_id])?;
-    match rows.next()? {
-        Some(r) => DepositView::from_row(r),
-        None => Err(Error::NotFound { what: "deposit" }),
-    }
+    one_row(conn, &sql, [deposit_id], DepositView::from_row, "deposit")
 }
 
 /// `GET /deposits?status=&escrowId=`: deposits, newest first (admins), so that flagged Stripe
@@ -651,13 +666,12 @@ pub fn deposits(
         "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE (?1 IS NULL OR status = ?1)
          AND (?2 IS NULL OR escrow_id = ?2) ORDER BY id DESC LIMIT ?3"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![status, escrow_id, limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(DepositView::from_row(r)?);
-    }
-    Ok(out)
+    all_rows(
+        conn,
+        &sql,
+        params![status, escrow_id, limit],
+        DepositView::from_row,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

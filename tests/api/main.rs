@@ -1,6 +1,9 @@
 //! remit's integration tests, compiled as one binary. Every test uses a real SQLite file in a
 //! temporary directory; the HTTP tests use the real server on a loopback port.
 
+// The whole crate is tests: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod browser;

@@ -416,9 +416,27 @@ fn token_use_is_recorded_without_a_write_per_request() {
         .read(|c, _| Ok(c.query_row("SELECT MAX(last_used_at) FROM api_tokens", [], |r| r.get(0))?))
         .unwrap();
     assert_eq!(before, None);
+    // `data_version` changes whenever another connection commits a change to the file.
+    let watcher = rusqlite::Connection::open_with_flags(
+        app.dir.path().join("remit.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let version = || -> i64 {
+        watcher
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let version_before = version();
     for _ in 0..5 {
         assert_eq!(app.get("/me", &app.sender).status, 200);
     }
+    assert_eq!(
+        version(),
+        version_before,
+        "authenticated requests wrote to the database"
+    );
+    drop(watcher);
     let store = std::sync::Arc::clone(&app.store);
     let dir = app.dir.path().to_path_buf();
     app.shutdown();
@@ -432,4 +450,83 @@ fn token_use_is_recorded_without_a_write_per_request() {
         )
         .unwrap();
     assert_eq!(used, 1, "exactly the sender's token was used");
+}
+
+/// Guards against: resolving a stuck payout with a receipt already used flagged the payout,
+/// logged "flagged", then rolled the flag back with the refused resolution; the log told of a
+/// change that never happened. Log lines of a change are now written only once it commits.
+#[test]
+fn the_log_never_tells_of_a_change_that_was_rolled_back() {
+    use crate::support::process::{funded_escrow, user_add, Server};
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &log,
+        &[("REMIT_SIM_TIMEOUT_ACCOUNTS", "STUCK1,STUCK2")],
+    );
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        RECIPIENT_PHONE,
+        "W",
+        &["rent"],
+    );
+    let payouts: Vec<String> = ["STUCK1", "STUCK2"]
+        .iter()
+        .map(|reference| {
+            let r = server.post(
+                "/payment-requests",
+                &agent,
+                &json!({"escrowId": escrow, "category": "rent", "amountKes": 150, "merchantName": "KPLC",
+                        "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": reference}}),
+            );
+            assert_eq!(r.status, 201, "{}", r.text);
+            let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+            let r = server.post(&format!("/payment-requests/{id}/approve"), &sender, &json!({}));
+            assert_eq!(r.status, 200, "{}", r.text);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = server.get(&format!("/payment-requests/{id}"), &admin);
+                if r.body["payout"]["flagged"] == json!(true) {
+                    break r.body["payout"]["payoutId"].as_str().unwrap().to_string();
+                }
+                assert!(Instant::now() < deadline, "never flagged: {}", r.text);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .collect();
+    let resolve = |payout: &str| {
+        server.post(
+            &format!("/payouts/{payout}/resolve"),
+            &admin,
+            &json!({"outcome": "paid", "receipt": "TCEDUPLIC1"}),
+        )
+    };
+    assert_eq!(resolve(&payouts[0]).status, 200);
+    let refused = resolve(&payouts[1]);
+    assert_eq!(
+        (refused.status, refused.body["field"].as_str()),
+        (400, Some("receipt")),
+        "{}",
+        refused.text
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("payout.resolved {} by", payouts[0])),
+        "a committed change is logged:\n{text}"
+    );
+    assert!(
+        !text.contains("receipt already"),
+        "the rolled-back flag was logged:\n{text}"
+    );
+    assert!(!text.contains(&format!("payout.resolved {} by", payouts[1])));
 }

@@ -25,7 +25,7 @@ export function centsToInput(cents) {
 }
 
 // A rate as an integer of KES per USD × 10⁴.
-export function rateE4(rate) {
+export function rateKesPerUsdE4(rate) {
   const n = Number(rate);
   return Number.isFinite(n) && n > 0 ? Math.round(n * 10000) : null;
 }
@@ -36,7 +36,7 @@ export function formatRate(e4) {
   return `${groupThousands(String(Math.floor(e4 / 10000)))}.${frac}`;
 }
 
-// USD cents for KES cents at a rate, rounded up: ceil(kesCents × 10⁴ / rateE4), integers only.
+// USD cents for KES cents at a rate, rounded up: ceil(kesCents × 10⁴ / rateKesPerUsdE4), integers only.
 export function usdCentsForKes(kesCents, e4) {
   const a = BigInt(kesCents) * 10000n;
   const b = BigInt(e4);

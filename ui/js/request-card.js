@@ -1,7 +1,7 @@
 // A payment request as a card (with its payout) and as a one-line row in a history list.
 
 import { add, dl, el, statusBadge, timeEl } from './dom.js';
-import { formatRate, kes, merchantText, rateE4, usd } from './format.js';
+import { formatRate, kes, merchantText, rateKesPerUsdE4, usd } from './format.js';
 
 function payoutBlock(p) {
   if (!p) return null;
@@ -13,7 +13,7 @@ function payoutBlock(p) {
       p.mpesaReceipt ? ['M-Pesa receipt', el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
       p.resultDesc ? ['Result', p.resultDesc, 'payout-result'] : null,
       p.flagged && p.flagReason ? ['Flag', p.flagReason, 'payout-flag-reason'] : null,
-      p.settledAt ? ['Settled', timeEl(p.settledAt)] : (p.sentAt ? ['Sent', timeEl(p.sentAt)] : null),
+      p.resultAt ? ['Result', timeEl(p.resultAt)] : (p.sentAt ? ['Sent', timeEl(p.sentAt)] : null),
     ]));
 }
 
@@ -35,7 +35,7 @@ export function requestCard(r, opts = {}) {
     dl([
       ['Category', r.category || '—', 'request-category'],
       ['Merchant', [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'request-merchant'],
-      r.exchangeRate ? ['Rate', `KES ${formatRate(rateE4(r.exchangeRate))} per USD`] : null,
+      r.exchangeRate ? ['Rate', `KES ${formatRate(rateKesPerUsdE4(r.exchangeRate))} per USD`] : null,
       ['Requested', timeEl(r.createdAt)],
       r.decidedAt ? ['Decided', timeEl(r.decidedAt)] : null,
       r.note ? ['Note', r.note, 'request-note'] : null,

@@ -1,6 +1,6 @@
 //! `/users`, `/tokens`, `/me`.
 
-use super::actor_with;
+use super::{actor_with, page_params};
 use crate::app::App;
 use crate::domain::{parse_text, KenyanPhone, Role, UserId};
 use crate::error::Result;
@@ -51,7 +51,10 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /users`.
 pub fn list(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
-    let items = app.store.read(service::list)?;
+    let (limit, _) = page_params(req)?;
+    let items = app
+        .store
+        .read(|conn, keys| service::list(conn, keys, limit))?;
     Ok(Reply::json(200, &items))
 }
 

@@ -3,7 +3,7 @@
 
 import { api, errorText, qs } from '../api.js';
 import { add, button, clear, dl, el, emptyState, field, formError, pageHead, patchList, statusBadge, timeEl, uid } from '../dom.js';
-import { formatRate, kes, rateE4, usd, when } from '../format.js';
+import { formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
 import { busy, onSubmit } from '../forms.js';
 import { globalError, notice } from '../notices.js';
 
@@ -52,7 +52,7 @@ export async function viewOverview(root, ctx) {
     clear(fxBox).append(
       el('h2', { id: 'fx-h' }, 'Exchange rate'),
       el('p', { class: 'rate' }, el('span', { class: 'muted' }, 'USD-KES '),
-        el('strong', { testid: 'fx-rate-value' }, r ? formatRate(rateE4(r.rate)) : '—'),
+        el('strong', { testid: 'fx-rate-value' }, r ? formatRate(rateKesPerUsdE4(r.rate)) : '—'),
         el('span', { class: 'muted' }, ' KES per USD')),
       el('p', { class: 'muted small' }, 'Updated ', r ? timeEl(r.updatedAt) : '—'),
       form);

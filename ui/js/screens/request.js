@@ -5,7 +5,7 @@
 import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { formatRate, kes, rateE4, usd, usdCentsForKes, when } from '../format.js';
+import { formatRate, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
 import { markField, onSubmit } from '../forms.js';
 import { globalError, notice } from '../notices.js';
 import { requestRow } from '../request-card.js';
@@ -83,7 +83,7 @@ export async function viewRequest(root, ctx, escrowId) {
   function renderPreview() {
     clear(preview);
     const text = amount.input.value.trim();
-    const e4 = fx ? rateE4(fx.rate) : null;
+    const e4 = fx ? rateKesPerUsdE4(fx.rate) : null;
     preview.append(el('div', { class: 'preview-label' }, 'USD equivalent'));
     if (!text) {
       preview.append(el('p', { class: 'muted' }, 'Enter an amount in KES to see what it costs in USD.'));
