@@ -137,7 +137,7 @@ fn prepare(
                                     },
                                     note: None,
                                 };
-                                requests::create(ctx, &a, &input)
+                                requests::create(ctx, &a, &input, 72 * 3600)
                             })
                             .expect("create request");
                         ids.push(view.payment_request_id.to_string());

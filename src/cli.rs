@@ -182,6 +182,30 @@ pub fn config_from_env(db: PathBuf) -> Result<Config> {
     if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
         config.payout_timeout_s = s.max(1);
     }
+    if let Some(hours) = parse_env::<i64>("REMIT_REQUEST_TTL_H")? {
+        if !(1..=crate::limits::REQUEST_TTL_H_MAX).contains(&hours) {
+            return Err(Error::invalid(
+                "REMIT_REQUEST_TTL_H",
+                format!(
+                    "must be a whole number of hours from 1 to {}",
+                    crate::limits::REQUEST_TTL_H_MAX
+                ),
+            ));
+        }
+        config.request_ttl_s = hours * 3600;
+    }
+    if let Some(live) = env("REMIT_STRIPE_LIVEMODE") {
+        config.stripe_livemode = match live.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => {
+                return Err(Error::invalid(
+                    "REMIT_STRIPE_LIVEMODE",
+                    "must be true or false",
+                ))
+            }
+        };
+    }
     if let Some(public) = env("REMIT_METRICS_PUBLIC") {
         config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
     }
@@ -221,8 +245,18 @@ pub fn load_dotenv(path: &std::path::Path) {
     }
 }
 
-fn open_existing(config: &Config) -> Result<store::Store> {
-    store::open(&config.open_options(false))
+/// The store of an existing database, for a command that writes: it shares the key lock, so
+/// that it cannot write under the old key while a rotation runs. The lock lives as long as
+/// the returned file.
+fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
+    if !config.db.exists() {
+        return Err(Error::internal(format!(
+            "no database at {}",
+            config.db.display()
+        )));
+    }
+    let lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
+    Ok((lock, store::open(&config.open_options(false))?))
 }
 
 fn describe_key(source: &KeySource) -> String {
@@ -242,7 +276,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(config, args),
         Command::User(UserCommand::Add { role, name, phone }) => {
-            let store = open_existing(&config)?;
+            let (_key_lock, store) = open_existing(&config)?;
             let user = NewUser {
                 role: Role::parse_field("--role", &role)?,
                 name: crate::domain::parse_text("--name", &name, true)?.unwrap_or_default(),
@@ -257,9 +291,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(0)
         }
         Command::User(UserCommand::List) => {
-            let store = open_existing(&config)?;
-            let users =
-                store.read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX))?;
+            let (_key_lock, store) = open_existing(&config)?;
+            let users = store
+                .read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX - 1, None))?;
             for user in users.items {
                 let tokens: Vec<String> = user
                     .tokens
@@ -285,7 +319,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(0)
         }
         Command::Token(TokenCommand::Revoke { prefix }) => {
-            let store = open_existing(&config)?;
+            let (_key_lock, store) = open_existing(&config)?;
             store.write(move |ctx| {
                 crate::service::users::revoke_token(ctx, &Actor::system("cli"), &prefix)
             })?;
@@ -297,14 +331,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 return Err(Error::invalid("PAIR", "only USD-KES is supported"));
             }
             let rate = RateKesPerUsd::parse("RATE", &rate)?;
-            let store = open_existing(&config)?;
+            let (_key_lock, store) = open_existing(&config)?;
             store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
             println!("USD-KES {rate}");
             Ok(0)
         }
         Command::Check => check(&config),
         Command::Backup { file } => {
-            let store = open_existing(&config)?;
+            let (_key_lock, store) = open_existing(&config)?;
             let report = crate::ops::backup(&store, &file)?;
             for line in &report.checks {
                 println!("{line}");
@@ -321,6 +355,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::RotateKey { new_key_file } => {
             let _lock = crate::ops::lock(&config.db)?;
+            let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let text = std::fs::read_to_string(&new_key_file).map_err(|e| {
                 Error::internal(format!("cannot read {}: {e}", new_key_file.display()))
             })?;
@@ -379,6 +414,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     config.workers = args.workers.clamp(1, crate::limits::HTTP_WORKERS_MAX);
     let _lock = crate::ops::lock(&config.db)?;
+    let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
     log::info!(
         "database {} (schema version {}), key {}",

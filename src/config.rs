@@ -50,6 +50,11 @@ pub struct Config {
     pub metrics_public: bool,
     /// Read connections.
     pub read_pool_size: u32,
+    /// How long a payment request waits for approval before it expires, in seconds.
+    pub request_ttl_s: i64,
+    /// Whether Stripe events must be live-mode ones (`REMIT_STRIPE_LIVEMODE`); others are
+    /// refused.
+    pub stripe_livemode: bool,
 }
 
 impl Config {
@@ -74,6 +79,8 @@ impl Config {
             payout_timeout_s: limits::PAYOUT_TIMEOUT_S_DEFAULT,
             metrics_public: true,
             read_pool_size: limits::READ_POOL_SIZE_DEFAULT,
+            request_ttl_s: limits::REQUEST_TTL_H_DEFAULT * 3600,
+            stripe_livemode: false,
         }
     }
 

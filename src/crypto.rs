@@ -207,6 +207,8 @@ pub enum EncryptedColumn {
     UserName,
     /// `users.phone_enc` (E.164; found through `users.phone_index`).
     UserPhone,
+    /// `escrows.recipient_name_enc`: the recipient's name as this escrow's sender typed it.
+    RecipientName,
     /// `payment_requests.merchant_name_enc`.
     MerchantName,
     /// `payment_requests.merchant_account_enc` (JSON: type, number, accountReference).
@@ -227,6 +229,7 @@ impl EncryptedColumn {
     pub const ALL: &'static [EncryptedColumn] = &[
         EncryptedColumn::UserName,
         EncryptedColumn::UserPhone,
+        EncryptedColumn::RecipientName,
         EncryptedColumn::MerchantName,
         EncryptedColumn::MerchantAccount,
         EncryptedColumn::RequestNote,
@@ -240,6 +243,7 @@ impl EncryptedColumn {
         match self {
             EncryptedColumn::UserName => ("users", "name_enc", "name"),
             EncryptedColumn::UserPhone => ("users", "phone_enc", "phone"),
+            EncryptedColumn::RecipientName => ("escrows", "recipient_name_enc", "recipient_name"),
             EncryptedColumn::MerchantName => {
                 ("payment_requests", "merchant_name_enc", "merchant_name")
             }

@@ -45,6 +45,8 @@ pub enum Error {
         from: String,
         to: &'static str,
     },
+    /// The payment request expired before it was approved (its rate is stale).
+    RequestExpired,
     /// The same idempotency key was used for a different request.
     IdempotencyKeyReused,
     /// Route exists, method does not.
@@ -92,6 +94,7 @@ impl Error {
             Error::InsufficientCategoryBalance { .. } => "insufficient_category_balance",
             Error::DailyLimitExceeded { .. } => "daily_limit_exceeded",
             Error::InvalidState { .. } => "invalid_state",
+            Error::RequestExpired => "request_expired",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
@@ -135,6 +138,10 @@ impl fmt::Display for Error {
             Error::InvalidState { entity, from, to } => {
                 write!(f, "{entity} is {from} and cannot become {to}")
             }
+            Error::RequestExpired => write!(
+                f,
+                "this payment request expired: its USD price was fixed at an old rate; make a new request at today's rate"
+            ),
             Error::IdempotencyKeyReused => {
                 write!(f, "this Idempotency-Key was already used for a different request")
             }

@@ -1,9 +1,12 @@
-//! Housekeeping in the background: token use is written every few seconds, expired
-//! idempotency keys are forgotten every hour.
+//! Housekeeping in the background: token use is written every few seconds, payment requests
+//! past their expiry are marked `expired` every minute, expired idempotency keys are forgotten
+//! every hour.
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::limits::{HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, TOKEN_USE_FLUSH_MS};
+use crate::limits::{
+    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, TOKEN_USE_FLUSH_MS,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,9 +19,19 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
         .spawn(move || {
             let flush_every = Duration::from_millis(TOKEN_USE_FLUSH_MS);
             let purge_every = Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S);
+            let sweep_every = Duration::from_secs(EXPIRY_SWEEP_EVERY_S);
             let mut flushed = Instant::now();
             let mut purged: Option<Instant> = None;
+            let mut swept: Option<Instant> = None;
             while !stopping.load(Ordering::SeqCst) {
+                if swept.is_none_or(|at| at.elapsed() >= sweep_every) {
+                    swept = Some(Instant::now());
+                    match app.store.write(crate::service::requests::expire_due) {
+                        Ok(n) if n > 0 => log::info!("{n} payment request(s) expired"),
+                        Ok(_) => {}
+                        Err(e) => log::warn!("could not expire payment requests: {e:?}"),
+                    }
+                }
                 if purged.is_none_or(|at| at.elapsed() >= purge_every) {
                     purged = Some(Instant::now());
                     match app.store.write(crate::service::idempotency::purge_expired) {

@@ -92,3 +92,11 @@ pub const CALLBACK_TOKEN_RANDOM_BYTES: usize = 16;
 pub const REQUEST_ID_RANDOM_BYTES: usize = 8;
 /// Bytes read from a body at a time.
 pub const BODY_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a payment request waits for approval before it expires, when not configured.
+pub const REQUEST_TTL_H_DEFAULT: i64 = 72;
+/// The longest request lifetime a configuration may ask for (30 days).
+pub const REQUEST_TTL_H_MAX: i64 = 30 * 24;
+/// How often waiting requests past their expiry are marked `expired`.
+pub const EXPIRY_SWEEP_EVERY_S: u64 = 60;
+/// Requests marked `expired` per sweep command (the next sweep takes the rest).
+pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;

@@ -128,14 +128,31 @@ impl Metrics {
             };
             let escrows = by_status("SELECT status, COUNT(*) FROM escrows GROUP BY status")?;
             let payouts = by_status("SELECT status, COUNT(*) FROM payouts GROUP BY status")?;
+            let reversed = by_status(
+                "SELECT reversal, COUNT(*) FROM deposits WHERE reversal IS NOT NULL GROUP BY reversal",
+            )?;
+            let flagged_escrows: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM escrows WHERE flag_reason IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
             let stuck = crate::service::payouts::stuck_count(
                 conn,
                 payout_timeout_s,
                 crate::time::now_unix(),
             )?;
-            Ok((escrows, payouts, stuck))
+            Ok((escrows, payouts, stuck, reversed, flagged_escrows))
         });
-        if let Ok((escrows, payouts, stuck)) = gauges {
+        if let Ok((escrows, payouts, stuck, reversed, flagged_escrows)) = gauges {
+            out.push_str("# HELP remit_deposits_reversed Deposits refunded or disputed at Stripe after they were applied.\n# TYPE remit_deposits_reversed gauge\n");
+            for (reversal, n) in reversed {
+                let _ = writeln!(
+                    out,
+                    "remit_deposits_reversed{{reversal=\"{reversal}\"}} {n}"
+                );
+            }
+            out.push_str("# HELP remit_escrows_flagged Escrows flagged for the operator.\n# TYPE remit_escrows_flagged gauge\n");
+            let _ = writeln!(out, "remit_escrows_flagged {flagged_escrows}");
             out.push_str("# HELP remit_escrows Escrows by status.\n# TYPE remit_escrows gauge\n");
             for (status, n) in escrows {
                 let _ = writeln!(out, "remit_escrows{{status=\"{status}\"}} {n}");

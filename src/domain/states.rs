@@ -141,6 +141,8 @@ string_enum! {
         Rejected = "rejected",
         /// Withdrawn by who asked (or with its escrow).
         Cancelled = "cancelled",
+        /// Not approved in time: its USD price was fixed at the rate of its day.
+        Expired = "expired",
     }
 }
 
@@ -232,6 +234,16 @@ impl MerchantType {
 }
 
 string_enum! {
+    /// How a deposit's money may be taken back by the card network.
+    pub enum DepositReversal {
+        /// Stripe refunded (part of) the charge.
+        Refunded = "refunded",
+        /// The cardholder disputed the charge.
+        Disputed = "disputed",
+    }
+}
+
+string_enum! {
     /// Who sent a webhook we received.
     pub enum WebhookSource {
         /// Stripe (deposits).
@@ -312,6 +324,11 @@ mod tests {
                 "deposits",
                 "source",
                 words(DepositSource::ALL, DepositSource::as_str),
+            ),
+            (
+                "deposits",
+                "reversal",
+                words(DepositReversal::ALL, DepositReversal::as_str),
             ),
             (
                 "webhook_events",

@@ -61,7 +61,8 @@ pub fn status_of(error: &Error) -> u16 {
         Error::InsufficientBalance { .. }
         | Error::InsufficientCategoryBalance { .. }
         | Error::DailyLimitExceeded { .. }
-        | Error::InvalidState { .. } => 409,
+        | Error::InvalidState { .. }
+        | Error::RequestExpired => 409,
         Error::BodyTooLarge => 413,
         Error::UnsupportedMediaType => 415,
         Error::IdempotencyKeyReused => 422,

@@ -208,7 +208,8 @@ impl Req {
         self.stripe_signature.as_deref()
     }
 
-    /// The path as it may be logged: webhook secrets replaced.
+    /// The path as it may be logged: webhook secrets replaced, control characters escaped (a
+    /// raw CR or LF in a path must not start a forged line in the log).
     pub fn loggable_path(&self) -> String {
         // Normalised as the router does (it ignores leading slashes), so `//webhooks/…` is
         // masked too.
@@ -220,9 +221,22 @@ impl Req {
         } else if routed.starts_with("webhooks/") && routed != "webhooks/stripe" {
             "/webhooks/…".into()
         } else {
-            self.path.clone()
+            escape_controls(&self.path)
         }
     }
+}
+
+/// `text` with every control character written as `\xHH`.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Reads a body of at most `BODY_BYTES_MAX + 1` bytes within `BODY_READ_DEADLINE_MS`, however
@@ -248,4 +262,17 @@ pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
         return Err(Error::BodyTooLarge);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_a_logged_path_are_escaped() {
+        assert_eq!(
+            escape_controls("/a\rINFO forged\n\u{7f}é"),
+            "/a\\x0dINFO forged\\x0a\\x7fé"
+        );
+    }
 }

@@ -153,7 +153,8 @@ fn seed_escrows(
             merchant_account: account,
             note: Some(note.into()),
         };
-        Ok(requests::create(ctx, by, &input)?.payment_request_id)
+        let ttl_s = crate::limits::REQUEST_TTL_H_DEFAULT * 3600;
+        Ok(requests::create(ctx, by, &input, ttl_s)?.payment_request_id)
     };
     let paybill = |number: &str, reference: &str| MerchantAccount::Paybill {
         number: number.into(),

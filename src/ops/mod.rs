@@ -18,27 +18,66 @@ use std::path::{Path, PathBuf};
 
 /// The lock file beside a database that a server holds while it runs.
 pub fn lock_file_path(db: &Path) -> PathBuf {
+    beside(db, ".lock")
+}
+
+fn beside(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))
 }
 
 /// Takes the exclusive lock of a database (held until the file is dropped). Only one server
 /// runs per database, and key rotation needs none running.
 pub fn lock(db: &Path) -> Result<File> {
     let path = lock_file_path(db);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))?;
+    let file = open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(_) => Err(Error::internal(format!(
             "another remit server is using {} (lock file {})",
             db.display(),
             path.display()
+        ))),
+    }
+}
+
+/// Who may use the database's key at the same time: everything that writes with it (the
+/// server, `user add`, `fx set`, `token revoke`, `backup`) shares this lock; a key rotation
+/// takes it alone, so that nothing writes under the old key while it re-encrypts.
+pub enum KeyUse {
+    /// Writing with the current key.
+    Shared,
+    /// Rotating the key.
+    Exclusive,
+}
+
+/// Takes the key lock of a database (held until the file is dropped).
+pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
+    let path = beside(db, ".keylock");
+    let file = open_lock_file(&path)?;
+    let taken = match how {
+        KeyUse::Shared => file.try_lock_shared(),
+        KeyUse::Exclusive => file.try_lock(),
+    };
+    match (taken, how) {
+        (Ok(()), _) => Ok(file),
+        (Err(_), KeyUse::Shared) => Err(Error::internal(format!(
+            "a key rotation is running on {}: wait for it to finish",
+            db.display()
+        ))),
+        (Err(_), KeyUse::Exclusive) => Err(Error::internal(format!(
+            "another remit command is writing to {}: wait for it to finish",
+            db.display()
         ))),
     }
 }

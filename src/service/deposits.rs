@@ -231,3 +231,65 @@ pub fn escrow_exists(ctx: &WriteCtx<'_>, escrow_id: &str) -> Result<Option<Escro
     )?;
     Ok(exists.then_some(id))
 }
+
+/// What a refund or dispute at Stripe did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReversalOutcome {
+    /// No deposit has this PaymentIntent: nothing to flag.
+    UnknownPayment,
+    /// The deposit (and, if it was applied, its escrow) is flagged for the operator.
+    Flagged(DepositId),
+}
+
+/// Records that Stripe took (or may take) back the money of a deposit: the deposit keeps what
+/// happened, and the escrow it was applied to is flagged for the operator. No balance moves:
+/// the money may already have been paid out, which only the operator can sort out.
+pub fn record_reversal(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    reversal: &crate::wire::stripe::Reversal,
+) -> Result<ReversalOutcome> {
+    let found: Option<(DepositId, Option<EscrowId>, DepositStatus)> = ctx
+        .conn
+        .query_row(
+            "SELECT id, escrow_id, status FROM deposits WHERE source = ?1 AND reference = ?2",
+            params![DepositSource::Stripe, reversal.payment_intent],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, escrow_id, status)) = found else {
+        ctx.warn_after_commit(format!(
+            "Stripe {} for a payment remit never recorded: nothing flagged",
+            reversal.kind
+        ));
+        return Ok(ReversalOutcome::UnknownPayment);
+    };
+    let reason = reversal.describe();
+    ctx.conn.execute(
+        "UPDATE deposits SET reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id",
+        named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()},
+    )?;
+    let flagged_escrow = match (&escrow_id, status) {
+        (Some(escrow_id), DepositStatus::Applied) => {
+            ctx.conn.execute(
+                "UPDATE escrows SET flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                params![
+                    escrow_id,
+                    format!("deposit {id}: {reason}; its money may be taken back"),
+                    ctx.at()
+                ],
+            )?;
+            Some(escrow_id)
+        }
+        _ => None,
+    };
+    ctx.audit(
+        &actor.id,
+        &format!("deposit.{}", reversal.kind),
+        id.as_str(),
+        &json!({"escrowId": flagged_escrow, "amountUsdCents": reversal.amount.map(UsdCents::get),
+                "reason": reversal.reason}),
+    )?;
+    ctx.warn_after_commit(format!("deposit {id}: {reason}; flagged for the operator"));
+    Ok(ReversalOutcome::Flagged(id))
+}

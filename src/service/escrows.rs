@@ -148,13 +148,21 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
         }
     };
     let id = EscrowId::new();
+    // The name as this sender typed it, kept with the escrow: never the name another sender
+    // typed for the same phone.
+    let name_enc = ctx.keys.seal(
+        crate::crypto::EncryptedColumn::RecipientName,
+        id.as_str(),
+        &input.recipient_name,
+    )?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO escrows (id, sender_id, recipient_id, status, total_usd_cents, daily_limit_usd_cents,
-             created_at, updated_at) VALUES (:id, :sender, :recipient, :status, :total, :daily_limit, :at, :at)",
+            "INSERT INTO escrows (id, sender_id, recipient_id, recipient_name_enc, status, total_usd_cents,
+             daily_limit_usd_cents, created_at, updated_at)
+             VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :at, :at)",
         )?
         .execute(named_params! {
-            ":id": id, ":sender": actor.id, ":recipient": recipient_id,
+            ":id": id, ":sender": actor.id, ":recipient": recipient_id, ":name": name_enc,
             ":status": EscrowStatus::PendingDeposit, ":total": input.total,
             ":daily_limit": input.daily_limit, ":at": ctx.at(),
         })?;
@@ -216,7 +224,7 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
     let mut stmt = ctx.conn.prepare_cached(
         "UPDATE payment_requests SET status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
-         WHERE escrow_id = :escrow AND status = :pending RETURNING id",
+         WHERE escrow_id = :escrow AND status = :pending AND expires_at > :at RETURNING id",
     )?;
     let cancelled: Vec<PaymentRequestId> = stmt
         .query_map(

@@ -4,7 +4,7 @@
 //! never applied.
 
 use super::views::{self, PaymentRequestView, PayoutView};
-use super::Actor;
+use super::{Actor, Page};
 use crate::domain::{
     CategoryId, EscrowId, EscrowStatus, MerchantAccount, PaymentRequestId, PayoutCommand, PayoutId,
     PayoutStatus, RequestStatus,
@@ -441,33 +441,27 @@ impl PayoutFilter {
     }
 }
 
-/// `GET /payouts?status=…`: payouts by status, newest first; stuck ones oldest first, with the
-/// cutoff `timeout_s` before `now`.
+/// `GET /payouts?status=…`: payouts by status, newest first; stuck ones oldest first (the
+/// longest waiting first), with the cutoff `timeout_s` before `now`.
 pub fn list(
     conn: &Connection,
     filter: PayoutFilter,
     timeout_s: i64,
     now: i64,
     limit: u32,
-) -> Result<Vec<PayoutView>> {
-    match filter {
-        PayoutFilter::Stuck => {
-            let cutoff = crate::time::rfc3339(now - timeout_s);
-            views::payouts_where(conn, STUCK, "p.id", &cutoff, limit)
-        }
-        PayoutFilter::Flagged => {
-            views::payouts_where(conn, "p.flagged = ?1", "p.id DESC", &1, limit)
-        }
-        PayoutFilter::Status(status) => {
-            views::payouts_where(conn, "p.status = ?1", "p.id DESC", &status, limit)
-        }
-        PayoutFilter::All => {
-            views::payouts_where(conn, "?1 IS NULL", "p.id DESC", &None::<i64>, limit)
-        }
-    }
+    cursor: Option<&str>,
+) -> Result<Page<PayoutView>> {
+    let cutoff = crate::time::rfc3339(now - timeout_s);
+    let (where_clause, param, ascending): (&str, &dyn rusqlite::ToSql, bool) = match &filter {
+        PayoutFilter::Stuck => (STUCK, &cutoff, true),
+        PayoutFilter::Flagged => ("p.flagged = ?1", &1, false),
+        PayoutFilter::Status(status) => ("p.status = ?1", status, false),
+        PayoutFilter::All => ("?1 IS NULL", &rusqlite::types::Null, false),
+    };
+    views::payouts_where(conn, where_clause, param, ascending, limit, cursor)
 }
 
-/// A payout resolved by hand, with its request as it now stands.
+/// A payout resolved by hand
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedPayout {

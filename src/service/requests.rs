@@ -34,11 +34,13 @@ pub struct NewPaymentRequest {
 }
 
 /// `POST /payment-requests`: the recipient of the escrow or an agent asks for a KES payment;
-/// its USD amount is fixed now at the current rate, rounded up.
+/// its USD amount is fixed now at the current rate, rounded up, and it expires `ttl_s` from
+/// now if it has not been approved by then.
 pub fn create(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     input: &NewPaymentRequest,
+    ttl_s: i64,
 ) -> Result<PaymentRequestView> {
     require_role(actor, &[Role::Recipient, Role::Agent])?;
     let parties = EscrowParties::load_visible(ctx.conn, &input.escrow_id, actor)?;
@@ -89,15 +91,16 @@ pub fn create(
         .prepare_cached(
             "INSERT INTO payment_requests (id, escrow_id, category_id, requested_by, status, amount_kes_cents,
              amount_usd_cents, rate_kes_per_usd_e4, merchant_type, merchant_name_enc, merchant_account_enc,
-             note_enc, created_at, updated_at)
+             note_enc, created_at, updated_at, expires_at)
              VALUES (:id, :escrow, :category, :actor, :status, :kes, :usd, :rate, :type, :name, :account,
-             :note, :at, :at)",
+             :note, :at, :at, :expires_at)",
         )?
         .execute(named_params! {
             ":id": id, ":escrow": input.escrow_id, ":category": category_id, ":actor": actor.id,
             ":status": RequestStatus::PendingApproval, ":kes": input.amount, ":usd": amount_usd,
             ":rate": rate, ":type": input.merchant_account.kind(), ":name": name_enc,
             ":account": account_enc, ":note": note_enc, ":at": ctx.at(),
+            ":expires_at": crate::time::rfc3339(ctx.now + ttl_s),
         })?;
     ctx.audit(
         &actor.id,
@@ -122,6 +125,16 @@ struct RequestRow {
     merchant_type: MerchantType,
 }
 
+/// A waiting request whose expiry has passed is expired, whether or not the sweep has marked
+/// it yet.
+fn effective_status(status: RequestStatus, expires_at: &str, now: &str) -> RequestStatus {
+    if status == RequestStatus::PendingApproval && expires_at <= now {
+        RequestStatus::Expired
+    } else {
+        status
+    }
+}
+
 fn load_request(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
@@ -131,15 +144,16 @@ fn load_request(
         .conn
         .prepare_cached(
             "SELECT r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
-             r.amount_kes_cents, r.merchant_type
+             r.amount_kes_cents, r.merchant_type, r.expires_at
              FROM payment_requests r JOIN spending_categories c ON c.id = r.category_id WHERE r.id = ?1",
         )?
         .query_row([request_id], |r| {
+            let expires_at: String = r.get("expires_at")?;
             Ok(RequestRow {
                 escrow_id: r.get("escrow_id")?,
                 category_id: r.get("category_id")?,
                 category: r.get("name")?,
-                status: r.get("status")?,
+                status: effective_status(r.get("status")?, &expires_at, &ctx.at()),
                 requested_by: r.get("requested_by")?,
                 amount_usd: r.get("amount_usd_cents")?,
                 amount_kes: r.get("amount_kes_cents")?,
@@ -182,6 +196,9 @@ pub fn approve(
     let (row, parties) = load_request(ctx, actor, request_id)?;
     if !parties.is_sender(actor) {
         return Err(Error::Forbidden);
+    }
+    if row.status == RequestStatus::Expired {
+        return Err(Error::RequestExpired);
     }
     require_pending(&row, "approved")?;
     if parties.status != EscrowStatus::Active {
@@ -341,4 +358,34 @@ fn decide(
             ":reason": reason_enc, ":pending": RequestStatus::PendingApproval,
         })?;
     Ok(())
+}
+
+/// Marks waiting requests whose expiry has passed as `expired` (decided by the clock, by
+/// nobody), at most `EXPIRY_SWEEP_ROWS_MAX` per command; audited. Returns how many.
+pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
+    let expired: Vec<PaymentRequestId> = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE payment_requests SET status = :expired, decided_at = expires_at, updated_at = :at
+             WHERE id IN (SELECT id FROM payment_requests
+                          WHERE status = :pending AND expires_at <= :at ORDER BY expires_at LIMIT :max)
+             RETURNING id",
+        )?
+        .query_map(
+            named_params! {
+                ":expired": RequestStatus::Expired, ":pending": RequestStatus::PendingApproval,
+                ":at": ctx.at(), ":max": crate::limits::EXPIRY_SWEEP_ROWS_MAX,
+            },
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &expired {
+        ctx.audit(
+            "system:clock",
+            "payment_request.expired",
+            id.as_str(),
+            &json!({}),
+        )?;
+    }
+    Ok(expired.len())
 }

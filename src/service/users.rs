@@ -1,6 +1,6 @@
 //! Users and their API tokens. Tokens are 160 random bits, shown once, stored as SHA-256.
 
-use super::{Actor, Items, Role};
+use super::{Actor, Page, Role};
 use crate::crypto::{self, EncryptedColumn, Keys};
 use crate::domain::{KenyanPhone, UserId};
 use crate::error::{Error, Result};
@@ -250,8 +250,8 @@ pub fn touch_tokens(ctx: &WriteCtx<'_>, token_hashes: &[[u8; 32]]) -> Result<()>
 }
 
 /// Users (those the inner `WHERE` over `users` picks, with `?1` its parameter and `?2` a
-/// limit) and their tokens: one row per token (or one for a user with none), folded into
-/// views.
+/// limit, in id order) and their tokens: one row per token (or one for a user with none),
+/// folded into views.
 fn users_where(
     conn: &Connection,
     keys: &Keys,
@@ -315,11 +315,15 @@ pub fn user_view(conn: &Connection, keys: &Keys, user_id: &UserId) -> Result<Use
         .ok_or(Error::NotFound { what: "user" })
 }
 
-/// `remit user list`, `GET /users`: users, oldest first, at most `limit`.
-pub fn list(conn: &Connection, keys: &Keys, limit: u32) -> Result<Items<UserView>> {
-    Ok(Items {
-        items: users_where(conn, keys, "?1 IS NULL", &None::<i64>, limit)?,
-    })
+/// `remit user list`, `GET /users`: users, oldest first, after `cursor`, at most `limit`.
+pub fn list(
+    conn: &Connection,
+    keys: &Keys,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<UserView>> {
+    let rows = users_where(conn, keys, "(?1 IS NULL OR id > ?1)", &cursor, limit + 1)?;
+    Ok(Page::of(rows, limit, |u| u.user_id.to_string()))
 }
 
 /// `GET /me`.

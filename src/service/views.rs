@@ -5,9 +5,9 @@
 use super::{Actor, EscrowParties, Page, Role};
 use crate::crypto::{EncryptedColumn, Keys};
 use crate::domain::{
-    mask_number, CategoryId, DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus,
-    KenyanPhone, MerchantAccount, MerchantAccountView, PaymentRequestId, PayoutCommand, PayoutId,
-    PayoutStatus, RequestStatus, UserId,
+    mask_number, CategoryId, DepositId, DepositReversal, DepositSource, DepositStatus, EscrowId,
+    EscrowStatus, KenyanPhone, MerchantAccount, MerchantAccountView, PaymentRequestId,
+    PayoutCommand, PayoutId, PayoutStatus, RequestStatus, UserId,
 };
 use crate::error::{Error, Result};
 use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
@@ -64,17 +64,15 @@ fn decrypt_name_phone(
     phone_enc: Option<&str>,
 ) -> Result<(String, Option<KenyanPhone>)> {
     let name = keys.open(EncryptedColumn::UserName, user_id.as_str(), name_enc)?;
-    let phone = match phone_enc {
-        Some(enc) => {
-            let e164 = keys.open(EncryptedColumn::UserPhone, user_id.as_str(), enc)?;
-            Some(
-                KenyanPhone::parse("phone", &e164)
-                    .map_err(|_| Error::internal("stored phone does not parse"))?,
-            )
-        }
-        None => None,
-    };
+    let phone = phone_enc
+        .map(|enc| decrypt_phone(keys, user_id, enc))
+        .transpose()?;
     Ok((name, phone))
+}
+
+fn decrypt_phone(keys: &Keys, user_id: &UserId, phone_enc: &str) -> Result<KenyanPhone> {
+    let e164 = keys.open(EncryptedColumn::UserPhone, user_id.as_str(), phone_enc)?;
+    KenyanPhone::parse("phone", &e164).map_err(|_| Error::internal("stored phone does not parse"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -84,10 +82,13 @@ fn decrypt_name_phone(
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipientView {
-    /// `usr_…`.
-    pub user_id: UserId,
-    /// The name.
-    pub name: String,
+    /// `usr_…`, for staff only: to a sender, a recipient's id would tell whether the phone had
+    /// an account before their escrow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The name this escrow's sender typed (`null` for an older escrow whose sender's typing
+    /// is not known).
+    pub name: Option<String>,
     /// E.164 for admins, masked for everyone else.
     pub phone: Option<String>,
 }
@@ -140,6 +141,9 @@ pub struct EscrowView {
     /// What a depositor quotes (the escrow id).
     pub deposit_reference: EscrowId,
     pub sender_id: UserId,
+    /// Why the operator must look at it (a deposit refunded or disputed): admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag_reason: Option<String>,
     pub recipient: RecipientView,
     pub categories: Vec<CategoryView>,
     pub created_at: String,
@@ -150,8 +154,8 @@ pub struct EscrowView {
 /// approvals and their categories: one row per category.
 const ESCROW_SELECT: &str = "SELECT e.id, e.sender_id, e.recipient_id, e.status, e.total_usd_cents,
     e.deposited_usd_cents, e.remaining_usd_cents, e.reserved_usd_cents, e.spent_usd_cents,
-    e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at,
-    u.name_enc AS recipient_name_enc, u.phone_enc AS recipient_phone_enc,
+    e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at, e.flag_reason,
+    e.recipient_name_enc, u.phone_enc AS recipient_phone_enc,
     d.approved_usd_cents AS approved_today_usd_cents,
     c.id AS category_id, c.name AS category_name, c.allocated_usd_cents AS category_allocated,
     c.remaining_usd_cents AS category_remaining, c.reserved_usd_cents AS category_reserved,
@@ -207,9 +211,15 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
             .unwrap_or(UsdCents::ZERO))
     });
     let approved_today = approved_today.transpose()?;
-    let name_enc: String = r.get("recipient_name_enc")?;
-    let phone_enc: Option<String> = r.get("recipient_phone_enc")?;
-    let (name, phone) = decrypt_name_phone(keys, &recipient_id, &name_enc, phone_enc.as_deref())?;
+    let name = match r.get::<_, Option<String>>("recipient_name_enc")? {
+        Some(enc) => Some(keys.open(EncryptedColumn::RecipientName, id.as_str(), &enc)?)
+            .filter(|name| !name.is_empty()),
+        None => None,
+    };
+    let phone = match r.get::<_, Option<String>>("recipient_phone_enc")? {
+        Some(enc) => Some(decrypt_phone(keys, &recipient_id, &enc)?),
+        None => None,
+    };
     let phone = phone.map(|p| {
         if viewer.role == Role::Admin {
             p.e164()
@@ -217,6 +227,7 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
             p.masked()
         }
     });
+    let staff = matches!(viewer.role, Role::Admin | Role::Agent);
     Ok(EscrowView {
         deposit_reference: id.clone(),
         escrow_id: id,
@@ -238,8 +249,13 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         approved_today_usd: approved_today.map(UsdCents::major),
         approved_today_usd_cents: approved_today,
         sender_id: r.get("sender_id")?,
+        flag_reason: if viewer.role == Role::Admin {
+            r.get("flag_reason")?
+        } else {
+            None
+        },
         recipient: RecipientView {
-            user_id: recipient_id,
+            user_id: staff.then_some(recipient_id),
             name,
             phone,
         },
@@ -414,18 +430,32 @@ pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
     one_row(conn, &sql, [payout_id], PayoutView::from_row, "payout")
 }
 
-/// Payouts matching `where_clause` (over `p`, with `?1` its parameter and `?2` the limit).
+/// A page of payouts matching `where_clause` (over `p`, with `?1` its parameter), after
+/// `cursor` in the order `ascending` (by id) says.
 pub fn payouts_where(
     conn: &Connection,
     where_clause: &str,
-    order: &str,
     param: &dyn rusqlite::ToSql,
+    ascending: bool,
     limit: u32,
-) -> Result<Vec<PayoutView>> {
+    cursor: Option<&str>,
+) -> Result<Page<PayoutView>> {
+    let (after, order) = if ascending {
+        ("p.id > ?3", "p.id")
+    } else {
+        ("p.id < ?3", "p.id DESC")
+    };
     let sql = format!(
-        "SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE {where_clause} ORDER BY {order} LIMIT ?2"
+        "SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE {where_clause} AND (?3 IS NULL OR {after})
+         ORDER BY {order} LIMIT ?2"
     );
-    all_rows(conn, &sql, params![param, limit], PayoutView::from_row)
+    let rows = all_rows(
+        conn,
+        &sql,
+        params![param, limit + 1, cursor],
+        PayoutView::from_row,
+    )?;
+    Ok(Page::of(rows, limit, |p| p.payout_id.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,22 +477,34 @@ pub struct PaymentRequestView {
     pub amount_usd_cents: UsdCents,
     /// KES per USD, fixed when the request was made.
     pub exchange_rate: Decimal,
-    pub merchant_name: String,
+    /// The merchant's name: only for the request's owners.
+    pub merchant_name: Option<String>,
+    /// Masked (`***880`) for anyone but the request's owners.
     pub merchant_account: MerchantAccountView,
+    /// Only for the request's owners.
     pub note: Option<String>,
     pub requested_by: UserId,
     pub decided_by: Option<UserId>,
     pub decided_at: Option<String>,
+    /// A rejection's reason: only for the request's owners.
     pub reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// When it expires if it is not approved by then.
+    pub expires_at: String,
     pub payout: Option<PayoutView>,
 }
+
+/// A request's status as the API shows it: a waiting request past its expiry is `expired`,
+/// whether or not the expiry sweep has marked it yet.
+const REQUEST_STATUS: &str = "CASE WHEN r.status = 'pending_approval'
+    AND r.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN 'expired' ELSE r.status END";
 
 /// The request columns (`r`, its category `c`, escrow `e`) and its payout's, if any.
 fn request_select(where_clause: &str) -> String {
     format!(
-        "SELECT r.id, r.escrow_id, c.name AS category, r.requested_by, r.status, r.amount_kes_cents,
+        "SELECT r.id, r.escrow_id, c.name AS category, r.requested_by, {REQUEST_STATUS} AS status,
+         r.expires_at, r.amount_kes_cents,
          r.amount_usd_cents, r.rate_kes_per_usd_e4, r.merchant_name_enc, r.merchant_account_enc,
          r.note_enc, r.decided_by, r.decided_at, r.decision_reason_enc, r.created_at, r.updated_at,
          e.sender_id, e.recipient_id, {PAYOUT_COLUMNS}
@@ -485,14 +527,14 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
         || viewer.is(&recipient_id)
         || viewer.is(&requested_by);
     let row = id.as_str();
+    // What only owners see is not even decrypted for anyone else.
     let open = |column: EncryptedColumn, stored: Option<String>| -> Result<Option<String>> {
-        stored.map(|s| keys.open(column, row, &s)).transpose()
+        match stored {
+            Some(s) if owner => keys.open(column, row, &s).map(Some),
+            _ => Ok(None),
+        }
     };
-    let merchant_name = keys.open(
-        EncryptedColumn::MerchantName,
-        row,
-        &r.get::<_, String>("merchant_name_enc")?,
-    )?;
+    let merchant_name = open(EncryptedColumn::MerchantName, r.get("merchant_name_enc")?)?;
     let account = MerchantAccount::from_stored(&keys.open(
         EncryptedColumn::MerchantAccount,
         row,
@@ -501,12 +543,12 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
     let mut merchant_account = account.view();
     if !owner {
         merchant_account.number = mask_number(&merchant_account.number);
+        merchant_account.account_reference = merchant_account
+            .account_reference
+            .as_deref()
+            .map(mask_number);
     }
-    let note = if owner {
-        open(EncryptedColumn::RequestNote, r.get("note_enc")?)?
-    } else {
-        None
-    };
+    let note = open(EncryptedColumn::RequestNote, r.get("note_enc")?)?;
     let reason = open(
         EncryptedColumn::DecisionReason,
         r.get("decision_reason_enc")?,
@@ -537,6 +579,7 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
         reason,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
+        expires_at: r.get("expires_at")?,
         payout,
     })
 }
@@ -588,7 +631,7 @@ pub fn payment_requests(
         Role::Agent | Role::Admin => "?2 IS NOT NULL",
     };
     let sql = request_select(&format!(
-        "r.id < ?1 AND {owner} AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR r.status = ?4)
+        "r.id < ?1 AND {owner} AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR {REQUEST_STATUS} = ?4)
          ORDER BY r.id DESC LIMIT ?5"
     ));
     let items = all_rows(
@@ -625,10 +668,14 @@ pub struct DepositView {
     pub flag_reason: Option<String>,
     pub recorded_by: String,
     pub created_at: String,
+    /// Refunded or disputed at Stripe after it was applied: its money may be taken back.
+    pub reversal: Option<DepositReversal>,
+    pub reversal_reason: Option<String>,
+    pub reversal_at: Option<String>,
 }
 
-const DEPOSIT_COLUMNS: &str =
-    "id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at";
+const DEPOSIT_COLUMNS: &str = "id, escrow_id, source, reference, amount_usd_cents, status,
+    flag_reason, recorded_by, created_at, reversal, reversal_reason, reversal_at";
 
 impl DepositView {
     fn from_row(r: &Row<'_>) -> Result<DepositView> {
@@ -644,6 +691,9 @@ impl DepositView {
             flag_reason: r.get("flag_reason")?,
             recorded_by: r.get("recorded_by")?,
             created_at: r.get("created_at")?,
+            reversal: r.get("reversal")?,
+            reversal_reason: r.get("reversal_reason")?,
+            reversal_at: r.get("reversal_at")?,
         })
     }
 }
@@ -658,20 +708,52 @@ pub fn deposit(conn: &Connection, deposit_id: &DepositId) -> Result<DepositView>
 /// money is seen and handled.
 pub fn deposits(
     conn: &Connection,
-    status: Option<DepositStatus>,
+    filter: DepositFilter,
     escrow_id: Option<&str>,
     limit: u32,
-) -> Result<Vec<DepositView>> {
+    cursor: Option<&str>,
+) -> Result<Page<DepositView>> {
+    let (status, reversed) = match filter {
+        DepositFilter::All => (None, false),
+        DepositFilter::Status(status) => (Some(status), false),
+        DepositFilter::Reversed => (None, true),
+    };
     let sql = format!(
         "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE (?1 IS NULL OR status = ?1)
-         AND (?2 IS NULL OR escrow_id = ?2) ORDER BY id DESC LIMIT ?3"
+         AND (?2 IS NULL OR escrow_id = ?2) AND (NOT ?5 OR reversal IS NOT NULL)
+         AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
     );
-    all_rows(
+    let rows = all_rows(
         conn,
         &sql,
-        params![status, escrow_id, limit],
+        params![status, escrow_id, limit + 1, cursor, reversed],
         DepositView::from_row,
-    )
+    )?;
+    Ok(Page::of(rows, limit, |d| d.deposit_id.to_string()))
+}
+
+/// Which deposits `GET /deposits` lists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DepositFilter {
+    /// All of them.
+    All,
+    /// Applied or flagged.
+    Status(DepositStatus),
+    /// Refunded or disputed at Stripe after they were applied.
+    Reversed,
+}
+
+impl DepositFilter {
+    /// Parses `status=…` of `GET /deposits`.
+    pub fn parse(field: &str, text: &str) -> Result<DepositFilter> {
+        match text {
+            "reversed" => Ok(DepositFilter::Reversed),
+            other => other
+                .parse()
+                .map(DepositFilter::Status)
+                .map_err(|_| Error::invalid(field, "must be one of applied, flagged, reversed")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! key, encrypted, in the same writer transaction as its effect, with what was done with it.
 //! Stripe events record deposits; M-Pesa results complete or fail payouts.
 
-use super::deposits::{self, DepositOutcome};
+use super::deposits::{self, DepositOutcome, ReversalOutcome};
 use super::payouts::{self, PayoutResult, ResultOutcome};
 use super::Actor;
 use crate::crypto::EncryptedColumn;
@@ -69,6 +69,8 @@ pub enum StripeOutcome {
     NoAmount,
     /// A deposit was recorded.
     Deposit(DepositOutcome),
+    /// A refund or a dispute of a payment.
+    Reversal(ReversalOutcome),
 }
 
 impl fmt::Display for StripeOutcome {
@@ -85,12 +87,19 @@ impl fmt::Display for StripeOutcome {
             StripeOutcome::Deposit(DepositOutcome::Flagged(reason)) => {
                 write!(f, "deposit flagged: {reason}")
             }
+            StripeOutcome::Reversal(ReversalOutcome::UnknownPayment) => {
+                f.write_str("ignored: no deposit for this payment")
+            }
+            StripeOutcome::Reversal(ReversalOutcome::Flagged(id)) => {
+                write!(f, "deposit {id} flagged for the operator")
+            }
         }
     }
 }
 
 /// Applies a verified Stripe event: `payment_intent.succeeded` records a deposit (flagged if it
-/// cannot be applied); other types are acknowledged and ignored.
+/// cannot be applied); `charge.refunded` and `charge.dispute.created` flag the deposit they
+/// take money back from, and its escrow; other types are acknowledged and ignored.
 pub fn apply_stripe_event(
     ctx: &WriteCtx<'_>,
     event: &stripe::Event,
@@ -99,10 +108,14 @@ pub fn apply_stripe_event(
     if !record_event(ctx, WebhookSource::Stripe, &event.id, raw)? {
         return Ok(StripeOutcome::Duplicate);
     }
-    let outcome = if event.kind == "payment_intent.succeeded" {
-        apply_payment_intent(ctx, &event.payment_intent())?
-    } else {
-        StripeOutcome::Ignored
+    let outcome = match (event.kind.as_str(), event.reversal()) {
+        ("payment_intent.succeeded", _) => apply_payment_intent(ctx, &event.payment_intent())?,
+        (_, Some(reversal)) => StripeOutcome::Reversal(deposits::record_reversal(
+            ctx,
+            &Actor::system("stripe"),
+            &reversal,
+        )?),
+        _ => StripeOutcome::Ignored,
     };
     set_outcome(ctx, WebhookSource::Stripe, &event.id, &outcome.to_string())?;
     Ok(outcome)

@@ -3,7 +3,7 @@
 //! edited; a change is a new file.
 
 use crate::error::{Error, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// The embedded migrations.
 #[derive(rust_embed::RustEmbed)]
@@ -50,12 +50,31 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
             .ok_or_else(|| Error::internal(format!("missing migration {name}")))?;
         let sql = std::str::from_utf8(&file.data)
             .map_err(|_| Error::internal(format!("migration {name} is not UTF-8")))?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)
-            .map_err(|e| Error::internal(format!("migration {name}: {e}")))?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
+        // A migration may rebuild a table that others reference (SQLite changes a CHECK no
+        // other way): foreign keys are off while it runs, and checked before it commits.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let result = apply(conn, &name, sql, version);
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        result?;
         applied.push(version);
     }
     Ok(applied)
+}
+
+/// Runs one migration in its own transaction; refuses to commit if it broke a foreign key.
+fn apply(conn: &mut Connection, name: &str, sql: &str, version: u32) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(sql)
+        .map_err(|e| Error::internal(format!("migration {name}: {e}")))?;
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()?;
+    if let Some(table) = broken {
+        return Err(Error::internal(format!(
+            "migration {name} left a broken foreign key in {table}"
+        )));
+    }
+    tx.pragma_update(None, "user_version", version)?;
+    tx.commit()?;
+    Ok(())
 }

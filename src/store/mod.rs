@@ -6,6 +6,7 @@
 //! connection; reads use pooled read-only connections, which in WAL mode never block the writer
 //! and never see half a batch.
 
+mod backfill;
 mod checkpoint;
 mod migrate;
 mod open;

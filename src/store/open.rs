@@ -106,6 +106,10 @@ pub fn open_with_key(
         record_key_check(&mut conn, &keys)?;
     }
     let audit_key = crate::audit::open_chain(&mut conn, &keys)?;
+    let filled = super::backfill::recipient_names(&mut conn, &keys)?;
+    if filled > 0 {
+        log::info!("kept the recipient's name with {filled} older escrow(s)");
+    }
     // Checkpoints run from their own connection, never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // The writer touches the hot pages of every command; keep them in its own cache.

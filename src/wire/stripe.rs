@@ -3,6 +3,7 @@
 //! timestamps) and the parts of an event remit reads.
 
 use crate::crypto::{constant_time_eq, hex, hmac_sha256, unhex};
+use crate::domain::DepositReversal;
 use crate::error::{Error, Result};
 use crate::money::UsdCents;
 use serde_json::Value;
@@ -79,6 +80,8 @@ pub struct Event {
     pub id: String,
     /// `payment_intent.succeeded`, …
     pub kind: String,
+    /// Whether it comes from live mode (`false` for test mode, and when absent).
+    pub livemode: bool,
     /// The whole event.
     pub body: Value,
 }
@@ -99,7 +102,16 @@ impl Event {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        Ok(Event { id, kind, body })
+        let livemode = body
+            .get("livemode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(Event {
+            id,
+            kind,
+            livemode,
+            body,
+        })
     }
 
     /// The `PaymentIntent` of a `payment_intent.*` event, read leniently: what is missing or
@@ -127,6 +139,74 @@ impl Event {
                 .or_else(|| metadata.get("escrow_id"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+        }
+    }
+
+    /// What a `charge.refunded` or `charge.dispute.created` event says of the payment it takes
+    /// money back from. The PaymentIntent is the key (a Charge's and a Dispute's
+    /// `payment_intent`): whether PaymentIntent metadata is copied to them is not confirmed.
+    pub fn reversal(&self) -> Option<Reversal> {
+        let object = &self.body["data"]["object"];
+        let payment_intent = object.get("payment_intent").and_then(Value::as_str)?;
+        let cents = |field: &str| {
+            object
+                .get(field)
+                .and_then(Value::as_i64)
+                .and_then(UsdCents::new)
+        };
+        match self.kind.as_str() {
+            "charge.refunded" => Some(Reversal {
+                payment_intent: payment_intent.to_string(),
+                kind: DepositReversal::Refunded,
+                amount: cents("amount_refunded"),
+                full: object.get("refunded").and_then(Value::as_bool) == Some(true),
+                reason: None,
+            }),
+            "charge.dispute.created" => Some(Reversal {
+                payment_intent: payment_intent.to_string(),
+                kind: DepositReversal::Disputed,
+                amount: cents("amount"),
+                full: false,
+                reason: object
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(|r| r.chars().take(64).collect()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Money Stripe takes (or may take) back from a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversal {
+    /// `pi_…`: the deposit's reference.
+    pub payment_intent: String,
+    /// Refund or dispute.
+    pub kind: DepositReversal,
+    /// How much: a refund's cumulative `amount_refunded`, a dispute's `amount`.
+    pub amount: Option<UsdCents>,
+    /// A refund of the whole charge.
+    pub full: bool,
+    /// A dispute's reason (`fraudulent`, …).
+    pub reason: Option<String>,
+}
+
+impl Reversal {
+    /// One sentence for the operator.
+    pub fn describe(&self) -> String {
+        let amount = self
+            .amount
+            .map_or("an unknown amount".to_string(), UsdCents::display);
+        match self.kind {
+            DepositReversal::Refunded if self.full => {
+                format!("Stripe refunded the whole charge ({amount})")
+            }
+            DepositReversal::Refunded => format!("Stripe refunded {amount} of the charge"),
+            DepositReversal::Disputed => format!(
+                "the cardholder disputed {amount} (reason: {})",
+                self.reason.as_deref().unwrap_or("not given")
+            ),
         }
     }
 }

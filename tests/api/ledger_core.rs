@@ -506,7 +506,17 @@ fn the_recipient_is_found_by_phone_in_any_spelling() {
     let b = t
         .escrow(&sender, "+254 712 345 678", 1_000, &["a"], None)
         .unwrap();
-    assert_eq!(a["recipient"]["userId"], b["recipient"]["userId"]);
+    let (a_id, b_id) = (
+        a["escrowId"].as_str().unwrap(),
+        b["escrowId"].as_str().unwrap(),
+    );
+    let recipient = |id: &str| t.escrow_view(id)["recipient"]["userId"].clone();
+    assert!(recipient(a_id).is_string());
+    assert_eq!(
+        recipient(a_id),
+        recipient(b_id),
+        "one recipient, found by phone"
+    );
     assert_eq!(
         a["recipient"]["phone"], "+254 7** *** 678",
         "masked for a sender"

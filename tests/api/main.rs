@@ -17,5 +17,6 @@ mod money_flow;
 mod ops_audit;
 mod ops_backup;
 mod ops_shutdown;
+mod privacy_expiry;
 mod regressions;
 mod store_files;

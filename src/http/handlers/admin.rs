@@ -2,7 +2,7 @@
 
 use super::{actor_with, page_params, status_param};
 use crate::app::App;
-use crate::domain::{parse_reference, parse_text, DepositStatus, PayoutId};
+use crate::domain::{parse_reference, parse_text, PayoutId};
 use crate::error::{Error, Result};
 use crate::http::idempotency::{self, key_of};
 use crate::http::reply::Reply;
@@ -10,6 +10,7 @@ use crate::http::request::Req;
 use crate::limits::{AUDIT_ROWS_MAX, REFERENCE_BYTES_MAX};
 use crate::money::RateKesPerUsd;
 use crate::service::payouts::{self, PayoutFilter, PayoutResult};
+use crate::service::views::DepositFilter;
 use crate::service::{fx, views, EscrowParties, Items, Role};
 use serde::Serialize;
 
@@ -103,24 +104,25 @@ pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
 pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, PayoutFilter::parse)?.unwrap_or(PayoutFilter::All);
-    let (limit, _) = page_params(req)?;
+    let (limit, cursor) = page_params(req)?;
     let timeout = app.config.payout_timeout_s;
-    let items = app
-        .store
-        .read(|conn, _| payouts::list(conn, filter, timeout, crate::time::now_unix(), limit))?;
-    Ok(Reply::json(200, &Items { items }))
+    let page = app.store.read(|conn, _| {
+        let now = crate::time::now_unix();
+        payouts::list(conn, filter, timeout, now, limit, cursor.as_deref())
+    })?;
+    Ok(Reply::json(200, &page))
 }
 
 /// `GET /deposits?status=…&escrowId=…`.
 pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
-    let status = status_param(req, DepositStatus::parse_field)?;
-    let (limit, _) = page_params(req)?;
+    let filter = status_param(req, DepositFilter::parse)?.unwrap_or(DepositFilter::All);
+    let (limit, cursor) = page_params(req)?;
     let escrow_id = req.query("escrowId");
-    let items = app
+    let page = app
         .store
-        .read(|conn, _| views::deposits(conn, status, escrow_id, limit))?;
-    Ok(Reply::json(200, &Items { items }))
+        .read(|conn, _| views::deposits(conn, filter, escrow_id, limit, cursor.as_deref()))?;
+    Ok(Reply::json(200, &page))
 }
 
 /// `POST /payouts/:id/resolve`.

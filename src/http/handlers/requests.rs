@@ -48,8 +48,9 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         merchant_account,
         note,
     };
+    let ttl_s = app.config.request_ttl_s;
     idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::create(ctx, &actor, &input).map(|v| Reply::json(201, &v))
+        service::create(ctx, &actor, &input, ttl_s).map(|v| Reply::json(201, &v))
     })
 }
 

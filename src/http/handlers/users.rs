@@ -51,11 +51,11 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /users`.
 pub fn list(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
-    let (limit, _) = page_params(req)?;
-    let items = app
+    let (limit, cursor) = page_params(req)?;
+    let page = app
         .store
-        .read(|conn, keys| service::list(conn, keys, limit))?;
-    Ok(Reply::json(200, &items))
+        .read(|conn, keys| service::list(conn, keys, limit, cursor.as_deref()))?;
+    Ok(Reply::json(200, &page))
 }
 
 /// `POST /users/:id/tokens`.

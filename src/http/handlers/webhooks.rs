@@ -41,6 +41,21 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         }
     }
     let event = stripe::Event::parse(&req.body)?;
+    if event.livemode != app.config.stripe_livemode {
+        log::warn!(
+            "Stripe event refused: livemode is {} but REMIT_STRIPE_LIVEMODE is {}",
+            event.livemode,
+            app.config.stripe_livemode
+        );
+        return Err(Error::invalid(
+            "livemode",
+            if app.config.stripe_livemode {
+                "is false but this server takes live-mode events only"
+            } else {
+                "is true but this server takes test-mode events only"
+            },
+        ));
+    }
     let kind = event.kind.clone();
     let raw = req.body.clone();
     let outcome = app

@@ -134,6 +134,35 @@ impl TestApp {
         }
     }
 
+    /// Another user of this role; returns its token.
+    pub fn new_user(&self, role: Role, name: &str, phone: Option<&str>) -> String {
+        let user = NewUser {
+            role,
+            name: name.into(),
+            phone: phone.map(|p| KenyanPhone::parse("p", p).unwrap()),
+        };
+        self.store
+            .write(move |ctx| users::create(ctx, &Actor::system("test"), &user))
+            .unwrap()
+            .token
+    }
+
+    /// Runs one SQL statement on the database, as someone with the file could (to move a
+    /// clock, or to tamper).
+    pub fn sql(&self, sql: &str, params: &[&str]) {
+        let (sql, params): (String, Vec<String>) = (
+            sql.to_string(),
+            params.iter().map(|p| p.to_string()).collect(),
+        );
+        self.store
+            .write(move |ctx| {
+                ctx.conn
+                    .execute(&sql, rusqlite::params_from_iter(params.iter()))?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
     pub fn token(&self, role: &str) -> &str {
         match role {
             "admin" => &self.admin,

@@ -176,7 +176,7 @@ impl TestStore {
         };
         let by = by.clone();
         self.store
-            .write(move |ctx| requests::create(ctx, &by, &input))
+            .write(move |ctx| requests::create(ctx, &by, &input, 72 * 3600))
             .map(json)
     }
 

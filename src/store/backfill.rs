@@ -1,0 +1,46 @@
+//! Data a migration cannot compute in SQL because it needs the key: filled once, when a
+//! database is opened after the migration.
+
+use crate::crypto::{EncryptedColumn, Keys};
+use crate::domain::{EscrowId, UserId};
+use crate::error::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Schema 3 keeps the recipient's name with each escrow, as its sender typed it. For an older
+/// escrow that name is the recipient user's name when this escrow's sender created that user
+/// (the audit log says who did); otherwise what this sender typed is not known, and an empty
+/// name is kept rather than another sender's.
+pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<(EscrowId, String, UserId, String)> = tx
+        .prepare(
+            "SELECT e.id, e.sender_id, e.recipient_id, u.name_enc FROM escrows e
+             JOIN users u ON u.id = e.recipient_id WHERE e.recipient_name_enc IS NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (escrow_id, sender_id, recipient_id, name_enc) in &rows {
+        let creator: Option<String> = tx
+            .query_row(
+                "SELECT actor FROM audit_log WHERE entity = ?1 AND action = 'user.created'
+                 ORDER BY seq LIMIT 1",
+                [recipient_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let name = if creator.as_deref() == Some(sender_id.as_str()) {
+            keys.open(EncryptedColumn::UserName, recipient_id.as_str(), name_enc)?
+        } else {
+            String::new()
+        };
+        tx.execute(
+            "UPDATE escrows SET recipient_name_enc = ?2 WHERE id = ?1",
+            params![
+                escrow_id,
+                keys.seal(EncryptedColumn::RecipientName, escrow_id.as_str(), &name)?
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(rows.len())
+}

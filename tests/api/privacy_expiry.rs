@@ -1,0 +1,469 @@
+//! API.md "Privacy of views" and "Payment request expiry", per role, over real HTTP; Stripe
+//! refunds, disputes and live mode; the key lock of the command line.
+
+use crate::support::app::*;
+use crate::support::process::{remit, run, user_add};
+use crate::support::TEST_KEY;
+use remit::service::Role;
+use remit::wire::stripe::sign as sign_stripe;
+use serde_json::{json, Value};
+
+/// A request of `agent` on a fresh escrow, with a merchant, an account reference and a note.
+fn request_by(app: &TestApp, agent: &str) -> (String, String) {
+    let escrow = app.active_escrow(100, &["school_fees"]);
+    let r = app.post(
+        "/payment-requests",
+        agent,
+        &json!({"escrowId": escrow, "category": "school_fees", "amountKes": 1500,
+                "merchantName": "St. Mary's School",
+                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "STUDENT-4411"},
+                "note": "Term 1 fees for Amani"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        escrow,
+        r.body["paymentRequestId"].as_str().unwrap().to_string(),
+    )
+}
+
+fn shows_merchant(view: &Value) -> bool {
+    view["merchantName"] == "St. Mary's School"
+        && view["merchantAccount"]["number"] == "888880"
+        && view["merchantAccount"]["accountReference"] == "STUDENT-4411"
+        && view["note"] == "Term 1 fees for Amani"
+}
+
+#[test]
+fn only_the_owners_of_a_request_see_its_merchant_and_every_other_agent_sees_it_masked() {
+    let app = spawn_app();
+    let (_, request) = request_by(&app, &app.agent);
+    let r = app.post(
+        &format!("/payment-requests/{request}/reject"),
+        &app.sender,
+        &json!({"reason": "Amani changed school"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let other_agent = app.new_user(Role::Agent, "Kiosk 2", None);
+    for (who, token) in [
+        ("the sender", app.sender.as_str()),
+        ("the recipient", app.recipient.as_str()),
+        ("the agent who asked", app.agent.as_str()),
+        ("an admin", app.admin.as_str()),
+    ] {
+        let view = app.get(&format!("/payment-requests/{request}"), token).body;
+        assert!(shows_merchant(&view), "{who} sees the merchant: {view}");
+        assert_eq!(view["reason"], "Amani changed school", "{who}");
+    }
+    let masked = |view: &Value| {
+        assert_eq!(view["merchantName"], Value::Null, "{view}");
+        assert_eq!(view["merchantAccount"]["number"], "***880", "{view}");
+        assert_eq!(
+            view["merchantAccount"]["accountReference"], "*********411",
+            "{view}"
+        );
+        assert_eq!(view["note"], Value::Null, "{view}");
+        assert_eq!(view["reason"], Value::Null, "{view}");
+    };
+    masked(
+        &app.get(&format!("/payment-requests/{request}"), &other_agent)
+            .body,
+    );
+    let list = app.get("/payment-requests", &other_agent);
+    let listed = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["paymentRequestId"] == request.as_str())
+        .cloned()
+        .unwrap();
+    masked(&listed);
+    assert!(
+        !list.text.contains("St. Mary") && !list.text.contains("STUDENT-4411"),
+        "{}",
+        list.text
+    );
+}
+
+#[test]
+fn a_sender_sees_only_the_recipient_name_they_typed_and_never_whether_the_phone_was_known() {
+    let app = spawn_app();
+    let other = app.new_user(Role::Sender, "Baraka", None);
+    let create = |token: &str, phone: &str, name: &str| {
+        let r = app.post(
+            "/escrows",
+            token,
+            &json!({"recipientPhone": phone, "recipientName": name, "totalAmountUsd": 10, "categories": ["food"]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body
+    };
+    // The phone of the test's recipient is known; this one is new.
+    let known = create(&other, RECIPIENT_PHONE, "Mama Amani");
+    let fresh = create(&other, "0799123456", "Kamau");
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&known), keys(&fresh), "the same answer either way");
+    assert_eq!(keys(&known["recipient"]), keys(&fresh["recipient"]));
+    assert_eq!(
+        known["recipient"],
+        json!({"name": "Mama Amani", "phone": "+254 7** *** 678"}),
+        "no user id and no other sender's name"
+    );
+    let first = create(&app.sender, RECIPIENT_PHONE, "Wanjiru Njeri");
+    let id = |v: &Value| v["escrowId"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get(&format!("/escrows/{}", id(&known)), &other).body["recipient"]["name"],
+        "Mama Amani"
+    );
+    assert_eq!(
+        app.get(&format!("/escrows/{}", id(&first)), &app.sender)
+            .body["recipient"]["name"],
+        "Wanjiru Njeri"
+    );
+    let list = app.get("/escrows", &other);
+    assert!(!list.text.contains("Wanjiru"), "{}", list.text);
+    // Staff see who it is.
+    let admin_view = app
+        .get(&format!("/escrows/{}", id(&known)), &app.admin)
+        .body;
+    assert!(admin_view["recipient"]["userId"]
+        .as_str()
+        .unwrap()
+        .starts_with("usr_"));
+    assert_eq!(admin_view["recipient"]["phone"], "+254712345678");
+}
+
+#[test]
+fn a_staff_phone_cannot_receive_an_escrow_and_the_answer_says_no_more() {
+    let app = spawn_app();
+    app.new_user(Role::Agent, "Kiosk 3", Some("0788000111"));
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0788000111", "recipientName": "X", "totalAmountUsd": 10, "categories": ["a"]}),
+    );
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("recipientPhone")),
+        "{}",
+        r.text
+    );
+    let message = r.body["error"].as_str().unwrap().to_lowercase();
+    for word in ["agent", "admin", "staff", "belongs", "exists", "kiosk"] {
+        assert!(!message.contains(word), "{message}");
+    }
+}
+
+/// Follows `nextCursor` from the first page of `path` at one item a page.
+fn walk(app: &TestApp, path: &str, id_field: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit=1&cursor={c}"),
+            None => format!("{path}{sep}limit=1"),
+        };
+        let r = app.get(&url, &app.admin);
+        assert_eq!(r.status, 200, "{url}: {}", r.text);
+        let items = r.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "{url}: {}", r.text);
+        ids.extend(
+            items
+                .iter()
+                .map(|i| i[id_field].as_str().unwrap().to_string()),
+        );
+        match r.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+        assert!(ids.len() < 100, "the cursor never ends");
+    }
+    ids
+}
+
+#[test]
+fn users_payouts_and_deposits_are_paged_with_a_cursor_that_visits_each_once() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    for i in 0..3 {
+        let escrow = app.active_escrow(100, &["a"]);
+        let request = app.request(&escrow, "a", 150, &format!("ACC{i}"));
+        assert_eq!(app.approve(&request).status, 200);
+    }
+    for (path, field, expected) in [
+        ("/users", "userId", 5),
+        ("/payouts", "payoutId", 3),
+        ("/deposits", "depositId", 3),
+        ("/payouts?status=queued", "payoutId", 3),
+    ] {
+        let ids = walk(&app, path, field);
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            (ids.len(), unique.len()),
+            (expected, expected),
+            "{path}: {ids:?}"
+        );
+        let whole = app.get(path, &app.admin);
+        assert_eq!(whole.body["nextCursor"], Value::Null, "{}", whole.text);
+    }
+    for bad in ["/users?limit=0", "/payouts?limit=201", "/deposits?limit=x"] {
+        let r = app.get(bad, &app.admin);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("limit")),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_request_expires_at_its_time_and_cannot_be_approved_after() {
+    let app = spawn_app_with(|c| {
+        c.request_ttl_s = 3_600;
+        c.gateway = remit::config::GatewayKind::None;
+    });
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 150, "A");
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.sender)
+        .body;
+    let created = view["createdAt"].as_str().unwrap();
+    let expires = view["expiresAt"].as_str().unwrap();
+    let seconds = |t: &str| remit::time::parse_rfc3339(t).unwrap();
+    assert_eq!(seconds(expires) - seconds(created), 3_600, "{view}");
+
+    // One second before its expiry it can still be approved.
+    let in_time = app.request(&escrow, "a", 150, "B");
+    let soon = remit::time::rfc3339(remit::time::now_unix() + 60);
+    app.sql(
+        "UPDATE payment_requests SET expires_at = ?1 WHERE id = ?2",
+        &[&soon, &in_time],
+    );
+    assert_eq!(app.approve(&in_time).status, 200);
+
+    // At its expiry it is expired: it reads back so, is listed so, and cannot be approved.
+    let now = remit::time::rfc3339(remit::time::now_unix());
+    app.sql(
+        "UPDATE payment_requests SET expires_at = ?1 WHERE id = ?2",
+        &[&now, &request],
+    );
+    let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(view.body["status"], "expired", "{}", view.text);
+    let r = app.approve(&request);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("request_expired")),
+        "{}",
+        r.text
+    );
+    let r = app.post(
+        &format!("/payment-requests/{request}/reject"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    let listed = |status: &str| {
+        app.get(
+            &format!("/payment-requests?escrowId={escrow}&status={status}"),
+            &app.sender,
+        )
+        .text
+        .contains(request.as_str())
+    };
+    assert!(listed("expired") && !listed("pending_approval"));
+    assert_eq!(
+        app.escrow(&escrow)["reservedUsdCents"],
+        100,
+        "only the one in time"
+    );
+
+    // The sweep makes it so in the file, and audits it.
+    let swept = app
+        .store
+        .write(remit::service::requests::expire_due)
+        .unwrap();
+    assert_eq!(swept, 1);
+    let stored: String = app
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT status FROM payment_requests WHERE id = ?1",
+                [&request],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(stored, "expired");
+    let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert!(
+        audit.text.contains("payment_request.expired"),
+        "{}",
+        audit.text
+    );
+    app.assert_integrity();
+}
+
+fn charge_event(kind: &str, event_id: &str, intent: &str, livemode: bool) -> String {
+    let object = if kind == "charge.refunded" {
+        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 5_000,
+               "amount_refunded": 2_000, "refunded": false, "currency": "usd"})
+    } else {
+        json!({"id": "dp_1", "object": "dispute", "charge": "ch_1", "payment_intent": intent,
+               "amount": 5_000, "reason": "fraudulent", "status": "needs_response"})
+    };
+    json!({"id": event_id, "object": "event", "type": kind, "livemode": livemode,
+           "data": {"object": object}})
+    .to_string()
+}
+
+fn deposit_event(event_id: &str, intent: &str, escrow: &str, livemode: bool) -> String {
+    json!({"id": event_id, "object": "event", "type": "payment_intent.succeeded", "livemode": livemode,
+           "data": {"object": {"id": intent, "object": "payment_intent", "amount": 5_000, "amount_received": 5_000,
+                               "currency": "usd", "status": "succeeded", "metadata": {"escrowId": escrow}}}})
+    .to_string()
+}
+
+fn post_stripe(app: &TestApp, body: &str) -> Resp {
+    let header = sign_stripe(STRIPE_SECRET, remit::time::now_unix(), body.as_bytes());
+    app.raw(
+        "POST",
+        "/webhooks/stripe",
+        None,
+        Some(("application/json", body.as_bytes())),
+        &[("Stripe-Signature", &header)],
+    )
+}
+
+#[test]
+fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_operator() {
+    for (kind, word) in [
+        ("charge.refunded", "refunded"),
+        ("charge.dispute.created", "disputed"),
+    ] {
+        let app = spawn_app();
+        let escrow = app.pending_escrow(50, &["a"], None);
+        let r = post_stripe(&app, &deposit_event("evt_d", "pi_9", &escrow, false));
+        assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
+        let before = app.escrow(&escrow);
+        let r = post_stripe(&app, &charge_event(kind, "evt_r", "pi_9", false));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["outcome"].as_str().unwrap().contains("flagged"),
+            "{}",
+            r.text
+        );
+        let listed = app.get("/deposits?status=reversed", &app.admin);
+        assert_eq!(listed.body["items"][0]["reversal"], word, "{}", listed.text);
+        assert!(listed.body["items"][0]["reversalReason"]
+            .as_str()
+            .unwrap()
+            .contains("USD"));
+        let after = app.escrow(&escrow);
+        assert!(
+            after["flagReason"].as_str().unwrap().contains(word),
+            "{after}"
+        );
+        for field in ["remainingUsdCents", "depositedUsdCents", "status"] {
+            assert_eq!(after[field], before[field], "no balance moves: {field}");
+        }
+        let sender_view = app.get(&format!("/escrows/{escrow}"), &app.sender).body;
+        assert_eq!(sender_view.get("flagReason"), None, "admins only");
+        let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
+        assert!(
+            metrics.contains(&format!("remit_deposits_reversed{{reversal=\"{word}\"}} 1")),
+            "{metrics}"
+        );
+        assert!(metrics.contains("remit_escrows_flagged 1"), "{metrics}");
+        let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+        assert!(
+            audit.text.contains(&format!("deposit.{word}")),
+            "{}",
+            audit.text
+        );
+        app.assert_integrity();
+        // For a payment remit never recorded there is nothing to flag.
+        let r = post_stripe(&app, &charge_event(kind, "evt_x", "pi_unknown", false));
+        assert_eq!(r.status, 200);
+        assert!(r.body["outcome"].as_str().unwrap().starts_with("ignored"));
+    }
+}
+
+#[test]
+fn an_event_of_the_other_stripe_mode_is_refused_and_changes_nothing() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let r = post_stripe(&app, &deposit_event("evt_live", "pi_live", &escrow, true));
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("livemode")),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+
+    let live = spawn_app_with(|c| c.stripe_livemode = true);
+    let escrow = live.pending_escrow(50, &["a"], None);
+    let r = post_stripe(&live, &deposit_event("evt_test", "pi_t", &escrow, false));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = post_stripe(&live, &deposit_event("evt_live", "pi_l", &escrow, true));
+    assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
+}
+
+#[test]
+fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let lock_path = dir.path().join("remit.db.keylock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    // A rotation holds the key lock alone.
+    lock.lock().unwrap();
+    for args in [
+        vec!["user", "add", "--role", "agent", "--name", "K"],
+        vec!["fx", "set", "USD-KES", "151"],
+        vec!["token", "revoke", "rmt_00000000"],
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(&args).arg("--db").arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(ran.stderr.contains("key rotation is running"), "{ran}");
+    }
+    lock.unlock().unwrap();
+    // A command writing holds it shared: a rotation waits.
+    lock.lock_shared().unwrap();
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, "22".repeat(32)).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&new_key)
+        .arg("--db")
+        .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("another remit command is writing"),
+        "{ran}"
+    );
+    lock.unlock().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["fx", "set", "USD-KES", "151"])
+        .arg("--db")
+        .arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+}
