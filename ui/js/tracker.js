@@ -8,7 +8,7 @@ import { busy, showError } from './forms.js';
 import { globalError } from './notices.js';
 import { requestCard } from './request-card.js';
 
-const REQUEST_FINAL = new Set(['paid', 'failed', 'rejected', 'cancelled']);
+const REQUEST_FINAL = new Set(['paid', 'failed', 'rejected', 'cancelled', 'expired']);
 
 const STEP_LABEL = { pending_approval: 'pending_approval', approved: 'approved', paid: 'paid', failed: 'failed', rejected: 'rejected', cancelled: 'cancelled' };
 

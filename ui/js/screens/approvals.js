@@ -26,7 +26,7 @@ export async function viewApprovals(root, ctx) {
 
   function context(r) {
     const e = escrows.get(r.escrowId);
-    return e && e.recipient ? `for ${e.recipient.name}` : null;
+    return e && e.recipient ? `for ${e.recipient.name || e.recipient.phone || 'the recipient'}` : null;
   }
 
   function build(r) {
