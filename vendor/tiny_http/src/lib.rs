@@ -247,7 +247,7 @@ impl Server {
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         limits.check()?;
         let listener = config.addr.bind()?;
-        Self::start(listener.into(), config.ssl, limits)
+        Self::start(listener, config.ssl, limits)
     }
 
     /// Builds a new server using the specified TCP listener, with `Limits::default()`.

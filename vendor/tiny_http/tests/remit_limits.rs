@@ -75,8 +75,7 @@ impl Answer {
     }
 
     fn closes(&self) -> bool {
-        self.header("Connection")
-            .map_or(false, |v| v.eq_ignore_ascii_case("close"))
+        matches!(self.header("Connection"), Some(v) if v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -212,6 +211,9 @@ fn an_endless_header_line_is_read_no_further_than_the_limit() {
     let (_server, addr) = serve(limits(), 1, echo_url);
     let mut client = connect(addr);
     let mut writer = client.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     // 256 MiB offered: a server buffering the line would take them all (and the memory).
     let offered: usize = 256 << 20;
     let sender = thread::spawn(move || {
