@@ -213,11 +213,17 @@ struct Closed;
 
 impl Write for Closed {
     fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(IoError::new(ErrorKind::BrokenPipe, "the connection is closed"))
+        Err(IoError::new(
+            ErrorKind::BrokenPipe,
+            "the connection is closed",
+        ))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Err(IoError::new(ErrorKind::BrokenPipe, "the connection is closed"))
+        Err(IoError::new(
+            ErrorKind::BrokenPipe,
+            "the connection is closed",
+        ))
     }
 }
 
@@ -307,14 +313,13 @@ impl Request {
                     Some(protocol),
                 );
                 let (reply, handed) = mpsc::channel();
-                let handover = if printed.is_ok()
-                    && link.send(ToConnection::Upgrade(bytes, reply)).is_ok()
-                {
-                    handed.recv().ok().flatten()
-                } else {
-                    let _ = link.send(ToConnection::Dropped);
-                    None
-                };
+                let handover =
+                    if printed.is_ok() && link.send(ToConnection::Upgrade(bytes, reply)).is_ok() {
+                        handed.recv().ok().flatten()
+                    } else {
+                        let _ = link.send(ToConnection::Dropped);
+                        None
+                    };
                 let body = std::mem::replace(&mut self.data_reader, Body::Gone);
                 match (handover, body) {
                     (Some(writer), Body::Connection(body)) => {

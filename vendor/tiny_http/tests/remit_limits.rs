@@ -298,7 +298,11 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     while server.num_connections() > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(server.num_connections(), 0, "closed connections leave the registry");
+    assert_eq!(
+        server.num_connections(),
+        0,
+        "closed connections leave the registry"
+    );
 }
 
 #[test]
@@ -421,7 +425,10 @@ fn continue_is_sent_only_when_the_application_reads_the_body() {
     let started = Instant::now();
     let interim = read_answer(&mut client).unwrap();
     assert_eq!(interim.status, 100);
-    assert!(started.elapsed() >= Duration::from_millis(250), "sent eagerly");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "sent eagerly"
+    );
     client.write_all(b"hello").unwrap();
     assert_eq!(read_answer(&mut client).unwrap().body, b"/read 5");
 
@@ -462,9 +469,16 @@ fn pipelined_requests_are_handled_one_at_a_time_in_order() {
         .write_all(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n")
         .unwrap();
     for n in 1..=3 {
-        assert_eq!(read_answer(&mut client).unwrap().body, format!("/{} 0", n).as_bytes());
+        assert_eq!(
+            read_answer(&mut client).unwrap().body,
+            format!("/{} 0", n).as_bytes()
+        );
     }
-    assert_eq!(most.load(Ordering::SeqCst), 1, "one request in flight per connection");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one request in flight per connection"
+    );
 }
 
 #[test]
@@ -651,11 +665,17 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
         assert!(answer.closes(), "{:?}", headers);
         assert!(closed(&mut client), "{:?}", headers);
     }
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "never handed to the application");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "never handed to the application"
+    );
 
     let mut client = connect(addr);
     client
-        .write_all(b"POST /te HTTP/1.1\r\nTransfer-Encoding:  CHUNKED \r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        .write_all(
+            b"POST /te HTTP/1.1\r\nTransfer-Encoding:  CHUNKED \r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
         .unwrap();
     assert_eq!(read_answer(&mut client).unwrap().body, b"/te 5");
 }
