@@ -589,9 +589,11 @@ fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
 
 #[test]
 fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
+    let (held_tx, held) = mpsc::channel::<()>();
+    let held_tx = Mutex::new(held_tx);
     let (release_tx, release) = mpsc::channel::<()>();
     let release = Mutex::new(release);
-    let (server, addr) = serve(
+    let (_server, addr) = serve(
         Limits {
             connections_max: 2,
             ..limits()
@@ -599,25 +601,23 @@ fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
         2,
         move |request: Request| {
             if request.url() == "/hold" {
+                // The connection is busy from its complete head until its answer is written.
+                held_tx.lock().unwrap().send(()).unwrap();
                 let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(5));
             }
             echo_url(request);
         },
     );
-    let mut held: Vec<TcpStream> = (0..2)
+    let mut busy: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut client = connect(addr);
             write!(client, "GET /hold HTTP/1.1\r\n\r\n").unwrap();
             client
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while server.num_connections() < 2 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
+    for _ in 0..2 {
+        held.recv_timeout(Duration::from_secs(2)).unwrap();
     }
-    // Both are busy (their heads are read and handed over) once a worker holds each one;
-    // give the server a moment to hand the second head over.
-    thread::sleep(Duration::from_millis(100));
 
     let mut refused = connect(addr);
     let _ = write!(refused, "GET /new HTTP/1.1\r\n\r\n");
@@ -627,7 +627,7 @@ fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
 
     release_tx.send(()).unwrap();
     release_tx.send(()).unwrap();
-    for client in held.iter_mut() {
+    for client in busy.iter_mut() {
         assert_eq!(read_answer(client).unwrap().body, b"/hold 0");
     }
 }
