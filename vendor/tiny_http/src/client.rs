@@ -1,300 +1,551 @@
+//! remit patch: one thread per connection that reads a request, hands it to the application,
+//! waits for its answer and writes it, then (keep-alive) reads the next one.
+//!
+//! Upstream parsed pipelined requests ahead of their answers and let the application's threads
+//! write the responses: a client pipelining requests without reading the answers made every
+//! application thread block in a write. Here at most one request per connection is in flight,
+//! the next request is not parsed before the previous answer is written, and answers are
+//! written by this thread, bounded by `Limits::write_deadline`. The head of a request is read
+//! within `Limits::{head_bytes_max, header_lines_max, head_deadline}`; the body is read only
+//! when the application reads it (see `Request::as_reader`).
+
 use ascii::AsciiString;
 
-use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
-
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
-use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::common::{HTTPVersion, Header, Method, StatusCode};
+use crate::connection::Connection;
+use crate::limits::Limits;
+use crate::util::{
+    read_line_bounded, BodyReader, DeadlineReader, DeadlineWriter, Framing, LineError,
+    MessagesQueue, RefinedTcpStream, Registration,
+};
+use crate::{Message, Request, Response, ResponseBox};
 
-/// A ClientConnection is an object that will store a socket to a client
-/// and return Request objects.
-pub struct ClientConnection {
-    // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
+/// The reading half of a connection, as the body of a request reads it.
+pub(crate) type ConnReader = BufReader<DeadlineReader>;
+/// The writing half of a connection.
+pub(crate) type ConnWriter = BufWriter<DeadlineWriter>;
 
-    // sequence of Readers to the stream, so that the data is not read in
-    //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
 
-    // sequence of Writers to the stream, to avoid writing response #2 before
-    //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
-
-    // set to true if we know that the previous request is the last one
-    no_more_requests: bool,
-
-    // true if the connection goes through SSL
-    secure: bool,
+/// What a `Request` tells the thread of its connection.
+pub(crate) enum ToConnection {
+    /// Write `100 Continue` now (the application started reading the body), then answer.
+    Continue(Sender<()>),
+    /// Write this response. `close`: the connection ends after it (the body was not read to
+    /// its end, or the application asked). `source` is the reading half of the connection,
+    /// handed back from the request's body.
+    Respond {
+        response: ResponseBox,
+        close: bool,
+        source: Option<ConnReader>,
+    },
+    /// The request was dropped without a response: answer 500 and close.
+    Dropped,
+    /// `Request::into_writer`: hand the writing half (with `write_deadline` from now) over.
+    IntoWriter(Sender<Handover>),
+    /// `Request::upgrade`: write these bytes (the upgrade response), then hand the writing
+    /// half over without deadline; `None` when the write failed.
+    Upgrade(Vec<u8>, Sender<Option<Handover>>),
 }
 
-/// Error that can happen when reading a request.
-#[derive(Debug)]
-enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
+/// The writing half of a connection handed over to the application, with the connection's
+/// place in the registry: the connection counts as open until this is dropped.
+pub(crate) struct Handover {
+    writer: ConnWriter,
+    _registration: Option<Registration>,
+}
+
+impl Write for Handover {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        let _ = self.writer.flush();
+    }
+}
+
+/// A parsed request head.
+struct Head {
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+}
+
+enum HeadError {
+    /// Over `head_bytes_max` or `header_lines_max`: 431.
+    TooLarge,
+    /// Not a valid request line or header line: 400.
+    Malformed,
+    /// End of stream, deadline or I/O error: closed without an answer.
+    Closed(std::io::Error),
+}
+
+impl From<LineError> for HeadError {
+    fn from(e: LineError) -> HeadError {
+        match e {
+            LineError::TooLong => HeadError::TooLarge,
+            other => HeadError::Closed(other.into()),
+        }
+    }
+}
+
+/// What the connection does after a request.
+enum Next {
+    KeepAlive,
+    Close,
+    /// The application owns the connection now (`into_writer`, `upgrade`).
+    HandedOver,
+}
+
+/// A connection to a client, served on its own thread by `run`.
+pub(crate) struct ClientConnection {
+    remote_addr: Option<SocketAddr>,
+    secure: bool,
+    reader: Option<ConnReader>,
+    writer: Option<ConnWriter>,
+    registration: Option<Registration>,
+    limits: Limits,
+    messages: Weak<MessagesQueue<Message>>,
+    closing: Arc<AtomicBool>,
 }
 
 impl ClientConnection {
-    /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    pub(crate) fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        socket: Connection,
+        registration: Registration,
+        limits: Limits,
+        messages: Weak<MessagesQueue<Message>>,
+        closing: Arc<AtomicBool>,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
+        let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
-
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
-
+        let reader = DeadlineReader::new(read_socket, socket.clone());
+        let writer = DeadlineWriter::new(write_socket, socket);
         ClientConnection {
-            source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
             remote_addr,
-            next_header_source: first_header,
-            no_more_requests: false,
             secure,
+            reader: Some(BufReader::with_capacity(READ_BUFFER, reader)),
+            writer: Some(BufWriter::with_capacity(WRITE_BUFFER, writer)),
+            registration: Some(registration),
+            limits,
+            messages,
+            closing,
         }
     }
 
     /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
+    pub(crate) fn secure(&self) -> bool {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+    /// Serves requests until the connection closes.
+    pub(crate) fn run(mut self) {
+        let mut idle_since = Instant::now();
+        while !self.closing.load(Ordering::Relaxed) {
+            match self.serve_one(idle_since) {
+                Next::KeepAlive => {
+                    idle_since = Instant::now();
+                    match &self.registration {
+                        Some(registration) if registration.set_idle() => {}
+                        _ => break,
+                    }
+                }
+                Next::Close => break,
+                Next::HandedOver => return,
             }
+        }
+        self.close();
+    }
 
-            prev_byte_was_cr = byte == b'\r';
+    /// Flushes what is left to write, then closes: the writing half first, so that the
+    /// client sees the end of the last response before anything else.
+    fn close(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            let _ = writer.flush();
+        }
+        self.reader = None;
+        self.registration = None;
+    }
 
-            buf.push(byte);
+    /// Reads one request, hands it to the application and writes its answer.
+    fn serve_one(&mut self, idle_since: Instant) -> Next {
+        let limits = self.limits.clone();
+        let reader = match self.reader.as_mut() {
+            Some(reader) => reader,
+            None => return Next::Close,
+        };
+
+        // Waiting for the first byte of the request: at most `idle_timeout`. Bytes of a
+        // pipelined request may be buffered already.
+        reader
+            .get_mut()
+            .set_deadline(Some(idle_since + limits.idle_timeout));
+        loop {
+            match reader.fill_buf() {
+                Ok([]) => return Next::Close,
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("connection idle or failed, closing: {}", e);
+                    return Next::Close;
+                }
+            }
+        }
+
+        // The head: within `head_deadline` of its first byte, however slowly it comes.
+        reader
+            .get_mut()
+            .set_deadline(Some(Instant::now() + limits.head_deadline));
+        let head = match read_head(reader, &limits) {
+            Ok(head) => head,
+            Err(HeadError::TooLarge) => {
+                self.write_error(431);
+                return Next::Close;
+            }
+            Err(HeadError::Malformed) => {
+                self.write_error(400);
+                return Next::Close;
+            }
+            Err(HeadError::Closed(e)) => {
+                log::debug!("request head not received, closing: {}", e);
+                return Next::Close;
+            }
+        };
+        match &self.registration {
+            Some(registration) if registration.set_busy() => {}
+            _ => return Next::Close, // evicted while its head arrived
+        }
+
+        if head.version > (1, 1) {
+            self.write_error(505);
+            return Next::Close;
+        }
+        let (framing, body_length) = match framing(&head.headers) {
+            Ok(framing) => framing,
+            Err(()) => {
+                self.write_error(400);
+                return Next::Close;
+            }
+        };
+        let expects_continue = match header_value(&head.headers, "Expect") {
+            None => false,
+            Some(v) if v.trim().eq_ignore_ascii_case("100-continue") => true,
+            Some(_) => {
+                self.write_error(417);
+                return Next::Close;
+            }
+        };
+        let last_request = is_last_request(&head);
+
+        // The body: read by the application only, within `body_deadline` of the head's end.
+        let mut source = match self.reader.take() {
+            Some(source) => source,
+            None => return Next::Close,
+        };
+        source
+            .get_mut()
+            .set_deadline(Some(Instant::now() + limits.body_deadline));
+        let body = BodyReader::new(source, framing, limits.head_bytes_max);
+        let must_send_continue = expects_continue && !body.is_complete() && head.version >= (1, 1);
+
+        // What the response needs to know of the request.
+        let te: Vec<Header> = head
+            .headers
+            .iter()
+            .filter(|h| h.field.equiv("TE"))
+            .cloned()
+            .collect();
+        let is_head = head.method == Method::Head;
+        let version = head.version.clone();
+
+        let (to_connection, from_request) = mpsc::channel();
+        let request = crate::request::from_connection(
+            self.secure,
+            head.method,
+            head.path,
+            head.version,
+            head.headers,
+            self.remote_addr,
+            body,
+            body_length,
+            must_send_continue,
+            to_connection,
+        );
+        match self.messages.upgrade() {
+            Some(messages) => messages.push(Message::NewRequest(request)),
+            None => return Next::Close, // the server is gone
+        }
+
+        // One request in flight: nothing more is read until its answer is written.
+        let mut failed = false;
+        loop {
+            let message = match from_request.recv() {
+                Ok(message) => message,
+                Err(_) => return Next::Close,
+            };
+            match message {
+                ToConnection::Continue(done) => {
+                    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+                    failed |= self.write_all(interim).is_err();
+                    let _ = done.send(());
+                }
+                ToConnection::Respond {
+                    response,
+                    close,
+                    source,
+                } => {
+                    let close = close || last_request || failed || source.is_none();
+                    let response = if close {
+                        response.with_connection_close()
+                    } else {
+                        response
+                    };
+                    self.reader = source;
+                    let written = self.write_response(response, &version, &te, is_head);
+                    if written.is_err() || close {
+                        return Next::Close;
+                    }
+                    return Next::KeepAlive;
+                }
+                ToConnection::Dropped => {
+                    self.write_error(500);
+                    return Next::Close;
+                }
+                ToConnection::IntoWriter(reply) => {
+                    let mut writer = match self.writer.take() {
+                        Some(writer) => writer,
+                        None => return Next::Close,
+                    };
+                    writer
+                        .get_mut()
+                        .set_deadline(Some(Instant::now() + limits.write_deadline));
+                    let _ = reply.send(Handover {
+                        writer,
+                        _registration: self.registration.take(),
+                    });
+                    return Next::HandedOver;
+                }
+                ToConnection::Upgrade(bytes, reply) => {
+                    if failed || self.write_all(&bytes).is_err() {
+                        let _ = reply.send(None);
+                        return Next::Close;
+                    }
+                    let mut writer = match self.writer.take() {
+                        Some(writer) => writer,
+                        None => return Next::Close,
+                    };
+                    writer.get_mut().set_deadline(None);
+                    let _ = reply.send(Some(Handover {
+                        writer,
+                        _registration: self.registration.take(),
+                    }));
+                    return Next::HandedOver;
+                }
+            }
         }
     }
 
-    /// Reads a request from the stream.
-    /// Blocks until the header has been read.
-    fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+    /// Writes and flushes `bytes` within `write_deadline`.
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let deadline = Instant::now() + self.limits.write_deadline;
+        let writer = self.writer_within(deadline)?;
+        writer.write_all(bytes)?;
+        writer.flush()
+    }
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
+    /// Writes and flushes a response within `write_deadline`.
+    fn write_response<R: std::io::Read>(
+        &mut self,
+        response: Response<R>,
+        version: &HTTPVersion,
+        te: &[Header],
+        is_head: bool,
+    ) -> std::io::Result<()> {
+        let deadline = Instant::now() + self.limits.write_deadline;
+        let writer = self.writer_within(deadline)?;
+        let written = response
+            .raw_print(&mut *writer, version.clone(), te, is_head, None)
+            .and_then(|()| writer.flush());
+        if let Err(e) = &written {
+            log::debug!("response not written, closing: {}", e);
+        }
+        written
+    }
 
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+    /// Answers an error of the client (or 500) and marks the connection to be closed.
+    fn write_error(&mut self, status: u16) {
+        let response = Response::empty(StatusCode(status)).with_connection_close();
+        let _ = self.write_response(response, &HTTPVersion(1, 1), &[], false);
+    }
 
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
-
-        // building the writer for the request
-        let writer = self.sink.next().unwrap();
-
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
-
-        // building the next reader
-        let request = crate::request::new_request(
-            self.secure,
-            method,
-            path,
-            version.clone(),
-            headers,
-            *self.remote_addr.as_ref().unwrap(),
-            data_source,
-            writer,
-        )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
+    fn writer_within(&mut self, deadline: Instant) -> std::io::Result<&mut ConnWriter> {
+        match self.writer.as_mut() {
+            Some(writer) => {
+                writer.get_mut().set_deadline(Some(deadline));
+                Ok(writer)
             }
-        })?;
-
-        // return the request
-        Ok(request)
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the connection was handed over",
+            )),
+        }
     }
 }
 
-impl Iterator for ClientConnection {
-    type Item = Request;
+/// Reads a request head: at most `head_bytes_max` bytes (request line and header lines, line
+/// ends included) and `header_lines_max` header lines. The memory used is bounded by the
+/// limit, whatever the client sends.
+fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError> {
+    let mut budget = limits.head_bytes_max;
+    let mut line = Vec::new();
 
-    /// Blocks until the next Request is available.
-    /// Returns None when no new Requests will come from the client.
-    fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
-        // the client sent a "connection: close" header in this previous request
-        //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
-            return None;
+    // The request line. Empty lines before it are ignored (RFC 9112, 2.2), within the budget.
+    loop {
+        line.clear();
+        budget -= read_line_bounded(reader, &mut line, budget)?;
+        if !line.is_empty() {
+            break;
         }
+    }
+    let (method, path, version) = {
+        let line = std::str::from_utf8(&line).map_err(|_| HeadError::Malformed)?;
+        parse_request_line(line.trim()).ok_or(HeadError::Malformed)?
+    };
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
-            }
-
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        budget -= read_line_bounded(reader, &mut line, budget)?;
+        if line.is_empty() {
+            break;
         }
+        if headers.len() == limits.header_lines_max {
+            return Err(HeadError::TooLarge);
+        }
+        // A line starting with white space (obsolete line folding) is refused (RFC 9112, 5.2).
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err(HeadError::Malformed);
+        }
+        let line = std::str::from_utf8(&line).map_err(|_| HeadError::Malformed)?;
+        let header = Header::from_str(line).map_err(|()| HeadError::Malformed)?;
+        if header.field.as_str().as_str().is_empty() {
+            return Err(HeadError::Malformed);
+        }
+        headers.push(header);
+    }
+
+    Ok(Head {
+        method,
+        path,
+        version,
+        headers,
+    })
+}
+
+/// How the body is delimited, and its declared length. `Err` (400) for what could be read
+/// two ways (request smuggling): `Transfer-Encoding` other than exactly `chunked`, both
+/// `Transfer-Encoding` and `Content-Length`, `Content-Length`s that differ or that are not a
+/// number.
+pub(crate) fn framing(headers: &[Header]) -> Result<(Framing, Option<usize>), ()> {
+    let mut transfer_encodings = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"));
+    let mut content_lengths = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+
+    if let Some(te) = transfer_encodings.next() {
+        let chunked = te.value.as_str().trim().eq_ignore_ascii_case("chunked");
+        if !chunked || transfer_encodings.next().is_some() || content_lengths.next().is_some() {
+            return Err(());
+        }
+        return Ok((Framing::Chunked, None));
+    }
+
+    let mut length = None;
+    for cl in content_lengths {
+        let value = cl.value.as_str().trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        let value: usize = value.parse().map_err(|_| ())?;
+        match length {
+            Some(previous) if previous != value => return Err(()),
+            _ => length = Some(value),
+        }
+    }
+    match length {
+        Some(n) => Ok((Framing::Length(n as u64), Some(n))),
+        None => Ok((Framing::Empty, None)),
+    }
+}
+
+fn header_value<'a>(headers: &'a [Header], name: &'static str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// True when the client will send no request after this one.
+fn is_last_request(head: &Head) -> bool {
+    let connection = header_value(&head.headers, "Connection").map(|v| v.to_ascii_lowercase());
+    match connection {
+        Some(ref v) if v.contains("close") => true,
+        Some(ref v) if v.contains("upgrade") => true,
+        Some(ref v) if !v.contains("keep-alive") && head.version == HTTPVersion(1, 0) => true,
+        None if head.version <= HTTPVersion(1, 0) => true,
+        _ => false,
     }
 }
 
 /// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
+fn parse_http_version(version: &str) -> Option<HTTPVersion> {
     let (major, minor) = match version {
         "HTTP/0.9" => (0, 9),
         "HTTP/1.0" => (1, 0),
         "HTTP/1.1" => (1, 1),
         "HTTP/2.0" => (2, 0),
         "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+        _ => return None,
     };
 
-    Ok(HTTPVersion(major, minor))
+    Some(HTTPVersion(major, minor))
 }
 
 /// Parses the request line of the request.
 /// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
     let mut parts = line.split(' ');
 
     let method = parts.next().and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    let version = parts.next().and_then(parse_http_version);
 
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+    method.and_then(|method| Some((method, path?, version?)))
 }
 
 #[cfg(test)]
 mod test {
+    use super::*;
+
     #[test]
     fn test_parse_request_line() {
         let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
@@ -303,7 +554,44 @@ mod test {
         assert!(path == "/hello");
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        assert!(super::parse_request_line("GET /hello").is_none());
+        assert!(super::parse_request_line("qsd qsd qsd").is_none());
+    }
+
+    fn headers(lines: &[&str]) -> Vec<Header> {
+        lines.iter().map(|l| Header::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn framing_refuses_ambiguous_bodies() {
+        let ok = |lines: &[&str]| framing(&headers(lines));
+        assert_eq!(ok(&[]), Ok((Framing::Empty, None)));
+        assert_eq!(
+            ok(&["Content-Length: 5"]),
+            Ok((Framing::Length(5), Some(5)))
+        );
+        assert_eq!(
+            ok(&["Content-Length: 5", "Content-Length: 5"]),
+            Ok((Framing::Length(5), Some(5)))
+        );
+        assert_eq!(
+            ok(&["Transfer-Encoding:  Chunked "]),
+            Ok((Framing::Chunked, None))
+        );
+        for bad in [
+            &["Content-Length: 5", "Content-Length: 6"][..],
+            &["Content-Length: +5"],
+            &["Content-Length: 5, 5"],
+            &["Content-Length: -1"],
+            &["Content-Length: "],
+            &["Content-Length: 99999999999999999999999999"],
+            &["Transfer-Encoding: gzip, chunked"],
+            &["Transfer-Encoding: identity"],
+            &["Transfer-Encoding: chunked, chunked"],
+            &["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+            &["Transfer-Encoding: chunked", "Content-Length: 5"],
+        ] {
+            assert_eq!(ok(bad), Err(()), "{:?}", bad);
+        }
     }
 }

@@ -101,17 +101,17 @@ use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use client::ClientConnection;
 use connection::Connection;
-use util::MessagesQueue;
+use util::{MessagesQueue, Registry};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +119,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -140,9 +141,13 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // remit patch: the limits every connection is held to, and the open connections
+    limits: Limits,
+    registry: Arc<Registry>,
 }
 
-enum Message {
+pub(crate) enum Message {
     Error(IoError),
     NewRequest(Request),
 }
@@ -229,13 +234,23 @@ impl Server {
         })
     }
 
-    /// Builds a new server that listens on the specified address.
+    /// Builds a new server that listens on the specified address, with `Limits::default()`.
     pub fn new(config: ServerConfig) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = config.addr.bind()?;
-        Self::from_listener(listener, config.ssl)
+        Self::new_with_limits(config, Limits::default())
     }
 
-    /// Builds a new server using the specified TCP listener.
+    /// remit patch: builds a new server that listens on the specified address and holds
+    /// every connection to `limits`.
+    pub fn new_with_limits(
+        config: ServerConfig,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        limits.check()?;
+        let listener = config.addr.bind()?;
+        Self::start(listener, config.ssl, limits)
+    }
+
+    /// Builds a new server using the specified TCP listener, with `Limits::default()`.
     ///
     /// This is useful if you've constructed TcpListener using some less usual method
     /// such as from systemd. For other cases, you probably want the `new()` function.
@@ -243,7 +258,24 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::start(listener.into(), ssl_config, Limits::default())
+    }
+
+    /// remit patch: builds a new HTTP server using the specified listener, holding every
+    /// connection to `limits`. Fails if a limit is zero.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        limits.check()?;
+        Self::start(listener.into(), None, limits)
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -282,70 +314,84 @@ impl Server {
         // creating a task where server.accept() is continuously called
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
+        let registry = Registry::new(limits.connections_max);
 
         let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
+        // remit patch: the threads of the server hold the queue weakly, so that dropping the
+        // `Server` drops the requests nobody received (their connections are then closed).
+        let inside_messages = Arc::downgrade(&messages);
+        let inside_registry = Arc::clone(&registry);
+        let inside_limits = limits.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
+                let sock = match server.accept() {
+                    Ok((sock, _)) => sock,
                     Err(e) => {
                         // remit patch: a failed accept (a client that reset before it was
                         // accepted, too many open files for a moment) must not stop the server
                         // from listening; upstream ended the accept loop here.
                         log::error!("Error accepting new client: {}", e);
                         thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
                     }
+                };
+                if inside_close_trigger.load(Relaxed) {
+                    break;
                 }
+
+                // remit patch: at most `connections_max` connections; at the cap the one idle
+                // the longest is shut down to admit this one, or, when none is idle, this one
+                // is closed at once.
+                let socket = sock.clone();
+                let registration = match inside_registry.admit(sock.clone()) {
+                    Some(registration) => registration,
+                    None => {
+                        log::debug!("connection cap reached, every connection busy: refused");
+                        continue;
+                    }
+                };
+
+                use util::RefinedTcpStream;
+                let (read_closable, write_closable) = match ssl {
+                    None => RefinedTcpStream::new(sock),
+                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                    Some(ref ssl) => {
+                        // remit patch: a handshake that stalls does not hold the accept thread
+                        // for longer than the head deadline per read or write.
+                        let _ = socket.set_read_timeout(Some(inside_limits.head_deadline));
+                        let _ = socket.set_write_timeout(Some(inside_limits.head_deadline));
+                        // trying to apply SSL over the connection
+                        // if an error occurs, we just close the socket and resume listening
+                        let sock = match ssl.accept(sock) {
+                            Ok(s) => s,
+                            Err(_) => continue,
+                        };
+
+                        RefinedTcpStream::new(sock)
+                    }
+                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                    Some(ref _ssl) => unreachable!(),
+                };
+
+                let client = ClientConnection::new(
+                    write_closable,
+                    read_closable,
+                    socket,
+                    registration,
+                    inside_limits.clone(),
+                    inside_messages.clone(),
+                    inside_close_trigger.clone(),
+                );
+                let mut client = Some(client);
+                tasks_pool.spawn(Box::new(move || {
+                    if let Some(client) = client.take() {
+                        client.run();
+                    }
+                }));
             }
             log::debug!("Terminating accept thread");
         });
@@ -355,6 +401,8 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            limits,
+            registry,
         })
     }
 
@@ -373,9 +421,16 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    ///
+    /// remit patch: implemented (upstream panicked): the connections in the registry, at most
+    /// `Limits::connections_max`.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.registry.len()
+    }
+
+    /// remit patch: the limits every connection is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -423,6 +478,8 @@ impl Iterator for IncomingRequests<'_> {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close.store(true, Relaxed);
+        // remit patch: idle connections end now; busy ones after their response.
+        self.registry.shutdown_idle();
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),

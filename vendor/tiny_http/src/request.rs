@@ -1,15 +1,14 @@
 use std::io::Error as IoError;
-use std::io::{self, Cursor, ErrorKind, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender};
 
-use crate::util::{EqualReader, FusedReader};
+use crate::client::{ConnReader, Handover, ToConnection};
+use crate::util::{BodyReader, Framing};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -19,28 +18,29 @@ use chunked_transfer::Decoder;
 /// This object implements the `Send` trait, therefore you can dispatch your requests to
 /// worker threads.
 ///
-/// # Pipelining
+/// # One request at a time per connection (remit patch)
 ///
-/// If a client sends multiple requests in a row (without waiting for the response), then you will
-/// get multiple `Request` objects simultaneously. This is called *requests pipelining*.
-/// Tiny-http automatically reorders the responses so that you don't need to worry about the order
-/// in which you call `respond` or `into_writer`.
+/// The server reads the next request of a connection only once the answer to the previous
+/// one has been written: a client that pipelines requests gets them answered one after the
+/// other. The answer is written by the connection's own thread: `respond` hands it over and
+/// returns at once, so a client that does not read its answers never blocks the caller.
 ///
-/// This mechanic is disabled if:
+/// # The body (remit patch)
 ///
-///  - The body of a request is large enough (handling requires pipelining requires storing the
-///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
-///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
-///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+/// No byte of the body is read before the application reads it through `as_reader` (which
+/// also sends `100 Continue` to a client that asked for it). Reading it must end within the
+/// server's `Limits::body_deadline` of the end of the head; past it, reads fail with
+/// `ErrorKind::TimedOut`.
+///
+/// If the request is answered before its body has been read to its end (or with
+/// `respond_and_close`), the response carries `Connection: close` and the connection is
+/// closed after it: the rest of the body is never read.
 ///
 /// # Automatic cleanup
 ///
 /// If a `Request` object is destroyed without `into_writer` or `respond` being called,
 /// an empty response with a 500 status code (internal server error) will automatically be
-/// sent back to the client.
+/// sent back to the client, and the connection is closed.
 /// This means that if your code fails during the handling of a request, this "internal server
 /// error" response will automatically be sent during the stack unwinding.
 ///
@@ -49,10 +49,10 @@ use chunked_transfer::Decoder;
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
     // where to read the body from
-    data_reader: Option<Box<dyn Read + Send + 'static>>,
+    data_reader: Body,
 
-    // if this writer is empty, then the request has been answered
-    response_writer: Option<Box<dyn Write + Send + 'static>>,
+    // where the response goes; `None` once the request has been answered
+    link: Option<Link>,
 
     remote_addr: Option<SocketAddr>,
 
@@ -71,33 +71,42 @@ pub struct Request {
 
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
-
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
 }
 
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
+/// remit patch: the body of a request, read from its connection (or, for requests built by
+/// `TestRequest`, from any reader).
+enum Body {
+    Connection(Box<BodyReader<ConnReader>>),
+    Detached(BodyReader<Box<dyn BufRead + Send + 'static>>),
+    Gone,
 }
 
-impl<R: Read> Read for NotifyOnDrop<R> {
+impl Body {
+    fn is_complete(&self) -> bool {
+        match self {
+            Body::Connection(body) => body.is_complete(),
+            Body::Detached(body) => body.is_complete(),
+            Body::Gone => false,
+        }
+    }
+}
+
+impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        match self {
+            Body::Connection(body) => body.read(buf),
+            Body::Detached(body) => body.read(buf),
+            Body::Gone => Ok(0),
+        }
     }
 }
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).unwrap();
-    }
+
+/// remit patch: where the response of a request goes.
+enum Link {
+    /// To the thread of the connection, which writes it.
+    Connection(Sender<ToConnection>),
+    /// Written in place (requests built by `TestRequest`).
+    Writer(Box<dyn Write + Send + 'static>),
 }
 
 /// Error that can happen when building a `Request` object.
@@ -108,6 +117,10 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// remit patch: `Transfer-Encoding` other than `chunked`, or with `Content-Length`, or
+    /// `Content-Length`s that differ or are not a number.
+    AmbiguousBody,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -116,15 +129,8 @@ impl From<IoError> for RequestCreationError {
     }
 }
 
-/// Builds a new request.
-///
-/// After the request line and headers have been read from the socket, a new `Request` object
-/// is built.
-///
-/// You must pass a `Read` that will allow the `Request` object to read from the incoming data.
-/// It is the responsibility of the `Request` to read only the data of the request and not further.
-///
-/// The `Write` object will be used by the `Request` to write the response.
+/// Builds a new request, whose body is read from `source_data` and whose response is written
+/// to `writer` by the thread that responds (used by `TestRequest`).
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -133,30 +139,15 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (framing, body_length) =
+        crate::client::framing(&headers).map_err(|()| RequestCreationError::AmbiguousBody)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -171,74 +162,69 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-    };
+    let source: Box<dyn BufRead + Send + 'static> = Box::new(BufReader::new(source_data));
+    let body = BodyReader::new(source, framing, usize::MAX);
+    let must_send_continue = expects_continue && !body.is_complete();
 
     Ok(Request {
-        data_reader: Some(reader),
-        response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
+        data_reader: Body::Detached(body),
+        link: Some(Link::Writer(Box::new(writer))),
         remote_addr,
         secure,
         method,
         path,
         http_version: version,
         headers,
-        body_length: content_length,
-        must_send_continue: expects_continue,
-        notify_when_responded: None,
+        body_length,
+        must_send_continue,
     })
+}
+
+/// remit patch: a request read by the thread of its connection, answered through `link`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn from_connection(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
+    body: BodyReader<ConnReader>,
+    body_length: Option<usize>,
+    must_send_continue: bool,
+    link: Sender<ToConnection>,
+) -> Request {
+    Request {
+        data_reader: Body::Connection(Box::new(body)),
+        link: Some(Link::Connection(link)),
+        remote_addr,
+        secure,
+        method,
+        path,
+        http_version: version,
+        headers,
+        body_length,
+        must_send_continue,
+    }
+}
+
+/// A writer that fails: what `upgrade` returns when the connection could not be upgraded.
+struct Closed;
+
+impl Write for Closed {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(IoError::new(
+            ErrorKind::BrokenPipe,
+            "the connection is closed",
+        ))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Err(IoError::new(
+            ErrorKind::BrokenPipe,
+            "the connection is closed",
+        ))
+    }
 }
 
 impl Request {
@@ -293,15 +279,22 @@ impl Request {
         self.remote_addr.as_ref()
     }
 
+    /// remit patch: true when the body has been read to its end (an empty body always has).
+    /// Answering a request whose body is not complete closes the connection.
+    pub fn body_is_complete(&self) -> bool {
+        self.data_reader.is_complete()
+    }
+
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
     ///
     /// The main purpose of this function is to support websockets.
     /// If you detect that the request wants to use some kind of protocol upgrade, you can
     ///  call this function to obtain full control of the socket stream.
     ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
+    /// remit patch: the stream has no deadline (the application owns the connection), and the
+    /// connection counts as open until the stream is dropped. Unread body bytes, if any, are
+    /// the first bytes read from the stream. If the response could not be written, the
+    /// stream reads nothing and fails to write.
     pub fn upgrade<R: Read>(
         mut self,
         protocol: &str,
@@ -309,27 +302,51 @@ impl Request {
     ) -> Box<dyn ReadWrite + Send> {
         use crate::util::CustomStream;
 
-        response
-            .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                false,
-                Some(protocol),
-            )
-            .ok(); // TODO: unused result
+        match self.link.take() {
+            Some(Link::Connection(link)) => {
+                let mut bytes = Vec::new();
+                let printed = response.raw_print(
+                    &mut bytes,
+                    self.http_version.clone(),
+                    &self.headers,
+                    false,
+                    Some(protocol),
+                );
+                let (reply, handed) = mpsc::channel();
+                let handover =
+                    if printed.is_ok() && link.send(ToConnection::Upgrade(bytes, reply)).is_ok() {
+                        handed.recv().ok().flatten()
+                    } else {
+                        let _ = link.send(ToConnection::Dropped);
+                        None
+                    };
+                let body = std::mem::replace(&mut self.data_reader, Body::Gone);
+                match (handover, body) {
+                    (Some(writer), Body::Connection(body)) => {
+                        let mut source = body.into_source();
+                        source.get_mut().set_deadline(None);
+                        Box::new(CustomStream::new(source, writer))
+                    }
+                    _ => Box::new(CustomStream::new(io::empty(), Closed)),
+                }
+            }
+            Some(Link::Writer(mut writer)) => {
+                response
+                    .raw_print(
+                        writer.by_ref(),
+                        self.http_version.clone(),
+                        &self.headers,
+                        false,
+                        Some(protocol),
+                    )
+                    .ok(); // TODO: unused result
 
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
+                writer.flush().ok(); // TODO: unused result
 
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
+                let body = std::mem::replace(&mut self.data_reader, Body::Gone);
+                Box::new(CustomStream::new(body, writer))
+            }
+            None => Box::new(CustomStream::new(io::empty(), Closed)),
         }
     }
 
@@ -338,42 +355,59 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
-    /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
-    /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
     ///
     /// if get_content_type(&request) == "application/json" {
     ///     let mut content = String::new();
     ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
     /// }
-    /// # }
     /// ```
+    ///
+    /// (remit patch: the example no longer parses JSON with `rustc_serialize`, a
+    /// dev-dependency the vendored copy does not have.)
     ///
     /// If the client sent a `Expect: 100-continue` header with the request, calling this
     ///  function will send back a `100 Continue` response.
+    ///
+    /// remit patch: the body is read from the connection only through this reader, and must
+    /// be read within `Limits::body_deadline` of the end of the head; past it, reads fail with
+    /// `ErrorKind::TimedOut` (bytes already received may still be returned first). Reads
+    /// return `Ok(0)` at the end of the body. A malformed chunked body fails with
+    /// `ErrorKind::InvalidData`, a connection closed too early with
+    /// `ErrorKind::UnexpectedEof`; after an error every read fails.
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
-            let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                true,
-                None,
-            )
-            .ok();
-            self.response_writer.as_mut().unwrap().flush().ok();
             self.must_send_continue = false;
+            match self.link.as_mut() {
+                Some(Link::Connection(link)) => {
+                    // The interim answer is written by the connection's thread, before the
+                    // body is read (within the write deadline).
+                    let (done, written) = mpsc::channel();
+                    if link.send(ToConnection::Continue(done)).is_ok() {
+                        let _ = written.recv();
+                    }
+                }
+                Some(Link::Writer(writer)) => {
+                    let msg = Response::new_empty(StatusCode(100));
+                    msg.raw_print(
+                        writer.by_ref(),
+                        self.http_version.clone(),
+                        &self.headers,
+                        true,
+                        None,
+                    )
+                    .ok();
+                    writer.flush().ok();
+                }
+                None => {}
+            }
         }
 
-        self.data_reader.as_mut().unwrap()
+        &mut self.data_reader
     }
 
     /// Turns the `Request` into a writer.
@@ -381,82 +415,87 @@ impl Request {
     /// The writer has a raw access to the stream to the user.
     /// This function is useful for things like CGI.
     ///
-    /// Note that the destruction of the `Writer` object may trigger
-    /// some events. For exemple if a client has sent multiple requests and the requests
-    /// have been processed in parallel, the destruction of a writer will trigger
-    /// the writing of the next response.
-    /// Therefore you should always destroy the `Writer` as soon as possible.
+    /// remit patch: what is written must be a whole HTTP response, written within
+    /// `Limits::write_deadline`; the connection is closed when the writer is dropped.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
+        match self.link.take() {
+            Some(Link::Connection(link)) => {
+                let (reply, handed) = mpsc::channel::<Handover>();
+                if link.send(ToConnection::IntoWriter(reply)).is_ok() {
+                    if let Ok(writer) = handed.recv() {
+                        return Box::new(writer);
+                    }
+                }
+                Box::new(Closed)
+            }
+            Some(Link::Writer(writer)) => writer,
+            None => Box::new(Closed),
         }
-    }
-
-    /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
-    /// as the object returned by `into_writer` above.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_writer_impl(&mut self) -> Box<dyn Write + Send + 'static> {
-        use std::mem;
-
-        assert!(self.response_writer.is_some());
-
-        let mut writer = None;
-        mem::swap(&mut self.response_writer, &mut writer);
-        writer.unwrap()
-    }
-
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
     }
 
     /// Sends a response to this request.
+    ///
+    /// remit patch: the response is handed to the connection's thread, which writes it within
+    /// `Limits::write_deadline` (or closes the connection); this returns at once, without
+    /// waiting for the client to read it, and returns `Ok(())` even if the client has gone.
+    /// If the body has not been read to its end, the response carries `Connection: close` and
+    /// the connection is closed after it, without reading the rest of the body.
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
-        R: Read,
+        R: Read + Send + 'static,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
-        }
-        res
+        self.respond_impl(response, false)
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    /// remit patch: sends a response, then closes the connection (the response carries
+    /// `Connection: close`) without reading any more of the request, its body included.
+    /// Returns at once, like `respond`.
+    pub fn respond_and_close<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
-        R: Read,
+        R: Read + Send + 'static,
     {
-        let mut writer = self.extract_writer_impl();
+        self.respond_impl(response, true)
+    }
 
-        let do_not_send_body = self.method == Method::Head;
-
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+    fn respond_impl<R>(&mut self, response: Response<R>, close: bool) -> Result<(), IoError>
+    where
+        R: Read + Send + 'static,
+    {
+        match self.link.take() {
+            Some(Link::Connection(link)) => {
+                let close = close || !self.data_reader.is_complete();
+                let source = match std::mem::replace(&mut self.data_reader, Body::Gone) {
+                    Body::Connection(body) => Some(body.into_source()),
+                    _ => None,
+                };
+                // The connection's thread is gone only if it failed: nothing to report.
+                let _ = link.send(ToConnection::Respond {
+                    response: response.boxed(),
+                    close,
+                    source,
+                });
+                Ok(())
+            }
+            Some(Link::Writer(mut writer)) => {
+                let do_not_send_body = self.method == Method::Head;
+                let response = if close {
+                    response.with_connection_close()
+                } else {
+                    response
+                };
+                Self::ignore_client_closing_errors(response.raw_print(
+                    writer.by_ref(),
+                    self.http_version.clone(),
+                    &self.headers,
+                    do_not_send_body,
+                    None,
+                ))?;
+                Self::ignore_client_closing_errors(writer.flush())
+            }
+            None => Ok(()),
+        }
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -467,11 +506,6 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
-    }
-
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
     }
 }
 
@@ -487,12 +521,17 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if self.response_writer.is_some() {
-            let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+        match self.link.take() {
+            Some(Link::Connection(link)) => {
+                // remit patch: answered 500 by the connection's thread, which then closes.
+                let _ = link.send(ToConnection::Dropped);
             }
+            Some(writer @ Link::Writer(_)) => {
+                self.link = Some(writer);
+                let response = Response::empty(500);
+                let _ = self.respond_impl(response, true); // ignoring any potential error
+            }
+            None => {}
         }
     }
 }

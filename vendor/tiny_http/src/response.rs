@@ -285,6 +285,15 @@ where
         self.headers.push(header);
     }
 
+    /// remit patch: marks the response as the last one on its connection (`Connection: close`),
+    /// which `add_header` refuses to set: the server closes the connection after it.
+    pub(crate) fn with_connection_close(mut self) -> Response<R> {
+        self.headers.retain(|h| !h.field.equiv("Connection"));
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        self
+    }
+
     /// Returns the same request, but with an additional header.
     ///
     /// Some headers cannot be modified and some other have a

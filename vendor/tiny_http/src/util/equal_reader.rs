@@ -64,40 +64,24 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        // remit patch: discard an unread body in small chunks, at most 1 MiB and 5 s, instead
-        // of allocating a buffer the size of a declared Content-Length (a client that declares
-        // 100 TB aborted the process) and waiting for a body that trickles forever. Past the
-        // limits the rest is left unread; the connection then fails to parse a next request
-        // and is closed.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut remaining_to_read = self.size;
-        let mut budget: usize = 1 << 20;
-        let mut buf = [0u8; 8192];
 
-        while remaining_to_read > 0 && budget > 0 && std::time::Instant::now() < deadline {
-            let want = remaining_to_read.min(buf.len()).min(budget);
-            match self.reader.read(&mut buf[..want]) {
+        while remaining_to_read > 0 {
+            let mut buf = vec![0; remaining_to_read];
+
+            match self.reader.read(&mut buf) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
-                    return;
+                    break;
                 }
                 Ok(0) => {
                     self.last_read_signal.send(Ok(())).ok();
-                    return;
+                    break;
                 }
                 Ok(other) => {
                     remaining_to_read -= other;
-                    budget -= other;
                 }
             }
-        }
-        if remaining_to_read > 0 {
-            self.last_read_signal
-                .send(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "unread request body left undrained",
-                )))
-                .ok();
         }
     }
 }

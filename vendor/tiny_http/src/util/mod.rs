@@ -1,19 +1,26 @@
+pub(crate) use self::body::{read_line_bounded, BodyReader, Framing, LineError};
 pub use self::custom_stream::CustomStream;
+pub(crate) use self::deadline::{DeadlineReader, DeadlineWriter};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
+pub(crate) use self::registry::{Registration, Registry};
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
 pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+// remit patch: bounded head lines, request bodies, deadlines and the connection registry.
+mod body;
 mod custom_stream;
+mod deadline;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
+mod registry;
 mod sequential;
 mod task_pool;
 

@@ -83,7 +83,10 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // remit patch: a thread that cannot be started (out of memory, thread limit) drops its
+        // task, which closes that one connection, instead of panicking the accept thread
+        // (the server then stopped listening).
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -127,6 +130,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::error!("cannot start a thread for a connection: {}", e);
+        }
     }
 }
 
