@@ -182,6 +182,18 @@ pub fn config_from_env(db: PathBuf) -> Result<Config> {
     if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
         config.payout_timeout_s = s.max(1);
     }
+    if let Some(n) = parse_env::<usize>("REMIT_MAX_CONNECTIONS")? {
+        if !(16..=crate::limits::CONNECTIONS_MAX_LIMIT).contains(&n) {
+            return Err(Error::invalid(
+                "REMIT_MAX_CONNECTIONS",
+                format!(
+                    "must be from 16 to {}",
+                    crate::limits::CONNECTIONS_MAX_LIMIT
+                ),
+            ));
+        }
+        config.connections_max = n;
+    }
     if let Some(hours) = parse_env::<i64>("REMIT_REQUEST_TTL_H")? {
         if !(1..=crate::limits::REQUEST_TTL_H_MAX).contains(&hours) {
             return Err(Error::invalid(

@@ -24,6 +24,8 @@ pub struct Config {
     pub addr: String,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Open connections at once.
+    pub connections_max: usize,
     /// `ENCRYPTION_KEY`, if given.
     pub key_hex: Option<String>,
     /// Commit durability.
@@ -64,6 +66,7 @@ impl Config {
             db: db.into(),
             addr: "127.0.0.1:3000".into(),
             workers: limits::HTTP_WORKERS_DEFAULT,
+            connections_max: limits::CONNECTIONS_MAX_DEFAULT,
             key_hex: None,
             synchronous: Synchronous::Full,
             escrow_total_max: UsdCents::new(limits::ESCROW_TOTAL_USD_CENTS_MAX_DEFAULT)

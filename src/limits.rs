@@ -46,10 +46,23 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// HTTP worker threads when not configured.
 pub const HTTP_WORKERS_DEFAULT: usize = 32;
-/// Longest a request body may take to arrive, however it trickles.
-pub const BODY_READ_DEADLINE_MS: u64 = 15_000;
-/// Threads that may wait at once for the unread bodies of refused requests.
-pub const DRAINING_THREADS_MAX: usize = 256;
+/// A request line and all its headers: at most this many bytes (`431` above)…
+pub const HEAD_BYTES_MAX: usize = 16 * 1024;
+/// …at most this many header lines (`431` above)…
+pub const HEADER_LINES_MAX: usize = 64;
+/// …complete within this long of their first byte, however they trickle (else: closed).
+pub const HEAD_DEADLINE_MS: u64 = 10_000;
+/// How long a connection may wait for the first byte of its next request.
+pub const KEEPALIVE_IDLE_MS: u64 = 10_000;
+/// A request body must arrive within this long of the end of its head, however it trickles.
+pub const BODY_DEADLINE_MS: u64 = 10_000;
+/// An answer must be written within this long, or its connection is closed.
+pub const WRITE_DEADLINE_MS: u64 = 10_000;
+/// Open connections at once when not configured; at the cap the longest idle one is closed.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
+/// The HTTP workers that clients without a bearer token (webhooks included) may hold at once,
+/// as a fraction: one in this many.
+pub const UNAUTHENTICATED_WORKERS_DIVISOR: usize = 4;
 /// Length of an `X-Request-Id` echoed back.
 pub const REQUEST_ID_BYTES_MAX: usize = 64;
 /// Stripe signature tolerance on old timestamps.
@@ -100,3 +113,5 @@ pub const REQUEST_TTL_H_MAX: i64 = 30 * 24;
 pub const EXPIRY_SWEEP_EVERY_S: u64 = 60;
 /// Requests marked `expired` per sweep command (the next sweep takes the rest).
 pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;
+/// The most open connections a configuration may allow (each holds a thread and a descriptor).
+pub const CONNECTIONS_MAX_LIMIT: usize = 16_384;

@@ -6,12 +6,10 @@ use super::body::Fields;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    BODY_BYTES_MAX, BODY_CHUNK_BYTES, BODY_READ_DEADLINE_MS, REQUEST_ID_BYTES_MAX,
-    REQUEST_ID_RANDOM_BYTES,
+    BODY_BYTES_MAX, BODY_CHUNK_BYTES, REQUEST_ID_BYTES_MAX, REQUEST_ID_RANDOM_BYTES,
 };
 use crate::service::Actor;
 use std::io::Read;
-use std::time::{Duration, Instant};
 
 /// HTTP methods remit answers.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -239,29 +237,35 @@ fn escape_controls(text: &str) -> String {
     out
 }
 
-/// Reads a body of at most `BODY_BYTES_MAX + 1` bytes within `BODY_READ_DEADLINE_MS`, however
-/// slowly it trickles in (each read is also bounded by the socket timeout).
+/// Reads a body of at most `BODY_BYTES_MAX` bytes (the vendored tiny_http bounds how long it may
+/// take: `BODY_DEADLINE_MS` from the end of the head, however it trickles). A larger body is
+/// `413` and is not read past the limit.
 pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
-    let unreadable = || Error::InvalidJson {
-        message: "the body could not be read".into(),
-    };
-    let deadline = Instant::now() + Duration::from_millis(BODY_READ_DEADLINE_MS);
     let mut body = Vec::new();
     let mut chunk = [0u8; BODY_CHUNK_BYTES];
     while body.len() <= BODY_BYTES_MAX {
-        let n = reader.read(&mut chunk).map_err(|_| unreadable())?;
+        let n = match reader.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(Error::InvalidJson {
+                    message: format!(
+                        "the body did not arrive within {} s",
+                        crate::limits::BODY_DEADLINE_MS / 1000
+                    ),
+                })
+            }
+            Err(_) => {
+                return Err(Error::InvalidJson {
+                    message: "the body could not be read".into(),
+                })
+            }
+        };
         if n == 0 {
-            break;
+            return Ok(body);
         }
         body.extend_from_slice(&chunk[..n]);
-        if Instant::now() > deadline {
-            return Err(unreadable());
-        }
     }
-    if body.len() > BODY_BYTES_MAX {
-        return Err(Error::BodyTooLarge);
-    }
-    Ok(body)
+    Err(Error::BodyTooLarge)
 }
 
 #[cfg(test)]

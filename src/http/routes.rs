@@ -34,6 +34,14 @@ pub struct Route {
     pub handler: Handler,
 }
 
+impl Route {
+    /// Does it take a body? (`POST` and `PUT` do; a body sent to any other route is never
+    /// read.)
+    pub fn takes_body(&self) -> bool {
+        matches!(self.method, Method::Post | Method::Put)
+    }
+}
+
 const fn route(method: Method, path: &'static str, access: Access, handler: Handler) -> Route {
     Route {
         method,
@@ -142,11 +150,11 @@ pub fn find(method: Method, path: &str) -> Found<'_> {
     }
 }
 
-/// Answers a request whose head is known and whose body (if any) has been read: the route's
-/// handler, `405` with `Allow`, the web UI for other `GET`s, or `404`. Returns the reply and
-/// the route's template (for metrics).
-pub fn dispatch(app: &App, req: &mut Req) -> (Result<Reply>, &'static str) {
-    match find(req.method, &req.path) {
+/// Answers a request found in the table whose body (if its route takes one) has been read:
+/// the route's handler, `405` with `Allow`, the web UI for other `GET`s, or `404`. Returns the
+/// reply and the route's template (for metrics).
+pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'static str) {
+    match found {
         Found::Route(route, params) => {
             req.params = params.into_iter().map(str::to_string).collect();
             ((route.handler)(app, req), route.path)

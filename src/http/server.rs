@@ -1,19 +1,26 @@
-//! The HTTP server: tiny_http on a listener bound by the caller, and worker threads. Each
-//! request's head is read, its route found, its caller authenticated before any body is read
-//! (for routes that need a token), then its handler runs and the reply is written. One
-//! access-log line per request, never with tokens, bodies or PII.
+//! The HTTP server: the vendored tiny_http on a listener bound by the caller, with every limit
+//! of API.md ("Limits every client can rely on") passed to it explicitly, and worker threads.
+//! A request's head is read, its route found, and its body read only when its route takes one,
+//! after its caller is known: a bearer route authenticates first; a webhook (which
+//! authenticates by its body) needs one of the few workers that unauthenticated clients may
+//! hold. A body that is never read is never drained: the answer goes out and the connection is
+//! closed. Answers are written by the connection's own thread, so a client that does not read
+//! them holds no worker. One access-log line per request, never with tokens, bodies or PII.
 
 use super::reply::{error_reply, Reply};
-use super::request::{read_body, Method, Req};
+use super::request::{read_body, Req};
 use super::routes::{self, Access, Found};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::limits::{BODY_BYTES_MAX, DRAINING_THREADS_MAX};
+use crate::limits::{
+    BODY_BYTES_MAX, BODY_DEADLINE_MS, HEADER_LINES_MAX, HEAD_BYTES_MAX, HEAD_DEADLINE_MS,
+    KEEPALIVE_IDLE_MS, UNAUTHENTICATED_WORKERS_DIVISOR, WRITE_DEADLINE_MS,
+};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The running HTTP workers.
 pub struct HttpServer {
@@ -22,23 +29,71 @@ pub struct HttpServer {
     stopping: Arc<AtomicBool>,
 }
 
+/// The limits the server enforces for every client, from `limits.rs` and the configuration.
+fn limits(app: &App) -> tiny_http::Limits {
+    tiny_http::Limits {
+        connections_max: app.config.connections_max,
+        head_bytes_max: HEAD_BYTES_MAX,
+        header_lines_max: HEADER_LINES_MAX,
+        head_deadline: Duration::from_millis(HEAD_DEADLINE_MS),
+        idle_timeout: Duration::from_millis(KEEPALIVE_IDLE_MS),
+        body_deadline: Duration::from_millis(BODY_DEADLINE_MS),
+        write_deadline: Duration::from_millis(WRITE_DEADLINE_MS),
+    }
+}
+
+/// Counts the workers reading a body for a client that has not authenticated, so that such
+/// clients can hold at most a share of the workers.
+struct Gate {
+    held: AtomicUsize,
+    max: usize,
+}
+
+/// One of the gate's places, given back when dropped.
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    fn enter(&self) -> Option<Pass<'_>> {
+        let held = self.held.fetch_add(1, Ordering::SeqCst);
+        if held >= self.max {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Pass(self))
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Serves `app` on an already bound listener with `app.config.workers` worker threads.
 pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
-    tune_listener(&listener);
-    let server = tiny_http::Server::from_listener(listener, None)
+    let server = tiny_http::Server::from_listener_with_limits(listener, limits(&app))
         .map_err(|e| Error::internal(format!("cannot serve HTTP: {e}")))?;
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::with_capacity(app.config.workers);
-    for i in 0..app.config.workers.max(1) {
-        let (server, app, stopping) =
-            (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stopping));
+    let workers_n = app.config.workers.max(1);
+    let gate = Arc::new(Gate {
+        held: AtomicUsize::new(0),
+        max: (workers_n / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
+    });
+    let mut workers = Vec::with_capacity(workers_n);
+    for i in 0..workers_n {
+        let (server, app, stopping, gate) = (
+            Arc::clone(&server),
+            Arc::clone(&app),
+            Arc::clone(&stopping),
+            Arc::clone(&gate),
+        );
         let handle = std::thread::Builder::new()
             .name(format!("remit-http-{i}"))
             .spawn(move || {
                 while !stopping.load(Ordering::SeqCst) {
                     match server.recv() {
-                        Ok(request) => handle(&app, request),
+                        Ok(request) => handle(&app, &gate, request),
                         Err(e) => {
                             log::debug!("accept stopped: {e}");
                             break;
@@ -69,49 +124,55 @@ impl HttpServer {
     }
 }
 
-/// Reads the body of a request whose head is in `req`: for a route that needs a token, only
-/// once the caller is known, so that a client without a valid token cannot make a worker wait
-/// for a body that trickles in.
-fn read_body_of(app: &App, request: &mut tiny_http::Request, req: &mut Req) -> Result<()> {
+/// Reads the body of a request whose route takes one, once its caller may send one: a bearer
+/// route's caller is authenticated first; a webhook needs a place at the gate. Anything
+/// refused here leaves the body unread (and the connection is then closed).
+fn read_body_of(
+    app: &App,
+    gate: &Gate,
+    request: &mut tiny_http::Request,
+    req: &mut Req,
+    access: Access,
+) -> Result<()> {
     if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
         return Err(Error::BodyTooLarge);
     }
-    let may_have_body = matches!(req.method, Method::Post | Method::Put | Method::Delete)
-        && request.body_length() != Some(0);
-    if may_have_body {
-        if let Found::Route(route, _) = routes::find(req.method, &req.path) {
-            if route.access == Access::Bearer {
-                req.authenticate(app)?;
-            }
+    let _pass = match access {
+        Access::Bearer => {
+            req.authenticate(app)?;
+            None
         }
-    }
+        Access::Webhook | Access::Public => Some(gate.enter().ok_or(Error::Busy)?),
+    };
     req.body = read_body(request.as_reader())?;
     Ok(())
 }
 
-fn handle(app: &App, mut request: tiny_http::Request) {
+fn handle(app: &App, gate: &Gate, mut request: tiny_http::Request) {
     let started = Instant::now();
     let mut req = Req::head(&request);
-    // A request refused before its body was read leaves that body on the connection; tiny_http
-    // discards it when the request is dropped, which is done away from the HTTP workers.
-    let (result, route, close) = match read_body_of(app, &mut request, &mut req) {
-        Ok(()) => {
-            let (result, route) = routes::dispatch(app, &mut req);
-            (result, route, false)
+    let path = req.path.clone();
+    let found = routes::find(req.method, &path);
+    let body = match &found {
+        Found::Route(route, _) if route.takes_body() => {
+            read_body_of(app, gate, &mut request, &mut req, route.access)
         }
-        Err(error) => (Err(error), "-", true),
+        _ => Ok(()),
+    };
+    let (result, route) = match body {
+        Ok(()) => routes::answer(app, &mut req, found),
+        Err(error) => (Err(error), "-"),
     };
     let reply = match result {
         Ok(reply) => reply,
         Err(error) => error_reply(&error, &req.request_id),
     };
     let status = reply.status;
-    let response = response_of(reply, &req.request_id);
-    if close {
-        respond_and_drain(request, response, &req.request_id);
-    } else if let Err(e) = request.respond(response) {
+    // Written by the connection's own thread; with `Connection: close` when the body was not
+    // read to its end.
+    if let Err(e) = request.respond(response_of(reply, &req.request_id)) {
         log::debug!(
-            "client went away before the response of {}: {e}",
+            "could not hand over the response of {}: {e}",
             req.request_id
         );
     }
@@ -139,60 +200,4 @@ fn response_of(reply: Reply, request_id: &str) -> tiny_http::Response<std::io::C
         add("Cache-Control", "no-store");
     }
     response
-}
-
-/// Threads answering requests refused before their body was read.
-static DRAINING: AtomicUsize = AtomicUsize::new(0);
-
-/// Answers a request whose body was never read. tiny_http reads (and discards) such a body when
-/// the request is dropped, which for a body that trickles in or never comes blocks up to the
-/// socket timeout: that wait happens on a thread of its own, not on an HTTP worker.
-fn respond_and_drain(
-    request: tiny_http::Request,
-    response: tiny_http::Response<std::io::Cursor<Vec<u8>>>,
-    request_id: &str,
-) {
-    let answer = move || {
-        let _ = request.respond(response);
-        DRAINING.fetch_sub(1, Ordering::SeqCst);
-    };
-    if DRAINING.fetch_add(1, Ordering::SeqCst) >= DRAINING_THREADS_MAX {
-        answer();
-        return;
-    }
-    if let Err(e) = std::thread::Builder::new()
-        .name("remit-drain".into())
-        .spawn(answer)
-    {
-        // The closure, and the request in it, went with the failed spawn: the client sees the
-        // connection close.
-        DRAINING.fetch_sub(1, Ordering::SeqCst);
-        log::warn!("cannot answer {request_id} on its own thread: {e}");
-    }
-}
-
-/// `TCP_NODELAY`: tiny_http writes a response through a 1 KiB buffer, so a larger response
-/// leaves in several segments, and with Nagle's algorithm the last one waits for the client's
-/// delayed ACK (~40 ms on every keep-alive request). Linux copies the option from the listener
-/// to every accepted connection.
-fn tune_listener(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor owned by `listener`, and a pointer to a value that lives
-    // for the duration of the call, with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::warn!(
-            "could not set TCP_NODELAY: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }

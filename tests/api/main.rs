@@ -10,6 +10,7 @@ mod browser;
 mod cli_config;
 mod http_api;
 mod http_hostile;
+mod http_limits;
 mod http_roles;
 mod ledger_core;
 mod ledger_model;

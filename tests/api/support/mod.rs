@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod attacks;
 pub mod process;
 
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};

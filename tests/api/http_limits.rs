@@ -1,0 +1,360 @@
+//! API.md "Limits every client can rely on": each attack of someone on the same network, run
+//! against the real server on loopback, while a second client's `/health` is answered within
+//! a second and the server's memory stays bounded.
+
+use crate::support::app::*;
+use crate::support::attacks::{Attack, Crowd};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+fn addr(app: &TestApp) -> SocketAddr {
+    app.base.trim_start_matches("http://").parse().unwrap()
+}
+
+/// `/health` on a fresh connection, and how long it took.
+fn health(app: &TestApp) -> (u16, Duration) {
+    let started = Instant::now();
+    let r = app.raw("GET", "/health", None, None, &[("Connection", "close")]);
+    (r.status, started.elapsed())
+}
+
+/// Asserts that `/health` from another client keeps answering within a second for `during`.
+fn health_stays_fast(app: &TestApp, during: Duration) {
+    let until = Instant::now() + during;
+    while Instant::now() < until {
+        let (status, took) = health(app);
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(1), "/health took {took:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Resident memory of this process (the server runs in it), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Sends `bytes` on a new connection and reads what comes back until the server closes it (or
+/// 15 s pass): the answer, and whether the connection was closed.
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn forty_slow_bodies_do_not_hold_the_server() {
+    let app = spawn_app();
+    let crowd = Crowd::start(addr(&app), Attack::SlowBody, 40);
+    std::thread::sleep(Duration::from_millis(300));
+    health_stays_fast(&app, Duration::from_secs(3));
+    // An authenticated client is served too.
+    let r = app.get("/escrows", &app.sender);
+    assert_eq!(r.status, 200);
+    crowd.stop();
+}
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_holds_no_worker() {
+    let app = spawn_app();
+    let crowd = Crowd::start(addr(&app), Attack::PipelineNoRead, 3);
+    std::thread::sleep(Duration::from_millis(500));
+    health_stays_fast(&app, Duration::from_secs(3));
+    crowd.stop();
+}
+
+#[test]
+fn an_endless_header_line_is_cut_off_and_memory_stays_bounded() {
+    let app = spawn_app();
+    let before = rss_kib();
+    let crowd = Crowd::start(addr(&app), Attack::EndlessHeader, 4);
+    health_stays_fast(&app, Duration::from_secs(2));
+    let sent = crowd.sent.load(std::sync::atomic::Ordering::Relaxed);
+    crowd.stop();
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "resident memory grew by {grown} KiB while {sent} bytes were offered"
+    );
+    let line = format!(
+        "GET /health HTTP/1.1\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let (answer, closed) = exchange(addr(&app), line.as_bytes());
+    assert_eq!((status_of(&answer), closed), (431, true), "{answer}");
+}
+
+#[test]
+fn heads_over_the_limits_are_431() {
+    let app = spawn_app();
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (answer, closed) = exchange(
+        addr(&app),
+        format!("GET /health HTTP/1.1\r\n{many}\r\n").as_bytes(),
+    );
+    assert_eq!((status_of(&answer), closed), (431, true), "{answer}");
+    let big = format!(
+        "GET /health HTTP/1.1\r\nX-A: {}\r\nX-B: {}\r\n\r\n",
+        "a".repeat(9 * 1024),
+        "b".repeat(8 * 1024)
+    );
+    let (answer, _) = exchange(addr(&app), big.as_bytes());
+    assert_eq!(status_of(&answer), 431, "{answer}");
+    // 64 short header lines are fine.
+    let ok: String = (0..60).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (answer, _) = exchange(
+        addr(&app),
+        format!("GET /health HTTP/1.1\r\nConnection: close\r\n{ok}\r\n").as_bytes(),
+    );
+    assert_eq!(status_of(&answer), 200, "{answer}");
+}
+
+#[test]
+fn slow_heads_are_closed_at_their_deadline_and_others_are_served() {
+    let app = spawn_app();
+    let started = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&app)).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ").unwrap();
+            s
+        })
+        .collect();
+    // A byte every 2 s: each read would restart a plain socket timeout.
+    let mut closed = 0;
+    while closed < slow.len() && started.elapsed() < Duration::from_secs(16) {
+        let (status, took) = health(&app);
+        assert!(status == 200 && took < Duration::from_secs(1), "{took:?}");
+        std::thread::sleep(Duration::from_secs(2));
+        closed = slow
+            .iter_mut()
+            .map(|s| s.write_all(b"a").is_err())
+            .filter(|&gone| gone)
+            .count();
+    }
+    assert_eq!(
+        closed,
+        slow.len(),
+        "every slow head closed within the 10 s head deadline (waited {:?})",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn at_the_connection_cap_the_longest_idle_connection_makes_room_for_a_new_client() {
+    let app = spawn_app_with(|c| c.connections_max = 64);
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(addr(&app)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, took) = health(&app);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // The oldest idle connections were shut to admit the newer ones.
+    let mut closed = 0;
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1];
+        if matches!(s.read(&mut buf), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 36,
+        "only {closed} of 100 idle connections were closed at a cap of 64"
+    );
+}
+
+#[test]
+fn bodies_that_are_never_read_are_answered_at_once_and_their_connection_closed() {
+    let app = spawn_app();
+    let cases = [
+        ("a route that takes none", "GET /health HTTP/1.1\r\n", 200),
+        ("an unknown route", "POST /nope HTTP/1.1\r\n", 404),
+        ("a refused method", "DELETE /escrows HTTP/1.1\r\n", 405),
+        ("no token", "POST /escrows HTTP/1.1\r\n", 401),
+        (
+            "a bad token",
+            "POST /escrows HTTP/1.1\r\nAuthorization: Bearer rmt_0000000000000000000000000000000000000000\r\n",
+            401,
+        ),
+    ];
+    for (what, head, want) in cases {
+        let started = Instant::now();
+        let request =
+            format!("{head}Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{");
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(status_of(&answer), want, "{what}: {answer}");
+        assert!(closed, "{what}: the connection stays open");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // A body over the limit is refused from its Content-Length alone.
+    let request = format!(
+        "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n{{",
+        app.sender
+    );
+    let (answer, closed) = exchange(addr(&app), request.as_bytes());
+    assert_eq!((status_of(&answer), closed), (413, true), "{answer}");
+}
+
+#[test]
+fn clients_without_a_token_hold_at_most_a_quarter_of_the_workers() {
+    // 8 workers: at most 2 may wait for the body of a webhook.
+    let app = spawn_app();
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr(&app)).unwrap();
+        s.write_all(
+            b"POST /webhooks/stripe HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+        )
+        .unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let request =
+        b"POST /webhooks/stripe HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    let (answer, closed) = exchange(addr(&app), request);
+    assert_eq!((status_of(&answer), closed), (503, true), "{answer}");
+    assert!(answer.contains("Retry-After"), "{answer}");
+    // Everyone else is served: authenticated clients and unauthenticated reads alike.
+    health_stays_fast(&app, Duration::from_millis(500));
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &serde_json::json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    drop(held);
+}
+
+#[test]
+fn transfer_encoding_is_chunked_alone_or_refused() {
+    let app = spawn_app();
+    let body = format!(
+        r#"{{"recipientPhone":"{RECIPIENT_PHONE}","recipientName":"W","totalAmountUsd":10,"categories":["a"]}}"#
+    );
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let send = |te_and_cl: &str| {
+        let request = format!(
+            "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{te_and_cl}Connection: close\r\n\r\n{chunked}",
+            app.sender
+        );
+        exchange(addr(&app), request.as_bytes())
+    };
+    let count = || {
+        app.get("/escrows", &app.sender).body["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    for bad in [
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Transfer-Encoding: identity\r\n",
+    ] {
+        let (answer, closed) = send(bad);
+        assert_eq!(
+            (status_of(&answer), closed),
+            (400, true),
+            "{bad:?}: {answer}"
+        );
+    }
+    assert_eq!(count(), 0, "no escrow was created");
+    let (answer, _) = send("Transfer-Encoding: chunked\r\n");
+    assert_eq!(status_of(&answer), 201, "{answer}");
+    assert_eq!(count(), 1);
+}
+
+#[test]
+fn pipelined_requests_are_answered_one_after_the_other_in_order() {
+    let app = spawn_app();
+    let mut s = TcpStream::connect(addr(&app)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let requests = "GET /health HTTP/1.1\r\nX-Request-Id: one\r\n\r\n\
+                    GET /nope-1 HTTP/1.1\r\nX-Request-Id: two\r\n\r\n\
+                    GET /health HTTP/1.1\r\nX-Request-Id: three\r\nConnection: close\r\n\r\n";
+    s.write_all(requests.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("X-Request-Id: "))
+        .collect();
+    assert_eq!(ids, ["one", "two", "three"], "{out}");
+}
+
+#[test]
+fn two_hundred_hostile_connections_of_every_kind_leave_the_server_serving() {
+    let app = spawn_app();
+    let before = rss_kib();
+    let kinds: Vec<(Attack, usize)> = Attack::ALL.iter().map(|k| (*k, 40)).collect();
+    let crowd = Crowd::mixed(addr(&app), &kinds);
+    std::thread::sleep(Duration::from_millis(500));
+    health_stays_fast(&app, Duration::from_secs(4));
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 150, "A");
+    assert_eq!(app.approve(&request).status, 200);
+    crowd.stop();
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "resident memory grew by {grown} KiB");
+}
+
+#[test]
+fn a_control_character_in_a_path_cannot_forge_a_log_line() {
+    use crate::support::process::{user_add, Server};
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let (answer, _) = exchange(
+        addr,
+        b"GET /x\rINFO  remit::audit] payout.succeeded po_forged by usr_admin HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status_of(&answer) >= 400, "{answer}");
+    let (answer, _) = exchange(
+        addr,
+        b"GET /y%0d%0aforged HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), 404, "{answer}");
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in text.split(['\n', '\r']) {
+        assert!(
+            !line.starts_with("INFO  remit::audit] payout.succeeded po_forged")
+                && !line.starts_with("forged"),
+            "a forged line: {line:?}\n{text}"
+        );
+    }
+}
