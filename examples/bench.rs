@@ -1,7 +1,12 @@
 //! The approval benchmark: durable approvals per second over real HTTP, and the same number
 //! straight through the writer, on a temp database with `synchronous=FULL`.
 //!
-//! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]`
+//! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]
+//! [--attackers A]`
+//!
+//! The HTTP load runs twice: alone, then beside `A` hostile connections of every kind API.md's
+//! limits guard against (slow bodies, pipelining without reading, endless header lines, slow
+//! heads, idle connections), so that both figures come from one run.
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
 #![allow(clippy::expect_used)]
@@ -19,10 +24,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/api/support/attacks.rs"]
+mod attacks;
+
 struct Args {
     escrows: usize,
     per_escrow: usize,
     connections: usize,
+    attackers: usize,
 }
 
 fn args() -> Args {
@@ -30,6 +39,7 @@ fn args() -> Args {
         escrows: 2_000,
         per_escrow: 5,
         connections: 32,
+        attackers: 200,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -38,8 +48,11 @@ fn args() -> Args {
             ("--escrows", Some(v)) => a.escrows = v,
             ("--per-escrow", Some(v)) => a.per_escrow = v,
             ("--connections", Some(v)) => a.connections = v,
+            ("--attackers", Some(v)) => a.attackers = v,
             _ => {
-                eprintln!("usage: bench [--escrows N] [--per-escrow K] [--connections C]");
+                eprintln!(
+                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A]"
+                );
                 std::process::exit(2);
             }
         }
@@ -214,6 +227,61 @@ fn report(name: &str, n: usize, wall: Duration, latencies: &[Duration], failures
     rate
 }
 
+/// The approval load over HTTP: one keep-alive client per connection.
+struct HttpLoad {
+    agents: Arc<Vec<ureq::Agent>>,
+    base: String,
+    token: String,
+    connections: usize,
+}
+
+impl HttpLoad {
+    /// Approves every id over HTTP; prints the figures; returns approvals/s and p99 (ms).
+    fn run(&self, store: &Store, label: &str, ids: Vec<String>) -> (f64, f64) {
+        let n = ids.len();
+        let batches_before = store.stats.batches.load(Ordering::Relaxed);
+        let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
+        let (wall, latencies, failures) = drive(ids, self.connections, {
+            let (agents, base, token) = (
+                Arc::clone(&self.agents),
+                self.base.clone(),
+                self.token.clone(),
+            );
+            move |t, id| {
+                let r = agents[t]
+                    .post(&format!("{base}/payment-requests/{id}/approve"))
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .header("Content-Type", "application/json")
+                    .send("{}");
+                // Reading the body to its end is what lets the connection be kept alive.
+                match r {
+                    Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
+                    Err(_) => false,
+                }
+            }
+        });
+        let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
+        let rate = report(
+            &format!("{label}, {} connections", self.connections),
+            n,
+            wall,
+            &latencies,
+            failures,
+        );
+        let commit_ms =
+            (store.stats.commit_micros_total.load(Ordering::Relaxed) - commit_before) as f64 / 1e3;
+        println!(
+            "{:<28} {} group commits, {:.1} approvals per commit, {:.2} ms per COMMIT (fsync), {:.0}% of the wall time in COMMIT",
+            "",
+            batches,
+            n as f64 / batches.max(1) as f64,
+            commit_ms / batches.max(1) as f64,
+            100.0 * commit_ms / (wall.as_secs_f64() * 1e3)
+        );
+        (rate, percentile(&latencies, 0.99).as_secs_f64() * 1e3)
+    }
+}
+
 fn main() {
     let a = args();
     let dir = tempfile_dir();
@@ -221,7 +289,7 @@ fn main() {
     config.addr = "127.0.0.1:0".into();
     config.key_hex = Some("42".repeat(32));
     config.gateway = GatewayKind::None; // measure approvals, not the payout simulator
-    config.workers = a.connections.max(8);
+    config.workers = remit::config::Config::new("-").workers.max(a.connections);
     config.read_pool_size = 8;
     let store = Arc::new(store::open(&config.open_options(true)).expect("open"));
     let make = |role, name: &str| {
@@ -246,63 +314,59 @@ fn main() {
     );
     let started = Instant::now();
     let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let hostile_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     println!(
         "prepared {} escrows and {} payment requests in {:.1} s",
-        2 * a.escrows,
-        2 * n,
+        3 * a.escrows,
+        3 * n,
         started.elapsed().as_secs_f64()
     );
 
     let server = remit::runtime::start(config, Arc::clone(&store)).expect("server");
     let base = server.base_url.clone();
-    let agents: Vec<ureq::Agent> = (0..a.connections)
-        .map(|_| {
-            ureq::Agent::new_with_config(
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .max_idle_connections_per_host(1)
-                    .build(),
-            )
-        })
-        .collect();
-    let agents = Arc::new(agents);
-    let batches_before = store.stats.batches.load(Ordering::Relaxed);
-    let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
-    let (wall, latencies, failures) = drive(http_ids, a.connections, {
-        let (agents, base, token) = (Arc::clone(&agents), base.clone(), sender_token.clone());
-        move |t, id| {
-            let r = agents[t]
-                .post(&format!("{base}/payment-requests/{id}/approve"))
-                .header("Authorization", &format!("Bearer {token}"))
-                .header("Content-Type", "application/json")
-                .send("{}");
-            // Reading the body to its end is what lets the connection be kept alive.
-            match r {
-                Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
-                Err(_) => false,
-            }
-        }
-    });
-    let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
-    let http_rate = report(
-        &format!("HTTP, {} connections", a.connections),
-        n,
-        wall,
-        &latencies,
-        failures,
-    );
-    let commit_ms =
-        (store.stats.commit_micros_total.load(Ordering::Relaxed) - commit_before) as f64 / 1e3;
-    println!(
-        "{:<28} {} group commits, {:.1} approvals per commit, {:.2} ms per COMMIT (fsync), {:.0}% of the wall time in COMMIT",
-        "",
-        batches,
-        n as f64 / batches.max(1) as f64,
-        commit_ms / batches.max(1) as f64,
-        100.0 * commit_ms / (wall.as_secs_f64() * 1e3)
-    );
+    let http = HttpLoad {
+        agents: Arc::new(
+            (0..a.connections)
+                .map(|_| {
+                    ureq::Agent::new_with_config(
+                        ureq::Agent::config_builder()
+                            .http_status_as_error(false)
+                            .max_idle_connections_per_host(1)
+                            .build(),
+                    )
+                })
+                .collect(),
+        ),
+        base: base.clone(),
+        token: sender_token.clone(),
+        connections: a.connections,
+    };
+    let (http_rate, http_p99) = http.run(&store, "HTTP", http_ids);
     let rss_http = peak_rss_mib();
+    let addr: std::net::SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let kinds: Vec<(attacks::Attack, usize)> = attacks::Attack::ALL
+        .iter()
+        .map(|k| (*k, a.attackers / attacks::Attack::ALL.len()))
+        .collect();
+    let crowd = attacks::Crowd::mixed(addr, &kinds);
+    std::thread::sleep(Duration::from_secs(1));
+    let (hostile_rate, hostile_p99) = http.run(
+        &store,
+        &format!("HTTP + {} hostile", a.attackers),
+        hostile_ids,
+    );
+    crowd.stop();
+    println!(
+        "with {} hostile connections: {:.0}% of the approvals/s, p99 {:.2} ms against {:.2} ms",
+        a.attackers,
+        100.0 * hostile_rate / http_rate,
+        hostile_p99,
+        http_p99
+    );
 
     let (wall, latencies, failures) = drive(direct_ids, a.connections, {
         let (store, sender) = (Arc::clone(&store), sender.clone());

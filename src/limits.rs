@@ -44,8 +44,9 @@ pub const REFERENCE_BYTES_MAX: usize = 64;
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 /// How long an idempotent response is kept (at least 24 h).
 pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
-/// HTTP worker threads when not configured.
-pub const HTTP_WORKERS_DEFAULT: usize = 32;
+/// HTTP worker threads when not configured. Clients without a token may hold a quarter of them
+/// (`UNAUTHENTICATED_WORKERS_DIVISOR`): 36 are left for 32 busy keep-alive clients.
+pub const HTTP_WORKERS_DEFAULT: usize = 48;
 /// A request line and all its headers: at most this many bytes (`431` above)…
 pub const HEAD_BYTES_MAX: usize = 16 * 1024;
 /// …at most this many header lines (`431` above)…

@@ -83,6 +83,9 @@ impl Crowd {
     }
 }
 
+/// How long a hostile client waits before it opens a new connection.
+const RECONNECT_PAUSE_MS: u64 = 200;
+
 fn connect(addr: SocketAddr) -> Option<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
@@ -98,10 +101,15 @@ fn pause(d: Duration, stop: &AtomicBool) {
     }
 }
 
-/// One client: does its kind of harm over and over (a new connection each time the server
-/// closes one) until told to stop.
+/// One client: does its kind of harm over and over (a new connection shortly after the server
+/// closes one: a crowd of hostile connections, not a flood of new ones) until told to stop.
 fn run(addr: SocketAddr, kind: Attack, i: usize, stop: &AtomicBool, sent: &AtomicU64) {
+    let mut first = true;
     while !stop.load(Ordering::SeqCst) {
+        if !first {
+            pause(Duration::from_millis(RECONNECT_PAUSE_MS), stop);
+        }
+        first = false;
         let Some(mut s) = connect(addr) else {
             pause(Duration::from_millis(50), stop);
             continue;
@@ -129,19 +137,26 @@ fn run(addr: SocketAddr, kind: Attack, i: usize, stop: &AtomicBool, sent: &Atomi
                 }
             }
             Attack::PipelineNoRead => {
-                let one = b"GET /app.css HTTP/1.1\r\nHost: x\r\n\r\n";
+                // Hundreds of requests a write, for 3 s or until the server stops reading.
+                let many = b"GET /app.css HTTP/1.1\r\nHost: x\r\n\r\n".repeat(512);
                 let started = Instant::now();
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(3) {
-                    if !write(&mut s, one) {
+                    if !write(&mut s, &many) {
                         break;
                     }
                 }
                 hold(&mut s, stop, false);
             }
             Attack::EndlessHeader => {
+                // A header line of up to 1 MiB on each connection (the server may read 16 KiB).
                 if write(&mut s, b"GET /health HTTP/1.1\r\nX-Endless: ") {
                     let chunk = vec![b'a'; 64 * 1024];
-                    while !stop.load(Ordering::SeqCst) && write(&mut s, &chunk) {}
+                    for _ in 0..16 {
+                        if stop.load(Ordering::SeqCst) || !write(&mut s, &chunk) {
+                            break;
+                        }
+                    }
+                    hold(&mut s, stop, true);
                 }
             }
             Attack::Slowloris => {
