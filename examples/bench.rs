@@ -344,10 +344,7 @@ fn main() {
     };
     let (http_rate, http_p99) = http.run(&store, "HTTP", http_ids);
     let rss_http = peak_rss_mib();
-    let addr: std::net::SocketAddr = base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("address");
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("address");
     let kinds: Vec<(attacks::Attack, usize)> = attacks::Attack::ALL
         .iter()
         .map(|k| (*k, a.attackers / attacks::Attack::ALL.len()))

@@ -1,44 +1,69 @@
 //! Housekeeping in the background: token use is written every few seconds, payment requests
 //! past their expiry are marked `expired` every minute, expired idempotency keys are forgotten
-//! every hour.
+//! every hour. Each job runs at start, then at its interval.
 
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
     EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, TOKEN_USE_FLUSH_MS,
 };
+use crate::store::WriteCtx;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// A writer command run at an interval; what it returns is how many rows it changed, and the
+/// log says so when it changed any.
+struct Job {
+    every: Duration,
+    last: Option<Instant>,
+    run: fn(&WriteCtx<'_>) -> Result<usize>,
+    /// `{n}` is replaced by the count.
+    done: &'static str,
+    what: &'static str,
+}
+
+impl Job {
+    fn tick(&mut self, app: &App) {
+        if self.last.is_some_and(|at| at.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        match app.store.write(self.run) {
+            Ok(0) => {}
+            Ok(n) => log::info!("{}", self.done.replace("{n}", &n.to_string())),
+            Err(e) => log::warn!("could not {}: {e:?}", self.what),
+        }
+    }
+}
+
 /// Starts the housekeeping thread; it stops soon after `stopping` is set.
 pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+    let mut jobs = [
+        Job {
+            every: Duration::from_secs(EXPIRY_SWEEP_EVERY_S),
+            last: None,
+            run: crate::service::requests::expire_due,
+            done: "{n} payment request(s) expired",
+            what: "expire payment requests",
+        },
+        Job {
+            every: Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
+            last: None,
+            run: crate::service::idempotency::purge_expired,
+            done: "forgot {n} expired idempotency keys",
+            what: "purge idempotency keys",
+        },
+    ];
     std::thread::Builder::new()
         .name("remit-housekeeping".into())
         .spawn(move || {
             let flush_every = Duration::from_millis(TOKEN_USE_FLUSH_MS);
-            let purge_every = Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S);
-            let sweep_every = Duration::from_secs(EXPIRY_SWEEP_EVERY_S);
             let mut flushed = Instant::now();
-            let mut purged: Option<Instant> = None;
-            let mut swept: Option<Instant> = None;
             while !stopping.load(Ordering::SeqCst) {
-                if swept.is_none_or(|at| at.elapsed() >= sweep_every) {
-                    swept = Some(Instant::now());
-                    match app.store.write(crate::service::requests::expire_due) {
-                        Ok(n) if n > 0 => log::info!("{n} payment request(s) expired"),
-                        Ok(_) => {}
-                        Err(e) => log::warn!("could not expire payment requests: {e:?}"),
-                    }
-                }
-                if purged.is_none_or(|at| at.elapsed() >= purge_every) {
-                    purged = Some(Instant::now());
-                    match app.store.write(crate::service::idempotency::purge_expired) {
-                        Ok(n) if n > 0 => log::info!("forgot {n} expired idempotency keys"),
-                        Ok(_) => {}
-                        Err(e) => log::warn!("could not purge idempotency keys: {e:?}"),
-                    }
+                for job in &mut jobs {
+                    job.tick(&app);
                 }
                 if flushed.elapsed() >= flush_every {
                     flushed = Instant::now();

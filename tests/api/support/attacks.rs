@@ -63,7 +63,7 @@ impl Crowd {
                         .name(format!("attack-{kind:?}-{i}"))
                         .stack_size(256 * 1024)
                         .spawn(move || run(addr, kind, i, &stop, &sent))
-                        .unwrap(),
+                        .expect("start a hostile client"),
                 );
             }
         }
