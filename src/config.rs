@@ -9,10 +9,78 @@ use std::path::PathBuf;
 /// Which M-Pesa gateway pays payouts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GatewayKind {
-    /// Answers like Daraja and calls our own result URL back (the default).
+    /// Answers like Daraja and calls our own result URL back (the default). Moves no money.
     Simulator,
+    /// The real M-Pesa Daraja API.
+    Daraja(Box<DarajaConfig>),
     /// Payouts stay queued for an operator; nothing is sent anywhere.
     None,
+}
+
+impl GatewayKind {
+    /// `simulator`, `daraja` or `none`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GatewayKind::Simulator => "simulator",
+            GatewayKind::Daraja(_) => "daraja",
+            GatewayKind::None => "none",
+        }
+    }
+}
+
+/// The B2C command a phone payout is sent with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum B2cCommand {
+    /// A normal payout to a registered M-Pesa user (the default).
+    BusinessPayment,
+    /// A salary.
+    SalaryPayment,
+    /// A promotion.
+    PromotionPayment,
+}
+
+impl B2cCommand {
+    /// Daraja's `CommandID`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            B2cCommand::BusinessPayment => "BusinessPayment",
+            B2cCommand::SalaryPayment => "SalaryPayment",
+            B2cCommand::PromotionPayment => "PromotionPayment",
+        }
+    }
+}
+
+/// How remit reaches Daraja (DESIGN.md, "The Daraja gateway"). `Debug` shows no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DarajaConfig {
+    /// `https://sandbox.safaricom.co.ke` or `https://api.safaricom.co.ke` (http only for a
+    /// loopback host).
+    pub url: String,
+    /// The app's OAuth consumer key.
+    pub consumer_key: String,
+    /// The app's OAuth consumer secret.
+    pub consumer_secret: String,
+    /// Our shortcode, `PartyA` of every request.
+    pub shortcode: String,
+    /// The API operator's user name.
+    pub initiator: String,
+    /// The operator's password encrypted under M-Pesa's certificate, base64.
+    pub security_credential: String,
+    /// The B2C command.
+    pub b2c_command: B2cCommand,
+    /// The address M-Pesa calls back (`https://kiosk.example.org`).
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for DarajaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DarajaConfig")
+            .field("url", &self.url)
+            .field("shortcode", &self.shortcode)
+            .field("b2c_command", &self.b2c_command)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything the server needs to run.
@@ -57,6 +125,16 @@ pub struct Config {
     /// Whether Stripe events must be live-mode ones (`REMIT_STRIPE_LIVEMODE`); others are
     /// refused.
     pub stripe_livemode: bool,
+    /// A sent payout with no result after this long gets a Transaction Status query (Daraja).
+    pub payout_status_after_s: i64,
+    /// How often the M-Pesa account balances are asked for (Daraja), in seconds.
+    pub float_check_s: u64,
+    /// Below this a float warning is raised (KES; 0: never).
+    pub float_alert: KesCents,
+    /// When not empty, only these networks may post M-Pesa results.
+    pub callback_allow: Vec<ipnet::IpNet>,
+    /// The one proxy whose `X-Forwarded-For` is believed.
+    pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
 impl Config {
@@ -84,6 +162,11 @@ impl Config {
             read_pool_size: limits::READ_POOL_SIZE_DEFAULT,
             request_ttl_s: limits::REQUEST_TTL_H_DEFAULT * 3600,
             stripe_livemode: false,
+            payout_status_after_s: limits::PAYOUT_STATUS_AFTER_S_DEFAULT,
+            float_check_s: limits::FLOAT_CHECK_S_DEFAULT,
+            float_alert: KesCents::ZERO,
+            callback_allow: Vec::new(),
+            trusted_proxy: None,
         }
     }
 

@@ -116,3 +116,17 @@ pub const EXPIRY_SWEEP_EVERY_S: u64 = 60;
 pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;
 /// The most open connections a configuration may allow (each holds a thread and a descriptor).
 pub const CONNECTIONS_MAX_LIMIT: usize = 16_384;
+/// A sent payout with no result after this long gets a Transaction Status query (Daraja).
+pub const PAYOUT_STATUS_AFTER_S_DEFAULT: i64 = 120;
+/// How often the M-Pesa account balances are asked for, when not configured.
+pub const FLOAT_CHECK_S_DEFAULT: u64 = 900;
+/// Timeout of one whole call to Daraja (connect, send, answer).
+pub const DARAJA_CALL_TIMEOUT_MS: u64 = 30_000;
+/// Timeout of connecting to Daraja.
+pub const DARAJA_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// A Daraja access token is renewed this long before it expires.
+pub const DARAJA_TOKEN_RENEW_EARLY_S: i64 = 60;
+/// Longest Daraja answer read.
+pub const DARAJA_ANSWER_BYTES_MAX: u64 = 64 * 1024;
+/// Longest wait between two Transaction Status queries of one payout.
+pub const STATUS_QUERY_BACKOFF_S_MAX: i64 = 600;

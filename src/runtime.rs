@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, GatewayKind};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::payout::{self, CallbackUrls, Wakeup};
@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running server. Dropping it without `shutdown` leaves its threads running.
 pub struct Running {
@@ -59,11 +60,21 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
         Arc::clone(&stopping),
     )?];
     if let Some(gateway) = payout::gateway_for(&app.config) {
+        // M-Pesa calls back at the public address; the simulator at this server's own.
+        let callback_base = match &app.config.gateway {
+            GatewayKind::Daraja(daraja) => daraja.public_url.clone(),
+            _ => base_url.clone(),
+        };
+        let float_every = gateway
+            .can_query()
+            .then(|| Duration::from_secs(app.config.float_check_s.max(1)));
         let worker = payout::Worker {
             store: Arc::clone(&app.store),
             gateway,
-            urls: CallbackUrls::under(&base_url, &app.callback_token),
+            urls: CallbackUrls::under(&callback_base, &app.callback_token),
             wakeup: Arc::clone(&app.payouts_wakeup),
+            status_after_s: app.config.payout_status_after_s,
+            float_every,
         };
         background.push(worker.start(Arc::clone(&stopping))?);
     }

@@ -1,28 +1,30 @@
 //! The M-Pesa gateway a payout worker sends through: a trait, so that the simulator, the real
 //! Daraja client and the tests' gateways are interchangeable.
 
+use crate::domain::PayoutId;
 use crate::service::payouts::PayoutJob;
 
 /// Daraja's synchronous acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Ack {
-    /// `ConversationID` (`AG_…`).
+    /// `ConversationID` (`AG_…`): the result will carry it.
     pub conversation_id: String,
 }
 
 /// Why a gateway call did not produce an acknowledgement.
 #[derive(Debug, Clone)]
 pub enum GatewayError {
-    /// No answer or a transport error: outcome unknown, retry with the same id.
+    /// No answer, a transport error, or a refusal that may pass (spike arrest, quota, 5xx):
+    /// the outcome is unknown; retry later with the same id.
     Transport(String),
-    /// A synchronous Daraja error: the request was refused, no money moved.
+    /// A synchronous refusal: the request was not accepted, no money moved.
     Refused {
-        /// `errorCode`.
+        /// `errorCode` (or `ResponseCode`).
         code: String,
         /// `errorMessage`.
         message: String,
     },
-    /// `500.002.1001`: an earlier attempt with this id reached M-Pesa; wait for its result.
+    /// `500.002.1001`: an earlier attempt with this id reached M-Pesa; its outcome is unknown.
     Duplicate,
 }
 
@@ -46,8 +48,49 @@ impl CallbackUrls {
     }
 }
 
+/// What a Transaction Status query asks about.
+#[derive(Debug, Clone)]
+pub struct StatusQuery {
+    /// The payout.
+    pub payout_id: PayoutId,
+    /// Its receipt, when a result named one.
+    pub receipt: Option<String>,
+}
+
+impl StatusQuery {
+    /// Our `OriginatorConversationID` of the payout.
+    pub fn originator_conversation_id(&self) -> &str {
+        self.payout_id.originator_conversation_id()
+    }
+}
+
 /// An M-Pesa B2C/B2B API.
 pub trait Gateway: Send + Sync {
+    /// What it is: `simulator` or `daraja` (recorded with each payout it sends).
+    fn name(&self) -> &'static str;
+
     /// Sends one payout. Must be safe to call again with the same job after a transport error.
     fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError>;
+
+    /// Can it ask what became of a payout (`query_status`)? When it cannot, an unknown outcome
+    /// is left to the operator.
+    fn can_query(&self) -> bool {
+        false
+    }
+
+    /// Asks what became of a payout (Transaction Status); its result comes to the result URL.
+    /// `None` when this gateway cannot ask.
+    fn query_status(
+        &self,
+        _query: &StatusQuery,
+        _urls: &CallbackUrls,
+    ) -> Option<Result<Ack, GatewayError>> {
+        None
+    }
+
+    /// Asks for the account balances; the result comes to the result URL. `None` when this
+    /// gateway cannot.
+    fn query_balance(&self, _urls: &CallbackUrls) -> Option<Result<Ack, GatewayError>> {
+        None
+    }
 }

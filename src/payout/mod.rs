@@ -1,24 +1,29 @@
 //! The payout worker: it takes queued payouts in order, hands each to the gateway with our
 //! payout's `OriginatorConversationID` (reused on every retry, so Daraja refuses a duplicate
-//! rather than paying twice), and records what came back. It needs only the store, a gateway,
-//! the result URLs and its wakeup: it can be built and driven without HTTP.
+//! rather than paying twice), and records what came back. With a gateway that can ask, it asks
+//! what became of payouts whose outcome is unknown (Transaction Status) and watches the float
+//! (Account Balance). It needs only the store, a gateway, the result URLs and its wakeup: it can
+//! be built and driven without HTTP.
 
+mod daraja;
 mod gateway;
 mod simulator;
 
-pub use gateway::{Ack, CallbackUrls, Gateway, GatewayError};
+pub use daraja::Daraja;
+pub use gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
 pub use simulator::Simulator;
 
 use crate::config::{Config, GatewayKind};
+use crate::domain::PayoutId;
 use crate::error::{Error, Result};
-use crate::limits::{PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS};
-use crate::service::payouts::{self, PayoutJob, PayoutResult};
+use crate::limits::{PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS, STATUS_QUERY_BACKOFF_S_MAX};
+use crate::service::payouts::{self, PayoutJob, PayoutResult, Unknown};
 use crate::service::Actor;
 use crate::store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Wakes a sleeping worker (the payout worker) when there is new work.
 #[derive(Default)]
@@ -61,16 +66,21 @@ pub struct Worker {
     pub urls: CallbackUrls,
     /// Rung after an approval.
     pub wakeup: Arc<Wakeup>,
+    /// A sent payout with no result after this long is asked about (when the gateway can).
+    pub status_after_s: i64,
+    /// How often the float is asked for (`None`: never).
+    pub float_every: Option<Duration>,
 }
 
 /// The gateway the configuration names (`None` when payouts stay queued).
 pub fn gateway_for(config: &Config) -> Option<Arc<dyn Gateway>> {
-    match config.gateway {
+    match &config.gateway {
         GatewayKind::Simulator => Some(Arc::new(Simulator {
             delay: Duration::from_millis(config.sim_delay_ms),
             fail_accounts: config.sim_fail_accounts.clone(),
             timeout_accounts: config.sim_timeout_accounts.clone(),
         })),
+        GatewayKind::Daraja(daraja) => Some(Arc::new(Daraja::new(daraja.as_ref().clone()))),
         GatewayKind::None => None,
     }
 }
@@ -81,15 +91,25 @@ fn backoff_s(attempt: i64) -> i64 {
 }
 
 impl Worker {
+    /// What to do with an unknown outcome: ask, or leave it to the operator.
+    fn unknown(&self) -> Unknown {
+        if self.gateway.can_query() {
+            Unknown::Ask
+        } else {
+            Unknown::Flag
+        }
+    }
+
     /// Claims one job, hands it to the gateway and records the outcome. If the claim cannot be
     /// written, nothing is sent; if the outcome cannot be written, the claim still holds the
     /// payout back until its next attempt time.
     pub fn process(&self, job: PayoutJob) {
         let id = job.id.clone();
         let retry_at = crate::time::now_unix() + backoff_s(job.attempts + 1);
+        let name = self.gateway.name();
         match self
             .store
-            .write(move |ctx| payouts::claim(ctx, &id, retry_at))
+            .write(move |ctx| payouts::claim(ctx, &id, retry_at, name))
         {
             Ok(true) => {}
             Ok(false) => return,
@@ -100,21 +120,23 @@ impl Worker {
         }
         let outcome = self.gateway.send(&job, &self.urls);
         let id = job.id.clone();
+        let then = self.unknown();
+        let status_after = self.gateway.can_query().then_some(self.status_after_s);
         let written = match outcome {
-            Ok(ack) => self
-                .store
-                .write(move |ctx| payouts::mark_sent(ctx, &id, Some(&ack.conversation_id))),
+            Ok(ack) => self.store.write(move |ctx| {
+                payouts::mark_sent(ctx, &id, Some(&ack.conversation_id), status_after)
+            }),
             Err(GatewayError::Transport(error)) => {
-                log::warn!("payout {id}: gateway transport error (will retry): {error}");
+                log::warn!("payout {id}: the gateway did not answer (will retry): {error}");
                 self.store
-                    .write(move |ctx| payouts::mark_retry(ctx, &id, &error))
+                    .write(move |ctx| payouts::mark_retry(ctx, &id, &error, then))
             }
             Err(GatewayError::Duplicate) => self.store.write(move |ctx| {
-                payouts::mark_sent(ctx, &id, None)?;
-                payouts::flag(
+                payouts::mark_unknown(
                     ctx,
                     &id,
-                    "M-Pesa reports this payout was already submitted; waiting for its result",
+                    "M-Pesa reports this payout was already submitted; its outcome is not known",
+                    then,
                 )
             }),
             Err(GatewayError::Refused { code, message }) => self.store.write(move |ctx| {
@@ -134,10 +156,88 @@ impl Worker {
         }
     }
 
+    /// Asks what became of one payout; it is asked again later unless its result comes first.
+    pub fn ask_status(&self, payout_id: PayoutId) {
+        let queries: i64 = self
+            .store
+            .read(|conn, _| {
+                Ok(conn.query_row(
+                    "SELECT status_queries FROM payouts WHERE id = ?1",
+                    [&payout_id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap_or(0);
+        let again_after_s =
+            (self.status_after_s.max(1) << queries.clamp(0, 10)).min(STATUS_QUERY_BACKOFF_S_MAX);
+        let query = StatusQuery {
+            payout_id: payout_id.clone(),
+            receipt: None,
+        };
+        let conversation = match self.gateway.query_status(&query, &self.urls) {
+            Some(Ok(ack)) => Some(ack.conversation_id),
+            Some(Err(e)) => {
+                log::warn!("payout {payout_id}: Transaction Status was not accepted ({e:?}); asking again in {again_after_s} s");
+                None
+            }
+            None => None,
+        };
+        if let Err(e) = self.store.write(move |ctx| {
+            payouts::status_query_sent(ctx, &payout_id, conversation.as_deref(), again_after_s)
+        }) {
+            log::error!("could not record a Transaction Status query: {e:?}");
+        }
+    }
+
+    /// Asks for the account balances.
+    pub fn ask_balance(&self) {
+        match self.gateway.query_balance(&self.urls) {
+            Some(Ok(ack)) => {
+                let id = ack.conversation_id;
+                if let Err(e) = self
+                    .store
+                    .write(move |ctx| crate::service::float::balance_asked(ctx, &id))
+                {
+                    log::error!("could not record a balance query: {e:?}");
+                }
+            }
+            Some(Err(e)) => log::warn!("the balance query was not accepted: {e:?}"),
+            None => {}
+        }
+    }
+
     /// The next job that is due, if any.
     pub fn next_due(&self) -> Result<Option<PayoutJob>> {
         self.store
             .read(|conn, keys| payouts::next_due(conn, keys, crate::time::now_unix()))
+    }
+
+    /// The next payout due to be asked about, if any (and if the gateway can ask).
+    pub fn next_status_query(&self) -> Result<Option<PayoutId>> {
+        if !self.gateway.can_query() {
+            return Ok(None);
+        }
+        self.store
+            .read(|conn, _| payouts::next_status_query(conn, crate::time::now_unix()))
+    }
+
+    /// Does one due thing (a payout to send, a payout to ask about); false when nothing was due.
+    fn work_once(&self) -> Result<bool> {
+        if let Some(job) = self.next_due()? {
+            // A bug in one payout must not stop every later one; the claim already holds this
+            // payout back until its next attempt.
+            let id = job.id.clone();
+            let run = std::panic::AssertUnwindSafe(|| self.process(job));
+            if std::panic::catch_unwind(run).is_err() {
+                log::error!("payout {id}: the worker panicked; it carries on with the next payout");
+            }
+            return Ok(true);
+        }
+        if let Some(id) = self.next_status_query()? {
+            self.ask_status(id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Starts the worker thread; it stops soon after `stopping` is set (and its wakeup rung).
@@ -146,18 +246,17 @@ impl Worker {
             .name("remit-payouts".into())
             .spawn(move || {
                 let idle = Duration::from_millis(PAYOUT_WORKER_IDLE_MS);
+                let mut float_asked: Option<Instant> = None;
                 while !stopping.load(Ordering::SeqCst) {
-                    match self.next_due() {
-                        Ok(Some(job)) => {
-                            // A bug in one payout must not stop every later one; the claim
-                            // already holds this payout back until its next attempt.
-                            let id = job.id.clone();
-                            let run = std::panic::AssertUnwindSafe(|| self.process(job));
-                            if std::panic::catch_unwind(run).is_err() {
-                                log::error!("payout {id}: the worker panicked; it carries on with the next payout");
-                            }
+                    if let Some(every) = self.float_every {
+                        if float_asked.is_none_or(|at| at.elapsed() >= every) {
+                            float_asked = Some(Instant::now());
+                            self.ask_balance();
                         }
-                        Ok(None) => self.wakeup.wait(idle),
+                    }
+                    match self.work_once() {
+                        Ok(true) => {}
+                        Ok(false) => self.wakeup.wait(idle),
                         Err(e) => {
                             log::error!("payout worker cannot read the queue: {e:?}");
                             self.wakeup.wait(idle);

@@ -6,7 +6,7 @@ use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError};
 use crate::domain::PayoutCommand;
 use crate::limits::{SIM_CALLBACK_ATTEMPTS, SIM_CALLBACK_BACKOFF_MS, SIM_CALLBACK_TIMEOUT_MS};
 use crate::service::payouts::PayoutJob;
-use crate::wire::daraja;
+use crate::wire::daraja::results as daraja;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -80,6 +80,10 @@ impl Simulator {
 }
 
 impl Gateway for Simulator {
+    fn name(&self) -> &'static str {
+        "simulator"
+    }
+
     fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
         let conversation_id = format!(
             "AG_{}_{}",

@@ -4,6 +4,7 @@
 
 pub mod deposits;
 pub mod escrows;
+pub mod float;
 pub mod fx;
 pub mod idempotency;
 pub mod payouts;

@@ -82,39 +82,50 @@ pub fn next_due(
     }))
 }
 
-/// Claims a queued payout for one gateway call: counts the attempt and moves its next attempt
-/// to `retry_at` *before* the call, so that nothing (a failed write afterwards, a crash) can make
-/// the worker call again at once. A later attempt reuses the same `OriginatorConversationID`,
-/// which Daraja refuses as a duplicate rather than paying twice. Returns false when the payout
-/// is no longer queued and due.
-pub fn claim(ctx: &WriteCtx<'_>, payout_id: &PayoutId, retry_at: i64) -> Result<bool> {
+/// Claims a queued payout for one call to `gateway`: counts the attempt and moves its next
+/// attempt to `retry_at` *before* the call, so that nothing (a failed write afterwards, a crash)
+/// can make the worker call again at once. A later attempt reuses the same
+/// `OriginatorConversationID`, which Daraja refuses as a duplicate rather than paying twice.
+/// Returns false when the payout is no longer queued and due.
+pub fn claim(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    retry_at: i64,
+    gateway: &str,
+) -> Result<bool> {
     let claimed = ctx
         .conn
         .prepare_cached(
-            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = :retry_at, updated_at = :at
+            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
+             updated_at = :at
              WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at",
         )?
         .execute(named_params! {
             ":id": payout_id, ":retry_at": crate::time::rfc3339(retry_at), ":at": ctx.at(),
-            ":queued": PayoutStatus::Queued,
+            ":queued": PayoutStatus::Queued, ":gateway": gateway,
         })?;
     Ok(claimed == 1)
 }
 
-/// The gateway accepted the payout: record its `ConversationID` (if it gave one). A result
-/// that already completed it (a fast callback) is left alone.
+/// The gateway accepted the payout: record its `ConversationID` (if it gave one), and, with a
+/// gateway that can ask, when to ask what became of it if no result has come
+/// (`status_after_s`). A result that already completed it (a fast callback) is left alone.
 pub fn mark_sent(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     conversation_id: Option<&str>,
+    status_after_s: Option<i64>,
 ) -> Result<()> {
+    let query_at = status_after_s.map(|s| crate::time::rfc3339(ctx.now + s));
     ctx.conn.execute(
         "UPDATE payouts SET conversation_id = COALESCE(conversation_id, :conversation),
          status = CASE status WHEN :queued THEN :sent ELSE status END,
-         sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL, updated_at = :at WHERE id = :id",
+         sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL,
+         status_query_due_at = CASE WHEN status IN (:queued, :sent) THEN :query_at END,
+         updated_at = :at WHERE id = :id",
         named_params! {
             ":id": payout_id, ":conversation": conversation_id, ":at": ctx.at(),
-            ":queued": PayoutStatus::Queued, ":sent": PayoutStatus::Sent,
+            ":queued": PayoutStatus::Queued, ":sent": PayoutStatus::Sent, ":query_at": query_at,
         },
     )?;
     ctx.audit(
@@ -125,9 +136,50 @@ pub fn mark_sent(
     )
 }
 
+/// Whether what became of a payout can be asked (the gateway has Transaction Status).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    /// Ask at once.
+    Ask,
+    /// Leave it flagged for the operator.
+    Flag,
+}
+
+/// The outcome of a payout is not known (M-Pesa reports it was submitted before, or it could
+/// not be reached time after time): it counts as sent, and it is asked about at once, or
+/// flagged for the operator when the gateway cannot ask. Never sent again under a new id.
+pub fn mark_unknown(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    reason: &str,
+    then: Unknown,
+) -> Result<()> {
+    match then {
+        Unknown::Ask => {
+            mark_sent(ctx, payout_id, None, Some(0))?;
+            ctx.audit(
+                WORKER,
+                "payout.outcome_unknown",
+                payout_id.as_str(),
+                &json!({"reason": reason}),
+            )
+        }
+        Unknown::Flag => {
+            mark_sent(ctx, payout_id, None, None)?;
+            flag(ctx, payout_id, reason)
+        }
+    }
+}
+
 /// A transport error on a claimed payout: keep the error; after `PAYOUT_ATTEMPTS_MAX` attempts
-/// leave it flagged for the operator (its outcome is unknown, so it is never silently failed).
-pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &PayoutId, error: &str) -> Result<()> {
+/// its outcome is unknown (asked about, or flagged for the operator): it is never silently
+/// failed.
+pub fn mark_retry(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    error: &str,
+    then: Unknown,
+) -> Result<()> {
     // A result may have completed the payout meanwhile: then there is nothing to record.
     let attempts: Option<i64> = ctx
         .conn
@@ -144,13 +196,144 @@ pub fn mark_retry(ctx: &WriteCtx<'_>, payout_id: &PayoutId, error: &str) -> Resu
         return Ok(());
     };
     if attempts >= crate::limits::PAYOUT_ATTEMPTS_MAX {
-        flag(
+        mark_unknown(
             ctx,
             payout_id,
             &format!("gateway unreachable after {attempts} attempts: {error}"),
+            then,
         )?;
     }
     Ok(())
+}
+
+/// The next payout whose Transaction Status query is due.
+pub fn next_status_query(conn: &Connection, now: i64) -> Result<Option<PayoutId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM payouts WHERE status_query_due_at <= ?1 AND status IN ('queued', 'sent')
+             ORDER BY status_query_due_at LIMIT 1",
+        )?
+        .query_row([crate::time::rfc3339(now)], |r| r.get(0))
+        .optional()?)
+}
+
+/// A Transaction Status query of a payout was sent (`conversation_id`: its acknowledgement's,
+/// which its result will carry) or could not be: it is asked again `again_after_s` from now
+/// unless its result comes first.
+pub fn status_query_sent(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    conversation_id: Option<&str>,
+    again_after_s: i64,
+) -> Result<()> {
+    if let Some(conversation_id) = conversation_id {
+        ctx.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, payout_id, sent_at)
+                 VALUES (?1, 'transaction_status', ?2, ?3)",
+            )?
+            .execute(params![conversation_id, payout_id, ctx.at()])?;
+        ctx.audit(
+            WORKER,
+            "payout.status_asked",
+            payout_id.as_str(),
+            &json!({"conversationId": conversation_id}),
+        )?;
+    }
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET status_queries = status_queries + ?2, status_query_due_at = ?3
+             WHERE id = ?1 AND status IN ('queued', 'sent')",
+        )?
+        .execute(params![
+            payout_id,
+            i64::from(conversation_id.is_some()),
+            crate::time::rfc3339(ctx.now + again_after_s)
+        ])?;
+    Ok(())
+}
+
+/// A failure result for a payout sent through a gateway whose results carry no signature: it
+/// is applied only once Transaction Status confirms it (a forged failure would return money
+/// that was paid). Asked about at once.
+pub fn hold_failure(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    code: &str,
+    desc: &str,
+) -> Result<()> {
+    ctx.conn.execute(
+        "UPDATE payouts SET failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
+         status_query_due_at = ?4, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'sent')",
+        params![payout_id, code, desc, ctx.at()],
+    )?;
+    ctx.audit(
+        "system:mpesa",
+        "payout.failure_held",
+        payout_id.as_str(),
+        &json!({"resultCode": code}),
+    )
+}
+
+/// What a Transaction Status answer did to its payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// The answer resolved the payout (or it already had this result).
+    Result(ResultOutcome),
+    /// The query was refused; it is asked again later.
+    AskAgain,
+}
+
+/// Applies a Transaction Status answer: `Completed` → succeeded with its receipt (a held
+/// failure was contradicted: audited); another status → failed with the held failure's code
+/// (or the status), money back; a refused query → nothing (it is asked again).
+pub fn apply_status_answer(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    answer: &crate::wire::daraja::results::StatusAnswer,
+) -> Result<StatusOutcome> {
+    use crate::wire::daraja::results::StatusAnswer;
+    let actor = Actor::system("mpesa");
+    let held: Option<(Option<String>, Option<String>)> = ctx
+        .conn
+        .query_row(
+            "SELECT failure_to_confirm_code, failure_to_confirm_desc FROM payouts WHERE id = ?1",
+            [payout_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (held_code, held_desc) = held.unwrap_or((None, None));
+    let outcome = match answer {
+        StatusAnswer::Completed { receipt, amount } => {
+            let result = PayoutResult::Succeeded {
+                receipt: receipt.clone(),
+            };
+            let outcome = apply_result(ctx, &actor, payout_id, &result, *amount)?;
+            if outcome == ResultOutcome::Applied {
+                if let Some(code) = &held_code {
+                    ctx.warn_after_commit(format!(
+                        "payout {payout_id}: a failure result ({code}) was contradicted by Transaction Status (Completed); not applied"
+                    ));
+                    ctx.audit(
+                        &actor.id,
+                        "payout.failure_contradicted",
+                        payout_id.as_str(),
+                        &json!({"resultCode": code, "receipt": receipt}),
+                    )?;
+                }
+            }
+            outcome
+        }
+        StatusAnswer::NotCompleted { status } => {
+            let result = PayoutResult::Failed {
+                code: held_code.unwrap_or_else(|| "status".into()),
+                desc: held_desc.unwrap_or_else(|| format!("Transaction Status: {status}")),
+            };
+            apply_result(ctx, &actor, payout_id, &result, None)?
+        }
+        StatusAnswer::QueryFailed { .. } => return Ok(StatusOutcome::AskAgain),
+    };
+    Ok(StatusOutcome::Result(outcome))
 }
 
 /// Flags a payout for the operator without touching its money.
@@ -308,7 +491,8 @@ pub fn apply_result(
             )?;
             ctx.conn.execute(
                 "UPDATE payouts SET status = :status, receipt = :receipt, result_code = '0', result_at = :at,
-                 updated_at = :at, next_attempt_at = NULL WHERE id = :id",
+                 updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id",
                 named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
                 },
@@ -334,7 +518,8 @@ pub fn apply_result(
             )?;
             ctx.conn.execute(
                 "UPDATE payouts SET status = :status, result_code = :code, result_desc = :desc, result_at = :at,
-                 updated_at = :at, next_attempt_at = NULL WHERE id = :id",
+                 updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id",
                 named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
                     ":at": at,

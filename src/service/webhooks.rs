@@ -3,15 +3,17 @@
 //! Stripe events record deposits; M-Pesa results complete or fail payouts.
 
 use super::deposits::{self, DepositOutcome, ReversalOutcome};
-use super::payouts::{self, PayoutResult, ResultOutcome};
+use super::payouts::{self, PayoutResult, ResultOutcome, StatusOutcome};
 use super::Actor;
 use crate::crypto::EncryptedColumn;
 use crate::domain::{DepositSource, PayoutId, WebhookEventId, WebhookSource};
 use crate::error::Result;
+use crate::money::KesCents;
 use crate::store::WriteCtx;
+use crate::wire::daraja::results::{account_balances, status_answer, StatusAnswer};
 use crate::wire::daraja::{Callback, CallbackKind};
 use crate::wire::stripe;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use std::fmt;
 
 /// Records a webhook delivery; returns true when its dedupe key is new.
@@ -170,7 +172,7 @@ fn apply_payment_intent(
 /// What an M-Pesa result did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
-    /// No payout has this conversation id (yet): kept for the record, answered `404`.
+    /// No payout or query has this conversation id (yet): kept for the record, answered `404`.
     UnknownPayout,
     /// The same callback was delivered before; nothing changed.
     Duplicate,
@@ -178,6 +180,14 @@ pub enum CallbackOutcome {
     Flagged(String),
     /// The result was applied (or was already the payout's).
     Result(ResultOutcome),
+    /// A failure result waits for Transaction Status to confirm it; the money stays reserved.
+    FailureHeld,
+    /// The outcome is not known: Transaction Status is asked at once.
+    AskStatus,
+    /// A Transaction Status query was refused; it is asked again later.
+    QueryRefused,
+    /// An Account Balance result: the float is recorded.
+    Balances,
 }
 
 impl fmt::Display for CallbackOutcome {
@@ -191,23 +201,99 @@ impl fmt::Display for CallbackOutcome {
             CallbackOutcome::Result(ResultOutcome::Flagged(reason)) => {
                 write!(f, "flagged: {reason}")
             }
+            CallbackOutcome::FailureHeld => {
+                f.write_str("failure held until Transaction Status confirms it")
+            }
+            CallbackOutcome::AskStatus => f.write_str("outcome unknown: Transaction Status asked"),
+            CallbackOutcome::QueryRefused => f.write_str("query refused: asked again later"),
+            CallbackOutcome::Balances => f.write_str("balances recorded"),
         }
     }
 }
 
-/// Applies an M-Pesa result callback to its payout: success completes it (if the amount and
-/// receipt fit), failure returns the money, a queue timeout or an unknown outcome flags it.
+/// A query of ours that a result answers.
+struct Query {
+    kind: String,
+    payout_id: Option<PayoutId>,
+}
+
+fn find_query(ctx: &WriteCtx<'_>, conversation: Option<&str>) -> Result<Option<Query>> {
+    let Some(conversation) = conversation else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .conn
+        .prepare_cached("SELECT kind, payout_id FROM daraja_queries WHERE conversation_id = ?1")?
+        .query_row([conversation], |r| {
+            Ok(Query {
+                kind: r.get(0)?,
+                payout_id: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Applies a result posted to our result URL: the answer to one of our queries (Transaction
+/// Status, Account Balance), found by its `ConversationID`, or a payout's result. For a payout
+/// sent through Daraja, a failure is held until Transaction Status confirms it and an unknown
+/// outcome is asked about; through the simulator they are applied, or flagged, at once.
 pub fn apply_payout_callback(
     ctx: &WriteCtx<'_>,
     callback: &Callback,
     raw: &[u8],
+    float_alert: KesCents,
 ) -> Result<CallbackOutcome> {
     let dedupe_key = callback.dedupe_key();
-    let payout_id = payouts::find_by_conversation(
+    if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
+        if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
+            return Ok(CallbackOutcome::Duplicate);
+        }
+        ctx.conn.execute(
+            "UPDATE daraja_queries SET answered_at = COALESCE(answered_at, ?2) WHERE conversation_id = ?1",
+            params![callback.conversation, ctx.at()],
+        )?;
+        let outcome = match (query.kind.as_str(), query.payout_id) {
+            ("transaction_status", Some(payout_id)) => {
+                match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
+                    StatusOutcome::Result(r) => CallbackOutcome::Result(r),
+                    StatusOutcome::AskAgain => CallbackOutcome::QueryRefused,
+                }
+            }
+            _ => match account_balances(callback) {
+                Ok(balances) => {
+                    crate::service::float::record(ctx, &balances, float_alert)?;
+                    CallbackOutcome::Balances
+                }
+                Err(e) => {
+                    ctx.warn_after_commit(format!(
+                        "an Account Balance result could not be read: {e}"
+                    ));
+                    CallbackOutcome::QueryRefused
+                }
+            },
+        };
+        set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
+        return Ok(outcome);
+    }
+    let mut payout_id = payouts::find_by_conversation(
         ctx.conn,
         callback.originator.as_deref(),
         callback.conversation.as_deref(),
     )?;
+    // A Transaction Status result whose query was not recorded yet (it came back before the
+    // acknowledgement was written) names the payment it answers among its parameters; that is
+    // trusted only for a completed payment, which returns no money.
+    let late_status =
+        payout_id.is_none() && matches!(status_answer(callback), StatusAnswer::Completed { .. });
+    if late_status {
+        payout_id = payouts::find_by_conversation(
+            ctx.conn,
+            callback
+                .parameter_text("OriginatorConversationID")
+                .as_deref(),
+            None,
+        )?;
+    }
     let Some(payout_id) = payout_id else {
         // Kept for the record under a key of its own, so that a retry that arrives once the
         // payout is known (an early STK result) is still applied.
@@ -220,9 +306,31 @@ pub fn apply_payout_callback(
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
-    let outcome = apply_to_payout(ctx, &payout_id, callback)?;
+    let outcome = if late_status {
+        match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
+            StatusOutcome::Result(r) => CallbackOutcome::Result(r),
+            StatusOutcome::AskAgain => CallbackOutcome::QueryRefused,
+        }
+    } else {
+        apply_to_payout(ctx, &payout_id, callback)?
+    };
     set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
     Ok(outcome)
+}
+
+/// Whether a payout went through a gateway whose failure results must be confirmed, and
+/// whose unknown outcomes can be asked about (Daraja).
+fn asks(ctx: &WriteCtx<'_>, payout_id: &PayoutId) -> Result<bool> {
+    let gateway: Option<String> = ctx
+        .conn
+        .query_row(
+            "SELECT gateway FROM payouts WHERE id = ?1",
+            [payout_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(gateway.as_deref() == Some("daraja"))
 }
 
 fn apply_to_payout(
@@ -235,11 +343,20 @@ fn apply_to_payout(
         payouts::flag(ctx, payout_id, reason)?;
         Ok(CallbackOutcome::Flagged(what.to_string()))
     };
+    let ask = || -> Result<CallbackOutcome> {
+        ctx.conn.execute(
+            "UPDATE payouts SET status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')",
+            params![payout_id, ctx.at()],
+        )?;
+        Ok(CallbackOutcome::AskStatus)
+    };
     match &callback.kind {
+        CallbackKind::QueueTimeout if asks(ctx, payout_id)? => ask(),
         CallbackKind::QueueTimeout => flagged(
             "queue timeout at M-Pesa: outcome unknown, money stays reserved",
             "queue timeout",
         ),
+        CallbackKind::Unknown(_) if asks(ctx, payout_id)? => ask(),
         CallbackKind::Unknown(why) => flagged(
             &format!("outcome unknown, money stays reserved: {why}"),
             "outcome unknown",
@@ -254,6 +371,25 @@ fn apply_to_payout(
                 payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
             }
             Ok(CallbackOutcome::Result(applied))
+        }
+        CallbackKind::Failure(code) if asks(ctx, payout_id)? => {
+            let open: bool = ctx.conn.query_row(
+                "SELECT status IN ('queued', 'sent') FROM payouts WHERE id = ?1",
+                [payout_id],
+                |r| r.get(0),
+            )?;
+            if !open {
+                // A failure for a payout that has its result: flagged as any conflicting
+                // result is, never applied.
+                let result = PayoutResult::Failed {
+                    code: code.clone(),
+                    desc: callback.desc.clone(),
+                };
+                let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+                return Ok(CallbackOutcome::Result(applied));
+            }
+            payouts::hold_failure(ctx, payout_id, code, &callback.desc)?;
+            Ok(CallbackOutcome::FailureHeld)
         }
         CallbackKind::Failure(code) => {
             let result = PayoutResult::Failed {

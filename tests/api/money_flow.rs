@@ -412,6 +412,7 @@ fn an_stk_callback_settles_on_its_checkout_request_id_and_the_mpesa_alias_works(
                 ctx,
                 &remit::domain::PayoutId::parse(&id).unwrap(),
                 Some("ws_CO_14032025102455123712345678"),
+                None,
             )
         })
         .unwrap();

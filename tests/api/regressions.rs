@@ -66,6 +66,10 @@ fn a_duplicate_detected_result_keeps_the_money_reserved_and_flags_the_payout() {
 struct CountingGateway(AtomicUsize);
 
 impl Gateway for CountingGateway {
+    fn name(&self) -> &'static str {
+        "simulator"
+    }
+
     fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(Ack {
@@ -235,6 +239,7 @@ fn a_callback_for_a_not_yet_known_payout_does_not_block_its_retry() {
                 ctx,
                 &remit::domain::PayoutId::parse(&id).unwrap(),
                 Some("ws_CO_EARLY"),
+                None,
             )
         })
         .unwrap();
@@ -274,6 +279,10 @@ struct FixedGateway {
 }
 
 impl Gateway for FixedGateway {
+    fn name(&self) -> &'static str {
+        "simulator"
+    }
+
     fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         (self.answer)()

@@ -79,9 +79,10 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     })?;
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();
+    let alert = app.config.float_alert;
     let outcome = app
         .store
-        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw))?;
+        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert))?;
     if outcome == CallbackOutcome::UnknownPayout {
         log::warn!("M-Pesa callback for an unknown payout");
         return Err(Error::NotFound { what: "payout" });

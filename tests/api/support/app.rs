@@ -131,6 +131,8 @@ impl TestApp {
             gateway,
             urls: CallbackUrls::under(&self.base, CALLBACK_TOKEN),
             wakeup: Arc::default(),
+            status_after_s: 120,
+            float_every: None,
         }
     }
 

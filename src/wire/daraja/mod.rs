@@ -1,11 +1,16 @@
-//! Daraja's wire formats, shared by the simulator (which writes them) and the result webhook
-//! (which reads them): B2C and B2B `Result` callbacks, the STK `Body.stkCallback`, and queue
-//! timeouts. Parsing is tolerant in the ways the reference documents (§5): codes as numbers or
-//! strings, a single object where an array is expected, items looked up by key.
+//! Daraja's wire formats, shared by the real client, the simulator and the result webhook:
+//! the requests and their synchronous answers (`requests`), and here the results posted to our
+//! result URL: B2C and B2B `Result` callbacks, Transaction Status and Account Balance results,
+//! the STK `Body.stkCallback`, and queue timeouts. Parsing is tolerant in the ways the
+//! reference documents (§5): codes as numbers or strings, a single object where an array is
+//! expected, items looked up by key.
+
+pub mod requests;
+pub mod results;
 
 use crate::error::{Error, Result};
 use crate::money::{parse_major, KesCents};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// What a Daraja callback says, whatever its shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub struct Callback {
     pub amount: Option<KesCents>,
     /// `ResultDesc`.
     pub desc: String,
+    /// `ResultParameters.ResultParameter` as sent (a list or one item), for results that carry
+    /// more than a payout's (Transaction Status, Account Balance).
+    pub parameters: Option<Value>,
 }
 
 /// The outcome a callback reports.
@@ -62,7 +70,7 @@ fn lookup<'a>(list: Option<&'a Value>, key_field: &str, key: &str) -> Option<&'a
         .and_then(|item| item.get("Value"))
 }
 
-fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
+pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
     let text = match v? {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().to_string(),
@@ -98,6 +106,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             kind,
             amount: kes_cents(lookup(items, "Name", "Amount")),
             desc: text(stk.get("ResultDesc")).unwrap_or_default(),
+            parameters: None,
         });
     }
     let result = body
@@ -119,6 +128,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             kind: CallbackKind::QueueTimeout,
             amount: None,
             desc,
+            parameters: None,
         });
     }
     let code = code_text(result.get("ResultCode"))
@@ -145,10 +155,21 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
         kind,
         amount,
         desc,
+        parameters: params.cloned(),
     })
 }
 
 impl Callback {
+    /// The value of the result parameter `key`, if the result has it.
+    pub fn parameter(&self, key: &str) -> Option<&Value> {
+        lookup(self.parameters.as_ref(), "Key", key)
+    }
+
+    /// A parameter as text (a string, or a number written out).
+    pub fn parameter_text(&self, key: &str) -> Option<String> {
+        text(self.parameter(key))
+    }
+
     /// The key a delivery is deduplicated on: the payout's id at Daraja, what the callback
     /// says and the amount it names. A repeat of the same callback has the same key; a
     /// different outcome for the same payout does not.
@@ -167,69 +188,6 @@ impl Callback {
         let amount = self.amount.map_or("-".to_string(), |a| a.get().to_string());
         format!("{id}:{what}:{amount}")
     }
-}
-
-/// The `ReferenceData` Daraja adds to every result.
-fn reference_data(extra: Option<(&str, Value)>) -> Value {
-    let timeout = json!({"Key": "QueueTimeoutURL", "Value": "https://internal.example/timeout"});
-    match extra {
-        Some((key, value)) => json!({"ReferenceItem": [{"Key": key, "Value": value}, timeout]}),
-        None => json!({"ReferenceItem": timeout}),
-    }
-}
-
-/// A B2C `Result` that paid: `TransactionAmount` in whole KES, the receipt twice, as Daraja
-/// sends it.
-pub fn b2c_success(originator: &str, conversation: &str, receipt: &str, amount: KesCents) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
-        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
-        "ResultParameters": {"ResultParameter": [
-            {"Key": "TransactionAmount", "Value": amount.get() / 100},
-            {"Key": "TransactionReceipt", "Value": receipt},
-            {"Key": "B2CRecipientIsRegisteredCustomer", "Value": "Y"},
-            {"Key": "TransactionCompletedDateTime", "Value": crate::time::now_rfc3339()}]},
-        "ReferenceData": reference_data(None)}})
-}
-
-/// A B2B `Result` that paid: codes as strings and `Amount` as `"1500.00"`, as Daraja sends it.
-pub fn b2b_success(
-    originator: &str,
-    conversation: &str,
-    receipt: &str,
-    amount: KesCents,
-    bill_reference: Option<&str>,
-) -> Value {
-    json!({"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "The service request is processed successfully",
-        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
-        "ResultParameters": {"ResultParameter": [
-            {"Key": "Amount", "Value": format!("{}.00", amount.get() / 100)},
-            {"Key": "DebitPartyCharges", "Value": ""},
-            {"Key": "Currency", "Value": "KES"}]},
-        "ReferenceData": reference_data(Some(("BillReferenceNumber", json!(bill_reference))))}})
-}
-
-/// A B2C `Result` that failed (2040: the recipient cannot be paid by this service).
-pub fn b2c_failure(originator: &str, conversation: &str) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 2040,
-        "ResultDesc": "Credit Party customer type (Unregistered or Registered Customer) can't be supported by the service.",
-        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE0000000",
-        "ReferenceData": reference_data(None)}})
-}
-
-/// A B2B `Result` that failed (2001: the initiator information is invalid).
-pub fn b2b_failure(originator: &str, conversation: &str) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
-        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE0000000",
-        "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20251125103902_i64}},
-        "ReferenceData": reference_data(None)}})
-}
-
-/// What Daraja posts to the `QueueTimeOutURL` when a request timed out in its queue.
-pub fn queue_timeout(originator: &str, conversation: &str) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 1,
-        "ResultDesc": "The service request timed out in the queue.",
-        "OriginatorConversationID": originator, "ConversationID": conversation,
-        "TransactionID": "TCE0000000"}})
 }
 
 #[cfg(test)]

@@ -1,0 +1,386 @@
+//! The real M-Pesa: Daraja over HTTPS (DESIGN.md, "The Daraja gateway"). One OAuth token shared
+//! by every thread, renewed a minute before it expires and once more on an invalid-token answer;
+//! B2C for phones, B2B `BusinessPayBill` / `BusinessBuyGoods` for PayBills and Tills; every
+//! synchronous answer classified; Transaction Status and Account Balance queries. Every call is
+//! logged with what came back, never with a secret, a token or a phone number.
+
+use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
+use crate::config::DarajaConfig;
+use crate::domain::{MerchantAccount, PayoutCommand};
+use crate::limits::{
+    DARAJA_ANSWER_BYTES_MAX, DARAJA_CALL_TIMEOUT_MS, DARAJA_CONNECT_TIMEOUT_MS,
+    DARAJA_TOKEN_RENEW_EARLY_S,
+};
+use crate::service::payouts::PayoutJob;
+use crate::wire::daraja::requests::{
+    self, B2bRequest, B2cRequest, BalanceRequest, StatusRequest, SyncAnswer,
+};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Daraja's error code for an access token it does not know (any more).
+const INVALID_TOKEN: &str = "404.001.03";
+/// Daraja's error code for an `OriginatorConversationID` it has seen before.
+const DUPLICATE: &str = "500.002.1001";
+
+/// A token in hand and when to renew it.
+struct Token {
+    value: String,
+    renew_at: Instant,
+}
+
+/// Why a call went wrong before Daraja answered it.
+#[derive(Debug)]
+pub enum CallError {
+    /// The OAuth credentials were refused (wrong consumer key or secret).
+    Credentials(String),
+    /// No answer, or one that could not be read.
+    Transport(String),
+}
+
+/// The Daraja client.
+pub struct Daraja {
+    config: DarajaConfig,
+    agent: ureq::Agent,
+    token: Mutex<Option<Token>>,
+}
+
+/// An answer and its HTTP status.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Daraja {
+    /// A client for this configuration (no call is made yet).
+    pub fn new(config: DarajaConfig) -> Daraja {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_millis(DARAJA_CALL_TIMEOUT_MS)))
+                .timeout_connect(Some(Duration::from_millis(DARAJA_CONNECT_TIMEOUT_MS)))
+                .user_agent("remit")
+                .build(),
+        );
+        Daraja {
+            config,
+            agent,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.url.trim_end_matches('/'))
+    }
+
+    fn read(response: ureq::http::Response<ureq::Body>) -> Result<Answer, CallError> {
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(DARAJA_ANSWER_BYTES_MAX)
+            .read_to_vec()
+            .map_err(|e| CallError::Transport(format!("reading the answer: {e}")))?;
+        Ok(Answer { status, body })
+    }
+
+    /// A new access token from `GET /oauth/v1/generate`.
+    fn fetch_token(&self) -> Result<Token, CallError> {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.config.consumer_key, self.config.consumer_secret
+        ));
+        let sent = Instant::now();
+        let response = self
+            .agent
+            .get(&self.url("/oauth/v1/generate?grant_type=client_credentials"))
+            .header("Authorization", &format!("Basic {basic}"))
+            .call()
+            .map_err(|e| CallError::Transport(format!("OAuth: {e}")))?;
+        let answer = Self::read(response)?;
+        if matches!(answer.status, 400 | 401 | 403) {
+            log::warn!(
+                "daraja OAuth refused the consumer key and secret ({})",
+                answer.status
+            );
+            return Err(CallError::Credentials(format!(
+                "Daraja refused the consumer key and secret (HTTP {})",
+                answer.status
+            )));
+        }
+        if answer.status != 200 {
+            return Err(CallError::Transport(format!(
+                "OAuth answered {}",
+                answer.status
+            )));
+        }
+        let token = requests::token(&answer.body)
+            .map_err(|e| CallError::Transport(crate::cli::describe(&e)))?;
+        log::info!("daraja OAuth: a new token for {} s", token.expires_in_s);
+        let renew_in = (token.expires_in_s - DARAJA_TOKEN_RENEW_EARLY_S).max(0) as u64;
+        Ok(Token {
+            value: token.access_token,
+            renew_at: sent + Duration::from_secs(renew_in),
+        })
+    }
+
+    /// The shared token: the one in hand unless it is due for renewal (or `renew`), else a new
+    /// one. One thread renews while the others wait, so a renewal is never raced (each new token
+    /// invalidates the one before).
+    fn token(&self, renew: bool) -> Result<String, CallError> {
+        let mut slot = self
+            .token
+            .lock()
+            .map_err(|_| CallError::Transport("the token lock is poisoned".into()))?;
+        if let Some(token) = slot.as_ref() {
+            if !renew && Instant::now() < token.renew_at {
+                return Ok(token.value.clone());
+            }
+        }
+        let token = self.fetch_token()?;
+        let value = token.value.clone();
+        *slot = Some(token);
+        Ok(value)
+    }
+
+    /// POSTs `body` to `path` with the token; on an invalid-token answer, once more with a new
+    /// token.
+    fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        what: &str,
+    ) -> Result<(u16, SyncAnswer), CallError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| CallError::Transport(format!("encoding the request: {e}")))?;
+        for attempt in 0..2 {
+            let token = self.token(attempt > 0)?;
+            let response = self
+                .agent
+                .post(&self.url(path))
+                .header("Authorization", &format!("Bearer {token}"))
+                .header("Content-Type", "application/json")
+                .send(&body[..])
+                .map_err(|e| CallError::Transport(e.to_string()));
+            let answer = match response.and_then(Self::read) {
+                Ok(answer) => answer,
+                Err(CallError::Transport(e)) => {
+                    log::warn!("daraja {what}: no answer ({e})");
+                    return Err(CallError::Transport(e));
+                }
+                Err(other) => return Err(other),
+            };
+            let sync = requests::sync_answer(&answer.body);
+            let invalid_token = answer.status == 401
+                || matches!(&sync, SyncAnswer::Error { code, .. } if code == INVALID_TOKEN);
+            if invalid_token && attempt == 0 {
+                log::info!("daraja {what}: the token was refused; renewing it once");
+                continue;
+            }
+            log::info!("daraja {what}: {} {}", answer.status, describe(&sync));
+            return Ok((answer.status, sync));
+        }
+        Err(CallError::Transport(
+            "the access token was refused twice".into(),
+        ))
+    }
+
+    /// Classifies the answer to a request that must be accepted to do anything.
+    fn classify(answer: Result<(u16, SyncAnswer), CallError>) -> Result<Ack, GatewayError> {
+        match answer {
+            Err(CallError::Credentials(e)) | Err(CallError::Transport(e)) => {
+                Err(GatewayError::Transport(e))
+            }
+            Ok((_, SyncAnswer::Accepted { conversation_id })) => Ok(Ack { conversation_id }),
+            Ok((_, SyncAnswer::Error { code, .. })) if code == DUPLICATE => {
+                Err(GatewayError::Duplicate)
+            }
+            // A bad request: nothing was accepted, nothing will be paid.
+            Ok((_, SyncAnswer::Error { code, message })) if code.starts_with("400.") => {
+                Err(GatewayError::Refused { code, message })
+            }
+            Ok((_, SyncAnswer::NotAccepted { code, message })) => {
+                Err(GatewayError::Refused { code, message })
+            }
+            // Spike arrest, quota, any 5xx, an unreadable page: not known; try again later.
+            Ok((status, SyncAnswer::Error { code, message })) => Err(GatewayError::Transport(
+                format!("{status} {code}: {message}"),
+            )),
+            Ok((status, SyncAnswer::Unreadable)) => Err(GatewayError::Transport(format!(
+                "{status} with an answer that is not Daraja's"
+            ))),
+        }
+    }
+
+    /// `remit daraja ping`: a token, then an Account Balance query accepted. One line per
+    /// step, and whether both worked.
+    pub fn ping(&self, urls: &CallbackUrls) -> (Vec<String>, bool) {
+        let mut lines = Vec::new();
+        match self.token(true) {
+            Ok(_) => lines.push(format!("token: ok ({})", self.config.url)),
+            Err(CallError::Credentials(e)) => {
+                lines.push(format!("token: FAILED: {e}; check REMIT_DARAJA_CONSUMER_KEY and REMIT_DARAJA_CONSUMER_SECRET"));
+                return (lines, false);
+            }
+            Err(CallError::Transport(e)) => {
+                lines.push(format!(
+                    "token: FAILED: no answer from {} ({e})",
+                    self.config.url
+                ));
+                return (lines, false);
+            }
+        }
+        match self.query_balance(urls) {
+            Some(Ok(ack)) => {
+                lines.push(format!(
+                    "balance query: ok (accepted as {}; the balances come to the result URL)",
+                    ack.conversation_id
+                ));
+                (lines, true)
+            }
+            Some(Err(GatewayError::Refused { code, message })) => {
+                lines.push(format!("balance query: REFUSED ({code}: {message}); check REMIT_DARAJA_SHORTCODE, REMIT_DARAJA_INITIATOR and the security credential"));
+                (lines, false)
+            }
+            Some(Err(other)) => {
+                lines.push(format!("balance query: FAILED ({other:?})"));
+                (lines, false)
+            }
+            None => (lines, false),
+        }
+    }
+}
+
+fn describe(answer: &SyncAnswer) -> String {
+    match answer {
+        SyncAnswer::Accepted { conversation_id } => format!("accepted as {conversation_id}"),
+        SyncAnswer::NotAccepted { code, message } => format!("not accepted ({code}: {message})"),
+        SyncAnswer::Error { code, message } => format!("error {code}: {message}"),
+        SyncAnswer::Unreadable => "an answer that is not Daraja's".into(),
+    }
+}
+
+impl Gateway for Daraja {
+    fn name(&self) -> &'static str {
+        "daraja"
+    }
+
+    fn can_query(&self) -> bool {
+        true
+    }
+
+    fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+        let c = &self.config;
+        let amount = job.amount.get() / 100;
+        let originator = job.originator_conversation_id();
+        let what = format!("{} {}", job.command, job.id);
+        let remarks = format!("remit payout {}", job.id);
+        let answer = match (&job.account, job.command) {
+            (MerchantAccount::Phone(phone), PayoutCommand::B2c) => {
+                let party_b = phone.daraja();
+                self.post(
+                    "/mpesa/b2c/v3/paymentrequest",
+                    &B2cRequest {
+                        originator_conversation_id: originator,
+                        initiator_name: &c.initiator,
+                        security_credential: &c.security_credential,
+                        command_id: c.b2c_command.as_str(),
+                        amount,
+                        party_a: &c.shortcode,
+                        party_b: &party_b,
+                        remarks: &remarks,
+                        queue_time_out_url: &urls.queue_timeout,
+                        result_url: &urls.result,
+                        occassion: job.id.as_str(),
+                    },
+                    &what,
+                )
+            }
+            (account, PayoutCommand::B2bPaybill | PayoutCommand::B2bTill) => {
+                let command = if job.command == PayoutCommand::B2bPaybill {
+                    "BusinessPayBill"
+                } else {
+                    "BusinessBuyGoods"
+                };
+                let number = account.number();
+                self.post(
+                    "/mpesa/b2b/v1/paymentrequest",
+                    &B2bRequest {
+                        originator_conversation_id: originator,
+                        initiator: &c.initiator,
+                        security_credential: &c.security_credential,
+                        command_id: command,
+                        sender_identifier_type: "4",
+                        reciever_identifier_type: "4",
+                        amount,
+                        party_a: &c.shortcode,
+                        party_b: &number,
+                        account_reference: account.account_reference(),
+                        remarks: &remarks,
+                        queue_time_out_url: &urls.queue_timeout,
+                        result_url: &urls.result,
+                    },
+                    &what,
+                )
+            }
+            (_, command) => {
+                return Err(GatewayError::Refused {
+                    code: "remit".into(),
+                    message: format!("a {command} payout must go to a phone"),
+                })
+            }
+        };
+        Self::classify(answer)
+    }
+
+    fn query_status(
+        &self,
+        query: &StatusQuery,
+        urls: &CallbackUrls,
+    ) -> Option<Result<Ack, GatewayError>> {
+        let c = &self.config;
+        let remarks = format!("status of remit payout {}", query.payout_id);
+        let (transaction_id, original) = match &query.receipt {
+            Some(receipt) => (Some(receipt.as_str()), None),
+            None => (None, Some(query.originator_conversation_id())),
+        };
+        let answer = self.post(
+            "/mpesa/transactionstatus/v1/query",
+            &StatusRequest {
+                initiator: &c.initiator,
+                security_credential: &c.security_credential,
+                command_id: "TransactionStatusQuery",
+                transaction_id,
+                original_conversation_id: original,
+                party_a: &c.shortcode,
+                identifier_type: "4",
+                result_url: &urls.result,
+                queue_time_out_url: &urls.queue_timeout,
+                remarks: &remarks,
+                occasion: query.payout_id.as_str(),
+            },
+            &format!("transaction status of {}", query.payout_id),
+        );
+        Some(Self::classify(answer))
+    }
+
+    fn query_balance(&self, urls: &CallbackUrls) -> Option<Result<Ack, GatewayError>> {
+        let c = &self.config;
+        let answer = self.post(
+            "/mpesa/accountbalance/v1/query",
+            &BalanceRequest {
+                initiator: &c.initiator,
+                security_credential: &c.security_credential,
+                command_id: "AccountBalance",
+                party_a: &c.shortcode,
+                identifier_type: "4",
+                remarks: "remit float check",
+                queue_time_out_url: &urls.queue_timeout,
+                result_url: &urls.result,
+            },
+            "account balance",
+        );
+        Some(Self::classify(answer))
+    }
+}

@@ -1,0 +1,117 @@
+//! The float: the M-Pesa account balances payouts are paid from (B2C from the Utility account,
+//! B2B from the Working account), as the last Account Balance result reported them.
+
+use crate::error::Result;
+use crate::money::{Decimal, KesCents};
+use crate::store::WriteCtx;
+use crate::wire::daraja::results::AccountBalance;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+/// The accounts that pay payouts, whose balance below the alert is worth a warning.
+const PAYING_ACCOUNTS: [&str; 2] = ["Utility Account", "Working Account"];
+
+/// An Account Balance query was sent; its result will carry `conversation_id`.
+pub fn balance_asked(ctx: &WriteCtx<'_>, conversation_id: &str) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, sent_at)
+             VALUES (?1, 'account_balance', ?2)",
+        )?
+        .execute(params![conversation_id, ctx.at()])?;
+    Ok(())
+}
+
+/// Keeps the balances a result reported; returns the paying accounts now below `alert`.
+pub fn record(
+    ctx: &WriteCtx<'_>,
+    balances: &[AccountBalance],
+    alert: KesCents,
+) -> Result<Vec<String>> {
+    let mut upsert = ctx.conn.prepare_cached(
+        "INSERT INTO mpesa_balances (account, currency, available_kes_cents, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account) DO UPDATE SET currency = excluded.currency,
+         available_kes_cents = excluded.available_kes_cents, updated_at = excluded.updated_at",
+    )?;
+    let mut low = Vec::new();
+    for b in balances {
+        upsert.execute(params![b.name, b.currency, b.available_cents, ctx.at()])?;
+        if PAYING_ACCOUNTS.contains(&b.name.as_str()) && b.available_cents < alert.get() {
+            low.push(b.name.clone());
+            ctx.warn_after_commit(format!(
+                "float low: the M-Pesa {} holds {}, below the alert of {}",
+                b.name,
+                format_kes(b.available_cents),
+                alert.display()
+            ));
+        }
+    }
+    Ok(low)
+}
+
+fn format_kes(cents: i64) -> String {
+    let amount = KesCents::new(cents.abs()).unwrap_or_default().display();
+    if cents < 0 {
+        format!("-{amount}")
+    } else {
+        amount
+    }
+}
+
+/// One account's balance.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// `Utility Account`, `Working Account`, …
+    pub name: String,
+    /// `KES`.
+    pub currency: String,
+    /// Available, in KES.
+    pub available_kes: Decimal,
+    /// The same in cents.
+    pub available_kes_cents: i64,
+    /// Below the alert (`REMIT_FLOAT_ALERT_KES`): a paying account that may not cover payouts.
+    pub low: bool,
+}
+
+/// `GET /admin/float`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FloatView {
+    /// Every account last reported.
+    pub accounts: Vec<AccountView>,
+    /// When the last report came (`null`: never).
+    pub updated_at: Option<String>,
+    /// The alert threshold, in KES.
+    pub alert_kes: Decimal,
+}
+
+/// The balances last reported.
+pub fn view(conn: &Connection, alert: KesCents) -> Result<FloatView> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, currency, available_kes_cents, updated_at FROM mpesa_balances ORDER BY account",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut accounts = Vec::new();
+    let mut updated_at: Option<String> = None;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let cents: i64 = r.get(2)?;
+        let at: String = r.get(3)?;
+        if updated_at.as_ref().is_none_or(|u| &at > u) {
+            updated_at = Some(at);
+        }
+        accounts.push(AccountView {
+            low: PAYING_ACCOUNTS.contains(&name.as_str()) && cents < alert.get(),
+            name,
+            currency: r.get(1)?,
+            available_kes: Decimal::of_minor(cents, 2),
+            available_kes_cents: cents,
+        });
+    }
+    Ok(FloatView {
+        accounts,
+        updated_at,
+        alert_kes: alert.major(),
+    })
+}
