@@ -2,13 +2,13 @@
 //! Flags override environment variables (and a `.env` file in the working directory), which
 //! override the defaults.
 
-use crate::config::{Config, GatewayKind};
+use crate::config::Config;
 use crate::crypto::{KeySource, MasterKey};
 use crate::error::{Error, Result};
 use crate::money::RateKesPerUsd;
 use crate::service::users::NewUser;
 use crate::service::{Actor, Role};
-use crate::store::{self, Synchronous};
+use crate::store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -52,6 +52,15 @@ enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    /// Check the M-Pesa Daraja configuration (REMIT_GATEWAY=daraja and REMIT_DARAJA_*).
+    #[command(subcommand)]
+    Daraja(DarajaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DarajaCommand {
+    /// Get a token and ask for the account balance; exit 0 only when both worked.
+    Ping,
 }
 
 #[derive(Args, Debug, Default)]
@@ -108,158 +117,6 @@ enum FxCommand {
 /// What `main` should exit with.
 pub type ExitCode = i32;
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn list(name: &str) -> Vec<String> {
-    env(name)
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
-    match env(name) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::invalid(name, format!("cannot parse {v:?}"))),
-        None => Ok(None),
-    }
-}
-
-/// Builds the server configuration from the environment over the defaults.
-pub fn config_from_env(db: PathBuf) -> Result<Config> {
-    let mut config = Config::new(db);
-    if let Some(port) = parse_env::<u16>("PORT")? {
-        config.addr = format!("127.0.0.1:{port}");
-    }
-    config.key_hex = env("ENCRYPTION_KEY");
-    config.synchronous = match env("REMIT_SYNCHRONOUS")
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("full") => Synchronous::Full,
-        Some("normal") => Synchronous::Normal,
-        Some(_) => {
-            return Err(Error::invalid(
-                "REMIT_SYNCHRONOUS",
-                "must be full or normal",
-            ))
-        }
-    };
-    config.stripe_webhook_secret = env("REMIT_STRIPE_WEBHOOK_SECRET");
-    config.mpesa_callback_token = env("REMIT_MPESA_CALLBACK_TOKEN");
-    if let Some(token) = &config.mpesa_callback_token {
-        if token.len() < 32
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        {
-            return Err(Error::invalid(
-                "REMIT_MPESA_CALLBACK_TOKEN",
-                "must be at least 32 lowercase hex characters",
-            ));
-        }
-    }
-    config.gateway = match env("REMIT_GATEWAY").as_deref() {
-        None | Some("simulator") => GatewayKind::Simulator,
-        Some("none") => GatewayKind::None,
-        Some(_) => return Err(Error::invalid("REMIT_GATEWAY", "must be simulator or none")),
-    };
-    if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
-        config.sim_delay_ms = ms;
-    }
-    config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
-    config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
-    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
-        config.payout_timeout_s = s.max(1);
-    }
-    if let Some(n) = parse_env::<usize>("REMIT_MAX_CONNECTIONS")? {
-        if !(16..=crate::limits::CONNECTIONS_MAX_LIMIT).contains(&n) {
-            return Err(Error::invalid(
-                "REMIT_MAX_CONNECTIONS",
-                format!(
-                    "must be from 16 to {}",
-                    crate::limits::CONNECTIONS_MAX_LIMIT
-                ),
-            ));
-        }
-        config.connections_max = n;
-    }
-    if let Some(hours) = parse_env::<i64>("REMIT_REQUEST_TTL_H")? {
-        if !(1..=crate::limits::REQUEST_TTL_H_MAX).contains(&hours) {
-            return Err(Error::invalid(
-                "REMIT_REQUEST_TTL_H",
-                format!(
-                    "must be a whole number of hours from 1 to {}",
-                    crate::limits::REQUEST_TTL_H_MAX
-                ),
-            ));
-        }
-        config.request_ttl_s = hours * 3600;
-    }
-    if let Some(live) = env("REMIT_STRIPE_LIVEMODE") {
-        config.stripe_livemode = match live.as_str() {
-            "1" | "true" | "yes" => true,
-            "0" | "false" | "no" => false,
-            _ => {
-                return Err(Error::invalid(
-                    "REMIT_STRIPE_LIVEMODE",
-                    "must be true or false",
-                ))
-            }
-        };
-    }
-    if let Some(public) = env("REMIT_METRICS_PUBLIC") {
-        config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
-    }
-    if let Some(v) = parse_env::<String>("REMIT_MAX_ESCROW_USD")? {
-        let cents = crate::money::parse_major("REMIT_MAX_ESCROW_USD", &v, 2)?;
-        config.escrow_total_max =
-            crate::money::UsdCents::new(cents).unwrap_or(config.escrow_total_max);
-    }
-    if let Some(v) = parse_env::<String>("REMIT_MAX_REQUEST_KES")? {
-        let cents = crate::money::parse_major("REMIT_MAX_REQUEST_KES", &v, 2)?;
-        config.request_kes_max =
-            crate::money::KesCents::new(cents).unwrap_or(config.request_kes_max);
-    }
-    Ok(config)
-}
-
-/// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable
-/// that is already set (as the Fastify edition's dotenv did).
-pub fn load_dotenv(path: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
-    };
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        let value = value.trim().trim_matches('"').trim_matches('\'');
-        if !key.is_empty() && std::env::var_os(key).is_none() {
-            std::env::set_var(key, value);
-        }
-    }
-}
-
-/// The store of an existing database, for a command that writes: it shares the key lock, so
-/// that it cannot write under the old key while a rotation runs. The lock lives as long as
-/// the returned file.
 fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
     if !config.db.exists() {
         return Err(Error::internal(format!(
@@ -284,7 +141,7 @@ fn describe_key(source: &KeySource) -> String {
 
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let config = config_from_env(cli.db.clone())?;
+    let config = crate::config::from_env(cli.db.clone())?;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(config, args),
         Command::User(UserCommand::Add { role, name, phone }) => {
@@ -365,6 +222,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(if report.is_clean() { 0 } else { 1 })
         }
+        Command::Daraja(DarajaCommand::Ping) => daraja_ping(&config),
         Command::RotateKey { new_key_file } => {
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
@@ -456,6 +314,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         }
         running.app.payouts_wakeup.notify();
     }
+    println!("payouts: {}", describe_gateway(&running.app.config.gateway));
     println!("remit listening on {} (Ctrl-C to stop)", running.base_url);
     let config = &running.app.config;
     if config.stripe_webhook_secret.is_none() {
@@ -474,4 +333,34 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     running.shutdown();
     log::info!("stopped cleanly");
     Ok(0)
+}
+
+/// Which gateway pays, in words an operator reads at start.
+fn describe_gateway(gateway: &crate::config::GatewayKind) -> String {
+    use crate::config::GatewayKind;
+    match gateway {
+        GatewayKind::Simulator => "SIMULATED by remit's built-in M-Pesa simulator: no real money moves (REMIT_GATEWAY=daraja pays through M-Pesa)".into(),
+        GatewayKind::Daraja(d) => format!(
+            "M-Pesa Daraja at {} (shortcode {}); results come to {}/webhooks/payouts/…",
+            d.url, d.shortcode, d.public_url
+        ),
+        GatewayKind::None => "none: approved payouts stay queued (REMIT_GATEWAY=none)".into(),
+    }
+}
+
+/// `remit daraja ping`: a token, then an Account Balance query accepted.
+fn daraja_ping(config: &Config) -> Result<ExitCode> {
+    let crate::config::GatewayKind::Daraja(daraja) = &config.gateway else {
+        return Err(Error::invalid(
+            "REMIT_GATEWAY",
+            "is not daraja: set REMIT_GATEWAY=daraja and the REMIT_DARAJA_* settings first",
+        ));
+    };
+    let token = config.mpesa_callback_token.clone().unwrap_or_default();
+    let urls = crate::payout::CallbackUrls::under(&daraja.public_url, &token);
+    let (lines, ok) = crate::payout::Daraja::new(daraja.as_ref().clone()).ping(&urls);
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(if ok { 0 } else { 1 })
 }

@@ -12,7 +12,7 @@ fn main() {
             .unwrap_or_else(|| "unknown".into());
         eprintln!("remit: internal error: {message}");
     }));
-    remit::cli::load_dotenv(std::path::Path::new(".env"));
+    remit::config::load_dotenv(std::path::Path::new(".env"));
     // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
     // simulator's callback URL, which carries the M-Pesa callback secret.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))

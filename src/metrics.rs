@@ -131,6 +131,10 @@ impl Metrics {
             let reversed = by_status(
                 "SELECT reversal, COUNT(*) FROM deposits WHERE reversal IS NOT NULL GROUP BY reversal",
             )?;
+            let balances: Vec<(String, i64)> = conn
+                .prepare_cached("SELECT account, available_kes_cents FROM mpesa_balances ORDER BY account")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
             let flagged_escrows: i64 = conn.query_row(
                 "SELECT COUNT(*) FROM escrows WHERE flag_reason IS NOT NULL",
                 [],
@@ -141,9 +145,18 @@ impl Metrics {
                 payout_timeout_s,
                 crate::time::now_unix(),
             )?;
-            Ok((escrows, payouts, stuck, reversed, flagged_escrows))
+            Ok((escrows, payouts, stuck, reversed, flagged_escrows, balances))
         });
-        if let Ok((escrows, payouts, stuck, reversed, flagged_escrows)) = gauges {
+        if let Ok((escrows, payouts, stuck, reversed, flagged_escrows, balances)) = gauges {
+            out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES.\n# TYPE remit_mpesa_balance_kes gauge\n");
+            for (account, cents) in balances {
+                let amount = serde_json::to_string(&crate::money::Decimal::of_minor(cents, 2))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "remit_mpesa_balance_kes{{account=\"{account}\"}} {amount}"
+                );
+            }
             out.push_str("# HELP remit_deposits_reversed Deposits refunded or disputed at Stripe after they were applied.\n# TYPE remit_deposits_reversed gauge\n");
             for (reversal, n) in reversed {
                 let _ = writeln!(

@@ -53,6 +53,9 @@ pub struct Req {
     pub request_id: String,
     /// The values of the route's `:params`, in order.
     pub params: Vec<String>,
+    /// The address the connection comes from.
+    pub peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<String>,
     authorization: Option<String>,
     content_type: Option<String>,
     idempotency_key: Option<String>,
@@ -124,6 +127,8 @@ impl Req {
             query,
             body: Vec::new(),
             params: Vec::new(),
+            peer: request.remote_addr().map(|a| a.ip()),
+            forwarded_for: header(request, "X-Forwarded-For"),
             authorization: header(request, "Authorization"),
             content_type: header(request, "Content-Type"),
             idempotency_key: header(request, "Idempotency-Key"),
@@ -194,6 +199,19 @@ impl Req {
     pub fn fields(&self) -> Result<Fields> {
         self.require_json()?;
         Fields::parse(&self.body)
+    }
+
+    /// The client's address: the connection's, or, when that is `trusted_proxy`, the last address
+    /// that proxy added to `X-Forwarded-For` (the ones before it could be anything).
+    pub fn client_ip(&self, trusted_proxy: Option<std::net::IpAddr>) -> Option<std::net::IpAddr> {
+        match (self.peer, trusted_proxy) {
+            (Some(peer), Some(proxy)) if peer == proxy => self
+                .forwarded_for
+                .as_deref()
+                .and_then(|list| list.rsplit(',').next())
+                .and_then(|last| last.trim().parse().ok()),
+            (peer, _) => peer,
+        }
     }
 
     /// The `Idempotency-Key` header.

@@ -94,6 +94,7 @@ pub const ROUTES: &[Route] = &[
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
     route(Get, "/audit", Bearer, admin::audit),
     route(Get, "/admin/integrity", Bearer, admin::integrity),
+    route(Get, "/admin/float", Bearer, admin::float),
     route(Get, "/payouts", Bearer, admin::payouts),
     route(Get, "/deposits", Bearer, admin::deposits),
     route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout),

@@ -372,9 +372,13 @@ pub struct PayoutView {
     pub method: PayoutCommand,
     pub amount_kes_cents: KesCents,
     pub amount_usd_cents: UsdCents,
-    /// Our id at Daraja.
-    pub originator_conversation_id: String,
-    /// Daraja's id, once it accepted the payout.
+    /// Who pays it: `simulator` (no real money moves) or `daraja`; `null` until it is sent.
+    pub gateway: Option<String>,
+    /// Our id at Daraja (admins only: a result naming it is believed by its id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub originator_conversation_id: Option<String>,
+    /// Daraja's id, once it accepted the payout (admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
     pub mpesa_receipt: Option<String>,
     pub result_code: Option<String>,
@@ -394,6 +398,7 @@ const PAYOUT_COLUMNS: &str = "p.id AS payout_id, p.payment_request_id AS payout_
     p.escrow_id AS payout_escrow_id, p.status AS payout_status, p.command AS payout_command,
     p.amount_kes_cents AS payout_amount_kes_cents, p.amount_usd_cents AS payout_amount_usd_cents,
     p.originator_conversation_id AS payout_originator, p.conversation_id AS payout_conversation,
+    p.gateway AS payout_gateway,
     p.receipt AS payout_receipt, p.result_code AS payout_result_code,
     p.result_desc AS payout_result_desc, p.attempts AS payout_attempts,
     p.flagged AS payout_flagged, p.flag_reason AS payout_flag_reason,
@@ -409,6 +414,7 @@ impl PayoutView {
             method: r.get("payout_command")?,
             amount_kes_cents: r.get("payout_amount_kes_cents")?,
             amount_usd_cents: r.get("payout_amount_usd_cents")?,
+            gateway: r.get("payout_gateway")?,
             originator_conversation_id: r.get("payout_originator")?,
             conversation_id: r.get("payout_conversation")?,
             mpesa_receipt: r.get("payout_receipt")?,
@@ -557,7 +563,14 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
     let amount_usd: UsdCents = r.get("amount_usd_cents")?;
     let rate: RateKesPerUsd = r.get("rate_kes_per_usd_e4")?;
     let payout = match r.get::<_, Option<PayoutId>>("payout_id")? {
-        Some(_) => Some(PayoutView::from_row(r)?),
+        Some(_) => {
+            let mut payout = PayoutView::from_row(r)?;
+            if !viewer.is_admin() {
+                payout.originator_conversation_id = None;
+                payout.conversation_id = None;
+            }
+            Some(payout)
+        }
         None => None,
     };
     Ok(PaymentRequestView {

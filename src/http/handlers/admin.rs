@@ -100,6 +100,16 @@ pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
     Ok(Reply::json(200, &report))
 }
 
+/// `GET /admin/float`: the M-Pesa balances last reported.
+pub fn float(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let alert = app.config.float_alert;
+    let view = app
+        .store
+        .read(|conn, _| crate::service::float::view(conn, alert))?;
+    Ok(Reply::json(200, &view))
+}
+
 /// `GET /payouts?status=…`.
 pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;

@@ -74,6 +74,18 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         log::warn!("M-Pesa callback with a wrong path token refused");
         return Err(Error::Unauthenticated);
     }
+    let allow = &app.config.callback_allow;
+    if !allow.is_empty() {
+        let client = req.client_ip(app.config.trusted_proxy);
+        if !client.is_some_and(|ip| allow.iter().any(|net| net.contains(&ip))) {
+            // Answered like a wrong token: a caller learns nothing from the difference.
+            log::warn!(
+                "M-Pesa callback from {} refused: not in REMIT_CALLBACK_ALLOW_IPS",
+                client.map_or("an unknown address".to_string(), |ip| ip.to_string())
+            );
+            return Err(Error::Unauthenticated);
+        }
+    }
     let body: Value = serde_json::from_slice(&req.body).map_err(|_| Error::InvalidJson {
         message: "the callback is not JSON".into(),
     })?;

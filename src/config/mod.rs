@@ -1,6 +1,10 @@
 //! Configuration of the server: flags override environment variables, which override these
 //! defaults. Built once by the command line; everything else receives it explicitly.
 
+mod env;
+
+pub use env::{from_env, load_dotenv};
+
 use crate::limits;
 use crate::money::{KesCents, UsdCents};
 use crate::store::Synchronous;

@@ -1,0 +1,290 @@
+//! Configuration from the environment (and a `.env` file): every `REMIT_*` variable, checked at
+//! start so that a missing or malformed one stops the server with a sentence that names it.
+
+use super::{Config, GatewayKind};
+use crate::error::{Error, Result};
+use crate::store::Synchronous;
+use std::path::PathBuf;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn list(name: &str) -> Vec<String> {
+    env(name)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match env(name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::invalid(name, format!("cannot parse {v:?}"))),
+        None => Ok(None),
+    }
+}
+
+/// Builds the server configuration from the environment over the defaults.
+pub fn from_env(db: PathBuf) -> Result<Config> {
+    let mut config = Config::new(db);
+    if let Some(port) = parse_env::<u16>("PORT")? {
+        config.addr = format!("127.0.0.1:{port}");
+    }
+    config.key_hex = env("ENCRYPTION_KEY");
+    config.synchronous = match env("REMIT_SYNCHRONOUS")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("full") => Synchronous::Full,
+        Some("normal") => Synchronous::Normal,
+        Some(_) => {
+            return Err(Error::invalid(
+                "REMIT_SYNCHRONOUS",
+                "must be full or normal",
+            ))
+        }
+    };
+    config.stripe_webhook_secret = env("REMIT_STRIPE_WEBHOOK_SECRET");
+    config.mpesa_callback_token = env("REMIT_MPESA_CALLBACK_TOKEN");
+    if let Some(token) = &config.mpesa_callback_token {
+        if token.len() < 32
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(Error::invalid(
+                "REMIT_MPESA_CALLBACK_TOKEN",
+                "must be at least 32 lowercase hex characters",
+            ));
+        }
+    }
+    config.gateway = match env("REMIT_GATEWAY").as_deref() {
+        None | Some("simulator") => GatewayKind::Simulator,
+        Some("daraja") => {
+            if config.mpesa_callback_token.is_none() {
+                // A token made up at each start would orphan the results of payouts in flight.
+                return Err(required("REMIT_MPESA_CALLBACK_TOKEN"));
+            }
+            GatewayKind::Daraja(Box::new(daraja()?))
+        }
+        Some("none") => GatewayKind::None,
+        Some(_) => {
+            return Err(Error::invalid(
+                "REMIT_GATEWAY",
+                "must be simulator, daraja or none",
+            ))
+        }
+    };
+    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_STATUS_AFTER_S")? {
+        config.payout_status_after_s = s.max(1);
+    }
+    if let Some(s) = parse_env::<u64>("REMIT_FLOAT_CHECK_S")? {
+        config.float_check_s = s.max(60);
+    }
+    if let Some(v) = env("REMIT_FLOAT_ALERT_KES") {
+        let cents = crate::money::parse_major("REMIT_FLOAT_ALERT_KES", &v, 2)?;
+        config.float_alert = crate::money::KesCents::new(cents).unwrap_or_default();
+    }
+    config.callback_allow = list("REMIT_CALLBACK_ALLOW_IPS")
+        .iter()
+        .map(|cidr| {
+            cidr.parse::<ipnet::IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::invalid(
+                        "REMIT_CALLBACK_ALLOW_IPS",
+                        format!("{cidr:?} is not an address or a CIDR network"),
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    config.trusted_proxy = parse_env::<std::net::IpAddr>("REMIT_TRUSTED_PROXY")?;
+    if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
+        config.sim_delay_ms = ms;
+    }
+    config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
+    config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
+    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
+        config.payout_timeout_s = s.max(1);
+    }
+    if let Some(n) = parse_env::<usize>("REMIT_MAX_CONNECTIONS")? {
+        if !(16..=crate::limits::CONNECTIONS_MAX_LIMIT).contains(&n) {
+            return Err(Error::invalid(
+                "REMIT_MAX_CONNECTIONS",
+                format!(
+                    "must be from 16 to {}",
+                    crate::limits::CONNECTIONS_MAX_LIMIT
+                ),
+            ));
+        }
+        config.connections_max = n;
+    }
+    if let Some(hours) = parse_env::<i64>("REMIT_REQUEST_TTL_H")? {
+        if !(1..=crate::limits::REQUEST_TTL_H_MAX).contains(&hours) {
+            return Err(Error::invalid(
+                "REMIT_REQUEST_TTL_H",
+                format!(
+                    "must be a whole number of hours from 1 to {}",
+                    crate::limits::REQUEST_TTL_H_MAX
+                ),
+            ));
+        }
+        config.request_ttl_s = hours * 3600;
+    }
+    if let Some(live) = env("REMIT_STRIPE_LIVEMODE") {
+        config.stripe_livemode = match live.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => {
+                return Err(Error::invalid(
+                    "REMIT_STRIPE_LIVEMODE",
+                    "must be true or false",
+                ))
+            }
+        };
+    }
+    if let Some(public) = env("REMIT_METRICS_PUBLIC") {
+        config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
+    }
+    if let Some(v) = parse_env::<String>("REMIT_MAX_ESCROW_USD")? {
+        let cents = crate::money::parse_major("REMIT_MAX_ESCROW_USD", &v, 2)?;
+        config.escrow_total_max =
+            crate::money::UsdCents::new(cents).unwrap_or(config.escrow_total_max);
+    }
+    if let Some(v) = parse_env::<String>("REMIT_MAX_REQUEST_KES")? {
+        let cents = crate::money::parse_major("REMIT_MAX_REQUEST_KES", &v, 2)?;
+        config.request_kes_max =
+            crate::money::KesCents::new(cents).unwrap_or(config.request_kes_max);
+    }
+    Ok(config)
+}
+
+/// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable
+/// that is already set (as the Fastify edition's dotenv did).
+pub fn load_dotenv(path: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim().trim_matches('"').trim_matches('\'');
+        if !key.is_empty() && std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
+}
+
+fn required(name: &str) -> Error {
+    Error::invalid(name, "is required when REMIT_GATEWAY=daraja")
+}
+
+fn need(name: &str) -> Result<String> {
+    env(name).ok_or_else(|| required(name))
+}
+
+/// `https://…`, or `http://…` for a loopback host only (tests, a local tunnel).
+fn secure_url(name: &str, text: &str) -> Result<String> {
+    let uri: ureq::http::Uri = text
+        .parse()
+        .map_err(|_| Error::invalid(name, format!("{text:?} is not a URL")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::invalid(name, "has no host"))?;
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => {
+            return Err(Error::invalid(
+                name,
+                "must be an https URL (http only for a loopback host)",
+            ))
+        }
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        return Err(Error::invalid(
+            name,
+            "must be a scheme and a host only (no path)",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// The Daraja gateway's settings (DESIGN.md, "The Daraja gateway"). The security credential is
+/// taken ready-made, or computed now from the initiator password and M-Pesa's certificate.
+fn daraja() -> Result<super::DarajaConfig> {
+    let url = secure_url(
+        "REMIT_DARAJA_URL",
+        &env("REMIT_DARAJA_URL").unwrap_or_else(|| "https://sandbox.safaricom.co.ke".into()),
+    )?;
+    let security_credential = match env("REMIT_DARAJA_SECURITY_CREDENTIAL") {
+        Some(ready) => ready,
+        None => {
+            let password = need("REMIT_DARAJA_INITIATOR_PASSWORD").map_err(|_| {
+                Error::invalid(
+                    "REMIT_DARAJA_INITIATOR_PASSWORD",
+                    "is required when REMIT_GATEWAY=daraja (with REMIT_DARAJA_CERT), unless REMIT_DARAJA_SECURITY_CREDENTIAL is given",
+                )
+            })?;
+            let path = need("REMIT_DARAJA_CERT")?;
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                Error::invalid(
+                    "REMIT_DARAJA_CERT",
+                    format!("cannot read the certificate {path}: {e}"),
+                )
+            })?;
+            crate::wire::daraja::requests::security_credential(&password, &pem)
+                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::cli::describe(&e)))?
+        }
+    };
+    let b2c_command = match env("REMIT_DARAJA_B2C_COMMAND").as_deref() {
+        None | Some("BusinessPayment") => super::B2cCommand::BusinessPayment,
+        Some("SalaryPayment") => super::B2cCommand::SalaryPayment,
+        Some("PromotionPayment") => super::B2cCommand::PromotionPayment,
+        Some(_) => {
+            return Err(Error::invalid(
+                "REMIT_DARAJA_B2C_COMMAND",
+                "must be BusinessPayment, SalaryPayment or PromotionPayment",
+            ))
+        }
+    };
+    let shortcode = need("REMIT_DARAJA_SHORTCODE")?;
+    if !(5..=8).contains(&shortcode.len()) || !shortcode.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            "REMIT_DARAJA_SHORTCODE",
+            "must be a shortcode of 5 to 8 digits",
+        ));
+    }
+    Ok(super::DarajaConfig {
+        url,
+        consumer_key: need("REMIT_DARAJA_CONSUMER_KEY")?,
+        consumer_secret: need("REMIT_DARAJA_CONSUMER_SECRET")?,
+        shortcode,
+        initiator: need("REMIT_DARAJA_INITIATOR")?,
+        security_credential,
+        b2c_command,
+        public_url: secure_url("REMIT_PUBLIC_URL", &need("REMIT_PUBLIC_URL")?)?,
+    })
+}
