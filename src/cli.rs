@@ -342,7 +342,9 @@ fn describe_gateway(gateway: &crate::config::GatewayKind) -> String {
         GatewayKind::Simulator => "SIMULATED by remit's built-in M-Pesa simulator: no real money moves (REMIT_GATEWAY=daraja pays through M-Pesa)".into(),
         GatewayKind::Daraja(d) => format!(
             "M-Pesa Daraja at {} (shortcode {}); results come to {}/webhooks/payouts/…",
-            d.url, d.shortcode, d.public_url
+            d.url,
+            d.shortcode,
+            d.public_url.as_deref().unwrap_or("this server's own address")
         ),
         GatewayKind::None => "none: approved payouts stay queued (REMIT_GATEWAY=none)".into(),
     }
@@ -357,7 +359,8 @@ fn daraja_ping(config: &Config) -> Result<ExitCode> {
         ));
     };
     let token = config.mpesa_callback_token.clone().unwrap_or_default();
-    let urls = crate::payout::CallbackUrls::under(&daraja.public_url, &token);
+    let own = format!("http://{}", config.addr);
+    let urls = crate::payout::CallbackUrls::under(daraja.callback_base(&own), &token);
     let (lines, ok) = crate::payout::Daraja::new(daraja.as_ref().clone()).ping(&urls);
     for line in lines {
         println!("{line}");

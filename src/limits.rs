@@ -121,7 +121,9 @@ pub const PAYOUT_STATUS_AFTER_S_DEFAULT: i64 = 120;
 /// How often the M-Pesa account balances are asked for, when not configured.
 pub const FLOAT_CHECK_S_DEFAULT: u64 = 900;
 /// Timeout of one whole call to Daraja (connect, send, answer).
-pub const DARAJA_CALL_TIMEOUT_MS: u64 = 30_000;
+pub const DARAJA_CALL_TIMEOUT_S_DEFAULT: u64 = 30;
+/// The longest `REMIT_DARAJA_TIMEOUT_S` allowed.
+pub const DARAJA_CALL_TIMEOUT_S_MAX: u64 = 120;
 /// Timeout of connecting to Daraja.
 pub const DARAJA_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// A Daraja access token is renewed this long before it expires.

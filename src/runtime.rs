@@ -62,7 +62,7 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
     if let Some(gateway) = payout::gateway_for(&app.config) {
         // M-Pesa calls back at the public address; the simulator at this server's own.
         let callback_base = match &app.config.gateway {
-            GatewayKind::Daraja(daraja) => daraja.public_url.clone(),
+            GatewayKind::Daraja(daraja) => daraja.callback_base(&base_url).to_string(),
             _ => base_url.clone(),
         };
         let float_every = gateway

@@ -199,6 +199,22 @@ fn need(name: &str) -> Result<String> {
     env(name).ok_or_else(|| required(name))
 }
 
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(is_loopback_host))
+        .unwrap_or(false)
+}
+
 /// `https://…`, or `http://…` for a loopback host only (tests, a local tunnel).
 fn secure_url(name: &str, text: &str) -> Result<String> {
     let uri: ureq::http::Uri = text
@@ -207,12 +223,7 @@ fn secure_url(name: &str, text: &str) -> Result<String> {
     let host = uri
         .host()
         .ok_or_else(|| Error::invalid(name, "has no host"))?;
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = is_loopback_host(host);
     match uri.scheme_str() {
         Some("https") => {}
         Some("http") if loopback => {}
@@ -270,6 +281,24 @@ fn daraja() -> Result<super::DarajaConfig> {
             ))
         }
     };
+    let timeout_s = parse_env::<u64>("REMIT_DARAJA_TIMEOUT_S")?
+        .unwrap_or(crate::limits::DARAJA_CALL_TIMEOUT_S_DEFAULT);
+    if !(1..=crate::limits::DARAJA_CALL_TIMEOUT_S_MAX).contains(&timeout_s) {
+        return Err(Error::invalid(
+            "REMIT_DARAJA_TIMEOUT_S",
+            format!(
+                "must be from 1 to {} seconds",
+                crate::limits::DARAJA_CALL_TIMEOUT_S_MAX
+            ),
+        ));
+    }
+    // A public address is needed for M-Pesa to reach us, except for a Daraja on this machine
+    // (a local fake), which can call the server's own address.
+    let public_url = match env("REMIT_PUBLIC_URL") {
+        Some(public) => Some(secure_url("REMIT_PUBLIC_URL", &public)?),
+        None if is_loopback_url(&url) => None,
+        None => return Err(required("REMIT_PUBLIC_URL")),
+    };
     let shortcode = need("REMIT_DARAJA_SHORTCODE")?;
     if !(5..=8).contains(&shortcode.len()) || !shortcode.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::invalid(
@@ -285,6 +314,7 @@ fn daraja() -> Result<super::DarajaConfig> {
         initiator: need("REMIT_DARAJA_INITIATOR")?,
         security_credential,
         b2c_command,
-        public_url: secure_url("REMIT_PUBLIC_URL", &need("REMIT_PUBLIC_URL")?)?,
+        public_url,
+        timeout: std::time::Duration::from_secs(timeout_s),
     })
 }

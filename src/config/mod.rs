@@ -72,8 +72,18 @@ pub struct DarajaConfig {
     pub security_credential: String,
     /// The B2C command.
     pub b2c_command: B2cCommand,
-    /// The address M-Pesa calls back (`https://kiosk.example.org`).
-    pub public_url: String,
+    /// The address M-Pesa calls back (`https://kiosk.example.org`); `None` only with a
+    /// loopback Daraja (a local fake), which calls this server's own address.
+    pub public_url: Option<String>,
+    /// How long one call may take, connecting included.
+    pub timeout: std::time::Duration,
+}
+
+impl DarajaConfig {
+    /// Where results are posted: the public address, else this server's own (`own`).
+    pub fn callback_base<'a>(&'a self, own: &'a str) -> &'a str {
+        self.public_url.as_deref().unwrap_or(own)
+    }
 }
 
 impl std::fmt::Debug for DarajaConfig {
@@ -83,6 +93,7 @@ impl std::fmt::Debug for DarajaConfig {
             .field("shortcode", &self.shortcode)
             .field("b2c_command", &self.b2c_command)
             .field("public_url", &self.public_url)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -5,8 +5,11 @@ use super::{parse_reference, KenyanPhone, MerchantType};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// Length of a PayBill account reference (Daraja's `AccountReference`).
-const ACCOUNT_REFERENCE_BYTES_MAX: usize = 20;
+/// Length of a PayBill account reference: Daraja's `AccountReference` takes up to 13.
+const ACCOUNT_REFERENCE_BYTES_MAX: usize = 13;
+/// Length of a stored account reference: requests made before the limit was Daraja's may
+/// hold up to 20 (M-Pesa refuses them, and the payout's money returns).
+const STORED_ACCOUNT_REFERENCE_BYTES_MAX: usize = 20;
 
 /// Where the money goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,15 @@ impl MerchantAccount {
         number: &str,
         account_reference: Option<&str>,
     ) -> Result<MerchantAccount> {
+        Self::parse_with(kind, number, account_reference, ACCOUNT_REFERENCE_BYTES_MAX)
+    }
+
+    fn parse_with(
+        kind: &str,
+        number: &str,
+        account_reference: Option<&str>,
+        reference_max: usize,
+    ) -> Result<MerchantAccount> {
         let short_code = |n: &str| {
             if (5..=8).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) {
                 Ok(n.to_string())
@@ -67,7 +79,7 @@ impl MerchantAccount {
                 account_reference: parse_reference(
                     "merchantAccount.accountReference",
                     reference,
-                    ACCOUNT_REFERENCE_BYTES_MAX,
+                    reference_max,
                 )?,
             }),
             (MerchantType::Paybill, None) => Err(Error::MissingField {
@@ -87,13 +99,18 @@ impl MerchantAccount {
         }
     }
 
-    /// Reads back the stored form (decrypted): the same parser as a request's, so a stored
-    /// account is always a valid one.
+    /// Reads back the stored form (decrypted): the same parser as a request's (with the older,
+    /// longer reference limit), so a stored account is always a valid one.
     pub fn from_stored(json: &str) -> Result<MerchantAccount> {
         let view: MerchantAccountView = serde_json::from_str(json)
             .map_err(|e| Error::internal(format!("stored merchant account: {e}")))?;
-        MerchantAccount::parse(&view.kind, &view.number, view.account_reference.as_deref())
-            .map_err(|e| Error::internal(format!("stored merchant account: {e}")))
+        MerchantAccount::parse_with(
+            &view.kind,
+            &view.number,
+            view.account_reference.as_deref(),
+            STORED_ACCOUNT_REFERENCE_BYTES_MAX,
+        )
+        .map_err(|e| Error::internal(format!("stored merchant account: {e}")))
     }
 
     /// The kind of account.

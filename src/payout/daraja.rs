@@ -8,8 +8,7 @@ use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
 use crate::config::DarajaConfig;
 use crate::domain::{MerchantAccount, PayoutCommand};
 use crate::limits::{
-    DARAJA_ANSWER_BYTES_MAX, DARAJA_CALL_TIMEOUT_MS, DARAJA_CONNECT_TIMEOUT_MS,
-    DARAJA_TOKEN_RENEW_EARLY_S,
+    DARAJA_ANSWER_BYTES_MAX, DARAJA_CONNECT_TIMEOUT_MS, DARAJA_TOKEN_RENEW_EARLY_S,
 };
 use crate::service::payouts::PayoutJob;
 use crate::wire::daraja::requests::{
@@ -57,8 +56,12 @@ impl Daraja {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_millis(DARAJA_CALL_TIMEOUT_MS)))
-                .timeout_connect(Some(Duration::from_millis(DARAJA_CONNECT_TIMEOUT_MS)))
+                .timeout_global(Some(config.timeout))
+                .timeout_connect(Some(
+                    config
+                        .timeout
+                        .min(Duration::from_millis(DARAJA_CONNECT_TIMEOUT_MS)),
+                ))
                 .user_agent("remit")
                 .build(),
         );

@@ -78,6 +78,9 @@ pub struct AccountView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FloatView {
+    /// The gateway that pays: `daraja` (balances are asked for), `simulator` or `none` (no
+    /// float to report).
+    pub gateway: &'static str,
     /// Every account last reported.
     pub accounts: Vec<AccountView>,
     /// When the last report came (`null`: never).
@@ -87,7 +90,7 @@ pub struct FloatView {
 }
 
 /// The balances last reported.
-pub fn view(conn: &Connection, alert: KesCents) -> Result<FloatView> {
+pub fn view(conn: &Connection, gateway: &'static str, alert: KesCents) -> Result<FloatView> {
     let mut stmt = conn.prepare_cached(
         "SELECT account, currency, available_kes_cents, updated_at FROM mpesa_balances ORDER BY account",
     )?;
@@ -110,6 +113,7 @@ pub fn view(conn: &Connection, alert: KesCents) -> Result<FloatView> {
         });
     }
     Ok(FloatView {
+        gateway,
         accounts,
         updated_at,
         alert_kes: alert.major(),

@@ -208,6 +208,12 @@ fn payment_requests_validate_their_fields_by_name() {
             "merchantAccount.accountReference",
         ),
         (
+            // Daraja's AccountReference holds 13 characters.
+            "merchantAccount",
+            json!({"type": "paybill", "number": "888880", "accountReference": "12345678901234"}),
+            "merchantAccount.accountReference",
+        ),
+        (
             "merchantAccount",
             json!({"type": "phone", "number": "+255712345678"}),
             "merchantAccount.number",

@@ -104,9 +104,10 @@ pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
 pub fn float(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let alert = app.config.float_alert;
+    let gateway = app.config.gateway.name();
     let view = app
         .store
-        .read(|conn, _| crate::service::float::view(conn, alert))?;
+        .read(|conn, _| crate::service::float::view(conn, gateway, alert))?;
     Ok(Reply::json(200, &view))
 }
 

@@ -197,6 +197,11 @@ pub struct AccountBalance {
     pub available_cents: i64,
 }
 
+/// Most accounts one balance result may name.
+const ACCOUNTS_MAX: usize = 16;
+/// Longest account name kept.
+const ACCOUNT_NAME_BYTES_MAX: usize = 64;
+
 /// Reads an Account Balance result: `AccountBalance` is
 /// `Working Account|KES|46713.00|46713.00|0.00|0.00&Utility Account|KES|…`; the fourth column is
 /// taken as the available balance (the columns' meaning is not confirmed by Daraja's pages).
@@ -210,8 +215,12 @@ pub fn account_balances(result: &Callback) -> Result<Vec<AccountBalance>> {
     let text = result
         .parameter_text("AccountBalance")
         .ok_or_else(|| Error::invalid("AccountBalance", "is missing"))?;
-    text.split('&')
-        .filter(|a| !a.trim().is_empty())
+    let accounts: Vec<&str> = text.split('&').filter(|a| !a.trim().is_empty()).collect();
+    if accounts.len() > ACCOUNTS_MAX {
+        return Err(Error::invalid("AccountBalance", "names too many accounts"));
+    }
+    accounts
+        .into_iter()
         .map(|account| {
             let columns: Vec<&str> = account.split('|').map(str::trim).collect();
             let (Some(name), Some(currency), Some(available)) =
@@ -222,6 +231,19 @@ pub fn account_balances(result: &Callback) -> Result<Vec<AccountBalance>> {
                     "has an account without its columns",
                 ));
             };
+            // The name becomes a metrics label and a log word: plain words only.
+            let plain = |s: &str, max: usize| {
+                !s.is_empty()
+                    && s.len() <= max
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b" -_.()".contains(&b))
+            };
+            if !plain(name, ACCOUNT_NAME_BYTES_MAX) || !plain(currency, 3) {
+                return Err(Error::invalid(
+                    "AccountBalance",
+                    "has an account name or currency that is not plain words",
+                ));
+            }
             let (negative, digits) = match available.strip_prefix('-') {
                 Some(rest) => (true, rest),
                 None => (false, *available),
@@ -301,5 +323,13 @@ mod tests {
         );
         let odd = json!({"Result": {"ResultCode": 0, "ConversationID": "AG_B", "ResultParameters": {"ResultParameter": {"Key": "AccountBalance", "Value": "Working Account|KES"}}}});
         assert!(account_balances(&parse_callback(&odd, false).unwrap()).is_err());
+        // A name that would break a metrics label or a log line is refused.
+        for name in ["Utility\"} 1\nx{a=\"", "Utility\nAccount", ""] {
+            let body = balance_result("AG_B", &[(name, 100)]);
+            assert!(
+                account_balances(&parse_callback(&body, false).unwrap()).is_err(),
+                "{name:?}"
+            );
+        }
     }
 }
