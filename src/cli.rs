@@ -314,7 +314,10 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         }
         running.app.payouts_wakeup.notify();
     }
-    println!("payouts: {}", describe_gateway(&running.app.config.gateway));
+    println!(
+        "payouts: {}",
+        describe_gateway(&running.app.config.gateway, &running.base_url)
+    );
     println!("remit listening on {} (Ctrl-C to stop)", running.base_url);
     let config = &running.app.config;
     if config.stripe_webhook_secret.is_none() {
@@ -336,7 +339,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
 }
 
 /// Which gateway pays, in words an operator reads at start.
-fn describe_gateway(gateway: &crate::config::GatewayKind) -> String {
+fn describe_gateway(gateway: &crate::config::GatewayKind, own: &str) -> String {
     use crate::config::GatewayKind;
     match gateway {
         GatewayKind::Simulator => "SIMULATED by remit's built-in M-Pesa simulator: no real money moves (REMIT_GATEWAY=daraja pays through M-Pesa)".into(),
@@ -344,7 +347,7 @@ fn describe_gateway(gateway: &crate::config::GatewayKind) -> String {
             "M-Pesa Daraja at {} (shortcode {}); results come to {}/webhooks/payouts/…",
             d.url,
             d.shortcode,
-            d.public_url.as_deref().unwrap_or("this server's own address")
+            d.callback_base(own)
         ),
         GatewayKind::None => "none: approved payouts stay queued (REMIT_GATEWAY=none)".into(),
     }

@@ -18,6 +18,7 @@ mod money_flow;
 mod ops_audit;
 mod ops_backup;
 mod ops_shutdown;
+mod payouts_daraja;
 mod privacy_expiry;
 mod regressions;
 mod store_files;

@@ -152,6 +152,17 @@ pub enum StatusAnswer {
     },
 }
 
+/// `TransactionStatus` words for a transaction M-Pesa has not finished.
+const IN_PROGRESS: [&str; 7] = [
+    "Pending",
+    "Processing",
+    "In Progress",
+    "InProgress",
+    "Submitted",
+    "Queued",
+    "Initiated",
+];
+
 /// Reads a Transaction Status result.
 pub fn status_answer(result: &Callback) -> StatusAnswer {
     let refused = |code: String| StatusAnswer::QueryFailed {
@@ -173,6 +184,11 @@ pub fn status_answer(result: &Callback) -> StatusAnswer {
                         },
                         None => refused("no ReceiptNo".into()),
                     }
+                }
+                // Not finished yet: it says nothing final, so the payout is asked about again
+                // rather than failed (its money could still go out).
+                Some(s) if IN_PROGRESS.iter().any(|p| p.eq_ignore_ascii_case(s.trim())) => {
+                    refused(format!("TransactionStatus {s}: not finished"))
                 }
                 Some(other) => StatusAnswer::NotCompleted {
                     status: other.to_string(),
@@ -297,6 +313,16 @@ mod tests {
         assert!(
             matches!(status_answer(&refused), StatusAnswer::QueryFailed { code, .. } if code == "2001")
         );
+        // A transaction not finished yet is not failed: its money could still go out.
+        let pending = parse_callback(
+            &status_result("AG_Q", "orig1", "TCE0000000", "Pending", kes),
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            status_answer(&pending),
+            StatusAnswer::QueryFailed { .. }
+        ));
     }
 
     #[test]

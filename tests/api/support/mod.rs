@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod attacks;
+pub mod fake_daraja;
 pub mod process;
 
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};

@@ -1,0 +1,1004 @@
+//! Payouts through the Daraja gateway, end to end: remit with `REMIT_GATEWAY=daraja` against
+//! the fake Daraja on loopback (`support::fake_daraja`). Each scenario checks what M-Pesa
+//! did (the fake's own record of what it paid), what remit recorded (the request, the payout,
+//! the escrow's balances, the journal, the audit log) and, at the end, `remit check`.
+
+use crate::support::app::*;
+use crate::support::fake_daraja::{
+    self, Delivery, FakeDaraja, Outcome, Reply, Script, CONSUMER_KEY, CONSUMER_SECRET, INITIATOR,
+    INITIATOR_PASSWORD, SHORTCODE,
+};
+use crate::support::process::{check, stop_app};
+use crate::support::TEST_KEY;
+use remit::config::{B2cCommand, Config, DarajaConfig, GatewayKind};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// remit's configuration for the fake: the credential computed from the password and the
+/// fixture certificate, as at start; calls time out after 1.5 s.
+fn daraja_config(fake: &FakeDaraja) -> DarajaConfig {
+    let pem = std::fs::read_to_string(fake_daraja::cert_path()).unwrap();
+    DarajaConfig {
+        url: fake.base.clone(),
+        consumer_key: CONSUMER_KEY.into(),
+        consumer_secret: CONSUMER_SECRET.into(),
+        shortcode: SHORTCODE.into(),
+        initiator: INITIATOR.into(),
+        security_credential: remit::wire::daraja::requests::security_credential(
+            INITIATOR_PASSWORD,
+            &pem,
+        )
+        .unwrap(),
+        b2c_command: B2cCommand::BusinessPayment,
+        public_url: None,
+        timeout: Duration::from_millis(1_500),
+    }
+}
+
+/// The fake and remit paying through it; status queries after 1 s.
+fn start_with(configure: impl FnOnce(&mut Config)) -> (FakeDaraja, TestApp) {
+    let fake = FakeDaraja::start();
+    let daraja = daraja_config(&fake);
+    let app = spawn_app_with(|c| {
+        c.gateway = GatewayKind::Daraja(Box::new(daraja));
+        c.payout_status_after_s = 1;
+        c.float_check_s = 3_600;
+        configure(c);
+    });
+    (fake, app)
+}
+
+fn start() -> (FakeDaraja, TestApp) {
+    start_with(|_| {})
+}
+
+/// A payment request of `kes` to `account` (a `merchantAccount` object).
+fn request_to(app: &TestApp, escrow: &str, kes: i64, account: Value) -> String {
+    let r = app.post(
+        "/payment-requests",
+        &app.agent,
+        &json!({"escrowId": escrow, "category": "a", "amountKes": kes, "merchantName": "Payee",
+                "merchantAccount": account}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["paymentRequestId"].as_str().unwrap().to_string()
+}
+
+fn phone(number: &str) -> Value {
+    json!({"type": "phone", "number": number})
+}
+
+/// Requests and approves a payment of `kes` to a phone; returns the request's id.
+fn approved_phone_payment(app: &TestApp, escrow: &str, kes: i64) -> String {
+    let request = request_to(app, escrow, kes, phone("0722000111"));
+    let r = app.approve(&request);
+    assert_eq!(r.status, 200, "{}", r.text);
+    request
+}
+
+/// Polls a request until its status is one of `statuses` (bounded: 30 s, for retries with
+/// backoff).
+fn settled(app: &TestApp, request: &str, statuses: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app.get(&format!("/payment-requests/{request}"), &app.admin);
+        let status = r.body["status"].as_str().unwrap_or("").to_string();
+        if statuses.contains(&status.as_str()) {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request {request} stayed {status}, wanted {statuses:?}: {}",
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The journal's transactions of one payout, by kind.
+fn journal_kinds(app: &TestApp, payout: &str) -> Vec<String> {
+    let payout = payout.to_string();
+    app.store
+        .read(move |c, _| {
+            let mut stmt =
+                c.prepare("SELECT kind FROM ledger_transactions WHERE reference = ?1 ORDER BY id")?;
+            let kinds = stmt
+                .query_map([payout], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(kinds)
+        })
+        .unwrap()
+}
+
+/// The audit log's actions about one payout, read through the escrow's audit.
+fn audit_actions(app: &TestApp, escrow: &str, payout: &str) -> Vec<String> {
+    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["entity"] == payout)
+        .map(|line| line["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn count(items: &[String], what: &str) -> usize {
+    items.iter().filter(|i| i.as_str() == what).count()
+}
+
+/// The escrow's (remaining, reserved, spent) in USD cents.
+fn balances(app: &TestApp, escrow: &str) -> (i64, i64, i64) {
+    let view = app.escrow(escrow);
+    (
+        view["remainingUsdCents"].as_i64().unwrap(),
+        view["reservedUsdCents"].as_i64().unwrap(),
+        view["spentUsdCents"].as_i64().unwrap(),
+    )
+}
+
+/// The request's USD cents.
+fn usd_of(view: &Value) -> i64 {
+    view["amountUsdCents"].as_i64().unwrap()
+}
+
+/// What every paid scenario ends with: the request paid with the fake's receipt, M-Pesa paid
+/// it exactly once, the money spent once, one settlement in the journal and the audit log.
+fn assert_paid_once(app: &TestApp, fake: &FakeDaraja, escrow: &str, request: &str) -> Value {
+    let view = settled(app, request, &["paid"]);
+    let (payout, originator, _) = app.payout_ids(request);
+    let txns: Vec<_> = fake
+        .txns()
+        .into_iter()
+        .filter(|t| t.originator == originator)
+        .collect();
+    assert_eq!(txns.len(), 1, "M-Pesa took the payout once: {txns:?}");
+    let receipt = txns[0].paid.clone().expect("M-Pesa paid it");
+    assert_eq!(view["payout"]["status"], "succeeded");
+    assert_eq!(view["payout"]["mpesaReceipt"], receipt.as_str());
+    assert_eq!(view["payout"]["gateway"], "daraja");
+    assert_eq!(
+        txns[0].amount_kes * 100,
+        view["amountKesCents"].as_i64().unwrap(),
+        "whole shillings, the amount approved"
+    );
+    let journal = journal_kinds(app, &payout);
+    assert_eq!(count(&journal, "payout_succeeded"), 1, "{journal:?}");
+    assert_eq!(count(&journal, "payout_failed"), 0, "{journal:?}");
+    let audit = audit_actions(app, escrow, &payout);
+    assert_eq!(count(&audit, "payout.succeeded"), 1, "{audit:?}");
+    assert_eq!(count(&audit, "payout.failed"), 0, "{audit:?}");
+    view
+}
+
+/// What every failed scenario ends with: M-Pesa paid nothing, the money is back.
+fn assert_failed_money_back(
+    app: &TestApp,
+    fake: &FakeDaraja,
+    escrow: &str,
+    request: &str,
+    total_usd_cents: i64,
+) -> Value {
+    let view = settled(app, request, &["failed"]);
+    let (payout, originator, _) = app.payout_ids(request);
+    assert!(
+        fake.txns()
+            .iter()
+            .filter(|t| t.originator == originator)
+            .all(|t| t.paid.is_err()),
+        "M-Pesa paid nothing"
+    );
+    assert_eq!(view["payout"]["status"], "failed");
+    assert_eq!(balances(app, escrow), (total_usd_cents, 0, 0));
+    let journal = journal_kinds(app, &payout);
+    assert_eq!(
+        (
+            count(&journal, "payout_failed"),
+            count(&journal, "payout_succeeded")
+        ),
+        (1, 0),
+        "{journal:?}"
+    );
+    assert_eq!(
+        count(&audit_actions(app, escrow, &payout), "payout.failed"),
+        1
+    );
+    view
+}
+
+/// Stops remit and runs `remit check` on its database file.
+fn assert_checks(app: TestApp) {
+    let dir = stop_app(app);
+    let ran = check(&dir.path().join("remit.db"), TEST_KEY);
+    assert_eq!(ran.code, Some(0), "remit check: {ran}");
+}
+
+#[test]
+fn a_phone_is_paid_by_b2c_with_every_field_daraja_requires() {
+    let (fake, app) = start();
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_500);
+    let view = assert_paid_once(&app, &fake, &escrow, &request);
+    let usd = usd_of(&view);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    let calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    assert_eq!(calls.len(), 1);
+    let body = &calls[0].body;
+    assert_eq!(
+        (
+            &body["CommandID"],
+            &body["PartyB"],
+            &body["InitiatorName"],
+            &body["Amount"]
+        ),
+        (
+            &json!("BusinessPayment"),
+            &json!("254722000111"),
+            &json!(INITIATOR),
+            &json!(1_500)
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        body["OriginatorConversationID"],
+        app.payout_ids(&request).1.as_str(),
+        "our own id, chosen before the call"
+    );
+    // B2C pays from the Utility account.
+    assert_eq!(fake.balances_kes(), (1_000_000 - 1_500, 1_000_000));
+    assert_eq!(fake.token_requests(), 1, "one token, shared");
+    assert_checks(app);
+}
+
+#[test]
+fn a_paybill_and_a_till_are_paid_by_b2b() {
+    let (fake, app) = start();
+    let escrow = app.active_escrow(200, &["a"]);
+    let paybill = request_to(
+        &app,
+        &escrow,
+        2_000,
+        json!({"type": "paybill", "number": "888880", "accountReference": "37194502618"}),
+    );
+    let till = request_to(
+        &app,
+        &escrow,
+        700,
+        json!({"type": "till", "number": "5123456"}),
+    );
+    for request in [&paybill, &till] {
+        assert_eq!(app.approve(request).status, 200);
+    }
+    let paid_bill = assert_paid_once(&app, &fake, &escrow, &paybill);
+    let paid_till = assert_paid_once(&app, &fake, &escrow, &till);
+    let (a, b) = (usd_of(&paid_bill), usd_of(&paid_till));
+    assert_eq!(balances(&app, &escrow), (20_000 - a - b, 0, a + b));
+    let calls = fake.calls("/mpesa/b2b/v1/paymentrequest");
+    let sent = |command: &str| {
+        calls
+            .iter()
+            .find(|c| c.body["CommandID"] == command)
+            .unwrap_or_else(|| panic!("no {command} in {calls:?}"))
+            .body
+            .clone()
+    };
+    let bill = sent("BusinessPayBill");
+    assert_eq!(
+        (
+            &bill["PartyB"],
+            &bill["AccountReference"],
+            &bill["Initiator"]
+        ),
+        (&json!("888880"), &json!("37194502618"), &json!(INITIATOR))
+    );
+    let buy = sent("BusinessBuyGoods");
+    assert_eq!(buy["PartyB"], "5123456");
+    for method in [
+        &paid_bill["payout"]["method"],
+        &paid_till["payout"]["method"],
+    ] {
+        assert!(method.as_str().unwrap().starts_with("b2b"), "{method}");
+    }
+    // B2B pays from the Working account.
+    assert_eq!(fake.balances_kes(), (1_000_000, 1_000_000 - 2_700));
+    assert_checks(app);
+}
+
+#[test]
+fn a_refused_payout_fails_at_once_and_the_money_returns() {
+    let (fake, app) = start();
+    fake.script(
+        1_234,
+        Script {
+            replies: vec![Reply::Refuse],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_234);
+    let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    assert_eq!(view["payout"]["resultCode"], "400.002.02");
+    assert!(fake.txns().is_empty(), "nothing was taken");
+    assert_eq!(
+        fake.calls("/mpesa/b2c/v3/paymentrequest").len(),
+        1,
+        "a refusal is final"
+    );
+    assert_checks(app);
+}
+
+#[test]
+fn transient_refusals_are_retried_under_the_same_id_until_paid() {
+    let (fake, app) = start();
+    fake.script(
+        1_600,
+        Script {
+            replies: vec![Reply::ServerError, Reply::SpikeArrest],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_600);
+    assert_paid_once(&app, &fake, &escrow, &request);
+    let calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    assert_eq!(calls.len(), 3, "two refusals, then accepted");
+    let ids: Vec<_> = calls
+        .iter()
+        .map(|c| c.body["OriginatorConversationID"].clone())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one id: {ids:?}");
+    assert_checks(app);
+}
+
+#[test]
+fn a_lost_answer_then_a_duplicate_is_resolved_by_transaction_status() {
+    let (fake, app) = start();
+    // M-Pesa took and paid the first attempt but its answer never arrived, nor its result;
+    // the retry is refused as a duplicate, and only the status query tells what happened.
+    fake.script(
+        1_700,
+        Script {
+            replies: vec![Reply::Lose],
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    // The same again with an answer that comes too late (past remit's timeout).
+    fake.script(
+        1_800,
+        Script {
+            replies: vec![Reply::Slow(Duration::from_millis(2_500))],
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let lost = approved_phone_payment(&app, &escrow, 1_700);
+    let slow = approved_phone_payment(&app, &escrow, 1_800);
+    for request in [&lost, &slow] {
+        let view = assert_paid_once(&app, &fake, &escrow, request);
+        assert_eq!(view["payout"]["flagged"], false);
+    }
+    let calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.error.as_deref() == Some("500.002.1001"))
+            .count(),
+        2,
+        "each retry was refused as a duplicate: {calls:?}"
+    );
+    assert!(!fake.calls("/mpesa/transactionstatus/v1/query").is_empty());
+    for request in [&lost, &slow] {
+        let payout = app.payout_ids(request).0;
+        let audit = audit_actions(&app, &escrow, &payout);
+        assert_eq!(count(&audit, "payout.outcome_unknown"), 1, "{audit:?}");
+        assert!(count(&audit, "payout.status_asked") >= 1, "{audit:?}");
+    }
+    assert_eq!(
+        fake.balances_kes().0,
+        1_000_000 - 1_700 - 1_800,
+        "paid once each"
+    );
+    assert_checks(app);
+}
+
+#[test]
+fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid() {
+    let (fake, app) = start();
+    // The real success comes late; a forged failure gets there first.
+    fake.script(
+        1_900,
+        Script {
+            result: Delivery::After(Duration::from_secs(3)),
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_900);
+    let (_, originator, _) = app.payout_ids(&request);
+    fake.wait_for("the payment", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let conversation = fake
+        .txns()
+        .into_iter()
+        .find(|t| t.originator == originator)
+        .unwrap()
+        .conversation;
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+        "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TLC0000000"}});
+    let r = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", forged.to_string().as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = assert_paid_once(&app, &fake, &escrow, &request);
+    let usd = usd_of(&view);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    let payout = app.payout_ids(&request).0;
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
+    // The real success arrives after all that, and changes nothing.
+    fake.wait_for("the late result", |v| {
+        v.posted.iter().any(|p| {
+            p.body["Result"]["OriginatorConversationID"] == originator.as_str()
+                && p.body["Result"]["ResultCode"] == 0
+        })
+    });
+    assert_paid_once(&app, &fake, &escrow, &request);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    assert_checks(app);
+}
+
+#[test]
+fn a_real_failure_returns_the_money_once_transaction_status_confirms_it() {
+    let (fake, app) = start();
+    // The Utility account cannot cover it: M-Pesa fails it (ResultCode 1).
+    fake.set_balances(1_000, 1_000_000);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_500);
+    let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    assert_eq!(
+        view["payout"]["resultCode"], "1",
+        "the failure result's own code"
+    );
+    // A B2B failure (its result in the single-object shape), the same way.
+    fake.script(
+        900,
+        Script {
+            outcome: Outcome::Fail(2028),
+            ..Script::default()
+        },
+    );
+    let other = app.active_escrow(100, &["a"]);
+    let till = request_to(
+        &app,
+        &other,
+        900,
+        json!({"type": "till", "number": "5123456"}),
+    );
+    assert_eq!(app.approve(&till).status, 200);
+    let view = assert_failed_money_back(&app, &fake, &other, &till, 10_000);
+    assert_eq!(view["payout"]["resultCode"], "2028");
+    let (payout, originator, _) = app.payout_ids(&request);
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    let asked = fake.calls("/mpesa/transactionstatus/v1/query");
+    assert!(
+        asked
+            .iter()
+            .any(|c| c.body["OriginalConversationID"] == originator.as_str()),
+        "the failure was confirmed before the money returned: {asked:?}"
+    );
+    assert_checks(app);
+}
+
+#[test]
+fn a_payout_without_any_result_is_resolved_by_transaction_status_once() {
+    let (fake, app) = start();
+    // No result ever; the status result is delivered twice.
+    fake.script(
+        2_100,
+        Script {
+            result: Delivery::Never,
+            status: Delivery::Twice,
+            ..Script::default()
+        },
+    );
+    // A queue timeout instead of a result: the same.
+    fake.script(
+        2_200,
+        Script {
+            result: Delivery::QueueTimeout,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let silent = approved_phone_payment(&app, &escrow, 2_100);
+    let queued = approved_phone_payment(&app, &escrow, 2_200);
+    let a = usd_of(&assert_paid_once(&app, &fake, &escrow, &silent));
+    let b = usd_of(&assert_paid_once(&app, &fake, &escrow, &queued));
+    let originator = app.payout_ids(&silent).1;
+    fake.wait_for("the status result delivered twice", |v| {
+        v.posted
+            .iter()
+            .filter(|p| {
+                p.body["Result"]["ResultParameters"]["ResultParameter"]
+                    .as_array()
+                    .is_some_and(|items| {
+                        items.iter().any(|i| {
+                            i["Key"] == "OriginatorConversationID"
+                                && i["Value"] == originator.as_str()
+                        })
+                    })
+            })
+            .count()
+            >= 2
+    });
+    assert_eq!(balances(&app, &escrow), (10_000 - a - b, 0, a + b));
+    assert_checks(app);
+}
+
+#[test]
+fn an_expired_token_is_renewed_once_and_the_payout_goes_on() {
+    let (fake, app) = start();
+    let escrow = app.active_escrow(100, &["a"]);
+    let first = approved_phone_payment(&app, &escrow, 1_100);
+    assert_paid_once(&app, &fake, &escrow, &first);
+    assert_eq!(fake.token_requests(), 1);
+    fake.expire_token();
+    let second = approved_phone_payment(&app, &escrow, 1_200);
+    assert_paid_once(&app, &fake, &escrow, &second);
+    assert_eq!(fake.token_requests(), 2, "one new token");
+    assert_eq!(fake.bearer_refused(), 1, "one refusal, one retry");
+    assert_eq!(
+        fake.calls("/mpesa/b2c/v3/paymentrequest").len(),
+        2,
+        "the refused call is not counted by M-Pesa; each payout went once"
+    );
+    assert_checks(app);
+}
+
+#[test]
+fn a_low_float_is_reported_and_warned_about() {
+    let fake = FakeDaraja::start();
+    fake.set_balances(3_000, 250_000);
+    let daraja = daraja_config(&fake);
+    let app = spawn_app_with(|c| {
+        c.gateway = GatewayKind::Daraja(Box::new(daraja));
+        c.float_check_s = 1;
+        c.float_alert = remit::money::KesCents::new(500_000).unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let float = loop {
+        let r = app.get("/admin/float", &app.admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        if r.body["updatedAt"].is_string() {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "no balance came: {}", r.text);
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(float["gateway"], "daraja");
+    let account = |name: &str| {
+        float["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {float}"))
+            .clone()
+    };
+    let utility = account("Utility Account");
+    assert_eq!(
+        (&utility["availableKesCents"], &utility["low"]),
+        (&json!(300_000), &json!(true))
+    );
+    let working = account("Working Account");
+    assert_eq!(
+        (&working["availableKesCents"], &working["low"]),
+        (&json!(25_000_000), &json!(false))
+    );
+    assert_eq!(
+        account("Charges Paid Account")["availableKesCents"],
+        -125_000
+    );
+    assert_eq!(float["alertKes"], 5000.0);
+    // A sender does not see the float.
+    assert_eq!(app.get("/admin/float", &app.sender).status, 403);
+    let metrics = app.get("/metrics", &app.admin).text;
+    assert!(
+        metrics.contains("remit_mpesa_balance_kes{account=\"Utility Account\"} 3000")
+            && metrics.contains("remit_mpesa_balance_kes{account=\"Working Account\"} 250000"),
+        "{metrics}"
+    );
+    // The balance is asked again on the timer: a top-up shows.
+    fake.set_balances(90_000, 250_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/admin/float", &app.admin);
+        let utility = r.body["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "Utility Account")
+            .cloned()
+            .unwrap();
+        if utility["availableKesCents"] == 9_000_000 {
+            assert_eq!(utility["low"], false);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the top-up never showed: {}",
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_checks(app);
+}
+
+#[test]
+fn without_a_public_url_a_loopback_daraja_calls_this_server_back() {
+    // The other scenarios rely on it; here it is checked directly, with the URLs sent.
+    let (fake, app) = start();
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_300);
+    assert_paid_once(&app, &fake, &escrow, &request);
+    let body = &fake.calls("/mpesa/b2c/v3/paymentrequest")[0].body;
+    assert_eq!(
+        (&body["ResultURL"], &body["QueueTimeOutURL"]),
+        (
+            &json!(format!("{}/webhooks/payouts/{CALLBACK_TOKEN}", app.base)),
+            &json!(format!(
+                "{}/webhooks/payouts/{CALLBACK_TOKEN}?timeout=1",
+                app.base
+            ))
+        )
+    );
+    assert_checks(app);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary, configured from the environment.
+
+const CALLBACK: &str = "5e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b";
+
+/// `REMIT_GATEWAY=daraja` and everything it needs, for the fake at `base`: the credential
+/// computed at start from the password and the certificate.
+fn daraja_env(base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("REMIT_GATEWAY", "daraja".into()),
+        ("REMIT_DARAJA_URL", base.into()),
+        ("REMIT_DARAJA_CONSUMER_KEY", CONSUMER_KEY.into()),
+        ("REMIT_DARAJA_CONSUMER_SECRET", CONSUMER_SECRET.into()),
+        ("REMIT_DARAJA_SHORTCODE", SHORTCODE.into()),
+        ("REMIT_DARAJA_INITIATOR", INITIATOR.into()),
+        ("REMIT_DARAJA_INITIATOR_PASSWORD", INITIATOR_PASSWORD.into()),
+        (
+            "REMIT_DARAJA_CERT",
+            fake_daraja::cert_path().to_string_lossy().into_owned(),
+        ),
+        ("REMIT_DARAJA_TIMEOUT_S", "2".into()),
+        ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK.into()),
+    ]
+}
+
+fn with(
+    env: &[(&'static str, String)],
+    name: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    let mut env: Vec<_> = env.iter().filter(|(k, _)| *k != name).cloned().collect();
+    env.push((name, value.to_string()));
+    env
+}
+
+fn without(env: &[(&'static str, String)], name: &str) -> Vec<(&'static str, String)> {
+    env.iter().filter(|(k, _)| *k != name).cloned().collect()
+}
+
+/// `remit daraja ping` with `env`.
+fn ping(dir: &std::path::Path, env: &[(&'static str, String)]) -> crate::support::process::Ran {
+    let mut cmd = crate::support::process::remit(dir, Some(TEST_KEY));
+    cmd.args(["daraja", "ping"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    crate::support::process::run(cmd)
+}
+
+#[test]
+fn the_binary_pays_through_daraja_configured_from_the_environment() {
+    use crate::support::process::{funded_escrow, Server};
+    let fake = FakeDaraja::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let env = daraja_env(&fake.base);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
+    let payouts_line = server
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("payouts: "))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        payouts_line.contains("M-Pesa Daraja at")
+            && payouts_line.contains(&format!("{}/webhooks/payouts/", server.base)),
+        "{payouts_line}"
+    );
+    let admin = server.admin_token();
+    let user = |role: &str, name: &str| -> String {
+        let r = server.post("/users", &admin, &json!({"role": role, "name": name}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let (sender, agent) = (user("sender", "Amina"), user("agent", "Kiosk"));
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["a"],
+    );
+    let r = server.post(
+        "/payment-requests",
+        &agent,
+        &json!({"escrowId": escrow, "category": "a", "amountKes": 1_500, "merchantName": "Mama Mboga",
+                "merchantAccount": {"type": "phone", "number": "0799 123 456"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let request = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let r = server.post(
+        &format!("/payment-requests/{request}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let r = server.get(&format!("/payment-requests/{request}"), &admin);
+        if r.body["status"] == "paid" || r.body["status"] == "failed" {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "never settled: {}", r.text);
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    // Paid: the credential remit computed decrypted to the initiator's password (else M-Pesa
+    // would have failed it with 2001).
+    assert_eq!(view["status"], "paid", "{view}");
+    let txns = fake.txns();
+    assert_eq!(txns.len(), 1);
+    assert_eq!(txns[0].party_b, "254799123456");
+    assert_eq!(
+        view["payout"]["mpesaReceipt"],
+        txns[0].paid.clone().unwrap().as_str()
+    );
+    server.terminate();
+    let log = server.log();
+    for secret in [
+        INITIATOR_PASSWORD,
+        CONSUMER_SECRET,
+        CALLBACK,
+        "254799123456",
+        "799123456",
+    ] {
+        assert!(!log.contains(secret), "the log shows {secret:?}:\n{log}");
+    }
+    assert!(log.contains("daraja"), "the calls are logged:\n{log}");
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "remit check: {ran}");
+}
+
+#[test]
+fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
+    let fake = FakeDaraja::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = daraja_env(&fake.base);
+    let ok = ping(dir.path(), &env);
+    assert_eq!(ok.code, Some(0), "{ok}");
+    assert!(
+        ok.stdout.contains("token: ok") && ok.stdout.contains("balance query: ok"),
+        "{ok}"
+    );
+    assert_eq!(fake.calls("/mpesa/accountbalance/v1/query").len(), 1);
+
+    let bad_secret = ping(
+        dir.path(),
+        &with(&env, "REMIT_DARAJA_CONSUMER_SECRET", "wrong"),
+    );
+    assert_eq!(bad_secret.code, Some(1), "{bad_secret}");
+    assert!(
+        bad_secret
+            .stdout
+            .contains("check REMIT_DARAJA_CONSUMER_KEY and REMIT_DARAJA_CONSUMER_SECRET"),
+        "{bad_secret}"
+    );
+
+    let unreadable = ping(
+        dir.path(),
+        &with(&env, "REMIT_DARAJA_CERT", "/nonexistent/mpesa.cer"),
+    );
+    assert_ne!(unreadable.code, Some(0), "{unreadable}");
+    assert!(
+        unreadable.stderr.contains("REMIT_DARAJA_CERT")
+            && unreadable.stderr.contains("/nonexistent/mpesa.cer")
+            && !unreadable.stderr.contains("panicked"),
+        "{unreadable}"
+    );
+
+    let not_a_cert = dir.path().join("not-a-cert.pem");
+    std::fs::write(
+        &not_a_cert,
+        "-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let garbled = ping(
+        dir.path(),
+        &with(&env, "REMIT_DARAJA_CERT", not_a_cert.to_str().unwrap()),
+    );
+    assert_ne!(garbled.code, Some(0), "{garbled}");
+    assert!(garbled.stderr.contains("REMIT_DARAJA_CERT"), "{garbled}");
+
+    // A credential M-Pesa cannot decrypt: the balance query is refused.
+    let refused = ping(
+        dir.path(),
+        &with(
+            &without(&env, "REMIT_DARAJA_INITIATOR_PASSWORD"),
+            "REMIT_DARAJA_SECURITY_CREDENTIAL",
+            "bm90IGEgY3JlZGVudGlhbA==",
+        ),
+    );
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused.stdout.contains("token: ok") && refused.stdout.contains("balance query: REFUSED"),
+        "{refused}"
+    );
+
+    let unreachable = ping(
+        dir.path(),
+        &with(&env, "REMIT_DARAJA_URL", "http://127.0.0.1:9"),
+    );
+    assert_eq!(unreachable.code, Some(1), "{unreachable}");
+    assert!(
+        unreachable.stdout.contains("token: FAILED: no answer"),
+        "{unreachable}"
+    );
+
+    for line in [&ok.stdout, &bad_secret.stdout, &refused.stdout] {
+        assert!(
+            !line.contains(CONSUMER_SECRET) && !line.contains(INITIATOR_PASSWORD),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_daraja_configuration_that_cannot_work_stops_the_start_with_a_sentence_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = daraja_env("http://127.0.0.1:9");
+    let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (
+            without(&env, "REMIT_DARAJA_SHORTCODE"),
+            "REMIT_DARAJA_SHORTCODE",
+        ),
+        (
+            with(&env, "REMIT_DARAJA_SHORTCODE", "12ab"),
+            "REMIT_DARAJA_SHORTCODE",
+        ),
+        (
+            without(&env, "REMIT_DARAJA_CONSUMER_KEY"),
+            "REMIT_DARAJA_CONSUMER_KEY",
+        ),
+        (
+            without(&env, "REMIT_DARAJA_INITIATOR"),
+            "REMIT_DARAJA_INITIATOR",
+        ),
+        (
+            without(&env, "REMIT_DARAJA_INITIATOR_PASSWORD"),
+            "REMIT_DARAJA_INITIATOR_PASSWORD",
+        ),
+        (
+            without(&env, "REMIT_MPESA_CALLBACK_TOKEN"),
+            "REMIT_MPESA_CALLBACK_TOKEN",
+        ),
+        // Plain HTTP only to a loopback host.
+        (
+            with(&env, "REMIT_DARAJA_URL", "http://sandbox.example.org"),
+            "REMIT_DARAJA_URL",
+        ),
+        // A Daraja elsewhere needs a public address to call back.
+        (
+            with(&env, "REMIT_DARAJA_URL", "https://sandbox.example.org"),
+            "REMIT_PUBLIC_URL",
+        ),
+        (
+            with(&env, "REMIT_PUBLIC_URL", "http://kiosk.example.org"),
+            "REMIT_PUBLIC_URL",
+        ),
+        (
+            with(&env, "REMIT_DARAJA_B2C_COMMAND", "Charity"),
+            "REMIT_DARAJA_B2C_COMMAND",
+        ),
+        (
+            with(&env, "REMIT_DARAJA_TIMEOUT_S", "0"),
+            "REMIT_DARAJA_TIMEOUT_S",
+        ),
+        (
+            with(
+                &env,
+                "REMIT_CALLBACK_ALLOW_IPS",
+                "196.201.214.0/24, nonsense",
+            ),
+            "REMIT_CALLBACK_ALLOW_IPS",
+        ),
+    ];
+    for (env, name) in cases {
+        let mut cmd = crate::support::process::remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db"])
+            .arg(dir.path().join("remit.db"))
+            .args(["--addr", "127.0.0.1:0"]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let ran = crate::support::process::run(cmd);
+        assert_ne!(ran.code, Some(0), "{name}: {ran}");
+        assert!(
+            ran.stderr.contains(name) && !ran.stderr.contains("panicked"),
+            "{name} is named: {ran}"
+        );
+        assert!(!ran.stderr.contains(INITIATOR_PASSWORD), "{ran}");
+    }
+}
+
+#[test]
+fn only_allowed_networks_may_post_results_and_a_proxy_is_believed_only_when_trusted() {
+    let allow = |c: &mut Config| {
+        c.gateway = GatewayKind::None;
+        c.callback_allow = vec!["196.201.214.0/24".parse().unwrap()];
+    };
+    let body = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": "nobody", "ConversationID": "AG_X", "TransactionID": "TLC1234567"}})
+    .to_string();
+    let post = |app: &TestApp, forwarded: Option<&str>| {
+        let headers: Vec<(&str, &str)> = forwarded
+            .map(|f| ("X-Forwarded-For", f))
+            .into_iter()
+            .collect();
+        app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+            None,
+            Some(("application/json", body.as_bytes())),
+            &headers,
+        )
+    };
+    // Loopback is not on the list; a forwarded address is not believed without a trusted proxy.
+    let app = spawn_app_with(allow);
+    assert_eq!(post(&app, None).status, 401);
+    assert_eq!(post(&app, Some("196.201.214.200")).status, 401);
+    // Behind a trusted proxy (here: loopback), the address it forwards is the caller's.
+    let app = spawn_app_with(|c| {
+        allow(c);
+        c.trusted_proxy = Some("127.0.0.1".parse().unwrap());
+    });
+    // Let through: it reaches the payout lookup (and names no payout of ours).
+    let accepted = post(&app, Some("10.9.9.9, 196.201.214.200"));
+    assert_eq!(accepted.status, 404, "{}", accepted.text);
+    assert_eq!(
+        post(&app, Some("196.201.214.200, 10.9.9.9")).status,
+        401,
+        "the proxy's own entry is the last"
+    );
+    assert_eq!(post(&app, None).status, 401);
+}
