@@ -1,7 +1,11 @@
 // End-to-end browser test of the remit web UI.
 //
 //   REMIT_URL=http://127.0.0.1:40123 REMIT_SENDER_TOKEN=… REMIT_AGENT_TOKEN=… REMIT_ADMIN_TOKEN=… \
-//   REMIT_FAIL_ACCOUNT=… [REMIT_SCREENSHOT_DIR=dir] [CHROMIUM=/usr/bin/chromium] node flow.mjs
+//   REMIT_FAIL_ACCOUNT=… [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
+//   [REMIT_SCREENSHOT_DIR=dir] [CHROMIUM=/usr/bin/chromium] node flow.mjs
+//
+// REMIT_FLOAT: the M-Pesa balances the server has recorded and its float alert, which the admin
+// overview must show (without it: no balances recorded, no alert).
 //
 // Drives Debian's Chromium through playwright-core (no browser download). Each role has its own
 // browser context, so its own sessionStorage. Every wait is bounded; the whole flow is capped at
@@ -34,6 +38,7 @@ const TOKENS = {
   admin: env('REMIT_ADMIN_TOKEN'),
 };
 const FAIL_ACCOUNT = env('REMIT_FAIL_ACCOUNT');
+const FLOAT = JSON.parse(env('REMIT_FLOAT', '{"alertKesCents":0,"updatedAt":null,"accounts":[]}'));
 const SHOTS = path.resolve(env('REMIT_SCREENSHOT_DIR', path.join(here, '..', '..', 'test-output', 'browser')));
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const PAYBILL = '888880';
@@ -90,11 +95,25 @@ async function shot(page, name) {
 const tid = (id) => `[data-testid="${id}"]`;
 const text = async (locator) => (await locator.first().textContent({ timeout: 2000 }) || '').trim();
 
-function usdText(cents) {
-  const minor = cents % 100;
-  const major = (cents - minor) / 100;
-  return `USD ${String(major).replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${String(minor).padStart(2, '0')}`;
+function moneyText(currency, cents) {
+  const abs = Math.abs(cents);
+  const minor = abs % 100;
+  const major = (abs - minor) / 100;
+  return `${currency} ${cents < 0 ? '-' : ''}${String(major).replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${String(minor).padStart(2, '0')}`;
 }
+const usdText = (cents) => moneyText('USD', cents);
+const kesText = (cents) => moneyText('KES', cents);
+
+// The M-Pesa accounts that pay payouts: what the overview says each pays, and what fails when it
+// runs low.
+const PAYING_ACCOUNTS = {
+  'Utility Account': ['pays phone payouts', 'phone payouts'],
+  'Working Account': ['pays PayBills and Tills', 'PayBill and Till payouts'],
+};
+const GATEWAY_NOTES = {
+  simulator: 'Payouts are simulated: no real M-Pesa float.',
+  none: 'No gateway: payouts stay queued.',
+};
 
 async function api(token, method, p) {
   const res = await fetch(BASE + p, { method, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
@@ -428,6 +447,64 @@ async function main() {
     const shown = await text(admin.locator(tid('fx-rate-value')));
     assert(Math.round(Number(shown.replace(/,/g, '')) * 10000) === rateE4, `the rate shows "${shown}", the API says ${fx['USD-KES'].rate}`);
     await shot(admin, '14-admin.png');
+  });
+
+  await step('admin sees the M-Pesa float: each balance, what it pays, a warning for each paying account below the alert', async () => {
+    const reported = await api(TOKENS.admin, 'GET', '/admin/float');
+    const card = admin.locator(tid('float'));
+    await waitFor(async () => `for the float card (shows "${await text(card).catch(() => '')}")`,
+      async () => (await card.locator(`${tid('float-note')}, ${tid('float-accounts')}`).count()) > 0);
+    const note = GATEWAY_NOTES[reported.gateway] || (FLOAT.accounts.length ? null : 'No balance reported yet (asked every few minutes).');
+    if (note) assert(await text(card.locator(tid('float-note'))) === note, `the float card says "${await text(card.locator(tid('float-note')))}", expected "${note}"`);
+    else assert(await card.locator(tid('float-note')).count() === 0, 'the float card has a gateway note for daraja with balances');
+    const rows = card.locator(tid('float-account'));
+    assert(await rows.count() === FLOAT.accounts.length, `the float card lists ${await rows.count()} accounts, expected ${FLOAT.accounts.length}`);
+    const alert = kesText(FLOAT.alertKesCents);
+    let lowSeen = 0;
+    for (const a of FLOAT.accounts) {
+      const row = card.locator(`[data-testid="float-account"][data-account="${a.name}"]`);
+      assert(await row.count() === 1, `the float card does not list ${a.name}`);
+      const balance = await text(row.locator(tid('float-balance')));
+      assert(balance === kesText(a.cents), `${a.name} shows "${balance}", expected "${kesText(a.cents)}"`);
+      const [pays, atRisk] = PAYING_ACCOUNTS[a.name] || ['pays no payouts', null];
+      const shownPays = await text(row.locator(tid('float-pays')));
+      assert(shownPays === pays, `${a.name} says "${shownPays}", expected "${pays}"`);
+      const warning = row.locator(tid('float-low'));
+      if (atRisk && FLOAT.alertKesCents > 0 && a.cents < FLOAT.alertKesCents) {
+        lowSeen += 1;
+        assert(await warning.count() === 1 && await warning.isVisible(), `no visible low-float warning for ${a.name} (${balance} < ${alert})`);
+        assert(await warning.getAttribute('role') === 'alert', `the low-float warning of ${a.name} is not role="alert"`);
+        const want = `${a.name} is below the alert of ${alert}: ${atRisk} may fail. Top it up in the M-Pesa portal.`;
+        const shown = await text(warning);
+        assert(shown === want, `the warning of ${a.name} says "${shown}", expected "${want}"`);
+        log(`  ${a.name} ${balance}: warned`);
+      } else {
+        assert(await warning.count() === 0, `${a.name} (${balance}) has a low-float warning, the alert is ${alert}`);
+        log(`  ${a.name} ${balance}: no warning`);
+      }
+    }
+    assert(await card.locator('[role="alert"]').count() === lowSeen, `the float card has ${await card.locator('[role="alert"]').count()} alerts, expected ${lowSeen}`);
+    if (FLOAT.accounts.length) {
+      const time = card.locator(`${tid('float-updated')} time`);
+      assert(await time.getAttribute('datetime') === FLOAT.updatedAt, `the float card's time is ${await time.getAttribute('datetime')}, expected ${FLOAT.updatedAt}`);
+      const shownAt = await text(time);
+      assert(shownAt && shownAt !== FLOAT.updatedAt && shownAt.includes(FLOAT.updatedAt.slice(0, 4)), `the last report shows "${shownAt}", not a date for people`);
+    }
+    const alertLine = await text(card.locator(tid('float-alert')));
+    const wantAlert = FLOAT.alertKesCents > 0 ? `A paying account below ${alert} is flagged.` : 'No low-balance alert is set (REMIT_FLOAT_ALERT_KES).';
+    assert(alertLine === wantAlert, `the float card says "${alertLine}", expected "${wantAlert}"`);
+
+    // On a 360 px phone the card fits the screen: nothing wider than the viewport.
+    await admin.setViewportSize({ width: 360, height: 800 });
+    await waitFor(async () => `for the overview to fit 360 px (page ${await admin.evaluate(() => document.documentElement.scrollWidth)} px wide)`,
+      async () => admin.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    const box = await card.boundingBox();
+    assert(box && box.x >= 0 && box.x + box.width <= 360, `the float card spans ${box && box.x}–${box && box.x + box.width} px at 360 px`);
+    const overflowing = await card.evaluate((c) => Array.from(c.querySelectorAll('*')).filter((n) => n.getBoundingClientRect().right > c.getBoundingClientRect().right + 0.5).map((n) => n.dataset.testid || n.tagName));
+    assert(overflowing.length === 0, `parts of the float card stick out at 360 px: ${overflowing.join(', ')}`);
+    await card.scrollIntoViewIfNeeded();
+    await shot(admin, '14-admin-float-360.png');
+    await admin.setViewportSize({ width: 1280, height: 900 });
   });
 
   await step('admin opens the audit log of the escrow and the users', async () => {

@@ -1,18 +1,43 @@
-// Admin screen #/overview: the ledger integrity check, the USD-KES rate and setting it, and the
-// stuck payouts with the form that resolves each one.
+// Admin screen #/overview: the ledger integrity check, the USD-KES rate and setting it, the M-Pesa
+// float (balances last reported, low paying accounts), and the stuck payouts with the form that
+// resolves each one.
 
 import { api, errorText, qs } from '../api.js';
 import { add, button, clear, dl, el, emptyState, field, formError, pageHead, patchList, statusBadge, timeEl, uid } from '../dom.js';
-import { formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
+import { centsOf, formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
 import { busy, onSubmit } from '../forms.js';
 import { globalError, notice } from '../notices.js';
+
+// The M-Pesa accounts that pay payouts (the API flags them `low` below the alert), in this order.
+const PAYING_ACCOUNTS = {
+  'Utility Account': { pays: 'pays phone payouts', atRisk: 'phone payouts' },
+  'Working Account': { pays: 'pays PayBills and Tills', atRisk: 'PayBill and Till payouts' },
+};
+const PAYING_ORDER = Object.keys(PAYING_ACCOUNTS);
+const GATEWAY_NOTES = {
+  simulator: 'Payouts are simulated: no real M-Pesa float.',
+  none: 'No gateway: payouts stay queued.',
+};
+
+function floatAccount(a, alertCents) {
+  const paying = PAYING_ACCOUNTS[a.name];
+  return el('li', { class: `float-account${a.low ? ' low' : ''}`, testid: 'float-account', dataset: { account: a.name, low: String(!!a.low) } },
+    el('div', { class: 'float-head' },
+      el('span', { class: 'float-name', testid: 'float-name' }, a.name),
+      el('strong', { class: 'float-amount', testid: 'float-balance' }, kes(a.availableKesCents))),
+    el('p', { class: 'muted small', testid: 'float-pays' }, paying ? paying.pays : 'pays no payouts'),
+    a.low ? el('p', { class: 'warn', role: 'alert', testid: 'float-low' },
+      `${a.name} is below the alert of ${kes(alertCents)}: ${paying ? paying.atRisk : 'payouts'} may fail. Top it up in the M-Pesa portal.`) : null);
+}
 
 export async function viewOverview(root, ctx) {
   const integrity = el('section', { class: 'card', testid: 'integrity', 'aria-labelledby': 'int-h' });
   const fxBox = el('section', { class: 'card', testid: 'fx', 'aria-labelledby': 'fx-h' });
+  const floatBox = el('section', { class: 'card float', testid: 'float', 'aria-labelledby': 'float-h' });
   const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
-  root.append(pageHead('Overview', 'The health of the ledger, the exchange rate, and payouts that need a person.'),
+  root.append(pageHead('Overview', 'The health of the ledger, the exchange rate, the M-Pesa float, and payouts that need a person.'),
     el('div', { class: 'grid-2 top' }, integrity, fxBox),
+    floatBox,
     el('section', { class: 'section', 'aria-labelledby': 'stuck-h' },
       el('div', { class: 'section-head' }, el('h2', { id: 'stuck-h' }, 'Stuck payouts'),
         button('Refresh', { small: true, testid: 'refresh-stuck', onclick: () => loadStuck().catch(globalError) })),
@@ -56,6 +81,25 @@ export async function viewOverview(root, ctx) {
         el('span', { class: 'muted' }, ' KES per USD')),
       el('p', { class: 'muted small' }, 'Updated ', r ? timeEl(r.updatedAt) : '—'),
       form);
+  }
+
+  async function loadFloat() {
+    const f = await api('GET', '/admin/float');
+    if (!ctx.alive()) return;
+    const rank = (name) => { const i = PAYING_ORDER.indexOf(name); return i < 0 ? PAYING_ORDER.length : i; };
+    const accounts = ((f && f.accounts) || []).slice().sort((a, b) => rank(a.name) - rank(b.name));
+    const alertCents = centsOf(f && f.alertKes);
+    let note = GATEWAY_NOTES[f && f.gateway] || null;
+    if (!note && !accounts.length) note = 'No balance reported yet (asked every few minutes).';
+    const refreshBtn = button('Refresh', { small: true, testid: 'refresh-float', onclick: () => busy(refreshBtn, loadFloat).catch(globalError) });
+    add(clear(floatBox), [
+      el('div', { class: 'section-head' }, el('h2', { id: 'float-h' }, 'M-Pesa float'), refreshBtn),
+      note ? el('p', { class: 'muted', testid: 'float-note', dataset: { gateway: f && f.gateway } }, note) : null,
+      accounts.length ? el('ul', { class: 'float-accounts', testid: 'float-accounts' }, accounts.map((a) => floatAccount(a, alertCents))) : null,
+      accounts.length ? el('p', { class: 'muted small', testid: 'float-updated' }, 'Last reported ', timeEl(f.updatedAt)) : null,
+      el('p', { class: 'muted small', testid: 'float-alert' }, alertCents > 0
+        ? `A paying account below ${kes(alertCents)} is flagged.`
+        : 'No low-balance alert is set (REMIT_FLOAT_ALERT_KES).')]);
   }
 
   function payoutCard(p) {
@@ -133,6 +177,7 @@ export async function viewOverview(root, ctx) {
   await Promise.all([
     loadIntegrity().catch((err) => { clear(integrity).append(el('h2', null, 'Integrity'), el('p', { class: 'form-error' }, errorText(err))); }),
     loadFx().catch((err) => { clear(fxBox).append(el('h2', null, 'Exchange rate'), el('p', { class: 'form-error' }, errorText(err))); }),
+    loadFloat().catch((err) => { clear(floatBox).append(el('h2', null, 'M-Pesa float'), el('p', { class: 'form-error' }, errorText(err))); }),
     loadStuck().catch(globalError),
   ]);
   ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : loadStuck()));
