@@ -85,8 +85,10 @@ pub struct FloatView {
     pub accounts: Vec<AccountView>,
     /// When the last report came (`null`: never).
     pub updated_at: Option<String>,
-    /// The alert threshold, in KES.
+    /// The alert threshold, in KES (0: no alert).
     pub alert_kes: Decimal,
+    /// The same in cents.
+    pub alert_kes_cents: i64,
 }
 
 /// The balances last reported.
@@ -117,5 +119,6 @@ pub fn view(conn: &Connection, gateway: &'static str, alert: KesCents) -> Result
         accounts,
         updated_at,
         alert_kes: alert.major(),
+        alert_kes_cents: alert.get(),
     })
 }

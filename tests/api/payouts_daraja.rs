@@ -79,20 +79,7 @@ fn approved_phone_payment(app: &TestApp, escrow: &str, kes: i64) -> String {
 /// Polls a request until its status is one of `statuses` (bounded: 30 s, for retries with
 /// backoff).
 fn settled(app: &TestApp, request: &str, statuses: &[&str]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = app.get(&format!("/payment-requests/{request}"), &app.admin);
-        let status = r.body["status"].as_str().unwrap_or("").to_string();
-        if statuses.contains(&status.as_str()) {
-            return r.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "request {request} stayed {status}, wanted {statuses:?}: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    app.wait_for_status_within(request, statuses, Duration::from_secs(30))
 }
 
 /// The journal's transactions of one payout, by kind.
@@ -566,6 +553,30 @@ fn an_expired_token_is_renewed_once_and_the_payout_goes_on() {
     assert_checks(app);
 }
 
+/// Polls `GET /admin/float` until `ready` holds of it (bounded: 20 s).
+fn wait_for_float(app: &TestApp, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/admin/float", &app.admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        if ready(&r.body) {
+            return r.body;
+        }
+        assert!(Instant::now() < deadline, "{what} never showed: {}", r.text);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn float_account(float: &Value, name: &str) -> Value {
+    float["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 #[test]
 fn a_low_float_is_reported_and_warned_about() {
     let fake = FakeDaraja::start();
@@ -576,26 +587,9 @@ fn a_low_float_is_reported_and_warned_about() {
         c.float_check_s = 1;
         c.float_alert = remit::money::KesCents::new(500_000).unwrap();
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let float = loop {
-        let r = app.get("/admin/float", &app.admin);
-        assert_eq!(r.status, 200, "{}", r.text);
-        if r.body["updatedAt"].is_string() {
-            break r.body;
-        }
-        assert!(Instant::now() < deadline, "no balance came: {}", r.text);
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    let float = wait_for_float(&app, "a balance", |f| f["updatedAt"].is_string());
     assert_eq!(float["gateway"], "daraja");
-    let account = |name: &str| {
-        float["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}: {float}"))
-            .clone()
-    };
+    let account = |name: &str| float_account(&float, name);
     let utility = account("Utility Account");
     assert_eq!(
         (&utility["availableKesCents"], &utility["low"]),
@@ -610,7 +604,10 @@ fn a_low_float_is_reported_and_warned_about() {
         account("Charges Paid Account")["availableKesCents"],
         -125_000
     );
-    assert_eq!(float["alertKes"], 5000.0);
+    assert_eq!(
+        (&float["alertKes"], &float["alertKesCents"]),
+        (&json!(5000.0), &json!(500_000))
+    );
     // A sender does not see the float.
     assert_eq!(app.get("/admin/float", &app.sender).status, 403);
     let metrics = app.get("/metrics", &app.admin).text;
@@ -621,27 +618,10 @@ fn a_low_float_is_reported_and_warned_about() {
     );
     // The balance is asked again on the timer: a top-up shows.
     fake.set_balances(90_000, 250_000);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = app.get("/admin/float", &app.admin);
-        let utility = r.body["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "Utility Account")
-            .cloned()
-            .unwrap();
-        if utility["availableKesCents"] == 9_000_000 {
-            assert_eq!(utility["low"], false);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the top-up never showed: {}",
-            r.text
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let float = wait_for_float(&app, "the top-up", |f| {
+        float_account(f, "Utility Account")["availableKesCents"] == 9_000_000
+    });
+    assert_eq!(float_account(&float, "Utility Account")["low"], false);
     assert_checks(app);
 }
 

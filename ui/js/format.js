@@ -30,14 +30,6 @@ export function rateKesPerUsdE4(rate) {
   return Number.isFinite(n) && n > 0 ? Math.round(n * 10000) : null;
 }
 
-// Cents for an amount the API gives only in major units (a JSON number with at most 2
-// decimals, e.g. the float alert 5000.0 → 500000); exact well beyond any KES amount.
-export function centsOf(major) {
-  if (major === null || major === undefined || major === '') return null;
-  const n = Number(major);
-  return Number.isFinite(n) ? Math.round(n * 100) : null;
-}
-
 export function formatRate(e4) {
   if (!e4) return '—';
   const frac = String(e4 % 10000).padStart(4, '0').replace(/0{1,2}$/, '').replace(/(\d\d)0$/, '$1');

@@ -314,7 +314,17 @@ impl TestApp {
 
     /// Polls a payment request until its status is one of `statuses` (bounded: 10 s).
     pub fn wait_for_status(&self, request_id: &str, statuses: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_status_within(request_id, statuses, Duration::from_secs(10))
+    }
+
+    /// The same, bounded by `within` (for payouts that go through retries with backoff).
+    pub fn wait_for_status_within(
+        &self,
+        request_id: &str,
+        statuses: &[&str],
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
         loop {
             let r = self.get(&format!("/payment-requests/{request_id}"), &self.admin);
             let status = r.body["status"].as_str().unwrap_or("").to_string();

@@ -4,7 +4,7 @@
 
 import { api, errorText, qs } from '../api.js';
 import { add, button, clear, dl, el, emptyState, field, formError, pageHead, patchList, statusBadge, timeEl, uid } from '../dom.js';
-import { centsOf, formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
+import { formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
 import { busy, onSubmit } from '../forms.js';
 import { globalError, notice } from '../notices.js';
 
@@ -88,7 +88,7 @@ export async function viewOverview(root, ctx) {
     if (!ctx.alive()) return;
     const rank = (name) => { const i = PAYING_ORDER.indexOf(name); return i < 0 ? PAYING_ORDER.length : i; };
     const accounts = ((f && f.accounts) || []).slice().sort((a, b) => rank(a.name) - rank(b.name));
-    const alertCents = centsOf(f && f.alertKes);
+    const alertCents = f && Number.isInteger(f.alertKesCents) ? f.alertKesCents : null;
     let note = GATEWAY_NOTES[f && f.gateway] || null;
     if (!note && !accounts.length) note = 'No balance reported yet (asked every few minutes).';
     const refreshBtn = button('Refresh', { small: true, testid: 'refresh-float', onclick: () => busy(refreshBtn, loadFloat).catch(globalError) });
