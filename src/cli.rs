@@ -12,9 +12,40 @@ use crate::store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The settings read from the environment (or `.env`), shown under `--help`.
+const ENVIRONMENT_HELP: &str = "\
+Environment (also read from ./.env; the README's Configuration table has the details):
+  ENCRYPTION_KEY                  64 hex characters (default: the key file <db>.key)
+  PORT                            listen on 127.0.0.1:$PORT
+  REMIT_SYNCHRONOUS               full (default) or normal
+  REMIT_MAX_CONNECTIONS           open connections at once (1024)
+  REMIT_REQUEST_TTL_H             hours a payment request waits for approval (72)
+  REMIT_MAX_ESCROW_USD, REMIT_MAX_REQUEST_KES   amount limits (10000, 1000000)
+  REMIT_METRICS_PUBLIC            0 puts /metrics behind an admin token
+  REMIT_STRIPE_WEBHOOK_SECRET     whsec_...; without it Stripe events are refused
+  REMIT_STRIPE_LIVEMODE           true: live-mode Stripe events only
+  REMIT_MPESA_CALLBACK_TOKEN      the M-Pesa result URL's secret (>= 32 lowercase hex)
+  REMIT_GATEWAY                   simulator (default), daraja or none
+  REMIT_SIM_DELAY_MS, REMIT_SIM_FAIL_ACCOUNTS, REMIT_SIM_TIMEOUT_ACCOUNTS   the simulator
+  REMIT_PAYOUT_TIMEOUT_S          when an unanswered payout is stuck (600)
+  REMIT_DARAJA_URL                Daraja's base URL (the sandbox by default)
+  REMIT_DARAJA_CONSUMER_KEY, REMIT_DARAJA_CONSUMER_SECRET   the Daraja app's credentials
+  REMIT_DARAJA_SHORTCODE          our shortcode
+  REMIT_DARAJA_INITIATOR          the API operator's user name
+  REMIT_DARAJA_INITIATOR_PASSWORD, REMIT_DARAJA_CERT   the operator's password, M-Pesa's PEM certificate
+  REMIT_DARAJA_SECURITY_CREDENTIAL   or the credential ready-made
+  REMIT_DARAJA_B2C_COMMAND        BusinessPayment (default), SalaryPayment or PromotionPayment
+  REMIT_DARAJA_TIMEOUT_S          the longest one call to Daraja may take (30)
+  REMIT_PUBLIC_URL                https://... where M-Pesa posts results
+  REMIT_PAYOUT_STATUS_AFTER_S     ask Transaction Status after this long without a result (120)
+  REMIT_FLOAT_CHECK_S, REMIT_FLOAT_ALERT_KES   balance check interval (900), low-float alert (0)
+  REMIT_CALLBACK_ALLOW_IPS        addresses or CIDRs that may post M-Pesa results
+  REMIT_TRUSTED_PROXY             the proxy whose X-Forwarded-For is believed
+  RUST_LOG                        log level (info)";
+
 /// remit: an escrowed remittance ledger on one SQLite file.
 #[derive(Parser, Debug)]
-#[command(name = "remit", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "remit", version, about, long_about = None, args_conflicts_with_subcommands = true, after_help = ENVIRONMENT_HELP)]
 pub struct Cli {
     /// The database file.
     #[arg(long, global = true, env = "REMIT_DB", default_value = "./remit.db")]
@@ -29,6 +60,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the default command).
+    #[command(after_help = ENVIRONMENT_HELP)]
     Serve(ServeArgs),
     /// Manage users.
     #[command(subcommand)]
@@ -53,7 +85,7 @@ enum Command {
         new_key_file: PathBuf,
     },
     /// Check the M-Pesa Daraja configuration (REMIT_GATEWAY=daraja and REMIT_DARAJA_*).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = ENVIRONMENT_HELP)]
     Daraja(DarajaCommand),
 }
 

@@ -71,3 +71,28 @@ fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
         "the default was never used"
     );
 }
+
+#[test]
+fn every_setting_the_configuration_reads_is_named_in_help_and_in_the_readme() {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config/env.rs")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("--help");
+    let help = crate::support::process::run(cmd).stdout;
+    let mut names: Vec<&str> = source
+        .split('"')
+        .filter(|s| {
+            s.starts_with("REMIT_") && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() > 20, "{names:?}");
+    for name in names {
+        assert!(help.contains(name), "--help does not name {name}");
+        assert!(readme.contains(name), "the README does not name {name}");
+    }
+}

@@ -534,6 +534,69 @@ fn a_payout_without_any_result_is_resolved_by_transaction_status_once() {
 }
 
 #[test]
+fn a_payout_m_pesa_never_answers_about_is_stuck_for_the_operator_with_its_money_reserved() {
+    let (fake, app) = start_with(|c| c.payout_timeout_s = 2);
+    // Neither the result nor any status result ever comes.
+    fake.script(
+        2_300,
+        Script {
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_300);
+    let (payout, originator, _) = app.payout_ids(&request);
+    fake.wait_for("two status queries", |v| {
+        v.calls
+            .iter()
+            .filter(|c| c.body["OriginalConversationID"] == originator.as_str())
+            .count()
+            >= 2
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stuck = app.get("/payouts?status=stuck", &app.admin);
+        if stuck.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["payoutId"] == payout.as_str())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stuck: {}", stuck.text);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "still unknown: {view}");
+    let usd = usd_of(&view);
+    assert_eq!(
+        balances(&app, &escrow),
+        (10_000 - usd, usd, 0),
+        "money stays reserved"
+    );
+    // The operator looks it up at M-Pesa and resolves it with the receipt found there.
+    let receipt = fake.txns()[0].paid.clone().unwrap();
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": receipt}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_paid_once(&app, &fake, &escrow, &request);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    assert_eq!(
+        count(&audit_actions(&app, &escrow, &payout), "payout.resolved"),
+        1
+    );
+    assert_checks(app);
+}
+
+#[test]
 fn an_expired_token_is_renewed_once_and_the_payout_goes_on() {
     let (fake, app) = start();
     let escrow = app.active_escrow(100, &["a"]);
