@@ -116,6 +116,10 @@ pub const EXPIRY_SWEEP_EVERY_S: u64 = 60;
 pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;
 /// The most open connections a configuration may allow (each holds a thread and a descriptor).
 pub const CONNECTIONS_MAX_LIMIT: usize = 16_384;
+/// The web UI signs out a shared screen after this long without input.
+pub const UI_IDLE_S_DEFAULT: u64 = 300;
+/// The longest `REMIT_UI_IDLE_S` allowed (a day).
+pub const UI_IDLE_S_MAX: u64 = 86_400;
 /// A sent payout with no result after this long gets a Transaction Status query (Daraja).
 pub const PAYOUT_STATUS_AFTER_S_DEFAULT: i64 = 120;
 /// How often the M-Pesa account balances are asked for, when not configured.

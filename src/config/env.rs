@@ -108,6 +108,18 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         })
         .collect::<Result<_>>()?;
     config.trusted_proxy = parse_env::<std::net::IpAddr>("REMIT_TRUSTED_PROXY")?;
+    if let Some(s) = parse_env::<u64>("REMIT_UI_IDLE_S")? {
+        if s > crate::limits::UI_IDLE_S_MAX {
+            return Err(Error::invalid(
+                "REMIT_UI_IDLE_S",
+                format!(
+                    "must be from 0 (never) to {} seconds",
+                    crate::limits::UI_IDLE_S_MAX
+                ),
+            ));
+        }
+        config.ui_idle_s = s;
+    }
     if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
         config.sim_delay_ms = ms;
     }

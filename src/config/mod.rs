@@ -150,6 +150,8 @@ pub struct Config {
     pub callback_allow: Vec<ipnet::IpNet>,
     /// The one proxy whose `X-Forwarded-For` is believed.
     pub trusted_proxy: Option<std::net::IpAddr>,
+    /// The web UI signs out after this many seconds without input (0: never).
+    pub ui_idle_s: u64,
 }
 
 impl Config {
@@ -182,6 +184,7 @@ impl Config {
             float_alert: KesCents::ZERO,
             callback_allow: Vec::new(),
             trusted_proxy: None,
+            ui_idle_s: limits::UI_IDLE_S_DEFAULT,
         }
     }
 

@@ -27,9 +27,12 @@
 mod ids;
 mod merchant;
 mod phone;
+#[macro_use]
 mod states;
+mod failure;
 mod text;
 
+pub use failure::FailureReason;
 pub use ids::*;
 pub use merchant::{mask_number, MerchantAccount, MerchantAccountView};
 pub use phone::KenyanPhone;

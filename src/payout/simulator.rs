@@ -33,17 +33,17 @@ fn account_matches(job: &PayoutJob, list: &[String]) -> bool {
     found
 }
 
-/// A receipt number in M-Pesa's shape.
+/// A receipt number in M-Pesa's shape (ten capitals and digits) that says what it is: `SIM`
+/// and seven more, so that a simulated receipt can never pass for a real one.
 fn receipt() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut bytes = [0u8; 7];
     crate::crypto::fill_random(&mut bytes);
-    // The first three characters track the date at M-Pesa; "TCE" stands for a day in 2025.
     let tail: String = bytes
         .iter()
         .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
         .collect();
-    format!("TCE{tail}")
+    format!("SIM{tail}")
 }
 
 impl Simulator {

@@ -389,12 +389,14 @@ struct PayoutRow {
     amount_kes: KesCents,
     approved_day: Option<String>,
     receipt: Option<String>,
+    /// Sent through the simulator: nothing real moved.
+    simulated: bool,
 }
 
 fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
     conn.prepare_cached(
         "SELECT p.status, p.payment_request_id, p.escrow_id, r.category_id, p.amount_usd_cents,
-         p.amount_kes_cents, r.approved_day, p.receipt
+         p.amount_kes_cents, r.approved_day, p.receipt, p.gateway IS 'simulator' AS simulated
          FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
     )?
     .query_row([payout_id], |r| {
@@ -407,6 +409,7 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
             amount_kes: r.get("amount_kes_cents")?,
             approved_day: r.get("approved_day")?,
             receipt: r.get("receipt")?,
+            simulated: r.get("simulated")?,
         })
     })
     .optional()?
@@ -502,7 +505,8 @@ pub fn apply_result(
                 &actor.id,
                 "payout.succeeded",
                 payout_id.as_str(),
-                &json!({"receipt": receipt, "paymentRequestId": row.request_id}),
+                &json!({"receipt": receipt, "paymentRequestId": row.request_id,
+                        "simulated": row.simulated}),
             )?;
             complete_if_spent(ctx, actor, &row.escrow_id)?;
         }
@@ -530,7 +534,8 @@ pub fn apply_result(
                 &actor.id,
                 "payout.failed",
                 payout_id.as_str(),
-                &json!({"resultCode": code, "paymentRequestId": row.request_id}),
+                &json!({"resultCode": code, "paymentRequestId": row.request_id,
+                        "simulated": row.simulated}),
             )?;
         }
     }

@@ -59,6 +59,10 @@ pub struct MeView {
     pub role: Role,
     /// Their name.
     pub name: String,
+    /// Which gateway pays payouts: `simulator` (no real money moves), `daraja` or `none`.
+    pub gateway: &'static str,
+    /// The web UI signs out after this many seconds without input (0: never).
+    pub idle_sign_out_s: u64,
 }
 
 /// A user created, with their first token (shown once).
@@ -327,13 +331,21 @@ pub fn list(
 }
 
 /// `GET /me`.
-pub fn me(conn: &Connection, keys: &Keys, actor: &Actor) -> Result<MeView> {
+pub fn me(
+    conn: &Connection,
+    keys: &Keys,
+    actor: &Actor,
+    gateway: &'static str,
+    idle_sign_out_s: u64,
+) -> Result<MeView> {
     let id = UserId::parse(&actor.id)?;
     let (name, _) = super::views::user_name_phone(conn, keys, &id)?;
     Ok(MeView {
         user_id: actor.id.clone(),
         role: actor.role,
         name,
+        gateway,
+        idle_sign_out_s,
     })
 }
 

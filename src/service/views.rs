@@ -374,6 +374,8 @@ pub struct PayoutView {
     pub amount_usd_cents: UsdCents,
     /// Who pays it: `simulator` (no real money moves) or `daraja`; `null` until it is sent.
     pub gateway: Option<String>,
+    /// Paid (or to be paid) by the simulator: no real money moves, its receipt is made up.
+    pub simulated: bool,
     /// Our id at Daraja (admins only: a result naming it is believed by its id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub originator_conversation_id: Option<String>,
@@ -383,6 +385,11 @@ pub struct PayoutView {
     pub mpesa_receipt: Option<String>,
     pub result_code: Option<String>,
     pub result_desc: Option<String>,
+    /// Why it failed, as a word (`FailureReason`); `null` unless failed.
+    pub failure_reason: Option<crate::domain::FailureReason>,
+    /// The same in a plain sentence for the person who asked (`resultCode` and `resultDesc`
+    /// keep M-Pesa's own).
+    pub failure_text: Option<&'static str>,
     pub attempts: i64,
     /// Waiting for the operator: its outcome is unknown or contradicted.
     pub flagged: bool,
@@ -406,20 +413,28 @@ const PAYOUT_COLUMNS: &str = "p.id AS payout_id, p.payment_request_id AS payout_
 
 impl PayoutView {
     fn from_row(r: &Row<'_>) -> Result<PayoutView> {
+        let status: PayoutStatus = r.get("payout_status")?;
+        let gateway: Option<String> = r.get("payout_gateway")?;
+        let result_code: Option<String> = r.get("payout_result_code")?;
+        let failure_reason = (status == PayoutStatus::Failed)
+            .then(|| crate::domain::FailureReason::of_code(result_code.as_deref().unwrap_or("")));
         Ok(PayoutView {
             payout_id: r.get("payout_id")?,
             payment_request_id: r.get("payout_request_id")?,
             escrow_id: r.get("payout_escrow_id")?,
-            status: r.get("payout_status")?,
+            status,
             method: r.get("payout_command")?,
             amount_kes_cents: r.get("payout_amount_kes_cents")?,
             amount_usd_cents: r.get("payout_amount_usd_cents")?,
-            gateway: r.get("payout_gateway")?,
+            simulated: gateway.as_deref() == Some("simulator"),
+            gateway,
             originator_conversation_id: r.get("payout_originator")?,
             conversation_id: r.get("payout_conversation")?,
             mpesa_receipt: r.get("payout_receipt")?,
-            result_code: r.get("payout_result_code")?,
+            result_code,
             result_desc: r.get("payout_result_desc")?,
+            failure_reason,
+            failure_text: failure_reason.map(crate::domain::FailureReason::text),
             attempts: r.get("payout_attempts")?,
             flagged: r.get("payout_flagged")?,
             flag_reason: r.get("payout_flag_reason")?,

@@ -87,10 +87,25 @@ fn the_whole_flow_over_http_reserves_then_spends() {
         r.text
     );
     let paid = app.wait_for_status(&id, &["paid"]);
+    // The simulator says what it is: in the receipt, the payout, and the audit log.
     assert!(paid["payout"]["mpesaReceipt"]
         .as_str()
         .unwrap()
-        .starts_with("TCE"));
+        .starts_with("SIM"));
+    assert_eq!(
+        (&paid["payout"]["simulated"], &paid["payout"]["gateway"]),
+        (&json!(true), &json!("simulator"))
+    );
+    let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    let succeeded = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["action"] == "payout.succeeded")
+        .unwrap()
+        .clone();
+    assert_eq!(succeeded["details"]["simulated"], true, "{succeeded}");
+    assert_eq!(paid["payout"]["failureReason"], json!(null));
     assert_eq!(paid["payout"]["status"], "succeeded");
     assert_eq!(paid["payout"]["method"], "b2b_paybill");
     let view = app.escrow(&escrow);

@@ -201,6 +201,12 @@ fn a_failing_account_fails_the_payout_and_returns_the_money_and_the_day() {
     let failed = app.wait_for_status(&request, &["failed"]);
     assert_eq!(failed["payout"]["status"], "failed");
     assert_eq!(failed["payout"]["resultCode"], "2001");
+    // Words for people beside M-Pesa's code.
+    assert_eq!(failed["payout"]["failureReason"], "gateway_setup");
+    assert!(failed["payout"]["failureText"]
+        .as_str()
+        .unwrap()
+        .contains("The money is back in the escrow"));
     let view = app.escrow(&escrow);
     assert_eq!(
         (

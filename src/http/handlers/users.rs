@@ -14,9 +14,10 @@ use serde_json::json;
 /// `GET /me`.
 pub fn me(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
+    let (gateway, idle) = (app.config.gateway.name(), app.config.ui_idle_s);
     let view = app
         .store
-        .read(|conn, keys| service::me(conn, keys, &actor))?;
+        .read(|conn, keys| service::me(conn, keys, &actor, gateway, idle))?;
     Ok(Reply::json(200, &view))
 }
 
