@@ -12,6 +12,7 @@ mod http_api;
 mod http_hostile;
 mod http_limits;
 mod http_roles;
+mod kiosk_api;
 mod ledger_core;
 mod ledger_model;
 mod money_flow;

@@ -115,7 +115,7 @@ pub fn float(app: &App, req: &Req) -> Result<Reply> {
 pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, PayoutFilter::parse)?.unwrap_or(PayoutFilter::All);
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, PayoutId::is_shaped)?;
     let timeout = app.config.payout_timeout_s;
     let page = app.store.read(|conn, _| {
         let now = crate::time::now_unix();
@@ -128,7 +128,7 @@ pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
 pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, DepositFilter::parse)?.unwrap_or(DepositFilter::All);
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, crate::domain::DepositId::is_shaped)?;
     let escrow_id = req.query("escrowId");
     let page = app
         .store
