@@ -411,6 +411,14 @@ pub fn me(
     })
 }
 
+/// The user with this phone number (its blind index), for `remit token issue`.
+pub fn find_by_phone(conn: &Connection, keys: &Keys, phone: &KenyanPhone) -> Result<UserId> {
+    conn.prepare_cached("SELECT id FROM users WHERE phone_index = ?1")?
+        .query_row([keys.blind_index(&phone.e164())], |r| r.get(0))
+        .optional()?
+        .ok_or(Error::NotFound { what: "user" })
+}
+
 /// Is there any user yet? (The first start creates an admin.)
 pub fn any_user(conn: &Connection) -> Result<bool> {
     Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)

@@ -7,6 +7,7 @@
 mod support;
 
 mod browser;
+mod cli_commands;
 mod cli_config;
 mod http_api;
 mod http_hostile;

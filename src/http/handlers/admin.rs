@@ -54,7 +54,7 @@ pub fn rates(app: &App, req: &Req) -> Result<Reply> {
 /// `PUT /fx-rates/:pair`.
 pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
-    if req.param(0) != "USD-KES" {
+    if !req.param(0).eq_ignore_ascii_case("USD-KES") {
         return Err(Error::NotFound {
             what: "currency pair",
         });

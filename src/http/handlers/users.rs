@@ -70,10 +70,14 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     })
 }
 
-/// `DELETE /tokens/:prefix`.
+/// `DELETE /tokens/:prefix` (the whole token is accepted too; only its prefix is used).
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
-    let prefix = req.param(0).to_string();
+    let prefix: String = req
+        .param(0)
+        .chars()
+        .take(service::TOKEN_PREFIX_CHARS)
+        .collect();
     let view = app
         .store
         .write(move |ctx| service::revoke_token(ctx, &actor, &prefix))?;
