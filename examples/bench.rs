@@ -76,6 +76,28 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) of the server's threads so far: every thread of this process whose
+/// name starts with `remit-` (HTTP workers, the writer, the checkpointer…), not the clients.
+fn server_cpu() -> Duration {
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("remit-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+            ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
+        }
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_s)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -241,6 +263,7 @@ impl HttpLoad {
         let n = ids.len();
         let batches_before = store.stats.batches.load(Ordering::Relaxed);
         let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
+        let cpu_before = server_cpu();
         let (wall, latencies, failures) = drive(ids, self.connections, {
             let (agents, base, token) = (
                 Arc::clone(&self.agents),
@@ -260,6 +283,7 @@ impl HttpLoad {
                 }
             }
         });
+        let cpu = server_cpu().saturating_sub(cpu_before);
         let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
         let rate = report(
             &format!("{label}, {} connections", self.connections),
@@ -277,6 +301,15 @@ impl HttpLoad {
             n as f64 / batches.max(1) as f64,
             commit_ms / batches.max(1) as f64,
             100.0 * commit_ms / (wall.as_secs_f64() * 1e3)
+        );
+        println!(
+            "{:<28} server CPU {:.3} ms per approval ({:.2} cores busy); WAL peak {:.1} MiB, {} checkpoints to empty (longest {:.1} ms)",
+            "",
+            cpu.as_secs_f64() * 1e3 / n as f64,
+            cpu.as_secs_f64() / wall.as_secs_f64(),
+            store.stats.wal_peak_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
+            store.stats.wal_resets.load(Ordering::Relaxed),
+            store.stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e3
         );
         (rate, percentile(&latencies, 0.99).as_secs_f64() * 1e3)
     }

@@ -1,18 +1,32 @@
 //! Authentication of bearer tokens, and the record of their use: `last_used_at` is written in
-//! the background, never by the request that used the token.
+//! the background, never by the request that used the token. A token found valid is
+//! remembered for `TOKEN_CACHE_TTL_S` (its SHA-256 → its actor), so that a client's requests
+//! do not each read the database: a token revoked through the API is forgotten at once; one
+//! revoked by `remit token revoke` while the server runs stops working within the TTL.
 
 use crate::error::{Error, Result};
-use crate::limits::TOKEN_BYTES_MAX;
+use crate::limits::{TOKEN_BYTES_MAX, TOKEN_CACHE_ENTRIES_MAX, TOKEN_CACHE_TTL_S};
 use crate::service::{users, Actor};
 use crate::store::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A token found valid: whose, its prefix (to forget it on revocation), and until when it is
+/// believed without asking the database.
+struct Known {
+    actor: Actor,
+    prefix: String,
+    until: Instant,
+}
 
 /// Turns bearer tokens into actors.
 pub struct Authenticator {
     store: Arc<Store>,
     /// Hashes of tokens used since the last flush of `last_used_at`.
     touched: Mutex<HashSet<[u8; 32]>>,
+    /// Tokens found valid lately.
+    known: Mutex<HashMap<[u8; 32], Known>>,
 }
 
 impl Authenticator {
@@ -21,6 +35,14 @@ impl Authenticator {
         Authenticator {
             store,
             touched: Mutex::new(HashSet::new()),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a token at once (it was revoked through this server).
+    pub fn forget(&self, prefix: &str) {
+        if let Ok(mut known) = self.known.lock() {
+            known.retain(|_, k| k.prefix != prefix);
         }
     }
 
@@ -39,11 +61,41 @@ impl Authenticator {
             None if !header.is_empty() => return Err(Error::AuthScheme),
             None => return Err(Error::Unauthenticated),
         };
-        let actor = self
-            .store
-            .read(|conn, _| users::authenticate(conn, token))?;
+        let hash = crate::crypto::sha256(token.as_bytes());
+        let now = Instant::now();
+        let cached = self.known.lock().ok().and_then(|known| {
+            known
+                .get(&hash)
+                .filter(|k| now < k.until)
+                .map(|k| k.actor.clone())
+        });
+        let actor = match cached {
+            Some(actor) => actor,
+            None => {
+                let actor = self
+                    .store
+                    .read(|conn, _| users::authenticate(conn, token))?;
+                if let Ok(mut known) = self.known.lock() {
+                    if known.len() >= TOKEN_CACHE_ENTRIES_MAX {
+                        known.retain(|_, k| now < k.until);
+                        if known.len() >= TOKEN_CACHE_ENTRIES_MAX {
+                            known.clear();
+                        }
+                    }
+                    known.insert(
+                        hash,
+                        Known {
+                            actor: actor.clone(),
+                            prefix: token.chars().take(users::TOKEN_PREFIX_CHARS).collect(),
+                            until: now + Duration::from_secs(TOKEN_CACHE_TTL_S),
+                        },
+                    );
+                }
+                actor
+            }
+        };
         if let Ok(mut set) = self.touched.lock() {
-            set.insert(crate::crypto::sha256(token.as_bytes()));
+            set.insert(hash);
         }
         Ok(actor)
     }

@@ -42,6 +42,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_CALLBACK_ALLOW_IPS        addresses or CIDRs that may post M-Pesa results
   REMIT_TRUSTED_PROXY             the proxy whose X-Forwarded-For is believed
   REMIT_UI_IDLE_S                 the web UI signs out after this long without input (300; 0 never)
+  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)
   RUST_LOG                        log level (info)";
 
 /// remit: an escrowed remittance ledger on one SQLite file.

@@ -36,6 +36,10 @@ pub const STATEMENT_CACHE_CAPACITY: usize = 128;
 pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// How often the background connection checkpoints the WAL.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// The write-ahead log's bound when not configured (`REMIT_WAL_MAX_MB`), MiB.
+pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
+/// The smallest and largest bound allowed, MiB.
+pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);
 /// Length of free-text fields: names, merchant names, notes, reasons.
 pub const TEXT_BYTES_MAX: usize = 200;
 /// Length of references: deposit references, receipts, account numbers.
@@ -116,6 +120,11 @@ pub const EXPIRY_SWEEP_EVERY_S: u64 = 60;
 pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;
 /// The most open connections a configuration may allow (each holds a thread and a descriptor).
 pub const CONNECTIONS_MAX_LIMIT: usize = 16_384;
+/// A token found valid is believed this long without reading the database again (a token
+/// revoked from the command line while the server runs stops working within it).
+pub const TOKEN_CACHE_TTL_S: u64 = 10;
+/// Most tokens remembered at once.
+pub const TOKEN_CACHE_ENTRIES_MAX: usize = 4_096;
 /// The web UI signs out a shared screen after this long without input.
 pub const UI_IDLE_S_DEFAULT: u64 = 300;
 /// The longest `REMIT_UI_IDLE_S` allowed (a day).

@@ -188,6 +188,19 @@ impl Metrics {
             "# HELP remit_wal_bytes Size of the write-ahead log.\n# TYPE remit_wal_bytes gauge\n",
         );
         let _ = writeln!(out, "remit_wal_bytes {}", size("-wal"));
+        let stats = &store.stats;
+        out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed to empty.\n# TYPE remit_wal_resets_total counter\n");
+        let _ = writeln!(
+            out,
+            "remit_wal_resets_total {}",
+            stats.wal_resets.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP remit_wal_reset_seconds_max The longest of those checkpoints (the writer waits for it).\n# TYPE remit_wal_reset_seconds_max gauge\n");
+        let _ = writeln!(
+            out,
+            "remit_wal_reset_seconds_max {:.6}",
+            stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e6
+        );
         out
     }
 }

@@ -108,6 +108,16 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         })
         .collect::<Result<_>>()?;
     config.trusted_proxy = parse_env::<std::net::IpAddr>("REMIT_TRUSTED_PROXY")?;
+    if let Some(mib) = parse_env::<u64>("REMIT_WAL_MAX_MB")? {
+        let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
+        if !(low..=high).contains(&mib) {
+            return Err(Error::invalid(
+                "REMIT_WAL_MAX_MB",
+                format!("must be from {low} to {high} (MiB)"),
+            ));
+        }
+        config.wal_max_mib = mib;
+    }
     if let Some(s) = parse_env::<u64>("REMIT_UI_IDLE_S")? {
         if s > crate::limits::UI_IDLE_S_MAX {
             return Err(Error::invalid(

@@ -152,6 +152,8 @@ pub struct Config {
     pub trusted_proxy: Option<std::net::IpAddr>,
     /// The web UI signs out after this many seconds without input (0: never).
     pub ui_idle_s: u64,
+    /// The write-ahead log's bound, MiB.
+    pub wal_max_mib: u64,
 }
 
 impl Config {
@@ -185,6 +187,7 @@ impl Config {
             callback_allow: Vec::new(),
             trusted_proxy: None,
             ui_idle_s: limits::UI_IDLE_S_DEFAULT,
+            wal_max_mib: limits::WAL_MAX_MIB_DEFAULT,
         }
     }
 
@@ -195,6 +198,7 @@ impl Config {
         options.create = create;
         options.synchronous = self.synchronous;
         options.read_pool_size = self.read_pool_size;
+        options.wal_max_bytes = self.wal_max_mib << 20;
         options
     }
 }

@@ -193,6 +193,18 @@ pub fn approve(
     actor: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
+    approve_unviewed(ctx, actor, request_id)?;
+    views::payment_request(ctx.conn, ctx.keys, actor, request_id)
+}
+
+/// `approve` without reading the request back: the writer's part of an approval. The caller
+/// that needs the view reads it once the change is committed (`views::payment_request` on a
+/// read connection), which keeps that work off the single writer thread.
+pub fn approve_unviewed(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    request_id: &PaymentRequestId,
+) -> Result<PayoutId> {
     let (row, parties) = load_request(ctx, actor, request_id)?;
     if !parties.is_sender(actor) {
         return Err(Error::Forbidden);
@@ -255,7 +267,7 @@ pub fn approve(
         request_id.as_str(),
         &json!({"amountUsdCents": row.amount_usd.get(), "payoutId": payout_id}),
     )?;
-    views::payment_request(ctx.conn, ctx.keys, actor, request_id)
+    Ok(payout_id)
 }
 
 /// The typed error for a refused reservation, with the balances that refused it.

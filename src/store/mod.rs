@@ -61,6 +61,8 @@ pub struct OpenOptions {
     pub synchronous: Synchronous,
     /// Read-only connections in the pool.
     pub read_pool_size: u32,
+    /// The write-ahead log is kept under this size (bytes).
+    pub wal_max_bytes: u64,
 }
 
 impl OpenOptions {
@@ -72,6 +74,7 @@ impl OpenOptions {
             create: true,
             synchronous: Synchronous::Full,
             read_pool_size: crate::limits::READ_POOL_SIZE_DEFAULT,
+            wal_max_bytes: crate::limits::WAL_MAX_MIB_DEFAULT << 20,
         }
     }
 }
@@ -108,6 +111,9 @@ impl Store {
         let reads = r2d2::Pool::builder()
             .max_size(options.read_pool_size.max(1))
             .min_idle(Some(1))
+            // A read-only connection to a local file does not go stale; checking each one out
+            // ran (and re-parsed) an empty statement on every read.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_millis(READ_POOL_TIMEOUT_MS))
             .build(manager)?;
 
@@ -116,9 +122,26 @@ impl Store {
         let (sender, receiver) = mpsc::sync_channel::<Msg>(WRITER_QUEUE_MAX);
         let writer_keys = Arc::clone(&keys);
         let writer_stats = Arc::clone(&stats);
+        let mut wal_path = options.path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal = writer::WalBound {
+            path: wal_path.into(),
+            max_bytes: options.wal_max_bytes,
+        };
+        // A log restarted after a checkpoint is cut back to the bound, not left at its peak.
+        conn.pragma_update(None, "journal_size_limit", options.wal_max_bytes as i64)?;
         let writer_thread = std::thread::Builder::new()
             .name("remit-writer".into())
-            .spawn(move || writer::run(conn, &writer_keys, &audit_key, &receiver, &writer_stats))
+            .spawn(move || {
+                writer::run(
+                    conn,
+                    &writer_keys,
+                    &audit_key,
+                    &receiver,
+                    &writer_stats,
+                    &wal,
+                )
+            })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let checkpointer = checkpoint::start(&options.path)?;
         Ok(Store {

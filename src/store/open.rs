@@ -18,6 +18,9 @@ pub(super) fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusq
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+    // Savepoint and statement journals in memory: each command of a batch has its savepoint,
+    // and on disk its journal was a write() per page touched (13 % of the writer's time).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

@@ -197,6 +197,64 @@ pub struct WriterStats {
     pub commit_micros_total: AtomicU64,
     /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
     pub batch_size_buckets: [AtomicU64; 5],
+    /// Times the WAL passed its bound and the writer checkpointed it to empty.
+    pub wal_resets: AtomicU64,
+    /// Sum of the time those checkpoints took, in microseconds.
+    pub wal_reset_micros_total: AtomicU64,
+    /// Longest of them, in microseconds.
+    pub wal_reset_micros_max: AtomicU64,
+    /// Largest WAL seen after a commit, in bytes.
+    pub wal_peak_bytes: AtomicU64,
+}
+
+/// The bound on the write-ahead log: past `max_bytes` after a commit, the writer (between
+/// batches, holding no transaction) checkpoints it to empty. Readers only ever wait for no
+/// one; the writer waits for the readers still using the log (they are short) and for the
+/// copy of the frames the background checkpointer has not copied yet.
+pub(super) struct WalBound {
+    /// The `-wal` file.
+    pub path: std::path::PathBuf,
+    /// Its largest size.
+    pub max_bytes: u64,
+}
+
+impl WalBound {
+    /// Checkpoints the log to empty if it passed its bound.
+    fn enforce(&self, conn: &Connection, stats: &WriterStats) {
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        stats.wal_peak_bytes.fetch_max(size, Ordering::Relaxed);
+        if size <= self.max_bytes {
+            return;
+        }
+        let started = Instant::now();
+        // TRUNCATE: copy every frame, wait for the readers of the log, restart it, cut the file.
+        let done: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        let micros = started.elapsed().as_micros() as u64;
+        stats.wal_resets.fetch_add(1, Ordering::Relaxed);
+        stats
+            .wal_reset_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+        stats
+            .wal_reset_micros_max
+            .fetch_max(micros, Ordering::Relaxed);
+        match done {
+            Ok((0, _, _)) => log::debug!(
+                "the WAL passed {} MiB ({} MiB): checkpointed to empty in {:.1} ms",
+                self.max_bytes >> 20,
+                size >> 20,
+                micros as f64 / 1e3
+            ),
+            Ok(_) => log::warn!(
+                "the WAL passed {} MiB ({} MiB) and could not be emptied (a reader held it); trying again after the next batch",
+                self.max_bytes >> 20,
+                size >> 20
+            ),
+            Err(e) => log::warn!("WAL checkpoint failed: {e}"),
+        }
+    }
 }
 
 /// The writer thread's loop: batches until told to stop, then drains the queue and checkpoints.
@@ -206,6 +264,7 @@ pub(super) fn run(
     audit_key: &AuditKey,
     receiver: &Receiver<Msg>,
     stats: &WriterStats,
+    wal: &WalBound,
 ) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
     let mut stopping = false;
@@ -223,10 +282,12 @@ pub(super) fn run(
             }
             if batch.len() >= WRITER_BATCH_MAX {
                 run_batch(&conn, keys, audit_key, &mut batch, stats);
+                wal.enforce(&conn, stats);
             }
         }
         if !batch.is_empty() {
             run_batch(&conn, keys, audit_key, &mut batch, stats);
+            wal.enforce(&conn, stats);
         }
     }
     // Last checkpoint so that the file alone holds everything.

@@ -78,8 +78,10 @@ pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
         .chars()
         .take(service::TOKEN_PREFIX_CHARS)
         .collect();
+    let forget = prefix.clone();
     let view = app
         .store
         .write(move |ctx| service::revoke_token(ctx, &actor, &prefix))?;
+    app.auth.forget(&forget);
     Ok(Reply::json(200, &view))
 }
