@@ -27,14 +27,18 @@ impl Authenticator {
     /// The user behind an `Authorization` header value (`Bearer <token>`), or
     /// `Unauthenticated`.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Actor> {
-        let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= TOKEN_BYTES_MAX)
-            .ok_or(Error::Unauthenticated)?;
+        let header = authorization.map(str::trim).unwrap_or_default();
+        let token = header
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("Bearer "))
+            .map(|_| header[7..].trim())
+            .filter(|t| !t.is_empty() && t.len() <= TOKEN_BYTES_MAX);
+        let token = match token {
+            Some(token) => token,
+            // A token sent bare (or under another scheme) gets a hint, never an echo of it.
+            None if !header.is_empty() => return Err(Error::AuthScheme),
+            None => return Err(Error::Unauthenticated),
+        };
         let actor = self
             .store
             .read(|conn, _| users::authenticate(conn, token))?;

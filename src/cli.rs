@@ -73,7 +73,12 @@ enum Command {
     #[command(subcommand)]
     Fx(FxCommand),
     /// Check the ledger's integrity: exit 0 clean, 1 mismatches, 2 could not run.
-    Check,
+    Check {
+        /// A file holding the key as 64 hex characters (a backup whose key is kept elsewhere);
+        /// else ENCRYPTION_KEY or the key file beside the database.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// Make a consistent online backup (safe while the server runs), then check the copy.
     Backup {
         /// The new backup file (must not exist).
@@ -129,22 +134,54 @@ enum UserCommand {
 
 #[derive(Subcommand, Debug)]
 enum TokenCommand {
-    /// Revoke the token with this prefix (`rmt_…`, as `user list` shows).
+    /// Give a user a new token (a recipient who cannot sign in yet, a lost token); prints only
+    /// the token.
+    Issue {
+        /// The user: their id (`usr_…`, as `user list` shows) or their phone number.
+        user: String,
+    },
+    /// Revoke a token: its prefix as `user list` shows it (`rmt_…`), or the whole token.
     Revoke {
-        /// The token's prefix.
-        prefix: String,
+        /// The token's prefix, or the whole token.
+        token: String,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum FxCommand {
+    /// Show the rate in use: `remit fx get` (or `remit fx get USD-KES`).
+    Get {
+        /// The pair; only USD-KES (any case).
+        pair: Option<String>,
+    },
     /// Set a rate: `remit fx set USD-KES 152.25`.
     Set {
-        /// The pair; only USD-KES.
+        /// The pair; only USD-KES (any case).
         pair: String,
         /// KES per USD, at most 4 decimals.
         rate: String,
     },
+}
+
+/// The one pair remit knows, typed in any case.
+fn usd_kes(pair: &str) -> Result<()> {
+    if pair.eq_ignore_ascii_case("USD-KES") {
+        Ok(())
+    } else {
+        Err(Error::invalid("PAIR", "only USD-KES is supported"))
+    }
+}
+
+/// A validation error of a service, renamed to the command-line option that carried the
+/// value (`phone` → `--phone`), so the message names what the operator typed.
+fn as_option(error: Error, field: &str, option: &str) -> Error {
+    match error {
+        Error::Validation { field: f, message } if f == field => Error::Validation {
+            field: option.to_string(),
+            message,
+        },
+        other => other,
+    }
 }
 
 /// What `main` should exit with.
@@ -186,9 +223,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|p| crate::domain::KenyanPhone::parse("--phone", &p))
                     .transpose()?,
             };
-            let created = store.write(move |ctx| {
-                crate::service::users::create(ctx, &Actor::system("cli"), &user)
-            })?;
+            let created = store
+                .write(move |ctx| crate::service::users::create(ctx, &Actor::system("cli"), &user))
+                .map_err(|e| as_option(e, "phone", "--phone"))?;
             println!("{}", created.token);
             Ok(0)
         }
@@ -196,6 +233,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let (_key_lock, store) = open_existing(&config)?;
             let users = store
                 .read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX - 1, None))?;
+            println!("USER\tROLE\tNAME\tPHONE\tTOKENS");
             for user in users.items {
                 let tokens: Vec<String> = user
                     .tokens
@@ -220,25 +258,73 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(0)
         }
-        Command::Token(TokenCommand::Revoke { prefix }) => {
+        Command::Token(TokenCommand::Issue { user }) => {
             let (_key_lock, store) = open_existing(&config)?;
-            store.write(move |ctx| {
+            let user_id = match crate::domain::UserId::parse(&user) {
+                Ok(id) => id,
+                Err(_) => {
+                    let phone = crate::domain::KenyanPhone::parse("USER", &user).map_err(|_| {
+                        Error::invalid("USER", "is neither a user id (usr_…) nor a phone number")
+                    })?;
+                    store.read(|conn, keys| {
+                        crate::service::users::find_by_phone(conn, keys, &phone)
+                    })?
+                }
+            };
+            let issued = store.write(move |ctx| {
+                crate::service::users::issue_token(ctx, &Actor::system("cli"), &user_id)
+            })?;
+            println!("{}", issued.token);
+            Ok(0)
+        }
+        Command::Token(TokenCommand::Revoke { token }) => {
+            let (_key_lock, store) = open_existing(&config)?;
+            // The whole token is accepted as well as its prefix; only the prefix is used.
+            let prefix: String = token
+                .trim()
+                .chars()
+                .take(crate::service::users::TOKEN_PREFIX_CHARS)
+                .collect();
+            let revoked = store.write(move |ctx| {
                 crate::service::users::revoke_token(ctx, &Actor::system("cli"), &prefix)
             })?;
-            println!("revoked");
+            println!("revoked {} of {}", revoked.prefix, revoked.user_id);
+            Ok(0)
+        }
+        Command::Fx(FxCommand::Get { pair }) => {
+            usd_kes(pair.as_deref().unwrap_or("USD-KES"))?;
+            let (_key_lock, store) = open_existing(&config)?;
+            let (rate, set_at) = store.read(|conn, _| crate::service::fx::current(conn))?;
+            match set_at {
+                Some(at) => println!("USD-KES {rate} (set {at})"),
+                None => println!("USD-KES {rate} (the default: no admin has set a rate)"),
+            }
             Ok(0)
         }
         Command::Fx(FxCommand::Set { pair, rate }) => {
-            if pair != "USD-KES" {
-                return Err(Error::invalid("PAIR", "only USD-KES is supported"));
-            }
+            usd_kes(&pair)?;
             let rate = RateKesPerUsd::parse("RATE", &rate)?;
             let (_key_lock, store) = open_existing(&config)?;
             store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
             println!("USD-KES {rate}");
             Ok(0)
         }
-        Command::Check => check(&config),
+        Command::Check { key_file } => {
+            let mut config = config;
+            if let Some(path) = key_file {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::invalid("--key-file", format!("cannot read {}: {e}", path.display()))
+                })?;
+                config.key_hex = Some(
+                    MasterKey::from_hex(&text)
+                        .map(|_| text.trim().to_string())
+                        .map_err(|_| {
+                            Error::invalid("--key-file", "must hold the key as 64 hex characters")
+                        })?,
+                );
+            }
+            check(&config)
+        }
         Command::Backup { file } => {
             let (_key_lock, store) = open_existing(&config)?;
             let report = crate::ops::backup(&store, &file)?;
@@ -249,9 +335,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("MISMATCH {line}");
             }
             println!(
-                "backup written to {} — keep the encryption key with it ({})",
+                "backup written to {}. It is encrypted under the key ({}); keep a copy of that key somewhere safe and apart from the backup: together they can be read by anyone, and the backup without the key by no one. Check it later with `remit check --db {} --key-file KEYFILE`.",
                 file.display(),
-                describe_key(store.key_source())
+                describe_key(store.key_source()),
+                file.display()
             );
             Ok(if report.is_clean() { 0 } else { 1 })
         }
@@ -318,6 +405,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     config.workers = args.workers.clamp(1, crate::limits::HTTP_WORKERS_MAX);
     let _lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
+    // Listen first: a start that cannot (the port is taken) creates no database or key file.
+    let listener = crate::runtime::bind(&config.addr)?;
     let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
     log::info!(
         "database {} (schema version {}), key {}",
@@ -330,8 +419,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
-    // Bind first: a start that cannot listen must not use up the first admin's token.
-    let running = crate::runtime::start(config, std::sync::Arc::clone(&store))?;
+    // Serving before the first admin is made: a start that fails must not use up its token.
+    let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
         println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
     }

@@ -14,6 +14,13 @@ pub enum Error {
     MissingField { field: String },
     /// The body has a field the route does not know.
     UnknownField { field: String },
+    /// An `Authorization` header that is not `Bearer <token>`.
+    AuthScheme,
+    /// A query parameter the route does not read (`allowed` are those it does).
+    UnknownQuery {
+        name: String,
+        allowed: &'static [&'static str],
+    },
     /// The body is not JSON, or not the JSON shape of the route.
     InvalidJson { message: String },
     /// No token, an unknown one, or a revoked one; a bad webhook secret or signature.
@@ -45,6 +52,8 @@ pub enum Error {
         from: String,
         to: &'static str,
     },
+    /// Not possible in the object's present situation, for the reason given (a sentence).
+    NotNow(String),
     /// The payment request expired before it was approved (its rate is stale).
     RequestExpired,
     /// The same idempotency key was used for a different request.
@@ -85,15 +94,15 @@ impl Error {
         match self {
             Error::Validation { .. } => "invalid_field",
             Error::MissingField { .. } => "missing_field",
-            Error::UnknownField { .. } => "unknown_field",
+            Error::UnknownField { .. } | Error::UnknownQuery { .. } => "unknown_field",
             Error::InvalidJson { .. } => "invalid_json",
-            Error::Unauthenticated => "unauthenticated",
+            Error::Unauthenticated | Error::AuthScheme => "unauthenticated",
             Error::Forbidden => "forbidden",
             Error::NotFound { .. } => "not_found",
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::InsufficientCategoryBalance { .. } => "insufficient_category_balance",
             Error::DailyLimitExceeded { .. } => "daily_limit_exceeded",
-            Error::InvalidState { .. } => "invalid_state",
+            Error::InvalidState { .. } | Error::NotNow(_) => "invalid_state",
             Error::RequestExpired => "request_expired",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -112,8 +121,21 @@ impl fmt::Display for Error {
             Error::Validation { field, message } => write!(f, "{field}: {message}"),
             Error::MissingField { field } => write!(f, "{field}: is required"),
             Error::UnknownField { field } => write!(f, "{field}: unknown field"),
+            Error::UnknownQuery { name, allowed: [] } => write!(
+                f,
+                "{name}: unknown query parameter (this route takes none)"
+            ),
+            Error::UnknownQuery { name, allowed } => write!(
+                f,
+                "{name}: unknown query parameter (this route takes {})",
+                allowed.join(", ")
+            ),
             Error::InvalidJson { message } => write!(f, "invalid JSON: {message}"),
             Error::Unauthenticated => write!(f, "missing, unknown or revoked credentials"),
+            Error::AuthScheme => write!(
+                f,
+                "send the token as `Authorization: Bearer <token>` (the word Bearer, a space, the token)"
+            ),
             Error::Forbidden => write!(f, "your role may not do this"),
             Error::NotFound { what } => write!(f, "{what} not found"),
             Error::InsufficientBalance { available, needed } => write!(
@@ -138,6 +160,7 @@ impl fmt::Display for Error {
             Error::InvalidState { entity, from, to } => {
                 write!(f, "{entity} is {from} and cannot become {to}")
             }
+            Error::NotNow(why) => f.write_str(why),
             Error::RequestExpired => write!(
                 f,
                 "this payment request expired: its USD price was fixed at an old rate; make a new request at today's rate"

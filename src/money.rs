@@ -170,6 +170,20 @@ impl RateKesPerUsd {
         Decimal::of_minor(self.0, 4)
     }
 
+    /// The USD value of KES received at this rate, rounded down so that rounding never costs
+    /// the platform: `floor(kes_cents × 10⁴ / rate_kes_per_usd_e4)`.
+    pub fn usd_for_floor(self, kes: KesCents) -> UsdCents {
+        let usd = i128::from(kes.get()) * 10_000 / i128::from(self.0);
+        UsdCents(i64::try_from(usd).unwrap_or(i64::MAX))
+    }
+
+    /// The shillings that pay for `usd` at this rate, rounded up (taken in KES, they convert
+    /// back to at least `usd`): `ceil(usd_cents × rate_kes_per_usd_e4 / 10⁴)`.
+    pub fn kes_for(self, usd: UsdCents) -> KesCents {
+        let kes = (i128::from(usd.get()) * i128::from(self.0) + 9_999) / 10_000;
+        KesCents(i64::try_from(kes).unwrap_or(i64::MAX))
+    }
+
     /// The USD cost of a KES amount at this rate, rounded up so that rounding never costs the
     /// platform: `ceil(kes_cents × 10⁴ / rate_kes_per_usd_e4)`.
     pub fn usd_for(self, kes: KesCents) -> UsdCents {
@@ -310,6 +324,22 @@ fn group_thousands(minor: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn shillings_quoted_for_a_dollar_amount_convert_back_to_exactly_it() {
+        // What the kiosk asks for (rounded up) pays the dollars due, never a cent less or more.
+        for rate in [
+            1_000_000, 1_522_500, 1_523_333, 1_299_999, 10_000, 9_876_543,
+        ] {
+            let rate = RateKesPerUsd(rate);
+            for usd in [1, 99, 10_000, 123_457, 1_000_000] {
+                let kes = rate.kes_for(UsdCents(usd));
+                assert_eq!(rate.usd_for_floor(kes), UsdCents(usd), "{rate} {usd}");
+                // One cent of shillings less would not cover it.
+                assert!(rate.usd_for_floor(KesCents(kes.get() - 1)).get() < usd);
+            }
+        }
+    }
 
     fn usd(v: serde_json::Value) -> Result<UsdCents> {
         UsdCents::parse_either("totalAmountUsd", Some(&v), None, UsdCents(1_000_000))

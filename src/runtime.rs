@@ -30,8 +30,18 @@ pub struct Running {
 
 /// Binds `config.addr`, then starts everything that serves the store.
 pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
-    let listener = TcpListener::bind(&config.addr)
-        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let listener = bind(&config.addr)?;
+    start_on(listener, config, store)
+}
+
+/// Binds the listening address (before anything else is opened or created, so that a start
+/// that cannot listen leaves nothing behind).
+pub fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Starts everything that serves the store on a bound listener.
+pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Result<Running> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("the listener has no address: {e}")))?;

@@ -79,7 +79,10 @@ mod tests {
             assert_eq!(FailureReason::of_code(code), reason, "{code}");
         }
         for reason in FailureReason::ALL {
-            assert!(reason.text().ends_with("The money is back in the escrow.") || reason.text().contains("back in the escrow"));
+            assert!(
+                reason.text().ends_with("The money is back in the escrow.")
+                    || reason.text().contains("back in the escrow")
+            );
         }
     }
 }

@@ -71,6 +71,12 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Has `text` the shape of this kind of id (a cursor of a list of them)?
+            #[allow(dead_code)] // not every kind of id is listed
+            pub fn is_shaped(text: &str) -> bool {
+                has_shape(Self::PREFIX, text)
+            }
         }
 
         impl fmt::Display for $name {

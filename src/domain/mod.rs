@@ -29,9 +29,11 @@ mod merchant;
 mod phone;
 #[macro_use]
 mod states;
+mod codes;
 mod failure;
 mod text;
 
+pub use codes::{parse_code, random_code, unique_code, SHORT_REF_LEN};
 pub use failure::FailureReason;
 pub use ids::*;
 pub use merchant::{mask_number, MerchantAccount, MerchantAccountView};

@@ -9,19 +9,33 @@ use crate::limits::{CATEGORY_NAME_BYTES_MAX, TEXT_BYTES_MAX};
 pub struct CategoryName(String);
 
 impl CategoryName {
-    /// Parses a name, naming `field` on error.
+    /// Parses a name as a person types it, naming `field` on error: trimmed, lower case,
+    /// spaces and dashes become `_` (`School Fees` → `school_fees`, shown as "School fees").
     pub fn parse(field: &str, input: &str) -> Result<CategoryName> {
-        let ok = !input.is_empty()
-            && input.len() <= CATEGORY_NAME_BYTES_MAX
-            && input
+        let mut name = String::with_capacity(input.len());
+        for c in input.trim().chars() {
+            let c = match c {
+                ' ' | '-' | '_' => '_',
+                c => c.to_ascii_lowercase(),
+            };
+            if !(c == '_' && (name.is_empty() || name.ends_with('_'))) {
+                name.push(c);
+            }
+        }
+        while name.ends_with('_') {
+            name.pop();
+        }
+        let ok = !name.is_empty()
+            && name.len() <= CATEGORY_NAME_BYTES_MAX
+            && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
-            Ok(CategoryName(input.to_string()))
+            Ok(CategoryName(name))
         } else {
             Err(Error::invalid(
                 field,
-                "must be 1 to 32 characters of a-z, 0-9 and _",
+                format!("must be 1 to {CATEGORY_NAME_BYTES_MAX} letters (a-z), digits and spaces, like School fees"),
             ))
         }
     }
@@ -76,13 +90,21 @@ mod tests {
     fn category_names() {
         assert!(CategoryName::parse("c", "school_fees").is_ok());
         assert!(CategoryName::parse("c", &"a".repeat(32)).is_ok());
+        for (typed, name) in [
+            ("School Fees", "school_fees"),
+            ("  school - fees ", "school_fees"),
+            ("Rent", "rent"),
+            ("Term_2 books", "term_2_books"),
+        ] {
+            assert_eq!(CategoryName::parse("c", typed).unwrap().as_str(), name);
+        }
         for bad in [
             "",
-            "School",
+            "  ",
             "x'); DROP TABLE escrows;--",
             "<script>",
             &"a".repeat(33),
-            "a b",
+            "Ada ya shule é",
         ] {
             assert!(CategoryName::parse("c", bad).is_err(), "{bad}");
         }

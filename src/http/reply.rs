@@ -53,8 +53,9 @@ pub fn status_of(error: &Error) -> u16 {
         Error::Validation { .. }
         | Error::MissingField { .. }
         | Error::UnknownField { .. }
+        | Error::UnknownQuery { .. }
         | Error::InvalidJson { .. } => 400,
-        Error::Unauthenticated => 401,
+        Error::Unauthenticated | Error::AuthScheme => 401,
         Error::Forbidden => 403,
         Error::NotFound { .. } => 404,
         Error::MethodNotAllowed => 405,
@@ -62,6 +63,7 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::InsufficientCategoryBalance { .. }
         | Error::DailyLimitExceeded { .. }
         | Error::InvalidState { .. }
+        | Error::NotNow(_)
         | Error::RequestExpired => 409,
         Error::BodyTooLarge => 413,
         Error::UnsupportedMediaType => 415,
@@ -98,7 +100,8 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
         let field = match error {
             Error::Validation { field, .. }
             | Error::MissingField { field }
-            | Error::UnknownField { field } => Some(field.as_str()),
+            | Error::UnknownField { field }
+            | Error::UnknownQuery { name: field, .. } => Some(field.as_str()),
             _ => None,
         };
         ErrorBody {

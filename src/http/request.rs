@@ -236,6 +236,13 @@ impl Req {
             "/webhooks/mpesa/:token".into()
         } else if routed.starts_with("webhooks/") && routed != "webhooks/stripe" {
             "/webhooks/…".into()
+        } else if let Some(token) = routed.strip_prefix("tokens/") {
+            // A whole token may be sent to be revoked: only its prefix is ever logged.
+            let prefix: String = token
+                .chars()
+                .take(crate::service::users::TOKEN_PREFIX_CHARS)
+                .collect();
+            format!("/tokens/{}", escape_controls(&prefix))
         } else {
             escape_controls(&self.path)
         }

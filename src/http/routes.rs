@@ -32,6 +32,9 @@ pub struct Route {
     pub access: Access,
     /// What answers it.
     pub handler: Handler,
+    /// The query parameters it reads; any other is refused (`400 unknown_field`), as an
+    /// unknown body field is.
+    pub query: &'static [&'static str],
 }
 
 impl Route {
@@ -48,8 +51,36 @@ const fn route(method: Method, path: &'static str, access: Access, handler: Hand
         path,
         access,
         handler,
+        query: &[],
     }
 }
+
+impl Route {
+    /// The same route, reading these query parameters.
+    const fn with_query(mut self, query: &'static [&'static str]) -> Route {
+        self.query = query;
+        self
+    }
+
+    /// `400` for a query parameter the route does not read, or one given twice.
+    fn check_query(&self, req: &Req) -> Result<()> {
+        for (i, (name, _)) in req.query.iter().enumerate() {
+            if !self.query.contains(&name.as_str()) {
+                return Err(Error::UnknownQuery {
+                    name: name.clone(),
+                    allowed: self.query,
+                });
+            }
+            if req.query[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(Error::invalid(name, "is given more than once"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `limit` and `cursor`, read by every list.
+const PAGE: [&str; 2] = ["limit", "cursor"];
 
 use Access::{Bearer, Public, Webhook};
 use Method::{Delete, Get, Post, Put};
@@ -59,13 +90,26 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/health", Public, admin::health),
     route(Get, "/metrics", Public, admin::metrics),
     route(Get, "/me", Bearer, users::me),
-    route(Get, "/escrows", Bearer, escrows::list),
+    route(Get, "/escrows", Bearer, escrows::list).with_query(&[
+        PAGE[0],
+        PAGE[1],
+        "status",
+        "recipientPhone",
+        "ref",
+    ]),
     route(Post, "/escrows", Bearer, escrows::create),
     route(Get, "/escrows/:id", Bearer, escrows::get),
     route(Post, "/escrows/:id/deposits", Bearer, escrows::deposit),
-    route(Get, "/escrows/:id/journal", Bearer, escrows::journal),
+    route(Get, "/escrows/:id/journal", Bearer, escrows::journal).with_query(&PAGE),
     route(Post, "/escrows/:id/cancel", Bearer, escrows::cancel),
-    route(Get, "/payment-requests", Bearer, requests::list),
+    route(
+        Post,
+        "/escrows/:id/recipient-token",
+        Bearer,
+        escrows::recipient_token,
+    ),
+    route(Get, "/payment-requests", Bearer, requests::list)
+        .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
     route(Post, "/payment-requests", Bearer, requests::create),
     route(Get, "/payment-requests/:id", Bearer, requests::get),
     route(
@@ -88,19 +132,20 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Get, "/fx-rates", Bearer, admin::rates),
     route(Put, "/fx-rates/:pair", Bearer, admin::set_rate),
-    route(Get, "/users", Bearer, users::list),
+    route(Get, "/users", Bearer, users::list).with_query(&PAGE),
     route(Post, "/users", Bearer, users::create),
     route(Post, "/users/:id/tokens", Bearer, users::issue_token),
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
-    route(Get, "/audit", Bearer, admin::audit),
+    route(Get, "/audit", Bearer, admin::audit).with_query(&["entity"]),
     route(Get, "/admin/integrity", Bearer, admin::integrity),
     route(Get, "/admin/float", Bearer, admin::float),
-    route(Get, "/payouts", Bearer, admin::payouts),
-    route(Get, "/deposits", Bearer, admin::deposits),
+    route(Get, "/payouts", Bearer, admin::payouts).with_query(&[PAGE[0], PAGE[1], "status"]),
+    route(Get, "/deposits", Bearer, admin::deposits)
+        .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
     route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout),
     route(Post, "/webhooks/stripe", Webhook, webhooks::stripe),
-    route(Post, "/webhooks/payouts/:token", Webhook, webhooks::mpesa),
-    route(Post, "/webhooks/mpesa/:token", Webhook, webhooks::mpesa),
+    route(Post, "/webhooks/payouts/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
+    route(Post, "/webhooks/mpesa/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
 ];
 
 /// Does a path match a template? Returns the values of its `:params`.
@@ -158,7 +203,10 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
     match found {
         Found::Route(route, params) => {
             req.params = params.into_iter().map(str::to_string).collect();
-            ((route.handler)(app, req), route.path)
+            let answered = route
+                .check_query(req)
+                .and_then(|()| (route.handler)(app, req));
+            (answered, route.path)
         }
         Found::WrongMethod(template, allowed) => {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

@@ -22,11 +22,33 @@ pub struct DemoUser {
     pub token: String,
 }
 
+/// The demo recipient's number: the one the README's examples use, or, when a user of the
+/// database already has it (the walkthrough's recipient, a real person), the first free one of
+/// 0799 000 001 … 099. A demo never takes over someone else's account.
+fn free_demo_phone(ctx: &WriteCtx<'_>) -> Result<KenyanPhone> {
+    let candidates =
+        std::iter::once("0712345678".to_string()).chain((1..100).map(|n| format!("0799000{n:03}")));
+    for candidate in candidates {
+        let phone = KenyanPhone::parse("phone", &candidate)?;
+        let taken: bool = ctx.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE phone_index = ?1)",
+            [ctx.keys.blind_index(&phone.e164())],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            return Ok(phone);
+        }
+    }
+    Err(Error::internal(
+        "every demo phone number is taken by another user; remove --demo or use a fresh database",
+    ))
+}
+
 fn demo_user(
     ctx: &WriteCtx<'_>,
     role: Role,
     name: &str,
-    phone: Option<&str>,
+    with_phone: bool,
 ) -> Result<(Actor, String)> {
     let key = format!("demo_user_{role}");
     let existing: Option<UserId> = ctx
@@ -42,7 +64,11 @@ fn demo_user(
             (id, issued.token)
         }
         None => {
-            let phone = phone.map(|p| KenyanPhone::parse("phone", p)).transpose()?;
+            let phone = if with_phone {
+                Some(free_demo_phone(ctx)?)
+            } else {
+                None
+            };
             let created = users::create(
                 ctx,
                 &system,
@@ -79,14 +105,10 @@ fn name(text: &str) -> Result<CategoryName> {
 /// returns fresh tokens for all three.
 pub fn seed_demo(store: &Store) -> Result<Vec<DemoUser>> {
     store.write(|ctx| {
-        let (sender, sender_token) = demo_user(ctx, Role::Sender, "Amina (demo sender)", None)?;
-        let (recipient, recipient_token) = demo_user(
-            ctx,
-            Role::Recipient,
-            "Wanjiru (demo recipient)",
-            Some("0712345678"),
-        )?;
-        let (agent, agent_token) = demo_user(ctx, Role::Agent, "Kiosk 1 (demo agent)", None)?;
+        let (sender, sender_token) = demo_user(ctx, Role::Sender, "Amina (demo sender)", false)?;
+        let (recipient, recipient_token) =
+            demo_user(ctx, Role::Recipient, "Wanjiru (demo recipient)", true)?;
+        let (agent, agent_token) = demo_user(ctx, Role::Agent, "Kiosk 1 (demo agent)", false)?;
         let seeded: bool = ctx.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'demo_seeded')",
             [],
@@ -127,9 +149,14 @@ fn seed_escrows(
     recipient: &Actor,
     agent: &Actor,
 ) -> Result<()> {
+    let recipient_phone = {
+        let id = UserId::parse(&recipient.id)?;
+        let (_, phone) = crate::service::views::user_name_phone(ctx.conn, ctx.keys, &id)?;
+        phone.ok_or_else(|| Error::internal("the demo recipient has no phone"))?
+    };
     let escrow = |total: i64, cats: &[&str], daily: Option<i64>| -> Result<EscrowId> {
         let input = NewEscrow {
-            recipient_phone: KenyanPhone::parse("phone", "0712345678")?,
+            recipient_phone: recipient_phone.clone(),
             recipient_name: "Wanjiru".into(),
             total: usd(total)?,
             categories: Categories::Names(cats.iter().map(|c| name(c)).collect::<Result<_>>()?),

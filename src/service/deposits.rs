@@ -7,7 +7,7 @@ use super::{require_role, Actor, Role};
 use crate::domain::{DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus};
 use crate::error::{Error, Result};
 use crate::ledger;
-use crate::money::UsdCents;
+use crate::money::{KesCents, RateKesPerUsd, UsdCents};
 use crate::store::WriteCtx;
 use rusqlite::{named_params, params, OptionalExtension};
 use serde::Serialize;
@@ -78,18 +78,113 @@ pub fn record(
     reference: &str,
     amount: UsdCents,
 ) -> Result<RecordedDeposit> {
+    record_with(
+        ctx,
+        actor,
+        escrow_id,
+        source,
+        reference,
+        amount,
+        &Cash::default(),
+    )
+}
+
+/// How much cash an agent took: dollars, or shillings converted at the day's rate.
+#[derive(Debug, Clone, Copy)]
+pub enum CashAmount {
+    /// US dollars.
+    Usd(UsdCents),
+    /// Kenyan shillings.
+    Kes(KesCents),
+}
+
+/// What a cash deposit carries besides its amount: the receipt number remit made, and the
+/// shillings and rate when it was taken in KES.
+#[derive(Debug, Clone, Default)]
+struct Cash {
+    receipt_number: Option<String>,
+    kes: Option<(KesCents, RateKesPerUsd)>,
+}
+
+/// Characters of a deposit receipt number after its `D`.
+const RECEIPT_CODE_LEN: usize = 8;
+
+/// `POST /escrows/:id/deposits`: cash taken at a kiosk, in USD or in KES at today's rate
+/// (`USD cents = floor(KES cents × 10⁴ / rate)`: never in the platform's disfavour). remit
+/// makes the receipt number; the agent's own `reference` is optional and, when absent, is
+/// the receipt number (then only an `Idempotency-Key` guards a retry: the handler requires one).
+pub fn record_cash(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &EscrowId,
+    reference: Option<&str>,
+    amount: CashAmount,
+) -> Result<RecordedDeposit> {
+    require_role(actor, &[Role::Agent])?;
+    let receipt_number = crate::domain::unique_code(
+        ctx.conn,
+        "deposits",
+        "receipt_number",
+        "D",
+        RECEIPT_CODE_LEN,
+    )?;
+    let (usd, kes) = match amount {
+        CashAmount::Usd(usd) => (usd, None),
+        CashAmount::Kes(kes) => {
+            let (rate, _) = super::fx::current(ctx.conn)?;
+            let usd = rate.usd_for_floor(kes);
+            if usd.get() == 0 {
+                return Err(Error::invalid(
+                    "amountKes",
+                    format!("is less than one US cent at today's rate ({rate})"),
+                ));
+            }
+            (usd, Some((kes, rate)))
+        }
+    };
+    let reference = reference.unwrap_or(&receipt_number).to_string();
+    let cash = Cash {
+        receipt_number: Some(receipt_number),
+        kes,
+    };
+    record_with(
+        ctx,
+        actor,
+        escrow_id.as_str(),
+        DepositSource::Cash,
+        &reference,
+        usd,
+        &cash,
+    )
+}
+
+fn record_with(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &str,
+    source: DepositSource,
+    reference: &str,
+    amount: UsdCents,
+    cash: &Cash,
+) -> Result<RecordedDeposit> {
     if source == DepositSource::Cash {
         require_role(actor, &[Role::Agent])?;
     }
-    let previous: Option<(DepositId, Option<String>, UsdCents)> = ctx
+    let previous: Option<(DepositId, Option<String>, UsdCents, Option<KesCents>)> = ctx
         .conn
-        .prepare_cached("SELECT id, escrow_id, amount_usd_cents FROM deposits WHERE source = ?1 AND reference = ?2")?
-        .query_row(params![source, reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .prepare_cached("SELECT id, escrow_id, amount_usd_cents, amount_kes_cents FROM deposits WHERE source = ?1 AND reference = ?2")?
+        .query_row(params![source, reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    if let Some((id, previous_escrow, previous_amount)) = previous {
+    if let Some((id, previous_escrow, previous_amount, previous_kes)) = previous {
         // A PaymentIntent id names one payment, so a repeat is always the same deposit; a cash
-        // reference reused for another escrow or amount is a mistake at the kiosk.
-        let differs = previous_escrow.as_deref() != Some(escrow_id) || previous_amount != amount;
+        // reference reused for another escrow or amount is a mistake at the kiosk. Shillings
+        // are compared as shillings (the rate may have changed since).
+        let same_amount = match (cash.kes, previous_kes) {
+            (Some((kes, _)), Some(before)) => kes == before,
+            (None, None) => previous_amount == amount,
+            _ => false,
+        };
+        let differs = previous_escrow.as_deref() != Some(escrow_id) || !same_amount;
         if source == DepositSource::Cash && differs {
             return Err(Error::invalid(
                 "reference",
@@ -126,11 +221,22 @@ pub fn record(
         )),
         Some((_, _, total, deposited)) if amount.get() > total.get() - deposited.get() => {
             let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
-            Some((
-                Error::invalid(
+            let refused = match cash.kes {
+                Some((_, rate)) => Error::invalid(
+                    "amountKes",
+                    format!(
+                        "is more than the {} still due ({} at today's rate)",
+                        due.display(),
+                        rate.kes_for(due).display()
+                    ),
+                ),
+                None => Error::invalid(
                     "amountUsd",
                     format!("is more than the {} still due", due.display()),
                 ),
+            };
+            Some((
+                refused,
                 format!("amount exceeds the {} still due", due.display()),
             ))
         }
@@ -161,19 +267,24 @@ pub fn record(
     let id = DepositId::new();
     ctx.conn
         .prepare_cached(
-            "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, recorded_by, created_at)
-             VALUES (:id, :escrow, :source, :reference, :amount, :status, :actor, :at)",
+            "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, recorded_by,
+             created_at, receipt_number, amount_kes_cents, rate_kes_per_usd_e4)
+             VALUES (:id, :escrow, :source, :reference, :amount, :status, :actor, :at, :receipt, :kes, :rate)",
         )?
         .execute(named_params! {
             ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
             ":amount": amount, ":status": DepositStatus::Applied, ":actor": actor.id, ":at": ctx.at(),
+            ":receipt": cash.receipt_number, ":kes": cash.kes.map(|(k, _)| k),
+            ":rate": cash.kes.map(|(_, r)| r),
         })?;
     let activated = ledger::deposit(ctx.conn, &escrow_id, amount, id.as_str(), ctx.now)?;
     ctx.audit(
         &actor.id,
         "escrow.deposited",
         escrow_id.as_str(),
-        &json!({"depositId": id, "source": source, "amountUsdCents": amount.get()}),
+        &json!({"depositId": id, "source": source, "amountUsdCents": amount.get(),
+                "receiptNumber": cash.receipt_number, "amountKesCents": cash.kes.map(|(k, _)| k.get()),
+                "rateKesPerUsdE4": cash.kes.map(|(_, r)| r.e4())}),
     )?;
     if activated {
         ctx.audit(

@@ -148,6 +148,13 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
         }
     };
     let id = EscrowId::new();
+    let short_ref = crate::domain::unique_code(
+        ctx.conn,
+        "escrows",
+        "short_ref",
+        "",
+        crate::domain::SHORT_REF_LEN,
+    )?;
     // The name as this sender typed it, kept with the escrow: never the name another sender
     // typed for the same phone.
     let name_enc = ctx.keys.seal(
@@ -158,13 +165,13 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
     ctx.conn
         .prepare_cached(
             "INSERT INTO escrows (id, sender_id, recipient_id, recipient_name_enc, status, total_usd_cents,
-             daily_limit_usd_cents, created_at, updated_at)
-             VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :at, :at)",
+             daily_limit_usd_cents, short_ref, created_at, updated_at)
+             VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :short_ref, :at, :at)",
         )?
         .execute(named_params! {
             ":id": id, ":sender": actor.id, ":recipient": recipient_id, ":name": name_enc,
             ":status": EscrowStatus::PendingDeposit, ":total": input.total,
-            ":daily_limit": input.daily_limit, ":at": ctx.at(),
+            ":daily_limit": input.daily_limit, ":short_ref": short_ref, ":at": ctx.at(),
         })?;
     let mut insert = ctx.conn.prepare_cached(
         "INSERT INTO spending_categories (id, escrow_id, position, name, allocated_usd_cents) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -193,6 +193,68 @@ pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &UserId) -> Resul
     })
 }
 
+/// A recipient's first token, given by the sender of their escrow.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientToken {
+    /// The recipient.
+    pub user_id: UserId,
+    /// Their name as this escrow's sender typed it.
+    pub name: String,
+    /// The token, in full (shown once).
+    pub token: String,
+}
+
+/// `POST /escrows/:id/recipient-token`: the escrow's sender gives its recipient a way to sign
+/// in. Only a first token, and only for a recipient who receives from this sender alone: a
+/// token opens every escrow of its holder, and a sender must not see another sender's.
+/// Otherwise an admin issues it (`POST /users/:id/tokens`, `remit token issue`).
+pub fn issue_recipient_token(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &crate::domain::EscrowId,
+) -> Result<RecipientToken> {
+    let parties = super::EscrowParties::load_visible(ctx.conn, escrow_id, actor)?;
+    if !parties.is_sender(actor) {
+        return Err(if actor.role == Role::Sender {
+            Error::NotFound { what: "escrow" }
+        } else {
+            Error::Forbidden
+        });
+    }
+    let recipient = parties.recipient_id.clone();
+    let (has_token, other_senders): (bool, bool) = ctx.conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL),
+                EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2)",
+        params![recipient, actor.id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if has_token {
+        return Err(Error::NotNow(
+            "the recipient can already sign in; for a new token ask an admin".into(),
+        ));
+    }
+    if other_senders {
+        return Err(Error::NotNow(
+            "the recipient also receives from someone else, so only an admin can give them a token"
+                .into(),
+        ));
+    }
+    let token = insert_token(ctx.conn, &recipient, ctx.now)?;
+    ctx.audit(
+        &actor.id,
+        "token.issued",
+        recipient.as_str(),
+        &json!({"prefix": &token[..TOKEN_PREFIX_CHARS], "escrowId": escrow_id}),
+    )?;
+    let view = super::views::escrow(ctx.conn, ctx.keys, actor, escrow_id)?;
+    Ok(RecipientToken {
+        user_id: recipient,
+        name: view.recipient.name.unwrap_or_default(),
+        token,
+    })
+}
+
 /// `DELETE /tokens/:prefix`, `remit token revoke`: revokes the token with this prefix.
 pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<RevokedToken> {
     super::require_role(actor, &[])?;
@@ -347,6 +409,14 @@ pub fn me(
         gateway,
         idle_sign_out_s,
     })
+}
+
+/// The user with this phone number (its blind index), for `remit token issue`.
+pub fn find_by_phone(conn: &Connection, keys: &Keys, phone: &KenyanPhone) -> Result<UserId> {
+    conn.prepare_cached("SELECT id FROM users WHERE phone_index = ?1")?
+        .query_row([keys.blind_index(&phone.e164())], |r| r.get(0))
+        .optional()?
+        .ok_or(Error::NotFound { what: "user" })
 }
 
 /// Is there any user yet? (The first start creates an admin.)

@@ -140,6 +140,9 @@ pub struct EscrowView {
     pub approved_today_usd_cents: Option<UsdCents>,
     /// What a depositor quotes (the escrow id).
     pub deposit_reference: EscrowId,
+    /// The same as a short code a person reads out and types at the kiosk (`K7M3Q9P2`, shown
+    /// as `K7M3-Q9P2`); `GET /escrows?ref=` finds it.
+    pub short_ref: Option<String>,
     pub sender_id: UserId,
     /// Why the operator must look at it (a deposit refunded or disputed): admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,7 +158,7 @@ pub struct EscrowView {
 const ESCROW_SELECT: &str = "SELECT e.id, e.sender_id, e.recipient_id, e.status, e.total_usd_cents,
     e.deposited_usd_cents, e.remaining_usd_cents, e.reserved_usd_cents, e.spent_usd_cents,
     e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at, e.flag_reason,
-    e.recipient_name_enc, u.phone_enc AS recipient_phone_enc,
+    e.recipient_name_enc, e.short_ref, u.phone_enc AS recipient_phone_enc,
     d.approved_usd_cents AS approved_today_usd_cents,
     c.id AS category_id, c.name AS category_name, c.allocated_usd_cents AS category_allocated,
     c.remaining_usd_cents AS category_remaining, c.reserved_usd_cents AS category_reserved,
@@ -230,6 +233,7 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
     let staff = matches!(viewer.role, Role::Admin | Role::Agent);
     Ok(EscrowView {
         deposit_reference: id.clone(),
+        short_ref: r.get("short_ref")?,
         escrow_id: id,
         status: r.get("status")?,
         total_amount_usd,
@@ -317,6 +321,8 @@ pub struct EscrowFilter {
     pub status: Option<EscrowStatus>,
     /// Only escrows of the recipient with this blind index (agents and admins).
     pub recipient_phone_index: Option<String>,
+    /// Only the escrow with this short reference.
+    pub short_ref: Option<String>,
 }
 
 /// `GET /escrows`: the viewer's escrows (all for admins and agents), newest first.
@@ -336,6 +342,7 @@ pub fn escrows(
     let where_clause = format!(
         "id < :cursor AND {owner} AND (:status IS NULL OR status = :status)
          AND (:phone IS NULL OR recipient_id = (SELECT id FROM users WHERE phone_index = :phone))
+         AND (:short_ref IS NULL OR short_ref = :short_ref)
          ORDER BY id DESC LIMIT :limit"
     );
     let today = crate::time::nairobi_day(crate::time::now_unix());
@@ -349,6 +356,7 @@ pub fn escrows(
             (":viewer", &viewer.id),
             (":status", &filter.status),
             (":phone", &filter.recipient_phone_index),
+            (":short_ref", &filter.short_ref),
             (":limit", &(limit + 1)),
             (":today", &today),
         ],
@@ -690,8 +698,15 @@ pub struct DepositView {
     pub escrow_id: Option<EscrowId>,
     pub source: DepositSource,
     pub reference: String,
+    /// The receipt number remit made for a cash deposit (`null` for card deposits).
+    pub receipt_number: Option<String>,
     pub amount_usd: Decimal,
     pub amount_usd_cents: UsdCents,
+    /// Cash taken in shillings: the KES received and the rate they were converted at (KES per
+    /// USD × 10⁴); `null` otherwise.
+    pub amount_kes: Option<Decimal>,
+    pub amount_kes_cents: Option<KesCents>,
+    pub rate_kes_per_usd_e4: Option<i64>,
     pub status: DepositStatus,
     pub flag_reason: Option<String>,
     pub recorded_by: String,
@@ -702,19 +717,25 @@ pub struct DepositView {
     pub reversal_at: Option<String>,
 }
 
-const DEPOSIT_COLUMNS: &str = "id, escrow_id, source, reference, amount_usd_cents, status,
-    flag_reason, recorded_by, created_at, reversal, reversal_reason, reversal_at";
+const DEPOSIT_COLUMNS: &str = "id, escrow_id, source, reference, receipt_number, amount_usd_cents,
+    amount_kes_cents, rate_kes_per_usd_e4, status, flag_reason, recorded_by, created_at, reversal,
+    reversal_reason, reversal_at";
 
 impl DepositView {
     fn from_row(r: &Row<'_>) -> Result<DepositView> {
         let amount: UsdCents = r.get("amount_usd_cents")?;
+        let kes: Option<KesCents> = r.get("amount_kes_cents")?;
         Ok(DepositView {
             deposit_id: r.get("id")?,
             escrow_id: r.get("escrow_id")?,
             source: r.get("source")?,
             reference: r.get("reference")?,
+            receipt_number: r.get("receipt_number")?,
             amount_usd: amount.major(),
             amount_usd_cents: amount,
+            amount_kes: kes.map(KesCents::major),
+            amount_kes_cents: kes,
+            rate_kes_per_usd_e4: r.get("rate_kes_per_usd_e4")?,
             status: r.get("status")?,
             flag_reason: r.get("flag_reason")?,
             recorded_by: r.get("recorded_by")?,

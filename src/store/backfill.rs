@@ -6,6 +6,30 @@ use crate::domain::{EscrowId, UserId};
 use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// Schema 5 gives every escrow a short reference; older escrows get theirs here.
+pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let ids: Vec<EscrowId> = tx
+        .prepare("SELECT id FROM escrows WHERE short_ref IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        let code = crate::domain::unique_code(
+            &tx,
+            "escrows",
+            "short_ref",
+            "",
+            crate::domain::SHORT_REF_LEN,
+        )?;
+        tx.execute(
+            "UPDATE escrows SET short_ref = ?2 WHERE id = ?1",
+            params![id, code],
+        )?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
+
 /// Schema 3 keeps the recipient's name with each escrow, as its sender typed it. For an older
 /// escrow that name is the recipient user's name when this escrow's sender created that user
 /// (the audit log says who did); otherwise what this sender typed is not known, and an empty

@@ -110,6 +110,10 @@ pub fn open_with_key(
     if filled > 0 {
         log::info!("kept the recipient's name with {filled} older escrow(s)");
     }
+    let coded = super::backfill::short_refs(&mut conn)?;
+    if coded > 0 {
+        log::info!("gave {coded} older escrow(s) a short reference");
+    }
     // Checkpoints run from their own connection, never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // The writer touches the hot pages of every command; keep them in its own cache.

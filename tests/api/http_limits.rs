@@ -4,13 +4,10 @@
 
 use crate::support::app::*;
 use crate::support::attacks::{Attack, Crowd};
+use crate::support::{addr, exchange, status_of};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-fn addr(app: &TestApp) -> SocketAddr {
-    app.base.trim_start_matches("http://").parse().unwrap()
-}
 
 /// `/health` on a fresh connection, and how long it took.
 fn health(app: &TestApp) -> (u16, Duration) {
@@ -39,32 +36,6 @@ fn rss_kib() -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
-}
-
-/// Sends `bytes` on a new connection and reads what comes back until the server closes it (or
-/// 15 s pass): the answer, and whether the connection was closed.
-fn exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => break false,
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
-}
-
-fn status_of(answer: &str) -> u16 {
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

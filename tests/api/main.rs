@@ -7,11 +7,13 @@
 mod support;
 
 mod browser;
+mod cli_commands;
 mod cli_config;
 mod http_api;
 mod http_hostile;
 mod http_limits;
 mod http_roles;
+mod kiosk_api;
 mod ledger_core;
 mod ledger_model;
 mod money_flow;

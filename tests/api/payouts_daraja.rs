@@ -457,7 +457,10 @@ fn a_real_failure_returns_the_money_once_transaction_status_confirms_it() {
         "the failure result's own code"
     );
     assert_eq!(
-        (&view["payout"]["failureReason"], &view["payout"]["simulated"]),
+        (
+            &view["payout"]["failureReason"],
+            &view["payout"]["simulated"]
+        ),
         (&json!("mpesa_float_low"), &json!(false))
     );
     // A B2B failure (its result in the single-object shape), the same way.

@@ -54,7 +54,7 @@ pub fn rates(app: &App, req: &Req) -> Result<Reply> {
 /// `PUT /fx-rates/:pair`.
 pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
-    if req.param(0) != "USD-KES" {
+    if !req.param(0).eq_ignore_ascii_case("USD-KES") {
         return Err(Error::NotFound {
             what: "currency pair",
         });
@@ -115,7 +115,7 @@ pub fn float(app: &App, req: &Req) -> Result<Reply> {
 pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, PayoutFilter::parse)?.unwrap_or(PayoutFilter::All);
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, PayoutId::is_shaped)?;
     let timeout = app.config.payout_timeout_s;
     let page = app.store.read(|conn, _| {
         let now = crate::time::now_unix();
@@ -128,7 +128,7 @@ pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
 pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, DepositFilter::parse)?.unwrap_or(DepositFilter::All);
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, crate::domain::DepositId::is_shaped)?;
     let escrow_id = req.query("escrowId");
     let page = app
         .store

@@ -3,7 +3,7 @@
 use super::{actor_with, opt_usd, page_params, status_param, usd};
 use crate::app::App;
 use crate::domain::{
-    parse_reference, parse_text, CategoryName, DepositSource, EscrowId, EscrowStatus, KenyanPhone,
+    parse_reference, parse_text, CategoryName, EscrowId, EscrowStatus, KenyanPhone,
 };
 use crate::error::{Error, Result};
 use crate::http::body::{item_object, Fields};
@@ -11,8 +11,8 @@ use crate::http::idempotency::{self, key_of};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::limits::{CATEGORIES_PER_ESCROW_MAX, REFERENCE_BYTES_MAX};
-use crate::money::UsdCents;
-use crate::service::deposits::{self, DepositOutcome};
+use crate::money::{KesCents, UsdCents};
+use crate::service::deposits::{self, CashAmount, DepositOutcome};
 use crate::service::escrows::{self as service, Categories, NewEscrow};
 use crate::service::{views, Role};
 use serde_json::Value;
@@ -84,7 +84,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /escrows`.
 pub fn list(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, EscrowId::is_shaped)?;
     let status = status_param(req, EscrowStatus::parse_field)?;
     let recipient_phone_index = match req.query("recipientPhone") {
         Some(p) if actor.role == Role::Agent || actor.role == Role::Admin => Some(
@@ -100,9 +100,14 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
         }
         None => None,
     };
+    let short_ref = req
+        .query("ref")
+        .map(|r| crate::domain::parse_code("ref", r, crate::domain::SHORT_REF_LEN))
+        .transpose()?;
     let filter = views::EscrowFilter {
         status,
         recipient_phone_index,
+        short_ref,
     };
     let page = app
         .store
@@ -124,7 +129,7 @@ pub fn get(app: &App, req: &Req) -> Result<Reply> {
 pub fn journal(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
     let id = EscrowId::parse(req.param(0))?;
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, |c| c.parse::<i64>().is_ok())?;
     let after = cursor
         .map(|c| {
             c.parse::<i64>()
@@ -142,24 +147,63 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[Role::Agent])?;
     let escrow_id = EscrowId::parse(req.param(0))?;
     let mut f = req.fields()?;
-    let amount = usd(&mut f, "amountUsd", app.config.escrow_total_max)?;
-    let reference = parse_reference("reference", &f.string("reference")?, REFERENCE_BYTES_MAX)?;
+    let usd_amount = opt_usd(&mut f, "amountUsd", app.config.escrow_total_max)?;
+    let kes_major = f.take("amountKes");
+    let kes_minor = f.take("amountKesCents");
+    let amount = match (usd_amount, kes_major.is_some() || kes_minor.is_some()) {
+        (Some(usd), false) => CashAmount::Usd(usd),
+        (None, true) => CashAmount::Kes(KesCents::parse_either(
+            "amountKes",
+            kes_major.as_ref(),
+            kes_minor.as_ref(),
+            app.config.request_kes_max,
+        )?),
+        (Some(_), true) => {
+            return Err(Error::invalid(
+                "amountKes",
+                "give amountUsd or amountKes, not both",
+            ))
+        }
+        (None, false) => {
+            return Err(Error::MissingField {
+                field: "amountUsd".into(),
+            })
+        }
+    };
+    let reference = f
+        .opt_string("reference")?
+        .map(|r| parse_reference("reference", &r, REFERENCE_BYTES_MAX))
+        .transpose()?;
     f.finish()?;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let recorded = deposits::record(
-            ctx,
-            &actor,
-            escrow_id.as_str(),
-            DepositSource::Cash,
-            &reference,
-            amount,
-        )?;
+    let key = key_of(req, &actor)?;
+    if reference.is_none() && key.is_none() {
+        // Without a reference of the agent's, only the key can tell a retry from a second
+        // deposit of the same amount.
+        return Err(Error::MissingField {
+            field: "Idempotency-Key".into(),
+        });
+    }
+    idempotency::write(&app.store, key, move |ctx| {
+        let recorded =
+            deposits::record_cash(ctx, &actor, &escrow_id, reference.as_deref(), amount)?;
         let status = if recorded.outcome == DepositOutcome::Duplicate {
             200
         } else {
             201
         };
         Ok(Reply::json(status, &recorded))
+    })
+}
+
+/// `POST /escrows/:id/recipient-token`: the sender gives the recipient a first token (`201`,
+/// shown once; an idempotent replay shows `null`).
+pub fn recipient_token(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[Role::Sender])?;
+    req.fields()?.finish()?;
+    let escrow_id = EscrowId::parse(req.param(0))?;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        let issued = crate::service::users::issue_recipient_token(ctx, &actor, &escrow_id)?;
+        Ok(super::users::token_reply(&issued))
     })
 }
 

@@ -23,8 +23,10 @@ fn actor_with(app: &App, req: &Req, roles: &[Role]) -> Result<Actor> {
     Ok(actor)
 }
 
-/// `limit` (1–`PAGE_ROWS_MAX`, default `PAGE_ROWS_DEFAULT`) and `cursor` of a list.
-fn page_params(req: &Req) -> Result<(u32, Option<String>)> {
+/// `limit` (1–`PAGE_ROWS_MAX`, default `PAGE_ROWS_DEFAULT`) and `cursor` of a list; a cursor
+/// must have the shape of the ones this list returns (`is_cursor`: the ids it is ordered by),
+/// else `400`: a made-up cursor never quietly answers some other page.
+fn page_params(req: &Req, is_cursor: fn(&str) -> bool) -> Result<(u32, Option<String>)> {
     let limit = match req.query("limit") {
         Some(text) => text
             .parse::<u32>()
@@ -41,7 +43,8 @@ fn page_params(req: &Req) -> Result<(u32, Option<String>)> {
     let cursor = match req.query("cursor") {
         Some(c) if !c.is_empty() => {
             let ok = c.len() <= CURSOR_BYTES_MAX
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && is_cursor(c);
             if !ok {
                 return Err(Error::invalid(
                     "cursor",

@@ -57,7 +57,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /payment-requests`.
 pub fn list(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, crate::domain::PaymentRequestId::is_shaped)?;
     let status = status_param(req, RequestStatus::parse_field)?;
     let escrow_id = req.query("escrowId").map(EscrowId::parse).transpose()?;
     let page = app.store.read(|conn, keys| {

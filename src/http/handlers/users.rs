@@ -22,7 +22,7 @@ pub fn me(app: &App, req: &Req) -> Result<Reply> {
 }
 
 /// A `201` that shows a new token once: an idempotent replay answers with `"token": null`.
-fn token_reply<T: Serialize>(created: &T) -> Reply {
+pub(super) fn token_reply<T: Serialize>(created: &T) -> Reply {
     let mut reply = Reply::json(201, created);
     let mut replay = serde_json::to_value(created).unwrap_or_default();
     replay["token"] = serde_json::Value::Null;
@@ -52,7 +52,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /users`.
 pub fn list(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
-    let (limit, cursor) = page_params(req)?;
+    let (limit, cursor) = page_params(req, crate::domain::UserId::is_shaped)?;
     let page = app
         .store
         .read(|conn, keys| service::list(conn, keys, limit, cursor.as_deref()))?;
@@ -70,10 +70,14 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     })
 }
 
-/// `DELETE /tokens/:prefix`.
+/// `DELETE /tokens/:prefix` (the whole token is accepted too; only its prefix is used).
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
-    let prefix = req.param(0).to_string();
+    let prefix: String = req
+        .param(0)
+        .chars()
+        .take(service::TOKEN_PREFIX_CHARS)
+        .collect();
     let view = app
         .store
         .write(move |ctx| service::revoke_token(ctx, &actor, &prefix))?;

@@ -17,7 +17,10 @@ use remit::service::users::{self, NewUser};
 use remit::service::{Actor, Role};
 use remit::store::{self, OpenOptions, Store};
 use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A view as the JSON the API would answer with.
 pub fn json<T: serde::Serialize>(view: T) -> Value {
@@ -237,4 +240,35 @@ pub fn kes_for_usd_cents(usd_cents: i64) -> i64 {
 
 pub fn cents(v: &Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Sends `bytes` on a new connection and reads what comes back until the server closes it (or
+/// 15 s pass): the answer, and whether the connection was closed.
+pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+pub fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The address of an in-process server.
+pub fn addr(app: &app::TestApp) -> SocketAddr {
+    app.base.trim_start_matches("http://").parse().unwrap()
 }

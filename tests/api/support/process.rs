@@ -130,11 +130,23 @@ impl Server {
     /// Starts `remit serve --db DB --addr 127.0.0.1:0` and returns once it printed its
     /// listening line (it binds first, then prints, so no waiting is needed).
     pub fn start(db: &Path, key: &str, log: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(db, key, log, env, &[])
+    }
+
+    /// The same with more arguments to `serve` (`--demo`).
+    pub fn start_with(
+        db: &Path,
+        key: &str,
+        log: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let mut cmd = remit(db.parent().unwrap(), Some(key));
         cmd.arg("serve")
             .arg("--db")
             .arg(db)
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
             .env("REMIT_SIM_DELAY_MS", "0");
         for (k, v) in env {
             cmd.env(k, v);

@@ -91,8 +91,9 @@ struct Head {
 enum HeadError {
     /// Over `head_bytes_max` or `header_lines_max`: 431.
     TooLarge,
-    /// Not a valid request line or header line: 400.
-    Malformed,
+    /// Not a valid request line or header line: 400, with why (remit patch: the answer says
+    /// which line is wrong, never echoing its value).
+    Malformed(&'static str, Option<String>),
     /// End of stream, deadline or I/O error: closed without an answer.
     Closed(std::io::Error),
 }
@@ -221,8 +222,8 @@ impl ClientConnection {
                 self.write_error(431);
                 return Next::Close;
             }
-            Err(HeadError::Malformed) => {
-                self.write_error(400);
+            Err(HeadError::Malformed(why, header)) => {
+                self.write_malformed(why, header.as_deref());
                 return Next::Close;
             }
             Err(HeadError::Closed(e)) => {
@@ -397,6 +398,32 @@ impl ClientConnection {
         let _ = self.write_response(response, &HTTPVersion(1, 1), &[], false);
     }
 
+    /// remit patch: a 400 for a head that cannot be read says why in a JSON body
+    /// (`{"error", "code": "invalid_header", "field"}`), naming the header but never echoing
+    /// what was sent.
+    fn write_malformed(&mut self, why: &str, header: Option<&str>) {
+        let message = match header {
+            Some(name) => format!("the {name} header {why}"),
+            None => why.to_string(),
+        };
+        let mut body = format!(
+            "{{\"error\":\"{}\",\"code\":\"invalid_header\"",
+            json_text(&message)
+        );
+        if let Some(name) = header {
+            body.push_str(&format!(",\"field\":\"{}\"", json_text(name)));
+        }
+        body.push('}');
+        let mut response = Response::from_string(body)
+            .with_status_code(StatusCode(400))
+            .with_connection_close();
+        if let Ok(content_type) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+        {
+            response = response.with_header(content_type);
+        }
+        let _ = self.write_response(response, &HTTPVersion(1, 1), &[], false);
+    }
+
     fn writer_within(&mut self, deadline: Instant) -> std::io::Result<&mut ConnWriter> {
         match self.writer.as_mut() {
             Some(writer) => {
@@ -427,8 +454,10 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         }
     }
     let (method, path, version) = {
-        let line = std::str::from_utf8(&line).map_err(|_| HeadError::Malformed)?;
-        parse_request_line(line.trim()).ok_or(HeadError::Malformed)?
+        let line = std::str::from_utf8(&line)
+            .map_err(|_| HeadError::Malformed("the request line is not ASCII text", None))?;
+        parse_request_line(line.trim())
+            .ok_or(HeadError::Malformed("the request line is not METHOD PATH HTTP/1.1", None))?
     };
 
     let mut headers = Vec::new();
@@ -443,12 +472,21 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         }
         // A line starting with white space (obsolete line folding) is refused (RFC 9112, 5.2).
         if line[0] == b' ' || line[0] == b'\t' {
-            return Err(HeadError::Malformed);
+            return Err(HeadError::Malformed(
+                "a header line is folded (starts with white space)",
+                None,
+            ));
         }
-        let line = std::str::from_utf8(&line).map_err(|_| HeadError::Malformed)?;
-        let header = Header::from_str(line).map_err(|()| HeadError::Malformed)?;
+        let name = header_name(&line);
+        if !line.is_ascii() {
+            return Err(HeadError::Malformed("is not ASCII text", name));
+        }
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| HeadError::Malformed("is not ASCII text", name.clone()))?;
+        let header = Header::from_str(text)
+            .map_err(|()| HeadError::Malformed("is not a NAME: VALUE line", name.clone()))?;
         if header.field.as_str().as_str().is_empty() {
-            return Err(HeadError::Malformed);
+            return Err(HeadError::Malformed("has no name", None));
         }
         headers.push(header);
     }
@@ -459,6 +497,28 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         version,
         headers,
     })
+}
+
+/// remit patch: the name of a header line, if it has one made of token characters (RFC 9110,
+/// 5.1), to say which header is malformed.
+fn header_name(line: &[u8]) -> Option<String> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = &line[..colon];
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    (!name.is_empty() && name.len() <= 64 && name.iter().all(token))
+        .then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+/// Text as the inside of a JSON string (the messages above are ASCII without control
+/// characters; quotes and backslashes are escaped all the same).
+fn json_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
 }
 
 /// How the body is delimited, and its declared length. `Err` (400) for what could be read

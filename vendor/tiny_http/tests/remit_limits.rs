@@ -681,6 +681,48 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
 }
 
 #[test]
+fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
+    let (_server, addr) = serve(limits(), 2, echo_url);
+    let cases: [(&[u8], &str, Option<&str>); 4] = [
+        (
+            b"GET / HTTP/1.1\r\nIdempotency-Key: caf\xc3\xa9\r\n\r\n",
+            "the Idempotency-Key header is not ASCII text",
+            Some("Idempotency-Key"),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX-Secret: abc\xffdef\r\n\r\n",
+            "the X-Secret header is not ASCII text",
+            Some("X-Secret"),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+            "is not a NAME: VALUE line",
+            None,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+            "folded",
+            None,
+        ),
+    ];
+    for (head, says, field) in cases.iter() {
+        let mut client = connect(addr);
+        client.write_all(head).unwrap();
+        let answer = read_answer(&mut client).unwrap();
+        let body = String::from_utf8(answer.body.clone()).unwrap();
+        assert_eq!(answer.status, 400, "{}", body);
+        assert!(answer.closes());
+        assert_eq!(answer.header("Content-Type"), Some("application/json"));
+        assert!(body.contains(says), "{}", body);
+        assert!(body.contains("\"code\":\"invalid_header\""), "{}", body);
+        if let Some(field) = field {
+            assert!(body.contains(&format!("\"field\":\"{}\"", field)), "{}", body);
+        }
+        assert!(!body.contains("caf") && !body.contains("def"), "{}", body);
+    }
+}
+
+#[test]
 fn a_panicking_handler_leaves_no_connection_behind() {
     let (server, addr) = serve(limits(), 1, |request: Request| {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {

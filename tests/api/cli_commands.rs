@@ -1,0 +1,211 @@
+//! The command line as an operator meets it: `--demo` on a database that already has users,
+//! `token issue` and `token revoke` with a whole token, `fx get`, `user list`'s header,
+//! errors that name the option typed, `check --key-file` for a backup whose key is elsewhere,
+//! and a start that cannot listen leaving nothing behind.
+
+use crate::support::process::*;
+use crate::support::TEST_KEY;
+
+fn cli(db: &std::path::Path, args: &[&str]) -> Ran {
+    let mut cmd = remit(db.parent().unwrap(), Some(TEST_KEY));
+    cmd.args(args).arg("--db").arg(db);
+    run(cmd)
+}
+
+#[test]
+fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_after_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    // The walkthrough's recipient has the number the demo would use.
+    user_add(&db, TEST_KEY, "recipient", "Wanjiru", Some("0712345678"));
+    let admin = user_add(&db, TEST_KEY, "admin", "Operator", None);
+    for round in 0..2 {
+        let log = dir.path().join(format!("serve-{round}.log"));
+        let mut server = Server::start_with(&db, TEST_KEY, &log, &[], &["--demo"]);
+        let tokens: Vec<&String> = server
+            .stdout
+            .iter()
+            .filter(|l| {
+                l.trim_start().starts_with("sender")
+                    || l.trim_start().starts_with("recipient")
+                    || l.trim_start().starts_with("agent")
+            })
+            .collect();
+        assert_eq!(tokens.len(), 3, "round {round}: {:?}", server.stdout);
+        let recipient_token = tokens
+            .iter()
+            .find(|l| l.trim_start().starts_with("recipient"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_string();
+        let me = server.get("/me", &recipient_token);
+        assert_eq!(me.status, 200, "{}", me.text);
+        assert_eq!(me.body["name"], "Wanjiru (demo recipient)");
+        // The walkthrough's recipient kept their number; the demo one got another.
+        let users = server.get("/users?limit=100", &admin);
+        let phones: Vec<&str> = users.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["role"] == "recipient")
+            .map(|u| u["phone"].as_str().unwrap())
+            .collect();
+        assert_eq!(phones.len(), 2, "{}", users.text);
+        assert!(
+            phones.contains(&"+254712345678") && phones.iter().any(|p| p.starts_with("+254799000")),
+            "{phones:?}"
+        );
+        let escrows = server.get("/escrows?limit=100", &admin);
+        assert_eq!(
+            escrows.body["items"].as_array().unwrap().len(),
+            3,
+            "the demo escrows, once: {}",
+            escrows.text
+        );
+        server.terminate();
+    }
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+}
+
+#[test]
+fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "recipient", "Baraka", Some("0711 222 333"));
+    let list = cli(&db, &["user", "list"]);
+    assert_eq!(list.code, Some(0), "{list}");
+    let mut lines = list.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("USER\tROLE\tNAME\tPHONE\tTOKENS"),
+        "{list}"
+    );
+    let user_id = lines
+        .find(|l| l.contains("Baraka"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap()
+        .to_string();
+    let by_phone = cli(&db, &["token", "issue", "+254 711 222 333"]);
+    assert_eq!(by_phone.code, Some(0), "{by_phone}");
+    let token = by_phone.stdout.trim().to_string();
+    assert!(token.starts_with("rmt_"), "{by_phone}");
+    let by_id = cli(&db, &["token", "issue", &user_id]);
+    assert_eq!(by_id.code, Some(0), "{by_id}");
+    let unknown = cli(&db, &["token", "issue", "0700 000 000"]);
+    assert_ne!(unknown.code, Some(0), "{unknown}");
+    assert!(unknown.stderr.contains("not found"), "{unknown}");
+    // The whole token revokes it (only its prefix is used).
+    let revoked = cli(&db, &["token", "revoke", &token]);
+    assert_eq!(revoked.code, Some(0), "{revoked}");
+    assert!(
+        revoked.stdout.contains(&token[..12]) && !revoked.stdout.contains(&token),
+        "{revoked}"
+    );
+    let list = cli(&db, &["user", "list"]).stdout;
+    assert!(
+        list.contains(&format!("{} (revoked)", &token[..12])),
+        "{list}"
+    );
+}
+
+#[test]
+fn fx_get_and_set_take_the_pair_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let got = cli(&db, &["fx", "get"]);
+    assert_eq!(got.code, Some(0), "{got}");
+    assert!(
+        got.stdout.contains("USD-KES 150") && got.stdout.contains("default"),
+        "{got}"
+    );
+    let set = cli(&db, &["fx", "set", "usd-kes", "152.25"]);
+    assert_eq!(set.code, Some(0), "{set}");
+    let got = cli(&db, &["fx", "get", "usd-kes"]);
+    assert!(got.stdout.starts_with("USD-KES 152.25 (set "), "{got}");
+    let wrong = cli(&db, &["fx", "set", "EUR-KES", "160"]);
+    assert_ne!(wrong.code, Some(0));
+    assert!(wrong.stderr.contains("USD-KES"), "{wrong}");
+}
+
+#[test]
+fn a_phone_already_used_is_refused_naming_the_option_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "recipient", "Wanjiru", Some("0712345678"));
+    let again = cli(
+        &db,
+        &[
+            "user",
+            "add",
+            "--role",
+            "recipient",
+            "--name",
+            "Other",
+            "--phone",
+            "0712 345 678",
+        ],
+    );
+    assert_ne!(again.code, Some(0), "{again}");
+    assert!(again.stderr.contains("--phone"), "{again}");
+    assert!(!again.stderr.contains("panicked"), "{again}");
+}
+
+#[test]
+fn a_backup_is_checked_with_its_key_kept_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let copy = dir.path().join("offsite").join("copy.db");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    let made = cli(&db, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(made.code, Some(0), "{made}");
+    assert!(
+        made.stdout.contains("apart from the backup")
+            && !made.stdout.contains("keep the encryption key with it"),
+        "{made}"
+    );
+    let key_file = dir.path().join("elsewhere.key");
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    // No ENCRYPTION_KEY, no key file beside the copy: only --key-file can open it.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db"])
+        .arg(&copy)
+        .arg("--key-file")
+        .arg(&key_file);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db"]).arg(&copy);
+    assert_eq!(run(cmd).code, Some(2), "without its key it cannot be read");
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db"])
+        .arg(&copy)
+        .arg("--key-file")
+        .arg(&bad);
+    let ran = run(cmd);
+    assert_ne!(ran.code, Some(0));
+    assert!(ran.stderr.contains("--key-file"), "{ran}");
+}
+
+#[test]
+fn a_start_that_cannot_listen_leaves_no_database_or_key_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("fresh.db");
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["serve", "--db"]).arg(&db).args(["--addr", &addr]);
+    let ran = run(cmd);
+    assert_ne!(ran.code, Some(0), "{ran}");
+    assert!(ran.stderr.contains("cannot listen"), "{ran}");
+    for leftover in ["fresh.db", "fresh.db.key", "fresh.db-wal", "fresh.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover} was left behind"
+        );
+    }
+    drop(taken);
+}

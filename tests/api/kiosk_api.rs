@@ -1,0 +1,333 @@
+//! What a kiosk and its clients rely on beyond the first contract: an escrow's short deposit
+//! reference, cash taken in shillings with a receipt number remit makes, a recipient's first
+//! token from their sender, category names as people type them, and the API's edges (cursors,
+//! query parameters, headers) refused with a clear `400` or `401`.
+
+use crate::support::app::*;
+use crate::support::{exchange, status_of};
+use serde_json::{json, Value};
+
+fn short_ref(escrow: &Value) -> String {
+    let code = escrow["shortRef"].as_str().unwrap().to_string();
+    assert!(
+        code.len() == 8
+            && code
+                .bytes()
+                .all(|b| b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ".contains(&b)),
+        "{code}"
+    );
+    code
+}
+
+#[test]
+fn an_escrow_is_found_by_its_short_reference_typed_any_way() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let other = app.pending_escrow(50, &["a"], None);
+    let code = short_ref(&app.escrow(&escrow));
+    assert_ne!(code, short_ref(&app.escrow(&other)));
+    let typed = format!("{}-{}", &code[..4], &code[4..]).to_lowercase();
+    for (who, token) in [("agent", &app.agent), ("sender", &app.sender)] {
+        let r = app.get(&format!("/escrows?ref={typed}"), token);
+        assert_eq!(r.status, 200, "{who}: {}", r.text);
+        let items = r.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{who}: {}", r.text);
+        assert_eq!(items[0]["escrowId"], escrow.as_str());
+    }
+    // Another sender's escrow stays invisible, even by its code.
+    let r = app.get(&format!("/escrows?ref={code}"), &app.other_sender);
+    assert_eq!(r.body["items"], json!([]), "{}", r.text);
+    let r = app.get("/escrows?ref=K7M3-Q9P0", &app.agent);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("ref")),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn older_escrows_get_a_short_reference_when_the_database_is_opened() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let dir = crate::support::process::stop_app(app);
+    let db = dir.path().join("remit.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE escrows SET short_ref = NULL", [])
+        .unwrap();
+    let mut options = remit::store::OpenOptions::new(&db);
+    options.key_hex = Some(crate::support::TEST_KEY.into());
+    let store = remit::store::open(&options).unwrap();
+    let code: Option<String> = store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT short_ref FROM escrows WHERE id = ?1",
+                [&escrow],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    short_ref(&json!({ "shortRef": code }));
+    store.close();
+}
+
+#[test]
+fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
+    let app = spawn_app();
+    let r = app.raw(
+        "PUT",
+        "/fx-rates/USD-KES",
+        Some(&app.admin),
+        Some(("application/json", br#"{"rate": 152.25}"#)),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let path = format!("/escrows/{escrow}/deposits");
+    // KES 7,612.50 at 152.25 is exactly USD 50.
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 7612.50}), "cash-1");
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (
+            &r.body["amountUsdCents"],
+            &r.body["amountKesCents"],
+            &r.body["rateKesPerUsdE4"]
+        ),
+        (&json!(5_000), &json!(761_250), &json!(1_522_500))
+    );
+    let receipt = r.body["receiptNumber"].as_str().unwrap().to_string();
+    assert!(receipt.starts_with('D') && receipt.len() == 9, "{receipt}");
+    assert_eq!(
+        r.body["reference"],
+        receipt.as_str(),
+        "no reference given: the receipt number"
+    );
+    // The same key again: the same deposit, not a second one.
+    let again = app.post_with_key(&path, &app.agent, &json!({"amountKes": 7612.50}), "cash-1");
+    assert_eq!(
+        (again.status, &again.body["receiptNumber"]),
+        (201, &json!(receipt)),
+        "{}",
+        again.text
+    );
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 5_000);
+    // A shilling amount worth more than is due is refused, saying what is due in KES.
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 8000}), "cash-2");
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("amountKes")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("KES 7,612.50"), "{}", r.text);
+    // Without a reference, a retry is only safe with an Idempotency-Key: it is required.
+    let r = app.post(&path, &app.agent, &json!({"amountUsd": 10}));
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("Idempotency-Key")),
+        "{}",
+        r.text
+    );
+    // With the agent's own reference, as before; and the rest in dollars activates it.
+    let r = app.post(
+        &path,
+        &app.agent,
+        &json!({"amountUsd": 50, "reference": "book-0042"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["reference"], "book-0042");
+    assert!(r.body["receiptNumber"].as_str().unwrap().starts_with('D'));
+    assert_eq!(r.body["amountKesCents"], Value::Null);
+    assert_eq!(r.body["escrowStatus"], "active");
+    for body in [
+        json!({"amountUsd": 1, "amountKes": 150, "reference": "x1"}),
+        json!({"reference": "x2"}),
+    ] {
+        let r = app.post(&path, &app.agent, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+    }
+    app.assert_integrity();
+}
+
+#[test]
+fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let path = format!("/escrows/{escrow}/recipient-token");
+    // Not the sender's own: an agent is refused, another sender does not see the escrow.
+    assert_eq!(app.post(&path, &app.agent, &json!({})).status, 403);
+    assert_eq!(app.post(&path, &app.other_sender, &json!({})).status, 404);
+    // The shared test recipient already has a token: the sender cannot add one.
+    let r = app.post(&path, &app.sender, &json!({}));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("admin"), "{}", r.text);
+    // A new recipient, created by this escrow: the sender gives them their first token.
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0711 222 333", "recipientName": "Baraka", "totalAmountUsd": 40, "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let fresh = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = app.post(
+        &format!("/escrows/{fresh}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["name"], "Baraka");
+    let token = r.body["token"].as_str().unwrap().to_string();
+    let me = app.get("/me", &token);
+    assert_eq!(
+        (&me.body["role"], &me.body["userId"]),
+        (&json!("recipient"), &r.body["userId"]),
+        "{}",
+        me.text
+    );
+    // Once: a second one is refused.
+    let again = app.post(
+        &format!("/escrows/{fresh}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(again.status, 409, "{}", again.text);
+    // A recipient who also receives from another sender is the admin's to serve.
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0711 444 555", "recipientName": "Neema", "totalAmountUsd": 40, "categories": ["rent"]}),
+    );
+    let shared = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = app.post(
+        "/escrows",
+        &app.other_sender,
+        &json!({"recipientPhone": "0711 444 555", "recipientName": "Neema W.", "totalAmountUsd": 40, "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.post(
+        &format!("/escrows/{shared}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("someone else"), "{}", r.text);
+}
+
+#[test]
+fn category_names_are_taken_as_people_type_them() {
+    let app = spawn_app();
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
+                "categories": ["School Fees", " rent "]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let names: Vec<&str> = r.body["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["school_fees", "rent"]);
+    let escrow = r.body["escrowId"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/escrows/{escrow}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": 100, "reference": "c-cat"}),
+    );
+    let r = app.post(
+        "/payment-requests",
+        &app.agent,
+        &json!({"escrowId": escrow, "category": "school fees", "amountKes": 1500, "merchantName": "St Mary's",
+                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "ADM-4411"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["category"], "school_fees");
+    // The same category twice, however typed, is refused.
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
+                "categories": ["School Fees", "school_fees"]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+}
+
+#[test]
+fn cursors_query_parameters_and_headers_outside_the_contract_are_refused_clearly() {
+    let app = spawn_app();
+    for path in [
+        "/escrows",
+        "/payment-requests",
+        "/users",
+        "/payouts",
+        "/deposits",
+    ] {
+        let r = app.get(&format!("{path}?cursor=garbage"), &app.admin);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("cursor")),
+            "{path}: {}",
+            r.text
+        );
+        let r = app.get(&format!("{path}?colour=blue"), &app.admin);
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), r.body["field"].as_str()),
+            (400, Some("unknown_field"), Some("colour")),
+            "{path}: {}",
+            r.text
+        );
+        let r = app.get(&format!("{path}?limit=2&limit=3"), &app.admin);
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+    }
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let r = app.get(&format!("/escrows/{escrow}/journal?cursor=abc"), &app.admin);
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = app.get("/me?verbose=1", &app.admin);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("verbose")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("takes none"), "{}", r.text);
+    // A token without the word Bearer gets a hint, and is never echoed.
+    let r = app.raw("GET", "/me", None, None, &[("Authorization", &app.admin)]);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.text.contains("Bearer") && !r.text.contains(&app.admin),
+        "{}",
+        r.text
+    );
+    let r = app.raw(
+        "GET",
+        "/me",
+        None,
+        None,
+        &[("Authorization", &format!("bearer {}", app.admin))],
+    );
+    assert_eq!(r.status, 200, "the scheme is case-insensitive: {}", r.text);
+    // A byte outside ASCII in Idempotency-Key: a 400 naming it, on a connection that answers.
+    let addr = crate::support::addr(&app);
+    let body = br#"{"amountUsd": 1, "reference": "r-utf8"}"#;
+    let mut request = format!(
+        "POST /escrows/{escrow}/deposits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nIdempotency-Key: caf",
+        app.agent,
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&[0xC3, 0xA9]);
+    request.extend_from_slice(b"\r\n\r\n");
+    request.extend_from_slice(body);
+    let (answer, _) = exchange(addr, &request);
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert!(answer.contains("Idempotency-Key"), "{answer}");
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+}
