@@ -117,7 +117,7 @@ function setupLanguage() {
 
 // ---------------------------------------------------------------------------------------
 // Navigation: each role's screens; `arg` routes (#/requests/<id>, #/pay/<escrowId>) belong to
-// the nav item named in `under`.
+// the nav item named in `under`; a list may take a query (#/requests?escrow=<id>).
 
 const ROUTES = {
   sender: [
@@ -170,21 +170,23 @@ function startApp() {
 function route(fromNavigation) {
   if (!session.me) return;
   const routes = ROUTES[session.me.role] || [];
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map((p) => { try { return decodeURIComponent(p); } catch (_) { return ''; } });
+  const [pathPart, queryPart] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = pathPart.split('/').map((p) => { try { return decodeURIComponent(p); } catch (_) { return ''; } });
   const [name, arg] = parts;
+  const query = new URLSearchParams(queryPart || '');
   let r = routes.find((x) => x.name === name);
   if (r && r.under && !arg) r = null;
   if (!r) {
     r = routes[0];
     if (!r) return;
     history.replaceState(null, '', `#/${r.name}`);
-    showView(r, undefined, fromNavigation === true);
+    showView(r, undefined, new URLSearchParams(), fromNavigation === true);
     return;
   }
-  showView(r, arg, fromNavigation === true);
+  showView(r, arg, query, fromNavigation === true);
 }
 
-function showView(r, arg, moveFocus) {
+function showView(r, arg, query, moveFocus) {
   runCleanups();
   hideBanner('global-error');
   const navName = r.under || r.name;
@@ -196,7 +198,7 @@ function showView(r, arg, moveFocus) {
   root.dataset.view = arg && r.detail ? `${r.name}-detail` : r.name;
   const ctx = ctxFor(session.generation);
   const fn = arg && r.detail ? r.detail : r.view;
-  Promise.resolve(fn(root, ctx, arg)).catch((err) => { if (ctx.alive()) globalError(err); });
+  Promise.resolve(fn(root, ctx, arg, query)).catch((err) => { if (ctx.alive()) globalError(err); });
   if (moveFocus) {
     const h = root.querySelector('h1');
     if (h) h.focus({ preventScroll: true });

@@ -81,7 +81,7 @@ export function requestCard(r, opts = {}) {
 export function requestRow(r, opts = {}) {
   const p = r.payout;
   const amountText = kes(r.amountKesCents);
-  return el('li', { class: `request-row request-${r.status}`, testid: 'request-row', dataset: { requestId: r.paymentRequestId, status: r.status } },
+  return el('li', { class: `request-row request-${r.status}`, testid: 'request-row', dataset: { requestId: r.paymentRequestId, status: r.status, escrowId: r.escrowId } },
     el('div', { class: 'row-main' },
       opts.href
         ? el('a', { href: opts.href, class: 'row-link', testid: 'open-request', 'aria-label': t('requests.openLabel', { amount: amountText, status: statusWord('request', r.status) }) },

@@ -25,7 +25,7 @@ function depositCard(d) {
         el('p', { class: 'muted small' }, sourceLabel(d.source), ' · ', timeEl(d.createdAt))),
       el('div', { class: 'badges' }, statusBadge('deposit', d.status, 'deposit-status'),
         d.reversal ? el('span', { class: 'status status-failed', testid: 'deposit-reversal', dataset: { status: d.reversal } }, t(`moneyIn.reversal.${d.reversal}`)) : null)),
-    d.flagReason ? el('p', { class: 'warn', testid: 'deposit-flag-reason' }, d.flagReason) : null,
+    d.flagReason ? el('p', { class: 'warn' }, el('strong', null, `${t('moneyIn.why')} `), el('span', { testid: 'deposit-flag-reason' }, d.flagReason)) : null,
     d.reversal ? el('p', { class: 'warn', testid: 'deposit-reversal-reason' }, t('moneyIn.reversedNote', { reason: d.reversalReason || '—' })) : null,
     dl([
       d.receiptNumber ? [t('receipt.number'), el('span', { class: 'mono' }, d.receiptNumber)] : null,
@@ -66,10 +66,13 @@ export async function viewMoneyIn(root, ctx) {
     more.hidden = !cursor;
   }
 
+  // Only the latest reload is shown: a filter changed twice quickly must not show the first answer.
+  let latest = 0;
   async function reload() {
+    const mine = ++latest;
     const want = Math.min(200, Math.max(LIST_PAGE, rows.size));
     const d = await api('GET', `/deposits${qs({ status, limit: want })}`);
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || mine !== latest) return;
     rows.clear();
     for (const x of (d && d.items) || []) rows.set(x.depositId, x);
     cursor = (d && d.nextCursor) || null;

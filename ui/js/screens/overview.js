@@ -108,7 +108,7 @@ export async function viewOverview(root, ctx) {
     if (!ctx.alive()) return;
     const n = ((d && d.items) || []).length;
     clear(stuck).append(n
-      ? el('p', { class: 'warn', testid: 'stuck-summary' }, tn('count.stuck', n), ' ', el('a', { href: '#/payouts', testid: 'go-payouts' }, t('overview.resolveThem')))
+      ? el('div', { class: 'warn', testid: 'stuck-summary' }, el('p', null, tn('count.stuck', n)), el('a', { class: 'button secondary small', href: '#/payouts', testid: 'go-payouts' }, t('overview.resolveThem')))
       : emptyState(t('payouts.noStuck'), 'no-stuck'));
   }
 

@@ -146,10 +146,13 @@ export async function viewPayouts(root, ctx) {
     more.hidden = !cursor;
   }
 
+  // Only the latest reload is shown: a filter changed twice quickly must not show the first answer.
+  let latest = 0;
   async function reload() {
+    const mine = ++latest;
     const want = Math.min(200, Math.max(LIST_PAGE, rows.size));
     const d = await api('GET', `/payouts${qs({ status, limit: want })}`);
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || mine !== latest) return;
     rows.clear();
     for (const p of (d && d.items) || []) rows.set(p.payoutId, p);
     cursor = (d && d.nextCursor) || null;

@@ -47,7 +47,10 @@ export async function viewRequest(root, ctx, escrowId) {
   const trackers = el('div', { class: 'stack', testid: 'trackers' });
   const trackersSection = el('section', { class: 'section', hidden: true, 'aria-labelledby': 'sent-h' }, el('h2', { id: 'sent-h' }, t('request.sentHere')), trackers);
   const history = el('ul', { class: 'rows', testid: 'escrow-history' });
-  const historySection = el('section', { class: 'section', 'aria-labelledby': 'hist-h' }, el('h2', { id: 'hist-h' }, t('request.recent')), history);
+  const historySection = el('section', { class: 'section', 'aria-labelledby': 'hist-h' },
+    el('div', { class: 'section-head' }, el('h2', { id: 'hist-h' }, t('request.recent')),
+      el('a', { class: 'button secondary small', href: `#/requests?escrow=${encodeURIComponent(escrowId)}`, testid: 'all-on-escrow' }, t('request.allOnEscrow'))),
+    history);
 
   if (escrow.status !== 'active') {
     root.append(el('p', { class: 'card notice-box', testid: 'not-active' },
@@ -182,13 +185,13 @@ export async function viewRequest(root, ctx, escrowId) {
     };
     const tr = tracker(ctx, initial, {
       canCancel: true,
-      after: (r) => el('p', { class: 'small' }, el('a', { href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
+      after: (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
         r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails'))),
       onChange: () => loadHistory().catch(() => {}),
       onFinal: (r) => {
         refreshEscrow().catch(globalError);
         loadHistory().catch(() => {});
-        if (r.status === 'paid') notice(t('notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
+        if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
         else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
         else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
       },
