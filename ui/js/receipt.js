@@ -12,6 +12,19 @@ function line(label, value, testid) {
   return el('div', { class: 'receipt-line' }, el('dt', null, label), el('dd', { testid }, value));
 }
 
+// The "Printed …" line says when it was printed, not when the receipt was first shown.
+let printHooked = false;
+function printedAt() {
+  if (!printHooked && typeof window !== 'undefined') {
+    printHooked = true;
+    window.addEventListener('beforeprint', () => {
+      const now = when(new Date().toISOString());
+      document.querySelectorAll('[data-printed-at]').forEach((n) => { n.textContent = t('receipt.printedAt', { at: now }); });
+    });
+  }
+  return el('p', { class: 'receipt-foot muted small', 'data-printed-at': '' }, t('receipt.printedAt', { at: when(new Date().toISOString()) }));
+}
+
 function printButton() {
   return button(t('receipt.print'), { variant: 'primary', testid: 'print-receipt', class: 'no-print', onclick: () => window.print() });
 }
@@ -25,7 +38,7 @@ function frame(kind, title, number, lines, extra, actions) {
           el('strong', { class: 'mono', testid: 'receipt-number' }, number || '—'))),
       extra,
       el('dl', { class: 'receipt-lines' }, lines.filter(Boolean)),
-      el('p', { class: 'receipt-foot muted small' }, t('receipt.printedAt', { at: when(new Date().toISOString()) }))),
+      printedAt()),
     el('div', { class: 'actions no-print' }, printButton(), actions || null));
 }
 
