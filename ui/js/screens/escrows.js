@@ -8,7 +8,7 @@ import { auditTable, loadAudit } from '../audit.js';
 import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
 import { usd } from '../format.js';
-import { busy, checkFields, onSubmit, showError } from '../forms.js';
+import { busy, checkFields, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { journalTable, loadJournal } from '../journal.js';
 import { globalError, notice } from '../notices.js';

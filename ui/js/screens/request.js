@@ -6,7 +6,7 @@
 import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { formatRate, kenyanDigits, kes, parseDecimal, usd, usdCentsForKes, when } from '../format.js';
+import { formatRate, kenyanDigits, kes, usd, usdCentsForKes, when } from '../format.js';
 import { checkFields, onSubmit } from '../forms.js';
 import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
