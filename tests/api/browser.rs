@@ -1,10 +1,15 @@
 //! The web UI in a real browser: the real server (simulator at 0 ms) and Debian's Chromium
-//! driven by `tests/browser/flow.mjs` (playwright-core). A sender creates an escrow, an agent
-//! records the cash deposit and asks for a payment, the sender approves, both see it paid with a
-//! receipt; a failing account shows the refund; a bad amount shows the API's message beside its
-//! field; the admin overview shows the M-Pesa balances seeded into `mpesa_balances` (a float
-//! alert of KES 5,000: one paying account below it, one above). Screenshots of every screen land
-//! in `target/tmp/browser/`.
+//! driven by `tests/browser/flow.mjs` (playwright-core). A sender checks a new escrow's person
+//! and creates it, gets its deposit code and gives a recipient a sign-in token; an agent finds
+//! the escrow by that code, records the cash in KES and prints the receipt, and asks for
+//! payments; the sender approves (Approve disabled once a category is short), both see them paid
+//! with a receipt marked Simulated; a failing account shows a plain reason and the refund; the
+//! recipient pages through their requests; the admin resolves a stuck payout, sees a flagged
+//! deposit, is warned before revoking their own token, and sees the M-Pesa balances seeded into
+//! `mpesa_balances` (a float alert of KES 5,000: one paying account below it, one above). Every
+//! screen is checked at 1366, 390 and 360 px wide, in English and in Kiswahili. A second server
+//! with a 3 s idle time shows the idle sign-out. Screenshots of every screen land in
+//! `target/tmp/browser/` (and the README's in `REMIT_DOCS_SCREENSHOTS`, when set).
 //!
 //! `.ci/run` installs Chromium and the npm packages. To run `cargo test` on a machine without
 //! them, set `REMIT_SKIP_BROWSER=1` (the test then says it was skipped).
@@ -26,6 +31,47 @@ const FLOAT_BALANCES: [(&str, i64); 3] = [
     ("Working Account", 2_500_050),
     ("Charges Paid Account", -15_000),
 ];
+
+/// The idle time of the second server, whose UI signs out after it.
+const IDLE_S: u64 = 3;
+/// The Stripe PaymentIntent of the deposit the server cannot apply (its escrow is active).
+const FLAGGED_INTENT: &str = "pi_browser_flagged";
+
+/// A payout M-Pesa never answers (the simulator's queue timeout): stuck for the operator, its
+/// money set aside. Returns its id.
+fn stuck_payout(app: &TestApp) -> (String, String) {
+    let escrow = app.active_escrow(100, &["rent"]);
+    let request = app.request(&escrow, "rent", 1_500, TIMEOUT_ACCOUNT);
+    assert_eq!(app.approve(&request).status, 200);
+    app.wait_for_payout_flag(&request);
+    (escrow, app.payout_ids(&request).0)
+}
+
+/// A signed Stripe deposit for an escrow that is already active: recorded, flagged, not applied.
+fn flagged_deposit(app: &TestApp, escrow_id: &str) {
+    let event =
+        json!({"id": "evt_browser_flagged", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": FLAGGED_INTENT, "object": "payment_intent",
+        "amount": 2_500, "amount_received": 2_500, "currency": "usd", "status": "succeeded",
+        "metadata": {"escrowId": escrow_id}}}})
+        .to_string();
+    let header =
+        remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
+    let r = app.raw(
+        "POST",
+        "/webhooks/stripe",
+        None,
+        Some(("application/json", event.as_bytes())),
+        &[("Stripe-Signature", &header)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let flagged = app.get("/deposits?status=flagged", &app.admin);
+    assert_eq!(
+        flagged.body["items"][0]["reference"], FLAGGED_INTENT,
+        "{}",
+        flagged.text
+    );
+}
 
 /// Writes `FLOAT_BALANCES` into the server's `mpesa_balances` through its database file; returns
 /// what `flow.mjs` expects to see (`REMIT_FLOAT`).
@@ -65,7 +111,10 @@ fn the_kiosk_flow_works_in_a_real_browser() {
     let app = spawn_app_with(|config| {
         config.float_alert = KesCents::new(FLOAT_ALERT_CENTS).unwrap();
     });
+    let idle_app = spawn_app_with(|config| config.ui_idle_s = IDLE_S);
     let float = seed_float(&app);
+    let (stuck_escrow, stuck) = stuck_payout(&app);
+    flagged_deposit(&app, &stuck_escrow);
     // The API flags exactly the paying account below the alert (the simulator pays, so the
     // gateway is `simulator`; the recorded balances are listed all the same).
     let shown = app.get("/admin/float", &app.admin);
@@ -95,7 +144,13 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .env("REMIT_SENDER_TOKEN", &app.sender)
         .env("REMIT_AGENT_TOKEN", &app.agent)
         .env("REMIT_ADMIN_TOKEN", &app.admin)
+        .env("REMIT_RECIPIENT_TOKEN", &app.recipient)
         .env("REMIT_FAIL_ACCOUNT", FAIL_ACCOUNT)
+        .env("REMIT_STUCK_PAYOUT", &stuck)
+        .env("REMIT_FLAGGED_DEPOSIT", FLAGGED_INTENT)
+        .env("REMIT_IDLE_URL", &idle_app.base)
+        .env("REMIT_IDLE_TOKEN", &idle_app.agent)
+        .env("REMIT_IDLE_S", IDLE_S.to_string())
         .env("REMIT_FLOAT", float.to_string())
         .env("REMIT_SCREENSHOT_DIR", &screenshots)
         .env("CHROMIUM", &chromium)
@@ -112,14 +167,40 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert!(
-        shots >= 5,
+        shots >= 20,
         "expected a screenshot of each screen in {}, found {shots}",
         screenshots.display()
     );
     app.assert_integrity();
-    // The UI changed money only through the API: the ledger holds, and the sender's escrow shows
-    // one paid request and one refunded failure.
+    // The UI changed money only through the API: the ledger holds; the escrow the browser made
+    // was funded (in KES, at the kiosk); the stuck payout was resolved as failed.
     let escrows = app.get("/escrows", &app.sender);
     let items = escrows.body["items"].as_array().expect("items");
-    assert!(!items.is_empty(), "the browser created an escrow");
+    assert!(
+        items.len() >= 3,
+        "the flow made two escrows beside the stuck payout's: {}",
+        escrows.text
+    );
+    assert!(
+        items
+            .iter()
+            .any(|e| e["status"] == "active" && e["totalAmountUsdCents"] == 50_000),
+        "the escrow funded at the kiosk is not active: {}",
+        escrows.text
+    );
+    let resolved = app.get("/payouts?status=failed&limit=200", &app.admin);
+    assert!(
+        resolved.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["payoutId"] == stuck.as_str()),
+        "the stuck payout was not resolved as failed: {}",
+        resolved.text
+    );
+    assert_eq!(
+        app.get("/payouts?status=stuck", &app.admin).body["items"],
+        json!([]),
+        "a payout is still stuck"
+    );
 }

@@ -1,15 +1,23 @@
 // End-to-end browser test of the remit web UI.
 //
 //   REMIT_URL=http://127.0.0.1:40123 REMIT_SENDER_TOKEN=… REMIT_AGENT_TOKEN=… REMIT_ADMIN_TOKEN=… \
-//   REMIT_FAIL_ACCOUNT=… [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
-//   [REMIT_SCREENSHOT_DIR=dir] [CHROMIUM=/usr/bin/chromium] node flow.mjs
+//   REMIT_RECIPIENT_TOKEN=… REMIT_FAIL_ACCOUNT=… REMIT_STUCK_PAYOUT=po_… REMIT_FLAGGED_DEPOSIT=pi_… \
+//   REMIT_IDLE_URL=http://127.0.0.1:40124 REMIT_IDLE_TOKEN=… REMIT_IDLE_S=3 \
+//   [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
+//   [REMIT_SCREENSHOT_DIR=dir] [REMIT_DOCS_SCREENSHOTS=docs/screenshots] [CHROMIUM=/usr/bin/chromium] node flow.mjs
 //
+// The main server runs the payout simulator (its receipts are marked Simulated); REMIT_STUCK_PAYOUT
+// is a payout it never got an answer for, REMIT_FLAGGED_DEPOSIT the reference of a Stripe deposit
+// it could not apply. The idle server signs the UI out after REMIT_IDLE_S seconds without input.
 // REMIT_FLOAT: the M-Pesa balances the server has recorded and its float alert, which the admin
-// overview must show (without it: no balances recorded, no alert).
+// overview must show (without it: no balances recorded, no alert). REMIT_DOCS_SCREENSHOTS: also
+// write the README's screenshots there.
 //
 // Drives Debian's Chromium through playwright-core (no browser download). Each role has its own
-// browser context, so its own sessionStorage. Every wait is bounded; the whole flow is capped at
-// FLOW_LIMIT_MS. Exit 0 on success; on failure prints what failed, saves failure.png, exits 1.
+// browser context, so its own sessionStorage and language. Every screen is checked at 1366×768,
+// 390×844 and 360×740: no horizontal scrolling, nothing wider than the screen, touch targets of
+// at least 44 px on phones. Every wait is bounded; the whole flow is capped at FLOW_LIMIT_MS.
+// Exit 0 on success; on failure prints what failed, saves failure.png, exits 1.
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -17,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FLOW_LIMIT_MS = 115_000;
+const FLOW_LIMIT_MS = 150_000;
 const STEP_TIMEOUT_MS = 15_000;
 const PAYOUT_TIMEOUT_MS = 15_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -36,13 +44,25 @@ const TOKENS = {
   sender: env('REMIT_SENDER_TOKEN'),
   agent: env('REMIT_AGENT_TOKEN'),
   admin: env('REMIT_ADMIN_TOKEN'),
+  recipient: env('REMIT_RECIPIENT_TOKEN'),
 };
 const FAIL_ACCOUNT = env('REMIT_FAIL_ACCOUNT');
+const STUCK_PAYOUT = env('REMIT_STUCK_PAYOUT');
+const FLAGGED_DEPOSIT = env('REMIT_FLAGGED_DEPOSIT');
+const IDLE_URL = env('REMIT_IDLE_URL').replace(/\/+$/, '');
+const IDLE_TOKEN = env('REMIT_IDLE_TOKEN');
+const IDLE_S = Number(env('REMIT_IDLE_S'));
 const FLOAT = JSON.parse(env('REMIT_FLOAT', '{"alertKesCents":0,"updatedAt":null,"accounts":[]}'));
 const SHOTS = path.resolve(env('REMIT_SCREENSHOT_DIR', path.join(here, '..', '..', 'test-output', 'browser')));
+const DOCS = process.env.REMIT_DOCS_SCREENSHOTS ? path.resolve(process.env.REMIT_DOCS_SCREENSHOTS) : null;
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const PAYBILL = '888880';
 const RECIPIENT_PHONE = '0712345678';
+const MASKED_PHONE = '+254 7\u2022\u2022 \u2022\u2022\u2022 678';
+const DESKTOP = { width: 1366, height: 768 };
+const PHONES = [{ width: 390, height: 844 }, { width: 360, height: 740 }];
+const TOUCH_MIN_PX = 44;
+const DEMO_BANNER = 'Demo mode: payouts are simulated — no real money moves.';
 
 const started = Date.now();
 let currentStep = 'start';
@@ -51,6 +71,7 @@ let browser = null;
 let tmpBase = null;
 const pages = {};
 const pageErrors = [];
+let screensChecked = 0;
 
 function log(msg) {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
@@ -86,14 +107,17 @@ async function step(name, fn) {
   await fn();
 }
 
-async function shot(page, name) {
-  const file = path.join(SHOTS, name);
-  await page.screenshot({ path: file, fullPage: true, timeout: STEP_TIMEOUT_MS });
+async function shot(page, name, { docs = null, fullPage = true } = {}) {
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage, timeout: STEP_TIMEOUT_MS });
   log(`  screenshot ${name}`);
+  if (docs && DOCS) {
+    await page.screenshot({ path: path.join(DOCS, docs), fullPage, timeout: STEP_TIMEOUT_MS });
+    log(`  README screenshot ${docs}`);
+  }
 }
 
 const tid = (id) => `[data-testid="${id}"]`;
-const text = async (locator) => (await locator.first().textContent({ timeout: 2000 }) || '').trim();
+const text = async (locator) => (await locator.first().textContent({ timeout: 2000 }) || '').replace(/\s+/g, ' ').trim();
 
 function moneyText(currency, cents) {
   const abs = Math.abs(cents);
@@ -115,30 +139,107 @@ const GATEWAY_NOTES = {
   none: 'No gateway: payouts stay queued.',
 };
 
-async function api(token, method, p) {
-  const res = await fetch(BASE + p, { method, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
-  const body = await res.json().catch(() => null);
-  assert(res.ok, `${method} ${p} answered ${res.status}: ${body && body.error}`);
-  return body;
+async function api(token, method, p, body, headers = {}) {
+  const res = await fetch(BASE + p, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => null);
+  assert(res.ok, `${method} ${p} answered ${res.status}: ${data && data.error}`);
+  return data;
 }
 
-async function openAs(role) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: BASE });
+// ---- layout checks
+
+async function settle(page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+// What sticks out of the viewport, and (on phones) controls smaller than a finger.
+async function layoutProblems(page, touch) {
+  return page.evaluate(([touchMin, checkTouch]) => {
+    const vw = document.documentElement.clientWidth;
+    const problems = [];
+    const scroller = document.scrollingElement;
+    if (scroller.scrollWidth > scroller.clientWidth) problems.push(`the page scrolls sideways (${scroller.scrollWidth} px in ${scroller.clientWidth} px)`);
+    const shown = document.body.innerText;
+    const junk = /\b(null|undefined|NaN)\b|(\[object Object\])/.exec(shown);
+    if (junk) problems.push(`the page shows "${junk[1] || junk[2]}": …${shown.slice(Math.max(0, junk.index - 40), junk.index + 20).replace(/\s+/g, ' ')}…`);
+    const name = (n) => `${n.tagName.toLowerCase()}${n.dataset.testid ? `[${n.dataset.testid}]` : ''}${n.className && typeof n.className === 'string' ? `.${n.className.trim().split(/\s+/).join('.')}` : ''}`;
+    for (const n of document.body.querySelectorAll('*')) {
+      const r = n.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      if (n.closest('.visually-hidden, .skip-link')) continue;
+      if (r.left < -1 || r.right > vw + 1) problems.push(`${name(n)} spans ${Math.round(r.left)}–${Math.round(r.right)} px of ${vw}`);
+      if (problems.length > 6) break;
+    }
+    if (checkTouch) {
+      const targets = document.querySelectorAll('button, a[href]:not(.skip-link), .lang-button, select, label.radio, input:not([type="radio"]):not([type="checkbox"]):not([type="hidden"])');
+      for (const n of targets) {
+        const r = n.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        if (r.height < touchMin - 0.5) problems.push(`${name(n)} "${(n.textContent || '').trim().slice(0, 30)}" is ${r.height.toFixed(1)} px tall (under ${touchMin})`);
+        if (problems.length > 12) break;
+      }
+    }
+    return problems;
+  }, [TOUCH_MIN_PX, touch]);
+}
+
+// The screen as it is now, at 1366×768 and on two phones; back to 1366×768 afterwards.
+async function checkScreen(page, label) {
+  for (const size of [DESKTOP, ...PHONES]) {
+    await page.setViewportSize(size);
+    await settle(page);
+    const problems = await layoutProblems(page, size.width < 600);
+    assert(problems.length === 0, `${label} at ${size.width}×${size.height}: ${problems.join('; ')}`);
+  }
+  await page.setViewportSize(DESKTOP);
+  await settle(page);
+  screensChecked += 1;
+}
+
+// ---- roles
+
+async function newPage(role, base = BASE) {
+  const context = await browser.newContext({ viewport: DESKTOP, baseURL: base });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (err) => pageErrors.push(`${role}: ${err.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageErrors.push(`${role}: ${m.text()}`);
   });
-  pages[role] = page;
-  currentPage = page;
-  await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
-  await page.locator(tid('token-input')).fill(TOKENS[role]);
+  await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+  await page.locator(tid('token-input')).waitFor();
+  return page;
+}
+
+async function signIn(page, role, token) {
+  await page.locator(tid('token-input')).fill(token);
   await page.locator(tid('signin-submit')).click();
   await waitFor(async () => `for ${role} to be signed in (sign-in form says: "${await text(page.locator('#signin .form-error')).catch(() => '')}")`,
-    async () => (await page.locator(tid('whoami')).isVisible()) && (await text(page.locator(tid('whoami')))).endsWith(role));
+    async () => page.locator(tid('whoami')).isVisible());
   assert(await page.locator(tid('token-input')).inputValue() === '', 'the token stays in the sign-in field after signing in');
+}
+
+async function openAs(role) {
+  const page = await newPage(role);
+  pages[role] = page;
+  currentPage = page;
+  await signIn(page, role, TOKENS[role]);
+  const banner = page.locator(tid('demo-banner'));
+  assert(await banner.isVisible(), `the ${role} sees no demo-mode banner with the simulator paying`);
+  assert(await text(banner) === DEMO_BANNER, `the demo banner says "${await text(banner)}"`);
   return page;
+}
+
+async function nav(page, name) {
+  await page.locator(tid(`nav-${name}`)).click();
+  await page.waitForFunction((n) => {
+    const app = document.getElementById('app');
+    return app && app.dataset.view === n && !app.querySelector('[data-testid$="summary"], [data-testid="pending-count"]')?.textContent.endsWith('…');
+  }, name);
 }
 
 function escrowCard(page, escrowId, within = '') {
@@ -170,6 +271,15 @@ async function trackerStatus(page, requestId, within) {
   return (await t.count()) ? t.getAttribute('data-status') : null;
 }
 
+const WORDS = {
+  pending_approval: 'Waiting for approval',
+  paid: 'Paid',
+  failed: 'Payment failed — money returned',
+  rejected: 'Rejected',
+  pending_deposit: 'Waiting for the deposit',
+  active: 'Active',
+};
+
 async function waitTrackerFinal(page, requestId, within, want) {
   const status = await waitFor(async () => `for request ${requestId} to end ${want} (it is ${await trackerStatus(page, requestId, within)})`,
     async () => {
@@ -178,33 +288,116 @@ async function waitTrackerFinal(page, requestId, within, want) {
     }, PAYOUT_TIMEOUT_MS, 200);
   assert(status === want, `request ${requestId} ended ${status}, expected ${want}`);
   const t = page.locator(`${within} [data-testid="tracker"][data-request-id="${requestId}"]`);
-  assert(await text(t.locator(tid('request-status'))) === want, `the tracker's status badge does not say ${want}`);
+  const badge = t.locator(tid('request-status'));
+  assert(await badge.getAttribute('data-status') === want, `the tracker's status badge is not ${want}`);
+  assert(await text(badge) === WORDS[want], `the tracker's status says "${await text(badge)}", expected "${WORDS[want]}"`);
   return t;
 }
 
-async function approve(page, requestId) {
-  await page.locator(tid('nav-approvals')).click();
+async function pendingCard(page, requestId) {
+  await nav(page, 'approvals');
   const card = page.locator(`${tid('pending-list')} [data-testid="request-card"][data-request-id="${requestId}"]`);
   await waitFor(`for request ${requestId} to show among the sender's pending approvals`, async () => {
     if (await card.count()) return true;
     await page.locator(tid('refresh')).click().catch(() => {});
     return false;
   }, STEP_TIMEOUT_MS, 700);
-  assert(await text(card.locator(tid('request-status'))) === 'pending_approval', 'the pending card does not say pending_approval');
+  assert(await text(card.locator(tid('request-status'))) === WORDS.pending_approval, 'the pending card does not say "Waiting for approval"');
   return card;
+}
+
+// The print view: navigation, banners and the rest of the screen hidden; the receipt and what
+// it must show visible.
+async function checkPrint(page, receipt, mustShow) {
+  await page.emulateMedia({ media: 'print' });
+  try {
+    for (const hidden of ['#nav', '.topbar', tid('demo-banner'), tid('print-receipt')]) {
+      assert(!(await page.locator(hidden).first().isVisible()), `${hidden} is visible in the print view`);
+    }
+    assert(await receipt.isVisible(), 'the receipt is not visible in the print view');
+    const others = await page.evaluate(() => Array.from(document.querySelectorAll('#app > :not(.receipt-area)'))
+      .filter((n) => n.getBoundingClientRect().height > 0).map((n) => n.className || n.tagName));
+    assert(others.length === 0, `besides the receipt the print view shows: ${others.join(', ')}`);
+    for (const [what, locator, want] of mustShow) {
+      assert(await locator.isVisible(), `the printed receipt does not show ${what}`);
+      if (want !== undefined) assert(await text(locator) === want, `the printed receipt shows ${what} "${await text(locator)}", expected "${want}"`);
+    }
+  } finally {
+    await page.emulateMedia({ media: 'screen' });
+  }
 }
 
 async function checkNoTokenLeak() {
   for (const [role, page] of Object.entries(pages)) {
     const token = TOKENS[role];
+    if (page.isClosed()) continue;
     assert(!page.url().includes(token), `the ${role} token is in the page URL`);
     const html = await page.content();
     assert(!html.includes(token), `the ${role} token is in the page's DOM`);
   }
 }
 
+// Switches a page to Kiswahili, reloads, and checks that it stayed.
+async function toSwahili(page, role) {
+  await page.locator(tid('lang-sw')).click();
+  await waitFor('for the page to be in Kiswahili', async () => (await page.evaluate(() => document.documentElement.lang)) === 'sw');
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await page.locator(tid('whoami')).waitFor();
+  assert(await page.evaluate(() => document.documentElement.lang) === 'sw', `after a reload the ${role}'s page is not in Kiswahili`);
+  assert(await page.locator(tid('lang-sw')).getAttribute('aria-pressed') === 'true', 'the Kiswahili button is not pressed after a reload');
+  assert(await text(page.locator(tid('demo-banner'))) === 'Hali ya majaribio: malipo ni ya kuigiza — hakuna pesa halisi inayotumwa.', 'the demo banner is not in Kiswahili');
+  assert(await text(page.locator(tid('sign-out'))) === 'Toka', 'the Sign out button is not in Kiswahili');
+}
+
+// Visits each nav screen in Kiswahili: its heading, and the layout at every size.
+async function swahiliScreens(page, role, headings) {
+  for (const [name, heading] of Object.entries(headings)) {
+    await nav(page, name);
+    const h = await text(page.locator('#app h1'));
+    assert(h === heading, `the ${role}'s ${name} screen is headed "${h}" in Kiswahili, expected "${heading}"`);
+    await checkScreen(page, `${role} ${name} (Kiswahili)`);
+  }
+}
+
+// ---- idle sign-out, on its own server, while the rest runs
+
+async function idleFlow() {
+  const page = await newPage('idle agent', IDLE_URL);
+  try {
+    const me = await (await fetch(`${IDLE_URL}/me`, { headers: { Authorization: `Bearer ${IDLE_TOKEN}` } })).json();
+    assert(me.idleSignOutS === IDLE_S, `GET /me on the idle server says idleSignOutS ${me.idleSignOutS}, expected ${IDLE_S}`);
+    await signIn(page, 'idle agent', IDLE_TOKEN);
+    const warning = page.locator(tid('idle-warning'));
+    await warning.waitFor({ state: 'visible', timeout: IDLE_S * 1000 + 3000 });
+    const said = await text(warning.locator(tid('idle-text')));
+    assert(/Signing out in \d+ s/.test(said), `the idle warning says "${said}"`);
+    const left = Number(await warning.getAttribute('data-seconds-left'));
+    assert(left >= 1 && left < IDLE_S, `the idle warning counts ${left} s, the idle time is ${IDLE_S} s`);
+    await warning.locator(tid('idle-stay')).click();
+    const stayedAt = Date.now();
+    await warning.waitFor({ state: 'hidden', timeout: 2000 });
+    assert(await page.locator(tid('whoami')).isVisible(), 'staying signed in signed the agent out');
+    await page.locator(tid('signin')).waitFor({ state: 'visible', timeout: IDLE_S * 1000 + 3000 });
+    const after = (Date.now() - stayedAt) / 1000;
+    assert(after >= IDLE_S - 0.6, `signed out ${after.toFixed(1)} s after the last input; the idle time is ${IDLE_S} s`);
+    const msg = await text(page.locator('#signin .form-error'));
+    assert(msg.startsWith('You were signed out because the screen was not used'), `after the idle sign-out the sign-in form says "${msg}"`);
+    assert(!(await page.locator(tid('whoami')).isVisible()), 'the name is still shown after the idle sign-out');
+    assert(await page.evaluate(() => sessionStorage.getItem('remit.token')) === null, 'the token is still in sessionStorage after the idle sign-out');
+    assert(await page.locator('#app').evaluate((n) => n.hidden && n.childElementCount === 0), 'the screen is still there after the idle sign-out');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.locator(tid('signin')).waitFor({ state: 'visible' });
+    assert(!(await page.locator(tid('whoami')).isVisible()), 'a reload after the idle sign-out signed back in');
+    log(`  idle: warned, stayed, signed out ${after.toFixed(1)} s after the last input`);
+    await shot(page, '00-idle-signed-out.png');
+  } finally {
+    await page.context().close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
+  if (DOCS) fs.mkdirSync(DOCS, { recursive: true });
   // A fresh temporary directory for the browser profile: Playwright creates its user-data-dir
   // under os.tmpdir(), which reads TMPDIR. Removed at the end.
   tmpBase = fs.mkdtempSync(path.join(os.tmpdir(), 'remit-browser-'));
@@ -226,145 +419,320 @@ async function main() {
     assert(res.ok, `GET / answered ${res.status}`);
   });
 
-  await step('each token belongs to a user of its role (GET /me)', async () => {
+  await step('each token belongs to a user of its role; GET /me names the simulator and an idle time', async () => {
     for (const [role, token] of Object.entries(TOKENS)) {
       const res = await fetch(`${BASE}/me`, { headers: { Authorization: `Bearer ${token}` } });
       const body = await res.json().catch(() => null);
       assert(res.ok, `REMIT_${role.toUpperCase()}_TOKEN is not accepted: GET /me answered ${res.status} ${body && body.error ? body.error : ''}`);
       assert(body && body.role === role, `REMIT_${role.toUpperCase()}_TOKEN belongs to a ${body && body.role}, not a ${role}`);
+      assert(body.gateway === 'simulator', `GET /me says gateway ${body.gateway}, expected simulator`);
+      assert(Number.isInteger(body.idleSignOutS) && body.idleSignOutS >= 60, `GET /me says idleSignOutS ${body.idleSignOutS}: the main server must not sign the flow out`);
     }
   });
+
+  // The idle sign-out takes a few seconds of doing nothing: it runs beside the rest.
+  const idle = idleFlow().then(() => null, (err) => err);
 
   const fx = await api(TOKENS.agent, 'GET', '/fx-rates');
   const rateE4 = Math.round(Number(fx['USD-KES'].rate) * 10000);
   const usdFor = (kes) => Number((BigInt(kes * 100) * 10000n + BigInt(rateE4) - 1n) / BigInt(rateE4));
+  const kesForUsd = (usdCents) => Number((BigInt(usdCents) * BigInt(rateE4) + 5000n) / 10000n);
 
-  // ---- sender: create an escrow (and see a validation error beside the amount)
-  const sender = await (async () => { let p; await step('sender signs in', async () => { p = await openAs('sender'); }); return p; })();
+  // ---- the sign-in screen and the strings
+  let sender;
+  await step('the sign-in screen fits every size; sender signs in and sees the demo banner', async () => {
+    const page = await newPage('sender');
+    currentPage = page;
+    await checkScreen(page, 'sign-in');
+    await page.close();
+    sender = await openAs('sender');
+  });
+
+  await step('the English and Kiswahili tables have the same keys, the same {values} and no empty string', async () => {
+    const report = await sender.evaluate(async () => {
+      const m = await import('/js/i18n.js');
+      const en = Object.keys(m.en);
+      const sw = Object.keys(m.sw);
+      const ph = (s) => (String(s).match(/\{\w+\}/g) || []).sort().join(',');
+      return {
+        sizes: [en.length, sw.length],
+        onlyEn: en.filter((k) => !(k in m.sw)),
+        onlySw: sw.filter((k) => !(k in m.en)),
+        values: en.filter((k) => k in m.sw && ph(m.en[k]) !== ph(m.sw[k])),
+        empty: [...en.filter((k) => !String(m.en[k]).trim()), ...sw.filter((k) => !String(m.sw[k]).trim())],
+        same: en.filter((k) => k in m.sw && m.en[k] === m.sw[k] && /[a-z]{4}/.test(m.en[k].replace(/\{\w+\}/g, '')) && !/PayBill|M-Pesa|Till|Stripe|REMIT_/.test(m.en[k])),
+      };
+    });
+    assert(report.sizes[0] > 300, `the English table has only ${report.sizes[0]} strings`);
+    assert(!report.onlyEn.length, `only in English: ${report.onlyEn.join(', ')}`);
+    assert(!report.onlySw.length, `only in Kiswahili: ${report.onlySw.join(', ')}`);
+    assert(!report.values.length, `different {values} in: ${report.values.join(', ')}`);
+    assert(!report.empty.length, `empty strings: ${report.empty.join(', ')}`);
+    assert(!report.same.length, `not translated: ${report.same.join(', ')}`);
+    log(`  ${report.sizes[0]} strings in each language`);
+  });
+
+  // ---- sender: create an escrow
   let escrowId;
-
-  await step('sender: a bad amount shows the API message beside the amount field', async () => {
-    await sender.locator(tid('nav-new-escrow')).click();
+  let shortRef;
+  await step('sender: every field\'s error at once, before anything is sent', async () => {
+    await nav(sender, 'new-escrow');
     const form = sender.locator(tid('escrow-form'));
-    await form.locator(tid('recipient-phone')).fill(RECIPIENT_PHONE);
-    await form.locator(tid('recipient-name')).fill('Wanjiru');
+    let posts = 0;
+    const count = (r) => { if (r.method() === 'POST' && new URL(r.url()).pathname === '/escrows') posts += 1; };
+    sender.on('request', count);
+    await form.locator(tid('recipient-phone')).fill('12345');
     await form.locator(tid('total-amount')).fill('12.345');
-    await form.locator(tid('categories-names')).fill('electricity, water');
-    const answer = sender.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/escrows', { timeout: STEP_TIMEOUT_MS });
     await form.locator(tid('create-escrow')).click();
-    const res = await answer;
-    const body = await res.json().catch(() => ({}));
-    assert(res.status() === 400, `POST /escrows with 12.345 answered ${res.status()}, expected 400`);
-    assert(typeof body.error === 'string' && body.error.startsWith('totalAmountUsd:'), `the API's message does not start with "totalAmountUsd:" (${body.error})`);
-    const err = form.locator(`${tid('total-amount')} ~ .field-error`);
-    await err.first().waitFor({ state: 'visible' });
-    const shown = await text(err);
-    const detail = body.error.slice('totalAmountUsd:'.length).trim();
-    assert(shown === detail, `beside the amount the page shows "${shown}", the API said "${body.error}"`);
-    assert(await form.locator(tid('total-amount')).getAttribute('aria-invalid') === 'true', 'the amount field is not marked aria-invalid');
+    const errors = form.locator(tid('field-error'));
+    await errors.first().waitFor();
+    const marked = await form.locator('[aria-invalid="true"]').evaluateAll((ns) => ns.map((n) => n.dataset.field));
+    for (const f of ['recipientPhone', 'recipientName', 'totalAmountUsd', 'categories']) {
+      assert(marked.includes(f), `${f} is not marked invalid (marked: ${marked.join(', ')})`);
+    }
+    assert(await errors.count() === 4, `${await errors.count()} field errors shown, expected 4`);
+    assert(await text(form.locator(`${tid('total-amount')} ~ .field-error`)) === 'Enter an amount with at most 2 decimals, e.g. 500 or 500.25.', 'the amount error is not beside the amount');
+    sender.off('request', count);
+    assert(posts === 0, 'the form was sent with mistakes in it');
+    await checkScreen(sender, 'new escrow with errors');
     await shot(sender, '01-sender-validation.png');
   });
 
-  await step('sender creates the escrow (USD 500: electricity, water)', async () => {
+  await step('sender: the confirmation shows the name and the masked phone; the server\'s error lands beside its field', async () => {
+    const form = sender.locator(tid('escrow-form'));
+    await form.locator(tid('recipient-phone')).fill(RECIPIENT_PHONE);
+    await form.locator(tid('recipient-name')).fill('Wanjiru');
+    await form.locator(tid('total-amount')).fill('20000');
+    await form.locator(tid('categories-names')).fill('Electricity, Water');
+    await form.locator(tid('create-escrow')).click();
+    const confirm = sender.locator(tid('confirm-box'));
+    await confirm.waitFor();
+    assert(await text(confirm.locator('h2')) === 'Is this the right person?', 'the confirmation does not ask "Is this the right person?"');
+    assert(await text(confirm.locator(tid('confirm-name'))) === 'Wanjiru', 'the confirmation does not show the name typed');
+    assert(await text(confirm.locator(tid('confirm-phone'))) === MASKED_PHONE, `the confirmation shows the phone as "${await text(confirm.locator(tid('confirm-phone')))}", expected "${MASKED_PHONE}"`);
+    assert(!(await form.isVisible()), 'the form is still shown beside the confirmation');
+    await checkScreen(sender, 'escrow confirmation');
+    await shot(sender, '02-sender-confirm.png');
+    const answer = sender.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/escrows');
+    await confirm.locator(tid('confirm-create')).click();
+    const res = await answer;
+    const body = await res.json().catch(() => ({}));
+    assert(res.status() === 400 && body.field === 'totalAmountUsd', `POST /escrows of USD 20,000 answered ${res.status()} naming ${body.field}`);
+    const err = form.locator(`${tid('total-amount')} ~ .field-error`);
+    await err.first().waitFor({ state: 'visible' });
+    const shown = await text(err);
+    assert(body.error.endsWith(shown) && shown.length > 5, `beside the amount the page shows "${shown}", the API said "${body.error}"`);
+    assert(await form.locator(tid('total-amount')).getAttribute('aria-invalid') === 'true', 'the amount field is not marked aria-invalid');
+  });
+
+  await step('sender creates the escrow (USD 500: Electricity, Water) and gets the deposit code', async () => {
     const form = sender.locator(tid('escrow-form'));
     await form.locator(tid('total-amount')).fill('500');
     await form.locator(tid('create-escrow')).click();
+    await sender.locator(tid('confirm-create')).click();
     await waitFor(async () => `for the created escrow (form says: "${await text(form.locator('.form-error:not([hidden]), .field-error')).catch(() => '')}")`,
       async () => (await sender.locator(tid('created-escrow-id')).count()) > 0);
     escrowId = await text(sender.locator(tid('created-escrow-id')));
     assert(/^esc_/.test(escrowId), `unexpected escrow id "${escrowId}"`);
-    assert(await text(sender.locator(tid('created-escrow-status'))) === 'pending_deposit', 'the new escrow is not pending_deposit');
+    const status = sender.locator(tid('created-escrow-status'));
+    assert(await status.getAttribute('data-status') === 'pending_deposit' && await text(status) === WORDS.pending_deposit, `the new escrow says "${await text(status)}"`);
     assert(await text(sender.locator(tid('created-escrow-total'))) === 'USD 500.00', 'the new escrow total is not USD 500.00');
-    log(`  escrow ${escrowId}`);
-    await shot(sender, '02-sender-created.png');
-    await sender.locator(tid('nav-escrows')).click();
-    const card = escrowCard(sender, escrowId);
-    await card.waitFor();
-    assert(await text(card.locator(tid('escrow-status'))) === 'pending_deposit', 'the escrow list does not show pending_deposit');
-    assert(await card.locator('[data-testid="category"][data-category="electricity"] [data-testid="cat-allocated"]').count() === 1, 'the escrow card has no electricity category');
-    await shot(sender, '03-sender-escrows.png');
+    const e = await api(TOKENS.sender, 'GET', `/escrows/${escrowId}`);
+    assert(typeof e.shortRef === 'string' && /^[2-9A-HJ-NP-Z]{8}$/.test(e.shortRef), `the escrow has no shortRef of 8 characters (${e.shortRef})`);
+    shortRef = `${e.shortRef.slice(0, 4)}-${e.shortRef.slice(4)}`;
+    assert(await text(sender.locator(tid('created-code'))) === shortRef, `the sender is shown the code "${await text(sender.locator(tid('created-code')))}", expected ${shortRef}`);
+    log(`  escrow ${escrowId}, deposit code ${shortRef}`);
+    await checkScreen(sender, 'escrow created');
+    await shot(sender, '03-sender-created.png');
   });
 
-  // ---- agent: deposit, then a payment request that gets paid
+  let otienoEscrow;
+  await step('sender: the escrow list in words; a recipient token refused for Wanjiru, given once to a new recipient', async () => {
+    otienoEscrow = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0722000333', recipientName: 'Otieno', totalAmountUsd: 40, categories: ['School Fees'] })).escrowId;
+    await nav(sender, 'escrows');
+    const card = escrowCard(sender, escrowId);
+    await card.waitFor();
+    assert(await text(card.locator(tid('escrow-status'))) === WORDS.pending_deposit, 'the escrow list does not say "Waiting for the deposit"');
+    assert(await text(card.locator(tid('deposit-code'))) === shortRef, 'the escrow card does not show the deposit code');
+    assert((await text(card.locator(tid('deposit-code-note')))).includes('Tell the kiosk this code'), 'the card does not say to tell the kiosk the code');
+    assert(await text(card.locator('[data-category="electricity"] [data-testid="category-name"]')) === 'Electricity', 'the category is not shown as "Electricity"');
+    await card.locator(tid('recipient-token-open')).click();
+    await card.locator(tid('recipient-token-create')).click();
+    const refused = card.locator(tid('recipient-token-refused'));
+    await refused.waitFor();
+    assert((await text(refused)).length > 10, 'the refusal of a recipient token says nothing');
+    assert((await text(card.locator(tid('recipient-token-panel')))).includes('An admin can give them a token instead.'), 'the refusal does not say who can issue it');
+    await card.locator(tid('recipient-token-cancel')).click();
+
+    const other = escrowCard(sender, otienoEscrow);
+    await other.waitFor();
+    assert(await text(other.locator('[data-category="school_fees"] [data-testid="category-name"]')) === 'School fees', 'school_fees is not shown as "School fees"');
+    await other.locator(tid('recipient-token-open')).click();
+    await other.locator(tid('recipient-token-create')).click();
+    const token = await text(other.locator(tid('recipient-token')));
+    assert(/^rmt_/.test(token), `the recipient token shown is "${token}"`);
+    assert((await text(other.locator(tid('recipient-token-explain')))).includes('Otieno'), 'the token is shown without explaining what Otieno does with it');
+    assert(await other.locator(tid('copy-recipient-token')).isVisible(), 'the token has no Copy button');
+    const me = await api(token, 'GET', '/me');
+    assert(me.role === 'recipient' && me.name === 'Otieno', `the token shown belongs to ${me.role} ${me.name}`);
+    await checkScreen(sender, 'sender escrows with a recipient token');
+    await shot(sender, '04-sender-escrows.png');
+    await other.locator(tid('recipient-token-done')).click();
+    assert(await other.locator(tid('recipient-token')).count() === 0, 'the token is still shown after "I have copied it"');
+  });
+
+  // ---- agent: deposit in KES by the deposit code, then a payment request that gets paid
   let agent;
   await step('agent signs in', async () => { agent = await openAs('agent'); });
 
-  await step('agent finds the escrow by phone and records the cash deposit of USD 500', async () => {
-    await agent.locator(tid('nav-deposits')).click();
-    await agent.locator(tid('search-phone')).fill(RECIPIENT_PHONE);
+  await step('agent finds the escrow by its deposit code and records KES in cash; the receipt prints', async () => {
+    await nav(agent, 'deposits');
+    await agent.locator(tid('search-phone')).fill(shortRef.toLowerCase());
     await agent.locator(tid('search-submit')).click();
+    await waitFor('for the search by deposit code', async () => (await text(agent.locator(tid('escrow-summary')))).includes(shortRef));
+    assert(await agent.locator(tid('escrow-card')).count() === 1, `the code found ${await agent.locator(tid('escrow-card')).count()} escrows`);
     const card = escrowCard(agent, escrowId);
-    await card.waitFor();
+    assert(await text(card.locator(tid('escrow-due-kes'))) === `\u2248 ${kesText(kesForUsd(50000))}`, `the due amount in KES shows "${await text(card.locator(tid('escrow-due-kes')))}"`);
     await card.locator(tid('record-deposit')).click();
-    await card.locator(tid('deposit-amount')).fill('500');
-    await card.locator(tid('deposit-reference')).fill(`receipt-${Date.now()}`);
+    await card.locator(tid('deposit-currency-kes')).check();
+    const kesDue = kesForUsd(50000);
+    assert(await card.locator(tid('deposit-amount')).inputValue() === (kesDue / 100).toFixed(2), `the KES amount due is "${await card.locator(tid('deposit-amount')).inputValue()}"`);
+    await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
+    assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
+    await checkScreen(agent, 'deposit form');
+    const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
     await card.locator(tid('deposit-submit')).click();
-    await waitFor(async () => `for the escrow to become active after the deposit (status ${await text(card.locator(tid('escrow-status'))).catch(() => '?')}; ${await text(card.locator('.form-error:not([hidden]), .field-error')).catch(() => '')})`,
-      async () => (await text(card.locator(tid('escrow-status')))) === 'active');
+    const res = await answer;
+    const sent = JSON.parse(res.request().postData() || '{}');
+    assert(sent.amountKes !== undefined && sent.reference === undefined && res.request().headers()['idempotency-key'], `the deposit was sent as ${JSON.stringify(sent)}`);
+    const d = await res.json();
+    assert(res.status() === 201, `the deposit answered ${res.status()}: ${d.error}`);
+    const receipt = agent.locator(tid('deposit-receipt'));
+    await receipt.waitFor();
+    assert(typeof d.receiptNumber === 'string' && d.receiptNumber.length >= 6, `the deposit has no receipt number (${d.receiptNumber})`);
+    assert(await text(receipt.locator(tid('receipt-number'))) === d.receiptNumber, 'the receipt shows another number than the server gave');
+    assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kesDue), 'the receipt does not show the KES received');
+    assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the receipt does not show USD 500.00 added');
+    assert(await text(receipt.locator(tid('receipt-escrow-status'))) === WORDS.active, 'the receipt does not say the escrow is now Active');
+    await waitFor('for the escrow to show Active after the deposit', async () => (await text(card.locator(tid('escrow-status')))) === WORDS.active);
     assert(await text(card.locator(tid('escrow-remaining'))) === 'USD 500.00', 'remaining is not USD 500.00 after the deposit');
-    await shot(agent, '04-agent-deposit.png');
+    assert(await text(card.locator(tid('escrow-remaining-kes'))) === `\u2248 ${kesText(kesDue)}`, 'remaining is not shown in KES at today\'s rate');
+    await checkScreen(agent, 'deposit receipt');
+    await shot(agent, '05-agent-deposit-receipt.png', { docs: 'agent.png' });
+    await checkPrint(agent, receipt, [
+      ['its number', receipt.locator(tid('receipt-number')), d.receiptNumber],
+      ['the KES received', receipt.locator(tid('receipt-amount-kes')), kesText(kesDue)],
+      ['the USD added', receipt.locator(tid('receipt-amount-usd')), usdText(50000)],
+    ]);
+    await agent.emulateMedia({ media: 'print' });
+    await shot(agent, '05-agent-deposit-receipt-print.png', { docs: 'receipt-print.png' });
+    await agent.emulateMedia({ media: 'screen' });
   });
 
   const kes1 = 1500;
   let request1;
-  await step(`agent prepares a request of KES ${kes1} to paybill ${PAYBILL} and sees the USD equivalent`, async () => {
-    await agent.locator(tid('nav-payments')).click();
+  await step('agent: a request over the category\'s balance cannot be sent; every field\'s error at once', async () => {
+    await nav(agent, 'payments');
     await agent.locator(tid('search-phone')).fill(RECIPIENT_PHONE);
     await agent.locator(tid('search-submit')).click();
     const card = escrowCard(agent, escrowId);
     await card.waitFor();
     await card.locator(tid('new-request')).click();
-    await agent.locator(tid('request-form')).waitFor();
+    const form = agent.locator(tid('request-form'));
+    await form.waitFor();
+    await form.locator(tid('submit-request')).click();
+    await form.locator(tid('field-error')).first().waitFor();
+    const marked = await form.locator('[aria-invalid="true"]').evaluateAll((ns) => ns.map((n) => n.dataset.field));
+    for (const f of ['amountKes', 'merchantName', 'merchantAccount.number', 'merchantAccount.accountReference']) {
+      assert(marked.includes(f), `${f} is not marked invalid (marked: ${marked.join(', ')})`);
+    }
+    await form.locator(tid('request-category')).selectOption('electricity');
+    const tooMuch = 40000;
+    await form.locator(tid('request-amount')).fill(String(tooMuch));
+    const blocked = agent.locator(tid('submit-blocked'));
+    await blocked.waitFor();
+    assert(await form.locator(tid('submit-request')).isDisabled(), 'Send is enabled for more than the category has left');
+    const want = `Cannot be sent: this costs ${usdText(usdFor(tooMuch))} but Electricity has only USD 250.00 left.`;
+    assert(await text(blocked) === want, `the reason says "${await text(blocked)}", expected "${want}"`);
+    await checkScreen(agent, 'payment request over the balance');
     await fillRequest(agent, { category: 'electricity', amountKes: kes1, merchantName: 'Kenya Power', reference: '12345678' });
-    const want = usdText(usdFor(kes1));
-    await waitFor(async () => `for the USD equivalent ${want} (shows "${await text(agent.locator(tid('usd-equivalent'))).catch(() => '')}")`,
-      async () => (await text(agent.locator(tid('usd-equivalent-value')))) === want);
-    await shot(agent, '05-agent-request.png');
-  });
-
-  await step('agent sends it; it waits for approval', async () => {
+    assert(!(await blocked.isVisible()) && await form.locator(tid('submit-request')).isEnabled(), 'Send stays disabled for an amount that fits');
+    const wantUsd = usdText(usdFor(kes1));
+    await waitFor(async () => `for the USD equivalent ${wantUsd} (shows "${await text(agent.locator(tid('usd-equivalent'))).catch(() => '')}")`,
+      async () => (await text(agent.locator(tid('usd-equivalent-value')))) === wantUsd);
+    await shot(agent, '06-agent-request.png');
     request1 = await submitRequest(agent);
     log(`  request ${request1}`);
     const t = agent.locator(`${tid('trackers')} [data-testid="tracker"][data-request-id="${request1}"]`);
-    assert(await text(t.locator(tid('request-amount-usd'))) === usdText(usdFor(kes1)), 'the sent request has a different USD amount than the preview');
-    await shot(agent, '06-agent-sent.png');
+    assert(await text(t.locator(tid('request-amount-usd'))) === wantUsd, 'the sent request has a different USD amount than the preview');
+    assert(await text(t.locator(tid('request-status'))) === WORDS.pending_approval, 'the sent request does not say "Waiting for approval"');
+    await checkScreen(agent, 'payment request sent');
   });
 
-  await step('sender approves it', async () => {
+  // Two more on Water, made through the API: together they are more than Water holds.
+  const water = { big: 30000, small: 9000 };
+  const more = {};
+  for (const [k, kes] of Object.entries(water)) {
+    more[k] = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'water', amountKes: kes, merchantName: 'Nairobi Water', merchantAccount: { type: 'paybill', number: '444400', accountReference: `W-${k}` } })).paymentRequestId;
+  }
+
+  await step('sender approves; once Water is short, Approve is disabled with the reason', async () => {
     currentPage = sender;
-    const card = await approve(sender, request1);
+    const card = await pendingCard(sender, request1);
+    assert(await text(sender.locator(tid('pending-count'))) === '3 requests wait for your approval.', `the count says "${await text(sender.locator(tid('pending-count')))}"`);
+    await checkScreen(sender, 'approvals');
     await shot(sender, '07-sender-approvals.png');
     await card.locator(tid('approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request1}"]`).waitFor();
+    const big = await pendingCard(sender, more.big);
+    await big.locator(tid('approve')).click();
+    await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${more.big}"]`).waitFor();
+    const small = sender.locator(`${tid('pending-list')} [data-testid="request-card"][data-request-id="${more.small}"]`);
+    const need = usdFor(water.small);
+    const left = 25000 - usdFor(water.big);
+    await waitFor('for the Water request to show it cannot be approved', async () => small.locator(tid('approve')).isDisabled(), STEP_TIMEOUT_MS, 300);
+    const reason = await text(small.locator(tid('approve-blocked')));
+    const want = `Not enough to approve: Water has ${usdText(left)} left and this needs ${usdText(need)}.`;
+    assert(reason === want, `beside the disabled Approve: "${reason}", expected "${want}"`);
+    const describedBy = await small.locator(tid('approve')).getAttribute('aria-describedby');
+    assert(describedBy && await small.locator(`#${describedBy}`).count() === 1, 'the disabled Approve is not described by its reason');
+    await checkScreen(sender, 'approvals with a disabled Approve');
+    await shot(sender, '08-sender-approve-disabled.png', { docs: 'sender.png' });
+    await small.locator(tid('reject')).click();
+    await small.locator(tid('reject-reason')).fill('Too much for water this month');
+    await small.locator(tid('confirm-reject')).click();
+    await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${more.small}"]`).waitFor();
   });
 
+  let receipt1;
   let remainingAfterPaid;
-  await step('sender and agent both see it paid with an M-Pesa receipt', async () => {
+  await step('sender and agent both see it paid, with an M-Pesa receipt marked Simulated', async () => {
     const st = await waitTrackerFinal(sender, request1, tid('decided-list'), 'paid');
-    const receiptS = await text(st.locator(tid('receipt')));
-    assert(receiptS, 'the sender sees no receipt');
-    await shot(sender, '08-sender-paid.png');
+    receipt1 = await text(st.locator(tid('receipt')));
+    assert(/^SIM/.test(receipt1), `the simulated receipt is "${receipt1}"`);
+    assert(await st.locator(`${tid('payout')} ${tid('simulated')}`).isVisible(), 'the sender\'s paid request is not marked Simulated');
+    assert(await text(st.locator(`${tid('payout')} ${tid('simulated')}`)) === 'Simulated', 'the mark does not say "Simulated"');
+    await shot(sender, '09-sender-paid.png');
     currentPage = agent;
     const at = await waitTrackerFinal(agent, request1, tid('trackers'), 'paid');
-    const receiptA = await text(at.locator(tid('receipt')));
-    assert(receiptA === receiptS, `the agent sees receipt "${receiptA}", the sender "${receiptS}"`);
-    log(`  receipt ${receiptA}`);
-    remainingAfterPaid = usdText(50000 - usdFor(kes1));
+    assert(await text(at.locator(tid('receipt'))) === receipt1, `the agent sees receipt "${await text(at.locator(tid('receipt')))}", the sender "${receipt1}"`);
+    assert(await at.locator(tid('simulated')).isVisible(), 'the agent\'s paid request is not marked Simulated');
+    remainingAfterPaid = usdText(50000 - usdFor(kes1) - usdFor(water.big));
     const box = agent.locator(tid('request-escrow'));
-    await waitFor(async () => `for the escrow to show remaining ${remainingAfterPaid} and reserved USD 0.00 (shows ${await text(box.locator(tid('escrow-remaining')))}, ${await text(box.locator(tid('escrow-reserved')))})`,
+    await waitFor(async () => `for the escrow to show remaining ${remainingAfterPaid} and nothing set aside (shows ${await text(box.locator(tid('escrow-remaining')))}, ${await text(box.locator(tid('escrow-reserved')))})`,
       async () => (await text(box.locator(tid('escrow-remaining')))) === remainingAfterPaid
-        && (await text(box.locator(tid('escrow-reserved')))) === 'USD 0.00');
-    await shot(agent, '09-agent-paid.png');
+        && (await text(box.locator(tid('escrow-reserved')))) === 'USD 0.00', PAYOUT_TIMEOUT_MS, 300);
+    await shot(agent, '10-agent-paid.png');
   });
 
-  await step('sender opens the journal of the escrow: deposit, activation, approval, payout', async () => {
+  await step('sender opens where the money went: movements in words', async () => {
     currentPage = sender;
-    await sender.locator(tid('nav-escrows')).click();
+    await nav(sender, 'escrows');
     const card = escrowCard(sender, escrowId);
     await card.waitFor();
     const toggle = card.locator(tid('toggle-journal'));
     await toggle.click();
-    assert(await toggle.getAttribute('aria-expanded') === 'true', 'the Journal button is not aria-expanded after opening it');
+    assert(await toggle.getAttribute('aria-expanded') === 'true', 'the journal button is not aria-expanded after opening it');
     const rows = card.locator(`${tid('journal-table')} ${tid('journal-row')}`);
     const kinds = () => rows.evaluateAll((ns) => ns.map((n) => n.dataset.kind));
     const want = ['deposit', 'activation', 'approval', 'payout_succeeded'];
@@ -373,69 +741,144 @@ async function main() {
     const row = (kind) => card.locator(`${tid('journal-table')} [data-testid="journal-row"][data-kind="${kind}"]`);
     const paid = usdText(usdFor(kes1));
     const expect = {
-      deposit: ['Deposit', 'world:deposits → escrow:unfunded USD 500.00'],
-      activation: ['Activation', 'escrow:unfunded → electricity: available'],
-      approval: ['Approval (reserved)', `electricity: available → reserved ${paid}`],
-      payout_succeeded: ['Payout succeeded', `electricity: reserved → spent ${paid}`],
+      deposit: ['Deposit', 'Money in → Not yet funded USD 500.00'],
+      activation: ['Escrow funded', 'Not yet funded → Electricity: Available'],
+      approval: ['Payment approved (set aside)', `Electricity: Available → Set aside for a payment ${paid}`],
+      payout_succeeded: ['Payment made', `Electricity: Set aside for a payment → Paid out ${paid}`],
     };
     for (const [kind, [label, movement]] of Object.entries(expect)) {
-      assert(await row(kind).count() === 1, `the journal has ${await row(kind).count()} ${kind} rows, expected 1`);
-      const shownKind = await text(row(kind).locator(tid('journal-kind')));
+      assert(await row(kind).count() >= 1, `the journal has no ${kind} row`);
+      const shownKind = await text(row(kind).first().locator(tid('journal-kind')));
       assert(shownKind === label, `the ${kind} row says "${shownKind}", expected "${label}"`);
-      const shownMoves = await row(kind).locator(`${tid('journal-movements')} li`).allTextContents();
-      assert(shownMoves.some((m) => m.startsWith(movement)), `the ${kind} row shows "${shownMoves.join('; ')}", expected "${movement}"`);
+      const shownMoves = (await Promise.all((await row(kind).locator(`${tid('journal-movements')} li`).all()).map((l) => text(l))));
+      assert(shownMoves.some((m) => m.startsWith(movement)), `the ${kind} rows show "${shownMoves.join('; ')}", expected "${movement}"`);
     }
-    await shot(sender, '10-sender-journal.png');
+    await checkScreen(sender, 'journal');
+    await shot(sender, '11-sender-journal.png', { docs: 'sender-journal.png' });
   });
 
-  // ---- a second request whose payout fails: the money goes back to remaining
+  // ---- a request whose payout fails: a plain reason, the money back
   const kes2 = 2000;
   let request2;
-  await step(`agent sends KES ${kes2} to paybill ${PAYBILL} account ${FAIL_ACCOUNT}`, async () => {
+  await step(`agent sends KES ${kes2} to account ${FAIL_ACCOUNT}; the sender approves; the payout fails`, async () => {
+    currentPage = agent;
     await fillRequest(agent, { category: 'electricity', amountKes: kes2, merchantName: 'Failing Merchant', reference: FAIL_ACCOUNT });
     await waitFor('for the USD equivalent of the second request', async () => (await text(agent.locator(tid('usd-equivalent-value')))) === usdText(usdFor(kes2)));
     request2 = await submitRequest(agent);
-    log(`  request ${request2}`);
-  });
-
-  await step('sender approves it; the payout fails', async () => {
     currentPage = sender;
-    const card = await approve(sender, request2);
+    const card = await pendingCard(sender, request2);
     await card.locator(tid('approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request2}"]`).waitFor();
     await waitTrackerFinal(sender, request2, tid('decided-list'), 'failed');
-    await shot(sender, '11-sender-failed.png');
+    await shot(sender, '12-sender-failed.png');
   });
 
-  await step('agent sees it failed and the money back in remaining', async () => {
+  await step('agent sees it failed: a plain explanation, no raw M-Pesa code, the money back', async () => {
     currentPage = agent;
-    await waitTrackerFinal(agent, request2, tid('trackers'), 'failed');
+    const t = await waitTrackerFinal(agent, request2, tid('trackers'), 'failed');
+    const r = await api(TOKENS.agent, 'GET', `/payment-requests/${request2}`);
+    assert(r.payout && r.payout.failureReason && r.payout.failureText, `the failed payout has no failureReason/failureText: ${JSON.stringify(r.payout)}`);
+    const said = await text(t.locator(tid('failure-text')));
+    assert(said === r.payout.failureText, `the explanation is "${said}", the server's is "${r.payout.failureText}"`);
+    assert(await t.locator(tid('payout-raw')).count() === 0, 'the agent is shown the raw M-Pesa code');
+    assert((await text(t.locator(tid('money-returned')))).startsWith('Money returned'), 'the failed request does not say the money was returned');
     const box = agent.locator(tid('request-escrow'));
-    await waitFor(async () => `for the refund: remaining ${remainingAfterPaid}, reserved USD 0.00 (shows ${await text(box.locator(tid('escrow-remaining')))}, ${await text(box.locator(tid('escrow-reserved')))})`,
+    await waitFor(async () => `for the refund: remaining ${remainingAfterPaid} (shows ${await text(box.locator(tid('escrow-remaining')))})`,
       async () => (await text(box.locator(tid('escrow-remaining')))) === remainingAfterPaid
         && (await text(box.locator(tid('escrow-reserved')))) === 'USD 0.00');
-    const cat = box.locator('[data-testid="category"][data-category="electricity"]');
-    assert(await text(cat.locator(tid('cat-spent'))) === usdText(usdFor(kes1)), 'electricity spent is not the first payment');
-    assert(await text(cat.locator(tid('cat-reserved'))) === 'USD 0.00', 'electricity still has money reserved');
-    await shot(agent, '12-agent-failed-refunded.png');
+    await checkScreen(agent, 'failed payment request');
+    await shot(agent, '13-agent-failed-refunded.png');
   });
 
-  await step('sender sees the history: one paid with receipt, one failed, remaining restored', async () => {
-    currentPage = sender;
-    await sender.locator(tid('nav-escrows')).click();
-    const card = escrowCard(sender, escrowId);
+  await step('agent\'s Requests screen: one escrow\'s, then all; status, amount, merchant, receipt, money returned; the paid one\'s receipt prints', async () => {
+    await agent.locator(tid('all-on-escrow')).click();
+    const list = agent.locator(tid('request-list'));
+    const onEscrow = (await api(TOKENS.agent, 'GET', `/payment-requests?escrowId=${escrowId}&limit=100`)).items.length;
+    await waitFor(async () => `for the ${onEscrow} requests of the escrow (shows ${await list.locator(tid('request-row')).count()})`,
+      async () => (await list.locator(tid('request-row')).count()) === onEscrow);
+    assert(await list.locator(tid('request-row')).evaluateAll((ns, id) => ns.every((n) => n.dataset.escrowId === id), escrowId), 'the escrow\'s list shows requests of another escrow');
+    assert(await agent.locator(tid('request-escrow-note')).isVisible(), 'the list does not say it shows one escrow only');
+    await agent.locator(tid('request-escrow-clear')).click();
+    await waitFor('for the requests of every escrow', async () => (await list.locator(tid('request-row')).count()) > onEscrow);
+    const row = (id) => list.locator(`[data-testid="request-row"][data-request-id="${id}"]`);
+    const paidRow = row(request1);
+    assert(await text(paidRow.locator(tid('request-status'))) === WORDS.paid, 'the paid request does not say Paid in the list');
+    assert(await text(paidRow.locator(tid('receipt'))) === receipt1, 'the list does not show the M-Pesa receipt');
+    assert(await paidRow.locator(tid('simulated')).isVisible(), 'the list does not mark the receipt Simulated');
+    assert(await text(paidRow.locator(tid('request-merchant'))) === 'Kenya Power', 'the list does not show the merchant');
+    assert(await text(paidRow.locator(tid('request-amount-kes'))) === kesText(kes1 * 100), 'the list does not show the amount');
+    assert(await text(row(request2).locator(tid('request-status'))) === WORDS.failed, 'the failed request does not say "Payment failed — money returned"');
+    assert(await text(row(request2).locator(tid('money-returned'))) === 'Money returned', 'the failed request does not say "Money returned"');
+    assert(await text(row(more.small).locator(tid('request-status'))) === WORDS.rejected, 'the rejected request does not say Rejected');
+    await checkScreen(agent, 'agent requests');
+    await paidRow.locator(tid('open-request')).click();
+    const receipt = agent.locator(tid('payment-receipt'));
+    await receipt.waitFor();
+    assert(await text(receipt.locator(tid('receipt-number'))) === receipt1, 'the payment receipt shows another number than the M-Pesa receipt');
+    assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kes1 * 100), 'the payment receipt does not show the KES paid');
+    assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(usdFor(kes1)), 'the payment receipt does not show the USD taken');
+    await checkScreen(agent, 'request details with its receipt');
+    await shot(agent, '14-agent-request-receipt.png');
+    await checkPrint(agent, receipt, [
+      ['its number', receipt.locator(tid('receipt-number')), receipt1],
+      ['the amount', receipt.locator(tid('receipt-amount-kes')), kesText(kes1 * 100)],
+      ['the USD taken', receipt.locator(tid('receipt-amount-usd')), usdText(usdFor(kes1))],
+      ['the Simulated mark', receipt.locator(tid('receipt-simulated-tag')), 'Simulated'],
+      ['that no real money moved', receipt.locator(tid('receipt-simulated'))],
+    ]);
+  });
+
+  // ---- recipient: escrows in KES, the requests list paged, a receipt
+  let recipient;
+  await step('recipient signs in: escrows with KES at today\'s rate; requests paged and filtered', async () => {
+    // Enough small requests that the list has a second page.
+    for (let i = 0; i < 6; i += 1) {
+      await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'electricity', amountKes: 100 + i, merchantName: `Shop ${i + 1}`, merchantAccount: { type: 'till', number: '5123456' } });
+    }
+    recipient = await openAs('recipient');
+    await nav(recipient, 'mine');
+    const card = escrowCard(recipient, escrowId);
     await card.waitFor();
-    await waitFor(async () => `for remaining ${remainingAfterPaid} on the sender's escrow card (shows ${await text(card.locator(tid('escrow-remaining')))})`,
-      async () => (await text(card.locator(tid('escrow-remaining')))) === remainingAfterPaid);
-    await card.locator(tid('toggle-history')).click();
-    const rows = card.locator(`${tid('history-list')} ${tid('request-row')}`);
-    await waitFor('for both requests in the escrow history', async () => (await rows.count()) >= 2);
-    const paidRow = card.locator(`${tid('history-list')} [data-request-id="${request1}"]`);
-    const failedRow = card.locator(`${tid('history-list')} [data-request-id="${request2}"]`);
-    assert(await paidRow.getAttribute('data-status') === 'paid', 'the first request is not paid in the history');
-    assert(await text(paidRow.locator(tid('receipt'))), 'the paid request has no receipt in the history');
-    assert(await failedRow.getAttribute('data-status') === 'failed', 'the second request is not failed in the history');
-    await shot(sender, '13-sender-escrows-final.png');
+    assert(await text(card.locator(tid('escrow-status'))) === WORDS.active, 'the recipient\'s escrow does not say Active');
+    assert((await text(card.locator(tid('escrow-remaining-kes')))).startsWith('\u2248 KES '), 'the recipient does not see the balance in KES');
+    assert((await text(recipient.locator(tid('escrow-summary')))).startsWith('You have '), `the recipient's count says "${await text(recipient.locator(tid('escrow-summary')))}"`);
+    await checkScreen(recipient, 'recipient escrows');
+    await nav(recipient, 'requests');
+    const list = recipient.locator(tid('request-list'));
+    const all = await api(TOKENS.recipient, 'GET', '/payment-requests?limit=100');
+    const total = all.items.length;
+    assert(total > 10, `the recipient sees only ${total} requests; the paging needs more than 10`);
+    await waitFor('for the first page of requests', async () => (await list.locator(tid('request-row')).count()) === 10);
+    const moreBtn = recipient.locator(tid('load-more'));
+    assert(await moreBtn.isVisible(), 'no "Show more" under the first page');
+    await checkScreen(recipient, 'recipient requests');
+    await shot(recipient, '15-recipient-requests.png', { docs: 'recipient.png' });
+    await moreBtn.click();
+    await waitFor(async () => `for all ${total} requests after "Show more" (shows ${await list.locator(tid('request-row')).count()})`,
+      async () => (await list.locator(tid('request-row')).count()) === Math.min(total, 20));
+    const ids = await list.locator(tid('request-row')).evaluateAll((ns) => ns.map((n) => n.dataset.requestId));
+    assert(new Set(ids).size === ids.length, 'the second page repeats requests of the first');
+    assert(JSON.stringify(ids) === JSON.stringify(all.items.slice(0, ids.length).map((r) => r.paymentRequestId)), 'the list is not in the API\'s order');
+    const escrowPick = recipient.locator(tid('request-escrow-filter'));
+    assert(await escrowPick.isVisible(), 'the recipient with two escrows cannot pick one');
+    await escrowPick.selectOption(escrowId);
+    await waitFor('for the requests of one escrow', async () => {
+      const es = await list.locator(tid('request-row')).evaluateAll((ns) => ns.map((n) => n.dataset.escrowId));
+      return es.length > 0 && es.every((x) => x === escrowId);
+    });
+    await escrowPick.selectOption('');
+    await recipient.locator(tid('request-status-filter')).selectOption('paid');
+    const paidIds = all.items.filter((r) => r.status === 'paid').map((r) => r.paymentRequestId);
+    await waitFor(async () => `for only the ${paidIds.length} paid requests (shows ${await list.locator(tid('request-row')).count()})`,
+      async () => (await list.locator(tid('request-row')).count()) === paidIds.length
+        && (await list.locator(tid('request-row')).evaluateAll((ns) => ns.every((n) => n.dataset.status === 'paid'))));
+    assert(await text(recipient.locator(tid('request-summary'))) === `${paidIds.length} requests: Paid.`, `the summary says "${await text(recipient.locator(tid('request-summary')))}"`);
+    await list.locator(`[data-request-id="${request1}"] ${tid('open-request')}`).click();
+    const receipt = recipient.locator(tid('payment-receipt'));
+    await receipt.waitFor();
+    assert(await text(receipt.locator(tid('receipt-number'))) === receipt1, 'the recipient\'s receipt shows another number');
+    assert(await receipt.locator(tid('receipt-simulated')).isVisible(), 'the recipient\'s receipt is not marked Simulated');
+    await checkScreen(recipient, 'recipient request receipt');
   });
 
   // ---- admin
@@ -443,10 +886,13 @@ async function main() {
   await step('admin signs in and sees integrity ok and the rate', async () => {
     admin = await openAs('admin');
     await waitFor(async () => `for the integrity status ok (shows "${await text(admin.locator(tid('integrity'))).catch(() => '')}")`,
-      async () => (await text(admin.locator(tid('integrity-status')))) === 'ok');
+      async () => (await admin.locator(tid('integrity-status')).getAttribute('data-ok')) === 'true');
+    assert(await text(admin.locator(tid('integrity-status'))) === 'All checks pass', 'the integrity status is not in words');
     const shown = await text(admin.locator(tid('fx-rate-value')));
     assert(Math.round(Number(shown.replace(/,/g, '')) * 10000) === rateE4, `the rate shows "${shown}", the API says ${fx['USD-KES'].rate}`);
-    await shot(admin, '14-admin.png');
+    await waitFor('for the stuck payout count', async () => (await text(admin.locator(tid('stuck-summary')))).startsWith('1 payout is stuck'));
+    await checkScreen(admin, 'admin overview');
+    await shot(admin, '16-admin.png');
   });
 
   await step('admin sees the M-Pesa float: each balance, what it pays, a warning for each paying account below the alert', async () => {
@@ -477,10 +923,8 @@ async function main() {
         const want = `${a.name} is below the alert of ${alert}: ${atRisk} may fail. Top it up in the M-Pesa portal.`;
         const shown = await text(warning);
         assert(shown === want, `the warning of ${a.name} says "${shown}", expected "${want}"`);
-        log(`  ${a.name} ${balance}: warned`);
       } else {
         assert(await warning.count() === 0, `${a.name} (${balance}) has a low-float warning, the alert is ${alert}`);
-        log(`  ${a.name} ${balance}: no warning`);
       }
     }
     assert(await card.locator('[role="alert"]').count() === lowSeen, `the float card has ${await card.locator('[role="alert"]').count()} alerts, expected ${lowSeen}`);
@@ -493,42 +937,154 @@ async function main() {
     const alertLine = await text(card.locator(tid('float-alert')));
     const wantAlert = FLOAT.alertKesCents > 0 ? `A paying account below ${alert} is flagged.` : 'No low-balance alert is set (REMIT_FLOAT_ALERT_KES).';
     assert(alertLine === wantAlert, `the float card says "${alertLine}", expected "${wantAlert}"`);
-
-    // On a 360 px phone the card fits the screen: nothing wider than the viewport.
-    await admin.setViewportSize({ width: 360, height: 800 });
-    await waitFor(async () => `for the overview to fit 360 px (page ${await admin.evaluate(() => document.documentElement.scrollWidth)} px wide)`,
-      async () => admin.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
-    const box = await card.boundingBox();
-    assert(box && box.x >= 0 && box.x + box.width <= 360, `the float card spans ${box && box.x}–${box && box.x + box.width} px at 360 px`);
-    const overflowing = await card.evaluate((c) => Array.from(c.querySelectorAll('*')).filter((n) => n.getBoundingClientRect().right > c.getBoundingClientRect().right + 0.5).map((n) => n.dataset.testid || n.tagName));
-    assert(overflowing.length === 0, `parts of the float card stick out at 360 px: ${overflowing.join(', ')}`);
-    await card.scrollIntoViewIfNeeded();
-    await shot(admin, '14-admin-float-360.png');
-    await admin.setViewportSize({ width: 1280, height: 900 });
   });
 
-  await step('admin opens the audit log of the escrow and the users', async () => {
-    await admin.locator(tid('nav-escrows')).click();
+  await step('admin: the stuck payout, resolved as failed after a confirmation that says what it does', async () => {
+    await nav(admin, 'payouts');
+    const card = admin.locator(`${tid('stuck-payouts')} [data-payout-id="${STUCK_PAYOUT}"]`);
+    await card.waitFor();
+    assert(await text(admin.locator(tid('stuck-count'))) === '1 payout is stuck and needs you.', `the stuck count says "${await text(admin.locator(tid('stuck-count')))}"`);
+    assert((await text(card.locator(tid('resolve-explain-paid')))).includes('money reached the merchant'), 'the Paid choice is not explained');
+    assert((await text(card.locator(tid('resolve-explain-failed')))).includes('goes back to its category'), 'the Failed choice is not explained');
+    await card.locator(tid('resolve-submit')).click();
+    assert(await text(card.locator(`${tid('resolve-receipt')} ~ .field-error`)) === 'Enter the M-Pesa receipt, or choose Failed.', 'Paid without a receipt is not refused beside the receipt field');
+    await card.locator(tid('resolve-outcome-failed')).check();
+    await card.locator(tid('resolve-submit')).click();
+    const confirm = card.locator(tid('resolve-confirm'));
+    await confirm.waitFor();
+    const said = await text(confirm.locator(tid('resolve-confirm-text')));
+    assert(said.startsWith('Mark this payout of KES ') && said.includes('goes back to its category'), `the confirmation says "${said}"`);
+    await checkScreen(admin, 'stuck payout confirmation');
+    await shot(admin, '17-admin-stuck-confirm.png', { docs: 'admin.png' });
+    const answer = admin.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/payouts/${STUCK_PAYOUT}/resolve`);
+    await confirm.locator(tid('resolve-confirm-yes')).click();
+    const res = await answer;
+    assert(res.status() === 200, `resolving answered ${res.status()}`);
+    assert(JSON.parse(res.request().postData()).outcome === 'failed', 'the resolution sent is not "failed"');
+    await admin.locator(tid('stuck-payouts')).locator(`[data-payout-id="${STUCK_PAYOUT}"]`).waitFor({ state: 'detached' });
+    assert(await text(admin.locator(tid('stuck-count'))) === 'No stuck payouts.', 'the stuck list is not empty after resolving');
+    const p = (await api(TOKENS.admin, 'GET', '/payouts?status=failed&limit=200')).items.find((x) => x.payoutId === STUCK_PAYOUT);
+    assert(p && p.failureReason === 'resolved_failed', `the resolved payout reads back as ${p && p.status} ${p && p.failureReason}`);
+  });
+
+  await step('admin: all payouts by status; the raw M-Pesa code is kept small for admins', async () => {
+    await admin.locator(tid('payout-status-filter')).selectOption('succeeded');
+    const list = admin.locator(tid('payout-list'));
+    await waitFor('for the succeeded payouts', async () => {
+      const s = await list.locator(tid('payout-card')).evaluateAll((ns) => ns.map((n) => n.dataset.status));
+      return s.length >= 2 && s.every((x) => x === 'succeeded');
+    });
+    const paid = list.locator(tid('payout-card')).filter({ has: admin.locator(tid('receipt'), { hasText: receipt1 }) });
+    assert(await paid.count() === 1, 'the paid payout is not among the succeeded ones');
+    assert(await paid.locator(tid('simulated')).isVisible(), 'the admin\'s paid payout is not marked Simulated');
+    await admin.locator(tid('payout-status-filter')).selectOption('failed');
+    await waitFor('for the failed payouts', async () => {
+      const s = await list.locator(tid('payout-card')).evaluateAll((ns) => ns.map((n) => n.dataset.status));
+      return s.length >= 2 && s.every((x) => x === 'failed');
+    });
+    const raw = list.locator(`${tid('payout-card')} ${tid('payout-raw')}`).first();
+    assert(await raw.isVisible(), 'the admin does not see the raw M-Pesa result of a failed payout');
+    assert(await raw.evaluate((n) => parseFloat(getComputedStyle(n).fontSize) < parseFloat(getComputedStyle(document.body).fontSize)), 'the raw M-Pesa result is not small');
+    await checkScreen(admin, 'admin payouts');
+  });
+
+  await step('admin: flagged deposits, and the reversed filter', async () => {
+    await nav(admin, 'money-in');
+    const card = admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).filter({ has: admin.locator(tid('deposit-reference'), { hasText: FLAGGED_DEPOSIT }) });
+    await card.waitFor();
+    assert(await text(card.locator(tid('deposit-status'))) === 'Needs checking', 'the flagged deposit does not say "Needs checking"');
+    assert((await text(card.locator(tid('deposit-flag-reason')))).length > 5, 'the flagged deposit does not say why');
+    await checkScreen(admin, 'admin flagged deposits');
+    await shot(admin, '18-admin-money-in.png');
+    await admin.locator(tid('deposit-status-filter')).selectOption('reversed');
+    await admin.locator(tid('no-deposits')).waitFor();
+  });
+
+  await step('admin: the warning before revoking the token they are signed in with', async () => {
+    await nav(admin, 'users');
+    const own = admin.locator('[data-testid="token-row"][data-own="true"]');
+    await own.first().waitFor();
+    assert(await own.count() === 1, `${await own.count()} token rows are marked as the admin's own`);
+    assert(TOKENS.admin.startsWith(await own.getAttribute('data-prefix')), 'the row marked as the admin\'s own is another token');
+    await own.locator(tid('revoke-token')).click();
+    const warning = own.locator(tid('revoke-own-warning'));
+    assert(await warning.isVisible(), 'no warning before revoking the admin\'s own token');
+    assert((await text(warning)).startsWith('This is the token you are signed in with.'), `the warning says "${await text(warning)}"`);
+    assert(await text(own.locator(tid('confirm-revoke'))) === 'Revoke my token and sign me out', 'the confirm button does not say it signs out');
+    const other = admin.locator('[data-testid="token-row"][data-own="false"]').first();
+    await other.locator(tid('revoke-token')).click();
+    assert(await other.locator(tid('revoke-own-warning')).count() === 0, 'another user\'s token gets the own-token warning');
+    await checkScreen(admin, 'users with the own-token warning');
+    await shot(admin, '19-admin-users.png');
+    await own.locator(tid('keep-token')).click();
+    await other.locator(tid('keep-token')).click();
+    await api(TOKENS.admin, 'GET', '/me');
+  });
+
+  await step('admin opens the audit log of the escrow', async () => {
+    await nav(admin, 'escrows');
     await admin.locator(tid('audit-entity')).fill(escrowId);
     await admin.locator(tid('audit-submit')).click();
-    await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}, ${tid('audit-result')} ${tid('audit-empty')}`).count()) > 0);
-    await shot(admin, '15-admin-audit.png');
-    await admin.locator(tid('nav-users')).click();
-    await admin.locator(tid('user-card')).first().waitFor();
-    await shot(admin, '16-admin-users.png');
+    await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}`).count()) > 0);
+    await checkScreen(admin, 'admin escrows with an audit log');
+  });
+
+  // ---- Kiswahili
+  await step('recipient switches to Kiswahili: it stays after a reload; headings and states translated; every screen fits', async () => {
+    currentPage = recipient;
+    await toSwahili(recipient, 'recipient');
+    await swahiliScreens(recipient, 'recipient', { mine: 'Mifuko yangu', requests: 'Maombi' });
+    const list = recipient.locator(tid('request-list'));
+    await waitFor('for the requests in Kiswahili', async () => (await list.locator(tid('request-row')).count()) > 0);
+    const words = await list.locator(tid('request-status')).evaluateAll((ns) => Object.fromEntries(ns.map((n) => [n.dataset.status, n.textContent.trim()])));
+    for (const [status, word] of [['paid', 'Imelipwa'], ['pending_approval', 'Inasubiri idhini'], ['failed', 'Malipo hayakufaulu — pesa imerudishwa'], ['rejected', 'Imekataliwa']]) {
+      assert(words[status] === word, `${status} reads "${words[status]}" in Kiswahili, expected "${word}"`);
+    }
+    assert(await text(recipient.locator('#nav [data-view="requests"]')) === 'Maombi', 'the nav is not in Kiswahili');
+    await recipient.setViewportSize(PHONES[0]);
+    await shot(recipient, '20-recipient-sw-phone.png', { docs: 'recipient-phone-sw.png' });
+    await recipient.setViewportSize(DESKTOP);
+    await list.locator(`[data-request-id="${request1}"] ${tid('open-request')}`).click();
+    const receipt = recipient.locator(tid('payment-receipt'));
+    await receipt.waitFor();
+    assert(await text(receipt.locator('h2')) === 'Risiti ya malipo', 'the receipt is not in Kiswahili');
+    assert(await text(receipt.locator(tid('receipt-simulated-tag'))) === 'Ya majaribio', 'the Simulated mark is not in Kiswahili');
+    await checkScreen(recipient, 'recipient receipt (Kiswahili)');
+  });
+
+  await step('the agent, the sender and the admin in Kiswahili: every screen fits', async () => {
+    currentPage = agent;
+    await toSwahili(agent, 'agent');
+    await swahiliScreens(agent, 'agent', { payments: 'Malipo', deposits: 'Amana', requests: 'Maombi' });
+    currentPage = sender;
+    await toSwahili(sender, 'sender');
+    await swahiliScreens(sender, 'sender', { approvals: 'Idhini', escrows: 'Mifuko', 'new-escrow': 'Mfuko mpya' });
+    const escrow = escrowCard(sender, escrowId);
+    await nav(sender, 'escrows');
+    await escrow.waitFor();
+    assert(await text(escrow.locator(tid('escrow-status'))) === 'Inatumika', 'an active escrow does not read "Inatumika"');
+    currentPage = admin;
+    await toSwahili(admin, 'admin');
+    await swahiliScreens(admin, 'admin', { overview: 'Muhtasari', escrows: 'Mifuko', payouts: 'Malipo ya M-Pesa', 'money-in': 'Pesa zilizoingia', users: 'Watumiaji na tokeni' });
+  });
+
+  await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {
+    const err = await idle;
+    if (err) throw err instanceof FlowError ? new FlowError(`idle sign-out: ${err.message}`) : err;
   });
 
   await step('tokens are nowhere in URLs or the DOM; no script errors', async () => {
     await checkNoTokenLeak();
     assert(pageErrors.length === 0, `script or Content-Security-Policy errors in the page: ${pageErrors.join('; ')}`);
+    log(`  ${screensChecked} screens checked at ${[DESKTOP, ...PHONES].map((s) => s.width).join(', ')} px`);
   });
 }
 
 async function failureShots() {
   try {
-    if (currentPage) await currentPage.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true, timeout: 5000 });
+    if (currentPage && !currentPage.isClosed()) await currentPage.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true, timeout: 5000 });
     for (const [role, page] of Object.entries(pages)) {
-      if (page !== currentPage) await page.screenshot({ path: path.join(SHOTS, `failure-${role}.png`), fullPage: true, timeout: 5000 }).catch(() => {});
+      if (page !== currentPage && !page.isClosed()) await page.screenshot({ path: path.join(SHOTS, `failure-${role}.png`), fullPage: true, timeout: 5000 }).catch(() => {});
     }
   } catch (_) { /* best effort */ }
 }

@@ -1,11 +1,15 @@
-// The same-origin JSON API: the fetch wrapper (bearer token from session.js, a fresh
-// Idempotency-Key per call, timeout, answers from an earlier session turned into a 'stale'
-// error), query strings, ApiError (with the field an HTTP 400 names) and error text for people.
+// The same-origin JSON API: the fetch wrapper (bearer token from session.js, an Idempotency-Key
+// per call — fresh unless the caller keeps one for retries —, timeout, answers from an earlier
+// session turned into a 'stale' error), query strings, ApiError (with the field the answer
+// names) and error text for people, in the chosen language where the code is known.
 
+import { lang, t } from './i18n.js';
 import { session } from './session.js';
 
 // Page size of the escrow lists.
 export const PAGE = 20;
+// Page size of the payment request, payout and deposit lists.
+export const LIST_PAGE = 10;
 
 // What to do when the server stops accepting the token; main.js signs out.
 let unauthorized = () => {};
@@ -13,18 +17,20 @@ export function onUnauthorized(fn) {
   unauthorized = fn;
 }
 
+// An answer that is not a success. `field` is the input the server names (its "field", else the
+// "field: message" form of a 400); `detail` is the message without that prefix.
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, field) {
     super(message);
     this.status = status;
     this.code = code;
     const m = /^([A-Za-z][A-Za-z0-9_]*(?:(?:\.[A-Za-z0-9_]+)|(?:\[\d+\]))*): ([\s\S]+)$/.exec(message || '');
-    this.field = status === 400 && m ? m[1] : null;
-    this.detail = m && status === 400 ? m[2] : message;
+    this.field = field || (status === 400 && m ? m[1] : null);
+    this.detail = m && this.field && m[1] === this.field ? m[2] : message;
   }
 }
 
-function idempotencyKey() {
+export function idempotencyKey() {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
@@ -32,7 +38,7 @@ function idempotencyKey() {
 
 export async function api(method, path, body, opts = {}) {
   const token = opts.token || session.token;
-  if (!token) throw new ApiError(401, 'unauthenticated', 'You are signed out. Sign in again.');
+  if (!token) throw new ApiError(401, 'unauthenticated', t('error.signedOut'));
   const generation = session.generation;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs || 20000);
@@ -53,9 +59,7 @@ export async function api(method, path, body, opts = {}) {
       signal: controller.signal,
     });
   } catch (e) {
-    throw new ApiError(0, 'network', e && e.name === 'AbortError'
-      ? 'The server did not answer in time. Check the connection and try again.'
-      : 'Could not reach the server. Check the connection and try again.');
+    throw new ApiError(0, 'network', e && e.name === 'AbortError' ? t('error.timeout') : t('error.network'));
   } finally {
     clearTimeout(timer);
   }
@@ -67,14 +71,15 @@ export async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const message = data && typeof data.error === 'string' && data.error
       ? data.error
-      : `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`;
-    const err = new ApiError(res.status, (data && data.code) || `http_${res.status}`, message);
+      : t('error.http', { status: `${res.status}${res.statusText ? ` ${res.statusText}` : ''}` });
+    const field = data && typeof data.field === 'string' && data.field ? data.field : null;
+    const err = new ApiError(res.status, (data && data.code) || `http_${res.status}`, message, field);
     if (res.status === 401 && !opts.signingIn && generation === session.generation) {
       unauthorized();
     }
     throw err;
   }
-  if (generation !== session.generation) throw new ApiError(0, 'stale', 'Signed out.');
+  if (generation !== session.generation) throw new ApiError(0, 'stale', t('error.stale'));
   return data;
 }
 
@@ -87,7 +92,14 @@ export function qs(params) {
   return parts.length ? `?${parts.join('&')}` : '';
 }
 
+// The server's sentences are English. In another language the UI says what the code means and
+// keeps the server's sentence (with its amounts) after it.
 export function errorText(err) {
-  if (err instanceof ApiError) return err.message;
-  return `Something went wrong in this page: ${err && err.message ? err.message : err}`;
+  if (err instanceof ApiError) {
+    if (err.status === 0 || lang() === 'en') return err.message;
+    const key = `error.code.${err.code}`;
+    const said = t(key);
+    return said === key ? err.message : `${said} (${err.message})`;
+  }
+  return t('error.page', { message: err && err.message ? err.message : String(err) });
 }

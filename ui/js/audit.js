@@ -1,20 +1,25 @@
-// The audit log of one entity (GET /audit?entity=…) and its table.
+// The audit log of one entity (GET /audit?entity=…) and its table (a block per line on a phone).
+// Its actions and details are the log's own words: it is a record for operators and senders
+// who check, kept exactly as written.
 
 import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
+import { t } from './i18n.js';
 
 export function auditTable(items) {
-  if (!items.length) return emptyState('No audit lines for this entity.', 'audit-empty');
+  if (!items.length) return emptyState(t('audit.empty'), 'audit-empty');
+  const heads = ['#', t('audit.col.at'), t('audit.col.actor'), t('audit.col.action'), t('audit.col.details'), 'MAC'];
+  const cell = (i, props, ...kids) => el('td', { ...(props || {}), 'data-label': heads[i] }, ...kids);
   return el('div', { class: 'table-wrap' },
-    el('table', { class: 'table audit', testid: 'audit-table' },
-      el('thead', null, el('tr', null, ['#', 'At', 'Actor', 'Action and entity', 'Details', 'MAC'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('table', { class: 'table audit stacking', testid: 'audit-table' },
+      el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', null, items.map((a) => el('tr', { testid: 'audit-row' },
-        el('td', { class: 'mono' }, String(a.seq)),
-        el('td', null, timeEl(a.at)),
-        el('td', { class: 'mono' }, a.actor || '—'),
-        el('td', null, a.action, el('br'), el('span', { class: 'mono muted small' }, a.entity)),
-        el('td', null, detailsList(a.details)),
-        el('td', { class: 'mono', title: a.mac || '' }, a.mac ? `${String(a.mac).slice(0, 10)}…` : '—'))))));
+        cell(0, { class: 'mono' }, String(a.seq)),
+        cell(1, null, timeEl(a.at)),
+        cell(2, { class: 'mono' }, a.actor || '—'),
+        cell(3, null, a.action, el('br'), el('span', { class: 'mono muted small' }, a.entity)),
+        cell(4, null, detailsList(a.details)),
+        cell(5, { class: 'mono', title: a.mac || '' }, a.mac ? `${String(a.mac).slice(0, 10)}…` : '—'))))));
 }
 
 function detailsList(details) {
@@ -24,7 +29,8 @@ function detailsList(details) {
   if (!entries.length) return el('span', { class: 'muted' }, '—');
   return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null,
     el('span', { class: 'muted' }, `${k}: `),
-    el('code', { class: 'details-json' }, v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)))));
+    v === null || v === undefined ? el('span', { class: 'muted' }, '—')
+      : el('code', { class: 'details-json' }, typeof v === 'object' ? JSON.stringify(v) : String(v)))));
 }
 
 export async function loadAudit(entity) {

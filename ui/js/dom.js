@@ -1,8 +1,11 @@
 // DOM helpers shared by every screen: building elements (el, add, clear), form parts (button,
-// field, formError), small displays (statusBadge, timeEl, dl, emptyState, pageHead), and
-// updating lists in place without losing keyboard focus (replaceKeepingFocus, patchList).
+// field, formError), small displays (statusBadge, simulatedTag, timeEl, dl, emptyState,
+// pageHead, copyButton), and updating lists in place without losing keyboard focus
+// (replaceKeepingFocus, patchList).
 
 import { when } from './format.js';
+import { t } from './i18n.js';
+import { statusWord } from './words.js';
 
 let uidCounter = 0;
 export function uid(prefix) {
@@ -70,7 +73,7 @@ export function field(opts) {
     input.setAttribute('aria-describedby', hint.id);
   }
   const label = el('label', { for: id }, opts.label,
-    opts.optional ? el('span', { class: 'optional' }, ' (optional)') : null);
+    opts.optional ? el('span', { class: 'optional' }, ` ${t('form.optional')}`) : null);
   const wrap = el('div', { class: `field ${opts.wrapClass || ''}`.trim() }, label, input, hint);
   return { wrap, input, label };
 }
@@ -79,8 +82,14 @@ export function formError() {
   return el('div', { class: 'form-error', role: 'alert', testid: 'form-error', hidden: true });
 }
 
-export function statusBadge(status, testid) {
-  return el('span', { class: `status status-${status}`, testid, dataset: { status } }, status);
+// A state as a word (kind: escrow, request, payout or deposit); the API's word in data-status.
+export function statusBadge(kind, status, testid) {
+  return el('span', { class: `status status-${status}`, testid, dataset: { status } }, statusWord(kind, status));
+}
+
+// The mark on everything the payout simulator produced: no real money moved.
+export function simulatedTag(testid = 'simulated') {
+  return el('span', { class: 'simulated-tag', testid, title: t('sim.title') }, t('sim.tag'));
 }
 
 export function timeEl(iso) {
@@ -143,4 +152,26 @@ export function pageHead(title, intro, extra) {
   return el('div', { class: 'page-head' },
     el('div', null, el('h1', { tabindex: '-1' }, title), intro ? el('p', { class: 'muted intro' }, intro) : null),
     extra ? el('div', { class: 'actions' }, extra) : null);
+}
+
+// A Copy button for a secret or a code shown in `out`: the clipboard, else the text selected
+// for Ctrl+C.
+export function copyButton(out, value, testid = 'copy-token') {
+  const copy = button(t('common.copy'), {
+    small: true, testid,
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(value);
+        copy.textContent = t('common.copied');
+      } catch (_) {
+        const range = document.createRange();
+        range.selectNodeContents(out);
+        const sel = getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        copy.textContent = t('common.selectedCopy');
+      }
+    },
+  });
+  return copy;
 }

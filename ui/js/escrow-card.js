@@ -1,73 +1,96 @@
-// The escrow card shown by the sender, admin, agent and recipient screens: totals, the per-category
-// stacked bars and their legend. Callers add their own actions and panels.
+// The escrow card shown by the sender, admin, agent and recipient screens: totals (with KES at
+// today's rate when the caller passes one), the per-category stacked bars and their legend, and
+// the short deposit code. Callers add their own actions and panels.
 
-import { dl, el, statusBadge, timeEl, uid } from './dom.js';
-import { usd } from './format.js';
+import { add, dl, el, statusBadge, timeEl, uid } from './dom.js';
+import { formatRate, formatShortRef, kes, kesCentsForUsd, usd } from './format.js';
+import { t } from './i18n.js';
+import { categoryLabel } from './words.js';
+
+const PARTS = ['remaining', 'reserved', 'spent', 'refunded'];
 
 export function barLegend() {
-  return el('ul', { class: 'legend', 'aria-label': 'Bar colours' },
-    ['remaining', 'reserved', 'spent', 'refunded'].map((k) =>
-      el('li', null, el('span', { class: `swatch seg-${k}`, 'aria-hidden': 'true' }), k)));
+  return el('ul', { class: 'legend', 'aria-label': t('card.legend') },
+    PARTS.map((k) => el('li', null, el('span', { class: `swatch seg-${k}`, 'aria-hidden': 'true' }), t(`card.part.${k}`))));
 }
 
 function stackedBar(total, parts) {
   const bar = el('div', { class: 'bar', 'aria-hidden': 'true' });
-  const t = Number(total) || 0;
+  const tot = Number(total) || 0;
   for (const [name, cents] of parts) {
     const c = Number(cents) || 0;
-    if (c <= 0 || t <= 0) continue;
+    if (c <= 0 || tot <= 0) continue;
     const seg = el('span', { class: `seg seg-${name}` });
-    seg.style.width = `${Math.max(0.5, (c / t) * 100).toFixed(3)}%`;
+    seg.style.width = `${Math.max(0.5, (c / tot) * 100).toFixed(3)}%`;
     bar.append(seg);
   }
   return bar;
 }
 
-function categoryBlock(c) {
+// USD, and KES at today's rate beneath it when there is a rate.
+function amount(cents, rateE4, testid) {
+  return [el('span', { testid }, usd(cents)),
+    rateE4 ? el('span', { class: 'kes-twin', testid: testid ? `${testid}-kes` : null }, `\u2248 ${kes(kesCentsForUsd(cents, rateE4))}`) : null];
+}
+
+function categoryBlock(c, rateE4) {
   const parts = [
     ['remaining', c.remainingUsdCents], ['reserved', c.reservedUsdCents],
     ['spent', c.spentUsdCents], ['refunded', c.refundedUsdCents],
   ];
   return el('div', { class: 'category', testid: 'category', dataset: { category: c.name } },
     el('div', { class: 'category-head' },
-      el('span', { class: 'category-name' }, c.name),
-      el('span', { class: 'muted' }, 'allocated ', el('span', { testid: 'cat-allocated' }, usd(c.allocatedUsdCents)))),
+      el('span', { class: 'category-name', testid: 'category-name' }, categoryLabel(c.name)),
+      el('span', { class: 'muted' }, `${t('card.allocated')} `, el('span', { testid: 'cat-allocated' }, usd(c.allocatedUsdCents)))),
     stackedBar(c.allocatedUsdCents, parts),
     el('ul', { class: 'numbers' },
       parts.map(([name, cents]) => (name === 'refunded' && !Number(cents) ? null
-        : el('li', { class: `num-${name}` }, `${name} `, el('strong', { testid: `cat-${name}` }, usd(cents)))))));
+        : el('li', { class: `num-${name}` }, `${t(`card.part.${name}`)} `, el('strong', { testid: `cat-${name}` }, usd(cents)),
+          rateE4 && name === 'remaining' ? el('span', { class: 'kes-twin inline', testid: 'cat-remaining-kes' }, ` \u2248 ${kes(kesCentsForUsd(cents, rateE4))}`) : null)))));
 }
 
+// The deposit code of an escrow as it is read out at a kiosk (K7M3-Q9P2).
+export function depositCode(e) {
+  return e && e.shortRef ? formatShortRef(e.shortRef) : null;
+}
+
+// opts: actions, panels, rateE4 (show KES at this rate), showCode (the deposit code line).
 export function escrowCard(e, opts = {}) {
   const headingId = uid('esc');
   const due = Math.max(0, (Number(e.totalAmountUsdCents) || 0) - (Number(e.depositedUsdCents) || 0));
   const r = e.recipient || {};
+  const rateE4 = opts.rateE4 || null;
+  const code = depositCode(e);
+  const hasLimit = e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined;
   const card = el('article', {
     class: `card escrow escrow-${e.status}`, testid: 'escrow-card', 'aria-labelledby': headingId,
     dataset: { escrowId: e.escrowId, status: e.status },
   });
-  card.append(
+  add(card, [
     el('header', { class: 'card-head' },
-      el('div', null,
+      el('div', { class: 'card-head-main' },
         el('h3', { id: headingId, class: 'card-title' },
-          el('span', { testid: 'recipient-name' }, r.name || 'Recipient'),
+          el('span', { testid: 'recipient-name' }, r.name || t('card.recipient')),
           r.phone ? el('span', { class: 'phone', testid: 'recipient-phone' }, r.phone) : null),
-        el('p', { class: 'muted small mono' },
-          el('span', { testid: 'escrow-id' }, e.escrowId), ' · created ', timeEl(e.createdAt))),
-      statusBadge(e.status, 'escrow-status')),
+        el('p', { class: 'muted small' },
+          code ? [t('card.code'), ' ', el('span', { class: 'mono code', testid: 'escrow-code' }, code), ' · '] : null,
+          t('card.created'), ' ', timeEl(e.createdAt)),
+        el('p', { class: 'muted small mono id-line', testid: 'escrow-id' }, e.escrowId)),
+      statusBadge('escrow', e.status, 'escrow-status')),
     dl([
-      ['Total', usd(e.totalAmountUsdCents), 'escrow-total'],
-      e.status === 'pending_deposit' ? ['Deposited', usd(e.depositedUsdCents), 'escrow-deposited'] : null,
-      e.status === 'pending_deposit' ? ['Still due', usd(due), 'escrow-due'] : null,
-      ['Remaining', usd(e.remainingUsdCents), 'escrow-remaining'],
-      ['Reserved', usd(e.reservedUsdCents), 'escrow-reserved'],
-      ['Spent', usd(e.spentUsdCents), 'escrow-spent'],
-      Number(e.refundedUsdCents) ? ['Refunded', usd(e.refundedUsdCents), 'escrow-refunded'] : null,
-      e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined ? ['Daily limit', usd(e.dailyLimitUsdCents), 'escrow-daily-limit'] : null,
-      e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined ? ['Approved today', usd(e.approvedTodayUsdCents || 0), 'escrow-approved-today'] : null,
+      [t('card.total'), amount(e.totalAmountUsdCents, rateE4, 'escrow-total')],
+      e.status === 'pending_deposit' ? [t('card.deposited'), usd(e.depositedUsdCents), 'escrow-deposited'] : null,
+      e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due')] : null,
+      [t('card.part.remaining'), amount(e.remainingUsdCents, rateE4, 'escrow-remaining')],
+      [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],
+      [t('card.part.spent'), usd(e.spentUsdCents), 'escrow-spent'],
+      Number(e.refundedUsdCents) ? [t('card.part.refunded'), usd(e.refundedUsdCents), 'escrow-refunded'] : null,
+      hasLimit ? [t('card.dailyLimit'), usd(e.dailyLimitUsdCents), 'escrow-daily-limit'] : null,
+      hasLimit ? [t('card.approvedToday'), usd(e.approvedTodayUsdCents || 0), 'escrow-approved-today'] : null,
     ], 'stats'),
-    el('div', { class: 'categories' }, (e.categories || []).map(categoryBlock)),
-  );
+    rateE4 ? el('p', { class: 'muted small rate-note', testid: 'kes-rate-note' }, t('card.kesNote', { rate: formatRate(rateE4) })) : null,
+    el('div', { class: 'categories' }, (e.categories || []).map((c) => categoryBlock(c, rateE4))),
+  ]);
   if (opts.actions && opts.actions.length) card.append(el('div', { class: 'actions card-actions' }, opts.actions));
   card.append(el('div', { class: 'card-error form-error', role: 'alert', testid: 'card-error', hidden: true }));
   if (opts.panels) card.append(...opts.panels);

@@ -1,5 +1,9 @@
 // Formatting for people: money from integer minor units only (never floats for amounts), the
-// USD-KES rate as an integer × 10⁴, dates in the browser's locale, merchant accounts in words.
+// USD-KES rate as an integer × 10⁴ (parsed from its decimal text, not through float arithmetic),
+// conversions between the two with BigInt, dates in the chosen language, Kenyan phones masked,
+// deposit codes grouped, merchant accounts in words.
+
+import { lang, t } from './i18n.js';
 
 function groupThousands(digits) {
   return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
@@ -24,10 +28,23 @@ export function centsToInput(cents) {
   return `${(c - minor) / 100}.${String(minor).padStart(2, '0')}`;
 }
 
-// A rate as an integer of KES per USD × 10⁴.
+// Decimal text ("1,500.5", "500") as an integer of 10^-places units, or null when it is not a
+// positive amount with at most `places` decimals. Integer arithmetic on the digits only.
+export function parseDecimal(text, places) {
+  const s = String(text === null || text === undefined ? '' : text).trim().replace(/[,\s]/g, '');
+  const m = /^(\d{1,12})(?:\.(\d*))?$/.exec(s);
+  if (!m) return null;
+  const frac = m[2] || '';
+  if (frac.length > places) return null;
+  const n = Number(m[1]) * 10 ** places + Number(frac.padEnd(places, '0') || 0);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+// A rate (a JSON number or decimal text such as 152.25) as an integer of KES per USD × 10⁴.
 export function rateKesPerUsdE4(rate) {
-  const n = Number(rate);
-  return Number.isFinite(n) && n > 0 ? Math.round(n * 10000) : null;
+  if (rate === null || rate === undefined) return null;
+  const text = typeof rate === 'number' ? rate.toFixed(4) : String(rate);
+  return parseDecimal(text, 4);
 }
 
 export function formatRate(e4) {
@@ -43,21 +60,68 @@ export function usdCentsForKes(kesCents, e4) {
   return Number((a + b - 1n) / b);
 }
 
-const dateFormat = new Intl.DateTimeFormat(undefined, {
-  year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
-});
+// KES cents for USD cents at a rate, to the nearest cent: round(usdCents × rateKesPerUsdE4 / 10⁴).
+export function kesCentsForUsd(usdCents, e4) {
+  const a = BigInt(Math.trunc(Number(usdCents) || 0)) * BigInt(e4);
+  return Number((a + 5000n) / 10000n);
+}
+
+const dateFormats = {};
 export function when(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : dateFormat.format(d);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const l = lang();
+  if (!dateFormats[l]) {
+    let f;
+    try {
+      f = new Intl.DateTimeFormat(l === 'sw' ? 'sw-KE' : undefined, {
+        year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+      });
+    } catch (_) {
+      f = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+    }
+    dateFormats[l] = f;
+  }
+  return dateFormats[l].format(d);
+}
+
+// A Kenyan mobile number in any common form (07…, 01…, 2547…, +2547…, 7…, spaces and dashes)
+// as its 9 national digits, or null.
+export function kenyanDigits(text) {
+  const s = String(text || '').replace(/[\s\-().]/g, '');
+  const m = /^(?:\+?254|0)?([17]\d{8})$/.exec(s);
+  return m ? m[1] : null;
+}
+
+// What a sender typed, masked the way the API masks phones: +254 7•• ••• 678.
+export function maskPhone(text) {
+  const d = kenyanDigits(text);
+  return d ? `+254 ${d[0]}\u2022\u2022 \u2022\u2022\u2022 ${d.slice(6)}` : null;
+}
+
+// An escrow's short deposit code (K7M3Q9P2) as people read and type it: K7M3-Q9P2.
+export function formatShortRef(ref) {
+  const s = String(ref || '').toUpperCase().replace(/[^0-9A-Z]/g, '');
+  return s.length === 8 ? `${s.slice(0, 4)}-${s.slice(4)}` : s;
+}
+
+// Does this look like a deposit code rather than a phone number (8 of its letters and digits,
+// with at least one letter; a dash and case ignored)?
+export function looksLikeShortRef(text) {
+  const s = String(text || '').trim().replace(/[\s-]/g, '');
+  return /^[0-9A-Za-z]{8}$/.test(s) && /[A-Za-z]/.test(s);
 }
 
 export function merchantText(account) {
   if (!account) return '—';
+  const number = account.number || '';
   if (account.type === 'paybill') {
-    return `PayBill ${account.number || ''}${account.accountReference ? `, account ${account.accountReference}` : ''}`;
+    return account.accountReference
+      ? t('merchant.paybillWithAccount', { number, account: account.accountReference })
+      : t('merchant.paybill', { number });
   }
-  if (account.type === 'till') return `Till ${account.number || ''}`;
-  if (account.type === 'phone') return `Phone ${account.number || ''}`;
-  return `${account.type || ''} ${account.number || ''}`.trim();
+  if (account.type === 'till') return t('merchant.till', { number });
+  if (account.type === 'phone') return t('merchant.phone', { number });
+  return `${account.type || ''} ${number}`.trim();
 }

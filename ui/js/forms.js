@@ -1,9 +1,10 @@
-// Forms and buttons that call the API: submit handling, controls disabled while busy, and API
-// errors shown beside the field they name (data-field), in the form's .form-error box, or else
-// in the page's error banner.
+// Forms and buttons that call the API: checking every field before sending (all the errors at
+// once), submit handling, controls disabled while busy, and API errors shown beside the field
+// they name (data-field), in the form's .form-error box, or else in the page's error banner.
 
 import { ApiError, errorText } from './api.js';
 import { el, uid } from './dom.js';
+import { lang, t } from './i18n.js';
 import { globalError } from './notices.js';
 
 export function clearErrors(scope) {
@@ -50,12 +51,40 @@ export function markField(input, text) {
   return msg;
 }
 
+// Checks every field and marks each one that fails, so that a person sees all the mistakes at
+// once. checks: [input, message or null][]; focuses the first failing input; true when all pass.
+export function checkFields(scope, checks) {
+  clearErrors(scope);
+  let first = null;
+  for (const [input, message] of checks) {
+    if (!message || !input) continue;
+    markField(input, message);
+    if (!first) first = input;
+  }
+  if (first) {
+    const focusable = first.tagName === 'FIELDSET' ? first.querySelector('input, select, textarea') : first;
+    if (focusable) focusable.focus();
+    const box = scope.querySelector('.form-error');
+    const n = checks.filter(([i, m]) => i && m).length;
+    if (box && n > 1) {
+      box.textContent = t('form.errorsCount', { n });
+      box.hidden = false;
+    }
+  }
+  return !first;
+}
+
+function fieldText(err, exact) {
+  const said = exact ? err.detail : err.message;
+  return lang() === 'en' ? said : `${t('error.field')} (${said})`;
+}
+
 export function showError(scope, err) {
   clearErrors(scope);
   if (err instanceof ApiError && err.field) {
     const input = inputForField(scope, err.field);
     if (input) {
-      markField(input, input.dataset.field === err.field ? err.detail : err.message);
+      markField(input, fieldText(err, input.dataset.field === err.field));
       const focusable = input.tagName === 'FIELDSET' ? input.querySelector('input, select, textarea') : input;
       if (focusable) focusable.focus();
       return;

@@ -1,22 +1,16 @@
 // The double-entry journal of one escrow (GET /escrows/{id}/journal, following the cursor) and
-// its table, with each transaction's entries described as movements between accounts.
+// its table, with each transaction's entries described as movements between accounts named in
+// words ("Money in → Not yet funded"). On a phone each row becomes a block with its labels.
 
 import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
 import { usd } from './format.js';
+import { t } from './i18n.js';
+import { accountLabel, categoryLabel, journalKindLabel } from './words.js';
 
-const JOURNAL_KIND = {
-  deposit: 'Deposit',
-  activation: 'Activation',
-  approval: 'Approval (reserved)',
-  payout_succeeded: 'Payout succeeded',
-  payout_failed: 'Payout failed (returned)',
-  cancellation: 'Cancellation (refunded)',
-};
+const accountText = (x) => (x.category ? `${categoryLabel(x.category)}: ${accountLabel(x.account)}` : accountLabel(x.account));
 
-const accountText = (x) => (x.category ? `${x.category}: ${x.account}` : x.account);
-
-// A journal transaction's entries as movements ("electricity: available → reserved USD 10.00"):
+// A journal transaction's entries as movements ("Electricity: Available → Set aside USD 10.00"):
 // a debit and a credit of one category pair up; the rest flow from a single source or into a
 // single destination; anything else is listed entry by entry with its sign.
 function journalMovements(entries) {
@@ -32,7 +26,7 @@ function journalMovements(entries) {
     const from = group.filter((x) => x.amountUsdCents < 0);
     const to = group.filter((x) => x.amountUsdCents > 0);
     if (k && group.length === 2 && from.length === 1 && to.length === 1 && from[0].amountUsdCents === -to[0].amountUsdCents) {
-      out.push(`${k}: ${from[0].account} → ${to[0].account} ${usd(to[0].amountUsdCents)}`);
+      out.push(`${categoryLabel(k)}: ${accountLabel(from[0].account)} → ${accountLabel(to[0].account)} ${usd(to[0].amountUsdCents)}`);
     } else rest.push(...group);
   }
   const from = rest.filter((x) => x.amountUsdCents < 0);
@@ -44,19 +38,21 @@ function journalMovements(entries) {
 }
 
 export function journalTable(journal) {
-  if (!journal.items.length) return emptyState('No journal transactions yet.', 'journal-empty');
+  if (!journal.items.length) return emptyState(t('journal.empty'), 'journal-empty');
+  const heads = [t('journal.col.number'), t('journal.col.at'), t('journal.col.what'), t('journal.col.movement')];
+  const cell = (i, props, ...kids) => el('td', { ...(props || {}), 'data-label': heads[i] }, ...kids);
   return el('div', null,
     el('div', { class: 'table-wrap' },
-      el('table', { class: 'table journal', testid: 'journal-table' },
-        el('thead', null, el('tr', null, ['#', 'At', 'Transaction', 'Movement'].map((h) => el('th', { scope: 'col' }, h)))),
-        el('tbody', null, journal.items.map((t) => el('tr', { testid: 'journal-row', dataset: { kind: t.kind } },
-          el('td', { class: 'mono' }, String(t.transactionId)),
-          el('td', null, timeEl(t.createdAt)),
-          el('td', null, el('span', { testid: 'journal-kind' }, JOURNAL_KIND[t.kind] || t.kind), el('br'),
-            el('span', { class: 'mono muted small' }, t.reference)),
-          el('td', null, el('ul', { class: 'kv', testid: 'journal-movements' },
-            journalMovements(t.entries || []).map((m) => el('li', null, m))))))))),
-    journal.more ? el('p', { class: 'muted small' }, `Showing the first ${journal.items.length} transactions.`) : null);
+      el('table', { class: 'table journal stacking', testid: 'journal-table' },
+        el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', null, journal.items.map((x) => el('tr', { testid: 'journal-row', dataset: { kind: x.kind } },
+          cell(0, { class: 'mono' }, String(x.transactionId)),
+          cell(1, null, timeEl(x.createdAt)),
+          cell(2, null, el('span', { testid: 'journal-kind' }, journalKindLabel(x.kind)), el('br'),
+            el('span', { class: 'mono muted small' }, x.reference)),
+          cell(3, null, el('ul', { class: 'kv', testid: 'journal-movements' },
+            journalMovements(x.entries || []).map((m) => el('li', null, m))))))))),
+    journal.more ? el('p', { class: 'muted small' }, t('journal.more', { n: journal.items.length })) : null);
 }
 
 // Oldest first, following nextCursor for at most 10 pages.

@@ -1,19 +1,26 @@
-// Entry point: signing in and out, the navigation of each role, routing #/<screen> to its screen
-// module, and the start-up (resuming the token saved in this tab).
+// Entry point: signing in and out (also after idle time on a shared screen), the language
+// switch, the demo-mode banner, the navigation of each role, routing #/<screen>[/<id>] to its
+// screen module, and the start-up (resuming the token saved in this tab).
 // Native ES modules, no build step: shared parts in js/, one module per screen in js/screens/.
 
 import { ApiError, api, errorText, onUnauthorized } from './api.js';
 import { ctxFor, runCleanups } from './context.js';
 import { clear, el } from './dom.js';
 import { clearErrors, markField, onSubmit } from './forms.js';
+import { lang, setLang, t, translateStatic } from './i18n.js';
+import { startIdle, stopIdle } from './idle.js';
 import { globalError, hideBanner } from './notices.js';
 import { beginSession, endSession, savedToken, session } from './session.js';
+import { roleLabel } from './words.js';
 import { viewApprovals } from './screens/approvals.js';
 import { viewEscrows } from './screens/escrows.js';
 import { viewFind } from './screens/find.js';
+import { viewMoneyIn } from './screens/money-in.js';
 import { viewNewEscrow } from './screens/new-escrow.js';
 import { viewOverview } from './screens/overview.js';
+import { viewPayouts } from './screens/payouts.js';
 import { viewRequest } from './screens/request.js';
+import { viewRequestDetail, viewRequests } from './screens/requests.js';
 import { viewUsers } from './screens/users.js';
 
 // ---------------------------------------------------------------------------------------
@@ -21,17 +28,19 @@ import { viewUsers } from './screens/users.js';
 
 async function signIn(token, { remember = true } = {}) {
   const me = await api('GET', '/me', undefined, { token, signingIn: true });
-  if (!me || !me.role) throw new ApiError(0, 'bad_answer', 'The server did not say who this token belongs to.');
+  if (!me || !me.role) throw new ApiError(0, 'bad_answer', t('signin.badAnswer'));
   beginSession(token, me, remember);
   startApp();
 }
 
 function signOut(message) {
+  stopIdle();
   runCleanups();
   endSession();
   clear(document.getElementById('app')).hidden = true;
   clear(document.getElementById('nav')).hidden = true;
   document.getElementById('session').hidden = true;
+  document.getElementById('demo-banner').hidden = true;
   document.getElementById('whoami').textContent = '';
   hideBanner('global-error');
   hideBanner('notice');
@@ -60,7 +69,7 @@ function setupSignIn() {
   onSubmit(form, async () => {
     const token = input.value.trim();
     if (!token) {
-      markField(input, 'Paste your access token.');
+      markField(input, t('signin.empty'));
       input.focus();
       return;
     }
@@ -69,82 +78,127 @@ function setupSignIn() {
       input.value = '';
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
-        throw new ApiError(0, 'unauthenticated', 'That token was not accepted. Check that you pasted all of it, or ask an admin for a new one.');
+        throw new ApiError(0, 'unauthenticated', t('signin.refused'));
       }
       throw err;
     }
   });
-  document.getElementById('sign-out').addEventListener('click', () => signOut('You signed out.'));
+  document.getElementById('sign-out').addEventListener('click', () => signOut(t('signin.signedOut')));
   for (const id of ['global-error', 'notice']) {
     document.querySelector(`#${id} .banner-close`).addEventListener('click', () => hideBanner(id));
   }
 }
 
 // ---------------------------------------------------------------------------------------
-// Navigation
+// Language
 
-const NAV = {
-  sender: [['approvals', 'Approvals'], ['escrows', 'Escrows'], ['new-escrow', 'New escrow']],
-  agent: [['payments', 'Payments'], ['deposits', 'Deposits']],
-  recipient: [['mine', 'My escrows']],
-  admin: [['overview', 'Overview'], ['escrows', 'Escrows'], ['users', 'Users and tokens']],
+function showLanguage() {
+  document.documentElement.lang = lang();
+  translateStatic(document);
+  document.querySelectorAll('.lang-button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.lang === lang())));
+}
+
+function setupLanguage() {
+  document.querySelectorAll('.lang-button').forEach((b) => b.addEventListener('click', () => {
+    if (b.dataset.lang === lang()) return;
+    setLang(b.dataset.lang);
+    showLanguage();
+    if (session.me) {
+      renderChrome();
+      route(false);
+    } else {
+      const box = document.querySelector('#signin-form .form-error');
+      if (box && !box.hidden) { box.hidden = true; box.textContent = ''; }
+      clearErrors(document.getElementById('signin-form'));
+    }
+  }));
+  showLanguage();
+}
+
+// ---------------------------------------------------------------------------------------
+// Navigation: each role's screens; `arg` routes (#/requests/<id>, #/pay/<escrowId>) belong to
+// the nav item named in `under`; a list may take a query (#/requests?escrow=<id>).
+
+const ROUTES = {
+  sender: [
+    { name: 'approvals', label: 'nav.approvals', view: viewApprovals },
+    { name: 'escrows', label: 'nav.escrows', view: viewEscrows },
+    { name: 'new-escrow', label: 'nav.newEscrow', view: viewNewEscrow },
+  ],
+  agent: [
+    { name: 'payments', label: 'nav.payments', view: (r, c) => viewFind(r, c, 'active') },
+    { name: 'deposits', label: 'nav.deposits', view: (r, c) => viewFind(r, c, 'pending_deposit') },
+    { name: 'requests', label: 'nav.requests', view: viewRequests, detail: viewRequestDetail },
+    { name: 'pay', under: 'payments', view: viewRequest },
+  ],
+  recipient: [
+    { name: 'mine', label: 'nav.mine', view: (r, c) => viewFind(r, c, null) },
+    { name: 'requests', label: 'nav.requests', view: viewRequests, detail: viewRequestDetail },
+    { name: 'pay', under: 'mine', view: viewRequest },
+  ],
+  admin: [
+    { name: 'overview', label: 'nav.overview', view: viewOverview },
+    { name: 'escrows', label: 'nav.escrows', view: viewEscrows },
+    { name: 'payouts', label: 'nav.payouts', view: viewPayouts },
+    { name: 'money-in', label: 'nav.moneyIn', view: viewMoneyIn },
+    { name: 'users', label: 'nav.users', view: viewUsers },
+  ],
 };
+
+function renderChrome() {
+  const me = session.me;
+  document.getElementById('whoami').textContent = `${me.name || me.userId} · ${roleLabel(me.role)}`;
+  document.getElementById('session').hidden = false;
+  document.getElementById('demo-banner').hidden = me.gateway !== 'simulator';
+  const nav = clear(document.getElementById('nav'));
+  for (const r of ROUTES[me.role] || []) {
+    if (!r.label) continue;
+    nav.append(el('a', { href: `#/${r.name}`, class: 'nav-link', testid: `nav-${r.name}`, dataset: { view: r.name } }, t(r.label)));
+  }
+  nav.hidden = false;
+}
 
 function startApp() {
   document.getElementById('signin').hidden = true;
   hideBanner('global-error');
-  const me = session.me;
-  document.getElementById('whoami').textContent = `${me.name || me.userId} · ${me.role}`;
-  document.getElementById('session').hidden = false;
-  const nav = clear(document.getElementById('nav'));
-  for (const [name, label] of NAV[me.role] || []) {
-    nav.append(el('a', { href: `#/${name}`, class: 'nav-link', testid: `nav-${name}`, dataset: { view: name } }, label));
-  }
-  nav.hidden = false;
+  renderChrome();
   document.getElementById('app').hidden = false;
+  startIdle(session.me.idleSignOutS, () => signOut(t('idle.signedOut')));
   route(true);
 }
 
 function route(fromNavigation) {
   if (!session.me) return;
-  const items = NAV[session.me.role] || [];
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
-  let [name, arg] = parts;
-  const allowed = new Set(items.map(([n]) => n));
-  if ((session.me.role === 'agent' || session.me.role === 'recipient') && name === 'request' && arg) allowed.add('request');
-  if (!allowed.has(name)) {
-    name = items.length ? items[0][0] : '';
-    arg = undefined;
-    history.replaceState(null, '', `#/${name}`);
+  const routes = ROUTES[session.me.role] || [];
+  const [pathPart, queryPart] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = pathPart.split('/').map((p) => { try { return decodeURIComponent(p); } catch (_) { return ''; } });
+  const [name, arg] = parts;
+  const query = new URLSearchParams(queryPart || '');
+  let r = routes.find((x) => x.name === name);
+  if (r && r.under && !arg) r = null;
+  if (!r) {
+    r = routes[0];
+    if (!r) return;
+    history.replaceState(null, '', `#/${r.name}`);
+    showView(r, undefined, new URLSearchParams(), fromNavigation === true);
+    return;
   }
-  showView(name, arg, fromNavigation === true);
+  showView(r, arg, query, fromNavigation === true);
 }
 
-function showView(name, arg, moveFocus) {
+function showView(r, arg, query, moveFocus) {
   runCleanups();
   hideBanner('global-error');
-  const navName = name === 'request' ? (session.me.role === 'agent' ? 'payments' : 'mine') : name;
+  const navName = r.under || r.name;
   document.querySelectorAll('#nav .nav-link').forEach((a) => {
     if (a.dataset.view === navName) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   });
   const root = clear(document.getElementById('app'));
-  root.dataset.view = name;
+  root.dataset.view = arg && r.detail ? `${r.name}-detail` : r.name;
   const ctx = ctxFor(session.generation);
-  const views = {
-    approvals: viewApprovals,
-    escrows: viewEscrows,
-    'new-escrow': viewNewEscrow,
-    payments: (r, c) => viewFind(r, c, 'active'),
-    deposits: (r, c) => viewFind(r, c, 'pending_deposit'),
-    mine: (r, c) => viewFind(r, c, null),
-    request: (r, c) => viewRequest(r, c, arg),
-    overview: viewOverview,
-    users: viewUsers,
-  };
-  const fn = views[name];
-  if (!fn) return;
-  Promise.resolve(fn(root, ctx)).catch((err) => { if (ctx.alive()) globalError(err); });
+  const fn = arg && r.detail ? r.detail : r.view;
+  Promise.resolve(fn(root, ctx, arg, query)).catch((err) => { if (ctx.alive()) globalError(err); });
   if (moveFocus) {
     const h = root.querySelector('h1');
     if (h) h.focus({ preventScroll: true });
@@ -155,9 +209,10 @@ function showView(name, arg, moveFocus) {
 // ---------------------------------------------------------------------------------------
 // Start
 
-onUnauthorized(() => signOut('Your access token was not accepted any more. Sign in again.'));
+onUnauthorized(() => signOut(t('signin.notAccepted')));
 window.addEventListener('hashchange', () => route(true));
 document.addEventListener('DOMContentLoaded', () => {
+  setupLanguage();
   setupSignIn();
   const saved = savedToken();
   if (!saved) {
@@ -165,7 +220,7 @@ document.addEventListener('DOMContentLoaded', () => {
     return;
   }
   signIn(saved, { remember: false }).catch((err) => {
-    if (err instanceof ApiError && err.status === 401) signOut('Your access token was not accepted any more. Sign in again.');
+    if (err instanceof ApiError && err.status === 401) signOut(t('signin.notAccepted'));
     else {
       showSignIn();
       const box = document.querySelector('#signin-form .form-error');

@@ -1,20 +1,45 @@
-// A payment request as a card (with its payout) and as a one-line row in a history list.
+// A payment request as a card (with its payout: receipt, a plain reason when it failed, the
+// Simulated mark) and as a one-line row in a list. The raw M-Pesa code and text are for admins.
 
-import { add, dl, el, statusBadge, timeEl } from './dom.js';
+import { add, dl, el, simulatedTag, statusBadge, timeEl } from './dom.js';
 import { formatRate, kes, merchantText, rateKesPerUsdE4, usd } from './format.js';
+import { t } from './i18n.js';
+import { session } from './session.js';
+import { categoryLabel, failureExplanation, statusWord } from './words.js';
+
+const isAdmin = () => session.me && session.me.role === 'admin';
+
+// The raw result M-Pesa gave, small, for admins only.
+export function rawResult(p) {
+  if (!isAdmin() || !p || (!p.resultCode && !p.resultDesc)) return null;
+  return el('p', { class: 'raw-result muted small', testid: 'payout-raw' },
+    t('payout.raw'), ' ', el('span', { class: 'mono' }, [p.resultCode, p.resultDesc].filter(Boolean).join(' \u2014 ')));
+}
+
+// What became of the money of a request that did not get paid, if anything is to be said.
+export function moneyNote(r) {
+  if (r.status === 'failed' || r.status === 'expired') {
+    return el('p', { class: 'money-note', testid: 'money-returned' }, t('request.moneyReturned', { category: categoryLabel(r.category) }));
+  }
+  return null;
+}
 
 function payoutBlock(p) {
   if (!p) return null;
+  const why = p.status === 'failed' ? failureExplanation(p) : null;
   return el('div', { class: `payout payout-${p.status}`, testid: 'payout' },
-    el('div', { class: 'payout-head' }, el('span', { class: 'muted' }, 'Payout '),
-      statusBadge(p.status, 'payout-status'),
-      p.flagged ? el('span', { class: 'flag', testid: 'payout-flagged' }, 'flagged') : null),
+    el('div', { class: 'payout-head' }, el('span', { class: 'muted' }, `${t('payout.label')} `),
+      statusBadge('payout', p.status, 'payout-status'),
+      p.simulated ? simulatedTag() : null,
+      p.flagged && isAdmin() ? el('span', { class: 'flag', testid: 'payout-flagged' }, t('payout.flagged')) : null),
+    p.flagged && !isAdmin() && !['succeeded', 'failed'].includes(p.status) ? el('p', { class: 'muted small', testid: 'payout-checking' }, t('payout.checking')) : null,
+    why ? el('p', { class: 'failure-text', testid: 'failure-text' }, why) : null,
     dl([
-      p.mpesaReceipt ? ['M-Pesa receipt', el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
-      p.resultDesc ? ['Result', p.resultDesc, 'payout-result'] : null,
-      p.flagged && p.flagReason ? ['Flag', p.flagReason, 'payout-flag-reason'] : null,
-      p.resultAt ? ['Result', timeEl(p.resultAt)] : (p.sentAt ? ['Sent', timeEl(p.sentAt)] : null),
-    ]));
+      p.mpesaReceipt ? [t('payout.receipt'), el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
+      isAdmin() && p.flagged && p.flagReason ? [t('payout.flag'), p.flagReason, 'payout-flag-reason'] : null,
+      p.resultAt ? [t('payout.resultAt'), timeEl(p.resultAt)] : (p.sentAt ? [t('payout.sentAt'), timeEl(p.sentAt)] : null),
+    ]),
+    rawResult(p));
 }
 
 export function requestCard(r, opts = {}) {
@@ -22,25 +47,27 @@ export function requestCard(r, opts = {}) {
     class: `card request request-${r.status}`, testid: opts.testid || 'request-card',
     dataset: { requestId: r.paymentRequestId, status: r.status },
   });
+  const e4 = r.exchangeRate ? rateKesPerUsdE4(r.exchangeRate) : null;
   add(card, [
     el('header', { class: 'card-head' },
-      el('div', null,
+      el('div', { class: 'card-head-main' },
         el('h3', { class: 'card-title amount' },
           el('span', { testid: 'request-amount-kes' }, kes(r.amountKesCents)),
-          el('span', { class: 'muted usd-twin' }, ' = ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents)))),
+          el('span', { class: 'muted usd-twin' }, '= ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents)))),
         el('p', { class: 'muted small' },
           opts.context ? [opts.context, ' · '] : null,
-          el('span', { class: 'mono', testid: 'request-id' }, r.paymentRequestId))),
-      statusBadge(r.status, 'request-status')),
+          el('span', { class: 'mono id-line', testid: 'request-id' }, r.paymentRequestId))),
+      statusBadge('request', r.status, 'request-status')),
     dl([
-      ['Category', r.category || '—', 'request-category'],
-      ['Merchant', [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'request-merchant'],
-      r.exchangeRate ? ['Rate', `KES ${formatRate(rateKesPerUsdE4(r.exchangeRate))} per USD`] : null,
-      ['Requested', timeEl(r.createdAt)],
-      r.decidedAt ? ['Decided', timeEl(r.decidedAt)] : null,
-      r.note ? ['Note', r.note, 'request-note'] : null,
-      r.reason ? ['Reason', r.reason, 'request-reason'] : null,
+      [t('request.category'), categoryLabel(r.category), 'request-category'],
+      [t('request.merchant'), [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'request-merchant'],
+      e4 ? [t('request.rate'), t('request.rateValue', { rate: formatRate(e4) })] : null,
+      [t('request.requested'), timeEl(r.createdAt)],
+      r.decidedAt ? [t('request.decided'), timeEl(r.decidedAt)] : null,
+      r.note ? [t('request.note'), r.note, 'request-note'] : null,
+      r.reason ? [t('request.reason'), r.reason, 'request-reason'] : null,
     ]),
+    moneyNote(r),
     payoutBlock(r.payout),
   ]);
   if (opts.extra) card.append(opts.extra);
@@ -49,18 +76,26 @@ export function requestCard(r, opts = {}) {
   return card;
 }
 
-export function requestRow(r) {
-  return el('li', { class: `request-row request-${r.status}`, testid: 'request-row', dataset: { requestId: r.paymentRequestId, status: r.status } },
+// One line of a list: amount, category, merchant; status, receipt (Simulated), money returned.
+// opts.href makes the amount a link to the request.
+export function requestRow(r, opts = {}) {
+  const p = r.payout;
+  const amountText = kes(r.amountKesCents);
+  return el('li', { class: `request-row request-${r.status}`, testid: 'request-row', dataset: { requestId: r.paymentRequestId, status: r.status, escrowId: r.escrowId } },
     el('div', { class: 'row-main' },
-      el('strong', { testid: 'request-amount-kes' }, kes(r.amountKesCents)),
+      opts.href
+        ? el('a', { href: opts.href, class: 'row-link', testid: 'open-request', 'aria-label': t('requests.openLabel', { amount: amountText, status: statusWord('request', r.status) }) },
+          el('strong', { testid: 'request-amount-kes' }, amountText))
+        : el('strong', { testid: 'request-amount-kes' }, amountText),
       el('span', { class: 'muted' }, ' = ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents))),
-      el('span', { class: 'row-sep' }, ' · '), el('span', { testid: 'request-category' }, r.category),
-      el('span', { class: 'row-sep' }, ' · '), el('span', null, r.merchantName || merchantText(r.merchantAccount))),
+      el('span', { class: 'row-sep' }, ' · '), el('span', { testid: 'request-category' }, categoryLabel(r.category)),
+      el('span', { class: 'row-sep' }, ' · '), el('span', { testid: 'request-merchant' }, r.merchantName || merchantText(r.merchantAccount))),
     el('div', { class: 'row-meta' },
-      statusBadge(r.status, 'request-status'),
-      r.payout ? [el('span', { class: 'muted' }, ' payout '), statusBadge(r.payout.status, 'payout-status')] : null,
-      r.payout && r.payout.mpesaReceipt ? [el('span', { class: 'muted' }, ' receipt '), el('span', { class: 'mono receipt', testid: 'receipt' }, r.payout.mpesaReceipt)] : null,
-      r.payout && r.payout.flagged ? el('span', { class: 'flag' }, 'flagged') : null,
-      r.reason ? el('span', { class: 'muted' }, ` · ${r.reason}`) : null,
-      el('span', { class: 'muted' }, ' · '), timeEl(r.createdAt)));
+      statusBadge('request', r.status, 'request-status'),
+      p && p.mpesaReceipt ? el('span', { class: 'row-receipt' }, `${t('payout.receipt')} `, el('span', { class: 'mono receipt', testid: 'receipt' }, p.mpesaReceipt)) : null,
+      p && p.simulated ? simulatedTag() : null,
+      r.status === 'failed' || r.status === 'expired' ? el('span', { class: 'money-note', testid: 'money-returned' }, t('request.moneyReturnedShort')) : null,
+      p && p.flagged && isAdmin() ? el('span', { class: 'flag' }, t('payout.flagged')) : null,
+      r.reason ? el('span', { class: 'muted' }, `\u00b7 ${r.reason}`) : null,
+      el('span', { class: 'muted' }, '\u00b7 '), timeEl(r.createdAt)));
 }

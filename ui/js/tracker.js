@@ -1,25 +1,25 @@
 // A payment request watched live until it is paid, failed, rejected or cancelled: the progress
-// steps, its card, and (for the requester) the Cancel button. Used by the sender's approvals and
-// the agent's or recipient's request screen.
+// steps, its card, what the caller adds after it (a receipt), and (for the requester) the Cancel
+// button. Used by the sender's approvals and the agent's or recipient's request screens.
 
 import { api } from './api.js';
 import { button, el, replaceKeepingFocus } from './dom.js';
 import { busy, showError } from './forms.js';
+import { t } from './i18n.js';
 import { globalError } from './notices.js';
 import { requestCard } from './request-card.js';
+import { statusWord } from './words.js';
 
-const REQUEST_FINAL = new Set(['paid', 'failed', 'rejected', 'cancelled', 'expired']);
-
-const STEP_LABEL = { pending_approval: 'pending_approval', approved: 'approved', paid: 'paid', failed: 'failed', rejected: 'rejected', cancelled: 'cancelled' };
+export const REQUEST_FINAL = new Set(['paid', 'failed', 'rejected', 'cancelled', 'expired']);
 
 function stepsFor(status) {
   let path;
-  if (status === 'rejected' || status === 'cancelled') path = ['pending_approval', status];
+  if (status === 'rejected' || status === 'cancelled' || status === 'expired') path = ['pending_approval', status];
   else path = ['pending_approval', 'approved', status === 'failed' ? 'failed' : 'paid'];
   const at = path.indexOf(status);
-  return el('ol', { class: 'steps', 'aria-label': 'Progress' }, path.map((s, i) =>
+  return el('ol', { class: 'steps', 'aria-label': t('tracker.progress') }, path.map((s, i) =>
     el('li', { class: `step ${i < at ? 'done' : ''} ${i === at ? `current step-${s}` : ''}`.trim(), 'aria-current': i === at ? 'step' : null },
-      STEP_LABEL[s])));
+      t(`tracker.step.${s}`))));
 }
 
 // A payment request being watched until it is paid, failed, rejected or cancelled.
@@ -34,7 +34,7 @@ export function tracker(ctx, initial, opts = {}) {
     node.dataset.status = current.status;
     const actions = [];
     if (opts.canCancel && current.status === 'pending_approval') {
-      actions.push(button('Cancel request', {
+      actions.push(button(t('tracker.cancel'), {
         testid: 'cancel-request',
         onclick: (ev) => {
           const btn = ev.currentTarget;
@@ -47,15 +47,16 @@ export function tracker(ctx, initial, opts = {}) {
         },
       }));
     }
-    const waiting = current.status === 'pending_approval' ? 'Waiting for the sender to approve.'
-      : current.status === 'approved' ? 'Approved. Waiting for the M-Pesa result.' : null;
+    const waiting = current.status === 'pending_approval' ? t('tracker.waitingApproval')
+      : current.status === 'approved' ? t('tracker.waitingMpesa') : null;
     const card = requestCard(current, { context: opts.context, actions, testid: 'tracked-request' });
     replaceKeepingFocus(body.firstChild || body.appendChild(el('span')), el('div', null,
       stepsFor(current.status),
       waiting ? el('p', { class: 'muted small waiting' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), waiting) : null,
-      card));
+      card,
+      opts.after ? opts.after(current) : null));
     if (current.status !== lastStatus) {
-      live.textContent = `Request ${current.status}`;
+      live.textContent = statusWord('request', current.status);
       lastStatus = current.status;
     }
   }

@@ -1,65 +1,93 @@
-// Sender screen #/approvals: payment requests waiting for a decision, approve or reject each,
-// then watch the decided ones until their payout ends. Keeps the nav count up to date.
+// Sender screen #/approvals: payment requests waiting for a decision, approve or reject each
+// (Approve disabled, with the reason beside it, when the category or the day's limit cannot
+// cover the request), then watch the decided ones until their payout ends. Keeps the nav count
+// up to date.
 
 import { ApiError, api, qs } from '../api.js';
-import { button, el, field, formError, pageHead, patchList } from '../dom.js';
+import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { kes, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError } from '../forms.js';
+import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { requestCard } from '../request-card.js';
 import { tracker } from '../tracker.js';
+import { categoryLabel } from '../words.js';
+
+// Why this request cannot be approved now, or null: the category's money, then the daily limit.
+function shortfall(r, e) {
+  if (!e) return null;
+  const cat = (e.categories || []).find((c) => c.name === r.category);
+  const need = Number(r.amountUsdCents);
+  if (cat && need > Number(cat.remainingUsdCents)) {
+    return t('approvals.shortCategory', { category: categoryLabel(r.category), left: usd(cat.remainingUsdCents), need: usd(need) });
+  }
+  if (need > Number(e.remainingUsdCents)) {
+    return t('approvals.shortEscrow', { left: usd(e.remainingUsdCents), need: usd(need) });
+  }
+  const limit = e.dailyLimitUsdCents;
+  if (limit !== null && limit !== undefined && Number(e.approvedTodayUsdCents || 0) + need > Number(limit)) {
+    return t('approvals.shortDaily', { limit: usd(limit), approved: usd(e.approvedTodayUsdCents || 0), need: usd(need) });
+  }
+  return null;
+}
 
 export async function viewApprovals(root, ctx) {
   const decided = el('div', { class: 'stack', testid: 'decided-list' });
   const decidedSection = el('section', { class: 'section', hidden: true, 'aria-labelledby': 'decided-h' },
-    el('h2', { id: 'decided-h' }, 'Just decided'), decided);
+    el('h2', { id: 'decided-h' }, t('approvals.decided')), decided);
   const list = el('div', { class: 'stack', testid: 'pending-list' });
-  const count = el('p', { class: 'muted', testid: 'pending-count', 'aria-live': 'polite' }, 'Loading…');
+  const count = el('p', { class: 'muted', testid: 'pending-count', 'aria-live': 'polite' }, t('common.loading'));
   root.append(
-    pageHead('Approvals', 'Payment requests on your escrows that wait for your decision. Approved requests are paid out at once over M-Pesa.',
-      button('Refresh', { testid: 'refresh', onclick: () => load().catch(globalError) })),
+    pageHead(t('nav.approvals'), t('approvals.intro'),
+      button(t('common.refresh'), { testid: 'refresh', onclick: () => load().catch(globalError) })),
     decidedSection,
-    el('section', { class: 'section', 'aria-labelledby': 'pending-h' }, el('h2', { id: 'pending-h' }, 'pending_approval'), count, list));
+    el('section', { class: 'section', 'aria-labelledby': 'pending-h' }, el('h2', { id: 'pending-h' }, t('approvals.pending')), count, list));
 
   const escrows = new Map();
   const rejecting = new Set();
 
   function context(r) {
     const e = escrows.get(r.escrowId);
-    return e && e.recipient ? `for ${e.recipient.name || e.recipient.phone || 'the recipient'}` : null;
+    return e && e.recipient ? t('approvals.for', { name: e.recipient.name || e.recipient.phone || t('card.recipient') }) : null;
   }
 
   function build(r) {
     const e = escrows.get(r.escrowId);
     const cat = e && (e.categories || []).find((c) => c.name === r.category);
+    const short = shortfall(r, e);
     let extra = null;
+    const reasonId = uid('short');
     if (cat) {
-      const short = Number(r.amountUsdCents) > Number(cat.remainingUsdCents);
-      extra = el('p', { class: `balance-note ${short ? 'warn' : ''}`, testid: 'balance-note' },
-        `${r.category} has ${usd(cat.remainingUsdCents)} remaining`,
+      extra = el('p', { class: `balance-note ${short ? 'warn' : ''}`, testid: 'balance-note', id: short ? reasonId : null },
+        t('approvals.left', { category: categoryLabel(r.category), left: usd(cat.remainingUsdCents) }),
         e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined
-          ? `; today ${usd(e.approvedTodayUsdCents || 0)} of the ${usd(e.dailyLimitUsdCents)} daily limit is approved` : '',
-        short ? '. Not enough to approve this request.' : '.');
+          ? ` ${t('approvals.today', { approved: usd(e.approvedTodayUsdCents || 0), limit: usd(e.dailyLimitUsdCents) })}` : '',
+        short ? [' ', el('strong', { testid: 'approve-blocked' }, short)] : null);
+    } else if (short) {
+      extra = el('p', { class: 'balance-note warn', testid: 'balance-note', id: reasonId }, el('strong', { testid: 'approve-blocked' }, short));
     }
-    const approve = button('Approve', { variant: 'primary', testid: 'approve' });
-    const reject = button('Reject', { testid: 'reject' });
+    const approve = button(t('approvals.approve'), {
+      variant: 'primary', testid: 'approve', disabled: Boolean(short), 'aria-describedby': short ? reasonId : null,
+    });
+    const reject = button(t('approvals.reject'), { testid: 'reject' });
     const card = requestCard(r, { context: context(r), extra, actions: [approve, reject] });
     const rejectForm = el('form', { class: 'inline-form', testid: 'reject-form', hidden: true });
-    const reason = field({ label: 'Reason for rejecting', dataField: 'reason', testid: 'reject-reason', hint: 'The requester sees this reason.' });
+    const reason = field({ label: t('approvals.rejectReason'), optional: true, dataField: 'reason', testid: 'reject-reason', hint: t('approvals.rejectHint') });
     rejectForm.append(reason.wrap, formError(), el('div', { class: 'actions' },
-      el('button', { type: 'submit', class: 'button danger', testid: 'confirm-reject' }, 'Reject request'),
-      button('Keep it', { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; reject.hidden = false; rejecting.delete(r.paymentRequestId); reject.focus(); } })));
+      el('button', { type: 'submit', class: 'button danger', testid: 'confirm-reject' }, t('approvals.rejectYes')),
+      button(t('approvals.rejectNo'), { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; reject.hidden = false; rejecting.delete(r.paymentRequestId); reject.focus(); } })));
     card.append(rejectForm);
 
     approve.addEventListener('click', () => {
+      if (approve.disabled) return;
       busy(card, async () => {
         clearErrors(card);
         const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/approve`, {});
         moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'approved' });
-        notice(`Approved ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}. The payout is on its way.`);
-      }).catch((err) => {
+        notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
+      }).then(() => {}, (err) => {
         showError(card, err);
-        if (err instanceof ApiError && err.code === 'invalid_state') load().catch(() => {});
+        if (err instanceof ApiError && (err.code === 'invalid_state' || err.status === 409)) load().catch(() => {});
       });
     });
     reject.addEventListener('click', () => {
@@ -73,7 +101,7 @@ export async function viewApprovals(root, ctx) {
       const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/reject`, text ? { reason: text } : {});
       rejecting.delete(r.paymentRequestId);
       moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'rejected' });
-      notice(`Rejected ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}.`);
+      notice(t('approvals.rejectedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
     });
     return card;
   }
@@ -82,24 +110,26 @@ export async function viewApprovals(root, ctx) {
     const { _escrow, ...r } = decidedRequest;
     const old = list.querySelector(`[data-key="${CSS.escape(r.paymentRequestId)}"]`);
     if (old) old.remove();
-    const t = tracker(ctx, r, {
+    const tr = tracker(ctx, r, {
       context: context(r),
       onFinal: (f) => {
-        if (f.status === 'paid') notice(`Paid: ${kes(f.amountKesCents)} to ${f.merchantName || 'the merchant'}${f.payout && f.payout.mpesaReceipt ? `, M-Pesa receipt ${f.payout.mpesaReceipt}` : ''}.`);
-        else if (f.status === 'failed') notice(`The payout of ${kes(f.amountKesCents)} to ${f.merchantName || 'the merchant'} failed. ${usd(f.amountUsdCents)} went back to ${f.category}.`, 'warn');
+        if (f.status === 'paid') notice(t(f.payout && f.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), receipt: (f.payout && f.payout.mpesaReceipt) || '—' }));
+        else if (f.status === 'failed') notice(t('notice.failed', { amount: kes(f.amountKesCents), usd: usd(f.amountUsdCents), category: categoryLabel(f.category) }), 'warn');
+        load().catch(() => {});
       },
     });
-    decided.prepend(t.node);
+    decided.prepend(tr.node);
     decidedSection.hidden = false;
     updateCount(list.children.length);
     const h = decidedSection.querySelector('h2');
     if (h) h.scrollIntoView({ block: 'nearest' });
+    load().catch(() => {});
   }
 
   function updateCount(n) {
-    count.textContent = n === 0 ? 'Nothing waits for your approval.' : `${n} request${n === 1 ? '' : 's'} waiting.`;
+    count.textContent = n === 0 ? t('approvals.none') : tn('count.waiting', n);
     const link = document.querySelector('#nav [data-view="approvals"]');
-    if (link) link.textContent = n ? `Approvals (${n})` : 'Approvals';
+    if (link) link.textContent = n ? `${t('nav.approvals')} (${n})` : t('nav.approvals');
   }
 
   async function load() {

@@ -1,84 +1,132 @@
 // Sender and admin screen #/escrows: the escrow list with paging, per-escrow panels (payment
-// requests, audit log, journal) and cancelling an escrow; for the admin also the status filter
-// and the audit log of any id.
+// requests, audit log, journal), cancelling an escrow, and for the sender the deposit code to
+// tell the kiosk and a sign-in token for the recipient (shown once); for the admin also the
+// status filter and the audit log of any id.
 
 import { PAGE, api, qs } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
-import { button, clear, el, emptyState, field, formError, pageHead, replaceKeepingFocus } from '../dom.js';
-import { barLegend, escrowCard } from '../escrow-card.js';
+import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus } from '../dom.js';
+import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
 import { usd } from '../format.js';
-import { busy, markField, onSubmit } from '../forms.js';
+import { busy, checkFields, onSubmit } from '../forms.js';
+import { t, tn } from '../i18n.js';
 import { journalTable, loadJournal } from '../journal.js';
 import { globalError, notice } from '../notices.js';
 import { requestRow } from '../request-card.js';
 import { session } from '../session.js';
+import { statusWord } from '../words.js';
 
 const ESCROW_STATUSES = ['pending_deposit', 'active', 'completed', 'cancelled'];
 
 export async function viewEscrows(root, ctx) {
   const isAdmin = session.me.role === 'admin';
   const list = el('div', { class: 'stack', testid: 'escrow-list' });
-  const more = button('Load more', { testid: 'load-more', hidden: true });
-  const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, 'Loading…');
-  const open = { history: new Set(), audit: new Set(), journal: new Set(), cancel: new Set() };
+  const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
+  const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, t('common.loading'));
+  const open = { history: new Set(), audit: new Set(), journal: new Set(), cancel: new Set(), token: new Set() };
   const histories = new Map();
   const audits = new Map();
   const journals = new Map();
+  // Recipient tokens issued from this screen (shown once, until dismissed) and refusals.
+  const tokens = new Map();
   let statusFilter = '';
   let loaded = 0;
   let cursor = null;
 
-  const head = pageHead('Escrows', isAdmin ? 'All escrows, newest first.' : 'Your escrows, newest first. Each bar shows how a category\u2019s money is split.',
-    button('Refresh', { testid: 'refresh', onclick: () => reload().catch(globalError) }));
+  const head = pageHead(t('nav.escrows'), isAdmin ? t('escrows.introAdmin') : t('escrows.intro'),
+    button(t('common.refresh'), { testid: 'refresh', onclick: () => reload().catch(globalError) }));
   root.append(head);
 
   if (isAdmin) {
     const filter = field({
-      label: 'Status', tag: 'select', testid: 'status-filter', dataField: 'status',
-      options: [el('option', { value: '' }, 'all'), ...ESCROW_STATUSES.map((s) => el('option', { value: s }, s))],
+      label: t('escrows.filter'), tag: 'select', testid: 'status-filter', dataField: 'status',
+      options: [el('option', { value: '' }, t('common.all')), ...ESCROW_STATUSES.map((s) => el('option', { value: s }, statusWord('escrow', s)))],
     });
     filter.input.addEventListener('change', () => { statusFilter = filter.input.value; reload().catch(globalError); });
     const auditForm = el('form', { class: 'inline-form row-form', testid: 'audit-form', role: 'search' });
-    const entity = field({ label: 'Audit log of an id (esc_…, pr_…, po_…, usr_…)', dataField: 'entity', testid: 'audit-entity', wrapClass: 'grow', attrs: { spellcheck: 'false' } });
+    const entity = field({ label: t('escrows.auditOf'), dataField: 'entity', testid: 'audit-entity', wrapClass: 'grow', attrs: { spellcheck: 'false' } });
     const auditOut = el('div', { class: 'audit-result', testid: 'audit-result' });
-    auditForm.append(entity.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button secondary', testid: 'audit-submit' }, 'Show audit log')), formError());
+    auditForm.append(entity.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button secondary', testid: 'audit-submit' }, t('escrows.showAudit'))), formError());
     onSubmit(auditForm, async () => {
       const id = entity.input.value.trim();
-      if (!id) { markField(entity.input, 'Enter an id.'); entity.input.focus(); return; }
+      if (!checkFields(auditForm, [[entity.input, id ? null : t('escrows.err.entity')]])) return;
       const items = await loadAudit(id);
-      clear(auditOut).append(el('h3', null, `Audit log of ${id}`), auditTable(items));
+      clear(auditOut).append(el('h3', { class: 'id-line' }, t('escrows.auditTitle', { id })), auditTable(items));
     });
     root.append(el('div', { class: 'toolbar card' }, filter.wrap, auditForm), auditOut);
   }
   root.append(summary, barLegend(), list, el('div', { class: 'actions center' }, more));
 
+  function tokenPanel(e) {
+    const box = el('div', { class: 'panel panel-token', testid: 'recipient-token-panel' });
+    const name = (e.recipient && e.recipient.name) || t('card.recipient');
+    const issued = tokens.get(e.escrowId);
+    const close = () => { open.token.delete(e.escrowId); tokens.delete(e.escrowId); rebuild(e); };
+    if (issued && issued.token) {
+      const out = el('output', { class: 'token mono', testid: 'recipient-token' }, issued.token);
+      box.append(el('div', { class: 'token-card', role: 'region', 'aria-label': t('token.newLabel') },
+        el('h4', null, t('escrows.tokenFor', { name: issued.name || name })),
+        el('p', { class: 'warn' }, t('token.once')),
+        el('div', { class: 'token-row' }, out, copyButton(out, issued.token, 'copy-recipient-token')),
+        el('p', { class: 'muted small', testid: 'recipient-token-explain' }, t('escrows.tokenExplain', { name: issued.name || name })),
+        el('div', { class: 'actions' }, button(t('token.done'), { variant: 'primary', small: true, testid: 'recipient-token-done', onclick: close }))));
+      return box;
+    }
+    const refused = issued && issued.refused;
+    const go = el('button', { type: 'submit', class: 'button primary', testid: 'recipient-token-create', hidden: Boolean(refused) }, t('escrows.tokenCreate'));
+    const form = el('form', { class: 'confirm', testid: 'recipient-token-form' },
+      el('p', null, t('escrows.tokenAsk', { name })),
+      el('p', { class: 'muted small' }, t('escrows.tokenWhy')),
+      refused ? el('div', { class: 'form-error', role: 'alert' },
+        el('span', { testid: 'recipient-token-refused' }, refused), el('br'), t('escrows.tokenElsewhere')) : formError(),
+      el('div', { class: 'actions' }, go, button(refused ? t('common.close') : t('common.notNow'), { testid: 'recipient-token-cancel', onclick: close })));
+    onSubmit(form, async () => {
+      let r;
+      try {
+        r = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/recipient-token`, {});
+      } catch (err) {
+        if (!err || err.code !== 'invalid_state') throw err;
+        tokens.set(e.escrowId, { refused: err.message });
+        rebuild(e);
+        return;
+      }
+      tokens.set(e.escrowId, { token: r && r.token, name: r && r.name });
+      rebuild(e);
+      const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="recipient-token-done"]`);
+      if (b) b.focus();
+    });
+    box.append(form);
+    return box;
+  }
+
   function panel(kind, e) {
+    if (kind === 'token') return tokenPanel(e);
     const box = el('div', { class: `panel panel-${kind}`, testid: `${kind}-panel` });
     if (kind === 'history') {
-      box.append(el('h4', null, 'Payment requests'));
+      box.append(el('h4', null, t('escrows.requests')));
       const data = histories.get(e.escrowId);
-      if (!data) box.append(el('p', { class: 'muted' }, 'Loading…'));
-      else if (!data.length) box.append(emptyState('No payment requests yet.', 'history-empty'));
-      else box.append(el('ul', { class: 'rows', testid: 'history-list' }, data.map(requestRow)));
+      if (!data) box.append(el('p', { class: 'muted' }, t('common.loading')));
+      else if (!data.length) box.append(emptyState(t('escrows.noRequests'), 'history-empty'));
+      else box.append(el('ul', { class: 'rows', testid: 'history-list' }, data.map((r) => requestRow(r))));
     } else if (kind === 'audit') {
-      box.append(el('h4', null, 'Audit log'));
+      box.append(el('h4', null, t('escrows.audit')));
       const data = audits.get(e.escrowId);
-      box.append(data ? auditTable(data) : el('p', { class: 'muted' }, 'Loading…'));
+      box.append(data ? auditTable(data) : el('p', { class: 'muted' }, t('common.loading')));
     } else if (kind === 'journal') {
-      box.append(el('h4', null, 'Journal'));
+      box.append(el('h4', null, t('escrows.journal')));
       const data = journals.get(e.escrowId);
-      box.append(data ? journalTable(data) : el('p', { class: 'muted' }, 'Loading…'));
+      box.append(data ? journalTable(data) : el('p', { class: 'muted' }, t('common.loading')));
     } else if (kind === 'cancel') {
       const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form' },
-        el('p', null, `Cancel this escrow? What is left (${usd(e.remainingUsdCents)}) is refunded to the sender. This cannot be undone.`),
+        el('p', null, t('escrows.cancelAsk', { amount: usd(e.remainingUsdCents) })),
         formError(),
         el('div', { class: 'actions' },
-          el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, 'Yes, cancel escrow'),
-          button('Keep escrow', { testid: 'keep-escrow', onclick: () => { open.cancel.delete(e.escrowId); rebuild(e); } })));
+          el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, t('escrows.cancelYes')),
+          button(t('escrows.cancelNo'), { testid: 'keep-escrow', onclick: () => { open.cancel.delete(e.escrowId); rebuild(e); } })));
       onSubmit(form, async () => {
         await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/cancel`, {});
         open.cancel.delete(e.escrowId);
-        notice('The escrow is cancelled; what was left is refunded.');
+        notice(t('escrows.cancelled'));
         await reload();
       });
       box.append(form);
@@ -99,23 +147,39 @@ export async function viewEscrows(root, ctx) {
         },
       });
     };
-    const actions = [toggle('history', 'Payment requests', 'toggle-history'), toggle('audit', 'Audit log', 'toggle-audit'),
-      toggle('journal', 'Journal', 'toggle-journal')];
-    if (e.status === 'pending_deposit' || e.status === 'active') {
-      actions.push(button('Cancel escrow', {
+    const actions = [toggle('history', t('escrows.requests'), 'toggle-history'), toggle('audit', t('escrows.audit'), 'toggle-audit'),
+      toggle('journal', t('escrows.journal'), 'toggle-journal')];
+    const live = e.status === 'pending_deposit' || e.status === 'active';
+    if (!isAdmin && live && !open.token.has(e.escrowId)) {
+      actions.push(button(t('escrows.tokenButton', { name: (e.recipient && e.recipient.name) || t('card.recipient') }), {
+        small: true, testid: 'recipient-token-open',
+        onclick: () => {
+          open.token.add(e.escrowId);
+          rebuild(e);
+          const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="recipient-token-create"]`);
+          if (b) b.focus();
+        },
+      }));
+    }
+    if (live) {
+      actions.push(button(t('escrows.cancel'), {
         testid: 'cancel-escrow', small: true, variant: 'danger-outline',
         onclick: () => { open.cancel.add(e.escrowId); rebuild(e); const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="confirm-cancel-escrow"]`); if (b) b.focus(); },
       }));
     }
     const panels = [];
+    if (open.token.has(e.escrowId)) panels.push(panel('token', e));
     if (open.cancel.has(e.escrowId)) panels.push(panel('cancel', e));
     if (open.history.has(e.escrowId)) panels.push(panel('history', e));
     if (open.audit.has(e.escrowId)) panels.push(panel('audit', e));
     if (open.journal.has(e.escrowId)) panels.push(panel('journal', e));
     const card = escrowCard(e, { actions, panels });
+    const code = depositCode(e);
     if (e.status === 'pending_deposit') {
-      card.querySelector('.stats').after(el('p', { class: 'balance-note', testid: 'deposit-reference-note' },
-        'Deposit reference: ', el('span', { class: 'mono' }, e.depositReference || e.escrowId)));
+      card.querySelector('.stats').after(el('div', { class: 'code-box', testid: 'deposit-code-note' },
+        el('p', { class: 'code-label' }, t('card.code')),
+        el('p', { class: 'code-big mono', testid: 'deposit-code' }, code || e.depositReference || e.escrowId),
+        el('p', { class: 'small' }, isAdmin ? t('escrows.codeAdmin') : t('escrows.codeTell'))));
     }
     return card;
   }
@@ -129,8 +193,8 @@ export async function viewEscrows(root, ctx) {
     if (old) replaceKeepingFocus(old, fresh);
   }
   function panelSig(id) {
-    return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id),
-      open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null,
+    return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id), open.token.has(id),
+      tokens.has(id) ? (tokens.get(id).token ? 'issued' : tokens.get(id).refused) : null, open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null,
       open.journal.has(id) ? journals.get(id) || null : null]);
   }
 
@@ -152,9 +216,12 @@ export async function viewEscrows(root, ctx) {
 
   function updateSummary() {
     loaded = list.children.length;
-    if (loaded) summary.textContent = `${loaded} escrow${loaded === 1 ? '' : 's'}${statusFilter ? ` with status ${statusFilter}` : ''}.`;
-    else if (statusFilter) summary.textContent = `No escrows with status ${statusFilter}.`;
-    else summary.textContent = isAdmin ? 'No escrows yet.' : 'No escrows yet. Create one under New escrow.';
+    if (loaded) {
+      summary.textContent = statusFilter
+        ? tn(`count.escrows.${statusFilter}`, loaded)
+        : tn('count.escrows.all', loaded);
+    } else if (statusFilter) summary.textContent = t(`count.escrows.none.${statusFilter}`);
+    else summary.textContent = isAdmin ? t('escrows.noneAdmin') : t('escrows.none');
     more.hidden = !cursor;
   }
 

@@ -1,70 +1,139 @@
 // Agent screens #/payments and #/deposits, recipient screen #/mine: finding an escrow (by the
-// recipient's phone for agents), the link to a new payment request on an active one, and the
-// agent's cash deposit form on a pending_deposit one.
+// recipient's phone or the escrow's deposit code, for agents), balances also in KES at today's
+// rate, the link to a new payment request on an active one, and the agent's cash deposit form
+// (in KES or USD, an optional own reference) with its printable receipt.
 
-import { PAGE, api, qs } from '../api.js';
-import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus } from '../dom.js';
+import { PAGE, api, idempotencyKey, qs } from '../api.js';
+import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { centsToInput, usd } from '../format.js';
-import { busy, clearErrors, onSubmit, showError } from '../forms.js';
+import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, looksLikeShortRef, parseDecimal, usd } from '../format.js';
+import { busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
+import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
+import { todayRate } from '../rates.js';
+import { depositReceipt } from '../receipt.js';
 import { session } from '../session.js';
+import { statusWord } from '../words.js';
+
+// KES cents that buy at least `usdCents` at the rate: ceil(usdCents × e4 / 10⁴).
+function kesCentsCovering(usdCents, e4) {
+  const a = BigInt(usdCents) * BigInt(e4);
+  return Number((a + 9999n) / 10000n);
+}
+
+// USD cents that KES cents buy at the rate, rounded down: floor(kesCents × 10⁴ / e4).
+function usdCentsBought(kesCents, e4) {
+  return Number((BigInt(kesCents) * 10000n) / BigInt(e4));
+}
 
 export async function viewFind(root, ctx, status) {
   const role = session.me.role;
   const isAgent = role === 'agent';
-  const title = status === 'active' ? 'Payments' : status === 'pending_deposit' ? 'Deposits' : 'My escrows';
-  const intro = status === 'active' ? 'Active escrows. Find the recipient\u2019s escrow, then make a payment request for them.'
-    : status === 'pending_deposit' ? 'Escrows waiting for their deposit (status pending_deposit). Record cash received at this kiosk.'
-      : 'Your escrows. Pick an active one to ask for a payment.';
+  const title = status === 'active' ? t('nav.payments') : status === 'pending_deposit' ? t('nav.deposits') : t('nav.mine');
+  const intro = status === 'active' ? t('find.introPayments')
+    : status === 'pending_deposit' ? t('find.introDeposits') : t('find.introMine');
   const list = el('div', { class: 'stack', testid: 'escrow-list' });
-  const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, 'Loading…');
-  const more = button('Load more', { testid: 'load-more', hidden: true });
+  const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, t('common.loading'));
+  const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
   const depositOpen = new Set();
   const escrowData = new Map();
-  let phoneFilter = '';
+  // One Idempotency-Key per deposit as typed: a retry after a lost answer never records twice.
+  const depositKeys = new Map();
+  let search = { phone: '', ref: '' };
   let cursor = null;
+  let rate = null;
+  let receiptNode = el('div', { hidden: true });
 
-  root.append(pageHead(title, intro, button('Refresh', { testid: 'refresh', onclick: () => load(false).catch(globalError) })));
+  root.append(pageHead(title, intro, button(t('common.refresh'), { testid: 'refresh', onclick: () => load(false).catch(globalError) })), receiptNode);
 
   if (isAgent) {
     const form = el('form', { class: 'card toolbar search', role: 'search', testid: 'search-form' });
-    const phone = field({ label: 'Recipient phone', dataField: 'recipientPhone', testid: 'search-phone', type: 'tel', hint: 'e.g. 0712345678', wrapClass: 'grow' });
-    form.append(phone.wrap, el('div', { class: 'actions end' },
-      el('button', { type: 'submit', class: 'button primary', testid: 'search-submit' }, 'Search'),
-      button('Show all', { testid: 'search-clear', onclick: () => { phone.input.value = ''; phoneFilter = ''; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
+    const query = field({ label: t('find.search'), dataField: 'recipientPhone', testid: 'search-phone', hint: t('find.searchHint'), wrapClass: 'grow', attrs: { spellcheck: 'false', autocapitalize: 'characters' } });
+    form.append(query.wrap, el('div', { class: 'actions end' },
+      el('button', { type: 'submit', class: 'button primary', testid: 'search-submit' }, t('find.searchButton')),
+      button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
     formError());
     onSubmit(form, async () => {
-      phoneFilter = phone.input.value.trim();
+      const text = query.input.value.trim();
+      const isRef = looksLikeShortRef(text);
+      if (!checkFields(form, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) return;
+      search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
       await load(false);
     });
     root.append(form);
   }
   root.append(summary, barLegend(), list, el('div', { class: 'actions center' }, more));
 
+  function showReceipt(node) {
+    receiptNode.replaceWith(node);
+    receiptNode = node;
+  }
+
   function depositForm(e) {
     const due = Math.max(0, Number(e.totalAmountUsdCents) - Number(e.depositedUsdCents || 0));
+    const e4 = rate && rate.e4;
     const form = el('form', { class: 'panel inline-form', testid: 'deposit-form' });
-    const amount = field({ label: 'Amount received (USD)', dataField: 'amountUsd', testid: 'deposit-amount', value: centsToInput(due), attrs: { inputmode: 'decimal' } });
-    const reference = field({ label: 'Receipt reference', dataField: 'reference', testid: 'deposit-reference', hint: 'The number on the cash receipt you hand over, e.g. receipt-0042.', attrs: { spellcheck: 'false' } });
-    form.append(el('h4', null, 'Record cash deposit'), el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), formError(),
+    const currencyName = uid('cur');
+    const inUsd = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-usd`, value: 'USD', checked: true, testid: 'deposit-currency-usd' });
+    const inKes = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-kes`, value: 'KES', testid: 'deposit-currency-kes', disabled: !e4 });
+    const currency = el('fieldset', { class: 'subfield switch', testid: 'deposit-currency' },
+      el('legend', null, t('deposit.currency')),
+      el('div', { class: 'radios' },
+        el('label', { for: inUsd.id, class: 'radio' }, inUsd, ' USD'),
+        el('label', { for: inKes.id, class: 'radio' }, inKes, ' KES')));
+    const amount = field({ label: t('deposit.amountUsd'), dataField: 'amountUsd', testid: 'deposit-amount', value: centsToInput(due), attrs: { inputmode: 'decimal' } });
+    const reference = field({ label: t('deposit.ownReference'), optional: true, dataField: 'reference', testid: 'deposit-reference', hint: t('deposit.ownReferenceHint'), attrs: { spellcheck: 'false' } });
+    const preview = el('p', { class: 'preview small', testid: 'deposit-preview', 'aria-live': 'polite' });
+    const kesMode = () => inKes.checked;
+
+    function renderPreview() {
+      const cents = parseDecimal(amount.input.value, 2);
+      if (!e4) { preview.textContent = t('deposit.noRate'); return; }
+      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesCentsCovering(due, e4)) }); return; }
+      preview.textContent = kesMode()
+        ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
+        : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) });
+    }
+    function syncCurrency() {
+      amount.label.textContent = kesMode() ? t('deposit.amountKes') : t('deposit.amountUsd');
+      amount.input.dataset.field = kesMode() ? 'amountKes' : 'amountUsd';
+      amount.input.value = kesMode() ? centsToInput(kesCentsCovering(due, e4)) : centsToInput(due);
+      renderPreview();
+    }
+    inUsd.addEventListener('change', syncCurrency);
+    inKes.addEventListener('change', syncCurrency);
+    amount.input.addEventListener('input', renderPreview);
+    renderPreview();
+
+    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
       el('div', { class: 'actions' },
-        el('button', { type: 'submit', class: 'button primary', testid: 'deposit-submit' }, 'Record deposit'),
-        button('Close', { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })));
+        el('button', { type: 'submit', class: 'button primary', testid: 'deposit-submit' }, t('deposit.submit')),
+        button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })));
     onSubmit(form, async () => {
+      const text = amount.input.value.trim();
+      if (!checkFields(form, [[amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : t('deposit.err.amount'))]])) return;
       const body = {};
-      if (amount.input.value.trim()) body.amountUsd = amount.input.value.trim();
-      if (reference.input.value.trim()) body.reference = reference.input.value.trim();
-      const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body);
+      body[kesMode() ? 'amountKes' : 'amountUsd'] = text.replace(/[,\s]/g, '');
+      const own = reference.input.value.trim();
+      if (own) body.reference = own;
+      const keyOf = `${e.escrowId} ${JSON.stringify(body)}`;
+      if (!depositKeys.has(keyOf)) depositKeys.set(keyOf, idempotencyKey());
+      const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body, { idempotencyKey: depositKeys.get(keyOf) });
+      depositKeys.delete(keyOf);
       depositOpen.delete(e.escrowId);
       const fresh = await api('GET', `/escrows/${encodeURIComponent(e.escrowId)}`);
       escrowData.set(fresh.escrowId, fresh);
       rebuild(fresh);
-      const amountText = d && d.amountUsdCents !== undefined ? usd(d.amountUsdCents) : 'The deposit';
-      if (d && d.duplicate) notice(`This reference was recorded before; nothing changed. The escrow is ${fresh.status}.`);
-      else notice(`${amountText} recorded for ${fresh.recipient ? fresh.recipient.name : 'the recipient'}. The escrow is ${fresh.status}.`);
-      const node = list.querySelector(`[data-key="${CSS.escape(fresh.escrowId)}"] [data-testid="new-request"], [data-key="${CSS.escape(fresh.escrowId)}"] [data-testid="record-deposit"]`);
-      if (node) node.focus();
+      const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
+      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
+      else notice(t('deposit.recorded', { amount: usd(d && d.amountUsdCents), name, status: statusWord('escrow', fresh.status) }));
+      showReceipt(depositReceipt(d || {}, fresh, {
+        ownReference: own || null,
+        actions: button(t('receipt.close'), { testid: 'receipt-close', onclick: () => showReceipt(el('div', { hidden: true })) }),
+      }));
+      const printBtn = receiptNode.querySelector('[data-testid="print-receipt"]');
+      if (printBtn) printBtn.focus();
+      receiptNode.scrollIntoView({ block: 'start' });
     });
     return form;
   }
@@ -72,21 +141,21 @@ export async function viewFind(root, ctx, status) {
   function build(e) {
     const actions = [];
     if (e.status === 'active' && (isAgent || role === 'recipient')) {
-      actions.push(el('a', { class: 'button primary', href: `#/request/${encodeURIComponent(e.escrowId)}`, testid: 'new-request' }, 'New payment request'));
+      actions.push(el('a', { class: 'button primary', href: `#/pay/${encodeURIComponent(e.escrowId)}`, testid: 'new-request' }, t('find.newRequest')));
     }
     if (e.status === 'pending_deposit' && isAgent && !depositOpen.has(e.escrowId)) {
-      actions.push(button('Record deposit', {
+      actions.push(button(t('find.recordDeposit'), {
         variant: 'primary', testid: 'record-deposit',
         onclick: () => {
           depositOpen.add(e.escrowId);
           rebuild(e);
-          const input = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="deposit-reference"]`);
+          const input = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="deposit-amount"]`);
           if (input) input.focus();
         },
       }));
     }
     const panels = depositOpen.has(e.escrowId) && e.status === 'pending_deposit' ? [depositForm(e)] : [];
-    return escrowCard(e, { actions, panels });
+    return escrowCard(e, { actions, panels, rateE4: rate && rate.e4 });
   }
 
   function rebuild(e) {
@@ -99,18 +168,25 @@ export async function viewFind(root, ctx, status) {
   }
 
   async function load(append) {
-    const d = await api('GET', `/escrows${qs({ status, recipientPhone: phoneFilter, limit: PAGE, cursor: append ? cursor : null })}`);
+    const [d, r] = await Promise.all([
+      api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
+      todayRate().catch(() => null),
+    ]);
     if (!ctx.alive()) return;
+    const rateChanged = (r && r.e4) !== (rate && rate.e4);
+    rate = r;
     cursor = d.nextCursor || null;
     const items = d.items || [];
     for (const e of items) escrowData.set(e.escrowId, e);
     const all = append ? [...Array.from(list.children).map((n) => escrowData.get(n.dataset.key)).filter(Boolean), ...items] : items;
+    if (rateChanged) list.querySelectorAll('[data-key]').forEach((n) => { n.dataset.sig = ''; });
     patchList(list, all, (e) => e.escrowId, build);
     const n = list.children.length;
-    const what = status ? `${status} escrow${n === 1 ? '' : 's'}` : `escrow${n === 1 ? '' : 's'}`;
+    const key = status ? `count.escrows.${status}` : 'count.escrows.mine';
+    const found = search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '';
     summary.textContent = n
-      ? `${n}${cursor ? '+' : ''} ${what}${phoneFilter ? ` for ${phoneFilter}` : ''}.`
-      : `No ${status ? `${status} ` : ''}escrows${phoneFilter ? ` for ${phoneFilter}` : ''}.`;
+      ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
+      : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;
     more.hidden = !cursor;
   }
 

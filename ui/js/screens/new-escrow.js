@@ -1,35 +1,63 @@
 // Sender screen #/new-escrow: the form that creates an escrow (categories split evenly or with
-// amounts) and the deposit reference to hand over with the money.
+// amounts), every field checked before anything is sent, a confirmation step that shows the
+// recipient's name and masked phone ("Is this the right person?"), and the deposit code to tell
+// the kiosk.
 
 import { api } from '../api.js';
 import { button, clear, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
-import { usd } from '../format.js';
-import { onSubmit } from '../forms.js';
+import { formatShortRef, kenyanDigits, maskPhone, parseDecimal, usd } from '../format.js';
+import { checkFields, onSubmit, showError } from '../forms.js';
+import { t } from '../i18n.js';
 import { notice } from '../notices.js';
+import { categoryLabel } from '../words.js';
+
+const CATEGORIES_MAX = 16;
+const CATEGORY_CHARS_MAX = 32;
+
+// A category name as the API spells it ("School Fees" → school_fees), or null. Sent that way,
+// so that what the sender saw in the confirmation is what the server stores.
+function normalCategory(text) {
+  const s = String(text || '').trim().toLowerCase().replace(/[\s-]+/g, '_');
+  return /^[a-z0-9_]{1,32}$/.test(s) ? s : null;
+}
+
+function categoryProblem(text) {
+  if (!String(text || '').trim()) return t('newEscrow.err.categoryEmpty');
+  if (String(text).trim().length > CATEGORY_CHARS_MAX) return t('newEscrow.err.categoryLong', { n: CATEGORY_CHARS_MAX });
+  if (!normalCategory(text)) return t('newEscrow.err.categoryChars');
+  return null;
+}
+
+// The even split the server makes: the remainder cents go to the first categories.
+function evenSplit(totalCents, n) {
+  const base = Math.floor(totalCents / n);
+  const extra = totalCents - base * n;
+  return Array.from({ length: n }, (_, i) => base + (i < extra ? 1 : 0));
+}
 
 export function viewNewEscrow(root) {
   const form = el('form', { class: 'form card', testid: 'escrow-form', 'aria-labelledby': 'new-escrow-h' });
-  const phone = field({ label: 'Recipient phone', dataField: 'recipientPhone', testid: 'recipient-phone', type: 'tel', hint: 'A Kenyan mobile number, e.g. 0712345678.', autocomplete: 'off' });
-  const name = field({ label: 'Recipient name', dataField: 'recipientName', testid: 'recipient-name' });
-  const total = field({ label: 'Total amount (USD)', dataField: 'totalAmountUsd', testid: 'total-amount', attrs: { inputmode: 'decimal' }, hint: 'For example 500 or 500.25.' });
-  const limit = field({ label: 'Daily limit (USD)', optional: true, dataField: 'dailyLimitUsd', testid: 'daily-limit', attrs: { inputmode: 'decimal' }, hint: 'The most you allow to be approved per day (Nairobi time).' });
+  const phone = field({ label: t('newEscrow.phone'), dataField: 'recipientPhone', testid: 'recipient-phone', type: 'tel', hint: t('newEscrow.phoneHint'), autocomplete: 'off' });
+  const name = field({ label: t('newEscrow.name'), dataField: 'recipientName', testid: 'recipient-name', hint: t('newEscrow.nameHint') });
+  const total = field({ label: t('newEscrow.total'), dataField: 'totalAmountUsd', testid: 'total-amount', attrs: { inputmode: 'decimal' }, hint: t('newEscrow.totalHint') });
+  const limit = field({ label: t('newEscrow.limit'), optional: true, dataField: 'dailyLimitUsd', testid: 'daily-limit', attrs: { inputmode: 'decimal' }, hint: t('newEscrow.limitHint') });
 
   const modeName = uid('mode');
   const modeEven = el('input', { type: 'radio', name: modeName, id: `${modeName}-even`, value: 'even', checked: true, testid: 'categories-mode-even' });
   const modeAmounts = el('input', { type: 'radio', name: modeName, id: `${modeName}-amounts`, value: 'amounts', testid: 'categories-mode-amounts' });
-  const names = field({ label: 'Category names', dataField: 'categories', testid: 'categories-names', hint: 'Separated by commas, e.g. electricity, water, school_fees. Lowercase letters, digits and _. The total is split evenly.', attrs: { spellcheck: 'false' } });
+  const names = field({ label: t('newEscrow.categoryNames'), dataField: 'categories', testid: 'categories-names', hint: t('newEscrow.categoryNamesHint'), attrs: { spellcheck: 'false' } });
   const rows = el('div', { class: 'category-rows', testid: 'category-rows' });
-  const addRow = button('Add category', { small: true, testid: 'add-category-row' });
+  const addRow = button(t('newEscrow.addCategory'), { small: true, testid: 'add-category-row' });
   const amountsBox = el('fieldset', { class: 'subfield', hidden: true, 'data-field': 'categories' },
-    el('legend', null, 'Categories with amounts'),
-    el('p', { class: 'hint' }, 'The amounts must add up to the total.'), rows, addRow);
+    el('legend', null, t('newEscrow.amountsLegend')),
+    el('p', { class: 'hint' }, t('newEscrow.amountsHint')), rows, addRow);
   const evenBox = el('div', null, names.wrap);
 
   function row(nameVal, amountVal) {
     const i = rows.children.length;
-    const n = field({ label: 'Name', dataField: `categories[${i}].name`, testid: 'category-row-name', value: nameVal || '', wrapClass: 'grow', attrs: { spellcheck: 'false' } });
-    const a = field({ label: 'Amount (USD)', dataField: `categories[${i}].amountUsd`, testid: 'category-row-amount', value: amountVal || '', attrs: { inputmode: 'decimal' } });
-    const remove = button('Remove', { small: true, testid: 'remove-category-row', 'aria-label': 'Remove this category' });
+    const n = field({ label: t('newEscrow.categoryName'), dataField: `categories[${i}].name`, testid: 'category-row-name', value: nameVal || '', wrapClass: 'grow', attrs: { spellcheck: 'false' } });
+    const a = field({ label: t('newEscrow.categoryAmount'), dataField: `categories[${i}].amountUsd`, testid: 'category-row-amount', value: amountVal || '', attrs: { inputmode: 'decimal' } });
+    const remove = button(t('newEscrow.remove'), { small: true, testid: 'remove-category-row', 'aria-label': t('newEscrow.removeLabel') });
     const r = el('div', { class: 'category-row' }, n.wrap, a.wrap, el('div', { class: 'field end' }, remove));
     remove.addEventListener('click', () => {
       r.remove();
@@ -45,7 +73,10 @@ export function viewNewEscrow(root) {
   }
   row();
   row();
-  addRow.addEventListener('click', () => row().focus());
+  addRow.addEventListener('click', () => {
+    if (rows.children.length >= CATEGORIES_MAX) return;
+    row().focus();
+  });
 
   function syncMode() {
     const amounts = modeAmounts.checked;
@@ -56,55 +87,159 @@ export function viewNewEscrow(root) {
   modeAmounts.addEventListener('change', syncMode);
 
   const result = el('div', { 'aria-live': 'polite' });
+  const confirmBox = el('div', { testid: 'confirm-box', hidden: true });
   form.append(
     el('div', { class: 'grid-2' }, phone.wrap, name.wrap, total.wrap, limit.wrap),
     el('fieldset', { class: 'subfield' },
-      el('legend', null, 'Categories'),
+      el('legend', null, t('newEscrow.categories')),
       el('div', { class: 'radios' },
-        el('label', { for: modeEven.id, class: 'radio' }, modeEven, ' Split the total evenly'),
-        el('label', { for: modeAmounts.id, class: 'radio' }, modeAmounts, ' Set an amount per category')),
+        el('label', { for: modeEven.id, class: 'radio' }, modeEven, ` ${t('newEscrow.splitEven')}`),
+        el('label', { for: modeAmounts.id, class: 'radio' }, modeAmounts, ` ${t('newEscrow.splitAmounts')}`)),
       evenBox, amountsBox),
     formError(),
-    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'button primary', testid: 'create-escrow' }, 'Create escrow')));
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'button primary', testid: 'create-escrow' }, t('newEscrow.next'))));
 
-  onSubmit(form, async () => {
+  // Every field checked at once; returns the body to send, or null.
+  function collect() {
+    const checks = [];
     const body = {};
-    const put = (k, v) => { const t = v.trim(); if (t !== '') body[k] = t; };
-    put('recipientPhone', phone.input.value);
-    put('recipientName', name.input.value);
-    put('totalAmountUsd', total.input.value);
-    if (modeAmounts.checked) {
-      body.categories = Array.from(rows.children).map((r) => {
-        const [ni, ai] = r.querySelectorAll('input');
-        const o = { name: ni.value.trim() };
-        if (ai.value.trim() !== '') o.amountUsd = ai.value.trim();
-        return o;
-      }).filter((o) => o.name !== '' || o.amountUsd !== undefined);
-    } else {
-      body.categories = names.input.value.split(',').map((s) => s.trim()).filter(Boolean);
+    const phoneText = phone.input.value.trim();
+    checks.push([phone.input, !phoneText ? t('newEscrow.err.phoneEmpty') : (!kenyanDigits(phoneText) ? t('newEscrow.err.phone') : null)]);
+    body.recipientPhone = phoneText;
+    const nameText = name.input.value.trim();
+    checks.push([name.input, nameText ? null : t('newEscrow.err.name')]);
+    body.recipientName = nameText;
+    const totalText = total.input.value.trim();
+    const totalCents = parseDecimal(totalText, 2);
+    checks.push([total.input, !totalText ? t('newEscrow.err.totalEmpty') : (totalCents ? null : t('newEscrow.err.amount'))]);
+    body.totalAmountUsd = totalText.replace(/[,\s]/g, '');
+    const limitText = limit.input.value.trim();
+    if (limitText) {
+      const limitCents = parseDecimal(limitText, 2);
+      checks.push([limit.input, limitCents ? null : t('newEscrow.err.amount')]);
+      body.dailyLimitUsd = limitText.replace(/[,\s]/g, '');
     }
-    put('dailyLimitUsd', limit.input.value);
-    const e = await api('POST', '/escrows', body);
-    clear(result).append(el('div', { class: 'card success', testid: 'created-escrow', dataset: { escrowId: e.escrowId } },
-      el('h2', null, 'Escrow created'),
+    const shown = [];
+    if (modeAmounts.checked) {
+      const parts = Array.from(rows.children).map((r) => r.querySelectorAll('input'))
+        .filter(([ni, ai]) => ni.value.trim() !== '' || ai.value.trim() !== '');
+      if (!parts.length) checks.push([amountsBox, t('newEscrow.err.noCategories')]);
+      let sum = 0;
+      let allAmounts = true;
+      const seen = new Set();
+      body.categories = parts.map(([ni, ai]) => {
+        const n = ni.value.trim();
+        const cents = parseDecimal(ai.value, 2);
+        let problem = categoryProblem(n);
+        if (!problem && seen.has(normalCategory(n))) problem = t('newEscrow.err.categoryTwice');
+        seen.add(normalCategory(n));
+        checks.push([ni, problem]);
+        checks.push([ai, cents ? null : t('newEscrow.err.amount')]);
+        if (cents) sum += cents; else allAmounts = false;
+        shown.push([n, cents]);
+        return { name: normalCategory(n) || n, amountUsd: ai.value.trim().replace(/[,\s]/g, '') };
+      });
+      if (parts.length > CATEGORIES_MAX) checks.push([amountsBox, t('newEscrow.err.tooMany', { n: CATEGORIES_MAX })]);
+      else if (parts.length && allAmounts && totalCents && sum !== totalCents) {
+        checks.push([amountsBox, t('newEscrow.err.sum', { sum: usd(sum), total: usd(totalCents) })]);
+      }
+    } else {
+      const list = names.input.value.split(',').map((s) => s.trim()).filter(Boolean);
+      let problem = list.length ? null : t('newEscrow.err.noCategories');
+      const seen = new Set();
+      for (const n of list) {
+        problem = problem || categoryProblem(n);
+        if (!problem && seen.has(normalCategory(n))) problem = t('newEscrow.err.categoryTwice');
+        seen.add(normalCategory(n));
+      }
+      if (!problem && list.length > CATEGORIES_MAX) problem = t('newEscrow.err.tooMany', { n: CATEGORIES_MAX });
+      checks.push([names.input, problem]);
+      body.categories = list.map((n) => normalCategory(n) || n);
+      if (totalCents && list.length) {
+        const split = evenSplit(totalCents, list.length);
+        list.forEach((n, i) => shown.push([n, split[i]]));
+      }
+    }
+    if (!checkFields(form, checks)) return null;
+    return { body, totalCents, shown };
+  }
+
+  function showConfirm(data) {
+    const { body, totalCents, shown } = data;
+    const yes = button(t('newEscrow.confirmYes'), { variant: 'primary', testid: 'confirm-create' });
+    const back = button(t('newEscrow.confirmBack'), { testid: 'confirm-back' });
+    const box = el('div', { class: 'card confirm-person', role: 'region', 'aria-labelledby': 'confirm-h' },
+      el('h2', { id: 'confirm-h', tabindex: '-1' }, t('newEscrow.confirmTitle')),
+      el('p', null, t('newEscrow.confirmIntro')),
+      el('div', { class: 'person' },
+        el('p', { class: 'person-name', testid: 'confirm-name' }, body.recipientName),
+        el('p', { class: 'person-phone mono', testid: 'confirm-phone' }, maskPhone(body.recipientPhone))),
       dl([
-        ['Escrow', el('span', { class: 'mono', testid: 'created-escrow-id' }, e.escrowId)],
-        ['Status', statusBadge(e.status, 'created-escrow-status')],
-        ['Total', usd(e.totalAmountUsdCents), 'created-escrow-total'],
-        ['Deposit reference', el('span', { class: 'mono' }, e.depositReference || e.escrowId), 'created-deposit-reference'],
+        [t('card.total'), usd(totalCents), 'confirm-total'],
+        body.dailyLimitUsd ? [t('card.dailyLimit'), usd(parseDecimal(body.dailyLimitUsd, 2))] : null,
+        [t('newEscrow.categories'), el('ul', { class: 'kv', testid: 'confirm-categories' },
+          shown.map(([n, cents]) => el('li', null, `${categoryLabel(normalCategory(n) || n)}: ${cents ? usd(cents) : '—'}`)))],
       ]),
-      el('p', { class: 'muted' }, 'Give the deposit reference with the money (cash at a kiosk agent, or card). The escrow becomes active once the deposit covers the total.'),
-      el('div', { class: 'actions' }, el('a', { class: 'button secondary', href: '#/escrows', testid: 'go-escrows' }, 'See your escrows'))));
+      el('p', { class: 'muted small' }, t('newEscrow.confirmNote')),
+      formError(),
+      el('div', { class: 'actions' }, yes, back));
+    const backToForm = (focus) => {
+      confirmBox.hidden = true;
+      clear(confirmBox);
+      form.hidden = false;
+      if (focus) phone.input.focus();
+    };
+    back.addEventListener('click', () => backToForm(true));
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      back.disabled = true;
+      let e;
+      try {
+        e = await api('POST', '/escrows', body);
+      } catch (err) {
+        backToForm(false);
+        showError(form, err);
+        return;
+      }
+      backToForm(false);
+      showCreated(e, body);
+    });
+    clear(confirmBox).append(box);
+    form.hidden = true;
+    confirmBox.hidden = false;
+    box.querySelector('h2').focus();
+  }
+
+  function showCreated(e, body) {
+    const code = e.shortRef ? formatShortRef(e.shortRef) : null;
+    clear(result).append(el('div', { class: 'card success', testid: 'created-escrow', dataset: { escrowId: e.escrowId } },
+      el('h2', { tabindex: '-1' }, t('newEscrow.created', { name: body.recipientName })),
+      code ? el('div', { class: 'code-box', testid: 'created-code-box' },
+        el('p', { class: 'code-label' }, t('newEscrow.codeLabel')),
+        el('p', { class: 'code-big mono', testid: 'created-code' }, code),
+        el('p', null, t('newEscrow.codeTell'))) : null,
+      dl([
+        [t('newEscrow.status'), statusBadge('escrow', e.status, 'created-escrow-status')],
+        [t('card.total'), usd(e.totalAmountUsdCents), 'created-escrow-total'],
+        [t('newEscrow.escrowId'), el('span', { class: 'mono id-line' }, e.escrowId), 'created-escrow-id'],
+      ]),
+      el('p', { class: 'muted' }, t('newEscrow.createdNote')),
+      el('div', { class: 'actions' }, el('a', { class: 'button secondary', href: '#/escrows', testid: 'go-escrows' }, t('newEscrow.seeEscrows')))));
     form.reset();
     rows.replaceChildren();
     row();
     row();
     syncMode();
-    notice('Escrow created.');
-    result.querySelector('h2').setAttribute('tabindex', '-1');
+    notice(t('newEscrow.createdNotice'));
     result.querySelector('h2').focus();
+  }
+
+  onSubmit(form, async () => {
+    clear(result);
+    const data = collect();
+    if (data) showConfirm(data);
   });
 
-  root.append(pageHead('New escrow', 'Put money aside for a recipient in Kenya, earmarked by category. They (or a kiosk agent for them) ask for payments; you approve each one.'),
-    el('h2', { id: 'new-escrow-h', class: 'visually-hidden' }, 'New escrow form'), result, form);
+  root.append(pageHead(t('newEscrow.title'), t('newEscrow.intro')),
+    el('h2', { id: 'new-escrow-h', class: 'visually-hidden' }, t('newEscrow.formLabel')), result, confirmBox, form);
 }

@@ -1,22 +1,23 @@
 // Admin screen #/overview: the ledger integrity check, the USD-KES rate and setting it, the M-Pesa
-// float (balances last reported, low paying accounts), and the stuck payouts with the form that
-// resolves each one.
+// float (balances last reported, low paying accounts), and how many payouts are stuck (resolved
+// on the Payouts screen).
 
 import { api, errorText, qs } from '../api.js';
-import { add, button, clear, dl, el, emptyState, field, formError, pageHead, patchList, statusBadge, timeEl, uid } from '../dom.js';
-import { formatRate, kes, rateKesPerUsdE4, usd, when } from '../format.js';
-import { busy, onSubmit } from '../forms.js';
+import { add, button, clear, el, emptyState, field, formError, pageHead, timeEl } from '../dom.js';
+import { formatRate, kes, parseDecimal, rateKesPerUsdE4, when } from '../format.js';
+import { busy, checkFields, onSubmit } from '../forms.js';
+import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 
 // The M-Pesa accounts that pay payouts (the API flags them `low` below the alert), in this order.
 const PAYING_ACCOUNTS = {
-  'Utility Account': { pays: 'pays phone payouts', atRisk: 'phone payouts' },
-  'Working Account': { pays: 'pays PayBills and Tills', atRisk: 'PayBill and Till payouts' },
+  'Utility Account': { pays: 'float.pays.phone', atRisk: 'float.risk.phone' },
+  'Working Account': { pays: 'float.pays.business', atRisk: 'float.risk.business' },
 };
 const PAYING_ORDER = Object.keys(PAYING_ACCOUNTS);
 const GATEWAY_NOTES = {
-  simulator: 'Payouts are simulated: no real M-Pesa float.',
-  none: 'No gateway: payouts stay queued.',
+  simulator: 'float.note.simulator',
+  none: 'float.note.none',
 };
 
 function floatAccount(a, alertCents) {
@@ -25,9 +26,9 @@ function floatAccount(a, alertCents) {
     el('div', { class: 'float-head' },
       el('span', { class: 'float-name', testid: 'float-name' }, a.name),
       el('strong', { class: 'float-amount', testid: 'float-balance' }, kes(a.availableKesCents))),
-    el('p', { class: 'muted small', testid: 'float-pays' }, paying ? paying.pays : 'pays no payouts'),
+    el('p', { class: 'muted small', testid: 'float-pays' }, t(paying ? paying.pays : 'float.pays.none')),
     a.low ? el('p', { class: 'warn', role: 'alert', testid: 'float-low' },
-      `${a.name} is below the alert of ${kes(alertCents)}: ${paying ? paying.atRisk : 'payouts'} may fail. Top it up in the M-Pesa portal.`) : null);
+      t('float.low', { account: a.name, alert: kes(alertCents), what: t(paying ? paying.atRisk : 'float.risk.any') })) : null);
 }
 
 export async function viewOverview(root, ctx) {
@@ -35,30 +36,29 @@ export async function viewOverview(root, ctx) {
   const fxBox = el('section', { class: 'card', testid: 'fx', 'aria-labelledby': 'fx-h' });
   const floatBox = el('section', { class: 'card float', testid: 'float', 'aria-labelledby': 'float-h' });
   const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
-  root.append(pageHead('Overview', 'The health of the ledger, the exchange rate, the M-Pesa float, and payouts that need a person.'),
+  root.append(pageHead(t('nav.overview'), t('overview.intro')),
     el('div', { class: 'grid-2 top' }, integrity, fxBox),
     floatBox,
-    el('section', { class: 'section', 'aria-labelledby': 'stuck-h' },
-      el('div', { class: 'section-head' }, el('h2', { id: 'stuck-h' }, 'Stuck payouts'),
-        button('Refresh', { small: true, testid: 'refresh-stuck', onclick: () => loadStuck().catch(globalError) })),
-      el('p', { class: 'muted' }, 'Payouts sent to M-Pesa with no result past the timeout. Their money stays reserved until you resolve them. Check the outcome with M-Pesa first: paying twice is worse than paying late.'),
+    el('section', { class: 'section card', 'aria-labelledby': 'stuck-h' },
+      el('div', { class: 'section-head' }, el('h2', { id: 'stuck-h' }, t('payouts.stuckTitle')),
+        button(t('common.refresh'), { small: true, testid: 'refresh-stuck', onclick: () => loadStuck().catch(globalError) })),
       stuck));
 
   async function loadIntegrity() {
-    clear(integrity).append(el('h2', { id: 'int-h' }, 'Integrity'), el('p', { class: 'muted' }, 'Checking…'));
+    clear(integrity).append(el('h2', { id: 'int-h' }, t('overview.integrity')), el('p', { class: 'muted' }, t('overview.checking')));
     const r = await api('GET', '/admin/integrity');
     const checks = (r && r.checks) || [];
     const mismatches = (r && r.mismatches) || [];
-    const runBtn = button('Run check', { small: true, testid: 'run-integrity', onclick: () => busy(runBtn, loadIntegrity).catch(globalError) });
+    const runBtn = button(t('overview.runCheck'), { small: true, testid: 'run-integrity', onclick: () => busy(runBtn, loadIntegrity).catch(globalError) });
     add(clear(integrity), [
-      el('div', { class: 'section-head' }, el('h2', { id: 'int-h' }, 'Integrity'), runBtn),
+      el('div', { class: 'section-head' }, el('h2', { id: 'int-h' }, t('overview.integrity')), runBtn),
       el('p', { class: `big-status ${r.ok ? 'ok' : 'bad'}` },
         el('span', { class: 'status-dot', 'aria-hidden': 'true' }),
-        el('span', { testid: 'integrity-status', dataset: { ok: String(!!r.ok) } }, r.ok ? 'ok' : 'not ok'),
-        el('span', { class: 'muted small' }, ` · checked ${when(new Date().toISOString())}`)),
-      mismatches.length ? el('div', { class: 'mismatches' }, el('h3', null, `Mismatches (${mismatches.length})`),
+        el('span', { testid: 'integrity-status', dataset: { ok: String(!!r.ok) } }, r.ok ? t('overview.ok') : t('overview.notOk')),
+        el('span', { class: 'muted small' }, ` · ${t('overview.checkedAt', { at: when(new Date().toISOString()) })}`)),
+      mismatches.length ? el('div', { class: 'mismatches' }, el('h3', null, t('overview.mismatches', { n: mismatches.length })),
         el('ul', { testid: 'integrity-mismatches' }, mismatches.map((m) => el('li', null, m)))) : null,
-      el('details', null, el('summary', null, `${checks.length} checks`),
+      el('details', null, el('summary', null, tn('count.checks', checks.length)),
         el('ul', { class: 'checks', testid: 'integrity-checks' }, checks.map((c) => el('li', null, c))))]);
   }
 
@@ -66,20 +66,21 @@ export async function viewOverview(root, ctx) {
     const rates = await api('GET', '/fx-rates');
     const r = rates && rates['USD-KES'];
     const form = el('form', { class: 'inline-form row-form', testid: 'fx-form' });
-    const input = field({ label: 'New rate (KES per USD)', dataField: 'rate', testid: 'fx-rate-input', attrs: { inputmode: 'decimal' }, hint: 'At most 4 decimals, e.g. 152.25. New payment requests use it at once.', wrapClass: 'grow' });
-    form.append(input.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button primary', testid: 'fx-submit' }, 'Set rate')), formError());
+    const input = field({ label: t('overview.newRate'), dataField: 'rate', testid: 'fx-rate-input', attrs: { inputmode: 'decimal' }, hint: t('overview.newRateHint'), wrapClass: 'grow' });
+    form.append(input.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button primary', testid: 'fx-submit' }, t('overview.setRate'))), formError());
     onSubmit(form, async () => {
       const v = input.input.value.trim();
-      await api('PUT', '/fx-rates/USD-KES', v ? { rate: v } : {});
-      notice(`USD-KES rate set to ${v}.`);
+      if (!checkFields(form, [[input.input, !v ? t('overview.err.rateEmpty') : (parseDecimal(v, 4) ? null : t('overview.err.rate'))]])) return;
+      await api('PUT', '/fx-rates/USD-KES', { rate: v });
+      notice(t('overview.rateSet', { rate: v }));
       await loadFx();
     });
     clear(fxBox).append(
-      el('h2', { id: 'fx-h' }, 'Exchange rate'),
+      el('h2', { id: 'fx-h' }, t('overview.rate')),
       el('p', { class: 'rate' }, el('span', { class: 'muted' }, 'USD-KES '),
         el('strong', { testid: 'fx-rate-value' }, r ? formatRate(rateKesPerUsdE4(r.rate)) : '—'),
-        el('span', { class: 'muted' }, ' KES per USD')),
-      el('p', { class: 'muted small' }, 'Updated ', r ? timeEl(r.updatedAt) : '—'),
+        el('span', { class: 'muted' }, ` ${t('overview.kesPerUsd')}`)),
+      el('p', { class: 'muted small' }, `${t('overview.updated')} `, r && r.updatedAt ? timeEl(r.updatedAt) : t('overview.defaultRate')),
       form);
   }
 
@@ -89,95 +90,32 @@ export async function viewOverview(root, ctx) {
     const rank = (name) => { const i = PAYING_ORDER.indexOf(name); return i < 0 ? PAYING_ORDER.length : i; };
     const accounts = ((f && f.accounts) || []).slice().sort((a, b) => rank(a.name) - rank(b.name));
     const alertCents = f && Number.isInteger(f.alertKesCents) ? f.alertKesCents : null;
-    let note = GATEWAY_NOTES[f && f.gateway] || null;
-    if (!note && !accounts.length) note = 'No balance reported yet (asked every few minutes).';
-    const refreshBtn = button('Refresh', { small: true, testid: 'refresh-float', onclick: () => busy(refreshBtn, loadFloat).catch(globalError) });
+    let note = GATEWAY_NOTES[f && f.gateway] ? t(GATEWAY_NOTES[f.gateway]) : null;
+    if (!note && !accounts.length) note = t('float.note.nothing');
+    const refreshBtn = button(t('common.refresh'), { small: true, testid: 'refresh-float', onclick: () => busy(refreshBtn, loadFloat).catch(globalError) });
     add(clear(floatBox), [
-      el('div', { class: 'section-head' }, el('h2', { id: 'float-h' }, 'M-Pesa float'), refreshBtn),
+      el('div', { class: 'section-head' }, el('h2', { id: 'float-h' }, t('float.title')), refreshBtn),
       note ? el('p', { class: 'muted', testid: 'float-note', dataset: { gateway: f && f.gateway } }, note) : null,
       accounts.length ? el('ul', { class: 'float-accounts', testid: 'float-accounts' }, accounts.map((a) => floatAccount(a, alertCents))) : null,
-      accounts.length ? el('p', { class: 'muted small', testid: 'float-updated' }, 'Last reported ', timeEl(f.updatedAt)) : null,
+      accounts.length ? el('p', { class: 'muted small', testid: 'float-updated' }, `${t('float.lastReported')} `, timeEl(f.updatedAt)) : null,
       el('p', { class: 'muted small', testid: 'float-alert' }, alertCents > 0
-        ? `A paying account below ${kes(alertCents)} is flagged.`
-        : 'No low-balance alert is set (REMIT_FLOAT_ALERT_KES).')]);
-  }
-
-  function payoutCard(p) {
-    const card = el('article', { class: 'card payout-card', testid: 'payout-card', dataset: { payoutId: p.payoutId, status: p.status } },
-      el('header', { class: 'card-head' },
-        el('div', null,
-          el('h3', { class: 'card-title amount' }, kes(p.amountKesCents), el('span', { class: 'muted usd-twin' }, ` = ${usd(p.amountUsdCents)}`)),
-          el('p', { class: 'muted small mono' }, p.payoutId)),
-        el('div', null, statusBadge(p.status, 'payout-status'), p.flagged ? el('span', { class: 'flag' }, 'flagged') : null)),
-      dl([
-        ['Payment request', el('span', { class: 'mono' }, p.paymentRequestId || '—')],
-        ['Escrow', el('span', { class: 'mono' }, p.escrowId || '—')],
-        ['Method', p.method || '—'],
-        ['Sent', timeEl(p.sentAt)],
-        p.resultDesc ? ['Result', p.resultDesc] : null,
-        p.flagReason ? ['Flag', p.flagReason] : null,
-      ]));
-    const form = el('form', { class: 'inline-form', testid: 'resolve-form' });
-    const outcome = uid('outcome');
-    const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', checked: true, testid: 'resolve-outcome-paid' });
-    const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
-    const receipt = field({ label: 'M-Pesa receipt', dataField: 'receipt', testid: 'resolve-receipt', attrs: { spellcheck: 'false' } });
-    const reason = field({ label: 'Reason', optional: true, dataField: 'reason', testid: 'resolve-reason', hint: 'What M-Pesa said, for the audit log.' });
-    reason.wrap.hidden = true;
-    const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm' });
-    const go = el('button', { type: 'submit', class: 'button primary', testid: 'resolve-submit' }, 'Resolve');
-    const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; };
-    paid.addEventListener('change', sync);
-    failed.addEventListener('change', sync);
-    form.append(el('fieldset', { class: 'subfield', 'data-field': 'outcome' }, el('legend', null, 'Resolve as'),
-      el('div', { class: 'radios' }, el('label', { class: 'radio', for: paid.id }, paid, ' paid'), el('label', { class: 'radio', for: failed.id }, failed, ' failed (money back to remaining)'))),
-    receipt.wrap, reason.wrap, formError(), confirm, el('div', { class: 'actions' }, go));
-    let confirmed = false;
-    onSubmit(form, async () => {
-      if (!confirmed) {
-        const what = paid.checked ? `paid with receipt ${receipt.input.value.trim() || '(none)'}` : 'failed, returning the money to the escrow';
-        clear(confirm).append(el('p', null, `Mark ${p.payoutId} as ${what}? This cannot be undone.`),
-          el('div', { class: 'actions' },
-            button('Yes, resolve', { variant: 'danger', testid: 'resolve-confirm-yes', onclick: () => { confirmed = true; form.requestSubmit(); } }),
-            button('Back', { testid: 'resolve-confirm-no', onclick: sync })));
-        confirm.hidden = false;
-        go.hidden = true;
-        confirm.querySelector('button').focus();
-        return;
-      }
-      confirmed = false;
-      const body = paid.checked ? { outcome: 'paid', receipt: receipt.input.value.trim() } : { outcome: 'failed', reason: reason.input.value.trim() };
-      if (body.receipt === '') delete body.receipt;
-      if (body.reason === '') delete body.reason;
-      try {
-        await api('POST', `/payouts/${encodeURIComponent(p.payoutId)}/resolve`, body);
-      } catch (err) {
-        sync();
-        throw err;
-      }
-      notice(`${p.payoutId} resolved as ${body.outcome}.`);
-      await loadStuck();
-    });
-    card.append(form);
-    return card;
+        ? t('float.alert', { alert: kes(alertCents) })
+        : t('float.noAlert'))]);
   }
 
   async function loadStuck() {
-    const d = await api('GET', `/payouts${qs({ status: 'stuck' })}`);
+    const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
     if (!ctx.alive()) return;
-    const items = (d && d.items) || [];
-    if (!items.length) {
-      clear(stuck).append(emptyState('No stuck payouts.', 'no-stuck'));
-      return;
-    }
-    if (stuck.querySelector('.empty')) clear(stuck);
-    patchList(stuck, items, (p) => p.payoutId, payoutCard);
+    const n = ((d && d.items) || []).length;
+    clear(stuck).append(n
+      ? el('div', { class: 'warn', testid: 'stuck-summary' }, el('p', null, tn('count.stuck', n)), el('a', { class: 'button secondary small', href: '#/payouts', testid: 'go-payouts' }, t('overview.resolveThem')))
+      : emptyState(t('payouts.noStuck'), 'no-stuck'));
   }
 
   await Promise.all([
-    loadIntegrity().catch((err) => { clear(integrity).append(el('h2', null, 'Integrity'), el('p', { class: 'form-error' }, errorText(err))); }),
-    loadFx().catch((err) => { clear(fxBox).append(el('h2', null, 'Exchange rate'), el('p', { class: 'form-error' }, errorText(err))); }),
-    loadFloat().catch((err) => { clear(floatBox).append(el('h2', null, 'M-Pesa float'), el('p', { class: 'form-error' }, errorText(err))); }),
+    loadIntegrity().catch((err) => { clear(integrity).append(el('h2', null, t('overview.integrity')), el('p', { class: 'form-error' }, errorText(err))); }),
+    loadFx().catch((err) => { clear(fxBox).append(el('h2', null, t('overview.rate')), el('p', { class: 'form-error' }, errorText(err))); }),
+    loadFloat().catch((err) => { clear(floatBox).append(el('h2', null, t('float.title')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadStuck().catch(globalError),
   ]);
   ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : loadStuck()));

@@ -1,121 +1,142 @@
-// Agent and recipient screen #/request/<escrowId>: a new payment request on one escrow with its
-// live USD equivalent, the requests sent from here tracked until they end, and the escrow's
-// recent requests.
+// Agent and recipient screen #/pay/<escrowId>: a new payment request on one escrow with its live
+// USD equivalent; every field checked before sending, and Send disabled (with the reason) while
+// the amount is more than the category has left. The requests sent from here are tracked until
+// they end; the escrow's recent requests link to their details and receipts.
 
 import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { formatRate, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
-import { markField, onSubmit } from '../forms.js';
+import { formatRate, kenyanDigits, kes, usd, usdCentsForKes, when } from '../format.js';
+import { checkFields, onSubmit } from '../forms.js';
+import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
+import { todayRate } from '../rates.js';
 import { requestRow } from '../request-card.js';
 import { session } from '../session.js';
 import { tracker } from '../tracker.js';
+import { categoryLabel } from '../words.js';
+
+// M-Pesa's limits for a payment to a phone (B2C), in whole KES.
+const PHONE_KES_MIN = 10;
+const PHONE_KES_MAX = 250000;
 
 export async function viewRequest(root, ctx, escrowId) {
   const isAgent = session.me.role === 'agent';
-  const back = el('a', { class: 'button link back', href: isAgent ? '#/payments' : '#/mine', testid: 'back-to-escrows' }, '\u2190 Back to escrows');
-  const escrowBox = el('div', { class: 'request-escrow', testid: 'request-escrow' }, el('p', { class: 'muted' }, 'Loading…'));
-  root.append(back, pageHead('New payment request', 'Pay a merchant in KES from one of the escrow\u2019s categories. The sender approves it, then it is paid over M-Pesa.'), escrowBox);
+  const back = el('a', { class: 'button link back', href: isAgent ? '#/payments' : '#/mine', testid: 'back-to-escrows' }, `\u2190 ${t('request.back')}`);
+  const escrowBox = el('div', { class: 'request-escrow', testid: 'request-escrow' }, el('p', { class: 'muted' }, t('common.loading')));
+  root.append(back, pageHead(t('request.title'), t('request.intro')), escrowBox);
 
   let escrow;
+  let rate = null;
   try {
-    escrow = await api('GET', `/escrows/${encodeURIComponent(escrowId)}`);
+    [escrow, rate] = await Promise.all([
+      api('GET', `/escrows/${encodeURIComponent(escrowId)}`),
+      todayRate().catch(() => null),
+    ]);
   } catch (err) {
     if (ctx.alive()) clear(escrowBox).append(el('p', { class: 'card form-error', role: 'alert', testid: 'escrow-load-error' }, errorText(err)));
     return;
   }
-  let fx = null;
   if (!ctx.alive()) return;
 
   function renderEscrow() {
-    clear(escrowBox).append(barLegend(), escrowCard(escrow));
+    clear(escrowBox).append(barLegend(), escrowCard(escrow, { rateE4: rate && rate.e4 }));
   }
   renderEscrow();
 
   const trackers = el('div', { class: 'stack', testid: 'trackers' });
-  const trackersSection = el('section', { class: 'section', hidden: true, 'aria-labelledby': 'sent-h' }, el('h2', { id: 'sent-h' }, 'Sent from this screen'), trackers);
+  const trackersSection = el('section', { class: 'section', hidden: true, 'aria-labelledby': 'sent-h' }, el('h2', { id: 'sent-h' }, t('request.sentHere')), trackers);
   const history = el('ul', { class: 'rows', testid: 'escrow-history' });
-  const historySection = el('section', { class: 'section', 'aria-labelledby': 'hist-h' }, el('h2', { id: 'hist-h' }, 'Recent requests on this escrow'), history);
+  const historySection = el('section', { class: 'section', 'aria-labelledby': 'hist-h' },
+    el('div', { class: 'section-head' }, el('h2', { id: 'hist-h' }, t('request.recent')),
+      el('a', { class: 'button secondary small', href: `#/requests?escrow=${encodeURIComponent(escrowId)}`, testid: 'all-on-escrow' }, t('request.allOnEscrow'))),
+    history);
 
   if (escrow.status !== 'active') {
     root.append(el('p', { class: 'card notice-box', testid: 'not-active' },
-      `This escrow is ${escrow.status}. Payment requests can be made on active escrows only.`), historySection);
+      t('request.notActive', { status: t(`status.escrow.${escrow.status}`) })), historySection);
     await loadHistory();
     return;
   }
 
   // ---- the form
-  const form = el('form', { class: 'form card', testid: 'request-form', 'aria-label': 'New payment request' });
+  const categoryOption = (c) => el('option', { value: c.name }, t('request.categoryOption', { category: categoryLabel(c.name), left: usd(c.remainingUsdCents) }));
+  const form = el('form', { class: 'form card', testid: 'request-form', 'aria-label': t('request.title') });
   const category = field({
-    label: 'Category', tag: 'select', dataField: 'category', testid: 'request-category',
-    options: (escrow.categories || []).map((c) => el('option', { value: c.name }, `${c.name} \u2014 ${usd(c.remainingUsdCents)} remaining`)),
+    label: t('request.category'), tag: 'select', dataField: 'category', testid: 'request-category',
+    options: (escrow.categories || []).map(categoryOption),
   });
-  const amount = field({ label: 'Amount (KES, whole shillings)', dataField: 'amountKes', testid: 'request-amount', attrs: { inputmode: 'numeric', pattern: '[0-9]*' }, hint: 'For example 1500.' });
-  const merchantName = field({ label: 'Merchant name', dataField: 'merchantName', testid: 'merchant-name', hint: 'e.g. Kenya Power' });
+  const amount = field({ label: t('request.amount'), dataField: 'amountKes', testid: 'request-amount', attrs: { inputmode: 'numeric' }, hint: t('request.amountHint') });
+  const merchantName = field({ label: t('request.merchantName'), dataField: 'merchantName', testid: 'merchant-name', hint: t('request.merchantNameHint') });
 
   const typeName = uid('mtype');
   const typeInputs = {};
   const typeBox = el('fieldset', { class: 'subfield', 'data-field': 'merchantAccount.type', testid: 'merchant-type' },
-    el('legend', null, 'Pay to'),
-    el('div', { class: 'radios' }, [['paybill', 'PayBill'], ['till', 'Till (Buy Goods)'], ['phone', 'Phone (M-Pesa)']].map(([v, label]) => {
+    el('legend', null, t('request.payTo')),
+    el('div', { class: 'radios' }, [['paybill', t('request.type.paybill')], ['till', t('request.type.till')], ['phone', t('request.type.phone')]].map(([v, label]) => {
       const id = `${typeName}-${v}`;
       typeInputs[v] = el('input', { type: 'radio', name: typeName, id, value: v, checked: v === 'paybill', testid: `merchant-type-${v}` });
       return el('label', { for: id, class: 'radio' }, typeInputs[v], ` ${label}`);
     })));
-  const number = field({ label: 'PayBill number', dataField: 'merchantAccount.number', testid: 'merchant-number', attrs: { inputmode: 'numeric', spellcheck: 'false' } });
-  const reference = field({ label: 'Account number', dataField: 'merchantAccount.accountReference', testid: 'merchant-reference', hint: 'The account at the merchant, e.g. the meter number.', attrs: { spellcheck: 'false' } });
-  const note = field({ label: 'Note', optional: true, dataField: 'note', testid: 'request-note', tag: 'textarea' });
+  const number = field({ label: t('request.number.paybill'), dataField: 'merchantAccount.number', testid: 'merchant-number', attrs: { inputmode: 'numeric', spellcheck: 'false' } });
+  const reference = field({ label: t('request.accountRef'), dataField: 'merchantAccount.accountReference', testid: 'merchant-reference', hint: t('request.accountRefHint'), attrs: { spellcheck: 'false' } });
+  const note = field({ label: t('request.note'), optional: true, dataField: 'note', testid: 'request-note', tag: 'textarea' });
   const preview = el('div', { class: 'preview', testid: 'usd-equivalent', 'aria-live': 'polite' });
+  const submit = el('button', { type: 'submit', class: 'button primary', testid: 'submit-request' }, t('request.submit'));
+  const blockedId = uid('blocked');
+  const blocked = el('p', { class: 'warn', id: blockedId, testid: 'submit-blocked', hidden: true });
+  // Why Send is disabled now (more than the category has left), or null.
+  let overBalance = null;
 
   function merchantType() {
     return Object.keys(typeInputs).find((k) => typeInputs[k].checked) || 'paybill';
   }
   function syncType() {
-    const t = merchantType();
-    number.label.textContent = t === 'paybill' ? 'PayBill number' : t === 'till' ? 'Till number' : 'Phone number';
-    number.input.setAttribute('inputmode', t === 'phone' ? 'tel' : 'numeric');
-    reference.wrap.hidden = t !== 'paybill';
+    const ty = merchantType();
+    number.label.textContent = t(`request.number.${ty}`);
+    number.input.setAttribute('inputmode', ty === 'phone' ? 'tel' : 'numeric');
+    reference.wrap.hidden = ty !== 'paybill';
   }
   Object.values(typeInputs).forEach((i) => i.addEventListener('change', syncType));
   syncType();
 
+  const kesCentsTyped = () => {
+    const text = amount.input.value.trim().replace(/[,\s]/g, '');
+    return /^\d{1,9}$/.test(text) && Number(text) > 0 ? Number(text) * 100 : null;
+  };
+  const selectedCategory = () => (escrow.categories || []).find((c) => c.name === category.input.value);
+
+  // Send is disabled, with the reason beside it, while the amount is more than the category has left.
   function renderPreview() {
     clear(preview);
     const text = amount.input.value.trim();
-    const e4 = fx ? rateKesPerUsdE4(fx.rate) : null;
-    preview.append(el('div', { class: 'preview-label' }, 'USD equivalent'));
-    if (!text) {
-      preview.append(el('p', { class: 'muted' }, 'Enter an amount in KES to see what it costs in USD.'));
-      return;
+    const e4 = rate && rate.e4;
+    preview.append(el('div', { class: 'preview-label' }, t('request.usdEquivalent')));
+    let over = null;
+    const kesCents = kesCentsTyped();
+    if (!text) preview.append(el('p', { class: 'muted' }, t('request.previewEmpty')));
+    else if (!kesCents) preview.append(el('p', { class: 'muted' }, t('request.previewWhole')));
+    else if (!e4) preview.append(el('p', { class: 'muted' }, t('request.previewNoRate')));
+    else {
+      const cents = usdCentsForKes(kesCents, e4);
+      const cat = selectedCategory();
+      preview.append(
+        el('p', { class: 'preview-amount' }, el('span', { testid: 'usd-equivalent-kes' }, kes(kesCents)), ' = ',
+          el('strong', { testid: 'usd-equivalent-value' }, usd(cents))),
+        el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, t('request.previewRate', { rate: formatRate(e4), at: rate.updatedAt ? when(rate.updatedAt) : t('request.defaultRate') })));
+      if (cat && cents > Number(cat.remainingUsdCents)) {
+        over = t('request.overBalance', { need: usd(cents), left: usd(cat.remainingUsdCents), category: categoryLabel(cat.name) });
+      }
     }
-    if (!/^\d+$/.test(text) || /^0+$/.test(text)) {
-      preview.append(el('p', { class: 'muted' }, 'Whole shillings only, e.g. 1500.'));
-      return;
-    }
-    if (!e4) {
-      preview.append(el('p', { class: 'muted' }, 'The exchange rate is not available yet.'));
-      return;
-    }
-    const kesCents = Number(text) * 100;
-    const cents = usdCentsForKes(kesCents, e4);
-    const cat = (escrow.categories || []).find((c) => c.name === category.input.value);
-    preview.append(
-      el('p', { class: 'preview-amount' }, el('span', { testid: 'usd-equivalent-kes' }, kes(kesCents)), ' = ',
-        el('strong', { testid: 'usd-equivalent-value' }, usd(cents))),
-      el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, `At KES ${formatRate(e4)} per USD${fx.updatedAt ? ` (rate of ${when(fx.updatedAt)})` : ''}. The rate is fixed when you send.`));
-    if (cat && cents > Number(cat.remainingUsdCents)) {
-      preview.append(el('p', { class: 'warn', testid: 'over-balance' }, `More than the ${usd(cat.remainingUsdCents)} remaining in ${cat.name}: the sender cannot approve it.`));
-    }
+    overBalance = over;
+    blocked.textContent = over || '';
+    blocked.hidden = !over;
+    submit.disabled = Boolean(over);
+    if (over) submit.setAttribute('aria-describedby', blockedId);
+    else submit.removeAttribute('aria-describedby');
   }
   amount.input.addEventListener('input', renderPreview);
   category.input.addEventListener('change', renderPreview);
-
-  async function loadFx() {
-    const rates = await api('GET', '/fx-rates');
-    fx = rates && rates['USD-KES'] ? rates['USD-KES'] : null;
-    if (ctx.alive()) renderPreview();
-  }
 
   form.append(
     el('div', { class: 'grid-2' }, category.wrap, amount.wrap),
@@ -123,42 +144,59 @@ export async function viewRequest(root, ctx, escrowId) {
     merchantName.wrap, typeBox,
     el('div', { class: 'grid-2' }, number.wrap, reference.wrap),
     note.wrap, formError(),
-    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'button primary', testid: 'submit-request' }, 'Send for approval')));
+    el('div', { class: 'actions' }, submit), blocked);
   root.append(form, trackersSection, historySection);
 
-  onSubmit(form, async () => {
-    const amountText = amount.input.value.trim();
-    if (amountText && !/^\d+$/.test(amountText)) {
-      markField(amount.input, 'Enter whole shillings only, without cents (e.g. 1500).');
-      amount.input.focus();
-      return;
+  // Every field at once, before anything is sent.
+  function check() {
+    const ty = merchantType();
+    const text = amount.input.value.trim();
+    const kesCents = kesCentsTyped();
+    let amountProblem = !text ? t('request.err.amountEmpty') : (!kesCents ? t('request.err.amountWhole') : null);
+    if (!amountProblem && ty === 'phone' && (kesCents < PHONE_KES_MIN * 100 || kesCents > PHONE_KES_MAX * 100)) {
+      amountProblem = t('request.err.phoneLimits', { min: kes(PHONE_KES_MIN * 100), max: kes(PHONE_KES_MAX * 100) });
     }
-    const t = merchantType();
-    const account = { type: t };
-    if (number.input.value.trim()) account.number = number.input.value.trim();
-    if (t === 'paybill' && reference.input.value.trim()) account.accountReference = reference.input.value.trim();
-    const body = { escrowId: escrow.escrowId, category: category.input.value };
-    if (amountText) body.amountKes = amountText;
-    if (merchantName.input.value.trim()) body.merchantName = merchantName.input.value.trim();
-    body.merchantAccount = account;
+    const num = number.input.value.trim();
+    let numberProblem = null;
+    if (!num) numberProblem = t(`request.err.number.${ty}`);
+    else if (ty === 'phone' && !kenyanDigits(num)) numberProblem = t('request.err.phone');
+    else if (ty !== 'phone' && !/^\d{5,8}$/.test(num)) numberProblem = t(`request.err.number.${ty}`);
+    return checkFields(form, [
+      [category.input, category.input.value ? null : t('request.err.category')],
+      [amount.input, amountProblem],
+      [merchantName.input, merchantName.input.value.trim() ? null : t('request.err.merchantName')],
+      [number.input, numberProblem],
+      [reference.input, ty === 'paybill' && !reference.input.value.trim() ? t('request.err.accountRef') : null],
+    ]);
+  }
+
+  onSubmit(form, async () => {
+    // (busy() has disabled every control by now: the reason is in overBalance.)
+    if (overBalance || !check()) return;
+    const ty = merchantType();
+    const account = { type: ty, number: number.input.value.trim() };
+    if (ty === 'paybill') account.accountReference = reference.input.value.trim();
+    const body = { escrowId: escrow.escrowId, category: category.input.value, amountKes: amount.input.value.trim().replace(/[,\s]/g, ''), merchantName: merchantName.input.value.trim(), merchantAccount: account };
     if (note.input.value.trim()) body.note = note.input.value.trim();
     const created = await api('POST', '/payment-requests', body);
     const initial = {
       escrowId: escrow.escrowId, category: body.category, merchantName: body.merchantName,
       merchantAccount: account, note: body.note || null, createdAt: new Date().toISOString(), payout: null, ...created,
     };
-    const t2 = tracker(ctx, initial, {
+    const tr = tracker(ctx, initial, {
       canCancel: true,
+      after: (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
+        r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails'))),
       onChange: () => loadHistory().catch(() => {}),
       onFinal: (r) => {
         refreshEscrow().catch(globalError);
         loadHistory().catch(() => {});
-        if (r.status === 'paid') notice(`Paid: ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}${r.payout && r.payout.mpesaReceipt ? `, M-Pesa receipt ${r.payout.mpesaReceipt}` : ''}.`);
-        else if (r.status === 'failed') notice(`The payout of ${kes(r.amountKesCents)} failed. ${usd(r.amountUsdCents)} went back to ${r.category}.`, 'warn');
-        else if (r.status === 'rejected') notice(`The sender rejected ${kes(r.amountKesCents)} to ${r.merchantName || 'the merchant'}${r.reason ? `: ${r.reason}` : '.'}`, 'warn');
+        if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
+        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
+        else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
       },
     });
-    trackers.prepend(t2.node);
+    trackers.prepend(tr.node);
     trackersSection.hidden = false;
     amount.input.value = '';
     note.input.value = '';
@@ -166,17 +204,20 @@ export async function viewRequest(root, ctx, escrowId) {
     number.input.value = '';
     reference.input.value = '';
     renderPreview();
-    notice(`Sent for approval: ${kes(created.amountKesCents)} = ${usd(created.amountUsdCents)}.`);
+    notice(t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
     loadHistory().catch(() => {});
   });
 
   async function refreshEscrow() {
-    const fresh = await api('GET', `/escrows/${encodeURIComponent(escrow.escrowId)}`);
-    if (!ctx.alive() || JSON.stringify(fresh) === JSON.stringify(escrow)) return;
+    const [fresh, r] = await Promise.all([api('GET', `/escrows/${encodeURIComponent(escrow.escrowId)}`), todayRate().catch(() => rate)]);
+    if (!ctx.alive()) return;
+    const same = JSON.stringify(fresh) === JSON.stringify(escrow) && (r && r.e4) === (rate && rate.e4);
+    rate = r;
+    if (same) return;
     escrow = fresh;
     renderEscrow();
     const selected = category.input.value;
-    clear(category.input).append(...(escrow.categories || []).map((c) => el('option', { value: c.name }, `${c.name} \u2014 ${usd(c.remainingUsdCents)} remaining`)));
+    clear(category.input).append(...(escrow.categories || []).map(categoryOption));
     category.input.value = selected;
     renderPreview();
   }
@@ -186,16 +227,15 @@ export async function viewRequest(root, ctx, escrowId) {
     if (!ctx.alive()) return;
     const items = (d && d.items) || [];
     if (!items.length) {
-      clear(history).append(el('li', { class: 'empty' }, 'No requests yet.'));
+      clear(history).append(el('li', { class: 'empty' }, t('request.noneYet')));
       return;
     }
     if (history.querySelector('.empty')) clear(history);
-    patchList(history, items, (r) => r.paymentRequestId, requestRow);
+    patchList(history, items, (r) => r.paymentRequestId, (r) => requestRow(r, { href: `#/requests/${encodeURIComponent(r.paymentRequestId)}` }));
   }
 
   renderPreview();
-  await Promise.all([loadFx(), loadHistory()]);
-  ctx.every(60000, loadFx);
+  await loadHistory();
   ctx.every(5000, async () => { await refreshEscrow(); await loadHistory(); });
   category.input.focus();
 }

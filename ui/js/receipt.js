@@ -1,0 +1,83 @@
+// Printable receipts: a cash deposit taken at a kiosk, and a paid payment request. Each is a
+// .receipt-area block placed directly in the screen; app.css prints only that block (navigation,
+// banners and the rest of the screen hidden). A receipt of a simulated payout says so, large.
+
+import { button, el, simulatedTag } from './dom.js';
+import { formatRate, formatShortRef, kes, merchantText, rateKesPerUsdE4, usd, when } from './format.js';
+import { t } from './i18n.js';
+import { session } from './session.js';
+import { categoryLabel, statusWord } from './words.js';
+
+function line(label, value, testid) {
+  return el('div', { class: 'receipt-line' }, el('dt', null, label), el('dd', { testid }, value));
+}
+
+// The "Printed …" line says when it was printed, not when the receipt was first shown.
+let printHooked = false;
+function printedAt() {
+  if (!printHooked && typeof window !== 'undefined') {
+    printHooked = true;
+    window.addEventListener('beforeprint', () => {
+      const now = when(new Date().toISOString());
+      document.querySelectorAll('[data-printed-at]').forEach((n) => { n.textContent = t('receipt.printedAt', { at: now }); });
+    });
+  }
+  return el('p', { class: 'receipt-foot muted small', 'data-printed-at': '' }, t('receipt.printedAt', { at: when(new Date().toISOString()) }));
+}
+
+function printButton() {
+  return button(t('receipt.print'), { variant: 'primary', testid: 'print-receipt', class: 'no-print', onclick: () => window.print() });
+}
+
+function frame(kind, title, number, lines, extra, actions) {
+  return el('section', { class: 'receipt-area', testid: `${kind}-receipt`, 'aria-label': title },
+    el('div', { class: 'receipt-card card' },
+      el('header', { class: 'receipt-head' },
+        el('div', null, el('p', { class: 'receipt-brand' }, 'remit'), el('h2', null, title)),
+        el('p', { class: 'receipt-number' }, el('span', { class: 'muted small' }, t('receipt.number')), el('br'),
+          el('strong', { class: 'mono', testid: 'receipt-number' }, number || '—'))),
+      extra,
+      el('dl', { class: 'receipt-lines' }, lines.filter(Boolean)),
+      printedAt()),
+    el('div', { class: 'actions no-print' }, printButton(), actions || null));
+}
+
+// A cash deposit just recorded (the answer of POST /escrows/:id/deposits) for escrow e.
+export function depositReceipt(d, e, opts = {}) {
+  const inKes = d.amountKesCents !== undefined && d.amountKesCents !== null;
+  const rateE4 = d.rateKesPerUsdE4 || null;
+  const due = e ? Math.max(0, Number(e.totalAmountUsdCents) - Number(e.depositedUsdCents || 0)) : null;
+  const r = (e && e.recipient) || {};
+  return frame('deposit', t('receipt.depositTitle'), d.receiptNumber, [
+    line(t('receipt.date'), when(d.createdAt || new Date().toISOString())),
+    inKes ? line(t('receipt.received'), kes(d.amountKesCents), 'receipt-amount-kes') : null,
+    inKes && rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
+    line(inKes ? t('receipt.credited') : t('receipt.received'), usd(d.amountUsdCents), 'receipt-amount-usd'),
+    line(t('receipt.for'), [r.name || '—', r.phone ? el('span', { class: 'muted' }, ` ${r.phone}`) : null], 'receipt-recipient'),
+    e && e.shortRef ? line(t('card.code'), el('span', { class: 'mono' }, formatShortRef(e.shortRef)), 'receipt-code') : null,
+    line(t('receipt.escrowNow'), e ? statusWord('escrow', e.status) : '—', 'receipt-escrow-status'),
+    e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
+    opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
+    line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),
+  ], null, opts.actions);
+}
+
+// A paid payment request (GET /payment-requests/:id) of escrow e (optional).
+export function paymentReceipt(r, e) {
+  const p = r.payout || {};
+  const rateE4 = r.exchangeRate ? rateKesPerUsdE4(r.exchangeRate) : null;
+  const rec = (e && e.recipient) || {};
+  const sim = p.simulated
+    ? el('p', { class: 'receipt-simulated', testid: 'receipt-simulated' }, simulatedTag('receipt-simulated-tag'), ' ', t('receipt.simulated'))
+    : null;
+  return frame('payment', t('receipt.paymentTitle'), p.mpesaReceipt, [
+    line(t('receipt.paidAt'), when(p.resultAt || r.updatedAt)),
+    line(t('receipt.paidTo'), [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'receipt-merchant'),
+    line(t('receipt.amount'), kes(r.amountKesCents), 'receipt-amount-kes'),
+    line(t('receipt.fromEscrow'), usd(r.amountUsdCents), 'receipt-amount-usd'),
+    rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
+    line(t('request.category'), categoryLabel(r.category), 'receipt-category'),
+    rec.name ? line(t('receipt.forRecipient'), rec.name, 'receipt-recipient') : null,
+    line(t('receipt.request'), el('span', { class: 'mono' }, r.paymentRequestId)),
+  ], sim);
+}

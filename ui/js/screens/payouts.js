@@ -1,0 +1,174 @@
+// Admin screen #/payouts: the stuck payouts, each with the form that resolves it (paid with
+// M-Pesa's receipt, or failed: the money goes back) behind a confirmation that says what each
+// outcome does; and every payout, filtered by status and paged with nextCursor.
+
+import { LIST_PAGE, api, qs } from '../api.js';
+import { button, clear, dl, el, emptyState, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
+import { kes, usd } from '../format.js';
+import { busy, checkFields, onSubmit } from '../forms.js';
+import { t, tn } from '../i18n.js';
+import { globalError, notice } from '../notices.js';
+import { rawResult } from '../request-card.js';
+import { failureExplanation, methodLabel } from '../words.js';
+
+const FILTERS = ['', 'queued', 'sent', 'succeeded', 'failed', 'flagged', 'stuck'];
+
+function filterLabel(f) {
+  return f ? t(`payouts.filter.${f}`) : t('common.all');
+}
+
+export function payoutCard(p, opts = {}) {
+  const why = p.status === 'failed' ? failureExplanation(p) : null;
+  const card = el('article', { class: 'card payout-card', testid: opts.testid || 'payout-card', dataset: { payoutId: p.payoutId, status: p.status } },
+    el('header', { class: 'card-head' },
+      el('div', { class: 'card-head-main' },
+        el('h3', { class: 'card-title amount' }, kes(p.amountKesCents), el('span', { class: 'muted usd-twin' }, `= ${usd(p.amountUsdCents)}`)),
+        el('p', { class: 'muted small mono id-line' }, p.payoutId)),
+      el('div', { class: 'badges' }, statusBadge('payout', p.status, 'payout-status'),
+        p.simulated ? simulatedTag() : null,
+        p.flagged ? el('span', { class: 'flag', testid: 'payout-flagged' }, t('payout.flagged')) : null)),
+    why ? el('p', { class: 'failure-text', testid: 'failure-text' }, why) : null,
+    dl([
+      p.mpesaReceipt ? [t('payout.receipt'), el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
+      [t('payouts.request'), el('span', { class: 'mono id-line' }, p.paymentRequestId || '—')],
+      [t('payouts.escrow'), el('span', { class: 'mono id-line' }, p.escrowId || '—')],
+      [t('payouts.method'), methodLabel(p.method)],
+      [t('payout.sentAt'), timeEl(p.sentAt)],
+      p.resultAt ? [t('payout.resultAt'), timeEl(p.resultAt)] : null,
+      p.flagReason ? [t('payout.flag'), p.flagReason, 'payout-flag-reason'] : null,
+    ]),
+    rawResult(p));
+  if (opts.resolve) card.append(resolveForm(p, opts.onResolved));
+  return card;
+}
+
+function resolveForm(p, onResolved) {
+  const form = el('form', { class: 'inline-form resolve', testid: 'resolve-form' });
+  const outcome = uid('outcome');
+  const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', checked: true, testid: 'resolve-outcome-paid' });
+  const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
+  const receipt = field({ label: t('resolve.receipt'), dataField: 'receipt', testid: 'resolve-receipt', attrs: { spellcheck: 'false', autocapitalize: 'characters' }, hint: t('resolve.receiptHint') });
+  const reason = field({ label: t('resolve.reason'), optional: true, dataField: 'reason', testid: 'resolve-reason', hint: t('resolve.reasonHint') });
+  reason.wrap.hidden = true;
+  const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm', role: 'alertdialog', 'aria-label': t('resolve.confirmTitle') });
+  const go = el('button', { type: 'submit', class: 'button primary', testid: 'resolve-submit' }, t('resolve.next'));
+  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; };
+  paid.addEventListener('change', sync);
+  failed.addEventListener('change', sync);
+  form.append(el('h4', null, t('resolve.title')),
+    el('fieldset', { class: 'subfield', 'data-field': 'outcome' }, el('legend', null, t('resolve.as')),
+      el('div', { class: 'choice' },
+        el('label', { class: 'radio', for: paid.id }, paid, ` ${t('resolve.paid')}`),
+        el('p', { class: 'hint', testid: 'resolve-explain-paid' }, t('resolve.paidExplain'))),
+      el('div', { class: 'choice' },
+        el('label', { class: 'radio', for: failed.id }, failed, ` ${t('resolve.failed')}`),
+        el('p', { class: 'hint', testid: 'resolve-explain-failed' }, t('resolve.failedExplain')))),
+    receipt.wrap, reason.wrap, formError(), confirm, el('div', { class: 'actions' }, go));
+  let confirmed = false;
+  onSubmit(form, async () => {
+    if (!confirmed) {
+      if (!checkFields(form, [[receipt.input, paid.checked && !receipt.input.value.trim() ? t('resolve.err.receipt') : null]])) return;
+      const what = paid.checked
+        ? t('resolve.confirmPaid', { receipt: receipt.input.value.trim(), kes: kes(p.amountKesCents) })
+        : t('resolve.confirmFailed', { kes: kes(p.amountKesCents), usd: usd(p.amountUsdCents) });
+      clear(confirm).append(el('p', { testid: 'resolve-confirm-text' }, what), el('p', { class: 'small' }, t('resolve.cannotUndo')),
+        el('div', { class: 'actions' },
+          button(paid.checked ? t('resolve.yesPaid') : t('resolve.yesFailed'), { variant: 'danger', testid: 'resolve-confirm-yes', onclick: () => { confirmed = true; form.requestSubmit(); } }),
+          button(t('resolve.back'), { testid: 'resolve-confirm-no', onclick: sync })));
+      confirm.hidden = false;
+      go.hidden = true;
+      confirm.querySelector('button').focus();
+      return;
+    }
+    confirmed = false;
+    const body = paid.checked ? { outcome: 'paid', receipt: receipt.input.value.trim() } : { outcome: 'failed' };
+    if (!paid.checked && reason.input.value.trim()) body.reason = reason.input.value.trim();
+    try {
+      await api('POST', `/payouts/${encodeURIComponent(p.payoutId)}/resolve`, body);
+    } catch (err) {
+      sync();
+      throw err;
+    }
+    notice(body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) }));
+    if (onResolved) await onResolved();
+  });
+  return form;
+}
+
+export async function viewPayouts(root, ctx) {
+  const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
+  const stuckCount = el('p', { class: 'muted', testid: 'stuck-count', 'aria-live': 'polite' }, t('common.loading'));
+  const list = el('div', { class: 'stack', testid: 'payout-list' });
+  const summary = el('p', { class: 'muted', testid: 'payout-summary', 'aria-live': 'polite' }, t('common.loading'));
+  const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
+  const filter = field({
+    label: t('payouts.filter'), tag: 'select', testid: 'payout-status-filter', dataField: 'status',
+    options: FILTERS.map((f) => el('option', { value: f }, filterLabel(f))),
+  });
+  let status = '';
+  let cursor = null;
+  const rows = new Map();
+
+  root.append(pageHead(t('nav.payouts'), t('payouts.intro'),
+    button(t('common.refresh'), { testid: 'refresh', onclick: () => Promise.all([loadStuck(), reload()]).catch(globalError) })),
+  el('section', { class: 'section', 'aria-labelledby': 'stuck-h' },
+    el('h2', { id: 'stuck-h' }, t('payouts.stuckTitle')),
+    el('p', { class: 'muted' }, t('payouts.stuckIntro')), stuckCount, stuck),
+  el('section', { class: 'section', 'aria-labelledby': 'all-h' },
+    el('h2', { id: 'all-h' }, t('payouts.allTitle')),
+    el('div', { class: 'toolbar card' }, filter.wrap), summary, list, el('div', { class: 'actions center' }, more)));
+
+  async function loadStuck() {
+    const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
+    if (!ctx.alive()) return;
+    const items = (d && d.items) || [];
+    stuckCount.textContent = items.length ? tn('count.stuck', items.length) : t('payouts.noStuck');
+    if (!items.length) {
+      clear(stuck);
+      return;
+    }
+    patchList(stuck, items, (p) => p.payoutId, (p) => payoutCard(p, {
+      resolve: true, testid: 'stuck-card', onResolved: () => Promise.all([loadStuck(), reload()]),
+    }));
+  }
+
+  function render() {
+    const items = Array.from(rows.values());
+    if (!items.length) {
+      clear(list).append(emptyState(status ? t('payouts.noneWith', { status: filterLabel(status) }) : t('payouts.none'), 'no-payouts'));
+      summary.textContent = '';
+    } else {
+      if (list.querySelector('.empty')) clear(list);
+      patchList(list, items, (p) => p.payoutId, (p) => payoutCard(p));
+      summary.textContent = status ? tn('count.payoutsWith', items.length, { status: filterLabel(status) }) : tn('count.payouts', items.length);
+      if (cursor) summary.textContent += ` ${t('find.moreBelow')}`;
+    }
+    more.hidden = !cursor;
+  }
+
+  // Only the latest reload is shown: a filter changed twice quickly must not show the first answer.
+  let latest = 0;
+  async function reload() {
+    const mine = ++latest;
+    const want = Math.min(200, Math.max(LIST_PAGE, rows.size));
+    const d = await api('GET', `/payouts${qs({ status, limit: want })}`);
+    if (!ctx.alive() || mine !== latest) return;
+    rows.clear();
+    for (const p of (d && d.items) || []) rows.set(p.payoutId, p);
+    cursor = (d && d.nextCursor) || null;
+    render();
+  }
+
+  filter.input.addEventListener('change', () => { status = filter.input.value; rows.clear(); reload().catch(globalError); });
+  more.addEventListener('click', () => busy(more, async () => {
+    const d = await api('GET', `/payouts${qs({ status, limit: LIST_PAGE, cursor })}`);
+    if (!ctx.alive()) return;
+    for (const p of (d && d.items) || []) rows.set(p.payoutId, p);
+    cursor = (d && d.nextCursor) || null;
+    render();
+  }).catch(globalError));
+
+  await Promise.all([loadStuck(), reload()]);
+  // Not while someone is resolving a payout: the form would be rebuilt under their hands.
+  ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : Promise.all([loadStuck(), reload()])));
+}
