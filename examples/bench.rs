@@ -21,17 +21,30 @@ use remit::service::users::{self, NewUser};
 use remit::service::{Actor, Role};
 use remit::store::{self, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/api/support/attacks.rs"]
 mod attacks;
+#[path = "load/mod.rs"]
+mod load;
+
+use load::{drive, percentile};
+
+fn peak_rss_mib() -> f64 {
+    load::memory_mib("self", "VmHWM:")
+}
+
+fn server_cpu() -> Duration {
+    load::threads_cpu("remit-")
+}
 
 struct Args {
     escrows: usize,
     per_escrow: usize,
     connections: usize,
     attackers: usize,
+    wal_max_mib: u64,
 }
 
 fn args() -> Args {
@@ -40,6 +53,7 @@ fn args() -> Args {
         per_escrow: 5,
         connections: 32,
         attackers: 200,
+        wal_max_mib: 64,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -49,61 +63,16 @@ fn args() -> Args {
             ("--per-escrow", Some(v)) => a.per_escrow = v,
             ("--connections", Some(v)) => a.connections = v,
             ("--attackers", Some(v)) => a.attackers = v,
+            ("--wal-max-mb", Some(v)) => a.wal_max_mib = v as u64,
             _ => {
                 eprintln!(
-                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A]"
+                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M]"
                 );
                 std::process::exit(2);
             }
         }
     }
     a
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU time (user + system) of the server's threads so far: every thread of this process whose
-/// name starts with `remit-` (HTTP workers, the writer, the checkpointer…), not the clients.
-fn server_cpu() -> Duration {
-    let ticks_per_s = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("remit-") {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
-            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
-            ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
-        }
-    }
-    Duration::from_secs_f64(ticks as f64 / ticks_per_s)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 /// Creates `escrows` funded escrows with `per_escrow` pending requests each; returns the
@@ -187,56 +156,6 @@ fn prepare(
         .collect()
 }
 
-/// Runs `work` for every id on `threads` threads; returns (wall time, sorted latencies, failures).
-fn drive(
-    ids: Vec<String>,
-    threads: usize,
-    work: impl Fn(usize, &str) -> bool + Send + Sync + 'static,
-) -> (Duration, Vec<Duration>, usize) {
-    let ids = Arc::new(ids);
-    let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (ids, work, next, barrier) = (
-                Arc::clone(&ids),
-                Arc::clone(&work),
-                Arc::clone(&next),
-                Arc::clone(&barrier),
-            );
-            std::thread::spawn(move || {
-                let mut latencies = Vec::new();
-                let mut failures = 0;
-                barrier.wait();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(id) = ids.get(i) else {
-                        return (latencies, failures);
-                    };
-                    let started = Instant::now();
-                    if !work(t, id) {
-                        failures += 1;
-                    }
-                    latencies.push(started.elapsed());
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let started = Instant::now();
-    let mut all = Vec::new();
-    let mut failures = 0;
-    for h in handles {
-        let (l, f) = h.join().expect("driver thread");
-        all.extend(l);
-        failures += f;
-    }
-    let wall = started.elapsed();
-    all.sort();
-    (wall, all, failures)
-}
-
 fn report(name: &str, n: usize, wall: Duration, latencies: &[Duration], failures: usize) -> f64 {
     let rate = n as f64 / wall.as_secs_f64();
     println!(
@@ -264,6 +183,9 @@ impl HttpLoad {
         let batches_before = store.stats.batches.load(Ordering::Relaxed);
         let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
         let cpu_before = server_cpu();
+        let resets_before = store.stats.wal_resets.load(Ordering::Relaxed);
+        store.stats.wal_peak_bytes.store(0, Ordering::Relaxed);
+        store.stats.wal_reset_micros_max.store(0, Ordering::Relaxed);
         let (wall, latencies, failures) = drive(ids, self.connections, {
             let (agents, base, token) = (
                 Arc::clone(&self.agents),
@@ -308,7 +230,7 @@ impl HttpLoad {
             cpu.as_secs_f64() * 1e3 / n as f64,
             cpu.as_secs_f64() / wall.as_secs_f64(),
             store.stats.wal_peak_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
-            store.stats.wal_resets.load(Ordering::Relaxed),
+            store.stats.wal_resets.load(Ordering::Relaxed) - resets_before,
             store.stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e3
         );
         (rate, percentile(&latencies, 0.99).as_secs_f64() * 1e3)
@@ -324,6 +246,7 @@ fn main() {
     config.gateway = GatewayKind::None; // measure approvals, not the payout simulator
     config.workers = remit::config::Config::new("-").workers.max(a.connections);
     config.read_pool_size = 8;
+    config.wal_max_mib = a.wal_max_mib;
     let store = Arc::new(store::open(&config.open_options(true)).expect("open"));
     let make = |role, name: &str| {
         let user = NewUser {

@@ -33,8 +33,9 @@ pub struct AuditKey {
 /// database) and returns the key that signs new lines.
 pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let exists: bool =
-        tx.query_row("SELECT EXISTS (SELECT 1 FROM audit_keys)", [], |r| r.get(0))?;
+    let exists: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_keys)")?
+        .query_row([], |r| r.get(0))?;
     if !exists {
         let key = add_key(&tx, keys, 1)?;
         write_head(&tx, &key, 0, &GENESIS_MAC)?;
@@ -48,10 +49,8 @@ pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
 pub fn add_key(conn: &Connection, keys: &Keys, from_seq: i64) -> Result<AuditKey> {
     let mut key = [0u8; 32];
     crypto::fill_random(&mut key);
-    conn.execute(
-        "INSERT INTO audit_keys (from_seq, key_enc) VALUES (?1, ?2)",
-        params![from_seq, keys.wrap_audit_key(from_seq, &key)?],
-    )?;
+    conn.prepare_cached("INSERT INTO audit_keys (from_seq, key_enc) VALUES (?1, ?2)")?
+        .execute(params![from_seq, keys.wrap_audit_key(from_seq, &key)?])?;
     Ok(AuditKey { from_seq, key })
 }
 
@@ -80,10 +79,11 @@ pub fn current_key(conn: &Connection, keys: &Keys) -> Result<AuditKey> {
 /// Rewraps every audit key under a new master key (key rotation).
 pub fn rewrap_keys(conn: &Connection, old: &Keys, new: &Keys) -> Result<()> {
     for key in all_keys(conn, old)? {
-        conn.execute(
-            "UPDATE audit_keys SET key_enc = ?2 WHERE from_seq = ?1",
-            params![key.from_seq, new.wrap_audit_key(key.from_seq, &key.key)?],
-        )?;
+        conn.prepare_cached("UPDATE audit_keys SET key_enc = ?2 WHERE from_seq = ?1")?
+            .execute(params![
+                key.from_seq,
+                new.wrap_audit_key(key.from_seq, &key.key)?
+            ])?;
     }
     Ok(())
 }
@@ -133,11 +133,8 @@ fn verify_head(
     last_mac: &[u8],
 ) -> Result<Option<String>> {
     let stored: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [HEAD_META_KEY],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([HEAD_META_KEY], |r| r.get(0))
         .optional()?;
     let Some(stored) = stored else {
         return Ok(Some(format!(
@@ -184,6 +181,35 @@ pub fn append(
     entity: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
+    let (seq, mac) = append_line(conn, key, now, actor, action, entity, details)?;
+    write_head(conn, key, seq, &mac)
+}
+
+/// Writes the keyed record of the newest line as the log now ends (once per writer batch,
+/// before its commit: the lines of a batch are committed together, so the record written with
+/// them names the last of them).
+pub fn seal_head(conn: &Connection, key: &AuditKey) -> Result<()> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match last {
+        Some((seq, mac)) => write_head(conn, key, seq, &mac),
+        None => Ok(()),
+    }
+}
+
+/// Appends one line to the chain without writing the record of the newest line (the writer
+/// seals it once per batch: `seal_head`); returns its sequence number and MAC.
+pub fn append_line(
+    conn: &Connection,
+    key: &AuditKey,
+    now: i64,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    details: &serde_json::Value,
+) -> Result<(i64, [u8; 32])> {
     let last: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -216,7 +242,7 @@ pub fn append(
         prev_mac,
         mac.as_slice()
     ])?;
-    write_head(conn, key, seq, &mac)
+    Ok((seq, mac))
 }
 
 /// Verifies the whole chain from the first line to the last; returns one sentence per break.

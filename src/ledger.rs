@@ -352,11 +352,11 @@ pub fn void(
 /// pending one's unfunded deposits go to `escrow:refunded`. Returns the amount refunded.
 pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCents> {
     let at = crate::time::rfc3339(now);
-    let (status, deposited, remaining): (EscrowStatus, i64, i64) = conn.query_row(
-        "SELECT status, deposited_usd_cents, remaining_usd_cents FROM escrows WHERE id = ?1",
-        [escrow_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (status, deposited, remaining): (EscrowStatus, i64, i64) = conn
+        .prepare_cached(
+            "SELECT status, deposited_usd_cents, remaining_usd_cents FROM escrows WHERE id = ?1",
+        )?
+        .query_row([escrow_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let pending = status == EscrowStatus::PendingDeposit;
     // Categories with money left; empty for a pending escrow, whose categories were never funded.
     let categories: Vec<(CategoryId, i64)> = conn

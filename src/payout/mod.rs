@@ -161,11 +161,9 @@ impl Worker {
         let queries: i64 = self
             .store
             .read(|conn, _| {
-                Ok(conn.query_row(
-                    "SELECT status_queries FROM payouts WHERE id = ?1",
-                    [&payout_id],
-                    |r| r.get(0),
-                )?)
+                Ok(conn
+                    .prepare_cached("SELECT status_queries FROM payouts WHERE id = ?1")?
+                    .query_row([&payout_id], |r| r.get(0))?)
             })
             .unwrap_or(0);
         let again_after_s =

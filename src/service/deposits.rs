@@ -51,9 +51,8 @@ fn recorded(
     let escrow_status: Option<EscrowStatus> = match &deposit.escrow_id {
         Some(id) => ctx
             .conn
-            .query_row("SELECT status FROM escrows WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT status FROM escrows WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?,
         None => None,
     };
@@ -309,15 +308,12 @@ pub fn record_flagged(
     reason: &str,
 ) -> Result<RecordedDeposit> {
     let id = DepositId::new();
-    ctx.conn.execute(
-        "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
-         VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at)",
-        named_params! {
+    ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
+         VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at)")?.execute(named_params! {
             ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
             ":amount": amount, ":status": DepositStatus::Flagged, ":reason": reason,
             ":actor": actor.id, ":at": ctx.at(),
-        },
-    )?;
+        })?;
     ctx.audit(
         &actor.id,
         "deposit.flagged",
@@ -335,11 +331,10 @@ pub fn escrow_exists(ctx: &WriteCtx<'_>, escrow_id: &str) -> Result<Option<Escro
     let Ok(id) = EscrowId::parse(escrow_id) else {
         return Ok(None);
     };
-    let exists: bool = ctx.conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1)",
-        [&id],
-        |r| r.get(0),
-    )?;
+    let exists: bool = ctx
+        .conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1)")?
+        .query_row([&id], |r| r.get(0))?;
     Ok(exists.then_some(id))
 }
 
@@ -362,8 +357,10 @@ pub fn record_reversal(
 ) -> Result<ReversalOutcome> {
     let found: Option<(DepositId, Option<EscrowId>, DepositStatus)> = ctx
         .conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, escrow_id, status FROM deposits WHERE source = ?1 AND reference = ?2",
+        )?
+        .query_row(
             params![DepositSource::Stripe, reversal.payment_intent],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -376,20 +373,18 @@ pub fn record_reversal(
         return Ok(ReversalOutcome::UnknownPayment);
     };
     let reason = reversal.describe();
-    ctx.conn.execute(
-        "UPDATE deposits SET reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id",
-        named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()},
-    )?;
+    ctx.conn.prepare_cached("UPDATE deposits SET reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()})?;
     let flagged_escrow = match (&escrow_id, status) {
         (Some(escrow_id), DepositStatus::Applied) => {
-            ctx.conn.execute(
-                "UPDATE escrows SET flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
-                params![
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE escrows SET flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![
                     escrow_id,
                     format!("deposit {id}: {reason}; its money may be taken back"),
                     ctx.at()
-                ],
-            )?;
+                ])?;
             Some(escrow_id)
         }
         _ => None,

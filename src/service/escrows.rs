@@ -216,11 +216,10 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
             to: "cancelled",
         });
     }
-    let reserved: UsdCents = ctx.conn.query_row(
-        "SELECT reserved_usd_cents FROM escrows WHERE id = ?1",
-        [escrow_id],
-        |r| r.get(0),
-    )?;
+    let reserved: UsdCents = ctx
+        .conn
+        .prepare_cached("SELECT reserved_usd_cents FROM escrows WHERE id = ?1")?
+        .query_row([escrow_id], |r| r.get(0))?;
     if reserved > UsdCents::ZERO {
         return Err(Error::InvalidState {
             entity: "escrow",

@@ -128,8 +128,8 @@ pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredRespo
 /// Deletes keys older than the retention time (housekeeping).
 pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
     let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
-    Ok(ctx.conn.execute(
-        "DELETE FROM idempotency_keys WHERE created_at <= ?1",
-        [cutoff],
-    )?)
+    Ok(ctx
+        .conn
+        .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?1")?
+        .execute([cutoff])?)
 }

@@ -117,17 +117,18 @@ pub fn mark_sent(
     status_after_s: Option<i64>,
 ) -> Result<()> {
     let query_at = status_after_s.map(|s| crate::time::rfc3339(ctx.now + s));
-    ctx.conn.execute(
-        "UPDATE payouts SET conversation_id = COALESCE(conversation_id, :conversation),
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET conversation_id = COALESCE(conversation_id, :conversation),
          status = CASE status WHEN :queued THEN :sent ELSE status END,
          sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL,
          status_query_due_at = CASE WHEN status IN (:queued, :sent) THEN :query_at END,
          updated_at = :at WHERE id = :id",
-        named_params! {
+        )?
+        .execute(named_params! {
             ":id": payout_id, ":conversation": conversation_id, ":at": ctx.at(),
             ":queued": PayoutStatus::Queued, ":sent": PayoutStatus::Sent, ":query_at": query_at,
-        },
-    )?;
+        })?;
     ctx.audit(
         WORKER,
         "payout.sent",
@@ -183,14 +184,11 @@ pub fn mark_retry(
     // A result may have completed the payout meanwhile: then there is nothing to record.
     let attempts: Option<i64> = ctx
         .conn
-        .query_row(
-            "UPDATE payouts SET result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
-             RETURNING attempts",
-            named_params! {
+        .prepare_cached("UPDATE payouts SET result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
+             RETURNING attempts")?.query_row(named_params! {
                 ":id": payout_id, ":error": error, ":at": ctx.at(), ":queued": PayoutStatus::Queued,
             },
-            |r| r.get(0),
-        )
+            |r| r.get(0))
         .optional()?;
     let Some(attempts) = attempts else {
         return Ok(());
@@ -262,11 +260,12 @@ pub fn hold_failure(
     code: &str,
     desc: &str,
 ) -> Result<()> {
-    ctx.conn.execute(
-        "UPDATE payouts SET failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
          status_query_due_at = ?4, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'sent')",
-        params![payout_id, code, desc, ctx.at()],
-    )?;
+        )?
+        .execute(params![payout_id, code, desc, ctx.at()])?;
     ctx.audit(
         "system:mpesa",
         "payout.failure_held",
@@ -296,11 +295,10 @@ pub fn apply_status_answer(
     let actor = Actor::system("mpesa");
     let held: Option<(Option<String>, Option<String>)> = ctx
         .conn
-        .query_row(
+        .prepare_cached(
             "SELECT failure_to_confirm_code, failure_to_confirm_desc FROM payouts WHERE id = ?1",
-            [payout_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (held_code, held_desc) = held.unwrap_or((None, None));
     let outcome = match answer {
@@ -338,10 +336,11 @@ pub fn apply_status_answer(
 
 /// Flags a payout for the operator without touching its money.
 pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
-    ctx.conn.execute(
-        "UPDATE payouts SET flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
-        params![payout_id, reason, ctx.at()],
-    )?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![payout_id, reason, ctx.at()])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(
         WORKER,
@@ -473,11 +472,8 @@ pub fn apply_result(
         PayoutResult::Succeeded { receipt } => {
             let taken: Option<PayoutId> = ctx
                 .conn
-                .query_row(
-                    "SELECT id FROM payouts WHERE receipt = ?1",
-                    [receipt],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT id FROM payouts WHERE receipt = ?1")?
+                .query_row([receipt], |r| r.get(0))
                 .optional()?;
             if taken.is_some() {
                 let reason = "the receipt already completed another payout".to_string();
@@ -492,14 +488,11 @@ pub fn apply_result(
                 payout_id.as_str(),
                 ctx.now,
             )?;
-            ctx.conn.execute(
-                "UPDATE payouts SET status = :status, receipt = :receipt, result_code = '0', result_at = :at,
+            ctx.conn.prepare_cached("UPDATE payouts SET status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
-                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id",
-                named_params! {
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
-                },
-            )?;
+                })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
             ctx.audit(
                 &actor.id,
@@ -520,15 +513,12 @@ pub fn apply_result(
                 payout_id.as_str(),
                 ctx.now,
             )?;
-            ctx.conn.execute(
-                "UPDATE payouts SET status = :status, result_code = :code, result_desc = :desc, result_at = :at,
+            ctx.conn.prepare_cached("UPDATE payouts SET status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
-                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id",
-                named_params! {
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
                     ":at": at,
-                },
-            )?;
+                })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
             ctx.audit(
                 &actor.id,
@@ -544,10 +534,9 @@ pub fn apply_result(
 
 /// Records the result description that came with a success (kept for the request view).
 pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &PayoutId, desc: &str) -> Result<()> {
-    ctx.conn.execute(
-        "UPDATE payouts SET result_desc = ?2 WHERE id = ?1",
-        params![payout_id, desc],
-    )?;
+    ctx.conn
+        .prepare_cached("UPDATE payouts SET result_desc = ?2 WHERE id = ?1")?
+        .execute(params![payout_id, desc])?;
     Ok(())
 }
 
@@ -556,25 +545,19 @@ fn set_request_status(
     request_id: &PaymentRequestId,
     status: RequestStatus,
 ) -> Result<()> {
-    ctx.conn.execute(
-        "UPDATE payment_requests SET status = :status, updated_at = :at WHERE id = :id AND status = :approved",
-        named_params! {
+    ctx.conn.prepare_cached("UPDATE payment_requests SET status = :status, updated_at = :at WHERE id = :id AND status = :approved")?.execute(named_params! {
             ":id": request_id, ":status": status, ":at": ctx.at(), ":approved": RequestStatus::Approved,
-        },
-    )?;
+        })?;
     Ok(())
 }
 
 /// An active escrow with nothing remaining and nothing reserved is `completed`.
 fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<()> {
-    let n = ctx.conn.execute(
-        "UPDATE escrows SET status = :completed, updated_at = :at
-         WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0",
-        named_params! {
+    let n = ctx.conn.prepare_cached("UPDATE escrows SET status = :completed, updated_at = :at
+         WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0")?.execute(named_params! {
             ":id": escrow_id, ":at": ctx.at(), ":completed": EscrowStatus::Completed,
             ":active": EscrowStatus::Active,
-        },
-    )?;
+        })?;
     if n == 1 {
         ctx.audit(
             &actor.id,
@@ -595,11 +578,9 @@ const STUCK: &str = "(p.status IN ('queued', 'sent') AND (p.flagged = 1 OR (p.st
 /// How many payouts are stuck (for `/metrics`).
 pub fn stuck_count(conn: &Connection, timeout_s: i64, now: i64) -> Result<i64> {
     let cutoff = crate::time::rfc3339(now - timeout_s);
-    Ok(conn.query_row(
-        &format!("SELECT COUNT(*) FROM payouts p WHERE {STUCK}"),
-        [cutoff],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM payouts p WHERE {STUCK}"))?
+        .query_row([cutoff], |r| r.get(0))?)
 }
 
 /// Which payouts `GET /payouts` lists.
@@ -684,11 +665,10 @@ pub fn resolve(
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
     // it could release money that M-Pesa is about to pay.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
-    let stuck: bool = ctx.conn.query_row(
-        &format!("SELECT {STUCK} FROM payouts p WHERE p.id = ?2"),
-        params![cutoff, payout_id],
-        |r| r.get(0),
-    )?;
+    let stuck: bool = ctx
+        .conn
+        .prepare_cached(&format!("SELECT {STUCK} FROM payouts p WHERE p.id = ?2"))?
+        .query_row(params![cutoff, payout_id], |r| r.get(0))?;
     if !stuck {
         return Err(Error::InvalidState {
             entity: "payout",
@@ -707,10 +687,9 @@ pub fn resolve(
         }
         ResultOutcome::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
     }
-    ctx.conn.execute(
-        "UPDATE payouts SET flagged = 0, flag_reason = NULL WHERE id = ?1",
-        [payout_id],
-    )?;
+    ctx.conn
+        .prepare_cached("UPDATE payouts SET flagged = 0, flag_reason = NULL WHERE id = ?1")?
+        .execute([payout_id])?;
     ctx.audit(
         &actor.id,
         "payout.resolved",

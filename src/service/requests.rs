@@ -280,7 +280,8 @@ fn refusal_error(
     let needed = row.amount_usd;
     let read = |sql: &str, key: &str| -> UsdCents {
         ctx.conn
-            .query_row(sql, params![key, day], |r| r.get::<_, UsdCents>(0))
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_row(params![key, day], |r| r.get::<_, UsdCents>(0)))
             .unwrap_or_default()
     };
     match refusal {

@@ -172,11 +172,10 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<Creat
 /// `POST /users/:id/tokens`: another token for an existing user.
 pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &UserId) -> Result<IssuedToken> {
     super::require_role(actor, &[])?;
-    let exists: bool = ctx.conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
-        [user_id],
-        |r| r.get(0),
-    )?;
+    let exists: bool = ctx
+        .conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)")?
+        .query_row([user_id], |r| r.get(0))?;
     if !exists {
         return Err(Error::NotFound { what: "user" });
     }
@@ -223,12 +222,13 @@ pub fn issue_recipient_token(
         });
     }
     let recipient = parties.recipient_id.clone();
-    let (has_token, other_senders): (bool, bool) = ctx.conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL),
+    let (has_token, other_senders): (bool, bool) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL),
                 EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2)",
-        params![recipient, actor.id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+        )?
+        .query_row(params![recipient, actor.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if has_token {
         return Err(Error::NotNow(
             "the recipient can already sign in; for a new token ask an admin".into(),
@@ -260,20 +260,16 @@ pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<R
     super::require_role(actor, &[])?;
     let row: Option<(UserId, Option<String>)> = ctx
         .conn
-        .query_row(
-            "SELECT user_id, revoked_at FROM api_tokens WHERE prefix = ?1",
-            [prefix],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT user_id, revoked_at FROM api_tokens WHERE prefix = ?1")?
+        .query_row([prefix], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((user_id, revoked_at)) = row else {
         return Err(Error::NotFound { what: "token" });
     };
     if revoked_at.is_none() {
-        ctx.conn.execute(
-            "UPDATE api_tokens SET revoked_at = ?2 WHERE prefix = ?1",
-            params![prefix, ctx.at()],
-        )?;
+        ctx.conn
+            .prepare_cached("UPDATE api_tokens SET revoked_at = ?2 WHERE prefix = ?1")?
+            .execute(params![prefix, ctx.at()])?;
         ctx.audit(
             &actor.id,
             "token.revoked",
@@ -421,5 +417,7 @@ pub fn find_by_phone(conn: &Connection, keys: &Keys, phone: &KenyanPhone) -> Res
 
 /// Is there any user yet? (The first start creates an admin.)
 pub fn any_user(conn: &Connection) -> Result<bool> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+        .query_row([], |r| r.get(0))?)
 }

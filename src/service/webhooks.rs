@@ -24,10 +24,7 @@ fn record_event(
     payload: &[u8],
 ) -> Result<bool> {
     let at = ctx.at();
-    let updated = ctx.conn.execute(
-        "UPDATE webhook_events SET deliveries = deliveries + 1, last_at = ?3 WHERE source = ?1 AND dedupe_key = ?2",
-        params![source, dedupe_key, at],
-    )?;
+    let updated = ctx.conn.prepare_cached("UPDATE webhook_events SET deliveries = deliveries + 1, last_at = ?3 WHERE source = ?1 AND dedupe_key = ?2")?.execute(params![source, dedupe_key, at])?;
     if updated > 0 {
         return Ok(false);
     }
@@ -37,11 +34,8 @@ fn record_event(
         id.as_str(),
         &String::from_utf8_lossy(payload),
     )?;
-    ctx.conn.execute(
-        "INSERT INTO webhook_events (id, source, dedupe_key, payload_enc, outcome, received_at, last_at)
-         VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?5)",
-        params![id, source, dedupe_key, payload_enc, at],
-    )?;
+    ctx.conn.prepare_cached("INSERT INTO webhook_events (id, source, dedupe_key, payload_enc, outcome, received_at, last_at)
+         VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?5)")?.execute(params![id, source, dedupe_key, payload_enc, at])?;
     Ok(true)
 }
 
@@ -51,10 +45,11 @@ fn set_outcome(
     dedupe_key: &str,
     outcome: &str,
 ) -> Result<()> {
-    ctx.conn.execute(
-        "UPDATE webhook_events SET outcome = ?3 WHERE source = ?1 AND dedupe_key = ?2",
-        params![source, dedupe_key, outcome],
-    )?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE webhook_events SET outcome = ?3 WHERE source = ?1 AND dedupe_key = ?2",
+        )?
+        .execute(params![source, dedupe_key, outcome])?;
     Ok(())
 }
 
@@ -248,10 +243,7 @@ pub fn apply_payout_callback(
         if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
             return Ok(CallbackOutcome::Duplicate);
         }
-        ctx.conn.execute(
-            "UPDATE daraja_queries SET answered_at = COALESCE(answered_at, ?2) WHERE conversation_id = ?1",
-            params![callback.conversation, ctx.at()],
-        )?;
+        ctx.conn.prepare_cached("UPDATE daraja_queries SET answered_at = COALESCE(answered_at, ?2) WHERE conversation_id = ?1")?.execute(params![callback.conversation, ctx.at()])?;
         let outcome = match (query.kind.as_str(), query.payout_id) {
             ("transaction_status", Some(payout_id)) => {
                 match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
@@ -323,11 +315,8 @@ pub fn apply_payout_callback(
 fn asks(ctx: &WriteCtx<'_>, payout_id: &PayoutId) -> Result<bool> {
     let gateway: Option<String> = ctx
         .conn
-        .query_row(
-            "SELECT gateway FROM payouts WHERE id = ?1",
-            [payout_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT gateway FROM payouts WHERE id = ?1")?
+        .query_row([payout_id], |r| r.get(0))
         .optional()?
         .flatten();
     Ok(gateway.as_deref() == Some("daraja"))
@@ -344,10 +333,7 @@ fn apply_to_payout(
         Ok(CallbackOutcome::Flagged(what.to_string()))
     };
     let ask = || -> Result<CallbackOutcome> {
-        ctx.conn.execute(
-            "UPDATE payouts SET status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')",
-            params![payout_id, ctx.at()],
-        )?;
+        ctx.conn.prepare_cached("UPDATE payouts SET status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
         Ok(CallbackOutcome::AskStatus)
     };
     match &callback.kind {
@@ -373,11 +359,10 @@ fn apply_to_payout(
             Ok(CallbackOutcome::Result(applied))
         }
         CallbackKind::Failure(code) if asks(ctx, payout_id)? => {
-            let open: bool = ctx.conn.query_row(
-                "SELECT status IN ('queued', 'sent') FROM payouts WHERE id = ?1",
-                [payout_id],
-                |r| r.get(0),
-            )?;
+            let open: bool = ctx
+                .conn
+                .prepare_cached("SELECT status IN ('queued', 'sent') FROM payouts WHERE id = ?1")?
+                .query_row([payout_id], |r| r.get(0))?;
             if !open {
                 // A failure for a payout that has its result: flagged as any conflicting
                 // result is, never applied.

@@ -34,6 +34,9 @@ pub struct WriteCtx<'a> {
     audit_key: &'a AuditKey,
     pending: RefCell<Vec<PendingLine>>,
     broken: Cell<bool>,
+    /// An audit line was appended in this batch: the record of the newest line is written
+    /// before the commit.
+    audited: Cell<bool>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -45,6 +48,7 @@ impl<'a> WriteCtx<'a> {
             audit_key,
             pending: RefCell::new(Vec::new()),
             broken: Cell::new(false),
+            audited: Cell::new(false),
         }
     }
 
@@ -62,7 +66,7 @@ impl<'a> WriteCtx<'a> {
         entity: &str,
         details: &serde_json::Value,
     ) -> Result<()> {
-        crate::audit::append(
+        crate::audit::append_line(
             self.conn,
             self.audit_key,
             self.now,
@@ -71,6 +75,7 @@ impl<'a> WriteCtx<'a> {
             entity,
             details,
         )?;
+        self.audited.set(true);
         self.log_after_commit(
             log::Level::Info,
             "remit::audit",
@@ -325,6 +330,9 @@ fn run_batch(
             if ctx.broken.get() {
                 return Err(Error::internal("a savepoint could not be rolled back"));
             }
+        }
+        if ctx.audited.get() {
+            crate::audit::seal_head(conn, audit_key)?;
         }
         let started = Instant::now();
         conn.prepare_cached("COMMIT")?.execute([])?;

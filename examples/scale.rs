@@ -1,0 +1,702 @@
+//! The scale benchmark: does the cost of an approval, a read and the operator's work stay flat
+//! as the ledger grows? It builds a ledger through the service layer — escrows of 2
+//! categories, each funded by a cash deposit, with 2 payment requests (one paid; the other
+//! paid or rejected), their payouts, journal and audit lines — up to each size in turn, and at
+//! each size runs the real `remit` binary on it and measures:
+//!
+//! - durable approvals over HTTP at 32 connections, of requests on escrows spread over the
+//!   whole ledger (approvals/s, p99, server CPU per approval);
+//! - reads of random escrows (`GET /escrows/:id`, reads/s, p99);
+//! - the server's peak resident memory and the WAL's peak size;
+//! - the admin lists, a recipient-phone search and the API calls of the first page of the
+//!   admin and agent screens;
+//! - `remit check` (time and peak memory), `remit backup`, and a restart after `kill -9`
+//!   under load, to the first `/health` answer.
+//!
+//! `cargo build --release && cargo run --release --example scale -- [--sizes 2000,100000,1000000]
+//! [--approvals 10000] [--reads 20000] [--connections 32]`
+
+// A benchmark, not a service: a setup that fails should stop it with its reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+#[path = "load/mod.rs"]
+mod load;
+
+use load::{drive, memory_mib, percentile, process_cpu};
+use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
+use remit::money::{KesCents, UsdCents};
+use remit::service::escrows::{self, Categories, NewEscrow};
+use remit::service::payouts::{self, PayoutResult};
+use remit::service::requests::{self, MerchantAccount, NewPaymentRequest};
+use remit::service::users::{self, NewUser};
+use remit::service::{deposits, Actor, Role};
+use remit::store::{self, OpenOptions, Store};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+/// Escrows per sender and per recipient of the built ledger.
+const ESCROWS_PER_SENDER: usize = 1_000;
+const ESCROWS_PER_RECIPIENT: usize = 10;
+/// Escrows per writer command while building.
+const BUILD_BATCH: usize = 200;
+
+struct Args {
+    sizes: Vec<usize>,
+    approvals: usize,
+    reads: usize,
+    connections: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        sizes: vec![2_000, 100_000, 1_000_000],
+        approvals: 10_000,
+        reads: 20_000,
+        connections: 32,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--sizes" => {
+                a.sizes = value
+                    .split(',')
+                    .map(|s| s.trim().replace('_', "").parse().expect("--sizes"))
+                    .collect()
+            }
+            "--approvals" => a.approvals = value.parse().expect("--approvals"),
+            "--reads" => a.reads = value.parse().expect("--reads"),
+            "--connections" => a.connections = value.parse().expect("--connections"),
+            _ => {
+                eprintln!("usage: scale [--sizes 2000,100000,1000000] [--approvals N] [--reads N] [--connections C]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+/// A small deterministic generator (xorshift), so that runs pick the same escrows.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The people of the ledger: senders (with a token each), an agent, an admin.
+struct People {
+    senders: Vec<(Actor, String)>,
+    agent: Actor,
+    admin_token: String,
+    agent_token: String,
+}
+
+fn user(store: &Store, role: Role, name: String) -> (Actor, String) {
+    let created = store
+        .write(move |ctx| {
+            users::create(
+                ctx,
+                &Actor::system("scale"),
+                &NewUser {
+                    role,
+                    name,
+                    phone: None,
+                },
+            )
+        })
+        .expect("user");
+    (Actor::user(&created.user.user_id, role), created.token)
+}
+
+fn paybill(reference: &str) -> MerchantAccount {
+    MerchantAccount::Paybill {
+        number: "888880".into(),
+        account_reference: reference.into(),
+    }
+}
+
+fn request_input(escrow: &EscrowId, category: &str, kes: i64) -> NewPaymentRequest {
+    NewPaymentRequest {
+        escrow_id: escrow.clone(),
+        category: CategoryName::parse("c", category).unwrap(),
+        amount: KesCents::new(kes * 100).unwrap(),
+        merchant_name: "Kenya Power".into(),
+        merchant_account: paybill("3719450261"),
+        note: None,
+    }
+}
+
+/// Builds escrows `from..to` through the service layer: each funded, with one paid request
+/// and one paid or rejected. Returns the escrow ids (with their sender's index).
+fn build(store: &Store, people: &People, from: usize, to: usize) -> Vec<(EscrowId, usize)> {
+    let receipts = Arc::new(AtomicU64::new(from as u64 * 2));
+    let mut built = Vec::with_capacity(to - from);
+    let mut start = from;
+    while start < to {
+        let end = (start + BUILD_BATCH).min(to);
+        let senders: Vec<(usize, Actor)> = (start..end)
+            .map(|i| {
+                let s = (i / ESCROWS_PER_SENDER) % people.senders.len();
+                (s, people.senders[s].0.clone())
+            })
+            .collect();
+        let (agent, receipts) = (people.agent.clone(), Arc::clone(&receipts));
+        let ids = store
+            .write(move |ctx| {
+                let system = Actor::system("scale");
+                let mut ids = Vec::with_capacity(end - start);
+                for (i, (s, sender)) in (start..end).zip(senders) {
+                    let recipient = i / ESCROWS_PER_RECIPIENT;
+                    let input = NewEscrow {
+                        recipient_phone: KenyanPhone::parse("p", &format!("07{recipient:08}"))?,
+                        recipient_name: format!("Recipient {recipient}"),
+                        total: UsdCents::new(20_000).unwrap(),
+                        categories: Categories::Names(vec![
+                            CategoryName::parse("c", "rent")?,
+                            CategoryName::parse("c", "school_fees")?,
+                        ]),
+                        daily_limit: None,
+                    };
+                    let id = escrows::create(ctx, &sender, &input)?.escrow_id;
+                    deposits::record(
+                        ctx,
+                        &agent,
+                        id.as_str(),
+                        DepositSource::Cash,
+                        &format!("scale-{i}"),
+                        input.total,
+                    )?;
+                    let paid = |ctx: &remit::store::WriteCtx<'_>, category: &str, kes: i64| {
+                        let view = requests::create(
+                            ctx,
+                            &agent,
+                            &request_input(&id, category, kes),
+                            72 * 3600,
+                        )?;
+                        let payout =
+                            requests::approve_unviewed(ctx, &sender, &view.payment_request_id)?;
+                        let n = receipts.fetch_add(1, Ordering::Relaxed);
+                        payouts::apply_result(
+                            ctx,
+                            &system,
+                            &payout,
+                            &PayoutResult::Succeeded {
+                                receipt: format!("SC{n:08}"),
+                            },
+                            None,
+                        )
+                    };
+                    paid(ctx, "rent", 3_000)?;
+                    if i % 2 == 0 {
+                        paid(ctx, "school_fees", 1_500)?;
+                    } else {
+                        let view = requests::create(
+                            ctx,
+                            &agent,
+                            &request_input(&id, "school_fees", 1_500),
+                            72 * 3600,
+                        )?;
+                        requests::reject(
+                            ctx,
+                            &sender,
+                            &view.payment_request_id,
+                            Some("not this term"),
+                        )?;
+                    }
+                    ids.push((id, s));
+                }
+                Ok(ids)
+            })
+            .expect("build");
+        built.extend(ids);
+        start = end;
+    }
+    built
+}
+
+/// Pending requests on `n` escrows picked at random over the whole ledger, with the token of
+/// the sender who may approve each.
+fn pending(
+    store: &Store,
+    people: &People,
+    escrows: &[(EscrowId, usize)],
+    n: usize,
+    rng: &mut Rng,
+) -> Vec<(String, String)> {
+    let picks: Vec<(EscrowId, usize)> = (0..n)
+        .map(|_| escrows[rng.below(escrows.len())].clone())
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for chunk in picks.chunks(500) {
+        let (agent, chunk) = (people.agent.clone(), chunk.to_vec());
+        let ids: Vec<(PaymentRequestId, usize)> = store
+            .write(move |ctx| {
+                chunk
+                    .iter()
+                    .map(|(id, s)| {
+                        // KES 150 at 150: USD 1, so that thousands fit in a category.
+                        requests::create(ctx, &agent, &request_input(id, "rent", 150), 72 * 3600)
+                            .map(|v| (v.payment_request_id, *s))
+                    })
+                    .collect()
+            })
+            .expect("pending requests");
+        out.extend(
+            ids.into_iter()
+                .map(|(id, s)| (id.to_string(), people.senders[s].1.clone())),
+        );
+    }
+    out
+}
+
+fn open(db: &Path) -> Store {
+    let mut options = OpenOptions::new(db);
+    options.key_hex = Some(KEY.into());
+    store::open(&options).expect("open")
+}
+
+/// The `remit` binary next to this example (`target/release/remit`).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("remit"))
+        .expect("target dir");
+    if !bin.exists() {
+        eprintln!(
+            "{} is missing: run `cargo build --release` first",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
+/// A running `remit serve` on a loopback port.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(bin: &Path, db: &Path) -> (Server, Duration) {
+        let started = Instant::now();
+        let mut child = Command::new(bin)
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--addr", "127.0.0.1:0"])
+            .env_clear()
+            .env("ENCRYPTION_KEY", KEY)
+            .env("REMIT_GATEWAY", "none")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start remit");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("remit exited before listening")
+                .expect("stdout");
+            if let Some(rest) = line.strip_prefix("remit listening on ") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server { child, base };
+        let healthy = server.wait_healthy();
+        (server, started.elapsed().max(healthy))
+    }
+
+    /// Time until `/health` answers 200.
+    fn wait_healthy(&self) -> Duration {
+        let started = Instant::now();
+        let agent = http_agent();
+        loop {
+            if let Ok(r) = agent.get(&format!("{}/health", self.base)).call() {
+                if r.status() == 200 {
+                    return started.elapsed();
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no /health in 2 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .max_idle_connections_per_host(1)
+            .build(),
+    )
+}
+
+/// Samples the WAL's size every 10 ms until stopped; returns the peak.
+struct WalWatch {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WalWatch {
+    fn start(db: &Path) -> WalWatch {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let (stop, peak) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let thread = {
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                    peak.fetch_max(size, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        WalWatch { stop, peak, thread }
+    }
+
+    fn peak_mib(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
+    }
+}
+
+/// Approvals over HTTP: (approvals/s, p99 ms, server CPU ms per approval, failures).
+fn approvals(
+    base: &str,
+    pid: Option<u32>,
+    requests: Vec<(String, String)>,
+    connections: usize,
+) -> (f64, f64, f64, usize) {
+    let n = requests.len();
+    let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
+    let base = base.to_string();
+    let cpu_of = move || pid.map_or(Duration::ZERO, process_cpu);
+    let cpu_before = cpu_of();
+    let (wall, latencies, failures) = drive(requests, connections, move |t, (id, token)| {
+        let r = agents[t]
+            .post(&format!("{base}/payment-requests/{id}/approve"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send("{}");
+        match r {
+            Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
+            Err(_) => false,
+        }
+    });
+    let cpu = cpu_of().saturating_sub(cpu_before);
+    (
+        n as f64 / wall.as_secs_f64(),
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        cpu.as_secs_f64() * 1e3 / n as f64,
+        failures,
+    )
+}
+
+/// Reads of random escrows: (reads/s, p99 ms).
+fn reads(server: &Server, ids: Vec<String>, token: &str, connections: usize) -> (f64, f64, usize) {
+    let n = ids.len();
+    let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
+    let (base, token) = (server.base.clone(), token.to_string());
+    let (wall, latencies, failures) = drive(ids, connections, move |t, id| {
+        match agents[t]
+            .get(&format!("{base}/escrows/{id}"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+        {
+            Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
+            Err(_) => false,
+        }
+    });
+    (
+        n as f64 / wall.as_secs_f64(),
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        failures,
+    )
+}
+
+/// The slowest of five answers to one GET, in ms (and its status).
+fn slowest_get(server: &Server, path: &str, token: &str) -> (f64, u16) {
+    let agent = http_agent();
+    let mut worst = 0.0_f64;
+    let mut status = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut r = agent
+            .get(&format!("{}{path}", server.base))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("GET");
+        status = r.status().as_u16();
+        let _ = r.body_mut().read_to_vec();
+        worst = worst.max(started.elapsed().as_secs_f64() * 1e3);
+    }
+    (worst, status)
+}
+
+/// Runs a `remit` command; returns its time and peak memory (sampled).
+fn timed_command(bin: &Path, args: &[&str], db: &Path) -> (Duration, f64, bool) {
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_clear()
+        .env("ENCRYPTION_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run remit");
+    let pid = child.id().to_string();
+    let mut peak = 0.0_f64;
+    let status = loop {
+        peak = peak.max(memory_mib(&pid, "VmHWM:"));
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (started.elapsed(), peak, status.success())
+}
+
+fn file_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+}
+
+struct Row {
+    escrows: usize,
+    build_s: f64,
+    approvals_s: f64,
+    approval_p99: f64,
+    cpu_ms: f64,
+    reads_s: f64,
+    read_p99: f64,
+    rss_mib: f64,
+    file_mib: f64,
+    wal_peak_mib: f64,
+    check_s: f64,
+    check_mib: f64,
+    backup_s: f64,
+    restart_ms: f64,
+    lists_ms: f64,
+}
+
+fn main() {
+    let a = args();
+    let bin = binary();
+    let dir = std::env::temp_dir().join(format!("remit-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("scale.db");
+    println!(
+        "machine: {} cores; database {} (WAL, synchronous=FULL); sizes {:?}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        db.display(),
+        a.sizes
+    );
+
+    let store = open(&db);
+    let largest = a.sizes.iter().copied().max().unwrap_or(0);
+    let senders = largest.div_ceil(ESCROWS_PER_SENDER).max(1);
+    let people = People {
+        senders: (0..senders)
+            .map(|i| user(&store, Role::Sender, format!("Sender {i}")))
+            .collect(),
+        agent: user(&store, Role::Agent, "Kiosk".into()).0,
+        admin_token: user(&store, Role::Admin, "Operator".into()).1,
+        agent_token: String::new(),
+    };
+    let agent_token = {
+        let id = remit::domain::UserId::parse(&people.agent.id).expect("agent id");
+        store
+            .write(move |ctx| users::issue_token(ctx, &Actor::system("scale"), &id))
+            .expect("agent token")
+            .token
+    };
+    let people = People {
+        agent_token,
+        ..people
+    };
+    store.close();
+    drop(store);
+
+    let mut escrows: Vec<(EscrowId, usize)> = Vec::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rows = Vec::new();
+    for &size in &a.sizes {
+        let store = open(&db);
+        let started = Instant::now();
+        let from = escrows.len();
+        escrows.extend(build(&store, &people, from, size));
+        let build_s = started.elapsed().as_secs_f64();
+        println!(
+            "built escrows {from}..{size} in {build_s:.1} s ({:.0} escrows/s)",
+            (size - from) as f64 / build_s.max(1e-9)
+        );
+        let load = pending(&store, &people, &escrows, a.approvals, &mut rng);
+        let under_kill = pending(&store, &people, &escrows, 3_000, &mut rng);
+        store.close();
+        drop(store);
+
+        let (server, _) = Server::start(&bin, &db);
+        let watch = WalWatch::start(&db);
+        let (approvals_s, approval_p99, cpu_ms, failed) =
+            approvals(&server.base, Some(server.pid()), load, a.connections);
+        let read_ids: Vec<String> = (0..a.reads)
+            .map(|_| escrows[rng.below(escrows.len())].0.to_string())
+            .collect();
+        let (reads_s, read_p99, read_failed) =
+            reads(&server, read_ids, &people.admin_token, a.connections);
+        let wal_peak_mib = watch.peak_mib();
+        let rss_mib = memory_mib(&server.pid().to_string(), "VmHWM:");
+        println!(
+            "{size:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU each ({failed} failed); {reads_s:>6.0} reads/s p99 {read_p99:.1} ms ({read_failed} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB"
+        );
+
+        // The operator's lists and the first page of the admin and agent screens.
+        let phone = format!("07{:08}", rng.below(escrows.len()) / ESCROWS_PER_RECIPIENT);
+        let gets = [
+            ("/payouts?status=stuck&limit=50", &people.admin_token),
+            ("/payouts?status=succeeded&limit=50", &people.admin_token),
+            ("/payouts?status=queued&limit=50", &people.admin_token),
+            ("/deposits?status=flagged&limit=50", &people.admin_token),
+            ("/deposits?limit=50", &people.admin_token),
+            ("/users?limit=100", &people.admin_token),
+            ("/payment-requests?limit=50", &people.admin_token),
+            ("/escrows?limit=100", &people.admin_token),
+            (
+                &format!("/escrows?recipientPhone={phone}&limit=50") as &str,
+                &people.agent_token,
+            ),
+            ("/escrows?status=active&limit=20", &people.agent_token),
+            (
+                "/payment-requests?status=pending_approval&limit=100",
+                &people.senders[0].1,
+            ),
+            ("/admin/float", &people.admin_token),
+            ("/fx-rates", &people.admin_token),
+            ("/me", &people.agent_token),
+            ("/metrics", &people.admin_token),
+        ];
+        let mut lists_ms = 0.0_f64;
+        for (path, token) in gets {
+            let (ms, status) = slowest_get(&server, path, token);
+            lists_ms = lists_ms.max(ms);
+            println!("{:>30} {path}: {ms:.1} ms (status {status})", "");
+        }
+        server.stop();
+
+        let (check, check_mib, check_ok) = timed_command(&bin, &["check"], &db);
+        let copy = dir.join(format!("backup-{size}.db"));
+        let (backup, _, backup_ok) = timed_command(&bin, &["backup", copy.to_str().unwrap()], &db);
+        let _ = std::fs::remove_file(&copy);
+        println!(
+            "{:>30} remit check {:.2} s ({}; peak {check_mib:.1} MiB), remit backup {:.2} s ({})",
+            "",
+            check.as_secs_f64(),
+            if check_ok { "ok" } else { "FAILED" },
+            backup.as_secs_f64(),
+            if backup_ok { "ok" } else { "FAILED" }
+        );
+
+        // kill -9 under load, then the time from the new start to its first /health.
+        let (server, _) = Server::start(&bin, &db);
+        let (base, connections) = (server.base.clone(), a.connections);
+        let loader = std::thread::spawn(move || approvals(&base, None, under_kill, connections));
+        std::thread::sleep(Duration::from_millis(800));
+        server.kill9();
+        let _ = loader.join();
+        let (server, restart) = Server::start(&bin, &db);
+        println!(
+            "{:>30} restart after kill -9 under load: {:.0} ms to the first /health",
+            "",
+            restart.as_secs_f64() * 1e3
+        );
+        server.stop();
+
+        rows.push(Row {
+            escrows: size,
+            build_s,
+            approvals_s,
+            approval_p99,
+            cpu_ms,
+            reads_s,
+            read_p99,
+            rss_mib,
+            file_mib: file_mib(&db),
+            wal_peak_mib,
+            check_s: check.as_secs_f64(),
+            check_mib,
+            backup_s: backup.as_secs_f64(),
+            restart_ms: restart.as_secs_f64() * 1e3,
+            lists_ms,
+        });
+    }
+
+    println!();
+    println!("| escrows | build | approvals/s | approval p99 | server CPU per approval | reads/s | read p99 | server peak RSS | file | WAL peak | `remit check` (peak RSS) | `remit backup` | restart after kill -9 | slowest list or screen call |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} s | {:.0} | {:.1} ms | {:.3} ms | {:.0} | {:.1} ms | {:.1} MiB | {:.0} MiB | {:.1} MiB | {:.1} s ({:.0} MiB) | {:.1} s | {:.0} ms | {:.1} ms |",
+            r.escrows, r.build_s, r.approvals_s, r.approval_p99, r.cpu_ms, r.reads_s, r.read_p99,
+            r.rss_mib, r.file_mib, r.wal_peak_mib, r.check_s, r.check_mib, r.backup_s, r.restart_ms,
+            r.lists_ms
+        );
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        println!(
+            "largest against smallest: approvals/s {:.0} %, reads/s {:.0} %, approval p99 {:.2}×",
+            100.0 * last.approvals_s / first.approvals_s,
+            100.0 * last.reads_s / first.reads_s,
+            last.approval_p99 / first.approval_p99
+        );
+    }
+    if std::env::var_os("REMIT_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
