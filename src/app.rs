@@ -1,5 +1,5 @@
-//! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator
-//! and the payout worker's wakeup. Built once by `runtime::start`; nothing here knows HTTP.
+//! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator,
+//! the payout worker's wakeup and replication's status. Built once by `runtime::start`; nothing here knows HTTP.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -22,4 +22,6 @@ pub struct App {
     pub callback_token: String,
     /// Wakes the payout worker after an approval.
     pub payouts_wakeup: Arc<Wakeup>,
+    /// Replication into PostgreSQL, when `REMIT_REPLICATE_TO` is set.
+    pub replication: Option<Arc<crate::replicate::Status>>,
 }

@@ -21,6 +21,7 @@ pub(crate) mod metrics;
 pub mod money;
 pub(crate) mod ops;
 pub mod payout;
+pub mod replicate;
 pub mod runtime;
 pub mod service;
 pub mod store;

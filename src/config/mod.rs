@@ -154,6 +154,11 @@ pub struct Config {
     pub ui_idle_s: u64,
     /// The write-ahead log's bound, MiB.
     pub wal_max_mib: u64,
+    /// Replicate the ledger into this PostgreSQL while serving (`REMIT_REPLICATE_TO`).
+    pub replicate_to: Option<crate::replicate::Target>,
+    /// Certificates (PEM) that PostgreSQL's TLS certificate may chain to, besides the public
+    /// roots (`REMIT_REPLICATE_CA_FILE`).
+    pub replicate_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -188,6 +193,8 @@ impl Config {
             trusted_proxy: None,
             ui_idle_s: limits::UI_IDLE_S_DEFAULT,
             wal_max_mib: limits::WAL_MAX_MIB_DEFAULT,
+            replicate_to: None,
+            replicate_ca_file: None,
         }
     }
 

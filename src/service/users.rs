@@ -109,9 +109,17 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
     };
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at, change_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, remit_change_seq())",
         )?
-        .execute(params![id, user.role, name_enc, phone_enc, phone_index, crate::time::rfc3339(now)]);
+        .execute(params![
+            id,
+            user.role,
+            name_enc,
+            phone_enc,
+            phone_index,
+            crate::time::rfc3339(now)
+        ]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
             Err(Error::invalid("phone", "belongs to another user"))

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod attacks;
 pub mod fake_daraja;
+pub mod postgres;
 pub mod process;
 
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
