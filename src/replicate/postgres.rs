@@ -394,6 +394,8 @@ impl Replica {
         // One snapshot of the file. Normally its rows are read first and the snapshot let go
         // before PostgreSQL is written (a long reader would hold the WAL back); a first copy
         // or a long catch-up streams instead, so that memory stays bounded.
+        let started = std::time::Instant::now();
+        let mut read_ms = 0.0;
         let read = reader.unchecked_transaction()?;
         let file = source::snapshot_position(&read)?;
         source::same_history(&read, &since, &file)?;
@@ -418,6 +420,7 @@ impl Replica {
                 changed.push(table_rows);
             }
             read.finish()?;
+            read_ms = started.elapsed().as_secs_f64() * 1e3;
             for (shape, table_rows) in shapes.iter().zip(changed) {
                 if table_rows.is_empty() {
                     continue;
@@ -446,6 +449,12 @@ impl Replica {
         .pg("cannot record the position")?;
         tx.commit().pg("cannot commit")?;
         *staged = true;
+        log::debug!(
+            "replicated changes {} to {} ({rows} rows) in {:.1} ms, {read_ms:.1} ms of it reading the file",
+            since.change_seq + 1,
+            file.change_seq,
+            started.elapsed().as_secs_f64() * 1e3
+        );
         Ok(Applied {
             position: file,
             rows,
