@@ -15,7 +15,7 @@
 //! replication cycle's oldest change (p50, p99, max).
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use remit::config::{Config, GatewayKind};
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
