@@ -37,6 +37,20 @@ impl serde::Serialize for Report {
 /// it checks. Every query reads one consistent snapshot (the caller's transaction).
 const LEDGER_CHECKS: &[(&str, &str)] = &[
     (
+        "the counts of escrows and payouts by state match their rows",
+        "WITH actual AS (
+             SELECT 'escrow' AS entity, status, COUNT(*) AS n FROM escrows GROUP BY status
+             UNION ALL SELECT 'payout', status, COUNT(*) FROM payouts GROUP BY status),
+         both_sides AS (
+             SELECT a.entity, a.status, a.n AS actual, COALESCE(c.n, 0) AS kept FROM actual a
+             LEFT JOIN state_counts c ON c.entity = a.entity AND c.status = a.status
+             UNION ALL
+             SELECT c.entity, c.status, 0, c.n FROM state_counts c
+             WHERE NOT EXISTS (SELECT 1 FROM actual a WHERE a.entity = c.entity AND a.status = c.status))
+         SELECT entity || 's ' || status, 'counted ' || kept || ', there are ' || actual
+         FROM both_sides WHERE actual <> kept",
+    ),
+    (
         "every journal transaction sums to zero",
         "SELECT 'journal transaction ' || transaction_id, 'its entries sum to ' || SUM(amount_usd_cents)
          FROM ledger_entries GROUP BY transaction_id HAVING SUM(amount_usd_cents) <> 0",

@@ -126,8 +126,13 @@ impl Metrics {
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?)
             };
-            let escrows = by_status("SELECT status, COUNT(*) FROM escrows GROUP BY status")?;
-            let payouts = by_status("SELECT status, COUNT(*) FROM payouts GROUP BY status")?;
+            // Kept by triggers (schema 6): a few rows, whatever the size of the ledger.
+            let escrows = by_status(
+                "SELECT status, n FROM state_counts WHERE entity = 'escrow' AND n > 0 ORDER BY status",
+            )?;
+            let payouts = by_status(
+                "SELECT status, n FROM state_counts WHERE entity = 'payout' AND n > 0 ORDER BY status",
+            )?;
             let reversed = by_status(
                 "SELECT reversal, COUNT(*) FROM deposits WHERE reversal IS NOT NULL GROUP BY reversal",
             )?;
@@ -135,11 +140,9 @@ impl Metrics {
                 .prepare_cached("SELECT account, available_kes_cents FROM mpesa_balances ORDER BY account")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            let flagged_escrows: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM escrows WHERE flag_reason IS NOT NULL",
-                [],
-                |r| r.get(0),
-            )?;
+            let flagged_escrows: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM escrows WHERE flag_reason IS NOT NULL")?
+                .query_row([], |r| r.get(0))?;
             let stuck = crate::service::payouts::stuck_count(
                 conn,
                 payout_timeout_s,

@@ -625,7 +625,8 @@ pub fn list(
     let cutoff = crate::time::rfc3339(now - timeout_s);
     let (where_clause, param, ascending): (&str, &dyn rusqlite::ToSql, bool) = match &filter {
         PayoutFilter::Stuck => (STUCK, &cutoff, true),
-        PayoutFilter::Flagged => ("p.flagged = ?1", &1, false),
+        // A literal, so that the partial index of flagged payouts serves it.
+        PayoutFilter::Flagged => ("p.flagged = 1 AND ?1 IS NOT NULL", &1, false),
         PayoutFilter::Status(status) => ("p.status = ?1", status, false),
         PayoutFilter::All => ("?1 IS NULL", &rusqlite::types::Null, false),
     };

@@ -334,33 +334,43 @@ pub fn escrows(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<EscrowView>> {
-    let owner = match viewer.role {
-        Role::Sender => "sender_id = :viewer",
-        Role::Recipient => "recipient_id = :viewer",
-        Role::Agent | Role::Admin => ":viewer IS NOT NULL",
-    };
-    let where_clause = format!(
-        "id < :cursor AND {owner} AND (:status IS NULL OR status = :status)
-         AND (:phone IS NULL OR recipient_id = (SELECT id FROM users WHERE phone_index = :phone))
-         AND (:short_ref IS NULL OR short_ref = :short_ref)
-         ORDER BY id DESC LIMIT :limit"
-    );
+    // Only the conditions that apply, each a plain comparison: a `(:x IS NULL OR col = :x)`
+    // form hides every index from the planner, which then walks all escrows by id.
     let today = crate::time::nairobi_day(crate::time::now_unix());
-    let rows = query_escrows(
-        conn,
-        keys,
-        viewer,
-        &where_clause,
-        &[
-            (":cursor", &cursor.unwrap_or("~")),
-            (":viewer", &viewer.id),
-            (":status", &filter.status),
-            (":phone", &filter.recipient_phone_index),
-            (":short_ref", &filter.short_ref),
-            (":limit", &(limit + 1)),
-            (":today", &today),
-        ],
-    )?;
+    let cursor = cursor.unwrap_or("~");
+    let fetch = limit + 1;
+    let mut conditions = vec!["id < :cursor"];
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":cursor", &cursor), (":limit", &fetch), (":today", &today)];
+    let owned = match viewer.role {
+        Role::Sender => Some("sender_id = :viewer"),
+        Role::Recipient => Some("recipient_id = :viewer"),
+        Role::Agent | Role::Admin => None,
+    };
+    if let Some(owner) = owned {
+        conditions.push(owner);
+        params.push((":viewer", &viewer.id));
+    }
+    if let Some(status) = &filter.status {
+        // With an owner the owner's index is the narrower one (`+` keeps the planner off the
+        // status index, which holds everyone's escrows).
+        conditions.push(if owned.is_some() {
+            "+status = :status"
+        } else {
+            "status = :status"
+        });
+        params.push((":status", status));
+    }
+    if let Some(phone) = &filter.recipient_phone_index {
+        conditions.push("recipient_id = (SELECT id FROM users WHERE phone_index = :phone)");
+        params.push((":phone", phone));
+    }
+    if let Some(short_ref) = &filter.short_ref {
+        conditions.push("short_ref = :short_ref");
+        params.push((":short_ref", short_ref));
+    }
+    let where_clause = format!("{} ORDER BY id DESC LIMIT :limit", conditions.join(" AND "));
+    let rows = query_escrows(conn, keys, viewer, &where_clause, &params)?;
     Ok(Page::of(rows, limit, |e| e.escrow_id.to_string()))
 }
 
@@ -661,27 +671,49 @@ pub fn payment_requests(
     if let Some(escrow_id) = escrow_id {
         EscrowParties::load_visible(conn, escrow_id, viewer)?;
     }
-    let owner = match viewer.role {
-        Role::Sender => "e.sender_id = ?2",
-        Role::Recipient => "e.recipient_id = ?2",
-        Role::Agent | Role::Admin => "?2 IS NOT NULL",
-    };
+    // Only the conditions that apply (see `escrows`), so that the planner can start from an
+    // escrow's requests, an owner's escrows, or the waiting requests' index.
+    let cursor = cursor.unwrap_or("~");
+    let fetch = limit + 1;
+    let mut conditions = vec!["r.id < :cursor".to_string()];
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":cursor", &cursor), (":limit", &fetch)];
+    match viewer.role {
+        Role::Sender => conditions.push("e.sender_id = :viewer".into()),
+        Role::Recipient => conditions.push("e.recipient_id = :viewer".into()),
+        Role::Agent | Role::Admin => {}
+    }
+    if matches!(viewer.role, Role::Sender | Role::Recipient) {
+        params.push((":viewer", &viewer.id));
+    }
+    if let Some(escrow_id) = &escrow_id {
+        conditions.push("r.escrow_id = :escrow".into());
+        params.push((":escrow", escrow_id));
+    }
+    let now = crate::time::now_rfc3339();
+    match status {
+        None => {}
+        // Literal comparisons, so that the partial index of waiting requests serves them.
+        Some(RequestStatus::PendingApproval) => {
+            conditions.push("r.status = 'pending_approval' AND r.expires_at > :now".into());
+            params.push((":now", &now));
+        }
+        Some(RequestStatus::Expired) => {
+            conditions.push(
+                "(r.status = 'expired' OR (r.status = 'pending_approval' AND r.expires_at <= :now))"
+                    .into(),
+            );
+            params.push((":now", &now));
+        }
+        Some(other) => conditions.push(format!("r.status = '{}'", other.as_str())),
+    }
     let sql = request_select(&format!(
-        "r.id < ?1 AND {owner} AND (?3 IS NULL OR r.escrow_id = ?3) AND (?4 IS NULL OR {REQUEST_STATUS} = ?4)
-         ORDER BY r.id DESC LIMIT ?5"
+        "{} ORDER BY r.id DESC LIMIT :limit",
+        conditions.join(" AND ")
     ));
-    let items = all_rows(
-        conn,
-        &sql,
-        params![
-            cursor.unwrap_or("~"),
-            viewer.id,
-            escrow_id,
-            status,
-            limit + 1
-        ],
-        |r| request_from_row(keys, viewer, r),
-    )?;
+    let items = all_rows(conn, &sql, params.as_slice(), |r| {
+        request_from_row(keys, viewer, r)
+    })?;
     Ok(Page::of(items, limit, |r| r.payment_request_id.to_string()))
 }
 
@@ -767,17 +799,27 @@ pub fn deposits(
         DepositFilter::Status(status) => (Some(status), false),
         DepositFilter::Reversed => (None, true),
     };
+    // Literal conditions for the rare kinds, which have partial indexes of their own.
+    let cursor = cursor.unwrap_or("~");
+    let fetch = limit + 1;
+    let mut conditions = vec!["id < :cursor".to_string()];
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":cursor", &cursor), (":limit", &fetch)];
+    if let Some(status) = status {
+        conditions.push(format!("status = '{}'", status.as_str()));
+    }
+    if reversed {
+        conditions.push("reversal IS NOT NULL".into());
+    }
+    if let Some(escrow_id) = &escrow_id {
+        conditions.push("escrow_id = :escrow".into());
+        params.push((":escrow", escrow_id));
+    }
     let sql = format!(
-        "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE (?1 IS NULL OR status = ?1)
-         AND (?2 IS NULL OR escrow_id = ?2) AND (NOT ?5 OR reversal IS NOT NULL)
-         AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
+        "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE {} ORDER BY id DESC LIMIT :limit",
+        conditions.join(" AND ")
     );
-    let rows = all_rows(
-        conn,
-        &sql,
-        params![status, escrow_id, limit + 1, cursor, reversed],
-        DepositView::from_row,
-    )?;
+    let rows = all_rows(conn, &sql, params.as_slice(), DepositView::from_row)?;
     Ok(Page::of(rows, limit, |d| d.deposit_id.to_string()))
 }
 
