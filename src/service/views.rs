@@ -14,6 +14,28 @@ use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+/// Declares the columns of a view's SELECT once: their SQL, in order, and an enum of their
+/// positions, so that rows are read by position (reading by name searched the statement's
+/// column names at every read: a sixth of a view's cost) without the two drifting apart.
+macro_rules! columns {
+    ($(#[$doc:meta])* $sql:ident, $pos:ident { $($col:ident = $expr:literal,)+ }) => {
+        $(#[$doc])*
+        const $sql: &str = concat_columns!($($expr),+);
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, clippy::enum_variant_names, dead_code)]
+        #[derive(Clone, Copy)]
+        enum $pos {
+            $($col,)+
+            /// How many columns.
+            COUNT,
+        }
+    };
+}
+
+/// `a, b, c` from column expressions.
+macro_rules! concat_columns {
+    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
 /// Runs a (cached) query and reads every row with `from_row`.
 fn all_rows<T, P: rusqlite::Params>(
     conn: &Connection,
@@ -153,35 +175,59 @@ pub struct EscrowView {
     pub updated_at: String,
 }
 
-/// Escrows (those the inner `WHERE` picks, in its order) with their recipient, today's
-/// approvals and their categories: one row per category.
-const ESCROW_SELECT: &str = "SELECT e.id, e.sender_id, e.recipient_id, e.status, e.total_usd_cents,
-    e.deposited_usd_cents, e.remaining_usd_cents, e.reserved_usd_cents, e.spent_usd_cents,
-    e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at, e.flag_reason,
-    e.recipient_name_enc, e.short_ref, u.phone_enc AS recipient_phone_enc,
-    d.approved_usd_cents AS approved_today_usd_cents,
-    c.id AS category_id, c.name AS category_name, c.allocated_usd_cents AS category_allocated,
-    c.remaining_usd_cents AS category_remaining, c.reserved_usd_cents AS category_reserved,
-    c.spent_usd_cents AS category_spent, c.refunded_usd_cents AS category_refunded
-    FROM (SELECT * FROM escrows WHERE {where}) e
+columns! {
+    /// An escrow's columns (`e`), its recipient's phone (`u`), today's approvals (`d`) and one
+    /// of its categories (`c`): one row per category.
+    ESCROW_COLUMNS, E {
+        ID = "e.id",
+        SENDER = "e.sender_id",
+        RECIPIENT = "e.recipient_id",
+        STATUS = "e.status",
+        TOTAL = "e.total_usd_cents",
+        DEPOSITED = "e.deposited_usd_cents",
+        REMAINING = "e.remaining_usd_cents",
+        RESERVED = "e.reserved_usd_cents",
+        SPENT = "e.spent_usd_cents",
+        REFUNDED = "e.refunded_usd_cents",
+        DAILY_LIMIT = "e.daily_limit_usd_cents",
+        CREATED = "e.created_at",
+        UPDATED = "e.updated_at",
+        FLAG_REASON = "e.flag_reason",
+        RECIPIENT_NAME = "e.recipient_name_enc",
+        SHORT_REF = "e.short_ref",
+        RECIPIENT_PHONE = "u.phone_enc",
+        APPROVED_TODAY = "d.approved_usd_cents",
+        CATEGORY_ID = "c.id",
+        CATEGORY_NAME = "c.name",
+        CATEGORY_ALLOCATED = "c.allocated_usd_cents",
+        CATEGORY_REMAINING = "c.remaining_usd_cents",
+        CATEGORY_RESERVED = "c.reserved_usd_cents",
+        CATEGORY_SPENT = "c.spent_usd_cents",
+        CATEGORY_REFUNDED = "c.refunded_usd_cents",
+    }
+}
+
+/// What `ESCROW_COLUMNS` are selected from: the escrows the inner `WHERE` picks, in its order,
+/// with their recipient, today's approvals and their categories.
+const ESCROW_FROM: &str = "FROM (SELECT * FROM escrows WHERE {where}) e
     JOIN users u ON u.id = e.recipient_id
     LEFT JOIN daily_spend d ON d.escrow_id = e.id AND d.day = :today
     JOIN spending_categories c ON c.escrow_id = e.id
     ORDER BY e.id DESC, c.position";
 
 fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
-    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
-        let cents: UsdCents = r.get(name)?;
+    let amount = |column: E| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(column as usize)?;
         Ok((cents.major(), cents))
     };
-    let (allocated_usd, allocated_usd_cents) = amount("category_allocated")?;
-    let (remaining_usd, remaining_usd_cents) = amount("category_remaining")?;
-    let (reserved_usd, reserved_usd_cents) = amount("category_reserved")?;
-    let (spent_usd, spent_usd_cents) = amount("category_spent")?;
-    let (refunded_usd, refunded_usd_cents) = amount("category_refunded")?;
+    let (allocated_usd, allocated_usd_cents) = amount(E::CATEGORY_ALLOCATED)?;
+    let (remaining_usd, remaining_usd_cents) = amount(E::CATEGORY_REMAINING)?;
+    let (reserved_usd, reserved_usd_cents) = amount(E::CATEGORY_RESERVED)?;
+    let (spent_usd, spent_usd_cents) = amount(E::CATEGORY_SPENT)?;
+    let (refunded_usd, refunded_usd_cents) = amount(E::CATEGORY_REFUNDED)?;
     Ok(CategoryView {
-        category_id: r.get("category_id")?,
-        name: r.get("category_name")?,
+        category_id: r.get(E::CATEGORY_ID as usize)?,
+        name: r.get(E::CATEGORY_NAME as usize)?,
         allocated_usd,
         allocated_usd_cents,
         remaining_usd,
@@ -196,30 +242,30 @@ fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
 }
 
 fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowView> {
-    let id: EscrowId = r.get("id")?;
-    let recipient_id: UserId = r.get("recipient_id")?;
-    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
-        let cents: UsdCents = r.get(name)?;
+    let id: EscrowId = r.get(E::ID as usize)?;
+    let recipient_id: UserId = r.get(E::RECIPIENT as usize)?;
+    let amount = |column: E| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(column as usize)?;
         Ok((cents.major(), cents))
     };
-    let (total_amount_usd, total_amount_usd_cents) = amount("total_usd_cents")?;
-    let (deposited_usd, deposited_usd_cents) = amount("deposited_usd_cents")?;
-    let (remaining_usd, remaining_usd_cents) = amount("remaining_usd_cents")?;
-    let (reserved_usd, reserved_usd_cents) = amount("reserved_usd_cents")?;
-    let (spent_usd, spent_usd_cents) = amount("spent_usd_cents")?;
-    let (refunded_usd, refunded_usd_cents) = amount("refunded_usd_cents")?;
-    let daily_limit: Option<UsdCents> = r.get("daily_limit_usd_cents")?;
+    let (total_amount_usd, total_amount_usd_cents) = amount(E::TOTAL)?;
+    let (deposited_usd, deposited_usd_cents) = amount(E::DEPOSITED)?;
+    let (remaining_usd, remaining_usd_cents) = amount(E::REMAINING)?;
+    let (reserved_usd, reserved_usd_cents) = amount(E::RESERVED)?;
+    let (spent_usd, spent_usd_cents) = amount(E::SPENT)?;
+    let (refunded_usd, refunded_usd_cents) = amount(E::REFUNDED)?;
+    let daily_limit: Option<UsdCents> = r.get(E::DAILY_LIMIT as usize)?;
     let approved_today = daily_limit.map(|_| -> Result<UsdCents> {
-        Ok(r.get::<_, Option<UsdCents>>("approved_today_usd_cents")?
+        Ok(r.get::<_, Option<UsdCents>>(E::APPROVED_TODAY as usize)?
             .unwrap_or(UsdCents::ZERO))
     });
     let approved_today = approved_today.transpose()?;
-    let name = match r.get::<_, Option<String>>("recipient_name_enc")? {
+    let name = match r.get::<_, Option<String>>(E::RECIPIENT_NAME as usize)? {
         Some(enc) => Some(keys.open(EncryptedColumn::RecipientName, id.as_str(), &enc)?)
             .filter(|name| !name.is_empty()),
         None => None,
     };
-    let phone = match r.get::<_, Option<String>>("recipient_phone_enc")? {
+    let phone = match r.get::<_, Option<String>>(E::RECIPIENT_PHONE as usize)? {
         Some(enc) => Some(decrypt_phone(keys, &recipient_id, &enc)?),
         None => None,
     };
@@ -233,9 +279,9 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
     let staff = matches!(viewer.role, Role::Admin | Role::Agent);
     Ok(EscrowView {
         deposit_reference: id.clone(),
-        short_ref: r.get("short_ref")?,
+        short_ref: r.get(E::SHORT_REF as usize)?,
         escrow_id: id,
-        status: r.get("status")?,
+        status: r.get(E::STATUS as usize)?,
         total_amount_usd,
         total_amount_usd_cents,
         deposited_usd,
@@ -252,9 +298,9 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         daily_limit_usd_cents: daily_limit,
         approved_today_usd: approved_today.map(UsdCents::major),
         approved_today_usd_cents: approved_today,
-        sender_id: r.get("sender_id")?,
+        sender_id: r.get(E::SENDER as usize)?,
         flag_reason: if viewer.role == Role::Admin {
-            r.get("flag_reason")?
+            r.get(E::FLAG_REASON as usize)?
         } else {
             None
         },
@@ -264,8 +310,8 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
             phone,
         },
         categories: Vec::new(),
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
+        created_at: r.get(E::CREATED as usize)?,
+        updated_at: r.get(E::UPDATED as usize)?,
     })
 }
 
@@ -277,12 +323,15 @@ fn query_escrows(
     where_clause: &str,
     params: &[(&str, &dyn rusqlite::ToSql)],
 ) -> Result<Vec<EscrowView>> {
-    let sql = ESCROW_SELECT.replace("{where}", where_clause);
+    let sql = format!(
+        "SELECT {ESCROW_COLUMNS} {}",
+        ESCROW_FROM.replace("{where}", where_clause)
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params)?;
     let mut escrows: Vec<EscrowView> = Vec::new();
     while let Some(r) = rows.next()? {
-        let id: EscrowId = r.get("id")?;
+        let id: EscrowId = r.get(E::ID as usize)?;
         let same = escrows.last().is_some_and(|e| e.escrow_id == id);
         if !same {
             escrows.push(escrow_from_row(keys, viewer, r)?);
@@ -416,28 +465,6 @@ pub struct PayoutView {
     pub sent_at: Option<String>,
     /// When its result was recorded.
     pub result_at: Option<String>,
-}
-
-/// Declares the columns of a view's SELECT once: their SQL, in order, and an enum of their
-/// positions, so that rows are read by position (reading by name searched the statement's
-/// column names at every read: a sixth of a view's cost) without the two drifting apart.
-macro_rules! columns {
-    ($(#[$doc:meta])* $sql:ident, $pos:ident { $($col:ident = $expr:literal,)+ }) => {
-        $(#[$doc])*
-        const $sql: &str = concat_columns!($($expr),+);
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms, clippy::enum_variant_names, dead_code)]
-        #[derive(Clone, Copy)]
-        enum $pos {
-            $($col,)+
-            /// How many columns.
-            COUNT,
-        }
-    };
-}
-
-/// `a, b, c` from column expressions.
-macro_rules! concat_columns {
-    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
 }
 
 columns! {
