@@ -50,6 +50,8 @@ struct Args {
     approvals: usize,
     reads: usize,
     connections: usize,
+    /// A directory to keep the ledger in (and to take it from on a later run).
+    keep: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -58,6 +60,7 @@ fn args() -> Args {
         approvals: 10_000,
         reads: 20_000,
         connections: 32,
+        keep: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -72,8 +75,9 @@ fn args() -> Args {
             "--approvals" => a.approvals = value.parse().expect("--approvals"),
             "--reads" => a.reads = value.parse().expect("--reads"),
             "--connections" => a.connections = value.parse().expect("--connections"),
+            "--keep" => a.keep = Some(PathBuf::from(value)),
             _ => {
-                eprintln!("usage: scale [--sizes 2000,100000,1000000] [--approvals N] [--reads N] [--connections C]");
+                eprintln!("usage: scale [--sizes 2000,100000,1000000] [--approvals N] [--reads N] [--connections C] [--keep DIR]");
                 std::process::exit(2);
             }
         }
@@ -257,6 +261,64 @@ fn pending(
         );
     }
     out
+}
+
+/// Users (id, role) and escrows (id, sender id) of a kept ledger.
+type Kept = (Vec<(String, Role)>, Vec<(EscrowId, String)>);
+
+/// The people and escrows of a ledger built by an earlier run (`--keep`), with new tokens.
+fn reuse(store: &Store) -> (People, Vec<(EscrowId, usize)>) {
+    let (users, escrows): Kept = store
+        .read(|conn, _| {
+            let users = conn
+                .prepare("SELECT id, role FROM users WHERE role <> 'recipient' ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let escrows = conn
+                .prepare("SELECT id, sender_id FROM escrows ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((users, escrows))
+        })
+        .expect("read the kept ledger");
+    let token = |id: &str| {
+        let id = remit::domain::UserId::parse(id).expect("user id");
+        store
+            .write(move |ctx| users::issue_token(ctx, &Actor::system("scale"), &id))
+            .expect("token")
+            .token
+    };
+    let mut senders = Vec::new();
+    let mut sender_index = std::collections::HashMap::new();
+    let (mut agent, mut admin_token, mut agent_token) = (None, String::new(), String::new());
+    for (id, role) in &users {
+        let actor = Actor::user(&remit::domain::UserId::parse(id).expect("id"), *role);
+        match role {
+            Role::Sender => {
+                sender_index.insert(id.clone(), senders.len());
+                senders.push((actor, token(id)));
+            }
+            Role::Agent => {
+                agent_token = token(id);
+                agent = Some(actor);
+            }
+            Role::Admin => admin_token = token(id),
+            Role::Recipient => {}
+        }
+    }
+    let escrows = escrows
+        .into_iter()
+        .map(|(id, sender)| (id, sender_index[&sender]))
+        .collect();
+    (
+        People {
+            senders,
+            agent: agent.expect("an agent"),
+            admin_token,
+            agent_token,
+        },
+        escrows,
+    )
 }
 
 fn open(db: &Path) -> Store {
@@ -527,9 +589,12 @@ struct Row {
 fn main() {
     let a = args();
     let bin = binary();
-    let dir = std::env::temp_dir().join(format!("remit-scale-{}", std::process::id()));
+    let dir = a.keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("remit-scale-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = dir.join("scale.db");
+    let reused = db.exists();
     println!(
         "machine: {} cores; database {} (WAL, synchronous=FULL); sizes {:?}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -540,14 +605,26 @@ fn main() {
     let store = open(&db);
     let largest = a.sizes.iter().copied().max().unwrap_or(0);
     let senders = largest.div_ceil(ESCROWS_PER_SENDER).max(1);
-    let people = People {
-        senders: (0..senders)
-            .map(|i| user(&store, Role::Sender, format!("Sender {i}")))
-            .collect(),
-        agent: user(&store, Role::Agent, "Kiosk".into()).0,
-        admin_token: user(&store, Role::Admin, "Operator".into()).1,
-        agent_token: String::new(),
+    let (people, mut escrows) = if reused {
+        reuse(&store)
+    } else {
+        let people = People {
+            senders: (0..senders)
+                .map(|i| user(&store, Role::Sender, format!("Sender {i}")))
+                .collect(),
+            agent: user(&store, Role::Agent, "Kiosk".into()).0,
+            admin_token: user(&store, Role::Admin, "Operator".into()).1,
+            agent_token: String::new(),
+        };
+        (people, Vec::new())
     };
+    if reused {
+        println!(
+            "reusing the ledger of {} escrows in {}",
+            escrows.len(),
+            db.display()
+        );
+    }
     let agent_token = {
         let id = remit::domain::UserId::parse(&people.agent.id).expect("agent id");
         store
@@ -562,14 +639,15 @@ fn main() {
     store.close();
     drop(store);
 
-    let mut escrows: Vec<(EscrowId, usize)> = Vec::new();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut rows = Vec::new();
     for &size in &a.sizes {
         let store = open(&db);
         let started = Instant::now();
-        let from = escrows.len();
-        escrows.extend(build(&store, &people, from, size));
+        let from = escrows.len().min(size);
+        if size > from {
+            escrows.extend(build(&store, &people, from, size));
+        }
         let build_s = started.elapsed().as_secs_f64();
         println!(
             "built escrows {from}..{size} in {build_s:.1} s ({:.0} escrows/s)",
@@ -694,7 +772,7 @@ fn main() {
             last.approval_p99 / first.approval_p99
         );
     }
-    if std::env::var_os("REMIT_BENCH_KEEP").is_some() {
+    if a.keep.is_some() {
         println!("kept {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);

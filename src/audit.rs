@@ -179,8 +179,25 @@ pub fn append(
     entity: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
-    let (seq, mac) = append_line(conn, key, now, actor, action, entity, details)?;
+    let head = last_line(conn)?;
+    let (seq, mac) = append_line(conn, key, now, &head, actor, action, entity, details)?;
     write_head(conn, key, seq, &mac)
+}
+
+/// The newest line's sequence number and MAC (0 and the genesis MAC for an empty log).
+pub fn last_line(conn: &Connection) -> Result<(i64, [u8; 32])> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match last {
+        Some((seq, mac)) => (
+            seq,
+            mac.try_into()
+                .map_err(|_| Error::internal("an audit line's MAC is not 32 bytes"))?,
+        ),
+        None => (0, GENESIS_MAC),
+    })
 }
 
 /// Writes the keyed record of the newest line as the log now ends (once per writer batch,
@@ -197,25 +214,21 @@ pub fn seal_head(conn: &Connection, key: &AuditKey) -> Result<()> {
     }
 }
 
-/// Appends one line to the chain without writing the record of the newest line (the writer
-/// seals it once per batch: `seal_head`); returns its sequence number and MAC.
+/// Appends one line after `head` (the newest line: `last_line`, or what the writer keeps of
+/// it) without writing the record of the newest line (the writer seals it once per batch:
+/// `seal_head`); returns the new line's sequence number and MAC.
+#[allow(clippy::too_many_arguments)]
 pub fn append_line(
     conn: &Connection,
     key: &AuditKey,
     now: i64,
+    head: &(i64, [u8; 32]),
     actor: &str,
     action: &str,
     entity: &str,
     details: &serde_json::Value,
 ) -> Result<(i64, [u8; 32])> {
-    let last: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (seq, prev_mac) = match last {
-        Some((seq, mac)) => (seq + 1, mac),
-        None => (1, GENESIS_MAC.to_vec()),
-    };
+    let (seq, prev_mac) = (head.0 + 1, head.1);
     if seq < key.from_seq {
         return Err(Error::internal("audit key starts after the next line"));
     }
@@ -237,7 +250,7 @@ pub fn append_line(
         action,
         entity,
         details,
-        prev_mac,
+        prev_mac.as_slice(),
         mac.as_slice()
     ])?;
     Ok((seq, mac))

@@ -123,6 +123,8 @@ struct RequestRow {
     amount_usd: UsdCents,
     amount_kes: KesCents,
     merchant_type: MerchantType,
+    /// The escrow's daily limit, if it has one.
+    daily_limit: Option<UsdCents>,
 }
 
 /// A waiting request whose expiry has passed is expired, whether or not the sweep has marked
@@ -142,29 +144,41 @@ fn load_request(
 ) -> Result<(RequestRow, EscrowParties)> {
     let row = ctx
         .conn
+        // One statement for the request, its category and its escrow's parties and limit (the
+        // approval's hot path); columns by position, in the order of the SELECT.
         .prepare_cached(
             "SELECT r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
-             r.amount_kes_cents, r.merchant_type, r.expires_at
-             FROM payment_requests r JOIN spending_categories c ON c.id = r.category_id WHERE r.id = ?1",
+             r.amount_kes_cents, r.merchant_type, r.expires_at,
+             e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents
+             FROM payment_requests r JOIN spending_categories c ON c.id = r.category_id
+             JOIN escrows e ON e.id = r.escrow_id WHERE r.id = ?1",
         )?
         .query_row([request_id], |r| {
-            let expires_at: String = r.get("expires_at")?;
-            Ok(RequestRow {
-                escrow_id: r.get("escrow_id")?,
-                category_id: r.get("category_id")?,
-                category: r.get("name")?,
-                status: effective_status(r.get("status")?, &expires_at, &ctx.at()),
-                requested_by: r.get("requested_by")?,
-                amount_usd: r.get("amount_usd_cents")?,
-                amount_kes: r.get("amount_kes_cents")?,
-                merchant_type: r.get("merchant_type")?,
-            })
+            let expires_at: String = r.get(8)?;
+            Ok((
+                RequestRow {
+                    escrow_id: r.get(0)?,
+                    category_id: r.get(1)?,
+                    category: r.get(2)?,
+                    status: effective_status(r.get(3)?, &expires_at, &ctx.at()),
+                    requested_by: r.get(4)?,
+                    amount_usd: r.get(5)?,
+                    amount_kes: r.get(6)?,
+                    merchant_type: r.get(7)?,
+                    daily_limit: r.get(12)?,
+                },
+                EscrowParties {
+                    sender_id: r.get(9)?,
+                    recipient_id: r.get(10)?,
+                    status: r.get(11)?,
+                },
+            ))
         })
         .optional()?
         .ok_or(Error::NotFound {
             what: "payment request",
         })?;
-    let parties = EscrowParties::load(ctx.conn, &row.escrow_id)?;
+    let (row, parties) = row;
     if !parties.visible_to(actor) {
         return Err(Error::NotFound {
             what: "payment request",
@@ -220,10 +234,7 @@ pub fn approve_unviewed(
             to: "approved",
         });
     }
-    let daily_limit: Option<UsdCents> = ctx
-        .conn
-        .prepare_cached("SELECT daily_limit_usd_cents FROM escrows WHERE id = ?1")?
-        .query_row([&row.escrow_id], |r| r.get(0))?;
+    let daily_limit = row.daily_limit;
     let day = crate::time::nairobi_day(ctx.now);
     let daily = daily_limit.map(|limit| (day.as_str(), limit));
     let refusal = ledger::reserve(

@@ -1,4 +1,4 @@
-//! The change sequence that replication reads (schema 7): every write transaction takes the
+//! The change sequence that replication reads (schema 8): every write transaction takes the
 //! next number of one counter, kept in `meta` (key `change_seq`) and bumped under the write
 //! lock, and every row it inserts or updates in a replicated table carries that number in its
 //! `change_seq` column. Statements stamp it with the SQL function `remit_change_seq()`, which
@@ -23,8 +23,8 @@ thread_local! {
     static CURRENT: Cell<(i64, bool)> = const { Cell::new((0, false)) };
 }
 
-/// The schema version that made the counter (`schema/0007_replication.sql`).
-pub const SINCE_SCHEMA: u32 = 7;
+/// The schema version that made the counter (`schema/0008_replication.sql`).
+pub const SINCE_SCHEMA: u32 = 8;
 
 /// The SQL function's name.
 pub const FUNCTION: &str = "remit_change_seq";
@@ -108,7 +108,7 @@ pub fn begin_lazy(conn: &Connection) -> Result<Numbered> {
 fn no_counter(e: rusqlite::Error) -> Error {
     match e {
         rusqlite::Error::QueryReturnedNoRows => {
-            Error::internal("the database has no change counter (schema 7 missing)")
+            Error::internal("the database has no change counter (schema 8 missing)")
         }
         other => other.into(),
     }
@@ -121,7 +121,7 @@ pub fn committed(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// This ledger's stable id (`ldg_…`), made once by schema 7 and kept in `meta`.
+/// This ledger's stable id (`ldg_…`), made once by schema 8 and kept in `meta`.
 pub fn ledger_id(conn: &Connection) -> Result<String> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = 'ledger_id'")?

@@ -37,6 +37,9 @@ pub struct WriteCtx<'a> {
     /// An audit line was appended in this batch: the record of the newest line is written
     /// before the commit.
     audited: Cell<bool>,
+    /// The newest audit line (sequence number, MAC) once read in this batch, kept so that
+    /// each line does not read the one before; restored when a savepoint rolls back.
+    audit_head: Cell<Option<(i64, [u8; 32])>>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -49,6 +52,7 @@ impl<'a> WriteCtx<'a> {
             pending: RefCell::new(Vec::new()),
             broken: Cell::new(false),
             audited: Cell::new(false),
+            audit_head: Cell::new(None),
         }
     }
 
@@ -66,15 +70,21 @@ impl<'a> WriteCtx<'a> {
         entity: &str,
         details: &serde_json::Value,
     ) -> Result<()> {
-        crate::audit::append_line(
+        let head = match self.audit_head.get() {
+            Some(head) => head,
+            None => crate::audit::last_line(self.conn)?,
+        };
+        let line = crate::audit::append_line(
             self.conn,
             self.audit_key,
             self.now,
+            &head,
             actor,
             action,
             entity,
             details,
         )?;
+        self.audit_head.set(Some(line));
         self.audited.set(true);
         self.log_after_commit(
             log::Level::Info,
@@ -102,10 +112,12 @@ impl<'a> WriteCtx<'a> {
     pub fn savepoint<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
         self.exec("SAVEPOINT command")?;
         let logged = self.pending.borrow().len();
+        let head = self.audit_head.get();
         let result = f(self);
         if result.is_err() {
             self.exec("ROLLBACK TO command")?;
             self.pending.borrow_mut().truncate(logged);
+            self.audit_head.set(head);
         }
         self.exec("RELEASE command")?;
         result

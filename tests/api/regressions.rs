@@ -539,3 +539,42 @@ fn the_log_never_tells_of_a_change_that_was_rolled_back() {
     );
     assert!(!text.contains(&format!("payout.resolved {} by", payouts[1])));
 }
+
+#[test]
+fn an_audit_line_rolled_back_with_its_command_leaves_the_chain_whole() {
+    // The writer keeps the newest line in memory between lines of a batch: a line written in a
+    // savepoint that rolls back must not become the "previous line" of the next one.
+    let store = crate::support::TestStore::new();
+    store
+        .store
+        .write(|ctx| {
+            ctx.audit("system:test", "test.kept", "one", &json!({}))?;
+            let refused: remit::Result<()> = ctx.savepoint(|ctx| {
+                ctx.audit("system:test", "test.undone", "two", &json!({}))?;
+                Err(remit::Error::invalid("x", "refused"))
+            });
+            assert!(refused.is_err());
+            ctx.audit("system:test", "test.kept", "three", &json!({}))?;
+            Ok(())
+        })
+        .unwrap();
+    // And across batches: the next batch starts from the file, not from memory.
+    store
+        .store
+        .write(|ctx| ctx.audit("system:test", "test.kept", "four", &json!({})))
+        .unwrap();
+    let report = store.integrity();
+    assert!(report.is_clean(), "{:?}", report.mismatches);
+    let entities: Vec<String> = store
+        .store
+        .read(|c, _| {
+            let mut stmt =
+                c.prepare("SELECT entity FROM audit_log WHERE action LIKE 'test.%' ORDER BY seq")?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(entities, ["one", "three", "four"]);
+}

@@ -755,8 +755,8 @@ fn two_ledgers_land_in_one_database_under_their_own_ids() {
     );
 }
 
-/// The triggers of schema 6, as they were before replication.
-const STATE_COUNT_TRIGGERS_V6: &str = "
+/// The triggers of schemas 6 and 7, as they were before replication.
+const STATE_COUNT_TRIGGERS_BEFORE: &str = "
 DROP TRIGGER state_counts_escrow_insert; DROP TRIGGER state_counts_escrow_update;
 DROP TRIGGER state_counts_payout_insert; DROP TRIGGER state_counts_payout_update;
 CREATE TRIGGER state_counts_escrow_insert AFTER INSERT ON escrows BEGIN
@@ -774,7 +774,7 @@ CREATE TRIGGER state_counts_payout_update AFTER UPDATE OF status ON payouts WHEN
     INSERT INTO state_counts (entity, status, n) VALUES ('payout', NEW.status, 1)
         ON CONFLICT (entity, status) DO UPDATE SET n = n + 1; END;";
 
-// A ledger made before replication existed (schema 6) is migrated by remit and then
+// A ledger made before replication existed (schema 7) is migrated by remit and then
 // replicated whole; and a replica made at an older schema version is made again from the
 // file's own definitions when the file's schema has moved on.
 #[test]
@@ -801,9 +801,9 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     ts.store.close();
     let db = ts.db_path();
     {
-        // Back to schema 6, as an older remit left it: no stamps, no counter, no ledger id.
+        // Back to schema 7, as an older remit left it: no stamps, no counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(STATE_COUNT_TRIGGERS_V6).unwrap();
+        conn.execute_batch(STATE_COUNT_TRIGGERS_BEFORE).unwrap();
         for table in source::TABLES
             .iter()
             .filter(|t| t.kind == source::Kind::Stamped)
@@ -815,7 +815,7 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
             .unwrap();
         }
         conn.execute_batch(
-            "DELETE FROM meta WHERE key IN ('change_seq', 'ledger_id'); PRAGMA user_version = 6;",
+            "DELETE FROM meta WHERE key IN ('change_seq', 'ledger_id'); PRAGMA user_version = 7;",
         )
         .unwrap();
     }
@@ -846,7 +846,7 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     // As if an older remit had made the replica: an older version and a table without a column.
     client
         .batch_execute(&format!(
-            "UPDATE remit_replication.ledgers SET schema_version = 6;
+            "UPDATE remit_replication.ledgers SET schema_version = 7;
              ALTER TABLE remit_{ledger}.escrows DROP COLUMN short_ref;"
         ))
         .unwrap();

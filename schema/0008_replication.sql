@@ -1,4 +1,4 @@
--- remit schema, version 7: continuous replication into PostgreSQL (README, "Replication").
+-- remit schema, version 8: continuous replication into PostgreSQL (README, "Replication").
 --
 -- Every write transaction takes the next number of one counter (meta row `change_seq`, bumped
 -- under the write lock: once per group commit for the writer, and only when the batch changed
