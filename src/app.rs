@@ -1,5 +1,6 @@
-//! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator
-//! and the payout worker's wakeup. Built once by `runtime::start`; nothing here knows HTTP.
+//! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator,
+//! the payout worker's wakeup and the notifier's hub. Built once by `runtime::start`; nothing
+//! here knows HTTP.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -22,4 +23,6 @@ pub struct App {
     pub callback_token: String,
     /// Wakes the payout worker after an approval.
     pub payouts_wakeup: Arc<Wakeup>,
+    /// Wakes the notifier (an endpoint changed, a delivery to retry) and counts what it did.
+    pub notify: Arc<crate::notify::Hub>,
 }

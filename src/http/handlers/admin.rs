@@ -36,7 +36,9 @@ pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
     if !app.config.metrics_public {
         actor_with(app, req, &[])?;
     }
-    let text = app.metrics.render(&app.store, app.config.payout_timeout_s);
+    let text = app
+        .metrics
+        .render(&app.store, app.config.payout_timeout_s, &app.notify);
     Ok(Reply::bytes(
         200,
         "text/plain; version=0.0.4",
