@@ -2,11 +2,13 @@
 //! straight through the writer, on a temp database with `synchronous=FULL`.
 //!
 //! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]
-//! [--attackers A]`
+//! [--attackers A] [--webhooks W]`
 //!
 //! The HTTP load runs twice: alone, then beside `A` hostile connections of every kind API.md's
 //! limits guard against (slow bodies, pipelining without reading, endless header lines, slow
-//! heads, idle connections), so that both figures come from one run.
+//! heads, idle connections), so that both figures come from one run. With `--webhooks W` it
+//! also runs with `W` webhook endpoints on loopback subscribed to every event (between two runs
+//! without them), and says how long their deliveries took to drain.
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
 #![allow(clippy::expect_used)]
@@ -45,6 +47,7 @@ struct Args {
     connections: usize,
     attackers: usize,
     wal_max_mib: u64,
+    webhooks: usize,
 }
 
 fn args() -> Args {
@@ -54,6 +57,7 @@ fn args() -> Args {
         connections: 32,
         attackers: 200,
         wal_max_mib: 64,
+        webhooks: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -64,9 +68,10 @@ fn args() -> Args {
             ("--connections", Some(v)) => a.connections = v,
             ("--attackers", Some(v)) => a.attackers = v,
             ("--wal-max-mb", Some(v)) => a.wal_max_mib = v as u64,
+            ("--webhooks", Some(v)) => a.webhooks = v,
             _ => {
                 eprintln!(
-                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M]"
+                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M] [--webhooks W]"
                 );
                 std::process::exit(2);
             }
@@ -237,6 +242,63 @@ impl HttpLoad {
     }
 }
 
+/// A webhook receiver on loopback, as cheap as one can be: it reads each delivery and answers
+/// 200 (it runs on the same cores as the server).
+struct Receiver {
+    url: String,
+    received: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("receiver"));
+        let url = format!(
+            "http://{}/hooks",
+            server.server_addr().to_ip().expect("receiver address")
+        );
+        let received = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let (server, received) = (Arc::clone(&server), Arc::clone(&received));
+            std::thread::spawn(move || {
+                for mut request in server.incoming_requests() {
+                    let mut body = Vec::new();
+                    let _ = std::io::Read::read_to_end(request.as_reader(), &mut body);
+                    received.fetch_add(1, Ordering::Relaxed);
+                    let _ = request.respond(tiny_http::Response::empty(200));
+                }
+            });
+        }
+        Receiver {
+            url,
+            received,
+            server,
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.unblock();
+        self.server.unblock();
+    }
+}
+
+/// Deliveries still pending and events not yet fanned out.
+fn notify_backlog(store: &Store) -> (i64, i64) {
+    store
+        .read(|conn, _| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'),
+                 (SELECT COALESCE(MAX(seq), 0) FROM outbox_events)
+                 - (SELECT seq FROM outbox_positions WHERE consumer = 'fanout')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .expect("backlog")
+}
+
 fn main() {
     let a = args();
     let dir = tempfile_dir();
@@ -261,6 +323,7 @@ fn main() {
     };
     let (sender, sender_token) = make(Role::Sender, "Bench sender");
     let (agent, _) = make(Role::Agent, "Bench agent");
+    let (_, admin_token) = make(Role::Admin, "Bench admin");
 
     let n = a.escrows * a.per_escrow;
     println!(
@@ -270,12 +333,19 @@ fn main() {
     );
     let started = Instant::now();
     let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let webhook_ids = (a.webhooks > 0).then(|| {
+        (
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+        )
+    });
     let hostile_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let sets = if a.webhooks > 0 { 5 } else { 3 };
     println!(
         "prepared {} escrows and {} payment requests in {:.1} s",
-        3 * a.escrows,
-        3 * n,
+        sets * a.escrows,
+        sets * n,
         started.elapsed().as_secs_f64()
     );
 
@@ -298,8 +368,15 @@ fn main() {
         token: sender_token.clone(),
         connections: a.connections,
     };
+    // Let the fan-out of what `prepare` made settle first, so that it is not in the figure.
+    while notify_backlog(&store).1 > 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (http_rate, http_p99) = http.run(&store, "HTTP", http_ids);
     let rss_http = peak_rss_mib();
+    if let Some((with_ids, again_ids)) = webhook_ids {
+        webhooks_run(&a, &store, &http, &admin_token, with_ids, again_ids, http_rate, http_p99);
+    }
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("address");
     let kinds: Vec<(attacks::Attack, usize)> = attacks::Attack::ALL
         .iter()
@@ -355,6 +432,84 @@ fn main() {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The approval load with `a.webhooks` endpoints on loopback subscribed to every event, then
+/// without them again; the ratio is against the mean of the two runs without.
+#[allow(clippy::too_many_arguments)]
+fn webhooks_run(
+    a: &Args,
+    store: &Arc<Store>,
+    http: &HttpLoad,
+    admin_token: &str,
+    with_ids: Vec<String>,
+    again_ids: Vec<String>,
+    alone_rate: f64,
+    alone_p99: f64,
+) {
+    let receivers: Vec<Receiver> = (0..a.webhooks).map(|_| Receiver::start()).collect();
+    let all = [
+        "escrow.activated", "escrow.completed", "escrow.cancelled", "payment_request.created",
+        "payment_request.approved", "payment_request.rejected", "payment_request.expired",
+        "payment_request.paid", "payment_request.failed", "deposit.recorded", "deposit.flagged",
+        "payout.stuck", "float.low",
+    ];
+    let agent = &http.agents[0];
+    let mut endpoints = Vec::new();
+    for receiver in &receivers {
+        let mut answer = agent
+            .post(&format!("{}/webhook-endpoints", http.base))
+            .header("Authorization", &format!("Bearer {admin_token}"))
+            .header("Content-Type", "application/json")
+            .send(
+                serde_json::json!({"url": receiver.url, "events": all})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("create a webhook endpoint");
+        let body: serde_json::Value = answer.body_mut().read_json().expect("endpoint");
+        endpoints.push(body["webhookEndpointId"].as_str().expect("endpoint id").to_string());
+    }
+    let delivered_before: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum();
+    let started = Instant::now();
+    let (with_rate, with_p99) = http.run(
+        store,
+        &format!("HTTP + {} webhook endpoints", a.webhooks),
+        with_ids,
+    );
+    let loaded = started.elapsed();
+    let during: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum::<usize>() - delivered_before;
+    loop {
+        let (pending, backlog) = notify_backlog(store);
+        if pending == 0 && backlog == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drained = started.elapsed();
+    let delivered: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum::<usize>() - delivered_before;
+    println!(
+        "{:<28} {delivered} deliveries: {during} during the load ({:.0}/s), all of them {:.2} s after it began ({:.2} s after it ended)",
+        "",
+        during as f64 / loaded.as_secs_f64(),
+        drained.as_secs_f64(),
+        (drained - loaded).as_secs_f64()
+    );
+    for id in &endpoints {
+        let _ = agent
+            .delete(&format!("{}/webhook-endpoints/{id}", http.base))
+            .header("Authorization", &format!("Bearer {admin_token}"))
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_vec());
+    }
+    drop(receivers);
+    let (again_rate, again_p99) = http.run(store, "HTTP alone again", again_ids);
+    let alone = (alone_rate + again_rate) / 2.0;
+    println!(
+        "with {} webhook endpoints: {:.0}% of the approvals/s without them (mean of the runs before and after), p99 {with_p99:.2} ms against {alone_p99:.2} and {again_p99:.2} ms",
+        a.webhooks,
+        100.0 * with_rate / alone
+    );
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
