@@ -7,8 +7,9 @@
 //! The HTTP load runs twice: alone, then beside `A` hostile connections of every kind API.md's
 //! limits guard against (slow bodies, pipelining without reading, endless header lines, slow
 //! heads, idle connections), so that both figures come from one run. With `--webhooks W` it
-//! also runs with `W` webhook endpoints on loopback subscribed to every event (between two runs
-//! without them), and says how long their deliveries took to drain.
+//! also compares the load with `W` webhook endpoints on loopback subscribed to every event
+//! against the same load without them, in alternating rounds, and says how many deliveries were
+//! made during the loads and how long the rest took to drain.
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
 #![allow(clippy::expect_used)]
@@ -374,8 +375,8 @@ fn main() {
     }
     let (http_rate, http_p99) = http.run(&store, "HTTP", http_ids);
     let rss_http = peak_rss_mib();
-    if let Some((with_ids, again_ids)) = webhook_ids {
-        webhooks_run(&a, &store, &http, &admin_token, with_ids, again_ids, http_rate, http_p99);
+    if let Some((with_ids, alone_ids)) = webhook_ids {
+        webhooks_run(&a, &store, &http, &admin_token, with_ids, alone_ids);
     }
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("address");
     let kinds: Vec<(attacks::Attack, usize)> = attacks::Attack::ALL
@@ -434,81 +435,135 @@ fn main() {
     }
 }
 
-/// The approval load with `a.webhooks` endpoints on loopback subscribed to every event, then
-/// without them again; the ratio is against the mean of the two runs without.
-#[allow(clippy::too_many_arguments)]
+/// Rounds of the webhook comparison: each runs a slice of approvals without the endpoints
+/// (disabled), then a slice with them, then waits for their deliveries to drain, so that a
+/// machine that slows down or speeds up during the run weighs on both figures alike.
+const WEBHOOK_ROUNDS: usize = 4;
+
+/// The approval load with `a.webhooks` endpoints on loopback subscribed to every event, against
+/// the same load without them, in alternating rounds; prints both figures and their ratio.
 fn webhooks_run(
     a: &Args,
     store: &Arc<Store>,
     http: &HttpLoad,
     admin_token: &str,
     with_ids: Vec<String>,
-    again_ids: Vec<String>,
-    alone_rate: f64,
-    alone_p99: f64,
+    alone_ids: Vec<String>,
 ) {
     let receivers: Vec<Receiver> = (0..a.webhooks).map(|_| Receiver::start()).collect();
     let all = [
-        "escrow.activated", "escrow.completed", "escrow.cancelled", "payment_request.created",
-        "payment_request.approved", "payment_request.rejected", "payment_request.expired",
-        "payment_request.paid", "payment_request.failed", "deposit.recorded", "deposit.flagged",
-        "payout.stuck", "float.low",
+        "escrow.activated",
+        "escrow.completed",
+        "escrow.cancelled",
+        "payment_request.created",
+        "payment_request.approved",
+        "payment_request.rejected",
+        "payment_request.expired",
+        "payment_request.paid",
+        "payment_request.failed",
+        "deposit.recorded",
+        "deposit.flagged",
+        "payout.stuck",
+        "float.low",
     ];
     let agent = &http.agents[0];
-    let mut endpoints = Vec::new();
-    for receiver in &receivers {
-        let mut answer = agent
-            .post(&format!("{}/webhook-endpoints", http.base))
-            .header("Authorization", &format!("Bearer {admin_token}"))
+    let admin = |method: &str, path: &str, body: Option<serde_json::Value>| -> serde_json::Value {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", http.base))
+            .header("Authorization", format!("Bearer {admin_token}"))
             .header("Content-Type", "application/json")
-            .send(
-                serde_json::json!({"url": receiver.url, "events": all})
-                    .to_string()
-                    .as_bytes(),
-            )
-            .expect("create a webhook endpoint");
-        let body: serde_json::Value = answer.body_mut().read_json().expect("endpoint");
-        endpoints.push(body["webhookEndpointId"].as_str().expect("endpoint id").to_string());
-    }
-    let delivered_before: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum();
-    let started = Instant::now();
-    let (with_rate, with_p99) = http.run(
-        store,
-        &format!("HTTP + {} webhook endpoints", a.webhooks),
-        with_ids,
-    );
-    let loaded = started.elapsed();
-    let during: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum::<usize>() - delivered_before;
-    loop {
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .expect("request");
+        let mut answer = agent.run(request).expect("admin call");
+        answer.body_mut().read_json().unwrap_or_default()
+    };
+    // Events of the runs before are fanned out before the endpoints exist (else they would be
+    // delivered too).
+    let settle = |with_deliveries: bool| loop {
         let (pending, backlog) = notify_backlog(store);
-        if pending == 0 && backlog == 0 {
+        if backlog == 0 && (!with_deliveries || pending == 0) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    settle(false);
+    let endpoints: Vec<String> = receivers
+        .iter()
+        .map(|r| {
+            admin(
+                "POST",
+                "/webhook-endpoints",
+                Some(serde_json::json!({"url": r.url, "events": all})),
+            )["webhookEndpointId"]
+                .as_str()
+                .expect("endpoint id")
+                .to_string()
+        })
+        .collect();
+    let switch = |on: bool| {
+        for id in &endpoints {
+            let verb = if on { "enable" } else { "disable" };
+            admin(
+                "POST",
+                &format!("/webhook-endpoints/{id}/{verb}"),
+                Some(serde_json::json!({})),
+            );
+        }
+    };
+    let received = || -> usize {
+        receivers
+            .iter()
+            .map(|r| r.received.load(Ordering::Relaxed))
+            .sum()
+    };
+    let slice = |ids: &[String], round: usize| -> Vec<String> {
+        let per = ids.len().div_ceil(WEBHOOK_ROUNDS);
+        ids.iter().skip(round * per).take(per).cloned().collect()
+    };
+    let (mut alone_n, mut alone_s, mut with_n, mut with_s) = (0, 0.0, 0, 0.0);
+    let (mut during, mut after, mut drain_s, mut delivered) = (0, 0, 0.0, 0);
+    for round in 0..WEBHOOK_ROUNDS {
+        switch(false);
+        settle(true);
+        let ids = slice(&alone_ids, round);
+        let n = ids.len();
+        let (rate, _) = http.run(store, &format!("HTTP alone (round {})", round + 1), ids);
+        alone_n += n;
+        alone_s += n as f64 / rate;
+        // Every event of the run without them is fanned out (to nobody) before they are on.
+        settle(false);
+        switch(true);
+        let before = received();
+        let ids = slice(&with_ids, round);
+        let n = ids.len();
+        let (rate, _) = http.run(
+            store,
+            &format!("HTTP + {} webhooks (round {})", a.webhooks, round + 1),
+            ids,
+        );
+        with_n += n;
+        with_s += n as f64 / rate;
+        let at_end = received();
+        let drained = Instant::now();
+        settle(true);
+        drain_s += drained.elapsed().as_secs_f64();
+        during += at_end - before;
+        after += received() - at_end;
+        delivered += received() - before;
     }
-    let drained = started.elapsed();
-    let delivered: usize = receivers.iter().map(|r| r.received.load(Ordering::Relaxed)).sum::<usize>() - delivered_before;
-    println!(
-        "{:<28} {delivered} deliveries: {during} during the load ({:.0}/s), all of them {:.2} s after it began ({:.2} s after it ended)",
-        "",
-        during as f64 / loaded.as_secs_f64(),
-        drained.as_secs_f64(),
-        (drained - loaded).as_secs_f64()
-    );
-    for id in &endpoints {
-        let _ = agent
-            .delete(&format!("{}/webhook-endpoints/{id}", http.base))
-            .header("Authorization", &format!("Bearer {admin_token}"))
-            .call()
-            .and_then(|mut r| r.body_mut().read_to_vec());
-    }
+    switch(false);
     drop(receivers);
-    let (again_rate, again_p99) = http.run(store, "HTTP alone again", again_ids);
-    let alone = (alone_rate + again_rate) / 2.0;
+    let (alone_rate, with_rate) = (alone_n as f64 / alone_s, with_n as f64 / with_s);
     println!(
-        "with {} webhook endpoints: {:.0}% of the approvals/s without them (mean of the runs before and after), p99 {with_p99:.2} ms against {alone_p99:.2} and {again_p99:.2} ms",
+        "webhooks: {delivered} deliveries to {} endpoints, {during} of them during the loads and {after} after them (drained in {:.2} s per round on average)",
         a.webhooks,
-        100.0 * with_rate / alone
+        drain_s / WEBHOOK_ROUNDS as f64
+    );
+    println!(
+        "with {} webhook endpoints subscribed to every event: {with_rate:.0} approvals/s against {alone_rate:.0} without them ({:.0}%), {WEBHOOK_ROUNDS} rounds of each",
+        a.webhooks,
+        100.0 * with_rate / alone_rate
     );
 }
 

@@ -201,3 +201,16 @@ pub const SMS_ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// At shutdown, how long the webhook workers are waited for (one in the middle of a delivery is
 /// left to finish it; its attempt is made again after the restart).
 pub const NOTIFY_STOP_WAIT_MS: u64 = 2_000;
+/// Above this many writer commands a second (the notifier's own not counted) the ledger is busy
+/// and notifications yield to it.
+pub const LEDGER_BUSY_COMMANDS_PER_S: u64 = 200;
+/// Over how long the ledger's rate of commands is measured.
+pub const LEDGER_BUSY_WINDOW_MS: u64 = 100;
+/// While the ledger is busy, the share of their time the fan-out and each delivery worker work
+/// (they rest the rest).
+pub const NOTIFY_BUSY_SHARE_PERCENT: u64 = 3;
+/// While the ledger is busy, the fan-out takes at most this many events per command (a short
+/// command keeps approvals' latency down).
+pub const FANOUT_EVENTS_MAX_BUSY: u32 = 100;
+/// While the ledger is busy, a delivery worker works in stints of at most this many deliveries.
+pub const WEBHOOK_BATCH_MAX_BUSY: u32 = 8;

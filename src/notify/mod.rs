@@ -8,10 +8,12 @@
 //! or changed, a delivery to retry now).
 
 mod guard;
+mod pace;
 pub mod sms;
 mod webhooks;
 
 pub use guard::GuardResolver;
+pub use pace::Pace;
 pub use sms::{AfricasTalking, SmsGateway};
 
 use crate::config::NotifyConfig;
@@ -60,6 +62,8 @@ pub struct Hub {
     sms: Arc<Wakeup>,
     /// Counters for `/metrics`.
     pub stats: Stats,
+    /// Whether the ledger is busy (notifications then yield to it).
+    pub pace: Pace,
 }
 
 impl Hub {
@@ -71,6 +75,7 @@ impl Hub {
             workers: Mutex::new(HashMap::new()),
             sms: Arc::new(Wakeup::default()),
             stats: Stats::default(),
+            pace: Pace::new(Arc::clone(&store.stats)),
         }
     }
 
@@ -147,7 +152,7 @@ impl Notifier {
                     log::warn!("could not read the webhook endpoints: {e:?}");
                 }
             }
-            let fanned = self.fan_out(&options);
+            let fanned = self.fan_out(&options, stopping);
             if fanned > 0 {
                 // Coalesce: while the ledger is busy its events are fanned out a batch at a
                 // time, not in one more writer command per commit.
@@ -158,12 +163,22 @@ impl Notifier {
         self.stop_workers();
     }
 
-    /// Fans out everything waiting; returns how many events.
-    fn fan_out(&self, options: &fanout::Options) -> usize {
+    /// Fans out everything waiting (while the ledger is busy: in small commands, resting
+    /// between them); returns how many events.
+    fn fan_out(&self, options: &fanout::Options, stopping: &AtomicBool) -> usize {
         let mut total = 0;
         loop {
-            let options = *options;
-            match self.store.write(move |ctx| fanout::fan_out(ctx, &options)) {
+            let mut options = *options;
+            if self.hub.pace.busy() {
+                options.max_events = options
+                    .max_events
+                    .min(crate::limits::FANOUT_EVENTS_MAX_BUSY);
+            }
+            let started = Instant::now();
+            self.hub.pace.own_command();
+            let done = self.store.write(move |ctx| fanout::fan_out(ctx, &options));
+            self.hub.pace.rest(started.elapsed(), stopping);
+            match done {
                 Ok(out) => {
                     total += out.events;
                     for id in &out.endpoints {
@@ -172,7 +187,7 @@ impl Notifier {
                     if out.sms > 0 {
                         self.hub.sms.notify();
                     }
-                    if !out.more {
+                    if !out.more || stopping.load(Ordering::SeqCst) {
                         return total;
                     }
                 }

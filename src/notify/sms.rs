@@ -181,6 +181,7 @@ impl SmsWorker {
             results.push((message.id, result));
         }
         let base = self.retry_base;
+        self.hub.pace.own_command();
         let tally = self
             .store
             .write(move |ctx| sms::record(ctx, &results, base))?;

@@ -7,7 +7,8 @@ use super::guard;
 use super::Hub;
 use crate::domain::WebhookEndpointId;
 use crate::limits::{
-    NOTIFY_IDLE_MS, WEBHOOK_ANSWER_BYTES_MAX, WEBHOOK_BATCH_MAX, WEBHOOK_RECORD_EVERY_MS,
+    NOTIFY_IDLE_MS, WEBHOOK_ANSWER_BYTES_MAX, WEBHOOK_BATCH_MAX, WEBHOOK_BATCH_MAX_BUSY,
+    WEBHOOK_RECORD_EVERY_MS,
 };
 use crate::service::endpoints::{self, Attempt, DueDelivery, WorkerEndpoint};
 use crate::store::Store;
@@ -59,9 +60,14 @@ impl EndpointWorker {
                 continue;
             }
             let now_ms = crate::time::now_unix_ms();
+            let batch = if self.hub.pace.busy() {
+                WEBHOOK_BATCH_MAX_BUSY
+            } else {
+                WEBHOOK_BATCH_MAX
+            };
             let due = self
                 .store
-                .read(|conn, _| endpoints::due(conn, &self.id, now_ms, WEBHOOK_BATCH_MAX));
+                .read(|conn, _| endpoints::due(conn, &self.id, now_ms, batch));
             match due {
                 Ok(due) if !due.is_empty() => self.deliver(&endpoint, due),
                 Ok(_) => self.wakeup.wait(self.until_next_due(idle)),
@@ -93,7 +99,10 @@ impl EndpointWorker {
         }
     }
 
+    /// Posts each due delivery and records them; then, while the ledger is busy, rests so that
+    /// this stint took no more than its share of the time.
     fn deliver(&self, endpoint: &WorkerEndpoint, due: Vec<DueDelivery>) {
+        let started = Instant::now();
         let mut made = Vec::with_capacity(due.len());
         let mut recorded = Instant::now();
         for delivery in &due {
@@ -107,6 +116,7 @@ impl EndpointWorker {
             }
         }
         self.record(made);
+        self.hub.pace.rest(started.elapsed(), &self.stopping);
     }
 
     /// Posts one event: `{"id", "type", "createdAt", "data"}`, signed now.
@@ -152,6 +162,7 @@ impl EndpointWorker {
         }
         let (base, cap) = (self.retry_base, self.retry_cap);
         let failed_attempts = made.iter().filter(|a| !a.delivered()).count() as u64;
+        self.hub.pace.own_command();
         match self
             .store
             .write(move |ctx| endpoints::record(ctx, &made, base, cap))
