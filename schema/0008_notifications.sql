@@ -1,28 +1,30 @@
 -- remit schema, version 8: notifications out. Every change a person should hear about is an
 -- event in the outbox, written by the writer command that makes the change (so an event exists
 -- exactly when its change committed). A fan-out step turns new events into webhook deliveries
--- and SMS, advancing its position in the same command as the rows it makes.
+-- and SMS, advancing its position in the same command as the rows it makes. CHECKs of a set of
+-- words are comparisons, never `IN` lists (schema 7 says why).
 
 -- The language of a user's SMS (NULL: English).
-ALTER TABLE users ADD COLUMN language TEXT CHECK (language IN ('en', 'sw'));
+ALTER TABLE users ADD COLUMN language TEXT CHECK ((language = 'en' OR language = 'sw'));
 
 -- The outbox. `seq` is the order of commit (one writer); `id` is the event's public id (`evt_…`).
 -- `data` is JSON of ids, states and amounts: never a name, a phone or a merchant detail.
 CREATE TABLE outbox_events (
     seq        INTEGER PRIMARY KEY,
     id         TEXT NOT NULL,
-    type       TEXT NOT NULL CHECK (type IN ('escrow.activated', 'escrow.completed',
-        'escrow.cancelled', 'payment_request.created', 'payment_request.approved',
-        'payment_request.rejected', 'payment_request.expired', 'payment_request.paid',
-        'payment_request.failed', 'deposit.recorded', 'deposit.flagged', 'payout.stuck',
-        'float.low')),
+    type       TEXT NOT NULL CHECK ((type = 'escrow.activated' OR type = 'escrow.completed'
+        OR type = 'escrow.cancelled' OR type = 'payment_request.created'
+        OR type = 'payment_request.approved' OR type = 'payment_request.rejected'
+        OR type = 'payment_request.expired' OR type = 'payment_request.paid'
+        OR type = 'payment_request.failed' OR type = 'deposit.recorded'
+        OR type = 'deposit.flagged' OR type = 'payout.stuck' OR type = 'float.low')),
     created_at TEXT NOT NULL,
     data       TEXT NOT NULL
 ) STRICT;
 
 -- How far each reader of the outbox has come: every event with `seq` up to this is done.
 CREATE TABLE outbox_positions (
-    consumer TEXT PRIMARY KEY CHECK (consumer IN ('fanout')),
+    consumer TEXT PRIMARY KEY CHECK (consumer = 'fanout'),
     seq      INTEGER NOT NULL CHECK (seq >= 0)
 ) STRICT, WITHOUT ROWID;
 INSERT INTO outbox_positions (consumer, seq) VALUES ('fanout', 0);
@@ -34,7 +36,7 @@ CREATE TABLE webhook_endpoints (
     url        TEXT NOT NULL,
     events     TEXT NOT NULL,
     secret_enc TEXT NOT NULL,
-    enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled = 0 OR enabled = 1),
     created_by TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
@@ -47,7 +49,7 @@ CREATE TABLE webhook_deliveries (
     id               TEXT PRIMARY KEY,
     endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints(id),
     event_seq        INTEGER NOT NULL REFERENCES outbox_events(seq),
-    status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    status           TEXT NOT NULL CHECK ((status = 'pending' OR status = 'delivered' OR status = 'failed')),
     attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at  TEXT,
     retry_until      TEXT NOT NULL,
@@ -83,11 +85,12 @@ CREATE TABLE sms_messages (
     id              TEXT PRIMARY KEY,
     event_seq       INTEGER NOT NULL REFERENCES outbox_events(seq),
     user_id         TEXT NOT NULL REFERENCES users(id),
-    template        TEXT NOT NULL CHECK (template IN ('request_waiting', 'request_paid',
-        'request_failed', 'payout_stuck')),
-    language        TEXT NOT NULL CHECK (language IN ('en', 'sw')),
+    template        TEXT NOT NULL CHECK ((template = 'request_waiting'
+        OR template = 'request_paid' OR template = 'request_failed' OR template = 'payout_stuck')),
+    language        TEXT NOT NULL CHECK ((language = 'en' OR language = 'sw')),
     body_enc        TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'logged', 'sent', 'failed')),
+    status          TEXT NOT NULL CHECK ((status = 'pending' OR status = 'logged'
+        OR status = 'sent' OR status = 'failed')),
     gateway         TEXT NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at TEXT,

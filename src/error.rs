@@ -1,5 +1,5 @@
 //! The one error type of remit. Services return it; the HTTP layer maps it to a status and a
-//! `code` in exactly one function (`http::respond::error_response`), the CLI to an exit code.
+//! `code` in exactly one function (`http::reply::error_reply`), the CLI to an exit code.
 
 use crate::money::UsdCents;
 use std::fmt;

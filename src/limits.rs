@@ -36,6 +36,8 @@ pub const STATEMENT_CACHE_CAPACITY: usize = 128;
 pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// How often the background connection checkpoints the WAL.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// The same once the write-ahead log is a quarter of its bound.
+pub const CHECKPOINT_BUSY_INTERVAL_MS: u64 = 100;
 /// The write-ahead log's bound when not configured (`REMIT_WAL_MAX_MB`), MiB.
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// The smallest and largest bound allowed, MiB.

@@ -72,9 +72,10 @@ macro_rules! minor_units {
                         })
                     }
                     (Some(v), None) => parse_major(field, &json_number_text(field, v)?, 2)?,
-                    (None, Some(v)) => {
-                        parse_integer(&cents_field, &json_number_text(&cents_field, v)?)?
-                    }
+                    (None, Some(v)) => parse_integer(
+                        &cents_field,
+                        &whole_json_number(&json_number_text(&cents_field, v)?, v),
+                    )?,
                 };
                 let name = if major.is_some() {
                     field
@@ -269,6 +270,19 @@ pub fn parse_major(field: &str, text: &str, decimals: u32) -> Result<i64> {
         .checked_mul(scale)
         .and_then(|v| v.checked_add(frac_value))
         .ok_or_else(too_large)
+}
+
+/// A JSON number written with a fraction of zeros (`28800.0`, as many encoders write a float)
+/// is that whole number: JSON does not tell `28800.0` from `28800`. A string keeps its text.
+fn whole_json_number(text: &str, value: &serde_json::Value) -> String {
+    match (value, text.split_once('.')) {
+        (serde_json::Value::Number(_), Some((whole, frac)))
+            if !frac.is_empty() && frac.bytes().all(|b| b == b'0') =>
+        {
+            whole.to_string()
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// Parses a whole number of minor units (`50025`).

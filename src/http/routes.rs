@@ -89,6 +89,7 @@ use Method::{Delete, Get, Post, Put};
 pub const ROUTES: &[Route] = &[
     route(Get, "/health", Public, admin::health),
     route(Get, "/metrics", Public, admin::metrics),
+    route(Get, "/openapi.json", Public, admin::openapi),
     route(Get, "/me", Bearer, users::me),
     route(Get, "/escrows", Bearer, escrows::list).with_query(&[
         PAGE[0],
@@ -300,6 +301,119 @@ mod tests {
                     a.path
                 );
             }
+        }
+    }
+
+    /// The document's operations: `(METHOD, /path/{param})`.
+    fn documented() -> (serde_json::Value, Vec<(String, String)>) {
+        let doc: serde_json::Value =
+            serde_json::from_str(super::admin::OPENAPI_JSON).expect("docs/openapi.json is JSON");
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                ops.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        (doc, ops)
+    }
+
+    /// A route's template as OpenAPI writes it: `/escrows/:id` → `/escrows/{id}`.
+    fn openapi_path(template: &str) -> String {
+        template
+            .split('/')
+            .map(|part| match part.strip_prefix(':') {
+                Some(name) => format!("{{{name}}}"),
+                None => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// An operation's parameters `in` one place, `$ref`s resolved.
+    fn parameters(doc: &serde_json::Value, op: &serde_json::Value, place: &str) -> Vec<String> {
+        let mut names: Vec<String> = op["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| match p["$ref"].as_str() {
+                Some(r) => {
+                    let name = r.trim_start_matches("#/components/parameters/");
+                    doc["components"]["parameters"][name].clone()
+                }
+                None => p.clone(),
+            })
+            .filter(|p| p["in"] == place)
+            .map(|p| p["name"].as_str().expect("a parameter's name").to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_openapi_document_has_every_route_and_nothing_else() {
+        let (_, documented) = documented();
+        let served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.as_str().to_string(), openapi_path(r.path)))
+            .collect();
+        let undocumented: Vec<_> = served.iter().filter(|r| !documented.contains(r)).collect();
+        let unserved: Vec<_> = documented.iter().filter(|d| !served.contains(d)).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from docs/openapi.json: {undocumented:?}"
+        );
+        assert!(
+            unserved.is_empty(),
+            "docs/openapi.json documents routes the server does not have: {unserved:?}"
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_has_every_routes_parameters_and_access() {
+        let (doc, _) = documented();
+        for route in ROUTES {
+            let path = openapi_path(route.path);
+            let op = &doc["paths"][&path][route.method.as_str().to_lowercase()];
+            let name = format!("{} {path}", route.method.as_str());
+            let mut query: Vec<String> = route.query.iter().map(|q| q.to_string()).collect();
+            query.sort();
+            assert_eq!(
+                parameters(&doc, op, "query"),
+                query,
+                "query parameters of {name}"
+            );
+            let mut in_path: Vec<String> = route
+                .path
+                .split('/')
+                .filter_map(|p| p.strip_prefix(':'))
+                .map(str::to_string)
+                .collect();
+            in_path.sort();
+            assert_eq!(
+                parameters(&doc, op, "path"),
+                in_path,
+                "path parameters of {name}"
+            );
+            // A bearer route names the bearer scheme; a public one or a webhook may be called
+            // without it.
+            let security = op["security"]
+                .as_array()
+                .expect("every operation says its security");
+            let bearer = security.iter().any(|s| s.get("bearerAuth").is_some());
+            let anonymous =
+                security.is_empty() || security.iter().any(|s| s == &serde_json::json!({}));
+            match route.access {
+                Access::Bearer => assert!(bearer && !anonymous, "{name} needs a bearer token"),
+                Access::Public | Access::Webhook => {
+                    assert!(anonymous, "{name} is callable without a token")
+                }
+            }
+            assert_eq!(
+                op.get("requestBody").is_some(),
+                route.takes_body(),
+                "request body of {name}"
+            );
         }
     }
 }

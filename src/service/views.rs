@@ -14,6 +14,28 @@ use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+/// Declares the columns of a view's SELECT once: their SQL, in order, and an enum of their
+/// positions, so that rows are read by position (reading by name searched the statement's
+/// column names at every read: a sixth of a view's cost) without the two drifting apart.
+macro_rules! columns {
+    ($(#[$doc:meta])* $sql:ident, $pos:ident { $($col:ident = $expr:literal,)+ }) => {
+        $(#[$doc])*
+        const $sql: &str = concat_columns!($($expr),+);
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, clippy::enum_variant_names, dead_code)]
+        #[derive(Clone, Copy)]
+        enum $pos {
+            $($col,)+
+            /// How many columns.
+            COUNT,
+        }
+    };
+}
+
+/// `a, b, c` from column expressions.
+macro_rules! concat_columns {
+    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
 /// Runs a (cached) query and reads every row with `from_row`.
 fn all_rows<T, P: rusqlite::Params>(
     conn: &Connection,
@@ -153,35 +175,59 @@ pub struct EscrowView {
     pub updated_at: String,
 }
 
-/// Escrows (those the inner `WHERE` picks, in its order) with their recipient, today's
-/// approvals and their categories: one row per category.
-const ESCROW_SELECT: &str = "SELECT e.id, e.sender_id, e.recipient_id, e.status, e.total_usd_cents,
-    e.deposited_usd_cents, e.remaining_usd_cents, e.reserved_usd_cents, e.spent_usd_cents,
-    e.refunded_usd_cents, e.daily_limit_usd_cents, e.created_at, e.updated_at, e.flag_reason,
-    e.recipient_name_enc, e.short_ref, u.phone_enc AS recipient_phone_enc,
-    d.approved_usd_cents AS approved_today_usd_cents,
-    c.id AS category_id, c.name AS category_name, c.allocated_usd_cents AS category_allocated,
-    c.remaining_usd_cents AS category_remaining, c.reserved_usd_cents AS category_reserved,
-    c.spent_usd_cents AS category_spent, c.refunded_usd_cents AS category_refunded
-    FROM (SELECT * FROM escrows WHERE {where}) e
+columns! {
+    /// An escrow's columns (`e`), its recipient's phone (`u`), today's approvals (`d`) and one
+    /// of its categories (`c`): one row per category.
+    ESCROW_COLUMNS, E {
+        ID = "e.id",
+        SENDER = "e.sender_id",
+        RECIPIENT = "e.recipient_id",
+        STATUS = "e.status",
+        TOTAL = "e.total_usd_cents",
+        DEPOSITED = "e.deposited_usd_cents",
+        REMAINING = "e.remaining_usd_cents",
+        RESERVED = "e.reserved_usd_cents",
+        SPENT = "e.spent_usd_cents",
+        REFUNDED = "e.refunded_usd_cents",
+        DAILY_LIMIT = "e.daily_limit_usd_cents",
+        CREATED = "e.created_at",
+        UPDATED = "e.updated_at",
+        FLAG_REASON = "e.flag_reason",
+        RECIPIENT_NAME = "e.recipient_name_enc",
+        SHORT_REF = "e.short_ref",
+        RECIPIENT_PHONE = "u.phone_enc",
+        APPROVED_TODAY = "d.approved_usd_cents",
+        CATEGORY_ID = "c.id",
+        CATEGORY_NAME = "c.name",
+        CATEGORY_ALLOCATED = "c.allocated_usd_cents",
+        CATEGORY_REMAINING = "c.remaining_usd_cents",
+        CATEGORY_RESERVED = "c.reserved_usd_cents",
+        CATEGORY_SPENT = "c.spent_usd_cents",
+        CATEGORY_REFUNDED = "c.refunded_usd_cents",
+    }
+}
+
+/// What `ESCROW_COLUMNS` are selected from: the escrows the inner `WHERE` picks, in its order,
+/// with their recipient, today's approvals and their categories.
+const ESCROW_FROM: &str = "FROM (SELECT * FROM escrows WHERE {where}) e
     JOIN users u ON u.id = e.recipient_id
     LEFT JOIN daily_spend d ON d.escrow_id = e.id AND d.day = :today
     JOIN spending_categories c ON c.escrow_id = e.id
     ORDER BY e.id DESC, c.position";
 
 fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
-    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
-        let cents: UsdCents = r.get(name)?;
+    let amount = |column: E| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(column as usize)?;
         Ok((cents.major(), cents))
     };
-    let (allocated_usd, allocated_usd_cents) = amount("category_allocated")?;
-    let (remaining_usd, remaining_usd_cents) = amount("category_remaining")?;
-    let (reserved_usd, reserved_usd_cents) = amount("category_reserved")?;
-    let (spent_usd, spent_usd_cents) = amount("category_spent")?;
-    let (refunded_usd, refunded_usd_cents) = amount("category_refunded")?;
+    let (allocated_usd, allocated_usd_cents) = amount(E::CATEGORY_ALLOCATED)?;
+    let (remaining_usd, remaining_usd_cents) = amount(E::CATEGORY_REMAINING)?;
+    let (reserved_usd, reserved_usd_cents) = amount(E::CATEGORY_RESERVED)?;
+    let (spent_usd, spent_usd_cents) = amount(E::CATEGORY_SPENT)?;
+    let (refunded_usd, refunded_usd_cents) = amount(E::CATEGORY_REFUNDED)?;
     Ok(CategoryView {
-        category_id: r.get("category_id")?,
-        name: r.get("category_name")?,
+        category_id: r.get(E::CATEGORY_ID as usize)?,
+        name: r.get(E::CATEGORY_NAME as usize)?,
         allocated_usd,
         allocated_usd_cents,
         remaining_usd,
@@ -196,30 +242,30 @@ fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
 }
 
 fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowView> {
-    let id: EscrowId = r.get("id")?;
-    let recipient_id: UserId = r.get("recipient_id")?;
-    let amount = |name: &str| -> Result<(Decimal, UsdCents)> {
-        let cents: UsdCents = r.get(name)?;
+    let id: EscrowId = r.get(E::ID as usize)?;
+    let recipient_id: UserId = r.get(E::RECIPIENT as usize)?;
+    let amount = |column: E| -> Result<(Decimal, UsdCents)> {
+        let cents: UsdCents = r.get(column as usize)?;
         Ok((cents.major(), cents))
     };
-    let (total_amount_usd, total_amount_usd_cents) = amount("total_usd_cents")?;
-    let (deposited_usd, deposited_usd_cents) = amount("deposited_usd_cents")?;
-    let (remaining_usd, remaining_usd_cents) = amount("remaining_usd_cents")?;
-    let (reserved_usd, reserved_usd_cents) = amount("reserved_usd_cents")?;
-    let (spent_usd, spent_usd_cents) = amount("spent_usd_cents")?;
-    let (refunded_usd, refunded_usd_cents) = amount("refunded_usd_cents")?;
-    let daily_limit: Option<UsdCents> = r.get("daily_limit_usd_cents")?;
+    let (total_amount_usd, total_amount_usd_cents) = amount(E::TOTAL)?;
+    let (deposited_usd, deposited_usd_cents) = amount(E::DEPOSITED)?;
+    let (remaining_usd, remaining_usd_cents) = amount(E::REMAINING)?;
+    let (reserved_usd, reserved_usd_cents) = amount(E::RESERVED)?;
+    let (spent_usd, spent_usd_cents) = amount(E::SPENT)?;
+    let (refunded_usd, refunded_usd_cents) = amount(E::REFUNDED)?;
+    let daily_limit: Option<UsdCents> = r.get(E::DAILY_LIMIT as usize)?;
     let approved_today = daily_limit.map(|_| -> Result<UsdCents> {
-        Ok(r.get::<_, Option<UsdCents>>("approved_today_usd_cents")?
+        Ok(r.get::<_, Option<UsdCents>>(E::APPROVED_TODAY as usize)?
             .unwrap_or(UsdCents::ZERO))
     });
     let approved_today = approved_today.transpose()?;
-    let name = match r.get::<_, Option<String>>("recipient_name_enc")? {
+    let name = match r.get::<_, Option<String>>(E::RECIPIENT_NAME as usize)? {
         Some(enc) => Some(keys.open(EncryptedColumn::RecipientName, id.as_str(), &enc)?)
             .filter(|name| !name.is_empty()),
         None => None,
     };
-    let phone = match r.get::<_, Option<String>>("recipient_phone_enc")? {
+    let phone = match r.get::<_, Option<String>>(E::RECIPIENT_PHONE as usize)? {
         Some(enc) => Some(decrypt_phone(keys, &recipient_id, &enc)?),
         None => None,
     };
@@ -233,9 +279,9 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
     let staff = matches!(viewer.role, Role::Admin | Role::Agent);
     Ok(EscrowView {
         deposit_reference: id.clone(),
-        short_ref: r.get("short_ref")?,
+        short_ref: r.get(E::SHORT_REF as usize)?,
         escrow_id: id,
-        status: r.get("status")?,
+        status: r.get(E::STATUS as usize)?,
         total_amount_usd,
         total_amount_usd_cents,
         deposited_usd,
@@ -252,9 +298,9 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         daily_limit_usd_cents: daily_limit,
         approved_today_usd: approved_today.map(UsdCents::major),
         approved_today_usd_cents: approved_today,
-        sender_id: r.get("sender_id")?,
+        sender_id: r.get(E::SENDER as usize)?,
         flag_reason: if viewer.role == Role::Admin {
-            r.get("flag_reason")?
+            r.get(E::FLAG_REASON as usize)?
         } else {
             None
         },
@@ -264,8 +310,8 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
             phone,
         },
         categories: Vec::new(),
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
+        created_at: r.get(E::CREATED as usize)?,
+        updated_at: r.get(E::UPDATED as usize)?,
     })
 }
 
@@ -277,12 +323,15 @@ fn query_escrows(
     where_clause: &str,
     params: &[(&str, &dyn rusqlite::ToSql)],
 ) -> Result<Vec<EscrowView>> {
-    let sql = ESCROW_SELECT.replace("{where}", where_clause);
+    let sql = format!(
+        "SELECT {ESCROW_COLUMNS} {}",
+        ESCROW_FROM.replace("{where}", where_clause)
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params)?;
     let mut escrows: Vec<EscrowView> = Vec::new();
     while let Some(r) = rows.next()? {
-        let id: EscrowId = r.get("id")?;
+        let id: EscrowId = r.get(E::ID as usize)?;
         let same = escrows.last().is_some_and(|e| e.escrow_id == id);
         if !same {
             escrows.push(escrow_from_row(keys, viewer, r)?);
@@ -418,48 +467,68 @@ pub struct PayoutView {
     pub result_at: Option<String>,
 }
 
-/// The payout columns, as every query that reads a `PayoutView` names them.
-const PAYOUT_COLUMNS: &str = "p.id AS payout_id, p.payment_request_id AS payout_request_id,
-    p.escrow_id AS payout_escrow_id, p.status AS payout_status, p.command AS payout_command,
-    p.amount_kes_cents AS payout_amount_kes_cents, p.amount_usd_cents AS payout_amount_usd_cents,
-    p.originator_conversation_id AS payout_originator, p.conversation_id AS payout_conversation,
-    p.gateway AS payout_gateway,
-    p.receipt AS payout_receipt, p.result_code AS payout_result_code,
-    p.result_desc AS payout_result_desc, p.attempts AS payout_attempts,
-    p.flagged AS payout_flagged, p.flag_reason AS payout_flag_reason,
-    p.created_at AS payout_created_at, p.sent_at AS payout_sent_at, p.result_at AS payout_result_at";
+columns! {
+    /// The payout columns, as every query that reads a `PayoutView` names them.
+    PAYOUT_COLUMNS, P {
+        ID = "p.id",
+        REQUEST = "p.payment_request_id",
+        ESCROW = "p.escrow_id",
+        STATUS = "p.status",
+        COMMAND = "p.command",
+        KES = "p.amount_kes_cents",
+        USD = "p.amount_usd_cents",
+        ORIGINATOR = "p.originator_conversation_id",
+        CONVERSATION = "p.conversation_id",
+        GATEWAY = "p.gateway",
+        RECEIPT = "p.receipt",
+        RESULT_CODE = "p.result_code",
+        RESULT_DESC = "p.result_desc",
+        ATTEMPTS = "p.attempts",
+        FLAGGED = "p.flagged",
+        FLAG_REASON = "p.flag_reason",
+        CREATED = "p.created_at",
+        SENT = "p.sent_at",
+        RESULT_AT = "p.result_at",
+    }
+}
 
 impl PayoutView {
-    fn from_row(r: &Row<'_>) -> Result<PayoutView> {
-        let status: PayoutStatus = r.get("payout_status")?;
-        let gateway: Option<String> = r.get("payout_gateway")?;
-        let result_code: Option<String> = r.get("payout_result_code")?;
+    /// A payout from a row whose payout columns (`PAYOUT_COLUMNS`) start at `at`.
+    fn from_row_at(r: &Row<'_>, at: usize) -> Result<PayoutView> {
+        let col = |c: P| at + c as usize;
+        let status: PayoutStatus = r.get(col(P::STATUS))?;
+        let gateway: Option<String> = r.get(col(P::GATEWAY))?;
+        let result_code: Option<String> = r.get(col(P::RESULT_CODE))?;
         let failure_reason = (status == PayoutStatus::Failed)
             .then(|| crate::domain::FailureReason::of_code(result_code.as_deref().unwrap_or("")));
         Ok(PayoutView {
-            payout_id: r.get("payout_id")?,
-            payment_request_id: r.get("payout_request_id")?,
-            escrow_id: r.get("payout_escrow_id")?,
+            payout_id: r.get(col(P::ID))?,
+            payment_request_id: r.get(col(P::REQUEST))?,
+            escrow_id: r.get(col(P::ESCROW))?,
             status,
-            method: r.get("payout_command")?,
-            amount_kes_cents: r.get("payout_amount_kes_cents")?,
-            amount_usd_cents: r.get("payout_amount_usd_cents")?,
+            method: r.get(col(P::COMMAND))?,
+            amount_kes_cents: r.get(col(P::KES))?,
+            amount_usd_cents: r.get(col(P::USD))?,
             simulated: gateway.as_deref() == Some("simulator"),
             gateway,
-            originator_conversation_id: r.get("payout_originator")?,
-            conversation_id: r.get("payout_conversation")?,
-            mpesa_receipt: r.get("payout_receipt")?,
+            originator_conversation_id: r.get(col(P::ORIGINATOR))?,
+            conversation_id: r.get(col(P::CONVERSATION))?,
+            mpesa_receipt: r.get(col(P::RECEIPT))?,
             result_code,
-            result_desc: r.get("payout_result_desc")?,
+            result_desc: r.get(col(P::RESULT_DESC))?,
             failure_reason,
             failure_text: failure_reason.map(crate::domain::FailureReason::text),
-            attempts: r.get("payout_attempts")?,
-            flagged: r.get("payout_flagged")?,
-            flag_reason: r.get("payout_flag_reason")?,
-            created_at: r.get("payout_created_at")?,
-            sent_at: r.get("payout_sent_at")?,
-            result_at: r.get("payout_result_at")?,
+            attempts: r.get(col(P::ATTEMPTS))?,
+            flagged: r.get(col(P::FLAGGED))?,
+            flag_reason: r.get(col(P::FLAG_REASON))?,
+            created_at: r.get(col(P::CREATED))?,
+            sent_at: r.get(col(P::SENT))?,
+            result_at: r.get(col(P::RESULT_AT))?,
         })
+    }
+
+    fn from_row(r: &Row<'_>) -> Result<PayoutView> {
+        Self::from_row_at(r, 0)
     }
 }
 
@@ -534,19 +603,38 @@ pub struct PaymentRequestView {
     pub payout: Option<PayoutView>,
 }
 
-/// A request's status as the API shows it: a waiting request past its expiry is `expired`,
-/// whether or not the expiry sweep has marked it yet.
-const REQUEST_STATUS: &str = "CASE WHEN r.status = 'pending_approval'
-    AND r.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN 'expired' ELSE r.status END";
+columns! {
+    /// The request columns (`r`, its category `c`, escrow `e`); a request's status as the API
+    /// shows it: a waiting request past its expiry is `expired`, whether or not the expiry
+    /// sweep has marked it yet.
+    REQUEST_COLUMNS, R {
+        ID = "r.id",
+        ESCROW = "r.escrow_id",
+        CATEGORY = "c.name",
+        REQUESTED_BY = "r.requested_by",
+        STATUS = "CASE WHEN r.status = 'pending_approval'
+            AND r.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN 'expired' ELSE r.status END",
+        EXPIRES = "r.expires_at",
+        KES = "r.amount_kes_cents",
+        USD = "r.amount_usd_cents",
+        RATE = "r.rate_kes_per_usd_e4",
+        MERCHANT_NAME = "r.merchant_name_enc",
+        MERCHANT_ACCOUNT = "r.merchant_account_enc",
+        NOTE = "r.note_enc",
+        DECIDED_BY = "r.decided_by",
+        DECIDED_AT = "r.decided_at",
+        REASON = "r.decision_reason_enc",
+        CREATED = "r.created_at",
+        UPDATED = "r.updated_at",
+        SENDER = "e.sender_id",
+        RECIPIENT = "e.recipient_id",
+    }
+}
 
-/// The request columns (`r`, its category `c`, escrow `e`) and its payout's, if any.
+/// The request columns and its payout's, if any (`LEFT JOIN`: `NULL`s without one).
 fn request_select(where_clause: &str) -> String {
     format!(
-        "SELECT r.id, r.escrow_id, c.name AS category, r.requested_by, {REQUEST_STATUS} AS status,
-         r.expires_at, r.amount_kes_cents,
-         r.amount_usd_cents, r.rate_kes_per_usd_e4, r.merchant_name_enc, r.merchant_account_enc,
-         r.note_enc, r.decided_by, r.decided_at, r.decision_reason_enc, r.created_at, r.updated_at,
-         e.sender_id, e.recipient_id, {PAYOUT_COLUMNS}
+        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}
          FROM payment_requests r
          JOIN spending_categories c ON c.id = r.category_id
          JOIN escrows e ON e.id = r.escrow_id
@@ -556,10 +644,10 @@ fn request_select(where_clause: &str) -> String {
 }
 
 fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentRequestView> {
-    let id: PaymentRequestId = r.get("id")?;
-    let requested_by: UserId = r.get("requested_by")?;
-    let sender_id: UserId = r.get("sender_id")?;
-    let recipient_id: UserId = r.get("recipient_id")?;
+    let id: PaymentRequestId = r.get(R::ID as usize)?;
+    let requested_by: UserId = r.get(R::REQUESTED_BY as usize)?;
+    let sender_id: UserId = r.get(R::SENDER as usize)?;
+    let recipient_id: UserId = r.get(R::RECIPIENT as usize)?;
     // Owners see the merchant in full: the escrow's two parties, whoever asked, admins.
     let owner = viewer.is_admin()
         || viewer.is(&sender_id)
@@ -573,11 +661,14 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
             _ => Ok(None),
         }
     };
-    let merchant_name = open(EncryptedColumn::MerchantName, r.get("merchant_name_enc")?)?;
+    let merchant_name = open(
+        EncryptedColumn::MerchantName,
+        r.get(R::MERCHANT_NAME as usize)?,
+    )?;
     let account = MerchantAccount::from_stored(&keys.open(
         EncryptedColumn::MerchantAccount,
         row,
-        &r.get::<_, String>("merchant_account_enc")?,
+        &r.get::<_, String>(R::MERCHANT_ACCOUNT as usize)?,
     )?)?;
     let mut merchant_account = account.view();
     if !owner {
@@ -587,17 +678,14 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
             .as_deref()
             .map(mask_number);
     }
-    let note = open(EncryptedColumn::RequestNote, r.get("note_enc")?)?;
-    let reason = open(
-        EncryptedColumn::DecisionReason,
-        r.get("decision_reason_enc")?,
-    )?;
-    let amount_kes: KesCents = r.get("amount_kes_cents")?;
-    let amount_usd: UsdCents = r.get("amount_usd_cents")?;
-    let rate: RateKesPerUsd = r.get("rate_kes_per_usd_e4")?;
-    let payout = match r.get::<_, Option<PayoutId>>("payout_id")? {
+    let note = open(EncryptedColumn::RequestNote, r.get(R::NOTE as usize)?)?;
+    let reason = open(EncryptedColumn::DecisionReason, r.get(R::REASON as usize)?)?;
+    let amount_kes: KesCents = r.get(R::KES as usize)?;
+    let amount_usd: UsdCents = r.get(R::USD as usize)?;
+    let rate: RateKesPerUsd = r.get(R::RATE as usize)?;
+    let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
         Some(_) => {
-            let mut payout = PayoutView::from_row(r)?;
+            let mut payout = PayoutView::from_row_at(r, R::COUNT as usize)?;
             if !viewer.is_admin() {
                 payout.originator_conversation_id = None;
                 payout.conversation_id = None;
@@ -608,9 +696,9 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
     };
     Ok(PaymentRequestView {
         payment_request_id: id,
-        escrow_id: r.get("escrow_id")?,
-        category: r.get("category")?,
-        status: r.get("status")?,
+        escrow_id: r.get(R::ESCROW as usize)?,
+        category: r.get(R::CATEGORY as usize)?,
+        status: r.get(R::STATUS as usize)?,
         amount_kes: amount_kes.major(),
         amount_kes_cents: amount_kes,
         amount_usd: amount_usd.major(),
@@ -620,12 +708,12 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
         merchant_account,
         note,
         requested_by,
-        decided_by: r.get("decided_by")?,
-        decided_at: r.get("decided_at")?,
+        decided_by: r.get(R::DECIDED_BY as usize)?,
+        decided_at: r.get(R::DECIDED_AT as usize)?,
         reason,
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
-        expires_at: r.get("expires_at")?,
+        created_at: r.get(R::CREATED as usize)?,
+        updated_at: r.get(R::UPDATED as usize)?,
+        expires_at: r.get(R::EXPIRES as usize)?,
         payout,
     })
 }
@@ -644,8 +732,8 @@ pub fn payment_request(
         [request_id],
         |r| {
             let parties = EscrowParties {
-                sender_id: r.get("sender_id")?,
-                recipient_id: r.get("recipient_id")?,
+                sender_id: r.get(R::SENDER as usize)?,
+                recipient_id: r.get(R::RECIPIENT as usize)?,
                 status: EscrowStatus::Active, // not used for visibility
             };
             if !parties.visible_to(viewer) {

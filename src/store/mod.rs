@@ -148,7 +148,7 @@ impl Store {
                 )
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
-        let checkpointer = checkpoint::start(&options.path)?;
+        let checkpointer = checkpoint::start(&options.path, options.wal_max_bytes)?;
         Ok(Store {
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),

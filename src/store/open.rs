@@ -104,7 +104,12 @@ pub fn open_with_key(
     let keys = Keys::new(master);
     let mut conn = open_connection(&options.path, options.synchronous)?;
     let key_known = check_key(&conn, &keys)?;
-    migrate(&mut conn)?;
+    if !migrate(&mut conn)?.is_empty() {
+        // A migration may change schema text in place (schema 7 does): a connection keeps the
+        // schema it parsed, so the writer starts from a fresh one.
+        drop(conn);
+        conn = open_connection(&options.path, options.synchronous)?;
+    }
     if !key_known {
         record_key_check(&mut conn, &keys)?;
     }

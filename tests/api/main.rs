@@ -9,6 +9,7 @@ mod support;
 mod browser;
 mod cli_commands;
 mod cli_config;
+mod contract;
 mod http_api;
 mod http_hostile;
 mod http_limits;

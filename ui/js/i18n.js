@@ -11,6 +11,22 @@ export const en = {
   'app.sections': 'Sections',
   'app.language': 'Language',
   'app.signOut': 'Sign out',
+  'app.apiReference': 'API reference',
+  // ---- the API reference page (api.html)
+  'api.back': 'Back to the app',
+  'api.title': 'API reference',
+  'api.intro': "Every operation of remit's JSON API, read from the OpenAPI document this server serves.",
+  'api.download': 'OpenAPI document (JSON)',
+  'api.loading': 'Loading the API document…',
+  'api.failed': 'The API document could not be loaded. Reload the page to try again.',
+  'api.operations': 'Operations',
+  'api.parameters': 'Parameters',
+  'api.requestBody': 'Request body',
+  'api.responses': 'Responses',
+  'api.schemas': 'Schemas',
+  'api.required': 'required',
+  'api.anyone': 'Anyone may call it',
+  'api.bearer': 'Needs a bearer token',
   'sim.bannerTitle': 'Demo mode:',
   'sim.banner': 'payouts are simulated — no real money moves.',
   'sim.tag': 'Simulated',
@@ -455,6 +471,7 @@ export const en = {
   'overview.integrity': 'Integrity',
   'overview.checking': 'Checking…',
   'overview.runCheck': 'Run check',
+  'overview.checkIdle': 'The integrity check reads the whole ledger: run it when you need it.',
   'overview.ok': 'All checks pass',
   'overview.notOk': 'Problems found',
   'overview.checkedAt': 'checked {at}',
@@ -641,6 +658,22 @@ export const sw = {
   'app.sections': 'Sehemu',
   'app.language': 'Lugha',
   'app.signOut': 'Toka',
+  'app.apiReference': 'Mwongozo wa API',
+  // ---- the API reference page (api.html)
+  'api.back': 'Rudi kwenye programu',
+  'api.title': 'Mwongozo wa API',
+  'api.intro': 'Kila operesheni ya API ya JSON ya remit, kama ilivyoandikwa kwenye hati ya OpenAPI inayotolewa na seva hii.',
+  'api.download': 'Hati ya OpenAPI (JSON)',
+  'api.loading': 'Inapakia hati ya API…',
+  'api.failed': 'Hati ya API haikuweza kupakiwa. Pakia ukurasa upya ujaribu tena.',
+  'api.operations': 'Operesheni',
+  'api.parameters': 'Vigezo',
+  'api.requestBody': 'Maudhui ya ombi',
+  'api.responses': 'Majibu',
+  'api.schemas': 'Miundo',
+  'api.required': 'lazima',
+  'api.anyone': 'Yeyote anaweza kuiita',
+  'api.bearer': 'Inahitaji tokeni ya bearer',
   'sim.bannerTitle': 'Hali ya majaribio:',
   'sim.banner': 'malipo ni ya kuigiza — hakuna pesa halisi inayotumwa.',
   'sim.tag': 'Ya majaribio',
@@ -1085,6 +1118,7 @@ export const sw = {
   'overview.integrity': 'Uadilifu wa hesabu',
   'overview.checking': 'Inakagua…',
   'overview.runCheck': 'Kagua',
+  'overview.checkIdle': 'Ukaguzi unasoma leja yote: uendeshe unapouhitaji.',
   'overview.ok': 'Ukaguzi wote umefaulu',
   'overview.notOk': 'Matatizo yamepatikana',
   'overview.checkedAt': 'imekaguliwa {at}',
@@ -1300,7 +1334,7 @@ export function tn(key, n, params) {
   return t(`${key}.${n === 1 ? 'one' : 'other'}`, { ...(params || {}), n });
 }
 
-// Fills the static parts of index.html: data-i18n (text) and data-i18n-<attr> (attributes).
+// Fills the static parts of index.html and api.html: data-i18n (text) and data-i18n-<attr> (attributes).
 export function translateStatic(root) {
   root.querySelectorAll('[data-i18n]').forEach((n) => { n.textContent = t(n.dataset.i18n); });
   root.querySelectorAll('[data-i18n-aria-label]').forEach((n) => { n.setAttribute('aria-label', t(n.dataset.i18nAriaLabel)); });

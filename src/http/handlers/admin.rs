@@ -46,6 +46,18 @@ pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
     ))
 }
 
+/// The OpenAPI 3.1 document of the API (`docs/openapi.json`), embedded in the binary. A test
+/// in `routes.rs` holds it equal to the route table.
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+/// `GET /openapi.json`.
+pub fn openapi(_app: &App, _req: &Req) -> Result<Reply> {
+    Ok(
+        Reply::bytes(200, "application/json", OPENAPI_JSON.as_bytes().to_vec())
+            .with_header("Cache-Control", "no-cache"),
+    )
+}
+
 /// `GET /fx-rates`.
 pub fn rates(app: &App, req: &Req) -> Result<Reply> {
     req.actor(app)?;

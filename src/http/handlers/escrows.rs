@@ -92,12 +92,8 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
                 .keys()
                 .blind_index(&KenyanPhone::parse("recipientPhone", p)?.e164()),
         ),
-        Some(_) => {
-            return Err(Error::invalid(
-                "recipientPhone",
-                "only agents and admins search by phone",
-            ))
-        }
+        // A role that may never search by phone is refused as any forbidden action is.
+        Some(_) => return Err(Error::Forbidden),
         None => None,
     };
     let short_ref = req

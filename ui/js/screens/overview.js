@@ -112,8 +112,14 @@ export async function viewOverview(root, ctx) {
       : emptyState(t('payouts.noStuck'), 'no-stuck'));
   }
 
+  // The check reads the whole ledger (tens of seconds at a million escrows): run on request,
+  // not at every visit of this screen.
+  const runIntegrity = () => loadIntegrity().catch((err) => { clear(integrity).append(el('h2', null, t('overview.integrity')), el('p', { class: 'form-error' }, errorText(err))); });
+  const firstRun = button(t('overview.runCheck'), { small: true, testid: 'run-integrity', onclick: () => busy(firstRun, runIntegrity) });
+  add(clear(integrity), [
+    el('div', { class: 'section-head' }, el('h2', { id: 'int-h' }, t('overview.integrity')), firstRun),
+    el('p', { class: 'muted', testid: 'integrity-idle' }, t('overview.checkIdle'))]);
   await Promise.all([
-    loadIntegrity().catch((err) => { clear(integrity).append(el('h2', null, t('overview.integrity')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadFx().catch((err) => { clear(fxBox).append(el('h2', null, t('overview.rate')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadFloat().catch((err) => { clear(floatBox).append(el('h2', null, t('float.title')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadStuck().catch(globalError),
