@@ -2,17 +2,24 @@
 //! straight through the writer, on a temp database with `synchronous=FULL`.
 //!
 //! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]
-//! [--attackers A] [--webhooks W]`
+//! [--attackers A] [--webhooks W] [--replicate | --replicate-to URL]`
 //!
 //! The HTTP load runs twice: alone, then beside `A` hostile connections of every kind API.md's
 //! limits guard against (slow bodies, pipelining without reading, endless header lines, slow
-//! heads, idle connections), so that both figures come from one run. With `--webhooks W` it
-//! also compares the load with `W` webhook endpoints on loopback subscribed to every event
-//! against the same load without them, in alternating rounds, and says how many deliveries were
-//! made during the loads and how long the rest took to drain.
+//! heads, idle connections), so that both figures come from one run.
+//!
+//! With `--webhooks W` it also compares the load with `W` webhook endpoints on loopback
+//! subscribed to every event against the same load without them, in alternating rounds, and says
+//! how many deliveries were made during the loads and how long the rest took to drain.
+//!
+//! With `--replicate` (a throwaway PostgreSQL cluster started here, as the tests do) or
+//! `--replicate-to URL`, one more HTTP run goes with replication into PostgreSQL on: the first
+//! run (replication off) is the reference, then the replica is made and caught up, then the
+//! same load runs while it replicates; it prints both rates, their ratio, and the lag of each
+//! replication cycle's oldest change (p50, p99, max).
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use remit::config::{Config, GatewayKind};
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
@@ -31,6 +38,8 @@ use std::time::{Duration, Instant};
 mod attacks;
 #[path = "load/mod.rs"]
 mod load;
+#[path = "../tests/api/support/postgres.rs"]
+mod pg;
 
 use load::{drive, percentile};
 
@@ -49,6 +58,10 @@ struct Args {
     attackers: usize,
     wal_max_mib: u64,
     webhooks: usize,
+    /// Start a throwaway PostgreSQL and replicate into it.
+    replicate: bool,
+    /// Replicate into this PostgreSQL.
+    replicate_to: Option<String>,
 }
 
 fn args() -> Args {
@@ -59,8 +72,18 @@ fn args() -> Args {
         attackers: 200,
         wal_max_mib: 64,
         webhooks: 0,
+        replicate: false,
+        replicate_to: None,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = argv.iter().position(|a| a == "--replicate") {
+        argv.remove(i);
+        a.replicate = true;
+    }
+    if let Some(i) = argv.iter().position(|a| a == "--replicate-to") {
+        argv.remove(i);
+        a.replicate_to = (i < argv.len()).then(|| argv.remove(i));
+    }
     for pair in argv.chunks(2) {
         let value = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), value) {
@@ -72,7 +95,7 @@ fn args() -> Args {
             ("--webhooks", Some(v)) => a.webhooks = v,
             _ => {
                 eprintln!(
-                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M] [--webhooks W]"
+                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M] [--webhooks W] [--replicate | --replicate-to URL]"
                 );
                 std::process::exit(2);
             }
@@ -301,6 +324,8 @@ fn notify_backlog(store: &Store) -> (i64, i64) {
 }
 
 fn main() {
+    // Quiet by default; RUST_LOG=remit::replicate=debug shows each replication cycle.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let a = args();
     let dir = tempfile_dir();
     let mut config = Config::new(dir.join("bench.db"));
@@ -333,6 +358,20 @@ fn main() {
         dir.display()
     );
     let started = Instant::now();
+    // A throwaway cluster lives as long as this value.
+    let cluster = a.replicate.then(pg::Postgres::start);
+    let replicate_to = match (&cluster, &a.replicate_to) {
+        (Some(cluster), _) => Some(cluster.database("bench")),
+        (None, Some(url)) => Some(url.clone()),
+        (None, None) => None,
+    };
+    // Replication on against off: one more set of each, run in alternating halves.
+    let replicated_ids = replicate_to.as_ref().map(|_| {
+        (
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+        )
+    });
     let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let webhook_ids = (a.webhooks > 0).then(|| {
         (
@@ -342,7 +381,7 @@ fn main() {
     });
     let hostile_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
-    let sets = if a.webhooks > 0 { 5 } else { 3 };
+    let sets = 3 + 2 * usize::from(a.webhooks > 0) + 2 * usize::from(replicate_to.is_some());
     println!(
         "prepared {} escrows and {} payment requests in {:.1} s",
         sets * a.escrows,
@@ -377,6 +416,9 @@ fn main() {
     let rss_http = peak_rss_mib();
     if let Some((with_ids, alone_ids)) = webhook_ids {
         webhooks_run(&a, &store, &http, &admin_token, with_ids, alone_ids);
+    }
+    if let (Some(url), Some((off, on))) = (&replicate_to, replicated_ids) {
+        replicated_runs(&store, &http, url, off, on);
     }
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("address");
     let kinds: Vec<(attacks::Attack, usize)> = attacks::Attack::ALL
@@ -564,6 +606,98 @@ fn webhooks_run(
         "with {} webhook endpoints subscribed to every event: {with_rate:.0} approvals/s against {alone_rate:.0} without them ({:.0}%), {WEBHOOK_ROUNDS} rounds of each",
         a.webhooks,
         100.0 * with_rate / alone_rate
+    );
+}
+
+/// Replication on against off, in one run: the load in halves, off, on, off, on (the machine's
+/// speed drifts; alternating keeps the comparison fair). Before each "on" half the replicator
+/// starts and catches up with everything before it (not measured); after it, it catches up again
+/// and stops. Prints both rates, their ratio, and each replication cycle's lag.
+fn replicated_runs(
+    store: &Arc<Store>,
+    http: &HttpLoad,
+    url: &str,
+    off: Vec<String>,
+    on: Vec<String>,
+) {
+    let target = remit::replicate::Target::parse("--replicate-to", url, None).expect("URL");
+    let status = Arc::new(remit::replicate::Status::default());
+    let caught_up = |what: &str| {
+        let started = Instant::now();
+        loop {
+            let view = status.view();
+            let file = store
+                .read(|conn, _| remit::store::changes::committed(conn))
+                .expect("counter");
+            if view.connected && view.replicated_change_seq >= file {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "replication did not catch up: {:?}",
+                status.view()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!(
+            "{:<28} {what} in {:.2} s ({} rows written so far)",
+            "",
+            started.elapsed().as_secs_f64(),
+            status.view().rows
+        );
+    };
+    let (mut off_n, mut off_s, mut on_n, mut on_s) = (0usize, 0.0, 0usize, 0.0);
+    let mut lags = Vec::new();
+    let halves = |ids: Vec<String>| {
+        let mut ids = ids;
+        let second = ids.split_off(ids.len() / 2);
+        [ids, second]
+    };
+    for (round, (off, on)) in halves(off).into_iter().zip(halves(on)).enumerate() {
+        let n = off.len();
+        let rate = http
+            .run(store, &format!("HTTP, no replication ({})", round + 1), off)
+            .0;
+        off_n += n;
+        off_s += n as f64 / rate;
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let replicator = remit::replicate::Replicator {
+            store: Arc::clone(store),
+            target: target.clone(),
+            status: Arc::clone(&status),
+        }
+        .start(Arc::clone(&stopping))
+        .expect("replicator");
+        caught_up("replica caught up before the load");
+        let lags_before = status.cycle_lags_ms().len();
+        let n = on.len();
+        let rate = http
+            .run(store, &format!("HTTP, replicating ({})", round + 1), on)
+            .0;
+        on_n += n;
+        on_s += n as f64 / rate;
+        caught_up("replica caught up after the load");
+        lags.extend_from_slice(&status.cycle_lags_ms()[lags_before..]);
+        stopping.store(true, Ordering::SeqCst);
+        let _ = replicator.join();
+    }
+    let (off_rate, on_rate) = (off_n as f64 / off_s, on_n as f64 / on_s);
+    lags.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        lags.get(((lags.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "with replication on: {:.0}% of the approvals/s ({on_rate:.0} against {off_rate:.0}, {on_n} approvals each way)",
+        100.0 * on_rate / off_rate
+    );
+    println!(
+        "replication lag (the oldest change of each of {} cycles): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        lags.len(),
+        at(0.50),
+        at(0.99),
+        lags.last().copied().unwrap_or(0.0)
     );
 }
 

@@ -1,6 +1,6 @@
 //! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator,
-//! the payout worker's wakeup and the notifier's hub. Built once by `runtime::start`; nothing
-//! here knows HTTP.
+//! the payout worker's wakeup, the notifier's hub and replication's status. Built once by
+//! `runtime::start`; nothing here knows HTTP.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -25,4 +25,6 @@ pub struct App {
     pub payouts_wakeup: Arc<Wakeup>,
     /// Wakes the notifier (an endpoint changed, a delivery to retry) and counts what it did.
     pub notify: Arc<crate::notify::Hub>,
+    /// Replication into PostgreSQL, when `REMIT_REPLICATE_TO` is set.
+    pub replication: Option<Arc<crate::replicate::Status>>,
 }

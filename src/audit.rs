@@ -37,6 +37,7 @@ pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_keys)")?
         .query_row([], |r| r.get(0))?;
     if !exists {
+        let _numbered = crate::store::changes::begin(&tx)?;
         let key = add_key(&tx, keys, 1)?;
         write_head(&tx, &key, 0, &GENESIS_MAC)?;
     }
@@ -49,7 +50,7 @@ pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
 pub fn add_key(conn: &Connection, keys: &Keys, from_seq: i64) -> Result<AuditKey> {
     let mut key = [0u8; 32];
     crypto::fill_random(&mut key);
-    conn.prepare_cached("INSERT INTO audit_keys (from_seq, key_enc) VALUES (?1, ?2)")?
+    conn.prepare_cached("INSERT INTO audit_keys (from_seq, key_enc, change_seq) VALUES (?1, ?2, remit_change_seq())")?
         .execute(params![from_seq, keys.wrap_audit_key(from_seq, &key)?])?;
     Ok(AuditKey { from_seq, key })
 }
@@ -79,7 +80,7 @@ pub fn current_key(conn: &Connection, keys: &Keys) -> Result<AuditKey> {
 /// Rewraps every audit key under a new master key (key rotation).
 pub fn rewrap_keys(conn: &Connection, old: &Keys, new: &Keys) -> Result<()> {
     for key in all_keys(conn, old)? {
-        conn.prepare_cached("UPDATE audit_keys SET key_enc = ?2 WHERE from_seq = ?1")?
+        conn.prepare_cached("UPDATE audit_keys SET change_seq = remit_change_seq(), key_enc = ?2 WHERE from_seq = ?1")?
             .execute(params![
                 key.from_seq,
                 new.wrap_audit_key(key.from_seq, &key.key)?
@@ -118,41 +119,38 @@ fn head_mac(key: &AuditKey, seq: i64, mac: &[u8]) -> [u8; 32] {
 fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result<()> {
     let value = format!("{seq}.{}", crypto::hex(&head_mac(key, seq, mac)));
     conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
     )?
     .execute(params![HEAD_META_KEY, value])?;
     Ok(())
 }
 
-/// Compares the stored head with the last line (`seq` 0 and the genesis MAC for none).
-fn verify_head(
-    conn: &Connection,
+/// Compares the stored record of the newest line (`stored`) with the last line (`seq` 0 and the
+/// genesis MAC for none).
+fn head_problem(
     audit_keys: &[AuditKey],
+    stored: Option<String>,
     last_seq: i64,
     last_mac: &[u8],
-) -> Result<Option<String>> {
-    let stored: Option<String> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([HEAD_META_KEY], |r| r.get(0))
-        .optional()?;
+) -> Option<String> {
     let Some(stored) = stored else {
-        return Ok(Some(format!(
+        return Some(format!(
             "the record of its last line is missing (the log ends at line {last_seq}): lines may have been deleted"
-        )));
+        ));
     };
     let (head_seq, head) = stored.split_once('.').unwrap_or((stored.as_str(), ""));
     match head_seq.parse::<i64>() {
         Ok(written) if written > last_seq => {
-            return Ok(Some(format!(
+            return Some(format!(
                 "the log ends at line {last_seq} but line {written} was written: lines were deleted"
-            )))
+            ))
         }
         Ok(written) if written == last_seq => {}
         _ => {
-            return Ok(Some(format!(
+            return Some(format!(
             "the log ends at line {last_seq} but the record of its last line names line {head_seq}"
-        )))
+        ))
         }
     }
     let key = audit_keys
@@ -165,9 +163,9 @@ fn verify_head(
             head.as_bytes(),
         )
     });
-    Ok((!verifies).then(|| {
+    (!verifies).then(|| {
         format!("the record of its last line does not verify for line {last_seq}: lines after it may have been deleted")
-    }))
+    })
 }
 
 /// Appends one line to the chain, signed with `key`, inside the caller's transaction.
@@ -258,55 +256,156 @@ pub fn append_line(
     Ok((seq, mac))
 }
 
-/// Verifies the whole chain from the first line to the last; returns one sentence per break.
-pub fn verify(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
-    let audit_keys = all_keys(conn, keys)?;
-    let mut problems = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, entity, details, prev_mac, mac FROM audit_log ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut expected_seq = 1i64;
-    let mut prev = GENESIS_MAC.to_vec();
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let (at, actor, action, entity, details): (String, String, String, String, String) =
-            (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-        let prev_mac: Vec<u8> = r.get(6)?;
-        let mac: Vec<u8> = r.get(7)?;
-        if seq != expected_seq {
-            problems.push(format!(
-                "audit line {expected_seq} is missing (next line is {seq})"
+/// One line of the chain as stored (in the file or in its replica).
+#[derive(Debug, Clone)]
+pub struct StoredLine {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// To what.
+    pub entity: String,
+    /// The details as stored (JSON text).
+    pub details: String,
+    /// The MAC of the line before it.
+    pub prev_mac: Vec<u8>,
+    /// This line's MAC.
+    pub mac: Vec<u8>,
+}
+
+/// Verifies a chain fed to it line by line, oldest first, whatever stores it: the file
+/// (`verify`) or its PostgreSQL replica. Each break is one sentence.
+pub struct ChainVerifier {
+    audit_keys: Vec<AuditKey>,
+    problems: Vec<String>,
+    expected_seq: i64,
+    prev: Vec<u8>,
+    lines: i64,
+}
+
+impl ChainVerifier {
+    /// A verifier for a chain whose keys are stored as `wrapped` (`from_seq`, wrapped key),
+    /// unwrapped with `keys`.
+    pub fn new(keys: &Keys, wrapped: Vec<(i64, String)>) -> Result<ChainVerifier> {
+        let audit_keys = wrapped
+            .into_iter()
+            .map(|(from_seq, enc)| {
+                Ok(AuditKey {
+                    from_seq,
+                    key: keys.unwrap_audit_key(from_seq, &enc)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ChainVerifier {
+            audit_keys,
+            problems: Vec::new(),
+            expected_seq: 1,
+            prev: GENESIS_MAC.to_vec(),
+            lines: 0,
+        })
+    }
+
+    /// Checks the next line.
+    pub fn line(&mut self, line: &StoredLine) {
+        let seq = line.seq;
+        if seq != self.expected_seq {
+            self.problems.push(format!(
+                "audit line {} is missing (next line is {seq})",
+                self.expected_seq
             ));
         }
-        if !crypto::constant_time_eq(&prev_mac, &prev) {
-            problems.push(format!(
+        if !crypto::constant_time_eq(&line.prev_mac, &self.prev) {
+            self.problems.push(format!(
                 "audit line {seq} does not chain to the line before it"
             ));
         }
-        let key = audit_keys.iter().rev().find(|k| k.from_seq <= seq);
+        let key = self.audit_keys.iter().rev().find(|k| k.from_seq <= seq);
         match key {
             Some(key) => {
                 let want = line_mac(
                     key,
-                    &prev_mac,
-                    &canonical(seq, &at, &actor, &action, &entity, &details),
+                    &line.prev_mac,
+                    &canonical(
+                        seq,
+                        &line.at,
+                        &line.actor,
+                        &line.action,
+                        &line.entity,
+                        &line.details,
+                    ),
                 );
-                if !crypto::constant_time_eq(&want, &mac) {
-                    problems.push(format!(
-                        "audit line {seq} ({action} {entity}) was altered: its MAC does not verify"
+                if !crypto::constant_time_eq(&want, &line.mac) {
+                    self.problems.push(format!(
+                        "audit line {seq} ({} {}) was altered: its MAC does not verify",
+                        line.action, line.entity
                     ));
                 }
             }
-            None => problems.push(format!("audit line {seq} has no key")),
+            None => self.problems.push(format!("audit line {seq} has no key")),
         }
-        prev = mac;
-        expected_seq = seq + 1;
+        self.prev.clone_from(&line.mac);
+        self.expected_seq = seq + 1;
+        self.lines += 1;
     }
-    if let Some(problem) = verify_head(conn, &audit_keys, expected_seq - 1, &prev)? {
-        problems.push(problem);
+
+    /// The lines checked so far.
+    pub fn lines(&self) -> i64 {
+        self.lines
     }
-    Ok(problems)
+
+    /// Ends the chain: compares the stored record of its newest line (`audit_head` in `meta`)
+    /// with the last line, and returns every problem found.
+    pub fn finish(mut self, stored_head: Option<String>) -> Vec<String> {
+        if let Some(problem) = head_problem(
+            &self.audit_keys,
+            stored_head,
+            self.expected_seq - 1,
+            &self.prev,
+        ) {
+            self.problems.push(problem);
+        }
+        self.problems
+    }
+}
+
+/// The wrapped audit keys as stored: (`from_seq`, wrapped key), oldest first.
+pub fn stored_keys(conn: &Connection) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare("SELECT from_seq, key_enc FROM audit_keys ORDER BY from_seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The stored record of the chain's newest line.
+pub fn stored_head(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([HEAD_META_KEY], |r| r.get(0))
+        .optional()?)
+}
+
+/// Feeds every line of the file's chain, oldest first, to `each`.
+pub fn stored_lines(conn: &Connection, each: &mut dyn FnMut(&StoredLine)) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, actor, action, entity, details, prev_mac, mac FROM audit_log ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        each(&StoredLine {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            entity: r.get(4)?,
+            details: r.get(5)?,
+            prev_mac: r.get(6)?,
+            mac: r.get(7)?,
+        });
+    }
+    Ok(())
 }
 
 /// One audit line as shown by `GET /audit`.

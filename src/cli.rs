@@ -1,4 +1,5 @@
-//! The command line: `remit [serve]`, `user`, `token`, `fx`, `check`, `backup`, `rotate-key`.
+//! The command line: `remit [serve]`, `user`, `token`, `fx`, `check`, `backup`, `rotate-key`,
+//! `replicate`, `daraja ping`.
 //! Flags override environment variables (and a `.env` file in the working directory), which
 //! override the defaults.
 
@@ -48,6 +49,8 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
   REMIT_AT_SENDER_ID              a registered sender id or short code (the account's default if unset)
   REMIT_AT_URL                    Africa's Talking's base URL (by the user: sandbox or production)
+  REMIT_REPLICATE_TO              postgres://user:password@host/db: serve replicates the ledger there
+  REMIT_REPLICATE_CA_FILE         PEM certificates PostgreSQL's TLS certificate may chain to
   RUST_LOG                        log level (info)";
 
 /// remit: an escrowed remittance ledger on one SQLite file.
@@ -84,6 +87,28 @@ enum Command {
         /// else ENCRYPTION_KEY or the key file beside the database.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// Check the ledger's replica in this PostgreSQL instead of the file
+        /// (postgres://user:password@host/db).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// With --postgres: the ledger to check (ldg_…), when it is not the one of --db; give
+        /// its key with --key-file.
+        #[arg(long, value_name = "ID", requires = "postgres")]
+        ledger: Option<String>,
+    },
+    /// Replicate the ledger continuously into PostgreSQL (until SIGTERM or SIGINT).
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Replicate {
+        /// postgres://user:password@host:port/db (default REMIT_REPLICATE_TO).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Copy what is committed now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Drop this ledger's replica (its schema and position) and exit: the next replication
+        /// copies it again from scratch.
+        #[arg(long, conflicts_with = "once")]
+        drop: bool,
     },
     /// Make a consistent online backup (safe while the server runs), then check the copy.
     Backup {
@@ -333,7 +358,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("USD-KES {rate}");
             Ok(0)
         }
-        Command::Check { key_file } => {
+        Command::Check {
+            key_file,
+            postgres,
+            ledger,
+        } => {
             let mut config = config;
             if let Some(path) = key_file {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -347,8 +376,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         })?,
                 );
             }
-            check(&config)
+            match postgres {
+                Some(url) => check_replica(&config, &url, ledger.as_deref()),
+                None => check(&config),
+            }
         }
+        Command::Replicate { to, once, drop } => replicate(config, to, once, drop),
         Command::Backup { file } => {
             let (_key_lock, store) = open_existing(&config)?;
             let report = crate::ops::backup(&store, &file)?;
@@ -398,6 +431,48 @@ fn check(config: &Config) -> Result<ExitCode> {
             return Ok(2);
         }
     };
+    print_report(&report)
+}
+
+/// `remit check --postgres URL [--ledger ID]`: the same check on a ledger's replica, in the
+/// same words; 0 clean, 1 mismatches, 2 could not run.
+fn check_replica(config: &Config, url: &str, ledger: Option<&str>) -> Result<ExitCode> {
+    let run = || -> Result<crate::replicate::postgres::ReplicaCheck> {
+        let target = crate::replicate::Target::parse(
+            "--postgres",
+            url,
+            config.replicate_ca_file.as_deref(),
+        )?;
+        let (master, _) =
+            crate::crypto::load_master_key(&config.db, config.key_hex.as_deref(), false)?;
+        let keys = crate::crypto::Keys::new(&master);
+        let ledger_id = match ledger {
+            Some(id) => id.to_string(),
+            None => {
+                let (conn, _) = store::open_for_check(&config.db, config.key_hex.as_deref())?;
+                store::changes::ledger_id(&conn)?
+            }
+        };
+        let found = crate::replicate::postgres::check(&target, &ledger_id, &keys)?;
+        println!(
+            "replica of ledger {ledger_id} in {} (change {}, written {})",
+            target.display(),
+            found.position.change_seq,
+            found.replicated_at
+        );
+        Ok(found)
+    };
+    let report = match run() {
+        Ok(found) => found.report,
+        Err(e) => {
+            eprintln!("remit check: could not run: {}", describe(&e));
+            return Ok(2);
+        }
+    };
+    print_report(&report)
+}
+
+fn print_report(report: &crate::integrity::Report) -> Result<ExitCode> {
     for line in &report.checks {
         println!("{line}");
     }
@@ -411,6 +486,60 @@ fn check(config: &Config) -> Result<ExitCode> {
         println!("{} mismatch(es)", report.mismatches.len());
         Ok(1)
     }
+}
+
+/// `remit replicate`: continuously (until a signal), `--once`, or `--drop`.
+fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Result<ExitCode> {
+    let target = match to {
+        Some(url) => {
+            crate::replicate::Target::parse("--to", &url, config.replicate_ca_file.as_deref())?
+        }
+        None => config
+            .replicate_to
+            .clone()
+            .ok_or_else(|| Error::invalid("--to", "is required (or set REMIT_REPLICATE_TO)"))?,
+    };
+    let (_key_lock, store) = open_existing(&config)?;
+    let store = std::sync::Arc::new(store);
+    if drop {
+        let ledger_id = store.read(|conn, _| store::changes::ledger_id(conn))?;
+        let dropped = crate::replicate::postgres::drop_replica(&target, &ledger_id)?;
+        println!(
+            "{} the replica of ledger {ledger_id} in {}",
+            if dropped { "dropped" } else { "there was no" },
+            target.display()
+        );
+        return Ok(0);
+    }
+    let replicator = crate::replicate::Replicator {
+        store: std::sync::Arc::clone(&store),
+        target,
+        status: std::sync::Arc::default(),
+    };
+    if once {
+        let (position, rows, ledger_id) = replicator.once()?;
+        println!(
+            "ledger {ledger_id} replicated to {} up to change {} ({rows} rows written)",
+            replicator.target.display(),
+            position.change_seq
+        );
+        return Ok(0);
+    }
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(
+        signal_hook::consts::SIGTERM,
+        std::sync::Arc::clone(&stopping),
+    )
+    .and_then(|_| {
+        signal_hook::flag::register(
+            signal_hook::consts::SIGINT,
+            std::sync::Arc::clone(&stopping),
+        )
+    })
+    .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    replicator.run(&stopping)?;
+    log::info!("replication stopped");
+    Ok(0)
 }
 
 /// The sentence an operator sees for an error: the command line may show the detail of an

@@ -1,9 +1,49 @@
 //! The integrity check: recomputes every balance from the journal and compares. Used by
-//! `remit check`, `GET /admin/integrity`, `remit backup` and the tests.
+//! `remit check`, `GET /admin/integrity`, `remit backup` and the tests, and on the PostgreSQL
+//! replica by `remit check --postgres`: the checks are defined once, as SQL both databases
+//! run (`LEDGER_CHECKS`) and the audit chain's verifier, and each back end only reads
+//! (`Ledger`).
 
+use crate::audit::{ChainVerifier, StoredLine};
 use crate::crypto::Keys;
 use crate::error::Result;
 use rusqlite::Connection;
+
+/// A consistent snapshot of a ledger, as a check reads it: the SQLite file, or its replica in
+/// PostgreSQL (`replicate::postgres`).
+pub trait Ledger {
+    /// The rows of one of `LEDGER_CHECKS`' queries: (what, detail) per mismatch.
+    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>>;
+    /// The audit chain's keys as stored: (`from_seq`, wrapped key), oldest first.
+    fn audit_keys(&mut self) -> Result<Vec<(i64, String)>>;
+    /// Every audit line, oldest first.
+    fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()>;
+    /// The stored record of the chain's newest line (`meta.audit_head`).
+    fn audit_head(&mut self) -> Result<Option<String>>;
+}
+
+/// The file, read inside one transaction.
+struct Sqlite<'a>(&'a Connection);
+
+impl Ledger for Sqlite<'_> {
+    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.0.prepare(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn audit_keys(&mut self) -> Result<Vec<(i64, String)>> {
+        crate::audit::stored_keys(self.0)
+    }
+
+    fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()> {
+        crate::audit::stored_lines(self.0, each)
+    }
+
+    fn audit_head(&mut self) -> Result<Option<String>> {
+        crate::audit::stored_head(self.0)
+    }
+}
 
 /// What the check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,8 +74,10 @@ impl serde::Serialize for Report {
 }
 
 /// Each query returns rows of (label, detail) describing a mismatch, and is named by what
-/// it checks. Every query reads one consistent snapshot (the caller's transaction).
-const LEDGER_CHECKS: &[(&str, &str)] = &[
+/// it checks. Every query reads one consistent snapshot (the caller's transaction). The SQL is
+/// what SQLite and PostgreSQL both run: text concatenated with numbers, no SQLite-only
+/// function (a multi-argument `MIN`, say), groups by primary key.
+pub const LEDGER_CHECKS: &[(&str, &str)] = &[
     (
         "the counts of escrows and payouts by state match their rows",
         "WITH actual AS (
@@ -124,7 +166,8 @@ const LEDGER_CHECKS: &[(&str, &str)] = &[
                 + refunded_usd_cents <> deposited_usd_cents)
             OR (status = 'pending_deposit' AND remaining_usd_cents + reserved_usd_cents + spent_usd_cents
                 + refunded_usd_cents <> 0)
-            OR MIN(remaining_usd_cents, reserved_usd_cents, spent_usd_cents, refunded_usd_cents) < 0",
+            OR remaining_usd_cents < 0 OR reserved_usd_cents < 0 OR spent_usd_cents < 0
+            OR refunded_usd_cents < 0",
     ),
     (
         "every paid request has exactly one succeeded payout",
@@ -154,27 +197,32 @@ const LEDGER_CHECKS: &[(&str, &str)] = &[
 /// block the writer in WAL mode).
 pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
     let tx = conn.unchecked_transaction()?;
+    let report = check_ledger(&mut Sqlite(&tx), keys)?;
+    tx.finish()?;
+    Ok(report)
+}
+
+/// Runs every check on a snapshot of a ledger, in the same words whatever holds it.
+pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
     let mut report = Report::default();
     for (name, sql) in LEDGER_CHECKS {
-        let mut stmt = tx.prepare(sql)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut found = 0;
-        for row in rows {
-            let (what, detail) = row?;
+        let found = ledger.mismatches(sql)?;
+        for (what, detail) in &found {
             report.mismatches.push(format!("{name}: {what}: {detail}"));
-            found += 1;
         }
         report.checks.push(format!(
             "{name}: {}",
-            if found == 0 {
+            if found.is_empty() {
                 "ok".to_string()
             } else {
-                format!("{found} mismatch(es)")
+                format!("{} mismatch(es)", found.len())
             }
         ));
     }
-    let lines: i64 = tx.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
-    let problems = crate::audit::verify(&tx, keys)?;
+    let mut verifier = ChainVerifier::new(keys, ledger.audit_keys()?)?;
+    ledger.audit_lines(&mut |line| verifier.line(line))?;
+    let lines = verifier.lines();
+    let problems = verifier.finish(ledger.audit_head()?);
     report.checks.push(format!(
         "the audit chain verifies from the first line to the last ({lines} lines): {}",
         if problems.is_empty() {
@@ -186,6 +234,5 @@ pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
     report
         .mismatches
         .extend(problems.into_iter().map(|p| format!("audit chain: {p}")));
-    tx.finish()?;
     Ok(report)
 }

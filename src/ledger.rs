@@ -108,7 +108,7 @@ pub fn deposit(
     let at = crate::time::rfc3339(now);
     let status: Option<EscrowStatus> = conn
         .prepare_cached(
-            "UPDATE escrows SET deposited_usd_cents = deposited_usd_cents + ?2,
+            "UPDATE escrows SET change_seq = remit_change_seq(), deposited_usd_cents = deposited_usd_cents + ?2,
                status = CASE WHEN deposited_usd_cents + ?2 = total_usd_cents THEN 'active' ELSE status END,
                remaining_usd_cents = CASE WHEN deposited_usd_cents + ?2 = total_usd_cents
                    THEN total_usd_cents ELSE remaining_usd_cents END,
@@ -146,7 +146,7 @@ pub fn deposit(
     }
     let categories: Vec<(CategoryId, i64)> = conn
         .prepare_cached(
-            "UPDATE spending_categories SET funded = 1, remaining_usd_cents = allocated_usd_cents
+            "UPDATE spending_categories SET change_seq = remit_change_seq(), funded = 1, remaining_usd_cents = allocated_usd_cents
              WHERE escrow_id = ?1 RETURNING id, allocated_usd_cents",
         )?
         .query_map([escrow_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -202,7 +202,7 @@ pub fn reserve(
     let at = crate::time::rfc3339(now);
     let escrow = conn
         .prepare_cached(
-            "UPDATE escrows SET remaining_usd_cents = remaining_usd_cents - ?2,
+            "UPDATE escrows SET change_seq = remit_change_seq(), remaining_usd_cents = remaining_usd_cents - ?2,
              reserved_usd_cents = reserved_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![escrow_id, amount.get(), at]);
@@ -214,7 +214,7 @@ pub fn reserve(
     };
     let category = conn
         .prepare_cached(
-            "UPDATE spending_categories SET remaining_usd_cents = remaining_usd_cents - ?2,
+            "UPDATE spending_categories SET change_seq = remit_change_seq(), remaining_usd_cents = remaining_usd_cents - ?2,
              reserved_usd_cents = reserved_usd_cents + ?2 WHERE id = ?1",
         )?
         .execute(params![category_id, amount.get()]);
@@ -227,9 +227,10 @@ pub fn reserve(
     if let Some((day, limit)) = daily {
         let spend = conn
             .prepare_cached(
-                "INSERT INTO daily_spend (escrow_id, day, approved_usd_cents, limit_usd_cents)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (escrow_id, day) DO UPDATE SET approved_usd_cents = approved_usd_cents + ?3",
+                "INSERT INTO daily_spend (escrow_id, day, approved_usd_cents, limit_usd_cents, change_seq)
+                 VALUES (?1, ?2, ?3, ?4, remit_change_seq())
+                 ON CONFLICT (escrow_id, day) DO UPDATE SET approved_usd_cents = approved_usd_cents + ?3,
+                 change_seq = excluded.change_seq",
             )?
             .execute(params![escrow_id, day, amount.get(), limit.get()]);
         match spend {
@@ -271,12 +272,12 @@ pub fn post(
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE escrows SET reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
          spent_usd_cents = spent_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![escrow_id, amount.get(), crate::time::rfc3339(now)])?;
     conn.prepare_cached(
-        "UPDATE spending_categories SET reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE spending_categories SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
          spent_usd_cents = spent_usd_cents + ?2 WHERE id = ?1",
     )?
     .execute(params![category_id, amount.get()])?;
@@ -312,18 +313,18 @@ pub fn void(
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE escrows SET reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
          remaining_usd_cents = remaining_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![escrow_id, amount.get(), crate::time::rfc3339(now)])?;
     conn.prepare_cached(
-        "UPDATE spending_categories SET reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE spending_categories SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
          remaining_usd_cents = remaining_usd_cents + ?2 WHERE id = ?1",
     )?
     .execute(params![category_id, amount.get()])?;
     if let Some(day) = approved_day {
         conn.prepare_cached(
-            "UPDATE daily_spend SET approved_usd_cents = approved_usd_cents - ?3 WHERE escrow_id = ?1 AND day = ?2",
+            "UPDATE daily_spend SET change_seq = remit_change_seq(), approved_usd_cents = approved_usd_cents - ?3 WHERE escrow_id = ?1 AND day = ?2",
         )?
         .execute(params![escrow_id, day, amount.get()])?;
     }
@@ -380,7 +381,7 @@ pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCe
         deposited
     } else {
         conn.prepare_cached(
-            "UPDATE spending_categories SET refunded_usd_cents = refunded_usd_cents + remaining_usd_cents,
+            "UPDATE spending_categories SET change_seq = remit_change_seq(), refunded_usd_cents = refunded_usd_cents + remaining_usd_cents,
              remaining_usd_cents = 0 WHERE escrow_id = ?1",
         )?
         .execute([escrow_id])?;
@@ -399,7 +400,7 @@ pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCe
         remaining
     };
     conn.prepare_cached(
-        "UPDATE escrows SET status = 'cancelled', refunded_usd_cents = refunded_usd_cents + ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq(), status = 'cancelled', refunded_usd_cents = refunded_usd_cents + ?2,
          remaining_usd_cents = remaining_usd_cents - ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![

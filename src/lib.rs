@@ -23,6 +23,7 @@ pub mod notify;
 pub(crate) mod ops;
 pub mod outbox;
 pub mod payout;
+pub mod replicate;
 pub mod runtime;
 pub mod service;
 pub mod store;

@@ -216,3 +216,17 @@ pub const NOTIFY_BUSY_SHARE_PERCENT: u64 = 3;
 pub const FANOUT_EVENTS_MAX_BUSY: u32 = 100;
 /// While the ledger is busy, a delivery worker works in stints of at most this many deliveries.
 pub const WEBHOOK_BATCH_MAX_BUSY: u32 = 8;
+/// How often replication looks at the file's change counter (cheap: one row of `meta`).
+pub const REPLICATION_POLL_MS: u64 = 20;
+/// The shortest time between two replication cycles: each reads the changed rows of every
+/// replicated table, so under load it gathers this long's changes into one transaction.
+pub const REPLICATION_CYCLE_MIN_MS: u64 = 200;
+/// The first wait before reconnecting to PostgreSQL after a failure; it doubles up to the next.
+pub const REPLICATION_RETRY_MIN_S: u64 = 1;
+/// The longest wait between two attempts to reach PostgreSQL.
+pub const REPLICATION_RETRY_MAX_S: u64 = 30;
+/// From this many pending transactions on, a cycle streams rows to PostgreSQL from the file's
+/// snapshot instead of reading them all first (memory stays bounded; the snapshot lasts longer).
+pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
+/// Replication cycles whose lag is kept for the benchmark's percentiles.
+pub const REPLICATION_LAG_SAMPLES_MAX: usize = 100_000;

@@ -1,5 +1,6 @@
 //! Counters for `GET /metrics` (Prometheus text format): requests by route and status, request
-//! latency, the writer's batches and commits, and gauges read from the database.
+//! latency, the writer's batches and commits, gauges read from the database, and replication's
+//! lag.
 
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ impl Metrics {
         store: &Store,
         payout_timeout_s: i64,
         notify: &crate::notify::Hub,
+        replication: Option<&crate::replicate::Status>,
     ) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
@@ -210,6 +212,21 @@ impl Metrics {
             "remit_wal_reset_seconds_max {:.6}",
             stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e6
         );
+        if let Some(status) = replication {
+            let view = status.view();
+            out.push_str("# HELP remit_replication_lag_seconds How long the oldest change not yet in PostgreSQL has waited (0: none).\n# TYPE remit_replication_lag_seconds gauge\n");
+            let _ = writeln!(out, "remit_replication_lag_seconds {:.3}", view.lag_seconds);
+            out.push_str("# HELP remit_replication_lag_changes Committed transactions not yet in PostgreSQL.\n# TYPE remit_replication_lag_changes gauge\n");
+            let _ = writeln!(out, "remit_replication_lag_changes {}", view.lag_changes);
+            out.push_str("# HELP remit_replication_connected 1 while PostgreSQL answers, 0 while it does not.\n# TYPE remit_replication_connected gauge\n");
+            let _ = writeln!(
+                out,
+                "remit_replication_connected {}",
+                u8::from(view.connected)
+            );
+            out.push_str("# HELP remit_replication_rows_total Rows written to PostgreSQL since start.\n# TYPE remit_replication_rows_total counter\n");
+            let _ = writeln!(out, "remit_replication_rows_total {}", view.rows);
+        }
         out
     }
 }

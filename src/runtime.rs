@@ -1,6 +1,7 @@
 //! The composition of a running server: it binds the listener first (so a start that cannot
-//! listen changes nothing), then starts the HTTP workers, the payout worker, housekeeping and
-//! the notifier (fan-out, webhook and SMS workers), and stops them in order. `remit serve`, the tests and the benchmark all start it here.
+//! listen changes nothing), then starts the HTTP workers, the payout worker, housekeeping, the
+//! notifier (fan-out, webhook and SMS workers) and (with `REMIT_REPLICATE_TO`) replication into
+//! PostgreSQL, and stops them in order. `remit serve`, the tests and the benchmark all start it here.
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -26,6 +27,13 @@ pub struct Running {
     pub base_url: String,
     /// The shared state of the handlers.
     pub(crate) app: Arc<App>,
+}
+
+impl Running {
+    /// Replication's status, when it runs (tests and the benchmark read its lag).
+    pub fn replication(&self) -> Option<Arc<crate::replicate::Status>> {
+        self.app.replication.clone()
+    }
 }
 
 /// Binds `config.addr`, then starts everything that serves the store.
@@ -63,6 +71,10 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         callback_token,
         payouts_wakeup: Arc::new(Wakeup::default()),
         notify,
+        replication: config
+            .replicate_to
+            .as_ref()
+            .map(|_| Arc::new(crate::replicate::Status::default())),
         config,
     });
     let http = crate::http::start(listener, Arc::clone(&app))?;
@@ -95,6 +107,15 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
             float_every,
         };
         background.push(worker.start(Arc::clone(&stopping))?);
+    }
+    if let (Some(target), Some(status)) = (&app.config.replicate_to, &app.replication) {
+        // Only reads the file: the writer never waits for it, nor for PostgreSQL.
+        let replicator = crate::replicate::Replicator {
+            store: Arc::clone(&app.store),
+            target: target.clone(),
+            status: Arc::clone(status),
+        };
+        background.push(replicator.start(Arc::clone(&stopping))?);
     }
     Ok(Running {
         http,

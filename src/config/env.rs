@@ -118,6 +118,14 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         }
         config.wal_max_mib = mib;
     }
+    config.replicate_ca_file = env("REMIT_REPLICATE_CA_FILE").map(PathBuf::from);
+    if let Some(url) = env("REMIT_REPLICATE_TO") {
+        config.replicate_to = Some(crate::replicate::Target::parse(
+            "REMIT_REPLICATE_TO",
+            &url,
+            config.replicate_ca_file.as_deref(),
+        )?);
+    }
     if let Some(s) = parse_env::<u64>("REMIT_UI_IDLE_S")? {
         if s > crate::limits::UI_IDLE_S_MAX {
             return Err(Error::invalid(

@@ -245,6 +245,11 @@ pub struct Config {
     pub wal_max_mib: u64,
     /// Outgoing notifications: webhooks and SMS.
     pub notify: NotifyConfig,
+    /// Replicate the ledger into this PostgreSQL while serving (`REMIT_REPLICATE_TO`).
+    pub replicate_to: Option<crate::replicate::Target>,
+    /// Certificates (PEM) that PostgreSQL's TLS certificate may chain to, besides the public
+    /// roots (`REMIT_REPLICATE_CA_FILE`).
+    pub replicate_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -280,6 +285,8 @@ impl Config {
             ui_idle_s: limits::UI_IDLE_S_DEFAULT,
             wal_max_mib: limits::WAL_MAX_MIB_DEFAULT,
             notify: NotifyConfig::default(),
+            replicate_to: None,
+            replicate_ca_file: None,
         }
     }
 

@@ -140,6 +140,7 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/audit", Bearer, admin::audit).with_query(&["entity"]),
     route(Get, "/admin/integrity", Bearer, admin::integrity),
     route(Get, "/admin/float", Bearer, admin::float),
+    route(Get, "/admin/replication", Bearer, admin::replication),
     route(Get, "/payouts", Bearer, admin::payouts).with_query(&[PAGE[0], PAGE[1], "status"]),
     route(Get, "/deposits", Bearer, admin::deposits)
         .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),

@@ -80,7 +80,7 @@ fn demo_user(
             )?;
             let id = created.user.user_id;
             ctx.conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())",
                 params![key, id],
             )?;
             (id, created.token)
@@ -117,7 +117,7 @@ pub fn seed_demo(store: &Store) -> Result<Vec<DemoUser>> {
         if !seeded {
             seed_escrows(ctx, &sender, &recipient, &agent)?;
             ctx.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('demo_seeded', ?1)",
+                "INSERT INTO meta (key, value, change_seq) VALUES ('demo_seeded', ?1, remit_change_seq())",
                 [ctx.at()],
             )?;
         }

@@ -28,6 +28,8 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     }
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Every re-encrypted row is a change the replica must receive.
+    let _numbered = store::changes::begin(&tx)?;
     let mut count = 0;
     for column in EncryptedColumn::ALL {
         let (table, name) = (column.table(), column.column());
@@ -41,13 +43,15 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             ))?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut update = tx.prepare(&format!("UPDATE {table} SET {name} = ?2 WHERE id = ?1"))?;
+        let mut update = tx.prepare(&format!(
+            "UPDATE {table} SET change_seq = remit_change_seq(), {name} = ?2 WHERE id = ?1"
+        ))?;
         for (id, stored) in rows {
             let plain = old.open(*column, &id, &stored)?;
             update.execute(params![id, new.seal(*column, &id, &plain)?])?;
             if *column == EncryptedColumn::UserPhone {
                 tx.execute(
-                    "UPDATE users SET phone_index = ?2 WHERE id = ?1",
+                    "UPDATE users SET change_seq = remit_change_seq(), phone_index = ?2 WHERE id = ?1",
                     params![id, new.blind_index(&plain)],
                 )?;
             }
@@ -61,11 +65,11 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         })?;
     let audit_key = crate::audit::add_key(&tx, &new, next_seq)?;
     tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'key_check'",
+        "UPDATE meta SET change_seq = remit_change_seq(), value = ?1 WHERE key = 'key_check'",
         [&new.key_check],
     )?;
     tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'key_id'",
+        "UPDATE meta SET change_seq = remit_change_seq(), value = ?1 WHERE key = 'key_id'",
         [&new.key_id],
     )?;
     let details =

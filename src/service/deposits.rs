@@ -267,8 +267,9 @@ fn record_with(
     ctx.conn
         .prepare_cached(
             "INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, recorded_by,
-             created_at, receipt_number, amount_kes_cents, rate_kes_per_usd_e4)
-             VALUES (:id, :escrow, :source, :reference, :amount, :status, :actor, :at, :receipt, :kes, :rate)",
+             created_at, receipt_number, amount_kes_cents, rate_kes_per_usd_e4, change_seq)
+             VALUES (:id, :escrow, :source, :reference, :amount, :status, :actor, :at, :receipt, :kes, :rate,
+             remit_change_seq())",
         )?
         .execute(named_params! {
             ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
@@ -322,8 +323,8 @@ pub fn record_flagged(
     reason: &str,
 ) -> Result<RecordedDeposit> {
     let id = DepositId::new();
-    ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at)
-         VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at)")?.execute(named_params! {
+    ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at,
+         change_seq) VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at, remit_change_seq())")?.execute(named_params! {
             ":id": id, ":escrow": escrow_id, ":source": source, ":reference": reference,
             ":amount": amount, ":status": DepositStatus::Flagged, ":reason": reason,
             ":actor": actor.id, ":at": ctx.at(),
@@ -400,12 +401,12 @@ pub fn record_reversal(
         return Ok(ReversalOutcome::UnknownPayment);
     };
     let reason = reversal.describe();
-    ctx.conn.prepare_cached("UPDATE deposits SET reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()})?;
+    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()})?;
     let flagged_escrow = match (&escrow_id, status) {
         (Some(escrow_id), DepositStatus::Applied) => {
             ctx.conn
                 .prepare_cached(
-                    "UPDATE escrows SET flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                    "UPDATE escrows SET change_seq = remit_change_seq(), flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
                 )?
                 .execute(params![
                     escrow_id,

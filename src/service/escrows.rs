@@ -165,8 +165,9 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
     ctx.conn
         .prepare_cached(
             "INSERT INTO escrows (id, sender_id, recipient_id, recipient_name_enc, status, total_usd_cents,
-             daily_limit_usd_cents, short_ref, created_at, updated_at)
-             VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :short_ref, :at, :at)",
+             daily_limit_usd_cents, short_ref, created_at, updated_at, change_seq)
+             VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :short_ref, :at, :at,
+             remit_change_seq())",
         )?
         .execute(named_params! {
             ":id": id, ":sender": actor.id, ":recipient": recipient_id, ":name": name_enc,
@@ -174,7 +175,8 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
             ":daily_limit": input.daily_limit, ":short_ref": short_ref, ":at": ctx.at(),
         })?;
     let mut insert = ctx.conn.prepare_cached(
-        "INSERT INTO spending_categories (id, escrow_id, position, name, allocated_usd_cents) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO spending_categories (id, escrow_id, position, name, allocated_usd_cents, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, remit_change_seq())",
     )?;
     for (position, (name, amount)) in allocations.iter().enumerate() {
         insert.execute(params![
@@ -229,7 +231,7 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
     }
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
     let mut stmt = ctx.conn.prepare_cached(
-        "UPDATE payment_requests SET status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
+        "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
          WHERE escrow_id = :escrow AND status = :pending AND expires_at > :at RETURNING id",
     )?;
     let cancelled: Vec<PaymentRequestId> = stmt

@@ -17,8 +17,8 @@ const PAYING_ACCOUNTS: [&str; 2] = ["Utility Account", "Working Account"];
 pub fn balance_asked(ctx: &WriteCtx<'_>, conversation_id: &str) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, sent_at)
-             VALUES (?1, 'account_balance', ?2)",
+            "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, sent_at, change_seq)
+             VALUES (?1, 'account_balance', ?2, remit_change_seq())",
         )?
         .execute(params![conversation_id, ctx.at()])?;
     Ok(())
@@ -31,9 +31,11 @@ pub fn record(
     alert: KesCents,
 ) -> Result<Vec<String>> {
     let mut upsert = ctx.conn.prepare_cached(
-        "INSERT INTO mpesa_balances (account, currency, available_kes_cents, updated_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO mpesa_balances (account, currency, available_kes_cents, updated_at, change_seq)
+         VALUES (?1, ?2, ?3, ?4, remit_change_seq())
          ON CONFLICT (account) DO UPDATE SET currency = excluded.currency,
-         available_kes_cents = excluded.available_kes_cents, updated_at = excluded.updated_at",
+         available_kes_cents = excluded.available_kes_cents, updated_at = excluded.updated_at,
+         change_seq = excluded.change_seq",
     )?;
     let mut before = ctx
         .conn

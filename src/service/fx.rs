@@ -67,9 +67,10 @@ pub fn rates(conn: &Connection) -> Result<RatesView> {
 pub fn set(ctx: &WriteCtx<'_>, actor: &Actor, rate: RateKesPerUsd) -> Result<RateSet> {
     super::require_role(actor, &[])?;
     let at = ctx.at();
-    ctx.conn.prepare_cached("INSERT INTO fx_rates (pair, rate_kes_per_usd_e4, updated_at, updated_by) VALUES ('USD-KES', ?1, ?2, ?3)
+    ctx.conn.prepare_cached("INSERT INTO fx_rates (pair, rate_kes_per_usd_e4, updated_at, updated_by, change_seq)
+         VALUES ('USD-KES', ?1, ?2, ?3, remit_change_seq())
          ON CONFLICT (pair) DO UPDATE SET rate_kes_per_usd_e4 = excluded.rate_kes_per_usd_e4,
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by")?.execute(params![rate, at, actor.id])?;
+         updated_at = excluded.updated_at, updated_by = excluded.updated_by, change_seq = excluded.change_seq")?.execute(params![rate, at, actor.id])?;
     ctx.audit(
         &actor.id,
         "fx.rate_set",

@@ -96,7 +96,7 @@ pub fn claim(
     let claimed = ctx
         .conn
         .prepare_cached(
-            "UPDATE payouts SET attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
+            "UPDATE payouts SET change_seq = remit_change_seq(), attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
              updated_at = :at
              WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at",
         )?
@@ -119,7 +119,7 @@ pub fn mark_sent(
     let query_at = status_after_s.map(|s| crate::time::rfc3339(ctx.now + s));
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET conversation_id = COALESCE(conversation_id, :conversation),
+            "UPDATE payouts SET change_seq = remit_change_seq(), conversation_id = COALESCE(conversation_id, :conversation),
          status = CASE status WHEN :queued THEN :sent ELSE status END,
          sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL,
          status_query_due_at = CASE WHEN status IN (:queued, :sent) THEN :query_at END,
@@ -184,7 +184,7 @@ pub fn mark_retry(
     // A result may have completed the payout meanwhile: then there is nothing to record.
     let attempts: Option<i64> = ctx
         .conn
-        .prepare_cached("UPDATE payouts SET result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
+        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
              RETURNING attempts")?.query_row(named_params! {
                 ":id": payout_id, ":error": error, ":at": ctx.at(), ":queued": PayoutStatus::Queued,
             },
@@ -227,8 +227,8 @@ pub fn status_query_sent(
     if let Some(conversation_id) = conversation_id {
         ctx.conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, payout_id, sent_at)
-                 VALUES (?1, 'transaction_status', ?2, ?3)",
+                "INSERT OR IGNORE INTO daraja_queries (conversation_id, kind, payout_id, sent_at, change_seq)
+                 VALUES (?1, 'transaction_status', ?2, ?3, remit_change_seq())",
             )?
             .execute(params![conversation_id, payout_id, ctx.at()])?;
         ctx.audit(
@@ -240,7 +240,7 @@ pub fn status_query_sent(
     }
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET status_queries = status_queries + ?2, status_query_due_at = ?3
+            "UPDATE payouts SET change_seq = remit_change_seq(), status_queries = status_queries + ?2, status_query_due_at = ?3
              WHERE id = ?1 AND status IN ('queued', 'sent')",
         )?
         .execute(params![
@@ -262,7 +262,7 @@ pub fn hold_failure(
 ) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
+            "UPDATE payouts SET change_seq = remit_change_seq(), failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
          status_query_due_at = ?4, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'sent')",
         )?
         .execute(params![payout_id, code, desc, ctx.at()])?;
@@ -338,7 +338,7 @@ pub fn apply_status_answer(
 pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![payout_id, reason, ctx.at()])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
@@ -491,7 +491,7 @@ pub fn apply_result(
                 payout_id.as_str(),
                 ctx.now,
             )?;
-            ctx.conn.prepare_cached("UPDATE payouts SET status = :status, receipt = :receipt, result_code = '0', result_at = :at,
+            ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
@@ -524,7 +524,7 @@ pub fn apply_result(
                 payout_id.as_str(),
                 ctx.now,
             )?;
-            ctx.conn.prepare_cached("UPDATE payouts SET status = :status, result_code = :code, result_desc = :desc, result_at = :at,
+            ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
@@ -554,7 +554,9 @@ pub fn apply_result(
 /// Records the result description that came with a success (kept for the request view).
 pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &PayoutId, desc: &str) -> Result<()> {
     ctx.conn
-        .prepare_cached("UPDATE payouts SET result_desc = ?2 WHERE id = ?1")?
+        .prepare_cached(
+            "UPDATE payouts SET change_seq = remit_change_seq(), result_desc = ?2 WHERE id = ?1",
+        )?
         .execute(params![payout_id, desc])?;
     Ok(())
 }
@@ -564,7 +566,7 @@ fn set_request_status(
     request_id: &PaymentRequestId,
     status: RequestStatus,
 ) -> Result<()> {
-    ctx.conn.prepare_cached("UPDATE payment_requests SET status = :status, updated_at = :at WHERE id = :id AND status = :approved")?.execute(named_params! {
+    ctx.conn.prepare_cached("UPDATE payment_requests SET change_seq = remit_change_seq(), status = :status, updated_at = :at WHERE id = :id AND status = :approved")?.execute(named_params! {
             ":id": request_id, ":status": status, ":at": ctx.at(), ":approved": RequestStatus::Approved,
         })?;
     Ok(())
@@ -575,7 +577,7 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
     let completed: Option<(UsdCents, UsdCents)> = ctx
         .conn
         .prepare_cached(
-            "UPDATE escrows SET status = :completed, updated_at = :at
+            "UPDATE escrows SET change_seq = remit_change_seq(), status = :completed, updated_at = :at
          WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0
          RETURNING total_usd_cents, spent_usd_cents",
         )?
@@ -787,7 +789,7 @@ pub fn resolve(
         ResultOutcome::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
     }
     ctx.conn
-        .prepare_cached("UPDATE payouts SET flagged = 0, flag_reason = NULL WHERE id = ?1")?
+        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL WHERE id = ?1")?
         .execute([payout_id])?;
     ctx.audit(
         &actor.id,

@@ -91,9 +91,9 @@ pub fn create(
         .prepare_cached(
             "INSERT INTO payment_requests (id, escrow_id, category_id, requested_by, status, amount_kes_cents,
              amount_usd_cents, rate_kes_per_usd_e4, merchant_type, merchant_name_enc, merchant_account_enc,
-             note_enc, created_at, updated_at, expires_at)
+             note_enc, created_at, updated_at, expires_at, change_seq)
              VALUES (:id, :escrow, :category, :actor, :status, :kes, :usd, :rate, :type, :name, :account,
-             :note, :at, :at, :expires_at)",
+             :note, :at, :at, :expires_at, remit_change_seq())",
         )?
         .execute(named_params! {
             ":id": id, ":escrow": input.escrow_id, ":category": category_id, ":actor": actor.id,
@@ -262,8 +262,9 @@ pub fn approve_unviewed(
     ctx.conn
         .prepare_cached(
             "INSERT INTO payouts (id, payment_request_id, escrow_id, status, command, amount_kes_cents, amount_usd_cents,
-             originator_conversation_id, next_attempt_at, created_at, updated_at)
-             VALUES (:id, :request, :escrow, :status, :command, :kes, :usd, :originator, :at, :at, :at)",
+             originator_conversation_id, next_attempt_at, created_at, updated_at, change_seq)
+             VALUES (:id, :request, :escrow, :status, :command, :kes, :usd, :originator, :at, :at, :at,
+             remit_change_seq())",
         )?
         .execute(named_params! {
             ":id": payout_id, ":request": request_id, ":escrow": row.escrow_id,
@@ -273,7 +274,7 @@ pub fn approve_unviewed(
         })?;
     ctx.conn
         .prepare_cached(
-            "UPDATE payment_requests SET status = :status, decided_by = :actor, decided_at = :at,
+            "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :status, decided_by = :actor, decided_at = :at,
              approved_day = :day, updated_at = :at WHERE id = :id",
         )?
         .execute(named_params! {
@@ -396,7 +397,7 @@ fn decide(
 ) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "UPDATE payment_requests SET status = :status, decided_by = :actor, decided_at = :at,
+            "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :status, decided_by = :actor, decided_at = :at,
              decision_reason_enc = :reason, updated_at = :at WHERE id = :id AND status = :pending",
         )?
         .execute(named_params! {
@@ -412,7 +413,7 @@ pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
     let expired: Vec<(PaymentRequestId, EscrowId, KesCents, UsdCents)> = ctx
         .conn
         .prepare_cached(
-            "UPDATE payment_requests SET status = :expired, decided_at = expires_at, updated_at = :at
+            "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :expired, decided_at = expires_at, updated_at = :at
              WHERE id IN (SELECT id FROM payment_requests
                           WHERE status = :pending AND expires_at <= :at ORDER BY expires_at LIMIT :max)
              RETURNING id, escrow_id, amount_kes_cents, amount_usd_cents",

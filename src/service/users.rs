@@ -111,9 +111,17 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
     };
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at, change_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, remit_change_seq())",
         )?
-        .execute(params![id, user.role, name_enc, phone_enc, phone_index, crate::time::rfc3339(now)]);
+        .execute(params![
+            id,
+            user.role,
+            name_enc,
+            phone_enc,
+            phone_index,
+            crate::time::rfc3339(now)
+        ]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
             Err(Error::invalid("phone", "belongs to another user"))
@@ -166,7 +174,7 @@ pub fn create_speaking(
     let id = insert_user(ctx.conn, ctx.keys, user, ctx.now)?;
     if let Some(language) = language {
         ctx.conn
-            .prepare_cached("UPDATE users SET language = ?2 WHERE id = ?1")?
+            .prepare_cached("UPDATE users SET change_seq = remit_change_seq(), language = ?2 WHERE id = ?1")?
             .execute(params![id, language])?;
     }
     let token = insert_token(ctx.conn, &id, ctx.now)?;

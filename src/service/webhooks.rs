@@ -24,7 +24,7 @@ fn record_event(
     payload: &[u8],
 ) -> Result<bool> {
     let at = ctx.at();
-    let updated = ctx.conn.prepare_cached("UPDATE webhook_events SET deliveries = deliveries + 1, last_at = ?3 WHERE source = ?1 AND dedupe_key = ?2")?.execute(params![source, dedupe_key, at])?;
+    let updated = ctx.conn.prepare_cached("UPDATE webhook_events SET change_seq = remit_change_seq(), deliveries = deliveries + 1, last_at = ?3 WHERE source = ?1 AND dedupe_key = ?2")?.execute(params![source, dedupe_key, at])?;
     if updated > 0 {
         return Ok(false);
     }
@@ -34,8 +34,8 @@ fn record_event(
         id.as_str(),
         &String::from_utf8_lossy(payload),
     )?;
-    ctx.conn.prepare_cached("INSERT INTO webhook_events (id, source, dedupe_key, payload_enc, outcome, received_at, last_at)
-         VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?5)")?.execute(params![id, source, dedupe_key, payload_enc, at])?;
+    ctx.conn.prepare_cached("INSERT INTO webhook_events (id, source, dedupe_key, payload_enc, outcome, received_at, last_at, change_seq)
+         VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?5, remit_change_seq())")?.execute(params![id, source, dedupe_key, payload_enc, at])?;
     Ok(true)
 }
 
@@ -47,7 +47,7 @@ fn set_outcome(
 ) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "UPDATE webhook_events SET outcome = ?3 WHERE source = ?1 AND dedupe_key = ?2",
+            "UPDATE webhook_events SET change_seq = remit_change_seq(), outcome = ?3 WHERE source = ?1 AND dedupe_key = ?2",
         )?
         .execute(params![source, dedupe_key, outcome])?;
     Ok(())
@@ -243,7 +243,7 @@ pub fn apply_payout_callback(
         if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
             return Ok(CallbackOutcome::Duplicate);
         }
-        ctx.conn.prepare_cached("UPDATE daraja_queries SET answered_at = COALESCE(answered_at, ?2) WHERE conversation_id = ?1")?.execute(params![callback.conversation, ctx.at()])?;
+        ctx.conn.prepare_cached("UPDATE daraja_queries SET change_seq = remit_change_seq(), answered_at = COALESCE(answered_at, ?2) WHERE conversation_id = ?1")?.execute(params![callback.conversation, ctx.at()])?;
         let outcome = match (query.kind.as_str(), query.payout_id) {
             ("transaction_status", Some(payout_id)) => {
                 match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
@@ -333,7 +333,7 @@ fn apply_to_payout(
         Ok(CallbackOutcome::Flagged(what.to_string()))
     };
     let ask = || -> Result<CallbackOutcome> {
-        ctx.conn.prepare_cached("UPDATE payouts SET status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
+        ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
         Ok(CallbackOutcome::AskStatus)
     };
     match &callback.kind {

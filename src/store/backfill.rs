@@ -13,6 +13,9 @@ pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
         .prepare("SELECT id FROM escrows WHERE short_ref IS NULL")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let _numbered = (!ids.is_empty())
+        .then(|| super::changes::begin(&tx))
+        .transpose()?;
     for id in &ids {
         let code = crate::domain::unique_code(
             &tx,
@@ -22,7 +25,7 @@ pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
             crate::domain::SHORT_REF_LEN,
         )?;
         tx.execute(
-            "UPDATE escrows SET short_ref = ?2 WHERE id = ?1",
+            "UPDATE escrows SET change_seq = remit_change_seq(), short_ref = ?2 WHERE id = ?1",
             params![id, code],
         )?;
     }
@@ -43,6 +46,9 @@ pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usiz
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let _numbered = (!rows.is_empty())
+        .then(|| super::changes::begin(&tx))
+        .transpose()?;
     for (escrow_id, sender_id, recipient_id, name_enc) in &rows {
         let creator: Option<String> = tx
             .query_row(
@@ -58,7 +64,7 @@ pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usiz
             String::new()
         };
         tx.execute(
-            "UPDATE escrows SET recipient_name_enc = ?2 WHERE id = ?1",
+            "UPDATE escrows SET change_seq = remit_change_seq(), recipient_name_enc = ?2 WHERE id = ?1",
             params![
                 escrow_id,
                 keys.seal(EncryptedColumn::RecipientName, escrow_id.as_str(), &name)?

@@ -64,6 +64,11 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
 /// Runs one migration in its own transaction; refuses to commit if it broke a foreign key.
 fn apply(conn: &mut Connection, name: &str, sql: &str, version: u32) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // From the change counter's schema on, a migration is a numbered transaction: one that
+    // changes rows stamps them with `remit_change_seq()`, and the replica receives them.
+    let _numbered = (version > super::changes::SINCE_SCHEMA)
+        .then(|| super::changes::begin(&tx))
+        .transpose()?;
     tx.execute_batch(sql)
         .map_err(|e| Error::internal(format!("migration {name}: {e}")))?;
     let broken: Option<String> = tx

@@ -7,6 +7,7 @@
 //! and never see half a batch.
 
 mod backfill;
+pub mod changes;
 mod checkpoint;
 mod migrate;
 mod open;
@@ -195,6 +196,18 @@ impl Store {
     pub fn read<T>(&self, f: impl FnOnce(&Connection, &Keys) -> Result<T>) -> Result<T> {
         let conn = self.reads.get()?;
         f(&conn, &self.keys)
+    }
+
+    /// A read-only connection of its own, opened like the pool's: for a reader that keeps one
+    /// (replication), so that it never holds a pooled connection the HTTP workers need.
+    pub fn reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        open::apply_pragmas(&conn, Synchronous::Full)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(conn)
     }
 
     /// Can a read connection run a statement? (`GET /health`.)

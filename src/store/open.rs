@@ -33,6 +33,7 @@ pub fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connecti
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     apply_pragmas(&conn, synchronous)?;
+    super::changes::register(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::internal(format!(
@@ -72,9 +73,11 @@ fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
     if has_rows {
         return Err(Error::WrongKey);
     }
+    let _numbered = super::changes::begin(&tx)?;
     tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('key_check', ?1), ('key_id', ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO meta (key, value, change_seq) VALUES ('key_check', ?1, remit_change_seq()),
+         ('key_id', ?2, remit_change_seq())
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
         (&keys.key_check, &keys.key_id),
     )?;
     tx.commit()?;

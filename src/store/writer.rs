@@ -356,6 +356,8 @@ fn run_batch(
     let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
     let commit = (|| -> Result<()> {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        // The batch's number in the change sequence replication reads: one counter per batch.
+        let numbered = super::changes::begin_lazy(conn)?;
         for cmd in batch.iter_mut() {
             // A command's own failure is its answer; only broken savepoint machinery fails the
             // whole batch.
@@ -367,6 +369,7 @@ fn run_batch(
         if ctx.audited.get() {
             crate::audit::seal_head(conn, audit_key)?;
         }
+        numbered.finish(conn)?;
         let started = Instant::now();
         conn.prepare_cached("COMMIT")?.execute([])?;
         stats

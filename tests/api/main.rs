@@ -28,4 +28,5 @@ mod ops_shutdown;
 mod payouts_daraja;
 mod privacy_expiry;
 mod regressions;
+mod replication;
 mod store_files;

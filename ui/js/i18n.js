@@ -501,6 +501,15 @@ export const en = {
   'float.lastReported': 'Last reported',
   'float.alert': 'A paying account below {alert} is flagged.',
   'float.noAlert': 'No low-balance alert is set (REMIT_FLOAT_ALERT_KES).',
+  'replication.title': 'Replication to PostgreSQL',
+  'replication.off': 'This ledger is not replicated (set REMIT_REPLICATE_TO).',
+  'replication.upToDate': 'Up to date',
+  'replication.behind': '{n} changes not yet copied; the oldest has waited {s} s',
+  'replication.unreachable': 'PostgreSQL cannot be reached. The ledger goes on; replication catches up when it answers.',
+  'replication.target': 'To',
+  'replication.ledger': 'Ledger id',
+  'replication.lastWritten': 'Last written',
+  'replication.notYet': 'not yet',
 
   // ---- admin: payouts
   'payouts.intro': 'Every payout to M-Pesa. Stuck ones wait for you: M-Pesa has not said whether the money moved.',
@@ -1148,6 +1157,15 @@ export const sw = {
   'float.lastReported': 'Iliripotiwa mwisho',
   'float.alert': 'Akaunti ya malipo iliyo chini ya {alert} inawekwa alama.',
   'float.noAlert': 'Hakuna tahadhari ya salio la chini iliyowekwa (REMIT_FLOAT_ALERT_KES).',
+  'replication.title': 'Nakala kwenye PostgreSQL',
+  'replication.off': 'Daftari hili halinakiliwi (weka REMIT_REPLICATE_TO).',
+  'replication.upToDate': 'Imesasishwa',
+  'replication.behind': 'Mabadiliko {n} bado hayajanakiliwa; la zamani zaidi limesubiri sekunde {s}',
+  'replication.unreachable': 'PostgreSQL haipatikani. Daftari linaendelea; nakala itafuata itakapojibu.',
+  'replication.target': 'Kwenda',
+  'replication.ledger': 'Kitambulisho cha daftari',
+  'replication.lastWritten': 'Iliandikwa mwisho',
+  'replication.notYet': 'bado',
 
   // ---- admin: payouts
   'payouts.intro': 'Malipo yote kwa M-Pesa. Yaliyokwama yanakusubiri: M-Pesa haijasema kama pesa ilitumwa.',

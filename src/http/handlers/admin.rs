@@ -36,9 +36,12 @@ pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
     if !app.config.metrics_public {
         actor_with(app, req, &[])?;
     }
-    let text = app
-        .metrics
-        .render(&app.store, app.config.payout_timeout_s, &app.notify);
+    let text = app.metrics.render(
+        &app.store,
+        app.config.payout_timeout_s,
+        &app.notify,
+        app.replication.as_deref(),
+    );
     Ok(Reply::bytes(
         200,
         "text/plain; version=0.0.4",
@@ -112,6 +115,23 @@ pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let report = app.store.read(crate::integrity::check)?;
     Ok(Reply::json(200, &report))
+}
+
+/// `GET /admin/replication`: where the ledger is replicated and how far behind it is.
+pub fn replication(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let body = match &app.replication {
+        Some(status) => {
+            let mut view = serde_json::to_value(status.view())
+                .map_err(|e| Error::internal(format!("replication status: {e}")))?;
+            if let Some(object) = view.as_object_mut() {
+                object.insert("enabled".into(), serde_json::Value::Bool(true));
+            }
+            view
+        }
+        None => serde_json::json!({ "enabled": false }),
+    };
+    Ok(Reply::json(200, &body))
 }
 
 /// `GET /admin/float`: the M-Pesa balances last reported.

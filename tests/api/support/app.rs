@@ -117,6 +117,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// The lag of each replication cycle's oldest change, in milliseconds (with
+    /// `REMIT_REPLICATE_TO`).
+    pub fn replication_lags_ms(&self) -> Vec<f64> {
+        self.server
+            .as_ref()
+            .and_then(|s| s.replication())
+            .map(|status| status.cycle_lags_ms())
+            .unwrap_or_default()
+    }
+
     pub fn shutdown(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown();

@@ -8,6 +8,7 @@ pub mod attacks;
 pub mod fake_at;
 pub mod fake_daraja;
 pub mod notify;
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 

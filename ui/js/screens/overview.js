@@ -1,6 +1,6 @@
 // Admin screen #/overview: the ledger integrity check, the USD-KES rate and setting it, the M-Pesa
-// float (balances last reported, low paying accounts), and how many payouts are stuck (resolved
-// on the Payouts screen).
+// float (balances last reported, low paying accounts), replication to PostgreSQL (how far behind,
+// whether it answers), and how many payouts are stuck (resolved on the Payouts screen).
 
 import { api, errorText, qs } from '../api.js';
 import { add, button, clear, el, emptyState, field, formError, pageHead, timeEl } from '../dom.js';
@@ -36,9 +36,11 @@ export async function viewOverview(root, ctx) {
   const fxBox = el('section', { class: 'card', testid: 'fx', 'aria-labelledby': 'fx-h' });
   const floatBox = el('section', { class: 'card float', testid: 'float', 'aria-labelledby': 'float-h' });
   const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
+  const replicationBox = el('section', { class: 'card', testid: 'replication', 'aria-labelledby': 'repl-h' });
   root.append(pageHead(t('nav.overview'), t('overview.intro')),
     el('div', { class: 'grid-2 top' }, integrity, fxBox),
     floatBox,
+    replicationBox,
     el('section', { class: 'section card', 'aria-labelledby': 'stuck-h' },
       el('div', { class: 'section-head' }, el('h2', { id: 'stuck-h' }, t('payouts.stuckTitle')),
         button(t('common.refresh'), { small: true, testid: 'refresh-stuck', onclick: () => loadStuck().catch(globalError) })),
@@ -103,6 +105,30 @@ export async function viewOverview(root, ctx) {
         : t('float.noAlert'))]);
   }
 
+  let replicating = false;
+  async function loadReplication() {
+    const r = await api('GET', '/admin/replication');
+    if (!ctx.alive()) return;
+    replicating = !!(r && r.enabled);
+    const head = el('h2', { id: 'repl-h' }, t('replication.title'));
+    if (!r || !r.enabled) {
+      clear(replicationBox).append(head, el('p', { class: 'muted', testid: 'replication-off' }, t('replication.off')));
+      return;
+    }
+    const ok = r.connected && r.lagChanges === 0;
+    const state = !r.connected ? t('replication.unreachable')
+      : (r.lagChanges > 0 ? t('replication.behind', { n: r.lagChanges, s: r.lagSeconds.toFixed(1) }) : t('replication.upToDate'));
+    add(clear(replicationBox), [
+      head,
+      el('p', { class: `big-status ${ok ? 'ok' : 'bad'}` },
+        el('span', { class: 'status-dot', 'aria-hidden': 'true' }),
+        el('span', { testid: 'replication-status', dataset: { connected: String(!!r.connected), lagChanges: String(r.lagChanges) } }, state)),
+      el('p', { class: 'muted small' }, `${t('replication.target')} `, el('code', { testid: 'replication-target' }, r.target),
+        ` · ${t('replication.ledger')} `, el('code', null, r.ledgerId)),
+      el('p', { class: 'muted small' }, `${t('replication.lastWritten')} `, r.replicatedAt ? timeEl(r.replicatedAt) : t('replication.notYet')),
+      r.lastError ? el('p', { class: 'warn small', testid: 'replication-error' }, r.lastError) : null]);
+  }
+
   async function loadStuck() {
     const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
     if (!ctx.alive()) return;
@@ -122,7 +148,10 @@ export async function viewOverview(root, ctx) {
   await Promise.all([
     loadFx().catch((err) => { clear(fxBox).append(el('h2', null, t('overview.rate')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadFloat().catch((err) => { clear(floatBox).append(el('h2', null, t('float.title')), el('p', { class: 'form-error' }, errorText(err))); }),
+    loadReplication().catch((err) => { clear(replicationBox).append(el('h2', null, t('replication.title')), el('p', { class: 'form-error' }, errorText(err))); }),
     loadStuck().catch(globalError),
   ]);
+  // Lag moves by the second: refreshed while the screen is open, when there is replication.
+  ctx.every(5000, () => (replicating ? loadReplication() : undefined));
   ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : loadStuck()));
 }

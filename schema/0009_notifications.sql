@@ -1,4 +1,4 @@
--- remit schema, version 8: notifications out. Every change a person should hear about is an
+-- remit schema, version 9: notifications out. Every change a person should hear about is an
 -- event in the outbox, written by the writer command that makes the change (so an event exists
 -- exactly when its change committed). A fan-out step turns new events into webhook deliveries
 -- and SMS, advancing its position in the same command as the rows it makes. CHECKs of a set of

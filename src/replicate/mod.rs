@@ -1,0 +1,316 @@
+//! Continuous replication of the ledger into PostgreSQL (README, "Replication"): `remit
+//! replicate --to URL`, or a background thread of `remit serve` (`REMIT_REPLICATE_TO`).
+//!
+//! Every write transaction stamps the rows it changes with its number in the change sequence
+//! (`store::changes`); the journal and the audit log are append-only. A cycle reads, on a
+//! read-only connection and in one snapshot, the rows stamped after the replica's position and
+//! the appended rows after its keys, and writes them in one PostgreSQL transaction that also
+//! records the new position. So the replica always holds a state the file held, changes
+//! arrive in commit order, and after a crash anywhere nothing is sent twice or skipped. The
+//! writer is never waited for: replication only reads.
+
+mod ddl;
+pub mod postgres;
+pub mod source;
+
+pub use postgres::{Replica, Target};
+
+use crate::error::{Error, Result};
+use crate::limits::{
+    REPLICATION_CYCLE_MIN_MS, REPLICATION_LAG_SAMPLES_MAX, REPLICATION_POLL_MS,
+    REPLICATION_RETRY_MAX_S, REPLICATION_RETRY_MIN_S,
+};
+use crate::store::Store;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What replication reports to `/metrics` and the admin screen.
+#[derive(Default)]
+pub struct Status {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    target: String,
+    ledger_id: String,
+    connected: bool,
+    /// The change number the replica holds (-1: nothing yet; `None`: not known yet).
+    applied: Option<i64>,
+    /// The change number last seen in the file.
+    file: i64,
+    /// The last moment the file was known to hold nothing the replica lacks.
+    equal_at: Option<Instant>,
+    last_error: Option<String>,
+    replicated_at: Option<i64>,
+    cycles: u64,
+    rows: u64,
+    lags_ms: Vec<f64>,
+}
+
+/// Replication as the admin screen shows it (`GET /admin/replication`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    /// `postgres://user@host:port/db` (never a password).
+    pub target: String,
+    /// This ledger's id: its rows are in schema `remit_<id>`.
+    pub ledger_id: String,
+    /// Whether PostgreSQL answered the last attempt.
+    pub connected: bool,
+    /// How long the oldest change not yet in PostgreSQL has waited (0: none waits).
+    pub lag_seconds: f64,
+    /// Committed transactions not yet in PostgreSQL.
+    pub lag_changes: i64,
+    /// The change number PostgreSQL holds (-1: nothing yet).
+    pub replicated_change_seq: i64,
+    /// The last change number committed in the file.
+    pub file_change_seq: i64,
+    /// When PostgreSQL was last written (RFC 3339).
+    pub replicated_at: Option<String>,
+    /// Why the last attempt failed, while it is failing.
+    pub last_error: Option<String>,
+    /// Cycles applied since start.
+    pub cycles: u64,
+    /// Rows written since start.
+    pub rows: u64,
+}
+
+impl Status {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The view of now.
+    pub fn view(&self) -> StatusView {
+        let s = self.lock();
+        let applied = s.applied.unwrap_or(-1);
+        let behind = s.file > applied;
+        StatusView {
+            target: s.target.clone(),
+            ledger_id: s.ledger_id.clone(),
+            connected: s.connected,
+            lag_seconds: match (behind, s.equal_at) {
+                (true, Some(at)) => at.elapsed().as_secs_f64(),
+                _ => 0.0,
+            },
+            lag_changes: if s.applied.is_some() {
+                (s.file - applied).max(0)
+            } else {
+                0
+            },
+            replicated_change_seq: applied,
+            file_change_seq: s.file,
+            replicated_at: s.replicated_at.map(crate::time::rfc3339),
+            last_error: s.last_error.clone(),
+            cycles: s.cycles,
+            rows: s.rows,
+        }
+    }
+
+    /// The lag of each cycle's oldest change, in milliseconds (for the benchmark).
+    pub fn cycle_lags_ms(&self) -> Vec<f64> {
+        self.lock().lags_ms.clone()
+    }
+
+    fn observe(&self, file: i64) {
+        let mut s = self.lock();
+        s.file = file;
+        if s.applied.is_some_and(|a| a >= file) {
+            s.equal_at = Some(Instant::now());
+        }
+    }
+
+    fn connected(&self, applied: i64) {
+        let mut s = self.lock();
+        s.connected = true;
+        s.applied = Some(applied);
+        s.last_error = None;
+    }
+
+    fn applied(&self, change_seq: i64, rows: u64, snapshot_at: Instant, first_copy: bool) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        // The oldest change of this cycle was committed after the file was last seen equal
+        // to the replica: its wait is at most this. (A first copy is not a lag.)
+        if let (Some(since), false) = (s.equal_at, first_copy) {
+            if s.lags_ms.len() < REPLICATION_LAG_SAMPLES_MAX {
+                s.lags_ms
+                    .push(now.duration_since(since).as_secs_f64() * 1e3);
+            }
+        }
+        // At the snapshot the file held exactly what the replica now holds.
+        s.equal_at = Some(s.equal_at.map_or(snapshot_at, |at| at.max(snapshot_at)));
+        s.applied = Some(change_seq);
+        s.file = s.file.max(change_seq);
+        s.replicated_at = Some(crate::time::now_unix());
+        s.cycles += 1;
+        s.rows += rows;
+        s.connected = true;
+        s.last_error = None;
+    }
+
+    fn failed(&self, error: &str) {
+        let mut s = self.lock();
+        s.connected = false;
+        s.last_error = Some(error.to_string());
+    }
+}
+
+/// Everything a replication thread needs.
+pub struct Replicator {
+    /// The ledger (read only).
+    pub store: Arc<Store>,
+    /// Where to.
+    pub target: Target,
+    /// Shared with `/metrics` and the admin screen.
+    pub status: Arc<Status>,
+}
+
+impl Replicator {
+    /// Starts replication in the background; it stops soon after `stopping` is set.
+    pub fn start(self, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("remit-replicate".into())
+            .spawn(move || {
+                if let Err(e) = self.run(&stopping) {
+                    log::error!(
+                        "replication to {} stopped: {}",
+                        self.target.display(),
+                        crate::cli::describe(&e)
+                    );
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the replication thread: {e}")))
+    }
+
+    /// Replicates until `stopping` is set: a cycle whenever the file committed something
+    /// (at most one per `REPLICATION_CYCLE_MIN_MS`); when PostgreSQL cannot be reached, says so
+    /// once, retries with backoff and catches up when it answers again. Fails only when the
+    /// file itself cannot be read.
+    pub fn run(&self, stopping: &AtomicBool) -> Result<()> {
+        let reader = self.store.reader()?;
+        let ledger_id = crate::store::changes::ledger_id(&reader)?;
+        let file_version = crate::store::schema_version(&reader)?;
+        let shapes = source::shapes(&reader)?;
+        {
+            let mut s = self.status.lock();
+            s.target = self.target.display().to_string();
+            s.ledger_id.clone_from(&ledger_id);
+            s.equal_at = Some(Instant::now());
+        }
+        log::info!(
+            "replicating ledger {ledger_id} to {} (schema remit_{ledger_id})",
+            self.target.display()
+        );
+        let mut replica: Option<Replica> = None;
+        let mut retry_at = Instant::now();
+        let mut backoff = Duration::from_secs(REPLICATION_RETRY_MIN_S);
+        let mut outage: Option<(Instant, String)> = None;
+        let mut last_cycle: Option<Instant> = None;
+        let mut verify = false;
+        while !stopping.load(Ordering::SeqCst) {
+            let file = crate::store::changes::committed(&reader)?;
+            self.status.observe(file);
+            if replica.is_none() && Instant::now() >= retry_at {
+                let opened = Replica::open(&self.target, &ledger_id, shapes.clone(), file_version)
+                    .and_then(|mut r| Ok((r.position()?, r)));
+                match opened {
+                    Ok((position, r)) => {
+                        self.status.connected(position.map_or(-1, |p| p.change_seq));
+                        replica = Some(r);
+                        // The first cycle of a connection runs even with nothing new: it
+                        // checks that the file is the history the replica holds.
+                        last_cycle = None;
+                        verify = true;
+                    }
+                    Err(e) => self.failed(&e, &mut outage, &mut retry_at, &mut backoff),
+                }
+            }
+            let applied = self.status.lock().applied;
+            let due = last_cycle
+                .is_none_or(|at| at.elapsed() >= Duration::from_millis(REPLICATION_CYCLE_MIN_MS));
+            if let (Some(r), Some(applied)) = (replica.as_mut(), applied) {
+                if (file > applied || verify) && due {
+                    verify = false;
+                    let snapshot_at = Instant::now();
+                    last_cycle = Some(snapshot_at);
+                    match r.cycle(&reader) {
+                        Ok(done) => {
+                            self.status.applied(
+                                done.position.change_seq,
+                                done.rows,
+                                snapshot_at,
+                                done.made_schema,
+                            );
+                            if done.made_schema {
+                                log::info!(
+                                    "replica of ledger {ledger_id} made in {}: {} rows up to change {}",
+                                    self.target.display(),
+                                    done.rows,
+                                    done.position.change_seq
+                                );
+                            }
+                            if let Some((since, _)) = outage.take() {
+                                log::info!(
+                                    "replication to {} resumed after {:.0} s: caught up to change {} ({} rows)",
+                                    self.target.display(),
+                                    since.elapsed().as_secs_f64(),
+                                    done.position.change_seq,
+                                    done.rows
+                                );
+                            }
+                            backoff = Duration::from_secs(REPLICATION_RETRY_MIN_S);
+                        }
+                        Err(e) => {
+                            replica = None;
+                            self.failed(&e, &mut outage, &mut retry_at, &mut backoff);
+                        }
+                    }
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(REPLICATION_POLL_MS));
+        }
+        Ok(())
+    }
+
+    /// Records a failure: the first of an outage (or a new reason) is logged, the rest only
+    /// counted; the next attempt waits twice as long, up to `REPLICATION_RETRY_MAX_S`.
+    fn failed(
+        &self,
+        error: &Error,
+        outage: &mut Option<(Instant, String)>,
+        retry_at: &mut Instant,
+        backoff: &mut Duration,
+    ) {
+        let text = crate::cli::describe(error);
+        self.status.failed(&text);
+        if outage.as_ref().is_none_or(|(_, last)| *last != text) {
+            log::warn!(
+                "replication to {} is not running: {text}. The ledger goes on; remit retries every {} s at most and catches up when PostgreSQL answers",
+                self.target.display(),
+                REPLICATION_RETRY_MAX_S
+            );
+            let since = outage.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+            *outage = Some((since, text));
+        }
+        *retry_at = Instant::now() + *backoff;
+        *backoff = (*backoff * 2).min(Duration::from_secs(REPLICATION_RETRY_MAX_S));
+    }
+
+    /// One cycle now, if the file holds anything the replica lacks (`remit replicate --once`):
+    /// returns the position reached and the rows written.
+    pub fn once(&self) -> Result<(source::Position, u64, String)> {
+        let reader = self.store.reader()?;
+        let ledger_id = crate::store::changes::ledger_id(&reader)?;
+        let file_version = crate::store::schema_version(&reader)?;
+        let shapes = source::shapes(&reader)?;
+        let mut replica = Replica::open(&self.target, &ledger_id, shapes, file_version)?;
+        // Even with nothing new, a cycle: it checks that the file is the replica's history.
+        let done = replica.cycle(&reader)?;
+        Ok((done.position, done.rows, ledger_id))
+    }
+}

@@ -1,0 +1,689 @@
+//! The PostgreSQL side of replication: connecting (TLS when the server offers it), the
+//! control table that holds every ledger's position, the ledger's schema (`remit_<ledger id>`,
+//! made from the file's own definitions), applying one snapshot's changes in one transaction
+//! together with the position they reach, and reading a replica back for the integrity check.
+
+use super::ddl;
+use super::source::{self, Cell, ColumnType, Kind, Position, Shape};
+use crate::audit::StoredLine;
+use crate::error::{Error, Result};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::{Client, Transaction};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The schema of the table that holds every ledger's position.
+const CONTROL_SCHEMA: &str = "remit_replication";
+
+/// Serialises the first creation of the control schema among kiosks that start together.
+const CONTROL_LOCK_KEY: i64 = 0x7265_6d69_7472_6570; // "remitrep"
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT_S: u64 = 10;
+
+/// A broken connection is noticed within about a minute even when nothing is sent.
+const KEEPALIVE_IDLE_S: u64 = 30;
+
+/// Where replication goes: a parsed connection string, never shown with its password.
+#[derive(Clone)]
+pub struct Target {
+    config: postgres::Config,
+    ca_file: Option<std::path::PathBuf>,
+    display: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.display == other.display && self.ca_file == other.ca_file
+    }
+}
+
+impl Target {
+    /// Parses `postgres://user:password@host:port/db?sslmode=…` (or `key=value` words);
+    /// `name` is the setting or flag that carried it, for the error.
+    pub fn parse(name: &str, url: &str, ca_file: Option<&Path>) -> Result<Target> {
+        let mut config: postgres::Config = url.trim().parse().map_err(|e| {
+            // The parser's message never quotes the string (which may hold a password).
+            Error::invalid(name, format!("is not a PostgreSQL connection string: {e}"))
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::invalid(name, "names no host"));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(KEEPALIVE_IDLE_S))
+            .application_name("remit replicate")
+            // Notices (`schema … already exists`) are not news to an operator.
+            .notice_callback(|notice| log::debug!("PostgreSQL: {}", notice.message()));
+        let display = masked(&config);
+        Ok(Target {
+            config,
+            ca_file: ca_file.map(Path::to_path_buf),
+            display,
+        })
+    }
+
+    /// `postgres://user@host:port/db`: the target as logs and screens show it (no password).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Opens a connection: TLS when the server offers it (`sslmode=require` insists,
+    /// `sslmode=disable` never asks), the certificate checked against the public roots and
+    /// `REMIT_REPLICATE_CA_FILE`.
+    pub fn connect(&self) -> Result<Client> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = &self.ca_file {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                Error::invalid(
+                    "REMIT_REPLICATE_CA_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    Error::invalid(
+                        "REMIT_REPLICATE_CA_FILE",
+                        format!("{} is not PEM certificates: {e}", path.display()),
+                    )
+                })?;
+                roots.add(cert).map_err(|e| {
+                    Error::invalid(
+                        "REMIT_REPLICATE_CA_FILE",
+                        format!("{} holds a certificate rustls refuses: {e}", path.display()),
+                    )
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.config
+            .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+            .map_err(|e| pg_error("cannot connect", &e))
+    }
+}
+
+/// The connection string without its password.
+fn masked(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            match config.get_ports().get(i).or(config.get_ports().first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    format!(
+        "postgres://{}{}/{}",
+        config
+            .get_user()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default(),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A PostgreSQL error as one line: its message and, for a server error, its code and detail
+/// (never a parameter value: those are not part of either).
+pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::internal(format!(
+            "{what}: PostgreSQL says {} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        )),
+        None => Error::internal(format!("{what}: {e}")),
+    }
+}
+
+trait PgResult<T> {
+    fn pg(self, what: &str) -> Result<T>;
+}
+
+impl<T> PgResult<T> for std::result::Result<T, postgres::Error> {
+    fn pg(self, what: &str) -> Result<T> {
+        self.map_err(|e| pg_error(what, &e))
+    }
+}
+
+/// The schema a ledger's rows land in: `remit_ldg_…`. The id is checked first: it becomes an
+/// identifier in SQL.
+pub fn schema_of(ledger_id: &str) -> Result<String> {
+    let ok = ledger_id.strip_prefix("ldg_").is_some_and(|hex| {
+        hex.len() == 20 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    });
+    if !ok {
+        return Err(Error::invalid(
+            "--ledger",
+            "is not a ledger id (ldg_ and 20 hex characters)",
+        ));
+    }
+    Ok(format!("remit_{ledger_id}"))
+}
+
+impl ToSql for Cell {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Cell::Null => Ok(IsNull::Yes),
+            Cell::Int(v) => v.to_sql(ty, out),
+            Cell::Text(v) => v.to_sql(ty, out),
+            Cell::Blob(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT8 | Type::TEXT | Type::BYTEA)
+    }
+
+    to_sql_checked!();
+}
+
+fn pg_type(ty: ColumnType) -> Type {
+    match ty {
+        ColumnType::Integer => Type::INT8,
+        ColumnType::Text => Type::TEXT,
+        ColumnType::Blob => Type::BYTEA,
+    }
+}
+
+/// The control table: one row per ledger, its schema, the file's schema version it mirrors
+/// and its position, updated in the same transaction as the rows it covers.
+fn bootstrap(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction().pg("cannot begin")?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CONTROL_LOCK_KEY])
+        .pg("cannot lock the control schema")?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {CONTROL_SCHEMA};
+         CREATE TABLE IF NOT EXISTS {CONTROL_SCHEMA}.ledgers (
+             ledger_id              text PRIMARY KEY CHECK (ledger_id ~ '^ldg_[0-9a-f]{{20}}$'),
+             schema_name            text NOT NULL UNIQUE,
+             schema_version         integer NOT NULL CHECK (schema_version > 0),
+             change_seq             bigint NOT NULL CHECK (change_seq >= -1),
+             journal_transaction_id bigint NOT NULL CHECK (journal_transaction_id >= 0),
+             journal_entry_id       bigint NOT NULL CHECK (journal_entry_id >= 0),
+             audit_seq              bigint NOT NULL CHECK (audit_seq >= 0),
+             audit_mac              bytea,
+             replicated_at          timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .pg("cannot create the control schema")?;
+    tx.commit().pg("cannot commit the control schema")
+}
+
+/// A ledger's position and schema version as the replica records them.
+fn position_of(
+    tx: &mut Transaction<'_>,
+    ledger_id: &str,
+    lock: bool,
+) -> Result<Option<(Position, i32)>> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT change_seq, journal_transaction_id, journal_entry_id, audit_seq, audit_mac,
+                 schema_version FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            &[&ledger_id],
+        )
+        .pg("cannot read the replica's position")?;
+    Ok(row.map(|r| {
+        (
+            Position {
+                change_seq: r.get(0),
+                journal_transaction_id: r.get(1),
+                journal_entry_id: r.get(2),
+                audit_seq: r.get(3),
+                audit_mac: r.get(4),
+            },
+            r.get(5),
+        )
+    }))
+}
+
+/// What one cycle did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The position the replica now holds.
+    pub position: Position,
+    /// Rows written.
+    pub rows: u64,
+    /// Whether the ledger's schema was made (first copy, or a new schema version).
+    pub made_schema: bool,
+}
+
+/// One ledger's replica, on an open connection.
+pub struct Replica {
+    client: Client,
+    ledger_id: String,
+    schema: String,
+    shapes: Vec<Shape>,
+    file_version: i32,
+    /// The stage tables of this session match `shapes`.
+    staged: bool,
+}
+
+impl Replica {
+    /// Connects and makes sure the control table exists. `shapes` and `file_version` describe
+    /// the file as it is now.
+    pub fn open(
+        target: &Target,
+        ledger_id: &str,
+        shapes: Vec<Shape>,
+        file_version: u32,
+    ) -> Result<Replica> {
+        let schema = schema_of(ledger_id)?;
+        let mut client = target.connect()?;
+        bootstrap(&mut client)?;
+        Ok(Replica {
+            client,
+            ledger_id: ledger_id.to_string(),
+            schema,
+            shapes,
+            file_version: file_version as i32,
+            staged: false,
+        })
+    }
+
+    /// The position the replica holds now, for this file: `None` when it holds nothing yet,
+    /// or was made at another schema version than the file's (the next cycle makes it again).
+    pub fn position(&mut self) -> Result<Option<Position>> {
+        let mut tx = self.client.transaction().pg("cannot begin")?;
+        let found = position_of(&mut tx, &self.ledger_id, false)?;
+        tx.commit().pg("cannot read the position")?;
+        Ok(found
+            .filter(|(p, version)| p.change_seq >= 0 && *version == self.file_version)
+            .map(|(p, _)| p))
+    }
+
+    /// Copies everything the file committed since the replica's position, from one snapshot
+    /// read on `reader` (a read-only connection), in one PostgreSQL transaction that also
+    /// records the new position: after a crash anywhere, the replica holds exactly the changes
+    /// up to its position. A replica of an older schema version is made again from scratch.
+    pub fn cycle(&mut self, reader: &Connection) -> Result<Applied> {
+        let Replica {
+            client,
+            ledger_id,
+            schema,
+            shapes,
+            file_version,
+            staged,
+        } = self;
+        let mut tx = client.transaction().pg("cannot begin")?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {CONTROL_SCHEMA}.ledgers (ledger_id, schema_name, schema_version,
+                 change_seq, journal_transaction_id, journal_entry_id, audit_seq)
+                 VALUES ($1, $2, $3, -1, 0, 0, 0) ON CONFLICT (ledger_id) DO NOTHING"
+            ),
+            &[&*ledger_id, &*schema, &*file_version],
+        )
+        .pg("cannot register the ledger")?;
+        let (mut since, version) = position_of(&mut tx, ledger_id, true)?
+            .ok_or_else(|| Error::internal("the ledger's row vanished"))?;
+        let made_schema = since.change_seq < 0 || version != *file_version;
+        if made_schema {
+            if version > *file_version {
+                return Err(Error::internal(format!(
+                    "the replica is at schema version {version}, newer than this file's {file_version}: upgrade remit"
+                )));
+            }
+            // The first copy, or a file of a newer schema: the ledger's tables are made from
+            // the file's definitions and filled from scratch, all in this transaction.
+            tx.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+            ))
+            .pg("cannot make the ledger's schema")?;
+            for statement in ddl::create_all(shapes)? {
+                tx.batch_execute(&statement).map_err(|e| {
+                    pg_error(
+                        &format!(
+                            "cannot make the replica's tables ({})",
+                            first_line(&statement)
+                        ),
+                        &e,
+                    )
+                })?;
+            }
+            since = Position::start();
+            *staged = false;
+        }
+        if !*staged {
+            for shape in shapes.iter().filter(|s| s.table.kind == Kind::Stamped) {
+                tx.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS pg_temp.stage_{name};
+                     CREATE TEMP TABLE stage_{name} (LIKE {schema}.{name}) ON COMMIT DELETE ROWS",
+                    name = shape.table.name
+                ))
+                .pg("cannot make the stage tables")?;
+            }
+        }
+
+        // One snapshot of the file. Normally its rows are read first and the snapshot let go
+        // before PostgreSQL is written (a long reader would hold the WAL back); a first copy
+        // or a long catch-up streams instead, so that memory stays bounded.
+        let started = std::time::Instant::now();
+        let mut read_ms = 0.0;
+        let read = reader.unchecked_transaction()?;
+        let file = source::snapshot_position(&read)?;
+        source::same_history(&read, &since, &file)?;
+        let stream = made_schema
+            || file.change_seq - since.change_seq > crate::limits::REPLICATION_STREAM_AFTER_CHANGES;
+        let mut rows = 0u64;
+        if stream {
+            for shape in shapes.iter() {
+                rows += copy_table(&mut tx, schema, shape, |each| {
+                    source::changed_rows(&read, shape, &since, each).map(|_| ())
+                })?;
+            }
+            read.finish()?;
+        } else {
+            let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
+            for shape in shapes.iter() {
+                let mut table_rows = Vec::new();
+                source::changed_rows(&read, shape, &since, &mut |row| {
+                    table_rows.push(row);
+                    Ok(())
+                })?;
+                changed.push(table_rows);
+            }
+            read.finish()?;
+            read_ms = started.elapsed().as_secs_f64() * 1e3;
+            for (shape, table_rows) in shapes.iter().zip(changed) {
+                if table_rows.is_empty() {
+                    continue;
+                }
+                rows += copy_table(&mut tx, schema, shape, |each| {
+                    table_rows.into_iter().try_for_each(each)
+                })?;
+            }
+        }
+        tx.execute(
+            &format!(
+                "UPDATE {CONTROL_SCHEMA}.ledgers SET schema_version = $2, change_seq = $3,
+                 journal_transaction_id = $4, journal_entry_id = $5, audit_seq = $6, audit_mac = $7,
+                 replicated_at = now() WHERE ledger_id = $1"
+            ),
+            &[
+                &*ledger_id,
+                &*file_version,
+                &file.change_seq,
+                &file.journal_transaction_id,
+                &file.journal_entry_id,
+                &file.audit_seq,
+                &file.audit_mac,
+            ],
+        )
+        .pg("cannot record the position")?;
+        tx.commit().pg("cannot commit")?;
+        *staged = true;
+        log::debug!(
+            "replicated changes {} to {} ({rows} rows) in {:.1} ms, {read_ms:.1} ms of it reading the file",
+            since.change_seq + 1,
+            file.change_seq,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(Applied {
+            position: file,
+            rows,
+            made_schema,
+        })
+    }
+}
+
+fn first_line(sql: &str) -> &str {
+    sql.trim().lines().next().unwrap_or("")
+}
+
+/// Writes the rows `feed` produces into the replica's table: appended rows straight in
+/// (a key already there is an error, never a silent duplicate), stamped rows through the
+/// session's stage table and one upsert on the primary key. Returns the rows written.
+fn copy_table(
+    tx: &mut Transaction<'_>,
+    schema: &str,
+    shape: &Shape,
+    feed: impl FnOnce(&mut dyn FnMut(Vec<Cell>) -> Result<()>) -> Result<()>,
+) -> Result<u64> {
+    let name = shape.table.name;
+    let columns = shape.column_list();
+    let into = match shape.table.kind {
+        Kind::Appended { .. } => format!("{schema}.{name}"),
+        Kind::Stamped => format!("pg_temp.stage_{name}"),
+    };
+    let types: Vec<Type> = shape.columns.iter().map(|c| pg_type(c.ty)).collect();
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {into} ({columns}) FROM STDIN (FORMAT binary)"
+        ))
+        .pg(&format!("cannot copy into {name}"))?;
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    feed(&mut |row| {
+        let values: Vec<&(dyn ToSql + Sync)> =
+            row.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        writer
+            .write(&values)
+            .map_err(|e| pg_error(&format!("cannot copy into {name}"), &e))
+    })?;
+    let rows = writer.finish().pg(&format!("cannot copy into {name}"))?;
+    if let Kind::Stamped = shape.table.kind {
+        let key = shape.key();
+        let set: Vec<String> = shape
+            .columns
+            .iter()
+            .filter(|c| c.pk == 0)
+            .map(|c| format!("{0} = EXCLUDED.{0}", source::quote(&c.name)))
+            .collect();
+        let conflict = if set.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", set.join(", "))
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO {schema}.{name} ({columns}) SELECT {columns} FROM pg_temp.stage_{name}
+                 ON CONFLICT ({}) {conflict}",
+                key.iter()
+                    .map(|k| source::quote(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &[],
+        )
+        .pg(&format!("cannot apply the changes of {name}"))?;
+    }
+    Ok(rows)
+}
+
+/// Every ledger the database holds: (ledger id, position, when it was last written).
+pub fn ledgers(client: &mut Client) -> Result<Vec<(String, i64, String)>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT ledger_id, change_seq, to_char(replicated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM {CONTROL_SCHEMA}.ledgers ORDER BY ledger_id"
+            ),
+            &[],
+        )
+        .pg("cannot list the ledgers")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// A replica read for the integrity check: one repeatable-read snapshot of its schema.
+struct ReplicaLedger<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+}
+
+impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
+    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.tx.query(sql, &[]).pg("a check failed to run")?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn audit_keys(&mut self) -> Result<Vec<(i64, String)>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT from_seq, key_enc FROM audit_keys ORDER BY from_seq",
+                &[],
+            )
+            .pg("cannot read the audit keys")?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let params: [&(dyn ToSql + Sync); 0] = [];
+        let mut rows = self
+            .tx
+            .query_raw(
+                "SELECT seq, at, actor, action, entity, details, prev_mac, mac FROM audit_log ORDER BY seq",
+                params,
+            )
+            .pg("cannot read the audit log")?;
+        while let Some(r) = rows.next().pg("cannot read the audit log")? {
+            each(&StoredLine {
+                seq: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                entity: r.get(4),
+                details: r.get(5),
+                prev_mac: r.get(6),
+                mac: r.get(7),
+            });
+        }
+        Ok(())
+    }
+
+    fn audit_head(&mut self) -> Result<Option<String>> {
+        let row = self
+            .tx
+            .query_opt("SELECT value FROM meta WHERE key = 'audit_head'", &[])
+            .pg("cannot read the record of the newest audit line")?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// What `remit check --postgres` found: the replica's position and the report.
+pub struct ReplicaCheck {
+    /// The position the replica holds.
+    pub position: Position,
+    /// When it was last written (RFC 3339).
+    pub replicated_at: String,
+    /// The same report as the file's check.
+    pub report: crate::integrity::Report,
+}
+
+/// Runs the integrity check on a ledger's replica, with the ledger's key.
+pub fn check(target: &Target, ledger_id: &str, keys: &crate::crypto::Keys) -> Result<ReplicaCheck> {
+    let schema = schema_of(ledger_id)?;
+    let mut client = target.connect()?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .pg("cannot begin")?;
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&CONTROL_SCHEMA],
+        )
+        .pg("cannot read the catalog")?
+        .get(0);
+    let found = if exists {
+        position_of(&mut tx, ledger_id, false)?
+    } else {
+        None
+    };
+    let Some((position, _)) = found.filter(|(p, _)| p.change_seq >= 0) else {
+        return Err(Error::internal(format!(
+            "{} holds no replica of ledger {ledger_id}",
+            target.display()
+        )));
+    };
+    let replicated_at: String = tx
+        .query_one(
+            &format!(
+                "SELECT to_char(replicated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1"
+            ),
+            &[&ledger_id],
+        )
+        .pg("cannot read the replica's position")?
+        .get(0);
+    tx.batch_execute(&format!("SET LOCAL search_path TO {schema}"))
+        .pg("cannot open the ledger's schema")?;
+    let key_check: Option<String> = tx
+        .query_opt("SELECT value FROM meta WHERE key = 'key_check'", &[])
+        .pg("cannot read the key check")?
+        .map(|r| r.get(0));
+    if !key_check
+        .is_some_and(|k| crate::crypto::constant_time_eq(k.as_bytes(), keys.key_check.as_bytes()))
+    {
+        return Err(Error::internal(format!(
+            "the key is not ledger {ledger_id}'s (give its key with --key-file)"
+        )));
+    }
+    let report = crate::integrity::check_ledger(&mut ReplicaLedger { tx: &mut tx }, keys)?;
+    tx.commit().pg("cannot end the check")?;
+    Ok(ReplicaCheck {
+        position,
+        replicated_at,
+        report,
+    })
+}
+
+/// Drops a ledger's replica (its schema and its position), so that the next replication
+/// copies it again from scratch.
+pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
+    let schema = schema_of(ledger_id)?;
+    let mut client = target.connect()?;
+    bootstrap(&mut client)?;
+    let mut tx = client.transaction().pg("cannot begin")?;
+    let n = tx
+        .execute(
+            &format!("DELETE FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1"),
+            &[&ledger_id],
+        )
+        .pg("cannot drop the ledger's position")?;
+    tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .pg("cannot drop the ledger's schema")?;
+    tx.commit().pg("cannot commit")?;
+    Ok(n > 0)
+}

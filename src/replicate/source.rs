@@ -1,0 +1,367 @@
+//! The SQLite side of replication: which tables are copied and how their changes are found,
+//! their shape (columns, primary key, the `CREATE TABLE` the replica is made from), and the
+//! rows changed since a position, read on a read-only connection in one snapshot.
+
+use crate::error::{Error, Result};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// How a table's changes are found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Rows are inserted and updated, each stamped with its transaction's number
+    /// (`change_seq`); the changed rows are those stamped after the position.
+    Stamped,
+    /// Append-only (triggers forbid UPDATE and DELETE): the new rows are those whose integer
+    /// key is above the position, as SQLite hands out keys in commit order.
+    Appended {
+        /// The `INTEGER PRIMARY KEY`.
+        key: &'static str,
+    },
+}
+
+/// A replicated table.
+#[derive(Copy, Clone, Debug)]
+pub struct Table {
+    /// Its name, the same on both sides.
+    pub name: &'static str,
+    /// How its changes are found.
+    pub kind: Kind,
+}
+
+/// Every replicated table. Two are left out on purpose: `api_tokens` (credentials: a hash of
+/// every bearer token has no business on another machine) and `idempotency_keys` (a 48-hour
+/// cache of encrypted answers, forgotten hourly: transport, not ledger).
+pub const TABLES: &[Table] = &[
+    Table {
+        name: "meta",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "users",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "escrows",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "spending_categories",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "daily_spend",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "fx_rates",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "payment_requests",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "payouts",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "deposits",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "audit_keys",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "webhook_events",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "daraja_queries",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "mpesa_balances",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "state_counts",
+        kind: Kind::Stamped,
+    },
+    Table {
+        name: "ledger_transactions",
+        kind: Kind::Appended { key: "id" },
+    },
+    Table {
+        name: "ledger_entries",
+        kind: Kind::Appended { key: "id" },
+    },
+    Table {
+        name: "audit_log",
+        kind: Kind::Appended { key: "seq" },
+    },
+];
+
+/// The storage class of a column (tables are `STRICT`, so every value has its column's).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `INTEGER`: `bigint` in PostgreSQL.
+    Integer,
+    /// `TEXT`: `text`.
+    Text,
+    /// `BLOB`: `bytea`.
+    Blob,
+}
+
+/// A column of a replicated table.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+    /// Its place in the primary key (1-based), 0 when it is not part of it.
+    pub pk: u32,
+}
+
+/// A replicated table as the file defines it now.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// The table.
+    pub table: Table,
+    /// Its columns, in order.
+    pub columns: Vec<Column>,
+    /// Its `CREATE TABLE` statement.
+    pub create: String,
+    /// Its `CREATE INDEX` statements.
+    pub indexes: Vec<String>,
+}
+
+impl Shape {
+    /// The primary key's columns, in key order.
+    pub fn key(&self) -> Vec<&str> {
+        let mut key: Vec<&Column> = self.columns.iter().filter(|c| c.pk > 0).collect();
+        key.sort_by_key(|c| c.pk);
+        key.into_iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The column list, quoted: `"id", "status", …`.
+    pub fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `"name"`: an identifier quoted for either database (our names never hold a quote).
+pub fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// Reads the shape of every replicated table from the file.
+pub fn shapes(conn: &Connection) -> Result<Vec<Shape>> {
+    TABLES
+        .iter()
+        .map(|table| {
+            let create: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table.name],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    Error::internal(format!("the database has no table {}", table.name))
+                })?;
+            let indexes: Vec<String> = conn
+                .prepare(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1
+                     AND sql IS NOT NULL ORDER BY name",
+                )?
+                .query_map([table.name], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(table.name)))?;
+            let columns = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>("name")?,
+                        r.get::<_, String>("type")?,
+                        r.get::<_, u32>("pk")?,
+                    ))
+                })?
+                .map(|row| {
+                    let (name, ty, pk) = row?;
+                    let ty = match ty.to_ascii_uppercase().as_str() {
+                        "INTEGER" => ColumnType::Integer,
+                        "TEXT" => ColumnType::Text,
+                        "BLOB" => ColumnType::Blob,
+                        other => {
+                            return Err(Error::internal(format!(
+                                "{}.{name} has type {other}, which replication does not know",
+                                table.name
+                            )))
+                        }
+                    };
+                    Ok(Column { name, ty, pk })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Kind::Stamped = table.kind {
+                if !columns.iter().any(|c| c.name == "change_seq") {
+                    return Err(Error::internal(format!(
+                        "{} has no change_seq column",
+                        table.name
+                    )));
+                }
+            }
+            Ok(Shape {
+                table: *table,
+                columns,
+                create,
+                indexes,
+            })
+        })
+        .collect()
+}
+
+/// A value read from the file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// `NULL`.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// How far a replica has come: everything up to these numbers is in it, nothing after.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The last transaction number whose stamped rows are in the replica (-1: none yet).
+    pub change_seq: i64,
+    /// The last journal transaction (`ledger_transactions.id`).
+    pub journal_transaction_id: i64,
+    /// The last journal entry (`ledger_entries.id`).
+    pub journal_entry_id: i64,
+    /// The last audit line (`audit_log.seq`).
+    pub audit_seq: i64,
+    /// That line's MAC: the file must still hold the same line (else it is not the history
+    /// the replica holds: a restored backup, or a copy of another kiosk's file).
+    pub audit_mac: Option<Vec<u8>>,
+}
+
+impl Position {
+    /// Before the first copy.
+    pub fn start() -> Position {
+        Position {
+            change_seq: -1,
+            ..Position::default()
+        }
+    }
+
+    /// The position of an appended table's key.
+    fn key_of(&self, table: &str) -> i64 {
+        match table {
+            "ledger_transactions" => self.journal_transaction_id,
+            "ledger_entries" => self.journal_entry_id,
+            _ => self.audit_seq,
+        }
+    }
+}
+
+/// The position of a snapshot of the file: everything it holds. Run inside the read
+/// transaction the rows are read in.
+pub fn snapshot_position(conn: &Connection) -> Result<Position> {
+    let max = |sql: &str| -> Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+    let audit_seq = max("SELECT COALESCE(MAX(seq), 0) FROM audit_log")?;
+    Ok(Position {
+        change_seq: crate::store::changes::committed(conn)?,
+        journal_transaction_id: max("SELECT COALESCE(MAX(id), 0) FROM ledger_transactions")?,
+        journal_entry_id: max("SELECT COALESCE(MAX(id), 0) FROM ledger_entries")?,
+        audit_seq,
+        audit_mac: audit_mac(conn, audit_seq)?,
+    })
+}
+
+/// The MAC of audit line `seq` in the file, if it has it.
+pub fn audit_mac(conn: &Connection, seq: i64) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT mac FROM audit_log WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?)
+}
+
+/// Refuses to continue a replica whose history the file does not share: the file is behind it
+/// (restored from an older backup) or holds other lines (another kiosk's copy).
+pub fn same_history(conn: &Connection, replica: &Position, file: &Position) -> Result<()> {
+    let behind = file.change_seq < replica.change_seq
+        || file.journal_transaction_id < replica.journal_transaction_id
+        || file.journal_entry_id < replica.journal_entry_id
+        || file.audit_seq < replica.audit_seq;
+    let other_line = replica.audit_seq > 0
+        && audit_mac(conn, replica.audit_seq)?.as_deref() != replica.audit_mac.as_deref();
+    if behind || other_line {
+        return Err(Error::internal(format!(
+            "the replica holds a history this file does not (its audit line {} {}): the file was restored from an older backup or copied from another kiosk. Nothing was copied. To start the replica again from this file, drop it in PostgreSQL (README, \"Replication\")",
+            replica.audit_seq,
+            if behind { "is past the file's end" } else { "differs from the file's" }
+        )));
+    }
+    Ok(())
+}
+
+/// Feeds every row of `shape` that changed after `since` (and is in this snapshot) to `each`.
+pub fn changed_rows(
+    conn: &Connection,
+    shape: &Shape,
+    since: &Position,
+    each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
+) -> Result<u64> {
+    let (sql, after) = match shape.table.kind {
+        Kind::Stamped => (
+            format!(
+                "SELECT {} FROM {} WHERE change_seq > ?1",
+                shape.column_list(),
+                quote(shape.table.name)
+            ),
+            since.change_seq,
+        ),
+        Kind::Appended { key } => (
+            format!(
+                "SELECT {} FROM {} WHERE {key} > ?1 ORDER BY {key}",
+                shape.column_list(),
+                quote(shape.table.name)
+            ),
+            since.key_of(shape.table.name),
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![after])?;
+    let width = shape.columns.len();
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+                ValueRef::Real(_) => {
+                    return Err(Error::internal(format!(
+                        "{} holds a real number, which no remit column does",
+                        shape.table.name
+                    )))
+                }
+            });
+        }
+        each(cells)?;
+        n += 1;
+    }
+    Ok(n)
+}
