@@ -103,6 +103,14 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// Is `table` replicated with its rows stamped (`Kind::Stamped`)? Only such a table has a
+/// `change_seq` column to stamp.
+pub fn is_stamped(table: &str) -> bool {
+    TABLES
+        .iter()
+        .any(|t| t.name == table && t.kind == Kind::Stamped)
+}
+
 /// The storage class of a column (tables are `STRICT`, so every value has its column's).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ColumnType {

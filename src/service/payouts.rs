@@ -623,7 +623,7 @@ fn emit_stuck(
     let stuck: Vec<StuckRow> = ctx
         .conn
         .prepare_cached(&format!(
-            "UPDATE payouts SET stuck_event_at = ?2
+            "UPDATE payouts SET change_seq = remit_change_seq(), stuck_event_at = ?2
              WHERE id IN (SELECT p.id FROM payouts p WHERE {STUCK} AND p.stuck_event_at IS NULL
                           AND (?3 IS NULL OR p.id = ?3) ORDER BY p.id LIMIT ?4)
              RETURNING id, payment_request_id, escrow_id, status, flagged, amount_kes_cents,

@@ -174,7 +174,9 @@ pub fn create_speaking(
     let id = insert_user(ctx.conn, ctx.keys, user, ctx.now)?;
     if let Some(language) = language {
         ctx.conn
-            .prepare_cached("UPDATE users SET change_seq = remit_change_seq(), language = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE users SET change_seq = remit_change_seq(), language = ?2 WHERE id = ?1",
+            )?
             .execute(params![id, language])?;
     }
     let token = insert_token(ctx.conn, &id, ctx.now)?;

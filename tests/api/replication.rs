@@ -774,6 +774,12 @@ CREATE TRIGGER state_counts_payout_update AFTER UPDATE OF status ON payouts WHEN
     INSERT INTO state_counts (entity, status, n) VALUES ('payout', NEW.status, 1)
         ON CONFLICT (entity, status) DO UPDATE SET n = n + 1; END;";
 
+/// What schema 9 (notifications) added, taken away again.
+const NOTIFICATIONS_UNDONE: &str = "
+DROP TABLE sms_messages; DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries;
+DROP TABLE webhook_endpoints; DROP TABLE outbox_positions; DROP TABLE outbox_events;
+ALTER TABLE users DROP COLUMN language; ALTER TABLE payouts DROP COLUMN stuck_event_at;";
+
 // A ledger made before replication existed (schema 7) is migrated by remit and then
 // replicated whole; and a replica made at an older schema version is made again from the
 // file's own definitions when the file's schema has moved on.
@@ -801,8 +807,10 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     ts.store.close();
     let db = ts.db_path();
     {
-        // Back to schema 7, as an older remit left it: no stamps, no counter, no ledger id.
+        // Back to schema 7, as an older remit left it: no notifications (schema 9), no stamps,
+        // no counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(NOTIFICATIONS_UNDONE).unwrap();
         conn.execute_batch(STATE_COUNT_TRIGGERS_BEFORE).unwrap();
         for table in source::TABLES
             .iter()
