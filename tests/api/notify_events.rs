@@ -3,7 +3,7 @@
 //! states and amounts, never a name, a phone or a merchant detail.
 
 use crate::support::app::*;
-use crate::support::notify::{events, kinds_about, last_seq};
+use crate::support::notify::{assert_events_documented, events, kinds_about, last_seq};
 use crate::support::TestStore;
 use remit::domain::EventType;
 use remit::service::{payouts, Role};
@@ -86,6 +86,7 @@ fn money_in_emits_deposit_recorded_and_escrow_activated_only_when_they_commit() 
     assert_eq!(flagged.data["amountUsdCents"], 2_500);
     assert_eq!(flagged.data["source"], "stripe");
     assert_no_pii(&app);
+    assert_events_documented(&app.store);
 }
 
 #[test]
@@ -222,6 +223,7 @@ fn a_payment_request_emits_each_state_it_reaches_and_nothing_for_a_refused_appro
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(last_seq(&app), at);
     assert_no_pii(&app);
+    assert_events_documented(&app.store);
 }
 
 #[test]
@@ -254,6 +256,7 @@ fn an_escrow_emits_cancelled_and_completed() {
     assert_eq!(kinds.last().map(String::as_str), Some("escrow.completed"));
     let completed = events(&app).into_iter().last().unwrap();
     assert_eq!(completed.data["spentUsdCents"], 1_000);
+    assert_events_documented(&app.store);
 }
 
 /// An event belongs to its writer command: a command that fails takes its events with it, and a
@@ -371,6 +374,7 @@ fn the_stuck_sweep_emits_payout_stuck_once_per_payout() {
         .write(move |ctx| payouts::flag(ctx, &p, "test"))
         .unwrap();
     assert_eq!(stuck_events(), 1);
+    assert_events_documented(&ts.store);
 }
 
 /// `float.low` when a paying account goes below the alert, not at every report while it stays.
@@ -418,6 +422,7 @@ fn float_low_is_emitted_when_an_account_goes_below_the_alert() {
     assert_eq!(data["account"], "Utility Account");
     assert_eq!(data["availableKesCents"], 120_000);
     assert_eq!(data["alertKesCents"], 500_000);
+    assert_events_documented(&ts.store);
     report(700_000);
     report(100);
     assert_eq!(lows().len(), 2, "again when it goes below again");

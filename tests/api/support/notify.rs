@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
-use super::app::TestApp;
+use super::app::{Resp, TestApp};
+use remit::store::Store;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Every event type of API.md, "Outgoing notifications".
@@ -91,6 +93,17 @@ pub fn create_endpoint(app: &TestApp, url: &str, events: &[&str]) -> (String, St
     )
 }
 
+/// `DELETE /webhook-endpoints/:id` as the admin.
+pub fn delete_endpoint(app: &TestApp, endpoint_id: &str) -> Resp {
+    app.raw(
+        "DELETE",
+        &format!("/webhook-endpoints/{endpoint_id}"),
+        Some(&app.admin),
+        None,
+        &[],
+    )
+}
+
 /// An endpoint's deliveries (newest first), as the API lists them.
 pub fn deliveries(app: &TestApp, endpoint_id: &str) -> Vec<Value> {
     let r = app.get(
@@ -139,5 +152,44 @@ pub fn eventually<T>(within: Duration, what: &str, check: impl Fn() -> Option<T>
             "waited {within:?} in vain for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The document's schema of the body posted for an event type (`webhooks` of
+/// `docs/openapi.json`), as a validator whose references resolve inside the document.
+pub fn documented_event_schema(doc: &Value, kind: &str) -> jsonschema::Validator {
+    let target = doc["webhooks"][kind]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("docs/openapi.json has no webhook for {kind}"));
+    let mut root = doc.clone();
+    root["$ref"] = json!(target);
+    jsonschema::draft202012::new(&root).unwrap()
+}
+
+/// Every event in the outbox, as the body a receiver is posted (`wire::webhook::body`), is what
+/// the OpenAPI document's `webhooks` says of its type.
+pub fn assert_events_documented(store: &Store) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let events = store
+        .read(|conn, _| remit::outbox::after(conn, 0, u32::MAX))
+        .unwrap();
+    assert!(!events.is_empty(), "no events to check");
+    let mut validators = HashMap::new();
+    for event in events {
+        let kind = event.kind.as_str();
+        let validator = validators
+            .entry(kind)
+            .or_insert_with(|| documented_event_schema(&doc, kind));
+        let body: Value = serde_json::from_slice(&remit::wire::webhook::body(&event)).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{kind} is not as docs/openapi.json says: {errors:#?}\n{body:#}"
+        );
     }
 }
