@@ -106,6 +106,116 @@ pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::
     }
 }
 
+/// A `dec-octet` of RFC 3986: 0 to 255, no leading zero.
+fn is_dec_octet(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !(text.len() > 1 && text.starts_with('0'))
+        && text.parse::<u16>().is_ok_and(|n| n <= 255)
+}
+
+/// A port: 1 to 65535, no leading zero.
+fn is_port(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 5
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0')
+        && text.parse::<u32>().is_ok_and(|n| n <= 65_535)
+}
+
+/// Characters of a path segment or a query (RFC 3986 `pchar`, `/` and, in a query, `?`), with
+/// every `%` followed by two hex digits.
+fn is_pchars(text: &str, also: &[u8]) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) || also.contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The host of an `https` URL: a name (labels of letters, digits, `-` and `_`, by dots) or an
+/// IPv6 literal in brackets (its characters; whether it parses is checked after).
+fn is_https_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// The host of a plain `http` URL: `localhost`, `127.x.y.z` or `[::1]`.
+fn is_http_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") || host == "[::1]" {
+        return true;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4 && parts[0] == "127" && parts[1..].iter().all(|p| is_dec_octet(p))
+}
+
+/// Has `text` the shape a webhook URL must have, exactly the `pattern` of `url` in
+/// `docs/openapi.json` (`NewWebhookEndpoint`; a test holds the two equal): `https://` (any
+/// case) and a host, or `http://` and a loopback host; an optional port; a path and a query of
+/// RFC 3986 characters; no user name or password, no fragment.
+pub fn has_url_shape(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !scheme.eq_ignore_ascii_case("http") {
+        return false;
+    }
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (host, port) = match authority.rfind(']') {
+        Some(end) if authority.starts_with('[') => {
+            let (host, after) = authority.split_at(end + 1);
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => return false,
+            }
+        }
+        _ => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = if https {
+        is_https_host(host)
+    } else {
+        is_http_host(host)
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    host_ok
+        && port.is_none_or(is_port)
+        && (path.is_empty() || path.starts_with('/'))
+        && is_pchars(path, b"/")
+        && query.is_none_or(|q| is_pchars(q, b"/?"))
+}
+
 /// A URL webhooks may be posted to (as checked when it is registered; every connection is
 /// checked again).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +233,12 @@ impl WebhookUrl {
                     "must be at most {} bytes",
                     crate::limits::WEBHOOK_URL_BYTES_MAX
                 ),
+            ));
+        }
+        if !has_url_shape(text) {
+            return Err(Error::invalid(
+                field,
+                "must be an https URL (http only to localhost, 127.x.y.z or [::1]): a host, an optional port, a path and a query of URL characters (%-encoded otherwise), no user name or password, no fragment",
             ));
         }
         let uri: ureq::http::Uri = text
@@ -153,8 +269,17 @@ impl WebhookUrl {
             }
         }
         let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            may_connect(host, ip, allow_private).map_err(|why| Error::invalid(field, why))?;
+        match literal.parse::<IpAddr>() {
+            Ok(ip) => {
+                may_connect(host, ip, allow_private).map_err(|why| Error::invalid(field, why))?
+            }
+            Err(_) if host.starts_with('[') => {
+                return Err(Error::invalid(
+                    field,
+                    "names an IPv6 address in brackets that is not one",
+                ))
+            }
+            Err(_) => {}
         }
         Ok(WebhookUrl(text.to_string()))
     }
@@ -235,6 +360,151 @@ mod tests {
         assert!(may_connect("hooks.example.com", "0.0.0.0".parse().unwrap(), true).is_err());
     }
 
+    /// A string of URL-ish pieces, from a seeded generator (xorshift).
+    fn urlish(seed: &mut u64) -> String {
+        const PIECES: &[&str] = &[
+            "https://",
+            "http://",
+            "HTTPS://",
+            "hTTp://",
+            "ftp://",
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.255.0.01",
+            "127.0.0.256",
+            "[::1]",
+            "[fd00::1]",
+            "[0::1]",
+            "[zz]",
+            "[",
+            "]",
+            ":",
+            "80",
+            "65535",
+            "65536",
+            "08",
+            "0",
+            "/",
+            "//",
+            "?",
+            "#",
+            "@",
+            "%",
+            "%2F",
+            "%g1",
+            "a",
+            "Z9",
+            "-",
+            "_",
+            ".",
+            "..",
+            "~",
+            "!",
+            "'",
+            " ",
+            "é",
+            "\"",
+            "{",
+            "|",
+            "user:pw@",
+            "example.com",
+            "10.0.0.1",
+            "::",
+            "x=1&y=2",
+        ];
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        let n = 1 + next() % 9;
+        let mut out = String::new();
+        if next() % 3 > 0 {
+            out.push_str(["https://", "http://", "HtTpS://"][(next() % 3) as usize]);
+        }
+        for _ in 0..n {
+            out.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        out
+    }
+
+    /// The `pattern` of `url` in the OpenAPI document, as a validator of strings.
+    fn documented_pattern() -> jsonschema::Validator {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let url = &doc["components"]["schemas"]["NewWebhookEndpoint"]["properties"]["url"];
+        jsonschema::draft202012::new(&serde_json::json!({"pattern": url["pattern"]})).unwrap()
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_shape_and_every_url_of_that_shape_is_a_url() {
+        let documented = documented_pattern();
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let mut shaped = 0;
+        for _ in 0..50_000 {
+            let text = urlish(&mut seed);
+            assert_eq!(
+                documented.is_valid(&serde_json::json!(text)),
+                has_url_shape(&text),
+                "docs/openapi.json and has_url_shape disagree on {text:?}"
+            );
+            if !has_url_shape(&text) {
+                continue;
+            }
+            shaped += 1;
+            assert!(
+                text.parse::<ureq::http::Uri>().is_ok(),
+                "{text:?} has the shape but does not parse"
+            );
+            if let Err(e) = WebhookUrl::parse("url", &text, true) {
+                let why = e.to_string();
+                assert!(
+                    why.contains("resolves to") || why.contains("IPv6"),
+                    "{text:?}: {why}"
+                );
+            }
+        }
+        assert!(
+            shaped > 1_000,
+            "only {shaped} shaped URLs: the generator is off"
+        );
+        for ok in [
+            "https://hooks.example.com",
+            "HTTPS://hooks.example.com:8443/a/b%20c?x=1&y=/?z",
+            "https://[2606:4700::1111]/hook",
+            "http://LOCALHOST/x",
+            "http://127.0.0.1:65535",
+            "http://[::1]:9/x",
+            "https://a_b.example/x@y",
+        ] {
+            assert!(has_url_shape(ok), "{ok}");
+            assert!(documented.is_valid(&serde_json::json!(ok)), "{ok}");
+        }
+        for refused in [
+            "HTtPs://:[%QUk*!{H7=ToO.S@2O",
+            "https://user@hooks.example.com/",
+            "https://hooks.example.com/#frag",
+            "https://hooks.example.com:0/",
+            "https://hooks.example.com:65536/",
+            "https://hooks..example.com/",
+            "https://hooks.example.com/%zz",
+            "https://hooks.example.com/a b",
+            "http://127.0.0.01/",
+            "http://[0::1]/",
+            "http://hooks.example.com/",
+            "https://",
+            "https://[]/",
+        ] {
+            assert!(!has_url_shape(refused), "{refused}");
+            assert!(
+                !documented.is_valid(&serde_json::json!(refused)),
+                "{refused}"
+            );
+        }
+    }
+
     #[test]
     fn urls_must_be_https_unless_loopback_and_carry_no_credentials() {
         let ok = |t: &str| WebhookUrl::parse("url", t, false).is_ok();
@@ -250,6 +520,7 @@ mod tests {
         assert!(!ok("https://169.254.169.254/latest/meta-data"));
         assert!(!ok("not a url"));
         assert!(!ok("/relative"));
+        assert!(!ok("https://[1:2:3]/hook"));
         assert!(WebhookUrl::parse("url", "https://10.0.0.1/hook", true).is_ok());
         assert_eq!(
             WebhookUrl::parse("url", "https://hooks.example.com/secret-path", false)

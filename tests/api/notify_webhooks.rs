@@ -250,29 +250,40 @@ fn a_delivery_whose_receiver_disappeared_fails_when_its_retries_run_out_and_is_c
     );
 }
 
-#[test]
-fn an_admin_retries_a_failed_delivery_once() {
+/// A server whose deliveries fail for good within 300 ms, an endpoint for
+/// `payment_request.created` at a receiver that answers as `script` says (a failure, at first),
+/// and that event's delivery, failed: (the app, the receiver, the endpoint's id, the delivery's
+/// id).
+fn one_failed_delivery(
+    script: impl Fn(&receiver::Received) -> Answer + Send + Sync + 'static,
+) -> (TestApp, Receiver, String, String) {
     let app = spawn_app_with(|c| {
         fast(c);
         c.notify.webhook_retry_for = Duration::from_millis(300);
     });
-    let healthy = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&healthy);
-    let receiver = Receiver::start_with(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            Answer::Status(204)
-        } else {
-            Answer::Status(503)
-        }
-    });
+    let receiver = Receiver::start_with(script);
     let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
     receiver.set_secret(&secret);
     let escrow = app.active_escrow(100, &["rent"]);
     app.request(&escrow, "rent", 150, "R1");
     let items = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
     assert_eq!(items[0]["status"], "failed");
-    let id = items[0]["deliveryId"].as_str().unwrap().to_string();
-    let attempts = items[0]["attempts"].as_i64().unwrap();
+    let delivery = items[0]["deliveryId"].as_str().unwrap().to_string();
+    (app, receiver, endpoint, delivery)
+}
+
+#[test]
+fn an_admin_retries_a_failed_delivery_once() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&healthy);
+    let (app, _receiver, endpoint, id) = one_failed_delivery(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Answer::Status(204)
+        } else {
+            Answer::Status(503)
+        }
+    });
+    let attempts = deliveries(&app, &endpoint)[0]["attempts"].as_i64().unwrap();
 
     // Still broken: the retry is one attempt, and the delivery is failed again.
     let r = app.post(
@@ -339,6 +350,21 @@ fn admins_manage_endpoints_and_what_they_refuse() {
             "url",
         ),
         (json!({"url": "hooks", "events": all}), "url"),
+        // What the contract fuzzer sent when the document's pattern let any visible ASCII
+        // through: a URL's shape is the document's pattern, exactly.
+        (
+            json!({"url": "HTtPs://:[%QUk*!{H7=ToO.S@2O", "events": all}),
+            "url",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x#part", "events": all}),
+            "url",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/{x}", "events": all}),
+            "url",
+        ),
+        (json!({"url": "https://[1:2:3]/x", "events": all}), "url"),
         (json!({"url": receiver.url, "events": []}), "events"),
         (
             json!({"url": receiver.url, "events": ["payment_request.cancelled"]}),
@@ -428,13 +454,7 @@ fn admins_manage_endpoints_and_what_they_refuse() {
     );
 
     // Deleted: gone from the API, and nothing more is made for it.
-    let r = app.raw(
-        "DELETE",
-        &format!("/webhook-endpoints/{id}"),
-        Some(&app.admin),
-        None,
-        &[],
-    );
+    let r = delete_endpoint(&app, &id);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         app.get(&format!("/webhook-endpoints/{id}"), &app.admin)
@@ -463,6 +483,40 @@ fn admins_manage_endpoints_and_what_they_refuse() {
         (metric(&app, "remit_outbox_backlog") == 0.0).then_some(())
     });
     assert_eq!(rows(), before);
+}
+
+/// At most `WEBHOOK_ENDPOINTS_MAX` endpoints, and no retry for a deleted one's delivery: both
+/// `409 invalid_state`, as the document says.
+#[test]
+fn the_endpoint_cap_and_a_retry_for_a_deleted_endpoint_are_conflicts() {
+    let (app, receiver, first, delivery) = one_failed_delivery(|_| Answer::Status(503));
+    // 16: WEBHOOK_ENDPOINTS_MAX, as README and the document say.
+    for _ in 1..16 {
+        create_endpoint(&app, &receiver.url, &["float.low"]);
+    }
+    let r = app.post(
+        "/webhook-endpoints",
+        &app.admin,
+        &json!({"url": receiver.url, "events": ["float.low"]}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "invalid_state");
+
+    let r = delete_endpoint(&app, &first);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["enabled"], false);
+    // Its deliveries stay readable; retrying one is refused.
+    let r = app.get(&format!("/webhook-deliveries/{delivery}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.post(
+        &format!("/webhook-deliveries/{delivery}/retry"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "invalid_state");
+    // A slot is free again.
+    create_endpoint(&app, &receiver.url, &["float.low"]);
 }
 
 /// The guard checks the address a delivery connects to, not only the URL at registration: a
