@@ -319,6 +319,39 @@ fn an_admin_retries_a_failed_delivery_once() {
     assert_eq!(r.status, 404);
 }
 
+/// Guards against: an admin's retry ignored `Idempotency-Key` (every other POST honours it), so
+/// a client that repeated a retry whose answer it lost asked for a second attempt.
+#[test]
+fn a_retry_repeated_with_its_idempotency_key_is_replayed_not_made_again() {
+    let (app, _receiver, _, id) = one_failed_delivery(|_| Answer::Status(503));
+    let retry = || {
+        app.raw(
+            "POST",
+            &format!("/webhook-deliveries/{id}/retry"),
+            Some(&app.admin),
+            Some(("application/json", b"{}")),
+            &[("Idempotency-Key", "retry-once")],
+        )
+    };
+    let first = retry();
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["status"], "pending");
+    assert_eq!(first.header("Idempotent-Replayed"), None);
+    let again = retry();
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    let audit = app.get(&format!("/audit?entity={id}"), &app.admin);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let retried = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "webhook_delivery.retried")
+        .count();
+    assert_eq!(retried, 1, "{}", audit.text);
+}
+
 #[test]
 fn admins_manage_endpoints_and_what_they_refuse() {
     let app = spawn_app_with(fast);

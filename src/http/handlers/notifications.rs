@@ -9,6 +9,7 @@ use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::service::endpoints as service;
 use serde_json::json;
+use std::sync::{Arc, OnceLock};
 
 /// `POST /webhook-endpoints` `{"url", "events": [...]}`: `201` with the endpoint and its signing
 /// secret, shown once (an idempotent replay answers `"secret": null`).
@@ -105,16 +106,23 @@ pub fn delivery(app: &App, req: &Req) -> Result<Reply> {
     Ok(Reply::json(200, &view))
 }
 
-/// `POST /webhook-deliveries/:id/retry`: one more attempt, now.
+/// `POST /webhook-deliveries/:id/retry`: one more attempt, now (a replay of the same
+/// `Idempotency-Key` asks for none).
 pub fn retry(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     req.fields()?.finish()?;
     let id = DeliveryId::parse(req.param(0))?;
-    let view = app
-        .store
-        .write(move |ctx| service::retry(ctx, &actor, &id))?;
-    app.notify.wake_endpoint(&view.webhook_endpoint_id);
-    Ok(Reply::json(200, &view))
+    let retried = Arc::new(OnceLock::new());
+    let endpoint = Arc::clone(&retried);
+    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        let view = service::retry(ctx, &actor, &id)?;
+        let _ = endpoint.set(view.webhook_endpoint_id.clone());
+        Ok(Reply::json(200, &view))
+    })?;
+    if let Some(endpoint) = retried.get() {
+        app.notify.wake_endpoint(endpoint);
+    }
+    Ok(reply)
 }
 
 /// `GET /sms?status=&userId=`: the text messages, newest first (their text, never a phone).
