@@ -475,6 +475,10 @@ async function main() {
     assert((await create.locator(tid('api-body')).count()) === 1, 'POST /escrows shows no request body');
     assert((await text(create.locator(tid('api-responses')))).includes('201'), 'POST /escrows shows no 201');
     assert((await page.locator(tid('api-schema')).count()) === Object.keys(doc.components.schemas).length, 'not every schema is shown');
+    const sent = Object.entries(doc.webhooks).flatMap(([name, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${name}`)).sort();
+    const shown = (await page.locator(tid('api-webhook')).evaluateAll((ns) => ns.map((n) => n.dataset.webhook))).sort();
+    assert(JSON.stringify(shown) === JSON.stringify(sent), `the page shows the webhooks ${shown.join(', ')}, the document has ${sent.join(', ')}`);
+    assert((await text(page.locator('[data-webhook="POST payment_request.paid"]'))).includes('Remit-Signature'), 'a webhook does not show its signature header');
     await checkScreen(page, 'API reference', { junkWords: false });
     await shot(page, '03-api-reference.png', { fullPage: false });
     await page.locator('[data-operation="POST /escrows"] a[href="#schema-NewEscrow"]').click();
