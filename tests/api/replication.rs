@@ -774,6 +774,40 @@ CREATE TRIGGER state_counts_payout_update AFTER UPDATE OF status ON payouts WHEN
     INSERT INTO state_counts (entity, status, n) VALUES ('payout', NEW.status, 1)
         ON CONFLICT (entity, status) DO UPDATE SET n = n + 1; END;";
 
+/// Every table of the file is replicated or left out by decision (`source::LEFT_OUT`, each with
+/// its reason): a new table that is neither fails here. Needs no PostgreSQL.
+#[test]
+fn every_table_is_replicated_or_left_out_on_purpose() {
+    let ts = TestStore::new();
+    let tables: Vec<String> = ts
+        .store
+        .read(|conn, _| {
+            let mut stmt = conn.prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )?;
+            let names = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(names)
+        })
+        .unwrap();
+    let replicated: Vec<&str> = source::TABLES.iter().map(|t| t.name).collect();
+    for table in &tables {
+        let named = replicated.contains(&table.as_str()) as u8
+            + source::LEFT_OUT.contains(&table.as_str()) as u8;
+        assert_eq!(
+            named, 1,
+            "{table} must be in exactly one of replicate::source::TABLES and LEFT_OUT"
+        );
+    }
+    for name in replicated.iter().chain(source::LEFT_OUT) {
+        assert!(
+            tables.iter().any(|t| t == name),
+            "{name} is named but the file has no such table"
+        );
+    }
+}
+
 /// What schema 9 (notifications) added, taken away again.
 const NOTIFICATIONS_UNDONE: &str = "
 DROP TABLE sms_messages; DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries;
