@@ -2,11 +2,15 @@
 //! straight through the writer, on a temp database with `synchronous=FULL`.
 //!
 //! `cargo run --release --example bench -- [--escrows N] [--per-escrow K] [--connections C]
-//! [--attackers A] [--replicate | --replicate-to URL]`
+//! [--attackers A] [--webhooks W] [--replicate | --replicate-to URL]`
 //!
 //! The HTTP load runs twice: alone, then beside `A` hostile connections of every kind API.md's
 //! limits guard against (slow bodies, pipelining without reading, endless header lines, slow
 //! heads, idle connections), so that both figures come from one run.
+//!
+//! With `--webhooks W` it also compares the load with `W` webhook endpoints on loopback
+//! subscribed to every event against the same load without them, in alternating rounds, and says
+//! how many deliveries were made during the loads and how long the rest took to drain.
 //!
 //! With `--replicate` (a throwaway PostgreSQL cluster started here, as the tests do) or
 //! `--replicate-to URL`, one more HTTP run goes with replication into PostgreSQL on: the first
@@ -53,6 +57,7 @@ struct Args {
     connections: usize,
     attackers: usize,
     wal_max_mib: u64,
+    webhooks: usize,
     /// Start a throwaway PostgreSQL and replicate into it.
     replicate: bool,
     /// Replicate into this PostgreSQL.
@@ -66,6 +71,7 @@ fn args() -> Args {
         connections: 32,
         attackers: 200,
         wal_max_mib: 64,
+        webhooks: 0,
         replicate: false,
         replicate_to: None,
     };
@@ -86,9 +92,10 @@ fn args() -> Args {
             ("--connections", Some(v)) => a.connections = v,
             ("--attackers", Some(v)) => a.attackers = v,
             ("--wal-max-mb", Some(v)) => a.wal_max_mib = v as u64,
+            ("--webhooks", Some(v)) => a.webhooks = v,
             _ => {
                 eprintln!(
-                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M] [--replicate | --replicate-to URL]"
+                    "usage: bench [--escrows N] [--per-escrow K] [--connections C] [--attackers A] [--wal-max-mb M] [--webhooks W] [--replicate | --replicate-to URL]"
                 );
                 std::process::exit(2);
             }
@@ -259,6 +266,63 @@ impl HttpLoad {
     }
 }
 
+/// A webhook receiver on loopback, as cheap as one can be: it reads each delivery and answers
+/// 200 (it runs on the same cores as the server).
+struct Receiver {
+    url: String,
+    received: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("receiver"));
+        let url = format!(
+            "http://{}/hooks",
+            server.server_addr().to_ip().expect("receiver address")
+        );
+        let received = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let (server, received) = (Arc::clone(&server), Arc::clone(&received));
+            std::thread::spawn(move || {
+                for mut request in server.incoming_requests() {
+                    let mut body = Vec::new();
+                    let _ = std::io::Read::read_to_end(request.as_reader(), &mut body);
+                    received.fetch_add(1, Ordering::Relaxed);
+                    let _ = request.respond(tiny_http::Response::empty(200));
+                }
+            });
+        }
+        Receiver {
+            url,
+            received,
+            server,
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.unblock();
+        self.server.unblock();
+    }
+}
+
+/// Deliveries still pending and events not yet fanned out.
+fn notify_backlog(store: &Store) -> (i64, i64) {
+    store
+        .read(|conn, _| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'),
+                 (SELECT COALESCE(MAX(seq), 0) FROM outbox_events)
+                 - (SELECT seq FROM outbox_positions WHERE consumer = 'fanout')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .expect("backlog")
+}
+
 fn main() {
     // Quiet by default; RUST_LOG=remit::replicate=debug shows each replication cycle.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -285,6 +349,7 @@ fn main() {
     };
     let (sender, sender_token) = make(Role::Sender, "Bench sender");
     let (agent, _) = make(Role::Agent, "Bench agent");
+    let (_, admin_token) = make(Role::Admin, "Bench admin");
 
     let n = a.escrows * a.per_escrow;
     println!(
@@ -308,12 +373,19 @@ fn main() {
         )
     });
     let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let webhook_ids = (a.webhooks > 0).then(|| {
+        (
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
+        )
+    });
     let hostile_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+    let sets = 3 + 2 * usize::from(a.webhooks > 0) + 2 * usize::from(replicate_to.is_some());
     println!(
         "prepared {} escrows and {} payment requests in {:.1} s",
-        (3 + 2 * usize::from(replicate_to.is_some())) * a.escrows,
-        (3 + 2 * usize::from(replicate_to.is_some())) * n,
+        sets * a.escrows,
+        sets * n,
         started.elapsed().as_secs_f64()
     );
 
@@ -336,8 +408,15 @@ fn main() {
         token: sender_token.clone(),
         connections: a.connections,
     };
+    // Let the fan-out of what `prepare` made settle first, so that it is not in the figure.
+    while notify_backlog(&store).1 > 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (http_rate, http_p99) = http.run(&store, "HTTP", http_ids);
     let rss_http = peak_rss_mib();
+    if let Some((with_ids, alone_ids)) = webhook_ids {
+        webhooks_run(&a, &store, &http, &admin_token, with_ids, alone_ids);
+    }
     if let (Some(url), Some((off, on))) = (&replicate_to, replicated_ids) {
         replicated_runs(&store, &http, url, off, on);
     }
@@ -396,6 +475,138 @@ fn main() {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Rounds of the webhook comparison: each runs a slice of approvals without the endpoints
+/// (disabled), then a slice with them, then waits for their deliveries to drain, so that a
+/// machine that slows down or speeds up during the run weighs on both figures alike.
+const WEBHOOK_ROUNDS: usize = 4;
+
+/// The approval load with `a.webhooks` endpoints on loopback subscribed to every event, against
+/// the same load without them, in alternating rounds; prints both figures and their ratio.
+fn webhooks_run(
+    a: &Args,
+    store: &Arc<Store>,
+    http: &HttpLoad,
+    admin_token: &str,
+    with_ids: Vec<String>,
+    alone_ids: Vec<String>,
+) {
+    let receivers: Vec<Receiver> = (0..a.webhooks).map(|_| Receiver::start()).collect();
+    let all = [
+        "escrow.activated",
+        "escrow.completed",
+        "escrow.cancelled",
+        "payment_request.created",
+        "payment_request.approved",
+        "payment_request.rejected",
+        "payment_request.expired",
+        "payment_request.paid",
+        "payment_request.failed",
+        "deposit.recorded",
+        "deposit.flagged",
+        "payout.stuck",
+        "float.low",
+    ];
+    let agent = &http.agents[0];
+    let admin = |method: &str, path: &str, body: Option<serde_json::Value>| -> serde_json::Value {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", http.base))
+            .header("Authorization", format!("Bearer {admin_token}"))
+            .header("Content-Type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .expect("request");
+        let mut answer = agent.run(request).expect("admin call");
+        answer.body_mut().read_json().unwrap_or_default()
+    };
+    // Events of the runs before are fanned out before the endpoints exist (else they would be
+    // delivered too).
+    let settle = |with_deliveries: bool| loop {
+        let (pending, backlog) = notify_backlog(store);
+        if backlog == 0 && (!with_deliveries || pending == 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    settle(false);
+    let endpoints: Vec<String> = receivers
+        .iter()
+        .map(|r| {
+            admin(
+                "POST",
+                "/webhook-endpoints",
+                Some(serde_json::json!({"url": r.url, "events": all})),
+            )["webhookEndpointId"]
+                .as_str()
+                .expect("endpoint id")
+                .to_string()
+        })
+        .collect();
+    let switch = |on: bool| {
+        for id in &endpoints {
+            let verb = if on { "enable" } else { "disable" };
+            admin(
+                "POST",
+                &format!("/webhook-endpoints/{id}/{verb}"),
+                Some(serde_json::json!({})),
+            );
+        }
+    };
+    let received = || -> usize {
+        receivers
+            .iter()
+            .map(|r| r.received.load(Ordering::Relaxed))
+            .sum()
+    };
+    let slice = |ids: &[String], round: usize| -> Vec<String> {
+        let per = ids.len().div_ceil(WEBHOOK_ROUNDS);
+        ids.iter().skip(round * per).take(per).cloned().collect()
+    };
+    let (mut alone_n, mut alone_s, mut with_n, mut with_s) = (0, 0.0, 0, 0.0);
+    let (mut during, mut after, mut drain_s, mut delivered) = (0, 0, 0.0, 0);
+    for round in 0..WEBHOOK_ROUNDS {
+        switch(false);
+        settle(true);
+        let ids = slice(&alone_ids, round);
+        let n = ids.len();
+        let (rate, _) = http.run(store, &format!("HTTP alone (round {})", round + 1), ids);
+        alone_n += n;
+        alone_s += n as f64 / rate;
+        // Every event of the run without them is fanned out (to nobody) before they are on.
+        settle(false);
+        switch(true);
+        let before = received();
+        let ids = slice(&with_ids, round);
+        let n = ids.len();
+        let (rate, _) = http.run(
+            store,
+            &format!("HTTP + {} webhooks (round {})", a.webhooks, round + 1),
+            ids,
+        );
+        with_n += n;
+        with_s += n as f64 / rate;
+        let at_end = received();
+        let drained = Instant::now();
+        settle(true);
+        drain_s += drained.elapsed().as_secs_f64();
+        during += at_end - before;
+        after += received() - at_end;
+        delivered += received() - before;
+    }
+    switch(false);
+    drop(receivers);
+    let (alone_rate, with_rate) = (alone_n as f64 / alone_s, with_n as f64 / with_s);
+    println!(
+        "webhooks: {delivered} deliveries to {} endpoints, {during} of them during the loads and {after} after them (drained in {:.2} s per round on average)",
+        a.webhooks,
+        drain_s / WEBHOOK_ROUNDS as f64
+    );
+    println!(
+        "with {} webhook endpoints subscribed to every event: {with_rate:.0} approvals/s against {alone_rate:.0} without them ({:.0}%), {WEBHOOK_ROUNDS} rounds of each",
+        a.webhooks,
+        100.0 * with_rate / alone_rate
+    );
 }
 
 /// Replication on against off, in one run: the load in halves, off, on, off, on (the machine's

@@ -1,5 +1,6 @@
 //! What the HTTP handlers share: the store, the configuration, the metrics, the authenticator,
-//! the payout worker's wakeup and replication's status. Built once by `runtime::start`; nothing here knows HTTP.
+//! the payout worker's wakeup, the notifier's hub and replication's status. Built once by
+//! `runtime::start`; nothing here knows HTTP.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -22,6 +23,8 @@ pub struct App {
     pub callback_token: String,
     /// Wakes the payout worker after an approval.
     pub payouts_wakeup: Arc<Wakeup>,
+    /// Wakes the notifier (an endpoint changed, a delivery to retry) and counts what it did.
+    pub notify: Arc<crate::notify::Hub>,
     /// Replication into PostgreSQL, when `REMIT_REPLICATE_TO` is set.
     pub replication: Option<Arc<crate::replicate::Status>>,
 }

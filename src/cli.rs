@@ -44,6 +44,11 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_TRUSTED_PROXY             the proxy whose X-Forwarded-For is believed
   REMIT_UI_IDLE_S                 the web UI signs out after this long without input (300; 0 never)
   REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)
+  REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses
+  REMIT_SMS_GATEWAY               log (default: recorded, nothing sent) or africastalking
+  REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
+  REMIT_AT_SENDER_ID              a registered sender id or short code (the account's default if unset)
+  REMIT_AT_URL                    Africa's Talking's base URL (by the user: sandbox or production)
   REMIT_REPLICATE_TO              postgres://user:password@host/db: serve replicates the ledger there
   REMIT_REPLICATE_CA_FILE         PEM certificates PostgreSQL's TLS certificate may chain to
   RUST_LOG                        log level (info)";
@@ -153,6 +158,9 @@ enum UserCommand {
         /// Kenyan mobile number (required for recipients).
         #[arg(long)]
         phone: Option<String>,
+        /// The language of their SMS: en (default) or sw.
+        #[arg(long)]
+        language: Option<String>,
     },
     /// List users and their tokens (by prefix).
     List,
@@ -240,7 +248,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let config = crate::config::from_env(cli.db.clone())?;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(config, args),
-        Command::User(UserCommand::Add { role, name, phone }) => {
+        Command::User(UserCommand::Add {
+            role,
+            name,
+            phone,
+            language,
+        }) => {
+            let language = language
+                .map(|l| crate::domain::Language::parse_field("--language", &l))
+                .transpose()?;
             let (_key_lock, store) = open_existing(&config)?;
             let user = NewUser {
                 role: Role::parse_field("--role", &role)?,
@@ -250,7 +266,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .transpose()?,
             };
             let created = store
-                .write(move |ctx| crate::service::users::create(ctx, &Actor::system("cli"), &user))
+                .write(move |ctx| {
+                    crate::service::users::create_speaking(
+                        ctx,
+                        &Actor::system("cli"),
+                        &user,
+                        language,
+                    )
+                })
                 .map_err(|e| as_option(e, "phone", "--phone"))?;
             println!("{}", created.token);
             Ok(0)

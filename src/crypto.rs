@@ -222,6 +222,10 @@ pub enum EncryptedColumn {
     /// `idempotency_keys.body`: a stored response, keyed by user and key (forgotten, not
     /// re-encrypted, when the key rotates: it is a 48-hour cache).
     IdempotentResponse,
+    /// `webhook_endpoints.secret_enc`: the `whsec_…` secret outgoing webhooks are signed with.
+    WebhookSecret,
+    /// `sms_messages.body_enc`: the text of an SMS.
+    SmsBody,
 }
 
 impl EncryptedColumn {
@@ -236,6 +240,8 @@ impl EncryptedColumn {
         EncryptedColumn::DecisionReason,
         EncryptedColumn::WebhookPayload,
         EncryptedColumn::IdempotentResponse,
+        EncryptedColumn::WebhookSecret,
+        EncryptedColumn::SmsBody,
     ];
 
     /// (table, column, the column's name in associated data).
@@ -258,6 +264,8 @@ impl EncryptedColumn {
             }
             EncryptedColumn::WebhookPayload => ("webhook_events", "payload_enc", "payload"),
             EncryptedColumn::IdempotentResponse => ("idempotency_keys", "body", "body"),
+            EncryptedColumn::WebhookSecret => ("webhook_endpoints", "secret_enc", "secret"),
+            EncryptedColumn::SmsBody => ("sms_messages", "body_enc", "body"),
         }
     }
 

@@ -1,11 +1,13 @@
-//! Housekeeping in the background: token use is written every few seconds, payment requests
-//! past their expiry are marked `expired` every minute, expired idempotency keys are forgotten
-//! every hour. Each job runs at start, then at its interval.
+//! Housekeeping in the background: token use is written every few seconds, payouts that became
+//! stuck get their `payout.stuck` event within seconds, payment requests past their expiry are
+//! marked `expired` every minute, expired idempotency keys are forgotten every hour. Each job
+//! runs at start, then at its interval.
 
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, TOKEN_USE_FLUSH_MS,
+    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, STUCK_SWEEP_EVERY_S,
+    TOKEN_USE_FLUSH_MS,
 };
 use crate::store::WriteCtx;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +15,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The writer command of a job.
+type JobCommand = Arc<dyn Fn(&WriteCtx<'_>) -> Result<usize> + Send + Sync>;
+
 /// A writer command run at an interval; what it returns is how many rows it changed, and the
 /// log says so when it changed any.
 struct Job {
     every: Duration,
     last: Option<Instant>,
-    run: fn(&WriteCtx<'_>) -> Result<usize>,
+    run: JobCommand,
     /// `{n}` is replaced by the count.
     done: &'static str,
     what: &'static str,
@@ -30,7 +35,8 @@ impl Job {
             return;
         }
         self.last = Some(Instant::now());
-        match app.store.write(self.run) {
+        let run = Arc::clone(&self.run);
+        match app.store.write(move |ctx| run(ctx)) {
             Ok(0) => {}
             Ok(n) => log::info!("{}", self.done.replace("{n}", &n.to_string())),
             Err(e) => log::warn!("could not {}: {e:?}", self.what),
@@ -40,18 +46,26 @@ impl Job {
 
 /// Starts the housekeeping thread; it stops soon after `stopping` is set.
 pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+    let stuck_after_s = app.config.payout_timeout_s;
     let mut jobs = [
+        Job {
+            every: Duration::from_secs(STUCK_SWEEP_EVERY_S),
+            last: None,
+            run: Arc::new(move |ctx| crate::service::payouts::emit_stuck_due(ctx, stuck_after_s)),
+            done: "{n} payout(s) stuck: payout.stuck emitted",
+            what: "look for stuck payouts",
+        },
         Job {
             every: Duration::from_secs(EXPIRY_SWEEP_EVERY_S),
             last: None,
-            run: crate::service::requests::expire_due,
+            run: Arc::new(crate::service::requests::expire_due),
             done: "{n} payment request(s) expired",
             what: "expire payment requests",
         },
         Job {
             every: Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
             last: None,
-            run: crate::service::idempotency::purge_expired,
+            run: Arc::new(crate::service::idempotency::purge_expired),
             done: "forgot {n} expired idempotency keys",
             what: "purge idempotency keys",
         },

@@ -19,13 +19,16 @@ pub(crate) mod ledger;
 pub(crate) mod limits;
 pub(crate) mod metrics;
 pub mod money;
+pub mod notify;
 pub(crate) mod ops;
+pub mod outbox;
 pub mod payout;
 pub mod replicate;
 pub mod runtime;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod wakeup;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -147,6 +147,75 @@ pub const DARAJA_TOKEN_RENEW_EARLY_S: i64 = 60;
 pub const DARAJA_ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// Longest wait between two Transaction Status queries of one payout.
 pub const STATUS_QUERY_BACKOFF_S_MAX: i64 = 600;
+/// How often payouts that became stuck by the passing of time are looked for (`payout.stuck`).
+pub const STUCK_SWEEP_EVERY_S: u64 = 15;
+/// Payouts given their `payout.stuck` event per sweep command.
+pub const STUCK_SWEEP_ROWS_MAX: u32 = 500;
+/// Webhook endpoints at once (not deleted); each has a delivery thread of its own.
+pub const WEBHOOK_ENDPOINTS_MAX: usize = 16;
+/// Longest webhook endpoint URL.
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
+/// Random bytes of a webhook signing secret (`whsec_` + hex).
+pub const WEBHOOK_SECRET_RANDOM_BYTES: usize = 32;
+/// A delivery with no answer within this long is retried (API.md: 10 s).
+pub const WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+/// The longest connecting to a webhook receiver may take.
+pub const WEBHOOK_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// The wait before a delivery's first retry (doubled at each retry, with jitter).
+pub const WEBHOOK_RETRY_BASE_MS: u64 = 10_000;
+/// The longest wait between two retries of a delivery.
+pub const WEBHOOK_RETRY_CAP_MS: u64 = 6 * 3_600_000;
+/// How long a delivery is retried before it is `failed` (API.md: 3 days).
+pub const WEBHOOK_RETRY_FOR_S: u64 = 3 * 86_400;
+/// Bytes of a receiver's answer read (and thrown away) so its connection can be reused.
+pub const WEBHOOK_ANSWER_BYTES_MAX: u64 = 4_096;
+/// Deliveries an endpoint's worker takes from the database at a time.
+pub const WEBHOOK_BATCH_MAX: u32 = 64;
+/// A worker records its attempts at least this often (one writer command for many).
+pub const WEBHOOK_RECORD_EVERY_MS: u64 = 250;
+/// Longest error text kept with an attempt.
+pub const WEBHOOK_ERROR_BYTES_MAX: usize = 200;
+/// How long an idle delivery worker, or the fan-out, sleeps before it looks again (new work
+/// wakes them sooner).
+pub const NOTIFY_IDLE_MS: u64 = 1_000;
+/// Events the fan-out takes per writer command.
+pub const FANOUT_EVENTS_MAX: u32 = 1_000;
+/// After a fan-out command the fan-out waits this long, so that a busy ledger's events are fanned
+/// out a batch at a time rather than one command per commit.
+pub const FANOUT_COALESCE_MS: u64 = 50;
+/// How often the set of webhook endpoints is read again even if nobody said it changed.
+pub const ENDPOINTS_RECHECK_S: u64 = 30;
+/// Attempts shown with a delivery in a list (all of them with `GET /webhook-deliveries/:id`,
+/// up to `AUDIT_ROWS_MAX`).
+pub const ATTEMPTS_IN_LIST_MAX: u32 = 5;
+/// The wait before an SMS the gateway could not take is tried again (doubled each time).
+pub const SMS_RETRY_BASE_MS: u64 = 30_000;
+/// The longest wait between two tries of an SMS.
+pub const SMS_RETRY_CAP_MS: u64 = 30 * 60_000;
+/// Tries of an SMS before it is `failed`.
+pub const SMS_ATTEMPTS_MAX: i64 = 6;
+/// SMS the SMS worker takes from the database at a time.
+pub const SMS_BATCH_MAX: u32 = 32;
+/// Timeout of one whole call to the SMS gateway.
+pub const SMS_CALL_TIMEOUT_S: u64 = 15;
+/// Longest answer read from the SMS gateway.
+pub const SMS_ANSWER_BYTES_MAX: u64 = 64 * 1024;
+/// At shutdown, how long the webhook workers are waited for (one in the middle of a delivery is
+/// left to finish it; its attempt is made again after the restart).
+pub const NOTIFY_STOP_WAIT_MS: u64 = 2_000;
+/// Above this many writer commands a second (the notifier's own not counted) the ledger is busy
+/// and notifications yield to it.
+pub const LEDGER_BUSY_COMMANDS_PER_S: u64 = 200;
+/// Over how long the ledger's rate of commands is measured.
+pub const LEDGER_BUSY_WINDOW_MS: u64 = 100;
+/// While the ledger is busy, the share of their time the fan-out and each delivery worker work
+/// (they rest the rest).
+pub const NOTIFY_BUSY_SHARE_PERCENT: u64 = 3;
+/// While the ledger is busy, the fan-out takes at most this many events per command (a short
+/// command keeps approvals' latency down).
+pub const FANOUT_EVENTS_MAX_BUSY: u32 = 100;
+/// While the ledger is busy, a delivery worker works in stints of at most this many deliveries.
+pub const WEBHOOK_BATCH_MAX_BUSY: u32 = 8;
 /// How often replication looks at the file's change counter (cheap: one row of `meta`).
 pub const REPLICATION_POLL_MS: u64 = 20;
 /// The shortest time between two replication cycles: each reads the changed rows of every

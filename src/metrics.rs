@@ -43,6 +43,7 @@ impl Metrics {
         &self,
         store: &Store,
         payout_timeout_s: i64,
+        notify: &crate::notify::Hub,
         replication: Option<&crate::replicate::Status>,
     ) -> String {
         let mut out = String::with_capacity(4096);
@@ -186,6 +187,7 @@ impl Metrics {
             out.push_str("# HELP remit_payouts_stuck Payouts with no result past the timeout, or flagged.\n# TYPE remit_payouts_stuck gauge\n");
             let _ = writeln!(out, "remit_payouts_stuck {stuck}");
         }
+        render_notify(&mut out, store, notify);
         let size = |suffix: &str| {
             let mut name = store.path().as_os_str().to_owned();
             name.push(suffix);
@@ -226,5 +228,92 @@ impl Metrics {
             let _ = writeln!(out, "remit_replication_rows_total {}", view.rows);
         }
         out
+    }
+}
+
+/// Outgoing notifications: counters since the start, and what waits, read from the database
+/// (each through a small partial index).
+fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
+    let stats = &notify.stats;
+    let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    };
+    counter(
+        out,
+        "remit_webhook_attempts_total",
+        "Webhook delivery attempts made since the start.",
+        &stats.attempts,
+    );
+    counter(
+        out,
+        "remit_webhook_attempts_failed_total",
+        "Webhook attempts without a 2xx answer (an error status, or no answer in time).",
+        &stats.attempts_failed,
+    );
+    counter(
+        out,
+        "remit_webhook_deliveries_delivered_total",
+        "Webhook deliveries a receiver took (2xx) since the start.",
+        &stats.delivered,
+    );
+    counter(
+        out,
+        "remit_webhook_deliveries_failed_total",
+        "Webhook deliveries whose retries ran out since the start.",
+        &stats.failed,
+    );
+    counter(
+        out,
+        "remit_sms_sent_total",
+        "SMS the gateway took since the start.",
+        &stats.sms_sent,
+    );
+    counter(
+        out,
+        "remit_sms_failed_total",
+        "SMS refused by the gateway, or out of tries, since the start.",
+        &stats.sms_failed,
+    );
+    let gauges = store.read(|conn, _| {
+        let count = |sql: &str| -> crate::Result<i64> {
+            Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?)
+        };
+        Ok((
+            count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")?,
+            count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed'")?,
+            count("SELECT COUNT(*) FROM sms_messages WHERE status = 'pending'")?,
+            crate::service::fanout::backlog(conn)?,
+        ))
+    });
+    if let Ok((pending, failed, sms_pending, backlog)) = gauges {
+        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        gauge(
+            out,
+            "remit_webhook_deliveries_pending",
+            "Webhook deliveries waiting for their next attempt.",
+            pending,
+        );
+        gauge(
+            out,
+            "remit_webhook_deliveries_failed",
+            "Webhook deliveries marked failed (their retries ran out), all time.",
+            failed,
+        );
+        gauge(
+            out,
+            "remit_sms_pending",
+            "SMS waiting to be sent.",
+            sms_pending,
+        );
+        gauge(
+            out,
+            "remit_outbox_backlog",
+            "Events not yet fanned out to webhooks and SMS.",
+            backlog,
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The composition of a running server: it binds the listener first (so a start that cannot
-//! listen changes nothing), then starts the HTTP workers, the payout worker, housekeeping and
-//! (with `REMIT_REPLICATE_TO`) replication into PostgreSQL, and stops them in order. `remit serve`, the tests and the benchmark all start it here.
+//! listen changes nothing), then starts the HTTP workers, the payout worker, housekeeping, the
+//! notifier (fan-out, webhook and SMS workers) and (with `REMIT_REPLICATE_TO`) replication into
+//! PostgreSQL, and stops them in order. `remit serve`, the tests and the benchmark all start it here.
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -62,12 +63,14 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         .mpesa_callback_token
         .clone()
         .unwrap_or_else(|| crate::crypto::random_hex(crate::limits::CALLBACK_TOKEN_RANDOM_BYTES));
+    let notify = Arc::new(crate::notify::Hub::new(&store));
     let app = Arc::new(App {
         auth: Authenticator::new(Arc::clone(&store)),
         store,
         metrics: Metrics::default(),
         callback_token,
         payouts_wakeup: Arc::new(Wakeup::default()),
+        notify,
         replication: config
             .replicate_to
             .as_ref()
@@ -80,6 +83,12 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         Arc::clone(&app),
         Arc::clone(&stopping),
     )?];
+    let notifier = crate::notify::Notifier {
+        store: Arc::clone(&app.store),
+        config: app.config.notify.clone(),
+        hub: Arc::clone(&app.notify),
+    };
+    background.extend(notifier.start(Arc::clone(&stopping))?);
     if let Some(gateway) = payout::gateway_for(&app.config) {
         // M-Pesa calls back at the public address; the simulator at this server's own.
         let callback_base = match &app.config.gateway {
@@ -125,6 +134,7 @@ impl Running {
         self.http.shutdown();
         self.stopping.store(true, Ordering::SeqCst);
         self.app.payouts_wakeup.notify();
+        self.app.notify.endpoints_changed();
         for thread in self.background {
             let _ = thread.join();
         }

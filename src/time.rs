@@ -83,6 +83,30 @@ pub fn rfc3339(unix_s: i64) -> String {
     )
 }
 
+/// `2026-11-25T09:30:00.125Z` for a Unix time in milliseconds: for times that order work to the
+/// millisecond (the next attempt of a delivery). Only ever compared with times of the same form.
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    let text = rfc3339(unix_ms.div_euclid(1000));
+    format!(
+        "{}.{:03}Z",
+        text.trim_end_matches('Z'),
+        unix_ms.rem_euclid(1000)
+    )
+}
+
+/// The Unix milliseconds of a time `rfc3339_ms` or `rfc3339` wrote; `None` for anything else.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    match text.len() {
+        20 => parse_rfc3339(text).map(|s| s * 1000),
+        24 if text.as_bytes()[19] == b'.' && text.ends_with('Z') => {
+            let seconds = parse_rfc3339(&format!("{}Z", text.get(..19)?))?;
+            let ms: i64 = text.get(20..23)?.parse().ok()?;
+            Some(seconds * 1000 + ms)
+        }
+        _ => None,
+    }
+}
+
 /// The current time as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     rfc3339(now_unix())
@@ -97,6 +121,17 @@ pub fn nairobi_day(unix_s: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millisecond_times_round_trip_and_order_as_text() {
+        let ms = 1_764_581_400_125;
+        assert_eq!(rfc3339_ms(ms), "2025-12-01T09:30:00.125Z");
+        assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
+        assert_eq!(parse_rfc3339_ms("2025-12-01T09:30:00Z"), Some(ms - 125));
+        assert!(rfc3339_ms(ms) < rfc3339_ms(ms + 1));
+        assert!(rfc3339_ms(ms + 875) < rfc3339_ms(ms + 876));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -185,6 +185,30 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
     if let Some(public) = env("REMIT_METRICS_PUBLIC") {
         config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
     }
+    if let Some(allow) = env("REMIT_WEBHOOK_ALLOW_PRIVATE") {
+        config.notify.webhook_allow_private = match allow.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => {
+                return Err(Error::invalid(
+                    "REMIT_WEBHOOK_ALLOW_PRIVATE",
+                    "must be true or false",
+                ))
+            }
+        };
+    }
+    config.notify.sms = match env("REMIT_SMS_GATEWAY").as_deref() {
+        None | Some("log") => super::SmsGatewayKind::Log,
+        Some("africastalking") => {
+            super::SmsGatewayKind::AfricasTalking(Box::new(africastalking()?))
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "REMIT_SMS_GATEWAY",
+                "must be log or africastalking",
+            ))
+        }
+    };
     if let Some(v) = parse_env::<String>("REMIT_MAX_ESCROW_USD")? {
         let cents = crate::money::parse_major("REMIT_MAX_ESCROW_USD", &v, 2)?;
         config.escrow_total_max =
@@ -346,5 +370,33 @@ fn daraja() -> Result<super::DarajaConfig> {
         b2c_command,
         public_url,
         timeout: std::time::Duration::from_secs(timeout_s),
+    })
+}
+
+/// Africa's Talking's settings (README, "SMS"): the user name and API key are required; the
+/// URL is the sandbox's for the `sandbox` user, production's otherwise, unless given.
+fn africastalking() -> Result<super::AfricasTalkingConfig> {
+    let required = |name: &str| {
+        env(name).ok_or_else(|| {
+            Error::invalid(name, "is required when REMIT_SMS_GATEWAY=africastalking")
+        })
+    };
+    let username = required("REMIT_AT_USERNAME")?;
+    let api_key = required("REMIT_AT_API_KEY")?;
+    let default_url = if username == "sandbox" {
+        "https://api.sandbox.africastalking.com"
+    } else {
+        "https://api.africastalking.com"
+    };
+    let url = secure_url(
+        "REMIT_AT_URL",
+        &env("REMIT_AT_URL").unwrap_or_else(|| default_url.into()),
+    )?;
+    Ok(super::AfricasTalkingConfig {
+        url,
+        username,
+        api_key,
+        sender_id: env("REMIT_AT_SENDER_ID"),
+        timeout: std::time::Duration::from_secs(crate::limits::SMS_CALL_TIMEOUT_S),
     })
 }

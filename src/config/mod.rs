@@ -98,6 +98,95 @@ impl std::fmt::Debug for DarajaConfig {
     }
 }
 
+/// Which SMS gateway texts go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmsGatewayKind {
+    /// Nothing is sent: each message is recorded (sealed) and shown to admins (`GET /sms`).
+    Log,
+    /// Africa's Talking's bulk SMS HTTP API.
+    AfricasTalking(Box<AfricasTalkingConfig>),
+}
+
+impl SmsGatewayKind {
+    /// `log` or `africastalking`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SmsGatewayKind::Log => "log",
+            SmsGatewayKind::AfricasTalking(_) => "africastalking",
+        }
+    }
+
+    /// Does it send anything?
+    pub fn sends(&self) -> bool {
+        !matches!(self, SmsGatewayKind::Log)
+    }
+}
+
+/// How remit reaches Africa's Talking. `Debug` shows no API key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AfricasTalkingConfig {
+    /// `https://api.africastalking.com` (`https://api.sandbox.africastalking.com` for the
+    /// `sandbox` user); `http` only for a loopback host.
+    pub url: String,
+    /// The application's user name (`sandbox` in the sandbox).
+    pub username: String,
+    /// The application's API key.
+    pub api_key: String,
+    /// A registered sender id or short code (`from`); the account's default when `None`.
+    pub sender_id: Option<String>,
+    /// How long one call may take, connecting included.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for AfricasTalkingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfricasTalkingConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("sender_id", &self.sender_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outgoing notifications: webhooks and SMS.
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// Webhooks may go to private, link-local and unique-local addresses
+    /// (`REMIT_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// The longest one delivery may take (no answer within it: retried).
+    pub webhook_timeout: std::time::Duration,
+    /// The longest connecting to a receiver may take.
+    pub webhook_connect_timeout: std::time::Duration,
+    /// The wait before the first retry; each later one doubles, up to `webhook_retry_cap`.
+    pub webhook_retry_base: std::time::Duration,
+    /// The longest wait between two retries.
+    pub webhook_retry_cap: std::time::Duration,
+    /// How long a delivery is retried before it is `failed`.
+    pub webhook_retry_for: std::time::Duration,
+    /// The SMS gateway.
+    pub sms: SmsGatewayKind,
+    /// The wait before an SMS the gateway could not take is tried again (doubling).
+    pub sms_retry_base: std::time::Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        use std::time::Duration;
+        NotifyConfig {
+            webhook_allow_private: false,
+            webhook_timeout: Duration::from_millis(limits::WEBHOOK_TIMEOUT_MS),
+            webhook_connect_timeout: Duration::from_millis(limits::WEBHOOK_CONNECT_TIMEOUT_MS),
+            webhook_retry_base: Duration::from_millis(limits::WEBHOOK_RETRY_BASE_MS),
+            webhook_retry_cap: Duration::from_millis(limits::WEBHOOK_RETRY_CAP_MS),
+            webhook_retry_for: Duration::from_secs(limits::WEBHOOK_RETRY_FOR_S),
+            sms: SmsGatewayKind::Log,
+            sms_retry_base: Duration::from_millis(limits::SMS_RETRY_BASE_MS),
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -154,6 +243,8 @@ pub struct Config {
     pub ui_idle_s: u64,
     /// The write-ahead log's bound, MiB.
     pub wal_max_mib: u64,
+    /// Outgoing notifications: webhooks and SMS.
+    pub notify: NotifyConfig,
     /// Replicate the ledger into this PostgreSQL while serving (`REMIT_REPLICATE_TO`).
     pub replicate_to: Option<crate::replicate::Target>,
     /// Certificates (PEM) that PostgreSQL's TLS certificate may chain to, besides the public
@@ -193,6 +284,7 @@ impl Config {
             trusted_proxy: None,
             ui_idle_s: limits::UI_IDLE_S_DEFAULT,
             wal_max_mib: limits::WAL_MAX_MIB_DEFAULT,
+            notify: NotifyConfig::default(),
             replicate_to: None,
             replicate_ca_file: None,
         }

@@ -153,6 +153,23 @@ id_type!(
     WebhookEventId, "whe", "webhook event"
 );
 
+id_type!(
+    /// `evt_…`: an event of the outbox.
+    EventId, "evt", "event"
+);
+id_type!(
+    /// `we_…`: a webhook endpoint events are posted to.
+    WebhookEndpointId, "we", "webhook endpoint"
+);
+id_type!(
+    /// `dlv_…`: one event's delivery to one webhook endpoint.
+    DeliveryId, "dlv", "webhook delivery"
+);
+id_type!(
+    /// `sms_…`: a text message.
+    SmsId, "sms", "SMS"
+);
+
 impl PayoutId {
     /// Our `OriginatorConversationID` at Daraja: the id without its prefix (26 lowercase
     /// alphanumerics, unique, and time-ordered so that its index only ever appends).

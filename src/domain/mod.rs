@@ -32,6 +32,7 @@ mod states;
 mod codes;
 mod failure;
 mod text;
+mod webhook_url;
 
 pub use codes::{parse_code, random_code, unique_code, SHORT_REF_LEN};
 pub use failure::FailureReason;
@@ -40,3 +41,4 @@ pub use merchant::{mask_number, MerchantAccount, MerchantAccountView};
 pub use phone::KenyanPhone;
 pub use states::*;
 pub use text::{parse_reference, parse_text, CategoryName};
+pub use webhook_url::{classify, is_loopback_host, may_connect, AddressKind, WebhookUrl};

@@ -253,6 +253,88 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// What an outbox event says happened (API.md, "Outgoing notifications").
+    pub enum EventType {
+        /// Deposits reached the escrow's total.
+        EscrowActivated = "escrow.activated",
+        /// Nothing remaining and nothing reserved.
+        EscrowCompleted = "escrow.completed",
+        /// Its sender cancelled it; what was left is refunded.
+        EscrowCancelled = "escrow.cancelled",
+        /// A payment request waits for its sender's approval.
+        PaymentRequestCreated = "payment_request.created",
+        /// Its sender approved it; its payout is queued.
+        PaymentRequestApproved = "payment_request.approved",
+        /// Its sender declined it.
+        PaymentRequestRejected = "payment_request.rejected",
+        /// It was not approved in time.
+        PaymentRequestExpired = "payment_request.expired",
+        /// Its payout succeeded.
+        PaymentRequestPaid = "payment_request.paid",
+        /// Its payout failed; the money went back.
+        PaymentRequestFailed = "payment_request.failed",
+        /// A deposit was applied to its escrow.
+        DepositRecorded = "deposit.recorded",
+        /// A deposit arrived that could not be applied (for the operator).
+        DepositFlagged = "deposit.flagged",
+        /// A payout is stuck (`service::payouts`' one definition).
+        PayoutStuck = "payout.stuck",
+        /// A paying M-Pesa account went below the float alert.
+        FloatLow = "float.low",
+    }
+}
+
+string_enum! {
+    /// A webhook delivery: `pending → delivered | failed`.
+    pub enum DeliveryStatus {
+        /// Waiting for its next attempt.
+        Pending = "pending",
+        /// A 2xx answer came.
+        Delivered = "delivered",
+        /// Its retries ran out (or a retry asked for by an admin failed).
+        Failed = "failed",
+    }
+}
+
+string_enum! {
+    /// A text message: `pending → sent | failed`, or `logged` (the `log` gateway sends nothing).
+    pub enum SmsStatus {
+        /// Waiting to be sent.
+        Pending = "pending",
+        /// Recorded only: the `log` gateway sends nothing.
+        Logged = "logged",
+        /// The SMS gateway accepted it.
+        Sent = "sent",
+        /// The SMS gateway refused it, or its retries ran out.
+        Failed = "failed",
+    }
+}
+
+string_enum! {
+    /// Which text a message is.
+    pub enum SmsTemplate {
+        /// To a sender: a payment request waits for their approval.
+        RequestWaiting = "request_waiting",
+        /// To a recipient: their payment was paid.
+        RequestPaid = "request_paid",
+        /// To a recipient: their payment failed and the money went back.
+        RequestFailed = "request_failed",
+        /// To a sender: a payout they approved is stuck.
+        PayoutStuck = "payout_stuck",
+    }
+}
+
+string_enum! {
+    /// The language of a user's text messages.
+    pub enum Language {
+        /// English (the default).
+        En = "en",
+        /// Kiswahili.
+        Sw = "sw",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +431,27 @@ mod tests {
                 "webhook_events",
                 "source",
                 words(WebhookSource::ALL, WebhookSource::as_str),
+            ),
+            ("users", "language", words(Language::ALL, Language::as_str)),
+            (
+                "outbox_events",
+                "type",
+                words(EventType::ALL, EventType::as_str),
+            ),
+            (
+                "webhook_deliveries",
+                "status",
+                words(DeliveryStatus::ALL, DeliveryStatus::as_str),
+            ),
+            (
+                "sms_messages",
+                "status",
+                words(SmsStatus::ALL, SmsStatus::as_str),
+            ),
+            (
+                "sms_messages",
+                "template",
+                words(SmsTemplate::ALL, SmsTemplate::as_str),
             ),
             (
                 "ledger_transactions",

@@ -2,7 +2,7 @@
 //! its handler. Dispatch, the `Allow` header and authentication before a body is read are all
 //! built from this one table.
 
-use super::handlers::{admin, assets, escrows, requests, users, webhooks};
+use super::handlers::{admin, assets, escrows, notifications, requests, users, webhooks};
 use super::reply::{error_reply, Reply};
 use super::request::{Method, Req};
 use crate::app::App;
@@ -145,6 +145,48 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/deposits", Bearer, admin::deposits)
         .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
     route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout),
+    route(Post, "/webhook-endpoints", Bearer, notifications::create),
+    route(Get, "/webhook-endpoints", Bearer, notifications::list).with_query(&PAGE),
+    route(Get, "/webhook-endpoints/:id", Bearer, notifications::get),
+    route(
+        Delete,
+        "/webhook-endpoints/:id",
+        Bearer,
+        notifications::delete,
+    ),
+    route(
+        Post,
+        "/webhook-endpoints/:id/enable",
+        Bearer,
+        notifications::enable,
+    ),
+    route(
+        Post,
+        "/webhook-endpoints/:id/disable",
+        Bearer,
+        notifications::disable,
+    ),
+    route(
+        Get,
+        "/webhook-endpoints/:id/deliveries",
+        Bearer,
+        notifications::deliveries,
+    )
+    .with_query(&[PAGE[0], PAGE[1], "status"]),
+    route(
+        Get,
+        "/webhook-deliveries/:id",
+        Bearer,
+        notifications::delivery,
+    ),
+    route(
+        Post,
+        "/webhook-deliveries/:id/retry",
+        Bearer,
+        notifications::retry,
+    ),
+    route(Get, "/sms", Bearer, notifications::sms)
+        .with_query(&[PAGE[0], PAGE[1], "status", "userId"]),
     route(Post, "/webhooks/stripe", Webhook, webhooks::stripe),
     route(Post, "/webhooks/payouts/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
     route(Post, "/webhooks/mpesa/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),

@@ -43,8 +43,14 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             ))?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        // Only a replicated table is stamped; the notifications' tables are not replicated.
+        let stamp = if crate::replicate::source::is_stamped(table) {
+            "change_seq = remit_change_seq(), "
+        } else {
+            ""
+        };
         let mut update = tx.prepare(&format!(
-            "UPDATE {table} SET change_seq = remit_change_seq(), {name} = ?2 WHERE id = ?1"
+            "UPDATE {table} SET {stamp}{name} = ?2 WHERE id = ?1"
         ))?;
         for (id, stored) in rows {
             let plain = old.open(*column, &id, &stored)?;

@@ -9,6 +9,7 @@ mod daraja;
 mod gateway;
 mod simulator;
 
+pub use crate::wakeup::Wakeup;
 pub use daraja::Daraja;
 pub use gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
 pub use simulator::Simulator;
@@ -21,40 +22,9 @@ use crate::service::payouts::{self, PayoutJob, PayoutResult, Unknown};
 use crate::service::Actor;
 use crate::store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Wakes a sleeping worker (the payout worker) when there is new work.
-#[derive(Default)]
-pub struct Wakeup {
-    pending: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Wakeup {
-    /// There is work.
-    pub fn notify(&self) {
-        if let Ok(mut pending) = self.pending.lock() {
-            *pending = true;
-            self.cond.notify_all();
-        }
-    }
-
-    /// Waits until notified or `timeout` passes.
-    pub fn wait(&self, timeout: Duration) {
-        if let Ok(mut pending) = self.pending.lock() {
-            if !*pending {
-                if let Ok((guard, _)) = self.cond.wait_timeout(pending, timeout) {
-                    pending = guard;
-                } else {
-                    return;
-                }
-            }
-            *pending = false;
-        }
-    }
-}
 
 /// The payout worker and what it uses.
 pub struct Worker {

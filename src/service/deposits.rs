@@ -4,7 +4,7 @@
 
 use super::views::{self, DepositView};
 use super::{require_role, Actor, Role};
-use crate::domain::{DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus};
+use crate::domain::{DepositId, DepositSource, DepositStatus, EscrowId, EscrowStatus, EventType};
 use crate::error::{Error, Result};
 use crate::ledger;
 use crate::money::{KesCents, RateKesPerUsd, UsdCents};
@@ -286,12 +286,26 @@ fn record_with(
                 "receiptNumber": cash.receipt_number, "amountKesCents": cash.kes.map(|(k, _)| k.get()),
                 "rateKesPerUsdE4": cash.kes.map(|(_, r)| r.e4())}),
     )?;
+    ctx.emit(
+        EventType::DepositRecorded,
+        json!({"depositId": id, "escrowId": escrow_id, "status": DepositStatus::Applied,
+               "source": source, "amountUsd": amount.major(), "amountUsdCents": amount.get(),
+               "amountKes": cash.kes.map(|(k, _)| k.major()),
+               "amountKesCents": cash.kes.map(|(k, _)| k.get()),
+               "receiptNumber": cash.receipt_number}),
+    )?;
     if activated {
         ctx.audit(
             &actor.id,
             "escrow.activated",
             escrow_id.as_str(),
             &json!({}),
+        )?;
+        let total = total_of(ctx, &escrow_id)?;
+        ctx.emit(
+            EventType::EscrowActivated,
+            json!({"escrowId": escrow_id, "status": EscrowStatus::Active,
+                   "totalAmountUsd": total.major(), "totalAmountUsdCents": total.get()}),
         )?;
     }
     recorded(ctx, &id, DepositOutcome::Applied)
@@ -321,10 +335,23 @@ pub fn record_flagged(
         id.as_str(),
         &json!({"escrowId": escrow_id, "source": source, "amountUsdCents": amount.get(), "reason": reason}),
     )?;
+    ctx.emit(
+        EventType::DepositFlagged,
+        json!({"depositId": id, "escrowId": escrow_id, "status": DepositStatus::Flagged,
+               "source": source, "amountUsd": amount.major(), "amountUsdCents": amount.get()}),
+    )?;
     ctx.warn_after_commit(format!(
         "deposit {id} from {source} flagged for the operator: {reason}"
     ));
     recorded(ctx, &id, DepositOutcome::Flagged(reason.to_string()))
+}
+
+/// An escrow's total (for the `escrow.activated` event).
+fn total_of(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<UsdCents> {
+    Ok(ctx
+        .conn
+        .prepare_cached("SELECT total_usd_cents FROM escrows WHERE id = ?1")?
+        .query_row([escrow_id], |r| r.get(0))?)
 }
 
 /// Does an escrow with this id exist? (For flagging money that names one.)

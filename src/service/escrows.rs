@@ -4,8 +4,8 @@ use super::users::{insert_user, NewUser};
 use super::views::{self, EscrowView};
 use super::{require_role, Actor, EscrowParties, Role};
 use crate::domain::{
-    CategoryId, CategoryName, EscrowId, EscrowStatus, KenyanPhone, PaymentRequestId, RequestStatus,
-    UserId,
+    CategoryId, CategoryName, EscrowId, EscrowStatus, EventType, KenyanPhone, PaymentRequestId,
+    RequestStatus, UserId,
 };
 use crate::error::{Error, Result};
 use crate::ledger;
@@ -256,6 +256,11 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
         "escrow.cancelled",
         escrow_id.as_str(),
         &json!({"refundedUsdCents": refunded.get()}),
+    )?;
+    ctx.emit(
+        EventType::EscrowCancelled,
+        json!({"escrowId": escrow_id, "status": EscrowStatus::Cancelled,
+               "refundedUsd": refunded.major(), "refundedUsdCents": refunded.get()}),
     )?;
     views::escrow(ctx.conn, ctx.keys, actor, escrow_id)
 }

@@ -1,12 +1,14 @@
 //! The float: the M-Pesa account balances payouts are paid from (B2C from the Utility account,
 //! B2B from the Working account), as the last Account Balance result reported them.
 
+use crate::domain::EventType;
 use crate::error::Result;
 use crate::money::{Decimal, KesCents};
 use crate::store::WriteCtx;
 use crate::wire::daraja::results::AccountBalance;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use serde_json::json;
 
 /// The accounts that pay payouts, whose balance below the alert is worth a warning.
 const PAYING_ACCOUNTS: [&str; 2] = ["Utility Account", "Working Account"];
@@ -35,10 +37,24 @@ pub fn record(
          available_kes_cents = excluded.available_kes_cents, updated_at = excluded.updated_at,
          change_seq = excluded.change_seq",
     )?;
+    let mut before = ctx
+        .conn
+        .prepare_cached("SELECT available_kes_cents FROM mpesa_balances WHERE account = ?1")?;
     let mut low = Vec::new();
     for b in balances {
+        let was: Option<i64> = before.query_row([&b.name], |r| r.get(0)).optional()?;
         upsert.execute(params![b.name, b.currency, b.available_cents, ctx.at()])?;
         if PAYING_ACCOUNTS.contains(&b.name.as_str()) && b.available_cents < alert.get() {
+            // Once when it goes below the alert, not at every report while it stays there.
+            if was.is_none_or(|was| was >= alert.get()) {
+                ctx.emit(
+                    EventType::FloatLow,
+                    json!({"account": b.name, "currency": b.currency,
+                           "availableKes": Decimal::of_minor(b.available_cents, 2),
+                           "availableKesCents": b.available_cents,
+                           "alertKes": alert.major(), "alertKesCents": alert.get()}),
+                )?;
+            }
             low.push(b.name.clone());
             ctx.warn_after_commit(format!(
                 "float low: the M-Pesa {} holds {}, below the alert of {}",

@@ -3,12 +3,15 @@
 //! No HTTP here; the only SQL is next to the function that runs it.
 
 pub mod deposits;
+pub mod endpoints;
 pub mod escrows;
+pub mod fanout;
 pub mod float;
 pub mod fx;
 pub mod idempotency;
 pub mod payouts;
 pub mod requests;
+pub mod sms;
 pub mod users;
 pub mod views;
 pub mod webhooks;

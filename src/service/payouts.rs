@@ -6,8 +6,8 @@
 use super::views::{self, PaymentRequestView, PayoutView};
 use super::{Actor, Page};
 use crate::domain::{
-    CategoryId, EscrowId, EscrowStatus, MerchantAccount, PaymentRequestId, PayoutCommand, PayoutId,
-    PayoutStatus, RequestStatus,
+    CategoryId, EscrowId, EscrowStatus, EventType, MerchantAccount, PaymentRequestId,
+    PayoutCommand, PayoutId, PayoutStatus, RequestStatus,
 };
 use crate::error::{Error, Result};
 use crate::ledger;
@@ -347,7 +347,10 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
         "payout.flagged",
         payout_id.as_str(),
         &json!({"reason": reason}),
-    )
+    )?;
+    // A flagged payout without a result is stuck from now on (`STUCK`; the cutoff does not
+    // matter to a flagged one).
+    emit_stuck(ctx, Some(payout_id), &ctx.at(), 1).map(|_| ())
 }
 
 /// The result of a payout, from the gateway or an admin.
@@ -501,6 +504,14 @@ pub fn apply_result(
                 &json!({"receipt": receipt, "paymentRequestId": row.request_id,
                         "simulated": row.simulated}),
             )?;
+            ctx.emit(
+                EventType::PaymentRequestPaid,
+                json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
+                       "payoutId": payout_id, "status": RequestStatus::Paid,
+                       "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
+                       "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get(),
+                       "mpesaReceipt": receipt, "simulated": row.simulated}),
+            )?;
             complete_if_spent(ctx, actor, &row.escrow_id)?;
         }
         PayoutResult::Failed { code, desc } => {
@@ -526,6 +537,14 @@ pub fn apply_result(
                 payout_id.as_str(),
                 &json!({"resultCode": code, "paymentRequestId": row.request_id,
                         "simulated": row.simulated}),
+            )?;
+            ctx.emit(
+                EventType::PaymentRequestFailed,
+                json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
+                       "payoutId": payout_id, "status": RequestStatus::Failed,
+                       "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
+                       "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get(),
+                       "resultCode": code, "simulated": row.simulated}),
             )?;
         }
     }
@@ -555,17 +574,33 @@ fn set_request_status(
 
 /// An active escrow with nothing remaining and nothing reserved is `completed`.
 fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<()> {
-    let n = ctx.conn.prepare_cached("UPDATE escrows SET change_seq = remit_change_seq(), status = :completed, updated_at = :at
-         WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0")?.execute(named_params! {
-            ":id": escrow_id, ":at": ctx.at(), ":completed": EscrowStatus::Completed,
-            ":active": EscrowStatus::Active,
-        })?;
-    if n == 1 {
+    let completed: Option<(UsdCents, UsdCents)> = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE escrows SET change_seq = remit_change_seq(), status = :completed, updated_at = :at
+         WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0
+         RETURNING total_usd_cents, spent_usd_cents",
+        )?
+        .query_row(
+            named_params! {
+                ":id": escrow_id, ":at": ctx.at(), ":completed": EscrowStatus::Completed,
+                ":active": EscrowStatus::Active,
+            },
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((total, spent)) = completed {
         ctx.audit(
             &actor.id,
             "escrow.completed",
             escrow_id.as_str(),
             &json!({}),
+        )?;
+        ctx.emit(
+            EventType::EscrowCompleted,
+            json!({"escrowId": escrow_id, "status": EscrowStatus::Completed,
+                   "totalAmountUsd": total.major(), "totalAmountUsdCents": total.get(),
+                   "spentUsd": spent.major(), "spentUsdCents": spent.get()}),
         )?;
     }
     Ok(())
@@ -576,6 +611,69 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
 /// stuck: the worker may be sending it. Listing, resolving and the metrics all use this one
 /// definition.
 const STUCK: &str = "(p.status IN ('queued', 'sent') AND (p.flagged = 1 OR (p.status = 'sent' AND p.sent_at <= ?1)))";
+
+/// Emits `payout.stuck` once for each payout that is stuck (as `STUCK` says, with `cutoff`) and
+/// has not had it yet; `only` limits it to one payout. At most `max`; returns how many.
+fn emit_stuck(
+    ctx: &WriteCtx<'_>,
+    only: Option<&PayoutId>,
+    cutoff: &str,
+    max: u32,
+) -> Result<usize> {
+    let stuck: Vec<StuckRow> = ctx
+        .conn
+        .prepare_cached(&format!(
+            "UPDATE payouts SET change_seq = remit_change_seq(), stuck_event_at = ?2
+             WHERE id IN (SELECT p.id FROM payouts p WHERE {STUCK} AND p.stuck_event_at IS NULL
+                          AND (?3 IS NULL OR p.id = ?3) ORDER BY p.id LIMIT ?4)
+             RETURNING id, payment_request_id, escrow_id, status, flagged, amount_kes_cents,
+             amount_usd_cents, sent_at"
+        ))?
+        .query_map(params![cutoff, ctx.at(), only, max], |r| {
+            Ok(StuckRow {
+                id: r.get(0)?,
+                request_id: r.get(1)?,
+                escrow_id: r.get(2)?,
+                status: r.get(3)?,
+                flagged: r.get(4)?,
+                amount_kes: r.get(5)?,
+                amount_usd: r.get(6)?,
+                sent_at: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for p in &stuck {
+        ctx.emit(
+            EventType::PayoutStuck,
+            json!({"payoutId": p.id, "paymentRequestId": p.request_id, "escrowId": p.escrow_id,
+                   "status": p.status, "flagged": p.flagged,
+                   "amountKes": p.amount_kes.major(), "amountKesCents": p.amount_kes.get(),
+                   "amountUsd": p.amount_usd.major(), "amountUsdCents": p.amount_usd.get(),
+                   "sentAt": p.sent_at}),
+        )?;
+    }
+    Ok(stuck.len())
+}
+
+/// A payout that just became stuck.
+struct StuckRow {
+    id: PayoutId,
+    request_id: PaymentRequestId,
+    escrow_id: EscrowId,
+    status: PayoutStatus,
+    flagged: bool,
+    amount_kes: KesCents,
+    amount_usd: UsdCents,
+    sent_at: Option<String>,
+}
+
+/// The sweep: emits `payout.stuck` for payouts that became stuck by the passing of time (sent
+/// with no result for `timeout_s`) since the last sweep. A flagged payout had its event when it
+/// was flagged. Returns how many.
+pub fn emit_stuck_due(ctx: &WriteCtx<'_>, timeout_s: i64) -> Result<usize> {
+    let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
+    emit_stuck(ctx, None, &cutoff, crate::limits::STUCK_SWEEP_ROWS_MAX)
+}
 
 /// How many payouts are stuck (for `/metrics`).
 pub fn stuck_count(conn: &Connection, timeout_s: i64, now: i64) -> Result<i64> {

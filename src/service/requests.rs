@@ -5,8 +5,8 @@ use super::views::{self, PaymentRequestView};
 use super::{require_role, Actor, EscrowParties, Role};
 pub use crate::domain::MerchantAccount;
 use crate::domain::{
-    CategoryId, CategoryName, EscrowId, EscrowStatus, MerchantType, PaymentRequestId, PayoutId,
-    PayoutStatus, RequestStatus, UserId,
+    CategoryId, CategoryName, EscrowId, EscrowStatus, EventType, MerchantType, PaymentRequestId,
+    PayoutId, PayoutStatus, RequestStatus, UserId,
 };
 use crate::error::{Error, Result};
 use crate::ledger::{self, ReserveRefusal};
@@ -109,6 +109,14 @@ pub fn create(
         &json!({
         "escrowId": input.escrow_id, "category": input.category.as_str(), "amountKesCents": input.amount.get(),
         "amountUsdCents": amount_usd.get(), "rateKesPerUsdE4": rate.e4(), "merchantType": input.merchant_account.kind()}),
+    )?;
+    ctx.emit(
+        EventType::PaymentRequestCreated,
+        json!({"paymentRequestId": id, "escrowId": input.escrow_id, "status": RequestStatus::PendingApproval,
+               "category": input.category.as_str(),
+               "amountKes": input.amount.major(), "amountKesCents": input.amount.get(),
+               "amountUsd": amount_usd.major(), "amountUsdCents": amount_usd.get(),
+               "exchangeRate": rate.decimal(), "rateKesPerUsdE4": rate.e4(), "expiresAt": crate::time::rfc3339(ctx.now + ttl_s)}),
     )?;
     views::payment_request(ctx.conn, ctx.keys, actor, &id)
 }
@@ -279,6 +287,13 @@ pub fn approve_unviewed(
         request_id.as_str(),
         &json!({"amountUsdCents": row.amount_usd.get(), "payoutId": payout_id}),
     )?;
+    ctx.emit(
+        EventType::PaymentRequestApproved,
+        json!({"paymentRequestId": request_id, "escrowId": row.escrow_id, "payoutId": payout_id,
+               "status": RequestStatus::Approved,
+               "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
+               "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get()}),
+    )?;
     Ok(payout_id)
 }
 
@@ -341,6 +356,13 @@ pub fn reject(
         request_id.as_str(),
         &json!({}),
     )?;
+    ctx.emit(
+        EventType::PaymentRequestRejected,
+        json!({"paymentRequestId": request_id, "escrowId": row.escrow_id,
+               "status": RequestStatus::Rejected,
+               "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
+               "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get()}),
+    )?;
     views::payment_request(ctx.conn, ctx.keys, actor, request_id)
 }
 
@@ -388,28 +410,34 @@ fn decide(
 /// Marks waiting requests whose expiry has passed as `expired` (decided by the clock, by
 /// nobody), at most `EXPIRY_SWEEP_ROWS_MAX` per command; audited. Returns how many.
 pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
-    let expired: Vec<PaymentRequestId> = ctx
+    let expired: Vec<(PaymentRequestId, EscrowId, KesCents, UsdCents)> = ctx
         .conn
         .prepare_cached(
             "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :expired, decided_at = expires_at, updated_at = :at
              WHERE id IN (SELECT id FROM payment_requests
                           WHERE status = :pending AND expires_at <= :at ORDER BY expires_at LIMIT :max)
-             RETURNING id",
+             RETURNING id, escrow_id, amount_kes_cents, amount_usd_cents",
         )?
         .query_map(
             named_params! {
                 ":expired": RequestStatus::Expired, ":pending": RequestStatus::PendingApproval,
                 ":at": ctx.at(), ":max": crate::limits::EXPIRY_SWEEP_ROWS_MAX,
             },
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?
         .collect::<rusqlite::Result<_>>()?;
-    for id in &expired {
+    for (id, escrow_id, kes, usd) in &expired {
         ctx.audit(
             "system:clock",
             "payment_request.expired",
             id.as_str(),
             &json!({}),
+        )?;
+        ctx.emit(
+            EventType::PaymentRequestExpired,
+            json!({"paymentRequestId": id, "escrowId": escrow_id, "status": RequestStatus::Expired,
+                   "amountKes": kes.major(), "amountKesCents": kes.get(),
+                   "amountUsd": usd.major(), "amountUsdCents": usd.get()}),
         )?;
     }
     Ok(expired.len())

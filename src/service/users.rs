@@ -2,7 +2,7 @@
 
 use super::{Actor, Page, Role};
 use crate::crypto::{self, EncryptedColumn, Keys};
-use crate::domain::{KenyanPhone, UserId};
+use crate::domain::{KenyanPhone, Language, UserId};
 use crate::error::{Error, Result};
 use crate::limits::TOKEN_RANDOM_BYTES;
 use crate::store::{is_unique_violation, WriteCtx};
@@ -45,6 +45,8 @@ pub struct UserView {
     pub name: String,
     /// E.164.
     pub phone: Option<String>,
+    /// The language of their SMS (`en` when not chosen).
+    pub language: Language,
     pub created_at: String,
     pub tokens: Vec<TokenView>,
 }
@@ -153,6 +155,16 @@ pub fn insert_token(conn: &Connection, user_id: &UserId, now: i64) -> Result<Str
 
 /// `POST /users`, `remit user add`: a user and their first token.
 pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<CreatedUser> {
+    create_speaking(ctx, actor, user, None)
+}
+
+/// `create`, with the language of the user's SMS (`None`: English).
+pub fn create_speaking(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    user: &NewUser,
+    language: Option<Language>,
+) -> Result<CreatedUser> {
     super::require_role(actor, &[])?;
     if user.role == Role::Recipient && user.phone.is_none() {
         return Err(Error::MissingField {
@@ -160,12 +172,19 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<Creat
         });
     }
     let id = insert_user(ctx.conn, ctx.keys, user, ctx.now)?;
+    if let Some(language) = language {
+        ctx.conn
+            .prepare_cached(
+                "UPDATE users SET change_seq = remit_change_seq(), language = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, language])?;
+    }
     let token = insert_token(ctx.conn, &id, ctx.now)?;
     ctx.audit(
         &actor.id,
         "user.created",
         id.as_str(),
-        &json!({"role": user.role}),
+        &json!({"role": user.role, "language": language}),
     )?;
     ctx.audit(
         &actor.id,
@@ -330,7 +349,7 @@ fn users_where(
     limit: u32,
 ) -> Result<Vec<UserView>> {
     let sql = format!(
-        "SELECT u.id, u.role, u.name_enc, u.phone_enc, u.created_at, t.prefix, t.created_at AS token_created_at,
+        "SELECT u.id, u.role, u.name_enc, u.phone_enc, u.language, u.created_at, t.prefix, t.created_at AS token_created_at,
          t.last_used_at, t.revoked_at
          FROM (SELECT * FROM users WHERE {where_clause} ORDER BY id LIMIT ?2) u
          LEFT JOIN api_tokens t ON t.user_id = u.id
@@ -373,6 +392,9 @@ fn user_from_row(keys: &Keys, id: UserId, r: &Row<'_>) -> Result<UserView> {
         role: r.get("role")?,
         name,
         phone,
+        language: r
+            .get::<_, Option<Language>>("language")?
+            .unwrap_or(Language::En),
         created_at: r.get("created_at")?,
         tokens: Vec::new(),
     })

@@ -91,6 +91,8 @@ pub struct Store {
     key_source: KeySource,
     /// Writer counters.
     pub stats: Arc<WriterStats>,
+    /// Rung after every commit that emitted an event (the outbox's readers wait on it).
+    events: Arc<crate::wakeup::Wakeup>,
 }
 
 impl Store {
@@ -123,6 +125,8 @@ impl Store {
         let (sender, receiver) = mpsc::sync_channel::<Msg>(WRITER_QUEUE_MAX);
         let writer_keys = Arc::clone(&keys);
         let writer_stats = Arc::clone(&stats);
+        let events = Arc::new(crate::wakeup::Wakeup::default());
+        let writer_events = Arc::clone(&events);
         let mut wal_path = options.path.clone().into_os_string();
         wal_path.push("-wal");
         let wal = writer::WalBound {
@@ -141,6 +145,7 @@ impl Store {
                     &receiver,
                     &writer_stats,
                     &wal,
+                    &writer_events,
                 )
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
@@ -154,6 +159,7 @@ impl Store {
             path: options.path.clone(),
             key_source,
             stats,
+            events,
         })
     }
 
@@ -208,6 +214,11 @@ impl Store {
     pub fn ping(&self) -> bool {
         self.read(|conn, _| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .is_ok()
+    }
+
+    /// Rung after every commit that emitted an event.
+    pub fn events(&self) -> &Arc<crate::wakeup::Wakeup> {
+        &self.events
     }
 
     /// The keys of this database.

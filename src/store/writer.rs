@@ -7,6 +7,7 @@ use crate::audit::AuditKey;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::limits::WRITER_BATCH_MAX;
+use crate::wakeup::Wakeup;
 use rusqlite::Connection;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -40,6 +41,8 @@ pub struct WriteCtx<'a> {
     /// The newest audit line (sequence number, MAC) once read in this batch, kept so that
     /// each line does not read the one before; restored when a savepoint rolls back.
     audit_head: Cell<Option<(i64, [u8; 32])>>,
+    /// An event was emitted in this batch: the outbox's readers are woken after the commit.
+    emitted: Cell<bool>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -53,6 +56,7 @@ impl<'a> WriteCtx<'a> {
             broken: Cell::new(false),
             audited: Cell::new(false),
             audit_head: Cell::new(None),
+            emitted: Cell::new(false),
         }
     }
 
@@ -94,6 +98,19 @@ impl<'a> WriteCtx<'a> {
         Ok(())
     }
 
+    /// Appends an event to the outbox (`crate::outbox`), in this command: it is undone with the
+    /// command's savepoint exactly like an audit line, so it exists exactly when its change
+    /// committed. `data` holds ids, states and amounts, never PII.
+    pub fn emit(
+        &self,
+        kind: crate::domain::EventType,
+        data: serde_json::Value,
+    ) -> Result<crate::domain::EventId> {
+        let id = crate::outbox::append(self.conn, &self.at(), kind, &data)?;
+        self.emitted.set(true);
+        Ok(id)
+    }
+
     /// Logs a warning about a change once that change has committed (never if it rolls back).
     pub fn warn_after_commit(&self, text: String) {
         self.log_after_commit(log::Level::Warn, "remit", text);
@@ -113,11 +130,13 @@ impl<'a> WriteCtx<'a> {
         self.exec("SAVEPOINT command")?;
         let logged = self.pending.borrow().len();
         let head = self.audit_head.get();
+        let emitted = self.emitted.get();
         let result = f(self);
         if result.is_err() {
             self.exec("ROLLBACK TO command")?;
             self.pending.borrow_mut().truncate(logged);
             self.audit_head.set(head);
+            self.emitted.set(emitted);
         }
         self.exec("RELEASE command")?;
         result
@@ -282,6 +301,7 @@ pub(super) fn run(
     receiver: &Receiver<Msg>,
     stats: &WriterStats,
     wal: &WalBound,
+    events: &Wakeup,
 ) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
     let mut stopping = false;
@@ -298,12 +318,12 @@ pub(super) fn run(
                 Err(_) => break,
             }
             if batch.len() >= WRITER_BATCH_MAX {
-                run_batch(&conn, keys, audit_key, &mut batch, stats);
+                run_batch(&conn, keys, audit_key, &mut batch, stats, events);
                 wal.enforce(&conn, stats);
             }
         }
         if !batch.is_empty() {
-            run_batch(&conn, keys, audit_key, &mut batch, stats);
+            run_batch(&conn, keys, audit_key, &mut batch, stats, events);
             wal.enforce(&conn, stats);
         }
     }
@@ -319,6 +339,7 @@ fn run_batch(
     audit_key: &AuditKey,
     batch: &mut Vec<Box<dyn Command>>,
     stats: &WriterStats,
+    events: &Wakeup,
 ) {
     let size = batch.len();
     let bucket = match size {
@@ -357,7 +378,12 @@ fn run_batch(
         Ok(())
     })();
     match &commit {
-        Ok(()) => ctx.flush_log(),
+        Ok(()) => {
+            if ctx.emitted.get() {
+                events.notify();
+            }
+            ctx.flush_log();
+        }
         Err(e) => {
             drop(ctx);
             log::error!("writer batch of {size} failed and was rolled back: {e:?}");

@@ -154,6 +154,49 @@ fn operations_are_read_from_markdown_code_spans() {
     );
 }
 
+/// The document's `webhooks` describe exactly the event types remit emits, each with the
+/// `Remit-Signature` header, and its example of a delivery is one.
+#[test]
+fn the_document_describes_every_event_type_posted_to_receivers() {
+    let doc = document();
+    let documented: BTreeSet<String> = doc["webhooks"]
+        .as_object()
+        .expect("the document has webhooks")
+        .keys()
+        .cloned()
+        .collect();
+    let emitted: BTreeSet<String> = remit::domain::EventType::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    assert_eq!(documented, emitted);
+    for kind in &emitted {
+        let op = &doc["webhooks"][kind]["post"];
+        assert_eq!(
+            op["parameters"][0]["$ref"], "#/components/parameters/RemitSignature",
+            "{kind}"
+        );
+        let schema = crate::support::notify::documented_event_schema(&doc, kind);
+        let mut wrong = json!({"id": "evt_01jd8x2m4k7q9p3r5t6v8w0y2z", "type": kind,
+            "createdAt": "2026-12-01T09:30:00Z", "data": {}});
+        assert!(!schema.is_valid(&wrong), "{kind} takes any data");
+        wrong["data"] = json!({"recipientName": "Wanjiru"});
+        assert!(!schema.is_valid(&wrong), "{kind} takes a name");
+    }
+    let paid = &doc["components"]["schemas"]["PaymentRequestPaidEvent"]["examples"][0];
+    assert!(
+        crate::support::notify::documented_event_schema(&doc, "payment_request.paid")
+            .is_valid(paid)
+    );
+    // The signature's documented shape is the one remit makes.
+    let header = remit::wire::webhook::sign("whsec_test", 1_764_581_400, b"{}");
+    let pattern = doc["components"]["parameters"]["RemitSignature"]["schema"]["pattern"]
+        .as_str()
+        .unwrap();
+    let shape = jsonschema::draft202012::new(&json!({"pattern": pattern})).unwrap();
+    assert!(shape.is_valid(&json!(header)), "{header}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Found by the contract fuzzer.
 

@@ -475,6 +475,10 @@ async function main() {
     assert((await create.locator(tid('api-body')).count()) === 1, 'POST /escrows shows no request body');
     assert((await text(create.locator(tid('api-responses')))).includes('201'), 'POST /escrows shows no 201');
     assert((await page.locator(tid('api-schema')).count()) === Object.keys(doc.components.schemas).length, 'not every schema is shown');
+    const sent = Object.entries(doc.webhooks).flatMap(([name, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${name}`)).sort();
+    const shown = (await page.locator(tid('api-webhook')).evaluateAll((ns) => ns.map((n) => n.dataset.webhook))).sort();
+    assert(JSON.stringify(shown) === JSON.stringify(sent), `the page shows the webhooks ${shown.join(', ')}, the document has ${sent.join(', ')}`);
+    assert((await text(page.locator('[data-webhook="POST payment_request.paid"]'))).includes('Remit-Signature'), 'a webhook does not show its signature header');
     await checkScreen(page, 'API reference', { junkWords: false });
     await shot(page, '03-api-reference.png', { fullPage: false });
     await page.locator('[data-operation="POST /escrows"] a[href="#schema-NewEscrow"]').click();
@@ -1059,6 +1063,37 @@ async function main() {
     await api(TOKENS.admin, 'GET', '/me');
   });
 
+  await step('admin: a webhook endpoint (its secret shown once), paused; the text messages remit recorded', async () => {
+    await nav(admin, 'notifications');
+    await admin.locator(tid('no-endpoints')).waitFor();
+    await admin.locator(tid('endpoint-submit')).click();
+    assert(await admin.locator(tid('endpoint-url-input')).getAttribute('aria-invalid') === 'true', 'an empty URL is not marked in the form');
+    await admin.locator(tid('endpoint-url-input')).fill('http://127.0.0.1:9/remit-hooks');
+    await admin.locator(tid('event-float.low')).uncheck();
+    await admin.locator(tid('endpoint-submit')).click();
+    const secret = admin.locator(tid('endpoint-secret'));
+    await secret.waitFor();
+    assert(/^whsec_[0-9a-f]{64}$/.test(await text(secret)), `the secret reads "${await text(secret)}"`);
+    const card = admin.locator(tid('endpoint-card'));
+    await card.waitFor();
+    assert(await text(card.locator(tid('endpoint-url'))) === 'http://127.0.0.1:9/remit-hooks', 'the endpoint card does not show its URL');
+    assert(await card.locator(`${tid('endpoint-events')} li`).count() === 12, 'the endpoint does not list the 12 events chosen');
+    await checkScreen(admin, 'notifications with a new secret');
+    await admin.locator(tid('secret-done')).click();
+    assert(await admin.locator(tid('endpoint-secret')).count() === 0, 'the secret is still shown');
+    await card.locator(tid('disable-endpoint')).click();
+    await waitFor('for the endpoint to be paused', async () => (await admin.locator(tid('endpoint-card')).getAttribute('data-enabled')) === 'false');
+    await admin.locator(`${tid('endpoint-card')} ${tid('show-deliveries')}`).click();
+    await admin.locator(`${tid('endpoint-card')} ${tid('delivery-list')}`).waitFor();
+    const sms = admin.locator(`${tid('sms-list')} ${tid('sms-row')}`);
+    await waitFor('for the text messages', async () => (await sms.count()) > 0);
+    const logged = admin.locator(`${tid('sms-list')} [data-testid="sms-row"][data-status="logged"]`).first();
+    assert(await text(logged.locator(tid('sms-status'))) === 'Recorded, not sent', 'a logged SMS does not say it was not sent');
+    assert((await text(logged.locator(tid('sms-body')))).startsWith('remit: '), 'an SMS body is not shown');
+    await checkScreen(admin, 'notifications');
+    await shot(admin, '19b-admin-notifications.png');
+  });
+
   await step('admin opens the audit log of the escrow', async () => {
     await nav(admin, 'escrows');
     await admin.locator(tid('audit-entity')).fill(escrowId);
@@ -1103,7 +1138,7 @@ async function main() {
     assert(await text(escrow.locator(tid('escrow-status'))) === 'Inatumika', 'an active escrow does not read "Inatumika"');
     currentPage = admin;
     await toSwahili(admin, 'admin');
-    await swahiliScreens(admin, 'admin', { overview: 'Muhtasari', escrows: 'Mifuko', payouts: 'Malipo ya M-Pesa', 'money-in': 'Pesa zilizoingia', users: 'Watumiaji na tokeni' });
+    await swahiliScreens(admin, 'admin', { overview: 'Muhtasari', escrows: 'Mifuko', payouts: 'Malipo ya M-Pesa', 'money-in': 'Pesa zilizoingia', users: 'Watumiaji na tokeni', notifications: 'Arifa' });
   });
 
   await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {

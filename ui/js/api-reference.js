@@ -1,6 +1,7 @@
 // The API reference page (api.html): reads /openapi.json, the document this server serves, and
-// shows every operation (method, path, who may call it, parameters, request body, responses)
-// and every schema, linked to one another. Nothing is loaded from elsewhere.
+// shows every operation (method, path, who may call it, parameters, request body, responses),
+// every webhook remit posts to receivers, and every schema, linked to one another. Nothing is
+// loaded from elsewhere.
 
 import { add, el } from './dom.js';
 import { lang, t, translateStatic } from './i18n.js';
@@ -79,13 +80,16 @@ function responseList(doc, responses) {
   }));
 }
 
-function operationCard(doc, method, path, op) {
+// An operation of the API, or (`kind` 'webhook') a request remit makes to a receiver: its
+// `path` is then the event type, and who may call it does not apply.
+function operationCard(doc, method, path, op, kind = 'operation') {
   const security = op.security || doc.security || [];
   const who = security.length === 0 || security.some((s) => Object.keys(s).length === 0) ? t('api.anyone') : t('api.bearer');
   const roles = Array.isArray(op['x-roles']) ? ` (${op['x-roles'].join(', ')})` : '';
-  const card = el('article', { class: 'card api-op', id: `op-${op.operationId}`, testid: 'api-operation', dataset: { operation: `${method.toUpperCase()} ${path}` } },
+  const webhook = kind === 'webhook';
+  const card = el('article', { class: 'card api-op', id: `${webhook ? 'webhook' : 'op'}-${op.operationId}`, testid: `api-${kind}`, dataset: { [kind]: `${method.toUpperCase()} ${path}` } },
     el('h3', { class: 'api-op-title' }, methodBadge(method), ' ', el('span', { class: 'mono api-path' }, path)),
-    el('p', { class: 'api-summary' }, el('strong', null, op.summary || ''), ' ', el('span', { class: 'muted small' }, `${who}${roles}`)),
+    el('p', { class: 'api-summary' }, el('strong', null, op.summary || ''), webhook ? null : [' ', el('span', { class: 'muted small' }, `${who}${roles}`)]),
     op.description ? prose(op.description) : null);
   if (op.parameters && op.parameters.length) add(card, [el('h4', null, t('api.parameters')), parameterList(doc, op.parameters)]);
   if (op.requestBody) {
@@ -124,14 +128,19 @@ function render(doc) {
     }
   }
   const tags = [...(doc.tags || []).map((tg) => tg.name), ...byTag.keys()].filter((tg, i, all) => byTag.has(tg) && all.indexOf(tg) === i);
+  const webhooks = Object.entries(doc.webhooks || {}).flatMap(([name, item]) => Object.entries(item).map(([method, op]) => [method, name, op]));
   const contents = el('nav', { class: 'card api-contents', 'aria-label': t('api.operations') },
     el('h2', null, t('api.operations')),
     tags.map((tag) => el('div', null, el('h3', null, tag), el('ul', { class: 'api-list' }, byTag.get(tag).map(([method, path, op]) =>
-      el('li', null, el('a', { href: `#op-${op.operationId}` }, methodBadge(method), ' ', el('span', { class: 'mono api-path' }, path))))))));
+      el('li', null, el('a', { href: `#op-${op.operationId}` }, methodBadge(method), ' ', el('span', { class: 'mono api-path' }, path))))))),
+    webhooks.length ? el('div', null, el('h3', null, t('api.webhooks')), el('ul', { class: 'api-list' }, webhooks.map(([method, name, op]) =>
+      el('li', null, el('a', { href: `#webhook-${op.operationId}` }, methodBadge(method), ' ', el('span', { class: 'mono api-path' }, name)))))) : null);
   add(root, [
     el('section', { class: 'section' }, el('h2', null, `${doc.info.title} ${doc.info.version}`), prose(doc.info.description)),
     contents,
     tags.map((tag) => el('section', { class: 'section stack' }, el('h2', null, tag), byTag.get(tag).map(([m, p, op]) => operationCard(doc, m, p, op)))),
+    webhooks.length ? el('section', { class: 'section stack', testid: 'api-webhooks' }, el('h2', null, t('api.webhooks')), prose(t('api.webhooksIntro')),
+      webhooks.map(([m, name, op]) => operationCard(doc, m, name, op, 'webhook'))) : null,
     el('section', { class: 'section stack', testid: 'api-schemas' }, el('h2', null, t('api.schemas')),
       Object.entries((doc.components && doc.components.schemas) || {}).map(([name, s]) => schemaCard(name, s))),
   ]);

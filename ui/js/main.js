@@ -17,6 +17,7 @@ import { viewEscrows } from './screens/escrows.js';
 import { viewFind } from './screens/find.js';
 import { viewMoneyIn } from './screens/money-in.js';
 import { viewNewEscrow } from './screens/new-escrow.js';
+import { viewNotifications } from './screens/notifications.js';
 import { viewOverview } from './screens/overview.js';
 import { viewPayouts } from './screens/payouts.js';
 import { viewRequest } from './screens/request.js';
@@ -142,6 +143,7 @@ const ROUTES = {
     { name: 'payouts', label: 'nav.payouts', view: viewPayouts },
     { name: 'money-in', label: 'nav.moneyIn', view: viewMoneyIn },
     { name: 'users', label: 'nav.users', view: viewUsers },
+    { name: 'notifications', label: 'nav.notifications', view: viewNotifications },
   ],
 };
 

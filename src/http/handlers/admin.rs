@@ -39,6 +39,7 @@ pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
     let text = app.metrics.render(
         &app.store,
         app.config.payout_timeout_s,
+        &app.notify,
         app.replication.as_deref(),
     );
     Ok(Reply::bytes(

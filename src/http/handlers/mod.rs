@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod assets;
 pub mod escrows;
+pub mod notifications;
 pub mod requests;
 pub mod users;
 pub mod webhooks;

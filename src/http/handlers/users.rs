@@ -2,7 +2,7 @@
 
 use super::{actor_with, page_params};
 use crate::app::App;
-use crate::domain::{parse_text, KenyanPhone, Role, UserId};
+use crate::domain::{parse_text, KenyanPhone, Language, Role, UserId};
 use crate::error::Result;
 use crate::http::idempotency::{self, key_of};
 use crate::http::reply::Reply;
@@ -41,10 +41,14 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         Some(p) => Some(KenyanPhone::parse("phone", &p)?),
         None => None,
     };
+    let language = f
+        .opt_string("language")?
+        .map(|l| Language::parse_field("language", &l))
+        .transpose()?;
     f.finish()?;
     let user = NewUser { role, name, phone };
     idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let created = service::create(ctx, &actor, &user)?;
+        let created = service::create_speaking(ctx, &actor, &user, language)?;
         Ok(token_reply(&created))
     })
 }

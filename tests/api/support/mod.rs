@@ -5,9 +5,12 @@
 
 pub mod app;
 pub mod attacks;
+pub mod fake_at;
 pub mod fake_daraja;
+pub mod notify;
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 
 use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
 use remit::money::{KesCents, UsdCents};

@@ -229,6 +229,12 @@ impl Server {
         self.wait()
     }
 
+    /// `kill -9`: the process ends at once, with no chance to finish anything.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits at most 30 s for the process to exit.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);

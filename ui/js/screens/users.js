@@ -38,7 +38,8 @@ export async function viewUsers(root, ctx) {
   const role = field({ label: t('users.role'), tag: 'select', dataField: 'role', testid: 'user-role', options: ROLES.map((r) => el('option', { value: r }, roleLabel(r))) });
   const name = field({ label: t('users.name'), dataField: 'name', testid: 'user-name' });
   const phone = field({ label: t('users.phone'), optional: true, dataField: 'phone', testid: 'user-phone', type: 'tel', hint: t('users.phoneHint') });
-  form.append(el('h2', { id: 'new-user-h' }, t('users.new')), el('div', { class: 'grid-3' }, role.wrap, name.wrap, phone.wrap), formError(),
+  const language = field({ label: t('users.language'), tag: 'select', dataField: 'language', testid: 'user-language', options: ['en', 'sw'].map((l) => el('option', { value: l }, t(`language.${l}`))) });
+  form.append(el('h2', { id: 'new-user-h' }, t('users.new')), el('div', { class: 'grid-3' }, role.wrap, name.wrap, phone.wrap, language.wrap), formError(),
     el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'button primary', testid: 'user-submit' }, t('users.create'))));
   onSubmit(form, async () => {
     const p = phone.input.value.trim();
@@ -46,7 +47,7 @@ export async function viewUsers(root, ctx) {
       [name.input, name.input.value.trim() ? null : t('users.err.name')],
       [phone.input, p && !kenyanDigits(p) ? t('newEscrow.err.phone') : null],
     ])) return;
-    const body = { role: role.input.value, name: name.input.value.trim() };
+    const body = { role: role.input.value, name: name.input.value.trim(), language: language.input.value };
     if (p) body.phone = p;
     const r = await api('POST', '/users', body);
     form.reset();

@@ -1,0 +1,532 @@
+//! Where webhooks may go. A `WebhookUrl` is `https` (plain `http` only to a loopback host), has
+//! no credentials in it and is not an address that is never public. Every address a delivery
+//! connects to is checked again with `may_connect` (a name's addresses can change after it was
+//! registered): private, shared, link-local and unique-local ranges only with
+//! `REMIT_WEBHOOK_ALLOW_PRIVATE`; loopback only when the URL names a loopback host itself.
+
+use crate::error::{Error, Result};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What an address is, for the webhook guard.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AddressKind {
+    /// A public address.
+    Public,
+    /// 127.0.0.0/8, ::1.
+    Loopback,
+    /// Private, shared, link-local, unique-local, site-local or documentation ranges: a network
+    /// of one's own, not the internet. The text names which.
+    Private(&'static str),
+    /// Unspecified, multicast, broadcast or reserved: never a receiver.
+    Never(&'static str),
+}
+
+fn classify_v4(ip: Ipv4Addr) -> AddressKind {
+    let [a, b, c, _] = ip.octets();
+    match (a, b, c) {
+        (127, _, _) => AddressKind::Loopback,
+        (0, _, _) => AddressKind::Never("\"this network\" (0.0.0.0/8)"),
+        (224..=239, _, _) => AddressKind::Never("multicast"),
+        (240..=255, _, _) => AddressKind::Never("reserved or broadcast"),
+        (10, _, _) => AddressKind::Private("private (10.0.0.0/8)"),
+        (172, 16..=31, _) => AddressKind::Private("private (172.16.0.0/12)"),
+        (192, 168, _) => AddressKind::Private("private (192.168.0.0/16)"),
+        (100, 64..=127, _) => AddressKind::Private("shared address space (100.64.0.0/10)"),
+        (169, 254, _) => AddressKind::Private("link-local (169.254.0.0/16)"),
+        (192, 0, 0) => AddressKind::Private("IETF protocol assignments (192.0.0.0/24)"),
+        (198, 18..=19, _) => AddressKind::Private("benchmarking (198.18.0.0/15)"),
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => AddressKind::Private("documentation"),
+        _ => AddressKind::Public,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> AddressKind {
+    let s = ip.segments();
+    if ip.is_loopback() {
+        return AddressKind::Loopback;
+    }
+    if ip.is_unspecified() {
+        return AddressKind::Never("unspecified (::)");
+    }
+    // An IPv4 address inside IPv6 is whatever that IPv4 address is: mapped (::ffff:a.b.c.d),
+    // compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
+    let embedded = Ipv4Addr::new(
+        (s[6] >> 8) as u8,
+        (s[6] & 0xff) as u8,
+        (s[7] >> 8) as u8,
+        (s[7] & 0xff) as u8,
+    );
+    let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
+    let compatible = s[..6] == [0, 0, 0, 0, 0, 0];
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    if mapped || compatible || nat64 {
+        return classify_v4(embedded);
+    }
+    match s[0] {
+        0xff00..=0xffff => AddressKind::Never("multicast"),
+        0xfe80..=0xfebf => AddressKind::Private("link-local (fe80::/10)"),
+        0xfec0..=0xfeff => AddressKind::Private("site-local (fec0::/10)"),
+        0xfc00..=0xfdff => AddressKind::Private("unique-local (fc00::/7)"),
+        0x2001 if s[1] == 0x0db8 => AddressKind::Private("documentation (2001:db8::/32)"),
+        _ => AddressKind::Public,
+    }
+}
+
+/// What kind of address `ip` is.
+pub fn classify(ip: IpAddr) -> AddressKind {
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => classify_v6(v6),
+    }
+}
+
+/// Is `host` (as a URL names it) this machine: `localhost` or a loopback address?
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// May a delivery to a URL naming `host` connect to `ip`? `Err` says why not.
+pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::Result<(), String> {
+    match classify(ip) {
+        AddressKind::Public => Ok(()),
+        AddressKind::Loopback if is_loopback_host(host) || allow_private => Ok(()),
+        AddressKind::Loopback => Err(format!(
+            "{host} resolves to a loopback address ({ip}), and the URL does not name this machine"
+        )),
+        AddressKind::Private(_) if allow_private => Ok(()),
+        AddressKind::Private(what) => Err(format!(
+            "{host} resolves to a {what} address ({ip}); set REMIT_WEBHOOK_ALLOW_PRIVATE to allow it"
+        )),
+        AddressKind::Never(what) => Err(format!("{host} resolves to a {what} address ({ip})")),
+    }
+}
+
+/// A `dec-octet` of RFC 3986: 0 to 255, no leading zero.
+fn is_dec_octet(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !(text.len() > 1 && text.starts_with('0'))
+        && text.parse::<u16>().is_ok_and(|n| n <= 255)
+}
+
+/// A port: 1 to 65535, no leading zero.
+fn is_port(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 5
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0')
+        && text.parse::<u32>().is_ok_and(|n| n <= 65_535)
+}
+
+/// Characters of a path segment or a query (RFC 3986 `pchar`, `/` and, in a query, `?`), with
+/// every `%` followed by two hex digits.
+fn is_pchars(text: &str, also: &[u8]) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) || also.contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The host of an `https` URL: a name (labels of letters, digits, `-` and `_`, by dots) or an
+/// IPv6 literal in brackets (its characters; whether it parses is checked after).
+fn is_https_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// The host of a plain `http` URL: `localhost`, `127.x.y.z` or `[::1]`.
+fn is_http_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") || host == "[::1]" {
+        return true;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4 && parts[0] == "127" && parts[1..].iter().all(|p| is_dec_octet(p))
+}
+
+/// Has `text` the shape a webhook URL must have, exactly the `pattern` of `url` in
+/// `docs/openapi.json` (`NewWebhookEndpoint`; a test holds the two equal): `https://` (any
+/// case) and a host, or `http://` and a loopback host; an optional port; a path and a query of
+/// RFC 3986 characters; no user name or password, no fragment.
+pub fn has_url_shape(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !scheme.eq_ignore_ascii_case("http") {
+        return false;
+    }
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (host, port) = match authority.rfind(']') {
+        Some(end) if authority.starts_with('[') => {
+            let (host, after) = authority.split_at(end + 1);
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => return false,
+            }
+        }
+        _ => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = if https {
+        is_https_host(host)
+    } else {
+        is_http_host(host)
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    host_ok
+        && port.is_none_or(is_port)
+        && (path.is_empty() || path.starts_with('/'))
+        && is_pchars(path, b"/")
+        && query.is_none_or(|q| is_pchars(q, b"/?"))
+}
+
+/// A URL webhooks may be posted to (as checked when it is registered; every connection is
+/// checked again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// Parses a URL: `https://…`, or `http://…` to a loopback host; a host; no user name or
+    /// password; at most `WEBHOOK_URL_BYTES_MAX` bytes; an address literal must be one a
+    /// delivery may connect to.
+    pub fn parse(field: &str, text: &str, allow_private: bool) -> Result<WebhookUrl> {
+        if text.len() > crate::limits::WEBHOOK_URL_BYTES_MAX {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "must be at most {} bytes",
+                    crate::limits::WEBHOOK_URL_BYTES_MAX
+                ),
+            ));
+        }
+        if !has_url_shape(text) {
+            return Err(Error::invalid(
+                field,
+                "must be an https URL (http only to localhost, 127.x.y.z or [::1]): a host, an optional port, a path and a query of URL characters (%-encoded otherwise), no user name or password, no fragment",
+            ));
+        }
+        let uri: ureq::http::Uri = text
+            .parse()
+            .map_err(|_| Error::invalid(field, "is not a URL"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::invalid(field, "must name a host"))?;
+        if authority.as_str().contains('@') {
+            return Err(Error::invalid(
+                field,
+                "must not carry a user name or password (the signature authenticates us)",
+            ));
+        }
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(Error::invalid(field, "must name a host"));
+        }
+        let loopback = is_loopback_host(host);
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if loopback => {}
+            _ => {
+                return Err(Error::invalid(
+                    field,
+                    "must be an https URL (http only for a loopback host)",
+                ))
+            }
+        }
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        match literal.parse::<IpAddr>() {
+            Ok(ip) => {
+                may_connect(host, ip, allow_private).map_err(|why| Error::invalid(field, why))?
+            }
+            Err(_) if host.starts_with('[') => {
+                return Err(Error::invalid(
+                    field,
+                    "names an IPv6 address in brackets that is not one",
+                ))
+            }
+            Err(_) => {}
+        }
+        Ok(WebhookUrl(text.to_string()))
+    }
+
+    /// A URL stored earlier (checked when it was registered).
+    pub fn from_stored(text: String) -> WebhookUrl {
+        WebhookUrl(text)
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its host, as the URL names it (for logs and audit lines: a path may hold a secret).
+    pub fn host(&self) -> String {
+        self.0
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> AddressKind {
+        classify(text.parse().unwrap())
+    }
+
+    #[test]
+    fn private_link_local_and_unique_local_ranges_are_not_public() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "fd00::1",
+            "fc12::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(matches!(kind(ip), AddressKind::Private(_)), "{ip}");
+        }
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(kind(ip), AddressKind::Loopback, "{ip}");
+        }
+        for ip in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "ff02::1"] {
+            assert!(matches!(kind(ip), AddressKind::Never(_)), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "1.1.1.1",
+        ] {
+            assert_eq!(kind(ip), AddressKind::Public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn loopback_only_when_the_url_names_this_machine() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(may_connect("localhost", lo, false).is_ok());
+        assert!(may_connect("127.0.0.1", lo, false).is_ok());
+        assert!(may_connect("[::1]", "::1".parse().unwrap(), false).is_ok());
+        assert!(may_connect("rebind.example.com", lo, false).is_err());
+        let private: IpAddr = "10.0.0.7".parse().unwrap();
+        assert!(may_connect("hooks.example.com", private, false).is_err());
+        assert!(may_connect("hooks.example.com", private, true).is_ok());
+        assert!(may_connect("hooks.example.com", "0.0.0.0".parse().unwrap(), true).is_err());
+    }
+
+    /// A string of URL-ish pieces, from a seeded generator (xorshift).
+    fn urlish(seed: &mut u64) -> String {
+        const PIECES: &[&str] = &[
+            "https://",
+            "http://",
+            "HTTPS://",
+            "hTTp://",
+            "ftp://",
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.255.0.01",
+            "127.0.0.256",
+            "[::1]",
+            "[fd00::1]",
+            "[0::1]",
+            "[zz]",
+            "[",
+            "]",
+            ":",
+            "80",
+            "65535",
+            "65536",
+            "08",
+            "0",
+            "/",
+            "//",
+            "?",
+            "#",
+            "@",
+            "%",
+            "%2F",
+            "%g1",
+            "a",
+            "Z9",
+            "-",
+            "_",
+            ".",
+            "..",
+            "~",
+            "!",
+            "'",
+            " ",
+            "é",
+            "\"",
+            "{",
+            "|",
+            "user:pw@",
+            "example.com",
+            "10.0.0.1",
+            "::",
+            "x=1&y=2",
+        ];
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        let n = 1 + next() % 9;
+        let mut out = String::new();
+        if next() % 3 > 0 {
+            out.push_str(["https://", "http://", "HtTpS://"][(next() % 3) as usize]);
+        }
+        for _ in 0..n {
+            out.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        out
+    }
+
+    /// The `pattern` of `url` in the OpenAPI document, as a validator of strings.
+    fn documented_pattern() -> jsonschema::Validator {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let url = &doc["components"]["schemas"]["NewWebhookEndpoint"]["properties"]["url"];
+        jsonschema::draft202012::new(&serde_json::json!({"pattern": url["pattern"]})).unwrap()
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_shape_and_every_url_of_that_shape_is_a_url() {
+        let documented = documented_pattern();
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let mut shaped = 0;
+        for _ in 0..50_000 {
+            let text = urlish(&mut seed);
+            assert_eq!(
+                documented.is_valid(&serde_json::json!(text)),
+                has_url_shape(&text),
+                "docs/openapi.json and has_url_shape disagree on {text:?}"
+            );
+            if !has_url_shape(&text) {
+                continue;
+            }
+            shaped += 1;
+            assert!(
+                text.parse::<ureq::http::Uri>().is_ok(),
+                "{text:?} has the shape but does not parse"
+            );
+            if let Err(e) = WebhookUrl::parse("url", &text, true) {
+                let why = e.to_string();
+                assert!(
+                    why.contains("resolves to") || why.contains("IPv6"),
+                    "{text:?}: {why}"
+                );
+            }
+        }
+        assert!(
+            shaped > 1_000,
+            "only {shaped} shaped URLs: the generator is off"
+        );
+        for ok in [
+            "https://hooks.example.com",
+            "HTTPS://hooks.example.com:8443/a/b%20c?x=1&y=/?z",
+            "https://[2606:4700::1111]/hook",
+            "http://LOCALHOST/x",
+            "http://127.0.0.1:65535",
+            "http://[::1]:9/x",
+            "https://a_b.example/x@y",
+        ] {
+            assert!(has_url_shape(ok), "{ok}");
+            assert!(documented.is_valid(&serde_json::json!(ok)), "{ok}");
+        }
+        for refused in [
+            "HTtPs://:[%QUk*!{H7=ToO.S@2O",
+            "https://user@hooks.example.com/",
+            "https://hooks.example.com/#frag",
+            "https://hooks.example.com:0/",
+            "https://hooks.example.com:65536/",
+            "https://hooks..example.com/",
+            "https://hooks.example.com/%zz",
+            "https://hooks.example.com/a b",
+            "http://127.0.0.01/",
+            "http://[0::1]/",
+            "http://hooks.example.com/",
+            "https://",
+            "https://[]/",
+        ] {
+            assert!(!has_url_shape(refused), "{refused}");
+            assert!(
+                !documented.is_valid(&serde_json::json!(refused)),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_must_be_https_unless_loopback_and_carry_no_credentials() {
+        let ok = |t: &str| WebhookUrl::parse("url", t, false).is_ok();
+        assert!(ok("https://hooks.example.com/remit"));
+        assert!(ok("http://127.0.0.1:8080/hook"));
+        assert!(ok("http://localhost:9/x"));
+        assert!(ok("http://[::1]:9/x"));
+        assert!(!ok("http://hooks.example.com/remit"));
+        assert!(!ok("ftp://hooks.example.com/"));
+        assert!(!ok("https://user:pass@hooks.example.com/"));
+        assert!(!ok("https://10.0.0.1/hook"));
+        assert!(!ok("https://[fd00::1]/hook"));
+        assert!(!ok("https://169.254.169.254/latest/meta-data"));
+        assert!(!ok("not a url"));
+        assert!(!ok("/relative"));
+        assert!(!ok("https://[1:2:3]/hook"));
+        assert!(WebhookUrl::parse("url", "https://10.0.0.1/hook", true).is_ok());
+        assert_eq!(
+            WebhookUrl::parse("url", "https://hooks.example.com/secret-path", false)
+                .unwrap()
+                .host(),
+            "hooks.example.com"
+        );
+    }
+}

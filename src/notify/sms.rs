@@ -1,0 +1,196 @@
+//! SMS out: the `SmsGateway` trait, the Africa's Talking client, and the worker that sends the
+//! messages the fan-out made. With the `log` gateway (the default) nothing is sent and no worker
+//! runs: the fan-out records each message as `logged`. A phone is decrypted only to send and
+//! never logged, and neither is a message's text.
+
+use super::Hub;
+use crate::config::{AfricasTalkingConfig, SmsGatewayKind};
+use crate::domain::SmsId;
+use crate::error::{Error, Result};
+use crate::limits::{NOTIFY_IDLE_MS, SMS_ANSWER_BYTES_MAX, SMS_BATCH_MAX};
+use crate::service::sms::{self, SmsResult};
+use crate::store::Store;
+use crate::wakeup::Wakeup;
+use crate::wire::africastalking::{self, SendAnswer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A way to send a text message.
+pub trait SmsGateway: Send + Sync {
+    /// Its name, kept with each message (`africastalking`).
+    fn name(&self) -> &'static str;
+
+    /// Sends `text` to `phone` (E.164).
+    fn send(&self, phone: &str, text: &str) -> SmsResult;
+}
+
+/// The gateway the configuration names; `None` for `log`, which sends nothing.
+pub fn gateway_for(kind: &SmsGatewayKind) -> Option<Arc<dyn SmsGateway>> {
+    match kind {
+        SmsGatewayKind::Log => None,
+        SmsGatewayKind::AfricasTalking(config) => {
+            Some(Arc::new(AfricasTalking::new(config.as_ref().clone())))
+        }
+    }
+}
+
+/// Africa's Talking's bulk SMS API (`wire::africastalking`).
+pub struct AfricasTalking {
+    config: AfricasTalkingConfig,
+    agent: ureq::Agent,
+}
+
+impl AfricasTalking {
+    /// A client for this configuration (no call is made yet).
+    pub fn new(config: AfricasTalkingConfig) -> AfricasTalking {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(config.timeout))
+                .max_redirects(0)
+                .user_agent("remit")
+                .build(),
+        );
+        AfricasTalking { config, agent }
+    }
+}
+
+impl SmsGateway for AfricasTalking {
+    fn name(&self) -> &'static str {
+        "africastalking"
+    }
+
+    fn send(&self, phone: &str, text: &str) -> SmsResult {
+        let url = format!(
+            "{}{}",
+            self.config.url.trim_end_matches('/'),
+            africastalking::SEND_PATH
+        );
+        let body = africastalking::send_body(
+            &self.config.username,
+            phone,
+            text,
+            self.config.sender_id.as_deref(),
+        );
+        let answer = self
+            .agent
+            .post(&url)
+            .header("apiKey", &self.config.api_key)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body.as_bytes());
+        let mut response = match answer {
+            Ok(response) => response,
+            // Never the error's own text: it may name the URL, and nothing of the call is
+            // worth more than its kind.
+            Err(e) => {
+                return SmsResult::Retry {
+                    reason: super::guard::describe(&e),
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(SMS_ANSWER_BYTES_MAX)
+            .read_to_vec()
+            .unwrap_or_default();
+        match africastalking::read_answer(status, &body) {
+            SendAnswer::Accepted { message_id, status } => SmsResult::Sent {
+                provider_id: message_id,
+                status,
+            },
+            SendAnswer::Refused { status } => SmsResult::Refused { status },
+            SendAnswer::Retry { reason } => SmsResult::Retry { reason },
+        }
+    }
+}
+
+/// The worker that sends pending messages through a gateway that sends.
+pub(super) struct SmsWorker {
+    pub(super) store: Arc<Store>,
+    pub(super) gateway: Arc<dyn SmsGateway>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) retry_base: Duration,
+    pub(super) wakeup: Arc<Wakeup>,
+}
+
+impl SmsWorker {
+    pub(super) fn start(self, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("remit-sms".into())
+            .spawn(move || {
+                let idle = Duration::from_millis(NOTIFY_IDLE_MS);
+                while !stopping.load(Ordering::SeqCst) {
+                    match self.send_due(&stopping) {
+                        Ok(true) => {}
+                        Ok(false) => self.wakeup.wait(self.until_next_due(idle)),
+                        Err(e) => {
+                            log::warn!("the SMS worker cannot read its queue: {e:?}");
+                            self.wakeup.wait(idle);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the SMS worker: {e}")))
+    }
+
+    fn until_next_due(&self, idle: Duration) -> Duration {
+        let next = self
+            .store
+            .read(|conn, _| sms::next_due_at(conn))
+            .ok()
+            .flatten()
+            .and_then(|at| crate::time::parse_rfc3339_ms(&at));
+        match next {
+            Some(at) => Duration::from_millis(
+                (at - crate::time::now_unix_ms()).clamp(1, idle.as_millis() as i64) as u64,
+            ),
+            None => idle,
+        }
+    }
+
+    /// Sends what is due; false when nothing was.
+    fn send_due(&self, stopping: &AtomicBool) -> Result<bool> {
+        let now_ms = crate::time::now_unix_ms();
+        let due = self
+            .store
+            .read(|conn, keys| sms::due(conn, keys, now_ms, SMS_BATCH_MAX))?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let mut results: Vec<(SmsId, SmsResult)> = Vec::with_capacity(due.len());
+        for message in due {
+            if stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let result = self.gateway.send(&message.phone, &message.body);
+            log::info!(
+                "sms {} through {}: {}",
+                message.id,
+                self.gateway.name(),
+                match &result {
+                    SmsResult::Sent { .. } => "sent",
+                    SmsResult::Refused { .. } => "refused",
+                    SmsResult::Retry { .. } => "not taken, tried again later",
+                }
+            );
+            results.push((message.id, result));
+        }
+        let base = self.retry_base;
+        self.hub.pace.own_command();
+        let tally = self
+            .store
+            .write(move |ctx| sms::record(ctx, &results, base))?;
+        let stats = &self.hub.stats;
+        stats.sms_sent.fetch_add(tally.sent, Ordering::Relaxed);
+        stats.sms_failed.fetch_add(tally.failed, Ordering::Relaxed);
+        stats
+            .sms_retried
+            .fetch_add(tally.retrying, Ordering::Relaxed);
+        Ok(true)
+    }
+}

@@ -1,0 +1,103 @@
+//! The fan-out: new outbox events become webhook deliveries (one per endpoint subscribed to the
+//! event's type, enabled now) and SMS (`service::sms`), and the fan-out's position moves past
+//! them, all in one writer command: a crash before its commit leaves the position where it was
+//! (the events are fanned out again, none lost), after it leaves nothing to redo (none twice;
+//! `UNIQUE (endpoint_id, event_seq)` would refuse a second delivery of an event anyway).
+
+use crate::domain::{DeliveryId, DeliveryStatus, EventType, WebhookEndpointId};
+use crate::error::{Error, Result};
+use crate::store::WriteCtx;
+use rusqlite::params;
+use std::time::Duration;
+
+/// The name of the fan-out's position in `outbox_positions`.
+const CONSUMER: &str = "fanout";
+
+/// What a fan-out command did.
+#[derive(Debug, Clone, Default)]
+pub struct FanOut {
+    /// Events fanned out.
+    pub events: usize,
+    /// The endpoints that got new deliveries (their workers are woken).
+    pub endpoints: Vec<WebhookEndpointId>,
+    /// Messages made.
+    pub sms: usize,
+    /// More events are waiting (the command took its most).
+    pub more: bool,
+}
+
+/// How the fan-out makes what it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Events per command at most.
+    pub max_events: u32,
+    /// How long a delivery is retried.
+    pub retry_for: Duration,
+    /// The SMS gateway's name, kept with each message.
+    pub sms_gateway: &'static str,
+    /// Whether it sends (else messages are only `logged`).
+    pub sms_sends: bool,
+}
+
+/// Fans out the events after the fan-out's position, at most `options.max_events`.
+pub fn fan_out(ctx: &WriteCtx<'_>, options: &Options) -> Result<FanOut> {
+    let position = crate::outbox::position(ctx.conn, CONSUMER)?;
+    let events = crate::outbox::after(ctx.conn, position, options.max_events)?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(FanOut::default());
+    };
+    let endpoints: Vec<(WebhookEndpointId, Vec<EventType>)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY id",
+        )?
+        .query_map([], |r| Ok((r.get::<_, WebhookEndpointId>(0)?, r.get::<_, String>(1)?)))?
+        .map(|row| {
+            let (id, events) = row?;
+            let names: Vec<String> = serde_json::from_str(&events)
+                .map_err(|e| Error::internal(format!("webhook endpoint events: {e}")))?;
+            Ok((id, names.iter().filter_map(|n| n.parse().ok()).collect()))
+        })
+        .collect::<Result<_>>()?;
+    let now_ms = crate::time::now_unix_ms();
+    let now = crate::time::rfc3339_ms(now_ms);
+    let retry_until = crate::time::rfc3339_ms(now_ms + options.retry_for.as_millis() as i64);
+    let mut out = FanOut {
+        events: events.len(),
+        more: events.len() as u32 >= options.max_events,
+        ..FanOut::default()
+    };
+    let mut insert = ctx.conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_seq, status, next_attempt_at, retry_until, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for event in &events {
+        for (endpoint_id, kinds) in &endpoints {
+            if !kinds.contains(&event.kind) {
+                continue;
+            }
+            insert.execute(params![
+                DeliveryId::new(),
+                endpoint_id,
+                event.seq,
+                DeliveryStatus::Pending,
+                now,
+                retry_until,
+                ctx.at()
+            ])?;
+            if !out.endpoints.contains(endpoint_id) {
+                out.endpoints.push(endpoint_id.clone());
+            }
+        }
+        if super::sms::make_for_event(ctx, event, options.sms_gateway, options.sms_sends)? {
+            out.sms += 1;
+        }
+    }
+    crate::outbox::set_position(ctx.conn, CONSUMER, last)?;
+    Ok(out)
+}
+
+/// How many events are waiting for the fan-out (for `/metrics`).
+pub fn backlog(conn: &rusqlite::Connection) -> Result<i64> {
+    Ok(crate::outbox::last_seq(conn)? - crate::outbox::position(conn, CONSUMER)?)
+}

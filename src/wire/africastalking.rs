@@ -1,0 +1,171 @@
+//! Africa's Talking's bulk SMS HTTP API, as far as remit uses it (README, "SMS"):
+//! `POST {base}/version1/messaging` with the headers `apiKey` and `Accept: application/json`,
+//! a form body (`username`, `to`, `message`, `from` when a sender id is set, `bulkSMSMode=1`),
+//! answered `201` with `{"SMSMessageData": {"Message", "Recipients": [{"statusCode", "number",
+//! "status", "cost", "messageId"}]}}`. What was confirmed and what was not is in the README.
+
+use serde_json::Value;
+
+/// The path of the send call under the base URL.
+pub const SEND_PATH: &str = "/version1/messaging";
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    fn encode(text: &str, out: &mut String) {
+        for b in text.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode(k, &mut out);
+        out.push('=');
+        encode(v, &mut out);
+    }
+    out
+}
+
+/// The body of a send to one number (E.164, `+254…`).
+pub fn send_body(username: &str, to: &str, message: &str, from: Option<&str>) -> String {
+    let mut pairs = vec![
+        ("username", username),
+        ("to", to),
+        ("message", message),
+        ("bulkSMSMode", "1"),
+    ];
+    if let Some(from) = from {
+        pairs.push(("from", from));
+    }
+    form(&pairs)
+}
+
+/// What an answer to a send to one number says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendAnswer {
+    /// Taken: the recipient's `status` is `Success`.
+    Accepted {
+        /// `messageId`.
+        message_id: Option<String>,
+        /// `status` and `statusCode`, as given.
+        status: String,
+    },
+    /// Refused for this recipient (an invalid number, a blacklisted user, no balance…): not
+    /// tried again.
+    Refused {
+        /// `status` and `statusCode`, as given.
+        status: String,
+    },
+    /// Not taken, but may be later (a 5xx answer, a recipient status code of 500 or more, an
+    /// answer that cannot be read): tried again.
+    Retry {
+        /// What came back, in a few words.
+        reason: String,
+    },
+}
+
+/// Reads the answer to a send to one number: its HTTP status and body.
+pub fn read_answer(http_status: u16, body: &[u8]) -> SendAnswer {
+    if http_status >= 500 || http_status == 429 {
+        return SendAnswer::Retry {
+            reason: format!("HTTP {http_status}"),
+        };
+    }
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let recipient = parsed
+        .as_ref()
+        .and_then(|v| v["SMSMessageData"]["Recipients"].as_array())
+        .and_then(|r| r.first());
+    let Some(recipient) = recipient else {
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v["SMSMessageData"]["Message"].as_str())
+            .map(|m| m.chars().take(120).collect::<String>());
+        return match (http_status, message) {
+            // A well-formed answer without a recipient: the request itself was refused.
+            (200..=299, Some(m)) => SendAnswer::Refused {
+                status: format!("no recipient in the answer: {m}"),
+            },
+            (400..=499, m) => SendAnswer::Refused {
+                status: format!(
+                    "HTTP {http_status}{}",
+                    m.map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+            },
+            _ => SendAnswer::Retry {
+                reason: format!("HTTP {http_status} with an answer that could not be read"),
+            },
+        };
+    };
+    let code = recipient["statusCode"].as_i64().or_else(|| {
+        recipient["statusCode"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    });
+    let status_text = recipient["status"].as_str().unwrap_or("").to_string();
+    let status = match code {
+        Some(code) => format!("{status_text} ({code})"),
+        None => status_text.clone(),
+    };
+    if status_text == "Success" {
+        return SendAnswer::Accepted {
+            message_id: recipient["messageId"].as_str().map(str::to_string),
+            status,
+        };
+    }
+    if code.is_some_and(|c| c >= 500) {
+        return SendAnswer::Retry { reason: status };
+    }
+    SendAnswer::Refused { status }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_is_url_encoded() {
+        assert_eq!(
+            send_body("sandbox", "+254712345678", "KES 1,500 paid. Asante!", Some("REMIT")),
+            "username=sandbox&to=%2B254712345678&message=KES+1%2C500+paid.+Asante%21&bulkSMSMode=1&from=REMIT"
+        );
+    }
+
+    #[test]
+    fn answers_are_read_per_recipient() {
+        let ok = br#"{"SMSMessageData":{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{"statusCode":101,"number":"+254711XXXYYY","status":"Success","cost":"KES 0.8000","messageId":"ATPid_SampleTxnId123"}]}}"#;
+        assert_eq!(
+            read_answer(201, ok),
+            SendAnswer::Accepted {
+                message_id: Some("ATPid_SampleTxnId123".into()),
+                status: "Success (101)".into()
+            }
+        );
+        let invalid = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":403,"number":"+2547","status":"InvalidPhoneNumber","cost":"0","messageId":"None"}]}}"#;
+        assert!(matches!(
+            read_answer(201, invalid),
+            SendAnswer::Refused { .. }
+        ));
+        let gateway = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":501,"number":"+254711","status":"GatewayError","cost":"0","messageId":"None"}]}}"#;
+        assert!(matches!(
+            read_answer(201, gateway),
+            SendAnswer::Retry { .. }
+        ));
+        assert!(matches!(
+            read_answer(502, b"Bad gateway"),
+            SendAnswer::Retry { .. }
+        ));
+        assert!(matches!(
+            read_answer(401, b"The supplied authentication is invalid"),
+            SendAnswer::Refused { .. }
+        ));
+    }
+}

@@ -1,0 +1,151 @@
+//! The outbox survives `kill -9`: events committed but not yet delivered (their receiver had not
+//! answered when the process died) are delivered after a restart, every one of them, each
+//! fanned out once. Against the real binary (`support::process`).
+
+use crate::support::notify::ALL_EVENTS;
+use crate::support::process::*;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::TEST_KEY;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_kill_9_between_commit_and_delivery_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    // Until told otherwise the receiver takes each delivery and never answers: whatever the
+    // server committed stays undelivered.
+    let answering = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&answering);
+    let receiver = Receiver::start_with(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Answer::Status(200)
+        } else {
+            Answer::Hang(Duration::from_secs(20))
+        }
+    });
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    let admin = server.admin_token();
+    let r = server.post(
+        "/webhook-endpoints",
+        &admin,
+        &json!({"url": receiver.url, "events": ALL_EVENTS}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let endpoint = r.body["webhookEndpointId"].as_str().unwrap().to_string();
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    receiver.set_secret(&secret);
+    let user = |role: &str, name: &str, phone: Option<&str>| {
+        let mut body = json!({"role": role, "name": name, "language": "sw"});
+        if let Some(phone) = phone {
+            body["phone"] = json!(phone);
+        }
+        let r = server.post("/users", &admin, &body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let sender = user("sender", "Amina", Some("0733000001"));
+    let agent = user("agent", "Kiosk", None);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 4);
+    for id in &requests {
+        let r = server.post(
+            &format!("/payment-requests/{id}/approve"),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    wait_for_payouts(&server, &admin, &requests);
+    // The endpoint's worker holds a delivery the receiver will not answer.
+    receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty());
+
+    server.kill9();
+
+    let (committed, delivered): (BTreeSet<String>, i64) = {
+        let conn = read_only(&db);
+        let ids = conn
+            .prepare("SELECT id FROM outbox_events")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let delivered = conn
+            .query_row(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (ids, delivered)
+    };
+    // deposit, activation, 4 × (created, approved, paid) at least.
+    assert!(committed.len() >= 14, "{committed:?}");
+    assert_eq!(delivered, 0, "nothing was delivered before the kill");
+
+    answering.store(true, Ordering::SeqCst);
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    let got = receiver.wait_for(Duration::from_secs(30), |r| {
+        let ids: BTreeSet<&str> = r.iter().map(|d| d.id.as_str()).collect();
+        committed.iter().all(|id| ids.contains(id.as_str()))
+    });
+    assert!(got.iter().all(|r| r.verified), "every delivery verifies");
+
+    // Each event was fanned out once, and every delivery of it is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = server.get(
+            &format!("/webhook-endpoints/{endpoint}/deliveries?limit=200"),
+            &admin,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.body["items"].as_array().unwrap();
+        if items.iter().all(|d| d["status"] == "delivered") {
+            let events: BTreeSet<&str> = items
+                .iter()
+                .map(|d| d["eventId"].as_str().unwrap())
+                .collect();
+            assert_eq!(events.len(), items.len(), "one delivery per event");
+            assert!(committed.iter().all(|id| events.contains(id.as_str())));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still pending: {}",
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // Neither a phone, nor an SMS text, nor the secret ever reached the log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for never in [
+        "733000001",
+        "712345678",
+        "malipo",
+        "yanasubiri",
+        "M-Pesa receipt",
+        &secret,
+    ] {
+        assert!(!text.contains(never), "the log holds {never:?}");
+    }
+    let conn = read_only(&db);
+    let texts: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sms_messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(texts >= 8, "texts were recorded: {texts}");
+}

@@ -1,0 +1,317 @@
+//! SMS out: who gets what and in which language, recorded (sealed) and shown to admins with the
+//! `log` gateway, sent through a fake Africa's Talking on loopback (`support::fake_at`) with its
+//! key and form fields, retried after a 500 and not after a refusal; the users' language; key
+//! rotation covering the new sealed columns.
+
+use crate::support::app::*;
+use crate::support::fake_at::{self, FakeAt};
+use crate::support::notify::{create_endpoint, eventually, metric};
+use crate::support::process::{remit, run, stop_app};
+use crate::support::TEST_KEY;
+use remit::config::{AfricasTalkingConfig, SmsGatewayKind};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A sender who reads Kiswahili, with a phone; returns their token.
+fn swahili_sender(app: &TestApp) -> String {
+    let r = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "sender", "name": "Baraka", "phone": "0733000002", "language": "sw"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["user"]["language"], "sw");
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+fn escrow_of(app: &TestApp, sender: &str, phone: &str) -> String {
+    let r = app.post(
+        "/escrows",
+        sender,
+        &json!({"recipientPhone": phone, "recipientName": "Wanjiru", "totalAmountUsd": 100, "categories": ["school_fees"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = app.post(
+        &format!("/escrows/{id}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": 100, "reference": format!("cash-{id}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    id
+}
+
+fn sms(app: &TestApp, query: &str) -> Vec<Value> {
+    let r = app.get(&format!("/sms{query}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"].as_array().unwrap().clone()
+}
+
+fn wait_sms(app: &TestApp, n: usize, settled: bool) -> Vec<Value> {
+    eventually(Duration::from_secs(10), "the SMS", || {
+        let items = sms(app, "");
+        (items.len() >= n && (!settled || items.iter().all(|s| s["status"] != "pending")))
+            .then_some(items)
+    })
+}
+
+#[test]
+fn with_the_log_gateway_each_text_is_recorded_sealed_in_its_language_and_shown_to_admins() {
+    let app = spawn_app();
+    let baraka = swahili_sender(&app);
+    let escrow = escrow_of(&app, &baraka, RECIPIENT_PHONE);
+    // A request waiting: its sender hears of it, in Kiswahili.
+    let request = app.request(&escrow, "school_fees", 1_500, "ACC1");
+    let items = wait_sms(&app, 1, true);
+    let waiting = &items[0];
+    assert_eq!(waiting["template"], "request_waiting");
+    assert_eq!(waiting["language"], "sw");
+    assert_eq!(waiting["status"], "logged");
+    assert_eq!(waiting["gateway"], "log");
+    assert_eq!(waiting["eventType"], "payment_request.created");
+    assert_eq!(
+        waiting["body"],
+        "remit: malipo ya KES 1,500 (USD 10.00) kwa School fees yanasubiri idhini yako."
+    );
+    assert!(waiting.get("phone").is_none() && !waiting.to_string().contains("733000002"));
+
+    // Paid: the recipient hears of it, in English (no language chosen), with the receipt.
+    let r = app.post(
+        &format!("/payment-requests/{request}/approve"),
+        &baraka,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app.wait_for_status(&request, &["paid"]);
+    let items = wait_sms(&app, 2, true);
+    let paid = &items[0];
+    assert_eq!(paid["template"], "request_paid");
+    assert_eq!(paid["language"], "en");
+    let receipt = view["payout"]["mpesaReceipt"].as_str().unwrap();
+    assert_eq!(
+        paid["body"],
+        format!("remit: your payment of KES 1,500 was paid. M-Pesa receipt {receipt}.")
+    );
+
+    // Failed: the recipient; stuck: the sender. No merchant detail in any of them.
+    let failed = app.request(&escrow, "school_fees", 150, FAIL_ACCOUNT);
+    app.post(
+        &format!("/payment-requests/{failed}/approve"),
+        &baraka,
+        &json!({}),
+    );
+    app.wait_for_status(&failed, &["failed"]);
+    let stuck = app.request(&escrow, "school_fees", 150, TIMEOUT_ACCOUNT);
+    app.post(
+        &format!("/payment-requests/{stuck}/approve"),
+        &baraka,
+        &json!({}),
+    );
+    app.wait_for_payout_flag(&stuck);
+    let items = wait_sms(&app, 6, true);
+    let templates: Vec<&str> = items
+        .iter()
+        .map(|s| s["template"].as_str().unwrap())
+        .collect();
+    assert!(templates.contains(&"request_failed"), "{templates:?}");
+    assert!(templates.contains(&"payout_stuck"), "{templates:?}");
+    let stuck_text = items
+        .iter()
+        .find(|s| s["template"] == "payout_stuck")
+        .unwrap();
+    assert_eq!(
+        stuck_text["body"],
+        "remit: malipo ya KES 150 uliyoidhinisha yamechelewa kwa M-Pesa. Tunayafuatilia; pesa yako iko salama."
+    );
+    for s in &items {
+        let body = s["body"].as_str().unwrap();
+        assert!(
+            !body.contains("Kenya Power") && !body.contains("888880"),
+            "{body}"
+        );
+        assert!(body.len() <= 160, "{body}");
+    }
+
+    // A sender without a phone gets nothing; filters; admins only.
+    let other_escrow = escrow_of(&app, &app.other_sender, "0712000111");
+    let before = sms(&app, "").len();
+    app.request(&other_escrow, "school_fees", 150, "ACC2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sms(&app, "").len(), before);
+    assert!(sms(&app, "?status=sent").is_empty());
+    let user_id = waiting["userId"].as_str().unwrap();
+    assert!(sms(&app, &format!("?userId={user_id}"))
+        .iter()
+        .all(|s| s["userId"] == user_id));
+    assert_eq!(app.get("/sms", &app.agent).status, 403);
+    assert_eq!(app.get("/sms?status=lost", &app.admin).status, 400);
+
+    // Sealed at rest: the text is in neither the file nor its write-ahead log.
+    app.store.close();
+    for file in ["remit.db", "remit.db-wal"] {
+        let bytes = std::fs::read(app.dir.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("yanasubiri idhini"),
+            "{file} holds an SMS text"
+        );
+        assert!(
+            !text.contains("was paid. M-Pesa"),
+            "{file} holds an SMS text"
+        );
+    }
+}
+
+fn with_fake_at(fake: &FakeAt) -> impl FnOnce(&mut remit::config::Config) + '_ {
+    move |c| {
+        c.notify.sms = SmsGatewayKind::AfricasTalking(Box::new(AfricasTalkingConfig {
+            url: fake.base.clone(),
+            username: fake_at::USERNAME.into(),
+            api_key: fake_at::API_KEY.into(),
+            sender_id: Some(fake_at::SENDER_ID.into()),
+            timeout: Duration::from_secs(5),
+        }));
+        c.notify.sms_retry_base = Duration::from_millis(50);
+    }
+}
+
+#[test]
+fn africas_talking_gets_each_text_with_its_key_and_fields_and_a_500_is_tried_again() {
+    let fake = FakeAt::start();
+    fake.fail_first(1);
+    fake.refuse_number("+254712345678");
+    let app = spawn_app_with(with_fake_at(&fake));
+    let escrow = app.active_escrow(100, &["rent"]);
+    let request = app.request(&escrow, "rent", 1_500, "ACC1");
+    let calls = fake.wait_for_calls(2, Duration::from_secs(10));
+    assert_eq!(fake.refused_auth(), 0);
+    assert_eq!(calls[0].status, 500);
+    let sent = &calls[1];
+    assert_eq!(sent.status, 201, "{sent:?}");
+    assert_eq!(sent.to, "+254733000001");
+    assert_eq!(sent.username, fake_at::USERNAME);
+    assert_eq!(sent.from.as_deref(), Some(fake_at::SENDER_ID));
+    assert_eq!(sent.bulk_sms_mode.as_deref(), Some("1"));
+    assert_eq!(
+        sent.message,
+        "remit: a payment of KES 1,500 (USD 10.00) for Rent is waiting for your approval."
+    );
+    let items = wait_sms(&app, 1, true);
+    assert_eq!(items[0]["status"], "sent", "{}", items[0]);
+    assert_eq!(items[0]["attempts"], 2);
+    assert_eq!(items[0]["gateway"], "africastalking");
+    assert!(items[0]["providerId"]
+        .as_str()
+        .unwrap()
+        .starts_with("ATXid_fake"));
+    assert_eq!(items[0]["providerStatus"], "Success (101)");
+    assert_eq!(metric(&app, "remit_sms_sent_total"), 1.0);
+
+    // The recipient's number is refused: failed at once, never tried again.
+    assert_eq!(app.approve(&request).status, 200);
+    app.wait_for_status(&request, &["paid"]);
+    let items = wait_sms(&app, 2, true);
+    let refused = items
+        .iter()
+        .find(|s| s["template"] == "request_paid")
+        .unwrap();
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["attempts"], 1);
+    assert_eq!(refused["providerStatus"], "InvalidPhoneNumber (403)");
+    std::thread::sleep(Duration::from_millis(200));
+    let to_recipient = fake
+        .calls()
+        .iter()
+        .filter(|c| c.to == "+254712345678")
+        .count();
+    assert_eq!(to_recipient, 1);
+    assert_eq!(metric(&app, "remit_sms_failed_total"), 1.0);
+}
+
+#[test]
+fn a_users_language_is_set_when_they_are_made_through_the_api_or_the_command_line() {
+    let app = spawn_app();
+    let r = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "sender", "name": "X", "language": "fr"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["field"], "language");
+    let r = app.post("/users", &app.admin, &json!({"role": "agent", "name": "Y"}));
+    assert_eq!(r.body["user"]["language"], "en", "{}", r.text);
+    let dir = stop_app(app);
+    let db = dir.path().join("remit.db");
+    let add = |language: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args([
+            "user",
+            "add",
+            "--role",
+            "sender",
+            "--name",
+            "Zawadi",
+            "--language",
+            language,
+        ])
+        .arg("--db")
+        .arg(&db);
+        run(cmd)
+    };
+    let refused = add("fr");
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("--language"), "{refused}");
+    let added = add("sw");
+    assert_eq!(added.code, Some(0), "{added}");
+    let conn = crate::support::process::read_only(&db);
+    let languages: Vec<Option<String>> = conn
+        .prepare("SELECT language FROM users ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(languages.contains(&Some("sw".into())), "{languages:?}");
+}
+
+/// `remit rotate-key` walks every sealed column: a webhook secret and an SMS text still open
+/// under the new key, with the same values.
+#[test]
+fn key_rotation_re_seals_webhook_secrets_and_sms_texts() {
+    const NEW_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let app = spawn_app();
+    let (endpoint, secret) =
+        create_endpoint(&app, "https://hooks.example.com/remit", &["float.low"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "ACC1");
+    let body = wait_sms(&app, 1, true)[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = stop_app(app);
+    let db = dir.path().join("remit.db");
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, NEW_KEY).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let rotated = run(cmd);
+    assert_eq!(rotated.code, Some(0), "{rotated}");
+
+    let mut options = remit::store::OpenOptions::new(&db);
+    options.key_hex = Some(NEW_KEY.into());
+    options.create = false;
+    let store = remit::store::open(&options).unwrap();
+    let id = remit::domain::WebhookEndpointId::parse(&endpoint).unwrap();
+    let opened = store
+        .read(|conn, keys| remit::service::endpoints::for_worker(conn, keys, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.secret, secret);
+    let page = store
+        .read(|conn, keys| remit::service::sms::list(conn, keys, None, None, 10, None))
+        .unwrap();
+    assert_eq!(page.items[0].body, body);
+}

@@ -1,0 +1,586 @@
+//! Webhooks out, against receivers on loopback (`support::receiver`): signed deliveries that a
+//! receiver verifies with its own HMAC code, retries with backoff after a 500, receivers that
+//! are slow, that never answer or that disappear (they hold up neither the ledger nor the other
+//! receivers), deliveries that fail for good and are counted in `/metrics`, an admin's retry,
+//! the admin API, and the guard on the address a delivery actually connects to.
+
+use crate::support::app::*;
+use crate::support::notify::*;
+use crate::support::receiver::{self, Answer, Receiver};
+use remit::config::Config;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Retries in milliseconds rather than seconds, and a short timeout.
+fn fast(c: &mut Config) {
+    c.notify.webhook_retry_base = Duration::from_millis(50);
+    c.notify.webhook_retry_cap = Duration::from_millis(200);
+    c.notify.webhook_timeout = Duration::from_millis(1_000);
+    c.notify.webhook_connect_timeout = Duration::from_millis(500);
+}
+
+#[test]
+fn a_receiver_gets_the_events_it_subscribed_to_signed_so_that_it_can_verify_them() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    let subscribed = ["payment_request.created", "payment_request.approved"];
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &subscribed);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    let request = app.request(&escrow, "rent", 1_500, "ACC1");
+    assert_eq!(app.approve(&request).status, 200);
+    app.wait_for_status(&request, &["paid"]);
+    let items = wait_settled(&app, &endpoint, 2, Duration::from_secs(10));
+
+    // Exactly the subscribed events, each once, verified, in the shape of API.md.
+    let got = receiver.received();
+    let kinds: Vec<&str> = got.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, subscribed, "{got:#?}");
+    let outbox = events(&app);
+    for r in &got {
+        assert!(
+            r.verified,
+            "signature of {} did not verify: {}",
+            r.kind, r.signature
+        );
+        assert!(r.signature.starts_with("t=") && r.signature.contains(",v1="));
+        let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "type", "createdAt", "data"]);
+        assert_eq!(r.data["paymentRequestId"], request.as_str());
+        let stored = outbox
+            .iter()
+            .find(|e| e.id == r.id)
+            .expect("an event of the outbox");
+        assert_eq!(stored.kind, r.kind);
+        assert_eq!(stored.data, r.data);
+        assert!(!receiver::verify(
+            &r.signature,
+            r.body.to_string().as_bytes(),
+            "whsec_wrong"
+        ));
+    }
+    for d in &items {
+        assert_eq!(d["status"], "delivered", "{d}");
+        assert_eq!(d["attempts"], 1);
+        assert_eq!(d["attemptLog"][0]["statusCode"], 200);
+        assert_eq!(d["attemptLog"][0]["error"], serde_json::Value::Null);
+    }
+    // The secret was shown once: never again.
+    let r = app.get(&format!("/webhook-endpoints/{endpoint}"), &app.admin);
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("secret").is_none(), "{}", r.text);
+    assert!(!r.text.contains(&secret));
+}
+
+#[test]
+fn a_receiver_that_answers_500_then_200_gets_the_event_on_a_retry() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start_with(|r| {
+        if r.nth == 1 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let items = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    let d = &items[0];
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempts"], 2);
+    assert_eq!(d["attemptLog"][0]["n"], 2);
+    assert_eq!(d["attemptLog"][0]["statusCode"], 200);
+    assert_eq!(d["attemptLog"][1]["n"], 1);
+    assert_eq!(d["attemptLog"][1]["statusCode"], 500);
+    assert_eq!(d["attemptLog"][1]["error"], "HTTP 500");
+    // The same event, twice (at least once: receivers deduplicate on its id).
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].id, got[1].id);
+    assert!(got.iter().all(|r| r.verified));
+    assert!(metric(&app, "remit_webhook_attempts_total") >= 2.0);
+    assert!(metric(&app, "remit_webhook_attempts_failed_total") >= 1.0);
+    assert_eq!(
+        metric(&app, "remit_webhook_deliveries_delivered_total"),
+        1.0
+    );
+    // The full record of the delivery has both attempts too.
+    let id = d["deliveryId"].as_str().unwrap();
+    let one = app.get(&format!("/webhook-deliveries/{id}"), &app.admin);
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body["attemptLog"].as_array().unwrap().len(), 2);
+}
+
+/// Regression guard for the promise of the issue: a receiver that is slow, that never answers,
+/// or that is not there at all holds up only its own deliveries.
+#[test]
+fn slow_silent_and_dead_receivers_hold_up_neither_the_ledger_nor_the_other_receivers() {
+    let app = spawn_app_with(fast);
+    let events = ["payment_request.created", "payment_request.approved"];
+    let silent = Receiver::start_with(|_| Answer::Hang(Duration::from_secs(5)));
+    let sluggish = Receiver::start_with(|_| Answer::Slow(Duration::from_millis(300), 200));
+    let mut dead = Receiver::start();
+    let dead_url = dead.url.clone();
+    dead.disappear();
+    let quick = Receiver::start();
+    let (silent_id, _) = create_endpoint(&app, &silent.url, &events);
+    let (sluggish_id, _) = create_endpoint(&app, &sluggish.url, &events);
+    let (dead_id, _) = create_endpoint(&app, &dead_url, &events);
+    let (quick_id, secret) = create_endpoint(&app, &quick.url, &events);
+    quick.set_secret(&secret);
+
+    let escrow = app.active_escrow(100, &["rent"]);
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..5 {
+        let t = Instant::now();
+        let request = app.request(&escrow, "rent", 150, &format!("R{i}"));
+        let r = app.approve(&request);
+        assert_eq!(r.status, 200, "{}", r.text);
+        slowest = slowest.max(t.elapsed());
+    }
+    // Each attempt to the silent receiver takes the whole 1 s timeout: a ledger that waited
+    // for it would take seconds per payment.
+    assert!(
+        slowest < Duration::from_millis(900),
+        "a payment took {slowest:?}"
+    );
+    let got = quick.wait_for(Duration::from_secs(5), |r| r.len() >= 10);
+    assert!(got.iter().all(|r| r.verified));
+    let quick_done = started.elapsed();
+    assert!(
+        silent.received().len() < 10,
+        "the silent receiver cannot have had them all in {quick_done:?}"
+    );
+    assert_eq!(
+        wait_settled(&app, &quick_id, 10, Duration::from_secs(5)).len(),
+        10
+    );
+    let sluggish_items = wait_settled(&app, &sluggish_id, 10, Duration::from_secs(10));
+    for d in &sluggish_items {
+        assert_eq!(d["status"], "delivered");
+        assert!(
+            d["attemptLog"][0]["durationMs"].as_i64().unwrap() >= 300,
+            "{d}"
+        );
+    }
+    // The silent one's attempts end at the timeout, with no status; the dead one's at once.
+    let silent_attempt = eventually(
+        Duration::from_secs(5),
+        "an attempt to the silent receiver",
+        || {
+            deliveries(&app, &silent_id)
+                .into_iter()
+                .find_map(|d| d["attemptLog"].as_array().and_then(|a| a.first().cloned()))
+        },
+    );
+    assert_eq!(
+        silent_attempt["statusCode"],
+        serde_json::Value::Null,
+        "{silent_attempt}"
+    );
+    assert_eq!(silent_attempt["error"], "no answer in time");
+    assert!(silent_attempt["durationMs"].as_i64().unwrap() >= 900);
+    let dead_attempt = eventually(
+        Duration::from_secs(5),
+        "an attempt to the dead receiver",
+        || {
+            deliveries(&app, &dead_id)
+                .into_iter()
+                .find_map(|d| d["attemptLog"].as_array().and_then(|a| a.first().cloned()))
+        },
+    );
+    assert_eq!(dead_attempt["statusCode"], serde_json::Value::Null);
+    assert!(
+        dead_attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection"),
+        "{dead_attempt}"
+    );
+}
+
+#[test]
+fn a_delivery_whose_receiver_disappeared_fails_when_its_retries_run_out_and_is_counted() {
+    let app = spawn_app_with(|c| {
+        fast(c);
+        c.notify.webhook_retry_for = Duration::from_millis(700);
+    });
+    let mut receiver = Receiver::start();
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "BEFORE");
+    let first = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(first[0]["status"], "delivered");
+    receiver.disappear();
+    app.request(&escrow, "rent", 150, "AFTER");
+    let items = wait_settled(&app, &endpoint, 2, Duration::from_secs(10));
+    let failed = &items[0];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["attempts"].as_i64().unwrap() >= 2, "{failed}");
+    assert!(failed["finishedAt"].is_string());
+    assert!(
+        failed["lastError"].as_str().unwrap().contains("connection"),
+        "{failed}"
+    );
+    assert_eq!(metric(&app, "remit_webhook_deliveries_failed_total"), 1.0);
+    assert_eq!(metric(&app, "remit_webhook_deliveries_failed"), 1.0);
+    assert_eq!(
+        metric(&app, "remit_webhook_deliveries_delivered_total"),
+        1.0
+    );
+    assert_eq!(metric(&app, "remit_webhook_deliveries_pending"), 0.0);
+    let r = app.get(&format!("/webhook-endpoints/{endpoint}"), &app.admin);
+    assert_eq!(r.body["failedDeliveries"], 1, "{}", r.text);
+    assert_eq!(
+        app.get(
+            &format!("/webhook-endpoints/{endpoint}/deliveries?status=failed"),
+            &app.admin
+        )
+        .body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// A server whose deliveries fail for good within 300 ms, an endpoint for
+/// `payment_request.created` at a receiver that answers as `script` says (a failure, at first),
+/// and that event's delivery, failed: (the app, the receiver, the endpoint's id, the delivery's
+/// id).
+fn one_failed_delivery(
+    script: impl Fn(&receiver::Received) -> Answer + Send + Sync + 'static,
+) -> (TestApp, Receiver, String, String) {
+    let app = spawn_app_with(|c| {
+        fast(c);
+        c.notify.webhook_retry_for = Duration::from_millis(300);
+    });
+    let receiver = Receiver::start_with(script);
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R1");
+    let items = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(items[0]["status"], "failed");
+    let delivery = items[0]["deliveryId"].as_str().unwrap().to_string();
+    (app, receiver, endpoint, delivery)
+}
+
+#[test]
+fn an_admin_retries_a_failed_delivery_once() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&healthy);
+    let (app, _receiver, endpoint, id) = one_failed_delivery(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Answer::Status(204)
+        } else {
+            Answer::Status(503)
+        }
+    });
+    let attempts = deliveries(&app, &endpoint)[0]["attempts"].as_i64().unwrap();
+
+    // Still broken: the retry is one attempt, and the delivery is failed again.
+    let r = app.post(
+        &format!("/webhook-deliveries/{id}/retry"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(again[0]["status"], "failed");
+    assert_eq!(again[0]["attempts"].as_i64().unwrap(), attempts + 1);
+
+    // Fixed: delivered.
+    healthy.store(true, Ordering::SeqCst);
+    let r = app.post(
+        &format!("/webhook-deliveries/{id}/retry"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let done = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(done[0]["status"], "delivered", "{}", done[0]);
+    assert_eq!(done[0]["attempts"].as_i64().unwrap(), attempts + 2);
+    assert_eq!(done[0]["attemptLog"][0]["statusCode"], 204);
+    // Others may not.
+    let r = app.post(
+        &format!("/webhook-deliveries/{id}/retry"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 403);
+    let r = app.post("/webhook-deliveries/dlv_nope/retry", &app.admin, &json!({}));
+    assert_eq!(r.status, 404);
+}
+
+/// Guards against: an admin's retry ignored `Idempotency-Key` (every other POST honours it), so
+/// a client that repeated a retry whose answer it lost asked for a second attempt.
+#[test]
+fn a_retry_repeated_with_its_idempotency_key_is_replayed_not_made_again() {
+    let (app, _receiver, _, id) = one_failed_delivery(|_| Answer::Status(503));
+    let retry = || {
+        app.raw(
+            "POST",
+            &format!("/webhook-deliveries/{id}/retry"),
+            Some(&app.admin),
+            Some(("application/json", b"{}")),
+            &[("Idempotency-Key", "retry-once")],
+        )
+    };
+    let first = retry();
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["status"], "pending");
+    assert_eq!(first.header("Idempotent-Replayed"), None);
+    let again = retry();
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    let audit = app.get(&format!("/audit?entity={id}"), &app.admin);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let retried = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "webhook_delivery.retried")
+        .count();
+    assert_eq!(retried, 1, "{}", audit.text);
+}
+
+#[test]
+fn admins_manage_endpoints_and_what_they_refuse() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    let post = |body: serde_json::Value| app.post("/webhook-endpoints", &app.admin, &body);
+    let all: Vec<&str> = ALL_EVENTS.to_vec();
+
+    // Refused: other roles, URLs that are not https (but for loopback), private addresses,
+    // credentials in the URL, unknown or repeated event types, unknown fields.
+    let r = app.post(
+        "/webhook-endpoints",
+        &app.sender,
+        &json!({"url": receiver.url, "events": all}),
+    );
+    assert_eq!(r.status, 403);
+    for (body, field) in [
+        (
+            json!({"url": "http://hooks.example.com/x", "events": all}),
+            "url",
+        ),
+        (json!({"url": "https://10.0.0.7/x", "events": all}), "url"),
+        (
+            json!({"url": "https://169.254.169.254/latest", "events": all}),
+            "url",
+        ),
+        (json!({"url": "https://[fd00::1]/x", "events": all}), "url"),
+        (
+            json!({"url": "https://u:p@hooks.example.com/x", "events": all}),
+            "url",
+        ),
+        (json!({"url": "hooks", "events": all}), "url"),
+        // What the contract fuzzer sent when the document's pattern let any visible ASCII
+        // through: a URL's shape is the document's pattern, exactly.
+        (
+            json!({"url": "HTtPs://:[%QUk*!{H7=ToO.S@2O", "events": all}),
+            "url",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x#part", "events": all}),
+            "url",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/{x}", "events": all}),
+            "url",
+        ),
+        (json!({"url": "https://[1:2:3]/x", "events": all}), "url"),
+        (json!({"url": receiver.url, "events": []}), "events"),
+        (
+            json!({"url": receiver.url, "events": ["payment_request.cancelled"]}),
+            "events[0]",
+        ),
+        (
+            json!({"url": receiver.url, "events": ["float.low", "float.low"]}),
+            "events[1]",
+        ),
+        (
+            json!({"url": receiver.url, "events": all, "secret": "mine"}),
+            "secret",
+        ),
+    ] {
+        let r = post(body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["field"], field, "{body}: {}", r.text);
+    }
+
+    // Created, with its secret once; a replay with the same key does not show it again.
+    let body = json!({"url": receiver.url, "events": all});
+    let r = app.post_with_key("/webhook-endpoints", &app.admin, &body, "endpoint-1");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["webhookEndpointId"].as_str().unwrap().to_string();
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    assert!(id.starts_with("we_"));
+    assert_eq!(secret.len(), "whsec_".len() + 64);
+    assert_eq!(r.body["enabled"], true);
+    assert_eq!(r.body["events"].as_array().unwrap().len(), 13);
+    let replay = app.post_with_key("/webhook-endpoints", &app.admin, &body, "endpoint-1");
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(replay.body["secret"], serde_json::Value::Null);
+    assert_eq!(replay.body["webhookEndpointId"], id.as_str());
+    receiver.set_secret(&secret);
+    // Sealed in the file like PII: neither the row nor the file holds it in the clear.
+    let stored: String = app
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT secret_enc FROM webhook_endpoints WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(stored.starts_with("v1."), "{stored}");
+    let list = app.get("/webhook-endpoints", &app.admin);
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert!(!list.text.contains(&secret));
+    assert_eq!(app.get("/webhook-endpoints", &app.agent).status, 403);
+
+    // Disabled: events made meanwhile are not for it; enabled again: the next ones are.
+    let r = app.post(
+        &format!("/webhook-endpoints/{id}/disable"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["enabled"], false);
+    let escrow = app.active_escrow(100, &["rent"]);
+    let while_disabled = last_seq(&app);
+    // Fanned out while it is disabled: none of those events are for it.
+    eventually(Duration::from_secs(5), "the fan-out", || {
+        (metric(&app, "remit_outbox_backlog") == 0.0).then_some(())
+    });
+    let r = app.post(
+        &format!("/webhook-endpoints/{id}/enable"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.body["enabled"], true);
+    let request = app.request(&escrow, "rent", 150, "AFTER");
+    let got = receiver.wait_for(Duration::from_secs(5), |r| {
+        r.iter()
+            .any(|d| d.data["paymentRequestId"] == request.as_str())
+    });
+    let seqs: Vec<i64> = events(&app)
+        .into_iter()
+        .filter(|e| got.iter().any(|r| r.id == e.id))
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        seqs.iter().all(|s| *s > while_disabled),
+        "nothing made while it was disabled is delivered: {seqs:?} after {while_disabled}"
+    );
+
+    // Deleted: gone from the API, and nothing more is made for it.
+    let r = delete_endpoint(&app, &id);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/webhook-endpoints/{id}"), &app.admin)
+            .status,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/webhook-endpoints/{id}/deliveries"), &app.admin)
+            .status,
+        404
+    );
+    let rows = || -> i64 {
+        app.store
+            .read(|c, _| {
+                Ok(c.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))?)
+            })
+            .unwrap()
+    };
+    // Let the fan-out catch up with what came before, then nothing more.
+    eventually(Duration::from_secs(5), "the fan-out", || {
+        (metric(&app, "remit_outbox_backlog") == 0.0).then_some(())
+    });
+    let before = rows();
+    app.request(&escrow, "rent", 150, "DELETED");
+    eventually(Duration::from_secs(5), "the fan-out", || {
+        (metric(&app, "remit_outbox_backlog") == 0.0).then_some(())
+    });
+    assert_eq!(rows(), before);
+}
+
+/// At most `WEBHOOK_ENDPOINTS_MAX` endpoints, and no retry for a deleted one's delivery: both
+/// `409 invalid_state`, as the document says.
+#[test]
+fn the_endpoint_cap_and_a_retry_for_a_deleted_endpoint_are_conflicts() {
+    let (app, receiver, first, delivery) = one_failed_delivery(|_| Answer::Status(503));
+    // 16: WEBHOOK_ENDPOINTS_MAX, as README and the document say.
+    for _ in 1..16 {
+        create_endpoint(&app, &receiver.url, &["float.low"]);
+    }
+    let r = app.post(
+        "/webhook-endpoints",
+        &app.admin,
+        &json!({"url": receiver.url, "events": ["float.low"]}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "invalid_state");
+
+    let r = delete_endpoint(&app, &first);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["enabled"], false);
+    // Its deliveries stay readable; retrying one is refused.
+    let r = app.get(&format!("/webhook-deliveries/{delivery}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.post(
+        &format!("/webhook-deliveries/{delivery}/retry"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "invalid_state");
+    // A slot is free again.
+    create_endpoint(&app, &receiver.url, &["float.low"]);
+}
+
+/// The guard checks the address a delivery connects to, not only the URL at registration: a
+/// name that resolves to a loopback or private address is refused at connection time.
+#[test]
+fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    // `127.1` and `10.1` are names (not address literals) that resolve to 127.0.0.1 and
+    // 10.0.0.1: registration cannot tell; the connection can.
+    let (loop_id, _) = create_endpoint(
+        &app,
+        &format!("https://127.1:{}/hooks", receiver.port),
+        &["payment_request.created"],
+    );
+    let (private_id, _) =
+        create_endpoint(&app, "https://10.1:9/hooks", &["payment_request.created"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R1");
+    for (id, says) in [(&loop_id, "loopback"), (&private_id, "private")] {
+        let attempt = eventually(Duration::from_secs(5), "a refused attempt", || {
+            deliveries(&app, id)
+                .into_iter()
+                .find_map(|d| d["attemptLog"].as_array().and_then(|a| a.first().cloned()))
+        });
+        let error = attempt["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("refused:") && error.contains(says),
+            "{error}"
+        );
+        assert_eq!(attempt["statusCode"], serde_json::Value::Null);
+    }
+    assert!(receiver.received().is_empty());
+}

@@ -1,0 +1,228 @@
+//! A fake Africa's Talking SMS API on loopback: `POST /version1/messaging` with the `apiKey`
+//! header and a form body (`username`, `to`, `message`, `from`, `bulkSMSMode`), answered `201`
+//! with `SMSMessageData.Recipients` as the official SDKs read it. It checks the key and the
+//! fields, keeps every message, and answers as its script says: refuses a number, or fails with
+//! a 500 the first times. Its JSON is written by hand here, not with remit's wire types.
+
+#![allow(dead_code)]
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const USERNAME: &str = "sandbox";
+pub const API_KEY: &str = "atsk_fake_0123456789abcdef";
+pub const SENDER_ID: &str = "REMIT";
+
+/// A message the fake took (or refused).
+#[derive(Clone, Debug)]
+pub struct Sms {
+    pub to: String,
+    pub message: String,
+    pub from: Option<String>,
+    pub username: String,
+    pub bulk_sms_mode: Option<String>,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Sms>,
+    /// Numbers answered `InvalidPhoneNumber` (statusCode 403).
+    invalid: Vec<String>,
+    /// How many calls to answer with a bare 500 first.
+    fail_first: usize,
+    sequence: u64,
+    refused_auth: usize,
+}
+
+/// The fake, listening on `base` until dropped.
+pub struct FakeAt {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+    server: Arc<tiny_http::Server>,
+}
+
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn form(body: &str) -> HashMap<String, String> {
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (url_decode(k), url_decode(v)))
+        .collect()
+}
+
+impl FakeAt {
+    pub fn start() -> FakeAt {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        {
+            let (server, state) = (Arc::clone(&server), Arc::clone(&state));
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    answer(&state, request);
+                }
+            });
+        }
+        FakeAt {
+            base,
+            state,
+            server,
+        }
+    }
+
+    /// Answers the next `n` calls with a bare 500.
+    pub fn fail_first(&self, n: usize) {
+        self.state.lock().unwrap().fail_first = n;
+    }
+
+    /// Answers messages to this number (E.164) with `InvalidPhoneNumber`.
+    pub fn refuse_number(&self, e164: &str) {
+        self.state.lock().unwrap().invalid.push(e164.to_string());
+    }
+
+    pub fn calls(&self) -> Vec<Sms> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn refused_auth(&self) -> usize {
+        self.state.lock().unwrap().refused_auth
+    }
+
+    /// Waits (bounded) until `n` calls came.
+    pub fn wait_for_calls(&self, n: usize, within: Duration) -> Vec<Sms> {
+        let deadline = Instant::now() + within;
+        loop {
+            let calls = self.calls();
+            if calls.len() >= n {
+                return calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the fake Africa's Talking got {} calls, wanted {n}: {calls:?}",
+                calls.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for FakeAt {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+fn respond(request: tiny_http::Request, status: u16, body: String) {
+    let header =
+        tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap();
+    let _ = request.respond(
+        tiny_http::Response::from_string(body)
+            .with_status_code(status)
+            .with_header(header),
+    );
+}
+
+fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let api_key = header("apiKey");
+    let accept = header("Accept");
+    let content_type = header("Content-Type").unwrap_or_default();
+    let path = request.url().to_string();
+    let mut body = String::new();
+    let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
+    if path != "/version1/messaging" || request.method() != &tiny_http::Method::Post {
+        return respond(request, 404, "\"not found\"".into());
+    }
+    if api_key.as_deref() != Some(API_KEY) {
+        state.lock().unwrap().refused_auth += 1;
+        return respond(
+            request,
+            401,
+            "The supplied authentication is invalid".into(),
+        );
+    }
+    let fields = form(&body);
+    let mut sms = Sms {
+        to: fields.get("to").cloned().unwrap_or_default(),
+        message: fields.get("message").cloned().unwrap_or_default(),
+        from: fields.get("from").cloned(),
+        username: fields.get("username").cloned().unwrap_or_default(),
+        bulk_sms_mode: fields.get("bulkSMSMode").cloned(),
+        status: 0,
+    };
+    let well_formed = accept.as_deref() == Some("application/json")
+        && content_type.starts_with("application/x-www-form-urlencoded")
+        && sms.username == USERNAME
+        && sms.to.starts_with('+')
+        && !sms.message.is_empty();
+    let mut st = state.lock().unwrap();
+    if !well_formed {
+        sms.status = 400;
+        st.calls.push(sms);
+        drop(st);
+        return respond(
+            request,
+            400,
+            "\"Request is missing required form field\"".into(),
+        );
+    }
+    if st.fail_first > 0 {
+        st.fail_first -= 1;
+        sms.status = 500;
+        st.calls.push(sms);
+        drop(st);
+        return respond(request, 500, "\"Internal Server Error\"".into());
+    }
+    st.sequence += 1;
+    let (code, status, message_id, cost) = if st.invalid.contains(&sms.to) {
+        (403, "InvalidPhoneNumber", "None".to_string(), "0")
+    } else {
+        (
+            101,
+            "Success",
+            format!("ATXid_fake{:08}", st.sequence),
+            "KES 0.8000",
+        )
+    };
+    sms.status = 201;
+    let to = sms.to.clone();
+    st.calls.push(sms);
+    drop(st);
+    let sent = if code == 101 { 1 } else { 0 };
+    respond(
+        request,
+        201,
+        json!({"SMSMessageData": {
+            "Message": format!("Sent to {sent}/1 Total Cost: {cost}"),
+            "Recipients": [{"statusCode": code, "number": to, "status": status,
+                            "cost": cost, "messageId": message_id}]
+        }})
+        .to_string(),
+    );
+}
