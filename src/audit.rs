@@ -32,10 +32,15 @@ pub struct AuditKey {
 /// Opens the chain of a database for writing: creates its first key if it has none (a new
 /// database) and returns the key that signs new lines.
 pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
+    const ANY_KEY: &str = "SELECT EXISTS (SELECT 1 FROM audit_keys)";
+    // A chain that has its key is only read: opening a file another process writes without
+    // pause must not wait for the write lock (SQLite's busy wait can lose to a busy writer for
+    // its whole timeout).
+    if conn.prepare_cached(ANY_KEY)?.query_row([], |r| r.get(0))? {
+        return current_key(conn, keys);
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let exists: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_keys)")?
-        .query_row([], |r| r.get(0))?;
+    let exists: bool = tx.prepare_cached(ANY_KEY)?.query_row([], |r| r.get(0))?;
     if !exists {
         let _numbered = crate::store::changes::begin(&tx)?;
         let key = add_key(&tx, keys, 1)?;

@@ -6,8 +6,22 @@ use crate::domain::{EscrowId, UserId};
 use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// Whether there is anything to fill, asked without the write lock: opening a file that another
+/// process writes without pause (a server, `remit replicate` beside it) must not wait for that
+/// lock when there is nothing to do, since SQLite's busy wait can lose to a busy writer for its
+/// whole timeout.
+fn anything(conn: &Connection, exists_sql: &str) -> Result<bool> {
+    Ok(conn.query_row(exists_sql, [], |r| r.get(0))?)
+}
+
 /// Schema 5 gives every escrow a short reference; older escrows get theirs here.
 pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
+    if !anything(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM escrows WHERE short_ref IS NULL)",
+    )? {
+        return Ok(0);
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let ids: Vec<EscrowId> = tx
         .prepare("SELECT id FROM escrows WHERE short_ref IS NULL")?
@@ -38,6 +52,12 @@ pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
 /// (the audit log says who did); otherwise what this sender typed is not known, and an empty
 /// name is kept rather than another sender's.
 pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usize> {
+    if !anything(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM escrows WHERE recipient_name_enc IS NULL)",
+    )? {
+        return Ok(0);
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<(EscrowId, String, UserId, String)> = tx
         .prepare(

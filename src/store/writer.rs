@@ -264,10 +264,20 @@ impl WalBound {
         }
         let started = Instant::now();
         // TRUNCATE: copy every frame, wait for the readers of the log, restart it, cut the file.
+        // It holds the log's write lock while it waits, so it waits briefly: a reader that
+        // needs a write of its own to let go (another process opening the file) would otherwise
+        // stall it, and every writer behind it, for the whole busy timeout. A log it could not
+        // empty is tried again after the next batch.
+        let _ = conn.busy_timeout(std::time::Duration::from_millis(
+            crate::limits::WAL_RESET_WAIT_MS,
+        ));
         let done: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             });
+        let _ = conn.busy_timeout(std::time::Duration::from_millis(
+            crate::limits::BUSY_TIMEOUT_MS,
+        ));
         let micros = started.elapsed().as_micros() as u64;
         stats.wal_resets.fetch_add(1, Ordering::Relaxed);
         stats
