@@ -22,7 +22,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use remit::config::{Config, GatewayKind};
-use remit::domain::{CategoryName, DepositSource, EscrowId, KenyanPhone, PaymentRequestId};
+use remit::domain::{
+    CategoryName, DepositSource, EscrowId, EventType, KenyanPhone, PaymentRequestId,
+};
 use remit::money::{KesCents, UsdCents};
 use remit::service::deposits;
 use remit::service::escrows::{self, Categories, NewEscrow};
@@ -221,18 +223,7 @@ impl HttpLoad {
                 self.base.clone(),
                 self.token.clone(),
             );
-            move |t, id| {
-                let r = agents[t]
-                    .post(&format!("{base}/payment-requests/{id}/approve"))
-                    .header("Authorization", &format!("Bearer {token}"))
-                    .header("Content-Type", "application/json")
-                    .send("{}");
-                // Reading the body to its end is what lets the connection be kept alive.
-                match r {
-                    Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
-                    Err(_) => false,
-                }
-            }
+            move |t, id| load::approve(&agents[t], &base, &token, id)
         });
         let cpu = server_cpu().saturating_sub(cpu_before);
         let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
@@ -493,21 +484,7 @@ fn webhooks_run(
     alone_ids: Vec<String>,
 ) {
     let receivers: Vec<Receiver> = (0..a.webhooks).map(|_| Receiver::start()).collect();
-    let all = [
-        "escrow.activated",
-        "escrow.completed",
-        "escrow.cancelled",
-        "payment_request.created",
-        "payment_request.approved",
-        "payment_request.rejected",
-        "payment_request.expired",
-        "payment_request.paid",
-        "payment_request.failed",
-        "deposit.recorded",
-        "deposit.flagged",
-        "payout.stuck",
-        "float.low",
-    ];
+    let all: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
     let agent = &http.agents[0];
     let admin = |method: &str, path: &str, body: Option<serde_json::Value>| -> serde_json::Value {
         let request = ureq::http::Request::builder()

@@ -479,15 +479,7 @@ fn approvals(
     let cpu_of = move || pid.map_or(Duration::ZERO, process_cpu);
     let cpu_before = cpu_of();
     let (wall, latencies, failures) = drive(requests, connections, move |t, (id, token)| {
-        let r = agents[t]
-            .post(&format!("{base}/payment-requests/{id}/approve"))
-            .header("Authorization", &format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .send("{}");
-        match r {
-            Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
-            Err(_) => false,
-        }
+        load::approve(&agents[t], &base, token, id)
     });
     let cpu = cpu_of().saturating_sub(cpu_before);
     (

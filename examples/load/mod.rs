@@ -7,6 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+/// One approval over HTTP on the client's keep-alive connection: did it answer 200? The body is
+/// read to its end, which is what lets the connection be kept alive.
+pub fn approve(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> bool {
+    let answer = agent
+        .post(&format!("{base}/payment-requests/{id}/approve"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send("{}");
+    match answer {
+        Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// The value at `p` (0–1) of sorted latencies.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -253,19 +253,10 @@ fn need(name: &str) -> Result<String> {
     env(name).ok_or_else(|| required(name))
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 fn is_loopback_url(url: &str) -> bool {
     url.parse::<ureq::http::Uri>()
         .ok()
-        .and_then(|uri| uri.host().map(is_loopback_host))
+        .and_then(|uri| uri.host().map(crate::domain::is_loopback_host))
         .unwrap_or(false)
 }
 
@@ -277,17 +268,7 @@ fn secure_url(name: &str, text: &str) -> Result<String> {
     let host = uri
         .host()
         .ok_or_else(|| Error::invalid(name, "has no host"))?;
-    let loopback = is_loopback_host(host);
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if loopback => {}
-        _ => {
-            return Err(Error::invalid(
-                name,
-                "must be an https URL (http only for a loopback host)",
-            ))
-        }
-    }
+    crate::domain::require_secure_scheme(name, uri.scheme_str(), host)?;
     if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
         return Err(Error::invalid(
             name,

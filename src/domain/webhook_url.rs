@@ -90,6 +90,18 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `https`, or `http` for a loopback host only: the rule for every URL remit calls out to.
+pub fn require_secure_scheme(field: &str, scheme: Option<&str>, host: &str) -> Result<()> {
+    match scheme {
+        Some("https") => Ok(()),
+        Some("http") if is_loopback_host(host) => Ok(()),
+        _ => Err(Error::invalid(
+            field,
+            "must be an https URL (http only for a loopback host)",
+        )),
+    }
+}
+
 /// May a delivery to a URL naming `host` connect to `ip`? `Err` says why not.
 pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::Result<(), String> {
     match classify(ip) {
@@ -257,17 +269,7 @@ impl WebhookUrl {
         if host.is_empty() {
             return Err(Error::invalid(field, "must name a host"));
         }
-        let loopback = is_loopback_host(host);
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some("http") if loopback => {}
-            _ => {
-                return Err(Error::invalid(
-                    field,
-                    "must be an https URL (http only for a loopback host)",
-                ))
-            }
-        }
+        require_secure_scheme(field, uri.scheme_str(), host)?;
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         match literal.parse::<IpAddr>() {
             Ok(ip) => {

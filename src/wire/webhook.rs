@@ -2,7 +2,6 @@
 //! its `Remit-Signature` header, `t=<unix s>,v1=<hex HMAC-SHA256 of "t.body" under the secret>`:
 //! Stripe's scheme (`wire::stripe`), so a receiver can reuse its Stripe verification code.
 
-use crate::crypto::{hex, hmac_sha256};
 use crate::outbox::Event;
 
 /// The header that carries the signature.
@@ -24,13 +23,7 @@ pub fn body(event: &Event) -> Vec<u8> {
 /// The `Remit-Signature` header of `body` at unix time `t` under `secret` (the whole `whsec_…`
 /// text is the HMAC key, as with Stripe).
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
-    format!(
-        "t={t},v1={}",
-        hex(&hmac_sha256(
-            secret.as_bytes(),
-            &[t.to_string().as_bytes(), b".", body]
-        ))
-    )
+    crate::wire::stripe::sign(secret, t, body)
 }
 
 /// Verifies a `Remit-Signature` header as a receiver should: any `v1` may match (secrets can be
