@@ -326,7 +326,11 @@ fn main() {
     config.workers = remit::config::Config::new("-").workers.max(a.connections);
     config.read_pool_size = 8;
     config.wal_max_mib = a.wal_max_mib;
-    let store = Arc::new(store::open(&config.open_options(true)).expect("open"));
+    let mut options = config.open_options(true);
+    // As `serve` with REMIT_REPLICATE_TO: the writer can keep the change log replication reads
+    // (it records only while the replicator runs, in the "on" rounds).
+    options.track_changes = a.replicate || a.replicate_to.is_some();
+    let store = Arc::new(store::open(&options).expect("open"));
     let make = |role, name: &str| {
         let user = NewUser {
             role,
@@ -356,12 +360,14 @@ fn main() {
         (None, Some(url)) => Some(url.clone()),
         (None, None) => None,
     };
-    // Replication on against off: one more set of each, run in alternating halves.
+    // Replication on against off: two more sets of each, run in alternating rounds.
     let replicated_ids = replicate_to.as_ref().map(|_| {
-        (
-            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
-            prepare(&store, &sender, &agent, a.escrows, a.per_escrow),
-        )
+        let two = || {
+            let mut ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
+            ids.extend(prepare(&store, &sender, &agent, a.escrows, a.per_escrow));
+            ids
+        };
+        (two(), two())
     });
     let http_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let webhook_ids = (a.webhooks > 0).then(|| {
@@ -372,7 +378,7 @@ fn main() {
     });
     let hostile_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
     let direct_ids = prepare(&store, &sender, &agent, a.escrows, a.per_escrow);
-    let sets = 3 + 2 * usize::from(a.webhooks > 0) + 2 * usize::from(replicate_to.is_some());
+    let sets = 3 + 2 * usize::from(a.webhooks > 0) + 4 * usize::from(replicate_to.is_some());
     println!(
         "prepared {} escrows and {} payment requests in {:.1} s",
         sets * a.escrows,
@@ -586,8 +592,11 @@ fn webhooks_run(
     );
 }
 
-/// Replication on against off, in one run: the load in halves, off, on, off, on (the machine's
-/// speed drifts; alternating keeps the comparison fair). Before each "on" half the replicator
+/// Rounds of each way in the replication comparison.
+const REPLICATION_ROUNDS: usize = 4;
+
+/// Replication on against off, in one run: the load in quarters, off, on, off, on, … (the
+/// machine's speed drifts; alternating keeps the comparison fair). Before each "on" half the replicator
 /// starts and catches up with everything before it (not measured); after it, it catches up again
 /// and stops. Prints both rates, their ratio, and each replication cycle's lag.
 fn replicated_runs(
@@ -625,12 +634,11 @@ fn replicated_runs(
     };
     let (mut off_n, mut off_s, mut on_n, mut on_s) = (0usize, 0.0, 0usize, 0.0);
     let mut lags = Vec::new();
-    let halves = |ids: Vec<String>| {
-        let mut ids = ids;
-        let second = ids.split_off(ids.len() / 2);
-        [ids, second]
+    let rounds = |ids: Vec<String>| {
+        let per = ids.len().div_ceil(REPLICATION_ROUNDS);
+        ids.chunks(per).map(<[String]>::to_vec).collect::<Vec<_>>()
     };
-    for (round, (off, on)) in halves(off).into_iter().zip(halves(on)).enumerate() {
+    for (round, (off, on)) in rounds(off).into_iter().zip(rounds(on)).enumerate() {
         let n = off.len();
         let rate = http
             .run(store, &format!("HTTP, no replication ({})", round + 1), off)

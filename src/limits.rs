@@ -231,5 +231,9 @@ pub const REPLICATION_RETRY_MAX_S: u64 = 30;
 /// From this many pending transactions on, a cycle streams rows to PostgreSQL from the file's
 /// snapshot instead of reading them all first (memory stays bounded; the snapshot lasts longer).
 pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
+/// Rows the change log (`store::changes::ChangeLog`) keeps for replication inside `serve`
+/// (24 bytes each): about 30,000 approvals, ten seconds of full load. A replica further behind
+/// than that is found by the scan instead.
+pub const CHANGE_LOG_ROWS_MAX: usize = 200_000;
 /// Replication cycles whose lag is kept for the benchmark's percentiles.
 pub const REPLICATION_LAG_SAMPLES_MAX: usize = 100_000;

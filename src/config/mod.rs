@@ -298,6 +298,7 @@ impl Config {
         options.synchronous = self.synchronous;
         options.read_pool_size = self.read_pool_size;
         options.wal_max_bytes = self.wal_max_mib << 20;
+        options.track_changes = self.replicate_to.is_some();
         options
     }
 }

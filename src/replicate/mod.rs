@@ -20,7 +20,9 @@ use crate::limits::{
     REPLICATION_CYCLE_MIN_MS, REPLICATION_LAG_SAMPLES_MAX, REPLICATION_POLL_MS,
     REPLICATION_RETRY_MAX_S, REPLICATION_RETRY_MIN_S,
 };
+use crate::store::changes::ChangeLog;
 use crate::store::Store;
+use postgres::Applied;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,6 +48,8 @@ struct State {
     last_error: Option<String>,
     replicated_at: Option<i64>,
     cycles: u64,
+    /// Cycles that found the stamped tables' changes by the change log, not by scans.
+    cycles_listed: u64,
     rows: u64,
     lags_ms: Vec<f64>,
 }
@@ -115,6 +119,12 @@ impl Status {
         self.lock().lags_ms.clone()
     }
 
+    /// Cycles since start, and how many of them read only the rows the change log listed.
+    pub fn cycles_listed(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.cycles, s.cycles_listed)
+    }
+
     fn observe(&self, file: i64) {
         let mut s = self.lock();
         s.file = file;
@@ -130,7 +140,9 @@ impl Status {
         s.last_error = None;
     }
 
-    fn applied(&self, change_seq: i64, rows: u64, snapshot_at: Instant, first_copy: bool) {
+    fn applied(&self, done: &Applied, snapshot_at: Instant) {
+        let (change_seq, rows, first_copy) =
+            (done.position.change_seq, done.rows, done.made_schema);
         let now = Instant::now();
         let mut s = self.lock();
         // The oldest change of this cycle was committed after the file was last seen equal
@@ -147,6 +159,7 @@ impl Status {
         s.file = s.file.max(change_seq);
         s.replicated_at = Some(crate::time::now_unix());
         s.cycles += 1;
+        s.cycles_listed += u64::from(done.listed);
         s.rows += rows;
         s.connected = true;
         s.last_error = None;
@@ -191,6 +204,18 @@ impl Replicator {
     /// once, retries with backoff and catches up when it answers again. Fails only when the
     /// file itself cannot be read.
     pub fn run(&self, stopping: &AtomicBool) -> Result<()> {
+        let log = self.store.change_log();
+        if let Some(log) = log {
+            log.start();
+        }
+        let ran = self.replicate(stopping, log);
+        if let Some(log) = log {
+            log.stop();
+        }
+        ran
+    }
+
+    fn replicate(&self, stopping: &AtomicBool, log: Option<&ChangeLog>) -> Result<()> {
         let reader = self.store.reader()?;
         let ledger_id = crate::store::changes::ledger_id(&reader)?;
         let file_version = crate::store::schema_version(&reader)?;
@@ -237,14 +262,9 @@ impl Replicator {
                     verify = false;
                     let snapshot_at = Instant::now();
                     last_cycle = Some(snapshot_at);
-                    match r.cycle(&reader) {
+                    match r.cycle(&reader, log) {
                         Ok(done) => {
-                            self.status.applied(
-                                done.position.change_seq,
-                                done.rows,
-                                snapshot_at,
-                                done.made_schema,
-                            );
+                            self.status.applied(&done, snapshot_at);
                             if done.made_schema {
                                 log::info!(
                                     "replica of ledger {ledger_id} made in {}: {} rows up to change {}",
@@ -310,7 +330,7 @@ impl Replicator {
         let shapes = source::shapes(&reader)?;
         let mut replica = Replica::open(&self.target, &ledger_id, shapes, file_version)?;
         // Even with nothing new, a cycle: it checks that the file is the replica's history.
-        let done = replica.cycle(&reader)?;
+        let done = replica.cycle(&reader, self.store.change_log())?;
         Ok((done.position, done.rows, ledger_id))
     }
 }

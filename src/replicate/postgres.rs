@@ -7,6 +7,7 @@ use super::ddl;
 use super::source::{self, Cell, ColumnType, Kind, Position, Shape};
 use crate::audit::StoredLine;
 use crate::error::{Error, Result};
+use crate::store::changes::ChangeLog;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Transaction};
@@ -243,6 +244,26 @@ fn bootstrap(client: &mut Client) -> Result<()> {
     tx.commit().pg("cannot commit the control schema")
 }
 
+/// Asks PostgreSQL to apply this session's writes as a replica's, as its own logical
+/// replication does (`session_replication_role = replica`): no trigger fires for them, so the
+/// foreign keys are not checked again row by row at each commit. They were checked when the
+/// file committed the rows (SQLite's `foreign_keys` is on) and a cycle writes one committed
+/// snapshot whole; the constraints stay declared for every other session, and the `CHECK`
+/// constraints (not triggers) hold for this one too. Without the right to set it (a
+/// superuser, or `GRANT SET ON PARAMETER session_replication_role` from PostgreSQL 15), the
+/// checks run as before, at about twice PostgreSQL's CPU per cycle, and this is said once.
+fn apply_as_replica(client: &mut Client) {
+    if let Err(e) = client.batch_execute("SET session_replication_role = replica") {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            log::info!(
+                "replication checks every foreign key again in PostgreSQL ({}): grant the replication user SET ON PARAMETER session_replication_role to skip that work (README, \"Replication into PostgreSQL\")",
+                e.as_db_error().map_or("not allowed", |d| d.message())
+            );
+        });
+    }
+}
+
 /// A ledger's position and schema version as the replica records them.
 fn position_of(
     tx: &mut Transaction<'_>,
@@ -282,6 +303,8 @@ pub struct Applied {
     pub rows: u64,
     /// Whether the ledger's schema was made (first copy, or a new schema version).
     pub made_schema: bool,
+    /// Whether the stamped tables' changes were found by the change log (else by scans).
+    pub listed: bool,
 }
 
 /// One ledger's replica, on an open connection.
@@ -307,6 +330,7 @@ impl Replica {
         let schema = schema_of(ledger_id)?;
         let mut client = target.connect()?;
         bootstrap(&mut client)?;
+        apply_as_replica(&mut client);
         Ok(Replica {
             client,
             ledger_id: ledger_id.to_string(),
@@ -332,7 +356,10 @@ impl Replica {
     /// read on `reader` (a read-only connection), in one PostgreSQL transaction that also
     /// records the new position: after a crash anywhere, the replica holds exactly the changes
     /// up to its position. A replica of an older schema version is made again from scratch.
-    pub fn cycle(&mut self, reader: &Connection) -> Result<Applied> {
+    /// With `log` (the writer's change log, inside `serve`) the changed rows of the stamped
+    /// tables are looked up by the rowids it lists, when it covers the whole range, instead of
+    /// found by scanning each table.
+    pub fn cycle(&mut self, reader: &Connection, log: Option<&ChangeLog>) -> Result<Applied> {
         let Replica {
             client,
             ledger_id,
@@ -402,18 +429,24 @@ impl Replica {
         let stream = made_schema
             || file.change_seq - since.change_seq > crate::limits::REPLICATION_STREAM_AFTER_CHANGES;
         let mut rows = 0u64;
+        let mut listed = false;
         if stream {
             for shape in shapes.iter() {
                 rows += copy_table(&mut tx, schema, shape, |each| {
-                    source::changed_rows(&read, shape, &since, each).map(|_| ())
+                    source::changed_rows(&read, shape, &since, None, each).map(|_| ())
                 })?;
             }
             read.finish()?;
         } else {
+            let rowids_by_table = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
+            listed = rowids_by_table.is_some();
             let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
             for shape in shapes.iter() {
                 let mut table_rows = Vec::new();
-                source::changed_rows(&read, shape, &since, &mut |row| {
+                let rowids = rowids_by_table
+                    .as_ref()
+                    .map(|l| l.get(shape.table.name).map_or(&[][..], Vec::as_slice));
+                source::changed_rows(&read, shape, &since, rowids, &mut |row| {
                     table_rows.push(row);
                     Ok(())
                 })?;
@@ -449,16 +482,21 @@ impl Replica {
         .pg("cannot record the position")?;
         tx.commit().pg("cannot commit")?;
         *staged = true;
+        if let Some(log) = log {
+            log.forget_through(file.change_seq);
+        }
         log::debug!(
-            "replicated changes {} to {} ({rows} rows) in {:.1} ms, {read_ms:.1} ms of it reading the file",
+            "replicated changes {} to {} ({rows} rows) in {:.1} ms, {read_ms:.1} ms of it reading the file ({})",
             since.change_seq + 1,
             file.change_seq,
-            started.elapsed().as_secs_f64() * 1e3
+            started.elapsed().as_secs_f64() * 1e3,
+            if listed { "the rows the change log listed" } else { "scanned" }
         );
         Ok(Applied {
             position: file,
             rows,
             made_schema,
+            listed,
         })
     }
 }

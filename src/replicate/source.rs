@@ -164,6 +164,8 @@ pub struct Shape {
     pub create: String,
     /// Its `CREATE INDEX` statements.
     pub indexes: Vec<String>,
+    /// A rowid table (not `WITHOUT ROWID`): the change log can name its changed rows.
+    pub rowid: bool,
 }
 
 impl Shape {
@@ -236,6 +238,11 @@ pub fn shapes(conn: &Connection) -> Result<Vec<Shape>> {
                     Ok(Column { name, ty, pk })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let without_rowid: bool = conn.query_row(
+                "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+                [table.name],
+                |r| r.get(0),
+            )?;
             if let Kind::Stamped = table.kind {
                 if !columns.iter().any(|c| c.name == "change_seq") {
                     return Err(Error::internal(format!(
@@ -249,6 +256,7 @@ pub fn shapes(conn: &Connection) -> Result<Vec<Shape>> {
                 columns,
                 create,
                 indexes,
+                rowid: !without_rowid,
             })
         })
         .collect()
@@ -343,13 +351,33 @@ pub fn same_history(conn: &Connection, replica: &Position, file: &Position) -> R
     Ok(())
 }
 
-/// Feeds every row of `shape` that changed after `since` (and is in this snapshot) to `each`.
+/// Feeds every row of `shape` that changed after `since` (and is in this snapshot) to `each`:
+/// with `listed`, the rows of a stamped rowid table are looked up by the rowids the change log
+/// lists (sorted) instead of found by a scan; a listed row is fed only if its stamp is after
+/// `since`, so a list too long costs lookups, never a wrong row.
 pub fn changed_rows(
     conn: &Connection,
     shape: &Shape,
     since: &Position,
+    listed: Option<&[i64]>,
     each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
 ) -> Result<u64> {
+    if let (Some(rowids), Kind::Stamped, true) = (listed, shape.table.kind, shape.rowid) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM {} WHERE rowid = ?1 AND change_seq > ?2",
+            shape.column_list(),
+            quote(shape.table.name)
+        ))?;
+        let mut n = 0;
+        for rowid in rowids {
+            let mut rows = stmt.query(params![rowid, since.change_seq])?;
+            if let Some(row) = rows.next()? {
+                each(cells(shape, row)?)?;
+                n += 1;
+            }
+        }
+        return Ok(n);
+    }
     let (sql, after) = match shape.table.kind {
         Kind::Stamped => (
             format!(
@@ -370,12 +398,19 @@ pub fn changed_rows(
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![after])?;
-    let width = shape.columns.len();
     let mut n = 0;
     while let Some(row) = rows.next()? {
-        let mut cells = Vec::with_capacity(width);
-        for i in 0..width {
-            cells.push(match row.get_ref(i)? {
+        each(cells(shape, row)?)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A row's values, in `shape`'s column order.
+fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
+    (0..shape.columns.len())
+        .map(|i| {
+            Ok(match row.get_ref(i)? {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
@@ -386,10 +421,7 @@ pub fn changed_rows(
                         shape.table.name
                     )))
                 }
-            });
-        }
-        each(cells)?;
-        n += 1;
-    }
-    Ok(n)
+            })
+        })
+        .collect()
 }

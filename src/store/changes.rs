@@ -59,16 +59,17 @@ pub struct Numbered {
 impl Numbered {
     /// Before the commit of a transaction numbered with `begin_lazy`: records its number as
     /// the last one taken if a row was stamped with it (a transaction that changed nothing
-    /// writes nothing, as before).
-    pub fn finish(&self, conn: &Connection) -> Result<()> {
+    /// writes nothing, as before). Returns the number when it was taken.
+    pub fn finish(&self, conn: &Connection) -> Result<Option<i64>> {
         let (seq, used) = CURRENT.with(Cell::get);
         if used && seq == self.seq {
             conn.prepare_cached(
                 "UPDATE meta SET change_seq = ?1, value = CAST(?1 AS TEXT) WHERE key = 'change_seq'",
             )?
             .execute([seq])?;
+            return Ok(Some(seq));
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -126,4 +127,268 @@ pub fn ledger_id(conn: &Connection) -> Result<String> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = 'ledger_id'")?
         .query_row([], |r| r.get(0))?)
+}
+
+/// Which rows each of the writer's transactions changed, by number, so that replication inside
+/// `remit serve` reads only those rows instead of scanning every stamped table at each cycle
+/// (a scan grows with the ledger; this grows with the changes). SQLite reports every insert,
+/// update and delete of a rowid table to the writer connection's update hook; the writer files
+/// what its batch reported under the batch's number just before the `COMMIT`.
+///
+/// An accelerator, never the truth: a row listed is read again from the snapshot with
+/// `change_seq` above the replica's position, so a row listed too many times (a rolled-back
+/// savepoint's, a reused number's) costs a lookup and nothing else. What it must never do is
+/// miss a row, so it answers only for a range of numbers it saw whole: it records while a
+/// replicator reads it (`start`), from the batch after the first it files (that one may have
+/// begun before), with no number skipped since (another process taking numbers, a batch whose
+/// commit failed, rows forgotten past `CHANGE_LOG_ROWS_MAX`, all start it over), and
+/// replication scans whenever it does not answer. SQLite reports nothing for `WITHOUT ROWID`
+/// tables: those are always scanned.
+#[derive(Default)]
+pub struct ChangeLog {
+    /// Recording only while a replicator reads it (`start` … `stop`).
+    active: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    /// Table names, in the order first seen (the rows hold their index).
+    tables: Vec<Box<str>>,
+    /// Reported since the last filing: (table, rowid).
+    pending: Vec<(u16, i64)>,
+    /// The first number the log holds whole (0: none yet).
+    first: i64,
+    /// The last number filed.
+    last: i64,
+    /// (number, table, rowid), in filing order.
+    rows: std::collections::VecDeque<(i64, u16, i64)>,
+}
+
+/// The rows some range of numbers changed, per table: rowids sorted, each once.
+pub type ChangedRows = std::collections::HashMap<String, Vec<i64>>;
+
+impl ChangeLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Installs the update hook on the writer's connection.
+    pub(super) fn hook(log: &std::sync::Arc<ChangeLog>, conn: &Connection) -> Result<()> {
+        let log = std::sync::Arc::clone(log);
+        conn.update_hook(Some(
+            move |_: rusqlite::hooks::Action, db: &str, table: &str, rowid: i64| {
+                if db == "main" {
+                    log.noted(table, rowid);
+                }
+            },
+        ))?;
+        Ok(())
+    }
+
+    /// A replicator reads the log from now on: the writer records.
+    pub fn start(&self) {
+        self.active.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// No replicator reads it any more: the writer stops recording and the log is emptied.
+    pub fn stop(&self) {
+        self.active
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.reset();
+    }
+
+    fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn noted(&self, table: &str, rowid: i64) {
+        if !self.is_active() {
+            return;
+        }
+        let mut s = self.lock();
+        let index = match s.tables.iter().position(|t| &**t == table) {
+            Some(i) => i,
+            None => {
+                s.tables.push(table.into());
+                s.tables.len() - 1
+            }
+        };
+        s.pending.push((index as u16, rowid));
+    }
+
+    /// Files what was reported since the last filing under transaction `seq` (about to be
+    /// committed), or drops it when the transaction took no number (`seq` is `None`: nothing
+    /// it wrote is replicated).
+    pub(super) fn file(&self, seq: Option<i64>) {
+        let mut s = self.lock();
+        let Some(seq) = seq.filter(|_| self.is_active()) else {
+            s.pending.clear();
+            return;
+        };
+        if s.first == 0 || (seq != s.last && seq != s.last + 1) {
+            // The first filing since the log started (recording may have begun in the middle
+            // of this batch), or numbers taken elsewhere: the log answers from the next on.
+            s.rows.clear();
+            s.pending.clear();
+            s.first = seq + 1;
+            s.last = seq;
+            return;
+        }
+        s.last = seq;
+        let pending = std::mem::take(&mut s.pending);
+        s.rows.extend(pending.iter().map(|&(t, r)| (seq, t, r)));
+        s.pending = pending;
+        s.pending.clear();
+        while s.rows.len() > crate::limits::CHANGE_LOG_ROWS_MAX {
+            if let Some((dropped, _, _)) = s.rows.pop_front() {
+                s.first = s.first.max(dropped + 1);
+            }
+        }
+    }
+
+    /// A batch failed and was rolled back: its number will be taken again by the next, which
+    /// may write other rows; the log starts over.
+    pub(super) fn reset(&self) {
+        let mut s = self.lock();
+        s.pending.clear();
+        s.rows.clear();
+        s.first = 0;
+        s.last = 0;
+    }
+
+    /// The rows changed by transactions `after + 1 ..= upto`, if the log saw them all.
+    pub fn changed(&self, after: i64, upto: i64) -> Option<ChangedRows> {
+        let s = self.lock();
+        if s.first == 0 || s.first > after + 1 || s.last < upto {
+            return None;
+        }
+        let mut out = ChangedRows::new();
+        for &(seq, table, rowid) in s.rows.iter().rev() {
+            if seq <= after {
+                break;
+            }
+            if seq <= upto {
+                out.entry(s.tables[table as usize].to_string())
+                    .or_default()
+                    .push(rowid);
+            }
+        }
+        for rowids in out.values_mut() {
+            rowids.sort_unstable();
+            rowids.dedup();
+        }
+        Some(out)
+    }
+
+    /// Forgets the rows of transactions up to `seq` (the replica holds them).
+    pub fn forget_through(&self, seq: i64) {
+        let mut s = self.lock();
+        while s.rows.front().is_some_and(|&(n, _, _)| n <= seq) {
+            s.rows.pop_front();
+        }
+        if s.first != 0 && s.first <= seq {
+            s.first = seq + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn fixture() -> (Connection, Arc<ChangeLog>) {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);
+             CREATE TABLE w (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let log = Arc::new(ChangeLog::default());
+        ChangeLog::hook(&log, &conn).unwrap();
+        (conn, log)
+    }
+
+    fn listed(log: &ChangeLog, after: i64, upto: i64) -> Option<Vec<(String, Vec<i64>)>> {
+        log.changed(after, upto).map(|m| {
+            let mut v: Vec<_> = m.into_iter().collect();
+            v.sort();
+            v
+        })
+    }
+
+    #[test]
+    fn the_log_answers_only_for_numbers_it_saw_whole() {
+        let (conn, log) = fixture();
+        conn.execute("INSERT INTO t (id, v) VALUES (1, 0)", [])
+            .unwrap();
+        log.file(Some(1));
+        assert_eq!(listed(&log, 0, 1), None, "nothing recorded before start");
+
+        log.start();
+        // The batch during which recording began may be partial: not answered for.
+        conn.execute("INSERT INTO t (id, v) VALUES (2, 0)", [])
+            .unwrap();
+        log.file(Some(2));
+        assert_eq!(listed(&log, 1, 2), None);
+        assert_eq!(listed(&log, 2, 2), Some(vec![]));
+
+        // Whole batches: every row of a rowid table, sorted, each once; WITHOUT ROWID unseen.
+        conn.execute_batch(
+            "UPDATE t SET v = 1 WHERE id = 2; INSERT INTO t (id, v) VALUES (9, 0);
+             INSERT INTO w (k, v) VALUES ('a', 1); UPDATE t SET v = 2 WHERE id = 2;",
+        )
+        .unwrap();
+        log.file(Some(3));
+        conn.execute("UPDATE t SET v = 3 WHERE id = 1", []).unwrap();
+        log.file(Some(4));
+        assert_eq!(
+            listed(&log, 2, 4),
+            Some(vec![("t".to_string(), vec![1, 2, 9])])
+        );
+        assert_eq!(listed(&log, 3, 4), Some(vec![("t".to_string(), vec![1])]));
+        assert_eq!(
+            listed(&log, 2, 3),
+            Some(vec![("t".to_string(), vec![2, 9])])
+        );
+        assert_eq!(listed(&log, 2, 5), None, "not filed yet");
+        assert_eq!(listed(&log, 1, 4), None, "before the log");
+
+        // A batch that took no number files nothing.
+        conn.execute("UPDATE t SET v = 4 WHERE id = 9", []).unwrap();
+        log.file(None);
+        conn.execute("UPDATE t SET v = 5 WHERE id = 1", []).unwrap();
+        log.file(Some(5));
+        assert_eq!(listed(&log, 4, 5), Some(vec![("t".to_string(), vec![1])]));
+
+        // A number taken elsewhere (a gap): answered again only after it.
+        conn.execute("UPDATE t SET v = 6 WHERE id = 1", []).unwrap();
+        log.file(Some(7));
+        assert_eq!(listed(&log, 4, 7), None);
+        assert_eq!(listed(&log, 6, 7), None);
+        conn.execute("UPDATE t SET v = 7 WHERE id = 2", []).unwrap();
+        log.file(Some(8));
+        assert_eq!(listed(&log, 7, 8), Some(vec![("t".to_string(), vec![2])]));
+
+        // What the replica holds is forgotten; the log answers from after it.
+        log.forget_through(7);
+        assert_eq!(listed(&log, 6, 8), None);
+        assert_eq!(listed(&log, 7, 8), Some(vec![("t".to_string(), vec![2])]));
+
+        // A failed batch starts the log over.
+        conn.execute("UPDATE t SET v = 8 WHERE id = 9", []).unwrap();
+        log.reset();
+        log.file(Some(9));
+        assert_eq!(listed(&log, 8, 9), None);
+
+        // Stopped: nothing recorded, nothing answered.
+        log.stop();
+        conn.execute("UPDATE t SET v = 9 WHERE id = 9", []).unwrap();
+        log.file(Some(10));
+        log.file(Some(11));
+        assert_eq!(listed(&log, 10, 11), None);
+    }
 }

@@ -64,6 +64,9 @@ pub struct OpenOptions {
     pub read_pool_size: u32,
     /// The write-ahead log is kept under this size (bytes).
     pub wal_max_bytes: u64,
+    /// Keep the change log replication reads (`changes::ChangeLog`): `serve` with
+    /// `REMIT_REPLICATE_TO`.
+    pub track_changes: bool,
 }
 
 impl OpenOptions {
@@ -76,6 +79,7 @@ impl OpenOptions {
             synchronous: Synchronous::Full,
             read_pool_size: crate::limits::READ_POOL_SIZE_DEFAULT,
             wal_max_bytes: crate::limits::WAL_MAX_MIB_DEFAULT << 20,
+            track_changes: false,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Store {
     pub stats: Arc<WriterStats>,
     /// Rung after every commit that emitted an event (the outbox's readers wait on it).
     events: Arc<crate::wakeup::Wakeup>,
+    /// The rows each of the writer's transactions changed (with `track_changes`).
+    changes: Option<Arc<changes::ChangeLog>>,
 }
 
 impl Store {
@@ -135,18 +141,26 @@ impl Store {
         };
         // A log restarted after a checkpoint is cut back to the bound, not left at its peak.
         conn.pragma_update(None, "journal_size_limit", options.wal_max_bytes as i64)?;
+        let changes = options
+            .track_changes
+            .then(|| Arc::new(changes::ChangeLog::default()));
+        if let Some(log) = &changes {
+            changes::ChangeLog::hook(log, &conn)?;
+        }
+        let writer_changes = changes.clone();
         let writer_thread = std::thread::Builder::new()
             .name("remit-writer".into())
             .spawn(move || {
-                writer::run(
+                writer::Writer {
                     conn,
-                    &writer_keys,
-                    &audit_key,
-                    &receiver,
-                    &writer_stats,
-                    &wal,
-                    &writer_events,
-                )
+                    keys: &writer_keys,
+                    audit_key: &audit_key,
+                    stats: &writer_stats,
+                    wal: &wal,
+                    events: &writer_events,
+                    changes: writer_changes.as_deref(),
+                }
+                .run(&receiver)
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let checkpointer = checkpoint::start(&options.path, options.wal_max_bytes)?;
@@ -160,6 +174,7 @@ impl Store {
             key_source,
             stats,
             events,
+            changes,
         })
     }
 
@@ -219,6 +234,11 @@ impl Store {
     /// Rung after every commit that emitted an event.
     pub fn events(&self) -> &Arc<crate::wakeup::Wakeup> {
         &self.events
+    }
+
+    /// The rows each of the writer's transactions changed, if this store keeps that.
+    pub fn change_log(&self) -> Option<&changes::ChangeLog> {
+        self.changes.as_deref()
     }
 
     /// The keys of this database.

@@ -3,6 +3,7 @@
 //! runs each command in its own savepoint (rolled back alone on its own error), commits once,
 //! and only then answers every caller and writes the log lines of what committed.
 
+use super::changes::ChangeLog;
 use crate::audit::AuditKey;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
@@ -303,109 +304,129 @@ impl WalBound {
     }
 }
 
-/// The writer thread's loop: batches until told to stop, then drains the queue and checkpoints.
-pub(super) fn run(
-    conn: Connection,
-    keys: &Keys,
-    audit_key: &AuditKey,
-    receiver: &Receiver<Msg>,
-    stats: &WriterStats,
-    wal: &WalBound,
-    events: &Wakeup,
-) {
-    let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
-    let mut stopping = false;
-    while !stopping {
-        match receiver.recv() {
-            Ok(Msg::Run(cmd)) => batch.push(cmd),
-            Ok(Msg::Stop) | Err(_) => stopping = true,
-        }
-        // Take whatever else is waiting; on stop, drain the whole queue.
-        while stopping || batch.len() < WRITER_BATCH_MAX {
-            match receiver.try_recv() {
-                Ok(Msg::Run(cmd)) => batch.push(cmd),
-                Ok(Msg::Stop) => stopping = true,
-                Err(_) => break,
-            }
-            if batch.len() >= WRITER_BATCH_MAX {
-                run_batch(&conn, keys, audit_key, &mut batch, stats, events);
-                wal.enforce(&conn, stats);
-            }
-        }
-        if !batch.is_empty() {
-            run_batch(&conn, keys, audit_key, &mut batch, stats, events);
-            wal.enforce(&conn, stats);
-        }
-    }
-    // Last checkpoint so that the file alone holds everything.
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        log::warn!("final checkpoint failed: {e}");
-    }
+/// The writer thread and what it works with.
+pub(super) struct Writer<'a> {
+    /// The read-write connection, the only one.
+    pub conn: Connection,
+    pub keys: &'a Keys,
+    pub audit_key: &'a AuditKey,
+    pub stats: &'a WriterStats,
+    pub wal: &'a WalBound,
+    /// Rung after a commit that emitted an event.
+    pub events: &'a Wakeup,
+    /// Told the rows each batch changed, when replication reads them.
+    pub changes: Option<&'a ChangeLog>,
 }
 
-fn run_batch(
-    conn: &Connection,
-    keys: &Keys,
-    audit_key: &AuditKey,
-    batch: &mut Vec<Box<dyn Command>>,
-    stats: &WriterStats,
-    events: &Wakeup,
-) {
-    let size = batch.len();
-    let bucket = match size {
-        1 => 0,
-        2..=4 => 1,
-        5..=16 => 2,
-        17..=64 => 3,
-        _ => 4,
-    };
-    stats.batch_size_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.commands.fetch_add(size as u64, Ordering::Relaxed);
+impl Writer<'_> {
+    /// The writer thread's loop: batches until told to stop, then drains the queue and
+    /// checkpoints.
+    pub(super) fn run(&self, receiver: &Receiver<Msg>) {
+        let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
+        let mut stopping = false;
+        while !stopping {
+            match receiver.recv() {
+                Ok(Msg::Run(cmd)) => batch.push(cmd),
+                Ok(Msg::Stop) | Err(_) => stopping = true,
+            }
+            // Take whatever else is waiting; on stop, drain the whole queue.
+            while stopping || batch.len() < WRITER_BATCH_MAX {
+                match receiver.try_recv() {
+                    Ok(Msg::Run(cmd)) => batch.push(cmd),
+                    Ok(Msg::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+                if batch.len() >= WRITER_BATCH_MAX {
+                    self.run_batch(&mut batch);
+                    self.wal.enforce(&self.conn, self.stats);
+                }
+            }
+            if !batch.is_empty() {
+                self.run_batch(&mut batch);
+                self.wal.enforce(&self.conn, self.stats);
+            }
+        }
+        // Last checkpoint so that the file alone holds everything.
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            log::warn!("final checkpoint failed: {e}");
+        }
+    }
 
-    let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
-    let commit = (|| -> Result<()> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        // The batch's number in the change sequence replication reads: one counter per batch.
-        let numbered = super::changes::begin_lazy(conn)?;
-        for cmd in batch.iter_mut() {
-            // A command's own failure is its answer; only broken savepoint machinery fails the
-            // whole batch.
-            let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
-            if ctx.broken.get() {
-                return Err(Error::internal("a savepoint could not be rolled back"));
+    fn run_batch(&self, batch: &mut Vec<Box<dyn Command>>) {
+        let Writer {
+            conn,
+            keys,
+            audit_key,
+            stats,
+            events,
+            changes,
+            ..
+        } = self;
+        let size = batch.len();
+        let bucket = match size {
+            1 => 0,
+            2..=4 => 1,
+            5..=16 => 2,
+            17..=64 => 3,
+            _ => 4,
+        };
+        stats.batch_size_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.commands.fetch_add(size as u64, Ordering::Relaxed);
+
+        let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
+        let commit = (|| -> Result<()> {
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            // The batch's number in the change sequence replication reads: one counter per batch.
+            let numbered = super::changes::begin_lazy(conn)?;
+            for cmd in batch.iter_mut() {
+                // A command's own failure is its answer; only broken savepoint machinery fails the
+                // whole batch.
+                let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
+                if ctx.broken.get() {
+                    return Err(Error::internal("a savepoint could not be rolled back"));
+                }
             }
-        }
-        if ctx.audited.get() {
-            crate::audit::seal_head(conn, audit_key)?;
-        }
-        numbered.finish(conn)?;
-        let started = Instant::now();
-        conn.prepare_cached("COMMIT")?.execute([])?;
-        stats
-            .commit_micros_total
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        Ok(())
-    })();
-    match &commit {
-        Ok(()) => {
-            if ctx.emitted.get() {
-                events.notify();
+            if ctx.audited.get() {
+                crate::audit::seal_head(conn, audit_key)?;
             }
-            ctx.flush_log();
-        }
-        Err(e) => {
-            drop(ctx);
-            log::error!("writer batch of {size} failed and was rolled back: {e:?}");
-            if !conn.is_autocommit() {
-                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
-                    log::error!("rollback after a failed batch failed too: {rollback}");
+            let seq = numbered.finish(conn)?;
+            if let Some(log) = changes {
+                log.file(seq);
+            }
+            let started = Instant::now();
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            stats
+                .commit_micros_total
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            Ok(())
+        })();
+        match &commit {
+            Ok(()) => {
+                if ctx.emitted.get() {
+                    events.notify();
+                }
+                ctx.flush_log();
+            }
+            Err(e) => {
+                drop(ctx);
+                if let Some(log) = changes {
+                    log.reset();
+                }
+                log::error!("writer batch of {size} failed and was rolled back: {e:?}");
+                if !conn.is_autocommit() {
+                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                        log::error!("rollback after a failed batch failed too: {rollback}");
+                    }
                 }
             }
         }
+        for cmd in batch.drain(..) {
+            cmd.answer(commit.clone());
+        }
+        stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
     }
-    for cmd in batch.drain(..) {
-        cmd.answer(commit.clone());
-    }
-    stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
 }

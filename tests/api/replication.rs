@@ -531,6 +531,15 @@ fn changes_under_the_approval_load_reach_postgres_in_commit_order_within_a_secon
         lags.len()
     );
 
+    // Inside `serve` the writer's change log names the changed rows: after the first copy
+    // (and at most the cycle after it, whose range began before the log did) no cycle scans.
+    // The rows compared below were found that way.
+    let (cycles, listed) = app.replication_cycles_listed();
+    assert!(
+        listed >= 3 && listed + 2 >= cycles,
+        "{listed} of {cycles} cycles used the change log"
+    );
+
     let dir = stop_app(app);
     let db = dir.path().join("remit.db");
     // What the server wrote while stopping (token use, its last batch) follows with --once.

@@ -127,6 +127,15 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// Replication cycles since start, and those that read only the rows the change log listed.
+    pub fn replication_cycles_listed(&self) -> (u64, u64) {
+        self.server
+            .as_ref()
+            .and_then(|s| s.replication())
+            .map(|status| status.cycles_listed())
+            .unwrap_or_default()
+    }
+
     pub fn shutdown(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown();
