@@ -200,7 +200,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "remit_wal_bytes {}", size("-wal"));
         let stats = &store.stats;
-        out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed to empty.\n# TYPE remit_wal_resets_total counter\n");
+        out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed and restarted.\n# TYPE remit_wal_resets_total counter\n");
         let _ = writeln!(
             out,
             "remit_wal_resets_total {}",

@@ -5,23 +5,28 @@
 //! frames are left to copy and its pause stays short.
 
 use super::open::open_connection;
+use super::writer::WriterStats;
 use super::Synchronous;
 use crate::error::{Error, Result};
 use crate::limits::{CHECKPOINT_BUSY_INTERVAL_MS, CHECKPOINT_INTERVAL_MS};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Starts the checkpointer; send on the returned channel (or drop it) to stop it.
-pub(super) fn start(path: &Path, wal_max_bytes: u64) -> Result<(SyncSender<()>, JoinHandle<()>)> {
+pub(super) fn start(
+    path: &Path,
+    wal_max_bytes: u64,
+    stats: &Arc<WriterStats>,
+) -> Result<(SyncSender<()>, JoinHandle<()>)> {
     let conn = open_connection(path, Synchronous::Full)?;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = std::path::PathBuf::from(wal);
+    let stats = Arc::clone(stats);
     let interval = move || {
-        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
-        Duration::from_millis(if size > wal_max_bytes / 4 {
+        let in_use = stats.wal_in_use_bytes.load(Ordering::Relaxed);
+        Duration::from_millis(if in_use > wal_max_bytes / 4 {
             CHECKPOINT_BUSY_INTERVAL_MS
         } else {
             CHECKPOINT_INTERVAL_MS

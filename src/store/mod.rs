@@ -135,10 +135,13 @@ impl Store {
         let writer_events = Arc::clone(&events);
         let mut wal_path = options.path.clone().into_os_string();
         wal_path.push("-wal");
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let wal = writer::WalBound {
             path: wal_path.into(),
             max_bytes: options.wal_max_bytes,
+            frame_bytes: page_size.unsigned_abs() + 24,
         };
+        conn.wal_hook(Some(writer::note_wal_pages));
         // A log restarted after a checkpoint is cut back to the bound, not left at its peak.
         conn.pragma_update(None, "journal_size_limit", options.wal_max_bytes as i64)?;
         let changes = options
@@ -163,7 +166,7 @@ impl Store {
                 .run(&receiver)
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
-        let checkpointer = checkpoint::start(&options.path, options.wal_max_bytes)?;
+        let checkpointer = checkpoint::start(&options.path, options.wal_max_bytes, &stats)?;
         Ok(Store {
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),

@@ -234,7 +234,7 @@ pub struct WriterStats {
     pub commit_micros_total: AtomicU64,
     /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
     pub batch_size_buckets: [AtomicU64; 5],
-    /// Times the WAL passed its bound and the writer checkpointed it to empty.
+    /// Times the WAL passed its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
     /// Sum of the time those checkpoints took, in microseconds.
     pub wal_reset_micros_total: AtomicU64,
@@ -242,30 +242,54 @@ pub struct WriterStats {
     pub wal_reset_micros_max: AtomicU64,
     /// Largest WAL seen after a commit, in bytes.
     pub wal_peak_bytes: AtomicU64,
+    /// The log's frames since it last restarted, in bytes (its file is not cut when it
+    /// restarts, so its size says how far it once went, not how much it holds).
+    pub wal_in_use_bytes: AtomicU64,
 }
 
-/// The bound on the write-ahead log: past `max_bytes` after a commit, the writer (between
-/// batches, holding no transaction) checkpoints it to empty. Readers only ever wait for no
-/// one; the writer waits for the readers still using the log (they are short) and for the
-/// copy of the frames the background checkpointer has not copied yet.
+thread_local! {
+    /// Pages in the writer's log since it restarted, as SQLite said after the last commit.
+    static WAL_PAGES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// SQLite's WAL hook on the writer's connection: after each commit, the pages in the log.
+/// (It replaces the automatic checkpoint, which remit turns off anyway.)
+pub(super) fn note_wal_pages(
+    _: &rusqlite::hooks::Wal,
+    pages: std::os::raw::c_int,
+) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages.max(0) as u64));
+    Ok(())
+}
+
+/// The bound on the write-ahead log: past `max_bytes` of frames after a commit, the writer
+/// (between batches, holding no transaction) checkpoints it and restarts it from its start.
+/// Readers only ever wait for no one; the writer waits for the readers still using the log
+/// (they are short) and for the copy of the frames the background checkpointer has not copied
+/// yet. The file is not cut: the next frames overwrite blocks the file system already holds
+/// (cutting it to zero and growing it again cost the writer a block allocation per page);
+/// `journal_size_limit` cuts it back to the bound if a last batch took it past.
 pub(super) struct WalBound {
     /// The `-wal` file.
     pub path: std::path::PathBuf,
     /// Its largest size.
     pub max_bytes: u64,
+    /// A frame's size in the log: a page and its 24-byte header.
+    pub frame_bytes: u64,
 }
 
 impl WalBound {
-    /// Checkpoints the log to empty if it passed its bound.
+    /// Checkpoints the log and restarts it if it passed its bound.
     fn enforce(&self, conn: &Connection, stats: &WriterStats) {
         let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         stats.wal_peak_bytes.fetch_max(size, Ordering::Relaxed);
-        if size <= self.max_bytes {
+        let in_use = WAL_PAGES.with(Cell::get) * self.frame_bytes;
+        stats.wal_in_use_bytes.store(in_use, Ordering::Relaxed);
+        if in_use <= self.max_bytes {
             return;
         }
         let started = Instant::now();
-        // TRUNCATE: copy every frame, wait for the readers of the log, restart it, cut the file.
-        // It holds the log's write lock while it waits, so it waits briefly: a reader that
+        // RESTART: copy every frame, wait for the readers of the log, restart it. It holds the log's write lock while it waits, so it waits briefly: a reader that
         // needs a write of its own to let go (another process opening the file) would otherwise
         // stall it, and every writer behind it, for the whole busy timeout. A log it could not
         // empty is tried again after the next batch.
@@ -273,7 +297,7 @@ impl WalBound {
             crate::limits::WAL_RESET_WAIT_MS,
         ));
         let done: rusqlite::Result<(i64, i64, i64)> =
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             });
         let _ = conn.busy_timeout(std::time::Duration::from_millis(
@@ -287,17 +311,21 @@ impl WalBound {
         stats
             .wal_reset_micros_max
             .fetch_max(micros, Ordering::Relaxed);
+        if let Ok((0, _, _)) = done {
+            WAL_PAGES.with(|p| p.set(0));
+            stats.wal_in_use_bytes.store(0, Ordering::Relaxed);
+        }
         match done {
             Ok((0, _, _)) => log::debug!(
-                "the WAL passed {} MiB ({} MiB): checkpointed to empty in {:.1} ms",
+                "the WAL passed {} MiB ({} MiB): checkpointed and restarted in {:.1} ms",
                 self.max_bytes >> 20,
-                size >> 20,
+                in_use >> 20,
                 micros as f64 / 1e3
             ),
             Ok(_) => log::warn!(
-                "the WAL passed {} MiB ({} MiB) and could not be emptied (a reader held it); trying again after the next batch",
+                "the WAL passed {} MiB ({} MiB) and could not be restarted (a reader held it); trying again after the next batch",
                 self.max_bytes >> 20,
-                size >> 20
+                in_use >> 20
             ),
             Err(e) => log::warn!("WAL checkpoint failed: {e}"),
         }

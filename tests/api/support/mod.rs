@@ -52,9 +52,15 @@ pub struct TestStore {
 
 impl TestStore {
     pub fn new() -> TestStore {
+        TestStore::with(|_| {})
+    }
+
+    /// A store opened with options of its own.
+    pub fn with(set: impl FnOnce(&mut OpenOptions)) -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let mut options = OpenOptions::new(dir.path().join("remit.db"));
         options.key_hex = Some(TEST_KEY.into());
+        set(&mut options);
         let store = Arc::new(store::open(&options).unwrap());
         TestStore { store, dir }
     }
