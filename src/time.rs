@@ -75,12 +75,35 @@ pub fn rfc3339(unix_s: i64) -> String {
     let days = unix_s.div_euclid(86_400);
     let secs = unix_s.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        );
+    }
+    // Digit by digit: this runs several times per write, and `format!` with padding cost
+    // about ten times as much.
+    let mut out = String::with_capacity(20);
+    let push2 = |out: &mut String, n: i64| {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    };
+    push2(&mut out, y / 100);
+    push2(&mut out, y % 100);
+    for (n, before) in [
+        (i64::from(m), '-'),
+        (i64::from(d), '-'),
+        (secs / 3600, 'T'),
+        ((secs / 60) % 60, ':'),
+        (secs % 60, ':'),
+    ] {
+        out.push(before);
+        push2(&mut out, n);
+    }
+    out.push('Z');
+    out
 }
 
 /// `2026-11-25T09:30:00.125Z` for a Unix time in milliseconds: for times that order work to the
@@ -138,6 +161,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_764_581_400 + 14_399), "2025-12-01T13:29:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
     }
 
     #[test]

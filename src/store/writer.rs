@@ -44,6 +44,8 @@ pub struct WriteCtx<'a> {
     audit_head: Cell<Option<(i64, [u8; 32])>>,
     /// An event was emitted in this batch: the outbox's readers are woken after the commit.
     emitted: Cell<bool>,
+    /// `now` as RFC 3339, made once per batch.
+    at: std::cell::OnceCell<String>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -58,12 +60,15 @@ impl<'a> WriteCtx<'a> {
             audited: Cell::new(false),
             audit_head: Cell::new(None),
             emitted: Cell::new(false),
+            at: std::cell::OnceCell::new(),
         }
     }
 
     /// The batch's time as RFC 3339.
     pub fn at(&self) -> String {
-        crate::time::rfc3339(self.now)
+        self.at
+            .get_or_init(|| crate::time::rfc3339(self.now))
+            .clone()
     }
 
     /// Appends a line to the audit chain (and, once it commits, to the log). `details` must
