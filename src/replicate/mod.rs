@@ -205,9 +205,6 @@ impl Replicator {
     /// file itself cannot be read.
     pub fn run(&self, stopping: &AtomicBool) -> Result<()> {
         let log = self.store.change_log();
-        if let Some(log) = log {
-            log.start();
-        }
         let ran = self.replicate(stopping, log);
         if let Some(log) = log {
             log.stop();
@@ -220,6 +217,14 @@ impl Replicator {
         let ledger_id = crate::store::changes::ledger_id(&reader)?;
         let file_version = crate::store::schema_version(&reader)?;
         let shapes = source::shapes(&reader)?;
+        if let Some(log) = log {
+            let listed: Vec<&str> = shapes
+                .iter()
+                .filter(|s| s.table.kind == source::Kind::Stamped && s.rowid)
+                .map(|s| s.table.name)
+                .collect();
+            log.start(&listed);
+        }
         {
             let mut s = self.status.lock();
             s.target = self.target.display().to_string();

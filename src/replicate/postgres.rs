@@ -258,7 +258,8 @@ fn apply_as_replica(client: &mut Client) {
         SAID.call_once(|| {
             log::info!(
                 "replication checks every foreign key again in PostgreSQL ({}): grant the replication user SET ON PARAMETER session_replication_role to skip that work (README, \"Replication into PostgreSQL\")",
-                e.as_db_error().map_or("not allowed", |d| d.message())
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
             );
         });
     }

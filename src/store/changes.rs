@@ -188,8 +188,11 @@ impl ChangeLog {
         Ok(())
     }
 
-    /// A replicator reads the log from now on: the writer records.
-    pub fn start(&self) {
+    /// A replicator reads the log from now on: the writer records the rows of `tables` (the
+    /// others it is told of are not asked for: the journal and the audit log are read by their
+    /// keys, the tables left out never).
+    pub fn start(&self, tables: &[&str]) {
+        self.lock().tables = tables.iter().map(|&t| t.into()).collect();
         self.active.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -209,14 +212,9 @@ impl ChangeLog {
             return;
         }
         let mut s = self.lock();
-        let index = match s.tables.iter().position(|t| &**t == table) {
-            Some(i) => i,
-            None => {
-                s.tables.push(table.into());
-                s.tables.len() - 1
-            }
-        };
-        s.pending.push((index as u16, rowid));
+        if let Some(index) = s.tables.iter().position(|t| &**t == table) {
+            s.pending.push((index as u16, rowid));
+        }
     }
 
     /// Files what was reported since the last filing under transaction `seq` (about to be
@@ -228,7 +226,7 @@ impl ChangeLog {
             s.pending.clear();
             return;
         };
-        if s.first == 0 || (seq != s.last && seq != s.last + 1) {
+        if s.first == 0 || seq != s.last + 1 {
             // The first filing since the log started (recording may have begun in the middle
             // of this batch), or numbers taken elsewhere: the log answers from the next on.
             s.rows.clear();
@@ -261,26 +259,34 @@ impl ChangeLog {
 
     /// The rows changed by transactions `after + 1 ..= upto`, if the log saw them all.
     pub fn changed(&self, after: i64, upto: i64) -> Option<ChangedRows> {
-        let s = self.lock();
-        if s.first == 0 || s.first > after + 1 || s.last < upto {
-            return None;
-        }
-        let mut out = ChangedRows::new();
-        for &(seq, table, rowid) in s.rows.iter().rev() {
-            if seq <= after {
-                break;
+        // Under the lock (the writer waits for it), only the copy; the rest after.
+        let (names, mut by_table) = {
+            let s = self.lock();
+            if s.first == 0 || s.first > after + 1 || s.last < upto {
+                return None;
             }
-            if seq <= upto {
-                out.entry(s.tables[table as usize].to_string())
-                    .or_default()
-                    .push(rowid);
+            let mut by_table: Vec<Vec<i64>> = vec![Vec::new(); s.tables.len()];
+            for &(seq, table, rowid) in s.rows.iter().rev() {
+                if seq <= after {
+                    break;
+                }
+                if seq <= upto {
+                    by_table[table as usize].push(rowid);
+                }
             }
-        }
-        for rowids in out.values_mut() {
+            (s.tables.clone(), by_table)
+        };
+        for rowids in &mut by_table {
             rowids.sort_unstable();
             rowids.dedup();
         }
-        Some(out)
+        Some(
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .zip(by_table)
+                .collect(),
+        )
     }
 
     /// Forgets the rows of transactions up to `seq` (the replica holds them).
@@ -304,7 +310,8 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);
-             CREATE TABLE w (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;",
+             CREATE TABLE w (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+             CREATE TABLE u (id INTEGER PRIMARY KEY);",
         )
         .unwrap();
         let log = Arc::new(ChangeLog::default());
@@ -314,7 +321,7 @@ mod tests {
 
     fn listed(log: &ChangeLog, after: i64, upto: i64) -> Option<Vec<(String, Vec<i64>)>> {
         log.changed(after, upto).map(|m| {
-            let mut v: Vec<_> = m.into_iter().collect();
+            let mut v: Vec<_> = m.into_iter().filter(|(_, rows)| !rows.is_empty()).collect();
             v.sort();
             v
         })
@@ -328,7 +335,7 @@ mod tests {
         log.file(Some(1));
         assert_eq!(listed(&log, 0, 1), None, "nothing recorded before start");
 
-        log.start();
+        log.start(&["t"]);
         // The batch during which recording began may be partial: not answered for.
         conn.execute("INSERT INTO t (id, v) VALUES (2, 0)", [])
             .unwrap();
@@ -336,10 +343,12 @@ mod tests {
         assert_eq!(listed(&log, 1, 2), None);
         assert_eq!(listed(&log, 2, 2), Some(vec![]));
 
-        // Whole batches: every row of a rowid table, sorted, each once; WITHOUT ROWID unseen.
+        // Whole batches: every row of a table asked for, sorted, each once; WITHOUT ROWID
+        // tables unseen, other tables not kept.
         conn.execute_batch(
             "UPDATE t SET v = 1 WHERE id = 2; INSERT INTO t (id, v) VALUES (9, 0);
-             INSERT INTO w (k, v) VALUES ('a', 1); UPDATE t SET v = 2 WHERE id = 2;",
+             INSERT INTO w (k, v) VALUES ('a', 1); UPDATE t SET v = 2 WHERE id = 2;
+             INSERT INTO u (id) VALUES (5);",
         )
         .unwrap();
         log.file(Some(3));
