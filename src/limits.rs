@@ -235,5 +235,8 @@ pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
 /// (24 bytes each): about 30,000 approvals, ten seconds of full load. A replica further behind
 /// than that is found by the scan instead.
 pub const CHANGE_LOG_ROWS_MAX: usize = 200_000;
+/// One cycle in this many that uses the change log also scans, and stops using the log for good
+/// if the two disagree (about once a minute under load).
+pub const CHANGE_LOG_VERIFY_EVERY: u64 = 256;
 /// Replication cycles whose lag is kept for the benchmark's percentiles.
 pub const REPLICATION_LAG_SAMPLES_MAX: usize = 100_000;

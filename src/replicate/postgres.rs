@@ -317,6 +317,8 @@ pub struct Replica {
     file_version: i32,
     /// The stage tables of this session match `shapes`.
     staged: bool,
+    /// Cycles of this session that used the change log.
+    listed_cycles: u64,
 }
 
 impl Replica {
@@ -339,6 +341,7 @@ impl Replica {
             shapes,
             file_version: file_version as i32,
             staged: false,
+            listed_cycles: 0,
         })
     }
 
@@ -368,6 +371,7 @@ impl Replica {
             shapes,
             file_version,
             staged,
+            listed_cycles,
         } = self;
         let mut tx = client.transaction().pg("cannot begin")?;
         tx.execute(
@@ -441,6 +445,10 @@ impl Replica {
         } else {
             let rowids_by_table = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
             listed = rowids_by_table.is_some();
+            // The log is checked against the scan it replaces: the first cycle of a session
+            // that uses it, then one in `CHANGE_LOG_VERIFY_EVERY`.
+            let verify = listed && *listed_cycles % crate::limits::CHANGE_LOG_VERIFY_EVERY == 0;
+            *listed_cycles += u64::from(listed);
             let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
             for shape in shapes.iter() {
                 let mut table_rows = Vec::new();
@@ -451,6 +459,24 @@ impl Replica {
                     table_rows.push(row);
                     Ok(())
                 })?;
+                if verify && shape.table.kind == Kind::Stamped && shape.rowid {
+                    let scanned = source::count_changed(&read, shape, &since)?;
+                    if scanned != table_rows.len() as u64 {
+                        log::error!(
+                            "the change log listed {} changed rows of {} where a scan finds {scanned}: replication scans from now on (the rows of this cycle included)",
+                            table_rows.len(),
+                            shape.table.name
+                        );
+                        if let Some(log) = log {
+                            log.distrust();
+                        }
+                        table_rows.clear();
+                        source::changed_rows(&read, shape, &since, None, &mut |row| {
+                            table_rows.push(row);
+                            Ok(())
+                        })?;
+                    }
+                }
                 changed.push(table_rows);
             }
             read.finish()?;

@@ -406,6 +406,17 @@ pub fn changed_rows(
     Ok(n)
 }
 
+/// How many rows of a stamped table changed after `since`, by a scan (to check the change log).
+pub fn count_changed(conn: &Connection, shape: &Shape, since: &Position) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM {} WHERE change_seq > ?1",
+            quote(shape.table.name)
+        ))?
+        .query_row([since.change_seq], |r| r.get(0))?;
+    Ok(n.unsigned_abs())
+}
+
 /// A row's values, in `shape`'s column order.
 fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
     (0..shape.columns.len())

@@ -148,6 +148,8 @@ pub fn ledger_id(conn: &Connection) -> Result<String> {
 pub struct ChangeLog {
     /// Recording only while a replicator reads it (`start` … `stop`).
     active: std::sync::atomic::AtomicBool,
+    /// Found wrong once (`distrust`): never used again in this process.
+    distrusted: std::sync::atomic::AtomicBool,
     state: std::sync::Mutex<LogState>,
 }
 
@@ -192,8 +194,18 @@ impl ChangeLog {
     /// others it is told of are not asked for: the journal and the audit log are read by their
     /// keys, the tables left out never).
     pub fn start(&self, tables: &[&str]) {
+        if self.distrusted.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         self.lock().tables = tables.iter().map(|&t| t.into()).collect();
         self.active.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The log disagreed with a scan: it is stopped and never used again in this process.
+    pub fn distrust(&self) {
+        self.distrusted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop();
     }
 
     /// No replicator reads it any more: the writer stops recording and the log is emptied.
@@ -399,5 +411,17 @@ mod tests {
         log.file(Some(10));
         log.file(Some(11));
         assert_eq!(listed(&log, 10, 11), None);
+
+        // Found wrong once: never started again.
+        log.start(&["t"]);
+        log.file(Some(12));
+        assert_eq!(listed(&log, 12, 12), Some(vec![]));
+        log.distrust();
+        log.start(&["t"]);
+        log.file(Some(13));
+        conn.execute("UPDATE t SET v = 10 WHERE id = 9", [])
+            .unwrap();
+        log.file(Some(14));
+        assert_eq!(listed(&log, 13, 14), None);
     }
 }
