@@ -550,41 +550,6 @@ fn changes_under_the_approval_load_reach_postgres_in_commit_order_within_a_secon
     assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
 }
 
-/// A load of approvals straight through the writer until `stop`: each thread makes a request
-/// and approves it. Counts the approvals.
-fn approve_until(ts: &TestStore, stop: &AtomicBool, approved: &AtomicUsize) {
-    let sender = ts.user(Role::Sender, "Amina", None);
-    let agent = ts.user(Role::Agent, "Kiosk", None);
-    let escrows: Vec<String> = (0..4)
-        .map(|i| {
-            ts.active_escrow(
-                &sender,
-                &agent,
-                &format!("07120000{i:02}"),
-                800_000,
-                &["rent"],
-                None,
-            )
-        })
-        .collect();
-    std::thread::scope(|s| {
-        for escrow in &escrows {
-            let (sender, agent) = (sender.clone(), agent.clone());
-            s.spawn(move || {
-                for _ in 0..5_000 {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let request = ts.request(&agent, escrow, "rent", 15_000).unwrap();
-                    ts.approve(&sender, request["paymentRequestId"].as_str().unwrap())
-                        .unwrap();
-                    approved.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-}
-
 fn spawn_replicator(db: &Path, url: &str, log: &Path) -> Child {
     remit(db.parent().unwrap(), Some(TEST_KEY))
         .args(["replicate", "--to", url])
@@ -624,7 +589,7 @@ fn killing_the_replicator_or_postgres_mid_stream_loses_and_repeats_nothing() {
     let stop = AtomicBool::new(false);
     let approved = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        let load = s.spawn(|| approve_until(&ts, &stop, &approved));
+        let load = s.spawn(|| ts.approve_until(5_000, &stop, &approved));
         let mut client = pg.client("crash");
         let mut replicator = spawn_replicator(&db, &url, &log);
         wait_for_approvals(&approved, 200);

@@ -3,7 +3,7 @@
 use crate::support::*;
 use remit::service::Role;
 use remit::store::{self, OpenOptions};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[test]
 fn a_fresh_database_reaches_the_latest_version_and_reopening_is_a_no_op() {
@@ -120,23 +120,13 @@ fn check_mode_never_creates_a_database() {
 fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them() {
     const BOUND: u64 = 256 << 10;
     let ts = TestStore::with(|o| o.wal_max_bytes = BOUND);
-    let sender = ts.user(Role::Sender, "Amina", None);
-    let agent = ts.user(Role::Agent, "Kiosk", None);
-    let escrows: Vec<String> = (0..4)
-        .map(|i| {
-            ts.active_escrow(
-                &sender,
-                &agent,
-                &format!("07120001{i:02}"),
-                800_000,
-                &["rent"],
-                None,
-            )
-        })
-        .collect();
     let stats = &ts.store.stats;
     let resets_before = stats.wal_resets.load(Ordering::SeqCst);
-    let writing = AtomicBool::new(true);
+    let (writing, stop, approved) = (
+        AtomicBool::new(true),
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+    );
     std::thread::scope(|s| {
         // Readers that keep a snapshot open now and then, as the HTTP workers do.
         for _ in 0..2 {
@@ -147,26 +137,11 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
                 }
             });
         }
-        let writers: Vec<_> = escrows
-            .iter()
-            .map(|escrow| {
-                let (sender, agent) = (sender.clone(), agent.clone());
-                let ts = &ts;
-                s.spawn(move || {
-                    for _ in 0..60 {
-                        let request = ts.request(&agent, escrow, "rent", 15_000).unwrap();
-                        ts.approve(&sender, request["paymentRequestId"].as_str().unwrap())
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.join().unwrap();
-        }
+        ts.approve_until(60, &stop, &approved);
         writing.store(false, Ordering::SeqCst);
     });
-    // 480 commands wrote many times the bound; the log was restarted each time it passed it.
+    assert_eq!(approved.load(Ordering::SeqCst), 240);
+    // 480 commands (a request and its approval each time) wrote many times the bound; the log was restarted each time it passed it.
     let resets = stats.wal_resets.load(Ordering::SeqCst) - resets_before;
     let peak = stats.wal_peak_bytes.load(Ordering::SeqCst);
     assert!(resets >= 3, "the log was restarted {resets} times");

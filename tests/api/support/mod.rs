@@ -65,6 +65,48 @@ impl TestStore {
         TestStore { store, dir }
     }
 
+    /// A load of approvals straight through the writer: four threads, each making requests on
+    /// an escrow of its own and approving them, `per_thread` times or until `stop`. Counts the
+    /// approvals.
+    pub fn approve_until(
+        &self,
+        per_thread: usize,
+        stop: &std::sync::atomic::AtomicBool,
+        approved: &std::sync::atomic::AtomicUsize,
+    ) {
+        use std::sync::atomic::Ordering;
+        let sender = self.user(Role::Sender, "Amina", None);
+        let agent = self.user(Role::Agent, "Kiosk", None);
+        let escrows: Vec<String> = (0..4)
+            .map(|i| {
+                self.active_escrow(
+                    &sender,
+                    &agent,
+                    &format!("07120000{i:02}"),
+                    800_000,
+                    &["rent"],
+                    None,
+                )
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for escrow in &escrows {
+                let (sender, agent) = (sender.clone(), agent.clone());
+                s.spawn(move || {
+                    for _ in 0..per_thread {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let request = self.request(&agent, escrow, "rent", 15_000).unwrap();
+                        self.approve(&sender, request["paymentRequestId"].as_str().unwrap())
+                            .unwrap();
+                        approved.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+    }
+
     pub fn db_path(&self) -> std::path::PathBuf {
         self.dir.path().join("remit.db")
     }
