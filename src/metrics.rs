@@ -196,10 +196,16 @@ impl Metrics {
         out.push_str("# HELP remit_database_bytes Size of the database file.\n# TYPE remit_database_bytes gauge\n");
         let _ = writeln!(out, "remit_database_bytes {}", size(""));
         out.push_str(
-            "# HELP remit_wal_bytes Size of the write-ahead log.\n# TYPE remit_wal_bytes gauge\n",
+            "# HELP remit_wal_bytes Size of the write-ahead log file (it keeps its blocks when the log restarts).\n# TYPE remit_wal_bytes gauge\n",
         );
         let _ = writeln!(out, "remit_wal_bytes {}", size("-wal"));
         let stats = &store.stats;
+        out.push_str("# HELP remit_wal_in_use_bytes What the write-ahead log holds since it last restarted, as of the last commit.\n# TYPE remit_wal_in_use_bytes gauge\n");
+        let _ = writeln!(
+            out,
+            "remit_wal_in_use_bytes {}",
+            stats.wal_in_use_bytes.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed and restarted.\n# TYPE remit_wal_resets_total counter\n");
         let _ = writeln!(
             out,

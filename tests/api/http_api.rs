@@ -575,6 +575,7 @@ fn health_and_metrics_answer_without_a_token() {
         "remit_payouts_stuck",
         "remit_database_bytes",
         "remit_wal_bytes",
+        "remit_wal_in_use_bytes",
     ] {
         assert!(r.text.contains(name), "{name} missing from /metrics");
     }
