@@ -128,12 +128,22 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
         AtomicUsize::new(0),
     );
     std::thread::scope(|s| {
-        // Readers that keep a snapshot open now and then, as the HTTP workers do.
+        // Readers beside the writes, as the HTTP workers are: each read holds a snapshot (and
+        // so the log) for as long as it takes.
         for _ in 0..2 {
             s.spawn(|| {
                 while writing.load(Ordering::SeqCst) {
-                    let report = ts.integrity();
-                    assert!(report.is_clean(), "{:?}", report.mismatches);
+                    let n: i64 = ts
+                        .store
+                        .read(|conn, _| {
+                            Ok(conn.query_row(
+                                "SELECT COUNT(*) FROM payment_requests WHERE status = 'approved'",
+                                [],
+                                |r| r.get(0),
+                            )?)
+                        })
+                        .unwrap();
+                    assert!(n >= 0);
                 }
             });
         }
@@ -141,19 +151,24 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
         writing.store(false, Ordering::SeqCst);
     });
     assert_eq!(approved.load(Ordering::SeqCst), 240);
-    // 480 commands (a request and its approval each time) wrote many times the bound; the log was restarted each time it passed it.
+    // 480 commands (a request and its approval each time) wrote many times the bound; the log
+    // was restarted each time it passed it.
     let resets = stats.wal_resets.load(Ordering::SeqCst) - resets_before;
     let peak = stats.wal_peak_bytes.load(Ordering::SeqCst);
-    assert!(resets >= 3, "the log was restarted {resets} times");
-    // The file is checked after every commit: past the bound by at most the batch that
-    // crossed it (a few commands here).
+    eprintln!("{resets} restarts, WAL peak {peak} bytes");
+    assert!(resets >= 5, "the log was restarted {resets} times");
+    // The file is checked after every commit: past the bound by the batch that crossed it, and
+    // by what was committed while a reader held the log longer than the writer waits for it
+    // (100 ms: a machine running other tests beside this one can deschedule a reader that
+    // long). Without the bound it would hold every frame written: several MiB here.
+    let slack = 3 * BOUND;
     assert!(
-        peak <= BOUND + (256 << 10),
+        peak <= BOUND + slack,
         "the WAL reached {peak} bytes for a bound of {BOUND}"
     );
     let wal = std::fs::metadata(ts.dir.path().join("remit.db-wal"))
         .unwrap()
         .len();
-    assert!(wal <= BOUND + (256 << 10), "the WAL file is {wal} bytes");
+    assert!(wal <= BOUND + slack, "the WAL file is {wal} bytes");
     ts.assert_integrity();
 }
