@@ -294,10 +294,11 @@ impl WalBound {
             return;
         }
         let started = Instant::now();
-        // RESTART: copy every frame, wait for the readers of the log, restart it. It holds the log's write lock while it waits, so it waits briefly: a reader that
-        // needs a write of its own to let go (another process opening the file) would otherwise
-        // stall it, and every writer behind it, for the whole busy timeout. A log it could not
-        // empty is tried again after the next batch.
+        // RESTART: copy every frame, wait for the readers of the log, restart it. It holds the
+        // log's write lock while it waits, so it waits briefly: a reader that needs a write of
+        // its own to let go (another process opening the file) would otherwise stall it, and
+        // every writer behind it, for the whole busy timeout. A log it could not restart is
+        // tried again after the next batch.
         let _ = conn.busy_timeout(std::time::Duration::from_millis(
             crate::limits::WAL_RESET_WAIT_MS,
         ));
