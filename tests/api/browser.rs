@@ -55,15 +55,7 @@ fn flagged_deposit(app: &TestApp, escrow_id: &str) {
         "amount": 2_500, "amount_received": 2_500, "currency": "usd", "status": "succeeded",
         "metadata": {"escrowId": escrow_id}}}})
         .to_string();
-    let header =
-        remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
-    let r = app.raw(
-        "POST",
-        "/webhooks/stripe",
-        None,
-        Some(("application/json", event.as_bytes())),
-        &[("Stripe-Signature", &header)],
-    );
+    let r = app.post_stripe(&event);
     assert_eq!(r.status, 200, "{}", r.text);
     let flagged = app.get("/deposits?status=flagged", &app.admin);
     assert_eq!(

@@ -70,15 +70,7 @@ fn money_in_emits_deposit_recorded_and_escrow_activated_only_when_they_commit() 
         "amount": 2_500, "amount_received": 2_500, "currency": "usd", "status": "succeeded",
         "metadata": {}}}})
         .to_string();
-    let header =
-        remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
-    let r = app.raw(
-        "POST",
-        "/webhooks/stripe",
-        None,
-        Some(("application/json", event.as_bytes())),
-        &[("Stripe-Signature", &header)],
-    );
+    let r = app.post_stripe(&event);
     assert_eq!(r.status, 200, "{}", r.text);
     let flagged = events(&app).into_iter().last().unwrap();
     assert_eq!(flagged.kind, "deposit.flagged");

@@ -5,7 +5,6 @@ use crate::support::app::*;
 use crate::support::process::{remit, run, user_add};
 use crate::support::TEST_KEY;
 use remit::service::Role;
-use remit::wire::stripe::sign as sign_stripe;
 use serde_json::{json, Value};
 
 /// A request of `agent` on a fresh escrow, with a merchant, an account reference and a note.
@@ -333,17 +332,6 @@ fn deposit_event(event_id: &str, intent: &str, escrow: &str, livemode: bool) -> 
     .to_string()
 }
 
-fn post_stripe(app: &TestApp, body: &str) -> Resp {
-    let header = sign_stripe(STRIPE_SECRET, remit::time::now_unix(), body.as_bytes());
-    app.raw(
-        "POST",
-        "/webhooks/stripe",
-        None,
-        Some(("application/json", body.as_bytes())),
-        &[("Stripe-Signature", &header)],
-    )
-}
-
 #[test]
 fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_operator() {
     for (kind, word) in [
@@ -352,10 +340,10 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
     ] {
         let app = spawn_app();
         let escrow = app.pending_escrow(50, &["a"], None);
-        let r = post_stripe(&app, &deposit_event("evt_d", "pi_9", &escrow, false));
+        let r = app.post_stripe(&deposit_event("evt_d", "pi_9", &escrow, false));
         assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
         let before = app.escrow(&escrow);
-        let r = post_stripe(&app, &charge_event(kind, "evt_r", "pi_9", false));
+        let r = app.post_stripe(&charge_event(kind, "evt_r", "pi_9", false));
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(
             r.body["outcome"].as_str().unwrap().contains("flagged"),
@@ -392,7 +380,7 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
         );
         app.assert_integrity();
         // For a payment remit never recorded there is nothing to flag.
-        let r = post_stripe(&app, &charge_event(kind, "evt_x", "pi_unknown", false));
+        let r = app.post_stripe(&charge_event(kind, "evt_x", "pi_unknown", false));
         assert_eq!(r.status, 200);
         assert!(r.body["outcome"].as_str().unwrap().starts_with("ignored"));
     }
@@ -402,7 +390,7 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
 fn an_event_of_the_other_stripe_mode_is_refused_and_changes_nothing() {
     let app = spawn_app();
     let escrow = app.pending_escrow(50, &["a"], None);
-    let r = post_stripe(&app, &deposit_event("evt_live", "pi_live", &escrow, true));
+    let r = app.post_stripe(&deposit_event("evt_live", "pi_live", &escrow, true));
     assert_eq!(
         (r.status, r.body["field"].as_str()),
         (400, Some("livemode")),
@@ -413,9 +401,9 @@ fn an_event_of_the_other_stripe_mode_is_refused_and_changes_nothing() {
 
     let live = spawn_app_with(|c| c.stripe_livemode = true);
     let escrow = live.pending_escrow(50, &["a"], None);
-    let r = post_stripe(&live, &deposit_event("evt_test", "pi_t", &escrow, false));
+    let r = live.post_stripe(&deposit_event("evt_test", "pi_t", &escrow, false));
     assert_eq!(r.status, 400, "{}", r.text);
-    let r = post_stripe(&live, &deposit_event("evt_live", "pi_l", &escrow, true));
+    let r = live.post_stripe(&deposit_event("evt_live", "pi_l", &escrow, true));
     assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
 }
 

@@ -190,15 +190,7 @@ fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
     let event = json!({"id": "evt_eur", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_eur",
         "amount_received": 5000, "currency": "eur", "metadata": {"escrowId": escrow}}}})
     .to_string();
-    let header =
-        remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
-    let r = app.raw(
-        "POST",
-        "/webhooks/stripe",
-        None,
-        Some(("application/json", event.as_bytes())),
-        &[("Stripe-Signature", &header)],
-    );
+    let r = app.post_stripe(&event);
     assert_eq!(r.status, 200, "{}", r.text);
     let list = app.get("/deposits?status=flagged", &app.admin);
     assert_eq!(list.status, 200);

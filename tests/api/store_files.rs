@@ -132,6 +132,7 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
         // so the log) for as long as it takes.
         for _ in 0..2 {
             s.spawn(|| {
+                let mut seen = 0;
                 while writing.load(Ordering::SeqCst) {
                     let n: i64 = ts
                         .store
@@ -143,7 +144,9 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
                             )?)
                         })
                         .unwrap();
-                    assert!(n >= 0);
+                    // Each snapshot is at least as new as the one before.
+                    assert!(n >= seen, "approvals went from {seen} back to {n}");
+                    seen = n;
                 }
             });
         }

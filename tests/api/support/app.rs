@@ -267,6 +267,19 @@ impl TestApp {
         )
     }
 
+    /// A Stripe event, signed now with the test secret, to `POST /webhooks/stripe`.
+    pub fn post_stripe(&self, event: &str) -> Resp {
+        let header =
+            remit::wire::stripe::sign(STRIPE_SECRET, remit::time::now_unix(), event.as_bytes());
+        self.raw(
+            "POST",
+            "/webhooks/stripe",
+            None,
+            Some(("application/json", event.as_bytes())),
+            &[("Stripe-Signature", &header)],
+        )
+    }
+
     pub fn post_with_key(&self, path: &str, token: &str, body: &Value, key: &str) -> Resp {
         self.raw(
             "POST",
