@@ -11,27 +11,9 @@ pub const SEND_PATH: &str = "/version1/messaging";
 
 /// `application/x-www-form-urlencoded` of `pairs`.
 pub fn form(pairs: &[(&str, &str)]) -> String {
-    fn encode(text: &str, out: &mut String) {
-        for b in text.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-    }
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode(k, &mut out);
-        out.push('=');
-        encode(v, &mut out);
-    }
-    out
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// The body of a send to one number (E.164, `+254…`).
