@@ -9,6 +9,22 @@ use crate::domain::{EventId, EventType};
 use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// `data` (an object) with the amount of a payment request, as every event about one carries
+/// it: shillings and dollars, each as a decimal and in cents.
+pub fn with_amounts(
+    mut data: serde_json::Value,
+    kes: crate::money::KesCents,
+    usd: crate::money::UsdCents,
+) -> serde_json::Value {
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("amountKes".into(), serde_json::json!(kes.major()));
+        fields.insert("amountKesCents".into(), kes.get().into());
+        fields.insert("amountUsd".into(), serde_json::json!(usd.major()));
+        fields.insert("amountUsdCents".into(), usd.get().into());
+    }
+    data
+}
+
 /// Appends an event; returns its id.
 pub fn append(
     conn: &Connection,

@@ -506,11 +506,13 @@ pub fn apply_result(
             )?;
             ctx.emit(
                 EventType::PaymentRequestPaid,
-                json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
-                       "payoutId": payout_id, "status": RequestStatus::Paid,
-                       "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
-                       "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get(),
-                       "mpesaReceipt": receipt, "simulated": row.simulated}),
+                crate::outbox::with_amounts(
+                    json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
+                           "payoutId": payout_id, "status": RequestStatus::Paid,
+                           "mpesaReceipt": receipt, "simulated": row.simulated}),
+                    row.amount_kes,
+                    row.amount_usd,
+                ),
             )?;
             complete_if_spent(ctx, actor, &row.escrow_id)?;
         }
@@ -540,11 +542,13 @@ pub fn apply_result(
             )?;
             ctx.emit(
                 EventType::PaymentRequestFailed,
-                json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
-                       "payoutId": payout_id, "status": RequestStatus::Failed,
-                       "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
-                       "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get(),
-                       "resultCode": code, "simulated": row.simulated}),
+                crate::outbox::with_amounts(
+                    json!({"paymentRequestId": row.request_id, "escrowId": row.escrow_id,
+                           "payoutId": payout_id, "status": RequestStatus::Failed,
+                           "resultCode": code, "simulated": row.simulated}),
+                    row.amount_kes,
+                    row.amount_usd,
+                ),
             )?;
         }
     }
@@ -645,11 +649,13 @@ fn emit_stuck(
     for p in &stuck {
         ctx.emit(
             EventType::PayoutStuck,
-            json!({"payoutId": p.id, "paymentRequestId": p.request_id, "escrowId": p.escrow_id,
-                   "status": p.status, "flagged": p.flagged,
-                   "amountKes": p.amount_kes.major(), "amountKesCents": p.amount_kes.get(),
-                   "amountUsd": p.amount_usd.major(), "amountUsdCents": p.amount_usd.get(),
-                   "sentAt": p.sent_at}),
+            crate::outbox::with_amounts(
+                json!({"payoutId": p.id, "paymentRequestId": p.request_id,
+                       "escrowId": p.escrow_id, "status": p.status, "flagged": p.flagged,
+                       "sentAt": p.sent_at}),
+                p.amount_kes,
+                p.amount_usd,
+            ),
         )?;
     }
     Ok(stuck.len())

@@ -112,11 +112,14 @@ pub fn create(
     )?;
     ctx.emit(
         EventType::PaymentRequestCreated,
-        json!({"paymentRequestId": id, "escrowId": input.escrow_id, "status": RequestStatus::PendingApproval,
-               "category": input.category.as_str(),
-               "amountKes": input.amount.major(), "amountKesCents": input.amount.get(),
-               "amountUsd": amount_usd.major(), "amountUsdCents": amount_usd.get(),
-               "exchangeRate": rate.decimal(), "rateKesPerUsdE4": rate.e4(), "expiresAt": crate::time::rfc3339(ctx.now + ttl_s)}),
+        crate::outbox::with_amounts(
+            json!({"paymentRequestId": id, "escrowId": input.escrow_id,
+                   "status": RequestStatus::PendingApproval, "category": input.category.as_str(),
+                   "exchangeRate": rate.decimal(), "rateKesPerUsdE4": rate.e4(),
+                   "expiresAt": crate::time::rfc3339(ctx.now + ttl_s)}),
+            input.amount,
+            amount_usd,
+        ),
     )?;
     views::payment_request(ctx.conn, ctx.keys, actor, &id)
 }
@@ -289,10 +292,12 @@ pub fn approve_unviewed(
     )?;
     ctx.emit(
         EventType::PaymentRequestApproved,
-        json!({"paymentRequestId": request_id, "escrowId": row.escrow_id, "payoutId": payout_id,
-               "status": RequestStatus::Approved,
-               "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
-               "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get()}),
+        crate::outbox::with_amounts(
+            json!({"paymentRequestId": request_id, "escrowId": row.escrow_id,
+                   "payoutId": payout_id, "status": RequestStatus::Approved}),
+            row.amount_kes,
+            row.amount_usd,
+        ),
     )?;
     Ok(payout_id)
 }
@@ -358,10 +363,12 @@ pub fn reject(
     )?;
     ctx.emit(
         EventType::PaymentRequestRejected,
-        json!({"paymentRequestId": request_id, "escrowId": row.escrow_id,
-               "status": RequestStatus::Rejected,
-               "amountKes": row.amount_kes.major(), "amountKesCents": row.amount_kes.get(),
-               "amountUsd": row.amount_usd.major(), "amountUsdCents": row.amount_usd.get()}),
+        crate::outbox::with_amounts(
+            json!({"paymentRequestId": request_id, "escrowId": row.escrow_id,
+                   "status": RequestStatus::Rejected}),
+            row.amount_kes,
+            row.amount_usd,
+        ),
     )?;
     views::payment_request(ctx.conn, ctx.keys, actor, request_id)
 }
@@ -435,9 +442,12 @@ pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
         )?;
         ctx.emit(
             EventType::PaymentRequestExpired,
-            json!({"paymentRequestId": id, "escrowId": escrow_id, "status": RequestStatus::Expired,
-                   "amountKes": kes.major(), "amountKesCents": kes.get(),
-                   "amountUsd": usd.major(), "amountUsdCents": usd.get()}),
+            crate::outbox::with_amounts(
+                json!({"paymentRequestId": id, "escrowId": escrow_id,
+                       "status": RequestStatus::Expired}),
+                *kes,
+                *usd,
+            ),
         )?;
     }
     Ok(expired.len())
