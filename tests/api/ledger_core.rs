@@ -611,3 +611,79 @@ fn a_failed_commit_answers_its_whole_batch_with_an_error_and_applies_none_of_it(
     assert_eq!(tokens, 0);
     t.assert_integrity();
 }
+
+/// The list of requests waiting for a decision (the admin's and the kiosk's screens) reads the
+/// waiting requests, not every request: two waiting under 1,500 newer decided ones are found in
+/// fewer of SQLite's steps than there are requests (a walk of every request from the newest
+/// takes several per request).
+#[test]
+fn the_waiting_list_reads_only_the_waiting_requests() {
+    use remit::domain::RequestStatus;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let admin = t.user(Role::Admin, "Operator", None);
+    let escrow = t.active_escrow(&sender, &agent, PHONE, 5_000_000, &["rent"], None);
+    let waiting: Vec<String> = (0..2)
+        .map(|_| {
+            t.request(&agent, &escrow, "rent", 15_000).unwrap()["paymentRequestId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (id, by, decider) = (escrow.clone(), agent.clone(), sender.clone());
+    t.store
+        .write(move |ctx| {
+            for _ in 0..1_500 {
+                let input = remit::service::requests::NewPaymentRequest {
+                    escrow_id: escrow_id(&id),
+                    category: remit::domain::CategoryName::parse("c", "rent").unwrap(),
+                    amount: remit::money::KesCents::new(15_000).unwrap(),
+                    merchant_name: "Kenya Power".into(),
+                    merchant_account: MerchantAccount::Paybill {
+                        number: "888880".into(),
+                        account_reference: "12345678".into(),
+                    },
+                    note: None,
+                };
+                let view = remit::service::requests::create(ctx, &by, &input, 3600)?;
+                remit::service::requests::reject(ctx, &decider, &view.payment_request_id, None)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    let reader = t.store.reader().unwrap();
+    let steps = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&steps);
+    reader.progress_handler(
+        1,
+        Some(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            false
+        }),
+    )
+    .unwrap();
+    let page = remit::service::views::payment_requests(
+        &reader,
+        t.store.keys(),
+        &admin,
+        None,
+        Some(RequestStatus::PendingApproval),
+        100,
+        None,
+    )
+    .unwrap();
+    let listed: Vec<String> = page
+        .items
+        .iter()
+        .map(|r| r.payment_request_id.to_string())
+        .collect();
+    // Newest first: by id (two made in the same millisecond sort by their random part).
+    let mut newest_first = waiting;
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(listed, newest_first);
+    let steps = steps.load(Ordering::Relaxed);
+    assert!(steps < 1_500, "{steps} steps for 2 waiting requests");
+}
