@@ -45,8 +45,10 @@ pub const WAL_RESET_WAIT_MS: u64 = 100;
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// The smallest and largest bound allowed, MiB.
 pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);
-/// Length of free-text fields: names, merchant names, notes, reasons.
-pub const TEXT_BYTES_MAX: usize = 200;
+/// Length of free-text fields (names, merchant names, notes, reasons), in characters (Unicode
+/// scalar values, as JSON Schema's `maxLength` counts them): a name in any script has the same
+/// room.
+pub const TEXT_CHARS_MAX: usize = 200;
 /// Length of references: deposit references, receipts, account numbers.
 pub const REFERENCE_BYTES_MAX: usize = 64;
 /// Length of an `Idempotency-Key` header.

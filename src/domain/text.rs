@@ -2,7 +2,7 @@
 //! references (receipts, account numbers), each bounded by `limits`.
 
 use crate::error::{Error, Result};
-use crate::limits::{CATEGORY_NAME_BYTES_MAX, TEXT_BYTES_MAX};
+use crate::limits::{CATEGORY_NAME_BYTES_MAX, TEXT_CHARS_MAX};
 
 /// A spending category name: lowercase `[a-z0-9_]{1,32}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,7 +46,7 @@ impl CategoryName {
     }
 }
 
-/// Free text a person typed (names, notes): trimmed, 1–`TEXT_BYTES_MAX` bytes, no control
+/// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, no control
 /// characters.
 pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<String>> {
     let t = input.trim();
@@ -57,10 +57,10 @@ pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<Str
             Ok(None)
         };
     }
-    if t.len() > TEXT_BYTES_MAX {
+    if t.chars().count() > TEXT_CHARS_MAX {
         return Err(Error::invalid(
             field,
-            format!("must be at most {TEXT_BYTES_MAX} bytes"),
+            format!("must be at most {TEXT_CHARS_MAX} characters"),
         ));
     }
     if t.chars().any(char::is_control) {
@@ -108,5 +108,23 @@ mod tests {
         ] {
             assert!(CategoryName::parse("c", bad).is_err(), "{bad}");
         }
+    }
+
+    /// Free text is bounded in characters, as the published document's `maxLength` counts them:
+    /// 200 characters of four bytes each fit, 201 of one byte do not.
+    #[test]
+    fn free_text_is_bounded_in_characters() {
+        let wide = "𝄞".repeat(TEXT_CHARS_MAX);
+        assert_eq!(wide.len(), 4 * TEXT_CHARS_MAX);
+        assert_eq!(parse_text("name", &wide, true).unwrap(), Some(wide.clone()));
+        assert_eq!(
+            parse_text("name", &format!("  {}  ", "Wanjikũ ".repeat(25)), true).unwrap(),
+            Some("Wanjikũ ".repeat(25).trim().to_string())
+        );
+        assert!(parse_text("name", &"a".repeat(TEXT_CHARS_MAX + 1), true).is_err());
+        assert!(parse_text("name", &"é".repeat(TEXT_CHARS_MAX + 1), true).is_err());
+        assert!(parse_text("name", "a\u{7}b", true).is_err());
+        assert_eq!(parse_text("note", "   ", false).unwrap(), None);
+        assert!(parse_text("name", "   ", true).is_err());
     }
 }

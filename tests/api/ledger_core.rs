@@ -657,14 +657,15 @@ fn the_waiting_list_reads_only_the_waiting_requests() {
     let reader = t.store.reader().unwrap();
     let steps = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&steps);
-    reader.progress_handler(
-        1,
-        Some(move || {
-            counted.fetch_add(1, Ordering::Relaxed);
-            false
-        }),
-    )
-    .unwrap();
+    reader
+        .progress_handler(
+            1,
+            Some(move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
     let page = remit::service::views::payment_requests(
         &reader,
         t.store.keys(),
