@@ -10,7 +10,7 @@ use crate::money::RateKesPerUsd;
 use crate::service::users::NewUser;
 use crate::service::{Actor, Role};
 use crate::store;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// The settings read from the environment (or `.env`), shown under `--help`.
@@ -55,7 +55,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
 
 /// remit: an escrowed remittance ledger on one SQLite file.
 #[derive(Parser, Debug)]
-#[command(name = "remit", version, about, long_about = None, args_conflicts_with_subcommands = true, after_help = ENVIRONMENT_HELP)]
+#[command(name = "remit", version, about, long_about = None, after_help = ENVIRONMENT_HELP)]
 pub struct Cli {
     /// The database file.
     #[arg(long, global = true, env = "REMIT_DB", default_value = "./remit.db")]
@@ -240,6 +240,31 @@ fn describe_key(source: &KeySource) -> String {
             "new key file {} (back it up: without it the data cannot be read)",
             p.display()
         ),
+    }
+}
+
+impl Cli {
+    /// The command line of this process. `--db` goes anywhere (`remit --db F check` and
+    /// `remit check --db F` alike); the server's own options (`--addr`, `--demo`, `--workers`)
+    /// go with no command (`remit --addr …`) or after `serve`, never before a command, where
+    /// they would mean nothing.
+    pub fn from_command_line() -> Cli {
+        let matches = Cli::command().get_matches();
+        if let Some(command) = matches.subcommand_name() {
+            for id in ["addr", "demo", "workers"] {
+                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    Cli::command()
+                        .error(
+                            clap::error::ErrorKind::ArgumentConflict,
+                            format!(
+                                "--{id} is an option of the server: `remit --{id} …` or `remit serve --{id} …`, not before `{command}`"
+                            ),
+                        )
+                        .exit();
+                }
+            }
+        }
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 }
 

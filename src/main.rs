@@ -1,7 +1,5 @@
 //! The `remit` binary. The only place where errors become exit codes.
 
-use clap::Parser;
-
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         let message = info
@@ -22,7 +20,7 @@ fn main() {
         .filter_module("r2d2", log::LevelFilter::Warn)
         .format_timestamp_millis()
         .init();
-    let cli = remit::cli::Cli::parse();
+    let cli = remit::cli::Cli::from_command_line();
     let code = match remit::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -209,3 +209,71 @@ fn a_start_that_cannot_listen_leaves_no_database_or_key_behind() {
     }
     drop(taken);
 }
+
+/// "Every command takes `--db PATH`": before the command as well as after it. The server's own
+/// options before another command mean nothing, and are refused with a sentence that says where
+/// they go (and nothing is written).
+#[test]
+fn db_goes_before_or_after_the_command_and_server_options_only_with_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let first = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("--db")
+            .arg(&db)
+            .args(["user", "add", "--role", "sender", "--name", "Amina"]);
+        cmd
+    });
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(
+        first.stdout.trim().lines().count(),
+        1,
+        "only the token: {first}"
+    );
+    let second = cli(&db, &["user", "add", "--role", "agent", "--name", "Kiosk"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    let listed = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("--db").arg(&db).args(["user", "list"]);
+        cmd
+    });
+    assert_eq!(listed.code, Some(0), "{listed}");
+    assert!(
+        listed.stdout.contains("Amina") && listed.stdout.contains("Kiosk"),
+        "both users in the one file: {listed}"
+    );
+    let checked = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("--db").arg(&db).arg("check");
+        cmd
+    });
+    assert_eq!(checked.code, Some(0), "{checked}");
+
+    let misplaced = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["--addr", "127.0.0.1:0"])
+            .arg("--db")
+            .arg(&db)
+            .arg("check");
+        cmd
+    });
+    assert_eq!(misplaced.code, Some(2), "{misplaced}");
+    assert!(
+        misplaced
+            .stderr
+            .contains("--addr is an option of the server"),
+        "{misplaced}"
+    );
+    let elsewhere = dir.path().join("other.db");
+    let demo = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("--demo")
+            .arg("--db")
+            .arg(&elsewhere)
+            .args(["user", "list"]);
+        cmd
+    });
+    assert_eq!(demo.code, Some(2), "{demo}");
+    assert!(!elsewhere.exists(), "a refused command line writes nothing");
+}
