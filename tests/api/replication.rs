@@ -815,9 +815,11 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     ts.store.close();
     let db = ts.db_path();
     {
-        // Back to schema 7, as an older remit left it: no notifications (schema 9), no stamps,
-        // no counter, no ledger id.
+        // Back to schema 7, as an older remit left it: no index of waiting requests by id
+        // (schema 10), no notifications (schema 9), no stamps, no counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP INDEX payment_requests_waiting_by_id;")
+            .unwrap();
         conn.execute_batch(NOTIFICATIONS_UNDONE).unwrap();
         conn.execute_batch(STATE_COUNT_TRIGGERS_BEFORE).unwrap();
         for table in source::TABLES
