@@ -206,6 +206,12 @@ impl Metrics {
             "remit_wal_in_use_bytes {}",
             stats.wal_in_use_bytes.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP remit_writer_shared_savepoints_undone_total Runs of approvals that shared a savepoint and were undone and run again one by one because one of them failed.\n# TYPE remit_writer_shared_savepoints_undone_total counter\n");
+        let _ = writeln!(
+            out,
+            "remit_writer_shared_savepoints_undone_total {}",
+            stats.shared_savepoints_undone.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed and restarted.\n# TYPE remit_wal_resets_total counter\n");
         let _ = writeln!(
             out,

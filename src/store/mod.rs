@@ -29,7 +29,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use writer::{Command, Job, Msg};
+use writer::{Command, Job, Msg, RepeatableJob};
 
 /// How hard a commit waits for the disk.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -195,6 +195,29 @@ impl Store {
             outcome: None,
             reply,
         });
+        self.submit(job, &answer)
+    }
+
+    /// `write` for a command that does nothing but through its `WriteCtx` (no side effect of its
+    /// own), so that it may run twice: the writer runs several of these under one savepoint,
+    /// and if one of them fails, undoes them all and runs each again in a savepoint of its own.
+    /// The answer is the same as `write`'s; the hot path (approvals) spends less per command.
+    pub fn write_repeatable<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Box<dyn Command> = Box::new(RepeatableJob {
+            run: f,
+            outcome: None,
+            reply,
+        });
+        self.submit(job, &answer)
+    }
+
+    /// Queues a command for the writer and waits for its answer.
+    fn submit<T>(&self, job: Box<dyn Command>, answer: &mpsc::Receiver<Result<T>>) -> Result<T> {
         let sender = match self.sender.lock() {
             Ok(guard) => guard.clone(),
             Err(_) => None,

@@ -175,6 +175,41 @@ pub(super) trait Command: Send {
     fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()>;
     /// Answers the caller once the batch's commit is known.
     fn answer(self: Box<Self>, commit: Result<()>);
+    /// May the command run again after its first run was rolled back (see `Writer::run_batch`)?
+    fn repeatable(&self) -> bool {
+        false
+    }
+}
+
+/// Runs a command's closure, a panic turned into an error.
+fn run_caught<T>(run: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Error::internal(
+            "a writer command panicked; it was rolled back",
+        )),
+    }
+}
+
+/// The answer to a command: its own outcome once the batch committed; otherwise its own error,
+/// or the commit's.
+fn answer_of<T>(commit: Result<()>, outcome: Option<Result<T>>) -> Result<T> {
+    match (commit, outcome) {
+        (Ok(()), Some(outcome)) => outcome,
+        (Ok(()), None) => Err(Error::internal("writer command never ran")),
+        // A failed command's own error says more than the batch's; a succeeded one was
+        // rolled back with the batch, so it gets the commit error.
+        (Err(_), Some(Err(own))) => Err(own),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// The status of an outcome, for the savepoint around the command.
+fn status_of<T>(outcome: &Result<T>) -> Result<()> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
 }
 
 /// A closure and the channel its caller waits on.
@@ -193,30 +228,43 @@ where
         let Some(run) = self.run.take() else {
             return Err(Error::internal("writer command ran twice"));
         };
-        let outcome = match catch_unwind(AssertUnwindSafe(|| run(ctx))) {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::internal(
-                "a writer command panicked; it was rolled back",
-            )),
-        };
-        let status = match &outcome {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.clone()),
-        };
+        let outcome = run_caught(|| run(ctx));
+        let status = status_of(&outcome);
         self.outcome = Some(outcome);
         status
     }
 
     fn answer(self: Box<Self>, commit: Result<()>) {
-        let result = match (commit, self.outcome) {
-            (Ok(()), Some(outcome)) => outcome,
-            (Ok(()), None) => Err(Error::internal("writer command never ran")),
-            // A failed command's own error says more than the batch's; a succeeded one was
-            // rolled back with the batch, so it gets the commit error.
-            (Err(_), Some(Err(own))) => Err(own),
-            (Err(e), _) => Err(e),
-        };
-        let _ = self.reply.send(result);
+        let _ = self.reply.send(answer_of(commit, self.outcome));
+    }
+}
+
+/// A command whose closure may run twice in a batch, its first run rolled back: one that does
+/// nothing but through its `WriteCtx` (an approval). Runs of them share one savepoint.
+pub(super) struct RepeatableJob<T, F> {
+    pub(super) run: F,
+    pub(super) outcome: Option<Result<T>>,
+    pub(super) reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> Command for RepeatableJob<T, F>
+where
+    T: Send,
+    F: Fn(&WriteCtx<'_>) -> Result<T> + Send,
+{
+    fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()> {
+        let outcome = run_caught(|| (self.run)(ctx));
+        let status = status_of(&outcome);
+        self.outcome = Some(outcome);
+        status
+    }
+
+    fn answer(self: Box<Self>, commit: Result<()>) {
+        let _ = self.reply.send(answer_of(commit, self.outcome));
+    }
+
+    fn repeatable(&self) -> bool {
+        true
     }
 }
 
@@ -239,6 +287,9 @@ pub struct WriterStats {
     pub commit_micros_total: AtomicU64,
     /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
     pub batch_size_buckets: [AtomicU64; 5],
+    /// Runs of repeatable commands that shared a savepoint and were run again one by one
+    /// because one of them failed.
+    pub shared_savepoints_undone: AtomicU64,
     /// Times the WAL passed its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
     /// Sum of the time those checkpoints took, in microseconds.
@@ -416,13 +467,43 @@ impl Writer<'_> {
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             // The batch's number in the change sequence replication reads: one counter per batch.
             let numbered = super::changes::begin_lazy(conn)?;
-            for cmd in batch.iter_mut() {
-                // A command's own failure is its answer; only broken savepoint machinery fails the
-                // whole batch.
-                let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
+            // Each command runs in a savepoint of its own, so that its failure undoes it alone
+            // and is its answer. A savepoint copies every page the command touches the first
+            // time it touches it (a fifth of an approval's CPU), so a run of repeatable commands
+            // shares one: if any of them fails, the run is undone and run again, one savepoint
+            // per command. Only broken savepoint machinery fails the whole batch.
+            let mut start = 0;
+            while start < batch.len() {
+                let run = batch[start..]
+                    .iter()
+                    .take_while(|cmd| cmd.repeatable())
+                    .count();
+                let end = start + run.max(1);
+                let shared = run > 1
+                    && ctx
+                        .savepoint(|ctx| {
+                            batch[start..end]
+                                .iter_mut()
+                                .try_for_each(|cmd| cmd.apply(ctx))
+                        })
+                        .is_ok();
                 if ctx.broken.get() {
                     return Err(Error::internal("a savepoint could not be rolled back"));
                 }
+                if !shared {
+                    if run > 1 {
+                        stats
+                            .shared_savepoints_undone
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    for cmd in batch[start..end].iter_mut() {
+                        let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
+                        if ctx.broken.get() {
+                            return Err(Error::internal("a savepoint could not be rolled back"));
+                        }
+                    }
+                }
+                start = end;
             }
             if ctx.audited.get() {
                 crate::audit::seal_head(conn, audit_key)?;

@@ -153,6 +153,78 @@ fn ten_concurrent_approvals_of_100_against_500_make_five_200s_and_five_409s() {
     app.assert_integrity();
 }
 
+/// Approvals waiting together share one savepoint in the writer; when one of them fails, the
+/// writer undoes the whole run and runs each again in a savepoint of its own. Here 32 clients
+/// approve 40 requests on a funded escrow and 40 on one that pays only 10, interleaved: every
+/// approval gets its own answer, each one that succeeded moved its money exactly once, the
+/// undone runs are counted in `/metrics`, and the ledger holds.
+#[test]
+fn approvals_that_share_a_savepoint_get_their_own_answers_when_some_fail() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = Arc::new(spawn_app());
+    let funded = app.active_escrow(1_000, &["rent"]);
+    let short = app.active_escrow(100, &["rent"]);
+    // KES 1,500 at 150: USD 10 each.
+    let ids: Vec<(bool, String)> = (0..40)
+        .flat_map(|i| {
+            [
+                (true, app.request(&funded, "rent", 1_500, &format!("F{i}"))),
+                (false, app.request(&short, "rent", 1_500, &format!("S{i}"))),
+            ]
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let barrier = Barrier::new(32);
+    let results: Vec<(bool, u16, String)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..32)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    while let Some((funded, id)) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let r = app.approve(id);
+                        let code = r.body["code"].as_str().unwrap_or("").to_string();
+                        mine.push((*funded, r.status, code));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(results.len(), 80);
+    let count = |funded: bool, status: u16| {
+        results
+            .iter()
+            .filter(|(f, s, _)| *f == funded && *s == status)
+            .count()
+    };
+    assert_eq!(count(true, 200), 40, "{results:?}");
+    assert_eq!(count(false, 200), 10, "{results:?}");
+    assert_eq!(count(false, 409), 30, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(_, s, c)| *s == 200 || c == "insufficient_balance"),
+        "{results:?}"
+    );
+    // Exactly once each: 40 and 10 approvals of USD 10 (the payouts may have been paid since).
+    assert_eq!(app.escrow(&funded)["remainingUsdCents"], 60_000);
+    assert_eq!(app.escrow(&short)["remainingUsdCents"], 0);
+    let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
+    let undone: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("remit_writer_shared_savepoints_undone_total "))
+        .expect("the counter in /metrics")
+        .parse()
+        .unwrap();
+    assert!(undone > 0, "no run of approvals was undone: {metrics}");
+    app.assert_integrity();
+}
+
 #[test]
 fn conflicts_carry_their_codes_and_a_readable_message() {
     let app = spawn_app();

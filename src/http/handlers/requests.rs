@@ -107,10 +107,12 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
     if key.is_none() && matches!(decision, Decision::Approve) {
         // The hot path: the writer approves and reads the request back (its page cache holds
         // every page the approval touched; a read connection's is reset by each commit and
-        // would fetch them again), and this thread turns it into JSON, off the writer.
+        // would fetch them again), and this thread turns it into JSON, off the writer. An
+        // approval does nothing but through the writer's context, so approvals waiting together
+        // share one savepoint (`Store::write_repeatable`).
         let view = app
             .store
-            .write(move |ctx| service::approve(ctx, &actor, &id))?;
+            .write_repeatable(move |ctx| service::approve(ctx, &actor, &id))?;
         app.payouts_wakeup.notify();
         return Ok(Reply::json(200, &view));
     }
