@@ -134,18 +134,32 @@ impl<'a> WriteCtx<'a> {
     /// wrote) are undone and the error returned, while the rest of the transaction stands.
     pub fn savepoint<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
         self.exec("SAVEPOINT command")?;
-        let logged = self.pending.borrow().len();
-        let head = self.audit_head.get();
-        let emitted = self.emitted.get();
+        let mark = self.mark();
         let result = f(self);
         if result.is_err() {
             self.exec("ROLLBACK TO command")?;
-            self.pending.borrow_mut().truncate(logged);
-            self.audit_head.set(head);
-            self.emitted.set(emitted);
+            self.restore(&mark);
         }
         self.exec("RELEASE command")?;
         result
+    }
+
+    /// Where the batch stands: rows changed so far, and what is kept beside the database.
+    fn mark(&self) -> Mark {
+        Mark {
+            changes: self.conn.total_changes(),
+            logged: self.pending.borrow().len(),
+            head: self.audit_head.get(),
+            emitted: self.emitted.get(),
+        }
+    }
+
+    /// Forgets what was kept beside the database since `mark` (the database is rolled back by
+    /// the caller, or was not changed).
+    fn restore(&self, mark: &Mark) {
+        self.pending.borrow_mut().truncate(mark.logged);
+        self.audit_head.set(mark.head);
+        self.emitted.set(mark.emitted);
     }
 
     /// Runs one of the savepoint statements; if one fails, the transaction's state is unknown and
@@ -167,6 +181,15 @@ impl<'a> WriteCtx<'a> {
             log::log!(target: line.target, line.level, "{}", line.text);
         }
     }
+}
+
+/// A point in a batch to come back to (`WriteCtx::mark`).
+struct Mark {
+    /// SQLite's count of rows changed by the connection's statements that completed.
+    changes: u64,
+    logged: usize,
+    head: Option<(i64, [u8; 32])>,
+    emitted: bool,
 }
 
 /// A unit of work for the writer.
@@ -288,7 +311,7 @@ pub struct WriterStats {
     /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
     pub batch_size_buckets: [AtomicU64; 5],
     /// Runs of repeatable commands that shared a savepoint and were run again one by one
-    /// because one of them failed.
+    /// because one of them failed after changing rows.
     pub shared_savepoints_undone: AtomicU64,
     /// Times the WAL passed its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
@@ -470,8 +493,11 @@ impl Writer<'_> {
             // Each command runs in a savepoint of its own, so that its failure undoes it alone
             // and is its answer. A savepoint copies every page the command touches the first
             // time it touches it (a fifth of an approval's CPU), so a run of repeatable commands
-            // shares one: if any of them fails, the run is undone and run again, one savepoint
-            // per command. Only broken savepoint machinery fails the whole batch.
+            // shares one. A command of the run that fails without having changed a row (refused
+            // before its first write, or by a statement SQLite undid itself) is simply answered
+            // with its error: nothing is left to undo. One that fails after changing rows undoes
+            // the run, which is run again, one savepoint per command. Only broken savepoint
+            // machinery fails the whole batch.
             let mut start = 0;
             while start < batch.len() {
                 let run = batch[start..]
@@ -482,9 +508,16 @@ impl Writer<'_> {
                 let shared = run > 1
                     && ctx
                         .savepoint(|ctx| {
-                            batch[start..end]
-                                .iter_mut()
-                                .try_for_each(|cmd| cmd.apply(ctx))
+                            for cmd in batch[start..end].iter_mut() {
+                                let mark = ctx.mark();
+                                if let Err(e) = cmd.apply(ctx) {
+                                    if ctx.conn.total_changes() != mark.changes {
+                                        return Err(e);
+                                    }
+                                    ctx.restore(&mark);
+                                }
+                            }
+                            Ok(())
                         })
                         .is_ok();
                 if ctx.broken.get() {
