@@ -33,35 +33,51 @@ pub fn write<F>(store: &Store, key: Option<IdempotencyKey>, f: F) -> Result<Repl
 where
     F: FnOnce(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write(move |ctx| {
-        let Some(key) = key else { return f(ctx) };
-        match idempotency::lookup(ctx, &key)? {
-            Lookup::Replay(stored) => {
-                let reply =
-                    Reply::bytes(stored.status, "application/json", stored.body.into_bytes());
-                return Ok(reply.with_header("Idempotent-Replayed", "true"));
-            }
-            Lookup::Reused => return Err(Error::IdempotencyKeyReused),
-            Lookup::New => {}
+    store.write(move |ctx| keyed(ctx, key.as_ref(), f))
+}
+
+/// `write` for a request that acts only through the writer's context (`Store::write_repeatable`:
+/// requests of this kind waiting together share a savepoint).
+pub fn write_repeatable<F>(store: &Store, key: Option<IdempotencyKey>, f: F) -> Result<Reply>
+where
+    F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
+{
+    store.write_repeatable(move |ctx| keyed(ctx, key.as_ref(), &f))
+}
+
+/// The writer's part of `write`: without a key, `f`; with one, a replay, a refusal of the reused
+/// key, or `f` and the record of its answer.
+fn keyed(
+    ctx: &WriteCtx<'_>,
+    key: Option<&IdempotencyKey>,
+    f: impl FnOnce(&WriteCtx<'_>) -> Result<Reply>,
+) -> Result<Reply> {
+    let Some(key) = key else { return f(ctx) };
+    match idempotency::lookup(ctx, key)? {
+        Lookup::Replay(stored) => {
+            let reply = Reply::bytes(stored.status, "application/json", stored.body.into_bytes());
+            return Ok(reply.with_header("Idempotent-Replayed", "true"));
         }
-        // In a savepoint of its own, so that a refusal undoes its changes while the record of
-        // that refusal can still be written.
-        let reply = match ctx.savepoint(f) {
-            Ok(reply) => reply,
-            // The request ran and was refused (404, 409, …): that answer is the first response
-            // too, and its replay must not run it again. Transient failures (busy, internal)
-            // are not stored, so that a retry with the same key can still succeed.
-            Err(e) if is_final(&e) => error_reply(&e, ""),
-            Err(e) => return Err(e),
-        };
-        let stored_body = reply.replay_body.as_ref().unwrap_or(&reply.body);
-        let stored = StoredResponse {
-            status: reply.status,
-            body: String::from_utf8_lossy(stored_body).into_owned(),
-        };
-        idempotency::remember(ctx, &key, &stored)?;
-        Ok(reply)
-    })
+        Lookup::Reused => return Err(Error::IdempotencyKeyReused),
+        Lookup::New => {}
+    }
+    // In a savepoint of its own, so that a refusal undoes its changes while the record of
+    // that refusal can still be written.
+    let reply = match ctx.savepoint(f) {
+        Ok(reply) => reply,
+        // The request ran and was refused (404, 409, …): that answer is the first response
+        // too, and its replay must not run it again. Transient failures (busy, internal)
+        // are not stored, so that a retry with the same key can still succeed.
+        Err(e) if is_final(&e) => error_reply(&e, ""),
+        Err(e) => return Err(e),
+    };
+    let stored_body = reply.replay_body.as_ref().unwrap_or(&reply.body);
+    let stored = StoredResponse {
+        status: reply.status,
+        body: String::from_utf8_lossy(stored_body).into_owned(),
+    };
+    idempotency::remember(ctx, key, &stored)?;
+    Ok(reply)
 }
 
 /// Is this refusal the request's real answer (stored for replay), not a passing failure?

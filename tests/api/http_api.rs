@@ -157,7 +157,8 @@ fn ten_concurrent_approvals_of_100_against_500_make_five_200s_and_five_409s() {
 /// rows (its category is empty but its escrow is not) makes the writer undo the whole run and
 /// run each again in a savepoint of its own; one refused before changing any (an unknown id)
 /// is answered alone. Here 32 clients approve, interleaved, 40 requests on a funded escrow, 40
-/// on a category that pays only 10, and 20 unknown ids: every approval gets its own answer,
+/// on a category that pays only 10, and 20 unknown ids, half of them with an Idempotency-Key
+/// (whose refusals are answers to keep, not failures): every approval gets its own answer,
 /// each one that succeeded moved its money exactly once, the undone runs are counted in
 /// `/metrics`, and the ledger holds.
 #[test]
@@ -195,8 +196,23 @@ fn approvals_that_share_a_savepoint_get_their_own_answers_when_some_fail() {
                 s.spawn(|| {
                     barrier.wait();
                     let mut mine = Vec::new();
-                    while let Some((funded, id)) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let r = app.approve(id);
+                    loop {
+                        let n = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((funded, id)) = ids.get(n) else {
+                            break;
+                        };
+                        // Half with an Idempotency-Key: those run under the shared savepoint too,
+                        // with a savepoint of their own inside for the request itself.
+                        let r = if n.is_multiple_of(2) {
+                            app.approve(id)
+                        } else {
+                            app.post_with_key(
+                                &format!("/payment-requests/{id}/approve"),
+                                &app.sender,
+                                &json!({}),
+                                &format!("approve-{n}"),
+                            )
+                        };
                         let code = r.body["code"].as_str().unwrap_or("").to_string();
                         mine.push((*funded, r.status, code));
                     }

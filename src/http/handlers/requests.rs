@@ -49,7 +49,9 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         note,
     };
     let ttl_s = app.config.request_ttl_s;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+    // A request acts only through the writer's context: requests made together share a
+    // savepoint.
+    idempotency::write_repeatable(&app.store, key_of(req, &actor)?, move |ctx| {
         service::create(ctx, &actor, &input, ttl_s).map(|v| Reply::json(201, &v))
     })
 }
@@ -116,7 +118,8 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
         app.payouts_wakeup.notify();
         return Ok(Reply::json(200, &view));
     }
-    let reply = idempotency::write(&app.store, key, move |ctx| {
+    // A decision acts only through the writer's context, like the approval above.
+    let reply = idempotency::write_repeatable(&app.store, key, move |ctx| {
         let view = match decision {
             Decision::Approve => service::approve(ctx, &actor, &id)?,
             Decision::Reject => service::reject(ctx, &actor, &id, reason.as_deref())?,
