@@ -227,12 +227,14 @@ fn answer_of<T>(commit: Result<()>, outcome: Option<Result<T>>) -> Result<T> {
     }
 }
 
-/// The status of an outcome, for the savepoint around the command.
-fn status_of<T>(outcome: &Result<T>) -> Result<()> {
-    match outcome {
+/// Keeps a command's outcome for its answer and returns its status, for the savepoint around it.
+fn keep<T>(slot: &mut Option<Result<T>>, outcome: Result<T>) -> Result<()> {
+    let status = match &outcome {
         Ok(_) => Ok(()),
         Err(e) => Err(e.clone()),
-    }
+    };
+    *slot = Some(outcome);
+    status
 }
 
 /// A closure and the channel its caller waits on.
@@ -251,10 +253,7 @@ where
         let Some(run) = self.run.take() else {
             return Err(Error::internal("writer command ran twice"));
         };
-        let outcome = run_caught(|| run(ctx));
-        let status = status_of(&outcome);
-        self.outcome = Some(outcome);
-        status
+        keep(&mut self.outcome, run_caught(|| run(ctx)))
     }
 
     fn answer(self: Box<Self>, commit: Result<()>) {
@@ -276,10 +275,7 @@ where
     F: Fn(&WriteCtx<'_>) -> Result<T> + Send,
 {
     fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()> {
-        let outcome = run_caught(|| (self.run)(ctx));
-        let status = status_of(&outcome);
-        self.outcome = Some(outcome);
-        status
+        keep(&mut self.outcome, run_caught(|| (self.run)(ctx)))
     }
 
     fn answer(self: Box<Self>, commit: Result<()>) {
