@@ -206,7 +206,7 @@ impl Metrics {
             "remit_wal_in_use_bytes {}",
             stats.wal_in_use_bytes.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP remit_writer_shared_savepoints_undone_total Runs of approvals that shared a savepoint and were undone and run again one by one because one of them failed after changing rows.\n# TYPE remit_writer_shared_savepoints_undone_total counter\n");
+        out.push_str("# HELP remit_writer_shared_savepoints_undone_total Runs of approvals that shared a savepoint and were undone and run again because one of them failed after changing rows.\n# TYPE remit_writer_shared_savepoints_undone_total counter\n");
         let _ = writeln!(
             out,
             "remit_writer_shared_savepoints_undone_total {}",

@@ -200,7 +200,8 @@ impl Store {
 
     /// `write` for a command that does nothing but through its `WriteCtx` (no side effect of its
     /// own), so that it may run twice: the writer runs several of these under one savepoint,
-    /// and if one of them fails, undoes them all and runs each again in a savepoint of its own.
+    /// and if one of them fails after changing rows, undoes them all, runs those before it
+    /// again, and the failed one in a savepoint of its own (`Writer::run_batch`).
     /// The answer is the same as `write`'s; the hot path (approvals) spends less per command.
     pub fn write_repeatable<T, F>(&self, f: F) -> Result<T>
     where

@@ -306,7 +306,7 @@ pub struct WriterStats {
     pub commit_micros_total: AtomicU64,
     /// Histogram of batch sizes: 1, 2–4, 5–16, 17–64, 65–256.
     pub batch_size_buckets: [AtomicU64; 5],
-    /// Runs of repeatable commands that shared a savepoint and were run again one by one
+    /// Runs of repeatable commands that shared a savepoint and were undone and run again
     /// because one of them failed after changing rows.
     pub shared_savepoints_undone: AtomicU64,
     /// Times the WAL passed its bound and the writer checkpointed and restarted it.
@@ -494,45 +494,63 @@ impl Writer<'_> {
             // with its error: nothing is left to undo. One that fails after changing rows undoes
             // the run, which is run again, one savepoint per command. Only broken savepoint
             // machinery fails the whole batch.
+            // After an undone run, the commands before the one that failed run again under one
+            // savepoint (they passed on this very state), the failed one alone, and the rest of
+            // the run as a run again: a refusal costs the run's beginning once more, not a
+            // savepoint for every command of it.
             let mut start = 0;
+            let mut alone: Option<usize> = None;
             while start < batch.len() {
-                let run = batch[start..]
-                    .iter()
-                    .take_while(|cmd| cmd.repeatable())
-                    .count();
-                let end = start + run.max(1);
-                let shared = run > 1
-                    && ctx
-                        .savepoint(|ctx| {
-                            for cmd in batch[start..end].iter_mut() {
-                                let mark = ctx.mark();
-                                if let Err(e) = cmd.apply(ctx) {
-                                    if ctx.conn.total_changes() != mark.changes {
-                                        return Err(e);
-                                    }
-                                    ctx.restore(&mark);
-                                }
+                let run = if alone == Some(start) {
+                    0
+                } else {
+                    let run = batch[start..]
+                        .iter()
+                        .take_while(|cmd| cmd.repeatable())
+                        .count();
+                    match alone {
+                        Some(k) if k > start => run.min(k - start),
+                        _ => run,
+                    }
+                };
+                if run <= 1 {
+                    let _ = ctx.savepoint(|ctx| batch[start].apply(ctx));
+                    if ctx.broken.get() {
+                        return Err(Error::internal("a savepoint could not be rolled back"));
+                    }
+                    if alone == Some(start) {
+                        alone = None;
+                    }
+                    start += 1;
+                    continue;
+                }
+                let end = start + run;
+                let mut failed = None;
+                let shared = ctx.savepoint(|ctx| {
+                    for (i, cmd) in batch[start..end].iter_mut().enumerate() {
+                        let mark = ctx.mark();
+                        if let Err(e) = cmd.apply(ctx) {
+                            if ctx.conn.total_changes() != mark.changes {
+                                failed = Some(start + i);
+                                return Err(e);
                             }
-                            Ok(())
-                        })
-                        .is_ok();
+                            ctx.restore(&mark);
+                        }
+                    }
+                    Ok(())
+                });
                 if ctx.broken.get() {
                     return Err(Error::internal("a savepoint could not be rolled back"));
                 }
-                if !shared {
-                    if run > 1 {
-                        stats
-                            .shared_savepoints_undone
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    for cmd in batch[start..end].iter_mut() {
-                        let _ = ctx.savepoint(|ctx| cmd.apply(ctx));
-                        if ctx.broken.get() {
-                            return Err(Error::internal("a savepoint could not be rolled back"));
-                        }
-                    }
+                if shared.is_ok() {
+                    start = end;
+                } else {
+                    stats
+                        .shared_savepoints_undone
+                        .fetch_add(1, Ordering::Relaxed);
+                    // (Without a command to blame: the first alone, then the rest as a run.)
+                    alone = Some(failed.unwrap_or(start));
                 }
-                start = end;
             }
             if ctx.audited.get() {
                 crate::audit::seal_head(conn, audit_key)?;
