@@ -78,17 +78,19 @@ impl Metrics {
         let _ = writeln!(out, "remit_http_request_duration_seconds_count {count}");
 
         let stats = &store.stats;
-        out.push_str("# HELP remit_writer_batches_total Writer transactions (group commits).\n# TYPE remit_writer_batches_total counter\n");
-        let _ = writeln!(
-            out,
-            "remit_writer_batches_total {}",
-            stats.batches.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "counter",
+            "remit_writer_batches_total",
+            "Writer transactions (group commits).",
+            stats.batches.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP remit_writer_commands_total Writer commands run.\n# TYPE remit_writer_commands_total counter\n");
-        let _ = writeln!(
-            out,
-            "remit_writer_commands_total {}",
-            stats.commands.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "counter",
+            "remit_writer_commands_total",
+            "Writer commands run.",
+            stats.commands.load(Ordering::Relaxed),
         );
         out.push_str("# HELP remit_writer_batch_size Commands per group commit.\n# TYPE remit_writer_batch_size histogram\n");
         let mut cumulative = 0;
@@ -113,17 +115,19 @@ impl Metrics {
             "remit_writer_batch_size_sum {}",
             stats.commands.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP remit_writer_commit_seconds_total Time spent in COMMIT (fsync).\n# TYPE remit_writer_commit_seconds_total counter\n");
-        let _ = writeln!(
-            out,
-            "remit_writer_commit_seconds_total {}",
-            stats.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6
+        one(
+            &mut out,
+            "counter",
+            "remit_writer_commit_seconds_total",
+            "Time spent in COMMIT (fsync).",
+            stats.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
         );
-        out.push_str("# HELP remit_writer_queue_depth Commands waiting for the writer.\n# TYPE remit_writer_queue_depth gauge\n");
-        let _ = writeln!(
-            out,
-            "remit_writer_queue_depth {}",
-            stats.queue_depth.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "gauge",
+            "remit_writer_queue_depth",
+            "Commands waiting for the writer.",
+            stats.queue_depth.load(Ordering::Relaxed),
         );
 
         let gauges = store.read(|conn, _| {
@@ -174,8 +178,13 @@ impl Metrics {
                     "remit_deposits_reversed{{reversal=\"{reversal}\"}} {n}"
                 );
             }
-            out.push_str("# HELP remit_escrows_flagged Escrows flagged for the operator.\n# TYPE remit_escrows_flagged gauge\n");
-            let _ = writeln!(out, "remit_escrows_flagged {flagged_escrows}");
+            one(
+                &mut out,
+                "gauge",
+                "remit_escrows_flagged",
+                "Escrows flagged for the operator.",
+                flagged_escrows,
+            );
             out.push_str("# HELP remit_escrows Escrows by status.\n# TYPE remit_escrows gauge\n");
             for (status, n) in escrows {
                 let _ = writeln!(out, "remit_escrows{{status=\"{status}\"}} {n}");
@@ -184,8 +193,13 @@ impl Metrics {
             for (status, n) in payouts {
                 let _ = writeln!(out, "remit_payouts{{status=\"{status}\"}} {n}");
             }
-            out.push_str("# HELP remit_payouts_stuck Payouts with no result past the timeout, or flagged.\n# TYPE remit_payouts_stuck gauge\n");
-            let _ = writeln!(out, "remit_payouts_stuck {stuck}");
+            one(
+                &mut out,
+                "gauge",
+                "remit_payouts_stuck",
+                "Payouts with no result past the timeout, or flagged.",
+                stuck,
+            );
         }
         render_notify(&mut out, store, notify);
         let size = |suffix: &str| {
@@ -193,54 +207,93 @@ impl Metrics {
             name.push(suffix);
             std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
         };
-        out.push_str("# HELP remit_database_bytes Size of the database file.\n# TYPE remit_database_bytes gauge\n");
-        let _ = writeln!(out, "remit_database_bytes {}", size(""));
-        out.push_str(
-            "# HELP remit_wal_bytes Size of the write-ahead log file (it keeps its blocks when the log restarts).\n# TYPE remit_wal_bytes gauge\n",
+        one(
+            &mut out,
+            "gauge",
+            "remit_database_bytes",
+            "Size of the database file.",
+            size(""),
         );
-        let _ = writeln!(out, "remit_wal_bytes {}", size("-wal"));
+        one(
+            &mut out,
+            "gauge",
+            "remit_wal_bytes",
+            "Size of the write-ahead log file (it keeps its blocks when the log restarts).",
+            size("-wal"),
+        );
         let stats = &store.stats;
-        out.push_str("# HELP remit_wal_in_use_bytes What the write-ahead log holds since it last restarted, as of the last commit.\n# TYPE remit_wal_in_use_bytes gauge\n");
-        let _ = writeln!(
-            out,
-            "remit_wal_in_use_bytes {}",
-            stats.wal_in_use_bytes.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "gauge",
+            "remit_wal_in_use_bytes",
+            "What the write-ahead log holds since it last restarted, as of the last commit.",
+            stats.wal_in_use_bytes.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP remit_writer_shared_savepoints_undone_total Runs of approvals that shared a savepoint and were undone and run again because one of them failed after changing rows.\n# TYPE remit_writer_shared_savepoints_undone_total counter\n");
-        let _ = writeln!(
-            out,
-            "remit_writer_shared_savepoints_undone_total {}",
-            stats.shared_savepoints_undone.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "counter",
+            "remit_writer_shared_savepoints_undone_total",
+            "Runs of approvals that shared a savepoint and were undone and run again because one of them failed after changing rows.",
+            stats.shared_savepoints_undone.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP remit_wal_resets_total Times the write-ahead log passed its bound and was checkpointed and restarted.\n# TYPE remit_wal_resets_total counter\n");
-        let _ = writeln!(
-            out,
-            "remit_wal_resets_total {}",
-            stats.wal_resets.load(Ordering::Relaxed)
+        one(
+            &mut out,
+            "counter",
+            "remit_wal_resets_total",
+            "Times the write-ahead log passed its bound and was checkpointed and restarted.",
+            stats.wal_resets.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP remit_wal_reset_seconds_max The longest of those checkpoints (the writer waits for it).\n# TYPE remit_wal_reset_seconds_max gauge\n");
-        let _ = writeln!(
-            out,
-            "remit_wal_reset_seconds_max {:.6}",
-            stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e6
+        one(
+            &mut out,
+            "gauge",
+            "remit_wal_reset_seconds_max",
+            "The longest of those checkpoints (the writer waits for it).",
+            format!(
+                "{:.6}",
+                stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e6
+            ),
         );
         if let Some(status) = replication {
             let view = status.view();
-            out.push_str("# HELP remit_replication_lag_seconds How long the oldest change not yet in PostgreSQL has waited (0: none).\n# TYPE remit_replication_lag_seconds gauge\n");
-            let _ = writeln!(out, "remit_replication_lag_seconds {:.3}", view.lag_seconds);
-            out.push_str("# HELP remit_replication_lag_changes Committed transactions not yet in PostgreSQL.\n# TYPE remit_replication_lag_changes gauge\n");
-            let _ = writeln!(out, "remit_replication_lag_changes {}", view.lag_changes);
-            out.push_str("# HELP remit_replication_connected 1 while PostgreSQL answers, 0 while it does not.\n# TYPE remit_replication_connected gauge\n");
-            let _ = writeln!(
-                out,
-                "remit_replication_connected {}",
-                u8::from(view.connected)
+            one(
+                &mut out,
+                "gauge",
+                "remit_replication_lag_seconds",
+                "How long the oldest change not yet in PostgreSQL has waited (0: none).",
+                format!("{:.3}", view.lag_seconds),
             );
-            out.push_str("# HELP remit_replication_rows_total Rows written to PostgreSQL since start.\n# TYPE remit_replication_rows_total counter\n");
-            let _ = writeln!(out, "remit_replication_rows_total {}", view.rows);
+            one(
+                &mut out,
+                "gauge",
+                "remit_replication_lag_changes",
+                "Committed transactions not yet in PostgreSQL.",
+                view.lag_changes,
+            );
+            one(
+                &mut out,
+                "gauge",
+                "remit_replication_connected",
+                "1 while PostgreSQL answers, 0 while it does not.",
+                u8::from(view.connected),
+            );
+            one(
+                &mut out,
+                "counter",
+                "remit_replication_rows_total",
+                "Rows written to PostgreSQL since start.",
+                view.rows,
+            );
         }
         out
     }
+}
+
+/// One metric of one value: its `HELP` and `TYPE` lines (`kind`: counter or gauge), then it.
+fn one(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// Outgoing notifications: counters since the start, and what waits, read from the database
@@ -248,8 +301,7 @@ impl Metrics {
 fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
     let stats = &notify.stats;
     let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        one(out, "counter", name, help, value.load(Ordering::Relaxed));
     };
     counter(
         out,
@@ -300,8 +352,7 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
     });
     if let Ok((pending, failed, sms_pending, backlog)) = gauges {
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {value}");
+            one(out, "gauge", name, help, value);
         };
         gauge(
             out,
