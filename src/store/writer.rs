@@ -492,12 +492,10 @@ impl Writer<'_> {
             // shares one. A command of the run that fails without having changed a row (refused
             // before its first write, or by a statement SQLite undid itself) is simply answered
             // with its error: nothing is left to undo. One that fails after changing rows undoes
-            // the run, which is run again, one savepoint per command. Only broken savepoint
-            // machinery fails the whole batch.
-            // After an undone run, the commands before the one that failed run again under one
-            // savepoint (they passed on this very state), the failed one alone, and the rest of
-            // the run as a run again: a refusal costs the run's beginning once more, not a
-            // savepoint for every command of it.
+            // the run; then the commands before it run again under one savepoint (they passed
+            // on this very state), the failed one alone, and the rest of the run as a run again:
+            // a refusal costs the run's beginning once more. Only broken savepoint machinery
+            // fails the whole batch.
             let mut start = 0;
             let mut alone: Option<usize> = None;
             while start < batch.len() {
