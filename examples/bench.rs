@@ -592,6 +592,37 @@ fn webhooks_run(
     );
 }
 
+/// Where a round's CPU went: the writer thread, the replication thread, PostgreSQL's processes.
+struct CpuShares {
+    writer: Duration,
+    replicator: Duration,
+    postgres: Duration,
+}
+
+impl CpuShares {
+    fn now() -> CpuShares {
+        CpuShares {
+            writer: load::threads_cpu("remit-writer"),
+            replicator: load::threads_cpu("remit-replicate"),
+            postgres: load::processes_cpu("postgres"),
+        }
+    }
+
+    fn print(&self, approvals: usize) {
+        let now = CpuShares::now();
+        let per = |a: Duration, b: Duration| {
+            a.saturating_sub(b).as_secs_f64() * 1e3 / approvals.max(1) as f64
+        };
+        println!(
+            "{:<28} CPU per approval: writer {:.3} ms, replication thread {:.3} ms, PostgreSQL {:.3} ms",
+            "",
+            per(now.writer, self.writer),
+            per(now.replicator, self.replicator),
+            per(now.postgres, self.postgres)
+        );
+    }
+}
+
 /// Rounds of each way in the replication comparison.
 const REPLICATION_ROUNDS: usize = 4;
 
@@ -640,9 +671,11 @@ fn replicated_runs(
     };
     for (round, (off, on)) in rounds(off).into_iter().zip(rounds(on)).enumerate() {
         let n = off.len();
+        let shares = CpuShares::now();
         let rate = http
             .run(store, &format!("HTTP, no replication ({})", round + 1), off)
             .0;
+        shares.print(n);
         off_n += n;
         off_s += n as f64 / rate;
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -656,9 +689,11 @@ fn replicated_runs(
         caught_up("replica caught up before the load");
         let lags_before = status.cycle_lags_ms().len();
         let n = on.len();
+        let shares = CpuShares::now();
         let rate = http
             .run(store, &format!("HTTP, replicating ({})", round + 1), on)
             .0;
+        shares.print(n);
         on_n += n;
         on_s += n as f64 / rate;
         caught_up("replica caught up after the load");

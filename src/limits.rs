@@ -233,12 +233,17 @@ pub const REPLICATION_RETRY_MAX_S: u64 = 30;
 /// From this many pending transactions on, a cycle streams rows to PostgreSQL from the file's
 /// snapshot instead of reading them all first (memory stays bounded; the snapshot lasts longer).
 pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
+/// At most this many rows of a stamped table go to PostgreSQL in one upsert (one array per
+/// column): a first copy or a long catch-up stays in bounded memory.
+pub const REPLICATION_UPSERT_ROWS: usize = 10_000;
 /// Rows the change log (`store::changes::ChangeLog`) keeps for replication inside `serve`
 /// (24 bytes each): about 30,000 approvals, ten seconds of full load. A replica further behind
 /// than that is found by the scan instead.
 pub const CHANGE_LOG_ROWS_MAX: usize = 200_000;
-/// One cycle in this many that uses the change log also scans, and stops using the log for good
-/// if the two disagree (about once a minute under load).
-pub const CHANGE_LOG_VERIFY_EVERY: u64 = 256;
+/// Every cycle that uses the change log also checks it against a scan of this many rows of one
+/// stamped table, the next slice after the last checked (a rolling check: its cost does not
+/// grow with the ledger, and every row comes under it in turn); on any difference replication
+/// stops using the log for good.
+pub const CHANGE_LOG_CHECK_ROWS: usize = 2_000;
 /// Replication cycles whose lag is kept for the benchmark's percentiles.
 pub const REPLICATION_LAG_SAMPLES_MAX: usize = 100_000;

@@ -119,6 +119,23 @@ pub fn threads_cpu(prefix: &str) -> Duration {
     total
 }
 
+/// CPU time of every process of this machine whose name is `comm` (e.g. `postgres`: the
+/// postmaster and its backends), as far as they are alive now.
+pub fn processes_cpu(comm: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let name = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            if name.trim_end() == comm {
+                total += cpu_of_stat(
+                    &std::fs::read_to_string(p.path().join("stat")).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    total
+}
+
 /// A `/proc/<pid>/status` line in KiB (`VmRSS`, `VmHWM`), as MiB.
 pub fn memory_mib(pid: &str, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -315,10 +315,12 @@ pub struct Replica {
     schema: String,
     shapes: Vec<Shape>,
     file_version: i32,
-    /// The stage tables of this session match `shapes`.
-    staged: bool,
-    /// Cycles of this session that used the change log.
-    listed_cycles: u64,
+    /// Each stamped table's upsert, prepared once per connection (and again after the
+    /// ledger's schema is made).
+    upserts: Vec<Option<postgres::Statement>>,
+    /// Where the rolling check of the change log goes on: the table (an index into
+    /// `shapes`) and the last rowid checked there.
+    check_at: (usize, i64),
 }
 
 impl Replica {
@@ -340,8 +342,8 @@ impl Replica {
             schema,
             shapes,
             file_version: file_version as i32,
-            staged: false,
-            listed_cycles: 0,
+            upserts: Vec::new(),
+            check_at: (0, 0),
         })
     }
 
@@ -370,8 +372,8 @@ impl Replica {
             schema,
             shapes,
             file_version,
-            staged,
-            listed_cycles,
+            upserts,
+            check_at,
         } = self;
         let mut tx = client.transaction().pg("cannot begin")?;
         tx.execute(
@@ -410,16 +412,17 @@ impl Replica {
                 })?;
             }
             since = Position::start();
-            *staged = false;
+            upserts.clear();
         }
-        if !*staged {
-            for shape in shapes.iter().filter(|s| s.table.kind == Kind::Stamped) {
-                tx.batch_execute(&format!(
-                    "DROP TABLE IF EXISTS pg_temp.stage_{name};
-                     CREATE TEMP TABLE stage_{name} (LIKE {schema}.{name}) ON COMMIT DELETE ROWS",
-                    name = shape.table.name
-                ))
-                .pg("cannot make the stage tables")?;
+        if upserts.is_empty() {
+            for shape in shapes.iter() {
+                upserts.push(match shape.table.kind {
+                    Kind::Stamped => Some(tx.prepare(&upsert_sql(schema, shape)).pg(&format!(
+                        "cannot prepare the changes of {}",
+                        shape.table.name
+                    ))?),
+                    Kind::Appended { .. } => None,
+                });
             }
         }
 
@@ -436,8 +439,10 @@ impl Replica {
         let mut rows = 0u64;
         let mut listed = false;
         if stream {
-            for shape in shapes.iter() {
-                rows += copy_table(&mut tx, schema, shape, |each| {
+            for (shape, upsert) in shapes.iter().zip(upserts.iter()) {
+                // Into a table made in this transaction nothing can conflict: copied straight in.
+                let upsert = upsert.as_ref().filter(|_| !made_schema);
+                rows += write_rows(&mut tx, schema, shape, upsert, |each| {
                     source::changed_rows(&read, shape, &since, None, each).map(|_| ())
                 })?;
             }
@@ -445,12 +450,18 @@ impl Replica {
         } else {
             let rowids_by_table = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
             listed = rowids_by_table.is_some();
-            // The log is checked against the scan it replaces: the first cycle of a session
-            // that uses it, then one in `CHANGE_LOG_VERIFY_EVERY`.
-            let verify = listed && *listed_cycles % crate::limits::CHANGE_LOG_VERIFY_EVERY == 0;
-            *listed_cycles += u64::from(listed);
+            // The log is checked against the scan it replaces, a slice of one table per cycle
+            // (`CHANGE_LOG_CHECK_ROWS`), the tables in turn.
+            let listable = |i: &usize| shapes[*i].table.kind == Kind::Stamped && shapes[*i].rowid;
+            if !listable(&check_at.0) {
+                let next = (1..=shapes.len())
+                    .map(|step| (check_at.0 + step) % shapes.len())
+                    .find(listable);
+                *check_at = (next.unwrap_or(0), 0);
+            }
+            let check_table = check_at.0;
             let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
-            for shape in shapes.iter() {
+            for (index, shape) in shapes.iter().enumerate() {
                 let mut table_rows = Vec::new();
                 let rowids = rowids_by_table
                     .as_ref()
@@ -459,13 +470,26 @@ impl Replica {
                     table_rows.push(row);
                     Ok(())
                 })?;
-                if verify && shape.table.kind == Kind::Stamped && shape.rowid {
-                    let scanned = source::count_changed(&read, shape, &since)?;
-                    if scanned != table_rows.len() as u64 {
+                if let (Some(listed), true) = (rowids, index == check_table && listable(&index)) {
+                    let slice = source::unlisted_in_slice(
+                        &read,
+                        shape,
+                        &since,
+                        listed,
+                        check_at.1,
+                        crate::limits::CHANGE_LOG_CHECK_ROWS,
+                    )?;
+                    // The next cycle checks the next slice, or the next table from its start.
+                    *check_at = match slice.until {
+                        Some(rowid) => (index, rowid),
+                        None => ((index + 1) % shapes.len(), 0),
+                    };
+                    if !slice.unlisted.is_empty() {
                         log::error!(
-                            "the change log listed {} changed rows of {} where a scan finds {scanned}: replication scans from now on (the rows of this cycle included)",
-                            table_rows.len(),
-                            shape.table.name
+                            "the change log did not list {} changed rows of {} (rowids {:?}…) that a scan finds: replication scans from now on (the rows of this cycle included)",
+                            slice.unlisted.len(),
+                            shape.table.name,
+                            &slice.unlisted[..slice.unlisted.len().min(5)]
                         );
                         if let Some(log) = log {
                             log.distrust();
@@ -481,11 +505,11 @@ impl Replica {
             }
             read.finish()?;
             read_ms = started.elapsed().as_secs_f64() * 1e3;
-            for (shape, table_rows) in shapes.iter().zip(changed) {
+            for ((shape, upsert), table_rows) in shapes.iter().zip(upserts.iter()).zip(changed) {
                 if table_rows.is_empty() {
                     continue;
                 }
-                rows += copy_table(&mut tx, schema, shape, |each| {
+                rows += write_rows(&mut tx, schema, shape, upsert.as_ref(), |each| {
                     table_rows.into_iter().try_for_each(each)
                 })?;
             }
@@ -508,7 +532,6 @@ impl Replica {
         )
         .pg("cannot record the position")?;
         tx.commit().pg("cannot commit")?;
-        *staged = true;
         if let Some(log) = log {
             log.forget_through(file.change_seq);
         }
@@ -532,63 +555,183 @@ fn first_line(sql: &str) -> &str {
     sql.trim().lines().next().unwrap_or("")
 }
 
-/// Writes the rows `feed` produces into the replica's table: appended rows straight in
-/// (a key already there is an error, never a silent duplicate), stamped rows through the
-/// session's stage table and one upsert on the primary key. Returns the rows written.
-fn copy_table(
+/// Writes the rows `feed` produces into the replica's table. Appended rows, and every row of
+/// a table made in this transaction (`upsert` is `None`), are copied straight in (`COPY`; a key
+/// already there is an error, never a silent duplicate). Stamped rows go as one array per
+/// column to the table's `upsert` (`upsert_sql`), in statements of at most
+/// `REPLICATION_UPSERT_ROWS` rows. Returns the rows written.
+fn write_rows(
     tx: &mut Transaction<'_>,
     schema: &str,
     shape: &Shape,
+    upsert: Option<&postgres::Statement>,
     feed: impl FnOnce(&mut dyn FnMut(Vec<Cell>) -> Result<()>) -> Result<()>,
 ) -> Result<u64> {
     let name = shape.table.name;
-    let columns = shape.column_list();
-    let into = match shape.table.kind {
-        Kind::Appended { .. } => format!("{schema}.{name}"),
-        Kind::Stamped => format!("pg_temp.stage_{name}"),
+    let Some(upsert) = upsert else {
+        let types: Vec<Type> = shape.columns.iter().map(|c| pg_type(c.ty)).collect();
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {schema}.{name} ({}) FROM STDIN (FORMAT binary)",
+                shape.column_list()
+            ))
+            .pg(&format!("cannot copy into {name}"))?;
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        feed(&mut |row| {
+            let values: Vec<&(dyn ToSql + Sync)> =
+                row.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+            writer
+                .write(&values)
+                .map_err(|e| pg_error(&format!("cannot copy into {name}"), &e))
+        })?;
+        return writer.finish().pg(&format!("cannot copy into {name}"));
     };
-    let types: Vec<Type> = shape.columns.iter().map(|c| pg_type(c.ty)).collect();
-    let sink = tx
-        .copy_in(&format!(
-            "COPY {into} ({columns}) FROM STDIN (FORMAT binary)"
-        ))
-        .pg(&format!("cannot copy into {name}"))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    let mut columns = Columns::new(shape);
+    let mut rows = 0u64;
+    let mut apply = |tx: &mut Transaction<'_>, columns: &mut Columns| -> Result<()> {
+        if columns.len == 0 {
+            return Ok(());
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = columns.params();
+        tx.execute(upsert, &params)
+            .pg(&format!("cannot apply the changes of {name}"))?;
+        rows += columns.len as u64;
+        columns.clear();
+        Ok(())
+    };
     feed(&mut |row| {
-        let values: Vec<&(dyn ToSql + Sync)> =
-            row.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-        writer
-            .write(&values)
-            .map_err(|e| pg_error(&format!("cannot copy into {name}"), &e))
+        columns.push(name, row)?;
+        if columns.len >= crate::limits::REPLICATION_UPSERT_ROWS {
+            apply(tx, &mut columns)?;
+        }
+        Ok(())
     })?;
-    let rows = writer.finish().pg(&format!("cannot copy into {name}"))?;
-    if let Kind::Stamped = shape.table.kind {
-        let key = shape.key();
-        let set: Vec<String> = shape
-            .columns
-            .iter()
-            .filter(|c| c.pk == 0)
-            .map(|c| format!("{0} = EXCLUDED.{0}", source::quote(&c.name)))
-            .collect();
-        let conflict = if set.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", set.join(", "))
-        };
-        tx.execute(
-            &format!(
-                "INSERT INTO {schema}.{name} ({columns}) SELECT {columns} FROM pg_temp.stage_{name}
-                 ON CONFLICT ({}) {conflict}",
-                key.iter()
-                    .map(|k| source::quote(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            &[],
-        )
-        .pg(&format!("cannot apply the changes of {name}"))?;
-    }
+    apply(tx, &mut columns)?;
     Ok(rows)
+}
+
+/// A stamped table's upsert: its changed rows arrive as one array per column, unnested, and
+/// each is inserted or, when its primary key is there, updated in place. No stage table: a
+/// temporary table emptied at every commit cost PostgreSQL a truncation (and its TOAST
+/// index's rebuild) per table per cycle.
+fn upsert_sql(schema: &str, shape: &Shape) -> String {
+    let arrays: Vec<String> = shape
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "${}::{}[]",
+                i + 1,
+                match c.ty {
+                    ColumnType::Integer => "bigint",
+                    ColumnType::Text => "text",
+                    ColumnType::Blob => "bytea",
+                }
+            )
+        })
+        .collect();
+    let set: Vec<String> = shape
+        .columns
+        .iter()
+        .filter(|c| c.pk == 0)
+        .map(|c| format!("{0} = EXCLUDED.{0}", source::quote(&c.name)))
+        .collect();
+    let conflict = if set.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", set.join(", "))
+    };
+    format!(
+        "INSERT INTO {schema}.{} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) {conflict}",
+        shape.table.name,
+        shape.column_list(),
+        arrays.join(", "),
+        shape
+            .key()
+            .iter()
+            .map(|k| source::quote(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Rows of one table as one array per column (the parameters of its upsert).
+struct Columns {
+    arrays: Vec<Array>,
+    len: usize,
+}
+
+enum Array {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+    Blob(Vec<Option<Vec<u8>>>),
+}
+
+impl Columns {
+    fn new(shape: &Shape) -> Columns {
+        Columns {
+            arrays: shape
+                .columns
+                .iter()
+                .map(|c| match c.ty {
+                    ColumnType::Integer => Array::Int(Vec::new()),
+                    ColumnType::Text => Array::Text(Vec::new()),
+                    ColumnType::Blob => Array::Blob(Vec::new()),
+                })
+                .collect(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, table: &str, row: Vec<Cell>) -> Result<()> {
+        if row.len() != self.arrays.len() {
+            return Err(Error::internal(format!(
+                "a row of {table} has {} values for {} columns",
+                row.len(),
+                self.arrays.len()
+            )));
+        }
+        for (array, cell) in self.arrays.iter_mut().zip(row) {
+            match (array, cell) {
+                (Array::Int(a), Cell::Int(v)) => a.push(Some(v)),
+                (Array::Int(a), Cell::Null) => a.push(None),
+                (Array::Text(a), Cell::Text(v)) => a.push(Some(v)),
+                (Array::Text(a), Cell::Null) => a.push(None),
+                (Array::Blob(a), Cell::Blob(v)) => a.push(Some(v)),
+                (Array::Blob(a), Cell::Null) => a.push(None),
+                _ => {
+                    return Err(Error::internal(format!(
+                        "a row of {table} holds a value of another type than its column's"
+                    )))
+                }
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.arrays
+            .iter()
+            .map(|a| match a {
+                Array::Int(v) => v as &(dyn ToSql + Sync),
+                Array::Text(v) => v as &(dyn ToSql + Sync),
+                Array::Blob(v) => v as &(dyn ToSql + Sync),
+            })
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        for a in &mut self.arrays {
+            match a {
+                Array::Int(v) => v.clear(),
+                Array::Text(v) => v.clear(),
+                Array::Blob(v) => v.clear(),
+            }
+        }
+        self.len = 0;
+    }
 }
 
 /// Every ledger the database holds: (ledger id, position, when it was last written).

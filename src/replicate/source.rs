@@ -406,15 +406,45 @@ pub fn changed_rows(
     Ok(n)
 }
 
-/// How many rows of a stamped table changed after `since`, by a scan (to check the change log).
-pub fn count_changed(conn: &Connection, shape: &Shape, since: &Position) -> Result<u64> {
-    let n: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM {} WHERE change_seq > ?1",
-            quote(shape.table.name)
-        ))?
-        .query_row([since.change_seq], |r| r.get(0))?;
-    Ok(n.unsigned_abs())
+/// What the check of one slice of a table found (`unlisted_in_slice`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// Rowids stamped after the position that the change log did not list.
+    pub unlisted: Vec<i64>,
+    /// The last rowid the slice covered (`None`: the slice reached the table's end).
+    pub until: Option<i64>,
+}
+
+/// Checks the change log's list of a stamped rowid table (`listed`, sorted) against a scan of
+/// the next `rows` rows after rowid `after`: every row there stamped after `since` must be
+/// listed (a listed row that was not changed only costs a lookup). Bounded: it reads at most
+/// `rows` rows whatever the table's size.
+pub fn unlisted_in_slice(
+    conn: &Connection,
+    shape: &Shape,
+    since: &Position,
+    listed: &[i64],
+    after: i64,
+    rows: usize,
+) -> Result<Slice> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT rowid, change_seq > ?2 FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?3",
+        quote(shape.table.name)
+    ))?;
+    let mut found = stmt.query(params![after, since.change_seq, rows as i64])?;
+    let (mut unlisted, mut seen, mut last) = (Vec::new(), 0usize, after);
+    while let Some(row) = found.next()? {
+        let (rowid, changed): (i64, bool) = (row.get(0)?, row.get(1)?);
+        if changed && listed.binary_search(&rowid).is_err() {
+            unlisted.push(rowid);
+        }
+        seen += 1;
+        last = rowid;
+    }
+    Ok(Slice {
+        unlisted,
+        until: (seen == rows).then_some(last),
+    })
 }
 
 /// A row's values, in `shape`'s column order.
@@ -435,4 +465,65 @@ fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_check_finds_a_changed_row_the_log_did_not_list_and_reads_only_its_slice() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, change_seq INTEGER NOT NULL);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)
+             INSERT INTO t SELECT i, CASE WHEN i % 3 = 0 THEN 7 ELSE 2 END FROM n;",
+        )
+        .unwrap();
+        let shape = Shape {
+            table: Table {
+                name: "t",
+                kind: Kind::Stamped,
+            },
+            columns: Vec::new(),
+            create: String::new(),
+            indexes: Vec::new(),
+            rowid: true,
+        };
+        let since = Position {
+            change_seq: 5,
+            ..Position::start()
+        };
+        // Rows 3, 6 and 9 changed after the position. A list with all of them (and one more,
+        // which only costs a lookup) agrees, slice by slice, and the last slice says so.
+        let all = [3, 4, 6, 9];
+        let check = |listed: &[i64], after, rows| {
+            unlisted_in_slice(&conn, &shape, &since, listed, after, rows).unwrap()
+        };
+        assert_eq!(
+            check(&all, 0, 4),
+            Slice {
+                unlisted: vec![],
+                until: Some(4)
+            }
+        );
+        assert_eq!(
+            check(&all, 4, 4),
+            Slice {
+                unlisted: vec![],
+                until: Some(8)
+            }
+        );
+        assert_eq!(
+            check(&all, 8, 4),
+            Slice {
+                unlisted: vec![],
+                until: None
+            }
+        );
+        // A list that lacks row 6 is caught by the slice that holds it, and only by it.
+        assert_eq!(check(&[3, 9], 0, 4).unlisted, Vec::<i64>::new());
+        assert_eq!(check(&[3, 9], 4, 4).unlisted, vec![6]);
+        assert_eq!(check(&[3, 9], 8, 4).unlisted, Vec::<i64>::new());
+    }
 }

@@ -150,6 +150,9 @@ pub struct ChangeLog {
     active: std::sync::atomic::AtomicBool,
     /// Found wrong once (`distrust`): never used again in this process.
     distrusted: std::sync::atomic::AtomicBool,
+    /// Moves at every `start` and `stop`: a batch that began in the same recording as it is
+    /// filed in was recorded whole.
+    recording: std::sync::atomic::AtomicU64,
     state: std::sync::Mutex<LogState>,
 }
 
@@ -198,6 +201,8 @@ impl ChangeLog {
             return;
         }
         self.lock().tables = tables.iter().map(|&t| t.into()).collect();
+        self.recording
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.active.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -212,7 +217,16 @@ impl ChangeLog {
     pub fn stop(&self) {
         self.active
             .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.recording
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.reset();
+    }
+
+    /// At the start of a batch: the recording it begins in, if the log records now (given back
+    /// to `file`, it says whether the batch was recorded from its start).
+    pub(super) fn begin_batch(&self) -> Option<u64> {
+        self.is_active()
+            .then(|| self.recording.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn is_active(&self) -> bool {
@@ -231,21 +245,27 @@ impl ChangeLog {
 
     /// Files what was reported since the last filing under transaction `seq` (about to be
     /// committed), or drops it when the transaction took no number (`seq` is `None`: nothing
-    /// it wrote is replicated).
-    pub(super) fn file(&self, seq: Option<i64>) {
+    /// it wrote is replicated). `began` is what `begin_batch` said at the batch's start.
+    pub(super) fn file(&self, seq: Option<i64>, began: Option<u64>) {
         let mut s = self.lock();
         let Some(seq) = seq.filter(|_| self.is_active()) else {
             s.pending.clear();
             return;
         };
         if s.first == 0 || seq != s.last + 1 {
-            // The first filing since the log started (recording may have begun in the middle
-            // of this batch), or numbers taken elsewhere: the log answers from the next on.
+            // The first filing since the log started, or numbers taken elsewhere: the log
+            // starts over, from this batch if it was recorded from its start (it began in this
+            // recording), else from the next (recording began in the middle of it).
             s.rows.clear();
-            s.pending.clear();
-            s.first = seq + 1;
-            s.last = seq;
-            return;
+            let whole = began.is_some()
+                && began == Some(self.recording.load(std::sync::atomic::Ordering::SeqCst));
+            if !whole {
+                s.pending.clear();
+                s.first = seq + 1;
+                s.last = seq;
+                return;
+            }
+            s.first = seq;
         }
         s.last = seq;
         let pending = std::mem::take(&mut s.pending);
@@ -344,14 +364,14 @@ mod tests {
         let (conn, log) = fixture();
         conn.execute("INSERT INTO t (id, v) VALUES (1, 0)", [])
             .unwrap();
-        log.file(Some(1));
+        log.file(Some(1), None);
         assert_eq!(listed(&log, 0, 1), None, "nothing recorded before start");
 
         log.start(&["t"]);
         // The batch during which recording began may be partial: not answered for.
         conn.execute("INSERT INTO t (id, v) VALUES (2, 0)", [])
             .unwrap();
-        log.file(Some(2));
+        log.file(Some(2), None);
         assert_eq!(listed(&log, 1, 2), None);
         assert_eq!(listed(&log, 2, 2), Some(vec![]));
 
@@ -363,9 +383,9 @@ mod tests {
              INSERT INTO u (id) VALUES (5);",
         )
         .unwrap();
-        log.file(Some(3));
+        log.file(Some(3), None);
         conn.execute("UPDATE t SET v = 3 WHERE id = 1", []).unwrap();
-        log.file(Some(4));
+        log.file(Some(4), None);
         assert_eq!(
             listed(&log, 2, 4),
             Some(vec![("t".to_string(), vec![1, 2, 9])])
@@ -380,18 +400,18 @@ mod tests {
 
         // A batch that took no number files nothing.
         conn.execute("UPDATE t SET v = 4 WHERE id = 9", []).unwrap();
-        log.file(None);
+        log.file(None, None);
         conn.execute("UPDATE t SET v = 5 WHERE id = 1", []).unwrap();
-        log.file(Some(5));
+        log.file(Some(5), None);
         assert_eq!(listed(&log, 4, 5), Some(vec![("t".to_string(), vec![1])]));
 
         // A number taken elsewhere (a gap): answered again only after it.
         conn.execute("UPDATE t SET v = 6 WHERE id = 1", []).unwrap();
-        log.file(Some(7));
+        log.file(Some(7), None);
         assert_eq!(listed(&log, 4, 7), None);
         assert_eq!(listed(&log, 6, 7), None);
         conn.execute("UPDATE t SET v = 7 WHERE id = 2", []).unwrap();
-        log.file(Some(8));
+        log.file(Some(8), None);
         assert_eq!(listed(&log, 7, 8), Some(vec![("t".to_string(), vec![2])]));
 
         // What the replica holds is forgotten; the log answers from after it.
@@ -402,26 +422,51 @@ mod tests {
         // A failed batch starts the log over.
         conn.execute("UPDATE t SET v = 8 WHERE id = 9", []).unwrap();
         log.reset();
-        log.file(Some(9));
+        log.file(Some(9), None);
         assert_eq!(listed(&log, 8, 9), None);
 
         // Stopped: nothing recorded, nothing answered.
         log.stop();
         conn.execute("UPDATE t SET v = 9 WHERE id = 9", []).unwrap();
-        log.file(Some(10));
-        log.file(Some(11));
+        log.file(Some(10), None);
+        log.file(Some(11), None);
         assert_eq!(listed(&log, 10, 11), None);
+
+        // A batch that began after recording started was recorded whole: answered from it.
+        log.start(&["t"]);
+        let began = log.begin_batch();
+        conn.execute("UPDATE t SET v = 11 WHERE id = 1", [])
+            .unwrap();
+        log.file(Some(20), began);
+        assert_eq!(listed(&log, 19, 20), Some(vec![("t".to_string(), vec![1])]));
+        // One that began before a stop and a start was not.
+        let began = log.begin_batch();
+        log.stop();
+        log.start(&["t"]);
+        conn.execute("UPDATE t SET v = 12 WHERE id = 2", [])
+            .unwrap();
+        log.file(Some(21), began);
+        assert_eq!(listed(&log, 20, 21), None);
+        assert_eq!(listed(&log, 21, 21), Some(vec![]));
+        // Nor one that began before recording did (the log was stopped).
+        log.stop();
+        let began = log.begin_batch();
+        log.start(&["t"]);
+        conn.execute("UPDATE t SET v = 13 WHERE id = 2", [])
+            .unwrap();
+        log.file(Some(22), began);
+        assert_eq!(listed(&log, 21, 22), None);
 
         // Found wrong once: never started again.
         log.start(&["t"]);
-        log.file(Some(12));
+        log.file(Some(12), None);
         assert_eq!(listed(&log, 12, 12), Some(vec![]));
         log.distrust();
         log.start(&["t"]);
-        log.file(Some(13));
+        log.file(Some(13), None);
         conn.execute("UPDATE t SET v = 10 WHERE id = 9", [])
             .unwrap();
-        log.file(Some(14));
+        log.file(Some(14), None);
         assert_eq!(listed(&log, 13, 14), None);
     }
 }

@@ -486,6 +486,7 @@ impl Writer<'_> {
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             // The batch's number in the change sequence replication reads: one counter per batch.
             let numbered = super::changes::begin_lazy(conn)?;
+            let recording = changes.and_then(|log| log.begin_batch());
             // Each command runs in a savepoint of its own, so that its failure undoes it alone
             // and is its answer. A savepoint copies every page the command touches the first
             // time it touches it (a fifth of an approval's CPU), so a run of repeatable commands
@@ -555,7 +556,7 @@ impl Writer<'_> {
             }
             let seq = numbered.finish(conn)?;
             if let Some(log) = changes {
-                log.file(seq);
+                log.file(seq, recording);
             }
             let started = Instant::now();
             conn.prepare_cached("COMMIT")?.execute([])?;

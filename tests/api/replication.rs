@@ -77,6 +77,15 @@ fn replica_position(client: &mut postgres::Client, ledger: &str) -> i64 {
         .map_or(-1, |r| r.get(0))
 }
 
+/// Sets its flag when dropped, a panic's unwinding included.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Polls (bounded) until the replica holds change `seq`.
 fn wait_for_position(client: &mut postgres::Client, ledger: &str, seq: i64, within: Duration) {
     let deadline = Instant::now() + within;
@@ -424,6 +433,8 @@ fn changes_under_the_approval_load_reach_postgres_in_commit_order_within_a_secon
     let next = AtomicUsize::new(0);
     let keys = remit::crypto::Keys::new(&remit::crypto::MasterKey::from_hex(TEST_KEY).unwrap());
     let (checked, positions) = std::thread::scope(|s| {
+        // A failed assertion below still stops the sampler (else the scope waits for it).
+        let _stop = StopOnDrop(&done);
         let sampler = s.spawn(|| {
             let mut client = pg.client("kiosk");
             let (mut last, mut checked, mut positions) = (-1i64, 0, 0);
