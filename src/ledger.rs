@@ -228,7 +228,7 @@ pub fn reserve(
         let spend = conn
             .prepare_cached(
                 "INSERT INTO daily_spend (escrow_id, day, approved_usd_cents, limit_usd_cents, change_seq)
-                 VALUES (?1, ?2, ?3, ?4, remit_change_seq())
+                 VALUES (?1, ?2, ?3, ?4, remit_change_seq_of('daily_spend', ?1))
                  ON CONFLICT (escrow_id, day) DO UPDATE SET approved_usd_cents = approved_usd_cents + ?3,
                  change_seq = excluded.change_seq",
             )?
@@ -324,7 +324,7 @@ pub fn void(
     .execute(params![category_id, amount.get()])?;
     if let Some(day) = approved_day {
         conn.prepare_cached(
-            "UPDATE daily_spend SET change_seq = remit_change_seq(), approved_usd_cents = approved_usd_cents - ?3 WHERE escrow_id = ?1 AND day = ?2",
+            "UPDATE daily_spend SET change_seq = remit_change_seq_of('daily_spend', escrow_id), approved_usd_cents = approved_usd_cents - ?3 WHERE escrow_id = ?1 AND day = ?2",
         )?
         .execute(params![escrow_id, day, amount.get()])?;
     }

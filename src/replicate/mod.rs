@@ -220,7 +220,10 @@ impl Replicator {
         if let Some(log) = log {
             let listed: Vec<&str> = shapes
                 .iter()
-                .filter(|s| s.table.kind == source::Kind::Stamped && s.rowid)
+                .filter(|s| {
+                    s.table.kind == source::Kind::Stamped
+                        && (s.rowid || crate::store::changes::KEYED_TABLES.contains(&s.table.name))
+                })
                 .map(|s| s.table.name)
                 .collect();
             log.start(&listed);

@@ -7,7 +7,7 @@ use super::ddl;
 use super::source::{self, Cell, ColumnType, Kind, Position, Shape};
 use crate::audit::StoredLine;
 use crate::error::{Error, Result};
-use crate::store::changes::ChangeLog;
+use crate::store::changes::{ChangeLog, KEYED_TABLES};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Transaction};
@@ -463,10 +463,19 @@ impl Replica {
             let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
             for (index, shape) in shapes.iter().enumerate() {
                 let mut table_rows = Vec::new();
+                let name = shape.table.name;
                 let rowids = rowids_by_table
                     .as_ref()
-                    .map(|l| l.get(shape.table.name).map_or(&[][..], Vec::as_slice));
-                source::changed_rows(&read, shape, &since, rowids, &mut |row| {
+                    .filter(|_| shape.rowid)
+                    .map(|l| l.rowids.get(name).map_or(&[][..], Vec::as_slice));
+                let listed_rows = match (&rowids_by_table, rowids) {
+                    (_, Some(rowids)) => Some(source::Listed::Rowids(rowids)),
+                    (Some(l), None) if KEYED_TABLES.contains(&name) => Some(source::Listed::Keys(
+                        l.keys.get(name).map_or(&[][..], Vec::as_slice),
+                    )),
+                    _ => None,
+                };
+                source::changed_rows(&read, shape, &since, listed_rows, &mut |row| {
                     table_rows.push(row);
                     Ok(())
                 })?;

@@ -351,32 +351,64 @@ pub fn same_history(conn: &Connection, replica: &Position, file: &Position) -> R
     Ok(())
 }
 
+/// The rows of a stamped table the change log lists (`store::changes::ChangedRows`).
+#[derive(Copy, Clone, Debug)]
+pub enum Listed<'a> {
+    /// A rowid table's rowids, sorted.
+    Rowids(&'a [i64]),
+    /// A keyed table's keys (the first column of its primary key), sorted.
+    Keys(&'a [String]),
+}
+
 /// Feeds every row of `shape` that changed after `since` (and is in this snapshot) to `each`:
-/// with `listed`, the rows of a stamped rowid table are looked up by the rowids the change log
-/// lists (sorted) instead of found by a scan; a listed row is fed only if its stamp is after
+/// with `listed`, the rows of a stamped table are looked up by the rowids or keys the change
+/// log lists instead of found by a scan; a listed row is fed only if its stamp is after
 /// `since`, so a list too long costs lookups, never a wrong row.
 pub fn changed_rows(
     conn: &Connection,
     shape: &Shape,
     since: &Position,
-    listed: Option<&[i64]>,
+    listed: Option<Listed<'_>>,
     each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
 ) -> Result<u64> {
-    if let (Some(rowids), Kind::Stamped, true) = (listed, shape.table.kind, shape.rowid) {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM {} WHERE rowid = ?1 AND change_seq > ?2",
-            shape.column_list(),
-            quote(shape.table.name)
-        ))?;
-        let mut n = 0;
-        for rowid in rowids {
-            let mut rows = stmt.query(params![rowid, since.change_seq])?;
-            if let Some(row) = rows.next()? {
-                each(cells(shape, row)?)?;
-                n += 1;
+    let mut n = 0;
+    match (listed, shape.table.kind) {
+        (Some(Listed::Rowids(rowids)), Kind::Stamped) if shape.rowid => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM {} WHERE rowid = ?1 AND change_seq > ?2",
+                shape.column_list(),
+                quote(shape.table.name)
+            ))?;
+            for rowid in rowids {
+                let mut rows = stmt.query(params![rowid, since.change_seq])?;
+                if let Some(row) = rows.next()? {
+                    each(cells(shape, row)?)?;
+                    n += 1;
+                }
             }
+            return Ok(n);
         }
-        return Ok(n);
+        (Some(Listed::Keys(keys)), Kind::Stamped) => {
+            let key = shape.key();
+            let first = key.first().ok_or_else(|| {
+                Error::internal(format!("{} has no primary key", shape.table.name))
+            })?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM {} WHERE {} = ?1 AND change_seq > ?2",
+                shape.column_list(),
+                quote(shape.table.name),
+                quote(first)
+            ))?;
+            for key in keys {
+                let mut rows = stmt.query(params![key, since.change_seq])?;
+                while let Some(row) = rows.next()? {
+                    each(cells(shape, row)?)?;
+                    n += 1;
+                }
+            }
+            return Ok(n);
+        }
+        _ => {}
     }
     let (sql, after) = match shape.table.kind {
         Kind::Stamped => (
@@ -398,7 +430,6 @@ pub fn changed_rows(
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![after])?;
-    let mut n = 0;
     while let Some(row) = rows.next()? {
         each(cells(shape, row)?)?;
         n += 1;

@@ -29,24 +29,38 @@ pub const SINCE_SCHEMA: u32 = 8;
 /// The SQL function's name.
 pub const FUNCTION: &str = "remit_change_seq";
 
-/// Registers `remit_change_seq()` on a read-write connection.
+/// The stamp of a `WITHOUT ROWID` table, `remit_change_seq_of('table', key)`: the same number,
+/// and on the writer's connection the row's key (its primary key's first column) goes to the
+/// change log, which SQLite's update hook cannot tell of such a table.
+pub const KEYED_FUNCTION: &str = "remit_change_seq_of";
+
+/// The `WITHOUT ROWID` tables every statement stamps with `KEYED_FUNCTION` (a test holds
+/// `src/` to it), so that the change log can list their changed rows by key.
+pub const KEYED_TABLES: &[&str] = &["daily_spend"];
+
+fn flags() -> FunctionFlags {
+    FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY
+}
+
+/// The number of the transaction running on this thread, marked used.
+fn stamp() -> rusqlite::Result<i64> {
+    let (seq, _) = CURRENT.with(Cell::get);
+    if seq > 0 {
+        CURRENT.with(|c| c.set((seq, true)));
+        Ok(seq)
+    } else {
+        Err(rusqlite::Error::UserFunctionError(
+            "a replicated table was written outside a numbered transaction (store::changes::begin)"
+                .into(),
+        ))
+    }
+}
+
+/// Registers `remit_change_seq()` and `remit_change_seq_of(table, key)` on a read-write
+/// connection.
 pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_scalar_function(
-        FUNCTION,
-        0,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
-        |_| {
-            let (seq, _) = CURRENT.with(Cell::get);
-            if seq > 0 {
-                CURRENT.with(|c| c.set((seq, true)));
-                Ok(seq)
-            } else {
-                Err(rusqlite::Error::UserFunctionError(
-                    "a replicated table was written outside a numbered transaction (store::changes::begin)".into(),
-                ))
-            }
-        },
-    )
+    conn.create_scalar_function(FUNCTION, 0, flags(), |_| stamp())?;
+    conn.create_scalar_function(KEYED_FUNCTION, 2, flags(), |_| stamp())
 }
 
 /// The number of the write transaction on this thread until it is dropped.
@@ -139,11 +153,12 @@ pub fn ledger_id(conn: &Connection) -> Result<String> {
 /// `change_seq` above the replica's position, so a row listed too many times (a rolled-back
 /// savepoint's, a reused number's) costs a lookup and nothing else. What it must never do is
 /// miss a row, so it answers only for a range of numbers it saw whole: it records while a
-/// replicator reads it (`start`), from the batch after the first it files (that one may have
-/// begun before), with no number skipped since (another process taking numbers, a batch whose
-/// commit failed, rows forgotten past `CHANGE_LOG_ROWS_MAX`, all start it over), and
-/// replication scans whenever it does not answer. SQLite reports nothing for `WITHOUT ROWID`
-/// tables: those are always scanned.
+/// replicator reads it (`start`), from the first batch that began while it recorded (one that
+/// began before may be partial), with no number skipped since (another process taking
+/// numbers, a batch whose commit failed, rows forgotten past `CHANGE_LOG_ROWS_MAX`, all start
+/// it over), and replication scans whenever it does not answer. SQLite reports nothing for
+/// `WITHOUT ROWID` tables: those of `KEYED_TABLES` tell their keys through their stamp
+/// (`KEYED_FUNCTION`); the others are always scanned.
 #[derive(Default)]
 pub struct ChangeLog {
     /// Recording only while a replicator reads it (`start` … `stop`).
@@ -162,6 +177,10 @@ struct LogState {
     tables: Vec<Box<str>>,
     /// Reported since the last filing: (table, rowid).
     pending: Vec<(u16, i64)>,
+    /// Keys of `KEYED_TABLES` rows reported since the last filing: (table, key).
+    pending_keys: Vec<(u16, Box<str>)>,
+    /// (number, table, key), in filing order.
+    keys: std::collections::VecDeque<(i64, u16, Box<str>)>,
     /// The first number the log holds whole (0: none yet).
     first: i64,
     /// The last number filed.
@@ -170,8 +189,15 @@ struct LogState {
     rows: std::collections::VecDeque<(i64, u16, i64)>,
 }
 
-/// The rows some range of numbers changed, per table: rowids sorted, each once.
-pub type ChangedRows = std::collections::HashMap<String, Vec<i64>>;
+/// The rows some range of numbers changed, per table, each once, sorted: rowids, and the keys
+/// of the `KEYED_TABLES`.
+#[derive(Debug, Default)]
+pub struct ChangedRows {
+    /// Per rowid table.
+    pub rowids: std::collections::HashMap<String, Vec<i64>>,
+    /// Per keyed table.
+    pub keys: std::collections::HashMap<String, Vec<String>>,
+}
 
 impl ChangeLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
@@ -180,16 +206,23 @@ impl ChangeLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Installs the update hook on the writer's connection.
+    /// Installs the update hook on the writer's connection, and the keyed stamp that also
+    /// tells the log a `WITHOUT ROWID` row's key.
     pub(super) fn hook(log: &std::sync::Arc<ChangeLog>, conn: &Connection) -> Result<()> {
-        let log = std::sync::Arc::clone(log);
+        let hooked = std::sync::Arc::clone(log);
         conn.update_hook(Some(
             move |_: rusqlite::hooks::Action, db: &str, table: &str, rowid: i64| {
                 if db == "main" {
-                    log.noted(table, rowid);
+                    hooked.noted(table, rowid);
                 }
             },
         ))?;
+        let keyed = std::sync::Arc::clone(log);
+        conn.create_scalar_function(KEYED_FUNCTION, 2, flags(), move |ctx| {
+            let seq = stamp()?;
+            keyed.noted_key(ctx.get_raw(0).as_str()?, ctx.get_raw(1).as_str()?);
+            Ok(seq)
+        })?;
         Ok(())
     }
 
@@ -243,6 +276,16 @@ impl ChangeLog {
         }
     }
 
+    fn noted_key(&self, table: &str, key: &str) {
+        if !self.is_active() {
+            return;
+        }
+        let mut s = self.lock();
+        if let Some(index) = s.tables.iter().position(|t| &**t == table) {
+            s.pending_keys.push((index as u16, key.into()));
+        }
+    }
+
     /// Files what was reported since the last filing under transaction `seq` (about to be
     /// committed), or drops it when the transaction took no number (`seq` is `None`: nothing
     /// it wrote is replicated). `began` is what `begin_batch` said at the batch's start.
@@ -250,6 +293,7 @@ impl ChangeLog {
         let mut s = self.lock();
         let Some(seq) = seq.filter(|_| self.is_active()) else {
             s.pending.clear();
+            s.pending_keys.clear();
             return;
         };
         if s.first == 0 || seq != s.last + 1 {
@@ -257,10 +301,12 @@ impl ChangeLog {
             // starts over, from this batch if it was recorded from its start (it began in this
             // recording), else from the next (recording began in the middle of it).
             s.rows.clear();
+            s.keys.clear();
             let whole = began.is_some()
                 && began == Some(self.recording.load(std::sync::atomic::Ordering::SeqCst));
             if !whole {
                 s.pending.clear();
+                s.pending_keys.clear();
                 s.first = seq + 1;
                 s.last = seq;
                 return;
@@ -272,8 +318,19 @@ impl ChangeLog {
         s.rows.extend(pending.iter().map(|&(t, r)| (seq, t, r)));
         s.pending = pending;
         s.pending.clear();
-        while s.rows.len() > crate::limits::CHANGE_LOG_ROWS_MAX {
-            if let Some((dropped, _, _)) = s.rows.pop_front() {
+        let pending_keys = std::mem::take(&mut s.pending_keys);
+        s.keys
+            .extend(pending_keys.into_iter().map(|(t, k)| (seq, t, k)));
+        // Past the bound, the oldest go first, and the log answers only after them.
+        while s.rows.len() + s.keys.len() > crate::limits::CHANGE_LOG_ROWS_MAX {
+            let row = s.rows.front().map(|r| r.0);
+            let key = s.keys.front().map(|k| k.0);
+            let dropped = if key.is_none() || row.is_some_and(|r| key.is_some_and(|k| r <= k)) {
+                s.rows.pop_front().map(|r| r.0)
+            } else {
+                s.keys.pop_front().map(|k| k.0)
+            };
+            if let Some(dropped) = dropped {
                 s.first = s.first.max(dropped + 1);
             }
         }
@@ -284,7 +341,9 @@ impl ChangeLog {
     pub(super) fn reset(&self) {
         let mut s = self.lock();
         s.pending.clear();
+        s.pending_keys.clear();
         s.rows.clear();
+        s.keys.clear();
         s.first = 0;
         s.last = 0;
     }
@@ -292,7 +351,7 @@ impl ChangeLog {
     /// The rows changed by transactions `after + 1 ..= upto`, if the log saw them all.
     pub fn changed(&self, after: i64, upto: i64) -> Option<ChangedRows> {
         // Under the lock (the writer waits for it), only the copy; the rest after.
-        let (names, mut by_table) = {
+        let (names, mut by_table, mut keys_by_table) = {
             let s = self.lock();
             if s.first == 0 || s.first > after + 1 || s.last < upto {
                 return None;
@@ -306,19 +365,34 @@ impl ChangeLog {
                     by_table[table as usize].push(rowid);
                 }
             }
-            (s.tables.clone(), by_table)
+            let mut keys_by_table: Vec<Vec<String>> = vec![Vec::new(); s.tables.len()];
+            for (seq, table, key) in s.keys.iter().rev() {
+                if *seq <= after {
+                    break;
+                }
+                if *seq <= upto {
+                    keys_by_table[*table as usize].push(key.to_string());
+                }
+            }
+            (s.tables.clone(), by_table, keys_by_table)
         };
         for rowids in &mut by_table {
             rowids.sort_unstable();
             rowids.dedup();
         }
-        Some(
-            names
-                .iter()
-                .map(|name| name.to_string())
-                .zip(by_table)
-                .collect(),
-        )
+        for keys in &mut keys_by_table {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let mut changed = ChangedRows::default();
+        for ((name, rowids), keys) in names.iter().zip(by_table).zip(keys_by_table) {
+            if KEYED_TABLES.contains(&&**name) {
+                changed.keys.insert(name.to_string(), keys);
+            } else {
+                changed.rowids.insert(name.to_string(), rowids);
+            }
+        }
+        Some(changed)
     }
 
     /// Forgets the rows of transactions up to `seq` (the replica holds them).
@@ -326,6 +400,9 @@ impl ChangeLog {
         let mut s = self.lock();
         while s.rows.front().is_some_and(|&(n, _, _)| n <= seq) {
             s.rows.pop_front();
+        }
+        while s.keys.front().is_some_and(|(n, _, _)| *n <= seq) {
+            s.keys.pop_front();
         }
         if s.first != 0 && s.first <= seq {
             s.first = seq + 1;
@@ -353,10 +430,59 @@ mod tests {
 
     fn listed(log: &ChangeLog, after: i64, upto: i64) -> Option<Vec<(String, Vec<i64>)>> {
         log.changed(after, upto).map(|m| {
-            let mut v: Vec<_> = m.into_iter().filter(|(_, rows)| !rows.is_empty()).collect();
+            let mut v: Vec<_> = m
+                .rowids
+                .into_iter()
+                .filter(|(_, rows)| !rows.is_empty())
+                .collect();
             v.sort();
             v
         })
+    }
+
+    #[test]
+    fn a_keyed_table_is_listed_by_the_keys_its_stamps_name() {
+        let (conn, log) = fixture();
+        conn.execute_batch(
+            "CREATE TABLE daily_spend (escrow_id TEXT NOT NULL, day TEXT NOT NULL, v INTEGER,
+             change_seq INTEGER, PRIMARY KEY (escrow_id, day)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        log.start(&["t", "daily_spend"]);
+        let batch = |seq: i64, sql: &str| {
+            CURRENT.with(|c| c.set((seq, false)));
+            let began = log.begin_batch();
+            conn.execute_batch(sql).unwrap();
+            log.file(Some(seq), began);
+            CURRENT.with(|c| c.set((0, false)));
+        };
+        batch(
+            1,
+            "INSERT INTO daily_spend VALUES ('e2', 'd1', 1, remit_change_seq_of('daily_spend', 'e2'));
+             INSERT INTO daily_spend VALUES ('e1', 'd1', 1, remit_change_seq_of('daily_spend', 'e1'));
+             UPDATE daily_spend SET v = 2, change_seq = remit_change_seq_of('daily_spend', escrow_id)
+             WHERE escrow_id = 'e2';
+             INSERT INTO t (id, v) VALUES (3, 0);",
+        );
+        let changed = log.changed(0, 1).unwrap();
+        assert_eq!(changed.keys["daily_spend"], vec!["e1", "e2"]);
+        assert_eq!(changed.rowids["t"], vec![3]);
+        assert!(!changed.rowids.contains_key("daily_spend"));
+        batch(
+            2,
+            "UPDATE daily_spend SET v = 3, change_seq = remit_change_seq_of('daily_spend', escrow_id)
+             WHERE escrow_id = 'e1';",
+        );
+        assert_eq!(log.changed(1, 2).unwrap().keys["daily_spend"], vec!["e1"]);
+        log.forget_through(1);
+        assert!(log.changed(0, 2).is_none());
+        assert_eq!(log.changed(1, 2).unwrap().keys["daily_spend"], vec!["e1"]);
+        // Outside a numbered transaction the keyed stamp refuses, as the plain one does.
+        assert!(conn
+            .execute_batch(
+                "UPDATE daily_spend SET change_seq = remit_change_seq_of('daily_spend', escrow_id)"
+            )
+            .is_err());
     }
 
     #[test]

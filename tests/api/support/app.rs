@@ -292,7 +292,17 @@ impl TestApp {
 
     /// Creates a funded escrow of `total_usd` (whole dollars) split over `categories`.
     pub fn active_escrow(&self, total_usd: i64, categories: &[&str]) -> String {
-        let id = self.pending_escrow(total_usd, categories, None);
+        self.active_escrow_limited(total_usd, categories, None)
+    }
+
+    /// An active escrow with a daily limit (its approvals write `daily_spend`).
+    pub fn active_escrow_limited(
+        &self,
+        total_usd: i64,
+        categories: &[&str],
+        daily_limit_usd: Option<i64>,
+    ) -> String {
+        let id = self.pending_escrow(total_usd, categories, daily_limit_usd);
         let r = self.post(
             &format!("/escrows/{id}/deposits"),
             &self.agent,
