@@ -235,7 +235,7 @@ pub const REPLICATION_RETRY_MAX_S: u64 = 30;
 pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
 /// At most this many rows of a stamped table go to PostgreSQL in one upsert (one array per
 /// column): a first copy or a long catch-up stays in bounded memory.
-pub const REPLICATION_UPSERT_ROWS: usize = 10_000;
+pub const REPLICATION_UPSERT_ROWS: usize = 2_000;
 /// Rows the change log (`store::changes::ChangeLog`) keeps for replication inside `serve`
 /// (24 bytes each): about 30,000 approvals, ten seconds of full load. A replica further behind
 /// than that is found by the scan instead.

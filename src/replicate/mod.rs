@@ -15,6 +15,10 @@ pub mod source;
 
 pub use postgres::{Replica, Target};
 
+/// How far behind a replica must be for a cycle to stream rows from the snapshot, and how many
+/// rows of a stamped table one upsert carries (for the tests of a long catch-up).
+pub use crate::limits::{REPLICATION_STREAM_AFTER_CHANGES, REPLICATION_UPSERT_ROWS};
+
 use crate::error::{Error, Result};
 use crate::limits::{
     REPLICATION_CYCLE_MIN_MS, REPLICATION_LAG_SAMPLES_MAX, REPLICATION_POLL_MS,

@@ -655,6 +655,56 @@ fn killing_the_replicator_or_postgres_mid_stream_loses_and_repeats_nothing() {
     assert!(approved.load(Ordering::SeqCst) >= 700);
 }
 
+// A replica further behind than a cycle reads at once (more than
+// `REPLICATION_STREAM_AFTER_CHANGES` transactions, e.g. after a long outage) is caught up from
+// one snapshot whose rows are streamed, the changed rows of a stamped table in several upserts
+// of at most `REPLICATION_UPSERT_ROWS` rows: afterwards it holds every row as the file does.
+#[test]
+fn a_replica_far_behind_catches_up_in_upserts_of_bounded_size() {
+    if skipped("a_replica_far_behind_catches_up_in_upserts_of_bounded_size") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("behind");
+    let ts = TestStore::new();
+    let db = ts.db_path();
+    let ledger = ledger_id(&db);
+    let first = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(first.code, Some(0), "{first}");
+    // More approved requests than one upsert carries (four threads).
+    let (stop, approved) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let per_thread = remit::replicate::REPLICATION_UPSERT_ROWS / 4 + 100;
+    ts.approve_until(per_thread, &stop, &approved);
+    assert_eq!(approved.load(Ordering::SeqCst), per_thread * 4);
+    // And numbers taken elsewhere (as another process would), so that the replica is further
+    // behind than a cycle reads before writing.
+    let behind = remit::replicate::REPLICATION_STREAM_AFTER_CHANGES + 1;
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET change_seq = change_seq + ?1, value = CAST(change_seq + ?1 AS TEXT)
+             WHERE key = 'change_seq'",
+            [behind],
+        )
+        .unwrap();
+    let caught_up = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(caught_up.code, Some(0), "{caught_up}");
+    let mut client = pg.client("behind");
+    assert_eq!(replica_position(&mut client, &ledger), file_counter(&db));
+    let approved_rows: i64 = client
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM {}.payment_requests WHERE status <> 'pending_approval'",
+                remit::replicate::postgres::schema_of(&ledger).unwrap()
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(approved_rows > remit::replicate::REPLICATION_UPSERT_ROWS as i64);
+    assert_same_rows(&db, &mut client, &ledger);
+}
+
 // Two kiosks, two keys, one database: each ledger in its own schema under its own id, each
 // replica checked with its own key (and refused with the other's).
 #[test]
