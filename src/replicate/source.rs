@@ -372,43 +372,38 @@ pub fn changed_rows(
     each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
 ) -> Result<u64> {
     let mut n = 0;
-    match (listed, shape.table.kind) {
-        (Some(Listed::Rowids(rowids)), Kind::Stamped) if shape.rowid => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM {} WHERE rowid = ?1 AND change_seq > ?2",
-                shape.column_list(),
-                quote(shape.table.name)
-            ))?;
-            for rowid in rowids {
-                let mut rows = stmt.query(params![rowid, since.change_seq])?;
-                if let Some(row) = rows.next()? {
-                    each(cells(shape, row)?)?;
-                    n += 1;
-                }
-            }
-            return Ok(n);
-        }
+    // Listed rows are looked up by rowid, or by the first column of a keyed table's key.
+    let lookups: Option<(String, Vec<&dyn rusqlite::ToSql>)> = match (listed, shape.table.kind) {
+        (Some(Listed::Rowids(rowids)), Kind::Stamped) if shape.rowid => Some((
+            "rowid".into(),
+            rowids.iter().map(|r| r as &dyn rusqlite::ToSql).collect(),
+        )),
         (Some(Listed::Keys(keys)), Kind::Stamped) => {
             let key = shape.key();
             let first = key.first().ok_or_else(|| {
                 Error::internal(format!("{} has no primary key", shape.table.name))
             })?;
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM {} WHERE {} = ?1 AND change_seq > ?2",
-                shape.column_list(),
-                quote(shape.table.name),
-                quote(first)
-            ))?;
-            for key in keys {
-                let mut rows = stmt.query(params![key, since.change_seq])?;
-                while let Some(row) = rows.next()? {
-                    each(cells(shape, row)?)?;
-                    n += 1;
-                }
-            }
-            return Ok(n);
+            Some((
+                quote(first),
+                keys.iter().map(|k| k as &dyn rusqlite::ToSql).collect(),
+            ))
         }
-        _ => {}
+        _ => None,
+    };
+    if let Some((column, values)) = lookups {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM {} WHERE {column} = ?1 AND change_seq > ?2",
+            shape.column_list(),
+            quote(shape.table.name)
+        ))?;
+        for value in values {
+            let mut rows = stmt.query(params![value, since.change_seq])?;
+            while let Some(row) = rows.next()? {
+                each(cells(shape, row)?)?;
+                n += 1;
+            }
+        }
+        return Ok(n);
     }
     let (sql, after) = match shape.table.kind {
         Kind::Stamped => (
