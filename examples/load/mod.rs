@@ -120,7 +120,8 @@ pub fn threads_cpu(prefix: &str) -> Duration {
 }
 
 /// CPU time of every process of this machine whose name is `comm` (e.g. `postgres`: the
-/// postmaster and its backends), as far as they are alive now.
+/// postmaster and its backends), as far as they are alive now. Every one: the benchmark's
+/// figure for PostgreSQL assumes its cluster is the only one running.
 pub fn processes_cpu(comm: &str) -> Duration {
     let mut total = Duration::ZERO;
     if let Ok(procs) = std::fs::read_dir("/proc") {

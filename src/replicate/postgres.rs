@@ -7,7 +7,7 @@ use super::ddl;
 use super::source::{self, Cell, ColumnType, Kind, Position, Shape};
 use crate::audit::StoredLine;
 use crate::error::{Error, Result};
-use crate::store::changes::{ChangeLog, KEYED_TABLES};
+use crate::store::changes::{ChangeLog, ChangedRows};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Transaction};
@@ -414,16 +414,21 @@ impl Replica {
             since = Position::start();
             upserts.clear();
         }
-        if upserts.is_empty() {
-            for shape in shapes.iter() {
-                upserts.push(match shape.table.kind {
-                    Kind::Stamped => Some(tx.prepare(&upsert_sql(schema, shape)).pg(&format!(
-                        "cannot prepare the changes of {}",
-                        shape.table.name
-                    ))?),
-                    Kind::Appended { .. } => None,
-                });
-            }
+        if upserts.len() != shapes.len() {
+            // All or none: a table without its statement would be skipped by the zips below.
+            *upserts = shapes
+                .iter()
+                .map(|shape| match shape.table.kind {
+                    Kind::Stamped => tx
+                        .prepare(&upsert_sql(schema, shape))
+                        .map(Some)
+                        .pg(&format!(
+                            "cannot prepare the changes of {}",
+                            shape.table.name
+                        )),
+                    Kind::Appended { .. } => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()?;
         }
 
         // One snapshot of the file. Normally its rows are read first and the snapshot let go
@@ -448,8 +453,7 @@ impl Replica {
             }
             read.finish()?;
         } else {
-            let rowids_by_table = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
-            listed = rowids_by_table.is_some();
+            let mut listing = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
             // The log is checked against the scan it replaces, a slice of one table per cycle
             // (`CHANGE_LOG_CHECK_ROWS`), the tables in turn.
             let listable = |i: &usize| shapes[*i].table.kind == Kind::Stamped && shapes[*i].rowid;
@@ -460,58 +464,27 @@ impl Replica {
                 *check_at = (next.unwrap_or(0), 0);
             }
             let check_table = check_at.0;
-            let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
-            for (index, shape) in shapes.iter().enumerate() {
-                let mut table_rows = Vec::new();
-                let name = shape.table.name;
-                let rowids = rowids_by_table
-                    .as_ref()
-                    .filter(|_| shape.rowid)
-                    .map(|l| l.rowids.get(name).map_or(&[][..], Vec::as_slice));
-                let listed_rows = match (&rowids_by_table, rowids) {
-                    (_, Some(rowids)) => Some(source::Listed::Rowids(rowids)),
-                    (Some(l), None) if KEYED_TABLES.contains(&name) => Some(source::Listed::Keys(
-                        l.keys.get(name).map_or(&[][..], Vec::as_slice),
-                    )),
-                    _ => None,
-                };
-                source::changed_rows(&read, shape, &since, listed_rows, &mut |row| {
-                    table_rows.push(row);
-                    Ok(())
-                })?;
-                if let (Some(listed), true) = (rowids, index == check_table && listable(&index)) {
-                    let slice = source::unlisted_in_slice(
-                        &read,
-                        shape,
-                        &since,
-                        listed,
-                        check_at.1,
-                        crate::limits::CHANGE_LOG_CHECK_ROWS,
-                    )?;
-                    // The next cycle checks the next slice, or the next table from its start.
-                    *check_at = match slice.until {
-                        Some(rowid) => (index, rowid),
-                        None => ((index + 1) % shapes.len(), 0),
-                    };
-                    if !slice.unlisted.is_empty() {
-                        log::error!(
-                            "the change log did not list {} changed rows of {} (rowids {:?}…) that a scan finds: replication scans from now on (the rows of this cycle included)",
-                            slice.unlisted.len(),
-                            shape.table.name,
-                            &slice.unlisted[..slice.unlisted.len().min(5)]
-                        );
+            // Read with the log's list; if the check finds it wrong, the whole cycle is read
+            // again by scans (the other tables' lists are no more to be trusted).
+            let changed = loop {
+                listed = listing.is_some();
+                match read_changes(
+                    &read,
+                    shapes,
+                    &since,
+                    listing.as_ref(),
+                    check_table,
+                    check_at,
+                )? {
+                    Some(changed) => break changed,
+                    None => {
                         if let Some(log) = log {
                             log.distrust();
                         }
-                        table_rows.clear();
-                        source::changed_rows(&read, shape, &since, None, &mut |row| {
-                            table_rows.push(row);
-                            Ok(())
-                        })?;
+                        listing = None;
                     }
                 }
-                changed.push(table_rows);
-            }
+            };
             read.finish()?;
             read_ms = started.elapsed().as_secs_f64() * 1e3;
             for ((shape, upsert), table_rows) in shapes.iter().zip(upserts.iter()).zip(changed) {
@@ -562,6 +535,64 @@ impl Replica {
 
 fn first_line(sql: &str) -> &str {
     sql.trim().lines().next().unwrap_or("")
+}
+
+/// Reads the rows of every table changed after `since`: the stamped tables' by the rows
+/// `listing` names (when the change log answered; a table it has no list for is scanned), the
+/// others by scan. With a listing, `check_table` is checked on its next slice (`check_at`
+/// moves on); `None` when the check found a changed row the log did not list.
+fn read_changes(
+    read: &Connection,
+    shapes: &[Shape],
+    since: &Position,
+    listing: Option<&ChangedRows>,
+    check_table: usize,
+    check_at: &mut (usize, i64),
+) -> Result<Option<Vec<Vec<Vec<Cell>>>>> {
+    let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
+    for (index, shape) in shapes.iter().enumerate() {
+        let name = shape.table.name;
+        let listed = listing
+            .filter(|_| shape.table.kind == Kind::Stamped)
+            .and_then(|l| {
+                if shape.rowid {
+                    l.rowids.get(name).map(|r| source::Listed::Rowids(r))
+                } else {
+                    l.keys.get(name).map(|k| source::Listed::Keys(k))
+                }
+            });
+        let mut table_rows = Vec::new();
+        source::changed_rows(read, shape, since, listed, &mut |row| {
+            table_rows.push(row);
+            Ok(())
+        })?;
+        if let (Some(source::Listed::Rowids(rowids)), true) = (listed, index == check_table) {
+            let slice = source::unlisted_in_slice(
+                read,
+                shape,
+                since,
+                rowids,
+                check_at.1,
+                crate::limits::CHANGE_LOG_CHECK_ROWS,
+            )?;
+            // The next cycle checks the next slice, or the next table from its start.
+            *check_at = match slice.until {
+                Some(rowid) => (index, rowid),
+                None => ((index + 1) % shapes.len(), 0),
+            };
+            if !slice.unlisted.is_empty() {
+                log::error!(
+                    "the change log did not list {} changed rows of {} (rowids {:?}…) that a scan finds: replication scans from now on (this cycle's rows included)",
+                    slice.unlisted.len(),
+                    name,
+                    &slice.unlisted[..slice.unlisted.len().min(5)]
+                );
+                return Ok(None);
+            }
+        }
+        changed.push(table_rows);
+    }
+    Ok(Some(changed))
 }
 
 /// Writes the rows `feed` produces into the replica's table. Appended rows, and every row of

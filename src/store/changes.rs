@@ -233,6 +233,8 @@ impl ChangeLog {
         if self.distrusted.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
+        // Emptied first: what it held (a recording never stopped) names the old list's tables.
+        self.reset();
         self.lock().tables = tables.iter().map(|&t| t.into()).collect();
         self.recording
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
