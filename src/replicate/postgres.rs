@@ -935,3 +935,62 @@ pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
     tx.commit().pg("cannot commit")?;
     Ok(n > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_that_lacks_a_changed_row_of_the_checked_table_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        crate::store::migrate(&mut Connection::open(&path).unwrap()).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let shapes = source::shapes(&conn).unwrap();
+        assert_eq!(shapes[0].table.name, "meta");
+        // Before the first copy: every row changed after it.
+        let since = Position::start();
+        let meta: Vec<i64> = conn
+            .prepare("SELECT rowid FROM meta ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(meta.len() >= 2, "{meta:?}");
+        let listing = |rowids: &[i64]| {
+            let mut listed = ChangedRows::default();
+            listed.rowids.insert("meta".into(), rowids.to_vec());
+            listed
+        };
+        // Every row listed: read by the list, and the next check goes to the next table.
+        let mut at = (0, 0);
+        let read = read_changes(&conn, &shapes, &since, Some(&listing(&meta)), 0, &mut at)
+            .unwrap()
+            .expect("the list agrees with the scan");
+        assert_eq!(read[0].len(), meta.len());
+        assert_eq!(at, (1, 0));
+        // One row left out: the whole cycle's list is refused (the caller scans instead).
+        let mut at = (0, 0);
+        let refused = read_changes(
+            &conn,
+            &shapes,
+            &since,
+            Some(&listing(&meta[1..])),
+            0,
+            &mut at,
+        );
+        assert!(refused.unwrap().is_none());
+        // Checked elsewhere, the same list is not refused here (a slice at a time).
+        let mut at = (2, 0);
+        let elsewhere = read_changes(
+            &conn,
+            &shapes,
+            &since,
+            Some(&listing(&meta[1..])),
+            2,
+            &mut at,
+        );
+        assert!(elsewhere.unwrap().is_some());
+    }
+}
