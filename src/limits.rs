@@ -237,8 +237,8 @@ pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;
 /// column): a first copy or a long catch-up stays in bounded memory.
 pub const REPLICATION_UPSERT_ROWS: usize = 2_000;
 /// Rows the change log (`store::changes::ChangeLog`) keeps for replication inside `serve`
-/// (24 bytes each by rowid; a `daily_spend` key about 60): about 30,000 approvals, ten seconds
-/// of full load. A replica further behind
+/// (40 bytes each, and a `daily_spend` key's text): about 30,000 approvals, ten seconds of full
+/// load. A replica further behind
 /// than that is found by the scan instead.
 pub const CHANGE_LOG_ROWS_MAX: usize = 200_000;
 /// Every cycle that uses the change log also checks it against a scan of this many rows of one

@@ -454,28 +454,11 @@ impl Replica {
             read.finish()?;
         } else {
             let mut listing = log.and_then(|l| l.changed(since.change_seq, file.change_seq));
-            // The log is checked against the scan it replaces, a slice of one table per cycle
-            // (`CHANGE_LOG_CHECK_ROWS`), the tables in turn.
-            let listable = |i: &usize| shapes[*i].table.kind == Kind::Stamped && shapes[*i].rowid;
-            if !listable(&check_at.0) {
-                let next = (1..=shapes.len())
-                    .map(|step| (check_at.0 + step) % shapes.len())
-                    .find(listable);
-                *check_at = (next.unwrap_or(0), 0);
-            }
-            let check_table = check_at.0;
             // Read with the log's list; if the check finds it wrong, the whole cycle is read
             // again by scans (the other tables' lists are no more to be trusted).
             let changed = loop {
                 listed = listing.is_some();
-                match read_changes(
-                    &read,
-                    shapes,
-                    &since,
-                    listing.as_ref(),
-                    check_table,
-                    check_at,
-                )? {
+                match read_changes(&read, shapes, &since, listing.as_ref(), check_at)? {
                     Some(changed) => break changed,
                     None => {
                         if let Some(log) = log {
@@ -539,16 +522,25 @@ fn first_line(sql: &str) -> &str {
 
 /// Reads the rows of every table changed after `since`: the stamped tables' by the rows
 /// `listing` names (when the change log answered; a table it has no list for is scanned), the
-/// others by scan. With a listing, `check_table` is checked on its next slice (`check_at`
-/// moves on); `None` when the check found a changed row the log did not list.
+/// others by scan. With a listing, the log is checked against the scan it replaces on the
+/// next slice of one stamped rowid table (`check_at`: the table and the last rowid checked;
+/// it moves on, the tables in turn); `None` when the check found a changed row the log did
+/// not list.
 fn read_changes(
     read: &Connection,
     shapes: &[Shape],
     since: &Position,
     listing: Option<&ChangedRows>,
-    check_table: usize,
     check_at: &mut (usize, i64),
 ) -> Result<Option<Vec<Vec<Vec<Cell>>>>> {
+    let listable = |i: &usize| shapes[*i].table.kind == Kind::Stamped && shapes[*i].rowid;
+    if !listable(&check_at.0) {
+        let next = (1..=shapes.len())
+            .map(|step| (check_at.0 + step) % shapes.len())
+            .find(listable);
+        *check_at = (next.unwrap_or(0), 0);
+    }
+    let check_table = check_at.0;
     let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
     for (index, shape) in shapes.iter().enumerate() {
         let name = shape.table.name;
@@ -965,32 +957,18 @@ mod tests {
         };
         // Every row listed: read by the list, and the next check goes to the next table.
         let mut at = (0, 0);
-        let read = read_changes(&conn, &shapes, &since, Some(&listing(&meta)), 0, &mut at)
+        let read = read_changes(&conn, &shapes, &since, Some(&listing(&meta)), &mut at)
             .unwrap()
             .expect("the list agrees with the scan");
         assert_eq!(read[0].len(), meta.len());
         assert_eq!(at, (1, 0));
         // One row left out: the whole cycle's list is refused (the caller scans instead).
         let mut at = (0, 0);
-        let refused = read_changes(
-            &conn,
-            &shapes,
-            &since,
-            Some(&listing(&meta[1..])),
-            0,
-            &mut at,
-        );
+        let refused = read_changes(&conn, &shapes, &since, Some(&listing(&meta[1..])), &mut at);
         assert!(refused.unwrap().is_none());
         // Checked elsewhere, the same list is not refused here (a slice at a time).
         let mut at = (2, 0);
-        let elsewhere = read_changes(
-            &conn,
-            &shapes,
-            &since,
-            Some(&listing(&meta[1..])),
-            2,
-            &mut at,
-        );
+        let elsewhere = read_changes(&conn, &shapes, &since, Some(&listing(&meta[1..])), &mut at);
         assert!(elsewhere.unwrap().is_some());
     }
 }

@@ -175,18 +175,22 @@ pub struct ChangeLog {
 struct LogState {
     /// Table names, in the order first seen (the rows hold their index).
     tables: Vec<Box<str>>,
-    /// Reported since the last filing: (table, rowid).
-    pending: Vec<(u16, i64)>,
-    /// Keys of `KEYED_TABLES` rows reported since the last filing: (table, key).
-    pending_keys: Vec<(u16, Box<str>)>,
-    /// (number, table, key), in filing order.
-    keys: std::collections::VecDeque<(i64, u16, Box<str>)>,
+    /// Reported since the last filing: (table, row).
+    pending: Vec<(u16, Row)>,
     /// The first number the log holds whole (0: none yet).
     first: i64,
     /// The last number filed.
     last: i64,
-    /// (number, table, rowid), in filing order.
-    rows: std::collections::VecDeque<(i64, u16, i64)>,
+    /// (number, table, row), in filing order.
+    rows: std::collections::VecDeque<(i64, u16, Row)>,
+}
+
+/// A changed row as the log names it: by rowid (SQLite's update hook), or by the key its
+/// stamp gave (`KEYED_FUNCTION`, for a `WITHOUT ROWID` table).
+#[derive(Clone, Debug)]
+enum Row {
+    Rowid(i64),
+    Key(Box<str>),
 }
 
 /// The rows some range of numbers changed, per table, each once, sorted: rowids, and the keys
@@ -213,14 +217,15 @@ impl ChangeLog {
         conn.update_hook(Some(
             move |_: rusqlite::hooks::Action, db: &str, table: &str, rowid: i64| {
                 if db == "main" {
-                    hooked.noted(table, rowid);
+                    hooked.noted(table, || Row::Rowid(rowid));
                 }
             },
         ))?;
         let keyed = std::sync::Arc::clone(log);
         conn.create_scalar_function(KEYED_FUNCTION, 2, flags(), move |ctx| {
             let seq = stamp()?;
-            keyed.noted_key(ctx.get_raw(0).as_str()?, ctx.get_raw(1).as_str()?);
+            let key = ctx.get_raw(1).as_str()?;
+            keyed.noted(ctx.get_raw(0).as_str()?, || Row::Key(key.into()));
             Ok(seq)
         })?;
         Ok(())
@@ -268,23 +273,13 @@ impl ChangeLog {
         self.active.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn noted(&self, table: &str, rowid: i64) {
+    fn noted(&self, table: &str, row: impl FnOnce() -> Row) {
         if !self.is_active() {
             return;
         }
         let mut s = self.lock();
         if let Some(index) = s.tables.iter().position(|t| &**t == table) {
-            s.pending.push((index as u16, rowid));
-        }
-    }
-
-    fn noted_key(&self, table: &str, key: &str) {
-        if !self.is_active() {
-            return;
-        }
-        let mut s = self.lock();
-        if let Some(index) = s.tables.iter().position(|t| &**t == table) {
-            s.pending_keys.push((index as u16, key.into()));
+            s.pending.push((index as u16, row()));
         }
     }
 
@@ -295,7 +290,6 @@ impl ChangeLog {
         let mut s = self.lock();
         let Some(seq) = seq.filter(|_| self.is_active()) else {
             s.pending.clear();
-            s.pending_keys.clear();
             return;
         };
         if s.first == 0 || seq != s.last + 1 {
@@ -303,12 +297,10 @@ impl ChangeLog {
             // starts over, from this batch if it was recorded from its start (it began in this
             // recording), else from the next (recording began in the middle of it).
             s.rows.clear();
-            s.keys.clear();
             let whole = began.is_some()
                 && began == Some(self.recording.load(std::sync::atomic::Ordering::SeqCst));
             if !whole {
                 s.pending.clear();
-                s.pending_keys.clear();
                 s.first = seq + 1;
                 s.last = seq;
                 return;
@@ -316,23 +308,10 @@ impl ChangeLog {
             s.first = seq;
         }
         s.last = seq;
-        let pending = std::mem::take(&mut s.pending);
-        s.rows.extend(pending.iter().map(|&(t, r)| (seq, t, r)));
-        s.pending = pending;
-        s.pending.clear();
-        let pending_keys = std::mem::take(&mut s.pending_keys);
-        s.keys
-            .extend(pending_keys.into_iter().map(|(t, k)| (seq, t, k)));
-        // Past the bound, the oldest go first, and the log answers only after them.
-        while s.rows.len() + s.keys.len() > crate::limits::CHANGE_LOG_ROWS_MAX {
-            let row = s.rows.front().map(|r| r.0);
-            let key = s.keys.front().map(|k| k.0);
-            let dropped = if key.is_none() || row.is_some_and(|r| key.is_some_and(|k| r <= k)) {
-                s.rows.pop_front().map(|r| r.0)
-            } else {
-                s.keys.pop_front().map(|k| k.0)
-            };
-            if let Some(dropped) = dropped {
+        let s = &mut *s;
+        s.rows.extend(s.pending.drain(..).map(|(t, r)| (seq, t, r)));
+        while s.rows.len() > crate::limits::CHANGE_LOG_ROWS_MAX {
+            if let Some((dropped, _, _)) = s.rows.pop_front() {
                 s.first = s.first.max(dropped + 1);
             }
         }
@@ -343,9 +322,7 @@ impl ChangeLog {
     pub(super) fn reset(&self) {
         let mut s = self.lock();
         s.pending.clear();
-        s.pending_keys.clear();
         s.rows.clear();
-        s.keys.clear();
         s.first = 0;
         s.last = 0;
     }
@@ -353,44 +330,45 @@ impl ChangeLog {
     /// The rows changed by transactions `after + 1 ..= upto`, if the log saw them all.
     pub fn changed(&self, after: i64, upto: i64) -> Option<ChangedRows> {
         // Under the lock (the writer waits for it), only the copy; the rest after.
-        let (names, mut by_table, mut keys_by_table) = {
+        let (names, by_table) = {
             let s = self.lock();
             if s.first == 0 || s.first > after + 1 || s.last < upto {
                 return None;
             }
-            let mut by_table: Vec<Vec<i64>> = vec![Vec::new(); s.tables.len()];
-            for &(seq, table, rowid) in s.rows.iter().rev() {
-                if seq <= after {
-                    break;
-                }
-                if seq <= upto {
-                    by_table[table as usize].push(rowid);
-                }
-            }
-            let mut keys_by_table: Vec<Vec<String>> = vec![Vec::new(); s.tables.len()];
-            for (seq, table, key) in s.keys.iter().rev() {
+            let mut by_table: Vec<Vec<Row>> = vec![Vec::new(); s.tables.len()];
+            for (seq, table, row) in s.rows.iter().rev() {
                 if *seq <= after {
                     break;
                 }
                 if *seq <= upto {
-                    keys_by_table[*table as usize].push(key.to_string());
+                    by_table[*table as usize].push(row.clone());
                 }
             }
-            (s.tables.clone(), by_table, keys_by_table)
+            (s.tables.clone(), by_table)
         };
-        for rowids in &mut by_table {
-            rowids.sort_unstable();
-            rowids.dedup();
-        }
-        for keys in &mut keys_by_table {
-            keys.sort_unstable();
-            keys.dedup();
-        }
         let mut changed = ChangedRows::default();
-        for ((name, rowids), keys) in names.iter().zip(by_table).zip(keys_by_table) {
+        for (name, rows) in names.iter().zip(by_table) {
             if KEYED_TABLES.contains(&&**name) {
+                let mut keys: Vec<String> = rows
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        Row::Key(k) => Some(k.into()),
+                        Row::Rowid(_) => None,
+                    })
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
                 changed.keys.insert(name.to_string(), keys);
             } else {
+                let mut rowids: Vec<i64> = rows
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        Row::Rowid(id) => Some(id),
+                        Row::Key(_) => None,
+                    })
+                    .collect();
+                rowids.sort_unstable();
+                rowids.dedup();
                 changed.rowids.insert(name.to_string(), rowids);
             }
         }
@@ -400,11 +378,8 @@ impl ChangeLog {
     /// Forgets the rows of transactions up to `seq` (the replica holds them).
     pub fn forget_through(&self, seq: i64) {
         let mut s = self.lock();
-        while s.rows.front().is_some_and(|&(n, _, _)| n <= seq) {
+        while s.rows.front().is_some_and(|(n, _, _)| *n <= seq) {
             s.rows.pop_front();
-        }
-        while s.keys.front().is_some_and(|(n, _, _)| *n <= seq) {
-            s.keys.pop_front();
         }
         if s.first != 0 && s.first <= seq {
             s.first = seq + 1;
