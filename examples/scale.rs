@@ -56,6 +56,10 @@ struct Args {
     connections: usize,
     /// A directory to keep the ledger in (and to take it from on a later run).
     keep: Option<PathBuf>,
+    /// Only the approvals and the reads at each size (no lists, check, backup or restart).
+    load_only: bool,
+    /// Load rounds at the smallest and the largest size, alternated.
+    rounds: usize,
 }
 
 fn args() -> Args {
@@ -65,8 +69,14 @@ fn args() -> Args {
         reads: 20_000,
         connections: 32,
         keep: None,
+        load_only: false,
+        rounds: 3,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = argv.iter().position(|a| a == "--load-only") {
+        a.load_only = true;
+        argv.remove(at);
+    }
     for pair in argv.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -79,9 +89,10 @@ fn args() -> Args {
             "--approvals" => a.approvals = value.parse().expect("--approvals"),
             "--reads" => a.reads = value.parse().expect("--reads"),
             "--connections" => a.connections = value.parse().expect("--connections"),
+            "--rounds" => a.rounds = value.parse::<usize>().expect("--rounds").max(1),
             "--keep" => a.keep = Some(PathBuf::from(value)),
             _ => {
-                eprintln!("usage: scale [--sizes 2000,100000,1000000] [--approvals N] [--reads N] [--connections C] [--keep DIR]");
+                eprintln!("usage: scale [--sizes 2000,100000,1000000] [--approvals N] [--reads N] [--connections C] [--rounds R] [--keep DIR] [--load-only]");
                 std::process::exit(2);
             }
         }
@@ -517,9 +528,32 @@ fn approvals(
     )
 }
 
-/// Reads of random escrows: (reads/s, p99 ms).
-fn reads(server: &Server, ids: Vec<String>, token: &str, connections: usize) -> (f64, f64, usize) {
+/// What the reads of random escrows measured.
+struct Reads {
+    per_s: f64,
+    p99_ms: f64,
+    failed: usize,
+    /// The server's CPU per read.
+    cpu_ms: f64,
+    /// The server's `read` system calls per read (the request's own and the file's pages
+    /// fetched from the operating system: what the readers' page caches did not hold).
+    syscalls: f64,
+}
+
+/// The number of `read`-family system calls a process has made (`syscr` of `/proc/PID/io`).
+fn read_syscalls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads of random escrows.
+fn reads(server: &Server, ids: Vec<String>, token: &str, connections: usize) -> Reads {
     let n = ids.len();
+    let (cpu_before, syscalls_before) = (process_cpu(server.pid()), read_syscalls(server.pid()));
     let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
     let (base, token) = (server.base.clone(), token.to_string());
     let (wall, latencies, failures) = drive(ids, connections, move |t, id| {
@@ -532,11 +566,29 @@ fn reads(server: &Server, ids: Vec<String>, token: &str, connections: usize) -> 
             Err(_) => false,
         }
     });
-    (
-        n as f64 / wall.as_secs_f64(),
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        failures,
-    )
+    let cpu = process_cpu(server.pid()).saturating_sub(cpu_before);
+    let syscalls = read_syscalls(server.pid()).saturating_sub(syscalls_before);
+    Reads {
+        per_s: n as f64 / wall.as_secs_f64(),
+        p99_ms: percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        failed: failures,
+        cpu_ms: cpu.as_secs_f64() * 1e3 / n as f64,
+        syscalls: syscalls as f64 / n as f64,
+    }
+}
+
+/// A figure of the server's `/metrics` (0 if it has none by that name).
+fn metric(server: &Server, token: &str, name: &str) -> f64 {
+    let text = http_agent()
+        .get(&format!("{}/metrics", server.base))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The slowest of five answers to one GET, in ms (and its status).
@@ -587,17 +639,21 @@ fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1048576.0)
 }
 
-struct Row {
-    escrows: usize,
-    build_s: f64,
+/// One load round at one size: the approvals, then the reads, on a server just started.
+#[derive(Clone)]
+struct Load {
     approvals_s: f64,
     approval_p99: f64,
     cpu_ms: f64,
     reads_s: f64,
     read_p99: f64,
     rss_mib: f64,
-    file_mib: f64,
     wal_peak_mib: f64,
+}
+
+/// What the operator's work measured at one size.
+#[derive(Default)]
+struct Ops {
     check_s: f64,
     check_mib: f64,
     backup_s: f64,
@@ -605,75 +661,94 @@ struct Row {
     lists_ms: f64,
 }
 
-fn main() {
-    let a = args();
-    let bin = binary();
-    let dir = a.keep.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("remit-scale-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("scale.db");
-    let reused = db.exists();
-    println!(
-        "machine: {} cores; database {} (WAL, synchronous=FULL); sizes {:?}",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        db.display(),
-        a.sizes
-    );
+struct Row {
+    escrows: usize,
+    build_s: f64,
+    /// The median of the rounds' figures (their peaks for memory and the WAL).
+    load: Load,
+    rounds: Vec<Load>,
+    file_mib: f64,
+    ops: Ops,
+}
 
-    let store = open(&db);
-    let largest = a.sizes.iter().copied().max().unwrap_or(0);
-    let senders = largest.div_ceil(ESCROWS_PER_SENDER).max(1);
-    let (people, mut escrows) = if reused {
-        reuse(&store)
-    } else {
-        let people = People {
-            senders: (0..senders)
-                .map(|i| user(&store, Role::Sender, format!("Sender {i}")))
-                .collect(),
-            agent: user(&store, Role::Agent, "Kiosk".into()).0,
-            admin_token: user(&store, Role::Admin, "Operator".into()).1,
-            agent_token: String::new(),
-        };
-        (people, Vec::new())
-    };
-    if reused {
-        println!(
-            "reusing the ledger of {} escrows in {}",
-            escrows.len(),
-            db.display()
-        );
-    }
-    let agent_token = {
-        let id = remit::domain::UserId::parse(&people.agent.id).expect("agent id");
-        store
-            .write(move |ctx| users::issue_token(ctx, &Actor::system("scale"), &id))
-            .expect("agent token")
-            .token
-    };
-    let people = People {
-        agent_token,
-        ..people
-    };
-    store.close();
-    drop(store);
+/// A ledger the benchmark builds and measures: its file, its people and its escrows.
+struct Ledger {
+    db: PathBuf,
+    people: People,
+    escrows: Vec<(EscrowId, usize)>,
+}
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut rows = Vec::new();
-    for &size in &a.sizes {
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`, with senders enough for `largest` escrows.
+    fn open(dir: &Path, largest: usize) -> Ledger {
+        std::fs::create_dir_all(dir).expect("ledger dir");
+        let db = dir.join("scale.db");
+        let reused = db.exists();
         let store = open(&db);
-        let started = Instant::now();
-        let from = escrows.len().min(size);
-        if size > from {
-            escrows.extend(build(&store, &people, from, size));
+        let (people, escrows) = if reused {
+            reuse(&store)
+        } else {
+            let senders = largest.div_ceil(ESCROWS_PER_SENDER).max(1);
+            let people = People {
+                senders: (0..senders)
+                    .map(|i| user(&store, Role::Sender, format!("Sender {i}")))
+                    .collect(),
+                agent: user(&store, Role::Agent, "Kiosk".into()).0,
+                admin_token: user(&store, Role::Admin, "Operator".into()).1,
+                agent_token: String::new(),
+            };
+            (people, Vec::new())
+        };
+        if reused {
+            println!(
+                "reusing the ledger of {} escrows in {}",
+                escrows.len(),
+                db.display()
+            );
         }
+        let agent_token = {
+            let id = remit::domain::UserId::parse(&people.agent.id).expect("agent id");
+            store
+                .write(move |ctx| users::issue_token(ctx, &Actor::system("scale"), &id))
+                .expect("agent token")
+                .token
+        };
+        store.close();
+        Ledger {
+            db,
+            people: People {
+                agent_token,
+                ..people
+            },
+            escrows,
+        }
+    }
+
+    /// Builds escrows up to `size`; the seconds it took.
+    fn grow(&mut self, size: usize) -> f64 {
+        let store = open(&self.db);
+        let started = Instant::now();
+        let from = self.escrows.len().min(size);
+        if size > from {
+            let built = build(&store, &self.people, from, size);
+            self.escrows.extend(built);
+        }
+        store.close();
         let build_s = started.elapsed().as_secs_f64();
         println!(
             "built escrows {from}..{size} in {build_s:.1} s ({:.0} escrows/s)",
             (size - from) as f64 / build_s.max(1e-9)
         );
-        let load = pending(&store, &people, &escrows, a.approvals, &mut rng);
-        let under_kill = pending(&store, &people, &escrows, 3_000, &mut rng);
+        // The build leaves gigabytes for the kernel to write back: measured in the middle of
+        // that, the ledger's first round would pay for its building.
+        let _ = Command::new("sync").status();
+        build_s
+    }
+
+    /// Pending requests (`pending`), made by a store opened for the purpose.
+    fn pending(&self, n: usize, rng: &mut Rng) -> Vec<(String, String)> {
+        let store = open(&self.db);
+        let requests = pending(&store, &self.people, &self.escrows, n, rng);
         // What was built here is history, not news: nobody was subscribed while it was made, so
         // the notifier starts from the newest event, as on a server that has kept up with it.
         store
@@ -687,25 +762,54 @@ fn main() {
             })
             .expect("outbox position");
         store.close();
-        drop(store);
+        requests
+    }
 
-        let (server, _) = Server::start(&bin, &db);
-        let watch = WalWatch::start(&db);
+    /// One load round: approvals, then reads of random escrows, on a server just started.
+    fn round(&self, bin: &Path, a: &Args, rng: &mut Rng) -> Load {
+        let load = self.pending(a.approvals, rng);
+        let (server, _) = Server::start(bin, &self.db);
+        let watch = WalWatch::start(&self.db);
         let (approvals_s, approval_p99, cpu_ms, failed) =
             approvals(&server.base, Some(server.pid()), load, a.connections);
+        let token = &self.people.admin_token;
+        let restarts = metric(&server, token, "remit_wal_resets_total");
+        let pause_ms = metric(&server, token, "remit_wal_reset_seconds_max") * 1e3;
+        let paused_ms = metric(&server, token, "remit_wal_reset_seconds_total") * 1e3;
         let read_ids: Vec<String> = (0..a.reads)
-            .map(|_| escrows[rng.below(escrows.len())].0.to_string())
+            .map(|_| self.escrows[rng.below(self.escrows.len())].0.to_string())
             .collect();
-        let (reads_s, read_p99, read_failed) =
-            reads(&server, read_ids, &people.admin_token, a.connections);
+        let read = reads(&server, read_ids, token, a.connections);
         let wal_peak_mib = watch.peak_mib();
         let rss_mib = memory_mib(&server.pid().to_string(), "VmHWM:");
+        server.stop();
         println!(
-            "{size:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU each ({failed} failed); {reads_s:>6.0} reads/s p99 {read_p99:.1} ms ({read_failed} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB"
+            "{:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU each ({failed} failed); {:>6.0} reads/s p99 {:.1} ms, {:.3} ms CPU and {:.1} read calls each ({} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB, {restarts} restarts of it (pauses {paused_ms:.0} ms in all, longest {pause_ms:.0} ms)",
+            self.escrows.len(), read.per_s, read.p99_ms, read.cpu_ms, read.syscalls, read.failed
         );
+        Load {
+            approvals_s,
+            approval_p99,
+            cpu_ms,
+            reads_s: read.per_s,
+            read_p99: read.p99_ms,
+            rss_mib,
+            wal_peak_mib,
+        }
+    }
 
-        // The operator's lists and the first page of the admin and agent screens.
-        let phone = format!("07{:08}", rng.below(escrows.len()) / ESCROWS_PER_RECIPIENT);
+    /// The operator's lists and screens, `remit check`, `remit backup`, and a restart after
+    /// `kill -9` under load.
+    fn operations(&self, bin: &Path, dir: &Path, a: &Args, rng: &mut Rng) -> Ops {
+        let under_kill = self.pending(3_000, rng);
+        let people = &self.people;
+        let (server, _) = Server::start(bin, &self.db);
+        // The first page of the admin and agent screens, on a server just started (its
+        // connections' page caches cold).
+        let phone = format!(
+            "07{:08}",
+            rng.below(self.escrows.len()) / ESCROWS_PER_RECIPIENT
+        );
         let gets = [
             ("/payouts?status=stuck&limit=50", &people.admin_token),
             ("/payouts?status=succeeded&limit=50", &people.admin_token),
@@ -737,9 +841,10 @@ fn main() {
         }
         server.stop();
 
-        let (check, check_mib, check_ok) = timed_command(&bin, &["check"], &db);
-        let copy = dir.join(format!("backup-{size}.db"));
-        let (backup, _, backup_ok) = timed_command(&bin, &["backup", copy.to_str().unwrap()], &db);
+        let (check, check_mib, check_ok) = timed_command(bin, &["check"], &self.db);
+        let copy = dir.join(format!("backup-{}.db", self.escrows.len()));
+        let (backup, _, backup_ok) =
+            timed_command(bin, &["backup", copy.to_str().unwrap()], &self.db);
         let _ = std::fs::remove_file(&copy);
         println!(
             "{:>30} remit check {:.2} s ({}; peak {check_mib:.1} MiB), remit backup {:.2} s ({})",
@@ -751,56 +856,143 @@ fn main() {
         );
 
         // kill -9 under load, then the time from the new start to its first /health.
-        let (server, _) = Server::start(&bin, &db);
+        let (server, _) = Server::start(bin, &self.db);
         let (base, connections) = (server.base.clone(), a.connections);
         let loader = std::thread::spawn(move || approvals(&base, None, under_kill, connections));
         std::thread::sleep(Duration::from_millis(800));
         server.kill9();
         let _ = loader.join();
-        let (server, restart) = Server::start(&bin, &db);
+        let (server, restart) = Server::start(bin, &self.db);
         println!(
             "{:>30} restart after kill -9 under load: {:.0} ms to the first /health",
             "",
             restart.as_secs_f64() * 1e3
         );
         server.stop();
-
-        rows.push(Row {
-            escrows: size,
-            build_s,
-            approvals_s,
-            approval_p99,
-            cpu_ms,
-            reads_s,
-            read_p99,
-            rss_mib,
-            file_mib: file_mib(&db),
-            wal_peak_mib,
+        Ops {
             check_s: check.as_secs_f64(),
             check_mib,
             backup_s: backup.as_secs_f64(),
             restart_ms: restart.as_secs_f64() * 1e3,
             lists_ms,
-        });
+        }
     }
+
+    fn row(&self, build_s: f64, rounds: Vec<Load>, ops: Ops) -> Row {
+        let median = |f: fn(&Load) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let peak = |f: fn(&Load) -> f64| rounds.iter().map(f).fold(0.0, f64::max);
+        Row {
+            escrows: self.escrows.len(),
+            build_s,
+            load: Load {
+                approvals_s: median(|l| l.approvals_s),
+                approval_p99: median(|l| l.approval_p99),
+                cpu_ms: median(|l| l.cpu_ms),
+                reads_s: median(|l| l.reads_s),
+                read_p99: median(|l| l.read_p99),
+                rss_mib: peak(|l| l.rss_mib),
+                wal_peak_mib: peak(|l| l.wal_peak_mib),
+            },
+            rounds,
+            file_mib: file_mib(&self.db),
+            ops,
+        }
+    }
+}
+
+fn main() {
+    let a = args();
+    let bin = binary();
+    let dir = a.keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("remit-scale-{}", std::process::id()))
+    });
+    println!(
+        "machine: {} cores; ledgers in {} (WAL, synchronous=FULL); sizes {:?}, {} rounds at the smallest and the largest",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dir.display(),
+        a.sizes,
+        a.rounds
+    );
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (&smallest, larger) = a.sizes.split_first().expect("--sizes");
+    let largest = larger.iter().copied().max().unwrap_or(smallest);
+
+    // The smallest size is a ledger of its own, measured in rounds alternated with the
+    // largest's once that is built: the machine's speed drifts over a run of minutes by more than
+    // the difference being measured.
+    let mut base = Ledger::open(&dir.join("smallest"), smallest);
+    let base_build = base.grow(smallest);
+    let base_ops = if a.load_only {
+        Ops::default()
+    } else {
+        base.operations(&bin, &dir, &a, &mut rng)
+    };
+    let mut base_rounds = Vec::new();
+    let mut rows = Vec::new();
+    let mut ledger = Ledger::open(&dir, largest);
+    for &size in larger {
+        let build_s = ledger.grow(size);
+        let mut rounds = Vec::new();
+        let alternated = if size == largest { a.rounds } else { 1 };
+        for _ in 0..alternated {
+            rounds.push(ledger.round(&bin, &a, &mut rng));
+            if size == largest {
+                base_rounds.push(base.round(&bin, &a, &mut rng));
+            }
+        }
+        let ops = if a.load_only {
+            Ops::default()
+        } else {
+            ledger.operations(&bin, &dir, &a, &mut rng)
+        };
+        rows.push(ledger.row(build_s, rounds, ops));
+    }
+    if larger.is_empty() {
+        base_rounds.push(base.round(&bin, &a, &mut rng));
+    }
+    rows.insert(0, base.row(base_build, base_rounds, base_ops));
 
     println!();
     println!("| escrows | build | approvals/s | approval p99 | server CPU per approval | reads/s | read p99 | server peak RSS | file | WAL peak | `remit check` (peak RSS) | `remit backup` | restart after kill -9 | slowest list or screen call |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
+        let (l, o) = (&r.load, &r.ops);
         println!(
             "| {} | {:.0} s | {:.0} | {:.1} ms | {:.3} ms | {:.0} | {:.1} ms | {:.1} MiB | {:.0} MiB | {:.1} MiB | {:.1} s ({:.0} MiB) | {:.1} s | {:.0} ms | {:.1} ms |",
-            r.escrows, r.build_s, r.approvals_s, r.approval_p99, r.cpu_ms, r.reads_s, r.read_p99,
-            r.rss_mib, r.file_mib, r.wal_peak_mib, r.check_s, r.check_mib, r.backup_s, r.restart_ms,
-            r.lists_ms
+            r.escrows, r.build_s, l.approvals_s, l.approval_p99, l.cpu_ms, l.reads_s, l.read_p99,
+            l.rss_mib, r.file_mib, l.wal_peak_mib, o.check_s, o.check_mib, o.backup_s, o.restart_ms,
+            o.lists_ms
         );
+    }
+    let figures = |r: &Row, f: fn(&Load) -> f64| {
+        r.rounds
+            .iter()
+            .map(|l| format!("{:.0}", f(l)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for r in &rows {
+        if r.rounds.len() > 1 {
+            println!(
+                "{} escrows, {} rounds (medians above): approvals/s {}; reads/s {}; approval p99 ms {}",
+                r.escrows,
+                r.rounds.len(),
+                figures(r, |l| l.approvals_s),
+                figures(r, |l| l.reads_s),
+                figures(r, |l| l.approval_p99)
+            );
+        }
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         println!(
-            "largest against smallest: approvals/s {:.0} %, reads/s {:.0} %, approval p99 {:.2}×",
-            100.0 * last.approvals_s / first.approvals_s,
-            100.0 * last.reads_s / first.reads_s,
-            last.approval_p99 / first.approval_p99
+            "largest against smallest (medians of alternated rounds): approvals/s {:.0} %, reads/s {:.0} %, approval p99 {:.2}×",
+            100.0 * last.load.approvals_s / first.load.approvals_s,
+            100.0 * last.load.reads_s / first.load.reads_s,
+            last.load.approval_p99 / first.load.approval_p99
         );
     }
     if a.keep.is_some() {

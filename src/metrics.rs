@@ -245,6 +245,16 @@ impl Metrics {
         );
         one(
             &mut out,
+            "counter",
+            "remit_wal_reset_seconds_total",
+            "Time the writer spent in those checkpoints, all together.",
+            format!(
+                "{:.6}",
+                stats.wal_reset_micros_total.load(Ordering::Relaxed) as f64 / 1e6
+            ),
+        );
+        one(
+            &mut out,
             "gauge",
             "remit_wal_reset_seconds_max",
             "The longest of those checkpoints (the writer waits for it).",

@@ -320,6 +320,8 @@ pub struct WriterStats {
     /// The log's frames since it last restarted, in bytes (its file is not cut when it
     /// restarts, so its size says how far it once went, not how much it holds).
     pub wal_in_use_bytes: AtomicU64,
+    /// The background checkpointer is copying the log into the database file.
+    pub checkpoint_copying: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -363,15 +365,20 @@ impl WalBound {
         if in_use <= self.max_bytes {
             return;
         }
+        // A restart now would wait for the background copy to end and then copy and sync the
+        // rest: a few more batches while it ends leave the restart only their frames to copy.
+        if stats.checkpoint_copying.load(Ordering::Acquire)
+            && in_use <= self.max_bytes + self.max_bytes / 8
+        {
+            return;
+        }
         let started = Instant::now();
         // RESTART: copy every frame, wait for the readers of the log, restart it. It holds the
         // log's write lock while it waits, so it waits briefly: a reader that needs a write of
         // its own to let go (another process opening the file) would otherwise stall it, and
         // every writer behind it, for the whole busy timeout. A log it could not restart is
         // tried again after the next batch.
-        let _ = conn.busy_timeout(std::time::Duration::from_millis(
-            crate::limits::WAL_RESET_WAIT_MS,
-        ));
+        let _ = conn.busy_handler(Some(wait_briefly));
         let done: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -406,6 +413,16 @@ impl WalBound {
             Err(e) => log::warn!("WAL checkpoint failed: {e}"),
         }
     }
+}
+
+/// The writer's busy handler while it restarts the log: what it waits for (the background
+/// checkpointer's copy, a reader's last page) ends within a millisecond or so, and SQLite's own
+/// handler sleeps 1, 2, 5, 10, 15, 20, 25 ms… in turn, overshooting by as much; this one looks
+/// again every 200 µs, for at most `WAL_RESET_WAIT_MS`.
+fn wait_briefly(tries: i32) -> bool {
+    const STEP_MICROS: u64 = 200;
+    std::thread::sleep(std::time::Duration::from_micros(STEP_MICROS));
+    (tries.max(0) as u64 + 1) * STEP_MICROS < crate::limits::WAL_RESET_WAIT_MS * 1_000
 }
 
 /// The writer thread and what it works with.
