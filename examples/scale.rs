@@ -1,20 +1,27 @@
 //! The scale benchmark: does the cost of an approval, a read and the operator's work stay flat
-//! as the ledger grows? It builds a ledger through the service layer — escrows of 2
+//! as the ledger grows? It builds ledgers through the service layer — escrows of 2
 //! categories, each funded by a cash deposit, with 2 payment requests (one paid; the other
-//! paid or rejected), their payouts, journal and audit lines — up to each size in turn, and at
-//! each size runs the real `remit` binary on it and measures:
+//! paid or rejected), their payouts, journal and audit lines: the smallest size in a ledger of
+//! its own, the others by growing one ledger to each in turn. At each size it runs the real
+//! `remit` binary on it and measures:
 //!
 //! - durable approvals over HTTP at 32 connections, of requests on escrows spread over the
-//!   whole ledger (approvals/s, p99, server CPU per approval);
-//! - reads of random escrows (`GET /escrows/:id`, reads/s, p99);
-//! - the server's peak resident memory and the WAL's peak size;
+//!   whole ledger (approvals/s, p99, server CPU and file reads per approval);
+//! - reads of random escrows (`GET /escrows/:id`, reads/s, p99, CPU and file reads per read);
+//! - the server's peak resident memory, the WAL's peak size, its restarts and the writer's
+//!   pauses for them;
 //! - the admin lists, a recipient-phone search and the API calls of the first page of the
 //!   admin and agent screens;
 //! - `remit check` (time and peak memory), `remit backup`, and a restart after `kill -9`
 //!   under load, to the first `/health` answer.
 //!
+//! The approvals and reads at the largest size run in `--rounds` rounds (3), each beside a
+//! round at the smallest, and the table gives the medians: over a run of a quarter of an hour
+//! the machine's speed drifts by more than the difference measured. `--load-only` skips the
+//! operator's work; `--keep DIR` keeps the ledgers for a later run, which takes them from there.
+//!
 //! `cargo build --release && cargo run --release --example scale -- [--sizes 2000,100000,1000000]
-//! [--approvals 10000] [--reads 20000] [--connections 32]`
+//! [--approvals 10000] [--reads 10000] [--connections 32] [--rounds 3] [--keep DIR] [--load-only]`
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -66,7 +73,7 @@ fn args() -> Args {
     let mut a = Args {
         sizes: vec![2_000, 100_000, 1_000_000],
         approvals: 10_000,
-        reads: 20_000,
+        reads: 10_000,
         connections: 32,
         keep: None,
         load_only: false,
@@ -770,8 +777,12 @@ impl Ledger {
         let load = self.pending(a.approvals, rng);
         let (server, _) = Server::start(bin, &self.db);
         let watch = WalWatch::start(&self.db);
+        let syscalls_before = read_syscalls(server.pid());
+        let n = load.len().max(1);
         let (approvals_s, approval_p99, cpu_ms, failed) =
             approvals(&server.base, Some(server.pid()), load, a.connections);
+        let approval_reads =
+            read_syscalls(server.pid()).saturating_sub(syscalls_before) as f64 / n as f64;
         let token = &self.people.admin_token;
         let restarts = metric(&server, token, "remit_wal_resets_total");
         let pause_ms = metric(&server, token, "remit_wal_reset_seconds_max") * 1e3;
@@ -784,7 +795,7 @@ impl Ledger {
         let rss_mib = memory_mib(&server.pid().to_string(), "VmHWM:");
         server.stop();
         println!(
-            "{:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU each ({failed} failed); {:>6.0} reads/s p99 {:.1} ms, {:.3} ms CPU and {:.1} read calls each ({} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB, {restarts} restarts of it (pauses {paused_ms:.0} ms in all, longest {pause_ms:.0} ms)",
+            "{:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU and {approval_reads:.1} read calls each ({failed} failed); {:>6.0} reads/s p99 {:.1} ms, {:.3} ms CPU and {:.1} read calls each ({} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB, {restarts} restarts of it (pauses {paused_ms:.0} ms in all, longest {pause_ms:.0} ms)",
             self.escrows.len(), read.per_s, read.p99_ms, read.cpu_ms, read.syscalls, read.failed
         );
         Load {
