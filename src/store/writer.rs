@@ -365,11 +365,10 @@ impl WalBound {
         if in_use <= self.max_bytes {
             return;
         }
-        // A restart now would wait for the background copy to end and then copy and sync the
-        // rest: a few more batches while it ends leave the restart only their frames to copy.
-        if stats.checkpoint_copying.load(Ordering::Acquire)
-            && in_use <= self.max_bytes + self.max_bytes / 8
-        {
+        // While the background checkpointer copies, it holds the checkpoint lock and a restart
+        // would fail at once (SQLite does not wait for that lock): try after the next batch,
+        // when the copy has likely ended and left the restart little to copy.
+        if stats.checkpoint_copying.load(Ordering::Acquire) {
             return;
         }
         let started = Instant::now();
@@ -378,6 +377,7 @@ impl WalBound {
         // its own to let go (another process opening the file) would otherwise stall it, and
         // every writer behind it, for the whole busy timeout. A log it could not restart is
         // tried again after the next batch.
+        RESTART_STARTED.with(|s| s.set(Some(started)));
         let _ = conn.busy_handler(Some(wait_briefly));
         let done: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
@@ -415,14 +415,23 @@ impl WalBound {
     }
 }
 
-/// The writer's busy handler while it restarts the log: what it waits for (the background
-/// checkpointer's copy, a reader's last page) ends within a millisecond or so, and SQLite's own
-/// handler sleeps 1, 2, 5, 10, 15, 20, 25 ms… in turn, overshooting by as much; this one looks
-/// again every 200 µs, for at most `WAL_RESET_WAIT_MS`.
-fn wait_briefly(tries: i32) -> bool {
-    const STEP_MICROS: u64 = 200;
-    std::thread::sleep(std::time::Duration::from_micros(STEP_MICROS));
-    (tries.max(0) as u64 + 1) * STEP_MICROS < crate::limits::WAL_RESET_WAIT_MS * 1_000
+thread_local! {
+    /// When the writer's restart of the log began (`wait_briefly`'s clock).
+    static RESTART_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The writer's busy handler while it restarts the log. What it waits for, readers still on
+/// the log's older frames, let go within a millisecond or so, and SQLite's own handler sleeps
+/// 1, 2, 5, 10, 15, 20, 25 ms… in turn, overshooting by as much: this one looks again every
+/// 200 µs, until `WAL_RESET_WAIT_MS` after the restart began.
+fn wait_briefly(_tries: i32) -> bool {
+    let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+    let waited = RESTART_STARTED.with(|s| s.get().map_or(limit, |t| t.elapsed()));
+    if waited >= limit {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_micros(200).min(limit - waited));
+    true
 }
 
 /// The writer thread and what it works with.
@@ -606,5 +615,79 @@ impl Writer<'_> {
             cmd.answer(commit.clone());
         }
         stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file in WAL mode whose log holds more than `bound`'s frames, the writer's hook on it.
+    fn log_past_bound(dir: &std::path::Path) -> (Connection, WalBound) {
+        let path = dir.join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.wal_hook(Some(note_wal_pages));
+        conn.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        for _ in 0..8 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        let mut wal = path.into_os_string();
+        wal.push("-wal");
+        let bound = WalBound {
+            path: wal.into(),
+            max_bytes: 16 << 10,
+            frame_bytes: 4096 + 24,
+        };
+        assert!(WAL_PAGES.with(Cell::get) * bound.frame_bytes > bound.max_bytes);
+        (conn, bound)
+    }
+
+    #[test]
+    fn the_log_past_its_bound_is_restarted_after_the_background_copy_not_during_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, bound) = log_past_bound(dir.path());
+        let stats = WriterStats::default();
+        stats.checkpoint_copying.store(true, Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
+        assert!(stats.wal_in_use_bytes.load(Ordering::SeqCst) > bound.max_bytes);
+
+        stats.checkpoint_copying.store(false, Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
+        // The next commit writes from the log's start again.
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert!(WAL_PAGES.with(Cell::get) <= 2);
+    }
+
+    #[test]
+    fn a_reader_on_the_log_delays_the_restart_by_at_most_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, bound) = log_past_bound(dir.path());
+        let reader = Connection::open(dir.path().join("w.db")).unwrap();
+        let read = reader.unchecked_transaction().unwrap();
+        let _: i64 = read
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let stats = WriterStats::default();
+        let started = Instant::now();
+        bound.enforce(&conn, &stats);
+        let waited = started.elapsed();
+        // The reader holds frames the restart would overwrite: it is not restarted, and the
+        // writer waited about `WAL_RESET_WAIT_MS`, not SQLite's busy timeout.
+        assert_ne!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
+        let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+        assert!(waited >= limit, "gave up after {waited:?}");
+        assert!(waited < limit * 3, "waited {waited:?}");
+        drop(read);
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
     }
 }
