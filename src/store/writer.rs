@@ -362,16 +362,24 @@ impl WalBound {
         stats.wal_peak_bytes.fetch_max(size, Ordering::Relaxed);
         let in_use = WAL_PAGES.with(Cell::get) * self.frame_bytes;
         stats.wal_in_use_bytes.store(in_use, Ordering::Relaxed);
-        if in_use <= self.max_bytes {
-            return;
-        }
-        // While the background checkpointer copies, it holds the checkpoint lock and a restart
-        // would fail at once (SQLite does not wait for that lock): try after the next batch,
-        // when the copy has likely ended and left the restart little to copy.
-        if stats.checkpoint_copying.load(Ordering::Acquire) {
+        // From seven eighths of the bound on, the log is restarted after a batch that finds
+        // the background checkpointer idle: while it copies it holds the checkpoint lock, and a
+        // restart would fail at once (SQLite does not wait for that lock). At the bound, the
+        // writer waits for its copy to end, so the log never grows past the bound by more than
+        // a batch (but for a reader that holds it longer than the wait).
+        if in_use <= self.max_bytes - self.max_bytes / 8 {
             return;
         }
         let started = Instant::now();
+        let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+        if stats.checkpoint_copying.load(Ordering::Acquire) {
+            if in_use <= self.max_bytes {
+                return;
+            }
+            while stats.checkpoint_copying.load(Ordering::Acquire) && started.elapsed() < limit {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
         // RESTART: copy every frame, wait for the readers of the log, restart it. It holds the
         // log's write lock while it waits, so it waits briefly: a reader that needs a write of
         // its own to let go (another process opening the file) would otherwise stall it, and
@@ -400,13 +408,13 @@ impl WalBound {
         }
         match done {
             Ok((0, _, _)) => log::debug!(
-                "the WAL passed {} MiB ({} MiB): checkpointed and restarted in {:.1} ms",
+                "the WAL neared its bound of {} MiB ({} MiB): checkpointed and restarted in {:.1} ms",
                 self.max_bytes >> 20,
                 in_use >> 20,
                 micros as f64 / 1e3
             ),
             Ok(_) => log::warn!(
-                "the WAL passed {} MiB ({} MiB) and could not be restarted (a reader held it); trying again after the next batch",
+                "the WAL neared its bound of {} MiB ({} MiB) and could not be restarted (a reader or a checkpoint held it); trying again after the next batch",
                 self.max_bytes >> 20,
                 in_use >> 20
             ),
@@ -622,8 +630,9 @@ impl Writer<'_> {
 mod tests {
     use super::*;
 
-    /// A file in WAL mode whose log holds more than `bound`'s frames, the writer's hook on it.
-    fn log_past_bound(dir: &std::path::Path) -> (Connection, WalBound) {
+    /// A file in WAL mode whose log holds some frames, the writer's hook on it; the log's
+    /// bound is `bound_of(bytes in use)`.
+    fn log_of(dir: &std::path::Path, bound_of: impl Fn(u64) -> u64) -> (Connection, WalBound) {
         let path = dir.join("w.db");
         let conn = Connection::open(&path).unwrap();
         let _: String = conn
@@ -638,24 +647,29 @@ mod tests {
         }
         let mut wal = path.into_os_string();
         wal.push("-wal");
+        let frame_bytes = 4096 + 24;
         let bound = WalBound {
             path: wal.into(),
-            max_bytes: 16 << 10,
-            frame_bytes: 4096 + 24,
+            max_bytes: bound_of(WAL_PAGES.with(Cell::get) * frame_bytes),
+            frame_bytes,
         };
-        assert!(WAL_PAGES.with(Cell::get) * bound.frame_bytes > bound.max_bytes);
         (conn, bound)
     }
 
+    fn log_past_bound(dir: &std::path::Path) -> (Connection, WalBound) {
+        log_of(dir, |in_use| in_use / 2)
+    }
+
     #[test]
-    fn the_log_past_its_bound_is_restarted_after_the_background_copy_not_during_it() {
+    fn near_its_bound_the_log_is_restarted_after_a_batch_that_finds_no_copy_running() {
         let dir = tempfile::tempdir().unwrap();
-        let (conn, bound) = log_past_bound(dir.path());
+        // Past seven eighths of the bound, not past the bound.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 16);
         let stats = WriterStats::default();
         stats.checkpoint_copying.store(true, Ordering::SeqCst);
         bound.enforce(&conn, &stats);
         assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
-        assert!(stats.wal_in_use_bytes.load(Ordering::SeqCst) > bound.max_bytes);
+        assert!(stats.wal_in_use_bytes.load(Ordering::SeqCst) > 0);
 
         stats.checkpoint_copying.store(false, Ordering::SeqCst);
         bound.enforce(&conn, &stats);
@@ -664,6 +678,25 @@ mod tests {
         // The next commit writes from the log's start again.
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert!(WAL_PAGES.with(Cell::get) <= 2);
+    }
+
+    #[test]
+    fn at_its_bound_the_log_is_restarted_once_the_copy_running_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, bound) = log_past_bound(dir.path());
+        let stats = WriterStats::default();
+        stats.checkpoint_copying.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                stats.checkpoint_copying.store(false, Ordering::SeqCst);
+            });
+            bound.enforce(&conn, &stats);
+        });
+        assert!(started.elapsed() >= std::time::Duration::from_millis(30));
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
     }
 
     #[test]

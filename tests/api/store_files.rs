@@ -160,9 +160,8 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
     let peak = stats.wal_peak_bytes.load(Ordering::SeqCst);
     eprintln!("{resets} restarts, WAL peak {peak} bytes");
     assert!(resets >= 5, "the log was restarted {resets} times");
-    // The file is checked after every commit: past the bound by the batches committed while the
-    // background checkpointer copied, and by what was committed while a reader held the log
-    // longer than the writer waits for it
+    // The file is checked after every commit: past the bound by the batch that crossed it, and
+    // by what was committed while a reader held the log longer than the writer waits for it
     // (100 ms: a machine running other tests beside this one can deschedule a reader that
     // long). Without the bound it would hold every frame written: several MiB here.
     let slack = 3 * BOUND;
