@@ -38,8 +38,9 @@ pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
 pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
 /// The same once the write-ahead log is a quarter of its bound.
 pub const CHECKPOINT_BUSY_INTERVAL_MS: u64 = 100;
-/// The longest the writer waits for readers when it empties the write-ahead log at its bound
-/// (it tries again after the next batch if they are still there).
+/// The longest the writer waits, when it empties the write-ahead log at its bound, for the
+/// background checkpointer's copy to end and for readers of the log (it tries again after the
+/// next batch if they are still there).
 pub const WAL_RESET_WAIT_MS: u64 = 100;
 /// The write-ahead log's bound when not configured (`REMIT_WAL_MAX_MB`), MiB.
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
