@@ -240,14 +240,21 @@ impl Metrics {
             &mut out,
             "counter",
             "remit_wal_resets_total",
-            "Times the write-ahead log passed its bound and was checkpointed and restarted.",
+            "Times the write-ahead log neared its bound and was checkpointed and restarted.",
             stats.wal_resets.load(Ordering::Relaxed),
         );
         one(
             &mut out,
             "counter",
+            "remit_wal_reset_failures_total",
+            "Times the writer tried to restart the write-ahead log and a reader or a checkpoint held it (tried again after the next batch).",
+            stats.wal_reset_failures.load(Ordering::Relaxed),
+        );
+        one(
+            &mut out,
+            "counter",
             "remit_wal_reset_seconds_total",
-            "Time the writer spent in those checkpoints, all together.",
+            "Time the writer spent in those checkpoints and in the attempts that failed, all together.",
             format!(
                 "{:.6}",
                 stats.wal_reset_micros_total.load(Ordering::Relaxed) as f64 / 1e6

@@ -309,9 +309,12 @@ pub struct WriterStats {
     /// Runs of repeatable commands that shared a savepoint and were undone and run again
     /// because one of them failed after changing rows.
     pub shared_savepoints_undone: AtomicU64,
-    /// Times the WAL passed its bound and the writer checkpointed and restarted it.
+    /// Times the WAL neared its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
-    /// Sum of the time those checkpoints took, in microseconds.
+    /// Times it tried and could not (a reader or a checkpoint held the log); it tries again
+    /// after the next batch.
+    pub wal_reset_failures: AtomicU64,
+    /// Sum of the time those checkpoints and attempts took, in microseconds.
     pub wal_reset_micros_total: AtomicU64,
     /// Longest of them, in microseconds.
     pub wal_reset_micros_max: AtomicU64,
@@ -395,7 +398,11 @@ impl WalBound {
             crate::limits::BUSY_TIMEOUT_MS,
         ));
         let micros = started.elapsed().as_micros() as u64;
-        stats.wal_resets.fetch_add(1, Ordering::Relaxed);
+        if let Ok((0, _, _)) = done {
+            stats.wal_resets.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.wal_reset_failures.fetch_add(1, Ordering::Relaxed);
+        }
         stats
             .wal_reset_micros_total
             .fetch_add(micros, Ordering::Relaxed);
@@ -716,11 +723,14 @@ mod tests {
         // The reader holds frames the restart would overwrite: it is not restarted, and the
         // writer waited about `WAL_RESET_WAIT_MS`, not SQLite's busy timeout.
         assert_ne!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.wal_reset_failures.load(Ordering::SeqCst), 1);
         let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
         assert!(waited >= limit, "gave up after {waited:?}");
         assert!(waited < limit * 3, "waited {waited:?}");
         drop(read);
         bound.enforce(&conn, &stats);
         assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
     }
 }

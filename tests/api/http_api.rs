@@ -678,6 +678,7 @@ fn health_and_metrics_answer_without_a_token() {
         "remit_wal_bytes",
         "remit_wal_in_use_bytes",
         "remit_wal_resets_total",
+        "remit_wal_reset_failures_total",
         "remit_wal_reset_seconds_total",
     ] {
         assert!(r.text.contains(name), "{name} missing from /metrics");
