@@ -1,6 +1,7 @@
 //! The replica's tables, made from the file's own `CREATE TABLE` and `CREATE INDEX` statements
 //! (as SQLite keeps them in `sqlite_master`, every migration applied): the same columns, keys,
-//! `UNIQUE` and `CHECK` constraints, word for word. Only what PostgreSQL spells otherwise is
+//! `UNIQUE` and `CHECK` constraints, word for word, and the indexes `source::REPLICA_INDEXES`
+//! keeps (not the file's work queues). Only what PostgreSQL spells otherwise is
 //! changed: `INTEGER` → `bigint`, `BLOB` → `bytea`, no `STRICT` / `WITHOUT ROWID`, and foreign
 //! keys are checked at commit (`DEFERRABLE INITIALLY DEFERRED`), since one replication
 //! transaction writes a consistent state in whatever order. Append-only tables stay so

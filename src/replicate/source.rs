@@ -162,7 +162,7 @@ pub struct Shape {
     pub columns: Vec<Column>,
     /// Its `CREATE TABLE` statement.
     pub create: String,
-    /// Its `CREATE INDEX` statements.
+    /// The `CREATE INDEX` statements the replica takes (`REPLICA_INDEXES`).
     pub indexes: Vec<String>,
     /// A rowid table (not `WITHOUT ROWID`): the change log can name its changed rows.
     pub rowid: bool,
@@ -191,6 +191,21 @@ pub fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// The indexes of a table (`?1`) that its replica takes: every unique one (a constraint, like
+/// the keys and the `CHECK`s), and every other that finds rows by what does not change (an
+/// escrow's requests, a transaction's entries, an entity's audit lines). Not the file's work
+/// queues: a partial index picks the rows the server still has to work through (waiting
+/// requests, payouts due for a status query, flagged rows), an index led by `status` orders
+/// them by where they stand. Nobody works those queues on a replica, and a status in an index,
+/// even in its `WHERE`, makes PostgreSQL write a new entry in every index of the row at each
+/// change of status (an update that changes an indexed column cannot be a HOT update).
+const REPLICA_INDEXES: &str = "SELECT m.sql FROM sqlite_master m
+     JOIN pragma_index_list(?1) l ON l.name = m.name
+     WHERE m.type = 'index' AND m.sql IS NOT NULL
+     AND (l.\"unique\" OR (NOT l.partial
+          AND (SELECT i.name FROM pragma_index_info(m.name) i WHERE i.seqno = 0) IS NOT 'status'))
+     ORDER BY m.name";
+
 /// Reads the shape of every replicated table from the file.
 pub fn shapes(conn: &Connection) -> Result<Vec<Shape>> {
     TABLES
@@ -207,10 +222,7 @@ pub fn shapes(conn: &Connection) -> Result<Vec<Shape>> {
                     Error::internal(format!("the database has no table {}", table.name))
                 })?;
             let indexes: Vec<String> = conn
-                .prepare(
-                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1
-                     AND sql IS NOT NULL ORDER BY name",
-                )?
+                .prepare(REPLICA_INDEXES)?
                 .query_map([table.name], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(table.name)))?;

@@ -360,6 +360,38 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
         );
     }
 
+    // The replica's indexes: the unique ones (constraints, a partial one included) and those
+    // that find rows by owner or parent; not the file's work queues (partial, or led by a status).
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for kept in [
+        "escrows_short_ref",
+        "deposits_receipt_number",
+        "escrows_sender",
+        "payment_requests_escrow",
+        "ledger_entries_transaction",
+        "audit_log_entity",
+    ] {
+        assert!(indexes.iter().any(|i| i == kept), "{kept}: {indexes:?}");
+    }
+    for queue in [
+        "payment_requests_waiting",
+        "payment_requests_waiting_by_id",
+        "payouts_status",
+        "escrows_status",
+        "payouts_flagged",
+        "escrows_short_ref_missing",
+    ] {
+        assert!(!indexes.iter().any(|i| i == queue), "{queue}: {indexes:?}");
+    }
+
     // The replica keeps the file's constraints: no negative balance, an append-only journal.
     let refused = client
         .execute(
