@@ -238,7 +238,8 @@ pub fn append_line(
         return Err(Error::internal("audit key starts after the next line"));
     }
     let at = crate::time::rfc3339(now);
-    let details = details.to_string();
+    // The same compact text as `Display` gives, written straight into a buffer.
+    let details = crate::outbox::json_text(details)?;
     let mac = line_mac(
         key,
         &prev_mac,

@@ -36,8 +36,14 @@ pub fn append(
     conn.prepare_cached(
         "INSERT INTO outbox_events (id, type, created_at, data) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![id, kind, at, data.to_string()])?;
+    .execute(params![id, kind, at, json_text(data)?])?;
     Ok(id)
+}
+
+/// A JSON value as compact text: what its `Display` writes, without going through a
+/// formatter (each event and audit line of the writer is serialised here).
+pub fn json_text(value: &serde_json::Value) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| crate::error::Error::internal(format!("JSON: {e}")))
 }
 
 /// An event as stored.
@@ -111,4 +117,20 @@ pub fn last_seq(conn: &Connection) -> Result<i64> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox_events")?
         .query_row([], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The audit chain's MACs cover this text: it must stay exactly what `Display` wrote.
+    #[test]
+    fn json_text_is_the_display_text() {
+        let value = serde_json::json!({
+            "zeta": 1, "alpha": [1.50, -0.0, 12345678901234567890u64],
+            "text": "a \"quoted\" line\nwith é, \u{1F600} and \u{0007}",
+            "nested": {"b": null, "a": true, "amount": crate::money::UsdCents::new(6_667).unwrap().major()},
+        });
+        assert_eq!(json_text(&value).unwrap(), value.to_string());
+    }
 }

@@ -726,9 +726,12 @@ pub fn payment_request(
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
     let what = "payment request";
+    // Made once: the writer reads every approved request back with it.
+    static BY_ID: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| request_select("r.id = ?1"));
     one_row(
         conn,
-        &request_select("r.id = ?1"),
+        &BY_ID,
         [request_id],
         |r| {
             let parties = EscrowParties {
