@@ -33,16 +33,20 @@ pub(super) fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusq
 /// SQLite's compile-time options that `.cargo/config.toml` sets (`LIBSQLITE3_FLAGS`).
 const BUILD_SETTINGS: [&str; 2] = ["DEFAULT_MEMSTATUS=0", "STMTJRNL_SPILL=4194304"];
 
+/// SQLite's compile-time options, as `PRAGMA compile_options` lists them.
+fn compile_options(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("PRAGMA compile_options")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect()
+}
+
 /// Was the bundled SQLite built with `BUILD_SETTINGS`? (Asked once per process.)
 fn built_with_settings(conn: &Connection) -> rusqlite::Result<bool> {
     static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if let Some(built) = BUILT.get() {
         return Ok(*built);
     }
-    let options = conn
-        .prepare("PRAGMA compile_options")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let options = compile_options(conn)?;
     let built = BUILD_SETTINGS
         .iter()
         .all(|setting| options.iter().any(|o| o == setting));
@@ -240,13 +244,7 @@ mod tests {
     fn sqlite_is_built_with_the_repository_settings() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_connection(&dir.path().join("t.db"), Synchronous::Full).unwrap();
-        let options: Vec<String> = conn
-            .prepare("PRAGMA compile_options")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let options = compile_options(&conn).unwrap();
         for setting in BUILD_SETTINGS {
             assert!(
                 options.iter().any(|o| o == setting),
