@@ -508,13 +508,11 @@ mod tests {
             let sign = if value < 0 { "-" } else { "" };
             format!("{sign}{}.{frac}", abs / scale)
         };
-        let values = [
-            0, 1, -1, 5, 10, 99, 100, 101, 6_667, 40_000, -1_005, 1_291_234,
-        ]
-        .into_iter()
-        .chain([i64::MAX, i64::MIN, i64::MIN + 1]);
+        let values = (-100_000..=100_000)
+            .chain([6_667, 40_000, -1_005, 1_291_234, 10_000_000, -99_990_000])
+            .chain([i64::MAX, i64::MIN, i64::MIN + 1]);
         for value in values {
-            for decimals in [0, 1, 2, 4] {
+            for decimals in 0..=4 {
                 assert_eq!(
                     decimal_text(value, decimals),
                     reference(value, decimals),

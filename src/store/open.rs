@@ -22,16 +22,21 @@ pub(super) fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusq
     // `.cargo/config.toml`), in one allocation, and go to a temporary file only past that.
     // `temp_store = MEMORY` also keeps them in memory, but in 1 KiB chunks, a `malloc` each
     // (the C library's allocator was then a fifth of the writer's CPU): it is only the
-    // fallback of a build made without the repository's settings, whose journals would
-    // otherwise be written to a file past 64 KiB.
+    // fallback of a build made without the spill setting, whose journals would otherwise be
+    // written to a file past 64 KiB.
     if !built_with_settings(conn)? {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
     }
     Ok(())
 }
 
-/// SQLite's compile-time options that `.cargo/config.toml` sets (`LIBSQLITE3_FLAGS`).
-const BUILD_SETTINGS: [&str; 2] = ["DEFAULT_MEMSTATUS=0", "STMTJRNL_SPILL=4194304"];
+/// SQLite's compile-time options that `.cargo/config.toml` sets (`LIBSQLITE3_FLAGS`), as
+/// `PRAGMA compile_options` names them; the first is the one `temp_store` depends on.
+const BUILD_SETTINGS: [&str; 2] = ["STMTJRNL_SPILL=4194304", "DEFAULT_MEMSTATUS=0"];
+
+/// The option `.cargo/config.toml` takes away: one page-cache pool for every connection,
+/// behind one process-wide mutex.
+const SHARED_PAGE_CACHE: &str = "ENABLE_MEMORY_MANAGEMENT";
 
 /// SQLite's compile-time options, as `PRAGMA compile_options` lists them.
 fn compile_options(conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -40,23 +45,30 @@ fn compile_options(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         .collect()
 }
 
-/// Was the bundled SQLite built with `BUILD_SETTINGS`? (Asked once per process.)
+/// Was the bundled SQLite built with the journal spill of `BUILD_SETTINGS`? Asked once per
+/// process, which also says in the log which of the repository's settings the build lacks.
 fn built_with_settings(conn: &Connection) -> rusqlite::Result<bool> {
     static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if let Some(built) = BUILT.get() {
         return Ok(*built);
     }
     let options = compile_options(conn)?;
-    let built = BUILD_SETTINGS
+    let has = |option: &str| options.iter().any(|o| o == option);
+    let mut lacking: Vec<String> = BUILD_SETTINGS
         .iter()
-        .all(|setting| options.iter().any(|o| o == setting));
-    if !built {
+        .filter(|setting| !has(setting))
+        .map(|setting| format!("SQLITE_{setting}"))
+        .collect();
+    if has(SHARED_PAGE_CACHE) {
+        lacking.push(format!("no SQLITE_{SHARED_PAGE_CACHE}"));
+    }
+    if !lacking.is_empty() {
         log::warn!(
-            "this build's SQLite lacks the repository's settings ({}): build remit from its own directory, where `.cargo/config.toml` gives them",
-            BUILD_SETTINGS.join(", ")
+            "this build's SQLite lacks the repository's settings ({}): each approval costs more CPU; build remit from its own directory, where `.cargo/config.toml` gives them",
+            lacking.join(", ")
         );
     }
-    Ok(*BUILT.get_or_init(|| built))
+    Ok(*BUILT.get_or_init(|| has(BUILD_SETTINGS[0])))
 }
 
 /// Opens a read-write connection with the pragmas of every remit connection.
@@ -252,7 +264,7 @@ mod tests {
             );
         }
         assert!(
-            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            !options.iter().any(|o| o == SHARED_PAGE_CACHE),
             "one page-cache pool for all connections: {options:?}"
         );
         assert!(built_with_settings(&conn).unwrap());
