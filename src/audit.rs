@@ -239,7 +239,7 @@ pub fn append_line(
     }
     let at = crate::time::rfc3339(now);
     // The same compact text as `Display` gives, written straight into a buffer.
-    let details = crate::outbox::json_text(details)?;
+    let details = serde_json::to_string(details).map_err(Error::internal)?;
     let mac = line_mac(
         key,
         &prev_mac,
