@@ -214,6 +214,8 @@ impl HttpLoad {
         let batches_before = store.stats.batches.load(Ordering::Relaxed);
         let commit_before = store.stats.commit_micros_total.load(Ordering::Relaxed);
         let cpu_before = server_cpu();
+        let writer_before = load::threads_cpu("remit-writer");
+        let process_before = load::process_cpu(std::process::id());
         let resets_before = store.stats.wal_resets.load(Ordering::Relaxed);
         store.stats.wal_peak_bytes.store(0, Ordering::Relaxed);
         store.stats.wal_reset_micros_max.store(0, Ordering::Relaxed);
@@ -226,6 +228,8 @@ impl HttpLoad {
             move |t, id| load::approve(&agents[t], &base, &token, id)
         });
         let cpu = server_cpu().saturating_sub(cpu_before);
+        let writer = load::threads_cpu("remit-writer").saturating_sub(writer_before);
+        let process = load::process_cpu(std::process::id()).saturating_sub(process_before);
         let batches = store.stats.batches.load(Ordering::Relaxed) - batches_before;
         let rate = report(
             &format!("{label}, {} connections", self.connections),
@@ -245,10 +249,13 @@ impl HttpLoad {
             100.0 * commit_ms / (wall.as_secs_f64() * 1e3)
         );
         println!(
-            "{:<28} server CPU {:.3} ms per approval ({:.2} cores busy); WAL peak {:.1} MiB, {} checkpoints to empty (longest {:.1} ms)",
+            "{:<28} server CPU {:.3} ms per approval ({:.2} cores busy; the writer thread {:.3} ms), clients {:.3} ms ({:.2} cores); WAL peak {:.1} MiB, {} checkpoints to empty (longest {:.1} ms)",
             "",
             cpu.as_secs_f64() * 1e3 / n as f64,
             cpu.as_secs_f64() / wall.as_secs_f64(),
+            writer.as_secs_f64() * 1e3 / n as f64,
+            process.saturating_sub(cpu).as_secs_f64() * 1e3 / n as f64,
+            process.saturating_sub(cpu).as_secs_f64() / wall.as_secs_f64(),
             store.stats.wal_peak_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
             store.stats.wal_resets.load(Ordering::Relaxed) - resets_before,
             store.stats.wal_reset_micros_max.load(Ordering::Relaxed) as f64 / 1e3

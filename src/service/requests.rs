@@ -148,54 +148,57 @@ fn effective_status(status: RequestStatus, expires_at: &str, now: &str) -> Reque
     }
 }
 
+/// The request, its category and its escrow's parties and limit, and — when `viewed` — the
+/// request's view as `actor` sees it now, in one statement: the approval's hot path reads its
+/// request once, for its checks and for its answer.
 fn load_request(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     request_id: &PaymentRequestId,
-) -> Result<(RequestRow, EscrowParties)> {
-    let row = ctx
-        .conn
-        // One statement for the request, its category and its escrow's parties and limit (the
-        // approval's hot path); columns by position, in the order of the SELECT.
-        .prepare_cached(
-            "SELECT r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
+    viewed: bool,
+) -> Result<(RequestRow, EscrowParties, Option<PaymentRequestView>)> {
+    // The view's columns, then these by position from `REQUEST_VIEW_WIDTH` on.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        views::request_select_with(
+            ", r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
              r.amount_kes_cents, r.merchant_type, r.expires_at,
-             e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents
-             FROM payment_requests r JOIN spending_categories c ON c.id = r.category_id
-             JOIN escrows e ON e.id = r.escrow_id WHERE r.id = ?1",
-        )?
-        .query_row([request_id], |r| {
-            let expires_at: String = r.get(8)?;
-            Ok((
-                RequestRow {
-                    escrow_id: r.get(0)?,
-                    category_id: r.get(1)?,
-                    category: r.get(2)?,
-                    status: effective_status(r.get(3)?, &expires_at, &ctx.at()),
-                    requested_by: r.get(4)?,
-                    amount_usd: r.get(5)?,
-                    amount_kes: r.get(6)?,
-                    merchant_type: r.get(7)?,
-                    daily_limit: r.get(12)?,
-                },
-                EscrowParties {
-                    sender_id: r.get(9)?,
-                    recipient_id: r.get(10)?,
-                    status: r.get(11)?,
-                },
-            ))
-        })
-        .optional()?
-        .ok_or(Error::NotFound {
-            what: "payment request",
-        })?;
-    let (row, parties) = row;
+             e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents",
+            "r.id = ?1",
+        )
+    });
+    let not_found = || Error::NotFound {
+        what: "payment request",
+    };
+    let mut stmt = ctx.conn.prepare_cached(&SQL)?;
+    let mut rows = stmt.query([request_id])?;
+    let r = rows.next()?.ok_or_else(not_found)?;
+    let col = |i: usize| views::REQUEST_VIEW_WIDTH + i;
+    let parties = EscrowParties {
+        sender_id: r.get(col(9))?,
+        recipient_id: r.get(col(10))?,
+        status: r.get(col(11))?,
+    };
     if !parties.visible_to(actor) {
-        return Err(Error::NotFound {
-            what: "payment request",
-        });
+        return Err(not_found());
     }
-    Ok((row, parties))
+    let expires_at: String = r.get(col(8))?;
+    let row = RequestRow {
+        escrow_id: r.get(col(0))?,
+        category_id: r.get(col(1))?,
+        category: r.get(col(2))?,
+        status: effective_status(r.get(col(3))?, &expires_at, &ctx.at()),
+        requested_by: r.get(col(4))?,
+        amount_usd: r.get(col(5))?,
+        amount_kes: r.get(col(6))?,
+        merchant_type: r.get(col(7))?,
+        daily_limit: r.get(col(12))?,
+    };
+    let view = if viewed {
+        Some(views::request_from_row(ctx.keys, actor, r)?)
+    } else {
+        None
+    };
+    Ok((row, parties, view))
 }
 
 fn require_pending(row: &RequestRow, to: &'static str) -> Result<()> {
@@ -213,31 +216,53 @@ fn require_pending(row: &RequestRow, to: &'static str) -> Result<()> {
 /// `POST /payment-requests/:id/approve`: as one command, remaining → reserved in the category
 /// and the escrow, the day's total grows, the journal records it, the payout is queued and the
 /// audit log gets its line. Any CHECK that refuses rolls all of it back.
+///
+/// The answer is the view read with the request before the change, brought up to date with
+/// what the approval wrote (its decision, and its payout as the `INSERT` returned it): the
+/// same view `GET /payment-requests/:id` shows once the approval is committed, without a
+/// second read on the single writer thread.
 pub fn approve(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
-    approve_unviewed(ctx, actor, request_id)?;
-    views::payment_request(ctx.conn, ctx.keys, actor, request_id)
+    let (row, parties, view) = load_request(ctx, actor, request_id, true)?;
+    let payout = approve_loaded(ctx, actor, request_id, &row, &parties)?;
+    let mut view = view.ok_or_else(|| Error::internal("the approval's view was not read"))?;
+    let at = ctx.at();
+    view.status = RequestStatus::Approved;
+    view.decided_by = Some(parties.sender_id.clone()); // the approver: `approve_loaded` checked
+    view.decided_at = Some(at.clone());
+    view.updated_at = at;
+    view.payout = Some(payout.seen_by(actor));
+    Ok(view)
 }
 
-/// `approve` without reading the request back: the writer's part of an approval. The caller
-/// that needs the view reads it once the change is committed (`views::payment_request` on a
-/// read connection), which keeps that work off the single writer thread.
+/// `approve` without its answer (the scale benchmark's ledger builder).
 pub fn approve_unviewed(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PayoutId> {
-    let (row, parties) = load_request(ctx, actor, request_id)?;
+    let (row, parties, _) = load_request(ctx, actor, request_id, false)?;
+    Ok(approve_loaded(ctx, actor, request_id, &row, &parties)?.payout_id)
+}
+
+/// The approval of a request `load_request` read; returns the payout it queued.
+fn approve_loaded(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    request_id: &PaymentRequestId,
+    row: &RequestRow,
+    parties: &EscrowParties,
+) -> Result<views::PayoutView> {
     if !parties.is_sender(actor) {
         return Err(Error::Forbidden);
     }
     if row.status == RequestStatus::Expired {
         return Err(Error::RequestExpired);
     }
-    require_pending(&row, "approved")?;
+    require_pending(row, "approved")?;
     if parties.status != EscrowStatus::Active {
         return Err(Error::InvalidState {
             entity: "escrow",
@@ -258,23 +283,28 @@ pub fn approve_unviewed(
         ctx.now,
     )?;
     if let Err(refusal) = refusal {
-        return Err(refusal_error(ctx, &row, refusal, &day));
+        return Err(refusal_error(ctx, row, refusal, &day));
     }
     let payout_id = PayoutId::new();
     let at = ctx.at();
-    ctx.conn
-        .prepare_cached(
+    static INSERT_PAYOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
             "INSERT INTO payouts (id, payment_request_id, escrow_id, status, command, amount_kes_cents, amount_usd_cents,
              originator_conversation_id, next_attempt_at, created_at, updated_at, change_seq)
              VALUES (:id, :request, :escrow, :status, :command, :kes, :usd, :originator, :at, :at, :at,
-             remit_change_seq())",
-        )?
-        .execute(named_params! {
+             remit_change_seq()) RETURNING {}",
+            *views::PAYOUT_RETURNING
+        )
+    });
+    let payout = ctx.conn.prepare_cached(&INSERT_PAYOUT)?.query_row(
+        named_params! {
             ":id": payout_id, ":request": request_id, ":escrow": row.escrow_id,
             ":status": PayoutStatus::Queued, ":command": row.merchant_type.payout_command(),
             ":kes": row.amount_kes, ":usd": row.amount_usd,
             ":originator": payout_id.originator_conversation_id(), ":at": at,
-        })?;
+        },
+        |r| Ok(views::PayoutView::from_row_at(r, 0)),
+    )??;
     ctx.conn
         .prepare_cached(
             "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :status, decided_by = :actor, decided_at = :at,
@@ -299,7 +329,7 @@ pub fn approve_unviewed(
             row.amount_usd,
         ),
     )?;
-    Ok(payout_id)
+    Ok(payout)
 }
 
 /// The typed error for a refused reservation, with the balances that refused it.
@@ -341,7 +371,7 @@ pub fn reject(
     request_id: &PaymentRequestId,
     reason: Option<&str>,
 ) -> Result<PaymentRequestView> {
-    let (row, parties) = load_request(ctx, actor, request_id)?;
+    let (row, parties, _) = load_request(ctx, actor, request_id, false)?;
     if !parties.is_sender(actor) {
         return Err(Error::Forbidden);
     }
@@ -379,7 +409,7 @@ pub fn cancel(
     actor: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
-    let (row, _) = load_request(ctx, actor, request_id)?;
+    let (row, _, _) = load_request(ctx, actor, request_id, false)?;
     let allowed = actor.is_admin() || actor.role == Role::Agent || actor.is(&row.requested_by);
     if !allowed {
         return Err(Error::Forbidden);

@@ -494,7 +494,7 @@ columns! {
 
 impl PayoutView {
     /// A payout from a row whose payout columns (`PAYOUT_COLUMNS`) start at `at`.
-    fn from_row_at(r: &Row<'_>, at: usize) -> Result<PayoutView> {
+    pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> Result<PayoutView> {
         let col = |c: P| at + c as usize;
         let status: PayoutStatus = r.get(col(P::STATUS))?;
         let gateway: Option<String> = r.get(col(P::GATEWAY))?;
@@ -530,7 +530,21 @@ impl PayoutView {
     fn from_row(r: &Row<'_>) -> Result<PayoutView> {
         Self::from_row_at(r, 0)
     }
+
+    /// The payout as `viewer` may see it: Daraja's ids are for admins.
+    pub(crate) fn seen_by(mut self, viewer: &Actor) -> PayoutView {
+        if !viewer.is_admin() {
+            self.originator_conversation_id = None;
+            self.conversation_id = None;
+        }
+        self
+    }
 }
+
+/// `PAYOUT_COLUMNS` without their table's name, for a `RETURNING` clause (which may not name
+/// its table).
+pub(crate) static PAYOUT_RETURNING: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| PAYOUT_COLUMNS.replace("p.", ""));
 
 /// One payout (admins).
 pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
@@ -633,8 +647,18 @@ columns! {
 
 /// The request columns and its payout's, if any (`LEFT JOIN`: `NULL`s without one).
 fn request_select(where_clause: &str) -> String {
+    request_select_with("", where_clause)
+}
+
+/// The columns of a request's view, which `request_select_with`'s extra columns follow.
+pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usize;
+
+/// `request_select` with `extra` columns (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH`
+/// on), read with `request_from_row`: the approval reads its request once, for its checks and
+/// for its answer.
+pub(crate) fn request_select_with(extra: &str, where_clause: &str) -> String {
     format!(
-        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}
+        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}{extra}
          FROM payment_requests r
          JOIN spending_categories c ON c.id = r.category_id
          JOIN escrows e ON e.id = r.escrow_id
@@ -643,7 +667,11 @@ fn request_select(where_clause: &str) -> String {
     )
 }
 
-fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentRequestView> {
+pub(crate) fn request_from_row(
+    keys: &Keys,
+    viewer: &Actor,
+    r: &Row<'_>,
+) -> Result<PaymentRequestView> {
     let id: PaymentRequestId = r.get(R::ID as usize)?;
     let requested_by: UserId = r.get(R::REQUESTED_BY as usize)?;
     let sender_id: UserId = r.get(R::SENDER as usize)?;
@@ -684,14 +712,7 @@ fn request_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<PaymentR
     let amount_usd: UsdCents = r.get(R::USD as usize)?;
     let rate: RateKesPerUsd = r.get(R::RATE as usize)?;
     let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
-        Some(_) => {
-            let mut payout = PayoutView::from_row_at(r, R::COUNT as usize)?;
-            if !viewer.is_admin() {
-                payout.originator_conversation_id = None;
-                payout.conversation_id = None;
-            }
-            Some(payout)
-        }
+        Some(_) => Some(PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer)),
         None => None,
     };
     Ok(PaymentRequestView {

@@ -110,6 +110,80 @@ fn approving_10000_of_50000_leaves_40000_in_the_escrow_and_the_category() {
     t.assert_integrity();
 }
 
+/// The approval answers with the view it read before its change, brought up to date by hand:
+/// it must be, field for field, what a read of the committed request shows the same sender.
+#[test]
+fn the_approvals_answer_is_the_committed_request_as_its_sender_reads_it() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(
+        &sender,
+        &agent,
+        PHONE,
+        50_000,
+        &["electricity"],
+        Some(40_000),
+    );
+    for account in [
+        MerchantAccount::Paybill {
+            number: "888880".into(),
+            account_reference: "12345678".into(),
+        },
+        MerchantAccount::Phone(remit::domain::KenyanPhone::parse("n", "0712345678").unwrap()),
+    ] {
+        let request = t
+            .request_to(
+                &agent,
+                &escrow_id,
+                "electricity",
+                kes_for_usd_cents(5_000),
+                account,
+            )
+            .unwrap();
+        let id = request["paymentRequestId"].as_str().unwrap().to_string();
+        // Made a while ago, so that a field the approval changes cannot keep its value by
+        // chance of the same second.
+        let made = request_id(&id);
+        t.store
+            .write(move |ctx| {
+                ctx.conn.execute(
+                    "UPDATE payment_requests SET created_at = '2026-01-02T03:04:05Z',
+                     updated_at = '2026-01-02T03:04:05Z' WHERE id = ?1",
+                    [&made],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let approved = t.approve(&sender, &id).unwrap();
+        let (viewer, request_id) = (sender.clone(), request_id(&id));
+        let read = t
+            .store
+            .read(|conn, keys| {
+                remit::service::views::payment_request(conn, keys, &viewer, &request_id)
+            })
+            .map(json)
+            .unwrap();
+        assert_eq!(approved, read);
+        assert_eq!(
+            (
+                approved["status"].as_str(),
+                approved["payout"]["status"].as_str(),
+                approved["merchantName"].as_str(),
+                approved["decidedBy"].as_str(),
+            ),
+            (
+                Some("approved"),
+                Some("queued"),
+                Some("Kenya Power"),
+                Some(sender.id.as_str())
+            )
+        );
+        // Daraja's ids are for admins.
+        assert!(approved["payout"].get("originatorConversationId").is_none());
+    }
+    t.assert_integrity();
+}
+
 #[test]
 fn the_usd_price_is_fixed_at_the_rate_rounding_up() {
     let t = TestStore::new();
