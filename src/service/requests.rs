@@ -287,24 +287,31 @@ fn approve_loaded(
     }
     let payout_id = PayoutId::new();
     let at = ctx.at();
-    static INSERT_PAYOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
+    let command = row.merchant_type.payout_command();
+    // Without `RETURNING`, which SQLite serves through a temporary table opened and closed
+    // for each statement: the view is made from the same values (`PayoutView::queued`).
+    ctx.conn
+        .prepare_cached(
             "INSERT INTO payouts (id, payment_request_id, escrow_id, status, command, amount_kes_cents, amount_usd_cents,
              originator_conversation_id, next_attempt_at, created_at, updated_at, change_seq)
              VALUES (:id, :request, :escrow, :status, :command, :kes, :usd, :originator, :at, :at, :at,
-             remit_change_seq()) RETURNING {}",
-            *views::PAYOUT_RETURNING
-        )
-    });
-    let payout = ctx.conn.prepare_cached(&INSERT_PAYOUT)?.query_row(
-        named_params! {
+             remit_change_seq())",
+        )?
+        .execute(named_params! {
             ":id": payout_id, ":request": request_id, ":escrow": row.escrow_id,
-            ":status": PayoutStatus::Queued, ":command": row.merchant_type.payout_command(),
+            ":status": PayoutStatus::Queued, ":command": command,
             ":kes": row.amount_kes, ":usd": row.amount_usd,
             ":originator": payout_id.originator_conversation_id(), ":at": at,
-        },
-        |r| Ok(views::PayoutView::from_row_at(r, 0)),
-    )??;
+        })?;
+    let payout = views::PayoutView::queued(
+        &payout_id,
+        request_id,
+        &row.escrow_id,
+        command,
+        row.amount_kes,
+        row.amount_usd,
+        &at,
+    );
     ctx.conn
         .prepare_cached(
             "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :status, decided_by = :actor, decided_at = :at,

@@ -494,7 +494,7 @@ columns! {
 
 impl PayoutView {
     /// A payout from a row whose payout columns (`PAYOUT_COLUMNS`) start at `at`.
-    pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> Result<PayoutView> {
+    fn from_row_at(r: &Row<'_>, at: usize) -> Result<PayoutView> {
         let col = |c: P| at + c as usize;
         let status: PayoutStatus = r.get(col(P::STATUS))?;
         let gateway: Option<String> = r.get(col(P::GATEWAY))?;
@@ -531,6 +531,43 @@ impl PayoutView {
         Self::from_row_at(r, 0)
     }
 
+    /// A payout just queued, as `from_row` reads the row the approval inserts (a test holds
+    /// the approval's answer to a read of it).
+    pub(crate) fn queued(
+        payout_id: &PayoutId,
+        payment_request_id: &PaymentRequestId,
+        escrow_id: &EscrowId,
+        method: PayoutCommand,
+        amount_kes_cents: KesCents,
+        amount_usd_cents: UsdCents,
+        created_at: &str,
+    ) -> PayoutView {
+        PayoutView {
+            payout_id: payout_id.clone(),
+            payment_request_id: payment_request_id.clone(),
+            escrow_id: escrow_id.clone(),
+            status: PayoutStatus::Queued,
+            method,
+            amount_kes_cents,
+            amount_usd_cents,
+            gateway: None,
+            simulated: false,
+            originator_conversation_id: Some(payout_id.originator_conversation_id().to_string()),
+            conversation_id: None,
+            mpesa_receipt: None,
+            result_code: None,
+            result_desc: None,
+            failure_reason: None,
+            failure_text: None,
+            attempts: 0,
+            flagged: false,
+            flag_reason: None,
+            created_at: created_at.to_string(),
+            sent_at: None,
+            result_at: None,
+        }
+    }
+
     /// The payout as `viewer` may see it: Daraja's ids are for admins.
     pub(crate) fn seen_by(mut self, viewer: &Actor) -> PayoutView {
         if !viewer.is_admin() {
@@ -540,11 +577,6 @@ impl PayoutView {
         self
     }
 }
-
-/// `PAYOUT_COLUMNS` without their table's name, for a `RETURNING` clause (which may not name
-/// its table).
-pub(crate) static PAYOUT_RETURNING: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| PAYOUT_COLUMNS.replace("p.", ""));
 
 /// One payout (admins).
 pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
