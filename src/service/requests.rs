@@ -150,7 +150,8 @@ fn effective_status(status: RequestStatus, expires_at: &str, now: &str) -> Reque
 
 /// The request, its category and its escrow's parties and limit, and — when `viewed` — the
 /// request's view as `actor` sees it now, in one statement: the approval's hot path reads its
-/// request once, for its checks and for its answer.
+/// request once, for its checks and for its answer. The view is a waiting request's (without a
+/// payout): every caller refuses a request that is not waiting before it uses it.
 fn load_request(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
@@ -159,7 +160,7 @@ fn load_request(
 ) -> Result<(RequestRow, EscrowParties, Option<PaymentRequestView>)> {
     // The view's columns, then these by position from `REQUEST_VIEW_WIDTH` on.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        views::request_select_with(
+        views::waiting_request_select(
             ", r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
              r.amount_kes_cents, r.merchant_type, r.expires_at,
              e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents",

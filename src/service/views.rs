@@ -679,22 +679,30 @@ columns! {
 
 /// The request columns and its payout's, if any (`LEFT JOIN`: `NULL`s without one).
 fn request_select(where_clause: &str) -> String {
-    request_select_with("", where_clause)
-}
-
-/// The columns of a request's view, which `request_select_with`'s extra columns follow.
-pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usize;
-
-/// `request_select` with `extra` columns (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH`
-/// on), read with `request_from_row`: the approval reads its request once, for its checks and
-/// for its answer.
-pub(crate) fn request_select_with(extra: &str, where_clause: &str) -> String {
     format!(
-        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}{extra}
+        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}
          FROM payment_requests r
          JOIN spending_categories c ON c.id = r.category_id
          JOIN escrows e ON e.id = r.escrow_id
          LEFT JOIN payouts p ON p.payment_request_id = r.id
+         WHERE {where_clause}"
+    )
+}
+
+/// The columns of a request's view, which `waiting_request_select`'s extra columns follow.
+pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usize;
+
+/// `request_select` for a request that has no payout yet (a waiting one), with `extra` columns
+/// (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH` on), read with `request_from_row`: a
+/// decision reads its request once, for its checks and for its answer. The payout's columns
+/// are `NULL`, without the join that would look for one.
+pub(crate) fn waiting_request_select(extra: &str, where_clause: &str) -> String {
+    let no_payout = vec!["NULL"; P::COUNT as usize].join(", ");
+    format!(
+        "SELECT {REQUEST_COLUMNS}, {no_payout}{extra}
+         FROM payment_requests r
+         JOIN spending_categories c ON c.id = r.category_id
+         JOIN escrows e ON e.id = r.escrow_id
          WHERE {where_clause}"
     )
 }
