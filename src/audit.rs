@@ -182,7 +182,7 @@ pub fn append(
     actor: &str,
     action: &str,
     entity: &str,
-    details: &serde_json::Value,
+    details: &impl serde::Serialize,
 ) -> Result<()> {
     let head = last_line(conn)?;
     let (seq, mac) = append_line(conn, key, now, &head, actor, action, entity, details)?;
@@ -231,7 +231,7 @@ pub fn append_line(
     actor: &str,
     action: &str,
     entity: &str,
-    details: &serde_json::Value,
+    details: &impl serde::Serialize,
 ) -> Result<(i64, [u8; 32])> {
     let (seq, prev_mac) = (head.0 + 1, head.1);
     if seq < key.from_seq {

@@ -25,12 +25,35 @@ pub fn with_amounts(
     data
 }
 
+/// The amount of a payment request as `with_amounts` adds it, for an event written as a struct
+/// (`#[serde(flatten)]` after its own fields): the same fields in the same order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Amounts {
+    amount_kes: crate::money::Decimal,
+    amount_kes_cents: i64,
+    amount_usd: crate::money::Decimal,
+    amount_usd_cents: i64,
+}
+
+impl Amounts {
+    /// The amount of a request in shillings and dollars.
+    pub fn of(kes: crate::money::KesCents, usd: crate::money::UsdCents) -> Amounts {
+        Amounts {
+            amount_kes: kes.major(),
+            amount_kes_cents: kes.get(),
+            amount_usd: usd.major(),
+            amount_usd_cents: usd.get(),
+        }
+    }
+}
+
 /// Appends an event; returns its id.
 pub fn append(
     conn: &Connection,
     at: &str,
     kind: EventType,
-    data: &serde_json::Value,
+    data: &impl serde::Serialize,
 ) -> Result<EventId> {
     let id = EventId::new();
     conn.prepare_cached(

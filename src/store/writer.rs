@@ -78,7 +78,7 @@ impl<'a> WriteCtx<'a> {
         actor: &str,
         action: &str,
         entity: &str,
-        details: &serde_json::Value,
+        details: &impl serde::Serialize,
     ) -> Result<()> {
         let head = match self.audit_head.get() {
             Some(head) => head,
@@ -110,7 +110,7 @@ impl<'a> WriteCtx<'a> {
     pub fn emit(
         &self,
         kind: crate::domain::EventType,
-        data: serde_json::Value,
+        data: impl serde::Serialize,
     ) -> Result<crate::domain::EventId> {
         let id = crate::outbox::append(self.conn, &self.at(), kind, &data)?;
         self.emitted.set(true);
