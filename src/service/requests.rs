@@ -148,32 +148,43 @@ fn effective_status(status: RequestStatus, expires_at: &str, now: &str) -> Reque
     }
 }
 
-/// The request, its category and its escrow's parties and limit, and — when `viewed` — the
-/// request's view as `actor` sees it now, in one statement: the approval's hot path reads its
-/// request once, for its checks and for its answer. The view is a waiting request's (without a
-/// payout): every caller refuses a request that is not waiting before it uses it.
+/// The request, its category and its escrow's parties and limit, in one statement; when
+/// `viewed`, the same statement reads the request's view too, built only if `actor` may
+/// approve it (its sender or an admin, and the request waiting: a refused approval decrypts
+/// nothing), so that the approval's hot path reads its request once, for its checks and for
+/// its answer.
 fn load_request(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     request_id: &PaymentRequestId,
     viewed: bool,
 ) -> Result<(RequestRow, EscrowParties, Option<PaymentRequestView>)> {
-    // The view's columns, then these by position from `REQUEST_VIEW_WIDTH` on.
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        views::waiting_request_select(
-            ", r.escrow_id, r.category_id, c.name, r.status, r.requested_by, r.amount_usd_cents,
-             r.amount_kes_cents, r.merchant_type, r.expires_at,
-             e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents",
-            "r.id = ?1",
+    // The columns the checks need, read by position: alone, or after the view's.
+    const CHECKED: &str = "r.escrow_id, r.category_id, c.name, r.status, r.requested_by,
+        r.amount_usd_cents, r.amount_kes_cents, r.merchant_type, r.expires_at,
+        e.sender_id, e.recipient_id, e.status, e.daily_limit_usd_cents";
+    static CHECKS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {CHECKED} FROM payment_requests r
+             JOIN spending_categories c ON c.id = r.category_id
+             JOIN escrows e ON e.id = r.escrow_id WHERE r.id = ?1"
         )
     });
+    static CHECKS_AND_VIEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        views::waiting_request_select(&format!(", {CHECKED}"), "r.id = ?1")
+    });
+    let (sql, first) = if viewed {
+        (&*CHECKS_AND_VIEW, views::REQUEST_VIEW_WIDTH)
+    } else {
+        (&*CHECKS, 0)
+    };
     let not_found = || Error::NotFound {
         what: "payment request",
     };
-    let mut stmt = ctx.conn.prepare_cached(&SQL)?;
+    let mut stmt = ctx.conn.prepare_cached(sql)?;
     let mut rows = stmt.query([request_id])?;
     let r = rows.next()?.ok_or_else(not_found)?;
-    let col = |i: usize| views::REQUEST_VIEW_WIDTH + i;
+    let col = |i: usize| first + i;
     let parties = EscrowParties {
         sender_id: r.get(col(9))?,
         recipient_id: r.get(col(10))?,
@@ -194,7 +205,8 @@ fn load_request(
         merchant_type: r.get(col(7))?,
         daily_limit: r.get(col(12))?,
     };
-    let view = if viewed {
+    let view = if viewed && parties.is_sender(actor) && row.status == RequestStatus::PendingApproval
+    {
         Some(views::request_from_row(ctx.keys, actor, r)?)
     } else {
         None
@@ -219,20 +231,25 @@ fn require_pending(row: &RequestRow, to: &'static str) -> Result<()> {
 /// audit log gets its line. Any CHECK that refuses rolls all of it back.
 ///
 /// The answer is the view read with the request before the change, brought up to date with
-/// what the approval wrote (its decision, and its payout as the `INSERT` returned it): the
-/// same view `GET /payment-requests/:id` shows once the approval is committed, without a
-/// second read on the single writer thread.
+/// what the approval wrote (its decision, and its payout made from the values inserted): the
+/// same view `GET /payment-requests/:id` shows the approver once the approval is committed (a
+/// test holds the two equal), without a second read on the single writer thread.
 pub fn approve(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
+    // The approver as `decided_by` holds it: a user (the sender, or an admin), never a system
+    // actor; checked before anything is written.
+    let decided_by = UserId::parse(&actor.id)
+        .map_err(|_| Error::internal("a payment request is decided by a user"))?;
     let (row, parties, view) = load_request(ctx, actor, request_id, true)?;
     let payout = approve_loaded(ctx, actor, request_id, &row, &parties)?;
+    // `approve_loaded` refused anyone but the sender or an admin, and a request not waiting.
     let mut view = view.ok_or_else(|| Error::internal("the approval's view was not read"))?;
     let at = ctx.at();
     view.status = RequestStatus::Approved;
-    view.decided_by = Some(parties.sender_id.clone()); // the approver: `approve_loaded` checked
+    view.decided_by = Some(decided_by);
     view.decided_at = Some(at.clone());
     view.updated_at = at;
     view.payout = Some(payout.seen_by(actor));

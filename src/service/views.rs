@@ -694,7 +694,7 @@ pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usi
 
 /// `request_select` for a request that has no payout yet (a waiting one), with `extra` columns
 /// (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH` on), read with `request_from_row`: a
-/// decision reads its request once, for its checks and for its answer. The payout's columns
+/// the approval reads its request once, for its checks and for its answer. The payout's columns
 /// are `NULL`, without the join that would look for one.
 pub(crate) fn waiting_request_select(extra: &str, where_clause: &str) -> String {
     let no_payout = vec!["NULL"; P::COUNT as usize].join(", ");
@@ -787,7 +787,7 @@ pub fn payment_request(
     request_id: &PaymentRequestId,
 ) -> Result<PaymentRequestView> {
     let what = "payment request";
-    // Made once: the writer reads every approved request back with it.
+    // Made once, not at every call.
     static BY_ID: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| request_select("r.id = ?1"));
     one_row(

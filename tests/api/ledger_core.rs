@@ -111,11 +111,14 @@ fn approving_10000_of_50000_leaves_40000_in_the_escrow_and_the_category() {
 }
 
 /// The approval answers with the view it read before its change, brought up to date by hand:
-/// it must be, field for field, what a read of the committed request shows the same sender.
+/// it must be, field for field, what a read of the committed request shows the approver (the
+/// sender, or an admin, who sees Daraja's ids), and its event and audit line must be the text
+/// they always were.
 #[test]
-fn the_approvals_answer_is_the_committed_request_as_its_sender_reads_it() {
+fn the_approvals_answer_is_the_committed_request_as_its_approver_reads_it() {
     let t = TestStore::new();
     let (sender, agent) = parties(&t);
+    let admin = t.user(Role::Admin, "Operator", None);
     let escrow_id = t.active_escrow(
         &sender,
         &agent,
@@ -124,12 +127,16 @@ fn the_approvals_answer_is_the_committed_request_as_its_sender_reads_it() {
         &["electricity"],
         Some(40_000),
     );
-    for account in [
-        MerchantAccount::Paybill {
-            number: "888880".into(),
-            account_reference: "12345678".into(),
-        },
-        MerchantAccount::Phone(remit::domain::KenyanPhone::parse("n", "0712345678").unwrap()),
+    let paybill = || MerchantAccount::Paybill {
+        number: "888880".into(),
+        account_reference: "12345678".into(),
+    };
+    let phone =
+        || MerchantAccount::Phone(remit::domain::KenyanPhone::parse("n", "0712345678").unwrap());
+    for (approver, account) in [
+        (&sender, paybill()),
+        (&sender, phone()),
+        (&admin, paybill()),
     ] {
         let request = t
             .request_to(
@@ -154,15 +161,29 @@ fn the_approvals_answer_is_the_committed_request_as_its_sender_reads_it() {
                 Ok(())
             })
             .unwrap();
-        let approved = t.approve(&sender, &id).unwrap();
-        let (viewer, request_id) = (sender.clone(), request_id(&id));
-        let read = t
+        let approved = t.approve(approver, &id).unwrap();
+        let (viewer, request_id) = (approver.clone(), request_id(&id));
+        let (read, event, details) = t
             .store
             .read(|conn, keys| {
-                remit::service::views::payment_request(conn, keys, &viewer, &request_id)
+                let view =
+                    remit::service::views::payment_request(conn, keys, &viewer, &request_id)?;
+                let event: String = conn.query_row(
+                    "SELECT data FROM outbox_events WHERE type = 'payment_request.approved'
+                     ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let details: String = conn.query_row(
+                    "SELECT details FROM audit_log WHERE action = 'payment_request.approved'
+                     AND entity = ?1",
+                    [&request_id],
+                    |r| r.get(0),
+                )?;
+                Ok((view, event, details))
             })
-            .map(json)
             .unwrap();
+        let read = json(read);
         assert_eq!(approved, read);
         assert_eq!(
             (
@@ -175,11 +196,30 @@ fn the_approvals_answer_is_the_committed_request_as_its_sender_reads_it() {
                 Some("approved"),
                 Some("queued"),
                 Some("Kenya Power"),
-                Some(sender.id.as_str())
+                Some(approver.id.as_str())
             )
         );
         // Daraja's ids are for admins.
-        assert!(approved["payout"].get("originatorConversationId").is_none());
+        assert_eq!(
+            approved["payout"].get("originatorConversationId").is_some(),
+            approver.role == Role::Admin
+        );
+        let payout_id = &approved["payout"]["payoutId"];
+        assert_eq!(
+            event,
+            serde_json::json!({
+                "paymentRequestId": id, "escrowId": escrow_id, "payoutId": payout_id,
+                "status": "approved", "amountKes": approved["amountKes"],
+                "amountKesCents": approved["amountKesCents"], "amountUsd": approved["amountUsd"],
+                "amountUsdCents": approved["amountUsdCents"],
+            })
+            .to_string()
+        );
+        assert_eq!(
+            details,
+            serde_json::json!({"amountUsdCents": approved["amountUsdCents"], "payoutId": payout_id})
+                .to_string()
+        );
     }
     t.assert_integrity();
 }

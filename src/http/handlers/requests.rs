@@ -107,11 +107,11 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
     let id = PaymentRequestId::parse(req.param(0))?;
     let key = key_of(req, &actor)?;
     if key.is_none() && matches!(decision, Decision::Approve) {
-        // The hot path: the writer approves and reads the request back (its page cache holds
-        // every page the approval touched; a read connection's is reset by each commit and
-        // would fetch them again), and this thread turns it into JSON, off the writer. An
-        // approval does nothing but through the writer's context, so approvals waiting together
-        // share one savepoint (`Store::write_repeatable`).
+        // The hot path: the writer approves and answers with the request's view, read with the
+        // request before the change and brought up to date (`service::approve`), and this
+        // thread turns it into JSON, off the writer. An approval does nothing but through the
+        // writer's context, so approvals waiting together share one savepoint
+        // (`Store::write_repeatable`).
         let view = app
             .store
             .write_repeatable(move |ctx| service::approve(ctx, &actor, &id))?;
