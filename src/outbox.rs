@@ -10,23 +10,24 @@ use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// `data` (an object) with the amount of a payment request, as every event about one carries
-/// it: shillings and dollars, each as a decimal and in cents.
+/// it (`Amounts`'s fields, after `data`'s own).
 pub fn with_amounts(
     mut data: serde_json::Value,
     kes: crate::money::KesCents,
     usd: crate::money::UsdCents,
 ) -> serde_json::Value {
-    if let Some(fields) = data.as_object_mut() {
-        fields.insert("amountKes".into(), serde_json::json!(kes.major()));
-        fields.insert("amountKesCents".into(), kes.get().into());
-        fields.insert("amountUsd".into(), serde_json::json!(usd.major()));
-        fields.insert("amountUsdCents".into(), usd.get().into());
+    if let (Some(fields), Ok(serde_json::Value::Object(amounts))) = (
+        data.as_object_mut(),
+        serde_json::to_value(Amounts::of(kes, usd)),
+    ) {
+        fields.extend(amounts);
     }
     data
 }
 
-/// The amount of a payment request as `with_amounts` adds it, for an event written as a struct
-/// (`#[serde(flatten)]` after its own fields): the same fields in the same order.
+/// The amount of a payment request as every event about one carries it: shillings and
+/// dollars, each as a decimal and in cents. `with_amounts` adds it to a `serde_json::Value`; an
+/// event written as a struct flattens it after its own fields (`#[serde(flatten)]`).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Amounts {

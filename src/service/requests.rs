@@ -551,13 +551,22 @@ mod tests {
                 amounts: crate::outbox::Amounts::of(kes, usd),
             })
             .unwrap();
-            let value = crate::outbox::with_amounts(
-                json!({"paymentRequestId": request, "escrowId": escrow,
-                       "payoutId": payout, "status": RequestStatus::Approved}),
-                kes,
-                usd,
-            );
+            // Written out in full, not through `Amounts` (which `with_amounts` now uses too).
+            let value = json!({"paymentRequestId": request, "escrowId": escrow,
+                   "payoutId": payout, "status": RequestStatus::Approved,
+                   "amountKes": kes.major(), "amountKesCents": kes.get(),
+                   "amountUsd": usd.major(), "amountUsdCents": usd.get()});
             assert_eq!(typed, serde_json::to_string(&value).unwrap());
+            assert_eq!(
+                serde_json::to_string(&crate::outbox::with_amounts(
+                    json!({"paymentRequestId": request, "escrowId": escrow,
+                           "payoutId": payout, "status": RequestStatus::Approved}),
+                    kes,
+                    usd,
+                ))
+                .unwrap(),
+                typed
+            );
             let line = ApprovedLine {
                 amount_usd_cents: usd.get(),
                 payout_id: &payout,

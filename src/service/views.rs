@@ -679,13 +679,11 @@ columns! {
 
 /// The request columns and its payout's, if any (`LEFT JOIN`: `NULL`s without one).
 fn request_select(where_clause: &str) -> String {
-    format!(
-        "SELECT {REQUEST_COLUMNS}, {PAYOUT_COLUMNS}
-         FROM payment_requests r
-         JOIN spending_categories c ON c.id = r.category_id
-         JOIN escrows e ON e.id = r.escrow_id
-         LEFT JOIN payouts p ON p.payment_request_id = r.id
-         WHERE {where_clause}"
+    select_requests(
+        PAYOUT_COLUMNS,
+        "LEFT JOIN payouts p ON p.payment_request_id = r.id",
+        "",
+        where_clause,
     )
 }
 
@@ -693,16 +691,31 @@ fn request_select(where_clause: &str) -> String {
 pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usize;
 
 /// `request_select` for a request that has no payout yet (a waiting one), with `extra` columns
-/// (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH` on), read with `request_from_row`: a
-/// the approval reads its request once, for its checks and for its answer. The payout's columns
-/// are `NULL`, without the join that would look for one.
+/// (`, a, b`) after the view's (from `REQUEST_VIEW_WIDTH` on), read with `request_from_row`:
+/// the approval reads its request once, for its checks and for its answer. The payout's
+/// columns are `NULL`, without the join that would look for one.
 pub(crate) fn waiting_request_select(extra: &str, where_clause: &str) -> String {
-    let no_payout = vec!["NULL"; P::COUNT as usize].join(", ");
+    select_requests(
+        &vec!["NULL"; P::COUNT as usize].join(", "),
+        "",
+        extra,
+        where_clause,
+    )
+}
+
+/// The request columns, then `payout_columns` (from `payout_join`), then `extra`.
+fn select_requests(
+    payout_columns: &str,
+    payout_join: &str,
+    extra: &str,
+    where_clause: &str,
+) -> String {
     format!(
-        "SELECT {REQUEST_COLUMNS}, {no_payout}{extra}
+        "SELECT {REQUEST_COLUMNS}, {payout_columns}{extra}
          FROM payment_requests r
          JOIN spending_categories c ON c.id = r.category_id
          JOIN escrows e ON e.id = r.escrow_id
+         {payout_join}
          WHERE {where_clause}"
     )
 }
