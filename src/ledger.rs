@@ -108,7 +108,7 @@ pub fn deposit(
     let at = crate::time::rfc3339(now);
     let status: Option<EscrowStatus> = conn
         .prepare_cached(
-            "UPDATE escrows SET change_seq = remit_change_seq(), deposited_usd_cents = deposited_usd_cents + ?2,
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), deposited_usd_cents = deposited_usd_cents + ?2,
                status = CASE WHEN deposited_usd_cents + ?2 = total_usd_cents THEN 'active' ELSE status END,
                remaining_usd_cents = CASE WHEN deposited_usd_cents + ?2 = total_usd_cents
                    THEN total_usd_cents ELSE remaining_usd_cents END,
@@ -146,7 +146,7 @@ pub fn deposit(
     }
     let categories: Vec<(CategoryId, i64)> = conn
         .prepare_cached(
-            "UPDATE spending_categories SET change_seq = remit_change_seq(), funded = 1, remaining_usd_cents = allocated_usd_cents
+            "UPDATE spending_categories SET change_seq = remit_change_seq_of('spending_categories', id), funded = 1, remaining_usd_cents = allocated_usd_cents
              WHERE escrow_id = ?1 RETURNING id, allocated_usd_cents",
         )?
         .query_map([escrow_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -202,7 +202,7 @@ pub fn reserve(
     let at = crate::time::rfc3339(now);
     let escrow = conn
         .prepare_cached(
-            "UPDATE escrows SET change_seq = remit_change_seq(), remaining_usd_cents = remaining_usd_cents - ?2,
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), remaining_usd_cents = remaining_usd_cents - ?2,
              reserved_usd_cents = reserved_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![escrow_id, amount.get(), at]);
@@ -214,7 +214,7 @@ pub fn reserve(
     };
     let category = conn
         .prepare_cached(
-            "UPDATE spending_categories SET change_seq = remit_change_seq(), remaining_usd_cents = remaining_usd_cents - ?2,
+            "UPDATE spending_categories SET change_seq = remit_change_seq_of('spending_categories', id), remaining_usd_cents = remaining_usd_cents - ?2,
              reserved_usd_cents = reserved_usd_cents + ?2 WHERE id = ?1",
         )?
         .execute(params![category_id, amount.get()]);
@@ -272,12 +272,12 @@ pub fn post(
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE escrows SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), reserved_usd_cents = reserved_usd_cents - ?2,
          spent_usd_cents = spent_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![escrow_id, amount.get(), crate::time::rfc3339(now)])?;
     conn.prepare_cached(
-        "UPDATE spending_categories SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE spending_categories SET change_seq = remit_change_seq_of('spending_categories', id), reserved_usd_cents = reserved_usd_cents - ?2,
          spent_usd_cents = spent_usd_cents + ?2 WHERE id = ?1",
     )?
     .execute(params![category_id, amount.get()])?;
@@ -313,12 +313,12 @@ pub fn void(
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE escrows SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), reserved_usd_cents = reserved_usd_cents - ?2,
          remaining_usd_cents = remaining_usd_cents + ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![escrow_id, amount.get(), crate::time::rfc3339(now)])?;
     conn.prepare_cached(
-        "UPDATE spending_categories SET change_seq = remit_change_seq(), reserved_usd_cents = reserved_usd_cents - ?2,
+        "UPDATE spending_categories SET change_seq = remit_change_seq_of('spending_categories', id), reserved_usd_cents = reserved_usd_cents - ?2,
          remaining_usd_cents = remaining_usd_cents + ?2 WHERE id = ?1",
     )?
     .execute(params![category_id, amount.get()])?;
@@ -381,7 +381,7 @@ pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCe
         deposited
     } else {
         conn.prepare_cached(
-            "UPDATE spending_categories SET change_seq = remit_change_seq(), refunded_usd_cents = refunded_usd_cents + remaining_usd_cents,
+            "UPDATE spending_categories SET change_seq = remit_change_seq_of('spending_categories', id), refunded_usd_cents = refunded_usd_cents + remaining_usd_cents,
              remaining_usd_cents = 0 WHERE escrow_id = ?1",
         )?
         .execute([escrow_id])?;
@@ -400,7 +400,7 @@ pub fn refund(conn: &Connection, escrow_id: &EscrowId, now: i64) -> Result<UsdCe
         remaining
     };
     conn.prepare_cached(
-        "UPDATE escrows SET change_seq = remit_change_seq(), status = 'cancelled', refunded_usd_cents = refunded_usd_cents + ?2,
+        "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), status = 'cancelled', refunded_usd_cents = refunded_usd_cents + ?2,
          remaining_usd_cents = remaining_usd_cents - ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![

@@ -43,11 +43,17 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             ))?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        // Only a replicated table is stamped; the notifications' tables are not replicated.
-        let stamp = if crate::replicate::source::is_stamped(table) {
-            "change_seq = remit_change_seq(), "
-        } else {
-            ""
+        // Only a replicated table is stamped (a keyed one tells the change log its key); the
+        // notifications' tables are not replicated.
+        let stamp = match store::changes::keyed(table) {
+            Some(key) => format!(
+                "change_seq = {}('{table}', {key}), ",
+                store::changes::KEYED_FUNCTION
+            ),
+            None if crate::replicate::source::is_stamped(table) => {
+                "change_seq = remit_change_seq(), ".to_string()
+            }
+            None => String::new(),
         };
         let mut update = tx.prepare(&format!(
             "UPDATE {table} SET {stamp}{name} = ?2 WHERE id = ?1"
@@ -57,7 +63,7 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             update.execute(params![id, new.seal(*column, &id, &plain)?])?;
             if *column == EncryptedColumn::UserPhone {
                 tx.execute(
-                    "UPDATE users SET change_seq = remit_change_seq(), phone_index = ?2 WHERE id = ?1",
+                    "UPDATE users SET change_seq = remit_change_seq_of('users', id), phone_index = ?2 WHERE id = ?1",
                     params![id, new.blind_index(&plain)],
                 )?;
             }

@@ -226,7 +226,7 @@ impl Replicator {
                 .iter()
                 .filter(|s| {
                     s.table.kind == source::Kind::Stamped
-                        && (s.rowid || crate::store::changes::KEYED_TABLES.contains(&s.table.name))
+                        && (s.rowid || crate::store::changes::keyed(s.table.name).is_some())
                 })
                 .map(|s| s.table.name)
                 .collect();

@@ -319,8 +319,8 @@ pub struct Replica {
     /// ledger's schema is made).
     upserts: Vec<Option<postgres::Statement>>,
     /// Where the rolling check of the change log goes on: the table (an index into
-    /// `shapes`) and the last rowid checked there.
-    check_at: (usize, i64),
+    /// `shapes`) and the last rowid or key checked there.
+    check_at: (usize, rusqlite::types::Value),
 }
 
 impl Replica {
@@ -343,7 +343,7 @@ impl Replica {
             shapes,
             file_version: file_version as i32,
             upserts: Vec::new(),
-            check_at: (0, 0),
+            check_at: (0, rusqlite::types::Value::Integer(0)),
         })
     }
 
@@ -523,22 +523,32 @@ fn first_line(sql: &str) -> &str {
 /// Reads the rows of every table changed after `since`: the stamped tables' by the rows
 /// `listing` names (when the change log answered; a table it has no list for is scanned), the
 /// others by scan. With a listing, the log is checked against the scan it replaces on the
-/// next slice of one stamped rowid table (`check_at`: the table and the last rowid checked;
-/// it moves on, the tables in turn); `None` when the check found a changed row the log did
-/// not list.
+/// next slice of one stamped table the log lists (`check_at`: the table and the last rowid
+/// or key checked; it moves on, the tables in turn); `None` when the check found a changed
+/// row the log did not list.
 fn read_changes(
     read: &Connection,
     shapes: &[Shape],
     since: &Position,
     listing: Option<&ChangedRows>,
-    check_at: &mut (usize, i64),
+    check_at: &mut (usize, rusqlite::types::Value),
 ) -> Result<Option<Vec<Vec<Vec<Cell>>>>> {
-    let listable = |i: &usize| shapes[*i].table.kind == Kind::Stamped && shapes[*i].rowid;
+    let listable = |i: &usize| {
+        let shape = &shapes[*i];
+        shape.table.kind == Kind::Stamped
+            && (shape.rowid || crate::store::changes::keyed(shape.table.name).is_some())
+    };
+    let start = |i: usize| {
+        shapes
+            .get(i)
+            .map_or(rusqlite::types::Value::Integer(0), source::slice_start)
+    };
     if !listable(&check_at.0) {
         let next = (1..=shapes.len())
             .map(|step| (check_at.0 + step) % shapes.len())
-            .find(listable);
-        *check_at = (next.unwrap_or(0), 0);
+            .find(listable)
+            .unwrap_or(0);
+        *check_at = (next, start(next));
     }
     let check_table = check_at.0;
     let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
@@ -558,23 +568,26 @@ fn read_changes(
             table_rows.push(row);
             Ok(())
         })?;
-        if let (Some(source::Listed::Rowids(rowids)), true) = (listed, index == check_table) {
+        if let (Some(listed), true) = (listed, index == check_table) {
             let slice = source::unlisted_in_slice(
                 read,
                 shape,
                 since,
-                rowids,
-                check_at.1,
+                listed,
+                &check_at.1,
                 crate::limits::CHANGE_LOG_CHECK_ROWS,
             )?;
             // The next cycle checks the next slice, or the next table from its start.
             *check_at = match slice.until {
-                Some(rowid) => (index, rowid),
-                None => ((index + 1) % shapes.len(), 0),
+                Some(at) => (index, at),
+                None => {
+                    let next = (index + 1) % shapes.len();
+                    (next, start(next))
+                }
             };
             if !slice.unlisted.is_empty() {
                 log::error!(
-                    "the change log did not list {} changed rows of {} (rowids {:?}…) that a scan finds: replication scans from now on (this cycle's rows included)",
+                    "the change log did not list {} changed rows of {} (rowids or keys {:?}…) that a scan finds: replication scans from now on (this cycle's rows included)",
                     slice.unlisted.len(),
                     name,
                     &slice.unlisted[..slice.unlisted.len().min(5)]
@@ -956,19 +969,53 @@ mod tests {
             listed
         };
         // Every row listed: read by the list, and the next check goes to the next table.
-        let mut at = (0, 0);
+        let start = |i: usize| (i, source::slice_start(&shapes[i]));
+        let mut at = start(0);
         let read = read_changes(&conn, &shapes, &since, Some(&listing(&meta)), &mut at)
             .unwrap()
             .expect("the list agrees with the scan");
         assert_eq!(read[0].len(), meta.len());
-        assert_eq!(at, (1, 0));
+        assert_eq!(at, start(1));
         // One row left out: the whole cycle's list is refused (the caller scans instead).
-        let mut at = (0, 0);
+        let mut at = start(0);
         let refused = read_changes(&conn, &shapes, &since, Some(&listing(&meta[1..])), &mut at);
         assert!(refused.unwrap().is_none());
         // Checked elsewhere, the same list is not refused here (a slice at a time).
-        let mut at = (2, 0);
+        let mut at = start(2);
         let elsewhere = read_changes(&conn, &shapes, &since, Some(&listing(&meta[1..])), &mut at);
         assert!(elsewhere.unwrap().is_some());
+
+        // A keyed table (`WITHOUT ROWID`) is checked by key: a changed user the list leaves
+        // out is found by its slice.
+        let users = shapes.iter().position(|s| s.table.name == "users").unwrap();
+        assert!(!shapes[users].rowid);
+        conn.execute(
+            "INSERT INTO users (id, role, name_enc, created_at, change_seq)
+             VALUES ('usr_a', 'agent', 'sealed', '2026-12-02T00:00:00Z', 1),
+                    ('usr_b', 'agent', 'sealed', '2026-12-02T00:00:00Z', 1)",
+            [],
+        )
+        .unwrap();
+        let keyed = |keys: &[&str]| {
+            let mut listed = listing(&meta);
+            listed
+                .keys
+                .insert("users".into(), keys.iter().map(|k| k.to_string()).collect());
+            listed
+        };
+        let mut at = start(users);
+        let read = read_changes(
+            &conn,
+            &shapes,
+            &since,
+            Some(&keyed(&["usr_a", "usr_b"])),
+            &mut at,
+        )
+        .unwrap()
+        .expect("the keys agree with the scan");
+        assert_eq!(read[users].len(), 2);
+        let mut at = start(users);
+        let refused = read_changes(&conn, &shapes, &since, Some(&keyed(&["usr_b"])), &mut at);
+        assert!(refused.unwrap().is_none());
     }
 }

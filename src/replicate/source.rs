@@ -3,7 +3,7 @@
 //! rows changed since a position, read on a read-only connection in one snapshot.
 
 use crate::error::{Error, Result};
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// How a table's changes are found.
@@ -446,40 +446,65 @@ pub fn changed_rows(
     Ok(n)
 }
 
-/// What the check of one slice of a table found (`unlisted_in_slice`).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Slice {
-    /// Rowids stamped after the position that the change log did not list.
-    pub unlisted: Vec<i64>,
-    /// The last rowid the slice covered (`None`: the slice reached the table's end).
-    pub until: Option<i64>,
+/// Where a slice check of a table starts: before its first rowid, or before its first key
+/// (every key is text after the empty one).
+pub fn slice_start(shape: &Shape) -> Value {
+    if shape.rowid {
+        Value::Integer(0)
+    } else {
+        Value::Text(String::new())
+    }
 }
 
-/// Checks the change log's list of a stamped rowid table (`listed`, sorted) against a scan of
-/// the next `rows` rows after rowid `after`: every row there stamped after `since` must be
-/// listed (a listed row that was not changed only costs a lookup). Bounded: it reads at most
-/// `rows` rows whatever the table's size.
+/// What the check of one slice of a table found (`unlisted_in_slice`).
+#[derive(Debug, PartialEq)]
+pub struct Slice {
+    /// Rows (rowids, or keys) stamped after the position that the change log did not list.
+    pub unlisted: Vec<Value>,
+    /// The last rowid or key the slice covered (`None`: the slice reached the table's end).
+    pub until: Option<Value>,
+}
+
+/// Checks the change log's list of a stamped table (`listed`, sorted: rowids, or the first
+/// column of a keyed table's key) against a scan of the next `rows` rows after `after` in
+/// that order: every row there stamped after `since` must be listed (a listed row that was
+/// not changed only costs a lookup). Bounded: it reads at most `rows` rows whatever the
+/// table's size. (A key's first column that is not unique, `daily_spend`'s escrow, may end a
+/// slice inside one escrow's rows: the next slice starts after that escrow, so the rest of its
+/// rows go unchecked in that round of the table.)
 pub fn unlisted_in_slice(
     conn: &Connection,
     shape: &Shape,
     since: &Position,
-    listed: &[i64],
-    after: i64,
+    listed: Listed<'_>,
+    after: &Value,
     rows: usize,
 ) -> Result<Slice> {
+    let column =
+        match listed {
+            Listed::Rowids(_) => "rowid".to_string(),
+            Listed::Keys(_) => quote(shape.key().first().ok_or_else(|| {
+                Error::internal(format!("{} has no primary key", shape.table.name))
+            })?),
+        };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT rowid, change_seq > ?2 FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?3",
+        "SELECT {column}, change_seq > ?2 FROM {} WHERE {column} > ?1 ORDER BY {column} LIMIT ?3",
         quote(shape.table.name)
     ))?;
     let mut found = stmt.query(params![after, since.change_seq, rows as i64])?;
-    let (mut unlisted, mut seen, mut last) = (Vec::new(), 0usize, after);
+    let (mut unlisted, mut seen, mut last) = (Vec::new(), 0usize, after.clone());
     while let Some(row) = found.next()? {
-        let (rowid, changed): (i64, bool) = (row.get(0)?, row.get(1)?);
-        if changed && listed.binary_search(&rowid).is_err() {
-            unlisted.push(rowid);
+        let (at, changed): (Value, bool) = (row.get(0)?, row.get(1)?);
+        let is_listed = match (listed, &at) {
+            (Listed::Rowids(rowids), Value::Integer(rowid)) => rowids.binary_search(rowid).is_ok(),
+            (Listed::Keys(keys), Value::Text(key)) => keys.binary_search(key).is_ok(),
+            _ => false,
+        };
+        if changed && !is_listed {
+            unlisted.push(at.clone());
         }
         seen += 1;
-        last = rowid;
+        last = at;
     }
     Ok(Slice {
         unlisted,
@@ -537,21 +562,29 @@ mod tests {
         // Rows 3, 6 and 9 changed after the position. A list with all of them (and one more,
         // which only costs a lookup) agrees, slice by slice, and the last slice says so.
         let all = [3, 4, 6, 9];
-        let check = |listed: &[i64], after, rows| {
-            unlisted_in_slice(&conn, &shape, &since, listed, after, rows).unwrap()
+        let check = |listed: &[i64], after: i64, rows| {
+            unlisted_in_slice(
+                &conn,
+                &shape,
+                &since,
+                Listed::Rowids(listed),
+                &Value::Integer(after),
+                rows,
+            )
+            .unwrap()
         };
         assert_eq!(
             check(&all, 0, 4),
             Slice {
                 unlisted: vec![],
-                until: Some(4)
+                until: Some(Value::Integer(4))
             }
         );
         assert_eq!(
             check(&all, 4, 4),
             Slice {
                 unlisted: vec![],
-                until: Some(8)
+                until: Some(Value::Integer(8))
             }
         );
         assert_eq!(
@@ -562,8 +595,61 @@ mod tests {
             }
         );
         // A list that lacks row 6 is caught by the slice that holds it, and only by it.
-        assert_eq!(check(&[3, 9], 0, 4).unlisted, Vec::<i64>::new());
-        assert_eq!(check(&[3, 9], 4, 4).unlisted, vec![6]);
-        assert_eq!(check(&[3, 9], 8, 4).unlisted, Vec::<i64>::new());
+        assert_eq!(check(&[3, 9], 0, 4).unlisted, vec![]);
+        assert_eq!(check(&[3, 9], 4, 4).unlisted, vec![Value::Integer(6)]);
+        assert_eq!(check(&[3, 9], 8, 4).unlisted, vec![]);
+    }
+
+    #[test]
+    fn a_slice_check_of_a_keyed_table_goes_by_key() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE k (id TEXT PRIMARY KEY, change_seq INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO k VALUES ('e', 7), ('a', 2), ('c', 7), ('b', 7), ('d', 2);",
+        )
+        .unwrap();
+        let shape = Shape {
+            table: Table {
+                name: "k",
+                kind: Kind::Stamped,
+            },
+            columns: vec![Column {
+                name: "id".into(),
+                ty: ColumnType::Text,
+                pk: 1,
+            }],
+            create: String::new(),
+            indexes: Vec::new(),
+            rowid: false,
+        };
+        let since = Position {
+            change_seq: 5,
+            ..Position::start()
+        };
+        let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let check = |listed: &[String], after: Value| {
+            unlisted_in_slice(&conn, &shape, &since, Listed::Keys(listed), &after, 3).unwrap()
+        };
+        // b, c and e changed: slices of three keys from the start, in key order.
+        let all = keys(&["b", "c", "e"]);
+        assert_eq!(
+            check(&all, slice_start(&shape)),
+            Slice {
+                unlisted: vec![],
+                until: Some(Value::Text("c".into()))
+            }
+        );
+        assert_eq!(
+            check(&all, Value::Text("c".into())),
+            Slice {
+                unlisted: vec![],
+                until: None
+            }
+        );
+        // A list without c is caught by the first slice.
+        assert_eq!(
+            check(&keys(&["b", "e"]), slice_start(&shape)).unlisted,
+            vec![Value::Text("c".into())]
+        );
     }
 }

@@ -406,7 +406,7 @@ pub fn record_reversal(
         (Some(escrow_id), DepositStatus::Applied) => {
             ctx.conn
                 .prepare_cached(
-                    "UPDATE escrows SET change_seq = remit_change_seq(), flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                    "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
                 )?
                 .execute(params![
                     escrow_id,

@@ -167,7 +167,7 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
             "INSERT INTO escrows (id, sender_id, recipient_id, recipient_name_enc, status, total_usd_cents,
              daily_limit_usd_cents, short_ref, created_at, updated_at, change_seq)
              VALUES (:id, :sender, :recipient, :name, :status, :total, :daily_limit, :short_ref, :at, :at,
-             remit_change_seq())",
+             remit_change_seq_of('escrows', :id))",
         )?
         .execute(named_params! {
             ":id": id, ":sender": actor.id, ":recipient": recipient_id, ":name": name_enc,
@@ -176,7 +176,7 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
         })?;
     let mut insert = ctx.conn.prepare_cached(
         "INSERT INTO spending_categories (id, escrow_id, position, name, allocated_usd_cents, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, remit_change_seq())",
+         VALUES (?1, ?2, ?3, ?4, ?5, remit_change_seq_of('spending_categories', ?1))",
     )?;
     for (position, (name, amount)) in allocations.iter().enumerate() {
         insert.execute(params![

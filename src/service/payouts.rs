@@ -581,7 +581,7 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
     let completed: Option<(UsdCents, UsdCents)> = ctx
         .conn
         .prepare_cached(
-            "UPDATE escrows SET change_seq = remit_change_seq(), status = :completed, updated_at = :at
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), status = :completed, updated_at = :at
          WHERE id = :id AND status = :active AND remaining_usd_cents = 0 AND reserved_usd_cents = 0
          RETURNING total_usd_cents, spent_usd_cents",
         )?

@@ -112,7 +112,7 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
     let inserted = conn
         .prepare_cached(
             "INSERT INTO users (id, role, name_enc, phone_enc, phone_index, created_at, change_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, remit_change_seq())",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, remit_change_seq_of('users', ?1))",
         )?
         .execute(params![
             id,
@@ -175,7 +175,7 @@ pub fn create_speaking(
     if let Some(language) = language {
         ctx.conn
             .prepare_cached(
-                "UPDATE users SET change_seq = remit_change_seq(), language = ?2 WHERE id = ?1",
+                "UPDATE users SET change_seq = remit_change_seq_of('users', id), language = ?2 WHERE id = ?1",
             )?
             .execute(params![id, language])?;
     }

@@ -39,7 +39,7 @@ pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
             crate::domain::SHORT_REF_LEN,
         )?;
         tx.execute(
-            "UPDATE escrows SET change_seq = remit_change_seq(), short_ref = ?2 WHERE id = ?1",
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), short_ref = ?2 WHERE id = ?1",
             params![id, code],
         )?;
     }
@@ -84,7 +84,7 @@ pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usiz
             String::new()
         };
         tx.execute(
-            "UPDATE escrows SET change_seq = remit_change_seq(), recipient_name_enc = ?2 WHERE id = ?1",
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), recipient_name_enc = ?2 WHERE id = ?1",
             params![
                 escrow_id,
                 keys.seal(EncryptedColumn::RecipientName, escrow_id.as_str(), &name)?

@@ -35,8 +35,22 @@ pub const FUNCTION: &str = "remit_change_seq";
 pub const KEYED_FUNCTION: &str = "remit_change_seq_of";
 
 /// The `WITHOUT ROWID` tables every statement stamps with `KEYED_FUNCTION` (a test holds
-/// `src/` to it), so that the change log can list their changed rows by key.
-pub const KEYED_TABLES: &[&str] = &["daily_spend"];
+/// `src/` to it), so that the change log can list their changed rows by key, each with the
+/// first column of its primary key: the key the stamp names.
+pub const KEYED_TABLES: &[(&str, &str)] = &[
+    ("daily_spend", "escrow_id"),
+    ("users", "id"),
+    ("escrows", "id"),
+    ("spending_categories", "id"),
+];
+
+/// The key column a keyed table's stamp names (`KEYED_TABLES`), `None` for another table.
+pub fn keyed(table: &str) -> Option<&'static str> {
+    KEYED_TABLES
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, key)| *key)
+}
 
 fn flags() -> FunctionFlags {
     FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY
@@ -348,7 +362,7 @@ impl ChangeLog {
         };
         let mut changed = ChangedRows::default();
         for (name, rows) in names.iter().zip(by_table) {
-            if KEYED_TABLES.contains(&&**name) {
+            if keyed(name).is_some() {
                 let mut keys: Vec<String> = rows
                     .into_iter()
                     .filter_map(|r| match r {
@@ -391,6 +405,45 @@ impl ChangeLog {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn every_keyed_table_is_without_rowid_and_named_by_the_first_column_of_its_key() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        for (table, key) in KEYED_TABLES {
+            let without_rowid: bool = conn
+                .query_row(
+                    "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(without_rowid, "{table} is a rowid table");
+            let first: String = conn
+                .query_row(
+                    "SELECT name FROM pragma_table_info(?1) WHERE pk = 1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(first, *key, "{table}");
+        }
+        // Every other replicated WITHOUT ROWID table is scanned at every cycle: only
+        // `state_counts`, a row per state (kept by triggers), may be.
+        let unkeyed: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND wr")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .unwrap()
+            .into_iter()
+            .filter(|t| {
+                keyed(t).is_none() && crate::replicate::source::is_stamped(t) && t != "state_counts"
+            })
+            .collect();
+        assert!(unkeyed.is_empty(), "{unkeyed:?}");
+    }
 
     fn fixture() -> (Connection, Arc<ChangeLog>) {
         let conn = Connection::open_in_memory().unwrap();
