@@ -319,8 +319,8 @@ pub struct Replica {
     /// ledger's schema is made).
     upserts: Vec<Option<postgres::Statement>>,
     /// Where the rolling check of the change log goes on: the table (an index into
-    /// `shapes`) and the last rowid or key checked there.
-    check_at: (usize, rusqlite::types::Value),
+    /// `shapes`) and the last rowid or key checked there (`None`: from its start).
+    check_at: (usize, Option<Vec<rusqlite::types::Value>>),
 }
 
 impl Replica {
@@ -343,7 +343,7 @@ impl Replica {
             shapes,
             file_version: file_version as i32,
             upserts: Vec::new(),
-            check_at: (0, rusqlite::types::Value::Integer(0)),
+            check_at: (0, None),
         })
     }
 
@@ -531,24 +531,19 @@ fn read_changes(
     shapes: &[Shape],
     since: &Position,
     listing: Option<&ChangedRows>,
-    check_at: &mut (usize, rusqlite::types::Value),
+    check_at: &mut (usize, Option<Vec<rusqlite::types::Value>>),
 ) -> Result<Option<Vec<Vec<Vec<Cell>>>>> {
     let listable = |i: &usize| {
         let shape = &shapes[*i];
         shape.table.kind == Kind::Stamped
             && (shape.rowid || crate::store::changes::keyed(shape.table.name).is_some())
     };
-    let start = |i: usize| {
-        shapes
-            .get(i)
-            .map_or(rusqlite::types::Value::Integer(0), source::slice_start)
-    };
     if !listable(&check_at.0) {
         let next = (1..=shapes.len())
             .map(|step| (check_at.0 + step) % shapes.len())
             .find(listable)
             .unwrap_or(0);
-        *check_at = (next, start(next));
+        *check_at = (next, None);
     }
     let check_table = check_at.0;
     let mut changed: Vec<Vec<Vec<Cell>>> = Vec::with_capacity(shapes.len());
@@ -574,16 +569,13 @@ fn read_changes(
                 shape,
                 since,
                 listed,
-                &check_at.1,
+                check_at.1.as_deref(),
                 crate::limits::CHANGE_LOG_CHECK_ROWS,
             )?;
             // The next cycle checks the next slice, or the next table from its start.
             *check_at = match slice.until {
-                Some(at) => (index, at),
-                None => {
-                    let next = (index + 1) % shapes.len();
-                    (next, start(next))
-                }
+                Some(at) => (index, Some(at)),
+                None => ((index + 1) % shapes.len(), None),
             };
             if !slice.unlisted.is_empty() {
                 log::error!(
@@ -969,7 +961,7 @@ mod tests {
             listed
         };
         // Every row listed: read by the list, and the next check goes to the next table.
-        let start = |i: usize| (i, source::slice_start(&shapes[i]));
+        let start = |i: usize| (i, None);
         let mut at = start(0);
         let read = read_changes(&conn, &shapes, &since, Some(&listing(&meta)), &mut at)
             .unwrap()

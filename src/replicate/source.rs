@@ -446,69 +446,93 @@ pub fn changed_rows(
     Ok(n)
 }
 
-/// Where a slice check of a table starts: before its first rowid, or before its first key
-/// (every key is text after the empty one).
-pub fn slice_start(shape: &Shape) -> Value {
-    if shape.rowid {
-        Value::Integer(0)
-    } else {
-        Value::Text(String::new())
-    }
-}
-
 /// What the check of one slice of a table found (`unlisted_in_slice`).
 #[derive(Debug, PartialEq)]
 pub struct Slice {
-    /// Rows (rowids, or keys) stamped after the position that the change log did not list.
+    /// Rows stamped after the position that the change log did not list: each one's rowid,
+    /// or the first column of its key.
     pub unlisted: Vec<Value>,
-    /// The last rowid or key the slice covered (`None`: the slice reached the table's end).
-    pub until: Option<Value>,
+    /// Where the slice ended, for the next to start after (`None`: it reached the table's
+    /// end): the last rowid, or the last row's whole key.
+    pub until: Option<Vec<Value>>,
 }
 
 /// Checks the change log's list of a stamped table (`listed`, sorted: rowids, or the first
-/// column of a keyed table's key) against a scan of the next `rows` rows after `after` in
-/// that order: every row there stamped after `since` must be listed (a listed row that was
-/// not changed only costs a lookup). Bounded: it reads at most `rows` rows whatever the
-/// table's size. (A key's first column that is not unique, `daily_spend`'s escrow, may end a
-/// slice inside one escrow's rows: the next slice starts after that escrow, so the rest of its
-/// rows go unchecked in that round of the table.)
+/// column of a keyed table's key) against a scan of the next `rows` rows after `after` (the
+/// table's start when `None`) in rowid or key order: every row there stamped after `since`
+/// must be listed (a listed row that was not changed only costs a lookup). Bounded: it reads
+/// at most `rows` rows whatever the table's size. A slice goes by the whole key, so a table
+/// whose rows share the key's first column (`daily_spend`: an escrow's days) may end one
+/// slice inside an escrow's rows and start the next at the row after.
 pub fn unlisted_in_slice(
     conn: &Connection,
     shape: &Shape,
     since: &Position,
     listed: Listed<'_>,
-    after: &Value,
+    after: Option<&[Value]>,
     rows: usize,
 ) -> Result<Slice> {
-    let column =
-        match listed {
-            Listed::Rowids(_) => "rowid".to_string(),
-            Listed::Keys(_) => quote(shape.key().first().ok_or_else(|| {
-                Error::internal(format!("{} has no primary key", shape.table.name))
-            })?),
-        };
+    let columns: Vec<String> = match listed {
+        Listed::Rowids(_) => vec!["rowid".into()],
+        Listed::Keys(_) => shape.key().into_iter().map(quote).collect(),
+    };
+    if columns.is_empty() {
+        return Err(Error::internal(format!(
+            "{} has no primary key",
+            shape.table.name
+        )));
+    }
+    let order = columns.join(", ");
+    let n = columns.len();
+    // ?1: the stamp; ?2: the slice's length; ?3…: the key the slice starts after.
+    let after_clause = match after {
+        Some(key) if key.len() == n => {
+            let values: Vec<String> = (3..3 + n).map(|i| format!("?{i}")).collect();
+            format!("WHERE ({order}) > ({})", values.join(", "))
+        }
+        Some(_) => {
+            return Err(Error::internal(format!(
+                "a slice of {} starts after a key of another shape",
+                shape.table.name
+            )))
+        }
+        None => String::new(),
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {column}, change_seq > ?2 FROM {} WHERE {column} > ?1 ORDER BY {column} LIMIT ?3",
+        "SELECT change_seq > ?1, {order} FROM {} {after_clause} ORDER BY {order} LIMIT ?2",
         quote(shape.table.name)
     ))?;
-    let mut found = stmt.query(params![after, since.change_seq, rows as i64])?;
-    let (mut unlisted, mut seen, mut last) = (Vec::new(), 0usize, after.clone());
+    let limit = rows as i64;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&since.change_seq, &limit];
+    if let Some(key) = after {
+        values.extend(key.iter().map(|v| v as &dyn rusqlite::ToSql));
+    }
+    let mut found = stmt.query(values.as_slice())?;
+    let (mut unlisted, mut seen, mut last) = (Vec::new(), 0usize, None);
     while let Some(row) = found.next()? {
-        let (at, changed): (Value, bool) = (row.get(0)?, row.get(1)?);
-        let is_listed = match (listed, &at) {
+        let changed: bool = row.get(0)?;
+        let key = (1..=n)
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<Value>>>()?;
+        let is_listed = match (listed, &key[0]) {
             (Listed::Rowids(rowids), Value::Integer(rowid)) => rowids.binary_search(rowid).is_ok(),
-            (Listed::Keys(keys), Value::Text(key)) => keys.binary_search(key).is_ok(),
-            _ => false,
+            (Listed::Keys(keys), Value::Text(first)) => keys.binary_search(first).is_ok(),
+            _ => {
+                return Err(Error::internal(format!(
+                    "{} has a key the change log cannot name",
+                    shape.table.name
+                )))
+            }
         };
         if changed && !is_listed {
-            unlisted.push(at.clone());
+            unlisted.push(key[0].clone());
         }
         seen += 1;
-        last = at;
+        last = Some(key);
     }
     Ok(Slice {
         unlisted,
-        until: (seen == rows).then_some(last),
+        until: last.filter(|_| seen == rows),
     })
 }
 
@@ -563,12 +587,13 @@ mod tests {
         // which only costs a lookup) agrees, slice by slice, and the last slice says so.
         let all = [3, 4, 6, 9];
         let check = |listed: &[i64], after: i64, rows| {
+            let after = [Value::Integer(after)];
             unlisted_in_slice(
                 &conn,
                 &shape,
                 &since,
                 Listed::Rowids(listed),
-                &Value::Integer(after),
+                (after[0] != Value::Integer(0)).then_some(&after[..]),
                 rows,
             )
             .unwrap()
@@ -577,14 +602,14 @@ mod tests {
             check(&all, 0, 4),
             Slice {
                 unlisted: vec![],
-                until: Some(Value::Integer(4))
+                until: Some(vec![Value::Integer(4)])
             }
         );
         assert_eq!(
             check(&all, 4, 4),
             Slice {
                 unlisted: vec![],
-                until: Some(Value::Integer(8))
+                until: Some(vec![Value::Integer(8)])
             }
         );
         assert_eq!(
@@ -601,23 +626,27 @@ mod tests {
     }
 
     #[test]
-    fn a_slice_check_of_a_keyed_table_goes_by_key() {
+    fn a_slice_check_of_a_keyed_table_goes_by_its_whole_key() {
         let conn = Connection::open_in_memory().unwrap();
+        // An escrow's days, as `daily_spend` keeps them: the key's first column is shared.
         conn.execute_batch(
-            "CREATE TABLE k (id TEXT PRIMARY KEY, change_seq INTEGER NOT NULL) WITHOUT ROWID;
-             INSERT INTO k VALUES ('e', 7), ('a', 2), ('c', 7), ('b', 7), ('d', 2);",
+            "CREATE TABLE k (e TEXT NOT NULL, day TEXT NOT NULL, change_seq INTEGER NOT NULL,
+                 PRIMARY KEY (e, day)) WITHOUT ROWID;
+             INSERT INTO k VALUES ('a', '1', 2), ('b', '1', 7), ('b', '2', 2), ('b', '3', 7),
+                 ('c', '1', 2), ('d', '1', 7);",
         )
         .unwrap();
+        let column = |name: &str, pk| Column {
+            name: name.into(),
+            ty: ColumnType::Text,
+            pk,
+        };
         let shape = Shape {
             table: Table {
                 name: "k",
                 kind: Kind::Stamped,
             },
-            columns: vec![Column {
-                name: "id".into(),
-                ty: ColumnType::Text,
-                pk: 1,
-            }],
+            columns: vec![column("e", 1), column("day", 2), column("change_seq", 0)],
             create: String::new(),
             indexes: Vec::new(),
             rowid: false,
@@ -626,30 +655,50 @@ mod tests {
             change_seq: 5,
             ..Position::start()
         };
+        let text = |t: &str| Value::Text(t.into());
         let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect::<Vec<_>>();
-        let check = |listed: &[String], after: Value| {
-            unlisted_in_slice(&conn, &shape, &since, Listed::Keys(listed), &after, 3).unwrap()
+        let check = |listed: &[String], after: Option<&[Value]>| {
+            unlisted_in_slice(&conn, &shape, &since, Listed::Keys(listed), after, 3).unwrap()
         };
-        // b, c and e changed: slices of three keys from the start, in key order.
-        let all = keys(&["b", "c", "e"]);
+        // b and d changed. Slices of three rows in key order, the first ending inside b's
+        // days: the next starts at b's next day, not at the next escrow.
+        let all = keys(&["b", "d"]);
         assert_eq!(
-            check(&all, slice_start(&shape)),
+            check(&all, None),
             Slice {
                 unlisted: vec![],
-                until: Some(Value::Text("c".into()))
+                until: Some(vec![text("b"), text("2")])
             }
         );
         assert_eq!(
-            check(&all, Value::Text("c".into())),
+            check(&all, Some(&[text("b"), text("2")])),
+            Slice {
+                unlisted: vec![],
+                until: Some(vec![text("d"), text("1")])
+            }
+        );
+        assert_eq!(
+            check(&all, Some(&[text("d"), text("1")])),
             Slice {
                 unlisted: vec![],
                 until: None
             }
         );
-        // A list without c is caught by the first slice.
+        // A list without b: its changed day in the second slice is caught there too.
+        assert_eq!(check(&keys(&["d"]), None).unlisted, vec![text("b")]);
         assert_eq!(
-            check(&keys(&["b", "e"]), slice_start(&shape)).unlisted,
-            vec![Value::Text("c".into())]
+            check(&keys(&["d"]), Some(&[text("b"), text("2")])).unlisted,
+            vec![text("b")]
         );
+        // A start of another shape than the key is an error, not an empty slice.
+        assert!(unlisted_in_slice(
+            &conn,
+            &shape,
+            &since,
+            Listed::Keys(&all),
+            Some(&[text("b")]),
+            3
+        )
+        .is_err());
     }
 }

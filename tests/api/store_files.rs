@@ -195,6 +195,41 @@ fn rows_as_text(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// The columns, indexes and triggers of the three tables (not their `CREATE TABLE`, which
+/// schema 11 rewrites, nor SQLite's own indexes of their keys).
+fn layout_of(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut layout = Vec::new();
+    for table in BY_KEY {
+        let mut columns = conn
+            .prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")
+            .unwrap();
+        let rows = columns
+            .query_map([table], |r| {
+                Ok(format!(
+                    "{table}.{}: {} notnull {} default {:?} pk {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?
+                ))
+            })
+            .unwrap();
+        layout.extend(rows.map(Result::unwrap));
+        let mut others = conn
+            .prepare(
+                "SELECT type || ' ' || name || ': ' || sql FROM sqlite_schema
+                 WHERE tbl_name = ?1 AND type <> 'table' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap();
+        let rows = others
+            .query_map([table], |r| r.get::<_, String>(0))
+            .unwrap();
+        layout.extend(rows.map(Result::unwrap));
+    }
+    layout
+}
+
 fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String, Option<String>)> {
     conn.prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
         .unwrap()
@@ -204,16 +239,17 @@ fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String, Option<String>
         .unwrap()
 }
 
-// A ledger written at schema 10 (users, escrows and categories as rowid tables) is migrated
-// to schema 11: the three tables keep every row and stamp, their indexes and triggers, and the
-// file's schema is then the very schema of a new file; the ledger checks clean and takes new
-// approvals.
+// A ledger at schema 10, made by the migrations 0001 to 0010 themselves (users, escrows and
+// categories as rowid tables) and holding a ledger's rows, is migrated to schema 11: the three
+// tables keep every row and stamp, and the file's schema is then the very schema of a new file
+// (every column, constraint, index and trigger); the ledger checks clean and takes approvals.
 #[test]
 fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
-    let t = TestStore::new();
-    let sender = t.user(Role::Sender, "Amina", Some("0733000001"));
-    let agent = t.user(Role::Agent, "Kiosk", None);
-    let escrow = t.active_escrow(
+    // The rows: a ledger of the latest schema.
+    let source = TestStore::new();
+    let sender = source.user(Role::Sender, "Amina", Some("0733000001"));
+    let agent = source.user(Role::Agent, "Kiosk", None);
+    let escrow = source.active_escrow(
         &sender,
         &agent,
         "0712345678",
@@ -221,61 +257,42 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
         &["rent", "water"],
         None,
     );
-    let request = t.request(&agent, &escrow, "water", 30_000).unwrap();
-    t.approve(&sender, request["paymentRequestId"].as_str().unwrap())
+    let request = source.request(&agent, &escrow, "water", 30_000).unwrap();
+    source
+        .approve(&sender, request["paymentRequestId"].as_str().unwrap())
         .unwrap();
-    let waiting = t.request(&agent, &escrow, "rent", 15_000).unwrap();
-    t.store.close();
-    let db = t.db_path();
-    let TestStore { store: closed, dir } = t;
-    drop(closed);
-    let (fresh_schema, before) = {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let before: Vec<Vec<String>> = BY_KEY.iter().map(|t| rows_as_text(&conn, t)).collect();
-        assert!(before.iter().all(|rows| !rows.is_empty()));
-        let fresh_schema = schema_of(&conn);
-        // Back to schema 10: each table made again as a rowid table, with its indexes and
-        // triggers.
-        conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN;")
-            .unwrap();
+    let waiting = source.request(&agent, &escrow, "rent", 15_000).unwrap();
+    source.store.close();
+    let latest = rusqlite::Connection::open(source.db_path()).unwrap();
+    let before: Vec<Vec<String>> = BY_KEY.iter().map(|t| rows_as_text(&latest, t)).collect();
+    assert!(before.iter().all(|rows| !rows.is_empty()));
+
+    // The file: schema 10 from the migration files, then the same rows copied in.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let layout_at_10;
+    {
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+        let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        let mut files: Vec<_> = std::fs::read_dir(&schema)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        files.sort();
+        for file in files.iter().take(10) {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(&std::fs::read_to_string(file).unwrap())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(files[9].ends_with("0010_waiting_by_id.sql"), "{files:?}");
+        layout_at_10 = layout_of(&conn);
+        assert!(
+            layout_at_10.len() > 40,
+            "{layout_at_10:#?}: columns, six indexes and two triggers"
+        );
         for table in BY_KEY {
-            let create: String = conn
-                .query_row(
-                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                    [table],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert!(create.ends_with("STRICT, WITHOUT ROWID"), "{create}");
-            let others: Vec<String> = conn
-                .prepare(
-                    "SELECT sql FROM sqlite_schema WHERE tbl_name = ?1 AND type <> 'table' AND sql IS NOT NULL",
-                )
-                .unwrap()
-                .query_map([table], |r| r.get(0))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
-            // (A renamed table's statement names it quoted.)
-            let rowid_table = create
-                .replacen(
-                    &format!("CREATE TABLE \"{table}\" "),
-                    "CREATE TABLE old_rows ",
-                    1,
-                )
-                .replace("STRICT, WITHOUT ROWID", "STRICT");
-            assert!(
-                rowid_table.starts_with("CREATE TABLE old_rows "),
-                "{create}"
-            );
-            conn.execute_batch(&format!(
-                "{rowid_table}; INSERT INTO old_rows SELECT * FROM {table}; DROP TABLE {table};
-                 ALTER TABLE old_rows RENAME TO {table};"
-            ))
-            .unwrap();
-            for sql in others {
-                conn.execute_batch(&sql).unwrap();
-            }
             let without_rowid: bool = conn
                 .query_row(
                     "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
@@ -283,12 +300,46 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
                     |r| r.get(0),
                 )
                 .unwrap();
-            assert!(!without_rowid);
+            assert!(!without_rowid, "{table} at schema 10");
         }
-        conn.execute_batch("PRAGMA user_version = 10; COMMIT;")
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
             .unwrap();
-        (fresh_schema, before)
-    };
+        conn.execute(
+            "ATTACH DATABASE ?1 AS latest",
+            [source.db_path().to_str().unwrap()],
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        // The migrations' own rows (meta's, the outbox's consumers) give way to the ledger's;
+        // the state counts, which triggers kept while rows were copied, are copied last.
+        for table in tables.iter().chain(["state_counts".to_string()].iter()) {
+            let has_rows: bool = tx
+                .query_row(
+                    &format!("SELECT EXISTS (SELECT 1 FROM main.{table})"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if has_rows {
+                tx.execute_batch(&format!("DELETE FROM main.{table}"))
+                    .unwrap();
+            }
+            tx.execute_batch(&format!(
+                "INSERT INTO main.{table} SELECT * FROM latest.{table}"
+            ))
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        conn.execute_batch("DETACH DATABASE latest; PRAGMA user_version = 10;")
+            .unwrap();
+    }
 
     let mut options = OpenOptions::new(&db);
     options.key_hex = Some(TEST_KEY.into());
@@ -298,13 +349,17 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
     let after: Vec<Vec<String>> = BY_KEY.iter().map(|t| rows_as_text(&conn, t)).collect();
     assert_eq!(after, before, "the rows came through schema 11 unchanged");
     assert_eq!(
+        layout_of(&conn),
+        layout_at_10,
+        "schema 11 kept every column, index and trigger"
+    );
+    assert_eq!(
         schema_of(&conn),
-        fresh_schema,
+        schema_of(&latest),
         "the migrated file's schema is a new file's"
     );
-    let report = store.read(remit::integrity::check).unwrap();
-    assert!(report.is_clean(), "{}", report.mismatches.join("\n"));
     let t = TestStore { store, dir };
+    t.assert_integrity();
     t.approve(&sender, waiting["paymentRequestId"].as_str().unwrap())
         .unwrap();
     t.assert_integrity();
