@@ -452,8 +452,9 @@ fn main() {
             let Ok(id) = PaymentRequestId::parse(id) else {
                 return false;
             };
+            // As the HTTP handler submits it: a repeatable command (`Store::write_repeatable`).
             store
-                .write(move |ctx| requests::approve(ctx, &s, &id))
+                .write_repeatable(move |ctx| requests::approve(ctx, &s, &id))
                 .is_ok()
         }
     });

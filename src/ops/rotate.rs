@@ -27,6 +27,8 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         store.close();
     }
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;
+    // One transaction rewrites every encrypted row: its journals may pass the build's 4 MiB.
+    store::journals_in_memory(&conn, true)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Every re-encrypted row is a change the replica must receive.
     let _numbered = store::changes::begin(&tx)?;

@@ -51,13 +51,16 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
         let sql = std::str::from_utf8(&file.data)
             .map_err(|_| Error::internal(format!("migration {name} is not UTF-8")))?;
         // A migration may rebuild a table that others reference (SQLite changes a CHECK no
-        // other way): foreign keys are off while it runs, and checked before it commits.
+        // other way): foreign keys are off while it runs, and checked before it commits. It
+        // may journal the pages of whole tables: its journals stay in memory, unbounded.
+        super::open::journals_in_memory(conn, true)?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         let result = apply(conn, &name, sql, version);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         result?;
         applied.push(version);
     }
+    super::open::journals_in_memory(conn, false)?;
     Ok(applied)
 }
 

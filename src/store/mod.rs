@@ -14,7 +14,7 @@ mod open;
 mod writer;
 
 pub use migrate::{latest_schema_version, migrate, schema_version};
-pub use open::{open, open_connection, open_for_check, open_with_key};
+pub use open::{journals_in_memory, open, open_connection, open_for_check, open_with_key};
 pub use writer::{WriteCtx, WriterStats};
 
 use crate::audit::AuditKey;

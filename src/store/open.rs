@@ -18,22 +18,35 @@ pub(super) fn apply_pragmas(conn: &Connection, synchronous: Synchronous) -> rusq
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", synchronous.pragma())?;
-    // Savepoint and statement journals stay in memory up to 124 KiB (`SQLITE_STMTJRNL_SPILL`
-    // in `.cargo/config.toml`: no more, or a spill fails), in one allocation, and go to a
-    // temporary file only past that.
-    // `temp_store = MEMORY` also keeps them in memory, but in 1 KiB chunks, a `malloc` each
-    // (the C library's allocator was then a fifth of the writer's CPU): it is only the
-    // fallback of a build made without the spill setting, whose journals would otherwise be
-    // written to a file past 64 KiB.
+    // Savepoint and statement journals stay in memory up to 4 MiB (`SQLITE_STMTJRNL_SPILL` in
+    // `.cargo/config.toml`), in one allocation. Past that SQLite would spill them to a file in
+    // one write its unix VFS cannot make, and the transaction would fail ("database or disk
+    // is full"): a transaction that may journal more asks for `journals_in_memory` first.
+    // `temp_store = MEMORY` keeps them in memory without a bound, but in 1 KiB chunks, a
+    // `malloc` each (the C library's allocator was then a fifth of the writer's CPU); it is
+    // also the setting of a build made without the spill setting.
     if !built_with_settings(conn)? {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
     }
     Ok(())
 }
 
+/// Keeps the connection's savepoint and statement journals in memory however large they grow
+/// (`temp_store = MEMORY`), or (`false`) in the build's one piece of 4 MiB, which is faster but
+/// fails a transaction whose journal passes it (see `apply_pragmas`). Takes effect from the
+/// next transaction; outside one only.
+pub fn journals_in_memory(conn: &Connection, unbounded: bool) -> rusqlite::Result<()> {
+    let unbounded = unbounded || !built_with_settings(conn)?;
+    conn.pragma_update(
+        None,
+        "temp_store",
+        if unbounded { "MEMORY" } else { "DEFAULT" },
+    )
+}
+
 /// SQLite's compile-time options that `.cargo/config.toml` sets (`LIBSQLITE3_FLAGS`), as
 /// `PRAGMA compile_options` names them; the first is the one `temp_store` depends on.
-const BUILD_SETTINGS: [&str; 2] = ["STMTJRNL_SPILL=126976", "DEFAULT_MEMSTATUS=0"];
+const BUILD_SETTINGS: [&str; 2] = ["STMTJRNL_SPILL=4194304", "DEFAULT_MEMSTATUS=0"];
 
 /// The option `.cargo/config.toml` takes away: one page-cache pool for every connection,
 /// behind one process-wide mutex.
@@ -276,13 +289,13 @@ mod tests {
         assert_eq!(temp_store, 0);
     }
 
-    /// A savepoint that journals far more than the spill size (2,500 pages, 10 MiB) goes on
-    /// in a temporary file and commits. SQLite's unix VFS writes at most 128 KiB − 1 in one
-    /// call, and a spill writes the in-memory journal a chunk (the spill size) at a time: with
-    /// a 4 MiB spill that write was cut to nothing and the transaction failed, "database or
-    /// disk is full" (a migration at a million escrows found it).
+    /// A savepoint that journals far more than the spill size (2,500 pages, 10 MiB): with
+    /// the journal in memory it commits; in the build's piece of 4 MiB it fails, because
+    /// SQLite would write the 4 MiB to a temporary file in one call and its unix VFS writes at
+    /// most 128 KiB - 1 at once. (If this second half ever passes, SQLite has changed, and the
+    /// rule of `journals_in_memory` may be relaxed.)
     #[test]
-    fn a_savepoint_that_journals_megabytes_commits() {
+    fn a_savepoint_that_journals_megabytes_commits_with_its_journal_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_connection(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
         conn.execute_batch(
@@ -291,10 +304,20 @@ mod tests {
              INSERT INTO t SELECT i, zeroblob(3000) FROM n;",
         )
         .unwrap();
-        conn.execute_batch(
-            "BEGIN IMMEDIATE; SAVEPOINT s; UPDATE t SET v = randomblob(3000); RELEASE s; COMMIT;",
-        )
-        .unwrap();
+        let rewrite =
+            "BEGIN IMMEDIATE; SAVEPOINT s; UPDATE t SET v = randomblob(3000); RELEASE s; COMMIT;";
+        let failed = conn.execute_batch(rewrite).unwrap_err();
+        assert_eq!(
+            failed.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull),
+            "{failed}"
+        );
+        // (SQLite undid the statement; the transaction is the caller's to roll back.)
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").unwrap();
+        }
+        journals_in_memory(&conn, true).unwrap();
+        conn.execute_batch(rewrite).unwrap();
         let changed: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM t WHERE v <> zeroblob(3000)",
@@ -303,5 +326,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(changed, 2500);
+        journals_in_memory(&conn, false).unwrap();
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 0);
     }
 }

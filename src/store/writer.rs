@@ -7,7 +7,7 @@ use super::changes::ChangeLog;
 use crate::audit::AuditKey;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
-use crate::limits::WRITER_BATCH_MAX;
+use crate::limits::{WRITER_BATCH_MAX, WRITER_RUN_MAX};
 use crate::wakeup::Wakeup;
 use rusqlite::Connection;
 use std::cell::{Cell, RefCell};
@@ -469,6 +469,8 @@ impl Writer<'_> {
     pub(super) fn run(&self, receiver: &Receiver<Msg>) {
         let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
         let mut stopping = false;
+        // How the connection keeps its journals now (`None`: as it was opened).
+        let mut journals = None;
         while !stopping {
             match receiver.recv() {
                 Ok(Msg::Run(cmd)) => batch.push(cmd),
@@ -482,12 +484,12 @@ impl Writer<'_> {
                     Err(_) => break,
                 }
                 if batch.len() >= WRITER_BATCH_MAX {
-                    self.run_batch(&mut batch);
+                    self.run_batch(&mut batch, &mut journals);
                     self.wal.enforce(&self.conn, self.stats);
                 }
             }
             if !batch.is_empty() {
-                self.run_batch(&mut batch);
+                self.run_batch(&mut batch, &mut journals);
                 self.wal.enforce(&self.conn, self.stats);
             }
         }
@@ -500,7 +502,9 @@ impl Writer<'_> {
         }
     }
 
-    fn run_batch(&self, batch: &mut Vec<Box<dyn Command>>) {
+    /// Runs one batch in one transaction. `journals` is how the connection keeps its savepoint
+    /// journals (`Some(true)`: in memory without a bound), set for this batch first.
+    fn run_batch(&self, batch: &mut Vec<Box<dyn Command>>, journals: &mut Option<bool>) {
         let Writer {
             conn,
             keys,
@@ -522,6 +526,19 @@ impl Writer<'_> {
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.commands.fetch_add(size as u64, Ordering::Relaxed);
 
+        // A batch of repeatable commands only (approvals, new requests) runs them in shared
+        // savepoints of at most `WRITER_RUN_MAX`, whose journals stay well inside the build's
+        // piece of 4 MiB; any other command may journal more (a sweep of 500 expired requests
+        // at a million escrows journals some 2,500 pages), and a journal past that piece fails
+        // its transaction (`.cargo/config.toml`): such a batch keeps its journals in memory
+        // without a bound, in SQLite's smaller pieces.
+        let unbounded = batch.iter().any(|cmd| !cmd.repeatable());
+        if *journals != Some(unbounded) {
+            match super::open::journals_in_memory(conn, unbounded) {
+                Ok(()) => *journals = Some(unbounded),
+                Err(e) => log::warn!("cannot set how the writer keeps its journals: {e}"),
+            }
+        }
         let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
         let commit = (|| -> Result<()> {
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -546,6 +563,7 @@ impl Writer<'_> {
                 } else {
                     let run = batch[start..]
                         .iter()
+                        .take(WRITER_RUN_MAX)
                         .take_while(|cmd| cmd.repeatable())
                         .count();
                     match alone {

@@ -364,3 +364,38 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
         .unwrap();
     t.assert_integrity();
 }
+
+// A writer command that journals far more than SQLite's in-memory piece of 4 MiB (a sweep of
+// hundreds of expired requests at a million escrows does) commits: the writer keeps such a
+// batch's journals in memory without a bound. Then approvals, in the build's piece again.
+#[test]
+fn a_writer_command_that_journals_megabytes_commits() {
+    let t = TestStore::new();
+    t.store
+        .write(|ctx| {
+            ctx.conn.execute_batch(
+                "CREATE TABLE filler (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+                 INSERT INTO filler SELECT i, zeroblob(3000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    // 2,500 pages that existed before the command's savepoint, each journaled: 10 MiB.
+    let changed = t
+        .store
+        .write(|ctx| {
+            Ok(ctx
+                .conn
+                .execute("UPDATE filler SET v = randomblob(3000)", [])?)
+        })
+        .unwrap();
+    assert_eq!(changed, 2500);
+    let sender = t.user(Role::Sender, "Amina", Some("0733000001"));
+    let agent = t.user(Role::Agent, "Kiosk", None);
+    let escrow = t.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
+    let request = t.request(&agent, &escrow, "rent", 15_000).unwrap();
+    t.approve(&sender, request["paymentRequestId"].as_str().unwrap())
+        .unwrap();
+    t.assert_integrity();
+}
