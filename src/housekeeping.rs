@@ -36,7 +36,8 @@ impl Job {
         }
         self.last = Some(Instant::now());
         let run = Arc::clone(&self.run);
-        match app.store.write(move |ctx| run(ctx)) {
+        // A sweep may change hundreds of rows (`Store::write_bulk`).
+        match app.store.write_bulk(move |ctx| run(ctx)) {
             Ok(0) => {}
             Ok(n) => log::info!("{}", self.done.replace("{n}", &n.to_string())),
             Err(e) => log::warn!("could not {}: {e:?}", self.what),

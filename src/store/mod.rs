@@ -189,11 +189,32 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
     {
+        self.write_job(f, false)
+    }
+
+    /// `write` for a command that may change many rows (a sweep, a purge, seeding): its batch
+    /// keeps its savepoint journals in memory without a bound, since a journal past the
+    /// build's piece of 4 MiB would fail the transaction (`.cargo/config.toml`). Slower per
+    /// page journaled; every other command is expected to change a few rows.
+    pub fn write_bulk<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.write_job(f, true)
+    }
+
+    fn write_job<T, F>(&self, f: F, bulk: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Box<dyn Command> = Box::new(Job {
             run: Some(f),
             outcome: None,
             reply,
+            bulk,
         });
         self.submit(job, &answer)
     }

@@ -202,6 +202,10 @@ pub(super) trait Command: Send {
     fn repeatable(&self) -> bool {
         false
     }
+    /// May the command journal more than the build's piece of 4 MiB (`Store::write_bulk`)?
+    fn bulk(&self) -> bool {
+        false
+    }
 }
 
 /// Runs a command's closure, a panic turned into an error.
@@ -242,6 +246,8 @@ pub(super) struct Job<T, F> {
     pub(super) run: Option<F>,
     pub(super) outcome: Option<Result<T>>,
     pub(super) reply: SyncSender<Result<T>>,
+    /// Submitted with `Store::write_bulk`.
+    pub(super) bulk: bool,
 }
 
 impl<T, F> Command for Job<T, F>
@@ -258,6 +264,10 @@ where
 
     fn answer(self: Box<Self>, commit: Result<()>) {
         let _ = self.reply.send(answer_of(commit, self.outcome));
+    }
+
+    fn bulk(&self) -> bool {
+        self.bulk
     }
 }
 
@@ -526,13 +536,13 @@ impl Writer<'_> {
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.commands.fetch_add(size as u64, Ordering::Relaxed);
 
-        // A batch of repeatable commands only (approvals, new requests) runs them in shared
-        // savepoints of at most `WRITER_RUN_MAX`, whose journals stay well inside the build's
-        // piece of 4 MiB; any other command may journal more (a sweep of 500 expired requests
-        // at a million escrows journals some 2,500 pages), and a journal past that piece fails
-        // its transaction (`.cargo/config.toml`): such a batch keeps its journals in memory
-        // without a bound, in SQLite's smaller pieces.
-        let unbounded = batch.iter().any(|cmd| !cmd.repeatable());
+        // A journal past the build's piece of 4 MiB fails its transaction
+        // (`.cargo/config.toml`). A command that may journal more is submitted as bulk (the
+        // housekeeping sweeps: 500 expired requests at a million escrows journal some 2,500
+        // pages): a batch holding one keeps its journals in memory without a bound, in
+        // SQLite's smaller pieces. Every other command changes a few rows, and shared runs of
+        // repeatable ones stop at `WRITER_RUN_MAX`, well inside the piece.
+        let unbounded = batch.iter().any(|cmd| cmd.bulk());
         if *journals != Some(unbounded) {
             match super::open::journals_in_memory(conn, unbounded) {
                 Ok(()) => *journals = Some(unbounded),

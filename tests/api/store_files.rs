@@ -366,8 +366,9 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
 }
 
 // A writer command that journals far more than SQLite's in-memory piece of 4 MiB (a sweep of
-// hundreds of expired requests at a million escrows does) commits: the writer keeps such a
-// batch's journals in memory without a bound. Then approvals, in the build's piece again.
+// hundreds of expired requests at a million escrows does), submitted as bulk, commits: the
+// writer keeps that batch's journals in memory without a bound, and every other batch's in the
+// build's piece again (the same command submitted with `write` fails).
 #[test]
 fn a_writer_command_that_journals_megabytes_commits() {
     let t = TestStore::new();
@@ -381,16 +382,24 @@ fn a_writer_command_that_journals_megabytes_commits() {
             Ok(())
         })
         .unwrap();
+    fn temp_store(ctx: &remit::store::WriteCtx<'_>) -> remit::Result<i64> {
+        Ok(ctx.conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?)
+    }
+    fn rewrite(ctx: &remit::store::WriteCtx<'_>) -> remit::Result<usize> {
+        Ok(ctx
+            .conn
+            .execute("UPDATE filler SET v = randomblob(3000)", [])?)
+    }
     // 2,500 pages that existed before the command's savepoint, each journaled: 10 MiB.
-    let changed = t
+    assert!(t.store.write(rewrite).is_err(), "in the build's piece");
+    let (changed, unbounded) = t
         .store
-        .write(|ctx| {
-            Ok(ctx
-                .conn
-                .execute("UPDATE filler SET v = randomblob(3000)", [])?)
-        })
+        .write_bulk(|ctx| Ok((rewrite(ctx)?, temp_store(ctx)?)))
         .unwrap();
-    assert_eq!(changed, 2500);
+    assert_eq!((changed, unbounded), (2500, 2), "in memory (2)");
+    assert_eq!(t.store.write(temp_store).unwrap(), 0);
+    assert_eq!(t.store.write_repeatable(temp_store).unwrap(), 0);
+    assert_eq!(t.store.write_bulk(temp_store).unwrap(), 2);
     let sender = t.user(Role::Sender, "Amina", Some("0733000001"));
     let agent = t.user(Role::Agent, "Kiosk", None);
     let escrow = t.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
