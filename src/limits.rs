@@ -23,7 +23,7 @@ pub const RATE_KES_PER_USD_E4_MAX: i64 = 100_000 * 10_000;
 /// Commands the writer takes into one transaction.
 pub const WRITER_BATCH_MAX: usize = 256;
 
-/// Most repeatable commands (approvals, new requests) that share one savepoint in a writer
+/// Most repeatable commands (approvals, decisions, new requests) that share one savepoint in a writer
 /// batch. The run's journal holds every page it changed that existed before it, in the
 /// build's one piece of 4 MiB (1,023 pages), which it must never pass (`.cargo/config.toml`):
 /// an approval on a random escrow of a million changes about five such pages of its own, so

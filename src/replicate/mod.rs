@@ -224,10 +224,7 @@ impl Replicator {
         if let Some(log) = log {
             let listed: Vec<&str> = shapes
                 .iter()
-                .filter(|s| {
-                    s.table.kind == source::Kind::Stamped
-                        && (s.rowid || crate::store::changes::keyed(s.table.name).is_some())
-                })
+                .filter(|s| s.listable())
                 .map(|s| s.table.name)
                 .collect();
             log.start(&listed);

@@ -533,11 +533,7 @@ fn read_changes(
     listing: Option<&ChangedRows>,
     check_at: &mut (usize, Option<Vec<rusqlite::types::Value>>),
 ) -> Result<Option<Vec<Vec<Vec<Cell>>>>> {
-    let listable = |i: &usize| {
-        let shape = &shapes[*i];
-        shape.table.kind == Kind::Stamped
-            && (shape.rowid || crate::store::changes::keyed(shape.table.name).is_some())
-    };
+    let listable = |i: &usize| shapes[*i].listable();
     if !listable(&check_at.0) {
         let next = (1..=shapes.len())
             .map(|step| (check_at.0 + step) % shapes.len())

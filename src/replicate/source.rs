@@ -176,6 +176,13 @@ impl Shape {
         key.into_iter().map(|c| c.name.as_str()).collect()
     }
 
+    /// Can the change log list this table's changed rows: a stamped table, by rowid, or by
+    /// key when its statements name it (`store::changes::KEYED_TABLES`)?
+    pub fn listable(&self) -> bool {
+        self.table.kind == Kind::Stamped
+            && (self.rowid || crate::store::changes::keyed(self.table.name).is_some())
+    }
+
     /// The column list, quoted: `"id", "status", …`.
     pub fn column_list(&self) -> String {
         self.columns
