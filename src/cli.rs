@@ -447,8 +447,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// `remit check`: 0 clean, 1 mismatches, 2 could not run. Read-only: it never creates,
 /// migrates or writes the file it checks.
 fn check(config: &Config) -> Result<ExitCode> {
-    let report = store::open_for_check(&config.db, config.key_hex.as_deref())
-        .and_then(|(conn, keys)| crate::integrity::check(&conn, &keys));
+    let report =
+        store::open_for_check(&config.db, config.key_hex.as_deref()).and_then(|(conn, keys)| {
+            crate::integrity::check_on_two(&conn, || store::read_only_connection(&config.db), &keys)
+        });
     let report = match report {
         Ok(r) => r,
         Err(e) => {

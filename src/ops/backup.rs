@@ -24,9 +24,14 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
         conn.execute("VACUUM INTO ?1", [&target_text])?;
     }
-    let copy =
-        rusqlite::Connection::open_with_flags(target, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let report = crate::integrity::check(&copy, store.keys())?;
+    let open_copy = || -> Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open_with_flags(
+            target,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    };
+    let copy = open_copy()?;
+    let report = crate::integrity::check_on_two(&copy, open_copy, store.keys())?;
     drop(copy);
     let details = json!({"clean": report.is_clean(), "bytes": std::fs::metadata(target).map(|m| m.len()).unwrap_or(0)});
     store.write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))?;

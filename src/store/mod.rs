@@ -14,7 +14,9 @@ mod open;
 mod writer;
 
 pub use migrate::{latest_schema_version, migrate, schema_version};
-pub use open::{journals_in_memory, open, open_connection, open_for_check, open_with_key};
+pub use open::{
+    journals_in_memory, open, open_connection, open_for_check, open_with_key, read_only_connection,
+};
 pub use writer::{WriteCtx, WriterStats};
 
 use crate::audit::AuditKey;

@@ -205,26 +205,7 @@ pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection,
     }
     let (master, _) = crate::crypto::load_master_key(path, key_hex, false)?;
     let keys = Keys::new(&master);
-    // With no WAL beside it (a server stopped cleanly, a copied file), even a read-only open
-    // would create `-wal` and `-shm`: open it as immutable instead, which writes nothing.
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = if Path::new(&wal).exists() {
-        Connection::open_with_flags(path, flags)?
-    } else {
-        let text = path
-            .to_str()
-            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
-        let escaped = text
-            .replace('%', "%25")
-            .replace('?', "%3f")
-            .replace('#', "%23");
-        Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?
-    };
-    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let conn = read_only_connection(path)?;
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| {
@@ -258,6 +239,32 @@ pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection,
         )));
     }
     Ok((conn, keys))
+}
+
+/// A read-only connection to a database file that writes nothing beside it: `open_for_check`'s,
+/// and the second connection of a check on two (`integrity::check_on_two`).
+pub fn read_only_connection(path: &Path) -> Result<Connection> {
+    // With no WAL beside it (a server stopped cleanly, a copied file), even a read-only open
+    // would create `-wal` and `-shm`: open it as immutable instead, which writes nothing.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = if Path::new(&wal).exists() {
+        Connection::open_with_flags(path, flags)?
+    } else {
+        let text = path
+            .to_str()
+            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
+        let escaped = text
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?
+    };
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    Ok(conn)
 }
 
 #[cfg(test)]

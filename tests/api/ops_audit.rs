@@ -314,6 +314,13 @@ fn assert_mismatch(what: &str, ran: &Ran, needles: &[&str]) {
     assert!(named, "{what}: no MISMATCH line naming {needles:?}: {ran}");
 }
 
+/// The lines `remit check` prints for a report, as `print_report` writes them.
+fn printed(report: &remit::integrity::Report) -> Vec<String> {
+    let mut lines = report.checks.clone();
+    lines.extend(report.mismatches.iter().map(|m| format!("MISMATCH {m}")));
+    lines
+}
+
 /// A line in the middle of the chain: (seq, action, entity).
 fn middle_line(conn: &Connection) -> (i64, String, String) {
     conn.query_row(
@@ -939,4 +946,43 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
         403
     );
     assert_eq!(app.get("/audit", &app.admin).status, 400);
+}
+
+/// `remit check` runs the audit chain and the SQL checks on two connections at once
+/// (`integrity::check_on_two`): its report is the one-connection check's, line for line and in
+/// the same order, on a file with a broken balance and a broken chain.
+#[test]
+fn the_check_on_two_connections_reports_what_the_check_on_one_reports() {
+    let (_dir, db, _) = golden_copy();
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER audit_log_append_only_update;
+             UPDATE escrows SET remaining_usd_cents = remaining_usd_cents - 1,
+                 refunded_usd_cents = refunded_usd_cents + 1
+             WHERE id = (SELECT id FROM escrows WHERE status = 'active' AND remaining_usd_cents > 0 ORDER BY id LIMIT 1);
+             UPDATE audit_log SET action = action || 'x'
+             WHERE seq = (SELECT COUNT(*) / 2 FROM audit_log);",
+        )
+        .unwrap();
+    }
+    let ran = check(&db, TEST_KEY);
+    let (conn, keys) = remit::store::open_for_check(&db, Some(TEST_KEY)).unwrap();
+    let one = remit::integrity::check(&conn, &keys).unwrap();
+    assert!(
+        one.mismatches
+            .iter()
+            .any(|m| m.starts_with("escrow balances"))
+            && one.mismatches.iter().any(|m| m.starts_with("audit chain")),
+        "the tampering must break a balance and the chain: {one:?}"
+    );
+    let mut expected = printed(&one);
+    expected.push(format!("{} mismatch(es)", one.mismatches.len()));
+    let printed_by_cli: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert_eq!(
+        printed_by_cli,
+        expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{ran}"
+    );
 }
