@@ -162,7 +162,7 @@ fn prepare(
                         let view = store
                             .write(move |ctx| {
                                 let input = NewPaymentRequest {
-                                    escrow_id: e,
+                                    escrow_id: e.clone(),
                                     category: CategoryName::parse("c", "school_fees")?,
                                     amount: KesCents::new(150_000).unwrap_or_default(),
                                     merchant_name: "Bench School".into(),

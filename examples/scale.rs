@@ -142,7 +142,7 @@ fn user(store: &Store, role: Role, name: String) -> (Actor, String) {
                 &Actor::system("scale"),
                 &NewUser {
                     role,
-                    name,
+                    name: name.clone(),
                     phone: None,
                 },
             )
@@ -213,7 +213,7 @@ fn build_some(
             .write(move |ctx| {
                 let system = Actor::system("scale");
                 let mut ids = Vec::with_capacity(end - start);
-                for (i, (s, sender)) in (start..end).zip(senders) {
+                for (i, (s, sender)) in (start..end).zip(&senders) {
                     let recipient = i / ESCROWS_PER_RECIPIENT;
                     let input = NewEscrow {
                         recipient_phone: KenyanPhone::parse("p", &format!("07{recipient:08}"))?,
@@ -225,7 +225,7 @@ fn build_some(
                         ]),
                         daily_limit: None,
                     };
-                    let id = escrows::create(ctx, &sender, &input)?.escrow_id;
+                    let id = escrows::create(ctx, sender, &input)?.escrow_id;
                     deposits::record(
                         ctx,
                         &agent,
@@ -242,7 +242,7 @@ fn build_some(
                             72 * 3600,
                         )?;
                         let payout =
-                            requests::approve_unviewed(ctx, &sender, &view.payment_request_id)?;
+                            requests::approve_unviewed(ctx, sender, &view.payment_request_id)?;
                         let n = receipts.fetch_add(1, Ordering::Relaxed);
                         payouts::apply_result(
                             ctx,
@@ -266,12 +266,12 @@ fn build_some(
                         )?;
                         requests::reject(
                             ctx,
-                            &sender,
+                            sender,
                             &view.payment_request_id,
                             Some("not this term"),
                         )?;
                     }
-                    ids.push((i, id, s));
+                    ids.push((i, id, *s));
                 }
                 Ok(ids)
             })
@@ -295,8 +295,10 @@ fn pending(
     let mut out = Vec::with_capacity(n);
     for chunk in picks.chunks(500) {
         let (agent, chunk) = (people.agent.clone(), chunk.to_vec());
+        // 500 requests on escrows all over a large ledger change over a thousand pages: more
+        // than an ordinary command may journal (`Store::write_bulk`).
         let ids: Vec<(PaymentRequestId, usize)> = store
-            .write(move |ctx| {
+            .write_bulk(move |ctx| {
                 chunk
                     .iter()
                     .map(|(id, s)| {

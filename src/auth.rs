@@ -106,14 +106,17 @@ impl Authenticator {
             Ok(mut set) => set.drain().collect(),
             Err(_) => return,
         };
-        if hashes.is_empty() {
-            return;
-        }
-        if let Err(e) = self
-            .store
-            .write(move |ctx| users::touch_tokens(ctx, &hashes))
-        {
-            log::warn!("could not record token use: {e:?}");
+        // One command per few hundred tokens: each updates a row of its own, on a page of its
+        // own in a large table, so a command of thousands would outgrow the writer's journal
+        // piece (`Writer::run_batch`).
+        for chunk in hashes.chunks(crate::limits::TOKEN_USE_FLUSH_CHUNK) {
+            let chunk = chunk.to_vec();
+            if let Err(e) = self
+                .store
+                .write(move |ctx| users::touch_tokens(ctx, &chunk))
+            {
+                log::warn!("could not record token use: {e:?}");
+            }
         }
     }
 }

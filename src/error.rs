@@ -68,6 +68,9 @@ pub enum Error {
     Busy,
     /// The encryption key does not open this database.
     WrongKey,
+    /// SQLite could not write: the disk is full, or a savepoint journal outgrew the build's
+    /// piece of 4 MiB (`Writer::run_batch` runs such a batch again with its journals in memory).
+    Full,
     /// Anything else. The detail is for the log only, never for a client.
     Internal(String),
 }
@@ -109,7 +112,7 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Busy => "busy",
-            Error::WrongKey | Error::Internal(_) => "internal",
+            Error::WrongKey | Error::Full | Error::Internal(_) => "internal",
         }
     }
 }
@@ -180,6 +183,7 @@ impl fmt::Display for Error {
                 f,
                 "the encryption key does not match this database (check ENCRYPTION_KEY or the key file)"
             ),
+            Error::Full => write!(f, "the database or its disk is full"),
             Error::Internal(_) => write!(f, "internal error"),
         }
     }
@@ -187,11 +191,33 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+thread_local! {
+    /// Did this thread meet SQLite's refusal to write (`Error::Full`) since `take_full`?
+    static MET_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread met `Error::Full` since the last call, and forgets it. The writer asks
+/// after each batch: a command may have turned the error into another (a savepoint that could
+/// not be rolled back once SQLite undid the whole transaction), and the batch must still be
+/// run again with its journals in memory (`Writer::run_batch`).
+pub fn take_full() -> bool {
+    MET_FULL.with(|met| met.replace(false))
+}
+
+/// Whether this thread met `Error::Full` since `take_full`, remembered still.
+pub fn met_full() -> bool {
+    MET_FULL.with(|met| met.get())
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 Error::Busy
+            }
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                MET_FULL.with(|met| met.set(true));
+                Error::Full
             }
             _ => Error::Internal(format!("sqlite: {e}")),
         }

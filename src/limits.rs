@@ -103,6 +103,9 @@ pub const CURSOR_BYTES_MAX: usize = 40;
 pub const HOUSEKEEPING_TICK_MS: u64 = 100;
 /// How often token use (`last_used_at`) is written.
 pub const TOKEN_USE_FLUSH_MS: u64 = 5_000;
+/// Tokens whose use one writer command records: a row each, on a page each in a large table,
+/// well inside the writer's savepoint journal piece of 4 MiB (1,000 pages).
+pub const TOKEN_USE_FLUSH_CHUNK: usize = 250;
 /// How often expired idempotency keys are forgotten.
 pub const IDEMPOTENCY_PURGE_EVERY_S: u64 = 3_600;
 /// Longest wait between retries of a payout whose gateway could not be reached.

@@ -239,6 +239,13 @@ impl Metrics {
         one(
             &mut out,
             "counter",
+            "remit_writer_journals_outgrown_total",
+            "Batches rolled back and run again with their journals in memory because a command journaled more than 4 MiB.",
+            stats.journals_outgrown.load(Ordering::Relaxed),
+        );
+        one(
+            &mut out,
+            "counter",
             "remit_wal_resets_total",
             "Times the write-ahead log neared its bound and was checkpointed and restarted.",
             stats.wal_resets.load(Ordering::Relaxed),

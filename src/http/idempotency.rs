@@ -31,9 +31,9 @@ pub fn key_of(req: &Req, actor: &Actor) -> Result<Option<IdempotencyKey>> {
 /// in the same transaction.
 pub fn write<F>(store: &Store, key: Option<IdempotencyKey>, f: F) -> Result<Reply>
 where
-    F: FnOnce(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
+    F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write(move |ctx| keyed(ctx, key.as_ref(), f))
+    store.write(move |ctx| keyed(ctx, key.as_ref(), &f))
 }
 
 /// `write` for a request that acts only through the writer's context (`Store::write_repeatable`:

@@ -111,8 +111,8 @@ impl Worker {
             }),
             Err(GatewayError::Refused { code, message }) => self.store.write(move |ctx| {
                 let result = PayoutResult::Failed {
-                    code,
-                    desc: message,
+                    code: code.clone(),
+                    desc: message.clone(),
                 };
                 payouts::apply_result(ctx, &Actor::system("payouts"), &id, &result, None)
                     .map(|_| ())

@@ -185,11 +185,14 @@ impl Store {
 
     /// Runs `f` as one writer command and returns its result once the batch holding it has
     /// committed. On any error its changes are rolled back and nothing else in the batch is
-    /// touched.
+    /// touched. `f` may run a second time, its first run rolled back: when a command of its
+    /// batch outgrew the savepoint journal's piece of 4 MiB, the whole batch runs again with
+    /// its journals in memory (`Writer::run_batch`). So it acts through its `WriteCtx` and
+    /// keeps what it does outside the database for after `write` returns.
     pub fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&WriteCtx<'_>) -> Result<T> + Send + 'static,
     {
         self.write_job(f, false)
     }
@@ -201,7 +204,7 @@ impl Store {
     pub fn write_bulk<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&WriteCtx<'_>) -> Result<T> + Send + 'static,
     {
         self.write_job(f, true)
     }
@@ -209,11 +212,11 @@ impl Store {
     fn write_job<T, F>(&self, f: F, bulk: bool) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&WriteCtx<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Box<dyn Command> = Box::new(Job {
-            run: Some(f),
+            run: f,
             outcome: None,
             reply,
             bulk,

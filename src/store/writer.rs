@@ -243,7 +243,7 @@ fn keep<T>(slot: &mut Option<Result<T>>, outcome: Result<T>) -> Result<()> {
 
 /// A closure and the channel its caller waits on.
 pub(super) struct Job<T, F> {
-    pub(super) run: Option<F>,
+    pub(super) run: F,
     pub(super) outcome: Option<Result<T>>,
     pub(super) reply: SyncSender<Result<T>>,
     /// Submitted with `Store::write_bulk`.
@@ -253,13 +253,10 @@ pub(super) struct Job<T, F> {
 impl<T, F> Command for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&WriteCtx<'_>) -> Result<T> + Send,
+    F: Fn(&WriteCtx<'_>) -> Result<T> + Send,
 {
     fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()> {
-        let Some(run) = self.run.take() else {
-            return Err(Error::internal("writer command ran twice"));
-        };
-        keep(&mut self.outcome, run_caught(|| run(ctx)))
+        keep(&mut self.outcome, run_caught(|| (self.run)(ctx)))
     }
 
     fn answer(self: Box<Self>, commit: Result<()>) {
@@ -319,6 +316,9 @@ pub struct WriterStats {
     /// Runs of repeatable commands that shared a savepoint and were undone and run again
     /// because one of them failed after changing rows.
     pub shared_savepoints_undone: AtomicU64,
+    /// Batches rolled back and run again with their journals in memory because a command
+    /// outgrew the savepoint journal's piece of 4 MiB.
+    pub journals_outgrown: AtomicU64,
     /// Times the WAL neared its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
     /// Times it tried and could not (a reader or a checkpoint held the log); it tries again
@@ -515,15 +515,7 @@ impl Writer<'_> {
     /// Runs one batch in one transaction. `journals` is how the connection keeps its savepoint
     /// journals (`Some(true)`: in memory without a bound), set for this batch first.
     fn run_batch(&self, batch: &mut Vec<Box<dyn Command>>, journals: &mut Option<bool>) {
-        let Writer {
-            conn,
-            keys,
-            audit_key,
-            stats,
-            events,
-            changes,
-            ..
-        } = self;
+        let Writer { conn, stats, .. } = self;
         let size = batch.len();
         let bucket = match size {
             1 => 0,
@@ -540,15 +532,52 @@ impl Writer<'_> {
         // (`.cargo/config.toml`). A command that may journal more is submitted as bulk (the
         // housekeeping sweeps: 500 expired requests at a million escrows journal some 2,500
         // pages): a batch holding one keeps its journals in memory without a bound, in
-        // SQLite's smaller pieces. Every other command changes a few rows, and shared runs of
-        // repeatable ones stop at `WRITER_RUN_MAX`, well inside the piece.
-        let unbounded = batch.iter().any(|cmd| cmd.bulk());
-        if *journals != Some(unbounded) {
-            match super::open::journals_in_memory(conn, unbounded) {
-                Ok(()) => *journals = Some(unbounded),
-                Err(e) => log::warn!("cannot set how the writer keeps its journals: {e}"),
+        // SQLite's smaller pieces. Every other command is expected to change a few rows, and
+        // shared runs of repeatable ones stop at `WRITER_RUN_MAX`, well inside the piece. A
+        // command that outgrows it all the same fails with `Error::Full`: then the batch is
+        // rolled back whole and run again with its journals in memory (every command may run
+        // twice, `Store::write`), so it costs time, never an answer.
+        let mut unbounded = batch.iter().any(|cmd| cmd.bulk());
+        let commit = loop {
+            if *journals != Some(unbounded) {
+                match super::open::journals_in_memory(conn, unbounded) {
+                    Ok(()) => *journals = Some(unbounded),
+                    Err(e) => log::warn!("cannot set how the writer keeps its journals: {e}"),
+                }
             }
+            let commit = self.attempt(batch, unbounded);
+            if commit.is_err() && crate::error::take_full() && !unbounded {
+                stats.journals_outgrown.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "a writer command journaled more than 4 MiB: its batch of {size} runs again with its journals in memory (submit such a command with Store::write_bulk)"
+                );
+                unbounded = true;
+                continue;
+            }
+            break commit;
+        };
+        if let Err(e) = &commit {
+            log::error!("writer batch of {size} failed and was rolled back: {e:?}");
         }
+        for cmd in batch.drain(..) {
+            cmd.answer(commit.clone());
+        }
+        stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
+    }
+
+    /// One run of a batch in one transaction: committed, or rolled back whole. With
+    /// `unbounded` false, a command that outgrew the journal's piece fails the batch.
+    fn attempt(&self, batch: &mut [Box<dyn Command>], unbounded: bool) -> Result<()> {
+        let Writer {
+            conn,
+            keys,
+            audit_key,
+            stats,
+            events,
+            changes,
+            ..
+        } = self;
+        crate::error::take_full();
         let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
         let commit = (|| -> Result<()> {
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -620,6 +649,11 @@ impl Writer<'_> {
                     alone = Some(failed.unwrap_or(start));
                 }
             }
+            if !unbounded && crate::error::met_full() {
+                // The command's own savepoint was rolled back, but the batch runs again whole,
+                // in journals that may grow (`run_batch`).
+                return Err(Error::Full);
+            }
             if ctx.audited.get() {
                 crate::audit::seal_head(conn, audit_key)?;
             }
@@ -641,12 +675,11 @@ impl Writer<'_> {
                 }
                 ctx.flush_log();
             }
-            Err(e) => {
+            Err(_) => {
                 drop(ctx);
                 if let Some(log) = changes {
                     log.reset();
                 }
-                log::error!("writer batch of {size} failed and was rolled back: {e:?}");
                 if !conn.is_autocommit() {
                     if let Err(rollback) = conn.execute_batch("ROLLBACK") {
                         log::error!("rollback after a failed batch failed too: {rollback}");
@@ -654,10 +687,7 @@ impl Writer<'_> {
                 }
             }
         }
-        for cmd in batch.drain(..) {
-            cmd.answer(commit.clone());
-        }
-        stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
+        commit
     }
 }
 

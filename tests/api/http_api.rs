@@ -754,3 +754,62 @@ fn the_journal_of_an_escrow_explains_every_cent() {
         404
     );
 }
+
+// A sender may cancel an escrow whatever waits on it. Eleven hundred waiting requests with the
+// longest texts take a page each: cancelling them all changes more pages than a writer command
+// may journal in its fast piece of 4 MiB, so the writer runs the cancel's batch again with its
+// journals in memory. The answer is 200, every request is cancelled, nothing else changed.
+#[test]
+fn an_escrow_with_a_thousand_waiting_requests_can_be_cancelled() {
+    const WAITING: usize = 1_100;
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["rent"]);
+    let longest = "\u{1F30D}".repeat(200);
+    std::thread::scope(|s| {
+        for first in 0..8 {
+            let (app, escrow, longest) = (&app, &escrow, &longest);
+            s.spawn(move || {
+                for _ in (first..WAITING).step_by(8) {
+                    let r = app.post(
+                        "/payment-requests",
+                        &app.agent,
+                        &json!({"escrowId": escrow, "category": "rent", "amountKes": 150,
+                                "merchantName": longest, "note": longest,
+                                "merchantAccount": {"type": "till", "number": "123456"}}),
+                    );
+                    assert_eq!(r.status, 201, "{}", r.text);
+                }
+            });
+        }
+    });
+    let outgrown = || {
+        app.store
+            .stats
+            .journals_outgrown
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = outgrown();
+    let r = app.post(
+        &format!("/escrows/{escrow}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "cancelled", "{}", r.text);
+    assert!(outgrown() > before, "the cancel outgrew the piece");
+    let escrow_id = escrow.clone();
+    let by_status: Vec<(String, i64)> = app
+        .store
+        .write(move |ctx| {
+            let mut stmt = ctx.conn.prepare(
+                "SELECT status, count(*) FROM payment_requests WHERE escrow_id = ?1 GROUP BY status",
+            )?;
+            let rows = stmt
+                .query_map([&escrow_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(by_status, vec![("cancelled".to_string(), WAITING as i64)]);
+    app.assert_integrity();
+}

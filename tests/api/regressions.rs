@@ -353,7 +353,7 @@ fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_o
         .write(move |ctx| {
             Ok(ctx.conn.execute(
                 "UPDATE payouts SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE id = ?1",
-                [id],
+                [&id],
             )?)
         })
         .unwrap();
