@@ -71,29 +71,6 @@ fn header(request: &tiny_http::Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str().to_string())
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match text.get(i + 1..i + 3).and_then(crate::crypto::unhex) {
-                    Some(v) => {
-                        out.push(v[0]);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Req {
     /// The request's head: everything but the body.
     pub fn head(request: &tiny_http::Request) -> Req {
@@ -113,13 +90,10 @@ impl Req {
         };
         let url = request.url();
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let query = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
+        // `application/x-www-form-urlencoded`, as browsers send a query: `+` is a space,
+        // `%XX` a byte, bytes that are not UTF-8 become U+FFFD.
+        let query = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Req {
             method,

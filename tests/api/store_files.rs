@@ -485,3 +485,98 @@ fn a_writer_command_that_journals_megabytes_commits() {
         .unwrap();
     t.assert_integrity();
 }
+
+// A batch of more repeatable commands than one shared savepoint takes (`WRITER_RUN_MAX`, 64)
+// runs them in runs of at most 64. One of them that fails after changing a row undoes its run
+// alone: the commands before it run again, it is answered with its own error, and every other
+// command's row is committed once. The writer is held by a command of its own until all 150
+// wait in its queue, so that one batch takes them.
+#[test]
+fn a_batch_of_150_repeatable_commands_runs_in_runs_and_a_refusal_undoes_only_its_own() {
+    use std::sync::mpsc;
+    const COMMANDS: i64 = 150;
+    const REFUSED: i64 = 120;
+    let t = TestStore::new();
+    t.store
+        .write(|ctx| {
+            Ok(ctx
+                .conn
+                .execute_batch("CREATE TABLE marks (id INTEGER PRIMARY KEY)")?)
+        })
+        .unwrap();
+    let stats = &t.store.stats;
+    let large_batches = || stats.batch_size_buckets[4].load(Ordering::Relaxed);
+    let undone = || stats.shared_savepoints_undone.load(Ordering::Relaxed);
+    let (large_before, undone_before) = (large_batches(), undone());
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let answers: Vec<(i64, remit::Result<i64>)> = std::thread::scope(|s| {
+        let store = &t.store;
+        let holder = s.spawn(move || {
+            store.write(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+        });
+        started_rx.recv().unwrap();
+        let commands: Vec<_> = (0..COMMANDS)
+            .map(|i| {
+                let runs = std::sync::Arc::clone(&runs);
+                s.spawn(move || {
+                    let answer = store.write_repeatable(move |ctx| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        ctx.conn
+                            .execute("INSERT INTO marks (id) VALUES (?1)", [i])?;
+                        if i == REFUSED {
+                            return Err(remit::Error::invalid("i", "refused after its write"));
+                        }
+                        Ok(i)
+                    });
+                    (i, answer)
+                })
+            })
+            .collect();
+        // The holder and the 150 commands, queued or running (counted before each is sent).
+        while stats.queue_depth.load(Ordering::SeqCst) < COMMANDS as usize + 1 {
+            std::thread::yield_now();
+        }
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        commands.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(
+        large_batches() - large_before,
+        1,
+        "one batch of more than 64"
+    );
+    assert_eq!(
+        undone() - undone_before,
+        1,
+        "the refused command's run, once"
+    );
+    // Run again: the commands before the refused one in its run, and the refused one alone.
+    // Without the runs of 64, all those before it in the batch (about 120) would run again.
+    let again = runs.load(Ordering::SeqCst) - COMMANDS as usize;
+    assert!((1..=64).contains(&again), "{again} commands ran twice");
+    for (i, answer) in answers {
+        match answer {
+            Ok(got) => assert!(i != REFUSED && got == i, "command {i}: {got}"),
+            Err(e) => assert!(i == REFUSED, "command {i}: {e:?}"),
+        }
+    }
+    let ids: Vec<i64> = t
+        .store
+        .write(|ctx| {
+            let mut stmt = ctx.conn.prepare("SELECT id FROM marks ORDER BY id")?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids)
+        })
+        .unwrap();
+    let expected: Vec<i64> = (0..COMMANDS).filter(|i| *i != REFUSED).collect();
+    assert_eq!(ids, expected);
+    t.assert_integrity();
+}
