@@ -240,7 +240,7 @@ impl Metrics {
             &mut out,
             "counter",
             "remit_writer_journals_outgrown_total",
-            "Batches rolled back and run again with their journals in memory because a command journaled more than 4 MiB.",
+            "Batches rolled back and run again with their journals in memory because SQLite could not write (a command journaled more than 4 MiB, or the disk is full).",
             stats.journals_outgrown.load(Ordering::Relaxed),
         );
         one(

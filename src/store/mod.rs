@@ -153,6 +153,8 @@ impl Store {
             changes::ChangeLog::hook(log, &conn)?;
         }
         let writer_changes = changes.clone();
+        let committing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        writer::gate_commits(&conn, &committing)?;
         let writer_thread = std::thread::Builder::new()
             .name("remit-writer".into())
             .spawn(move || {
@@ -164,6 +166,7 @@ impl Store {
                     wal: &wal,
                     events: &writer_events,
                     changes: writer_changes.as_deref(),
+                    committing: &committing,
                 }
                 .run(&receiver)
             })
@@ -184,8 +187,8 @@ impl Store {
     }
 
     /// Runs `f` as one writer command and returns its result once the batch holding it has
-    /// committed. On any error its changes are rolled back and nothing else in the batch is
-    /// touched. `f` may run a second time, its first run rolled back: when a command of its
+    /// committed. On an error of its own its changes are rolled back and the rest of the batch
+    /// stands. `f` may run a second time, its first run rolled back: when a command of its
     /// batch outgrew the savepoint journal's piece of 4 MiB, the whole batch runs again with
     /// its journals in memory (`Writer::run_batch`). So it acts through its `WriteCtx` and
     /// keeps what it does outside the database for after `write` returns.

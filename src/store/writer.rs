@@ -12,7 +12,7 @@ use crate::wakeup::Wakeup;
 use rusqlite::Connection;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
@@ -471,6 +471,22 @@ pub(super) struct Writer<'a> {
     pub events: &'a Wakeup,
     /// Told the rows each batch changed, when replication reads them.
     pub changes: Option<&'a ChangeLog>,
+    /// Set only while the writer runs its `COMMIT`: the connection's commit hook
+    /// (`gate_commits`) refuses every other commit.
+    pub committing: &'a AtomicBool,
+}
+
+/// Installs the hook that makes the writer's `COMMIT` the only way anything commits on its
+/// connection: once SQLite has undone a batch's transaction by itself (a journal past its piece,
+/// an I/O error), the statements a command runs next would each commit alone, outside the
+/// batch, and be run again with it. Refused, they fail, and so does the batch.
+pub(super) fn gate_commits(
+    conn: &Connection,
+    committing: &std::sync::Arc<AtomicBool>,
+) -> Result<()> {
+    let committing = std::sync::Arc::clone(committing);
+    conn.commit_hook(Some(move || !committing.load(Ordering::SeqCst)))?;
+    Ok(())
 }
 
 impl Writer<'_> {
@@ -549,7 +565,7 @@ impl Writer<'_> {
             if commit.is_err() && crate::error::take_full() && !unbounded {
                 stats.journals_outgrown.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
-                    "a writer command journaled more than 4 MiB: its batch of {size} runs again with its journals in memory (submit such a command with Store::write_bulk)"
+                    "SQLite could not write (a command journaled more than 4 MiB, which should be submitted with Store::write_bulk, or the disk is full): the batch of {size} runs again with its journals in memory"
                 );
                 unbounded = true;
                 continue;
@@ -627,6 +643,11 @@ impl Writer<'_> {
                     for (i, cmd) in batch[start..end].iter_mut().enumerate() {
                         let mark = ctx.mark();
                         if let Err(e) = cmd.apply(ctx) {
+                            if ctx.conn.is_autocommit() {
+                                // SQLite undid the whole transaction: the batch fails here.
+                                ctx.broken.set(true);
+                                return Err(e);
+                            }
                             if ctx.conn.total_changes() != mark.changes {
                                 failed = Some(start + i);
                                 return Err(e);
@@ -662,7 +683,12 @@ impl Writer<'_> {
                 log.file(seq, recording);
             }
             let started = Instant::now();
-            conn.prepare_cached("COMMIT")?.execute([])?;
+            self.committing.store(true, Ordering::SeqCst);
+            let committed = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut c| c.execute([]));
+            self.committing.store(false, Ordering::SeqCst);
+            committed?;
             stats
                 .commit_micros_total
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -521,9 +521,19 @@ fn a_batch_of_150_repeatable_commands_runs_in_runs_and_a_refusal_undoes_only_its
             })
         });
         started_rx.recv().unwrap();
+        let queued = |n: usize| {
+            // The holder and `n` commands, queued or running (counted before each is sent).
+            while stats.queue_depth.load(Ordering::SeqCst) < n + 1 {
+                std::thread::yield_now();
+            }
+        };
         let commands: Vec<_> = (0..COMMANDS)
             .map(|i| {
                 let runs = std::sync::Arc::clone(&runs);
+                if i == REFUSED {
+                    // After the 120 before it, in the batch's second run of 64.
+                    queued(REFUSED as usize);
+                }
                 s.spawn(move || {
                     let answer = store.write_repeatable(move |ctx| {
                         runs.fetch_add(1, Ordering::SeqCst);
@@ -538,10 +548,7 @@ fn a_batch_of_150_repeatable_commands_runs_in_runs_and_a_refusal_undoes_only_its
                 })
             })
             .collect();
-        // The holder and the 150 commands, queued or running (counted before each is sent).
-        while stats.queue_depth.load(Ordering::SeqCst) < COMMANDS as usize + 1 {
-            std::thread::yield_now();
-        }
+        queued(COMMANDS as usize);
         release_tx.send(()).unwrap();
         holder.join().unwrap().unwrap();
         commands.into_iter().map(|c| c.join().unwrap()).collect()
@@ -578,5 +585,92 @@ fn a_batch_of_150_repeatable_commands_runs_in_runs_and_a_refusal_undoes_only_its
         .unwrap();
     let expected: Vec<i64> = (0..COMMANDS).filter(|i| *i != REFUSED).collect();
     assert_eq!(ids, expected);
+    t.assert_integrity();
+}
+
+// When SQLite undoes a batch's whole transaction by itself (here: one row whose old value of
+// 5 MB must be journaled, past the piece), nothing a command runs afterwards may commit on its
+// own: the writer's connection refuses every commit but the writer's `COMMIT` (a command that
+// swallows the error and writes again is refused), and a shared run stops at once. Then the
+// batch runs again with its journals in memory and each command commits once.
+#[test]
+fn after_sqlite_undoes_a_batch_nothing_commits_outside_it() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+    let t = with_filler(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
+         INSERT INTO big VALUES (1, zeroblob(5000000));
+         CREATE TABLE marks (id INTEGER NOT NULL);",
+    );
+    let outgrown_before = t.store.stats.journals_outgrown.load(Ordering::Relaxed);
+    let undone_whole = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let store = &t.store;
+    let answers = std::thread::scope(|s| {
+        let holder = s.spawn(move || {
+            store.write(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(0)
+            })
+        });
+        started_rx.recv().unwrap();
+        let swallowing = {
+            let undone_whole = Arc::clone(&undone_whole);
+            s.spawn(move || {
+                store.write_repeatable(move |ctx| {
+                    let rewrite = ctx
+                        .conn
+                        .execute("UPDATE big SET v = randomblob(5000000) WHERE id = 1", []);
+                    if rewrite.is_err() {
+                        undone_whole.store(ctx.conn.is_autocommit(), Ordering::SeqCst);
+                        // A command that goes on after an error: this must not commit.
+                        let _ = ctx.conn.execute("INSERT INTO marks (id) VALUES (99)", []);
+                    }
+                    rewrite?;
+                    Ok(1)
+                })
+            })
+        };
+        while store.stats.queue_depth.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        let after = s.spawn(move || {
+            store.write_repeatable(|ctx| {
+                Ok(ctx.conn.execute("INSERT INTO marks (id) VALUES (3)", [])?)
+            })
+        });
+        while store.stats.queue_depth.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        [swallowing.join().unwrap(), after.join().unwrap()]
+    });
+    assert!(
+        undone_whole.load(Ordering::SeqCst),
+        "SQLite undid the transaction"
+    );
+    assert_eq!(answers.map(|a| a.unwrap()), [1, 1]);
+    assert_eq!(
+        t.store.stats.journals_outgrown.load(Ordering::Relaxed) - outgrown_before,
+        1
+    );
+    let marks: Vec<i64> = t
+        .store
+        .write(|ctx| {
+            let mut stmt = ctx.conn.prepare("SELECT id FROM marks ORDER BY id")?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids)
+        })
+        .unwrap();
+    assert_eq!(
+        marks,
+        vec![3],
+        "the second command once, the refused write never"
+    );
     t.assert_integrity();
 }
