@@ -365,6 +365,19 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
     t.assert_integrity();
 }
 
+/// The ids in the tests' table `marks`, in order.
+fn marks(t: &TestStore) -> Vec<i64> {
+    t.store
+        .write(|ctx| {
+            let mut stmt = ctx.conn.prepare("SELECT id FROM marks ORDER BY id")?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids)
+        })
+        .unwrap()
+}
+
 /// A store with a table `filler` of 2,500 rows of 3,000 bytes (a page each), made before the
 /// test's commands, so that rewriting them journals 10 MiB; and `more` SQL.
 fn with_filler(more: &str) -> TestStore {
@@ -573,16 +586,7 @@ fn a_batch_of_150_repeatable_commands_runs_in_runs_and_a_refusal_undoes_only_its
             Err(e) => assert!(i == REFUSED, "command {i}: {e:?}"),
         }
     }
-    let ids: Vec<i64> = t
-        .store
-        .write(|ctx| {
-            let mut stmt = ctx.conn.prepare("SELECT id FROM marks ORDER BY id")?;
-            let ids = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(ids)
-        })
-        .unwrap();
+    let ids = marks(&t);
     let expected: Vec<i64> = (0..COMMANDS).filter(|i| *i != REFUSED).collect();
     assert_eq!(ids, expected);
     t.assert_integrity();
@@ -657,16 +661,7 @@ fn after_sqlite_undoes_a_batch_nothing_commits_outside_it() {
         t.store.stats.journals_outgrown.load(Ordering::Relaxed) - outgrown_before,
         1
     );
-    let marks: Vec<i64> = t
-        .store
-        .write(|ctx| {
-            let mut stmt = ctx.conn.prepare("SELECT id FROM marks ORDER BY id")?;
-            let ids = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(ids)
-        })
-        .unwrap();
+    let marks = marks(&t);
     assert_eq!(
         marks,
         vec![3],
