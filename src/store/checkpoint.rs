@@ -1,8 +1,9 @@
 //! The background checkpointer: copies the WAL into the database file from its own connection,
 //! never inside a commit (checkpoints inside commits caused 10–30 ms commit spikes). Passive: it
-//! never waits for the writer or the readers. It runs every second, and every 100 ms once the
-//! log is a quarter of its bound, so that when the writer must empty the log (`WalBound`) few
-//! frames are left to copy and its pause stays short.
+//! never waits for the writer or the readers. It runs every second, every 100 ms once the log
+//! is a quarter of its bound, and at once when the writer wakes it (from three quarters of the
+//! bound on), so that when the writer must empty the log (`WalBound`) few frames are left to
+//! copy and its pause stays short.
 
 use super::open::open_connection;
 use super::writer::WriterStats;
@@ -11,18 +12,20 @@ use crate::error::{Error, Result};
 use crate::limits::{CHECKPOINT_BUSY_INTERVAL_MS, CHECKPOINT_INTERVAL_MS};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Starts the checkpointer; send on the returned channel (or drop it) to stop it.
+/// Starts the checkpointer; send on the returned channel (or drop it) and unpark its thread to
+/// stop it.
 pub(super) fn start(
     path: &Path,
     wal_max_bytes: u64,
     stats: &Arc<WriterStats>,
 ) -> Result<(SyncSender<()>, JoinHandle<()>)> {
     let conn = open_connection(path, Synchronous::Full)?;
+    let registry = Arc::clone(stats);
     let stats = Arc::clone(stats);
     let copying = Arc::clone(&stats);
     // Looked at every busy interval, so that a log that fills within the idle interval (a
@@ -43,12 +46,28 @@ pub(super) fn start(
         .spawn(move || {
             let mut due = due;
             let look = Duration::from_millis(CHECKPOINT_BUSY_INTERVAL_MS);
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(look) {
-                if !due() {
+            loop {
+                // Woken early by the writer (`WalBound::enforce`) or by `close`.
+                std::thread::park_timeout(look);
+                if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
+                    break;
+                }
+                let wanted = copying.checkpoint_wanted.swap(false, Ordering::AcqRel);
+                if !due() && !wanted {
                     continue;
                 }
                 copying.checkpoint_copying.store(true, Ordering::Release);
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                // (busy, frames in the log, frames copied): SQLite answers 1, -1, -1 when
+                // another checkpoint held the log.
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(2)?))
+                });
+                if let Ok((0, frames)) = done {
+                    let frames = u64::try_from(frames).unwrap_or(0);
+                    copying
+                        .checkpoint_copied_frames
+                        .store(frames, Ordering::Release);
+                }
                 copying.checkpoint_copying.store(false, Ordering::Release);
                 if let Err(e) = done {
                     log::warn!("checkpoint failed: {e}");
@@ -56,5 +75,6 @@ pub(super) fn start(
             }
         })
         .map_err(|e| Error::internal(format!("cannot start the checkpoint thread: {e}")))?;
+    let _ = registry.checkpointer.set(handle.thread().clone());
     Ok((stop, handle))
 }

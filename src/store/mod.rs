@@ -324,6 +324,7 @@ impl Store {
         }
         if let Some((stop, handle)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
             let _ = stop.send(());
+            handle.thread().unpark();
             let _ = handle.join();
         }
     }

@@ -335,6 +335,14 @@ pub struct WriterStats {
     pub wal_in_use_bytes: AtomicU64,
     /// The background checkpointer is copying the log into the database file.
     pub checkpoint_copying: std::sync::atomic::AtomicBool,
+    /// How many of the log's frames the background checkpointer's last copy left copied (0
+    /// once the writer restarts the log). A hint for when to restart: a stale one makes a
+    /// restart copy more, never less.
+    pub checkpoint_copied_frames: AtomicU64,
+    /// The writer asks the background checkpointer to copy now (`WalBound::enforce`).
+    pub checkpoint_wanted: std::sync::atomic::AtomicBool,
+    /// The background checkpointer's thread, to wake it.
+    pub checkpointer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 thread_local! {
@@ -375,17 +383,34 @@ impl WalBound {
         stats.wal_peak_bytes.fetch_max(size, Ordering::Relaxed);
         let in_use = WAL_PAGES.with(Cell::get) * self.frame_bytes;
         stats.wal_in_use_bytes.store(in_use, Ordering::Relaxed);
-        // From seven eighths of the bound on, the log is restarted after a batch that finds
-        // the background checkpointer idle: while it copies it holds the checkpoint lock, and a
-        // restart would fail at once (SQLite does not wait for that lock). At the bound, the
-        // writer waits for its copy to end, so the log never grows past the bound by more than
+        // From three quarters of the bound on, a batch that finds the background checkpointer
+        // idle with more than a thirty-second of the bound left to copy wakes it to copy at
+        // once, and from seven eighths on a batch that finds it idle with less restarts the
+        // log: what the restart copies, it copies with the writer stopped. While the
+        // checkpointer copies it holds the checkpoint lock, and a restart would fail at once
+        // (SQLite does not wait for that lock). At the bound, the writer waits for its copy to
+        // end and restarts whatever is left, so the log never grows past the bound by more than
         // a batch (but for a reader that holds it longer than the wait).
-        if in_use <= self.max_bytes - self.max_bytes / 8 {
+        if in_use <= self.max_bytes - self.max_bytes / 4 {
+            return;
+        }
+        let copying = stats.checkpoint_copying.load(Ordering::Acquire);
+        let copied = stats.checkpoint_copied_frames.load(Ordering::Acquire) * self.frame_bytes;
+        let behind = in_use.saturating_sub(copied);
+        let caught_up = behind <= self.max_bytes / 32;
+        if in_use <= self.max_bytes && (in_use <= self.max_bytes - self.max_bytes / 8 || !caught_up)
+        {
+            if !copying && !caught_up {
+                stats.checkpoint_wanted.store(true, Ordering::Release);
+                if let Some(checkpointer) = stats.checkpointer.get() {
+                    checkpointer.unpark();
+                }
+            }
             return;
         }
         let started = Instant::now();
         let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
-        if stats.checkpoint_copying.load(Ordering::Acquire) {
+        if copying {
             if in_use <= self.max_bytes {
                 return;
             }
@@ -422,6 +447,7 @@ impl WalBound {
         if let Ok((0, _, _)) = done {
             WAL_PAGES.with(|p| p.set(0));
             stats.wal_in_use_bytes.store(0, Ordering::Relaxed);
+            stats.checkpoint_copied_frames.store(0, Ordering::Release);
         }
         match done {
             Ok((0, _, _)) => log::debug!(
@@ -757,6 +783,9 @@ mod tests {
         // Past seven eighths of the bound, not past the bound.
         let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 16);
         let stats = WriterStats::default();
+        stats
+            .checkpoint_copied_frames
+            .store(WAL_PAGES.with(Cell::get), Ordering::SeqCst);
         stats.checkpoint_copying.store(true, Ordering::SeqCst);
         bound.enforce(&conn, &stats);
         assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
@@ -769,6 +798,80 @@ mod tests {
         // The next commit writes from the log's start again.
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert!(WAL_PAGES.with(Cell::get) <= 2);
+    }
+
+    #[test]
+    fn near_its_bound_a_log_the_copy_has_not_caught_up_with_wakes_the_checkpointer_first() {
+        let dir = tempfile::tempdir().unwrap();
+        // Past seven eighths of the bound, not past the bound, nothing copied yet.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 16);
+        let stats = WriterStats::default();
+        let woken = std::thread::scope(|s| {
+            let checkpointer = s.spawn(|| {
+                let deadline = Instant::now() + std::time::Duration::from_secs(10);
+                while !stats.checkpoint_wanted.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::park_timeout(std::time::Duration::from_millis(100));
+                }
+                stats.checkpoint_wanted.load(Ordering::SeqCst)
+            });
+            stats
+                .checkpointer
+                .set(checkpointer.thread().clone())
+                .unwrap();
+            bound.enforce(&conn, &stats);
+            checkpointer.join().unwrap()
+        });
+        assert!(woken, "the checkpointer is woken and asked to copy");
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
+        assert!(stats.wal_in_use_bytes.load(Ordering::SeqCst) > 0);
+
+        // Once its copy has caught up, the next batch restarts the log.
+        let frames = WAL_PAGES.with(Cell::get);
+        stats.checkpoint_wanted.store(false, Ordering::SeqCst);
+        stats
+            .checkpoint_copied_frames
+            .store(frames, Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.checkpoint_copied_frames.load(Ordering::SeqCst), 0);
+        assert!(!stats.checkpoint_wanted.load(Ordering::SeqCst));
+
+        // Past the bound the log is restarted whatever the copy left.
+        for _ in 0..30 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        assert!(WAL_PAGES.with(Cell::get) * bound.frame_bytes > bound.max_bytes);
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn from_three_quarters_of_its_bound_a_copy_left_behind_is_asked_for_and_the_log_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // Five sixths of the bound: past three quarters, not past seven eighths.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 5);
+        let stats = WriterStats::default();
+        stats
+            .checkpoint_copied_frames
+            .store(WAL_PAGES.with(Cell::get), Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert!(
+            !stats.checkpoint_wanted.load(Ordering::SeqCst),
+            "nothing to copy"
+        );
+        stats.checkpoint_copied_frames.store(0, Ordering::SeqCst);
+        stats.checkpoint_copying.store(true, Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert!(
+            !stats.checkpoint_wanted.load(Ordering::SeqCst),
+            "a copy is running"
+        );
+        stats.checkpoint_copying.store(false, Ordering::SeqCst);
+        bound.enforce(&conn, &stats);
+        assert!(stats.checkpoint_wanted.load(Ordering::SeqCst));
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 0);
+        assert!(stats.wal_in_use_bytes.load(Ordering::SeqCst) > 0);
     }
 
     #[test]
