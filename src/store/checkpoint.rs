@@ -78,3 +78,48 @@ pub(super) fn start(
     let _ = registry.checkpointer.set(handle.thread().clone());
     Ok((stop, handle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpointer_asked_to_copy_copies_before_its_clock_and_says_how_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let conn = open_connection(&path, Synchronous::Full).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        for _ in 0..8 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        let stats = Arc::new(WriterStats::default());
+        let started = Instant::now();
+        let (stop, handle) = start(&path, 64 << 20, &stats).unwrap();
+        // Not due by its clock for a second: only the wake makes it copy before that.
+        stats.checkpoint_wanted.store(true, Ordering::SeqCst);
+        stats.checkpointer.get().unwrap().unpark();
+        while stats.checkpoint_copied_frames.load(Ordering::SeqCst) == 0
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::yield_now();
+        }
+        let copied_after = started.elapsed();
+        let frames: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap();
+        assert_eq!(
+            stats.checkpoint_copied_frames.load(Ordering::SeqCst),
+            u64::try_from(frames).unwrap()
+        );
+        assert!(
+            copied_after < Duration::from_millis(CHECKPOINT_INTERVAL_MS * 9 / 10),
+            "copied after {copied_after:?}"
+        );
+        assert!(!stats.checkpoint_wanted.load(Ordering::SeqCst));
+        stop.send(()).unwrap();
+        handle.thread().unpark();
+        handle.join().unwrap();
+    }
+}
