@@ -25,15 +25,14 @@ pub(super) fn start(
     stats: &Arc<WriterStats>,
 ) -> Result<(SyncSender<()>, JoinHandle<()>)> {
     let conn = open_connection(path, Synchronous::Full)?;
-    let registry = Arc::clone(stats);
-    let stats = Arc::clone(stats);
-    let copying = Arc::clone(&stats);
+    let watched = Arc::clone(stats);
+    let copying = Arc::clone(stats);
     // Looked at every busy interval, so that a log that fills within the idle interval (a
     // million-escrow ledger under load passes its bound in under half a second) is copied as it
     // grows, not in one piece by the writer's restart.
     let mut last = Instant::now();
     let due = move || {
-        let busy = stats.wal_in_use_bytes.load(Ordering::Relaxed) > wal_max_bytes / 4;
+        let busy = watched.wal_in_use_bytes.load(Ordering::Relaxed) > wal_max_bytes / 4;
         let due = busy || last.elapsed() >= Duration::from_millis(CHECKPOINT_INTERVAL_MS);
         if due {
             last = Instant::now();
@@ -75,7 +74,7 @@ pub(super) fn start(
             }
         })
         .map_err(|e| Error::internal(format!("cannot start the checkpoint thread: {e}")))?;
-    let _ = registry.checkpointer.set(handle.thread().clone());
+    let _ = stats.checkpointer.set(handle.thread().clone());
     Ok((stop, handle))
 }
 

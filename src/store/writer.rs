@@ -316,8 +316,8 @@ pub struct WriterStats {
     /// Runs of repeatable commands that shared a savepoint and were undone and run again
     /// because one of them failed after changing rows.
     pub shared_savepoints_undone: AtomicU64,
-    /// Batches rolled back and run again with their journals in memory because a command
-    /// outgrew the savepoint journal's piece of 4 MiB.
+    /// Batches rolled back and run again with their journals in memory because SQLite could
+    /// not write: a command outgrew the savepoint journal's piece of 4 MiB, or the disk is full.
     pub journals_outgrown: AtomicU64,
     /// Times the WAL neared its bound and the writer checkpointed and restarted it.
     pub wal_resets: AtomicU64,
@@ -334,13 +334,13 @@ pub struct WriterStats {
     /// restarts, so its size says how far it once went, not how much it holds).
     pub wal_in_use_bytes: AtomicU64,
     /// The background checkpointer is copying the log into the database file.
-    pub checkpoint_copying: std::sync::atomic::AtomicBool,
+    pub checkpoint_copying: AtomicBool,
     /// How many of the log's frames the background checkpointer's last copy left copied (0
     /// once the writer restarts the log). A hint for when to restart: a stale one makes a
     /// restart copy more, never less.
     pub checkpoint_copied_frames: AtomicU64,
     /// The writer asks the background checkpointer to copy now (`WalBound::enforce`).
-    pub checkpoint_wanted: std::sync::atomic::AtomicBool,
+    pub checkpoint_wanted: AtomicBool,
     /// The background checkpointer's thread, to wake it.
     pub checkpointer: std::sync::OnceLock<std::thread::Thread>,
 }
