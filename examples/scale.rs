@@ -6,7 +6,9 @@
 //! `remit` binary on it and measures:
 //!
 //! - durable approvals over HTTP at 32 connections, of requests on escrows spread over the
-//!   whole ledger (approvals/s, p99, server CPU and file reads per approval);
+//!   whole ledger (approvals/s, p99, server CPU and file reads per approval, and of the CPU
+//!   the writer thread's and the checkpointer's; commands per group commit and the writer's
+//!   time in each `COMMIT`);
 //! - reads of random escrows (`GET /escrows/:id`, reads/s, p99, CPU and file reads per read);
 //! - the server's peak resident memory, the WAL's peak size, its restarts and the writer's
 //!   pauses for them;
@@ -534,22 +536,46 @@ fn approvals(
     pid: Option<u32>,
     requests: Vec<(String, String)>,
     connections: usize,
-) -> (f64, f64, f64, usize) {
+) -> Approvals {
     let n = requests.len();
     let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
     let base = base.to_string();
     let cpu_of = move || pid.map_or(Duration::ZERO, process_cpu);
-    let cpu_before = cpu_of();
+    let thread_of = move |prefix: &str| {
+        pid.map_or(Duration::ZERO, |p| {
+            load::threads_cpu_in(&p.to_string(), prefix)
+        })
+    };
+    let (cpu_before, writer_before, checkpointer_before) = (
+        cpu_of(),
+        thread_of("remit-writer"),
+        thread_of("remit-checkpoin"),
+    );
     let (wall, latencies, failures) = drive(requests, connections, move |t, (id, token)| {
         load::approve(&agents[t], &base, token, id)
     });
-    let cpu = cpu_of().saturating_sub(cpu_before);
-    (
-        n as f64 / wall.as_secs_f64(),
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        cpu.as_secs_f64() * 1e3 / n as f64,
-        failures,
-    )
+    let per_approval = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
+    Approvals {
+        per_s: n as f64 / wall.as_secs_f64(),
+        p99_ms: percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        cpu_ms: per_approval(cpu_of().saturating_sub(cpu_before)),
+        writer_ms: per_approval(thread_of("remit-writer").saturating_sub(writer_before)),
+        checkpointer_ms: per_approval(
+            thread_of("remit-checkpoin").saturating_sub(checkpointer_before),
+        ),
+        failed: failures,
+    }
+}
+
+/// What the approvals measured.
+struct Approvals {
+    per_s: f64,
+    p99_ms: f64,
+    /// The server's CPU per approval, and of it the writer thread's and the checkpointer's.
+    cpu_ms: f64,
+    writer_ms: f64,
+    checkpointer_ms: f64,
+    failed: usize,
 }
 
 /// What the reads of random escrows measured.
@@ -799,14 +825,25 @@ impl Ledger {
         let watch = WalWatch::start(&self.db);
         let syscalls_before = read_syscalls(server.pid());
         let n = load.len().max(1);
-        let (approvals_s, approval_p99, cpu_ms, failed) =
-            approvals(&server.base, Some(server.pid()), load, a.connections);
+        let Approvals {
+            per_s: approvals_s,
+            p99_ms: approval_p99,
+            cpu_ms,
+            writer_ms,
+            checkpointer_ms,
+            failed,
+        } = approvals(&server.base, Some(server.pid()), load, a.connections);
         let approval_reads =
             read_syscalls(server.pid()).saturating_sub(syscalls_before) as f64 / n as f64;
         let token = &self.people.admin_token;
         let restarts = metric(&server, token, "remit_wal_resets_total");
         let pause_ms = metric(&server, token, "remit_wal_reset_seconds_max") * 1e3;
         let paused_ms = metric(&server, token, "remit_wal_reset_seconds_total") * 1e3;
+        // The group commits of the round (the approvals', and the notifier's and housekeeping's
+        // few): how many, and the writer's time in their `COMMIT` (the WAL's writes and fsync).
+        let batches = metric(&server, token, "remit_writer_batches_total").max(1.0);
+        let commit_ms = metric(&server, token, "remit_writer_commit_seconds_total") * 1e3 / batches;
+        let per_commit = metric(&server, token, "remit_writer_commands_total") / batches;
         let read_ids: Vec<String> = (0..a.reads)
             .map(|_| self.escrows[rng.below(self.escrows.len())].0.to_string())
             .collect();
@@ -815,7 +852,7 @@ impl Ledger {
         let rss_mib = memory_mib(&server.pid().to_string(), "VmHWM:");
         server.stop();
         println!(
-            "{:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU and {approval_reads:.1} read calls each ({failed} failed); {:>6.0} reads/s p99 {:.1} ms, {:.3} ms CPU and {:.1} read calls each ({} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB, {restarts} restarts of it (pauses {paused_ms:.0} ms in all, longest {pause_ms:.0} ms)",
+            "{:>9} escrows: {approvals_s:>6.0} approvals/s p99 {approval_p99:.1} ms, {cpu_ms:.3} ms CPU (writer {writer_ms:.3}, checkpointer {checkpointer_ms:.3}) and {approval_reads:.1} read calls each ({failed} failed), {per_commit:.1} commands per commit, {commit_ms:.2} ms per COMMIT; {:>6.0} reads/s p99 {:.1} ms, {:.3} ms CPU and {:.1} read calls each ({} failed); server peak RSS {rss_mib:.1} MiB; WAL peak {wal_peak_mib:.1} MiB, {restarts} restarts of it (pauses {paused_ms:.0} ms in all, longest {pause_ms:.0} ms)",
             self.escrows.len(), read.per_s, read.p99_ms, read.cpu_ms, read.syscalls, read.failed
         );
         Load {

@@ -105,8 +105,13 @@ pub fn process_cpu(pid: u32) -> Duration {
 /// CPU time of the threads of this process whose name starts with `prefix` (the in-process
 /// server's threads are `remit-…`; the clients' are not).
 pub fn threads_cpu(prefix: &str) -> Duration {
+    threads_cpu_in("self", prefix)
+}
+
+/// `threads_cpu` of another process (`pid`: its number, or `self`).
+pub fn threads_cpu_in(pid: &str, prefix: &str) -> Duration {
     let mut total = Duration::ZERO;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if comm.starts_with(prefix) {
