@@ -1,7 +1,9 @@
 //! The single writer: the thread that owns the only read-write connection. It takes the commands
 //! waiting in its queue (up to `WRITER_BATCH_MAX`), opens one `BEGIN IMMEDIATE` transaction,
 //! runs each command in its own savepoint (rolled back alone on its own error), commits once,
-//! and only then answers every caller and writes the log lines of what committed.
+//! and only then writes the log lines of what committed and has every caller answered: by a
+//! thread of its own (`remit-answers`), so that the writer goes on to its next batch while the
+//! callers are woken.
 
 use super::changes::ChangeLog;
 use crate::audit::AuditKey;
@@ -13,7 +15,7 @@ use rusqlite::Connection;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
 
 /// A log line that describes a change: written only once the change has committed, so the log
@@ -515,10 +517,56 @@ pub(super) fn gate_commits(
     Ok(())
 }
 
+/// A batch's commands and the outcome of its commit, for the thread that answers them.
+type Answered = (Vec<Box<dyn Command>>, Result<()>);
+
+/// Answers the commands of a batch whose commit is known: each caller gets its own outcome
+/// once the batch committed, else the batch's error. One channel send each, so one wake-up of
+/// a waiting thread each: 5 – 9 % of the writer's CPU when it made them itself.
+/// (The queue's depth is counted down first: a caller that has its answer is no longer in it.)
+fn answer_all(batch: Vec<Box<dyn Command>>, commit: &Result<()>, stats: &WriterStats) {
+    stats.queue_depth.fetch_sub(batch.len(), Ordering::Relaxed);
+    for cmd in batch {
+        cmd.answer(commit.clone());
+    }
+}
+
 impl Writer<'_> {
-    /// The writer thread's loop: batches until told to stop, then drains the queue and
-    /// checkpoints.
+    /// The writer thread's loop: batches until told to stop, then drains the queue, waits
+    /// until every caller is answered, and checkpoints.
     pub(super) fn run(&self, receiver: &Receiver<Msg>) {
+        let stats = self.stats;
+        std::thread::scope(|scope| {
+            let (sender, committed) = std::sync::mpsc::channel::<Answered>();
+            let answerer = std::thread::Builder::new()
+                .name("remit-answers".into())
+                .spawn_scoped(scope, move || {
+                    for (batch, commit) in committed {
+                        answer_all(batch, &commit, stats);
+                    }
+                });
+            let answers = match answerer {
+                Ok(_) => Some(sender),
+                Err(e) => {
+                    log::warn!("cannot start the thread that answers the writer's callers ({e}): the writer answers them itself");
+                    None
+                }
+            };
+            self.batches(receiver, answers.as_ref());
+            // Dropping `answers` ends the answerer once it has answered every batch; the
+            // scope waits for it.
+        });
+        // Last checkpoint so that the file alone holds everything.
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            log::warn!("final checkpoint failed: {e}");
+        }
+    }
+
+    /// Batches until told to stop, then drains the queue.
+    fn batches(&self, receiver: &Receiver<Msg>, answers: Option<&Sender<Answered>>) {
         let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(WRITER_BATCH_MAX);
         let mut stopping = false;
         // How the connection keeps its journals now (`None`: as it was opened).
@@ -536,27 +584,26 @@ impl Writer<'_> {
                     Err(_) => break,
                 }
                 if batch.len() >= WRITER_BATCH_MAX {
-                    self.run_batch(&mut batch, &mut journals);
+                    self.run_batch(&mut batch, &mut journals, answers);
                     self.wal.enforce(&self.conn, self.stats);
                 }
             }
             if !batch.is_empty() {
-                self.run_batch(&mut batch, &mut journals);
+                self.run_batch(&mut batch, &mut journals, answers);
                 self.wal.enforce(&self.conn, self.stats);
             }
-        }
-        // Last checkpoint so that the file alone holds everything.
-        if let Err(e) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        {
-            log::warn!("final checkpoint failed: {e}");
         }
     }
 
     /// Runs one batch in one transaction. `journals` is how the connection keeps its savepoint
     /// journals (`Some(true)`: in memory without a bound), set for this batch first.
-    fn run_batch(&self, batch: &mut Vec<Box<dyn Command>>, journals: &mut Option<bool>) {
+    /// `answers` takes the batch's commands to be answered (else the writer answers them).
+    fn run_batch(
+        &self,
+        batch: &mut Vec<Box<dyn Command>>,
+        journals: &mut Option<bool>,
+        answers: Option<&Sender<Answered>>,
+    ) {
         let Writer { conn, stats, .. } = self;
         let size = batch.len();
         let bucket = match size {
@@ -601,10 +648,14 @@ impl Writer<'_> {
         if let Err(e) = &commit {
             log::error!("writer batch of {size} failed and was rolled back: {e:?}");
         }
-        for cmd in batch.drain(..) {
-            cmd.answer(commit.clone());
+        let done = std::mem::replace(batch, Vec::with_capacity(WRITER_BATCH_MAX));
+        let unsent = match answers {
+            Some(to) => to.send((done, commit)).err().map(|e| e.0),
+            None => Some((done, commit)),
+        };
+        if let Some((done, commit)) = unsent {
+            answer_all(done, &commit, stats);
         }
-        stats.queue_depth.fetch_sub(size, Ordering::Relaxed);
     }
 
     /// One run of a batch in one transaction: committed, or rolled back whole. With
@@ -919,5 +970,75 @@ mod tests {
         bound.enforce(&conn, &stats);
         assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
         assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
+    }
+
+    /// Each answer seen: the thread that gave it, and whether the row was committed by then.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, bool)>>>;
+
+    /// A command that writes a row and, when answered, notes which thread answered it and
+    /// whether its row was committed then (read through a connection of its own).
+    struct Probe {
+        id: i64,
+        path: std::path::PathBuf,
+        seen: Seen,
+    }
+
+    impl Command for Probe {
+        fn apply(&mut self, ctx: &WriteCtx<'_>) -> Result<()> {
+            ctx.conn
+                .execute("INSERT INTO probes (id) VALUES (?1)", [self.id])?;
+            Ok(())
+        }
+
+        fn answer(self: Box<Self>, commit: Result<()>) {
+            assert!(commit.is_ok(), "{commit:?}");
+            let reader = Connection::open(&self.path).unwrap();
+            let committed: i64 = reader
+                .query_row(
+                    "SELECT count(*) FROM probes WHERE id = ?1",
+                    [self.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let thread = std::thread::current().name().map(str::to_string);
+            self.seen.lock().unwrap().push((thread, committed == 1));
+        }
+    }
+
+    #[test]
+    fn callers_are_answered_by_a_thread_of_their_own_after_the_commit_and_all_before_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = crate::store::OpenOptions::new(dir.path().join("a.db"));
+        options.key_hex = Some("11".repeat(32));
+        let store = crate::store::open(&options).unwrap();
+        store
+            .write(|ctx| {
+                Ok(ctx
+                    .conn
+                    .execute_batch("CREATE TABLE probes (id INTEGER PRIMARY KEY)")?)
+            })
+            .unwrap();
+        let seen = std::sync::Arc::default();
+        let sender = store.sender.lock().unwrap().clone().unwrap();
+        const PROBES: i64 = 200;
+        for id in 0..PROBES {
+            store.stats.queue_depth.fetch_add(1, Ordering::SeqCst);
+            let probe = Probe {
+                id,
+                path: options.path.clone(),
+                seen: std::sync::Arc::clone(&seen),
+            };
+            sender.send(Msg::Run(Box::new(probe))).unwrap();
+        }
+        drop(sender);
+        // Closing waits for the writer, which waits for the thread answering its callers.
+        store.close();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), PROBES as usize);
+        for (thread, committed) in seen.iter() {
+            assert_eq!(thread.as_deref(), Some("remit-answers"));
+            assert!(committed, "answered before its row was committed");
+        }
+        assert_eq!(store.stats.queue_depth.load(Ordering::SeqCst), 0);
     }
 }
