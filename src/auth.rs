@@ -1,16 +1,50 @@
 //! Authentication of bearer tokens, and the record of their use: `last_used_at` is written in
 //! the background, never by the request that used the token. A token found valid is
 //! remembered for `TOKEN_CACHE_TTL_S` (its SHA-256 → its actor), so that a client's requests
-//! do not each read the database: a token revoked through the API is forgotten at once; one
-//! revoked by `remit token revoke` while the server runs stops working within the TTL.
+//! do not each read the database: a token revoked through the API is forgotten at once, and so
+//! is one revoked by `remit token revoke` in another process: the command appends a line to
+//! `<db>.revoked` after its commit, and the server looks at that file's size and time before
+//! believing any token it remembers (one `stat` per request), forgetting them all when it
+//! changed.
 
 use crate::error::{Error, Result};
 use crate::limits::{TOKEN_BYTES_MAX, TOKEN_CACHE_ENTRIES_MAX, TOKEN_CACHE_TTL_S};
 use crate::service::{users, Actor};
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The file beside the database where `remit token revoke` leaves word of a revocation for a
+/// server running on it (`<db>.revoked`).
+pub fn revocations_file(db: &Path) -> PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".revoked");
+    PathBuf::from(path)
+}
+
+/// Leaves word of a revocation just committed (a line appended, so the file's size changes
+/// even when its time does not).
+pub fn note_revocation(db: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(revocations_file(db))?;
+    writeln!(
+        file,
+        "{}",
+        crate::time::rfc3339_ms(crate::time::now_unix_ms())
+    )
+}
+
+/// The size and time of the revocations file (`None` while there is none).
+fn revocations_seen(file: &Path) -> Option<(u64, Option<SystemTime>)> {
+    std::fs::metadata(file)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
 
 /// A token found valid: whose, its prefix (to forget it on revocation), and until when it is
 /// believed without asking the database.
@@ -27,15 +61,35 @@ pub struct Authenticator {
     touched: Mutex<HashSet<[u8; 32]>>,
     /// Tokens found valid lately.
     known: Mutex<HashMap<[u8; 32], Known>>,
+    /// `<db>.revoked`, and its size and time when `known` was last emptied for it.
+    revocations: PathBuf,
+    revocations_at: Mutex<Option<(u64, Option<SystemTime>)>>,
 }
 
 impl Authenticator {
     /// An authenticator over the users of `store`.
     pub fn new(store: Arc<Store>) -> Authenticator {
+        let revocations = revocations_file(store.path());
         Authenticator {
             store,
             touched: Mutex::new(HashSet::new()),
             known: Mutex::new(HashMap::new()),
+            revocations_at: Mutex::new(revocations_seen(&revocations)),
+            revocations,
+        }
+    }
+
+    /// Has another process revoked a token since we last looked? (Then nothing remembered is
+    /// believed any more.)
+    fn revoked_elsewhere(&self) -> bool {
+        let now = revocations_seen(&self.revocations);
+        match self.revocations_at.lock() {
+            Ok(mut at) if *at != now => {
+                *at = now;
+                true
+            }
+            Ok(_) => false,
+            Err(_) => true,
         }
     }
 
@@ -63,6 +117,11 @@ impl Authenticator {
         };
         let hash = crate::crypto::sha256(token.as_bytes());
         let now = Instant::now();
+        if self.revoked_elsewhere() {
+            if let Ok(mut known) = self.known.lock() {
+                known.clear();
+            }
+        }
         let cached = self.known.lock().ok().and_then(|known| {
             known
                 .get(&hash)

@@ -362,6 +362,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let revoked = store.write(move |ctx| {
                 crate::service::users::revoke_token(ctx, &Actor::system("cli"), &prefix)
             })?;
+            // A server running on this database believes the tokens it has seen for a while
+            // without reading them again: this tells it to stop (`auth::note_revocation`).
+            if let Err(e) = crate::auth::note_revocation(store.path()) {
+                eprintln!(
+                    "revoked, but a server running on this database may accept the token for up to {} s more: cannot write {}: {e}",
+                    crate::limits::TOKEN_CACHE_TTL_S,
+                    crate::auth::revocations_file(store.path()).display()
+                );
+            }
             println!("revoked {} of {}", revoked.prefix, revoked.user_id);
             Ok(0)
         }

@@ -139,7 +139,8 @@ pub const EXPIRY_SWEEP_ROWS_MAX: u32 = 500;
 /// The most open connections a configuration may allow (each holds a thread and a descriptor).
 pub const CONNECTIONS_MAX_LIMIT: usize = 16_384;
 /// A token found valid is believed this long without reading the database again (a token
-/// revoked from the command line while the server runs stops working within it).
+/// revoked from the command line while the server runs is forgotten at once all the same:
+/// `auth::note_revocation`).
 pub const TOKEN_CACHE_TTL_S: u64 = 10;
 /// Most tokens remembered at once.
 pub const TOKEN_CACHE_ENTRIES_MAX: usize = 4_096;

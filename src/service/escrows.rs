@@ -122,8 +122,17 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
         .prepare_cached("SELECT id, role FROM users WHERE phone_index = ?1")?
         .query_row([&phone_index], |r| Ok((r.get("id")?, r.get("role")?)))
         .optional()?;
+    // The answer is the same whether or not the phone belongs to someone (a sender who also
+    // receives is that escrow's recipient); only staff's phones are refused, without a word on
+    // why, and the sender's own, which tells them nothing they do not know.
     let recipient_id = match existing {
-        Some((id, Role::Recipient)) => id,
+        Some((id, _)) if actor.is(&id) => {
+            return Err(Error::invalid(
+                "recipientPhone",
+                "is your own number; an escrow is for someone else",
+            ));
+        }
+        Some((id, Role::Recipient | Role::Sender)) => id,
         Some(_) => {
             // Deliberately vague: a sender must not learn whose phone it is.
             return Err(Error::invalid(

@@ -256,15 +256,11 @@ pub fn issue_recipient_token(
                 EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2)",
         )?
         .query_row(params![recipient, actor.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if has_token {
+    // One answer for both reasons: which one it is would tell this sender about the recipient's
+    // other senders, or that the phone already had an account.
+    if has_token || other_senders {
         return Err(Error::NotNow(
-            "the recipient can already sign in; for a new token ask an admin".into(),
-        ));
-    }
-    if other_senders {
-        return Err(Error::NotNow(
-            "the recipient also receives from someone else, so only an admin can give them a token"
-                .into(),
+            "only an admin can give this recipient a token (POST /users/:id/tokens)".into(),
         ));
     }
     let token = insert_token(ctx.conn, &recipient, ctx.now)?;

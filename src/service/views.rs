@@ -437,7 +437,11 @@ pub struct PayoutView {
     pub status: PayoutStatus,
     /// The M-Pesa API it goes through.
     pub method: PayoutCommand,
+    /// KES, decimal (as every amount, in both spellings).
+    pub amount_kes: Decimal,
     pub amount_kes_cents: KesCents,
+    /// USD, decimal: what the escrow pays for it.
+    pub amount_usd: Decimal,
     pub amount_usd_cents: UsdCents,
     /// Who pays it: `simulator` (no real money moves) or `daraja`; `null` until it is sent.
     pub gateway: Option<String>,
@@ -507,7 +511,9 @@ impl PayoutView {
             escrow_id: r.get(col(P::ESCROW))?,
             status,
             method: r.get(col(P::COMMAND))?,
+            amount_kes: r.get::<_, KesCents>(col(P::KES))?.major(),
             amount_kes_cents: r.get(col(P::KES))?,
+            amount_usd: r.get::<_, UsdCents>(col(P::USD))?.major(),
             amount_usd_cents: r.get(col(P::USD))?,
             simulated: gateway.as_deref() == Some("simulator"),
             gateway,
@@ -548,7 +554,9 @@ impl PayoutView {
             escrow_id: escrow_id.clone(),
             status: PayoutStatus::Queued,
             method,
+            amount_kes: amount_kes_cents.major(),
             amount_kes_cents,
+            amount_usd: amount_usd_cents.major(),
             amount_usd_cents,
             gateway: None,
             simulated: false,

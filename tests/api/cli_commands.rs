@@ -68,6 +68,31 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
 }
 
 #[test]
+fn a_token_revoked_from_the_command_line_beside_a_running_server_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let token = user_add(&db, TEST_KEY, "recipient", "Baraka", Some("0711 222 333"));
+    let other = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    // Seen, so remembered by the server.
+    for t in [&token, &other, &token] {
+        assert_eq!(server.get("/me", t).status, 200);
+    }
+    let revoked = cli(&db, &["token", "revoke", &token]);
+    assert_eq!(revoked.code, Some(0), "{revoked}");
+    let me = server.get("/me", &token);
+    assert_eq!(
+        (me.status, me.body["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{}",
+        me.text
+    );
+    // The other tokens it remembered still work (read again).
+    assert_eq!(server.get("/me", &other).status, 200);
+    server.terminate();
+}
+
+#[test]
 fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");

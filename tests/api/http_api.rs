@@ -108,6 +108,18 @@ fn the_whole_flow_over_http_reserves_then_spends() {
     assert_eq!(paid["payout"]["failureReason"], json!(null));
     assert_eq!(paid["payout"]["status"], "succeeded");
     assert_eq!(paid["payout"]["method"], "b2b_paybill");
+    // Its amounts in both spellings, as every amount.
+    assert_eq!(
+        (
+            paid["payout"]["amountKes"].as_f64(),
+            paid["payout"]["amountKesCents"].as_i64(),
+            paid["payout"]["amountUsd"].as_f64(),
+            paid["payout"]["amountUsdCents"].as_i64(),
+        ),
+        (Some(10_000.0), Some(1_000_000), Some(66.67), Some(6_667)),
+        "{}",
+        paid["payout"]
+    );
     let view = app.escrow(&escrow);
     assert_eq!(view["spentUsdCents"], 6_667);
     assert_eq!(view["reservedUsdCents"], 0);

@@ -96,16 +96,46 @@ fn a_sender_sees_only_the_recipient_name_they_typed_and_never_whether_the_phone_
         assert_eq!(r.status, 201, "{}", r.text);
         r.body
     };
-    // The phone of the test's recipient is known; this one is new.
+    // The phone of the test's recipient is known; this one is new; this one a sender's (a
+    // sender may receive too, and the answer must not tell that the phone had an account).
+    app.new_user(Role::Sender, "Juma", Some("0722000333"));
     let known = create(&other, RECIPIENT_PHONE, "Mama Amani");
     let fresh = create(&other, "0799123456", "Kamau");
+    let senders = create(&other, "0722000333", "Juma");
     let keys = |v: &Value| {
         let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         keys
     };
     assert_eq!(keys(&known), keys(&fresh), "the same answer either way");
+    assert_eq!(keys(&senders), keys(&fresh), "the same answer either way");
     assert_eq!(keys(&known["recipient"]), keys(&fresh["recipient"]));
+    // Nor does the escrow's audit, where the recipient's id would (by the time in it).
+    for escrow in [&known, &fresh, &senders] {
+        let audit = app.get(
+            &format!("/audit?entity={}", escrow["escrowId"].as_str().unwrap()),
+            &other,
+        );
+        assert_eq!(audit.status, 200, "{}", audit.text);
+        let lines = audit.body["items"].as_array().unwrap();
+        assert!(lines.iter().any(|l| l["action"] == "escrow.created"));
+        for line in lines {
+            assert_eq!(line["details"]["recipientId"], Value::Null, "{line}");
+        }
+    }
+    // The sender's own phone is refused (that tells them nothing).
+    let own = app.new_user(Role::Sender, "Halima", Some("0722000444"));
+    let r = app.post(
+        "/escrows",
+        &own,
+        &json!({"recipientPhone": "0722000444", "recipientName": "Me", "totalAmountUsd": 10, "categories": ["food"]}),
+    );
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("recipientPhone")),
+        "{}",
+        r.text
+    );
     assert_eq!(
         known["recipient"],
         json!({"name": "Mama Amani", "phone": "+254 7** *** 678"}),

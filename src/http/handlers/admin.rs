@@ -105,7 +105,17 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
                 return Err(Error::Forbidden);
             }
         }
-        crate::audit::lines_for(conn, &entity, AUDIT_ROWS_MAX)
+        let mut lines = crate::audit::lines_for(conn, &entity, AUDIT_ROWS_MAX)?;
+        if !actor.is_admin() {
+            // The recipient's user id would tell a sender, by its time, whether the phone had
+            // an account before their escrow (views hide it from senders for that reason).
+            for line in &mut lines {
+                if let Some(details) = line.details.as_object_mut() {
+                    details.remove("recipientId");
+                }
+            }
+        }
+        Ok(lines)
     })?;
     Ok(Reply::json(200, &Items { items }))
 }
