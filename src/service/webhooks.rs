@@ -3,7 +3,7 @@
 //! Stripe events record deposits; M-Pesa results complete or fail payouts.
 
 use super::deposits::{self, DepositOutcome, ReversalOutcome};
-use super::payouts::{self, PayoutResult, ResultOutcome, StatusOutcome};
+use super::payouts::{self, PayoutResult, Reported, ResultOutcome, StatusOutcome};
 use super::Actor;
 use crate::crypto::EncryptedColumn;
 use crate::domain::{DepositSource, PayoutId, WebhookEventId, WebhookSource};
@@ -352,7 +352,13 @@ fn apply_to_payout(
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),
             };
-            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, callback.amount)?;
+            let applied = payouts::apply_result(
+                ctx,
+                &actor,
+                payout_id,
+                &result,
+                Reported::Amount(callback.amount),
+            )?;
             if applied == ResultOutcome::Applied {
                 payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
             }
@@ -370,7 +376,8 @@ fn apply_to_payout(
                     code: code.clone(),
                     desc: callback.desc.clone(),
                 };
-                let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+                let applied =
+                    payouts::apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?;
                 return Ok(CallbackOutcome::Result(applied));
             }
             payouts::hold_failure(ctx, payout_id, code, &callback.desc)?;
@@ -381,7 +388,8 @@ fn apply_to_payout(
                 code: code.clone(),
                 desc: callback.desc.clone(),
             };
-            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+            let applied =
+                payouts::apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?;
             Ok(CallbackOutcome::Result(applied))
         }
     }

@@ -397,6 +397,71 @@ fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
     app.assert_integrity();
 }
 
+/// The escrow of a payment request.
+fn escrow_of(app: &TestApp, request: &str) -> String {
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    view["escrowId"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_success_whose_amount_is_missing_or_unreadable_is_flagged_not_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let cases = [
+        ("TCE4K7PQ2M", None),
+        ("TCE4K7PQ2N", Some(json!("1,500"))),
+        ("TCE4K7PQ2P", Some(json!("KES 1500"))),
+        ("TCE4K7PQ2Q", Some(json!(null))),
+    ];
+    for (receipt, amount) in cases {
+        let (request, _, originator) = queued_payout(&app);
+        let escrow = escrow_of(&app, &request);
+        let mut result = json!({"ResultType": 0, "ResultCode": 0,
+            "OriginatorConversationID": originator, "ConversationID": "AG_X", "TransactionID": receipt});
+        if let Some(value) = amount.clone() {
+            result["ResultParameters"] =
+                json!({"ResultParameter": [{"Key": "TransactionAmount", "Value": value}]});
+        }
+        let r = callback(&app, &json!({ "Result": result }));
+        assert_eq!(r.status, 200, "{amount:?}: {}", r.text);
+        assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "{amount:?}: not applied");
+        assert_ne!(view["payout"]["status"], "succeeded", "{amount:?}");
+        assert_eq!(view["payout"]["flagged"], true, "{amount:?}");
+        assert!(
+            view["payout"]["flagReason"]
+                .as_str()
+                .unwrap()
+                .contains("amount could not be read"),
+            "{amount:?}: {view}"
+        );
+        let escrow = app.escrow(&escrow);
+        assert_eq!(
+            (&escrow["reservedUsdCents"], &escrow["spentUsdCents"]),
+            (&json!(1_000), &json!(0)),
+            "{amount:?}: the money stays reserved"
+        );
+    }
+    // The real result, naming the amount, is still applied.
+    let (request, _, originator) = queued_payout(&app);
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "OriginatorConversationID": originator, "ConversationID": "AG_X", "TransactionID": "TCE4K7PQ2R"}});
+    assert_eq!(callback(&app, &forged).status, 200);
+    assert_eq!(
+        callback(&app, &b2c_success(&originator, "TCE4K7PQ2R", 1_500)).status,
+        200
+    );
+    assert_eq!(
+        app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
+        "TCE4K7PQ2R"
+    );
+    app.assert_integrity();
+}
+
 #[test]
 fn a_b2b_failure_with_a_single_object_result_parameter_fails_the_payout() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
