@@ -375,6 +375,106 @@ fn a_different_outcome_after_settlement_is_flagged_never_applied() {
     app.assert_integrity();
 }
 
+/// The audit log's lines about one payout, read through its escrow's audit.
+fn audit_lines_of(app: &TestApp, escrow: &str, payout: &str) -> Vec<Value> {
+    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["entity"] == payout)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (paid, paid_payout, paid_originator) = queued_payout(&app);
+    assert_eq!(
+        callback(&app, &b2c_success(&paid_originator, "TCE4K7PQ2M", 1_500)).status,
+        200
+    );
+    app.wait_for_status(&paid, &["paid"]);
+    let (failed, failed_payout, failed_originator) = queued_payout(&app);
+    let failure = json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": failed_originator, "ConversationID": "AG_20251125_0002", "TransactionID": "TCE0000000"}});
+    assert_eq!(callback(&app, &failure).status, 200);
+    app.wait_for_status(&failed, &["failed"]);
+    let settled = [
+        (&paid, &paid_payout, &paid_originator, "paid"),
+        (&failed, &failed_payout, &failed_originator, "failed"),
+    ];
+    let before: Vec<_> = settled
+        .iter()
+        .map(|(request, payout, _, _)| {
+            let escrow = escrow_of(&app, request);
+            (app.escrow(&escrow), audit_lines_of(&app, &escrow, payout))
+        })
+        .collect();
+    for (request, _, originator, _) in &settled {
+        let late = |code: i64, result_type: i64| {
+            json!({"Result": {"ResultType": result_type, "ResultCode": code, "ResultDesc": "late",
+                "OriginatorConversationID": originator, "ConversationID": "AG_LATE", "TransactionID": "TCE0000000"}})
+        };
+        let queue_timeout = app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}?timeout=1"),
+            None,
+            Some(("application/json", late(1, 0).to_string().as_bytes())),
+            &[],
+        );
+        for r in [
+            queue_timeout,
+            callback(&app, &late(15, 0)),
+            callback(&app, &late(0, 1)),
+        ] {
+            assert_eq!(r.status, 200, "{request}: {}", r.text);
+            assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
+        }
+    }
+    // A success without a receipt says nothing new of a paid payout.
+    let no_receipt = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": paid_originator, "ConversationID": "AG_LATE",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1500}]}}});
+    assert_eq!(callback(&app, &no_receipt).status, 200);
+    let flagged = app.get("/payouts?status=flagged", &app.admin);
+    assert_eq!(flagged.status, 200, "{}", flagged.text);
+    for ((request, payout, _, status), (escrow_before, audit_before)) in settled.iter().zip(&before)
+    {
+        assert!(
+            !flagged.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["payoutId"] == payout.as_str()),
+            "{payout} is not flagged: {}",
+            flagged.text
+        );
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(
+            (view["status"].as_str(), &view["payout"]["flagged"]),
+            (Some(*status), &json!(false)),
+            "{view}"
+        );
+        let escrow = escrow_of(&app, request);
+        assert_eq!(
+            &app.escrow(&escrow),
+            escrow_before,
+            "the money did not move"
+        );
+        assert_eq!(
+            &audit_lines_of(&app, &escrow, payout),
+            audit_before,
+            "no audit line about {payout}"
+        );
+    }
+    app.assert_integrity();
+}
+
 #[test]
 fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
