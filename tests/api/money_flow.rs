@@ -375,6 +375,37 @@ fn a_different_outcome_after_settlement_is_flagged_never_applied() {
     app.assert_integrity();
 }
 
+#[test]
+fn a_completed_transaction_status_without_a_readable_amount_is_flagged_not_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let escrow = escrow_of(&app, &request);
+    // A Transaction Status result, recognised by the original id among its parameters, that
+    // says Completed but names no Amount.
+    let status = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": "q-1", "ConversationID": "AG_STATUS_1", "TransactionID": "TCE4K7PQ2S",
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "OriginatorConversationID", "Value": originator},
+            {"Key": "TransactionStatus", "Value": "Completed"},
+            {"Key": "ReceiptNo", "Value": "TCE4K7PQ2S"}]}}});
+    let r = callback(&app, &status);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), &view["payout"]["flagged"]),
+        (Some("approved"), &json!(true)),
+        "{view}"
+    );
+    assert!(view["payout"]["flagReason"]
+        .as_str()
+        .unwrap()
+        .contains("amount could not be read"));
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    app.assert_integrity();
+}
+
 /// The audit log's lines about one payout, read through its escrow's audit.
 fn audit_lines_of(app: &TestApp, escrow: &str, payout: &str) -> Vec<Value> {
     let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
