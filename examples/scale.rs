@@ -253,7 +253,7 @@ fn build_some(
                             &PayoutResult::Succeeded {
                                 receipt: format!("SC{n:08}"),
                             },
-                            None,
+                            payouts::Reported::NotCarried,
                         )
                     };
                     paid(ctx, "rent", 3_000)?;

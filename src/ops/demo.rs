@@ -225,7 +225,7 @@ fn seed_escrows(
         &payouts::PayoutResult::Succeeded {
             receipt: "TCE7H2LX9B".into(),
         },
-        None,
+        payouts::Reported::NotCarried,
     )?;
     request(
         agent,

@@ -189,29 +189,35 @@ impl Daraja {
         ))
     }
 
-    /// Classifies the answer to a request that must be accepted to do anything.
+    /// Classifies the answer to a request that must be accepted to do anything
+    /// (DESIGN.md, "Synchronous answers"). Only a clear refusal lets the money go back: a `4xx`
+    /// with a `400.*` `errorCode`. `ResponseCode` `"0"` with a `ConversationID` on a `2xx` is
+    /// accepted; `500.002.1001` means an earlier attempt got through. Anything else (a `5xx`,
+    /// spike arrest, quota, `"0"` without a `ConversationID`, a `ResponseCode` the reference
+    /// does not document, an answer that is not Daraja's, no answer) leaves the outcome unknown:
+    /// retried with backoff under the same `OriginatorConversationID`, which Daraja refuses as a
+    /// duplicate if the first got through, and then asked about.
     fn classify(answer: Result<(u16, SyncAnswer), CallError>) -> Result<Ack, GatewayError> {
-        match answer {
+        let (status, sync) = match answer {
             Err(CallError::Credentials(e)) | Err(CallError::Transport(e)) => {
-                Err(GatewayError::Transport(e))
+                return Err(GatewayError::Transport(e))
             }
-            Ok((_, SyncAnswer::Accepted { conversation_id })) => Ok(Ack { conversation_id }),
-            Ok((_, SyncAnswer::Error { code, .. })) if code == DUPLICATE => {
-                Err(GatewayError::Duplicate)
-            }
+            Ok(answer) => answer,
+        };
+        match sync {
+            SyncAnswer::Error { code, .. } if code == DUPLICATE => Err(GatewayError::Duplicate),
             // A bad request: nothing was accepted, nothing will be paid.
-            Ok((_, SyncAnswer::Error { code, message })) if code.starts_with("400.") => {
+            SyncAnswer::Error { code, message }
+                if (400..500).contains(&status) && code.starts_with("400.") =>
+            {
                 Err(GatewayError::Refused { code, message })
             }
-            Ok((_, SyncAnswer::NotAccepted { code, message })) => {
-                Err(GatewayError::Refused { code, message })
+            SyncAnswer::Accepted { conversation_id } if (200..300).contains(&status) => {
+                Ok(Ack { conversation_id })
             }
-            // Spike arrest, quota, any 5xx, an unreadable page: not known; try again later.
-            Ok((status, SyncAnswer::Error { code, message })) => Err(GatewayError::Transport(
-                format!("{status} {code}: {message}"),
-            )),
-            Ok((status, SyncAnswer::Unreadable)) => Err(GatewayError::Transport(format!(
-                "{status} with an answer that is not Daraja's"
+            other => Err(GatewayError::Transport(format!(
+                "{status} {}: outcome unknown",
+                describe(&other)
             ))),
         }
     }
@@ -258,7 +264,10 @@ impl Daraja {
 fn describe(answer: &SyncAnswer) -> String {
     match answer {
         SyncAnswer::Accepted { conversation_id } => format!("accepted as {conversation_id}"),
-        SyncAnswer::NotAccepted { code, message } => format!("not accepted ({code}: {message})"),
+        SyncAnswer::AcceptedWithoutConversation { message } => {
+            format!("ResponseCode 0 without a ConversationID ({message})")
+        }
+        SyncAnswer::NotAccepted { code, message } => format!("ResponseCode {code} ({message})"),
         SyncAnswer::Error { code, message } => format!("error {code}: {message}"),
         SyncAnswer::Unreadable => "an answer that is not Daraja's".into(),
     }
@@ -385,5 +394,62 @@ impl Gateway for Daraja {
             "account balance",
         );
         Some(Self::classify(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classified(status: u16, body: &str) -> Result<Ack, GatewayError> {
+        Daraja::classify(Ok((status, requests::sync_answer(body.as_bytes()))))
+    }
+
+    #[test]
+    fn only_a_clear_refusal_is_a_refusal() {
+        let refusal = r#"{"requestId":"1","errorCode":"400.002.02","errorMessage":"Bad Request - Invalid PartyB"}"#;
+        assert!(matches!(
+            classified(400, refusal),
+            Err(GatewayError::Refused { code, .. }) if code == "400.002.02"
+        ));
+        let accepted = r#"{"ConversationID":"AG_1","OriginatorConversationID":"o","ResponseCode":"0","ResponseDescription":"Accept"}"#;
+        assert!(
+            matches!(classified(200, accepted), Ok(Ack { conversation_id }) if conversation_id == "AG_1")
+        );
+        assert!(matches!(
+            classified(
+                500,
+                r#"{"requestId":"1","errorCode":"500.002.1001","errorMessage":"Duplicate"}"#
+            ),
+            Err(GatewayError::Duplicate)
+        ));
+        // Outcome unknown: retried under the same id, never failed.
+        for (status, body) in [
+            (
+                200,
+                r#"{"ResponseCode":"0","ResponseDescription":"Accept"}"#,
+            ),
+            (
+                503,
+                r#"{"ResponseCode":"1","ResponseDescription":"Service Unavailable"}"#,
+            ),
+            (
+                200,
+                r#"{"ResponseCode":"1","ResponseDescription":"Rejected"}"#,
+            ),
+            (503, refusal),
+            (200, refusal),
+            (503, accepted),
+            (
+                500,
+                r#"{"requestId":"1","errorCode":"500.003.02","errorMessage":"Spike Arrest Violation"}"#,
+            ),
+            (502, "<html>bad gateway</html>"),
+        ] {
+            assert!(
+                matches!(classified(status, body), Err(GatewayError::Transport(_))),
+                "{status} {body}"
+            );
+        }
     }
 }

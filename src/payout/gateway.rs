@@ -14,12 +14,14 @@ pub struct Ack {
 /// Why a gateway call did not produce an acknowledgement.
 #[derive(Debug, Clone)]
 pub enum GatewayError {
-    /// No answer, a transport error, or a refusal that may pass (spike arrest, quota, 5xx):
-    /// the outcome is unknown; retry later with the same id.
+    /// No answer, a transport error, a refusal that may pass (spike arrest, quota, 5xx) or an
+    /// answer that does not say whether the request was taken: the outcome is unknown; retry
+    /// later with the same id.
     Transport(String),
-    /// A synchronous refusal: the request was not accepted, no money moved.
+    /// A clear synchronous refusal (a `4xx` with a `400.*` `errorCode`): the request was not
+    /// accepted, no money moved.
     Refused {
-        /// `errorCode` (or `ResponseCode`).
+        /// `errorCode` (`remit` for a request remit itself cannot make).
         code: String,
         /// `errorMessage`.
         message: String,

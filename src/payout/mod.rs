@@ -114,8 +114,14 @@ impl Worker {
                     code: code.clone(),
                     desc: message.clone(),
                 };
-                payouts::apply_result(ctx, &Actor::system("payouts"), &id, &result, None)
-                    .map(|_| ())
+                payouts::apply_result(
+                    ctx,
+                    &Actor::system("payouts"),
+                    &id,
+                    &result,
+                    payouts::Reported::NotCarried,
+                )
+                .map(|_| ())
             }),
         };
         if let Err(e) = written {

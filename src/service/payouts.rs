@@ -306,7 +306,7 @@ pub fn apply_status_answer(
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),
             };
-            let outcome = apply_result(ctx, &actor, payout_id, &result, *amount)?;
+            let outcome = apply_result(ctx, &actor, payout_id, &result, Reported::Amount(*amount))?;
             if outcome == ResultOutcome::Applied {
                 if let Some(code) = &held_code {
                     ctx.warn_after_commit(format!(
@@ -327,7 +327,7 @@ pub fn apply_status_answer(
                 code: held_code.unwrap_or_else(|| "status".into()),
                 desc: held_desc.unwrap_or_else(|| format!("Transaction Status: {status}")),
             };
-            apply_result(ctx, &actor, payout_id, &result, None)?
+            apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?
         }
         StatusAnswer::QueryFailed { .. } => return Ok(StatusOutcome::AskAgain),
     };
@@ -433,14 +433,27 @@ pub fn find_by_conversation(
         .optional()?)
 }
 
-/// Applies a payout's result. `reported` is the amount the result names, if it names one: a
-/// different amount is flagged and not applied.
+/// The amount a result names, checked against the payout's before the result is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    /// A result from M-Pesa (a callback, a Transaction Status answer): the amount it names, or
+    /// `None` when it names none that can be read. A success moves money, so it must name the
+    /// payout's amount: another amount, or none that can be read, is flagged and not applied.
+    Amount(Option<KesCents>),
+    /// A result that carries no amount by its nature: an admin's resolution, a request Daraja
+    /// refused, a failure result (M-Pesa's failures carry no `ResultParameters`).
+    NotCarried,
+}
+
+/// Applies a payout's result. `reported` is the amount the result names (`Reported`): a success
+/// from M-Pesa whose amount differs from the payout's, or cannot be read, is flagged and not
+/// applied.
 pub fn apply_result(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     payout_id: &PayoutId,
     result: &PayoutResult,
-    reported: Option<KesCents>,
+    reported: Reported,
 ) -> Result<ResultOutcome> {
     let row = load_payout(ctx.conn, payout_id)?;
     let at = ctx.at();
@@ -460,8 +473,8 @@ pub fn apply_result(
         }
         _ => {}
     }
-    if let Some(reported) = reported {
-        if reported != row.amount_kes {
+    match (reported, result) {
+        (Reported::Amount(Some(reported)), _) if reported != row.amount_kes => {
             let reason = format!(
                 "result names KES {} but the payout is KES {}",
                 reported.get() / 100,
@@ -470,6 +483,13 @@ pub fn apply_result(
             flag(ctx, payout_id, &reason)?;
             return Ok(ResultOutcome::Flagged(reason));
         }
+        (Reported::Amount(None), PayoutResult::Succeeded { .. }) => {
+            let reason = "success result whose amount could not be read (missing or not an amount): not applied"
+                .to_string();
+            flag(ctx, payout_id, &reason)?;
+            return Ok(ResultOutcome::Flagged(reason));
+        }
+        _ => {}
     }
     match result {
         PayoutResult::Succeeded { receipt } => {
@@ -783,7 +803,7 @@ pub fn resolve(
             to: "resolved",
         });
     }
-    match apply_result(ctx, actor, payout_id, result, None)? {
+    match apply_result(ctx, actor, payout_id, result, Reported::NotCarried)? {
         ResultOutcome::Applied => {}
         ResultOutcome::AlreadyApplied => {
             return Err(Error::InvalidState {

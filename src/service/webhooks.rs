@@ -3,10 +3,10 @@
 //! Stripe events record deposits; M-Pesa results complete or fail payouts.
 
 use super::deposits::{self, DepositOutcome, ReversalOutcome};
-use super::payouts::{self, PayoutResult, ResultOutcome, StatusOutcome};
+use super::payouts::{self, PayoutResult, Reported, ResultOutcome, StatusOutcome};
 use super::Actor;
 use crate::crypto::EncryptedColumn;
-use crate::domain::{DepositSource, PayoutId, WebhookEventId, WebhookSource};
+use crate::domain::{DepositSource, PayoutId, PayoutStatus, WebhookEventId, WebhookSource};
 use crate::error::Result;
 use crate::money::KesCents;
 use crate::store::WriteCtx;
@@ -183,6 +183,10 @@ pub enum CallbackOutcome {
     QueryRefused,
     /// An Account Balance result: the float is recorded.
     Balances,
+    /// A callback that reports no different final outcome (a queue timeout, an unknown
+    /// outcome, a success without a receipt for a paid payout) for a payout that already has
+    /// its result: acknowledged, nothing changed.
+    AlreadySettled(&'static str),
 }
 
 impl fmt::Display for CallbackOutcome {
@@ -202,6 +206,9 @@ impl fmt::Display for CallbackOutcome {
             CallbackOutcome::AskStatus => f.write_str("outcome unknown: Transaction Status asked"),
             CallbackOutcome::QueryRefused => f.write_str("query refused: asked again later"),
             CallbackOutcome::Balances => f.write_str("balances recorded"),
+            CallbackOutcome::AlreadySettled(what) => {
+                write!(f, "ignored: {what} for a payout that has its result")
+            }
         }
     }
 }
@@ -336,6 +343,30 @@ fn apply_to_payout(
         ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
         Ok(CallbackOutcome::AskStatus)
     };
+    // A payout that has its result never changes again. A callback that reports no different
+    // final outcome (a late queue timeout, an unknown outcome, a success without a receipt for
+    // a paid payout) is acknowledged and changes nothing; a different final outcome goes on to
+    // `apply_result`, which flags it.
+    let status: PayoutStatus = ctx
+        .conn
+        .prepare_cached("SELECT status FROM payouts WHERE id = ?1")?
+        .query_row([payout_id], |r| r.get(0))?;
+    if status.has_result() {
+        let late = match &callback.kind {
+            CallbackKind::QueueTimeout => Some("a queue timeout"),
+            CallbackKind::Unknown(_) => Some("an unknown outcome"),
+            CallbackKind::Success(None) if status == PayoutStatus::Succeeded => {
+                Some("a success without a receipt")
+            }
+            _ => None,
+        };
+        if let Some(what) = late {
+            ctx.info_after_commit(format!(
+                "payout {payout_id} is already {status}: {what} for it changes nothing"
+            ));
+            return Ok(CallbackOutcome::AlreadySettled(what));
+        }
+    }
     match &callback.kind {
         CallbackKind::QueueTimeout if asks(ctx, payout_id)? => ask(),
         CallbackKind::QueueTimeout => flagged(
@@ -352,7 +383,13 @@ fn apply_to_payout(
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),
             };
-            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, callback.amount)?;
+            let applied = payouts::apply_result(
+                ctx,
+                &actor,
+                payout_id,
+                &result,
+                Reported::Amount(callback.amount),
+            )?;
             if applied == ResultOutcome::Applied {
                 payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
             }
@@ -370,7 +407,8 @@ fn apply_to_payout(
                     code: code.clone(),
                     desc: callback.desc.clone(),
                 };
-                let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+                let applied =
+                    payouts::apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?;
                 return Ok(CallbackOutcome::Result(applied));
             }
             payouts::hold_failure(ctx, payout_id, code, &callback.desc)?;
@@ -381,7 +419,8 @@ fn apply_to_payout(
                 code: code.clone(),
                 desc: callback.desc.clone(),
             };
-            let applied = payouts::apply_result(ctx, &actor, payout_id, &result, None)?;
+            let applied =
+                payouts::apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?;
             Ok(CallbackOutcome::Result(applied))
         }
     }

@@ -124,6 +124,11 @@ impl<'a> WriteCtx<'a> {
         self.log_after_commit(log::Level::Warn, "remit", text);
     }
 
+    /// Logs a line at info level once the command has committed (never if it rolls back).
+    pub fn info_after_commit(&self, text: String) {
+        self.log_after_commit(log::Level::Info, "remit", text);
+    }
+
     fn log_after_commit(&self, level: log::Level, target: &'static str, text: String) {
         self.pending.borrow_mut().push(PendingLine {
             level,

@@ -350,7 +350,7 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
                 &Actor::system("test"),
                 &PayoutId::parse(&payout_id).unwrap(),
                 &result,
-                None,
+                payouts::Reported::NotCarried,
             )
         })
         .unwrap();
@@ -383,7 +383,7 @@ fn settling_moves_reserved_to_spent_once_and_flags_a_conflicting_result() {
                     &Actor::system("test"),
                     &PayoutId::parse(&id).unwrap(),
                     &result,
-                    None,
+                    payouts::Reported::NotCarried,
                 )
             })
             .unwrap()
@@ -496,7 +496,7 @@ fn cancelling_refunds_what_is_left_and_is_refused_while_a_payout_is_in_flight() 
                 &PayoutResult::Succeeded {
                     receipt: "R1".into(),
                 },
-                None,
+                payouts::Reported::NotCarried,
             )
         })
         .unwrap();

@@ -136,7 +136,7 @@ fn run_worker(
                                 &Actor::system("model"),
                                 &remit::domain::PayoutId::parse(&id).unwrap(),
                                 &result,
-                                None,
+                                payouts::Reported::NotCarried,
                             )
                             .map(|_| ())
                         })

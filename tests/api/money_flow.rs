@@ -376,6 +376,137 @@ fn a_different_outcome_after_settlement_is_flagged_never_applied() {
 }
 
 #[test]
+fn a_completed_transaction_status_without_a_readable_amount_is_flagged_not_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let escrow = escrow_of(&app, &request);
+    // A Transaction Status result, recognised by the original id among its parameters, that
+    // says Completed but names no Amount.
+    let status = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": "q-1", "ConversationID": "AG_STATUS_1", "TransactionID": "TCE4K7PQ2S",
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "OriginatorConversationID", "Value": originator},
+            {"Key": "TransactionStatus", "Value": "Completed"},
+            {"Key": "ReceiptNo", "Value": "TCE4K7PQ2S"}]}}});
+    let r = callback(&app, &status);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), &view["payout"]["flagged"]),
+        (Some("approved"), &json!(true)),
+        "{view}"
+    );
+    assert!(view["payout"]["flagReason"]
+        .as_str()
+        .unwrap()
+        .contains("amount could not be read"));
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    app.assert_integrity();
+}
+
+/// The audit log's lines about one payout, read through its escrow's audit.
+fn audit_lines_of(app: &TestApp, escrow: &str, payout: &str) -> Vec<Value> {
+    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["entity"] == payout)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (paid, paid_payout, paid_originator) = queued_payout(&app);
+    assert_eq!(
+        callback(&app, &b2c_success(&paid_originator, "TCE4K7PQ2M", 1_500)).status,
+        200
+    );
+    app.wait_for_status(&paid, &["paid"]);
+    let (failed, failed_payout, failed_originator) = queued_payout(&app);
+    let failure = json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": failed_originator, "ConversationID": "AG_20251125_0002", "TransactionID": "TCE0000000"}});
+    assert_eq!(callback(&app, &failure).status, 200);
+    app.wait_for_status(&failed, &["failed"]);
+    let settled = [
+        (&paid, &paid_payout, &paid_originator, "paid"),
+        (&failed, &failed_payout, &failed_originator, "failed"),
+    ];
+    let before: Vec<_> = settled
+        .iter()
+        .map(|(request, payout, _, _)| {
+            let escrow = escrow_of(&app, request);
+            (app.escrow(&escrow), audit_lines_of(&app, &escrow, payout))
+        })
+        .collect();
+    for (request, _, originator, _) in &settled {
+        let late = |code: i64, result_type: i64| {
+            json!({"Result": {"ResultType": result_type, "ResultCode": code, "ResultDesc": "late",
+                "OriginatorConversationID": originator, "ConversationID": "AG_LATE", "TransactionID": "TCE0000000"}})
+        };
+        let queue_timeout = app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}?timeout=1"),
+            None,
+            Some(("application/json", late(1, 0).to_string().as_bytes())),
+            &[],
+        );
+        for r in [
+            queue_timeout,
+            callback(&app, &late(15, 0)),
+            callback(&app, &late(0, 1)),
+        ] {
+            assert_eq!(r.status, 200, "{request}: {}", r.text);
+            assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
+        }
+    }
+    // A success without a receipt says nothing new of a paid payout.
+    let no_receipt = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": paid_originator, "ConversationID": "AG_LATE",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1500}]}}});
+    assert_eq!(callback(&app, &no_receipt).status, 200);
+    let flagged = app.get("/payouts?status=flagged", &app.admin);
+    assert_eq!(flagged.status, 200, "{}", flagged.text);
+    for ((request, payout, _, status), (escrow_before, audit_before)) in settled.iter().zip(&before)
+    {
+        assert!(
+            !flagged.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["payoutId"] == payout.as_str()),
+            "{payout} is not flagged: {}",
+            flagged.text
+        );
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(
+            (view["status"].as_str(), &view["payout"]["flagged"]),
+            (Some(*status), &json!(false)),
+            "{view}"
+        );
+        let escrow = escrow_of(&app, request);
+        assert_eq!(
+            &app.escrow(&escrow),
+            escrow_before,
+            "the money did not move"
+        );
+        assert_eq!(
+            &audit_lines_of(&app, &escrow, payout),
+            audit_before,
+            "no audit line about {payout}"
+        );
+    }
+    app.assert_integrity();
+}
+
+#[test]
 fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (request, _, originator) = queued_payout(&app);
@@ -394,6 +525,71 @@ fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
         .as_str()
         .unwrap()
         .contains("KES 9999"));
+    app.assert_integrity();
+}
+
+/// The escrow of a payment request.
+fn escrow_of(app: &TestApp, request: &str) -> String {
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    view["escrowId"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_success_whose_amount_is_missing_or_unreadable_is_flagged_not_applied() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let cases = [
+        ("TCE4K7PQ2M", None),
+        ("TCE4K7PQ2N", Some(json!("1,500"))),
+        ("TCE4K7PQ2P", Some(json!("KES 1500"))),
+        ("TCE4K7PQ2Q", Some(json!(null))),
+    ];
+    for (receipt, amount) in cases {
+        let (request, _, originator) = queued_payout(&app);
+        let escrow = escrow_of(&app, &request);
+        let mut result = json!({"ResultType": 0, "ResultCode": 0,
+            "OriginatorConversationID": originator, "ConversationID": "AG_X", "TransactionID": receipt});
+        if let Some(value) = amount.clone() {
+            result["ResultParameters"] =
+                json!({"ResultParameter": [{"Key": "TransactionAmount", "Value": value}]});
+        }
+        let r = callback(&app, &json!({ "Result": result }));
+        assert_eq!(r.status, 200, "{amount:?}: {}", r.text);
+        assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "{amount:?}: not applied");
+        assert_ne!(view["payout"]["status"], "succeeded", "{amount:?}");
+        assert_eq!(view["payout"]["flagged"], true, "{amount:?}");
+        assert!(
+            view["payout"]["flagReason"]
+                .as_str()
+                .unwrap()
+                .contains("amount could not be read"),
+            "{amount:?}: {view}"
+        );
+        let escrow = app.escrow(&escrow);
+        assert_eq!(
+            (&escrow["reservedUsdCents"], &escrow["spentUsdCents"]),
+            (&json!(1_000), &json!(0)),
+            "{amount:?}: the money stays reserved"
+        );
+    }
+    // The real result, naming the amount, is still applied.
+    let (request, _, originator) = queued_payout(&app);
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "OriginatorConversationID": originator, "ConversationID": "AG_X", "TransactionID": "TCE4K7PQ2R"}});
+    assert_eq!(callback(&app, &forged).status, 200);
+    assert_eq!(
+        callback(&app, &b2c_success(&originator, "TCE4K7PQ2R", 1_500)).status,
+        200
+    );
+    assert_eq!(
+        app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
+        "TCE4K7PQ2R"
+    );
     app.assert_integrity();
 }
 

@@ -338,6 +338,117 @@ fn transient_refusals_are_retried_under_the_same_id_until_paid() {
 }
 
 #[test]
+fn an_ambiguous_answer_keeps_the_money_reserved_and_is_retried_under_the_same_id() {
+    let (fake, app) = start();
+    // "0" without a ConversationID: M-Pesa took it (and sends no result); the retry under the
+    // same id is refused as a duplicate, and Transaction Status settles it.
+    fake.script(
+        1_700,
+        Script {
+            replies: vec![Reply::AcceptWithoutId],
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    // A 503 with a ResponseCode: nothing taken; the retry is accepted and paid.
+    fake.script(
+        1_800,
+        Script {
+            replies: vec![Reply::Unavailable],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let ambiguous = approved_phone_payment(&app, &escrow, 1_700);
+    let unavailable = approved_phone_payment(&app, &escrow, 1_800);
+    let usd = |request: &str| {
+        usd_of(
+            &app.get(&format!("/payment-requests/{request}"), &app.admin)
+                .body,
+        )
+    };
+    let (reserved_a, reserved_b) = (usd(&ambiguous), usd(&unavailable));
+    // Both answers seen; remit records each before the next attempt (2 s later at the least).
+    fake.wait_for("both ambiguous answers", |v| {
+        v.calls
+            .iter()
+            .filter(|c| c.error.as_deref() == Some("no ConversationID"))
+            .count()
+            == 1
+            && v.calls.iter().filter(|c| c.status == 503).count() == 1
+    });
+    for request in [&ambiguous, &unavailable] {
+        let (payout, _, _) = app.payout_ids(request);
+        let attempted = |app: &TestApp| {
+            let id = payout.clone();
+            app.store
+                .read(move |c, _| {
+                    Ok(c.query_row(
+                        "SELECT result_desc IS NOT NULL OR status <> 'queued' FROM payouts WHERE id = ?1",
+                        [id],
+                        |r| r.get::<_, bool>(0),
+                    )?)
+                })
+                .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !attempted(&app) {
+            assert!(
+                Instant::now() < deadline,
+                "{request}: the answer was never recorded"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "not failed: {view}");
+        assert_ne!(view["payout"]["status"], "failed", "{view}");
+    }
+    // Nothing went back to the escrow: each payout's money is reserved (or spent, if its retry
+    // already paid it).
+    let (remaining, reserved, spent) = balances(&app, &escrow);
+    assert_eq!(
+        (remaining, reserved + spent),
+        (10_000 - reserved_a - reserved_b, reserved_a + reserved_b),
+        "the money stays reserved"
+    );
+    let category = &app.escrow(&escrow)["categories"][0];
+    assert_eq!(
+        category["remainingUsdCents"].as_i64().unwrap(),
+        10_000 - reserved_a - reserved_b,
+        "the category got nothing back: {category}"
+    );
+    for request in [&ambiguous, &unavailable] {
+        let view = assert_paid_once(&app, &fake, &escrow, request);
+        assert_eq!(view["payout"]["resultCode"], "0");
+        let (payout, _, _) = app.payout_ids(request);
+        assert_eq!(count(&journal_kinds(&app, &payout), "payout_failed"), 0);
+    }
+    let ids = |amount: i64| {
+        fake.calls("/mpesa/b2c/v3/paymentrequest")
+            .into_iter()
+            .filter(|c| c.body["Amount"] == amount)
+            .map(|c| c.body["OriginatorConversationID"].clone())
+            .collect::<Vec<_>>()
+    };
+    for amount in [1_700, 1_800] {
+        let ids = ids(amount);
+        assert!(ids.len() >= 2, "{amount}: retried: {ids:?}");
+        assert!(ids.iter().all(|id| *id == ids[0]), "one id: {ids:?}");
+    }
+    assert!(
+        !fake.calls("/mpesa/transactionstatus/v1/query").is_empty(),
+        "the duplicate was asked about"
+    );
+    assert_eq!(
+        balances(&app, &escrow),
+        (10_000 - reserved_a - reserved_b, 0, reserved_a + reserved_b)
+    );
+    assert_checks(app);
+}
+
+#[test]
 fn a_lost_answer_then_a_duplicate_is_resolved_by_transaction_status() {
     let (fake, app) = start();
     // M-Pesa took and paid the first attempt but its answer never arrived, nor its result;

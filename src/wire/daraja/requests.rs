@@ -113,7 +113,14 @@ pub enum SyncAnswer {
         /// `ConversationID`: the result will carry it.
         conversation_id: String,
     },
-    /// `ResponseCode` other than `"0"`: not accepted.
+    /// `ResponseCode` `"0"` without a `ConversationID`: it may have been taken, and its result
+    /// cannot be told by the id Daraja gives; not a refusal.
+    AcceptedWithoutConversation {
+        /// `ResponseDescription`.
+        message: String,
+    },
+    /// `ResponseCode` other than `"0"`. The reference documents only `"0"` (accepted) and the
+    /// `errorCode` bodies, so this says nothing sure about whether the request was taken.
     NotAccepted {
         /// `ResponseCode`.
         code: String,
@@ -131,7 +138,8 @@ pub enum SyncAnswer {
     Unreadable,
 }
 
-/// Reads an acknowledgement or a synchronous error, whatever the HTTP status.
+/// Reads an acknowledgement or a synchronous error, whatever the HTTP status (which the caller
+/// weighs: only a `4xx` with a `400.*` `errorCode` is a refusal).
 pub fn sync_answer(body: &[u8]) -> SyncAnswer {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return SyncAnswer::Unreadable;
@@ -151,6 +159,9 @@ pub fn sync_answer(body: &[u8]) -> SyncAnswer {
         (Some(code), Some(conversation_id)) if code == "0" => {
             SyncAnswer::Accepted { conversation_id }
         }
+        (Some(code), None) if code == "0" => SyncAnswer::AcceptedWithoutConversation {
+            message: text("ResponseDescription").unwrap_or_default(),
+        },
         (Some(code), _) => SyncAnswer::NotAccepted {
             code,
             message: text("ResponseDescription").unwrap_or_default(),
@@ -235,6 +246,12 @@ mod tests {
         );
         assert!(
             matches!(sync_answer(br#"{"ResponseCode":1,"ResponseDescription":"no"}"#), SyncAnswer::NotAccepted { code, .. } if code == "1")
+        );
+        assert_eq!(
+            sync_answer(br#"{"ResponseCode":"0","ResponseDescription":"Accept"}"#),
+            SyncAnswer::AcceptedWithoutConversation {
+                message: "Accept".into()
+            }
         );
         assert_eq!(sync_answer(b"<html>"), SyncAnswer::Unreadable);
     }

@@ -53,6 +53,11 @@ pub enum Reply {
     SpikeArrest,
     /// A bare `500`; nothing taken.
     ServerError,
+    /// Taken and processed, but answered `200` `{"ResponseCode":"0"}` without a
+    /// `ConversationID`: an answer that does not say what became of it.
+    AcceptWithoutId,
+    /// `503` `{"ResponseCode":"1"}`; nothing taken.
+    Unavailable,
     /// Taken and processed, but the connection is closed without an answer.
     Lose,
     /// Taken and processed; the answer comes after this long (past the client's timeout).
@@ -709,7 +714,16 @@ fn pay(
             record(500, Some("500"));
             return respond(request, 500, &json!({"fault": "internal"}));
         }
-        Reply::Accept | Reply::Lose | Reply::Slow(_) => {}
+        Reply::Unavailable => {
+            drop(state);
+            record(503, Some("503"));
+            return respond(
+                request,
+                503,
+                &json!({"ResponseCode": "1", "ResponseDescription": "Service Unavailable"}),
+            );
+        }
+        Reply::Accept | Reply::AcceptWithoutId | Reply::Lose | Reply::Slow(_) => {}
     }
     // Taken: M-Pesa moves the money (or not) whatever becomes of the answer.
     state.sequence += 1;
@@ -755,12 +769,18 @@ fn pay(
     let (status, error) = match reply {
         Reply::Lose => (0, Some("lost")),
         Reply::Slow(_) => (200, Some("slow")),
+        Reply::AcceptWithoutId => (200, Some("no ConversationID")),
         _ => (200, None),
     };
     record(status, error);
     let ack = ack(&conversation, &originator);
     match reply {
         Reply::Lose => drop(request.into_writer()),
+        Reply::AcceptWithoutId => respond(
+            request,
+            200,
+            &json!({"ResponseCode": "0", "ResponseDescription": "Accept"}),
+        ),
         Reply::Slow(delay) => {
             std::thread::sleep(delay);
             respond(request, 200, &ack);
