@@ -329,3 +329,50 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
         );
     }
 }
+
+#[test]
+fn at_the_cap_with_no_idle_connection_the_one_stalled_writing_longest_makes_room() {
+    // 16 connections, each pipelining 40 requests for a large answer and never reading: each
+    // is busy (blocked writing an answer its client does not read) until the write deadline.
+    let app = spawn_app_with(|c| c.connections_max = 16);
+    let request = b"GET /openapi.json HTTP/1.1\r\n\r\n".repeat(40);
+    let stalled: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&app)).unwrap();
+            s.write_all(&request).unwrap();
+            s
+        })
+        .collect();
+    // Long enough for every connection to fill its socket buffers and block writing.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let (answer, _) = exchange(
+        addr(&app),
+        b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        status_of(&answer),
+        200,
+        "a fresh client at the cap: {answer:?}"
+    );
+    assert!(took < Duration::from_secs(1), "/health took {took:?}");
+    // One stalled connection was closed to admit it, the first one stalled.
+    let closed = stalled
+        .into_iter()
+        .filter_map(|mut s| {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            // Drain what was written before the shutdown; a closed one ends in EOF or reset.
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return Some(()),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(()),
+                    Err(_) => return None,
+                }
+            }
+        })
+        .count();
+    assert!(closed >= 1, "no stalled connection was closed");
+}

@@ -321,6 +321,12 @@ impl ClientConnection {
                         response
                     };
                     self.reader = source;
+                    // remit patch: while it writes, the connection may be evicted at the cap
+                    // when none is idle (its client may not read).
+                    match &self.registration {
+                        Some(registration) if registration.set_writing() => {}
+                        _ => return Next::Close, // evicted while its request was handled
+                    }
                     let written = self.write_response(response, &version, &te, is_head);
                     if written.is_err() || close {
                         return Next::Close;
