@@ -15,8 +15,11 @@ pub enum Access {
     Public,
     /// A bearer token (the handler checks the role).
     Bearer,
-    /// A provider's webhook: it authenticates by its path token or its body's signature.
+    /// A provider's webhook that authenticates by its body's signature (Stripe).
     Webhook,
+    /// A provider's webhook that authenticates by the secret token in its path (M-Pesa's
+    /// results): checked before the body is read.
+    PathToken,
 }
 
 /// A handler: parses the request, calls one service function, shapes the reply.
@@ -82,7 +85,7 @@ impl Route {
 /// `limit` and `cursor`, read by every list.
 const PAGE: [&str; 2] = ["limit", "cursor"];
 
-use Access::{Bearer, Public, Webhook};
+use Access::{Bearer, PathToken, Public, Webhook};
 use Method::{Delete, Get, Post, Put};
 
 /// Every route.
@@ -188,8 +191,8 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/sms", Bearer, notifications::sms)
         .with_query(&[PAGE[0], PAGE[1], "status", "userId"]),
     route(Post, "/webhooks/stripe", Webhook, webhooks::stripe),
-    route(Post, "/webhooks/payouts/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
-    route(Post, "/webhooks/mpesa/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
+    route(Post, "/webhooks/payouts/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
+    route(Post, "/webhooks/mpesa/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
 ];
 
 /// Does a path match a template? Returns the values of its `:params`.
@@ -406,7 +409,7 @@ mod tests {
                 security.is_empty() || security.iter().any(|s| s == &serde_json::json!({}));
             match route.access {
                 Access::Bearer => assert!(bearer && !anonymous, "{name} needs a bearer token"),
-                Access::Public | Access::Webhook => {
+                Access::Public | Access::Webhook | Access::PathToken => {
                     assert!(anonymous, "{name} is callable without a token")
                 }
             }

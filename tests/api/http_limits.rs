@@ -376,3 +376,32 @@ fn at_the_cap_with_no_idle_connection_the_one_stalled_writing_longest_makes_room
         .count();
     assert!(closed >= 1, "no stalled connection was closed");
 }
+
+#[test]
+fn a_wrong_mpesa_path_token_is_refused_before_the_body_is_read() {
+    let app = spawn_app();
+    for path in ["/webhooks/payouts/wrongtoken", "/webhooks/mpesa/wrongtoken"] {
+        let started = Instant::now();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        );
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (401, true),
+            "{path}: {answer}"
+        );
+        assert!(answer.contains(r#""code":"unauthenticated""#), "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // With the right token the body is read, as before: a body that is not a callback is 400.
+    let request = format!(
+        "POST /webhooks/payouts/{CALLBACK_TOKEN} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let (answer, _) = exchange(addr(&app), request.as_bytes());
+    assert_eq!(status_of(&answer), 400, "{answer}");
+}
