@@ -405,3 +405,60 @@ fn a_wrong_mpesa_path_token_is_refused_before_the_body_is_read() {
     let (answer, _) = exchange(addr(&app), request.as_bytes());
     assert_eq!(status_of(&answer), 400, "{answer}");
 }
+
+#[test]
+fn a_role_that_may_never_use_a_route_is_refused_before_its_body_is_read() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["a"]);
+    let cases = [
+        (&app.recipient, "POST /users".to_string()),
+        (&app.agent, "POST /users/usr_x/tokens".to_string()),
+        (&app.recipient, "POST /escrows".to_string()),
+        (
+            &app.agent,
+            format!("POST /escrows/{escrow}/recipient-token"),
+        ),
+        (&app.sender, format!("POST /escrows/{escrow}/deposits")),
+        (&app.sender, "POST /payment-requests".to_string()),
+        (&app.sender, "PUT /fx-rates/USD-KES".to_string()),
+        (&app.agent, "POST /payouts/po_x/resolve".to_string()),
+        (&app.sender, "POST /webhook-endpoints".to_string()),
+        (
+            &app.recipient,
+            "POST /webhook-deliveries/dlv_x/retry".to_string(),
+        ),
+    ];
+    for (token, line) in cases {
+        let started = Instant::now();
+        let request = format!(
+            "{line} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        );
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (403, true),
+            "{line}: {answer}"
+        );
+        assert!(answer.contains(r#""code":"forbidden""#), "{line}: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{line}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // Where the object decides (another sender's escrow is 404), the body is still awaited.
+    let mut s = TcpStream::connect(addr(&app)).unwrap();
+    write!(
+        s,
+        "POST /escrows/{escrow}/cancel HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        app.other_sender
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        s.read(&mut buf).is_err(),
+        "answered before its body arrived"
+    );
+}
