@@ -462,3 +462,88 @@ fn a_role_that_may_never_use_a_route_is_refused_before_its_body_is_read() {
         "answered before its body arrived"
     );
 }
+
+#[test]
+fn connection_level_errors_have_the_error_shape_and_a_request_id() {
+    let app = spawn_app();
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        (
+            format!("GET /health HTTP/1.1\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+            None,
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nX-Request-Id: rid-te\r\nTransfer-Encoding: gzip\r\n\r\n"
+                .into(),
+            400,
+            "invalid_header",
+            Some("rid-te"),
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n".into(),
+            400,
+            "invalid_header",
+            None,
+        ),
+        (
+            "GET /health HTTP/2.0\r\nX-Request-Id: rid-version\r\n\r\n".into(),
+            505,
+            "http_version_not_supported",
+            Some("rid-version"),
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nX-Request-Id: rid-expect\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}"
+                .into(),
+            417,
+            "invalid_header",
+            Some("rid-expect"),
+        ),
+        (
+            "GET /health HTTP/1.1\r\nX-Bad: caf\u{e9}\r\n\r\n".into(),
+            400,
+            "invalid_header",
+            None,
+        ),
+    ];
+    for (request, status, code, echoed) in cases {
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        let what = request.lines().next().unwrap_or_default().to_string();
+        assert_eq!(
+            (status_of(&answer), closed),
+            (status, true),
+            "{what}: {answer}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        assert_eq!(
+            header("Content-Type").as_deref(),
+            Some("application/json"),
+            "{what}: {answer}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {answer}"));
+        assert_eq!(json["code"], code, "{what}: {answer}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {answer}"
+        );
+        let id =
+            header("X-Request-Id").unwrap_or_else(|| panic!("{what}: no X-Request-Id: {answer}"));
+        match echoed {
+            Some(mine) => assert_eq!(id, mine, "{what}"),
+            None => assert!(
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
+                "{what}"
+            ),
+        }
+    }
+}

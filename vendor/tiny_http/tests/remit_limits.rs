@@ -446,9 +446,15 @@ fn continue_is_sent_only_when_the_application_reads_the_body() {
 fn a_dropped_request_is_answered_500_and_closed() {
     let (_server, addr) = serve(limits(), 1, drop);
     let mut client = connect(addr);
-    let answer = get(&mut client, "/");
+    write!(client, "GET / HTTP/1.1\r\nX-Request-Id: mine-7\r\n\r\n").unwrap();
+    let answer = read_answer(&mut client).unwrap();
     assert_eq!(answer.status, 500);
     assert!(answer.closes());
+    assert_eq!(answer.header("X-Request-Id"), Some("mine-7"));
+    assert_eq!(answer.header("Content-Type"), Some("application/json"));
+    let body = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(body.contains("\"code\":\"internal\""), "{}", body);
+    assert!(body.contains("\"requestId\":\"mine-7\""), "{}", body);
     assert!(closed(&mut client));
 }
 
@@ -654,7 +660,9 @@ fn at_the_cap_with_none_idle_the_connection_writing_the_longest_makes_room() {
     let mut stalled: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut client = connect(addr);
-            client.write_all(b"GET /big HTTP/1.1\r\n\r\n".repeat(8).as_slice()).unwrap();
+            client
+                .write_all(b"GET /big HTTP/1.1\r\n\r\n".repeat(8).as_slice())
+                .unwrap();
             client
         })
         .collect();
@@ -722,6 +730,9 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
         let answer = read_answer(&mut client).unwrap();
         assert_eq!(answer.status, 400, "{:?}", headers);
         assert!(answer.closes(), "{:?}", headers);
+        let body = String::from_utf8(answer.body.clone()).unwrap();
+        assert!(body.contains("\"code\":\"invalid_header\""), "{}", body);
+        assert!(answer.header("X-Request-Id").is_some(), "{:?}", headers);
         assert!(closed(&mut client), "{:?}", headers);
     }
     assert_eq!(
@@ -774,6 +785,8 @@ fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
         assert_eq!(answer.header("Content-Type"), Some("application/json"));
         assert!(body.contains(says), "{}", body);
         assert!(body.contains("\"code\":\"invalid_header\""), "{}", body);
+        let id = answer.header("X-Request-Id").unwrap_or_default();
+        assert_eq!(id.len(), 16, "a new request id: {:?}", id);
         if let Some(field) = field {
             assert!(body.contains(&format!("\"field\":\"{}\"", field)), "{}", body);
         }
