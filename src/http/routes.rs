@@ -7,6 +7,7 @@ use super::reply::{error_reply, Reply};
 use super::request::{Method, Req};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::service::{require_role, Role};
 
 /// Who may call a route.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -15,8 +16,11 @@ pub enum Access {
     Public,
     /// A bearer token (the handler checks the role).
     Bearer,
-    /// A provider's webhook: it authenticates by its path token or its body's signature.
+    /// A provider's webhook that authenticates by its body's signature (Stripe).
     Webhook,
+    /// A provider's webhook that authenticates by the secret token in its path (M-Pesa's
+    /// results): checked before the body is read.
+    PathToken,
 }
 
 /// A handler: parses the request, calls one service function, shapes the reply.
@@ -35,6 +39,11 @@ pub struct Route {
     /// The query parameters it reads; any other is refused (`400 unknown_field`), as an
     /// unknown body field is.
     pub query: &'static [&'static str],
+    /// The roles that may ever call it, besides admins (who always may), when the route alone
+    /// decides: a caller of any other role is `403` before its body is read. `None` when the
+    /// handler decides by the object (a party of the escrow, the request's maker…), or for any
+    /// role. The handler checks the role too.
+    pub roles: Option<&'static [Role]>,
 }
 
 impl Route {
@@ -52,6 +61,7 @@ const fn route(method: Method, path: &'static str, access: Access, handler: Hand
         access,
         handler,
         query: &[],
+        roles: None,
     }
 }
 
@@ -60,6 +70,20 @@ impl Route {
     const fn with_query(mut self, query: &'static [&'static str]) -> Route {
         self.query = query;
         self
+    }
+
+    /// The same route, for these roles only (and admins): `&[]` is admins only.
+    const fn only(mut self, roles: &'static [Role]) -> Route {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// `403` for a caller whose role may never call this route (before its body is read).
+    pub fn check_role(&self, req: &Req, app: &App) -> Result<()> {
+        match self.roles {
+            Some(roles) => require_role(&req.actor(app)?, roles),
+            None => Ok(()),
+        }
     }
 
     /// `400` for a query parameter the route does not read, or one given twice.
@@ -82,7 +106,10 @@ impl Route {
 /// `limit` and `cursor`, read by every list.
 const PAGE: [&str; 2] = ["limit", "cursor"];
 
-use Access::{Bearer, Public, Webhook};
+use Access::{Bearer, PathToken, Public, Webhook};
+use Role::{Agent, Recipient, Sender};
+/// Admins only.
+const ADMIN: &[Role] = &[];
 use Method::{Delete, Get, Post, Put};
 
 /// Every route.
@@ -98,9 +125,9 @@ pub const ROUTES: &[Route] = &[
         "recipientPhone",
         "ref",
     ]),
-    route(Post, "/escrows", Bearer, escrows::create),
+    route(Post, "/escrows", Bearer, escrows::create).only(&[Sender]),
     route(Get, "/escrows/:id", Bearer, escrows::get),
-    route(Post, "/escrows/:id/deposits", Bearer, escrows::deposit),
+    route(Post, "/escrows/:id/deposits", Bearer, escrows::deposit).only(&[Agent]),
     route(Get, "/escrows/:id/journal", Bearer, escrows::journal).with_query(&PAGE),
     route(Post, "/escrows/:id/cancel", Bearer, escrows::cancel),
     route(
@@ -108,10 +135,11 @@ pub const ROUTES: &[Route] = &[
         "/escrows/:id/recipient-token",
         Bearer,
         escrows::recipient_token,
-    ),
+    )
+    .only(&[Sender]),
     route(Get, "/payment-requests", Bearer, requests::list)
         .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
-    route(Post, "/payment-requests", Bearer, requests::create),
+    route(Post, "/payment-requests", Bearer, requests::create).only(&[Recipient, Agent]),
     route(Get, "/payment-requests/:id", Bearer, requests::get),
     route(
         Post,
@@ -132,10 +160,10 @@ pub const ROUTES: &[Route] = &[
         requests::cancel,
     ),
     route(Get, "/fx-rates", Bearer, admin::rates),
-    route(Put, "/fx-rates/:pair", Bearer, admin::set_rate),
+    route(Put, "/fx-rates/:pair", Bearer, admin::set_rate).only(ADMIN),
     route(Get, "/users", Bearer, users::list).with_query(&PAGE),
-    route(Post, "/users", Bearer, users::create),
-    route(Post, "/users/:id/tokens", Bearer, users::issue_token),
+    route(Post, "/users", Bearer, users::create).only(ADMIN),
+    route(Post, "/users/:id/tokens", Bearer, users::issue_token).only(ADMIN),
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
     route(Get, "/audit", Bearer, admin::audit).with_query(&["entity"]),
     route(Get, "/admin/integrity", Bearer, admin::integrity),
@@ -144,8 +172,8 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/payouts", Bearer, admin::payouts).with_query(&[PAGE[0], PAGE[1], "status"]),
     route(Get, "/deposits", Bearer, admin::deposits)
         .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
-    route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout),
-    route(Post, "/webhook-endpoints", Bearer, notifications::create),
+    route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout).only(ADMIN),
+    route(Post, "/webhook-endpoints", Bearer, notifications::create).only(ADMIN),
     route(Get, "/webhook-endpoints", Bearer, notifications::list).with_query(&PAGE),
     route(Get, "/webhook-endpoints/:id", Bearer, notifications::get),
     route(
@@ -159,13 +187,15 @@ pub const ROUTES: &[Route] = &[
         "/webhook-endpoints/:id/enable",
         Bearer,
         notifications::enable,
-    ),
+    )
+    .only(ADMIN),
     route(
         Post,
         "/webhook-endpoints/:id/disable",
         Bearer,
         notifications::disable,
-    ),
+    )
+    .only(ADMIN),
     route(
         Get,
         "/webhook-endpoints/:id/deliveries",
@@ -184,12 +214,13 @@ pub const ROUTES: &[Route] = &[
         "/webhook-deliveries/:id/retry",
         Bearer,
         notifications::retry,
-    ),
+    )
+    .only(ADMIN),
     route(Get, "/sms", Bearer, notifications::sms)
         .with_query(&[PAGE[0], PAGE[1], "status", "userId"]),
     route(Post, "/webhooks/stripe", Webhook, webhooks::stripe),
-    route(Post, "/webhooks/payouts/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
-    route(Post, "/webhooks/mpesa/:token", Webhook, webhooks::mpesa).with_query(&["timeout"]),
+    route(Post, "/webhooks/payouts/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
+    route(Post, "/webhooks/mpesa/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
 ];
 
 /// Does a path match a template? Returns the values of its `:params`.
@@ -406,7 +437,7 @@ mod tests {
                 security.is_empty() || security.iter().any(|s| s == &serde_json::json!({}));
             match route.access {
                 Access::Bearer => assert!(bearer && !anonymous, "{name} needs a bearer token"),
-                Access::Public | Access::Webhook => {
+                Access::Public | Access::Webhook | Access::PathToken => {
                     assert!(anonymous, "{name} is callable without a token")
                 }
             }

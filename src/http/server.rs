@@ -1,15 +1,17 @@
 //! The HTTP server: the vendored tiny_http on a listener bound by the caller, with every limit
 //! of API.md ("Limits every client can rely on") passed to it explicitly, and worker threads.
 //! A request's head is read, its route found, and its body read only when its route takes one,
-//! after its caller is known: a bearer route authenticates first; a webhook (which
-//! authenticates by its body) needs one of the few workers that unauthenticated clients may
-//! hold. A body that is never read is never drained: the answer goes out and the connection is
+//! after its caller is known: a bearer route authenticates first (and refuses a role the route
+//! table excludes); M-Pesa's result URL checks
+//! its path token first; a webhook (which authenticates by its body, or whose token was just
+//! checked) needs one of the few workers that unauthenticated clients may hold. A body that is never read is never drained: the answer goes out and the connection is
 //! closed. Answers are written by the connection's own thread, so a client that does not read
 //! them holds no worker. One access-log line per request, never with tokens, bodies or PII.
 
+use super::handlers::webhooks;
 use super::reply::{error_reply, Reply};
 use super::request::{read_body, Req};
-use super::routes::{self, Access, Found};
+use super::routes::{self, Access, Found, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
@@ -125,22 +127,31 @@ impl HttpServer {
 }
 
 /// Reads the body of a request whose route takes one, once its caller may send one: a bearer
-/// route's caller is authenticated first; a webhook needs a place at the gate. Anything
+/// route's caller is authenticated first, and refused `403` if the route table says its role
+/// may never call the route; M-Pesa's result URL checks its path token first; a
+/// webhook needs a place at the gate. Anything
 /// refused here leaves the body unread (and the connection is then closed).
 fn read_body_of(
     app: &App,
     gate: &Gate,
     request: &mut tiny_http::Request,
     req: &mut Req,
-    access: Access,
+    route: &Route,
 ) -> Result<()> {
     if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
         return Err(Error::BodyTooLarge);
     }
-    let _pass = match access {
+    let _pass = match route.access {
         Access::Bearer => {
             req.authenticate(app)?;
+            route.check_role(req, app)?;
             None
+        }
+        Access::PathToken => {
+            // Its token is in its path: a wrong one is refused before the body (and before
+            // it takes a place at the gate).
+            webhooks::mpesa_caller(app, req)?;
+            Some(gate.enter().ok_or(Error::Busy)?)
         }
         Access::Webhook | Access::Public => Some(gate.enter().ok_or(Error::Busy)?),
     };
@@ -154,8 +165,9 @@ fn handle(app: &App, gate: &Gate, mut request: tiny_http::Request) {
     let path = req.path.clone();
     let found = routes::find(req.method, &path);
     let body = match &found {
-        Found::Route(route, _) if route.takes_body() => {
-            read_body_of(app, gate, &mut request, &mut req, route.access)
+        Found::Route(route, params) if route.takes_body() => {
+            req.params = params.iter().map(|p| p.to_string()).collect();
+            read_body_of(app, gate, &mut request, &mut req, route)
         }
         _ => Ok(()),
     };

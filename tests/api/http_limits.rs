@@ -329,3 +329,221 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
         );
     }
 }
+
+#[test]
+fn at_the_cap_with_no_idle_connection_the_one_stalled_writing_longest_makes_room() {
+    // 16 connections, each pipelining 40 requests for a large answer and never reading: each
+    // is busy (blocked writing an answer its client does not read) until the write deadline.
+    let app = spawn_app_with(|c| c.connections_max = 16);
+    let request = b"GET /openapi.json HTTP/1.1\r\n\r\n".repeat(40);
+    let stalled: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&app)).unwrap();
+            s.write_all(&request).unwrap();
+            s
+        })
+        .collect();
+    // Long enough for every connection to fill its socket buffers and block writing.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let (answer, _) = exchange(
+        addr(&app),
+        b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        status_of(&answer),
+        200,
+        "a fresh client at the cap: {answer:?}"
+    );
+    assert!(took < Duration::from_secs(1), "/health took {took:?}");
+    // One stalled connection was closed to admit it, the first one stalled.
+    let closed = stalled
+        .into_iter()
+        .filter_map(|mut s| {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            // Drain what was written before the shutdown; a closed one ends in EOF or reset.
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return Some(()),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(()),
+                    Err(_) => return None,
+                }
+            }
+        })
+        .count();
+    assert!(closed >= 1, "no stalled connection was closed");
+}
+
+#[test]
+fn a_wrong_mpesa_path_token_is_refused_before_the_body_is_read() {
+    let app = spawn_app();
+    for path in ["/webhooks/payouts/wrongtoken", "/webhooks/mpesa/wrongtoken"] {
+        let started = Instant::now();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        );
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (401, true),
+            "{path}: {answer}"
+        );
+        assert!(answer.contains(r#""code":"unauthenticated""#), "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // With the right token the body is read, as before: a body that is not a callback is 400.
+    let request = format!(
+        "POST /webhooks/payouts/{CALLBACK_TOKEN} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let (answer, _) = exchange(addr(&app), request.as_bytes());
+    assert_eq!(status_of(&answer), 400, "{answer}");
+}
+
+#[test]
+fn a_role_that_may_never_use_a_route_is_refused_before_its_body_is_read() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["a"]);
+    let cases = [
+        (&app.recipient, "POST /users".to_string()),
+        (&app.agent, "POST /users/usr_x/tokens".to_string()),
+        (&app.recipient, "POST /escrows".to_string()),
+        (
+            &app.agent,
+            format!("POST /escrows/{escrow}/recipient-token"),
+        ),
+        (&app.sender, format!("POST /escrows/{escrow}/deposits")),
+        (&app.sender, "POST /payment-requests".to_string()),
+        (&app.sender, "PUT /fx-rates/USD-KES".to_string()),
+        (&app.agent, "POST /payouts/po_x/resolve".to_string()),
+        (&app.sender, "POST /webhook-endpoints".to_string()),
+        (
+            &app.recipient,
+            "POST /webhook-deliveries/dlv_x/retry".to_string(),
+        ),
+    ];
+    for (token, line) in cases {
+        let started = Instant::now();
+        let request = format!(
+            "{line} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        );
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (403, true),
+            "{line}: {answer}"
+        );
+        assert!(answer.contains(r#""code":"forbidden""#), "{line}: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{line}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // Where the object decides (another sender's escrow is 404), the body is still awaited.
+    let mut s = TcpStream::connect(addr(&app)).unwrap();
+    write!(
+        s,
+        "POST /escrows/{escrow}/cancel HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        app.other_sender
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        s.read(&mut buf).is_err(),
+        "answered before its body arrived"
+    );
+}
+
+#[test]
+fn connection_level_errors_have_the_error_shape_and_a_request_id() {
+    let app = spawn_app();
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        (
+            format!("GET /health HTTP/1.1\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+            None,
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nX-Request-Id: rid-te\r\nTransfer-Encoding: gzip\r\n\r\n"
+                .into(),
+            400,
+            "invalid_header",
+            Some("rid-te"),
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n".into(),
+            400,
+            "invalid_header",
+            None,
+        ),
+        (
+            "GET /health HTTP/2.0\r\nX-Request-Id: rid-version\r\n\r\n".into(),
+            505,
+            "http_version_not_supported",
+            Some("rid-version"),
+        ),
+        (
+            "POST /escrows HTTP/1.1\r\nX-Request-Id: rid-expect\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}"
+                .into(),
+            417,
+            "invalid_header",
+            Some("rid-expect"),
+        ),
+        (
+            "GET /health HTTP/1.1\r\nX-Bad: caf\u{e9}\r\n\r\n".into(),
+            400,
+            "invalid_header",
+            None,
+        ),
+    ];
+    for (request, status, code, echoed) in cases {
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        let what = request.lines().next().unwrap_or_default().to_string();
+        assert_eq!(
+            (status_of(&answer), closed),
+            (status, true),
+            "{what}: {answer}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        assert_eq!(
+            header("Content-Type").as_deref(),
+            Some("application/json"),
+            "{what}: {answer}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {answer}"));
+        assert_eq!(json["code"], code, "{what}: {answer}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {answer}"
+        );
+        let id =
+            header("X-Request-Id").unwrap_or_else(|| panic!("{what}: no X-Request-Id: {answer}"));
+        match echoed {
+            Some(mine) => assert_eq!(id, mine, "{what}"),
+            None => assert!(
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
+                "{what}"
+            ),
+        }
+    }
+}

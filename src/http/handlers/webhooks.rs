@@ -70,22 +70,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
 
 /// `POST /webhooks/payouts/:token` (and `/webhooks/mpesa/:token`).
 pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
-    if !constant_time_eq(req.param(0).as_bytes(), app.callback_token.as_bytes()) {
-        log::warn!("M-Pesa callback with a wrong path token refused");
-        return Err(Error::Unauthenticated);
-    }
-    let allow = &app.config.callback_allow;
-    if !allow.is_empty() {
-        let client = req.client_ip(app.config.trusted_proxy);
-        if !client.is_some_and(|ip| allow.iter().any(|net| net.contains(&ip))) {
-            // Answered like a wrong token: a caller learns nothing from the difference.
-            log::warn!(
-                "M-Pesa callback from {} refused: not in REMIT_CALLBACK_ALLOW_IPS",
-                client.map_or("an unknown address".to_string(), |ip| ip.to_string())
-            );
-            return Err(Error::Unauthenticated);
-        }
-    }
+    mpesa_caller(app, req)?;
     let body: Value = serde_json::from_slice(&req.body).map_err(|_| Error::InvalidJson {
         message: "the callback is not JSON".into(),
     })?;
@@ -104,4 +89,27 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         200,
         &json!({"ResultCode": 0, "ResultDesc": "Accepted"}),
     ))
+}
+
+/// Is this M-Pesa's result URL called by M-Pesa? Its path token (compared in constant time)
+/// and, with `REMIT_CALLBACK_ALLOW_IPS`, its address. Needs no body: the server asks it before
+/// reading one, so a wrong token is `401` at once and the body is never read.
+pub fn mpesa_caller(app: &App, req: &Req) -> Result<()> {
+    if !constant_time_eq(req.param(0).as_bytes(), app.callback_token.as_bytes()) {
+        log::warn!("M-Pesa callback with a wrong path token refused");
+        return Err(Error::Unauthenticated);
+    }
+    let allow = &app.config.callback_allow;
+    if !allow.is_empty() {
+        let client = req.client_ip(app.config.trusted_proxy);
+        if !client.is_some_and(|ip| allow.iter().any(|net| net.contains(&ip))) {
+            // Answered like a wrong token: a caller learns nothing from the difference.
+            log::warn!(
+                "M-Pesa callback from {} refused: not in REMIT_CALLBACK_ALLOW_IPS",
+                client.map_or("an unknown address".to_string(), |ip| ip.to_string())
+            );
+            return Err(Error::Unauthenticated);
+        }
+    }
+    Ok(())
 }

@@ -219,7 +219,11 @@ impl ClientConnection {
         let head = match read_head(reader, &limits) {
             Ok(head) => head,
             Err(HeadError::TooLarge) => {
-                self.write_error(431);
+                let why = format!(
+                    "the request line and headers must be at most {} bytes and {} header lines",
+                    limits.head_bytes_max, limits.header_lines_max
+                );
+                self.write_error(431, "headers_too_large", &why, None, None);
                 return Next::Close;
             }
             Err(HeadError::Malformed(why, header)) => {
@@ -236,14 +240,23 @@ impl ClientConnection {
             _ => return Next::Close, // evicted while its head arrived
         }
 
+        // remit patch: the client's X-Request-Id, for the answers this thread gives itself.
+        let client_id = header_value(&head.headers, "X-Request-Id").map(str::to_string);
+        let client_id = client_id.as_deref();
         if head.version > (1, 1) {
-            self.write_error(505);
+            let why = "HTTP versions above 1.1 are not supported";
+            self.write_error(505, "http_version_not_supported", why, None, client_id);
             return Next::Close;
         }
         let (framing, body_length) = match framing(&head.headers) {
             Ok(framing) => framing,
-            Err(()) => {
-                self.write_error(400);
+            Err(name) => {
+                let why = match name {
+                    "Transfer-Encoding" => "must be exactly chunked, once, without Content-Length",
+                    _ => "must be one whole number (the same one if repeated)",
+                };
+                let why = format!("the {} header {}", name, why);
+                self.write_error(400, "invalid_header", &why, Some(name), client_id);
                 return Next::Close;
             }
         };
@@ -251,7 +264,8 @@ impl ClientConnection {
             None => false,
             Some(v) if v.trim().eq_ignore_ascii_case("100-continue") => true,
             Some(_) => {
-                self.write_error(417);
+                let why = "the Expect header may only be 100-continue";
+                self.write_error(417, "invalid_header", why, Some("Expect"), client_id);
                 return Next::Close;
             }
         };
@@ -321,6 +335,12 @@ impl ClientConnection {
                         response
                     };
                     self.reader = source;
+                    // remit patch: while it writes, the connection may be evicted at the cap
+                    // when none is idle (its client may not read).
+                    match &self.registration {
+                        Some(registration) if registration.set_writing() => {}
+                        _ => return Next::Close, // evicted while its request was handled
+                    }
                     let written = self.write_response(response, &version, &te, is_head);
                     if written.is_err() || close {
                         return Next::Close;
@@ -328,7 +348,7 @@ impl ClientConnection {
                     return Next::KeepAlive;
                 }
                 ToConnection::Dropped => {
-                    self.write_error(500);
+                    self.write_error(500, "internal", "internal error", None, client_id);
                     return Next::Close;
                 }
                 ToConnection::IntoWriter(reply) => {
@@ -393,35 +413,59 @@ impl ClientConnection {
     }
 
     /// Answers an error of the client (or 500) and marks the connection to be closed.
-    fn write_error(&mut self, status: u16) {
-        let response = Response::empty(StatusCode(status)).with_connection_close();
+    ///
+    /// remit patch: in the application's error shape, `{"error", "code"}` with `"field"`
+    /// naming a header at fault (never echoing its value) and, on a 500, `"requestId"`; with an
+    /// `X-Request-Id`: the client's own (`client_id`, when its head was read) or a new one.
+    fn write_error(
+        &mut self,
+        status: u16,
+        code: &str,
+        why: &str,
+        field: Option<&str>,
+        client_id: Option<&str>,
+    ) {
+        let id = request_id(client_id);
+        let mut message = why.to_string();
+        if status == 500 {
+            message = format!("{} (request id {})", why, id);
+        }
+        let mut body = format!(
+            "{{\"error\":\"{}\",\"code\":\"{}\"",
+            json_text(&message),
+            code
+        );
+        if let Some(name) = field {
+            body.push_str(&format!(",\"field\":\"{}\"", json_text(name)));
+        }
+        if status == 500 {
+            body.push_str(&format!(",\"requestId\":\"{}\"", json_text(&id)));
+        }
+        body.push('}');
+        let mut response = Response::from_string(body)
+            .with_status_code(StatusCode(status))
+            .with_connection_close();
+        for (name, value) in [
+            ("Content-Type", "application/json"),
+            ("X-Request-Id", id.as_str()),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "no-store"),
+        ] {
+            if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response = response.with_header(header);
+            }
+        }
         let _ = self.write_response(response, &HTTPVersion(1, 1), &[], false);
     }
 
-    /// remit patch: a 400 for a head that cannot be read says why in a JSON body
-    /// (`{"error", "code": "invalid_header", "field"}`), naming the header but never echoing
-    /// what was sent.
+    /// remit patch: a 400 for a head that cannot be read says why (`invalid_header`), naming
+    /// the header but never echoing what was sent.
     fn write_malformed(&mut self, why: &str, header: Option<&str>) {
         let message = match header {
             Some(name) => format!("the {name} header {why}"),
             None => why.to_string(),
         };
-        let mut body = format!(
-            "{{\"error\":\"{}\",\"code\":\"invalid_header\"",
-            json_text(&message)
-        );
-        if let Some(name) = header {
-            body.push_str(&format!(",\"field\":\"{}\"", json_text(name)));
-        }
-        body.push('}');
-        let mut response = Response::from_string(body)
-            .with_status_code(StatusCode(400))
-            .with_connection_close();
-        if let Ok(content_type) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-        {
-            response = response.with_header(content_type);
-        }
-        let _ = self.write_response(response, &HTTPVersion(1, 1), &[], false);
+        self.write_error(400, "invalid_header", &message, header, None);
     }
 
     fn writer_within(&mut self, deadline: Instant) -> std::io::Result<&mut ConnWriter> {
@@ -509,6 +553,26 @@ fn header_name(line: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(name).into_owned())
 }
 
+/// remit patch: the `X-Request-Id` of an answer the application never saw: the client's own
+/// when it sent one the application would take (1 to 64 visible ASCII characters), else a new
+/// one of 16 hex digits, like the application's (unique, not secret).
+fn request_id(client_id: Option<&str>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if let Some(id) = client_id {
+        if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()) {
+            return id.to_string();
+        }
+    }
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    format!("{:016x}", hasher.finish())
+}
+
 /// Text as the inside of a JSON string (the messages above are ASCII without control
 /// characters; quotes and backslashes are escaped all the same).
 fn json_text(text: &str) -> String {
@@ -524,8 +588,8 @@ fn json_text(text: &str) -> String {
 /// How the body is delimited, and its declared length. `Err` (400) for what could be read
 /// two ways (request smuggling): `Transfer-Encoding` other than exactly `chunked`, both
 /// `Transfer-Encoding` and `Content-Length`, `Content-Length`s that differ or that are not a
-/// number.
-pub(crate) fn framing(headers: &[Header]) -> Result<(Framing, Option<usize>), ()> {
+/// number. remit patch: the `Err` names the header at fault.
+pub(crate) fn framing(headers: &[Header]) -> Result<(Framing, Option<usize>), &'static str> {
     let mut transfer_encodings = headers
         .iter()
         .filter(|h| h.field.equiv("Transfer-Encoding"));
@@ -534,7 +598,7 @@ pub(crate) fn framing(headers: &[Header]) -> Result<(Framing, Option<usize>), ()
     if let Some(te) = transfer_encodings.next() {
         let chunked = te.value.as_str().trim().eq_ignore_ascii_case("chunked");
         if !chunked || transfer_encodings.next().is_some() || content_lengths.next().is_some() {
-            return Err(());
+            return Err("Transfer-Encoding");
         }
         return Ok((Framing::Chunked, None));
     }
@@ -543,11 +607,11 @@ pub(crate) fn framing(headers: &[Header]) -> Result<(Framing, Option<usize>), ()
     for cl in content_lengths {
         let value = cl.value.as_str().trim();
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(());
+            return Err("Content-Length");
         }
-        let value: usize = value.parse().map_err(|_| ())?;
+        let value: usize = value.parse().map_err(|_| "Content-Length")?;
         match length {
-            Some(previous) if previous != value => return Err(()),
+            Some(previous) if previous != value => return Err("Content-Length"),
             _ => length = Some(value),
         }
     }
@@ -651,7 +715,7 @@ mod test {
             &["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
             &["Transfer-Encoding: chunked", "Content-Length: 5"],
         ] {
-            assert_eq!(ok(bad), Err(()), "{:?}", bad);
+            assert!(ok(bad).is_err(), "{:?}", bad);
         }
     }
 }

@@ -344,13 +344,14 @@ impl Server {
                 }
 
                 // remit patch: at most `connections_max` connections; at the cap the one idle
-                // the longest is shut down to admit this one, or, when none is idle, this one
-                // is closed at once.
+                // the longest is shut down to admit this one, or, when none is idle, the one
+                // blocked writing an answer the longest; when every one is handling a request,
+                // this one is closed at once.
                 let socket = sock.clone();
                 let registration = match inside_registry.admit(sock.clone()) {
                     Some(registration) => registration,
                     None => {
-                        log::debug!("connection cap reached, every connection busy: refused");
+                        log::debug!("connection cap reached, every connection handling a request: refused");
                         continue;
                     }
                 };

@@ -17,7 +17,9 @@ use std::time::Duration;
 pub struct Limits {
     /// Connections open at once. At the cap, the connection idle the longest (waiting for its
     /// next request, or still receiving a request head) is shut down to admit a new one; when
-    /// none is idle, the new connection is closed at once.
+    /// none is idle, the one blocked the longest writing an answer (its client does not read);
+    /// when every connection has a request with the application, the new one is closed at
+    /// once.
     pub connections_max: usize,
     /// Bytes of the request line and all header lines together, line ends included. Over it,
     /// `431 Request Header Fields Too Large` is answered and the connection closed. The

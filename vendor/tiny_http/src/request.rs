@@ -147,7 +147,7 @@ where
     W: Write + Send + 'static,
 {
     let (framing, body_length) =
-        crate::client::framing(&headers).map_err(|()| RequestCreationError::AmbiguousBody)?;
+        crate::client::framing(&headers).map_err(|_| RequestCreationError::AmbiguousBody)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {

@@ -446,9 +446,15 @@ fn continue_is_sent_only_when_the_application_reads_the_body() {
 fn a_dropped_request_is_answered_500_and_closed() {
     let (_server, addr) = serve(limits(), 1, drop);
     let mut client = connect(addr);
-    let answer = get(&mut client, "/");
+    write!(client, "GET / HTTP/1.1\r\nX-Request-Id: mine-7\r\n\r\n").unwrap();
+    let answer = read_answer(&mut client).unwrap();
     assert_eq!(answer.status, 500);
     assert!(answer.closes());
+    assert_eq!(answer.header("X-Request-Id"), Some("mine-7"));
+    assert_eq!(answer.header("Content-Type"), Some("application/json"));
+    let body = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(body.contains("\"code\":\"internal\""), "{}", body);
+    assert!(body.contains("\"requestId\":\"mine-7\""), "{}", body);
     assert!(closed(&mut client));
 }
 
@@ -633,6 +639,67 @@ fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
 }
 
 #[test]
+fn at_the_cap_with_none_idle_the_connection_writing_the_longest_makes_room() {
+    let (server, addr) = serve(
+        Limits {
+            connections_max: 2,
+            write_deadline: Duration::from_secs(10),
+            ..limits()
+        },
+        2,
+        |request: Request| {
+            let body = if request.url() == "/big" {
+                vec![b'b'; 1 << 20]
+            } else {
+                b"fresh".to_vec()
+            };
+            let _ = request.respond(Response::from_data(body));
+        },
+    );
+    // Two connections blocked writing answers their clients do not read.
+    let mut stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut client = connect(addr);
+            client
+                .write_all(b"GET /big HTTP/1.1\r\n\r\n".repeat(8).as_slice())
+                .unwrap();
+            client
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.num_connections() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(200));
+
+    let started = Instant::now();
+    let mut fresh = connect(addr);
+    assert_eq!(get(&mut fresh, "/").body, b"fresh");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a fresh client waited {:?} (write deadline 10 s)",
+        started.elapsed()
+    );
+    // One of them was closed for it: its stream ends after what was written.
+    let mut sink = vec![0u8; 1 << 20];
+    let mut ended = 0;
+    for client in stalled.iter_mut() {
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        ended += loop {
+            match client.read(&mut sink) {
+                Ok(0) => break 1,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break 1,
+                Err(_) => break 0,
+            }
+        };
+    }
+    assert_eq!(ended, 1, "the connection writing the longest was closed");
+}
+
+#[test]
 fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
     let seen = Arc::new(AtomicUsize::new(0));
     let s = Arc::clone(&seen);
@@ -663,6 +730,9 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
         let answer = read_answer(&mut client).unwrap();
         assert_eq!(answer.status, 400, "{:?}", headers);
         assert!(answer.closes(), "{:?}", headers);
+        let body = String::from_utf8(answer.body.clone()).unwrap();
+        assert!(body.contains("\"code\":\"invalid_header\""), "{}", body);
+        assert!(answer.header("X-Request-Id").is_some(), "{:?}", headers);
         assert!(closed(&mut client), "{:?}", headers);
     }
     assert_eq!(
@@ -715,6 +785,8 @@ fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
         assert_eq!(answer.header("Content-Type"), Some("application/json"));
         assert!(body.contains(says), "{}", body);
         assert!(body.contains("\"code\":\"invalid_header\""), "{}", body);
+        let id = answer.header("X-Request-Id").unwrap_or_default();
+        assert_eq!(id.len(), 16, "a new request id: {:?}", id);
         if let Some(field) = field {
             assert!(body.contains(&format!("\"field\":\"{}\"", field)), "{}", body);
         }

@@ -3,9 +3,12 @@
 //!
 //! At the cap, the connection idle the longest (waiting for its next request, or still
 //! receiving a request head) is shut down to admit the new one, so a fresh client is always
-//! served; when every connection is handling a request, the new one is refused. An entry
-//! leaves the registry when its `Registration` is dropped, however the connection ends
-//! (panics included), or when it is evicted.
+//! served. When none is idle, the connection blocked the longest writing an answer (its client
+//! does not read it: the answer is ready, only the client holds it up) is shut down instead.
+//! Only when every connection has a request with the application (waiting for a worker, its
+//! body being read, its answer being made) is the new one refused: the server is busy with
+//! work, not held by clients. An entry leaves the registry when its `Registration` is dropped,
+//! however the connection ends (panics included), or when it is evicted.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
@@ -14,11 +17,21 @@ use std::time::Instant;
 
 use crate::connection::Connection;
 
+/// What a connection is doing, as far as eviction is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Idle or receiving a head, since then: evicted first, the longest idle first.
+    Idle(Instant),
+    /// Its request is with the application (from its complete head until its answer is
+    /// handed back): never evicted.
+    Handling,
+    /// Writing its answer, since then: evicted when none is idle, the longest first.
+    Writing(Instant),
+}
+
 struct Entry {
     socket: Connection,
-    /// `Some(since)` while the connection is idle or receiving a head; `None` while it
-    /// handles a request (from its complete head to its written response).
-    idle_since: Option<Instant>,
+    stage: Stage,
 }
 
 #[derive(Default)]
@@ -52,18 +65,26 @@ impl Registry {
     }
 
     /// Registers a new connection, idle since now. At the cap, shuts down the connection idle
-    /// the longest to make room; `None` when none is idle (the caller closes the new one).
+    /// the longest to make room, or when none is idle the one writing an answer the longest;
+    /// `None` when every connection is handling a request (the caller closes the new one).
     pub(crate) fn admit(self: &Arc<Self>, socket: Connection) -> Option<Registration> {
         let mut evicted = None;
         let id = {
             let mut entries = self.lock();
             if entries.map.len() >= self.max {
-                let oldest = entries
-                    .map
-                    .iter()
-                    .filter_map(|(id, e)| e.idle_since.map(|since| (since, *id)))
-                    .min()
-                    .map(|(_, id)| id)?;
+                let longest = |idle: bool| {
+                    entries
+                        .map
+                        .iter()
+                        .filter_map(|(id, e)| match e.stage {
+                            Stage::Idle(since) if idle => Some((since, *id)),
+                            Stage::Writing(since) if !idle => Some((since, *id)),
+                            _ => None,
+                        })
+                        .min()
+                        .map(|(_, id)| id)
+                };
+                let oldest = longest(true).or_else(|| longest(false))?;
                 evicted = entries.map.remove(&oldest);
             }
             let id = entries.next_id;
@@ -72,14 +93,15 @@ impl Registry {
                 id,
                 Entry {
                     socket,
-                    idle_since: Some(Instant::now()),
+                    stage: Stage::Idle(Instant::now()),
                 },
             );
             id
         };
         if let Some(entry) = evicted {
-            // Its thread, blocked reading, wakes up to an end of stream and ends.
-            log::debug!("connection cap reached: closing the connection idle the longest");
+            // Its thread, blocked reading or writing, wakes up to an end of stream or a failed
+            // write and ends.
+            log::debug!("connection cap reached: closing the connection idle or stalled writing the longest");
             let _ = entry.socket.shutdown(Shutdown::Both);
         }
         Some(Registration {
@@ -97,7 +119,7 @@ impl Registry {
     pub(crate) fn shutdown_idle(&self) {
         let entries = self.lock();
         for entry in entries.map.values() {
-            if entry.idle_since.is_some() {
+            if matches!(entry.stage, Stage::Idle(_)) {
                 let _ = entry.socket.shutdown(Shutdown::Both);
             }
         }
@@ -105,28 +127,32 @@ impl Registry {
 }
 
 impl Registration {
-    /// The connection starts handling a request: it can no longer be evicted. `false` when it
-    /// has been evicted already (its socket is shut down).
-    pub(crate) fn set_busy(&self) -> bool {
+    fn set(&self, stage: Stage) -> bool {
         match self.registry.lock().map.get_mut(&self.id) {
             Some(entry) => {
-                entry.idle_since = None;
+                entry.stage = stage;
                 true
             }
             None => false,
         }
     }
 
+    /// The connection starts handling a request: it can no longer be evicted. `false` when it
+    /// has been evicted already (its socket is shut down).
+    pub(crate) fn set_busy(&self) -> bool {
+        self.set(Stage::Handling)
+    }
+
+    /// The connection starts writing an answer: when none is idle, it may be evicted, the one
+    /// writing the longest first. `false` when it has been evicted already.
+    pub(crate) fn set_writing(&self) -> bool {
+        self.set(Stage::Writing(Instant::now()))
+    }
+
     /// The connection waits for its next request: it may be evicted, the longest idle first.
     /// `false` when it has been evicted already.
     pub(crate) fn set_idle(&self) -> bool {
-        match self.registry.lock().map.get_mut(&self.id) {
-            Some(entry) => {
-                entry.idle_since = Some(Instant::now());
-                true
-            }
-            None => false,
-        }
+        self.set(Stage::Idle(Instant::now()))
     }
 }
 
