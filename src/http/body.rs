@@ -11,12 +11,18 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Parses a body that must be one JSON object. An empty body is an empty object.
+    /// Parses a body that must be one JSON object. An empty body (no bytes) is an empty
+    /// object; one of blanks only is not JSON (a JSON text holds a value) and is refused.
     pub fn parse(body: &[u8]) -> Result<Fields> {
-        if body.iter().all(u8::is_ascii_whitespace) {
+        if body.is_empty() {
             return Ok(Fields {
                 map: Map::new(),
                 prefix: String::new(),
+            });
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::InvalidJson {
+                message: "the body must be a JSON object; it held only blanks".into(),
             });
         }
         reject_duplicate_keys(body)?;
@@ -223,6 +229,12 @@ mod tests {
             Err(Error::InvalidJson { .. })
         ));
         assert!(Fields::parse(b"").is_ok());
+        for blank in [&b"\r"[..], b" ", b"\n\t "] {
+            assert!(matches!(
+                Fields::parse(blank),
+                Err(Error::InvalidJson { .. })
+            ));
+        }
     }
 
     #[test]
