@@ -395,18 +395,20 @@ impl WalBound {
         // once, and from seven eighths on a batch that finds it idle with less restarts the
         // log: what the restart copies, it copies with the writer stopped. While the
         // checkpointer copies it holds the checkpoint lock, and a restart would fail at once
-        // (SQLite does not wait for that lock). At the bound, the writer waits for its copy to
-        // end and restarts whatever is left, so the log never grows past the bound by more than
-        // a batch (but for a reader that holds it longer than the wait).
+        // (SQLite does not wait for that lock). From fifteen sixteenths on (`hard`), the writer
+        // waits for its copy to end and restarts whatever is left, so the batch after it, which
+        // would cross the bound, writes into a restarted log: the log stays under the bound
+        // unless one batch writes more than a sixteenth of it (4 MiB of the default 64), or a
+        // reader holds the log longer than the wait.
         if in_use <= self.max_bytes - self.max_bytes / 4 {
             return;
         }
+        let hard = self.max_bytes - self.max_bytes / 16;
         let copying = stats.checkpoint_copying.load(Ordering::Acquire);
         let copied = stats.checkpoint_copied_frames.load(Ordering::Acquire) * self.frame_bytes;
         let behind = in_use.saturating_sub(copied);
         let caught_up = behind <= self.max_bytes / 32;
-        if in_use <= self.max_bytes && (in_use <= self.max_bytes - self.max_bytes / 8 || !caught_up)
-        {
+        if in_use <= hard && (in_use <= self.max_bytes - self.max_bytes / 8 || !caught_up) {
             if !copying && !caught_up {
                 stats.checkpoint_wanted.store(true, Ordering::Release);
                 if let Some(checkpointer) = stats.checkpointer.get() {
@@ -418,7 +420,7 @@ impl WalBound {
         let started = Instant::now();
         let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
         if copying {
-            if in_use <= self.max_bytes {
+            if in_use <= hard {
                 return;
             }
             while stats.checkpoint_copying.load(Ordering::Acquire) && started.elapsed() < limit {
@@ -836,8 +838,8 @@ mod tests {
     #[test]
     fn near_its_bound_the_log_is_restarted_after_a_batch_that_finds_no_copy_running() {
         let dir = tempfile::tempdir().unwrap();
-        // Past seven eighths of the bound, not past the bound.
-        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 16);
+        // Past seven eighths of the bound, not past fifteen sixteenths.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 10);
         let stats = WriterStats::default();
         stats
             .checkpoint_copied_frames
@@ -857,10 +859,22 @@ mod tests {
     }
 
     #[test]
+    fn from_fifteen_sixteenths_of_its_bound_the_log_is_restarted_before_a_batch_can_cross_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Past fifteen sixteenths of the bound, not past it, nothing copied: the batch after
+        // this one could cross the bound, so this one restarts the log, copy or not.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 20);
+        let stats = WriterStats::default();
+        bound.enforce(&conn, &stats);
+        assert_eq!(stats.wal_resets.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.wal_in_use_bytes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn near_its_bound_a_log_the_copy_has_not_caught_up_with_wakes_the_checkpointer_first() {
         let dir = tempfile::tempdir().unwrap();
-        // Past seven eighths of the bound, not past the bound, nothing copied yet.
-        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 16);
+        // Past seven eighths of the bound, not past fifteen sixteenths, nothing copied yet.
+        let (conn, bound) = log_of(dir.path(), |in_use| in_use + in_use / 10);
         let stats = WriterStats::default();
         let woken = std::thread::scope(|s| {
             let checkpointer = s.spawn(|| {
