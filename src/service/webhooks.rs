@@ -317,18 +317,6 @@ pub fn apply_payout_callback(
     Ok(outcome)
 }
 
-/// Whether a payout went through a gateway whose failure results must be confirmed, and
-/// whose unknown outcomes can be asked about (Daraja).
-fn asks(ctx: &WriteCtx<'_>, payout_id: &PayoutId) -> Result<bool> {
-    let gateway: Option<String> = ctx
-        .conn
-        .prepare_cached("SELECT gateway FROM payouts WHERE id = ?1")?
-        .query_row([payout_id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(gateway.as_deref() == Some("daraja"))
-}
-
 fn apply_to_payout(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -343,14 +331,18 @@ fn apply_to_payout(
         ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
         Ok(CallbackOutcome::AskStatus)
     };
+    // The payout as the callback finds it: its status, and whether it went through a gateway
+    // whose failure results must be confirmed and whose unknown outcomes can be asked about
+    // (Daraja).
+    let (status, gateway): (PayoutStatus, Option<String>) = ctx
+        .conn
+        .prepare_cached("SELECT status, gateway FROM payouts WHERE id = ?1")?
+        .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let asks = gateway.as_deref() == Some("daraja");
     // A payout that has its result never changes again. A callback that reports no different
     // final outcome (a late queue timeout, an unknown outcome, a success without a receipt for
     // a paid payout) is acknowledged and changes nothing; a different final outcome goes on to
     // `apply_result`, which flags it.
-    let status: PayoutStatus = ctx
-        .conn
-        .prepare_cached("SELECT status FROM payouts WHERE id = ?1")?
-        .query_row([payout_id], |r| r.get(0))?;
     if status.has_result() {
         let late = match &callback.kind {
             CallbackKind::QueueTimeout => Some("a queue timeout"),
@@ -368,12 +360,12 @@ fn apply_to_payout(
         }
     }
     match &callback.kind {
-        CallbackKind::QueueTimeout if asks(ctx, payout_id)? => ask(),
+        CallbackKind::QueueTimeout if asks => ask(),
         CallbackKind::QueueTimeout => flagged(
             "queue timeout at M-Pesa: outcome unknown, money stays reserved",
             "queue timeout",
         ),
-        CallbackKind::Unknown(_) if asks(ctx, payout_id)? => ask(),
+        CallbackKind::Unknown(_) if asks => ask(),
         CallbackKind::Unknown(why) => flagged(
             &format!("outcome unknown, money stays reserved: {why}"),
             "outcome unknown",
@@ -395,12 +387,8 @@ fn apply_to_payout(
             }
             Ok(CallbackOutcome::Result(applied))
         }
-        CallbackKind::Failure(code) if asks(ctx, payout_id)? => {
-            let open: bool = ctx
-                .conn
-                .prepare_cached("SELECT status IN ('queued', 'sent') FROM payouts WHERE id = ?1")?
-                .query_row([payout_id], |r| r.get(0))?;
-            if !open {
+        CallbackKind::Failure(code) if asks => {
+            if status.has_result() {
                 // A failure for a payout that has its result: flagged as any conflicting
                 // result is, never applied.
                 let result = PayoutResult::Failed {

@@ -406,19 +406,6 @@ fn a_completed_transaction_status_without_a_readable_amount_is_flagged_not_appli
     app.assert_integrity();
 }
 
-/// The audit log's lines about one payout, read through its escrow's audit.
-fn audit_lines_of(app: &TestApp, escrow: &str, payout: &str) -> Vec<Value> {
-    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|line| line["entity"] == payout)
-        .cloned()
-        .collect()
-}
-
 #[test]
 fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
@@ -441,7 +428,7 @@ fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
         .iter()
         .map(|(request, payout, _, _)| {
             let escrow = escrow_of(&app, request);
-            (app.escrow(&escrow), audit_lines_of(&app, &escrow, payout))
+            (app.escrow(&escrow), app.audit_lines_of(&escrow, payout))
         })
         .collect();
     for (request, _, originator, _) in &settled {
@@ -498,7 +485,7 @@ fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
             "the money did not move"
         );
         assert_eq!(
-            &audit_lines_of(&app, &escrow, payout),
+            &app.audit_lines_of(&escrow, payout),
             audit_before,
             "no audit line about {payout}"
         );

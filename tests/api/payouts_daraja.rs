@@ -99,13 +99,8 @@ fn journal_kinds(app: &TestApp, payout: &str) -> Vec<String> {
 
 /// The audit log's actions about one payout, read through the escrow's audit.
 fn audit_actions(app: &TestApp, escrow: &str, payout: &str) -> Vec<String> {
-    let r = app.get(&format!("/audit?entity={escrow}"), &app.admin);
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["items"]
-        .as_array()
-        .unwrap()
+    app.audit_lines_of(escrow, payout)
         .iter()
-        .filter(|line| line["entity"] == payout)
         .map(|line| line["action"].as_str().unwrap().to_string())
         .collect()
 }

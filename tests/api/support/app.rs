@@ -405,6 +405,20 @@ impl TestApp {
         r.body
     }
 
+    /// The audit lines about one entity of an escrow (a request, a payout…), read through the
+    /// escrow's audit as an admin.
+    pub fn audit_lines_of(&self, escrow: &str, entity: &str) -> Vec<Value> {
+        let r = self.get(&format!("/audit?entity={escrow}"), &self.admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|line| line["entity"] == entity)
+            .cloned()
+            .collect()
+    }
+
     pub fn assert_integrity(&self) {
         let r = self.get("/admin/integrity", &self.admin);
         assert_eq!(r.status, 200, "{}", r.text);
