@@ -201,7 +201,7 @@ fn report(name: &str, n: usize, wall: Duration, latencies: &[Duration], failures
 
 /// The approval load over HTTP: one keep-alive client per connection.
 struct HttpLoad {
-    agents: Arc<Vec<ureq::Agent>>,
+    clients: Arc<Vec<std::sync::Mutex<load::Client>>>,
     base: String,
     token: String,
     connections: usize,
@@ -220,12 +220,8 @@ impl HttpLoad {
         store.stats.wal_peak_bytes.store(0, Ordering::Relaxed);
         store.stats.wal_reset_micros_max.store(0, Ordering::Relaxed);
         let (wall, latencies, failures) = drive(ids, self.connections, {
-            let (agents, base, token) = (
-                Arc::clone(&self.agents),
-                self.base.clone(),
-                self.token.clone(),
-            );
-            move |t, id| load::approve(&agents[t], &base, &token, id)
+            let (clients, token) = (Arc::clone(&self.clients), self.token.clone());
+            move |t, id| load::approve(&clients[t], &token, id)
         });
         let cpu = server_cpu().saturating_sub(cpu_before);
         let writer = load::threads_cpu("remit-writer").saturating_sub(writer_before);
@@ -396,18 +392,7 @@ fn main() {
     let server = remit::runtime::start(config, Arc::clone(&store)).expect("server");
     let base = server.base_url.clone();
     let http = HttpLoad {
-        agents: Arc::new(
-            (0..a.connections)
-                .map(|_| {
-                    ureq::Agent::new_with_config(
-                        ureq::Agent::config_builder()
-                            .http_status_as_error(false)
-                            .max_idle_connections_per_host(1)
-                            .build(),
-                    )
-                })
-                .collect(),
-        ),
+        clients: load::clients(&base, a.connections),
         base: base.clone(),
         token: sender_token.clone(),
         connections: a.connections,
@@ -499,7 +484,11 @@ fn webhooks_run(
 ) {
     let receivers: Vec<Receiver> = (0..a.webhooks).map(|_| Receiver::start()).collect();
     let all: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
-    let agent = &http.agents[0];
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
     let admin = |method: &str, path: &str, body: Option<serde_json::Value>| -> serde_json::Value {
         let request = ureq::http::Request::builder()
             .method(method)

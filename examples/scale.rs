@@ -538,8 +538,7 @@ fn approvals(
     connections: usize,
 ) -> Approvals {
     let n = requests.len();
-    let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
-    let base = base.to_string();
+    let clients = load::clients(base, connections);
     let cpu_of = move || pid.map_or(Duration::ZERO, process_cpu);
     let thread_of = move |prefix: &str| {
         pid.map_or(Duration::ZERO, |p| {
@@ -552,7 +551,7 @@ fn approvals(
         thread_of("remit-checkpoin"),
     );
     let (wall, latencies, failures) = drive(requests, connections, move |t, (id, token)| {
-        load::approve(&agents[t], &base, token, id)
+        load::approve(&clients[t], token, id)
     });
     let per_approval = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
     Approvals {
@@ -604,17 +603,10 @@ fn read_syscalls(pid: u32) -> u64 {
 fn reads(server: &Server, ids: Vec<String>, token: &str, connections: usize) -> Reads {
     let n = ids.len();
     let (cpu_before, syscalls_before) = (process_cpu(server.pid()), read_syscalls(server.pid()));
-    let agents: Arc<Vec<ureq::Agent>> = Arc::new((0..connections).map(|_| http_agent()).collect());
-    let (base, token) = (server.base.clone(), token.to_string());
+    let clients = load::clients(&server.base, connections);
+    let token = token.to_string();
     let (wall, latencies, failures) = drive(ids, connections, move |t, id| {
-        match agents[t]
-            .get(&format!("{base}/escrows/{id}"))
-            .header("Authorization", &format!("Bearer {token}"))
-            .call()
-        {
-            Ok(mut resp) => resp.status() == 200 && resp.body_mut().read_to_vec().is_ok(),
-            Err(_) => false,
-        }
+        load::read_escrow(&clients[t], &token, id)
     });
     let cpu = process_cpu(server.pid()).saturating_sub(cpu_before);
     let syscalls = read_syscalls(server.pid()).saturating_sub(syscalls_before);
