@@ -26,6 +26,10 @@
 //!
 //! `cargo build --release && cargo run --release --example scale -- [--sizes 2000,100000,1000000]
 //! [--approvals 10000] [--reads 10000] [--connections 32] [--rounds 3] [--keep DIR] [--load-only]`
+//!
+//! The servers it starts log nothing but warnings, and to nowhere; `SCALE_SERVER_LOG=FILE`
+//! appends their logs to FILE, and `SCALE_SERVER_LOG_LEVEL` is their `RUST_LOG`
+//! (`remit::store=debug` says when the WAL was copied and restarted, and how long each took).
 
 // A benchmark, not a service: a setup that fails should stop it with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -425,10 +429,22 @@ impl Server {
             .env_clear()
             .env("ENCRYPTION_KEY", KEY)
             .env("REMIT_GATEWAY", "none")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SCALE_SERVER_LOG_LEVEL").unwrap_or("warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("SCALE_SERVER_LOG") {
+                Ok(p) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                        .expect("SCALE_SERVER_LOG"),
+                ),
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .expect("start remit");
         let stdout = child.stdout.take().expect("stdout");

@@ -56,16 +56,27 @@ pub(super) fn start(
                     continue;
                 }
                 copying.checkpoint_copying.store(true, Ordering::Release);
+                let before = copying.checkpoint_copied_frames.load(Ordering::Acquire);
+                let began = Instant::now();
                 // (busy, frames in the log, frames copied): SQLite answers 1, -1, -1 when
                 // another checkpoint held the log.
                 let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(2)?))
                 });
+                let took = began.elapsed();
                 if let Ok((0, frames)) = done {
                     let frames = u64::try_from(frames).unwrap_or(0);
                     copying
                         .checkpoint_copied_frames
                         .store(frames, Ordering::Release);
+                    // The copies that take long are a large ledger's (its pages scattered
+                    // over the file, each its own write at the sync).
+                    if took >= Duration::from_millis(20) {
+                        log::debug!(
+                            "copied the WAL to frame {frames} (from {before}) in {:.1} ms",
+                            took.as_secs_f64() * 1e3
+                        );
+                    }
                 }
                 copying.checkpoint_copying.store(false, Ordering::Release);
                 if let Err(e) = done {

@@ -432,6 +432,7 @@ impl WalBound {
         // its own to let go (another process opening the file) would otherwise stall it, and
         // every writer behind it, for the whole busy timeout. A log it could not restart is
         // tried again after the next batch.
+        let waited_for_copy = started.elapsed();
         RESTART_STARTED.with(|s| s.set(Some(started)));
         let _ = conn.busy_handler(Some(wait_briefly));
         let done: rusqlite::Result<(i64, i64, i64)> =
@@ -460,10 +461,13 @@ impl WalBound {
         }
         match done {
             Ok((0, _, _)) => log::debug!(
-                "the WAL neared its bound of {} MiB ({} MiB): checkpointed and restarted in {:.1} ms",
+                "the WAL neared its bound of {} MiB ({} MiB, {} frames past the last copy, a copy {}running): checkpointed and restarted in {:.1} ms ({:.1} ms of it waiting for the copy)",
                 self.max_bytes >> 20,
                 in_use >> 20,
-                micros as f64 / 1e3
+                behind / self.frame_bytes,
+                if copying { "" } else { "not " },
+                micros as f64 / 1e3,
+                waited_for_copy.as_secs_f64() * 1e3
             ),
             Ok(_) => log::warn!(
                 "the WAL neared its bound of {} MiB ({} MiB) and could not be restarted (a reader or a checkpoint held it); trying again after the next batch",
