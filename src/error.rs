@@ -16,6 +16,10 @@ pub enum Error {
     UnknownField { field: String },
     /// An `Authorization` header that is not `Bearer <token>`.
     AuthScheme,
+    /// A header that names one thing sent more than once (`Authorization`, `Content-Type`,
+    /// `Idempotency-Key`, `Stripe-Signature`): which one was meant is not for the server to
+    /// guess.
+    RepeatedHeader { name: &'static str },
     /// A query parameter the route does not read (`allowed` are those it does).
     UnknownQuery {
         name: String,
@@ -99,6 +103,7 @@ impl Error {
             Error::MissingField { .. } => "missing_field",
             Error::UnknownField { .. } | Error::UnknownQuery { .. } => "unknown_field",
             Error::InvalidJson { .. } => "invalid_json",
+            Error::RepeatedHeader { .. } => "invalid_header",
             Error::Unauthenticated | Error::AuthScheme => "unauthenticated",
             Error::Forbidden => "forbidden",
             Error::NotFound { .. } => "not_found",
@@ -134,6 +139,9 @@ impl fmt::Display for Error {
                 allowed.join(", ")
             ),
             Error::InvalidJson { message } => write!(f, "invalid JSON: {message}"),
+            Error::RepeatedHeader { name } => {
+                write!(f, "the {name} header must be sent once, not repeated")
+            }
             Error::Unauthenticated => write!(f, "missing, unknown or revoked credentials"),
             Error::AuthScheme => write!(
                 f,

@@ -54,7 +54,8 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::MissingField { .. }
         | Error::UnknownField { .. }
         | Error::UnknownQuery { .. }
-        | Error::InvalidJson { .. } => 400,
+        | Error::InvalidJson { .. }
+        | Error::RepeatedHeader { .. } => 400,
         Error::Unauthenticated | Error::AuthScheme => 401,
         Error::Forbidden => 403,
         Error::NotFound { .. } => 404,
@@ -102,6 +103,7 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
             | Error::MissingField { field }
             | Error::UnknownField { field }
             | Error::UnknownQuery { name: field, .. } => Some(field.as_str()),
+            Error::RepeatedHeader { name } => Some(*name),
             _ => None,
         };
         ErrorBody {

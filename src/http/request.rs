@@ -56,6 +56,8 @@ pub struct Req {
     /// The address the connection comes from.
     pub peer: Option<std::net::IpAddr>,
     forwarded_for: Option<String>,
+    /// A header of `ONCE` the request sent twice.
+    pub repeated: Option<&'static str>,
     authorization: Option<String>,
     content_type: Option<String>,
     idempotency_key: Option<String>,
@@ -69,6 +71,40 @@ fn header(request: &tiny_http::Request, name: &'static str) -> Option<String> {
         .iter()
         .find(|h| h.field.equiv(name))
         .map(|h| h.value.as_str().to_string())
+}
+
+/// Every line of a header that is a list (`X-Forwarded-For`), in order, joined with commas:
+/// HTTP makes repeated lines of a list field one list, and a proxy may add a line of its own
+/// after the client's instead of appending to it (HAProxy's `option forwardfor` does).
+fn header_list(request: &tiny_http::Request, name: &'static str) -> Option<String> {
+    let values: Vec<&str> = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// The headers that name one thing, so that a request sending one twice is refused
+/// (`RepeatedHeader`) rather than read by its first line or its last.
+const ONCE: [&str; 4] = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Stripe-Signature",
+];
+
+/// The first of `ONCE` the request repeats.
+fn repeated(request: &tiny_http::Request) -> Option<&'static str> {
+    ONCE.into_iter().find(|name| {
+        request
+            .headers()
+            .iter()
+            .filter(|h| h.field.equiv(name))
+            .nth(1)
+            .is_some()
+    })
 }
 
 impl Req {
@@ -102,7 +138,8 @@ impl Req {
             body: Vec::new(),
             params: Vec::new(),
             peer: request.remote_addr().map(|a| a.ip()),
-            forwarded_for: header(request, "X-Forwarded-For"),
+            forwarded_for: header_list(request, "X-Forwarded-For"),
+            repeated: repeated(request),
             authorization: header(request, "Authorization"),
             content_type: header(request, "Content-Type"),
             idempotency_key: header(request, "Idempotency-Key"),

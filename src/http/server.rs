@@ -164,8 +164,10 @@ fn handle(app: &App, gate: &Gate, mut request: tiny_http::Request) {
     let mut req = Req::head(&request);
     let path = req.path.clone();
     let found = routes::find(req.method, &path);
-    let body = match &found {
-        Found::Route(route, params) if route.takes_body() => {
+    let body = match (&found, req.repeated) {
+        // Refused before anything else of it is read.
+        (_, Some(name)) => Err(Error::RepeatedHeader { name }),
+        (Found::Route(route, params), None) if route.takes_body() => {
             req.params = params.iter().map(|p| p.to_string()).collect();
             read_body_of(app, gate, &mut request, &mut req, route)
         }

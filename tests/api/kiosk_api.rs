@@ -334,3 +334,64 @@ fn cursors_query_parameters_and_headers_outside_the_contract_are_refused_clearly
     assert!(answer.contains("Idempotency-Key"), "{answer}");
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
 }
+
+#[test]
+fn a_header_that_names_one_thing_sent_twice_is_refused_whichever_line_is_good() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let addr = crate::support::addr(&app);
+    let body = r#"{"amountUsd": 1, "reference": "r-twice"}"#;
+    let deposit = |lines: &[String]| {
+        let mut request = format!("POST /escrows/{escrow}/deposits HTTP/1.1\r\nHost: x\r\n");
+        for line in lines {
+            request.push_str(line);
+            request.push_str("\r\n");
+        }
+        request.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        exchange(addr, request.as_bytes()).0
+    };
+    let good = format!("Authorization: Bearer {}", app.agent);
+    let bad = "Authorization: Bearer rmt_0000000000000000000000000000000000000000".to_string();
+    let json = "Content-Type: application/json".to_string();
+    for (name, lines) in [
+        (
+            "Authorization",
+            vec![good.clone(), bad.clone(), json.clone()],
+        ),
+        ("Authorization", vec![bad, good.clone(), json.clone()]),
+        (
+            "Content-Type",
+            vec![
+                good.clone(),
+                json.clone(),
+                "Content-Type: text/plain".into(),
+            ],
+        ),
+        (
+            "Idempotency-Key",
+            vec![
+                good.clone(),
+                json.clone(),
+                "Idempotency-Key: k1".into(),
+                "Idempotency-Key: k2".into(),
+            ],
+        ),
+    ] {
+        let answer = deposit(&lines);
+        assert_eq!(status_of(&answer), 400, "{name}: {answer}");
+        assert!(
+            answer.contains(r#""code":"invalid_header""#)
+                && answer.contains(&format!(r#""field":"{name}""#)),
+            "{name}: {answer}"
+        );
+        assert!(!answer.contains(&app.agent), "never echoed: {answer}");
+    }
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0, "nothing moved");
+    // Once each, the same deposit is taken.
+    let answer = deposit(&[good, json]);
+    assert_eq!(status_of(&answer), 201, "{answer}");
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 100);
+}

@@ -1126,11 +1126,10 @@ fn only_allowed_networks_may_post_results_and_a_proxy_is_believed_only_when_trus
     let body = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
         "OriginatorConversationID": "nobody", "ConversationID": "AG_X", "TransactionID": "TLC1234567"}})
     .to_string();
-    let post = |app: &TestApp, forwarded: Option<&str>| {
-        let headers: Vec<(&str, &str)> = forwarded
-            .map(|f| ("X-Forwarded-For", f))
-            .into_iter()
-            .collect();
+    // Each item its own `X-Forwarded-For` line.
+    let post_lines = |app: &TestApp, forwarded: &[&str]| {
+        let headers: Vec<(&str, &str)> =
+            forwarded.iter().map(|f| ("X-Forwarded-For", *f)).collect();
         app.raw(
             "POST",
             &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
@@ -1139,6 +1138,7 @@ fn only_allowed_networks_may_post_results_and_a_proxy_is_believed_only_when_trus
             &headers,
         )
     };
+    let post = |app: &TestApp, forwarded: Option<&str>| post_lines(app, forwarded.as_slice());
     // Loopback is not on the list; a forwarded address is not believed without a trusted proxy.
     let app = spawn_app_with(allow);
     assert_eq!(post(&app, None).status, 401);
@@ -1157,4 +1157,13 @@ fn only_allowed_networks_may_post_results_and_a_proxy_is_believed_only_when_trus
         "the proxy's own entry is the last"
     );
     assert_eq!(post(&app, None).status, 401);
+    // A proxy that adds a line of its own after the client's (HAProxy does): the lines are one
+    // list, and its entry is still the last, not the client's first line.
+    assert_eq!(
+        post_lines(&app, &["196.201.214.200", "10.9.9.9"]).status,
+        401,
+        "a client's own line is not believed"
+    );
+    let accepted = post_lines(&app, &["10.9.9.9", "196.201.214.200"]);
+    assert_eq!(accepted.status, 404, "{}", accepted.text);
 }
