@@ -46,8 +46,22 @@ impl CategoryName {
     }
 }
 
-/// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, no control
-/// characters.
+/// What free text may not hold: control characters; the line and paragraph separators
+/// (U+2028, U+2029), which break a receipt's or an SMS's line as a newline would; and the
+/// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make
+/// text display in another order than the one stored, so that a name or a merchant could read
+/// on a screen or a receipt as something it is not. (The marks U+200E and U+200F, and the
+/// zero-width joiners that scripts and emoji need, stay allowed.)
+fn refused_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, none of
+/// `refused_in_text`.
 pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<String>> {
     let t = input.trim();
     if t.is_empty() {
@@ -63,8 +77,11 @@ pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<Str
             format!("must be at most {TEXT_CHARS_MAX} characters"),
         ));
     }
-    if t.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
+    if t.chars().any(refused_in_text) {
+        return Err(Error::invalid(
+            field,
+            "must not contain control characters, line separators or text-direction controls",
+        ));
     }
     Ok(Some(t.to_string()))
 }
@@ -124,6 +141,26 @@ mod tests {
         assert!(parse_text("name", &"a".repeat(TEXT_CHARS_MAX + 1), true).is_err());
         assert!(parse_text("name", &"é".repeat(TEXT_CHARS_MAX + 1), true).is_err());
         assert!(parse_text("name", "a\u{7}b", true).is_err());
+        // Text that would display in another order than it is stored, or break a line.
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ] {
+            assert!(
+                parse_text("name", &format!("Kenya{c}Power"), true).is_err(),
+                "{c:?}"
+            );
+        }
+        // Marks and joiners that scripts and emoji need are kept.
+        for text in [
+            "\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200F}",
+            "می\u{200C}خواهم",
+            "👩\u{200D}👧",
+        ] {
+            assert_eq!(
+                parse_text("name", text, true).unwrap().as_deref(),
+                Some(text)
+            );
+        }
         assert_eq!(parse_text("note", "   ", false).unwrap(), None);
         assert!(parse_text("name", "   ", true).is_err());
     }

@@ -395,3 +395,32 @@ fn a_header_that_names_one_thing_sent_twice_is_refused_whichever_line_is_good() 
     assert_eq!(status_of(&answer), 201, "{answer}");
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 100);
 }
+
+#[test]
+fn names_that_would_read_otherwise_on_a_receipt_are_refused_naming_the_field() {
+    let app = spawn_app();
+    let escrow = |name: &str| {
+        app.post(
+            "/escrows",
+            &app.sender,
+            &json!({"recipientPhone": "0712345678", "recipientName": name,
+                "totalAmountUsd": 10, "categories": [{"name": "school_fees", "amountUsd": 10}]}),
+        )
+    };
+    for name in [
+        "Kenya\u{202E}rewoP",
+        "Wanjiru\u{2028}Paid",
+        "\u{2066}Amina\u{2069}",
+    ] {
+        let r = escrow(name);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("recipientName")),
+            "{name:?}: {}",
+            r.text
+        );
+    }
+    // Right-to-left text itself is a name like any other.
+    let r = escrow("\u{5e9}\u{5dc}\u{5d5}\u{5dd}");
+    assert_eq!(r.status, 201, "{}", r.text);
+}
