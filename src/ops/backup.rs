@@ -14,6 +14,17 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
             target.display()
         )));
     }
+    // Named plainly before SQLite says "unable to open database".
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::internal(format!(
+            "cannot write the backup: {} is not a directory that exists",
+            dir.display()
+        )));
+    }
     let target_text = target
         .to_str()
         .ok_or_else(|| Error::internal("the backup path is not UTF-8"))?

@@ -182,6 +182,14 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
     let db = dir.path().join("remit.db");
     user_add(&db, TEST_KEY, "admin", "Operator", None);
     let copy = dir.path().join("offsite").join("copy.db");
+    // Into a directory that is not there yet: named plainly, nothing made.
+    let refused = cli(&db, &["backup", copy.to_str().unwrap()]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("offsite")
+            && refused.stderr.contains("not a directory that exists"),
+        "{refused}"
+    );
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     let made = cli(&db, &["backup", copy.to_str().unwrap()]);
     assert_eq!(made.code, Some(0), "{made}");
