@@ -645,7 +645,9 @@ pub struct PaymentRequestView {
     pub merchant_account: MerchantAccountView,
     /// Only for the request's owners.
     pub note: Option<String>,
-    pub requested_by: UserId,
+    /// Who asked; `None` (null) to the escrow's sender when it was the recipient, whose user
+    /// id only staff see (its time would tell whether the phone had an account before).
+    pub requested_by: Option<UserId>,
     pub decided_by: Option<UserId>,
     pub decided_at: Option<String>,
     /// A rejection's reason: only for the request's owners.
@@ -789,7 +791,11 @@ pub(crate) fn request_from_row(
         merchant_name,
         merchant_account,
         note,
-        requested_by,
+        requested_by: if viewer.role == Role::Sender && requested_by == recipient_id {
+            None
+        } else {
+            Some(requested_by)
+        },
         decided_by: r.get(R::DECIDED_BY as usize)?,
         decided_at: r.get(R::DECIDED_AT as usize)?,
         reason,

@@ -485,3 +485,54 @@ fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
         .arg(&db);
     assert_eq!(run(cmd).code, Some(0));
 }
+
+#[test]
+fn a_sender_never_sees_the_recipients_user_id_as_who_asked_or_who_acted() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["electricity"]);
+    let recipient_id = app.get("/me", &app.recipient).body["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.post(
+        "/payment-requests",
+        &app.recipient,
+        &json!({"escrowId": escrow, "category": "electricity", "amountKes": 1000, "merchantName": "Kenya Power",
+                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "77"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let asked = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let by_agent = app.request(&escrow, "electricity", 500, "78");
+    let requested_by = |token: &str, id: &str| {
+        let r = app.get(&format!("/payment-requests/{id}"), token);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["requestedBy"].clone()
+    };
+    // The recipient's id is for staff and the recipient; the sender sees null ("the recipient").
+    assert_eq!(requested_by(&app.sender, &asked), Value::Null);
+    assert_eq!(requested_by(&app.admin, &asked), json!(recipient_id));
+    assert_eq!(requested_by(&app.recipient, &asked), json!(recipient_id));
+    assert_eq!(requested_by(&app.sender, &by_agent), json!(app.agent_id));
+    let listed = app.get(&format!("/payment-requests?escrowId={escrow}"), &app.sender);
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains(&recipient_id), "{}", listed.text);
+    // Approving answers with the same view.
+    let approved = app.approve(&asked);
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert_eq!(approved.body["requestedBy"], Value::Null);
+    // Nor in the escrow's audit: the line the recipient's request wrote names "recipient".
+    let audit = app.get(&format!("/audit?entity={escrow}"), &app.sender);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    assert!(!audit.text.contains(&recipient_id), "{}", audit.text);
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["actor"] == "recipient" && l["action"] == "payment_request.created"),
+        "{}",
+        audit.text
+    );
+    let full = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    assert!(full.text.contains(&recipient_id), "{}", full.text);
+}

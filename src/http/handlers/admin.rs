@@ -97,21 +97,28 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
         })?
         .to_string();
     let items = app.store.read(move |conn, _| {
-        if !actor.is_admin() {
-            // A sender may read the audit of their own escrow; nobody else but admins.
+        // A sender may read the audit of their own escrow; nobody else but admins.
+        let recipient = if actor.is_admin() {
+            None
+        } else {
             let escrow_id = crate::domain::EscrowId::parse(&entity)?;
             let parties = EscrowParties::load_visible(conn, &escrow_id, &actor)?;
             if !(actor.role == Role::Sender && actor.is(&parties.sender_id)) {
                 return Err(Error::Forbidden);
             }
-        }
+            Some(parties.recipient_id)
+        };
         let mut lines = crate::audit::lines_for(conn, &entity, AUDIT_ROWS_MAX)?;
-        if !actor.is_admin() {
+        if let Some(recipient) = recipient {
             // The recipient's user id would tell a sender, by its time, whether the phone had
-            // an account before their escrow (views hide it from senders for that reason).
+            // an account before their escrow (views hide it from senders for that reason):
+            // neither in the details nor as the one who acted.
             for line in &mut lines {
                 if let Some(details) = line.details.as_object_mut() {
                     details.remove("recipientId");
+                }
+                if line.actor == recipient.as_str() {
+                    line.actor = "recipient".into();
                 }
             }
         }
