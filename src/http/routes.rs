@@ -272,7 +272,8 @@ pub fn find(method: Method, path: &str) -> Found<'_> {
 }
 
 /// Answers a request found in the table whose body (if its route takes one) has been read:
-/// the route's handler, `405` with `Allow`, the web UI for other `GET`s, or `404`. Returns the
+/// the route's handler, `405` with `Allow` (a page of the web UI too: `GET` only), the web UI
+/// for other `GET`s, or `404`. Returns the
 /// reply and the route's template (for metrics).
 pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'static str) {
     match found {
@@ -290,6 +291,11 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
             (Ok(reply), template)
         }
         Found::NoRoute if req.method == Method::Get => (assets::serve(&req.path), "static"),
+        Found::NoRoute if assets::exists(&req.path) => {
+            let reply =
+                error_reply(&Error::MethodNotAllowed, &req.request_id).with_header("Allow", "GET");
+            (Ok(reply), "static")
+        }
         Found::NoRoute => (Err(Error::NotFound { what: "route" }), "static"),
     }
 }

@@ -218,12 +218,18 @@ fn seed_escrows(
         [&paid],
         |r| r.get(0),
     )?;
+    // Paid by no one: it says so as the simulator's payouts do (`simulated`, a `SIM` receipt),
+    // whatever gateway the server runs.
+    ctx.conn.execute(
+        "UPDATE payouts SET gateway = 'simulator', change_seq = remit_change_seq() WHERE id = ?1",
+        [&payout_id],
+    )?;
     payouts::apply_result(
         ctx,
         &Actor::system("demo"),
         &payout_id,
         &payouts::PayoutResult::Succeeded {
-            receipt: "TCE7H2LX9B".into(),
+            receipt: crate::payout::simulated_receipt(),
         },
         payouts::Reported::NotCarried,
     )?;

@@ -12,6 +12,7 @@ mod simulator;
 pub use crate::wakeup::Wakeup;
 pub use daraja::Daraja;
 pub use gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
+pub(crate) use simulator::receipt as simulated_receipt;
 pub use simulator::Simulator;
 
 use crate::config::{Config, GatewayKind};

@@ -35,7 +35,7 @@ fn account_matches(job: &PayoutJob, list: &[String]) -> bool {
 
 /// A receipt number in M-Pesa's shape (ten capitals and digits) that says what it is: `SIM`
 /// and seven more, so that a simulated receipt can never pass for a real one.
-fn receipt() -> String {
+pub(crate) fn receipt() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut bytes = [0u8; 7];
     crate::crypto::fill_random(&mut bytes);

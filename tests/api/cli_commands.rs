@@ -62,6 +62,17 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
             "the demo escrows, once: {}",
             escrows.text
         );
+        // The demo's paid payout moved no money, and says so as the simulator's do.
+        let payouts = server.get("/payouts?status=succeeded&limit=100", &admin);
+        let paid = payouts.body["items"].as_array().unwrap();
+        assert_eq!(paid.len(), 1, "once: {}", payouts.text);
+        for payout in paid {
+            assert_eq!(payout["simulated"], true, "{payout}");
+            assert!(
+                payout["mpesaReceipt"].as_str().unwrap().starts_with("SIM"),
+                "{payout}"
+            );
+        }
         server.terminate();
     }
     assert_eq!(check(&db, TEST_KEY).code, Some(0));

@@ -717,6 +717,18 @@ fn the_request_id_is_echoed_or_made() {
         (405, Some("method_not_allowed"))
     );
     assert_eq!(r.header("Allow"), Some("GET, POST"));
+    // The web UI's pages are GET only, and say so; a path that is nothing is still 404.
+    for path in ["/", "/api.html"] {
+        let r = app.raw("POST", path, None, Some(("text/plain", b"x")), &[]);
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), r.header("Allow")),
+            (405, Some("method_not_allowed"), Some("GET")),
+            "{path}: {}",
+            r.text
+        );
+    }
+    let r = app.raw("DELETE", "/nothing-here", None, None, &[]);
+    assert_eq!(r.status, 404, "{}", r.text);
 }
 
 #[test]

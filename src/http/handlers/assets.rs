@@ -21,17 +21,26 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// `GET /` and `GET /<asset>`.
-pub fn serve(path: &str) -> Result<Reply> {
+/// The embedded file a path names (`/` is `index.html`), if the path may name one at all.
+fn name_of(path: &str) -> Option<&str> {
     let name = match path.trim_start_matches('/') {
         "" => "index.html",
         other => other,
     };
-    if name.split('/').any(|part| {
+    let unsafe_part = name.split('/').any(|part| {
         part.is_empty() || part == "." || part == ".." || part.contains('%') || part.contains('\\')
-    }) {
-        return Err(Error::NotFound { what: "page" });
-    }
+    });
+    (!unsafe_part).then_some(name)
+}
+
+/// Is there a page or asset at this path (served to `GET`)?
+pub fn exists(path: &str) -> bool {
+    name_of(path).is_some_and(|name| Assets::get(name).is_some())
+}
+
+/// `GET /` and `GET /<asset>`.
+pub fn serve(path: &str) -> Result<Reply> {
+    let name = name_of(path).ok_or(Error::NotFound { what: "page" })?;
     let file = Assets::get(name).ok_or(Error::NotFound { what: "page" })?;
     Ok(Reply::bytes(200, content_type(name), file.data.into_owned())
         .with_header("Cache-Control", "no-cache")
