@@ -376,10 +376,13 @@ pub fn retry(ctx: &WriteCtx<'_>, actor: &Actor, id: &DeliveryId) -> Result<Deliv
         ));
     }
     let now = crate::time::rfc3339_ms(crate::time::now_unix_ms());
+    // One attempt now. A delivery still in its three days keeps them (the retry only brings
+    // its next attempt forward); one that ended gets this attempt alone.
     ctx.conn
         .prepare_cached(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?2, retry_until = ?2,
-             finished_at = NULL WHERE id = ?1",
+            "UPDATE webhook_deliveries SET next_attempt_at = ?2, finished_at = NULL,
+             retry_until = CASE WHEN status = 'pending' AND retry_until > ?2 THEN retry_until ELSE ?2 END,
+             status = 'pending' WHERE id = ?1",
         )?
         .execute(params![id, now])?;
     ctx.audit(

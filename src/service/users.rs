@@ -249,16 +249,22 @@ pub fn issue_recipient_token(
         });
     }
     let recipient = parties.recipient_id.clone();
-    let (has_token, other_senders): (bool, bool) = ctx
+    // A first token only: a token ever issued, revoked ones included (an admin's revocation is
+    // not a sender's to undo), and only to a plain recipient (a sender's phone may receive an
+    // escrow, and a token for it would open that sender's own account).
+    let (had_token, other_senders, plain_recipient): (bool, bool, bool) = ctx
         .conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL),
-                EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2)",
+            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1),
+                EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2),
+                EXISTS (SELECT 1 FROM users WHERE id = ?1 AND role = 'recipient')",
         )?
-        .query_row(params![recipient, actor.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    // One answer for both reasons: which one it is would tell this sender about the recipient's
-    // other senders, or that the phone already had an account.
-    if has_token || other_senders {
+        .query_row(params![recipient, actor.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    // One answer for every reason: which one it is would tell this sender about the
+    // recipient's other senders, or that the phone already had an account.
+    if had_token || other_senders || !plain_recipient {
         return Err(Error::NotNow(
             "only an admin can give this recipient a token (POST /users/:id/tokens)".into(),
         ));

@@ -198,6 +198,50 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
         &json!({}),
     );
     assert_eq!(again.status, 409, "{}", again.text);
+    // An admin's revocation is not the sender's to undo: once revoked, still refused.
+    let prefix = &token[..12];
+    let r = app.raw(
+        "DELETE",
+        &format!("/tokens/{prefix}"),
+        Some(&app.admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.get("/me", &token).status, 401);
+    let after = app.post(
+        &format!("/escrows/{fresh}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(after.status, 409, "{}", after.text);
+    assert_eq!(after.body["error"], refused, "{}", after.text);
+    // A sender's phone may receive an escrow; a token for it would open that sender's own
+    // account, revoked tokens or not.
+    let bob = app.new_user(remit::service::Role::Sender, "Bob", Some("0722 000 111"));
+    let r = app.raw(
+        "DELETE",
+        &format!("/tokens/{}", &bob[..12]),
+        Some(&app.admin),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.get("/me", &bob).status, 401, "Bob is locked out");
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0722 000 111", "recipientName": "Bob", "totalAmountUsd": 20, "categories": ["misc"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let to_bob = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = app.post(
+        &format!("/escrows/{to_bob}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["error"], refused, "{}", r.text);
     // A recipient who also receives from another sender is the admin's to serve.
     let r = app.post(
         "/escrows",

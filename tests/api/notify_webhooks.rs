@@ -319,6 +319,61 @@ fn an_admin_retries_a_failed_delivery_once() {
     assert_eq!(r.status, 404);
 }
 
+/// Guards against: an admin's retry of a delivery still within its days of retries set their
+/// end to now, so that the attempt it made, failing, ended the delivery days early.
+#[test]
+fn a_retry_of_a_delivery_still_being_retried_keeps_its_days() {
+    let app = spawn_app_with(|c| {
+        fast(c);
+        // Slow enough between attempts that the retry's own attempt is seen on its own.
+        c.notify.webhook_retry_base = Duration::from_secs(30);
+        c.notify.webhook_retry_cap = Duration::from_secs(30);
+    });
+    let receiver = Receiver::start_with(|_| Answer::Status(503));
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R1");
+    let started = std::time::Instant::now();
+    let first = loop {
+        let items = deliveries(&app, &endpoint);
+        if items
+            .first()
+            .is_some_and(|d| d["attempts"].as_i64() == Some(1))
+        {
+            break items[0].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no first attempt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(first["status"], "pending", "{first}");
+    let id = first["deliveryId"].as_str().unwrap();
+    let r = app.post(
+        &format!("/webhook-deliveries/{id}/retry"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["retryUntil"], first["retryUntil"], "{}", r.text);
+    let started = std::time::Instant::now();
+    let after = loop {
+        let items = deliveries(&app, &endpoint);
+        if items[0]["attempts"].as_i64() == Some(2) {
+            break items[0].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no second attempt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(after["status"], "pending", "still within its days: {after}");
+    assert_eq!(after["retryUntil"], first["retryUntil"], "{after}");
+}
+
 /// Guards against: an admin's retry ignored `Idempotency-Key` (every other POST honours it), so
 /// a client that repeated a retry whose answer it lost asked for a second attempt.
 #[test]
