@@ -155,11 +155,40 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     let app = spawn_app();
     let escrow = app.pending_escrow(100, &["a"], None);
     let path = format!("/escrows/{escrow}/recipient-token");
+    // The three steps the test repeats: an escrow of `token`'s to a phone, the escrow's sender
+    // asking for its recipient's token, an admin revoking a token by its prefix.
+    let escrow_to = |token: &str, phone: &str, name: &str| {
+        let r = app.post(
+            "/escrows",
+            token,
+            &json!({"recipientPhone": phone, "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["escrowId"].as_str().unwrap().to_string()
+    };
+    let give = |escrow: &str| {
+        app.post(
+            &format!("/escrows/{escrow}/recipient-token"),
+            &app.sender,
+            &json!({}),
+        )
+    };
+    let revoke = |token: &str| {
+        let prefix = &token[..12];
+        let r = app.raw(
+            "DELETE",
+            &format!("/tokens/{prefix}"),
+            Some(&app.admin),
+            None,
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
     // Not the sender's own: an agent is refused, another sender does not see the escrow.
     assert_eq!(app.post(&path, &app.agent, &json!({})).status, 403);
     assert_eq!(app.post(&path, &app.other_sender, &json!({})).status, 404);
     // The shared test recipient already has a token: the sender cannot add one.
-    let r = app.post(&path, &app.sender, &json!({}));
+    let r = give(&escrow);
     assert_eq!(
         (r.status, r.body["code"].as_str()),
         (409, Some("invalid_state")),
@@ -169,18 +198,8 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     assert!(r.text.contains("admin"), "{}", r.text);
     let refused = r.body["error"].clone();
     // A new recipient, created by this escrow: the sender gives them their first token.
-    let r = app.post(
-        "/escrows",
-        &app.sender,
-        &json!({"recipientPhone": "0711 222 333", "recipientName": "Baraka", "totalAmountUsd": 40, "categories": ["rent"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let fresh = r.body["escrowId"].as_str().unwrap().to_string();
-    let r = app.post(
-        &format!("/escrows/{fresh}/recipient-token"),
-        &app.sender,
-        &json!({}),
-    );
+    let fresh = escrow_to(&app.sender, "0711 222 333", "Baraka");
+    let r = give(&fresh);
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["name"], "Baraka");
     let token = r.body["token"].as_str().unwrap().to_string();
@@ -192,74 +211,26 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
         me.text
     );
     // Once: a second one is refused.
-    let again = app.post(
-        &format!("/escrows/{fresh}/recipient-token"),
-        &app.sender,
-        &json!({}),
-    );
+    let again = give(&fresh);
     assert_eq!(again.status, 409, "{}", again.text);
     // An admin's revocation is not the sender's to undo: once revoked, still refused.
-    let prefix = &token[..12];
-    let r = app.raw(
-        "DELETE",
-        &format!("/tokens/{prefix}"),
-        Some(&app.admin),
-        None,
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    revoke(&token);
     assert_eq!(app.get("/me", &token).status, 401);
-    let after = app.post(
-        &format!("/escrows/{fresh}/recipient-token"),
-        &app.sender,
-        &json!({}),
-    );
+    let after = give(&fresh);
     assert_eq!(after.status, 409, "{}", after.text);
     assert_eq!(after.body["error"], refused, "{}", after.text);
     // A sender's phone may receive an escrow; a token for it would open that sender's own
     // account, revoked tokens or not.
     let bob = app.new_user(remit::service::Role::Sender, "Bob", Some("0722 000 111"));
-    let r = app.raw(
-        "DELETE",
-        &format!("/tokens/{}", &bob[..12]),
-        Some(&app.admin),
-        None,
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    revoke(&bob);
     assert_eq!(app.get("/me", &bob).status, 401, "Bob is locked out");
-    let r = app.post(
-        "/escrows",
-        &app.sender,
-        &json!({"recipientPhone": "0722 000 111", "recipientName": "Bob", "totalAmountUsd": 20, "categories": ["misc"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let to_bob = r.body["escrowId"].as_str().unwrap().to_string();
-    let r = app.post(
-        &format!("/escrows/{to_bob}/recipient-token"),
-        &app.sender,
-        &json!({}),
-    );
+    let r = give(&escrow_to(&app.sender, "0722 000 111", "Bob"));
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.body["error"], refused, "{}", r.text);
     // A recipient who also receives from another sender is the admin's to serve.
-    let r = app.post(
-        "/escrows",
-        &app.sender,
-        &json!({"recipientPhone": "0711 444 555", "recipientName": "Neema", "totalAmountUsd": 40, "categories": ["rent"]}),
-    );
-    let shared = r.body["escrowId"].as_str().unwrap().to_string();
-    let r = app.post(
-        "/escrows",
-        &app.other_sender,
-        &json!({"recipientPhone": "0711 444 555", "recipientName": "Neema W.", "totalAmountUsd": 40, "categories": ["rent"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = app.post(
-        &format!("/escrows/{shared}/recipient-token"),
-        &app.sender,
-        &json!({}),
-    );
+    let shared = escrow_to(&app.sender, "0711 444 555", "Neema");
+    escrow_to(&app.other_sender, "0711 444 555", "Neema W.");
+    let r = give(&shared);
     assert_eq!(r.status, 409, "{}", r.text);
     // In the same words as for a recipient who has a token: which it is would tell this sender
     // about the recipient's other senders.
