@@ -160,6 +160,8 @@ pub const DARAJA_CALL_TIMEOUT_S_MAX: u64 = 120;
 pub const DARAJA_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// A Daraja access token is renewed this long before it expires.
 pub const DARAJA_TOKEN_RENEW_EARLY_S: i64 = 60;
+/// Longest a Daraja token is kept, whatever its `expires_in` says (Daraja's last an hour).
+pub const DARAJA_TOKEN_KEPT_MAX_S: i64 = 86_400;
 /// Longest Daraja answer read.
 pub const DARAJA_ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// Longest wait between two Transaction Status queries of one payout.

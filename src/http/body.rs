@@ -117,6 +117,15 @@ impl Fields {
     }
 }
 
+/// Parses a body that is one JSON value of any shape (a webhook's), refusing an object with the
+/// same key twice as every body is; `what` names it in the error ("the callback").
+pub fn json_value(body: &[u8], what: &str) -> Result<Value> {
+    reject_duplicate_keys(body)?;
+    serde_json::from_slice(body).map_err(|_| Error::InvalidJson {
+        message: format!("{what} is not JSON"),
+    })
+}
+
 /// Walks the JSON once and refuses an object with the same key twice (`{"a":5,"a":6}` would
 /// otherwise silently mean 6). Syntax errors are left to the real parse.
 fn reject_duplicate_keys(body: &[u8]) -> Result<()> {
@@ -211,6 +220,21 @@ mod tests {
             matches!(inner.string("b"), Err(Error::Validation { field, .. }) if field == "a.b")
         );
         assert!(matches!(f.finish(), Err(Error::UnknownField { field }) if field == "ammountKes"));
+    }
+
+    #[test]
+    fn a_webhook_body_with_a_key_twice_is_invalid_json() {
+        let twice = br#"{"Result": {"ResultCode": 0, "ResultCode": 2001}}"#;
+        assert!(matches!(
+            json_value(twice, "the callback"),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            json_value(b"{", "the callback"),
+            Err(Error::InvalidJson { message }) if message == "the callback is not JSON"
+        ));
+        let once = json_value(br#"{"Result": {"ResultCode": 0}}"#, "the callback").unwrap();
+        assert_eq!(once["Result"]["ResultCode"], 0);
     }
 
     #[test]

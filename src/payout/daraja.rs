@@ -8,7 +8,8 @@ use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError, StatusQuery};
 use crate::config::DarajaConfig;
 use crate::domain::{MerchantAccount, PayoutCommand};
 use crate::limits::{
-    DARAJA_ANSWER_BYTES_MAX, DARAJA_CONNECT_TIMEOUT_MS, DARAJA_TOKEN_RENEW_EARLY_S,
+    DARAJA_ANSWER_BYTES_MAX, DARAJA_CONNECT_TIMEOUT_MS, DARAJA_TOKEN_KEPT_MAX_S,
+    DARAJA_TOKEN_RENEW_EARLY_S,
 };
 use crate::service::payouts::PayoutJob;
 use crate::wire::daraja::requests::{
@@ -121,7 +122,9 @@ impl Daraja {
         let token = requests::token(&answer.body)
             .map_err(|e| CallError::Transport(crate::cli::describe(&e)))?;
         log::info!("daraja OAuth: a new token for {} s", token.expires_in_s);
-        let renew_in = (token.expires_in_s - DARAJA_TOKEN_RENEW_EARLY_S).max(0) as u64;
+        let renew_in = (token.expires_in_s.min(DARAJA_TOKEN_KEPT_MAX_S)
+            - DARAJA_TOKEN_RENEW_EARLY_S)
+            .max(0) as u64;
         Ok(Token {
             value: token.access_token,
             renew_at: sent + Duration::from_secs(renew_in),
@@ -132,10 +135,8 @@ impl Daraja {
     /// one. One thread renews while the others wait, so a renewal is never raced (each new token
     /// invalidates the one before).
     fn token(&self, renew: bool) -> Result<String, CallError> {
-        let mut slot = self
-            .token
-            .lock()
-            .map_err(|_| CallError::Transport("the token lock is poisoned".into()))?;
+        // A token slot left by a panic still holds a token or none: either is usable.
+        let mut slot = self.token.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(token) = slot.as_ref() {
             if !renew && Instant::now() < token.renew_at {
                 return Ok(token.value.clone());
@@ -234,7 +235,7 @@ impl Daraja {
             }
             Err(CallError::Transport(e)) => {
                 lines.push(format!(
-                    "token: FAILED: no answer from {} ({e})",
+                    "token: FAILED: no token from {} ({e})",
                     self.config.url
                 ));
                 return (lines, false);
@@ -252,8 +253,15 @@ impl Daraja {
                 lines.push(format!("balance query: REFUSED ({code}: {message}); check REMIT_DARAJA_SHORTCODE, REMIT_DARAJA_INITIATOR and the security credential"));
                 (lines, false)
             }
-            Some(Err(other)) => {
-                lines.push(format!("balance query: FAILED ({other:?})"));
+            Some(Err(GatewayError::Transport(e))) => {
+                lines.push(format!("balance query: FAILED: {e}"));
+                (lines, false)
+            }
+            Some(Err(GatewayError::Duplicate)) => {
+                lines.push(
+                    "balance query: FAILED: Daraja answered that this query was already submitted"
+                        .into(),
+                );
                 (lines, false)
             }
             None => (lines, false),

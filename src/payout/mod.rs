@@ -110,6 +110,19 @@ impl Worker {
                     then,
                 )
             }),
+            // A refusal of a second attempt says nothing of the first, whose answer was lost:
+            // it may have paid (Daraja refuses a repeated id in words it does not document).
+            Err(GatewayError::Refused { code, message }) if job.attempts > 0 => {
+                log::warn!("payout {id}: a retry was refused ({code}); an earlier attempt may have paid, so its outcome is unknown");
+                self.store.write(move |ctx| {
+                    payouts::mark_unknown(
+                        ctx,
+                        &id,
+                        &format!("a retry was refused ({code}: {message}) after an attempt whose answer was lost: the outcome is not known"),
+                        then,
+                    )
+                })
+            }
             Err(GatewayError::Refused { code, message }) => self.store.write(move |ctx| {
                 let result = PayoutResult::Failed {
                     code: code.clone(),

@@ -109,7 +109,8 @@ pub fn claim(
 
 /// The gateway accepted the payout: record its `ConversationID` (if it gave one), and, with a
 /// gateway that can ask, when to ask what became of it if no result has come
-/// (`status_after_s`). A result that already completed it (a fast callback) is left alone.
+/// (`status_after_s`; a query already due sooner, for a failure that came before this answer,
+/// stays due). A result that already completed it (a fast callback) is left alone.
 pub fn mark_sent(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -122,7 +123,8 @@ pub fn mark_sent(
             "UPDATE payouts SET change_seq = remit_change_seq(), conversation_id = COALESCE(conversation_id, :conversation),
          status = CASE status WHEN :queued THEN :sent ELSE status END,
          sent_at = COALESCE(sent_at, :at), next_attempt_at = NULL,
-         status_query_due_at = CASE WHEN status IN (:queued, :sent) THEN :query_at END,
+         status_query_due_at = CASE WHEN status IN (:queued, :sent) AND :query_at IS NOT NULL
+             THEN MIN(COALESCE(status_query_due_at, :query_at), :query_at) END,
          updated_at = :at WHERE id = :id",
         )?
         .execute(named_params! {
@@ -418,7 +420,10 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
     .ok_or(Error::NotFound { what: "payout" })
 }
 
-/// Finds a payout by our `OriginatorConversationID` or Daraja's `ConversationID`.
+/// Finds the payout a result names: by our `OriginatorConversationID` when it names one, whose
+/// `ConversationID`, if it names one too, must be the payout's (or the payout has none yet: the
+/// result came before the acknowledgement); by Daraja's `ConversationID` (an STK
+/// `CheckoutRequestID`) otherwise. A result naming one payout's id and another's finds none.
 pub fn find_by_conversation(
     conn: &Connection,
     originator: Option<&str>,
@@ -426,8 +431,10 @@ pub fn find_by_conversation(
 ) -> Result<Option<PayoutId>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id FROM payouts WHERE (?1 IS NOT NULL AND originator_conversation_id = ?1)
-             OR (?2 IS NOT NULL AND conversation_id = ?2) LIMIT 1",
+            "SELECT id FROM payouts WHERE originator_conversation_id = ?1
+             AND (?2 IS NULL OR conversation_id IS NULL OR conversation_id = ?2)
+             UNION ALL
+             SELECT id FROM payouts WHERE ?1 IS NULL AND conversation_id = ?2",
         )?
         .query_row(params![originator, conversation], |r| r.get(0))
         .optional()?)

@@ -169,6 +169,10 @@ fn apply_payment_intent(
 pub enum CallbackOutcome {
     /// No payout or query has this conversation id (yet): kept for the record, answered `404`.
     UnknownPayout,
+    /// A failure that cannot be confirmed, for a payout handed to a gateway that has not
+    /// acknowledged it yet (it may be on its way): kept for the record, answered `409` (the
+    /// simulator posts it again), and nothing changes.
+    NotSent,
     /// The same callback was delivered before; nothing changed.
     Duplicate,
     /// The payout was flagged for the operator; its money stays reserved.
@@ -193,6 +197,7 @@ impl fmt::Display for CallbackOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallbackOutcome::UnknownPayout => f.write_str("unknown payout"),
+            CallbackOutcome::NotSent => f.write_str("refused: the payout is not sent yet"),
             CallbackOutcome::Duplicate => f.write_str("duplicate"),
             CallbackOutcome::Flagged(what) => write!(f, "flagged: {what}"),
             CallbackOutcome::Result(ResultOutcome::Applied) => f.write_str("applied"),
@@ -293,15 +298,34 @@ pub fn apply_payout_callback(
             None,
         )?;
     }
-    let Some(payout_id) = payout_id else {
-        // Kept for the record under a key of its own, so that a retry that arrives once the
-        // payout is known (an early STK result) is still applied.
-        let key = format!("unknown:{}:{dedupe_key}", crate::crypto::random_hex(8));
+    // Kept for the record under a key of its own, so that a retry that arrives once the payout
+    // is known (an early STK result) or sent is still applied.
+    let refused = |tag: &str, outcome: CallbackOutcome| -> Result<CallbackOutcome> {
+        let key = format!("{tag}:{}:{dedupe_key}", crate::crypto::random_hex(8));
         record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
-        let outcome = CallbackOutcome::UnknownPayout;
         set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
-        return Ok(outcome);
+        Ok(outcome)
     };
+    let Some(payout_id) = payout_id else {
+        return refused("unknown", CallbackOutcome::UnknownPayout);
+    };
+    // The payout as the callback finds it: its status, and the gateway it was handed to (none
+    // yet: never handed to one).
+    let (status, gateway): (PayoutStatus, Option<String>) = ctx
+        .conn
+        .prepare_cached("SELECT status, gateway FROM payouts WHERE id = ?1")?
+        .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // A queued payout handed to a gateway may be on its way (or an attempt whose answer was
+    // lost may have paid): a failure applied now would return money the gateway pays out. A
+    // failure through Daraja is held until Transaction Status confirms it (below); another
+    // gateway's cannot be confirmed, so it is refused until the payout is acknowledged. (One
+    // never handed to a gateway, `REMIT_GATEWAY=none`, takes its result as it comes.)
+    let not_sent = status == PayoutStatus::Queued
+        && matches!(callback.kind, CallbackKind::Failure(_))
+        && gateway.as_deref().is_some_and(|g| g != "daraja");
+    if not_sent && !late_status {
+        return refused("unsent", CallbackOutcome::NotSent);
+    }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
@@ -311,7 +335,7 @@ pub fn apply_payout_callback(
             StatusOutcome::AskAgain => CallbackOutcome::QueryRefused,
         }
     } else {
-        apply_to_payout(ctx, &payout_id, callback)?
+        apply_to_payout(ctx, &payout_id, callback, status, gateway.as_deref())?
     };
     set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
     Ok(outcome)
@@ -321,6 +345,8 @@ fn apply_to_payout(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     callback: &Callback,
+    status: PayoutStatus,
+    gateway: Option<&str>,
 ) -> Result<CallbackOutcome> {
     let actor = Actor::system("mpesa");
     let flagged = |reason: &str, what: &str| -> Result<CallbackOutcome> {
@@ -331,14 +357,9 @@ fn apply_to_payout(
         ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
         Ok(CallbackOutcome::AskStatus)
     };
-    // The payout as the callback finds it: its status, and whether it went through a gateway
-    // whose failure results must be confirmed and whose unknown outcomes can be asked about
-    // (Daraja).
-    let (status, gateway): (PayoutStatus, Option<String>) = ctx
-        .conn
-        .prepare_cached("SELECT status, gateway FROM payouts WHERE id = ?1")?
-        .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let asks = gateway.as_deref() == Some("daraja");
+    // Did it go through a gateway whose failure results must be confirmed and whose unknown
+    // outcomes can be asked about (Daraja)?
+    let asks = gateway == Some("daraja");
     // A payout that has its result never changes again. A callback that reports no different
     // final outcome (a late queue timeout, an unknown outcome, a success without a receipt for
     // a paid payout) is acknowledged and changes nothing; a different final outcome goes on to

@@ -87,14 +87,12 @@ pub struct Event {
 }
 
 impl Event {
-    /// Parses a (verified) body: JSON with an `id`.
-    pub fn parse(body: &[u8]) -> Result<Event> {
-        let body: Value = serde_json::from_slice(body).map_err(|_| Error::InvalidJson {
-            message: "the event is not JSON".into(),
-        })?;
+    /// Reads a (verified) event: it must have an `id`, the key it is applied once by.
+    pub fn parse(body: Value) -> Result<Event> {
         let id = body
             .get("id")
             .and_then(Value::as_str)
+            .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| Error::invalid("id", "the event has no id"))?
             .to_string();
         let kind = body
@@ -127,7 +125,11 @@ impl Event {
             .filter(|c| c.get() > 0);
         let metadata = &intent["metadata"];
         PaymentIntent {
-            id: intent.get("id").and_then(Value::as_str).map(str::to_string),
+            id: intent
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.trim().is_empty())
+                .map(str::to_string),
             amount,
             currency: intent
                 .get("currency")

@@ -1027,7 +1027,9 @@ fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
     );
     assert_eq!(unreachable.code, Some(1), "{unreachable}");
     assert!(
-        unreachable.stdout.contains("token: FAILED: no answer"),
+        unreachable
+            .stdout
+            .contains("token: FAILED: no token from http://127.0.0.1:9"),
         "{unreachable}"
     );
 
@@ -1166,4 +1168,19 @@ fn only_allowed_networks_may_post_results_and_a_proxy_is_believed_only_when_trus
     );
     let accepted = post_lines(&app, &["10.9.9.9", "196.201.214.200"]);
     assert_eq!(accepted.status, 404, "{}", accepted.text);
+}
+
+/// Guards against: an `expires_in` too large to add to a clock reading panicked while the
+/// token was renewed, which left the token's lock poisoned and every later call failing.
+#[test]
+fn a_token_that_says_it_never_expires_still_pays_every_payout() {
+    let (fake, app) = start();
+    fake.set_token_lifetime(std::time::Duration::from_secs(i64::MAX as u64));
+    let escrow = app.active_escrow(100, &["a", "b"]);
+    let first = approved_phone_payment(&app, &escrow, 1_500);
+    assert_paid_once(&app, &fake, &escrow, &first);
+    fake.expire_token();
+    let second = approved_phone_payment(&app, &escrow, 1_200);
+    assert_paid_once(&app, &fake, &escrow, &second);
+    assert_checks(app);
 }

@@ -288,6 +288,19 @@ fn approved_payout(app: &TestApp) -> (String, String) {
     (escrow, request)
 }
 
+/// Makes a payout's next attempt due now, as its backoff running out would.
+fn attempt_due_now(app: &TestApp, payout: &str) {
+    let id = payout.to_string();
+    app.store
+        .write(move |ctx| {
+            Ok(ctx.conn.execute(
+                "UPDATE payouts SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE id = ?1",
+                [&id],
+            )?)
+        })
+        .unwrap();
+}
+
 fn run_worker_once(app: &TestApp, gateway: &Arc<FixedGateway>) -> bool {
     let worker = app.worker(gateway.clone());
     match worker.next_due().unwrap() {
@@ -348,15 +361,7 @@ fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_o
     );
     let (payout, originator, _) = app.payout_ids(&request);
     // Its next attempt comes due: it is sent again under the same OriginatorConversationID.
-    let id = payout.clone();
-    app.store
-        .write(move |ctx| {
-            Ok(ctx.conn.execute(
-                "UPDATE payouts SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE id = ?1",
-                [&id],
-            )?)
-        })
-        .unwrap();
+    attempt_due_now(&app, &payout);
     let job = app
         .store
         .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
@@ -569,4 +574,209 @@ fn an_audit_line_rolled_back_with_its_command_leaves_the_chain_whole() {
         })
         .unwrap();
     assert_eq!(entities, ["one", "three", "four"]);
+}
+
+/// Posts a Daraja-shaped B2C result to the result URL.
+fn post_result(app: &TestApp, body: &serde_json::Value) -> Resp {
+    app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    )
+}
+
+fn b2c_result(originator: &str, conversation: &str, code: serde_json::Value) -> serde_json::Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": code, "ResultDesc": "x",
+        "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE4K7PQ2M",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1500},
+            {"Key": "TransactionReceipt", "Value": "TCE4K7PQ2M"}]}}})
+}
+
+/// Guards against: a failure result posted while the payout was on its way to the simulator
+/// (claimed, its answer not recorded) returned the money, and the payout still went out: paid
+/// twice from one escrow.
+#[test]
+fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_nothing() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    // Handed to the gateway, whose answer never came: it may have been paid.
+    let gateway = Arc::new(FixedGateway {
+        answer: || Err(GatewayError::Transport("connection reset".into())),
+        calls: AtomicUsize::new(0),
+    });
+    assert!(run_worker_once(&app, &gateway));
+    let (_, originator, _) = app.payout_ids(&request);
+    let failure = b2c_result(&originator, "AG_20251125_0001", json!(2040));
+    let r = post_result(&app, &failure);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    let view = app.escrow(&escrow);
+    assert_eq!(
+        (&view["reservedUsdCents"], &view["remainingUsdCents"]),
+        (&json!(1_000), &json!(9_000)),
+        "the money stays reserved"
+    );
+    // Its real result is applied when it comes.
+    let success = b2c_result(&originator, "AG_20251125_0001", json!(0));
+    assert_eq!(post_result(&app, &success).status, 200);
+    assert_eq!(
+        app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
+        "TCE4K7PQ2M"
+    );
+    app.assert_integrity();
+}
+
+/// Guards against: `"ResultCode": 0.0` (or `"0.0"`) was read as a failure code and returned the
+/// money of a payout the same body said was paid with a receipt; a JSON body naming
+/// `ResultCode` twice was applied by its last value.
+#[test]
+fn a_result_code_that_is_not_a_code_or_is_given_twice_never_returns_the_money() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let (_, originator, _) = app.payout_ids(&request);
+    for code in [json!(0.0), json!("0.0"), json!("-0"), json!("")] {
+        let r = post_result(&app, &b2c_result(&originator, "AG_1", code.clone()));
+        assert_eq!(r.status, 200, "{code}: {}", r.text);
+    }
+    let twice = format!(
+        r#"{{"Result": {{"ResultType": 0, "ResultCode": 0, "ResultCode": 2001, "ResultDesc": "x",
+        "OriginatorConversationID": "{originator}", "ConversationID": "AG_1", "TransactionID": "TCE4K7PQ2M"}}}}"#
+    );
+    let r = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", twice.as_bytes())),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{}",
+        r.text
+    );
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["status"].as_str()),
+        (Some("approved"), Some("queued")),
+        "{view}"
+    );
+    assert_eq!(
+        view["payout"]["flagged"], true,
+        "an unknown outcome is flagged"
+    );
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    app.assert_integrity();
+}
+
+/// Guards against: a result naming one payout's OriginatorConversationID and another's
+/// ConversationID was applied to whichever the lookup found first.
+#[test]
+fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (_, first) = approved_payout(&app);
+    let (_, second) = approved_payout(&app);
+    let (a, a_originator, _) = app.payout_ids(&first);
+    let (b, _, _) = app.payout_ids(&second);
+    for (id, conversation) in [(&a, "AG_A"), (&b, "AG_B")] {
+        let id = id.clone();
+        app.store
+            .write(move |ctx| {
+                remit::service::payouts::mark_sent(
+                    ctx,
+                    &remit::domain::PayoutId::parse(&id).unwrap(),
+                    Some(conversation),
+                    None,
+                )
+            })
+            .unwrap();
+    }
+    let crossed = b2c_result(&a_originator, "AG_B", json!(0));
+    assert_eq!(post_result(&app, &crossed).status, 404);
+    let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
+    assert_eq!(post_result(&app, &bogus).status, 404);
+    for request in [&first, &second] {
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["payout"]["status"], "sent", "{view}");
+    }
+    let right = b2c_result(&a_originator, "AG_A", json!(0));
+    assert_eq!(post_result(&app, &right).status, 200);
+    app.wait_for_status(&first, &["paid"]);
+    app.assert_integrity();
+}
+
+/// Guards against: a refusal of a retry was taken for the payout's failure and returned its
+/// money, though the first attempt, whose answer was lost, may have paid.
+#[test]
+fn a_refused_retry_after_a_lost_answer_leaves_the_outcome_unknown() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let lost = Arc::new(FixedGateway {
+        answer: || Err(GatewayError::Transport("timed out".into())),
+        calls: AtomicUsize::new(0),
+    });
+    assert!(run_worker_once(&app, &lost));
+    let (payout, _, _) = app.payout_ids(&request);
+    attempt_due_now(&app, &payout);
+    let refused = Arc::new(FixedGateway {
+        answer: || {
+            Err(GatewayError::Refused {
+                code: "400.002.02".into(),
+                message: "Bad Request - Invalid Remarks".into(),
+            })
+        },
+        calls: AtomicUsize::new(0),
+    });
+    assert!(run_worker_once(&app, &refused));
+    assert_eq!(refused.calls.load(Ordering::SeqCst), 1);
+    let view = app.wait_for_payout_flag(&request);
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_ne!(view["payout"]["status"], "failed", "{view}");
+    assert_eq!(
+        app.escrow(&escrow)["reservedUsdCents"],
+        1_000,
+        "the money stays reserved"
+    );
+    app.assert_integrity();
+}
+
+/// Guards against: a signed Stripe event naming `amount_received` twice was applied by its last
+/// value, and an event with an empty id was taken (every later one then a "duplicate").
+#[test]
+fn a_stripe_event_with_a_key_twice_or_an_empty_id_is_refused() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let event = |id: &str, amounts: &str| {
+        format!(
+            r#"{{"id": "{id}", "object": "event", "type": "payment_intent.succeeded", "livemode": false,
+            "data": {{"object": {{"id": "pi_twice", "object": "payment_intent", {amounts},
+            "currency": "usd", "status": "succeeded", "metadata": {{"escrowId": "{escrow}"}}}}}}}}"#
+        )
+    };
+    let twice = app.post_stripe(&event(
+        "evt_twice",
+        r#""amount_received": 100, "amount_received": 9000"#,
+    ));
+    assert_eq!(
+        (twice.status, twice.body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{}",
+        twice.text
+    );
+    let empty = app.post_stripe(&event("", r#""amount_received": 9000"#));
+    assert_eq!(empty.status, 400, "{}", empty.text);
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+    let once = app.post_stripe(&event("evt_once", r#""amount_received": 9000"#));
+    assert_eq!(once.status, 200, "{}", once.text);
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 9_000);
 }

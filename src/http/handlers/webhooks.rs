@@ -4,13 +4,14 @@
 use crate::app::App;
 use crate::crypto::constant_time_eq;
 use crate::error::{Error, Result};
+use crate::http::body::json_value;
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::limits::STRIPE_TOLERANCE_S;
 use crate::service::webhooks::{self, CallbackOutcome};
 use crate::wire::daraja::parse_callback;
 use crate::wire::stripe::{self, SignatureError};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// `POST /webhooks/stripe`.
 pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
@@ -40,7 +41,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
             return Err(Error::Unauthenticated);
         }
     }
-    let event = stripe::Event::parse(&req.body)?;
+    let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;
     if event.livemode != app.config.stripe_livemode {
         log::warn!(
             "Stripe event refused: livemode is {} but REMIT_STRIPE_LIVEMODE is {}",
@@ -71,18 +72,25 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /webhooks/payouts/:token` (and `/webhooks/mpesa/:token`).
 pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     mpesa_caller(app, req)?;
-    let body: Value = serde_json::from_slice(&req.body).map_err(|_| Error::InvalidJson {
-        message: "the callback is not JSON".into(),
-    })?;
+    let body = json_value(&req.body, "the callback")?;
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();
     let alert = app.config.float_alert;
     let outcome = app
         .store
         .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert))?;
-    if outcome == CallbackOutcome::UnknownPayout {
-        log::warn!("M-Pesa callback for an unknown payout");
-        return Err(Error::NotFound { what: "payout" });
+    match outcome {
+        CallbackOutcome::UnknownPayout => {
+            log::warn!("M-Pesa callback for an unknown payout");
+            return Err(Error::NotFound { what: "payout" });
+        }
+        CallbackOutcome::NotSent => {
+            log::warn!("M-Pesa callback for a payout not sent yet: not applied");
+            return Err(Error::NotNow(
+                "the payout has not been sent yet: its result cannot be applied".into(),
+            ));
+        }
+        _ => {}
     }
     log::info!("M-Pesa callback: {outcome}");
     Ok(Reply::json(

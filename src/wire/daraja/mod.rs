@@ -44,17 +44,50 @@ pub enum CallbackKind {
     Unknown(String),
 }
 
-/// `ResultCode` as text: a number, a numeric string or a code like `SFC_IC0003`.
-fn code_text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.trim().to_string()),
-        _ => None,
-    }
+/// What a `ResultCode` or `ResultType` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Code {
+    /// `0`, `"0"`.
+    Zero,
+    /// Another code: digits (`2001`, `"2001"`) or a code like `SFC_IC0003`.
+    Other(String),
+    /// Not a code (`0.0`, `"-0"`, `""`, `true`): it cannot say that money moved, nor that it
+    /// did not, so it is an unknown outcome, never a failure that would return the money.
+    Unreadable(String),
 }
 
-fn is_success(code: &str) -> bool {
-    code.parse::<i64>().map(|c| c == 0).unwrap_or(false) || code == "0"
+/// Reads a code field: `None` when it is absent or null.
+fn code_of(v: Option<&Value>) -> Option<Code> {
+    let text = match v? {
+        Value::Null => return None,
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        other => return Some(Code::Unreadable(other.to_string())),
+    };
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let named = text.bytes().any(|b| b.is_ascii_alphabetic())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    Some(if digits && text.bytes().all(|b| b == b'0') {
+        Code::Zero
+    } else if digits || named {
+        Code::Other(text)
+    } else {
+        Code::Unreadable(text)
+    })
+}
+
+/// The outcome a final result's `ResultCode` reports.
+fn outcome_of(code: Code, receipt: impl FnOnce() -> Option<String>) -> CallbackKind {
+    match code {
+        Code::Zero => CallbackKind::Success(receipt()),
+        Code::Other(code) if code == "15" => CallbackKind::Unknown(
+            "ResultCode 15 (duplicate detected): an earlier attempt may have paid".into(),
+        ),
+        Code::Other(code) => CallbackKind::Failure(code),
+        Code::Unreadable(text) => {
+            CallbackKind::Unknown(format!("ResultCode {text:?} is not a result code"))
+        }
+    }
 }
 
 /// Items of `ResultParameter` / `Item`: an array or a single object; looked up by key.
@@ -92,14 +125,10 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// by key, missing values.
 pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
     if let Some(stk) = body.get("Body").and_then(|b| b.get("stkCallback")) {
-        let code = code_text(stk.get("ResultCode"))
+        let code = code_of(stk.get("ResultCode"))
             .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
         let items = stk.get("CallbackMetadata").and_then(|m| m.get("Item"));
-        let kind = if is_success(&code) {
-            CallbackKind::Success(text(lookup(items, "Name", "MpesaReceiptNumber")))
-        } else {
-            CallbackKind::Failure(code)
-        };
+        let kind = outcome_of(code, || text(lookup(items, "Name", "MpesaReceiptNumber")));
         return Ok(Callback {
             originator: None,
             conversation: text(stk.get("CheckoutRequestID")),
@@ -131,21 +160,19 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             parameters: None,
         });
     }
-    let code = code_text(result.get("ResultCode"))
+    let code = code_of(result.get("ResultCode"))
         .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
-    let result_type = code_text(result.get("ResultType")).unwrap_or_else(|| "0".into());
-    let kind = if result_type == "1" {
-        CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
-    } else if code == "15" {
-        CallbackKind::Unknown(
-            "ResultCode 15 (duplicate detected): an earlier attempt may have paid".into(),
-        )
-    } else if is_success(&code) {
-        let receipt = text(lookup(params, "Key", "TransactionReceipt"))
-            .or_else(|| text(result.get("TransactionID")));
-        CallbackKind::Success(receipt)
-    } else {
-        CallbackKind::Failure(code)
+    let kind = match code_of(result.get("ResultType")).unwrap_or(Code::Zero) {
+        Code::Zero => outcome_of(code, || {
+            text(lookup(params, "Key", "TransactionReceipt"))
+                .or_else(|| text(result.get("TransactionID")))
+        }),
+        Code::Other(t) if t == "1" => {
+            CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
+        }
+        Code::Other(t) | Code::Unreadable(t) => {
+            CallbackKind::Unknown(format!("ResultType {t:?} is not a final result"))
+        }
     };
     let amount = kes_cents(lookup(params, "Key", "TransactionAmount"))
         .or_else(|| kes_cents(lookup(params, "Key", "Amount")));
@@ -247,5 +274,59 @@ mod tests {
             CallbackKind::QueueTimeout
         );
         assert!(parse_callback(&serde_json::json!({"foo": 1}), false).is_err());
+    }
+
+    /// Only a code that reads as zero is a success and only a code that reads as another code
+    /// is a failure (which returns the money): anything else reports an unknown outcome.
+    #[test]
+    fn a_result_code_that_is_not_a_code_is_an_unknown_outcome_never_a_failure() {
+        let kind = |code: Value| {
+            let body = serde_json::json!({"Result": {"ResultType": 0, "ResultCode": code,
+                "OriginatorConversationID": "o", "ConversationID": "AG_1", "TransactionID": "TCE4K7PQ2M"}});
+            parse_callback(&body, false).unwrap().kind
+        };
+        let ok = CallbackKind::Success(Some("TCE4K7PQ2M".into()));
+        for zero in [
+            serde_json::json!(0),
+            serde_json::json!("0"),
+            serde_json::json!(" 0 "),
+        ] {
+            assert_eq!(kind(zero.clone()), ok, "{zero}");
+        }
+        for (code, text) in [
+            (serde_json::json!(2001), "2001"),
+            (serde_json::json!("2040"), "2040"),
+            (serde_json::json!("SFC_IC0003"), "SFC_IC0003"),
+        ] {
+            assert_eq!(kind(code), CallbackKind::Failure(text.into()));
+        }
+        for odd in [
+            serde_json::json!(0.0),
+            serde_json::json!("0.0"),
+            serde_json::json!(-1),
+            serde_json::json!("-0"),
+            serde_json::json!("+0"),
+            serde_json::json!(""),
+            serde_json::json!(true),
+            serde_json::json!(1.5),
+            serde_json::json!("2 001"),
+        ] {
+            assert!(
+                matches!(kind(odd.clone()), CallbackKind::Unknown(_)),
+                "{odd} must be an unknown outcome"
+            );
+        }
+        let stk = serde_json::json!({"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_1",
+            "ResultCode": 0.0, "ResultDesc": "x"}}});
+        assert!(matches!(
+            parse_callback(&stk, false).unwrap().kind,
+            CallbackKind::Unknown(_)
+        ));
+        let typed = serde_json::json!({"Result": {"ResultType": 2, "ResultCode": 1,
+            "OriginatorConversationID": "o"}});
+        assert!(matches!(
+            parse_callback(&typed, false).unwrap().kind,
+            CallbackKind::Unknown(_)
+        ));
     }
 }

@@ -487,7 +487,11 @@ fn oauth(shared: &Shared, request: tiny_http::Request, query: &str, auth: &str) 
     // A new token invalidates the one before.
     let token = format!("fakeToken{:016x}", state.sequence.wrapping_mul(0x9e37_79b9));
     let lifetime = state.token_lifetime;
-    state.token = Some((token.clone(), Instant::now() + lifetime));
+    let expires = Instant::now().checked_add(lifetime);
+    state.token = Some((
+        token.clone(),
+        expires.unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40)),
+    ));
     drop(state);
     // `expires_in` as a numeric string, as some clients report it.
     respond(
