@@ -780,3 +780,38 @@ fn a_stripe_event_with_a_key_twice_or_an_empty_id_is_refused() {
     assert_eq!(once.status, 200, "{}", once.text);
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 9_000);
 }
+
+/// Guards against: a failure held for Transaction Status (it came before the B2C answer) was
+/// due to be asked about at once, but the answer then put the question off by
+/// `REMIT_PAYOUT_STATUS_AFTER_S`, two minutes by default.
+#[test]
+fn a_failure_held_before_the_gateway_answered_is_still_asked_about_at_once() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (_, request) = approved_payout(&app);
+    let (payout, _, _) = app.payout_ids(&request);
+    let id = remit::domain::PayoutId::parse(&payout).unwrap();
+    let due = app
+        .store
+        .write(move |ctx| {
+            remit::service::payouts::hold_failure(
+                ctx,
+                &id,
+                "2001",
+                "The initiator information is invalid.",
+            )?;
+            let held: String = ctx.conn.query_row(
+                "SELECT status_query_due_at FROM payouts WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            remit::service::payouts::mark_sent(ctx, &id, Some("AG_LATE"), Some(120))?;
+            let after: String = ctx.conn.query_row(
+                "SELECT status_query_due_at FROM payouts WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            Ok((held, after))
+        })
+        .unwrap();
+    assert_eq!(due.0, due.1, "still due when the failure came");
+}
