@@ -221,15 +221,25 @@ fn as_option(error: Error, field: &str, option: &str) -> Error {
 /// What `main` should exit with.
 pub type ExitCode = i32;
 
-fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
-    if !config.db.exists() {
-        return Err(Error::internal(format!(
+/// Refuses a path where there is no database: only `serve` creates one.
+fn require_db(config: &Config) -> Result<()> {
+    if config.db.exists() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
             "no database at {}",
             config.db.display()
-        )));
+        )))
     }
+}
+
+fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
+    require_db(config)?;
     let lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
-    Ok((lock, store::open(&config.open_options(false))?))
+    let mut options = config.open_options(false);
+    // A server beside it may hold the file's write lock batch after batch.
+    options.busy_wait = std::time::Duration::from_secs(crate::limits::CLI_BUSY_WAIT_S);
+    Ok((lock, store::open(&options)?))
 }
 
 fn describe_key(source: &KeySource) -> String {
@@ -435,6 +445,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Daraja(DarajaCommand::Ping) => daraja_ping(&config),
         Command::RotateKey { new_key_file } => {
+            require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let text = std::fs::read_to_string(&new_key_file).map_err(|e| {
@@ -583,6 +594,10 @@ fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Resu
 pub fn describe(e: &Error) -> String {
     match e {
         Error::Internal(detail) => detail.clone(),
+        Error::Busy => format!(
+            "the database stayed busy for {} s (another process writing it without pause); nothing was changed, run the command again",
+            crate::limits::CLI_BUSY_WAIT_S
+        ),
         other => other.to_string(),
     }
 }
@@ -629,7 +644,15 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         "payouts: {}",
         describe_gateway(&running.app.config.gateway, &running.base_url)
     );
-    println!("remit listening on {} (Ctrl-C to stop)", running.base_url);
+    let bound = running.addr;
+    if bound.ip().is_loopback() {
+        println!("remit listening on {} (Ctrl-C to stop)", running.base_url);
+    } else {
+        println!("remit listening on http://{bound} (Ctrl-C to stop)");
+        log::warn!(
+            "listening on {bound}: not loopback, so other machines can reach this server; put a reverse proxy with a real certificate in front of it (README, \"Going live with M-Pesa\")"
+        );
+    }
     let config = &running.app.config;
     if config.stripe_webhook_secret.is_none() {
         log::info!(

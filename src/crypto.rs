@@ -164,10 +164,20 @@ pub fn load_master_key(
             })?;
             Ok((key, KeySource::File(path)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+        // A new key only for a new ledger: a file already there (a restored backup, a file
+        // that is not a database) was written under a key of its own, and a new one beside it
+        // would pass for that key.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create && !holds_data(db) => {
             let key = MasterKey::generate();
             write_key_file(&path, &key)?;
             Ok((key, KeySource::Created(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && holds_data(db) => {
+            Err(Error::internal(format!(
+                "no encryption key for the existing database {}: set ENCRYPTION_KEY or put its key file at {}",
+                db.display(),
+                path.display()
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::internal(format!(
             "no encryption key: set ENCRYPTION_KEY or put the key file at {}",
@@ -178,6 +188,11 @@ pub fn load_master_key(
             path.display()
         ))),
     }
+}
+
+/// Is there a file at `db` with something in it?
+fn holds_data(db: &Path) -> bool {
+    std::fs::metadata(db).is_ok_and(|m| m.len() > 0)
 }
 
 /// Writes a key file readable only by its owner; refuses to overwrite one.

@@ -33,6 +33,10 @@ pub const WRITER_RUN_MAX: usize = 64;
 pub const WRITER_QUEUE_MAX: usize = 4096;
 /// SQLite busy timeout on every connection.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// How long a command-line write beside a busy server keeps trying (`OpenOptions::busy_wait`).
+pub const CLI_BUSY_WAIT_S: u64 = 120;
+/// The pause between two of its attempts.
+pub const BUSY_RETRY_PAUSE_MS: u64 = 10;
 /// Read connections in the pool when not configured.
 pub const READ_POOL_SIZE_DEFAULT: u32 = 8;
 /// How long a caller waits for a pooled read connection.

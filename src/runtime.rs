@@ -53,12 +53,14 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("the listener has no address: {e}")))?;
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
+    // The address this server calls itself at (the simulator's results): a listener on every
+    // address is reached on loopback; an IPv6 one is written in brackets.
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
     };
-    let base_url = format!("http://{host}:{}", addr.port());
+    let base_url = format!("http://{}", std::net::SocketAddr::new(ip, addr.port()));
     let callback_token = config
         .mpesa_callback_token
         .clone()

@@ -10,6 +10,19 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A yes-or-no setting: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off` (any case);
+/// anything else is refused.
+fn boolean(name: &str) -> Result<Option<bool>> {
+    let Some(value) = env(name) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => Err(Error::invalid(name, "must be true or false")),
+    }
+}
+
 fn list(name: &str) -> Vec<String> {
     env(name)
         .map(|v| {
@@ -170,32 +183,16 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         }
         config.request_ttl_s = hours * 3600;
     }
-    if let Some(live) = env("REMIT_STRIPE_LIVEMODE") {
-        config.stripe_livemode = match live.as_str() {
-            "1" | "true" | "yes" => true,
-            "0" | "false" | "no" => false,
-            _ => {
-                return Err(Error::invalid(
-                    "REMIT_STRIPE_LIVEMODE",
-                    "must be true or false",
-                ))
-            }
-        };
+    if let Some(live) = boolean("REMIT_STRIPE_LIVEMODE")? {
+        config.stripe_livemode = live;
     }
-    if let Some(public) = env("REMIT_METRICS_PUBLIC") {
-        config.metrics_public = !matches!(public.as_str(), "0" | "false" | "no");
+    // A value that is not a yes or a no is refused rather than read as "public": `off` must
+    // never leave the metrics open.
+    if let Some(public) = boolean("REMIT_METRICS_PUBLIC")? {
+        config.metrics_public = public;
     }
-    if let Some(allow) = env("REMIT_WEBHOOK_ALLOW_PRIVATE") {
-        config.notify.webhook_allow_private = match allow.as_str() {
-            "1" | "true" | "yes" => true,
-            "0" | "false" | "no" => false,
-            _ => {
-                return Err(Error::invalid(
-                    "REMIT_WEBHOOK_ALLOW_PRIVATE",
-                    "must be true or false",
-                ))
-            }
-        };
+    if let Some(allow) = boolean("REMIT_WEBHOOK_ALLOW_PRIVATE")? {
+        config.notify.webhook_allow_private = allow;
     }
     config.notify.sms = match env("REMIT_SMS_GATEWAY").as_deref() {
         None | Some("log") => super::SmsGatewayKind::Log,

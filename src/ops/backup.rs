@@ -33,7 +33,12 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     // with the connection's flags, so the copy could not be written.
     {
         let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
-        conn.execute("VACUUM INTO ?1", [&target_text])?;
+        // Into an empty file of the owner's only (SQLite takes an empty one), as the ledger is.
+        store::create_private(target)?;
+        if let Err(e) = conn.execute("VACUUM INTO ?1", [&target_text]) {
+            let _ = std::fs::remove_file(target);
+            return Err(e.into());
+        }
     }
     let open_copy = || -> Result<rusqlite::Connection> {
         Ok(rusqlite::Connection::open_with_flags(

@@ -8,10 +8,13 @@ use serde_json::json;
 use std::path::Path;
 
 /// In one transaction, re-encrypts every PII column (`EncryptedColumn::ALL`) and recomputes
-/// every blind index and the key check under the new key; forgets stored idempotent responses
-/// (a 48-hour cache); rewraps the audit keys and starts a new audit key whose first line
+/// every blind index and the key check under the new key, stored idempotent responses included;
+/// rewraps the audit keys and starts a new audit key whose first line
 /// records the rotation. Returns how many values were re-encrypted.
 pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> Result<usize> {
+    if !db.exists() {
+        return Err(Error::internal(format!("no database at {}", db.display())));
+    }
     let (old_master, _) = crate::crypto::load_master_key(db, old_key_hex, false)?;
     let old = Keys::new(&old_master);
     let new = Keys::new(new_key);
@@ -36,7 +39,21 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     for column in EncryptedColumn::ALL {
         let (table, name) = (column.table(), column.column());
         if *column == EncryptedColumn::IdempotentResponse {
-            tx.execute(&format!("DELETE FROM {table}"), [])?;
+            // Kept, so that a client's retry after the rotation is still answered by its
+            // first response (keyed by user and key, not by an id).
+            let rows: Vec<(String, String, String)> = tx
+                .prepare(&format!("SELECT user_id, key, {name} FROM {table}"))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut update = tx.prepare(&format!(
+                "UPDATE {table} SET {name} = ?3 WHERE user_id = ?1 AND key = ?2"
+            ))?;
+            for (user_id, key, stored) in rows {
+                let row = crate::service::idempotency::row_of(&user_id, &key);
+                let plain = old.open(*column, &row, &stored)?;
+                update.execute(params![user_id, key, new.seal(*column, &row, &plain)?])?;
+                count += 1;
+            }
             continue;
         }
         let rows: Vec<(String, String)> = tx

@@ -56,8 +56,13 @@ impl IdempotencyKey {
     }
 
     fn row(&self) -> String {
-        format!("{}.{}", self.user_id, self.key)
+        row_of(&self.user_id, &self.key)
     }
+}
+
+/// The name a stored response is encrypted under (its associated data): the user and the key.
+pub fn row_of(user_id: &str, key: &str) -> String {
+    format!("{user_id}.{key}")
 }
 
 /// A response stored for replay.

@@ -15,7 +15,8 @@ mod writer;
 
 pub use migrate::{latest_schema_version, migrate, schema_version};
 pub use open::{
-    journals_in_memory, open, open_connection, open_for_check, open_with_key, read_only_connection,
+    create_private, journals_in_memory, open, open_connection, open_for_check, open_with_key,
+    read_only_connection,
 };
 pub use writer::{WriteCtx, WriterStats};
 
@@ -69,6 +70,10 @@ pub struct OpenOptions {
     /// Keep the change log replication reads (`changes::ChangeLog`): `serve` with
     /// `REMIT_REPLICATE_TO`.
     pub track_changes: bool,
+    /// How long a batch that finds the file locked by another process (`Error::Busy`: a
+    /// command beside a busy server) is run again before it fails; besides the busy timeout
+    /// each attempt waits. Zero for the server, the file's only writer.
+    pub busy_wait: std::time::Duration,
 }
 
 impl OpenOptions {
@@ -82,6 +87,7 @@ impl OpenOptions {
             read_pool_size: crate::limits::READ_POOL_SIZE_DEFAULT,
             wal_max_bytes: crate::limits::WAL_MAX_MIB_DEFAULT << 20,
             track_changes: false,
+            busy_wait: std::time::Duration::ZERO,
         }
     }
 }
@@ -153,6 +159,7 @@ impl Store {
             changes::ChangeLog::hook(log, &conn)?;
         }
         let writer_changes = changes.clone();
+        let busy_wait = options.busy_wait;
         let committing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         writer::gate_commits(&conn, &committing)?;
         let writer_thread = std::thread::Builder::new()
@@ -167,6 +174,7 @@ impl Store {
                     events: &writer_events,
                     changes: writer_changes.as_deref(),
                     committing: &committing,
+                    busy_wait,
                 }
                 .run(&receiver)
             })

@@ -156,7 +156,32 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
     }
     let (master, key_source) =
         crate::crypto::load_master_key(&options.path, options.key_hex.as_deref(), options.create)?;
+    if options.create {
+        create_private(&options.path)?;
+    }
     open_with_key(options, &master, key_source)
+}
+
+/// Makes an empty file at `path`, readable by its owner only, unless one is there: SQLite
+/// gives a new database the process's default mode (world-readable under the usual umask), and
+/// its log and shared-memory files take the database's. Amounts and the audit log are not
+/// encrypted; they are not for every user of the machine.
+pub fn create_private(path: &Path) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        file.mode(0o600);
+    }
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::internal(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// `open` with a key already in hand (key rotation and tests).

@@ -513,6 +513,8 @@ pub(super) struct Writer<'a> {
     /// Set only while the writer runs its `COMMIT`: the connection's commit hook
     /// (`gate_commits`) refuses every other commit.
     pub committing: &'a AtomicBool,
+    /// How long a batch refused by another process's lock is run again (`OpenOptions`).
+    pub busy_wait: std::time::Duration,
 }
 
 /// Installs the hook that makes the writer's `COMMIT` the only way anything commits on its
@@ -638,6 +640,7 @@ impl Writer<'_> {
         // rolled back whole and run again with its journals in memory (every command may run
         // twice, `Store::write`), so it costs time, never an answer.
         let mut unbounded = batch.iter().any(|cmd| cmd.bulk());
+        let patience = std::time::Instant::now() + self.busy_wait;
         let commit = loop {
             if *journals != Some(unbounded) {
                 match super::open::journals_in_memory(conn, unbounded) {
@@ -652,6 +655,14 @@ impl Writer<'_> {
                     "SQLite could not write (a command journaled more than 4 MiB, which should be submitted with Store::write_bulk, or the disk is full): the batch of {size} runs again with its journals in memory"
                 );
                 unbounded = true;
+                continue;
+            }
+            // Another process's writer (a server beside this command) held the file through
+            // the busy timeout: rolled back whole, the batch runs again while patience lasts.
+            if matches!(commit, Err(Error::Busy)) && std::time::Instant::now() < patience {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    crate::limits::BUSY_RETRY_PAUSE_MS,
+                ));
                 continue;
             }
             break commit;

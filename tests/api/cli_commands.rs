@@ -232,6 +232,48 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
     let ran = run(cmd);
     assert_ne!(ran.code, Some(0));
     assert!(ran.stderr.contains("--key-file"), "{ran}");
+    // Served without its key, the copy is refused for the key it lacks, and no new key is made
+    // beside it (one would pass for the copy's own).
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["serve", "--db"])
+        .arg(&copy)
+        .args(["--addr", "127.0.0.1:0"]);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("no encryption key for the existing database"),
+        "{ran}"
+    );
+    assert!(
+        !remit::crypto::key_file_path(&copy).exists(),
+        "a key file was made beside the copy"
+    );
+}
+
+/// Only `serve` makes a ledger: `rotate-key` on a mistyped path says there is none and leaves
+/// nothing behind, with a key or without one.
+#[test]
+fn rotate_key_on_a_path_without_a_database_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    for key in [Some(TEST_KEY), None] {
+        let mut cmd = remit(dir.path(), key);
+        cmd.args(["rotate-key", "--new-key-file"])
+            .arg(&key_file)
+            .args(["--db"])
+            .arg(dir.path().join("nothere.db"));
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(ran.stderr.contains("no database at"), "{ran}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("nothere"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
 }
 
 #[test]
@@ -320,4 +362,25 @@ fn db_goes_before_or_after_the_command_and_server_options_only_with_the_server()
     });
     assert_eq!(demo.code, Some(2), "{demo}");
     assert!(!elsewhere.exists(), "a refused command line writes nothing");
+}
+
+/// The ledger, its log and its backups are the owner's only: amounts and the audit log are not
+/// encrypted, and SQLite gives a new file the process's default mode (world-readable).
+#[cfg(unix)]
+#[test]
+fn the_ledger_its_log_and_its_backups_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let copy = dir.path().join("copy.db");
+    let made = cli(&db, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(made.code, Some(0), "{made}");
+    for file in [db.clone(), dir.path().join("remit.db-wal"), copy] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    assert!(server.terminate().success(), "{}", server.log());
 }

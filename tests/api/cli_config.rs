@@ -96,3 +96,48 @@ fn every_setting_the_configuration_reads_is_named_in_help_and_in_the_readme() {
         assert!(readme.contains(name), "the README does not name {name}");
     }
 }
+
+/// A yes-or-no setting takes the usual words in any case and refuses the rest: before, only
+/// `0`, `false` and `no` closed `/metrics`, so `off` silently left it open.
+#[test]
+fn a_yes_or_no_setting_refuses_a_word_it_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+        .env("REMIT_METRICS_PUBLIC", "nope");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("REMIT_METRICS_PUBLIC") && ran.stderr.contains("true or false"),
+        "{ran}"
+    );
+    assert!(!dir.path().join("m.db").exists(), "nothing made");
+    for word in ["OFF", " off ", "No", "on"] {
+        let line = listening_line(
+            dir.path(),
+            &["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"],
+            &[("ENCRYPTION_KEY", TEST_KEY), ("REMIT_METRICS_PUBLIC", word)],
+        );
+        assert!(line.starts_with("remit listening on"), "{word:?}: {line}");
+    }
+}
+
+/// The server calls itself (the simulator's results) at the address it prints: an IPv6 one
+/// in brackets, or its results never arrive.
+#[test]
+fn an_ipv6_listener_is_named_in_brackets() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let line = listening_line(
+        dir.path(),
+        &["serve", "--db", "./v6.db", "--addr", "[::1]:0"],
+        &[("ENCRYPTION_KEY", TEST_KEY)],
+    );
+    assert!(
+        line.starts_with("remit listening on http://[::1]:"),
+        "{line}"
+    );
+}

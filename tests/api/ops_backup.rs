@@ -256,6 +256,12 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
         &json!({"reason": "too much this week"}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    // A request whose answer the client may not have seen: its retry after the rotation must
+    // be a replay, not a second escrow.
+    let retried = json!({"recipientPhone": "0711000222", "recipientName": "Baraka",
+                         "totalAmountUsd": 40, "categories": ["water"]});
+    let first = server.post_with_key("/escrows", &sender, &retried, "escrow-before-rotation");
+    assert_eq!(first.status, 201, "{}", first.text);
     assert!(server.terminate().success(), "{}", server.log());
     let before = read_only(&db)
         .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get::<_, i64>(0))
@@ -388,6 +394,13 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
     );
     let users = server.get("/users", &admin);
     assert!(users.text.contains("Amina Otieno"), "{}", users.text);
+    let replay = server.post_with_key("/escrows", &sender, &retried, "escrow-before-rotation");
+    assert_eq!(
+        (replay.status, &replay.body["escrowId"]),
+        (201, &first.body["escrowId"]),
+        "the retry is answered by its first response: {}",
+        replay.text
+    );
     assert!(server.terminate().success(), "{}", server.log());
     // Lines written after the rotation, under the new audit key, verify too.
     let after = check(&db, NEW_KEY);
@@ -431,4 +444,67 @@ fn key_rotation_is_refused_while_a_server_holds_the_database() {
     );
     assert_eq!(check(&db, NEW_KEY).code, Some(2), "the new key does not");
     assert!(server.terminate().success(), "{}", server.log());
+}
+
+/// A command-line write beside a server that writes without pause (a backup's audit line,
+/// `fx set`) gets through: SQLite gives a waiting process no turn, and one probe of a busy
+/// server saw a backup made and checked, then reported failed as "busy" for its audit line;
+/// a command's batch refused by the server's lock now runs again for up to two minutes.
+#[test]
+fn command_line_writes_beside_a_server_writing_without_pause_get_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = counter();
+    let ran: Vec<Ran> = std::thread::scope(|s| {
+        for _ in 0..8 {
+            let (server, sender, stop, written) = (&server, &sender, &stop, &written);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let r = server.post(
+                        "/escrows",
+                        sender,
+                        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru",
+                                "totalAmountUsd": 10, "categories": ["rent"]}),
+                    );
+                    assert_eq!(r.status, 201, "{}", r.text);
+                    written.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_for_count(&written, 200);
+        let mut ran = Vec::new();
+        for rate in ["150", "151", "152"] {
+            let mut cmd = remit(dir.path(), Some(TEST_KEY));
+            cmd.args(["fx", "set", "USD-KES", rate, "--db"]).arg(&db);
+            ran.push(run(cmd));
+        }
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("backup")
+            .arg(dir.path().join("beside-load.db"))
+            .arg("--db")
+            .arg(&db);
+        ran.push(run(cmd));
+        stop.store(true, Ordering::SeqCst);
+        ran
+    });
+    for one in &ran {
+        assert_eq!(one.code, Some(0), "{one}");
+    }
+    eprintln!(
+        "{} escrows written beside the commands",
+        written.load(Ordering::SeqCst)
+    );
+    assert!(server.terminate().success(), "{}", server.log());
+    let rate: i64 = read_only(&db)
+        .query_row(
+            "SELECT rate_kes_per_usd_e4 FROM fx_rates WHERE pair = 'USD-KES'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rate, 1_520_000, "the last rate set");
 }

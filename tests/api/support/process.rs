@@ -273,6 +273,19 @@ impl Server {
     pub fn post(&self, path: &str, token: &str, body: &Value) -> Answer {
         self.call("POST", path, Some(token), Some(body))
     }
+
+    /// A POST with an `Idempotency-Key`.
+    pub fn post_with_key(&self, path: &str, token: &str, body: &Value, key: &str) -> Answer {
+        call_with(
+            &self.http,
+            &self.base,
+            ("POST", path),
+            Some(token),
+            Some(body),
+            &[("Idempotency-Key", key)],
+        )
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
 }
 
 impl Drop for Server {
@@ -302,11 +315,26 @@ pub fn call(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Result<Answer, ureq::Error> {
+    call_with(http, base, (method, path), token, body, &[])
+}
+
+/// `call` with more headers.
+pub fn call_with(
+    http: &ureq::Agent,
+    base: &str,
+    (method, path): (&str, &str),
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Answer, ureq::Error> {
     let mut builder = ureq::http::Request::builder()
         .method(method)
         .uri(format!("{base}{path}"));
     if let Some(token) = token {
         builder = builder.header("Authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let mut response = match body {
         Some(body) => http.run(
