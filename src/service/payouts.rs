@@ -395,12 +395,25 @@ struct PayoutRow {
     receipt: Option<String>,
     /// Sent through the simulator: nothing real moved.
     simulated: bool,
+    /// Why it is flagged, if it is: its result, once applied, settles what the flag asked.
+    flag_reason: Option<String>,
+}
+
+impl PayoutRow {
+    /// An audit line's details, naming the flag its result cleared, if any.
+    fn details(&self, mut details: serde_json::Value) -> serde_json::Value {
+        if let Some(reason) = &self.flag_reason {
+            details["flagCleared"] = json!(reason);
+        }
+        details
+    }
 }
 
 fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
     conn.prepare_cached(
         "SELECT p.status, p.payment_request_id, p.escrow_id, r.category_id, p.amount_usd_cents,
-         p.amount_kes_cents, r.approved_day, p.receipt, p.gateway IS 'simulator' AS simulated
+         p.amount_kes_cents, r.approved_day, p.receipt, p.gateway IS 'simulator' AS simulated,
+         p.flag_reason
          FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
     )?
     .query_row([payout_id], |r| {
@@ -414,6 +427,7 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
             approved_day: r.get("approved_day")?,
             receipt: r.get("receipt")?,
             simulated: r.get("simulated")?,
+            flag_reason: r.get("flag_reason")?,
         })
     })
     .optional()?
@@ -520,7 +534,8 @@ pub fn apply_result(
             )?;
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
-                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
+                 flagged = 0, flag_reason = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
@@ -528,8 +543,10 @@ pub fn apply_result(
                 &actor.id,
                 "payout.succeeded",
                 payout_id.as_str(),
-                &json!({"receipt": receipt, "paymentRequestId": row.request_id,
+                &row.details(
+                    json!({"receipt": receipt, "paymentRequestId": row.request_id,
                         "simulated": row.simulated}),
+                ),
             )?;
             ctx.emit(
                 EventType::PaymentRequestPaid,
@@ -555,7 +572,8 @@ pub fn apply_result(
             )?;
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
-                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL WHERE id = :id")?.execute(named_params! {
+                 failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
+                 flagged = 0, flag_reason = NULL WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
                     ":at": at,
                 })?;
@@ -564,8 +582,10 @@ pub fn apply_result(
                 &actor.id,
                 "payout.failed",
                 payout_id.as_str(),
-                &json!({"resultCode": code, "paymentRequestId": row.request_id,
+                &row.details(
+                    json!({"resultCode": code, "paymentRequestId": row.request_id,
                         "simulated": row.simulated}),
+                ),
             )?;
             ctx.emit(
                 EventType::PaymentRequestFailed,

@@ -815,3 +815,53 @@ fn a_failure_held_before_the_gateway_answered_is_still_asked_about_at_once() {
         .unwrap();
     assert_eq!(due.0, due.1, "still due when the failure came");
 }
+
+/// Guards against: a payout flagged while its outcome was unknown (a queue timeout) kept its
+/// flag, "money stays reserved", after its real result paid it: senders saw a paid payout
+/// flagged, and it stayed in the operator's flagged list with nothing left to resolve.
+#[test]
+fn the_result_that_settles_a_flagged_payout_clears_its_flag() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let (payout, originator, _) = app.payout_ids(&request);
+    let timeout = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}?timeout=1"),
+        None,
+        Some((
+            "application/json",
+            json!({"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "The service request timed out.",
+                "OriginatorConversationID": originator, "ConversationID": "AG_1"}})
+            .to_string()
+            .as_bytes(),
+        )),
+        &[],
+    );
+    assert_eq!(timeout.status, 200, "{}", timeout.text);
+    let flagged = app.wait_for_payout_flag(&request);
+    assert_eq!(flagged["status"], "approved", "{flagged}");
+    let listed = app.get("/payouts?status=flagged", &app.admin);
+    assert!(listed.text.contains(&payout), "{}", listed.text);
+    let paid = post_result(&app, &b2c_result(&originator, "AG_1", json!(0)));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let view = app.wait_for_status(&request, &["paid"]);
+    assert_eq!(
+        (&view["payout"]["flagged"], &view["payout"]["flagReason"]),
+        (&json!(false), &serde_json::Value::Null),
+        "{view}"
+    );
+    let listed = app.get("/payouts?status=flagged", &app.admin);
+    assert!(!listed.text.contains(&payout), "{}", listed.text);
+    let audit = app.audit_lines_of(&escrow, &payout);
+    let succeeded = audit
+        .iter()
+        .find(|l| l["action"] == "payout.succeeded")
+        .expect("a payout.succeeded line");
+    assert!(
+        succeeded["details"]["flagCleared"]
+            .as_str()
+            .is_some_and(|r| r.contains("queue timeout")),
+        "{succeeded}"
+    );
+    app.assert_integrity();
+}
