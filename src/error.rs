@@ -91,6 +91,19 @@ impl Error {
         }
     }
 
+    /// The same error naming `to` where it named `from`: a rule of the service that names an
+    /// amount by its decimal spelling (`amountKes`), told to a client that sent the other
+    /// (`amountKesCents`).
+    pub fn naming(self, from: &str, to: &str) -> Error {
+        match self {
+            Error::Validation { field, message } if field == from => Error::Validation {
+                field: to.to_string(),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// An internal error whose detail goes only to the log.
     pub fn internal(detail: impl fmt::Display) -> Error {
         Error::Internal(detail.to_string())

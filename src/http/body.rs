@@ -58,6 +58,11 @@ impl Fields {
         }
     }
 
+    /// Whether the body names `field` (with a value other than null).
+    pub fn has(&self, field: &str) -> bool {
+        self.map.get(field).is_some_and(|v| !v.is_null())
+    }
+
     /// A required string.
     pub fn string(&mut self, field: &str) -> Result<String> {
         let name = self.name(field);

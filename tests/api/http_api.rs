@@ -378,6 +378,19 @@ fn payment_requests_validate_their_fields_by_name() {
         "B2C minimum: {}",
         r.text
     );
+    // The same rules, told to a client that sent cents, name the field it sent.
+    for (cents, why) in [(500, "B2C minimum"), (150_050, "whole shillings")] {
+        let mut body = phone.clone();
+        body.as_object_mut().unwrap().remove("amountKes");
+        body["amountKesCents"] = json!(cents);
+        let r = app.post("/payment-requests", &app.agent, &body);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("amountKesCents")),
+            "{why}: {}",
+            r.text
+        );
+    }
 }
 
 #[test]

@@ -121,6 +121,19 @@ fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
         r.text
     );
     assert!(r.text.contains("KES 7,612.50"), "{}", r.text);
+    // Sent in cents, the same refusals name the field sent.
+    for (body, named) in [
+        (json!({"amountKesCents": 800_000}), "amountKesCents"),
+        (json!({"amountUsdCents": 6_000}), "amountUsdCents"),
+    ] {
+        let r = app.post_with_key(&path, &app.agent, &body, named);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some(named)),
+            "{}",
+            r.text
+        );
+    }
     // Without a reference, a retry is only safe with an Idempotency-Key: it is required.
     let r = app.post(&path, &app.agent, &json!({"amountUsd": 10}));
     assert_eq!(

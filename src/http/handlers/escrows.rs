@@ -143,8 +143,20 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[Role::Agent])?;
     let escrow_id = EscrowId::parse(req.param(0))?;
     let mut f = req.fields()?;
+    // The service's rules name the amounts by their decimal spelling; a client that sent cents
+    // hears of the field it sent.
+    let usd_sent = if f.has("amountUsdCents") {
+        "amountUsdCents"
+    } else {
+        "amountUsd"
+    };
     let usd_amount = opt_usd(&mut f, "amountUsd", app.config.escrow_total_max)?;
     let kes_major = f.take("amountKes");
+    let kes_sent = if kes_major.is_some() {
+        "amountKes"
+    } else {
+        "amountKesCents"
+    };
     let kes_minor = f.take("amountKesCents");
     let amount = match (usd_amount, kes_major.is_some() || kes_minor.is_some()) {
         (Some(usd), false) => CashAmount::Usd(usd),
@@ -180,8 +192,11 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
         });
     }
     idempotency::write(&app.store, key, move |ctx| {
-        let recorded =
-            deposits::record_cash(ctx, &actor, &escrow_id, reference.as_deref(), amount)?;
+        let recorded = deposits::record_cash(ctx, &actor, &escrow_id, reference.as_deref(), amount)
+            .map_err(|e| {
+                e.naming("amountKes", kes_sent)
+                    .naming("amountUsd", usd_sent)
+            })?;
         let status = if recorded.outcome == DepositOutcome::Duplicate {
             200
         } else {

@@ -49,10 +49,19 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         note,
     };
     let ttl_s = app.config.request_ttl_s;
+    // The service's rules name the amount `amountKes`; a client that sent cents hears of the
+    // field it sent.
+    let sent = if major.is_some() {
+        "amountKes"
+    } else {
+        "amountKesCents"
+    };
     // A request acts only through the writer's context: requests made together share a
     // savepoint.
     idempotency::write_repeatable(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::create(ctx, &actor, &input, ttl_s).map(|v| Reply::json(201, &v))
+        service::create(ctx, &actor, &input, ttl_s)
+            .map(|v| Reply::json(201, &v))
+            .map_err(|e| e.naming("amountKes", sent))
     })
 }
 
