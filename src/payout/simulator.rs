@@ -20,15 +20,20 @@ pub struct Simulator {
     pub timeout_accounts: Vec<String>,
 }
 
-/// Does the job's account (number or reference, `+` ignored) appear in `list`?
+/// Does the job's account (number or reference, `+` ignored; a phone in any of its spellings,
+/// `0799…` as `254799…`) appear in `list`?
 fn account_matches(job: &PayoutJob, list: &[String]) -> bool {
     let number = job.account.number();
     let found = [Some(number.as_str()), job.account.account_reference()]
         .into_iter()
         .flatten()
         .any(|v| {
-            list.iter()
-                .any(|a| a == v || a.trim_start_matches('+') == v.trim_start_matches('+'))
+            list.iter().any(|a| {
+                let phone = crate::domain::KenyanPhone::parse("account", a).ok();
+                a == v
+                    || a.trim_start_matches('+') == v.trim_start_matches('+')
+                    || phone.is_some_and(|p| p.daraja() == v.trim_start_matches('+'))
+            })
         });
     found
 }

@@ -234,6 +234,21 @@ fn a_phone_payout_goes_out_as_b2c() {
     assert_eq!(paid["payout"]["method"], "b2c");
 }
 
+/// A phone listed in `REMIT_SIM_FAIL_ACCOUNTS` as a person writes it (`0722 000 333`) fails
+/// whatever spelling the request used.
+#[test]
+fn a_failing_phone_is_matched_in_any_spelling() {
+    let app = spawn_app_with(|c| c.sim_fail_accounts = vec!["0722 000 333".into()]);
+    let escrow = app.active_escrow(100, &["a"]);
+    let r = app.post("/payment-requests", &app.agent, &json!({"escrowId": escrow, "category": "a", "amountKes": 1500,
+        "merchantName": "Mama Mboga", "merchantAccount": {"type": "phone", "number": "+254722000333"}}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    assert_eq!(app.approve(&id).status, 200);
+    let failed = app.wait_for_status(&id, &["failed", "paid"]);
+    assert_eq!(failed["status"], "failed", "{failed}");
+}
+
 #[test]
 fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
     let app = spawn_app_with(|c| c.payout_timeout_s = 1);
