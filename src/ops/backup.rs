@@ -7,6 +7,10 @@ use std::path::Path;
 
 /// Writes a consistent copy (`VACUUM INTO` reads one snapshot and never blocks the writer),
 /// then opens and checks it; audited.
+///
+/// The copy is made under a hidden name beside the target (`.NAME.PID.partial`), synced, checked
+/// and only then given the target's name, so a file under that name is always a whole backup:
+/// a backup killed half-way, or one whose copy could not be checked, leaves nothing there.
 pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> {
     if target.exists() {
         return Err(Error::internal(format!(
@@ -25,31 +29,80 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
             dir.display()
         )));
     }
-    let target_text = target
+    let name = target
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| Error::internal("the backup path must end in a UTF-8 file name"))?;
+    let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let made = copy_and_check(store, &partial);
+    let report = match made.and_then(|report| publish(&partial, target, dir).map(|()| report)) {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let details = json!({"clean": report.is_clean(), "bytes": std::fs::metadata(target).map(|m| m.len()).unwrap_or(0)});
+    store.write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))?;
+    Ok(report)
+}
+
+/// `VACUUM INTO` the hidden file, sync it, and run the integrity check on it.
+fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Report> {
+    let partial_text = partial
         .to_str()
-        .ok_or_else(|| Error::internal("the backup path is not UTF-8"))?
-        .to_string();
+        .ok_or_else(|| Error::internal("the backup path is not UTF-8"))?;
     // Not on a pooled read connection: those are read-only, and SQLite opens the INTO file
     // with the connection's flags, so the copy could not be written.
     {
         let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
         // Into an empty file of the owner's only (SQLite takes an empty one), as the ledger is.
-        store::create_private(target)?;
-        if let Err(e) = conn.execute("VACUUM INTO ?1", [&target_text]) {
-            let _ = std::fs::remove_file(target);
-            return Err(e.into());
-        }
+        store::create_private(partial)?;
+        conn.execute("VACUUM INTO ?1", [partial_text])?;
     }
+    sync(partial)?;
     let open_copy = || -> Result<rusqlite::Connection> {
         Ok(rusqlite::Connection::open_with_flags(
-            target,
+            partial,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )?)
     };
     let copy = open_copy()?;
-    let report = crate::integrity::check_on_two(&copy, open_copy, store.keys())?;
-    drop(copy);
-    let details = json!({"clean": report.is_clean(), "bytes": std::fs::metadata(target).map(|m| m.len()).unwrap_or(0)});
-    store.write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))?;
-    Ok(report)
+    crate::integrity::check_on_two(&copy, open_copy, store.keys())
+}
+
+/// Gives the finished copy the backup's name without ever replacing a file that appeared
+/// there meanwhile: a hard link fails if the name is taken. Where links are not supported
+/// (a FAT memory stick), a rename after one more look.
+fn publish(partial: &Path, target: &Path, dir: &Path) -> Result<()> {
+    let taken = || {
+        Error::internal(format!(
+            "{} already exists; choose a new file",
+            target.display()
+        ))
+    };
+    match std::fs::hard_link(partial, target) {
+        // The backup is whole under its name now; a second name left behind is only untidy.
+        Ok(()) => {
+            let _ = std::fs::remove_file(partial);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(taken()),
+        Err(_) => {
+            if target.exists() {
+                return Err(taken());
+            }
+            std::fs::rename(partial, target).map_err(|e| {
+                Error::internal(format!("cannot name the backup {}: {e}", target.display()))
+            })?;
+        }
+    }
+    // The new name is durable once the directory is; not every platform can sync one.
+    let _ = sync(dir);
+    Ok(())
+}
+
+fn sync(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| Error::internal(format!("cannot sync {}: {e}", path.display())))
 }

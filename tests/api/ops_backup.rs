@@ -508,3 +508,78 @@ fn command_line_writes_beside_a_server_writing_without_pause_get_through() {
         .unwrap();
     assert_eq!(rate, 1_520_000, "the last rate set");
 }
+
+/// Files in `dir` whose names end in `.partial`: a backup's copy before it is whole.
+fn partial_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect()
+}
+
+#[test]
+fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
+    // Regression: `remit backup` wrote straight into the target, so a backup killed half-way
+    // (a power cut, a pulled stick) left a file under the backup's name that was no backup.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    {
+        // A copy long enough (a few hundred ms) to be killed in the middle of it.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE ballast (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 192)
+             INSERT INTO ballast SELECT randomblob(1048576) FROM n;",
+        )
+        .unwrap();
+    }
+    let target = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&target).arg("--db").arg(&db);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Act: kill -9 as soon as the copy has begun.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while partial_files(dir.path()).is_empty() && !target.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Assert: nothing under the backup's name; the half-made copy is named as one.
+    assert!(
+        !target.exists(),
+        "a killed backup left {} behind",
+        target.display()
+    );
+    let left = partial_files(dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(".backup.db."), "{left:?}");
+
+    // The next backup to the same name is whole, checks clean, and tidies only its own file.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&target).arg("--db").arg(&db);
+    let again = run(cmd);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(partial_files(dir.path()), left);
+    let copy = check(&target, TEST_KEY);
+    assert_eq!(copy.code, Some(0), "{copy}");
+    let count = |db: &std::path::Path, table: &str| -> i64 {
+        read_only(db)
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&target, "ballast"), 192);
+    assert_eq!(count(&target, "users"), count(&db, "users"));
+}
