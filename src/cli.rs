@@ -140,8 +140,14 @@ struct ServeArgs {
     /// Also create demo users and escrows, and print their tokens.
     #[arg(long)]
     demo: bool,
-    /// HTTP worker threads.
-    #[arg(long, env = "REMIT_WORKERS", default_value_t = crate::limits::HTTP_WORKERS_DEFAULT)]
+    /// HTTP worker threads (1 to 256).
+    #[arg(
+        long,
+        env = "REMIT_WORKERS",
+        default_value_t = crate::limits::HTTP_WORKERS_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::limits::HTTP_WORKERS_MAX as u64)
+    )]
     workers: usize,
 }
 
@@ -606,7 +612,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
-    config.workers = args.workers.clamp(1, crate::limits::HTTP_WORKERS_MAX);
+    config.workers = args.workers;
     let _lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.

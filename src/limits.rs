@@ -14,6 +14,9 @@ pub const CATEGORY_NAME_BYTES_MAX: usize = 32;
 pub const ESCROW_TOTAL_USD_CENTS_MAX_DEFAULT: i64 = 1_000_000;
 /// Default largest payment request (KES 1,000,000.00), configurable.
 pub const REQUEST_KES_CENTS_MAX_DEFAULT: i64 = 100_000_000;
+/// Largest value `REMIT_MAX_ESCROW_USD` and `REMIT_MAX_REQUEST_KES` take, in major units: far
+/// above any remittance, and far enough below i64 that no sum or FX product of amounts nears it.
+pub const AMOUNT_LIMIT_MAJOR_MAX: i64 = 1_000_000_000;
 /// M-Pesa B2C per-transaction floor (KES 10.00).
 pub const B2C_KES_CENTS_MIN: i64 = 1_000;
 /// M-Pesa B2C per-transaction ceiling (KES 250,000.00).

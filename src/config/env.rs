@@ -157,7 +157,13 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
     config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
     config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
     if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
-        config.payout_timeout_s = s.max(1);
+        if s < 1 {
+            return Err(Error::invalid(
+                "REMIT_PAYOUT_TIMEOUT_S",
+                "must be a whole number of seconds, at least 1",
+            ));
+        }
+        config.payout_timeout_s = s;
     }
     if let Some(n) = parse_env::<usize>("REMIT_MAX_CONNECTIONS")? {
         if !(16..=crate::limits::CONNECTIONS_MAX_LIMIT).contains(&n) {
@@ -206,17 +212,32 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
             ))
         }
     };
-    if let Some(v) = parse_env::<String>("REMIT_MAX_ESCROW_USD")? {
-        let cents = crate::money::parse_major("REMIT_MAX_ESCROW_USD", &v, 2)?;
+    if let Some(cents) = amount_limit("REMIT_MAX_ESCROW_USD")? {
         config.escrow_total_max =
             crate::money::UsdCents::new(cents).unwrap_or(config.escrow_total_max);
     }
-    if let Some(v) = parse_env::<String>("REMIT_MAX_REQUEST_KES")? {
-        let cents = crate::money::parse_major("REMIT_MAX_REQUEST_KES", &v, 2)?;
+    if let Some(cents) = amount_limit("REMIT_MAX_REQUEST_KES")? {
         config.request_kes_max =
             crate::money::KesCents::new(cents).unwrap_or(config.request_kes_max);
     }
     Ok(config)
+}
+
+/// An amount limit in major units, in cents: above zero (a limit of 0 would refuse every
+/// escrow or request) and at most `AMOUNT_LIMIT_MAJOR_MAX` (so no sum of amounts nears i64).
+fn amount_limit(name: &str) -> Result<Option<i64>> {
+    let Some(text) = parse_env::<String>(name)? else {
+        return Ok(None);
+    };
+    let cents = crate::money::parse_major(name, &text, 2)?;
+    let max = crate::limits::AMOUNT_LIMIT_MAJOR_MAX;
+    if cents == 0 || cents > max * 100 {
+        return Err(Error::invalid(
+            name,
+            format!("must be greater than 0 and at most {max}"),
+        ));
+    }
+    Ok(Some(cents))
 }
 
 /// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable

@@ -122,6 +122,63 @@ fn a_yes_or_no_setting_refuses_a_word_it_does_not_know() {
     }
 }
 
+/// A limit that would refuse everything, or one out of range, stops the start with a sentence
+/// naming it: before, `REMIT_MAX_ESCROW_USD=0` started a server that refused every escrow,
+/// `REMIT_PAYOUT_TIMEOUT_S=0` and `--workers 0` were quietly read as 1, and `--workers 100000`
+/// as 256.
+#[test]
+fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], (&str, &str), &str); 7] = [
+        (&[], ("REMIT_MAX_ESCROW_USD", "0"), "greater than 0"),
+        (&[], ("REMIT_MAX_ESCROW_USD", "0.00"), "greater than 0"),
+        (
+            &[],
+            ("REMIT_MAX_REQUEST_KES", "1000000000.01"),
+            "at most 1000000000",
+        ),
+        (&[], ("REMIT_MAX_REQUEST_KES", "-5"), "greater than zero"),
+        (&[], ("REMIT_PAYOUT_TIMEOUT_S", "0"), "at least 1"),
+        (
+            &["--workers", "0"],
+            ("REMIT_SIM_DELAY_MS", "0"),
+            "--workers",
+        ),
+        (&[], ("REMIT_WORKERS", "100000"), "--workers"),
+    ];
+    for (args, (name, value), says) in cases {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db", "./l.db", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .env(name, value);
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{name}={value} {args:?}: {ran}");
+        assert!(ran.stderr.contains(says), "{name}={value} {args:?}: {ran}");
+        if !args.is_empty() || name == "REMIT_WORKERS" {
+            continue;
+        }
+        assert!(ran.stderr.contains(name), "{name}={value}: {ran}");
+    }
+    assert!(!dir.path().join("l.db").exists(), "nothing made");
+    // The ends of each range are taken.
+    for (name, value) in [
+        ("REMIT_MAX_ESCROW_USD", "0.01"),
+        ("REMIT_MAX_REQUEST_KES", "1000000000"),
+        ("REMIT_PAYOUT_TIMEOUT_S", "1"),
+        ("REMIT_WORKERS", "256"),
+    ] {
+        let line = listening_line(
+            dir.path(),
+            &["serve", "--db", "./l.db", "--addr", "127.0.0.1:0"],
+            &[("ENCRYPTION_KEY", TEST_KEY), (name, value)],
+        );
+        assert!(
+            line.starts_with("remit listening on"),
+            "{name}={value}: {line}"
+        );
+    }
+}
+
 /// The server calls itself (the simulator's results) at the address it prints: an IPv6 one
 /// in brackets, or its results never arrive.
 #[test]
