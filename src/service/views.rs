@@ -730,6 +730,17 @@ fn select_requests(
     )
 }
 
+/// A user id on a request, as `viewer` sees it: the recipient's own id is for staff and the
+/// recipient, never for a sender (its time would tell whether the phone had an account before
+/// the escrow); a sender reads null, "the recipient".
+fn unless_recipient_to_sender(
+    viewer: &Actor,
+    user: Option<UserId>,
+    recipient_id: &UserId,
+) -> Option<UserId> {
+    user.filter(|user| !(viewer.role == Role::Sender && user == recipient_id))
+}
+
 pub(crate) fn request_from_row(
     keys: &Keys,
     viewer: &Actor,
@@ -791,12 +802,12 @@ pub(crate) fn request_from_row(
         merchant_name,
         merchant_account,
         note,
-        requested_by: if viewer.role == Role::Sender && requested_by == recipient_id {
-            None
-        } else {
-            Some(requested_by)
-        },
-        decided_by: r.get(R::DECIDED_BY as usize)?,
+        requested_by: unless_recipient_to_sender(viewer, Some(requested_by), &recipient_id),
+        decided_by: unless_recipient_to_sender(
+            viewer,
+            r.get(R::DECIDED_BY as usize)?,
+            &recipient_id,
+        ),
         decided_at: r.get(R::DECIDED_AT as usize)?,
         reason,
         created_at: r.get(R::CREATED as usize)?,

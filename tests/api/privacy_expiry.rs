@@ -535,4 +535,43 @@ fn a_sender_never_sees_the_recipients_user_id_as_who_asked_or_who_acted() {
     );
     let full = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(full.text.contains(&recipient_id), "{}", full.text);
+
+    // Nor as who decided: a request the recipient cancels was decided by the recipient
+    // (regression: `decidedBy` gave the sender the id `requestedBy` hid).
+    let r = app.post(
+        "/payment-requests",
+        &app.recipient,
+        &json!({"escrowId": escrow, "category": "electricity", "amountKes": 100, "merchantName": "Kenya Power",
+                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "79"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let withdrawn = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let cancelled = app.post(
+        &format!("/payment-requests/{withdrawn}/cancel"),
+        &app.recipient,
+        &json!({}),
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(cancelled.body["decidedBy"], json!(recipient_id));
+    let decided_by = |token: &str| {
+        let r = app.get(&format!("/payment-requests/{withdrawn}"), token);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "cancelled", "{}", r.text);
+        r.body["decidedBy"].clone()
+    };
+    assert_eq!(decided_by(&app.sender), Value::Null);
+    assert_eq!(decided_by(&app.admin), json!(recipient_id));
+    assert_eq!(decided_by(&app.recipient), json!(recipient_id));
+    let listed = app.get(&format!("/payment-requests?escrowId={escrow}"), &app.sender);
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains(&recipient_id), "{}", listed.text);
+    // The sender's own decisions still name the sender.
+    let sender_id = app.get("/me", &app.sender).body["userId"].clone();
+    let rejected = app.post(
+        &format!("/payment-requests/{by_agent}/reject"),
+        &app.sender,
+        &json!({"reason": "not this month"}),
+    );
+    assert_eq!(rejected.status, 200, "{}", rejected.text);
+    assert_eq!(rejected.body["decidedBy"], sender_id);
 }
