@@ -854,6 +854,7 @@ async function main() {
     const receipt = agent.locator(tid('payment-receipt'));
     await receipt.waitFor();
     assert(await text(receipt.locator(tid('receipt-number'))) === receipt1, 'the payment receipt shows another number than the M-Pesa receipt');
+    assert(await text(receipt.locator('.receipt-number .muted')) === 'M-Pesa receipt', 'the payment receipt does not say its number is M-Pesa\'s');
     assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kes1 * 100), 'the payment receipt does not show the KES paid');
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(usdFor(kes1)), 'the payment receipt does not show the USD taken');
     await checkScreen(agent, 'request details with its receipt');
@@ -990,6 +991,11 @@ async function main() {
     assert((await text(card.locator(tid('resolve-explain-failed')))).includes('goes back to its category'), 'the Failed choice is not explained');
     await card.locator(tid('resolve-submit')).click();
     assert(await text(card.locator(`${tid('resolve-receipt')} ~ .field-error`)) === 'Enter the M-Pesa receipt, or choose Failed.', 'Paid without a receipt is not refused beside the receipt field');
+    await card.locator(tid('resolve-receipt')).fill('<b>x</b>');
+    await card.locator(tid('resolve-submit')).click();
+    assert((await text(card.locator(`${tid('resolve-receipt')} ~ .field-error`))).startsWith('An M-Pesa receipt is letters and digits only'), 'a receipt that is not an M-Pesa code is not refused beside the receipt field');
+    assert(!(await card.locator(tid('resolve-confirm')).isVisible()), 'a malformed receipt reached the confirmation');
+    await card.locator(tid('resolve-receipt')).fill('');
     await card.locator(tid('resolve-outcome-failed')).check();
     await card.locator(tid('resolve-submit')).click();
     const confirm = card.locator(tid('resolve-confirm'));

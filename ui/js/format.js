@@ -29,14 +29,18 @@ export function centsToInput(cents) {
 }
 
 // Decimal text ("1,500.5", "500") as an integer of 10^-places units, or null when it is not a
-// positive amount with at most `places` decimals. Integer arithmetic on the digits only.
+// positive amount with at most `places` decimals. Commas only between groups of three digits
+// ("1,50" is a typo, not 150), no blanks inside, no point without decimals after it ("5."), as
+// the server reads amounts. Integer arithmetic on the digits only.
 export function parseDecimal(text, places) {
-  const s = String(text === null || text === undefined ? '' : text).trim().replace(/[,\s]/g, '');
-  const m = /^(\d{1,12})(?:\.(\d*))?$/.exec(s);
+  const s = String(text === null || text === undefined ? '' : text).trim();
+  const m = /^(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$/.exec(s);
   if (!m) return null;
+  const whole = m[1].replace(/,/g, '');
+  if (whole.length > 12) return null;
   const frac = m[2] || '';
   if (frac.length > places) return null;
-  const n = Number(m[1]) * 10 ** places + Number(frac.padEnd(places, '0') || 0);
+  const n = Number(whole) * 10 ** places + Number(frac.padEnd(places, '0') || 0);
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 

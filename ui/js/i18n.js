@@ -310,6 +310,7 @@ export const en = {
   'escrows.tokenFor': 'Sign-in token for {name}',
   'escrows.tokenExplain': 'Send it to {name} privately (for example by SMS). They open this site, choose Sign in and paste it. If it is lost, an admin can give them a new one.',
   'escrows.tokenElsewhere': 'An admin can give them a token instead.',
+  'escrows.tokenRefused': 'This recipient cannot be given a token from here.',
   'token.once': 'This token is shown only once. Copy it now and hand it over privately; it cannot be shown again.',
   'token.done': 'I have copied it',
   'token.newLabel': 'New token',
@@ -364,6 +365,8 @@ export const en = {
   'newEscrow.err.categoryTwice': 'This category is named twice.',
   'newEscrow.err.tooMany': 'At most {n} categories.',
   'newEscrow.err.sum': 'The amounts add up to {sum}, but the total is {total}.',
+  'newEscrow.err.limitOverTotal': 'The daily limit cannot be more than the total ({total}).',
+  'newEscrow.err.centEach': 'The total is too small to split over {n} categories: each needs at least USD 0.01.',
 
   // ---- agent and recipient: finding escrows, deposits
   'find.introPayments': 'Active escrows. Find the recipient\u2019s escrow, then make a payment request for them.',
@@ -423,7 +426,7 @@ export const en = {
   'request.previewWhole': 'Whole shillings only, e.g. 1500.',
   'request.previewNoRate': 'The exchange rate is not available yet.',
   'request.previewRate': 'At KES {rate} per USD (rate of {at}). The rate is fixed when you send.',
-  'request.defaultRate': 'the default rate',
+  'request.previewDefaultRate': 'At KES {rate} per USD (the default rate: none has been set). The rate is fixed when you send.',
   'request.overBalance': 'Cannot be sent: this costs {need} but {category} has only {left} left.',
   'request.sentNotice': 'Sent for approval: {kes} = {usd}.',
   'request.openDetails': 'Open this request',
@@ -550,6 +553,7 @@ export const en = {
   'resolve.yesFailed': 'Yes, it failed',
   'resolve.back': 'Back',
   'resolve.err.receipt': 'Enter the M-Pesa receipt, or choose Failed.',
+  'resolve.err.receiptShape': 'An M-Pesa receipt is letters and digits only, like QK12AB34CD. Copy it from the M-Pesa message.',
   'resolve.donePaid': 'The payout of {kes} is recorded as paid.',
   'resolve.doneFailed': 'The payout of {kes} is recorded as failed; its money is back in its category.',
 
@@ -968,6 +972,7 @@ export const sw = {
   'escrows.tokenFor': 'Tokeni ya kuingia ya {name}',
   'escrows.tokenExplain': 'Mtumie {name} kwa siri (kwa mfano kwa SMS). Afungue tovuti hii, achague Ingia, kisha aibandike. Ikipotea, msimamizi anaweza kumpa mpya.',
   'escrows.tokenElsewhere': 'Msimamizi anaweza kumpa tokeni badala yake.',
+  'escrows.tokenRefused': 'Mpokeaji huyu hawezi kupewa tokeni kutoka hapa.',
   'token.once': 'Tokeni hii inaonyeshwa mara moja tu. Inakili sasa na uikabidhi kwa siri; haiwezi kuonyeshwa tena.',
   'token.done': 'Nimeinakili',
   'token.newLabel': 'Tokeni mpya',
@@ -1022,6 +1027,8 @@ export const sw = {
   'newEscrow.err.categoryTwice': 'Kundi hili limetajwa mara mbili.',
   'newEscrow.err.tooMany': 'Makundi yasizidi {n}.',
   'newEscrow.err.sum': 'Kiasi cha makundi kinafika {sum}, lakini jumla ni {total}.',
+  'newEscrow.err.limitOverTotal': 'Kikomo cha siku hakiwezi kuzidi jumla ({total}).',
+  'newEscrow.err.centEach': 'Jumla ni ndogo mno kugawanywa kwa makundi {n}: kila moja linahitaji angalau USD 0.01.',
 
   // ---- agent and recipient: finding escrows, deposits
   'find.introPayments': 'Mifuko inayotumika. Tafuta mfuko wa mpokeaji, kisha umtumie ombi la malipo.',
@@ -1081,7 +1088,7 @@ export const sw = {
   'request.previewWhole': 'Shilingi kamili tu, kwa mfano 1500.',
   'request.previewNoRate': 'Kiwango cha ubadilishaji hakipatikani bado.',
   'request.previewRate': 'Kwa KES {rate} kwa dola moja (kiwango cha {at}). Kiwango kinawekwa unapotuma.',
-  'request.defaultRate': 'kiwango cha kawaida',
+  'request.previewDefaultRate': 'Kwa KES {rate} kwa dola moja (kiwango cha kawaida: hakuna kilichowekwa). Kiwango kinawekwa unapotuma.',
   'request.overBalance': 'Haliwezi kutumwa: linagharimu {need} lakini {category} imebaki na {left} tu.',
   'request.sentNotice': 'Limetumwa ili liidhinishwe: {kes} = {usd}.',
   'request.openDetails': 'Fungua ombi hili',
@@ -1208,6 +1215,7 @@ export const sw = {
   'resolve.yesFailed': 'Ndiyo, hayakufaulu',
   'resolve.back': 'Rudi',
   'resolve.err.receipt': 'Andika risiti ya M-Pesa, au chagua Hayakufaulu.',
+  'resolve.err.receiptShape': 'Risiti ya M-Pesa ni herufi na tarakimu tu, kama QK12AB34CD. Nakili kutoka kwenye ujumbe wa M-Pesa.',
   'resolve.donePaid': 'Malipo ya {kes} yameandikwa kuwa yamelipwa.',
   'resolve.doneFailed': 'Malipo ya {kes} yameandikwa kuwa hayakufaulu; pesa zake zimerudi kwenye kundi lake.',
 

@@ -29,12 +29,13 @@ function printButton() {
   return button(t('receipt.print'), { variant: 'primary', testid: 'print-receipt', class: 'no-print', onclick: () => window.print() });
 }
 
-function frame(kind, title, number, lines, extra, actions) {
+// `numberLabel` says whose number it is: remit's own (a cash deposit's D-number) or M-Pesa's.
+function frame(kind, title, numberLabel, number, lines, extra, actions) {
   return el('section', { class: 'receipt-area', testid: `${kind}-receipt`, 'aria-label': title },
     el('div', { class: 'receipt-card card' },
       el('header', { class: 'receipt-head' },
         el('div', null, el('p', { class: 'receipt-brand' }, 'remit'), el('h2', null, title)),
-        el('p', { class: 'receipt-number' }, el('span', { class: 'muted small' }, t('receipt.number')), el('br'),
+        el('p', { class: 'receipt-number' }, el('span', { class: 'muted small' }, numberLabel), el('br'),
           el('strong', { class: 'mono', testid: 'receipt-number' }, number || '—'))),
       extra,
       el('dl', { class: 'receipt-lines' }, lines.filter(Boolean)),
@@ -48,7 +49,7 @@ export function depositReceipt(d, e, opts = {}) {
   const rateE4 = d.rateKesPerUsdE4 || null;
   const due = e ? Math.max(0, Number(e.totalAmountUsdCents) - Number(e.depositedUsdCents || 0)) : null;
   const r = (e && e.recipient) || {};
-  return frame('deposit', t('receipt.depositTitle'), d.receiptNumber, [
+  return frame('deposit', t('receipt.depositTitle'), t('receipt.number'), d.receiptNumber, [
     line(t('receipt.date'), when(d.createdAt || new Date().toISOString())),
     inKes ? line(t('receipt.received'), kes(d.amountKesCents), 'receipt-amount-kes') : null,
     inKes && rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
@@ -70,7 +71,7 @@ export function paymentReceipt(r, e) {
   const sim = p.simulated
     ? el('p', { class: 'receipt-simulated', testid: 'receipt-simulated' }, simulatedTag('receipt-simulated-tag'), ' ', t('receipt.simulated'))
     : null;
-  return frame('payment', t('receipt.paymentTitle'), p.mpesaReceipt, [
+  return frame('payment', t('receipt.paymentTitle'), t('payout.receipt'), p.mpesaReceipt, [
     line(t('receipt.paidAt'), when(p.resultAt || r.updatedAt)),
     line(t('receipt.paidTo'), [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'receipt-merchant'),
     line(t('receipt.amount'), kes(r.amountKesCents), 'receipt-amount-kes'),

@@ -76,7 +76,7 @@ export async function viewEscrows(root, ctx) {
     const go = el('button', { type: 'submit', class: 'button primary', testid: 'recipient-token-create', hidden: Boolean(refused) }, t('escrows.tokenCreate'));
     const form = el('form', { class: 'confirm', testid: 'recipient-token-form' },
       el('p', null, t('escrows.tokenAsk', { name })),
-      el('p', { class: 'muted small' }, t('escrows.tokenWhy')),
+      el('p', { class: 'muted small' }, t('escrows.tokenWhy', { name })),
       refused ? el('div', { class: 'form-error', role: 'alert' },
         el('span', { testid: 'recipient-token-refused' }, refused), el('br'), t('escrows.tokenElsewhere')) : formError(),
       el('div', { class: 'actions' }, go, button(refused ? t('common.close') : t('common.notNow'), { testid: 'recipient-token-cancel', onclick: close })));
@@ -86,7 +86,8 @@ export async function viewEscrows(root, ctx) {
         r = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/recipient-token`, {});
       } catch (err) {
         if (!err || err.code !== 'invalid_state') throw err;
-        tokens.set(e.escrowId, { refused: err.message });
+        // The server's sentence names an admin route; the sender gets the UI's own words.
+        tokens.set(e.escrowId, { refused: t('escrows.tokenRefused') });
         rebuild(e);
         return;
       }
@@ -118,7 +119,8 @@ export async function viewEscrows(root, ctx) {
       box.append(data ? journalTable(data) : el('p', { class: 'muted' }, t('common.loading')));
     } else if (kind === 'cancel') {
       const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form' },
-        el('p', null, t('escrows.cancelAsk', { amount: usd(e.remainingUsdCents) })),
+        // Before activation the refund is what was deposited so far; after, what remains.
+        el('p', null, t('escrows.cancelAsk', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
         formError(),
         el('div', { class: 'actions' },
           el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, t('escrows.cancelYes')),

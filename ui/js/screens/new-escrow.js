@@ -116,7 +116,8 @@ export function viewNewEscrow(root) {
     const limitText = limit.input.value.trim();
     if (limitText) {
       const limitCents = parseDecimal(limitText, 2);
-      checks.push([limit.input, limitCents ? null : t('newEscrow.err.amount')]);
+      checks.push([limit.input, !limitCents ? t('newEscrow.err.amount')
+        : (totalCents && limitCents > totalCents ? t('newEscrow.err.limitOverTotal', { total: usd(totalCents) }) : null)]);
       body.dailyLimitUsd = limitText.replace(/[,\s]/g, '');
     }
     const shown = [];
@@ -153,6 +154,8 @@ export function viewNewEscrow(root) {
         seen.add(normalCategory(n));
       }
       if (!problem && list.length > CATEGORIES_MAX) problem = t('newEscrow.err.tooMany', { n: CATEGORIES_MAX });
+      // The total is split evenly in cents: each category needs one at least.
+      if (!problem && totalCents && totalCents < list.length) problem = t('newEscrow.err.centEach', { n: list.length });
       checks.push([names.input, problem]);
       body.categories = list.map((n) => normalCategory(n) || n);
       if (totalCents && list.length) {

@@ -67,7 +67,12 @@ function resolveForm(p, onResolved) {
   let confirmed = false;
   onSubmit(form, async () => {
     if (!confirmed) {
-      if (!checkFields(form, [[receipt.input, paid.checked && !receipt.input.value.trim() ? t('resolve.err.receipt') : null]])) return;
+      // M-Pesa's receipts are capitals and digits (QK12AB34CD): a typo here becomes the proof of
+      // payment printed on the customer's receipt, so anything else is refused before asking.
+      receipt.input.value = receipt.input.value.trim().toUpperCase();
+      const code = receipt.input.value;
+      const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{8,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
+      if (!checkFields(form, [[receipt.input, wrong]])) return;
       const what = paid.checked
         ? t('resolve.confirmPaid', { receipt: receipt.input.value.trim(), kes: kes(p.amountKesCents) })
         : t('resolve.confirmFailed', { kes: kes(p.amountKesCents), usd: usd(p.amountUsdCents) });

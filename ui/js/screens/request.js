@@ -123,7 +123,7 @@ export async function viewRequest(root, ctx, escrowId) {
       preview.append(
         el('p', { class: 'preview-amount' }, el('span', { testid: 'usd-equivalent-kes' }, kes(kesCents)), ' = ',
           el('strong', { testid: 'usd-equivalent-value' }, usd(cents))),
-        el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, t('request.previewRate', { rate: formatRate(e4), at: rate.updatedAt ? when(rate.updatedAt) : t('request.defaultRate') })));
+        el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, rate.updatedAt ? t('request.previewRate', { rate: formatRate(e4), at: when(rate.updatedAt) }) : t('request.previewDefaultRate', { rate: formatRate(e4) })));
       if (cat && cents > Number(cat.remainingUsdCents)) {
         over = t('request.overBalance', { need: usd(cents), left: usd(cat.remainingUsdCents), category: categoryLabel(cat.name) });
       }
