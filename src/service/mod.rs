@@ -30,6 +30,9 @@ pub struct Actor {
     pub id: String,
     /// What the actor may do.
     pub role: Role,
+    /// A recipient signed in with a token their sender gave them
+    /// (`POST /escrows/:id/recipient-token`) sees that sender's escrows only.
+    pub sender_scope: Option<UserId>,
 }
 
 impl Actor {
@@ -38,6 +41,7 @@ impl Actor {
         Actor {
             id: id.to_string(),
             role,
+            sender_scope: None,
         }
     }
 
@@ -46,7 +50,16 @@ impl Actor {
         Actor {
             id: format!("system:{name}"),
             role: Role::Admin,
+            sender_scope: None,
         }
+    }
+
+    /// May a token of this actor open an escrow of this sender? Always, but for a recipient's
+    /// token that a sender gave: that sender's only.
+    pub fn scope_allows(&self, sender_id: &UserId) -> bool {
+        self.sender_scope
+            .as_ref()
+            .is_none_or(|scope| scope == sender_id)
     }
 
     /// True for admins and the system.
@@ -92,7 +105,7 @@ impl EscrowParties {
         match actor.role {
             Role::Admin | Role::Agent => true,
             Role::Sender => actor.is(&self.sender_id),
-            Role::Recipient => actor.is(&self.recipient_id),
+            Role::Recipient => actor.is(&self.recipient_id) && actor.scope_allows(&self.sender_id),
         }
     }
 

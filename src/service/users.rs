@@ -135,13 +135,23 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
 
 /// Issues a token for a user and returns it; only its hash is stored.
 pub fn insert_token(conn: &Connection, user_id: &UserId, now: i64) -> Result<String> {
+    insert_scoped_token(conn, user_id, None, now)
+}
+
+/// `insert_token` for a token that opens one sender's escrows only (`Actor::sender_scope`).
+fn insert_scoped_token(
+    conn: &Connection,
+    user_id: &UserId,
+    sender_scope: Option<&UserId>,
+    now: i64,
+) -> Result<String> {
     // The prefix is part of the token, so it is random too.
     for _ in 0..4 {
         let token = format!("rmt_{}", crypto::random_hex(TOKEN_RANDOM_BYTES));
         let hash = crypto::sha256(token.as_bytes());
         let inserted = conn
-            .prepare_cached("INSERT INTO api_tokens (token_hash, prefix, user_id, created_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![hash.as_slice(), &token[..TOKEN_PREFIX_CHARS], user_id, crate::time::rfc3339(now)]);
+            .prepare_cached("INSERT INTO api_tokens (token_hash, prefix, user_id, created_at, sender_scope) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![hash.as_slice(), &token[..TOKEN_PREFIX_CHARS], user_id, crate::time::rfc3339(now), sender_scope]);
         match inserted {
             Err(e) if is_unique_violation(&e) => continue,
             other => {
@@ -269,7 +279,12 @@ pub fn issue_recipient_token(
             "only an admin can give this recipient a token (POST /users/:id/tokens)".into(),
         ));
     }
-    let token = insert_token(ctx.conn, &recipient, ctx.now)?;
+    // It opens this sender's escrows only: another sender may make one to the same phone
+    // later, and whoever holds this token (this sender, until they hand it over) must not
+    // read it.
+    let sender = UserId::parse(&actor.id)
+        .map_err(|_| Error::internal("a recipient token is given by a user"))?;
+    let token = insert_scoped_token(ctx.conn, &recipient, Some(&sender), ctx.now)?;
     ctx.audit(
         &actor.id,
         "token.issued",
@@ -316,15 +331,18 @@ pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<R
 /// The user behind a bearer token, unless unknown or revoked.
 pub fn authenticate(conn: &Connection, token: &str) -> Result<Actor> {
     let hash = crypto::sha256(token.as_bytes());
-    let row: Option<(UserId, Role)> = conn
+    let row: Option<(UserId, Role, Option<UserId>)> = conn
         .prepare_cached(
-            "SELECT u.id, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+            "SELECT u.id, u.role, t.sender_scope FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
         )?
-        .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let (id, role) = row.ok_or(Error::Unauthenticated)?;
-    Ok(Actor::user(&id, role))
+    let (id, role, sender_scope) = row.ok_or(Error::Unauthenticated)?;
+    Ok(Actor {
+        sender_scope,
+        ..Actor::user(&id, role)
+    })
 }
 
 /// Records when tokens were last used, many at once (called from a background thread so

@@ -400,6 +400,10 @@ pub fn escrows(
         conditions.push(owner);
         params.push((":viewer", &viewer.id));
     }
+    if let Some(scope) = &viewer.sender_scope {
+        conditions.push("sender_id = :scope");
+        params.push((":scope", scope));
+    }
     if let Some(status) = &filter.status {
         // With an owner the owner's index is the narrower one (`+` keeps the planner off the
         // status index, which holds everyone's escrows).
@@ -875,6 +879,10 @@ pub fn payment_requests(
     }
     if matches!(viewer.role, Role::Sender | Role::Recipient) {
         params.push((":viewer", &viewer.id));
+    }
+    if let Some(scope) = &viewer.sender_scope {
+        conditions.push("e.sender_id = :scope".into());
+        params.push((":scope", scope));
     }
     if let Some(escrow_id) = &escrow_id {
         conditions.push("r.escrow_id = :escrow".into());

@@ -250,6 +250,96 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     assert_eq!(r.body["error"], refused, "{}", r.text);
 }
 
+/// Regression: the token a sender gave opened every escrow of its holder, so once a second
+/// sender made an escrow to the same phone, whoever held the first sender's token read the
+/// second sender's escrow: the name they typed, their amounts, merchants and notes.
+#[test]
+fn a_token_a_sender_gave_opens_that_senders_escrows_only() {
+    let app = spawn_app();
+    let escrow_of = |token: &str, name: &str| {
+        let r = app.post(
+            "/escrows",
+            token,
+            &json!({"recipientPhone": "0711 666 777", "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["escrowId"].as_str().unwrap().to_string()
+    };
+    let mine = escrow_of(&app.sender, "Juma");
+    let r = app.post(
+        &format!("/escrows/{mine}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let given = r.body["token"].as_str().unwrap().to_string();
+    let recipient_id = r.body["userId"].as_str().unwrap().to_string();
+    // Later, another sender sends to the same phone; the escrow is funded and asked of.
+    let theirs = escrow_of(&app.other_sender, "Juma Otieno (private)");
+    let r = app.post(
+        &format!("/escrows/{theirs}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": 40, "reference": "scope-1"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let their_request = app.request(&theirs, "rent", 1_000, "CLINIC-7");
+
+    let escrow_ids = |token: &str| -> Vec<String> {
+        let r = app.get("/escrows?limit=200", token);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["escrowId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The given token: the giver's escrow, and nothing of the other sender's, in any view.
+    assert_eq!(escrow_ids(&given), vec![mine.clone()]);
+    assert_eq!(app.get(&format!("/escrows/{mine}"), &given).status, 200);
+    for path in [
+        format!("/escrows/{theirs}"),
+        format!("/escrows/{theirs}/journal"),
+        format!("/payment-requests?escrowId={theirs}"),
+        format!("/payment-requests/{their_request}"),
+    ] {
+        let r = app.get(&path, &given);
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+    }
+    let listed = app.get("/payment-requests?limit=200", &given);
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains(&their_request), "{}", listed.text);
+    assert!(!listed.text.contains("CLINIC-7"), "{}", listed.text);
+    let ask = app.post(
+        "/payment-requests",
+        &given,
+        &json!({"escrowId": theirs, "category": "rent", "amountKes": 100, "merchantName": "Shop",
+                "merchantAccount": {"type": "till", "number": "123456"}}),
+    );
+    assert_eq!(ask.status, 404, "{}", ask.text);
+    let cancel = app.post(
+        &format!("/payment-requests/{their_request}/cancel"),
+        &given,
+        &json!({}),
+    );
+    assert_eq!(cancel.status, 404, "{}", cancel.text);
+    // A token an admin issues is the recipient's own: it opens both.
+    let r = app.post(
+        &format!("/users/{recipient_id}/tokens"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let own = r.body["token"].as_str().unwrap().to_string();
+    let mut both = escrow_ids(&own);
+    both.sort();
+    let mut expected = vec![mine, theirs];
+    expected.sort();
+    assert_eq!(both, expected);
+    let r = app.get(&format!("/payment-requests/{their_request}"), &own);
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 #[test]
 fn category_names_are_taken_as_people_type_them() {
     let app = spawn_app();

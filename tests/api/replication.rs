@@ -920,6 +920,24 @@ DROP TABLE sms_messages; DROP TABLE webhook_attempts; DROP TABLE webhook_deliver
 DROP TABLE webhook_endpoints; DROP TABLE outbox_positions; DROP TABLE outbox_events;
 ALTER TABLE users DROP COLUMN language; ALTER TABLE payouts DROP COLUMN stuck_event_at;";
 
+/// Schema 12 undone: `api_tokens` as schema 1 made it (a column that references another table
+/// cannot be dropped, so the table is made again).
+const TOKEN_SCOPE_UNDONE: &str = "
+PRAGMA foreign_keys = OFF;
+CREATE TABLE api_tokens_before (
+    token_hash   BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+    prefix       TEXT NOT NULL UNIQUE,
+    user_id      TEXT NOT NULL REFERENCES users(id),
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+) STRICT;
+INSERT INTO api_tokens_before
+    SELECT token_hash, prefix, user_id, created_at, last_used_at, revoked_at FROM api_tokens;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_before RENAME TO api_tokens;
+CREATE INDEX api_tokens_user ON api_tokens(user_id);";
+
 // A ledger made before replication existed (schema 7) is migrated by remit and then
 // replicated whole; and a replica made at an older schema version is made again from the
 // file's own definitions when the file's schema has moved on.
@@ -947,9 +965,11 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     ts.store.close();
     let db = ts.db_path();
     {
-        // Back to schema 7, as an older remit left it: no index of waiting requests by id
-        // (schema 10), no notifications (schema 9), no stamps, no counter, no ledger id.
+        // Back to schema 7, as an older remit left it: no token scopes (schema 12), no index
+        // of waiting requests by id (schema 10), no notifications (schema 9), no stamps, no
+        // counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(TOKEN_SCOPE_UNDONE).unwrap();
         conn.execute_batch("DROP INDEX payment_requests_waiting_by_id;")
             .unwrap();
         conn.execute_batch(NOTIFICATIONS_UNDONE).unwrap();

@@ -331,8 +331,19 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
                 tx.execute_batch(&format!("DELETE FROM main.{table}"))
                     .unwrap();
             }
+            // The columns schema 10 has (a later schema may add some).
+            let columns: Vec<String> = tx
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info('{table}', 'main')"
+                ))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let columns = columns.join(", ");
             tx.execute_batch(&format!(
-                "INSERT INTO main.{table} SELECT * FROM latest.{table}"
+                "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM latest.{table}"
             ))
             .unwrap();
         }
@@ -668,4 +679,57 @@ fn after_sqlite_undoes_a_batch_nothing_commits_outside_it() {
         "the second command once, the refused write never"
     );
     t.assert_integrity();
+}
+
+/// Schema 12 scopes the tokens senders gave before it from the audit line that gave each:
+/// a sender's `token.issued` names the escrow, an admin's does not.
+#[test]
+fn schema_12_scopes_the_tokens_senders_gave_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    let mut files: Vec<_> = std::fs::read_dir(&schema)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files[10].ends_with("0011_rows_by_key.sql"), "{files:?}");
+    for file in files.iter().take(11) {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(&std::fs::read_to_string(file).unwrap())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    // Two recipients with a token each: one a sender gave, one an admin issued.
+    conn.execute_batch(
+        "PRAGMA user_version = 11;
+         INSERT INTO users (id, role, name_enc, created_at) VALUES
+             ('usr_sender', 'sender', 'x', '2026-12-01T00:00:00Z'),
+             ('usr_given', 'recipient', 'x', '2026-12-01T00:00:00Z'),
+             ('usr_issued', 'recipient', 'x', '2026-12-01T00:00:00Z');
+         INSERT INTO api_tokens (token_hash, prefix, user_id, created_at) VALUES
+             (randomblob(32), 'rmt_given000', 'usr_given', '2026-12-01T00:00:00Z'),
+             (randomblob(32), 'rmt_issued00', 'usr_issued', '2026-12-01T00:00:00Z');
+         INSERT INTO audit_log (seq, at, actor, action, entity, details, prev_mac, mac) VALUES
+             (1, '2026-12-01T00:00:00Z', 'usr_sender', 'token.issued', 'usr_given',
+              '{\"prefix\":\"rmt_given000\",\"escrowId\":\"esc_1\"}', x'00', x'00'),
+             (2, '2026-12-01T00:00:00Z', 'system:cli', 'token.issued', 'usr_issued',
+              '{\"prefix\":\"rmt_issued00\"}', x'00', x'00');",
+    )
+    .unwrap();
+
+    store::migrate(&mut conn).unwrap();
+
+    let scope = |prefix: &str| -> Option<String> {
+        conn.query_row(
+            "SELECT sender_scope FROM api_tokens WHERE prefix = ?1",
+            [prefix],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(scope("rmt_given000").as_deref(), Some("usr_sender"));
+    assert_eq!(scope("rmt_issued00"), None);
 }
