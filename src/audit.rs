@@ -435,16 +435,21 @@ pub struct AuditLine {
 }
 
 /// Audit lines about an entity and, for an escrow, about its requests and payouts too.
-pub fn lines_for(conn: &Connection, entity: &str, limit: u32) -> Result<Vec<AuditLine>> {
+pub fn lines_for(
+    conn: &Connection,
+    entity: &str,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<AuditLine>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, action, entity, details, mac FROM audit_log
-         WHERE entity = ?1 OR entity IN (SELECT id FROM payment_requests WHERE escrow_id = ?1)
+         WHERE seq > ?3 AND (entity = ?1 OR entity IN (SELECT id FROM payment_requests WHERE escrow_id = ?1)
             OR entity IN (SELECT id FROM deposits WHERE escrow_id = ?1)
             OR entity IN (SELECT p.id FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
-                          WHERE r.escrow_id = ?1)
+                          WHERE r.escrow_id = ?1))
          ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![entity, limit], |r| {
+    let rows = stmt.query_map(params![entity, limit, after_seq], |r| {
         let details: String = r.get(5)?;
         let mac: Vec<u8> = r.get(6)?;
         Ok(AuditLine {

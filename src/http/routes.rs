@@ -165,7 +165,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/users", Bearer, users::create).only(ADMIN),
     route(Post, "/users/:id/tokens", Bearer, users::issue_token).only(ADMIN),
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
-    route(Get, "/audit", Bearer, admin::audit).with_query(&["entity"]),
+    route(Get, "/audit", Bearer, admin::audit).with_query(&["entity", PAGE[0], PAGE[1]]),
     route(Get, "/admin/integrity", Bearer, admin::integrity),
     route(Get, "/admin/float", Bearer, admin::float),
     route(Get, "/admin/replication", Bearer, admin::replication),

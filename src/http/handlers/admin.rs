@@ -11,7 +11,7 @@ use crate::limits::{AUDIT_ROWS_MAX, REFERENCE_BYTES_MAX};
 use crate::money::RateKesPerUsd;
 use crate::service::payouts::{self, PayoutFilter, PayoutResult};
 use crate::service::views::DepositFilter;
-use crate::service::{fx, views, EscrowParties, Items, Role};
+use crate::service::{fx, views, EscrowParties, Page, Role};
 use serde::Serialize;
 
 /// `GET /health`.
@@ -96,7 +96,35 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             field: "entity".into(),
         })?
         .to_string();
-    let items = app.store.read(move |conn, _| {
+    // Pages of at most 1,000 lines (the default), oldest first; the cursor is the last
+    // line's `seq`.
+    let limit = match req.query("limit") {
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=AUDIT_ROWS_MAX).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {AUDIT_ROWS_MAX}"),
+                )
+            })?,
+        None => AUDIT_ROWS_MAX,
+    };
+    let after_seq = match req.query("cursor").filter(|c| !c.is_empty()) {
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|seq| {
+                *seq >= 1
+                    && text.len() <= 18
+                    && !text.starts_with('0')
+                    && text.bytes().all(|b| b.is_ascii_digit())
+            })
+            .ok_or_else(|| Error::invalid("cursor", "is not a cursor this API returned"))?,
+        None => 0,
+    };
+    let page = app.store.read(move |conn, _| {
         // A sender may read the audit of their own escrow; nobody else but admins.
         let recipient = if actor.is_admin() {
             None
@@ -108,7 +136,7 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             }
             Some(parties.recipient_id)
         };
-        let mut lines = crate::audit::lines_for(conn, &entity, AUDIT_ROWS_MAX)?;
+        let mut lines = crate::audit::lines_for(conn, &entity, after_seq, limit + 1)?;
         if let Some(recipient) = recipient {
             // The recipient's user id would tell a sender, by its time, whether the phone had
             // an account before their escrow (views hide it from senders for that reason):
@@ -122,9 +150,9 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
                 }
             }
         }
-        Ok(lines)
+        Ok(Page::of(lines, limit, |line| line.seq.to_string()))
     })?;
-    Ok(Reply::json(200, &Items { items }))
+    Ok(Reply::json(200, &page))
 }
 
 /// `GET /admin/integrity`.
