@@ -199,6 +199,28 @@ fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
     assert_eq!(items[0]["reference"], "pi_eur");
     assert!(items[0]["flagReason"].as_str().unwrap().contains("eur"));
     assert_eq!(app.get("/deposits", &app.agent).status, 403);
+    // By escrow: its deposits; an escrow that does not exist is 404, as on
+    // /payment-requests (it was an empty 200, which reads as "no deposits").
+    let own = app.get(&format!("/deposits?escrowId={escrow}"), &app.admin);
+    assert_eq!(own.status, 200, "{}", own.text);
+    assert!(
+        !own.body["items"].as_array().unwrap().is_empty(),
+        "{}",
+        own.text
+    );
+    for unknown in [
+        "bogus",
+        "pr_01m8yevggs2eed6vwrxpvfbgpm",
+        "esc_01m8yevggs2eed6vwrxpvfbgpm",
+    ] {
+        let r = app.get(&format!("/deposits?escrowId={unknown}"), &app.admin);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (404, Some("not_found")),
+            "{unknown}: {}",
+            r.text
+        );
+    }
     let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(audit.text.contains("deposit.flagged"), "{}", audit.text);
 }

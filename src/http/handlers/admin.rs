@@ -208,10 +208,23 @@ pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let filter = status_param(req, DepositFilter::parse)?.unwrap_or(DepositFilter::All);
     let (limit, cursor) = page_params(req, crate::domain::DepositId::is_shaped)?;
-    let escrow_id = req.query("escrowId");
-    let page = app
-        .store
-        .read(|conn, _| views::deposits(conn, filter, escrow_id, limit, cursor.as_deref()))?;
+    // An escrow that does not exist is 404, as on `GET /payment-requests`, not an empty list.
+    let escrow_id = req
+        .query("escrowId")
+        .map(crate::domain::EscrowId::parse)
+        .transpose()?;
+    let page = app.store.read(|conn, _| {
+        if let Some(escrow_id) = &escrow_id {
+            EscrowParties::load(conn, escrow_id)?;
+        }
+        views::deposits(
+            conn,
+            filter,
+            escrow_id.as_ref().map(|id| id.as_str()),
+            limit,
+            cursor.as_deref(),
+        )
+    })?;
     Ok(Reply::json(200, &page))
 }
 
