@@ -226,6 +226,12 @@ pub const SMS_BATCH_MAX: u32 = 32;
 pub const SMS_CALL_TIMEOUT_S: u64 = 15;
 /// Longest answer read from the SMS gateway.
 pub const SMS_ANSWER_BYTES_MAX: u64 = 64 * 1024;
+/// At shutdown, how long the HTTP workers go on answering requests already read, while the
+/// connections that carried them end (a connection in the middle of a slow head is not waited
+/// for longer).
+pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
+/// How often the shutdown looks whether every connection has ended.
+pub const SHUTDOWN_DRAIN_POLL_MS: u64 = 5;
 /// At shutdown, how long the webhook workers are waited for (one in the middle of a delivery is
 /// left to finish it; its attempt is made again after the restart).
 pub const NOTIFY_STOP_WAIT_MS: u64 = 2_000;

@@ -16,7 +16,8 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
     BODY_BYTES_MAX, BODY_DEADLINE_MS, HEADER_LINES_MAX, HEAD_BYTES_MAX, HEAD_DEADLINE_MS,
-    KEEPALIVE_IDLE_MS, UNAUTHENTICATED_WORKERS_DIVISOR, WRITE_DEADLINE_MS,
+    KEEPALIVE_IDLE_MS, SHUTDOWN_DRAIN_MS, SHUTDOWN_DRAIN_POLL_MS, UNAUTHENTICATED_WORKERS_DIVISOR,
+    WRITE_DEADLINE_MS,
 };
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -114,8 +115,25 @@ pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
 }
 
 impl HttpServer {
-    /// Stops accepting and waits for every request in flight to be answered.
+    /// Stops accepting and waits for every request in flight to be answered: first no new
+    /// connection or request is read, idle connections end, and the workers go on answering
+    /// what was read until every connection has ended (each ends once its last answer is
+    /// written), for at most `SHUTDOWN_DRAIN_MS` (a client that sends a head byte by byte gets
+    /// no longer); then the workers stop. Before, the workers stopped at once, and a request
+    /// already read but not yet taken by a worker was dropped, answered 500 and never logged.
     pub fn shutdown(self) {
+        self.server.stop_accepting();
+        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
+        while self.server.num_connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(SHUTDOWN_DRAIN_POLL_MS));
+        }
+        if self.server.num_connections() > 0 {
+            log::info!(
+                "stopping with {} connection(s) still open (a request not read whole in {} ms)",
+                self.server.num_connections(),
+                SHUTDOWN_DRAIN_MS
+            );
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for _ in 0..self.workers.len() {
             self.server.unblock();

@@ -476,9 +476,16 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+impl Server {
+    /// remit patch: stops accepting connections and reading new requests, and ends idle
+    /// connections, but keeps the queue: requests already read (or being read now) are still
+    /// received by `recv`, so that a graceful stop answers them instead of dropping them (a
+    /// dropped request is answered 500). `num_connections` falls to 0 once every connection's
+    /// last request is answered; then nothing more can arrive.
+    pub fn stop_accepting(&self) {
+        if self.close.swap(true, Relaxed) {
+            return;
+        }
         // remit patch: idle connections end now; busy ones after their response.
         self.registry.shutdown_idle();
         // Connect briefly to ourselves to unblock the accept thread
@@ -494,6 +501,13 @@ impl Drop for Server {
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // remit patch: `stop_accepting` may have done this already.
+        self.stop_accepting();
 
         #[cfg(unix)]
         if let ListenAddr::Unix(addr) = &self.listening_addr {

@@ -116,13 +116,19 @@ impl Registry {
     }
 
     /// Shuts down every idle connection (the server is going away).
+    ///
+    /// remit patch: each is taken out of the registry, as an evicted one is, so that a request
+    /// whose head arrives at this moment is not handled on a socket already shut down (it was:
+    /// it was applied, and its answer was lost): its `set_busy` fails and it is closed unread.
     pub(crate) fn shutdown_idle(&self) {
-        let entries = self.lock();
-        for entry in entries.map.values() {
-            if matches!(entry.stage, Stage::Idle(_)) {
+        let mut entries = self.lock();
+        entries.map.retain(|_, entry| {
+            let idle = matches!(entry.stage, Stage::Idle(_));
+            if idle {
                 let _ = entry.socket.shutdown(Shutdown::Both);
             }
-        }
+            !idle
+        });
     }
 }
 
