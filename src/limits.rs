@@ -98,6 +98,8 @@ pub const STRIPE_TOLERANCE_S: i64 = 300;
 pub const PAYOUT_TIMEOUT_S_DEFAULT: i64 = 600;
 /// Gateway transport attempts before a payout is left for the operator.
 pub const PAYOUT_ATTEMPTS_MAX: i64 = 8;
+/// Payouts read at start whose results the gateway still owes (the simulator posts them).
+pub const RESUMED_PAYOUTS_MAX: u32 = 10_000;
 /// Simulator callback delay when not configured.
 pub const SIM_DELAY_MS_DEFAULT: u64 = 2_000;
 /// Users, tokens or audit lines shown per admin page.

@@ -90,6 +90,11 @@ pub trait Gateway: Send + Sync {
         None
     }
 
+    /// Hands over, at start, the payouts this gateway accepted before the last stop whose result
+    /// never came (with the `ConversationID` it gave each). A gateway that cannot be asked
+    /// about them (`can_query` false) owes their results; one that can is asked as usual.
+    fn resume(&self, _unanswered: Vec<(PayoutJob, String)>, _urls: &CallbackUrls) {}
+
     /// Asks for the account balances; the result comes to the result URL. `None` when this
     /// gateway cannot.
     fn query_balance(&self, _urls: &CallbackUrls) -> Option<Result<Ack, GatewayError>> {

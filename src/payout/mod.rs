@@ -18,7 +18,9 @@ pub use simulator::Simulator;
 use crate::config::{Config, GatewayKind};
 use crate::domain::PayoutId;
 use crate::error::{Error, Result};
-use crate::limits::{PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS, STATUS_QUERY_BACKOFF_S_MAX};
+use crate::limits::{
+    PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS, RESUMED_PAYOUTS_MAX, STATUS_QUERY_BACKOFF_S_MAX,
+};
 use crate::service::payouts::{self, PayoutJob, PayoutResult, Unknown};
 use crate::service::Actor;
 use crate::store::Store;
@@ -228,11 +230,27 @@ impl Worker {
         Ok(false)
     }
 
+    /// Hands the gateway the payouts it accepted before the last stop and never answered
+    /// (`Gateway::resume`).
+    fn resume(&self) {
+        let name = self.gateway.name();
+        match self
+            .store
+            .read(|conn, keys| payouts::unanswered(conn, keys, name, RESUMED_PAYOUTS_MAX))
+        {
+            Ok(unanswered) => self.gateway.resume(unanswered, &self.urls),
+            Err(e) => {
+                log::error!("payout worker cannot read the payouts sent before the restart: {e:?}")
+            }
+        }
+    }
+
     /// Starts the worker thread; it stops soon after `stopping` is set (and its wakeup rung).
     pub fn start(self, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("remit-payouts".into())
             .spawn(move || {
+                self.resume();
                 let idle = Duration::from_millis(PAYOUT_WORKER_IDLE_MS);
                 let mut float_asked: Option<Instant> = None;
                 while !stopping.load(Ordering::SeqCst) {

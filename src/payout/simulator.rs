@@ -107,27 +107,7 @@ impl Gateway for Simulator {
             .name("remit-simulator".into())
             .spawn(move || {
                 std::thread::sleep(delay);
-                let agent = ureq::Agent::new_with_config(
-                    ureq::Agent::config_builder()
-                        .timeout_global(Some(Duration::from_millis(SIM_CALLBACK_TIMEOUT_MS)))
-                        .http_status_as_error(false)
-                        .build(),
-                );
-                for attempt in 0..SIM_CALLBACK_ATTEMPTS {
-                    match agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .send(body.to_string().as_bytes())
-                    {
-                        Ok(response) if response.status().is_success() => return,
-                        Ok(response) => log::warn!(
-                            "simulator callback for {payout_id} answered {}",
-                            response.status()
-                        ),
-                        Err(e) => log::warn!("simulator callback for {payout_id} failed: {e}"),
-                    }
-                    std::thread::sleep(Duration::from_millis(SIM_CALLBACK_BACKOFF_MS << attempt));
-                }
+                post_result(&agent(), &url, &body, payout_id.as_str());
             });
         match spawned {
             Ok(_) => Ok(Ack { conversation_id }),
@@ -135,5 +115,73 @@ impl Gateway for Simulator {
                 "cannot start the simulator thread: {e}"
             ))),
         }
+    }
+
+    /// The results of payouts sent before a restart: the threads that were to post them ended
+    /// with the process (a stop before their delay, or a server that no longer listened), and
+    /// the simulator cannot be asked, so each stayed `sent`, its money reserved, until an admin
+    /// resolved it. Posted again, one after another, after the usual delay, under the
+    /// `ConversationID` each was given; the outcome is the one the configuration says now.
+    fn resume(&self, unanswered: Vec<(PayoutJob, String)>, urls: &CallbackUrls) {
+        if unanswered.is_empty() {
+            return;
+        }
+        log::info!(
+            "simulator: posting the results of {} payout(s) sent before the restart",
+            unanswered.len()
+        );
+        let results: Vec<(String, String, Value)> = unanswered
+            .iter()
+            .map(|(job, conversation_id)| {
+                let (body, queue_timeout) = self.callback_for(job, conversation_id);
+                let url = if queue_timeout {
+                    urls.queue_timeout.clone()
+                } else {
+                    urls.result.clone()
+                };
+                (job.id.to_string(), url, body)
+            })
+            .collect();
+        let delay = self.delay;
+        let spawned = std::thread::Builder::new()
+            .name("remit-simulator-resume".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                let agent = agent();
+                for (payout_id, url, body) in &results {
+                    post_result(&agent, url, body, payout_id);
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("simulator: cannot post the results owed since the restart: {e}");
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_millis(SIM_CALLBACK_TIMEOUT_MS)))
+            .http_status_as_error(false)
+            .build(),
+    )
+}
+
+/// Posts one result to our own result URL, trying again a few times.
+fn post_result(agent: &ureq::Agent, url: &str, body: &Value, payout_id: &str) {
+    for attempt in 0..SIM_CALLBACK_ATTEMPTS {
+        match agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+        {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => log::warn!(
+                "simulator callback for {payout_id} answered {}",
+                response.status()
+            ),
+            Err(e) => log::warn!("simulator callback for {payout_id} failed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(SIM_CALLBACK_BACKOFF_MS << attempt));
     }
 }

@@ -82,6 +82,57 @@ pub fn next_due(
     }))
 }
 
+/// Payouts `gateway` accepted (sent, with its `ConversationID`) whose result never came and
+/// which nobody has flagged, oldest first, at most `limit`: what a gateway that cannot be asked
+/// (the simulator, whose results are posted by threads that end with the process) still owes
+/// after a restart.
+pub fn unanswered(
+    conn: &Connection,
+    keys: &crate::crypto::Keys,
+    gateway: &str,
+    limit: u32,
+) -> Result<Vec<(PayoutJob, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts,
+                p.conversation_id
+         FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
+         WHERE p.status = ?1 AND p.gateway = ?2 AND p.flagged = 0 AND p.conversation_id IS NOT NULL
+         ORDER BY p.id LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![PayoutStatus::Sent, gateway, limit], |r| {
+            Ok((
+                r.get::<_, PayoutId>("id")?,
+                r.get::<_, PayoutCommand>("command")?,
+                r.get::<_, KesCents>("amount_kes_cents")?,
+                r.get::<_, PaymentRequestId>("request_id")?,
+                r.get::<_, String>("merchant_account_enc")?,
+                r.get::<_, i64>("attempts")?,
+                r.get::<_, String>("conversation_id")?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(
+            |(id, command, amount, request_id, account_enc, attempts, conversation)| {
+                let account = MerchantAccount::from_stored(&keys.open(
+                    crate::crypto::EncryptedColumn::MerchantAccount,
+                    request_id.as_str(),
+                    &account_enc,
+                )?)?;
+                let job = PayoutJob {
+                    id,
+                    command,
+                    amount,
+                    account,
+                    attempts,
+                };
+                Ok((job, conversation))
+            },
+        )
+        .collect()
+}
+
 /// Claims a queued payout for one call to `gateway`: counts the attempt and moves its next
 /// attempt to `retry_at` *before* the call, so that nothing (a failed write afterwards, a crash)
 /// can make the worker call again at once. A later attempt reuses the same

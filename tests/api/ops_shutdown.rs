@@ -295,3 +295,89 @@ fn a_bad_start_says_one_sentence_on_stderr_and_no_panic() {
     }
     assert!(holder.terminate().success());
 }
+
+/// Regression: the simulator posts each result from a thread of its own after its delay; a
+/// stop before then ended the thread, and the simulator cannot be asked, so the payout stayed
+/// `sent` after every restart, its money reserved, until an admin resolved it by hand.
+#[test]
+fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    // Results a minute away: none arrives before the stop.
+    let slow = [
+        ("REMIT_SIM_DELAY_MS", "60000"),
+        ("REMIT_SIM_FAIL_ACCOUNTS", "ACC-FAIL"),
+    ];
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-1.log"), &slow);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let ask = |reference: &str| {
+        let r = server.post(
+            "/payment-requests",
+            &agent,
+            &json!({"escrowId": escrow, "category": "rent", "amountKes": 1500, "merchantName": "Landlord",
+                    "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": reference}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+        let r = server.post(
+            &format!("/payment-requests/{id}/approve"),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        id
+    };
+    let (paid, failed) = (ask("ACC-OK"), ask("ACC-FAIL"));
+    let sent = |server: &Server| -> usize {
+        let r = server.get("/payouts?status=sent", &admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"].as_array().unwrap().len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sent(&server) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the payouts were never sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(server.terminate().success(), "{}", server.log());
+
+    // Act: start again, results now at once.
+    let fast = [
+        ("REMIT_SIM_DELAY_MS", "0"),
+        ("REMIT_SIM_FAIL_ACCOUNTS", "ACC-FAIL"),
+    ];
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &fast);
+    wait_for_payouts(&server, &admin, &[paid.clone(), failed.clone()]);
+
+    // Assert: each settled as the simulator's accounts say; no money left reserved.
+    let status =
+        |id: &str| server.get(&format!("/payment-requests/{id}"), &admin).body["status"].clone();
+    assert_eq!(status(&paid), "paid");
+    assert_eq!(status(&failed), "failed");
+    assert_eq!(sent(&server), 0);
+    let view = server.get(&format!("/escrows/{escrow}"), &admin);
+    assert_eq!(view.body["reservedUsdCents"], 0, "{}", view.text);
+    assert!(
+        server
+            .log()
+            .contains("posting the results of 2 payout(s) sent before the restart"),
+        "{}",
+        server.log()
+    );
+    assert!(server.terminate().success());
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "{ran}");
+}
