@@ -229,14 +229,7 @@ pub type ExitCode = i32;
 
 /// Refuses a path where there is no database: only `serve` creates one.
 fn require_db(config: &Config) -> Result<()> {
-    if config.db.exists() {
-        Ok(())
-    } else {
-        Err(Error::internal(format!(
-            "no database at {}",
-            config.db.display()
-        )))
-    }
+    store::existing_database(&config.db)
 }
 
 fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {

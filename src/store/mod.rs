@@ -15,8 +15,8 @@ mod writer;
 
 pub use migrate::{latest_schema_version, migrate, schema_version};
 pub use open::{
-    create_private, journals_in_memory, open, open_connection, open_for_check, open_with_key,
-    read_only_connection,
+    create_private, existing_database, journals_in_memory, open, open_connection, open_for_check,
+    open_with_key, read_only_connection,
 };
 pub use writer::{WriteCtx, WriterStats};
 

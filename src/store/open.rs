@@ -148,11 +148,10 @@ fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
 /// Opens (and with `create`, creates) the database: checks the key, migrates, records the key
 /// check of a new file, opens the audit chain, then starts the writer and the checkpointer.
 pub fn open(options: &OpenOptions) -> Result<Store> {
-    if !options.create && !options.path.exists() {
-        return Err(Error::internal(format!(
-            "no database at {}",
-            options.path.display()
-        )));
+    if options.create {
+        not_a_directory(&options.path)?;
+    } else {
+        existing_database(&options.path)?;
     }
     let (master, key_source) =
         crate::crypto::load_master_key(&options.path, options.key_hex.as_deref(), options.create)?;
@@ -160,6 +159,32 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
         create_private(&options.path)?;
     }
     open_with_key(options, &master, key_source)
+}
+
+/// Refuses a path that is a directory, in words (SQLite says "unable to open database file").
+fn not_a_directory(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::internal(format!(
+            "{} is a directory, not a database file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// What every command but `serve` asks of `--db`: a file that may hold a ledger. Nothing there,
+/// a directory, or an empty file (a `touch`, a copy cut short) is refused in words: SQLite
+/// would take an empty file as a new database, and the command would make a new ledger there.
+pub fn existing_database(path: &Path) -> Result<()> {
+    not_a_directory(path)?;
+    match std::fs::metadata(path) {
+        Err(_) => Err(Error::internal(format!("no database at {}", path.display()))),
+        Ok(meta) if meta.len() == 0 => Err(Error::internal(format!(
+            "{} is an empty file, not a remit database (a copy cut short?); only `remit serve` makes a new ledger",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Makes an empty file at `path`, readable by its owner only, unless one is there: SQLite
@@ -176,7 +201,17 @@ pub fn create_private(path: &Path) -> Result<()> {
     }
     match file.open(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // An empty file made beforehand (a `touch`) becomes the ledger: owner-only too.
+            #[cfg(unix)]
+            if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| Error::internal(format!("cannot make {} private: {e}", path.display())),
+                )?;
+            }
+            Ok(())
+        }
         Err(e) => Err(Error::internal(format!(
             "cannot create {}: {e}",
             path.display()
@@ -222,12 +257,7 @@ pub fn open_with_key(
 /// and refuses a file that is not a remit database of this version or a key that does not
 /// match.
 pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection, Keys)> {
-    if !path.exists() {
-        return Err(Error::internal(format!(
-            "no database at {}",
-            path.display()
-        )));
-    }
+    existing_database(path)?;
     let (master, _) = crate::crypto::load_master_key(path, key_hex, false)?;
     let keys = Keys::new(&master);
     let conn = read_only_connection(path)?;

@@ -276,6 +276,75 @@ fn rotate_key_on_a_path_without_a_database_makes_nothing() {
     }
 }
 
+/// Regression: an empty file at `--db` (a `touch`, a copy cut short) was taken as a new
+/// database by every command: `fx set` or `user add` made a new ledger in it, readable by
+/// every user of the machine. A directory was "no encryption key for the existing database".
+#[test]
+fn an_empty_file_or_a_directory_at_db_is_no_database_and_serve_makes_an_empty_one_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let folder = dir.path().join("folder.db");
+    std::fs::create_dir(&folder).unwrap();
+    let commands: [&[&str]; 5] = [
+        &["fx", "set", "USD-KES", "140"],
+        &["user", "add", "--role", "admin", "--name", "Y"],
+        &["user", "list"],
+        &["check"],
+        &["backup", "copy.db"],
+    ];
+    for args in commands {
+        for (path, says) in [
+            (&empty, "is an empty file, not a remit database"),
+            (&folder, "is a directory, not a database file"),
+        ] {
+            let mut cmd = remit(dir.path(), Some(TEST_KEY));
+            cmd.args(args).arg("--db").arg(path);
+            let ran = run(cmd);
+            assert_eq!(ran.code, Some(2), "{args:?} {}: {ran}", path.display());
+            assert!(ran.stderr.contains(says), "{args:?}: {ran}");
+        }
+        assert_eq!(
+            std::fs::metadata(&empty).unwrap().len(),
+            0,
+            "{args:?} wrote"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "empty.db" || n == "folder.db"),
+        "left behind: {left:?}"
+    );
+    // `serve` on a directory says so; on an empty file it makes the ledger, owner-only.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&folder);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("is a directory"), "{ran}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut server = Server::start(&empty, TEST_KEY, &dir.path().join("serve.log"), &[]);
+        assert!(server.terminate().success(), "{}", server.log());
+        for file in [empty.clone(), dir.path().join("empty.db-wal")] {
+            if let Ok(meta) = std::fs::metadata(&file) {
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    0o600,
+                    "{}",
+                    file.display()
+                );
+            }
+        }
+        assert!(std::fs::metadata(&empty).unwrap().len() > 0);
+    }
+}
+
 #[test]
 fn a_start_that_cannot_listen_leaves_no_database_or_key_behind() {
     let dir = tempfile::tempdir().unwrap();
