@@ -11,14 +11,19 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// A yes-or-no setting: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off` (any case);
-/// anything else is refused.
+/// anything else is refused, an empty value too (a template that left
+/// `REMIT_METRICS_PUBLIC=` blank must not get the default, open metrics, without a word).
 fn boolean(name: &str) -> Result<Option<bool>> {
-    let Some(value) = env(name) else {
+    let Ok(value) = std::env::var(name) else {
         return Ok(None);
     };
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(Some(true)),
         "0" | "false" | "no" | "off" => Ok(Some(false)),
+        "" => Err(Error::invalid(
+            name,
+            "must be true or false; it is set but empty (unset it for the default)",
+        )),
         _ => Err(Error::invalid(name, "must be true or false")),
     }
 }

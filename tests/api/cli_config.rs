@@ -112,6 +112,20 @@ fn a_yes_or_no_setting_refuses_a_word_it_does_not_know() {
         "{ran}"
     );
     assert!(!dir.path().join("m.db").exists(), "nothing made");
+    // Set but empty is not "unset": a template that left it blank gets a sentence, not open
+    // metrics (it started, with /metrics public).
+    for blank in ["", "  "] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+            .env("REMIT_METRICS_PUBLIC", blank);
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{blank:?}: {ran}");
+        assert!(
+            ran.stderr.contains("REMIT_METRICS_PUBLIC") && ran.stderr.contains("set but empty"),
+            "{ran}"
+        );
+    }
+    assert!(!dir.path().join("m.db").exists(), "nothing made");
     for word in ["OFF", " off ", "No", "on"] {
         let line = listening_line(
             dir.path(),
