@@ -162,6 +162,7 @@ pub fn load_master_key(
                     path.display()
                 ))
             })?;
+            warn_if_readable_by_others(&path);
             Ok((key, KeySource::File(path)))
         }
         // A new key only for a new ledger: a file already there (a restored backup, a file
@@ -187,6 +188,24 @@ pub fn load_master_key(
             "cannot read key file {}: {e}",
             path.display()
         ))),
+    }
+}
+
+/// A key file any other user of the machine can read opens the ledger's PII to them: said at
+/// every start (remit makes it 0600; a copy or a restore may not have kept that).
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "key file {} can be read by other users (mode {mode:o}): anyone who can read it can read the ledger's names and phones; make it the owner's only (chmod 600)",
+                    path.display()
+                );
+            }
+        }
     }
 }
 

@@ -453,3 +453,27 @@ fn the_ledger_its_log_and_its_backups_are_readable_by_their_owner_only() {
     }
     assert!(server.terminate().success(), "{}", server.log());
 }
+
+/// A key file others can read opens the ledger's PII to them: said, though it still works.
+#[cfg(unix)]
+#[test]
+fn a_key_file_other_users_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    assert!(server.terminate().success());
+    let key_file = remit::crypto::key_file_path(&db);
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    let checked = |mode: u32| {
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(["check", "--db"]).arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{ran}");
+        ran.stderr.contains("can be read by other users")
+    };
+    assert!(!checked(0o600));
+    assert!(checked(0o644));
+    assert!(checked(0o640));
+}
