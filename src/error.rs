@@ -240,6 +240,15 @@ impl From<rusqlite::Error> for Error {
                 MET_FULL.with(|met| met.set(true));
                 Error::Full
             }
+            // Said as the command line says every error: one sentence an operator can act on.
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
+                Error::Internal(format!(
+                    "the database file is damaged or is not a remit database (sqlite: {e}); `remit check` tells which, and a backup restores it"
+                ))
+            }
+            Some(rusqlite::ErrorCode::CannotOpen) => Error::Internal(format!(
+                "the database file cannot be opened (sqlite: {e}): check its path, and that this user may read and write it and its directory"
+            )),
             _ => Error::Internal(format!("sqlite: {e}")),
         }
     }

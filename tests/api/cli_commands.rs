@@ -477,3 +477,32 @@ fn a_key_file_other_users_can_read_is_warned_about() {
     assert!(checked(0o644));
     assert!(checked(0o640));
 }
+
+/// A damaged file gets a sentence from every command, not SQLite's words alone ("sqlite:
+/// database disk image is malformed" was all `user list`, `backup` and `serve` said).
+#[test]
+fn a_damaged_database_is_named_as_such_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    for i in 0..50 {
+        user_add(&db, TEST_KEY, "agent", &format!("Kiosk {i}"), None);
+    }
+    let whole = std::fs::read(&db).unwrap();
+    let damaged = dir.path().join("damaged.db");
+    std::fs::write(&damaged, &whole[..whole.len() / 2]).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["fx", "set", "USD-KES", "140"],
+        &["backup", "copy.db"],
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&damaged);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("is damaged or is not a remit database"),
+            "{args:?}: {ran}"
+        );
+    }
+}
