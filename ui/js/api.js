@@ -96,6 +96,10 @@ export function qs(params) {
 // keeps the server's sentence (with its amounts) after it.
 export function errorText(err) {
   if (err instanceof ApiError) {
+    // "payment request not found" reads as a sentence on a page of its own.
+    if (err.code === 'not_found' && lang() === 'en' && err.message) {
+      return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1).replace(/\.?$/, '.')}`;
+    }
     if (err.status === 0 || lang() === 'en') return err.message;
     const key = `error.code.${err.code}`;
     const said = t(key);
