@@ -272,21 +272,7 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
     let db = dir.path().join("remit.db");
     let layout_at_10;
     {
-        let mut conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
-        let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
-        let mut files: Vec<_> = std::fs::read_dir(&schema)
-            .unwrap()
-            .map(|f| f.unwrap().path())
-            .collect();
-        files.sort();
-        for file in files.iter().take(10) {
-            let tx = conn.transaction().unwrap();
-            tx.execute_batch(&std::fs::read_to_string(file).unwrap())
-                .unwrap();
-            tx.commit().unwrap();
-        }
-        assert!(files[9].ends_with("0010_waiting_by_id.sql"), "{files:?}");
+        let mut conn = schema_up_to(&db, "0010_waiting_by_id.sql");
         layout_at_10 = layout_of(&conn);
         assert!(
             layout_at_10.len() > 40,
@@ -374,6 +360,27 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
     t.approve(&sender, waiting["paymentRequestId"].as_str().unwrap())
         .unwrap();
     t.assert_integrity();
+}
+
+/// A file made by the migration files up to `last` (its file name) alone, as an older remit
+/// left it, with foreign keys off (rows are copied in without their parents' order).
+fn schema_up_to(db: &std::path::Path, last: &str) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    let mut files: Vec<_> = std::fs::read_dir(&schema)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    let upto = files.iter().position(|f| f.ends_with(last)).unwrap();
+    for file in &files[..=upto] {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(&std::fs::read_to_string(file).unwrap())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    conn
 }
 
 /// The ids in the tests' table `marks`, in order.
@@ -687,21 +694,7 @@ fn after_sqlite_undoes_a_batch_nothing_commits_outside_it() {
 fn schema_12_scopes_the_tokens_senders_gave_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let mut conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
-    let mut files: Vec<_> = std::fs::read_dir(&schema)
-        .unwrap()
-        .map(|f| f.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files[10].ends_with("0011_rows_by_key.sql"), "{files:?}");
-    for file in files.iter().take(11) {
-        let tx = conn.transaction().unwrap();
-        tx.execute_batch(&std::fs::read_to_string(file).unwrap())
-            .unwrap();
-        tx.commit().unwrap();
-    }
+    let mut conn = schema_up_to(&db, "0011_rows_by_key.sql");
     // Two recipients with a token each: one a sender gave, one an admin issued.
     conn.execute_batch(
         "PRAGMA user_version = 11;

@@ -1,6 +1,6 @@
 //! Operations and administration: health, metrics, rates, audit, integrity, payouts, deposits.
 
-use super::{actor_with, page_params, status_param};
+use super::{actor_with, limit_param, page_params, status_param};
 use crate::app::App;
 use crate::domain::{parse_reference, parse_text, PayoutId};
 use crate::error::{Error, Result};
@@ -98,19 +98,7 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
         .to_string();
     // Pages of at most 1,000 lines (the default), oldest first; the cursor is the last
     // line's `seq`.
-    let limit = match req.query("limit") {
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=AUDIT_ROWS_MAX).contains(n))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {AUDIT_ROWS_MAX}"),
-                )
-            })?,
-        None => AUDIT_ROWS_MAX,
-    };
+    let limit = limit_param(req, AUDIT_ROWS_MAX, AUDIT_ROWS_MAX)?;
     let after_seq = match req.query("cursor").filter(|c| !c.is_empty()) {
         Some(text) => text
             .parse::<i64>()

@@ -28,19 +28,7 @@ fn actor_with(app: &App, req: &Req, roles: &[Role]) -> Result<Actor> {
 /// must have the shape of the ones this list returns (`is_cursor`: the ids it is ordered by),
 /// else `400`: a made-up cursor never quietly answers some other page.
 fn page_params(req: &Req, is_cursor: fn(&str) -> bool) -> Result<(u32, Option<String>)> {
-    let limit = match req.query("limit") {
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=PAGE_ROWS_MAX).contains(n))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {PAGE_ROWS_MAX}"),
-                )
-            })?,
-        None => PAGE_ROWS_DEFAULT,
-    };
+    let limit = limit_param(req, PAGE_ROWS_MAX, PAGE_ROWS_DEFAULT)?;
     let cursor = match req.query("cursor") {
         Some(c) if !c.is_empty() => {
             let ok = c.len() <= CURSOR_BYTES_MAX
@@ -57,6 +45,20 @@ fn page_params(req: &Req, is_cursor: fn(&str) -> bool) -> Result<(u32, Option<St
         _ => None,
     };
     Ok((limit, cursor))
+}
+
+/// `limit`: a whole number from 1 to `max`; `default` when absent.
+fn limit_param(req: &Req, max: u32, default: u32) -> Result<u32> {
+    match req.query("limit") {
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                Error::invalid("limit", format!("must be a whole number from 1 to {max}"))
+            }),
+        None => Ok(default),
+    }
 }
 
 /// An optional `status=` filter of one of the state enums.
