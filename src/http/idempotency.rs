@@ -11,13 +11,19 @@ use crate::service::idempotency::{self, IdempotencyKey, Lookup, StoredResponse};
 use crate::service::Actor;
 use crate::store::{Store, WriteCtx};
 
-/// The idempotency key of a POST by `actor`, if it sent one.
+/// The idempotency key of a POST by `actor`, if it sent one. Keys are the user's, but a
+/// recipient's token that opens one sender's escrows only has keys of its own: a replay must
+/// not hand it a response made for a token that sees more (another sender's escrow).
 pub fn key_of(req: &Req, actor: &Actor) -> Result<Option<IdempotencyKey>> {
+    let owner = match &actor.sender_scope {
+        Some(scope) => format!("{}/{scope}", actor.id),
+        None => actor.id.clone(),
+    };
     req.idempotency_key()
         .map(|header| {
             IdempotencyKey::parse(
                 header,
-                &actor.id,
+                &owner,
                 req.method.as_str(),
                 &req.path,
                 &req.query_text(),

@@ -118,8 +118,8 @@ impl HttpServer {
     /// Stops accepting and waits for every request in flight to be answered: first no new
     /// connection or request is read, idle connections end, and the workers go on answering
     /// what was read until every connection has ended (each ends once its last answer is
-    /// written), for at most `SHUTDOWN_DRAIN_MS` (a client that sends a head byte by byte gets
-    /// no longer); then the workers stop. Before, the workers stopped at once, and a request
+    /// written), for at most `SHUTDOWN_DRAIN_MS`; then the workers stop, each after the request
+    /// in its hands (a body still arriving is read until its own deadline, `BODY_DEADLINE_MS`). Before, the workers stopped at once, and a request
     /// already read but not yet taken by a worker was dropped, answered 500 and never logged.
     pub fn shutdown(self) {
         self.server.stop_accepting();

@@ -333,11 +333,22 @@ fn a_token_a_sender_gave_opens_that_senders_escrows_only() {
     let own = r.body["token"].as_str().unwrap().to_string();
     let mut both = escrow_ids(&own);
     both.sort();
-    let mut expected = vec![mine, theirs];
+    let mut expected = vec![mine, theirs.clone()];
     expected.sort();
     assert_eq!(both, expected);
     let r = app.get(&format!("/payment-requests/{their_request}"), &own);
     assert_eq!(r.status, 200, "{}", r.text);
+    // Nor through a replay: the same key and body after the recipient's own token made the
+    // request is the given token's to refuse, not a stored 201 to hand over.
+    let body = json!({"escrowId": theirs, "category": "rent", "amountKes": 120, "merchantName": "Shop",
+                      "merchantAccount": {"type": "till", "number": "123456"}});
+    let made = app.post_with_key("/payment-requests", &own, &body, "scope-key-1");
+    assert_eq!(made.status, 201, "{}", made.text);
+    let again = app.post_with_key("/payment-requests", &given, &body, "scope-key-1");
+    assert_eq!(again.status, 404, "{}", again.text);
+    let replay = app.post_with_key("/payment-requests", &own, &body, "scope-key-1");
+    assert_eq!(replay.status, 201, "{}", replay.text);
+    assert_eq!(replay.body, made.body);
 }
 
 #[test]

@@ -995,6 +995,14 @@ async function main() {
     await card.locator(tid('resolve-submit')).click();
     assert((await text(card.locator(`${tid('resolve-receipt')} ~ .field-error`))).startsWith('An M-Pesa receipt is letters and digits only'), 'a receipt that is not an M-Pesa code is not refused beside the receipt field');
     assert(!(await card.locator(tid('resolve-confirm')).isVisible()), 'a malformed receipt reached the confirmation');
+    // A receipt changed under the question takes the question back: what is sent is what was confirmed.
+    await card.locator(tid('resolve-receipt')).fill('qk12ab34cd');
+    await card.locator(tid('resolve-submit')).click();
+    await card.locator(tid('resolve-confirm')).waitFor();
+    assert((await text(card.locator(tid('resolve-confirm-text')))).includes('QK12AB34CD'), 'the confirmation does not name the receipt in capitals');
+    await card.locator(tid('resolve-receipt')).fill('x');
+    assert(!(await card.locator(tid('resolve-confirm')).isVisible()), 'the confirmation stayed up after the receipt was changed');
+    assert(await card.locator(tid('resolve-submit')).isVisible(), 'the Next button did not come back after the receipt was changed');
     await card.locator(tid('resolve-receipt')).fill('');
     await card.locator(tid('resolve-outcome-failed')).check();
     await card.locator(tid('resolve-submit')).click();

@@ -52,9 +52,16 @@ function resolveForm(p, onResolved) {
   reason.wrap.hidden = true;
   const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm', role: 'alertdialog', 'aria-label': t('resolve.confirmTitle') });
   const go = el('button', { type: 'submit', class: 'button primary', testid: 'resolve-submit' }, t('resolve.next'));
-  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; };
+  // What the confirmation asked about; any change to the form takes the question back, so that
+  // what is sent is always what was confirmed (a receipt edited under the question was sent
+  // unchecked).
+  let confirmed = false;
+  let asked = null;
+  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; confirmed = false; asked = null; };
   paid.addEventListener('change', sync);
   failed.addEventListener('change', sync);
+  receipt.input.addEventListener('input', sync);
+  reason.input.addEventListener('input', sync);
   form.append(el('h4', null, t('resolve.title')),
     el('fieldset', { class: 'subfield', 'data-field': 'outcome' }, el('legend', null, t('resolve.as')),
       el('div', { class: 'choice' },
@@ -64,15 +71,17 @@ function resolveForm(p, onResolved) {
         el('label', { class: 'radio', for: failed.id }, failed, ` ${t('resolve.failed')}`),
         el('p', { class: 'hint', testid: 'resolve-explain-failed' }, t('resolve.failedExplain')))),
     receipt.wrap, reason.wrap, formError(), confirm, el('div', { class: 'actions' }, go));
-  let confirmed = false;
   onSubmit(form, async () => {
-    if (!confirmed) {
+    if (!confirmed || !asked) {
       // M-Pesa's receipts are capitals and digits (QK12AB34CD): a typo here becomes the proof of
       // payment printed on the customer's receipt, so anything else is refused before asking.
       receipt.input.value = receipt.input.value.trim().toUpperCase();
       const code = receipt.input.value;
       const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{8,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
       if (!checkFields(form, [[receipt.input, wrong]])) return;
+      asked = paid.checked
+        ? { outcome: 'paid', receipt: code }
+        : { outcome: 'failed', ...(reason.input.value.trim() ? { reason: reason.input.value.trim() } : {}) };
       const what = paid.checked
         ? t('resolve.confirmPaid', { receipt: receipt.input.value.trim(), kes: kes(p.amountKesCents) })
         : t('resolve.confirmFailed', { kes: kes(p.amountKesCents), usd: usd(p.amountUsdCents) });
@@ -85,9 +94,9 @@ function resolveForm(p, onResolved) {
       confirm.querySelector('button').focus();
       return;
     }
+    const body = asked;
     confirmed = false;
-    const body = paid.checked ? { outcome: 'paid', receipt: receipt.input.value.trim() } : { outcome: 'failed' };
-    if (!paid.checked && reason.input.value.trim()) body.reason = reason.input.value.trim();
+    asked = null;
     try {
       await api('POST', `/payouts/${encodeURIComponent(p.payoutId)}/resolve`, body);
     } catch (err) {
