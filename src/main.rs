@@ -8,12 +8,18 @@ fn main() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
+        // The reader of our output went away (`remit user list | head -1`): end quietly, as
+        // a program killed by SIGPIPE does (Rust ignores the signal, so println! panics).
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         eprintln!("remit: internal error: {message}");
     }));
     remit::config::load_dotenv(std::path::Path::new(".env"));
     // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
     // simulator's callback URL, which carries the M-Pesa callback secret.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    env_logger::Builder::new()
+        .parse_filters(&log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .filter_module("ureq", log::LevelFilter::Warn)
         .filter_module("ureq_proto", log::LevelFilter::Warn)
         .filter_module("tiny_http", log::LevelFilter::Warn)
@@ -29,4 +35,43 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The log filter from `RUST_LOG`: `info` when it is unset or blank, and `info` for every
+/// module it does not name when it names no level for all (`remit::access=warn` alone would
+/// otherwise silence every other line, warnings included; so would a typo such as `warning`).
+fn log_filter(rust_log: Option<&str>) -> String {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
+        None => "info".into(),
+        Some(spec)
+            if spec
+                .split(',')
+                .any(|d| LEVELS.contains(&d.trim().to_ascii_lowercase().as_str())) =>
+        {
+            spec.into()
+        }
+        Some(spec) => format!("info,{spec}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_module_level_alone_keeps_info_for_the_rest_and_a_typo_is_info() {
+        assert_eq!(log_filter(None), "info");
+        assert_eq!(log_filter(Some("  ")), "info");
+        assert_eq!(log_filter(Some("debug")), "debug");
+        assert_eq!(
+            log_filter(Some("WARN,remit::store=debug")),
+            "WARN,remit::store=debug"
+        );
+        assert_eq!(
+            log_filter(Some("remit::access=warn")),
+            "info,remit::access=warn"
+        );
+        assert_eq!(log_filter(Some("warning")), "info,warning");
+    }
 }

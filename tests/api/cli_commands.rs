@@ -506,3 +506,32 @@ fn a_damaged_database_is_named_as_such_by_every_command() {
         );
     }
 }
+
+/// `remit user list | head -1`: the reader goes away; the command ends quietly (it printed
+/// "internal error: failed printing to stdout", or aborted when stderr was gone too).
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    for i in 0..20 {
+        user_add(&db, TEST_KEY, "agent", &format!("Kiosk {i}"), None);
+    }
+    for _ in 0..5 {
+        let mut child = remit(dir.path(), Some(TEST_KEY))
+            .args(["user", "list", "--db"])
+            .arg(&db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("internal error"), "{stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(141)),
+            "{:?}",
+            out.status
+        );
+    }
+}
