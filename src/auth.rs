@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// The file beside the database where `remit token revoke` leaves word of a revocation for a
 /// server running on it (`<db>.revoked`).
 pub fn revocations_file(db: &Path) -> PathBuf {
-    let mut path = db.as_os_str().to_owned();
+    let mut path = crate::ops::real_path(db).into_os_string();
     path.push(".revoked");
     PathBuf::from(path)
 }

@@ -450,9 +450,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let text = std::fs::read_to_string(&new_key_file).map_err(|e| {
                 Error::internal(format!("cannot read {}: {e}", new_key_file.display()))
             })?;
-            let new_key = MasterKey::from_hex(&text)?;
+            let new_key = MasterKey::from_hex(&text).map_err(|_| {
+                Error::invalid(
+                    "--new-key-file",
+                    "must hold the new key as 64 hex characters",
+                )
+            })?;
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
             println!("re-encrypted {count} values under the new key.");
+            println!("Keep the old key as long as any backup made before now: those backups are still under it.");
             println!(
                 "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {}.",
                 new_key_file.display(),

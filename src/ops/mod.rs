@@ -22,9 +22,28 @@ pub fn lock_file_path(db: &Path) -> PathBuf {
 }
 
 fn beside(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let mut name = real_path(db).into_os_string();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// The database's own path, symbolic links resolved (of the file, or of its directory while
+/// the file does not exist yet): the lock and notice files beside it are the same files
+/// whichever path names the database. Otherwise a second server, or a key rotation, reached
+/// through a link took its own lock and wrote beside a running server (a rotation left the
+/// rows the server wrote meanwhile under the old key). A hard link is not seen through.
+pub fn real_path(db: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(db) {
+        return real;
+    }
+    let dir = match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), db.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => db.to_path_buf(),
+    }
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {

@@ -535,3 +535,35 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
         );
     }
 }
+
+/// The one-server lock holds whichever path names the database: through a symbolic link a
+/// second server started beside the first, and a key rotation ran under a running server.
+#[cfg(unix)]
+#[test]
+fn a_database_reached_through_a_symbolic_link_is_locked_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let link = elsewhere.join("remit.db");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{}\n", "cd".repeat(32))).unwrap();
+    let second: [&[&str]; 2] = [
+        &["serve", "--addr", "127.0.0.1:0"],
+        &["rotate-key", "--new-key-file", key_file.to_str().unwrap()],
+    ];
+    for args in second {
+        let mut cmd = remit(&elsewhere, Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&link);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("another remit server is using"),
+            "{args:?}: {ran}"
+        );
+    }
+    assert_eq!(server.get("/health", "").status, 200);
+    assert!(server.terminate().success(), "{}", server.log());
+}
