@@ -150,6 +150,9 @@ fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
 pub fn open(options: &OpenOptions) -> Result<Store> {
     if options.create {
         not_a_directory(&options.path)?;
+        if std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
+            sqlite_file(&options.path)?;
+        }
     } else {
         existing_database(&options.path)?;
     }
@@ -183,7 +186,28 @@ pub fn existing_database(path: &Path) -> Result<()> {
             "{} is an empty file, not a remit database (a copy cut short?); only `remit serve` makes a new ledger",
             path.display()
         ))),
-        Ok(_) => Ok(()),
+        Ok(_) => sqlite_file(path),
+    }
+}
+
+/// Does the file begin as every SQLite database does? Said before the key is looked for, or a
+/// file of something else is "no encryption key for the existing database".
+fn sqlite_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    let not_sqlite = || {
+        Error::internal(format!(
+            "{} is not a database file (it does not begin as SQLite's do): check the path, or restore the ledger from a backup",
+            path.display()
+        ))
+    };
+    match read {
+        Ok(()) if &head == b"SQLite format 3\0" => Ok(()),
+        Ok(()) => Err(not_sqlite()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(not_sqlite()),
+        // Unreadable: what opening it says is the better sentence.
+        Err(_) => Ok(()),
     }
 }
 

@@ -505,6 +505,24 @@ fn a_damaged_database_is_named_as_such_by_every_command() {
             "{args:?}: {ran}"
         );
     }
+    // A file of something else, with no key beside it, is named for what it is (it was "no
+    // encryption key for the existing database").
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, [7u8; 4096]).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["check"],
+        &["serve", "--addr", "127.0.0.1:0"],
+    ] {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(args).arg("--db").arg(&junk);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("is not a database file"),
+            "{args:?}: {ran}"
+        );
+    }
 }
 
 /// `remit user list | head -1`: the reader goes away; the command ends quietly (it printed
