@@ -162,7 +162,12 @@ pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
             db.code().code(),
             db.detail().map(|d| format!(": {d}")).unwrap_or_default()
         )),
-        None => Error::internal(format!("{what}: {e}")),
+        // The cause ("Connection refused", "failed to lookup address information") is the
+        // error's source: "error connecting to server" alone cannot tell them apart.
+        None => match std::error::Error::source(e) {
+            Some(cause) => Error::internal(format!("{what}: {e}: {cause}")),
+            None => Error::internal(format!("{what}: {e}")),
+        },
     }
 }
 
