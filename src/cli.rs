@@ -397,8 +397,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             usd_kes(&pair)?;
             let rate = RateKesPerUsd::parse("RATE", &rate)?;
             let (_key_lock, store) = open_existing(&config)?;
+            let (before, _) = store.read(|conn, _| crate::service::fx::current(conn))?;
             store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
             println!("USD-KES {rate}");
+            // A dropped or added decimal point (15225 for 152.25) prices every new request a
+            // hundred times wrong: said at once, while it is easy to set again.
+            let factor = rate.e4() as f64 / before.e4().max(1) as f64;
+            if !(0.2..=5.0).contains(&factor) {
+                eprintln!(
+                    "remit: note: the rate was {before}; {rate} is {factor:.2} times that. New requests are priced at it from now on: if a decimal point was dropped or added, set it again now."
+                );
+            }
             Ok(0)
         }
         Command::Check {

@@ -585,3 +585,25 @@ fn a_database_reached_through_a_symbolic_link_is_locked_as_itself() {
     assert_eq!(server.get("/health", "").status, 200);
     assert!(server.terminate().success(), "{}", server.log());
 }
+
+/// A rate five times off the last (a decimal point dropped: 15225 for 152.25) is taken, and
+/// said at once, while it is easy to set again.
+#[test]
+fn a_rate_far_from_the_last_one_is_pointed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let set = |rate: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["fx", "set", "USD-KES", rate, "--db"]).arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{ran}");
+        assert_eq!(ran.stdout.trim(), format!("USD-KES {rate}"), "{ran}");
+        ran.stderr
+            .contains("if a decimal point was dropped or added")
+    };
+    assert!(!set("152.25"));
+    assert!(!set("160.5"));
+    assert!(set("16050.0"));
+    assert!(set("160.5"));
+}
