@@ -308,6 +308,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         language,
                     )
                 })
+                // The service names its field as the API does; here it is a flag.
+                .map_err(|e| match e {
+                    Error::MissingField { field } => Error::MissingField {
+                        field: format!("--{field}"),
+                    },
+                    other => other,
+                })
                 .map_err(|e| as_option(e, "phone", "--phone"))?;
             println!("{}", created.token);
             Ok(0)
