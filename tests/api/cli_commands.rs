@@ -607,3 +607,24 @@ fn a_rate_far_from_the_last_one_is_pointed_out() {
     assert!(set("16050.0"));
     assert!(set("160.5"));
 }
+
+#[test]
+fn user_add_names_the_flag_a_recipient_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args([
+        "user",
+        "add",
+        "--role",
+        "recipient",
+        "--name",
+        "Wanjiru",
+        "--db",
+    ])
+    .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("--phone: is required"), "{ran}");
+}
