@@ -246,7 +246,7 @@ fn describe_key(source: &KeySource) -> String {
         KeySource::Environment => "from ENCRYPTION_KEY".into(),
         KeySource::File(p) => format!("from key file {}", p.display()),
         KeySource::Created(p) => format!(
-            "new key file {} (back it up: without it the data cannot be read)",
+            "made just now in the key file {} (back it up: without it the data cannot be read)",
             p.display()
         ),
     }
@@ -473,7 +473,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
-            println!("re-encrypted {count} values under the new key.");
+            let values = if count == 1 { "value" } else { "values" };
+            println!("re-encrypted {count} {values} under the new key.");
             println!("Keep the old key as long as any backup made before now: those backups are still under it.");
             println!(
                 "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {}.",

@@ -246,6 +246,9 @@ impl From<rusqlite::Error> for Error {
                     "the database file is damaged or is not a remit database (sqlite: {e}); `remit check` tells which, and a backup restores it"
                 ))
             }
+            Some(rusqlite::ErrorCode::ReadOnly) => Error::Internal(format!(
+                "the database cannot be written (sqlite: {e}): check that this user may write the file, its -wal and -shm files and its directory"
+            )),
             Some(rusqlite::ErrorCode::CannotOpen) => Error::Internal(format!(
                 "the database file cannot be opened (sqlite: {e}): check its path, and that this user may read and write it and its directory"
             )),
@@ -257,5 +260,31 @@ impl From<rusqlite::Error> for Error {
 impl From<r2d2::Error> for Error {
     fn from(e: r2d2::Error) -> Error {
         Error::Internal(format!("read pool: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn sqlite(code: i32) -> Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None).into()
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_or_written_is_said_in_a_sentence() {
+        let said = |e: Error| match e {
+            Error::Internal(text) => text,
+            other => panic!("{other:?}"),
+        };
+        assert!(said(sqlite(rusqlite::ffi::SQLITE_READONLY))
+            .starts_with("the database cannot be written"));
+        assert!(said(sqlite(rusqlite::ffi::SQLITE_CORRUPT))
+            .starts_with("the database file is damaged or is not a remit database"));
+        assert!(said(sqlite(rusqlite::ffi::SQLITE_NOTADB))
+            .starts_with("the database file is damaged or is not a remit database"));
+        assert!(said(sqlite(rusqlite::ffi::SQLITE_CANTOPEN))
+            .starts_with("the database file cannot be opened"));
+        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_BUSY), Error::Busy));
     }
 }
