@@ -253,6 +253,18 @@ fn describe_key(source: &KeySource) -> String {
 }
 
 impl Cli {
+    /// May the command end quietly when the reader of its output goes away
+    /// (`remit user list | head -1`)? Not the server, which must stop as it always does, and
+    /// not a command that prints a new token, shown once: its loss must be said.
+    pub fn may_end_on_a_closed_pipe(&self) -> bool {
+        !matches!(
+            self.command,
+            None | Some(Command::Serve(_))
+                | Some(Command::User(UserCommand::Add { .. }))
+                | Some(Command::Token(TokenCommand::Issue { .. }))
+        )
+    }
+
     /// The command line of this process. `--db` goes anywhere (`remit --db F check` and
     /// `remit check --db F` alike); the server's own options (`--addr`, `--demo`, `--workers`)
     /// go with no command (`remit --addr …`) or after `serve`, never before a command, where

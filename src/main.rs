@@ -1,5 +1,9 @@
 //! The `remit` binary. The only place where errors become exit codes.
 
+/// Set for a command that may end quietly when the reader of its output goes away.
+static QUIET_ON_CLOSED_PIPE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         let message = info
@@ -10,7 +14,10 @@ fn main() {
             .unwrap_or_else(|| "unknown".into());
         // The reader of our output went away (`remit user list | head -1`): end quietly, as
         // a program killed by SIGPIPE does (Rust ignores the signal, so println! panics).
-        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+        if QUIET_ON_CLOSED_PIPE.load(std::sync::atomic::Ordering::SeqCst)
+            && message.starts_with("failed printing to std")
+            && message.contains("Broken pipe")
+        {
             std::process::exit(141);
         }
         eprintln!("remit: internal error: {message}");
@@ -27,6 +34,10 @@ fn main() {
         .format_timestamp_millis()
         .init();
     let cli = remit::cli::Cli::from_command_line();
+    QUIET_ON_CLOSED_PIPE.store(
+        cli.may_end_on_a_closed_pipe(),
+        std::sync::atomic::Ordering::SeqCst,
+    );
     let code = match remit::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -112,25 +112,38 @@ pub fn unanswered(
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
-        .map(
+    // A row that cannot be read is left to the operator (it stays stuck, and is listed so);
+    // the others are still owed their results.
+    Ok(rows
+        .into_iter()
+        .filter_map(
             |(id, command, amount, request_id, account_enc, attempts, conversation)| {
-                let account = MerchantAccount::from_stored(&keys.open(
-                    crate::crypto::EncryptedColumn::MerchantAccount,
-                    request_id.as_str(),
-                    &account_enc,
-                )?)?;
-                let job = PayoutJob {
-                    id,
-                    command,
-                    amount,
-                    account,
-                    attempts,
-                };
-                Ok((job, conversation))
+                let account = keys
+                    .open(
+                        crate::crypto::EncryptedColumn::MerchantAccount,
+                        request_id.as_str(),
+                        &account_enc,
+                    )
+                    .and_then(|stored| MerchantAccount::from_stored(&stored));
+                match account {
+                    Ok(account) => Some((
+                        PayoutJob {
+                            id,
+                            command,
+                            amount,
+                            account,
+                            attempts,
+                        },
+                        conversation,
+                    )),
+                    Err(e) => {
+                        log::error!("payout {id}: its account cannot be read ({e:?}); its result is left to an admin");
+                        None
+                    }
+                }
             },
         )
-        .collect()
+        .collect())
 }
 
 /// Claims a queued payout for one call to `gateway`: counts the attempt and moves its next

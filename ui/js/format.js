@@ -30,11 +30,11 @@ export function centsToInput(cents) {
 
 // Decimal text ("1,500.5", "500") as an integer of 10^-places units, or null when it is not a
 // positive amount with at most `places` decimals. Commas only between groups of three digits
-// ("1,50" is a typo, not 150), no blanks inside, no point without decimals after it ("5."), as
+// after a first group that is not 0 ("1,50" and "0,500" are decimal commas, not 150 or 500), no blanks inside, no point without decimals after it ("5."), as
 // the server reads amounts. Integer arithmetic on the digits only.
 export function parseDecimal(text, places) {
   const s = String(text === null || text === undefined ? '' : text).trim();
-  const m = /^(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$/.exec(s);
+  const m = /^([1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.(\d+))?$/.exec(s);
   if (!m) return null;
   const whole = m[1].replace(/,/g, '');
   if (whole.length > 12) return null;

@@ -328,7 +328,14 @@ impl ClientConnection {
                     close,
                     source,
                 } => {
-                    let close = close || last_request || failed || source.is_none();
+                    // remit patch: an answer written while the server stops says so
+                    // (`Connection: close`), so that its client does not send its next
+                    // request down a connection about to close.
+                    let close = close
+                        || last_request
+                        || failed
+                        || source.is_none()
+                        || self.closing.load(Ordering::Relaxed);
                     let response = if close {
                         response.with_connection_close()
                     } else {
