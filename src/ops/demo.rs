@@ -60,6 +60,16 @@ fn demo_user(
     let system = Actor::system("demo");
     let (id, token) = match existing {
         Some(id) => {
+            // The tokens printed now are the demo user's only ones: those of earlier `--demo`
+            // starts (in a terminal's history, on a screenshot) stop working.
+            let earlier: Vec<String> = ctx
+                .conn
+                .prepare("SELECT prefix FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL")?
+                .query_map([&id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for prefix in earlier {
+                users::revoke_token(ctx, &system, &prefix)?;
+            }
             let issued = users::issue_token(ctx, &system, &id)?;
             (id, issued.token)
         }

@@ -19,6 +19,7 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
     // The walkthrough's recipient has the number the demo would use.
     user_add(&db, TEST_KEY, "recipient", "Wanjiru", Some("0712345678"));
     let admin = user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let mut earlier: Option<String> = None;
     for round in 0..2 {
         let log = dir.path().join(format!("serve-{round}.log"));
         let mut server = Server::start_with(&db, TEST_KEY, &log, &[], &["--demo"]);
@@ -41,6 +42,10 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
         let me = server.get("/me", &recipient_token);
         assert_eq!(me.status, 200, "{}", me.text);
         assert_eq!(me.body["name"], "Wanjiru (demo recipient)");
+        // The tokens printed at an earlier `--demo` start no longer work.
+        if let Some(old) = earlier.replace(recipient_token.clone()) {
+            assert_eq!(server.get("/me", &old).status, 401, "round {round}");
+        }
         // The walkthrough's recipient kept their number; the demo one got another.
         let users = server.get("/users?limit=100", &admin);
         let phones: Vec<&str> = users.body["items"]
