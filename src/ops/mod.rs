@@ -33,8 +33,21 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
 /// through a link took its own lock and wrote beside a running server (a rotation left the
 /// rows the server wrote meanwhile under the old key). A hard link is not seen through.
 pub fn real_path(db: &Path) -> PathBuf {
+    real_path_within(db, 8)
+}
+
+fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(db) {
         return real;
+    }
+    // A link to a file not made yet (a first start through it): where it points (a few links
+    // deep at most: a loop of links is left as it is named).
+    if let (Ok(target), true) = (std::fs::read_link(db), links_left > 0) {
+        let target = match db.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        return real_path_within(&target, links_left - 1);
     }
     let dir = match db.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -115,4 +128,30 @@ pub fn bootstrap_admin(store: &Store) -> Result<Option<String>> {
         let created = users::create(ctx, &Actor::system("bootstrap"), &admin)?;
         Ok(Some(created.token))
     })
+}
+
+#[cfg(all(test, unix))]
+mod real_path_tests {
+    use super::real_path;
+
+    #[test]
+    fn a_link_is_seen_through_also_to_a_file_not_made_yet_and_a_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = std::fs::canonicalize(dir.path()).unwrap();
+        let target = real_dir.join("ledger.db");
+        let link = real_dir.join("link.db");
+        std::os::unix::fs::symlink("ledger.db", &link).unwrap();
+        // Not made yet: the link's target, by name.
+        assert_eq!(real_path(&link), target);
+        std::fs::write(&target, b"x").unwrap();
+        assert_eq!(real_path(&link), target);
+        assert_eq!(
+            real_path(&real_dir.join("none.db")),
+            real_dir.join("none.db")
+        );
+        let (a, b) = (real_dir.join("a.db"), real_dir.join("b.db"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let _ = real_path(&a); // ends
+    }
 }
