@@ -309,7 +309,7 @@ fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
     // Results a minute away: none arrives before the stop.
     let slow = [
         ("REMIT_SIM_DELAY_MS", "60000"),
-        ("REMIT_SIM_FAIL_ACCOUNTS", "ACC-FAIL"),
+        ("REMIT_SIM_FAIL_ACCOUNTS", "R1"),
     ];
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-1.log"), &slow);
     let escrow = funded_escrow(
@@ -321,24 +321,22 @@ fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
         "Wanjiru",
         &["rent"],
     );
-    let ask = |reference: &str| {
-        let r = server.post(
-            "/payment-requests",
-            &agent,
-            &json!({"escrowId": escrow, "category": "rent", "amountKes": 1500, "merchantName": "Landlord",
-                    "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": reference}}),
-        );
-        assert_eq!(r.status, 201, "{}", r.text);
-        let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    // Two requests, to the references R0 and R1 (the one the simulator fails), approved.
+    let mut requests = pending_requests(&server, &agent, &escrow, 2);
+    for id in &requests {
         let r = server.post(
             &format!("/payment-requests/{id}/approve"),
             &sender,
             &json!({}),
         );
         assert_eq!(r.status, 200, "{}", r.text);
-        id
-    };
-    let (paid, failed) = (ask("ACC-OK"), ask("ACC-FAIL"));
+    }
+    requests.sort_by_key(|id| {
+        server.get(&format!("/payment-requests/{id}"), &admin).body["merchantAccount"]
+            ["accountReference"]
+            .to_string()
+    });
+    let (paid, failed) = (requests[0].clone(), requests[1].clone());
     let sent = |server: &Server| -> usize {
         let r = server.get("/payouts?status=sent", &admin);
         assert_eq!(r.status, 200, "{}", r.text);
@@ -357,7 +355,7 @@ fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
     // Act: start again, results now at once.
     let fast = [
         ("REMIT_SIM_DELAY_MS", "0"),
-        ("REMIT_SIM_FAIL_ACCOUNTS", "ACC-FAIL"),
+        ("REMIT_SIM_FAIL_ACCOUNTS", "R1"),
     ];
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &fast);
     wait_for_payouts(&server, &admin, &[paid.clone(), failed.clone()]);

@@ -494,14 +494,7 @@ fn a_sender_never_sees_the_recipients_user_id_as_who_asked_or_who_acted() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = app.post(
-        "/payment-requests",
-        &app.recipient,
-        &json!({"escrowId": escrow, "category": "electricity", "amountKes": 1000, "merchantName": "Kenya Power",
-                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "77"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let asked = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let asked = app.request_by(&app.recipient, &escrow, "electricity", 1000, "77");
     let by_agent = app.request(&escrow, "electricity", 500, "78");
     let requested_by = |token: &str, id: &str| {
         let r = app.get(&format!("/payment-requests/{id}"), token);
@@ -538,14 +531,7 @@ fn a_sender_never_sees_the_recipients_user_id_as_who_asked_or_who_acted() {
 
     // Nor as who decided: a request the recipient cancels was decided by the recipient
     // (regression: `decidedBy` gave the sender the id `requestedBy` hid).
-    let r = app.post(
-        "/payment-requests",
-        &app.recipient,
-        &json!({"escrowId": escrow, "category": "electricity", "amountKes": 100, "merchantName": "Kenya Power",
-                "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": "79"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let withdrawn = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let withdrawn = app.request_by(&app.recipient, &escrow, "electricity", 100, "79");
     let cancelled = app.post(
         &format!("/payment-requests/{withdrawn}/cancel"),
         &app.recipient,

@@ -303,6 +303,14 @@ impl Gateway for FixedGateway {
     }
 }
 
+/// A gateway that answers every send with `answer`, counting the calls.
+fn fixed(answer: fn() -> Result<Ack, GatewayError>) -> Arc<FixedGateway> {
+    Arc::new(FixedGateway {
+        answer,
+        calls: AtomicUsize::new(0),
+    })
+}
+
 fn approved_payout(app: &TestApp) -> (String, String) {
     let escrow = app.active_escrow(100, &["a"]);
     let request = app.request(&escrow, "a", 1_500, "ACC");
@@ -338,14 +346,11 @@ fn run_worker_once(app: &TestApp, gateway: &Arc<FixedGateway>) -> bool {
 fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
-    let gateway = Arc::new(FixedGateway {
-        answer: || {
-            Err(GatewayError::Refused {
-                code: "400.002.02".into(),
-                message: "Bad Request - Invalid PartyB".into(),
-            })
-        },
-        calls: AtomicUsize::new(0),
+    let gateway = fixed(|| {
+        Err(GatewayError::Refused {
+            code: "400.002.02".into(),
+            message: "Bad Request - Invalid PartyB".into(),
+        })
     });
     assert!(run_worker_once(&app, &gateway));
     let view = app.wait_for_status(&request, &["failed"]);
@@ -358,10 +363,7 @@ fn a_synchronous_refusal_fails_the_payout_and_returns_the_money() {
 fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_own() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
-    let gateway = Arc::new(FixedGateway {
-        answer: || Err(GatewayError::Transport("connection reset".into())),
-        calls: AtomicUsize::new(0),
-    });
+    let gateway = fixed(|| Err(GatewayError::Transport("connection reset".into())));
     assert!(run_worker_once(&app, &gateway));
     assert!(
         !run_worker_once(&app, &gateway),
@@ -624,10 +626,7 @@ fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_no
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
     // Handed to the gateway, whose answer never came: it may have been paid.
-    let gateway = Arc::new(FixedGateway {
-        answer: || Err(GatewayError::Transport("connection reset".into())),
-        calls: AtomicUsize::new(0),
-    });
+    let gateway = fixed(|| Err(GatewayError::Transport("connection reset".into())));
     assert!(run_worker_once(&app, &gateway));
     let (_, originator, _) = app.payout_ids(&request);
     let failure = b2c_result(&originator, "AG_20251125_0001", json!(2040));
@@ -743,21 +742,15 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
 fn a_refused_retry_after_a_lost_answer_leaves_the_outcome_unknown() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
-    let lost = Arc::new(FixedGateway {
-        answer: || Err(GatewayError::Transport("timed out".into())),
-        calls: AtomicUsize::new(0),
-    });
+    let lost = fixed(|| Err(GatewayError::Transport("timed out".into())));
     assert!(run_worker_once(&app, &lost));
     let (payout, _, _) = app.payout_ids(&request);
     attempt_due_now(&app, &payout);
-    let refused = Arc::new(FixedGateway {
-        answer: || {
-            Err(GatewayError::Refused {
-                code: "400.002.02".into(),
-                message: "Bad Request - Invalid Remarks".into(),
-            })
-        },
-        calls: AtomicUsize::new(0),
+    let refused = fixed(|| {
+        Err(GatewayError::Refused {
+            code: "400.002.02".into(),
+            message: "Bad Request - Invalid Remarks".into(),
+        })
     });
     assert!(run_worker_once(&app, &refused));
     assert_eq!(refused.calls.load(Ordering::SeqCst), 1);

@@ -336,9 +336,21 @@ impl TestApp {
         kes: i64,
         account_reference: &str,
     ) -> String {
+        self.request_by(&self.agent, escrow_id, category, kes, account_reference)
+    }
+
+    /// `request`, asked by `token`'s holder (the recipient, say) rather than the agent.
+    pub fn request_by(
+        &self,
+        token: &str,
+        escrow_id: &str,
+        category: &str,
+        kes: i64,
+        account_reference: &str,
+    ) -> String {
         let r = self.post(
             "/payment-requests",
-            &self.agent,
+            token,
             &json!({"escrowId": escrow_id, "category": category, "amountKes": kes, "merchantName": "Kenya Power",
                     "merchantAccount": {"type": "paybill", "number": "888880", "accountReference": account_reference}}),
         );
