@@ -557,6 +557,21 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
             out.status
         );
     }
+    // A command that prints a new token, shown once, says that it could not.
+    let mut child = remit(dir.path(), Some(TEST_KEY))
+        .args([
+            "user", "add", "--role", "agent", "--name", "Kiosk X", "--db",
+        ])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("failed printing to stdout"), "{stderr}");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
 }
 
 /// The one-server lock holds whichever path names the database: through a symbolic link a
