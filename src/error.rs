@@ -12,8 +12,12 @@ pub enum Error {
     Validation { field: String, message: String },
     /// A required field is absent.
     MissingField { field: String },
-    /// The body has a field the route does not know.
-    UnknownField { field: String },
+    /// The body has a field the route does not know; `meant` is the field it looks like a
+    /// misspelling of, when the route lacks that one (`ammountKes` for `amountKes`).
+    UnknownField {
+        field: String,
+        meant: Option<String>,
+    },
     /// An `Authorization` header that is not `Bearer <token>`.
     AuthScheme,
     /// A header that names one thing sent more than once (`Authorization`, `Content-Type`,
@@ -141,7 +145,11 @@ impl fmt::Display for Error {
         match self {
             Error::Validation { field, message } => write!(f, "{field}: {message}"),
             Error::MissingField { field } => write!(f, "{field}: is required"),
-            Error::UnknownField { field } => write!(f, "{field}: unknown field"),
+            Error::UnknownField { field, meant: None } => write!(f, "{field}: unknown field"),
+            Error::UnknownField {
+                field,
+                meant: Some(meant),
+            } => write!(f, "{field}: unknown field (did you mean {meant}?)"),
             Error::UnknownQuery { name, allowed: [] } => write!(
                 f,
                 "{name}: unknown query parameter (this route takes none)"

@@ -69,7 +69,7 @@ impl Fields {
         match self.take(field) {
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(Error::invalid(&name, "must be a string")),
-            None => Err(Error::MissingField { field: name }),
+            None => Err(self.missing(field)),
         }
     }
 
@@ -92,7 +92,7 @@ impl Fields {
                 prefix: format!("{name}."),
             }),
             Some(_) => Err(Error::invalid(&name, "must be an object")),
-            None => Err(Error::MissingField { field: name }),
+            None => Err(self.missing(field)),
         }
     }
 
@@ -102,7 +102,7 @@ impl Fields {
         match self.take(field) {
             Some(Value::Array(items)) => Ok(items),
             Some(_) => Err(Error::invalid(&name, "must be an array")),
-            None => Err(Error::MissingField { field: name }),
+            None => Err(self.missing(field)),
         }
     }
 
@@ -111,15 +111,56 @@ impl Fields {
         self.name(field)
     }
 
+    /// The error for a required field the body lacks, `field` (or any of its `spellings`, as
+    /// `amountKes` / `amountKesCents`). A field the body has instead that looks like a
+    /// misspelling of it (`ammountKes`, `amount_kes`, `AmountKes`) is what the client got
+    /// wrong: it is reported as unknown, naming the field it was probably meant to be, rather
+    /// than leaving the client to work out why a field it sent is "required".
+    pub fn missing(&self, field: &str) -> Error {
+        self.missing_one_of(field, &[field])
+    }
+
+    /// [`Fields::missing`] for a field with more than one spelling.
+    pub fn missing_one_of(&self, field: &str, spellings: &[&str]) -> Error {
+        let misspelt = self
+            .map
+            .keys()
+            .find(|key| spellings.iter().any(|s| misspelling_of(key, s)));
+        match misspelt {
+            Some(key) => Error::UnknownField {
+                field: self.name(key),
+                meant: Some(self.name(field)),
+            },
+            None => Error::MissingField {
+                field: self.name(field),
+            },
+        }
+    }
+
     /// Refuses any field nobody took.
     pub fn finish(self) -> Result<()> {
         match self.map.keys().next() {
             Some(key) => Err(Error::UnknownField {
-                field: format!("{}{key}", self.prefix),
+                field: self.name(key),
+                meant: None,
             }),
             None => Ok(()),
         }
     }
+}
+
+/// Whether `key` looks like a misspelling of `field`: the same but for case, `_` or `-`, or
+/// within two edits of it (one for names of four letters or fewer).
+fn misspelling_of(key: &str, field: &str) -> bool {
+    let plain = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let (key, field) = (plain(key), plain(field));
+    let most = if field.chars().count() <= 4 { 1 } else { 2 };
+    strsim::levenshtein(&key, &field) <= most
 }
 
 /// Parses a body that is one JSON value of any shape (a webhook's), refusing an object with the
@@ -224,7 +265,9 @@ mod tests {
         assert!(
             matches!(inner.string("b"), Err(Error::Validation { field, .. }) if field == "a.b")
         );
-        assert!(matches!(f.finish(), Err(Error::UnknownField { field }) if field == "ammountKes"));
+        assert!(
+            matches!(f.finish(), Err(Error::UnknownField { field, .. }) if field == "ammountKes")
+        );
     }
 
     #[test]

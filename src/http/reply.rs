@@ -101,7 +101,7 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
         let field = match error {
             Error::Validation { field, .. }
             | Error::MissingField { field }
-            | Error::UnknownField { field }
+            | Error::UnknownField { field, .. }
             | Error::UnknownQuery { name: field, .. } => Some(field.as_str()),
             Error::RepeatedHeader { name } => Some(*name),
             _ => None,

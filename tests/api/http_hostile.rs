@@ -144,6 +144,119 @@ fn wrong_content_type_oversized_bodies_bad_json_and_unknown_fields_are_refused_o
     assert_eq!(app.raw("GET", "/health", None, None, &[]).status, 200);
 }
 
+/// A field whose name is misspelt (`ammountKes` for `amountKes`) is what the client got wrong:
+/// every POST reports it as `unknown_field`, naming it and the field it was meant to be, even
+/// when the field meant is required and so also missing.
+#[test]
+fn a_misspelt_field_is_reported_as_unknown_naming_the_field_meant() {
+    let app = spawn_app();
+    let misspell = |key: &str| format!("{}{}", &key[..2], &key[1..]);
+    let refused = |method: &str, path: &str, role: &str, body: &Value, typo: &str| {
+        let r = app.raw(
+            method,
+            path,
+            Some(app.token(role)),
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), r.body["field"].as_str()),
+            (400, Some("unknown_field"), Some(typo)),
+            "{path} {body}: {}",
+            r.text
+        );
+        r.body["error"].as_str().unwrap().to_string()
+    };
+    // Every field of every POST, misspelt: refused, and a field it is taken for is the right one.
+    for (path, role, body) in post_routes(&app) {
+        for key in body.as_object().unwrap().keys() {
+            let mut sent = body.as_object().unwrap().clone();
+            let value = sent.remove(key).unwrap();
+            sent.insert(misspell(key), value);
+            let error = refused("POST", &path, role, &Value::Object(sent), &misspell(key));
+            assert!(
+                !error.contains("did you mean") || error.contains(&format!("did you mean {key}?")),
+                "{path}: {error}"
+            );
+        }
+    }
+    // Required fields, misspelt in each way the check knows, name the field meant.
+    let mut cases: Vec<(&str, String, &str, Value, &str, &str)> = Vec::new();
+    let escrow = app.active_escrow(100, &["a"]);
+    cases.push((
+        "POST",
+        "/payment-requests".into(),
+        "agent",
+        json!({"escrowId": escrow, "category": "a", "ammountKes": 150, "merchantName": "M",
+            "merchantAccount": {"type": "till", "number": "123456"}}),
+        "ammountKes",
+        "amountKes",
+    ));
+    cases.push((
+        "POST",
+        "/payment-requests".into(),
+        "agent",
+        json!({"escrowId": escrow, "category": "a", "amount_kes": 150, "merchantName": "M",
+            "merchantAccount": {"type": "till", "number": "123456"}}),
+        "amount_kes",
+        "amountKes",
+    ));
+    cases.push((
+        "POST",
+        "/payment-requests".into(),
+        "agent",
+        json!({"escrowId": escrow, "category": "a", "amountKes": 150, "merchantName": "M",
+            "merchantAccount": {"type": "till", "numbr": "123456"}}),
+        "merchantAccount.numbr",
+        "merchantAccount.number",
+    ));
+    cases.push((
+        "POST",
+        "/escrows".into(),
+        "sender",
+        json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10,
+            "categories": [{"name": "a", "amountUSD": 10}]}),
+        "categories[0].amountUSD",
+        "categories[0].amountUsd",
+    ));
+    cases.push((
+        "POST",
+        format!("/escrows/{escrow}/deposits"),
+        "agent",
+        json!({"amount_usd_cents": 100, "reference": "typo"}),
+        "amount_usd_cents",
+        "amountUsd",
+    ));
+    cases.push((
+        "PUT",
+        "/fx-rates/USD-KES".into(),
+        "admin",
+        json!({"rat": 130}),
+        "rat",
+        "rate",
+    ));
+    for (method, path, role, body, typo, meant) in cases {
+        let error = refused(method, &path, role, &body, typo);
+        assert!(
+            error.contains(&format!("did you mean {meant}?")),
+            "{path} {body}: {error}"
+        );
+    }
+    // A field that is missing and nothing like it sent is still missing.
+    let r = app.post(
+        "/payment-requests",
+        app.token("agent"),
+        &json!({"escrowId": escrow, "category": "a", "merchantName": "M", "colour": "red",
+            "merchantAccount": {"type": "till", "number": "123456"}}),
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), r.body["field"].as_str()),
+        (400, Some("missing_field"), Some("amountKes")),
+        "{}",
+        r.text
+    );
+}
+
 #[test]
 fn bad_amounts_phones_and_names_get_400_naming_the_field() {
     let app = spawn_app();

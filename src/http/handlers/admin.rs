@@ -77,9 +77,7 @@ pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
         });
     }
     let mut f = req.fields()?;
-    let rate = f.take("rate").ok_or(Error::MissingField {
-        field: "rate".into(),
-    })?;
+    let rate = f.take("rate").ok_or_else(|| f.missing("rate"))?;
     let rate = RateKesPerUsd::parse_json("rate", &rate)?;
     f.finish()?;
     let view = app.store.write(move |ctx| fx::set(ctx, &actor, rate))?;

@@ -173,9 +173,10 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
             ))
         }
         (None, false) => {
-            return Err(Error::MissingField {
-                field: "amountUsd".into(),
-            })
+            return Err(f.missing_one_of(
+                "amountUsd",
+                &["amountUsd", "amountUsdCents", "amountKes", "amountKesCents"],
+            ))
         }
     };
     let reference = f

@@ -70,9 +70,10 @@ fn status_param<T>(req: &Req, parse: fn(&str, &str) -> Result<T>) -> Result<Opti
 
 /// Reads `{field}` / `{field}Cents` from a body.
 fn usd(fields: &mut Fields, field: &str, max: UsdCents) -> Result<UsdCents> {
-    opt_usd(fields, field, max)?.ok_or_else(|| Error::MissingField {
-        field: fields.field_name(field),
-    })
+    match opt_usd(fields, field, max)? {
+        Some(amount) => Ok(amount),
+        None => Err(fields.missing_one_of(field, &[field, &format!("{field}Cents")])),
+    }
 }
 
 /// Reads an optional `{field}` / `{field}Cents`.

@@ -21,6 +21,9 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     let category = CategoryName::parse("category", &f.string("category")?)?;
     let major = f.take("amountKes");
     let minor = f.take("amountKesCents");
+    if major.is_none() && minor.is_none() {
+        return Err(f.missing_one_of("amountKes", &["amountKes", "amountKesCents"]));
+    }
     let amount = KesCents::parse_either(
         "amountKes",
         major.as_ref(),
