@@ -174,7 +174,7 @@ impl Authenticator {
                 .store
                 .write(move |ctx| users::touch_tokens(ctx, &chunk))
             {
-                log::warn!("could not record token use: {e:?}");
+                log::warn!("could not record token use: {}", e.logged());
             }
         }
     }

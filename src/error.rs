@@ -139,6 +139,26 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error as the log tells it: its sentence, and for an internal error the detail a
+    /// client never sees (`error!("…: {}", e.logged())`, rather than Rust's debug form).
+    pub fn logged(&self) -> Logged<'_> {
+        Logged(self)
+    }
+}
+
+/// See [`Error::logged`].
+pub struct Logged<'a>(&'a Error);
+
+impl fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Error::Internal(detail) => f.write_str(detail),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     /// The client-facing sentence. `Internal` never shows its detail here.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -294,5 +314,18 @@ mod tests {
         assert!(said(sqlite(rusqlite::ffi::SQLITE_CANTOPEN))
             .starts_with("the database file cannot be opened"));
         assert!(matches!(sqlite(rusqlite::ffi::SQLITE_BUSY), Error::Busy));
+    }
+
+    #[test]
+    fn the_log_tells_an_error_in_words_with_the_detail_a_client_never_sees() {
+        let internal = Error::internal("disk I/O error");
+        assert_eq!(internal.to_string(), "internal error");
+        assert_eq!(internal.logged().to_string(), "disk I/O error");
+        assert_eq!(
+            Error::Busy.logged().to_string(),
+            "the database is busy; retry the request"
+        );
+        let gateway = crate::payout::GatewayError::Transport("OAuth: timed out".into());
+        assert_eq!(gateway.to_string(), "no clear answer: OAuth: timed out");
     }
 }

@@ -40,7 +40,7 @@ impl Job {
         match app.store.write_bulk(move |ctx| run(ctx)) {
             Ok(0) => {}
             Ok(n) => log::info!("{}", self.done.replace("{n}", &n.to_string())),
-            Err(e) => log::warn!("could not {}: {e:?}", self.what),
+            Err(e) => log::warn!("could not {}: {}", self.what, e.logged()),
         }
     }
 }

@@ -90,7 +90,7 @@ struct ErrorBody<'a> {
 pub fn error_reply(error: &Error, request_id: &str) -> Reply {
     let status = status_of(error);
     let body = if status == 500 {
-        log::error!("request {request_id} failed: {error:?}");
+        log::error!("request {request_id} failed: {}", error.logged());
         ErrorBody {
             error: format!("internal error (request id {request_id})"),
             code: "internal",

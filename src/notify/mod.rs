@@ -149,7 +149,7 @@ impl Notifier {
             if self.hub.changed.swap(false, Ordering::SeqCst) || due {
                 checked = Some(Instant::now());
                 if let Err(e) = self.reconcile(stopping) {
-                    log::warn!("could not read the webhook endpoints: {e:?}");
+                    log::warn!("could not read the webhook endpoints: {}", e.logged());
                 }
             }
             let fanned = self.fan_out(&options, stopping);
@@ -192,7 +192,10 @@ impl Notifier {
                     }
                 }
                 Err(e) => {
-                    log::warn!("the fan-out of events failed (it is tried again): {e:?}");
+                    log::warn!(
+                        "the fan-out of events failed (it is tried again): {}",
+                        e.logged()
+                    );
                     return total;
                 }
             }

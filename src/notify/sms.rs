@@ -129,7 +129,7 @@ impl SmsWorker {
                         Ok(true) => {}
                         Ok(false) => self.wakeup.wait(self.until_next_due(idle)),
                         Err(e) => {
-                            log::warn!("the SMS worker cannot read its queue: {e:?}");
+                            log::warn!("the SMS worker cannot read its queue: {}", e.logged());
                             self.wakeup.wait(idle);
                         }
                     }

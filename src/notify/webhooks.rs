@@ -50,7 +50,11 @@ impl EndpointWorker {
                 Ok(Some(endpoint)) => endpoint,
                 Ok(None) => return,
                 Err(e) => {
-                    log::warn!("webhook endpoint {}: cannot read it: {e:?}", self.id);
+                    log::warn!(
+                        "webhook endpoint {}: cannot read it: {}",
+                        self.id,
+                        e.logged()
+                    );
                     self.wakeup.wait(idle);
                     continue;
                 }
@@ -73,8 +77,9 @@ impl EndpointWorker {
                 Ok(_) => self.wakeup.wait(self.until_next_due(idle)),
                 Err(e) => {
                     log::warn!(
-                        "webhook endpoint {}: cannot read its deliveries: {e:?}",
-                        self.id
+                        "webhook endpoint {}: cannot read its deliveries: {}",
+                        self.id,
+                        e.logged()
                     );
                     self.wakeup.wait(idle);
                 }
@@ -186,8 +191,9 @@ impl EndpointWorker {
                 }
             }
             Err(e) => log::warn!(
-                "webhook endpoint {}: could not record its attempts (they are made again): {e:?}",
-                self.id
+                "webhook endpoint {}: could not record its attempts (they are made again): {}",
+                self.id,
+                e.logged()
             ),
         }
     }

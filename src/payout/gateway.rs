@@ -30,6 +30,18 @@ pub enum GatewayError {
     Duplicate,
 }
 
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GatewayError::Transport(why) => write!(f, "no clear answer: {why}"),
+            GatewayError::Refused { code, message } => write!(f, "refused, {code}: {message}"),
+            GatewayError::Duplicate => {
+                f.write_str("a duplicate of an earlier attempt (500.002.1001)")
+            }
+        }
+    }
+}
+
 /// Where results go.
 #[derive(Debug, Clone)]
 pub struct CallbackUrls {

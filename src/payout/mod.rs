@@ -87,7 +87,11 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                log::error!("payout {}: could not claim it, not sending: {e:?}", job.id);
+                log::error!(
+                    "payout {}: could not claim it, not sending: {}",
+                    job.id,
+                    e.logged()
+                );
                 return;
             }
         }
@@ -142,8 +146,9 @@ impl Worker {
         };
         if let Err(e) = written {
             log::error!(
-                "payout {}: could not record the gateway's answer: {e:?}",
-                job.id
+                "payout {}: could not record the gateway's answer: {}",
+                job.id,
+                e.logged()
             );
         }
     }
@@ -167,7 +172,7 @@ impl Worker {
         let conversation = match self.gateway.query_status(&query, &self.urls) {
             Some(Ok(ack)) => Some(ack.conversation_id),
             Some(Err(e)) => {
-                log::warn!("payout {payout_id}: Transaction Status was not accepted ({e:?}); asking again in {again_after_s} s");
+                log::warn!("payout {payout_id}: Transaction Status was not accepted ({e}); asking again in {again_after_s} s");
                 None
             }
             None => None,
@@ -175,7 +180,10 @@ impl Worker {
         if let Err(e) = self.store.write(move |ctx| {
             payouts::status_query_sent(ctx, &payout_id, conversation.as_deref(), again_after_s)
         }) {
-            log::error!("could not record a Transaction Status query: {e:?}");
+            log::error!(
+                "could not record a Transaction Status query: {}",
+                e.logged()
+            );
         }
     }
 
@@ -188,10 +196,10 @@ impl Worker {
                     .store
                     .write(move |ctx| crate::service::float::balance_asked(ctx, &id))
                 {
-                    log::error!("could not record a balance query: {e:?}");
+                    log::error!("could not record a balance query: {}", e.logged());
                 }
             }
-            Some(Err(e)) => log::warn!("the balance query was not accepted: {e:?}"),
+            Some(Err(e)) => log::warn!("the balance query was not accepted: {e}"),
             None => {}
         }
     }
@@ -240,7 +248,10 @@ impl Worker {
         {
             Ok(unanswered) => self.gateway.resume(unanswered, &self.urls),
             Err(e) => {
-                log::error!("payout worker cannot read the payouts sent before the restart: {e:?}")
+                log::error!(
+                    "payout worker cannot read the payouts sent before the restart: {}",
+                    e.logged()
+                )
             }
         }
     }
@@ -264,7 +275,7 @@ impl Worker {
                         Ok(true) => {}
                         Ok(false) => self.wakeup.wait(idle),
                         Err(e) => {
-                            log::error!("payout worker cannot read the queue: {e:?}");
+                            log::error!("payout worker cannot read the queue: {}", e.logged());
                             self.wakeup.wait(idle);
                         }
                     }

@@ -137,7 +137,7 @@ pub fn unanswered(
                         conversation,
                     )),
                     Err(e) => {
-                        log::error!("payout {id}: its account cannot be read ({e:?}); its result is left to an admin");
+                        log::error!("payout {id}: its account cannot be read ({}); its result is left to an admin", e.logged());
                         None
                     }
                 }

@@ -668,7 +668,10 @@ impl Writer<'_> {
             break commit;
         };
         if let Err(e) = &commit {
-            log::error!("writer batch of {size} failed and was rolled back: {e:?}");
+            log::error!(
+                "writer batch of {size} failed and was rolled back: {}",
+                e.logged()
+            );
         }
         let done = std::mem::replace(batch, Vec::with_capacity(WRITER_BATCH_MAX));
         let unsent = match answers {

@@ -19,6 +19,16 @@ pub enum SignatureError {
     TooOld,
 }
 
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignatureError::Malformed => "malformed",
+            SignatureError::Mismatch => "matches no v1 under the secret",
+            SignatureError::TooOld => "older than the tolerance",
+        })
+    }
+}
+
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
 /// `v0` and other schemes are ignored, comparison is constant-time, and timestamps older than
 /// `tolerance_s` are refused (future ones are accepted, as Stripe's own libraries do).
