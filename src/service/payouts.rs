@@ -518,6 +518,16 @@ pub fn find_by_conversation(
         .optional()?)
 }
 
+/// Whether `originator` is the `OriginatorConversationID` payout `id` was sent under.
+pub fn has_originator(conn: &Connection, id: &PayoutId, originator: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT originator_conversation_id = ?2 FROM payouts WHERE id = ?1")?
+        .query_row(params![id, originator], |r| r.get::<_, Option<bool>>(0))
+        .optional()?
+        .flatten()
+        .unwrap_or(false))
+}
+
 /// The amount a result names, checked against the payout's before the result is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reported {

@@ -252,6 +252,21 @@ pub fn apply_payout_callback(
 ) -> Result<CallbackOutcome> {
     let dedupe_key = callback.dedupe_key();
     if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
+        // A status answer names the payment it is about among its parameters too: one that
+        // names another payout's than the query's is about neither for sure, and settles
+        // neither (as a result whose two ids name two payouts).
+        if let (Some(payout_id), Some(named)) = (
+            &query.payout_id,
+            callback.parameter_text("OriginatorConversationID"),
+        ) {
+            if !payouts::has_originator(ctx.conn, payout_id, &named)? {
+                let key = format!("mismatch:{}:{dedupe_key}", crate::crypto::random_hex(8));
+                record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
+                let outcome = CallbackOutcome::UnknownPayout;
+                set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
+                return Ok(outcome);
+            }
+        }
         if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
             return Ok(CallbackOutcome::Duplicate);
         }

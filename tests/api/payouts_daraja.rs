@@ -1184,3 +1184,87 @@ fn a_token_that_says_it_never_expires_still_pays_every_payout() {
     assert_paid_once(&app, &fake, &escrow, &second);
     assert_checks(app);
 }
+
+/// A Transaction Status answer is found by its query's `ConversationID`; one that names
+/// another payout's `OriginatorConversationID` among its parameters is about neither for sure.
+/// It is `404`, as a result whose two ids name two payouts, and settles neither: before, it
+/// paid the query's payout on the strength of an answer about the other.
+#[test]
+fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
+    let (fake, app) = start();
+    fake.script(
+        2_300,
+        Script {
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let a = approved_phone_payment(&app, &escrow, 2_300);
+    let b = approved_phone_payment(&app, &escrow, 2_300);
+    let (payout_a, originator_a, _) = app.payout_ids(&a);
+    let (_, originator_b, _) = app.payout_ids(&b);
+    let query_a = crate::support::notify::eventually(
+        Duration::from_secs(20),
+        "a status query about the first payout",
+        || {
+            let id = payout_a.clone();
+            app.store
+                .read(move |c, _| {
+                    Ok(c.query_row(
+                        "SELECT conversation_id FROM daraja_queries WHERE payout_id = ?1",
+                        [id],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .ok())
+                })
+                .unwrap()
+        },
+    );
+    let kes = remit::money::KesCents::new(230_000).unwrap();
+    let post = |body: Value| {
+        app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+            None,
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        )
+    };
+    let crossed = remit::wire::daraja::results::status_result(
+        &query_a,
+        &originator_b,
+        "TLQ0000011",
+        "Completed",
+        kes,
+    );
+    let r = post(crossed);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("not_found")),
+        "{}",
+        r.text
+    );
+    for request in [&a, &b] {
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "{view}");
+        assert_eq!(view["payout"]["status"], "sent", "{view}");
+    }
+    // The answer about the query's own payout is applied.
+    let own = remit::wire::daraja::results::status_result(
+        &query_a,
+        &originator_a,
+        "TLQ0000012",
+        "Completed",
+        kes,
+    );
+    assert_eq!(post(own).status, 200);
+    assert_eq!(settled(&app, &a, &["paid"])["status"], "paid");
+    let view = app.get(&format!("/payment-requests/{b}"), &app.admin).body;
+    assert_eq!(view["status"], "approved", "{view}");
+    drop(fake);
+    assert_checks(app);
+}
