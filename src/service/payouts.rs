@@ -571,9 +571,9 @@ pub fn apply_result(
     match (reported, result) {
         (Reported::Amount(Some(reported)), _) if reported != row.amount_kes => {
             let reason = format!(
-                "result names KES {} but the payout is KES {}",
-                reported.get() / 100,
-                row.amount_kes.get() / 100
+                "result names {} but the payout is {}",
+                reported.display(),
+                row.amount_kes.display()
             );
             flag(ctx, payout_id, &reason)?;
             return Ok(ResultOutcome::Flagged(reason));

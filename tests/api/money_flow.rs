@@ -538,6 +538,30 @@ fn escrow_of(app: &TestApp, request: &str) -> String {
     view["escrowId"].as_str().unwrap().to_string()
 }
 
+/// A result a few cents off the payout is flagged, and the flag says both amounts to the cent:
+/// before, it read "result names KES 1500 but the payout is KES 1500".
+#[test]
+fn a_result_cents_off_the_payout_is_flagged_naming_both_amounts_to_the_cent() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let mut result = b2c_success(&originator, "TCE4K7PQ2R", 1_500);
+    result["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] =
+        serde_json::from_str("1500.4").unwrap();
+    assert_eq!(callback(&app, &result).status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (&view["status"], &view["payout"]["flagged"]),
+        (&json!("approved"), &json!(true)),
+        "{view}"
+    );
+    assert_eq!(
+        view["payout"]["flagReason"],
+        "result names KES 1,500.40 but the payout is KES 1,500.00"
+    );
+}
+
 #[test]
 fn a_success_whose_amount_is_missing_or_unreadable_is_flagged_not_applied() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
