@@ -112,6 +112,34 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
     parse_major("Amount", &text, 2).ok().and_then(KesCents::new)
 }
 
+/// Daraja's free text (`ResultDesc`, `errorMessage`, `ResponseDescription`) as remit keeps,
+/// logs and shows it: M-Pesa's words, with any run of nine digits or more (a phone number it
+/// may echo, `254712345678`) masked to its last three (`***678`), at most 300 characters.
+/// A payout's text reaches the log and the sender, neither of which may read a phone.
+pub fn free_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(300));
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 9 {
+            out.push_str("***");
+            out.push_str(&digits[digits.len() - 3..]);
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.trim().chars().take(300) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -134,7 +162,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             conversation: text(stk.get("CheckoutRequestID")),
             kind,
             amount: kes_cents(lookup(items, "Name", "Amount")),
-            desc: text(stk.get("ResultDesc")).unwrap_or_default(),
+            desc: free_text(&text(stk.get("ResultDesc")).unwrap_or_default()),
             parameters: None,
         });
     }
@@ -149,7 +177,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
     let params = result
         .get("ResultParameters")
         .and_then(|p| p.get("ResultParameter"));
-    let desc = text(result.get("ResultDesc")).unwrap_or_default();
+    let desc = free_text(&text(result.get("ResultDesc")).unwrap_or_default());
     if queue_timeout {
         return Ok(Callback {
             originator,
@@ -220,6 +248,25 @@ impl Callback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_s_words_keep_no_phone_and_no_more_than_300_characters() {
+        let body: Value = serde_json::from_str(r#"{"Result": {"ResultType": 0, "ResultCode": 2001,
+            "ResultDesc": "The receiver 254712345678 is not registered",
+            "OriginatorConversationID": "o", "ConversationID": "AG_20250314_00000000000000000000"}}"#)
+        .unwrap();
+        let callback = parse_callback(&body, false).unwrap();
+        assert_eq!(callback.desc, "The receiver ***678 is not registered");
+        assert_eq!(
+            callback.conversation.as_deref(),
+            Some("AG_20250314_00000000000000000000")
+        );
+        assert_eq!(free_text(&"x".repeat(1_000)).len(), 300);
+        assert_eq!(
+            free_text(" short code 600998, KES 1500 "),
+            "short code 600998, KES 1500"
+        );
+    }
 
     #[test]
     fn callbacks_parse_in_every_shape() {

@@ -152,7 +152,7 @@ pub fn sync_answer(body: &[u8]) -> SyncAnswer {
     if let Some(code) = text("errorCode") {
         return SyncAnswer::Error {
             code,
-            message: text("errorMessage").unwrap_or_default(),
+            message: super::free_text(&text("errorMessage").unwrap_or_default()),
         };
     }
     match (text("ResponseCode"), text("ConversationID")) {
@@ -160,11 +160,11 @@ pub fn sync_answer(body: &[u8]) -> SyncAnswer {
             SyncAnswer::Accepted { conversation_id }
         }
         (Some(code), None) if code == "0" => SyncAnswer::AcceptedWithoutConversation {
-            message: text("ResponseDescription").unwrap_or_default(),
+            message: super::free_text(&text("ResponseDescription").unwrap_or_default()),
         },
         (Some(code), _) => SyncAnswer::NotAccepted {
             code,
-            message: text("ResponseDescription").unwrap_or_default(),
+            message: super::free_text(&text("ResponseDescription").unwrap_or_default()),
         },
         (None, _) => SyncAnswer::Unreadable,
     }
@@ -194,7 +194,9 @@ pub fn token(body: &[u8]) -> Result<Token> {
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     }
-    .ok_or_else(|| Error::internal("the OAuth answer has no expires_in"))?;
+    .ok_or_else(|| {
+        Error::internal("the OAuth answer's expires_in is missing or not a number of seconds")
+    })?;
     Ok(Token {
         access_token,
         expires_in_s,
@@ -233,6 +235,22 @@ pub fn security_credential(password: &str, certificate_pem: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_daraja_echoes_in_its_words_is_masked_and_its_ids_are_not() {
+        assert_eq!(
+            sync_answer(br#"{"requestId":"1","errorCode":"400.002.02","errorMessage":"Bad Request - Invalid PartyB 254712345678"}"#),
+            SyncAnswer::Error { code: "400.002.02".into(), message: "Bad Request - Invalid PartyB ***678".into() }
+        );
+        assert_eq!(
+            sync_answer(br#"{"ConversationID":"AG_20250314_00000000000000000000","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#),
+            SyncAnswer::Accepted { conversation_id: "AG_20250314_00000000000000000000".into() }
+        );
+        assert!(matches!(
+            sync_answer(br#"{"ResponseCode":"1","ResponseDescription":"0712345678 is not registered on M-Pesa 600998"}"#),
+            SyncAnswer::NotAccepted { message, .. } if message == "***678 is not registered on M-Pesa 600998"
+        ));
+    }
 
     #[test]
     fn answers_are_told_apart() {
