@@ -1,8 +1,9 @@
 //! Idempotent POSTs: a writer command that replays a stored response for a repeated
 //! `Idempotency-Key`, or runs the request and stores its first response in the same
 //! transaction. A request the service refused (`404`, `409`, …) is stored with its refusal;
-//! requests refused before they ran (malformed bodies, authentication) and transient failures
-//! (`503`, `500`) are not. A new token in a response is stored as `null`: a token is shown once.
+//! a request that was wrong as sent (`400`, whether its body was malformed or its amount more
+//! than is due), one refused before it ran (authentication) and transient failures (`503`,
+//! `500`) are not. A new token in a response is stored as `null`: a token is shown once.
 
 use super::reply::{error_reply, status_of, Reply};
 use super::request::Req;
@@ -72,8 +73,9 @@ fn keyed(
     let reply = match ctx.savepoint(f) {
         Ok(reply) => reply,
         // The request ran and was refused (404, 409, …): that answer is the first response
-        // too, and its replay must not run it again. Transient failures (busy, internal)
-        // are not stored, so that a retry with the same key can still succeed.
+        // too, and its replay must not run it again. A request wrong as sent (400) and
+        // transient failures (busy, internal) are not stored, so that a retry with the same
+        // key, the mistake mended, can still succeed.
         Err(e) if is_final(&e) => error_reply(&e, ""),
         Err(e) => return Err(e),
     };
@@ -86,7 +88,10 @@ fn keyed(
     Ok(reply)
 }
 
-/// Is this refusal the request's real answer (stored for replay), not a passing failure?
+/// Is this refusal the request's real answer (stored for replay)? Not a passing failure, and
+/// not a `400`: a request wrong as sent moved nothing, and the client that mends it (a kiosk
+/// agent who typed more than is due) retries with the same key, which must not answer `422`.
+/// The same request sent again is refused again (what is due only shrinks).
 fn is_final(e: &Error) -> bool {
-    !matches!(e, Error::IdempotencyKeyReused) && !matches!(status_of(e), 500 | 503)
+    !matches!(e, Error::IdempotencyKeyReused) && !matches!(status_of(e), 400 | 500 | 503)
 }

@@ -497,6 +497,56 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
     app.assert_integrity();
 }
 
+/// A request wrong as sent (`400`) is not the key's answer, even when only the ledger can tell
+/// it is wrong (more than is still due): the agent who mends the amount retries with the same
+/// key and is served, where a stored `400` made that retry `422`.
+#[test]
+fn a_request_wrong_as_sent_leaves_its_key_free_for_the_mended_one() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(10, &["a"], None);
+    let path = format!("/escrows/{escrow}/deposits");
+    let over = json!({"amountUsd": 11, "reference": "mended-1"});
+    for _ in 0..2 {
+        let r = app.post_with_key(&path, &app.agent, &over, "deposit-1");
+        assert_eq!(
+            (
+                r.status,
+                r.body["code"].as_str(),
+                r.header("Idempotent-Replayed")
+            ),
+            (400, Some("invalid_field"), None),
+            "{}",
+            r.text
+        );
+    }
+    let mended = json!({"amountUsd": 10, "reference": "mended-1"});
+    let first = app.post_with_key(&path, &app.agent, &mended, "deposit-1");
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = app.post_with_key(&path, &app.agent, &mended, "deposit-1");
+    assert_eq!(
+        (again.status, again.text.as_str()),
+        (201, first.text.as_str())
+    );
+    assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 1_000);
+    // A staff phone as recipient is wrong as sent too.
+    let staff = json!({"recipientPhone": "0700000001", "recipientName": "W", "totalAmountUsd": 10,
+        "categories": ["a"]});
+    app.new_user(remit::service::Role::Agent, "Kiosk 2", Some("0700000001"));
+    let r = app.post_with_key("/escrows", &app.sender, &staff, "escrow-1");
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("recipientPhone")),
+        "{}",
+        r.text
+    );
+    let mut mended = staff.clone();
+    mended["recipientPhone"] = json!(RECIPIENT_PHONE);
+    let r = app.post_with_key("/escrows", &app.sender, &mended, "escrow-1");
+    assert_eq!(r.status, 201, "{}", r.text);
+    app.assert_integrity();
+}
+
 #[test]
 fn twenty_concurrent_duplicates_with_one_key_make_one_change() {
     let app = Arc::new(spawn_app());
