@@ -206,6 +206,40 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
     views::escrow(ctx.conn, ctx.keys, actor, &id)
 }
 
+/// Cancels the escrow's requests still waiting for approval (not those already expired), when
+/// the escrow can no longer pay them: it was cancelled, or it completed (nothing remains).
+/// Each gets an audit line with `reason`; `decided_by` names the user who acted, if one did
+/// (a completion is the system's).
+pub(crate) fn cancel_pending_requests(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &EscrowId,
+    reason: &str,
+) -> Result<()> {
+    let mut stmt = ctx.conn.prepare_cached(
+        "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
+         WHERE escrow_id = :escrow AND status = :pending AND expires_at > :at RETURNING id",
+    )?;
+    let cancelled: Vec<PaymentRequestId> = stmt
+        .query_map(
+            named_params! {
+                ":cancelled": RequestStatus::Cancelled, ":actor": actor.user_id(), ":at": ctx.at(),
+                ":escrow": escrow_id, ":pending": RequestStatus::PendingApproval,
+            },
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for request_id in &cancelled {
+        ctx.audit(
+            &actor.id,
+            "payment_request.cancelled",
+            request_id.as_str(),
+            &json!({ "reason": reason }),
+        )?;
+    }
+    Ok(())
+}
+
 /// `POST /escrows/:id/cancel`: refunds what is left. Refused while a payout is in flight
 /// (money reserved); pending payment requests are cancelled with it.
 pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<EscrowView> {
@@ -239,27 +273,7 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
         });
     }
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
-    let mut stmt = ctx.conn.prepare_cached(
-        "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
-         WHERE escrow_id = :escrow AND status = :pending AND expires_at > :at RETURNING id",
-    )?;
-    let cancelled: Vec<PaymentRequestId> = stmt
-        .query_map(
-            named_params! {
-                ":cancelled": RequestStatus::Cancelled, ":actor": actor.id, ":at": ctx.at(),
-                ":escrow": escrow_id, ":pending": RequestStatus::PendingApproval,
-            },
-            |r| r.get(0),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    for request_id in &cancelled {
-        ctx.audit(
-            &actor.id,
-            "payment_request.cancelled",
-            request_id.as_str(),
-            &json!({"reason": "escrow cancelled"}),
-        )?;
-    }
+    cancel_pending_requests(ctx, actor, escrow_id, "escrow cancelled")?;
     ctx.audit(
         &actor.id,
         "escrow.cancelled",

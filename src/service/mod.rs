@@ -45,6 +45,11 @@ impl Actor {
         }
     }
 
+    /// The user's id, or `None` for the system (what a column referencing `users` may hold).
+    pub fn user_id(&self) -> Option<&str> {
+        (!self.id.starts_with("system:")).then_some(self.id.as_str())
+    }
+
     /// The system acting on its own (`system:<name>`).
     pub fn system(name: &str) -> Actor {
         Actor {

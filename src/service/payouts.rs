@@ -697,7 +697,8 @@ fn set_request_status(
     Ok(())
 }
 
-/// An active escrow with nothing remaining and nothing reserved is `completed`.
+/// An active escrow with nothing remaining and nothing reserved is `completed`; requests still
+/// waiting for approval on it are cancelled with it (nothing is left to pay them).
 fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<()> {
     let completed: Option<(UsdCents, UsdCents)> = ctx
         .conn
@@ -721,6 +722,7 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
             escrow_id.as_str(),
             &json!({}),
         )?;
+        super::escrows::cancel_pending_requests(ctx, actor, escrow_id, "escrow completed")?;
         ctx.emit(
             EventType::EscrowCompleted,
             json!({"escrowId": escrow_id, "status": EscrowStatus::Completed,

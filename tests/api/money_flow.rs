@@ -701,3 +701,39 @@ fn a_wrong_token_is_401_and_an_unknown_id_is_404() {
     );
     app.assert_integrity();
 }
+
+/// An escrow that completes (everything spent) can pay no request still waiting for approval:
+/// those are cancelled with it, as with a cancelled escrow, rather than left pending until
+/// they expire (approving one was a puzzling `409 escrow is completed`).
+#[test]
+fn requests_waiting_on_an_escrow_that_completes_are_cancelled_with_it() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(10, &["a"]);
+    let all = app.request(&escrow, "a", 1_500, "ALL");
+    let waiting = app.request(&escrow, "a", 100, "LATER");
+    assert_eq!(app.approve(&all).status, 200);
+    app.wait_for_status(&all, &["paid"]);
+    assert_eq!(app.escrow(&escrow)["status"], "completed");
+    let view = app
+        .get(&format!("/payment-requests/{waiting}"), &app.sender)
+        .body;
+    assert_eq!(view["status"], "cancelled", "{view}");
+    let lines = app.audit_lines_of(&escrow, &waiting);
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["action"], &last["details"]["reason"]),
+        (
+            &json!("payment_request.cancelled"),
+            &json!("escrow completed")
+        ),
+        "{lines:?}"
+    );
+    let r = app.approve(&waiting);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
+    app.assert_integrity();
+}
