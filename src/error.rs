@@ -35,6 +35,9 @@ pub enum Error {
     Unauthenticated,
     /// Authenticated, but the role may not do this.
     Forbidden,
+    /// Authenticated, and the role may do this, but not to this object; the sentence says who
+    /// may (`403 forbidden` too).
+    ForbiddenHere(&'static str),
     /// No such object, or one the caller may not see.
     NotFound { what: &'static str },
     /// The escrow's remaining balance does not cover the payment.
@@ -122,7 +125,7 @@ impl Error {
             Error::InvalidJson { .. } => "invalid_json",
             Error::RepeatedHeader { .. } => "invalid_header",
             Error::Unauthenticated | Error::AuthScheme => "unauthenticated",
-            Error::Forbidden => "forbidden",
+            Error::Forbidden | Error::ForbiddenHere(_) => "forbidden",
             Error::NotFound { .. } => "not_found",
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::InsufficientCategoryBalance { .. } => "insufficient_category_balance",
@@ -189,6 +192,7 @@ impl fmt::Display for Error {
                 "send the token as `Authorization: Bearer <token>` (the word Bearer, a space, the token)"
             ),
             Error::Forbidden => write!(f, "your role may not do this"),
+            Error::ForbiddenHere(who) => f.write_str(who),
             Error::NotFound { what } => write!(f, "{what} not found"),
             Error::InsufficientBalance { available, needed } => write!(
                 f,

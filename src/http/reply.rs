@@ -57,7 +57,7 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::InvalidJson { .. }
         | Error::RepeatedHeader { .. } => 400,
         Error::Unauthenticated | Error::AuthScheme => 401,
-        Error::Forbidden => 403,
+        Error::Forbidden | Error::ForbiddenHere(_) => 403,
         Error::NotFound { .. } => 404,
         Error::MethodNotAllowed => 405,
         Error::InsufficientBalance { .. }

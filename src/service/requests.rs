@@ -462,7 +462,11 @@ pub fn cancel(
     let (row, _, _) = load_request(ctx, actor, request_id, false)?;
     let allowed = actor.is_admin() || actor.role == Role::Agent || actor.is(&row.requested_by);
     if !allowed {
-        return Err(Error::Forbidden);
+        return Err(Error::ForbiddenHere(if actor.role == Role::Sender {
+            "only whoever made this request, or a kiosk agent, may cancel it; its sender rejects it instead"
+        } else {
+            "only whoever made this request, or a kiosk agent, may cancel it"
+        }));
     }
     require_pending(&row, "cancelled")?;
     decide(ctx, actor, request_id, RequestStatus::Cancelled, None)?;

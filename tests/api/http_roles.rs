@@ -313,3 +313,31 @@ fn every_route_answers_every_role_as_api_md_says() {
     );
     app.assert_integrity();
 }
+
+/// Refused a cancel of a request someone else made, the escrow's recipient and sender hear who
+/// may cancel it (and the sender that rejecting is theirs), not that their role may not.
+#[test]
+fn a_refused_cancel_says_who_may_cancel() {
+    let app = spawn_app();
+    for (token, says) in [
+        (
+            &app.recipient,
+            "only whoever made this request, or a kiosk agent, may cancel it",
+        ),
+        (&app.sender, "its sender rejects it instead"),
+    ] {
+        let path = format!("/payment-requests/{}/cancel", fresh_request(&app));
+        let r = app.post(&path, token, &json!({}));
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.body["error"].as_str().unwrap().contains(says),
+            "{}",
+            r.text
+        );
+    }
+}
