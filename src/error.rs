@@ -77,6 +77,9 @@ pub enum Error {
     UnsupportedMediaType,
     /// The database stayed locked past the busy timeout; safe to retry.
     Busy,
+    /// The workers a client may hold waiting for slow request bodies are all waiting
+    /// (`503 busy` too; safe to retry).
+    SlowBodies,
     /// The encryption key does not open this database.
     WrongKey,
     /// SQLite could not write: the disk is full, or a savepoint journal outgrew the build's
@@ -136,7 +139,7 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::Busy => "busy",
+            Error::Busy | Error::SlowBodies => "busy",
             Error::WrongKey | Error::Full | Error::Internal(_) => "internal",
         }
     }
@@ -232,6 +235,10 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedMediaType => write!(f, "request body must be application/json"),
             Error::Busy => write!(f, "the database is busy; retry the request"),
+            Error::SlowBodies => write!(
+                f,
+                "the server is busy waiting for slow request bodies; retry the request"
+            ),
             Error::WrongKey => write!(
                 f,
                 "the encryption key does not match this database (check ENCRYPTION_KEY or the key file)"

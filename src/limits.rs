@@ -70,8 +70,13 @@ pub const REFERENCE_BYTES_MAX: usize = 64;
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 /// How long an idempotent response is kept (at least 24 h).
 pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
+/// How long a request whose caller already holds its share of the workers waiting for slow
+/// bodies may still take for its own body before it is refused `503 busy` (a body written a
+/// moment after its head, as some clients do, arrives well within it).
+pub const BODY_GRACE_MS: u64 = 20;
 /// HTTP worker threads when not configured. Clients without a token may hold a quarter of them
-/// (`UNAUTHENTICATED_WORKERS_DIVISOR`): 36 are left for 32 busy keep-alive clients.
+/// waiting for slow bodies (`UNAUTHENTICATED_WORKERS_DIVISOR`), any one caller with a token a
+/// quarter, all of them half: at least 24 are left for 32 busy keep-alive clients.
 pub const HTTP_WORKERS_DEFAULT: usize = 48;
 /// A request line and all its headers: at most this many bytes (`431` above)…
 pub const HEAD_BYTES_MAX: usize = 16 * 1024;
@@ -87,8 +92,9 @@ pub const BODY_DEADLINE_MS: u64 = 10_000;
 pub const WRITE_DEADLINE_MS: u64 = 10_000;
 /// Open connections at once when not configured; at the cap the longest idle one is closed.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
-/// The HTTP workers that clients without a bearer token (webhooks included) may hold at once,
-/// as a fraction: one in this many.
+/// The HTTP workers that clients without a bearer token (webhooks included) may hold at once
+/// waiting for bodies still arriving, as a fraction: one in this many; and so may any one
+/// caller with a token (all callers together: half).
 pub const UNAUTHENTICATED_WORKERS_DIVISOR: usize = 4;
 /// Length of an `X-Request-Id` echoed back.
 pub const REQUEST_ID_BYTES_MAX: usize = 64;

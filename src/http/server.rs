@@ -3,8 +3,9 @@
 //! A request's head is read, its route found, and its body read only when its route takes one,
 //! after its caller is known: a bearer route authenticates first (and refuses a role the route
 //! table excludes); M-Pesa's result URL checks
-//! its path token first; a webhook (which authenticates by its body, or whose token was just
-//! checked) needs one of the few workers that unauthenticated clients may hold. A body that is never read is never drained: the answer goes out and the connection is
+//! its path token first. A body still arriving needs one of the places kept for slow uploads
+//! (`Gates`: a quarter of the workers for clients without a token, a quarter for any one
+//! caller, half for all); one that came with its head needs none. A body that is never read is never drained: the answer goes out and the connection is
 //! closed. Answers are written by the connection's own thread, so a client that does not read
 //! them holds no worker. One access-log line per request, never with tokens, bodies or PII.
 
@@ -15,13 +16,14 @@ use super::routes::{self, Access, Found, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    BODY_BYTES_MAX, BODY_DEADLINE_MS, HEADER_LINES_MAX, HEAD_BYTES_MAX, HEAD_DEADLINE_MS,
-    KEEPALIVE_IDLE_MS, SHUTDOWN_DRAIN_MS, SHUTDOWN_DRAIN_POLL_MS, UNAUTHENTICATED_WORKERS_DIVISOR,
-    WRITE_DEADLINE_MS,
+    BODY_BYTES_MAX, BODY_DEADLINE_MS, BODY_GRACE_MS, HEADER_LINES_MAX, HEAD_BYTES_MAX,
+    HEAD_DEADLINE_MS, KEEPALIVE_IDLE_MS, SHUTDOWN_DRAIN_MS, SHUTDOWN_DRAIN_POLL_MS,
+    UNAUTHENTICATED_WORKERS_DIVISOR, WRITE_DEADLINE_MS,
 };
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,30 +47,108 @@ fn limits(app: &App) -> tiny_http::Limits {
     }
 }
 
-/// Counts the workers reading a body for a client that has not authenticated, so that such
-/// clients can hold at most a share of the workers.
-struct Gate {
-    held: AtomicUsize,
-    max: usize,
+/// The workers waiting for a body that has not arrived whole (one that came with its head
+/// needs no place: reading it waits for nobody). Clients that have not authenticated may hold
+/// at most a quarter of the workers so; each caller that has (a user, whatever its tokens;
+/// M-Pesa by its path token) a quarter too; and all of them together at most half. So
+/// however many slow uploads any number of tokens start, half the workers are left for
+/// everyone else. A request over its share whose body does not arrive within `BODY_GRACE_MS`
+/// is `503 busy`.
+struct Gates {
+    anonymous: AtomicUsize,
+    anonymous_max: usize,
+    /// Places held per caller, and in all (anonymous ones included).
+    callers: Mutex<(HashMap<String, usize>, usize)>,
+    caller_max: usize,
+    waiting_max: usize,
+    /// When the last refusal was logged (seconds since start): at most one line a minute.
+    warned_at: AtomicU64,
+    started: Instant,
 }
 
-/// One of the gate's places, given back when dropped.
-struct Pass<'a>(&'a Gate);
+/// A place at the gates, given back when dropped.
+enum Pass<'a> {
+    Anonymous(&'a Gates),
+    Caller(&'a Gates, String),
+}
 
-impl Gate {
-    fn enter(&self) -> Option<Pass<'_>> {
-        let held = self.held.fetch_add(1, Ordering::SeqCst);
-        if held >= self.max {
-            self.held.fetch_sub(1, Ordering::SeqCst);
-            return None;
+impl Gates {
+    fn new(workers: usize) -> Gates {
+        Gates {
+            anonymous: AtomicUsize::new(0),
+            anonymous_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
+            callers: Mutex::new((HashMap::new(), 0)),
+            caller_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
+            waiting_max: (workers / 2).max(1),
+            warned_at: AtomicU64::new(0),
+            started: Instant::now(),
         }
-        Some(Pass(self))
+    }
+
+    /// A place for a client that has not authenticated, or whose share is full.
+    fn anonymous(&self) -> std::result::Result<Pass<'_>, &'static str> {
+        let held = self.anonymous.fetch_add(1, Ordering::SeqCst);
+        if held >= self.anonymous_max {
+            self.anonymous.fetch_sub(1, Ordering::SeqCst);
+            return Err("clients without a token");
+        }
+        Ok(Pass::Anonymous(self))
+    }
+
+    /// A place for `caller`, within its share and the share of all callers, or whose share
+    /// is full.
+    fn caller(&self, caller: &str) -> std::result::Result<Pass<'_>, &'static str> {
+        let mut guard = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+        let (held, total) = &mut *guard;
+        let mine = held.get(caller).copied().unwrap_or(0);
+        if mine >= self.caller_max {
+            return Err("one caller");
+        }
+        if *total + self.anonymous.load(Ordering::SeqCst) >= self.waiting_max {
+            return Err("all callers");
+        }
+        held.insert(caller.to_string(), mine + 1);
+        *total += 1;
+        Ok(Pass::Caller(self, caller.to_string()))
+    }
+
+    /// The refusal of a request over `whose` share whose body did not come in its grace,
+    /// logged once a minute at most (the access log has each one).
+    fn refused(&self, whose: &str) -> Error {
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 60)
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "requests refused 503: the workers {whose} may hold waiting for slow request bodies are all waiting (said once a minute at most)"
+            );
+        }
+        Error::SlowBodies
     }
 }
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        self.0.held.fetch_sub(1, Ordering::SeqCst);
+        match self {
+            Pass::Anonymous(gates) => {
+                gates.anonymous.fetch_sub(1, Ordering::SeqCst);
+            }
+            Pass::Caller(gates, caller) => {
+                let mut guard = gates.callers.lock().unwrap_or_else(|p| p.into_inner());
+                let (held, total) = &mut *guard;
+                *total -= 1;
+                match held.get_mut(caller.as_str()) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    _ => {
+                        held.remove(caller.as_str());
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -79,10 +159,7 @@ pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     let workers_n = app.config.workers.max(1);
-    let gate = Arc::new(Gate {
-        held: AtomicUsize::new(0),
-        max: (workers_n / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
-    });
+    let gate = Arc::new(Gates::new(workers_n));
     let mut workers = Vec::with_capacity(workers_n);
     for i in 0..workers_n {
         let (server, app, stopping, gate) = (
@@ -146,12 +223,13 @@ impl HttpServer {
 
 /// Reads the body of a request whose route takes one, once its caller may send one: a bearer
 /// route's caller is authenticated first, and refused `403` if the route table says its role
-/// may never call the route; M-Pesa's result URL checks its path token first; a
-/// webhook needs a place at the gate. Anything
-/// refused here leaves the body unread (and the connection is then closed).
+/// may never call the route; M-Pesa's result URL checks its path token first. A body that has
+/// not arrived whole with its head needs a place at the gates (`Gates`): the caller's, or for
+/// a webhook (which authenticates by its body) the anonymous one. Anything refused here leaves
+/// the body unread (and the connection is then closed).
 fn read_body_of(
     app: &App,
-    gate: &Gate,
+    gates: &Gates,
     request: &mut tiny_http::Request,
     req: &mut Req,
     route: &Route,
@@ -159,25 +237,41 @@ fn read_body_of(
     if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
         return Err(Error::BodyTooLarge);
     }
-    let _pass = match route.access {
+    let caller = match route.access {
         Access::Bearer => {
             req.authenticate(app)?;
             route.check_role(req, app)?;
-            None
+            Some(req.actor(app)?.id)
         }
         Access::PathToken => {
             // Its token is in its path: a wrong one is refused before the body (and before
-            // it takes a place at the gate).
+            // it takes a place at the gates).
             webhooks::mpesa_caller(app, req)?;
-            Some(gate.enter().ok_or(Error::Busy)?)
+            Some("system:mpesa".to_string())
         }
-        Access::Webhook | Access::Public => Some(gate.enter().ok_or(Error::Busy)?),
+        Access::Webhook | Access::Public => None,
     };
+    let pass = match (request.body_is_buffered(), caller) {
+        (true, _) => None,
+        (false, Some(caller)) => Some(gates.caller(&caller)),
+        (false, None) => Some(gates.anonymous()),
+    };
+    if let Some(Err(whose)) = pass {
+        // Over its share: a body on its way (a burst of one client's requests, each body
+        // written a moment after its head) is still taken if it arrives within a moment;
+        // a slow one is refused then, having held the worker no longer.
+        request.limit_body_wait(Duration::from_millis(BODY_GRACE_MS));
+        req.body = read_body(request.as_reader()).map_err(|e| match e {
+            Error::InvalidJson { .. } => gates.refused(whose),
+            other => other,
+        })?;
+        return Ok(());
+    }
     req.body = read_body(request.as_reader())?;
     Ok(())
 }
 
-fn handle(app: &App, gate: &Gate, mut request: tiny_http::Request) {
+fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     let started = Instant::now();
     let mut req = Req::head(&request);
     let path = req.path.clone();

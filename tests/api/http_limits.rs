@@ -227,6 +227,58 @@ fn clients_without_a_token_hold_at_most_a_quarter_of_the_workers() {
     drop(held);
 }
 
+/// Slow uploads with a token: each caller (a user, whatever its tokens) may hold a quarter of
+/// the workers waiting for bodies, all callers together half. A request over its share whose
+/// body does not come at once is `503 busy`, and everyone else is served, however many tokens
+/// the uploads use. Before, one token's 48 bodies that never came made `/health` wait ~10 s.
+#[test]
+fn slow_uploads_hold_at_most_a_share_of_the_workers_whoever_sends_them() {
+    // 8 workers: a quarter is 2, half is 4.
+    let app = spawn_app();
+    let upload = |token: &str, path: &str| {
+        let mut s = TcpStream::connect(addr(&app)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s
+    };
+    let refused = |mut s: TcpStream| {
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert_eq!(status_of(&answer), 503, "{answer}");
+        assert!(answer.contains("slow request bodies"), "{answer}");
+        assert!(answer.contains("Retry-After"), "{answer}");
+    };
+    let mut held: Vec<TcpStream> = (0..2).map(|_| upload(&app.sender, "/escrows")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The sender's share is full: a third is refused.
+    refused(upload(&app.sender, "/escrows"));
+    // Another user's uploads fill what is left of the half.
+    held.extend((0..2).map(|_| upload(&app.recipient, "/payment-requests")));
+    std::thread::sleep(Duration::from_millis(300));
+    refused(upload(&app.agent, "/payment-requests"));
+    // Everyone else is served: reads, and writes whose bodies come with them.
+    health_stays_fast(&app, Duration::from_millis(500));
+    let r = app.post(
+        "/escrows",
+        &app.other_sender,
+        &serde_json::json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "W", "totalAmountUsd": 10, "categories": ["a"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // M-Pesa's results (known by their path token) are not held up by anyone's uploads.
+    let result = br#"{"Result": {"ResultType": 0, "ResultCode": 0, "OriginatorConversationID": "none", "ConversationID": "AG_none"}}"#;
+    let request = format!(
+        "POST /webhooks/payouts/{CALLBACK_TOKEN} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        result.len(),
+        String::from_utf8_lossy(result)
+    );
+    let (answer, _) = exchange(addr(&app), request.as_bytes());
+    assert_eq!(status_of(&answer), 404, "{answer}");
+    drop(held);
+}
+
 #[test]
 fn transfer_encoding_is_chunked_alone_or_refused() {
     let app = spawn_app();

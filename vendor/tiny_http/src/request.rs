@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use std::sync::mpsc::{self, Sender};
+use std::time::{Duration, Instant};
 
 use crate::client::{ConnReader, Handover, ToConnection};
 use crate::util::{BodyReader, Framing};
@@ -86,6 +87,26 @@ impl Body {
         match self {
             Body::Connection(body) => body.is_complete(),
             Body::Detached(body) => body.is_complete(),
+            Body::Gone => false,
+        }
+    }
+
+    fn limit_wait(&mut self, within: Duration) {
+        if let Body::Connection(body) = self {
+            let reader = body.source_mut().get_mut();
+            let limit = Instant::now() + within;
+            let deadline = reader.deadline().map_or(limit, |d| d.min(limit));
+            reader.set_deadline(Some(deadline));
+        }
+    }
+
+    fn is_buffered(&mut self) -> bool {
+        match self {
+            Body::Connection(body) => {
+                let buffered = body.source_mut().buffer().len();
+                body.rest_is_in(buffered)
+            }
+            Body::Detached(_) => true,
             Body::Gone => false,
         }
     }
@@ -283,6 +304,21 @@ impl Request {
     /// Answering a request whose body is not complete closes the connection.
     pub fn body_is_complete(&self) -> bool {
         self.data_reader.is_complete()
+    }
+
+    /// remit patch: true when the rest of the body has already arrived (it is in the
+    /// connection's buffer, received with the head): reading it will not wait for the client.
+    /// False for a chunked body not yet read, and for one larger than the buffer. Lets the
+    /// application tell a body it can take at once from one a slow client may hold a thread on.
+    pub fn body_is_buffered(&mut self) -> bool {
+        self.data_reader.is_buffered()
+    }
+
+    /// remit patch: the rest of the body must arrive within `within` from now (or by the
+    /// server's body deadline, if that is sooner); past it, reads fail with
+    /// `ErrorKind::TimedOut`. For a client the application will wait for only briefly.
+    pub fn limit_body_wait(&mut self, within: Duration) {
+        self.data_reader.limit_wait(within);
     }
 
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.

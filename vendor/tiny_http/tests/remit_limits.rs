@@ -389,6 +389,46 @@ fn answering_without_reading_the_body_closes_and_never_reads_it() {
 }
 
 #[test]
+fn a_body_sent_with_its_head_is_buffered_and_one_still_to_come_is_not() {
+    let (seen_tx, seen) = mpsc::channel();
+    let seen_tx = Mutex::new(seen_tx);
+    let (_server, addr) = serve(limits(), 1, move |mut request: Request| {
+        let buffered = request.body_is_buffered();
+        seen_tx.lock().unwrap().send(buffered).unwrap();
+        echo_url(request);
+    });
+    let mut client = connect(addr);
+    // Head and body in one write: the body came in with the head.
+    client
+        .write_all(b"POST /with HTTP/1.1
+Content-Length: 5
+
+hello")
+        .unwrap();
+    assert_eq!(read_answer(&mut client).unwrap().body, b"/with 5");
+    assert!(seen.recv_timeout(Duration::from_secs(5)).unwrap());
+    // No body at all: nothing to wait for.
+    assert_eq!(get(&mut client, "/none").body, b"/none 0");
+    assert!(seen.recv_timeout(Duration::from_secs(5)).unwrap());
+    // Part of the body only: the rest is still to come.
+    client
+        .write_all(b"POST /part HTTP/1.1
+Content-Length: 5
+
+he")
+        .unwrap();
+    assert!(!seen.recv_timeout(Duration::from_secs(5)).unwrap());
+    client.write_all(b"llo").unwrap();
+    assert_eq!(read_answer(&mut client).unwrap().body, b"/part 5");
+    // A chunked body is known whole only once read.
+    client
+        .write_all(b"POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .unwrap();
+    assert!(!seen.recv_timeout(Duration::from_secs(5)).unwrap());
+    assert_eq!(read_answer(&mut client).unwrap().body, b"/chunked 3");
+}
+
+#[test]
 fn a_complete_body_keeps_the_connection_alive() {
     let (_server, addr) = serve(limits(), 2, echo_url);
     let mut client = connect(addr);

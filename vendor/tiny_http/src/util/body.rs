@@ -135,6 +135,17 @@ impl<S: BufRead> BodyReader<S> {
         self.state == State::Done && self.failed.is_none()
     }
 
+    /// remit patch: true when the rest of the body is already in `buffered` (the bytes
+    /// received and not yet read): reading it to its end will not wait for the network. Known
+    /// for a sized body only; a chunked one is known complete only once read.
+    pub(crate) fn rest_is_in(&self, buffered: usize) -> bool {
+        match self.state {
+            State::Done => self.failed.is_none(),
+            State::Length(left) => self.failed.is_none() && left <= buffered as u64,
+            _ => false,
+        }
+    }
+
     pub(crate) fn into_source(self) -> S {
         self.source
     }
