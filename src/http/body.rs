@@ -25,16 +25,25 @@ impl Fields {
                 message: "the body must be a JSON object; it held only blanks".into(),
             });
         }
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(e) => {
+                if let Some(field) = field_of_non_number(body, &e) {
+                    return Err(Error::invalid(
+                        &field,
+                        "must be a number (NaN and Infinity are not numbers in JSON)",
+                    ));
+                }
+                let message = e.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("malformed JSON")
+                    .to_string();
+                return Err(Error::InvalidJson { message });
+            }
+        };
         reject_duplicate_keys(body)?;
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            let message = e.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or("malformed JSON")
-                .to_string();
-            Error::InvalidJson { message }
-        })?;
         match value {
             Value::Object(map) => Ok(Fields {
                 map,
@@ -163,6 +172,51 @@ fn misspelling_of(key: &str, field: &str) -> bool {
     strsim::levenshtein(&key, &field) <= most
 }
 
+/// The field whose value is `NaN`, `Infinity` or `-Infinity` (what some JSON writers make of a
+/// float that is not a number, Python's among them), when that is where `error` stopped the
+/// parse: `{"totalAmountUsd": NaN}` names `totalAmountUsd`, as `"NaN"` as a string would.
+fn field_of_non_number(body: &[u8], error: &serde_json::Error) -> Option<String> {
+    if !error.is_syntax() {
+        return None;
+    }
+    // The byte the parse stopped at, from its line and column (both from 1).
+    let line_start = if error.line() <= 1 {
+        0
+    } else {
+        body.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(error.line() - 2)?
+            .0
+            + 1
+    };
+    let at = (line_start + error.column())
+        .checked_sub(1)?
+        .min(body.len());
+    // Back to the start of the value: the token's characters, then blanks, then a colon.
+    let token_start = body[..at]
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphabetic() || *b == b'-' || *b == b'+'))
+        .map_or(0, |i| i + 1);
+    let token_end = body[token_start..]
+        .iter()
+        .position(|b| !(b.is_ascii_alphabetic() || *b == b'-' || *b == b'+'))
+        .map_or(body.len(), |i| token_start + i);
+    let token = &body[token_start..token_end];
+    if !matches!(
+        token,
+        b"NaN" | b"Infinity" | b"-Infinity" | b"+Infinity" | b"-NaN"
+    ) {
+        return None;
+    }
+    let before = body[..token_start].trim_ascii_end();
+    let before = before.strip_suffix(b":")?.trim_ascii_end();
+    let before = before.strip_suffix(b"\"")?;
+    let key_start = before.iter().rposition(|b| *b == b'"')? + 1;
+    let key = std::str::from_utf8(&before[key_start..]).ok()?;
+    (!key.is_empty() && !key.contains('\\')).then(|| key.to_string())
+}
+
 /// Parses a body that is one JSON value of any shape (a webhook's), refusing an object with the
 /// same key twice as every body is; `what` names it in the error ("the callback").
 pub fn json_value(body: &[u8], what: &str) -> Result<Value> {
@@ -268,6 +322,29 @@ mod tests {
         assert!(
             matches!(f.finish(), Err(Error::UnknownField { field, .. }) if field == "ammountKes")
         );
+    }
+
+    #[test]
+    fn nan_and_infinity_name_their_field() {
+        for body in [
+            r#"{"recipientName": "W", "totalAmountUsd": NaN}"#,
+            r#"{"totalAmountUsd":Infinity, "x": 1}"#,
+            "{\n  \"recipientName\": \"W\",\n  \"totalAmountUsd\":\n   -Infinity\n}",
+        ] {
+            assert!(
+                matches!(Fields::parse(body.as_bytes()), Err(Error::Validation { field, .. }) if field == "totalAmountUsd"),
+                "{body}"
+            );
+        }
+        for body in [r#"{"a": Nope}"#, r#"[NaN]"#, r#"{"a": 1,}"#] {
+            assert!(
+                matches!(
+                    Fields::parse(body.as_bytes()),
+                    Err(Error::InvalidJson { .. })
+                ),
+                "{body}"
+            );
+        }
     }
 
     #[test]

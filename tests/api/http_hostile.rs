@@ -257,6 +257,31 @@ fn a_misspelt_field_is_reported_as_unknown_naming_the_field_meant() {
     );
 }
 
+/// `NaN` and `Infinity` are not JSON, but some writers make them of a float (Python's `json`
+/// does): the answer names the field they were sent for, as for `"NaN"` in a string.
+#[test]
+fn a_bare_nan_or_infinity_names_its_field() {
+    let app = spawn_app();
+    for value in ["NaN", "Infinity", "-Infinity"] {
+        let body = format!(
+            r#"{{"recipientPhone": "{RECIPIENT_PHONE}", "recipientName": "W", "categories": ["a"], "totalAmountUsd": {value}}}"#
+        );
+        let r = app.raw(
+            "POST",
+            "/escrows",
+            Some(&app.sender),
+            Some(("application/json", body.as_bytes())),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), r.body["field"].as_str()),
+            (400, Some("invalid_field"), Some("totalAmountUsd")),
+            "{value}: {}",
+            r.text
+        );
+    }
+}
+
 #[test]
 fn bad_amounts_phones_and_names_get_400_naming_the_field() {
     let app = spawn_app();
