@@ -21,18 +21,36 @@ thread_local! {
     /// Ids must be unguessable, not secret; keys, nonces and tokens still come straight from
     /// the operating system (`crypto::fill_random`).
     static ID_RANDOM: RefCell<ChaCha12Rng> = RefCell::new(ChaCha12Rng::from_entropy());
+    /// The thread's last id, as a number: the next is always greater.
+    static LAST_ID: std::cell::Cell<u128> = const { std::cell::Cell::new(0) };
 }
 
+/// Random bits added to the last id when the next falls in the same millisecond.
+const SAME_MS_STEP_BITS: u32 = 40;
+
 /// A new time-ordered id: prefix, `_`, 10 characters of milliseconds and 16 of randomness
-/// (Crockford base32, lowercase), so ids sort by creation time and index inserts append.
+/// (Crockford base32, lowercase), so ids sort by creation time and index inserts append. Ids
+/// made by one thread always increase: one in the same millisecond as the last (or after the
+/// clock stepped back) is the last plus one plus 40 random bits, so that the events of one
+/// transaction (all made by the writer's thread) sort in the order they happened, and stay
+/// unguessable.
 fn new_id(prefix: &str) -> String {
     let mut random = [0u8; 10];
     ID_RANDOM.with(|rng| rng.borrow_mut().fill_bytes(&mut random));
     let ms = crate::time::now_unix_ms().max(0) as u128;
-    let value: u128 = (ms << 80)
-        | random
-            .iter()
-            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let random = random
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let value = LAST_ID.with(|last| {
+        let fresh = (ms << 80) | random;
+        let value = if fresh > last.get() {
+            fresh
+        } else {
+            last.get() + 1 + (random & ((1u128 << SAME_MS_STEP_BITS) - 1))
+        };
+        last.set(value);
+        value
+    });
     let mut out = String::with_capacity(prefix.len() + 1 + ID_BODY_CHARS);
     out.push_str(prefix);
     out.push('_');
@@ -193,6 +211,13 @@ impl PayoutId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_by_one_thread_always_increase() {
+        let ids: Vec<String> = (0..20_000).map(|_| new_id("evt")).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| has_shape("evt", id)));
+    }
 
     #[test]
     fn ids_are_prefixed_checked_and_time_ordered() {
