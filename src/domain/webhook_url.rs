@@ -286,6 +286,43 @@ impl WebhookUrl {
         Ok(WebhookUrl(text.to_string()))
     }
 
+    /// Refuses a URL whose host resolves now only to addresses a delivery may not connect to
+    /// (a name of this machine's, `127.1`, `2130706433`): it would be refused at every
+    /// delivery. A host that does not resolve now is let be (a kiosk may be offline; the
+    /// receiver's name may come later); every connection checks its addresses again.
+    pub fn refuse_unreachable(&self, field: &str, allow_private: bool) -> Result<()> {
+        use std::net::ToSocketAddrs;
+        let Ok(uri) = self.0.parse::<ureq::http::Uri>() else {
+            return Ok(());
+        };
+        let host = uri.host().unwrap_or("");
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if literal.parse::<IpAddr>().is_ok() {
+            return Ok(()); // checked by `parse`
+        }
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
+        let Ok(addrs) = (literal, port).to_socket_addrs() else {
+            return Ok(());
+        };
+        let mut refused = None;
+        for addr in addrs {
+            match may_connect(host, addr.ip(), allow_private) {
+                Ok(()) => return Ok(()),
+                Err(why) => refused = Some(why),
+            }
+        }
+        match refused {
+            Some(why) => Err(Error::invalid(field, why)),
+            None => Ok(()),
+        }
+    }
+
     /// A URL stored earlier (checked when it was registered).
     pub fn from_stored(text: String) -> WebhookUrl {
         WebhookUrl(text)

@@ -76,10 +76,29 @@ pub fn describe(error: &ureq::Error) -> String {
         ureq::Error::HostNotFound => "host not found".to_string(),
         ureq::Error::ConnectionFailed => "connection failed".to_string(),
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => e.to_string(),
-        ureq::Error::Io(e) => format!("connection: {}", e.kind()),
+        // The operating system's words ("failed to lookup address information: Name or
+        // service not known", "received corrupt message"): they name no URL.
+        ureq::Error::Io(e) => format!("connection: {e}"),
         other => other.to_string(),
     };
     text.chars()
         .take(crate::limits::WEBHOOK_ERROR_BYTES_MAX)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_error_is_told_in_the_system_s_words_and_cut_short() {
+        let dns =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(
+            describe(&ureq::Error::Io(dns)),
+            "connection: failed to lookup address information: Name or service not known"
+        );
+        let long = io::Error::other("x".repeat(10_000));
+        assert!(describe(&ureq::Error::Io(long)).len() <= crate::limits::WEBHOOK_ERROR_BYTES_MAX);
+    }
 }

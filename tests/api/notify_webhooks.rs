@@ -608,23 +608,49 @@ fn the_endpoint_cap_and_a_retry_for_a_deleted_endpoint_are_conflicts() {
 }
 
 /// The guard checks the address a delivery connects to, not only the URL at registration: a
-/// name that resolves to a loopback or private address is refused at connection time.
+/// name that resolves to a loopback or private address when the delivery connects is refused
+/// then, whatever it resolved to when it was registered.
 #[test]
 fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
     let app = spawn_app_with(fast);
     let receiver = Receiver::start();
     // `127.1` and `10.1` are names (not address literals) that resolve to 127.0.0.1 and
-    // 10.0.0.1: registration cannot tell; the connection can.
-    let (loop_id, _) = create_endpoint(
-        &app,
-        &format!("https://127.1:{}/hooks", receiver.port),
-        &["payment_request.created"],
-    );
-    let (private_id, _) =
-        create_endpoint(&app, "https://10.1:9/hooks", &["payment_request.created"]);
+    // 10.0.0.1, and are refused at registration for it. Names that did not resolve when they
+    // were registered (`.invalid` never does) are given them afterwards, as a name's
+    // addresses can change after registration.
+    let names = [
+        format!("https://127.1:{}/hooks", receiver.port),
+        "https://10.1:9/hooks".to_string(),
+    ];
+    let mut ids = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let r = app.post(
+            "/webhook-endpoints",
+            &app.admin,
+            &json!({"url": name, "events": ["payment_request.created"]}),
+        );
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("url")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("resolves to a"), "{}", r.text);
+        let (id, _) = create_endpoint(
+            &app,
+            &format!("https://later-{i}.invalid:9/hooks"),
+            &["payment_request.created"],
+        );
+        app.sql(
+            "UPDATE webhook_endpoints SET url = ?1 WHERE id = ?2",
+            &[name, &id],
+        );
+        ids.push(id);
+    }
+    let (loop_id, private_id) = (&ids[0], &ids[1]);
     let escrow = app.active_escrow(100, &["rent"]);
     app.request(&escrow, "rent", 150, "R1");
-    for (id, says) in [(&loop_id, "loopback"), (&private_id, "private")] {
+    for (id, says) in [(loop_id, "loopback"), (private_id, "private")] {
         let attempt = eventually(Duration::from_secs(5), "a refused attempt", || {
             deliveries(&app, id)
                 .into_iter()

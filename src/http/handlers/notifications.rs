@@ -16,13 +16,11 @@ use std::sync::{Arc, OnceLock};
 pub fn create(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let mut f = req.fields()?;
-    let url = WebhookUrl::parse(
-        "url",
-        &f.string("url")?,
-        app.config.notify.webhook_allow_private,
-    )?;
+    let allow_private = app.config.notify.webhook_allow_private;
+    let url = WebhookUrl::parse("url", &f.string("url")?, allow_private)?;
     let events = service::parse_events("events", &f.array("events")?)?;
     f.finish()?;
+    url.refuse_unreachable("url", allow_private)?;
     let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
         let created = service::create(ctx, &actor, &url, &events)?;
         let mut reply = Reply::json(201, &created);
