@@ -74,6 +74,9 @@ pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// bodies may still take for its own body before it is refused `503 busy` (a body written a
 /// moment after its head, as some clients do, arrives well within it).
 pub const BODY_GRACE_MS: u64 = 20;
+/// How long registering a webhook endpoint waits for its host name's addresses (to refuse a
+/// name that resolves only to addresses a delivery may not use) before it lets the name be.
+pub const WEBHOOK_LOOKUP_MS: u64 = 2_000;
 /// HTTP worker threads when not configured. Clients without a token may hold a quarter of them
 /// waiting for slow bodies (`UNAUTHENTICATED_WORKERS_DIVISOR`), any one caller with a token a
 /// quarter, all of them half: at least 24 are left for 32 busy keep-alive clients.

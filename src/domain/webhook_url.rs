@@ -289,7 +289,9 @@ impl WebhookUrl {
     /// Refuses a URL whose host resolves now only to addresses a delivery may not connect to
     /// (a name of this machine's, `127.1`, `2130706433`): it would be refused at every
     /// delivery. A host that does not resolve now is let be (a kiosk may be offline; the
-    /// receiver's name may come later); every connection checks its addresses again.
+    /// receiver's name may come later), and so is one whose lookup takes more than
+    /// `WEBHOOK_LOOKUP_MS` (a resolver that does not answer); every connection checks its
+    /// addresses again.
     pub fn refuse_unreachable(&self, field: &str, allow_private: bool) -> Result<()> {
         use std::net::ToSocketAddrs;
         let Ok(uri) = self.0.parse::<ureq::http::Uri>() else {
@@ -307,7 +309,24 @@ impl WebhookUrl {
             } else {
                 443
             });
-        let Ok(addrs) = (literal, port).to_socket_addrs() else {
+        // Looked up on a thread of its own, so that a resolver that does not answer holds the
+        // request no longer than the bound (the thread ends when the lookup does).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = literal.to_string();
+        let looked_up = std::thread::Builder::new()
+            .name("remit-lookup".into())
+            .spawn(move || {
+                let addrs: Vec<_> = (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+                    .unwrap_or_default();
+                let _ = tx.send(addrs);
+            });
+        if looked_up.is_err() {
+            return Ok(());
+        }
+        let within = std::time::Duration::from_millis(crate::limits::WEBHOOK_LOOKUP_MS);
+        let Ok(addrs) = rx.recv_timeout(within) else {
             return Ok(());
         };
         let mut refused = None;
