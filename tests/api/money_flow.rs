@@ -526,7 +526,7 @@ fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
     assert!(view["payout"]["flagReason"]
         .as_str()
         .unwrap()
-        .contains("KES 9999"));
+        .contains("result names KES 9,999.00 but the payout is KES 1,500.00"));
     app.assert_integrity();
 }
 
