@@ -118,11 +118,59 @@ fn a_sender_sees_only_the_recipient_name_they_typed_and_never_whether_the_phone_
         );
         assert_eq!(audit.status, 200, "{}", audit.text);
         let lines = audit.body["items"].as_array().unwrap();
-        assert!(lines.iter().any(|l| l["action"] == "escrow.created"));
+        assert_eq!(lines[0]["action"], "escrow.created");
         for line in lines {
             assert_eq!(line["details"]["recipientId"], Value::Null, "{line}");
         }
+        // Nor do the numbers of its lines: the ledger's would skip the `user.created` of a new
+        // phone's account. A sender's are the lines' places in the escrow's own log.
+        let places: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+        assert_eq!(
+            places,
+            (1..=lines.len() as i64).collect::<Vec<_>>(),
+            "{}",
+            audit.text
+        );
     }
+    // The admin sees the ledger's numbers, where the new phone's account shows.
+    let created_seq = |escrow: &Value| {
+        let id = escrow["escrowId"].as_str().unwrap();
+        app.get(&format!("/audit?entity={id}"), &app.admin).body["items"][0]["seq"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(
+        created_seq(&fresh) - created_seq(&known),
+        2,
+        "a user.created between"
+    );
+    // A sender pages through their places with the cursor, as an admin through the seqs.
+    let escrow = app.active_escrow(100, &["a"]);
+    for kes in [150, 300, 450] {
+        app.request(&escrow, "a", kes, "P");
+    }
+    let all = app
+        .get(&format!("/audit?entity={escrow}"), &app.sender)
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(all.len() >= 5, "{all:?}");
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(
+            &format!("/audit?entity={escrow}&limit=2&cursor={cursor}"),
+            &app.sender,
+        );
+        assert_eq!(page.status, 200, "{}", page.text);
+        paged.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
     // The sender's own phone is refused (that tells them nothing).
     let own = app.new_user(Role::Sender, "Halima", Some("0722000444"));
     let r = app.post(

@@ -95,7 +95,9 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
         })?
         .to_string();
     // Pages of at most 1,000 lines (the default), oldest first; the cursor is the last
-    // line's `seq`.
+    // line's `seq`. A sender's `seq` is the line's place in the escrow's own log (1, 2, …),
+    // not the ledger's: gaps in the ledger's numbers would tell them of lines they may not
+    // see (a `user.created` between two of their escrows: the phone was new).
     let limit = limit_param(req, AUDIT_ROWS_MAX, AUDIT_ROWS_MAX)?;
     let after_seq = match req.query("cursor").filter(|c| !c.is_empty()) {
         Some(text) => text
@@ -122,7 +124,19 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             }
             Some(parties.recipient_id)
         };
-        let mut lines = crate::audit::lines_for(conn, &entity, after_seq, limit + 1)?;
+        let mut lines = match &recipient {
+            None => crate::audit::lines_for(conn, &entity, after_seq, limit + 1)?,
+            Some(_) => {
+                let seen = u32::try_from(after_seq).unwrap_or(u32::MAX);
+                let mut lines =
+                    crate::audit::lines_for(conn, &entity, 0, seen.saturating_add(limit + 1))?;
+                lines.drain(..lines.len().min(seen as usize));
+                for (place, line) in lines.iter_mut().enumerate() {
+                    line.seq = i64::from(seen) + place as i64 + 1;
+                }
+                lines
+            }
+        };
         if let Some(recipient) = recipient {
             // The recipient's user id would tell a sender, by its time, whether the phone had
             // an account before their escrow (views hide it from senders for that reason):
