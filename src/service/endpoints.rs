@@ -211,6 +211,15 @@ pub fn delete(ctx: &WriteCtx<'_>, actor: &Actor, id: &WebhookEndpointId) -> Resu
             "UPDATE webhook_endpoints SET deleted_at = ?2, enabled = 0, updated_at = ?2 WHERE id = ?1",
         )?
         .execute(params![id, ctx.at()])?;
+    // Its deliveries still waiting will never be made: they end `failed`, saying why, rather
+    // than wait for ever (and count as waiting in the metrics).
+    ctx.conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, finished_at = ?2,
+             last_error = 'the endpoint was deleted before it was delivered'
+             WHERE endpoint_id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id, ctx.at()])?;
     ctx.audit(
         &actor.id,
         "webhook_endpoint.deleted",

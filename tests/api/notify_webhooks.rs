@@ -665,3 +665,35 @@ fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
     }
     assert!(receiver.received().is_empty());
 }
+
+/// Deleting an endpoint ends its deliveries still waiting: `failed`, saying why, rather than
+/// `pending` for ever with a next attempt that never comes (and counted as waiting).
+#[test]
+fn deleting_an_endpoint_ends_its_waiting_deliveries_as_failed() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start_with(|_| Answer::Status(503));
+    let (endpoint, _) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R1");
+    let delivery = eventually(Duration::from_secs(10), "an attempt that failed", || {
+        deliveries(&app, &endpoint)
+            .into_iter()
+            .find(|d| d["status"] == "pending" && d["attempts"].as_i64() > Some(0))
+    });
+    assert_eq!(metric(&app, "remit_webhook_deliveries_pending"), 1.0);
+    assert_eq!(delete_endpoint(&app, &endpoint).status, 200);
+    let id = delivery["deliveryId"].as_str().unwrap();
+    let after = app
+        .get(&format!("/webhook-deliveries/{id}"), &app.admin)
+        .body;
+    assert_eq!(after["status"], "failed", "{after}");
+    assert_eq!(after["nextAttemptAt"], serde_json::Value::Null, "{after}");
+    assert!(
+        after["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint was deleted"),
+        "{after}"
+    );
+    assert_eq!(metric(&app, "remit_webhook_deliveries_pending"), 0.0);
+}
