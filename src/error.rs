@@ -33,6 +33,9 @@ pub enum Error {
     InvalidJson { message: String },
     /// No token, an unknown one, or a revoked one; a bad webhook secret or signature.
     Unauthenticated,
+    /// A Stripe webhook whose `Stripe-Signature` matches no signature of its body under the
+    /// secret, or is too old (`401 unauthenticated`).
+    BadSignature,
     /// Authenticated, but the role may not do this.
     Forbidden,
     /// Authenticated, and the role may do this, but not to this object; the sentence says who
@@ -127,7 +130,7 @@ impl Error {
             Error::UnknownField { .. } | Error::UnknownQuery { .. } => "unknown_field",
             Error::InvalidJson { .. } => "invalid_json",
             Error::RepeatedHeader { .. } => "invalid_header",
-            Error::Unauthenticated | Error::AuthScheme => "unauthenticated",
+            Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => "unauthenticated",
             Error::Forbidden | Error::ForbiddenHere(_) => "forbidden",
             Error::NotFound { .. } => "not_found",
             Error::InsufficientBalance { .. } => "insufficient_balance",
@@ -190,6 +193,11 @@ impl fmt::Display for Error {
                 write!(f, "the {name} header must be sent once, not repeated")
             }
             Error::Unauthenticated => write!(f, "missing, unknown or revoked credentials"),
+            Error::BadSignature => write!(
+                f,
+                "the Stripe-Signature matches no signature of this body under the webhook secret, or is older than {} s",
+                crate::limits::STRIPE_TOLERANCE_S
+            ),
             Error::AuthScheme => write!(
                 f,
                 "send the token as `Authorization: Bearer <token>` (the word Bearer, a space, the token)"
@@ -215,6 +223,22 @@ impl fmt::Display for Error {
                 limit.display(),
                 approved.display(),
                 needed.display()
+            ),
+            Error::InvalidState { entity, from, to } if from.as_str() == *to => {
+                write!(f, "{entity} is already {to}")
+            }
+            Error::InvalidState {
+                entity,
+                from,
+                to: "deposited",
+            } => write!(f, "{entity} is {from}: it takes no more deposits"),
+            Error::InvalidState {
+                entity,
+                from,
+                to: "resolved",
+            } => write!(
+                f,
+                "{entity} status is {from}: only a stuck payout is resolved by hand"
             ),
             Error::InvalidState { entity, from, to } => {
                 write!(f, "{entity} is {from} and cannot become {to}")
@@ -338,5 +362,33 @@ mod tests {
         );
         let gateway = crate::payout::GatewayError::Transport("OAuth: timed out".into());
         assert_eq!(gateway.to_string(), "no clear answer: OAuth: timed out");
+    }
+
+    #[test]
+    fn a_refused_transition_reads_as_a_sentence() {
+        let refused = |entity, from: &str, to| {
+            Error::InvalidState {
+                entity,
+                from: from.to_string(),
+                to,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            refused("payment request", "approved", "approved"),
+            "payment request is already approved"
+        );
+        assert_eq!(
+            refused("escrow", "active", "deposited"),
+            "escrow is active: it takes no more deposits"
+        );
+        assert_eq!(
+            refused("payout", "succeeded", "resolved"),
+            "payout status is succeeded: only a stuck payout is resolved by hand"
+        );
+        assert_eq!(
+            refused("escrow", "completed", "cancelled"),
+            "escrow is completed and cannot become cancelled"
+        );
     }
 }

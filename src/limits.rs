@@ -73,7 +73,7 @@ pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// How long a request whose caller already holds its share of the workers waiting for slow
 /// bodies may still take for its own body before it is refused `503 busy` (a body written a
 /// moment after its head, as some clients do, arrives well within it).
-pub const BODY_GRACE_MS: u64 = 20;
+pub const BODY_GRACE_MS: u64 = 100;
 /// How long registering a webhook endpoint waits for its host name's addresses (to refuse a
 /// name that resolves only to addresses a delivery may not use) before it lets the name be.
 pub const WEBHOOK_LOOKUP_MS: u64 = 2_000;

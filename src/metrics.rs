@@ -20,6 +20,11 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    /// HTTP workers waiting now for request bodies still arriving (`http::server::Gates`).
+    pub body_waits: AtomicU64,
+    /// Requests refused `503` because their client's share of such workers was full and their
+    /// body did not come in its grace.
+    pub body_waits_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +81,20 @@ impl Metrics {
             self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "remit_http_request_duration_seconds_count {count}");
+        one(
+            &mut out,
+            "gauge",
+            "remit_http_body_waits",
+            "HTTP workers waiting now for request bodies still arriving (at most half of them).",
+            self.body_waits.load(Ordering::Relaxed),
+        );
+        one(
+            &mut out,
+            "counter",
+            "remit_http_body_waits_refused_total",
+            "Requests refused 503 because their client's share of the workers waiting for slow bodies was full.",
+            self.body_waits_refused.load(Ordering::Relaxed),
+        );
 
         let stats = &store.stats;
         one(

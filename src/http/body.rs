@@ -28,10 +28,10 @@ impl Fields {
         let value: Value = match serde_json::from_slice(body) {
             Ok(value) => value,
             Err(e) => {
-                if let Some(field) = field_of_non_number(body, &e) {
+                if let Some((field, token)) = field_of_non_number(body, &e) {
                     return Err(Error::invalid(
                         &field,
-                        "must be a number (NaN and Infinity are not numbers in JSON)",
+                        format!("{token} is not a JSON value (JSON has no NaN or Infinity)"),
                     ));
                 }
                 let message = e.to_string();
@@ -131,14 +131,16 @@ impl Fields {
 
     /// [`Fields::missing`] for a field with more than one spelling.
     pub fn missing_one_of(&self, field: &str, spellings: &[&str]) -> Error {
-        let misspelt = self
-            .map
-            .keys()
-            .find(|key| spellings.iter().any(|s| misspelling_of(key, s)));
+        let misspelt = self.map.keys().find_map(|key| {
+            spellings
+                .iter()
+                .find(|s| misspelling_of(key, s))
+                .map(|s| (key, s))
+        });
         match misspelt {
-            Some(key) => Error::UnknownField {
+            Some((key, meant)) => Error::UnknownField {
                 field: self.name(key),
-                meant: Some(self.name(field)),
+                meant: Some(self.name(meant)),
             },
             None => Error::MissingField {
                 field: self.name(field),
@@ -175,7 +177,7 @@ fn misspelling_of(key: &str, field: &str) -> bool {
 /// The field whose value is `NaN`, `Infinity` or `-Infinity` (what some JSON writers make of a
 /// float that is not a number, Python's among them), when that is where `error` stopped the
 /// parse: `{"totalAmountUsd": NaN}` names `totalAmountUsd`, as `"NaN"` as a string would.
-fn field_of_non_number(body: &[u8], error: &serde_json::Error) -> Option<String> {
+fn field_of_non_number(body: &[u8], error: &serde_json::Error) -> Option<(String, String)> {
     if !error.is_syntax() {
         return None;
     }
@@ -214,7 +216,10 @@ fn field_of_non_number(body: &[u8], error: &serde_json::Error) -> Option<String>
     let before = before.strip_suffix(b"\"")?;
     let key_start = before.iter().rposition(|b| *b == b'"')? + 1;
     let key = std::str::from_utf8(&before[key_start..]).ok()?;
-    (!key.is_empty() && !key.contains('\\')).then(|| key.to_string())
+    // A key with an escaped quote in it is not read back here (it would be misnamed).
+    let escaped = key_start >= 2 && before[key_start - 2] == b'\\';
+    let token = String::from_utf8_lossy(token).into_owned();
+    (!key.is_empty() && !key.contains('\\') && !escaped).then(|| (key.to_string(), token))
 }
 
 /// Parses a body that is one JSON value of any shape (a webhook's), refusing an object with the
@@ -336,7 +341,12 @@ mod tests {
                 "{body}"
             );
         }
-        for body in [r#"{"a": Nope}"#, r#"[NaN]"#, r#"{"a": 1,}"#] {
+        for body in [
+            r#"{"a": Nope}"#,
+            r#"[NaN]"#,
+            r#"{"a": 1,}"#,
+            r#"{"x\"y": NaN}"#,
+        ] {
             assert!(
                 matches!(
                     Fields::parse(body.as_bytes()),

@@ -56,7 +56,7 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::UnknownQuery { .. }
         | Error::InvalidJson { .. }
         | Error::RepeatedHeader { .. } => 400,
-        Error::Unauthenticated | Error::AuthScheme => 401,
+        Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => 401,
         Error::Forbidden | Error::ForbiddenHere(_) => 403,
         Error::NotFound { .. } => 404,
         Error::MethodNotAllowed => 405,

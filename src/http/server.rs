@@ -22,7 +22,7 @@ use crate::limits::{
 };
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -53,68 +53,79 @@ fn limits(app: &App) -> tiny_http::Limits {
 /// M-Pesa by its path token) a quarter too; and all of them together at most half. So
 /// however many slow uploads any number of tokens start, half the workers are left for
 /// everyone else. A request over its share whose body does not arrive within `BODY_GRACE_MS`
-/// is `503 busy`.
+/// is `503 busy`. The places held and the refusals are in `/metrics`.
 struct Gates {
-    anonymous: AtomicUsize,
+    held: Mutex<Held>,
     anonymous_max: usize,
-    /// Places held per caller, and in all (anonymous ones included).
-    callers: Mutex<(HashMap<String, usize>, usize)>,
     caller_max: usize,
     waiting_max: usize,
+    app: Arc<App>,
     /// When the last refusal was logged (seconds since start): at most one line a minute.
     warned_at: AtomicU64,
     started: Instant,
 }
 
-/// A place at the gates, given back when dropped.
-enum Pass<'a> {
-    Anonymous(&'a Gates),
-    Caller(&'a Gates, String),
+/// The places held: by clients without a token, by each caller, and in all.
+#[derive(Default)]
+struct Held {
+    anonymous: usize,
+    callers: HashMap<String, usize>,
+    total: usize,
 }
 
+/// A place at the gates, given back when dropped: `None` for a client without a token.
+struct Pass<'a>(&'a Gates, Option<String>);
+
 impl Gates {
-    fn new(workers: usize) -> Gates {
+    fn new(workers: usize, app: Arc<App>) -> Gates {
         Gates {
-            anonymous: AtomicUsize::new(0),
+            held: Mutex::new(Held::default()),
             anonymous_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
-            callers: Mutex::new((HashMap::new(), 0)),
             caller_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
             waiting_max: (workers / 2).max(1),
+            app,
             warned_at: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
 
-    /// A place for a client that has not authenticated, or whose share is full.
-    fn anonymous(&self) -> std::result::Result<Pass<'_>, &'static str> {
-        let held = self.anonymous.fetch_add(1, Ordering::SeqCst);
-        if held >= self.anonymous_max {
-            self.anonymous.fetch_sub(1, Ordering::SeqCst);
-            return Err("clients without a token");
-        }
-        Ok(Pass::Anonymous(self))
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place for `caller`, within its share and the share of all callers, or whose share
-    /// is full.
-    fn caller(&self, caller: &str) -> std::result::Result<Pass<'_>, &'static str> {
-        let mut guard = self.callers.lock().unwrap_or_else(|p| p.into_inner());
-        let (held, total) = &mut *guard;
-        let mine = held.get(caller).copied().unwrap_or(0);
-        if mine >= self.caller_max {
-            return Err("one caller");
+    /// A place for `caller` (`None`: a client without a token) within its share and the share
+    /// of all; or whose share is full.
+    fn enter(&self, caller: Option<&str>) -> std::result::Result<Pass<'_>, &'static str> {
+        let mut held = self.held();
+        if held.total >= self.waiting_max {
+            return Err("all clients together");
         }
-        if *total + self.anonymous.load(Ordering::SeqCst) >= self.waiting_max {
-            return Err("all callers");
+        match caller {
+            None if held.anonymous >= self.anonymous_max => return Err("clients without a token"),
+            None => held.anonymous += 1,
+            Some(caller) => {
+                let mine = held.callers.entry(caller.to_string()).or_insert(0);
+                if *mine >= self.caller_max {
+                    return Err("one caller");
+                }
+                *mine += 1;
+            }
         }
-        held.insert(caller.to_string(), mine + 1);
-        *total += 1;
-        Ok(Pass::Caller(self, caller.to_string()))
+        held.total += 1;
+        self.app
+            .metrics
+            .body_waits
+            .store(held.total as u64, Ordering::Relaxed);
+        Ok(Pass(self, caller.map(str::to_string)))
     }
 
     /// The refusal of a request over `whose` share whose body did not come in its grace,
-    /// logged once a minute at most (the access log has each one).
+    /// counted, and logged once a minute at most (the access log has each one).
     fn refused(&self, whose: &str) -> Error {
+        self.app
+            .metrics
+            .body_waits_refused
+            .fetch_add(1, Ordering::Relaxed);
         let now = self.started.elapsed().as_secs() + 1;
         let last = self.warned_at.load(Ordering::Relaxed);
         if (last == 0 || now >= last + 60)
@@ -133,22 +144,24 @@ impl Gates {
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        match self {
-            Pass::Anonymous(gates) => {
-                gates.anonymous.fetch_sub(1, Ordering::SeqCst);
-            }
-            Pass::Caller(gates, caller) => {
-                let mut guard = gates.callers.lock().unwrap_or_else(|p| p.into_inner());
-                let (held, total) = &mut *guard;
-                *total -= 1;
-                match held.get_mut(caller.as_str()) {
-                    Some(n) if *n > 1 => *n -= 1,
-                    _ => {
-                        held.remove(caller.as_str());
+        let mut held = self.0.held();
+        match &self.1 {
+            None => held.anonymous -= 1,
+            Some(caller) => {
+                if let Some(n) = held.callers.get_mut(caller.as_str()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held.callers.remove(caller.as_str());
                     }
                 }
             }
         }
+        held.total -= 1;
+        self.0
+            .app
+            .metrics
+            .body_waits
+            .store(held.total as u64, Ordering::Relaxed);
     }
 }
 
@@ -159,7 +172,7 @@ pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     let workers_n = app.config.workers.max(1);
-    let gate = Arc::new(Gates::new(workers_n));
+    let gate = Arc::new(Gates::new(workers_n, Arc::clone(&app)));
     let mut workers = Vec::with_capacity(workers_n);
     for i in 0..workers_n {
         let (server, app, stopping, gate) = (
@@ -251,11 +264,7 @@ fn read_body_of(
         }
         Access::Webhook | Access::Public => None,
     };
-    let pass = match (request.body_is_buffered(), caller) {
-        (true, _) => None,
-        (false, Some(caller)) => Some(gates.caller(&caller)),
-        (false, None) => Some(gates.anonymous()),
-    };
+    let pass = (!request.body_is_buffered()).then(|| gates.enter(caller.as_deref()));
     if let Some(Err(whose)) = pass {
         // Over its share: a body on its way (a burst of one client's requests, each body
         // written a moment after its head) is still taken if it arrives within a moment;

@@ -564,13 +564,16 @@ pub fn record(
         let row: Option<(i64, String)> = ctx
             .conn
             .prepare_cached(
+                // An attempt that ends after its delivery ended (its endpoint was deleted
+                // meanwhile) is logged, but leaves the delivery's last word as it was.
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at = ?2,
-                 last_status_code = ?3, last_error = ?4 WHERE id = ?1 RETURNING attempts, retry_until",
+                 last_status_code = CASE WHEN status = 'pending' THEN ?3 ELSE last_status_code END,
+                 last_error = CASE WHEN status = 'pending' THEN ?4 ELSE last_error END
+                 WHERE id = ?1 RETURNING attempts, retry_until",
             )?
-            .query_row(
-                params![a.delivery_id, at, a.status_code, a.error],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(params![a.delivery_id, at, a.status_code, a.error], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let Some((n, retry_until)) = row else {
             continue;

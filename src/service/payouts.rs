@@ -518,16 +518,6 @@ pub fn find_by_conversation(
         .optional()?)
 }
 
-/// Whether `originator` is the `OriginatorConversationID` payout `id` was sent under.
-pub fn has_originator(conn: &Connection, id: &PayoutId, originator: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT originator_conversation_id = ?2 FROM payouts WHERE id = ?1")?
-        .query_row(params![id, originator], |r| r.get::<_, Option<bool>>(0))
-        .optional()?
-        .flatten()
-        .unwrap_or(false))
-}
-
 /// The amount a result names, checked against the payout's before the result is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reported {
@@ -722,7 +712,14 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
             escrow_id.as_str(),
             &json!({}),
         )?;
-        super::escrows::cancel_pending_requests(ctx, actor, escrow_id, "escrow completed")?;
+        // The system's doing, whoever's result completed the escrow (an admin's resolution
+        // included): the requests were not theirs to decide.
+        super::escrows::cancel_pending_requests(
+            ctx,
+            &Actor::system("escrows"),
+            escrow_id,
+            "escrow completed",
+        )?;
         ctx.emit(
             EventType::EscrowCompleted,
             json!({"escrowId": escrow_id, "status": EscrowStatus::Completed,

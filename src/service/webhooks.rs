@@ -253,13 +253,15 @@ pub fn apply_payout_callback(
     let dedupe_key = callback.dedupe_key();
     if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
         // A status answer names the payment it is about among its parameters too: one that
-        // names another payout's than the query's is about neither for sure, and settles
-        // neither (as a result whose two ids name two payouts).
+        // names another of our payouts than the query's is about neither for sure, and
+        // settles neither (as a result whose two ids name two payouts). An id that is none of
+        // ours is no contradiction: for B2B, Daraja may name the payment by an id of its own.
         if let (Some(payout_id), Some(named)) = (
             &query.payout_id,
             callback.parameter_text("OriginatorConversationID"),
         ) {
-            if !payouts::has_originator(ctx.conn, payout_id, &named)? {
+            let other = payouts::find_by_conversation(ctx.conn, Some(&named), None)?;
+            if other.is_some_and(|other| &other != payout_id) {
                 let key = format!("mismatch:{}:{dedupe_key}", crate::crypto::random_hex(8));
                 record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
                 let outcome = CallbackOutcome::UnknownPayout;

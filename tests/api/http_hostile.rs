@@ -225,7 +225,15 @@ fn a_misspelt_field_is_reported_as_unknown_naming_the_field_meant() {
         "agent",
         json!({"amount_usd_cents": 100, "reference": "typo"}),
         "amount_usd_cents",
-        "amountUsd",
+        "amountUsdCents",
+    ));
+    cases.push((
+        "POST",
+        format!("/escrows/{escrow}/deposits"),
+        "agent",
+        json!({"ammountKes": 150, "reference": "typo-kes"}),
+        "ammountKes",
+        "amountKes",
     ));
     cases.push((
         "PUT",

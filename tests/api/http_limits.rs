@@ -4,6 +4,7 @@
 
 use crate::support::app::*;
 use crate::support::attacks::{Attack, Crowd};
+use crate::support::notify::{eventually, metric};
 use crate::support::{addr, exchange, status_of};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -239,7 +240,12 @@ fn slow_uploads_hold_at_most_a_share_of_the_workers_whoever_sends_them() {
         let mut s = TcpStream::connect(addr(&app)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            "POST {path} HTTP/1.1\r\n{}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+            if token.is_empty() {
+                String::new()
+            } else {
+                format!("Authorization: Bearer {token}\r\n")
+            }
         );
         s.write_all(head.as_bytes()).unwrap();
         s
@@ -251,14 +257,24 @@ fn slow_uploads_hold_at_most_a_share_of_the_workers_whoever_sends_them() {
         assert!(answer.contains("slow request bodies"), "{answer}");
         assert!(answer.contains("Retry-After"), "{answer}");
     };
+    let waiting = |n: f64| {
+        eventually(
+            Duration::from_secs(10),
+            "the uploads to hold their places",
+            || (metric(&app, "remit_http_body_waits") == n).then_some(()),
+        )
+    };
     let mut held: Vec<TcpStream> = (0..2).map(|_| upload(&app.sender, "/escrows")).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    waiting(2.0);
     // The sender's share is full: a third is refused.
     refused(upload(&app.sender, "/escrows"));
-    // Another user's uploads fill what is left of the half.
-    held.extend((0..2).map(|_| upload(&app.recipient, "/payment-requests")));
-    std::thread::sleep(Duration::from_millis(300));
-    refused(upload(&app.agent, "/payment-requests"));
+    // A client without a token and another user fill what is left of the half.
+    held.push(upload("", "/webhooks/stripe"));
+    held.push(upload(&app.recipient, "/payment-requests"));
+    waiting(4.0);
+    refused(upload(&app.recipient, "/payment-requests"));
+    refused(upload("", "/webhooks/stripe"));
+    assert_eq!(metric(&app, "remit_http_body_waits_refused_total"), 3.0);
     // Everyone else is served: reads, and writes whose bodies come with them.
     health_stays_fast(&app, Duration::from_millis(500));
     let r = app.post(

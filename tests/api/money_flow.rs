@@ -721,13 +721,18 @@ fn requests_waiting_on_an_escrow_that_completes_are_cancelled_with_it() {
     let lines = app.audit_lines_of(&escrow, &waiting);
     let last = lines.last().unwrap();
     assert_eq!(
-        (&last["action"], &last["details"]["reason"]),
+        (&last["action"], &last["details"]["reason"], &last["actor"]),
         (
             &json!("payment_request.cancelled"),
-            &json!("escrow completed")
+            &json!("escrow completed"),
+            &json!("system:escrows")
         ),
         "{lines:?}"
     );
+    let admins = app
+        .get(&format!("/payment-requests/{waiting}"), &app.admin)
+        .body;
+    assert_eq!(admins["decidedBy"], Value::Null, "{admins}");
     let r = app.approve(&waiting);
     assert_eq!(
         (r.status, r.body["code"].as_str()),

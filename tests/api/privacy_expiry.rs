@@ -139,9 +139,8 @@ fn a_sender_sees_only_the_recipient_name_they_typed_and_never_whether_the_phone_
             .as_i64()
             .unwrap()
     };
-    assert_eq!(
-        created_seq(&fresh) - created_seq(&known),
-        2,
+    assert!(
+        created_seq(&fresh) - created_seq(&known) > 1,
         "a user.created between"
     );
     // A sender pages through their places with the cursor, as an admin through the seqs.

@@ -38,7 +38,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         }
         Err(e) => {
             log::warn!("Stripe webhook refused: the signature {e}");
-            return Err(Error::Unauthenticated);
+            return Err(Error::BadSignature);
         }
     }
     let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;

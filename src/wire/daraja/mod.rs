@@ -113,31 +113,41 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
 }
 
 /// Daraja's free text (`ResultDesc`, `errorMessage`, `ResponseDescription`) as remit keeps,
-/// logs and shows it: M-Pesa's words, with any run of nine digits or more (a phone number it
-/// may echo, `254712345678`) masked to its last three (`***678`), at most 300 characters.
-/// A payout's text reaches the log and the sender, neither of which may read a phone.
+/// logs and shows it: M-Pesa's words, with any number of nine digits or more (a phone number
+/// it may echo, `254712345678`, `+254 712 345 678`, `0712-345-678`: digits joined by single
+/// spaces or hyphens count as one number) masked to its last three digits (`***678`), at most
+/// 300 characters. A payout's text reaches the log and the sender, neither of which may read
+/// a phone.
 pub fn free_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(300));
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
+    // The number being read: its text (digits and the single separators between them).
+    let mut number = String::new();
+    let flush = |number: &mut String, out: &mut String| {
+        // A separator after the last digit is not part of the number.
+        let tail = number.len() - number.trim_end_matches([' ', '-']).len();
+        let kept = number.split_off(number.len() - tail);
+        let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
         if digits.len() >= 9 {
             out.push_str("***");
-            out.push_str(&digits[digits.len() - 3..]);
+            out.extend(&digits[digits.len() - 3..]);
         } else {
-            out.push_str(digits);
+            out.push_str(number);
         }
-        digits.clear();
+        out.push_str(&kept);
+        number.clear();
     };
-    for c in text.trim().chars().take(300) {
-        if c.is_ascii_digit() {
-            digits.push(c);
+    for c in text.trim().chars() {
+        let joins = (c == ' ' || c == '-') && number.ends_with(|d: char| d.is_ascii_digit());
+        if c.is_ascii_digit() || joins {
+            number.push(c);
         } else {
-            flush(&mut digits, &mut out);
+            flush(&mut number, &mut out);
             out.push(c);
         }
     }
-    flush(&mut digits, &mut out);
-    out
+    flush(&mut number, &mut out);
+    // Cut after masking, so that a phone across the cut is masked whole.
+    out.chars().take(300).collect()
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -262,6 +272,8 @@ mod tests {
             Some("AG_20250314_00000000000000000000")
         );
         assert_eq!(free_text(&"x".repeat(1_000)).len(), 300);
+        let across = format!("{}254712345678", "x".repeat(295));
+        assert_eq!(free_text(&across), format!("{}***67", "x".repeat(295)));
         assert_eq!(
             free_text(" short code 600998, KES 1500 "),
             "short code 600998, KES 1500"
