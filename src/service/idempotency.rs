@@ -107,6 +107,19 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
     Ok(Lookup::Replay(StoredResponse { status, body }))
 }
 
+/// Whether the key already has a stored response (for any request): a handler that does slow
+/// work before its command (a DNS lookup) skips it for a request that will be replayed.
+pub fn is_stored(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
+    let cutoff = crate::time::rfc3339(crate::time::now_unix() - IDEMPOTENCY_TTL_S);
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
+        )?
+        .query_row(params![key.user_id, key.key, cutoff], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Stores the first response to the key's request, encrypted (responses hold PII).
 pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
     let body_enc = ctx.keys.seal(

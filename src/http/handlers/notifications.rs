@@ -20,8 +20,18 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     let url = WebhookUrl::parse("url", &f.string("url")?, allow_private)?;
     let events = service::parse_events("events", &f.array("events")?)?;
     f.finish()?;
-    url.refuse_unreachable("url", allow_private)?;
-    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+    let key = key_of(req, &actor)?;
+    // A request that will be replayed answers as it did, whatever its host resolves to now.
+    let replayed = match &key {
+        Some(key) => app
+            .store
+            .read(|conn, _| crate::service::idempotency::is_stored(conn, key))?,
+        None => false,
+    };
+    if !replayed {
+        url.refuse_unreachable("url", allow_private)?;
+    }
+    let reply = idempotency::write(&app.store, key, move |ctx| {
         let created = service::create(ctx, &actor, &url, &events)?;
         let mut reply = Reply::json(201, &created);
         let mut replay = serde_json::to_value(&created).unwrap_or_default();
