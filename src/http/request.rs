@@ -124,8 +124,8 @@ impl Req {
             tiny_http::Method::Delete => Method::Delete,
             _ => Method::Other,
         };
-        let url = request.url();
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let url = origin_form(request.url());
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         // `application/x-www-form-urlencoded`, as browsers send a query: `+` is a space,
         // `%XX` a byte, bytes that are not UTF-8 become U+FFFD.
         let query = form_urlencoded::parse(query.as_bytes())
@@ -260,6 +260,25 @@ impl Req {
     }
 }
 
+/// The request target in origin form: an absolute-form target (`http://host/path?q`, which
+/// HTTP/1.1 servers must accept, and a proxy may send) is routed, and logged, by its path and
+/// query (`/path?q`), so that a token in its path is masked as in any other.
+fn origin_form(target: &str) -> std::borrow::Cow<'_, str> {
+    let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
+    let rest = if lower(7).as_deref() == Some("http://") {
+        &target[7..]
+    } else if lower(8).as_deref() == Some("https://") {
+        &target[8..]
+    } else {
+        return target.into();
+    };
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].into(),
+        Some(i) => format!("/{}", &rest[i..]).into(),
+        None => "/".into(),
+    }
+}
+
 /// `text` with every control character written as `\xHH`.
 fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -307,6 +326,19 @@ pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absolute_target_is_routed_by_its_path() {
+        assert_eq!(
+            origin_form("http://127.0.0.1:3000/webhooks/payouts/abc?timeout=1"),
+            "/webhooks/payouts/abc?timeout=1"
+        );
+        assert_eq!(origin_form("HTTPS://kiosk.example/health"), "/health");
+        assert_eq!(origin_form("http://kiosk.example?x=1"), "/?x=1");
+        assert_eq!(origin_form("http://kiosk.example"), "/");
+        assert_eq!(origin_form("/escrows?limit=5"), "/escrows?limit=5");
+        assert_eq!(origin_form("*"), "*");
+    }
 
     #[test]
     fn control_characters_in_a_logged_path_are_escaped() {

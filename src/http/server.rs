@@ -59,6 +59,7 @@ struct Gates {
     anonymous_max: usize,
     caller_max: usize,
     waiting_max: usize,
+    graced_max: usize,
     app: Arc<App>,
     /// When the last refusal was logged (seconds since start): at most one line a minute.
     warned_at: AtomicU64,
@@ -71,6 +72,17 @@ struct Held {
     anonymous: usize,
     callers: HashMap<String, usize>,
     total: usize,
+    /// Requests over their share given a moment for their body (`BODY_GRACE_MS`).
+    graced: usize,
+}
+
+/// One of the few moments given at once to a request over its share; given back when dropped.
+struct Grace<'a>(&'a Gates);
+
+impl Drop for Grace<'_> {
+    fn drop(&mut self) {
+        self.0.held().graced -= 1;
+    }
 }
 
 /// A place at the gates, given back when dropped: `None` for a client without a token.
@@ -83,6 +95,7 @@ impl Gates {
             anonymous_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
             caller_max: (workers / UNAUTHENTICATED_WORKERS_DIVISOR).max(1),
             waiting_max: (workers / 2).max(1),
+            graced_max: (workers / 8).max(1),
             app,
             warned_at: AtomicU64::new(0),
             started: Instant::now(),
@@ -117,6 +130,17 @@ impl Gates {
             .body_waits
             .store(held.total as u64, Ordering::Relaxed);
         Ok(Pass(self, caller.map(str::to_string)))
+    }
+
+    /// A moment for a request over its share to take its body, if fewer than an eighth of
+    /// the workers are giving one now.
+    fn grace(&self) -> Option<Grace<'_>> {
+        let mut held = self.held();
+        if held.graced >= self.graced_max {
+            return None;
+        }
+        held.graced += 1;
+        Some(Grace(self))
     }
 
     /// The refusal of a request over `whose` share whose body did not come in its grace,
@@ -268,7 +292,12 @@ fn read_body_of(
     if let Some(Err(whose)) = pass {
         // Over its share: a body on its way (a burst of one client's requests, each body
         // written a moment after its head) is still taken if it arrives within a moment;
-        // a slow one is refused then, having held the worker no longer.
+        // a slow one is refused then, having held the worker no longer. Only a few such
+        // moments at once (an eighth of the workers): past them the refusal is at once, so
+        // that a client reconnecting over and over holds no more workers with its moments.
+        let Some(_grace) = gates.grace() else {
+            return Err(gates.refused(whose));
+        };
         request.limit_body_wait(Duration::from_millis(BODY_GRACE_MS));
         req.body = read_body(request.as_reader()).map_err(|e| match e {
             Error::InvalidJson { .. } => gates.refused(whose),

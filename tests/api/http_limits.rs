@@ -295,6 +295,52 @@ fn slow_uploads_hold_at_most_a_share_of_the_workers_whoever_sends_them() {
     drop(held);
 }
 
+/// A client whose share is full and that reconnects over and over, each time sending a head
+/// and no body, gets its refusals at once but for a few moments (`BODY_GRACE_MS`) at a time:
+/// before, each refusal held a worker for that moment, and 100 such loops made `/health` wait
+/// over a second.
+#[test]
+fn refusals_over_a_full_share_hold_few_workers_however_fast_they_come() {
+    let app = spawn_app(); // 8 workers: 2 for clients without a token, 1 moment at a time
+    let head = b"POST /webhooks/stripe HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&app)).unwrap();
+            s.write_all(head).unwrap();
+            s
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "the share to be full", || {
+        (metric(&app, "remit_http_body_waits") == 2.0).then_some(())
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let target = addr(&app);
+    let loops: Vec<_> = (0..100)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(mut s) = TcpStream::connect(target) {
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let _ = s.write_all(head);
+                        let mut answer = Vec::new();
+                        let _ = s.read_to_end(&mut answer);
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "refusals", || {
+        (metric(&app, "remit_http_body_waits_refused_total") > 100.0).then_some(())
+    });
+    health_stays_fast(&app, Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in loops {
+        let _ = l.join();
+    }
+    drop(held);
+}
+
 #[test]
 fn transfer_encoding_is_chunked_alone_or_refused() {
     let app = spawn_app();
@@ -396,6 +442,47 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
             "a forged line: {line:?}\n{text}"
         );
     }
+}
+
+/// A request target in absolute form (`POST http://host/webhooks/payouts/<token>`, as a proxy
+/// may send, and as HTTP/1.1 servers must accept) is routed by its path, and logged as any
+/// other: before, it was `404` and the access log held the M-Pesa token in full.
+#[test]
+fn an_absolute_target_is_routed_by_its_path_and_logged_without_its_token() {
+    use crate::support::process::{user_add, Server};
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let token = "0123456789abcdef0123456789abcdef";
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &log,
+        &[("REMIT_MPESA_CALLBACK_TOKEN", token)],
+    );
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let (answer, _) = exchange(
+        addr,
+        format!("GET http://{addr}/health HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let body = r#"{"Result": {"ResultType": 0, "ResultCode": 0, "OriginatorConversationID": "none", "ConversationID": "AG_none"}}"#;
+    let (answer, _) = exchange(
+        addr,
+        format!(
+            "POST http://{addr}/webhooks/payouts/{token} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&answer), 404, "{answer}");
+    assert!(!answer.contains("route not found"), "routed: {answer}");
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(token), "{text}");
+    assert!(text.contains("POST /webhooks/payouts/:token 404"), "{text}");
 }
 
 #[test]
