@@ -208,13 +208,15 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
 
 /// Cancels the escrow's requests still waiting for approval (not those already expired), when
 /// the escrow can no longer pay them: it was cancelled, or it completed (nothing remains).
-/// Each gets an audit line with `reason`; `decided_by` names the user who acted, if one did
-/// (a completion is the system's).
+/// Each gets an audit line with `reason` (`escrow completed`, `escrow cancelled`) and, as its
+/// own reason for the people who see it, `words`; `decided_by` names the user who acted, if one
+/// did (a completion is the system's).
 pub(crate) fn cancel_pending_requests(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     escrow_id: &EscrowId,
     reason: &str,
+    words: &str,
 ) -> Result<()> {
     let mut stmt = ctx.conn.prepare_cached(
         "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
@@ -230,6 +232,16 @@ pub(crate) fn cancel_pending_requests(
         )?
         .collect::<rusqlite::Result<_>>()?;
     for request_id in &cancelled {
+        let words_enc = ctx.keys.seal(
+            crate::crypto::EncryptedColumn::DecisionReason,
+            request_id.as_str(),
+            words,
+        )?;
+        ctx.conn
+            .prepare_cached(
+                "UPDATE payment_requests SET change_seq = remit_change_seq(), decision_reason_enc = ?2 WHERE id = ?1",
+            )?
+            .execute(params![request_id, words_enc])?;
         ctx.audit(
             &actor.id,
             "payment_request.cancelled",
@@ -273,7 +285,13 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
         });
     }
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
-    cancel_pending_requests(ctx, actor, escrow_id, "escrow cancelled")?;
+    cancel_pending_requests(
+        ctx,
+        actor,
+        escrow_id,
+        "escrow cancelled",
+        "The escrow was cancelled, so this request was cancelled with it.",
+    )?;
     ctx.audit(
         &actor.id,
         "escrow.cancelled",

@@ -719,6 +719,7 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
             &Actor::system("escrows"),
             escrow_id,
             "escrow completed",
+            "The escrow was fully spent, so nothing was left to pay this request; it was cancelled.",
         )?;
         ctx.emit(
             EventType::EscrowCompleted,

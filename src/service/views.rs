@@ -654,7 +654,8 @@ pub struct PaymentRequestView {
     pub requested_by: Option<UserId>,
     pub decided_by: Option<UserId>,
     pub decided_at: Option<String>,
-    /// A rejection's reason: only for the request's owners.
+    /// A rejection's reason, or why the request was cancelled with its escrow: only for the
+    /// request's owners.
     pub reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,

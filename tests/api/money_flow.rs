@@ -733,6 +733,14 @@ fn requests_waiting_on_an_escrow_that_completes_are_cancelled_with_it() {
         .get(&format!("/payment-requests/{waiting}"), &app.admin)
         .body;
     assert_eq!(admins["decidedBy"], Value::Null, "{admins}");
+    // The request says why, to those who see its reason.
+    for token in [&app.sender, &app.agent] {
+        let view = app.get(&format!("/payment-requests/{waiting}"), token).body;
+        assert!(
+            view["reason"].as_str().unwrap().contains("fully spent"),
+            "{view}"
+        );
+    }
     let r = app.approve(&waiting);
     assert_eq!(
         (r.status, r.body["code"].as_str()),
