@@ -119,6 +119,11 @@ async function shot(page, name, { docs = null, fullPage = true } = {}) {
 const tid = (id) => `[data-testid="${id}"]`;
 const text = async (locator) => (await locator.first().textContent({ timeout: 2000 }) || '').replace(/\s+/g, ' ').trim();
 
+// A rate of KES per USD × 10⁴ as the API takes it: `152.2500`.
+function formatE4(e4) {
+  return `${Math.floor(e4 / 10000)}.${String(e4 % 10000).padStart(4, '0')}`;
+}
+
 function moneyText(currency, cents) {
   const abs = Math.abs(cents);
   const minor = abs % 100;
@@ -936,6 +941,23 @@ async function main() {
     await waitFor('for the stuck payout count', async () => (await text(admin.locator(tid('stuck-summary')))).startsWith('1 payout is stuck'));
     await checkScreen(admin, 'admin overview');
     await shot(admin, '16-admin.png');
+  });
+
+  await step('admin: a rate ten times today\'s (a slipped decimal point) is set only when asked twice', async () => {
+    const form = admin.locator(tid('fx-form'));
+    const tenfold = formatE4(rateE4 * 10);
+    await form.locator(tid('fx-rate-input')).fill(tenfold);
+    await form.locator(tid('fx-submit')).click();
+    await waitFor('for the warning of a far rate', async () =>
+      (await text(form.locator(tid('field-error'))).catch(() => '')).includes('more than 5 times away'));
+    let now = await api(TOKENS.admin, 'GET', '/fx-rates');
+    assert(Math.round(Number(now['USD-KES'].rate) * 10000) === rateE4, 'a far rate was set at the first asking');
+    await form.locator(tid('fx-submit')).click();
+    await waitFor('for the far rate to be set', async () => {
+      now = await api(TOKENS.admin, 'GET', '/fx-rates');
+      return Math.round(Number(now['USD-KES'].rate) * 10000) === rateE4 * 10;
+    });
+    await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
   });
 
   await step('admin sees the M-Pesa float: each balance, what it pays, a warning for each paying account below the alert', async () => {

@@ -70,9 +70,20 @@ export async function viewOverview(root, ctx) {
     const form = el('form', { class: 'inline-form row-form', testid: 'fx-form' });
     const input = field({ label: t('overview.newRate'), dataField: 'rate', testid: 'fx-rate-input', attrs: { inputmode: 'decimal' }, hint: t('overview.newRateHint'), wrapClass: 'grow' });
     form.append(input.wrap, el('div', { class: 'actions end' }, el('button', { type: 'submit', class: 'button primary', testid: 'fx-submit' }, t('overview.setRate'))), formError());
+    // A rate over 5 times away from today's is most likely a slipped decimal point (1522.5 for
+    // 152.25): it is set only when asked a second time, as `remit fx set` warns of it.
+    let farConfirmed = null;
     onSubmit(form, async () => {
       const v = input.input.value.trim();
       if (!checkFields(form, [[input.input, !v ? t('overview.err.rateEmpty') : (parseDecimal(v, 4) ? null : t('overview.err.rate'))]])) return;
+      const now = r ? rateKesPerUsdE4(r.rate) : null;
+      const next = parseDecimal(v, 4);
+      const far = now && (next > now * 5 || next * 5 < now);
+      if (far && farConfirmed !== v) {
+        farConfirmed = v;
+        checkFields(form, [[input.input, t('overview.err.rateFar', { now: formatRate(now) })]]);
+        return;
+      }
       await api('PUT', '/fx-rates/USD-KES', { rate: v });
       notice(t('overview.rateSet', { rate: v }));
       await loadFx();
