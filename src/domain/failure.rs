@@ -50,7 +50,7 @@ impl FailureReason {
             FailureReason::MpesaFloatLow => "The kiosk's M-Pesa account did not hold enough money for this payment. The money is back in the escrow; try again later.",
             FailureReason::OverLimit => "The amount is outside what M-Pesa allows for this payment (too small, too large, or over a daily limit). The money is back in the escrow.",
             FailureReason::RecipientNotOnMpesa => "The number being paid cannot receive M-Pesa payments (not registered, or not allowed). Check the number. The money is back in the escrow.",
-            FailureReason::GatewaySetup => "M-Pesa refused the kiosk's payment settings. The operator has to fix them. The money is back in the escrow.",
+            FailureReason::GatewaySetup => "M-Pesa refused the service's payment settings; the operator has to fix them (nothing was wrong with this request). The money is back in the escrow.",
             FailureReason::Refused => "M-Pesa refused the payment details (for example the number or the account). Check them and ask again. The money is back in the escrow.",
             FailureReason::NotCompleted => "M-Pesa reports that the payment did not go through. The money is back in the escrow.",
             FailureReason::ResolvedFailed => "The operator checked with M-Pesa: the payment was not made. The money is back in the escrow.",

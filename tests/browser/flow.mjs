@@ -877,8 +877,10 @@ async function main() {
   let recipient;
   await step('recipient signs in: escrows with KES at today\'s rate; requests paged and filtered', async () => {
     // Enough small requests that the list has a second page.
+    const agentMade = [];
     for (let i = 0; i < 6; i += 1) {
-      await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'electricity', amountKes: 100 + i, merchantName: `Shop ${i + 1}`, merchantAccount: { type: 'till', number: '5123456' } });
+      const made = await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'electricity', amountKes: 100 + i, merchantName: `Shop ${i + 1}`, merchantAccount: { type: 'till', number: '5123456' } });
+      agentMade.push(made.paymentRequestId);
     }
     recipient = await openAs('recipient');
     await nav(recipient, 'mine');
@@ -924,6 +926,12 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-number'))) === receipt1, 'the recipient\'s receipt shows another number');
     assert(await receipt.locator(tid('receipt-simulated')).isVisible(), 'the recipient\'s receipt is not marked Simulated');
     await checkScreen(recipient, 'recipient request receipt');
+    // A request the agent made for them: the recipient sees it waiting, with no Cancel (only
+    // whoever made it, or an agent, may cancel it).
+    await recipient.evaluate((id) => { window.location.hash = `#/requests/${id}`; }, agentMade[0]);
+    const tracked = recipient.locator(`${tid('tracker')}[data-request-id="${agentMade[0]}"]`);
+    await tracked.waitFor();
+    assert(await tracked.locator(tid('cancel-request')).count() === 0, 'the recipient is offered Cancel on a request the agent made');
   });
 
   // ---- admin

@@ -45,7 +45,7 @@ export const en = {
   'common.selectedCopy': 'Selected: press Ctrl+C',
   'common.theMerchant': 'the merchant',
   'form.optional': '(optional)',
-  'form.errorsCount': 'Please correct the {n} fields marked below.',
+  'form.errorsCount': 'Please correct the {n} marked fields.',
 
   // ---- signing in and out
   'signin.title': 'Sign in',
@@ -55,7 +55,7 @@ export const en = {
   'signin.empty': 'Paste your access token.',
   'signin.refused': 'That token was not accepted. Check that you pasted all of it, or ask an admin for a new one.',
   'signin.signedOut': 'You signed out.',
-  'signin.notAccepted': 'Your access token was not accepted any more. Sign in again.',
+  'signin.notAccepted': 'Your access token is no longer accepted. Sign in again.',
   'signin.badAnswer': 'The server did not say who this token belongs to.',
   'idle.warning': 'Nobody has used this screen for a while. Signing out in {n} s to keep it private.',
   'idle.stay': 'Stay signed in',
@@ -139,7 +139,7 @@ export const en = {
   'failure.mpesa_float_low': 'The kiosk\u2019s M-Pesa account did not hold enough money for this payment. The money is back in the escrow; try again later.',
   'failure.over_limit': 'The amount is outside what M-Pesa allows for this payment (too small, too large, or over a daily limit). The money is back in the escrow.',
   'failure.recipient_not_on_mpesa': 'The number being paid cannot receive M-Pesa payments (not registered, or not allowed). Check the number. The money is back in the escrow.',
-  'failure.gateway_setup': 'M-Pesa refused the kiosk\u2019s payment settings. The operator has to fix them. The money is back in the escrow.',
+  'failure.gateway_setup': 'M-Pesa refused the service\u2019s payment settings; the operator has to fix them (nothing was wrong with this request). The money is back in the escrow.',
   'failure.refused': 'M-Pesa refused the payment details (for example the number or the account). Check them and ask again. The money is back in the escrow.',
   'failure.not_completed': 'M-Pesa reports that the payment did not go through. The money is back in the escrow.',
   'failure.resolved_failed': 'The operator checked with M-Pesa: the payment was not made. The money is back in the escrow.',
@@ -708,7 +708,7 @@ export const sw = {
   'common.selectedCopy': 'Imechaguliwa: bonyeza Ctrl+C',
   'common.theMerchant': 'mfanyabiashara',
   'form.optional': '(si lazima)',
-  'form.errorsCount': 'Tafadhali rekebisha sehemu {n} zilizowekwa alama hapa chini.',
+  'form.errorsCount': 'Tafadhali rekebisha sehemu {n} zilizowekwa alama.',
 
   // ---- signing in and out
   'signin.title': 'Ingia',
@@ -802,7 +802,7 @@ export const sw = {
   'failure.mpesa_float_low': 'Akaunti ya M-Pesa ya kibanda haikuwa na pesa za kutosha kwa malipo haya. Pesa imerudi kwenye mfuko; jaribu tena baadaye.',
   'failure.over_limit': 'Kiasi hiki hakiruhusiwi na M-Pesa kwa malipo haya (ni kidogo mno, ni kikubwa mno, au kinazidi kikomo cha siku). Pesa imerudi kwenye mfuko.',
   'failure.recipient_not_on_mpesa': 'Nambari inayolipwa haiwezi kupokea malipo ya M-Pesa (haijasajiliwa, au hairuhusiwi). Angalia nambari. Pesa imerudi kwenye mfuko.',
-  'failure.gateway_setup': 'M-Pesa ilikataa mipangilio ya malipo ya kibanda. Msimamizi anahitaji kuirekebisha. Pesa imerudi kwenye mfuko.',
+  'failure.gateway_setup': 'M-Pesa ilikataa mipangilio ya malipo ya huduma; msimamizi anahitaji kuirekebisha (ombi hili halikuwa na kosa). Pesa imerudi kwenye mfuko.',
   'failure.refused': 'M-Pesa ilikataa maelezo ya malipo (kwa mfano nambari au akaunti). Yaangalie kisha uombe tena. Pesa imerudi kwenye mfuko.',
   'failure.not_completed': 'M-Pesa inaripoti kwamba malipo hayakufanyika. Pesa imerudi kwenye mfuko.',
   'failure.resolved_failed': 'Msimamizi aliangalia na M-Pesa: malipo hayakufanyika. Pesa imerudi kwenye mfuko.',

@@ -145,7 +145,11 @@ export async function viewRequestDetail(root, ctx, requestId) {
     receipt.replaceWith(fresh);
     receipt = fresh;
   }
-  const tr = tracker(ctx, r, { canCancel: true, onChange: sync, onFinal: sync });
+  // Whoever made the request, or a kiosk agent (or an admin), may cancel it: the button is not
+  // offered to anyone else (a recipient looking at a request the agent made for them).
+  const me = session.me;
+  const canCancel = me.role === 'agent' || me.role === 'admin' || r.requestedBy === me.userId;
+  const tr = tracker(ctx, r, { canCancel, onChange: sync, onFinal: sync });
   clear(body).append(tr.node, later);
   root.append(receipt);
   sync(tr.current);
