@@ -74,6 +74,9 @@ pub const IDEMPOTENCY_TTL_S: i64 = 48 * 3600;
 /// bodies may still take for its own body before it is refused `503 busy` (a body written a
 /// moment after its head, as some clients do, arrives well within it).
 pub const BODY_GRACE_MS: u64 = 100;
+/// When the moments of `BODY_GRACE_MS` are all being given (an eighth of the workers), a
+/// request over its share takes its body only if it is at hand, within this long.
+pub const BODY_AT_HAND_MS: u64 = 2;
 /// How long registering a webhook endpoint waits for its host name's addresses (to refuse a
 /// name that resolves only to addresses a delivery may not use) before it lets the name be.
 pub const WEBHOOK_LOOKUP_MS: u64 = 2_000;

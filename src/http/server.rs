@@ -16,8 +16,8 @@ use super::routes::{self, Access, Found, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    BODY_BYTES_MAX, BODY_DEADLINE_MS, BODY_GRACE_MS, HEADER_LINES_MAX, HEAD_BYTES_MAX,
-    HEAD_DEADLINE_MS, KEEPALIVE_IDLE_MS, SHUTDOWN_DRAIN_MS, SHUTDOWN_DRAIN_POLL_MS,
+    BODY_AT_HAND_MS, BODY_BYTES_MAX, BODY_DEADLINE_MS, BODY_GRACE_MS, HEADER_LINES_MAX,
+    HEAD_BYTES_MAX, HEAD_DEADLINE_MS, KEEPALIVE_IDLE_MS, SHUTDOWN_DRAIN_MS, SHUTDOWN_DRAIN_POLL_MS,
     UNAUTHENTICATED_WORKERS_DIVISOR, WRITE_DEADLINE_MS,
 };
 use std::collections::HashMap;
@@ -293,12 +293,17 @@ fn read_body_of(
         // Over its share: a body on its way (a burst of one client's requests, each body
         // written a moment after its head) is still taken if it arrives within a moment;
         // a slow one is refused then, having held the worker no longer. Only a few such
-        // moments at once (an eighth of the workers): past them the refusal is at once, so
-        // that a client reconnecting over and over holds no more workers with its moments.
-        let Some(_grace) = gates.grace() else {
-            return Err(gates.refused(whose));
+        // moments at once (an eighth of the workers): past them a body is taken only if it is
+        // already at hand (received, not yet read: `BODY_AT_HAND_MS`), so that a client
+        // reconnecting over and over holds no more workers with its moments, while a burst of
+        // one client's requests, each body written just after its head, is still served.
+        let grace = gates.grace();
+        let wait = if grace.is_some() {
+            BODY_GRACE_MS
+        } else {
+            BODY_AT_HAND_MS
         };
-        request.limit_body_wait(Duration::from_millis(BODY_GRACE_MS));
+        request.limit_body_wait(Duration::from_millis(wait));
         req.body = read_body(request.as_reader()).map_err(|e| match e {
             Error::InvalidJson { .. } => gates.refused(whose),
             other => other,
