@@ -274,11 +274,16 @@ fn read_body_of(
     if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
         return Err(Error::BodyTooLarge);
     }
+    let buffered = request.body_is_buffered();
     let caller = match route.access {
         Access::Bearer => {
             req.authenticate(app)?;
             route.check_role(req, app)?;
-            Some(req.actor(app)?.id)
+            // Named only when a place is needed (no copy for a body already here).
+            match buffered {
+                true => None,
+                false => Some(req.actor(app)?.id),
+            }
         }
         Access::PathToken => {
             // Its token is in its path: a wrong one is refused before the body (and before
@@ -288,7 +293,7 @@ fn read_body_of(
         }
         Access::Webhook | Access::Public => None,
     };
-    let pass = (!request.body_is_buffered()).then(|| gates.enter(caller.as_deref()));
+    let pass = (!buffered).then(|| gates.enter(caller.as_deref()));
     if let Some(Err(whose)) = pass {
         // Over its share: a body on its way (a burst of one client's requests, each body
         // written a moment after its head) is still taken if it arrives within a moment;

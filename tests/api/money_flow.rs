@@ -33,16 +33,6 @@ fn now() -> i64 {
     remit::time::now_unix()
 }
 
-fn callback(app: &TestApp, body: &Value) -> Resp {
-    app.raw(
-        "POST",
-        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-        None,
-        Some(("application/json", body.to_string().as_bytes())),
-        &[],
-    )
-}
-
 #[test]
 fn a_signed_stripe_event_deposits_once_and_activates_the_escrow() {
     let app = spawn_app();
@@ -328,7 +318,7 @@ fn twenty_identical_callbacks_at_once_settle_once() {
                 // Unauthenticated senders share a quarter of the workers: a burst may be told
                 // `503 busy` (safe to retry), and is sent again as a caller would.
                 for _ in 0..100 {
-                    let r = callback(&app, &body);
+                    let r = app.post_mpesa_result(&body);
                     if r.status != 503 {
                         return (r.status, r.body.clone());
                     }
@@ -374,12 +364,13 @@ fn a_different_outcome_after_settlement_is_flagged_never_applied() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (request, _, originator) = queued_payout(&app);
     assert_eq!(
-        callback(&app, &b2c_success(&originator, "TCE4K7PQ2M", 1_500)).status,
+        app.post_mpesa_result(&b2c_success(&originator, "TCE4K7PQ2M", 1_500))
+            .status,
         200
     );
     let failure = json!({"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "The balance is insufficient for the transaction.",
         "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001", "TransactionID": "TCE0000000"}});
-    assert_eq!(callback(&app, &failure).status, 200);
+    assert_eq!(app.post_mpesa_result(&failure).status, 200);
     let view = app
         .get(&format!("/payment-requests/{request}"), &app.admin)
         .body;
@@ -403,7 +394,7 @@ fn a_completed_transaction_status_without_a_readable_amount_is_flagged_not_appli
             {"Key": "OriginatorConversationID", "Value": originator},
             {"Key": "TransactionStatus", "Value": "Completed"},
             {"Key": "ReceiptNo", "Value": "TCE4K7PQ2S"}]}}});
-    let r = callback(&app, &status);
+    let r = app.post_mpesa_result(&status);
     assert_eq!(r.status, 200, "{}", r.text);
     let view = app
         .get(&format!("/payment-requests/{request}"), &app.admin)
@@ -426,14 +417,15 @@ fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (paid, paid_payout, paid_originator) = queued_payout(&app);
     assert_eq!(
-        callback(&app, &b2c_success(&paid_originator, "TCE4K7PQ2M", 1_500)).status,
+        app.post_mpesa_result(&b2c_success(&paid_originator, "TCE4K7PQ2M", 1_500))
+            .status,
         200
     );
     app.wait_for_status(&paid, &["paid"]);
     let (failed, failed_payout, failed_originator) = queued_payout(&app);
     let failure = json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
         "OriginatorConversationID": failed_originator, "ConversationID": "AG_20251125_0002", "TransactionID": "TCE0000000"}});
-    assert_eq!(callback(&app, &failure).status, 200);
+    assert_eq!(app.post_mpesa_result(&failure).status, 200);
     app.wait_for_status(&failed, &["failed"]);
     let settled = [
         (&paid, &paid_payout, &paid_originator, "paid"),
@@ -460,8 +452,8 @@ fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
         );
         for r in [
             queue_timeout,
-            callback(&app, &late(15, 0)),
-            callback(&app, &late(0, 1)),
+            app.post_mpesa_result(&late(15, 0)),
+            app.post_mpesa_result(&late(0, 1)),
         ] {
             assert_eq!(r.status, 200, "{request}: {}", r.text);
             assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
@@ -471,7 +463,7 @@ fn a_late_timeout_or_unknown_outcome_for_a_settled_payout_changes_nothing() {
     let no_receipt = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
         "OriginatorConversationID": paid_originator, "ConversationID": "AG_LATE",
         "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1500}]}}});
-    assert_eq!(callback(&app, &no_receipt).status, 200);
+    assert_eq!(app.post_mpesa_result(&no_receipt).status, 200);
     let flagged = app.get("/payouts?status=flagged", &app.admin);
     assert_eq!(flagged.status, 200, "{}", flagged.text);
     for ((request, payout, _, status), (escrow_before, audit_before)) in settled.iter().zip(&before)
@@ -513,7 +505,8 @@ fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (request, _, originator) = queued_payout(&app);
     assert_eq!(
-        callback(&app, &b2c_success(&originator, "TCE4K7PQ2M", 9_999)).status,
+        app.post_mpesa_result(&b2c_success(&originator, "TCE4K7PQ2M", 9_999))
+            .status,
         200
     );
     let view = app
@@ -547,7 +540,7 @@ fn a_result_cents_off_the_payout_is_flagged_naming_both_amounts_to_the_cent() {
     let mut result = b2c_success(&originator, "TCE4K7PQ2R", 1_500);
     result["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] =
         serde_json::from_str("1500.4").unwrap();
-    assert_eq!(callback(&app, &result).status, 200);
+    assert_eq!(app.post_mpesa_result(&result).status, 200);
     let view = app
         .get(&format!("/payment-requests/{request}"), &app.admin)
         .body;
@@ -580,7 +573,7 @@ fn a_success_whose_amount_is_missing_or_unreadable_is_flagged_not_applied() {
             result["ResultParameters"] =
                 json!({"ResultParameter": [{"Key": "TransactionAmount", "Value": value}]});
         }
-        let r = callback(&app, &json!({ "Result": result }));
+        let r = app.post_mpesa_result(&json!({ "Result": result }));
         assert_eq!(r.status, 200, "{amount:?}: {}", r.text);
         assert_eq!(r.body, json!({"ResultCode": 0, "ResultDesc": "Accepted"}));
         let view = app
@@ -607,9 +600,10 @@ fn a_success_whose_amount_is_missing_or_unreadable_is_flagged_not_applied() {
     let (request, _, originator) = queued_payout(&app);
     let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
         "OriginatorConversationID": originator, "ConversationID": "AG_X", "TransactionID": "TCE4K7PQ2R"}});
-    assert_eq!(callback(&app, &forged).status, 200);
+    assert_eq!(app.post_mpesa_result(&forged).status, 200);
     assert_eq!(
-        callback(&app, &b2c_success(&originator, "TCE4K7PQ2R", 1_500)).status,
+        app.post_mpesa_result(&b2c_success(&originator, "TCE4K7PQ2R", 1_500))
+            .status,
         200
     );
     assert_eq!(
@@ -627,7 +621,7 @@ fn a_b2b_failure_with_a_single_object_result_parameter_fails_the_payout() {
         "OriginatorConversationID": originator, "ConversationID": "AG_20250314_2010e6b1c9d4a7f2b038", "TransactionID": "TCE0000000",
         "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20250314103902_i64}},
         "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL", "Value": "https://x"}}}});
-    assert_eq!(callback(&app, &body).status, 200);
+    assert_eq!(app.post_mpesa_result(&body).status, 200);
     let view = app.wait_for_status(&request, &["failed"]);
     assert_eq!(
         view["payout"]["resultDesc"],
@@ -681,10 +675,11 @@ fn a_wrong_token_is_401_and_an_unknown_id_is_404() {
         &[],
     );
     assert_eq!(wrong.status, 401);
-    let unknown = callback(
-        &app,
-        &b2c_success("ffffffffffffffffffffffffffffffff", "TCE9999999", 1_500),
-    );
+    let unknown = app.post_mpesa_result(&b2c_success(
+        "ffffffffffffffffffffffffffffffff",
+        "TCE9999999",
+        1_500,
+    ));
     assert_eq!(unknown.status, 404);
     let garbage = app.raw(
         "POST",

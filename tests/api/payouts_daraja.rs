@@ -1223,15 +1223,7 @@ fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
         },
     );
     let kes = remit::money::KesCents::new(230_000).unwrap();
-    let post = |body: Value| {
-        app.raw(
-            "POST",
-            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-            None,
-            Some(("application/json", body.to_string().as_bytes())),
-            &[],
-        )
-    };
+    let post = |body: Value| app.post_mpesa_result(&body);
     let crossed = remit::wire::daraja::results::status_result(
         &query_a,
         &originator_b,

@@ -600,17 +600,6 @@ fn an_audit_line_rolled_back_with_its_command_leaves_the_chain_whole() {
     assert_eq!(entities, ["one", "three", "four"]);
 }
 
-/// Posts a Daraja-shaped B2C result to the result URL.
-fn post_result(app: &TestApp, body: &serde_json::Value) -> Resp {
-    app.raw(
-        "POST",
-        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-        None,
-        Some(("application/json", body.to_string().as_bytes())),
-        &[],
-    )
-}
-
 fn b2c_result(originator: &str, conversation: &str, code: serde_json::Value) -> serde_json::Value {
     json!({"Result": {"ResultType": 0, "ResultCode": code, "ResultDesc": "x",
         "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE4K7PQ2M",
@@ -630,7 +619,7 @@ fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_no
     assert!(run_worker_once(&app, &gateway));
     let (_, originator, _) = app.payout_ids(&request);
     let failure = b2c_result(&originator, "AG_20251125_0001", json!(2040));
-    let r = post_result(&app, &failure);
+    let r = app.post_mpesa_result(&failure);
     assert_eq!(
         (r.status, r.body["code"].as_str()),
         (409, Some("invalid_state")),
@@ -645,7 +634,7 @@ fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_no
     );
     // Its real result is applied when it comes.
     let success = b2c_result(&originator, "AG_20251125_0001", json!(0));
-    assert_eq!(post_result(&app, &success).status, 200);
+    assert_eq!(app.post_mpesa_result(&success).status, 200);
     assert_eq!(
         app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
         "TCE4K7PQ2M"
@@ -662,7 +651,7 @@ fn a_result_code_that_is_not_a_code_or_is_given_twice_never_returns_the_money() 
     let (escrow, request) = approved_payout(&app);
     let (_, originator, _) = app.payout_ids(&request);
     for code in [json!(0.0), json!("0.0"), json!("-0"), json!("")] {
-        let r = post_result(&app, &b2c_result(&originator, "AG_1", code.clone()));
+        let r = app.post_mpesa_result(&b2c_result(&originator, "AG_1", code.clone()));
         assert_eq!(r.status, 200, "{code}: {}", r.text);
     }
     let twice = format!(
@@ -721,9 +710,9 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
             .unwrap();
     }
     let crossed = b2c_result(&a_originator, "AG_B", json!(0));
-    assert_eq!(post_result(&app, &crossed).status, 404);
+    assert_eq!(app.post_mpesa_result(&crossed).status, 404);
     let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
-    assert_eq!(post_result(&app, &bogus).status, 404);
+    assert_eq!(app.post_mpesa_result(&bogus).status, 404);
     for request in [&first, &second] {
         let view = app
             .get(&format!("/payment-requests/{request}"), &app.admin)
@@ -731,7 +720,7 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
         assert_eq!(view["payout"]["status"], "sent", "{view}");
     }
     let right = b2c_result(&a_originator, "AG_A", json!(0));
-    assert_eq!(post_result(&app, &right).status, 200);
+    assert_eq!(app.post_mpesa_result(&right).status, 200);
     app.wait_for_status(&first, &["paid"]);
     app.assert_integrity();
 }
@@ -857,7 +846,7 @@ fn the_result_that_settles_a_flagged_payout_clears_its_flag() {
     assert_eq!(flagged["status"], "approved", "{flagged}");
     let listed = app.get("/payouts?status=flagged", &app.admin);
     assert!(listed.text.contains(&payout), "{}", listed.text);
-    let paid = post_result(&app, &b2c_result(&originator, "AG_1", json!(0)));
+    let paid = app.post_mpesa_result(&b2c_result(&originator, "AG_1", json!(0)));
     assert_eq!(paid.status, 200, "{}", paid.text);
     let view = app.wait_for_status(&request, &["paid"]);
     assert_eq!(

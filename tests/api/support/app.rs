@@ -267,6 +267,17 @@ impl TestApp {
         )
     }
 
+    /// A Daraja-shaped result to the M-Pesa result URL (with the test's path token).
+    pub fn post_mpesa_result(&self, body: &Value) -> Resp {
+        self.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+            None,
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        )
+    }
+
     /// A Stripe event, signed now with the test secret, to `POST /webhooks/stripe`.
     pub fn post_stripe(&self, event: &str) -> Resp {
         let header =
