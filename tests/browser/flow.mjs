@@ -716,6 +716,8 @@ async function main() {
   // Two more on Water, made through the API: together they are more than Water holds.
   const water = { big: 30000, small: 9000 };
   const more = {};
+  let cancelLater;
+  let decidedElsewhere;
   for (const [k, kes] of Object.entries(water)) {
     more[k] = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'water', amountKes: kes, merchantName: 'Nairobi Water', merchantAccount: { type: 'paybill', number: '444400', accountReference: `W-${k}` } })).paymentRequestId;
   }
@@ -850,6 +852,8 @@ async function main() {
     assert(await text(paidRow.locator(tid('receipt'))) === receipt1, 'the list does not show the M-Pesa receipt');
     assert(await paidRow.locator(tid('simulated')).isVisible(), 'the list does not mark the receipt Simulated');
     assert(await text(paidRow.locator(tid('request-merchant'))) === 'Kenya Power', 'the list does not show the merchant');
+    await waitFor(async () => `for the row to say for whom (says "${await text(paidRow.locator(tid('request-for'))).catch(() => '')}")`,
+      async () => (await paidRow.locator(tid('request-for')).count()) === 1 && (await text(paidRow.locator(tid('request-for')))) === 'for Wanjiru');
     assert(await text(paidRow.locator(tid('request-amount-kes'))) === kesText(kes1 * 100), 'the list does not show the amount');
     assert(await text(row(request2).locator(tid('request-status'))) === WORDS.failed, 'the failed request does not say "Payment failed — money returned"');
     assert(await text(row(request2).locator(tid('money-returned'))) === 'Money returned', 'the failed request does not say "Money returned"');
@@ -932,6 +936,46 @@ async function main() {
     const tracked = recipient.locator(`${tid('tracker')}[data-request-id="${agentMade[0]}"]`);
     await tracked.waitFor();
     assert(await tracked.locator(tid('cancel-request')).count() === 0, 'the recipient is offered Cancel on a request the agent made');
+    cancelLater = agentMade[1];
+    decidedElsewhere = agentMade[2];
+  });
+
+  await step('agent: Cancel asks once more; "Keep it" keeps the request', async () => {
+    currentPage = agent;
+    await agent.evaluate((id) => { window.location.hash = `#/requests/${id}`; }, cancelLater);
+    const tracked = agent.locator(`${tid('tracker')}[data-request-id="${cancelLater}"]`);
+    await tracked.waitFor();
+    await tracked.locator(tid('cancel-request')).click();
+    assert(await tracked.locator(tid('cancel-question')).isVisible(), 'Cancel does not ask once more');
+    await tracked.locator(tid('keep-request')).click();
+    assert((await api(TOKENS.agent, 'GET', `/payment-requests/${cancelLater}`)).status === 'pending_approval', '"Keep it" cancelled the request');
+    await tracked.locator(tid('cancel-request')).click();
+    await tracked.locator(tid('confirm-cancel')).click();
+    await waitFor('for the request to read Cancelled', async () => (await tracked.getAttribute('data-status')) === 'cancelled');
+    assert((await api(TOKENS.agent, 'GET', `/payment-requests/${cancelLater}`)).status === 'cancelled', 'the confirmed cancel did not reach the server');
+  });
+
+  await step('sender: approving a request decided elsewhere says so where it stays', async () => {
+    currentPage = sender;
+    const card = await pendingCard(sender, decidedElsewhere);
+    // The list is not refreshed until the click has been answered: the card stays to be clicked.
+    let release;
+    const held = new Promise((r) => { release = r; });
+    const pattern = /\/payment-requests\?status=pending_approval/;
+    // (Unrouting hands the held requests on itself: a continue after it is refused, and harmless.)
+    await sender.route(pattern, async (route) => { await held; await route.continue().catch(() => {}); });
+    try {
+      await api(TOKENS.sender, 'POST', `/payment-requests/${decidedElsewhere}/reject`, {});
+      await card.locator(tid('approve')).click();
+      const banner = sender.locator('#notice');
+      await waitFor(async () => `for the refusal in the notice (says "${await text(banner.locator('.banner-text')).catch(() => '')}")`,
+        async () => (await banner.isVisible()) && (await text(banner.locator('.banner-text'))).startsWith(`Could not approve ${kesText(10200)} to Shop 3 (payment request is rejected and cannot become approved).`));
+    } finally {
+      release();
+      await sender.unroute(pattern);
+    }
+    await waitFor('for the card to leave the list', async () => (await card.count()) === 0);
+    assert(await sender.locator('#notice').isVisible(), 'the refusal went with the card');
   });
 
   // ---- admin
@@ -1143,6 +1187,8 @@ async function main() {
     await admin.locator(tid('audit-entity')).fill(escrowId);
     await admin.locator(tid('audit-submit')).click();
     await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}`).count()) > 0);
+    const words = await admin.locator(`${tid('audit-result')} ${tid('audit-action-words')}`).allTextContents();
+    assert(words.includes('Escrow made') && words.includes('Escrow fully funded'), `the audit log does not say its actions in words: ${JSON.stringify(words)}`);
     await checkScreen(admin, 'admin escrows with an audit log');
   });
 

@@ -1,10 +1,27 @@
 // The audit log of one entity (GET /audit?entity=…) and its table (a block per line on a phone).
-// Its actions and details are the log's own words: it is a record for operators and senders
-// who check, kept exactly as written.
+// Its actions and details are the log's own words, kept exactly as written (a record for
+// operators and senders who check); beside them, what a known action means in the reader's
+// language and amounts in dollars and shillings.
 
 import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
+import { formatRate, kes, usd } from './format.js';
 import { t } from './i18n.js';
+
+function actionWords(action) {
+  const key = `audit.action.${action}`;
+  const said = t(key);
+  return said === key ? null : said;
+}
+
+// An amount in the details read as money (the cents as written stay beside it).
+function readable(k, v) {
+  if (typeof v !== 'number' && !(typeof v === 'string' && /^-?\d+$/.test(v))) return null;
+  if (/UsdCents$/.test(k)) return usd(v);
+  if (/KesCents$/.test(k)) return kes(v);
+  if (/E4$/.test(k)) return formatRate(v);
+  return null;
+}
 
 export function auditTable(items) {
   if (!items.length) return emptyState(t('audit.empty'), 'audit-empty');
@@ -17,7 +34,8 @@ export function auditTable(items) {
         cell(0, { class: 'mono' }, String(a.seq)),
         cell(1, null, timeEl(a.at)),
         cell(2, { class: 'mono' }, a.actor || '—'),
-        cell(3, null, a.action, el('br'), el('span', { class: 'mono muted small' }, a.entity)),
+        cell(3, null, actionWords(a.action) ? [el('span', { testid: 'audit-action-words' }, actionWords(a.action)), el('br'), el('span', { class: 'mono muted small' }, a.action)] : a.action,
+          el('br'), el('span', { class: 'mono muted small' }, a.entity)),
         cell(4, null, detailsList(a.details)),
         cell(5, { class: 'mono', title: a.mac || '' }, a.mac ? `${String(a.mac).slice(0, 10)}…` : '—'))))));
 }
@@ -30,7 +48,8 @@ function detailsList(details) {
   return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null,
     el('span', { class: 'muted' }, `${k}: `),
     v === null || v === undefined ? el('span', { class: 'muted' }, '—')
-      : el('code', { class: 'details-json' }, typeof v === 'object' ? JSON.stringify(v) : String(v)))));
+      : readable(k, v) ? [el('strong', null, readable(k, v)), ' ', el('code', { class: 'details-json muted' }, String(v))]
+        : el('code', { class: 'details-json' }, typeof v === 'object' ? JSON.stringify(v) : String(v)))));
 }
 
 export async function loadAudit(entity) {

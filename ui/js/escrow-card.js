@@ -59,7 +59,12 @@ export function escrowCard(e, opts = {}) {
   const headingId = uid('esc');
   const due = Math.max(0, (Number(e.totalAmountUsdCents) || 0) - (Number(e.depositedUsdCents) || 0));
   const r = e.recipient || {};
-  const rateE4 = opts.rateE4 || null;
+  // KES at today's rate helps only while the money can still be spent: a completed or
+  // cancelled escrow's figures are history, in the dollars they were.
+  const open = e.status === 'active' || e.status === 'pending_deposit';
+  const rateE4 = open ? opts.rateE4 || null : null;
+  // A cancelled escrow that was only partly funded says how much had come in.
+  const short = (Number(e.depositedUsdCents) || 0) < (Number(e.totalAmountUsdCents) || 0);
   const code = depositCode(e);
   const hasLimit = e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined;
   const card = el('article', {
@@ -79,7 +84,7 @@ export function escrowCard(e, opts = {}) {
       statusBadge('escrow', e.status, 'escrow-status')),
     dl([
       [t('card.total'), amount(e.totalAmountUsdCents, rateE4, 'escrow-total')],
-      e.status === 'pending_deposit' ? [t('card.deposited'), usd(e.depositedUsdCents), 'escrow-deposited'] : null,
+      e.status === 'pending_deposit' || (e.status === 'cancelled' && short) ? [t('card.deposited'), usd(e.depositedUsdCents), 'escrow-deposited'] : null,
       e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due')] : null,
       [t('card.part.remaining'), amount(e.remainingUsdCents, rateE4, 'escrow-remaining')],
       [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],

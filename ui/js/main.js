@@ -9,7 +9,7 @@ import { clear, el } from './dom.js';
 import { clearErrors, markField, onSubmit } from './forms.js';
 import { lang, setLang, t, translateStatic } from './i18n.js';
 import { startIdle, stopIdle } from './idle.js';
-import { globalError, hideBanner } from './notices.js';
+import { globalError, hideBanner, hideStaleNotice } from './notices.js';
 import { beginSession, endSession, savedToken, session } from './session.js';
 import { roleLabel } from './words.js';
 import { viewApprovals } from './screens/approvals.js';
@@ -191,6 +191,7 @@ function route(fromNavigation) {
 function showView(r, arg, query, moveFocus) {
   runCleanups();
   hideBanner('global-error');
+  hideStaleNotice();
   const navName = r.under || r.name;
   document.querySelectorAll('#nav .nav-link').forEach((a) => {
     if (a.dataset.view === navName) a.setAttribute('aria-current', 'page');

@@ -15,11 +15,18 @@ export function hideBanner(id) {
   node.querySelector('.banner-text').textContent = '';
 }
 let noticeTimer = null;
+let noticeAt = 0;
 export function notice(text, kind = 'ok') {
   document.getElementById('notice').className = `banner banner-${kind}`;
   banner('notice', text);
+  noticeAt = Date.now();
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
+}
+// A notice belongs to the screen it was said on, or to the one it sent the user to: moving on
+// later takes it away, so "Approved …" does not linger over the next screen.
+export function hideStaleNotice() {
+  if (Date.now() - noticeAt > 1500) hideBanner('notice');
 }
 export function globalError(err) {
   if (err instanceof ApiError && (err.code === 'stale' || (err.status === 401 && !session.token))) return;

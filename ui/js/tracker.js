@@ -29,21 +29,43 @@ export function tracker(ctx, initial, opts = {}) {
   const body = el('div');
   const node = el('section', { class: 'tracker', testid: 'tracker', dataset: { requestId: initial.paymentRequestId } }, live, body);
   let lastStatus = null;
+  // Cancel asks once more: a request cancelled by a slip has to be asked for again.
+  let confirming = false;
 
   function render() {
     node.dataset.status = current.status;
     const actions = [];
-    if (opts.canCancel && current.status === 'pending_approval') {
+    if (opts.canCancel && current.status === 'pending_approval' && !confirming) {
       actions.push(button(t('tracker.cancel'), {
         testid: 'cancel-request',
+        onclick: () => {
+          confirming = true;
+          render();
+          const yes = node.querySelector('[data-testid="confirm-cancel"]');
+          if (yes) yes.focus();
+        },
+      }));
+    } else if (opts.canCancel && current.status === 'pending_approval') {
+      actions.push(el('span', { class: 'muted small', testid: 'cancel-question' }, t('tracker.cancelSure')), button(t('tracker.cancelYes'), {
+        variant: 'danger',
+        testid: 'confirm-cancel',
         onclick: (ev) => {
           const btn = ev.currentTarget;
           const card = btn.closest('.card');
           busy(btn, async () => {
             const r = await api('POST', `/payment-requests/${encodeURIComponent(current.paymentRequestId)}/cancel`, {});
+            confirming = false;
             if (r && r.status) update(r);
             else await poll();
           }).catch((err) => showError(card, err));
+        },
+      }), button(t('approvals.rejectNo'), {
+        testid: 'keep-request',
+        onclick: () => {
+          confirming = false;
+          render();
+          const again = node.querySelector('[data-testid="cancel-request"]');
+          if (again) again.focus();
         },
       }));
     }

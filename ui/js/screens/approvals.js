@@ -3,7 +3,7 @@
 // cover the request), then watch the decided ones until their payout ends. Keeps the nav count
 // up to date.
 
-import { ApiError, api, qs } from '../api.js';
+import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { kes, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError } from '../forms.js';
@@ -87,7 +87,12 @@ export async function viewApprovals(root, ctx) {
         notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
       }).then(() => {}, (err) => {
         showError(card, err);
-        if (err instanceof ApiError && (err.code === 'invalid_state' || err.status === 409)) load().catch(() => {});
+        if (err instanceof ApiError && err.status === 409) {
+          // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
+          // the refusal is said where it stays.
+          notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: errorText(err) }), 'warn');
+          load().catch(() => {});
+        }
       });
     });
     reject.addEventListener('click', () => {

@@ -68,6 +68,20 @@ export async function viewRequests(root, ctx, _arg, query) {
 
   const href = (r) => `#/requests/${encodeURIComponent(r.paymentRequestId)}`;
 
+  // An agent asks for many recipients: each row says for whom (the escrow's recipient, read
+  // once per escrow). A recipient's rows are all their own.
+  const forWhom = new Map();
+  async function learnRecipients(items) {
+    if (session.me.role !== 'agent') return false;
+    const unknown = [...new Set(items.map((r) => r.escrowId))].filter((id) => !forWhom.has(id)).slice(0, 20);
+    if (!unknown.length) return false;
+    await Promise.all(unknown.map((id) => api('GET', `/escrows/${encodeURIComponent(id)}`)
+      .then((e) => { forWhom.set(id, (e && e.recipient && (e.recipient.name || e.recipient.phone)) || ''); },
+        () => { forWhom.set(id, ''); })));
+    return true;
+  }
+  const withWhom = (items) => items.map((r) => (forWhom.get(r.escrowId) ? { ...r, _for: forWhom.get(r.escrowId) } : r));
+
   function render(items) {
     if (!items.length) {
       list.hidden = true;
@@ -79,8 +93,9 @@ export async function viewRequests(root, ctx, _arg, query) {
         : tn('count.requests', items.length);
       if (cursor) summary.textContent += ` ${t('find.moreBelow')}`;
     }
-    patchList(list, items, (r) => r.paymentRequestId, (r) => requestRow(r, { href: href(r) }));
+    patchList(list, withWhom(items), (r) => r.paymentRequestId, (r) => requestRow(r, { href: href(r), forWhom: r._for }));
     more.hidden = !cursor;
+    learnRecipients(items).then((learnt) => { if (learnt && ctx.alive()) render(Array.from(rows.values())); }, () => {});
   }
 
   async function page(after, limit) {
