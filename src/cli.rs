@@ -194,13 +194,38 @@ enum FxCommand {
         /// The pair; only USD-KES (any case).
         pair: Option<String>,
     },
-    /// Set a rate: `remit fx set USD-KES 152.25`.
+    /// Set a rate: `remit fx set USD-KES 152.25`. New payment requests, and cash taken in KES,
+    /// are priced at it from then on. A rate more than five times away from the one in use (a
+    /// decimal point dropped or added: 15225 for 152.25) is refused unless `--force` is given.
     Set {
         /// The pair; only USD-KES (any case).
         pair: String,
-        /// KES per USD, at most 4 decimals.
+        /// KES per USD: 0.0001 to 100000, at most 4 decimals.
         rate: String,
+        /// Set a rate more than five times away from the one in use.
+        #[arg(long)]
+        force: bool,
     },
+}
+
+/// How far `rate` is from `before` when it is more than five times away either way ("1000 times
+/// lower"), else `None`.
+fn far_from(before: RateKesPerUsd, rate: RateKesPerUsd) -> Option<String> {
+    let factor = rate.e4() as f64 / before.e4().max(1) as f64;
+    let words = |x: f64| {
+        if x >= 100.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
+    if factor > 5.0 {
+        Some(format!("{} times higher", words(factor)))
+    } else if factor < 0.2 {
+        Some(format!("{} times lower", words(1.0 / factor)))
+    } else {
+        None
+    }
 }
 
 /// The one pair remit knows, typed in any case.
@@ -412,19 +437,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(0)
         }
-        Command::Fx(FxCommand::Set { pair, rate }) => {
+        Command::Fx(FxCommand::Set { pair, rate, force }) => {
             usd_kes(&pair)?;
             let rate = RateKesPerUsd::parse("RATE", &rate)?;
             let (_key_lock, store) = open_existing(&config)?;
             let (before, _) = store.read(|conn, _| crate::service::fx::current(conn))?;
+            // A dropped or added decimal point (15225 for 152.25) prices every new request, and
+            // every shilling of cash taken, a hundred times wrong: asked twice, as the admin
+            // screen does.
+            let far = far_from(before, rate);
+            if let (Some(how), false) = (&far, force) {
+                return Err(Error::internal(format!(
+                    "the rate in use is {before}; {rate} is {how}. New requests and cash taken in KES would be priced at it: if that is meant, run again with --force"
+                )));
+            }
             store.write(move |ctx| crate::service::fx::set(ctx, &Actor::system("cli"), rate))?;
             println!("USD-KES {rate}");
-            // A dropped or added decimal point (15225 for 152.25) prices every new request a
-            // hundred times wrong: said at once, while it is easy to set again.
-            let factor = rate.e4() as f64 / before.e4().max(1) as f64;
-            if !(0.2..=5.0).contains(&factor) {
+            if let Some(how) = far {
                 eprintln!(
-                    "remit: note: the rate was {before}; {rate} is {factor:.2} times that. New requests are priced at it from now on: if a decimal point was dropped or added, set it again now."
+                    "remit: note: the rate was {before}; {rate} is {how}, set as asked (--force)"
                 );
             }
             Ok(0)
@@ -641,11 +672,25 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         config.addr = addr;
     }
     config.workers = args.workers;
-    let _lock = crate::ops::lock(&config.db)?;
+    let real_money = !matches!(config.gateway, crate::config::GatewayKind::Simulator);
+    if args.demo && real_money {
+        return Err(Error::internal(
+            "--demo makes escrows funded by made-up deposits, so it runs only with the simulator (REMIT_GATEWAY=simulator, the default), never with a gateway that pays or holds real payouts",
+        ));
+    }
+    let mut lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.
     let listener = crate::runtime::bind(&config.addr)?;
     let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
+    lock.hold_the_file(&config.db)?;
+    if real_money && store.read(|conn, _| crate::ops::holds_demo_data(conn))? {
+        store.close();
+        return Err(Error::internal(format!(
+            "{} holds demo data (a `--demo` start made escrows funded by made-up deposits): it runs only with the simulator; keep real money in a ledger of its own (a new --db)",
+            config.db.display()
+        )));
+    }
     log::info!(
         "database {} (schema version {}), key {}",
         config.db.display(),

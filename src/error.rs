@@ -392,3 +392,67 @@ mod tests {
         );
     }
 }
+
+/// Lets a line that can repeat many times a second (every write failing on a full disk) reach
+/// the log at most once per period, saying how many like it were left out: the log is read by
+/// a person, and on a kiosk it lives on the disk that is full.
+pub struct Throttle {
+    every: std::time::Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl Throttle {
+    /// At most one line per `every`.
+    pub const fn new(every: std::time::Duration) -> Throttle {
+        Throttle {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(left_out)` when a line may be logged now (`left_out` lines like it were not since
+    /// the last one), `None` when this one is left out.
+    pub fn admit(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match state.0 {
+            Some(at) if now.duration_since(at) < self.every => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let left_out = std::mem::take(&mut state.1);
+                state.0 = Some(now);
+                Some(left_out)
+            }
+        }
+    }
+
+    /// " (N more like it not logged)" for a line `admit` let through, or "".
+    pub fn said(left_out: u64) -> String {
+        if left_out == 0 {
+            String::new()
+        } else {
+            format!(" ({left_out} more like it in the meantime, not logged)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::Throttle;
+
+    #[test]
+    fn a_repeated_line_is_let_through_once_per_period_counting_the_others() {
+        let throttle = Throttle::new(std::time::Duration::from_millis(200));
+        assert_eq!(throttle.admit(), Some(0));
+        assert_eq!(throttle.admit(), None);
+        assert_eq!(throttle.admit(), None);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(throttle.admit(), Some(2));
+        assert_eq!(
+            Throttle::said(2),
+            " (2 more like it in the meantime, not logged)"
+        );
+    }
+}

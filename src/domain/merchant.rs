@@ -157,13 +157,15 @@ impl MerchantAccount {
     }
 }
 
-/// All but the last three characters of `number` as `*`: `***880`.
+/// `***` and at most the last three characters of `number`, never more than half of them:
+/// `***880` for 888880, `***1` for X1, `***` for a single character. The stars do not
+/// count what they hide, so a short reference is not given away by its length either.
 pub fn mask_number(number: &str) -> String {
-    let keep = number.len().min(3);
+    let chars: Vec<char> = number.chars().collect();
+    let keep = (chars.len() / 2).min(3);
     format!(
-        "{}{}",
-        "*".repeat(number.len() - keep),
-        &number[number.len() - keep..]
+        "***{}",
+        chars[chars.len() - keep..].iter().collect::<String>()
     )
 }
 
@@ -193,6 +195,10 @@ mod tests {
     #[test]
     fn masking_keeps_the_last_three() {
         assert_eq!(mask_number("888880"), "***880");
-        assert_eq!(mask_number("12"), "12");
+        assert_eq!(mask_number("12345678"), "***678");
+        assert_eq!(mask_number("ACC1"), "***C1");
+        assert_eq!(mask_number("X1"), "***1");
+        assert_eq!(mask_number("7"), "***");
+        assert_eq!(mask_number(""), "***");
     }
 }

@@ -255,9 +255,37 @@ impl Req {
                 .collect();
             format!("/tokens/{}", escape_controls(&prefix))
         } else {
-            escape_controls(&self.path)
+            escape_controls(&tokens_cut(&self.path))
         }
     }
+}
+
+/// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake) cut to the prefix
+/// `user list` shows, as every other place that names a token does.
+fn tokens_cut(path: &str) -> std::borrow::Cow<'_, str> {
+    const MARK: &str = "rmt_";
+    if !path.contains(MARK) {
+        return path.into();
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let token = &rest[at..];
+        let end = token
+            .char_indices()
+            .skip(MARK.len())
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+            .map_or(token.len(), |(i, _)| i);
+        let keep = end.min(crate::service::users::TOKEN_PREFIX_CHARS);
+        out.push_str(&token[..keep]);
+        if end > keep {
+            out.push('…');
+        }
+        rest = &token[end..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// The request target in origin form: an absolute-form target (`http://host/path?q`, which
@@ -279,12 +307,17 @@ fn origin_form(target: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `text` with every control character written as `\xHH`.
+/// `text` with every control character written as `\xHH`, and the characters that change how
+/// the rest of a line reads (line and paragraph separators, text-direction overrides and
+/// isolates) as `\u{HHHH}`: a log line is read by a person, and must read as what it is.
 fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {
             out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else if matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
         } else {
             out.push(c);
         }
@@ -346,5 +379,22 @@ mod tests {
             escape_controls("/a\rINFO forged\n\u{7f}é"),
             "/a\\x0dINFO forged\\x0a\\x7fé"
         );
+        // A right-to-left override would make the rest of the line read backwards.
+        assert_eq!(
+            escape_controls("/a\u{202E}404 live\u{2066}"),
+            "/a\\u{202e}404 live\\u{2066}"
+        );
+    }
+
+    #[test]
+    fn a_token_in_a_logged_path_is_cut_to_its_prefix() {
+        let token = "rmt_0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            tokens_cut(&format!("/nothere/{token}/x")),
+            "/nothere/rmt_01234567…/x"
+        );
+        assert_eq!(tokens_cut(&format!("/{token}{token}")), "/rmt_01234567…");
+        assert_eq!(tokens_cut("/a/rmt_12"), "/a/rmt_12");
+        assert_eq!(tokens_cut("/escrows/esc_1"), "/escrows/esc_1");
     }
 }

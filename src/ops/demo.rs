@@ -11,6 +11,16 @@ use crate::service::{deposits, payouts, Actor, Role};
 use crate::store::{Store, WriteCtx};
 use rusqlite::{params, OptionalExtension};
 
+/// Has a `--demo` start ever seeded this ledger? Its escrows are funded by made-up deposits, so
+/// the ledger must never pay through a gateway that moves real money.
+pub fn holds_demo_data(conn: &rusqlite::Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key LIKE 'demo\\_user\\_%' ESCAPE '\\')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// A demo user: role, name and a fresh token.
 #[derive(Debug, Clone)]
 pub struct DemoUser {

@@ -6,7 +6,7 @@ mod demo;
 mod rotate;
 
 pub use backup::backup;
-pub use demo::seed_demo;
+pub use demo::{holds_demo_data, seed_demo};
 pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};
@@ -68,19 +68,67 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))
 }
 
-/// Takes the exclusive lock of a database (held until the file is dropped). Only one server
-/// runs per database, and key rotation needs none running.
-pub fn lock(db: &Path) -> Result<File> {
+/// The exclusive lock of a database, held until dropped: its lock file's, and the database
+/// file's own.
+pub struct DatabaseLock {
+    _lock_file: File,
+    database: Option<File>,
+}
+
+impl DatabaseLock {
+    /// Takes the database file's own lock once the file exists (a first start makes it after
+    /// the lock file's lock is taken).
+    pub fn hold_the_file(&mut self, db: &Path) -> Result<()> {
+        if self.database.is_none() {
+            self.database = lock_the_file(db)?;
+        }
+        Ok(())
+    }
+}
+
+fn another_server(db: &Path, how: &str) -> Error {
+    Error::internal(format!(
+        "another remit server is using {} ({how})",
+        db.display()
+    ))
+}
+
+/// The database file's own lock (`flock`, which SQLite's locks do not touch): a second name of
+/// the same file, a hard link, has a lock file of its own, but not a file of its own. Two
+/// servers on one file through two names would each keep a log of their own beside it, and
+/// their writes would corrupt it.
+fn lock_the_file(db: &Path) -> Result<Option<File>> {
+    let file = match File::open(db) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot open {}: {e}",
+                db.display()
+            )))
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(_) => Err(another_server(
+            db,
+            "the same file under another name: a hard link",
+        )),
+    }
+}
+
+/// Takes the exclusive lock of a database (held until it is dropped). Only one server runs per
+/// database, and key rotation needs none running.
+pub fn lock(db: &Path) -> Result<DatabaseLock> {
     let path = lock_file_path(db);
     let file = open_lock_file(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(_) => Err(Error::internal(format!(
-            "another remit server is using {} (lock file {})",
-            db.display(),
-            path.display()
-        ))),
+    if file.try_lock().is_err() {
+        return Err(another_server(db, &format!("lock file {}", path.display())));
     }
+    Ok(DatabaseLock {
+        _lock_file: file,
+        database: lock_the_file(db)?,
+    })
 }
 
 /// Who may use the database's key at the same time: everything that writes with it (the

@@ -58,6 +58,16 @@ pub fn gateway_for(config: &Config) -> Option<Arc<dyn Gateway>> {
     }
 }
 
+/// What one turn of the worker did.
+enum Work {
+    /// Sent a payout, or asked about one.
+    Done,
+    /// Nothing was due.
+    Idle,
+    /// A payout was due but could not be claimed: the database takes no writes.
+    Stalled,
+}
+
 /// Backoff before retry `attempt` (1-based): 2, 4, 8 … seconds, at most `PAYOUT_BACKOFF_S_MAX`.
 fn backoff_s(attempt: i64) -> i64 {
     (1_i64 << attempt.clamp(1, 8)).min(PAYOUT_BACKOFF_S_MAX)
@@ -74,9 +84,10 @@ impl Worker {
     }
 
     /// Claims one job, hands it to the gateway and records the outcome. If the claim cannot be
-    /// written, nothing is sent; if the outcome cannot be written, the claim still holds the
-    /// payout back until its next attempt time.
-    pub fn process(&self, job: PayoutJob) {
+    /// written, nothing is sent (and `false` says the worker should pause: the database does
+    /// not take writes); if the outcome cannot be written, the claim still holds the payout
+    /// back until its next attempt time.
+    pub fn process(&self, job: PayoutJob) -> bool {
         let id = job.id.clone();
         let retry_at = crate::time::now_unix() + backoff_s(job.attempts + 1);
         let name = self.gateway.name();
@@ -85,14 +96,19 @@ impl Worker {
             .write(move |ctx| payouts::claim(ctx, &id, retry_at, name))
         {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => return true,
             Err(e) => {
-                log::error!(
-                    "payout {}: could not claim it, not sending: {}",
-                    job.id,
-                    e.logged()
-                );
-                return;
+                static UNCLAIMED: crate::error::Throttle =
+                    crate::error::Throttle::new(Duration::from_secs(60));
+                if let Some(left_out) = UNCLAIMED.admit() {
+                    log::error!(
+                        "payout {}: could not claim it, not sending (the worker pauses, longer each time, until the database takes writes): {}{}",
+                        job.id,
+                        e.logged(),
+                        crate::error::Throttle::said(left_out)
+                    );
+                }
+                return false;
             }
         }
         let outcome = self.gateway.send(&job, &self.urls);
@@ -151,6 +167,7 @@ impl Worker {
                 e.logged()
             );
         }
+        true
     }
 
     /// Asks what became of one payout; it is asked again later unless its result comes first.
@@ -219,23 +236,29 @@ impl Worker {
             .read(|conn, _| payouts::next_status_query(conn, crate::time::now_unix()))
     }
 
-    /// Does one due thing (a payout to send, a payout to ask about); false when nothing was due.
-    fn work_once(&self) -> Result<bool> {
+    /// Does one due thing (a payout to send, a payout to ask about).
+    fn work_once(&self) -> Result<Work> {
         if let Some(job) = self.next_due()? {
             // A bug in one payout must not stop every later one; the claim already holds this
             // payout back until its next attempt.
             let id = job.id.clone();
             let run = std::panic::AssertUnwindSafe(|| self.process(job));
-            if std::panic::catch_unwind(run).is_err() {
-                log::error!("payout {id}: the worker panicked; it carries on with the next payout");
-            }
-            return Ok(true);
+            return Ok(match std::panic::catch_unwind(run) {
+                Ok(true) => Work::Done,
+                Ok(false) => Work::Stalled,
+                Err(_) => {
+                    log::error!(
+                        "payout {id}: the worker panicked; it carries on with the next payout"
+                    );
+                    Work::Done
+                }
+            });
         }
         if let Some(id) = self.next_status_query()? {
             self.ask_status(id);
-            return Ok(true);
+            return Ok(Work::Done);
         }
-        Ok(false)
+        Ok(Work::Idle)
     }
 
     /// Hands the gateway the payouts it accepted before the last stop and never answered
@@ -263,6 +286,10 @@ impl Worker {
             .spawn(move || {
                 self.resume();
                 let idle = Duration::from_millis(PAYOUT_WORKER_IDLE_MS);
+                // While the database takes no writes (a full disk), the worker pauses, twice as
+                // long each time up to a minute, rather than claiming the same payout again at
+                // once, thousands of times a second.
+                let mut stalled = idle;
                 let mut float_asked: Option<Instant> = None;
                 while !stopping.load(Ordering::SeqCst) {
                     if let Some(every) = self.float_every {
@@ -272,8 +299,12 @@ impl Worker {
                         }
                     }
                     match self.work_once() {
-                        Ok(true) => {}
-                        Ok(false) => self.wakeup.wait(idle),
+                        Ok(Work::Done) => stalled = idle,
+                        Ok(Work::Idle) => self.wakeup.wait(idle),
+                        Ok(Work::Stalled) => {
+                            self.wakeup.wait(stalled);
+                            stalled = (stalled * 2).min(Duration::from_secs(60));
+                        }
                         Err(e) => {
                             log::error!("payout worker cannot read the queue: {}", e.logged());
                             self.wakeup.wait(idle);

@@ -134,13 +134,16 @@ fn apply_payment_intent(
         return Ok(StripeOutcome::NoAmount);
     };
     let source = DepositSource::Stripe;
-    let recorded = match intent.escrow_id.as_deref() {
-        Some(escrow_id) if intent.currency == "usd" => {
+    // Why it cannot be credited although it names an escrow, if it cannot.
+    let refused = intent.not_succeeded.clone().or_else(|| {
+        (intent.currency != "usd").then(|| format!("currency {:?} is not usd", intent.currency))
+    });
+    let recorded = match (intent.escrow_id.as_deref(), refused) {
+        (Some(escrow_id), None) => {
             deposits::record(ctx, &actor, escrow_id, source, intent_id, amount)?
         }
-        Some(escrow_id) => {
+        (Some(escrow_id), Some(reason)) => {
             let known = deposits::escrow_exists(ctx, escrow_id)?;
-            let reason = format!("currency {:?} is not usd", intent.currency);
             deposits::record_flagged(
                 ctx,
                 &actor,
@@ -151,7 +154,7 @@ fn apply_payment_intent(
                 &reason,
             )?
         }
-        None => deposits::record_flagged(
+        (None, _) => deposits::record_flagged(
             ctx,
             &actor,
             None,

@@ -156,12 +156,50 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
     } else {
         existing_database(&options.path)?;
     }
+    not_someone_elses(options)?;
     let (master, key_source) =
         crate::crypto::load_master_key(&options.path, options.key_hex.as_deref(), options.create)?;
     if options.create {
         create_private(&options.path)?;
     }
     open_with_key(options, &master, key_source)
+}
+
+/// A file without remit's schema is made a ledger only by `remit serve`, and only when it holds
+/// nothing else: an SQLite database of another program (`--db` mistyped) is left as it is,
+/// rather than given remit's eighty tables beside its own.
+/// Asked on a read-only connection, before anything is written (a switch to WAL is a write).
+fn not_someone_elses(options: &OpenOptions) -> Result<()> {
+    if !std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
+        return if options.create {
+            Ok(())
+        } else {
+            existing_database(&options.path)
+        };
+    }
+    let conn = read_only_connection(&options.path)?;
+    let version = match schema_version(&conn) {
+        Ok(version) => version,
+        // Damaged or unreadable: opening it says so in the words of every command.
+        Err(_) => return Ok(()),
+    };
+    if version != 0 {
+        return Ok(());
+    }
+    let objects: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    if objects > 0 {
+        return Err(Error::internal(format!(
+            "{} is an SQLite database of something else, not a remit ledger: remit leaves it as it is (check --db)",
+            options.path.display()
+        )));
+    }
+    if !options.create {
+        return Err(Error::internal(format!(
+            "{} holds no ledger yet; only `remit serve` makes one",
+            options.path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a path that is a directory, in words (SQLite says "unable to open database file").

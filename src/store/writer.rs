@@ -640,6 +640,9 @@ impl Writer<'_> {
         // rolled back whole and run again with its journals in memory (every command may run
         // twice, `Store::write`), so it costs time, never an answer.
         let mut unbounded = batch.iter().any(|cmd| cmd.bulk());
+        // SQLite could not write with the journals in their piece: a command journaled more
+        // than 4 MiB, or the disk is full. Which it was, the second run tells.
+        let mut outgrown = false;
         let patience = std::time::Instant::now() + self.busy_wait;
         let commit = loop {
             if *journals != Some(unbounded) {
@@ -651,9 +654,7 @@ impl Writer<'_> {
             let commit = self.attempt(batch, unbounded);
             if commit.is_err() && crate::error::take_full() && !unbounded {
                 stats.journals_outgrown.fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "SQLite could not write (a command journaled more than 4 MiB, which should be submitted with Store::write_bulk, or the disk is full): the batch of {size} runs again with its journals in memory"
-                );
+                outgrown = true;
                 unbounded = true;
                 continue;
             }
@@ -667,11 +668,22 @@ impl Writer<'_> {
             }
             break commit;
         };
-        if let Err(e) = &commit {
-            log::error!(
-                "writer batch of {size} failed and was rolled back: {}",
-                e.logged()
-            );
+        static FAILED: crate::error::Throttle =
+            crate::error::Throttle::new(std::time::Duration::from_secs(10));
+        match &commit {
+            Err(e) => {
+                if let Some(left_out) = FAILED.admit() {
+                    log::error!(
+                        "writer batch of {size} failed and was rolled back: {}{}",
+                        e.logged(),
+                        crate::error::Throttle::said(left_out)
+                    );
+                }
+            }
+            Ok(()) if outgrown => log::warn!(
+                "a batch of {size} journaled more than 4 MiB and ran again with its journals in memory: a command that changes that much should be submitted with Store::write_bulk"
+            ),
+            Ok(()) => {}
         }
         let done = std::mem::replace(batch, Vec::with_capacity(WRITER_BATCH_MAX));
         let unsent = match answers {

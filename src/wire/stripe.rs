@@ -126,15 +126,34 @@ impl Event {
     /// unreadable is `None`, for the caller to decide.
     pub fn payment_intent(&self) -> PaymentIntent {
         let intent = &self.body["data"]["object"];
+        // What was collected, never what was asked for (`amount`): an event without it has
+        // no amount to credit.
         let amount = intent
             .get("amount_received")
-            .or_else(|| intent.get("amount"))
             .map(|v| v.to_string())
             .and_then(|text| text.parse::<i64>().ok())
             .and_then(UsdCents::new)
             .filter(|c| c.get() > 0);
         let metadata = &intent["metadata"];
+        // An event says what its object is, and a PaymentIntent whether it has succeeded; one
+        // that says otherwise (a `charge`, `status: "processing"`) credits nothing.
+        let said =
+            |field: &str, want: &str| intent.get(field).is_none_or(|v| v.as_str() == Some(want));
+        let not_succeeded = if !said("object", "payment_intent") {
+            Some(format!(
+                "the event's object is {}, not a payment_intent",
+                intent["object"]
+            ))
+        } else if !said("status", "succeeded") {
+            Some(format!(
+                "the PaymentIntent's status is {}, not succeeded",
+                intent["status"]
+            ))
+        } else {
+            None
+        };
         PaymentIntent {
+            not_succeeded,
             id: intent
                 .get("id")
                 .and_then(Value::as_str)
@@ -228,8 +247,10 @@ impl Reversal {
 pub struct PaymentIntent {
     /// `pi_…`: the deposit's reference.
     pub id: Option<String>,
-    /// `amount_received` (or `amount`) in cents, if readable and positive.
+    /// `amount_received` in cents, if readable and positive.
     pub amount: Option<UsdCents>,
+    /// Why the object is not a succeeded PaymentIntent, if it says it is not.
+    pub not_succeeded: Option<String>,
     /// Lowercase ISO code (`usd`).
     pub currency: String,
     /// `metadata.escrowId` (or `escrow_id`).

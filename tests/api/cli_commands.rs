@@ -606,26 +606,44 @@ fn a_database_reached_through_a_symbolic_link_is_locked_as_itself() {
     assert!(server.terminate().success(), "{}", server.log());
 }
 
-/// A rate five times off the last (a decimal point dropped: 15225 for 152.25) is taken, and
-/// said at once, while it is easy to set again.
+/// A rate more than five times off the one in use (a decimal point dropped: 16050 for 160.5)
+/// is refused, and changes nothing, unless asked for with `--force`.
 #[test]
-fn a_rate_far_from_the_last_one_is_pointed_out() {
+fn a_rate_far_from_the_one_in_use_is_set_only_with_force() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let set = |rate: &str| {
+    let set = |rate: &str, force: bool| {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.args(["fx", "set", "USD-KES", rate, "--db"]).arg(&db);
-        let ran = run(cmd);
+        if force {
+            cmd.arg("--force");
+        }
+        run(cmd)
+    };
+    let get = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["fx", "get", "--db"]).arg(&db);
+        run(cmd).stdout
+    };
+    for rate in ["152.25", "160.5"] {
+        let ran = set(rate, false);
         assert_eq!(ran.code, Some(0), "{ran}");
         assert_eq!(ran.stdout.trim(), format!("USD-KES {rate}"), "{ran}");
-        ran.stderr
-            .contains("if a decimal point was dropped or added")
-    };
-    assert!(!set("152.25"));
-    assert!(!set("160.5"));
-    assert!(set("16050.0"));
-    assert!(set("160.5"));
+    }
+    let far = set("16050.0", false);
+    assert_ne!(far.code, Some(0), "{far}");
+    assert!(
+        far.stderr.contains("100 times higher") && far.stderr.contains("--force"),
+        "{far}"
+    );
+    assert!(get().starts_with("USD-KES 160.5 "), "{}", get());
+    let low = set("0.0001", false);
+    assert!(low.stderr.contains("1605000 times lower"), "{low}");
+    let forced = set("16050.0", true);
+    assert_eq!(forced.code, Some(0), "{forced}");
+    assert!(forced.stderr.contains("set as asked"), "{forced}");
+    assert!(get().starts_with("USD-KES 16050.0 "), "{}", get());
 }
 
 #[test]
@@ -647,4 +665,112 @@ fn user_add_names_the_flag_a_recipient_lacks() {
     let ran = run(cmd);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(ran.stderr.contains("--phone: is required"), "{ran}");
+}
+
+/// Two names of one file (a hard link) are one database: a second server through the other
+/// name would keep a log of its own beside the same file, and the two would corrupt it.
+#[test]
+fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let other = dir.path().join("other.db");
+    std::fs::hard_link(&db, &other).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&other);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("another remit server is using") && ran.stderr.contains("hard link"),
+        "{ran}"
+    );
+    assert!(
+        !dir.path().join("other.db-wal").exists(),
+        "the second name got a log of its own"
+    );
+    assert_eq!(server.get("/health", "").status, 200);
+    assert!(server.terminate().success(), "{}", server.log());
+    assert_eq!(cli(&db, &["check"]).code, Some(0));
+}
+
+/// A `--db` that names another program's SQLite database is left byte for byte as it was, by
+/// the server and by every command; a file with no ledger yet is made one only by `serve`.
+#[test]
+fn another_programs_database_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("inventory.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE stock (item TEXT, count INTEGER); INSERT INTO stock VALUES ('soap', 3);",
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&foreign).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["fx", "get"],
+        &["serve", "--addr", "127.0.0.1:0"],
+    ] {
+        let ran = cli(&foreign, args);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("an SQLite database of something else"),
+            "{args:?}: {ran}"
+        );
+        assert_eq!(
+            std::fs::read(&foreign).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+    // An SQLite file with nothing in it (a first start stopped before its schema): only the
+    // server makes it a ledger.
+    let blank = dir.path().join("blank.db");
+    rusqlite::Connection::open(&blank)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 0; VACUUM;")
+        .unwrap();
+    if std::fs::metadata(&blank).unwrap().len() > 0 {
+        let ran = cli(&blank, &["user", "list"]);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(ran.stderr.contains("holds no ledger yet"), "{ran}");
+    }
+}
+
+/// Demo escrows are funded by made-up deposits: `--demo` runs only with the simulator, and a
+/// ledger that ever had demo data never starts with a gateway that pays or holds real payouts.
+#[test]
+fn demo_data_never_meets_a_real_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let serve = |gateway: &str, demo: bool| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env("REMIT_GATEWAY", gateway);
+        if demo {
+            cmd.arg("--demo");
+        }
+        run(cmd)
+    };
+    let refused = serve("none", true);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("runs only with the simulator"),
+        "{refused}"
+    );
+    assert!(!db.exists(), "a refused --demo made a database");
+    let mut server = Server::start_with(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[],
+        &["--demo"],
+    );
+    assert!(server.terminate().success(), "{}", server.log());
+    let later = serve("none", false);
+    assert_eq!(later.code, Some(2), "{later}");
+    assert!(later.stderr.contains("holds demo data"), "{later}");
 }

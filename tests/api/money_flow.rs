@@ -745,3 +745,87 @@ fn requests_waiting_on_an_escrow_that_completes_are_cancelled_with_it() {
     );
     app.assert_integrity();
 }
+
+/// A `payment_intent.succeeded` event credits what was collected, and only for an object that
+/// is a succeeded PaymentIntent: no `amount_received` (only the `amount` asked for) credits
+/// nothing; a `processing` intent or a `charge` is a flagged deposit, never a balance.
+#[test]
+fn a_stripe_event_credits_only_what_a_succeeded_payment_intent_collected() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let send = |id: &str, object: Value| {
+        let body = json!({"id": id, "object": "event", "type": "payment_intent.succeeded",
+            "livemode": false, "data": {"object": object}})
+        .to_string();
+        let r = post_stripe(
+            &app,
+            &body,
+            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["outcome"].as_str().unwrap_or_default().to_string()
+    };
+    let asked_only = send(
+        "evt_asked",
+        json!({"id": "pi_asked", "object": "payment_intent", "amount": 5_000, "currency": "usd",
+               "status": "succeeded", "metadata": {"escrowId": escrow}}),
+    );
+    assert_eq!(asked_only, "refused: no readable amount_received");
+    let processing = send(
+        "evt_processing",
+        json!({"id": "pi_processing", "object": "payment_intent", "amount": 5_000,
+               "amount_received": 5_000, "currency": "usd", "status": "processing",
+               "metadata": {"escrowId": escrow}}),
+    );
+    assert!(
+        processing.starts_with("deposit flagged") && processing.contains("processing"),
+        "{processing}"
+    );
+    let charge = send(
+        "evt_charge",
+        json!({"id": "ch_1", "object": "charge", "amount": 5_000, "amount_received": 5_000,
+               "currency": "usd", "status": "succeeded", "metadata": {"escrowId": escrow}}),
+    );
+    assert!(
+        charge.starts_with("deposit flagged") && charge.contains("charge"),
+        "{charge}"
+    );
+    let view = app.escrow(&escrow);
+    assert_eq!(
+        (view["status"].as_str(), view["depositedUsdCents"].as_i64()),
+        (Some("pending_deposit"), Some(0)),
+        "{view}"
+    );
+    app.assert_integrity();
+}
+
+/// A success whose receipt cannot be an M-Pesa receipt (a space in it, a page of text) pays
+/// nothing: its outcome is unknown and the payout is flagged with its money reserved.
+#[test]
+fn a_success_whose_receipt_is_not_a_receipt_pays_nothing() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    for (i, receipt) in ["x y".to_string(), "T".repeat(5_000)]
+        .into_iter()
+        .enumerate()
+    {
+        let (request, _, originator) = queued_payout(&app);
+        let mut body = b2c_success(&originator, "TCE4K7PQ2M", 1_500);
+        body["Result"]["TransactionID"] = json!(receipt);
+        body["Result"]["ResultParameters"]["ResultParameter"][1]["Value"] = json!(receipt);
+        let r = app.post_mpesa_result(&body);
+        assert_eq!(r.status, 200, "{i}: {}", r.text);
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(
+            (view["status"].as_str(), &view["payout"]["flagged"]),
+            (Some("approved"), &json!(true)),
+            "{i}: {view}"
+        );
+        assert!(
+            !view.to_string().contains(&receipt),
+            "{i}: the receipt was kept: {view}"
+        );
+    }
+    app.assert_integrity();
+}

@@ -57,7 +57,7 @@ fn only_the_owners_of_a_request_see_its_merchant_and_every_other_agent_sees_it_m
         assert_eq!(view["merchantName"], Value::Null, "{view}");
         assert_eq!(view["merchantAccount"]["number"], "***880", "{view}");
         assert_eq!(
-            view["merchantAccount"]["accountReference"], "*********411",
+            view["merchantAccount"]["accountReference"], "***411",
             "{view}"
         );
         assert_eq!(view["note"], Value::Null, "{view}");

@@ -79,7 +79,15 @@ fn code_of(v: Option<&Value>) -> Option<Code> {
 /// The outcome a final result's `ResultCode` reports.
 fn outcome_of(code: Code, receipt: impl FnOnce() -> Option<String>) -> CallbackKind {
     match code {
-        Code::Zero => CallbackKind::Success(receipt()),
+        Code::Zero => match receipt() {
+            // Stored, shown on receipts and kept unique: a text that cannot be one (spaces, a
+            // page of it) makes the outcome unknown rather than a payment (not echoed).
+            Some(receipt) if !plausible_receipt(&receipt) => CallbackKind::Unknown(format!(
+                "a success whose receipt ({} characters) is not an M-Pesa receipt (letters and digits)",
+                receipt.chars().count()
+            )),
+            receipt => CallbackKind::Success(receipt),
+        },
         Code::Other(code) if code == "15" => CallbackKind::Unknown(
             "ResultCode 15 (duplicate detected): an earlier attempt may have paid".into(),
         ),
@@ -88,6 +96,12 @@ fn outcome_of(code: Code, receipt: impl FnOnce() -> Option<String>) -> CallbackK
             CallbackKind::Unknown(format!("ResultCode {text:?} is not a result code"))
         }
     }
+}
+
+/// Could `text` be an M-Pesa receipt? They are ten capital letters and digits (`TCE4K7PQ2M`),
+/// a format Safaricom does not document: anything of 6 to 20 letters and digits passes.
+pub fn plausible_receipt(text: &str) -> bool {
+    (6..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Items of `ResultParameter` / `Item`: an array or a single object; looked up by key.

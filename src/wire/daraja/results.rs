@@ -178,10 +178,13 @@ pub fn status_answer(result: &Callback) -> StatusAnswer {
                         .parameter_text("ReceiptNo")
                         .or_else(|| transaction_id.clone());
                     match receipt {
-                        Some(receipt) => StatusAnswer::Completed {
-                            receipt,
-                            amount: super::kes_cents(result.parameter("Amount")),
-                        },
+                        Some(receipt) if super::plausible_receipt(&receipt) => {
+                            StatusAnswer::Completed {
+                                receipt,
+                                amount: super::kes_cents(result.parameter("Amount")),
+                            }
+                        }
+                        Some(_) => refused("a ReceiptNo that is not an M-Pesa receipt".into()),
                         None => refused("no ReceiptNo".into()),
                     }
                 }

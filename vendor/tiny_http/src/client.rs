@@ -511,7 +511,7 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
             .ok_or(HeadError::Malformed("the request line is not METHOD PATH HTTP/1.1", None))?
     };
 
-    let mut headers = Vec::new();
+    let mut headers: Vec<Header> = Vec::new();
     loop {
         line.clear();
         budget -= read_line_bounded(reader, &mut line, budget)?;
@@ -521,12 +521,19 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         if headers.len() == limits.header_lines_max {
             return Err(HeadError::TooLarge);
         }
-        // A line starting with white space (obsolete line folding) is refused (RFC 9112, 5.2).
+        // A line starting with white space (obsolete line folding) is refused (RFC 9112, 5.2),
+        // naming the header it would continue (remit patch).
         if line[0] == b' ' || line[0] == b'\t' {
-            return Err(HeadError::Malformed(
-                "a header line is folded (starts with white space)",
-                None,
-            ));
+            return Err(match headers.last() {
+                Some(folded) => HeadError::Malformed(
+                    "is folded onto a line that starts with white space",
+                    Some(folded.field.as_str().as_str().to_string()),
+                ),
+                None => HeadError::Malformed(
+                    "a header line is folded (starts with white space)",
+                    None,
+                ),
+            });
         }
         let name = header_name(&line);
         if !line.is_ascii() {

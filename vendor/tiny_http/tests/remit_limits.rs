@@ -793,7 +793,7 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
 #[test]
 fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
     let (_server, addr) = serve(limits(), 2, echo_url);
-    let cases: [(&[u8], &str, Option<&str>); 4] = [
+    let cases: [(&[u8], &str, Option<&str>); 5] = [
         (
             b"GET / HTTP/1.1\r\nIdempotency-Key: caf\xc3\xa9\r\n\r\n",
             "the Idempotency-Key header is not ASCII text",
@@ -811,7 +811,12 @@ fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
         ),
         (
             b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
-            "folded",
+            "the A header is folded",
+            Some("A"),
+        ),
+        (
+            b"GET / HTTP/1.1\r\n folded\r\n\r\n",
+            "a header line is folded",
             None,
         ),
     ];
