@@ -115,6 +115,13 @@ enum Command {
         /// The new backup file (must not exist).
         file: PathBuf,
     },
+    /// Put a backup in the database's place (stop the server first): the backup is checked
+    /// under the database's key, the database it replaces is kept beside it with its log
+    /// (`<db>.before-restore-<time>`), and no stale log is left beside the restored copy.
+    Restore {
+        /// The backup file to restore (`remit backup` made it).
+        backup: PathBuf,
+    },
     /// Re-encrypt all PII under a new key (stop the server first).
     RotateKey {
         /// A file holding the new key as 64 hex characters.
@@ -406,15 +413,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Token(TokenCommand::Revoke { token }) => {
             let (_key_lock, store) = open_existing(&config)?;
-            // The whole token is accepted as well as its prefix; only the prefix is used.
-            let prefix: String = token
-                .trim()
-                .chars()
-                .take(crate::service::users::TOKEN_PREFIX_CHARS)
-                .collect();
+            // The whole token is accepted as well as its prefix.
+            let given = token.trim().to_string();
             let revoked = store.write(move |ctx| {
-                crate::service::users::revoke_token(ctx, &Actor::system("cli"), &prefix)
+                crate::service::users::revoke_token(ctx, &Actor::system("cli"), &given)
             })?;
+            if revoked.already {
+                println!(
+                    "{} of {} was already revoked: nothing changed",
+                    revoked.prefix, revoked.user_id
+                );
+                return Ok(0);
+            }
             // A server running on this database believes the tokens it has seen for a while
             // without reading them again: this tells it to stop (`auth::note_revocation`).
             if let Err(e) = crate::auth::note_revocation(store.path()) {
@@ -502,6 +512,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if report.is_clean() { 0 } else { 1 })
         }
         Command::Daraja(DarajaCommand::Ping) => daraja_ping(&config),
+        Command::Restore { backup } => {
+            let _lock = crate::ops::lock(&config.db)?;
+            let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
+            let restored = crate::ops::restore(&config.db, &backup, config.key_hex.as_deref())?;
+            for line in &restored.report.checks {
+                println!("{line}");
+            }
+            println!(
+                "restored {} into {}.",
+                backup.display(),
+                config.db.display()
+            );
+            if let Some(kept) = restored.kept {
+                println!(
+                    "The database it replaced is kept as {} (with its log, if it had one): delete it once the restored ledger is back in service.",
+                    kept.display()
+                );
+            }
+            println!("Start the server; a replica in PostgreSQL is of the replaced ledger: drop it (`remit replicate --drop`) so that it is copied again.");
+            Ok(0)
+        }
         Command::RotateKey { new_key_file } => {
             require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
@@ -743,9 +774,18 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(signal) = signals.forever().next() {
         log::info!(
-            "signal {signal}: stopping (finishing requests in flight, committing the queue)"
+            "signal {signal}: stopping (finishing requests in flight, committing the queue; a second Ctrl-C stops at once)"
         );
     }
+    // A second signal while the stop waits (a slow client, a payout call): an operator who
+    // asks twice means now. What was committed is on disk (every commit is synced), and a
+    // request not yet answered was not acknowledged.
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            log::warn!("signal {signal} again: stopping at once, without waiting for requests in flight (every committed change is kept)");
+            std::process::exit(130);
+        }
+    });
     running.shutdown();
     log::info!("stopped cleanly");
     Ok(0)

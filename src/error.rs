@@ -306,7 +306,7 @@ impl From<rusqlite::Error> for Error {
             // Said as the command line says every error: one sentence an operator can act on.
             Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
                 Error::Internal(format!(
-                    "the database file is damaged or is not a remit database (sqlite: {e}); `remit check` tells which, and a backup restores it"
+                    "the database file is damaged or is not a remit database (sqlite: {e}): restore the ledger from a backup (`remit restore BACKUP`, the server stopped)"
                 ))
             }
             Some(rusqlite::ErrorCode::ReadOnly) => Error::Internal(format!(

@@ -12,6 +12,13 @@ use std::path::Path;
 /// and only then given the target's name, so a file under that name is always a whole backup:
 /// a backup killed half-way, or one whose copy could not be checked, leaves nothing there.
 pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> {
+    if target.is_dir() {
+        return Err(Error::internal(format!(
+            "{} is a directory: give the backup a file name in it ({})",
+            target.display(),
+            target.join("remit-backup.db").display()
+        )));
+    }
     if target.exists() {
         return Err(Error::internal(format!(
             "{} already exists; choose a new file",
@@ -58,7 +65,15 @@ fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Rep
         let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
         // Into an empty file of the owner's only (SQLite takes an empty one), as the ledger is.
         store::create_private(partial)?;
-        conn.execute("VACUUM INTO ?1", [partial_text])?;
+        conn.execute("VACUUM INTO ?1", [partial_text])
+            .map_err(|e| match e.sqlite_error_code() {
+                // It is the copy's disk that is full, not the ledger's.
+                Some(rusqlite::ErrorCode::DiskFull) => Error::internal(format!(
+                    "the backup's disk is full: {} has no room for the copy (the ledger is untouched)",
+                    partial.parent().map_or(Path::new("."), |d| d).display()
+                )),
+                _ => e.into(),
+            })?;
     }
     sync(partial)?;
     let open_copy = || -> Result<rusqlite::Connection> {

@@ -3,10 +3,12 @@
 
 mod backup;
 mod demo;
+mod restore;
 mod rotate;
 
 pub use backup::backup;
 pub use demo::{holds_demo_data, seed_demo};
+pub use restore::restore;
 pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};

@@ -96,6 +96,9 @@ pub struct RevokedToken {
     pub user_id: UserId,
     /// Always true.
     pub revoked: bool,
+    /// It was revoked before this call (nothing changed).
+    #[serde(skip)]
+    pub already: bool,
 }
 
 /// Inserts a user. A phone already taken is a validation error.
@@ -300,16 +303,24 @@ pub fn issue_recipient_token(
 }
 
 /// `DELETE /tokens/:prefix`, `remit token revoke`: revokes the token with this prefix.
-pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<RevokedToken> {
+pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, given: &str) -> Result<RevokedToken> {
     super::require_role(actor, &[])?;
-    let row: Option<(UserId, Option<String>)> = ctx
+    // Its prefix, as `user list` shows it, or the whole token: then the whole of it must be the
+    // token, not only its first characters (a token with a slip at its end is not another's).
+    let prefix: String = given.chars().take(TOKEN_PREFIX_CHARS).collect();
+    let row: Option<(UserId, Option<String>, Vec<u8>)> = ctx
         .conn
-        .prepare_cached("SELECT user_id, revoked_at FROM api_tokens WHERE prefix = ?1")?
-        .query_row([prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT user_id, revoked_at, token_hash FROM api_tokens WHERE prefix = ?1")?
+        .query_row([&prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((user_id, revoked_at)) = row else {
+    let whole = given.len() > prefix.len();
+    let row = row.filter(|(_, _, hash)| {
+        !whole || crypto::constant_time_eq(hash, &crypto::sha256(given.as_bytes()))
+    });
+    let Some((user_id, revoked_at, _)) = row else {
         return Err(Error::NotFound { what: "token" });
     };
+    let prefix = prefix.as_str();
     if revoked_at.is_none() {
         ctx.conn
             .prepare_cached("UPDATE api_tokens SET revoked_at = ?2 WHERE prefix = ?1")?
@@ -325,6 +336,7 @@ pub fn revoke_token(ctx: &WriteCtx<'_>, actor: &Actor, prefix: &str) -> Result<R
         prefix: prefix.to_string(),
         user_id,
         revoked: true,
+        already: revoked_at.is_some(),
     })
 }
 

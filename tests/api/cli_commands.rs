@@ -135,7 +135,11 @@ fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     let unknown = cli(&db, &["token", "issue", "0700 000 000"]);
     assert_ne!(unknown.code, Some(0), "{unknown}");
     assert!(unknown.stderr.contains("not found"), "{unknown}");
-    // The whole token revokes it (only its prefix is used).
+    // A whole token with a slip at its end is no token: its first characters are not enough.
+    let slipped = cli(&db, &["token", "revoke", &format!("{token}xx")]);
+    assert_ne!(slipped.code, Some(0), "{slipped}");
+    assert!(slipped.stderr.contains("not found"), "{slipped}");
+    // The whole token revokes it.
     let revoked = cli(&db, &["token", "revoke", &token]);
     assert_eq!(revoked.code, Some(0), "{revoked}");
     assert!(
@@ -147,6 +151,9 @@ fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
         list.contains(&format!("{} (revoked)", &token[..12])),
         "{list}"
     );
+    let again = cli(&db, &["token", "revoke", &token[..12]]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(again.stdout.contains("already revoked"), "{again}");
 }
 
 #[test]

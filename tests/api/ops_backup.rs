@@ -583,3 +583,100 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     assert_eq!(count(&target, "ballast"), 192);
     assert_eq!(count(&target, "users"), count(&db, "users"));
 }
+
+/// `remit restore` after a crash: the stale log of the replaced database is not applied to the
+/// backup (by hand, a copy over the file left it beside the copy, and the next open damaged the
+/// copy); the replaced database is kept, with its log, and still reads as it was.
+#[test]
+fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let before = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        50,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let backup_file = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup_file).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let after = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        5,
+        "0722000999",
+        "Later",
+        &["food"],
+    );
+    let restore = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("restore").arg(&backup_file).arg("--db").arg(&db);
+        run(cmd)
+    };
+    let refused = restore();
+    assert_eq!(
+        refused.code,
+        Some(2),
+        "a restore beside a running server: {refused}"
+    );
+    assert!(refused.stderr.contains("another remit server"), "{refused}");
+    server.kill9();
+    let wal = dir.path().join("remit.db-wal");
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+        "the crash left a log"
+    );
+
+    // A backup under another key is refused before anything moves.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_db = other_dir.path().join("other.db");
+    user_add(&other_db, NEW_KEY, "admin", "Other", None);
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&other_db).arg("--db").arg(&db);
+    let wrong = run(cmd);
+    assert_eq!(wrong.code, Some(2), "{wrong}");
+    assert!(wrong.stderr.contains("under another key"), "{wrong}");
+    assert!(wal.exists(), "a refused restore moved the log");
+
+    let done = restore();
+    assert_eq!(done.code, Some(0), "{done}");
+    assert!(done.stdout.contains("restored"), "{done}");
+    assert!(!wal.exists(), "a log was left beside the restored copy");
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("remit.db.before-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 2, "the replaced database and its log: {kept:?}");
+    let kept_db = dir
+        .path()
+        .join(kept.iter().find(|n| !n.ends_with("-wal")).unwrap());
+    assert_eq!(check(&kept_db, TEST_KEY).code, Some(0));
+    let escrows_in = |path: &std::path::Path| -> i64 {
+        read_only(path)
+            .query_row("SELECT COUNT(*) FROM escrows", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        escrows_in(&kept_db),
+        2,
+        "the replaced database lost its log's rows"
+    );
+
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
+    assert_eq!(
+        server.get(&format!("/escrows/{before}"), &admin).status,
+        200
+    );
+    assert_eq!(server.get(&format!("/escrows/{after}"), &admin).status, 404);
+}

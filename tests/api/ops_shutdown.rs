@@ -379,3 +379,44 @@ fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
     let ran = check(&db, TEST_KEY);
     assert_eq!(ran.code, Some(0), "{ran}");
 }
+
+/// A stop waits for a body still arriving (up to its 10 s deadline); a second SIGTERM (Ctrl-C
+/// twice) stops at once, exit 130, and the ledger is whole.
+#[test]
+fn a_second_signal_stops_at_once_and_the_ledger_is_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /escrows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    sigterm(server.pid());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("stopping (") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = std::time::Instant::now();
+    sigterm(server.pid());
+    let status = server.wait();
+    assert_eq!(status.code(), Some(130), "{}", server.log());
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "the second signal waited {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        server.log().contains("again: stopping at once"),
+        "{}",
+        server.log()
+    );
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "{ran}");
+}

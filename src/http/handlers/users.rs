@@ -74,18 +74,14 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     })
 }
 
-/// `DELETE /tokens/:prefix` (the whole token is accepted too; only its prefix is used).
+/// `DELETE /tokens/:prefix` (the whole token is accepted too, and must then be the token).
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
-    let prefix: String = req
-        .param(0)
-        .chars()
-        .take(service::TOKEN_PREFIX_CHARS)
-        .collect();
-    let forget = prefix.clone();
+    let given = req.param(0).to_string();
+    let forget: String = given.chars().take(service::TOKEN_PREFIX_CHARS).collect();
     let view = app
         .store
-        .write(move |ctx| service::revoke_token(ctx, &actor, &prefix))?;
+        .write(move |ctx| service::revoke_token(ctx, &actor, &given))?;
     app.auth.forget(&forget);
     Ok(Reply::json(200, &view))
 }
