@@ -115,14 +115,20 @@ enum Command {
         /// The new backup file (must not exist).
         file: PathBuf,
     },
-    /// Put a backup in the database's place (stop the server first): the backup is checked
-    /// under the database's key, the database it replaces is kept beside it with its log
-    /// (`<db>.before-restore-<time>`), and no stale log is left beside the restored copy.
+    /// Put a checked backup in the database's place (stop the server first).
+    ///
+    /// The backup is checked under the database's key, the database it replaces is kept beside
+    /// it with its log (`<db>.before-restore-<time>`), and no stale log is left beside the
+    /// restored copy.
     Restore {
         /// The backup file to restore (`remit backup` made it).
         backup: PathBuf,
     },
     /// Re-encrypt all PII under a new key (stop the server first).
+    ///
+    /// The key file beside the database (`<db>.key`) is not replaced: once the rotation is
+    /// done, put the new key there (or in ENCRYPTION_KEY) before starting the server. Keep the
+    /// old key as long as any backup made before the rotation.
     RotateKey {
         /// A file holding the new key as 64 hex characters.
         #[arg(long)]
@@ -141,13 +147,13 @@ enum DarajaCommand {
 
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
-    /// Listen address (default 127.0.0.1:3000, or 127.0.0.1:$PORT).
+    /// The server's listen address, HOST:PORT (default 127.0.0.1:3000, or 127.0.0.1:$PORT; REMIT_ADDR wins over PORT).
     #[arg(long, env = "REMIT_ADDR")]
     addr: Option<String>,
-    /// Also create demo users and escrows, and print their tokens.
+    /// The server also creates demo users and escrows and prints their tokens (with the simulator only).
     #[arg(long)]
     demo: bool,
-    /// HTTP worker threads (1 to 256).
+    /// The server's HTTP worker threads (1 to 256).
     #[arg(
         long,
         env = "REMIT_WORKERS",
@@ -162,13 +168,14 @@ struct ServeArgs {
 enum UserCommand {
     /// Create a user; prints only the new token on stdout.
     Add {
-        /// sender, recipient, agent or admin.
+        /// sender, recipient, agent or admin (lowercase).
         #[arg(long)]
         role: String,
-        /// Display name.
+        /// Display name: 1 to 200 characters, no control or text-direction characters.
         #[arg(long)]
         name: String,
-        /// Kenyan mobile number (required for recipients).
+        /// Kenyan mobile number, as written locally or internationally (0712 345 678,
+        /// +254712345678, 254712345678); required for recipients.
         #[arg(long)]
         phone: Option<String>,
         /// The language of their SMS: en (default) or sw.
@@ -396,6 +403,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let (_key_lock, store) = open_existing(&config)?;
             let user_id = match crate::domain::UserId::parse(&user) {
                 Ok(id) => id,
+                // Begins as an id does but is not one: no such user (rather than "not a phone").
+                Err(_) if user.trim().starts_with("usr_") => {
+                    return Err(Error::internal(format!(
+                        "no user {}: `remit user list` shows their ids",
+                        user.trim()
+                    )));
+                }
                 Err(_) => {
                     let phone = crate::domain::KenyanPhone::parse("USER", &user).map_err(|_| {
                         Error::invalid("USER", "is neither a user id (usr_…) nor a phone number")
@@ -537,8 +551,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
-            let text = std::fs::read_to_string(&new_key_file).map_err(|e| {
-                Error::internal(format!("cannot read {}: {e}", new_key_file.display()))
+            let text = std::fs::read_to_string(&new_key_file).map_err(|e| match e.kind() {
+                // Not text at all (a database, a binary key): not a key file.
+                std::io::ErrorKind::InvalidData => Error::invalid(
+                    "--new-key-file",
+                    "must hold the new key as 64 hex characters",
+                ),
+                _ => Error::internal(format!("cannot read {}: {e}", new_key_file.display())),
             })?;
             let new_key = MasterKey::from_hex(&text).map_err(|_| {
                 Error::invalid(

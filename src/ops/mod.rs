@@ -62,6 +62,14 @@ fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Error::internal(format!(
+                "the directory {} does not exist: make it first, or check --db",
+                dir.display()
+            )));
+        }
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

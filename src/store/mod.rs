@@ -289,6 +289,11 @@ impl Store {
         Ok(conn)
     }
 
+    /// Did the last batch fail to be written (a full disk, an I/O error)? Until one commits.
+    pub fn writes_failing(&self) -> bool {
+        self.stats.writes_failing.load(Ordering::Relaxed)
+    }
+
     /// Can a read connection run a statement? (`GET /health`.)
     pub fn ping(&self) -> bool {
         self.read(|conn, _| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))

@@ -350,6 +350,9 @@ pub struct WriterStats {
     pub checkpoint_wanted: AtomicBool,
     /// The background checkpointer's thread, to wake it.
     pub checkpointer: std::sync::OnceLock<std::thread::Thread>,
+    /// The last batch could not be written (a full disk, a file grown past what the process
+    /// may write, an I/O error): `/health` says so until a batch commits again.
+    pub writes_failing: AtomicBool,
 }
 
 thread_local! {
@@ -670,6 +673,12 @@ impl Writer<'_> {
         };
         static FAILED: crate::error::Throttle =
             crate::error::Throttle::new(std::time::Duration::from_secs(10));
+        match &commit {
+            Ok(()) => stats.writes_failing.store(false, Ordering::Relaxed),
+            // Another process held the file past the patience: nothing is wrong with it.
+            Err(Error::Busy) => {}
+            Err(_) => stats.writes_failing.store(true, Ordering::Relaxed),
+        }
         match &commit {
             Err(e) => {
                 if let Some(left_out) = FAILED.admit() {

@@ -420,3 +420,73 @@ fn a_second_signal_stops_at_once_and_the_ledger_is_whole() {
     let ran = check(&db, TEST_KEY);
     assert_eq!(ran.code, Some(0), "{ran}");
 }
+
+/// When the disk fills (here: the files may not grow past a limit), `/health` says the database
+/// does not take writes (503) instead of "ok", the payout worker does not spin on its claim, and
+/// the log says so a few times, not thousands; once writes can be made again (a restart with
+/// room), nothing acknowledged is lost.
+#[test]
+fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let log = dir.path().join("serve.log");
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        1_000,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 40);
+    assert!(server.terminate().success());
+    // No file may be written past 128 KiB: the log fills after a few batches, and the copy of
+    // the log into the (larger) database file cannot be made, so the log cannot start over.
+    let mut server = Server::start_with_file_size_limit(&db, TEST_KEY, &log, 128 * 1024);
+    assert_eq!(server.get("/health", "").status, 200);
+    let mut approved = Vec::new();
+    let mut refused = 0;
+    for id in &requests {
+        let r = server.post(
+            &format!("/payment-requests/{id}/approve"),
+            &sender,
+            &json!({}),
+        );
+        match r.status {
+            200 => approved.push(id.clone()),
+            500 => refused += 1,
+            other => panic!("{other}: {}", r.text),
+        }
+    }
+    assert!(refused > 0, "the limit was never reached");
+    let health = server.get("/health", "");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.body["db"], "not_writable", "{}", health.text);
+    // Two seconds of a full disk, the payout worker with payouts to claim: its claims and the
+    // writer's failures are said a few times, not once per try (before, thousands of lines).
+    let before = server.log().len();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let text = server.log()[before..].to_string();
+    let lines = text.lines().filter(|l| l.contains("ERROR")).count();
+    assert!(
+        lines < 20,
+        "{lines} error lines in two seconds:\n{}",
+        text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    server.kill9();
+
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    assert_eq!(server.get("/health", "").status, 200);
+    for id in &approved {
+        let r = server.get(&format!("/payment-requests/{id}"), &admin);
+        let status = r.body["status"].as_str().unwrap_or_default();
+        assert!(status == "approved" || status == "paid", "{id}: {}", r.text);
+    }
+    drop(server);
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+}

@@ -22,10 +22,19 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         db: &'static str,
         version: &'static str,
     }
-    let db_ok = app.store.ping();
+    // Readable is not enough: a server whose disk is full answers every write 500, and a
+    // monitor must hear of it.
+    let db = if !app.store.ping() {
+        "error"
+    } else if app.store.writes_failing() {
+        "not_writable"
+    } else {
+        "ok"
+    };
+    let db_ok = db == "ok";
     let health = Health {
         status: if db_ok { "ok" } else { "degraded" },
-        db: if db_ok { "ok" } else { "error" },
+        db,
         version: env!("CARGO_PKG_VERSION"),
     };
     Ok(Reply::json(if db_ok { 200 } else { 503 }, &health))

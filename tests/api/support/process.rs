@@ -151,6 +151,31 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd, log)
+    }
+
+    /// `remit serve` whose files may not grow past `bytes` (`prlimit --fsize`, with the signal
+    /// that limit raises ignored, so that a write past it fails as on a full disk): a disk that
+    /// fills, without a disk to fill.
+    pub fn start_with_file_size_limit(db: &Path, key: &str, log: &Path, bytes: u64) -> Server {
+        let mut cmd = Command::new("/bin/bash");
+        cmd.current_dir(db.parent().unwrap())
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("ENCRYPTION_KEY", key)
+            .env("REMIT_SIM_DELAY_MS", "0")
+            .arg("-c")
+            .arg(r#"trap '' XFSZ; exec /usr/bin/prlimit --fsize="$0" -- "$@""#)
+            .arg(bytes.to_string())
+            .arg(env!("CARGO_BIN_EXE_remit"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(db);
+        Server::spawn(cmd, log)
+    }
+
+    /// Spawns `cmd` (a `remit serve`), its stderr into `log`, and returns once it printed its
+    /// listening line.
+    fn spawn(mut cmd: Command, log: &Path) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
