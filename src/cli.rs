@@ -538,6 +538,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 backup.display(),
                 config.db.display()
             );
+            for line in &restored.since {
+                println!("since the backup: {line}");
+            }
             if let Some(kept) = restored.kept {
                 println!(
                     "The database it replaced is kept as {} (with its log, if it had one): delete it once the restored ledger is back in service.",
@@ -732,8 +735,12 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.
     let listener = crate::runtime::bind(&config.addr)?;
-    let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
+    // A first start makes the file, and locks it, before SQLite writes anything in it.
+    if !config.db.exists() {
+        store::create_private(&config.db)?;
+    }
     lock.hold_the_file(&config.db)?;
+    let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
     if real_money && store.read(|conn, _| crate::ops::holds_demo_data(conn))? {
         store.close();
         return Err(Error::internal(format!(
@@ -799,8 +806,14 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     // A second signal while the stop waits (a slow client, a payout call): an operator who
     // asks twice means now. What was committed is on disk (every commit is synced), and a
     // request not yet answered was not acknowledged.
+    // One Ctrl-C that reaches the process twice (a terminal's process group and a wrapper
+    // forwarding it) is one: a second signal counts from a second after the first.
+    let first = std::time::Instant::now();
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            if first.elapsed() < std::time::Duration::from_secs(1) {
+                continue;
+            }
             log::warn!("signal {signal} again: stopping at once, without waiting for requests in flight (every committed change is kept)");
             std::process::exit(130);
         }

@@ -70,7 +70,11 @@ fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Rep
                 // It is the copy's disk that is full, not the ledger's.
                 Some(rusqlite::ErrorCode::DiskFull) => Error::internal(format!(
                     "the backup's disk is full: {} has no room for the copy (the ledger is untouched)",
-                    partial.parent().map_or(Path::new("."), |d| d).display()
+                    partial
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."))
+                        .display()
                 )),
                 _ => e.into(),
             })?;

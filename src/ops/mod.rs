@@ -120,10 +120,19 @@ fn lock_the_file(db: &Path) -> Result<Option<File>> {
     };
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(_) => Err(another_server(
+        Err(std::fs::TryLockError::WouldBlock) => Err(another_server(
             db,
             "the same file under another name: a hard link",
         )),
+        // A file system without such locks (some network mounts): the lock file's lock
+        // stands alone, as before.
+        Err(std::fs::TryLockError::Error(e)) => {
+            log::warn!(
+                "cannot lock {} itself ({e}): a second server through a hard link would not be seen",
+                db.display()
+            );
+            Ok(None)
+        }
     }
 }
 

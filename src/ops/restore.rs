@@ -2,10 +2,11 @@
 //!
 //! A file copied over the database by hand keeps the old database's `-wal` beside it, and the
 //! next open would apply that log's pages to the copy: a ledger damaged in the act of being
-//! restored. Here the backup is checked under the database's key first, copied beside the
-//! database and synced; the database it replaces is moved aside with its log (kept, under a
-//! name that says when, until the operator deletes it), and only then is the copy given the
-//! database's name.
+//! restored. Here the backup is copied beside the database and synced, and the copy (what will
+//! be the ledger, not the file it came from) is checked under the database's key. The database
+//! it replaces keeps its name until the copy takes it: its file and its log get a second name
+//! that says when (hard links; kept until the operator deletes them), its log is then removed
+//! from beside it, and one rename gives the copy the database's name.
 
 use crate::error::{Error, Result};
 use crate::store;
@@ -13,10 +14,14 @@ use std::path::{Path, PathBuf};
 
 /// What a restore did.
 pub struct Restored {
-    /// The check of the backup, run before anything was moved.
+    /// The check of the restored copy, run before anything was moved.
     pub report: crate::integrity::Report,
     /// Where the database it replaced now is (with its `-wal`, if it had one), if there was one.
     pub kept: Option<PathBuf>,
+    /// What the replaced ledger knew that the backup does not, for the operator to act on:
+    /// tokens revoked since (valid again in the backup), payouts settled since (waiting to be
+    /// sent again in the backup).
+    pub since: Vec<String>,
 }
 
 /// Puts `backup` in `db`'s place. The caller holds the database's lock (no server runs) and its
@@ -28,6 +33,14 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         return Err(Error::internal(format!(
             "{} is the database itself: name the backup to restore",
             backup.display()
+        )));
+    }
+    // Over a ledger (damaged or not: that is what restores are for), or where there is
+    // nothing: a mistyped --db must not move another program's file aside.
+    if let Some(what) = someone_elses(db) {
+        return Err(Error::internal(format!(
+            "{} is {what}, not a remit ledger: nothing was restored; check --db",
+            db.display()
         )));
     }
     let key_hex = match key_hex.filter(|k| !k.trim().is_empty()) {
@@ -46,25 +59,6 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
                 .to_string()
         }
     };
-    let (conn, keys) = store::open_for_check(backup, Some(&key_hex)).map_err(|e| match e {
-        Error::WrongKey => Error::internal(format!(
-            "{} is under another key than {}'s (a backup made before a key rotation?): configure the key it was made under, then restore it",
-            backup.display(),
-            db.display()
-        )),
-        other => other,
-    })?;
-    let open_again = || -> Result<rusqlite::Connection> { store::read_only_connection(backup) };
-    let report = crate::integrity::check_on_two(&conn, open_again, &keys)?;
-    drop(conn);
-    if !report.is_clean() {
-        return Err(Error::internal(format!(
-            "{} does not pass the integrity check ({}): nothing was restored",
-            backup.display(),
-            report.mismatches.join("; ")
-        )));
-    }
-
     let dir = match db.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -74,14 +68,126 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::internal("the database path must end in a UTF-8 file name"))?;
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
-    let placed = copy_synced(backup, &copy).and_then(|()| put_in_place(db, &copy, &dir));
+    let placed = copy_synced(backup, &copy)
+        .and_then(|()| check_copy(&copy, backup, db, &key_hex))
+        .and_then(|report| {
+            let since = since_the_backup(db, &copy);
+            like_the_database(db, &copy)?;
+            let kept = put_in_place(db, &copy, &dir)?;
+            Ok(Restored {
+                report,
+                kept,
+                since,
+            })
+        });
     if placed.is_err() {
         let _ = std::fs::remove_file(&copy);
     }
-    Ok(Restored {
-        report,
-        kept: placed?,
+    placed
+}
+
+/// The copy, as it will be the ledger, checked under the database's key: the copy alone (a
+/// file copied beside a log of its own would have been checked with that log, and restored
+/// without it).
+fn check_copy(
+    copy: &Path,
+    backup: &Path,
+    db: &Path,
+    key_hex: &str,
+) -> Result<crate::integrity::Report> {
+    let (conn, keys) = store::open_for_check(copy, Some(key_hex)).map_err(|e| match e {
+        Error::WrongKey => Error::internal(format!(
+            "{} is under another key than {}'s (a backup made before a key rotation?): configure the key it was made under, then restore it",
+            backup.display(),
+            db.display()
+        )),
+        other => Error::internal(format!("{}: {other}", backup.display())),
+    })?;
+    let open_again = || -> Result<rusqlite::Connection> { store::read_only_connection(copy) };
+    let report = crate::integrity::check_on_two(&conn, open_again, &keys)?;
+    if !report.is_clean() {
+        return Err(Error::internal(format!(
+            "{} does not pass the integrity check ({}): nothing was restored",
+            backup.display(),
+            report.mismatches.join("; ")
+        )));
+    }
+    Ok(report)
+}
+
+/// What the replaced ledger knows that the backup does not, in sentences: tokens revoked since
+/// the backup (a leaked one would work again) and payouts settled since (the backup would send
+/// them again: M-Pesa refuses a repeated id, but that is not to be leaned on). Read-only; a
+/// ledger that cannot be read says nothing here (it is moved aside as it is).
+fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
+    let read = || -> Result<Vec<String>> {
+        if !db.exists() {
+            return Ok(Vec::new());
+        }
+        let conn = store::read_only_connection(copy)?;
+        let path = db
+            .to_str()
+            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
+        conn.execute("ATTACH DATABASE ?1 AS replaced", [path])?;
+        let mut lines = Vec::new();
+        let revoked: Vec<String> = conn
+            .prepare(
+                "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
+                 WHERE b.revoked_at IS NULL AND r.revoked_at IS NOT NULL ORDER BY b.prefix",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for prefix in revoked {
+            lines.push(format!(
+                "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix}`"
+            ));
+        }
+        let settled: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT b.id, r.status FROM payouts b JOIN replaced.payouts r ON r.id = b.id
+                 WHERE b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent')
+                 ORDER BY b.id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, status) in &settled {
+            lines.push(format!(
+                "payout {id} is {status} in the replaced ledger but waits to be sent in the backup"
+            ));
+        }
+        if !settled.is_empty() {
+            lines.push("start the server first with REMIT_GATEWAY=none, so that nothing is sent, and settle those payouts by hand (the admin screen, \"Stuck payouts\")".into());
+        }
+        Ok(lines)
+    };
+    read().unwrap_or_else(|e| {
+        vec![format!(
+            "what changed since the backup could not be read from the replaced ledger: {e}"
+        )]
     })
+}
+
+/// What the file at `db` is when it is surely not a remit ledger: not an SQLite file at all, or
+/// one whose tables are another program's. A ledger too damaged to read is still a ledger.
+fn someone_elses(db: &Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let mut file = std::fs::File::open(db).ok()?;
+    if file.metadata().ok()?.len() == 0 {
+        return None;
+    }
+    if file.read_exact(&mut head).is_err() || &head != b"SQLite format 3\0" {
+        return Some("not a database file");
+    }
+    let conn = store::read_only_connection(db).ok()?;
+    let (objects, remit): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = 'meta') FROM sqlite_schema",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()?;
+    (objects > 0 && remit == 0).then_some("an SQLite database of something else")
 }
 
 /// Do both paths name one file (the same name, or a link to it)?
@@ -107,53 +213,85 @@ fn copy_synced(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot copy the backup to {}: {e}", to.display())))
 }
 
-/// Moves the database and its log aside (together, so they stay one database under the new
-/// name), drops its shared-memory index, and gives the copy the database's name.
+/// Gives the copy the owner and mode of the database it replaces: a restore run as root must
+/// not leave the service's user a ledger it cannot open.
+fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(db) {
+        use std::os::unix::fs::MetadataExt;
+        let said = |e: std::io::Error| {
+            Error::internal(format!(
+                "cannot give the restored copy {}'s owner and mode: {e}",
+                db.display()
+            ))
+        };
+        std::os::unix::fs::chown(copy, Some(meta.uid()), Some(meta.gid())).map_err(said)?;
+        std::fs::set_permissions(copy, meta.permissions()).map_err(said)?;
+    }
+    Ok(())
+}
+
+/// Keeps the database and its log under a second name (together: one database under that
+/// name), takes the log from beside the database, and gives the copy the database's name. The
+/// database's name is never missing: stopped half-way, it names the replaced ledger (without
+/// its newest commits once its log has gone: those are in the kept pair) or the copy.
 fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
-    let beside = |suffix: &str| {
-        let mut name = db.as_os_str().to_owned();
+    let beside = |path: &Path, suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     };
     let stamp = crate::time::rfc3339(crate::time::now_unix()).replace(':', "");
-    let kept = beside(&format!(".before-restore-{stamp}"));
-    let moved = |from: &Path, to: &Path| {
-        std::fs::rename(from, to).map_err(|e| {
+    let kept = beside(
+        db,
+        &format!(".before-restore-{stamp}-{}", std::process::id()),
+    );
+    let wal = beside(db, "-wal");
+    let kept_wal = beside(&kept, "-wal");
+    let second_name = |from: &Path, to: &Path| -> Result<()> {
+        // A link never replaces a file; where links are not supported, a copy (never a move:
+        // the database's name must not go missing).
+        match std::fs::hard_link(from, to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::internal(
+                format!("{} already exists: run the restore again", to.display()),
+            )),
+            Err(_) => copy_synced(from, to),
+        }
+        .map_err(|e| {
             Error::internal(format!(
-                "cannot move {} aside to {}: {e}",
+                "cannot keep {} as {}: {e}",
                 from.display(),
                 to.display()
             ))
         })
     };
-    // The log first: stopped between the two moves, a database without its log is left (the
-    // one being replaced), never a log beside the restored copy. A log found with no database
-    // (such a stop) is moved aside all the same.
-    let wal = beside("-wal");
-    if wal.exists() {
-        let mut kept_wal = kept.as_os_str().to_owned();
-        kept_wal.push("-wal");
-        moved(&wal, Path::new(&kept_wal))?;
+    let had_database = db.exists();
+    if had_database {
+        second_name(db, &kept)?;
     }
-    let kept = if db.exists() {
-        moved(db, &kept)?;
-        Some(kept)
-    } else {
-        None
-    };
-    let shm = beside("-shm");
+    if wal.exists() {
+        second_name(&wal, &kept_wal)?;
+        std::fs::remove_file(&wal)
+            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", wal.display())))?;
+    }
+    let shm = beside(db, "-shm");
     if shm.exists() {
         std::fs::remove_file(&shm)
             .map_err(|e| Error::internal(format!("cannot remove {}: {e}", shm.display())))?;
     }
-    std::fs::rename(copy, db).map_err(|e| {
-        Error::internal(format!(
-            "cannot give the restored copy the name {}: {e}",
+    if let Err(e) = std::fs::rename(copy, db) {
+        // The replaced ledger gets its log back: it is as it was.
+        if kept_wal.exists() && !wal.exists() {
+            let _ = std::fs::hard_link(&kept_wal, &wal);
+        }
+        return Err(Error::internal(format!(
+            "cannot give the restored copy the name {} (the database is as it was): {e}",
             db.display()
-        ))
-    })?;
+        )));
+    }
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
-    Ok(kept)
+    Ok(had_database.then_some(kept))
 }

@@ -1,6 +1,6 @@
 //! `remit rotate-key`: every encrypted value and blind index re-made under a new master key.
 
-use crate::crypto::{EncryptedColumn, KeySource, Keys, MasterKey};
+use crate::crypto::{EncryptedColumn, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::store::{self, OpenOptions};
 use rusqlite::params;
@@ -22,11 +22,12 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         return Err(Error::internal("the new key is the current key"));
     }
     {
-        // Validate the old key (and migrate) through the normal open path, then close.
+        // Validate the old key (and migrate) through the normal open path, which also refuses
+        // a file that is not a ledger (another program's database is left as it is), then close.
         let mut options = OpenOptions::new(db);
         options.key_hex = Some(old_master.to_hex());
         options.create = false;
-        let store = store::open_with_key(&options, &old_master, KeySource::Environment)?;
+        let store = store::open(&options)?;
         store.close();
     }
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;

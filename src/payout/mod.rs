@@ -171,7 +171,9 @@ impl Worker {
     }
 
     /// Asks what became of one payout; it is asked again later unless its result comes first.
-    pub fn ask_status(&self, payout_id: PayoutId) {
+    /// `false` when the query could not be recorded (the database takes no writes): the worker
+    /// then pauses, or it would ask again at once, over and over.
+    pub fn ask_status(&self, payout_id: PayoutId) -> bool {
         let queries: i64 = self
             .store
             .read(|conn, _| {
@@ -194,13 +196,22 @@ impl Worker {
             }
             None => None,
         };
-        if let Err(e) = self.store.write(move |ctx| {
+        match self.store.write(move |ctx| {
             payouts::status_query_sent(ctx, &payout_id, conversation.as_deref(), again_after_s)
         }) {
-            log::error!(
-                "could not record a Transaction Status query: {}",
-                e.logged()
-            );
+            Ok(()) => true,
+            Err(e) => {
+                static UNRECORDED: crate::error::Throttle =
+                    crate::error::Throttle::new(Duration::from_secs(60));
+                if let Some(left_out) = UNRECORDED.admit() {
+                    log::error!(
+                        "could not record a Transaction Status query (the worker pauses until the database takes writes): {}{}",
+                        e.logged(),
+                        crate::error::Throttle::said(left_out)
+                    );
+                }
+                false
+            }
         }
     }
 
@@ -255,8 +266,11 @@ impl Worker {
             });
         }
         if let Some(id) = self.next_status_query()? {
-            self.ask_status(id);
-            return Ok(Work::Done);
+            return Ok(if self.ask_status(id) {
+                Work::Done
+            } else {
+                Work::Stalled
+            });
         }
         Ok(Work::Idle)
     }
@@ -306,7 +320,15 @@ impl Worker {
                             stalled = (stalled * 2).min(Duration::from_secs(60));
                         }
                         Err(e) => {
-                            log::error!("payout worker cannot read the queue: {}", e.logged());
+                            static UNREAD: crate::error::Throttle =
+                                crate::error::Throttle::new(Duration::from_secs(60));
+                            if let Some(left_out) = UNREAD.admit() {
+                                log::error!(
+                                    "payout worker cannot read the queue: {}{}",
+                                    e.logged(),
+                                    crate::error::Throttle::said(left_out)
+                                );
+                            }
                             self.wakeup.wait(idle);
                         }
                     }

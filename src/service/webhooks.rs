@@ -412,6 +412,24 @@ fn apply_to_payout(
             "outcome unknown",
         ),
         CallbackKind::Success(None) => flagged("success callback without a receipt", "no receipt"),
+        // Stored, printed on receipts and kept unique: a text that cannot be one (a space in
+        // it, a page of it) makes the outcome unknown rather than a payment (and is not kept
+        // on the payout).
+        CallbackKind::Success(Some(receipt))
+            if !crate::wire::daraja::plausible_receipt(receipt) =>
+        {
+            if asks {
+                ask()
+            } else {
+                flagged(
+                    &format!(
+                        "a success whose receipt ({} characters) is not an M-Pesa receipt (letters and digits): outcome unknown, money stays reserved",
+                        receipt.chars().count()
+                    ),
+                    "receipt not a receipt",
+                )
+            }
+        }
         CallbackKind::Success(Some(receipt)) => {
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),

@@ -363,7 +363,10 @@ pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection,
 pub fn read_only_connection(path: &Path) -> Result<Connection> {
     // With no WAL beside it (a server stopped cleanly, a copied file), even a read-only open
     // would create `-wal` and `-shm`: open it as immutable instead, which writes nothing.
-    let mut wal = path.as_os_str().to_owned();
+    // SQLite keeps the log beside the file a link points to, not beside the link.
+    let mut wal = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .into_os_string();
     wal.push("-wal");
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX

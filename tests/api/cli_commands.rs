@@ -707,6 +707,7 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
 fn another_programs_database_is_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let foreign = dir.path().join("inventory.db");
+    std::fs::write(dir.path().join("new.key"), format!("{}\n", "cd".repeat(32))).unwrap();
     {
         let conn = rusqlite::Connection::open(&foreign).unwrap();
         conn.execute_batch(
@@ -719,6 +720,8 @@ fn another_programs_database_is_left_as_it_is() {
         &["user", "list"][..],
         &["fx", "get"],
         &["serve", "--addr", "127.0.0.1:0"],
+        &["restore", "backup.db"],
+        &["rotate-key", "--new-key-file", "new.key"],
     ] {
         let ran = cli(&foreign, args);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");

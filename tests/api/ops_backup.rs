@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+const CALLBACK_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const NEW_KEY: &str = "5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de";
 
 #[test]
@@ -594,7 +595,16 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
     let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
     let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    // Payouts stay queued (nothing pays them) until an admin settles one by hand.
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[
+            ("REMIT_GATEWAY", "none"),
+            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+        ],
+    );
     let before = funded_escrow(
         &server,
         &sender,
@@ -604,6 +614,24 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "Wanjiru",
         &["rent"],
     );
+    let request = pending_requests(&server, &agent, &before, 1).remove(0);
+    let approved = server.post(
+        &format!("/payment-requests/{request}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let payout = approved.body["payout"]["payoutId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", approved.text))
+        .to_string();
+    let originator: String = read_only(&db)
+        .query_row(
+            "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
+            [&payout],
+            |r| r.get(0),
+        )
+        .unwrap();
     let backup_file = dir.path().join("backup.db");
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&backup_file).arg("--db").arg(&db);
@@ -617,6 +645,19 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "Later",
         &["food"],
     );
+    // After the backup: the agent's token is revoked, the payout's failure comes.
+    let prefix: String = agent.chars().take(12).collect();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["token", "revoke", &prefix, "--db"]).arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let failed = server.call(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(&json!({"Result": {"ResultType": 0, "ResultCode": 2040, "ResultDesc": "not registered",
+            "OriginatorConversationID": originator, "ConversationID": "AG_1", "TransactionID": "TCE0000000"}})),
+    );
+    assert_eq!(failed.status, 200, "{}", failed.text);
     let restore = || {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.arg("restore").arg(&backup_file).arg("--db").arg(&db);
@@ -650,6 +691,17 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let done = restore();
     assert_eq!(done.code, Some(0), "{done}");
     assert!(done.stdout.contains("restored"), "{done}");
+    // What the replaced ledger knew that the backup does not, for the operator.
+    assert!(
+        done.stdout
+            .contains(&format!("token {prefix} was revoked after the backup")),
+        "{done}"
+    );
+    assert!(
+        done.stdout
+            .contains(&format!("payout {payout} is failed in the replaced ledger")),
+        "{done}"
+    );
     assert!(!wal.exists(), "a log was left beside the restored copy");
     let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

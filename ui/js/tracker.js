@@ -51,13 +51,12 @@ export function tracker(ctx, initial, opts = {}) {
         testid: 'confirm-cancel',
         onclick: (ev) => {
           const btn = ev.currentTarget;
-          const card = btn.closest('.card');
           busy(btn, async () => {
             const r = await api('POST', `/payment-requests/${encodeURIComponent(current.paymentRequestId)}/cancel`, {});
             confirming = false;
             if (r && r.status) update(r);
             else await poll();
-          }).catch((err) => showError(card, err));
+          }).catch((err) => showError(node.querySelector('.card') || node, err));
         },
       }), button(t('approvals.rejectNo'), {
         testid: 'keep-request',
@@ -94,9 +93,12 @@ export function tracker(ctx, initial, opts = {}) {
     }
   }
 
+  // What a poll may change (the key order of the first copy may differ from the server's):
+  // the card is rebuilt only when one of these did, not at every poll.
+  const said = (r) => JSON.stringify([r.status, r.updatedAt, r.decidedAt, r.reason, r.payout]);
   async function poll() {
     const r = await api('GET', `/payment-requests/${encodeURIComponent(current.paymentRequestId)}`);
-    if (JSON.stringify(r) !== JSON.stringify(current)) update(r);
+    if (said(r) !== said(current)) update(r);
   }
 
   render();

@@ -87,7 +87,7 @@ export async function viewApprovals(root, ctx) {
         notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
       }).then(() => {}, (err) => {
         showError(card, err);
-        if (err instanceof ApiError && err.status === 409) {
+        if (err instanceof ApiError && (err.code === 'invalid_state' || err.code === 'request_expired')) {
           // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
           // the refusal is said where it stays.
           notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: errorText(err) }), 'warn');

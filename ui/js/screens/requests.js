@@ -71,13 +71,19 @@ export async function viewRequests(root, ctx, _arg, query) {
   // An agent asks for many recipients: each row says for whom (the escrow's recipient, read
   // once per escrow). A recipient's rows are all their own.
   const forWhom = new Map();
+  let learning = false;
   async function learnRecipients(items) {
-    if (session.me.role !== 'agent') return false;
+    if (session.me.role !== 'agent' || learning) return false;
     const unknown = [...new Set(items.map((r) => r.escrowId))].filter((id) => !forWhom.has(id)).slice(0, 20);
     if (!unknown.length) return false;
-    await Promise.all(unknown.map((id) => api('GET', `/escrows/${encodeURIComponent(id)}`)
-      .then((e) => { forWhom.set(id, (e && e.recipient && (e.recipient.name || e.recipient.phone)) || ''); },
-        () => { forWhom.set(id, ''); })));
+    learning = true;
+    try {
+      await Promise.all(unknown.map((id) => api('GET', `/escrows/${encodeURIComponent(id)}`)
+        .then((e) => { forWhom.set(id, (e && e.recipient && (e.recipient.name || e.recipient.phone)) || ''); },
+          () => { forWhom.set(id, ''); })));
+    } finally {
+      learning = false;
+    }
     return true;
   }
   const withWhom = (items) => items.map((r) => (forWhom.get(r.escrowId) ? { ...r, _for: forWhom.get(r.escrowId) } : r));
