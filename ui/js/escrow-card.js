@@ -3,7 +3,7 @@
 // the short deposit code. Callers add their own actions and panels.
 
 import { add, dl, el, statusBadge, timeEl, uid } from './dom.js';
-import { formatRate, formatShortRef, kes, kesCentsForUsd, usd } from './format.js';
+import { formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, usd } from './format.js';
 import { t } from './i18n.js';
 import { categoryLabel } from './words.js';
 
@@ -27,10 +27,13 @@ function stackedBar(total, parts) {
   return bar;
 }
 
-// USD, and KES at today's rate beneath it when there is a rate.
-function amount(cents, rateE4, testid) {
+// USD, and KES at today's rate beneath it when there is a rate (`collect`: the whole shillings
+// a kiosk takes for it, which complete what is due).
+function amount(cents, rateE4, testid, collect = false) {
+  if (!rateE4) return [el('span', { testid }, usd(cents))];
+  const shillings = collect ? kes(kesToCollect(cents, rateE4)) : `\u2248 ${kes(kesCentsForUsd(cents, rateE4))}`;
   return [el('span', { testid }, usd(cents)),
-    rateE4 ? el('span', { class: 'kes-twin', testid: testid ? `${testid}-kes` : null }, `\u2248 ${kes(kesCentsForUsd(cents, rateE4))}`) : null];
+    rateE4 ? el('span', { class: 'kes-twin', testid: testid ? `${testid}-kes` : null }, shillings) : null];
 }
 
 function categoryBlock(c, rateE4) {
@@ -85,7 +88,7 @@ export function escrowCard(e, opts = {}) {
     dl([
       [t('card.total'), amount(e.totalAmountUsdCents, rateE4, 'escrow-total')],
       e.status === 'pending_deposit' || (e.status === 'cancelled' && short) ? [t('card.deposited'), usd(e.depositedUsdCents), 'escrow-deposited'] : null,
-      e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due')] : null,
+      e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due', true)] : null,
       [t('card.part.remaining'), amount(e.remainingUsdCents, rateE4, 'escrow-remaining')],
       [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],
       [t('card.part.spent'), usd(e.spentUsdCents), 'escrow-spent'],

@@ -64,6 +64,19 @@ export function usdCentsForKes(kesCents, e4) {
   return Number((a + b - 1n) / b);
 }
 
+// The whole shillings a kiosk collects for USD cents still due: the fewest whole KES that buy
+// them at the server's rule (USD cents = floor(KES cents × 10⁴ / rate)), so that a cash payment
+// of that many shillings completes the escrow. (KES 25,000.50 due is KES 25,001 to collect; a
+// kiosk that took 25,000 would leave USD 0.01 due.) When one shilling buys more than a cent
+// (a rate under 100), the cents themselves.
+export function kesToCollect(usdCents, e4) {
+  const need = BigInt(Math.trunc(Number(usdCents) || 0)) * BigInt(e4);
+  const cents = (need + 9999n) / 10000n;
+  const whole = ((need + 999999n) / 1000000n) * 100n;
+  const bought = (whole * 10000n) / BigInt(e4);
+  return Number(bought > BigInt(Math.trunc(Number(usdCents) || 0)) ? cents : whole);
+}
+
 // KES cents for USD cents at a rate, to the nearest cent: round(usdCents × rateKesPerUsdE4 / 10⁴).
 export function kesCentsForUsd(usdCents, e4) {
   const a = BigInt(Math.trunc(Number(usdCents) || 0)) * BigInt(e4);
@@ -98,10 +111,11 @@ export function kenyanDigits(text) {
   return m ? m[1] : null;
 }
 
-// What a sender typed, masked the way the API masks phones: +254 7•• ••• 678.
-export function maskPhone(text) {
+// What a sender typed, in full and grouped as it is read aloud: +254 712 345 678. (The one
+// who typed it checks every digit before the escrow is made; the API shows it masked after.)
+export function spacedPhone(text) {
   const d = kenyanDigits(text);
-  return d ? `+254 ${d[0]}\u2022\u2022 \u2022\u2022\u2022 ${d.slice(6)}` : null;
+  return d ? `+254 ${d.slice(0, 3)} ${d.slice(3, 6)} ${d.slice(6)}` : null;
 }
 
 // An escrow's short deposit code (K7M3Q9P2) as people read and type it: K7M3-Q9P2.

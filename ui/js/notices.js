@@ -21,7 +21,8 @@ export function notice(text, kind = 'ok') {
   banner('notice', text);
   noticeAt = Date.now();
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
+  // What went well fades; a warning stays until it is dismissed or the screen changes.
+  if (kind !== 'warn') noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
 }
 // A notice belongs to the screen it was said on, or to the one it sent the user to: moving on
 // later takes it away, so "Approved …" does not linger over the next screen.

@@ -6,7 +6,7 @@
 import { PAGE, api, idempotencyKey, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, looksLikeShortRef, parseDecimal, usd } from '../format.js';
+import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd } from '../format.js';
 import { busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -14,12 +14,6 @@ import { todayRate } from '../rates.js';
 import { depositReceipt } from '../receipt.js';
 import { session } from '../session.js';
 import { statusWord } from '../words.js';
-
-// KES cents that buy at least `usdCents` at the rate: ceil(usdCents × e4 / 10⁴).
-function kesCentsCovering(usdCents, e4) {
-  const a = BigInt(usdCents) * BigInt(e4);
-  return Number((a + 9999n) / 10000n);
-}
 
 // USD cents that KES cents buy at the rate, rounded down: floor(kesCents × 10⁴ / e4).
 function usdCentsBought(kesCents, e4) {
@@ -89,7 +83,7 @@ export async function viewFind(root, ctx, status) {
     function renderPreview() {
       const cents = parseDecimal(amount.input.value, 2);
       if (!e4) { preview.textContent = t('deposit.noRate'); return; }
-      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesCentsCovering(due, e4)) }); return; }
+      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }); return; }
       preview.textContent = kesMode()
         ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
         : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) });
@@ -97,7 +91,7 @@ export async function viewFind(root, ctx, status) {
     function syncCurrency() {
       amount.label.textContent = kesMode() ? t('deposit.amountKes') : t('deposit.amountUsd');
       amount.input.dataset.field = kesMode() ? 'amountKes' : 'amountUsd';
-      amount.input.value = kesMode() ? centsToInput(kesCentsCovering(due, e4)) : centsToInput(due);
+      amount.input.value = kesMode() ? centsToInput(kesToCollect(due, e4)) : centsToInput(due);
       renderPreview();
     }
     inUsd.addEventListener('change', syncCurrency);
@@ -188,8 +182,18 @@ export async function viewFind(root, ctx, status) {
       ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
       : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;
     more.hidden = !cursor;
+    // Nothing in this screen's state: the code or phone may be right all the same (an escrow
+    // already funded searched for on Deposits). Said, so the agent does not doubt the customer.
+    if (!n && status && found) {
+      const other = await api('GET', `/escrows${qs({ recipientPhone: search.phone, ref: search.ref, limit: 5 })}`).catch(() => null);
+      const states = [...new Set(((other && other.items) || []).map((e) => statusWord('escrow', e.status)))];
+      if (states.length && ctx.alive()) summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
+    }
   }
 
   more.addEventListener('click', () => busy(more, () => load(true)).catch(globalError));
   await load(false);
+  // Balances move while the screen is open (a sender approves, another kiosk takes cash): read
+  // again, except while a deposit is being typed or a card has the focus.
+  ctx.every(10000, () => (depositOpen.size || list.contains(document.activeElement) || cursor ? undefined : load(false)));
 }

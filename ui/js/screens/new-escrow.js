@@ -5,7 +5,7 @@
 
 import { api } from '../api.js';
 import { button, clear, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
-import { formatShortRef, kenyanDigits, maskPhone, parseDecimal, usd } from '../format.js';
+import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
 import { checkFields, onSubmit, showError } from '../forms.js';
 import { t } from '../i18n.js';
 import { notice } from '../notices.js';
@@ -176,7 +176,7 @@ export function viewNewEscrow(root) {
       el('p', null, t('newEscrow.confirmIntro')),
       el('div', { class: 'person' },
         el('p', { class: 'person-name', testid: 'confirm-name' }, body.recipientName),
-        el('p', { class: 'person-phone mono', testid: 'confirm-phone' }, maskPhone(body.recipientPhone))),
+        el('p', { class: 'person-phone mono', testid: 'confirm-phone' }, spacedPhone(body.recipientPhone))),
       dl([
         [t('card.total'), usd(totalCents), 'confirm-total'],
         body.dailyLimitUsd ? [t('card.dailyLimit'), usd(parseDecimal(body.dailyLimitUsd, 2))] : null,
