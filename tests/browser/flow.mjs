@@ -734,6 +734,7 @@ async function main() {
   await step('sender approves; once Water is short, Approve is disabled with the reason', async () => {
     currentPage = sender;
     const card = await pendingCard(sender, request1);
+    assert((await text(card)).includes(`for Wanjiru · escrow ${shortRef} (`), `the card does not say from which escrow: "${await text(card)}"`);
     assert(await text(sender.locator(tid('pending-count'))) === '3 requests wait for your approval.', `the count says "${await text(sender.locator(tid('pending-count')))}"`);
     await checkScreen(sender, 'approvals');
     await shot(sender, '07-sender-approvals.png');
@@ -961,6 +962,7 @@ async function main() {
     await tracked.locator(tid('cancel-request')).click();
     await tracked.locator(tid('confirm-cancel')).click();
     await waitFor('for the request to read Cancelled', async () => (await tracked.getAttribute('data-status')) === 'cancelled');
+    assert(await text(agent.locator('#notice .banner-text')) === 'Request cancelled: the sender will not see it.', 'the cancel is not said');
     assert((await api(TOKENS.agent, 'GET', `/payment-requests/${cancelLater}`)).status === 'cancelled', 'the confirmed cancel did not reach the server');
   });
 

@@ -6,7 +6,7 @@ import { api } from './api.js';
 import { button, el, replaceKeepingFocus } from './dom.js';
 import { busy, showError } from './forms.js';
 import { t } from './i18n.js';
-import { globalError } from './notices.js';
+import { globalError, notice } from './notices.js';
 import { requestCard } from './request-card.js';
 import { statusWord } from './words.js';
 
@@ -56,6 +56,7 @@ export function tracker(ctx, initial, opts = {}) {
             confirming = false;
             if (r && r.status) update(r);
             else await poll();
+            notice(t('tracker.cancelledNotice'));
           }).catch((err) => showError(node.querySelector('.card') || node, err));
         },
       }), button(t('approvals.rejectNo'), {

@@ -5,7 +5,7 @@
 
 import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
-import { kes, usd } from '../format.js';
+import { formatShortRef, kes, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -46,9 +46,12 @@ export async function viewApprovals(root, ctx) {
   const escrows = new Map();
   const rejecting = new Set();
 
+  // For whom, and from which escrow (a recipient may have two): its deposit code and total.
   function context(r) {
     const e = escrows.get(r.escrowId);
-    return e && e.recipient ? t('approvals.for', { name: e.recipient.name || e.recipient.phone || t('card.recipient') }) : null;
+    if (!e || !e.recipient) return null;
+    const name = t('approvals.for', { name: e.recipient.name || e.recipient.phone || t('card.recipient') });
+    return e.shortRef ? `${name} · ${t('approvals.fromEscrow', { code: formatShortRef(e.shortRef), total: usd(e.totalAmountUsdCents) })}` : name;
   }
 
   function build(r) {
