@@ -1242,6 +1242,24 @@ async function main() {
     await swahiliScreens(admin, 'admin', { overview: 'Muhtasari', escrows: 'Mifuko', payouts: 'Malipo ya M-Pesa', 'money-in': 'Pesa zilizoingia', users: 'Watumiaji na tokeni', notifications: 'Arifa' });
   });
 
+  await step('agent (in Kiswahili): a request sent after the rate changed says the rate it was priced at', async () => {
+    currentPage = agent;
+    await agent.evaluate((id) => { window.location.hash = `#/pay/${id}`; }, escrowId);
+    const form = agent.locator(tid('request-form'));
+    await form.waitFor();
+    await fillRequest(agent, { category: 'electricity', amountKes: 160, merchantName: 'Kenya Power', reference: 'RATE-1' });
+    const newE4 = rateE4 + 100000;
+    await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(newE4) });
+    try {
+      await submitRequest(agent);
+      const said = await text(agent.locator('#notice .banner-text'));
+      assert(said.includes('kiwango kipya') && said.includes('(fomu ilionyesha'), `the notice does not say the new rate: "${said}"`);
+      assert(await agent.locator('#notice.banner-warn').count() === 1, 'the changed rate is not a warning');
+    } finally {
+      await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
+    }
+  });
+
   await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {
     const err = await idle;
     if (err) throw err instanceof FlowError ? new FlowError(`idle sign-out: ${err.message}`) : err;

@@ -6,7 +6,7 @@
 import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { formatRate, kenyanDigits, kes, usd, usdCentsForKes, when } from '../format.js';
+import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
 import { checkFields, onSubmit } from '../forms.js';
 import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -178,6 +178,8 @@ export async function viewRequest(root, ctx, escrowId) {
     if (ty === 'paybill') account.accountReference = reference.input.value.trim();
     const body = { escrowId: escrow.escrowId, category: category.input.value, amountKes: amount.input.value.trim().replace(/[,\s]/g, ''), merchantName: merchantName.input.value.trim(), merchantAccount: account };
     if (note.input.value.trim()) body.note = note.input.value.trim();
+    // The USD the form showed, at the rate it knew: the server prices at its rate of the moment.
+    const shownE4 = rate && rate.e4;
     const created = await api('POST', '/payment-requests', body);
     const initial = {
       escrowId: escrow.escrowId, category: body.category, merchantName: body.merchantName,
@@ -204,7 +206,15 @@ export async function viewRequest(root, ctx, escrowId) {
     number.input.value = '';
     reference.input.value = '';
     renderPreview();
-    notice(t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
+    const pricedE4 = created.exchangeRate ? rateKesPerUsdE4(created.exchangeRate) : null;
+    if (shownE4 && pricedE4 && pricedE4 !== shownE4) {
+      // The rate changed while the form was open: said, with what the sender will see.
+      notice(t('request.sentAtNewRate', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents), rate: formatRate(pricedE4), was: formatRate(shownE4) }), 'warn');
+      rate = { ...(rate || {}), e4: pricedE4 };
+      refreshEscrow().catch(() => {});
+    } else {
+      notice(t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
+    }
     loadHistory().catch(() => {});
   });
 
