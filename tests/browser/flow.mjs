@@ -539,9 +539,13 @@ async function main() {
     assert(posts === 0, 'the form was sent with mistakes in it');
     await checkScreen(sender, 'new escrow with errors');
     await shot(sender, '01-sender-validation.png');
+    // Typing in a field takes its old error away; the others stay until the next send.
+    await form.locator(tid('total-amount')).fill('12.34');
+    assert(await form.locator(`${tid('total-amount')} ~ .field-error`).count() === 0, 'the amount\'s error stays under a new amount');
+    assert(await errors.count() === 3, `${await errors.count()} field errors left, expected 3`);
   });
 
-  await step('sender: the confirmation shows the name and the masked phone; the server\'s error lands beside its field', async () => {
+  await step('sender: the confirmation shows the name and every digit of the phone; the server\'s error lands beside its field', async () => {
     const form = sender.locator(tid('escrow-form'));
     await form.locator(tid('recipient-phone')).fill(RECIPIENT_PHONE);
     await form.locator(tid('recipient-name')).fill('Wanjiru');

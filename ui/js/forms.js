@@ -48,6 +48,19 @@ export function markField(input, text) {
   input.setAttribute('aria-describedby', `${input.dataset.describedby} ${id}`.trim());
   if (input.tagName === 'FIELDSET') input.append(msg);
   else input.insertAdjacentElement('afterend', msg);
+  // Typing in the field mends it as far as the page knows: the old error goes, so that it
+  // does not stand under a value it was not about (the next send checks again).
+  const mended = () => {
+    msg.remove();
+    if (input.getAttribute('aria-invalid') === 'true') {
+      input.removeAttribute('aria-invalid');
+      if (input.dataset.describedby) input.setAttribute('aria-describedby', input.dataset.describedby);
+      else input.removeAttribute('aria-describedby');
+      delete input.dataset.describedby;
+    }
+  };
+  input.addEventListener('input', mended, { once: true });
+  input.addEventListener('change', mended, { once: true });
   return msg;
 }
 
