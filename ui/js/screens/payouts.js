@@ -4,7 +4,7 @@
 
 import { LIST_PAGE, api, qs } from '../api.js';
 import { button, clear, dl, el, emptyState, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
-import { kes, usd } from '../format.js';
+import { kes, merchantText, usd } from '../format.js';
 import { busy, checkFields, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -38,18 +38,32 @@ export function payoutCard(p, opts = {}) {
       p.flagReason ? [t('payout.flag'), p.flagReason, 'payout-flag-reason'] : null,
     ]),
     rawResult(p));
-  if (opts.resolve) card.append(resolveForm(p, opts.onResolved));
+  if (opts.resolve) {
+    // What to look for at M-Pesa before saying what happened: whom it pays, and where.
+    const whom = el('p', { class: 'payout-merchant', testid: 'payout-merchant' }, t('common.loading'));
+    card.querySelector('.card-head').insertAdjacentElement('afterend', whom);
+    if (p.paymentRequestId) {
+      api('GET', `/payment-requests/${encodeURIComponent(p.paymentRequestId)}`).then((r) => {
+        whom.textContent = t('payouts.pays', { merchant: (r && r.merchantName) || '—', account: merchantText(r && r.merchantAccount) });
+      }, () => whom.remove());
+    } else {
+      whom.remove();
+    }
+    card.append(resolveForm(p, opts.onResolved));
+  }
   return card;
 }
 
 function resolveForm(p, onResolved) {
   const form = el('form', { class: 'inline-form resolve', testid: 'resolve-form' });
   const outcome = uid('outcome');
-  const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', checked: true, testid: 'resolve-outcome-paid' });
+  // Neither outcome is chosen for the admin: each is a claim about money, made after checking.
+  const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', testid: 'resolve-outcome-paid' });
   const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
   const receipt = field({ label: t('resolve.receipt'), dataField: 'receipt', testid: 'resolve-receipt', attrs: { spellcheck: 'false', autocapitalize: 'characters' }, hint: t('resolve.receiptHint') });
   const reason = field({ label: t('resolve.reason'), optional: true, dataField: 'reason', testid: 'resolve-reason', hint: t('resolve.reasonHint') });
   reason.wrap.hidden = true;
+  receipt.wrap.hidden = true;
   const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm', role: 'alertdialog', 'aria-label': t('resolve.confirmTitle') });
   const go = el('button', { type: 'submit', class: 'button primary', testid: 'resolve-submit' }, t('resolve.next'));
   // What the confirmation asked about; any change to the form takes the question back, so that
@@ -57,7 +71,7 @@ function resolveForm(p, onResolved) {
   // unchecked).
   let confirmed = false;
   let asked = null;
-  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = paid.checked; confirm.hidden = true; go.hidden = false; confirmed = false; asked = null; };
+  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = !failed.checked; confirm.hidden = true; go.hidden = false; confirmed = false; asked = null; };
   paid.addEventListener('change', sync);
   failed.addEventListener('change', sync);
   receipt.input.addEventListener('input', sync);
@@ -78,7 +92,8 @@ function resolveForm(p, onResolved) {
       receipt.input.value = receipt.input.value.trim().toUpperCase();
       const code = receipt.input.value;
       const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{8,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
-      if (!checkFields(form, [[receipt.input, wrong]])) return;
+      const unchosen = paid.checked || failed.checked ? null : t('resolve.err.choose');
+      if (!checkFields(form, [[form.querySelector('fieldset[data-field="outcome"]'), unchosen], [receipt.input, wrong]])) return;
       asked = paid.checked
         ? { outcome: 'paid', receipt: code }
         : { outcome: 'failed', ...(reason.input.value.trim() ? { reason: reason.input.value.trim() } : {}) };
