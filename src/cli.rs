@@ -804,10 +804,11 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         );
     }
     // A second signal while the stop waits (a slow client, a payout call): an operator who
-    // asks twice means now. What was committed is on disk (every commit is synced), and a
-    // request not yet answered was not acknowledged.
-    // One Ctrl-C that reaches the process twice (a terminal's process group and a wrapper
-    // forwarding it) is one: a second signal counts from a second after the first.
+    // asks twice means now. What was committed is on disk (every commit is synced); a request
+    // cut off unanswered may or may not have been applied, and its client's retry under the
+    // same Idempotency-Key applies it at most once. One Ctrl-C that reaches the process twice
+    // (a terminal's process group and a wrapper forwarding it) is one: a second signal counts
+    // from a second after the first.
     let first = std::time::Instant::now();
     std::thread::spawn(move || {
         for signal in signals.forever() {

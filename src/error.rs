@@ -436,6 +436,14 @@ impl Throttle {
             format!(" ({left_out} more like it in the meantime, not logged)")
         }
     }
+
+    /// Logs `line` at `level` under `target` (the caller's `module_path!()`) if `admit` lets it
+    /// through, with how many like it were left out since.
+    pub fn log(&self, target: &str, level: log::Level, line: std::fmt::Arguments<'_>) {
+        if let Some(left_out) = self.admit() {
+            log::log!(target: target, level, "{line}{}", Throttle::said(left_out));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,11 +37,14 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
     }
     // Over a ledger (damaged or not: that is what restores are for), or where there is
     // nothing: a mistyped --db must not move another program's file aside.
-    if let Some(what) = someone_elses(db) {
-        return Err(Error::internal(format!(
-            "{} is {what}, not a remit ledger: nothing was restored; check --db",
-            db.display()
-        )));
+    if std::fs::metadata(db).is_ok_and(|m| m.len() > 0) {
+        store::existing_database(db)?;
+        if store::what_it_holds(db) == store::Holds::SomethingElse {
+            return Err(Error::internal(format!(
+                "{} is an SQLite database of something else, not a remit ledger: nothing was restored; check --db",
+                db.display()
+            )));
+        }
     }
     let key_hex = match key_hex.filter(|k| !k.trim().is_empty()) {
         Some(hex) => hex.trim().to_string(),
@@ -165,29 +168,6 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
             "what changed since the backup could not be read from the replaced ledger: {e}"
         )]
     })
-}
-
-/// What the file at `db` is when it is surely not a remit ledger: not an SQLite file at all, or
-/// one whose tables are another program's. A ledger too damaged to read is still a ledger.
-fn someone_elses(db: &Path) -> Option<&'static str> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let mut file = std::fs::File::open(db).ok()?;
-    if file.metadata().ok()?.len() == 0 {
-        return None;
-    }
-    if file.read_exact(&mut head).is_err() || &head != b"SQLite format 3\0" {
-        return Some("not a database file");
-    }
-    let conn = store::read_only_connection(db).ok()?;
-    let (objects, remit): (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = 'meta') FROM sqlite_schema",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok()?;
-    (objects > 0 && remit == 0).then_some("an SQLite database of something else")
 }
 
 /// Do both paths name one file (the same name, or a link to it)?

@@ -17,7 +17,7 @@ pub use simulator::Simulator;
 
 use crate::config::{Config, GatewayKind};
 use crate::domain::PayoutId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Throttle};
 use crate::limits::{
     PAYOUT_BACKOFF_S_MAX, PAYOUT_WORKER_IDLE_MS, RESUMED_PAYOUTS_MAX, STATUS_QUERY_BACKOFF_S_MAX,
 };
@@ -98,16 +98,12 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => return true,
             Err(e) => {
-                static UNCLAIMED: crate::error::Throttle =
-                    crate::error::Throttle::new(Duration::from_secs(60));
-                if let Some(left_out) = UNCLAIMED.admit() {
-                    log::error!(
-                        "payout {}: could not claim it, not sending (the worker pauses, longer each time, until the database takes writes): {}{}",
-                        job.id,
-                        e.logged(),
-                        crate::error::Throttle::said(left_out)
-                    );
-                }
+                static UNCLAIMED: Throttle = Throttle::new(Duration::from_secs(60));
+                UNCLAIMED.log(module_path!(), log::Level::Error, format_args!(
+                    "payout {}: could not claim it, not sending (the worker pauses, longer each time, until the database takes writes): {}",
+                    job.id,
+                    e.logged()
+                ));
                 return false;
             }
         }
@@ -201,15 +197,11 @@ impl Worker {
         }) {
             Ok(()) => true,
             Err(e) => {
-                static UNRECORDED: crate::error::Throttle =
-                    crate::error::Throttle::new(Duration::from_secs(60));
-                if let Some(left_out) = UNRECORDED.admit() {
-                    log::error!(
-                        "could not record a Transaction Status query (the worker pauses until the database takes writes): {}{}",
-                        e.logged(),
-                        crate::error::Throttle::said(left_out)
-                    );
-                }
+                static UNRECORDED: Throttle = Throttle::new(Duration::from_secs(60));
+                UNRECORDED.log(module_path!(), log::Level::Error, format_args!(
+                    "could not record a Transaction Status query (the worker pauses until the database takes writes): {}",
+                    e.logged()
+                ));
                 false
             }
         }
@@ -320,15 +312,12 @@ impl Worker {
                             stalled = (stalled * 2).min(Duration::from_secs(60));
                         }
                         Err(e) => {
-                            static UNREAD: crate::error::Throttle =
-                                crate::error::Throttle::new(Duration::from_secs(60));
-                            if let Some(left_out) = UNREAD.admit() {
-                                log::error!(
-                                    "payout worker cannot read the queue: {}{}",
-                                    e.logged(),
-                                    crate::error::Throttle::said(left_out)
-                                );
-                            }
+                            static UNREAD: Throttle = Throttle::new(Duration::from_secs(60));
+                            UNREAD.log(
+                                module_path!(),
+                                log::Level::Error,
+                                format_args!("payout worker cannot read the queue: {}", e.logged()),
+                            );
                             self.wakeup.wait(idle);
                         }
                     }

@@ -168,38 +168,56 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
 /// A file without remit's schema is made a ledger only by `remit serve`, and only when it holds
 /// nothing else: an SQLite database of another program (`--db` mistyped) is left as it is,
 /// rather than given remit's eighty tables beside its own.
-/// Asked on a read-only connection, before anything is written (a switch to WAL is a write).
+/// (An empty or missing file was dealt with by `open` before.)
 fn not_someone_elses(options: &OpenOptions) -> Result<()> {
     if !std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
-        return if options.create {
-            Ok(())
-        } else {
-            existing_database(&options.path)
-        };
-    }
-    let conn = read_only_connection(&options.path)?;
-    let version = match schema_version(&conn) {
-        Ok(version) => version,
-        // Damaged or unreadable: opening it says so in the words of every command.
-        Err(_) => return Ok(()),
-    };
-    if version != 0 {
         return Ok(());
     }
-    let objects: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))?;
-    if objects > 0 {
-        return Err(Error::internal(format!(
+    match what_it_holds(&options.path) {
+        Holds::SomethingElse => Err(Error::internal(format!(
             "{} is an SQLite database of something else, not a remit ledger: remit leaves it as it is (check --db)",
             options.path.display()
-        )));
-    }
-    if !options.create {
-        return Err(Error::internal(format!(
+        ))),
+        Holds::Nothing if !options.create => Err(Error::internal(format!(
             "{} holds no ledger yet; only `remit serve` makes one",
             options.path.display()
-        )));
+        ))),
+        // Damaged or unreadable: opening it says so in the words of every command.
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// What an SQLite file holds, as far as a ledger goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// remit's schema (of some version).
+    Ledger,
+    /// No table at all (a first start stopped before its schema).
+    Nothing,
+    /// Tables of another program.
+    SomethingElse,
+    /// It could not be read (damaged, or not SQLite's).
+    Unreadable,
+}
+
+/// What the SQLite file at `path` holds, asked on a read-only connection before anything is
+/// written (even a switch to WAL is a write).
+pub fn what_it_holds(path: &Path) -> Holds {
+    let Ok(conn) = read_only_connection(path) else {
+        return Holds::Unreadable;
+    };
+    match schema_version(&conn) {
+        Ok(0) => {}
+        Ok(_) => return Holds::Ledger,
+        Err(_) => return Holds::Unreadable,
+    }
+    match conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => Holds::Nothing,
+        Ok(_) => Holds::SomethingElse,
+        Err(_) => Holds::Unreadable,
+    }
 }
 
 /// Refuses a path that is a directory, in words (SQLite says "unable to open database file").

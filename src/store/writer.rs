@@ -674,25 +674,28 @@ impl Writer<'_> {
         static FAILED: crate::error::Throttle =
             crate::error::Throttle::new(std::time::Duration::from_secs(10));
         match &commit {
-            Ok(()) => stats.writes_failing.store(false, Ordering::Relaxed),
-            // Another process held the file past the patience: nothing is wrong with it.
-            Err(Error::Busy) => {}
-            Err(_) => stats.writes_failing.store(true, Ordering::Relaxed),
-        }
-        match &commit {
-            Err(e) => {
-                if let Some(left_out) = FAILED.admit() {
-                    log::error!(
-                        "writer batch of {size} failed and was rolled back: {}{}",
-                        e.logged(),
-                        crate::error::Throttle::said(left_out)
+            Ok(()) => {
+                stats.writes_failing.store(false, Ordering::Relaxed);
+                if outgrown {
+                    log::warn!(
+                        "a batch of {size} journaled more than 4 MiB and ran again with its journals in memory: a command that changes that much should be submitted with Store::write_bulk"
                     );
                 }
             }
-            Ok(()) if outgrown => log::warn!(
-                "a batch of {size} journaled more than 4 MiB and ran again with its journals in memory: a command that changes that much should be submitted with Store::write_bulk"
-            ),
-            Ok(()) => {}
+            Err(e) => {
+                // Another process holding the file past the patience says nothing about it.
+                if !matches!(e, Error::Busy) {
+                    stats.writes_failing.store(true, Ordering::Relaxed);
+                }
+                FAILED.log(
+                    module_path!(),
+                    log::Level::Error,
+                    format_args!(
+                        "writer batch of {size} failed and was rolled back: {}",
+                        e.logged()
+                    ),
+                );
+            }
         }
         let done = std::mem::replace(batch, Vec::with_capacity(WRITER_BATCH_MAX));
         let unsent = match answers {

@@ -20,9 +20,7 @@ fn a_backup_taken_while_approvals_run_passes_the_check_and_restores() {
     // with "attempt to write a readonly database" every time.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
-    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
     let escrow = funded_escrow(
         &server,
@@ -592,9 +590,7 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
 fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
-    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     // Payouts stay queued (nothing pays them) until an admin settles one by hand.
     let mut server = Server::start(
         &db,
@@ -688,7 +684,15 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     assert!(wrong.stderr.contains("under another key"), "{wrong}");
     assert!(wal.exists(), "a refused restore moved the log");
 
+    // The restored file takes the replaced one's mode (and owner), not the restorer's.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
     let done = restore();
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "the restored file's mode"
+    );
     assert_eq!(done.code, Some(0), "{done}");
     assert!(done.stdout.contains("restored"), "{done}");
     // What the replaced ledger knew that the backup does not, for the operator.

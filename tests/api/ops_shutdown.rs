@@ -303,9 +303,7 @@ fn a_bad_start_says_one_sentence_on_stderr_and_no_panic() {
 fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
-    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     // Results a minute away: none arrives before the stop.
     let slow = [
         ("REMIT_SIM_DELAY_MS", "60000"),
@@ -438,9 +436,7 @@ fn a_second_signal_stops_at_once_and_the_ledger_is_whole() {
 fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
-    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     let log = dir.path().join("serve.log");
     let mut server = Server::start(&db, TEST_KEY, &log, &[]);
     let escrow = funded_escrow(

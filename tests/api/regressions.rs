@@ -487,14 +487,12 @@ fn token_use_is_recorded_without_a_write_per_request() {
 /// change that never happened. Log lines of a change are now written only once it commits.
 #[test]
 fn the_log_never_tells_of_a_change_that_was_rolled_back() {
-    use crate::support::process::{funded_escrow, user_add, Server};
+    use crate::support::process::{funded_escrow, kiosk_users, Server};
     use crate::support::TEST_KEY;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     let log = dir.path().join("remit.log");
-    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
-    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     let server = Server::start(
         &db,
         TEST_KEY,

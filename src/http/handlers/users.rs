@@ -78,10 +78,9 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let given = req.param(0).to_string();
-    let forget: String = given.chars().take(service::TOKEN_PREFIX_CHARS).collect();
     let view = app
         .store
         .write(move |ctx| service::revoke_token(ctx, &actor, &given))?;
-    app.auth.forget(&forget);
+    app.auth.forget(&view.prefix);
     Ok(Reply::json(200, &view))
 }

@@ -84,6 +84,15 @@ pub fn check(db: &Path, key: &str) -> Ran {
 }
 
 /// `remit user add …`: only the token on stdout.
+/// The admin, sender and agent most ledger tests begin with: their tokens, in that order.
+pub fn kiosk_users(db: &Path, key: &str) -> (String, String, String) {
+    (
+        user_add(db, key, "admin", "Admin", None),
+        user_add(db, key, "sender", "Amina", None),
+        user_add(db, key, "agent", "Kiosk", None),
+    )
+}
+
 pub fn user_add(db: &Path, key: &str, role: &str, name: &str, phone: Option<&str>) -> String {
     if !db.exists() {
         // Only `serve` creates a database from the command line; make it the way serve does.
