@@ -395,6 +395,18 @@ fn a_second_signal_stops_at_once_and_the_ledger_is_whole() {
     )
     .unwrap();
     slow.flush().unwrap();
+    // The server takes connections in the order they came (one accept queue): once a second,
+    // newer connection is answered, the slow one is the server's, and the stop waits for it.
+    // (Signalled before that, the stop may close the listener with it still queued.)
+    let mut probe = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        probe,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut probe, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     sigterm(server.pid());
     let first = std::time::Instant::now();
     let deadline = first + std::time::Duration::from_secs(10);
