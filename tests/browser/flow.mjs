@@ -813,6 +813,14 @@ async function main() {
       const shownMoves = (await Promise.all((await row(kind).locator(`${tid('journal-movements')} li`).all()).map((l) => text(l))));
       assert(shownMoves.some((m) => m.startsWith(movement)), `the ${kind} rows show "${shownMoves.join('; ')}", expected "${movement}"`);
     }
+    // Whom the money paid, not only an id: the approval and the payout name the merchant, and
+    // the payout M-Pesa's receipt.
+    for (const kind of ['approval', 'payout_succeeded']) {
+      const about = await text(row(kind).first().locator(tid('journal-about')));
+      assert(about.startsWith('To Kenya Power · KES '), `the ${kind} row says "${about}" of its request, expected "To Kenya Power · KES …"`);
+      const receipt = /· M-Pesa receipt [A-Z0-9]{10}$/.test(about);
+      assert(receipt === (kind === 'payout_succeeded'), `the ${kind} row says "${about}": M-Pesa's receipt belongs on the payout's line only`);
+    }
     await checkScreen(sender, 'journal');
     await shot(sender, '11-sender-journal.png', { docs: 'sender-journal.png' });
   });
@@ -991,6 +999,22 @@ async function main() {
     }
     await waitFor('for the card to leave the list', async () => (await card.count()) === 0);
     assert(await sender.locator('#notice').isVisible(), 'the refusal went with the card');
+  });
+
+  await step('sender: cancelling an escrow says, before the second tap, that its waiting request goes with it', async () => {
+    currentPage = sender;
+    await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });
+    const waitingId = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId: otienoEscrow, category: 'school_fees', amountKes: 1500, merchantName: 'Hill School', merchantAccount: { type: 'paybill', number: '555500', accountReference: 'ADM-7' } })).paymentRequestId;
+    await nav(sender, 'escrows');
+    const card = escrowCard(sender, otienoEscrow);
+    await card.waitFor();
+    await card.locator(tid('cancel-escrow')).click();
+    const said = card.locator(tid('cancel-waiting'));
+    await said.waitFor();
+    assert(await text(said) === '1 payment request waiting for approval is cancelled with it.', `the cancel question says "${await text(said)}" of the waiting request`);
+    await card.locator(tid('confirm-cancel-escrow')).click();
+    await waitFor('for the escrow to be cancelled', async () => (await api(TOKENS.sender, 'GET', `/escrows/${otienoEscrow}`)).status === 'cancelled');
+    assert((await api(TOKENS.sender, 'GET', `/payment-requests/${waitingId}`)).status === 'cancelled', 'the waiting request was not cancelled with its escrow');
   });
 
   // ---- admin

@@ -4,7 +4,7 @@
 
 import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
-import { usd } from './format.js';
+import { kes, merchantText, usd } from './format.js';
 import { t } from './i18n.js';
 import { accountLabel, categoryLabel, journalKindLabel } from './words.js';
 
@@ -37,6 +37,16 @@ function journalMovements(entries) {
   return out;
 }
 
+// What a journal line's reference is about, in words: the request it sets money aside for, or
+// the payout that paid it or gave it back, by whom it pays, how much, and M-Pesa's receipt.
+function aboutReference(journal, reference) {
+  const about = journal.about && journal.about.get(reference);
+  if (!about) return null;
+  const bits = [t('journal.pays', { merchant: about.merchant }), kes(about.amountKesCents)];
+  if (about.receipt) bits.push(t('journal.receipt', { receipt: about.receipt }));
+  return el('span', { testid: 'journal-about' }, bits.join(' · '));
+}
+
 export function journalTable(journal) {
   if (!journal.items.length) return emptyState(t('journal.empty'), 'journal-empty');
   const heads = [t('journal.col.number'), t('journal.col.at'), t('journal.col.what'), t('journal.col.movement')];
@@ -49,21 +59,42 @@ export function journalTable(journal) {
           cell(0, { class: 'mono' }, String(x.transactionId)),
           cell(1, null, timeEl(x.createdAt)),
           cell(2, null, el('span', { testid: 'journal-kind' }, journalKindLabel(x.kind)), el('br'),
+            ...(() => {
+              const about = aboutReference(journal, x.reference);
+              return about ? [about, el('br')] : [];
+            })(),
             el('span', { class: 'mono muted small' }, x.reference)),
           cell(3, null, el('ul', { class: 'kv', testid: 'journal-movements' },
             journalMovements(x.entries || []).map((m) => el('li', null, m))))))))),
     journal.more ? el('p', { class: 'muted small' }, t('journal.more', { n: journal.items.length })) : null);
 }
 
-// Oldest first, following nextCursor for at most 10 pages.
-export async function loadJournal(escrowId) {
+// Every page of a list, following nextCursor for at most 10 pages.
+async function pages(path, query) {
   const items = [];
   let cursor = null;
   for (let page = 0; page < 10; page += 1) {
-    const data = await api('GET', `/escrows/${encodeURIComponent(escrowId)}/journal${qs({ cursor })}`);
+    const data = await api('GET', `${path}${qs({ ...query, cursor })}`);
     items.push(...((data && data.items) || []));
     cursor = (data && data.nextCursor) || null;
     if (!cursor) break;
   }
   return { items, more: Boolean(cursor) };
+}
+
+// The journal oldest first, and the escrow's requests, so that a line says whom the money paid
+// rather than only a request's or payout's id.
+export async function loadJournal(escrowId) {
+  const [journal, requests] = await Promise.all([
+    pages(`/escrows/${encodeURIComponent(escrowId)}/journal`, {}),
+    pages('/payment-requests', { escrowId, limit: 100 }),
+  ]);
+  const about = new Map();
+  for (const r of requests.items) {
+    const line = { merchant: r.merchantName || merchantText(r.merchantAccount), amountKesCents: r.amountKesCents };
+    about.set(r.paymentRequestId, line);
+    // M-Pesa's receipt belongs to the payout's line, not to the approval before it.
+    if (r.payout && r.payout.payoutId) about.set(r.payout.payoutId, { ...line, receipt: r.payout.mpesaReceipt || null });
+  }
+  return { ...journal, about };
 }

@@ -9,9 +9,11 @@ import { categoryLabel, failureExplanation, statusWord } from './words.js';
 
 const isAdmin = () => session.me && session.me.role === 'admin';
 
-// The raw result M-Pesa gave, small, for admins only.
+// The raw result M-Pesa gave, small, for admins only; a bare success code ("0", also what a
+// payout resolved by hand as paid holds) says nothing the receipt does not.
 export function rawResult(p) {
   if (!isAdmin() || !p || (!p.resultCode && !p.resultDesc)) return null;
+  if (p.resultCode === '0' && !p.resultDesc) return null;
   return el('p', { class: 'raw-result muted small', testid: 'payout-raw' },
     t('payout.raw'), ' ', el('span', { class: 'mono' }, [p.resultCode, p.resultDesc].filter(Boolean).join(' \u2014 ')));
 }

@@ -27,6 +27,8 @@ export async function viewEscrows(root, ctx) {
   const histories = new Map();
   const audits = new Map();
   const journals = new Map();
+  // How many requests wait on an escrow whose cancel is being asked (they are cancelled with it).
+  const waiting = new Map();
   // Recipient tokens issued from this screen (shown once, until dismissed) and refusals.
   const tokens = new Map();
   let statusFilter = '';
@@ -121,6 +123,8 @@ export async function viewEscrows(root, ctx) {
       const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form' },
         // Before activation the refund is what was deposited so far; after, what remains.
         el('p', null, t('escrows.cancelAsk', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
+        waiting.get(e.escrowId) ? el('p', { class: 'warn-text', role: 'status', testid: 'cancel-waiting' },
+          tn('escrows.cancelWaiting', waiting.get(e.escrowId).n, { n: waiting.get(e.escrowId).n + (waiting.get(e.escrowId).more ? '+' : '') })) : null,
         formError(),
         el('div', { class: 'actions' },
           el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, t('escrows.cancelYes')),
@@ -166,7 +170,17 @@ export async function viewEscrows(root, ctx) {
     if (live) {
       actions.push(button(t('escrows.cancel'), {
         testid: 'cancel-escrow', small: true, variant: 'danger-outline',
-        onclick: () => { open.cancel.add(e.escrowId); rebuild(e); const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="confirm-cancel-escrow"]`); if (b) b.focus(); },
+        onclick: () => {
+          open.cancel.add(e.escrowId);
+          rebuild(e);
+          const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="confirm-cancel-escrow"]`);
+          if (b) b.focus();
+          // The requests that wait on it are cancelled with it: said before the second tap.
+          api('GET', `/payment-requests${qs({ escrowId: e.escrowId, status: 'pending_approval', limit: 200 })}`).then((d) => {
+            waiting.set(e.escrowId, { n: ((d && d.items) || []).length, more: Boolean(d && d.nextCursor) });
+            if (ctx.alive() && open.cancel.has(e.escrowId)) rebuild(e);
+          }).catch(globalError);
+        },
       }));
     }
     const panels = [];
@@ -197,7 +211,7 @@ export async function viewEscrows(root, ctx) {
   function panelSig(id) {
     return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id), open.token.has(id),
       tokens.has(id) ? (tokens.get(id).token ? 'issued' : tokens.get(id).refused) : null, open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null,
-      open.journal.has(id) ? journals.get(id) || null : null]);
+      open.journal.has(id) ? journals.get(id) || null : null, open.cancel.has(id) ? waiting.get(id) || null : null]);
   }
 
   async function refreshPanels(ids) {
