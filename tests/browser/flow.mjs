@@ -823,6 +823,13 @@ async function main() {
     }
     await checkScreen(sender, 'journal');
     await shot(sender, '11-sender-journal.png', { docs: 'sender-journal.png' });
+    // The audit log says who acted in words where remit knows: the reader is "You".
+    await card.locator(tid('toggle-audit')).click();
+    const made = card.locator(`${tid('audit-table')} ${tid('audit-row')}`).filter({ has: sender.locator(tid('audit-action-words'), { hasText: 'Escrow made' }) });
+    await made.first().waitFor();
+    const who = await text(made.first().locator(tid('audit-actor-words')));
+    assert(who === 'You', `the sender's own "Escrow made" line says it was made by "${who}"`);
+    await card.locator(tid('toggle-audit')).click();
   });
 
   // ---- a request whose payout fails: a plain reason, the money back

@@ -7,11 +7,24 @@ import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
 import { formatRate, kes, usd } from './format.js';
 import { t } from './i18n.js';
+import { session } from './session.js';
 
 function actionWords(action) {
   const key = `audit.action.${action}`;
   const said = t(key);
   return said === key ? null : said;
+}
+
+// Who acted, in words where remit knows: the reader, or one of remit's own parts (M-Pesa's
+// results, Stripe's events, the clock, the command line). Other people keep their id.
+function actorWords(actor) {
+  if (!actor) return null;
+  if (session.me && actor === session.me.userId) return t('audit.actor.you');
+  const m = /^system:([a-z_-]+)$/.exec(actor);
+  if (!m) return null;
+  const key = `audit.actor.${m[1]}`;
+  const said = t(key);
+  return said === key ? t('audit.actor.system') : said;
 }
 
 // An amount in the details read as money (the cents as written stay beside it).
@@ -33,7 +46,9 @@ export function auditTable(items) {
       el('tbody', null, items.map((a) => el('tr', { testid: 'audit-row' },
         cell(0, { class: 'mono' }, String(a.seq)),
         cell(1, null, timeEl(a.at)),
-        cell(2, { class: 'mono' }, a.actor || '—'),
+        cell(2, null, actorWords(a.actor)
+          ? [el('span', { testid: 'audit-actor-words' }, actorWords(a.actor)), el('br'), el('span', { class: 'mono muted small' }, a.actor)]
+          : el('span', { class: 'mono' }, a.actor || '—')),
         cell(3, null, actionWords(a.action) ? [el('span', { testid: 'audit-action-words' }, actionWords(a.action)), el('br'), el('span', { class: 'mono muted small' }, a.action)] : a.action,
           el('br'), el('span', { class: 'mono muted small' }, a.entity)),
         cell(4, null, detailsList(a.details)),
