@@ -974,6 +974,7 @@ async function main() {
     await agent.evaluate((id) => { window.location.hash = `#/requests/${id}`; }, cancelLater);
     const tracked = agent.locator(`${tid('tracker')}[data-request-id="${cancelLater}"]`);
     await tracked.waitFor();
+    assert(await text(tracked.locator(tid('request-context'))) === 'for Wanjiru', 'the request\'s page does not say for whom it is');
     await tracked.locator(tid('cancel-request')).click();
     assert(await tracked.locator(tid('cancel-question')).isVisible(), 'Cancel does not ask once more');
     await tracked.locator(tid('keep-request')).click();

@@ -57,7 +57,7 @@ export function requestCard(r, opts = {}) {
           el('span', { testid: 'request-amount-kes' }, kes(r.amountKesCents)),
           el('span', { class: 'muted usd-twin' }, '= ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents)))),
         el('p', { class: 'muted small' },
-          opts.context ? [opts.context, ' · '] : null,
+          opts.context ? [el('span', { testid: 'request-context' }, opts.context), ' · '] : null,
           el('span', { class: 'mono id-line', testid: 'request-id' }, r.paymentRequestId))),
       statusBadge('request', r.status, 'request-status')),
     dl([

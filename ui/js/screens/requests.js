@@ -170,7 +170,10 @@ export async function viewRequestDetail(root, ctx, requestId) {
   // offered to anyone else (a recipient looking at a request the agent made for them).
   const me = session.me;
   const canCancel = me.role === 'agent' || me.role === 'admin' || r.requestedBy === me.userId;
-  const tr = tracker(ctx, r, { canCancel, onChange: sync, onFinal: sync });
+  // For whom, as the agent's lists say it (a recipient knows).
+  const name = escrow && escrow.recipient && (escrow.recipient.name || escrow.recipient.phone);
+  const context = me.role !== 'recipient' && name ? t('approvals.for', { name }) : null;
+  const tr = tracker(ctx, r, { canCancel, context, onChange: sync, onFinal: sync });
   clear(body).append(tr.node, later);
   root.append(receipt);
   sync(tr.current);
