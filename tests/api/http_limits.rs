@@ -17,13 +17,20 @@ fn health(app: &TestApp) -> (u16, Duration) {
     (r.status, started.elapsed())
 }
 
-/// Asserts that `/health` from another client keeps answering within a second for `during`.
+/// Asserts that `/health` from another client keeps answering within a second for `during`:
+/// one answer of the lot may take up to 3 s (a loaded machine deschedules the test's own client
+/// too), never more, and never two.
 fn health_stays_fast(app: &TestApp, during: Duration) {
     let until = Instant::now() + during;
+    let mut slow = Vec::new();
     while Instant::now() < until {
         let (status, took) = health(app);
         assert_eq!(status, 200);
-        assert!(took < Duration::from_secs(1), "/health took {took:?}");
+        assert!(took < Duration::from_secs(3), "/health took {took:?}");
+        if took >= Duration::from_secs(1) {
+            slow.push(took);
+        }
+        assert!(slow.len() < 2, "/health took over a second twice: {slow:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -211,7 +218,10 @@ fn clients_without_a_token_hold_at_most_a_quarter_of_the_workers() {
         .unwrap();
         held.push(s);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Both held uploads have their place before the third comes.
+    eventually(Duration::from_secs(10), "two held uploads", || {
+        (metric(&app, "remit_http_body_waits") == 2.0).then_some(())
+    });
     let request =
         b"POST /webhooks/stripe HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
     let (answer, closed) = exchange(addr(&app), request);

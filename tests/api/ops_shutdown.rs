@@ -395,28 +395,30 @@ fn a_second_signal_stops_at_once_and_the_ledger_is_whole() {
     )
     .unwrap();
     slow.flush().unwrap();
-    // The server takes connections in the order they came (one accept queue): once a second,
-    // newer connection is answered, the slow one is the server's, and the stop waits for it.
-    // (Signalled before that, the stop may close the listener with it still queued.)
-    let mut probe = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        probe,
-        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut probe, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Signalled only once a worker waits for that body: before, the connection may still be
+    // queued, or its head not yet read (an idle connection, which a stop closes at once).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server
+        .get("/metrics", "")
+        .text
+        .lines()
+        .any(|l| l == "remit_http_body_waits 1")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     sigterm(server.pid());
-    let first = std::time::Instant::now();
-    let deadline = first + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !server.log().contains("stopping (") {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // The server counts its second from when it took the first signal, which was before its
+    // log said so: 1.5 s from here is more than a second after, however slow that was.
+    let first = std::time::Instant::now();
     // One Ctrl-C delivered twice at once is one: a second counts from a second after.
     sigterm(server.pid());
-    std::thread::sleep(std::time::Duration::from_millis(1_200).saturating_sub(first.elapsed()));
+    std::thread::sleep(std::time::Duration::from_millis(1_500).saturating_sub(first.elapsed()));
     assert!(
         !server.log().contains("again: stopping at once"),
         "{}",

@@ -498,7 +498,9 @@ fn a_lost_answer_then_a_duplicate_is_resolved_by_transaction_status() {
 
 #[test]
 fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid() {
-    let (fake, app) = start();
+    // No status query of its own before the forged failure comes (on a slow machine one after
+    // 1 s could settle the payout first); the held failure asks at once.
+    let (fake, app) = start_with(|c| c.payout_status_after_s = 60);
     // The real success comes late; a forged failure gets there first.
     fake.script(
         1_900,

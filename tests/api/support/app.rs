@@ -195,8 +195,29 @@ impl TestApp {
         }
     }
 
-    /// Any request: method, path, optional token, optional raw body with content type, extra headers.
+    /// Any request: method, path, optional token, optional raw body with content type, extra
+    /// headers. A `503 busy` (refused before it ran: a caller over its share of the workers whose
+    /// body came a moment after its head, as a loaded machine makes it) is sent again, as the
+    /// contract tells clients to, for up to 10 s; no test here means to see one through this.
     pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, &[u8])>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = self.raw_once(method, path, token, body, headers);
+            if r.status != 503 || r.body["code"] != "busy" || std::time::Instant::now() > deadline {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn raw_once(
         &self,
         method: &str,
         path: &str,
