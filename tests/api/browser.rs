@@ -32,10 +32,10 @@ const FLOAT_BALANCES: [(&str, i64); 3] = [
     ("Charges Paid Account", -15_000),
 ];
 
-/// The idle time of the second server, whose UI signs out after it: 6 s, so that its warning
-/// shows for 2 s (a third), time enough for the test's click on a busy machine (at 3 s the
-/// warning's one second could pass before the click landed).
-const IDLE_S: u64 = 6;
+/// The idle time of the second server, whose UI signs out after it: 12 s, so that its warning
+/// shows for 4 s (a third), time enough for the test's reads and click on a busy machine (at
+/// 3 s the warning's one second could pass before the click landed; at 6 s it had two).
+const IDLE_S: u64 = 12;
 /// The Stripe PaymentIntent of the deposit the server cannot apply (its escrow is active).
 const FLAGGED_INTENT: &str = "pi_browser_flagged";
 
