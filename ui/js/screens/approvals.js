@@ -146,7 +146,9 @@ export async function viewApprovals(root, ctx) {
       api('GET', `/payment-requests${qs({ status: 'pending_approval', limit: 100 })}`),
       api('GET', `/escrows${qs({ limit: 100 })}`),
     ]);
-    if (!ctx.alive()) return;
+    // A Reject opened while this read was on its way keeps its form (and what is typed in it):
+    // the list is read again once it is sent or put away.
+    if (!ctx.alive() || rejecting.size) return;
     escrows.clear();
     for (const e of (esc && esc.items) || []) escrows.set(e.escrowId, e);
     const items = ((reqs && reqs.items) || []).filter((r) => r.status === 'pending_approval');

@@ -161,12 +161,16 @@ export async function viewFind(root, ctx, status) {
     else list.prepend(fresh);
   }
 
-  async function load(append) {
+  // An agent in the middle of something on the list: a deposit form open, or a field or button
+  // of it in hand. The periodic read leaves the list alone then, also when it lands.
+  const busyHere = () => depositOpen.size > 0 || list.contains(document.activeElement);
+
+  async function load(append, periodic) {
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
       todayRate().catch(() => null),
     ]);
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);
     rate = r;
     cursor = d.nextCursor || null;
@@ -195,5 +199,5 @@ export async function viewFind(root, ctx, status) {
   await load(false);
   // Balances move while the screen is open (a sender approves, another kiosk takes cash): read
   // again, except while a deposit is being typed or a card has the focus.
-  ctx.every(10000, () => (depositOpen.size || list.contains(document.activeElement) || cursor ? undefined : load(false)));
+  ctx.every(10000, () => (busyHere() || cursor ? undefined : load(false, true)));
 }

@@ -147,9 +147,10 @@ export async function viewPayouts(root, ctx) {
     el('h2', { id: 'all-h' }, t('payouts.allTitle')),
     el('div', { class: 'toolbar card' }, filter.wrap), summary, list, el('div', { class: 'actions center' }, more)));
 
-  async function loadStuck() {
+  // The periodic read leaves the stuck cards alone while the admin is on one, also when it lands.
+  async function loadStuck(periodic) {
     const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || (periodic && stuck.contains(document.activeElement))) return;
     const items = (d && d.items) || [];
     stuckCount.textContent = items.length ? tn('count.stuck', items.length) : t('payouts.noStuck');
     if (!items.length) {
@@ -199,5 +200,5 @@ export async function viewPayouts(root, ctx) {
 
   await Promise.all([loadStuck(), reload()]);
   // Not while someone is resolving a payout: the form would be rebuilt under their hands.
-  ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : Promise.all([loadStuck(), reload()])));
+  ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : Promise.all([loadStuck(true), reload()])));
 }
