@@ -22,6 +22,42 @@ pub trait Ledger {
     fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()>;
     /// The stored record of the chain's newest line (`meta.audit_head`).
     fn audit_head(&mut self) -> Result<Option<String>>;
+    /// Each table of `APPEND_ONLY` whose guard (what refuses an `UPDATE` or a `DELETE` of its
+    /// rows) is missing, disabled or not the one remit made: (what, detail).
+    fn unguarded(&mut self) -> Result<Vec<(String, String)>>;
+}
+
+/// The tables whose rows are never changed or deleted once written: the journal and the audit
+/// log. Each database guards them its own way (SQLite triggers from the migrations, a trigger
+/// per table on the replica); the check holds both to it.
+pub const APPEND_ONLY: &[&str] = &["ledger_transactions", "ledger_entries", "audit_log"];
+
+/// The check's line for the guards of `APPEND_ONLY`.
+const GUARDS_CHECK: &str =
+    "the journal and the audit log refuse changes (their append-only guards are in place)";
+
+/// The file's append-only triggers as the migrations make them: (name, table, SQL), made once
+/// per process on a database in memory.
+fn append_only_triggers() -> Result<&'static [(String, String, String)]> {
+    static MADE: std::sync::OnceLock<Vec<(String, String, String)>> = std::sync::OnceLock::new();
+    if let Some(made) = MADE.get() {
+        return Ok(made);
+    }
+    let made = triggers_of(&crate::store::migrated_in_memory()?)?;
+    Ok(MADE.get_or_init(|| made))
+}
+
+/// The triggers on the tables of `APPEND_ONLY` in a SQLite database: (name, table, SQL).
+fn triggers_of(conn: &Connection) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, tbl_name, COALESCE(sql, '') FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let all = rows.collect::<rusqlite::Result<Vec<(String, String, String)>>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|(_, table, _)| APPEND_ONLY.contains(&table.as_str()))
+        .collect())
 }
 
 /// The file, read inside one transaction.
@@ -44,6 +80,27 @@ impl Ledger for Sqlite<'_> {
 
     fn audit_head(&mut self) -> Result<Option<String>> {
         crate::audit::stored_head(self.0)
+    }
+
+    /// Every append-only trigger the migrations make is in the file, word for word; none is
+    /// missing and none was replaced (a trigger of the same name that lets changes through).
+    fn unguarded(&mut self) -> Result<Vec<(String, String)>> {
+        let found = triggers_of(self.0)?;
+        let mut out = Vec::new();
+        for (name, table, sql) in append_only_triggers()? {
+            match found.iter().find(|(n, _, _)| n == name) {
+                None => out.push((
+                    format!("table {table}"),
+                    format!("its trigger {name} is missing"),
+                )),
+                Some((_, t, s)) if t != table || s != sql => out.push((
+                    format!("table {table}"),
+                    format!("its trigger {name} is not the one remit made"),
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -250,6 +307,8 @@ struct Found {
     queries: Vec<Option<Vec<(String, String)>>>,
     /// The audit chain's lines and problems.
     audit: Option<(i64, Vec<String>)>,
+    /// The tables of `APPEND_ONLY` without their guard.
+    unguarded: Option<Vec<(String, String)>>,
 }
 
 impl Parts {
@@ -259,6 +318,7 @@ impl Parts {
             found: Mutex::new(Found {
                 queries: vec![None; LEDGER_CHECKS.len()],
                 audit: None,
+                unguarded: None,
             }),
         }
     }
@@ -273,6 +333,9 @@ impl Parts {
             } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 1) {
                 let rows = ledger.mismatches(sql)?;
                 self.found().queries[part - 1] = Some(rows);
+            } else if part == LEDGER_CHECKS.len() + 1 {
+                let rows = ledger.unguarded()?;
+                self.found().unguarded = Some(rows);
             } else {
                 return Ok(());
             }
@@ -298,7 +361,8 @@ impl Parts {
             .map(|q| q.ok_or_else(unrun))
             .collect::<Result<Vec<_>>>()?;
         let (lines, problems) = found.audit.ok_or_else(unrun)?;
-        Ok(report_of(queries, lines, problems))
+        let unguarded = found.unguarded.ok_or_else(unrun)?;
+        Ok(report_of(queries, unguarded, lines, problems))
     }
 }
 
@@ -319,9 +383,18 @@ pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
 
 /// The report of what each query of `LEDGER_CHECKS` found (in its order) and of the audit
 /// chain.
-fn report_of(queries: Vec<Vec<(String, String)>>, lines: i64, problems: Vec<String>) -> Report {
+fn report_of(
+    queries: Vec<Vec<(String, String)>>,
+    unguarded: Vec<(String, String)>,
+    lines: i64,
+    problems: Vec<String>,
+) -> Report {
     let mut report = Report::default();
-    for ((name, _), found) in LEDGER_CHECKS.iter().zip(queries) {
+    let named = LEDGER_CHECKS
+        .iter()
+        .map(|(name, _)| *name)
+        .chain([GUARDS_CHECK]);
+    for (name, found) in named.zip(queries.into_iter().chain([unguarded])) {
         for (what, detail) in &found {
             report.mismatches.push(format!("{name}: {what}: {detail}"));
         }

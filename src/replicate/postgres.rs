@@ -843,6 +843,50 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
             .pg("cannot read the record of the newest audit line")?;
         Ok(row.map(|r| r.get(0)))
     }
+
+    /// Each append-only table has its trigger as `ddl::create_all` made it: enabled, before
+    /// every `UPDATE` and `DELETE` of a row, calling `append_only()`, which raises.
+    fn unguarded(&mut self) -> Result<Vec<(String, String)>> {
+        // tgtype: ROW 1 | BEFORE 2 | DELETE 8 | UPDATE 16.
+        const ROW_BEFORE_UPDATE_DELETE: i32 = 1 | 2 | 8 | 16;
+        let rows = self
+            .tx
+            .query(
+                "SELECT c.relname::text, t.tgname::text, t.tgenabled::text IN ('O', 'A'),
+                        t.tgtype::int, p.proname::text = 'append_only' AND p.prosrc LIKE '%RAISE EXCEPTION%'
+                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid
+                 WHERE n.nspname = current_schema() AND NOT t.tgisinternal",
+                &[],
+            )
+            .pg("cannot read the replica's triggers")?;
+        let mut out = Vec::new();
+        for table in crate::integrity::APPEND_ONLY {
+            let name = format!("{table}_append_only");
+            let found = rows
+                .iter()
+                .find(|r| r.get::<_, String>(0) == *table && r.get::<_, String>(1) == name);
+            match found {
+                None => out.push((
+                    format!("table {table}"),
+                    format!("its trigger {name} is missing"),
+                )),
+                Some(r)
+                    if !r.get::<_, bool>(2)
+                        || r.get::<_, i32>(3) & ROW_BEFORE_UPDATE_DELETE
+                            != ROW_BEFORE_UPDATE_DELETE
+                        || !r.get::<_, bool>(4) =>
+                {
+                    out.push((
+                        format!("table {table}"),
+                        format!("its trigger {name} is not the one remit made"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// What `remit check --postgres` found: the replica's position and the report.

@@ -567,6 +567,30 @@ fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
 mod tests {
     use super::*;
 
+    /// The tables the check holds to be append-only are the ones the replica makes append-only,
+    /// and each has its two triggers in the file (so that a check's "missing" means dropped).
+    #[test]
+    fn the_checked_append_only_tables_are_the_replicated_appended_ones_and_the_files() {
+        let appended: Vec<&str> = TABLES
+            .iter()
+            .filter(|t| matches!(t.kind, Kind::Appended { .. }))
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(appended, crate::integrity::APPEND_ONLY);
+        let conn = crate::store::migrated_in_memory().unwrap();
+        for table in crate::integrity::APPEND_ONLY {
+            let guards: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1
+                     AND sql LIKE '%RAISE(ABORT%' AND (sql LIKE '%BEFORE UPDATE%' OR sql LIKE '%BEFORE DELETE%')",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(guards, 2, "{table}");
+        }
+    }
+
     #[test]
     fn a_slice_check_finds_a_changed_row_the_log_did_not_list_and_reads_only_its_slice() {
         let conn = Connection::open_in_memory().unwrap();

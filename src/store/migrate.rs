@@ -64,6 +64,15 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
     Ok(applied)
 }
 
+/// A database in memory with every migration applied: the schema a ledger of this version has,
+/// to compare a file with (`integrity`).
+pub fn migrated_in_memory() -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    super::changes::register(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
 /// Runs one migration in its own transaction; refuses to commit if it broke a foreign key.
 fn apply(conn: &mut Connection, name: &str, sql: &str, version: u32) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

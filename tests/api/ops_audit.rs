@@ -538,6 +538,45 @@ fn editing_any_field_of_an_audit_line_makes_check_exit_1_and_name_the_line() {
     }
 }
 
+/// A guard of the journal or the audit log dropped, or replaced by a trigger of the same name
+/// that lets changes through, is a mismatch of its own, whether or not a row was changed yet.
+#[test]
+fn a_dropped_or_emptied_append_only_trigger_is_caught() {
+    let ran = check_after(|conn| {
+        conn.execute_batch("DROP TRIGGER ledger_entries_append_only_delete")
+            .unwrap();
+    });
+    assert_mismatch(
+        "dropped",
+        &ran,
+        &[
+            "append-only guards",
+            "table ledger_entries: its trigger ledger_entries_append_only_delete is missing",
+        ],
+    );
+    let ran = check_after(|conn| {
+        conn.execute_batch(
+            "DROP TRIGGER audit_log_append_only_update;
+             CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log BEGIN SELECT 1; END;",
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "emptied",
+        &ran,
+        &["table audit_log: its trigger audit_log_append_only_update is not the one remit made"],
+    );
+    // Nothing else is said wrong: the rows are as they were.
+    assert_eq!(
+        ran.stdout
+            .lines()
+            .filter(|l| l.starts_with("MISMATCH "))
+            .count(),
+        1,
+        "{ran}"
+    );
+}
+
 #[test]
 fn moving_an_audit_line_to_another_sequence_number_is_caught() {
     let mut seq = 0;

@@ -434,6 +434,22 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
         )),
         "{tampered}"
     );
+
+    // A guard dropped or switched off on the replica is said, as on the file.
+    client
+        .batch_execute(&format!(
+            "DROP TRIGGER audit_log_append_only ON {schema}.audit_log;
+             ALTER TABLE {schema}.ledger_entries DISABLE TRIGGER ledger_entries_append_only;"
+        ))
+        .unwrap();
+    let unguarded = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(unguarded.code, Some(1), "{unguarded}");
+    for needle in [
+        "(their append-only guards are in place): table audit_log: its trigger audit_log_append_only is missing",
+        "(their append-only guards are in place): table ledger_entries: its trigger ledger_entries_append_only is not the one remit made",
+    ] {
+        assert!(unguarded.stdout.contains(needle), "{needle}: {unguarded}");
+    }
 }
 
 // Replication inside `remit serve` under the approval load (and the payouts it causes): the
