@@ -88,8 +88,9 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
         /// Check the ledger's replica in this PostgreSQL instead of the file
-        /// (postgres://user:password@host/db).
-        #[arg(long, value_name = "URL")]
+        /// (postgres://user:password@host/db); `--postgres` alone takes REMIT_REPLICATE_TO, which
+        /// keeps a password out of the command line (and of `ps`).
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
         postgres: Option<String>,
         /// With --postgres: the ledger to check (ldg_…), when it is not the one of --db; give
         /// its key with --key-file.
@@ -603,11 +604,19 @@ fn check(config: &Config) -> Result<ExitCode> {
 /// same words; 0 clean, 1 mismatches, 2 could not run.
 fn check_replica(config: &Config, url: &str, ledger: Option<&str>) -> Result<ExitCode> {
     let run = || -> Result<crate::replicate::postgres::ReplicaCheck> {
-        let target = crate::replicate::Target::parse(
-            "--postgres",
-            url,
-            config.replicate_ca_file.as_deref(),
-        )?;
+        let target = match url {
+            "" => config.replicate_to.clone().ok_or_else(|| {
+                Error::invalid(
+                    "--postgres",
+                    "needs a URL, or REMIT_REPLICATE_TO set when given alone",
+                )
+            })?,
+            url => crate::replicate::Target::parse(
+                "--postgres",
+                url,
+                config.replicate_ca_file.as_deref(),
+            )?,
+        };
         let (master, _) =
             crate::crypto::load_master_key(&config.db, config.key_hex.as_deref(), false)?;
         let keys = crate::crypto::Keys::new(&master);
@@ -790,10 +799,16 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         );
     }
     let config = &running.app.config;
-    if config.stripe_webhook_secret.is_none() {
-        log::info!(
+    match &config.stripe_webhook_secret {
+        None => log::info!(
             "REMIT_STRIPE_WEBHOOK_SECRET is not set: the Stripe webhook refuses every event"
-        );
+        ),
+        // Stripe's endpoint secrets are `whsec_…`; an API key (`sk_…`, `rk_…`) or a publishable
+        // key put there by mistake signs nothing Stripe sends, and every event would be refused.
+        Some(secret) if !secret.starts_with("whsec_") => log::warn!(
+            "REMIT_STRIPE_WEBHOOK_SECRET does not start with whsec_: it is not the signing secret of a Stripe webhook endpoint (Dashboard, Developers, Webhooks, the endpoint, Signing secret), and Stripe's events will be refused as unsigned"
+        ),
+        Some(_) => {}
     }
     if config.mpesa_callback_token.is_none() {
         log::info!("REMIT_MPESA_CALLBACK_TOKEN is not set: a random result-URL token was generated for this run");

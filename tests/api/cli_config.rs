@@ -212,3 +212,40 @@ fn an_ipv6_listener_is_named_in_brackets() {
         "{line}"
     );
 }
+
+/// A Stripe secret that is not an endpoint's signing secret (an API key pasted by mistake) is
+/// said at start, without the value; a `whsec_…` one is not.
+#[test]
+fn a_stripe_secret_that_is_not_whsec_is_warned_about_without_its_value() {
+    use crate::support::process::Server;
+    for (secret, warned) in [
+        ("sk_test_51HqLyjWDarjtT1zdp7dc", true),
+        ("whsec_9c2e5b1d4f603f7a", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("remit.db");
+        let mut server = Server::start(
+            &db,
+            TEST_KEY,
+            &dir.path().join("serve.log"),
+            &[("REMIT_STRIPE_WEBHOOK_SECRET", secret)],
+        );
+        // The start's last line says the callback token was generated: every start line is in.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !server
+            .log()
+            .contains("REMIT_MPESA_CALLBACK_TOKEN is not set")
+        {
+            assert!(std::time::Instant::now() < deadline, "{}", server.log());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = server.log();
+        assert_eq!(
+            log.contains("REMIT_STRIPE_WEBHOOK_SECRET does not start with whsec_"),
+            warned,
+            "{log}"
+        );
+        assert!(!log.contains(secret), "{log}");
+        assert!(server.terminate().success());
+    }
+}

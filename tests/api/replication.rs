@@ -238,6 +238,16 @@ fn assert_checks_clean_alike(db: &Path, key: &str, url: &str, extra: &[&str]) {
         file.stdout.lines().collect::<Vec<_>>()
     );
     assert!(!replica.stdout.contains(PASSWORD) && !replica.stderr.contains(PASSWORD));
+    // `--postgres` alone takes REMIT_REPLICATE_TO: the password need not be in the command line.
+    let mut cmd = remit(db.parent().unwrap(), Some(key));
+    cmd.env("REMIT_REPLICATE_TO", url)
+        .args(["check", "--db"])
+        .arg(db)
+        .arg("--postgres")
+        .args(extra);
+    let from_env = run(cmd);
+    assert_eq!(from_env.code, Some(0), "{from_env}");
+    assert_eq!(from_env.stdout, replica.stdout);
 }
 
 // A first copy: every row, only ciphertext for PII, amounts queryable, the same constraints

@@ -1071,6 +1071,11 @@ async function main() {
 
   await step('admin: a rate ten times today\'s (a slipped decimal point) is set only when asked twice', async () => {
     const form = admin.locator(tid('fx-form'));
+    // A rate of 0 is said to be out of range, not to have too many decimals.
+    await form.locator(tid('fx-rate-input')).fill('0');
+    await form.locator(tid('fx-submit')).click();
+    await waitFor(async () => `for the range error of a rate of 0 (says "${await text(form.locator(tid('field-error'))).catch(() => '')}")`, async () =>
+      (await text(form.locator(tid('field-error'))).catch(() => '')) === 'A rate is from 0.0001 to 100,000 shillings per dollar.');
     const tenfold = formatE4(rateE4 * 10);
     await form.locator(tid('fx-rate-input')).fill(tenfold);
     await form.locator(tid('fx-submit')).click();
