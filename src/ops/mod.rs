@@ -139,6 +139,7 @@ fn lock_the_file(db: &Path) -> Result<Option<File>> {
 /// Takes the exclusive lock of a database (held until it is dropped). Only one server runs per
 /// database, and key rotation needs none running.
 pub fn lock(db: &Path) -> Result<DatabaseLock> {
+    crate::store::a_file_or_nothing(db)?;
     let path = lock_file_path(db);
     let file = open_lock_file(&path)?;
     if file.try_lock().is_err() {
@@ -162,6 +163,8 @@ pub enum KeyUse {
 
 /// Takes the key lock of a database (held until the file is dropped).
 pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
+    // Said before a lock file is made beside it (`/dev/null.keylock`).
+    crate::store::a_file_or_nothing(db)?;
     let path = beside(db, ".keylock");
     let file = open_lock_file(&path)?;
     let taken = match how {

@@ -15,8 +15,8 @@ mod writer;
 
 pub use migrate::{latest_schema_version, migrate, migrated_in_memory, schema_version};
 pub use open::{
-    create_private, existing_database, journals_in_memory, open, open_connection, open_for_check,
-    open_with_key, read_only_connection, what_it_holds, Holds,
+    a_file_or_nothing, create_private, existing_database, journals_in_memory, open,
+    open_connection, open_for_check, open_with_key, read_only_connection, what_it_holds, Holds,
 };
 pub use writer::{WriteCtx, WriterStats};
 

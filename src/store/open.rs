@@ -149,7 +149,7 @@ fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
 /// check of a new file, opens the audit chain, then starts the writer and the checkpointer.
 pub fn open(options: &OpenOptions) -> Result<Store> {
     if options.create {
-        not_a_directory(&options.path)?;
+        a_file_or_nothing(&options.path)?;
         if std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
             sqlite_file(&options.path)?;
         }
@@ -220,22 +220,28 @@ pub fn what_it_holds(path: &Path) -> Holds {
     }
 }
 
-/// Refuses a path that is a directory, in words (SQLite says "unable to open database file").
-fn not_a_directory(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::internal(format!(
+/// Refuses a path that is a directory, a device, a pipe or a socket, in words (SQLite says
+/// "unable to open database file" or "disk I/O error"; `/dev/null` would take a new ledger
+/// and keep none of it).
+pub fn a_file_or_nothing(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(Error::internal(format!(
             "{} is a directory, not a database file",
             path.display()
-        )));
+        ))),
+        Ok(meta) if !meta.is_file() => Err(Error::internal(format!(
+            "{} is not a regular file (a device, a pipe or a socket), so it cannot hold a ledger: give the path of a file",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// What every command but `serve` asks of `--db`: a file that may hold a ledger. Nothing there,
 /// a directory, or an empty file (a `touch`, a copy cut short) is refused in words: SQLite
 /// would take an empty file as a new database, and the command would make a new ledger there.
 pub fn existing_database(path: &Path) -> Result<()> {
-    not_a_directory(path)?;
+    a_file_or_nothing(path)?;
     match std::fs::metadata(path) {
         Err(_) => Err(Error::internal(format!("no database at {}", path.display()))),
         Ok(meta) if meta.len() == 0 => Err(Error::internal(format!(

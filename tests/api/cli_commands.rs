@@ -337,6 +337,19 @@ fn an_empty_file_or_a_directory_at_db_is_no_database_and_serve_makes_an_empty_on
     let ran = run(cmd);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(ran.stderr.contains("is a directory"), "{ran}");
+    // Nor does it take a device (it said `sqlite: disk I/O error`, and a fifo would hang it).
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db", "/dev/null"]);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("/dev/null is not a regular file (a device, a pipe or a socket)"),
+        "{ran}"
+    );
+    for lock in ["/dev/null.lock", "/dev/null.keylock"] {
+        assert!(!std::path::Path::new(lock).exists(), "{lock} was made");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
