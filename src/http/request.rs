@@ -156,6 +156,11 @@ impl Req {
         Ok(())
     }
 
+    /// Was the caller authenticated already (`authenticate`)?
+    pub fn is_authenticated(&self) -> bool {
+        self.actor.is_some()
+    }
+
     /// The authenticated actor, or `Unauthenticated`.
     pub fn actor(&self, app: &App) -> Result<Actor> {
         match &self.actor {

@@ -161,21 +161,28 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Get, "/fx-rates", Bearer, admin::rates),
     route(Put, "/fx-rates/:pair", Bearer, admin::set_rate).only(ADMIN),
-    route(Get, "/users", Bearer, users::list).with_query(&PAGE),
+    route(Get, "/users", Bearer, users::list)
+        .with_query(&PAGE)
+        .only(ADMIN),
     route(Post, "/users", Bearer, users::create).only(ADMIN),
     route(Post, "/users/:id/tokens", Bearer, users::issue_token).only(ADMIN),
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
     route(Get, "/audit", Bearer, admin::audit).with_query(&["entity", PAGE[0], PAGE[1]]),
-    route(Get, "/admin/integrity", Bearer, admin::integrity),
-    route(Get, "/admin/float", Bearer, admin::float),
-    route(Get, "/admin/replication", Bearer, admin::replication),
-    route(Get, "/payouts", Bearer, admin::payouts).with_query(&[PAGE[0], PAGE[1], "status"]),
+    route(Get, "/admin/integrity", Bearer, admin::integrity).only(ADMIN),
+    route(Get, "/admin/float", Bearer, admin::float).only(ADMIN),
+    route(Get, "/admin/replication", Bearer, admin::replication).only(ADMIN),
+    route(Get, "/payouts", Bearer, admin::payouts)
+        .with_query(&[PAGE[0], PAGE[1], "status"])
+        .only(ADMIN),
     route(Get, "/deposits", Bearer, admin::deposits)
-        .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"]),
+        .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"])
+        .only(ADMIN),
     route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout).only(ADMIN),
     route(Post, "/webhook-endpoints", Bearer, notifications::create).only(ADMIN),
-    route(Get, "/webhook-endpoints", Bearer, notifications::list).with_query(&PAGE),
-    route(Get, "/webhook-endpoints/:id", Bearer, notifications::get),
+    route(Get, "/webhook-endpoints", Bearer, notifications::list)
+        .with_query(&PAGE)
+        .only(ADMIN),
+    route(Get, "/webhook-endpoints/:id", Bearer, notifications::get).only(ADMIN),
     route(
         Delete,
         "/webhook-endpoints/:id",
@@ -202,13 +209,15 @@ pub const ROUTES: &[Route] = &[
         Bearer,
         notifications::deliveries,
     )
-    .with_query(&[PAGE[0], PAGE[1], "status"]),
+    .with_query(&[PAGE[0], PAGE[1], "status"])
+    .only(ADMIN),
     route(
         Get,
         "/webhook-deliveries/:id",
         Bearer,
         notifications::delivery,
-    ),
+    )
+    .only(ADMIN),
     route(
         Post,
         "/webhook-deliveries/:id/retry",
@@ -217,7 +226,8 @@ pub const ROUTES: &[Route] = &[
     )
     .only(ADMIN),
     route(Get, "/sms", Bearer, notifications::sms)
-        .with_query(&[PAGE[0], PAGE[1], "status", "userId"]),
+        .with_query(&[PAGE[0], PAGE[1], "status", "userId"])
+        .only(ADMIN),
     route(Post, "/webhooks/stripe", Webhook, webhooks::stripe),
     route(Post, "/webhooks/payouts/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
     route(Post, "/webhooks/mpesa/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
@@ -279,8 +289,17 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
     match found {
         Found::Route(route, params) => {
             req.params = params.into_iter().map(str::to_string).collect();
-            let answered = route
-                .check_query(req)
+            // Who is asking comes before what they asked: a caller without a valid token is
+            // 401 and one whose role may never call the route 403, whatever its query says
+            // (a route with a body was asked both before its body was read).
+            let caller_known = match route.access {
+                Access::Bearer if !req.is_authenticated() => req
+                    .authenticate(app)
+                    .and_then(|()| route.check_role(req, app)),
+                _ => Ok(()),
+            };
+            let answered = caller_known
+                .and_then(|()| route.check_query(req))
                 .and_then(|()| (route.handler)(app, req));
             (answered, route.path)
         }

@@ -403,3 +403,29 @@ fn tokens_that_are_missing_malformed_or_unknown_are_401() {
         assert!(!r.text.contains("rmt_"), "never echo a token");
     }
 }
+
+/// Who asks comes before what they asked: a query the route does not take is `401` without a
+/// valid token and `403` for a role that may never call the route, as a body would be; only a
+/// caller who may call it is told of the query.
+#[test]
+fn the_caller_is_known_before_the_query_is_judged() {
+    let app = spawn_app();
+    for path in ["/users?x=1", "/admin/integrity?x=1", "/escrows?x=1"] {
+        let r = app.raw("GET", path, None, None, &[]);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{path}: {}",
+            r.text
+        );
+    }
+    let r = app.get("/users?x=1", &app.recipient);
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = app.get("/users?x=1", &app.admin);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("unknown_field")),
+        "{}",
+        r.text
+    );
+}
