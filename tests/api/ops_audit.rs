@@ -971,15 +971,22 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
     // The same lines, but for the recipient's user id (whose time would tell the sender
     // whether the phone had an account before), and numbered by their place in the escrow's
     // log rather than the ledger's seq (whose gaps would tell the same).
+    // Nor M-Pesa's conversation id of the payout (for admins, as in the payout's view).
     let mut admins = r.body["items"].clone();
-    let mut hidden = 0;
+    let (mut hidden, mut conversations) = (0, 0);
     for (place, item) in admins.as_array_mut().unwrap().iter_mut().enumerate() {
         if let Some(details) = item["details"].as_object_mut() {
             hidden += usize::from(details.remove("recipientId").is_some());
+            conversations += usize::from(details.remove("conversationId").is_some());
         }
         item["seq"] = serde_json::json!(place + 1);
     }
     assert_eq!(hidden, 1, "escrow.created names the recipient: {}", r.text);
+    assert_eq!(
+        conversations, 1,
+        "payout.sent names M-Pesa's conversation: {}",
+        r.text
+    );
     assert_eq!(own.body["items"], admins);
     assert_eq!(
         app.get(&format!("/audit?entity={escrow}"), &app.other_sender)

@@ -149,10 +149,13 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
         if let Some(recipient) = recipient {
             // The recipient's user id would tell a sender, by its time, whether the phone had
             // an account before their escrow (views hide it from senders for that reason):
-            // neither in the details nor as the one who acted.
+            // neither in the details nor as the one who acted. M-Pesa's conversation ids are
+            // for admins, as in the payout's own view.
             for line in &mut lines {
                 if let Some(details) = line.details.as_object_mut() {
                     details.remove("recipientId");
+                    details.remove("conversationId");
+                    details.remove("originatorConversationId");
                 }
                 if line.actor == recipient.as_str() {
                     line.actor = "recipient".into();
