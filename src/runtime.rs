@@ -107,6 +107,7 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
             wakeup: Arc::clone(&app.payouts_wakeup),
             status_after_s: app.config.payout_status_after_s,
             float_every,
+            not_sent: Default::default(),
         };
         background.push(worker.start(Arc::clone(&stopping))?);
     }

@@ -34,8 +34,33 @@ struct Token {
 pub enum CallError {
     /// The OAuth credentials were refused (wrong consumer key or secret).
     Credentials(String),
-    /// No answer, or one that could not be read.
+    /// No answer, or one that could not be read: the call may have been processed.
     Transport(String),
+    /// The call never reached Daraja: no access token could be had, the connection could not be
+    /// opened, or its access token was refused twice.
+    Unsent(String),
+}
+
+/// Daraja's gateway turned the call away before processing it: spike arrest, quota.
+const TURNED_AWAY: [&str; 2] = ["500.003.02", "500.003.03"];
+
+/// Did a call fail before its request could leave (no connection made)? Then nothing of it
+/// reached Daraja. An error once connected (a reset, a timeout waiting for the answer) may
+/// come after Daraja took the request.
+fn before_sending(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::HostUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
+    }
 }
 
 /// The Daraja client.
@@ -142,7 +167,15 @@ impl Daraja {
                 return Ok(token.value.clone());
             }
         }
-        let token = self.fetch_token()?;
+        let token = match self.fetch_token() {
+            Ok(token) => token,
+            // A token that could not be renewed is not offered again: the next call asks for a
+            // new one first rather than sending a payment with a token Daraja refuses.
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        };
         let value = token.value.clone();
         *slot = Some(token);
         Ok(value)
@@ -159,19 +192,31 @@ impl Daraja {
         let body = serde_json::to_vec(body)
             .map_err(|e| CallError::Transport(format!("encoding the request: {e}")))?;
         for attempt in 0..2 {
-            let token = self.token(attempt > 0)?;
+            // Without a token no call is made (and a first call refused for its token was not
+            // processed): nothing reached Daraja.
+            let token = self.token(attempt > 0).map_err(|e| match e {
+                CallError::Transport(why) => CallError::Unsent(format!("no access token: {why}")),
+                other => other,
+            })?;
             let response = self
                 .agent
                 .post(&self.url(path))
                 .header("Authorization", &format!("Bearer {token}"))
                 .header("Content-Type", "application/json")
                 .send(&body[..])
-                .map_err(|e| CallError::Transport(e.to_string()));
+                .map_err(|e| match before_sending(&e) {
+                    true => CallError::Unsent(e.to_string()),
+                    false => CallError::Transport(e.to_string()),
+                });
             let answer = match response.and_then(Self::read) {
                 Ok(answer) => answer,
                 Err(CallError::Transport(e)) => {
                     log::warn!("daraja {what}: no answer ({e})");
                     return Err(CallError::Transport(e));
+                }
+                Err(CallError::Unsent(e)) => {
+                    log::warn!("daraja {what}: not sent ({e})");
+                    return Err(CallError::Unsent(e));
                 }
                 Err(other) => return Err(other),
             };
@@ -185,7 +230,7 @@ impl Daraja {
             log::info!("daraja {what}: {} {}", answer.status, describe(&sync));
             return Ok((answer.status, sync));
         }
-        Err(CallError::Transport(
+        Err(CallError::Unsent(
             "the access token was refused twice".into(),
         ))
     }
@@ -200,13 +245,17 @@ impl Daraja {
     /// duplicate if the first got through, and then asked about.
     fn classify(answer: Result<(u16, SyncAnswer), CallError>) -> Result<Ack, GatewayError> {
         let (status, sync) = match answer {
-            Err(CallError::Credentials(e)) | Err(CallError::Transport(e)) => {
-                return Err(GatewayError::Transport(e))
+            Err(CallError::Credentials(e)) | Err(CallError::Unsent(e)) => {
+                return Err(GatewayError::NotSent(e))
             }
+            Err(CallError::Transport(e)) => return Err(GatewayError::Transport(e)),
             Ok(answer) => answer,
         };
         match sync {
             SyncAnswer::Error { code, .. } if code == DUPLICATE => Err(GatewayError::Duplicate),
+            SyncAnswer::Error { code, message } if TURNED_AWAY.contains(&code.as_str()) => {
+                Err(GatewayError::NotSent(format!("{status} {code}: {message}")))
+            }
             // A bad request: nothing was accepted, nothing will be paid.
             SyncAnswer::Error { code, message }
                 if (400..500).contains(&status) && code.starts_with("400.") =>
@@ -233,7 +282,7 @@ impl Daraja {
                 lines.push(format!("token: FAILED: {e}; check REMIT_DARAJA_CONSUMER_KEY and REMIT_DARAJA_CONSUMER_SECRET"));
                 return (lines, false);
             }
-            Err(CallError::Transport(e)) => {
+            Err(CallError::Transport(e)) | Err(CallError::Unsent(e)) => {
                 lines.push(format!(
                     "token: FAILED: no token from {} ({e})",
                     self.config.url
@@ -253,7 +302,7 @@ impl Daraja {
                 lines.push(format!("balance query: REFUSED ({code}: {message}); check REMIT_DARAJA_SHORTCODE, REMIT_DARAJA_INITIATOR and the security credential"));
                 (lines, false)
             }
-            Some(Err(GatewayError::Transport(e))) => {
+            Some(Err(GatewayError::Transport(e))) | Some(Err(GatewayError::NotSent(e))) => {
                 lines.push(format!("balance query: FAILED: {e}"));
                 (lines, false)
             }
@@ -284,6 +333,13 @@ fn describe(answer: &SyncAnswer) -> String {
 impl Gateway for Daraja {
     fn name(&self) -> &'static str {
         "daraja"
+    }
+
+    /// B2C v3 refuses a repeated `OriginatorConversationID` (`500.002.1001`); the B2B request
+    /// has no such field in Daraja's documentation (remit sends it, but nothing says it is
+    /// read), so a B2B call whose answer was lost is asked about, never sent again.
+    fn refuses_repeats(&self, command: PayoutCommand) -> bool {
+        command == PayoutCommand::B2c
     }
 
     fn can_query(&self) -> bool {
@@ -448,10 +504,6 @@ mod tests {
             (503, refusal),
             (200, refusal),
             (503, accepted),
-            (
-                500,
-                r#"{"requestId":"1","errorCode":"500.003.02","errorMessage":"Spike Arrest Violation"}"#,
-            ),
             (502, "<html>bad gateway</html>"),
         ] {
             assert!(
@@ -459,5 +511,45 @@ mod tests {
                 "{status} {body}"
             );
         }
+        // Turned away before processing: nothing reached M-Pesa, sent again without counting.
+        for code in ["500.003.02", "500.003.03"] {
+            let body = format!(
+                r#"{{"requestId":"1","errorCode":"{code}","errorMessage":"Spike Arrest Violation"}}"#
+            );
+            assert!(
+                matches!(classified(500, &body), Err(GatewayError::NotSent(_))),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            Daraja::classify(Err(CallError::Unsent("connection refused".into()))),
+            Err(GatewayError::NotSent(_))
+        ));
+        assert!(matches!(
+            Daraja::classify(Err(CallError::Transport("timed out".into()))),
+            Err(GatewayError::Transport(_))
+        ));
+    }
+
+    /// A call fails before sending only when no connection was made.
+    #[test]
+    fn only_a_failure_to_connect_is_before_sending() {
+        use std::io::{Error, ErrorKind};
+        assert!(before_sending(&ureq::Error::HostNotFound));
+        assert!(before_sending(&ureq::Error::Timeout(
+            ureq::Timeout::Connect
+        )));
+        assert!(before_sending(&ureq::Error::Io(Error::from(
+            ErrorKind::ConnectionRefused
+        ))));
+        assert!(!before_sending(&ureq::Error::Timeout(
+            ureq::Timeout::RecvResponse
+        )));
+        assert!(!before_sending(&ureq::Error::Io(Error::from(
+            ErrorKind::ConnectionReset
+        ))));
+        assert!(!before_sending(&ureq::Error::Io(Error::from(
+            ErrorKind::BrokenPipe
+        ))));
     }
 }

@@ -28,6 +28,12 @@ pub enum GatewayError {
     },
     /// `500.002.1001`: an earlier attempt with this id reached M-Pesa; its outcome is unknown.
     Duplicate,
+    /// The call provably never reached M-Pesa's processing: no access token could be had (so
+    /// no payment call was made), the connection could not be opened, or Daraja's gateway
+    /// turned the call away before processing it (its access token refused, spike arrest
+    /// `500.003.02`, quota `500.003.03`). Nothing was paid: sent again later, and it counts as
+    /// no attempt.
+    NotSent(String),
 }
 
 impl std::fmt::Display for GatewayError {
@@ -38,6 +44,7 @@ impl std::fmt::Display for GatewayError {
             GatewayError::Duplicate => {
                 f.write_str("a duplicate of an earlier attempt (500.002.1001)")
             }
+            GatewayError::NotSent(why) => write!(f, "not sent: {why}"),
         }
     }
 }
@@ -83,8 +90,17 @@ pub trait Gateway: Send + Sync {
     /// What it is: `simulator` or `daraja` (recorded with each payout it sends).
     fn name(&self) -> &'static str;
 
-    /// Sends one payout. Must be safe to call again with the same job after a transport error.
+    /// Sends one payout. Must be safe to call again with the same job after a transport error
+    /// when `refuses_repeats` says so for its command.
     fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError>;
+
+    /// Does the gateway refuse a second request of a payout under its
+    /// `OriginatorConversationID` (rather than pay it twice)? Then a call whose answer was lost
+    /// is sent again under the same id; otherwise it is never sent again, and what became of
+    /// it is asked (or left to the operator).
+    fn refuses_repeats(&self, _command: crate::domain::PayoutCommand) -> bool {
+        true
+    }
 
     /// Can it ask what became of a payout (`query_status`)? When it cannot, an unknown outcome
     /// is left to the operator.

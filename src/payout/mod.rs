@@ -1,6 +1,7 @@
 //! The payout worker: it takes queued payouts in order, hands each to the gateway with our
 //! payout's `OriginatorConversationID` (reused on every retry, so Daraja refuses a duplicate
-//! rather than paying twice), and records what came back. With a gateway that can ask, it asks
+//! rather than paying twice; a B2B call whose answer was lost is not retried at all, as B2B
+//! documents no such refusal), and records what came back. With a gateway that can ask, it asks
 //! what became of payouts whose outcome is unknown (Transaction Status) and watches the float
 //! (Account Balance). It needs only the store, a gateway, the result URLs and its wakeup: it can
 //! be built and driven without HTTP.
@@ -43,6 +44,10 @@ pub struct Worker {
     pub status_after_s: i64,
     /// How often the float is asked for (`None`: never).
     pub float_every: Option<Duration>,
+    /// Consecutive calls of each queued payout that reached nothing (`GatewayError::NotSent`):
+    /// the wait before its next call grows with them (2 s, 4 s, … 5 min), as attempts' do,
+    /// though they count as none. Kept in memory: after a restart the waits begin again.
+    pub not_sent: std::sync::Mutex<std::collections::HashMap<PayoutId, i64>>,
 }
 
 /// The gateway the configuration names (`None` when payouts stay queued).
@@ -108,13 +113,48 @@ impl Worker {
             }
         }
         let outcome = self.gateway.send(&job, &self.urls);
+        if !matches!(outcome, Err(GatewayError::NotSent(_))) {
+            self.not_sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&job.id);
+        }
         let id = job.id.clone();
         let then = self.unknown();
         let status_after = self.gateway.can_query().then_some(self.status_after_s);
+        let repeatable = self.gateway.refuses_repeats(job.command);
         let written = match outcome {
             Ok(ack) => self.store.write(move |ctx| {
                 payouts::mark_sent(ctx, &id, Some(&ack.conversation_id), status_after)
             }),
+            Err(GatewayError::NotSent(error)) => {
+                let streak = {
+                    let mut streaks = self.not_sent.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = streaks.entry(id.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let retry_s = backoff_s(streak);
+                static NOT_SENT: Throttle = Throttle::new(Duration::from_secs(60));
+                NOT_SENT.log(module_path!(), log::Level::Warn, format_args!(
+                    "payout {id}: not sent, nothing reached M-Pesa (sent again in {retry_s} s): {error}"
+                ));
+                self.store
+                    .write(move |ctx| payouts::mark_not_sent(ctx, &id, &error, retry_s))
+            }
+            // The answer was lost and the gateway would not refuse a second request of it (B2B):
+            // sending it again could pay twice, so what became of it is asked instead.
+            Err(GatewayError::Transport(error)) if !repeatable => {
+                log::warn!("payout {id}: the answer to its {} call was lost; it is asked about, not sent again: {error}", job.command);
+                self.store.write(move |ctx| {
+                    payouts::mark_unknown(
+                        ctx,
+                        &id,
+                        &format!("the answer to the payment call was lost ({error}); M-Pesa does not refuse a repeated B2B request, so it is not sent again"),
+                        then,
+                    )
+                })
+            }
             Err(GatewayError::Transport(error)) => {
                 log::warn!("payout {id}: the gateway did not answer (will retry): {error}");
                 self.store

@@ -270,6 +270,88 @@ pub fn mark_retry(
     Ok(())
 }
 
+/// The reason a payout is flagged when M-Pesa tells of a second conversation under its id (a
+/// second payment, maybe): unlike the other flags, the result that settles the payout does not
+/// clear it; the operator checks M-Pesa.
+pub const SECOND_CONVERSATION: &str = "M-Pesa reported a result of another conversation";
+/// `flag_reason LIKE` this keeps the flag through the payout's result.
+const KEPT_FLAG: &str = "M-Pesa reported a result of another conversation%";
+
+/// Does a B2B success name another payee than the one remit sent the payout to? M-Pesa's B2B
+/// result names the bill account it paid (`BillReferenceNumber`) and the payee
+/// (`ReceiverPartyPublicName`, `"888880 - KENYA POWER"`); either naming another (a result of
+/// another payment, or a forged one) is a reason, in words that hold no account number (the
+/// reason is kept unencrypted), not to apply it. B2C results, and results naming neither, pass.
+pub fn other_payee(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    bill_reference: Option<&str>,
+    payee: Option<&str>,
+) -> Result<Option<&'static str>> {
+    if bill_reference.is_none() && payee.is_none() {
+        return Ok(None);
+    }
+    let (command, request_id, account_enc): (PayoutCommand, PaymentRequestId, String) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT p.command, r.id, r.merchant_account_enc FROM payouts p
+             JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
+        )?
+        .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if command == PayoutCommand::B2c {
+        return Ok(None);
+    }
+    let account = ctx
+        .keys
+        .open(
+            crate::crypto::EncryptedColumn::MerchantAccount,
+            request_id.as_str(),
+            &account_enc,
+        )
+        .and_then(|stored| MerchantAccount::from_stored(&stored))?;
+    let sent_reference = account.account_reference().map(str::trim);
+    if let (Some(named), Some(sent)) = (bill_reference.map(str::trim), sent_reference) {
+        if !named.eq_ignore_ascii_case(sent) {
+            return Ok(Some(
+                "M-Pesa's result names another bill account than the one remit sent: not applied, money stays reserved; check M-Pesa",
+            ));
+        }
+    }
+    // "888880 - KENYA POWER": the number before the dash, when it is one.
+    let named_number = payee
+        .and_then(|p| p.split(" - ").next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if named_number.is_some_and(|n| n != account.number()) {
+        return Ok(Some(
+            "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",
+        ));
+    }
+    Ok(None)
+}
+
+/// A call that provably reached nothing (no access token, no connection, turned away before
+/// processing): the attempt is not counted (attempts count calls that may have reached M-Pesa,
+/// `PAYOUT_ATTEMPTS_MAX` of which make the outcome unknown), the error is kept, and the payout
+/// is sent again `retry_s` from now.
+pub fn mark_not_sent(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    error: &str,
+    retry_s: i64,
+) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET change_seq = remit_change_seq(), attempts = MAX(attempts - 1, 0), result_desc = :error,
+             next_attempt_at = :next, updated_at = :at WHERE id = :id AND status = :queued",
+        )?
+        .execute(named_params! {
+            ":id": payout_id, ":error": error, ":at": ctx.at(),
+            ":next": crate::time::rfc3339(ctx.now + retry_s), ":queued": PayoutStatus::Queued,
+        })?;
+    Ok(())
+}
+
 /// The next payout whose Transaction Status query is due.
 pub fn next_status_query(conn: &Connection, now: i64) -> Result<Option<PayoutId>> {
     Ok(conn
@@ -501,7 +583,9 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
 /// Finds the payout a result names: by our `OriginatorConversationID` when it names one, whose
 /// `ConversationID`, if it names one too, must be the payout's (or the payout has none yet: the
 /// result came before the acknowledgement); by Daraja's `ConversationID` (an STK
-/// `CheckoutRequestID`) otherwise. A result naming one payout's id and another's finds none.
+/// `CheckoutRequestID`) otherwise, also when the `OriginatorConversationID` is none of ours
+/// (Daraja may give a B2B payment an id of its own, and its result carries that). A result
+/// naming one payout's id and another's finds none.
 pub fn find_by_conversation(
     conn: &Connection,
     originator: Option<&str>,
@@ -512,7 +596,8 @@ pub fn find_by_conversation(
             "SELECT id FROM payouts WHERE originator_conversation_id = ?1
              AND (?2 IS NULL OR conversation_id IS NULL OR conversation_id = ?2)
              UNION ALL
-             SELECT id FROM payouts WHERE ?1 IS NULL AND conversation_id = ?2",
+             SELECT id FROM payouts WHERE conversation_id = ?2 AND (?1 IS NULL
+                 OR NOT EXISTS (SELECT 1 FROM payouts WHERE originator_conversation_id = ?1))",
         )?
         .query_row(params![originator, conversation], |r| r.get(0))
         .optional()?)
@@ -599,8 +684,10 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = 0, flag_reason = NULL WHERE id = :id")?.execute(named_params! {
+                 flagged = COALESCE(flag_reason LIKE :kept, 0), flag_reason = CASE WHEN flag_reason LIKE :kept THEN flag_reason END
+                 WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
+                    ":kept": KEPT_FLAG,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
             ctx.audit(
@@ -637,9 +724,10 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = 0, flag_reason = NULL WHERE id = :id")?.execute(named_params! {
+                 flagged = COALESCE(flag_reason LIKE :kept, 0), flag_reason = CASE WHEN flag_reason LIKE :kept THEN flag_reason END
+                 WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
-                    ":at": at,
+                    ":at": at, ":kept": KEPT_FLAG,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
             ctx.audit(

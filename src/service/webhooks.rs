@@ -326,6 +326,31 @@ pub fn apply_payout_callback(
         set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
         Ok(outcome)
     };
+    // Our payout's id with a ConversationID that is none of ours (not the one its
+    // acknowledgement gave, nor any other payout's or query's): M-Pesa tells of a second
+    // conversation under one payout, which may be a second payment. Not applied; the payout is
+    // flagged for the operator, whatever its state.
+    if let (None, false, Some(originator), Some(conversation)) = (
+        &payout_id,
+        late_status,
+        callback.originator.as_deref(),
+        callback.conversation.as_deref(),
+    ) {
+        let ours = payouts::find_by_conversation(ctx.conn, Some(originator), None)?;
+        let elsewhere = payouts::find_by_conversation(ctx.conn, None, Some(conversation))?;
+        if let (Some(ours), None) = (ours, elsewhere) {
+            let reason = format!(
+                "{} ({conversation}) under this payout's id: it may have been paid twice; check M-Pesa before anything else",
+                payouts::SECOND_CONVERSATION
+            );
+            payouts::flag(ctx, &ours, &reason)?;
+            ctx.warn_after_commit(format!("payout {ours}: {reason}"));
+            return refused(
+                "second-conversation",
+                CallbackOutcome::Flagged("a second conversation".into()),
+            );
+        }
+    }
     let Some(payout_id) = payout_id else {
         return refused("unknown", CallbackOutcome::UnknownPayout);
     };
@@ -400,6 +425,18 @@ fn apply_to_payout(
             return Ok(CallbackOutcome::AlreadySettled(what));
         }
     }
+    // A B2B success that names another payee than the payout's is not applied (below).
+    let other_payee = match &callback.kind {
+        CallbackKind::Success(Some(_)) => payouts::other_payee(
+            ctx,
+            payout_id,
+            callback.reference_text("BillReferenceNumber").as_deref(),
+            callback
+                .parameter_text("ReceiverPartyPublicName")
+                .as_deref(),
+        )?,
+        _ => None,
+    };
     match &callback.kind {
         CallbackKind::QueueTimeout if asks => ask(),
         CallbackKind::QueueTimeout => flagged(
@@ -415,6 +452,10 @@ fn apply_to_payout(
         // Stored, printed on receipts and kept unique: a text that cannot be one (a space in
         // it, a page of it) makes the outcome unknown rather than a payment (and is not kept
         // on the payout).
+        CallbackKind::Success(Some(_)) if other_payee.is_some() => {
+            let reason = other_payee.unwrap_or_default();
+            flagged(reason, "another payee")
+        }
         CallbackKind::Success(Some(receipt))
             if !crate::wire::daraja::plausible_receipt(receipt) =>
         {

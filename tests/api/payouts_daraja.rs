@@ -1263,3 +1263,234 @@ fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
     drop(fake);
     assert_checks(app);
 }
+
+/// Daraja documents a refusal of a repeated `OriginatorConversationID` for B2C only: a B2B
+/// payment whose answer was lost is never sent again (a second request could pay the bill
+/// twice); Transaction Status tells what became of it, and it is paid once.
+#[test]
+fn a_b2b_payment_whose_answer_was_lost_is_asked_about_and_never_sent_again() {
+    let (fake, app) = start();
+    fake.script(
+        2_300,
+        Script {
+            replies: vec![Reply::Lose],
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_paybill(&app, &escrow, 2_300, "11112222");
+    let view = assert_paid_once(&app, &fake, &escrow, &request);
+    assert_eq!(view["payout"]["flagged"], false);
+    assert_eq!(
+        fake.calls("/mpesa/b2b/v1/paymentrequest").len(),
+        1,
+        "a B2B payment whose answer was lost was sent again"
+    );
+    assert!(!fake.calls("/mpesa/transactionstatus/v1/query").is_empty());
+    let payout = app.payout_ids(&request).0;
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.outcome_unknown"), 1, "{audit:?}");
+    assert_eq!(fake.balances_kes().1, 1_000_000 - 2_300, "paid once");
+    assert_checks(app);
+}
+
+/// While no access token can be had, no payment call is made, so nothing was sent: the payout
+/// stays queued, counts no attempt and never becomes "outcome unknown"; once OAuth is back it
+/// is paid once.
+#[test]
+fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
+    let (fake, app) = start();
+    fake.oauth_down(true);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_400);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.oauth_refused() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "remit stopped asking for a token"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waiting = app.get(&format!("/payment-requests/{request}"), &app.admin);
+    assert_eq!(
+        waiting.body["payout"]["status"], "queued",
+        "{}",
+        waiting.text
+    );
+    assert_eq!(waiting.body["payout"]["attempts"], 0, "{}", waiting.text);
+    assert!(fake.calls("/mpesa/b2c/v3/paymentrequest").is_empty());
+    fake.oauth_down(false);
+    assert_paid_once(&app, &fake, &escrow, &request);
+    let payout = app.payout_ids(&request).0;
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.outcome_unknown"), 0, "{audit:?}");
+    assert_eq!(fake.calls("/mpesa/b2c/v3/paymentrequest").len(), 1);
+    assert_checks(app);
+}
+
+/// A payment of `kes` whose result M-Pesa keeps to itself (the test posts one).
+fn unanswered(fake: &FakeDaraja, kes: i64) {
+    fake.script(
+        kes,
+        Script {
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+}
+
+/// A request of `kes` to PayBill 888880, account `reference`, approved.
+fn approved_paybill(app: &TestApp, escrow: &str, kes: i64, reference: &str) -> String {
+    let request = request_to(
+        app,
+        escrow,
+        kes,
+        json!({"type": "paybill", "number": "888880", "accountReference": reference}),
+    );
+    assert_eq!(app.approve(&request).status, 200);
+    request
+}
+
+/// The payout of `request` once M-Pesa has taken it and remit recorded the acknowledgement:
+/// (payout, originator, conversation).
+fn acknowledged(app: &TestApp, fake: &FakeDaraja, request: &str) -> (String, String, String) {
+    let (_, originator, _) = app.payout_ids(request);
+    fake.wait_for("the payment", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let (payout, originator, Some(conversation)) = app.payout_ids(request) {
+            return (payout, originator, conversation);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{request} was never acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A B2B success of `kes` under these ids, naming this payee and bill account.
+fn b2b_success(ids: (&str, &str), kes: i64, receipt: &str, payee: &str, bill: &str) -> Value {
+    json!({"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "The service request is processed successfully",
+        "OriginatorConversationID": ids.0, "ConversationID": ids.1, "TransactionID": receipt,
+        "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": format!("{kes}.00")},
+            {"Key": "ReceiverPartyPublicName", "Value": payee}]},
+        "ReferenceData": {"ReferenceItem": [{"Key": "BillReferenceNumber", "Value": bill}]}}})
+}
+
+/// Posts a result to remit's result URL.
+fn post_result(app: &TestApp, body: &Value) -> Resp {
+    app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    )
+}
+
+/// A B2B result may carry an `OriginatorConversationID` of Daraja's own: it is found by the
+/// `ConversationID` the acknowledgement gave, and applied. A result under our payout's id but
+/// of a conversation that is none of ours tells of a second payment: it is not applied, and
+/// the payout is flagged for the operator.
+#[test]
+fn a_result_is_found_by_its_conversation_and_a_second_conversation_is_flagged() {
+    let (fake, app) = start();
+    unanswered(&fake, 2_500);
+    unanswered(&fake, 2_600);
+    let escrow = app.active_escrow(100, &["a"]);
+    let theirs = approved_paybill(&app, &escrow, 2_500, "ACC-2500");
+    let second = approved_paybill(&app, &escrow, 2_600, "ACC-2600");
+    // Daraja's own id for the payment, with the ConversationID remit was given: applied.
+    let (_, _, conversation) = acknowledged(&app, &fake, &theirs);
+    let body = b2b_success(
+        ("29115-34620561-1", &conversation),
+        2_500,
+        "TLB2500AAA",
+        "888880 - KENYA POWER",
+        "ACC-2500",
+    );
+    let r = post_result(&app, &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paid = settled(&app, &theirs, &["paid"]);
+    assert_eq!(paid["payout"]["mpesaReceipt"], "TLB2500AAA");
+    // Our id, and a conversation that is none of ours: flagged, not applied.
+    let (payout, originator, _) = acknowledged(&app, &fake, &second);
+    let body = b2b_success(
+        (&originator, "AG_20261201_00000000000000ffffff"),
+        2_600,
+        "TLB2600BBB",
+        "888880 - KENYA POWER",
+        "ACC-2600",
+    );
+    let r = post_result(&app, &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{second}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    assert!(
+        view["payout"]["flagReason"]
+            .as_str()
+            .unwrap()
+            .contains("another conversation"),
+        "{view}"
+    );
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
+}
+
+/// A B2B success must name the payee remit sent the payout to: another bill account
+/// (`BillReferenceNumber`) or another PayBill (`ReceiverPartyPublicName`) is not applied; the
+/// payout is flagged, its money stays reserved, and the right result still settles it.
+#[test]
+fn a_b2b_success_naming_another_payee_is_not_applied() {
+    let (fake, app) = start();
+    unanswered(&fake, 2_700);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_paybill(&app, &escrow, 2_700, "11112222");
+    let (_, originator, conversation) = acknowledged(&app, &fake, &request);
+    let ids = (originator.as_str(), conversation.as_str());
+    for (body, says) in [
+        (
+            b2b_success(ids, 2_700, "TLB2700AAA", "888880 - KENYA POWER", "99990000"),
+            "another bill account",
+        ),
+        (
+            b2b_success(
+                ids,
+                2_700,
+                "TLB2700BBB",
+                "999999 - SOMEONE ELSE",
+                "11112222",
+            ),
+            "another PayBill or Till",
+        ),
+    ] {
+        let r = post_result(&app, &body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "{view}");
+        assert_eq!(view["payout"]["flagged"], true, "{view}");
+        let reason = view["payout"]["flagReason"].as_str().unwrap();
+        assert!(reason.contains(says), "{reason}");
+        assert!(
+            !reason.contains("11112222") && !reason.contains("99990000"),
+            "{reason}"
+        );
+        assert_eq!(app.escrow(&escrow)["reservedUsdCents"], usd_of(&view));
+    }
+    let body = b2b_success(ids, 2_700, "TLB2700CCC", "888880 - KENYA POWER", "11112222");
+    let r = post_result(&app, &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paid = settled(&app, &request, &["paid"]);
+    assert_eq!(paid["payout"]["mpesaReceipt"], "TLB2700CCC");
+    assert_eq!(paid["payout"]["flagged"], false, "{paid}");
+    assert_checks(app);
+}

@@ -709,17 +709,29 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
     }
     let crossed = b2c_result(&a_originator, "AG_B", json!(0));
     assert_eq!(app.post_mpesa_result(&crossed).status, 404);
-    let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
-    assert_eq!(app.post_mpesa_result(&bogus).status, 404);
     for request in [&first, &second] {
         let view = app
             .get(&format!("/payment-requests/{request}"), &app.admin)
             .body;
         assert_eq!(view["payout"]["status"], "sent", "{view}");
+        assert_eq!(view["payout"]["flagged"], false, "{view}");
     }
+    // Our id with a conversation that is none of ours: a second conversation under one
+    // payout, maybe a second payment. Applied to nothing; the payout is flagged, and its own
+    // result, when it comes, settles it without clearing that flag.
+    let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
+    assert_eq!(app.post_mpesa_result(&bogus).status, 200);
     let right = b2c_result(&a_originator, "AG_A", json!(0));
     assert_eq!(app.post_mpesa_result(&right).status, 200);
-    app.wait_for_status(&first, &["paid"]);
+    let view = app.wait_for_status(&first, &["paid"]);
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    assert!(
+        view["payout"]["flagReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("M-Pesa reported a result of another conversation (AG_NOT_OURS)"),
+        "{view}"
+    );
     app.assert_integrity();
 }
 

@@ -28,6 +28,9 @@ pub struct Callback {
     /// `ResultParameters.ResultParameter` as sent (a list or one item), for results that carry
     /// more than a payout's (Transaction Status, Account Balance).
     pub parameters: Option<Value>,
+    /// `ReferenceData.ReferenceItem` as sent (a list or one item): a B2B result names the bill
+    /// account it paid there (`BillReferenceNumber`).
+    pub reference: Option<Value>,
 }
 
 /// The outcome a callback reports.
@@ -180,6 +183,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             amount: kes_cents(lookup(items, "Name", "Amount")),
             desc: free_text(&text(stk.get("ResultDesc")).unwrap_or_default()),
             parameters: None,
+            reference: None,
         });
     }
     let result = body
@@ -202,6 +206,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             amount: None,
             desc,
             parameters: None,
+            reference: None,
         });
     }
     let code = code_of(result.get("ResultCode"))
@@ -227,6 +232,10 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
         amount,
         desc,
         parameters: params.cloned(),
+        reference: result
+            .get("ReferenceData")
+            .and_then(|r| r.get("ReferenceItem"))
+            .cloned(),
     })
 }
 
@@ -239,6 +248,11 @@ impl Callback {
     /// A parameter as text (a string, or a number written out).
     pub fn parameter_text(&self, key: &str) -> Option<String> {
         text(self.parameter(key))
+    }
+
+    /// An item of `ReferenceData` as text.
+    pub fn reference_text(&self, key: &str) -> Option<String> {
+        text(lookup(self.reference.as_ref(), "Key", key))
     }
 
     /// The key a delivery is deduplicated on: the payout's id at Daraja, what the callback

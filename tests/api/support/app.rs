@@ -152,6 +152,7 @@ impl TestApp {
             wakeup: Arc::default(),
             status_after_s: 120,
             float_every: None,
+            not_sent: Default::default(),
         }
     }
 

@@ -147,6 +147,9 @@ pub struct Posted {
 }
 
 struct State {
+    /// OAuth answers 503 while this is set (an outage), counting each refusal.
+    oauth_down: bool,
+    oauth_refused: usize,
     token: Option<(String, Instant)>,
     token_lifetime: Duration,
     token_requests: usize,
@@ -186,6 +189,8 @@ impl FakeDaraja {
         let base = format!("http://{}", server.server_addr().to_ip().unwrap());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
+                oauth_down: false,
+                oauth_refused: 0,
                 token: None,
                 token_lifetime: Duration::from_secs(3599),
                 token_requests: 0,
@@ -240,6 +245,20 @@ impl FakeDaraja {
         let mut state = self.state();
         state.utility_cents = utility_kes * 100;
         state.working_cents = working_kes * 100;
+    }
+
+    /// OAuth is down (503) or up again; going down also ends the token in use.
+    pub fn oauth_down(&self, down: bool) {
+        let mut state = self.state();
+        state.oauth_down = down;
+        if down {
+            state.token = None;
+        }
+    }
+
+    /// Token requests refused while OAuth was down.
+    pub fn oauth_refused(&self) -> usize {
+        self.state().oauth_refused
     }
 
     /// The token in use is no longer accepted, as if it expired.
@@ -482,6 +501,11 @@ fn oauth(shared: &Shared, request: tiny_http::Request, query: &str, auth: &str) 
         );
     }
     let mut state = shared.state.lock().unwrap();
+    if state.oauth_down {
+        state.oauth_refused += 1;
+        drop(state);
+        return respond(request, 503, &json!({"fault": "Service Unavailable"}));
+    }
     state.token_requests += 1;
     state.sequence += 1;
     // A new token invalidates the one before.
