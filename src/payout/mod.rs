@@ -93,6 +93,22 @@ impl Worker {
     /// not take writes); if the outcome cannot be written, the claim still holds the payout
     /// back until its next attempt time.
     pub fn process(&self, job: PayoutJob) -> bool {
+        // A payout handed over before whose answer was never recorded (a crash after the call,
+        // a write that failed) may have been paid: through a gateway that would not refuse a
+        // second request of it (B2B) it is asked about, never sent again. (A call that reached
+        // nothing counts no attempt.)
+        if job.attempts > 0 && !self.gateway.refuses_repeats(job.command) {
+            let (id, then) = (job.id.clone(), self.unknown());
+            let written = self.store.write(move |ctx| {
+                payouts::mark_unknown(
+                    ctx,
+                    &id,
+                    "an earlier call of this payout may have reached M-Pesa (its answer was not recorded); M-Pesa does not refuse a repeated B2B request, so it is not sent again",
+                    then,
+                )
+            });
+            return written.is_ok();
+        }
         let id = job.id.clone();
         let retry_at = crate::time::now_unix() + backoff_s(job.attempts + 1);
         let name = self.gateway.name();

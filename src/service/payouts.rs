@@ -271,11 +271,21 @@ pub fn mark_retry(
 }
 
 /// The reason a payout is flagged when M-Pesa tells of a second conversation under its id (a
-/// second payment, maybe): unlike the other flags, the result that settles the payout does not
-/// clear it; the operator checks M-Pesa.
+/// second payment, maybe). This flag, and the one of a result naming another payee (both begin
+/// `KEPT_FLAG`), are kept: the result that settles the payout does not clear them, a later flag
+/// is added to them rather than put in their place, and no failure from M-Pesa returns the money
+/// of such a payout (an admin resolves it, after checking M-Pesa).
 pub const SECOND_CONVERSATION: &str = "M-Pesa reported a result of another conversation";
-/// `flag_reason LIKE` this keeps the flag through the payout's result.
+/// The beginning of the other kept flag's reasons (`other_payee`).
+const OTHER_PAYEE: &str = "M-Pesa's result names another";
+/// `flag_reason LIKE` either: a kept flag.
 const KEPT_FLAG: &str = "M-Pesa reported a result of another conversation%";
+const KEPT_FLAG_PAYEE: &str = "M-Pesa's result names another%";
+
+/// Is this flag reason one that is kept?
+fn kept(reason: &str) -> bool {
+    reason.starts_with(SECOND_CONVERSATION) || reason.starts_with(OTHER_PAYEE)
+}
 
 /// Does a B2B success name another payee than the one remit sent the payout to? M-Pesa's B2B
 /// result names the bill account it paid (`BillReferenceNumber`) and the payee
@@ -309,17 +319,26 @@ pub fn other_payee(
             &account_enc,
         )
         .and_then(|stored| MerchantAccount::from_stored(&stored))?;
+    // A number-valued reference loses its leading zeros on the way: digits compare as numbers.
+    let same = |named: &str, sent: &str| {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        match digits(named) && digits(sent) {
+            true => named.trim_start_matches('0') == sent.trim_start_matches('0'),
+            false => named.eq_ignore_ascii_case(sent),
+        }
+    };
     let sent_reference = account.account_reference().map(str::trim);
     if let (Some(named), Some(sent)) = (bill_reference.map(str::trim), sent_reference) {
-        if !named.eq_ignore_ascii_case(sent) {
+        if !same(named, sent) {
             return Ok(Some(
                 "M-Pesa's result names another bill account than the one remit sent: not applied, money stays reserved; check M-Pesa",
             ));
         }
     }
-    // "888880 - KENYA POWER": the number before the dash, when it is one.
+    // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"): the number before the
+    // dash, when it is one.
     let named_number = payee
-        .and_then(|p| p.split(" - ").next())
+        .and_then(|p| p.split(['-', '\u{2013}']).next())
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if named_number.is_some_and(|n| n != account.number()) {
@@ -486,9 +505,18 @@ pub fn apply_status_answer(
 pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1, flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1,
+             flag_reason = CASE WHEN flag_reason LIKE ?4 OR flag_reason LIKE ?5
+                 THEN flag_reason || '; then: ' || ?2 ELSE ?2 END,
+             updated_at = ?3 WHERE id = ?1",
         )?
-        .execute(params![payout_id, reason, ctx.at()])?;
+        .execute(params![
+            payout_id,
+            reason,
+            ctx.at(),
+            KEPT_FLAG,
+            KEPT_FLAG_PAYEE
+        ])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(
         WORKER,
@@ -546,9 +574,10 @@ struct PayoutRow {
 }
 
 impl PayoutRow {
-    /// An audit line's details, naming the flag its result cleared, if any.
+    /// An audit line's details, naming the flag its result cleared, if any (a kept flag is
+    /// not cleared).
     fn details(&self, mut details: serde_json::Value) -> serde_json::Value {
-        if let Some(reason) = &self.flag_reason {
+        if let Some(reason) = self.flag_reason.as_deref().filter(|r| !kept(r)) {
             details["flagCleared"] = json!(reason);
         }
         details
@@ -627,6 +656,19 @@ pub fn apply_result(
 ) -> Result<ResultOutcome> {
     let row = load_payout(ctx.conn, payout_id)?;
     let at = ctx.at();
+    // A payout that may have been paid twice, or whose success named another payee: no failure
+    // from M-Pesa (a held one confirmed, a Transaction Status answer) returns its money; an
+    // admin does, after checking M-Pesa.
+    if matches!(result, PayoutResult::Failed { .. })
+        && actor.user_id().is_none()
+        && !row.status.has_result()
+        && row.flag_reason.as_deref().is_some_and(kept)
+    {
+        return Ok(ResultOutcome::Flagged(
+            "a failure is not applied to this flagged payout: an admin resolves it after checking M-Pesa"
+                .into(),
+        ));
+    }
     match (row.status, result) {
         (PayoutStatus::Succeeded, PayoutResult::Succeeded { receipt })
             if row.receipt.as_deref() == Some(receipt.as_str()) =>
@@ -684,10 +726,11 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = COALESCE(flag_reason LIKE :kept, 0), flag_reason = CASE WHEN flag_reason LIKE :kept THEN flag_reason END
+                 flagged = COALESCE(flag_reason LIKE :kept OR flag_reason LIKE :kept_payee, 0),
+                 flag_reason = CASE WHEN flag_reason LIKE :kept OR flag_reason LIKE :kept_payee THEN flag_reason END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
-                    ":kept": KEPT_FLAG,
+                    ":kept": KEPT_FLAG, ":kept_payee": KEPT_FLAG_PAYEE,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
             ctx.audit(
@@ -724,10 +767,11 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = COALESCE(flag_reason LIKE :kept, 0), flag_reason = CASE WHEN flag_reason LIKE :kept THEN flag_reason END
+                 flagged = COALESCE(flag_reason LIKE :kept OR flag_reason LIKE :kept_payee, 0),
+                 flag_reason = CASE WHEN flag_reason LIKE :kept OR flag_reason LIKE :kept_payee THEN flag_reason END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
-                    ":at": at, ":kept": KEPT_FLAG,
+                    ":at": at, ":kept": KEPT_FLAG, ":kept_payee": KEPT_FLAG_PAYEE,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
             ctx.audit(

@@ -339,8 +339,10 @@ pub fn apply_payout_callback(
         let ours = payouts::find_by_conversation(ctx.conn, Some(originator), None)?;
         let elsewhere = payouts::find_by_conversation(ctx.conn, None, Some(conversation))?;
         if let (Some(ours), None) = (ours, elsewhere) {
+            // (The conversation id is not in the words: a flag's reason may reach a sender;
+            // the callback is kept with the stored events.)
             let reason = format!(
-                "{} ({conversation}) under this payout's id: it may have been paid twice; check M-Pesa before anything else",
+                "{} under this payout's id: it may have been paid twice; check M-Pesa before anything else",
                 payouts::SECOND_CONVERSATION
             );
             payouts::flag(ctx, &ours, &reason)?;

@@ -721,6 +721,13 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
     // result, when it comes, settles it without clearing that flag.
     let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
     assert_eq!(app.post_mpesa_result(&bogus).status, 200);
+    // No failure from M-Pesa returns the money of a payout that may have been paid twice.
+    let failed = b2c_result(&a_originator, "AG_A", json!(2001));
+    assert_eq!(app.post_mpesa_result(&failed).status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{first}"), &app.admin)
+        .body;
+    assert_eq!(view["payout"]["status"], "sent", "{view}");
     let right = b2c_result(&a_originator, "AG_A", json!(0));
     assert_eq!(app.post_mpesa_result(&right).status, 200);
     let view = app.wait_for_status(&first, &["paid"]);
@@ -729,7 +736,7 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
         view["payout"]["flagReason"]
             .as_str()
             .unwrap()
-            .starts_with("M-Pesa reported a result of another conversation (AG_NOT_OURS)"),
+            .starts_with("M-Pesa reported a result of another conversation under this payout's id"),
         "{view}"
     );
     app.assert_integrity();
@@ -878,4 +885,67 @@ fn the_result_that_settles_a_flagged_payout_clears_its_flag() {
         "{succeeded}"
     );
     app.assert_integrity();
+}
+
+/// A gateway that would pay a second request of a B2B payout (no refusal of a repeated id):
+/// counts its calls.
+struct PaysEveryRequest(AtomicUsize);
+
+impl Gateway for PaysEveryRequest {
+    fn name(&self) -> &'static str {
+        "daraja"
+    }
+
+    fn refuses_repeats(&self, command: remit::domain::PayoutCommand) -> bool {
+        command == remit::domain::PayoutCommand::B2c
+    }
+
+    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(Ack {
+            conversation_id: format!("AG_TEST_{n}"),
+        })
+    }
+}
+
+/// Guards against: a B2B payout handed to M-Pesa whose answer was never recorded (a crash
+/// after the call, a write that failed) was sent again on its retry time, and a gateway that
+/// does not refuse a repeated B2B request would pay the bill twice. It is asked about instead.
+#[test]
+fn a_b2b_payout_called_before_is_never_called_again() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let called = app.request(&escrow, "a", 1_500, "ACC-1");
+    let fresh = app.request(&escrow, "a", 1_600, "ACC-2");
+    for request in [&called, &fresh] {
+        assert_eq!(app.approve(request).status, 200);
+    }
+    // As a crash right after the call leaves it: claimed once, still queued.
+    let (payout, _, _) = app.payout_ids(&called);
+    app.sql("UPDATE payouts SET attempts = 1 WHERE id = ?1", &[&payout]);
+    let gateway = Arc::new(PaysEveryRequest(AtomicUsize::new(0)));
+    let worker = app.worker(gateway.clone());
+    while let Some(job) = worker.next_due().unwrap() {
+        worker.process(job);
+    }
+    assert_eq!(
+        gateway.0.load(Ordering::SeqCst),
+        1,
+        "only the fresh one is sent"
+    );
+    let view = app
+        .get(&format!("/payment-requests/{called}"), &app.admin)
+        .body;
+    // Its outcome is unknown: with a gateway that cannot ask (this one), flagged for the
+    // operator, its money reserved.
+    assert_eq!(view["payout"]["status"], "sent", "{view}");
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    assert!(
+        view["payout"]["flagReason"]
+            .as_str()
+            .unwrap()
+            .contains("not sent again"),
+        "{view}"
+    );
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 2_067);
 }
