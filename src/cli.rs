@@ -90,7 +90,7 @@ enum Command {
         /// Check the ledger's replica in this PostgreSQL instead of the file
         /// (postgres://user:password@host/db); `--postgres` alone takes REMIT_REPLICATE_TO, which
         /// keeps a password out of the command line (and of `ps`).
-        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = POSTGRES_FROM_ENV)]
         postgres: Option<String>,
         /// With --postgres: the ledger to check (ldg_…), when it is not the one of --db; give
         /// its key with --key-file.
@@ -602,10 +602,14 @@ fn check(config: &Config) -> Result<ExitCode> {
 
 /// `remit check --postgres URL [--ledger ID]`: the same check on a ledger's replica, in the
 /// same words; 0 clean, 1 mismatches, 2 could not run.
+/// What `--postgres` given alone stands for (no one can type it: a NUL ends an argument), so
+/// that an empty value (`--postgres=`, an unset variable) is refused rather than taken for it.
+const POSTGRES_FROM_ENV: &str = "\0REMIT_REPLICATE_TO";
+
 fn check_replica(config: &Config, url: &str, ledger: Option<&str>) -> Result<ExitCode> {
     let run = || -> Result<crate::replicate::postgres::ReplicaCheck> {
         let target = match url {
-            "" => config.replicate_to.clone().ok_or_else(|| {
+            POSTGRES_FROM_ENV => config.replicate_to.clone().ok_or_else(|| {
                 Error::invalid(
                     "--postgres",
                     "needs a URL, or REMIT_REPLICATE_TO set when given alone",

@@ -99,12 +99,14 @@ pub fn create_table(shape: &Shape) -> Result<String> {
 /// Every statement that makes the replica's tables in the current schema (`search_path`):
 /// tables in an order where each references only tables made before it, their indexes, and
 /// the append-only triggers.
+/// The body of the replica's `append_only()` trigger function (the check compares it).
+pub const APPEND_ONLY_BODY: &str = "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END";
+
 pub fn create_all(shapes: &[Shape]) -> Result<Vec<String>> {
-    let mut statements = vec![
+    let mut statements = vec![format!(
         "CREATE FUNCTION append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
-            .to_string(),
-    ];
+         {APPEND_ONLY_BODY} $$"
+    )];
     let mut made: Vec<&str> = Vec::new();
     let mut left: Vec<&Shape> = shapes.iter().collect();
     while !left.is_empty() {

@@ -845,19 +845,24 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
     }
 
     /// Each append-only table has its trigger as `ddl::create_all` made it: enabled, before
-    /// every `UPDATE` and `DELETE` of a row, calling `append_only()`, which raises.
+    /// every `UPDATE` and `DELETE` of a row, calling `append_only()`, whose body is
+    /// `ddl::APPEND_ONLY_BODY`.
     fn unguarded(&mut self) -> Result<Vec<(String, String)>> {
         // tgtype: ROW 1 | BEFORE 2 | DELETE 8 | UPDATE 16.
         const ROW_BEFORE_UPDATE_DELETE: i32 = 1 | 2 | 8 | 16;
         let rows = self
             .tx
             .query(
+                // Every row, whatever changes: no `WHEN` condition, no column list; the
+                // function as remit made it, word for word (its spacing aside).
                 "SELECT c.relname::text, t.tgname::text, t.tgenabled::text IN ('O', 'A'),
-                        t.tgtype::int, p.proname::text = 'append_only' AND p.prosrc LIKE '%RAISE EXCEPTION%'
+                        t.tgtype::int, p.proname::text = 'append_only'
+                            AND btrim(regexp_replace(p.prosrc, '\\s+', ' ', 'g')) = $1
+                            AND t.tgqual IS NULL AND cardinality(t.tgattr::int2[]) = 0
                  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
                  JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid
                  WHERE n.nspname = current_schema() AND NOT t.tgisinternal",
-                &[],
+                &[&super::ddl::APPEND_ONLY_BODY],
             )
             .pg("cannot read the replica's triggers")?;
         let mut out = Vec::new();

@@ -449,7 +449,10 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
     client
         .batch_execute(&format!(
             "DROP TRIGGER audit_log_append_only ON {schema}.audit_log;
-             ALTER TABLE {schema}.ledger_entries DISABLE TRIGGER ledger_entries_append_only;"
+             ALTER TABLE {schema}.ledger_entries DISABLE TRIGGER ledger_entries_append_only;
+             DROP TRIGGER ledger_transactions_append_only ON {schema}.ledger_transactions;
+             CREATE TRIGGER ledger_transactions_append_only BEFORE UPDATE OR DELETE ON {schema}.ledger_transactions
+                 FOR EACH ROW WHEN (false) EXECUTE FUNCTION {schema}.append_only();"
         ))
         .unwrap();
     let unguarded = check_replica(&db, TEST_KEY, &url, &[]);
@@ -457,6 +460,7 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
     for needle in [
         "(their append-only guards are in place): table audit_log: its trigger audit_log_append_only is missing",
         "(their append-only guards are in place): table ledger_entries: its trigger ledger_entries_append_only is not the one remit made",
+        "(their append-only guards are in place): table ledger_transactions: its trigger ledger_transactions_append_only is not the one remit made",
     ] {
         assert!(unguarded.stdout.contains(needle), "{needle}: {unguarded}");
     }

@@ -1038,6 +1038,14 @@ async function main() {
 
   await step('sender: cancelling an escrow says, before the second tap, that its waiting request goes with it', async () => {
     currentPage = sender;
+    // With nothing waiting, the question says nothing of requests.
+    await nav(sender, 'escrows');
+    const before = escrowCard(sender, otienoEscrow);
+    await before.waitFor();
+    await before.locator(tid('cancel-escrow')).click();
+    await before.locator(`${tid('cancel-escrow-form')}[data-counted="yes"]`).waitFor();
+    assert(await before.locator(tid('cancel-waiting')).count() === 0, `the cancel question speaks of waiting requests where there are none: "${await text(before.locator(tid('cancel-waiting'))).catch(() => '')}"`);
+    await before.locator(tid('keep-escrow')).click();
     await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });
     const waitingId = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId: otienoEscrow, category: 'school_fees', amountKes: 1500, merchantName: 'Hill School', merchantAccount: { type: 'paybill', number: '555500', accountReference: 'ADM-7' } })).paymentRequestId;
     await nav(sender, 'escrows');

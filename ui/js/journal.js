@@ -40,7 +40,7 @@ function journalMovements(entries) {
 // What a journal line's reference is about, in words: the request it sets money aside for, or
 // the payout that paid it or gave it back, by whom it pays, how much, and M-Pesa's receipt.
 function aboutReference(journal, reference) {
-  const about = journal.about && journal.about.get(reference);
+  const about = journal.about && journal.about[reference];
   if (!about) return null;
   const bits = [t('journal.pays', { merchant: about.merchant }), kes(about.amountKesCents)];
   if (about.receipt) bits.push(t('journal.receipt', { receipt: about.receipt }));
@@ -82,19 +82,25 @@ async function pages(path, query) {
   return { items, more: Boolean(cursor) };
 }
 
-// The journal oldest first, and the escrow's requests, so that a line says whom the money paid
-// rather than only a request's or payout's id.
-export async function loadJournal(escrowId) {
-  const [journal, requests] = await Promise.all([
-    pages(`/escrows/${encodeURIComponent(escrowId)}/journal`, {}),
-    pages('/payment-requests', { escrowId, limit: 100 }),
-  ]);
-  const about = new Map();
+// The journal's lines about a request or its payout.
+const ABOUT_KINDS = new Set(['approval', 'payout_succeeded', 'payout_failed']);
+
+// The journal oldest first, and what its lines are about (whom the money paid), from the
+// escrow's requests: read after the journal, so that a payment in it has its receipt there too,
+// and only when a line is not known yet from the last read (`previous`, its `about`).
+export async function loadJournal(escrowId, previous) {
+  const journal = await pages(`/escrows/${encodeURIComponent(escrowId)}/journal`, {});
+  const known = (previous && previous.about) || {};
+  const unknown = journal.items.some((x) => ABOUT_KINDS.has(x.kind)
+    && (!known[x.reference] || (x.kind === 'payout_succeeded' && !known[x.reference].receipt)));
+  if (!unknown) return { ...journal, about: known };
+  const requests = await pages('/payment-requests', { escrowId, limit: 100 });
+  const about = {};
   for (const r of requests.items) {
     const line = { merchant: r.merchantName || merchantText(r.merchantAccount), amountKesCents: r.amountKesCents };
-    about.set(r.paymentRequestId, line);
+    about[r.paymentRequestId] = line;
     // M-Pesa's receipt belongs to the payout's line, not to the approval before it.
-    if (r.payout && r.payout.payoutId) about.set(r.payout.payoutId, { ...line, receipt: r.payout.mpesaReceipt || null });
+    if (r.payout && r.payout.payoutId) about[r.payout.payoutId] = { ...line, receipt: r.payout.mpesaReceipt || null };
   }
   return { ...journal, about };
 }

@@ -102,6 +102,13 @@ export async function viewEscrows(root, ctx) {
     return box;
   }
 
+  // What a cancel takes with it: the requests waiting on the escrow (nothing said when none).
+  function cancelWaiting(w) {
+    if (!w || (!w.n && !w.more)) return null;
+    return el('p', { class: 'warn-text', role: 'status', testid: 'cancel-waiting' },
+      w.more ? t('escrows.cancelWaitingMany', { count: `${w.n}` }) : tn('escrows.cancelWaiting', w.n));
+  }
+
   function panel(kind, e) {
     if (kind === 'token') return tokenPanel(e);
     const box = el('div', { class: `panel panel-${kind}`, testid: `${kind}-panel` });
@@ -120,11 +127,10 @@ export async function viewEscrows(root, ctx) {
       const data = journals.get(e.escrowId);
       box.append(data ? journalTable(data) : el('p', { class: 'muted' }, t('common.loading')));
     } else if (kind === 'cancel') {
-      const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form' },
+      const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form', dataset: { counted: waiting.has(e.escrowId) ? 'yes' : 'no' } },
         // Before activation the refund is what was deposited so far; after, what remains.
         el('p', null, t('escrows.cancelAsk', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
-        waiting.get(e.escrowId) ? el('p', { class: 'warn-text', role: 'status', testid: 'cancel-waiting' },
-          tn('escrows.cancelWaiting', waiting.get(e.escrowId).n, { n: waiting.get(e.escrowId).n + (waiting.get(e.escrowId).more ? '+' : '') })) : null,
+        cancelWaiting(waiting.get(e.escrowId)),
         formError(),
         el('div', { class: 'actions' },
           el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, t('escrows.cancelYes')),
@@ -172,6 +178,7 @@ export async function viewEscrows(root, ctx) {
         testid: 'cancel-escrow', small: true, variant: 'danger-outline',
         onclick: () => {
           open.cancel.add(e.escrowId);
+          waiting.delete(e.escrowId);
           rebuild(e);
           const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="confirm-cancel-escrow"]`);
           if (b) b.focus();
@@ -221,7 +228,7 @@ export async function viewEscrows(root, ctx) {
         histories.set(id, (d && d.items) || []);
       }
       if (open.audit.has(id)) audits.set(id, await loadAudit(id));
-      if (open.journal.has(id)) journals.set(id, await loadJournal(id));
+      if (open.journal.has(id)) journals.set(id, await loadJournal(id, journals.get(id)));
       const e = escrowData.get(id);
       if (e && ctx.alive()) {
         const node = list.querySelector(`[data-key="${CSS.escape(id)}"]`);
