@@ -3,6 +3,7 @@
 //! lag.
 
 use crate::store::Store;
+use rusqlite::OptionalExtension;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,9 +179,24 @@ impl Metrics {
                 payout_timeout_s,
                 crate::time::now_unix(),
             )?;
-            Ok((escrows, payouts, stuck, reversed, flagged_escrows, balances))
+            // The oldest payout M-Pesa has not taken yet (ids are in time order: one step of
+            // the status index), so that a gateway that takes nothing (an OAuth outage, wrong
+            // credentials) is seen before anyone asks why a payment has not come.
+            let oldest_queued: Option<String> = conn
+                .prepare_cached(
+                    "SELECT created_at FROM payouts WHERE status = 'queued' ORDER BY id LIMIT 1",
+                )?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            let queued_for = oldest_queued
+                .as_deref()
+                .and_then(crate::time::parse_rfc3339)
+                .map_or(0, |at| (crate::time::now_unix() - at).max(0));
+            Ok((escrows, payouts, (stuck, queued_for), reversed, flagged_escrows, balances))
         });
-        if let Ok((escrows, payouts, stuck, reversed, flagged_escrows, balances)) = gauges {
+        if let Ok((escrows, payouts, (stuck, queued_for), reversed, flagged_escrows, balances)) =
+            gauges
+        {
             out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES.\n# TYPE remit_mpesa_balance_kes gauge\n");
             for (account, cents) in balances {
                 let amount = serde_json::to_string(&crate::money::Decimal::of_minor(cents, 2))
@@ -218,6 +234,13 @@ impl Metrics {
                 "remit_payouts_stuck",
                 "Payouts with no result past the timeout, or flagged.",
                 stuck,
+            );
+            one(
+                &mut out,
+                "gauge",
+                "remit_payouts_queued_oldest_seconds",
+                "How long the oldest payout not yet taken by M-Pesa has waited, in seconds (0: none).",
+                queued_for,
             );
         }
         render_notify(&mut out, store, notify);

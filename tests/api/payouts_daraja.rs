@@ -1320,8 +1320,20 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
     );
     assert_eq!(waiting.body["payout"]["attempts"], 0, "{}", waiting.text);
     assert!(fake.calls("/mpesa/b2c/v3/paymentrequest").is_empty());
+    // How long it has waited is in /metrics, for an alert.
+    let oldest = || -> i64 {
+        let metrics = app.get("/metrics", &app.admin).text;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("remit_payouts_queued_oldest_seconds "))
+            .unwrap_or_else(|| panic!("{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(oldest() >= 2, "{}", oldest());
     fake.oauth_down(false);
     assert_paid_once(&app, &fake, &escrow, &request);
+    assert_eq!(oldest(), 0);
     let payout = app.payout_ids(&request).0;
     let audit = audit_actions(&app, &escrow, &payout);
     assert_eq!(count(&audit, "payout.outcome_unknown"), 0, "{audit:?}");
