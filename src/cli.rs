@@ -569,6 +569,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "must hold the new key as 64 hex characters",
                 )
             })?;
+            crate::crypto::warn_if_others_can_read(
+                &new_key_file,
+                "new key file",
+                "anyone who can read it will read the ledger's names and phones once it is the key",
+            );
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
             let values = if count == 1 { "value" } else { "values" };
             println!("re-encrypted {count} {values} under the new key.");

@@ -194,6 +194,16 @@ pub fn load_master_key(
 /// A key file any other user of the machine can read opens the ledger's PII to them: said at
 /// every start (remit makes it 0600; a copy or a restore may not have kept that).
 fn warn_if_readable_by_others(path: &Path) {
+    warn_if_others_can_read(
+        path,
+        "key file",
+        "anyone who can read it can read the ledger's names and phones",
+    );
+}
+
+/// Says so when a file holding a secret (`what`) can be read by other users of the machine:
+/// `why` says what they could do with it. Nothing is said of a file that is not there.
+pub fn warn_if_others_can_read(path: &Path, what: &str, why: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -201,7 +211,7 @@ fn warn_if_readable_by_others(path: &Path) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 log::warn!(
-                    "key file {} can be read by other users (mode {mode:o}): anyone who can read it can read the ledger's names and phones; make it the owner's only (chmod 600)",
+                    "{what} {} can be read by other users (mode {mode:o}): {why}; make it the owner's only (chmod 600)",
                     path.display()
                 );
             }

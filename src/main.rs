@@ -33,6 +33,7 @@ fn main() {
         .filter_module("r2d2", log::LevelFilter::Warn)
         .format_timestamp_millis()
         .init();
+    remit::config::warn_if_dotenv_readable(std::path::Path::new(".env"));
     let cli = remit::cli::Cli::from_command_line();
     QUIET_ON_CLOSED_PIPE.store(
         cli.may_end_on_a_closed_pipe(),

@@ -245,12 +245,44 @@ fn amount_limit(name: &str) -> Result<Option<i64>> {
     Ok(Some(cents))
 }
 
+/// Did the `.env` file read hold a secret (a key, a password, a token, a database URL)?
+static DOTENV_HOLDS_SECRETS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Warns, once logging is set up, when the `.env` file read holds secrets and other users of
+/// the machine can read it.
+pub fn warn_if_dotenv_readable(path: &std::path::Path) {
+    if DOTENV_HOLDS_SECRETS.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::crypto::warn_if_others_can_read(
+            path,
+            ".env file",
+            "it holds secrets (the encryption key, credentials or tokens) that anyone who reads it can use",
+        );
+    }
+}
+
 /// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable
 /// that is already set (as the Fastify edition's dotenv did).
 pub fn load_dotenv(path: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
+    // Said once the log is up (`dotenv_secrets_readable`).
+    DOTENV_HOLDS_SECRETS.store(
+        text.lines().any(|l| {
+            let key = l
+                .trim()
+                .trim_start_matches("export ")
+                .split('=')
+                .next()
+                .unwrap_or("");
+            ["KEY", "SECRET", "PASSWORD", "TOKEN", "CREDENTIAL"]
+                .iter()
+                .any(|s| key.trim().ends_with(s))
+                || key.trim().starts_with("REMIT_REPLICATE_TO")
+        }),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {

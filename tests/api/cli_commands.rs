@@ -797,3 +797,46 @@ fn demo_data_never_meets_a_real_gateway() {
     assert_eq!(later.code, Some(2), "{later}");
     assert!(later.stderr.contains("holds demo data"), "{later}");
 }
+
+/// A `.env` holding secrets, or a new key file, that other users of the machine can read is
+/// said (without its contents); owner-only, nothing is said.
+#[test]
+fn secrets_in_files_others_can_read_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let env = dir.path().join(".env");
+    std::fs::write(&env, format!("ENCRYPTION_KEY={TEST_KEY}\n")).unwrap();
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{}\n", "cd".repeat(32))).unwrap();
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = remit(dir.path(), None);
+        cmd.env_remove("ENCRYPTION_KEY")
+            .args(["user", "list", "--db"])
+            .arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{ran}");
+        assert_eq!(
+            ran.stderr
+                .contains(".env file .env can be read by other users"),
+            warned,
+            "{mode:o}: {ran}"
+        );
+        assert!(!ran.stderr.contains(TEST_KEY), "{ran}");
+    }
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert!(
+        ran.stderr.contains("new key file") && ran.stderr.contains("can be read by other users"),
+        "{ran}"
+    );
+    assert!(!ran.stderr.contains(&"cd".repeat(32)), "{ran}");
+}
