@@ -267,7 +267,7 @@ pub fn load_dotenv(path: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
-    // Said once the log is up (`dotenv_secrets_readable`).
+    // Said once the log is up (`warn_if_dotenv_readable`).
     DOTENV_HOLDS_SECRETS.store(
         text.lines().any(|l| {
             let key = l

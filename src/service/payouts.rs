@@ -271,16 +271,14 @@ pub fn mark_retry(
 }
 
 /// The reason a payout is flagged when M-Pesa tells of a second conversation under its id (a
-/// second payment, maybe). This flag, and the one of a result naming another payee (both begin
-/// `KEPT_FLAG`), are kept: the result that settles the payout does not clear them, a later flag
-/// is added to them rather than put in their place, and no failure from M-Pesa returns the money
-/// of such a payout (an admin resolves it, after checking M-Pesa).
+/// second payment, maybe) begins so. This flag, and the one of a result naming another payee
+/// (`OTHER_PAYEE`), are kept: the result that settles the payout does not clear them, a later
+/// flag is added to them rather than put in their place, and no failure from M-Pesa returns the
+/// money of such a payout (an admin resolves it, after checking M-Pesa). SQL tells them by
+/// `flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%'`, given these two.
 pub const SECOND_CONVERSATION: &str = "M-Pesa reported a result of another conversation";
 /// The beginning of the other kept flag's reasons (`other_payee`).
 const OTHER_PAYEE: &str = "M-Pesa's result names another";
-/// `flag_reason LIKE` either: a kept flag.
-const KEPT_FLAG: &str = "M-Pesa reported a result of another conversation%";
-const KEPT_FLAG_PAYEE: &str = "M-Pesa's result names another%";
 
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
@@ -506,7 +504,7 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
     ctx.conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1,
-             flag_reason = CASE WHEN flag_reason LIKE ?4 OR flag_reason LIKE ?5
+             flag_reason = CASE WHEN flag_reason LIKE ?4 || '%' OR flag_reason LIKE ?5 || '%'
                  THEN flag_reason || '; then: ' || ?2 ELSE ?2 END,
              updated_at = ?3 WHERE id = ?1",
         )?
@@ -514,8 +512,8 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
             payout_id,
             reason,
             ctx.at(),
-            KEPT_FLAG,
-            KEPT_FLAG_PAYEE
+            SECOND_CONVERSATION,
+            OTHER_PAYEE
         ])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(
@@ -726,11 +724,11 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, receipt = :receipt, result_code = '0', result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = COALESCE(flag_reason LIKE :kept OR flag_reason LIKE :kept_payee, 0),
-                 flag_reason = CASE WHEN flag_reason LIKE :kept OR flag_reason LIKE :kept_payee THEN flag_reason END
+                 flagged = COALESCE(flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%', 0),
+                 flag_reason = CASE WHEN flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%' THEN flag_reason END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
-                    ":kept": KEPT_FLAG, ":kept_payee": KEPT_FLAG_PAYEE,
+                    ":kept": SECOND_CONVERSATION, ":kept_payee": OTHER_PAYEE,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Paid)?;
             ctx.audit(
@@ -767,11 +765,11 @@ pub fn apply_result(
             ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
-                 flagged = COALESCE(flag_reason LIKE :kept OR flag_reason LIKE :kept_payee, 0),
-                 flag_reason = CASE WHEN flag_reason LIKE :kept OR flag_reason LIKE :kept_payee THEN flag_reason END
+                 flagged = COALESCE(flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%', 0),
+                 flag_reason = CASE WHEN flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%' THEN flag_reason END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
-                    ":at": at, ":kept": KEPT_FLAG, ":kept_payee": KEPT_FLAG_PAYEE,
+                    ":at": at, ":kept": SECOND_CONVERSATION, ":kept_payee": OTHER_PAYEE,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
             ctx.audit(

@@ -346,7 +346,6 @@ pub fn apply_payout_callback(
                 payouts::SECOND_CONVERSATION
             );
             payouts::flag(ctx, &ours, &reason)?;
-            ctx.warn_after_commit(format!("payout {ours}: {reason}"));
             return refused(
                 "second-conversation",
                 CallbackOutcome::Flagged("a second conversation".into()),
@@ -427,18 +426,20 @@ fn apply_to_payout(
             return Ok(CallbackOutcome::AlreadySettled(what));
         }
     }
-    // A B2B success that names another payee than the payout's is not applied (below).
-    let other_payee = match &callback.kind {
-        CallbackKind::Success(Some(_)) => payouts::other_payee(
+    // A B2B success that names another payee than the payout's is not applied.
+    if let CallbackKind::Success(Some(_)) = &callback.kind {
+        let named = payouts::other_payee(
             ctx,
             payout_id,
             callback.reference_text("BillReferenceNumber").as_deref(),
             callback
                 .parameter_text("ReceiverPartyPublicName")
                 .as_deref(),
-        )?,
-        _ => None,
-    };
+        )?;
+        if let Some(reason) = named {
+            return flagged(reason, "another payee");
+        }
+    }
     match &callback.kind {
         CallbackKind::QueueTimeout if asks => ask(),
         CallbackKind::QueueTimeout => flagged(
@@ -454,10 +455,6 @@ fn apply_to_payout(
         // Stored, printed on receipts and kept unique: a text that cannot be one (a space in
         // it, a page of it) makes the outcome unknown rather than a payment (and is not kept
         // on the payout).
-        CallbackKind::Success(Some(_)) if other_payee.is_some() => {
-            let reason = other_payee.unwrap_or_default();
-            flagged(reason, "another payee")
-        }
         CallbackKind::Success(Some(receipt))
             if !crate::wire::daraja::plausible_receipt(receipt) =>
         {
