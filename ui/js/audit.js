@@ -43,11 +43,11 @@ export function auditTable(items) {
   return el('div', { class: 'table-wrap' },
     el('table', { class: 'table audit stacking', testid: 'audit-table' },
       el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', null, items.map((a) => el('tr', { testid: 'audit-row' },
+      el('tbody', null, items.map((a) => ({ a, who: actorWords(a.actor) })).map(({ a, who }) => el('tr', { testid: 'audit-row' },
         cell(0, { class: 'mono' }, String(a.seq)),
         cell(1, null, timeEl(a.at)),
-        cell(2, null, actorWords(a.actor)
-          ? [el('span', { testid: 'audit-actor-words' }, actorWords(a.actor)), el('br'), el('span', { class: 'mono muted small' }, a.actor)]
+        cell(2, null, who
+          ? [el('span', { testid: 'audit-actor-words' }, who), el('br'), el('span', { class: 'mono muted small' }, a.actor)]
           : el('span', { class: 'mono' }, a.actor || '—')),
         cell(3, null, actionWords(a.action) ? [el('span', { testid: 'audit-action-words' }, actionWords(a.action)), el('br'), el('span', { class: 'mono muted small' }, a.action)] : a.action,
           el('br'), el('span', { class: 'mono muted small' }, a.entity)),

@@ -44,7 +44,7 @@ function aboutReference(journal, reference) {
   if (!about) return null;
   const bits = [t('journal.pays', { merchant: about.merchant }), kes(about.amountKesCents)];
   if (about.receipt) bits.push(t('journal.receipt', { receipt: about.receipt }));
-  return el('span', { testid: 'journal-about' }, bits.join(' · '));
+  return [el('span', { testid: 'journal-about' }, bits.join(' · ')), el('br')];
 }
 
 export function journalTable(journal) {
@@ -59,10 +59,7 @@ export function journalTable(journal) {
           cell(0, { class: 'mono' }, String(x.transactionId)),
           cell(1, null, timeEl(x.createdAt)),
           cell(2, null, el('span', { testid: 'journal-kind' }, journalKindLabel(x.kind)), el('br'),
-            ...(() => {
-              const about = aboutReference(journal, x.reference);
-              return about ? [about, el('br')] : [];
-            })(),
+            aboutReference(journal, x.reference),
             el('span', { class: 'mono muted small' }, x.reference)),
           cell(3, null, el('ul', { class: 'kv', testid: 'journal-movements' },
             journalMovements(x.entries || []).map((m) => el('li', null, m))))))))),

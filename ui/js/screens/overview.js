@@ -77,12 +77,12 @@ export async function viewOverview(root, ctx) {
       const v = input.input.value.trim();
       // A number that is not a rate (0, over the limit) is told so, not that it has too many
       // decimals.
+      const next = parseDecimal(v, 4);
       const problem = !v ? t('overview.err.rateEmpty')
-        : parseDecimal(v, 4) ? (parseDecimal(v, 4) > 100000 * 10000 ? t('overview.err.rateRange') : null)
+        : next ? (next > 100000 * 10000 ? t('overview.err.rateRange') : null)
           : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : t('overview.err.rate');
       if (!checkFields(form, [[input.input, problem]])) return;
       const now = r ? rateKesPerUsdE4(r.rate) : null;
-      const next = parseDecimal(v, 4);
       const far = now && (next > now * 5 || next * 5 < now);
       if (far && farConfirmed !== v) {
         farConfirmed = v;
