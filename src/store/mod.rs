@@ -107,6 +107,10 @@ pub struct Store {
     events: Arc<crate::wakeup::Wakeup>,
     /// The rows each of the writer's transactions changed (with `track_changes`).
     changes: Option<Arc<changes::ChangeLog>>,
+    /// The database file, which the checkpointer syncs after its copies. Last, so dropped
+    /// after the connections: closing a descriptor of a file drops every POSIX lock the
+    /// process holds on it, SQLite's included.
+    _db_file: Arc<std::fs::File>,
 }
 
 impl Store {
@@ -118,6 +122,21 @@ impl Store {
         options: &OpenOptions,
         key_source: KeySource,
     ) -> Result<Store> {
+        // Opened before any connection of the store's own, so that a failure here closes none
+        // of their locks. Writable where it may be (not every system syncs a read-only
+        // handle; Linux does).
+        let db_file = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&options.path)
+                .or_else(|_| std::fs::File::open(&options.path))
+                .map_err(|e| {
+                    Error::internal(format!("cannot open {}: {e}", options.path.display()))
+                })?,
+        );
+        // Declared after the descriptor, so that on an early return it is dropped first.
+        let conn = conn;
         let synchronous = options.synchronous;
         let manager = SqliteConnectionManager::file(&options.path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -179,11 +198,10 @@ impl Store {
                 .run(&receiver)
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
-        let checkpointer = checkpoint::start(&options.path, options.wal_max_bytes, &stats)?;
-        Ok(Store {
+        let store = Store {
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
-            checkpointer: Mutex::new(Some(checkpointer)),
+            checkpointer: Mutex::new(None),
             reads,
             keys,
             path: options.path.clone(),
@@ -191,7 +209,20 @@ impl Store {
             stats,
             events,
             changes,
-        })
+            _db_file: db_file,
+        };
+        // Started last, into the store: should it fail, dropping the store stops the writer
+        // and closes the connections before the file's descriptor.
+        let checkpointer = checkpoint::start(
+            &options.path,
+            options.wal_max_bytes,
+            &store.stats,
+            Arc::clone(&store._db_file),
+        )?;
+        if let Ok(mut slot) = store.checkpointer.lock() {
+            *slot = Some(checkpointer);
+        }
+        Ok(store)
     }
 
     /// Runs `f` as one writer command and returns its result once the batch holding it has
@@ -328,16 +359,19 @@ impl Store {
     /// Commits and answers everything queued, stops the writer and the checkpointer, and
     /// checkpoints the WAL into the file. Later writes get `Busy`.
     pub fn close(&self) {
+        // The checkpointer first: while it copies it holds the checkpoint lock, and the
+        // writer's last checkpoint, which empties the log, would find it taken and leave the
+        // log whole for the next start to copy while it serves (250 ms at a million escrows).
+        if let Some((stop, handle)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
+            let _ = stop.send(());
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
         let sender = self.sender.lock().ok().and_then(|mut s| s.take());
         if let Some(sender) = sender {
             let _ = sender.send(Msg::Stop);
         }
         if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
-            let _ = handle.join();
-        }
-        if let Some((stop, handle)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
-            let _ = stop.send(());
-            handle.thread().unpark();
             let _ = handle.join();
         }
     }

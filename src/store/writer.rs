@@ -573,11 +573,15 @@ impl Writer<'_> {
             // scope waits for it.
         });
         // Last checkpoint so that the file alone holds everything.
-        if let Err(e) = self
+        match self
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
         {
-            log::warn!("final checkpoint failed: {e}");
+            Ok(0) => {}
+            Ok(_) => log::info!(
+                "the WAL could not be emptied at the stop (a reader or another process's checkpoint held it): the next start copies it"
+            ),
+            Err(e) => log::warn!("final checkpoint failed: {e}"),
         }
     }
 
