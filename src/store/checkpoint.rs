@@ -127,8 +127,8 @@ mod tests {
         let file = Arc::new(File::open(&path).unwrap());
         let (stop, handle) = start(&path, 64 << 20, &stats, Arc::clone(&file)).unwrap();
         // Not due by its clock for a second: only the wake makes it copy before that.
-        stats.checkpoint_wanted.store(true, Ordering::SeqCst);
-        stats.checkpointer.get().unwrap().unpark();
+        assert!(stats.checkpointer.get().is_some());
+        stats.wake_checkpointer();
         while stats.checkpoint_copied_frames.load(Ordering::SeqCst) == 0
             && started.elapsed() < Duration::from_secs(5)
         {

@@ -355,6 +355,16 @@ pub struct WriterStats {
     pub writes_failing: AtomicBool,
 }
 
+impl WriterStats {
+    /// Asks the background checkpointer to copy the log now (it copies before its clock).
+    pub fn wake_checkpointer(&self) {
+        self.checkpoint_wanted.store(true, Ordering::Release);
+        if let Some(checkpointer) = self.checkpointer.get() {
+            checkpointer.unpark();
+        }
+    }
+}
+
 thread_local! {
     /// Pages in the writer's log since it restarted, as SQLite said after the last commit.
     static WAL_PAGES: Cell<u64> = const { Cell::new(0) };
@@ -413,10 +423,7 @@ impl WalBound {
         let caught_up = behind <= self.max_bytes / 32;
         if in_use <= hard && (in_use <= self.max_bytes - self.max_bytes / 8 || !caught_up) {
             if !copying && !caught_up {
-                stats.checkpoint_wanted.store(true, Ordering::Release);
-                if let Some(checkpointer) = stats.checkpointer.get() {
-                    checkpointer.unpark();
-                }
+                stats.wake_checkpointer();
             }
             return;
         }

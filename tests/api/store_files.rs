@@ -198,8 +198,8 @@ fn a_store_closed_while_its_checkpointer_copies_leaves_the_log_empty() {
         let wal = ts.dir.path().join("remit.db-wal");
         let size = std::fs::metadata(&wal).unwrap().len();
         assert!(size > 16_000_000, "{size}");
-        stats.checkpoint_wanted.store(true, Ordering::SeqCst);
-        stats.checkpointer.get().unwrap().unpark();
+        assert!(stats.checkpointer.get().is_some());
+        stats.wake_checkpointer();
         let asked = std::time::Instant::now();
         while !stats.checkpoint_copying.load(Ordering::SeqCst)
             && asked.elapsed() < std::time::Duration::from_secs(2)
