@@ -17,7 +17,10 @@ use std::path::PathBuf;
 const ENVIRONMENT_HELP: &str = "\
 Environment (also read from ./.env; the README's Configuration table has the details):
   ENCRYPTION_KEY                  64 hex characters (default: the key file <db>.key)
-  PORT                            listen on 127.0.0.1:$PORT
+  REMIT_DB                        the database file (./remit.db; --db wins)
+  REMIT_ADDR                      the listen address, HOST:PORT (--addr wins)
+  PORT                            listen on 127.0.0.1:$PORT (REMIT_ADDR and --addr win)
+  REMIT_WORKERS                   HTTP worker threads, 1 to 256 (48; --workers wins)
   REMIT_SYNCHRONOUS               full (default) or normal
   REMIT_MAX_CONNECTIONS           open connections at once (1024)
   REMIT_REQUEST_TTL_H             hours a payment request waits for approval (72)
@@ -148,21 +151,19 @@ enum DarajaCommand {
 
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
-    /// The server's listen address, HOST:PORT (default 127.0.0.1:3000, or 127.0.0.1:$PORT; REMIT_ADDR wins over PORT).
-    #[arg(long, env = "REMIT_ADDR")]
+    /// The server's listen address, HOST:PORT (default 127.0.0.1:3000, or 127.0.0.1:$PORT; the flag wins over REMIT_ADDR, which wins over PORT).
+    #[arg(long)]
     addr: Option<String>,
     /// The server also creates demo users and escrows and prints their tokens (with the simulator only).
     #[arg(long)]
     demo: bool,
-    /// The server's HTTP worker threads (1 to 256).
+    /// The server's HTTP worker threads, 1 to 256 (default 48; the flag wins over REMIT_WORKERS).
     #[arg(
         long,
-        env = "REMIT_WORKERS",
-        default_value_t = crate::limits::HTTP_WORKERS_DEFAULT,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
             .range(1..=crate::limits::HTTP_WORKERS_MAX as u64)
     )]
-    workers: usize,
+    workers: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -331,8 +332,18 @@ impl Cli {
 
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let config = crate::config::from_env(cli.db.clone())?;
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    use crate::config::Settings;
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let settings = match &command {
+        Command::Serve(_) | Command::Daraja(_) => Settings::Server,
+        Command::Replicate { .. }
+        | Command::Check {
+            postgres: Some(_), ..
+        } => Settings::Replication,
+        _ => Settings::Ledger,
+    };
+    let config = crate::config::from_env(cli.db.clone(), settings)?;
+    match command {
         Command::Serve(args) => serve(config, args),
         Command::User(UserCommand::Add {
             role,
@@ -739,10 +750,8 @@ pub fn describe(e: &Error) -> String {
 }
 
 fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
-    if let Some(addr) = args.addr {
-        config.addr = addr;
-    }
-    config.workers = args.workers;
+    config.addr = crate::config::listen_addr(args.addr)?;
+    config.workers = crate::config::workers(args.workers)?;
     let real_money = !matches!(config.gateway, crate::config::GatewayKind::Simulator);
     if args.demo && real_money {
         return Err(Error::internal(
@@ -872,7 +881,7 @@ fn daraja_ping(config: &Config) -> Result<ExitCode> {
         ));
     };
     let token = config.mpesa_callback_token.clone().unwrap_or_default();
-    let own = format!("http://{}", config.addr);
+    let own = format!("http://{}", crate::config::listen_addr(None)?);
     let urls = crate::payout::CallbackUrls::under(daraja.callback_base(&own), &token);
     let (lines, ok) = crate::payout::Daraja::new(daraja.as_ref().clone()).ping(&urls);
     for line in lines {

@@ -50,12 +50,65 @@ fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     }
 }
 
-/// Builds the server configuration from the environment over the defaults.
-pub fn from_env(db: PathBuf) -> Result<Config> {
+/// Which settings a command reads, and so checks: a malformed setting of the server (a `PORT`
+/// left as a word, an unknown `REMIT_GATEWAY`) stops `remit serve` with its name, but not
+/// `remit check` or `remit backup`, which never read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Settings {
+    /// The ledger's own: its key, its durability, its log's bound (every command).
+    Ledger,
+    /// And replication's (`remit replicate`, `remit check --postgres`).
+    Replication,
+    /// All of them (`remit serve`, `remit daraja ping`).
+    Server,
+}
+
+/// Builds a command's configuration from the environment over the defaults, reading (and
+/// checking) only the settings it uses.
+pub fn from_env(db: PathBuf, settings: Settings) -> Result<Config> {
     let mut config = Config::new(db);
-    if let Some(port) = parse_env::<u16>("PORT")? {
-        config.addr = format!("127.0.0.1:{port}");
+    ledger(&mut config)?;
+    if settings >= Settings::Replication {
+        replication(&mut config)?;
     }
+    if settings == Settings::Server {
+        server(&mut config)?;
+    }
+    Ok(config)
+}
+
+/// The listen address: the flag, else `REMIT_ADDR`, else `127.0.0.1:$PORT`, else the default;
+/// a variable that a flag overrides is not read.
+pub fn listen_addr(flag: Option<String>) -> Result<String> {
+    if let Some(addr) = flag.or_else(|| env("REMIT_ADDR")) {
+        return Ok(addr);
+    }
+    Ok(match parse_env::<u16>("PORT")? {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => Config::new("").addr,
+    })
+}
+
+/// The HTTP worker threads: the flag, else `REMIT_WORKERS`, else the default.
+pub fn workers(flag: Option<usize>) -> Result<usize> {
+    let n = match flag {
+        Some(n) => n,
+        None => match parse_env::<usize>("REMIT_WORKERS")? {
+            Some(n) => n,
+            None => return Ok(crate::limits::HTTP_WORKERS_DEFAULT),
+        },
+    };
+    let max = crate::limits::HTTP_WORKERS_MAX;
+    if !(1..=max).contains(&n) {
+        return Err(Error::invalid(
+            "REMIT_WORKERS",
+            format!("must be from 1 to {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn ledger(config: &mut Config) -> Result<()> {
     config.key_hex = env("ENCRYPTION_KEY");
     config.synchronous = match env("REMIT_SYNCHRONOUS")
         .as_deref()
@@ -71,6 +124,34 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
             ))
         }
     };
+    if let Some(mib) = parse_env::<u64>("REMIT_WAL_MAX_MB")? {
+        let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
+        if !(low..=high).contains(&mib) {
+            return Err(Error::invalid(
+                "REMIT_WAL_MAX_MB",
+                format!("must be from {low} to {high} (MiB)"),
+            ));
+        }
+        config.wal_max_mib = mib;
+    }
+    Ok(())
+}
+
+fn replication(config: &mut Config) -> Result<()> {
+    config.replicate_ca_file = env("REMIT_REPLICATE_CA_FILE").map(PathBuf::from);
+    if let Some(url) = env("REMIT_REPLICATE_TO") {
+        config.replicate_to = Some(crate::replicate::Target::parse(
+            "REMIT_REPLICATE_TO",
+            &url,
+            config.replicate_ca_file.as_deref(),
+        )?);
+    }
+    Ok(())
+}
+
+/// The server's settings but its address and workers, which a flag may override
+/// (`listen_addr`, `workers`).
+fn server(config: &mut Config) -> Result<()> {
     config.stripe_webhook_secret = env("REMIT_STRIPE_WEBHOOK_SECRET");
     config.mpesa_callback_token = env("REMIT_MPESA_CALLBACK_TOKEN");
     if let Some(token) = &config.mpesa_callback_token {
@@ -126,24 +207,6 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         })
         .collect::<Result<_>>()?;
     config.trusted_proxy = parse_env::<std::net::IpAddr>("REMIT_TRUSTED_PROXY")?;
-    if let Some(mib) = parse_env::<u64>("REMIT_WAL_MAX_MB")? {
-        let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
-        if !(low..=high).contains(&mib) {
-            return Err(Error::invalid(
-                "REMIT_WAL_MAX_MB",
-                format!("must be from {low} to {high} (MiB)"),
-            ));
-        }
-        config.wal_max_mib = mib;
-    }
-    config.replicate_ca_file = env("REMIT_REPLICATE_CA_FILE").map(PathBuf::from);
-    if let Some(url) = env("REMIT_REPLICATE_TO") {
-        config.replicate_to = Some(crate::replicate::Target::parse(
-            "REMIT_REPLICATE_TO",
-            &url,
-            config.replicate_ca_file.as_deref(),
-        )?);
-    }
     if let Some(s) = parse_env::<u64>("REMIT_UI_IDLE_S")? {
         if s > crate::limits::UI_IDLE_S_MAX {
             return Err(Error::invalid(
@@ -225,7 +288,7 @@ pub fn from_env(db: PathBuf) -> Result<Config> {
         config.request_kes_max =
             crate::money::KesCents::new(cents).unwrap_or(config.request_kes_max);
     }
-    Ok(config)
+    Ok(())
 }
 
 /// An amount limit in major units, in cents: above zero (a limit of 0 would refuse every

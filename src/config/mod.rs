@@ -3,7 +3,7 @@
 
 mod env;
 
-pub use env::{from_env, load_dotenv, warn_if_dotenv_readable};
+pub use env::{from_env, listen_addr, load_dotenv, warn_if_dotenv_readable, workers, Settings};
 
 use crate::limits;
 use crate::money::{KesCents, UsdCents};

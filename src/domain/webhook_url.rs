@@ -62,12 +62,28 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
     if mapped || compatible || nat64 {
         return classify_v4(embedded);
     }
+    // 6to4 (2002:a.b.c.d::/48) reaches the IPv4 address it carries.
+    if s[0] == 0x2002 {
+        let carried = Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            (s[1] & 0xff) as u8,
+            (s[2] >> 8) as u8,
+            (s[2] & 0xff) as u8,
+        );
+        if classify_v4(carried) != AddressKind::Public {
+            return classify_v4(carried);
+        }
+    }
     match s[0] {
         0xff00..=0xffff => AddressKind::Never("multicast"),
+        0x0100 if s[1..4] == [0, 0, 0] => AddressKind::Never("discard-only (100::/64)"),
         0xfe80..=0xfebf => AddressKind::Private("link-local (fe80::/10)"),
         0xfec0..=0xfeff => AddressKind::Private("site-local (fec0::/10)"),
         0xfc00..=0xfdff => AddressKind::Private("unique-local (fc00::/7)"),
         0x2001 if s[1] == 0x0db8 => AddressKind::Private("documentation (2001:db8::/32)"),
+        0x3fff if s[1] < 0x1000 => AddressKind::Private("documentation (3fff::/20)"),
+        // Teredo, ORCHID, benchmarking and the rest of IANA's protocol assignments.
+        0x2001 if s[1] < 0x0200 => AddressKind::Private("IETF protocol assignments (2001::/23)"),
         _ => AddressKind::Public,
     }
 }
@@ -271,7 +287,13 @@ impl WebhookUrl {
         }
         require_secure_scheme(field, uri.scheme_str(), host)?;
         let literal = host.trim_start_matches('[').trim_end_matches(']');
-        match literal.parse::<IpAddr>() {
+        // Brackets hold an IPv6 address only: `[1.2.3.4]` is no address.
+        let parsed = if host.starts_with('[') {
+            literal.parse::<Ipv6Addr>().map(IpAddr::V6).ok()
+        } else {
+            literal.parse::<IpAddr>().ok()
+        };
+        match parsed.ok_or(()) {
             Ok(ip) => {
                 may_connect(host, ip, allow_private).map_err(|why| Error::invalid(field, why))?
             }
@@ -385,13 +407,26 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "2001::1",
+            "2001:10::1",
+            "2001:1ff::1",
+            "3fff::1",
+            "2002:a00:1::1",
         ] {
             assert!(matches!(kind(ip), AddressKind::Private(_)), "{ip}");
         }
         for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
             assert_eq!(kind(ip), AddressKind::Loopback, "{ip}");
         }
-        for ip in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "ff02::1"] {
+        assert_eq!(kind("2002:7f00:1::1"), AddressKind::Loopback);
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+            "100::1",
+        ] {
             assert!(matches!(kind(ip), AddressKind::Never(_)), "{ip}");
         }
         for ip in [
@@ -400,6 +435,9 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "1.1.1.1",
+            "2001:200::1",
+            "2002:808:808::1",
+            "100:0:0:1::1",
         ] {
             assert_eq!(kind(ip), AddressKind::Public, "{ip}");
         }

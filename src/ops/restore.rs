@@ -46,6 +46,7 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
             )));
         }
     }
+    a_ledger_file(backup)?;
     let key_hex = match key_hex.filter(|k| !k.trim().is_empty()) {
         Some(hex) => hex.trim().to_string(),
         None => {
@@ -89,6 +90,36 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
     placed
 }
 
+/// Refuses, in words and before anything is copied, a backup that is no ledger's file: a
+/// directory, an empty file, random bytes, another program's database (the copy's check said
+/// "internal error" of them).
+fn a_ledger_file(backup: &Path) -> Result<()> {
+    let not = |what: &str| {
+        Error::internal(format!(
+            "{} {what}: nothing was restored; name a file that `remit backup` wrote",
+            backup.display()
+        ))
+    };
+    match std::fs::metadata(backup) {
+        Err(e) => Err(Error::internal(format!(
+            "cannot read {}: {e}",
+            backup.display()
+        ))),
+        Ok(meta) if meta.is_dir() => Err(not("is a directory, not a backup")),
+        Ok(meta) if !meta.is_file() => Err(not("is not a regular file")),
+        Ok(meta) if meta.len() == 0 => Err(not("is an empty file, not a backup")),
+        Ok(_) => match store::what_it_holds(backup) {
+            store::Holds::Ledger => Ok(()),
+            store::Holds::Nothing | store::Holds::SomethingElse => Err(not(
+                "is an SQLite database of something else, not a remit backup",
+            )),
+            store::Holds::Unreadable => Err(not(
+                "is not a remit backup (not an SQLite database, or a damaged one)",
+            )),
+        },
+    }
+}
+
 /// The copy, as it will be the ledger, checked under the database's key: the copy alone (a
 /// file copied beside a log of its own would have been checked with that log, and restored
 /// without it).
@@ -104,7 +135,7 @@ fn check_copy(
             backup.display(),
             db.display()
         )),
-        other => Error::internal(format!("{}: {other}", backup.display())),
+        other => Error::internal(format!("{}: {}", backup.display(), other.logged())),
     })?;
     let open_again = || -> Result<rusqlite::Connection> { store::read_only_connection(copy) };
     let report = crate::integrity::check_on_two(&conn, open_again, &keys)?;

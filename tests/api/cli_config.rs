@@ -158,7 +158,7 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
             ("REMIT_SIM_DELAY_MS", "0"),
             "--workers",
         ),
-        (&[], ("REMIT_WORKERS", "100000"), "--workers"),
+        (&[], ("REMIT_WORKERS", "100000"), "from 1 to 256"),
     ];
     for (args, (name, value), says) in cases {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
@@ -168,7 +168,7 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
         let ran = crate::support::process::run(cmd);
         assert_eq!(ran.code, Some(2), "{name}={value} {args:?}: {ran}");
         assert!(ran.stderr.contains(says), "{name}={value} {args:?}: {ran}");
-        if !args.is_empty() || name == "REMIT_WORKERS" {
+        if !args.is_empty() {
             continue;
         }
         assert!(ran.stderr.contains(name), "{name}={value}: {ran}");
@@ -248,4 +248,66 @@ fn a_stripe_secret_that_is_not_whsec_is_warned_about_without_its_value() {
         assert!(!log.contains(secret), "{log}");
         assert!(server.terminate().success());
     }
+}
+
+/// A flag wins over a malformed variable it overrides, and a command checks only the settings
+/// it reads: before, `PORT=abc remit serve --addr …` and `REMIT_WORKERS=0 remit serve
+/// --workers 4` refused to start, and a bad server setting (a blank `REMIT_WORKERS=` in `.env`)
+/// made `remit check` answer "could not run" on a healthy ledger.
+#[test]
+fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = ["serve", "--db", "./l.db", "--addr", "127.0.0.1:0"];
+    let line = listening_line(
+        dir.path(),
+        &[&serve[..], &["--workers", "4"]].concat(),
+        &[
+            ("ENCRYPTION_KEY", TEST_KEY),
+            ("PORT", "abc"),
+            ("REMIT_ADDR", "not an address"),
+            ("REMIT_WORKERS", "0"),
+        ],
+    );
+    assert!(line.starts_with("remit listening on"), "{line}");
+    // Without the flag, the variable is read and its name given.
+    for (name, value, says) in [
+        ("PORT", "abc", "cannot parse"),
+        ("REMIT_WORKERS", "0", "from 1 to 256"),
+        ("REMIT_WORKERS", "many", "cannot parse"),
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db", "./l.db"]).env(name, value);
+        if name != "PORT" {
+            cmd.args(["--addr", "127.0.0.1:0"]);
+        }
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{name}={value}: {ran}");
+        assert!(
+            ran.stderr.contains(name) && ran.stderr.contains(says),
+            "{name}={value}: {ran}"
+        );
+    }
+    let server_only = [
+        ("PORT", "abc"),
+        ("REMIT_WORKERS", ""),
+        ("REMIT_GATEWAY", "bogus"),
+        ("REMIT_METRICS_PUBLIC", "nope"),
+        ("REMIT_MAX_CONNECTIONS", "1"),
+    ];
+    for args in [
+        &["check", "--db", "./l.db"][..],
+        &["user", "list", "--db", "./l.db"],
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).envs(server_only);
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
+    }
+    // A setting the command reads is still checked.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["check", "--db", "./l.db"])
+        .env("REMIT_SYNCHRONOUS", "sometimes");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("REMIT_SYNCHRONOUS"), "{ran}");
 }

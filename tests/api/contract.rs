@@ -92,6 +92,30 @@ fn the_server_serves_its_openapi_document_to_anyone() {
     assert!(r.request_id.is_some());
 }
 
+/// The answers any request may get, whatever its route: a malformed request (`400`), a head
+/// over the limits (`431`, answered before any route is known), an internal error and a busy
+/// server. The document listed no `431` anywhere.
+#[test]
+fn every_operation_documents_the_answers_any_request_may_get() {
+    let doc = document();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for status in ["400", "431", "500", "503"] {
+                if op["responses"].get(status).is_none() {
+                    missing.push(format!("{} {path}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+    let head = &doc["components"]["responses"]["HeadersTooLarge"];
+    assert_eq!(
+        head["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
+}
+
 /// `METHOD /path/{param}` of every operation the document has.
 fn documented_operations() -> BTreeSet<String> {
     let doc = document();

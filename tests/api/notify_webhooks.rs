@@ -462,6 +462,11 @@ fn admins_manage_endpoints_and_what_they_refuse() {
             "url",
         ),
         (json!({"url": "https://[1:2:3]/x", "events": all}), "url"),
+        // Brackets hold an IPv6 address, never an IPv4 one; IANA's ranges that are no
+        // receiver's (discard-only, Teredo and the other protocol assignments) are refused.
+        (json!({"url": "https://[1.2.3.4]/x", "events": all}), "url"),
+        (json!({"url": "https://[100::1]/x", "events": all}), "url"),
+        (json!({"url": "https://[2001::1]/x", "events": all}), "url"),
         (json!({"url": receiver.url, "events": []}), "events"),
         (
             json!({"url": receiver.url, "events": ["payment_request.cancelled"]}),

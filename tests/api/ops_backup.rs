@@ -684,6 +684,36 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     assert!(wrong.stderr.contains("under another key"), "{wrong}");
     assert!(wal.exists(), "a refused restore moved the log");
 
+    // A file that is no backup is refused in words (random bytes, an empty file, another
+    // program's database and a directory said "internal error" or blamed the copy's path).
+    let junk = other_dir.path().join("junk.bin");
+    std::fs::write(&junk, vec![7u8; 5000]).unwrap();
+    let empty = other_dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = other_dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    for (file, says) in [
+        (&junk, "is not a remit backup"),
+        (&empty, "is an empty file"),
+        (&foreign, "of something else"),
+        (&other_dir.path().to_path_buf(), "is a directory"),
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("restore").arg(file).arg("--db").arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(
+            ran.stderr.contains(says) && ran.stderr.contains("nothing was restored"),
+            "{}: {ran}",
+            file.display()
+        );
+        assert!(!ran.stderr.contains("internal error"), "{ran}");
+    }
+    assert!(wal.exists(), "a refused restore moved the log");
+
     // The restored file takes the replaced one's mode (and owner), not the restorer's.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
