@@ -344,6 +344,13 @@ pub fn open_with_key(
 /// match.
 pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection, Keys)> {
     existing_database(path)?;
+    // Said before the key is looked for: another program's database has none beside it.
+    if what_it_holds(path) == Holds::SomethingElse {
+        return Err(Error::internal(format!(
+            "{} is an SQLite database of something else, not a remit ledger",
+            path.display()
+        )));
+    }
     let (master, _) = crate::crypto::load_master_key(path, key_hex, false)?;
     let keys = Keys::new(&master);
     let conn = read_only_connection(path)?;

@@ -735,6 +735,7 @@ fn another_programs_database_is_left_as_it_is() {
         &["serve", "--addr", "127.0.0.1:0"],
         &["restore", "backup.db"],
         &["rotate-key", "--new-key-file", "new.key"],
+        &["check"],
     ] {
         let ran = cli(&foreign, args);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
