@@ -227,6 +227,11 @@ impl Daraja {
                 log::info!("daraja {what}: the token was refused; renewing it once");
                 continue;
             }
+            if invalid_token {
+                // Turned away by the API gateway before any processing, like the first.
+                log::warn!("daraja {what}: a new token was refused too: nothing was processed");
+                break;
+            }
             log::info!("daraja {what}: {} {}", answer.status, describe(&sync));
             return Ok((answer.status, sync));
         }

@@ -791,7 +791,17 @@ pub(crate) fn request_from_row(
     let amount_usd: UsdCents = r.get(R::USD as usize)?;
     let rate: RateKesPerUsd = r.get(R::RATE as usize)?;
     let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
-        Some(_) => Some(PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer)),
+        Some(_) => {
+            let mut payout = PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer);
+            // M-Pesa's words and a flag's reason may name the payee ("… - JANE WANJIKU"):
+            // reasons, which only owners see. The failure's kind (`failureReason`, its text)
+            // is M-Pesa's code in our words, for everyone.
+            if !owner {
+                payout.result_desc = None;
+                payout.flag_reason = None;
+            }
+            Some(payout)
+        }
         None => None,
     };
     Ok(PaymentRequestView {

@@ -357,10 +357,17 @@ pub fn apply_payout_callback(
     };
     // The payout as the callback finds it: its status, and the gateway it was handed to (none
     // yet: never handed to one).
-    let (status, gateway): (PayoutStatus, Option<String>) = ctx
+    let (status, gateway, attempts): (PayoutStatus, Option<String>, i64) = ctx
         .conn
-        .prepare_cached("SELECT status, gateway FROM payouts WHERE id = ?1")?
-        .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .prepare_cached("SELECT status, gateway, attempts FROM payouts WHERE id = ?1")?
+        .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    // Handed to a gateway, but every call of it provably reached nothing (turned away, no
+    // token, no connection: such calls count no attempt): M-Pesa never had it, so no result of
+    // it is M-Pesa's, whatever it says. Refused, and the payout goes out as it would have.
+    let never_reached = status == PayoutStatus::Queued && gateway.is_some() && attempts == 0;
+    if never_reached {
+        return refused("never-reached", CallbackOutcome::NotSent);
+    }
     // A queued payout handed to a gateway may be on its way (or an attempt whose answer was
     // lost may have paid): a failure applied now would return money the gateway pays out. A
     // failure through Daraja is held until Transaction Status confirms it (below); another

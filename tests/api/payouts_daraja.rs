@@ -1341,6 +1341,65 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
     assert_checks(app);
 }
 
+/// A call whose fresh token is refused too was turned away before any processing: the payout
+/// stays queued, counts no attempt, is never "outcome unknown" and is paid once the gateway
+/// takes tokens again. Before, the second refusal was read as an answer whose outcome is not
+/// known: a B2C payout counted attempts until it became "outcome unknown", a B2B one at once.
+#[test]
+fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once_it_ends() {
+    let (fake, app) = start();
+    fake.refuse_every_token(true);
+    let escrow = app.active_escrow(100, &["a"]);
+    let b2c = approved_phone_payment(&app, &escrow, 2_500);
+    let b2b = approved_paybill(&app, &escrow, 2_600, "ACC-77");
+    // Each payout's first call and its retry with a new token (4), then the next round (8).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.bearer_refused() < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "remit stopped calling: {} refusals",
+            fake.bearer_refused()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for request in [&b2c, &b2b] {
+        let waiting = app.get(&format!("/payment-requests/{request}"), &app.admin);
+        assert_eq!(
+            waiting.body["payout"]["status"], "queued",
+            "{}",
+            waiting.text
+        );
+        assert_eq!(waiting.body["payout"]["attempts"], 0, "{}", waiting.text);
+    }
+    assert!(fake.calls("/mpesa/transactionstatus/v1/query").is_empty());
+    // M-Pesa never had them, so a result naming one is not M-Pesa's (it has the path token: a
+    // leaked one): refused, nothing applied, nothing flagged. Before, a forged success paid
+    // the request with money that never left.
+    let originator = app.payout_ids(&b2b).1;
+    let forged = b2b_success(
+        (&originator, "AG_20261204_0000000000000000zzzz"),
+        2_600,
+        "TLB2600ZZZ",
+        "888880 - KENYA POWER",
+        "ACC-77",
+    );
+    let r = post_result(&app, &forged);
+    assert_eq!(r.status, 409, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{b2b}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_eq!(view["payout"]["flagged"], false, "{view}");
+    fake.refuse_every_token(false);
+    for request in [&b2c, &b2b] {
+        assert_paid_once(&app, &fake, &escrow, request);
+        let payout = app.payout_ids(request).0;
+        let audit = audit_actions(&app, &escrow, &payout);
+        assert_eq!(count(&audit, "payout.outcome_unknown"), 0, "{audit:?}");
+    }
+    assert_checks(app);
+}
+
 /// A payment of `kes` whose result M-Pesa keeps to itself (the test posts one).
 fn unanswered(fake: &FakeDaraja, kes: i64) {
     fake.script(

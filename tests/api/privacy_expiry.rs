@@ -83,6 +83,46 @@ fn only_the_owners_of_a_request_see_its_merchant_and_every_other_agent_sees_it_m
     );
 }
 
+/// M-Pesa's words of a result may name the payee ("Credit party … - JANE WANJIKU MWANGI"):
+/// a reason, which only the request's owners see. Before, every agent read it in
+/// `payout.resultDesc`, with only long digit runs masked.
+#[test]
+fn mpesa_words_of_a_result_are_for_the_owners_of_the_request_only() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = app.request(&escrow, "a", 150, "ACCREF998877");
+    assert_eq!(app.approve(&request).status, 200);
+    let (_, originator, _) = app.payout_ids(&request);
+    let words = "Credit party - JANE WANJIKU MWANGI cannot receive; acct ACCREF998877";
+    let r = app.post_mpesa_result(&json!({"Result": {"ResultType": 0, "ResultCode": 2040,
+        "ResultDesc": words, "OriginatorConversationID": originator,
+        "ConversationID": "AG_20261204_00000000000000000001", "TransactionID": "TCE0000000"}}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let owner = app.get(&format!("/payment-requests/{request}"), &app.agent);
+    assert_eq!(owner.body["payout"]["status"], "failed", "{}", owner.text);
+    assert!(owner.text.contains("JANE WANJIKU"), "{}", owner.text);
+    let other_agent = app.new_user(Role::Agent, "Kiosk 2", None);
+    let seen = app.get(&format!("/payment-requests/{request}"), &other_agent);
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    assert_eq!(
+        seen.body["payout"]["resultDesc"],
+        Value::Null,
+        "{}",
+        seen.text
+    );
+    assert_eq!(
+        seen.body["payout"]["failureReason"],
+        owner.body["payout"]["failureReason"]
+    );
+    let list = app.get("/payment-requests", &other_agent);
+    for text in [&seen.text, &list.text] {
+        assert!(
+            !text.contains("WANJIKU") && !text.contains("ACCREF998877"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn a_sender_sees_only_the_recipient_name_they_typed_and_never_whether_the_phone_was_known() {
     let app = spawn_app();

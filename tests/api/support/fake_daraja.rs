@@ -154,6 +154,9 @@ struct State {
     token_lifetime: Duration,
     token_requests: usize,
     bearer_refused: usize,
+    /// Every bearer token is refused (`404.001.03`) while this is set, though OAuth hands
+    /// out new ones: an API gateway that turns every call away.
+    refuse_bearers: bool,
     scripts: HashMap<i64, Script>,
     calls_by_amount: HashMap<i64, usize>,
     txns: Vec<Txn>,
@@ -195,6 +198,7 @@ impl FakeDaraja {
                 token_lifetime: Duration::from_secs(3599),
                 token_requests: 0,
                 bearer_refused: 0,
+                refuse_bearers: false,
                 scripts: HashMap::new(),
                 calls_by_amount: HashMap::new(),
                 txns: Vec::new(),
@@ -254,6 +258,11 @@ impl FakeDaraja {
         if down {
             state.token = None;
         }
+    }
+
+    /// Every call's bearer token is refused (OAuth still answers), or accepted again.
+    pub fn refuse_every_token(&self, refuse: bool) {
+        self.state().refuse_bearers = refuse;
     }
 
     /// Token requests refused while OAuth was down.
@@ -392,8 +401,9 @@ fn answer(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     }
     let bearer_ok = {
         let mut state = shared.state.lock().unwrap();
-        let ok = matches!(&state.token, Some((token, until))
-            if auth == format!("Bearer {token}") && Instant::now() < *until);
+        let ok = !state.refuse_bearers
+            && matches!(&state.token, Some((token, until))
+                if auth == format!("Bearer {token}") && Instant::now() < *until);
         if !ok {
             state.bearer_refused += 1;
         }
