@@ -1077,7 +1077,9 @@ pub struct JournalEntryView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JournalTransactionView {
-    /// Its number; also the cursor of the journal's pages.
+    /// Its number; also the cursor of the journal's pages. The ledger's own for admins; for
+    /// anyone else its place in the escrow's journal (1, 2, …): the ledger's numbers' gaps
+    /// would count other people's money moving.
     pub transaction_id: i64,
     /// Why money moved (`deposit`, `approval`, …).
     pub kind: String,
@@ -1100,13 +1102,21 @@ pub fn journal(
 ) -> Result<Page<JournalTransactionView>> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT t.id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
-         FROM (SELECT * FROM ledger_transactions WHERE escrow_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3) t
+        "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
+         FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
+                   CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
+                   FROM ledger_transactions WHERE escrow_id = ?1)
+               WHERE shown > ?2 ORDER BY id LIMIT ?3) t
          JOIN ledger_entries e ON e.transaction_id = t.id
          LEFT JOIN spending_categories c ON c.id = e.category_id
          ORDER BY t.id, e.id",
     )?;
-    let mut rows = stmt.query(params![escrow_id, after.unwrap_or(0), limit + 1])?;
+    let mut rows = stmt.query(params![
+        escrow_id,
+        after.unwrap_or(0),
+        limit + 1,
+        viewer.is_admin()
+    ])?;
     let mut transactions: Vec<JournalTransactionView> = Vec::new();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get("id")?;

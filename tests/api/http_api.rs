@@ -853,6 +853,39 @@ fn the_journal_of_an_escrow_explains_every_cent() {
             .status,
         404
     );
+    // Other escrows' money moves between this one's: its parties see their own journal's
+    // numbers (1, 2, …), which count nothing of anyone else's; admins the ledger's. Before,
+    // every caller saw the ledger's, whose gaps counted other people's movements.
+    let later = app.request(&escrow, "rent", 1_500, "B");
+    for _ in 0..3 {
+        app.active_escrow(10, &["a"]);
+    }
+    app.approve(&later);
+    app.wait_for_status(&later, &["paid"]);
+    let numbers = |token: &str| -> Vec<i64> {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = app.get(&format!("/escrows/{escrow}/journal?limit=2{cursor}"), token);
+            assert_eq!(page.status, 200, "{}", page.text);
+            for t in page.body["items"].as_array().unwrap() {
+                seen.push(t["transactionId"].as_i64().unwrap());
+            }
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return seen,
+            }
+        }
+    };
+    for token in [&app.sender, &app.recipient, &app.agent] {
+        assert_eq!(numbers(token), vec![1, 2, 3, 4, 5, 6], "the escrow's own");
+    }
+    let ledger = numbers(&app.admin);
+    assert_eq!(ledger.len(), 6, "{ledger:?}");
+    assert!(
+        ledger[4] - ledger[3] > 1,
+        "the ledger's numbers: {ledger:?}"
+    );
 }
 
 // A sender may cancel an escrow whatever waits on it. Eleven hundred waiting requests with the
