@@ -881,7 +881,11 @@ fn daraja_ping(config: &Config) -> Result<ExitCode> {
         ));
     };
     let token = config.mpesa_callback_token.clone().unwrap_or_default();
-    let own = format!("http://{}", crate::config::listen_addr(None)?);
+    // The server's own address only matters without REMIT_PUBLIC_URL.
+    let own = match daraja.public_url {
+        Some(_) => String::new(),
+        None => format!("http://{}", crate::config::listen_addr(None)?),
+    };
     let urls = crate::payout::CallbackUrls::under(daraja.callback_base(&own), &token);
     let (lines, ok) = crate::payout::Daraja::new(daraja.as_ref().clone()).ping(&urls);
     for line in lines {

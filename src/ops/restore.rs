@@ -110,7 +110,8 @@ fn a_ledger_file(backup: &Path) -> Result<()> {
         Ok(meta) if meta.len() == 0 => Err(not("is an empty file, not a backup")),
         Ok(_) => match store::what_it_holds(backup) {
             store::Holds::Ledger => Ok(()),
-            store::Holds::Nothing | store::Holds::SomethingElse => Err(not(
+            store::Holds::Nothing => Err(not("is an empty SQLite database, not a backup")),
+            store::Holds::SomethingElse => Err(not(
                 "is an SQLite database of something else, not a remit backup",
             )),
             store::Holds::Unreadable => Err(not(

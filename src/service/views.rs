@@ -1091,6 +1091,18 @@ pub struct JournalTransactionView {
     pub entries: Vec<JournalEntryView>,
 }
 
+/// A page of an escrow's journal (`?1` the escrow, `?2` the cursor, `?3` the page's length
+/// plus one, `?4` whether the viewer sees the ledger's numbers): the escrow's transactions by
+/// their index, then their entries.
+const JOURNAL_PAGE: &str = "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
+     FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
+               CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
+               FROM ledger_transactions WHERE escrow_id = ?1)
+           WHERE shown > ?2 ORDER BY id LIMIT ?3) t
+     JOIN ledger_entries e ON e.transaction_id = t.id
+     LEFT JOIN spending_categories c ON c.id = e.category_id
+     ORDER BY t.id, e.id";
+
 /// `GET /escrows/:id/journal`: every movement of the escrow's money, oldest first, as the
 /// double-entry journal records it (each transaction's entries sum to zero).
 pub fn journal(
@@ -1101,16 +1113,7 @@ pub fn journal(
     after: Option<i64>,
 ) -> Result<Page<JournalTransactionView>> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
-         FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
-                   CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
-                   FROM ledger_transactions WHERE escrow_id = ?1)
-               WHERE shown > ?2 ORDER BY id LIMIT ?3) t
-         JOIN ledger_entries e ON e.transaction_id = t.id
-         LEFT JOIN spending_categories c ON c.id = e.category_id
-         ORDER BY t.id, e.id",
-    )?;
+    let mut stmt = conn.prepare_cached(JOURNAL_PAGE)?;
     let mut rows = stmt.query(params![
         escrow_id,
         after.unwrap_or(0),
@@ -1142,4 +1145,31 @@ pub fn journal(
     Ok(Page::of(transactions, limit, |t| {
         t.transaction_id.to_string()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A page of an escrow's journal reads that escrow's transactions by the index of
+    /// schema 13; without it every page scanned the ledger's whole journal from its cursor on.
+    #[test]
+    fn a_journal_page_reads_its_escrows_transactions_by_index() {
+        let conn = crate::store::migrated_in_memory().unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::JOURNAL_PAGE))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params!["esc_x", 0, 51, false], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("USING INDEX ledger_transactions_escrow (escrow_id=?)")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|l| l.starts_with("SCAN ledger_")),
+            "{plan:?}"
+        );
+    }
 }

@@ -361,12 +361,35 @@ pub fn apply_payout_callback(
         .conn
         .prepare_cached("SELECT status, gateway, attempts FROM payouts WHERE id = ?1")?
         .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    // Handed to a gateway, but every call of it provably reached nothing (turned away, no
-    // token, no connection: such calls count no attempt): M-Pesa never had it, so no result of
-    // it is M-Pesa's, whatever it says. Refused, and the payout goes out as it would have.
+    // Handed to a gateway, but every call of it was judged to have reached nothing (turned
+    // away, no token, no connection: such calls count no attempt, and it has no
+    // ConversationID, so any is taken): a result for it is not applied, whatever it says (with
+    // the path token anyone could post one). Nor is the payout sent again, in case that
+    // judgement was wrong (a B2B payment would be paid twice): its outcome is unknown, and
+    // Transaction Status, or the operator where the gateway cannot ask, settles it.
     let never_reached = status == PayoutStatus::Queued && gateway.is_some() && attempts == 0;
     if never_reached {
-        return refused("never-reached", CallbackOutcome::NotSent);
+        if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
+            return Ok(CallbackOutcome::Duplicate);
+        }
+        let asks = gateway.as_deref() == Some("daraja");
+        payouts::mark_unknown(
+            ctx,
+            &payout_id,
+            "a result came for a payout whose every call was turned away: not applied; M-Pesa is asked what became of it",
+            if asks {
+                payouts::Unknown::Ask
+            } else {
+                payouts::Unknown::Flag
+            },
+        )?;
+        let outcome = if asks {
+            CallbackOutcome::AskStatus
+        } else {
+            CallbackOutcome::Flagged("a result for a payout never sent".into())
+        };
+        set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
+        return Ok(outcome);
     }
     // A queued payout handed to a gateway may be on its way (or an attempt whose answer was
     // lost may have paid): a failure applied now would return money the gateway pays out. A

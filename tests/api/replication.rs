@@ -1000,6 +1000,8 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
         // counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(TOKEN_SCOPE_UNDONE).unwrap();
+        conn.execute_batch("DROP INDEX ledger_transactions_escrow;")
+            .unwrap();
         conn.execute_batch("DROP INDEX payment_requests_waiting_by_id;")
             .unwrap();
         conn.execute_batch(NOTIFICATIONS_UNDONE).unwrap();
