@@ -121,6 +121,31 @@ fn mpesa_words_of_a_result_are_for_the_owners_of_the_request_only() {
             "{text}"
         );
     }
+    // A flag's reason is a reason too: a success naming another amount is flagged.
+    let flagged = app.request(&escrow, "a", 150, "ACCREF112233");
+    assert_eq!(app.approve(&flagged).status, 200);
+    let (_, originator, _) = app.payout_ids(&flagged);
+    let r = app.post_mpesa_result(&json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator,
+        "ConversationID": "AG_20261204_00000000000000000002", "TransactionID": "TLB0000002",
+        "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": "999.00"}]}}}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let owner = app.get(&format!("/payment-requests/{flagged}"), &app.agent);
+    assert_eq!(owner.body["payout"]["flagged"], true, "{}", owner.text);
+    assert!(
+        owner.body["payout"]["flagReason"].is_string(),
+        "{}",
+        owner.text
+    );
+    let seen = app.get(&format!("/payment-requests/{flagged}"), &other_agent);
+    assert_eq!(seen.body["payout"]["flagged"], true, "{}", seen.text);
+    assert_eq!(
+        seen.body["payout"]["flagReason"],
+        Value::Null,
+        "{}",
+        seen.text
+    );
 }
 
 #[test]
