@@ -50,12 +50,11 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
     }
     // An IPv4 address inside IPv6 is whatever that IPv4 address is: mapped (::ffff:a.b.c.d),
     // compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
-    let embedded = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        (s[6] & 0xff) as u8,
-        (s[7] >> 8) as u8,
-        (s[7] & 0xff) as u8,
-    );
+    let v4 = |hi: u16, lo: u16| {
+        let ([a, b], [c, d]) = (hi.to_be_bytes(), lo.to_be_bytes());
+        Ipv4Addr::new(a, b, c, d)
+    };
+    let embedded = v4(s[6], s[7]);
     let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
     let compatible = s[..6] == [0, 0, 0, 0, 0, 0];
     let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
@@ -64,14 +63,9 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
     }
     // 6to4 (2002:a.b.c.d::/48) reaches the IPv4 address it carries.
     if s[0] == 0x2002 {
-        let carried = Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            (s[1] & 0xff) as u8,
-            (s[2] >> 8) as u8,
-            (s[2] & 0xff) as u8,
-        );
-        if classify_v4(carried) != AddressKind::Public {
-            return classify_v4(carried);
+        let carried = classify_v4(v4(s[1], s[2]));
+        if carried != AddressKind::Public {
+            return carried;
         }
     }
     match s[0] {
@@ -293,17 +287,17 @@ impl WebhookUrl {
         } else {
             literal.parse::<IpAddr>().ok()
         };
-        match parsed.ok_or(()) {
-            Ok(ip) => {
+        match parsed {
+            Some(ip) => {
                 may_connect(host, ip, allow_private).map_err(|why| Error::invalid(field, why))?
             }
-            Err(_) if host.starts_with('[') => {
+            None if host.starts_with('[') => {
                 return Err(Error::invalid(
                     field,
                     "names an IPv6 address in brackets that is not one",
                 ))
             }
-            Err(_) => {}
+            None => {}
         }
         Ok(WebhookUrl(text.to_string()))
     }

@@ -252,7 +252,8 @@ pub fn approve(
     view.decided_by = Some(decided_by);
     view.decided_at = Some(at.clone());
     view.updated_at = at;
-    view.payout = Some(payout.seen_by(actor));
+    // The approver is the escrow's sender or an admin: an owner of the request.
+    view.payout = Some(payout.seen_by(actor, true));
     Ok(view)
 }
 

@@ -580,11 +580,18 @@ impl PayoutView {
         }
     }
 
-    /// The payout as `viewer` may see it: Daraja's ids are for admins.
-    pub(crate) fn seen_by(mut self, viewer: &Actor) -> PayoutView {
+    /// The payout as `viewer` may see it: Daraja's ids are for admins; M-Pesa's words and a
+    /// flag's reason, which may name the payee ("… - JANE WANJIKU"), for the request's owners
+    /// (`owner`). The failure's kind (`failureReason`, its text) is M-Pesa's code in our
+    /// words, for everyone.
+    pub(crate) fn seen_by(mut self, viewer: &Actor, owner: bool) -> PayoutView {
         if !viewer.is_admin() {
             self.originator_conversation_id = None;
             self.conversation_id = None;
+        }
+        if !owner {
+            self.result_desc = None;
+            self.flag_reason = None;
         }
         self
     }
@@ -791,17 +798,7 @@ pub(crate) fn request_from_row(
     let amount_usd: UsdCents = r.get(R::USD as usize)?;
     let rate: RateKesPerUsd = r.get(R::RATE as usize)?;
     let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
-        Some(_) => {
-            let mut payout = PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer);
-            // M-Pesa's words and a flag's reason may name the payee ("… - JANE WANJIKU"):
-            // reasons, which only owners see. The failure's kind (`failureReason`, its text)
-            // is M-Pesa's code in our words, for everyone.
-            if !owner {
-                payout.result_desc = None;
-                payout.flag_reason = None;
-            }
-            Some(payout)
-        }
+        Some(_) => Some(PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer, owner)),
         None => None,
     };
     Ok(PaymentRequestView {

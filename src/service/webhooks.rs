@@ -368,29 +368,6 @@ pub fn apply_payout_callback(
     // judgement was wrong (a B2B payment would be paid twice): its outcome is unknown, and
     // Transaction Status, or the operator where the gateway cannot ask, settles it.
     let never_reached = status == PayoutStatus::Queued && gateway.is_some() && attempts == 0;
-    if never_reached {
-        if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
-            return Ok(CallbackOutcome::Duplicate);
-        }
-        let asks = gateway.as_deref() == Some("daraja");
-        payouts::mark_unknown(
-            ctx,
-            &payout_id,
-            "a result came for a payout whose every call was turned away: not applied; M-Pesa is asked what became of it",
-            if asks {
-                payouts::Unknown::Ask
-            } else {
-                payouts::Unknown::Flag
-            },
-        )?;
-        let outcome = if asks {
-            CallbackOutcome::AskStatus
-        } else {
-            CallbackOutcome::Flagged("a result for a payout never sent".into())
-        };
-        set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
-        return Ok(outcome);
-    }
     // A queued payout handed to a gateway may be on its way (or an attempt whose answer was
     // lost may have paid): a failure applied now would return money the gateway pays out. A
     // failure through Daraja is held until Transaction Status confirms it (below); another
@@ -399,13 +376,15 @@ pub fn apply_payout_callback(
     let not_sent = status == PayoutStatus::Queued
         && matches!(callback.kind, CallbackKind::Failure(_))
         && gateway.as_deref().is_some_and(|g| g != "daraja");
-    if not_sent && !late_status {
+    if not_sent && !late_status && !never_reached {
         return refused("unsent", CallbackOutcome::NotSent);
     }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
-    let outcome = if late_status {
+    let outcome = if never_reached {
+        never_reached_result(ctx, &payout_id, gateway.as_deref())?
+    } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
             StatusOutcome::Result(r) => CallbackOutcome::Result(r),
             StatusOutcome::AskAgain => CallbackOutcome::QueryRefused,
@@ -415,6 +394,31 @@ pub fn apply_payout_callback(
     };
     set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
     Ok(outcome)
+}
+
+/// A result for a payout whose every call was judged turned away (`never_reached` above): not
+/// applied; its outcome becomes unknown, asked of Transaction Status (Daraja) or flagged.
+fn never_reached_result(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    gateway: Option<&str>,
+) -> Result<CallbackOutcome> {
+    let asks = gateway == Some("daraja");
+    payouts::mark_unknown(
+        ctx,
+        payout_id,
+        "a result came for a payout whose every call was turned away: not applied; M-Pesa is asked what became of it",
+        if asks {
+            payouts::Unknown::Ask
+        } else {
+            payouts::Unknown::Flag
+        },
+    )?;
+    Ok(if asks {
+        CallbackOutcome::AskStatus
+    } else {
+        CallbackOutcome::Flagged("a result for a payout never sent".into())
+    })
 }
 
 fn apply_to_payout(
