@@ -11,6 +11,7 @@ use std::path::Path;
 /// The copy is made under a hidden name beside the target (`.NAME.PID.partial`), synced, checked
 /// and only then given the target's name, so a file under that name is always a whole backup:
 /// a backup killed half-way, or one whose copy could not be checked, leaves nothing there.
+/// What a backup to the same name killed earlier left under its hidden name is removed first.
 pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> {
     if target.is_dir() {
         return Err(Error::internal(format!(
@@ -40,6 +41,12 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         .file_name()
         .and_then(|name| name.to_str())
         .ok_or_else(|| Error::internal("the backup path must end in a UTF-8 file name"))?;
+    for left in remove_unfinished(dir, name) {
+        log::info!(
+            "removed {}, left by a backup to the same name that did not finish",
+            left.display()
+        );
+    }
     let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
     let made = copy_and_check(store, &partial);
     let report = match made.and_then(|report| publish(&partial, target, dir).map(|()| report)) {
@@ -52,6 +59,39 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     let details = json!({"clean": report.is_clean(), "bytes": std::fs::metadata(target).map(|m| m.len()).unwrap_or(0)});
     store.write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))?;
     Ok(report)
+}
+
+/// Removes the hidden copies (`.NAME.PID.partial`) of backups to `name` whose process is gone
+/// (killed half-way: a power cut, `kill -9`): on a memory stick each is as large as the ledger.
+/// One whose process still runs, another backup under way, is left alone, and so is every
+/// copy where it cannot be told (no `/proc`).
+fn remove_unfinished(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let processes = Path::new("/proc");
+    if !processes.join("self").is_dir() {
+        return Vec::new();
+    }
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let pid = file_name
+                .to_str()?
+                .strip_prefix(&prefix)?
+                .strip_suffix(".partial")?
+                .parse::<u32>()
+                .ok()?;
+            let running = pid == std::process::id() || processes.join(pid.to_string()).exists();
+            if running || !entry.file_type().ok()?.is_file() {
+                return None;
+            }
+            std::fs::remove_file(entry.path()).ok()?;
+            Some(entry.path())
+        })
+        .collect()
 }
 
 /// `VACUUM INTO` the hidden file, sync it, and run the integrity check on it.

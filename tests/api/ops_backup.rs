@@ -566,12 +566,29 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].starts_with(".backup.db."), "{left:?}");
 
-    // The next backup to the same name is whole, checks clean, and tidies only its own file.
+    // The next backup to the same name is whole, checks clean, and removes what the killed one
+    // left (its process is gone); a copy of a backup still running, and one of another
+    // name, are left alone.
+    let running = format!(".backup.db.{}.partial", std::process::id());
+    let other = ".other.db.1.partial";
+    for name in [running.as_str(), other] {
+        std::fs::write(dir.path().join(name), b"half a copy").unwrap();
+    }
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&target).arg("--db").arg(&db);
     let again = run(cmd);
     assert_eq!(again.code, Some(0), "{again}");
-    assert_eq!(partial_files(dir.path()), left);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("removed {}", dir.path().join(&left[0]).display())),
+        "{again}"
+    );
+    let mut expected = vec![running.clone(), other.to_string()];
+    expected.sort();
+    let mut now = partial_files(dir.path());
+    now.sort();
+    assert_eq!(now, expected);
     let copy = check(&target, TEST_KEY);
     assert_eq!(copy.code, Some(0), "{copy}");
     let count = |db: &std::path::Path, table: &str| -> i64 {
