@@ -27,4 +27,8 @@ pub struct App {
     pub notify: Arc<crate::notify::Hub>,
     /// Replication into PostgreSQL, when `REMIT_REPLICATE_TO` is set.
     pub replication: Option<Arc<crate::replicate::Status>>,
+    /// False until the start has done its work (`remit serve`: the first admin made and its
+    /// token printed): `/health` answers `503 starting` until then, so a script that waits
+    /// for it finds what the start prints already written.
+    pub ready: std::sync::atomic::AtomicBool,
 }

@@ -816,6 +816,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "listening on {bound}: not loopback, so other machines can reach this server; put a reverse proxy with a real certificate in front of it (README, \"Going live with M-Pesa\")"
         );
     }
+    // What a script waits for: every line above is written before `/health` answers 200.
+    running.ready();
     let config = &running.app.config;
     match &config.stripe_webhook_secret {
         None => log::info!(

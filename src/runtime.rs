@@ -36,10 +36,12 @@ impl Running {
     }
 }
 
-/// Binds `config.addr`, then starts everything that serves the store.
+/// Binds `config.addr`, then starts everything that serves the store, ready at once.
 pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
     let listener = bind(&config.addr)?;
-    start_on(listener, config, store)
+    let running = start_on(listener, config, store)?;
+    running.ready();
+    Ok(running)
 }
 
 /// Binds the listening address (before anything else is opened or created, so that a start
@@ -48,7 +50,8 @@ pub fn bind(addr: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))
 }
 
-/// Starts everything that serves the store on a bound listener.
+/// Starts everything that serves the store on a bound listener; `/health` says `starting`
+/// until [`Running::ready`].
 pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Result<Running> {
     let addr = listener
         .local_addr()
@@ -78,6 +81,7 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
             .as_ref()
             .map(|_| Arc::new(crate::replicate::Status::default())),
         config,
+        ready: AtomicBool::new(false),
     });
     let http = crate::http::start(listener, Arc::clone(&app))?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -131,6 +135,11 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
 }
 
 impl Running {
+    /// The start is done: `/health` answers `200` from now on (while the database does).
+    pub fn ready(&self) {
+        self.app.ready.store(true, Ordering::SeqCst);
+    }
+
     /// Stops accepting, lets every request in flight finish, stops the background threads,
     /// then commits and answers the writer's queue and checkpoints.
     pub fn shutdown(self) {

@@ -110,6 +110,10 @@ pub fn workers(flag: Option<usize>) -> Result<usize> {
 
 fn ledger(config: &mut Config) -> Result<()> {
     config.key_hex = env("ENCRYPTION_KEY");
+    // Refused here, before a first start makes the database file it would leave empty.
+    if let Some(hex) = &config.key_hex {
+        crate::crypto::MasterKey::from_hex(hex)?;
+    }
     config.synchronous = match env("REMIT_SYNCHRONOUS")
         .as_deref()
         .map(str::to_ascii_lowercase)

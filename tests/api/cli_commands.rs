@@ -390,6 +390,101 @@ fn a_start_that_cannot_listen_leaves_no_database_or_key_behind() {
     drop(taken);
 }
 
+/// A malformed `ENCRYPTION_KEY` at a first start is refused before the database file is made
+/// (an empty `remit.db` was left, which `remit check` then called "a copy cut short").
+#[test]
+fn a_first_start_with_a_malformed_key_leaves_no_database_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let mut cmd = remit(dir.path(), Some("abc"));
+    cmd.args(["serve", "--db"])
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0"]);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("ENCRYPTION_KEY: must be 64 hex characters"),
+        "{ran}"
+    );
+    for leftover in ["fresh.db", "fresh.db.key", "fresh.db-wal", "fresh.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover} was left behind"
+        );
+    }
+}
+
+/// A script that starts `remit serve` and waits for `/health` to answer 200 finds what the start
+/// prints (the first admin's token, the demo users' tokens, the listening line) already
+/// written: until then `/health` says `starting` (it answered 200 from the first accepted
+/// connection, while the demo users were still being made).
+#[test]
+fn health_is_ok_only_once_the_start_has_printed_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let out_path = dir.path().join("out.txt");
+    // The port is chosen here (the server says its own only at the end of its start).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--demo", "--db"])
+        .arg(&db)
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("log.txt")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let http = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut starting = 0;
+    let printed = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 200 from /health in 30 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "remit serve ended");
+        match http.get(&format!("http://127.0.0.1:{port}/health")).call() {
+            Ok(answer) if answer.status() == 200 => {
+                // Read at once: a line written before the answer is in the file.
+                break std::fs::read_to_string(&out_path).unwrap();
+            }
+            Ok(mut answer) => {
+                assert_eq!(answer.status(), 503);
+                let body: serde_json::Value = answer.body_mut().read_json().unwrap();
+                assert_eq!(body["status"], "starting", "{body}");
+                starting += 1;
+            }
+            // Not listening yet.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in [
+        "First start: created an admin",
+        "Demo users (new tokens, shown only now):",
+        "remit listening on",
+    ] {
+        assert!(
+            printed.contains(line),
+            "/health said 200 ({starting} `starting` before) while stdout held only:\n{printed}"
+        );
+    }
+    assert_eq!(
+        printed.matches(" rmt_").count(),
+        1 + printed.lines().filter(|l| l.contains("(demo")).count(),
+        "{printed}"
+    );
+}
+
 /// "Every command takes `--db PATH`": before the command as well as after it. The server's own
 /// options before another command mean nothing, and are refused with a sentence that says where
 /// they go (and nothing is written).

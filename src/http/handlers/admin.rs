@@ -32,12 +32,19 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         "ok"
     };
     let db_ok = db == "ok";
+    let status = if !app.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        "starting"
+    } else if db_ok {
+        "ok"
+    } else {
+        "degraded"
+    };
     let health = Health {
-        status: if db_ok { "ok" } else { "degraded" },
+        status,
         db,
         version: env!("CARGO_PKG_VERSION"),
     };
-    Ok(Reply::json(if db_ok { 200 } else { 503 }, &health))
+    Ok(Reply::json(if status == "ok" { 200 } else { 503 }, &health))
 }
 
 /// `GET /metrics`.
