@@ -122,7 +122,7 @@ enum Command {
     /// Put a checked backup in the database's place (stop the server first).
     ///
     /// The backup is checked under the database's key, the database it replaces is kept beside
-    /// it with its log (`<db>.before-restore-<time>`), and no stale log is left beside the
+    /// it with its log (`<db>.before-restore-<time>-<pid>`), and no stale log is left beside the
     /// restored copy.
     Restore {
         /// The backup file to restore (`remit backup` made it).
@@ -426,9 +426,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     let phone = crate::domain::KenyanPhone::parse("USER", &user).map_err(|_| {
                         Error::invalid("USER", "is neither a user id (usr_…) nor a phone number")
                     })?;
-                    store.read(|conn, keys| {
-                        crate::service::users::find_by_phone(conn, keys, &phone)
-                    })?
+                    store
+                        .read(|conn, keys| crate::service::users::find_by_phone(conn, keys, &phone))
+                        .map_err(|e| match e {
+                            Error::NotFound { .. } => Error::internal(format!(
+                                "no user has the phone {}: `remit user list` shows who has which",
+                                user.trim()
+                            )),
+                            e => e,
+                        })?
                 }
             };
             let issued = store.write(move |ctx| {
@@ -558,8 +564,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "The database it replaced is kept as {} (with its log, if it had one): delete it once the restored ledger is back in service.",
                     kept.display()
                 );
+                println!("If the replaced ledger was replicated into PostgreSQL, its replica is not of this one: drop it (`remit replicate --drop`) so that this ledger is copied again.");
             }
-            println!("Start the server; a replica in PostgreSQL is of the replaced ledger: drop it (`remit replicate --drop`) so that it is copied again.");
             Ok(0)
         }
         Command::RotateKey { new_key_file } => {
@@ -829,6 +835,23 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "REMIT_STRIPE_WEBHOOK_SECRET does not start with whsec_: it is not the signing secret of a Stripe webhook endpoint (Dashboard, Developers, Webhooks, the endpoint, Signing secret), and Stripe's events will be refused as unsigned"
         ),
         Some(_) => {}
+    }
+    // The simulator posts its results from this machine: an allow-list without loopback (a
+    // production env file copied to a training kiosk) refuses every one of them.
+    let loopback = [
+        std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    if matches!(config.gateway, crate::config::GatewayKind::Simulator)
+        && !config.callback_allow.is_empty()
+        && !config
+            .callback_allow
+            .iter()
+            .any(|net| loopback.iter().any(|ip| net.contains(ip)))
+    {
+        log::warn!(
+            "REMIT_CALLBACK_ALLOW_IPS does not include 127.0.0.1: the simulator's results come from this machine and will be refused, leaving its payouts sent with their money reserved"
+        );
     }
     if config.mpesa_callback_token.is_none() {
         log::info!("REMIT_MPESA_CALLBACK_TOKEN is not set: a random result-URL token was generated for this run");

@@ -24,7 +24,24 @@ fn boolean(name: &str) -> Result<Option<bool>> {
             name,
             "must be true or false; it is set but empty (unset it for the default)",
         )),
-        _ => Err(Error::invalid(name, "must be true or false")),
+        _ => Err(Error::invalid(
+            name,
+            "must be true or false (or 1 or 0, yes or no, on or off)",
+        )),
+    }
+}
+
+/// A setting that names one of a few choices: `None` when unset, and an empty value refused
+/// (a blank `REMIT_GATEWAY=` in a template must not choose the default, the simulator, without
+/// a word).
+fn choice(name: &str, choices: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(value) if value.trim().is_empty() => Err(Error::invalid(
+            name,
+            format!("is set but empty: set {choices}, or unset it for the default"),
+        )),
+        Ok(value) => Ok(Some(value.trim().to_string())),
     }
 }
 
@@ -170,14 +187,18 @@ fn server(config: &mut Config) -> Result<()> {
             ));
         }
     }
-    config.gateway = match env("REMIT_GATEWAY").as_deref() {
+    // Every Daraja and Africa's Talking setting that is given is checked whoever pays, so a
+    // mistake shows at this start, not on the day real money is switched on.
+    let daraja_settings = DarajaSettings::read()?;
+    let at_url = optional_secure_url("REMIT_AT_URL")?;
+    config.gateway = match choice("REMIT_GATEWAY", "simulator, daraja or none")?.as_deref() {
         None | Some("simulator") => GatewayKind::Simulator,
         Some("daraja") => {
             if config.mpesa_callback_token.is_none() {
                 // A token made up at each start would orphan the results of payouts in flight.
                 return Err(required("REMIT_MPESA_CALLBACK_TOKEN"));
             }
-            GatewayKind::Daraja(Box::new(daraja()?))
+            GatewayKind::Daraja(Box::new(daraja(daraja_settings)?))
         }
         Some("none") => GatewayKind::None,
         Some(_) => {
@@ -188,15 +209,33 @@ fn server(config: &mut Config) -> Result<()> {
         }
     };
     if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_STATUS_AFTER_S")? {
-        config.payout_status_after_s = s.max(1);
+        if s < 1 {
+            return Err(Error::invalid(
+                "REMIT_PAYOUT_STATUS_AFTER_S",
+                "must be a whole number of seconds, at least 1",
+            ));
+        }
+        config.payout_status_after_s = s;
     }
     if let Some(s) = parse_env::<u64>("REMIT_FLOAT_CHECK_S")? {
-        config.float_check_s = s.max(60);
+        if s < 60 {
+            return Err(Error::invalid(
+                "REMIT_FLOAT_CHECK_S",
+                "must be a whole number of seconds, at least 60",
+            ));
+        }
+        config.float_check_s = s;
     }
     if let Some(v) = env("REMIT_FLOAT_ALERT_KES") {
         let cents = crate::money::parse_major("REMIT_FLOAT_ALERT_KES", &v, 2)?;
         config.float_alert = crate::money::KesCents::new(cents).unwrap_or_default();
     }
+    // Unset, any address may post results (the path token still guards them); a blank value
+    // is no list at all, and says nothing of which was meant.
+    choice(
+        "REMIT_CALLBACK_ALLOW_IPS",
+        "the addresses or CIDR networks that may post M-Pesa results",
+    )?;
     config.callback_allow = list("REMIT_CALLBACK_ALLOW_IPS")
         .iter()
         .map(|cidr| {
@@ -272,10 +311,10 @@ fn server(config: &mut Config) -> Result<()> {
     if let Some(allow) = boolean("REMIT_WEBHOOK_ALLOW_PRIVATE")? {
         config.notify.webhook_allow_private = allow;
     }
-    config.notify.sms = match env("REMIT_SMS_GATEWAY").as_deref() {
+    config.notify.sms = match choice("REMIT_SMS_GATEWAY", "log or africastalking")?.as_deref() {
         None | Some("log") => super::SmsGatewayKind::Log,
         Some("africastalking") => {
-            super::SmsGatewayKind::AfricasTalking(Box::new(africastalking()?))
+            super::SmsGatewayKind::AfricasTalking(Box::new(africastalking(at_url)?))
         }
         Some(_) => {
             return Err(Error::invalid(
@@ -400,14 +439,92 @@ fn secure_url(name: &str, text: &str) -> Result<String> {
     Ok(text.trim_end_matches('/').to_string())
 }
 
+/// A URL setting checked as [`secure_url`] when it is given.
+fn optional_secure_url(name: &str) -> Result<Option<String>> {
+    env(name).map(|url| secure_url(name, &url)).transpose()
+}
+
+/// The Daraja settings whose form can be checked without the gateway chosen: each one given
+/// is checked at every start.
+struct DarajaSettings {
+    url: Option<String>,
+    security_credential: Option<String>,
+    b2c_command: super::B2cCommand,
+    timeout_s: u64,
+    public_url: Option<String>,
+    shortcode: Option<String>,
+}
+
+impl DarajaSettings {
+    fn read() -> Result<DarajaSettings> {
+        let security_credential = env("REMIT_DARAJA_SECURITY_CREDENTIAL")
+            .map(|ready| {
+                use base64::Engine as _;
+                let ready = ready.trim().to_string();
+                match base64::engine::general_purpose::STANDARD.decode(&ready) {
+                    Ok(bytes) if !bytes.is_empty() => Ok(ready),
+                    _ => Err(Error::invalid(
+                        "REMIT_DARAJA_SECURITY_CREDENTIAL",
+                        "must be the credential in base64, as the Daraja portal gives it",
+                    )),
+                }
+            })
+            .transpose()?;
+        let b2c_command = match choice(
+            "REMIT_DARAJA_B2C_COMMAND",
+            "BusinessPayment, SalaryPayment or PromotionPayment",
+        )?
+        .as_deref()
+        {
+            None | Some("BusinessPayment") => super::B2cCommand::BusinessPayment,
+            Some("SalaryPayment") => super::B2cCommand::SalaryPayment,
+            Some("PromotionPayment") => super::B2cCommand::PromotionPayment,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "REMIT_DARAJA_B2C_COMMAND",
+                    "must be BusinessPayment, SalaryPayment or PromotionPayment",
+                ))
+            }
+        };
+        let timeout_s = parse_env::<u64>("REMIT_DARAJA_TIMEOUT_S")?
+            .unwrap_or(crate::limits::DARAJA_CALL_TIMEOUT_S_DEFAULT);
+        if !(1..=crate::limits::DARAJA_CALL_TIMEOUT_S_MAX).contains(&timeout_s) {
+            return Err(Error::invalid(
+                "REMIT_DARAJA_TIMEOUT_S",
+                format!(
+                    "must be from 1 to {} seconds",
+                    crate::limits::DARAJA_CALL_TIMEOUT_S_MAX
+                ),
+            ));
+        }
+        let shortcode = env("REMIT_DARAJA_SHORTCODE");
+        if let Some(shortcode) = &shortcode {
+            if !(5..=8).contains(&shortcode.len()) || !shortcode.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(Error::invalid(
+                    "REMIT_DARAJA_SHORTCODE",
+                    "must be a shortcode of 5 to 8 digits",
+                ));
+            }
+        }
+        Ok(DarajaSettings {
+            url: optional_secure_url("REMIT_DARAJA_URL")?,
+            security_credential,
+            b2c_command,
+            timeout_s,
+            public_url: optional_secure_url("REMIT_PUBLIC_URL")?,
+            shortcode,
+        })
+    }
+}
+
 /// The Daraja gateway's settings (DESIGN.md, "The Daraja gateway"). The security credential is
 /// taken ready-made, or computed now from the initiator password and M-Pesa's certificate.
-fn daraja() -> Result<super::DarajaConfig> {
-    let url = secure_url(
-        "REMIT_DARAJA_URL",
-        &env("REMIT_DARAJA_URL").unwrap_or_else(|| "https://sandbox.safaricom.co.ke".into()),
-    )?;
-    let security_credential = match env("REMIT_DARAJA_SECURITY_CREDENTIAL") {
+fn daraja(settings: DarajaSettings) -> Result<super::DarajaConfig> {
+    let url = settings
+        .url
+        .unwrap_or_else(|| "https://sandbox.safaricom.co.ke".into());
+    let security_credential = match settings.security_credential {
         Some(ready) => ready,
         None => {
             let password = need("REMIT_DARAJA_INITIATOR_PASSWORD").map_err(|_| {
@@ -427,58 +544,31 @@ fn daraja() -> Result<super::DarajaConfig> {
                 .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::cli::describe(&e)))?
         }
     };
-    let b2c_command = match env("REMIT_DARAJA_B2C_COMMAND").as_deref() {
-        None | Some("BusinessPayment") => super::B2cCommand::BusinessPayment,
-        Some("SalaryPayment") => super::B2cCommand::SalaryPayment,
-        Some("PromotionPayment") => super::B2cCommand::PromotionPayment,
-        Some(_) => {
-            return Err(Error::invalid(
-                "REMIT_DARAJA_B2C_COMMAND",
-                "must be BusinessPayment, SalaryPayment or PromotionPayment",
-            ))
-        }
-    };
-    let timeout_s = parse_env::<u64>("REMIT_DARAJA_TIMEOUT_S")?
-        .unwrap_or(crate::limits::DARAJA_CALL_TIMEOUT_S_DEFAULT);
-    if !(1..=crate::limits::DARAJA_CALL_TIMEOUT_S_MAX).contains(&timeout_s) {
-        return Err(Error::invalid(
-            "REMIT_DARAJA_TIMEOUT_S",
-            format!(
-                "must be from 1 to {} seconds",
-                crate::limits::DARAJA_CALL_TIMEOUT_S_MAX
-            ),
-        ));
-    }
     // A public address is needed for M-Pesa to reach us, except for a Daraja on this machine
     // (a local fake), which can call the server's own address.
-    let public_url = match env("REMIT_PUBLIC_URL") {
-        Some(public) => Some(secure_url("REMIT_PUBLIC_URL", &public)?),
+    let public_url = match settings.public_url {
+        Some(public) => Some(public),
         None if is_loopback_url(&url) => None,
         None => return Err(required("REMIT_PUBLIC_URL")),
     };
-    let shortcode = need("REMIT_DARAJA_SHORTCODE")?;
-    if !(5..=8).contains(&shortcode.len()) || !shortcode.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(
-            "REMIT_DARAJA_SHORTCODE",
-            "must be a shortcode of 5 to 8 digits",
-        ));
-    }
     Ok(super::DarajaConfig {
         url,
         consumer_key: need("REMIT_DARAJA_CONSUMER_KEY")?,
         consumer_secret: need("REMIT_DARAJA_CONSUMER_SECRET")?,
-        shortcode,
+        shortcode: settings
+            .shortcode
+            .ok_or_else(|| required("REMIT_DARAJA_SHORTCODE"))?,
         initiator: need("REMIT_DARAJA_INITIATOR")?,
         security_credential,
-        b2c_command,
+        b2c_command: settings.b2c_command,
         public_url,
-        timeout: std::time::Duration::from_secs(timeout_s),
+        timeout: std::time::Duration::from_secs(settings.timeout_s),
     })
 }
 
 /// Africa's Talking's settings (README, "SMS"): the user name and API key are required; the
 /// URL is the sandbox's for the `sandbox` user, production's otherwise, unless given.
-fn africastalking() -> Result<super::AfricasTalkingConfig> {
+fn africastalking(url: Option<String>) -> Result<super::AfricasTalkingConfig> {
     let required = |name: &str| {
         env(name).ok_or_else(|| {
             Error::invalid(name, "is required when REMIT_SMS_GATEWAY=africastalking")
@@ -491,10 +581,7 @@ fn africastalking() -> Result<super::AfricasTalkingConfig> {
     } else {
         "https://api.africastalking.com"
     };
-    let url = secure_url(
-        "REMIT_AT_URL",
-        &env("REMIT_AT_URL").unwrap_or_else(|| default_url.into()),
-    )?;
+    let url = url.unwrap_or_else(|| default_url.into());
     Ok(super::AfricasTalkingConfig {
         url,
         username,

@@ -122,7 +122,7 @@ pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::
         )),
         AddressKind::Private(_) if allow_private => Ok(()),
         AddressKind::Private(what) => Err(format!(
-            "{host} resolves to a {what} address ({ip}); set REMIT_WEBHOOK_ALLOW_PRIVATE to allow it"
+            "{host} resolves to a {what} address ({ip}); set REMIT_WEBHOOK_ALLOW_PRIVATE=true to allow it"
         )),
         AddressKind::Never(what) => Err(format!("{host} resolves to a {what} address ({ip})")),
     }

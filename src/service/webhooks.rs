@@ -247,11 +247,17 @@ fn find_query(ctx: &WriteCtx<'_>, conversation: Option<&str>) -> Result<Option<Q
 /// Status, Account Balance), found by its `ConversationID`, or a payout's result. For a payout
 /// sent through Daraja, a failure is held until Transaction Status confirms it and an unknown
 /// outcome is asked about; through the simulator they are applied, or flagged, at once.
+///
+/// `sends`: this server hands payouts to a gateway (the simulator, Daraja). Then a result for a
+/// payout not yet handed to one is refused (`NotSent`): nothing was asked of M-Pesa, so it is
+/// not M-Pesa's answer. With `REMIT_GATEWAY=none` no payout is ever handed to one, and results
+/// are taken as they are posted (by hand, or by a test).
 pub fn apply_payout_callback(
     ctx: &WriteCtx<'_>,
     callback: &Callback,
     raw: &[u8],
     float_alert: KesCents,
+    sends: bool,
 ) -> Result<CallbackOutcome> {
     let dedupe_key = callback.dedupe_key();
     if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
@@ -376,7 +382,13 @@ pub fn apply_payout_callback(
     let not_sent = status == PayoutStatus::Queued
         && matches!(callback.kind, CallbackKind::Failure(_))
         && gateway.as_deref().is_some_and(|g| g != "daraja");
-    if not_sent && !late_status && !never_reached {
+    // Not handed to the gateway yet (the worker claims a payout, and commits it, before any
+    // call): whatever the result says, no call made it, and it is refused (a forged success
+    // posted with the path token right after an approval paid the request with money that
+    // never left, and the real result was then flagged as a conflict). A result of the call
+    // still to come is applied then.
+    let unclaimed = sends && status == PayoutStatus::Queued && gateway.is_none();
+    if unclaimed || not_sent && !late_status && !never_reached {
         return refused("unsent", CallbackOutcome::NotSent);
     }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {

@@ -134,7 +134,12 @@ fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     assert_eq!(by_id.code, Some(0), "{by_id}");
     let unknown = cli(&db, &["token", "issue", "0700 000 000"]);
     assert_ne!(unknown.code, Some(0), "{unknown}");
-    assert!(unknown.stderr.contains("not found"), "{unknown}");
+    assert!(
+        unknown
+            .stderr
+            .contains("no user has the phone 0700 000 000: `remit user list`"),
+        "{unknown}"
+    );
     // A whole token with a slip at its end is no token: its first characters are not enough.
     let slipped = cli(&db, &["token", "revoke", &format!("{token}xx")]);
     assert_ne!(slipped.code, Some(0), "{slipped}");

@@ -829,3 +829,53 @@ fn a_success_whose_receipt_is_not_a_receipt_pays_nothing() {
     }
     app.assert_integrity();
 }
+
+/// A result for a payout not yet handed to the gateway, on a server that pays through one (the
+/// simulator, Daraja), moves nothing: `NotSent` (`409`), recorded apart so that the result of
+/// the call still to come is applied. Before, a success posted with the path token right after
+/// an approval paid the request with a made-up receipt, and the real result was then flagged
+/// as a conflict. The payout is kept unclaimed by a server that hands nothing to a gateway
+/// (`REMIT_GATEWAY=none`), and the result is applied through the service call the handler of a
+/// paying server makes; posted to this server, which takes results by hand, it is applied.
+#[test]
+fn a_result_for_a_payout_not_yet_handed_to_the_gateway_moves_nothing() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    for body in [
+        b2c_success(&originator, "TCE4K7PQ2M", 1_500),
+        json!({"Result": {"ResultType": 0, "ResultCode": 2040, "ResultDesc": "declined",
+            "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001",
+            "TransactionID": "TCE0000000"}}),
+    ] {
+        let callback = remit::wire::daraja::parse_callback(&body, false).unwrap();
+        let raw = body.to_string().into_bytes();
+        let outcome = app
+            .store
+            .write(move |ctx| {
+                remit::service::webhooks::apply_payout_callback(
+                    ctx,
+                    &callback,
+                    &raw,
+                    remit::money::KesCents::default(),
+                    true,
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            outcome,
+            remit::service::webhooks::CallbackOutcome::NotSent,
+            "{body}"
+        );
+        let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
+        assert_eq!(view.body["status"], "approved", "{}", view.text);
+        assert_eq!(view.body["payout"]["status"], "queued", "{}", view.text);
+        assert_eq!(view.body["payout"]["mpesaReceipt"], Value::Null);
+        assert_eq!(view.body["payout"]["flagged"], false, "{}", view.text);
+    }
+    // Posted to this server (nothing is ever handed to a gateway): taken as it comes.
+    let r = app.post_mpesa_result(&b2c_success(&originator, "TCE4K7PQ2M", 1_500));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(view.body["status"], "paid", "{}", view.text);
+    app.assert_integrity();
+}

@@ -1043,6 +1043,47 @@ fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
     }
 }
 
+/// Every setting given is checked at every start, whoever pays: a Daraja or Africa's Talking
+/// setting that cannot work stopped nothing while the simulator paid, and surfaced on the day
+/// real money was switched on; a bound the README gives (at least 60 s between balance checks)
+/// was raised without a word; a blank choice (`REMIT_GATEWAY=`) chose the default.
+#[test]
+fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("REMIT_DARAJA_TIMEOUT_S", "0"),
+        ("REMIT_DARAJA_TIMEOUT_S", "121"),
+        ("REMIT_DARAJA_B2C_COMMAND", "Foo"),
+        ("REMIT_DARAJA_URL", "http://example.com"),
+        ("REMIT_PUBLIC_URL", "ftp://x"),
+        ("REMIT_DARAJA_SHORTCODE", "12ab"),
+        ("REMIT_DARAJA_SECURITY_CREDENTIAL", "!!notbase64!!"),
+        ("REMIT_AT_URL", "http://example.com"),
+        ("REMIT_FLOAT_CHECK_S", "59"),
+        ("REMIT_PAYOUT_STATUS_AFTER_S", "0"),
+        ("REMIT_GATEWAY", ""),
+        ("REMIT_SMS_GATEWAY", " "),
+        ("REMIT_CALLBACK_ALLOW_IPS", ""),
+    ];
+    for (name, value) in cases {
+        let mut cmd = crate::support::process::remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db"])
+            .arg(dir.path().join("remit.db"))
+            .args(["--addr", "127.0.0.1:0"])
+            .env(name, value);
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{name}={value:?}: {ran}");
+        assert!(
+            ran.stderr.contains(&format!("remit: {name}")),
+            "{name}={value:?} is named: {ran}"
+        );
+    }
+    assert!(
+        !dir.path().join("remit.db").exists(),
+        "a refused start made the database"
+    );
+}
+
 #[test]
 fn a_daraja_configuration_that_cannot_work_stops_the_start_with_a_sentence_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -1343,6 +1343,38 @@ async function main() {
     }
   });
 
+  await step('agent: a Send whose answer was lost, sent again, makes one request', async () => {
+    currentPage = agent;
+    const own = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0733000444', recipientName: 'Achieng', totalAmountUsd: 30, categories: ['water'] })).escrowId;
+    await api(TOKENS.agent, 'POST', `/escrows/${own}/deposits`, { amountUsd: 30, reference: 'achieng-cash-1' });
+    await agent.evaluate((id) => { window.location.hash = `#/pay/${id}`; }, own);
+    const form = agent.locator(tid('request-form'));
+    await form.waitFor();
+    await fillRequest(agent, { category: 'water', amountKes: 700, merchantName: 'Maji Safi', reference: 'LOST-1' });
+    // The first Send reaches the server, which records the request; its answer never reaches
+    // the page (the connection is cut), which says it could not reach the server.
+    const pattern = '**/payment-requests';
+    let reached;
+    const sent = new Promise((r) => { reached = r; });
+    await agent.route(pattern, async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      await route.fetch().catch(() => {});
+      await route.abort('connectionreset');
+      return reached();
+    });
+    try {
+      await form.locator(tid('submit-request')).click();
+      await sent;
+      await form.locator('.form-error:not([hidden])').waitFor();
+    } finally {
+      await agent.unroute(pattern);
+    }
+    const requestId = await submitRequest(agent);
+    const listed = await api(TOKENS.sender, 'GET', `/payment-requests?escrowId=${own}`);
+    const ids = listed.items.map((r) => r.paymentRequestId);
+    assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);
+  });
+
   await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {
     const err = await idle;
     if (err) throw err instanceof FlowError ? new FlowError(`idle sign-out: ${err.message}`) : err;

@@ -1,5 +1,5 @@
 // The same-origin JSON API: the fetch wrapper (bearer token from session.js, an Idempotency-Key
-// per call — fresh unless the caller keeps one for retries —, timeout, answers from an earlier
+// per change, kept for its retries while it has no answer; timeout, answers from an earlier
 // session turned into a 'stale' error), query strings, ApiError (with the field the answer
 // names) and error text for people, in the chosen language where the code is known.
 
@@ -36,10 +36,24 @@ export function idempotencyKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+// A change whose answer was lost (no answer, a timeout, a 5xx) keeps its Idempotency-Key: the
+// same change sent again (same session, method, path and body: the retry of a Send, a Record,
+// an Approve) goes with the same key, so the server does it at most once and answers the retry
+// as it answered the first; a duplicate payment request or deposit is never made by trying again.
+// Any other answer ends the change, and the next send is a new one.
+const unanswered = new Map();
+
 export async function api(method, path, body, opts = {}) {
   const token = opts.token || session.token;
   if (!token) throw new ApiError(401, 'unauthenticated', t('error.signedOut'));
   const generation = session.generation;
+  const bodyText = body === undefined ? undefined : JSON.stringify(body);
+  const change = method !== 'GET' && !opts.idempotencyKey ? `${generation} ${method} ${path} ${bodyText || ''}` : null;
+  let key = opts.idempotencyKey || null;
+  if (change) {
+    key = unanswered.get(change) || idempotencyKey();
+    unanswered.set(change, key);
+  }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs || 20000);
   let res;
@@ -49,10 +63,10 @@ export async function api(method, path, body, opts = {}) {
       headers: {
         Authorization: `Bearer ${token}`,
         'Content-Type': 'application/json',
-        'Idempotency-Key': opts.idempotencyKey || idempotencyKey(),
+        'Idempotency-Key': key || idempotencyKey(),
         Accept: 'application/json',
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: bodyText,
       cache: 'no-store',
       credentials: 'same-origin',
       referrerPolicy: 'no-referrer',
@@ -63,6 +77,7 @@ export async function api(method, path, body, opts = {}) {
   } finally {
     clearTimeout(timer);
   }
+  if (change && res.status < 500) unanswered.delete(change);
   const text = await res.text().catch(() => '');
   let data = null;
   if (text) {

@@ -136,7 +136,8 @@ export function onSubmit(form, handler) {
     ev.preventDefault();
     if (form.dataset.busy) return;
     clearErrors(form);
-    // Each submit is one user action; api() gives each POST a fresh Idempotency-Key.
+    // Each submit is one user action; api() gives each change its Idempotency-Key, and the same
+    // key again to a retry of a change whose answer was lost.
     busy(form, () => handler()).catch((err) => showError(form, err));
   });
 }

@@ -62,8 +62,8 @@ export const en = {
   'idle.signedOut': 'You were signed out because the screen was not used for a while. Sign in again to continue.',
 
   // ---- errors
-  'error.timeout': 'The server did not answer in time. Check the connection and try again.',
-  'error.network': 'Could not reach the server. Check the connection and try again.',
+  'error.timeout': 'The server did not answer in time. Check the connection and try again: sending the same again never does it twice.',
+  'error.network': 'Could not reach the server. Check the connection and try again: sending the same again never does it twice.',
   'error.http': 'The server answered {status}.',
   'error.stale': 'Signed out.',
   'error.signedOut': 'You are signed out. Sign in again.',
@@ -772,8 +772,8 @@ export const sw = {
   'idle.signedOut': 'Umetolewa kwa sababu skrini haikutumika kwa muda. Ingia tena ili kuendelea.',
 
   // ---- errors
-  'error.timeout': 'Seva haikujibu kwa wakati. Angalia mtandao kisha ujaribu tena.',
-  'error.network': 'Imeshindwa kufikia seva. Angalia mtandao kisha ujaribu tena.',
+  'error.timeout': 'Seva haikujibu kwa wakati. Angalia mtandao kisha ujaribu tena: kutuma vilevile tena hakufanyi jambo mara mbili.',
+  'error.network': 'Imeshindwa kufikia seva. Angalia mtandao kisha ujaribu tena: kutuma vilevile tena hakufanyi jambo mara mbili.',
   'error.http': 'Seva ilijibu {status}.',
   'error.stale': 'Umetoka.',
   'error.signedOut': 'Umetoka. Ingia tena.',

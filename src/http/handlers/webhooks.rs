@@ -76,9 +76,10 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();
     let alert = app.config.float_alert;
+    let sends = !matches!(app.config.gateway, crate::config::GatewayKind::None);
     let outcome = app
         .store
-        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert))?;
+        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert, sends))?;
     match outcome {
         CallbackOutcome::UnknownPayout => {
             log::warn!("M-Pesa callback for an unknown payout");

@@ -3,7 +3,7 @@
 // rate, the link to a new payment request on an active one, and the agent's cash deposit form
 // (in KES or USD, an optional own reference) with its printable receipt.
 
-import { PAGE, api, idempotencyKey, qs } from '../api.js';
+import { PAGE, api, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd } from '../format.js';
@@ -31,8 +31,6 @@ export async function viewFind(root, ctx, status) {
   const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
   const depositOpen = new Set();
   const escrowData = new Map();
-  // One Idempotency-Key per deposit as typed: a retry after a lost answer never records twice.
-  const depositKeys = new Map();
   let search = { phone: '', ref: '' };
   let cursor = null;
   let rate = null;
@@ -88,15 +86,21 @@ export async function viewFind(root, ctx, status) {
         ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
         : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) });
     }
+    // The amount due is put in for the agent, in the chosen currency, until they type their own:
+    // what they typed (the cash in hand) is never replaced by a switch of currency.
+    let typed = false;
     function syncCurrency() {
       amount.label.textContent = kesMode() ? t('deposit.amountKes') : t('deposit.amountUsd');
       amount.input.dataset.field = kesMode() ? 'amountKes' : 'amountUsd';
-      amount.input.value = kesMode() ? centsToInput(kesToCollect(due, e4)) : centsToInput(due);
+      if (!typed || !amount.input.value.trim()) {
+        amount.input.value = kesMode() ? centsToInput(kesToCollect(due, e4)) : centsToInput(due);
+        typed = false;
+      }
       renderPreview();
     }
     inUsd.addEventListener('change', syncCurrency);
     inKes.addEventListener('change', syncCurrency);
-    amount.input.addEventListener('input', renderPreview);
+    amount.input.addEventListener('input', () => { typed = true; renderPreview(); });
     renderPreview();
 
     form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
@@ -107,13 +111,12 @@ export async function viewFind(root, ctx, status) {
       const text = amount.input.value.trim();
       if (!checkFields(form, [[amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : t('deposit.err.amount'))]])) return;
       const body = {};
-      body[kesMode() ? 'amountKes' : 'amountUsd'] = text.replace(/[,\s]/g, '');
+      // Sent in one spelling ("15" and "15.00" alike as 15.00): a retry after a lost answer is
+      // the same change whichever way the amount was typed again, and records nothing twice.
+      body[kesMode() ? 'amountKes' : 'amountUsd'] = centsToInput(parseDecimal(text, 2));
       const own = reference.input.value.trim();
       if (own) body.reference = own;
-      const keyOf = `${e.escrowId} ${JSON.stringify(body)}`;
-      if (!depositKeys.has(keyOf)) depositKeys.set(keyOf, idempotencyKey());
-      const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body, { idempotencyKey: depositKeys.get(keyOf) });
-      depositKeys.delete(keyOf);
+      const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body);
       depositOpen.delete(e.escrowId);
       const fresh = await api('GET', `/escrows/${encodeURIComponent(e.escrowId)}`);
       escrowData.set(fresh.escrowId, fresh);
