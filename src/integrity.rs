@@ -1,5 +1,6 @@
-//! The integrity check: recomputes every balance from the journal and compares. Used by
-//! `remit check`, `GET /admin/integrity`, `remit backup` and the tests, and on the PostgreSQL
+//! The integrity check: recomputes every balance from the journal and compares (and, for the
+//! commands that check a whole file, runs SQLite's check of its pages and indexes). Used by
+//! `remit check`, `GET /admin/integrity`, `remit backup`, `remit restore` and the tests, and on the PostgreSQL
 //! replica by `remit check --postgres`: the checks are defined once, as SQL both databases
 //! run (`LEDGER_CHECKS`) and the audit chain's verifier, and each back end only reads
 //! (`Ledger`).
@@ -25,7 +26,20 @@ pub trait Ledger {
     /// Each table of `APPEND_ONLY` whose guard (what refuses an `UPDATE` or a `DELETE` of its
     /// rows) is missing, disabled or not the one remit made: (what, detail).
     fn unguarded(&mut self) -> Result<Vec<(String, String)>>;
+    /// What the database's own check of its storage finds wrong (pages, indexes that do not
+    /// hold their table's rows), one sentence each; `None` where the check of a whole file
+    /// is not this back end's to make (PostgreSQL keeps its own).
+    fn storage_problems(&mut self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
 }
+
+/// The check's line for the file's own storage (SQLite's `integrity_check`).
+const STORAGE_CHECK: &str =
+    "the file's pages and indexes are whole (SQLite's integrity check of every table and index)";
+
+/// At most this many of SQLite's findings are listed (a damaged file can have thousands).
+const STORAGE_PROBLEMS_MAX: i64 = 20;
 
 /// The tables whose rows are never changed or deleted once written: the journal and the audit
 /// log. Each database guards them its own way (SQLite triggers from the migrations, a trigger
@@ -80,6 +94,22 @@ impl Ledger for Sqlite<'_> {
 
     fn audit_head(&mut self) -> Result<Option<String>> {
         crate::audit::stored_head(self.0)
+    }
+
+    /// SQLite's `integrity_check`: every page of the file is readable and in place, and every
+    /// index holds exactly its table's rows. A bit flipped on a memory stick can leave the
+    /// balances whole and an index (the one that keeps a webhook from being applied twice)
+    /// without a row: the ledger's own checks read through the indexes and would not see it.
+    fn storage_problems(&mut self) -> Result<Option<Vec<String>>> {
+        let mut stmt = self
+            .0
+            .prepare(&format!("PRAGMA integrity_check({STORAGE_PROBLEMS_MAX})"))?;
+        let found = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(
+            found.into_iter().filter(|line| line != "ok").collect(),
+        ))
     }
 
     /// Every append-only trigger the migrations make is in the file, word for word; none is
@@ -267,13 +297,15 @@ pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
 /// opens the other connection, like `conn`. Each connection reads inside one read transaction:
 /// every check reads one consistent snapshot, as in `check`; two checks may read snapshots a
 /// few commits apart if the file is written meanwhile (none compares its figures with
-/// another's). The report is the same, in the same order, as `check`'s.
+/// another's). The report is `check`'s, in the same order, after a first line of its own: the
+/// file's storage (SQLite's `integrity_check`), which only the commands that check a whole file
+/// run.
 pub fn check_on_two(
     conn: &Connection,
     second: impl FnOnce() -> Result<Connection> + Send,
     keys: &Keys,
 ) -> Result<Report> {
-    let parts = Parts::new();
+    let parts = Parts::new(true);
     std::thread::scope(|scope| {
         let helper = scope.spawn(|| -> Result<()> {
             let conn = second()?;
@@ -293,11 +325,14 @@ pub fn check_on_two(
     parts.report()
 }
 
-/// The parts of a check (each query of `LEDGER_CHECKS` and the audit chain), taken in turn by
-/// whoever runs them, and what each found.
+/// The parts of a check (the file's storage, the audit chain, each query of `LEDGER_CHECKS`,
+/// the guards), taken in turn by whoever runs them, and what each found.
 struct Parts {
-    /// The next part to take: 0 is the audit chain (the longest), then the queries in order.
+    /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 the
+    /// audit chain, then the queries in order, then the guards.
     next: AtomicUsize,
+    /// Whether the file's storage is checked (`check_on_two`: a whole file, read by the CLI).
+    storage: bool,
     found: Mutex<Found>,
 }
 
@@ -309,16 +344,20 @@ struct Found {
     audit: Option<(i64, Vec<String>)>,
     /// The tables of `APPEND_ONLY` without their guard.
     unguarded: Option<Vec<(String, String)>>,
+    /// What SQLite's check of the file found (`None`: not checked).
+    storage: Option<Vec<String>>,
 }
 
 impl Parts {
-    fn new() -> Parts {
+    fn new(storage: bool) -> Parts {
         Parts {
             next: AtomicUsize::new(0),
+            storage,
             found: Mutex::new(Found {
                 queries: vec![None; LEDGER_CHECKS.len()],
                 audit: None,
                 unguarded: None,
+                storage: None,
             }),
         }
     }
@@ -328,12 +367,17 @@ impl Parts {
         loop {
             let part = self.next.fetch_add(1, Ordering::Relaxed);
             if part == 0 {
+                if self.storage {
+                    let problems = ledger.storage_problems()?;
+                    self.found().storage = problems;
+                }
+            } else if part == 1 {
                 let chain = audit_chain(ledger, keys)?;
                 self.found().audit = Some(chain);
-            } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 1) {
+            } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 2) {
                 let rows = ledger.mismatches(sql)?;
-                self.found().queries[part - 1] = Some(rows);
-            } else if part == LEDGER_CHECKS.len() + 1 {
+                self.found().queries[part - 2] = Some(rows);
+            } else if part == LEDGER_CHECKS.len() + 2 {
                 let rows = ledger.unguarded()?;
                 self.found().unguarded = Some(rows);
             } else {
@@ -362,7 +406,27 @@ impl Parts {
             .collect::<Result<Vec<_>>>()?;
         let (lines, problems) = found.audit.ok_or_else(unrun)?;
         let unguarded = found.unguarded.ok_or_else(unrun)?;
-        Ok(report_of(queries, unguarded, lines, problems))
+        if self.storage && found.storage.is_none() {
+            return Err(unrun());
+        }
+        let mut report = Report::default();
+        if let Some(storage) = found.storage {
+            report.checks.push(format!(
+                "{STORAGE_CHECK}: {}",
+                if storage.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("{} problem(s)", storage.len())
+                }
+            ));
+            report
+                .mismatches
+                .extend(storage.into_iter().map(|p| format!("the file: {p}")));
+        }
+        let rest = report_of(queries, unguarded, lines, problems);
+        report.checks.extend(rest.checks);
+        report.mismatches.extend(rest.mismatches);
+        Ok(report)
     }
 }
 
@@ -376,7 +440,7 @@ fn audit_chain(ledger: &mut dyn Ledger, keys: &Keys) -> Result<(i64, Vec<String>
 
 /// Runs every check on a snapshot of a ledger, in the same words whatever holds it.
 pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
-    let parts = Parts::new();
+    let parts = Parts::new(false);
     parts.run(ledger, keys)?;
     parts.report()
 }

@@ -4,9 +4,10 @@
 //! next open would apply that log's pages to the copy: a ledger damaged in the act of being
 //! restored. Here the backup is copied beside the database and synced, and the copy (what will
 //! be the ledger, not the file it came from) is checked under the database's key. The database
-//! it replaces keeps its name until the copy takes it: its file and its log get a second name
-//! that says when (hard links; kept until the operator deletes them), its log is then removed
-//! from beside it, and one rename gives the copy the database's name.
+//! it replaces keeps its name until the copy takes it: its log is copied into its file, its
+//! file (and any log left) get a second name that says when (hard links; kept until the
+//! operator deletes them), its log is then removed from beside it, and one rename gives the
+//! copy the database's name.
 
 use crate::error::{Error, Result};
 use crate::store;
@@ -243,6 +244,36 @@ fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies the replaced ledger's log into its file (a `TRUNCATE` checkpoint) before the log is
+/// taken from beside it: a restore stopped between the two (a power cut, `kill -9`) then leaves
+/// the database's name on the whole replaced ledger, not on its file without its newest
+/// commits (which a server started on it would have lost, writing into the kept pair's file as
+/// it went). A ledger SQLite cannot open or copy (damaged: what restores are for) keeps its
+/// newest commits in the kept pair only, as before; the log says so.
+fn fold_the_log(db: &Path, wal: &Path) {
+    if !std::fs::metadata(wal).is_ok_and(|m| m.len() > 0) {
+        return;
+    }
+    let folded = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    match folded {
+        Ok(0) => {}
+        Ok(_) => log::warn!(
+            "the replaced ledger's log could not be copied into its file (busy): its newest commits are in the kept copy's log only"
+        ),
+        Err(e) => log::warn!(
+            "the replaced ledger's log could not be copied into its file ({e}): its newest commits are in the kept copy's log only"
+        ),
+    }
+}
+
 /// Keeps the database and its log under a second name (together: one database under that
 /// name), takes the log from beside the database, and gives the copy the database's name. The
 /// database's name is never missing: stopped half-way, it names the replaced ledger (without
@@ -280,6 +311,7 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
     };
     let had_database = db.exists();
     if had_database {
+        fold_the_log(db, &wal);
         second_name(db, &kept)?;
     }
     if wal.exists() {

@@ -759,10 +759,10 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("remit.db.before-restore-"))
         .collect();
-    assert_eq!(kept.len(), 2, "the replaced database and its log: {kept:?}");
-    let kept_db = dir
-        .path()
-        .join(kept.iter().find(|n| !n.ends_with("-wal")).unwrap());
+    // The replaced database, its log copied into it (SQLite removes an emptied log when its
+    // last connection closes).
+    assert_eq!(kept.len(), 1, "the replaced database alone: {kept:?}");
+    let kept_db = dir.path().join(&kept[0]);
     assert_eq!(check(&kept_db, TEST_KEY).code, Some(0));
     let escrows_in = |path: &std::path::Path| -> i64 {
         read_only(path)
@@ -774,6 +774,16 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         2,
         "the replaced database lost its log's rows"
     );
+    // Its log was copied into its file before the log left the database's side: the file alone
+    // holds every commit (a restore stopped between the two left the database's name on the
+    // file without its newest commits, and a server started on it lost them).
+    let alone = other_dir.path().join("alone.db");
+    std::fs::copy(&kept_db, &alone).unwrap();
+    assert_eq!(
+        escrows_in(&alone),
+        2,
+        "the replaced database's file lacks its log's rows"
+    );
 
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
     let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
@@ -782,4 +792,54 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         200
     );
     assert_eq!(server.get(&format!("/escrows/{after}"), &admin).status, 404);
+}
+
+/// `remit check` (and so `backup` and `restore`) runs SQLite's own check of the file: an index
+/// that does not hold its table's rows (what a bit flipped on a memory stick can leave) passed
+/// every balance check, and such a backup was restored as "ok".
+#[test]
+fn an_index_that_does_not_hold_its_tables_rows_fails_the_check_and_the_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    kiosk_users(&db, TEST_KEY);
+    let clean = check(&db, TEST_KEY);
+    assert_eq!(clean.code, Some(0), "{clean}");
+    assert!(
+        clean
+            .stdout
+            .contains("the file's pages and indexes are whole")
+            && clean.stdout.contains("ok: the ledger holds"),
+        "{clean}"
+    );
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    // The audit log's index by entity now claims another order than the one it holds.
+    {
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = 'CREATE INDEX audit_log_entity ON audit_log(seq, entity)'
+             WHERE name = 'audit_log_entity';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+    let damaged = check(&backup, TEST_KEY);
+    assert_eq!(damaged.code, Some(1), "{damaged}");
+    assert!(
+        damaged.stdout.contains("MISMATCH the file: ")
+            && damaged.stdout.contains("audit_log_entity"),
+        "{damaged}"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let refused = run(cmd);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert_eq!(
+        check(&db, TEST_KEY).code,
+        Some(0),
+        "the ledger was replaced"
+    );
 }

@@ -25,6 +25,10 @@ function shortfall(r, e) {
     return t('approvals.shortEscrow', { left: usd(e.remainingUsdCents), need: usd(need) });
   }
   const limit = e.dailyLimitUsdCents;
+  // More than the whole day's limit: no day will ever have room for it.
+  if (limit !== null && limit !== undefined && need > Number(limit)) {
+    return t('approvals.overDaily', { limit: usd(limit), need: usd(need) });
+  }
   if (limit !== null && limit !== undefined && Number(e.approvedTodayUsdCents || 0) + need > Number(limit)) {
     return t('approvals.shortDaily', { limit: usd(limit), approved: usd(e.approvedTodayUsdCents || 0), need: usd(need) });
   }

@@ -124,8 +124,12 @@ export async function viewRequest(root, ctx, escrowId) {
         el('p', { class: 'preview-amount' }, el('span', { testid: 'usd-equivalent-kes' }, kes(kesCents)), ' = ',
           el('strong', { testid: 'usd-equivalent-value' }, usd(cents))),
         el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, rate.updatedAt ? t('request.previewRate', { rate: formatRate(e4), at: when(rate.updatedAt) }) : t('request.previewDefaultRate', { rate: formatRate(e4) })));
+      const limit = escrow.dailyLimitUsdCents;
       if (cat && cents > Number(cat.remainingUsdCents)) {
         over = t('request.overBalance', { need: usd(cents), left: usd(cat.remainingUsdCents), category: categoryLabel(cat.name) });
+      } else if (limit !== null && limit !== undefined && cents > Number(limit)) {
+        // The sender could never approve it: no day's limit has room for it.
+        over = t('request.overDaily', { need: usd(cents), limit: usd(limit) });
       }
     }
     overBalance = over;
