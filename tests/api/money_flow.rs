@@ -190,9 +190,9 @@ fn a_failing_account_fails_the_payout_and_returns_the_money_and_the_day() {
     assert_eq!(app.approve(&request).status, 200);
     let failed = app.wait_for_status(&request, &["failed"]);
     assert_eq!(failed["payout"]["status"], "failed");
-    assert_eq!(failed["payout"]["resultCode"], "2001");
-    // Words for people beside M-Pesa's code.
-    assert_eq!(failed["payout"]["failureReason"], "gateway_setup");
+    assert_eq!(failed["payout"]["resultCode"], "SFC_IC0003");
+    // Words for people beside M-Pesa's code: the payee's account, not the kiosk's settings.
+    assert_eq!(failed["payout"]["failureReason"], "recipient_not_on_mpesa");
     assert!(failed["payout"]["failureText"]
         .as_str()
         .unwrap()

@@ -55,9 +55,11 @@ pub fn b2c_failure(originator: &str, conversation: &str) -> Value {
         "ReferenceData": reference_data(None)}})
 }
 
-/// A B2B `Result` that failed (2001: the initiator information is invalid).
+/// A B2B `Result` that failed on the payee's side (`SFC_IC0003`: the receiving party is not
+/// one M-Pesa can pay; the simulator's failure, so that a demo's refund reads as the merchant's
+/// account, not as the kiosk's M-Pesa settings, which 2001 would blame).
 pub fn b2b_failure(originator: &str, conversation: &str) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+    json!({"Result": {"ResultType": 0, "ResultCode": "SFC_IC0003", "ResultDesc": "Operator does not exist.",
         "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE0000000",
         "ResultParameters": {"ResultParameter": {"Key": "BOCompletedTime", "Value": 20251125103902_i64}},
         "ReferenceData": reference_data(None)}})

@@ -78,13 +78,15 @@ export async function viewFind(root, ctx, status) {
     const preview = el('p', { class: 'preview small', testid: 'deposit-preview', 'aria-live': 'polite' });
     const kesMode = () => inKes.checked;
 
+    // Cash priced at a rate no admin has set says so.
+    const byDefault = rate && !rate.updatedAt ? ` ${t('deposit.defaultRate', { rate: formatRate(e4) })}` : '';
     function renderPreview() {
       const cents = parseDecimal(amount.input.value, 2);
       if (!e4) { preview.textContent = t('deposit.noRate'); return; }
-      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }); return; }
-      preview.textContent = kesMode()
+      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) + byDefault; return; }
+      preview.textContent = (kesMode()
         ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
-        : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) });
+        : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) })) + byDefault;
     }
     // The amount due is put in for the agent, in the chosen currency, until they type their own:
     // what they typed (the cash in hand) is never replaced by a switch of currency.
