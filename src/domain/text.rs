@@ -51,13 +51,35 @@ impl CategoryName {
 /// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make
 /// text display in another order than the one stored, so that a name or a merchant could read
 /// on a screen or a receipt as something it is not. (The marks U+200E and U+200F, and the
-/// zero-width joiners that scripts and emoji need, stay allowed.)
+/// zero-width joiners that scripts and emoji need, stay allowed.) And the characters that show
+/// as nothing at all (`invisible`), which can make two merchant names that read the same differ,
+/// or a name that reads as blank.
 fn refused_in_text(c: char) -> bool {
     c.is_control()
+        || invisible(c)
         || matches!(
             c,
             '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
         )
+}
+
+/// Characters that take no room and draw nothing where a name or a note is shown: the
+/// zero-width space, the word joiner and the invisible operators, the byte-order mark, the soft
+/// hyphen, the Mongolian vowel separator, the combining grapheme joiner and the Hangul fillers.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{2060}'
+            ..='\u{2064}'
+                | '\u{FEFF}'
+                | '\u{00AD}'
+                | '\u{180E}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+    )
 }
 
 /// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, none of
@@ -80,7 +102,7 @@ pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<Str
     if t.chars().any(refused_in_text) {
         return Err(Error::invalid(
             field,
-            "must not contain control characters, line separators or text-direction controls",
+            "must not contain control characters, invisible characters, line separators or text-direction controls",
         ));
     }
     Ok(Some(t.to_string()))
@@ -102,6 +124,33 @@ pub fn parse_reference(field: &str, input: &str, max: usize) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name of nothing visible, or with characters that draw nothing inside it (so that
+    /// "Kenya\u{200B}Power" could pass for "Kenya Power"'s twin), is refused; the joiners that
+    /// scripts and emoji need are not.
+    #[test]
+    fn invisible_characters_are_refused_and_joiners_kept() {
+        for bad in [
+            "\u{200B}",
+            "\u{3164}",
+            "Kenya\u{200B}Power",
+            "Ma\u{00AD}ji",
+            "\u{FEFF}Shop",
+            "A\u{2060}B",
+        ] {
+            assert!(parse_text("merchantName", bad, true).is_err(), "{bad:?}");
+        }
+        for good in [
+            "👩\u{200D}👩\u{200D}👧 Family shop",
+            "क्\u{200D}ष",
+            "Wanjikũ",
+        ] {
+            assert_eq!(
+                parse_text("merchantName", good, true).unwrap().as_deref(),
+                Some(good)
+            );
+        }
+    }
 
     #[test]
     fn category_names() {

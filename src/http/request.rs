@@ -118,7 +118,9 @@ impl Req {
             })
             .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
         let method = match request.method() {
-            tiny_http::Method::Get => Method::Get,
+            // A HEAD is answered as its GET is, and tiny_http leaves the body out (monitors ask
+            // `HEAD /health`).
+            tiny_http::Method::Get | tiny_http::Method::Head => Method::Get,
             tiny_http::Method::Post => Method::Post,
             tiny_http::Method::Put => Method::Put,
             tiny_http::Method::Delete => Method::Delete,

@@ -304,15 +304,19 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
             (answered, route.path)
         }
         Found::WrongMethod(template, allowed) => {
-            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            let mut allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            // Every GET is a HEAD too.
+            if allowed.contains(&Method::Get) {
+                allow.push("HEAD");
+            }
             let reply = error_reply(&Error::MethodNotAllowed, &req.request_id)
                 .with_header("Allow", allow.join(", "));
             (Ok(reply), template)
         }
         Found::NoRoute if req.method == Method::Get => (assets::serve(&req.path), "static"),
         Found::NoRoute if assets::exists(&req.path) => {
-            let reply =
-                error_reply(&Error::MethodNotAllowed, &req.request_id).with_header("Allow", "GET");
+            let reply = error_reply(&Error::MethodNotAllowed, &req.request_id)
+                .with_header("Allow", "GET, HEAD");
             (Ok(reply), "static")
         }
         Found::NoRoute => (Err(Error::NotFound { what: "route" }), "static"),

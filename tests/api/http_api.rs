@@ -792,13 +792,32 @@ fn the_request_id_is_echoed_or_made() {
         (r.status, r.body["code"].as_str()),
         (405, Some("method_not_allowed"))
     );
-    assert_eq!(r.header("Allow"), Some("GET, POST"));
-    // The web UI's pages are GET only, and say so; a path that is nothing is still 404.
+    assert_eq!(r.header("Allow"), Some("GET, POST, HEAD"));
+    // A HEAD is answered as its GET, without the body (a monitor's `HEAD /health` was 405).
+    {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(app.base.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            head.to_ascii_lowercase().contains("content-length: "),
+            "{answer}"
+        );
+        assert_eq!(body, "", "a HEAD got a body: {answer}");
+    }
+    // The web UI's pages are GET (and HEAD) only, and say so; a path that is nothing is 404.
     for path in ["/", "/api.html"] {
         let r = app.raw("POST", path, None, Some(("text/plain", b"x")), &[]);
         assert_eq!(
             (r.status, r.body["code"].as_str(), r.header("Allow")),
-            (405, Some("method_not_allowed"), Some("GET")),
+            (405, Some("method_not_allowed"), Some("GET, HEAD")),
             "{path}: {}",
             r.text
         );
