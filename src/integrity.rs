@@ -1,5 +1,5 @@
-//! The integrity check: recomputes every balance from the journal and compares (and, for the
-//! commands that check a whole file, runs SQLite's check of its pages and indexes). Used by
+//! The integrity check: recomputes every balance from the journal and compares (and, on the
+//! file, runs SQLite's check of its pages and indexes). Used by
 //! `remit check`, `GET /admin/integrity`, `remit backup`, `remit restore` and the tests, and on the PostgreSQL
 //! replica by `remit check --postgres`: the checks are defined once, as SQL both databases
 //! run (`LEDGER_CHECKS`) and the audit chain's verifier, and each back end only reads
@@ -286,9 +286,10 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
 /// block the writer in WAL mode).
 pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
     let tx = conn.unchecked_transaction()?;
-    let report = check_ledger(&mut Sqlite(&tx), keys)?;
+    let parts = Parts::new(true);
+    parts.run(&mut Sqlite(&tx), keys)?;
     tx.finish()?;
-    Ok(report)
+    parts.report()
 }
 
 /// `check` on two connections to the same file at once (`remit check`, `remit backup`): one
@@ -297,9 +298,7 @@ pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
 /// opens the other connection, like `conn`. Each connection reads inside one read transaction:
 /// every check reads one consistent snapshot, as in `check`; two checks may read snapshots a
 /// few commits apart if the file is written meanwhile (none compares its figures with
-/// another's). The report is `check`'s, in the same order, after a first line of its own: the
-/// file's storage (SQLite's `integrity_check`), which only the commands that check a whole file
-/// run.
+/// another's). The report is the same, in the same order, as `check`'s.
 pub fn check_on_two(
     conn: &Connection,
     second: impl FnOnce() -> Result<Connection> + Send,
@@ -331,7 +330,7 @@ struct Parts {
     /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 the
     /// audit chain, then the queries in order, then the guards.
     next: AtomicUsize,
-    /// Whether the file's storage is checked (`check_on_two`: a whole file, read by the CLI).
+    /// Whether the file's storage is checked (the file's checks; not a replica's).
     storage: bool,
     found: Mutex<Found>,
 }

@@ -61,10 +61,14 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     Ok(report)
 }
 
-/// Removes the hidden copies (`.NAME.PID.partial`) of backups to `name` whose process is gone
-/// (killed half-way: a power cut, `kill -9`): on a memory stick each is as large as the ledger.
-/// One whose process still runs, another backup under way, is left alone, and so is every
-/// copy where it cannot be told (no `/proc`).
+/// Removes the hidden copies (`.NAME.PID.partial`) of backups to `name` that were killed
+/// half-way (a power cut, `kill -9`): on a memory stick each is as large as the ledger. One is
+/// taken for another backup's still under way, and left alone, while its process runs or it was
+/// written in the last hour (a backup on another machine sharing the stick, or a `/proc` that
+/// hides other users' processes, looks gone; a running one writes its copy, then checks it for
+/// minutes at most). One named with this process's id is a dead one's (the id came round
+/// again): this process has not begun its own. Where processes cannot be seen (no `/proc`),
+/// nothing is removed.
 fn remove_unfinished(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     let processes = Path::new("/proc");
     if !processes.join("self").is_dir() {
@@ -84,8 +88,18 @@ fn remove_unfinished(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
                 .strip_suffix(".partial")?
                 .parse::<u32>()
                 .ok()?;
-            let running = pid == std::process::id() || processes.join(pid.to_string()).exists();
-            if running || !entry.file_type().ok()?.is_file() {
+            let metadata = entry.metadata().ok()?;
+            if !metadata.is_file() {
+                return None;
+            }
+            let recent = metadata
+                .modified()
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_none_or(|age| age < UNFINISHED_AFTER);
+            let maybe_running =
+                pid != std::process::id() && (recent || processes.join(pid.to_string()).exists());
+            if maybe_running {
                 return None;
             }
             std::fs::remove_file(entry.path()).ok()?;
@@ -93,6 +107,10 @@ fn remove_unfinished(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// How long after its last write a hidden copy whose process cannot be seen is taken for a
+/// killed backup's.
+const UNFINISHED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `VACUUM INTO` the hidden file, sync it, and run the integrity check on it.
 fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Report> {

@@ -178,10 +178,15 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
                 "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix}`"
             ));
         }
+        // Settled since, or handed to the gateway since (sent, or claimed for a call): the
+        // backup would send each again.
         let settled: Vec<(String, String)> = conn
             .prepare(
-                "SELECT b.id, r.status FROM payouts b JOIN replaced.payouts r ON r.id = b.id
-                 WHERE b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent')
+                "SELECT b.id, CASE WHEN r.status IN ('queued', 'sent')
+                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END
+                 FROM payouts b JOIN replaced.payouts r ON r.id = b.id
+                 WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
+                    OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
                  ORDER BY b.id",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -311,6 +316,13 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
     };
     let had_database = db.exists();
     if had_database {
+        // The log as it was, byte for byte, before SQLite reads it: if the ledger is damaged,
+        // SQLite may take only part of it, and its close removes the file it emptied.
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            copy_synced(&wal, &beside(&kept, "-wal.as-found")).map_err(|e| {
+                Error::internal(format!("cannot keep a copy of {}: {e}", wal.display()))
+            })?;
+        }
         fold_the_log(db, &wal);
         second_name(db, &kept)?;
     }

@@ -248,16 +248,19 @@ fn find_query(ctx: &WriteCtx<'_>, conversation: Option<&str>) -> Result<Option<Q
 /// sent through Daraja, a failure is held until Transaction Status confirms it and an unknown
 /// outcome is asked about; through the simulator they are applied, or flagged, at once.
 ///
-/// `sends`: this server hands payouts to a gateway (the simulator, Daraja). Then a result for a
-/// payout not yet handed to one is refused (`NotSent`): nothing was asked of M-Pesa, so it is
-/// not M-Pesa's answer. With `REMIT_GATEWAY=none` no payout is ever handed to one, and results
-/// are taken as they are posted (by hand, or by a test).
+/// `paying`: the gateway this server hands payouts to (`None`: `REMIT_GATEWAY=none`, which hands
+/// none to any, and takes results as they are posted, by hand or by a test). A result for a
+/// payout not yet handed to it is not applied: nothing was asked of M-Pesa, so it is not
+/// M-Pesa's answer. The simulator's is refused (`NotSent`). Daraja's makes the outcome unknown
+/// and asks Transaction Status (`AskStatus`), and the payout is not sent: the only way a genuine
+/// one comes is a hand-over whose record was lost (a restored backup older than it, a power
+/// cut under `REMIT_SYNCHRONOUS=normal`), and a second B2B request could pay twice.
 pub fn apply_payout_callback(
     ctx: &WriteCtx<'_>,
     callback: &Callback,
     raw: &[u8],
     float_alert: KesCents,
-    sends: bool,
+    paying: Option<Paying>,
 ) -> Result<CallbackOutcome> {
     let dedupe_key = callback.dedupe_key();
     if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
@@ -387,14 +390,17 @@ pub fn apply_payout_callback(
     // posted with the path token right after an approval paid the request with money that
     // never left, and the real result was then flagged as a conflict). A result of the call
     // still to come is applied then.
-    let unclaimed = sends && status == PayoutStatus::Queued && gateway.is_none();
-    if unclaimed || not_sent && !late_status && !never_reached {
+    let unclaimed = paying.is_some() && status == PayoutStatus::Queued && gateway.is_none();
+    let ask_unclaimed = unclaimed && paying == Some(Paying::Daraja);
+    if unclaimed && !ask_unclaimed || not_sent && !late_status && !never_reached {
         return refused("unsent", CallbackOutcome::NotSent);
     }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
-    let outcome = if never_reached {
+    let outcome = if ask_unclaimed {
+        never_reached_result(ctx, &payout_id, Some("daraja"))?
+    } else if never_reached {
         never_reached_result(ctx, &payout_id, gateway.as_deref())?
     } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
@@ -408,8 +414,18 @@ pub fn apply_payout_callback(
     Ok(outcome)
 }
 
-/// A result for a payout whose every call was judged turned away (`never_reached` above): not
-/// applied; its outcome becomes unknown, asked of Transaction Status (Daraja) or flagged.
+/// The gateway a server hands its payouts to, as a result callback needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paying {
+    /// The built-in simulator.
+    Simulator,
+    /// Daraja, which can be asked what became of a payment.
+    Daraja,
+}
+
+/// A result for a payout that, as far as remit knows, never reached M-Pesa (every call judged
+/// turned away: `never_reached` above; or never handed to the gateway at all): not applied;
+/// its outcome becomes unknown, asked of Transaction Status (Daraja) or flagged.
 fn never_reached_result(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -419,7 +435,7 @@ fn never_reached_result(
     payouts::mark_unknown(
         ctx,
         payout_id,
-        "a result came for a payout whose every call was turned away: not applied; M-Pesa is asked what became of it",
+        "a result came for a payout that, as far as remit knows, never reached M-Pesa: not applied; M-Pesa is asked what became of it",
         if asks {
             payouts::Unknown::Ask
         } else {

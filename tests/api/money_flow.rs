@@ -830,11 +830,32 @@ fn a_success_whose_receipt_is_not_a_receipt_pays_nothing() {
     app.assert_integrity();
 }
 
-/// A result for a payout not yet handed to the gateway, on a server that pays through one (the
-/// simulator, Daraja), moves nothing: `NotSent` (`409`), recorded apart so that the result of
-/// the call still to come is applied. Before, a success posted with the path token right after
-/// an approval paid the request with a made-up receipt, and the real result was then flagged
-/// as a conflict. The payout is kept unclaimed by a server that hands nothing to a gateway
+/// The service call the result URL's handler makes on a server that pays through `paying`.
+fn apply_as_if_paying(
+    app: &TestApp,
+    body: &Value,
+    paying: remit::service::webhooks::Paying,
+) -> remit::service::webhooks::CallbackOutcome {
+    let callback = remit::wire::daraja::parse_callback(body, false).unwrap();
+    let raw = body.to_string().into_bytes();
+    app.store
+        .write(move |ctx| {
+            remit::service::webhooks::apply_payout_callback(
+                ctx,
+                &callback,
+                &raw,
+                remit::money::KesCents::default(),
+                Some(paying),
+            )
+        })
+        .unwrap()
+}
+
+/// A result for a payout not yet handed to the gateway, on a server that pays through the
+/// simulator, moves nothing: `NotSent` (`409`), recorded apart so that the result of the call
+/// still to come is applied. Before, a success posted with the path token right after an
+/// approval paid the request with a made-up receipt, and the real result was then flagged as a
+/// conflict. The payout is kept unclaimed by a server that hands nothing to a gateway
 /// (`REMIT_GATEWAY=none`), and the result is applied through the service call the handler of a
 /// paying server makes; posted to this server, which takes results by hand, it is applied.
 #[test]
@@ -847,20 +868,7 @@ fn a_result_for_a_payout_not_yet_handed_to_the_gateway_moves_nothing() {
             "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001",
             "TransactionID": "TCE0000000"}}),
     ] {
-        let callback = remit::wire::daraja::parse_callback(&body, false).unwrap();
-        let raw = body.to_string().into_bytes();
-        let outcome = app
-            .store
-            .write(move |ctx| {
-                remit::service::webhooks::apply_payout_callback(
-                    ctx,
-                    &callback,
-                    &raw,
-                    remit::money::KesCents::default(),
-                    true,
-                )
-            })
-            .unwrap();
+        let outcome = apply_as_if_paying(&app, &body, remit::service::webhooks::Paying::Simulator);
         assert_eq!(
             outcome,
             remit::service::webhooks::CallbackOutcome::NotSent,
@@ -877,5 +885,40 @@ fn a_result_for_a_payout_not_yet_handed_to_the_gateway_moves_nothing() {
     assert_eq!(r.status, 200, "{}", r.text);
     let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
     assert_eq!(view.body["status"], "paid", "{}", view.text);
+    app.assert_integrity();
+}
+
+/// Through Daraja, a result for a payout not yet handed to it is not applied either, and the
+/// payout is not sent: its outcome is unknown and Transaction Status is asked. (A genuine one
+/// comes only where the record of the hand-over was lost, a backup restored from before it say,
+/// and a second B2B request could pay twice.)
+#[test]
+fn through_daraja_a_result_for_a_payout_not_handed_over_asks_what_became_of_it() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, payout, originator) = queued_payout(&app);
+    let outcome = apply_as_if_paying(
+        &app,
+        &b2c_success(&originator, "TCE4K7PQ2M", 1_500),
+        remit::service::webhooks::Paying::Daraja,
+    );
+    assert_eq!(
+        outcome,
+        remit::service::webhooks::CallbackOutcome::AskStatus
+    );
+    let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(view.body["status"], "approved", "{}", view.text);
+    assert_eq!(view.body["payout"]["status"], "sent", "{}", view.text);
+    assert_eq!(view.body["payout"]["mpesaReceipt"], Value::Null);
+    let due: Option<String> = app
+        .store
+        .read(move |c, _| {
+            Ok(c.query_row(
+                "SELECT status_query_due_at FROM payouts WHERE id = ?1",
+                [&payout],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(due.is_some(), "Transaction Status is not asked");
     app.assert_integrity();
 }

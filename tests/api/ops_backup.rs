@@ -567,13 +567,26 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     assert!(left[0].starts_with(".backup.db."), "{left:?}");
 
     // The next backup to the same name is whole, checks clean, and removes what the killed one
-    // left (its process is gone); a copy of a backup still running, and one of another
-    // name, are left alone.
+    // left (its process is gone, its copy last written over an hour ago); a copy of a backup
+    // still running, one written in the last hour by a process it cannot see (another machine
+    // sharing the stick), and one of another name, are left alone.
+    let hours_ago = |name: &str| {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(name))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+            .unwrap();
+    };
+    hours_ago(&left[0]);
     let running = format!(".backup.db.{}.partial", std::process::id());
+    let unseen_recent = ".backup.db.4000000.partial";
     let other = ".other.db.1.partial";
-    for name in [running.as_str(), other] {
+    for name in [running.as_str(), unseen_recent, other] {
         std::fs::write(dir.path().join(name), b"half a copy").unwrap();
     }
+    hours_ago(&running);
+    hours_ago(other);
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&target).arg("--db").arg(&db);
     let again = run(cmd);
@@ -584,7 +597,11 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
             .contains(&format!("removed {}", dir.path().join(&left[0]).display())),
         "{again}"
     );
-    let mut expected = vec![running.clone(), other.to_string()];
+    let mut expected = vec![
+        running.clone(),
+        unseen_recent.to_string(),
+        other.to_string(),
+    ];
     expected.sort();
     let mut now = partial_files(dir.path());
     now.sort();
@@ -627,7 +644,8 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "Wanjiru",
         &["rent"],
     );
-    let request = pending_requests(&server, &agent, &before, 1).remove(0);
+    let mut requests = pending_requests(&server, &agent, &before, 2);
+    let request = requests.remove(0);
     let approved = server.post(
         &format!("/payment-requests/{request}/approve"),
         &sender,
@@ -637,6 +655,16 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let payout = approved.body["payout"]["payoutId"]
         .as_str()
         .unwrap_or_else(|| panic!("{}", approved.text))
+        .to_string();
+    let second = server.post(
+        &format!("/payment-requests/{}/approve", requests[0]),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    let in_flight = second.body["payout"]["payoutId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", second.text))
         .to_string();
     let originator: String = read_only(&db)
         .query_row(
@@ -689,6 +717,17 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
         "the crash left a log"
     );
+    // The second payout had been handed to a gateway after the backup (as the worker claims
+    // one before its call): the backup would send it again.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE payouts SET gateway = 'daraja', attempts = 1 WHERE id = ?1",
+        [&in_flight],
+    )
+    .unwrap();
+    // Never closed: the last connection's close would copy the crash's log into the file and
+    // remove it, and the log left by the crash is what this test restores over.
+    std::mem::forget(conn);
 
     // A backup under another key is refused before anything moves.
     let other_dir = tempfile::tempdir().unwrap();
@@ -753,6 +792,12 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
             .contains(&format!("payout {payout} is failed in the replaced ledger")),
         "{done}"
     );
+    assert!(
+        done.stdout.contains(&format!(
+            "payout {in_flight} is handed to the gateway (queued) in the replaced ledger"
+        )),
+        "{done}"
+    );
     assert!(!wal.exists(), "a log was left beside the restored copy");
     let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -760,9 +805,25 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         .filter(|n| n.starts_with("remit.db.before-restore-"))
         .collect();
     // The replaced database, its log copied into it (SQLite removes an emptied log when its
-    // last connection closes).
-    assert_eq!(kept.len(), 1, "the replaced database alone: {kept:?}");
-    let kept_db = dir.path().join(&kept[0]);
+    // last connection closes), and the log as it was found, byte for byte, under a name SQLite
+    // never reads (if the ledger had been damaged, SQLite could have taken only part of it).
+    // (The log itself is kept, emptied, where a connection was still open on the file: this
+    // test's own.)
+    let as_found = kept.iter().find(|n| n.ends_with("-wal.as-found")).unwrap();
+    assert!(
+        std::fs::metadata(dir.path().join(as_found)).unwrap().len() > 0,
+        "{as_found} is empty"
+    );
+    for log in kept.iter().filter(|n| n.ends_with("-wal")) {
+        assert_eq!(
+            std::fs::metadata(dir.path().join(log)).unwrap().len(),
+            0,
+            "{log} holds what the file should"
+        );
+    }
+    let dbs: Vec<_> = kept.iter().filter(|n| !n.contains("-wal")).collect();
+    assert_eq!(dbs.len(), 1, "{kept:?}");
+    let kept_db = dir.path().join(dbs[0]);
     assert_eq!(check(&kept_db, TEST_KEY).code, Some(0));
     let escrows_in = |path: &std::path::Path| -> i64 {
         read_only(path)

@@ -1370,6 +1370,8 @@ async function main() {
       await agent.unroute(pattern);
     }
     const requestId = await submitRequest(agent);
+    const said = await text(agent.locator('#notice .banner-text'));
+    assert(said.includes('limeshatumwa'), `the second Send does not say the request had been sent already: "${said}"`);
     const listed = await api(TOKENS.sender, 'GET', `/payment-requests?escrowId=${own}`);
     const ids = listed.items.map((r) => r.paymentRequestId);
     assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);

@@ -36,23 +36,27 @@ export function idempotencyKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-// A change whose answer was lost (no answer, a timeout, a 5xx) keeps its Idempotency-Key: the
-// same change sent again (same session, method, path and body: the retry of a Send, a Record,
-// an Approve) goes with the same key, so the server does it at most once and answers the retry
-// as it answered the first; a duplicate payment request or deposit is never made by trying again.
-// Any other answer ends the change, and the next send is a new one.
+// A change whose answer was lost (no answer, a timeout, a 5xx) keeps its Idempotency-Key for
+// a few minutes: the same change sent again by the same user (same method, path and body: the
+// retry of a Send, a Record, an Approve, after a sign-in again too) goes with the same key, so
+// the server does it at most once and answers the retry as it answered the first (its answer
+// is marked `_replayed`, and the screen says it was already done). Any other answer ends the
+// change, and the next send is a new one; so does the time: an identical change a while later
+// (a second customer's cash of the same amount) is a new one.
 const unanswered = new Map();
+const KEPT_MS = 5 * 60 * 1000;
 
 export async function api(method, path, body, opts = {}) {
   const token = opts.token || session.token;
   if (!token) throw new ApiError(401, 'unauthenticated', t('error.signedOut'));
   const generation = session.generation;
   const bodyText = body === undefined ? undefined : JSON.stringify(body);
-  const change = method !== 'GET' && !opts.idempotencyKey ? `${generation} ${method} ${path} ${bodyText || ''}` : null;
+  const change = method !== 'GET' && !opts.idempotencyKey ? `${token} ${method} ${path} ${bodyText || ''}` : null;
   let key = opts.idempotencyKey || null;
   if (change) {
-    key = unanswered.get(change) || idempotencyKey();
-    unanswered.set(change, key);
+    const kept = unanswered.get(change);
+    key = kept && Date.now() - kept.at < KEPT_MS ? kept.key : idempotencyKey();
+    unanswered.set(change, { key, at: kept && kept.key === key ? kept.at : Date.now() });
   }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs || 20000);
@@ -77,11 +81,20 @@ export async function api(method, path, body, opts = {}) {
   } finally {
     clearTimeout(timer);
   }
+  let text;
+  try {
+    text = await res.text();
+  } catch (_) {
+    // The answer broke off: as good as none, and the key is kept for the retry.
+    throw new ApiError(0, 'network', t('error.network'));
+  }
   if (change && res.status < 500) unanswered.delete(change);
-  const text = await res.text().catch(() => '');
   let data = null;
   if (text) {
     try { data = JSON.parse(text); } catch (_) { data = null; }
+  }
+  if (data && typeof data === 'object' && res.headers.get('Idempotent-Replayed') === 'true') {
+    Object.defineProperty(data, '_replayed', { value: true });
   }
   if (!res.ok) {
     const message = data && typeof data.error === 'string' && data.error

@@ -62,8 +62,8 @@ export const en = {
   'idle.signedOut': 'You were signed out because the screen was not used for a while. Sign in again to continue.',
 
   // ---- errors
-  'error.timeout': 'The server did not answer in time. Check the connection and try again: sending the same again never does it twice.',
-  'error.network': 'Could not reach the server. Check the connection and try again: sending the same again never does it twice.',
+  'error.timeout': 'The server did not answer in time. Check the connection and try again: the same sent again in the next few minutes is done only once.',
+  'error.network': 'Could not reach the server. Check the connection and try again: the same sent again in the next few minutes is done only once.',
   'error.http': 'The server answered {status}.',
   'error.stale': 'Signed out.',
   'error.signedOut': 'You are signed out. Sign in again.',
@@ -443,6 +443,7 @@ export const en = {
   'request.overBalance': 'Cannot be sent: this costs {need} but {category} has only {left} left.',
   'request.overDaily': 'Cannot be sent: this costs {need}, more than the {limit} the sender allows in a day.',
   'request.sentNotice': 'Sent for approval: {kes} = {usd}.',
+  'request.sentBefore': 'This request had been sent already (its answer was lost on the way): {kes} = {usd}, sent once.',
   'request.sentAtNewRate': 'Sent for approval: {kes} = {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}).',
   'request.openDetails': 'Open this request',
   'request.openReceipt': 'Open the receipt',
@@ -775,8 +776,8 @@ export const sw = {
   'idle.signedOut': 'Umetolewa kwa sababu skrini haikutumika kwa muda. Ingia tena ili kuendelea.',
 
   // ---- errors
-  'error.timeout': 'Seva haikujibu kwa wakati. Angalia mtandao kisha ujaribu tena: kutuma vilevile tena hakufanyi jambo mara mbili.',
-  'error.network': 'Imeshindwa kufikia seva. Angalia mtandao kisha ujaribu tena: kutuma vilevile tena hakufanyi jambo mara mbili.',
+  'error.timeout': 'Seva haikujibu kwa wakati. Angalia mtandao kisha ujaribu tena: kilekile kikitumwa tena ndani ya dakika chache kinafanyika mara moja tu.',
+  'error.network': 'Imeshindwa kufikia seva. Angalia mtandao kisha ujaribu tena: kilekile kikitumwa tena ndani ya dakika chache kinafanyika mara moja tu.',
   'error.http': 'Seva ilijibu {status}.',
   'error.stale': 'Umetoka.',
   'error.signedOut': 'Umetoka. Ingia tena.',
@@ -1156,6 +1157,7 @@ export const sw = {
   'request.overBalance': 'Haliwezi kutumwa: linagharimu {need} lakini {category} imebaki na {left} tu.',
   'request.overDaily': 'Haliwezi kutumwa: linagharimu {need}, zaidi ya {limit} ambazo mtumaji anaruhusu kwa siku.',
   'request.sentNotice': 'Limetumwa ili liidhinishwe: {kes} = {usd}.',
+  'request.sentBefore': 'Ombi hili lilikuwa limeshatumwa (jibu lake lilipotea njiani): {kes} = {usd}, limetumwa mara moja.',
   'request.sentAtNewRate': 'Limetumwa ili liidhinishwe: {kes} = {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}).',
   'request.openDetails': 'Fungua ombi hili',
   'request.openReceipt': 'Fungua risiti',

@@ -76,10 +76,14 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();
     let alert = app.config.float_alert;
-    let sends = !matches!(app.config.gateway, crate::config::GatewayKind::None);
+    let paying = match app.config.gateway {
+        crate::config::GatewayKind::Simulator => Some(webhooks::Paying::Simulator),
+        crate::config::GatewayKind::Daraja(_) => Some(webhooks::Paying::Daraja),
+        crate::config::GatewayKind::None => None,
+    };
     let outcome = app
         .store
-        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert, sends))?;
+        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert, paying))?;
     match outcome {
         CallbackOutcome::UnknownPayout => {
             log::warn!("M-Pesa callback for an unknown payout");

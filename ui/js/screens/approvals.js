@@ -121,6 +121,10 @@ export async function viewApprovals(root, ctx) {
   function moveToDecided(decidedRequest) {
     const { _escrow, ...r } = decidedRequest;
     const old = list.querySelector(`[data-key="${CSS.escape(r.paymentRequestId)}"]`);
+    // Focus goes where the hand goes next (the next waiting request, else the decided list),
+    // not back to the top of the page with the card that held it.
+    const hadFocus = Boolean(old && old.contains(document.activeElement));
+    const next = old && (old.nextElementSibling || old.previousElementSibling);
     if (old) old.remove();
     const tr = tracker(ctx, r, {
       context: context(r),
@@ -135,6 +139,11 @@ export async function viewApprovals(root, ctx) {
     updateCount(list.children.length);
     const h = decidedSection.querySelector('h2');
     if (h) h.scrollIntoView({ block: 'nearest' });
+    if (hadFocus) {
+      const target = (next && next.querySelector('[data-testid="approve"]:not([disabled]), [data-testid="reject"]')) || h;
+      if (target === h) h.setAttribute('tabindex', '-1');
+      if (target) target.focus({ preventScroll: true });
+    }
     load().catch(() => {});
   }
 

@@ -88,13 +88,18 @@ export async function viewFind(root, ctx, status) {
         ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
         : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) })) + byDefault;
     }
-    // The amount due is put in for the agent, in the chosen currency, until they type their own:
-    // what they typed (the cash in hand) is never replaced by a switch of currency.
+    // The amount due is put in for the agent, in the chosen currency, until they type their own.
+    // A typed amount is in the currency it was typed in: a switch neither keeps the number under
+    // the other currency (KES 3,000 read as USD 3,000) nor replaces it with the amount due (the
+    // whole due recorded for the cash in hand); it empties the field for the agent to type.
     let typed = false;
     function syncCurrency() {
       amount.label.textContent = kesMode() ? t('deposit.amountKes') : t('deposit.amountUsd');
       amount.input.dataset.field = kesMode() ? 'amountKes' : 'amountUsd';
-      if (!typed || !amount.input.value.trim()) {
+      if (typed && amount.input.value.trim()) {
+        amount.input.value = '';
+        amount.input.focus();
+      } else {
         amount.input.value = kesMode() ? centsToInput(kesToCollect(due, e4)) : centsToInput(due);
         typed = false;
       }
@@ -124,7 +129,8 @@ export async function viewFind(root, ctx, status) {
       escrowData.set(fresh.escrowId, fresh);
       rebuild(fresh);
       const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
-      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
+      // A reference recorded before, or the retry of a Record whose answer was lost.
+      if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
       else notice(t('deposit.recorded', { amount: usd(d && d.amountUsdCents), name, status: statusWord('escrow', fresh.status) }));
       showReceipt(depositReceipt(d || {}, fresh, {
         ownReference: own || null,

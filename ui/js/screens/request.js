@@ -216,6 +216,9 @@ export async function viewRequest(root, ctx, escrowId) {
       notice(t('request.sentAtNewRate', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents), rate: formatRate(pricedE4), was: formatRate(shownE4) }), 'warn');
       rate = { ...(rate || {}), e4: pricedE4 };
       refreshEscrow().catch(() => {});
+    } else if (created._replayed) {
+      // The retry of a Send whose answer was lost: the request the first one made.
+      notice(t('request.sentBefore', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
     } else {
       notice(t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
     }
