@@ -1377,6 +1377,22 @@ async function main() {
     assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);
   });
 
+  await step('sender: "could not reach the server" goes once the server answers again', async () => {
+    currentPage = sender;
+    await nav(sender, 'approvals');
+    const banner = sender.locator('#global-error');
+    const pattern = /\/payment-requests\?/;
+    await sender.route(pattern, (route) => route.abort('internetdisconnected'));
+    try {
+      await sender.locator(tid('refresh')).click();
+      await banner.waitFor({ state: 'visible' });
+    } finally {
+      await sender.unroute(pattern);
+    }
+    await sender.locator(tid('refresh')).click();
+    await banner.waitFor({ state: 'hidden' });
+  });
+
   await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {
     const err = await idle;
     if (err) throw err instanceof FlowError ? new FlowError(`idle sign-out: ${err.message}`) : err;

@@ -17,6 +17,13 @@ export function onUnauthorized(fn) {
   unauthorized = fn;
 }
 
+// What to do when the server answers (whatever it says): notices.js takes down a banner that
+// said it could not be reached.
+let answered = () => {};
+export function onAnswered(fn) {
+  answered = fn;
+}
+
 // An answer that is not a success. `field` is the input the server names (its "field", else the
 // "field: message" form of a 400); `detail` is the message without that prefix.
 export class ApiError extends Error {
@@ -81,6 +88,7 @@ export async function api(method, path, body, opts = {}) {
   } finally {
     clearTimeout(timer);
   }
+  answered();
   let text;
   try {
     text = await res.text();
