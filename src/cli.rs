@@ -610,7 +610,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn check(config: &Config) -> Result<ExitCode> {
     let report =
         store::open_for_check(&config.db, config.key_hex.as_deref()).and_then(|(conn, keys)| {
-            crate::integrity::check_on_two(&conn, || store::read_only_connection(&config.db), &keys)
+            crate::integrity::check_on_two(
+                &conn,
+                || store::read_only_connection(&config.db),
+                &keys,
+                crate::integrity::Pages::Check,
+            )
         });
     let report = match report {
         Ok(r) => r,

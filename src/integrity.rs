@@ -34,6 +34,16 @@ pub trait Ledger {
     }
 }
 
+/// Whether a check of a file reads its every page (SQLite's `integrity_check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pages {
+    /// Yes: a file that has been anywhere (the ledger, a backup brought back from a stick).
+    Check,
+    /// No: a copy `VACUUM INTO` has just written, every table and index built anew from the
+    /// ledger's rows (its pages read back would come from the kernel's cache, not the stick).
+    Skip,
+}
+
 /// The check's line for the file's own storage (SQLite's `integrity_check`).
 const STORAGE_CHECK: &str =
     "the file's pages and indexes are whole (SQLite's integrity check of every table and index)";
@@ -298,13 +308,15 @@ pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
 /// opens the other connection, like `conn`. Each connection reads inside one read transaction:
 /// every check reads one consistent snapshot, as in `check`; two checks may read snapshots a
 /// few commits apart if the file is written meanwhile (none compares its figures with
-/// another's). The report is the same, in the same order, as `check`'s.
+/// another's). The report is the same, in the same order, as `check`'s; with `pages` false
+/// (`Pages::Skip`) without the file's storage check, for a copy SQLite has just written whole.
 pub fn check_on_two(
     conn: &Connection,
     second: impl FnOnce() -> Result<Connection> + Send,
     keys: &Keys,
+    pages: Pages,
 ) -> Result<Report> {
-    let parts = Parts::new(true);
+    let parts = Parts::new(pages == Pages::Check);
     std::thread::scope(|scope| {
         let helper = scope.spawn(|| -> Result<()> {
             let conn = second()?;

@@ -145,7 +145,12 @@ fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Rep
         )?)
     };
     let copy = open_copy()?;
-    crate::integrity::check_on_two(&copy, open_copy, store.keys())
+    crate::integrity::check_on_two(
+        &copy,
+        open_copy,
+        store.keys(),
+        crate::integrity::Pages::Skip,
+    )
 }
 
 /// Gives the finished copy the backup's name without ever replacing a file that appeared

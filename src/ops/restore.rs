@@ -140,7 +140,8 @@ fn check_copy(
         other => Error::internal(format!("{}: {}", backup.display(), other.logged())),
     })?;
     let open_again = || -> Result<rusqlite::Connection> { store::read_only_connection(copy) };
-    let report = crate::integrity::check_on_two(&conn, open_again, &keys)?;
+    let report =
+        crate::integrity::check_on_two(&conn, open_again, &keys, crate::integrity::Pages::Check)?;
     if !report.is_clean() {
         return Err(Error::internal(format!(
             "{} does not pass the integrity check ({}): nothing was restored",
