@@ -422,21 +422,9 @@ impl Parts {
         }
         let mut report = Report::default();
         if let Some(storage) = found.storage {
-            report.checks.push(format!(
-                "{STORAGE_CHECK}: {}",
-                if storage.is_empty() {
-                    "ok".to_string()
-                } else {
-                    format!("{} problem(s)", storage.len())
-                }
-            ));
-            report
-                .mismatches
-                .extend(storage.into_iter().map(|p| format!("the file: {p}")));
+            report.add_problems(STORAGE_CHECK, storage, "the file");
         }
-        let rest = report_of(queries, unguarded, lines, problems);
-        report.checks.extend(rest.checks);
-        report.mismatches.extend(rest.mismatches);
+        report_of(&mut report, queries, unguarded, lines, problems);
         Ok(report)
     }
 }
@@ -456,15 +444,15 @@ pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
     parts.report()
 }
 
-/// The report of what each query of `LEDGER_CHECKS` found (in its order) and of the audit
-/// chain.
+/// Adds to `report` what each query of `LEDGER_CHECKS` found (in its order), the guards and the
+/// audit chain.
 fn report_of(
+    report: &mut Report,
     queries: Vec<Vec<(String, String)>>,
     unguarded: Vec<(String, String)>,
     lines: i64,
     problems: Vec<String>,
-) -> Report {
-    let mut report = Report::default();
+) {
     let named = LEDGER_CHECKS
         .iter()
         .map(|(name, _)| *name)
@@ -482,16 +470,25 @@ fn report_of(
             }
         ));
     }
-    report.checks.push(format!(
-        "the audit chain verifies from the first line to the last ({lines} lines): {}",
-        if problems.is_empty() {
-            "ok".to_string()
-        } else {
-            format!("{} problem(s)", problems.len())
-        }
-    ));
-    report
-        .mismatches
-        .extend(problems.into_iter().map(|p| format!("audit chain: {p}")));
-    report
+    report.add_problems(
+        &format!("the audit chain verifies from the first line to the last ({lines} lines)"),
+        problems,
+        "audit chain",
+    );
+}
+
+impl Report {
+    /// One check's line (`ok`, or how many problems it found) and each problem, after `what`.
+    fn add_problems(&mut self, check: &str, problems: Vec<String>, what: &str) {
+        self.checks.push(format!(
+            "{check}: {}",
+            if problems.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("{} problem(s)", problems.len())
+            }
+        ));
+        self.mismatches
+            .extend(problems.into_iter().map(|p| format!("{what}: {p}")));
+    }
 }
