@@ -18,10 +18,15 @@ export function onUnauthorized(fn) {
 }
 
 // What to do when the server answers (whatever it says): notices.js takes down a banner that
-// said it could not be reached.
+// said it could not be reached, once a call made after it is answered (not one that was already
+// on its way, whose answer says nothing of the connection since). Calls are numbered in order.
 let answered = () => {};
+let calls = 0;
 export function onAnswered(fn) {
   answered = fn;
+}
+export function callsSoFar() {
+  return calls;
 }
 
 // An answer that is not a success. `field` is the input the server names (its "field", else the
@@ -57,6 +62,8 @@ export async function api(method, path, body, opts = {}) {
   const token = opts.token || session.token;
   if (!token) throw new ApiError(401, 'unauthenticated', t('error.signedOut'));
   const generation = session.generation;
+  calls += 1;
+  const call = calls;
   const bodyText = body === undefined ? undefined : JSON.stringify(body);
   const change = method !== 'GET' && !opts.idempotencyKey ? `${token} ${method} ${path} ${bodyText || ''}` : null;
   let key = opts.idempotencyKey || null;
@@ -88,7 +95,7 @@ export async function api(method, path, body, opts = {}) {
   } finally {
     clearTimeout(timer);
   }
-  answered();
+  answered(call);
   let text;
   try {
     text = await res.text();

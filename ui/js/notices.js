@@ -1,7 +1,7 @@
 // The two page-wide banners of index.html: the error banner (#global-error) for failures that
 // belong to no form, and the notice banner (#notice) for what just happened.
 
-import { ApiError, errorText, onAnswered } from './api.js';
+import { ApiError, callsSoFar, errorText, onAnswered } from './api.js';
 import { session } from './session.js';
 
 function banner(id, text) {
@@ -29,16 +29,17 @@ export function notice(text, kind = 'ok') {
 export function hideStaleNotice() {
   if (Date.now() - noticeAt > 1500) hideBanner('notice');
 }
-// Whether the error banner says the server could not be reached: the next answer takes it down.
-let unreachableShown = false;
-onAnswered(() => {
-  if (unreachableShown) {
-    unreachableShown = false;
+// While the error banner says the server could not be reached: the last call made before it
+// said so. The answer to a later call takes it down.
+let unreachableAfter = null;
+onAnswered((call) => {
+  if (unreachableAfter !== null && call > unreachableAfter) {
+    unreachableAfter = null;
     hideBanner('global-error');
   }
 });
 export function globalError(err) {
   if (err instanceof ApiError && (err.code === 'stale' || (err.status === 401 && !session.token))) return;
   banner('global-error', errorText(err));
-  unreachableShown = err instanceof ApiError && err.status === 0;
+  unreachableAfter = err instanceof ApiError && err.status === 0 ? callsSoFar() : null;
 }
