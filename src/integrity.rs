@@ -32,6 +32,26 @@ pub trait Ledger {
     fn storage_problems(&mut self) -> Result<Option<Vec<String>>> {
         Ok(None)
     }
+    /// How many encrypted values there are, how many do not open under the key, and the first
+    /// of those (at most `SEALED_PROBLEMS_MAX`), one sentence each; `None` where this back end
+    /// does not check.
+    fn sealed_problems(&mut self, _keys: &Keys) -> Result<Option<Sealed>> {
+        Ok(None)
+    }
+}
+
+/// At most this many encrypted values that do not open are listed.
+const SEALED_PROBLEMS_MAX: usize = 20;
+
+/// What the check of the encrypted values found.
+#[derive(Debug, Clone, Default)]
+pub struct Sealed {
+    /// Values read.
+    values: u64,
+    /// Values that did not open.
+    failed: u64,
+    /// The first of them, one sentence each.
+    problems: Vec<String>,
 }
 
 /// Whether a check of a file reads its every page (SQLite's `integrity_check`).
@@ -120,6 +140,43 @@ impl Ledger for Sqlite<'_> {
         Ok(Some(
             found.into_iter().filter(|line| line != "ok").collect(),
         ))
+    }
+
+    /// Every encrypted value (`EncryptedColumn::ALL`, as key rotation walks them) opens under
+    /// the key, bound to its row and column: a damaged byte in a name or a phone passes every
+    /// other check (SQLite's included: the record is whole, its bytes are not), and is a `500`
+    /// the day someone reads it. One value at a time: the memory does not grow with the file.
+    fn sealed_problems(&mut self, keys: &Keys) -> Result<Option<Sealed>> {
+        use crate::crypto::EncryptedColumn;
+        let mut found = Sealed::default();
+        for column in EncryptedColumn::ALL {
+            let (table, name) = (column.table(), column.column());
+            let sql = if *column == EncryptedColumn::IdempotentResponse {
+                format!("SELECT user_id, key, {name} FROM {table} WHERE {name} IS NOT NULL")
+            } else {
+                format!("SELECT id, NULL, {name} FROM {table} WHERE {name} IS NOT NULL")
+            };
+            let mut stmt = self.0.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (id, key, stored): (String, Option<String>, String) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                let row_name = match &key {
+                    Some(key) => crate::service::idempotency::row_of(&id, key),
+                    None => id.clone(),
+                };
+                found.values += 1;
+                if keys.open(*column, &row_name, &stored).is_err() {
+                    found.failed += 1;
+                    if found.problems.len() < SEALED_PROBLEMS_MAX {
+                        found.problems.push(format!(
+                            "{table}.{name} of {id} does not open under the key (damaged, or written under another)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Some(found))
     }
 
     /// Every append-only trigger the migrations make is in the file, word for word; none is
@@ -339,10 +396,12 @@ pub fn check_on_two(
 /// The parts of a check (the file's storage, the audit chain, each query of `LEDGER_CHECKS`,
 /// the guards), taken in turn by whoever runs them, and what each found.
 struct Parts {
-    /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 the
-    /// audit chain, then the queries in order, then the guards.
+    /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 its
+    /// encrypted values (when the storage is checked), 2 the audit chain, then the queries in
+    /// order, then the guards.
     next: AtomicUsize,
-    /// Whether the file's storage is checked (the file's checks; not a replica's).
+    /// Whether the file's storage and encrypted values are checked (the file's checks; not a
+    /// replica's).
     storage: bool,
     found: Mutex<Found>,
 }
@@ -357,6 +416,8 @@ struct Found {
     unguarded: Option<Vec<(String, String)>>,
     /// What SQLite's check of the file found (`None`: not checked).
     storage: Option<Vec<String>>,
+    /// What the check of the encrypted values found (`None`: not checked).
+    sealed: Option<Sealed>,
 }
 
 impl Parts {
@@ -369,6 +430,7 @@ impl Parts {
                 audit: None,
                 unguarded: None,
                 storage: None,
+                sealed: None,
             }),
         }
     }
@@ -383,12 +445,17 @@ impl Parts {
                     self.found().storage = problems;
                 }
             } else if part == 1 {
+                if self.storage {
+                    let sealed = ledger.sealed_problems(keys)?;
+                    self.found().sealed = sealed;
+                }
+            } else if part == 2 {
                 let chain = audit_chain(ledger, keys)?;
                 self.found().audit = Some(chain);
-            } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 2) {
+            } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 3) {
                 let rows = ledger.mismatches(sql)?;
-                self.found().queries[part - 2] = Some(rows);
-            } else if part == LEDGER_CHECKS.len() + 2 {
+                self.found().queries[part - 3] = Some(rows);
+            } else if part == LEDGER_CHECKS.len() + 3 {
                 let rows = ledger.unguarded()?;
                 self.found().unguarded = Some(rows);
             } else {
@@ -417,12 +484,28 @@ impl Parts {
             .collect::<Result<Vec<_>>>()?;
         let (lines, problems) = found.audit.ok_or_else(unrun)?;
         let unguarded = found.unguarded.ok_or_else(unrun)?;
-        if self.storage && found.storage.is_none() {
+        if self.storage && (found.storage.is_none() || found.sealed.is_none()) {
             return Err(unrun());
         }
         let mut report = Report::default();
         if let Some(storage) = found.storage {
             report.add_problems(STORAGE_CHECK, storage, "the file");
+        }
+        if let Some(sealed) = found.sealed {
+            let check = if sealed.failed > sealed.problems.len() as u64 {
+                format!(
+                    "every encrypted value opens under the key ({} values; {} do not, the first {} listed)",
+                    sealed.values,
+                    sealed.failed,
+                    sealed.problems.len()
+                )
+            } else {
+                format!(
+                    "every encrypted value opens under the key ({} values)",
+                    sealed.values
+                )
+            };
+            report.add_problems(&check, sealed.problems, "encrypted values");
         }
         report_of(&mut report, queries, unguarded, lines, problems);
         Ok(report)

@@ -904,3 +904,49 @@ fn an_index_that_does_not_hold_its_tables_rows_fails_the_check_and_the_restore()
         "the ledger was replaced"
     );
 }
+
+/// `remit check` opens every encrypted value under the key: a damaged byte in a name passed
+/// every check (SQLite's too: the record is whole) and was a `500` the day it was read.
+#[test]
+fn an_encrypted_value_that_does_not_open_fails_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    kiosk_users(&db, TEST_KEY);
+    let clean = check(&db, TEST_KEY);
+    assert_eq!(clean.code, Some(0), "{clean}");
+    assert!(
+        clean
+            .stdout
+            .contains("every encrypted value opens under the key (")
+            && clean.stdout.contains("values): ok"),
+        "{clean}"
+    );
+    // One character of the sender's name, as stored, changed.
+    let sender: String = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let (id, stored): (String, String) = conn
+            .query_row(
+                "SELECT id, name_enc FROM users WHERE role = 'sender'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let mut bytes = stored.into_bytes();
+        let at = bytes.len() / 2;
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        conn.execute(
+            "UPDATE users SET name_enc = ?2 WHERE id = ?1",
+            rusqlite::params![id, String::from_utf8(bytes).unwrap()],
+        )
+        .unwrap();
+        id
+    };
+    let damaged = check(&db, TEST_KEY);
+    assert_eq!(damaged.code, Some(1), "{damaged}");
+    assert!(
+        damaged.stdout.contains(&format!(
+            "MISMATCH encrypted values: users.name_enc of {sender} does not open under the key"
+        )),
+        "{damaged}"
+    );
+}
