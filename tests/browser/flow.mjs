@@ -1343,6 +1343,7 @@ async function main() {
     }
   });
 
+  let lostAnswerRequest;
   await step('agent: a Send whose answer was lost, sent again, makes one request', async () => {
     currentPage = agent;
     const own = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0733000444', recipientName: 'Achieng', totalAmountUsd: 30, categories: ['water'] })).escrowId;
@@ -1375,6 +1376,37 @@ async function main() {
     const listed = await api(TOKENS.sender, 'GET', `/payment-requests?escrowId=${own}`);
     const ids = listed.items.map((r) => r.paymentRequestId);
     assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);
+    lostAnswerRequest = requestId;
+  });
+
+  await step('sender: an Approve whose answer was lost is followed under "Decided" once the list shows it gone', async () => {
+    currentPage = sender;
+    // (The sender reads Kiswahili by now: the card is found by its request, not its words.)
+    await nav(sender, 'approvals');
+    const card = sender.locator(`${tid('pending-list')} [data-testid="request-card"][data-request-id="${lostAnswerRequest}"]`);
+    await waitFor(`for request ${lostAnswerRequest} among the sender's pending approvals`, async () => {
+      if (await card.count()) return true;
+      await sender.locator(tid('refresh')).click().catch(() => {});
+      return false;
+    }, STEP_TIMEOUT_MS, 700);
+    const pattern = `**/payment-requests/${lostAnswerRequest}/approve`;
+    let reached;
+    const sent = new Promise((r) => { reached = r; });
+    await sender.route(pattern, async (route) => {
+      await route.fetch().catch(() => {});
+      await route.abort('connectionreset');
+      return reached();
+    });
+    try {
+      await card.locator(tid('approve')).click();
+      await sent;
+    } finally {
+      await sender.unroute(pattern);
+    }
+    await sender.locator(tid('refresh')).click();
+    await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${lostAnswerRequest}"]`).waitFor();
+    const r = await api(TOKENS.sender, 'GET', `/payment-requests/${lostAnswerRequest}`);
+    assert(r.status !== 'pending_approval', `the request is still ${r.status}`);
   });
 
   await step('sender: "could not reach the server" goes once the server answers again', async () => {

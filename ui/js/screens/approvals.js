@@ -49,6 +49,9 @@ export async function viewApprovals(root, ctx) {
 
   const escrows = new Map();
   const rejecting = new Set();
+  // Requests whose Approve got no answer: it may have been done. One that leaves the waiting
+  // list is read, and followed under "Decided" as an approval with its answer would be.
+  const unanswered = new Map();
 
   // For whom, and from which escrow (a recipient may have two): its deposit code and total.
   function context(r) {
@@ -92,7 +95,9 @@ export async function viewApprovals(root, ctx) {
         const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/approve`, {});
         moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'approved' });
         notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
-      }).then(() => {}, (err) => {
+      }).then(() => { unanswered.delete(r.paymentRequestId); }, (err) => {
+        if (err instanceof ApiError && err.status === 0) unanswered.set(r.paymentRequestId, r);
+        else unanswered.delete(r.paymentRequestId);
         showError(card, err);
         if (err instanceof ApiError && (err.code === 'invalid_state' || err.code === 'request_expired')) {
           // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
@@ -165,6 +170,13 @@ export async function viewApprovals(root, ctx) {
     escrows.clear();
     for (const e of (esc && esc.items) || []) escrows.set(e.escrowId, e);
     const items = ((reqs && reqs.items) || []).filter((r) => r.status === 'pending_approval');
+    for (const [id, was] of unanswered) {
+      if (items.some((r) => r.paymentRequestId === id)) continue;
+      unanswered.delete(id);
+      const now = await api('GET', `/payment-requests/${encodeURIComponent(id)}`).catch(() => null);
+      if (!ctx.alive()) return;
+      if (now && now.status !== 'pending_approval') moveToDecided({ ...was, ...now });
+    }
     // Rebuild a card when its escrow's balances change too.
     const withEscrow = items.map((r) => ({ ...r, _escrow: escrows.get(r.escrowId) || null }));
     patchList(list, withEscrow, (r) => r.paymentRequestId, (r) => build(r));
