@@ -256,10 +256,7 @@ fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
 /// commits (which a server started on it would have lost, writing into the kept pair's file as
 /// it went). A ledger SQLite cannot open or copy (damaged: what restores are for) keeps its
 /// newest commits in the kept pair only, as before; the log says so.
-fn fold_the_log(db: &Path, wal: &Path) {
-    if !std::fs::metadata(wal).is_ok_and(|m| m.len() > 0) {
-        return;
-    }
+fn fold_the_log(db: &Path) {
     let folded = rusqlite::Connection::open_with_flags(
         db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -323,8 +320,8 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
             copy_synced(&wal, &beside(&kept, "-wal.as-found")).map_err(|e| {
                 Error::internal(format!("cannot keep a copy of {}: {e}", wal.display()))
             })?;
+            fold_the_log(db);
         }
-        fold_the_log(db, &wal);
         second_name(db, &kept)?;
     }
     if wal.exists() {

@@ -392,16 +392,17 @@ pub fn apply_payout_callback(
     // still to come is applied then.
     let unclaimed = paying.is_some() && status == PayoutStatus::Queued && gateway.is_none();
     let ask_unclaimed = unclaimed && paying == Some(Paying::Daraja);
-    if unclaimed && !ask_unclaimed || not_sent && !late_status && !never_reached {
+    if (unclaimed && !ask_unclaimed) || (not_sent && !late_status && !never_reached) {
         return refused("unsent", CallbackOutcome::NotSent);
     }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
-    let outcome = if ask_unclaimed {
-        never_reached_result(ctx, &payout_id, Some("daraja"))?
-    } else if never_reached {
-        never_reached_result(ctx, &payout_id, gateway.as_deref())?
+    let outcome = if ask_unclaimed || never_reached {
+        // Asked where it can be: the gateway it was handed to, else the one this server pays
+        // through.
+        let asks = ask_unclaimed || gateway.as_deref() == Some("daraja");
+        never_reached_result(ctx, &payout_id, asks)?
     } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
             StatusOutcome::Result(r) => CallbackOutcome::Result(r),
@@ -429,9 +430,8 @@ pub enum Paying {
 fn never_reached_result(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
-    gateway: Option<&str>,
+    asks: bool,
 ) -> Result<CallbackOutcome> {
-    let asks = gateway == Some("daraja");
     payouts::mark_unknown(
         ctx,
         payout_id,
