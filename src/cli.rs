@@ -49,6 +49,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)
   REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses
   REMIT_SMS_GATEWAY               log (default: recorded, nothing sent) or africastalking
+  REMIT_NOTIFICATIONS_KEEP_DAYS   days an event, its webhook deliveries and texts are kept once sent (30)
   REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
   REMIT_AT_SENDER_ID              a registered sender id or short code (the account's default if unset)
   REMIT_AT_URL                    Africa's Talking's base URL (by the user: sandbox or production)

@@ -1,16 +1,19 @@
 //! Housekeeping in the background: token use is written every few seconds, payouts that became
 //! stuck get their `payout.stuck` event within seconds, payment requests past their expiry are
-//! marked `expired` every minute, expired idempotency keys are forgotten every hour. Each job
-//! runs at start, then at its interval.
+//! marked `expired` every minute, expired idempotency keys are forgotten every hour, and
+//! notifications done with and older than `REMIT_NOTIFICATIONS_KEEP_DAYS` every ten minutes (a
+//! command of a few hundred events at a time, again a second later while old ones remain). Each
+//! job runs at start, then at its interval.
 
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S, STUCK_SWEEP_EVERY_S,
-    TOKEN_USE_FLUSH_MS,
+    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S,
+    NOTIFICATIONS_FORGET_AGAIN_MS, NOTIFICATIONS_FORGET_BATCH, NOTIFICATIONS_FORGET_EVERY_S,
+    STUCK_SWEEP_EVERY_S, TOKEN_USE_FLUSH_MS,
 };
 use crate::store::WriteCtx;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,54 +25,110 @@ type JobCommand = Arc<dyn Fn(&WriteCtx<'_>) -> Result<usize> + Send + Sync>;
 /// log says so when it changed any.
 struct Job {
     every: Duration,
-    last: Option<Instant>,
+    next: Instant,
     run: JobCommand,
+    /// A job that works through a backlog a command at a time says here whether more is left:
+    /// it runs again after this wait, and the log gives the whole pass's count at its end.
+    again: Option<(Duration, Arc<dyn Fn() -> bool + Send + Sync>)>,
+    /// Rows changed so far in a pass not yet logged.
+    unlogged: usize,
     /// `{n}` is replaced by the count.
     done: &'static str,
     what: &'static str,
 }
 
 impl Job {
+    fn new(every: Duration, run: JobCommand, done: &'static str, what: &'static str) -> Job {
+        Job {
+            every,
+            next: Instant::now(),
+            run,
+            again: None,
+            unlogged: 0,
+            done,
+            what,
+        }
+    }
+
     fn tick(&mut self, app: &App) {
-        if self.last.is_some_and(|at| at.elapsed() < self.every) {
+        let now = Instant::now();
+        if now < self.next {
             return;
         }
-        self.last = Some(Instant::now());
+        self.next = now + self.every;
         let run = Arc::clone(&self.run);
         // A sweep may change hundreds of rows (`Store::write_bulk`).
         match app.store.write_bulk(move |ctx| run(ctx)) {
-            Ok(0) => {}
-            Ok(n) => log::info!("{}", self.done.replace("{n}", &n.to_string())),
+            Ok(n) => {
+                self.unlogged += n;
+                if let Some((wait, more)) = &self.again {
+                    if more() {
+                        self.next = now + *wait;
+                        return;
+                    }
+                }
+                if self.unlogged > 0 {
+                    let n = std::mem::take(&mut self.unlogged);
+                    log::info!("{}", self.done.replace("{n}", &n.to_string()));
+                }
+            }
             Err(e) => log::warn!("could not {}: {}", self.what, e.logged()),
         }
     }
+}
+
+/// The job that forgets notifications done with (`service::retention`), a window of events
+/// per command, going on from where the last stopped while old ones remain.
+fn forget_notifications(keep_for: Duration) -> Job {
+    let keep_s = i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX);
+    let resume = Arc::new(AtomicI64::new(0));
+    let at = Arc::clone(&resume);
+    let mut job = Job::new(
+        Duration::from_secs(NOTIFICATIONS_FORGET_EVERY_S),
+        Arc::new(move |ctx| {
+            let after = at.load(Ordering::SeqCst);
+            let done = crate::service::retention::forget_done(
+                ctx,
+                keep_s,
+                after,
+                NOTIFICATIONS_FORGET_BATCH,
+            )?;
+            at.store(done.more_after.unwrap_or(0), Ordering::SeqCst);
+            Ok(done.events + done.deliveries + done.sms)
+        }),
+        "forgot {n} notification record(s) done with and past their keeping (events, webhook deliveries, texts)",
+        "forget old notifications",
+    );
+    job.again = Some((
+        Duration::from_millis(NOTIFICATIONS_FORGET_AGAIN_MS),
+        Arc::new(move || resume.load(Ordering::SeqCst) != 0),
+    ));
+    job
 }
 
 /// Starts the housekeeping thread; it stops soon after `stopping` is set.
 pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
     let stuck_after_s = app.config.payout_timeout_s;
     let mut jobs = [
-        Job {
-            every: Duration::from_secs(STUCK_SWEEP_EVERY_S),
-            last: None,
-            run: Arc::new(move |ctx| crate::service::payouts::emit_stuck_due(ctx, stuck_after_s)),
-            done: "{n} payout(s) stuck: payout.stuck emitted",
-            what: "look for stuck payouts",
-        },
-        Job {
-            every: Duration::from_secs(EXPIRY_SWEEP_EVERY_S),
-            last: None,
-            run: Arc::new(crate::service::requests::expire_due),
-            done: "{n} payment request(s) expired",
-            what: "expire payment requests",
-        },
-        Job {
-            every: Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
-            last: None,
-            run: Arc::new(crate::service::idempotency::purge_expired),
-            done: "forgot {n} expired idempotency keys",
-            what: "purge idempotency keys",
-        },
+        Job::new(
+            Duration::from_secs(STUCK_SWEEP_EVERY_S),
+            Arc::new(move |ctx| crate::service::payouts::emit_stuck_due(ctx, stuck_after_s)),
+            "{n} payout(s) stuck: payout.stuck emitted",
+            "look for stuck payouts",
+        ),
+        Job::new(
+            Duration::from_secs(EXPIRY_SWEEP_EVERY_S),
+            Arc::new(crate::service::requests::expire_due),
+            "{n} payment request(s) expired",
+            "expire payment requests",
+        ),
+        Job::new(
+            Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
+            Arc::new(crate::service::idempotency::purge_expired),
+            "forgot {n} expired idempotency keys",
+            "purge idempotency keys",
+        ),
+        forget_notifications(app.config.notify.keep_for),
     ];
     std::thread::Builder::new()
         .name("remit-housekeeping".into())

@@ -130,6 +130,17 @@ pub const TOKEN_USE_FLUSH_MS: u64 = 5_000;
 /// Tokens whose use one writer command records: a row each, on a page each in a large table,
 /// well inside the writer's savepoint journal piece of 4 MiB (1,000 pages).
 pub const TOKEN_USE_FLUSH_CHUNK: usize = 250;
+/// How long an outbox event, its webhook deliveries and text messages are kept once done with,
+/// when not configured (`REMIT_NOTIFICATIONS_KEEP_DAYS`).
+pub const NOTIFICATIONS_KEEP_DAYS_DEFAULT: u64 = 30;
+/// The longest a configuration may keep them (ten years).
+pub const NOTIFICATIONS_KEEP_DAYS_MAX: u64 = 3_650;
+/// How often old notifications are looked for.
+pub const NOTIFICATIONS_FORGET_EVERY_S: u64 = 600;
+/// Events one command looks at: a writer command of a few milliseconds.
+pub const NOTIFICATIONS_FORGET_BATCH: u32 = 500;
+/// The wait before the next command while old events remain.
+pub const NOTIFICATIONS_FORGET_AGAIN_MS: u64 = 1_000;
 /// How often expired idempotency keys are forgotten.
 pub const IDEMPOTENCY_PURGE_EVERY_S: u64 = 3_600;
 /// Longest wait between retries of a payout whose gateway could not be reached.

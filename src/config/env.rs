@@ -311,6 +311,18 @@ fn server(config: &mut Config) -> Result<()> {
     if let Some(allow) = boolean("REMIT_WEBHOOK_ALLOW_PRIVATE")? {
         config.notify.webhook_allow_private = allow;
     }
+    if let Some(days) = parse_env::<u64>("REMIT_NOTIFICATIONS_KEEP_DAYS")? {
+        if !(1..=crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX).contains(&days) {
+            return Err(Error::invalid(
+                "REMIT_NOTIFICATIONS_KEEP_DAYS",
+                format!(
+                    "must be a whole number of days from 1 to {}",
+                    crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX
+                ),
+            ));
+        }
+        config.notify.keep_for = std::time::Duration::from_secs(days * 86_400);
+    }
     config.notify.sms = match choice("REMIT_SMS_GATEWAY", "log or africastalking")?.as_deref() {
         None | Some("log") => super::SmsGatewayKind::Log,
         Some("africastalking") => {

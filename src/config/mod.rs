@@ -169,6 +169,9 @@ pub struct NotifyConfig {
     pub sms: SmsGatewayKind,
     /// The wait before an SMS the gateway could not take is tried again (doubling).
     pub sms_retry_base: std::time::Duration,
+    /// How long an event, its deliveries and its messages are kept once nothing about it is
+    /// still to be sent (`REMIT_NOTIFICATIONS_KEEP_DAYS`).
+    pub keep_for: std::time::Duration,
 }
 
 impl Default for NotifyConfig {
@@ -183,6 +186,7 @@ impl Default for NotifyConfig {
             webhook_retry_for: Duration::from_secs(limits::WEBHOOK_RETRY_FOR_S),
             sms: SmsGatewayKind::Log,
             sms_retry_base: Duration::from_millis(limits::SMS_RETRY_BASE_MS),
+            keep_for: Duration::from_secs(limits::NOTIFICATIONS_KEEP_DAYS_DEFAULT * 86_400),
         }
     }
 }

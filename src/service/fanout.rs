@@ -11,7 +11,7 @@ use rusqlite::params;
 use std::time::Duration;
 
 /// The name of the fan-out's position in `outbox_positions`.
-const CONSUMER: &str = "fanout";
+pub(super) const CONSUMER: &str = "fanout";
 
 /// What a fan-out command did.
 #[derive(Debug, Clone, Default)]

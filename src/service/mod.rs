@@ -11,6 +11,7 @@ pub mod fx;
 pub mod idempotency;
 pub mod payouts;
 pub mod requests;
+pub mod retention;
 pub mod sms;
 pub mod users;
 pub mod views;

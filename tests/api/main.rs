@@ -20,6 +20,7 @@ mod ledger_model;
 mod money_flow;
 mod notify_events;
 mod notify_restart;
+mod notify_retention;
 mod notify_sms;
 mod notify_webhooks;
 mod ops_audit;

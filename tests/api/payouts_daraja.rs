@@ -1064,6 +1064,8 @@ fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
         ("REMIT_GATEWAY", ""),
         ("REMIT_SMS_GATEWAY", " "),
         ("REMIT_CALLBACK_ALLOW_IPS", ""),
+        ("REMIT_NOTIFICATIONS_KEEP_DAYS", "0"),
+        ("REMIT_NOTIFICATIONS_KEEP_DAYS", "3651"),
     ];
     for (name, value) in cases {
         let mut cmd = crate::support::process::remit(dir.path(), Some(TEST_KEY));
