@@ -13,7 +13,46 @@ use crate::store;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// The settings read from the environment (or `.env`), shown under `--help`.
+/// The settings every command reads (the ledger's own), as `--help` lists them.
+macro_rules! ledger_environment {
+    () => {
+        concat!(
+            "  ENCRYPTION_KEY                  64 hex characters (default: the key file <db>.key)\n",
+            "  REMIT_DB                        the database file (./remit.db; --db wins)\n",
+            "  REMIT_SYNCHRONOUS               full (default) or normal\n",
+            "  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)\n",
+        )
+    };
+}
+
+/// And replication's.
+macro_rules! replication_environment {
+    () => {
+        concat!(
+            "  REMIT_REPLICATE_TO              postgres://user:password@host/db (--to, --postgres URL win)\n",
+            "  REMIT_REPLICATE_CA_FILE         PEM certificates PostgreSQL's TLS certificate may chain to\n",
+        )
+    };
+}
+
+/// What a command that works on the ledger alone reads (`user`, `token`, `fx`, `backup`,
+/// `restore`, `rotate-key`): the server's settings are neither read nor checked there.
+const LEDGER_HELP: &str = concat!(
+    "Environment (also read from ./.env; the README's Configuration table has the details):\n",
+    ledger_environment!(),
+    "  RUST_LOG                        log level (info)"
+);
+
+/// What `replicate` and `check` read (`check --postgres` replicates' settings).
+const REPLICATION_HELP: &str = concat!(
+    "Environment (also read from ./.env; the README's Configuration table has the details):\n",
+    ledger_environment!(),
+    replication_environment!(),
+    "  RUST_LOG                        log level (info)"
+);
+
+/// The settings read from the environment (or `.env`) by the server (and `daraja ping`, which
+/// checks the server's configuration), shown under `--help`.
 const ENVIRONMENT_HELP: &str = "\
 Environment (also read from ./.env; the README's Configuration table has the details):
   ENCRYPTION_KEY                  64 hex characters (default: the key file <db>.key)
@@ -77,15 +116,16 @@ enum Command {
     #[command(after_help = ENVIRONMENT_HELP)]
     Serve(ServeArgs),
     /// Manage users.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = LEDGER_HELP)]
     User(UserCommand),
     /// Manage API tokens.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = LEDGER_HELP)]
     Token(TokenCommand),
     /// Manage exchange rates.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = LEDGER_HELP)]
     Fx(FxCommand),
     /// Check the ledger's integrity: exit 0 clean, 1 mismatches, 2 could not run.
+    #[command(after_help = REPLICATION_HELP)]
     Check {
         /// A file holding the key as 64 hex characters (a backup whose key is kept elsewhere);
         /// else ENCRYPTION_KEY or the key file beside the database.
@@ -102,7 +142,7 @@ enum Command {
         ledger: Option<String>,
     },
     /// Replicate the ledger continuously into PostgreSQL (until SIGTERM or SIGINT).
-    #[command(after_help = ENVIRONMENT_HELP)]
+    #[command(after_help = REPLICATION_HELP)]
     Replicate {
         /// postgres://user:password@host:port/db (default REMIT_REPLICATE_TO).
         #[arg(long, value_name = "URL")]
@@ -116,6 +156,7 @@ enum Command {
         drop: bool,
     },
     /// Make a consistent online backup (safe while the server runs), then check the copy.
+    #[command(after_help = LEDGER_HELP)]
     Backup {
         /// The new backup file (must not exist).
         file: PathBuf,
@@ -125,6 +166,7 @@ enum Command {
     /// The backup is checked under the database's key, the database it replaces is kept beside
     /// it with its log (`<db>.before-restore-<time>-<pid>`), and no stale log is left beside the
     /// restored copy.
+    #[command(after_help = LEDGER_HELP)]
     Restore {
         /// The backup file to restore (`remit backup` made it).
         backup: PathBuf,
@@ -134,6 +176,7 @@ enum Command {
     /// The key file beside the database (`<db>.key`) is not replaced: once the rotation is
     /// done, put the new key there (or in ENCRYPTION_KEY) before starting the server. Keep the
     /// old key as long as any backup made before the rotation.
+    #[command(after_help = LEDGER_HELP)]
     RotateKey {
         /// A file holding the new key as 64 hex characters.
         #[arg(long)]
@@ -170,6 +213,7 @@ struct ServeArgs {
 #[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Create a user; prints only the new token on stdout.
+    #[command(after_help = LEDGER_HELP)]
     Add {
         /// sender, recipient, agent or admin (lowercase).
         #[arg(long)]
@@ -186,6 +230,7 @@ enum UserCommand {
         language: Option<String>,
     },
     /// List users and their tokens (by prefix).
+    #[command(after_help = LEDGER_HELP)]
     List,
 }
 
@@ -193,11 +238,13 @@ enum UserCommand {
 enum TokenCommand {
     /// Give a user a new token (a recipient who cannot sign in yet, a lost token); prints only
     /// the token.
+    #[command(after_help = LEDGER_HELP)]
     Issue {
         /// The user: their id (`usr_…`, as `user list` shows) or their phone number.
         user: String,
     },
     /// Revoke a token: its prefix as `user list` shows it (`rmt_…`), or the whole token.
+    #[command(after_help = LEDGER_HELP)]
     Revoke {
         /// The token's prefix, or the whole token.
         token: String,
@@ -207,6 +254,7 @@ enum TokenCommand {
 #[derive(Subcommand, Debug)]
 enum FxCommand {
     /// Show the rate in use: `remit fx get` (or `remit fx get USD-KES`).
+    #[command(after_help = LEDGER_HELP)]
     Get {
         /// The pair; only USD-KES (any case).
         pair: Option<String>,
@@ -214,6 +262,7 @@ enum FxCommand {
     /// Set a rate: `remit fx set USD-KES 152.25`. New payment requests, and cash taken in KES,
     /// are priced at it from then on. A rate more than five times away from the one in use (a
     /// decimal point dropped or added: 15225 for 152.25) is refused unless `--force` is given.
+    #[command(after_help = LEDGER_HELP)]
     Set {
         /// The pair; only USD-KES (any case).
         pair: String,

@@ -97,6 +97,80 @@ fn every_setting_the_configuration_reads_is_named_in_help_and_in_the_readme() {
     }
 }
 
+/// Each command's `--help` lists the settings that command reads, and no other: every command
+/// reads the ledger's (`config::env::ledger`), `replicate` and `check` replication's too, and
+/// only `serve` and `daraja ping` the server's (before, `replicate --help` listed every server
+/// setting and `check --help` none).
+#[test]
+fn each_commands_help_lists_the_settings_it_reads() {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config/env.rs")).unwrap();
+    let section = |from: &str, to: &str| -> Vec<String> {
+        let start = source.find(from).unwrap();
+        let end = source[start..].find(to).map_or(source.len(), |n| start + n);
+        let mut names: Vec<String> = source[start..end]
+            .split('"')
+            .filter(|s| {
+                (s.starts_with("REMIT_") || *s == "ENCRYPTION_KEY")
+                    && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+            })
+            .map(String::from)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    let ledger = section("fn ledger(", "fn replication(");
+    let replication = section("fn replication(", "fn server(");
+    let server = section("fn server(", "\u{0}");
+    assert!(ledger.len() >= 3 && replication.len() == 2 && server.len() > 20);
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(args).arg("--help");
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
+        ran.stdout
+    };
+    let commands: [(&[&str], bool, bool); 12] = [
+        (&["serve"], true, true),
+        (&["daraja"], true, true),
+        (&["replicate"], true, false),
+        (&["check"], true, false),
+        (&["backup"], false, false),
+        (&["restore"], false, false),
+        (&["rotate-key"], false, false),
+        (&["user", "add"], false, false),
+        (&["user", "list"], false, false),
+        (&["token", "issue"], false, false),
+        (&["token", "revoke"], false, false),
+        (&["fx", "set"], false, false),
+    ];
+    for (args, replicates, serves) in commands {
+        let text = help(args);
+        for name in &ledger {
+            assert!(
+                text.contains(name.as_str()),
+                "{args:?} --help: {name}\n{text}"
+            );
+        }
+        for name in &replication {
+            assert_eq!(
+                text.contains(name.as_str()),
+                replicates,
+                "{args:?} --help: {name}\n{text}"
+            );
+        }
+        for name in server.iter().filter(|n| !replication.contains(n)) {
+            assert_eq!(
+                text.contains(name.as_str()),
+                serves,
+                "{args:?} --help: {name}\n{text}"
+            );
+        }
+    }
+}
+
 /// A yes-or-no setting takes the usual words in any case and refuses the rest: before, only
 /// `0`, `false` and `no` closed `/metrics`, so `off` silently left it open.
 #[test]
