@@ -1044,6 +1044,8 @@ async function main() {
     await before.waitFor();
     await before.locator(tid('cancel-escrow')).click();
     await before.locator(`${tid('cancel-escrow-form')}[data-counted="yes"]`).waitFor();
+    const focused = await sender.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+    assert(focused === 'keep-escrow', `the cancel question has the focus on "${focused}", not on keeping the escrow`);
     assert(await before.locator(tid('cancel-waiting')).count() === 0, `the cancel question speaks of waiting requests where there are none: "${await text(before.locator(tid('cancel-waiting'))).catch(() => '')}"`);
     await before.locator(tid('keep-escrow')).click();
     await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });
@@ -1206,8 +1208,13 @@ async function main() {
       const s = await list.locator(tid('payout-card')).evaluateAll((ns) => ns.map((n) => n.dataset.status));
       return s.length >= 2 && s.every((x) => x === 'failed');
     });
-    const raw = list.locator(`${tid('payout-card')} ${tid('payout-raw')}`).first();
+    const raw = list.locator(`${tid('payout-card')}:not([data-payout-id="${STUCK_PAYOUT}"]) ${tid('payout-raw')}`).first();
     assert(await raw.isVisible(), 'the admin does not see the raw M-Pesa result of a failed payout');
+    assert((await text(raw)).startsWith('M-Pesa said:'), `a failed payout's raw result reads "${await text(raw)}"`);
+    // The payout resolved by hand above: the admin's words, not M-Pesa's.
+    const byHand = list.locator(`[data-payout-id="${STUCK_PAYOUT}"] ${tid('payout-raw')}`);
+    assert((await text(byHand)).startsWith('Resolved by an operator:'), `the payout resolved by hand reads "${await text(byHand)}"`);
+    assert(!(await text(list.locator(`[data-payout-id="${STUCK_PAYOUT}"]`))).includes('M-Pesa said'), 'the admin\'s own reason is shown as M-Pesa\'s');
     assert(await raw.evaluate((n) => parseFloat(getComputedStyle(n).fontSize) < parseFloat(getComputedStyle(document.body).fontSize)), 'the raw M-Pesa result is not small');
     await checkScreen(admin, 'admin payouts');
   });

@@ -10,10 +10,16 @@ import { categoryLabel, failureExplanation, statusWord } from './words.js';
 const isAdmin = () => session.me && session.me.role === 'admin';
 
 // The raw result M-Pesa gave, small, for admins only; a bare success code ("0", also what a
-// payout resolved by hand as paid holds) says nothing the receipt does not.
+// payout resolved by hand as paid holds) says nothing the receipt does not. A payout an admin
+// resolved as failed holds code `manual` and the admin's own words: those are said as theirs,
+// not as M-Pesa's.
 export function rawResult(p) {
   if (!isAdmin() || !p || (!p.resultCode && !p.resultDesc)) return null;
   if (p.resultCode === '0' && !p.resultDesc) return null;
+  if (p.resultCode === 'manual') {
+    return el('p', { class: 'raw-result muted small', testid: 'payout-raw' },
+      t('payout.byHand'), ' ', el('span', null, p.resultDesc || ''));
+  }
   return el('p', { class: 'raw-result muted small', testid: 'payout-raw' },
     t('payout.raw'), ' ', el('span', { class: 'mono' }, [p.resultCode, p.resultDesc].filter(Boolean).join(' \u2014 ')));
 }

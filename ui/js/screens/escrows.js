@@ -180,12 +180,19 @@ export async function viewEscrows(root, ctx) {
           open.cancel.add(e.escrowId);
           waiting.delete(e.escrowId);
           rebuild(e);
-          const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="confirm-cancel-escrow"]`);
-          if (b) b.focus();
+          // Focus on the safe answer: a second Enter keeps the escrow, never cancels it.
+          const keep = () => {
+            const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="keep-escrow"]`);
+            if (b) b.focus();
+          };
+          keep();
           // The requests that wait on it are cancelled with it: said before the second tap.
           api('GET', `/payment-requests${qs({ escrowId: e.escrowId, status: 'pending_approval', limit: 200 })}`).then((d) => {
             waiting.set(e.escrowId, { n: ((d && d.items) || []).length, more: Boolean(d && d.nextCursor) });
-            if (ctx.alive() && open.cancel.has(e.escrowId)) rebuild(e);
+            if (!ctx.alive() || !open.cancel.has(e.escrowId)) return;
+            const focused = document.activeElement && document.activeElement.dataset.testid === 'keep-escrow';
+            rebuild(e);
+            if (focused) keep();
           }).catch(globalError);
         },
       }));

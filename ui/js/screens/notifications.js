@@ -78,7 +78,8 @@ function endpointCard(w, reload) {
         }).catch((err) => showError(card, err)),
       }),
       button(t('webhooks.keep'), { small: true, testid: 'keep-endpoint', onclick: () => { confirm.hidden = true; remove.hidden = false; remove.focus(); } })));
-  remove.addEventListener('click', () => { remove.hidden = true; confirm.hidden = false; confirm.querySelector('button').focus(); });
+  // The safe answer first: a second Enter keeps the endpoint.
+  remove.addEventListener('click', () => { remove.hidden = true; confirm.hidden = false; confirm.querySelector('[data-testid="keep-endpoint"]').focus(); });
   const card = el('article', { class: 'card endpoint', testid: 'endpoint-card', dataset: { endpointId: w.webhookEndpointId, enabled: String(w.enabled) } },
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },

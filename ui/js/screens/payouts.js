@@ -106,7 +106,8 @@ function resolveForm(p, onResolved) {
           button(t('resolve.back'), { testid: 'resolve-confirm-no', onclick: sync })));
       confirm.hidden = false;
       go.hidden = true;
-      confirm.querySelector('button').focus();
+      // The safe answer first: a second Enter goes back, never resolves.
+      confirm.querySelector('[data-testid="resolve-confirm-no"]').focus();
       return;
     }
     const body = asked;
