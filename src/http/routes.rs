@@ -176,7 +176,7 @@ pub const ROUTES: &[Route] = &[
         .only(ADMIN),
     route(Get, "/deposits", Bearer, admin::deposits)
         .with_query(&[PAGE[0], PAGE[1], "status", "escrowId"])
-        .only(ADMIN),
+        .only(&[Agent]),
     route(Post, "/payouts/:id/resolve", Bearer, admin::resolve_payout).only(ADMIN),
     route(Post, "/webhook-endpoints", Bearer, notifications::create).only(ADMIN),
     route(Get, "/webhook-endpoints", Bearer, notifications::list)

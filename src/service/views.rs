@@ -991,12 +991,14 @@ pub fn deposit(conn: &Connection, deposit_id: &DepositId) -> Result<DepositView>
     one_row(conn, &sql, [deposit_id], DepositView::from_row, "deposit")
 }
 
-/// `GET /deposits?status=&escrowId=`: deposits, newest first (admins), so that flagged Stripe
-/// money is seen and handled.
+/// `GET /deposits?status=&escrowId=`: deposits, newest first, so that flagged Stripe money is
+/// seen and handled (admins); with `recorded_by`, only the cash that user recorded (an agent's
+/// own receipts).
 pub fn deposits(
     conn: &Connection,
     filter: DepositFilter,
     escrow_id: Option<&str>,
+    recorded_by: Option<&str>,
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<DepositView>> {
@@ -1020,6 +1022,10 @@ pub fn deposits(
     if let Some(escrow_id) = &escrow_id {
         conditions.push("escrow_id = :escrow".into());
         params.push((":escrow", escrow_id));
+    }
+    if let Some(recorded_by) = &recorded_by {
+        conditions.push("source = 'cash' AND recorded_by = :recorded_by".into());
+        params.push((":recorded_by", recorded_by));
     }
     let sql = format!(
         "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE {} ORDER BY id DESC LIMIT :limit",

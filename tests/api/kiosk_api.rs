@@ -553,3 +553,74 @@ fn names_that_would_read_otherwise_on_a_receipt_are_refused_naming_the_field() {
     let r = escrow("\u{5e9}\u{5dc}\u{5d5}\u{5dd}");
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+/// An agent reads back the cash they recorded on an escrow, to print a receipt again: their own
+/// cash deposits only (not another agent's, not card money), an escrow at a time; every other
+/// role but the admin is refused.
+#[test]
+fn an_agent_reads_the_cash_they_recorded_on_an_escrow_and_no_one_elses() {
+    let app = spawn_app();
+    let other_agent = app.new_user(remit::service::Role::Agent, "Second kiosk", None);
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let path = format!("/escrows/{escrow}/deposits");
+    let mine = app.post_with_key(
+        &path,
+        &app.agent,
+        &json!({"amountUsd": 20, "reference": "till-1"}),
+        "cash-mine",
+    );
+    assert_eq!(mine.status, 201, "{}", mine.text);
+    let theirs = app.post_with_key(
+        &path,
+        &other_agent,
+        &json!({"amountUsd": 30}),
+        "cash-theirs",
+    );
+    assert_eq!(theirs.status, 201, "{}", theirs.text);
+    let card = json!({"id": "evt_card", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_card",
+        "amount_received": 1000, "currency": "usd", "metadata": {"escrowId": escrow}}}});
+    assert_eq!(app.post_stripe(&card.to_string()).status, 200);
+
+    let list = |token: &str, query: &str| app.get(&format!("/deposits{query}"), token);
+    let ids = |r: &Resp| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["depositId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let of_escrow = format!("?escrowId={escrow}");
+    let r = list(&app.agent, &of_escrow);
+    assert_eq!(ids(&r), [mine.body["depositId"].as_str().unwrap()]);
+    let d = &r.body["items"][0];
+    assert_eq!(d["receiptNumber"], mine.body["receiptNumber"]);
+    assert_eq!(d["reference"], "till-1");
+    assert_eq!(d["recordedBy"].as_str(), Some(app.agent_id.as_str()));
+    assert_eq!(
+        ids(&list(&other_agent, &of_escrow)),
+        [theirs.body["depositId"].as_str().unwrap()]
+    );
+    assert_eq!(
+        ids(&list(&app.admin, &of_escrow)).len(),
+        3,
+        "the admin sees all three"
+    );
+    assert!(ids(&list(&app.agent, &format!("{of_escrow}&status=flagged"))).is_empty());
+
+    // Every deposit at once stays the admins'; other roles never.
+    let r = list(&app.agent, "");
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("escrowId"), "{}", r.text);
+    for token in [&app.sender, &app.recipient] {
+        assert_eq!(list(token, &of_escrow).status, 403);
+    }
+    let unknown = list(&app.agent, "?escrowId=esc_01m8yevggs2eed6vwrxpvfbgpm");
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+}

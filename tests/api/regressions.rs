@@ -199,6 +199,10 @@ fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
     assert_eq!(items[0]["reference"], "pi_eur");
     assert!(items[0]["flagReason"].as_str().unwrap().contains("eur"));
     assert_eq!(app.get("/deposits", &app.agent).status, 403);
+    // An agent reads the cash they recorded, an escrow at a time: not this card money.
+    let theirs = app.get(&format!("/deposits?escrowId={escrow}"), &app.agent);
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    assert_eq!(theirs.body["items"], json!([]), "{}", theirs.text);
     // By escrow: its deposits; an escrow that does not exist is 404, as on
     // /payment-requests (it was an empty 200, which reads as "no deposits").
     let own = app.get(&format!("/deposits?escrowId={escrow}"), &app.admin);

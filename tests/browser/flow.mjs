@@ -633,6 +633,7 @@ async function main() {
   let agent;
   await step('agent signs in', async () => { agent = await openAs('agent'); });
 
+  let cashReceipt;
   await step('agent finds the escrow by its deposit code and records KES in cash; the receipt prints', async () => {
     await nav(agent, 'deposits');
     await agent.locator(tid('search-phone')).fill(shortRef.toLowerCase());
@@ -664,6 +665,7 @@ async function main() {
     assert(sent.amountKes !== undefined && sent.reference === undefined && res.request().headers()['idempotency-key'], `the deposit was sent as ${JSON.stringify(sent)}`);
     const d = await res.json();
     assert(res.status() === 201, `the deposit answered ${res.status()}: ${d.error}`);
+    cashReceipt = d;
     const receipt = agent.locator(tid('deposit-receipt'));
     await receipt.waitFor();
     assert(typeof d.receiptNumber === 'string' && d.receiptNumber.length >= 6, `the deposit has no receipt number (${d.receiptNumber})`);
@@ -684,6 +686,30 @@ async function main() {
     await agent.emulateMedia({ media: 'print' });
     await shot(agent, '05-agent-deposit-receipt-print.png', { docs: 'receipt-print.png' });
     await agent.emulateMedia({ media: 'screen' });
+  });
+
+  await step('agent: the cash receipt printed again from the escrow, marked as a copy', async () => {
+    await nav(agent, 'payments');
+    await agent.locator(tid('search-phone')).fill(RECIPIENT_PHONE);
+    await agent.locator(tid('search-submit')).click();
+    const card = escrowCard(agent, escrowId);
+    await card.waitFor();
+    await card.locator(tid('receipts-open')).click();
+    const rows = card.locator(`${tid('receipts-list')} li`);
+    await rows.first().waitFor();
+    assert(await rows.count() === 1, `the agent's receipts list ${await rows.count()} deposits`);
+    assert(await text(rows.first().locator(tid('receipts-number'))) === cashReceipt.receiptNumber, 'the listed receipt has another number');
+    await rows.first().locator(tid('reprint-receipt')).click();
+    const receipt = agent.locator(tid('deposit-receipt'));
+    await receipt.waitFor();
+    assert(await text(receipt.locator(tid('receipt-number'))) === cashReceipt.receiptNumber, 'the copy shows another number');
+    assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kesForUsd(50000)), 'the copy does not show the KES received');
+    assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the copy does not show the USD added');
+    assert(await receipt.locator(tid('receipt-copy')).isVisible(), 'the receipt printed again is not marked as a copy');
+    assert(await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'print-receipt', 'Print is not in hand for the copy');
+    await checkScreen(agent, 'a cash receipt printed again');
+    await receipt.locator(tid('receipt-close')).click();
+    await card.locator(tid('receipts-close')).click();
   });
 
   const kes1 = 1500;

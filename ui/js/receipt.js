@@ -60,7 +60,7 @@ export function depositReceipt(d, e, opts = {}) {
     e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
     opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
     line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),
-  ], null, opts.actions);
+  ], opts.copy ? el('p', { class: 'receipt-copy', testid: 'receipt-copy' }, t('receipt.copy')) : null, opts.actions);
 }
 
 // A paid payment request (GET /payment-requests/:id) of escrow e (optional).

@@ -1,12 +1,13 @@
 // Agent screens #/payments and #/deposits, recipient screen #/mine: finding an escrow (by the
 // recipient's phone or the escrow's deposit code, for agents), balances also in KES at today's
 // rate, the link to a new payment request on an active one, and the agent's cash deposit form
-// (in KES or USD, an optional own reference) with its printable receipt.
+// (in KES or USD, an optional own reference) with its printable receipt, and the cash an agent
+// recorded on an escrow, each receipt printable again.
 
 import { PAGE, api, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd } from '../format.js';
+import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd, when } from '../format.js';
 import { busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -30,6 +31,9 @@ export async function viewFind(root, ctx, status) {
   const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, t('common.loading'));
   const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
   const depositOpen = new Set();
+  // Escrows whose list of the agent's own cash receipts is open, and what it read.
+  const receiptsOpen = new Set();
+  const receiptsData = new Map();
   const escrowData = new Map();
   let search = { phone: '', ref: '' };
   let cursor = null;
@@ -59,6 +63,17 @@ export async function viewFind(root, ctx, status) {
   function showReceipt(node) {
     receiptNode.replaceWith(node);
     receiptNode = node;
+  }
+
+  // A deposit's receipt above the list, with Print in hand and a button that takes it away.
+  function presentReceipt(d, e, opts) {
+    showReceipt(depositReceipt(d, e, {
+      ...opts,
+      actions: button(t('receipt.close'), { testid: 'receipt-close', onclick: () => showReceipt(el('div', { hidden: true })) }),
+    }));
+    const printBtn = receiptNode.querySelector('[data-testid="print-receipt"]');
+    if (printBtn) printBtn.focus();
+    receiptNode.scrollIntoView({ block: 'start' });
   }
 
   function depositForm(e) {
@@ -132,15 +147,36 @@ export async function viewFind(root, ctx, status) {
       // A reference recorded before, or the retry of a Record whose answer was lost.
       if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
       else notice(t('deposit.recorded', { amount: usd(d && d.amountUsdCents), name, status: statusWord('escrow', fresh.status) }));
-      showReceipt(depositReceipt(d || {}, fresh, {
-        ownReference: own || null,
-        actions: button(t('receipt.close'), { testid: 'receipt-close', onclick: () => showReceipt(el('div', { hidden: true })) }),
-      }));
-      const printBtn = receiptNode.querySelector('[data-testid="print-receipt"]');
-      if (printBtn) printBtn.focus();
-      receiptNode.scrollIntoView({ block: 'start' });
+      presentReceipt(d || {}, fresh, { ownReference: own || null });
     });
     return form;
+  }
+
+  // The agent's own cash deposits on an escrow (GET /deposits reads only theirs), newest first,
+  // each with a button that shows its receipt again, marked as a copy.
+  function receiptsPanel(e) {
+    const box = el('div', { class: 'panel', testid: 'receipts-panel' }, el('h4', null, t('find.receiptsTitle')));
+    const data = receiptsData.get(e.escrowId);
+    if (!data) box.append(el('p', { class: 'muted' }, t('common.loading')));
+    else if (!data.length) box.append(el('p', { class: 'muted', testid: 'no-receipts' }, t('find.noReceipts')));
+    else {
+      box.append(el('ul', { class: 'rows', testid: 'receipts-list' }, data.map((d) => el('li', { class: 'row', dataset: { depositId: d.depositId } },
+        el('span', { class: 'mono', testid: 'receipts-number' }, d.receiptNumber || '—'), ' ',
+        el('span', null, d.amountKesCents ? `${kes(d.amountKesCents)} = ${usd(d.amountUsdCents)}` : usd(d.amountUsdCents)), ' ',
+        el('span', { class: 'muted small' }, when(d.createdAt)), ' ',
+        button(t('find.reprint'), {
+          small: true, testid: 'reprint-receipt',
+          onclick: () => presentReceipt(d, escrowData.get(e.escrowId) || e, { copy: true }),
+        })))));
+    }
+    box.append(el('div', { class: 'actions' }, button(t('common.close'), { testid: 'receipts-close', onclick: () => { receiptsOpen.delete(e.escrowId); rebuild(e); } })));
+    return box;
+  }
+
+  async function loadReceipts(e) {
+    const d = await api('GET', `/deposits${qs({ escrowId: e.escrowId, limit: 200 })}`);
+    receiptsData.set(e.escrowId, (d && d.items) || []);
+    if (ctx.alive() && receiptsOpen.has(e.escrowId)) rebuild(escrowData.get(e.escrowId) || e);
   }
 
   function build(e) {
@@ -159,7 +195,19 @@ export async function viewFind(root, ctx, status) {
         },
       }));
     }
+    if (isAgent && Number(e.depositedUsdCents) > 0 && !receiptsOpen.has(e.escrowId)) {
+      actions.push(button(t('find.receipts'), {
+        small: true, testid: 'receipts-open',
+        onclick: () => {
+          receiptsOpen.add(e.escrowId);
+          receiptsData.delete(e.escrowId);
+          rebuild(e);
+          loadReceipts(e).catch(globalError);
+        },
+      }));
+    }
     const panels = depositOpen.has(e.escrowId) && e.status === 'pending_deposit' ? [depositForm(e)] : [];
+    if (receiptsOpen.has(e.escrowId)) panels.push(receiptsPanel(e));
     return escrowCard(e, { actions, panels, rateE4: rate && rate.e4 });
   }
 
@@ -174,7 +222,7 @@ export async function viewFind(root, ctx, status) {
 
   // An agent in the middle of something on the list: a deposit form open, or a field or button
   // of it in hand. The periodic read leaves the list alone then, also when it lands.
-  const busyHere = () => depositOpen.size > 0 || list.contains(document.activeElement);
+  const busyHere = () => depositOpen.size > 0 || receiptsOpen.size > 0 || list.contains(document.activeElement);
 
   async function load(append, periodic) {
     const [d, r] = await Promise.all([
