@@ -265,7 +265,7 @@ impl fmt::Display for Error {
             ),
             Error::WrongKey => write!(
                 f,
-                "the encryption key does not match this database (check ENCRYPTION_KEY or the key file)"
+                "the encryption key does not match this database (check ENCRYPTION_KEY or the key file; after `remit rotate-key`, the database takes the new key)"
             ),
             Error::Full => write!(f, "the database or its disk is full"),
             Error::Internal(_) => write!(f, "internal error"),

@@ -674,6 +674,8 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the receipt does not show USD 500.00 added');
     assert(await text(receipt.locator(tid('receipt-escrow-status'))) === WORDS.active, 'the receipt does not say the escrow is now Active');
     await waitFor('for the escrow to show Active after the deposit', async () => (await text(card.locator(tid('escrow-status')))) === WORDS.active);
+    const count = await text(agent.locator(tid('escrow-summary')));
+    assert(count.startsWith('No escrows waiting for the deposit.'), `above the card now Active the count says "${count}"`);
     assert(await text(card.locator(tid('escrow-remaining'))) === 'USD 500.00', 'remaining is not USD 500.00 after the deposit');
     assert(await text(card.locator(tid('escrow-remaining-kes'))) === `\u2248 ${kesText(kesDue)}`, 'remaining is not shown in KES at today\'s rate');
     await checkScreen(agent, 'deposit receipt');

@@ -143,6 +143,7 @@ export async function viewFind(root, ctx, status) {
       const fresh = await api('GET', `/escrows/${encodeURIComponent(e.escrowId)}`);
       escrowData.set(fresh.escrowId, fresh);
       rebuild(fresh);
+      sayCount();
       const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
       // A reference recorded before, or the retry of a Record whose answer was lost.
       if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
@@ -224,6 +225,22 @@ export async function viewFind(root, ctx, status) {
   // of it in hand. The periodic read leaves the list alone then, also when it lands.
   const busyHere = () => depositOpen.size > 0 || receiptsOpen.size > 0 || list.contains(document.activeElement);
 
+  const searchedFor = () => (search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '');
+
+  // The count above the list: the cards in this screen's state. A card whose escrow left it
+  // while shown (activated by the deposit just recorded) stays, saying its new state, and is
+  // no longer counted as waiting. Returns the count.
+  function sayCount() {
+    const cards = Array.from(list.children).map((node) => escrowData.get(node.dataset.key)).filter(Boolean);
+    const n = status ? cards.filter((e) => e.status === status).length : cards.length;
+    const key = status ? `count.escrows.${status}` : 'count.escrows.mine';
+    const found = searchedFor();
+    summary.textContent = n
+      ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
+      : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;
+    return n;
+  }
+
   async function load(append, periodic) {
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
@@ -238,12 +255,8 @@ export async function viewFind(root, ctx, status) {
     const all = append ? [...Array.from(list.children).map((n) => escrowData.get(n.dataset.key)).filter(Boolean), ...items] : items;
     if (rateChanged) list.querySelectorAll('[data-key]').forEach((n) => { n.dataset.sig = ''; });
     patchList(list, all, (e) => e.escrowId, build);
-    const n = list.children.length;
-    const key = status ? `count.escrows.${status}` : 'count.escrows.mine';
-    const found = search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '';
-    summary.textContent = n
-      ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
-      : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;
+    const n = sayCount();
+    const found = searchedFor();
     more.hidden = !cursor;
     // Nothing in this screen's state: the code or phone may be right all the same (an escrow
     // already funded searched for on Deposits). Said, so the agent does not doubt the customer.
