@@ -88,7 +88,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)
   REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses
   REMIT_SMS_GATEWAY               log (default: recorded, nothing sent) or africastalking
-  REMIT_NOTIFICATIONS_KEEP_DAYS   days an event, its webhook deliveries and texts are kept once sent (30)
+  REMIT_NOTIFICATIONS_KEEP_DAYS   days ended webhook deliveries, texts and their events are kept (30)
   REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
   REMIT_AT_SENDER_ID              a registered sender id or short code (the account's default if unset)
   REMIT_AT_URL                    Africa's Talking's base URL (by the user: sandbox or production)
@@ -190,6 +190,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum DarajaCommand {
     /// Get a token and ask for the account balance; exit 0 only when both worked.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Ping,
 }
 
@@ -218,7 +219,8 @@ enum UserCommand {
         /// sender, recipient, agent or admin (lowercase).
         #[arg(long)]
         role: String,
-        /// Display name: 1 to 200 characters, no control or text-direction characters.
+        /// Display name: 1 to 200 characters, no control or invisible characters, line
+        /// separators or text-direction controls (embeddings, overrides, isolates).
         #[arg(long)]
         name: String,
         /// Kenyan mobile number, as written locally or internationally (0712 345 678,

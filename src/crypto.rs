@@ -384,7 +384,11 @@ impl Keys {
 
     /// Decrypts a value stored by `encrypt` for the same `aad`.
     pub fn decrypt(&self, aad: &str, stored: &str) -> Result<String> {
-        let fail = || Error::internal(format!("cannot decrypt {aad}"));
+        let fail = || {
+            Error::internal(format!(
+                "cannot decrypt {aad} (damaged, or sealed under another key: `remit check` lists every value that does not open)"
+            ))
+        };
         let mut parts = stored.splitn(3, '.');
         let (Some(version), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
         else {

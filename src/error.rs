@@ -293,6 +293,11 @@ pub fn met_full() -> bool {
     MET_FULL.with(|met| met.get())
 }
 
+/// What a damaged ledger's error advises; a damaged backup's error says something else in its
+/// place (`ops::restore`).
+pub const RESTORE_ADVICE: &str =
+    ": restore the ledger from a backup (`remit restore BACKUP`, the server stopped)";
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
@@ -306,7 +311,7 @@ impl From<rusqlite::Error> for Error {
             // Said as the command line says every error: one sentence an operator can act on.
             Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
                 Error::Internal(format!(
-                    "the database file is damaged or is not a remit database (sqlite: {e}): restore the ledger from a backup (`remit restore BACKUP`, the server stopped)"
+                    "the database file is damaged or is not a remit database (sqlite: {e}){RESTORE_ADVICE}"
                 ))
             }
             Some(rusqlite::ErrorCode::ReadOnly) => Error::Internal(format!(

@@ -13,13 +13,14 @@ use crate::limits::{
     STUCK_SWEEP_EVERY_S, TOKEN_USE_FLUSH_MS,
 };
 use crate::store::WriteCtx;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The writer command of a job.
-type JobCommand = Arc<dyn Fn(&WriteCtx<'_>) -> Result<usize> + Send + Sync>;
+/// The writer command of a job: given where its last command stopped (0 at the start of a
+/// pass), how many rows it changed and, when more is left, where the next should go on.
+type JobCommand = Arc<dyn Fn(&WriteCtx<'_>, i64) -> Result<(usize, Option<i64>)> + Send + Sync>;
 
 /// A writer command run at an interval; what it returns is how many rows it changed, and the
 /// log says so when it changed any.
@@ -27,9 +28,13 @@ struct Job {
     every: Duration,
     next: Instant,
     run: JobCommand,
-    /// A job that works through a backlog a command at a time says here whether more is left:
-    /// it runs again after this wait, and the log gives the whole pass's count at its end.
-    again: Option<(Duration, Arc<dyn Fn() -> bool + Send + Sync>)>,
+    /// A job that works through a backlog a command at a time runs again after this wait
+    /// while its command says more is left (from where it stopped), and the log gives the
+    /// whole pass's count at its end.
+    again: Option<Duration>,
+    /// Where the next command of a pass goes on (kept only once a command has committed: a
+    /// writer command may run twice, and a batch may fail after it ran).
+    resume: i64,
     /// Rows changed so far in a pass not yet logged.
     unlogged: usize,
     /// `{n}` is replaced by the count.
@@ -44,10 +49,26 @@ impl Job {
             next: Instant::now(),
             run,
             again: None,
+            resume: 0,
             unlogged: 0,
             done,
             what,
         }
+    }
+
+    /// A job whose command is a sweep of rows, done whole each time.
+    fn sweep(
+        every: Duration,
+        run: fn(&WriteCtx<'_>) -> Result<usize>,
+        done: &'static str,
+        what: &'static str,
+    ) -> Job {
+        Job::new(
+            every,
+            Arc::new(move |ctx, _| Ok((run(ctx)?, None))),
+            done,
+            what,
+        )
     }
 
     fn tick(&mut self, app: &App) {
@@ -57,22 +78,25 @@ impl Job {
         }
         self.next = now + self.every;
         let run = Arc::clone(&self.run);
+        let resume = self.resume;
         // A sweep may change hundreds of rows (`Store::write_bulk`).
-        match app.store.write_bulk(move |ctx| run(ctx)) {
-            Ok(n) => {
+        match app.store.write_bulk(move |ctx| run(ctx, resume)) {
+            Ok((n, more)) => {
                 self.unlogged += n;
-                if let Some((wait, more)) = &self.again {
-                    if more() {
-                        self.next = now + *wait;
-                        return;
-                    }
+                self.resume = more.unwrap_or(0);
+                if let (Some(wait), Some(_)) = (self.again, more) {
+                    self.next = now + wait;
+                    return;
                 }
                 if self.unlogged > 0 {
                     let n = std::mem::take(&mut self.unlogged);
                     log::info!("{}", self.done.replace("{n}", &n.to_string()));
                 }
             }
-            Err(e) => log::warn!("could not {}: {}", self.what, e.logged()),
+            Err(e) => {
+                self.resume = 0;
+                log::warn!("could not {}: {}", self.what, e.logged());
+            }
         }
     }
 }
@@ -81,28 +105,21 @@ impl Job {
 /// per command, going on from where the last stopped while old ones remain.
 fn forget_notifications(keep_for: Duration) -> Job {
     let keep_s = i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX);
-    let resume = Arc::new(AtomicI64::new(0));
-    let at = Arc::clone(&resume);
     let mut job = Job::new(
         Duration::from_secs(NOTIFICATIONS_FORGET_EVERY_S),
-        Arc::new(move |ctx| {
-            let after = at.load(Ordering::SeqCst);
+        Arc::new(move |ctx, after| {
             let done = crate::service::retention::forget_done(
                 ctx,
                 keep_s,
                 after,
                 NOTIFICATIONS_FORGET_BATCH,
             )?;
-            at.store(done.more_after.unwrap_or(0), Ordering::SeqCst);
-            Ok(done.events + done.deliveries + done.sms)
+            Ok((done.events + done.deliveries + done.sms, done.more_after))
         }),
         "forgot {n} notification record(s) done with and past their keeping (events, webhook deliveries, texts)",
         "forget old notifications",
     );
-    job.again = Some((
-        Duration::from_millis(NOTIFICATIONS_FORGET_AGAIN_MS),
-        Arc::new(move || resume.load(Ordering::SeqCst) != 0),
-    ));
+    job.again = Some(Duration::from_millis(NOTIFICATIONS_FORGET_AGAIN_MS));
     job
 }
 
@@ -112,19 +129,24 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
     let mut jobs = [
         Job::new(
             Duration::from_secs(STUCK_SWEEP_EVERY_S),
-            Arc::new(move |ctx| crate::service::payouts::emit_stuck_due(ctx, stuck_after_s)),
+            Arc::new(move |ctx, _| {
+                Ok((
+                    crate::service::payouts::emit_stuck_due(ctx, stuck_after_s)?,
+                    None,
+                ))
+            }),
             "{n} payout(s) stuck: payout.stuck emitted",
             "look for stuck payouts",
         ),
-        Job::new(
+        Job::sweep(
             Duration::from_secs(EXPIRY_SWEEP_EVERY_S),
-            Arc::new(crate::service::requests::expire_due),
+            crate::service::requests::expire_due,
             "{n} payment request(s) expired",
             "expire payment requests",
         ),
-        Job::new(
+        Job::sweep(
             Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
-            Arc::new(crate::service::idempotency::purge_expired),
+            crate::service::idempotency::purge_expired,
             "forgot {n} expired idempotency keys",
             "purge idempotency keys",
         ),

@@ -62,7 +62,12 @@ fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| Error::invalid(name, format!("cannot parse {v:?}"))),
+            .map_err(|_| {
+                Error::invalid(
+                    name,
+                    format!("must be a number in the range the README's Configuration table gives, not {v:?}"),
+                )
+            }),
         None => Ok(None),
     }
 }
@@ -311,16 +316,15 @@ fn server(config: &mut Config) -> Result<()> {
     if let Some(allow) = boolean("REMIT_WEBHOOK_ALLOW_PRIVATE")? {
         config.notify.webhook_allow_private = allow;
     }
-    if let Some(days) = parse_env::<u64>("REMIT_NOTIFICATIONS_KEEP_DAYS")? {
-        if !(1..=crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX).contains(&days) {
+    // Read as a signed number, so that -1 hears the range too.
+    if let Some(days) = parse_env::<i64>("REMIT_NOTIFICATIONS_KEEP_DAYS")? {
+        let max = crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX;
+        let Some(days) = u64::try_from(days).ok().filter(|d| (1..=max).contains(d)) else {
             return Err(Error::invalid(
                 "REMIT_NOTIFICATIONS_KEEP_DAYS",
-                format!(
-                    "must be a whole number of days from 1 to {}",
-                    crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX
-                ),
+                format!("must be a whole number of days from 1 to {max}"),
             ));
-        }
+        };
         config.notify.keep_for = std::time::Duration::from_secs(days * 86_400);
     }
     config.notify.sms = match choice("REMIT_SMS_GATEWAY", "log or africastalking")?.as_deref() {

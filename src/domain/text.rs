@@ -65,20 +65,28 @@ fn refused_in_text(c: char) -> bool {
 
 /// Characters that take no room and draw nothing where a name or a note is shown: the
 /// zero-width space, the word joiner and the invisible operators, the byte-order mark, the soft
-/// hyphen, the Mongolian vowel separator, the combining grapheme joiner and the Hangul fillers.
+/// hyphen, the Mongolian vowel separator, the combining grapheme joiner, the Hangul fillers,
+/// the Khmer inherent vowels, the interlinear annotation marks (which hide the text between
+/// them), the tag characters (a whole hidden text after a visible one) and the musical
+/// formatting controls.
 fn invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}' | '\u{2060}'
-            ..='\u{2064}'
-                | '\u{FEFF}'
-                | '\u{00AD}'
-                | '\u{180E}'
-                | '\u{034F}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{3164}'
-                | '\u{FFA0}'
+        '\u{200B}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{180E}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{FFA0}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{1D173}'..='\u{1D17A}'
     )
 }
 
@@ -134,6 +142,10 @@ mod tests {
             "\u{200B}",
             "\u{3164}",
             "Kenya\u{200B}Power",
+            "Kenya\u{E0001}\u{E0070}Power",
+            "Kenya\u{FFF9}Power\u{FFFA}x\u{FFFB}",
+            "A\u{17B4}B",
+            "A\u{1D173}B",
             "Ma\u{00AD}ji",
             "\u{FEFF}Shop",
             "A\u{2060}B",

@@ -41,18 +41,14 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         .file_name()
         .and_then(|name| name.to_str())
         .ok_or_else(|| Error::internal("the backup path must end in a UTF-8 file name"))?;
-    for left in remove_unfinished(dir, name) {
-        log::info!(
-            "removed {}, left by a backup to the same name that did not finish",
-            left.display()
-        );
-    }
+    clear_unfinished(dir, name, "partial", "backup", "to the same name");
     let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
     let made = copy_and_check(store, &partial);
     let report = match made.and_then(|report| publish(&partial, target, dir).map(|()| report)) {
         Ok(report) => report,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(journal_of(&partial));
             return Err(e);
         }
     };
@@ -61,7 +57,28 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     Ok(report)
 }
 
-/// Removes the hidden copies (`.NAME.PID.partial`) of backups to `name` that were killed
+/// `remove_unfinished`, saying in the log what it removed and what it left: `command` (a
+/// `backup`, a `restore`) `whose` (`to the same name`) wrote them.
+pub(super) fn clear_unfinished(dir: &Path, name: &str, kind: &str, command: &str, whose: &str) {
+    let unfinished = remove_unfinished(dir, name, kind);
+    for gone in &unfinished.removed {
+        log::info!(
+            "removed {}, left by a {command} {whose} that did not finish",
+            gone.display()
+        );
+    }
+    for (left, pid) in &unfinished.kept {
+        log::warn!(
+            "{} is the copy of a {command} {whose} by process {pid}, written within the hour: it \
+             is left in case that {command} still runs (if none does, remove it; the next \
+             {command} removes it once it is an hour old)",
+            left.display()
+        );
+    }
+}
+
+/// Removes the hidden copies (`.NAME.PID.<kind>`, and the journals SQLite kept beside them) of
+/// backups (or restores) to `name` that were killed
 /// half-way (a power cut, `kill -9`): on a memory stick each is as large as the ledger. One is
 /// taken for another backup's still under way, and left alone, while its process runs or it was
 /// written in the last hour (a backup on another machine sharing the stick, or a `/proc` that
@@ -69,43 +86,66 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
 /// minutes at most). One named with this process's id is a dead one's (the id came round
 /// again): this process has not begun its own. Where processes cannot be seen (no `/proc`),
 /// nothing is removed.
-fn remove_unfinished(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
+    let mut found = Unfinished::default();
     let processes = Path::new("/proc");
     if !processes.join("self").is_dir() {
-        return Vec::new();
+        return found;
     }
     let prefix = format!(".{name}.");
+    let (copy, journal) = (format!(".{kind}"), format!(".{kind}-journal"));
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return found;
     };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let file_name = entry.file_name();
-            let pid = file_name
-                .to_str()?
-                .strip_prefix(&prefix)?
-                .strip_suffix(".partial")?
-                .parse::<u32>()
-                .ok()?;
-            let metadata = entry.metadata().ok()?;
-            if !metadata.is_file() {
-                return None;
-            }
-            let recent = metadata
-                .modified()
-                .ok()
-                .and_then(|at| at.elapsed().ok())
-                .is_none_or(|age| age < UNFINISHED_AFTER);
-            let maybe_running =
-                pid != std::process::id() && (recent || processes.join(pid.to_string()).exists());
-            if maybe_running {
-                return None;
-            }
-            std::fs::remove_file(entry.path()).ok()?;
-            Some(entry.path())
-        })
-        .collect()
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        // The copy, or the journal SQLite keeps beside it while it writes it.
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| {
+                n.strip_suffix(copy.as_str())
+                    .or_else(|| n.strip_suffix(journal.as_str()))
+            })
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !metadata.is_file() {
+            continue;
+        }
+        let recent = metadata
+            .modified()
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_none_or(|age| age < UNFINISHED_AFTER);
+        let maybe_running =
+            pid != std::process::id() && (recent || processes.join(pid.to_string()).exists());
+        if maybe_running {
+            found.kept.push((entry.path(), pid));
+        } else if std::fs::remove_file(entry.path()).is_ok() {
+            found.removed.push(entry.path());
+        }
+    }
+    found
+}
+
+/// What `remove_unfinished` found.
+#[derive(Default)]
+struct Unfinished {
+    removed: Vec<std::path::PathBuf>,
+    /// Copies that may be another command's, still running, with its process id.
+    kept: Vec<(std::path::PathBuf, u32)>,
+}
+
+/// The journal SQLite keeps beside a file it writes (`<file>-journal`).
+fn journal_of(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-journal");
+    name.into()
 }
 
 /// How long after its last write a hidden copy whose process cannot be seen is taken for a

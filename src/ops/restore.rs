@@ -72,6 +72,8 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::internal("the database path must end in a UTF-8 file name"))?;
+    // A restore killed half-way left its hidden copy, as large as the ledger.
+    super::backup::clear_unfinished(&dir, name, "restoring", "restore", "of this ledger");
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
     let placed = copy_synced(backup, &copy)
         .and_then(|()| check_copy(&copy, backup, db, &key_hex))
@@ -137,11 +139,12 @@ fn check_copy(
             backup.display(),
             db.display()
         )),
-        other => Error::internal(format!("{}: {}", backup.display(), other.logged())),
+        other => about_the_backup(backup, &other),
     })?;
     let open_again = || -> Result<rusqlite::Connection> { store::read_only_connection(copy) };
     let report =
-        crate::integrity::check_on_two(&conn, open_again, &keys, crate::integrity::Pages::Check)?;
+        crate::integrity::check_on_two(&conn, open_again, &keys, crate::integrity::Pages::Check)
+            .map_err(|e| about_the_backup(backup, &e))?;
     if !report.is_clean() {
         return Err(Error::internal(format!(
             "{} does not pass the integrity check ({}): nothing was restored",
@@ -150,6 +153,18 @@ fn check_copy(
         )));
     }
     Ok(report)
+}
+
+/// An error met reading the backup, said of the backup: SQLite's word that a file is damaged
+/// is about the backup here, and restoring another backup is the way on, not this one.
+fn about_the_backup(backup: &Path, e: &Error) -> Error {
+    let said = e.logged().to_string();
+    Error::internal(format!(
+        "{}: {}: nothing was restored; use another backup",
+        backup.display(),
+        said.strip_suffix(crate::error::RESTORE_ADVICE)
+            .unwrap_or(&said)
+    ))
 }
 
 /// What the replaced ledger knows that the backup does not, in sentences: tokens revoked since

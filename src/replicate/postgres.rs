@@ -353,20 +353,25 @@ impl Replica {
     }
 
     /// The position the replica holds now, for this file: `None` when it holds nothing yet,
-    /// or was made at another schema version than the file's (the next cycle makes it again).
+    /// or was made at a schema version whose tables differ from the file's (the next cycle
+    /// makes it again).
     pub fn position(&mut self) -> Result<Option<Position>> {
         let mut tx = self.client.transaction().pg("cannot begin")?;
         let found = position_of(&mut tx, &self.ledger_id, false)?;
         tx.commit().pg("cannot read the position")?;
         Ok(found
-            .filter(|(p, version)| p.change_seq >= 0 && *version == self.file_version)
+            .filter(|(p, version)| {
+                p.change_seq >= 0
+                    && !source::replica_outdated(*version as u32, self.file_version as u32)
+            })
             .map(|(p, _)| p))
     }
 
     /// Copies everything the file committed since the replica's position, from one snapshot
     /// read on `reader` (a read-only connection), in one PostgreSQL transaction that also
     /// records the new position: after a crash anywhere, the replica holds exactly the changes
-    /// up to its position. A replica of an older schema version is made again from scratch.
+    /// up to its position. A replica of an older schema version is made again from scratch
+    /// (unless the migrations since changed only tables left out, `source::MIGRATIONS_LEFT_OUT`).
     /// With `log` (the writer's change log, inside `serve`) the changed rows of the stamped
     /// tables are looked up by the rowids it lists, when it covers the whole range, instead of
     /// found by scanning each table.
@@ -392,7 +397,8 @@ impl Replica {
         .pg("cannot register the ledger")?;
         let (mut since, version) = position_of(&mut tx, ledger_id, true)?
             .ok_or_else(|| Error::internal("the ledger's row vanished"))?;
-        let made_schema = since.change_seq < 0 || version != *file_version;
+        let made_schema =
+            since.change_seq < 0 || source::replica_outdated(version as u32, *file_version as u32);
         if made_schema {
             if version > *file_version {
                 return Err(Error::internal(format!(

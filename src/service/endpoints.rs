@@ -325,6 +325,19 @@ pub fn deliveries(
     cursor: Option<&str>,
 ) -> Result<Page<DeliveryView>> {
     get(conn, endpoint_id)?;
+    // The list pages by the cursor's event: a cursor whose delivery has since been forgotten
+    // (`service::retention`) has no place to go on from, and says so rather than end the list.
+    if let Some(cursor) = cursor {
+        let kept: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)")?
+            .query_row([cursor], |r| r.get(0))?;
+        if !kept {
+            return Err(Error::invalid(
+                "cursor",
+                "names a delivery that is no longer kept (REMIT_NOTIFICATIONS_KEEP_DAYS): start again from the first page",
+            ));
+        }
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN outbox_events e ON e.seq = d.event_seq
          WHERE d.endpoint_id = ?1 AND (?2 IS NULL OR d.status = ?2)

@@ -1,21 +1,24 @@
-//! Forgetting the notifications' bookkeeping once it has done its work. An outbox event older
-//! than `REMIT_NOTIFICATIONS_KEEP_DAYS` (30 by default) whose every webhook delivery and text
-//! message is final (delivered or failed, sent, logged or failed; or a delivery to an endpoint
-//! since deleted, which is never posted) goes, with those deliveries, their attempts and the
-//! messages. Without this the outbox and its deliveries grow with every change for ever: at a
-//! million escrows the outbox was a quarter of the file.
+//! Forgetting the notifications' bookkeeping once it has done its work. A webhook delivery that
+//! is final (delivered or failed) and a text message that is no longer pending are forgotten
+//! once their last change (a delivery's `finished_at`, a message's `updated_at`) is older than
+//! `REMIT_NOTIFICATIONS_KEEP_DAYS` (30 by default); an outbox event goes when it is that old
+//! too and nothing of it is left. Without this the outbox and its deliveries grow with every
+//! change for ever: at a million escrows the outbox was a quarter of the file.
 //!
 //! The ledger's own rows (journal, audit log, requests, payouts, deposits) are never touched:
 //! an event only told of a change they record. What stays, whatever its age: an event the
-//! fan-out has not reached, an event with a delivery or a message still to be sent, and the
-//! newest event (its `seq` is where the next one is numbered from: without `AUTOINCREMENT`,
-//! SQLite gives a new row the largest rowid plus one, and a reused number would sit behind the
-//! fan-out's position and never be sent).
+//! fan-out has not reached, an event with a delivery or a message still to be sent or changed
+//! within the keeping (a failed delivery stays that long after it failed, for an admin to see
+//! and send again), and the newest event (its `seq` is where the next one is numbered from:
+//! without `AUTOINCREMENT`, SQLite gives a new row the largest rowid plus one, and a reused
+//! number would sit behind the fan-out's position and never be sent).
 //!
 //! A command looks at one window of events in `seq` order, at most `batch`, from the oldest
 //! after `after`, and stops at the first one younger than the cutoff (events are numbered in
-//! the order of commit, so the rest are younger too), so that its cost is the window's and
-//! never the outbox's.
+//! the order of commit, so the rest are younger too). Deliveries and messages are found by
+//! their event (`webhook_deliveries_event`, the messages' `UNIQUE (event_seq, user_id)`), and
+//! so is every row that names an event when the event goes (the foreign keys' checks): the
+//! cost is the window's, never the outbox's.
 
 use crate::domain::{DeliveryStatus, SmsStatus};
 use crate::error::Result;
@@ -63,49 +66,45 @@ pub fn forget_done(ctx: &WriteCtx<'_>, keep_s: i64, after: i64, batch: u32) -> R
     if old.len() == window.len() && window.len() >= batch as usize {
         done.more_after = Some(last);
     }
-    // The events of the window that something still waits on.
-    let mut waiting: HashSet<i64> = HashSet::new();
+    // The events of the window that something is still kept for.
+    let mut kept: HashSet<i64> = HashSet::new();
 
-    // Deliveries, endpoint by endpoint: `UNIQUE (endpoint_id, event_seq)` finds a window's.
-    let endpoints: Vec<(String, bool)> = conn
-        .prepare_cached("SELECT id, deleted_at IS NOT NULL FROM webhook_endpoints")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let deliveries: Vec<(String, i64, String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT id, event_seq, status, finished_at FROM webhook_deliveries
+             WHERE event_seq >= ?1 AND event_seq <= ?2",
+        )?
+        .query_map(params![first, last], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let pending = DeliveryStatus::Pending.as_str();
-    for (endpoint, deleted) in endpoints {
-        let deliveries: Vec<(String, i64, String)> = conn
-            .prepare_cached(
-                "SELECT id, event_seq, status FROM webhook_deliveries
-                 WHERE endpoint_id = ?1 AND event_seq >= ?2 AND event_seq <= ?3",
-            )?
-            .query_map(params![endpoint, first, last], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, seq, status) in deliveries {
-            if status == pending && !deleted {
-                waiting.insert(seq);
-                continue;
-            }
-            conn.prepare_cached("DELETE FROM webhook_attempts WHERE delivery_id = ?1")?
-                .execute([&id])?;
-            conn.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?1")?
-                .execute([&id])?;
-            done.deliveries += 1;
+    for (id, seq, status, finished_at) in deliveries {
+        let done_long_ago = finished_at.is_some_and(|at| at.as_str() < cutoff.as_str());
+        if status == pending || !done_long_ago {
+            kept.insert(seq);
+            continue;
         }
+        conn.prepare_cached("DELETE FROM webhook_attempts WHERE delivery_id = ?1")?
+            .execute([&id])?;
+        conn.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?1")?
+            .execute([&id])?;
+        done.deliveries += 1;
     }
 
-    // Text messages: `UNIQUE (event_seq, user_id)` finds a window's.
-    let messages: Vec<(String, i64, String)> = conn
+    let messages: Vec<(String, i64, String, String)> = conn
         .prepare_cached(
-            "SELECT id, event_seq, status FROM sms_messages WHERE event_seq >= ?1 AND event_seq <= ?2",
+            "SELECT id, event_seq, status, updated_at FROM sms_messages
+             WHERE event_seq >= ?1 AND event_seq <= ?2",
         )?
-        .query_map(params![first, last], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![first, last], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let unsent = SmsStatus::Pending.as_str();
-    for (id, seq, status) in messages {
-        if status == unsent {
-            waiting.insert(seq);
+    for (id, seq, status, updated_at) in messages {
+        if status == unsent || updated_at.as_str() >= cutoff.as_str() {
+            kept.insert(seq);
             continue;
         }
         conn.prepare_cached("DELETE FROM sms_messages WHERE id = ?1")?
@@ -114,8 +113,60 @@ pub fn forget_done(ctx: &WriteCtx<'_>, keep_s: i64, after: i64, batch: u32) -> R
     }
 
     let mut forget = conn.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?;
-    for seq in old.iter().filter(|seq| !waiting.contains(seq)) {
+    for seq in old.iter().filter(|seq| !kept.contains(seq)) {
         done.events += forget.execute([seq])?;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every row that names a row this module deletes is found by an index led by that column:
+    /// SQLite's check of a foreign key, when the row it names is deleted, looks for it that way,
+    /// and without such an index reads the whole table for each row deleted (schema 14).
+    #[test]
+    fn every_row_naming_a_forgotten_row_is_found_by_an_index() {
+        let conn = crate::store::migrated_in_memory().unwrap();
+        let forgotten = [
+            "outbox_events",
+            "webhook_deliveries",
+            "webhook_attempts",
+            "sms_messages",
+        ];
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut checked = 0;
+        for table in &tables {
+            let keys: Vec<(String, String)> = conn
+                .prepare(&format!(
+                    "SELECT \"table\", \"from\" FROM pragma_foreign_key_list('{table}')"
+                ))
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            for (parent, column) in keys {
+                if !forgotten.contains(&parent.as_str()) {
+                    continue;
+                }
+                checked += 1;
+                let led: bool = conn
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM pragma_index_list(?1) l
+                         JOIN pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = ?2)",
+                        [table.as_str(), column.as_str()],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert!(led, "{table}.{column} names {parent} but leads no index");
+            }
+        }
+        assert!(checked >= 3, "{checked}");
+    }
 }

@@ -132,9 +132,11 @@ fn each_commands_help_lists_the_settings_it_reads() {
         assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
         ran.stdout
     };
-    let commands: [(&[&str], bool, bool); 12] = [
+    let commands: [(&[&str], bool, bool); 14] = [
         (&["serve"], true, true),
         (&["daraja"], true, true),
+        (&["daraja", "ping"], true, true),
+        (&["fx", "get"], false, false),
         (&["replicate"], true, false),
         (&["check"], true, false),
         (&["backup"], false, false),
@@ -345,9 +347,9 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
     assert!(line.starts_with("remit listening on"), "{line}");
     // Without the flag, the variable is read and its name given.
     for (name, value, says) in [
-        ("PORT", "abc", "cannot parse"),
+        ("PORT", "abc", "must be a number in the range"),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
-        ("REMIT_WORKERS", "many", "cannot parse"),
+        ("REMIT_WORKERS", "many", "must be a number in the range"),
     ] {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.args(["serve", "--db", "./l.db"]).env(name, value);

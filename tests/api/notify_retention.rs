@@ -30,6 +30,17 @@ fn nowhere() -> String {
     format!("http://{}/hook", listener.local_addr().unwrap())
 }
 
+/// Makes every event, and every delivery's and text's last change, 40 days old or more.
+fn age_everything(app: &TestApp) {
+    let long_ago = ["2020-01-01T00:00:00Z"];
+    app.sql("UPDATE outbox_events SET created_at = ?1", &long_ago);
+    app.sql(
+        "UPDATE webhook_deliveries SET finished_at = ?1 WHERE finished_at IS NOT NULL",
+        &long_ago,
+    );
+    app.sql("UPDATE sms_messages SET updated_at = ?1", &long_ago);
+}
+
 fn fan_out_done(app: &TestApp) {
     eventually(Duration::from_secs(10), "the fan-out", || {
         let reached = count(app, "SELECT seq FROM outbox_positions");
@@ -64,16 +75,25 @@ fn old_notifications_done_with_are_forgotten_and_nothing_else() {
             && count(&app, "SELECT COUNT(*) FROM sms_messages") >= 2)
             .then_some(())
     });
-    let created = old
-        .iter()
-        .find(|e| e.kind == "payment_request.created")
-        .unwrap()
-        .seq;
+    let seq_of = |kind: &str| old.iter().find(|e| e.kind == kind).unwrap().seq;
+    let (created, approved, paid) = (
+        seq_of("payment_request.created"),
+        seq_of("payment_request.approved"),
+        seq_of("payment_request.paid"),
+    );
 
-    // Everything so far is made 40 days old; one more event, young, comes after.
+    // Everything so far is made 40 days old; one more event, young, comes after. But the
+    // approval's delivery failed an hour ago (an admin sent it again, late) and the payment's
+    // text changed an hour ago: both are kept, and so are their events.
+    age_everything(&app);
+    let an_hour_ago = remit::time::rfc3339(remit::time::now_unix() - 3_600);
     app.sql(
-        "UPDATE outbox_events SET created_at = ?1",
-        &["2020-01-01T00:00:00Z"],
+        "UPDATE webhook_deliveries SET status = 'failed', finished_at = ?1 WHERE endpoint_id = ?2 AND event_seq = ?3",
+        &[&an_hour_ago, &taken, &approved.to_string()],
+    );
+    app.sql(
+        "UPDATE sms_messages SET updated_at = ?1 WHERE event_seq = ?2",
+        &[&an_hour_ago, &paid.to_string()],
     );
     let second = app.request(&escrow, "rent", 700, "ACC2");
     fan_out_done(&app);
@@ -88,23 +108,45 @@ fn old_notifications_done_with_are_forgotten_and_nothing_else() {
         )
     };
     let before = ledger(&app);
+    let oldest_delivery: String = {
+        let (endpoint, seq) = (taken.clone(), old[0].seq);
+        app.store
+            .read(move |c, _| {
+                Ok(c.query_row(
+                    "SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1 AND event_seq = ?2",
+                    rusqlite::params![endpoint, seq],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+    };
 
     // A window of two old events, full: the next command goes on after it.
     let first = forget(&app, 0, 2);
     assert_eq!(first.more_after, Some(old[1].seq), "{first:?}");
-    assert!(first.events <= 2, "{first:?}");
+    assert_eq!(first.events, 2, "{first:?}");
     // The rest, from there: the window ends at the young event.
     let rest = forget(&app, old[1].seq, 500);
     assert_eq!(rest.more_after, None, "{rest:?}");
 
-    // Left: the event whose delivery is still pending, and the young one.
+    // Left: the event whose delivery is still pending, the two whose delivery or text changed
+    // within the keeping, and the young one.
     let left: Vec<i64> = events(&app).iter().map(|e| e.seq).collect();
     assert_eq!(
         left,
-        [created, young],
-        "kept: {created} (pending delivery) and {young} (young)"
+        [created, approved, paid, young],
+        "kept: {created} (pending delivery), {approved} (failed an hour ago), {paid} (its text changed an hour ago) and {young} (young)"
     );
-    assert_eq!(deliveries(&app, &taken).len(), 1, "the young event's only");
+    let listed = deliveries(&app, &taken);
+    assert_eq!(
+        listed.len(),
+        2,
+        "the young event's and the recent failure: {listed:#?}"
+    );
+    assert!(
+        listed.iter().any(|d| d["status"] == "failed"),
+        "{listed:#?}"
+    );
     assert_eq!(deliveries(&app, &waiting).len(), 2, "both still pending");
     assert_eq!(
         count(
@@ -123,16 +165,40 @@ fn old_notifications_done_with_are_forgotten_and_nothing_else() {
         "no attempt outlives its delivery"
     );
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM sms_messages s JOIN outbox_events e ON e.seq = s.event_seq WHERE e.created_at < '2021'"),
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sms_messages WHERE updated_at < '2021'"
+        ),
         0
     );
     assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM sms_messages WHERE event_seq = (SELECT MIN(seq) FROM outbox_events WHERE type = 'payment_request.paid')"),
+        1,
+        "the text changed an hour ago is kept"
+    );
+    assert_eq!(
         first.events + rest.events,
-        old.len() - 1,
+        old.len() - 3,
         "{first:?} {rest:?}"
     );
     assert_eq!(ledger(&app), before, "the ledger's rows are never touched");
     app.assert_integrity();
+    // A page's cursor naming a delivery forgotten says so, rather than end the list.
+    let r = app.get(
+        &format!("/webhook-endpoints/{taken}/deliveries?limit=1&cursor={oldest_delivery}"),
+        &app.admin,
+    );
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("cursor")),
+        "{}",
+        r.text
+    );
+    let r = app.get(
+        &format!("/webhook-deliveries/{oldest_delivery}"),
+        &app.admin,
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
 
     // The newest event stays even when old and done with: the next one is numbered after it,
     // and the fan-out, past it, still makes what it should of it. (The rejection's event has
@@ -145,13 +211,13 @@ fn old_notifications_done_with_are_forgotten_and_nothing_else() {
     assert_eq!(r.status, 200, "{}", r.text);
     fan_out_done(&app);
     let newest = last_seq(&app);
-    wait_settled(&app, &taken, 2, Duration::from_secs(10));
-    app.sql(
-        "UPDATE outbox_events SET created_at = ?1",
-        &["2020-01-01T00:00:00Z"],
-    );
+    wait_settled(&app, &taken, 3, Duration::from_secs(10));
+    age_everything(&app);
     let forgotten = forget(&app, 0, 500);
-    assert_eq!(forgotten.events, 0, "{forgotten:?}");
+    assert_eq!(
+        forgotten.events, 2,
+        "the approval's and the payment's: {forgotten:?}"
+    );
     assert_eq!(
         events(&app).iter().map(|e| e.seq).collect::<Vec<_>>(),
         [created, young, newest]

@@ -582,11 +582,14 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     let running = format!(".backup.db.{}.partial", std::process::id());
     let unseen_recent = ".backup.db.4000000.partial";
     let other = ".other.db.1.partial";
-    for name in [running.as_str(), unseen_recent, other] {
+    // The journal SQLite kept beside a copy whose process was killed.
+    let journal = ".backup.db.4000001.partial-journal";
+    for name in [running.as_str(), unseen_recent, other, journal] {
         std::fs::write(dir.path().join(name), b"half a copy").unwrap();
     }
     hours_ago(&running);
     hours_ago(other);
+    hours_ago(journal);
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&target).arg("--db").arg(&db);
     let again = run(cmd);
@@ -595,6 +598,15 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
         again
             .stderr
             .contains(&format!("removed {}", dir.path().join(&left[0]).display())),
+        "{again}"
+    );
+    assert!(!dir.path().join(journal).exists(), "{again}");
+    // A recent copy whose process cannot be seen is left, and said to be.
+    assert!(
+        again.stderr.contains(&format!(
+            "{} is the copy of a backup to the same name by process 4000000",
+            dir.path().join(unseen_recent).display()
+        )),
         "{again}"
     );
     let mut expected = vec![
@@ -893,6 +905,71 @@ fn an_index_that_does_not_hold_its_tables_rows_fails_the_check_and_the_restore()
         Some(0),
         "the ledger was replaced"
     );
+}
+
+/// A restore killed half-way left a hidden copy as large as the ledger, which nothing removed or
+/// mentioned: the next restore removes it once its process is gone and it is an hour old.
+#[test]
+fn a_restore_removes_the_copy_a_killed_restore_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let name = db.file_name().unwrap().to_str().unwrap();
+    let left = dir.path().join(format!(".{name}.4000002.restoring"));
+    std::fs::write(&left, b"half a ledger").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&left)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(!left.exists(), "{restored}");
+    assert!(
+        restored
+            .stderr
+            .contains(&format!("removed {}", left.display())),
+        "{restored}"
+    );
+}
+
+/// A backup SQLite cannot read whole is said to be the damaged one: its restore said "the
+/// database file is damaged … restore the ledger from a backup" of the ledger it had not
+/// touched.
+#[test]
+fn a_damaged_backup_is_named_as_the_damaged_file_and_nothing_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    // The header of every page but the first (the schema's) made nonsense.
+    {
+        let mut bytes = std::fs::read(&backup).unwrap();
+        let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+        for start in (page..bytes.len()).step_by(page) {
+            bytes[start..start + 12].fill(0xEE);
+        }
+        std::fs::write(&backup, bytes).unwrap();
+    }
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains(&backup.display().to_string())
+            && refused.stderr.contains("nothing was restored")
+            && !refused.stderr.contains("restore the ledger from a backup"),
+        "{refused}"
+    );
+    assert_eq!(check(&db, TEST_KEY).code, Some(0), "the ledger was touched");
 }
 
 /// `remit check` opens every encrypted value under the key: a damaged byte in a name passed

@@ -1065,6 +1065,7 @@ fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
         ("REMIT_SMS_GATEWAY", " "),
         ("REMIT_CALLBACK_ALLOW_IPS", ""),
         ("REMIT_NOTIFICATIONS_KEEP_DAYS", "0"),
+        ("REMIT_NOTIFICATIONS_KEEP_DAYS", "-1"),
         ("REMIT_NOTIFICATIONS_KEEP_DAYS", "3651"),
     ];
     for (name, value) in cases {

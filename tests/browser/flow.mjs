@@ -658,6 +658,12 @@ async function main() {
     await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
     assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
     await checkScreen(agent, 'deposit form');
+    // A reference the server would refuse is refused here first, in words.
+    await card.locator(tid('deposit-reference')).fill('KIOSK 7');
+    await card.locator(tid('deposit-submit')).click();
+    const refError = await text(card.locator(`${tid('deposit-reference')} ~ .field-error`));
+    assert(refError.startsWith('Your reference may have letters, digits and signs'), `a reference with a space is refused with "${refError}"`);
+    await card.locator(tid('deposit-reference')).fill('');
     const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
     await card.locator(tid('deposit-submit')).click();
     const res = await answer;
@@ -708,6 +714,7 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kesForUsd(50000)), 'the copy does not show the KES received');
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the copy does not show the USD added');
     assert(await receipt.locator(tid('receipt-copy')).isVisible(), 'the receipt printed again is not marked as a copy');
+    assert(await receipt.locator(tid('receipt-escrow-status')).count() === 0, 'the copy says the escrow\'s state of today as the day\'s');
     assert(await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'print-receipt', 'Print is not in hand for the copy');
     await checkScreen(agent, 'a cash receipt printed again');
     await receipt.locator(tid('receipt-close')).click();
@@ -1032,6 +1039,8 @@ async function main() {
     assert(await text(tracked.locator(tid('request-context'))) === 'for Wanjiru', 'the request\'s page does not say for whom it is');
     await tracked.locator(tid('cancel-request')).click();
     assert(await tracked.locator(tid('cancel-question')).isVisible(), 'Cancel does not ask once more');
+    const focused = await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+    assert(focused === 'keep-request', `the cancel question has the focus on "${focused}", not on keeping the request`);
     await tracked.locator(tid('keep-request')).click();
     assert((await api(TOKENS.agent, 'GET', `/payment-requests/${cancelLater}`)).status === 'pending_approval', '"Keep it" cancelled the request');
     await tracked.locator(tid('cancel-request')).click();

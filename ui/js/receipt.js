@@ -56,8 +56,10 @@ export function depositReceipt(d, e, opts = {}) {
     line(inKes ? t('receipt.credited') : t('receipt.received'), usd(d.amountUsdCents), 'receipt-amount-usd'),
     line(t('receipt.for'), [r.name || '—', r.phone ? el('span', { class: 'muted' }, ` ${r.phone}`) : null], 'receipt-recipient'),
     e && e.shortRef ? line(t('card.code'), el('span', { class: 'mono' }, formatShortRef(e.shortRef)), 'receipt-code') : null,
-    line(t('receipt.escrowNow'), e ? statusWord('escrow', e.status) : '—', 'receipt-escrow-status'),
-    e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
+    // What the escrow is now: on the receipt given with the cash, not on a copy printed later
+    // (it would say today's state as if it were the day's).
+    opts.copy ? null : line(t('receipt.escrowNow'), e ? statusWord('escrow', e.status) : '—', 'receipt-escrow-status'),
+    !opts.copy && e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
     opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
     line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),
   ], opts.copy ? el('p', { class: 'receipt-copy', testid: 'receipt-copy' }, t('receipt.copy')) : null, opts.actions);

@@ -41,8 +41,9 @@ export function tracker(ctx, initial, opts = {}) {
         onclick: () => {
           confirming = true;
           render();
-          const yes = node.querySelector('[data-testid="confirm-cancel"]');
-          if (yes) yes.focus();
+          // The safe answer in hand: a second Enter keeps the request.
+          const keep = node.querySelector('[data-testid="keep-request"]');
+          if (keep) keep.focus();
         },
       }));
     } else if (opts.canCancel && current.status === 'pending_approval') {

@@ -134,7 +134,15 @@ export async function viewEscrows(root, ctx) {
         formError(),
         el('div', { class: 'actions' },
           el('button', { type: 'submit', class: 'button danger', testid: 'confirm-cancel-escrow' }, t('escrows.cancelYes')),
-          button(t('escrows.cancelNo'), { testid: 'keep-escrow', onclick: () => { open.cancel.delete(e.escrowId); rebuild(e); } })));
+          button(t('escrows.cancelNo'), {
+            testid: 'keep-escrow',
+            onclick: () => {
+              open.cancel.delete(e.escrowId);
+              rebuild(e);
+              const again = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="cancel-escrow"]`);
+              if (again) again.focus();
+            },
+          })));
       onSubmit(form, async () => {
         await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/cancel`, {});
         open.cancel.delete(e.escrowId);

@@ -4,7 +4,7 @@
 // (in KES or USD, an optional own reference) with its printable receipt, and the cash an agent
 // recorded on an escrow, each receipt printable again.
 
-import { PAGE, api, qs } from '../api.js';
+import { PAGE, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd, when } from '../format.js';
@@ -131,7 +131,13 @@ export async function viewFind(root, ctx, status) {
         button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })));
     onSubmit(form, async () => {
       const text = amount.input.value.trim();
-      if (!checkFields(form, [[amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : t('deposit.err.amount'))]])) return;
+      // The server takes 1 to 64 visible ASCII characters: said here in words, before sending.
+      const typedRef = reference.input.value.trim();
+      const refOk = !typedRef || (typedRef.length <= 64 && /^[\x21-\x7e]+$/.test(typedRef));
+      if (!checkFields(form, [
+        [amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : t('deposit.err.amount'))],
+        [reference.input, refOk ? null : t('deposit.err.reference')],
+      ])) return;
       const body = {};
       // Sent in one spelling ("15" and "15.00" alike as 15.00): a retry after a lost answer is
       // the same change whichever way the amount was typed again, and records nothing twice.
@@ -140,6 +146,9 @@ export async function viewFind(root, ctx, status) {
       if (own) body.reference = own;
       const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body);
       depositOpen.delete(e.escrowId);
+      // An open list of this agent's cash receipts now has one more.
+      receiptsData.delete(e.escrowId);
+      if (receiptsOpen.has(e.escrowId)) loadReceipts(e).catch(globalError);
       const fresh = await api('GET', `/escrows/${encodeURIComponent(e.escrowId)}`);
       escrowData.set(fresh.escrowId, fresh);
       rebuild(fresh);
@@ -156,9 +165,10 @@ export async function viewFind(root, ctx, status) {
   // The agent's own cash deposits on an escrow (GET /deposits reads only theirs), newest first,
   // each with a button that shows its receipt again, marked as a copy.
   function receiptsPanel(e) {
-    const box = el('div', { class: 'panel', testid: 'receipts-panel' }, el('h4', null, t('find.receiptsTitle')));
+    const box = el('div', { class: 'panel', testid: 'receipts-panel' }, el('h4', { tabindex: '-1' }, t('find.receiptsTitle')));
     const data = receiptsData.get(e.escrowId);
     if (!data) box.append(el('p', { class: 'muted' }, t('common.loading')));
+    else if (data.error) box.append(el('p', { class: 'form-error', role: 'alert', testid: 'receipts-error' }, errorText(data.error)));
     else if (!data.length) box.append(el('p', { class: 'muted', testid: 'no-receipts' }, t('find.noReceipts')));
     else {
       box.append(el('ul', { class: 'rows', testid: 'receipts-list' }, data.map((d) => el('li', { class: 'row', dataset: { depositId: d.depositId } },
@@ -167,16 +177,37 @@ export async function viewFind(root, ctx, status) {
         el('span', { class: 'muted small' }, when(d.createdAt)), ' ',
         button(t('find.reprint'), {
           small: true, testid: 'reprint-receipt',
-          onclick: () => presentReceipt(d, escrowData.get(e.escrowId) || e, { copy: true }),
+          // The reference the agent typed, if any (without one, the server keeps the receipt
+          // number as the deposit's reference).
+          onclick: () => presentReceipt(d, escrowData.get(e.escrowId) || e, {
+            copy: true,
+            ownReference: d.reference && d.reference !== d.receiptNumber ? d.reference : null,
+          }),
         })))));
     }
-    box.append(el('div', { class: 'actions' }, button(t('common.close'), { testid: 'receipts-close', onclick: () => { receiptsOpen.delete(e.escrowId); rebuild(e); } })));
+    box.append(el('div', { class: 'actions' }, button(t('common.close'), {
+      testid: 'receipts-close',
+      onclick: () => {
+        receiptsOpen.delete(e.escrowId);
+        rebuild(e);
+        focusIn(e, 'receipts-open');
+      },
+    })));
     return box;
   }
 
+  function focusIn(e, testid) {
+    const node = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="${testid}"]`);
+    if (node) node.focus();
+  }
+
   async function loadReceipts(e) {
-    const d = await api('GET', `/deposits${qs({ escrowId: e.escrowId, limit: 200 })}`);
-    receiptsData.set(e.escrowId, (d && d.items) || []);
+    try {
+      const d = await api('GET', `/deposits${qs({ escrowId: e.escrowId, limit: 200 })}`);
+      receiptsData.set(e.escrowId, (d && d.items) || []);
+    } catch (err) {
+      receiptsData.set(e.escrowId, { error: err });
+    }
     if (ctx.alive() && receiptsOpen.has(e.escrowId)) rebuild(escrowData.get(e.escrowId) || e);
   }
 
@@ -203,6 +234,8 @@ export async function viewFind(root, ctx, status) {
           receiptsOpen.add(e.escrowId);
           receiptsData.delete(e.escrowId);
           rebuild(e);
+          const heading = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="receipts-panel"] h4`);
+          if (heading) heading.focus();
           loadReceipts(e).catch(globalError);
         },
       }));

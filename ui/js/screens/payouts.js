@@ -103,7 +103,7 @@ function resolveForm(p, onResolved) {
       clear(confirm).append(el('p', { testid: 'resolve-confirm-text' }, what), el('p', { class: 'small' }, t('resolve.cannotUndo')),
         el('div', { class: 'actions' },
           button(paid.checked ? t('resolve.yesPaid') : t('resolve.yesFailed'), { variant: 'danger', testid: 'resolve-confirm-yes', onclick: () => { confirmed = true; form.requestSubmit(); } }),
-          button(t('resolve.back'), { testid: 'resolve-confirm-no', onclick: sync })));
+          button(t('resolve.back'), { testid: 'resolve-confirm-no', onclick: () => { sync(); go.focus(); } })));
       confirm.hidden = false;
       go.hidden = true;
       // The safe answer first: a second Enter goes back, never resolves.
