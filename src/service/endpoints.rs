@@ -325,17 +325,18 @@ pub fn deliveries(
     cursor: Option<&str>,
 ) -> Result<Page<DeliveryView>> {
     get(conn, endpoint_id)?;
-    // The list pages by the cursor's event: a cursor whose delivery has since been forgotten
-    // (`service::retention`) has no place to go on from, and says so rather than end the list.
+    // The list pages by the cursor's event: a cursor whose delivery is not there (forgotten
+    // since, `service::retention`, or never made) has no place to go on from, and is `404`
+    // like any id of nothing, rather than an empty page that reads as the list's end.
     if let Some(cursor) = cursor {
         let kept: bool = conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)")?
             .query_row([cursor], |r| r.get(0))?;
         if !kept {
-            return Err(Error::invalid(
-                "cursor",
-                "names a delivery that is no longer kept (REMIT_NOTIFICATIONS_KEEP_DAYS): start again from the first page",
-            ));
+            return Err(Error::NotFound {
+                what:
+                    "the delivery named by cursor (no longer kept: start again from the first page)",
+            });
         }
     }
     let mut stmt = conn.prepare_cached(&format!(

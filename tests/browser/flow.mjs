@@ -680,6 +680,8 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the receipt does not show USD 500.00 added');
     assert(await text(receipt.locator(tid('receipt-escrow-status'))) === WORDS.active, 'the receipt does not say the escrow is now Active');
     await waitFor('for the escrow to show Active after the deposit', async () => (await text(card.locator(tid('escrow-status')))) === WORDS.active);
+    const said = await text(agent.locator('#notice .banner-text'));
+    assert(said.startsWith(`${kesText(kesDue)} (${usdText(50000)}) recorded for`), `cash in shillings is said as "${said}"`);
     const count = await text(agent.locator(tid('escrow-summary')));
     assert(count.startsWith('No escrows waiting for the deposit.'), `above the card now Active the count says "${count}"`);
     assert(await text(card.locator(tid('escrow-remaining'))) === 'USD 500.00', 'remaining is not USD 500.00 after the deposit');
@@ -1083,6 +1085,7 @@ async function main() {
     await before.locator(`${tid('cancel-escrow-form')}[data-counted="yes"]`).waitFor();
     const focused = await sender.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
     assert(focused === 'keep-escrow', `the cancel question has the focus on "${focused}", not on keeping the escrow`);
+    assert((await text(before.locator(tid('cancel-escrow-form')))).includes('is refunded to you.'), 'the sender is told the refund goes to "the sender"');
     assert(await before.locator(tid('cancel-waiting')).count() === 0, `the cancel question speaks of waiting requests where there are none: "${await text(before.locator(tid('cancel-waiting'))).catch(() => '')}"`);
     await before.locator(tid('keep-escrow')).click();
     await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });

@@ -129,7 +129,7 @@ export async function viewEscrows(root, ctx) {
     } else if (kind === 'cancel') {
       const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form', dataset: { counted: waiting.has(e.escrowId) ? 'yes' : 'no' } },
         // Before activation the refund is what was deposited so far; after, what remains.
-        el('p', null, t('escrows.cancelAsk', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
+        el('p', null, t(isAdmin ? 'escrows.cancelAsk' : 'escrows.cancelAskOwn', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
         cancelWaiting(waiting.get(e.escrowId)),
         formError(),
         el('div', { class: 'actions' },

@@ -154,9 +154,11 @@ export async function viewFind(root, ctx, status) {
       rebuild(fresh);
       sayCount();
       const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
+      // Cash in shillings is said in shillings first, as the agent counted it.
+      const counted = d && d.amountKesCents ? `${kes(d.amountKesCents)} (${usd(d.amountUsdCents)})` : usd(d && d.amountUsdCents);
       // A reference recorded before, or the retry of a Record whose answer was lost.
       if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
-      else notice(t('deposit.recorded', { amount: usd(d && d.amountUsdCents), name, status: statusWord('escrow', fresh.status) }));
+      else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       presentReceipt(d || {}, fresh, { ownReference: own || null });
     });
     return form;
@@ -295,8 +297,14 @@ export async function viewFind(root, ctx, status) {
     // already funded searched for on Deposits). Said, so the agent does not doubt the customer.
     if (!n && status && found) {
       const other = await api('GET', `/escrows${qs({ recipientPhone: search.phone, ref: search.ref, limit: 5 })}`).catch(() => null);
-      const states = [...new Set(((other && other.items) || []).map((e) => statusWord('escrow', e.status)))];
-      if (states.length && ctx.alive()) summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
+      const items = (other && other.items) || [];
+      const states = [...new Set(items.map((e) => statusWord('escrow', e.status)))];
+      if (!states.length || !ctx.alive()) return;
+      summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
+      // Their cards are shown all the same, saying their state: an agent may still print again
+      // a receipt of the cash they took for a cancelled or completed escrow.
+      for (const e of items) escrowData.set(e.escrowId, e);
+      patchList(list, items, (e) => e.escrowId, build);
     }
   }
 
