@@ -107,7 +107,10 @@ pub fn rfc3339(unix_s: i64) -> String {
 }
 
 /// `2026-11-25T09:30:00.125Z` for a Unix time in milliseconds: for times that order work to the
-/// millisecond (the next attempt of a delivery). Only ever compared with times of the same form.
+/// millisecond (the next attempt of a delivery). Compared with times of the same form, and in one
+/// place (`service::retention`) with a cutoff of `rfc3339`'s: the first 19 characters are the
+/// same second, and `.` sorts before `Z`, so a time within the cutoff's second reads as before
+/// it (at most a second early).
 pub fn rfc3339_ms(unix_ms: i64) -> String {
     let text = rfc3339(unix_ms.div_euclid(1000));
     format!(

@@ -58,16 +58,14 @@ fn list(name: &str) -> Vec<String> {
 
 fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     match env(name) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| {
-                Error::invalid(
-                    name,
-                    format!("must be a number in the range the README's Configuration table gives, not {v:?}"),
-                )
-            }),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            Error::invalid(
+                name,
+                format!(
+                    "cannot be read ({v:?}): the README's Configuration table says what it takes"
+                ),
+            )
+        }),
         None => Ok(None),
     }
 }

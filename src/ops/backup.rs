@@ -67,13 +67,21 @@ pub(super) fn clear_unfinished(dir: &Path, name: &str, kind: &str, command: &str
             gone.display()
         );
     }
-    for (left, pid) in &unfinished.kept {
-        log::warn!(
-            "{} is the copy of a {command} {whose} by process {pid}, written within the hour: it \
-             is left in case that {command} still runs (if none does, remove it; the next \
-             {command} removes it once it is an hour old)",
-            left.display()
-        );
+    for (left, pid, running) in &unfinished.kept {
+        if *running {
+            log::warn!(
+                "{} may be a {command} {whose} still under way (process {pid} is running): it is \
+                 left (if that process is no remit {command}, remove the file by hand)",
+                left.display()
+            );
+        } else {
+            log::warn!(
+                "{} may be a {command} {whose} still under way (written within the hour, process \
+                 {pid} not seen): it is left (the next {command} removes it once it is an hour \
+                 old; remove it by hand if none runs)",
+                left.display()
+            );
+        }
     }
 }
 
@@ -122,10 +130,9 @@ fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
             .ok()
             .and_then(|at| at.elapsed().ok())
             .is_none_or(|age| age < UNFINISHED_AFTER);
-        let maybe_running =
-            pid != std::process::id() && (recent || processes.join(pid.to_string()).exists());
-        if maybe_running {
-            found.kept.push((entry.path(), pid));
+        let running = processes.join(pid.to_string()).exists();
+        if pid != std::process::id() && (recent || running) {
+            found.kept.push((entry.path(), pid, running));
         } else if std::fs::remove_file(entry.path()).is_ok() {
             found.removed.push(entry.path());
         }
@@ -137,8 +144,9 @@ fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
 #[derive(Default)]
 struct Unfinished {
     removed: Vec<std::path::PathBuf>,
-    /// Copies that may be another command's, still running, with its process id.
-    kept: Vec<(std::path::PathBuf, u32)>,
+    /// Copies that may be another command's, still running: its process id, and whether a
+    /// process of that id runs (else the copy is younger than an hour).
+    kept: Vec<(std::path::PathBuf, u32, bool)>,
 }
 
 /// The journal SQLite keeps beside a file it writes (`<file>-journal`).

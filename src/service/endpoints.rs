@@ -328,24 +328,26 @@ pub fn deliveries(
     // The list pages by the cursor's event: a cursor whose delivery is not there (forgotten
     // since, `service::retention`, or never made) has no place to go on from, and is `404`
     // like any id of nothing, rather than an empty page that reads as the list's end.
-    if let Some(cursor) = cursor {
-        let kept: bool = conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)")?
-            .query_row([cursor], |r| r.get(0))?;
-        if !kept {
-            return Err(Error::NotFound {
-                what:
-                    "the delivery named by cursor (no longer kept: start again from the first page)",
-            });
-        }
-    }
+    // The cursor's event is read once and the page goes on from that number, so that a
+    // delivery forgotten between the two reads cannot empty the page either.
+    let before: Option<i64> = match cursor {
+        None => None,
+        Some(cursor) => Some(
+            conn.prepare_cached("SELECT event_seq FROM webhook_deliveries WHERE id = ?1")?
+                .query_row([cursor], |r| r.get(0))
+                .optional()?
+                .ok_or(Error::NotFound {
+                    what: "the delivery named by cursor (no longer kept: start again from the first page)",
+                })?,
+        ),
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN outbox_events e ON e.seq = d.event_seq
          WHERE d.endpoint_id = ?1 AND (?2 IS NULL OR d.status = ?2)
-         AND (?3 IS NULL OR d.event_seq < (SELECT c.event_seq FROM webhook_deliveries c WHERE c.id = ?3))
+         AND (?3 IS NULL OR d.event_seq < ?3)
          ORDER BY d.event_seq DESC LIMIT ?4"
     ))?;
-    let mut rows = stmt.query(params![endpoint_id, status, cursor, limit + 1])?;
+    let mut rows = stmt.query(params![endpoint_id, status, before, limit + 1])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(delivery_of(r)?);

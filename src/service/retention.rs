@@ -159,7 +159,8 @@ mod tests {
                 let led: bool = conn
                     .query_row(
                         "SELECT EXISTS (SELECT 1 FROM pragma_index_list(?1) l
-                         JOIN pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = ?2)",
+                         JOIN pragma_index_info(l.name) i
+                         WHERE l.partial = 0 AND i.seqno = 0 AND i.name = ?2)",
                         [table.as_str(), column.as_str()],
                         |r| r.get(0),
                     )

@@ -34,6 +34,11 @@ pub fn schema_version(conn: &Connection) -> Result<u32> {
 /// Applies every migration newer than the database's `user_version`, each in its own
 /// transaction. Returns the versions applied.
 pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
+    migrate_to(conn, u32::MAX)
+}
+
+/// `migrate`, stopping after schema `last`.
+fn migrate_to(conn: &mut Connection, last: u32) -> Result<Vec<u32>> {
     let current = schema_version(conn)?;
     let latest = latest_schema_version();
     if current > latest {
@@ -43,7 +48,7 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
     }
     let mut applied = Vec::new();
     for (version, name) in migration_files() {
-        if version <= current {
+        if version <= current || version > last {
             continue;
         }
         let file = Migrations::get(&name)
@@ -67,9 +72,14 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<u32>> {
 /// A database in memory with every migration applied: the schema a ledger of this version has,
 /// to compare a file with (`integrity`).
 pub fn migrated_in_memory() -> Result<Connection> {
+    migrated_in_memory_to(u32::MAX)
+}
+
+/// The same with the migrations up to schema `last` only (tests compare two versions').
+pub fn migrated_in_memory_to(last: u32) -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     super::changes::register(&conn)?;
-    migrate(&mut conn)?;
+    migrate_to(&mut conn, last)?;
     Ok(conn)
 }
 

@@ -13,7 +13,9 @@ mod migrate;
 mod open;
 mod writer;
 
-pub use migrate::{latest_schema_version, migrate, migrated_in_memory, schema_version};
+pub use migrate::{
+    latest_schema_version, migrate, migrated_in_memory, migrated_in_memory_to, schema_version,
+};
 pub use open::{
     a_file_or_nothing, create_private, existing_database, journals_in_memory, open,
     open_connection, open_for_check, open_with_key, read_only_connection, what_it_holds, Holds,

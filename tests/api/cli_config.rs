@@ -347,9 +347,9 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
     assert!(line.starts_with("remit listening on"), "{line}");
     // Without the flag, the variable is read and its name given.
     for (name, value, says) in [
-        ("PORT", "abc", "must be a number in the range"),
+        ("PORT", "abc", "cannot be read (\"abc\")"),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
-        ("REMIT_WORKERS", "many", "must be a number in the range"),
+        ("REMIT_WORKERS", "many", "cannot be read (\"many\")"),
     ] {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.args(["serve", "--db", "./l.db"]).env(name, value);

@@ -604,7 +604,7 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     // A recent copy whose process cannot be seen is left, and said to be.
     assert!(
         again.stderr.contains(&format!(
-            "{} is the copy of a backup to the same name by process 4000000",
+            "{} may be a backup to the same name still under way (written within the hour, process 4000000 not seen)",
             dir.path().join(unseen_recent).display()
         )),
         "{again}"
@@ -965,7 +965,9 @@ fn a_damaged_backup_is_named_as_the_damaged_file_and_nothing_is_restored() {
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(
         refused.stderr.contains(&backup.display().to_string())
-            && refused.stderr.contains("nothing was restored")
+            && refused
+                .stderr
+                .contains("nothing was restored; use another backup")
             && !refused.stderr.contains("restore the ledger from a backup"),
         "{refused}"
     );

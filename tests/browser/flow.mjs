@@ -699,11 +699,17 @@ async function main() {
   });
 
   await step('agent: the cash receipt printed again from the escrow, marked as a copy', async () => {
-    await nav(agent, 'payments');
+    // Searched for on Deposits, where it no longer waits: its card is shown all the same.
+    await nav(agent, 'deposits');
     await agent.locator(tid('search-phone')).fill(RECIPIENT_PHONE);
     await agent.locator(tid('search-submit')).click();
     const card = escrowCard(agent, escrowId);
     await card.waitFor();
+    await waitFor(async () => `for the search on Deposits to say where it was found (says "${await text(agent.locator(tid('escrow-summary')))}")`,
+      async () => {
+        const count = await text(agent.locator(tid('escrow-summary')));
+        return count.startsWith('No escrows waiting for the deposit.') && count.includes('It was found in another state: Active.');
+      });
     await card.locator(tid('receipts-open')).click();
     const rows = card.locator(`${tid('receipts-list')} li`);
     await rows.first().waitFor();

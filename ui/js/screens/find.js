@@ -277,35 +277,35 @@ export async function viewFind(root, ctx, status) {
   }
 
   async function load(append, periodic) {
+    // The search this load answers: a newer search's answer is not overwritten by this one's.
+    const asked = search;
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
       todayRate().catch(() => null),
     ]);
-    if (!ctx.alive() || (periodic && busyHere())) return;
+    if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);
     rate = r;
     cursor = d.nextCursor || null;
     const items = d.items || [];
-    for (const e of items) escrowData.set(e.escrowId, e);
+    // Nothing in this screen's state: the code or phone may be right all the same (an escrow
+    // already funded searched for on Deposits, or one cancelled since). Those cards are shown
+    // all the same, saying their state (an agent may still print again a receipt of the cash
+    // they took for a cancelled or completed one), and the count says where they were found.
+    let others = [];
+    if (!items.length && !append && status && (search.phone || search.ref)) {
+      const other = await api('GET', `/escrows${qs({ recipientPhone: search.phone, ref: search.ref, limit: 5 })}`).catch(() => null);
+      if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
+      others = (other && other.items) || [];
+    }
+    for (const e of [...items, ...others]) escrowData.set(e.escrowId, e);
     const all = append ? [...Array.from(list.children).map((n) => escrowData.get(n.dataset.key)).filter(Boolean), ...items] : items;
     if (rateChanged) list.querySelectorAll('[data-key]').forEach((n) => { n.dataset.sig = ''; });
-    patchList(list, all, (e) => e.escrowId, build);
-    const n = sayCount();
-    const found = searchedFor();
+    patchList(list, others.length ? others : all, (e) => e.escrowId, build);
+    sayCount();
     more.hidden = !cursor;
-    // Nothing in this screen's state: the code or phone may be right all the same (an escrow
-    // already funded searched for on Deposits). Said, so the agent does not doubt the customer.
-    if (!n && status && found) {
-      const other = await api('GET', `/escrows${qs({ recipientPhone: search.phone, ref: search.ref, limit: 5 })}`).catch(() => null);
-      const items = (other && other.items) || [];
-      const states = [...new Set(items.map((e) => statusWord('escrow', e.status)))];
-      if (!states.length || !ctx.alive()) return;
-      summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
-      // Their cards are shown all the same, saying their state: an agent may still print again
-      // a receipt of the cash they took for a cancelled or completed escrow.
-      for (const e of items) escrowData.set(e.escrowId, e);
-      patchList(list, items, (e) => e.escrowId, build);
-    }
+    const states = [...new Set(others.map((e) => statusWord('escrow', e.status)))];
+    if (states.length) summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
   }
 
   more.addEventListener('click', () => busy(more, () => load(true)).catch(globalError));
