@@ -47,7 +47,11 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
 /// Binds the listening address (before anything else is opened or created, so that a start
 /// that cannot listen leaves nothing behind).
 pub fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr).map_err(|e| {
+        Error::internal(format!(
+            "cannot listen on {addr} (set by --addr, REMIT_ADDR or PORT, as HOST:PORT such as 127.0.0.1:3000): {e}"
+        ))
+    })
 }
 
 /// Starts everything that serves the store on a bound listener; `/health` says `starting`

@@ -63,6 +63,12 @@ fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
 
 fn open_lock_file(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::internal(format!(
+                "{} is a file, not a directory: check --db",
+                dir.display()
+            )));
+        }
         if !dir.is_dir() {
             return Err(Error::internal(format!(
                 "the directory {} does not exist: make it first, or check --db",

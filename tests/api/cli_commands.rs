@@ -335,6 +335,13 @@ fn an_empty_file_or_a_directory_at_db_is_no_database_and_serve_makes_an_empty_on
         left.iter().all(|n| n == "empty.db" || n == "folder.db"),
         "left behind: {left:?}"
     );
+    // A `--db` whose directory is a file: said so (it was "the directory … does not exist").
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(empty.join("inner.db"));
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("is a file, not a directory"), "{ran}");
     // `serve` on a directory says so; on an empty file it makes the ledger, owner-only.
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
