@@ -20,6 +20,8 @@ function actionWords(action) {
 function actorWords(actor) {
   if (!actor) return null;
   if (session.me && actor === session.me.userId) return t('audit.actor.you');
+  // A sender reads their recipient as "recipient" (never the user id: GET /audit hides it).
+  if (actor === 'recipient') return t('audit.actor.recipient');
   const m = /^system:([a-z_-]+)$/.exec(actor);
   if (!m) return null;
   const key = `audit.actor.${m[1]}`;
