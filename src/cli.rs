@@ -803,7 +803,7 @@ fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Resu
 /// internal error (it is their machine), unlike the HTTP API.
 pub fn describe(e: &Error) -> String {
     match e {
-        Error::Internal(detail) => detail.clone(),
+        Error::Internal(_) | Error::Damaged(_) => e.logged().to_string(),
         Error::Busy => format!(
             "the database stayed busy for {} s (another process writing it without pause); nothing was changed, run the command again",
             crate::limits::CLI_BUSY_WAIT_S

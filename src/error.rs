@@ -88,6 +88,10 @@ pub enum Error {
     /// SQLite could not write: the disk is full, or a savepoint journal outgrew the build's
     /// piece of 4 MiB (`Writer::run_batch` runs such a batch again with its journals in memory).
     Full,
+    /// SQLite found the file damaged, or not a database (its words): said to an operator with
+    /// what to do (`logged`), and by a command that read someone else's file (a backup) in
+    /// words of its own.
+    Damaged(String),
     /// Anything else. The detail is for the log only, never for a client.
     Internal(String),
 }
@@ -143,7 +147,7 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Busy | Error::SlowBodies => "busy",
-            Error::WrongKey | Error::Full | Error::Internal(_) => "internal",
+            Error::WrongKey | Error::Full | Error::Damaged(_) | Error::Internal(_) => "internal",
         }
     }
 }
@@ -163,6 +167,10 @@ impl fmt::Display for Logged<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Error::Internal(detail) => f.write_str(detail),
+            Error::Damaged(sqlite) => write!(
+                f,
+                "the database file is damaged or is not a remit database (sqlite: {sqlite}): restore the ledger from a backup (`remit restore BACKUP`, the server stopped)"
+            ),
             other => write!(f, "{other}"),
         }
     }
@@ -268,7 +276,7 @@ impl fmt::Display for Error {
                 "the encryption key does not match this database (check ENCRYPTION_KEY or the key file; after `remit rotate-key`, the database takes the new key)"
             ),
             Error::Full => write!(f, "the database or its disk is full"),
-            Error::Internal(_) => write!(f, "internal error"),
+            Error::Damaged(_) | Error::Internal(_) => write!(f, "internal error"),
         }
     }
 }
@@ -293,11 +301,6 @@ pub fn met_full() -> bool {
     MET_FULL.with(|met| met.get())
 }
 
-/// What a damaged ledger's error advises; a damaged backup's error says something else in its
-/// place (`ops::restore`).
-pub const RESTORE_ADVICE: &str =
-    ": restore the ledger from a backup (`remit restore BACKUP`, the server stopped)";
-
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
@@ -310,9 +313,7 @@ impl From<rusqlite::Error> for Error {
             }
             // Said as the command line says every error: one sentence an operator can act on.
             Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
-                Error::Internal(format!(
-                    "the database file is damaged or is not a remit database (sqlite: {e}){RESTORE_ADVICE}"
-                ))
+                Error::Damaged(e.to_string())
             }
             Some(rusqlite::ErrorCode::ReadOnly) => Error::Internal(format!(
                 "the database cannot be written (sqlite: {e}): check that this user may write the file, its -wal and -shm files and its directory"
@@ -341,8 +342,8 @@ mod tests {
 
     #[test]
     fn a_file_that_cannot_be_read_or_written_is_said_in_a_sentence() {
-        let said = |e: Error| match e {
-            Error::Internal(text) => text,
+        let said = |e: Error| match &e {
+            Error::Internal(_) | Error::Damaged(_) => e.logged().to_string(),
             other => panic!("{other:?}"),
         };
         assert!(said(sqlite(rusqlite::ffi::SQLITE_READONLY))

@@ -8,9 +8,9 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::limits::{
-    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S,
-    NOTIFICATIONS_FORGET_AGAIN_MS, NOTIFICATIONS_FORGET_BATCH, NOTIFICATIONS_FORGET_EVERY_S,
-    STUCK_SWEEP_EVERY_S, TOKEN_USE_FLUSH_MS,
+    EXPIRY_SWEEP_EVERY_S, HOUSEKEEPING_AGAIN_MS, HOUSEKEEPING_TICK_MS, IDEMPOTENCY_PURGE_EVERY_S,
+    NOTIFICATIONS_FORGET_BATCH, NOTIFICATIONS_FORGET_EVERY_S, STUCK_SWEEP_EVERY_S,
+    TOKEN_USE_FLUSH_MS,
 };
 use crate::store::WriteCtx;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +28,6 @@ struct Job {
     every: Duration,
     next: Instant,
     run: JobCommand,
-    /// A job that works through a backlog a command at a time runs again after this wait
-    /// while its command says more is left (from where it stopped), and the log gives the
-    /// whole pass's count at its end.
-    again: Option<Duration>,
     /// Where the next command of a pass goes on (kept only once a command has committed: a
     /// writer command may run twice, and a batch may fail after it ran).
     resume: i64,
@@ -48,7 +44,6 @@ impl Job {
             every,
             next: Instant::now(),
             run,
-            again: None,
             resume: 0,
             unlogged: 0,
             done,
@@ -84,8 +79,10 @@ impl Job {
             Ok((n, more)) => {
                 self.unlogged += n;
                 self.resume = more.unwrap_or(0);
-                if let (Some(wait), Some(_)) = (self.again, more) {
-                    self.next = now + wait;
+                // A backlog is worked through a command at a time, a moment apart; the log
+                // gives the whole pass's count at its end.
+                if more.is_some() {
+                    self.next = now + Duration::from_millis(HOUSEKEEPING_AGAIN_MS);
                     return;
                 }
                 if self.unlogged > 0 {
@@ -105,7 +102,7 @@ impl Job {
 /// per command, going on from where the last stopped while old ones remain.
 fn forget_notifications(keep_for: Duration) -> Job {
     let keep_s = i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX);
-    let mut job = Job::new(
+    Job::new(
         Duration::from_secs(NOTIFICATIONS_FORGET_EVERY_S),
         Arc::new(move |ctx, after| {
             let done = crate::service::retention::forget_done(
@@ -118,9 +115,7 @@ fn forget_notifications(keep_for: Duration) -> Job {
         }),
         "forgot {n} notification record(s) done with and past their keeping (events, webhook deliveries, texts)",
         "forget old notifications",
-    );
-    job.again = Some(Duration::from_millis(NOTIFICATIONS_FORGET_AGAIN_MS));
-    job
+    )
 }
 
 /// Starts the housekeeping thread; it stops soon after `stopping` is set.

@@ -139,8 +139,9 @@ pub const NOTIFICATIONS_KEEP_DAYS_MAX: u64 = 3_650;
 pub const NOTIFICATIONS_FORGET_EVERY_S: u64 = 600;
 /// Events one command looks at: a writer command of a few milliseconds.
 pub const NOTIFICATIONS_FORGET_BATCH: u32 = 500;
-/// The wait before the next command while old events remain.
-pub const NOTIFICATIONS_FORGET_AGAIN_MS: u64 = 1_000;
+/// A housekeeping job whose command left more to do (old notifications remain) runs again after
+/// this wait.
+pub const HOUSEKEEPING_AGAIN_MS: u64 = 1_000;
 /// How often expired idempotency keys are forgotten.
 pub const IDEMPOTENCY_PURGE_EVERY_S: u64 = 3_600;
 /// Longest wait between retries of a payout whose gateway could not be reached.

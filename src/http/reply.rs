@@ -70,7 +70,7 @@ pub fn status_of(error: &Error) -> u16 {
         Error::UnsupportedMediaType => 415,
         Error::IdempotencyKeyReused => 422,
         Error::Busy | Error::SlowBodies => 503,
-        Error::WrongKey | Error::Full | Error::Internal(_) => 500,
+        Error::WrongKey | Error::Full | Error::Damaged(_) | Error::Internal(_) => 500,
     }
 }
 

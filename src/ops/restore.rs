@@ -158,12 +158,15 @@ fn check_copy(
 /// An error met reading the backup, said of the backup: SQLite's word that a file is damaged
 /// is about the backup here, and restoring another backup is the way on, not this one.
 fn about_the_backup(backup: &Path, e: &Error) -> Error {
-    let said = e.logged().to_string();
+    let said = match e {
+        Error::Damaged(sqlite) => {
+            format!("is damaged or is not a remit backup (sqlite: {sqlite})")
+        }
+        other => other.logged().to_string(),
+    };
     Error::internal(format!(
-        "{}: {}: nothing was restored; use another backup",
-        backup.display(),
-        said.strip_suffix(crate::error::RESTORE_ADVICE)
-            .unwrap_or(&said)
+        "{}: {said}: nothing was restored; use another backup",
+        backup.display()
     ))
 }
 

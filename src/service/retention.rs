@@ -20,7 +20,6 @@
 //! so is every row that names an event when the event goes (the foreign keys' checks): the
 //! cost is the window's, never the outbox's.
 
-use crate::domain::{DeliveryStatus, SmsStatus};
 use crate::error::Result;
 use crate::store::WriteCtx;
 use rusqlite::params;
@@ -68,49 +67,47 @@ pub fn forget_done(ctx: &WriteCtx<'_>, keep_s: i64, after: i64, batch: u32) -> R
     }
     // The events of the window that something is still kept for.
     let mut kept: HashSet<i64> = HashSet::new();
-
-    let deliveries: Vec<(String, i64, String, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT id, event_seq, status, finished_at FROM webhook_deliveries
-             WHERE event_seq >= ?1 AND event_seq <= ?2",
-        )?
-        .query_map(params![first, last], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let pending = DeliveryStatus::Pending.as_str();
-    for (id, seq, status, finished_at) in deliveries {
-        let done_long_ago = finished_at.is_some_and(|at| at.as_str() < cutoff.as_str());
-        if status == pending || !done_long_ago {
-            kept.insert(seq);
-            continue;
+    let mut rows = |sql: &str| -> Result<Vec<String>> {
+        let mut forgettable = Vec::new();
+        for row in conn
+            .prepare_cached(sql)?
+            .query_map(params![first, last, cutoff], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?
+        {
+            let (id, seq, done_long_ago) = row?;
+            if done_long_ago {
+                forgettable.push(id);
+            } else {
+                kept.insert(seq);
+            }
         }
+        Ok(forgettable)
+    };
+    let deliveries = rows(
+        "SELECT id, event_seq, status <> 'pending' AND finished_at IS NOT NULL AND finished_at < ?3
+         FROM webhook_deliveries WHERE event_seq >= ?1 AND event_seq <= ?2",
+    )?;
+    let messages = rows(
+        "SELECT id, event_seq, status <> 'pending' AND updated_at < ?3
+         FROM sms_messages WHERE event_seq >= ?1 AND event_seq <= ?2",
+    )?;
+    for id in &deliveries {
         conn.prepare_cached("DELETE FROM webhook_attempts WHERE delivery_id = ?1")?
-            .execute([&id])?;
+            .execute([id])?;
         conn.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?1")?
-            .execute([&id])?;
-        done.deliveries += 1;
+            .execute([id])?;
     }
-
-    let messages: Vec<(String, i64, String, String)> = conn
-        .prepare_cached(
-            "SELECT id, event_seq, status, updated_at FROM sms_messages
-             WHERE event_seq >= ?1 AND event_seq <= ?2",
-        )?
-        .query_map(params![first, last], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let unsent = SmsStatus::Pending.as_str();
-    for (id, seq, status, updated_at) in messages {
-        if status == unsent || updated_at.as_str() >= cutoff.as_str() {
-            kept.insert(seq);
-            continue;
-        }
+    for id in &messages {
         conn.prepare_cached("DELETE FROM sms_messages WHERE id = ?1")?
-            .execute([&id])?;
-        done.sms += 1;
+            .execute([id])?;
     }
+    done.deliveries = deliveries.len();
+    done.sms = messages.len();
 
     let mut forget = conn.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?;
     for seq in old.iter().filter(|seq| !kept.contains(seq)) {

@@ -570,14 +570,7 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     // left (its process is gone, its copy last written over an hour ago); a copy of a backup
     // still running, one written in the last hour by a process it cannot see (another machine
     // sharing the stick), and one of another name, are left alone.
-    let hours_ago = |name: &str| {
-        std::fs::File::options()
-            .write(true)
-            .open(dir.path().join(name))
-            .unwrap()
-            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
-            .unwrap();
-    };
+    let hours_ago = |name: &str| two_hours_old(&dir.path().join(name));
     hours_ago(&left[0]);
     let running = format!(".backup.db.{}.partial", std::process::id());
     let unseen_recent = ".backup.db.4000000.partial";
@@ -873,11 +866,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
 #[test]
 fn an_index_that_does_not_hold_its_tables_rows_fails_the_check_and_the_restore() {
     let dir = tempfile::tempdir().unwrap();
-    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
-    let backup = dir.path().join("backup.db");
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
-    assert_eq!(run(cmd).code, Some(0));
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
     // The audit log's index by entity now claims another order than the one it holds.
     {
         let conn = rusqlite::Connection::open(&backup).unwrap();
@@ -912,20 +901,11 @@ fn an_index_that_does_not_hold_its_tables_rows_fails_the_check_and_the_restore()
 #[test]
 fn a_restore_removes_the_copy_a_killed_restore_left() {
     let dir = tempfile::tempdir().unwrap();
-    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
-    let backup = dir.path().join("backup.db");
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
-    assert_eq!(run(cmd).code, Some(0));
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
     let name = db.file_name().unwrap().to_str().unwrap();
     let left = dir.path().join(format!(".{name}.4000002.restoring"));
     std::fs::write(&left, b"half a ledger").unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&left)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
-        .unwrap();
+    two_hours_old(&left);
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
     let restored = run(cmd);
@@ -945,11 +925,7 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
 #[test]
 fn a_damaged_backup_is_named_as_the_damaged_file_and_nothing_is_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
-    let backup = dir.path().join("backup.db");
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
-    assert_eq!(run(cmd).code, Some(0));
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
     // The header of every page but the first (the schema's) made nonsense.
     {
         let mut bytes = std::fs::read(&backup).unwrap();
@@ -1018,6 +994,28 @@ fn an_encrypted_value_that_does_not_open_fails_the_check() {
 }
 
 /// A ledger of three users in `dir`, whose check is clean and names the check `line` begins.
+/// A ledger whose check is clean, and a backup of it (`backup.db`).
+fn a_clean_ledger_and_its_backup(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = a_ledger_that_checks_clean(dir, "the file's pages and indexes are whole");
+    let backup = dir.join("backup.db");
+    let mut cmd = remit(dir, Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    (db, backup)
+}
+
+/// Dates a file's last write two hours back (what a copy left by a killed command looks like).
+fn two_hours_old(path: &std::path::Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+}
+
 fn a_ledger_that_checks_clean(dir: &std::path::Path, line: &str) -> std::path::PathBuf {
     let db = dir.join("remit.db");
     kiosk_users(&db, TEST_KEY);
