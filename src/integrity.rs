@@ -343,6 +343,39 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM escrows e LEFT JOIN in_flight f ON f.escrow_id = e.id
          WHERE e.reserved_usd_cents <> COALESCE(f.reserved, 0)",
     ),
+    (
+        "every payout pays what its approved request asked",
+        "SELECT 'payout ' || p.id,
+             'pays ' || p.amount_usd_cents || ' US cents (' || p.amount_kes_cents || ' KES cents) from escrow '
+             || p.escrow_id || ' but its request ' || p.payment_request_id || COALESCE(' is ' || r.status
+             || ' for ' || r.amount_usd_cents || ' US cents (' || r.amount_kes_cents || ' KES cents) from escrow '
+             || r.escrow_id, ' does not exist')
+         FROM payouts p LEFT JOIN payment_requests r ON r.id = p.payment_request_id
+         WHERE r.id IS NULL OR p.amount_usd_cents <> r.amount_usd_cents
+            OR p.amount_kes_cents <> r.amount_kes_cents OR p.escrow_id <> r.escrow_id
+            OR r.status NOT IN ('approved', 'paid', 'failed')",
+    ),
+    (
+        "what each escrow spent is its succeeded payouts",
+        "WITH paid AS (
+            SELECT r.escrow_id, SUM(p.amount_usd_cents) AS spent
+            FROM payment_requests r JOIN payouts p ON p.payment_request_id = r.id
+            WHERE p.status = 'succeeded' GROUP BY r.escrow_id)
+         SELECT 'escrow ' || e.id, 'spent ' || e.spent_usd_cents
+             || ' but its succeeded payouts add up to ' || COALESCE(f.spent, 0)
+         FROM escrows e LEFT JOIN paid f ON f.escrow_id = e.id
+         WHERE e.spent_usd_cents <> COALESCE(f.spent, 0)",
+    ),
+    (
+        "what each escrow was deposited is its applied deposits",
+        "WITH applied AS (
+            SELECT escrow_id, SUM(amount_usd_cents) AS deposited FROM deposits
+            WHERE status = 'applied' GROUP BY escrow_id)
+         SELECT 'escrow ' || e.id, 'was deposited ' || e.deposited_usd_cents
+             || ' but its applied deposits add up to ' || COALESCE(f.deposited, 0)
+         FROM escrows e LEFT JOIN applied f ON f.escrow_id = e.id
+         WHERE e.deposited_usd_cents <> COALESCE(f.deposited, 0)",
+    ),
 ];
 
 /// Runs every check on `conn` inside one read transaction (a consistent snapshot that does not

@@ -750,6 +750,96 @@ fn editing_balance_columns_directly_makes_check_exit_1_and_name_the_escrow() {
 }
 
 #[test]
+fn payouts_and_deposits_edited_to_disagree_with_the_ledger_are_named() {
+    let paid_payout = |conn: &Connection| -> (String, String, String) {
+        conn.query_row(
+            "SELECT id, payment_request_id, escrow_id FROM payouts WHERE status = 'succeeded'
+             ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the busy run paid something")
+    };
+    // 1. A paid payout made a cent larger: every balance still agrees with the journal.
+    let mut ids = (String::new(), String::new(), String::new());
+    let ran = check_after(|conn| {
+        ids = paid_payout(conn);
+        conn.execute(
+            "UPDATE payouts SET amount_usd_cents = amount_usd_cents + 1 WHERE id = ?1",
+            [&ids.0],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "payout amount",
+        &ran,
+        &[
+            "every payout pays what its approved request asked",
+            &ids.0,
+            &ids.1,
+        ],
+    );
+    assert_mismatch(
+        "payout amount",
+        &ran,
+        &["what each escrow spent is its succeeded payouts", &ids.2],
+    );
+    // 2. A payment hidden: the payout and its request told as failed, the money left spent.
+    let ran = check_after(|conn| {
+        ids = paid_payout(conn);
+        conn.execute(
+            "UPDATE payouts SET status = 'failed', receipt = NULL WHERE id = ?1",
+            [&ids.0],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE payment_requests SET status = 'failed' WHERE id = ?1",
+            [&ids.1],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "payout and request made failed",
+        &ran,
+        &["what each escrow spent is its succeeded payouts", &ids.2],
+    );
+    // 3. A deposit moved to another escrow: both escrows' deposits disagree with them.
+    let mut escrows = (String::new(), String::new());
+    let ran = check_after(|conn| {
+        let (deposit, from): (String, String) = conn
+            .query_row(
+                "SELECT id, escrow_id FROM deposits WHERE status = 'applied' ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the busy run deposited");
+        let to: String = conn
+            .query_row(
+                "SELECT id FROM escrows WHERE id <> ?1 ORDER BY id LIMIT 1",
+                [&from],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute(
+            "UPDATE deposits SET escrow_id = ?2 WHERE id = ?1",
+            [&deposit, &to],
+        )
+        .unwrap();
+        escrows = (from, to);
+    });
+    for escrow in [&escrows.0, &escrows.1] {
+        assert_mismatch(
+            "deposit moved",
+            &ran,
+            &[
+                "what each escrow was deposited is its applied deposits",
+                escrow,
+            ],
+        );
+    }
+}
+
+#[test]
 fn editing_a_journal_entry_makes_check_exit_1_and_name_the_transaction() {
     let mut transaction = 0i64;
     let ran = check_after(|conn| {
