@@ -265,7 +265,9 @@ impl fmt::Display for Error {
                 "request body is larger than {} KiB",
                 crate::limits::BODY_BYTES_MAX / 1024
             ),
-            Error::UnsupportedMediaType => write!(f, "request body must be application/json"),
+            Error::UnsupportedMediaType => {
+                write!(f, "request body must be application/json (UTF-8)")
+            }
             Error::Busy => write!(f, "the database is busy; retry the request"),
             Error::SlowBodies => write!(
                 f,

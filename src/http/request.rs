@@ -190,22 +190,29 @@ impl Req {
         self.params.get(i).map_or("", String::as_str)
     }
 
-    /// Refuses a body that is not JSON (an empty body is always fine).
+    /// Refuses a body that is not JSON (an empty body is always fine). JSON is UTF-8 (RFC 8259):
+    /// a `charset` other than that says the bytes are something else, so it is refused rather
+    /// than read as UTF-8 (`é` in Latin-1 is not `é` in UTF-8). Other parameters are ignored.
     pub fn require_json(&self) -> Result<()> {
         if self.body.is_empty() {
             return Ok(());
         }
-        let is_json = self
-            .content_type
-            .as_deref()
-            .map(|ct| {
-                ct.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
+        let is_json = self.content_type.as_deref().is_some_and(|ct| {
+            let mut parts = ct.split(';');
+            let essence = parts.next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+                && parts.all(|parameter| match parameter.split_once('=') {
+                    Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                        let value = value.trim();
+                        let value = value
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap_or(value);
+                        value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+                    }
+                    _ => true,
+                })
+        });
         if is_json {
             Ok(())
         } else {

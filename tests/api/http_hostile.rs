@@ -61,24 +61,57 @@ fn post_routes(app: &TestApp) -> Vec<(String, &'static str, Value)> {
 }
 
 #[test]
+fn json_declared_utf_8_in_any_spelling_is_read() {
+    let app = spawn_app();
+    let token = Some(app.token("admin"));
+    for (i, content_type) in [
+        "application/json",
+        "application/json; charset=UTF-8",
+        "Application/JSON;charset=\"utf-8\"",
+        "application/json; charset=utf8; foo=bar",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"role": "agent", "name": format!("Kiosk {i}")}).to_string();
+        let r = app.raw(
+            "POST",
+            "/users",
+            token,
+            Some((content_type, body.as_bytes())),
+            &[],
+        );
+        assert_eq!(r.status, 201, "{content_type}: {}", r.text);
+    }
+}
+
+#[test]
 fn wrong_content_type_oversized_bodies_bad_json_and_unknown_fields_are_refused_on_every_post() {
     let app = spawn_app();
     for (path, role, body) in post_routes(&app) {
         let token = Some(app.token(role));
         let text = body.to_string();
-        let r = app.raw(
-            "POST",
-            &path,
-            token,
-            Some(("text/plain", text.as_bytes())),
-            &[],
-        );
-        assert_eq!(
-            (r.status, r.body["code"].as_str()),
-            (415, Some("unsupported_media_type")),
-            "{path}: {}",
-            r.text
-        );
+        // JSON is UTF-8: a body declared in another charset is not read as if it were.
+        for content_type in [
+            "text/plain",
+            "application/json; charset=latin1",
+            "application/json;charset=\"ISO-8859-1\"",
+            "application/json; charset=utf-16",
+        ] {
+            let r = app.raw(
+                "POST",
+                &path,
+                token,
+                Some((content_type, text.as_bytes())),
+                &[],
+            );
+            assert_eq!(
+                (r.status, r.body["code"].as_str()),
+                (415, Some("unsupported_media_type")),
+                "{path} as {content_type}: {}",
+                r.text
+            );
+        }
         let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(65 * 1024));
         let r = app.raw(
             "POST",

@@ -628,6 +628,15 @@ fn a_role_that_may_never_use_a_route_is_refused_before_its_body_is_read() {
             &app.recipient,
             "POST /webhook-deliveries/dlv_x/retry".to_string(),
         ),
+        // Only a sender decides: the same 403 whether the request exists or not.
+        (
+            &app.recipient,
+            "POST /payment-requests/pr_01m8862jc729qf18f97az6kebb/approve".to_string(),
+        ),
+        (
+            &app.agent,
+            "POST /payment-requests/pr_01m8862jc729qf18f97az6kebb/reject".to_string(),
+        ),
     ];
     for (token, line) in cases {
         let started = Instant::now();

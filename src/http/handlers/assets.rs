@@ -33,6 +33,17 @@ fn name_of(path: &str) -> Option<&str> {
     (!unsafe_part).then_some(name)
 }
 
+/// The web UI's paths as `docs/openapi.json` writes them (`{module}` for any file name there);
+/// a test holds every embedded file to exactly one of them, and each to a file.
+#[cfg(test)]
+pub const DOCUMENTED_PATHS: &[&str] = &[
+    "/",
+    "/api.html",
+    "/app.css",
+    "/js/{module}",
+    "/js/screens/{module}",
+];
+
 /// Is there a page or asset at this path (served to `GET`)?
 pub fn exists(path: &str) -> bool {
     name_of(path).is_some_and(|name| Assets::get(name).is_some())
@@ -48,4 +59,40 @@ pub fn serve(path: &str) -> Result<Reply> {
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Does `path` fit `template` (`{name}` standing for one part without a `/`)?
+    fn fits(template: &str, path: &str) -> bool {
+        let (t, p): (Vec<&str>, Vec<&str>) =
+            (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    }
+
+    #[test]
+    fn every_file_of_the_ui_is_under_exactly_one_documented_path() {
+        let files: Vec<String> = Assets::iter()
+            .map(|name| match name.as_ref() {
+                "index.html" => "/".to_string(),
+                other => format!("/{other}"),
+            })
+            .collect();
+        for file in &files {
+            let under: Vec<_> = DOCUMENTED_PATHS.iter().filter(|t| fits(t, file)).collect();
+            assert_eq!(under.len(), 1, "{file} is under {under:?}");
+            assert!(exists(file), "{file}");
+        }
+        for template in DOCUMENTED_PATHS {
+            assert!(
+                files.iter().any(|f| fits(template, f)),
+                "{template} names no file of ui/"
+            );
+        }
+    }
 }
