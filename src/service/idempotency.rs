@@ -14,11 +14,65 @@ pub struct IdempotencyKey {
     user_id: String,
     key: String,
     fingerprint: [u8; 32],
+    /// The fingerprint of the body byte for byte, as keys were kept before bodies were read by
+    /// what they say: a retry of a request made before the upgrade still replays it (a key
+    /// lives `IDEMPOTENCY_TTL_S`).
+    as_sent: [u8; 32],
+}
+
+/// A request body as its fingerprint reads it: a JSON text as its values, each object's fields
+/// in the order of their names and nothing between tokens (numbers as written: `10` and
+/// `10.0` stay two requests); no body is `{}`, as routes with an optional body read it; and
+/// anything that is not JSON as its bytes (such a body is refused, and its refusal not kept).
+/// A client that builds the same request again, from a map whose order changes between runs or
+/// with a serialiser of its own, is the same request (Stripe compares parameters too).
+fn canonical_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                let mut names: Vec<&String> = fields.keys().collect();
+                names.sort();
+                out.push('{');
+                for (i, name) in names.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(name.clone()).to_string());
+                    out.push(':');
+                    write(&fields[name], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    if body.is_empty() {
+        return b"{}".as_slice().into();
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => {
+            let mut out = String::with_capacity(body.len());
+            write(&value, &mut out);
+            out.into_bytes().into()
+        }
+        Err(_) => body.into(),
+    }
 }
 
 impl IdempotencyKey {
     /// Parses the header (1–255 visible ASCII characters) and fingerprints the request: its
-    /// method, path, query and body.
+    /// method, path, query and body, a JSON body by what it says (`canonical_body`), not by
+    /// how it was spaced or in which order its fields came.
     pub fn parse(
         header: &str,
         user_id: &str,
@@ -36,22 +90,25 @@ impl IdempotencyKey {
                 "must be 1 to 255 visible ASCII characters",
             ));
         }
-        let fingerprint = crate::crypto::sha256(
-            &[
-                method.as_bytes(),
-                b" ",
-                path.as_bytes(),
-                b"?",
-                query.as_bytes(),
-                b"\n",
-                body,
-            ]
-            .concat(),
-        );
+        let of = |body: &[u8]| {
+            crate::crypto::sha256(
+                &[
+                    method.as_bytes(),
+                    b" ",
+                    path.as_bytes(),
+                    b"?",
+                    query.as_bytes(),
+                    b"\n",
+                    body,
+                ]
+                .concat(),
+            )
+        };
         Ok(IdempotencyKey {
             user_id: user_id.to_string(),
             key: header.to_string(),
-            fingerprint,
+            fingerprint: of(&canonical_body(body)),
+            as_sent: of(body),
         })
     }
 
@@ -98,7 +155,7 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
     let Some((fingerprint, status, body_enc)) = stored else {
         return Ok(Lookup::New);
     };
-    if fingerprint != key.fingerprint {
+    if fingerprint != key.fingerprint && fingerprint != key.as_sent {
         return Ok(Lookup::Reused);
     }
     let body = ctx
@@ -150,4 +207,31 @@ pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
         .conn
         .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?1")?
         .execute([cutoff])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_body;
+
+    #[test]
+    fn a_body_is_fingerprinted_by_what_it_says() {
+        let same = [
+            &br#"{"b": [1, {"y": "\u00e9", "x": null}], "a": "500.25"}"#[..],
+            br#"{"a":"500.25","b":[1,{"x":null,"y":"\u00e9"}]}"#,
+            "{\n  \"a\" : \"500.25\",\t\"b\": [1, {\"x\": null, \"y\": \"\u{e9}\"}]\n}".as_bytes(),
+        ];
+        for body in &same[1..] {
+            assert_eq!(canonical_body(body), canonical_body(same[0]));
+        }
+        let different = [
+            &br#"{"a": "500.26", "b": [1, {"x": null, "y": "\u00e9"}]}"#[..],
+            br#"{"a": "500.25", "b": [{"x": null, "y": "\u00e9"}, 1]}"#,
+            br#"{"a": 500.25, "b": [1, {"x": null, "y": "\u00e9"}]}"#,
+        ];
+        for body in different {
+            assert_ne!(canonical_body(body), canonical_body(same[0]));
+        }
+        assert_eq!(canonical_body(b""), canonical_body(b"{ }"));
+        assert_eq!(&*canonical_body(b"{not json"), b"{not json");
+    }
 }

@@ -471,6 +471,20 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
         (r.status, r.body["code"].as_str()),
         (422, Some("idempotency_key_reused"))
     );
+    // The same request written again by another serialiser (fields in another order, spaced)
+    // is the same request: replayed, not refused.
+    let rewritten = format!(
+        "{{ \"categories\" : [\"a\"],\n \"totalAmountUsd\": 10, \"recipientName\": \"W\", \"recipientPhone\": \"{RECIPIENT_PHONE}\" }}"
+    );
+    let r = app.raw(
+        "POST",
+        "/escrows",
+        Some(&app.sender),
+        Some(("application/json", rewritten.as_bytes())),
+        &[("Idempotency-Key", "create-1")],
+    );
+    assert_eq!((r.status, r.text.as_str()), (201, first.text.as_str()));
+    assert_eq!(r.header("Idempotent-Replayed"), Some("true"));
     // Keys belong to their user: another sender's same key is a new request.
     assert_eq!(
         app.post_with_key("/escrows", &app.other_sender, &body, "create-1")
