@@ -12,7 +12,7 @@ use crate::limits::{
     NOTIFICATIONS_FORGET_BATCH, NOTIFICATIONS_FORGET_EVERY_S, STUCK_SWEEP_EVERY_S,
     TOKEN_USE_FLUSH_MS,
 };
-use crate::store::WriteCtx;
+use crate::store::{Store, WriteCtx};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,7 +66,7 @@ impl Job {
         )
     }
 
-    fn tick(&mut self, app: &App) {
+    fn tick(&mut self, store: &Store) {
         let now = Instant::now();
         if now < self.next {
             return;
@@ -75,7 +75,7 @@ impl Job {
         let run = Arc::clone(&self.run);
         let resume = self.resume;
         // A sweep may change hundreds of rows (`Store::write_bulk`).
-        match app.store.write_bulk(move |ctx| run(ctx, resume)) {
+        match store.write_bulk(move |ctx| run(ctx, resume)) {
             Ok((n, more)) => {
                 self.unlogged += n;
                 self.resume = more.unwrap_or(0);
@@ -154,7 +154,7 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
             let mut flushed = Instant::now();
             while !stopping.load(Ordering::SeqCst) {
                 for job in &mut jobs {
-                    job.tick(&app);
+                    job.tick(&app.store);
                 }
                 if flushed.elapsed() >= flush_every {
                     flushed = Instant::now();
@@ -164,4 +164,57 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
             }
         })
         .map_err(|e| Error::internal(format!("cannot start the housekeeping thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_job_goes_on_where_its_last_command_stopped_and_starts_over_after_a_pass_or_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = crate::store::OpenOptions::new(dir.path().join("h.db"));
+        options.key_hex = Some("11".repeat(32));
+        let store = crate::store::open(&options).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::clone(&seen);
+        // What each command returns: rows changed and where the next goes on, or a failure.
+        let mut job = Job::new(
+            Duration::from_secs(3600),
+            Arc::new(move |_, after| {
+                let mut calls = calls.lock().unwrap();
+                calls.push(after);
+                match calls.len() {
+                    1 => Ok((5, Some(10))),
+                    2 => Ok((5, Some(20))),
+                    3 => Ok((1, None)),
+                    4 => Ok((2, Some(7))),
+                    5 => Err(Error::internal("the command failed")),
+                    _ => Ok((0, None)),
+                }
+            }),
+            "did {n}",
+            "do it",
+        );
+        let calls = || seen.lock().unwrap().clone();
+        job.tick(&store);
+        // More is left: the next command comes a moment later, not at the job's interval.
+        let again = Instant::now() + Duration::from_millis(HOUSEKEEPING_AGAIN_MS);
+        assert!(job.next <= again, "{:?}", job.next);
+        assert_eq!(job.unlogged, 5);
+        job.tick(&store);
+        assert_eq!(calls(), [0], "not due yet");
+        for _ in 0..5 {
+            job.next = Instant::now();
+            job.tick(&store);
+            if calls().len() == 3 {
+                // The pass is done: its rows are logged and the next pass is an interval away.
+                assert_eq!(job.unlogged, 0);
+                assert!(job.next > Instant::now() + Duration::from_secs(3000));
+            }
+        }
+        // Each command went on from the last; a pass and a failure start over from the first.
+        assert_eq!(calls(), [0, 10, 20, 0, 7, 0]);
+    }
 }
