@@ -363,6 +363,26 @@ impl Cli {
     /// go with no command (`remit --addr …`) or after `serve`, never before a command, where
     /// they would mean nothing.
     pub fn from_command_line() -> Cli {
+        // `REMIT_DB=` (a template's blank, a script's unset variable) is not "no setting": clap
+        // would say `--db` lacks a value, and blanks would name a file of blanks.
+        let blank_db =
+            std::env::var_os("REMIT_DB").is_some_and(|v| v.to_string_lossy().trim().is_empty());
+        let db_flag = std::env::args_os()
+            .skip(1)
+            .any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="));
+        if blank_db && !db_flag {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::InvalidValue,
+                    "REMIT_DB is set but empty: set it to the database file, or unset it (then --db PATH, else ./remit.db)",
+                )
+                .exit();
+        }
+        if blank_db {
+            // `--db` says where the file is; clap would still refuse the blank it does not use.
+            // Nothing else runs yet to read the environment meanwhile.
+            std::env::remove_var("REMIT_DB");
+        }
         let matches = Cli::command().get_matches();
         if let Some(command) = matches.subcommand_name() {
             for id in ["addr", "demo", "workers"] {

@@ -212,6 +212,28 @@ fn a_yes_or_no_setting_refuses_a_word_it_does_not_know() {
     }
 }
 
+/// `REMIT_DB` set but blank is told as such (clap said `--db` lacked a value), unless `--db`
+/// says where the file is.
+#[test]
+fn a_blank_database_setting_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for blank in ["", "  "] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["check"]).env("REMIT_DB", blank);
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{blank:?}: {ran}");
+        assert!(
+            ran.stderr.contains("REMIT_DB is set but empty"),
+            "{blank:?}: {ran}"
+        );
+    }
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["check", "--db", "./none.db"]).env("REMIT_DB", "");
+    let ran = crate::support::process::run(cmd);
+    assert!(!ran.stderr.contains("REMIT_DB"), "{ran}");
+    assert!(ran.stderr.contains("none.db"), "{ran}");
+}
+
 /// A limit that would refuse everything, or one out of range, stops the start with a sentence
 /// naming it: before, `REMIT_MAX_ESCROW_USD=0` started a server that refused every escrow,
 /// `REMIT_PAYOUT_TIMEOUT_S=0` and `--workers 0` were quietly read as 1, and `--workers 100000`
