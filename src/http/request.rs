@@ -208,7 +208,10 @@ impl Req {
                             .strip_prefix('"')
                             .and_then(|v| v.strip_suffix('"'))
                             .unwrap_or(value);
-                        value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+                        // UTF-8's names (its IANA alias too), and ASCII, of which it is the superset.
+                        ["utf-8", "utf8", "csutf8", "us-ascii"]
+                            .iter()
+                            .any(|name| value.eq_ignore_ascii_case(name))
                     }
                     _ => true,
                 })

@@ -21,8 +21,8 @@ pub struct IdempotencyKey {
 }
 
 /// A request body as its fingerprint reads it: a JSON text as its values, each object's fields
-/// in the order of their names and nothing between tokens (numbers as written: `10` and
-/// `10.0` stay two requests); no body is `{}`, as routes with an optional body read it; and
+/// in the order of their names, a field of `null` left out (the routes read it as absent) and
+/// nothing between tokens (numbers as written: `10` and `10.0` stay two requests); no body is `{}`, as routes with an optional body read it; and
 /// anything that is not JSON as its bytes (such a body is refused, and its refusal not kept).
 /// A client that builds the same request again, from a map whose order changes between runs or
 /// with a serialiser of its own, is the same request (Stripe compares parameters too).
@@ -30,7 +30,11 @@ fn canonical_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     fn write(value: &serde_json::Value, out: &mut String) {
         match value {
             serde_json::Value::Object(fields) => {
-                let mut names: Vec<&String> = fields.keys().collect();
+                let mut names: Vec<&String> = fields
+                    .iter()
+                    .filter(|(_, value)| !value.is_null())
+                    .map(|(name, _)| name)
+                    .collect();
                 names.sort();
                 out.push('{');
                 for (i, name) in names.into_iter().enumerate() {
@@ -211,7 +215,35 @@ pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_body;
+    use super::*;
+
+    /// A key kept before bodies were fingerprinted by what they say holds the fingerprint of
+    /// the body as sent: the same bytes still replay; the same request spaced otherwise is
+    /// told apart, as it was then.
+    #[test]
+    fn a_key_kept_by_the_body_as_sent_still_replays_its_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = crate::store::OpenOptions::new(dir.path().join("i.db"));
+        options.key_hex = Some("22".repeat(32));
+        let store = crate::store::open(&options).unwrap();
+        let sent = br#"{ "b": 1,  "a": "x" }"#;
+        let key = |body: &[u8]| IdempotencyKey::parse("k-1", "usr_1", "POST", "/p", "", body);
+        let mut old = key(sent).unwrap();
+        old.fingerprint = old.as_sent;
+        let answer = StoredResponse {
+            status: 201,
+            body: "{}".into(),
+        };
+        let kept = answer.clone();
+        store.write(move |ctx| remember(ctx, &old, &kept)).unwrap();
+        let found = |body: &'static [u8]| {
+            let key = key(body).unwrap();
+            store.write(move |ctx| lookup(ctx, &key)).unwrap()
+        };
+        assert_eq!(found(sent), Lookup::Replay(answer));
+        assert_eq!(found(br#"{"a": "x", "b": 1}"#), Lookup::Reused);
+        assert_eq!(found(br#"{ "b": 2,  "a": "x" }"#), Lookup::Reused);
+    }
 
     #[test]
     fn a_body_is_fingerprinted_by_what_it_says() {
@@ -232,6 +264,11 @@ mod tests {
             assert_ne!(canonical_body(body), canonical_body(same[0]));
         }
         assert_eq!(canonical_body(b""), canonical_body(b"{ }"));
+        // A field of null is a field not given, as the routes read it.
+        assert_eq!(
+            canonical_body(br#"{"a": "1", "note": null, "b": [null, {"c": null}]}"#),
+            canonical_body(br#"{"b": [null, {}], "a": "1"}"#)
+        );
         assert_eq!(&*canonical_body(b"{not json"), b"{not json");
     }
 }

@@ -69,6 +69,8 @@ fn json_declared_utf_8_in_any_spelling_is_read() {
         "application/json; charset=UTF-8",
         "Application/JSON;charset=\"utf-8\"",
         "application/json; charset=utf8; foo=bar",
+        "application/json; charset=csUTF8",
+        "application/json; charset=US-ASCII",
     ]
     .into_iter()
     .enumerate()
