@@ -171,9 +171,11 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
 }
 
 /// What the replaced ledger knows that the backup does not, in sentences: tokens revoked since
-/// the backup (a leaked one would work again) and payouts settled since (the backup would send
-/// them again: M-Pesa refuses a repeated id, but that is not to be leaned on). Read-only; a
-/// ledger that cannot be read says nothing here (it is moved aside as it is).
+/// the backup (a leaked one would work again), payouts settled or handed to the gateway since
+/// (the backup would send them again: M-Pesa refuses a repeated id, but that is not to be
+/// leaned on), and payouts made since that the backup has no record of (their money shows as
+/// the escrow's to spend). Each with what to do about it. Read-only; a ledger that cannot be
+/// read says nothing here (it is moved aside as it is).
 fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
     let read = || -> Result<Vec<String>> {
         if !db.exists() {
@@ -199,24 +201,50 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
         }
         // Settled since, or handed to the gateway since (sent, or claimed for a call): the
         // backup would send each again.
-        let settled: Vec<(String, String)> = conn
+        let settled: Vec<(String, String, String, Option<String>)> = conn
             .prepare(
-                "SELECT b.id, CASE WHEN r.status IN ('queued', 'sent')
-                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END
+                "SELECT b.id, b.status, CASE WHEN r.status IN ('queued', 'sent')
+                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
                  FROM payouts b JOIN replaced.payouts r ON r.id = b.id
                  WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
                     OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
                  ORDER BY b.id",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (id, status) in &settled {
+        for (id, in_backup, status, receipt) in &settled {
             lines.push(format!(
-                "payout {id} is {status} in the replaced ledger but waits to be sent in the backup"
+                "payout {id} is {status}{} in the replaced ledger but {in_backup} in the backup",
+                receipt_words(receipt.as_deref()),
             ));
         }
         if !settled.is_empty() {
-            lines.push("start the server first with REMIT_GATEWAY=none, so that nothing is sent, and settle those payouts by hand (the admin screen, \"Stuck payouts\")".into());
+            lines.push("start the server first with REMIT_GATEWAY=none, so that nothing is sent: each of those payouts then waits on the admin screen's Payouts list (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, paid with its receipt or failed, once M-Pesa has confirmed it".into());
+        }
+        // Made since: the backup has no record of the request, nor of the money that left.
+        let unknown: Vec<(String, String, String, i64, String, Option<String>)> = conn
+            .prepare(
+                "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents,
+                     CASE WHEN r.status IN ('queued', 'sent')
+                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
+                 FROM replaced.payouts r
+                 WHERE NOT EXISTS (SELECT 1 FROM payouts b WHERE b.id = r.id)
+                   AND (r.status IN ('sent', 'succeeded') OR (r.status = 'queued' AND r.gateway IS NOT NULL))
+                 ORDER BY r.id",
+            )?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, request, escrow, kes, status, receipt) in &unknown {
+            let kes = crate::money::KesCents::new(*kes).unwrap_or_default();
+            lines.push(format!(
+                "payout {id} ({kes}, for payment request {request} of escrow {escrow}) is {status}{} in the replaced ledger and not in the backup at all: the backup shows that money as the escrow's to spend",
+                receipt_words(receipt.as_deref()),
+            ));
+        }
+        if !unknown.is_empty() {
+            lines.push("for each payout the backup does not have, with the server started with REMIT_GATEWAY=none: make the payment request again (the same escrow, category and shillings), approve it, and settle its payout by hand (paid, with the receipt above, once M-Pesa has confirmed it; one still handed to the gateway only once M-Pesa says how it ended)".into());
         }
         Ok(lines)
     };
@@ -225,6 +253,11 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
             "what changed since the backup could not be read from the replaced ledger: {e}"
         )]
     })
+}
+
+/// ` (receipt QK…)` when the replaced ledger has M-Pesa's receipt of a payout.
+fn receipt_words(receipt: Option<&str>) -> String {
+    receipt.map_or(String::new(), |r| format!(" (receipt {r})"))
 }
 
 /// Do both paths name one file (the same name, or a link to it)?

@@ -1003,12 +1003,15 @@ pub struct ResolvedPayout {
 
 /// `POST /payouts/:id/resolve`: an admin records a stuck payout's result by hand after
 /// checking with M-Pesa. Only payouts without a result can be resolved; it is audited.
+/// `nothing_sends`: this server hands nothing to a gateway (`REMIT_GATEWAY=none`), so every
+/// payout without a result waits for the operator, stuck or not.
 pub fn resolve(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     payout_id: &PayoutId,
     result: &PayoutResult,
     timeout_s: i64,
+    nothing_sends: bool,
 ) -> Result<ResolvedPayout> {
     super::require_role(actor, &[])?;
     let row = load_payout(ctx.conn, payout_id)?;
@@ -1021,13 +1024,15 @@ pub fn resolve(
     }
     // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
-    // it could release money that M-Pesa is about to pay.
+    // it could release money that M-Pesa is about to pay. Without a gateway no worker holds
+    // one: a server started with `REMIT_GATEWAY=none` after a restore settles by hand what the
+    // replaced ledger saw paid or failed (`remit restore` names them), queued or sent.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
     let stuck: bool = ctx
         .conn
         .prepare_cached(&format!("SELECT {STUCK} FROM payouts p WHERE p.id = ?2"))?
         .query_row(params![cutoff, payout_id], |r| r.get(0))?;
-    if !stuck {
+    if !stuck && !nothing_sends {
         return Err(Error::InvalidState {
             entity: "payout",
             from: format!("{} and not stuck yet", row.status),

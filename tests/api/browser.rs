@@ -106,6 +106,12 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         config.float_alert = KesCents::new(FLOAT_ALERT_CENTS).unwrap();
     });
     let idle_app = spawn_app_with(|config| config.ui_idle_s = IDLE_S);
+    // Without a gateway (as after a restore) a queued payout is the admin's to settle.
+    let held_app = spawn_app_with(|config| config.gateway = remit::config::GatewayKind::None);
+    let held_escrow = held_app.active_escrow(100, &["rent"]);
+    let held_request = held_app.request(&held_escrow, "rent", 1_500, "0722000111");
+    assert_eq!(held_app.approve(&held_request).status, 200);
+    let held = held_app.payout_ids(&held_request).0;
     let float = seed_float(&app);
     let (stuck_escrow, stuck) = stuck_payout(&app);
     flagged_deposit(&app, &stuck_escrow);
@@ -145,6 +151,9 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .env("REMIT_IDLE_URL", &idle_app.base)
         .env("REMIT_IDLE_TOKEN", &idle_app.agent)
         .env("REMIT_IDLE_S", IDLE_S.to_string())
+        .env("REMIT_HELD_URL", &held_app.base)
+        .env("REMIT_HELD_ADMIN_TOKEN", &held_app.admin)
+        .env("REMIT_HELD_PAYOUT", &held)
         .env("REMIT_FLOAT", float.to_string())
         .env("REMIT_SCREENSHOT_DIR", &screenshots)
         .env("CHROMIUM", &chromium)

@@ -97,7 +97,7 @@ fn a_backup_taken_while_approvals_run_passes_the_check_and_restores() {
         5,
         "0722000999",
         "Later",
-        &["food"],
+        &["rent"],
     );
     wait_for_payouts(&server, &admin, &requests);
     assert!(server.terminate().success(), "{}", server.log());
@@ -689,8 +689,41 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         5,
         "0722000999",
         "Later",
-        &["food"],
+        &["rent"],
     );
+    // A payment the backup never hears of: requested, approved and paid after it.
+    let late = pending_requests(&server, &agent, &after, 1).remove(0);
+    let approved = server.post(
+        &format!("/payment-requests/{late}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let late_payout = approved.body["payout"]["payoutId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let late_originator: String = read_only(&db)
+        .query_row(
+            "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
+            [&late_payout],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let paid = server.call(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(
+            &json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+            "OriginatorConversationID": late_originator, "ConversationID": "AG_2",
+            "TransactionID": "TLATE00001",
+            "ResultParameters": {"ResultParameter": [
+                {"Key": "TransactionAmount", "Value": 150},
+                {"Key": "TransactionReceipt", "Value": "TLATE00001"}]}}}),
+        ),
+    );
+    assert_eq!(paid.status, 200, "{}", paid.text);
     // After the backup: the agent's token is revoked, the payout's failure comes.
     let prefix: String = agent.chars().take(12).collect();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
@@ -793,14 +826,25 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "{done}"
     );
     assert!(
-        done.stdout
-            .contains(&format!("payout {payout} is failed in the replaced ledger")),
+        done.stdout.contains(&format!(
+            "payout {payout} is failed in the replaced ledger but queued in the backup"
+        )),
         "{done}"
     );
     assert!(
         done.stdout.contains(&format!(
             "payout {in_flight} is handed to the gateway (queued) in the replaced ledger"
         )),
+        "{done}"
+    );
+    assert!(
+        done.stdout.contains(&format!(
+            "payout {late_payout} (KES 150.00, for payment request {late} of escrow {after}) is succeeded (receipt TLATE00001) in the replaced ledger and not in the backup at all"
+        )),
+        "{done}"
+    );
+    assert!(
+        done.stdout.contains("make the payment request again"),
         "{done}"
     );
     assert!(!wal.exists(), "a log was left beside the restored copy");
@@ -852,12 +896,35 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
 
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
-    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
+    // As restore advises: started with nothing sending, the payouts the replaced ledger saw
+    // settled are settled by hand at once, queued as they are (they were "not stuck yet").
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve-2.log"),
+        &[
+            ("REMIT_GATEWAY", "none"),
+            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+        ],
+    );
     assert_eq!(
         server.get(&format!("/escrows/{before}"), &admin).status,
         200
     );
     assert_eq!(server.get(&format!("/escrows/{after}"), &admin).status, 404);
+    let resolved = server.post(
+        &format!("/payouts/{payout}/resolve"),
+        &admin,
+        &json!({"outcome": "failed", "reason": "failed before the restore"}),
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    let resolved = server.post(
+        &format!("/payouts/{in_flight}/resolve"),
+        &admin,
+        &json!({"outcome": "paid", "receipt": "TINFLIGHT1"}),
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    assert_eq!(resolved.body["status"], "succeeded", "{}", resolved.text);
 }
 
 /// `remit check` (and so `backup` and `restore`) runs SQLite's own check of the file: an index

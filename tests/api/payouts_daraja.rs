@@ -1364,6 +1364,20 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
     );
     assert_eq!(waiting.body["payout"]["attempts"], 0, "{}", waiting.text);
     assert!(fake.calls("/mpesa/b2c/v3/paymentrequest").is_empty());
+    // In the worker's hands, not stuck: an admin cannot resolve it (the worker may send it
+    // the next moment, and M-Pesa pay it).
+    let payout = app.payout_ids(&request).0;
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        r.text
+    );
     // How long it has waited is in /metrics, for an alert.
     let oldest = || -> i64 {
         let metrics = app.get("/metrics", &app.admin).text;

@@ -52,6 +52,9 @@ const FLAGGED_DEPOSIT = env('REMIT_FLAGGED_DEPOSIT');
 const IDLE_URL = env('REMIT_IDLE_URL').replace(/\/+$/, '');
 const IDLE_TOKEN = env('REMIT_IDLE_TOKEN');
 const IDLE_S = Number(env('REMIT_IDLE_S'));
+const HELD_URL = env('REMIT_HELD_URL').replace(/\/+$/, '');
+const HELD_ADMIN_TOKEN = env('REMIT_HELD_ADMIN_TOKEN');
+const HELD_PAYOUT = env('REMIT_HELD_PAYOUT');
 const FLOAT = JSON.parse(env('REMIT_FLOAT', '{"alertKesCents":0,"updatedAt":null,"accounts":[]}'));
 const SHOTS = path.resolve(env('REMIT_SCREENSHOT_DIR', path.join(here, '..', '..', 'test-output', 'browser')));
 const DOCS = process.env.REMIT_DOCS_SCREENSHOTS ? path.resolve(process.env.REMIT_DOCS_SCREENSHOTS) : null;
@@ -400,6 +403,35 @@ async function idleFlow() {
   }
 }
 
+// ---- a server without a gateway (REMIT_GATEWAY=none, as after a restore): a queued payout,
+// never stuck, is settled by hand from the full list
+async function heldFlow() {
+  const page = await newPage('held admin', HELD_URL);
+  try {
+    await signIn(page, 'held admin', HELD_ADMIN_TOKEN);
+    await nav(page, 'payouts');
+    assert((await text(page.locator(tid('payouts-holding')))).startsWith('No gateway is set'), 'the payouts screen does not say that nothing is sent');
+    assert(await text(page.locator(tid('stuck-count'))) === 'No stuck payouts.', 'a queued payout is listed as stuck');
+    const card = page.locator(tid('payout-list')).locator(`[data-payout-id="${HELD_PAYOUT}"]`);
+    await card.waitFor();
+    await card.locator(tid('resolve-outcome-failed')).check();
+    await card.locator(tid('resolve-submit')).click();
+    const confirm = card.locator(tid('resolve-confirm'));
+    await confirm.waitFor();
+    const answer = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/payouts/${HELD_PAYOUT}/resolve`);
+    await confirm.locator(tid('resolve-confirm-yes')).click();
+    const res = await answer;
+    assert(res.status() === 200, `resolving the held payout answered ${res.status()}`);
+    await waitFor('the held payout to read back as failed', async () => {
+      const c = page.locator(tid('payout-list')).locator(`[data-payout-id="${HELD_PAYOUT}"]`);
+      return (await c.getAttribute('data-status')) === 'failed' && (await c.locator(tid('resolve-form')).count()) === 0;
+    });
+    log('  held: a queued payout on a server without a gateway settled by hand from the list');
+  } finally {
+    await page.context().close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   if (DOCS) fs.mkdirSync(DOCS, { recursive: true });
@@ -437,6 +469,7 @@ async function main() {
 
   // The idle sign-out takes a few seconds of doing nothing: it runs beside the rest.
   const idle = idleFlow().then(() => null, (err) => err);
+  const held = heldFlow().then(() => null, (err) => err);
 
   const fx = await api(TOKENS.agent, 'GET', '/fx-rates');
   const rateE4 = Math.round(Number(fx['USD-KES'].rate) * 10000);
@@ -1477,6 +1510,11 @@ async function main() {
     }
     await sender.locator(tid('refresh')).click();
     await banner.waitFor({ state: 'hidden' });
+  });
+
+  await step('without a gateway, a queued payout is settled by hand from the payouts list', async () => {
+    const err = await held;
+    if (err) throw err instanceof FlowError ? new FlowError(`held payouts: ${err.message}`) : err;
   });
 
   await step('the idle sign-out (on its own server) warned, waited for input, and signed out', async () => {

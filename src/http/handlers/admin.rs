@@ -293,7 +293,9 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     };
     let payout_id = PayoutId::parse(req.param(0))?;
     let timeout_s = app.config.payout_timeout_s;
+    let nothing_sends = matches!(app.config.gateway, crate::config::GatewayKind::None);
     idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s).map(|v| Reply::json(200, &v))
+        payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s, nothing_sends)
+            .map(|v| Reply::json(200, &v))
     })
 }

@@ -8,6 +8,7 @@ import { kes, merchantText, usd } from '../format.js';
 import { busy, checkFields, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
+import { session } from '../session.js';
 import { rawResult } from '../request-card.js';
 import { failureExplanation, methodLabel } from '../words.js';
 
@@ -143,7 +144,9 @@ export async function viewPayouts(root, ctx) {
     button(t('common.refresh'), { testid: 'refresh', onclick: () => Promise.all([loadStuck(), reload()]).catch(globalError) })),
   el('section', { class: 'section', 'aria-labelledby': 'stuck-h' },
     el('h2', { id: 'stuck-h' }, t('payouts.stuckTitle')),
-    el('p', { class: 'muted' }, t('payouts.stuckIntro')), stuckCount, stuck),
+    el('p', { class: 'muted' }, t('payouts.stuckIntro')),
+    session.me && session.me.gateway === 'none' ? el('p', { class: 'warn', testid: 'payouts-holding' }, t('payouts.holding')) : null,
+    stuckCount, stuck),
   el('section', { class: 'section', 'aria-labelledby': 'all-h' },
     el('h2', { id: 'all-h' }, t('payouts.allTitle')),
     el('div', { class: 'toolbar card' }, filter.wrap), summary, list, el('div', { class: 'actions center' }, more)));
@@ -170,7 +173,13 @@ export async function viewPayouts(root, ctx) {
       summary.textContent = '';
     } else {
       if (list.querySelector('.empty')) clear(list);
-      patchList(list, items, (p) => p.payoutId, (p) => payoutCard(p));
+      // Without a gateway (REMIT_GATEWAY=none, as after a restore) nothing sends a payout: each
+      // one without a result is the admin's to settle, stuck or not.
+      const holding = session.me && session.me.gateway === 'none';
+      patchList(list, items, (p) => p.payoutId, (p) => payoutCard(p, {
+        resolve: holding && (p.status === 'queued' || p.status === 'sent'),
+        onResolved: () => Promise.all([loadStuck(), reload()]),
+      }));
       summary.textContent = status ? tn('count.payoutsWith', items.length, { status: filterLabel(status) }) : tn('count.payouts', items.length);
       if (cursor) summary.textContent += ` ${t('find.moreBelow')}`;
     }
