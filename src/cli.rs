@@ -445,6 +445,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 })
                 // The service names its field as the API does; here it is a flag.
                 .map_err(|e| match e {
+                    // Only a recipient needs one: the texts and the kiosk's search reach them.
+                    Error::MissingField { field } if field == "phone" => {
+                        Error::invalid("--phone", "is required for a recipient")
+                    }
                     Error::MissingField { field } => Error::MissingField {
                         field: format!("--{field}"),
                     },

@@ -24,9 +24,10 @@ fn boolean(name: &str) -> Result<Option<bool>> {
             name,
             "must be true or false; it is set but empty (unset it for the default)",
         )),
-        _ => Err(Error::invalid(
+        _ => Err(not_a_choice(
             name,
-            "must be true or false (or 1 or 0, yes or no, on or off)",
+            value.trim(),
+            "true or false (or 1 or 0, yes or no, on or off)",
         )),
     }
 }
@@ -43,6 +44,18 @@ fn choice(name: &str, choices: &str) -> Result<Option<String>> {
         )),
         Ok(value) => Ok(Some(value.trim().to_string())),
     }
+}
+
+/// A choice setting's value that is none of its choices, said back (these values are words,
+/// never secrets): a comment after the value is part of it in an environment file (systemd's
+/// `EnvironmentFile`, a `.env`), and the value read says so at once.
+fn not_a_choice(name: &str, value: &str, choices: &str) -> Error {
+    let comment = if value.contains('#') {
+        "; a comment after a value is part of it in an environment file: put comments on lines of their own"
+    } else {
+        ""
+    };
+    Error::invalid(name, format!("must be {choices}, not {value:?}{comment}"))
 }
 
 fn list(name: &str) -> Vec<String> {
@@ -141,12 +154,7 @@ fn ledger(config: &mut Config) -> Result<()> {
     {
         None | Some("full") => Synchronous::Full,
         Some("normal") => Synchronous::Normal,
-        Some(_) => {
-            return Err(Error::invalid(
-                "REMIT_SYNCHRONOUS",
-                "must be full or normal",
-            ))
-        }
+        Some(other) => return Err(not_a_choice("REMIT_SYNCHRONOUS", other, "full or normal")),
     };
     if let Some(mib) = parse_env::<u64>("REMIT_WAL_MAX_MB")? {
         let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
@@ -204,10 +212,11 @@ fn server(config: &mut Config) -> Result<()> {
             GatewayKind::Daraja(Box::new(daraja(daraja_settings)?))
         }
         Some("none") => GatewayKind::None,
-        Some(_) => {
-            return Err(Error::invalid(
+        Some(other) => {
+            return Err(not_a_choice(
                 "REMIT_GATEWAY",
-                "must be simulator, daraja or none",
+                other,
+                "simulator, daraja or none",
             ))
         }
     };
@@ -330,10 +339,11 @@ fn server(config: &mut Config) -> Result<()> {
         Some("africastalking") => {
             super::SmsGatewayKind::AfricasTalking(Box::new(africastalking(at_url)?))
         }
-        Some(_) => {
-            return Err(Error::invalid(
+        Some(other) => {
+            return Err(not_a_choice(
                 "REMIT_SMS_GATEWAY",
-                "must be log or africastalking",
+                other,
+                "log or africastalking",
             ))
         }
     };
@@ -493,10 +503,11 @@ impl DarajaSettings {
             None | Some("BusinessPayment") => super::B2cCommand::BusinessPayment,
             Some("SalaryPayment") => super::B2cCommand::SalaryPayment,
             Some("PromotionPayment") => super::B2cCommand::PromotionPayment,
-            Some(_) => {
-                return Err(Error::invalid(
+            Some(other) => {
+                return Err(not_a_choice(
                     "REMIT_DARAJA_B2C_COMMAND",
-                    "must be BusinessPayment, SalaryPayment or PromotionPayment",
+                    other,
+                    "BusinessPayment, SalaryPayment or PromotionPayment",
                 ))
             }
         };
@@ -538,6 +549,37 @@ fn daraja(settings: DarajaSettings) -> Result<super::DarajaConfig> {
     let url = settings
         .url
         .unwrap_or_else(|| "https://sandbox.safaricom.co.ke".into());
+    // Every setting still missing, named at once: one restart each was seven restarts.
+    let mut missing: Vec<&str> = [
+        "REMIT_DARAJA_CONSUMER_KEY",
+        "REMIT_DARAJA_CONSUMER_SECRET",
+        "REMIT_DARAJA_INITIATOR",
+    ]
+    .into_iter()
+    .filter(|name| env(name).is_none())
+    .collect();
+    if settings.shortcode.is_none() {
+        missing.push("REMIT_DARAJA_SHORTCODE");
+    }
+    if settings.security_credential.is_none() {
+        missing.extend(
+            ["REMIT_DARAJA_INITIATOR_PASSWORD", "REMIT_DARAJA_CERT"]
+                .into_iter()
+                .filter(|name| env(name).is_none()),
+        );
+    }
+    if settings.public_url.is_none() && !is_loopback_url(&url) {
+        missing.push("REMIT_PUBLIC_URL");
+    }
+    if missing.len() > 1 {
+        return Err(Error::invalid(
+            "REMIT_GATEWAY",
+            format!(
+                "daraja needs {} as well (REMIT_DARAJA_INITIATOR_PASSWORD and REMIT_DARAJA_CERT may be replaced by REMIT_DARAJA_SECURITY_CREDENTIAL): the README's \"Going live with M-Pesa\" says where each comes from",
+                missing.join(", ")
+            ),
+        ));
+    }
     let security_credential = match settings.security_credential {
         Some(ready) => ready,
         None => {

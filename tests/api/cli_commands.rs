@@ -791,7 +791,10 @@ fn user_add_names_the_flag_a_recipient_lacks() {
     .arg(&db);
     let ran = run(cmd);
     assert_eq!(ran.code, Some(2), "{ran}");
-    assert!(ran.stderr.contains("--phone: is required"), "{ran}");
+    assert!(
+        ran.stderr.contains("--phone: is required for a recipient"),
+        "{ran}"
+    );
 }
 
 /// Two names of one file (a hard link) are one database: a second server through the other

@@ -212,6 +212,54 @@ fn a_yes_or_no_setting_refuses_a_word_it_does_not_know() {
     }
 }
 
+/// A choice that is none of its words is said back, and a comment after it named as the cause
+/// (an environment file keeps it as part of the value: the service template's own lines, once
+/// uncommented, stopped the start with "must be simulator, daraja or none" and nothing more).
+#[test]
+fn a_choice_setting_says_back_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+        .env("REMIT_GATEWAY", "simulator   # a demo kiosk");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains(r#"not "simulator   # a demo kiosk""#)
+            && ran.stderr.contains("put comments on lines of their own"),
+        "{ran}"
+    );
+    assert!(!dir.path().join("m.db").exists(), "nothing made");
+}
+
+/// Going live with M-Pesa, every setting still missing is named in one start (it took one
+/// restart each: seven).
+#[test]
+fn the_daraja_gateway_names_every_missing_setting_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+        .env("REMIT_GATEWAY", "daraja")
+        .env(
+            "REMIT_MPESA_CALLBACK_TOKEN",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .env("REMIT_DARAJA_SHORTCODE", "600000");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    for name in [
+        "REMIT_DARAJA_CONSUMER_KEY",
+        "REMIT_DARAJA_CONSUMER_SECRET",
+        "REMIT_DARAJA_INITIATOR,",
+        "REMIT_DARAJA_INITIATOR_PASSWORD",
+        "REMIT_DARAJA_CERT",
+        "REMIT_PUBLIC_URL",
+    ] {
+        assert!(ran.stderr.contains(name), "{name}: {ran}");
+    }
+    assert!(!ran.stderr.contains("REMIT_DARAJA_SHORTCODE"), "{ran}");
+    assert!(!dir.path().join("m.db").exists(), "nothing made");
+}
+
 /// `REMIT_DB` set but blank is told as such (clap said `--db` lacked a value), unless `--db`
 /// says where the file is.
 #[test]
