@@ -209,6 +209,12 @@ pub fn security_credential(password: &str, certificate_pem: &str) -> Result<Stri
     use base64::Engine;
     use rsa::pkcs8::DecodePublicKey;
     use x509_cert::der::{DecodePem, Encode};
+    if !certificate_pem.contains("-----BEGIN CERTIFICATE-----") {
+        // The PEM decoder's own words for this ("invalid data (NUL byte)") mislead.
+        return Err(Error::internal(
+            "the certificate is not a PEM X.509 certificate: it has no -----BEGIN CERTIFICATE----- line (the Daraja portal's certificate is such a text file)",
+        ));
+    }
     let certificate =
         x509_cert::Certificate::from_pem(certificate_pem.as_bytes()).map_err(|e| {
             Error::internal(format!(
@@ -235,6 +241,13 @@ pub fn security_credential(password: &str, certificate_pem: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_is_no_certificate_is_told_in_words() {
+        let e = crate::cli::describe(&security_credential("pw", "junk\n").unwrap_err());
+        assert!(e.contains("no -----BEGIN CERTIFICATE----- line"), "{e}");
+        assert!(!e.contains("NUL"), "{e}");
+    }
 
     #[test]
     fn a_phone_daraja_echoes_in_its_words_is_masked_and_its_ids_are_not() {
