@@ -370,6 +370,18 @@ impl Cli {
         let db_flag = std::env::args_os()
             .skip(1)
             .any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="));
+        // `REMIT_DB=/var/lib/remit/remit.db  # the ledger` in an environment file names a file
+        // with the comment in its name: `serve` would make a new, empty ledger there.
+        let commented_db =
+            std::env::var_os("REMIT_DB").is_some_and(|v| v.to_string_lossy().contains(" #"));
+        if commented_db && !db_flag {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::InvalidValue,
+                    "REMIT_DB holds \" #\": a comment after a value is part of it in an environment file; put comments on lines of their own",
+                )
+                .exit();
+        }
         if blank_db && !db_flag {
             Cli::command()
                 .error(

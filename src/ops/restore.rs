@@ -170,89 +170,229 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
     ))
 }
 
-/// What the replaced ledger knows that the backup does not, in sentences: tokens revoked since
-/// the backup (a leaked one would work again), payouts settled or handed to the gateway since
-/// (the backup would send them again: M-Pesa refuses a repeated id, but that is not to be
-/// leaned on), and payouts made since that the backup has no record of (their money shows as
-/// the escrow's to spend). Each with what to do about it. Read-only; a ledger that cannot be
-/// read says nothing here (it is moved aside as it is).
+/// What the replaced ledger knows that the backup does not, in sentences, each with what to
+/// do about it: tokens revoked since the backup (a leaked one would work again); payouts settled
+/// or handed to the gateway since (the backup would send them again: M-Pesa refuses a repeated
+/// id, but that is not to be leaned on); escrows and deposits recorded since; and payouts made
+/// since that the backup has no record of (their money shows as the escrow's to spend).
+/// Read-only; each part is read on its own, so one that cannot be read (a replaced ledger of an
+/// older schema, say) says so and the others are still said.
 fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
-    let read = || -> Result<Vec<String>> {
-        if !db.exists() {
-            return Ok(Vec::new());
-        }
+    if !db.exists() {
+        return Vec::new();
+    }
+    let attached = || -> Result<rusqlite::Connection> {
         let conn = store::read_only_connection(copy)?;
         let path = db
             .to_str()
             .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
         conn.execute("ATTACH DATABASE ?1 AS replaced", [path])?;
-        let mut lines = Vec::new();
-        let revoked: Vec<String> = conn
-            .prepare(
-                "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
-                 WHERE b.revoked_at IS NULL AND r.revoked_at IS NOT NULL ORDER BY b.prefix",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for prefix in revoked {
-            lines.push(format!(
-                "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix}`"
-            ));
-        }
-        // Settled since, or handed to the gateway since (sent, or claimed for a call): the
-        // backup would send each again.
-        let settled: Vec<(String, String, String, Option<String>)> = conn
-            .prepare(
-                "SELECT b.id, b.status, CASE WHEN r.status IN ('queued', 'sent')
-                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
-                 FROM payouts b JOIN replaced.payouts r ON r.id = b.id
-                 WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
-                    OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
-                 ORDER BY b.id",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, in_backup, status, receipt) in &settled {
-            lines.push(format!(
-                "payout {id} is {status}{} in the replaced ledger but {in_backup} in the backup",
-                receipt_words(receipt.as_deref()),
-            ));
-        }
-        if !settled.is_empty() {
-            lines.push("start the server first with REMIT_GATEWAY=none, so that nothing is sent: each of those payouts then waits on the admin screen's Payouts list (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, paid with its receipt or failed, once M-Pesa has confirmed it".into());
-        }
-        // Made since: the backup has no record of the request, nor of the money that left.
-        let unknown: Vec<(String, String, String, i64, String, Option<String>)> = conn
-            .prepare(
-                "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents,
-                     CASE WHEN r.status IN ('queued', 'sent')
-                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
-                 FROM replaced.payouts r
-                 WHERE NOT EXISTS (SELECT 1 FROM payouts b WHERE b.id = r.id)
-                   AND (r.status IN ('sent', 'succeeded') OR (r.status = 'queued' AND r.gateway IS NOT NULL))
-                 ORDER BY r.id",
-            )?
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, request, escrow, kes, status, receipt) in &unknown {
-            let kes = crate::money::KesCents::new(*kes).unwrap_or_default();
-            lines.push(format!(
-                "payout {id} ({kes}, for payment request {request} of escrow {escrow}) is {status}{} in the replaced ledger and not in the backup at all: the backup shows that money as the escrow's to spend",
-                receipt_words(receipt.as_deref()),
-            ));
-        }
-        if !unknown.is_empty() {
-            lines.push("for each payout the backup does not have, with the server started with REMIT_GATEWAY=none: make the payment request again (the same escrow, category and shillings), approve it, and settle its payout by hand (paid, with the receipt above, once M-Pesa has confirmed it; one still handed to the gateway only once M-Pesa says how it ended)".into());
-        }
-        Ok(lines)
+        Ok(conn)
     };
-    read().unwrap_or_else(|e| {
-        vec![format!(
-            "what changed since the backup could not be read from the replaced ledger: {e}"
-        )]
-    })
+    let conn = match attached() {
+        Ok(conn) => conn,
+        Err(e) => {
+            return vec![format!(
+                "what changed since the backup could not be read from the replaced ledger: {e}"
+            )]
+        }
+    };
+    let mut lines = Vec::new();
+    let parts: [(&str, SincePart); 3] = [
+        ("tokens revoked", revoked_since),
+        ("payouts settled", settled_since),
+        ("escrows, deposits and payouts recorded", recorded_since),
+    ];
+    for (what, part) in parts {
+        if let Err(e) = part(&conn, &mut lines) {
+            lines.push(format!(
+                "{what} since the backup could not be read from the replaced ledger: {e}"
+            ));
+        }
+    }
+    lines
+}
+
+/// A part of `since_the_backup`: adds its sentences.
+type SincePart = fn(&rusqlite::Connection, &mut Vec<String>) -> Result<()>;
+
+/// A ledger with demo data runs only with the simulator (never with `REMIT_GATEWAY=none`): its
+/// payouts are simulated, and nothing real is paid twice.
+fn is_demo(conn: &rusqlite::Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'demo_seeded')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let revoked: Vec<String> = conn
+        .prepare(
+            "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
+             WHERE b.revoked_at IS NULL AND r.revoked_at IS NOT NULL ORDER BY b.prefix",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for prefix in revoked {
+        lines.push(format!(
+            "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix}`"
+        ));
+    }
+    Ok(())
+}
+
+/// Payouts both ledgers know, settled since the backup or handed to the gateway since (sent,
+/// or claimed for a call): the backup would send each again.
+fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let settled: Vec<(String, String, String, Option<String>)> = conn
+        .prepare(
+            "SELECT b.id, b.status, CASE WHEN r.status IN ('queued', 'sent')
+                 THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
+             FROM payouts b JOIN replaced.payouts r ON r.id = b.id
+             WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
+                OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
+             ORDER BY b.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, in_backup, status, receipt) in &settled {
+        lines.push(format!(
+            "payout {id} is {status}{} in the replaced ledger but {in_backup} in the backup",
+            receipt_words(receipt.as_deref()),
+        ));
+    }
+    if settled.is_empty() {
+        return Ok(());
+    }
+    lines.push(if is_demo(conn)? {
+        "this ledger holds demo data and runs only with the simulator: its payouts are simulated, nothing real is paid (again)".into()
+    } else {
+        "start the server first with REMIT_GATEWAY=none, so that nothing is sent: each of those payouts then waits on the admin screen's Payouts list (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed it: paid with its receipt, or failed (one handed to M-Pesa only once it has had no result for REMIT_PAYOUT_TIMEOUT_S)".into()
+    });
+    Ok(())
+}
+
+/// Escrows, deposits and payouts the backup has no record of at all.
+fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let escrows: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT r.id, r.deposited_usd_cents, r.spent_usd_cents + r.reserved_usd_cents
+             FROM replaced.escrows r WHERE NOT EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.id)
+             ORDER BY r.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, deposited, paying) in &escrows {
+        lines.push(format!(
+            "escrow {id} was made after the backup and is not in it, nor its deposits ({}) and payments ({} paid or on their way): its sender makes it again, and its deposits and payments are recorded again",
+            usd(*deposited),
+            usd(*paying),
+        ));
+    }
+    let deposits: Vec<(String, String, String, i64, String)> = conn
+        .prepare(
+            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference
+             FROM replaced.deposits r
+             WHERE r.status = 'applied' AND NOT EXISTS (SELECT 1 FROM deposits b WHERE b.id = r.id)
+               AND EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
+             ORDER BY r.id",
+        )?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, escrow, source, amount, reference) in &deposits {
+        let again = if source == "cash" {
+            "record it again at the kiosk, with the same reference".to_string()
+        } else {
+            format!("resend Stripe's event of {reference} from its dashboard")
+        };
+        lines.push(format!(
+            "deposit {id} ({source}, {}) on escrow {escrow} was recorded after the backup and is not in it: {again}",
+            usd(*amount),
+        ));
+    }
+    let demo = is_demo(conn)?;
+    let payouts: Vec<PayoutSince> = conn
+        .prepare(
+            "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents, r.amount_usd_cents,
+                 CASE WHEN r.status IN ('queued', 'sent')
+                 THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt,
+                 c.name, b_r.status, EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
+             FROM replaced.payouts r
+             JOIN replaced.payment_requests rr ON rr.id = r.payment_request_id
+             JOIN replaced.spending_categories c ON c.id = rr.category_id
+             LEFT JOIN payment_requests b_r ON b_r.id = r.payment_request_id
+             WHERE NOT EXISTS (SELECT 1 FROM payouts b WHERE b.id = r.id)
+               AND (r.status IN ('sent', 'succeeded') OR (r.status = 'queued' AND r.gateway IS NOT NULL))
+             ORDER BY r.id",
+        )?
+        .query_map([], |r| {
+            Ok(PayoutSince {
+                id: r.get(0)?,
+                request: r.get(1)?,
+                escrow: r.get(2)?,
+                kes: r.get(3)?,
+                usd: r.get(4)?,
+                status: r.get(5)?,
+                receipt: r.get(6)?,
+                category: r.get(7)?,
+                request_in_backup: r.get(8)?,
+                escrow_in_backup: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for p in &payouts {
+        let kes = crate::money::KesCents::new(p.kes).unwrap_or_default();
+        let what = format!(
+            "payout {} ({kes}, {} from {}, for payment request {} of escrow {}) is {}{} in the replaced ledger and not in the backup at all",
+            p.id,
+            usd(p.usd),
+            p.category,
+            p.request,
+            p.escrow,
+            p.status,
+            receipt_words(p.receipt.as_deref()),
+        );
+        let settle = "settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended)";
+        let todo = if demo {
+            "a demo ledger's payouts are simulated: nothing real was paid".to_string()
+        } else if !p.escrow_in_backup {
+            "its escrow was made after the backup (above)".to_string()
+        } else if p.request_in_backup.as_deref() == Some("pending_approval") {
+            format!(
+                "with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup (never make it again: the sender would approve both), and {settle}"
+            )
+        } else {
+            format!(
+                "the backup shows that money as the escrow's to spend: with the server started with REMIT_GATEWAY=none, make the payment request again (the same category and shillings; today's rate prices it), approve it, and {settle}"
+            )
+        };
+        lines.push(format!("{what}: {todo}"));
+    }
+    Ok(())
+}
+
+/// A payout of the replaced ledger that the backup does not have.
+struct PayoutSince {
+    id: String,
+    request: String,
+    escrow: String,
+    kes: i64,
+    usd: i64,
+    status: String,
+    receipt: Option<String>,
+    category: String,
+    request_in_backup: Option<String>,
+    escrow_in_backup: bool,
+}
+
+/// `USD 12.50`.
+fn usd(cents: i64) -> String {
+    crate::money::UsdCents::new(cents)
+        .unwrap_or_default()
+        .display()
 }
 
 /// ` (receipt QK…)` when the replaced ledger has M-Pesa's receipt of a payout.

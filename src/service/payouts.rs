@@ -1024,15 +1024,33 @@ pub fn resolve(
     }
     // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
-    // it could release money that M-Pesa is about to pay. Without a gateway no worker holds
-    // one: a server started with `REMIT_GATEWAY=none` after a restore settles by hand what the
-    // replaced ledger saw paid or failed (`remit restore` names them), queued or sent.
+    // it could release money that M-Pesa is about to pay.
+    //
+    // Without a gateway (`REMIT_GATEWAY=none`: after a restore, to settle by hand what the
+    // replaced ledger saw, `remit restore` names them) no worker holds one, so any payout
+    // without a result may be resolved as paid, with M-Pesa's receipt. As failed, only one
+    // never handed to a gateway, or one handed over (under an earlier setting) that has had no
+    // word for the whole timeout: a call made minutes before the switch may still be paid, and
+    // its money must stay reserved until then.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
-    let stuck: bool = ctx
+    let (stuck, never_handed_over, quiet): (bool, bool, bool) = ctx
         .conn
-        .prepare_cached(&format!("SELECT {STUCK} FROM payouts p WHERE p.id = ?2"))?
-        .query_row(params![cutoff, payout_id], |r| r.get(0))?;
-    if !stuck && !nothing_sends {
+        .prepare_cached(&format!(
+            "SELECT {STUCK}, p.status = 'queued' AND p.gateway IS NULL AND p.attempts = 0,
+                    p.updated_at <= ?1
+             FROM payouts p WHERE p.id = ?2"
+        ))?
+        .query_row(params![cutoff, payout_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let paid = matches!(result, PayoutResult::Succeeded { .. });
+    let allowed = stuck || (nothing_sends && (paid || never_handed_over || quiet));
+    if !allowed && nothing_sends {
+        return Err(Error::NotNow(format!(
+            "the payout was handed to a gateway less than {timeout_s} s ago and may still be paid: resolve it as paid with M-Pesa's receipt, or as failed once it has had no result for {timeout_s} s"
+        )));
+    }
+    if !allowed {
         return Err(Error::InvalidState {
             entity: "payout",
             from: format!("{} and not stuck yet", row.status),

@@ -276,6 +276,20 @@ fn a_blank_database_setting_is_named() {
         );
     }
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env("REMIT_DB", "./l.db   # the ledger");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("put comments on lines of their own"),
+        "{ran}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing made"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["check", "--db", "./none.db"]).env("REMIT_DB", "");
     let ran = crate::support::process::run(cmd);
     assert!(!ran.stderr.contains("REMIT_DB"), "{ran}");

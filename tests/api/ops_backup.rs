@@ -649,7 +649,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "Wanjiru",
         &["rent"],
     );
-    let mut requests = pending_requests(&server, &agent, &before, 2);
+    let mut requests = pending_requests(&server, &agent, &before, 3);
     let request = requests.remove(0);
     let approved = server.post(
         &format!("/payment-requests/{request}/approve"),
@@ -691,39 +691,46 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "Later",
         &["rent"],
     );
-    // A payment the backup never hears of: requested, approved and paid after it.
+    // Payments the backup never hears of, approved and paid after it: one requested after it
+    // too (on an escrow made after it), one requested before it (waiting in the backup).
+    let pay_after_the_backup = |request: &str, receipt: &str| -> String {
+        let approved = server.post(
+            &format!("/payment-requests/{request}/approve"),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(approved.status, 200, "{}", approved.text);
+        let payout = approved.body["payout"]["payoutId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let originator: String = read_only(&db)
+            .query_row(
+                "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
+                [&payout],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let paid = server.call(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+            None,
+            Some(
+                &json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+                "OriginatorConversationID": originator, "ConversationID": format!("AG_{receipt}"),
+                "TransactionID": receipt,
+                "ResultParameters": {"ResultParameter": [
+                    {"Key": "TransactionAmount", "Value": 150},
+                    {"Key": "TransactionReceipt", "Value": receipt}]}}}),
+            ),
+        );
+        assert_eq!(paid.status, 200, "{}", paid.text);
+        payout
+    };
     let late = pending_requests(&server, &agent, &after, 1).remove(0);
-    let approved = server.post(
-        &format!("/payment-requests/{late}/approve"),
-        &sender,
-        &json!({}),
-    );
-    assert_eq!(approved.status, 200, "{}", approved.text);
-    let late_payout = approved.body["payout"]["payoutId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let late_originator: String = read_only(&db)
-        .query_row(
-            "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
-            [&late_payout],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let paid = server.call(
-        "POST",
-        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-        None,
-        Some(
-            &json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
-            "OriginatorConversationID": late_originator, "ConversationID": "AG_2",
-            "TransactionID": "TLATE00001",
-            "ResultParameters": {"ResultParameter": [
-                {"Key": "TransactionAmount", "Value": 150},
-                {"Key": "TransactionReceipt", "Value": "TLATE00001"}]}}}),
-        ),
-    );
-    assert_eq!(paid.status, 200, "{}", paid.text);
+    let late_payout = pay_after_the_backup(&late, "TLATE00001");
+    let waited = requests[1].clone();
+    let waited_payout = pay_after_the_backup(&waited, "TWAITED001");
     // After the backup: the agent's token is revoked, the payout's failure comes.
     let prefix: String = agent.chars().take(12).collect();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
@@ -839,12 +846,20 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
-            "payout {late_payout} (KES 150.00, for payment request {late} of escrow {after}) is succeeded (receipt TLATE00001) in the replaced ledger and not in the backup at all"
+            "payout {late_payout} (KES 150.00, USD 1.00 from rent, for payment request {late} of escrow {after}) is succeeded (receipt TLATE00001) in the replaced ledger and not in the backup at all: its escrow was made after the backup"
         )),
         "{done}"
     );
     assert!(
-        done.stdout.contains("make the payment request again"),
+        done.stdout.contains(&format!(
+            "escrow {after} was made after the backup and is not in it, nor its deposits (USD 5.00) and payments (USD 1.00 paid or on their way)"
+        )),
+        "{done}"
+    );
+    assert!(
+        done.stdout.contains(&format!(
+            "payout {waited_payout} (KES 150.00, USD 1.00 from rent, for payment request {waited} of escrow {before}) is succeeded (receipt TWAITED001) in the replaced ledger and not in the backup at all: with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup"
+        )),
         "{done}"
     );
     assert!(!wal.exists(), "a log was left beside the restored copy");
@@ -916,6 +931,20 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         &format!("/payouts/{payout}/resolve"),
         &admin,
         &json!({"outcome": "failed", "reason": "failed before the restore"}),
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    // The payment the backup has as waiting: approved again, settled as paid by hand.
+    let approved = server.post(
+        &format!("/payment-requests/{waited}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let again = approved.body["payout"]["payoutId"].as_str().unwrap();
+    let resolved = server.post(
+        &format!("/payouts/{again}/resolve"),
+        &admin,
+        &json!({"outcome": "paid", "receipt": "TWAITED001"}),
     );
     assert_eq!(resolved.status, 200, "{}", resolved.text);
     let resolved = server.post(

@@ -292,6 +292,60 @@ fn without_a_gateway_a_queued_payout_is_resolved_by_hand_at_once() {
         r.text
     );
     assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 0);
+    // One handed to a gateway a moment ago (a server switched to none with a call in flight)
+    // may still be paid: not failed by hand before the timeout, but paid with a receipt.
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (payout, _, _) = app.payout_ids(&request);
+    rusqlite::Connection::open(app.dir.path().join("remit.db"))
+        .unwrap()
+        .execute(
+            "UPDATE payouts SET gateway = 'daraja', attempts = 1 WHERE id = ?1",
+            [&payout],
+        )
+        .unwrap();
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("may still be paid"), "{}", r.text);
+    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": "TPAIDBYHAND"}),
+    );
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("succeeded")),
+        "{}",
+        r.text
+    );
+    // Handed over long ago, no word since: failed by hand, its money back.
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let (payout, _, _) = app.payout_ids(&request);
+    rusqlite::Connection::open(app.dir.path().join("remit.db"))
+        .unwrap()
+        .execute(
+            "UPDATE payouts SET gateway = 'daraja', attempts = 1,
+             updated_at = '2026-01-01T00:00:00Z' WHERE id = ?1",
+            [&payout],
+        )
+        .unwrap();
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (200, Some("failed")),
+        "{}",
+        r.text
+    );
     app.assert_integrity();
 }
 
