@@ -174,9 +174,7 @@ mod tests {
     #[test]
     fn a_job_goes_on_where_its_last_command_stopped_and_starts_over_after_a_pass_or_a_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = crate::store::OpenOptions::new(dir.path().join("h.db"));
-        options.key_hex = Some("11".repeat(32));
-        let store = crate::store::open(&options).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let calls = Arc::clone(&seen);
         // What each command returns: rows changed and where the next goes on, or a failure.

@@ -223,9 +223,7 @@ mod tests {
     #[test]
     fn a_key_kept_by_the_body_as_sent_still_replays_its_request() {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = crate::store::OpenOptions::new(dir.path().join("i.db"));
-        options.key_hex = Some("22".repeat(32));
-        let store = crate::store::open(&options).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let sent = br#"{ "b": 1,  "a": "x" }"#;
         let key = |body: &[u8]| IdempotencyKey::parse("k-1", "usr_1", "POST", "/p", "", body);
         let mut old = key(sent).unwrap();

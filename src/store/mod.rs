@@ -22,6 +22,14 @@ pub use open::{
 };
 pub use writer::{WriteCtx, WriterStats};
 
+/// A store on a new ledger file in `dir` (a key of its own), for the library's tests.
+#[cfg(test)]
+pub fn open_for_test(dir: &std::path::Path) -> Store {
+    let mut options = OpenOptions::new(dir.join("test.db"));
+    options.key_hex = Some("5c".repeat(32));
+    open(&options).expect("a store opens on a new file")
+}
+
 use crate::audit::AuditKey;
 use crate::crypto::{KeySource, Keys};
 use crate::error::{Error, Result};

@@ -276,76 +276,56 @@ fn a_callback_for_a_not_yet_known_payout_does_not_block_its_retry() {
 fn without_a_gateway_a_queued_payout_is_resolved_by_hand_at_once() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let escrow = app.active_escrow(100, &["a"]);
-    let request = app.request(&escrow, "a", 1_500, "ACC");
-    assert_eq!(app.approve(&request).status, 200);
-    let (payout, _, _) = app.payout_ids(&request);
-    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
-    let r = app.post(
-        &format!("/payouts/{payout}/resolve"),
-        &app.admin,
-        &json!({"outcome": "failed"}),
+    // A payout approved just now; `handed_over` says when a gateway last took it, if ever.
+    let payout = |handed_over: Option<&str>| -> String {
+        let request = app.request(&escrow, "a", 1_500, "ACC");
+        assert_eq!(app.approve(&request).status, 200);
+        let (payout, _, _) = app.payout_ids(&request);
+        if let Some(at) = handed_over {
+            rusqlite::Connection::open(app.dir.path().join("remit.db"))
+                .unwrap()
+                .execute(
+                    "UPDATE payouts SET gateway = 'daraja', attempts = 1,
+                     updated_at = COALESCE(?2, updated_at) WHERE id = ?1",
+                    rusqlite::params![payout, (!at.is_empty()).then_some(at)],
+                )
+                .unwrap();
+        }
+        assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
+        payout
+    };
+    let resolve = |payout: &str, body: serde_json::Value| {
+        app.post(&format!("/payouts/{payout}/resolve"), &app.admin, &body)
+    };
+    let resolved = |r: &Resp, status: &str| {
+        assert_eq!(
+            (r.status, r.body["status"].as_str()),
+            (200, Some(status)),
+            "{}",
+            r.text
+        );
+        assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 0);
+    };
+    // Never handed to a gateway: failed by hand at once, its money back.
+    resolved(
+        &resolve(&payout(None), json!({"outcome": "failed"})),
+        "failed",
     );
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (200, Some("failed")),
-        "{}",
-        r.text
-    );
-    assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 0);
-    // One handed to a gateway a moment ago (a server switched to none with a call in flight)
-    // may still be paid: not failed by hand before the timeout, but paid with a receipt.
-    let request = app.request(&escrow, "a", 1_500, "ACC");
-    assert_eq!(app.approve(&request).status, 200);
-    let (payout, _, _) = app.payout_ids(&request);
-    rusqlite::Connection::open(app.dir.path().join("remit.db"))
-        .unwrap()
-        .execute(
-            "UPDATE payouts SET gateway = 'daraja', attempts = 1 WHERE id = ?1",
-            [&payout],
-        )
-        .unwrap();
-    let r = app.post(
-        &format!("/payouts/{payout}/resolve"),
-        &app.admin,
-        &json!({"outcome": "failed"}),
-    );
+    // Handed to a gateway a moment ago (a server switched to none with a call in flight): it
+    // may still be paid, so not failed by hand before the timeout; paid with a receipt, yes.
+    let in_flight = payout(Some(""));
+    let r = resolve(&in_flight, json!({"outcome": "failed"}));
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.text.contains("may still be paid"), "{}", r.text);
     assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 1_000);
-    let r = app.post(
-        &format!("/payouts/{payout}/resolve"),
-        &app.admin,
-        &json!({"outcome": "paid", "receipt": "TPAIDBYHAND"}),
+    let r = resolve(
+        &in_flight,
+        json!({"outcome": "paid", "receipt": "TPAIDBYHAND"}),
     );
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (200, Some("succeeded")),
-        "{}",
-        r.text
-    );
-    // Handed over long ago, no word since: failed by hand, its money back.
-    let request = app.request(&escrow, "a", 1_500, "ACC");
-    assert_eq!(app.approve(&request).status, 200);
-    let (payout, _, _) = app.payout_ids(&request);
-    rusqlite::Connection::open(app.dir.path().join("remit.db"))
-        .unwrap()
-        .execute(
-            "UPDATE payouts SET gateway = 'daraja', attempts = 1,
-             updated_at = '2026-01-01T00:00:00Z' WHERE id = ?1",
-            [&payout],
-        )
-        .unwrap();
-    let r = app.post(
-        &format!("/payouts/{payout}/resolve"),
-        &app.admin,
-        &json!({"outcome": "failed"}),
-    );
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (200, Some("failed")),
-        "{}",
-        r.text
-    );
+    resolved(&r, "succeeded");
+    // Handed over long ago, no word since: failed by hand.
+    let quiet = payout(Some("2026-01-01T00:00:00Z"));
+    resolved(&resolve(&quiet, json!({"outcome": "failed"})), "failed");
     app.assert_integrity();
 }
 
