@@ -127,6 +127,11 @@ function resolveForm(p, onResolved) {
 }
 
 export async function viewPayouts(root, ctx) {
+  // Who pays is read again here: the server may have been restarted with another gateway
+  // since this tab signed in (REMIT_GATEWAY=none after a restore, say).
+  const me = await api('GET', '/me').catch(() => session.me);
+  if (!ctx.alive()) return;
+  const holding = Boolean(me && me.gateway === 'none');
   const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
   const stuckCount = el('p', { class: 'muted', testid: 'stuck-count', 'aria-live': 'polite' }, t('common.loading'));
   const list = el('div', { class: 'stack', testid: 'payout-list' });
@@ -145,7 +150,7 @@ export async function viewPayouts(root, ctx) {
   el('section', { class: 'section', 'aria-labelledby': 'stuck-h' },
     el('h2', { id: 'stuck-h' }, t('payouts.stuckTitle')),
     el('p', { class: 'muted' }, t('payouts.stuckIntro')),
-    session.me && session.me.gateway === 'none' ? el('p', { class: 'warn', testid: 'payouts-holding' }, t('payouts.holding')) : null,
+    holding ? el('p', { class: 'warn', testid: 'payouts-holding' }, t('payouts.holding')) : null,
     stuckCount, stuck),
   el('section', { class: 'section', 'aria-labelledby': 'all-h' },
     el('h2', { id: 'all-h' }, t('payouts.allTitle')),
@@ -175,7 +180,6 @@ export async function viewPayouts(root, ctx) {
       if (list.querySelector('.empty')) clear(list);
       // Without a gateway (REMIT_GATEWAY=none, as after a restore) nothing sends a payout: each
       // one without a result is the admin's to settle, stuck or not.
-      const holding = session.me && session.me.gateway === 'none';
       patchList(list, items, (p) => p.payoutId, (p) => payoutCard(p, {
         resolve: holding && (p.status === 'queued' || p.status === 'sent'),
         onResolved: () => Promise.all([loadStuck(), reload()]),
