@@ -678,6 +678,15 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
             |r| r.get(0),
         )
         .unwrap();
+    // An escrow waiting for its deposits, one of which comes after the backup.
+    let r = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0733000111", "recipientName": "Akinyi", "totalAmountUsd": 20,
+            "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let waiting_escrow = r.body["escrowId"].as_str().unwrap().to_string();
     let backup_file = dir.path().join("backup.db");
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&backup_file).arg("--db").arg(&db);
@@ -727,6 +736,17 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         assert_eq!(paid.status, 200, "{}", paid.text);
         payout
     };
+    let cash = json!({"amountUsd": 5, "reference": "cash-late-1"});
+    let r = server.post(
+        &format!("/escrows/{waiting_escrow}/deposits"),
+        &agent,
+        &cash,
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let late_deposit = r.body["depositId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.text))
+        .to_string();
     let late = pending_requests(&server, &agent, &after, 1).remove(0);
     let late_payout = pay_after_the_backup(&late, "TLATE00001");
     let waited = requests[1].clone();
@@ -852,6 +872,12 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
+            "deposit {late_deposit} (cash, USD 5.00) on escrow {waiting_escrow} was recorded after the backup and is not in it: record it again at the kiosk, with the same reference"
+        )),
+        "{done}"
+    );
+    assert!(
+        done.stdout.contains(&format!(
             "escrow {after} was made after the backup and is not in it, nor its deposits (USD 5.00) and payments (USD 1.00 paid or on their way)"
         )),
         "{done}"
@@ -896,7 +922,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     };
     assert_eq!(
         escrows_in(&kept_db),
-        2,
+        3,
         "the replaced database lost its log's rows"
     );
     // Its log was copied into its file before the log left the database's side: the file alone
@@ -906,7 +932,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     std::fs::copy(&kept_db, &alone).unwrap();
     assert_eq!(
         escrows_in(&alone),
-        2,
+        3,
         "the replaced database's file lacks its log's rows"
     );
 
@@ -933,6 +959,13 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         &json!({"outcome": "failed", "reason": "failed before the restore"}),
     );
     assert_eq!(resolved.status, 200, "{}", resolved.text);
+    // The cash deposit recorded again, as restore says.
+    let r = server.post(
+        &format!("/escrows/{waiting_escrow}/deposits"),
+        &agent,
+        &cash,
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
     // The payment the backup has as waiting: approved again, settled as paid by hand.
     let approved = server.post(
         &format!("/payment-requests/{waited}/approve"),
