@@ -79,6 +79,7 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         .and_then(|()| check_copy(&copy, backup, db, &key_hex))
         .and_then(|report| {
             let since = since_the_backup(db, &copy);
+            hold_back(db, &copy, &key_hex)?;
             like_the_database(db, &copy)?;
             let kept = put_in_place(db, &copy, &dir)?;
             Ok(Restored {
@@ -181,15 +182,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
     if !db.exists() {
         return Vec::new();
     }
-    let attached = || -> Result<rusqlite::Connection> {
-        let conn = store::read_only_connection(copy)?;
-        let path = db
-            .to_str()
-            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
-        conn.execute("ATTACH DATABASE ?1 AS replaced", [path])?;
-        Ok(conn)
-    };
-    let conn = match attached() {
+    let conn = match attached(db, copy) {
         Ok(conn) => conn,
         Err(e) => {
             return vec![format!(
@@ -242,10 +235,34 @@ fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
     Ok(())
 }
 
-/// Payouts both ledgers know, settled since the backup or handed to the gateway since (sent,
-/// or claimed for a call): the backup would send each again.
-fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
-    let settled: Vec<(String, String, String, Option<String>)> = conn
+/// The backup (`main`) with the replaced ledger attached as `replaced`, read-only.
+fn attached(db: &Path, copy: &Path) -> Result<rusqlite::Connection> {
+    let conn = store::read_only_connection(copy)?;
+    let path = db
+        .to_str()
+        .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
+    conn.execute("ATTACH DATABASE ?1 AS replaced", [path])?;
+    Ok(conn)
+}
+
+/// A payout both ledgers know, settled since the backup or handed to the gateway since (sent,
+/// or claimed for a call): the backup would send it again.
+struct SettledSince {
+    id: String,
+    in_backup: String,
+    status: String,
+    receipt: Option<String>,
+}
+
+impl SettledSince {
+    /// What the replaced ledger says of it: `succeeded (receipt QK…)`.
+    fn there(&self) -> String {
+        format!("{}{}", self.status, receipt_words(self.receipt.as_deref()))
+    }
+}
+
+fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
+    Ok(conn
         .prepare(
             "SELECT b.id, b.status, CASE WHEN r.status IN ('queued', 'sent')
                  THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
@@ -254,22 +271,82 @@ fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
                 OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
              ORDER BY b.id",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, in_backup, status, receipt) in &settled {
+        .query_map([], |r| {
+            Ok(SettledSince {
+                id: r.get(0)?,
+                in_backup: r.get(1)?,
+                status: r.get(2)?,
+                receipt: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let settled = settled_payouts(conn)?;
+    for p in &settled {
         lines.push(format!(
-            "payout {id} is {status}{} in the replaced ledger but {in_backup} in the backup",
-            receipt_words(receipt.as_deref()),
+            "payout {} is {} in the replaced ledger but {} in the backup: it is flagged in the restored ledger, so that no gateway sends it again",
+            p.id,
+            p.there(),
+            p.in_backup,
         ));
     }
+    if !settled.is_empty() {
+        lines.push("each flagged payout waits on the admin screen's Stuck payouts (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed how it ended: paid with its receipt, or failed".into());
+    }
+    Ok(())
+}
+
+/// Flags, in the restored copy, every payout the replaced ledger saw settled or handed to the
+/// gateway after the backup: a flagged payout is never sent (whatever `REMIT_GATEWAY` the
+/// server starts with), is listed as stuck, and carries what the replaced ledger said of it
+/// for the admin who settles it. Before the copy takes the database's name; nothing when the
+/// replaced ledger cannot be read (the report says so).
+fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
+    if !db.exists() {
+        return Ok(());
+    }
+    let Ok(settled) = attached(db, copy).and_then(|conn| settled_payouts(&conn)) else {
+        return Ok(());
+    };
     if settled.is_empty() {
         return Ok(());
     }
-    lines.push(if is_demo(conn)? {
-        "this ledger holds demo data and runs only with the simulator: its payouts are simulated, nothing real is paid (again)".into()
-    } else {
-        "start the server first with REMIT_GATEWAY=none, so that nothing is sent: each of those payouts then waits on the admin screen's Payouts list (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed it: paid with its receipt, or failed (one handed to M-Pesa only once it has had no result for REMIT_PAYOUT_TIMEOUT_S)".into()
-    });
+    let mut options = store::OpenOptions::new(copy);
+    options.key_hex = Some(key_hex.to_string());
+    options.create = false;
+    let copy_store = store::open(&options)?;
+    copy_store.write(move |ctx| {
+        for p in &settled {
+            let id = crate::domain::PayoutId::parse(&p.id)?;
+            crate::service::payouts::flag(
+                ctx,
+                &id,
+                &format!(
+                    "restored from a backup in which it is {}; the replaced ledger has it {}: settle it by hand as that says, once M-Pesa has confirmed how it ended",
+                    p.in_backup,
+                    p.there()
+                ),
+            )?;
+        }
+        Ok(())
+    })?;
+    copy_store.close();
+    drop(copy_store);
+    // The copy must hold every commit in its file before it is renamed (a log left under the
+    // copy's name would be left behind): the last connection to close copies the log in and
+    // removes it.
+    let last = rusqlite::Connection::open(copy)?;
+    last.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    last.close().map_err(|(_, e)| e)?;
+    let mut wal = copy.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::internal(
+            "the restored copy's flags could not be written into its file: nothing was restored",
+        ));
+    }
     Ok(())
 }
 
@@ -290,21 +367,25 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
             usd(*paying),
         ));
     }
-    let deposits: Vec<(String, String, String, i64, String)> = conn
+    let deposits: Vec<(String, String, String, i64, String, Option<i64>)> = conn
         .prepare(
-            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference
+            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference, r.amount_kes_cents
              FROM replaced.deposits r
              WHERE r.status = 'applied' AND NOT EXISTS (SELECT 1 FROM deposits b WHERE b.id = r.id)
                AND EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
              ORDER BY r.id",
         )?
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, escrow, source, amount, reference) in &deposits {
+    for (id, escrow, source, amount, reference, kes) in &deposits {
         let again = if source == "cash" {
-            "record it again at the kiosk, with the same reference".to_string()
+            let counted = match kes.and_then(crate::money::KesCents::new) {
+                Some(kes) => format!("{kes} counted"),
+                None => usd(*amount),
+            };
+            format!("record it again at the kiosk: {counted}, reference {reference}")
         } else {
             format!("resend Stripe's event of {reference} from its dashboard")
         };
@@ -319,7 +400,12 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
             "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents, r.amount_usd_cents,
                  CASE WHEN r.status IN ('queued', 'sent')
                  THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt,
-                 c.name, b_r.status, EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
+                 c.name,
+                 -- A request that waits in the backup, and will still wait an hour from now.
+                 CASE WHEN b_r.status = 'pending_approval'
+                     AND b_r.expires_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+1 hour')
+                     THEN 'waiting' ELSE b_r.status END,
+                 EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
              FROM replaced.payouts r
              JOIN replaced.payment_requests rr ON rr.id = r.payment_request_id
              JOIN replaced.spending_categories c ON c.id = rr.category_id
@@ -360,13 +446,23 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
             "a demo ledger's payouts are simulated: nothing real was paid".to_string()
         } else if !p.escrow_in_backup {
             "its escrow was made after the backup (above)".to_string()
-        } else if p.request_in_backup.as_deref() == Some("pending_approval") {
+        } else if p.request_in_backup.as_deref() == Some("waiting") {
             format!(
                 "with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup (never make it again: the sender would approve both), and {settle}"
             )
         } else {
+            // One that waits in the backup but expires within the hour is cancelled first,
+            // so that it cannot be approved beside the one made again.
+            let first = if p.request_in_backup.as_deref() == Some("pending_approval") {
+                format!(
+                    "cancel request {} (it waits in the backup, expiring within the hour), then ",
+                    p.request
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "the backup shows that money as the escrow's to spend: with the server started with REMIT_GATEWAY=none, make the payment request again (the same category and shillings; today's rate prices it), approve it, and {settle}"
+                "the backup shows that money as the escrow's to spend: with the server started with REMIT_GATEWAY=none, {first}make the payment request again (the same category and shillings; today's rate prices it), approve it, and {settle}"
             )
         };
         lines.push(format!("{what}: {todo}"));

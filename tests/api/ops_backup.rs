@@ -860,7 +860,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
-            "payout {in_flight} is handed to the gateway (queued) in the replaced ledger"
+            "payout {in_flight} is handed to the gateway (queued) in the replaced ledger but queued in the backup: it is flagged in the restored ledger, so that no gateway sends it again"
         )),
         "{done}"
     );
@@ -872,7 +872,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
-            "deposit {late_deposit} (cash, USD 5.00) on escrow {waiting_escrow} was recorded after the backup and is not in it: record it again at the kiosk, with the same reference"
+            "deposit {late_deposit} (cash, USD 5.00) on escrow {waiting_escrow} was recorded after the backup and is not in it: record it again at the kiosk: USD 5.00, reference cash-late-1"
         )),
         "{done}"
     );
@@ -889,6 +889,30 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "{done}"
     );
     assert!(!wal.exists(), "a log was left beside the restored copy");
+    // Flagged in the restored file (no gateway claims a flagged payout), with what the
+    // replaced ledger said; nothing left beside the copy it was written in.
+    for (id, says) in [
+        (&payout, "the replaced ledger has it failed"),
+        (
+            &in_flight,
+            "the replaced ledger has it handed to the gateway (queued)",
+        ),
+    ] {
+        let (flagged, reason): (bool, String) = read_only(&db)
+            .query_row(
+                "SELECT flagged, flag_reason FROM payouts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(flagged && reason.contains(says), "{id}: {reason}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".restoring"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
