@@ -191,9 +191,10 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
         }
     };
     let mut lines = Vec::new();
-    let parts: [(&str, SincePart); 3] = [
+    let parts: [(&str, SincePart); 4] = [
         ("tokens revoked", revoked_since),
         ("payouts settled", settled_since),
+        ("escrows cancelled and deposits reversed", changed_since),
         ("escrows, deposits and payouts recorded", recorded_since),
     ];
     for (what, part) in parts {
@@ -345,6 +346,39 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
         return Err(Error::internal(
             "the restored copy's flags could not be written into its file: nothing was restored",
+        ));
+    }
+    Ok(())
+}
+
+/// Rows both ledgers have that changed since in a way the backup would undo: an escrow
+/// cancelled (its money returned to the sender would be the recipient's to spend again) and a
+/// card deposit refunded or disputed (its escrow flagged for the operator).
+fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let cancelled: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT r.id, r.refunded_usd_cents FROM escrows b JOIN replaced.escrows r ON r.id = b.id
+             WHERE r.status = 'cancelled' AND b.status <> 'cancelled' ORDER BY r.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, refunded) in &cancelled {
+        lines.push(format!(
+            "escrow {id} was cancelled after the backup ({} returned to its sender) but is not cancelled in the backup: cancel it again (POST /escrows/{id}/cancel) before its money can be asked for",
+            usd(*refunded),
+        ));
+    }
+    let reversed: Vec<(String, String, String, String)> = conn
+        .prepare(
+            "SELECT r.id, r.escrow_id, r.reversal, r.reference FROM deposits b
+             JOIN replaced.deposits r ON r.id = b.id
+             WHERE r.reversal IS NOT NULL AND b.reversal IS NULL ORDER BY r.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, escrow, reversal, reference) in &reversed {
+        lines.push(format!(
+            "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: resend Stripe's event of {reference} from its dashboard, so that the escrow is flagged again"
         ));
     }
     Ok(())

@@ -687,6 +687,15 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     let waiting_escrow = r.body["escrowId"].as_str().unwrap().to_string();
+    let cancelled = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        7,
+        "0733000222",
+        "Otieno",
+        &["rent"],
+    );
     let backup_file = dir.path().join("backup.db");
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&backup_file).arg("--db").arg(&db);
@@ -751,6 +760,9 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let late_payout = pay_after_the_backup(&late, "TLATE00001");
     let waited = requests[1].clone();
     let waited_payout = pay_after_the_backup(&waited, "TWAITED001");
+    // An escrow cancelled after the backup: its money returned to the sender.
+    let r = server.post(&format!("/escrows/{cancelled}/cancel"), &sender, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
     // After the backup: the agent's token is revoked, the payout's failure comes.
     let prefix: String = agent.chars().take(12).collect();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
@@ -889,6 +901,12 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "{done}"
     );
     assert!(!wal.exists(), "a log was left beside the restored copy");
+    assert!(
+        done.stdout.contains(&format!(
+            "escrow {cancelled} was cancelled after the backup (USD 7.00 returned to its sender) but is not cancelled in the backup: cancel it again"
+        )),
+        "{done}"
+    );
     // Flagged in the restored file (no gateway claims a flagged payout), with what the
     // replaced ledger said; nothing left beside the copy it was written in.
     for (id, says) in [
@@ -946,7 +964,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     };
     assert_eq!(
         escrows_in(&kept_db),
-        3,
+        4,
         "the replaced database lost its log's rows"
     );
     // Its log was copied into its file before the log left the database's side: the file alone
@@ -956,7 +974,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     std::fs::copy(&kept_db, &alone).unwrap();
     assert_eq!(
         escrows_in(&alone),
-        3,
+        4,
         "the replaced database's file lacks its log's rows"
     );
 
@@ -983,6 +1001,9 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         &json!({"outcome": "failed", "reason": "failed before the restore"}),
     );
     assert_eq!(resolved.status, 200, "{}", resolved.text);
+    // The escrow cancelled again, as restore says.
+    let r = server.post(&format!("/escrows/{cancelled}/cancel"), &sender, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
     // The cash deposit recorded again, as restore says.
     let r = server.post(
         &format!("/escrows/{waiting_escrow}/deposits"),
