@@ -647,6 +647,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for line in &restored.since {
                 println!("since the backup: {line}");
             }
+            if let Some(file) = &restored.since_file {
+                println!(
+                    "Those lines are kept in {} (a second restore before they are done would not say them again).",
+                    file.display()
+                );
+            }
             if let Some(kept) = restored.kept {
                 println!(
                     "The database it replaced is kept as {} (with its log, if it had one): delete it once the restored ledger is back in service.",

@@ -23,6 +23,9 @@ pub struct Restored {
     /// tokens revoked since (valid again in the backup), payouts settled since (waiting to be
     /// sent again in the backup).
     pub since: Vec<String>,
+    /// The same lines kept in a file beside the replaced database, if there were any: a second
+    /// restore before the advice is done would not say them again.
+    pub since_file: Option<PathBuf>,
 }
 
 /// Puts `backup` in `db`'s place. The caller holds the database's lock (no server runs) and its
@@ -82,10 +85,22 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
             hold_back(db, &copy, &key_hex)?;
             like_the_database(db, &copy)?;
             let kept = put_in_place(db, &copy, &dir)?;
+            let since_file = match &kept {
+                Some(kept) if !since.is_empty() => {
+                    let mut file = kept.as_os_str().to_owned();
+                    file.push(".since-the-backup.txt");
+                    let file = PathBuf::from(file);
+                    let mut text = since.join("\n");
+                    text.push('\n');
+                    std::fs::write(&file, text).ok().map(|()| file)
+                }
+                _ => None,
+            };
             Ok(Restored {
                 report,
                 kept,
                 since,
+                since_file,
             })
         });
     if placed.is_err() {
@@ -191,18 +206,28 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
         }
     };
     let mut lines = Vec::new();
+    let mut tokens = 0;
     let parts: [(&str, SincePart); 4] = [
         ("tokens revoked", revoked_since),
         ("payouts settled", settled_since),
         ("escrows cancelled and deposits reversed", changed_since),
         ("escrows, deposits and payouts recorded", recorded_since),
     ];
-    for (what, part) in parts {
+    for (i, (what, part)) in parts.into_iter().enumerate() {
         if let Err(e) = part(&conn, &mut lines) {
             lines.push(format!(
                 "{what} since the backup could not be read from the replaced ledger: {e}"
             ));
         }
+        if i == 0 {
+            tokens = lines.len();
+        }
+    }
+    // Money to settle by hand or to record again: first of all, nothing may be sent meanwhile
+    // (a request approved again would go out at once). A demo ledger runs only with the
+    // simulator, whose payouts are simulated.
+    if lines.len() > tokens && !is_demo(&conn).unwrap_or(false) {
+        lines.insert(0, "until every line below is done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time".into());
     }
     lines
 }
@@ -221,6 +246,11 @@ fn is_demo(conn: &rusqlite::Connection) -> Result<bool> {
 }
 
 fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+    let db: String = conn.query_row(
+        "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
+        [],
+        |r| r.get(0),
+    )?;
     let revoked: Vec<String> = conn
         .prepare(
             "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
@@ -230,7 +260,7 @@ fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         .collect::<rusqlite::Result<_>>()?;
     for prefix in revoked {
         lines.push(format!(
-            "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix}`"
+            "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix} --db {db}`"
         ));
     }
     Ok(())
@@ -265,11 +295,18 @@ impl SettledSince {
 fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
     Ok(conn
         .prepare(
-            "SELECT b.id, b.status, CASE WHEN r.status IN ('queued', 'sent')
-                 THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
+            "SELECT b.id, b.status,
+                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
+                     THEN 'flagged (' || r.flag_reason || ')'
+                 WHEN r.status IN ('queued', 'sent')
+                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
              FROM payouts b JOIN replaced.payouts r ON r.id = b.id
              WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
                 OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
+                -- Held back by an earlier restore (or flagged since), its advice not yet done:
+                -- a second restore of the same backup must not send it.
+                OR (b.status IN ('queued', 'sent') AND b.flagged = 0
+                    AND r.status IN ('queued', 'sent') AND r.flagged = 1)
              ORDER BY b.id",
         )?
         .query_map([], |r| {
@@ -401,19 +438,31 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
             usd(*paying),
         ));
     }
-    let deposits: Vec<(String, String, String, i64, String, Option<i64>)> = conn
+    // Deposits since: on an escrow the backup has, and on one made since (recorded again once
+    // the escrow is made again), each with the receipt number its depositor holds.
+    #[allow(clippy::type_complexity)]
+    let deposits: Vec<(String, String, String, i64, String, Option<i64>, bool, Option<String>)> = conn
         .prepare(
-            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference, r.amount_kes_cents
+            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference, r.amount_kes_cents,
+                 EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id), r.receipt_number
              FROM replaced.deposits r
              WHERE r.status = 'applied' AND NOT EXISTS (SELECT 1 FROM deposits b WHERE b.id = r.id)
-               AND EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id)
              ORDER BY r.id",
         )?
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, escrow, source, amount, reference, kes) in &deposits {
+    for (id, escrow, source, amount, reference, kes, escrow_in_backup, receipt) in &deposits {
         let again = if source == "cash" {
             let counted = match kes.and_then(crate::money::KesCents::new) {
                 Some(kes) => format!("{kes} counted"),
@@ -423,9 +472,34 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
         } else {
             format!("resend Stripe's event of {reference} from its dashboard")
         };
+        let held = receipt
+            .as_deref()
+            .map_or(String::new(), |r| format!(", the depositor's receipt {r}"));
+        let when = if *escrow_in_backup {
+            ""
+        } else {
+            " once the escrow is made again (its new id)"
+        };
         lines.push(format!(
-            "deposit {id} ({source}, {}) on escrow {escrow} was recorded after the backup and is not in it: {again}",
+            "deposit {id} ({source}, {}{held}) on escrow {escrow} was recorded after the backup and is not in it: {again}{when} (a new receipt number is printed)",
             usd(*amount),
+        ));
+    }
+    // Requests made since and still waiting: lost with the backup unless made again.
+    let waiting: Vec<(String, String, i64, String)> = conn
+        .prepare(
+            "SELECT r.id, r.escrow_id, r.amount_kes_cents, c.name FROM replaced.payment_requests r
+             JOIN replaced.spending_categories c ON c.id = r.category_id
+             WHERE r.status = 'pending_approval'
+               AND NOT EXISTS (SELECT 1 FROM payment_requests b WHERE b.id = r.id)
+             ORDER BY r.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, escrow, kes, category) in &waiting {
+        let kes = crate::money::KesCents::new(*kes).unwrap_or_default();
+        lines.push(format!(
+            "payment request {id} ({kes} from {category} of escrow {escrow}) was made after the backup and waits for its sender in the replaced ledger: the recipient or the kiosk makes it again"
         ));
     }
     let demo = is_demo(conn)?;

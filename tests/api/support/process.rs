@@ -183,7 +183,8 @@ impl Server {
     }
 
     /// Spawns `cmd` (a `remit serve`), its stderr into `log`, and returns once it printed its
-    /// listening line.
+    /// listening line and `/health` answers `200` (it is `503 starting` between the two, while
+    /// the start finishes: a test that called at once now and then met it).
     fn spawn(mut cmd: Command, log: &Path) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -235,6 +236,21 @@ impl Server {
                 .timeout_global(Some(Duration::from_secs(30)))
                 .build(),
         );
+        loop {
+            let status = http
+                .get(&format!("{base}/health"))
+                .call()
+                .map(|r| r.status().as_u16());
+            if matches!(status, Ok(200)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "remit serve listened but /health never said 200 ({status:?}); log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Server {
             child,
             base,
