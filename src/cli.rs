@@ -624,7 +624,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("MISMATCH {line}");
             }
             println!(
-                "backup written to {}. Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {} --key-file KEYFILE`.",
+                "backup written to {}. Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
                 file.display(),
                 describe_key(store.key_source()),
                 file.display()
