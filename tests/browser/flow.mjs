@@ -411,7 +411,8 @@ async function heldFlow() {
     await signIn(page, 'held admin', HELD_ADMIN_TOKEN);
     await nav(page, 'payouts');
     assert((await text(page.locator(tid('payouts-holding')))).startsWith('No gateway is set'), 'the payouts screen does not say that nothing is sent');
-    assert(await text(page.locator(tid('stuck-count'))) === 'No stuck payouts.', 'a queued payout is listed as stuck');
+    await waitFor('the stuck list to load', async () => !(await text(page.locator(tid('stuck-count')))).endsWith('…'));
+    assert(await text(page.locator(tid('stuck-count'))) === 'No stuck payouts.', `a queued payout is listed as stuck: "${await text(page.locator(tid('stuck-count')))}"`);
     const card = page.locator(tid('payout-list')).locator(`[data-payout-id="${HELD_PAYOUT}"]`);
     await card.waitFor();
     await card.locator(tid('resolve-outcome-failed')).check();
