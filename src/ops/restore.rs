@@ -205,24 +205,27 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
             )]
         }
     };
-    let mut lines = Vec::new();
-    let mut tokens = 0;
-    let parts: [(&str, SincePart); 4] = [
-        ("tokens revoked", revoked_since),
-        ("payouts settled", settled_since),
-        ("escrows cancelled and deposits reversed", changed_since),
-        ("escrows, deposits and payouts recorded", recorded_since),
-    ];
-    for (i, (what, part)) in parts.into_iter().enumerate() {
-        if let Err(e) = part(&conn, &mut lines) {
+    let say = |lines: &mut Vec<String>, what: &str, part: SincePart| {
+        if let Err(e) = part(&conn, lines) {
             lines.push(format!(
                 "{what} since the backup could not be read from the replaced ledger: {e}"
             ));
         }
-        if i == 0 {
-            tokens = lines.len();
-        }
-    }
+    };
+    let mut lines = Vec::new();
+    say(&mut lines, "tokens revoked", revoked_since);
+    let tokens = lines.len();
+    say(&mut lines, "payouts settled", settled_since);
+    say(
+        &mut lines,
+        "escrows cancelled and deposits reversed",
+        changed_since,
+    );
+    say(
+        &mut lines,
+        "escrows, deposits and payouts recorded",
+        recorded_since,
+    );
     // Money to settle by hand or to record again: first of all, nothing may be sent meanwhile
     // (a request approved again would go out at once). A demo ledger runs only with the
     // simulator, whose payouts are simulated.
@@ -251,13 +254,13 @@ fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         [],
         |r| r.get(0),
     )?;
-    let revoked: Vec<String> = conn
-        .prepare(
-            "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
+    let revoked: Vec<String> = store::all_rows(
+        conn,
+        "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
              WHERE b.revoked_at IS NULL AND r.revoked_at IS NOT NULL ORDER BY b.prefix",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        [],
+        |r| Ok(r.get(0)?),
+    )?;
     for prefix in revoked {
         lines.push(format!(
             "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix} --db {db}`"
@@ -293,9 +296,9 @@ impl SettledSince {
 }
 
 fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
-    Ok(conn
-        .prepare(
-            "SELECT b.id, b.status,
+    store::all_rows(
+        conn,
+        "SELECT b.id, b.status,
                  CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
                      THEN 'flagged (' || r.flag_reason || ')'
                  WHEN r.status IN ('queued', 'sent')
@@ -308,16 +311,16 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
                 OR (b.status IN ('queued', 'sent') AND b.flagged = 0
                     AND r.status IN ('queued', 'sent') AND r.flagged = 1)
              ORDER BY b.id",
-        )?
-        .query_map([], |r| {
+        [],
+        |r| {
             Ok(SettledSince {
                 id: r.get(0)?,
                 in_backup: r.get(1)?,
                 status: r.get(2)?,
                 receipt: r.get(3)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?)
+        },
+    )
 }
 
 fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
@@ -392,27 +395,27 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
 /// cancelled (its money returned to the sender would be the recipient's to spend again) and a
 /// card deposit refunded or disputed (its escrow flagged for the operator).
 fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
-    let cancelled: Vec<(String, i64)> = conn
-        .prepare(
-            "SELECT r.id, r.refunded_usd_cents FROM escrows b JOIN replaced.escrows r ON r.id = b.id
+    let cancelled: Vec<(String, i64)> = store::all_rows(
+        conn,
+        "SELECT r.id, r.refunded_usd_cents FROM escrows b JOIN replaced.escrows r ON r.id = b.id
              WHERE r.status = 'cancelled' AND b.status <> 'cancelled' ORDER BY r.id",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     for (id, refunded) in &cancelled {
         lines.push(format!(
             "escrow {id} was cancelled after the backup ({} returned to its sender) but is not cancelled in the backup: cancel it again (POST /escrows/{id}/cancel) before its money can be asked for",
             usd(*refunded),
         ));
     }
-    let reversed: Vec<(String, String, String, String)> = conn
-        .prepare(
-            "SELECT r.id, r.escrow_id, r.reversal, r.reference FROM deposits b
+    let reversed: Vec<(String, String, String, String)> = store::all_rows(
+        conn,
+        "SELECT r.id, r.escrow_id, r.reversal, r.reference FROM deposits b
              JOIN replaced.deposits r ON r.id = b.id
              WHERE r.reversal IS NOT NULL AND b.reversal IS NULL ORDER BY r.id",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     for (id, escrow, reversal, reference) in &reversed {
         lines.push(format!(
             "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: resend Stripe's event of {reference} from its dashboard, so that the escrow is flagged again"
@@ -423,14 +426,14 @@ fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
 
 /// Escrows, deposits and payouts the backup has no record of at all.
 fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
-    let escrows: Vec<(String, i64, i64)> = conn
-        .prepare(
-            "SELECT r.id, r.deposited_usd_cents, r.spent_usd_cents + r.reserved_usd_cents
+    let escrows: Vec<(String, i64, i64)> = store::all_rows(
+        conn,
+        "SELECT r.id, r.deposited_usd_cents, r.spent_usd_cents + r.reserved_usd_cents
              FROM replaced.escrows r WHERE NOT EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.id)
              ORDER BY r.id",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     for (id, deposited, paying) in &escrows {
         lines.push(format!(
             "escrow {id} was made after the backup and is not in it, nor its deposits ({}) and payments ({} paid or on their way): its sender makes it again, and its deposits and payments are recorded again",
@@ -441,15 +444,24 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
     // Deposits since: on an escrow the backup has, and on one made since (recorded again once
     // the escrow is made again), each with the receipt number its depositor holds.
     #[allow(clippy::type_complexity)]
-    let deposits: Vec<(String, String, String, i64, String, Option<i64>, bool, Option<String>)> = conn
-        .prepare(
-            "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference, r.amount_kes_cents,
+    let deposits: Vec<(
+        String,
+        String,
+        String,
+        i64,
+        String,
+        Option<i64>,
+        bool,
+        Option<String>,
+    )> = store::all_rows(
+        conn,
+        "SELECT r.id, r.escrow_id, r.source, r.amount_usd_cents, r.reference, r.amount_kes_cents,
                  EXISTS (SELECT 1 FROM escrows b WHERE b.id = r.escrow_id), r.receipt_number
              FROM replaced.deposits r
              WHERE r.status = 'applied' AND NOT EXISTS (SELECT 1 FROM deposits b WHERE b.id = r.id)
              ORDER BY r.id",
-        )?
-        .query_map([], |r| {
+        [],
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -460,8 +472,8 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
                 r.get(6)?,
                 r.get(7)?,
             ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     for (id, escrow, source, amount, reference, kes, escrow_in_backup, receipt) in &deposits {
         let again = if source == "cash" {
             let counted = match kes.and_then(crate::money::KesCents::new) {
@@ -486,16 +498,16 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
         ));
     }
     // Requests made since and still waiting: lost with the backup unless made again.
-    let waiting: Vec<(String, String, i64, String)> = conn
-        .prepare(
-            "SELECT r.id, r.escrow_id, r.amount_kes_cents, c.name FROM replaced.payment_requests r
+    let waiting: Vec<(String, String, i64, String)> = store::all_rows(
+        conn,
+        "SELECT r.id, r.escrow_id, r.amount_kes_cents, c.name FROM replaced.payment_requests r
              JOIN replaced.spending_categories c ON c.id = r.category_id
              WHERE r.status = 'pending_approval'
                AND NOT EXISTS (SELECT 1 FROM payment_requests b WHERE b.id = r.id)
              ORDER BY r.id",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     for (id, escrow, kes, category) in &waiting {
         let kes = crate::money::KesCents::new(*kes).unwrap_or_default();
         lines.push(format!(
@@ -503,9 +515,9 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
         ));
     }
     let demo = is_demo(conn)?;
-    let payouts: Vec<PayoutSince> = conn
-        .prepare(
-            "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents, r.amount_usd_cents,
+    let payouts: Vec<PayoutSince> = store::all_rows(
+        conn,
+        "SELECT r.id, r.payment_request_id, r.escrow_id, r.amount_kes_cents, r.amount_usd_cents,
                  CASE WHEN r.status IN ('queued', 'sent')
                  THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt,
                  c.name,
@@ -521,8 +533,8 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
              WHERE NOT EXISTS (SELECT 1 FROM payouts b WHERE b.id = r.id)
                AND (r.status IN ('sent', 'succeeded') OR (r.status = 'queued' AND r.gateway IS NOT NULL))
              ORDER BY r.id",
-        )?
-        .query_map([], |r| {
+        [],
+        |r| {
             Ok(PayoutSince {
                 id: r.get(0)?,
                 request: r.get(1)?,
@@ -535,8 +547,8 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
                 request_in_backup: r.get(8)?,
                 escrow_in_backup: r.get(9)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     for p in &payouts {
         let kes = crate::money::KesCents::new(p.kes).unwrap_or_default();
         let what = format!(

@@ -22,53 +22,33 @@ pub struct IdempotencyKey {
 
 /// A request body as its fingerprint reads it: a JSON text as its values, each object's fields
 /// in the order of their names, a field of `null` left out (the routes read it as absent) and
-/// nothing between tokens (numbers as written: `10` and `10.0` stay two requests); no body is `{}`, as routes with an optional body read it; and
-/// anything that is not JSON as its bytes (such a body is refused, and its refusal not kept).
-/// A client that builds the same request again, from a map whose order changes between runs or
-/// with a serialiser of its own, is the same request (Stripe compares parameters too).
+/// nothing between tokens (numbers as written: `10` and `10.0` stay two requests); no body is
+/// `{}`, as routes with an optional body read it; and anything that is not JSON as its bytes
+/// (such a body is refused, and its refusal not kept). A client that builds the same request
+/// again, from a map whose order changes between runs or with a serialiser of its own, is the
+/// same request (Stripe compares parameters too).
 fn canonical_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    fn write(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    fn canonical(value: Value) -> Value {
         match value {
-            serde_json::Value::Object(fields) => {
-                let mut names: Vec<&String> = fields
-                    .iter()
+            Value::Object(fields) => {
+                let mut fields: serde_json::Map<String, Value> = fields
+                    .into_iter()
                     .filter(|(_, value)| !value.is_null())
-                    .map(|(name, _)| name)
+                    .map(|(name, value)| (name, canonical(value)))
                     .collect();
-                names.sort();
-                out.push('{');
-                for (i, name) in names.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(name.clone()).to_string());
-                    out.push(':');
-                    write(&fields[name], out);
-                }
-                out.push('}');
+                fields.sort_keys();
+                Value::Object(fields)
             }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            scalar => out.push_str(&scalar.to_string()),
+            Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+            scalar => scalar,
         }
     }
     if body.is_empty() {
         return b"{}".as_slice().into();
     }
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => {
-            let mut out = String::with_capacity(body.len());
-            write(&value, &mut out);
-            out.into_bytes().into()
-        }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => serde_json::to_vec(&canonical(value)).map_or_else(|_| body.into(), Into::into),
         Err(_) => body.into(),
     }
 }

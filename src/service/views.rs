@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
+use crate::store::all_rows;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -34,22 +35,6 @@ macro_rules! columns {
 /// `a, b, c` from column expressions.
 macro_rules! concat_columns {
     ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
-}
-
-/// Runs a (cached) query and reads every row with `from_row`.
-fn all_rows<T, P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &str,
-    params: P,
-    mut from_row: impl FnMut(&Row<'_>) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(from_row(r)?);
-    }
-    Ok(out)
 }
 
 /// The one row a query finds, read with `from_row`, or `NotFound { what }`.

@@ -393,6 +393,22 @@ impl Drop for Store {
     }
 }
 
+/// Runs a (cached) query and reads every row with `from_row`.
+pub fn all_rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
+}
+
 /// Is this error a violation of the named CHECK constraint?
 pub fn is_check_violation(e: &rusqlite::Error, constraint: &str) -> bool {
     match e {

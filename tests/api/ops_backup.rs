@@ -671,13 +671,17 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         .as_str()
         .unwrap_or_else(|| panic!("{}", second.text))
         .to_string();
-    let originator: String = read_only(&db)
-        .query_row(
-            "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
-            [&payout],
-            |r| r.get(0),
-        )
-        .unwrap();
+    // The id a result names a payout by (its own id without `po_`; the admins' view of it).
+    let originator_of = |payout: &str| -> String {
+        read_only(&db)
+            .query_row(
+                "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
+                [payout],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let originator = originator_of(&payout);
     // An escrow waiting for its deposits, one of which comes after the backup.
     let r = server.post(
         "/escrows",
@@ -722,13 +726,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
             .as_str()
             .unwrap()
             .to_string();
-        let originator: String = read_only(&db)
-            .query_row(
-                "SELECT originator_conversation_id FROM payouts WHERE id = ?1",
-                [&payout],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let originator = originator_of(&payout);
         let paid = server.call(
             "POST",
             &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
