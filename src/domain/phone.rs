@@ -37,7 +37,9 @@ impl KenyanPhone {
                 "it may contain only digits, spaces, dashes and a leading +",
             ));
         }
-        let digits = match digits.strip_prefix("00") {
+        // `00` dials abroad, but ten digits are a domestic number (`0` and nine): `0012345678`
+        // is told why it is not a mobile number, not that it is foreign.
+        let digits = match digits.strip_prefix("00").filter(|_| digits.len() != 10) {
             Some(rest) if rest.starts_with("254") => rest,
             Some(_) => return Err(bad("only +254 numbers are accepted")),
             None => digits,
@@ -121,6 +123,20 @@ mod tests {
                 KenyanPhone::parse("phone", input).is_err(),
                 "{input} must be refused"
             );
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let why = |input: &str| KenyanPhone::parse("phone", input).unwrap_err().to_string();
+        for (input, reason) in [
+            ("0000000000", "mobile numbers start with 07 or 01"),
+            ("0012345678", "mobile numbers start with 07 or 01"),
+            ("00255712345678", "only +254 numbers are accepted"),
+            ("+255712345678", "only +254 numbers are accepted"),
+            ("07123456789", "wrong length"),
+        ] {
+            assert!(why(input).contains(reason), "{input}: {}", why(input));
         }
     }
 
