@@ -197,6 +197,17 @@ fn server(config: &mut Config) -> Result<()> {
                 "must be at least 32 lowercase hex characters",
             ));
         }
+        // The token is the only proof a result comes from M-Pesa: one typed by hand (all zeros,
+        // `abab…`) is guessed. 32 random hex characters have 14 different ones
+        // on average; fewer than 8 happens about once in ten billion.
+        let mut seen = [false; 256];
+        token.bytes().for_each(|b| seen[usize::from(b)] = true);
+        if seen.iter().filter(|s| **s).count() < 8 {
+            return Err(Error::invalid(
+                "REMIT_MPESA_CALLBACK_TOKEN",
+                "is not random (fewer than 8 different characters): make one with `openssl rand -hex 16`",
+            ));
+        }
     }
     // Every Daraja and Africa's Talking setting that is given is checked whoever pays, so a
     // mistake shows at this start, not on the day real money is switched on.
@@ -438,6 +449,19 @@ fn need(name: &str) -> Result<String> {
     env(name).ok_or_else(|| required(name))
 }
 
+/// The word of a callback address that Daraja is documented to refuse (reference §1: M-PESA
+/// in any spelling, Safaricom, exe, exec, cmd, SQL, query; in any case), if it has one.
+fn daraja_refused_word(url: &str) -> Option<&'static str> {
+    let letters: String = url
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    ["mpesa", "safaricom", "exe", "cmd", "sql", "query"]
+        .into_iter()
+        .find(|word| letters.contains(word))
+}
+
 fn is_loopback_url(url: &str) -> bool {
     url.parse::<ureq::http::Uri>()
         .ok()
@@ -454,6 +478,12 @@ fn secure_url(name: &str, text: &str) -> Result<String> {
         .host()
         .ok_or_else(|| Error::invalid(name, "has no host"))?;
     crate::domain::require_secure_scheme(name, uri.scheme_str(), host)?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(Error::invalid(
+            name,
+            "must not carry a user name or password (it would be sent with every call)",
+        ));
+    }
     if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
         return Err(Error::invalid(
             name,
@@ -603,7 +633,14 @@ fn daraja(settings: DarajaSettings) -> Result<super::DarajaConfig> {
     // A public address is needed for M-Pesa to reach us, except for a Daraja on this machine
     // (a local fake), which can call the server's own address.
     let public_url = match settings.public_url {
-        Some(public) => Some(public),
+        Some(public) => {
+            if let Some(word) = daraja_refused_word(&public) {
+                log::warn!(
+                    "REMIT_PUBLIC_URL contains \"{word}\": Daraja is documented to refuse callback addresses with M-PESA, Safaricom, exe, exec, cmd, SQL or query in them (in any case); if payouts are refused for their ResultURL, receive M-Pesa's results on a host name without it"
+                );
+            }
+            Some(public)
+        }
         None if is_loopback_url(&url) => None,
         None => return Err(required("REMIT_PUBLIC_URL")),
     };

@@ -147,9 +147,7 @@ impl Daraja {
         let token = requests::token(&answer.body)
             .map_err(|e| CallError::Transport(crate::cli::describe(&e)))?;
         log::info!("daraja OAuth: a new token for {} s", token.expires_in_s);
-        let renew_in = (token.expires_in_s.min(DARAJA_TOKEN_KEPT_MAX_S)
-            - DARAJA_TOKEN_RENEW_EARLY_S)
-            .max(0) as u64;
+        let renew_in = renew_after_s(token.expires_in_s);
         Ok(Token {
             value: token.access_token,
             renew_at: sent + Duration::from_secs(renew_in),
@@ -323,6 +321,19 @@ impl Daraja {
     }
 }
 
+/// How long a token that lives `expires_in_s` seconds is used before a new one is asked for:
+/// until a minute before it expires (DESIGN.md), kept at most a day; one that lives two minutes
+/// or less is used for half its life (a minute early would ask for a new token, and void the
+/// last, at every call).
+fn renew_after_s(expires_in_s: i64) -> u64 {
+    let lives = expires_in_s.clamp(0, DARAJA_TOKEN_KEPT_MAX_S);
+    if lives > 2 * DARAJA_TOKEN_RENEW_EARLY_S {
+        (lives - DARAJA_TOKEN_RENEW_EARLY_S) as u64
+    } else {
+        (lives / 2) as u64
+    }
+}
+
 fn describe(answer: &SyncAnswer) -> String {
     match answer {
         SyncAnswer::Accepted { conversation_id } => format!("accepted as {conversation_id}"),
@@ -472,6 +483,18 @@ mod tests {
 
     fn classified(status: u16, body: &str) -> Result<Ack, GatewayError> {
         Daraja::classify(Ok((status, requests::sync_answer(body.as_bytes()))))
+    }
+
+    #[test]
+    fn a_token_is_renewed_a_minute_early_or_halfway_through_a_short_life() {
+        assert_eq!(renew_after_s(3599), 3539);
+        assert_eq!(renew_after_s(121), 61);
+        assert_eq!(renew_after_s(120), 60);
+        assert_eq!(renew_after_s(75), 37);
+        assert_eq!(renew_after_s(30), 15);
+        assert_eq!(renew_after_s(0), 0);
+        assert_eq!(renew_after_s(-5), 0);
+        assert_eq!(renew_after_s(10_000_000), 86_340);
     }
 
     #[test]

@@ -382,7 +382,9 @@ pub fn next_status_query(conn: &Connection, now: i64) -> Result<Option<PayoutId>
 
 /// A Transaction Status query of a payout was sent (`conversation_id`: its acknowledgement's,
 /// which its result will carry) or could not be: it is asked again `again_after_s` from now
-/// unless its result comes first.
+/// unless its result comes first. Every query counts towards the next one's backoff, answered
+/// or not: a Daraja that refuses or drops every query (an outage, spike arrest) is asked less
+/// and less often, not every `REMIT_PAYOUT_STATUS_AFTER_S` for as long as it lasts.
 pub fn status_query_sent(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -405,12 +407,11 @@ pub fn status_query_sent(
     }
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET change_seq = remit_change_seq(), status_queries = status_queries + ?2, status_query_due_at = ?3
+            "UPDATE payouts SET change_seq = remit_change_seq(), status_queries = status_queries + 1, status_query_due_at = ?2
              WHERE id = ?1 AND status IN ('queued', 'sent')",
         )?
         .execute(params![
             payout_id,
-            i64::from(conversation_id.is_some()),
             crate::time::rfc3339(ctx.now + again_after_s)
         ])?;
     Ok(())

@@ -995,6 +995,19 @@ fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
         "{unreadable}"
     );
 
+    // An address Daraja is documented to refuse is warned about, whatever its spelling.
+    let keyword = ping(
+        dir.path(),
+        &with(&env, "REMIT_PUBLIC_URL", "https://M-Pesa.kiosk.example.org"),
+    );
+    assert!(
+        keyword
+            .stderr
+            .contains("REMIT_PUBLIC_URL contains \"mpesa\""),
+        "{keyword}"
+    );
+    assert!(!ok.stderr.contains("REMIT_PUBLIC_URL contains"), "{ok}");
+
     let not_a_cert = dir.path().join("not-a-cert.pem");
     std::fs::write(
         &not_a_cert,
@@ -1116,6 +1129,20 @@ fn a_daraja_configuration_that_cannot_work_stops_the_start_with_a_sentence_namin
             without(&env, "REMIT_MPESA_CALLBACK_TOKEN"),
             "REMIT_MPESA_CALLBACK_TOKEN",
         ),
+        // Typed, not random.
+        (
+            with(&env, "REMIT_MPESA_CALLBACK_TOKEN", &"0".repeat(32)),
+            "REMIT_MPESA_CALLBACK_TOKEN",
+        ),
+        // Credentials in an address would go out with every call.
+        (
+            with(
+                &env,
+                "REMIT_PUBLIC_URL",
+                "https://user:secret@kiosk.example.org",
+            ),
+            "REMIT_PUBLIC_URL",
+        ),
         // Plain HTTP only to a loopback host.
         (
             with(&env, "REMIT_DARAJA_URL", "http://sandbox.example.org"),
@@ -1228,6 +1255,63 @@ fn a_token_that_says_it_never_expires_still_pays_every_payout() {
     fake.expire_token();
     let second = approved_phone_payment(&app, &escrow, 1_200);
     assert_paid_once(&app, &fake, &escrow, &second);
+    assert_checks(app);
+}
+
+/// A token that lives less than two minutes is used for half its life: renewed a minute
+/// before it expires, as a long one is, it was asked for again at every call (each new token
+/// voids the one before).
+#[test]
+fn a_short_lived_token_is_used_for_half_its_life() {
+    let (fake, app) = start();
+    fake.set_token_lifetime(Duration::from_secs(30));
+    let escrow = app.active_escrow(100, &["a", "b"]);
+    for kes in [1_500, 1_200, 1_100] {
+        let request = approved_phone_payment(&app, &escrow, kes);
+        assert_paid_once(&app, &fake, &escrow, &request);
+    }
+    assert_eq!(fake.token_requests(), 1, "one token for three payouts");
+    assert_checks(app);
+}
+
+/// Transaction Status queries that Daraja turns away (an outage, spike arrest) are asked
+/// again with the same backoff as answered ones: before, every `REMIT_PAYOUT_STATUS_AFTER_S`
+/// for as long as the refusals lasted.
+#[test]
+fn refused_status_queries_are_asked_again_less_and_less_often() {
+    let (fake, app) = start();
+    unanswered(&fake, 2_400);
+    fake.refuse_status_queries(true);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_400);
+    let originator = app.payout_ids(&request).1;
+    let asked = || {
+        fake.calls("/mpesa/transactionstatus/v1/query")
+            .into_iter()
+            .filter(|c| c.body["OriginalConversationID"] == originator.as_str())
+            .collect::<Vec<_>>()
+    };
+    fake.wait_for("three refused status queries", |v| {
+        v.calls
+            .iter()
+            .filter(|c| c.body["OriginalConversationID"] == originator.as_str())
+            .count()
+            >= 3
+    });
+    let at: Vec<Instant> = asked().iter().map(|c| c.at).collect();
+    assert!(asked().iter().all(|c| c.status == 500));
+    // Asked when 1 s passed without a result, then 1 s and 2 s later (1 s and 1 s before).
+    let (first, second) = (at[1] - at[0], at[2] - at[1]);
+    assert!(
+        first >= Duration::from_millis(900) && second >= Duration::from_millis(1_800),
+        "gaps {first:?} and {second:?}"
+    );
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "outcome unknown: {view}");
+    fake.refuse_status_queries(false);
+    assert_paid_once(&app, &fake, &escrow, &request);
     assert_checks(app);
 }
 

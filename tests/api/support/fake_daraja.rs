@@ -136,6 +136,8 @@ pub struct Call {
     pub body: Value,
     /// `errorCode` of a refusal.
     pub error: Option<String>,
+    /// When it came.
+    pub at: Instant,
 }
 
 /// One post the fake made to remit.
@@ -157,6 +159,9 @@ struct State {
     /// Every bearer token is refused (`404.001.03`) while this is set, though OAuth hands
     /// out new ones: an API gateway that turns every call away.
     refuse_bearers: bool,
+    /// Every Transaction Status query is turned away (`500.003.02`, spike arrest) while this
+    /// is set.
+    refuse_status: bool,
     scripts: HashMap<i64, Script>,
     calls_by_amount: HashMap<i64, usize>,
     txns: Vec<Txn>,
@@ -199,6 +204,7 @@ impl FakeDaraja {
                 token_requests: 0,
                 bearer_refused: 0,
                 refuse_bearers: false,
+                refuse_status: false,
                 scripts: HashMap::new(),
                 calls_by_amount: HashMap::new(),
                 txns: Vec::new(),
@@ -263,6 +269,11 @@ impl FakeDaraja {
     /// Every call's bearer token is refused (OAuth still answers), or accepted again.
     pub fn refuse_every_token(&self, refuse: bool) {
         self.state().refuse_bearers = refuse;
+    }
+
+    /// Every Transaction Status query is turned away (spike arrest), or answered again.
+    pub fn refuse_status_queries(&self, refuse: bool) {
+        self.state().refuse_status = refuse;
     }
 
     /// Token requests refused while OAuth was down.
@@ -451,6 +462,7 @@ fn answer(shared: &Arc<Shared>, mut request: tiny_http::Request) {
             status,
             body: body.clone(),
             error: error.map(str::to_string),
+            at: Instant::now(),
         });
         shared.changed.notify_all();
     };
@@ -464,6 +476,14 @@ fn answer(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     }
     match path {
         PAY_B2C | PAY_B2B => pay(shared, request, path, &body, record),
+        STATUS if shared.state.lock().unwrap().refuse_status => {
+            record(500, Some("500.003.02"));
+            respond(
+                request,
+                500,
+                &error_body("500.003.02", "Spike arrest violation"),
+            );
+        }
         STATUS => {
             record(200, None);
             let conversation = next_conversation(shared);
