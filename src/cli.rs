@@ -891,6 +891,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    let request_ttl_s = config.request_ttl_s;
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
@@ -898,7 +899,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     if args.demo {
         println!("Demo users (new tokens, shown only now):");
-        for user in crate::ops::seed_demo(&store)? {
+        for user in crate::ops::seed_demo(&store, request_ttl_s)? {
             println!(
                 "  {:<9} {}  ({})",
                 user.role.as_str(),

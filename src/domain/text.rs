@@ -90,11 +90,43 @@ fn invisible(c: char) -> bool {
     )
 }
 
+/// Whether a character shows as something: a letter, digit, punctuation or symbol (Unicode's
+/// general categories L, N, P, S) other than the blank Braille pattern. Marks (a combining
+/// accent on nothing), spaces and format characters (the joiners, the direction marks) alone
+/// make a name that reads as blank.
+fn draws_something(c: char) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    c != '\u{2800}'
+        && !invisible(c)
+        && matches!(
+            get_general_category(c),
+            G::UppercaseLetter
+                | G::LowercaseLetter
+                | G::TitlecaseLetter
+                | G::ModifierLetter
+                | G::OtherLetter
+                | G::DecimalNumber
+                | G::LetterNumber
+                | G::OtherNumber
+                | G::ConnectorPunctuation
+                | G::DashPunctuation
+                | G::OpenPunctuation
+                | G::ClosePunctuation
+                | G::InitialPunctuation
+                | G::FinalPunctuation
+                | G::OtherPunctuation
+                | G::MathSymbol
+                | G::CurrencySymbol
+                | G::ModifierSymbol
+                | G::OtherSymbol
+        )
+}
+
 /// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, none of
 /// `refused_in_text`.
 pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<String>> {
     let t = input.trim();
-    if t.is_empty() {
+    if t.is_empty() || !t.chars().any(draws_something) {
         return if required {
             Err(Error::invalid(field, "must not be empty"))
         } else {
@@ -149,6 +181,14 @@ mod tests {
             "Ma\u{00AD}ji",
             "\u{FEFF}Shop",
             "A\u{2060}B",
+            // Nothing but characters that draw nothing, each allowed inside a name.
+            "\u{200C}",
+            "\u{200D}",
+            "\u{200E}",
+            "\u{061C}",
+            "\u{2800}",
+            "\u{0301}",
+            "\u{200D}\u{0301} \u{200E}",
         ] {
             assert!(parse_text("merchantName", bad, true).is_err(), "{bad:?}");
         }

@@ -49,7 +49,8 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
         return AddressKind::Never("unspecified (::)");
     }
     // An IPv4 address inside IPv6 is whatever that IPv4 address is: mapped (::ffff:a.b.c.d),
-    // compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
+    // compatible (::a.b.c.d), translated (::ffff:0:a.b.c.d, RFC 2765) and NAT64's well-known
+    // prefix (64:ff9b::a.b.c.d).
     let v4 = |hi: u16, lo: u16| {
         let ([a, b], [c, d]) = (hi.to_be_bytes(), lo.to_be_bytes());
         Ipv4Addr::new(a, b, c, d)
@@ -57,9 +58,15 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
     let embedded = v4(s[6], s[7]);
     let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
     let compatible = s[..6] == [0, 0, 0, 0, 0, 0];
+    let translated = s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0;
     let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
-    if mapped || compatible || nat64 {
+    if mapped || compatible || translated || nat64 {
         return classify_v4(embedded);
+    }
+    // NAT64's local-use prefix (RFC 8215) carries IPv4 addresses of the operator's own network
+    // where its operator chose (/48 to /96): none of it is anyone's public address.
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return AddressKind::Private("local-use NAT64 (64:ff9b:1::/48)");
     }
     // 6to4 (2002:a.b.c.d::/48) reaches the IPv4 address it carries.
     if s[0] == 0x2002 {
@@ -401,6 +408,9 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "::ffff:0:a00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a00:0:100::",
             "2001::1",
             "2001:10::1",
             "2001:1ff::1",
@@ -409,7 +419,13 @@ mod tests {
         ] {
             assert!(matches!(kind(ip), AddressKind::Private(_)), "{ip}");
         }
-        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:0:7f00:1",
+        ] {
             assert_eq!(kind(ip), AddressKind::Loopback, "{ip}");
         }
         assert_eq!(kind("2002:7f00:1::1"), AddressKind::Loopback);

@@ -122,9 +122,10 @@ fn name(text: &str) -> Result<CategoryName> {
 }
 
 /// Adds the demo sender, recipient and agent (once), with escrows in several states, and
-/// returns fresh tokens for all three.
-pub fn seed_demo(store: &Store) -> Result<Vec<DemoUser>> {
-    store.write(|ctx| {
+/// returns fresh tokens for all three. Its requests wait `request_ttl_s` for their sender, as
+/// any other (`REMIT_REQUEST_TTL_H`).
+pub fn seed_demo(store: &Store, request_ttl_s: i64) -> Result<Vec<DemoUser>> {
+    store.write(move |ctx| {
         let (sender, sender_token) = demo_user(ctx, Role::Sender, "Amina (demo sender)", false)?;
         let (recipient, recipient_token) =
             demo_user(ctx, Role::Recipient, "Wanjiru (demo recipient)", true)?;
@@ -135,7 +136,7 @@ pub fn seed_demo(store: &Store) -> Result<Vec<DemoUser>> {
             |r| r.get(0),
         )?;
         if !seeded {
-            seed_escrows(ctx, &sender, &recipient, &agent)?;
+            seed_escrows(ctx, &sender, &recipient, &agent, request_ttl_s)?;
             ctx.conn.execute(
                 "INSERT INTO meta (key, value, change_seq) VALUES ('demo_seeded', ?1, remit_change_seq())",
                 [ctx.at()],
@@ -168,6 +169,7 @@ fn seed_escrows(
     sender: &Actor,
     recipient: &Actor,
     agent: &Actor,
+    ttl_s: i64,
 ) -> Result<()> {
     let recipient_phone = {
         let id = UserId::parse(&recipient.id)?;
@@ -200,7 +202,6 @@ fn seed_escrows(
             merchant_account: account,
             note: Some(note.into()),
         };
-        let ttl_s = crate::limits::REQUEST_TTL_H_DEFAULT * 3600;
         Ok(requests::create(ctx, by, &input, ttl_s)?.payment_request_id)
     };
     let paybill = |number: &str, reference: &str| MerchantAccount::Paybill {

@@ -157,6 +157,15 @@ pub fn record_cash(
     )
 }
 
+/// A deposit already recorded under a reference: its id, escrow, amounts and recorder.
+type PreviousDeposit = (
+    DepositId,
+    Option<String>,
+    UsdCents,
+    Option<KesCents>,
+    String,
+);
+
 fn record_with(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
@@ -169,12 +178,12 @@ fn record_with(
     if source == DepositSource::Cash {
         require_role(actor, &[Role::Agent])?;
     }
-    let previous: Option<(DepositId, Option<String>, UsdCents, Option<KesCents>)> = ctx
+    let previous: Option<PreviousDeposit> = ctx
         .conn
-        .prepare_cached("SELECT id, escrow_id, amount_usd_cents, amount_kes_cents FROM deposits WHERE source = ?1 AND reference = ?2")?
-        .query_row(params![source, reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .prepare_cached("SELECT id, escrow_id, amount_usd_cents, amount_kes_cents, recorded_by FROM deposits WHERE source = ?1 AND reference = ?2")?
+        .query_row(params![source, reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
-    if let Some((id, previous_escrow, previous_amount, previous_kes)) = previous {
+    if let Some((id, previous_escrow, previous_amount, previous_kes, recorded_by)) = previous {
         // A PaymentIntent id names one payment, so a repeat is always the same deposit; a cash
         // reference reused for another escrow or amount is a mistake at the kiosk. Shillings
         // are compared as shillings (the rate may have changed since).
@@ -188,6 +197,15 @@ fn record_with(
             return Err(Error::invalid(
                 "reference",
                 "was already used for a different deposit",
+            ));
+        }
+        // The repeat of a deposit is its agent's (a retry after a lost answer); another agent
+        // reads only the cash they recorded, so a reference typed at another kiosk is not an
+        // answer with that agent's receipt.
+        if source == DepositSource::Cash && recorded_by != actor.id {
+            return Err(Error::invalid(
+                "reference",
+                "was already used for a deposit recorded by another agent",
             ));
         }
         return recorded(ctx, &id, DepositOutcome::Duplicate);

@@ -83,6 +83,30 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
 
+/// The demo's waiting request waits `REMIT_REQUEST_TTL_H`, as one asked for over HTTP does
+/// (it waited the default 72 h whatever the setting).
+#[test]
+fn demo_requests_wait_as_long_as_the_setting_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let admin = user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let server = Server::start_with(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[("REMIT_REQUEST_TTL_H", "1")],
+        &["--demo"],
+    );
+    let waiting = server.get("/payment-requests?status=pending_approval", &admin);
+    let items = waiting.body["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{}", waiting.text);
+    for request in items {
+        let at =
+            |field: &str| remit::time::parse_rfc3339(request[field].as_str().unwrap()).unwrap();
+        assert_eq!(at("expiresAt") - at("createdAt"), 3_600, "{request}");
+    }
+}
+
 #[test]
 fn a_token_revoked_from_the_command_line_beside_a_running_server_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();

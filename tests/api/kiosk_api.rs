@@ -577,6 +577,35 @@ fn an_agent_reads_the_cash_they_recorded_on_an_escrow_and_no_one_elses() {
         "cash-theirs",
     );
     assert_eq!(theirs.status, 201, "{}", theirs.text);
+    // The same cash typed again is its own agent's repeat (the receipt again, nothing
+    // recorded twice); at another kiosk its reference is refused, the first agent's receipt
+    // not shown.
+    let again = json!({"amountUsd": 20, "reference": "till-1"});
+    let repeat = app.post(&path, &app.agent, &again);
+    assert_eq!(
+        (
+            repeat.status,
+            &repeat.body["depositId"],
+            &repeat.body["duplicate"]
+        ),
+        (200, &mine.body["depositId"], &json!(true)),
+        "{}",
+        repeat.text
+    );
+    let elsewhere = app.post(&path, &other_agent, &again);
+    assert_eq!(
+        (elsewhere.status, elsewhere.body["field"].as_str()),
+        (400, Some("reference")),
+        "{}",
+        elsewhere.text
+    );
+    assert!(
+        !elsewhere
+            .text
+            .contains(mine.body["receiptNumber"].as_str().unwrap()),
+        "{}",
+        elsewhere.text
+    );
     let card = json!({"id": "evt_card", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_card",
         "amount_received": 1000, "currency": "usd", "metadata": {"escrowId": escrow}}}});
     assert_eq!(app.post_stripe(&card.to_string()).status, 200);
