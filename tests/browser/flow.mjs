@@ -1430,6 +1430,51 @@ async function main() {
     }
   });
 
+  await step('agent (in Kiswahili): a refused search empties the list; a bad amount is told its mistake; cash recorded after the rate changed says so', async () => {
+    currentPage = agent;
+    const made = await api(TOKENS.sender, 'POST', '/escrows', {
+      recipientPhone: '0712345678', recipientName: 'Wanjiru', totalAmountUsd: 20, categories: ['water'],
+    });
+    const code = `${made.shortRef.slice(0, 4)}-${made.shortRef.slice(4)}`;
+    await nav(agent, 'deposits');
+    await agent.locator(tid('search-phone')).fill(code);
+    await agent.locator(tid('search-submit')).click();
+    const card = escrowCard(agent, made.escrowId);
+    await card.waitFor();
+    // A search the form refuses leaves no card of the search before to act on.
+    await agent.locator(tid('search-phone')).fill('07123');
+    await agent.locator(tid('search-submit')).click();
+    await waitFor('for the refused search to empty the list', async () => (await agent.locator(tid('escrow-card')).count()) === 0);
+    assert((await text(agent.locator(tid('escrow-summary')))).startsWith('Hakuna kilichotafutwa'), `after a refused search the summary says "${await text(agent.locator(tid('escrow-summary')))}"`);
+    await agent.locator(tid('search-phone')).fill(code);
+    await agent.locator(tid('search-submit')).click();
+    await card.waitFor();
+    await card.locator(tid('record-deposit')).click();
+    await card.locator(tid('deposit-currency-kes')).check();
+    await card.locator(tid('deposit-amount')).fill('-50');
+    await card.locator(tid('deposit-submit')).click();
+    const minus = await text(card.locator(`${tid('deposit-amount')} ~ .field-error`));
+    assert(minus.includes('bila alama ya kutoa'), `a negative amount is told "${minus}"`);
+    await card.locator(tid('deposit-amount')).fill('1500');
+    const newE4 = rateE4 + 100000;
+    await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(newE4) });
+    try {
+      const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
+      await card.locator(tid('deposit-submit')).click();
+      const d = await (await answer).json();
+      assert(Number(d.rateKesPerUsdE4) === newE4, `the deposit was priced at ${d.rateKesPerUsdE4}`);
+      await agent.locator(tid('deposit-receipt')).waitFor();
+      const said = await text(agent.locator('#notice .banner-text'));
+      assert(said.includes('kiwango kipya') && said.includes('(fomu ilionyesha'), `cash recorded at a new rate is said as "${said}"`);
+      assert(await agent.locator('#notice.banner-warn').count() === 1, 'cash recorded at a new rate is not a warning');
+    } finally {
+      await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
+      // The screens' shared rate is read again now, as a Refresh would (the next step's form
+      // must not be priced at the rate just put back).
+      await agent.evaluate(async () => { await (await import('/js/rates.js')).todayRate({ fresh: true }); });
+    }
+  });
+
   let lostAnswerRequest;
   await step('agent: a Send whose answer was lost, sent again, makes one request', async () => {
     currentPage = agent;
@@ -1511,6 +1556,26 @@ async function main() {
     }
     await sender.locator(tid('refresh')).click();
     await banner.waitFor({ state: 'hidden' });
+  });
+
+  await step('agent: a screen first opened while the server cannot be reached is drawn again once it answers', async () => {
+    currentPage = agent;
+    await nav(agent, 'payments');
+    const pattern = '**/payment-requests*';
+    await agent.route(pattern, (route) => route.abort('internetdisconnected'));
+    try {
+      await agent.locator(tid('nav-requests')).click();
+      await agent.locator('#global-error').waitFor({ state: 'visible' });
+      const errorSaid = await text(agent.locator('#global-error .banner-text'));
+      assert(!errorSaid.includes('mara moja tu') && !errorSaid.includes('only once'), `a failed read speaks of sending again: "${errorSaid}"`);
+    } finally {
+      await agent.unroute(pattern);
+    }
+    await waitFor('for the requests screen to be drawn again', async () => {
+      const summary = agent.locator(tid('request-summary'));
+      return (await summary.count()) === 1 && !(await text(summary)).endsWith('…');
+    });
+    await agent.locator('#global-error').waitFor({ state: 'hidden' });
   });
 
   await step('without a gateway, a queued payout is settled by hand from the payouts list', async () => {

@@ -91,7 +91,9 @@ export async function api(method, path, body, opts = {}) {
       signal: controller.signal,
     });
   } catch (e) {
-    throw new ApiError(0, 'network', e && e.name === 'AbortError' ? t('error.timeout') : t('error.network'));
+    // A change may be sent again safely (its key is kept); a read is simply made again.
+    const read = method === 'GET' ? 'Read' : '';
+    throw new ApiError(0, 'network', e && e.name === 'AbortError' ? t(`error.timeout${read}`) : t(`error.network${read}`));
   } finally {
     clearTimeout(timer);
   }
@@ -101,7 +103,7 @@ export async function api(method, path, body, opts = {}) {
     text = await res.text();
   } catch (_) {
     // The answer broke off: as good as none, and the key is kept for the retry.
-    throw new ApiError(0, 'network', t('error.network'));
+    throw new ApiError(0, 'network', t(method === 'GET' ? 'error.networkRead' : 'error.network'));
   }
   if (change && res.status < 500) unanswered.delete(change);
   let data = null;

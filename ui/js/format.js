@@ -44,6 +44,19 @@ export function parseDecimal(text, places) {
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 
+// What is wrong with an amount typed (null: nothing, or it is empty), so that a form says the
+// mistake made: 'negative' (a minus sign), 'zero', 'decimals' (a number with more than `places`
+// decimals: the form says how many it takes), else 'notNumber' (letters, 1OO, 1e3…).
+export function amountProblem(text, places) {
+  const s = String(text === null || text === undefined ? '' : text).trim();
+  if (!s || parseDecimal(s, places)) return null;
+  if (/^[-−]/.test(s)) return 'negative';
+  const m = /^([1-9]\d{0,2}(?:,\d{3})+|\d+)?(?:\.(\d*))?$/.exec(s);
+  if (!m || (!m[1] && !m[2])) return 'notNumber';
+  if (/^[0,]*$/.test(m[1] || '') && /^0*$/.test(m[2] || '')) return 'zero';
+  return (m[2] || '').length > places ? 'decimals' : 'notNumber';
+}
+
 // A rate (a JSON number or decimal text such as 152.25) as an integer of KES per USD × 10⁴.
 export function rateKesPerUsdE4(rate) {
   if (rate === null || rate === undefined) return null;

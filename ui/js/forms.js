@@ -4,8 +4,18 @@
 
 import { ApiError, errorText } from './api.js';
 import { el, uid } from './dom.js';
+import { amountProblem } from './format.js';
 import { lang, t } from './i18n.js';
 import { globalError } from './notices.js';
+
+// The sentence for an amount that could not be read: the mistake made (a minus sign, zero,
+// letters), or `decimalsText`, the form's own rule for its decimals. `example` is a good one.
+export function amountError(text, places, decimalsText, example) {
+  const problem = amountProblem(text, places);
+  if (problem === 'negative' || problem === 'zero') return t(`amount.err.${problem}`);
+  if (problem === 'notNumber') return t('amount.err.notNumber', { example });
+  return decimalsText;
+}
 
 export function clearErrors(scope) {
   scope.querySelectorAll('.field-error').forEach((n) => n.remove());

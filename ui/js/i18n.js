@@ -64,6 +64,8 @@ export const en = {
   // ---- errors
   'error.timeout': 'The server did not answer in time. Check the connection and try again: the same sent again in the next few minutes is done only once.',
   'error.network': 'Could not reach the server. Check the connection and try again: the same sent again in the next few minutes is done only once.',
+  'error.timeoutRead': 'The server did not answer in time. This screen tries again by itself; check the connection.',
+  'error.networkRead': 'Could not reach the server. This screen tries again by itself once it answers; check the connection.',
   'error.http': 'The server answered {status}.',
   'error.stale': 'Signed out.',
   'error.signedOut': 'You are signed out. Sign in again.',
@@ -240,7 +242,7 @@ export const en = {
   'tracker.waitingMpesa': 'Approved. Waiting for M-Pesa to confirm the payment.',
   'notice.paid': 'Paid: {amount} to {merchant}, M-Pesa receipt {receipt}.',
   'notice.paidSimulated': 'Paid (simulated, no real money moved): {amount} to {merchant}, receipt {receipt}.',
-  'notice.failed': 'The payment of {amount} did not go through. {usd} is back in {category}.',
+  'notice.failed': 'The payment of {amount} to {merchant} did not go through. {usd} is back in {category}.',
   'notice.rejected': 'The sender rejected {amount}.',
   'notice.rejectedWhy': 'The sender rejected {amount}: {reason}',
 
@@ -373,6 +375,9 @@ export const en = {
   'newEscrow.err.name': 'Enter the recipient\u2019s name.',
   'newEscrow.err.totalEmpty': 'Enter the total amount.',
   'newEscrow.err.amount': 'Enter an amount with at most 2 decimals, e.g. 500 or 500.25.',
+  'amount.err.negative': 'Enter the amount without a minus sign: it must be more than zero.',
+  'amount.err.zero': 'Enter an amount more than zero.',
+  'amount.err.notNumber': 'Enter the amount in digits, e.g. {example}.',
   'newEscrow.err.noCategories': 'Name at least one category.',
   'newEscrow.err.categoryEmpty': 'Give this category a name.',
   'newEscrow.err.categoryLong': 'A category name has at most {n} characters.',
@@ -393,6 +398,7 @@ export const en = {
   'find.showAll': 'Show all',
   'find.err.empty': 'Enter a phone number or a deposit code.',
   'find.err.search': 'Enter a Kenyan phone number (e.g. 0712345678) or a deposit code of 8 letters and digits (e.g. K7M3-Q9P2).',
+  'find.searchRefused': 'Nothing searched: correct the phone number or code above, then Find.',
   'find.forPhone': '(phone {phone})',
   'find.forCode': '(deposit code {code})',
   'find.moreBelow': 'More below.',
@@ -418,6 +424,7 @@ export const en = {
   'deposit.err.empty': 'Enter the amount received.',
   'deposit.err.amount': 'Enter an amount with at most 2 decimals, e.g. 7500 or 50.25.',
   'deposit.recorded': '{amount} recorded for {name}. The escrow is now: {status}.',
+  'deposit.recordedAtNewRate': '{kes} recorded for {name} as {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}). Tell the customer: the receipt shows the amount recorded. The escrow is now: {status}.',
   'deposit.duplicate': 'This deposit was recorded before; nothing changed. The escrow is: {status}.',
 
   // ---- agent and recipient: a new payment request
@@ -788,6 +795,8 @@ export const sw = {
   // ---- errors
   'error.timeout': 'Seva haikujibu kwa wakati. Angalia mtandao kisha ujaribu tena: kilekile kikitumwa tena ndani ya dakika chache kinafanyika mara moja tu.',
   'error.network': 'Imeshindwa kufikia seva. Angalia mtandao kisha ujaribu tena: kilekile kikitumwa tena ndani ya dakika chache kinafanyika mara moja tu.',
+  'error.timeoutRead': 'Seva haikujibu kwa wakati. Skrini hii itajaribu tena yenyewe; angalia mtandao.',
+  'error.networkRead': 'Imeshindwa kufikia seva. Skrini hii itajaribu tena yenyewe seva ikijibu; angalia mtandao.',
   'error.http': 'Seva ilijibu {status}.',
   'error.stale': 'Umetoka.',
   'error.signedOut': 'Umetoka. Ingia tena.',
@@ -964,7 +973,7 @@ export const sw = {
   'tracker.waitingMpesa': 'Imeidhinishwa. Inasubiri M-Pesa ithibitishe malipo.',
   'notice.paid': 'Imelipwa: {amount} kwa {merchant}, risiti ya M-Pesa {receipt}.',
   'notice.paidSimulated': 'Imelipwa (kwa majaribio, hakuna pesa halisi iliyotumwa): {amount} kwa {merchant}, risiti {receipt}.',
-  'notice.failed': 'Malipo ya {amount} hayakufaulu. {usd} imerudi kwenye {category}.',
+  'notice.failed': 'Malipo ya {amount} kwa {merchant} hayakufaulu. {usd} imerudi kwenye {category}.',
   'notice.rejected': 'Mtumaji amekataa {amount}.',
   'notice.rejectedWhy': 'Mtumaji amekataa {amount}: {reason}',
 
@@ -1097,6 +1106,9 @@ export const sw = {
   'newEscrow.err.name': 'Andika jina la mpokeaji.',
   'newEscrow.err.totalEmpty': 'Andika jumla ya kiasi.',
   'newEscrow.err.amount': 'Andika kiasi chenye desimali zisizozidi 2, kwa mfano 500 au 500.25.',
+  'amount.err.negative': 'Andika kiasi bila alama ya kutoa: lazima kiwe zaidi ya sifuri.',
+  'amount.err.zero': 'Andika kiasi kilicho zaidi ya sifuri.',
+  'amount.err.notNumber': 'Andika kiasi kwa tarakimu, kwa mfano {example}.',
   'newEscrow.err.noCategories': 'Taja angalau kundi moja.',
   'newEscrow.err.categoryEmpty': 'Lipe kundi hili jina.',
   'newEscrow.err.categoryLong': 'Jina la kundi lisizidi herufi {n}.',
@@ -1117,6 +1129,7 @@ export const sw = {
   'find.showAll': 'Onyesha yote',
   'find.err.empty': 'Andika nambari ya simu au msimbo wa amana.',
   'find.err.search': 'Andika nambari ya simu ya Kenya (kwa mfano 0712345678) au msimbo wa amana wa herufi na tarakimu 8 (kwa mfano K7M3-Q9P2).',
+  'find.searchRefused': 'Hakuna kilichotafutwa: sahihisha nambari ya simu au msimbo hapo juu, kisha Tafuta.',
   'find.forPhone': '(simu {phone})',
   'find.forCode': '(msimbo wa amana {code})',
   'find.moreBelow': 'Mingine iko chini.',
@@ -1142,6 +1155,7 @@ export const sw = {
   'deposit.err.empty': 'Andika kiasi kilichopokelewa.',
   'deposit.err.amount': 'Andika kiasi chenye desimali zisizozidi 2, kwa mfano 7500 au 50.25.',
   'deposit.recorded': '{amount} imeandikwa kwa ajili ya {name}. Hali ya mfuko sasa: {status}.',
+  'deposit.recordedAtNewRate': '{kes} imeandikwa kwa ajili ya {name} kama {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}). Mwambie mteja: risiti inaonyesha kiasi kilichoandikwa. Hali ya mfuko sasa: {status}.',
   'deposit.duplicate': 'Amana hii iliandikwa awali; hakuna kilichobadilika. Hali ya mfuko: {status}.',
 
   // ---- agent and recipient: a new payment request

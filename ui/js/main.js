@@ -188,10 +188,17 @@ function route(fromNavigation) {
   showView(r, arg, query, fromNavigation === true);
 }
 
-function showView(r, arg, query, moveFocus) {
+// How long a screen that could not be read waits before it is drawn again.
+const RETRY_VIEW_MS = 5000;
+
+// `retry`: the same screen drawn again because the server could not be reached the last time;
+// the error banner stays until an answer takes it down.
+function showView(r, arg, query, moveFocus, retry = false) {
   runCleanups();
-  hideBanner('global-error');
-  hideStaleNotice();
+  if (!retry) {
+    hideBanner('global-error');
+    hideStaleNotice();
+  }
   const navName = r.under || r.name;
   document.querySelectorAll('#nav .nav-link').forEach((a) => {
     if (a.dataset.view === navName) a.setAttribute('aria-current', 'page');
@@ -201,7 +208,25 @@ function showView(r, arg, query, moveFocus) {
   root.dataset.view = arg && r.detail ? `${r.name}-detail` : r.name;
   const ctx = ctxFor(session.generation);
   const fn = arg && r.detail ? r.detail : r.view;
-  Promise.resolve(fn(root, ctx, arg, query)).catch((err) => { if (ctx.alive()) globalError(err); });
+  Promise.resolve(fn(root, ctx, arg, query)).catch((err) => {
+    if (!ctx.alive()) return;
+    globalError(err);
+    // A screen whose first read found no server (or a busy one) is not left saying
+    // "Loading…": it is drawn again until the server answers.
+    // Not while someone types in it (the agent's search box is drawn before the first read).
+    if (err instanceof ApiError && (err.status === 0 || err.status === 503) && err.code !== 'stale') {
+      let timer = null;
+      const again = () => {
+        if (!ctx.alive()) return;
+        const typing = document.activeElement && root.contains(document.activeElement)
+          && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
+        if (typing) timer = setTimeout(again, RETRY_VIEW_MS);
+        else showView(r, arg, query, false, true);
+      };
+      timer = setTimeout(again, RETRY_VIEW_MS);
+      ctx.cleanup(() => clearTimeout(timer));
+    }
+  });
   if (moveFocus) {
     const h = root.querySelector('h1');
     if (h) h.focus({ preventScroll: true });

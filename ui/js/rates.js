@@ -1,10 +1,11 @@
-// Today's USD-KES rate (GET /fx-rates) as an integer of KES per USD × 10⁴, fetched once a minute
-// at most and shared by the screens that show KES beside USD.
+// Today's USD-KES rate (GET /fx-rates) as an integer of KES per USD × 10⁴, fetched every ten
+// seconds at most (a screen's periodic read; `fresh` when someone asks: Refresh, a form opened)
+// and shared by the screens that show KES beside USD.
 
 import { api } from './api.js';
 import { rateKesPerUsdE4 } from './format.js';
 
-const FRESH_MS = 60 * 1000;
+const FRESH_MS = 10 * 1000;
 let cached = null;
 
 // { e4, updatedAt } or null when the server has no rate.

@@ -135,7 +135,7 @@ export async function viewApprovals(root, ctx) {
       context: context(r),
       onFinal: (f) => {
         if (f.status === 'paid') notice(t(f.payout && f.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), receipt: (f.payout && f.payout.mpesaReceipt) || '—' }));
-        else if (f.status === 'failed') notice(t('notice.failed', { amount: kes(f.amountKesCents), usd: usd(f.amountUsdCents), category: categoryLabel(f.category) }), 'warn');
+        else if (f.status === 'failed') notice(t('notice.failed', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), usd: usd(f.amountUsdCents), category: categoryLabel(f.category) }), 'warn');
         load().catch(() => {});
       },
     });

@@ -8,7 +8,7 @@ import { PAGE, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd, when } from '../format.js';
-import { busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
+import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
@@ -36,6 +36,8 @@ export async function viewFind(root, ctx, status) {
   const receiptsData = new Map();
   const escrowData = new Map();
   let search = { phone: '', ref: '' };
+  // A search the form refused: nothing is listed (the periodic read too) until the next one.
+  let searchRefused = false;
   let cursor = null;
   let rate = null;
   let receiptNode = el('div', { hidden: true });
@@ -47,12 +49,21 @@ export async function viewFind(root, ctx, status) {
     const query = field({ label: t('find.search'), dataField: 'recipientPhone', testid: 'search-phone', hint: t('find.searchHint'), wrapClass: 'grow', attrs: { spellcheck: 'false', autocapitalize: 'characters' } });
     form.append(query.wrap, el('div', { class: 'actions end' },
       el('button', { type: 'submit', class: 'button primary', testid: 'search-submit' }, t('find.searchButton')),
-      button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
+      button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; searchRefused = false; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
     formError());
     onSubmit(form, async () => {
       const text = query.input.value.trim();
       const isRef = looksLikeShortRef(text);
-      if (!checkFields(form, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) return;
+      if (!checkFields(form, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) {
+        // The cards of the search before are not this one's answer: an agent could act on the
+        // wrong escrow. The list stays empty until a search is made again.
+        searchRefused = true;
+        list.replaceChildren();
+        summary.textContent = t('find.searchRefused');
+        more.hidden = true;
+        return;
+      }
+      searchRefused = false;
       search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
       await load(false);
     });
@@ -135,7 +146,7 @@ export async function viewFind(root, ctx, status) {
       const typedRef = reference.input.value.trim();
       const refOk = !typedRef || (typedRef.length <= 64 && /^[\x21-\x7e]+$/.test(typedRef));
       if (!checkFields(form, [
-        [amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : t('deposit.err.amount'))],
+        [amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : amountError(text, 2, t('deposit.err.amount'), '7500'))],
         [reference.input, refOk ? null : t('deposit.err.reference')],
       ])) return;
       const body = {};
@@ -157,8 +168,17 @@ export async function viewFind(root, ctx, status) {
       // Cash in shillings is said in shillings first, as the agent counted it.
       const counted = d && d.amountKesCents ? `${kes(d.amountKesCents)} (${usd(d.amountUsdCents)})` : usd(d && d.amountUsdCents);
       // A reference recorded before, or the retry of a Record whose answer was lost.
+      const was = e4;
       if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
-      else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
+      else if (d && d.amountKesCents && d.rateKesPerUsdE4 && Number(d.rateKesPerUsdE4) !== was) {
+        // An admin set a new rate while the form was open: the customer was told another
+        // dollar amount than the one recorded.
+        notice(t('deposit.recordedAtNewRate', {
+          kes: kes(d.amountKesCents), usd: usd(d.amountUsdCents), name, rate: formatRate(Number(d.rateKesPerUsdE4)),
+          was: formatRate(was), status: statusWord('escrow', fresh.status),
+        }), 'warn');
+        rate = await todayRate({ fresh: true }).catch(() => rate);
+      } else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       presentReceipt(d || {}, fresh, { ownReference: own || null });
     });
     return form;
@@ -221,7 +241,18 @@ export async function viewFind(root, ctx, status) {
     if (e.status === 'pending_deposit' && isAgent && !depositOpen.has(e.escrowId)) {
       actions.push(button(t('find.recordDeposit'), {
         variant: 'primary', testid: 'record-deposit',
-        onclick: () => {
+        onclick: async () => {
+          // Cash in shillings is priced at the rate of the moment: read it again as the form
+          // opens (an admin may have set one since the list was read), every card with it.
+          const r = await todayRate({ fresh: true }).catch(() => rate);
+          if (!ctx.alive()) return;
+          if ((r && r.e4) !== (rate && rate.e4)) {
+            rate = r;
+            for (const node of Array.from(list.children)) {
+              const shown = escrowData.get(node.dataset.key);
+              if (shown && shown.escrowId !== e.escrowId) rebuild(shown);
+            }
+          }
           depositOpen.add(e.escrowId);
           rebuild(e);
           const input = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="deposit-amount"]`);
@@ -258,7 +289,7 @@ export async function viewFind(root, ctx, status) {
 
   // An agent in the middle of something on the list: a deposit form open, or a field or button
   // of it in hand. The periodic read leaves the list alone then, also when it lands.
-  const busyHere = () => depositOpen.size > 0 || receiptsOpen.size > 0 || list.contains(document.activeElement);
+  const busyHere = () => searchRefused || depositOpen.size > 0 || receiptsOpen.size > 0 || list.contains(document.activeElement);
 
   const searchedFor = () => (search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '');
 
@@ -277,11 +308,12 @@ export async function viewFind(root, ctx, status) {
   }
 
   async function load(append, periodic) {
+    if (searchRefused) return;
     // The search this load answers: a newer search's answer is not overwritten by this one's.
     const asked = search;
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
-      todayRate().catch(() => null),
+      todayRate({ fresh: !periodic }).catch(() => null),
     ]);
     if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);

@@ -6,7 +6,7 @@
 import { api } from '../api.js';
 import { button, clear, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
 import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
-import { checkFields, onSubmit, showError } from '../forms.js';
+import { amountError, checkFields, onSubmit, showError } from '../forms.js';
 import { t } from '../i18n.js';
 import { notice } from '../notices.js';
 import { categoryLabel } from '../words.js';
@@ -111,12 +111,13 @@ export function viewNewEscrow(root) {
     body.recipientName = nameText;
     const totalText = total.input.value.trim();
     const totalCents = parseDecimal(totalText, 2);
-    checks.push([total.input, !totalText ? t('newEscrow.err.totalEmpty') : (totalCents ? null : t('newEscrow.err.amount'))]);
+    const badAmount = (text) => amountError(text, 2, t('newEscrow.err.amount'), '500');
+    checks.push([total.input, !totalText ? t('newEscrow.err.totalEmpty') : (totalCents ? null : badAmount(totalText))]);
     body.totalAmountUsd = totalText.replace(/[,\s]/g, '');
     const limitText = limit.input.value.trim();
     if (limitText) {
       const limitCents = parseDecimal(limitText, 2);
-      checks.push([limit.input, !limitCents ? t('newEscrow.err.amount')
+      checks.push([limit.input, !limitCents ? badAmount(limitText)
         : (totalCents && limitCents > totalCents ? t('newEscrow.err.limitOverTotal', { total: usd(totalCents) }) : null)]);
       body.dailyLimitUsd = limitText.replace(/[,\s]/g, '');
     }
@@ -135,7 +136,7 @@ export function viewNewEscrow(root) {
         if (!problem && seen.has(normalCategory(n))) problem = t('newEscrow.err.categoryTwice');
         seen.add(normalCategory(n));
         checks.push([ni, problem]);
-        checks.push([ai, cents ? null : t('newEscrow.err.amount')]);
+        checks.push([ai, cents ? null : badAmount(ai.value)]);
         if (cents) sum += cents; else allAmounts = false;
         shown.push([n, cents]);
         return { name: normalCategory(n) || n, amountUsd: ai.value.trim().replace(/[,\s]/g, '') };

@@ -5,7 +5,7 @@
 import { api, errorText, qs } from '../api.js';
 import { add, button, clear, el, emptyState, field, formError, pageHead, timeEl } from '../dom.js';
 import { formatRate, kes, parseDecimal, rateKesPerUsdE4, when } from '../format.js';
-import { busy, checkFields, onSubmit } from '../forms.js';
+import { amountError, busy, checkFields, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 
@@ -80,7 +80,7 @@ export async function viewOverview(root, ctx) {
       const next = parseDecimal(v, 4);
       const problem = !v ? t('overview.err.rateEmpty')
         : next ? (next > 100000 * 10000 ? t('overview.err.rateRange') : null)
-          : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : t('overview.err.rate');
+          : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : amountError(v, 4, t('overview.err.rate'), '152.25');
       if (!checkFields(form, [[input.input, problem]])) return;
       const now = r ? rateKesPerUsdE4(r.rate) : null;
       const far = now && (next > now * 5 || next * 5 < now);

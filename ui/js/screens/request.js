@@ -7,7 +7,7 @@ import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
-import { checkFields, onSubmit } from '../forms.js';
+import { amountError, checkFields, onSubmit } from '../forms.js';
 import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
@@ -156,7 +156,8 @@ export async function viewRequest(root, ctx, escrowId) {
     const ty = merchantType();
     const text = amount.input.value.trim();
     const kesCents = kesCentsTyped();
-    let amountProblem = !text ? t('request.err.amountEmpty') : (!kesCents ? t('request.err.amountWhole') : null);
+    let amountProblem = !text ? t('request.err.amountEmpty')
+      : (!kesCents ? amountError(text.replace(/\s/g, ''), 0, t('request.err.amountWhole'), '1500') : null);
     if (!amountProblem && ty === 'phone' && (kesCents < PHONE_KES_MIN * 100 || kesCents > PHONE_KES_MAX * 100)) {
       amountProblem = t('request.err.phoneLimits', { min: kes(PHONE_KES_MIN * 100), max: kes(PHONE_KES_MAX * 100) });
     }
@@ -198,7 +199,7 @@ export async function viewRequest(root, ctx, escrowId) {
         refreshEscrow().catch(globalError);
         loadHistory().catch(() => {});
         if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
-        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
+        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
         else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
       },
     });
