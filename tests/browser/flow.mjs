@@ -786,7 +786,10 @@ async function main() {
     const blocked = agent.locator(tid('submit-blocked'));
     await blocked.waitFor();
     assert(await form.locator(tid('submit-request')).isDisabled(), 'Send is enabled for more than the category has left');
-    const want = `Cannot be sent: this costs ${usdText(usdFor(tooMuch))} but Electricity has only USD 250.00 left.`;
+    // The most whole shillings USD 250.00 covers at the rate (their price rounded up).
+    let most = Math.floor((25000 * rateE4) / 10000 / 100);
+    while (most > 0 && usdFor(most) > 25000) most -= 1;
+    const want = `Cannot be sent: this costs ${kesText(tooMuch * 100)} (${usdText(usdFor(tooMuch))}), but Electricity has only USD 250.00 left: at most ${kesText(most * 100)} can be asked.`;
     assert(await text(blocked) === want, `the reason says "${await text(blocked)}", expected "${want}"`);
     await checkScreen(agent, 'payment request over the balance');
     await fillRequest(agent, { category: 'electricity', amountKes: kes1, merchantName: 'Kenya Power', reference: '12345678' });
@@ -815,7 +818,8 @@ async function main() {
   await step('sender approves; once Water is short, Approve is disabled with the reason', async () => {
     currentPage = sender;
     const card = await pendingCard(sender, request1);
-    assert((await text(card)).includes(`for Wanjiru · escrow ${shortRef} (`), `the card does not say from which escrow: "${await text(card)}"`);
+    // The agent asked for it: the sender reads that a kiosk asked, for whom, from which escrow.
+    assert((await text(card)).includes(`asked at a kiosk for Wanjiru · escrow ${shortRef} (`), `the card does not say who asked, for whom and from which escrow: "${await text(card)}"`);
     assert(await text(sender.locator(tid('pending-count'))) === '3 requests wait for your approval.', `the count says "${await text(sender.locator(tid('pending-count')))}"`);
     await checkScreen(sender, 'approvals');
     await shot(sender, '07-sender-approvals.png');
@@ -1283,6 +1287,7 @@ async function main() {
     const paid = list.locator(tid('payout-card')).filter({ has: admin.locator(tid('receipt'), { hasText: receipt1 }) });
     assert(await paid.count() === 1, 'the paid payout is not among the succeeded ones');
     assert(await paid.locator(tid('simulated')).isVisible(), 'the admin\'s paid payout is not marked Simulated');
+    assert(await paid.locator(tid('payout-raw')).count() === 0, 'a paid payout shows M-Pesa\'s bare success code');
     await admin.locator(tid('payout-status-filter')).selectOption('failed');
     await waitFor('for the failed payouts', async () => {
       const s = await list.locator(tid('payout-card')).evaluateAll((ns) => ns.map((n) => n.dataset.status));

@@ -9,13 +9,14 @@ import { categoryLabel, failureExplanation, statusWord } from './words.js';
 
 const isAdmin = () => session.me && session.me.role === 'admin';
 
-// The raw result M-Pesa gave, small, for admins only; a bare success code ("0", also what a
-// payout resolved by hand as paid holds) says nothing the receipt does not. A payout an admin
+// The raw result M-Pesa gave, small, for admins only; the success of a paid payout (code "0",
+// "The service request is processed successfully", or nothing for one resolved by hand as
+// paid) says nothing the receipt does not. A payout an admin
 // resolved as failed holds code `manual` and the admin's own words: those are said as theirs,
 // not as M-Pesa's.
 export function rawResult(p) {
   if (!isAdmin() || !p || (!p.resultCode && !p.resultDesc)) return null;
-  if (p.resultCode === '0' && !p.resultDesc) return null;
+  if (p.resultCode === '0' && (!p.resultDesc || p.status === 'succeeded')) return null;
   if (p.resultCode === 'manual') {
     return el('p', { class: 'raw-result muted small', testid: 'payout-raw' },
       t('payout.byHand'), ' ', el('span', null, p.resultDesc || ''));

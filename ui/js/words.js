@@ -12,9 +12,13 @@ export function statusWord(kind, status) {
   return s === key ? String(status || '—').replace(/_/g, ' ') : s;
 }
 
-// "school_fees" → "School fees": what the sender typed, made readable (not translated: the
-// names are the sender's own).
+// "school_fees" → "School fees" ("Karo ya shule" in Kiswahili): the common names in the chosen
+// language, any other as the sender typed it, made readable. The name itself is what the API
+// keeps and the forms send.
 export function categoryLabel(name) {
+  const known = `category.${String(name || '').trim().toLowerCase()}`;
+  const said = t(known);
+  if (said !== known) return said;
   const s = String(name || '').replace(/_/g, ' ').trim();
   return s ? s.charAt(0).toUpperCase() + s.slice(1) : '—';
 }

@@ -13,24 +13,25 @@ import { requestCard } from '../request-card.js';
 import { tracker } from '../tracker.js';
 import { categoryLabel } from '../words.js';
 
-// Why this request cannot be approved now, or null: the category's money, then the daily limit.
+// Why this request cannot be approved now, or null: the category's money, then the daily limit
+// (`daily`: the reason says the day's total).
 function shortfall(r, e) {
   if (!e) return null;
   const cat = (e.categories || []).find((c) => c.name === r.category);
   const need = Number(r.amountUsdCents);
   if (cat && need > Number(cat.remainingUsdCents)) {
-    return t('approvals.shortCategory', { category: categoryLabel(r.category), left: usd(cat.remainingUsdCents), need: usd(need) });
+    return { text: t('approvals.shortCategory', { category: categoryLabel(r.category), left: usd(cat.remainingUsdCents), need: usd(need) }) };
   }
   if (need > Number(e.remainingUsdCents)) {
-    return t('approvals.shortEscrow', { left: usd(e.remainingUsdCents), need: usd(need) });
+    return { text: t('approvals.shortEscrow', { left: usd(e.remainingUsdCents), need: usd(need) }) };
   }
   const limit = e.dailyLimitUsdCents;
   // More than the whole day's limit: no day will ever have room for it.
   if (limit !== null && limit !== undefined && need > Number(limit)) {
-    return t('approvals.overDaily', { limit: usd(limit), need: usd(need) });
+    return { text: t('approvals.overDaily', { limit: usd(limit), need: usd(need) }), daily: true };
   }
   if (limit !== null && limit !== undefined && Number(e.approvedTodayUsdCents || 0) + need > Number(limit)) {
-    return t('approvals.shortDaily', { limit: usd(limit), approved: usd(e.approvedTodayUsdCents || 0), need: usd(need) });
+    return { text: t('approvals.shortDaily', { limit: usd(limit), approved: usd(e.approvedTodayUsdCents || 0), need: usd(need) }), daily: true };
   }
   return null;
 }
@@ -53,24 +54,32 @@ export async function viewApprovals(root, ctx) {
   // list is read, and followed under "Decided" as an approval with its answer would be.
   const unanswered = new Map();
 
-  // For whom, and from which escrow (a recipient may have two): its deposit code and total.
-  function context(r) {
+  // For whom, who asked (the recipient, or a kiosk agent for them: a sender reads the
+  // recipient's own request as asked by no one else), and from which escrow (a recipient may
+  // have two): its deposit code and total. A decided request's card says only for whom.
+  function context(r, waiting = false) {
     const e = escrows.get(r.escrowId);
     if (!e || !e.recipient) return null;
-    const name = t('approvals.for', { name: e.recipient.name || e.recipient.phone || t('card.recipient') });
+    const who = e.recipient.name || e.recipient.phone || t('card.recipient');
+    const byRecipient = !r.requestedBy || (e.recipient.userId && r.requestedBy === e.recipient.userId);
+    const name = !waiting ? t('approvals.for', { name: who })
+      : t(byRecipient ? 'approvals.askedByRecipient' : 'approvals.askedAtKiosk', { name: who });
     return e.shortRef ? `${name} · ${t('approvals.fromEscrow', { code: formatShortRef(e.shortRef), total: usd(e.totalAmountUsdCents) })}` : name;
   }
 
   function build(r) {
     const e = escrows.get(r.escrowId);
     const cat = e && (e.categories || []).find((c) => c.name === r.category);
-    const short = shortfall(r, e);
+    const blocked = shortfall(r, e);
+    const short = blocked && blocked.text;
+    const dailyShort = Boolean(blocked && blocked.daily);
     let extra = null;
     const reasonId = uid('short');
     if (cat) {
       extra = el('p', { class: `balance-note ${short ? 'warn' : ''}`, testid: 'balance-note', id: short ? reasonId : null },
         t('approvals.left', { category: categoryLabel(r.category), left: usd(cat.remainingUsdCents) }),
-        e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined
+        // The day's total is said once: by the reason when it is the day's limit that blocks.
+        e.dailyLimitUsdCents !== null && e.dailyLimitUsdCents !== undefined && !dailyShort
           ? ` ${t('approvals.today', { approved: usd(e.approvedTodayUsdCents || 0), limit: usd(e.dailyLimitUsdCents) })}` : '',
         short ? [' ', el('strong', { testid: 'approve-blocked' }, short)] : null);
     } else if (short) {
@@ -80,7 +89,7 @@ export async function viewApprovals(root, ctx) {
       variant: 'primary', testid: 'approve', disabled: Boolean(short), 'aria-describedby': short ? reasonId : null,
     });
     const reject = button(t('approvals.reject'), { testid: 'reject' });
-    const card = requestCard(r, { context: context(r), extra, actions: [approve, reject] });
+    const card = requestCard(r, { context: context(r, true), extra, actions: [approve, reject] });
     const rejectForm = el('form', { class: 'inline-form', testid: 'reject-form', hidden: true });
     const reason = field({ label: t('approvals.rejectReason'), optional: true, dataField: 'reason', testid: 'reject-reason', hint: t('approvals.rejectHint') });
     rejectForm.append(reason.wrap, formError(), el('div', { class: 'actions' },

@@ -4,7 +4,7 @@
 // the kiosk.
 
 import { api } from '../api.js';
-import { button, clear, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
+import { button, clear, copyButton, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
 import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
 import { amountError, checkFields, onSubmit, showError } from '../forms.js';
 import { t } from '../i18n.js';
@@ -216,11 +216,14 @@ export function viewNewEscrow(root) {
 
   function showCreated(e, body) {
     const code = e.shortRef ? formatShortRef(e.shortRef) : null;
+    const codeNode = el('p', { class: 'code-big mono', testid: 'created-code' }, code);
     clear(result).append(el('div', { class: 'card success', testid: 'created-escrow', dataset: { escrowId: e.escrowId } },
       el('h2', { tabindex: '-1' }, t('newEscrow.created', { name: body.recipientName })),
       code ? el('div', { class: 'code-box', testid: 'created-code-box' },
         el('p', { class: 'code-label' }, t('newEscrow.codeLabel')),
-        el('p', { class: 'code-big mono', testid: 'created-code' }, code),
+        codeNode,
+        // The sender passes the code on (a message to the recipient): one tap, as a token's.
+        el('div', { class: 'actions' }, copyButton(codeNode, code, 'copy-code')),
         el('p', null, t('newEscrow.codeTell'))) : null,
       dl([
         [t('newEscrow.status'), statusBadge('escrow', e.status, 'created-escrow-status')],

@@ -20,6 +20,13 @@ import { categoryLabel } from '../words.js';
 const PHONE_KES_MIN = 10;
 const PHONE_KES_MAX = 250000;
 
+// The most whole shillings whose price at the rate (rounded up to the cent) `usdCents` covers.
+function kesCovered(usdCents, e4) {
+  let k = Math.floor((usdCents * e4) / 10000 / 100) * 100;
+  while (k > 0 && usdCentsForKes(k, e4) > usdCents) k -= 100;
+  return k;
+}
+
 export async function viewRequest(root, ctx, escrowId) {
   const isAgent = session.me.role === 'agent';
   const back = el('a', { class: 'button link back', href: isAgent ? '#/payments' : '#/mine', testid: 'back-to-escrows' }, `\u2190 ${t('request.back')}`);
@@ -126,7 +133,11 @@ export async function viewRequest(root, ctx, escrowId) {
         el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, rate.updatedAt ? t('request.previewRate', { rate: formatRate(e4), at: when(rate.updatedAt) }) : t('request.previewDefaultRate', { rate: formatRate(e4) })));
       const limit = escrow.dailyLimitUsdCents;
       if (cat && cents > Number(cat.remainingUsdCents)) {
-        over = t('request.overBalance', { need: usd(cents), left: usd(cat.remainingUsdCents), category: categoryLabel(cat.name) });
+        // Said in shillings, as the agent asks: what it costs, and the most the category covers.
+        over = t('request.overBalance', {
+          need: `${kes(kesCents)} (${usd(cents)})`, left: usd(cat.remainingUsdCents),
+          most: kes(kesCovered(Number(cat.remainingUsdCents), e4)), category: categoryLabel(cat.name),
+        });
       } else if (limit !== null && limit !== undefined && cents > Number(limit)) {
         // The sender could never approve it: no day's limit has room for it.
         over = t('request.overDaily', { need: usd(cents), limit: usd(limit) });
