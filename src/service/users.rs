@@ -65,6 +65,24 @@ pub struct MeView {
     pub gateway: &'static str,
     /// The web UI signs out after this many seconds without input (0: never).
     pub idle_sign_out_s: u64,
+    /// The largest escrow total (`REMIT_MAX_ESCROW_USD`), in cents: a form says so before
+    /// anything is sent.
+    pub max_escrow_usd_cents: crate::money::UsdCents,
+    /// The largest payment request (`REMIT_MAX_REQUEST_KES`), in cents.
+    pub max_request_kes_cents: crate::money::KesCents,
+}
+
+/// What `GET /me` says of the server's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct MeSettings {
+    /// The gateway's name (`GatewayKind::name`).
+    pub gateway: &'static str,
+    /// `REMIT_UI_IDLE_S`.
+    pub idle_sign_out_s: u64,
+    /// `REMIT_MAX_ESCROW_USD`.
+    pub max_escrow: crate::money::UsdCents,
+    /// `REMIT_MAX_REQUEST_KES`.
+    pub max_request: crate::money::KesCents,
 }
 
 /// A user created, with their first token (shown once).
@@ -451,21 +469,17 @@ pub fn list(
 }
 
 /// `GET /me`.
-pub fn me(
-    conn: &Connection,
-    keys: &Keys,
-    actor: &Actor,
-    gateway: &'static str,
-    idle_sign_out_s: u64,
-) -> Result<MeView> {
+pub fn me(conn: &Connection, keys: &Keys, actor: &Actor, settings: MeSettings) -> Result<MeView> {
     let id = UserId::parse(&actor.id)?;
     let (name, _) = super::views::user_name_phone(conn, keys, &id)?;
     Ok(MeView {
         user_id: actor.id.clone(),
         role: actor.role,
         name,
-        gateway,
-        idle_sign_out_s,
+        gateway: settings.gateway,
+        idle_sign_out_s: settings.idle_sign_out_s,
+        max_escrow_usd_cents: settings.max_escrow,
+        max_request_kes_cents: settings.max_request,
     })
 }
 

@@ -979,3 +979,38 @@ fn an_escrow_with_a_thousand_waiting_requests_can_be_cancelled() {
     assert_eq!(by_status, vec![("cancelled".to_string(), WAITING as i64)]);
     app.assert_integrity();
 }
+
+/// `GET /me` tells a client the server's maxima, so that a form says them before sending; a
+/// configured one is the one enforced.
+#[test]
+fn me_says_the_largest_escrow_and_request_the_server_takes() {
+    let app = spawn_app_with(|c| {
+        c.escrow_total_max = remit::money::UsdCents::new(50_000).unwrap();
+        c.request_kes_max = remit::money::KesCents::new(2_000_000).unwrap();
+    });
+    for token in [&app.sender, &app.agent, &app.recipient, &app.admin] {
+        let me = app.get("/me", token);
+        assert_eq!(me.status, 200, "{}", me.text);
+        assert_eq!(
+            (
+                &me.body["maxEscrowUsdCents"],
+                &me.body["maxRequestKesCents"]
+            ),
+            (&json!(50_000), &json!(2_000_000)),
+            "{}",
+            me.text
+        );
+    }
+    let over = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru",
+            "totalAmountUsdCents": 50_001, "categories": ["rent"]}),
+    );
+    assert_eq!(
+        (over.status, over.body["field"].as_str()),
+        (400, Some("totalAmountUsdCents")),
+        "{}",
+        over.text
+    );
+}

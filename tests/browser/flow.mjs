@@ -465,6 +465,7 @@ async function main() {
       assert(body && body.role === role, `REMIT_${role.toUpperCase()}_TOKEN belongs to a ${body && body.role}, not a ${role}`);
       assert(body.gateway === 'simulator', `GET /me says gateway ${body.gateway}, expected simulator`);
       assert(Number.isInteger(body.idleSignOutS) && body.idleSignOutS >= 60, `GET /me says idleSignOutS ${body.idleSignOutS}: the main server must not sign the flow out`);
+      assert(body.maxEscrowUsdCents === 1000000 && body.maxRequestKesCents === 100000000, `GET /me says the maxima ${body.maxEscrowUsdCents} and ${body.maxRequestKesCents}`);
     }
   });
 
@@ -573,6 +574,10 @@ async function main() {
     assert(posts === 0, 'the form was sent with mistakes in it');
     await checkScreen(sender, 'new escrow with errors');
     await shot(sender, '01-sender-validation.png');
+    // More than the server takes is said before the confirmation, with the maximum.
+    await form.locator(tid('total-amount')).fill('20000');
+    await form.locator(tid('create-escrow')).click();
+    await waitFor('for the maximum to be said', async () => (await text(form.locator(`${tid('total-amount')} ~ .field-error`))) === 'An escrow holds at most USD 10,000.00.');
     // Typing in a field takes its old error away; the others stay until the next send.
     await form.locator(tid('total-amount')).fill('12.34');
     assert(await form.locator(`${tid('total-amount')} ~ .field-error`).count() === 0, 'the amount\'s error stays under a new amount');
@@ -582,14 +587,17 @@ async function main() {
   await step('sender: the confirmation shows the name and every digit of the phone; the server\'s error lands beside its field', async () => {
     const form = sender.locator(tid('escrow-form'));
     await form.locator(tid('recipient-phone')).fill(RECIPIENT_PHONE);
-    await form.locator(tid('recipient-name')).fill('Wanjiru');
-    await form.locator(tid('total-amount')).fill('20000');
+    // A name the form lets through and the server refuses: a right-to-left override after it
+    // (it would make a receipt read otherwise).
+    const typedName = 'Wanjiru\u202e';
+    await form.locator(tid('recipient-name')).fill(typedName);
+    await form.locator(tid('total-amount')).fill('500');
     await form.locator(tid('categories-names')).fill('Electricity, Water');
     await form.locator(tid('create-escrow')).click();
     const confirm = sender.locator(tid('confirm-box'));
     await confirm.waitFor();
     assert(await text(confirm.locator('h2')) === 'Is this the right person?', 'the confirmation does not ask "Is this the right person?"');
-    assert(await text(confirm.locator(tid('confirm-name'))) === 'Wanjiru', 'the confirmation does not show the name typed');
+    assert(await text(confirm.locator(tid('confirm-name'))) === typedName, 'the confirmation does not show the name typed');
     // Every digit, to be checked by the one who typed it (a masked number hides a slip).
     assert(await text(confirm.locator(tid('confirm-phone'))) === '+254 712 345 678', `the confirmation shows the phone as "${await text(confirm.locator(tid('confirm-phone')))}"`);
     assert(!(await form.isVisible()), 'the form is still shown beside the confirmation');
@@ -599,12 +607,13 @@ async function main() {
     await confirm.locator(tid('confirm-create')).click();
     const res = await answer;
     const body = await res.json().catch(() => ({}));
-    assert(res.status() === 400 && body.field === 'totalAmountUsd', `POST /escrows of USD 20,000 answered ${res.status()} naming ${body.field}`);
-    const err = form.locator(`${tid('total-amount')} ~ .field-error`);
+    assert(res.status() === 400 && body.field === 'recipientName', `POST /escrows with a direction override answered ${res.status()} naming ${body.field}`);
+    const err = form.locator(`${tid('recipient-name')} ~ .field-error`);
     await err.first().waitFor({ state: 'visible' });
     const shown = await text(err);
-    assert(body.error.endsWith(shown) && shown.length > 5, `beside the amount the page shows "${shown}", the API said "${body.error}"`);
-    assert(await form.locator(tid('total-amount')).getAttribute('aria-invalid') === 'true', 'the amount field is not marked aria-invalid');
+    assert(body.error.endsWith(shown) && shown.length > 5, `beside the name the page shows "${shown}", the API said "${body.error}"`);
+    assert(await form.locator(tid('recipient-name')).getAttribute('aria-invalid') === 'true', 'the name field is not marked aria-invalid');
+    await form.locator(tid('recipient-name')).fill('Wanjiru');
   });
 
   await step('sender creates the escrow (USD 500: Electricity, Water) and gets the deposit code', async () => {
@@ -792,6 +801,9 @@ async function main() {
     const want = `Cannot be sent: this costs ${kesText(tooMuch * 100)} (${usdText(usdFor(tooMuch))}), but Electricity has only USD 250.00 left: at most ${kesText(most * 100)} can be asked.`;
     assert(await text(blocked) === want, `the reason says "${await text(blocked)}", expected "${want}"`);
     await checkScreen(agent, 'payment request over the balance');
+    // Over the server's maximum: that is the reason, not the category's balance.
+    await form.locator(tid('request-amount')).fill('99999999');
+    await waitFor('for the maximum to be the reason', async () => (await text(blocked)) === 'A payment request is at most KES 1,000,000.00.');
     await fillRequest(agent, { category: 'electricity', amountKes: kes1, merchantName: 'Kenya Power', reference: '12345678' });
     assert(!(await blocked.isVisible()) && await form.locator(tid('submit-request')).isEnabled(), 'Send stays disabled for an amount that fits');
     const wantUsd = usdText(usdFor(kes1));

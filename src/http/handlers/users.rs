@@ -14,10 +14,15 @@ use serde_json::json;
 /// `GET /me`.
 pub fn me(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
-    let (gateway, idle) = (app.config.gateway.name(), app.config.ui_idle_s);
+    let settings = service::MeSettings {
+        gateway: app.config.gateway.name(),
+        idle_sign_out_s: app.config.ui_idle_s,
+        max_escrow: app.config.escrow_total_max,
+        max_request: app.config.request_kes_max,
+    };
     let view = app
         .store
-        .read(|conn, keys| service::me(conn, keys, &actor, gateway, idle))?;
+        .read(|conn, keys| service::me(conn, keys, &actor, settings))?;
     Ok(Reply::json(200, &view))
 }
 

@@ -9,6 +9,7 @@ import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '..
 import { amountError, checkFields, onSubmit, showError } from '../forms.js';
 import { t } from '../i18n.js';
 import { notice } from '../notices.js';
+import { session } from '../session.js';
 import { categoryLabel } from '../words.js';
 
 const CATEGORIES_MAX = 16;
@@ -112,7 +113,10 @@ export function viewNewEscrow(root) {
     const totalText = total.input.value.trim();
     const totalCents = parseDecimal(totalText, 2);
     const badAmount = (text) => amountError(text, 2, t('newEscrow.err.amount'), '500');
-    checks.push([total.input, !totalText ? t('newEscrow.err.totalEmpty') : (totalCents ? null : badAmount(totalText))]);
+    // The server's maximum (GET /me) is said here, not after the confirmation.
+    const max = Number(session.me.maxEscrowUsdCents) || Infinity;
+    checks.push([total.input, !totalText ? t('newEscrow.err.totalEmpty')
+      : (!totalCents ? badAmount(totalText) : (totalCents > max ? t('newEscrow.err.overMax', { max: usd(max) }) : null))]);
     body.totalAmountUsd = totalText.replace(/[,\s]/g, '');
     const limitText = limit.input.value.trim();
     if (limitText) {

@@ -132,7 +132,11 @@ export async function viewRequest(root, ctx, escrowId) {
           el('strong', { testid: 'usd-equivalent-value' }, usd(cents))),
         el('p', { class: 'muted small', testid: 'usd-equivalent-rate' }, rate.updatedAt ? t('request.previewRate', { rate: formatRate(e4), at: when(rate.updatedAt) }) : t('request.previewDefaultRate', { rate: formatRate(e4) })));
       const limit = escrow.dailyLimitUsdCents;
-      if (cat && cents > Number(cat.remainingUsdCents)) {
+      const max = Number(session.me.maxRequestKesCents) || Infinity;
+      if (kesCents > max) {
+        // The server's maximum first: no balance would make it possible.
+        over = t('request.err.overMax', { max: kes(max) });
+      } else if (cat && cents > Number(cat.remainingUsdCents)) {
         // Said in shillings, as the agent asks: what it costs, and the most the category covers.
         over = t('request.overBalance', {
           need: `${kes(kesCents)} (${usd(cents)})`, left: usd(cat.remainingUsdCents),
@@ -169,6 +173,8 @@ export async function viewRequest(root, ctx, escrowId) {
     const kesCents = kesCentsTyped();
     let amountProblem = !text ? t('request.err.amountEmpty')
       : (!kesCents ? amountError(text.replace(/\s/g, ''), 0, t('request.err.amountWhole'), '1500') : null);
+    const max = Number(session.me.maxRequestKesCents) || Infinity;
+    if (!amountProblem && kesCents > max) amountProblem = t('request.err.overMax', { max: kes(max) });
     if (!amountProblem && ty === 'phone' && (kesCents < PHONE_KES_MIN * 100 || kesCents > PHONE_KES_MAX * 100)) {
       amountProblem = t('request.err.phoneLimits', { min: kes(PHONE_KES_MIN * 100), max: kes(PHONE_KES_MAX * 100) });
     }
