@@ -1464,8 +1464,10 @@ async function main() {
     await waitFor('for the refused search to empty the list', async () => (await agent.locator(tid('escrow-card')).count()) === 0);
     assert((await text(agent.locator(tid('escrow-summary')))).startsWith('Hakuna kilichotafutwa'), `after a refused search the summary says "${await text(agent.locator(tid('escrow-summary')))}"`);
     await agent.locator(tid('search-phone')).fill(code);
-    await agent.locator(tid('search-submit')).click();
+    await agent.locator(tid('search-phone')).press('Enter');
     await card.waitFor();
+    // The search box was disabled while it searched: the keyboard's focus is back in it.
+    await waitFor('for the focus to come back to the search box', async () => (await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid)) === 'search-phone');
     await card.locator(tid('record-deposit')).click();
     await card.locator(tid('deposit-currency-kes')).check();
     await card.locator(tid('deposit-amount')).fill('-50');

@@ -153,6 +153,7 @@ export function merchantText(account) {
       : t('merchant.paybill', { number });
   }
   if (account.type === 'till') return t('merchant.till', { number });
-  if (account.type === 'phone') return t('merchant.phone', { number });
+  // Grouped as everywhere else (+254 712 345 678); a masked number as the server gave it.
+  if (account.type === 'phone') return t('merchant.phone', { number: spacedPhone(number) || number });
   return `${account.type || ''} ${number}`.trim();
 }

@@ -130,6 +130,9 @@ export async function busy(scope, fn) {
   const controls = Array.from(scope.querySelectorAll('button, input, select, textarea'))
     .filter((n) => !n.disabled);
   if (scope.tagName === 'BUTTON') controls.push(scope);
+  // A control disabled while it has the focus drops the keyboard to the page: the focus goes
+  // back to it when it is enabled again, unless the work moved it somewhere on purpose.
+  const held = controls.includes(document.activeElement) ? document.activeElement : null;
   controls.forEach((n) => { n.disabled = true; });
   try {
     return await fn();
@@ -137,6 +140,8 @@ export async function busy(scope, fn) {
     controls.forEach((n) => { n.disabled = false; });
     delete scope.dataset.busy;
     scope.removeAttribute('aria-busy');
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (held && lost && held.isConnected) held.focus({ preventScroll: true });
   }
 }
 
