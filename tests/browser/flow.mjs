@@ -1387,6 +1387,10 @@ async function main() {
     await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}`).count()) > 0);
     const words = await admin.locator(`${tid('audit-result')} ${tid('audit-action-words')}`).allTextContents();
     assert(words.includes('Escrow made') && words.includes('Escrow fully funded'), `the audit log does not say its actions in words: ${JSON.stringify(words)}`);
+    // The new escrow's categories, item by item with their dollars, not a line of JSON.
+    const made = admin.locator(`${tid('audit-result')} ${tid('audit-row')}`).filter({ hasText: 'Escrow made' });
+    const details = await text(made);
+    assert(details.includes('USD 250.00') && !details.includes('[{'), `the escrow's categories read "${details}"`);
     await checkScreen(admin, 'admin escrows with an audit log');
   });
 

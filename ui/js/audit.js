@@ -57,16 +57,25 @@ export function auditTable(items) {
         cell(5, { class: 'mono', title: a.mac || '' }, a.mac ? `${String(a.mac).slice(0, 10)}…` : '—'))))));
 }
 
+// One value of the details: an amount read as money beside its cents, a list or an object
+// (the categories of a new escrow) item by item the same way, anything else as written.
+function valueNode(k, v) {
+  if (v === null || v === undefined) return el('span', { class: 'muted' }, '—');
+  if (readable(k, v)) return [el('strong', null, readable(k, v)), ' ', el('code', { class: 'details-json muted' }, String(v))];
+  if (Array.isArray(v)) {
+    return v.length ? el('ul', { class: 'kv nested' }, v.map((item) => el('li', null, valueNode(k, item)))) : el('span', { class: 'muted' }, '—');
+  }
+  if (typeof v === 'object') return detailsList(v);
+  return el('code', { class: 'details-json' }, String(v));
+}
+
 function detailsList(details) {
   if (details === undefined || details === null) return '';
-  if (typeof details !== 'object' || Array.isArray(details)) return el('code', { class: 'details-json' }, JSON.stringify(details));
+  if (typeof details !== 'object') return el('code', { class: 'details-json' }, JSON.stringify(details));
+  if (Array.isArray(details)) return valueNode('', details);
   const entries = Object.entries(details);
   if (!entries.length) return el('span', { class: 'muted' }, '—');
-  return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null,
-    el('span', { class: 'muted' }, `${k}: `),
-    v === null || v === undefined ? el('span', { class: 'muted' }, '—')
-      : readable(k, v) ? [el('strong', null, readable(k, v)), ' ', el('code', { class: 'details-json muted' }, String(v))]
-        : el('code', { class: 'details-json' }, typeof v === 'object' ? JSON.stringify(v) : String(v)))));
+  return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null, el('span', { class: 'muted' }, `${k}: `), valueNode(k, v))));
 }
 
 export async function loadAudit(entity) {
