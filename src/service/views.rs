@@ -1077,18 +1077,36 @@ pub struct JournalTransactionView {
     pub created_at: String,
     /// Its legs.
     pub entries: Vec<JournalEntryView>,
+    /// For a deposit: how the money came in, as its payer can match it (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deposit: Option<JournalDepositView>,
+}
+
+/// How a deposit came in, in a journal: what the person who paid holds (the kiosk's receipt
+/// number and the shillings counted, or a card payment), not who recorded it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalDepositView {
+    /// `cash` (at a kiosk) or `stripe` (a card).
+    pub source: DepositSource,
+    /// The receipt number of cash taken at a kiosk (`null` for a card).
+    pub receipt_number: Option<String>,
+    /// Cash taken in shillings: the KES counted (`null` otherwise).
+    pub amount_kes_cents: Option<KesCents>,
 }
 
 /// A page of an escrow's journal (`?1` the escrow, `?2` the cursor, `?3` the page's length
 /// plus one, `?4` whether the viewer sees the ledger's numbers): the escrow's transactions by
 /// their index, then their entries.
-const JOURNAL_PAGE: &str = "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents
+const JOURNAL_PAGE: &str = "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
+            d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes
      FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
                CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
                FROM ledger_transactions WHERE escrow_id = ?1)
            WHERE shown > ?2 ORDER BY id LIMIT ?3) t
      JOIN ledger_entries e ON e.transaction_id = t.id
      LEFT JOIN spending_categories c ON c.id = e.category_id
+     LEFT JOIN deposits d ON t.kind = 'deposit' AND d.id = t.reference
      ORDER BY t.id, e.id";
 
 /// `GET /escrows/:id/journal`: every movement of the escrow's money, oldest first, as the
@@ -1118,6 +1136,16 @@ pub fn journal(
                 reference: r.get("reference")?,
                 created_at: r.get("created_at")?,
                 entries: Vec::new(),
+                deposit: r
+                    .get::<_, Option<DepositSource>>("deposit_source")?
+                    .map(|source| -> Result<JournalDepositView> {
+                        Ok(JournalDepositView {
+                            source,
+                            receipt_number: r.get("deposit_receipt")?,
+                            amount_kes_cents: r.get("deposit_kes")?,
+                        })
+                    })
+                    .transpose()?,
             });
         }
         let cents: i64 = r.get("amount_usd_cents")?;

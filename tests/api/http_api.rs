@@ -864,6 +864,22 @@ fn the_journal_of_an_escrow_explains_every_cent() {
             .sum();
         assert_eq!(sum, 0, "each transaction balances: {t}");
     }
+    // The deposit says how it came in, as the person who paid can match it: the kiosk's
+    // receipt number (not who recorded it, nor the agent's own reference).
+    let deposits = app.get(&format!("/deposits?escrowId={escrow}"), &app.admin);
+    let receipt = &deposits.body["items"][0]["receiptNumber"];
+    assert!(receipt.is_string(), "{}", deposits.text);
+    assert_eq!(
+        items[0]["deposit"],
+        json!({"source": "cash", "receiptNumber": receipt, "amountKesCents": null}),
+        "{}",
+        items[0]
+    );
+    assert!(
+        items[1..].iter().all(|t| t.get("deposit").is_none()),
+        "{}",
+        r.text
+    );
     let spent = &items[3]["entries"].as_array().unwrap()[1];
     assert_eq!(
         (

@@ -941,6 +941,10 @@ async function main() {
       const receipt = /· M-Pesa receipt [A-Z0-9]{10}$/.test(about);
       assert(receipt === (kind === 'payout_succeeded'), `the ${kind} row says "${about}": M-Pesa's receipt belongs on the payout's line only`);
     }
+    // The deposit says how it came in: the cash the agent counted, with the kiosk's receipt.
+    const cashIn = await text(row('deposit').first().locator(tid('journal-about')));
+    const wantCash = `Cash at a kiosk · ${kesText(kesForUsd(50000))} · kiosk receipt ${cashReceipt.receiptNumber}`;
+    assert(cashIn === wantCash, `the deposit row says "${cashIn}", expected "${wantCash}"`);
     await checkScreen(sender, 'journal');
     await shot(sender, '11-sender-journal.png', { docs: 'sender-journal.png' });
     // The audit log says who acted in words where remit knows: the reader is "You".

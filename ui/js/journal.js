@@ -39,7 +39,15 @@ function journalMovements(entries) {
 
 // What a journal line's reference is about, in words: the request it sets money aside for, or
 // the payout that paid it or gave it back, by whom it pays, how much, and M-Pesa's receipt.
-function aboutReference(journal, reference) {
+function aboutReference(journal, reference, deposit) {
+  // A deposit says how it came in, as the person who paid can match it on their receipt.
+  if (deposit) {
+    const bits = deposit.source === 'cash'
+      ? [t('journal.cash'), deposit.amountKesCents ? kes(deposit.amountKesCents) : null,
+        deposit.receiptNumber ? t('journal.cashReceipt', { receipt: deposit.receiptNumber }) : null]
+      : [t('journal.card')];
+    return [el('span', { testid: 'journal-about' }, bits.filter(Boolean).join(' · ')), el('br')];
+  }
   const about = journal.about && journal.about[reference];
   if (!about) return null;
   const bits = [t('journal.pays', { merchant: about.merchant }), kes(about.amountKesCents)];
@@ -59,7 +67,7 @@ export function journalTable(journal) {
           cell(0, { class: 'mono' }, String(x.transactionId)),
           cell(1, null, timeEl(x.createdAt)),
           cell(2, null, el('span', { testid: 'journal-kind' }, journalKindLabel(x.kind)), el('br'),
-            aboutReference(journal, x.reference),
+            aboutReference(journal, x.reference, x.deposit),
             el('span', { class: 'mono muted small' }, x.reference)),
           cell(3, null, el('ul', { class: 'kv', testid: 'journal-movements' },
             journalMovements(x.entries || []).map((m) => el('li', null, m))))))))),
