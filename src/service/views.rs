@@ -1089,7 +1089,8 @@ pub struct JournalTransactionView {
 pub struct JournalDepositView {
     /// `cash` (at a kiosk) or `stripe` (a card).
     pub source: DepositSource,
-    /// The receipt number of cash taken at a kiosk (`null` for a card).
+    /// The receipt number of cash taken at a kiosk (`null` for a card, and for an agent who
+    /// did not take it).
     pub receipt_number: Option<String>,
     /// Cash taken in shillings: the KES counted (`null` otherwise).
     pub amount_kes_cents: Option<KesCents>,
@@ -1099,7 +1100,8 @@ pub struct JournalDepositView {
 /// plus one, `?4` whether the viewer sees the ledger's numbers): the escrow's transactions by
 /// their index, then their entries.
 const JOURNAL_PAGE: &str = "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
-            d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes
+            d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes,
+            d.recorded_by AS deposit_recorded_by
      FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
                CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
                FROM ledger_transactions WHERE escrow_id = ?1)
@@ -1139,9 +1141,18 @@ pub fn journal(
                 deposit: r
                     .get::<_, Option<DepositSource>>("deposit_source")?
                     .map(|source| -> Result<JournalDepositView> {
+                        // Another agent reads no receipt of cash they did not take (they read
+                        // only their own deposits); the escrow's parties and admins read it.
+                        let recorder: Option<String> = r.get("deposit_recorded_by")?;
+                        let theirs = viewer.role != Role::Agent
+                            || recorder.as_deref() == Some(viewer.id.as_str());
                         Ok(JournalDepositView {
                             source,
-                            receipt_number: r.get("deposit_receipt")?,
+                            receipt_number: if theirs {
+                                r.get("deposit_receipt")?
+                            } else {
+                                None
+                            },
                             amount_kes_cents: r.get("deposit_kes")?,
                         })
                     })

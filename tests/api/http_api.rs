@@ -880,6 +880,16 @@ fn the_journal_of_an_escrow_explains_every_cent() {
         "{}",
         r.text
     );
+    // The agent who took it reads its receipt too; another agent reads that cash came in.
+    let agents_view = |token: &str| {
+        app.get(&format!("/escrows/{escrow}/journal"), token).body["items"][0]["deposit"].clone()
+    };
+    assert_eq!(agents_view(&app.agent)["receiptNumber"], *receipt);
+    let other_agent = app.new_user(remit::service::Role::Agent, "Second kiosk", None);
+    assert_eq!(
+        agents_view(&other_agent),
+        json!({"source": "cash", "receiptNumber": null, "amountKesCents": null})
+    );
     let spent = &items[3]["entries"].as_array().unwrap()[1];
     assert_eq!(
         (
