@@ -685,14 +685,44 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 "new key file",
                 "anyone who can read it will read the ledger's names and phones once it is the key",
             );
+            // The old key opens every backup made before now: when it is the key file's, a copy
+            // of it is kept before the operator is told to replace that file (0600, never
+            // overwriting), so replacing it loses nothing.
+            let key_file = crate::crypto::key_file_path(&config.db);
+            let old_kept = match &config.key_hex {
+                Some(_) => None,
+                None => {
+                    let old = std::fs::read_to_string(&key_file)
+                        .ok()
+                        .and_then(|text| MasterKey::from_hex(&text).ok());
+                    match old {
+                        Some(old) => {
+                            let stamp =
+                                crate::time::rfc3339(crate::time::now_unix()).replace(':', "");
+                            let mut kept = key_file.as_os_str().to_owned();
+                            kept.push(format!(".before-rotate-{stamp}"));
+                            let kept = std::path::PathBuf::from(kept);
+                            crate::crypto::write_key_file(&kept, &old)?;
+                            Some(kept)
+                        }
+                        None => None,
+                    }
+                }
+            };
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
             let values = if count == 1 { "value" } else { "values" };
             println!("re-encrypted {count} {values} under the new key.");
-            println!("Keep the old key as long as any backup made before now: those backups are still under it.");
+            match &old_kept {
+                Some(kept) => println!(
+                    "The old key is kept in {}: keep it as long as any backup made before now (those backups are still under it), away from them.",
+                    kept.display()
+                ),
+                None => println!("Keep the old key (ENCRYPTION_KEY's value until now) as long as any backup made before now: those backups are still under it."),
+            }
             println!(
-                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {}.",
+                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
                 new_key_file.display(),
-                crate::crypto::key_file_path(&config.db).display()
+                key_file.display()
             );
             Ok(0)
         }

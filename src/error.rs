@@ -303,6 +303,25 @@ pub fn met_full() -> bool {
     MET_FULL.with(|met| met.get())
 }
 
+/// How the two storage failures that are not `Error::Full` begin (`Error::is_storage_failure`).
+const UNWRITABLE: &str = "the database cannot be written";
+const DISK_FAILED: &str = "the database's disk could not be read or written";
+
+impl Error {
+    /// Does this say the storage failed (full, not writable, an I/O error) rather than this
+    /// request? Such a failure fails every write alike, so it is logged once every few seconds
+    /// with a count, not once a request.
+    pub fn is_storage_failure(&self) -> bool {
+        match self {
+            Error::Full => true,
+            Error::Internal(detail) => {
+                detail.starts_with(UNWRITABLE) || detail.starts_with(DISK_FAILED)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
@@ -318,7 +337,10 @@ impl From<rusqlite::Error> for Error {
                 Error::Damaged(e.to_string())
             }
             Some(rusqlite::ErrorCode::ReadOnly) => Error::Internal(format!(
-                "the database cannot be written (sqlite: {e}): check that this user may write the file, its -wal and -shm files and its directory"
+                "{UNWRITABLE} (sqlite: {e}): check that this user may write the file, its -wal and -shm files and its directory"
+            )),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => Error::Internal(format!(
+                "{DISK_FAILED} (sqlite: {e}): check the disk, its free space and any limit on the size of files"
             )),
             Some(rusqlite::ErrorCode::CannotOpen) => Error::Internal(format!(
                 "the database file cannot be opened (sqlite: {e}): check its path, and that this user may read and write it and its directory"

@@ -93,6 +93,14 @@ pub fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connecti
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // SQLite opens a file this user may not write read-only, silently: every write would then
+    // fail (a 500 each) while reads and /health answered. Said now, once, instead.
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(Error::internal(format!(
+            "the database {} cannot be written by this user: check that it may write the file, its -wal and -shm files and its directory",
+            path.display()
+        )));
+    }
     apply_pragmas(&conn, synchronous)?;
     super::changes::register(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;

@@ -686,7 +686,9 @@ impl Writer<'_> {
             crate::error::Throttle::new(std::time::Duration::from_secs(10));
         match &commit {
             Ok(()) => {
-                stats.writes_failing.store(false, Ordering::Relaxed);
+                if stats.writes_failing.swap(false, Ordering::Relaxed) {
+                    log::warn!("the database takes writes again");
+                }
                 if outgrown {
                     log::warn!(
                         "a batch of {size} journaled more than 4 MiB and ran again with its journals in memory: a command that changes that much should be submitted with Store::write_bulk"

@@ -317,6 +317,98 @@ fn rotate_key_on_a_path_without_a_database_makes_nothing() {
     }
 }
 
+/// A database file this user may not write is refused at start in a sentence: SQLite opened it
+/// read-only without a word, and the server answered reads and `/health` 200 while every write
+/// was a 500. (Run as `nobody` when the tests run as root, whom permissions do not stop.)
+#[cfg(unix)]
+#[test]
+fn a_database_this_user_may_not_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let root = is_root();
+    // Everything beside it (its directory, lock files) may be written: only the file may not.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = if path == db { 0o444 } else { 0o666 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let ran = run(cmd);
+    assert_ne!(ran.code, Some(0), "{ran}");
+    assert!(
+        ran.stderr.contains("cannot be written by this user") && !ran.stderr.contains("panicked"),
+        "{ran}"
+    );
+}
+
+/// Whether this process runs as root (its files' permissions do not stop it).
+#[cfg(unix)]
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::tempdir().unwrap();
+    std::fs::metadata(probe.path()).unwrap().uid() == 0
+}
+
+/// A rotation of a ledger whose key is its key file keeps the old key beside it (0600) before
+/// the operator is told to replace that file: it opens every backup made before, and replacing
+/// the file was its only copy.
+#[cfg(unix)]
+#[test]
+fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let key_file = dir.path().join("remit.db.key");
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, format!("{}\n", "cd".repeat(32))).unwrap();
+    std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&new_key)
+        .arg("--db")
+        .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("remit.db.key.before-rotate-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{ran}");
+    assert_eq!(
+        std::fs::read_to_string(&kept[0]).unwrap().trim(),
+        TEST_KEY,
+        "the old key is the one kept"
+    );
+    let mode = std::fs::metadata(&kept[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert!(
+        ran.stdout.contains(&kept[0].display().to_string())
+            && ran.stdout.contains("replace")
+            && ran.stdout.contains("remit.db.key with it"),
+        "{ran}"
+    );
+    // The old key, kept, still opens what was made before; the ledger takes the new one.
+    assert_eq!(check(&db, &"cd".repeat(32)).code, Some(0));
+}
+
 /// Regression: an empty file at `--db` (a `touch`, a copy cut short) was taken as a new
 /// database by every command: `fx set` or `user add` made a new ledger in it, readable by
 /// every user of the machine. A directory was "no encryption key for the existing database".

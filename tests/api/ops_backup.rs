@@ -893,6 +893,18 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
             && done.stdout.contains(".since-the-backup.txt"),
         "{done}"
     );
+    // Amounts, receipts and references: readable by the ledger's owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let since = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".since-the-backup.txt"))
+            .unwrap();
+        let mode = std::fs::metadata(&since).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     assert!(
         done.stdout.contains(&format!(
             "escrow {after} was made after the backup and is not in it, nor its deposits (USD 5.00) and payments (USD 1.00 paid or on their way)"

@@ -497,6 +497,25 @@ fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
         "{lines} error lines in two seconds:\n{}",
         text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
+    // A client that keeps asking: its 500s are said once every 10 s, not once each.
+    let before = server.log().len();
+    let mut asked = 0;
+    for id in requests.iter().filter(|id| !approved.contains(id)) {
+        let r = server.post(
+            &format!("/payment-requests/{id}/approve"),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 500, "{}", r.text);
+        asked += 1;
+    }
+    assert!(asked >= 5, "only {asked} requests left to refuse");
+    let text = server.log()[before..].to_string();
+    let said = text
+        .lines()
+        .filter(|l| l.contains("remit::http::reply] request "))
+        .count();
+    assert!(said <= 1, "{said} lines for {asked} refusals:\n{text}");
     server.kill9();
 
     let server = Server::start(&db, TEST_KEY, &log, &[]);
