@@ -427,6 +427,32 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         _ => Settings::Ledger,
     };
     let config = crate::config::from_env(cli.db.clone(), settings)?;
+    let tried = key_source(&config);
+    dispatch(command, config).map_err(|e| tried_key(e, &tried))
+}
+
+/// Where the key a command tries comes from, as `tried_key` says it.
+fn key_source(config: &Config) -> String {
+    match &config.key_hex {
+        Some(_) => "ENCRYPTION_KEY".to_string(),
+        None => format!(
+            "the key file {}",
+            crate::crypto::key_file_path(&config.db).display()
+        ),
+    }
+}
+
+/// A key that does not match, said with where it came from: after a restore of a backup made
+/// under another key, or a rotation, the one the operator must give is not where they look.
+fn tried_key(e: Error, source: &str) -> Error {
+    match e {
+        Error::WrongKey => Error::internal(format!("{e}; the key tried was {source}'s")),
+        e => e,
+    }
+}
+
+/// Runs one command.
+fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(config, args),
         Command::User(UserCommand::Add {
@@ -596,7 +622,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ledger,
         } => {
             let mut config = config;
+            let mut tried = key_source(&config);
             if let Some(path) = key_file {
+                tried = format!("--key-file {}", path.display());
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     Error::invalid("--key-file", format!("cannot read {}: {e}", path.display()))
                 })?;
@@ -610,7 +638,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             match postgres {
                 Some(url) => check_replica(&config, &url, ledger.as_deref()),
-                None => check(&config),
+                None => check(&config, &tried),
             }
         }
         Command::Replicate { to, once, drop } => replicate(config, to, once, drop),
@@ -731,7 +759,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `remit check`: 0 clean, 1 mismatches, 2 could not run. Read-only: it never creates,
 /// migrates or writes the file it checks.
-fn check(config: &Config) -> Result<ExitCode> {
+fn check(config: &Config, tried: &str) -> Result<ExitCode> {
     let report =
         store::open_for_check(&config.db, config.key_hex.as_deref()).and_then(|(conn, keys)| {
             crate::integrity::check_on_two(
@@ -744,7 +772,10 @@ fn check(config: &Config) -> Result<ExitCode> {
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("remit check: could not run: {}", describe(&e));
+            eprintln!(
+                "remit check: could not run: {}",
+                describe(&tried_key(e, tried))
+            );
             return Ok(2);
         }
     };

@@ -275,7 +275,7 @@ impl fmt::Display for Error {
             ),
             Error::WrongKey => write!(
                 f,
-                "the encryption key does not match this database (check ENCRYPTION_KEY or the key file; after `remit rotate-key`, the database takes the new key)"
+                "the encryption key does not match this database (check ENCRYPTION_KEY or the key file; after `remit rotate-key` the database takes the new key, and after `remit restore` the key the backup was made under)"
             ),
             Error::Full => write!(f, "the database or its disk is full"),
             Error::Damaged(_) | Error::Internal(_) => write!(f, "internal error"),

@@ -288,7 +288,8 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
     );
     assert!(
         old.stderr
-            .contains("the encryption key does not match this database"),
+            .contains("the encryption key does not match this database")
+            && old.stderr.contains("the key tried was ENCRYPTION_KEY's"),
         "{old}"
     );
     let new = check(&db, NEW_KEY);
