@@ -207,38 +207,43 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
             )]
         }
     };
-    let say = |lines: &mut Vec<String>, what: &str, part: SincePart| {
-        if let Err(e) = part(&conn, lines) {
-            lines.push(format!(
+    let mut said = Said::default();
+    let mut say = |what: &str, part: SincePart| {
+        if let Err(e) = part(&conn, &mut said) {
+            // What could not be read may be money: said as such.
+            said.money.push(format!(
                 "{what} since the backup could not be read from the replaced ledger: {e}"
             ));
         }
     };
+    say("tokens revoked", revoked_since);
+    say("payouts settled", settled_since);
+    say("escrows cancelled and deposits reversed", changed_since);
+    say("escrows, deposits and payouts recorded", recorded_since);
+    let Said { money, notes } = said;
     let mut lines = Vec::new();
-    say(&mut lines, "tokens revoked", revoked_since);
-    let tokens = lines.len();
-    say(&mut lines, "payouts settled", settled_since);
-    say(
-        &mut lines,
-        "escrows cancelled and deposits reversed",
-        changed_since,
-    );
-    say(
-        &mut lines,
-        "escrows, deposits and payouts recorded",
-        recorded_since,
-    );
     // Money to settle by hand or to record again: first of all, nothing may be sent meanwhile
     // (a request approved again would go out at once). A demo ledger runs only with the
-    // simulator, whose payouts are simulated.
-    if lines.len() > tokens && !is_demo(&conn).unwrap_or(false) {
-        lines.insert(0, "until every line below is done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time".into());
+    // simulator, whose payouts are simulated. Lines that move no money (a token revoked again,
+    // an escrow no money came into, a request made again) hold nothing back.
+    if !money.is_empty() && !is_demo(&conn).unwrap_or(false) {
+        lines.push(format!("until the {} line(s) below about money are done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time", money.len()));
     }
+    lines.extend(money);
+    lines.extend(notes);
     lines
 }
 
+/// What `since_the_backup`'s parts say: lines about money (settled, recorded or to record
+/// again by hand), and the others.
+#[derive(Default)]
+struct Said {
+    money: Vec<String>,
+    notes: Vec<String>,
+}
+
 /// A part of `since_the_backup`: adds its sentences.
-type SincePart = fn(&rusqlite::Connection, &mut Vec<String>) -> Result<()>;
+type SincePart = fn(&rusqlite::Connection, &mut Said) -> Result<()>;
 
 /// A ledger with demo data runs only with the simulator (never with `REMIT_GATEWAY=none`): its
 /// payouts are simulated, and nothing real is paid twice.
@@ -250,7 +255,7 @@ fn is_demo(conn: &rusqlite::Connection) -> Result<bool> {
     )?)
 }
 
-fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+fn revoked_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     let db: String = conn.query_row(
         "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
         [],
@@ -264,7 +269,7 @@ fn revoked_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         |r| Ok(r.get(0)?),
     )?;
     for prefix in revoked {
-        lines.push(format!(
+        said.notes.push(format!(
             "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix} --db {db}`"
         ));
     }
@@ -325,10 +330,10 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
     )
 }
 
-fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+fn settled_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     let settled = settled_payouts(conn)?;
     for p in &settled {
-        lines.push(format!(
+        said.money.push(format!(
             "payout {} is {} in the replaced ledger but {} in the backup: it is flagged in the restored ledger, so that no gateway sends it again",
             p.id,
             p.there(),
@@ -336,7 +341,7 @@ fn settled_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         ));
     }
     if !settled.is_empty() {
-        lines.push("each flagged payout waits on the admin screen's Stuck payouts (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed how it ended: paid with its receipt, or failed".into());
+        said.money.push("each flagged payout waits on the admin screen's Stuck payouts (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed how it ended: paid with its receipt, or failed".into());
     }
     Ok(())
 }
@@ -396,7 +401,7 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
 /// Rows both ledgers have that changed since in a way the backup would undo: an escrow
 /// cancelled (its money returned to the sender would be the recipient's to spend again) and a
 /// card deposit refunded or disputed (its escrow flagged for the operator).
-fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     let cancelled: Vec<(String, i64)> = store::all_rows(
         conn,
         "SELECT r.id, r.refunded_usd_cents FROM escrows b JOIN replaced.escrows r ON r.id = b.id
@@ -405,7 +410,7 @@ fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     for (id, refunded) in &cancelled {
-        lines.push(format!(
+        said.money.push(format!(
             "escrow {id} was cancelled after the backup ({} returned to its sender) but is not cancelled in the backup: cancel it again (POST /escrows/{id}/cancel) before its money can be asked for",
             usd(*refunded),
         ));
@@ -419,7 +424,7 @@ fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     for (id, escrow, reversal, reference) in &reversed {
-        lines.push(format!(
+        said.money.push(format!(
             "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: resend Stripe's event of {reference} from its dashboard, so that the escrow is flagged again"
         ));
     }
@@ -427,7 +432,7 @@ fn changed_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result
 }
 
 /// Escrows, deposits and payouts the backup has no record of at all.
-fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Result<()> {
+fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     let escrows: Vec<(String, i64, i64)> = store::all_rows(
         conn,
         "SELECT r.id, r.deposited_usd_cents, r.spent_usd_cents + r.reserved_usd_cents
@@ -437,6 +442,12 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     for (id, deposited, paying) in &escrows {
+        // An escrow no money came into or left: made again, it is all there was.
+        let lines = if *deposited == 0 && *paying == 0 {
+            &mut said.notes
+        } else {
+            &mut said.money
+        };
         lines.push(format!(
             "escrow {id} was made after the backup and is not in it, nor its deposits ({}) and payments ({} paid or on their way): its sender makes it again, and its deposits and payments are recorded again",
             usd(*deposited),
@@ -494,7 +505,7 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
         } else {
             " once the escrow is made again (its new id)"
         };
-        lines.push(format!(
+        said.money.push(format!(
             "deposit {id} ({source}, {}{held}) on escrow {escrow} was recorded after the backup and is not in it: {again}{when} (a new receipt number is printed)",
             usd(*amount),
         ));
@@ -512,7 +523,7 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
     )?;
     for (id, escrow, kes, category) in &waiting {
         let kes = crate::money::KesCents::new(*kes).unwrap_or_default();
-        lines.push(format!(
+        said.notes.push(format!(
             "payment request {id} ({kes} from {category} of escrow {escrow}) was made after the backup and waits for its sender in the replaced ledger: the recipient or the kiosk makes it again"
         ));
     }
@@ -587,7 +598,7 @@ fn recorded_since(conn: &rusqlite::Connection, lines: &mut Vec<String>) -> Resul
                 "the backup shows that money as the escrow's to spend: with the server started with REMIT_GATEWAY=none, {first}make the payment request again (the same category and shillings; today's rate prices it), approve it, and {settle}"
             )
         };
-        lines.push(format!("{what}: {todo}"));
+        said.money.push(format!("{what}: {todo}"));
     }
     Ok(())
 }

@@ -890,7 +890,8 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         "{done}"
     );
     assert!(
-        done.stdout.contains("since the backup: until every line below is done, run the server with REMIT_GATEWAY=none")
+        done.stdout
+            .contains("line(s) below about money are done, run the server with REMIT_GATEWAY=none")
             && done.stdout.contains(".since-the-backup.txt"),
         "{done}"
     );
@@ -1240,4 +1241,39 @@ fn a_ledger_that_checks_clean(dir: &std::path::Path, line: &str) -> std::path::P
         "{clean}"
     );
     db
+}
+
+/// A restore whose replaced ledger holds nothing since the backup that moves money (an escrow
+/// made but never funded) says what to make again, and does not hold payouts back: before, its
+/// first line told the operator to run without a gateway "until every line is done", for lines
+/// no gateway could touch.
+#[test]
+fn a_restore_that_loses_no_money_does_not_hold_payouts_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let sender = user_add(&db, TEST_KEY, "sender", "Baraka", None);
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let r = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0733000333", "recipientName": "Akinyi", "totalAmountUsd": 20,
+            "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let escrow = r.body["escrowId"].as_str().unwrap().to_string();
+    drop(server);
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored.stdout.contains(&format!(
+            "since the backup: escrow {escrow} was made after the backup"
+        )),
+        "{restored}"
+    );
+    assert!(
+        !restored.stdout.contains("REMIT_GATEWAY=none"),
+        "{restored}"
+    );
 }
