@@ -324,6 +324,11 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
+        // Text that is not UTF-8 in a STRICT TEXT column: a damaged page (remit writes only
+        // UTF-8), said as damage rather than as a decoding error.
+        if matches!(e, rusqlite::Error::Utf8Error(..)) {
+            return Error::Damaged(format!("a text value is not text ({e})"));
+        }
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 Error::Busy

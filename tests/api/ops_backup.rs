@@ -1277,3 +1277,27 @@ fn a_restore_that_loses_no_money_does_not_hold_payouts_back() {
         "{restored}"
     );
 }
+
+/// Bytes that are not UTF-8 where a name's ciphertext is (a damaged page) are said as damage
+/// with the way out, not as "invalid utf-8 sequence … at index 2".
+#[test]
+fn text_that_is_not_text_is_said_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = a_ledger_that_checks_clean(dir.path(), "the file's pages and indexes are whole");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE users SET name_enc = CAST(X'ffff' AS TEXT) WHERE role = 'sender'",
+            [],
+        )
+        .unwrap();
+    }
+    let damaged = check(&db, TEST_KEY);
+    assert_eq!(damaged.code, Some(2), "{damaged}");
+    assert!(
+        damaged.stderr.contains("the database file is damaged")
+            && damaged.stderr.contains("remit restore")
+            && !damaged.stderr.contains("panicked"),
+        "{damaged}"
+    );
+}
