@@ -161,7 +161,8 @@ impl Fields {
 }
 
 /// Whether `key` looks like a misspelling of `field`: the same but for case, `_` or `-`, or
-/// within two edits of it (one for names of four letters or fewer).
+/// within two edits of it (one for names of four letters or fewer), two letters swapped
+/// counting as one (`naem` for `name`).
 fn misspelling_of(key: &str, field: &str) -> bool {
     let plain = |s: &str| {
         s.chars()
@@ -171,7 +172,7 @@ fn misspelling_of(key: &str, field: &str) -> bool {
     };
     let (key, field) = (plain(key), plain(field));
     let most = if field.chars().count() <= 4 { 1 } else { 2 };
-    strsim::levenshtein(&key, &field) <= most
+    strsim::osa_distance(&key, &field) <= most
 }
 
 /// The field whose value is `NaN`, `Infinity` or `-Infinity` (what some JSON writers make of a
@@ -313,6 +314,20 @@ pub fn item_object(value: Value, name: &str) -> Result<Fields> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_letters_swapped_are_a_misspelling() {
+        for (key, field) in [
+            ("naem", "name"),
+            ("rloe", "role"),
+            ("amuontKes", "amountKes"),
+        ] {
+            assert!(misspelling_of(key, field), "{key} for {field}");
+        }
+        for (key, field) in [("mane", "name"), ("nmae2", "name"), ("note", "name")] {
+            assert!(!misspelling_of(key, field), "{key} is not {field}");
+        }
+    }
 
     #[test]
     fn unknown_and_missing_fields_are_named() {
