@@ -20,7 +20,7 @@ macro_rules! ledger_environment {
             "  ENCRYPTION_KEY                  64 hex characters (default: the key file <db>.key)\n",
             "  REMIT_DB                        the database file (./remit.db; --db wins)\n",
             "  REMIT_SYNCHRONOUS               full (default) or normal\n",
-            "  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)\n",
+            "  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size, 4 to 4096 (64)\n",
         )
     };
 }
@@ -61,15 +61,15 @@ Environment (also read from ./.env; the README's Configuration table has the det
   PORT                            listen on 127.0.0.1:$PORT (REMIT_ADDR and --addr win)
   REMIT_WORKERS                   HTTP worker threads, 1 to 256 (48; --workers wins)
   REMIT_SYNCHRONOUS               full (default) or normal
-  REMIT_MAX_CONNECTIONS           open connections at once (1024)
-  REMIT_REQUEST_TTL_H             hours a payment request waits for approval (72)
+  REMIT_MAX_CONNECTIONS           open connections at once, 16 to 16384 (1024)
+  REMIT_REQUEST_TTL_H             hours a payment request waits for approval, 1 to 720 (72)
   REMIT_MAX_ESCROW_USD, REMIT_MAX_REQUEST_KES   amount limits (10000, 1000000)
-  REMIT_METRICS_PUBLIC            0 puts /metrics behind an admin token
+  REMIT_METRICS_PUBLIC            0 puts /metrics behind an admin token (1: open)
   REMIT_STRIPE_WEBHOOK_SECRET     whsec_...; without it Stripe events are refused
-  REMIT_STRIPE_LIVEMODE           true: live-mode Stripe events only
+  REMIT_STRIPE_LIVEMODE           true: live-mode Stripe events only (false)
   REMIT_MPESA_CALLBACK_TOKEN      the M-Pesa result URL's secret (>= 32 lowercase hex)
   REMIT_GATEWAY                   simulator (default), daraja or none
-  REMIT_SIM_DELAY_MS, REMIT_SIM_FAIL_ACCOUNTS, REMIT_SIM_TIMEOUT_ACCOUNTS   the simulator
+  REMIT_SIM_DELAY_MS, REMIT_SIM_FAIL_ACCOUNTS, REMIT_SIM_TIMEOUT_ACCOUNTS   the simulator (2000 ms)
   REMIT_PAYOUT_TIMEOUT_S          when an unanswered payout is stuck (600)
   REMIT_DARAJA_URL                Daraja's base URL (the sandbox by default)
   REMIT_DARAJA_CONSUMER_KEY, REMIT_DARAJA_CONSUMER_SECRET   the Daraja app's credentials
@@ -81,12 +81,12 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_DARAJA_TIMEOUT_S          the longest one call to Daraja may take (30)
   REMIT_PUBLIC_URL                https://... where M-Pesa posts results
   REMIT_PAYOUT_STATUS_AFTER_S     ask Transaction Status after this long without a result (120)
-  REMIT_FLOAT_CHECK_S, REMIT_FLOAT_ALERT_KES   balance check interval (900), low-float alert (0)
+  REMIT_FLOAT_CHECK_S, REMIT_FLOAT_ALERT_KES   balance check interval, at least 60 (900), low-float alert (0)
   REMIT_CALLBACK_ALLOW_IPS        addresses or CIDRs that may post M-Pesa results
   REMIT_TRUSTED_PROXY             the proxy whose X-Forwarded-For is believed
   REMIT_UI_IDLE_S                 the web UI signs out after this long without input (300; 0 never)
-  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size (64)
-  REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses
+  REMIT_WAL_MAX_MB                the write-ahead log is kept under this size, 4 to 4096 (64)
+  REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses (false)
   REMIT_SMS_GATEWAY               log (default: recorded, nothing sent) or africastalking
   REMIT_NOTIFICATIONS_KEEP_DAYS   days ended webhook deliveries, texts and their events are kept (30)
   REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
