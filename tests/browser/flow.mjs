@@ -1186,6 +1186,14 @@ async function main() {
     await form.locator(tid('fx-submit')).click();
     await waitFor(async () => `for the range error of a rate of 0 (says "${await text(form.locator(tid('field-error'))).catch(() => '')}")`, async () =>
       (await text(form.locator(tid('field-error'))).catch(() => '')) === 'A rate is from 0.0001 to 100,000 shillings per dollar.');
+    // A fifth off (a transposed digit) is asked once more too, saying by how much.
+    const fifthMore = Math.round(rateE4 * 1.2);
+    await form.locator(tid('fx-rate-input')).fill(formatE4(fifthMore));
+    await form.locator(tid('fx-submit')).click();
+    await waitFor('for the warning of a rate moved by a fifth', async () =>
+      (await text(form.locator(tid('field-error'))).catch(() => '')).includes('moves today\'s rate by 20 %'));
+    const unchanged = await api(TOKENS.admin, 'GET', '/fx-rates');
+    assert(Math.round(Number(unchanged['USD-KES'].rate) * 10000) === rateE4, 'a rate moved by a fifth was set at the first asking');
     const tenfold = formatE4(rateE4 * 10);
     await form.locator(tid('fx-rate-input')).fill(tenfold);
     await form.locator(tid('fx-submit')).click();
@@ -1346,6 +1354,8 @@ async function main() {
     const other = admin.locator('[data-testid="token-row"][data-own="false"]').first();
     await other.locator(tid('revoke-token')).click();
     assert(await other.locator(tid('revoke-own-warning')).count() === 0, 'another user\'s token gets the own-token warning');
+    // Enter on the question keeps the token, whoever's it is.
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'keep-token', 'the revoke question does not focus Keep');
     await checkScreen(admin, 'users with the own-token warning');
     await shot(admin, '19-admin-users.png');
     await own.locator(tid('keep-token')).click();
@@ -1364,6 +1374,8 @@ async function main() {
     const secret = admin.locator(tid('endpoint-secret'));
     await secret.waitFor();
     assert(/^whsec_[0-9a-f]{64}$/.test(await text(secret)), `the secret reads "${await text(secret)}"`);
+    // A second Enter copies it; it does not put away the only sight of the secret.
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'copy-secret', 'the new secret does not focus Copy');
     const card = admin.locator(tid('endpoint-card'));
     await card.waitFor();
     assert(await text(card.locator(tid('endpoint-url'))) === 'http://127.0.0.1:9/remit-hooks', 'the endpoint card does not show its URL');
@@ -1494,6 +1506,9 @@ async function main() {
       const said = await text(agent.locator('#notice .banner-text'));
       assert(said.includes('kiwango kipya') && said.includes('(fomu ilionyesha'), `cash recorded at a new rate is said as "${said}"`);
       assert(await agent.locator('#notice.banner-warn').count() === 1, 'cash recorded at a new rate is not a warning');
+      // The card below says the new rate, and what is still due at it.
+      const note = await text(card.locator(tid('kes-rate-note')));
+      assert(note.includes(formatE4(newE4).replace(/00$/, '')), `after cash at a new rate the card says "${note}"`);
     } finally {
       await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
       // The screens' shared rate is read again now, as a Refresh would (the next step's form

@@ -95,7 +95,8 @@ export async function viewEscrows(root, ctx) {
       }
       tokens.set(e.escrowId, { token: r && r.token, name: r && r.name });
       rebuild(e);
-      const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="recipient-token-done"]`);
+      // On Copy: a second Enter copies the token rather than putting away its only sight.
+      const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="copy-recipient-token"]`);
       if (b) b.focus();
     });
     box.append(form);

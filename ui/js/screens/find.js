@@ -162,6 +162,16 @@ export async function viewFind(root, ctx, status) {
       if (receiptsOpen.has(e.escrowId)) loadReceipts(e).catch(globalError);
       const fresh = await api('GET', `/escrows/${encodeURIComponent(e.escrowId)}`);
       escrowData.set(fresh.escrowId, fresh);
+      // Priced at another rate than the form's (an admin set one meanwhile): every card says
+      // today's rate and the shillings still due at it, not the form's.
+      const repriced = Boolean(d && d.amountKesCents && d.rateKesPerUsdE4 && Number(d.rateKesPerUsdE4) !== e4);
+      if (repriced) {
+        rate = await todayRate({ fresh: true }).catch(() => rate);
+        for (const node of Array.from(list.children)) {
+          const shown = escrowData.get(node.dataset.key);
+          if (shown && shown.escrowId !== fresh.escrowId) rebuild(shown);
+        }
+      }
       rebuild(fresh);
       sayCount();
       const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
@@ -170,14 +180,13 @@ export async function viewFind(root, ctx, status) {
       // A reference recorded before, or the retry of a Record whose answer was lost.
       const was = e4;
       if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
-      else if (d && d.amountKesCents && d.rateKesPerUsdE4 && Number(d.rateKesPerUsdE4) !== was) {
+      else if (repriced) {
         // An admin set a new rate while the form was open: the customer was told another
         // dollar amount than the one recorded.
         notice(t('deposit.recordedAtNewRate', {
           kes: kes(d.amountKesCents), usd: usd(d.amountUsdCents), name, rate: formatRate(Number(d.rateKesPerUsdE4)),
           was: formatRate(was), status: statusWord('escrow', fresh.status),
         }), 'warn');
-        rate = await todayRate({ fresh: true }).catch(() => rate);
       } else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       presentReceipt(d || {}, fresh, { ownReference: own || null });
     });
@@ -313,7 +322,8 @@ export async function viewFind(root, ctx, status) {
     const asked = search;
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
-      todayRate({ fresh: !periodic }).catch(() => null),
+      // Every read asks for the rate too (one small call): a new one shows within one period.
+      todayRate({ fresh: true }).catch(() => null),
     ]);
     if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);

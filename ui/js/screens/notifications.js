@@ -133,13 +133,19 @@ export async function viewNotifications(root, ctx) {
 
   function showSecret(r) {
     const out = el('output', { class: 'token mono', testid: 'endpoint-secret' }, r.secret);
-    const done = button(t('token.done'), { variant: 'primary', small: true, testid: 'secret-done', onclick: () => clear(secretBox) });
+    const back = document.activeElement;
+    const done = button(t('token.done'), {
+      variant: 'primary', small: true, testid: 'secret-done',
+      onclick: () => { clear(secretBox); if (back && back.isConnected) back.focus(); else url.input.focus(); },
+    });
+    const copy = copyButton(out, r.secret, 'copy-secret');
     clear(secretBox).append(el('div', { class: 'card token-card', testid: 'endpoint-secret-box', role: 'region', 'aria-label': t('webhooks.secretLabel') },
       el('h2', null, t('webhooks.secretFor', { url: r.url })),
       el('p', { class: 'warn' }, t('webhooks.secretOnce')),
-      el('div', { class: 'token-row' }, out, copyButton(out, r.secret, 'copy-secret')),
+      el('div', { class: 'token-row' }, out, copy),
       el('div', { class: 'actions' }, done)));
-    done.focus();
+    // On Copy: a second Enter copies the secret rather than putting away its only sight.
+    copy.focus();
   }
 
   root.append(pageHead(t('nav.notifications'), t('webhooks.intro'),

@@ -84,9 +84,14 @@ export async function viewOverview(root, ctx) {
       if (!checkFields(form, [[input.input, problem]])) return;
       const now = r ? rateKesPerUsdE4(r.rate) : null;
       const far = now && (next > now * 5 || next * 5 < now);
-      if (far && farConfirmed !== v) {
+      // A change of more than a tenth (152.25 typed as 125.25) is asked twice too: every new
+      // request and every shilling of cash is priced at it at once.
+      const moved = now && Math.abs(next - now) * 10 > now;
+      if ((far || moved) && farConfirmed !== v) {
         farConfirmed = v;
-        checkFields(form, [[input.input, t('overview.err.rateFar', { now: formatRate(now) })]]);
+        const said = far ? t('overview.err.rateFar', { now: formatRate(now) })
+          : t('overview.err.rateMoved', { now: formatRate(now), next: formatRate(next), percent: Math.round((Math.abs(next - now) * 100) / now) });
+        checkFields(form, [[input.input, said]]);
         return;
       }
       await api('PUT', '/fx-rates/USD-KES', { rate: v });

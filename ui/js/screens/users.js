@@ -25,13 +25,21 @@ export async function viewUsers(root, ctx) {
 
   function showToken(user, token) {
     const out = el('output', { class: 'token mono', testid: 'new-token' }, token);
-    const done = button(t('token.done'), { variant: 'primary', small: true, testid: 'token-done', onclick: () => clear(tokenBox) });
+    // The keyboard goes back where it was once the token is put away (not to the page's top).
+    const back = document.activeElement;
+    const done = button(t('token.done'), {
+      variant: 'primary', small: true, testid: 'token-done',
+      onclick: () => { clear(tokenBox); if (back && back.isConnected) back.focus(); else name.input.focus(); },
+    });
+    const copy = copyButton(out, token);
     clear(tokenBox).append(el('div', { class: 'card token-card', testid: 'new-token-box', role: 'region', 'aria-label': t('token.newLabel') },
       el('h2', null, t('users.tokenFor', { name: user.name || user.userId, role: roleLabel(user.role) })),
       el('p', { class: 'warn' }, t('token.once')),
-      el('div', { class: 'token-row' }, out, copyButton(out, token)),
+      el('div', { class: 'token-row' }, out, copy),
       el('div', { class: 'actions' }, done)));
-    done.focus();
+    // On Copy, not on "I have copied it": a second Enter (the form's Enter pressed twice)
+    // copies the token instead of putting away the only sight of it.
+    copy.focus();
   }
 
   const form = el('form', { class: 'form card', testid: 'user-form', 'aria-labelledby': 'new-user-h' });
@@ -80,7 +88,9 @@ export async function viewUsers(root, ctx) {
             }).catch((err) => showError(li, err)),
           }),
           button(t('users.keep'), { small: true, testid: 'keep-token', onclick: () => { confirm.hidden = true; revoke.hidden = false; revoke.focus(); } })));
-      revoke.addEventListener('click', () => { revoke.hidden = true; confirm.hidden = false; confirm.querySelector(own ? '[data-testid="keep-token"]' : 'button').focus(); });
+      // The safe answer has the focus, whoever's token it is: Enter keeps it (a kiosk signed
+      // out mid-shift by a second Enter otherwise).
+      revoke.addEventListener('click', () => { revoke.hidden = true; confirm.hidden = false; confirm.querySelector('[data-testid="keep-token"]').focus(); });
       li.append(revoke, confirm, el('span', { class: 'form-error', role: 'alert', hidden: true }));
     }
     return li;
