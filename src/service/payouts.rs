@@ -1076,8 +1076,12 @@ pub fn resolve(
         &actor.id,
         "payout.resolved",
         payout_id.as_str(),
-        &json!({"outcome": match result {
-        PayoutResult::Succeeded { .. } => "paid", PayoutResult::Failed { .. } => "failed" }}),
+        // What the admin found at M-Pesa, in the signed record: the receipt of a payment, or
+        // their words on why none was made (the form says they are kept in the audit log).
+        &match result {
+            PayoutResult::Succeeded { receipt } => json!({"outcome": "paid", "receipt": receipt}),
+            PayoutResult::Failed { desc, .. } => json!({"outcome": "failed", "reason": desc}),
+        },
     )?;
     Ok(ResolvedPayout {
         payout: views::payout(ctx.conn, payout_id)?,

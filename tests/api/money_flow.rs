@@ -266,7 +266,7 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
     let r = app.post(
         &format!("/payouts/{payout}/resolve"),
         &app.admin,
-        &json!({"outcome": "failed"}),
+        &json!({"outcome": "failed", "reason": "Checked with Safaricom: no transaction"}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "failed");
@@ -283,6 +283,18 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
     assert_eq!(app.escrow(&escrow)["remainingUsdCents"], 10_000);
     let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(audit.text.contains("payout.resolved") && audit.text.contains("payout.flagged"));
+    // What the admin found at M-Pesa is in the signed record, as the form says.
+    let resolved = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "payout.resolved")
+        .unwrap();
+    assert_eq!(
+        resolved["details"],
+        json!({"outcome": "failed", "reason": "Checked with Safaricom: no transaction"}),
+        "{resolved}"
+    );
     app.assert_integrity();
 }
 
