@@ -38,6 +38,7 @@ const FLOAT_BALANCES: [(&str, i64); 3] = [
 const IDLE_S: u64 = 12;
 /// The Stripe PaymentIntent of the deposit the server cannot apply (its escrow is active).
 const FLAGGED_INTENT: &str = "pi_browser_flagged";
+const EURO_INTENT: &str = "pi_browser_euros";
 
 /// A payout M-Pesa never answers (the simulator's queue timeout): stuck for the operator, its
 /// money set aside. Returns its id.
@@ -50,7 +51,14 @@ fn stuck_payout(app: &TestApp) -> (String, String) {
 }
 
 /// A signed Stripe deposit for an escrow that is already active: recorded, flagged, not applied.
+/// And before it one paid in euros (`EURO_INTENT`), flagged for its currency.
 fn flagged_deposit(app: &TestApp, escrow_id: &str) {
+    let euros = json!({"id": "evt_browser_flagged_eur", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": EURO_INTENT, "object": "payment_intent",
+        "amount": 2_500, "amount_received": 2_500, "currency": "eur", "status": "succeeded",
+        "metadata": {"escrowId": escrow_id}}}})
+    .to_string();
+    assert_eq!(app.post_stripe(&euros).status, 200);
     let event =
         json!({"id": "evt_browser_flagged", "object": "event", "type": "payment_intent.succeeded",
         "livemode": false, "data": {"object": {"id": FLAGGED_INTENT, "object": "payment_intent",
@@ -148,6 +156,7 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .env("REMIT_FAIL_ACCOUNT", FAIL_ACCOUNT)
         .env("REMIT_STUCK_PAYOUT", &stuck)
         .env("REMIT_FLAGGED_DEPOSIT", FLAGGED_INTENT)
+        .env("REMIT_EURO_DEPOSIT", EURO_INTENT)
         .env("REMIT_IDLE_URL", &idle_app.base)
         .env("REMIT_IDLE_TOKEN", &idle_app.agent)
         .env("REMIT_IDLE_S", IDLE_S.to_string())

@@ -2,13 +2,14 @@
 //
 //   REMIT_URL=http://127.0.0.1:40123 REMIT_SENDER_TOKEN=… REMIT_AGENT_TOKEN=… REMIT_ADMIN_TOKEN=… \
 //   REMIT_RECIPIENT_TOKEN=… REMIT_FAIL_ACCOUNT=… REMIT_STUCK_PAYOUT=po_… REMIT_FLAGGED_DEPOSIT=pi_… \
+//   REMIT_EURO_DEPOSIT=pi_… \
 //   REMIT_IDLE_URL=http://127.0.0.1:40124 REMIT_IDLE_TOKEN=… REMIT_IDLE_S=3 \
 //   [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
 //   [REMIT_SCREENSHOT_DIR=dir] [REMIT_DOCS_SCREENSHOTS=docs/screenshots] [CHROMIUM=/usr/bin/chromium] node flow.mjs
 //
 // The main server runs the payout simulator (its receipts are marked Simulated); REMIT_STUCK_PAYOUT
 // is a payout it never got an answer for, REMIT_FLAGGED_DEPOSIT the reference of a Stripe deposit
-// it could not apply. The idle server signs the UI out after REMIT_IDLE_S seconds without input.
+// it could not apply, REMIT_EURO_DEPOSIT one paid in euros (flagged for its currency). The idle server signs the UI out after REMIT_IDLE_S seconds without input.
 // REMIT_FLOAT: the M-Pesa balances the server has recorded and its float alert, which the admin
 // overview must show (without it: no balances recorded, no alert). REMIT_DOCS_SCREENSHOTS: also
 // write the README's screenshots there.
@@ -49,6 +50,8 @@ const TOKENS = {
 const FAIL_ACCOUNT = env('REMIT_FAIL_ACCOUNT');
 const STUCK_PAYOUT = env('REMIT_STUCK_PAYOUT');
 const FLAGGED_DEPOSIT = env('REMIT_FLAGGED_DEPOSIT');
+// A card payment in euros, flagged for its currency.
+const EURO_DEPOSIT = env('REMIT_EURO_DEPOSIT');
 const IDLE_URL = env('REMIT_IDLE_URL').replace(/\/+$/, '');
 const IDLE_TOKEN = env('REMIT_IDLE_TOKEN');
 const IDLE_S = Number(env('REMIT_IDLE_S'));
@@ -1334,6 +1337,9 @@ async function main() {
     await card.waitFor();
     assert(await text(card.locator(tid('deposit-status'))) === 'Needs checking', 'the flagged deposit does not say "Needs checking"');
     assert((await text(card.locator(tid('deposit-flag-reason')))).length > 5, 'the flagged deposit does not say why');
+    // One paid in euros says euros, not dollars.
+    const euros = admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).filter({ has: admin.locator(tid('deposit-reference'), { hasText: EURO_DEPOSIT }) });
+    assert(await text(euros.locator(tid('deposit-amount'))) === 'EUR 25.00', `a card payment in euros reads "${await text(euros.locator(tid('deposit-amount')))}"`);
     await checkScreen(admin, 'admin flagged deposits');
     await shot(admin, '18-admin-money-in.png');
     await admin.locator(tid('deposit-status-filter')).selectOption('reversed');

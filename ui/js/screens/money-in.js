@@ -16,11 +16,23 @@ function filterLabel(f) {
   return f ? t(`moneyIn.filter.${f}`) : t('common.all');
 }
 
+// A card payment flagged for its currency holds the amount Stripe gave, in that currency's
+// smallest unit, where a deposit's dollars are: said in its own currency, never as dollars.
+function amountText(d) {
+  const m = /^currency "([a-z]{3})" is not usd/.exec(d.flagReason || '');
+  if (!m) return usd(d.amountUsdCents);
+  const code = m[1].toUpperCase();
+  let digits = 2;
+  try { digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits; } catch (_) { /* an unknown code: two decimals */ }
+  const major = Number(d.amountUsdCents) / 10 ** digits;
+  return `${code} ${major.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
 function depositCard(d) {
   return el('article', { class: `card deposit deposit-${d.status}`, testid: 'deposit-card', dataset: { depositId: d.depositId, status: d.status, reversal: d.reversal || '' } },
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },
-        el('h3', { class: 'card-title amount' }, el('span', { testid: 'deposit-amount' }, usd(d.amountUsdCents)),
+        el('h3', { class: 'card-title amount' }, el('span', { testid: 'deposit-amount' }, amountText(d)),
           d.amountKesCents ? el('span', { class: 'muted usd-twin' }, `= ${kes(d.amountKesCents)}`) : null),
         el('p', { class: 'muted small' }, sourceLabel(d.source), ' · ', timeEl(d.createdAt))),
       el('div', { class: 'badges' }, statusBadge('deposit', d.status, 'deposit-status'),
