@@ -1348,6 +1348,14 @@ async function main() {
 
   await step('admin: the warning before revoking the token they are signed in with', async () => {
     await nav(admin, 'users');
+    // A recipient without a phone is told it needs one before anything is sent.
+    await admin.locator(tid('user-role')).selectOption('recipient');
+    await admin.locator(tid('user-name')).fill('No Phone');
+    await admin.locator(tid('user-submit')).click();
+    await waitFor('for the recipient\'s phone to be asked for', async () =>
+      (await text(admin.locator(`${tid('user-phone')} ~ .field-error`)).catch(() => '')) === 'A recipient needs a phone number: M-Pesa pays it.');
+    await admin.locator(tid('user-role')).selectOption('sender');
+    await admin.locator(tid('user-name')).fill('');
     const own = admin.locator('[data-testid="token-row"][data-own="true"]');
     await own.first().waitFor();
     assert(await own.count() === 1, `${await own.count()} token rows are marked as the admin's own`);
@@ -1404,6 +1412,11 @@ async function main() {
 
   await step('admin opens the audit log of the escrow', async () => {
     await nav(admin, 'escrows');
+    // A text that is no id is told what an id looks like, not "no audit lines for this id".
+    await admin.locator(tid('audit-entity')).fill('hello');
+    await admin.locator(tid('audit-submit')).click();
+    await waitFor('for the audit search of no id to say so', async () =>
+      (await text(admin.locator(`${tid('audit-entity')} ~ .field-error`)).catch(() => '')).startsWith('Nothing is recorded under this: ids look like esc_'));
     await admin.locator(tid('audit-entity')).fill(escrowId);
     await admin.locator(tid('audit-submit')).click();
     await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}`).count()) > 0);

@@ -53,6 +53,14 @@ export async function viewEscrows(root, ctx) {
       const id = entity.input.value.trim();
       if (!checkFields(auditForm, [[entity.input, id ? null : t('escrows.err.entity')]])) return;
       const items = await loadAudit(id);
+      // Nothing for a text without an id's shape (a prefix, `_`, 26 characters): said beside
+      // the field with what an id looks like, not "no audit lines for this id".
+      const shaped = /^[a-z]{2,5}_[0-9a-hjkmnp-tv-z]{26}$/.test(id);
+      if (!items.length && !shaped) {
+        clear(auditOut);
+        checkFields(auditForm, [[entity.input, t('escrows.err.notAnId')]]);
+        return;
+      }
       clear(auditOut).append(el('h3', { class: 'id-line' }, t('escrows.auditTitle', { id })), auditTable(items));
     });
     root.append(el('div', { class: 'toolbar card' }, filter.wrap, auditForm), auditOut);

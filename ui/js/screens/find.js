@@ -329,7 +329,11 @@ export async function viewFind(root, ctx, status) {
     const rateChanged = (r && r.e4) !== (rate && rate.e4);
     rate = r;
     cursor = d.nextCursor || null;
-    const items = d.items || [];
+    // A recipient's own list puts what can still be spent first: a cancelled or completed
+    // escrow is not what they open the screen for (on a phone they scrolled past it).
+    const RANK = { active: 0, pending_deposit: 1, completed: 2, cancelled: 3 };
+    const items = (d.items || []).slice();
+    if (!status) items.sort((a, b) => (RANK[a.status] ?? 4) - (RANK[b.status] ?? 4));
     // Nothing in this screen's state: the code or phone may be right all the same (an escrow
     // already funded searched for on Deposits, or one cancelled since). Those cards are shown
     // all the same, saying their state (an agent may still print again a receipt of the cash

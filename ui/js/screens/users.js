@@ -53,7 +53,8 @@ export async function viewUsers(root, ctx) {
     const p = phone.input.value.trim();
     if (!checkFields(form, [
       [name.input, name.input.value.trim() ? null : t('users.err.name')],
-      [phone.input, p && !kenyanDigits(p) ? t('newEscrow.err.phone') : null],
+      [phone.input, p && !kenyanDigits(p) ? t('newEscrow.err.phone')
+        : (!p && role.input.value === 'recipient' ? t('users.err.recipientPhone') : null)],
     ])) return;
     const body = { role: role.input.value, name: name.input.value.trim(), language: language.input.value };
     if (p) body.phone = p;
