@@ -50,12 +50,20 @@ fn choice(name: &str, choices: &str) -> Result<Option<String>> {
 /// never secrets): a comment after the value is part of it in an environment file (systemd's
 /// `EnvironmentFile`, a `.env`), and the value read says so at once.
 fn not_a_choice(name: &str, value: &str, choices: &str) -> Error {
-    let comment = if value.contains('#') {
+    Error::invalid(
+        name,
+        format!("must be {choices}, not {value:?}{}", comment_hint(value)),
+    )
+}
+
+/// What to add to a refusal of `value` when it holds a `#`: in an environment file a comment
+/// after a value is part of the value.
+fn comment_hint(value: &str) -> &'static str {
+    if value.contains('#') {
         "; a comment after a value is part of it in an environment file: put comments on lines of their own"
     } else {
         ""
-    };
-    Error::invalid(name, format!("must be {choices}, not {value:?}{comment}"))
+    }
 }
 
 fn list(name: &str) -> Vec<String> {
@@ -75,7 +83,8 @@ fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
             Error::invalid(
                 name,
                 format!(
-                    "cannot be read ({v:?}): the README's Configuration table says what it takes"
+                    "cannot be read ({v:?}): the README's Configuration table says what it takes{}",
+                    comment_hint(&v)
                 ),
             )
         }),
@@ -143,6 +152,15 @@ pub fn workers(flag: Option<usize>) -> Result<usize> {
 
 fn ledger(config: &mut Config) -> Result<()> {
     config.key_hex = env("ENCRYPTION_KEY");
+    // Never said back (a secret), but a comment after it is named as the cause.
+    if let Some(key) = config.key_hex.as_deref().filter(|k| k.contains('#')) {
+        if crate::crypto::MasterKey::from_hex(key).is_err() {
+            return Err(Error::invalid(
+                "ENCRYPTION_KEY",
+                format!("must be 64 hex characters (32 bytes){}", comment_hint(key)),
+            ));
+        }
+    }
     // Refused here, before a first start makes the database file it would leave empty.
     if let Some(hex) = &config.key_hex {
         crate::crypto::MasterKey::from_hex(hex)?;

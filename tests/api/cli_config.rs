@@ -229,6 +229,29 @@ fn a_choice_setting_says_back_what_it_read() {
         "{ran}"
     );
     assert!(!dir.path().join("m.db").exists(), "nothing made");
+    // A number, and the key (never said back), the same way.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+        .env("ENCRYPTION_KEY", format!("{TEST_KEY} # the kiosk's key"))
+        .env("REMIT_WORKERS", "8 # two cores");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("ENCRYPTION_KEY")
+            && ran.stderr.contains("put comments on lines of their own")
+            && !ran.stderr.contains(TEST_KEY),
+        "{ran}"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--db", "./m.db", "--addr", "127.0.0.1:0"])
+        .env("REMIT_REQUEST_TTL_H", "24 # a day");
+    let ran = crate::support::process::run(cmd);
+    assert!(
+        ran.stderr.contains("REMIT_REQUEST_TTL_H")
+            && ran.stderr.contains("put comments on lines of their own"),
+        "{ran}"
+    );
+    assert!(!dir.path().join("m.db").exists(), "nothing made");
 }
 
 /// Going live with M-Pesa, every setting still missing is named in one start (it took one
