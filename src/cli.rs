@@ -637,7 +637,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 );
             }
             match postgres {
-                Some(url) => check_replica(&config, &url, ledger.as_deref()),
+                Some(url) => check_replica(&config, &url, ledger.as_deref(), &tried),
                 None => check(&config, &tried),
             }
         }
@@ -788,7 +788,12 @@ fn check(config: &Config, tried: &str) -> Result<ExitCode> {
 /// that an empty value (`--postgres=`, an unset variable) is refused rather than taken for it.
 const POSTGRES_FROM_ENV: &str = "\0REMIT_REPLICATE_TO";
 
-fn check_replica(config: &Config, url: &str, ledger: Option<&str>) -> Result<ExitCode> {
+fn check_replica(
+    config: &Config,
+    url: &str,
+    ledger: Option<&str>,
+    tried: &str,
+) -> Result<ExitCode> {
     let run = || -> Result<crate::replicate::postgres::ReplicaCheck> {
         let target = match url {
             POSTGRES_FROM_ENV => config.replicate_to.clone().ok_or_else(|| {
@@ -825,7 +830,10 @@ fn check_replica(config: &Config, url: &str, ledger: Option<&str>) -> Result<Exi
     let report = match run() {
         Ok(found) => found.report,
         Err(e) => {
-            eprintln!("remit check: could not run: {}", describe(&e));
+            eprintln!(
+                "remit check: could not run: {}",
+                describe(&tried_key(e, tried))
+            );
             return Ok(2);
         }
     };

@@ -217,7 +217,7 @@ fn server(config: &mut Config) -> Result<()> {
         }
         // The token is the only proof a result comes from M-Pesa: one typed by hand (all zeros,
         // `abab…`) is guessed. 32 random hex characters have 14 different ones
-        // on average; fewer than 8 happens about once in ten billion.
+        // on average; fewer than 8 happens about once in 28 million.
         let mut seen = [false; 256];
         token.bytes().for_each(|b| seen[usize::from(b)] = true);
         if seen.iter().filter(|s| **s).count() < 8 {

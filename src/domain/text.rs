@@ -118,12 +118,15 @@ fn draws_something(c: char) -> bool {
 /// `refused_in_text`.
 pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<String>> {
     let t = input.trim();
-    if t.is_empty() || !t.chars().any(draws_something) {
-        return if required {
+    let empty = || {
+        if required {
             Err(Error::invalid(field, "must not be empty"))
         } else {
             Ok(None)
-        };
+        }
+    };
+    if t.is_empty() {
+        return empty();
     }
     if t.chars().count() > TEXT_CHARS_MAX {
         return Err(Error::invalid(
@@ -131,11 +134,16 @@ pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<Str
             format!("must be at most {TEXT_CHARS_MAX} characters"),
         ));
     }
+    // A refused character is refused in optional text too, before anything else is said.
     if t.chars().any(refused_in_text) {
         return Err(Error::invalid(
             field,
             "must not contain control characters, invisible characters, line separators or text-direction controls",
         ));
+    }
+    // Allowed characters that draw nothing on their own, alone: as good as nothing.
+    if !t.chars().any(draws_something) {
+        return empty();
     }
     Ok(Some(t.to_string()))
 }
@@ -215,6 +223,23 @@ mod tests {
                     u32::from(c)
                 );
             }
+        }
+    }
+
+    /// Optional text (a note, a reason) refuses what required text refuses: a control or
+    /// direction character alone is an error, not "no note"; allowed characters that draw
+    /// nothing alone are no note.
+    #[test]
+    fn optional_text_refuses_what_required_text_refuses() {
+        for bad in ["\u{7}", "\u{202E}", "\u{200B}", "a\u{2028}b"] {
+            assert!(parse_text("note", bad, false).is_err(), "{bad:?}");
+        }
+        for nothing in ["", "   ", "\u{200D}", "\u{0301}"] {
+            assert_eq!(
+                parse_text("note", nothing, false).unwrap(),
+                None,
+                "{nothing:?}"
+            );
         }
     }
 

@@ -220,24 +220,31 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
     say("payouts settled", settled_since);
     say("escrows cancelled and deposits reversed", changed_since);
     say("escrows, deposits and payouts recorded", recorded_since);
-    let Said { money, notes } = said;
+    let Said {
+        tokens,
+        money,
+        notes,
+    } = said;
     let mut lines = Vec::new();
     // Money to settle by hand or to record again: first of all, nothing may be sent meanwhile
     // (a request approved again would go out at once). A demo ledger runs only with the
-    // simulator, whose payouts are simulated. Lines that move no money (a token revoked again,
-    // an escrow no money came into, a request made again) hold nothing back.
+    // simulator, whose payouts are simulated. Then the tokens that work again, to revoke before
+    // anything else (a stolen one is live until then); then the money; then what moves no money
+    // (an escrow no money came into, a request made again), which holds nothing back.
     if !money.is_empty() && !is_demo(&conn).unwrap_or(false) {
-        lines.push(format!("until the {} line(s) below about money are done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time", money.len()));
+        lines.push("until every line about money below is done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time".into());
     }
+    lines.extend(tokens);
     lines.extend(money);
     lines.extend(notes);
     lines
 }
 
-/// What `since_the_backup`'s parts say: lines about money (settled, recorded or to record
-/// again by hand), and the others.
+/// What `since_the_backup`'s parts say: tokens that work again (to revoke first), lines about
+/// money (settled, recorded or to record again by hand), and the others.
 #[derive(Default)]
 struct Said {
+    tokens: Vec<String>,
     money: Vec<String>,
     notes: Vec<String>,
 }
@@ -269,7 +276,7 @@ fn revoked_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         |r| Ok(r.get(0)?),
     )?;
     for prefix in revoked {
-        said.notes.push(format!(
+        said.tokens.push(format!(
             "token {prefix} was revoked after the backup and works again: `remit token revoke {prefix} --db {db}`"
         ));
     }

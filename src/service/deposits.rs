@@ -193,19 +193,20 @@ fn record_with(
             _ => false,
         };
         let differs = previous_escrow.as_deref() != Some(escrow_id) || !same_amount;
-        if source == DepositSource::Cash && differs {
-            return Err(Error::invalid(
-                "reference",
-                "was already used for a different deposit",
-            ));
-        }
         // The repeat of a deposit is its agent's (a retry after a lost answer); another agent
-        // reads only the cash they recorded, so a reference typed at another kiosk is not an
-        // answer with that agent's receipt.
+        // reads only the cash they recorded, so a reference typed at another kiosk is refused
+        // first, in one sentence whatever its escrow and amount (which would otherwise tell
+        // whether they match the other agent's cash), and never answered with that receipt.
         if source == DepositSource::Cash && recorded_by != actor.id {
             return Err(Error::invalid(
                 "reference",
                 "was already used for a deposit recorded by another agent",
+            ));
+        }
+        if source == DepositSource::Cash && differs {
+            return Err(Error::invalid(
+                "reference",
+                "was already used for a different deposit",
             ));
         }
         return recorded(ctx, &id, DepositOutcome::Duplicate);

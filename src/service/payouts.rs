@@ -1076,11 +1076,12 @@ pub fn resolve(
         &actor.id,
         "payout.resolved",
         payout_id.as_str(),
-        // What the admin found at M-Pesa, in the signed record: the receipt of a payment, or
-        // their words on why none was made (the form says they are kept in the audit log).
+        // What the admin found at M-Pesa, in the signed record: the receipt of a payment. Their
+        // words on a failure stay with the payout (its result), not in the append-only chain,
+        // which nothing typed by hand (a name pasted from M-Pesa's answer) may enter.
         &match result {
             PayoutResult::Succeeded { receipt } => json!({"outcome": "paid", "receipt": receipt}),
-            PayoutResult::Failed { desc, .. } => json!({"outcome": "failed", "reason": desc}),
+            PayoutResult::Failed { .. } => json!({"outcome": "failed"}),
         },
     )?;
     Ok(ResolvedPayout {

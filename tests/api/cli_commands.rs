@@ -374,6 +374,10 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let new_key = dir.path().join("new.key");
     std::fs::write(&new_key, format!("{}\n", "cd".repeat(32))).unwrap();
     std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let backup = dir.path().join("before.db");
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
     let mut cmd = remit(dir.path(), None);
     cmd.args(["rotate-key", "--new-key-file"])
         .arg(&new_key)
@@ -406,6 +410,13 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
         "{ran}"
     );
     // The old key, kept, still opens what was made before; the ledger takes the new one.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db"])
+        .arg(&backup)
+        .arg("--key-file")
+        .arg(&kept[0]);
+    let before = run(cmd);
+    assert_eq!(before.code, Some(0), "{before}");
     assert_eq!(check(&db, &"cd".repeat(32)).code, Some(0));
 }
 

@@ -606,6 +606,18 @@ fn an_agent_reads_the_cash_they_recorded_on_an_escrow_and_no_one_elses() {
         "{}",
         elsewhere.text
     );
+    // In the same words whatever amount it tries: no probing whether it matches the cash.
+    let probed = app.post(
+        &path,
+        &other_agent,
+        &json!({"amountUsd": 21, "reference": "till-1"}),
+    );
+    assert_eq!(probed.status, 400, "{}", probed.text);
+    assert_eq!(
+        probed.body["error"], elsewhere.body["error"],
+        "{}",
+        probed.text
+    );
     let card = json!({"id": "evt_card", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_card",
         "amount_received": 1000, "currency": "usd", "metadata": {"escrowId": escrow}}}});
     assert_eq!(app.post_stripe(&card.to_string()).status, 200);

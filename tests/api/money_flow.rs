@@ -283,7 +283,8 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
     assert_eq!(app.escrow(&escrow)["remainingUsdCents"], 10_000);
     let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(audit.text.contains("payout.resolved") && audit.text.contains("payout.flagged"));
-    // What the admin found at M-Pesa is in the signed record, as the form says.
+    // The admin's words stay with the payout, shown to admins; the signed chain keeps the
+    // outcome (nothing typed by hand enters it).
     let resolved = audit.body["items"]
         .as_array()
         .unwrap()
@@ -292,8 +293,14 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
         .unwrap();
     assert_eq!(
         resolved["details"],
-        json!({"outcome": "failed", "reason": "Checked with Safaricom: no transaction"}),
+        json!({"outcome": "failed"}),
         "{resolved}"
+    );
+    let kept = app.get(&format!("/payment-requests/{request}"), &app.admin);
+    assert!(
+        kept.text.contains("Checked with Safaricom: no transaction"),
+        "{}",
+        kept.text
     );
     app.assert_integrity();
 }

@@ -891,7 +891,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout
-            .contains("line(s) below about money are done, run the server with REMIT_GATEWAY=none")
+            .contains("since the backup: until every line about money below is done, run the server with REMIT_GATEWAY=none")
             && done.stdout.contains(".since-the-backup.txt"),
         "{done}"
     );

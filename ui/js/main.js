@@ -208,7 +208,11 @@ function showView(r, arg, query, moveFocus, retry = false) {
   root.dataset.view = arg && r.detail ? `${r.name}-detail` : r.name;
   const ctx = ctxFor(session.generation);
   const fn = arg && r.detail ? r.detail : r.view;
-  Promise.resolve(fn(root, ctx, arg, query)).catch((err) => {
+  Promise.resolve(fn(root, ctx, arg, query)).then(() => {
+    // Drawn at last: the banner that said why it could not be (a 503 is not taken down by an
+    // answer, as "could not reach" is) goes with it.
+    if (retry && ctx.alive()) hideBanner('global-error');
+  }, (err) => {
     if (!ctx.alive()) return;
     globalError(err);
     // A screen whose first read found no server (or a busy one) is not left saying
@@ -220,7 +224,8 @@ function showView(r, arg, query, moveFocus, retry = false) {
         if (!ctx.alive()) return;
         const typing = document.activeElement && root.contains(document.activeElement)
           && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
-        if (typing) timer = setTimeout(again, RETRY_VIEW_MS);
+        // Nor while the tab is hidden: it is drawn again once someone can see it.
+        if (typing || document.hidden) timer = setTimeout(again, RETRY_VIEW_MS);
         else showView(r, arg, query, false, true);
       };
       timer = setTimeout(again, RETRY_VIEW_MS);

@@ -253,7 +253,11 @@ export async function viewFind(root, ctx, status) {
         onclick: async () => {
           // Cash in shillings is priced at the rate of the moment: read it again as the form
           // opens (an admin may have set one since the list was read), every card with it.
-          const r = await todayRate({ fresh: true }).catch(() => rate);
+          // At most a moment: a server that does not answer leaves the rate as it was read.
+          const r = await Promise.race([
+            todayRate({ fresh: true }).catch(() => rate),
+            new Promise((resolve) => { setTimeout(() => resolve(rate), 2000); }),
+          ]);
           if (!ctx.alive()) return;
           if ((r && r.e4) !== (rate && rate.e4)) {
             rate = r;
@@ -323,7 +327,7 @@ export async function viewFind(root, ctx, status) {
     const [d, r] = await Promise.all([
       api('GET', `/escrows${qs({ status, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor: append ? cursor : null })}`),
       // Every read asks for the rate too (one small call): a new one shows within one period.
-      todayRate({ fresh: true }).catch(() => null),
+      todayRate({ fresh: true }).catch(() => rate),
     ]);
     if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);

@@ -24,8 +24,10 @@ function amountText(d) {
   const code = m[1].toUpperCase();
   let digits = 2;
   try { digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits; } catch (_) { /* an unknown code: two decimals */ }
-  const major = Number(d.amountUsdCents) / 10 ** digits;
-  return `${code} ${major.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+  // Digits, not floating point: the minor units split where the currency puts its decimals.
+  const s = String(d.amountUsdCents).padStart(digits + 1, '0');
+  const whole = (digits ? s.slice(0, -digits) : s).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${code} ${whole}${digits ? `.${s.slice(-digits)}` : ''}`;
 }
 
 function depositCard(d) {

@@ -133,7 +133,7 @@ export async function viewNotifications(root, ctx) {
 
   function showSecret(r) {
     const out = el('output', { class: 'token mono', testid: 'endpoint-secret' }, r.secret);
-    const back = document.activeElement;
+    const back = document.activeElement !== document.body ? document.activeElement : null;
     const done = button(t('token.done'), {
       variant: 'primary', small: true, testid: 'secret-done',
       onclick: () => { clear(secretBox); if (back && back.isConnected) back.focus(); else url.input.focus(); },

@@ -22,8 +22,10 @@ const PHONE_KES_MAX = 250000;
 
 // The most whole shillings whose price at the rate (rounded up to the cent) `usdCents` covers.
 function kesCovered(usdCents, e4) {
+  // A first guess, then the exact rule (integers) moves it to the last shilling that fits.
   let k = Math.floor((usdCents * e4) / 10000 / 100) * 100;
   while (k > 0 && usdCentsForKes(k, e4) > usdCents) k -= 100;
+  while (usdCentsForKes(k + 100, e4) <= usdCents) k += 100;
   return k;
 }
 

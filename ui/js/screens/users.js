@@ -26,7 +26,9 @@ export async function viewUsers(root, ctx) {
   function showToken(user, token) {
     const out = el('output', { class: 'token mono', testid: 'new-token' }, token);
     // The keyboard goes back where it was once the token is put away (not to the page's top).
-    const back = document.activeElement;
+    // (Inside a form's work the control in hand is disabled and the page has the focus: then
+    // the name field is where the hand goes next.)
+    const back = document.activeElement !== document.body ? document.activeElement : null;
     const done = button(t('token.done'), {
       variant: 'primary', small: true, testid: 'token-done',
       onclick: () => { clear(tokenBox); if (back && back.isConnected) back.focus(); else name.input.focus(); },
