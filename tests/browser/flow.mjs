@@ -1422,6 +1422,9 @@ async function main() {
     await waitFor('for the audit log of the escrow', async () => (await admin.locator(`${tid('audit-result')} ${tid('audit-table')}`).count()) > 0);
     const words = await admin.locator(`${tid('audit-result')} ${tid('audit-action-words')}`).allTextContents();
     assert(words.includes('Escrow made') && words.includes('Escrow fully funded'), `the audit log does not say its actions in words: ${JSON.stringify(words)}`);
+    // The people an admin reads about are named (the agent who took the cash), their ids beside.
+    const actors = await admin.locator(`${tid('audit-result')} ${tid('audit-actor-words')}`).allTextContents();
+    assert(actors.some((a) => a.endsWith('(Kiosk agent)')), `the audit log's actors read ${JSON.stringify(actors)}`);
     // The new escrow's categories, item by item with their dollars, not a line of JSON.
     const made = admin.locator(`${tid('audit-result')} ${tid('audit-row')}`).filter({ hasText: 'Escrow made' });
     const details = await text(made);

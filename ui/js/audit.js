@@ -7,6 +7,7 @@ import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
 import { formatRate, kes, usd } from './format.js';
 import { t } from './i18n.js';
+import { loadPeople, personName } from './people.js';
 import { session } from './session.js';
 
 function actionWords(action) {
@@ -22,6 +23,9 @@ function actorWords(actor) {
   if (session.me && actor === session.me.userId) return t('audit.actor.you');
   // A sender reads their recipient as "recipient" (never the user id: GET /audit hides it).
   if (actor === 'recipient') return t('audit.actor.recipient');
+  // An admin reads the people by name (their id stays beside it).
+  const known = personName(actor);
+  if (known) return known;
   const m = /^system:([a-z_-]+)$/.exec(actor);
   if (!m) return null;
   const key = `audit.actor.${m[1]}`;
@@ -79,6 +83,6 @@ function detailsList(details) {
 }
 
 export async function loadAudit(entity) {
-  const data = await api('GET', `/audit${qs({ entity })}`);
+  const [data] = await Promise.all([api('GET', `/audit${qs({ entity })}`), loadPeople()]);
   return (data && data.items) || [];
 }

@@ -8,6 +8,7 @@ import { kes, usd } from '../format.js';
 import { busy } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError } from '../notices.js';
+import { loadPeople, personName } from '../people.js';
 import { sourceLabel } from '../words.js';
 
 const FILTERS = ['flagged', 'reversed', 'applied', ''];
@@ -45,7 +46,9 @@ function depositCard(d) {
       d.receiptNumber ? [t('receipt.number'), el('span', { class: 'mono' }, d.receiptNumber)] : null,
       [t('moneyIn.reference'), el('span', { class: 'mono id-line' }, d.reference || '—'), 'deposit-reference'],
       [t('payouts.escrow'), el('span', { class: 'mono id-line' }, d.escrowId || t('moneyIn.noEscrow')), 'deposit-escrow'],
-      [t('moneyIn.recordedBy'), el('span', { class: 'mono id-line' }, d.recordedBy || '—')],
+      [t('moneyIn.recordedBy'), personName(d.recordedBy)
+        ? [el('span', { testid: 'deposit-recorded-by-name' }, personName(d.recordedBy)), ' ', el('span', { class: 'mono id-line muted small' }, d.recordedBy)]
+        : el('span', { class: 'mono id-line' }, d.recordedBy || '—')],
       d.reversalAt ? [t('moneyIn.reversedAt'), timeEl(d.reversalAt)] : null,
     ]));
 }
@@ -85,7 +88,7 @@ export async function viewMoneyIn(root, ctx) {
   async function reload() {
     const mine = ++latest;
     const want = Math.min(200, Math.max(LIST_PAGE, rows.size));
-    const d = await api('GET', `/deposits${qs({ status, limit: want })}`);
+    const [d] = await Promise.all([api('GET', `/deposits${qs({ status, limit: want })}`), loadPeople()]);
     if (!ctx.alive() || mine !== latest) return;
     rows.clear();
     for (const x of (d && d.items) || []) rows.set(x.depositId, x);
