@@ -363,31 +363,30 @@ impl Cli {
     /// go with no command (`remit --addr …`) or after `serve`, never before a command, where
     /// they would mean nothing.
     pub fn from_command_line() -> Cli {
-        // `REMIT_DB=` (a template's blank, a script's unset variable) is not "no setting": clap
-        // would say `--db` lacks a value, and blanks would name a file of blanks.
-        let blank_db =
-            std::env::var_os("REMIT_DB").is_some_and(|v| v.to_string_lossy().trim().is_empty());
+        let db_env = std::env::var_os("REMIT_DB").map(|v| v.to_string_lossy().into_owned());
         let db_flag = std::env::args_os()
             .skip(1)
             .any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="));
+        // `REMIT_DB=` (a template's blank, a script's unset variable) is not "no setting": clap
+        // would say `--db` lacks a value, and blanks would name a file of blanks. And
         // `REMIT_DB=/var/lib/remit/remit.db  # the ledger` in an environment file names a file
         // with the comment in its name: `serve` would make a new, empty ledger there.
-        let commented_db =
-            std::env::var_os("REMIT_DB").is_some_and(|v| v.to_string_lossy().contains(" #"));
-        if commented_db && !db_flag {
+        let blank_db = db_env.as_deref().is_some_and(|v| v.trim().is_empty());
+        let refused = match db_env.as_deref() {
+            _ if db_flag => None,
+            Some(_) if blank_db => Some(
+                "REMIT_DB is set but empty: set it to the database file, or unset it (then --db PATH, else ./remit.db)"
+                    .to_string(),
+            ),
+            Some(v) if v.contains(" #") => Some(format!(
+                "REMIT_DB holds \" #\"{}",
+                crate::config::comment_hint(v)
+            )),
+            _ => None,
+        };
+        if let Some(why) = refused {
             Cli::command()
-                .error(
-                    clap::error::ErrorKind::InvalidValue,
-                    "REMIT_DB holds \" #\": a comment after a value is part of it in an environment file; put comments on lines of their own",
-                )
-                .exit();
-        }
-        if blank_db && !db_flag {
-            Cli::command()
-                .error(
-                    clap::error::ErrorKind::InvalidValue,
-                    "REMIT_DB is set but empty: set it to the database file, or unset it (then --db PATH, else ./remit.db)",
-                )
+                .error(clap::error::ErrorKind::InvalidValue, why)
                 .exit();
         }
         if blank_db {

@@ -226,6 +226,13 @@ fn holds_data(db: &Path) -> bool {
 
 /// Writes a key file readable only by its owner; refuses to overwrite one.
 pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
+    write_owner_only(path, format!("{}\n", key.to_hex()).as_bytes())
+        .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
+}
+
+/// Writes `bytes` to a new file readable by its owner only (0600), synced; refuses to
+/// overwrite a file. For keys, and for what is as private as the ledger beside it.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -234,12 +241,9 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::internal(format!("cannot create key file {}: {e}", path.display())))?;
-    file.write_all(format!("{}\n", key.to_hex()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Every column that holds ciphertext. Each builds the associated data of its values (table,

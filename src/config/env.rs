@@ -58,7 +58,7 @@ fn not_a_choice(name: &str, value: &str, choices: &str) -> Error {
 
 /// What to add to a refusal of `value` when it holds a `#`: in an environment file a comment
 /// after a value is part of the value.
-fn comment_hint(value: &str) -> &'static str {
+pub fn comment_hint(value: &str) -> &'static str {
     if value.contains('#') {
         "; a comment after a value is part of it in an environment file: put comments on lines of their own"
     } else {
@@ -152,18 +152,16 @@ pub fn workers(flag: Option<usize>) -> Result<usize> {
 
 fn ledger(config: &mut Config) -> Result<()> {
     config.key_hex = env("ENCRYPTION_KEY");
-    // Never said back (a secret), but a comment after it is named as the cause.
-    if let Some(key) = config.key_hex.as_deref().filter(|k| k.contains('#')) {
-        if crate::crypto::MasterKey::from_hex(key).is_err() {
-            return Err(Error::invalid(
-                "ENCRYPTION_KEY",
-                format!("must be 64 hex characters (32 bytes){}", comment_hint(key)),
-            ));
-        }
-    }
-    // Refused here, before a first start makes the database file it would leave empty.
+    // Refused here, before a first start makes the database file it would leave empty. Never
+    // said back (a secret), but a comment after it is named as the cause.
     if let Some(hex) = &config.key_hex {
-        crate::crypto::MasterKey::from_hex(hex)?;
+        crate::crypto::MasterKey::from_hex(hex).map_err(|e| match comment_hint(hex) {
+            "" => e,
+            hint => Error::invalid(
+                "ENCRYPTION_KEY",
+                format!("must be 64 hex characters (32 bytes){hint}"),
+            ),
+        })?;
     }
     config.synchronous = match env("REMIT_SYNCHRONOUS")
         .as_deref()

@@ -3,7 +3,9 @@
 
 mod env;
 
-pub use env::{from_env, listen_addr, load_dotenv, warn_if_dotenv_readable, workers, Settings};
+pub use env::{
+    comment_hint, from_env, listen_addr, load_dotenv, warn_if_dotenv_readable, workers, Settings,
+};
 
 use crate::limits;
 use crate::money::{KesCents, UsdCents};

@@ -94,7 +94,9 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
                     text.push('\n');
                     // Amounts, receipts and references: for the ledger's owner only, as the
                     // replaced database beside it.
-                    write_private(&file, text.as_bytes()).ok().map(|()| file)
+                    crate::crypto::write_owner_only(&file, text.as_bytes())
+                        .ok()
+                        .map(|()| file)
                 }
                 _ => None,
             };
@@ -702,21 +704,6 @@ fn fold_the_log(db: &Path) {
             "the replaced ledger's log could not be copied into its file ({e}): its newest commits are in the kept copy's log only"
         ),
     }
-}
-
-/// Writes `bytes` to a new file readable by its owner only (0600).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// Keeps the database and its log under a second name (together: one database under that

@@ -197,17 +197,19 @@ fn record_with(
         // reads only the cash they recorded, so a reference typed at another kiosk is refused
         // first, in one sentence whatever its escrow and amount (which would otherwise tell
         // whether they match the other agent's cash), and never answered with that receipt.
-        if source == DepositSource::Cash && recorded_by != actor.id {
-            return Err(Error::invalid(
-                "reference",
-                "was already used for a deposit recorded by another agent",
-            ));
-        }
-        if source == DepositSource::Cash && differs {
-            return Err(Error::invalid(
-                "reference",
-                "was already used for a different deposit",
-            ));
+        if source == DepositSource::Cash {
+            if recorded_by != actor.id {
+                return Err(Error::invalid(
+                    "reference",
+                    "was already used for a deposit recorded by another agent",
+                ));
+            }
+            if differs {
+                return Err(Error::invalid(
+                    "reference",
+                    "was already used for a different deposit",
+                ));
+            }
         }
         return recorded(ctx, &id, DepositOutcome::Duplicate);
     }

@@ -61,28 +61,25 @@ pub struct MeView {
     pub role: Role,
     /// Their name.
     pub name: String,
+    /// The server's settings a client needs.
+    #[serde(flatten)]
+    pub settings: MeSettings,
+}
+
+/// What `GET /me` says of the server's settings.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeSettings {
     /// Which gateway pays payouts: `simulator` (no real money moves), `daraja` or `none`.
     pub gateway: &'static str,
-    /// The web UI signs out after this many seconds without input (0: never).
+    /// The web UI signs out after this many seconds without input (0: never;
+    /// `REMIT_UI_IDLE_S`).
     pub idle_sign_out_s: u64,
     /// The largest escrow total (`REMIT_MAX_ESCROW_USD`), in cents: a form says so before
     /// anything is sent.
     pub max_escrow_usd_cents: crate::money::UsdCents,
     /// The largest payment request (`REMIT_MAX_REQUEST_KES`), in cents.
     pub max_request_kes_cents: crate::money::KesCents,
-}
-
-/// What `GET /me` says of the server's settings.
-#[derive(Debug, Clone, Copy)]
-pub struct MeSettings {
-    /// The gateway's name (`GatewayKind::name`).
-    pub gateway: &'static str,
-    /// `REMIT_UI_IDLE_S`.
-    pub idle_sign_out_s: u64,
-    /// `REMIT_MAX_ESCROW_USD`.
-    pub max_escrow: crate::money::UsdCents,
-    /// `REMIT_MAX_REQUEST_KES`.
-    pub max_request: crate::money::KesCents,
 }
 
 /// A user created, with their first token (shown once).
@@ -476,10 +473,7 @@ pub fn me(conn: &Connection, keys: &Keys, actor: &Actor, settings: MeSettings) -
         user_id: actor.id.clone(),
         role: actor.role,
         name,
-        gateway: settings.gateway,
-        idle_sign_out_s: settings.idle_sign_out_s,
-        max_escrow_usd_cents: settings.max_escrow,
-        max_request_kes_cents: settings.max_request,
+        settings,
     })
 }
 

@@ -154,6 +154,27 @@ export function pageHead(title, intro, extra) {
     extra ? el('div', { class: 'actions' }, extra) : null);
 }
 
+// A secret shown once (a new token, a webhook signing secret) in `box`: its card with a title,
+// a warning, the value with Copy, and "I have copied it", which puts it away. Copy has the focus:
+// a second Enter (the form's Enter pressed twice) copies the value instead of putting away its
+// only sight. Put away, the keyboard goes back where it was, or to `fallback` when the page had
+// it (inside a form's work, the control in hand is disabled).
+export function showOnce(box, { title, warning, value, label, testids, fallback }) {
+  const out = el('output', { class: 'token mono', testid: testids.value }, value);
+  const back = document.activeElement !== document.body ? document.activeElement : null;
+  const done = button(t('token.done'), {
+    variant: 'primary', small: true, testid: testids.done,
+    onclick: () => { clear(box); if (back && back.isConnected) back.focus(); else fallback.focus(); },
+  });
+  const copy = copyButton(out, value, testids.copy);
+  clear(box).append(el('div', { class: 'card token-card', testid: testids.box, role: 'region', 'aria-label': label },
+    el('h2', null, title),
+    el('p', { class: 'warn' }, warning),
+    el('div', { class: 'token-row' }, out, copy),
+    el('div', { class: 'actions' }, done)));
+  copy.focus();
+}
+
 // A Copy button for a secret or a code shown in `out`: the clipboard, else the text selected
 // for Ctrl+C.
 export function copyButton(out, value, testid = 'copy-token') {

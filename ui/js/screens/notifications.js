@@ -3,7 +3,7 @@
 // attempt, and retry one), and the text messages remit made (their words, never a phone).
 
 import { api, qs } from '../api.js';
-import { button, clear, copyButton, el, emptyState, field, formError, pageHead, patchList, statusBadge, timeEl, uid } from '../dom.js';
+import { button, clear, el, emptyState, field, formError, pageHead, patchList, showOnce, statusBadge, timeEl, uid } from '../dom.js';
 import { busy, checkFields, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -132,20 +132,14 @@ export async function viewNotifications(root, ctx) {
   });
 
   function showSecret(r) {
-    const out = el('output', { class: 'token mono', testid: 'endpoint-secret' }, r.secret);
-    const back = document.activeElement !== document.body ? document.activeElement : null;
-    const done = button(t('token.done'), {
-      variant: 'primary', small: true, testid: 'secret-done',
-      onclick: () => { clear(secretBox); if (back && back.isConnected) back.focus(); else url.input.focus(); },
+    showOnce(secretBox, {
+      title: t('webhooks.secretFor', { url: r.url }),
+      warning: t('webhooks.secretOnce'),
+      value: r.secret,
+      label: t('webhooks.secretLabel'),
+      testids: { box: 'endpoint-secret-box', value: 'endpoint-secret', copy: 'copy-secret', done: 'secret-done' },
+      fallback: url.input,
     });
-    const copy = copyButton(out, r.secret, 'copy-secret');
-    clear(secretBox).append(el('div', { class: 'card token-card', testid: 'endpoint-secret-box', role: 'region', 'aria-label': t('webhooks.secretLabel') },
-      el('h2', null, t('webhooks.secretFor', { url: r.url })),
-      el('p', { class: 'warn' }, t('webhooks.secretOnce')),
-      el('div', { class: 'token-row' }, out, copy),
-      el('div', { class: 'actions' }, done)));
-    // On Copy: a second Enter copies the secret rather than putting away its only sight.
-    copy.focus();
   }
 
   root.append(pageHead(t('nav.notifications'), t('webhooks.intro'),

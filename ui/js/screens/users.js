@@ -2,7 +2,7 @@
 // clear warning before an admin revokes the token they are signed in with.
 
 import { api, qs } from '../api.js';
-import { button, clear, copyButton, el, field, formError, pageHead, patchList, timeEl } from '../dom.js';
+import { button, el, field, formError, pageHead, patchList, showOnce, timeEl } from '../dom.js';
 import { kenyanDigits } from '../format.js';
 import { busy, checkFields, onSubmit, showError } from '../forms.js';
 import { t } from '../i18n.js';
@@ -24,24 +24,14 @@ export async function viewUsers(root, ctx) {
   let cursor = null;
 
   function showToken(user, token) {
-    const out = el('output', { class: 'token mono', testid: 'new-token' }, token);
-    // The keyboard goes back where it was once the token is put away (not to the page's top).
-    // (Inside a form's work the control in hand is disabled and the page has the focus: then
-    // the name field is where the hand goes next.)
-    const back = document.activeElement !== document.body ? document.activeElement : null;
-    const done = button(t('token.done'), {
-      variant: 'primary', small: true, testid: 'token-done',
-      onclick: () => { clear(tokenBox); if (back && back.isConnected) back.focus(); else name.input.focus(); },
+    showOnce(tokenBox, {
+      title: t('users.tokenFor', { name: user.name || user.userId, role: roleLabel(user.role) }),
+      warning: t('token.once'),
+      value: token,
+      label: t('token.newLabel'),
+      testids: { box: 'new-token-box', value: 'new-token', copy: 'copy-token', done: 'token-done' },
+      fallback: name.input,
     });
-    const copy = copyButton(out, token);
-    clear(tokenBox).append(el('div', { class: 'card token-card', testid: 'new-token-box', role: 'region', 'aria-label': t('token.newLabel') },
-      el('h2', null, t('users.tokenFor', { name: user.name || user.userId, role: roleLabel(user.role) })),
-      el('p', { class: 'warn' }, t('token.once')),
-      el('div', { class: 'token-row' }, out, copy),
-      el('div', { class: 'actions' }, done)));
-    // On Copy, not on "I have copied it": a second Enter (the form's Enter pressed twice)
-    // copies the token instead of putting away the only sight of it.
-    copy.focus();
   }
 
   const form = el('form', { class: 'form card', testid: 'user-form', 'aria-labelledby': 'new-user-h' });
