@@ -169,7 +169,13 @@ enum Command {
     #[command(after_help = LEDGER_HELP)]
     Restore {
         /// The backup file to restore (`remit backup` made it).
-        backup: PathBuf,
+        #[arg(required_unless_present = "done")]
+        backup: Option<PathBuf>,
+        /// The restore's lines about money are done (its `.since-the-backup.txt`): let the
+        /// server send payouts again. Until then a ledger whose restore named money to settle by
+        /// hand starts only with no payout gateway (the gateway setting `none`).
+        #[arg(long, conflicts_with = "backup")]
+        done: bool,
     },
     /// Re-encrypt all PII under a new key (stop the server first).
     ///
@@ -659,7 +665,28 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             Ok(if report.is_clean() { 0 } else { 1 })
         }
         Command::Daraja(DarajaCommand::Ping) => daraja_ping(&config),
-        Command::Restore { backup } => {
+        Command::Restore { backup: None, .. } => {
+            require_db(&config)?;
+            let _lock = crate::ops::lock(&config.db)?;
+            let (_key_lock, store) = open_existing(&config)?;
+            let released = crate::ops::release_payouts(&store);
+            store.close();
+            match released? {
+                Some(held) => println!(
+                    "{}: payouts go out again (they were held since it was {held}). Start the server with the gateway it pays with.",
+                    config.db.display()
+                ),
+                None => println!(
+                    "{}: no payouts were held; nothing changed.",
+                    config.db.display()
+                ),
+            }
+            Ok(0)
+        }
+        Command::Restore {
+            backup: Some(backup),
+            ..
+        } => {
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let restored = crate::ops::restore(&config.db, &backup, config.key_hex.as_deref())?;
@@ -947,6 +974,20 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "{} holds demo data (a `--demo` start made escrows funded by made-up deposits): it runs only with the simulator; keep real money in a ledger of its own (a new --db)",
             config.db.display()
         )));
+    }
+    let sends = !matches!(config.gateway, crate::config::GatewayKind::None);
+    if let Some(held) = store.read(|conn, _| crate::ops::payouts_held(conn))? {
+        if sends {
+            store.close();
+            return Err(Error::internal(format!(
+                "{} was {held}, and that restore named money to settle by hand (its lines are in the .since-the-backup.txt file beside it): start it with REMIT_GATEWAY=none until every line is done, then run `remit restore --done --db {}` so that payouts go out again",
+                config.db.display(),
+                config.db.display()
+            )));
+        }
+        log::warn!(
+            "payouts are held: this ledger was {held}; once the restore's lines are done, stop the server and run `remit restore --done`"
+        );
     }
     log::info!(
         "database {} (schema version {}), key {}",

@@ -76,6 +76,9 @@ pub enum Error {
     MethodNotAllowed,
     /// Body over `BODY_BYTES_MAX`.
     BodyTooLarge,
+    /// A body that did not arrive whole within `BODY_DEADLINE_MS` of the head (the connection
+    /// is closed after the answer: where the next request would begin is unknown).
+    BodyTimedOut,
     /// A body that is not `application/json`.
     UnsupportedMediaType,
     /// The database stayed locked past the busy timeout; safe to retry.
@@ -145,6 +148,7 @@ impl Error {
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge => "body_too_large",
+            Error::BodyTimedOut => "request_timeout",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Busy | Error::SlowBodies => "busy",
             Error::WrongKey | Error::Full | Error::Damaged(_) | Error::Internal(_) => "internal",
@@ -264,6 +268,11 @@ impl fmt::Display for Error {
                 f,
                 "request body is larger than {} KiB",
                 crate::limits::BODY_BYTES_MAX / 1024
+            ),
+            Error::BodyTimedOut => write!(
+                f,
+                "the request body did not arrive within {} s of the head; nothing was done: send the request again",
+                crate::limits::BODY_DEADLINE_MS / 1000
             ),
             Error::UnsupportedMediaType => {
                 write!(f, "request body must be application/json (UTF-8)")

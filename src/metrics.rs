@@ -206,7 +206,7 @@ impl Metrics {
                     "remit_mpesa_balance_kes{{account=\"{account}\"}} {amount}"
                 );
             }
-            out.push_str("# HELP remit_deposits_reversed Deposits refunded or disputed at Stripe after they were applied.\n# TYPE remit_deposits_reversed gauge\n");
+            out.push_str("# HELP remit_deposits_reversed Deposits refunded or disputed at Stripe (applied ones, and flagged ones: never applied), by their reversal (disputed once disputed).\n# TYPE remit_deposits_reversed gauge\n");
             for (reversal, n) in reversed {
                 let _ = writeln!(
                     out,

@@ -66,6 +66,7 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::InvalidState { .. }
         | Error::NotNow(_)
         | Error::RequestExpired => 409,
+        Error::BodyTimedOut => 408,
         Error::BodyTooLarge => 413,
         Error::UnsupportedMediaType => 415,
         Error::IdempotencyKeyReused => 422,

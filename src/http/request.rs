@@ -351,14 +351,7 @@ pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
     while body.len() <= BODY_BYTES_MAX {
         let n = match reader.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(Error::InvalidJson {
-                    message: format!(
-                        "the body did not arrive within {} s",
-                        crate::limits::BODY_DEADLINE_MS / 1000
-                    ),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Error::BodyTimedOut),
             Err(_) => {
                 return Err(Error::InvalidJson {
                     message: "the body could not be read".into(),

@@ -310,7 +310,7 @@ fn read_body_of(
         };
         request.limit_body_wait(Duration::from_millis(wait));
         req.body = read_body(request.as_reader()).map_err(|e| match e {
-            Error::InvalidJson { .. } => gates.refused(whose),
+            Error::InvalidJson { .. } | Error::BodyTimedOut => gates.refused(whose),
             other => other,
         })?;
         return Ok(());

@@ -8,7 +8,7 @@ mod rotate;
 
 pub use backup::backup;
 pub use demo::{holds_demo_data, seed_demo};
-pub use restore::restore;
+pub use restore::{payouts_held, release_payouts, restore};
 pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};

@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::store;
+use rusqlite::OptionalExtension;
 use std::path::{Path, PathBuf};
 
 /// What a restore did.
@@ -81,8 +82,8 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
     let placed = copy_synced(backup, &copy)
         .and_then(|()| check_copy(&copy, backup, db, &key_hex))
         .and_then(|report| {
-            let since = since_the_backup(db, &copy);
-            hold_back(db, &copy, &key_hex)?;
+            let (since, hold) = since_the_backup(db, &copy);
+            hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
             like_the_database(db, &copy)?;
             let kept = put_in_place(db, &copy, &dir)?;
             let since_file = match &kept {
@@ -197,16 +198,27 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
 /// since that the backup has no record of (their money shows as the escrow's to spend).
 /// Read-only; each part is read on its own, so one that cannot be read (a replaced ledger of an
 /// older schema, say) says so and the others are still said.
-fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
+///
+/// And whether the restored ledger must hold its payouts back (`HOLD_KEY`): when there is money
+/// to settle by hand, or what there is cannot be read, in a ledger that is not a demo's.
+fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     if !db.exists() {
-        return Vec::new();
+        return (Vec::new(), false);
     }
     let conn = match attached(db, copy) {
         Ok(conn) => conn,
         Err(e) => {
-            return vec![format!(
-                "what changed since the backup could not be read from the replaced ledger: {e}"
-            )]
+            let demo = store::read_only_connection(copy)
+                .and_then(|c| is_demo(&c))
+                .unwrap_or(false);
+            let mut lines = Vec::new();
+            if !demo {
+                lines.push(NONE_FIRST.to_string());
+            }
+            lines.push(format!(
+                "what changed since the backup could not be read from the replaced ledger ({e}): what it paid since the backup is to be read from M-Pesa's statement, and settled by hand"
+            ));
+            return (lines, !demo);
         }
     };
     let mut said = Said::default();
@@ -233,13 +245,61 @@ fn since_the_backup(db: &Path, copy: &Path) -> Vec<String> {
     // simulator, whose payouts are simulated. Then the tokens that work again, to revoke before
     // anything else (a stolen one is live until then); then the money; then what moves no money
     // (an escrow no money came into, a request made again), which holds nothing back.
-    if !money.is_empty() && !is_demo(&conn).unwrap_or(false) {
-        lines.push("until every line about money below is done, run the server with REMIT_GATEWAY=none: nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time".into());
+    let hold = !money.is_empty() && !is_demo(&conn).unwrap_or(false);
+    if hold {
+        lines.push(NONE_FIRST.into());
     }
     lines.extend(tokens);
     lines.extend(money);
     lines.extend(notes);
-    lines
+    (lines, hold)
+}
+
+/// The first of the restore's lines when there is money to settle by hand.
+const NONE_FIRST: &str = "until every line about money below is done, run the server with REMIT_GATEWAY=none (it refuses to start with another gateway until `remit restore --done`): nothing is sent then, and a payout approved again (or an escrow's payments recorded again) is settled by hand, never sent a second time";
+
+/// The `meta` key of a restored ledger whose payouts are held back: while it is there, the
+/// server starts only with `REMIT_GATEWAY=none` (`payouts_held`), until `remit restore --done`
+/// (`release_payouts`) takes it away. Its value says when and from which backup.
+const HOLD_KEY: &str = "payouts_held_after_restore";
+
+/// The hold's words: when, and which backup.
+fn held_since(backup: &Path) -> String {
+    format!(
+        "restored from {} at {}",
+        backup.display(),
+        crate::time::rfc3339(crate::time::now_unix())
+    )
+}
+
+/// Why the server may not send payouts from this ledger yet, if it may not: a restore named
+/// money to settle by hand (see `HOLD_KEY`).
+pub fn payouts_held(conn: &rusqlite::Connection) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [HOLD_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// `remit restore --done`: the restore's lines are done; payouts may go out again. Audited.
+/// `None` when no payouts were held.
+pub fn release_payouts(store: &store::Store) -> Result<Option<String>> {
+    store.write(|ctx| {
+        let Some(held) = payouts_held(ctx.conn)? else {
+            return Ok(None);
+        };
+        ctx.conn
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([HOLD_KEY])?;
+        ctx.audit(
+            "system:cli",
+            "ledger.payouts_released",
+            "ledger",
+            &serde_json::json!({"held": held}),
+        )?;
+        Ok(Some(held))
+    })
 }
 
 /// What `since_the_backup`'s parts say: tokens that work again (to revoke first), lines about
@@ -360,14 +420,19 @@ fn settled_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
 /// server starts with), is listed as stuck, and carries what the replaced ledger said of it
 /// for the admin who settles it. Before the copy takes the database's name; nothing when the
 /// replaced ledger cannot be read (the report says so).
-fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
+///
+/// With `hold`, it also writes the hold (`HOLD_KEY`) into the copy: the server then refuses to
+/// start with a gateway that sends until `remit restore --done`, so that a request approved
+/// again, or a payout the replaced ledger could not say, is never sent by a start that forgot
+/// the advice.
+fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Result<()> {
     if !db.exists() {
         return Ok(());
     }
-    let Ok(settled) = attached(db, copy).and_then(|conn| settled_payouts(&conn)) else {
-        return Ok(());
-    };
-    if settled.is_empty() {
+    let settled = attached(db, copy)
+        .and_then(|conn| settled_payouts(&conn))
+        .unwrap_or_default();
+    if settled.is_empty() && hold.is_none() {
         return Ok(());
     }
     let mut options = store::OpenOptions::new(copy);
@@ -375,6 +440,20 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str) -> Result<()> {
     options.create = false;
     let copy_store = store::open(&options)?;
     copy_store.write(move |ctx| {
+        if let Some(held) = &hold {
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
+                )?
+                .execute(rusqlite::params![HOLD_KEY, held])?;
+            ctx.audit(
+                "system:cli",
+                "ledger.payouts_held",
+                "ledger",
+                &serde_json::json!({"held": held}),
+            )?;
+        }
         for p in &settled {
             let id = crate::domain::PayoutId::parse(&p.id)?;
             crate::service::payouts::flag(

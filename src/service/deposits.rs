@@ -350,6 +350,19 @@ pub fn record_flagged(
             ":amount": amount, ":status": DepositStatus::Flagged, ":reason": reason,
             ":actor": actor.id, ":at": ctx.at(),
         })?;
+    said_flagged(ctx, actor, &id, escrow_id, source, amount, reason)
+}
+
+/// A deposit flagged for the operator: its audit line, its event and the log's warning.
+fn said_flagged(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    id: &DepositId,
+    escrow_id: Option<&EscrowId>,
+    source: DepositSource,
+    amount: UsdCents,
+    reason: &str,
+) -> Result<RecordedDeposit> {
     ctx.audit(
         &actor.id,
         "deposit.flagged",
@@ -364,7 +377,7 @@ pub fn record_flagged(
     ctx.warn_after_commit(format!(
         "deposit {id} from {source} flagged for the operator: {reason}"
     ));
-    recorded(ctx, &id, DepositOutcome::Flagged(reason.to_string()))
+    recorded(ctx, id, DepositOutcome::Flagged(reason.to_string()))
 }
 
 /// An escrow's total (for the `escrow.activated` event).
@@ -390,11 +403,19 @@ pub fn escrow_exists(ctx: &WriteCtx<'_>, escrow_id: &str) -> Result<Option<Escro
 /// What a refund or dispute at Stripe did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReversalOutcome {
-    /// No deposit has this PaymentIntent: nothing to flag.
+    /// No deposit has this PaymentIntent and the event carries no amount: nothing recorded.
     UnknownPayment,
+    /// No deposit has this PaymentIntent yet (Stripe does not promise the order of its
+    /// events): it is recorded as a flagged deposit of no escrow, so that the payment's own
+    /// `payment_intent.succeeded`, when it comes, is not applied (`after_reversal`).
+    BeforeItsPayment(DepositId),
     /// The deposit (and, if it was applied, its escrow) is flagged for the operator.
     Flagged(DepositId),
 }
+
+/// How the flag of a deposit recorded from a refund or dispute of a payment not yet seen
+/// begins (`after_reversal` looks for it).
+const BEFORE_ITS_PAYMENT: &str = "Stripe took this payment back before remit heard it succeed";
 
 /// Records that Stripe took (or may take) back the money of a deposit: the deposit keeps what
 /// happened, and the escrow it was applied to is flagged for the operator. No balance moves:
@@ -414,15 +435,39 @@ pub fn record_reversal(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((id, escrow_id, status)) = found else {
-        ctx.warn_after_commit(format!(
-            "Stripe {} for a payment remit never recorded: nothing flagged",
-            reversal.kind
-        ));
-        return Ok(ReversalOutcome::UnknownPayment);
+    let (id, escrow_id, status, early) = match found {
+        Some((id, escrow_id, status)) => (id, escrow_id, status, false),
+        None => {
+            let Some(amount) = reversal.amount else {
+                ctx.warn_after_commit(format!(
+                    "Stripe {} without an amount for a payment remit never recorded: nothing recorded, see the stored event",
+                    reversal.kind
+                ));
+                return Ok(ReversalOutcome::UnknownPayment);
+            };
+            let id = DepositId::new();
+            ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at,
+                 change_seq) VALUES (:id, NULL, :source, :reference, :amount, :status, :reason, :actor, :at, remit_change_seq())")?.execute(named_params! {
+                    ":id": id, ":source": DepositSource::Stripe, ":reference": reversal.payment_intent,
+                    ":amount": amount, ":status": DepositStatus::Flagged,
+                    ":reason": format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+                    ":actor": actor.id, ":at": ctx.at(),
+                })?;
+            (id, None, DepositStatus::Flagged, true)
+        }
     };
-    let reason = reversal.describe();
-    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": reversal.kind, ":reason": reason, ":at": ctx.at()})?;
+    ctx.audit(
+        &actor.id,
+        &format!("deposit.{}", reversal.kind),
+        id.as_str(),
+        &json!({"escrowId": escrow_id.as_ref().filter(|_| status == DepositStatus::Applied),
+                "amountUsdCents": reversal.amount.map(UsdCents::get), "reason": reversal.reason}),
+    )?;
+    // Stripe's events come in any order, and a refund's `amount_refunded` is the running
+    // total: the deposit says every reversal it had, from its audit lines, the largest refund
+    // and a dispute (which stays: it needs the operator's answer) rather than the latest event.
+    let (kind, reason) = reversals_of(ctx, &id)?;
+    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": kind, ":reason": reason, ":at": ctx.at()})?;
     let flagged_escrow = match (&escrow_id, status) {
         (Some(escrow_id), DepositStatus::Applied) => {
             ctx.conn
@@ -438,13 +483,130 @@ pub fn record_reversal(
         }
         _ => None,
     };
-    ctx.audit(
-        &actor.id,
-        &format!("deposit.{}", reversal.kind),
-        id.as_str(),
-        &json!({"escrowId": flagged_escrow, "amountUsdCents": reversal.amount.map(UsdCents::get),
-                "reason": reversal.reason}),
-    )?;
-    ctx.warn_after_commit(format!("deposit {id}: {reason}; flagged for the operator"));
+    if early {
+        ctx.warn_after_commit(format!(
+            "Stripe {} a payment remit has not heard succeed: recorded as deposit {id}, flagged, so that its success is not applied",
+            reversal.kind
+        ));
+        return Ok(ReversalOutcome::BeforeItsPayment(id));
+    }
+    ctx.warn_after_commit(format!(
+        "deposit {id}: {reason}; flagged for the operator{}",
+        if flagged_escrow.is_some() {
+            " with its escrow"
+        } else {
+            ""
+        }
+    ));
     Ok(ReversalOutcome::Flagged(id))
+}
+
+/// What a deposit's reversals amount to, from its audit lines: `disputed` once it was disputed
+/// (whatever was refunded after), else `refunded`; and one sentence naming the dispute and the
+/// largest refund (a refund's amount is Stripe's running total, so a late older event says
+/// less, not more).
+fn reversals_of(
+    ctx: &WriteCtx<'_>,
+    id: &DepositId,
+) -> Result<(crate::domain::DepositReversal, String)> {
+    use crate::domain::DepositReversal;
+    let charged: UsdCents = ctx
+        .conn
+        .prepare_cached("SELECT amount_usd_cents FROM deposits WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    let mut stmt = ctx.conn.prepare_cached(
+        "SELECT action, json_extract(details, '$.amountUsdCents'), json_extract(details, '$.reason')
+         FROM audit_log WHERE entity = ?1 AND action IN ('deposit.refunded', 'deposit.disputed')
+         ORDER BY seq",
+    )?;
+    let mut refunded: Option<Option<i64>> = None;
+    let mut disputed: Option<(Option<i64>, Option<String>)> = None;
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        let action: String = r.get(0)?;
+        let amount: Option<i64> = r.get(1)?;
+        if action == "deposit.disputed" {
+            disputed = Some((amount, r.get(2)?));
+        } else {
+            refunded = Some(refunded.flatten().max(amount).or(amount));
+        }
+    }
+    let sentence = |kind, amount: Option<i64>, reason: Option<String>| {
+        crate::wire::stripe::Reversal {
+            payment_intent: String::new(),
+            kind,
+            amount: amount.and_then(UsdCents::new),
+            full: amount.is_some_and(|c| c >= charged.get()),
+            reason,
+        }
+        .describe()
+    };
+    let refund = refunded.map(|amount| sentence(DepositReversal::Refunded, amount, None));
+    Ok(match disputed {
+        Some((amount, reason)) => {
+            let dispute = sentence(DepositReversal::Disputed, amount, reason);
+            let both = match refund {
+                Some(refund) => format!("{dispute}; {refund}"),
+                None => dispute,
+            };
+            (DepositReversal::Disputed, both)
+        }
+        None => (
+            DepositReversal::Refunded,
+            refund.unwrap_or_else(|| "Stripe refunded an unknown amount".into()),
+        ),
+    })
+}
+
+/// A `payment_intent.succeeded` for a payment Stripe refunded or disputed before it came
+/// (`ReversalOutcome::BeforeItsPayment`): the deposit recorded then gets its escrow and amount
+/// and stays flagged, not applied (the money went back, or may). `None` when there is no such
+/// deposit.
+pub fn after_reversal(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    payment_intent: &str,
+    escrow_id: Option<&str>,
+    amount: UsdCents,
+) -> Result<Option<RecordedDeposit>> {
+    let found: Option<(DepositId, String)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT id, reversal_reason FROM deposits WHERE source = ?1 AND reference = ?2 AND status = ?3
+             AND escrow_id IS NULL AND reversal IS NOT NULL AND flag_reason LIKE ?4 || '%'",
+        )?
+        .query_row(
+            params![
+                DepositSource::Stripe,
+                payment_intent,
+                DepositStatus::Flagged,
+                BEFORE_ITS_PAYMENT
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, reversed)) = found else {
+        return Ok(None);
+    };
+    let known = match escrow_id {
+        Some(escrow_id) => escrow_exists(ctx, escrow_id)?,
+        None => None,
+    };
+    let reason = format!(
+        "Stripe said this payment of {} succeeded after it had taken it back ({reversed}): not applied",
+        amount.display()
+    );
+    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason WHERE id = :id")?.execute(named_params! {
+        ":id": id, ":escrow": known, ":amount": amount, ":reason": reason,
+    })?;
+    said_flagged(
+        ctx,
+        actor,
+        &id,
+        known.as_ref(),
+        DepositSource::Stripe,
+        amount,
+        &reason,
+    )
+    .map(Some)
 }

@@ -653,6 +653,18 @@ pub fn apply_result(
     result: &PayoutResult,
     reported: Reported,
 ) -> Result<ResultOutcome> {
+    // M-Pesa's receipts are upper-case letters and digits: one told in lower case is the same
+    // receipt, kept and compared (unique: one receipt completes one payout) as M-Pesa writes it.
+    let upper;
+    let result = match result {
+        PayoutResult::Succeeded { receipt } if receipt.bytes().any(|b| b.is_ascii_lowercase()) => {
+            upper = PayoutResult::Succeeded {
+                receipt: receipt.to_ascii_uppercase(),
+            };
+            &upper
+        }
+        other => other,
+    };
     let row = load_payout(ctx.conn, payout_id)?;
     let at = ctx.at();
     // A payout that may have been paid twice, or whose success named another payee: no failure

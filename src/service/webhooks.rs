@@ -85,8 +85,12 @@ impl fmt::Display for StripeOutcome {
                 write!(f, "deposit flagged: {reason}")
             }
             StripeOutcome::Reversal(ReversalOutcome::UnknownPayment) => {
-                f.write_str("ignored: no deposit for this payment")
+                f.write_str("ignored: no deposit for this payment and no amount")
             }
+            StripeOutcome::Reversal(ReversalOutcome::BeforeItsPayment(id)) => write!(
+                f,
+                "deposit {id} recorded as flagged: this payment has not been seen to succeed"
+            ),
             StripeOutcome::Reversal(ReversalOutcome::Flagged(id)) => {
                 write!(f, "deposit {id} flagged for the operator")
             }
@@ -133,11 +137,21 @@ fn apply_payment_intent(
         );
         return Ok(StripeOutcome::NoAmount);
     };
+    if let Some(recorded) =
+        deposits::after_reversal(ctx, &actor, intent_id, intent.escrow_id.as_deref(), amount)?
+    {
+        return Ok(StripeOutcome::Deposit(recorded.outcome));
+    }
     let source = DepositSource::Stripe;
     // Why it cannot be credited although it names an escrow, if it cannot.
-    let refused = intent.not_succeeded.clone().or_else(|| {
-        (intent.currency != "usd").then(|| format!("currency {:?} is not usd", intent.currency))
-    });
+    let refused = intent
+        .not_succeeded
+        .clone()
+        .or_else(|| match intent.currency.as_str() {
+            "usd" => None,
+            "" => Some("the payment names no currency".into()),
+            other => Some(format!("currency {other:?} is not usd")),
+        });
     let recorded = match (intent.escrow_id.as_deref(), refused) {
         (Some(escrow_id), None) => {
             deposits::record(ctx, &actor, escrow_id, source, intent_id, amount)?

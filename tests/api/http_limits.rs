@@ -144,6 +144,46 @@ fn slow_heads_are_closed_at_their_deadline_and_others_are_served() {
     );
 }
 
+/// API.md: a body must be complete within 10 s of the head. One that is not is answered `408
+/// request_timeout` (nothing of it applied) and its connection closed: where the next request
+/// would begin on it is unknown.
+#[test]
+fn a_body_not_whole_within_its_deadline_is_408_and_its_connection_closed() {
+    let app = spawn_app();
+    let body = br#"{"rate": 175.5}"#;
+    let mut s = TcpStream::connect(addr(&app)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "PUT /fx-rates/USD-KES HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.admin,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body[..body.len() - 2]).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let closed = s.read_to_end(&mut answer).is_ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        started.elapsed() >= Duration::from_secs(9) && started.elapsed() < Duration::from_secs(15),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(closed, "the connection is closed after the answer");
+    let r = app.get("/fx-rates", &app.agent);
+    assert_eq!(
+        r.body["USD-KES"]["rate"].to_string(),
+        "150.0",
+        "nothing applied"
+    );
+}
+
 #[test]
 fn at_the_connection_cap_the_longest_idle_connection_makes_room_for_a_new_client() {
     let app = spawn_app_with(|c| c.connections_max = 64);

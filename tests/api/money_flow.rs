@@ -849,6 +849,40 @@ fn a_success_whose_receipt_is_not_a_receipt_pays_nothing() {
     app.assert_integrity();
 }
 
+/// Guards against: receipts were unique as written, so one receipt told in upper case and then
+/// in lower case completed two payouts. M-Pesa writes them in upper case; one told otherwise is
+/// kept as M-Pesa writes it, and completes one payout only.
+#[test]
+fn a_receipt_told_in_lower_case_is_the_same_receipt() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (first, _, originator) = queued_payout(&app);
+    let r = app.post_mpesa_result(&b2c_success(&originator, "qwe1234567", 1_500));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{first}"), &app.admin)
+        .body;
+    assert_eq!(
+        (
+            view["status"].as_str(),
+            view["payout"]["mpesaReceipt"].as_str()
+        ),
+        (Some("paid"), Some("QWE1234567")),
+        "{view}"
+    );
+    let (second, _, originator) = queued_payout(&app);
+    let r = app.post_mpesa_result(&b2c_success(&originator, "QWE1234567", 1_500));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{second}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), &view["payout"]["flagged"]),
+        (Some("approved"), &json!(true)),
+        "{view}"
+    );
+    app.assert_integrity();
+}
+
 /// The service call the result URL's handler makes on a server that pays through `paying`.
 fn apply_as_if_paying(
     app: &TestApp,

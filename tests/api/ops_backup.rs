@@ -1019,9 +1019,28 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         assert!(flagged, "{id} is no longer flagged");
     }
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    // Guards against: the advice was advice only, and a start with the default gateway sent
+    // the payment the backup has as waiting (approved again) a second time. Until `restore
+    // --done`, a gateway that sends is refused at start.
+    let serve_with = |gateway: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env("REMIT_GATEWAY", gateway)
+            .env("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN);
+        run(cmd)
+    };
+    let refused = serve_with("simulator");
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("REMIT_GATEWAY=none")
+            && refused.stderr.contains("remit restore --done")
+            && refused.stderr.contains("backup.db"),
+        "{refused}"
+    );
     // As restore advises: started with nothing sending, the payouts the replaced ledger saw
     // settled are settled by hand at once, queued as they are (they were "not stuck yet").
-    let server = Server::start(
+    let mut server = Server::start(
         &db,
         TEST_KEY,
         &dir.path().join("serve-2.log"),
@@ -1072,6 +1091,28 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert_eq!(resolved.status, 200, "{}", resolved.text);
     assert_eq!(resolved.body["status"], "succeeded", "{}", resolved.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    // The lines done: payouts go out again, audited, and the server starts with a gateway.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["restore", "--done", "--db"]).arg(&db);
+    let released = run(cmd);
+    assert_eq!(released.code, Some(0), "{released}");
+    assert!(
+        released.stdout.contains("payouts go out again"),
+        "{released}"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["restore", "--done", "--db"]).arg(&db);
+    let again = run(cmd);
+    assert!(again.stdout.contains("no payouts were held"), "{again}");
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-3.log"), &[]);
+    let audit = server.get("/audit?entity=ledger", &admin);
+    assert!(
+        audit.text.contains("ledger.payouts_held")
+            && audit.text.contains("ledger.payouts_released"),
+        "{}",
+        audit.text
+    );
 }
 
 /// `remit check` (and so `backup` and `restore`) runs SQLite's own check of the file: an index
@@ -1300,4 +1341,78 @@ fn text_that_is_not_text_is_said_as_damage() {
             && !damaged.stderr.contains("panicked"),
         "{damaged}"
     );
+}
+
+/// Guards against: over a replaced ledger whose payouts could not be read (damaged: what
+/// restores are for), restore said so and flagged nothing, and a start with a gateway sent
+/// again what that ledger had paid since the backup. Its payouts are held back as for any
+/// money to settle by hand.
+#[test]
+fn a_restore_over_a_ledger_whose_payouts_cannot_be_read_holds_payouts_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let (_, sender, agent) = kiosk_users(&db, TEST_KEY);
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[("REMIT_GATEWAY", "none")],
+    );
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        50,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let request = pending_requests(&server, &agent, &escrow, 1).remove(0);
+    let approved = server.post(
+        &format!("/payment-requests/{request}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let (root, page): (i64, i64) = {
+        let conn = read_only(&db);
+        (
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'payouts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::File::options().write(true).open(&db).unwrap();
+        file.seek(SeekFrom::Start(((root - 1) * page) as u64))
+            .unwrap();
+        file.write_all(&vec![0xff; page as usize]).unwrap();
+    }
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored.stdout.contains("could not be read")
+            && restored.stdout.contains("REMIT_GATEWAY=none"),
+        "{restored}"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("REMIT_GATEWAY", "simulator");
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(refused.stderr.contains("remit restore --done"), "{refused}");
 }

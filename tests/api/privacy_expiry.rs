@@ -521,11 +521,127 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
             audit.text
         );
         app.assert_integrity();
-        // For a payment remit never recorded there is nothing to flag.
-        let r = app.post_stripe(&charge_event(kind, "evt_x", "pi_unknown", false));
-        assert_eq!(r.status, 200);
-        assert!(r.body["outcome"].as_str().unwrap().starts_with("ignored"));
     }
+}
+
+/// Stripe does not promise the order of its events (wire formats §8.5): a refund or dispute may
+/// come before the payment's `payment_intent.succeeded`. Guards against: it was acknowledged
+/// as "no deposit for this payment" and forgotten, and the success applied after it funded the
+/// escrow with money Stripe had given back, nothing flagged.
+#[test]
+fn a_refund_or_dispute_before_its_payment_keeps_the_payment_from_being_applied() {
+    for (kind, word) in [
+        ("charge.refunded", "refunded"),
+        ("charge.dispute.created", "disputed"),
+    ] {
+        let app = spawn_app();
+        let escrow = app.pending_escrow(50, &["a"], None);
+        let r = app.post_stripe(&charge_event(kind, "evt_early", "pi_early", false));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["outcome"]
+                .as_str()
+                .unwrap()
+                .contains("recorded as flagged"),
+            "{}",
+            r.text
+        );
+        let r = app.post_stripe(&deposit_event("evt_late", "pi_early", &escrow, false));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("deposit flagged"),
+            "{kind}: {}",
+            r.text
+        );
+        let view = app.escrow(&escrow);
+        assert_eq!(
+            (view["status"].as_str(), view["depositedUsdCents"].as_i64()),
+            (Some("pending_deposit"), Some(0)),
+            "{kind}: not applied: {view}"
+        );
+        let flagged = app.get("/deposits?status=flagged", &app.admin);
+        let item = &flagged.body["items"][0];
+        assert_eq!(item["escrowId"], escrow.as_str(), "{}", flagged.text);
+        assert_eq!(item["amountUsdCents"], 5_000, "{}", flagged.text);
+        assert_eq!(item["reversal"], word, "{}", flagged.text);
+        assert!(
+            item["flagReason"]
+                .as_str()
+                .unwrap()
+                .contains("after it had taken it back"),
+            "{}",
+            flagged.text
+        );
+        // The same payment told again is the deposit already recorded.
+        let r = app.post_stripe(&deposit_event("evt_again", "pi_early", &escrow, false));
+        assert_eq!(r.body["outcome"], "deposit already recorded", "{}", r.text);
+        assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+        app.assert_integrity();
+    }
+    // A reversal without an amount of a payment never seen is all there is to go on: ignored.
+    let app = spawn_app();
+    let bare = json!({"id": "evt_bare", "object": "event", "type": "charge.refunded", "livemode": false,
+        "data": {"object": {"id": "ch_2", "object": "charge", "payment_intent": "pi_bare", "currency": "usd"}}});
+    let r = app.post_stripe(&bare.to_string());
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body["outcome"].as_str().unwrap().starts_with("ignored"),
+        "{}",
+        r.text
+    );
+}
+
+/// Guards against: each refund or dispute event replaced the deposit's reversal, so a late
+/// older refund (Stripe's `amount_refunded` is a running total) said less than was refunded,
+/// and a refund after a dispute took the dispute off the operator's lists.
+#[test]
+fn a_deposits_reversal_says_its_dispute_and_its_largest_refund_whatever_their_order() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let r = app.post_stripe(&deposit_event("evt_d", "pi_9", &escrow, false));
+    assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
+    let refund = |event: &str, cents: i64| {
+        json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
+               "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": "pi_9",
+                                   "amount": 5_000, "amount_refunded": cents, "refunded": false, "currency": "usd"}}})
+        .to_string()
+    };
+    for event in [
+        charge_event("charge.dispute.created", "evt_dispute", "pi_9", false),
+        refund("evt_later", 4_000),
+        refund("evt_earlier", 1_500),
+    ] {
+        let r = app.post_stripe(&event);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let listed = app.get("/deposits?status=reversed", &app.admin);
+    let item = &listed.body["items"][0];
+    assert_eq!(item["reversal"], "disputed", "{}", listed.text);
+    let reason = item["reversalReason"].as_str().unwrap();
+    assert!(
+        reason.contains("disputed")
+            && reason.contains("USD 40.00")
+            && !reason.contains("USD 15.00"),
+        "{reason}"
+    );
+    let flag = app.escrow(&escrow)["flagReason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        flag.contains("disputed") && flag.contains("USD 40.00"),
+        "{flag}"
+    );
+    let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
+    assert!(
+        metrics.contains("remit_deposits_reversed{reversal=\"disputed\"} 1")
+            && !metrics.contains("remit_deposits_reversed{reversal=\"refunded\"}"),
+        "{metrics}"
+    );
+    app.assert_integrity();
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         Err(SignatureError::Malformed) => {
             return Err(Error::invalid(
                 "Stripe-Signature",
-                "must carry t= and at least one v1=",
+                "must carry t= (a Unix time in whole seconds) and at least one v1=",
             ))
         }
         Err(e) => {
