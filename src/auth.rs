@@ -13,6 +13,7 @@ use crate::service::{users, Actor};
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -64,6 +65,10 @@ pub struct Authenticator {
     /// `<db>.revoked`, and its size and time when `known` was last emptied for it.
     revocations: PathBuf,
     revocations_at: Mutex<Option<(u64, Option<SystemTime>)>>,
+    /// Counts the times `known` forgot tokens for a revocation (changed with `known` locked): a
+    /// token read from the database before a revocation is remembered only if none came
+    /// between the read and the remembering (it would be believed for the cache's 10 s).
+    forgotten: AtomicU64,
 }
 
 impl Authenticator {
@@ -76,6 +81,7 @@ impl Authenticator {
             known: Mutex::new(HashMap::new()),
             revocations_at: Mutex::new(revocations_seen(&revocations)),
             revocations,
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +102,7 @@ impl Authenticator {
     /// Forgets a token at once (it was revoked through this server).
     pub fn forget(&self, prefix: &str) {
         if let Ok(mut known) = self.known.lock() {
+            self.forgotten.fetch_add(1, Ordering::SeqCst);
             known.retain(|_, k| k.prefix != prefix);
         }
     }
@@ -119,9 +126,11 @@ impl Authenticator {
         let now = Instant::now();
         if self.revoked_elsewhere() {
             if let Ok(mut known) = self.known.lock() {
+                self.forgotten.fetch_add(1, Ordering::SeqCst);
                 known.clear();
             }
         }
+        let forgotten = self.forgotten.load(Ordering::SeqCst);
         let cached = self.known.lock().ok().and_then(|known| {
             known
                 .get(&hash)
@@ -134,7 +143,12 @@ impl Authenticator {
                 let actor = self
                     .store
                     .read(|conn, _| users::authenticate(conn, token))?;
-                if let Ok(mut known) = self.known.lock() {
+                let known = self
+                    .known
+                    .lock()
+                    .ok()
+                    .filter(|_| self.forgotten.load(Ordering::SeqCst) == forgotten);
+                if let Some(mut known) = known {
                     if known.len() >= TOKEN_CACHE_ENTRIES_MAX {
                         known.retain(|_, k| now < k.until);
                         if known.len() >= TOKEN_CACHE_ENTRIES_MAX {

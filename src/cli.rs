@@ -1004,7 +1004,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
-        println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
+        first_admin_token(&running.app.config.db, &token);
     }
     if args.demo {
         println!("Demo users (new tokens, shown only now):");
@@ -1092,6 +1092,32 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
 }
 
 /// Which gateway pays, in words an operator reads at start.
+/// Shows the first admin's token, once. To a terminal or a pipe it is printed; under systemd,
+/// whose journal keeps what a service prints (for anyone in its readers' groups, for as long
+/// as the journal lasts), it goes to a file only this user can read, beside the database, and
+/// only the file's name is printed.
+fn first_admin_token(db: &std::path::Path, token: &str) {
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".first-admin-token");
+        let file = std::path::PathBuf::from(name);
+        match crate::crypto::write_owner_only(&file, format!("{token}\n").as_bytes()) {
+            Ok(()) => {
+                println!(
+                    "First start: created an admin. Its token is in {} (this user's only), not in the journal: read it, keep it safe, then delete the file.",
+                    file.display()
+                );
+                return;
+            }
+            Err(e) => log::warn!(
+                "cannot write the first admin's token to {} ({e}): it is printed instead",
+                file.display()
+            ),
+        }
+    }
+    println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
+}
+
 fn describe_gateway(gateway: &crate::config::GatewayKind, own: &str) -> String {
     use crate::config::GatewayKind;
     match gateway {

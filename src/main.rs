@@ -24,15 +24,15 @@ fn main() {
     }));
     remit::config::load_dotenv(std::path::Path::new(".env"));
     // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
-    // simulator's callback URL, which carries the M-Pesa callback secret.
-    env_logger::Builder::new()
-        .parse_filters(&log_filter(std::env::var("RUST_LOG").ok().as_deref()))
-        .filter_module("ureq", log::LevelFilter::Warn)
-        .filter_module("ureq_proto", log::LevelFilter::Warn)
-        .filter_module("tiny_http", log::LevelFilter::Warn)
-        .filter_module("r2d2", log::LevelFilter::Warn)
-        .format_timestamp_millis()
-        .init();
+    // simulator's callback URL, which carries the M-Pesa callback secret, and the requests'
+    // headers (Daraja's and the SMS gateway's credentials). `log_filter` drops what RUST_LOG
+    // says of them, their modules included (a directive for `ureq::run` outranked the cap).
+    let mut logger = env_logger::Builder::new();
+    logger.parse_filters(&log_filter(std::env::var("RUST_LOG").ok().as_deref()));
+    for library in CAPPED_LIBRARIES {
+        logger.filter_module(library, log::LevelFilter::Warn);
+    }
+    logger.format_timestamp_millis().init();
     remit::config::warn_if_dotenv_readable(std::path::Path::new(".env"));
     let cli = remit::cli::Cli::from_command_line();
     QUIET_ON_CLOSED_PIPE.store(
@@ -52,14 +52,43 @@ fn main() {
 /// The log filter from `RUST_LOG`: `info` when it is unset or blank, and `info` for every
 /// module it does not name when it names no level for all (`remit::access=warn` alone would
 /// otherwise silence every other line, warnings included; so would a typo such as `warning`).
+/// Libraries whose log stays at warn and above, whatever RUST_LOG says of them.
+const CAPPED_LIBRARIES: [&str; 4] = ["ureq", "ureq_proto", "tiny_http", "r2d2"];
+
 fn log_filter(rust_log: Option<&str>) -> String {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
+    // What RUST_LOG says of a capped library or one of its modules is left out: a directive
+    // for a module outranks the cap on its library.
+    let kept = rust_log.map(|spec| {
+        let (directives, regex) = match spec.split_once('/') {
+            Some((d, r)) => (d, Some(r)),
+            None => (spec, None),
+        };
+        let directives = directives
+            .split(',')
+            .filter(|d| {
+                let name = d.split('=').next().unwrap_or("").trim();
+                !CAPPED_LIBRARIES.iter().any(|library| {
+                    name == *library
+                        || name
+                            .strip_prefix(library)
+                            .is_some_and(|rest| rest.starts_with("::"))
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        match regex {
+            Some(regex) => format!("{directives}/{regex}"),
+            None => directives,
+        }
+    });
+    match kept.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => "info".into(),
         Some(spec)
-            if spec
-                .split(',')
-                .any(|d| LEVELS.contains(&d.trim().to_ascii_lowercase().as_str())) =>
+            if spec.split(',').any(|d| {
+                let d = d.split('/').next().unwrap_or("");
+                LEVELS.contains(&d.trim().to_ascii_lowercase().as_str())
+            }) =>
         {
             spec.into()
         }
@@ -85,5 +114,24 @@ mod tests {
             "info,remit::access=warn"
         );
         assert_eq!(log_filter(Some("warning")), "info,warning");
+    }
+
+    /// Guards against: `ureq::run=trace` outranked the cap on `ureq` and logged the callback
+    /// URL with its secret.
+    #[test]
+    fn what_rust_log_says_of_a_capped_library_or_its_modules_is_left_out() {
+        assert_eq!(
+            log_filter(Some(
+                "trace,ureq::run=trace,ureq_proto::util=trace,ureq=debug"
+            )),
+            "trace"
+        );
+        assert_eq!(
+            log_filter(Some("remit=debug,tiny_http,r2d2::pool=trace")),
+            "info,remit=debug"
+        );
+        assert_eq!(log_filter(Some("ureq=trace")), "info");
+        assert_eq!(log_filter(Some("debug,ureqx=trace")), "debug,ureqx=trace");
+        assert_eq!(log_filter(Some("debug,ureq::run=trace/abc")), "debug/abc");
     }
 }

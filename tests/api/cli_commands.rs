@@ -1078,3 +1078,32 @@ fn secrets_in_files_others_can_read_are_warned_about() {
     );
     assert!(!ran.stderr.contains(&"cd".repeat(32)), "{ran}");
 }
+
+/// Guards against: under systemd the first admin's token was printed into the journal, kept
+/// there for anyone who reads it for as long as the journal lasts. There (`JOURNAL_STREAM`
+/// set) it goes to a file only the service's user reads, and the journal gets the file's name.
+#[test]
+fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[("JOURNAL_STREAM", "8:12345")],
+    );
+    let printed = server.stdout.join("\n");
+    assert!(!printed.contains("rmt_"), "{printed}");
+    let file = dir.path().join("remit.db.first-admin-token");
+    assert!(printed.contains(&file.display().to_string()), "{printed}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    let me = server.get("/me", &token);
+    assert_eq!(me.body["role"], "admin", "{}", me.text);
+    assert!(!server.log().contains(&token), "the token is in the log");
+}

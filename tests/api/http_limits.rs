@@ -463,6 +463,62 @@ fn transfer_encoding_is_chunked_alone_or_refused() {
     assert_eq!(count(), 1);
 }
 
+/// Guards against: framing a proxy in front might read another way was taken: a vertical tab
+/// after `chunked`, control characters in header values and names, a fourth word on the
+/// request line, bare LFs and control characters in a chunked body's lines. Each is `400`,
+/// the connection closed, nothing created, and the pipelined request after it never served.
+#[test]
+fn framing_a_proxy_could_read_another_way_is_refused() {
+    let app = spawn_app();
+    let body = format!(
+        r#"{{"recipientPhone":"{RECIPIENT_PHONE}","recipientName":"W","totalAmountUsd":10,"categories":["a"]}}"#
+    );
+    let size = format!("{:x}", body.len());
+    let post = |extra_headers: &str, chunks: &str| {
+        format!(
+            "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{extra_headers}\r\n{chunks}GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+            app.sender
+        )
+    };
+    let crlf = format!("{size}\r\n{body}\r\n0\r\n\r\n");
+    let te = "Transfer-Encoding: chunked\r\n";
+    let cases = [
+        post("Transfer-Encoding: chunked\x0b\r\n", &crlf),
+        post("Transfer-Encoding:\x0cchunked\r\n", &crlf),
+        post(&format!("{te}X-Note: a\x00b\r\n"), &crlf),
+        post(&format!("{te}X-Note: a\rb\r\n"), &crlf),
+        post(&format!("{te}X\x01Y: 1\r\n"), &crlf),
+        post(&format!("{te}X(Y): 1\r\n"), &crlf),
+        post(te, &format!("{size}\n{body}\r\n0\r\n\r\n")),
+        post(te, &format!("{size}\r\n{body}\n0\r\n\r\n")),
+        post(te, &format!("{size};a\rb\r\n{body}\r\n0\r\n\r\n")),
+        post(te, &format!("{size};a\x00b\r\n{body}\r\n0\r\n\r\n")),
+        post(te, &crlf).replacen("HTTP/1.1", "HTTP/1.1 junk", 1),
+    ];
+    for request in &cases {
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (400, true),
+            "{request:?}: {answer}"
+        );
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "{request:?}: the pipelined request was served: {answer}"
+        );
+    }
+    let count = app.get("/escrows", &app.sender).body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, 0, "no escrow was created");
+    // The same request, well framed, is served, and so is the one after it.
+    let (answer, _) = exchange(addr(&app), post(te, &crlf).as_bytes());
+    assert_eq!(status_of(&answer), 201, "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
+}
+
 #[test]
 fn pipelined_requests_are_answered_one_after_the_other_in_order() {
     let app = spawn_app();

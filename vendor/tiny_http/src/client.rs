@@ -539,6 +539,26 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         if !line.is_ascii() {
             return Err(HeadError::Malformed("is not ASCII text", name));
         }
+        // remit patch: a name of token characters only, and a value without control characters
+        // but tab (RFC 9110, 5.1 and 5.5): a proxy in front may read `X\x01Y:` or a value with
+        // a NUL, a bare CR or a vertical tab otherwise (and `trim` took `chunked\x0b` as
+        // `chunked`).
+        if name.is_none() && line.contains(&b':') {
+            return Err(HeadError::Malformed(
+                "a header name is not made of token characters",
+                None,
+            ));
+        }
+        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        if line[colon..]
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(HeadError::Malformed(
+                "has a control character in its value",
+                name,
+            ));
+        }
         let text = std::str::from_utf8(&line)
             .map_err(|_| HeadError::Malformed("is not ASCII text", name.clone()))?;
         let header = Header::from_str(text)
@@ -676,6 +696,10 @@ fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
     let method = parts.next().and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
     let version = parts.next().and_then(parse_http_version);
+    // remit patch: nothing after the version.
+    if parts.next().is_some() {
+        return None;
+    }
 
     method.and_then(|method| Some((method, path?, version?)))
 }
@@ -693,6 +717,7 @@ mod test {
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
         assert!(super::parse_request_line("GET /hello").is_none());
+        assert!(super::parse_request_line("GET /hello HTTP/1.1 junk").is_none());
         assert!(super::parse_request_line("qsd qsd qsd").is_none());
     }
 

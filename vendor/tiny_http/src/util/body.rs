@@ -46,6 +46,33 @@ pub(crate) fn read_line_bounded<R: BufRead + ?Sized>(
     line: &mut Vec<u8>,
     max: usize,
 ) -> Result<usize, LineError> {
+    let consumed = read_line_raw(source, line, max)?;
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(consumed)
+}
+
+/// The same for a line of a chunked body, which must end in CRLF (RFC 9112, 7.1): a bare LF
+/// there is read otherwise by some proxies (remit patch).
+fn read_crlf_line<R: BufRead + ?Sized>(
+    source: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> IoResult<usize> {
+    let consumed = read_line_raw(source, line, max)?;
+    if line.pop() != Some(b'\r') {
+        return Err(bad_chunk("a line does not end in CRLF"));
+    }
+    Ok(consumed)
+}
+
+/// Appends the next line to `line`, without its `\n`, reading at most `max` bytes.
+fn read_line_raw<R: BufRead + ?Sized>(
+    source: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> Result<usize, LineError> {
     let mut consumed = 0;
     loop {
         let room = max - consumed;
@@ -74,9 +101,6 @@ pub(crate) fn read_line_bounded<R: BufRead + ?Sized>(
         source.consume(used);
         consumed += used;
         if found {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
             return Ok(consumed);
         }
     }
@@ -180,7 +204,7 @@ impl<S: BufRead> BodyReader<S> {
                 }
                 State::ChunkSize => {
                     let mut line = Vec::new();
-                    read_line_bounded(&mut self.source, &mut line, CHUNK_LINE_MAX)?;
+                    read_crlf_line(&mut self.source, &mut line, CHUNK_LINE_MAX)?;
                     let size = parse_chunk_size(&line)?;
                     self.state = if size == 0 {
                         State::Trailers(0)
@@ -210,7 +234,7 @@ impl<S: BufRead> BodyReader<S> {
                 }
                 State::ChunkEnd => {
                     let mut line = Vec::new();
-                    read_line_bounded(&mut self.source, &mut line, 2)?;
+                    read_crlf_line(&mut self.source, &mut line, 2)?;
                     if !line.is_empty() {
                         return Err(bad_chunk("no line end after a chunk"));
                     }
@@ -219,7 +243,7 @@ impl<S: BufRead> BodyReader<S> {
                 State::Trailers(used) => {
                     let mut line = Vec::new();
                     let room = self.trailers_max.saturating_sub(used);
-                    let n = read_line_bounded(&mut self.source, &mut line, room)?;
+                    let n = read_crlf_line(&mut self.source, &mut line, room)?;
                     self.state = if line.is_empty() {
                         State::Done
                     } else {
@@ -256,7 +280,14 @@ fn bad_chunk(what: &str) -> IoError {
 /// The size of a chunk, from its line: hex digits, then optional extensions after `;`.
 fn parse_chunk_size(line: &[u8]) -> IoResult<u64> {
     let size = match line.iter().position(|&b| b == b';') {
-        Some(at) => &line[..at],
+        Some(at) => {
+            // remit patch: extensions are ignored, but a control character in them (a bare CR,
+            // a NUL) is a body that reads otherwise elsewhere.
+            if line[at..].iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(bad_chunk("a control character in a chunk extension"));
+            }
+            &line[..at]
+        }
         None => line,
     };
     let size = trim_ows(size);
@@ -343,6 +374,12 @@ mod tests {
             b"2\r\nabc\r\n0\r\n\r\n",
             b"+2\r\nab\r\n0\r\n\r\n",
             b"2\r\nab",
+            // A bare LF ends no line of a chunked body; extensions hold no control characters.
+            b"2\nab\r\n0\r\n\r\n",
+            b"2\r\nab\n0\r\n\r\n",
+            b"2\r\nab\r\n0\r\n\n",
+            b"2;a\rb\r\nab\r\n0\r\n\r\n",
+            b"2;a\x00b\r\nab\r\n0\r\n\r\n",
         ] {
             let mut b = BodyReader::new(BufReader::new(bad), Framing::Chunked, 64);
             let mut out = Vec::new();
