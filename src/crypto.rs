@@ -274,6 +274,8 @@ pub enum EncryptedColumn {
     WebhookSecret,
     /// `sms_messages.body_enc`: the text of an SMS.
     SmsBody,
+    /// `payouts.resolve_reason_enc`: an admin's words on a payout resolved as failed by hand.
+    ResolveReason,
 }
 
 impl EncryptedColumn {
@@ -290,6 +292,7 @@ impl EncryptedColumn {
         EncryptedColumn::IdempotentResponse,
         EncryptedColumn::WebhookSecret,
         EncryptedColumn::SmsBody,
+        EncryptedColumn::ResolveReason,
     ];
 
     /// (table, column, the column's name in associated data).
@@ -314,6 +317,7 @@ impl EncryptedColumn {
             EncryptedColumn::IdempotentResponse => ("idempotency_keys", "body", "body"),
             EncryptedColumn::WebhookSecret => ("webhook_endpoints", "secret_enc", "secret"),
             EncryptedColumn::SmsBody => ("sms_messages", "body_enc", "body"),
+            EncryptedColumn::ResolveReason => ("payouts", "resolve_reason_enc", "resolve_reason"),
         }
     }
 

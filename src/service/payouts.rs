@@ -5,6 +5,7 @@
 
 use super::views::{self, PaymentRequestView, PayoutView};
 use super::{Actor, Page};
+use crate::crypto::EncryptedColumn;
 use crate::domain::{
     CategoryId, EscrowId, EscrowStatus, EventType, MerchantAccount, PaymentRequestId,
     PayoutCommand, PayoutId, PayoutStatus, RequestStatus,
@@ -528,6 +529,9 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
     emit_stuck(ctx, Some(payout_id), &ctx.at(), 1).map(|_| ())
 }
 
+/// The result code of a payout an admin resolved as failed (`PayoutResult::Failed`).
+pub const MANUAL: &str = "manual";
+
 /// The result of a payout, from the gateway or an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayoutResult {
@@ -775,14 +779,24 @@ pub fn apply_result(
                 payout_id.as_str(),
                 ctx.now,
             )?;
-            ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, result_at = :at,
+            // An admin's words (a failure resolved by hand) are sealed, as any text a person
+            // types; M-Pesa's are kept as they came.
+            let (desc, sealed) = if code == MANUAL {
+                let sealed =
+                    ctx.keys
+                        .seal(EncryptedColumn::ResolveReason, payout_id.as_str(), desc)?;
+                (None, Some(sealed))
+            } else {
+                (Some(desc.as_str()), None)
+            };
+            ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status = :status, result_code = :code, result_desc = :desc, resolve_reason_enc = :sealed, result_at = :at,
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
                  flagged = COALESCE(flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%', 0),
                  flag_reason = CASE WHEN flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%' THEN flag_reason END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Failed, ":code": code, ":desc": desc,
-                    ":at": at, ":kept": SECOND_CONVERSATION, ":kept_payee": OTHER_PAYEE,
+                    ":sealed": sealed, ":at": at, ":kept": SECOND_CONVERSATION, ":kept_payee": OTHER_PAYEE,
                 })?;
             set_request_status(ctx, &row.request_id, RequestStatus::Failed)?;
             ctx.audit(
@@ -986,6 +1000,7 @@ impl PayoutFilter {
 /// longest waiting first), with the cutoff `timeout_s` before `now`.
 pub fn list(
     conn: &Connection,
+    keys: &crate::crypto::Keys,
     filter: PayoutFilter,
     timeout_s: i64,
     now: i64,
@@ -1000,7 +1015,7 @@ pub fn list(
         PayoutFilter::Status(status) => ("p.status = ?1", status, false),
         PayoutFilter::All => ("?1 IS NULL", &rusqlite::types::Null, false),
     };
-    views::payouts_where(conn, where_clause, param, ascending, limit, cursor)
+    views::payouts_where(conn, keys, where_clause, param, ascending, limit, cursor)
 }
 
 /// A payout resolved by hand
@@ -1097,7 +1112,7 @@ pub fn resolve(
         },
     )?;
     Ok(ResolvedPayout {
-        payout: views::payout(ctx.conn, payout_id)?,
+        payout: views::payout(ctx.conn, ctx.keys, payout_id)?,
         payment_request: views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?,
     })
 }

@@ -458,6 +458,10 @@ pub struct PayoutView {
     pub sent_at: Option<String>,
     /// When its result was recorded.
     pub result_at: Option<String>,
+    /// An admin's words on a failure resolved by hand, sealed (`opened` puts them in
+    /// `result_desc`).
+    #[serde(skip)]
+    pub(crate) sealed_reason: Option<String>,
 }
 
 columns! {
@@ -482,6 +486,7 @@ columns! {
         CREATED = "p.created_at",
         SENT = "p.sent_at",
         RESULT_AT = "p.result_at",
+        RESOLVE_REASON = "p.resolve_reason_enc",
     }
 }
 
@@ -519,7 +524,20 @@ impl PayoutView {
             created_at: r.get(col(P::CREATED))?,
             sent_at: r.get(col(P::SENT))?,
             result_at: r.get(col(P::RESULT_AT))?,
+            sealed_reason: r.get(col(P::RESOLVE_REASON))?,
         })
+    }
+
+    /// The payout with an admin's sealed words on its failure opened, as its `resultDesc`.
+    pub(crate) fn opened(mut self, keys: &Keys) -> Result<PayoutView> {
+        if let Some(sealed) = self.sealed_reason.take() {
+            self.result_desc = Some(keys.open(
+                EncryptedColumn::ResolveReason,
+                self.payout_id.as_str(),
+                &sealed,
+            )?);
+        }
+        Ok(self)
     }
 
     fn from_row(r: &Row<'_>) -> Result<PayoutView> {
@@ -562,6 +580,7 @@ impl PayoutView {
             created_at: created_at.to_string(),
             sent_at: None,
             result_at: None,
+            sealed_reason: None,
         }
     }
 
@@ -583,15 +602,16 @@ impl PayoutView {
 }
 
 /// One payout (admins).
-pub fn payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutView> {
+pub fn payout(conn: &Connection, keys: &Keys, payout_id: &PayoutId) -> Result<PayoutView> {
     let sql = format!("SELECT {PAYOUT_COLUMNS} FROM payouts p WHERE p.id = ?1");
-    one_row(conn, &sql, [payout_id], PayoutView::from_row, "payout")
+    one_row(conn, &sql, [payout_id], PayoutView::from_row, "payout")?.opened(keys)
 }
 
 /// A page of payouts matching `where_clause` (over `p`, with `?1` its parameter), after
 /// `cursor` in the order `ascending` (by id) says.
 pub fn payouts_where(
     conn: &Connection,
+    keys: &Keys,
     where_clause: &str,
     param: &dyn rusqlite::ToSql,
     ascending: bool,
@@ -612,7 +632,10 @@ pub fn payouts_where(
         &sql,
         params![param, limit + 1, cursor],
         PayoutView::from_row,
-    )?;
+    )?
+    .into_iter()
+    .map(|p| p.opened(keys))
+    .collect::<Result<Vec<_>>>()?;
     Ok(Page::of(rows, limit, |p| p.payout_id.to_string()))
 }
 
@@ -783,7 +806,11 @@ pub(crate) fn request_from_row(
     let amount_usd: UsdCents = r.get(R::USD as usize)?;
     let rate: RateKesPerUsd = r.get(R::RATE as usize)?;
     let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
-        Some(_) => Some(PayoutView::from_row_at(r, R::COUNT as usize)?.seen_by(viewer, owner)),
+        Some(_) => Some(
+            PayoutView::from_row_at(r, R::COUNT as usize)?
+                .opened(keys)?
+                .seen_by(viewer, owner),
+        ),
         None => None,
     };
     Ok(PaymentRequestView {

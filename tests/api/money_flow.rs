@@ -302,6 +302,30 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
         "{}",
         kept.text
     );
+    let listed = app.get("/payouts?status=failed", &app.admin);
+    assert_eq!(
+        listed.body["items"][0]["resultDesc"], "Checked with Safaricom: no transaction",
+        "{}",
+        listed.text
+    );
+    // Guards against: the admin's words (which may name the payee) were kept in the clear in
+    // the file; they are sealed as a request's note is.
+    let payout_id = payout.clone();
+    let (plain, sealed): (Option<String>, Option<String>) = app
+        .store
+        .read(move |c, _| {
+            Ok(c.query_row(
+                "SELECT result_desc, resolve_reason_enc FROM payouts WHERE id = ?1",
+                [&payout_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(plain, None);
+    assert!(
+        sealed.as_deref().is_some_and(|s| !s.contains("Safaricom")),
+        "{sealed:?}"
+    );
     app.assert_integrity();
 }
 

@@ -1001,10 +1001,12 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     ts.store.close();
     let db = ts.db_path();
     {
-        // Back to schema 7, as an older remit left it: no token scopes (schema 12), no index
-        // of waiting requests by id (schema 10), no notifications (schema 9), no stamps, no
-        // counter, no ledger id.
+        // Back to schema 7, as an older remit left it: no sealed resolve reasons (schema 15),
+        // no token scopes (schema 12), no index of waiting requests by id (schema 10), no
+        // notifications (schema 9), no stamps, no counter, no ledger id.
         let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("ALTER TABLE payouts DROP COLUMN resolve_reason_enc;")
+            .unwrap();
         conn.execute_batch(TOKEN_SCOPE_UNDONE).unwrap();
         conn.execute_batch("DROP INDEX ledger_transactions_escrow;")
             .unwrap();
@@ -1072,17 +1074,20 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     assert_eq!(version, remit::store::latest_schema_version() as i32);
     assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
 
-    // A replica one schema behind across a migration that changed only tables replication
-    // leaves out (schema 14, an index of webhook deliveries) is kept: not made again.
+    // A replica one schema behind across a migration that changed a replicated table (schema
+    // 15, a column of `payouts`) is made again, the column with it. (One behind across a
+    // migration that changed only tables replication leaves out, schema 14, is kept:
+    // `replicate::source`'s test of `replica_outdated`.)
     client
         .batch_execute(&format!(
-            "UPDATE remit_replication.ledgers SET schema_version = 13;
+            "UPDATE remit_replication.ledgers SET schema_version = 14;
+             ALTER TABLE remit_{ledger}.payouts DROP COLUMN resolve_reason_enc;
              CREATE TABLE remit_{ledger}.kept_marker (x int);"
         ))
         .unwrap();
     let ran = replicate_once(&db, TEST_KEY, &url);
     assert_eq!(ran.code, Some(0), "{ran}");
-    assert!(ran.stdout.contains("(0 rows written)"), "{ran}");
+    assert!(!ran.stdout.contains("(0 rows written)"), "{ran}");
     let kept: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
@@ -1090,7 +1095,8 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
         )
         .unwrap()
         .get(0);
-    assert!(kept, "the replica was made again across schema 14");
+    assert!(!kept, "the replica was not made again across schema 15");
+    assert_same_rows(&db, &mut client, &ledger);
     let version: i32 = client
         .query_one("SELECT schema_version FROM remit_replication.ledgers", &[])
         .unwrap()

@@ -215,9 +215,9 @@ pub fn payouts(app: &App, req: &Req) -> Result<Reply> {
     let filter = status_param(req, PayoutFilter::parse)?.unwrap_or(PayoutFilter::All);
     let (limit, cursor) = page_params(req, PayoutId::is_shaped)?;
     let timeout = app.config.payout_timeout_s;
-    let page = app.store.read(|conn, _| {
+    let page = app.store.read(|conn, keys| {
         let now = crate::time::now_unix();
-        payouts::list(conn, filter, timeout, now, limit, cursor.as_deref())
+        payouts::list(conn, keys, filter, timeout, now, limit, cursor.as_deref())
     })?;
     Ok(Reply::json(200, &page))
 }
@@ -278,7 +278,7 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
             })
         }
         ("failed", None) => PayoutResult::Failed {
-            code: "manual".into(),
+            code: payouts::MANUAL.into(),
             desc: parse_text(
                 "reason",
                 reason
