@@ -517,7 +517,16 @@ fn apply_to_payout(
         }
     }
     match &callback.kind {
-        CallbackKind::QueueTimeout if asks => ask(),
+        // Flagged for the operator at once (API.md), and asked about: the answer settles it,
+        // and takes the flag down, unless Transaction Status stays silent too.
+        CallbackKind::QueueTimeout if asks => {
+            payouts::flag(
+                ctx,
+                payout_id,
+                "queue timeout at M-Pesa: outcome unknown, money stays reserved; Transaction Status is asked",
+            )?;
+            ask()
+        }
         CallbackKind::QueueTimeout => flagged(
             "queue timeout at M-Pesa: outcome unknown, money stays reserved",
             "queue timeout",

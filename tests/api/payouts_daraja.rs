@@ -627,6 +627,19 @@ fn a_payout_without_any_result_is_resolved_by_transaction_status_once() {
     let queued = approved_phone_payment(&app, &escrow, 2_200);
     let a = usd_of(&assert_paid_once(&app, &fake, &escrow, &silent));
     let b = usd_of(&assert_paid_once(&app, &fake, &escrow, &queued));
+    // The queue timeout flagged the payout for the operator (API.md) while Transaction Status
+    // was asked; its answer settled it and took the flag down.
+    let (queued_payout, _, _) = app.payout_ids(&queued);
+    let audit = app.get(&format!("/audit?entity={queued_payout}"), &app.admin);
+    assert!(
+        audit.text.contains("payout.flagged") && audit.text.contains("queue timeout"),
+        "{}",
+        audit.text
+    );
+    let view = app
+        .get(&format!("/payment-requests/{queued}"), &app.admin)
+        .body;
+    assert_eq!(view["payout"]["flagged"], false, "{view}");
     let originator = app.payout_ids(&silent).1;
     fake.wait_for("the status result delivered twice", |v| {
         v.posted
