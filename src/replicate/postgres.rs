@@ -85,6 +85,20 @@ impl Target {
     /// `sslmode=disable` never asks), the certificate checked against the public roots and
     /// `REMIT_REPLICATE_CA_FILE`.
     pub fn connect(&self) -> Result<Client> {
+        // Without TLS when it may not be used (`sslmode=disable`) or cannot (a Unix socket,
+        // where PostgreSQL offers none): the TLS connector wanted a DNS name of every host, and
+        // refused a socket's path even with `sslmode=disable`.
+        let sockets_only = self
+            .config
+            .get_hosts()
+            .iter()
+            .all(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+        if sockets_only || self.config.get_ssl_mode() == postgres::config::SslMode::Disable {
+            return self
+                .config
+                .connect(postgres::NoTls)
+                .map_err(|e| pg_error("cannot connect", &e));
+        }
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -407,6 +421,7 @@ impl Replica {
             }
             // The first copy, or a file of a newer schema: the ledger's tables are made from
             // the file's definitions and filled from scratch, all in this transaction.
+            refuse_if_used_outside(&mut tx, schema)?;
             tx.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
             ))
@@ -970,6 +985,42 @@ pub fn check(target: &Target, ledger_id: &str, keys: &crate::crypto::Keys) -> Re
     })
 }
 
+/// Refuses to drop a replica's schema that objects outside it depend on (a reporting view
+/// over every kiosk's escrows, a foreign key of another table): `DROP SCHEMA … CASCADE` took
+/// them with it without a word. remit drops only what it made; the operator drops (and makes
+/// again after) what is theirs.
+fn refuse_if_used_outside(tx: &mut postgres::Transaction<'_>, schema: &str) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT dn.nspname || '.' || dc.relname || CASE dc.relkind WHEN 'm' THEN ' (a materialized view)' ELSE ' (a view)' END
+             FROM pg_depend d
+             JOIN pg_class rc ON d.refclassid = 'pg_class'::regclass AND d.refobjid = rc.oid
+             JOIN pg_namespace rn ON rn.oid = rc.relnamespace AND rn.nspname = $1
+             JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+             JOIN pg_class dc ON dc.oid = rw.ev_class
+             JOIN pg_namespace dn ON dn.oid = dc.relnamespace AND dn.nspname <> $1
+             UNION
+             SELECT DISTINCT n.nspname || '.' || c.relname || ' (its foreign key ' || con.conname || ')'
+             FROM pg_constraint con
+             JOIN pg_class rc ON rc.oid = con.confrelid
+             JOIN pg_namespace rn ON rn.oid = rc.relnamespace AND rn.nspname = $1
+             JOIN pg_class c ON c.oid = con.conrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname <> $1
+             WHERE con.contype = 'f'
+             ORDER BY 1",
+            &[&schema],
+        )
+        .pg("cannot read what depends on the replica")?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Err(Error::internal(format!(
+        "the replica's schema {schema} must be made again (a first copy, a new schema version, or --drop), but objects outside it depend on it: {}; drop them in PostgreSQL (and make them again once the replica is back): remit drops only what it made",
+        names.join(", ")
+    )))
+}
+
 /// Drops a ledger's replica (its schema and its position), so that the next replication
 /// copies it again from scratch.
 pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
@@ -983,6 +1034,7 @@ pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
             &[&ledger_id],
         )
         .pg("cannot drop the ledger's position")?;
+    refuse_if_used_outside(&mut tx, &schema)?;
     tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .pg("cannot drop the ledger's schema")?;
     tx.commit().pg("cannot commit")?;

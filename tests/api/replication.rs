@@ -1247,3 +1247,58 @@ fn every_statement_that_writes_a_replicated_table_stamps_its_rows() {
         "only {keyed_seen} statements of keyed tables found: the scan is broken"
     );
 }
+
+/// Guards against: `--drop` (and a replica made again) dropped the schema with CASCADE, and
+/// took with it, without a word, a reporting view over every kiosk's escrows in a schema of
+/// the operator's. It is refused, naming what depends on the replica; once that is gone, the
+/// drop goes through.
+#[test]
+fn a_replica_that_objects_outside_it_depend_on_is_not_dropped_with_them() {
+    if skipped("a_replica_that_objects_outside_it_depend_on_is_not_dropped_with_them") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("reports");
+    let app = spawn_app();
+    app.active_escrow(100, &["rent"]);
+    let dir = stop_app(app);
+    let db = dir.path().join("remit.db");
+    let ledger = ledger_id(&db);
+    let ran = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let mut client = pg.client("reports");
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA reporting;
+             CREATE VIEW reporting.pilot_escrows AS SELECT id, total_usd_cents FROM remit_{ledger}.escrows;"
+        ))
+        .unwrap();
+    let drop = || {
+        let mut cmd = remit(db.parent().unwrap(), Some(TEST_KEY));
+        cmd.args(["replicate", "--drop", "--to", &url])
+            .arg("--db")
+            .arg(&db);
+        run(cmd)
+    };
+    let refused = drop();
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("reporting.pilot_escrows (a view)"),
+        "{refused}"
+    );
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM reporting.pilot_escrows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "the view and the replica are still there");
+    client
+        .batch_execute("DROP VIEW reporting.pilot_escrows")
+        .unwrap();
+    let dropped = drop();
+    assert_eq!(dropped.code, Some(0), "{dropped}");
+    // Guards against: a Unix socket was refused with "TLS handshake: invalid dns name", even
+    // with `sslmode=disable`.
+    let ran = replicate_once(&db, TEST_KEY, &pg.socket_url("reports"));
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
+}

@@ -280,6 +280,16 @@ impl Postgres {
         format!("postgres://remit:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The same database through the server's Unix socket (its directory as the host,
+    /// percent-encoded), with TLS refused as PostgreSQL's own clients would ask.
+    pub fn socket_url(&self, db: &str) -> String {
+        let dir: String = self.dir.path().display().to_string().replace('/', "%2F");
+        format!(
+            "postgres://remit:{PASSWORD}@{dir}:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+
     /// A client of database `db`.
     pub fn client(&self, db: &str) -> postgres::Client {
         postgres::Client::connect(&self.url(db), postgres::NoTls).unwrap()
