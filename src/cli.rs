@@ -931,6 +931,7 @@ fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Resu
         )
     })
     .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    replicator.watch(std::sync::Arc::clone(&stopping));
     replicator.run(&stopping)?;
     log::info!("replication stopped");
     Ok(0)
@@ -1091,16 +1092,18 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     Ok(0)
 }
 
-/// Which gateway pays, in words an operator reads at start.
 /// Shows the first admin's token, once. To a terminal or a pipe it is printed; under systemd,
 /// whose journal keeps what a service prints (for anyone in its readers' groups, for as long
 /// as the journal lasts), it goes to a file only this user can read, beside the database, and
 /// only the file's name is printed.
 fn first_admin_token(db: &std::path::Path, token: &str) {
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if stdout_is_the_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
         let mut name = db.as_os_str().to_owned();
         name.push(".first-admin-token");
         let file = std::path::PathBuf::from(name);
+        // One left from an earlier first start (its database since deleted) names a token
+        // that no longer exists: it is replaced, not a reason to print the new one.
+        let _ = std::fs::remove_file(&file);
         match crate::crypto::write_owner_only(&file, format!("{token}\n").as_bytes()) {
             Ok(()) => {
                 println!(
@@ -1118,6 +1121,24 @@ fn first_admin_token(db: &std::path::Path, token: &str) {
     println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
 }
 
+/// Is this process's standard output systemd's journal? `JOURNAL_STREAM` (`DEVICE:INODE`) is
+/// inherited by every process a service starts, a shell's included: only an output that is
+/// that very stream is the journal (systemd.exec(5)).
+fn stdout_is_the_journal(stream: Option<&str>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = stream else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Which gateway pays, in words an operator reads at start.
 fn describe_gateway(gateway: &crate::config::GatewayKind, own: &str) -> String {
     use crate::config::GatewayKind;
     match gateway {
@@ -1152,4 +1173,21 @@ fn daraja_ping(config: &Config) -> Result<ExitCode> {
         println!("{line}");
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Guards against: a shell started by a service inherits `JOURNAL_STREAM`; only an output
+    /// that is that stream is the journal.
+    #[test]
+    fn only_the_stream_journal_stream_names_is_the_journal() {
+        use std::os::unix::fs::MetadataExt;
+        let own = std::fs::metadata("/proc/self/fd/1").unwrap();
+        let stream = format!("{}:{}", own.dev(), own.ino());
+        assert!(super::stdout_is_the_journal(Some(&stream)));
+        let other = format!("{}:{}", own.dev(), own.ino() + 1);
+        for not in [None, Some(other.as_str()), Some("8:12345x"), Some("")] {
+            assert!(!super::stdout_is_the_journal(not), "{not:?}");
+        }
+    }
 }

@@ -286,6 +286,13 @@ pub const REPLICATION_CYCLE_MIN_MS: u64 = 200;
 pub const REPLICATION_RETRY_MIN_S: u64 = 1;
 /// The longest wait between two attempts to reach PostgreSQL.
 pub const REPLICATION_RETRY_MAX_S: u64 = 30;
+/// While the file changes nothing, replication still checks the replica this often (a cycle
+/// that writes nothing): a PostgreSQL down, or a replica dropped, is said within this long, not
+/// at the next change.
+pub const REPLICATION_IDLE_CHECK_S: u64 = 10;
+/// A cycle PostgreSQL has not answered for this long (a stopped server, a network that drops
+/// packets: the connection stays open) is said in the log, `/metrics` and the admin screen.
+pub const REPLICATION_STALL_S: u64 = 30;
 /// From this many pending transactions on, a cycle streams rows to PostgreSQL from the file's
 /// snapshot instead of reading them all first (memory stays bounded; the snapshot lasts longer).
 pub const REPLICATION_STREAM_AFTER_CHANGES: i64 = 20_000;

@@ -67,13 +67,21 @@ fn log_filter(rust_log: Option<&str>) -> String {
         let directives = directives
             .split(',')
             .filter(|d| {
-                let name = d.split('=').next().unwrap_or("").trim();
-                !CAPPED_LIBRARIES.iter().any(|library| {
-                    name == *library
-                        || name
-                            .strip_prefix(library)
-                            .is_some_and(|rest| rest.starts_with("::"))
-                })
+                // A directive applies to every module whose path begins with its name
+                // (`ureq:` and `ureq::run` as much as `ureq`): one whose name begins a capped
+                // library's path, or begins with it, is dropped. A bare level names nothing.
+                let name = match d.split_once('=') {
+                    Some((name, _)) => name.trim(),
+                    None if LEVELS.contains(&d.trim().to_ascii_lowercase().as_str()) => "",
+                    None => d.trim(),
+                };
+                name.is_empty()
+                    || !CAPPED_LIBRARIES.iter().any(|library| {
+                        library.starts_with(name)
+                            || name
+                                .strip_prefix(library)
+                                .is_some_and(|rest| rest.starts_with(':'))
+                    })
             })
             .collect::<Vec<_>>()
             .join(",");
@@ -133,5 +141,10 @@ mod tests {
         assert_eq!(log_filter(Some("ureq=trace")), "info");
         assert_eq!(log_filter(Some("debug,ureqx=trace")), "debug,ureqx=trace");
         assert_eq!(log_filter(Some("debug,ureq::run=trace/abc")), "debug/abc");
+        // Guards against: `ureq:` (a prefix of every ureq module's path) outranked the cap.
+        assert_eq!(
+            log_filter(Some("info,ureq:=trace,tiny=debug,r2=trace,remit=debug")),
+            "info,remit=debug"
+        );
     }
 }

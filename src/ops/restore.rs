@@ -230,6 +230,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
             ));
         }
     };
+    say("payouts held back", still_held);
     say("tokens revoked", revoked_since);
     say("payouts settled", settled_since);
     say("escrows cancelled and deposits reversed", changed_since);
@@ -253,6 +254,25 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     lines.extend(money);
     lines.extend(notes);
     (lines, hold)
+}
+
+/// A replaced ledger whose payouts an earlier restore held back, its lines maybe not done: the
+/// restored one holds them back too (a second restore of the same backup finds nothing new to
+/// say, and dropped the hold: a request the first said to approve again would have been sent).
+fn still_held(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
+    let held: Option<String> = conn
+        .query_row(
+            "SELECT value FROM replaced.meta WHERE key = ?1",
+            [HOLD_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(held) = held {
+        said.money.push(format!(
+            "the replaced ledger held its payouts back (it was {held}): the restored one holds them back too, until the earlier restore's lines (its .since-the-backup.txt) and these are done"
+        ));
+    }
+    Ok(())
 }
 
 /// The first of the restore's lines when there is money to settle by hand.

@@ -21,8 +21,8 @@ pub use crate::limits::{REPLICATION_STREAM_AFTER_CHANGES, REPLICATION_UPSERT_ROW
 
 use crate::error::{Error, Result};
 use crate::limits::{
-    REPLICATION_CYCLE_MIN_MS, REPLICATION_LAG_SAMPLES_MAX, REPLICATION_POLL_MS,
-    REPLICATION_RETRY_MAX_S, REPLICATION_RETRY_MIN_S,
+    REPLICATION_CYCLE_MIN_MS, REPLICATION_IDLE_CHECK_S, REPLICATION_LAG_SAMPLES_MAX,
+    REPLICATION_POLL_MS, REPLICATION_RETRY_MAX_S, REPLICATION_RETRY_MIN_S, REPLICATION_STALL_S,
 };
 use crate::store::changes::ChangeLog;
 use crate::store::Store;
@@ -56,6 +56,9 @@ struct State {
     cycles_listed: u64,
     rows: u64,
     lags_ms: Vec<f64>,
+    /// When the cycle under way began (`None` between cycles): one PostgreSQL has not
+    /// answered for `REPLICATION_STALL_S` is said as not answering.
+    cycle_since: Option<Instant>,
 }
 
 /// Replication as the admin screen shows it (`GET /admin/replication`).
@@ -96,10 +99,11 @@ impl Status {
         let s = self.lock();
         let applied = s.applied.unwrap_or(-1);
         let behind = s.file > applied;
+        let stalled = s.stalled();
         StatusView {
             target: s.target.clone(),
             ledger_id: s.ledger_id.clone(),
-            connected: s.connected,
+            connected: s.connected && stalled.is_none(),
             lag_seconds: match (behind, s.equal_at) {
                 (true, Some(at)) => at.elapsed().as_secs_f64(),
                 _ => 0.0,
@@ -112,7 +116,13 @@ impl Status {
             replicated_change_seq: applied,
             file_change_seq: s.file,
             replicated_at: s.replicated_at.map(crate::time::rfc3339),
-            last_error: s.last_error.clone(),
+            last_error: match stalled {
+                Some(waited) => Some(format!(
+                    "PostgreSQL has not answered for {} s (a stopped server, or a network that drops packets)",
+                    waited.as_secs()
+                )),
+                None => s.last_error.clone(),
+            },
             cycles: s.cycles,
             rows: s.rows,
         }
@@ -131,7 +141,7 @@ impl Status {
 
     fn observe(&self, file: i64) {
         let mut s = self.lock();
-        s.file = file;
+        s.file = s.file.max(file);
         if s.applied.is_some_and(|a| a >= file) {
             s.equal_at = Some(Instant::now());
         }
@@ -144,11 +154,24 @@ impl Status {
         s.last_error = None;
     }
 
-    fn applied(&self, done: &Applied, snapshot_at: Instant) {
+    fn cycle_began(&self) {
+        self.lock().cycle_since = Some(Instant::now());
+    }
+
+    /// `idle`: a check of the replica while the file changed nothing (not counted as a cycle).
+    fn applied(&self, done: &Applied, snapshot_at: Instant, idle: bool) {
         let (change_seq, rows, first_copy) =
             (done.position.change_seq, done.rows, done.made_schema);
         let now = Instant::now();
         let mut s = self.lock();
+        s.cycle_since = None;
+        if idle && !first_copy {
+            s.equal_at = Some(s.equal_at.map_or(snapshot_at, |at| at.max(snapshot_at)));
+            s.applied = Some(change_seq);
+            s.connected = true;
+            s.last_error = None;
+            return;
+        }
         // The oldest change of this cycle was committed after the file was last seen equal
         // to the replica: its wait is at most this. (A first copy is not a lag.)
         if let (Some(since), false) = (s.equal_at, first_copy) {
@@ -171,8 +194,18 @@ impl Status {
 
     fn failed(&self, error: &str) {
         let mut s = self.lock();
+        s.cycle_since = None;
         s.connected = false;
         s.last_error = Some(error.to_string());
+    }
+}
+
+impl State {
+    /// How long the cycle under way has waited, once that is `REPLICATION_STALL_S` or more.
+    fn stalled(&self) -> Option<Duration> {
+        self.cycle_since
+            .map(|at| at.elapsed())
+            .filter(|waited| *waited >= Duration::from_secs(REPLICATION_STALL_S))
     }
 }
 
@@ -189,6 +222,7 @@ pub struct Replicator {
 impl Replicator {
     /// Starts replication in the background; it stops soon after `stopping` is set.
     pub fn start(self, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+        self.watch(Arc::clone(&stopping));
         std::thread::Builder::new()
             .name("remit-replicate".into())
             .spawn(move || {
@@ -201,6 +235,41 @@ impl Replicator {
                 }
             })
             .map_err(|e| Error::internal(format!("cannot start the replication thread: {e}")))
+    }
+
+    /// A thread beside the replication thread, which may wait inside a cycle for a PostgreSQL
+    /// that does not answer (the connection open, nothing coming back): it keeps the file's
+    /// change number current in the status (the lag in changes grows while the cycle waits),
+    /// and says once in the log when a cycle has waited `REPLICATION_STALL_S`.
+    pub fn watch(&self, stopping: Arc<AtomicBool>) {
+        let (store, status) = (Arc::clone(&self.store), Arc::clone(&self.status));
+        let target = self.target.display().to_string();
+        let started = std::thread::Builder::new()
+            .name("remit-replicate-watch".into())
+            .spawn(move || {
+                let Ok(reader) = store.reader() else { return };
+                let mut said: Option<Instant> = None;
+                while !stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if let Ok(file) = crate::store::changes::committed(&reader) {
+                        status.observe(file);
+                    }
+                    let stalled = {
+                        let s = status.lock();
+                        s.stalled().and(s.cycle_since)
+                    };
+                    if let Some(since) = stalled.filter(|at| said != Some(*at)) {
+                        said = Some(since);
+                        log::warn!(
+                            "replication to {target} is waiting on PostgreSQL: no answer for {} s (a stopped server, or a network that drops packets). The ledger goes on; replication catches up when it answers",
+                            since.elapsed().as_secs()
+                        );
+                    }
+                }
+            });
+        if let Err(e) = started {
+            log::warn!("cannot start the thread that watches replication ({e}): a PostgreSQL that stops answering is not said");
+        }
     }
 
     /// Replicates until `stopping` is set: a cycle whenever the file committed something
@@ -266,14 +335,20 @@ impl Replicator {
             let applied = self.status.lock().applied;
             let due = last_cycle
                 .is_none_or(|at| at.elapsed() >= Duration::from_millis(REPLICATION_CYCLE_MIN_MS));
+            // Nothing new for a while: the replica is checked all the same, so that a
+            // PostgreSQL gone (or a replica dropped) is said now, not at the next change.
+            let idle = last_cycle
+                .is_some_and(|at| at.elapsed() >= Duration::from_secs(REPLICATION_IDLE_CHECK_S));
             if let (Some(r), Some(applied)) = (replica.as_mut(), applied) {
-                if (file > applied || verify) && due {
+                if (file > applied || verify || idle) && due {
+                    let idle = file <= applied && !verify;
                     verify = false;
                     let snapshot_at = Instant::now();
                     last_cycle = Some(snapshot_at);
+                    self.status.cycle_began();
                     match r.cycle(&reader, log) {
                         Ok(done) => {
-                            self.status.applied(&done, snapshot_at);
+                            self.status.applied(&done, snapshot_at, idle);
                             if done.made_schema {
                                 log::info!(
                                     "replica of ledger {ledger_id} made in {}: {} rows up to change {}",

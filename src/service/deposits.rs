@@ -510,10 +510,15 @@ fn reversals_of(
     id: &DepositId,
 ) -> Result<(crate::domain::DepositReversal, String)> {
     use crate::domain::DepositReversal;
-    let charged: UsdCents = ctx
+    // What was charged, when known: a deposit recorded from a reversal that came before its
+    // payment holds the reversal's amount, not the charge's, until the payment comes.
+    let charged: Option<UsdCents> = ctx
         .conn
-        .prepare_cached("SELECT amount_usd_cents FROM deposits WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT amount_usd_cents FROM deposits WHERE id = ?1 AND NOT (escrow_id IS NULL AND flag_reason LIKE ?2 || '%')",
+        )?
+        .query_row(params![id, BEFORE_ITS_PAYMENT], |r| r.get(0))
+        .optional()?;
     let mut stmt = ctx.conn.prepare_cached(
         "SELECT action, json_extract(details, '$.amountUsdCents'), json_extract(details, '$.reason')
          FROM audit_log WHERE entity = ?1 AND action IN ('deposit.refunded', 'deposit.disputed')
@@ -536,7 +541,7 @@ fn reversals_of(
             payment_intent: String::new(),
             kind,
             amount: amount.and_then(UsdCents::new),
-            full: amount.is_some_and(|c| c >= charged.get()),
+            full: amount.is_some_and(|c| charged.is_some_and(|charged| c >= charged.get())),
             reason,
         }
         .describe()
@@ -599,6 +604,11 @@ pub fn after_reversal(
     ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason WHERE id = :id")?.execute(named_params! {
         ":id": id, ":escrow": known, ":amount": amount, ":reason": reason,
     })?;
+    // The charge is known now: a refund of all of it is said so, a part as a part.
+    let (_, reversed) = reversals_of(ctx, &id)?;
+    ctx.conn
+        .prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal_reason = ?2 WHERE id = ?1")?
+        .execute(params![id, reversed])?;
     said_flagged(
         ctx,
         actor,

@@ -532,6 +532,11 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
 /// The result code of a payout an admin resolved as failed (`PayoutResult::Failed`).
 pub const MANUAL: &str = "manual";
 
+/// The flag of a payout M-Pesa's queue timed out on, Transaction Status asked
+/// (`service::webhooks`).
+pub const QUEUE_TIMEOUT_ASKED: &str =
+    "queue timeout at M-Pesa: outcome unknown, money stays reserved; Transaction Status is asked";
+
 /// The result of a payout, from the gateway or an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayoutResult {
@@ -1072,6 +1077,14 @@ pub fn resolve(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
     let paid = matches!(result, PayoutResult::Succeeded { .. });
+    // A queue timeout is flagged at once while Transaction Status is asked: its answer may
+    // still say M-Pesa paid, so it is resolved as failed only once it has had no word for the
+    // whole timeout (as paid, with M-Pesa's receipt, at any time).
+    if !paid && !quiet && row.flag_reason.as_deref() == Some(QUEUE_TIMEOUT_ASKED) {
+        return Err(Error::NotNow(format!(
+            "M-Pesa's Transaction Status is being asked about this payout and may still say it was paid: resolve it as failed once it has had no answer for {timeout_s} s, or as paid with M-Pesa's receipt"
+        )));
+    }
     let allowed = stuck || (nothing_sends && (paid || never_handed_over || quiet));
     if !allowed && nothing_sends {
         return Err(Error::NotNow(format!(

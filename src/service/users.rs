@@ -260,9 +260,9 @@ pub struct RecipientToken {
 }
 
 /// `POST /escrows/:id/recipient-token`: the escrow's sender gives its recipient a way to sign
-/// in, a token that opens this sender's escrows only (`sender_scope`). Only a first one from
-/// this sender, and only for a plain recipient. Otherwise an admin issues it (`POST
-/// /users/:id/tokens`, `remit token issue`).
+/// in. Only a first token, and only for a recipient who receives from this sender alone: a
+/// token opens every escrow of its holder, and a sender must not see another sender's.
+/// Otherwise an admin issues it (`POST /users/:id/tokens`, `remit token issue`).
 pub fn issue_recipient_token(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
@@ -277,20 +277,22 @@ pub fn issue_recipient_token(
         });
     }
     let recipient = parties.recipient_id.clone();
-    // A first token from this sender only: one it gave before, revoked ones included (an
-    // admin's revocation is not a sender's to undo); and only to a plain recipient (a sender's
-    // phone may receive an escrow, and a token for it would open that sender's own account).
-    // What other senders or an admin gave the recipient does not count, and is not told: the
-    // answer must say nothing of the recipient's other senders or tokens (it told whether a
-    // phone was another sender's recipient, to any sender who made an escrow to it).
-    let (had_token, plain_recipient): (bool, bool) = ctx
+    // A first token only: a token ever issued, revoked ones included (an admin's revocation is
+    // not a sender's to undo), and only to a plain recipient (a sender's phone may receive an
+    // escrow, and a token for it would open that sender's own account).
+    let (had_token, other_senders, plain_recipient): (bool, bool, bool) = ctx
         .conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND sender_scope = ?2),
+            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1),
+                EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2),
                 EXISTS (SELECT 1 FROM users WHERE id = ?1 AND role = 'recipient')",
         )?
-        .query_row(params![recipient, actor.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if had_token || !plain_recipient {
+        .query_row(params![recipient, actor.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    // One answer for every reason: which one it is would tell this sender about the
+    // recipient's other senders, or that the phone already had an account.
+    if had_token || other_senders || !plain_recipient {
         return Err(Error::NotNow(
             "only an admin can give this recipient a token (POST /users/:id/tokens)".into(),
         ));

@@ -594,7 +594,9 @@ impl PayoutView {
             self.conversation_id = None;
         }
         if !owner {
+            // Not even opened for them.
             self.result_desc = None;
+            self.sealed_reason = None;
             self.flag_reason = None;
         }
         self
@@ -808,8 +810,8 @@ pub(crate) fn request_from_row(
     let payout = match r.get::<_, Option<PayoutId>>(R::COUNT as usize + P::ID as usize)? {
         Some(_) => Some(
             PayoutView::from_row_at(r, R::COUNT as usize)?
-                .opened(keys)?
-                .seen_by(viewer, owner),
+                .seen_by(viewer, owner)
+                .opened(keys)?,
         ),
         None => None,
     };

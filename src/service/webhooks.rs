@@ -520,11 +520,7 @@ fn apply_to_payout(
         // Flagged for the operator at once (API.md), and asked about: the answer settles it,
         // and takes the flag down, unless Transaction Status stays silent too.
         CallbackKind::QueueTimeout if asks => {
-            payouts::flag(
-                ctx,
-                payout_id,
-                "queue timeout at M-Pesa: outcome unknown, money stays reserved; Transaction Status is asked",
-            )?;
+            payouts::flag(ctx, payout_id, payouts::QUEUE_TIMEOUT_ASKED)?;
             ask()
         }
         CallbackKind::QueueTimeout => flagged(

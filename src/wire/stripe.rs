@@ -178,11 +178,17 @@ impl Event {
     /// `payment_intent`): whether PaymentIntent metadata is copied to them is not confirmed.
     pub fn reversal(&self) -> Option<Reversal> {
         let object = &self.body["data"]["object"];
-        let payment_intent = object.get("payment_intent").and_then(Value::as_str)?;
+        // An empty id names no payment (two such events must not become one deposit), and
+        // a zero amount is no amount.
+        let payment_intent = object
+            .get("payment_intent")
+            .and_then(Value::as_str)
+            .filter(|id| !id.trim().is_empty())?;
         let cents = |field: &str| {
             object
                 .get(field)
                 .and_then(Value::as_i64)
+                .filter(|c| *c > 0)
                 .and_then(UsdCents::new)
         };
         match self.kind.as_str() {

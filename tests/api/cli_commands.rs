@@ -1084,17 +1084,40 @@ fn secrets_in_files_others_can_read_are_warned_about() {
 /// set) it goes to a file only the service's user reads, and the journal gets the file's name.
 #[test]
 fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journal() {
+    use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let server = Server::start(
-        &db,
-        TEST_KEY,
-        &dir.path().join("serve.log"),
-        &[("JOURNAL_STREAM", "8:12345")],
-    );
-    let printed = server.stdout.join("\n");
-    assert!(!printed.contains("rmt_"), "{printed}");
     let file = dir.path().join("remit.db.first-admin-token");
+    // A file left by an earlier first start is replaced, not a reason to print the token.
+    std::fs::write(&file, "rmt_stale\n").unwrap();
+    // The journal's stream is the service's output: here a file, named by its device and
+    // inode as systemd names its socket.
+    let out_path = dir.path().join("stdout");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let meta = out.metadata().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let printed = loop {
+        let printed = std::fs::read_to_string(&out_path).unwrap();
+        if printed.contains("remit listening on") {
+            break printed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never listened: {printed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!printed.contains("rmt_"), "{printed}");
     assert!(printed.contains(&file.display().to_string()), "{printed}");
     #[cfg(unix)]
     {
@@ -1103,7 +1126,14 @@ fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journa
         assert_eq!(mode, 0o600, "{mode:o}");
     }
     let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(token.starts_with("rmt_") && token != "rmt_stale", "{token}");
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
     let me = server.get("/me", &token);
     assert_eq!(me.body["role"], "admin", "{}", me.text);
-    assert!(!server.log().contains(&token), "the token is in the log");
+    assert!(
+        !std::fs::read_to_string(dir.path().join("serve.log"))
+            .unwrap()
+            .contains(&token),
+        "the token is in the log"
+    );
 }

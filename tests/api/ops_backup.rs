@@ -1399,20 +1399,33 @@ fn a_restore_over_a_ledger_whose_payouts_cannot_be_read_holds_payouts_back() {
             .unwrap();
         file.write_all(&vec![0xff; page as usize]).unwrap();
     }
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
-    let restored = run(cmd);
+    let restore = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+        run(cmd)
+    };
+    let serve_with_the_simulator = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env("REMIT_GATEWAY", "simulator");
+        run(cmd)
+    };
+    let restored = restore();
     assert_eq!(restored.code, Some(0), "{restored}");
     assert!(
         restored.stdout.contains("could not be read")
             && restored.stdout.contains("REMIT_GATEWAY=none"),
         "{restored}"
     );
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .env("REMIT_GATEWAY", "simulator");
-    let refused = run(cmd);
+    let refused = serve_with_the_simulator();
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(refused.stderr.contains("remit restore --done"), "{refused}");
+    // Guards against: the same backup restored a second time found nothing new to say and
+    // dropped the hold. The hold goes on.
+    let again = restore();
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(again.stdout.contains("held its payouts back"), "{again}");
+    let refused = serve_with_the_simulator();
+    assert_eq!(refused.code, Some(2), "{refused}");
 }

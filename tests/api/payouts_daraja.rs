@@ -1750,3 +1750,48 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
     assert_eq!(paid["payout"]["flagged"], true, "{paid}");
     assert_checks(app);
 }
+
+/// Guards against: a queue timeout, flagged at once, could be resolved as failed at once while
+/// Transaction Status was still being asked, returning money M-Pesa may have paid. As failed it
+/// waits for the whole timeout; as paid, with M-Pesa's receipt, it is taken at once.
+#[test]
+fn a_queue_timeout_is_resolved_as_failed_only_after_the_timeout() {
+    let (fake, app) = start();
+    fake.script(
+        2_400,
+        Script {
+            result: Delivery::QueueTimeout,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_400);
+    let (payout, _, _) = app.payout_ids(&request);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        if view["payout"]["flagged"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never flagged: {view}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("Transaction Status"), "{}", r.text);
+    let receipt = fake.txns()[0].paid.clone().unwrap();
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": receipt}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_checks(app);
+}

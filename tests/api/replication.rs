@@ -1302,3 +1302,56 @@ fn a_replica_that_objects_outside_it_depend_on_is_not_dropped_with_them() {
     assert_eq!(ran.code, Some(0), "{ran}");
     assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
 }
+
+/// Guards against: an idle ledger said "connected, up to date" for as long as nothing changed
+/// while PostgreSQL was down, and a PostgreSQL that stopped answering (connections open,
+/// nothing coming back) hung replication with no word, `connected` still true. The replica is
+/// checked while idle, and a cycle waiting on PostgreSQL is said as not answering.
+#[test]
+fn an_idle_ledger_says_when_postgres_is_gone_or_stops_answering() {
+    if skipped("an_idle_ledger_says_when_postgres_is_gone_or_stops_answering") {
+        return;
+    }
+    let mut pg = Postgres::start();
+    let url = pg.database("idle");
+    let target = remit::replicate::Target::parse("test", &url, None).unwrap();
+    let app = spawn_app_with(|c| c.replicate_to = Some(target.clone()));
+    app.active_escrow(100, &["rent"]);
+    let status = |app: &TestApp| app.get("/admin/replication", &app.admin).body;
+    let wait_for = |what: &str, seconds: u64, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let s = status(&app);
+            if ok(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("caught up", 20, &|s| {
+        s["connected"] == true
+            && s["lagChanges"] == 0
+            && s["replicatedChangeSeq"].as_i64() > Some(0)
+    });
+    // Nothing changes from now on.
+    pg.kill9();
+    let gone = wait_for("PostgreSQL gone said while idle", 25, &|s| {
+        s["connected"] == false
+    });
+    assert!(gone["lastError"].is_string(), "{gone}");
+    pg.restart();
+    wait_for("back", 60, &|s| s["connected"] == true);
+    // Stopped: a check while idle waits on it.
+    pg.signal_all("-STOP");
+    let stalled = wait_for("not answering", 60, &|s| {
+        s["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("has not answered"))
+    });
+    assert_eq!(stalled["connected"], false, "{stalled}");
+    pg.signal_all("-CONT");
+    wait_for("answering again", 60, &|s| {
+        s["connected"] == true && s["lastError"].is_null()
+    });
+}

@@ -259,6 +259,24 @@ impl Postgres {
         }
     }
 
+    /// Stops (`-STOP`) or continues (`-CONT`) the server and every backend (each backend is a
+    /// process group of its own: the server's children are signalled by their parent): the
+    /// connections stay open, nothing answers (a network that drops packets).
+    pub fn signal_all(&self, signal: &str) {
+        let child = self.child.as_ref().expect("PostgreSQL runs");
+        let pid = child.id().to_string();
+        let children = Command::new("pkill")
+            .args([signal, "-P", &pid])
+            .status()
+            .unwrap();
+        assert!(children.success(), "pkill {signal} -P {pid}");
+        let server = Command::new("kill")
+            .args([signal, "--", &pid])
+            .status()
+            .unwrap();
+        assert!(server.success(), "kill {signal} {pid}");
+    }
+
     /// Starts the same cluster again (after `kill9`: crash recovery first).
     pub fn restart(&mut self) {
         self.kill9();

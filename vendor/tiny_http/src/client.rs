@@ -543,13 +543,14 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
         // but tab (RFC 9110, 5.1 and 5.5): a proxy in front may read `X\x01Y:` or a value with
         // a NUL, a bare CR or a vertical tab otherwise (and `trim` took `chunked\x0b` as
         // `chunked`).
-        if name.is_none() && line.contains(&b':') {
+        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        if colon < line.len() && !line[..colon].iter().all(token) {
             return Err(HeadError::Malformed(
                 "a header name is not made of token characters",
                 None,
             ));
         }
-        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
         if line[colon..]
             .iter()
             .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
