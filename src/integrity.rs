@@ -51,6 +51,18 @@ pub struct Sealed {
     problems: Vec<String>,
 }
 
+impl Sealed {
+    /// A value of `table.column` in row `id` did not open under the key.
+    pub fn note(&mut self, table: &str, column: &str, id: &str) {
+        self.failed += 1;
+        if self.problems.len() < SEALED_PROBLEMS_MAX {
+            self.problems.push(format!(
+                "{table}.{column} of {id} does not open under the key (damaged, or written under another)"
+            ));
+        }
+    }
+}
+
 /// Whether a check of a file reads its every page (SQLite's `integrity_check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pages {
@@ -163,12 +175,7 @@ impl Ledger for Sqlite<'_> {
                     None => id.clone(),
                 };
                 if keys.open(*column, &row_name, &stored).is_err() {
-                    found.failed += 1;
-                    if found.problems.len() < SEALED_PROBLEMS_MAX {
-                        found.problems.push(format!(
-                            "{table}.{name} of {id} does not open under the key (damaged, or written under another)"
-                        ));
-                    }
+                    found.note(table, name, &id);
                 }
             }
         }
@@ -382,7 +389,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
 /// block the writer in WAL mode).
 pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
     let tx = conn.unchecked_transaction()?;
-    let parts = Parts::new(true);
+    let parts = Parts::new(true, true);
     parts.run(&mut Sqlite(&tx), keys)?;
     tx.finish()?;
     parts.report()
@@ -402,7 +409,7 @@ pub fn check_on_two(
     keys: &Keys,
     pages: Pages,
 ) -> Result<Report> {
-    let parts = Parts::new(pages == Pages::Check);
+    let parts = Parts::new(pages == Pages::Check, pages == Pages::Check);
     std::thread::scope(|scope| {
         let helper = scope.spawn(|| -> Result<()> {
             let conn = second()?;
@@ -425,13 +432,16 @@ pub fn check_on_two(
 /// The parts of a check (the file's storage, the audit chain, each query of `LEDGER_CHECKS`,
 /// the guards), taken in turn by whoever runs them, and what each found.
 struct Parts {
-    /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 its
-    /// encrypted values (when the storage is checked), 2 the audit chain, then the queries in
-    /// order, then the guards.
+    /// The next part to take: 0 is the file's storage (the longest, when it is checked), 1 the
+    /// encrypted values (when they are checked), 2 the audit chain, then the queries in order,
+    /// then the guards.
     next: AtomicUsize,
-    /// Whether the file's storage and encrypted values are checked (the file's checks; not a
-    /// replica's).
+    /// Whether the file's storage is checked (the file's check; not a replica's, whose
+    /// PostgreSQL keeps its own).
     storage: bool,
+    /// Whether the encrypted values are opened (the file's full check and a replica's; not the
+    /// backup's check of the copy it has just written from the checked ledger).
+    sealed: bool,
     found: Mutex<Found>,
 }
 
@@ -450,10 +460,11 @@ struct Found {
 }
 
 impl Parts {
-    fn new(storage: bool) -> Parts {
+    fn new(storage: bool, sealed: bool) -> Parts {
         Parts {
             next: AtomicUsize::new(0),
             storage,
+            sealed,
             found: Mutex::new(Found {
                 queries: vec![None; LEDGER_CHECKS.len()],
                 audit: None,
@@ -474,7 +485,7 @@ impl Parts {
                     self.found().storage = problems;
                 }
             } else if part == 1 {
-                if self.storage {
+                if self.sealed {
                     let sealed = ledger.sealed_problems(keys)?;
                     self.found().sealed = sealed;
                 }
@@ -550,7 +561,7 @@ fn audit_chain(ledger: &mut dyn Ledger, keys: &Keys) -> Result<(i64, Vec<String>
 
 /// Runs every check on a snapshot of a ledger, in the same words whatever holds it.
 pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
-    let parts = Parts::new(false);
+    let parts = Parts::new(false, true);
     parts.run(ledger, keys)?;
     parts.report()
 }

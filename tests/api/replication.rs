@@ -233,14 +233,13 @@ fn assert_checks_clean_alike(db: &Path, key: &str, url: &str, extra: &[&str]) {
     let mut lines = replica.stdout.lines();
     let head = lines.next().unwrap_or_default();
     assert!(head.starts_with("replica of ledger ldg_"), "{replica}");
-    // The same words, but for the file's own checks of its pages (PostgreSQL keeps its own)
-    // and of its encrypted values.
+    // The same words, but for the file's own check of its pages (PostgreSQL keeps its own).
+    // (Until 2026-12-05 the replica's encrypted values were not opened either.)
     assert_eq!(
         lines.collect::<Vec<_>>(),
         file.stdout
             .lines()
-            .filter(|l| !l.starts_with("the file's pages and indexes are whole")
-                && !l.starts_with("every encrypted value opens under the key"))
+            .filter(|l| !l.starts_with("the file's pages and indexes are whole"))
             .collect::<Vec<_>>()
     );
     assert!(!replica.stdout.contains(PASSWORD) && !replica.stderr.contains(PASSWORD));
@@ -449,6 +448,21 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
             "MISMATCH escrow balances equal their journal accounts: escrow {escrow}: columns"
         )),
         "{tampered}"
+    );
+
+    // An encrypted value damaged in the replica is said, as on the file.
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.users SET name_enc = name_enc || 'x' WHERE id = (SELECT min(id) FROM {schema}.users)"
+        ))
+        .unwrap();
+    let damaged = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(damaged.code, Some(1), "{damaged}");
+    assert!(
+        damaged
+            .stdout
+            .contains("does not open under the key (damaged, or written under another)"),
+        "{damaged}"
     );
 
     // A guard dropped or switched off on the replica is said, as on the file.
