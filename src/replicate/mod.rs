@@ -393,8 +393,15 @@ impl Replicator {
         let text = crate::cli::describe(error);
         self.status.failed(&text);
         if outage.as_ref().is_none_or(|(_, last)| *last != text) {
+            // A PostgreSQL that answered with a refusal is not "unreachable": it is to be put
+            // right there (a read-only database, a column dropped by hand).
+            let when = if text.contains("PostgreSQL says ") {
+                "once PostgreSQL takes the changes again"
+            } else {
+                "when PostgreSQL answers"
+            };
             log::warn!(
-                "replication to {} is not running: {text}. The ledger goes on; remit retries every {} s at most and catches up when PostgreSQL answers",
+                "replication to {} is not running: {text}. The ledger goes on; remit retries every {} s at most and catches up {when}",
                 self.target.display(),
                 REPLICATION_RETRY_MAX_S
             );

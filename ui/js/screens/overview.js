@@ -137,7 +137,11 @@ export async function viewOverview(root, ctx) {
       return;
     }
     const ok = r.connected && r.lagChanges === 0;
-    const state = !r.connected ? t('replication.unreachable')
+    // PostgreSQL that answers with a refusal (a read-only database, a column dropped by hand) is
+    // not "cannot be reached": its own words follow in lastError.
+    const refused = !r.connected && /PostgreSQL says /.test(r.lastError || '');
+    const state = refused ? t('replication.refused')
+      : !r.connected ? t('replication.unreachable')
       : (r.lagChanges > 0 ? t('replication.behind', { n: r.lagChanges, s: r.lagSeconds.toFixed(1) }) : t('replication.upToDate'));
     add(clear(replicationBox), [
       head,
