@@ -342,10 +342,16 @@ impl Replicator {
             if let (Some(r), Some(applied)) = (replica.as_mut(), applied) {
                 if (file > applied || verify || idle) && due {
                     let idle = file <= applied && !verify;
+                    // Only a cycle that should be quick is watched for a PostgreSQL that stopped
+                    // answering: not a connection's first (it may copy the whole ledger again,
+                    // minutes at a million escrows), not a long catch-up.
+                    let quick = !verify && file - applied < REPLICATION_STREAM_AFTER_CHANGES;
                     verify = false;
                     let snapshot_at = Instant::now();
                     last_cycle = Some(snapshot_at);
-                    self.status.cycle_began();
+                    if quick {
+                        self.status.cycle_began();
+                    }
                     match r.cycle(&reader, log) {
                         Ok(done) => {
                             self.status.applied(&done, snapshot_at, idle);
