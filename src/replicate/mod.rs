@@ -142,7 +142,8 @@ impl Status {
     fn observe(&self, file: i64) {
         let mut s = self.lock();
         s.file = s.file.max(file);
-        if s.applied.is_some_and(|a| a >= file) {
+        // (Compared with the newest seen: another thread may have seen a later commit.)
+        if s.applied.is_some_and(|a| a >= s.file) {
             s.equal_at = Some(Instant::now());
         }
     }
@@ -158,20 +159,20 @@ impl Status {
         self.lock().cycle_since = Some(Instant::now());
     }
 
-    /// `idle`: a check of the replica while the file changed nothing (not counted as a cycle).
-    fn applied(&self, done: &Applied, snapshot_at: Instant, idle: bool) {
+    /// The replica was checked while the file changed nothing (`Replica::position`, read only).
+    fn checked(&self) {
+        let mut s = self.lock();
+        s.cycle_since = None;
+        s.connected = true;
+        s.last_error = None;
+    }
+
+    fn applied(&self, done: &Applied, snapshot_at: Instant) {
         let (change_seq, rows, first_copy) =
             (done.position.change_seq, done.rows, done.made_schema);
         let now = Instant::now();
         let mut s = self.lock();
         s.cycle_since = None;
-        if idle && !first_copy {
-            s.equal_at = Some(s.equal_at.map_or(snapshot_at, |at| at.max(snapshot_at)));
-            s.applied = Some(change_seq);
-            s.connected = true;
-            s.last_error = None;
-            return;
-        }
         // The oldest change of this cycle was committed after the file was last seen equal
         // to the replica: its wait is at most this. (A first copy is not a lag.)
         if let (Some(since), false) = (s.equal_at, first_copy) {
@@ -340,8 +341,26 @@ impl Replicator {
             let idle = last_cycle
                 .is_some_and(|at| at.elapsed() >= Duration::from_secs(REPLICATION_IDLE_CHECK_S));
             if let (Some(r), Some(applied)) = (replica.as_mut(), applied) {
-                if (file > applied || verify || idle) && due {
-                    let idle = file <= applied && !verify;
+                if idle && due && file <= applied && !verify {
+                    // Read only: the replica's position, as this ledger left it. A replica
+                    // dropped or moved by another replicator gets a full cycle next.
+                    last_cycle = Some(Instant::now());
+                    self.status.cycle_began();
+                    match r.position() {
+                        Ok(position) => {
+                            self.status.checked();
+                            if position.is_none_or(|p| p.change_seq != applied) {
+                                verify = true;
+                            }
+                        }
+                        Err(e) => {
+                            replica = None;
+                            self.failed(&e, &mut outage, &mut retry_at, &mut backoff);
+                        }
+                    }
+                    continue;
+                }
+                if (file > applied || verify) && due {
                     // Only a cycle that should be quick is watched for a PostgreSQL that stopped
                     // answering: not a connection's first (it may copy the whole ledger again,
                     // minutes at a million escrows), not a long catch-up.
@@ -354,7 +373,7 @@ impl Replicator {
                     }
                     match r.cycle(&reader, log) {
                         Ok(done) => {
-                            self.status.applied(&done, snapshot_at, idle);
+                            self.status.applied(&done, snapshot_at);
                             if done.made_schema {
                                 log::info!(
                                     "replica of ledger {ledger_id} made in {}: {} rows up to change {}",

@@ -925,7 +925,17 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
         let mut found = crate::integrity::Sealed::default();
         for column in crate::crypto::EncryptedColumn::ALL {
             let (table, name) = (column.table(), column.column());
-            if source::LEFT_OUT.contains(&table) {
+            // A replica of an older schema may lack a column a later one sealed.
+            let present: bool = self
+                .tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2)",
+                    &[&table, &name],
+                )
+                .pg("cannot read the replica's columns")?
+                .get(0);
+            if source::LEFT_OUT.contains(&table) || !present {
                 continue;
             }
             let sql = format!("SELECT id, {name} FROM {table} WHERE {name} IS NOT NULL");
@@ -1048,7 +1058,7 @@ fn refuse_if_used_outside(tx: &mut postgres::Transaction<'_>, schema: &str) -> R
     }
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     Err(Error::internal(format!(
-        "the replica's schema {schema} must be made again (a first copy, a new schema version, or --drop), but objects outside it depend on it: {}; drop them in PostgreSQL (and make them again once the replica is back): remit drops only what it made",
+        "the replica's schema {schema} must be made again (a first copy, a new schema version, or --drop), but PostgreSQL says objects outside it depend on it: {}; drop them in PostgreSQL (and make them again once the replica is back): remit drops only what it made",
         names.join(", ")
     )))
 }

@@ -590,25 +590,30 @@ pub fn after_reversal(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some((id, reversed)) = found else {
+    let Some((id, _)) = found else {
         return Ok(None);
     };
     let known = match escrow_id {
         Some(escrow_id) => escrow_exists(ctx, escrow_id)?,
         None => None,
     };
+    // The charge is known now: a refund of all of it is said so, a part as a part (the flag
+    // is no longer the placeholder's, so `reversals_of` reads the charge).
+    let placeholder_done = format!(
+        "Stripe said this payment of {} succeeded after it had taken it back: not applied",
+        amount.display()
+    );
+    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason WHERE id = :id")?.execute(named_params! {
+        ":id": id, ":escrow": known, ":amount": amount, ":reason": placeholder_done,
+    })?;
+    let (_, reversed) = reversals_of(ctx, &id)?;
     let reason = format!(
         "Stripe said this payment of {} succeeded after it had taken it back ({reversed}): not applied",
         amount.display()
     );
-    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason WHERE id = :id")?.execute(named_params! {
-        ":id": id, ":escrow": known, ":amount": amount, ":reason": reason,
-    })?;
-    // The charge is known now: a refund of all of it is said so, a part as a part.
-    let (_, reversed) = reversals_of(ctx, &id)?;
     ctx.conn
-        .prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal_reason = ?2 WHERE id = ?1")?
-        .execute(params![id, reversed])?;
+        .prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), flag_reason = ?2, reversal_reason = ?3 WHERE id = ?1")?
+        .execute(params![id, reason, reversed])?;
     said_flagged(
         ctx,
         actor,

@@ -583,6 +583,15 @@ fn a_refund_or_dispute_before_its_payment_keeps_the_payment_from_being_applied()
             "{}",
             flagged.text
         );
+        // The flag says the reversal as the deposit does, the charge known.
+        assert!(
+            item["flagReason"]
+                .as_str()
+                .unwrap()
+                .contains(item["reversalReason"].as_str().unwrap()),
+            "{}",
+            flagged.text
+        );
         // The same payment told again is the deposit already recorded.
         let r = app.post_stripe(&deposit_event("evt_again", "pi_early", &escrow, false));
         assert_eq!(r.body["outcome"], "deposit already recorded", "{}", r.text);
