@@ -343,6 +343,20 @@ pub fn record_flagged(
     amount: UsdCents,
     reason: &str,
 ) -> Result<RecordedDeposit> {
+    let id = insert_flagged(ctx, actor, escrow_id, source, reference, amount, reason)?;
+    said_flagged(ctx, actor, &id, escrow_id, source, amount, reason)
+}
+
+/// The row of a deposit not applied, flagged for the operator with `reason`.
+fn insert_flagged(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: Option<&EscrowId>,
+    source: DepositSource,
+    reference: &str,
+    amount: UsdCents,
+    reason: &str,
+) -> Result<DepositId> {
     let id = DepositId::new();
     ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at,
          change_seq) VALUES (:id, :escrow, :source, :reference, :amount, :status, :reason, :actor, :at, remit_change_seq())")?.execute(named_params! {
@@ -350,7 +364,7 @@ pub fn record_flagged(
             ":amount": amount, ":status": DepositStatus::Flagged, ":reason": reason,
             ":actor": actor.id, ":at": ctx.at(),
         })?;
-    said_flagged(ctx, actor, &id, escrow_id, source, amount, reason)
+    Ok(id)
 }
 
 /// A deposit flagged for the operator: its audit line, its event and the log's warning.
@@ -445,14 +459,15 @@ pub fn record_reversal(
                 ));
                 return Ok(ReversalOutcome::UnknownPayment);
             };
-            let id = DepositId::new();
-            ctx.conn.prepare_cached("INSERT INTO deposits (id, escrow_id, source, reference, amount_usd_cents, status, flag_reason, recorded_by, created_at,
-                 change_seq) VALUES (:id, NULL, :source, :reference, :amount, :status, :reason, :actor, :at, remit_change_seq())")?.execute(named_params! {
-                    ":id": id, ":source": DepositSource::Stripe, ":reference": reversal.payment_intent,
-                    ":amount": amount, ":status": DepositStatus::Flagged,
-                    ":reason": format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
-                    ":actor": actor.id, ":at": ctx.at(),
-                })?;
+            let id = insert_flagged(
+                ctx,
+                actor,
+                None,
+                DepositSource::Stripe,
+                &reversal.payment_intent,
+                amount,
+                &format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+            )?;
             (id, None, DepositStatus::Flagged, true)
         }
     };
@@ -466,7 +481,7 @@ pub fn record_reversal(
     // Stripe's events come in any order, and a refund's `amount_refunded` is the running
     // total: the deposit says every reversal it had, from its audit lines, the largest refund
     // and a dispute (which stays: it needs the operator's answer) rather than the latest event.
-    let (kind, reason) = reversals_of(ctx, &id)?;
+    let (kind, reason) = reversals_of(ctx, &id, charge_of(ctx, &id)?)?;
     ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": kind, ":reason": reason, ":at": ctx.at()})?;
     let flagged_escrow = match (&escrow_id, status) {
         (Some(escrow_id), DepositStatus::Applied) => {
@@ -501,24 +516,28 @@ pub fn record_reversal(
     Ok(ReversalOutcome::Flagged(id))
 }
 
-/// What a deposit's reversals amount to, from its audit lines: `disputed` once it was disputed
-/// (whatever was refunded after), else `refunded`; and one sentence naming the dispute and the
-/// largest refund (a refund's amount is Stripe's running total, so a late older event says
-/// less, not more).
-fn reversals_of(
-    ctx: &WriteCtx<'_>,
-    id: &DepositId,
-) -> Result<(crate::domain::DepositReversal, String)> {
-    use crate::domain::DepositReversal;
-    // What was charged, when known: a deposit recorded from a reversal that came before its
-    // payment holds the reversal's amount, not the charge's, until the payment comes.
-    let charged: Option<UsdCents> = ctx
+/// What a deposit charged, when known: one recorded from a reversal that came before its
+/// payment holds the reversal's amount, not the charge's, until the payment comes.
+fn charge_of(ctx: &WriteCtx<'_>, id: &DepositId) -> Result<Option<UsdCents>> {
+    Ok(ctx
         .conn
         .prepare_cached(
             "SELECT amount_usd_cents FROM deposits WHERE id = ?1 AND NOT (escrow_id IS NULL AND flag_reason LIKE ?2 || '%')",
         )?
         .query_row(params![id, BEFORE_ITS_PAYMENT], |r| r.get(0))
-        .optional()?;
+        .optional()?)
+}
+
+/// What a deposit's reversals amount to, from its audit lines: `disputed` once it was disputed
+/// (whatever was refunded after), else `refunded`; and one sentence naming the dispute and the
+/// largest refund (a refund's amount is Stripe's running total, so a late older event says
+/// less, not more; a refund of `charged` or more is the whole charge).
+fn reversals_of(
+    ctx: &WriteCtx<'_>,
+    id: &DepositId,
+    charged: Option<UsdCents>,
+) -> Result<(crate::domain::DepositReversal, String)> {
+    use crate::domain::DepositReversal;
     let mut stmt = ctx.conn.prepare_cached(
         "SELECT action, json_extract(details, '$.amountUsdCents'), json_extract(details, '$.reason')
          FROM audit_log WHERE entity = ?1 AND action IN ('deposit.refunded', 'deposit.disputed')
@@ -574,10 +593,10 @@ pub fn after_reversal(
     escrow_id: Option<&str>,
     amount: UsdCents,
 ) -> Result<Option<RecordedDeposit>> {
-    let found: Option<(DepositId, String)> = ctx
+    let found: Option<DepositId> = ctx
         .conn
         .prepare_cached(
-            "SELECT id, reversal_reason FROM deposits WHERE source = ?1 AND reference = ?2 AND status = ?3
+            "SELECT id FROM deposits WHERE source = ?1 AND reference = ?2 AND status = ?3
              AND escrow_id IS NULL AND reversal IS NOT NULL AND flag_reason LIKE ?4 || '%'",
         )?
         .query_row(
@@ -587,33 +606,25 @@ pub fn after_reversal(
                 DepositStatus::Flagged,
                 BEFORE_ITS_PAYMENT
             ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .optional()?;
-    let Some((id, _)) = found else {
+    let Some(id) = found else {
         return Ok(None);
     };
     let known = match escrow_id {
         Some(escrow_id) => escrow_exists(ctx, escrow_id)?,
         None => None,
     };
-    // The charge is known now: a refund of all of it is said so, a part as a part (the flag
-    // is no longer the placeholder's, so `reversals_of` reads the charge).
-    let placeholder_done = format!(
-        "Stripe said this payment of {} succeeded after it had taken it back: not applied",
-        amount.display()
-    );
-    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason WHERE id = :id")?.execute(named_params! {
-        ":id": id, ":escrow": known, ":amount": amount, ":reason": placeholder_done,
-    })?;
-    let (_, reversed) = reversals_of(ctx, &id)?;
+    // The charge is known now: a refund of all of it is said so, a part as a part.
+    let (_, reversed) = reversals_of(ctx, &id, Some(amount))?;
     let reason = format!(
         "Stripe said this payment of {} succeeded after it had taken it back ({reversed}): not applied",
         amount.display()
     );
-    ctx.conn
-        .prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), flag_reason = ?2, reversal_reason = ?3 WHERE id = ?1")?
-        .execute(params![id, reason, reversed])?;
+    ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason, reversal_reason = :reversed WHERE id = :id")?.execute(named_params! {
+        ":id": id, ":escrow": known, ":amount": amount, ":reason": reason, ":reversed": reversed,
+    })?;
     said_flagged(
         ctx,
         actor,

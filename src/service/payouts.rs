@@ -554,6 +554,24 @@ pub enum PayoutResult {
     },
 }
 
+impl PayoutResult {
+    /// The result with its receipt as M-Pesa writes it: upper-case letters and digits. One
+    /// told in lower case is the same receipt, kept, compared (unique: one receipt completes
+    /// one payout) and audited so.
+    fn in_mpesa_form(&self) -> std::borrow::Cow<'_, PayoutResult> {
+        match self {
+            PayoutResult::Succeeded { receipt }
+                if receipt.bytes().any(|b| b.is_ascii_lowercase()) =>
+            {
+                std::borrow::Cow::Owned(PayoutResult::Succeeded {
+                    receipt: receipt.to_ascii_uppercase(),
+                })
+            }
+            other => std::borrow::Cow::Borrowed(other),
+        }
+    }
+}
+
 /// What applying a result did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultOutcome {
@@ -662,18 +680,7 @@ pub fn apply_result(
     result: &PayoutResult,
     reported: Reported,
 ) -> Result<ResultOutcome> {
-    // M-Pesa's receipts are upper-case letters and digits: one told in lower case is the same
-    // receipt, kept and compared (unique: one receipt completes one payout) as M-Pesa writes it.
-    let upper;
-    let result = match result {
-        PayoutResult::Succeeded { receipt } if receipt.bytes().any(|b| b.is_ascii_lowercase()) => {
-            upper = PayoutResult::Succeeded {
-                receipt: receipt.to_ascii_uppercase(),
-            };
-            &upper
-        }
-        other => other,
-    };
+    let result = &*result.in_mpesa_form();
     let row = load_payout(ctx.conn, payout_id)?;
     let at = ctx.at();
     // A payout that may have been paid twice, or whose success named another payee: no failure
@@ -1047,6 +1054,7 @@ pub fn resolve(
     nothing_sends: bool,
 ) -> Result<ResolvedPayout> {
     super::require_role(actor, &[])?;
+    let result = &*result.in_mpesa_form();
     let row = load_payout(ctx.conn, payout_id)?;
     if row.status.has_result() {
         return Err(Error::InvalidState {

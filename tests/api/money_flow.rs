@@ -904,6 +904,20 @@ fn a_receipt_told_in_lower_case_is_the_same_receipt() {
         (Some("approved"), &json!(true)),
         "{view}"
     );
+    // An admin's receipt too, in the payout and in its audit line.
+    let (_, third, _) = queued_payout(&app);
+    let r = app.post(
+        &format!("/payouts/{third}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": "qzz7654321"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let audit = app.get(&format!("/audit?entity={third}"), &app.admin);
+    assert!(
+        audit.text.contains("QZZ7654321") && !audit.text.contains("qzz7654321"),
+        "{}",
+        audit.text
+    );
     app.assert_integrity();
 }
 

@@ -1768,17 +1768,7 @@ fn a_queue_timeout_is_resolved_as_failed_only_after_the_timeout() {
     let escrow = app.active_escrow(100, &["a"]);
     let request = approved_phone_payment(&app, &escrow, 2_400);
     let (payout, _, _) = app.payout_ids(&request);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let view = app
-            .get(&format!("/payment-requests/{request}"), &app.admin)
-            .body;
-        if view["payout"]["flagged"] == true {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never flagged: {view}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    app.wait_for_payout_flag(&request);
     let r = app.post(
         &format!("/payouts/{payout}/resolve"),
         &app.admin,

@@ -269,10 +269,8 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     let reason = f.opt_string("reason")?;
     f.finish()?;
     let result = match (outcome.as_str(), receipt) {
-        // As M-Pesa writes it (and as the payout keeps it): its audit line says the same.
         ("paid", Some(receipt)) => PayoutResult::Succeeded {
-            receipt: parse_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?
-                .to_ascii_uppercase(),
+            receipt: parse_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?,
         },
         ("paid", None) => {
             return Err(Error::MissingField {
