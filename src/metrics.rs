@@ -428,7 +428,7 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
         );
         gauge(
             out,
-            "remit_webhook_deliveries_failed",
+            "remit_webhook_deliveries_failed_kept",
             "Webhook deliveries marked failed (their retries ran out, or their endpoint was deleted), while kept (REMIT_NOTIFICATIONS_KEEP_DAYS after they failed).",
             failed,
         );

@@ -785,6 +785,31 @@ fn health_and_metrics_answer_without_a_token() {
     ] {
         assert!(r.text.contains(name), "{name} missing from /metrics");
     }
+    // One family per name as OpenMetrics parsers read them: a counter `x_total` is the family
+    // `x`, a histogram's `x_bucket`/`x_sum`/`x_count` are `x`'s; none may be another family.
+    let mut families = std::collections::HashMap::new();
+    for line in r.text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line["# TYPE ".len()..].split(' ');
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        let family = match kind {
+            "counter" => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let mut taken = vec![family.to_string()];
+        if kind == "counter" {
+            taken.push(format!("{family}_total"));
+        }
+        if kind == "histogram" || kind == "summary" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                taken.push(format!("{family}{suffix}"));
+            }
+        }
+        for n in taken {
+            if let Some(other) = families.insert(n.clone(), line.to_string()) {
+                panic!("{line:?} and {other:?} both name {n}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -131,6 +131,73 @@ fn stripe_signatures_that_do_not_verify_are_refused() {
     );
 }
 
+/// API.md: a route that takes a body answers `415` to anything but JSON, webhooks too; a
+/// forged sender is told `401` first, whatever it sends.
+#[test]
+fn webhooks_take_json_only_and_a_forged_sender_is_refused_first() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let body = stripe_event("evt_ct", "pi_ct", &escrow, 5_000, "usd");
+    let signed = sign_stripe(STRIPE_SECRET, now(), body.as_bytes());
+    let send = |content_type: &str, signature: &str| {
+        app.raw(
+            "POST",
+            "/webhooks/stripe",
+            None,
+            Some((content_type, body.as_bytes())),
+            &[("Stripe-Signature", signature)],
+        )
+    };
+    let r = send("text/plain", &signed);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        send("application/x-www-form-urlencoded", &signed).status,
+        415
+    );
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+    let forged = sign_stripe(STRIPE_SECRET, now(), b"something else");
+    assert_eq!(send("text/plain", &forged).status, 401);
+    // Stripe's own header.
+    let r = send("application/json; charset=utf-8", &signed);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 5_000);
+
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": "unknown", "ConversationID": "AG_unknown", "TransactionID": "QWE1234567"}})
+    .to_string();
+    let callback = |path: &str, content_type: &str| {
+        app.raw(
+            "POST",
+            path,
+            None,
+            Some((content_type, result.as_bytes())),
+            &[],
+        )
+    };
+    let path = format!("/webhooks/payouts/{CALLBACK_TOKEN}");
+    let r = callback(&path, "text/xml");
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        callback("/webhooks/payouts/wrongtoken", "text/xml").status,
+        401
+    );
+    assert_eq!(
+        callback(&path, "application/json").status,
+        404,
+        "an unknown payout, read"
+    );
+}
+
 #[test]
 fn deposits_that_do_not_fit_are_flagged_never_applied() {
     let app = spawn_app();

@@ -238,7 +238,7 @@ fn a_delivery_whose_receiver_disappeared_fails_when_its_retries_run_out_and_is_c
         "{failed}"
     );
     assert_eq!(metric(&app, "remit_webhook_deliveries_failed_total"), 1.0);
-    assert_eq!(metric(&app, "remit_webhook_deliveries_failed"), 1.0);
+    assert_eq!(metric(&app, "remit_webhook_deliveries_failed_kept"), 1.0);
     assert_eq!(
         metric(&app, "remit_webhook_deliveries_delivered_total"),
         1.0

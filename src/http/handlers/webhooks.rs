@@ -41,6 +41,8 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
             return Err(Error::BadSignature);
         }
     }
+    // Checked once the sender is known to be Stripe: a forged event learns nothing from it.
+    req.require_json()?;
     let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;
     if event.livemode != app.config.stripe_livemode {
         log::warn!(
@@ -72,6 +74,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /webhooks/payouts/:token` (and `/webhooks/mpesa/:token`).
 pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     mpesa_caller(app, req)?;
+    req.require_json()?;
     let body = json_value(&req.body, "the callback")?;
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();
