@@ -200,6 +200,20 @@ async function layoutProblems(page, touch, junkWords = true) {
 
 // The screen as it is now, at 1366×768 and on two phones; back to 1366×768 afterwards.
 async function checkScreen(page, label, { junkWords = true } = {}) {
+  // Headings in order, none skipped (h1 then h3 leaves a reader moving by headings lost).
+  const skips = await page.evaluate(() => {
+    const shown = [...document.querySelectorAll('#app h1, #app h2, #app h3, #app h4, #app h5, #app h6')]
+      .filter((h) => h.getClientRects().length > 0 || h.classList.contains('visually-hidden'));
+    const out = [];
+    let last = 0;
+    for (const h of shown) {
+      const level = Number(h.tagName[1]);
+      if (level > last + 1) out.push(`${h.tagName} "${h.textContent.trim().slice(0, 40)}" after ${last ? `h${last}` : 'no heading'}`);
+      last = level;
+    }
+    return out;
+  });
+  assert(skips.length === 0, `${label}: headings skip a level: ${skips.join('; ')}`);
   for (const size of [DESKTOP, ...PHONES]) {
     await page.setViewportSize(size);
     await settle(page);

@@ -57,7 +57,8 @@ export function depositCode(e) {
   return e && e.shortRef ? formatShortRef(e.shortRef) : null;
 }
 
-// opts: actions, panels, rateE4 (show KES at this rate), showCode (the deposit code line).
+// opts: actions, panels, rateE4 (show KES at this rate), showCode (the deposit code line),
+// heading (the title's tag: 'h3' in a list under its h2, 'h2' for a card alone under the h1).
 export function escrowCard(e, opts = {}) {
   const headingId = uid('esc');
   const due = Math.max(0, (Number(e.totalAmountUsdCents) || 0) - (Number(e.depositedUsdCents) || 0));
@@ -77,7 +78,7 @@ export function escrowCard(e, opts = {}) {
   add(card, [
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },
-        el('h3', { id: headingId, class: 'card-title' },
+        el(opts.heading || 'h3', { id: headingId, class: 'card-title' },
           el('span', { testid: 'recipient-name' }, r.name || t('card.recipient')),
           r.phone ? el('span', { class: 'phone', testid: 'recipient-phone' }, r.phone) : null),
         el('p', { class: 'muted small' },

@@ -51,6 +51,8 @@ function payoutBlock(p) {
     rawResult(p));
 }
 
+// opts: context, extra, actions, testid, heading (the amount's tag: 'h3' in a list under its
+// h2, 'h2' for a card alone under the h1).
 export function requestCard(r, opts = {}) {
   const card = el('article', {
     class: `card request request-${r.status}`, testid: opts.testid || 'request-card',
@@ -60,7 +62,7 @@ export function requestCard(r, opts = {}) {
   add(card, [
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },
-        el('h3', { class: 'card-title amount' },
+        el(opts.heading || 'h3', { class: 'card-title amount' },
           el('span', { testid: 'request-amount-kes' }, kes(r.amountKesCents)),
           el('span', { class: 'muted usd-twin' }, '= ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents)))),
         el('p', { class: 'muted small' },

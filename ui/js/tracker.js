@@ -72,7 +72,7 @@ export function tracker(ctx, initial, opts = {}) {
     }
     const waiting = current.status === 'pending_approval' ? t('tracker.waitingApproval')
       : current.status === 'approved' ? t('tracker.waitingMpesa') : null;
-    const card = requestCard(current, { context: opts.context, actions, testid: 'tracked-request' });
+    const card = requestCard(current, { context: opts.context, actions, testid: 'tracked-request', heading: opts.heading });
     replaceKeepingFocus(body.firstChild || body.appendChild(el('span')), el('div', null,
       stepsFor(current.status),
       waiting ? el('p', { class: 'muted small waiting' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), waiting) : null,

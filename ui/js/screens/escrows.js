@@ -61,11 +61,12 @@ export async function viewEscrows(root, ctx) {
         checkFields(auditForm, [[entity.input, t('escrows.err.notAnId')]]);
         return;
       }
-      clear(auditOut).append(el('h3', { class: 'id-line' }, t('escrows.auditTitle', { id })), auditTable(items));
+      clear(auditOut).append(el('h2', { class: 'id-line' }, t('escrows.auditTitle', { id })), auditTable(items));
     });
     root.append(el('div', { class: 'toolbar card' }, filter.wrap, auditForm), auditOut);
   }
-  root.append(summary, barLegend(), list, el('div', { class: 'actions center' }, more));
+  // The cards' titles are h3: the list has its heading, for those who move by headings.
+  root.append(el('h2', { class: 'visually-hidden' }, t('escrows.listTitle')), summary, barLegend(), list, el('div', { class: 'actions center' }, more));
 
   function tokenPanel(e) {
     const box = el('div', { class: 'panel panel-token', testid: 'recipient-token-panel' });

@@ -69,7 +69,8 @@ export async function viewFind(root, ctx, status) {
     });
     root.append(form);
   }
-  root.append(summary, barLegend(), list, el('div', { class: 'actions center' }, more));
+  // The cards' titles are h3: the list has its heading, for those who move by headings.
+  root.append(el('h2', { class: 'visually-hidden' }, t('escrows.listTitle')), summary, barLegend(), list, el('div', { class: 'actions center' }, more));
 
   function showReceipt(node) {
     receiptNode.replaceWith(node);

@@ -67,7 +67,8 @@ export async function viewMoneyIn(root, ctx) {
 
   root.append(pageHead(t('nav.moneyIn'), t('moneyIn.intro'),
     button(t('common.refresh'), { testid: 'refresh', onclick: () => reload().catch(globalError) })),
-  el('div', { class: 'toolbar card' }, filter.wrap), summary, list, el('div', { class: 'actions center' }, more));
+  el('div', { class: 'toolbar card' }, filter.wrap), el('h2', { class: 'visually-hidden' }, t('moneyIn.listTitle')),
+  summary, list, el('div', { class: 'actions center' }, more));
 
   function render() {
     const items = Array.from(rows.values());

@@ -49,7 +49,7 @@ export async function viewRequest(root, ctx, escrowId) {
   if (!ctx.alive()) return;
 
   function renderEscrow() {
-    clear(escrowBox).append(barLegend(), escrowCard(escrow, { rateE4: rate && rate.e4 }));
+    clear(escrowBox).append(barLegend(), escrowCard(escrow, { rateE4: rate && rate.e4, heading: 'h2' }));
   }
   renderEscrow();
 

@@ -173,7 +173,7 @@ export async function viewRequestDetail(root, ctx, requestId) {
   // For whom, as the agent's lists say it (a recipient knows).
   const name = escrow && escrow.recipient && (escrow.recipient.name || escrow.recipient.phone);
   const context = me.role !== 'recipient' && name ? t('approvals.for', { name }) : null;
-  const tr = tracker(ctx, r, { canCancel, context, onChange: sync, onFinal: sync });
+  const tr = tracker(ctx, r, { canCancel, context, onChange: sync, onFinal: sync, heading: 'h2' });
   clear(body).append(tr.node, later);
   root.append(receipt);
   sync(tr.current);
