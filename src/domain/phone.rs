@@ -17,7 +17,9 @@ impl KenyanPhone {
         let bad =
             |why: &str| Error::invalid(field, format!("is not a Kenyan mobile number ({why})"));
         let mut cleaned = String::with_capacity(input.len());
-        for c in input.trim().chars() {
+        // Not trimmed: what may surround the digits is what may separate them (the OpenAPI
+        // document's pattern says the same); a tab or a newline is refused, not dropped.
+        for c in input.chars() {
             match c {
                 ' ' | '-' | '.' | '(' | ')' => {}
                 _ => cleaned.push(c),
@@ -137,6 +139,37 @@ mod tests {
             ("07123456789", "wrong length"),
         ] {
             assert!(why(input).contains(reason), "{input}: {}", why(input));
+        }
+    }
+
+    /// What the OpenAPI document's pattern for a phone takes is what `parse` takes, at the
+    /// ends too: the separators, never other white space.
+    #[test]
+    fn the_documented_pattern_of_a_phone_is_the_rule() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let phone = &doc["components"]["schemas"]["NewEscrow"]["properties"]["recipientPhone"];
+        let pattern =
+            jsonschema::draft202012::new(&serde_json::json!({"pattern": phone["pattern"]}))
+                .unwrap();
+        for input in [
+            "0712345678",
+            " 0712345678 ",
+            "(0712) 345-678.",
+            "+254 712 345 678",
+            "0712345678\n",
+            "\t0712345678",
+            "\u{a0}0712345678",
+            "0712345678\u{2028}",
+            "0712345678\u{3000}",
+            "+254712345678\r",
+            "07123456789",
+        ] {
+            assert_eq!(
+                pattern.is_valid(&serde_json::json!(input)),
+                KenyanPhone::parse("phone", input).is_ok(),
+                "docs/openapi.json and parse disagree on {input:?}"
+            );
         }
     }
 

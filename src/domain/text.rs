@@ -115,8 +115,12 @@ fn draws_something(c: char) -> bool {
 }
 
 /// Free text a person typed (names, notes): trimmed, 1–`TEXT_CHARS_MAX` characters, none of
-/// `refused_in_text`.
+/// `refused_in_text` (at its ends either: a tab or a line separator there is refused as inside,
+/// as the OpenAPI document's pattern says, not trimmed away).
 pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<String>> {
+    if input.chars().any(refused_in_text) {
+        return Err(refused_text(field));
+    }
     let t = input.trim();
     let empty = || {
         if required {
@@ -134,18 +138,20 @@ pub fn parse_text(field: &str, input: &str, required: bool) -> Result<Option<Str
             format!("must be at most {TEXT_CHARS_MAX} characters"),
         ));
     }
-    // A refused character is refused in optional text too, before anything else is said.
-    if t.chars().any(refused_in_text) {
-        return Err(Error::invalid(
-            field,
-            "must not contain control characters, invisible characters, line separators or text-direction controls",
-        ));
-    }
     // Allowed characters that draw nothing on their own, alone: as good as nothing.
     if !t.chars().any(draws_something) {
         return empty();
     }
     Ok(Some(t.to_string()))
+}
+
+/// What a text with a character `refused_in_text` is told (optional text too, before anything
+/// else is said).
+fn refused_text(field: &str) -> Error {
+    Error::invalid(
+        field,
+        "must not contain control characters, invisible characters, line separators or text-direction controls",
+    )
 }
 
 /// A reference (deposit receipt number, account reference): 1–`max` visible ASCII characters.
@@ -215,7 +221,12 @@ mod tests {
         let pattern =
             jsonschema::draft202012::new(&serde_json::json!({"pattern": name["pattern"]})).unwrap();
         for c in (0..=0xFFFF_u32).filter_map(char::from_u32) {
-            for text in [c.to_string(), format!("a{c}b")] {
+            for text in [
+                c.to_string(),
+                format!("a{c}b"),
+                format!("{c}ab"),
+                format!("ab{c}"),
+            ] {
                 assert_eq!(
                     pattern.is_valid(&serde_json::json!(text)),
                     parse_text("merchantName", &text, true).is_ok(),

@@ -239,7 +239,16 @@ fn record_with(
             },
             format!("escrow is {status}"),
         )),
-        Some((_, _, total, deposited)) if amount.get() > total.get() - deposited.get() => {
+        // In shillings, more than the shillings that pay what is due (`kes_for`, rounded up) is
+        // refused too: converted down to whole cents it could equal what is due, and the
+        // shillings past it would be taken and credited to no one.
+        Some((_, _, total, deposited))
+            if amount.get() > total.get() - deposited.get()
+                || cash.kes.is_some_and(|(kes, rate)| {
+                    let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
+                    kes.get() > rate.kes_for(due).get()
+                }) =>
+        {
             let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
             let refused = match cash.kes {
                 Some((_, rate)) => Error::invalid(

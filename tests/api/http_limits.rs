@@ -465,7 +465,7 @@ fn transfer_encoding_is_chunked_alone_or_refused() {
 
 /// Guards against: framing a proxy in front might read another way was taken: a vertical tab
 /// after `chunked`, control characters in header values and names, a fourth word on the
-/// request line, bare LFs and control characters in a chunked body's lines. Each is `400`,
+/// request line, a target of other than visible ASCII, bare LFs and control characters in a chunked body's lines. Each is `400`,
 /// the connection closed, nothing created, and the pipelined request after it never served.
 #[test]
 fn framing_a_proxy_could_read_another_way_is_refused() {
@@ -494,6 +494,10 @@ fn framing_a_proxy_could_read_another_way_is_refused() {
         post(te, &format!("{size};a\rb\r\n{body}\r\n0\r\n\r\n")),
         post(te, &format!("{size};a\x00b\r\n{body}\r\n0\r\n\r\n")),
         post(te, &crlf).replacen("HTTP/1.1", "HTTP/1.1 junk", 1),
+        // A request target of other than visible ASCII: a bare CR, a DEL, a raw `é`.
+        post(te, &crlf).replacen("/escrows", "/esc\rrows", 1),
+        post(te, &crlf).replacen("/escrows", "/esc\x7frows", 1),
+        post(te, &crlf).replacen("/escrows", "/escrows\u{e9}", 1),
     ];
     for request in &cases {
         let (answer, closed) = exchange(addr(&app), request.as_bytes());

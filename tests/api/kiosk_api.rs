@@ -121,6 +121,16 @@ fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
         r.text
     );
     assert!(r.text.contains("KES 7,612.50"), "{}", r.text);
+    // A shilling past it too, though in whole cents it is worth exactly what is due: the
+    // shilling would be taken and credited to no one.
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 7613.50}), "cash-3");
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("amountKes")),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 5_000);
     // Sent in cents, the same refusals name the field sent.
     for (body, named) in [
         (json!({"amountKesCents": 800_000}), "amountKesCents"),

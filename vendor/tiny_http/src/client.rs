@@ -697,8 +697,13 @@ fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
     let method = parts.next().and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
     let version = parts.next().and_then(parse_http_version);
-    // remit patch: nothing after the version.
-    if parts.next().is_some() {
+    // remit patch: nothing after the version, and a target of visible ASCII only (a bare CR,
+    // a control character or a raw non-ASCII byte is no request target, RFC 9112 3.2).
+    if parts.next().is_some()
+        || path
+            .as_deref()
+            .is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic()))
+    {
         return None;
     }
 
@@ -719,6 +724,11 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_none());
         assert!(super::parse_request_line("GET /hello HTTP/1.1 junk").is_none());
+        assert!(super::parse_request_line("GET /he\rllo HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GET /he\x7fllo HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GET /h\u{e9}llo HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GET  HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GET /h%C3%A9llo?a=b HTTP/1.1").is_some());
         assert!(super::parse_request_line("qsd qsd qsd").is_none());
     }
 
