@@ -155,7 +155,9 @@ enum Command {
         #[arg(long, conflicts_with = "once")]
         drop: bool,
     },
-    /// Make a consistent online backup (safe while the server runs), then check the copy.
+    /// Make a consistent online backup (safe while the server runs), then check the copy's
+    /// pages, journal, balances and audit chain (its encrypted values are opened by `remit
+    /// check` only).
     #[command(after_help = LEDGER_HELP)]
     Backup {
         /// The new backup file (must not exist).
@@ -657,7 +659,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 println!("MISMATCH {line}");
             }
             println!(
-                "backup written to {}. Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
+                "backup written to {}. The check above is of the copy's pages, journal, balances and audit chain; its encrypted values were not opened (`remit check` opens each one: run it on the ledger or on the copy). Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
                 file.display(),
                 describe_key(store.key_source()),
                 file.display()
@@ -750,12 +752,35 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                         .ok()
                         .and_then(|text| MasterKey::from_hex(&text).ok());
                     match old {
+                        // Refused before a copy is made: a refused rotation left a copy of
+                        // the secret behind.
+                        Some(old)
+                            if crate::crypto::constant_time_eq(
+                                old.to_hex().as_bytes(),
+                                new_key.to_hex().as_bytes(),
+                            ) =>
+                        {
+                            return Err(Error::internal("the new key is the current key"));
+                        }
                         Some(old) => {
                             let stamp =
                                 crate::time::rfc3339(crate::time::now_unix()).replace(':', "");
-                            let mut kept = key_file.as_os_str().to_owned();
-                            kept.push(format!(".before-rotate-{stamp}"));
-                            let kept = std::path::PathBuf::from(kept);
+                            // A second rotation within the same second gets the next free name.
+                            let kept = (1..1000)
+                                .map(|n| {
+                                    let mut kept = key_file.as_os_str().to_owned();
+                                    kept.push(format!(".before-rotate-{stamp}"));
+                                    if n > 1 {
+                                        kept.push(format!("-{n}"));
+                                    }
+                                    std::path::PathBuf::from(kept)
+                                })
+                                .find(|path| std::fs::symlink_metadata(path).is_err())
+                                .ok_or_else(|| {
+                                    Error::internal(
+                                        "a thousand copies of the key were kept this second: wait a second and rotate again",
+                                    )
+                                })?;
                             crate::crypto::write_key_file(&kept, &old)?;
                             Some(kept)
                         }
@@ -996,9 +1021,12 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         store::latest_schema_version(),
         describe_key(store.key_source())
     );
+    // SIGHUP too (the terminal a kiosk's server was started from, closed): a stop like the
+    // others, not the default's death with requests in flight.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
     let request_ttl_s = config.request_ttl_s;

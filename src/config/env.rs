@@ -151,6 +151,14 @@ pub fn workers(flag: Option<usize>) -> Result<usize> {
 }
 
 fn ledger(config: &mut Config) -> Result<()> {
+    // Set but blank is not "no key": a template's blank `ENCRYPTION_KEY=` would have a first
+    // start make a key file beside the database, on the disk its backups are copied from.
+    if std::env::var("ENCRYPTION_KEY").is_ok_and(|v| v.trim().is_empty()) {
+        return Err(Error::invalid(
+            "ENCRYPTION_KEY",
+            "is set but empty: set the ledger's key (64 hex characters), or unset it to use the key file beside the database",
+        ));
+    }
     config.key_hex = env("ENCRYPTION_KEY");
     // Refused here, before a first start makes the database file it would leave empty. Never
     // said back (a secret), but a comment after it is named as the cause.
@@ -163,7 +171,7 @@ fn ledger(config: &mut Config) -> Result<()> {
             ),
         })?;
     }
-    config.synchronous = match env("REMIT_SYNCHRONOUS")
+    config.synchronous = match choice("REMIT_SYNCHRONOUS", "full or normal")?
         .as_deref()
         .map(str::to_ascii_lowercase)
         .as_deref()
@@ -567,6 +575,21 @@ impl DarajaSettings {
                     crate::limits::DARAJA_CALL_TIMEOUT_S_MAX
                 ),
             ));
+        }
+        // M-Pesa's certificate, when given, is read and used once (to seal the password given,
+        // or a stand-in): a path that is wrong or a file that is no certificate shows now,
+        // under the simulator too, not the day Daraja is switched on.
+        if let Some(path) = env("REMIT_DARAJA_CERT") {
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                Error::invalid(
+                    "REMIT_DARAJA_CERT",
+                    format!("cannot read the certificate {path}: {e}"),
+                )
+            })?;
+            let password =
+                env("REMIT_DARAJA_INITIATOR_PASSWORD").unwrap_or_else(|| "check".to_string());
+            crate::wire::daraja::requests::security_credential(&password, &pem)
+                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::cli::describe(&e)))?;
         }
         let shortcode = env("REMIT_DARAJA_SHORTCODE");
         if let Some(shortcode) = &shortcode {

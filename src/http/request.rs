@@ -272,9 +272,67 @@ impl Req {
                 .collect();
             format!("/tokens/{}", escape_controls(&prefix))
         } else {
-            escape_controls(&tokens_cut(&self.path))
+            escape_controls(&phones_masked(&tokens_cut(&self.path)))
         }
     }
+}
+
+/// `path` with each segment that reads as a phone number (digits, at least seven, and what
+/// separates them in a phone: `+`, `-`, `.`, brackets, an encoded space) masked to its last
+/// three digits: a phone typed into a URL by mistake (`/escrows/0712345678`) is personal data
+/// the log must not keep. Ids always hold letters, so none is touched.
+fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
+    // What a phone's separators look like encoded: a space, `+`, brackets, `-`, `.`.
+    const ENCODED: [&str; 6] = ["%20", "%2B", "%28", "%29", "%2D", "%2E"];
+    let unencoded = |segment: &str| {
+        ENCODED
+            .iter()
+            .fold(segment.to_ascii_uppercase(), |s, code| s.replace(code, ""))
+    };
+    let looks_like_phone = |segment: &str| {
+        let bare = unencoded(segment);
+        bare.bytes().filter(u8::is_ascii_digit).count() >= 7
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')'))
+    };
+    if !path.split('/').any(looks_like_phone) {
+        return path.into();
+    }
+    path.split('/')
+        .map(|segment| {
+            if !looks_like_phone(segment) {
+                return segment.to_string();
+            }
+            // The segment is ASCII (checked above); an encoded space is kept as it is.
+            let digits = unencoded(segment)
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .count();
+            let mut out = String::with_capacity(segment.len());
+            let mut seen = 0;
+            let mut rest = segment;
+            while let Some(c) = rest.chars().next() {
+                if rest.starts_with('%') && rest.len() >= 3 {
+                    out.push_str(&rest[..3]);
+                    rest = &rest[3..];
+                    continue;
+                }
+                if c.is_ascii_digit() {
+                    seen += 1;
+                }
+                out.push(if c.is_ascii_digit() && seen + 3 <= digits {
+                    '*'
+                } else {
+                    c
+                });
+                rest = &rest[1..];
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+        .into()
 }
 
 /// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake) cut to the prefix
@@ -394,6 +452,25 @@ mod tests {
             escape_controls("/a\u{202E}404 live\u{2066}"),
             "/a\\u{202e}404 live\\u{2066}"
         );
+    }
+
+    #[test]
+    fn a_phone_in_a_logged_path_is_masked_and_ids_are_not() {
+        assert_eq!(phones_masked("/escrows/0712345678"), "/escrows/*******678");
+        assert_eq!(
+            phones_masked("/users/+254712345678/tokens"),
+            "/users/+*********678/tokens"
+        );
+        assert_eq!(phones_masked("/x/0712%20345%20678"), "/x/****%20***%20678");
+        assert_eq!(phones_masked("/x/%2b254712345678"), "/x/%2b*********678");
+        for untouched in [
+            "/escrows/esc_01m8862jc5ndbthyz9teyn1fsa",
+            "/escrows/1234567a",
+            "/fx-rates/USD-KES",
+            "/x/123456",
+        ] {
+            assert_eq!(phones_masked(untouched), untouched);
+        }
     }
 
     #[test]

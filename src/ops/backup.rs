@@ -26,6 +26,13 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
             target.display()
         )));
     }
+    // `dir/` names a directory (one not made yet): said now, not after the whole copy.
+    if target.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(Error::internal(format!(
+            "{} names a directory, and it does not exist: make it first, then give the backup a file name in it",
+            target.display()
+        )));
+    }
     // Named plainly before SQLite says "unable to open database".
     let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

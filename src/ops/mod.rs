@@ -76,12 +76,27 @@ fn open_lock_file(path: &Path) -> Result<File> {
             )));
         }
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    // Owner-only, as the database: a lock file another user could open, another user could
+    // lock, and no server or rotation would start while they held it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(path)
-        .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))
+        .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))?;
+    // One made before (0644) is made owner-only too, when it is ours to change.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+        {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(file)
 }
 
 /// The exclusive lock of a database, held until dropped: its lock file's, and the database

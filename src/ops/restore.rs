@@ -52,15 +52,21 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         }
     }
     a_ledger_file(backup)?;
+    let named = db;
+    // Put in the file's place, not the link's: through a link named by --db the copy replaced
+    // the link and the ledger it pointed to stayed as it was, for the server to open again.
+    let real = super::real_path(db);
+    let db = real.as_path();
     let key_hex = match key_hex.filter(|k| !k.trim().is_empty()) {
         Some(hex) => hex.trim().to_string(),
         None => {
-            let path = crate::crypto::key_file_path(db);
+            // Beside the name given, as `serve` reads it.
+            let path = crate::crypto::key_file_path(named);
             std::fs::read_to_string(&path)
                 .map_err(|e| {
                     Error::internal(format!(
                         "no key for {}: set ENCRYPTION_KEY or put its key file at {} ({e})",
-                        db.display(),
+                        named.display(),
                         path.display()
                     ))
                 })?
@@ -387,7 +393,19 @@ struct SettledSince {
 impl SettledSince {
     /// What the replaced ledger says of it: `succeeded (receipt QK…)`.
     fn there(&self) -> String {
-        format!("{}{}", self.status, receipt_words(self.receipt.as_deref()))
+        format!(
+            "{}{}",
+            status_said(&self.status),
+            receipt_words(self.receipt.as_deref())
+        )
+    }
+}
+
+/// A payout's status as a sentence says it ("is paid", not "is succeeded").
+fn status_said(status: &str) -> &str {
+    match status {
+        "succeeded" => "paid",
+        other => other,
     }
 }
 
@@ -679,7 +697,7 @@ fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             p.category,
             p.request,
             p.escrow,
-            p.status,
+            status_said(&p.status),
             receipt_words(p.receipt.as_deref()),
         );
         let settle = "settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended)";

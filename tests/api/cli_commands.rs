@@ -242,6 +242,17 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
             && refused.stderr.contains("not a directory that exists"),
         "{refused}"
     );
+    // A directory not made yet, named as a directory (`offsite/`): said before any copy.
+    let as_dir = format!("{}/", copy.parent().unwrap().display());
+    let refused = cli(&db, &["backup", &as_dir]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("names a directory, and it does not exist"),
+        "{refused}"
+    );
+    assert!(!copy.parent().unwrap().exists(), "{refused}");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     let made = cli(&db, &["backup", copy.to_str().unwrap()]);
     assert_eq!(made.code, Some(0), "{made}");
@@ -374,10 +385,49 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let new_key = dir.path().join("new.key");
     std::fs::write(&new_key, format!("{}\n", "cd".repeat(32))).unwrap();
     std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A lock file left readable by an older version is made owner-only when next taken.
+    let lock = dir.path().join("remit.db.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let backup = dir.path().join("before.db");
     let mut cmd = remit(dir.path(), None);
     cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
     assert_eq!(run(cmd).code, Some(0));
+    let kept_copies = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("remit.db.key.before-rotate-")
+            })
+            .collect()
+    };
+    // The current key as the new one is refused before any copy of it is made.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("the new key is the current key"),
+        "{refused}"
+    );
+    assert!(kept_copies().is_empty(), "{refused}");
+    // The names of this second and the next two are taken (a rotation a moment ago): the copy
+    // takes the next free one.
+    let now = remit::time::now_unix();
+    for t in now..now + 3 {
+        let stamp = remit::time::rfc3339(t).replace(':', "");
+        std::fs::write(
+            dir.path()
+                .join(format!("remit.db.key.before-rotate-{stamp}")),
+            "taken",
+        )
+        .unwrap();
+    }
     let mut cmd = remit(dir.path(), None);
     cmd.args(["rotate-key", "--new-key-file"])
         .arg(&new_key)
@@ -385,17 +435,20 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
         .arg(&db);
     let ran = run(cmd);
     assert_eq!(ran.code, Some(0), "{ran}");
-    let kept: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("remit.db.key.before-rotate-")
-        })
+    let kept: Vec<_> = kept_copies()
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).unwrap() != "taken")
         .collect();
     assert_eq!(kept.len(), 1, "{ran}");
+    assert!(kept[0].to_string_lossy().ends_with("-2"), "{kept:?}");
+    // Its locks are owner-only: another user could lock a file it could open.
+    for name in ["remit.db.lock", "remit.db.keylock"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
     assert_eq!(
         std::fs::read_to_string(&kept[0]).unwrap().trim(),
         TEST_KEY,

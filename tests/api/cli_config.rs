@@ -319,6 +319,29 @@ fn a_blank_database_setting_is_named() {
     assert!(ran.stderr.contains("none.db"), "{ran}");
 }
 
+/// A key or a choice set but blank chooses nothing: the start stops naming it, and no database
+/// or key file is made (a blank `ENCRYPTION_KEY=` made a key file beside a new database).
+#[test]
+fn a_blank_key_or_choice_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, key) in [
+        ("ENCRYPTION_KEY", None),
+        ("REMIT_SYNCHRONOUS", Some(TEST_KEY)),
+    ] {
+        let mut cmd = remit(dir.path(), key);
+        cmd.args(["serve", "--db", "./b.db", "--addr", "127.0.0.1:0"])
+            .env(name, " ");
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{name}: {ran}");
+        assert!(
+            ran.stderr.contains(name) && ran.stderr.contains("set but empty"),
+            "{name}: {ran}"
+        );
+        assert!(!dir.path().join("b.db").exists(), "{name}: {ran}");
+        assert!(!dir.path().join("b.db.key").exists(), "{name}: {ran}");
+    }
+}
+
 /// A limit that would refuse everything, or one out of range, stops the start with a sentence
 /// naming it: before, `REMIT_MAX_ESCROW_USD=0` started a server that refused every escrow,
 /// `REMIT_PAYOUT_TIMEOUT_S=0` and `--workers 0` were quietly read as 1, and `--workers 100000`

@@ -877,7 +877,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
-            "payout {late_payout} (KES 150.00, USD 1.00 from rent, for payment request {late} of escrow {after}) is succeeded (receipt TLATE00001) in the replaced ledger and not in the backup at all: its escrow was made after the backup"
+            "payout {late_payout} (KES 150.00, USD 1.00 from rent, for payment request {late} of escrow {after}) is paid (receipt TLATE00001) in the replaced ledger and not in the backup at all: its escrow was made after the backup"
         )),
         "{done}"
     );
@@ -915,7 +915,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     assert!(
         done.stdout.contains(&format!(
-            "payout {waited_payout} (KES 150.00, USD 1.00 from rent, for payment request {waited} of escrow {before}) is succeeded (receipt TWAITED001) in the replaced ledger and not in the backup at all: with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup"
+            "payout {waited_payout} (KES 150.00, USD 1.00 from rent, for payment request {waited} of escrow {before}) is paid (receipt TWAITED001) in the replaced ledger and not in the backup at all: with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup"
         )),
         "{done}"
     );
@@ -1172,6 +1172,57 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
             .contains(&format!("removed {}", left.display())),
         "{restored}"
     );
+}
+
+/// A restore through a link named by --db puts the backup in the place of the ledger the link
+/// points to: it replaced the link with the copy, and the server, configured with the ledger's
+/// own path, came back on the ledger it was meant to replace.
+#[cfg(unix)]
+#[test]
+fn a_restore_through_a_link_replaces_the_ledger_it_points_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let after = user_add(&db, TEST_KEY, "sender", "After The Backup", None);
+    let links = dir.path().join("etc");
+    std::fs::create_dir(&links).unwrap();
+    let link = links.join("link.db");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&link);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced: {restored}"
+    );
+    let conn = read_only(&db);
+    let users: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users WHERE id = ?1", [&after], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(users, 0, "the ledger the link points to was not restored");
+    // The ledger it replaced is kept beside it, a file (it was a second link to the same).
+    let kept = restored
+        .stdout
+        .split("is kept as ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map(std::path::PathBuf::from)
+        .unwrap();
+    assert_eq!(kept.parent(), db.parent(), "{restored}");
+    assert!(
+        std::fs::symlink_metadata(&kept)
+            .unwrap()
+            .file_type()
+            .is_file(),
+        "{restored}"
+    );
+    let clean = check(&db, TEST_KEY);
+    assert_eq!(clean.code, Some(0), "{clean}");
 }
 
 /// A backup SQLite cannot read whole is said to be the damaged one: its restore said "the

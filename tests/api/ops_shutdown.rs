@@ -378,6 +378,23 @@ fn the_simulator_posts_after_a_restart_the_results_it_owed_at_the_stop() {
     assert_eq!(ran.code, Some(0), "{ran}");
 }
 
+/// SIGHUP (the terminal the server was started from, closed) stops it as SIGTERM does: exit 0,
+/// "stopped cleanly", the ledger whole. It was the default's death, exit 129, with no drain.
+#[test]
+fn a_hangup_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    signal(server.pid(), "-HUP");
+    let status = server.wait();
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(server.log().contains("stopped cleanly"), "{}", server.log());
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "{ran}");
+}
+
 /// A stop waits for a body still arriving (up to its 10 s deadline); a second SIGTERM (Ctrl-C
 /// twice, a second or more after the first) stops at once, exit 130, and the ledger is whole.
 #[test]

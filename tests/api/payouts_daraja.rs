@@ -1076,6 +1076,8 @@ fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
 #[test]
 fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    // A file that is no certificate, where the command runs.
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
     let cases = [
         ("REMIT_DARAJA_TIMEOUT_S", "0"),
         ("REMIT_DARAJA_TIMEOUT_S", "121"),
@@ -1084,6 +1086,8 @@ fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
         ("REMIT_PUBLIC_URL", "ftp://x"),
         ("REMIT_DARAJA_SHORTCODE", "12ab"),
         ("REMIT_DARAJA_SECURITY_CREDENTIAL", "!!notbase64!!"),
+        ("REMIT_DARAJA_CERT", "/nonexistent/cert.pem"),
+        ("REMIT_DARAJA_CERT", "junk.pem"),
         ("REMIT_AT_URL", "http://example.com"),
         ("REMIT_FLOAT_CHECK_S", "59"),
         ("REMIT_PAYOUT_STATUS_AFTER_S", "0"),

@@ -349,11 +349,16 @@ impl Drop for Server {
 
 /// `kill -TERM PID` (libc is not a dependency).
 pub fn sigterm(pid: u32) {
+    signal(pid, "-TERM");
+}
+
+/// `kill SIGNAL PID` (`-HUP`, `-TERM`).
+pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .expect("run kill");
-    assert!(status.success(), "kill -TERM {pid}: {status}");
+    assert!(status.success(), "kill {signal} {pid}: {status}");
 }
 
 /// One HTTP call; `Err` when no answer came (connection refused or dropped).
