@@ -156,8 +156,8 @@ enum Command {
         drop: bool,
     },
     /// Make a consistent online backup (safe while the server runs), then check the copy's
-    /// pages, journal, balances and audit chain (its encrypted values are opened by `remit
-    /// check` only).
+    /// journal, balances and audit chain (its pages and encrypted values are checked by
+    /// `remit check` only).
     #[command(after_help = LEDGER_HELP)]
     Backup {
         /// The new backup file (must not exist).
@@ -659,7 +659,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 println!("MISMATCH {line}");
             }
             println!(
-                "backup written to {}. The check above is of the copy's pages, journal, balances and audit chain; its encrypted values were not opened (`remit check` opens each one: run it on the ledger or on the copy). Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
+                "backup written to {}. The check above is of the copy's journal, balances and audit chain; its pages and encrypted values were not checked (`remit check` checks every page and opens each value: run it on the ledger or on the copy). Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
                 file.display(),
                 describe_key(store.key_source()),
                 file.display()
@@ -962,6 +962,20 @@ fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Resu
     Ok(0)
 }
 
+/// Whether this process started with SIGHUP ignored (`nohup`): the `SigIgn` mask of
+/// `/proc/self/status` (Linux), whose lowest bit is signal 1. Elsewhere, false.
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigIgn:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & 1 == 1)
+}
+
 /// The sentence an operator sees for an error: the command line may show the detail of an
 /// internal error (it is their machine), unlike the HTTP API.
 pub fn describe(e: &Error) -> String {
@@ -1022,13 +1036,14 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         describe_key(store.key_source())
     );
     // SIGHUP too (the terminal a kiosk's server was started from, closed): a stop like the
-    // others, not the default's death with requests in flight.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    // others, not the default's death with requests in flight. Unless it was ignored when we
+    // started (`nohup`, `trap '' HUP`): that asked for the server to outlive the terminal.
+    let mut stop_on = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
+    if !hangup_ignored() {
+        stop_on.push(signal_hook::consts::SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(stop_on)
+        .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
     let request_ttl_s = config.request_ttl_s;
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;

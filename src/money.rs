@@ -180,6 +180,23 @@ impl RateKesPerUsd {
 
     /// The shillings that pay for `usd` at this rate, rounded up (taken in KES, they convert
     /// back to at least `usd`): `ceil(usd_cents × rate_kes_per_usd_e4 / 10⁴)`.
+    /// The shillings a kiosk collects in cash for `usd` still due: the fewest whole shillings
+    /// that pay it (converted down, `usd_for_floor`, they are exactly `usd`: KES 25,000.50 due at
+    /// 150 is KES 25,001), or, when a whole shilling would buy more than is due (a rate under
+    /// 100), `kes_for`'s exact cents. The most a cash deposit in shillings may be, and the web
+    /// UI's `kesToCollect`.
+    pub fn kes_to_collect(self, usd: UsdCents) -> KesCents {
+        let exact = self.kes_for(usd);
+        let whole = KesCents((exact.get() + 99) / 100 * 100);
+        if self.usd_for_floor(whole) == usd {
+            whole
+        } else {
+            exact
+        }
+    }
+
+    /// The shillings that pay for `usd` at this rate, rounded up (taken in KES, they convert
+    /// back to at least `usd`): `ceil(usd_cents × rate_kes_per_usd_e4 / 10⁴)`.
     pub fn kes_for(self, usd: UsdCents) -> KesCents {
         let kes = (i128::from(usd.get()) * i128::from(self.0) + 9_999) / 10_000;
         KesCents(i64::try_from(kes).unwrap_or(i64::MAX))
@@ -365,6 +382,43 @@ mod tests {
                 assert_eq!(rate.usd_for_floor(kes), UsdCents(usd), "{rate} {usd}");
                 // One cent of shillings less would not cover it.
                 assert!(rate.usd_for_floor(KesCents(kes.get() - 1)).get() < usd);
+            }
+        }
+    }
+
+    /// The kiosk's whole shillings: they pay exactly what is due, the next shilling is more;
+    /// where a shilling is more than a cent, the exact cents.
+    #[test]
+    fn the_shillings_to_collect_are_whole_and_pay_exactly_what_is_due() {
+        let at = |rate: i64, usd: i64| RateKesPerUsd(rate).kes_to_collect(UsdCents(usd)).get();
+        assert_eq!(
+            at(1_500_000, 16_667),
+            2_500_100,
+            "USD 166.67 at 150 is KES 25,001"
+        );
+        assert_eq!(
+            at(1_522_500, 5_000),
+            761_300,
+            "USD 50 at 152.25 is KES 7,613"
+        );
+        assert_eq!(
+            at(1_293_500, 5_000),
+            646_800,
+            "USD 50 at 129.35 is KES 6,468"
+        );
+        assert_eq!(at(1_500_000, 5_000), 750_000, "exact: KES 7,500");
+        for rate in [
+            1_500_000, 1_522_500, 1_293_500, 1_000_000, 990_000, 10_000, 9_876_543,
+        ] {
+            let rate = RateKesPerUsd(rate);
+            for usd in [1, 99, 10_000, 16_667, 123_457, 1_000_000] {
+                let kes = rate.kes_to_collect(UsdCents(usd));
+                assert_eq!(rate.usd_for_floor(kes), UsdCents(usd), "{rate} {usd}");
+                assert!(kes.get() >= rate.kes_for(UsdCents(usd)).get());
+                assert!(
+                    kes.get() % 100 == 0 || kes == rate.kes_for(UsdCents(usd)),
+                    "{rate} {usd}: {kes}"
+                );
             }
         }
     }

@@ -579,7 +579,11 @@ impl DarajaSettings {
         // M-Pesa's certificate, when given, is read and used once (to seal the password given,
         // or a stand-in): a path that is wrong or a file that is no certificate shows now,
         // under the simulator too, not the day Daraja is switched on.
-        if let Some(path) = env("REMIT_DARAJA_CERT") {
+        let cert = env("REMIT_DARAJA_CERT");
+        if cert.is_some() && env("REMIT_DARAJA_SECURITY_CREDENTIAL").is_some() {
+            log::warn!("REMIT_DARAJA_CERT and REMIT_DARAJA_INITIATOR_PASSWORD are not used: REMIT_DARAJA_SECURITY_CREDENTIAL is given, and it is the credential sent");
+        }
+        if let Some(path) = cert.filter(|_| env("REMIT_DARAJA_SECURITY_CREDENTIAL").is_none()) {
             let pem = std::fs::read_to_string(&path).map_err(|e| {
                 Error::invalid(
                     "REMIT_DARAJA_CERT",

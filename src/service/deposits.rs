@@ -239,14 +239,14 @@ fn record_with(
             },
             format!("escrow is {status}"),
         )),
-        // In shillings, more than the shillings that pay what is due (`kes_for`, rounded up) is
-        // refused too: converted down to whole cents it could equal what is due, and the
-        // shillings past it would be taken and credited to no one.
+        // In shillings, more than the kiosk collects for what is due (`kes_to_collect`: the
+        // whole shillings that pay it) is refused too: converted down to whole cents it could
+        // equal what is due, and the shillings past it would be taken and credited to no one.
         Some((_, _, total, deposited))
             if amount.get() > total.get() - deposited.get()
                 || cash.kes.is_some_and(|(kes, rate)| {
                     let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
-                    kes.get() > rate.kes_for(due).get()
+                    kes.get() > rate.kes_to_collect(due).get()
                 }) =>
         {
             let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
@@ -256,7 +256,7 @@ fn record_with(
                     format!(
                         "is more than the {} still due ({} at today's rate)",
                         due.display(),
-                        rate.kes_for(due).display()
+                        rate.kes_to_collect(due).display()
                     ),
                 ),
                 None => Error::invalid(

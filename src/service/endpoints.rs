@@ -324,14 +324,9 @@ pub fn deliveries(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<DeliveryView>> {
-    // A deleted endpoint is `404` itself, but what was delivered to it stays readable: its
-    // deliveries are the record of what was sent (or not) before it was deleted.
-    conn.prepare_cached("SELECT 1 FROM webhook_endpoints WHERE id = ?1")?
-        .query_row([endpoint_id], |_| Ok(()))
-        .optional()?
-        .ok_or(Error::NotFound {
-            what: "webhook endpoint",
-        })?;
+    // A deleted endpoint's list is `404` with it (a resource deleted is gone, its parts too);
+    // each of its deliveries stays readable by its id (`GET /webhook-deliveries/:id`).
+    get(conn, endpoint_id)?;
     // The list pages by the cursor's event: a cursor whose delivery is not there (forgotten
     // since, `service::retention`, or never made) has no place to go on from, and is `404`
     // like any id of nothing, rather than an empty page that reads as the list's end.

@@ -72,6 +72,38 @@ fn older_escrows_get_a_short_reference_when_the_database_is_opened() {
     store.close();
 }
 
+/// The whole shillings the kiosk screen fills in for what is due (USD 166.67 at 150: KES
+/// 25,001, as KES 25,000 would leave a cent due) are taken and complete the escrow; a shilling
+/// more is refused, naming them.
+#[test]
+fn the_whole_shillings_a_kiosk_collects_complete_the_escrow_and_no_more_are_taken() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let path = format!("/escrows/{escrow}/deposits");
+    let r = app.post_with_key(
+        &path,
+        &app.agent,
+        &json!({"amountUsdCents": 8_333}),
+        "first",
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // USD 16.67 due at 150 is KES 2,500.50: the kiosk collects KES 2,501.
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 2502}), "more");
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("amountKes")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("KES 2,501.00"), "{}", r.text);
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 2501}), "whole");
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (&r.body["amountUsdCents"], r.body["escrowStatus"].as_str()),
+        (&json!(1_667), Some("active"))
+    );
+}
+
 #[test]
 fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
     let app = spawn_app();
@@ -120,9 +152,11 @@ fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
         "{}",
         r.text
     );
-    assert!(r.text.contains("KES 7,612.50"), "{}", r.text);
-    // A shilling past it too, though in whole cents it is worth exactly what is due: the
-    // shilling would be taken and credited to no one.
+    // What is due in shillings is said as the kiosk collects it: the whole shillings that pay
+    // it (KES 7,612.50 is KES 7,613).
+    assert!(r.text.contains("KES 7,613.00"), "{}", r.text);
+    // Past those whole shillings is refused too, though in whole cents it is worth exactly
+    // what is due: the shillings past them would be taken and credited to no one.
     let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 7613.50}), "cash-3");
     assert_eq!(
         (r.status, r.body["field"].as_str()),
@@ -130,6 +164,7 @@ fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
         "{}",
         r.text
     );
+    assert!(r.text.contains("KES 7,613.00"), "{}", r.text);
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 5_000);
     // Sent in cents, the same refusals name the field sent.
     for (body, named) in [

@@ -1223,6 +1223,25 @@ fn a_restore_through_a_link_replaces_the_ledger_it_points_to() {
     );
     let clean = check(&db, TEST_KEY);
     assert_eq!(clean.code, Some(0), "{clean}");
+    // Without ENCRYPTION_KEY, the key file is read beside the name given, as `serve` reads it.
+    let key_file = links.join("link.db.key");
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&link);
+    let again = run(cmd);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "{again}"
+    );
 }
 
 /// A backup SQLite cannot read whole is said to be the damaged one: its restore said "the

@@ -393,6 +393,16 @@ fn a_hangup_stops_the_server_cleanly() {
     assert!(server.log().contains("stopped cleanly"), "{}", server.log());
     let ran = check(&db, TEST_KEY);
     assert_eq!(ran.code, Some(0), "{ran}");
+    // Started as `nohup` starts it (SIGHUP ignored), it outlives the terminal, as asked.
+    let mut server = Server::start_ignoring_hangup(&db, TEST_KEY, &log);
+    signal(server.pid(), "-HUP");
+    assert_eq!(
+        server.call("GET", "/health", None, None).status,
+        200,
+        "{}",
+        server.log()
+    );
+    assert!(server.terminate().success(), "{}", server.log());
 }
 
 /// A stop waits for a body still arriving (up to its 10 s deadline); a second SIGTERM (Ctrl-C

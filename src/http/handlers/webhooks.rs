@@ -42,7 +42,10 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         }
     }
     // Checked once the sender is known to be Stripe: a forged event learns nothing from it.
-    req.require_json()?;
+    // Said in the log: a refused event is Stripe's to send again, but only this line says why.
+    req.require_json().inspect_err(|_| {
+        log::warn!("Stripe event refused: its content type is not application/json")
+    })?;
     let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;
     if event.livemode != app.config.stripe_livemode {
         log::warn!(
@@ -74,7 +77,11 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /webhooks/payouts/:token` (and `/webhooks/mpesa/:token`).
 pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     mpesa_caller(app, req)?;
-    req.require_json()?;
+    // Said in the log: M-Pesa does not send a result again, and its payout waits for its
+    // status to be asked.
+    req.require_json().inspect_err(|_| {
+        log::warn!("M-Pesa result refused: its content type is not application/json")
+    })?;
     let body = json_value(&req.body, "the callback")?;
     let callback = parse_callback(&body, req.query("timeout").is_some())?;
     let raw = req.body.clone();

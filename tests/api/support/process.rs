@@ -182,6 +182,22 @@ impl Server {
         Server::spawn(cmd, log)
     }
 
+    /// `remit serve` started with SIGHUP ignored, as `nohup` starts it.
+    pub fn start_ignoring_hangup(db: &Path, key: &str, log: &Path) -> Server {
+        let mut cmd = Command::new("/bin/bash");
+        cmd.current_dir(db.parent().unwrap())
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("ENCRYPTION_KEY", key)
+            .arg("-c")
+            .arg(r#"trap '' HUP; exec "$@""#)
+            .arg("remit")
+            .arg(env!("CARGO_BIN_EXE_remit"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(db);
+        Server::spawn(cmd, log)
+    }
+
     /// Spawns `cmd` (a `remit serve`), its stderr into `log`, and returns once it printed its
     /// listening line and `/health` answers `200` (it is `503 starting` between the two, while
     /// the start finishes: a test that called at once now and then met it).
