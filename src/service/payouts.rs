@@ -485,6 +485,16 @@ pub fn apply_status_answer(
                         payout_id.as_str(),
                         &json!({"resultCode": code, "receipt": receipt}),
                     )?;
+                    // Flagged too (DESIGN): a failure M-Pesa did not report may have come from
+                    // someone who knows the result URL's token. An admin confirms the payment
+                    // (with its receipt) once that is looked into.
+                    flag(
+                        ctx,
+                        payout_id,
+                        &format!(
+                            "a failure ({code}) was reported for it, and M-Pesa's Transaction Status says it was paid: check who else may know the result URL's token"
+                        ),
+                    )?;
                 }
             }
             outcome
@@ -1041,6 +1051,57 @@ pub struct ResolvedPayout {
     pub payment_request: PaymentRequestView,
 }
 
+/// A payout flagged after its result (a different outcome reported, a receipt of another
+/// payment, another payee): an admin who has checked with M-Pesa confirms the result it has,
+/// which clears the flag (audited; no money moves), and its escrow may be cancelled again. A
+/// different outcome is not applied here: its money has already moved (a failure's back to the
+/// escrow, a success's spent), and the correction is the operator's to make by hand.
+fn confirm_flagged_result(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    payout_id: &PayoutId,
+    row: &PayoutRow,
+    reason: &str,
+    result: &PayoutResult,
+) -> Result<ResolvedPayout> {
+    let same = match (result, row.status) {
+        (PayoutResult::Succeeded { receipt }, PayoutStatus::Succeeded) => {
+            if row.receipt.as_deref() != Some(receipt.as_str()) {
+                return Err(Error::invalid(
+                    "receipt",
+                    format!(
+                        "is not this payout's: it was paid with receipt {}; confirm that one, or settle another by hand",
+                        row.receipt.as_deref().unwrap_or("(none)")
+                    ),
+                ));
+            }
+            true
+        }
+        (PayoutResult::Failed { .. }, PayoutStatus::Failed) => true,
+        _ => false,
+    };
+    if !same {
+        return Err(Error::NotNow(format!(
+            "the payout has its result ({}) and its money has moved: a flag on it is cleared by confirming that result; another one is not applied here (settle it by hand, README \"What an operator does with a stuck payout\")",
+            row.status
+        )));
+    }
+    ctx.conn
+        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL WHERE id = ?1")?
+        .execute([payout_id])?;
+    ctx.audit(
+        &actor.id,
+        "payout.result_confirmed",
+        payout_id.as_str(),
+        &json!({"outcome": if row.status == PayoutStatus::Succeeded { "paid" } else { "failed" },
+                "flagCleared": reason}),
+    )?;
+    Ok(ResolvedPayout {
+        payout: views::payout(ctx.conn, ctx.keys, payout_id)?,
+        payment_request: views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?,
+    })
+}
+
 /// `POST /payouts/:id/resolve`: an admin records a stuck payout's result by hand after
 /// checking with M-Pesa. Only payouts without a result can be resolved; it is audited.
 /// `nothing_sends`: this server hands nothing to a gateway (`REMIT_GATEWAY=none`), so every
@@ -1057,11 +1118,14 @@ pub fn resolve(
     let result = &*result.in_mpesa_form();
     let row = load_payout(ctx.conn, payout_id)?;
     if row.status.has_result() {
-        return Err(Error::InvalidState {
-            entity: "payout",
-            from: row.status.to_string(),
-            to: "resolved",
-        });
+        return match row.flag_reason.as_deref() {
+            Some(reason) => confirm_flagged_result(ctx, actor, payout_id, &row, reason, result),
+            None => Err(Error::InvalidState {
+                entity: "payout",
+                from: row.status.to_string(),
+                to: "resolved",
+            }),
+        };
     }
     // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving

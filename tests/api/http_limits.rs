@@ -465,8 +465,9 @@ fn transfer_encoding_is_chunked_alone_or_refused() {
 
 /// Guards against: framing a proxy in front might read another way was taken: a vertical tab
 /// after `chunked`, control characters in header values and names, a fourth word on the
-/// request line, a target of other than visible ASCII, bare LFs and control characters in a chunked body's lines. Each is `400`,
-/// the connection closed, nothing created, and the pipelined request after it never served.
+/// request line, a target of other than visible ASCII, bare LFs and control characters in a
+/// chunked body's lines. Each is `400`, the connection closed, nothing created, and the
+/// pipelined request after it never served.
 #[test]
 fn framing_a_proxy_could_read_another_way_is_refused() {
     let app = spawn_app();

@@ -540,6 +540,18 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
     let audit = audit_actions(&app, &escrow, &payout);
     assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
     assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
+    // Flagged for the operator: the forger may know the result URL's token.
+    let flagged = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body["payout"]
+        .clone();
+    assert_eq!(flagged["flagged"], true, "{flagged}");
+    assert!(
+        flagged["flagReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("result URL's token")),
+        "{flagged}"
+    );
     // The real success arrives after all that, and changes nothing.
     fake.wait_for("the late result", |v| {
         v.posted.iter().any(|p| {
@@ -548,6 +560,16 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
         })
     });
     assert_paid_once(&app, &fake, &escrow, &request);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    // Looked into, the payment is confirmed with its receipt, which clears the flag.
+    let receipt = flagged["mpesaReceipt"].as_str().unwrap().to_string();
+    let confirmed = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "paid", "receipt": receipt}),
+    );
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    assert_eq!(confirmed.body["flagged"], false, "{}", confirmed.text);
     assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
     assert_checks(app);
 }

@@ -992,3 +992,82 @@ fn a_b2b_payout_called_before_is_never_called_again() {
     );
     assert_eq!(app.escrow(&escrow)["reservedUsdCents"], 2_067);
 }
+
+/// Guards against: M-Pesa reporting a success for a payout remit had already failed (its money
+/// back in the escrow) was flagged, but the flag was not the operator's to clear (resolve said
+/// "only a stuck payout"), and the sender could cancel the escrow and be refunded the money
+/// M-Pesa had paid out. The escrow is not cancelled while one of its payouts is flagged; an
+/// admin who has checked confirms the result the payout has, which clears the flag.
+#[test]
+fn a_payout_flagged_after_its_result_holds_the_refund_until_an_admin_confirms_it() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let gateway = fixed(|| {
+        Ok(Ack {
+            conversation_id: "AG_20251125_0002".into(),
+        })
+    });
+    assert!(run_worker_once(&app, &gateway));
+    let (payout, originator, _) = app.payout_ids(&request);
+    let failure = b2c_result(&originator, "AG_20251125_0002", json!(2040));
+    assert_eq!(app.post_mpesa_result(&failure).status, 200);
+    app.wait_for_status(&request, &["failed"]);
+    let success = b2c_result(&originator, "AG_20251125_0002", json!(0));
+    assert_eq!(app.post_mpesa_result(&success).status, 200);
+    let payout_view = |app: &TestApp| {
+        app.get(&format!("/payment-requests/{request}"), &app.admin)
+            .body["payout"]
+            .clone()
+    };
+    let flagged = payout_view(&app);
+    assert_eq!(
+        (flagged["status"].as_str(), flagged["flagged"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{flagged}"
+    );
+    let cancel = |app: &TestApp| {
+        app.post(
+            &format!("/escrows/{escrow}/cancel"),
+            &app.sender,
+            &json!({}),
+        )
+    };
+    let refused = cancel(&app);
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        refused.text
+    );
+    assert!(refused.text.contains("flagged"), "{}", refused.text);
+    let resolve = |body: serde_json::Value| {
+        app.post(&format!("/payouts/{payout}/resolve"), &app.admin, &body)
+    };
+    // Another outcome than the one it has is not applied here: its money has moved.
+    let other = resolve(json!({"outcome": "paid", "receipt": "TCE4K7PQ2M"}));
+    assert_eq!(other.status, 409, "{}", other.text);
+    assert!(
+        other.text.contains("confirming that result"),
+        "{}",
+        other.text
+    );
+    let confirmed = resolve(json!({"outcome": "failed"}));
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let after = payout_view(&app);
+    assert_eq!(
+        (after["status"].as_str(), after["flagged"].as_bool()),
+        (Some("failed"), Some(false)),
+        "{after}"
+    );
+    let audit = app.get(&format!("/audit?entity={payout}"), &app.admin).body;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["action"] == "payout.result_confirmed"),
+        "{audit}"
+    );
+    assert_eq!(cancel(&app).status, 200);
+    app.assert_integrity();
+}

@@ -54,7 +54,9 @@ export function depositReceipt(d, e, opts = {}) {
     inKes ? line(t('receipt.received'), kes(d.amountKesCents), 'receipt-amount-kes') : null,
     inKes && rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
     line(inKes ? t('receipt.credited') : t('receipt.received'), usd(d.amountUsdCents), 'receipt-amount-usd'),
-    line(t('receipt.for'), [r.name || '—', r.phone ? el('span', { class: 'muted' }, ` ${r.phone}`) : null], 'receipt-recipient'),
+    // The name isolated from the phone: a name in a right-to-left script took the phone's digits
+    // into its own direction, and the paper read them reversed.
+    line(t('receipt.for'), [el('bdi', null, r.name || '—'), r.phone ? el('span', { class: 'muted' }, ' ', el('bdi', null, r.phone)) : null], 'receipt-recipient'),
     e && e.shortRef ? line(t('card.code'), el('span', { class: 'mono' }, formatShortRef(e.shortRef)), 'receipt-code') : null,
     // What the escrow is now: on the receipt given with the cash, not on a copy printed later
     // (it would say today's state as if it were the day's).
@@ -80,7 +82,7 @@ export function paymentReceipt(r, e) {
     line(t('receipt.fromEscrow'), usd(r.amountUsdCents), 'receipt-amount-usd'),
     rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
     line(t('request.category'), categoryLabel(r.category), 'receipt-category'),
-    rec.name ? line(t('receipt.forRecipient'), rec.name, 'receipt-recipient') : null,
+    rec.name ? line(t('receipt.forRecipient'), el('bdi', null, rec.name), 'receipt-recipient') : null,
     line(t('receipt.request'), el('span', { class: 'mono' }, r.paymentRequestId)),
   ], sim);
 }

@@ -180,8 +180,11 @@ export async function viewPayouts(root, ctx) {
       if (list.querySelector('.empty')) clear(list);
       // Without a gateway (REMIT_GATEWAY=none, as after a restore) nothing sends a payout: each
       // one without a result is the admin's to settle, stuck or not.
+      // A payout flagged after its result is cleared by confirming that result (the server
+      // refuses another, saying why).
       patchList(list, items, (p) => p.payoutId, (p) => payoutCard(p, {
-        resolve: holding && (p.status === 'queued' || p.status === 'sent'),
+        resolve: (holding && (p.status === 'queued' || p.status === 'sent'))
+          || (p.flagged && (p.status === 'succeeded' || p.status === 'failed')),
         onResolved: () => Promise.all([loadStuck(), reload()]),
       }));
       summary.textContent = status ? tn('count.payoutsWith', items.length, { status: filterLabel(status) }) : tn('count.payouts', items.length);
