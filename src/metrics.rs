@@ -179,6 +179,7 @@ impl Metrics {
                 payout_timeout_s,
                 crate::time::now_unix(),
             )?;
+            let flagged_settled = crate::service::payouts::flagged_with_result_count(conn)?;
             // The oldest payout M-Pesa has not taken yet (ids are in time order: one step of
             // the status index), so that a gateway that takes nothing (an OAuth outage, wrong
             // credentials) is seen before anyone asks why a payment has not come.
@@ -192,10 +193,23 @@ impl Metrics {
                 .as_deref()
                 .and_then(crate::time::parse_rfc3339)
                 .map_or(0, |at| (crate::time::now_unix() - at).max(0));
-            Ok((escrows, payouts, (stuck, queued_for), reversed, flagged_escrows, balances))
+            Ok((
+                escrows,
+                payouts,
+                (stuck, queued_for, flagged_settled),
+                reversed,
+                flagged_escrows,
+                balances,
+            ))
         });
-        if let Ok((escrows, payouts, (stuck, queued_for), reversed, flagged_escrows, balances)) =
-            gauges
+        if let Ok((
+            escrows,
+            payouts,
+            (stuck, queued_for, flagged_settled),
+            reversed,
+            flagged_escrows,
+            balances,
+        )) = gauges
         {
             out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES.\n# TYPE remit_mpesa_balance_kes gauge\n");
             for (account, cents) in balances {
@@ -232,8 +246,15 @@ impl Metrics {
                 &mut out,
                 "gauge",
                 "remit_payouts_stuck",
-                "Payouts with no result past the timeout, or flagged.",
+                "Payouts with no result past the timeout, or flagged while without one.",
                 stuck,
+            );
+            one(
+                &mut out,
+                "gauge",
+                "remit_payouts_flagged_with_result",
+                "Payouts flagged after their result (another outcome reported, a receipt of another payment): the operator's to confirm; a failed one holds its escrow.",
+                flagged_settled,
             );
             one(
                 &mut out,

@@ -162,7 +162,7 @@ pub fn parse_reference(field: &str, input: &str, max: usize) -> Result<String> {
     } else {
         Err(Error::invalid(
             field,
-            format!("must be 1 to {max} letters (A-Z), digits or signs, without spaces or accents"),
+            format!("must be 1 to {max} letters, digits or signs, without spaces or accents"),
         ))
     }
 }

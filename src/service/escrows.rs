@@ -284,20 +284,7 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
             to: "cancelled",
         });
     }
-    // A payout flagged after its result (M-Pesa said it paid one remit had failed, whose money
-    // came back here) waits for the operator: refunded now, the money could be paid twice.
-    let flagged: bool = ctx
-        .conn
-        .prepare_cached(
-            // By the index of flagged payouts (few), not by the escrow's requests.
-            "SELECT EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND escrow_id = ?1)",
-        )?
-        .query_row([escrow_id], |r| r.get(0))?;
-    if flagged {
-        return Err(Error::NotNow(
-            "a payout of this escrow is flagged for the operator (what M-Pesa reported contradicts its result): the escrow can be cancelled once an admin has resolved it".into(),
-        ));
-    }
+    super::payouts::refuse_if_held(ctx.conn, escrow_id, "cancelled")?;
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
     cancel_pending_requests(
         ctx,

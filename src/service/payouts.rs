@@ -1051,6 +1051,35 @@ pub struct ResolvedPayout {
     pub payment_request: PaymentRequestView,
 }
 
+/// Refuses to let an escrow's money move (`doing`: `cancelled`, `approved`) while one of its
+/// payouts that failed is flagged: M-Pesa reported it paid after all, and its money, back in
+/// the escrow, may be owed. Refunded or paid out again, it could leave twice. An admin
+/// resolves it first (`confirm_flagged_result`). By the index of flagged payouts (few); the `+`
+/// keeps SQLite from walking every failed payout by the status index instead.
+pub fn refuse_if_held(conn: &Connection, escrow_id: &EscrowId, doing: &str) -> Result<()> {
+    let held: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM payouts
+             WHERE flagged = 1 AND +status = 'failed' AND escrow_id = ?1)",
+        )?
+        .query_row([escrow_id], |r| r.get(0))?;
+    if held {
+        return Err(Error::NotNow(format!(
+            "a failed payout of this escrow is flagged for the operator (M-Pesa reported it paid after all): the escrow's money is not {doing} until an admin has resolved it"
+        )));
+    }
+    Ok(())
+}
+
+/// Flagged payouts that have their result (for `/metrics`): the operator's to confirm.
+pub fn flagged_with_result_count(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM payouts WHERE flagged = 1 AND +status IN ('succeeded', 'failed')",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// A payout flagged after its result (a different outcome reported, a receipt of another
 /// payment, another payee): an admin who has checked with M-Pesa confirms the result it has,
 /// which clears the flag (audited; no money moves), and its escrow may be cancelled again. A
@@ -1082,13 +1111,13 @@ fn confirm_flagged_result(
     };
     if !same {
         return Err(Error::NotNow(format!(
-            "the payout has its result ({}) and its money has moved: a flag on it is cleared by confirming that result; another one is not applied here (settle it by hand, README \"What an operator does with a stuck payout\")",
+            "the payout has its result ({}) and its money has moved: a flag on it is cleared by confirming that result; another one is not applied here (a failed payout M-Pesa really paid: have M-Pesa reverse the payment, then confirm it failed; README \"Stuck payouts\")",
             row.status
         )));
     }
     ctx.conn
-        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL WHERE id = ?1")?
-        .execute([payout_id])?;
+        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL, updated_at = ?2 WHERE id = ?1")?
+        .execute(params![payout_id, ctx.at()])?;
     ctx.audit(
         &actor.id,
         "payout.result_confirmed",

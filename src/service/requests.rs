@@ -289,6 +289,7 @@ fn approve_loaded(
             to: "approved",
         });
     }
+    super::payouts::refuse_if_held(ctx.conn, &row.escrow_id, "approved")?;
     let daily_limit = row.daily_limit;
     let day = crate::time::nairobi_day(ctx.now);
     let daily = daily_limit.map(|limit| (day.as_str(), limit));

@@ -98,9 +98,13 @@ function resolveForm(p, onResolved) {
       asked = paid.checked
         ? { outcome: 'paid', receipt: code }
         : { outcome: 'failed', ...(reason.input.value.trim() ? { reason: reason.input.value.trim() } : {}) };
-      const what = paid.checked
-        ? t('resolve.confirmPaid', { receipt: receipt.input.value.trim(), kes: kes(p.amountKesCents) })
-        : t('resolve.confirmFailed', { kes: kes(p.amountKesCents), usd: usd(p.amountUsdCents) });
+      // A payout that has its result is confirmed, not settled: no money moves.
+      const settled = p.status === 'succeeded' || p.status === 'failed';
+      const what = settled
+        ? t('resolve.confirmKept', { kes: kes(p.amountKesCents), outcome: t(paid.checked ? 'resolve.keptPaid' : 'resolve.keptFailed') })
+        : paid.checked
+          ? t('resolve.confirmPaid', { receipt: receipt.input.value.trim(), kes: kes(p.amountKesCents) })
+          : t('resolve.confirmFailed', { kes: kes(p.amountKesCents), usd: usd(p.amountUsdCents) });
       clear(confirm).append(el('p', { testid: 'resolve-confirm-text' }, what), el('p', { class: 'small' }, t('resolve.cannotUndo')),
         el('div', { class: 'actions' },
           button(paid.checked ? t('resolve.yesPaid') : t('resolve.yesFailed'), { variant: 'danger', testid: 'resolve-confirm-yes', onclick: () => { confirmed = true; form.requestSubmit(); } }),
@@ -120,7 +124,9 @@ function resolveForm(p, onResolved) {
       sync();
       throw err;
     }
-    notice(body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) }));
+    const settledBefore = p.status === 'succeeded' || p.status === 'failed';
+    notice(settledBefore ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
+      : body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) }));
     if (onResolved) await onResolved();
   });
   return form;
