@@ -23,6 +23,13 @@ export function notice(text, kind = 'ok') {
   clearTimeout(noticeTimer);
   // What went well fades; a warning stays until it is dismissed or the screen changes.
   if (kind !== 'warn') noticeTimer = setTimeout(() => hideBanner('notice'), 10000);
+  // A warning is brought into view: said after Send at the foot of a long form (the rate
+  // changed while it was open), it was out of sight above.
+  if (kind === 'warn') {
+    const box = document.getElementById('notice');
+    const at = box.getBoundingClientRect();
+    if (at.top < 0 || at.bottom > window.innerHeight) box.scrollIntoView({ block: 'nearest' });
+  }
 }
 // A notice belongs to the screen it was said on, or to the one it sent the user to: moving on
 // later takes it away, so "Approved …" does not linger over the next screen.
