@@ -335,7 +335,15 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         // Text that is not UTF-8 in a STRICT TEXT column: a damaged page (remit writes only
         // UTF-8), said as damage rather than as a decoding error.
-        if matches!(e, rusqlite::Error::Utf8Error(..)) {
+        let not_utf8 = match &e {
+            rusqlite::Error::Utf8Error(..) => true,
+            // What `row.get::<String>` says of the same.
+            rusqlite::Error::FromSqlConversionFailure(_, rusqlite::types::Type::Text, inner) => {
+                inner.is::<std::str::Utf8Error>()
+            }
+            _ => false,
+        };
+        if not_utf8 {
             return Error::Damaged(format!("a text value is not text ({e})"));
         }
         match e.sqlite_error_code() {

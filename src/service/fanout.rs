@@ -42,7 +42,23 @@ pub struct Options {
 /// Fans out the events after the fan-out's position, at most `options.max_events`.
 pub fn fan_out(ctx: &WriteCtx<'_>, options: &Options) -> Result<FanOut> {
     let position = crate::outbox::position(ctx.conn, CONSUMER)?;
-    let events = crate::outbox::after(ctx.conn, position, options.max_events)?;
+    let events = match crate::outbox::after(ctx.conn, position, options.max_events) {
+        Ok(events) => events,
+        // A damaged event (its stored text not text) stopped every notification after it, the
+        // fan-out failing on it every second: the events before it are fanned out, and it is
+        // passed over, said in the log and the audit log.
+        Err(Error::Damaged(_)) => match readable_events(ctx, position, options.max_events)? {
+            Readable::Events(events) => events,
+            Readable::Unreadable(seq) => {
+                crate::outbox::set_position(ctx.conn, CONSUMER, seq)?;
+                return Ok(FanOut {
+                    more: true,
+                    ..FanOut::default()
+                });
+            }
+        },
+        Err(e) => return Err(e),
+    };
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(FanOut::default());
     };
@@ -95,6 +111,47 @@ pub fn fan_out(ctx: &WriteCtx<'_>, options: &Options) -> Result<FanOut> {
     }
     crate::outbox::set_position(ctx.conn, CONSUMER, last)?;
     Ok(out)
+}
+
+/// What can be read after a position when a page of events could not be.
+enum Readable {
+    /// The events up to the first that cannot be read.
+    Events(Vec<crate::outbox::Event>),
+    /// The first event after the position cannot be read: passed over.
+    Unreadable(i64),
+}
+
+/// The events after `position`, one at a time, up to the first that cannot be read; when that
+/// is the first, it is passed over: an ERROR in the log and a `notifications.event_unreadable`
+/// audit line name it (its place only: its text cannot be read).
+fn readable_events(ctx: &WriteCtx<'_>, position: i64, max: u32) -> Result<Readable> {
+    let seqs: Vec<i64> = ctx
+        .conn
+        .prepare_cached("SELECT seq FROM outbox_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
+        .query_map(params![position, max], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut events = Vec::new();
+    for seq in seqs {
+        match crate::outbox::by_seq(ctx.conn, seq) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => break,
+            Err(Error::Damaged(_)) if events.is_empty() => {
+                log::error!(
+                    "event {seq} of the outbox cannot be read (its stored text is damaged): it is passed over, and no webhook or text message is made of it; run `remit check`, and restore from a backup if it finds the file damaged (README, \"Restore drill\")"
+                );
+                ctx.audit(
+                    "system:notify",
+                    "notifications.event_unreadable",
+                    "outbox",
+                    &serde_json::json!({"seq": seq}),
+                )?;
+                return Ok(Readable::Unreadable(seq));
+            }
+            Err(Error::Damaged(_)) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Readable::Events(events))
 }
 
 /// How many events are waiting for the fan-out (for `/metrics`).

@@ -726,3 +726,39 @@ fn deleting_an_endpoint_ends_its_waiting_deliveries_as_failed() {
         200
     );
 }
+
+/// Guards against: one event of the outbox whose stored text was damaged (bytes that are not
+/// UTF-8) stopped every notification after it, the fan-out failing on it every second. It is
+/// passed over, said in the audit log, and the events after it are delivered.
+#[test]
+fn a_damaged_event_is_passed_over_and_the_events_after_it_are_delivered() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.store
+        .write(|ctx| {
+            Ok(ctx.conn.execute(
+                "INSERT INTO outbox_events (id, type, created_at, data)
+                 VALUES ('evt_01m8862jc5ndbthyz9teyn1fsa', 'payment_request.created', '2026-12-05T00:00:00Z', CAST(X'7BFF7D' AS TEXT))",
+                [],
+            )?)
+        })
+        .unwrap();
+    let request = app.request(&escrow, "rent", 1_500, "ACC1");
+    let items = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].data["paymentRequestId"], request.as_str());
+    let audit = app.get("/audit?entity=outbox", &app.admin).body;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["action"] == "notifications.event_unreadable"),
+        "{audit}"
+    );
+}
