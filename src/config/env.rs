@@ -580,10 +580,10 @@ impl DarajaSettings {
         // or a stand-in): a path that is wrong or a file that is no certificate shows now,
         // under the simulator too, not the day Daraja is switched on.
         let cert = env("REMIT_DARAJA_CERT");
-        if cert.is_some() && env("REMIT_DARAJA_SECURITY_CREDENTIAL").is_some() {
+        if cert.is_some() && security_credential.is_some() {
             log::warn!("REMIT_DARAJA_CERT and REMIT_DARAJA_INITIATOR_PASSWORD are not used: REMIT_DARAJA_SECURITY_CREDENTIAL is given, and it is the credential sent");
         }
-        if let Some(path) = cert.filter(|_| env("REMIT_DARAJA_SECURITY_CREDENTIAL").is_none()) {
+        if let Some(path) = cert.filter(|_| security_credential.is_none()) {
             let pem = std::fs::read_to_string(&path).map_err(|e| {
                 Error::invalid(
                     "REMIT_DARAJA_CERT",

@@ -243,13 +243,9 @@ fn record_with(
         // whole shillings that pay it) is refused too: converted down to whole cents it could
         // equal what is due, and the shillings past it would be taken and credited to no one.
         Some((_, _, total, deposited))
-            if amount.get() > total.get() - deposited.get()
-                || cash.kes.is_some_and(|(kes, rate)| {
-                    let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
-                    kes.get() > rate.kes_to_collect(due).get()
-                }) =>
+            if more_than_due(amount, cash, still_due(total, deposited)) =>
         {
-            let due = UsdCents::new(total.get() - deposited.get()).unwrap_or_default();
+            let due = still_due(total, deposited);
             let refused = match cash.kes {
                 Some((_, rate)) => Error::invalid(
                     "amountKes",
@@ -339,6 +335,20 @@ fn record_with(
         )?;
     }
     recorded(ctx, &id, DepositOutcome::Applied)
+}
+
+/// What an escrow still waits for.
+fn still_due(total: &UsdCents, deposited: &UsdCents) -> UsdCents {
+    UsdCents::new(total.get() - deposited.get()).unwrap_or_default()
+}
+
+/// Is a deposit of `amount` more than is `due`? In shillings, more than the kiosk collects for
+/// it (`kes_to_collect`), which converts down to exactly `due`.
+fn more_than_due(amount: UsdCents, cash: &Cash, due: UsdCents) -> bool {
+    match cash.kes {
+        Some((kes, rate)) => kes.get() > rate.kes_to_collect(due).get(),
+        None => amount.get() > due.get(),
+    }
 }
 
 /// Records a deposit that arrived but cannot be applied (unknown escrow, wrong currency, more

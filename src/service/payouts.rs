@@ -1115,16 +1115,31 @@ fn confirm_flagged_result(
             row.status
         )));
     }
+    settled_by_hand(
+        ctx,
+        actor,
+        payout_id,
+        row,
+        "payout.result_confirmed",
+        &json!({"outcome": if row.status == PayoutStatus::Succeeded { "paid" } else { "failed" },
+                "flagCleared": reason}),
+    )
+}
+
+/// The end of an admin's `resolve`: the payout's flag taken down, the audit line `action` with
+/// `details`, and the payout and its request as they are now.
+fn settled_by_hand(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    payout_id: &PayoutId,
+    row: &PayoutRow,
+    action: &str,
+    details: &serde_json::Value,
+) -> Result<ResolvedPayout> {
     ctx.conn
         .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL, updated_at = ?2 WHERE id = ?1")?
         .execute(params![payout_id, ctx.at()])?;
-    ctx.audit(
-        &actor.id,
-        "payout.result_confirmed",
-        payout_id.as_str(),
-        &json!({"outcome": if row.status == PayoutStatus::Succeeded { "paid" } else { "failed" },
-                "flagCleared": reason}),
-    )?;
+    ctx.audit(&actor.id, action, payout_id.as_str(), details)?;
     Ok(ResolvedPayout {
         payout: views::payout(ctx.conn, ctx.keys, payout_id)?,
         payment_request: views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?,
@@ -1210,13 +1225,12 @@ pub fn resolve(
         }
         ResultOutcome::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
     }
-    ctx.conn
-        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), flagged = 0, flag_reason = NULL WHERE id = ?1")?
-        .execute([payout_id])?;
-    ctx.audit(
-        &actor.id,
+    settled_by_hand(
+        ctx,
+        actor,
+        payout_id,
+        &row,
         "payout.resolved",
-        payout_id.as_str(),
         // What the admin found at M-Pesa, in the signed record: the receipt of a payment. Their
         // words on a failure stay with the payout (its result), not in the append-only chain,
         // which nothing typed by hand (a name pasted from M-Pesa's answer) may enter.
@@ -1224,9 +1238,5 @@ pub fn resolve(
             PayoutResult::Succeeded { receipt } => json!({"outcome": "paid", "receipt": receipt}),
             PayoutResult::Failed { .. } => json!({"outcome": "failed"}),
         },
-    )?;
-    Ok(ResolvedPayout {
-        payout: views::payout(ctx.conn, ctx.keys, payout_id)?,
-        payment_request: views::payment_request(ctx.conn, ctx.keys, actor, &row.request_id)?,
-    })
+    )
 }

@@ -58,6 +58,8 @@ export function payoutCard(p, opts = {}) {
 function resolveForm(p, onResolved) {
   const form = el('form', { class: 'inline-form resolve', testid: 'resolve-form' });
   const outcome = uid('outcome');
+  // A payout that has its result (flagged after it) is confirmed, not settled: no money moves.
+  const settled = p.status === 'succeeded' || p.status === 'failed';
   // Neither outcome is chosen for the admin: each is a claim about money, made after checking.
   const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', testid: 'resolve-outcome-paid' });
   const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
@@ -98,8 +100,6 @@ function resolveForm(p, onResolved) {
       asked = paid.checked
         ? { outcome: 'paid', receipt: code }
         : { outcome: 'failed', ...(reason.input.value.trim() ? { reason: reason.input.value.trim() } : {}) };
-      // A payout that has its result is confirmed, not settled: no money moves.
-      const settled = p.status === 'succeeded' || p.status === 'failed';
       const what = settled
         ? t('resolve.confirmKept', { kes: kes(p.amountKesCents), outcome: t(paid.checked ? 'resolve.keptPaid' : 'resolve.keptFailed') })
         : paid.checked
@@ -124,8 +124,7 @@ function resolveForm(p, onResolved) {
       sync();
       throw err;
     }
-    const settledBefore = p.status === 'succeeded' || p.status === 'failed';
-    notice(settledBefore ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
+    notice(settled ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
       : body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) }));
     if (onResolved) await onResolved();
   });
