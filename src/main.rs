@@ -22,7 +22,7 @@ fn main() {
         }
         eprintln!("remit: internal error: {message}");
     }));
-    remit::config::load_dotenv(std::path::Path::new(".env"));
+    let dotenv = remit::config::load_dotenv(std::path::Path::new(".env"));
     // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
     // simulator's callback URL, which carries the M-Pesa callback secret, and the requests'
     // headers (Daraja's and the SMS gateway's credentials). `log_filter` drops what RUST_LOG
@@ -35,6 +35,11 @@ fn main() {
     logger.format_timestamp_millis().init();
     remit::config::warn_if_dotenv_readable(std::path::Path::new(".env"));
     let cli = remit::cli::Cli::from_command_line();
+    // Said after the command line is read, so that `--help` still answers.
+    if let Err(sentence) = dotenv {
+        eprintln!("remit: {sentence}");
+        std::process::exit(2);
+    }
     QUIET_ON_CLOSED_PIPE.store(
         cli.may_end_on_a_closed_pipe(),
         std::sync::atomic::Ordering::SeqCst,

@@ -426,11 +426,23 @@ pub fn warn_if_dotenv_readable(path: &std::path::Path) {
     }
 }
 
-/// Reads `KEY=VALUE` lines of a `.env` file into the environment, never overriding a variable
-/// that is already set (as the Fastify edition's dotenv did).
-pub fn load_dotenv(path: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+/// Reads a `.env` file's `KEY=VALUE` lines into the environment (with `dotenvy`, dotenv's
+/// rules: quotes, `export`, comments, `$VAR` in unquoted and double-quoted values), never
+/// overriding a variable that is already set (as the Fastify edition's dotenv did). No file is
+/// nothing to read. A file that cannot be read, or a line that is not a setting, is a sentence
+/// naming the line by its number, never its text (it may hold a secret): a mistyped line
+/// skipped would run the server on a default nobody chose (`REMIT_GATEWAY daraja` would leave
+/// the simulator "paying").
+pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "{} cannot be read ({e}); fix it or move it away",
+                path.display(),
+            ))
+        }
     };
     // Said once the log is up (`warn_if_dotenv_readable`).
     DOTENV_HOLDS_SECRETS.store(
@@ -448,21 +460,32 @@ pub fn load_dotenv(path: &std::path::Path) {
         }),
         std::sync::atomic::Ordering::Relaxed,
     );
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        let value = value.trim().trim_matches('"').trim_matches('\'');
-        if !key.is_empty() && std::env::var_os(key).is_none() {
-            std::env::set_var(key, value);
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((key, value)) => {
+                if std::env::var_os(&key).is_none() {
+                    std::env::set_var(key, value);
+                }
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let first = line.lines().next().unwrap_or("");
+                let number = text
+                    .lines()
+                    .position(|l| {
+                        // dotenvy drops a comment from the line it could not read.
+                        l.strip_prefix(first)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+                    })
+                    .map_or_else(String::new, |i| format!(" {}", i + 1));
+                return Err(format!(
+                    "{}: line{number} is not a setting (KEY=VALUE, a comment after #, or blank; quote a value with spaces, and use single quotes for one holding $ or \\)",
+                    path.display()
+                ));
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
         }
     }
+    Ok(())
 }
 
 fn required(name: &str) -> Error {

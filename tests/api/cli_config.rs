@@ -73,6 +73,49 @@ fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
 }
 
 #[test]
+fn a_dotenv_line_that_is_not_a_setting_stops_every_command_by_its_number_not_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // Comments after a value, quotes and `export` are dotenv's; a line without `=` was skipped
+    // before, leaving a mistyped gateway on the simulator's default.
+    std::fs::write(
+        dir.path().join(".env"),
+        "# kiosk\nexport REMIT_DB='./quoted.db' # the ledger\nREMIT_ADDR=\"127.0.0.1:0\"\nREMIT_GATEWAY daraja-secret-word\n",
+    )
+    .unwrap();
+    for args in [&["serve"][..], &["check"], &["user", "list"]] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        let ran = crate::support::process::run({
+            cmd.args(args);
+            cmd
+        });
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr
+                .contains(".env: line 4 is not a setting (KEY=VALUE"),
+            "{args:?}: {ran}"
+        );
+        assert!(!ran.stderr.contains("secret-word"), "{ran}");
+    }
+    assert!(!dir.path().join("quoted.db").exists(), "nothing started");
+    let mut help = remit(dir.path(), None);
+    help.arg("--help");
+    let ran = crate::support::process::run(help);
+    assert_eq!(ran.code, Some(0), "--help still answers: {ran}");
+    // Mended, the same file configures: the comment is not part of the value.
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("# kiosk\nexport REMIT_DB='./quoted.db' # the ledger\nREMIT_ADDR=\"127.0.0.1:0\"\nENCRYPTION_KEY={TEST_KEY}\n"),
+    )
+    .unwrap();
+    let line = listening_line(dir.path(), &[], &[]);
+    assert!(
+        line.starts_with("remit listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(dir.path().join("quoted.db").exists(), "REMIT_DB from .env");
+}
+
+#[test]
 fn every_setting_the_configuration_reads_is_named_in_help_and_in_the_readme() {
     let source =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config/env.rs")).unwrap();
