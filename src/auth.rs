@@ -29,10 +29,15 @@ pub fn revocations_file(db: &Path) -> PathBuf {
 /// even when its time does not).
 pub fn note_revocation(db: &Path) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    // Owner-only, as every file beside the ledger is (one made before was 0644).
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(revocations_file(db))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(
         file,
         "{}",

@@ -1008,6 +1008,15 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     lock.hold_the_file(&config.db)?;
     let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
+    // A demo marks its ledger for good (it never pays through M-Pesa after): never a ledger that
+    // already holds money of its own.
+    if args.demo && store.read(|conn, _| crate::ops::holds_money_but_no_demo(conn))? {
+        store.close();
+        return Err(Error::internal(format!(
+            "{} already holds escrows, and --demo would make it a demo ledger for good (funded by made-up deposits, never again paying through M-Pesa): run the demo on a ledger of its own, e.g. `remit --demo --db demo.db`",
+            config.db.display()
+        )));
+    }
     if real_money && store.read(|conn, _| crate::ops::holds_demo_data(conn))? {
         store.close();
         return Err(Error::internal(format!(

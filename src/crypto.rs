@@ -175,7 +175,7 @@ pub fn load_master_key(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && holds_data(db) => {
             Err(Error::internal(format!(
-                "no encryption key for the existing database {}: set ENCRYPTION_KEY or put its key file at {}",
+                "no encryption key for the existing database {}: set ENCRYPTION_KEY or put its key file at {} (`remit check --key-file FILE` reads a copy whose key is kept elsewhere)",
                 db.display(),
                 path.display()
             )))

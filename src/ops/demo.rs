@@ -21,6 +21,13 @@ pub fn holds_demo_data(conn: &rusqlite::Connection) -> Result<bool> {
     )?)
 }
 
+/// Does this ledger hold escrows and no demo data? `--demo` is refused there: it would mark a
+/// ledger of real money as a demo's for good. (Users alone, the walkthrough's, are no money.)
+pub fn holds_money_but_no_demo(conn: &rusqlite::Connection) -> Result<bool> {
+    Ok(!holds_demo_data(conn)?
+        && conn.query_row("SELECT EXISTS (SELECT 1 FROM escrows)", [], |r| r.get(0))?)
+}
+
 /// A demo user: role, name and a fresh token.
 #[derive(Debug, Clone)]
 pub struct DemoUser {

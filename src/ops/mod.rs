@@ -7,7 +7,7 @@ mod restore;
 mod rotate;
 
 pub use backup::backup;
-pub use demo::{holds_demo_data, seed_demo};
+pub use demo::{holds_demo_data, holds_money_but_no_demo, seed_demo};
 pub use restore::{payouts_held, release_payouts, restore};
 pub use rotate::rotate_key;
 

@@ -241,6 +241,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     say("payouts settled", settled_since);
     say("escrows cancelled and deposits reversed", changed_since);
     say("escrows, deposits and payouts recorded", recorded_since);
+    say("the exchange rate set", rate_since);
     let Said {
         tokens,
         money,
@@ -552,6 +553,30 @@ fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     for (id, escrow, reversal, reference) in &reversed {
         said.money.push(format!(
             "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: resend Stripe's event of {reference} from its dashboard, so that the escrow is flagged again"
+        ));
+    }
+    Ok(())
+}
+
+/// The USD-KES rate set since the backup: the restored ledger would price new requests at the
+/// backup's (moves no money by itself, so a note, not a hold).
+fn rate_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
+    let changed: Vec<(i64, Option<i64>)> = store::all_rows(
+        conn,
+        "SELECT r.rate_kes_per_usd_e4, b.rate_kes_per_usd_e4
+             FROM replaced.fx_rates r LEFT JOIN fx_rates b ON b.pair = r.pair
+             WHERE r.pair = 'USD-KES' AND b.rate_kes_per_usd_e4 IS NOT r.rate_kes_per_usd_e4",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (rate, before) in changed {
+        let rate = crate::money::RateKesPerUsd::from_e4(rate)
+            .ok_or_else(|| Error::internal("a rate out of its range"))?;
+        let before = before
+            .and_then(crate::money::RateKesPerUsd::from_e4)
+            .map_or("none set (the default)".to_string(), |b| b.to_string());
+        said.notes.push(format!(
+            "the USD-KES rate was set to {rate} KES per USD after the backup, which has {before}: set it again (`remit fx set USD-KES {rate}`, or the admin screen) before payment requests are made at the backup's"
         ));
     }
     Ok(())

@@ -155,8 +155,16 @@ impl Worker {
                 NOT_SENT.log(module_path!(), log::Level::Warn, format_args!(
                     "payout {id}: not sent, nothing reached M-Pesa (sent again in {retry_s} s): {error}"
                 ));
-                self.store
-                    .write(move |ctx| payouts::mark_not_sent(ctx, &id, &error, retry_s))
+                // The payout's words are read by its sender and kiosk: remit's own error (an
+                // OAuth or a socket's) is for the operator's log only.
+                self.store.write(move |ctx| {
+                    payouts::mark_not_sent(
+                        ctx,
+                        &id,
+                        "not sent yet: M-Pesa could not be reached; it is sent again automatically",
+                        retry_s,
+                    )
+                })
             }
             // The answer was lost and the gateway would not refuse a second request of it (B2B):
             // sending it again could pay twice, so what became of it is asked instead.
@@ -166,15 +174,21 @@ impl Worker {
                     payouts::mark_unknown(
                         ctx,
                         &id,
-                        &format!("the answer to the payment call was lost ({error}); M-Pesa does not refuse a repeated B2B request, so it is not sent again"),
+                        "the answer to the payment call was lost; M-Pesa does not refuse a repeated B2B request, so it is not sent again",
                         then,
                     )
                 })
             }
             Err(GatewayError::Transport(error)) => {
                 log::warn!("payout {id}: the gateway did not answer (will retry): {error}");
-                self.store
-                    .write(move |ctx| payouts::mark_retry(ctx, &id, &error, then))
+                self.store.write(move |ctx| {
+                    payouts::mark_retry(
+                        ctx,
+                        &id,
+                        "M-Pesa did not answer the payment call; it is sent again under the same id, which M-Pesa does not pay twice",
+                        then,
+                    )
+                })
             }
             Err(GatewayError::Duplicate) => self.store.write(move |ctx| {
                 payouts::mark_unknown(

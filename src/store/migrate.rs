@@ -46,6 +46,8 @@ fn migrate_to(conn: &mut Connection, last: u32) -> Result<Vec<u32>> {
             "the database has schema version {current}, newer than this remit knows ({latest}); upgrade remit"
         )));
     }
+    // A migration's statements may call remit's functions (schema 16's), on any connection.
+    register_functions(conn)?;
     let mut applied = Vec::new();
     for (version, name) in migration_files() {
         if version <= current || version > last {
@@ -78,9 +80,26 @@ pub fn migrated_in_memory() -> Result<Connection> {
 /// The same with the migrations up to schema `last` only (tests compare two versions').
 pub fn migrated_in_memory_to(last: u32) -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
-    super::changes::register(&conn)?;
     migrate_to(&mut conn, last)?;
     Ok(conn)
+}
+
+/// Registers the SQL functions of remit's statements and migrations on a read-write connection:
+/// the change counter's (`store::changes`), and `remit_hide_payee_name`, by which schema 16
+/// hides the payees' names in the M-Pesa words kept before it.
+pub(super) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    super::changes::register(conn)?;
+    conn.create_scalar_function(
+        "remit_hide_payee_name",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| crate::wire::daraja::payee_name_hidden(&text)))
+        },
+    )
 }
 
 /// Runs one migration in its own transaction; refuses to commit if it broke a foreign key.

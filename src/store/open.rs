@@ -102,7 +102,7 @@ pub fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connecti
         )));
     }
     apply_pragmas(&conn, synchronous)?;
-    super::changes::register(&conn)?;
+    super::migrate::register_functions(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::internal(format!(

@@ -70,7 +70,12 @@ pub fn read_answer(http_status: u16, body: &[u8]) -> SendAnswer {
         let message = parsed
             .as_ref()
             .and_then(|v| v["SMSMessageData"]["Message"].as_str())
-            .map(|m| m.chars().take(120).collect::<String>());
+            .map(|m| {
+                crate::wire::daraja::free_text(m)
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            });
         return match (http_status, message) {
             // A well-formed answer without a recipient: the request itself was refused.
             (200..=299, Some(m)) => SendAnswer::Refused {
@@ -93,9 +98,12 @@ pub fn read_answer(http_status: u16, body: &[u8]) -> SendAnswer {
             .and_then(|s| s.parse().ok())
     });
     let status_text = recipient["status"].as_str().unwrap_or("").to_string();
+    // Kept and shown to admins (`GET /sms`, "never a phone"): a gateway's words may echo the
+    // number, masked as M-Pesa's are.
+    let shown = crate::wire::daraja::free_text(&status_text);
     let status = match code {
-        Some(code) => format!("{status_text} ({code})"),
-        None => status_text.clone(),
+        Some(code) => format!("{shown} ({code})"),
+        None => shown,
     };
     if status_text == "Success" {
         return SendAnswer::Accepted {
@@ -149,5 +157,20 @@ mod tests {
             read_answer(401, b"The supplied authentication is invalid"),
             SendAnswer::Refused { .. }
         ));
+        // The gateway's words are kept and shown to admins: a number they echo is masked.
+        let echoed = br#"{"SMSMessageData":{"Message":"Sent to 0/1 +254733111222","Recipients":[{"statusCode":403,"status":"InvalidPhoneNumber +254733111222"}]}}"#;
+        assert_eq!(
+            read_answer(201, echoed),
+            SendAnswer::Refused {
+                status: "InvalidPhoneNumber +***222 (403)".into()
+            }
+        );
+        let echoed = br#"{"SMSMessageData":{"Message":"Rejected 0733111222","Recipients":[]}}"#;
+        assert_eq!(
+            read_answer(201, echoed),
+            SendAnswer::Refused {
+                status: "no recipient in the answer: Rejected ***222".into()
+            }
+        );
     }
 }

@@ -754,13 +754,22 @@ fn the_ledger_its_log_and_its_backups_are_readable_by_their_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let agent = user_add(&db, TEST_KEY, "agent", "Kiosk", None);
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
     let copy = dir.path().join("copy.db");
     let made = cli(&db, &["backup", copy.to_str().unwrap()]);
     assert_eq!(made.code, Some(0), "{made}");
-    for file in [db.clone(), dir.path().join("remit.db-wal"), copy] {
+    // The word of a revocation left for the server (it was 0644).
+    let revoked = cli(&db, &["token", "revoke", &agent]);
+    assert_eq!(revoked.code, Some(0), "{revoked}");
+    for file in [
+        db.clone(),
+        dir.path().join("remit.db-wal"),
+        copy,
+        dir.path().join("remit.db.revoked"),
+    ] {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
     assert!(server.terminate().success(), "{}", server.log());
@@ -1087,6 +1096,39 @@ fn demo_data_never_meets_a_real_gateway() {
     let later = serve("none", false);
     assert_eq!(later.code, Some(2), "{later}");
     assert!(later.stderr.contains("holds demo data"), "{later}");
+
+    // A ledger that already holds escrows of its own is never made a demo's: it would refuse
+    // real payouts for good after.
+    let real = dir.path().join("real.db");
+    let sender = user_add(&real, TEST_KEY, "sender", "Amina", Some("0733000001"));
+    let mut server = Server::start(&real, TEST_KEY, &dir.path().join("real.log"), &[]);
+    let escrow = server.post(
+        "/escrows",
+        &sender,
+        &serde_json::json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru",
+            "totalAmountUsd": 50, "categories": [{"name": "rent", "amountUsd": 50}]}),
+    );
+    assert_eq!(escrow.status, 201, "{}", escrow.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    let refused = run({
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&real);
+        cmd
+    });
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("already holds escrows") && refused.stderr.contains("--db demo.db"),
+        "{refused}"
+    );
+    // Not marked: it still starts with a gateway of real money.
+    let mut later = Server::start(
+        &real,
+        TEST_KEY,
+        &dir.path().join("later.log"),
+        &[("REMIT_GATEWAY", "none")],
+    );
+    assert!(later.terminate().success(), "{}", later.log());
 }
 
 /// A `.env` holding secrets, or a new key file, that other users of the machine can read is

@@ -1373,6 +1373,12 @@ fn a_restore_that_loses_no_money_does_not_hold_payouts_back() {
     assert_eq!(r.status, 201, "{}", r.text);
     let escrow = r.body["escrowId"].as_str().unwrap().to_string();
     drop(server);
+    // A rate set since the backup is said too (the restored ledger would price at the
+    // backup's, the default here): it moves no money by itself.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["fx", "set", "USD-KES", "152.25", "--db"])
+        .arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
     let restored = run(cmd);
@@ -1381,6 +1387,12 @@ fn a_restore_that_loses_no_money_does_not_hold_payouts_back() {
         restored.stdout.contains(&format!(
             "since the backup: escrow {escrow} was made after the backup"
         )),
+        "{restored}"
+    );
+    assert!(
+        restored.stdout.contains(
+            "the USD-KES rate was set to 152.25 KES per USD after the backup, which has none set (the default): set it again (`remit fx set USD-KES 152.25`"
+        ),
         "{restored}"
     );
     assert!(

@@ -1500,6 +1500,14 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
         "{}",
         waiting.text
     );
+    // Its sender reads why in words, not remit's own error (the OAuth call's, for the log).
+    let seen = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(
+        seen.body["payout"]["resultDesc"],
+        "not sent yet: M-Pesa could not be reached; it is sent again automatically",
+        "{}",
+        seen.text
+    );
     assert!(fake.calls("/mpesa/b2c/v3/paymentrequest").is_empty());
     // In the worker's hands, not stuck: an admin cannot resolve it (the worker may send it
     // the next moment, and M-Pesa pay it).

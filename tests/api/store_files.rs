@@ -776,3 +776,72 @@ fn schema_12_scopes_the_tokens_senders_gave_before_it() {
     assert_eq!(scope("rmt_given000").as_deref(), Some("usr_sender"));
     assert_eq!(scope("rmt_issued00"), None);
 }
+
+/// Schema 16 hides the payee's name in the M-Pesa words kept before it ("Credit Party ***333 -
+/// JANE …"), in the rows and in the pages' free space, and leaves other words as they were.
+#[test]
+fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
+    let t = TestStore::new();
+    let sender = t.user(Role::Sender, "Amina", None);
+    let agent = t.user(Role::Agent, "Kiosk", None);
+    let escrow = t.active_escrow(&sender, &agent, "0712345678", 20_000, &["a"], None);
+    let mut payouts = Vec::new();
+    for _ in 0..3 {
+        let request = t.request(&agent, &escrow, "a", 1_000).unwrap();
+        t.approve(&sender, request["paymentRequestId"].as_str().unwrap())
+            .unwrap();
+        payouts.push(request["paymentRequestId"].as_str().unwrap().to_string());
+    }
+    t.store.close();
+    let db = t.db_path();
+    {
+        // As an older remit kept them (each row written once: an older copy of a row left in
+        // a page's free space by an earlier write stays there until the page reuses it; a
+        // backup, `VACUUM INTO`, copies none).
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "UPDATE payouts SET
+                 result_desc = CASE WHEN payment_request_id = (SELECT MIN(payment_request_id) FROM payouts)
+                     THEN 'Credit Party ***333 - JANE WAMBUI MUTHONI'
+                     ELSE 'The receiver ***678 is not registered - retry' END,
+                 failure_to_confirm_desc = CASE WHEN payment_request_id = (SELECT MAX(payment_request_id) FROM payouts)
+                     THEN 'Credit party - KAMAU OTIENO' END;
+             PRAGMA user_version = 15;",
+        )
+        .unwrap();
+    }
+    let mut options = OpenOptions::new(&db);
+    options.key_hex = Some(TEST_KEY.into());
+    options.create = false;
+    let store = store::open(&options).unwrap();
+    let descs: Vec<(Option<String>, Option<String>)> = store
+        .read(|conn, _| {
+            Ok(conn
+                .prepare("SELECT result_desc, failure_to_confirm_desc FROM payouts ORDER BY payment_request_id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(
+        descs,
+        [
+            (Some("Credit Party ***333 - ***".to_string()), None),
+            (
+                Some("The receiver ***678 is not registered - retry".to_string()),
+                None
+            ),
+            (
+                Some("The receiver ***678 is not registered - retry".to_string()),
+                Some("Credit party - ***".to_string())
+            ),
+        ]
+    );
+    store.close();
+    drop(store);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
+    let haystack = String::from_utf8_lossy(&bytes);
+    for name in ["WAMBUI", "KAMAU"] {
+        assert!(!haystack.contains(name), "{name} is readable in the file");
+    }
+}

@@ -126,7 +126,8 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
 /// it may echo, `254712345678`, `+254 712 345 678`, `0712-345-678`: digits joined by single
 /// spaces or hyphens count as one number) masked to its last three digits (`***678`), at most
 /// 300 characters. A payout's text reaches the log and the sender, neither of which may read
-/// a phone.
+/// a phone; and the name M-Pesa gives after a phone (`Credit Party 254722000333 - JANE WAMBUI`)
+/// is hidden with the rest of the text after it (`Credit Party ***333 - ***`: `payee_name_hidden`).
 pub fn free_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(300));
     // The number being read: its text (digits and the single separators between them).
@@ -156,7 +157,31 @@ pub fn free_text(text: &str) -> String {
     }
     flush(&mut number, &mut out);
     // Cut after masking, so that a phone across the cut is masked whole.
-    out.chars().take(300).collect()
+    payee_name_hidden(&out).chars().take(300).collect()
+}
+
+/// Text whose phones are masked (`***333`), with what follows a hyphen after a masked phone or
+/// after the words "credit party" hidden when it holds a letter: M-Pesa names the owner of a
+/// number there (`Credit Party ***333 - JANE WAMBUI MUTHONI`, `254708374149 - John Doe`,
+/// `Credit party - JANE`), a name the file, the log and the views must not hold. The rest of
+/// the text goes with it (a name may hold any character, and M-Pesa writes it last). Also the
+/// SQL function `remit_hide_payee_name`, by which schema 16 hides the names kept before.
+pub fn payee_name_hidden(text: &str) -> String {
+    for (hyphen, _) in text.match_indices('-') {
+        let before = text[..hyphen].trim_end_matches(' ');
+        let after = &text[hyphen + 1..];
+        let tail = before.as_bytes();
+        let masked_phone = tail.len() >= 6
+            && tail[tail.len() - 6..tail.len() - 3] == *b"***"
+            && tail[tail.len() - 3..].iter().all(u8::is_ascii_digit);
+        let party = before.len() >= 12
+            && before.is_char_boundary(before.len() - 12)
+            && before[before.len() - 12..].eq_ignore_ascii_case("credit party");
+        if (masked_phone || party) && after.chars().any(char::is_alphabetic) {
+            return format!("{} ***", &text[..=hyphen]);
+        }
+    }
+    text.to_string()
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -298,6 +323,36 @@ mod tests {
             free_text(" short code 600998, KES 1500 "),
             "short code 600998, KES 1500"
         );
+    }
+
+    #[test]
+    fn the_name_m_pesa_gives_after_a_phone_is_hidden_with_what_follows() {
+        for (said, kept) in [
+            (
+                "The initiator information is invalid. Credit Party 254722000333 - JANE WAMBUI MUTHONI",
+                "The initiator information is invalid. Credit Party ***333 - ***",
+            ),
+            ("254708374149 - John Doe. Thanks", "***149 - ***"),
+            ("Paid 0712-345-678-JANE W. DOE", "Paid ***678- ***"),
+            ("Paid +254 712 345 678 -Añé", "Paid +***678 - ***"),
+            ("Credit party - JANE WANJIKU; acct 42", "Credit party - ***"),
+            ("CREDIT PARTY-X", "CREDIT PARTY- ***"),
+            ("A well-known error", "A well-known error"),
+            // No name: nothing hidden.
+            ("The receiver 254712345678 is not registered", "The receiver ***678 is not registered"),
+            ("Credit Party 254722000333 - 42", "Credit Party ***333 - 42"),
+            // A short code names a business, not a person: not a phone, not masked.
+            ("888880 - KPLC PREPAID", "888880 - KPLC PREPAID"),
+            ("*** - x ***12 - y", "*** - x ***12 - y"),
+        ] {
+            assert_eq!(free_text(said), kept, "{said}");
+        }
+        // Text kept before (its phones already masked) is hidden the same way.
+        assert_eq!(
+            payee_name_hidden("Credit Party ***333 - JANE"),
+            "Credit Party ***333 - ***"
+        );
+        assert_eq!(payee_name_hidden("***3334 - JANE"), "***3334 - JANE");
     }
 
     #[test]
