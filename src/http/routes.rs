@@ -130,6 +130,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/escrows/:id/deposits", Bearer, escrows::deposit).only(&[Agent]),
     route(Get, "/escrows/:id/journal", Bearer, escrows::journal).with_query(&PAGE),
     route(Post, "/escrows/:id/cancel", Bearer, escrows::cancel),
+    route(Post, "/escrows/:id/clear-flag", Bearer, escrows::clear_flag).only(ADMIN),
     route(
         Post,
         "/escrows/:id/recipient-token",

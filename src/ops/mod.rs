@@ -38,6 +38,13 @@ pub fn real_path(db: &Path) -> PathBuf {
     real_path_within(db, 8)
 }
 
+/// The directory a file is in, as a person reads it (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(db) {
         return real;
@@ -82,9 +89,17 @@ fn open_lock_file(path: &Path) -> Result<File> {
     // lock, and no server or rotation would start while they held it.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(path)
-        .map_err(|e| Error::internal(format!("cannot open lock file {}: {e}", path.display())))?;
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied && !path.exists() {
+            Error::internal(format!(
+                "this user may not write in {}: remit keeps its lock file ({}), and SQLite its -wal and -shm files, beside the database; choose a directory it may write, or run as its owner",
+                parent_dir(path).display(),
+                path.display()
+            ))
+        } else {
+            Error::internal(format!("cannot open lock file {}: {e}", path.display()))
+        }
+    })?;
     // One made before (0644) is made owner-only too, when it is ours to change.
     #[cfg(unix)]
     {

@@ -307,6 +307,39 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
     views::escrow(ctx.conn, ctx.keys, actor, escrow_id)
 }
 
+/// `POST /escrows/:id/clear-flag`: an admin who has dealt with what flagged an escrow (a card
+/// deposit refunded or disputed at Stripe: with Stripe and its sender) clears the flag, and the
+/// escrow's money may be approved and cancelled again (`payouts::refuse_if_held`). No money
+/// moves; audited `escrow.flag_cleared` with the flag cleared.
+pub fn clear_flag(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<EscrowView> {
+    super::require_role(actor, &[])?;
+    let flag: Option<String> = ctx
+        .conn
+        .prepare_cached("SELECT flag_reason FROM escrows WHERE id = ?1")?
+        .query_row([escrow_id], |r| r.get(0))
+        .optional()?
+        .ok_or(Error::NotFound { what: "escrow" })?;
+    let Some(flag) = flag else {
+        return Err(Error::InvalidState {
+            entity: "escrow",
+            from: "not flagged".into(),
+            to: "cleared",
+        });
+    };
+    ctx.conn
+        .prepare_cached(
+            "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), flag_reason = NULL, updated_at = ?2 WHERE id = ?1",
+        )?
+        .execute(params![escrow_id, ctx.at()])?;
+    ctx.audit(
+        &actor.id,
+        "escrow.flag_cleared",
+        escrow_id.as_str(),
+        &json!({ "flagReason": flag }),
+    )?;
+    views::escrow(ctx.conn, ctx.keys, actor, escrow_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

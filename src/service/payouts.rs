@@ -1056,7 +1056,21 @@ pub struct ResolvedPayout {
 /// the escrow, may be owed. Refunded or paid out again, it could leave twice. An admin
 /// resolves it first (`confirm_flagged_result`). By the index of flagged payouts (few); the `+`
 /// keeps SQLite from walking every failed payout by the status index instead.
+///
+/// And while the escrow is flagged (a card deposit of it refunded or disputed at Stripe: its
+/// money may be taken back, and spent or refunded meanwhile it would leave twice), until an
+/// admin clears the flag (`escrows::clear_flag`).
 pub fn refuse_if_held(conn: &Connection, escrow_id: &EscrowId, doing: &str) -> Result<()> {
+    let flagged: bool = conn
+        .prepare_cached("SELECT flag_reason IS NOT NULL FROM escrows WHERE id = ?1")?
+        .query_row([escrow_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if flagged {
+        return Err(Error::NotNow(format!(
+            "a card deposit of this escrow was refunded or disputed at Stripe, and the money may be taken back: the escrow's money is not {doing} until an admin has checked it and cleared the escrow's flag"
+        )));
+    }
     let held: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM payouts

@@ -306,6 +306,13 @@ pub fn create_private(path: &Path) -> Result<()> {
             }
             Ok(())
         }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::internal(format!(
+                "this user may not write in {} (to create {}): choose a directory it may write, or run as its owner",
+                crate::ops::parent_dir(path).display(),
+                path.display()
+            )))
+        }
         Err(e) => Err(Error::internal(format!(
             "cannot create {}: {e}",
             path.display()

@@ -39,6 +39,7 @@ const IDLE_S: u64 = 12;
 /// The Stripe PaymentIntent of the deposit the server cannot apply (its escrow is active).
 const FLAGGED_INTENT: &str = "pi_browser_flagged";
 const EURO_INTENT: &str = "pi_browser_euros";
+const REFUNDED_INTENT: &str = "pi_browser_refunded";
 
 /// A payout M-Pesa never answers (the simulator's queue timeout): stuck for the operator, its
 /// money set aside. Returns its id.
@@ -73,6 +74,26 @@ fn flagged_deposit(app: &TestApp, escrow_id: &str) {
         "{}",
         flagged.text
     );
+}
+
+/// An escrow funded by card whose payment Stripe then refunded: flagged, its money held until an
+/// admin clears the flag. Returns its id.
+fn refunded_escrow(app: &TestApp) -> String {
+    let escrow = app.pending_escrow(25, &["rent"], None);
+    let paid = json!({"id": "evt_browser_refunded_paid", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": REFUNDED_INTENT, "object": "payment_intent",
+        "amount": 2_500, "amount_received": 2_500, "currency": "usd", "status": "succeeded",
+        "metadata": {"escrowId": escrow}}}});
+    let r = app.post_stripe(&paid.to_string());
+    assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
+    let refunded = json!({"id": "evt_browser_refunded", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_browser", "object": "charge",
+        "payment_intent": REFUNDED_INTENT, "amount": 2_500, "amount_refunded": 2_500,
+        "refunded": true, "currency": "usd"}}});
+    let r = app.post_stripe(&refunded.to_string());
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(app.escrow(&escrow)["flagReason"].is_string());
+    escrow
 }
 
 /// Writes `FLOAT_BALANCES` into the server's `mpesa_balances` through its database file; returns
@@ -123,6 +144,7 @@ fn the_kiosk_flow_works_in_a_real_browser() {
     let float = seed_float(&app);
     let (stuck_escrow, stuck) = stuck_payout(&app);
     flagged_deposit(&app, &stuck_escrow);
+    let refunded = refunded_escrow(&app);
     // The API flags exactly the paying account below the alert (the simulator pays, so the
     // gateway is `simulator`; the recorded balances are listed all the same).
     let shown = app.get("/admin/float", &app.admin);
@@ -157,6 +179,8 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .env("REMIT_STUCK_PAYOUT", &stuck)
         .env("REMIT_FLAGGED_DEPOSIT", FLAGGED_INTENT)
         .env("REMIT_EURO_DEPOSIT", EURO_INTENT)
+        .env("REMIT_REFUNDED_DEPOSIT", REFUNDED_INTENT)
+        .env("REMIT_REFUNDED_ESCROW", &refunded)
         .env("REMIT_IDLE_URL", &idle_app.base)
         .env("REMIT_IDLE_TOKEN", &idle_app.agent)
         .env("REMIT_IDLE_S", IDLE_S.to_string())

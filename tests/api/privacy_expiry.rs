@@ -531,6 +531,55 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
             "{}",
             audit.text
         );
+        // While flagged, its money waits: an approval or a cancel would pay out or refund
+        // money Stripe may take back (it went back three ways: Stripe's refund, a payout and
+        // the cancel's refund). A request may still be made, and waits.
+        let request = app.request(&escrow, "a", 150, "ACC-1");
+        let held = app.approve(&request);
+        assert_eq!(
+            (held.status, held.body["code"].as_str()),
+            (409, Some("invalid_state")),
+            "{}",
+            held.text
+        );
+        assert!(
+            held.text.contains("refunded or disputed at Stripe"),
+            "{}",
+            held.text
+        );
+        let cancel = app.post(
+            &format!("/escrows/{escrow}/cancel"),
+            &app.sender,
+            &json!({}),
+        );
+        assert_eq!(cancel.status, 409, "{}", cancel.text);
+        assert_eq!(
+            app.escrow(&escrow)["remainingUsdCents"],
+            before["remainingUsdCents"]
+        );
+        // An admin clears the flag once it is settled (audited, no money moves); others may not.
+        let path = format!("/escrows/{escrow}/clear-flag");
+        assert_eq!(app.post(&path, &app.sender, &json!({})).status, 403);
+        assert_eq!(app.post(&path, &app.agent, &json!({})).status, 403);
+        let cleared = app.post(&path, &app.admin, &json!({}));
+        assert_eq!(cleared.status, 200, "{}", cleared.text);
+        assert_eq!(
+            cleared.body["flagReason"],
+            serde_json::Value::Null,
+            "{}",
+            cleared.text
+        );
+        assert_eq!(
+            cleared.body["remainingUsdCents"],
+            before["remainingUsdCents"]
+        );
+        let again = app.post(&path, &app.admin, &json!({}));
+        assert_eq!(again.status, 409, "{}", again.text);
+        let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+        assert!(audit.text.contains("escrow.flag_cleared"), "{}", audit.text);
+        let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
+        assert!(metrics.contains("remit_escrows_flagged 0"), "{metrics}");
+        assert_eq!(app.approve(&request).status, 200);
         app.assert_integrity();
     }
 }

@@ -2,14 +2,17 @@
 //
 //   REMIT_URL=http://127.0.0.1:40123 REMIT_SENDER_TOKEN=… REMIT_AGENT_TOKEN=… REMIT_ADMIN_TOKEN=… \
 //   REMIT_RECIPIENT_TOKEN=… REMIT_FAIL_ACCOUNT=… REMIT_STUCK_PAYOUT=po_… REMIT_FLAGGED_DEPOSIT=pi_… \
-//   REMIT_EURO_DEPOSIT=pi_… \
+//   REMIT_EURO_DEPOSIT=pi_… REMIT_REFUNDED_DEPOSIT=pi_… REMIT_REFUNDED_ESCROW=esc_… \
 //   REMIT_IDLE_URL=http://127.0.0.1:40124 REMIT_IDLE_TOKEN=… REMIT_IDLE_S=3 \
 //   [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
 //   [REMIT_SCREENSHOT_DIR=dir] [REMIT_DOCS_SCREENSHOTS=docs/screenshots] [CHROMIUM=/usr/bin/chromium] node flow.mjs
 //
 // The main server runs the payout simulator (its receipts are marked Simulated); REMIT_STUCK_PAYOUT
 // is a payout it never got an answer for, REMIT_FLAGGED_DEPOSIT the reference of a Stripe deposit
-// it could not apply, REMIT_EURO_DEPOSIT one paid in euros (flagged for its currency). The idle server signs the UI out after REMIT_IDLE_S seconds without input.
+// it could not apply, REMIT_EURO_DEPOSIT one paid in euros (flagged for its currency),
+// REMIT_REFUNDED_DEPOSIT a card deposit Stripe refunded after it was applied to the escrow
+// REMIT_REFUNDED_ESCROW (flagged, its money held until an admin clears the flag). The idle
+// server signs the UI out after REMIT_IDLE_S seconds without input.
 // REMIT_FLOAT: the M-Pesa balances the server has recorded and its float alert, which the admin
 // overview must show (without it: no balances recorded, no alert). REMIT_DOCS_SCREENSHOTS: also
 // write the README's screenshots there.
@@ -52,6 +55,9 @@ const STUCK_PAYOUT = env('REMIT_STUCK_PAYOUT');
 const FLAGGED_DEPOSIT = env('REMIT_FLAGGED_DEPOSIT');
 // A card payment in euros, flagged for its currency.
 const EURO_DEPOSIT = env('REMIT_EURO_DEPOSIT');
+// A card deposit Stripe refunded, and its escrow, flagged until an admin clears the flag.
+const REFUNDED_DEPOSIT = env('REMIT_REFUNDED_DEPOSIT');
+const REFUNDED_ESCROW = env('REMIT_REFUNDED_ESCROW');
 const IDLE_URL = env('REMIT_IDLE_URL').replace(/\/+$/, '');
 const IDLE_TOKEN = env('REMIT_IDLE_TOKEN');
 const IDLE_S = Number(env('REMIT_IDLE_S'));
@@ -1357,7 +1363,10 @@ async function main() {
     await checkScreen(admin, 'admin flagged deposits');
     await shot(admin, '18-admin-money-in.png');
     await admin.locator(tid('deposit-status-filter')).selectOption('reversed');
-    await admin.locator(tid('no-deposits')).waitFor();
+    const reversed = admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).filter({ has: admin.locator(tid('deposit-reference'), { hasText: REFUNDED_DEPOSIT }) });
+    await reversed.waitFor();
+    assert(await admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).count() === 1, 'the reversed filter lists other deposits than the refunded one');
+    assert((await text(reversed.locator(tid('deposit-reversal-reason')))).includes('refunded'), 'the refunded deposit does not say it was refunded');
   });
 
   await step('admin: the warning before revoking the token they are signed in with', async () => {
@@ -1444,6 +1453,23 @@ async function main() {
     const details = await text(made);
     assert(details.includes('USD 250.00') && !details.includes('[{'), `the escrow's categories read "${details}"`);
     await checkScreen(admin, 'admin escrows with an audit log');
+  });
+
+  await step('admin: an escrow whose card deposit Stripe refunded is flagged; its flag is cleared when asked twice', async () => {
+    const card = admin.locator(`[data-testid="escrow-card"][data-escrow-id="${REFUNDED_ESCROW}"]`);
+    await waitFor('for the refunded escrow in the list', async () => (await card.count()) === 1);
+    const flag = await text(card.locator(tid('escrow-flag')));
+    assert(flag.startsWith('Flagged for checking: deposit ') && flag.includes('refunded') && flag.endsWith('Approvals and cancelling wait until an admin clears the flag.'),
+      `the escrow's flag reads "${flag}"`);
+    await card.locator(tid('clear-flag')).click();
+    await card.locator(tid('confirm-clear-flag')).waitFor();
+    // The safe answer has the focus: a second Enter keeps the flag.
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'keep-flag', 'the focus is not on "Keep the flag"');
+    await checkScreen(admin, 'admin escrows with a flag to clear');
+    await card.locator(tid('confirm-clear-flag')).click();
+    await waitFor('for the flag to be gone', async () => (await card.locator(tid('escrow-flag')).count()) === 0);
+    const e = await api(TOKENS.admin, 'GET', `/escrows/${REFUNDED_ESCROW}`);
+    assert(e.flagReason == null, `the escrow is still flagged: ${e.flagReason}`);
   });
 
   // ---- Kiswahili

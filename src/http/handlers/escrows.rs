@@ -219,6 +219,16 @@ pub fn recipient_token(app: &App, req: &Req) -> Result<Reply> {
     })
 }
 
+/// `POST /escrows/:id/clear-flag` (admin).
+pub fn clear_flag(app: &App, req: &Req) -> Result<Reply> {
+    let actor = req.actor(app)?;
+    req.fields()?.finish()?;
+    let escrow_id = EscrowId::parse(req.param(0))?;
+    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        service::clear_flag(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v))
+    })
+}
+
 /// `POST /escrows/:id/cancel`.
 pub fn cancel(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;

@@ -23,7 +23,7 @@ export async function viewEscrows(root, ctx) {
   const list = el('div', { class: 'stack', testid: 'escrow-list' });
   const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
   const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'escrow-summary' }, t('common.loading'));
-  const open = { history: new Set(), audit: new Set(), journal: new Set(), cancel: new Set(), token: new Set() };
+  const open = { history: new Set(), audit: new Set(), journal: new Set(), cancel: new Set(), token: new Set(), flag: new Set() };
   const histories = new Map();
   const audits = new Map();
   const journals = new Map();
@@ -122,6 +122,29 @@ export async function viewEscrows(root, ctx) {
   function panel(kind, e) {
     if (kind === 'token') return tokenPanel(e);
     const box = el('div', { class: `panel panel-${kind}`, testid: `${kind}-panel` });
+    if (kind === 'flag') {
+      // An admin clears a refunded or disputed deposit's flag once it is settled: asked twice.
+      const form = el('form', { class: 'confirm', testid: 'clear-flag-form' },
+        el('p', null, t('escrows.clearFlagAsk')),
+        formError(),
+        el('div', { class: 'actions' },
+          el('button', { type: 'submit', class: 'button', testid: 'confirm-clear-flag' }, t('escrows.clearFlagYes')),
+          button(t('escrows.clearFlagNo'), {
+            testid: 'keep-flag',
+            onclick: () => {
+              open.flag.delete(e.escrowId);
+              rebuild(e);
+            },
+          })));
+      onSubmit(form, async () => {
+        await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/clear-flag`, {});
+        open.flag.delete(e.escrowId);
+        notice(t('escrows.flagCleared'));
+        await reload();
+      });
+      box.append(form);
+      return box;
+    }
     if (kind === 'history') {
       box.append(el('h4', null, t('escrows.requests')));
       const data = histories.get(e.escrowId);
@@ -215,13 +238,30 @@ export async function viewEscrows(root, ctx) {
         },
       }));
     }
+    if (isAdmin && e.flagReason && !open.flag.has(e.escrowId)) {
+      actions.push(button(t('escrows.clearFlag'), {
+        testid: 'clear-flag', small: true,
+        onclick: () => {
+          open.flag.add(e.escrowId);
+          rebuild(e);
+          const b = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="keep-flag"]`);
+          if (b) b.focus();
+        },
+      }));
+    }
     const panels = [];
+    if (open.flag.has(e.escrowId)) panels.push(panel('flag', e));
     if (open.token.has(e.escrowId)) panels.push(panel('token', e));
     if (open.cancel.has(e.escrowId)) panels.push(panel('cancel', e));
     if (open.history.has(e.escrowId)) panels.push(panel('history', e));
     if (open.audit.has(e.escrowId)) panels.push(panel('audit', e));
     if (open.journal.has(e.escrowId)) panels.push(panel('journal', e));
     const card = escrowCard(e, { actions, panels });
+    // What flagged it, for the admin (a sender's approvals and cancel answer 409 meanwhile).
+    if (isAdmin && e.flagReason) {
+      card.querySelector('.stats').before(el('p', { class: 'warn', role: 'note', testid: 'escrow-flag' },
+        t('escrows.flagged', { reason: e.flagReason })));
+    }
     const code = depositCode(e);
     if (e.status === 'pending_deposit') {
       card.querySelector('.stats').after(el('div', { class: 'code-box', testid: 'deposit-code-note' },
@@ -241,7 +281,7 @@ export async function viewEscrows(root, ctx) {
     if (old) replaceKeepingFocus(old, fresh);
   }
   function panelSig(id) {
-    return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id), open.token.has(id),
+    return JSON.stringify([open.history.has(id), open.audit.has(id), open.journal.has(id), open.cancel.has(id), open.token.has(id), open.flag.has(id),
       tokens.has(id) ? (tokens.get(id).token ? 'issued' : tokens.get(id).refused) : null, open.history.has(id) ? histories.get(id) || null : null, open.audit.has(id) ? audits.get(id) || null : null,
       open.journal.has(id) ? journals.get(id) || null : null, open.cancel.has(id) ? waiting.get(id) || null : null]);
   }
