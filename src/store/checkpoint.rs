@@ -98,7 +98,18 @@ pub(super) fn start(
                 }
                 copying.checkpoint_copying.store(false, Ordering::Release);
                 if let Err(e) = done {
-                    log::warn!("checkpoint failed: {e}");
+                    // A full disk: what the log holds cannot reach the file, and the writes
+                    // after it will fail once the log is at its bound: said as failing writes.
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                        copying.write_failed();
+                    }
+                    static FAILED: crate::error::Throttle =
+                        crate::error::Throttle::new(Duration::from_secs(10));
+                    FAILED.log(
+                        module_path!(),
+                        log::Level::Warn,
+                        format_args!("checkpoint failed: {e}"),
+                    );
                 }
             }
         })

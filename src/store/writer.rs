@@ -350,12 +350,36 @@ pub struct WriterStats {
     pub checkpoint_wanted: AtomicBool,
     /// The background checkpointer's thread, to wake it.
     pub checkpointer: std::sync::OnceLock<std::thread::Thread>,
-    /// The last batch could not be written (a full disk, a file grown past what the process
-    /// may write, an I/O error): `/health` says so until a batch commits again.
+    /// A batch could not be written (a full disk, a file grown past what the process may write,
+    /// an I/O error), or the checkpointer could not copy the log into a full disk: `/health`
+    /// says so until a batch commits `WRITES_BACK_AFTER` after the last such failure (on a disk
+    /// just full, SQLite reuses the log's space, so that some writes pass among those that fail:
+    /// said as recovered at each, `/health` and the log flapped every second).
     pub writes_failing: AtomicBool,
+    /// When the last write failed (`crate::time::now_unix_ms`).
+    pub last_write_failure_ms: std::sync::atomic::AtomicI64,
 }
 
+/// How long writes must go without a failure before the database is said to take them again.
+pub const WRITES_BACK_AFTER_MS: i64 = 10_000;
+
 impl WriterStats {
+    /// A write failed (not for another process holding the file).
+    pub fn write_failed(&self) {
+        self.last_write_failure_ms
+            .store(crate::time::now_unix_ms(), Ordering::Relaxed);
+        self.writes_failing.store(true, Ordering::Relaxed);
+    }
+
+    /// A batch committed: true when that ends a time of failing writes (none for
+    /// `WRITES_BACK_AFTER_MS`), to be said once.
+    fn write_succeeded(&self) -> bool {
+        self.writes_failing.load(Ordering::Relaxed)
+            && crate::time::now_unix_ms() - self.last_write_failure_ms.load(Ordering::Relaxed)
+                >= WRITES_BACK_AFTER_MS
+            && self.writes_failing.swap(false, Ordering::Relaxed)
+    }
+
     /// Asks the background checkpointer to copy the log now (it copies before its clock).
     pub fn wake_checkpointer(&self) {
         self.checkpoint_wanted.store(true, Ordering::Release);
@@ -686,8 +710,11 @@ impl Writer<'_> {
             crate::error::Throttle::new(std::time::Duration::from_secs(10));
         match &commit {
             Ok(()) => {
-                if stats.writes_failing.swap(false, Ordering::Relaxed) {
-                    log::warn!("the database takes writes again");
+                if stats.write_succeeded() {
+                    log::warn!(
+                        "the database takes writes again (none has failed for {} s)",
+                        WRITES_BACK_AFTER_MS / 1000
+                    );
                 }
                 if outgrown {
                     log::warn!(
@@ -698,7 +725,7 @@ impl Writer<'_> {
             Err(e) => {
                 // Another process holding the file past the patience says nothing about it.
                 if !matches!(e, Error::Busy) {
-                    stats.writes_failing.store(true, Ordering::Relaxed);
+                    stats.write_failed();
                 }
                 FAILED.log(
                     module_path!(),
