@@ -37,12 +37,15 @@ pub fn note_revocation(db: &Path) -> std::io::Result<()> {
         .append(true)
         .mode(0o600)
         .open(revocations_file(db))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(
         file,
         "{}",
         crate::time::rfc3339_ms(crate::time::now_unix_ms())
-    )
+    )?;
+    // After the word is left: a file of another owner, which this user may write but not
+    // chmod, must not keep a running server from hearing of the revocation.
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    Ok(())
 }
 
 /// The size and time of the revocations file (`None` while there is none).

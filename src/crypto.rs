@@ -276,6 +276,9 @@ pub enum EncryptedColumn {
     SmsBody,
     /// `payouts.resolve_reason_enc`: an admin's words on a payout resolved as failed by hand.
     ResolveReason,
+    /// `webhook_endpoints.url_enc`: where a webhook endpoint's deliveries go (its query or path
+    /// may hold the receiver's own secret); `url` keeps its origin only.
+    WebhookUrl,
 }
 
 impl EncryptedColumn {
@@ -293,6 +296,7 @@ impl EncryptedColumn {
         EncryptedColumn::WebhookSecret,
         EncryptedColumn::SmsBody,
         EncryptedColumn::ResolveReason,
+        EncryptedColumn::WebhookUrl,
     ];
 
     /// (table, column, the column's name in associated data).
@@ -318,6 +322,7 @@ impl EncryptedColumn {
             EncryptedColumn::WebhookSecret => ("webhook_endpoints", "secret_enc", "secret"),
             EncryptedColumn::SmsBody => ("sms_messages", "body_enc", "body"),
             EncryptedColumn::ResolveReason => ("payouts", "resolve_reason_enc", "resolve_reason"),
+            EncryptedColumn::WebhookUrl => ("webhook_endpoints", "url_enc", "url"),
         }
     }
 

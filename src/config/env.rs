@@ -460,6 +460,24 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
         }),
         std::sync::atomic::Ordering::Relaxed,
     );
+    // dotenv replaces `$NAME` in a value not in single quotes by another setting's value: a
+    // password or a database URL holding `$` would change without a word (remit's own reader
+    // kept it as written until 2026-12-05). Refused, naming the line, with the way to keep it.
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some((_, value)) = line.split_once('=') {
+            if !value.trim_start().starts_with('\'') && value.contains('$') {
+                return Err(format!(
+                    "{}: line {} has a $ in its value, which dotenv's rules replace by another setting's value: put the value in single quotes ('…') to keep it as written",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok((key, value)) => {
@@ -469,12 +487,19 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
             }
             Err(dotenvy::Error::LineParse(line, _)) => {
                 let first = line.lines().next().unwrap_or("");
+                // dotenvy gives the line it could not read without a comment after it, or, for
+                // a value it could not read, the value alone.
                 let number = text
                     .lines()
                     .position(|l| {
-                        // dotenvy drops a comment from the line it could not read.
                         l.strip_prefix(first)
                             .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+                    })
+                    .or_else(|| {
+                        let first = first.trim();
+                        (!first.is_empty())
+                            .then(|| text.lines().position(|l| l.contains(first)))
+                            .flatten()
                     })
                     .map_or_else(String::new, |i| format!(" {}", i + 1));
                 return Err(format!(

@@ -375,6 +375,16 @@ impl WebhookUrl {
         &self.0
     }
 
+    /// Its origin, `scheme://host[:port]`: what is kept of it in the clear (its path and query
+    /// may hold the receiver's own secret; the whole URL is sealed).
+    pub fn origin(&self) -> String {
+        self.0
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)))
+            .unwrap_or_default()
+    }
+
     /// Its host, as the URL names it (for logs and audit lines: a path may hold a secret).
     pub fn host(&self) -> String {
         self.0

@@ -91,7 +91,11 @@ fn keyed(
 /// Is this refusal the request's real answer (stored for replay)? Not a passing failure, and
 /// not a `400`: a request wrong as sent moved nothing, and the client that mends it (a kiosk
 /// agent who typed more than is due) retries with the same key, which must not answer `422`.
-/// The same request sent again is refused again (what is due only shrinks).
+/// The same request sent again is refused again (what is due only shrinks). Nor a refusal for
+/// now (`NotNow`: the escrow's money held until an admin resolves a flag, a payout whose
+/// Transaction Status is being asked): retried with the same key once it has passed, it is
+/// answered anew, not with the hold it met.
 fn is_final(e: &Error) -> bool {
-    !matches!(e, Error::IdempotencyKeyReused) && !matches!(status_of(e), 400 | 500 | 503)
+    !matches!(e, Error::IdempotencyKeyReused | Error::NotNow(_))
+        && !matches!(status_of(e), 400 | 500 | 503)
 }

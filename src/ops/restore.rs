@@ -241,7 +241,12 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     say("payouts settled", settled_since);
     say("escrows cancelled and deposits reversed", changed_since);
     say("escrows, deposits and payouts recorded", recorded_since);
-    say("the exchange rate set", rate_since);
+    // The rate moves no money by itself: a part that cannot be read is a note, not a hold.
+    if let Err(e) = rate_since(&conn, &mut said) {
+        said.notes.push(format!(
+            "the exchange rate set since the backup could not be read from the replaced ledger: {e}; check it (`remit fx get`) before payment requests are made"
+        ));
+    }
     let Said {
         tokens,
         money,
@@ -471,7 +476,10 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Res
     let settled = attached(db, copy)
         .and_then(|conn| settled_payouts(&conn))
         .unwrap_or_default();
-    if settled.is_empty() && hold.is_none() {
+    let flagged = attached(db, copy)
+        .and_then(|conn| escrows_flagged_since(&conn))
+        .unwrap_or_default();
+    if settled.is_empty() && flagged.is_empty() && hold.is_none() {
         return Ok(());
     }
     let mut options = store::OpenOptions::new(copy);
@@ -492,6 +500,18 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Res
                 "ledger",
                 &serde_json::json!({"held": held}),
             )?;
+        }
+        // An escrow flagged since (a card deposit of it refunded or disputed at Stripe) holds
+        // its money in the restored ledger too, as in the replaced one.
+        for (id, reason) in &flagged {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), flag_reason = ?2 WHERE id = ?1",
+                )?
+                .execute(rusqlite::params![
+                    id,
+                    format!("{reason} (flagged after the backup this ledger was restored from)")
+                ])?;
         }
         for p in &settled {
             let id = crate::domain::PayoutId::parse(&p.id)?;
@@ -525,6 +545,17 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Res
     Ok(())
 }
 
+/// Escrows both ledgers have that the replaced one flagged since the backup, with its flag.
+fn escrows_flagged_since(conn: &rusqlite::Connection) -> Result<Vec<(String, String)>> {
+    store::all_rows(
+        conn,
+        "SELECT r.id, r.flag_reason FROM escrows b JOIN replaced.escrows r ON r.id = b.id
+             WHERE r.flag_reason IS NOT NULL AND b.flag_reason IS NULL ORDER BY r.id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
 /// Rows both ledgers have that changed since in a way the backup would undo: an escrow
 /// cancelled (its money returned to the sender would be the recipient's to spend again) and a
 /// card deposit refunded or disputed (its escrow flagged for the operator).
@@ -552,7 +583,7 @@ fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     )?;
     for (id, escrow, reversal, reference) in &reversed {
         said.money.push(format!(
-            "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: resend Stripe's event of {reference} from its dashboard, so that the escrow is flagged again"
+            "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: its escrow is flagged in the restored ledger as in the replaced one (its money held until an admin clears the flag); resend Stripe's event of {reference} from its dashboard, so that the deposit records it too"
         ));
     }
     Ok(())

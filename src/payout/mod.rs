@@ -161,7 +161,7 @@ impl Worker {
                     payouts::mark_not_sent(
                         ctx,
                         &id,
-                        "not sent yet: M-Pesa could not be reached; it is sent again automatically",
+                        "not sent yet: remit could not reach M-Pesa, or could not sign in to it; it is sent again automatically, and the operator's log says why",
                         retry_s,
                     )
                 })

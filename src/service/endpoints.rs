@@ -65,17 +65,23 @@ pub fn parse_events(field: &str, items: &[serde_json::Value]) -> Result<Vec<Even
     Ok(events)
 }
 
-const ENDPOINT_COLUMNS: &str = "w.id, w.url, w.events, w.enabled, w.created_at, w.updated_at,
+const ENDPOINT_COLUMNS: &str = "w.id, w.url_enc, w.events, w.enabled, w.created_at, w.updated_at,
     (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.status = 'pending') AS pending,
     (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.status = 'failed') AS failed";
 
-fn endpoint_of(r: &Row<'_>) -> Result<EndpointView> {
+fn endpoint_of(keys: &Keys, r: &Row<'_>) -> Result<EndpointView> {
     let events: String = r.get("events")?;
     let events: Vec<String> = serde_json::from_str(&events)
         .map_err(|e| Error::internal(format!("webhook endpoint events: {e}")))?;
+    let id: WebhookEndpointId = r.get("id")?;
+    let url = keys.open(
+        EncryptedColumn::WebhookUrl,
+        id.as_str(),
+        &r.get::<_, String>("url_enc")?,
+    )?;
     Ok(EndpointView {
-        webhook_endpoint_id: r.get("id")?,
-        url: r.get("url")?,
+        webhook_endpoint_id: id,
+        url,
         events: events
             .iter()
             .map(|e| {
@@ -92,13 +98,13 @@ fn endpoint_of(r: &Row<'_>) -> Result<EndpointView> {
 }
 
 /// One endpoint (not deleted), or `NotFound`.
-pub fn get(conn: &Connection, id: &WebhookEndpointId) -> Result<EndpointView> {
+pub fn get(conn: &Connection, keys: &Keys, id: &WebhookEndpointId) -> Result<EndpointView> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w WHERE w.id = ?1 AND w.deleted_at IS NULL"
     ))?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {
-        Some(r) => endpoint_of(r),
+        Some(r) => endpoint_of(keys, r),
         None => Err(Error::NotFound {
             what: "webhook endpoint",
         }),
@@ -106,7 +112,12 @@ pub fn get(conn: &Connection, id: &WebhookEndpointId) -> Result<EndpointView> {
 }
 
 /// `GET /webhook-endpoints`: the endpoints, oldest first.
-pub fn list(conn: &Connection, limit: u32, cursor: Option<&str>) -> Result<Page<EndpointView>> {
+pub fn list(
+    conn: &Connection,
+    keys: &Keys,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<EndpointView>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w WHERE w.deleted_at IS NULL
          AND (?1 IS NULL OR w.id > ?1) ORDER BY w.id LIMIT ?2"
@@ -114,7 +125,7 @@ pub fn list(conn: &Connection, limit: u32, cursor: Option<&str>) -> Result<Page<
     let mut rows = stmt.query(params![cursor, limit + 1])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(endpoint_of(r)?);
+        out.push(endpoint_of(keys, r)?);
     }
     Ok(Page::of(out, limit, |e| e.webhook_endpoint_id.to_string()))
 }
@@ -142,19 +153,23 @@ pub fn create(
     let secret_enc = ctx
         .keys
         .seal(EncryptedColumn::WebhookSecret, id.as_str(), &secret)?;
+    let url_enc = ctx
+        .keys
+        .seal(EncryptedColumn::WebhookUrl, id.as_str(), url.as_str())?;
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     ctx.conn
         .prepare_cached(
-            "INSERT INTO webhook_endpoints (id, url, events, secret_enc, enabled, created_by, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6)",
+            "INSERT INTO webhook_endpoints (id, url, url_enc, events, secret_enc, enabled, created_by, created_at, updated_at)
+             VALUES (?1, ?2, ?7, ?3, ?4, 1, ?5, ?6, ?6)",
         )?
         .execute(params![
             id,
-            url.as_str(),
+            url.origin(),
             serde_json::to_string(&names).map_err(Error::internal)?,
             secret_enc,
             actor.id,
-            ctx.at()
+            ctx.at(),
+            url_enc
         ])?;
     // The host only: a path may carry a receiver's own secret.
     ctx.audit(
@@ -164,7 +179,7 @@ pub fn create(
         &json!({"host": url.host(), "events": names}),
     )?;
     Ok(CreatedEndpoint {
-        endpoint: get(ctx.conn, &id)?,
+        endpoint: get(ctx.conn, ctx.keys, &id)?,
         secret,
     })
 }
@@ -185,7 +200,7 @@ pub fn set_enabled(
              WHERE id = ?1 AND deleted_at IS NULL AND enabled <> ?2",
         )?
         .execute(params![id, enabled, ctx.at()])?;
-    let view = get(ctx.conn, id)?;
+    let view = get(ctx.conn, ctx.keys, id)?;
     if changed == 1 {
         ctx.audit(
             &actor.id,
@@ -205,7 +220,7 @@ pub fn set_enabled(
 /// they were) for the record.
 pub fn delete(ctx: &WriteCtx<'_>, actor: &Actor, id: &WebhookEndpointId) -> Result<EndpointView> {
     require_role(actor, &[])?;
-    let view = get(ctx.conn, id)?;
+    let view = get(ctx.conn, ctx.keys, id)?;
     ctx.conn
         .prepare_cached(
             "UPDATE webhook_endpoints SET deleted_at = ?2, enabled = 0, updated_at = ?2 WHERE id = ?1",
@@ -326,7 +341,16 @@ pub fn deliveries(
 ) -> Result<Page<DeliveryView>> {
     // A deleted endpoint's list is `404` with it (a resource deleted is gone, its parts too);
     // each of its deliveries stays readable by its id (`GET /webhook-deliveries/:id`).
-    get(conn, endpoint_id)?;
+    let live: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL)",
+        )?
+        .query_row([endpoint_id], |r| r.get(0))?;
+    if !live {
+        return Err(Error::NotFound {
+            what: "webhook endpoint",
+        });
+    }
     // The list pages by the cursor's event: a cursor whose delivery is not there (forgotten
     // since, `service::retention`, or never made) has no place to go on from, and is `404`
     // like any id of nothing, rather than an empty page that reads as the list's end.
@@ -442,7 +466,7 @@ pub fn for_worker(
 ) -> Result<Option<WorkerEndpoint>> {
     let row: Option<(String, String, bool)> = conn
         .prepare_cached(
-            "SELECT url, secret_enc, enabled FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL",
+            "SELECT url_enc, secret_enc, enabled FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL",
         )?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -450,7 +474,7 @@ pub fn for_worker(
         return Ok(None);
     };
     Ok(Some(WorkerEndpoint {
-        url: WebhookUrl::from_stored(url),
+        url: WebhookUrl::from_stored(keys.open(EncryptedColumn::WebhookUrl, id.as_str(), &url)?),
         secret: keys.open(EncryptedColumn::WebhookSecret, id.as_str(), &secret_enc)?,
         enabled,
     }))

@@ -310,8 +310,15 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
 /// `POST /escrows/:id/clear-flag`: an admin who has dealt with what flagged an escrow (a card
 /// deposit refunded or disputed at Stripe: with Stripe and its sender) clears the flag, and the
 /// escrow's money may be approved and cancelled again (`payouts::refuse_if_held`). No money
-/// moves; audited `escrow.flag_cleared` with the flag cleared.
-pub fn clear_flag(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result<EscrowView> {
+/// moves; audited `escrow.flag_cleared` with the flag cleared. `seen`: the flag the admin read;
+/// when given and the flag has changed since (a dispute after the refund they read about), it
+/// is `409`, so that a flag is never cleared unread.
+pub fn clear_flag(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    escrow_id: &EscrowId,
+    seen: Option<&str>,
+) -> Result<EscrowView> {
     super::require_role(actor, &[])?;
     let flag: Option<String> = ctx
         .conn
@@ -326,6 +333,11 @@ pub fn clear_flag(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Re
             to: "cleared",
         });
     };
+    if seen.is_some_and(|seen| seen != flag) {
+        return Err(Error::NotNow(format!(
+            "the escrow's flag has changed since it was read; it now says: {flag}"
+        )));
+    }
     ctx.conn
         .prepare_cached(
             "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), flag_reason = NULL, updated_at = ?2 WHERE id = ?1",

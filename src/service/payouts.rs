@@ -53,7 +53,9 @@ pub fn next_due(
         .prepare_cached(
             "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts
              FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
-             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1 ORDER BY p.id LIMIT 1",
+             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1
+             AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = p.escrow_id AND e.flag_reason IS NOT NULL)
+             ORDER BY p.id LIMIT 1",
         )?
         .query_row(params![crate::time::rfc3339(now), PayoutStatus::Queued], |r| {
             Ok((
@@ -151,7 +153,9 @@ pub fn unanswered(
 /// attempt to `retry_at` *before* the call, so that nothing (a failed write afterwards, a crash)
 /// can make the worker call again at once. A later attempt reuses the same
 /// `OriginatorConversationID`, which Daraja refuses as a duplicate rather than paying twice.
-/// Returns false when the payout is no longer queued and due.
+/// Returns false when the payout is no longer queued and due, or its escrow is flagged (a card
+/// deposit of it refunded or disputed at Stripe: a payout queued before that waits with the
+/// escrow's other money until an admin clears the flag, `refuse_if_held`).
 pub fn claim(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -163,7 +167,8 @@ pub fn claim(
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
              updated_at = :at
-             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at",
+             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at
+             AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = payouts.escrow_id AND e.flag_reason IS NOT NULL)",
         )?
         .execute(named_params! {
             ":id": payout_id, ":retry_at": crate::time::rfc3339(retry_at), ":at": ctx.at(),

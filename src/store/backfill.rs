@@ -94,3 +94,32 @@ pub(super) fn recipient_names(conn: &mut Connection, keys: &Keys) -> Result<usiz
     tx.commit()?;
     Ok(rows.len())
 }
+
+/// Schema 17 seals a webhook endpoint's URL (its path or query may hold the receiver's own
+/// secret) and keeps its origin in the clear; the URLs kept before are sealed here, with
+/// SQLite's `secure_delete` on so that the old text is not left in the pages' free space.
+/// Endpoints are few (`WEBHOOK_ENDPOINTS_MAX`) and not replicated.
+pub(super) fn webhook_urls(conn: &mut Connection, keys: &Keys) -> Result<usize> {
+    if !anything(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE url_enc IS NULL)",
+    )? {
+        return Ok(0);
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT id, url FROM webhook_endpoints WHERE url_enc IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, url) in &rows {
+        let origin = crate::domain::WebhookUrl::from_stored(url.clone()).origin();
+        tx.execute(
+            "UPDATE webhook_endpoints SET url = ?2, url_enc = ?3 WHERE id = ?1",
+            params![id, origin, keys.seal(EncryptedColumn::WebhookUrl, id, url)?],
+        )?;
+    }
+    tx.commit()?;
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    Ok(rows.len())
+}

@@ -85,19 +85,19 @@ pub fn migrated_in_memory_to(last: u32) -> Result<Connection> {
 }
 
 /// Registers the SQL functions of remit's statements and migrations on a read-write connection:
-/// the change counter's (`store::changes`), and `remit_hide_payee_name`, by which schema 16
-/// hides the payees' names in the M-Pesa words kept before it.
+/// the change counter's (`store::changes`), and `remit_mask_mpesa_words`, by which schema 16
+/// masks the phones and hides the payees' names in the M-Pesa words kept before it.
 pub(super) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     super::changes::register(conn)?;
     conn.create_scalar_function(
-        "remit_hide_payee_name",
+        "remit_mask_mpesa_words",
         1,
         rusqlite::functions::FunctionFlags::SQLITE_UTF8
             | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             Ok(ctx
                 .get::<Option<String>>(0)?
-                .map(|text| crate::wire::daraja::payee_name_hidden(&text)))
+                .map(|text| crate::wire::daraja::free_text(&text)))
         },
     )
 }

@@ -343,6 +343,10 @@ pub fn open_with_key(
     if filled > 0 {
         log::info!("kept the recipient's name with {filled} older escrow(s)");
     }
+    let sealed = super::backfill::webhook_urls(&mut conn, &keys)?;
+    if sealed > 0 {
+        log::info!("sealed the URL of {sealed} webhook endpoint(s) under the key");
+    }
     let coded = super::backfill::short_refs(&mut conn)?;
     if coded > 0 {
         log::info!("gave {coded} older escrow(s) a short reference");

@@ -356,8 +356,20 @@ pub struct WriterStats {
     /// just full, SQLite reuses the log's space, so that some writes pass among those that fail:
     /// said as recovered at each, `/health` and the log flapped every second).
     pub writes_failing: AtomicBool,
-    /// When the last write failed (`crate::time::now_unix_ms`).
+    /// When the last write failed (`monotonic_ms`: a clock set back must not hold `/health`).
     pub last_write_failure_ms: std::sync::atomic::AtomicI64,
+}
+
+/// Milliseconds on a clock that only goes forward, from the first time it is read.
+fn monotonic_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    i64::try_from(
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
 }
 
 /// How long writes must go without a failure before the database is said to take them again.
@@ -367,17 +379,28 @@ impl WriterStats {
     /// A write failed (not for another process holding the file).
     pub fn write_failed(&self) {
         self.last_write_failure_ms
-            .store(crate::time::now_unix_ms(), Ordering::Relaxed);
-        self.writes_failing.store(true, Ordering::Relaxed);
+            .store(monotonic_ms(), Ordering::SeqCst);
+        self.writes_failing.store(true, Ordering::SeqCst);
     }
 
     /// A batch committed: true when that ends a time of failing writes (none for
     /// `WRITES_BACK_AFTER_MS`), to be said once.
     fn write_succeeded(&self) -> bool {
-        self.writes_failing.load(Ordering::Relaxed)
-            && crate::time::now_unix_ms() - self.last_write_failure_ms.load(Ordering::Relaxed)
-                >= WRITES_BACK_AFTER_MS
-            && self.writes_failing.swap(false, Ordering::Relaxed)
+        if !self.writes_failing.load(Ordering::SeqCst) {
+            return false;
+        }
+        let last = self.last_write_failure_ms.load(Ordering::SeqCst);
+        if monotonic_ms() - last < WRITES_BACK_AFTER_MS
+            || !self.writes_failing.swap(false, Ordering::SeqCst)
+        {
+            return false;
+        }
+        // A failure said meanwhile (the checkpointer's, on its own thread) keeps it failing.
+        if self.last_write_failure_ms.load(Ordering::SeqCst) != last {
+            self.writes_failing.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Asks the background checkpointer to copy the log now (it copies before its clock).
@@ -938,6 +961,24 @@ mod tests {
         // The next commit writes from the log's start again.
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert!(WAL_PAGES.with(Cell::get) <= 2);
+    }
+
+    #[test]
+    fn writes_are_said_to_be_back_once_none_has_failed_for_a_while_and_said_once() {
+        let stats = WriterStats::default();
+        assert!(!stats.write_succeeded(), "nothing failed");
+        stats.write_failed();
+        assert!(
+            !stats.write_succeeded(),
+            "a write that passes among failures is no recovery"
+        );
+        assert!(stats.writes_failing.load(Ordering::SeqCst));
+        stats
+            .last_write_failure_ms
+            .store(monotonic_ms() - WRITES_BACK_AFTER_MS, Ordering::SeqCst);
+        assert!(stats.write_succeeded());
+        assert!(!stats.writes_failing.load(Ordering::SeqCst));
+        assert!(!stats.write_succeeded(), "said once");
     }
 
     #[test]

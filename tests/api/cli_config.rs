@@ -97,6 +97,21 @@ fn a_dotenv_line_that_is_not_a_setting_stops_every_command_by_its_number_not_its
         assert!(!ran.stderr.contains("secret-word"), "{ran}");
     }
     assert!(!dir.path().join("quoted.db").exists(), "nothing started");
+    // A `$` outside single quotes would be replaced by another setting's value: refused, not
+    // changed without a word (a password's `$word` became empty).
+    std::fs::write(
+        dir.path().join(".env"),
+        "REMIT_ADDR=127.0.0.1:0\nREMIT_DARAJA_INITIATOR_PASSWORD=pa$word\nB=\"a b\"\n",
+    )
+    .unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("check");
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains(".env: line 2 has a $ in its value") && !ran.stderr.contains("word"),
+        "{ran}"
+    );
     let mut help = remit(dir.path(), None);
     help.arg("--help");
     let ran = crate::support::process::run(help);

@@ -656,9 +656,16 @@ fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
             &format!("https://later-{i}.invalid:9/hooks"),
             &["payment_request.created"],
         );
+        // The URL is sealed in the file (schema 17).
+        let keys = remit::crypto::Keys::new(
+            &remit::crypto::MasterKey::from_hex(crate::support::TEST_KEY).unwrap(),
+        );
+        let sealed = keys
+            .seal(remit::crypto::EncryptedColumn::WebhookUrl, &id, name)
+            .unwrap();
         app.sql(
-            "UPDATE webhook_endpoints SET url = ?1 WHERE id = ?2",
-            &[name, &id],
+            "UPDATE webhook_endpoints SET url_enc = ?1 WHERE id = ?2",
+            &[&sealed, &id],
         );
         ids.push(id);
     }
@@ -760,5 +767,47 @@ fn a_damaged_event_is_passed_over_and_the_events_after_it_are_delivered() {
             .iter()
             .any(|line| line["action"] == "notifications.event_unreadable"),
         "{audit}"
+    );
+}
+
+/// An endpoint's URL may carry its receiver's own secret (an API key in its query): it is
+/// sealed in the file, its origin alone kept in the clear; the admin reads it whole, and
+/// deliveries go to it whole. Before schema 17 it was kept in the clear.
+#[test]
+fn an_endpoints_url_is_sealed_in_the_file_and_used_whole() {
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    let url = format!("{}?apikey=RECEIVERSECRET42", receiver.url);
+    let (endpoint, secret) = create_endpoint(&app, &url, &["payment_request.created"]);
+    receiver.set_secret(&secret);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let items = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(items[0]["status"], "delivered", "{}", items[0]);
+    assert!(receiver.received()[0].verified);
+    let shown = app.get(&format!("/webhook-endpoints/{endpoint}"), &app.admin);
+    assert_eq!(shown.body["url"], url.as_str(), "{}", shown.text);
+    let listed = app.get("/webhook-endpoints", &app.admin);
+    assert_eq!(
+        listed.body["items"][0]["url"],
+        url.as_str(),
+        "{}",
+        listed.text
+    );
+    let mut file = std::fs::read(app.dir.path().join("remit.db")).unwrap();
+    file.extend(std::fs::read(app.dir.path().join("remit.db-wal")).unwrap_or_default());
+    assert!(
+        !String::from_utf8_lossy(&file).contains("RECEIVERSECRET42"),
+        "the URL's secret is readable in the file"
+    );
+    let origin: String = app
+        .store
+        .read(|c, _| Ok(c.query_row("SELECT url FROM webhook_endpoints", [], |r| r.get(0))?))
+        .unwrap();
+    assert!(
+        receiver.url.starts_with(&origin)
+            && !origin.contains("/hooks")
+            && origin.starts_with("http://127.0.0.1:"),
+        "{origin}"
     );
 }

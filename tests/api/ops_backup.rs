@@ -1511,3 +1511,87 @@ fn a_restore_over_a_ledger_whose_payouts_cannot_be_read_holds_payouts_back() {
     let refused = serve_with_the_simulator();
     assert_eq!(refused.code, Some(2), "{refused}");
 }
+
+/// A card deposit refunded at Stripe after the backup: the replaced ledger's escrow was flagged,
+/// its money held; the restored ledger (whose backup knew nothing of it) flags it too, rather
+/// than leaving that money to be paid out or refunded again before Stripe's event is resent.
+#[test]
+fn an_escrow_flagged_after_the_backup_is_flagged_in_the_restored_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let (admin, sender, _agent) = kiosk_users(&db, TEST_KEY);
+    let secret = "whsec_restore_flag_0123456789abcdef";
+    let env = [("REMIT_STRIPE_WEBHOOK_SECRET", secret)];
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
+    let stripe = |server: &Server, event: serde_json::Value| {
+        let signed = remit::wire::stripe::sign(
+            secret,
+            remit::time::now_unix(),
+            event.to_string().as_bytes(),
+        );
+        call_with(
+            &server.http,
+            &server.base,
+            ("POST", "/webhooks/stripe"),
+            None,
+            Some(&event),
+            &[("Stripe-Signature", &signed)],
+        )
+        .unwrap()
+    };
+    let made = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 50,
+            "categories": [{"name": "rent", "amountUsd": 50}]}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text);
+    let escrow = made.body["escrowId"].as_str().unwrap().to_string();
+    let paid = stripe(
+        &server,
+        json!({"id": "evt_paid", "object": "event", "type": "payment_intent.succeeded",
+            "livemode": false, "data": {"object": {"id": "pi_r", "object": "payment_intent",
+            "amount": 5_000, "amount_received": 5_000, "currency": "usd", "status": "succeeded",
+            "metadata": {"escrowId": escrow}}}}),
+    );
+    assert_eq!(paid.body["outcome"], "deposit applied", "{}", paid.text);
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let refunded = stripe(
+        &server,
+        json!({"id": "evt_refund", "object": "event", "type": "charge.refunded",
+            "livemode": false, "data": {"object": {"id": "ch_r", "object": "charge",
+            "payment_intent": "pi_r", "amount": 5_000, "amount_refunded": 5_000,
+            "refunded": true, "currency": "usd"}}}),
+    );
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    assert!(server.terminate().success());
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored
+            .stdout
+            .contains("its escrow is flagged in the restored ledger as in the replaced one"),
+        "{restored}"
+    );
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve-2.log"),
+        &[("REMIT_GATEWAY", "none")],
+    );
+    let view = server.get(&format!("/escrows/{escrow}"), &admin);
+    let flag = view.body["flagReason"].as_str().unwrap_or_default();
+    assert!(
+        flag.contains("refunded")
+            && flag.ends_with("(flagged after the backup this ledger was restored from)"),
+        "{}",
+        view.text
+    );
+    let cancel = server.post(&format!("/escrows/{escrow}/cancel"), &sender, &json!({}));
+    assert_eq!(cancel.status, 409, "{}", cancel.text);
+}

@@ -1504,7 +1504,7 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
     let seen = app.get(&format!("/payment-requests/{request}"), &app.sender);
     assert_eq!(
         seen.body["payout"]["resultDesc"],
-        "not sent yet: M-Pesa could not be reached; it is sent again automatically",
+        "not sent yet: remit could not reach M-Pesa, or could not sign in to it; it is sent again automatically, and the operator's log says why",
         "{}",
         seen.text
     );

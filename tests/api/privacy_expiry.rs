@@ -535,7 +535,10 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
         // money Stripe may take back (it went back three ways: Stripe's refund, a payout and
         // the cancel's refund). A request may still be made, and waits.
         let request = app.request(&escrow, "a", 150, "ACC-1");
-        let held = app.approve(&request);
+        // Asked with a key, the hold is not stored as the answer: the same key is answered
+        // anew once the flag is cleared (below).
+        let approve_path = format!("/payment-requests/{request}/approve");
+        let held = app.post_with_key(&approve_path, &app.sender, &json!({}), "approve-once");
         assert_eq!(
             (held.status, held.body["code"].as_str()),
             (409, Some("invalid_state")),
@@ -557,11 +560,16 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
             app.escrow(&escrow)["remainingUsdCents"],
             before["remainingUsdCents"]
         );
-        // An admin clears the flag once it is settled (audited, no money moves); others may not.
+        // An admin clears the flag once it is settled (audited, no money moves); others may not;
+        // a flag that changed since the admin read it is not cleared.
         let path = format!("/escrows/{escrow}/clear-flag");
         assert_eq!(app.post(&path, &app.sender, &json!({})).status, 403);
         assert_eq!(app.post(&path, &app.agent, &json!({})).status, 403);
-        let cleared = app.post(&path, &app.admin, &json!({}));
+        let stale = app.post(&path, &app.admin, &json!({"flagReason": "another flag"}));
+        assert_eq!(stale.status, 409, "{}", stale.text);
+        assert!(stale.text.contains("has changed since"), "{}", stale.text);
+        let seen = app.escrow(&escrow)["flagReason"].clone();
+        let cleared = app.post(&path, &app.admin, &json!({"flagReason": seen}));
         assert_eq!(cleared.status, 200, "{}", cleared.text);
         assert_eq!(
             cleared.body["flagReason"],
@@ -579,7 +587,9 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
         assert!(audit.text.contains("escrow.flag_cleared"), "{}", audit.text);
         let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
         assert!(metrics.contains("remit_escrows_flagged 0"), "{metrics}");
-        assert_eq!(app.approve(&request).status, 200);
+        let approved = app.post_with_key(&approve_path, &app.sender, &json!({}), "approve-once");
+        assert_eq!(approved.status, 200, "{}", approved.text);
+        assert_eq!(approved.header("Idempotent-Replayed"), None);
         app.assert_integrity();
     }
 }

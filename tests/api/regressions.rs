@@ -1089,3 +1089,45 @@ fn a_payout_flagged_after_its_result_holds_the_refund_until_an_admin_confirms_it
     app.wait_for_status(&second, &["approved", "paid", "failed"]);
     app.assert_integrity();
 }
+
+/// A payout queued before Stripe refunded its escrow's card deposit is not sent while the
+/// escrow is flagged (approvals and the cancel wait too): it goes once an admin clears the flag.
+#[test]
+fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let escrow = app.pending_escrow(50, &["a"], None);
+    let paid = json!({"id": "evt_paid", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": "pi_q", "object": "payment_intent",
+        "amount": 5_000, "amount_received": 5_000, "currency": "usd", "status": "succeeded",
+        "metadata": {"escrowId": escrow}}}});
+    assert_eq!(
+        app.post_stripe(&paid.to_string()).body["outcome"],
+        "deposit applied"
+    );
+    let request = app.request(&escrow, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    let refunded = json!({"id": "evt_refund", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_q", "object": "charge",
+        "payment_intent": "pi_q", "amount": 5_000, "amount_refunded": 5_000, "refunded": true,
+        "currency": "usd"}}});
+    assert_eq!(app.post_stripe(&refunded.to_string()).status, 200);
+    let gateway = fixed(|| {
+        Ok(Ack {
+            conversation_id: "AG_20261205_00000000000000000001".into(),
+        })
+    });
+    assert!(
+        !run_worker_once(&app, &gateway),
+        "a payout of a flagged escrow was due"
+    );
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+    let cleared = app.post(
+        &format!("/escrows/{escrow}/clear-flag"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert!(run_worker_once(&app, &gateway));
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
+    app.assert_integrity();
+}

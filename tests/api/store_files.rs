@@ -778,7 +778,8 @@ fn schema_12_scopes_the_tokens_senders_gave_before_it() {
 }
 
 /// Schema 16 hides the payee's name in the M-Pesa words kept before it ("Credit Party ***333 -
-/// JANE …"), in the rows and in the pages' free space, and leaves other words as they were.
+/// JANE …"), and masks a phone kept whole (before 2026-12-03), in the rows and in the pages'
+/// free space, and leaves other words as they were.
 #[test]
 fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
     let t = TestStore::new();
@@ -802,10 +803,11 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
         conn.execute_batch(
             "UPDATE payouts SET
                  result_desc = CASE WHEN payment_request_id = (SELECT MIN(payment_request_id) FROM payouts)
-                     THEN 'Credit Party ***333 - JANE WAMBUI MUTHONI'
+                     THEN 'Credit Party 254722000333 - JANE WAMBUI MUTHONI'
                      ELSE 'The receiver ***678 is not registered - retry' END,
                  failure_to_confirm_desc = CASE WHEN payment_request_id = (SELECT MAX(payment_request_id) FROM payouts)
                      THEN 'Credit party - KAMAU OTIENO' END;
+             ALTER TABLE webhook_endpoints DROP COLUMN url_enc;
              PRAGMA user_version = 15;",
         )
         .unwrap();
@@ -841,7 +843,62 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
     let mut bytes = std::fs::read(&db).unwrap();
     bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
     let haystack = String::from_utf8_lossy(&bytes);
-    for name in ["WAMBUI", "KAMAU"] {
+    for name in ["WAMBUI", "KAMAU", "254722000333"] {
         assert!(!haystack.contains(name), "{name} is readable in the file");
+    }
+}
+
+/// Schema 17 seals a webhook endpoint's URL: one kept before, in the clear, is sealed at the
+/// first open by this version and its origin alone left in `url`.
+#[test]
+fn the_upgrade_to_schema_17_seals_the_webhook_urls_kept_before() {
+    let t = TestStore::new();
+    t.store.close();
+    let db = t.db_path();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "INSERT INTO webhook_endpoints (id, url, events, secret_enc, enabled, created_by, created_at, updated_at)
+                 VALUES ('whe_01', 'https://hooks.example.org:8443/in/TOKEN77?key=KEY88', '[\"deposit.recorded\"]',
+                         'x', 1, 'usr_a', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z');
+             ALTER TABLE webhook_endpoints DROP COLUMN url_enc;
+             PRAGMA user_version = 16;",
+        )
+        .unwrap();
+    }
+    let mut options = OpenOptions::new(&db);
+    options.key_hex = Some(TEST_KEY.into());
+    options.create = false;
+    let store = store::open(&options).unwrap();
+    let (origin, sealed): (String, String) = store
+        .read(|c, _| {
+            Ok(
+                c.query_row("SELECT url, url_enc FROM webhook_endpoints", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .unwrap();
+    assert_eq!(origin, "https://hooks.example.org:8443");
+    let keys = remit::crypto::Keys::new(&remit::crypto::MasterKey::from_hex(TEST_KEY).unwrap());
+    assert_eq!(
+        keys.open(
+            remit::crypto::EncryptedColumn::WebhookUrl,
+            "whe_01",
+            &sealed
+        )
+        .unwrap(),
+        "https://hooks.example.org:8443/in/TOKEN77?key=KEY88"
+    );
+    store.close();
+    drop(store);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
+    let haystack = String::from_utf8_lossy(&bytes);
+    for secret in ["TOKEN77", "KEY88"] {
+        assert!(
+            !haystack.contains(secret),
+            "{secret} is readable in the file"
+        );
     }
 }

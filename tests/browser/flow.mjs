@@ -1422,6 +1422,9 @@ async function main() {
     assert(await admin.locator(tid('endpoint-secret')).count() === 0, 'the secret is still shown');
     await card.locator(tid('disable-endpoint')).click();
     await waitFor('for the endpoint to be paused', async () => (await admin.locator(tid('endpoint-card')).getAttribute('data-enabled')) === 'false');
+    // A pause is not a buffer: the card says so.
+    assert((await text(admin.locator(`${tid('endpoint-card')} ${tid('endpoint-paused-note')}`))).startsWith('While paused, what happens is not sent to it'),
+      'a paused endpoint does not say that what happens meanwhile is not sent');
     await admin.locator(`${tid('endpoint-card')} ${tid('show-deliveries')}`).click();
     await admin.locator(`${tid('endpoint-card')} ${tid('delivery-list')}`).waitFor();
     const sms = admin.locator(`${tid('sms-list')} ${tid('sms-row')}`);
@@ -1459,13 +1462,18 @@ async function main() {
     const card = admin.locator(`[data-testid="escrow-card"][data-escrow-id="${REFUNDED_ESCROW}"]`);
     await waitFor('for the refunded escrow in the list', async () => (await card.count()) === 1);
     const flag = await text(card.locator(tid('escrow-flag')));
-    assert(flag.startsWith('Flagged for checking: deposit ') && flag.includes('refunded') && flag.endsWith('Approvals and cancelling wait until an admin clears the flag.'),
+    assert(flag.startsWith('Flagged for checking: deposit ') && flag.includes('refunded') && flag.endsWith('Approvals, payouts not yet sent and cancelling wait until an admin clears the flag.'),
       `the escrow's flag reads "${flag}"`);
     await card.locator(tid('clear-flag')).click();
     await card.locator(tid('confirm-clear-flag')).waitFor();
     // The safe answer has the focus: a second Enter keeps the flag.
     assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'keep-flag', 'the focus is not on "Keep the flag"');
     await checkScreen(admin, 'admin escrows with a flag to clear');
+    // Kept: the question goes, the focus back on the button that asked it.
+    await card.locator(tid('keep-flag')).click();
+    await waitFor('for the question to go', async () => (await card.locator(tid('clear-flag-form')).count()) === 0);
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'clear-flag', 'the focus is not back on "Clear the flag"');
+    await card.locator(tid('clear-flag')).click();
     await card.locator(tid('confirm-clear-flag')).click();
     await waitFor('for the flag to be gone', async () => (await card.locator(tid('escrow-flag')).count()) === 0);
     const e = await api(TOKENS.admin, 'GET', `/escrows/${REFUNDED_ESCROW}`);

@@ -222,11 +222,16 @@ pub fn recipient_token(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /escrows/:id/clear-flag` (admin).
 pub fn clear_flag(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
-    req.fields()?.finish()?;
+    let mut f = req.fields()?;
+    let seen = f.opt_string("flagReason")?;
+    f.finish()?;
     let escrow_id = EscrowId::parse(req.param(0))?;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::clear_flag(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v))
-    })
+    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
+        service::clear_flag(ctx, &actor, &escrow_id, seen.as_deref()).map(|v| Reply::json(200, &v))
+    })?;
+    // Its payouts queued before the flag may go now.
+    app.payouts_wakeup.notify();
+    Ok(reply)
 }
 
 /// `POST /escrows/:id/cancel`.

@@ -50,7 +50,7 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
     let (limit, cursor) = page_params(req, WebhookEndpointId::is_shaped)?;
     let page = app
         .store
-        .read(|conn, _| service::list(conn, limit, cursor.as_deref()))?;
+        .read(|conn, keys| service::list(conn, keys, limit, cursor.as_deref()))?;
     Ok(Reply::json(200, &page))
 }
 
@@ -58,7 +58,7 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
 pub fn get(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let id = WebhookEndpointId::parse(req.param(0))?;
-    let view = app.store.read(|conn, _| service::get(conn, &id))?;
+    let view = app.store.read(|conn, keys| service::get(conn, keys, &id))?;
     Ok(Reply::json(200, &view))
 }
 

@@ -128,6 +128,8 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
 /// 300 characters. A payout's text reaches the log and the sender, neither of which may read
 /// a phone; and the name M-Pesa gives after a phone (`Credit Party 254722000333 - JANE WAMBUI`)
 /// is hidden with the rest of the text after it (`Credit Party ***333 - ***`: `payee_name_hidden`).
+/// Also the SQL function `remit_mask_mpesa_words`, by which schema 16 does the same to the words
+/// kept before (some kept every digit of a phone, before 2026-12-03).
 pub fn free_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(300));
     // The number being read: its text (digits and the single separators between them).
@@ -164,12 +166,14 @@ pub fn free_text(text: &str) -> String {
 /// after the words "credit party" hidden when it holds a letter: M-Pesa names the owner of a
 /// number there (`Credit Party ***333 - JANE WAMBUI MUTHONI`, `254708374149 - John Doe`,
 /// `Credit party - JANE`), a name the file, the log and the views must not hold. The rest of
-/// the text goes with it (a name may hold any character, and M-Pesa writes it last). Also the
-/// SQL function `remit_hide_payee_name`, by which schema 16 hides the names kept before.
+/// the text goes with it (a name may hold any character, and M-Pesa writes it last). A name
+/// written straight after a phone, with no dash, is not recognised as one.
 pub fn payee_name_hidden(text: &str) -> String {
-    for (hyphen, _) in text.match_indices('-') {
-        let before = text[..hyphen].trim_end_matches(' ');
-        let after = &text[hyphen + 1..];
+    // A hyphen, or the en or em dash of Daraja's own samples (`000000– Biller`).
+    for (at, dash) in text.match_indices(['-', '\u{2013}', '\u{2014}']) {
+        let before = text[..at].trim_end_matches(' ');
+        let upto = at + dash.len();
+        let after = &text[upto..];
         let tail = before.as_bytes();
         let masked_phone = tail.len() >= 6
             && tail[tail.len() - 6..tail.len() - 3] == *b"***"
@@ -178,7 +182,7 @@ pub fn payee_name_hidden(text: &str) -> String {
             && before.is_char_boundary(before.len() - 12)
             && before[before.len() - 12..].eq_ignore_ascii_case("credit party");
         if (masked_phone || party) && after.chars().any(char::is_alphabetic) {
-            return format!("{} ***", &text[..=hyphen]);
+            return format!("{} ***", &text[..upto]);
         }
     }
     text.to_string()
@@ -337,6 +341,8 @@ mod tests {
             ("Paid +254 712 345 678 -Añé", "Paid +***678 - ***"),
             ("Credit party - JANE WANJIKU; acct 42", "Credit party - ***"),
             ("CREDIT PARTY-X", "CREDIT PARTY- ***"),
+            ("254722000333 \u{2013} Jane", "***333 \u{2013} ***"),
+            ("Credit Party 254722000333\u{2014}Jane", "Credit Party ***333\u{2014} ***"),
             ("A well-known error", "A well-known error"),
             // No name: nothing hidden.
             ("The receiver 254712345678 is not registered", "The receiver ***678 is not registered"),

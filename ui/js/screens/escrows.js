@@ -134,10 +134,13 @@ export async function viewEscrows(root, ctx) {
             onclick: () => {
               open.flag.delete(e.escrowId);
               rebuild(e);
+              const again = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="clear-flag"]`);
+              if (again) again.focus();
             },
           })));
       onSubmit(form, async () => {
-        await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/clear-flag`, {});
+        // The flag read here: one that changed meanwhile (a dispute after the refund) is not cleared.
+        await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/clear-flag`, { flagReason: e.flagReason });
         open.flag.delete(e.escrowId);
         notice(t('escrows.flagCleared'));
         await reload();

@@ -87,6 +87,8 @@ function endpointCard(w, reload) {
         el('p', { class: 'muted small' }, el('span', { class: 'mono id-line' }, w.webhookEndpointId), ` · ${t('users.created')} `, timeEl(w.createdAt))),
       el('span', { class: `status ${w.enabled ? 'status-active' : 'status-cancelled'}`, testid: 'endpoint-state' }, w.enabled ? t('webhooks.on') : t('webhooks.off'))),
     el('p', { class: 'small', testid: 'endpoint-counts' }, tn('webhooks.pending', w.pendingDeliveries), ' · ', tn('webhooks.failed', w.failedDeliveries)),
+    // A pause is not a buffer: said where it is seen.
+    w.enabled ? null : el('p', { class: 'warn', testid: 'endpoint-paused-note' }, t('webhooks.pausedNote')),
     el('ul', { class: 'chips', testid: 'endpoint-events' }, (w.events || []).map((e) => el('li', { class: 'chip', dataset: { event: e } }, eventLabel(e)))),
     el('div', { class: 'actions card-actions' }, showDeliveries, toggle, remove), confirm, deliveries,
     el('div', { class: 'card-error form-error', role: 'alert', hidden: true }));
