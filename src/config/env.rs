@@ -77,13 +77,43 @@ fn list(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+/// What a setting of this type takes, in the words of its refusal.
+trait Takes {
+    const TAKES: &'static str;
+}
+
+impl Takes for u16 {
+    const TAKES: &'static str = "a whole number from 0 to 65535";
+}
+
+impl Takes for u64 {
+    const TAKES: &'static str = "a whole number, 0 or more";
+}
+
+impl Takes for usize {
+    const TAKES: &'static str = "a whole number, 0 or more";
+}
+
+impl Takes for i64 {
+    const TAKES: &'static str = "a whole number";
+}
+
+impl Takes for std::net::IpAddr {
+    const TAKES: &'static str = "an IP address (10.0.0.2, fd00::2)";
+}
+
+impl Takes for String {
+    const TAKES: &'static str = "text";
+}
+
+fn parse_env<T: std::str::FromStr + Takes>(name: &str) -> Result<Option<T>> {
     match env(name) {
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
             Error::invalid(
                 name,
                 format!(
-                    "cannot be read ({v:?}): the README's Configuration table says what it takes{}",
+                    "cannot be read ({v:?}): it takes {} (the README's Configuration table says more){}",
+                    T::TAKES,
                     comment_hint(&v)
                 ),
             )

@@ -536,6 +536,12 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
     // Without the flag, the variable is read and its name given.
     for (name, value, says) in [
         ("PORT", "abc", "cannot be read (\"abc\")"),
+        // What it takes, not only that it could not be read.
+        (
+            "PORT",
+            "70000",
+            "cannot be read (\"70000\"): it takes a whole number from 0 to 65535",
+        ),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
         ("REMIT_WORKERS", "many", "cannot be read (\"many\")"),
     ] {
