@@ -59,6 +59,15 @@ impl Fields {
         format!("{}{field}", self.prefix)
     }
 
+    /// A field the client named, as an error says it back: its first 64 characters (a key may
+    /// be as long as the body, and is not echoed whole).
+    fn named(&self, key: &str) -> String {
+        match key.char_indices().nth(64) {
+            Some((cut, _)) => self.name(&format!("{}…", &key[..cut])),
+            None => self.name(key),
+        }
+    }
+
     /// Takes a field's raw value, if present and not null.
     pub fn take(&mut self, field: &str) -> Option<Value> {
         match self.map.remove(field) {
@@ -139,7 +148,7 @@ impl Fields {
         });
         match misspelt {
             Some((key, meant)) => Error::UnknownField {
-                field: self.name(key),
+                field: self.named(key),
                 meant: Some(self.name(meant)),
             },
             None => Error::MissingField {
@@ -152,7 +161,7 @@ impl Fields {
     pub fn finish(self) -> Result<()> {
         match self.map.keys().next() {
             Some(key) => Err(Error::UnknownField {
-                field: self.name(key),
+                field: self.named(key),
                 meant: None,
             }),
             None => Ok(()),
@@ -341,6 +350,12 @@ mod tests {
         );
         assert!(
             matches!(f.finish(), Err(Error::UnknownField { field, .. }) if field == "ammountKes")
+        );
+        // A key as long as the body is said back by its first 64 characters.
+        let long = format!(r#"{{"{}é": 1}}"#, "a".repeat(60_000));
+        let f = Fields::parse(long.as_bytes()).unwrap();
+        assert!(
+            matches!(f.finish(), Err(Error::UnknownField { field, .. }) if field == format!("{}…", "a".repeat(64)))
         );
     }
 

@@ -255,9 +255,12 @@ impl Req {
     /// The path as it may be logged: webhook secrets replaced, control characters escaped (a
     /// raw CR or LF in a path must not start a forged line in the log).
     pub fn loggable_path(&self) -> String {
+        // Letters and digits written encoded are the same letters and digits (RFC 3986, 6.2.2.2):
+        // read as such, so that `/%72mt_…` or `07%3112345678` is masked as its plain form is.
+        let path = unreserved_decoded(&self.path);
         // Normalised as the router does (it ignores leading slashes), so `//webhooks/…` is
         // masked too.
-        let routed = self.path.trim_start_matches('/');
+        let routed = path.trim_start_matches('/');
         if routed.starts_with("webhooks/payouts/") {
             "/webhooks/payouts/:token".into()
         } else if routed.starts_with("webhooks/mpesa/") {
@@ -272,9 +275,38 @@ impl Req {
                 .collect();
             format!("/tokens/{}", escape_controls(&prefix))
         } else {
-            escape_controls(&phones_masked(&tokens_cut(&self.path)))
+            escape_controls(&phones_masked(&tokens_cut(&path)))
         }
     }
+}
+
+/// `path` with its percent-encoded unreserved characters (letters, digits, `-`, `.`, `_`, `~`)
+/// decoded: the same path (RFC 3986, 6.2.2.2). Nothing else is decoded: no `/` is made (the
+/// segments stay as they are) and no control character.
+fn unreserved_decoded(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return path.into();
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let decoded = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if let Some(b) = decoded {
+                out.push(char::from(b));
+                i += 3;
+                continue;
+            }
+        }
+        let c = path[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out.into()
 }
 
 /// `path` with each segment that reads as a phone number (digits, at least seven, and what
@@ -483,5 +515,21 @@ mod tests {
         assert_eq!(tokens_cut(&format!("/{token}{token}")), "/rmt_01234567…");
         assert_eq!(tokens_cut("/a/rmt_12"), "/a/rmt_12");
         assert_eq!(tokens_cut("/escrows/esc_1"), "/escrows/esc_1");
+    }
+
+    #[test]
+    fn a_token_or_phone_written_encoded_is_masked_as_its_plain_form() {
+        let logged = |path: &str| phones_masked(&tokens_cut(&unreserved_decoded(path))).to_string();
+        assert_eq!(
+            logged("/escrows/%72mt_0123456789abcdef0123456789abcdef"),
+            "/escrows/rmt_01234567…"
+        );
+        assert_eq!(logged("/escrows/071%32345678"), "/escrows/*******678");
+        // Only letters, digits and `-._~`: no slash, no control character is made.
+        assert_eq!(
+            unreserved_decoded("/a%2Fb%0d%0A%25%7e%41%4"),
+            "/a%2Fb%0d%0A%25~A%4"
+        );
+        assert_eq!(unreserved_decoded("/é%41"), "/éA");
     }
 }

@@ -591,6 +591,42 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
     }
 }
 
+/// A head the connection refuses itself is in the access log (before, nothing of a header flood
+/// or a smuggling probe was), by its status and fixed words, never what was sent; a bare LF
+/// ending a header line, which could hide `Transfer-Encoding` from a proxy, is refused, and a
+/// version above 1.1 is `505` whatever its digits.
+#[test]
+fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
+    use crate::support::process::{user_add, Server};
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let (answer, _) = exchange(
+        addr,
+        b"POST /me HTTP/1.1\r\nX-Secret: hidden-value\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert!(answer.contains("bare LF"), "{answer}");
+    let (answer, _) = exchange(addr, b"GET /health HTTP/1.2\r\n\r\n");
+    assert_eq!(status_of(&answer), 505, "{answer}");
+    let (answer, _) = exchange(addr, b"GE\x00T /health HTTP/1.1\r\n\r\n");
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("remit::access] - (refused before routing:"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{text}");
+    assert!(refused[0].contains("bare LF, not CRLF) 400 rid="), "{text}");
+    assert!(refused[1].contains(") 505 rid="), "{text}");
+    assert!(!text.contains("hidden-value"), "{text}");
+}
+
 /// A request target in absolute form (`POST http://host/webhooks/payouts/<token>`, as a proxy
 /// may send, and as HTTP/1.1 servers must accept) is routed by its path, and logged as any
 /// other: before, it was `404` and the access log held the M-Pesa token in full.

@@ -23,8 +23,8 @@ use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::connection::Connection;
 use crate::limits::Limits;
 use crate::util::{
-    read_line_bounded, BodyReader, DeadlineReader, DeadlineWriter, Framing, LineError,
-    MessagesQueue, RefinedTcpStream, Registration,
+    read_head_line, BodyReader, DeadlineReader, DeadlineWriter, Framing, LineError, MessagesQueue,
+    RefinedTcpStream, Registration,
 };
 use crate::{Message, Request, Response, ResponseBox};
 
@@ -433,6 +433,16 @@ impl ClientConnection {
         client_id: Option<&str>,
     ) {
         let id = request_id(client_id);
+        // remit patch: a request answered here, before the application saw it, is in the
+        // access log as every other (a header flood or a smuggling probe was not seen at all):
+        // the status and the fixed words of the refusal, never what was sent.
+        log::info!(
+            target: "remit::access",
+            "- (refused before routing: {}) {} rid={}",
+            why,
+            status,
+            id
+        );
         let mut message = why.to_string();
         if status == 500 {
             message = format!("{} (request id {})", why, id);
@@ -496,10 +506,23 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
     let mut budget = limits.head_bytes_max;
     let mut line = Vec::new();
 
+    // remit patch: every line of the head ends in CRLF (`read_head_line`).
+    let mut next_line = |line: &mut Vec<u8>, budget: &mut usize| -> Result<(), HeadError> {
+        line.clear();
+        let (consumed, crlf) = read_head_line(reader, line, *budget)?;
+        *budget -= consumed;
+        if crlf {
+            Ok(())
+        } else {
+            Err(HeadError::Malformed(
+                "a line of the request's head ends in a bare LF, not CRLF",
+                None,
+            ))
+        }
+    };
     // The request line. Empty lines before it are ignored (RFC 9112, 2.2), within the budget.
     loop {
-        line.clear();
-        budget -= read_line_bounded(reader, &mut line, budget)?;
+        next_line(&mut line, &mut budget)?;
         if !line.is_empty() {
             break;
         }
@@ -513,8 +536,7 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
 
     let mut headers: Vec<Header> = Vec::new();
     loop {
-        line.clear();
-        budget -= read_line_bounded(reader, &mut line, budget)?;
+        next_line(&mut line, &mut budget)?;
         if line.is_empty() {
             break;
         }
@@ -675,18 +697,16 @@ fn is_last_request(head: &Head) -> bool {
     }
 }
 
-/// Parses a "HTTP/1.1" string.
+/// Parses a "HTTP/1.1" string: `HTTP/` DIGIT `.` DIGIT (RFC 9112, 2.3; remit patch: any
+/// such version, so that one above 1.1, `HTTP/1.2` as `HTTP/2.0`, is answered `505`, not
+/// taken for a malformed line).
 fn parse_http_version(version: &str) -> Option<HTTPVersion> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return None,
-    };
-
-    Some(HTTPVersion(major, minor))
+    match version.strip_prefix("HTTP/")?.as_bytes() {
+        [major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            Some(HTTPVersion(major - b'0', minor - b'0'))
+        }
+        _ => None,
+    }
 }
 
 /// Parses the request line of the request.
@@ -694,7 +714,12 @@ fn parse_http_version(version: &str) -> Option<HTTPVersion> {
 fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
     let mut parts = line.split(' ');
 
-    let method = parts.next().and_then(|w| w.parse().ok());
+    // remit patch: a method is a token (RFC 9110, 9.1): `GE\rT` or a NUL in it is no method.
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let method = parts
+        .next()
+        .filter(|w| !w.is_empty() && w.bytes().all(token))
+        .and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
     let version = parts.next().and_then(parse_http_version);
     // remit patch: nothing after the version, and a target of visible ASCII only (a bare CR,
@@ -728,6 +753,12 @@ mod test {
         assert!(super::parse_request_line("GET /he\x7fllo HTTP/1.1").is_none());
         assert!(super::parse_request_line("GET /h\u{e9}llo HTTP/1.1").is_none());
         assert!(super::parse_request_line("GET  HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GE\rT /hello HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GE\0T /hello HTTP/1.1").is_none());
+        assert!(super::parse_request_line("G\x7fET /hello HTTP/1.1").is_none());
+        assert!(super::parse_request_line("GET /hello HTTP/2").is_none());
+        let (_, _, ver) = super::parse_request_line("GET /hello HTTP/1.2").unwrap();
+        assert!(ver == crate::common::HTTPVersion(1, 2));
         assert!(super::parse_request_line("GET /h%C3%A9llo?a=b HTTP/1.1").is_some());
         assert!(super::parse_request_line("qsd qsd qsd").is_none());
     }

@@ -400,10 +400,7 @@ fn a_body_sent_with_its_head_is_buffered_and_one_still_to_come_is_not() {
     let mut client = connect(addr);
     // Head and body in one write: the body came in with the head.
     client
-        .write_all(b"POST /with HTTP/1.1
-Content-Length: 5
-
-hello")
+        .write_all(b"POST /with HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
     assert_eq!(read_answer(&mut client).unwrap().body, b"/with 5");
     assert!(seen.recv_timeout(Duration::from_secs(5)).unwrap());
@@ -412,10 +409,7 @@ hello")
     assert!(seen.recv_timeout(Duration::from_secs(5)).unwrap());
     // Part of the body only: the rest is still to come.
     client
-        .write_all(b"POST /part HTTP/1.1
-Content-Length: 5
-
-he")
+        .write_all(b"POST /part HTTP/1.1\r\nContent-Length: 5\r\n\r\nhe")
         .unwrap();
     assert!(!seen.recv_timeout(Duration::from_secs(5)).unwrap());
     client.write_all(b"llo").unwrap();
@@ -793,7 +787,18 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
 #[test]
 fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
     let (_server, addr) = serve(limits(), 2, echo_url);
-    let cases: [(&[u8], &str, Option<&str>); 5] = [
+    let cases: [(&[u8], &str, Option<&str>); 7] = [
+        // A bare LF ending a header line could hide a framing header from a proxy in front.
+        (
+            b"POST / HTTP/1.1\r\nX-A: b\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            "ends in a bare LF, not CRLF",
+            None,
+        ),
+        (
+            b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+            "ends in a bare LF, not CRLF",
+            None,
+        ),
         (
             b"GET / HTTP/1.1\r\nIdempotency-Key: caf\xc3\xa9\r\n\r\n",
             "the Idempotency-Key header is not ASCII text",

@@ -53,6 +53,18 @@ pub(crate) fn read_line_bounded<R: BufRead + ?Sized>(
     Ok(consumed)
 }
 
+/// A line of a request's head, which must end in CRLF (RFC 9112, 2.2) (remit patch): a bare LF
+/// ending a header line could hide a framing header (`X-A: b\nTransfer-Encoding: chunked`)
+/// from a proxy in front that reads it as part of the value. `Ok(false)` for a bare LF.
+pub(crate) fn read_head_line<R: BufRead + ?Sized>(
+    source: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> Result<(usize, bool), LineError> {
+    let consumed = read_line_raw(source, line, max)?;
+    Ok((consumed, line.pop() == Some(b'\r')))
+}
+
 /// The same for a line of a chunked body, which must end in CRLF (RFC 9112, 7.1): a bare LF
 /// there is read otherwise by some proxies (remit patch).
 fn read_crlf_line<R: BufRead + ?Sized>(

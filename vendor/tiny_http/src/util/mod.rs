@@ -1,4 +1,4 @@
-pub(crate) use self::body::{read_line_bounded, BodyReader, Framing, LineError};
+pub(crate) use self::body::{read_head_line, read_line_bounded, BodyReader, Framing, LineError};
 pub use self::custom_stream::CustomStream;
 pub(crate) use self::deadline::{DeadlineReader, DeadlineWriter};
 pub use self::equal_reader::EqualReader;
