@@ -440,6 +440,29 @@ fn amount_limit(name: &str) -> Result<Option<i64>> {
     Ok(Some(cents))
 }
 
+/// Whether dotenv would replace a `$` in this value (what follows `KEY=`): not in single quotes,
+/// not escaped (`\$`), not in a comment after an unquoted value (` # costs $5`).
+fn substituted(value: &str) -> bool {
+    if value.starts_with('\'') {
+        return false;
+    }
+    let (text, quoted) = match value.strip_prefix('"') {
+        Some(rest) => (rest, true),
+        None => (value.split(" #").next().unwrap_or(value), false),
+    };
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' if quoted => return false,
+            '$' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Did the `.env` file read hold a secret (a key, a password, a token, a database URL)?
 static DOTENV_HOLDS_SECRETS: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
@@ -499,7 +522,7 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
             continue;
         }
         if let Some((_, value)) = line.split_once('=') {
-            if !value.trim_start().starts_with('\'') && value.contains('$') {
+            if substituted(value.trim_start()) {
                 return Err(format!(
                     "{}: line {} has a $ in its value, which dotenv's rules replace by another setting's value: put the value in single quotes ('…') to keep it as written",
                     path.display(),
@@ -803,4 +826,26 @@ fn africastalking(url: Option<String>) -> Result<super::AfricasTalkingConfig> {
         sender_id: env("REMIT_AT_SENDER_ID"),
         timeout: std::time::Duration::from_secs(crate::limits::SMS_CALL_TIMEOUT_S),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substituted;
+
+    #[test]
+    fn a_dollar_is_said_where_dotenv_would_replace_it_and_only_there() {
+        for value in ["pa$word", "\"a$b\"", "$HOME/x", "a#b$c"] {
+            assert!(substituted(value), "{value}");
+        }
+        for value in [
+            "'pa$word'",
+            "\"a\\$b\"",
+            "a\\$b",
+            "x # costs $5",
+            "\"quoted\" # $5",
+            "plain",
+        ] {
+            assert!(!substituted(value), "{value}");
+        }
+    }
 }

@@ -573,17 +573,26 @@ fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             usd(*refunded),
         ));
     }
-    let reversed: Vec<(String, String, String, String)> = store::all_rows(
+    #[allow(clippy::type_complexity)]
+    let reversed: Vec<(String, String, String, String, bool)> = store::all_rows(
         conn,
-        "SELECT r.id, r.escrow_id, r.reversal, r.reference FROM deposits b
-             JOIN replaced.deposits r ON r.id = b.id
+        "SELECT r.id, r.escrow_id, r.reversal, r.reference,
+                 EXISTS (SELECT 1 FROM replaced.escrows e WHERE e.id = r.escrow_id AND e.flag_reason IS NOT NULL)
+             FROM deposits b JOIN replaced.deposits r ON r.id = b.id
              WHERE r.reversal IS NOT NULL AND b.reversal IS NULL ORDER BY r.id",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
-    for (id, escrow, reversal, reference) in &reversed {
+    for (id, escrow, reversal, reference, flagged) in &reversed {
+        // `hold_back` flags the escrow in the restored copy when the replaced one still had
+        // its flag; one an admin had cleared since is not flagged again.
+        let escrow_now = if *flagged {
+            "its escrow is flagged in the restored ledger as in the replaced one (its money held until an admin clears the flag)"
+        } else {
+            "its escrow's flag had been cleared in the replaced ledger, and is not set in the restored one"
+        };
         said.money.push(format!(
-            "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: its escrow is flagged in the restored ledger as in the replaced one (its money held until an admin clears the flag); resend Stripe's event of {reference} from its dashboard, so that the deposit records it too"
+            "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: {escrow_now}; resend Stripe's event of {reference} from its dashboard, so that the deposit records it too (which flags the escrow again)"
         ));
     }
     Ok(())

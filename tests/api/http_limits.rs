@@ -615,16 +615,39 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
     assert_eq!(status_of(&answer), 505, "{answer}");
     let (answer, _) = exchange(addr, b"GE\x00T /health HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&answer), 400, "{answer}");
+    // A token or a phone pasted into a path percent-encoded is masked as its plain form is.
+    let (answer, _) = exchange(
+        addr,
+        b"GET /escrows/%72mt_0123456789abcdef0123456789abcdef/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status_of(&answer) >= 400, "{answer}");
+    let (answer, _) = exchange(
+        addr,
+        b"GET /escrows/071%32345678 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status_of(&answer) >= 400, "{answer}");
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
     let refused: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("remit::access] - (refused before routing:"))
+        .filter(|l| l.contains("remit::access] - - ") && l.contains("(refused before routing: "))
         .collect();
     assert_eq!(refused.len(), 3, "{text}");
-    assert!(refused[0].contains("bare LF, not CRLF) 400 rid="), "{text}");
-    assert!(refused[1].contains(") 505 rid="), "{text}");
+    assert!(
+        refused[0].contains("- - 400 rid=") && refused[0].ends_with("bare LF, not CRLF)"),
+        "{text}"
+    );
+    assert!(refused[1].contains("- - 505 rid="), "{text}");
     assert!(!text.contains("hidden-value"), "{text}");
+    assert!(
+        !text.contains("0123456789abcdef0123456789abcdef")
+            && text.contains("/escrows/rmt_01234567…/x"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("2345678 ") && text.contains("/escrows/*******678"),
+        "{text}"
+    );
 }
 
 /// A request target in absolute form (`POST http://host/webhooks/payouts/<token>`, as a proxy

@@ -1121,6 +1121,20 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
         "a payout of a flagged escrow was due"
     );
     assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
+    // Nor is it claimed, should a worker have picked it just before the flag.
+    let payout = app.payout_ids(&request).0;
+    let claimed = app
+        .store
+        .write(move |ctx| {
+            remit::service::payouts::claim(
+                ctx,
+                &remit::domain::PayoutId::parse(&payout)?,
+                ctx.now + 60,
+                "simulator",
+            )
+        })
+        .unwrap();
+    assert!(!claimed, "a payout of a flagged escrow was claimed");
     let cleared = app.post(
         &format!("/escrows/{escrow}/clear-flag"),
         &app.admin,

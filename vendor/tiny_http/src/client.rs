@@ -435,13 +435,14 @@ impl ClientConnection {
         let id = request_id(client_id);
         // remit patch: a request answered here, before the application saw it, is in the
         // access log as every other (a header flood or a smuggling probe was not seen at all):
-        // the status and the fixed words of the refusal, never what was sent.
+        // the status, the fixed words of the refusal (a header's name, cut) and the request id,
+        // never a value sent.
         log::info!(
             target: "remit::access",
-            "- (refused before routing: {}) {} rid={}",
-            why,
+            "- - {} rid={} (refused before routing: {})",
             status,
-            id
+            id,
+            why
         );
         let mut message = why.to_string();
         if status == 500 {
@@ -478,6 +479,12 @@ impl ClientConnection {
     /// remit patch: a 400 for a head that cannot be read says why (`invalid_header`), naming
     /// the header but never echoing what was sent.
     fn write_malformed(&mut self, why: &str, header: Option<&str>) {
+        // A name is token characters, but may be as long as the head: said by its first 64.
+        let cut = header.map(|name| match name.char_indices().nth(64) {
+            Some((at, _)) => format!("{}…", &name[..at]),
+            None => name.to_string(),
+        });
+        let header = cut.as_deref();
         let message = match header {
             Some(name) => format!("the {name} header {why}"),
             None => why.to_string(),
@@ -506,24 +513,27 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
     let mut budget = limits.head_bytes_max;
     let mut line = Vec::new();
 
-    // remit patch: every line of the head ends in CRLF (`read_head_line`).
-    let mut next_line = |line: &mut Vec<u8>, budget: &mut usize| -> Result<(), HeadError> {
+    // remit patch: every line of the head ends in CRLF (`read_head_line`); an empty line
+    // before the request line, ignored, may end in a bare LF (a stray one after a body).
+    let bare_lf = || {
+        HeadError::Malformed(
+            "a line of the request's head ends in a bare LF, not CRLF",
+            None,
+        )
+    };
+    let mut next_line = |line: &mut Vec<u8>, budget: &mut usize| -> Result<bool, HeadError> {
         line.clear();
         let (consumed, crlf) = read_head_line(reader, line, *budget)?;
         *budget -= consumed;
-        if crlf {
-            Ok(())
-        } else {
-            Err(HeadError::Malformed(
-                "a line of the request's head ends in a bare LF, not CRLF",
-                None,
-            ))
-        }
+        Ok(crlf)
     };
     // The request line. Empty lines before it are ignored (RFC 9112, 2.2), within the budget.
     loop {
-        next_line(&mut line, &mut budget)?;
+        let crlf = next_line(&mut line, &mut budget)?;
         if !line.is_empty() {
+            if !crlf {
+                return Err(bare_lf());
+            }
             break;
         }
     }
@@ -536,7 +546,9 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
 
     let mut headers: Vec<Header> = Vec::new();
     loop {
-        next_line(&mut line, &mut budget)?;
+        if !next_line(&mut line, &mut budget)? {
+            return Err(bare_lf());
+        }
         if line.is_empty() {
             break;
         }

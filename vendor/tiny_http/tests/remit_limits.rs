@@ -439,6 +439,12 @@ fn a_complete_body_keeps_the_connection_alive() {
     assert_eq!(answer.body, b"/two 3");
     assert!(!answer.closes());
     assert_eq!(get(&mut client, "/three").body, b"/three 0");
+    // A stray line end after a body, before the next request line, is ignored (RFC 9112, 2.2),
+    // a bare LF as a CRLF.
+    client
+        .write_all(b"\n\r\nPOST /four HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    assert_eq!(read_answer(&mut client).unwrap().body, b"/four 2");
 }
 
 #[test]
@@ -787,7 +793,7 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
 #[test]
 fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
     let (_server, addr) = serve(limits(), 2, echo_url);
-    let cases: [(&[u8], &str, Option<&str>); 7] = [
+    let cases: [(&[u8], &str, Option<&str>); 8] = [
         // A bare LF ending a header line could hide a framing header from a proxy in front.
         (
             b"POST / HTTP/1.1\r\nX-A: b\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
@@ -796,6 +802,11 @@ fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
         ),
         (
             b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+            "ends in a bare LF, not CRLF",
+            None,
+        ),
+        (
+            b"\n\r\nGET / HTTP/1.1\r\nHost: x\n\r\n",
             "ends in a bare LF, not CRLF",
             None,
         ),
