@@ -183,12 +183,22 @@ impl Metrics {
             // The oldest payout M-Pesa has not taken yet (ids are in time order: one step of
             // the status index), so that a gateway that takes nothing (an OAuth outage, wrong
             // credentials) is seen before anyone asks why a payment has not come.
+            // Payouts held with their flagged escrow (a card deposit refunded or disputed) wait
+            // for the operator, not for M-Pesa: counted apart.
             let oldest_queued: Option<String> = conn
                 .prepare_cached(
-                    "SELECT created_at FROM payouts WHERE status = 'queued' ORDER BY id LIMIT 1",
+                    "SELECT created_at FROM payouts WHERE status = 'queued'
+                     AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = payouts.escrow_id AND e.flag_reason IS NOT NULL)
+                     ORDER BY id LIMIT 1",
                 )?
                 .query_row([], |r| r.get(0))
                 .optional()?;
+            let held: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM payouts p JOIN escrows e ON e.id = p.escrow_id
+                     WHERE p.status = 'queued' AND e.flag_reason IS NOT NULL",
+                )?
+                .query_row([], |r| r.get(0))?;
             let queued_for = oldest_queued
                 .as_deref()
                 .and_then(crate::time::parse_rfc3339)
@@ -196,7 +206,7 @@ impl Metrics {
             Ok((
                 escrows,
                 payouts,
-                (stuck, queued_for, flagged_settled),
+                (stuck, queued_for, flagged_settled, held),
                 reversed,
                 flagged_escrows,
                 balances,
@@ -205,7 +215,7 @@ impl Metrics {
         if let Ok((
             escrows,
             payouts,
-            (stuck, queued_for, flagged_settled),
+            (stuck, queued_for, flagged_settled, held),
             reversed,
             flagged_escrows,
             balances,
@@ -260,8 +270,15 @@ impl Metrics {
                 &mut out,
                 "gauge",
                 "remit_payouts_queued_oldest_seconds",
-                "How long the oldest payout not yet taken by M-Pesa has waited, in seconds (0: none).",
+                "How long the oldest payout not yet taken by M-Pesa has waited, in seconds (0: none); payouts held with their flagged escrow are not counted.",
                 queued_for,
+            );
+            one(
+                &mut out,
+                "gauge",
+                "remit_payouts_held",
+                "Payouts queued and held, their escrow flagged (a card deposit refunded or disputed at Stripe) until an admin clears it.",
+                held,
             );
         }
         render_notify(&mut out, store, notify);

@@ -626,6 +626,19 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         b"GET /escrows/071%32345678 HTTP/1.1\r\nConnection: close\r\n\r\n",
     );
     assert!(status_of(&answer) >= 400, "{answer}");
+    // The access line is written once the answer is out: read the log once it is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let logged = |text: String| {
+        text.contains("/escrows/*******678") && text.contains("/escrows/rmt_01234567…/x")
+    };
+    while !logged(std::fs::read_to_string(&log).unwrap_or_default()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
     let refused: Vec<&str> = text

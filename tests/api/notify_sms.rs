@@ -205,7 +205,10 @@ fn africas_talking_gets_each_text_with_its_key_and_fields_and_a_500_is_tried_aga
         .unwrap()
         .starts_with("ATXid_fake"));
     assert_eq!(items[0]["providerStatus"], "Success (101)");
-    assert_eq!(metric(&app, "remit_sms_sent_total"), 1.0);
+    // Counted once the worker has recorded it, a moment after the list shows it.
+    eventually(Duration::from_secs(5), "the sent text counted", || {
+        (metric(&app, "remit_sms_sent_total") == 1.0).then_some(())
+    });
 
     // The recipient's number is refused: failed at once, never tried again.
     assert_eq!(app.approve(&request).status, 200);

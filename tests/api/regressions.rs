@@ -1135,6 +1135,13 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
         })
         .unwrap();
     assert!(!claimed, "a payout of a flagged escrow was claimed");
+    // Said apart in /metrics: held for the operator, not waiting for M-Pesa.
+    let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
+    assert!(metrics.contains("\nremit_payouts_held 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nremit_payouts_queued_oldest_seconds 0\n"),
+        "{metrics}"
+    );
     let cleared = app.post(
         &format!("/escrows/{escrow}/clear-flag"),
         &app.admin,
