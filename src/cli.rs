@@ -565,9 +565,16 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             Ok(0)
         }
         Command::Token(TokenCommand::Revoke { token }) => {
-            let (_key_lock, store) = open_existing(&config)?;
-            // The whole token is accepted as well as its prefix.
+            // The whole token is accepted as well as its prefix; a shorter text names none.
             let given = token.trim().to_string();
+            let prefix_chars = crate::service::users::TOKEN_PREFIX_CHARS;
+            if given.chars().count() < prefix_chars {
+                return Err(Error::invalid(
+                    "token",
+                    format!("{given:?} is shorter than a token's prefix: give its first {prefix_chars} characters, as `remit user list` shows them (rmt_ and 8 more), or the whole token"),
+                ));
+            }
+            let (_key_lock, store) = open_existing(&config)?;
             let revoked = store.write(move |ctx| {
                 crate::service::users::revoke_token(ctx, &Actor::system("cli"), &given)
             })?;

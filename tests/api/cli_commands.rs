@@ -164,6 +164,15 @@ fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
             .contains("no user has the phone 0700 000 000: `remit user list`"),
         "{unknown}"
     );
+    // Less than a prefix says what a prefix is (it said "token not found").
+    let short = cli(&db, &["token", "revoke", &token[..6]]);
+    assert_eq!(short.code, Some(2), "{short}");
+    assert!(
+        short
+            .stderr
+            .contains("shorter than a token's prefix: give its first 12 characters"),
+        "{short}"
+    );
     // A whole token with a slip at its end is no token: its first characters are not enough.
     let slipped = cli(&db, &["token", "revoke", &format!("{token}xx")]);
     assert_ne!(slipped.code, Some(0), "{slipped}");
