@@ -454,6 +454,9 @@ pub struct PayoutView {
     /// Waiting for the operator: its outcome is unknown or contradicted.
     pub flagged: bool,
     pub flag_reason: Option<String>,
+    /// Queued and held with its escrow, flagged because a card deposit of it was refunded or
+    /// disputed at Stripe: not sent until an admin clears the flag (for its owners and admins).
+    pub held: bool,
     pub created_at: String,
     pub sent_at: Option<String>,
     /// When its result was recorded.
@@ -487,6 +490,7 @@ columns! {
         SENT = "p.sent_at",
         RESULT_AT = "p.result_at",
         RESOLVE_REASON = "p.resolve_reason_enc",
+        HELD = "(p.status = 'queued' AND EXISTS (SELECT 1 FROM escrows he WHERE he.id = p.escrow_id AND he.flag_reason IS NOT NULL))",
     }
 }
 
@@ -521,6 +525,7 @@ impl PayoutView {
             attempts: r.get(col(P::ATTEMPTS))?,
             flagged: r.get(col(P::FLAGGED))?,
             flag_reason: r.get(col(P::FLAG_REASON))?,
+            held: r.get(col(P::HELD))?,
             created_at: r.get(col(P::CREATED))?,
             sent_at: r.get(col(P::SENT))?,
             result_at: r.get(col(P::RESULT_AT))?,
@@ -577,6 +582,7 @@ impl PayoutView {
             attempts: 0,
             flagged: false,
             flag_reason: None,
+            held: false,
             created_at: created_at.to_string(),
             sent_at: None,
             result_at: None,
@@ -598,6 +604,8 @@ impl PayoutView {
             self.result_desc = None;
             self.sealed_reason = None;
             self.flag_reason = None;
+            // It says that the escrow is flagged, which is its owners' business.
+            self.held = false;
         }
         self
     }

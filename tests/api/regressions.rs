@@ -1135,6 +1135,12 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
         })
         .unwrap();
     assert!(!claimed, "a payout of a flagged escrow was claimed");
+    // Its view says why it waits, to its owners; not to another agent.
+    let seen = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(seen.body["payout"]["held"], true, "{}", seen.text);
+    let other = app.new_user(remit::service::Role::Agent, "Kiosk 2", None);
+    let seen = app.get(&format!("/payment-requests/{request}"), &other);
+    assert_eq!(seen.body["payout"]["held"], false, "{}", seen.text);
     // Said apart in /metrics: held for the operator, not waiting for M-Pesa.
     let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
     assert!(metrics.contains("\nremit_payouts_held 1\n"), "{metrics}");
@@ -1148,6 +1154,8 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
         &json!({}),
     );
     assert_eq!(cleared.status, 200, "{}", cleared.text);
+    let seen = app.get(&format!("/payment-requests/{request}"), &app.sender);
+    assert_eq!(seen.body["payout"]["held"], false, "{}", seen.text);
     assert!(run_worker_once(&app, &gateway));
     assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
     app.assert_integrity();

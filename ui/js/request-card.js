@@ -42,6 +42,8 @@ function payoutBlock(p) {
       p.simulated ? simulatedTag() : null,
       p.flagged && isAdmin() ? el('span', { class: 'flag', testid: 'payout-flagged' }, t('payout.flagged')) : null),
     p.flagged && !isAdmin() && !['succeeded', 'failed'].includes(p.status) ? el('p', { class: 'muted small', testid: 'payout-checking' }, t('payout.checking')) : null,
+    // Held with its escrow (a card payment refunded or disputed): said, not left as "queued".
+    p.held ? el('p', { class: 'warn', testid: 'payout-held' }, t('payout.held')) : null,
     why ? el('p', { class: 'failure-text', testid: 'failure-text' }, why) : null,
     dl([
       p.mpesaReceipt ? [t('payout.receipt'), el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
