@@ -186,40 +186,46 @@ impl Metrics {
             // Payouts held with their flagged escrow (a card deposit refunded or disputed) wait
             // for the operator, not for M-Pesa: counted apart.
             let oldest_queued: Option<String> = conn
-                .prepare_cached(
-                    "SELECT created_at FROM payouts WHERE status = 'queued'
-                     AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = payouts.escrow_id AND e.flag_reason IS NOT NULL)
-                     ORDER BY id LIMIT 1",
-                )?
+                .prepare_cached(concat!(
+                    "SELECT created_at FROM payouts WHERE status = 'queued' AND NOT ",
+                    crate::service::payouts::held_with_escrow!("payouts"),
+                    " ORDER BY id LIMIT 1"
+                ))?
                 .query_row([], |r| r.get(0))
                 .optional()?;
             let held: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM payouts p JOIN escrows e ON e.id = p.escrow_id
-                     WHERE p.status = 'queued' AND e.flag_reason IS NOT NULL",
-                )?
+                .prepare_cached(concat!(
+                    "SELECT COUNT(*) FROM payouts p WHERE p.status = 'queued' AND ",
+                    crate::service::payouts::held_with_escrow!("p")
+                ))?
                 .query_row([], |r| r.get(0))?;
             let queued_for = oldest_queued
                 .as_deref()
                 .and_then(crate::time::parse_rfc3339)
                 .map_or(0, |at| (crate::time::now_unix() - at).max(0));
-            Ok((
+            Ok(LedgerGauges {
                 escrows,
                 payouts,
-                (stuck, queued_for, flagged_settled, held),
+                stuck,
+                queued_for,
+                flagged_settled,
+                held,
                 reversed,
                 flagged_escrows,
                 balances,
-            ))
+            })
         });
-        if let Ok((
+        if let Ok(LedgerGauges {
             escrows,
             payouts,
-            (stuck, queued_for, flagged_settled, held),
+            stuck,
+            queued_for,
+            flagged_settled,
+            held,
             reversed,
             flagged_escrows,
             balances,
-        )) = gauges
+        }) = gauges
         {
             out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES.\n# TYPE remit_mpesa_balance_kes gauge\n");
             for (account, cents) in balances {
@@ -393,6 +399,26 @@ impl Metrics {
 }
 
 /// One metric of one value: its `HELP` and `TYPE` lines (`kind`: counter or gauge), then it.
+/// The ledger's gauges, read in one snapshot.
+struct LedgerGauges {
+    /// Escrows by status.
+    escrows: Vec<(String, i64)>,
+    /// Payouts by status.
+    payouts: Vec<(String, i64)>,
+    stuck: i64,
+    /// Seconds the oldest payout M-Pesa has not taken has waited (held ones aside).
+    queued_for: i64,
+    /// Flagged after their result.
+    flagged_settled: i64,
+    /// Queued and held with their flagged escrow.
+    held: i64,
+    /// Deposits by reversal.
+    reversed: Vec<(String, i64)>,
+    flagged_escrows: i64,
+    /// M-Pesa balances by account, in KES cents.
+    balances: Vec<(String, i64)>,
+}
+
 fn one(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,

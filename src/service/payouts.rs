@@ -43,6 +43,21 @@ impl PayoutJob {
     }
 }
 
+/// SQL, true when the payout `$p` (its table's name or alias) is held with its escrow: the
+/// escrow flagged because a card deposit of it was refunded or disputed at Stripe, until an
+/// admin clears the flag. What the worker skips (`next_due`, `claim`), the views say
+/// (`payout.held`) and `/metrics` counts apart, defined once.
+macro_rules! held_with_escrow {
+    ($p:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM escrows he WHERE he.id = ",
+            $p,
+            ".escrow_id AND he.flag_reason IS NOT NULL)"
+        )
+    };
+}
+pub(crate) use held_with_escrow;
+
 /// The oldest queued payout whose next attempt is due, if any.
 pub fn next_due(
     conn: &Connection,
@@ -50,13 +65,13 @@ pub fn next_due(
     now: i64,
 ) -> Result<Option<PayoutJob>> {
     let row: Option<(PayoutId, PayoutCommand, KesCents, PaymentRequestId, String, i64)> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts
              FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
-             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1
-             AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = p.escrow_id AND e.flag_reason IS NOT NULL)
-             ORDER BY p.id LIMIT 1",
-        )?
+             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1 AND NOT ",
+            held_with_escrow!("p"),
+            " ORDER BY p.id LIMIT 1"
+        ))?
         .query_row(params![crate::time::rfc3339(now), PayoutStatus::Queued], |r| {
             Ok((
                 r.get("id")?,
@@ -164,12 +179,12 @@ pub fn claim(
 ) -> Result<bool> {
     let claimed = ctx
         .conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE payouts SET change_seq = remit_change_seq(), attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
              updated_at = :at
-             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at
-             AND NOT EXISTS (SELECT 1 FROM escrows e WHERE e.id = payouts.escrow_id AND e.flag_reason IS NOT NULL)",
-        )?
+             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at AND NOT ",
+            held_with_escrow!("payouts")
+        ))?
         .execute(named_params! {
             ":id": payout_id, ":retry_at": crate::time::rfc3339(retry_at), ":at": ctx.at(),
             ":queued": PayoutStatus::Queued, ":gateway": gateway,
@@ -1066,22 +1081,18 @@ pub struct ResolvedPayout {
 /// money may be taken back, and spent or refunded meanwhile it would leave twice), until an
 /// admin clears the flag (`escrows::clear_flag`).
 pub fn refuse_if_held(conn: &Connection, escrow_id: &EscrowId, doing: &str) -> Result<()> {
-    let flagged: bool = conn
-        .prepare_cached("SELECT flag_reason IS NOT NULL FROM escrows WHERE id = ?1")?
-        .query_row([escrow_id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false);
+    // Both in one statement: this is on every approval's path.
+    let (flagged, held): (bool, bool) = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1 AND flag_reason IS NOT NULL),
+                    EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND +status = 'failed' AND escrow_id = ?1)",
+        )?
+        .query_row([escrow_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if flagged {
         return Err(Error::NotNow(format!(
             "a card deposit of this escrow was refunded or disputed at Stripe, and the money may be taken back: the escrow's money is not {doing} until an admin has checked it and cleared the escrow's flag"
         )));
     }
-    let held: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM payouts
-             WHERE flagged = 1 AND +status = 'failed' AND escrow_id = ?1)",
-        )?
-        .query_row([escrow_id], |r| r.get(0))?;
     if held {
         return Err(Error::NotNow(format!(
             "a failed payout of this escrow is flagged for the operator (M-Pesa reported it paid after all): the escrow's money is not {doing} until an admin has resolved it"

@@ -19,7 +19,7 @@ use serde::Serialize;
 /// positions, so that rows are read by position (reading by name searched the statement's
 /// column names at every read: a sixth of a view's cost) without the two drifting apart.
 macro_rules! columns {
-    ($(#[$doc:meta])* $sql:ident, $pos:ident { $($col:ident = $expr:literal,)+ }) => {
+    ($(#[$doc:meta])* $sql:ident, $pos:ident { $($col:ident = $expr:expr,)+ }) => {
         $(#[$doc])*
         const $sql: &str = concat_columns!($($expr),+);
         #[allow(non_camel_case_types, clippy::upper_case_acronyms, clippy::enum_variant_names, dead_code)]
@@ -34,7 +34,7 @@ macro_rules! columns {
 
 /// `a, b, c` from column expressions.
 macro_rules! concat_columns {
-    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+    ($first:expr $(, $rest:expr)*) => { concat!($first $(, ", ", $rest)*) };
 }
 
 /// The one row a query finds, read with `from_row`, or `NotFound { what }`.
@@ -490,7 +490,7 @@ columns! {
         SENT = "p.sent_at",
         RESULT_AT = "p.result_at",
         RESOLVE_REASON = "p.resolve_reason_enc",
-        HELD = "(p.status = 'queued' AND EXISTS (SELECT 1 FROM escrows he WHERE he.id = p.escrow_id AND he.flag_reason IS NOT NULL))",
+        HELD = concat!("(p.status = 'queued' AND ", super::payouts::held_with_escrow!("p"), ")"),
     }
 }
 

@@ -560,8 +560,14 @@ fn two_hundred_hostile_connections_of_every_kind_leave_the_server_serving() {
     assert!(grown < 64 * 1024, "resident memory grew by {grown} KiB");
 }
 
-#[test]
-fn a_control_character_in_a_path_cannot_forge_a_log_line() {
+/// The real binary on a fresh ledger (one admin), its log in a file: (its directory, the
+/// server, its address, the log's path).
+fn served_with_its_log() -> (
+    tempfile::TempDir,
+    crate::support::process::Server,
+    SocketAddr,
+    std::path::PathBuf,
+) {
     use crate::support::process::{user_add, Server};
     use crate::support::TEST_KEY;
     let dir = tempfile::tempdir().unwrap();
@@ -570,6 +576,12 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
     user_add(&db, TEST_KEY, "admin", "Admin", None);
     let server = Server::start(&db, TEST_KEY, &log, &[]);
     let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    (dir, server, addr, log)
+}
+
+#[test]
+fn a_control_character_in_a_path_cannot_forge_a_log_line() {
+    let (_dir, server, addr, log) = served_with_its_log();
     let (answer, _) = exchange(
         addr,
         b"GET /x\rINFO  remit::audit] payout.succeeded po_forged by usr_admin HTTP/1.1\r\nConnection: close\r\n\r\n",
@@ -597,14 +609,7 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
 /// version above 1.1 is `505` whatever its digits.
 #[test]
 fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
-    use crate::support::process::{user_add, Server};
-    use crate::support::TEST_KEY;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("remit.db");
-    let log = dir.path().join("remit.log");
-    user_add(&db, TEST_KEY, "admin", "Admin", None);
-    let server = Server::start(&db, TEST_KEY, &log, &[]);
-    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let (_dir, server, addr, log) = served_with_its_log();
     let (answer, _) = exchange(
         addr,
         b"POST /me HTTP/1.1\r\nX-Secret: hidden-value\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",

@@ -142,9 +142,7 @@ fn idempotent_responses_are_stored_encrypted_and_new_tokens_never() {
             .status,
         201
     );
-    let mut bytes = std::fs::read(app.dir.path().join("remit.db")).unwrap();
-    bytes.extend(std::fs::read(app.dir.path().join("remit.db-wal")).unwrap_or_default());
-    let haystack = String::from_utf8_lossy(&bytes);
+    let haystack = crate::support::ledger_file_text(app.dir.path());
     for needle in [
         token.as_str(),
         "Secretname",

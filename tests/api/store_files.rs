@@ -36,9 +36,7 @@ fn the_database_and_its_wal_hold_no_plaintext_pii() {
     let agent = t.user(Role::Agent, "Kiosk", None);
     let escrow_id = t.active_escrow(&sender, &agent, "0712345678", 10_000, &["a"], None);
     t.request(&agent, &escrow_id, "a", 10_000).unwrap();
-    let mut bytes = std::fs::read(t.db_path()).unwrap();
-    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
-    let haystack = String::from_utf8_lossy(&bytes);
+    let haystack = ledger_file_text(t.dir.path());
     for needle in [
         "712345678",
         "733555777",
@@ -840,9 +838,7 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
     );
     store.close();
     drop(store);
-    let mut bytes = std::fs::read(&db).unwrap();
-    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
-    let haystack = String::from_utf8_lossy(&bytes);
+    let haystack = ledger_file_text(t.dir.path());
     for name in ["WAMBUI", "KAMAU", "254722000333"] {
         assert!(!haystack.contains(name), "{name} is readable in the file");
     }
@@ -892,9 +888,7 @@ fn the_upgrade_to_schema_17_seals_the_webhook_urls_kept_before() {
     );
     store.close();
     drop(store);
-    let mut bytes = std::fs::read(&db).unwrap();
-    bytes.extend(std::fs::read(t.dir.path().join("remit.db-wal")).unwrap_or_default());
-    let haystack = String::from_utf8_lossy(&bytes);
+    let haystack = ledger_file_text(t.dir.path());
     for secret in ["TOKEN77", "KEY88"] {
         assert!(
             !haystack.contains(secret),

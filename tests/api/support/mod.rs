@@ -41,6 +41,14 @@ pub fn request_id(text: &str) -> PaymentRequestId {
     PaymentRequestId::parse(text).unwrap()
 }
 
+/// What the ledger in `dir` holds on disk, `remit.db` and its log, as text (lossy): a test
+/// looks in it for what must not be readable.
+pub fn ledger_file_text(dir: &std::path::Path) -> String {
+    let mut bytes = std::fs::read(dir.join("remit.db")).unwrap();
+    bytes.extend(std::fs::read(dir.join("remit.db-wal")).unwrap_or_default());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The key every test database uses.
 pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
