@@ -255,6 +255,13 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
         &json!({"reason": "too much this week"}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    // A webhook endpoint: its URL and its signing secret are sealed too.
+    let r = server.post(
+        "/webhook-endpoints",
+        &admin,
+        &json!({"url": "http://127.0.0.1:9/hooks?key=RECEIVERKEY", "events": ["deposit.recorded"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
     // A request whose answer the client may not have seen: its retry after the rotation must
     // be a replay, not a second escrow.
     let retried = json!({"recipientPhone": "0711000222", "recipientName": "Baraka",
@@ -330,6 +337,8 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
         "payment_requests.note_enc",
         "payment_requests.decision_reason_enc",
         "webhook_events.payload_enc",
+        "webhook_endpoints.url_enc",
+        "webhook_endpoints.secret_enc",
         "audit_keys.key_enc",
     ] {
         assert!(
