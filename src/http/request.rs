@@ -87,8 +87,10 @@ fn header_list(request: &tiny_http::Request, name: &'static str) -> Option<Strin
 }
 
 /// The headers that name one thing, so that a request sending one twice is refused
-/// (`RepeatedHeader`) rather than read by its first line or its last.
-const ONCE: [&str; 4] = [
+/// (`RepeatedHeader`) rather than read by its first line or its last (for `Host`, RFC 9112
+/// 3.2: a proxy in front may have read the other one).
+const ONCE: [&str; 5] = [
+    "Host",
     "Authorization",
     "Content-Type",
     "Idempotency-Key",

@@ -236,9 +236,11 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/webhooks/mpesa/:token", PathToken, webhooks::mpesa).with_query(&["timeout"]),
 ];
 
-/// Does a path match a template? Returns the values of its `:params`.
+/// Does a path match a template? Returns the values of its `:params`. The path starts with
+/// exactly one `/`, as the template does: `//users` or `users` is no route (a path is not
+/// normalised into another).
 fn matches<'a>(template: &str, path: &'a str) -> Option<Vec<&'a str>> {
-    let mut segments = path.trim_start_matches('/').split('/');
+    let mut segments = path.strip_prefix('/')?.split('/');
     let mut params = Vec::new();
     for part in template.trim_start_matches('/').split('/') {
         let segment = segments.next()?;
@@ -348,6 +350,12 @@ mod tests {
             find(Method::Get, "/../../etc/passwd"),
             Found::NoRoute
         ));
+        for other in ["//users", "users", "health", "//health", ""] {
+            assert!(
+                matches!(find(Method::Get, other), Found::NoRoute),
+                "{other:?} is routed"
+            );
+        }
         assert!(matches!(
             find(Method::Delete, "/escrows"),
             Found::WrongMethod("/escrows", m) if m == vec![Method::Get, Method::Post]

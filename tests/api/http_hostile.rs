@@ -2,6 +2,7 @@
 //! answers afterwards.
 
 use crate::support::app::*;
+use crate::support::{addr, exchange, status_of};
 use serde_json::{json, Value};
 
 /// Every POST route with a valid body for it, and the token that may call it.
@@ -410,6 +411,32 @@ fn static_paths_cannot_escape_the_embedded_ui() {
     let r = app.raw("GET", "/", None, None, &[]);
     assert_eq!(r.status, 200);
     assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+}
+
+#[test]
+fn a_path_is_routed_as_written_never_normalised_into_another() {
+    let app = spawn_app();
+    // An extra leading slash, or none, names no route and no page: `//users` is not `/users`
+    // (a proxy's rule for `/users` must not be walked around), `health` is not `/health`.
+    for target in [
+        "//users",
+        "//health",
+        "health",
+        "users",
+        "/users/",
+        "//",
+        "//index.html",
+    ] {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            app.admin
+        );
+        let (answer, _) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(status_of(&answer), 404, "{target}: {answer}");
+        assert!(answer.contains("not_found"), "{target}: {answer}");
+    }
+    let r = app.raw("GET", "/users", Some(&app.admin), None, &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[test]

@@ -236,13 +236,21 @@ fn bodies_that_are_never_read_are_answered_at_once_and_their_connection_closed()
             started.elapsed()
         );
     }
-    // A body over the limit is refused from its Content-Length alone.
-    let request = format!(
-        "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n{{",
-        app.sender
-    );
-    let (answer, closed) = exchange(addr(&app), request.as_bytes());
-    assert_eq!((status_of(&answer), closed), (413, true), "{answer}");
+    // A body over the limit is refused from its Content-Length alone, however many digits it
+    // has (past what 64 bits hold too: a number, only too large).
+    for length in ["70000", "99999999999999999999999999"] {
+        let request = format!(
+            "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{",
+            app.sender
+        );
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (413, true),
+            "{length}: {answer}"
+        );
+        assert!(answer.contains("body_too_large"), "{answer}");
+    }
 }
 
 #[test]

@@ -553,6 +553,8 @@ fn a_header_that_names_one_thing_sent_twice_is_refused_whichever_line_is_good() 
                 "Idempotency-Key: k2".into(),
             ],
         ),
+        // The request's own `Host: x` and another.
+        ("Host", vec![good.clone(), json.clone(), "Host: y".into()]),
     ] {
         let answer = deposit(&lines);
         assert_eq!(status_of(&answer), 400, "{name}: {answer}");

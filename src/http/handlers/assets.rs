@@ -21,9 +21,10 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// The embedded file a path names (`/` is `index.html`), if the path may name one at all.
+/// The embedded file a path names (`/` is `index.html`), if the path may name one at all: it
+/// starts with exactly one `/`.
 fn name_of(path: &str) -> Option<&str> {
-    let name = match path.trim_start_matches('/') {
+    let name = match path.strip_prefix('/')? {
         "" => "index.html",
         other => other,
     };
