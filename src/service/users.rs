@@ -277,6 +277,9 @@ pub fn issue_recipient_token(
         });
     }
     let recipient = parties.recipient_id.clone();
+    // The token opens the escrows of the escrow's sender (an admin asking acts for the sender:
+    // a token scoped to the admin would open none).
+    let sender = parties.sender_id.clone();
     // A first token only: a token ever issued, revoked ones included (an admin's revocation is
     // not a sender's to undo), and only to a plain recipient (a sender's phone may receive an
     // escrow, and a token for it would open that sender's own account).
@@ -287,21 +290,21 @@ pub fn issue_recipient_token(
                 EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2),
                 EXISTS (SELECT 1 FROM users WHERE id = ?1 AND role = 'recipient')",
         )?
-        .query_row(params![recipient, actor.id], |r| {
+        .query_row(params![recipient, sender], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
     // One answer for every reason: which one it is would tell this sender about the
     // recipient's other senders, or that the phone already had an account.
     if had_token || other_senders || !plain_recipient {
-        return Err(Error::NotNow(
-            "only an admin can give this recipient a token (POST /users/:id/tokens)".into(),
-        ));
+        return Err(Error::NotNow(if actor.is_admin() {
+            "this recipient already has a token or receives from other senders too: issue theirs by POST /users/:id/tokens (a token opens every escrow of its holder)".into()
+        } else {
+            "only an admin can give this recipient a token (POST /users/:id/tokens)".into()
+        }));
     }
     // It opens this sender's escrows only: another sender may make one to the same phone
     // later, and whoever holds this token (this sender, until they hand it over) must not
     // read it.
-    let sender = UserId::parse(&actor.id)
-        .map_err(|_| Error::internal("a recipient token is given by a user"))?;
     let token = insert_scoped_token(ctx.conn, &recipient, Some(&sender), ctx.now)?;
     ctx.audit(
         &actor.id,

@@ -293,6 +293,33 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     // In the same words as for a recipient who has a token: which it is would tell this sender
     // about the recipient's other senders.
     assert_eq!(r.body["error"], refused, "{}", r.text);
+    // An admin may give the first token for the sender: it opens the sender's escrows (not
+    // the admin's, who has none), and a refusal points the admin at the route for any token.
+    let r = app.post(&path, &app.admin, &json!({}));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("POST /users/:id/tokens"), "{}", r.text);
+    assert_ne!(r.body["error"], refused, "{}", r.text);
+    let for_admin = escrow_to(&app.sender, "0711 888 999", "Zawadi");
+    let r = app.post(
+        &format!("/escrows/{for_admin}/recipient-token"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap();
+    let seen = app.get(&format!("/escrows/{for_admin}"), token);
+    assert_eq!(
+        seen.status, 200,
+        "the recipient sees the escrow: {}",
+        seen.text
+    );
+    let listed = app.get("/escrows", token);
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text
+    );
 }
 
 /// Regression: the token a sender gave opened every escrow of its holder, so once a second
