@@ -507,7 +507,8 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             let (_key_lock, store) = open_existing(&config)?;
             let users = store
                 .read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX - 1, None))?;
-            println!("USER\tROLE\tNAME\tPHONE\tTOKENS");
+            // The language of their text messages last: a new column after the ones scripts read.
+            println!("USER\tROLE\tNAME\tPHONE\tTOKENS\tSMS_LANGUAGE");
             for user in users.items {
                 let tokens: Vec<String> = user
                     .tokens
@@ -518,7 +519,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     })
                     .collect();
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}",
                     user.user_id,
                     user.role,
                     user.name,
@@ -527,7 +528,8 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                         "-".to_string()
                     } else {
                         tokens.join(",")
-                    }
+                    },
+                    user.language.as_str()
                 );
             }
             Ok(0)

@@ -142,14 +142,21 @@ fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     let mut lines = list.stdout.lines();
     assert_eq!(
         lines.next(),
-        Some("USER\tROLE\tNAME\tPHONE\tTOKENS"),
+        Some("USER\tROLE\tNAME\tPHONE\tTOKENS\tSMS_LANGUAGE"),
         "{list}"
     );
-    let user_id = lines
+    let row: Vec<&str> = lines
         .find(|l| l.contains("Baraka"))
-        .and_then(|l| l.split('\t').next())
-        .unwrap()
-        .to_string();
+        .map(|l| l.split('\t').collect())
+        .unwrap();
+    assert_eq!(
+        row[1..4],
+        ["recipient", "Baraka", "+254711222333"],
+        "{list}"
+    );
+    assert!(row[4].starts_with("rmt_"), "{list}");
+    assert_eq!(row[5], "en", "{list}");
+    let user_id = row[0].to_string();
     let by_phone = cli(&db, &["token", "issue", "+254 711 222 333"]);
     assert_eq!(by_phone.code, Some(0), "{by_phone}");
     let token = by_phone.stdout.trim().to_string();
