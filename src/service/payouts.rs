@@ -203,6 +203,19 @@ pub fn mark_sent(
     status_after_s: Option<i64>,
 ) -> Result<()> {
     let query_at = status_after_s.map(|s| crate::time::rfc3339(ctx.now + s));
+    // A ConversationID another payout already holds: M-Pesa took the call (it is never sent
+    // again), but its id would name two payouts, and a result under it could settle either.
+    // The payout is recorded as sent without it, flagged, and results find it by its own id.
+    let taken: bool = match conversation_id {
+        Some(conversation) => ctx
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM payouts WHERE conversation_id = ?1 AND id <> ?2)",
+            )?
+            .query_row(params![conversation, payout_id], |r| r.get(0))?,
+        None => false,
+    };
+    let conversation_id = conversation_id.filter(|_| !taken);
     ctx.conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), conversation_id = COALESCE(conversation_id, :conversation),
@@ -221,7 +234,15 @@ pub fn mark_sent(
         "payout.sent",
         payout_id.as_str(),
         &json!({"conversationId": conversation_id}),
-    )
+    )?;
+    if taken {
+        flag(
+            ctx,
+            payout_id,
+            "M-Pesa acknowledged it with another payout's ConversationID: it was not sent again; check it at M-Pesa",
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether what became of a payout can be asked (the gateway has Transaction Status).

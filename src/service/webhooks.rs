@@ -409,6 +409,13 @@ pub fn apply_payout_callback(
     if (unclaimed && !ask_unclaimed) || (not_sent && !late_status && !never_reached) {
         return refused("unsent", CallbackOutcome::NotSent);
     }
+    // Read as the payment's own result (a late status answer is read as one, above): a success
+    // naming a status other than completed is an unknown outcome, and is kept as such.
+    let payment = match late_status {
+        true => std::borrow::Cow::Borrowed(callback),
+        false => callback.as_payment_result(),
+    };
+    let dedupe_key = payment.dedupe_key();
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
@@ -423,7 +430,7 @@ pub fn apply_payout_callback(
             StatusOutcome::AskAgain => CallbackOutcome::QueryRefused,
         }
     } else {
-        apply_to_payout(ctx, &payout_id, callback, status, gateway.as_deref())?
+        apply_to_payout(ctx, &payout_id, &payment, status, gateway.as_deref())?
     };
     set_outcome(ctx, WebhookSource::Mpesa, &dedupe_key, &outcome.to_string())?;
     Ok(outcome)

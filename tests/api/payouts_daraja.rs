@@ -1819,3 +1819,154 @@ fn a_queue_timeout_is_resolved_as_failed_only_after_the_timeout() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_checks(app);
 }
+
+/// A success that says two things is not money that moved. Each of these, posted with the
+/// payout's own ids, leaves it unpaid with its money reserved (asked about, not applied): a
+/// payment's result naming a `TransactionStatus` other than `Completed` (only a status answer
+/// carries one), two different amounts, two different receipts, M-Pesa's stand-in for no
+/// receipt, a `ResultCode` of zero written otherwise than `0` or `"0"`. The payout's real
+/// result then pays it once.
+#[test]
+fn a_success_result_that_contradicts_itself_is_not_applied() {
+    let (fake, app) = start();
+    let escrow = app.active_escrow(200, &["a"]);
+    type Forge = fn(&mut Value);
+    let forgeries: [(&str, Forge); 6] = [
+        ("TransactionStatus Failed", |b| {
+            b["Result"]["ResultParameters"]["ResultParameter"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"Key": "TransactionStatus", "Value": "Failed"}));
+        }),
+        ("two amounts", |b| {
+            b["Result"]["ResultParameters"]["ResultParameter"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"Key": "TransactionAmount", "Value": 1}));
+        }),
+        ("two receipts", |b| {
+            b["Result"]["TransactionID"] = json!("TLCOTHER01");
+        }),
+        ("a stand-in receipt", |b| {
+            b["Result"]["TransactionID"] = json!("TLC0000000");
+            b["Result"]["ResultParameters"]["ResultParameter"][1]["Value"] = json!("TLC0000000");
+        }),
+        ("ResultCode \"00\"", |b| {
+            b["Result"]["ResultCode"] = json!("00")
+        }),
+        ("ResultCode \" 0\"", |b| {
+            b["Result"]["ResultCode"] = json!(" 0")
+        }),
+    ];
+    for (i, (what, forge)) in forgeries.into_iter().enumerate() {
+        let kes = 1_401 + i as i64;
+        fake.script(
+            kes,
+            Script {
+                result: Delivery::Never,
+                status: Delivery::Never,
+                ..Script::default()
+            },
+        );
+        let request = approved_phone_payment(&app, &escrow, kes);
+        let (_, originator, conversation) = acknowledged(&app, &fake, &request);
+        let receipt = fake
+            .txns()
+            .into_iter()
+            .find(|t| t.originator == originator)
+            .and_then(|t| t.paid.ok())
+            .expect("M-Pesa paid it");
+        let amount = remit::money::KesCents::new(kes * 100).unwrap();
+        let mut forged =
+            remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
+        forge(&mut forged);
+        let r = post_result(&app, &forged);
+        assert_eq!(r.status, 200, "{what}: {}", r.text);
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "approved", "{what}: {view}");
+        assert_eq!(view["payout"]["status"], "sent", "{what}: {view}");
+        assert!(view["payout"]["mpesaReceipt"].is_null(), "{what}: {view}");
+        // The real result, as M-Pesa sends it: paid once.
+        let real =
+            remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
+        let r = post_result(&app, &real);
+        assert_eq!(r.status, 200, "{what}: {}", r.text);
+        assert_paid_once(&app, &fake, &escrow, &request);
+    }
+    assert_checks(app);
+}
+
+/// M-Pesa acknowledging a payout with a `ConversationID` another payout holds: the payout is
+/// recorded as sent (never sent again: M-Pesa took it), flagged, and found by its own id when
+/// its result comes; the other payout is left as it was.
+#[test]
+fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_sent_again() {
+    let (fake, app) = start();
+    let escrow = app.active_escrow(100, &["a"]);
+    const SHARED: &str = "AG_20261201_0000000000000000c0ffee";
+    fake.script(
+        1_501,
+        Script {
+            replies: vec![Reply::AcceptAs(SHARED)],
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    fake.script(
+        1_502,
+        Script {
+            replies: vec![Reply::AcceptAs(SHARED)],
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let first = approved_phone_payment(&app, &escrow, 1_501);
+    let (first_payout, _, conversation) = acknowledged(&app, &fake, &first);
+    assert_eq!(conversation, SHARED);
+    let second = approved_phone_payment(&app, &escrow, 1_502);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let view = app
+            .get(&format!("/payment-requests/{second}"), &app.admin)
+            .body;
+        if view["payout"]["flagged"] == true {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "never flagged: {view}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(view["payout"]["status"], "sent", "{view}");
+    assert!(
+        view["payout"]["flagReason"]
+            .as_str()
+            .unwrap()
+            .contains("another payout's ConversationID"),
+        "{view}"
+    );
+    let (second_payout, originator, recorded) = app.payout_ids(&second);
+    assert_eq!(
+        recorded, None,
+        "the shared id is not recorded on the second payout"
+    );
+    // Its result, under its own id and the shared conversation: applied to it, once.
+    let receipt = fake
+        .txns()
+        .into_iter()
+        .find(|t| t.originator == originator)
+        .and_then(|t| t.paid.ok())
+        .expect("M-Pesa paid it");
+    let amount = remit::money::KesCents::new(1_502 * 100).unwrap();
+    let body = remit::wire::daraja::results::b2c_success(&originator, SHARED, &receipt, amount);
+    assert_eq!(post_result(&app, &body).status, 200);
+    assert_paid_once(&app, &fake, &escrow, &second);
+    let first_view = app
+        .get(&format!("/payment-requests/{first}"), &app.admin)
+        .body;
+    assert_eq!(first_view["payout"]["status"], "sent", "{first_view}");
+    assert_ne!(first_payout, second_payout);
+    assert_checks(app);
+}

@@ -50,7 +50,7 @@ pub enum CallbackKind {
 /// What a `ResultCode` or `ResultType` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Code {
-    /// `0`, `"0"`.
+    /// `0`, `"0"`: exactly these (the reference's rule); `"00"` or `" 0"` is `Unreadable`.
     Zero,
     /// Another code: digits (`2001`, `"2001"`) or a code like `SFC_IC0003`.
     Other(String),
@@ -61,17 +61,23 @@ enum Code {
 
 /// Reads a code field: `None` when it is absent or null.
 fn code_of(v: Option<&Value>) -> Option<Code> {
-    let text = match v? {
+    let (text, exact) = match v? {
         Value::Null => return None,
-        Value::Number(n) if n.is_u64() => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) if n.is_u64() => (n.to_string(), true),
+        Value::String(s) => (s.trim().to_string(), s.as_str() == "0"),
         other => return Some(Code::Unreadable(other.to_string())),
     };
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let named = text.bytes().any(|b| b.is_ascii_alphabetic())
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     Some(if digits && text.bytes().all(|b| b == b'0') {
-        Code::Zero
+        // Success is said one way; a zero written otherwise is read as no code at all (an
+        // unknown outcome, asked about), never as money that moved.
+        if exact {
+            Code::Zero
+        } else {
+            Code::Unreadable(text)
+        }
     } else if digits || named {
         Code::Other(text)
     } else {
@@ -94,9 +100,60 @@ fn outcome_of(code: Code, receipt: impl FnOnce() -> Option<String>) -> CallbackK
 }
 
 /// Could `text` be an M-Pesa receipt? They are ten capital letters and digits (`TCE4K7PQ2M`),
-/// a format Safaricom does not document: anything of 6 to 20 letters and digits passes.
+/// a format Safaricom does not document: anything of 6 to 20 letters and digits passes, but
+/// M-Pesa's stand-in for no receipt (`TCE0000000`, `TLC0000000`: zeros after the first three
+/// characters, as failures carry it).
 pub fn plausible_receipt(text: &str) -> bool {
-    (6..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric())
+    let stand_in = text.len() > 3 && text.bytes().skip(3).all(|b| b == b'0');
+    (6..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric()) && !stand_in
+}
+
+/// The keys whose items say what a result is worth: named twice with different values, the
+/// result says two things, and cannot be read as a payment.
+const KEYS_NAMED_ONCE: [&str; 7] = [
+    "TransactionAmount",
+    "Amount",
+    "TransactionReceipt",
+    "ReceiptNo",
+    "MpesaReceiptNumber",
+    "TransactionStatus",
+    "OriginatorConversationID",
+];
+
+/// The first of `KEYS_NAMED_ONCE` that `list` names twice with different values.
+fn named_twice(list: Option<&Value>, key_field: &str) -> Option<&'static str> {
+    let items: Vec<&Value> = match list? {
+        Value::Array(items) => items.iter().collect(),
+        _ => return None,
+    };
+    KEYS_NAMED_ONCE.into_iter().find(|key| {
+        let mut values = items
+            .iter()
+            .filter(|item| item.get(key_field).and_then(Value::as_str) == Some(key))
+            .map(|item| item.get("Value"));
+        values
+            .next()
+            .is_some_and(|first| values.any(|other| other != first))
+    })
+}
+
+/// Why a success callback cannot be taken at its word, if it cannot: it names an amount, a
+/// receipt or a status twice with different values, or two different receipts
+/// (`TransactionReceipt` and the result's `TransactionID`).
+fn doubt_of(result: &Value, list: Option<&Value>, key_field: &str) -> Option<String> {
+    if let Some(key) = named_twice(list, key_field) {
+        return Some(format!(
+            "the result names {key} twice, with different values"
+        ));
+    }
+    let receipt = text(lookup(list, key_field, "TransactionReceipt"));
+    let id = text(result.get("TransactionID"));
+    match (receipt, id) {
+        (Some(receipt), Some(id)) if receipt != id => Some(
+            "the result names two receipts (TransactionReceipt and TransactionID differ)".into(),
+        ),
+        _ => None,
+    }
 }
 
 /// Items of `ResultParameter` / `Item`: an array or a single object; looked up by key.
@@ -204,7 +261,15 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
         let code = code_of(stk.get("ResultCode"))
             .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
         let items = stk.get("CallbackMetadata").and_then(|m| m.get("Item"));
-        let kind = outcome_of(code, || text(lookup(items, "Name", "MpesaReceiptNumber")));
+        let kind = match (
+            outcome_of(code, || text(lookup(items, "Name", "MpesaReceiptNumber"))),
+            named_twice(items, "Name"),
+        ) {
+            (CallbackKind::Success(_), Some(key)) => CallbackKind::Unknown(format!(
+                "the callback names {key} twice, with different values"
+            )),
+            (kind, _) => kind,
+        };
         return Ok(Callback {
             originator: None,
             conversation: text(stk.get("CheckoutRequestID")),
@@ -241,10 +306,16 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
     let code = code_of(result.get("ResultCode"))
         .ok_or_else(|| Error::invalid("ResultCode", "is missing"))?;
     let kind = match code_of(result.get("ResultType")).unwrap_or(Code::Zero) {
-        Code::Zero => outcome_of(code, || {
+        Code::Zero => match outcome_of(code, || {
             text(lookup(params, "Key", "TransactionReceipt"))
                 .or_else(|| text(result.get("TransactionID")))
-        }),
+        }) {
+            CallbackKind::Success(receipt) => match doubt_of(result, params, "Key") {
+                Some(doubt) => CallbackKind::Unknown(doubt),
+                None => CallbackKind::Success(receipt),
+            },
+            other => other,
+        },
         Code::Other(t) if t == "1" => {
             CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
         }
@@ -269,6 +340,24 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
 }
 
 impl Callback {
+    /// The callback as a payment's own result (B2C, B2B), not an answer to Transaction Status:
+    /// a success that names a `TransactionStatus` other than `Completed` (which only a status
+    /// answer carries) says two things, and is an unknown outcome, asked about.
+    pub fn as_payment_result(&self) -> std::borrow::Cow<'_, Callback> {
+        match (&self.kind, self.parameter_text("TransactionStatus")) {
+            (CallbackKind::Success(_), Some(status))
+                if !status.eq_ignore_ascii_case("Completed") =>
+            {
+                let mut read = self.clone();
+                read.kind = CallbackKind::Unknown(format!(
+                    "a payment's result that names TransactionStatus {status:?}"
+                ));
+                std::borrow::Cow::Owned(read)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// The value of the result parameter `key`, if the result has it.
     pub fn parameter(&self, key: &str) -> Option<&Value> {
         lookup(self.parameters.as_ref(), "Key", key)
@@ -307,6 +396,64 @@ impl Callback {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn m_pesa_s_stand_in_for_no_receipt_is_no_receipt() {
+        assert!(plausible_receipt("TCE4K7PQ2M"));
+        assert!(plausible_receipt("SIM7Q2K9XZ"));
+        for stand_in in ["TCE0000000", "TLC0000000", "XYZ000"] {
+            assert!(!plausible_receipt(stand_in), "{stand_in}");
+        }
+    }
+
+    #[test]
+    fn a_result_naming_a_key_twice_differently_is_an_unknown_outcome() {
+        let with = |params: Value| {
+            let body = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+                "OriginatorConversationID": "o", "ConversationID": "c", "TransactionID": "TCE4K7PQ2M",
+                "ResultParameters": {"ResultParameter": params}}});
+            parse_callback(&body, false).unwrap()
+        };
+        let twice = with(json!([{"Key": "TransactionAmount", "Value": 1500},
+            {"Key": "TransactionAmount", "Value": 1}]));
+        assert!(
+            matches!(twice.kind, CallbackKind::Unknown(ref w) if w.contains("TransactionAmount twice")),
+            "{twice:?}"
+        );
+        // The same value twice says one thing.
+        let same = with(json!([{"Key": "TransactionAmount", "Value": 1500},
+            {"Key": "TransactionAmount", "Value": 1500}]));
+        assert!(matches!(same.kind, CallbackKind::Success(_)), "{same:?}");
+        let receipts = with(json!([{"Key": "TransactionReceipt", "Value": "TCE9999999"}]));
+        assert!(
+            matches!(receipts.kind, CallbackKind::Unknown(ref w) if w.contains("two receipts")),
+            "{receipts:?}"
+        );
+        // A status answer's words, read as a payment's own result, are not a payment.
+        let status = with(json!([{"Key": "TransactionStatus", "Value": "Failed"}]));
+        assert!(
+            matches!(status.kind, CallbackKind::Success(_)),
+            "a status answer as parsed"
+        );
+        assert!(matches!(
+            status.as_payment_result().kind,
+            CallbackKind::Unknown(_)
+        ));
+        let completed = with(json!([{"Key": "TransactionStatus", "Value": "Completed"}]));
+        assert!(matches!(
+            completed.as_payment_result().kind,
+            CallbackKind::Success(_)
+        ));
+        let stk = json!({"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "ws_CO_1",
+            "ResultCode": 0, "ResultDesc": "ok", "CallbackMetadata": {"Item": [
+                {"Name": "Amount", "Value": 1500}, {"Name": "Amount", "Value": 15},
+                {"Name": "MpesaReceiptNumber", "Value": "TCE5N8QW3R"}]}}}});
+        assert!(matches!(
+            parse_callback(&stk, false).unwrap().kind,
+            CallbackKind::Unknown(_)
+        ));
+    }
 
     #[test]
     fn a_result_s_words_keep_no_phone_and_no_more_than_300_characters() {
@@ -426,11 +573,8 @@ mod tests {
             parse_callback(&body, false).unwrap().kind
         };
         let ok = CallbackKind::Success(Some("TCE4K7PQ2M".into()));
-        for zero in [
-            serde_json::json!(0),
-            serde_json::json!("0"),
-            serde_json::json!(" 0 "),
-        ] {
+        // Zero as the reference writes it, and no other way (`" 0 "`, `"00"` are unknown).
+        for zero in [serde_json::json!(0), serde_json::json!("0")] {
             assert_eq!(kind(zero.clone()), ok, "{zero}");
         }
         for (code, text) in [
@@ -441,6 +585,8 @@ mod tests {
             assert_eq!(kind(code), CallbackKind::Failure(text.into()));
         }
         for odd in [
+            serde_json::json!(" 0 "),
+            serde_json::json!("00"),
             serde_json::json!(0.0),
             serde_json::json!("0.0"),
             serde_json::json!(-1),

@@ -62,6 +62,8 @@ pub enum Reply {
     Lose,
     /// Taken and processed; the answer comes after this long (past the client's timeout).
     Slow(Duration),
+    /// Taken and processed, the answer naming this `ConversationID` (one M-Pesa gave before).
+    AcceptAs(&'static str),
 }
 
 /// What M-Pesa does with a payment it took.
@@ -781,11 +783,18 @@ fn pay(
                 &json!({"ResponseCode": "1", "ResponseDescription": "Service Unavailable"}),
             );
         }
-        Reply::Accept | Reply::AcceptWithoutId | Reply::Lose | Reply::Slow(_) => {}
+        Reply::Accept
+        | Reply::AcceptWithoutId
+        | Reply::Lose
+        | Reply::Slow(_)
+        | Reply::AcceptAs(_) => {}
     }
     // Taken: M-Pesa moves the money (or not) whatever becomes of the answer.
     state.sequence += 1;
-    let conversation = format!("AG_20261201_{:020x}", state.sequence);
+    let conversation = match reply {
+        Reply::AcceptAs(conversation) => conversation.to_string(),
+        _ => format!("AG_20261201_{:020x}", state.sequence),
+    };
     let kind = if path == PAY_B2C {
         "b2c".to_string()
     } else {
