@@ -1585,12 +1585,7 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
     );
     let r = post_result(&app, &forged);
     assert_eq!(r.status, 200, "{}", r.text);
-    let view = app
-        .get(&format!("/payment-requests/{b2b}"), &app.admin)
-        .body;
-    assert_eq!(view["status"], "approved", "{view}");
-    assert_eq!(view["payout"]["status"], "sent", "asked about: {view}");
-    assert_eq!(view["payout"]["mpesaReceipt"], Value::Null, "{view}");
+    assert_sent_unpaid(&app, &b2b, "asked about");
     let payout = app.payout_ids(&b2b).0;
     let audit = audit_actions(&app, &escrow, &payout);
     assert_eq!(count(&audit, "payout.outcome_unknown"), 1, "{audit:?}");
@@ -1667,6 +1662,29 @@ fn b2b_success(ids: (&str, &str), kes: i64, receipt: &str, payee: &str, bill: &s
         "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": format!("{kes}.00")},
             {"Key": "ReceiverPartyPublicName", "Value": payee}]},
         "ReferenceData": {"ReferenceItem": [{"Key": "BillReferenceNumber", "Value": bill}]}}})
+}
+
+/// The receipt M-Pesa paid the payout of `originator` with.
+fn receipt_of(fake: &FakeDaraja, originator: &str) -> String {
+    fake.txns()
+        .into_iter()
+        .find(|t| t.originator == originator)
+        .and_then(|t| t.paid.ok())
+        .expect("M-Pesa paid it")
+}
+
+/// A request whose payout is sent and not paid: no receipt, the money still reserved.
+fn assert_sent_unpaid(app: &TestApp, request: &str, what: &str) {
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{what}: {view}");
+    assert_eq!(view["payout"]["status"], "sent", "{what}: {view}");
+    assert_eq!(
+        view["payout"]["mpesaReceipt"],
+        Value::Null,
+        "{what}: {view}"
+    );
 }
 
 /// Posts a result to remit's result URL.
@@ -1870,24 +1888,14 @@ fn a_success_result_that_contradicts_itself_is_not_applied() {
         );
         let request = approved_phone_payment(&app, &escrow, kes);
         let (_, originator, conversation) = acknowledged(&app, &fake, &request);
-        let receipt = fake
-            .txns()
-            .into_iter()
-            .find(|t| t.originator == originator)
-            .and_then(|t| t.paid.ok())
-            .expect("M-Pesa paid it");
+        let receipt = receipt_of(&fake, &originator);
         let amount = remit::money::KesCents::new(kes * 100).unwrap();
         let mut forged =
             remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
         forge(&mut forged);
         let r = post_result(&app, &forged);
         assert_eq!(r.status, 200, "{what}: {}", r.text);
-        let view = app
-            .get(&format!("/payment-requests/{request}"), &app.admin)
-            .body;
-        assert_eq!(view["status"], "approved", "{what}: {view}");
-        assert_eq!(view["payout"]["status"], "sent", "{what}: {view}");
-        assert!(view["payout"]["mpesaReceipt"].is_null(), "{what}: {view}");
+        assert_sent_unpaid(&app, &request, what);
         // The real result, as M-Pesa sends it: paid once.
         let real =
             remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
@@ -1953,12 +1961,7 @@ fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_
         "the shared id is not recorded on the second payout"
     );
     // Its result, under its own id and the shared conversation: applied to it, once.
-    let receipt = fake
-        .txns()
-        .into_iter()
-        .find(|t| t.originator == originator)
-        .and_then(|t| t.paid.ok())
-        .expect("M-Pesa paid it");
+    let receipt = receipt_of(&fake, &originator);
     let amount = remit::money::KesCents::new(1_502 * 100).unwrap();
     let body = remit::wire::daraja::results::b2c_success(&originator, SHARED, &receipt, amount);
     assert_eq!(post_result(&app, &body).status, 200);
