@@ -11,7 +11,7 @@ use crate::service::users::NewUser;
 use crate::service::{Actor, Role};
 use crate::store;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The settings every command reads (the ledger's own), as `--help` lists them.
 macro_rules! ledger_environment {
@@ -207,6 +207,9 @@ struct ServeArgs {
     /// The server's listen address, HOST:PORT (default 127.0.0.1:3000, or 127.0.0.1:$PORT; the flag wins over REMIT_ADDR, which wins over PORT).
     #[arg(long)]
     addr: Option<String>,
+    /// Listen on 127.0.0.1:PORT (loopback; --addr for another host); wins over REMIT_ADDR and PORT.
+    #[arg(long, conflicts_with = "addr", value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
     /// The server also creates demo users and escrows and prints their tokens (with the simulator only).
     #[arg(long)]
     demo: bool,
@@ -342,6 +345,34 @@ fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
     Ok((lock, store::open(&options)?))
 }
 
+/// The command that checks a backup `file` with the key the ledger was opened with, as it can
+/// be pasted: the key file named (a backup has none beside it), or `ENCRYPTION_KEY` said.
+fn check_command(file: &Path, source: &KeySource) -> String {
+    let quoted = |p: &Path| {
+        let text = p.display().to_string();
+        let plain = !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,".contains(&b));
+        if plain {
+            text
+        } else {
+            format!("'{}'", text.replace('\'', "'\\''"))
+        }
+    };
+    match source {
+        KeySource::Environment => format!(
+            "`remit check --db {}` and ENCRYPTION_KEY set as now",
+            quoted(file)
+        ),
+        KeySource::File(key) | KeySource::Created(key) => format!(
+            "`remit check --db {} --key-file {}` (keep that key file: the backup has none beside it)",
+            quoted(file),
+            quoted(key)
+        ),
+    }
+}
+
 fn describe_key(source: &KeySource) -> String {
     match source {
         KeySource::Environment => "from ENCRYPTION_KEY".into(),
@@ -404,7 +435,7 @@ impl Cli {
         }
         let matches = Cli::command().get_matches();
         if let Some(command) = matches.subcommand_name() {
-            for id in ["addr", "demo", "workers"] {
+            for id in ["addr", "port", "demo", "workers"] {
                 if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
                     Cli::command()
                         .error(
@@ -668,10 +699,10 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 println!("MISMATCH {line}");
             }
             println!(
-                "backup written to {}. The check above is of the copy's journal, balances and audit chain; its pages and encrypted values were not checked (`remit check` checks every page and opens each value: run it on the ledger or on the copy). Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with `remit check --db {}` and the key: ENCRYPTION_KEY set as now, or `--key-file FILE` naming a file that holds it (64 hex characters).",
+                "backup written to {}. The check above is of the copy's journal, balances and audit chain; its pages and encrypted values were not checked (`remit check` checks every page and opens each value: run it on the ledger or on the copy). Its names, phones and merchant details are encrypted under the key ({}): keep a copy of that key somewhere safe and apart from the backup (without it they cannot be read, with it by anyone who holds both). Its amounts, statuses and audit log are not encrypted: keep the backup where only those who may see the ledger can read it. Check it later with {}.",
                 file.display(),
                 describe_key(store.key_source()),
-                file.display()
+                check_command(&file, store.key_source())
             );
             Ok(if report.is_clean() { 0 } else { 1 })
         }
@@ -999,7 +1030,10 @@ pub fn describe(e: &Error) -> String {
 }
 
 fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
-    config.addr = crate::config::listen_addr(args.addr)?;
+    let addr = args
+        .addr
+        .or_else(|| args.port.map(|port| format!("127.0.0.1:{port}")));
+    config.addr = crate::config::listen_addr(addr)?;
     config.workers = crate::config::workers(args.workers)?;
     let real_money = !matches!(config.gateway, crate::config::GatewayKind::Simulator);
     if args.demo && real_money {

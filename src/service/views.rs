@@ -154,6 +154,12 @@ pub struct EscrowView {
     /// Why the operator must look at it (a deposit refunded or disputed): admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flag_reason: Option<String>,
+    /// Why its money is held, approvals and its cancel refused (`409`) until an admin acts:
+    /// `card_refunded` (a card deposit of it was refunded or disputed at Stripe: the escrow is
+    /// flagged), `payout_flagged` (a failed payout of it is flagged: M-Pesa reported it paid
+    /// after all). For its sender, its recipient and admins; absent when nothing holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<&'static str>,
     pub recipient: RecipientView,
     pub categories: Vec<CategoryView>,
     pub created_at: String,
@@ -189,6 +195,9 @@ columns! {
         CATEGORY_RESERVED = "c.reserved_usd_cents",
         CATEGORY_SPENT = "c.spent_usd_cents",
         CATEGORY_REFUNDED = "c.refunded_usd_cents",
+        // The hold `payouts::refuse_if_held` applies for a flagged failed payout (the few
+        // flagged payouts, by their index).
+        PAYOUT_HELD = "EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND +status = 'failed' AND escrow_id = e.id)",
     }
 }
 
@@ -262,6 +271,19 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         }
     });
     let staff = matches!(viewer.role, Role::Admin | Role::Agent);
+    let sender_id: UserId = r.get(E::SENDER as usize)?;
+    let flag_reason: Option<String> = r.get(E::FLAG_REASON as usize)?;
+    // Its owners' business, as a held payout is (`PayoutView::seen_by`).
+    let owner = viewer.is_admin() || viewer.is(&sender_id) || viewer.is(&recipient_id);
+    let held = match (
+        flag_reason.is_some(),
+        r.get::<_, bool>(E::PAYOUT_HELD as usize)?,
+    ) {
+        _ if !owner => None,
+        (true, _) => Some("card_refunded"),
+        (false, true) => Some("payout_flagged"),
+        (false, false) => None,
+    };
     Ok(EscrowView {
         deposit_reference: id.clone(),
         short_ref: r.get(E::SHORT_REF as usize)?,
@@ -283,12 +305,9 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         daily_limit_usd_cents: daily_limit,
         approved_today_usd: approved_today.map(UsdCents::major),
         approved_today_usd_cents: approved_today,
-        sender_id: r.get(E::SENDER as usize)?,
-        flag_reason: if viewer.role == Role::Admin {
-            r.get(E::FLAG_REASON as usize)?
-        } else {
-            None
-        },
+        sender_id,
+        flag_reason: flag_reason.filter(|_| viewer.role == Role::Admin),
+        held,
         recipient: RecipientView {
             user_id: staff.then_some(recipient_id),
             name,

@@ -408,7 +408,22 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let backup = dir.path().join("before.db");
     let mut cmd = remit(dir.path(), None);
     cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
-    assert_eq!(run(cmd).code, Some(0));
+    let made = run(cmd);
+    assert_eq!(made.code, Some(0), "{made}");
+    // The command it gives to check the copy later works as given (the copy has no key file
+    // beside it: the ledger's is named).
+    let given = made
+        .stdout
+        .split("Check it later with `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no check command: {made}"));
+    let words: Vec<&str> = given.split(' ').collect();
+    assert_eq!(words[..2], ["remit", "check"], "{made}");
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(&words[1..]);
+    let checked = run(cmd);
+    assert_eq!(checked.code, Some(0), "`{given}`: {checked}");
     let kept_copies = || -> Vec<std::path::PathBuf> {
         std::fs::read_dir(dir.path())
             .unwrap()
@@ -1247,4 +1262,43 @@ fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journa
             .contains(&token),
         "the token is in the log"
     );
+}
+
+/// `remit serve --port P` listens on the loopback at P (the flag people type first); with
+/// `--addr` it is a conflict, and before another command it is refused as the server's.
+#[test]
+fn serve_takes_a_port_on_the_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    // A free port: bound, read, released, then given to the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--port", &port.to_string(), "--db"])
+        .arg(&db);
+    let mut server = Server::spawn(cmd, &dir.path().join("log"));
+    assert_eq!(server.base, format!("http://127.0.0.1:{port}"));
+    assert_eq!(server.get("/health", "").status, 200);
+    server.terminate();
+    for (args, says) in [
+        (
+            &["serve", "--port", "3001", "--addr", "127.0.0.1:3002"][..],
+            "cannot be used with",
+        ),
+        (&["serve", "--port", "0"][..], "--port"),
+        (
+            &["--port", "3001", "check"][..],
+            "--port is an option of the server",
+        ),
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(ran.stderr.contains(says), "{args:?}: {ran}");
+    }
 }

@@ -1080,3 +1080,32 @@ fn through_daraja_a_result_for_a_payout_not_handed_over_asks_what_became_of_it()
     assert!(due.is_some(), "Transaction Status is not asked");
     app.assert_integrity();
 }
+
+/// A failed payout that M-Pesa then reports paid is flagged, and its escrow's money held until
+/// an admin resolves it: the escrow says so to its sender (`held: payout_flagged`), whose
+/// screen disables Approve and Cancel with the reason.
+#[test]
+fn an_escrow_whose_failed_payout_was_reported_paid_says_its_money_is_held() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let escrow = escrow_of(&app, &request);
+    let seen = app.get(&format!("/escrows/{escrow}"), &app.sender);
+    assert!(seen.body.get("held").is_none(), "{}", seen.text);
+    let failure = json!({"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "The balance is insufficient for the transaction.",
+        "OriginatorConversationID": originator, "ConversationID": "AG_20251125_0001", "TransactionID": "TCE0000000"}});
+    assert_eq!(app.post_mpesa_result(&failure).status, 200);
+    assert_eq!(
+        app.post_mpesa_result(&b2c_success(&originator, "TCE4K7PQ2M", 1_500))
+            .status,
+        200
+    );
+    let seen = app.get(&format!("/escrows/{escrow}"), &app.sender);
+    assert_eq!(seen.body["held"], "payout_flagged", "{}", seen.text);
+    let cancel = app.post(
+        &format!("/escrows/{escrow}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(cancel.status, 409, "{}", cancel.text);
+    app.assert_integrity();
+}

@@ -1066,10 +1066,14 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
     // The same lines, but for the recipient's user id (whose time would tell the sender
     // whether the phone had an account before), and numbered by their place in the escrow's
     // log rather than the ledger's seq (whose gaps would tell the same).
-    // Nor M-Pesa's conversation id of the payout (for admins, as in the payout's view).
+    // Nor M-Pesa's conversation id of the payout (for admins, as in the payout's view). The
+    // kiosk agent who took the cash and asked for payments is named by role.
     let mut admins = r.body["items"].clone();
     let (mut hidden, mut conversations) = (0, 0);
     for (place, item) in admins.as_array_mut().unwrap().iter_mut().enumerate() {
+        if item["actor"] == app.agent_id.as_str() {
+            item["actor"] = serde_json::json!("agent");
+        }
         if let Some(details) = item["details"].as_object_mut() {
             hidden += usize::from(details.remove("recipientId").is_some());
             conversations += usize::from(details.remove("conversationId").is_some());

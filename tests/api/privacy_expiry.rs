@@ -861,8 +861,31 @@ fn a_sender_never_sees_the_recipients_user_id_as_who_asked_or_who_acted() {
         "{}",
         audit.text
     );
+    // The kiosk agent who asked for a payment is named by role, the sender as themself.
+    let items = audit.body["items"].as_array().unwrap();
+    let actor_of = |action: &str, entity: &str| {
+        items
+            .iter()
+            .find(|l| l["action"] == action && l["entity"] == entity)
+            .map(|l| l["actor"].clone())
+    };
+    assert_eq!(
+        actor_of("payment_request.created", &by_agent),
+        Some(json!("agent")),
+        "{}",
+        audit.text
+    );
+    assert!(!audit.text.contains(&app.agent_id), "{}", audit.text);
+    let me = app.get("/me", &app.sender).body["userId"].clone();
+    assert_eq!(
+        actor_of("payment_request.approved", &asked),
+        Some(me),
+        "{}",
+        audit.text
+    );
     let full = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(full.text.contains(&recipient_id), "{}", full.text);
+    assert!(full.text.contains(&app.agent_id), "{}", full.text);
 
     // Nor as who decided: a request the recipient cancels was decided by the recipient
     // (regression: `decidedBy` gave the sender the id `requestedBy` hid).

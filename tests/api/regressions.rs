@@ -1139,6 +1139,14 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
     let other = app.new_user(remit::service::Role::Agent, "Kiosk 2", None);
     let seen = app.get(&format!("/payment-requests/{request}"), &other);
     assert_eq!(seen.body["payout"]["held"], false, "{}", seen.text);
+    // So does the escrow's, to its sender and recipient (whose screens disable Approve and
+    // Cancel with the reason): not to an agent.
+    for (who, token) in [("sender", &app.sender), ("recipient", &app.recipient)] {
+        let seen = app.get(&format!("/escrows/{escrow}"), token);
+        assert_eq!(seen.body["held"], "card_refunded", "{who}: {}", seen.text);
+    }
+    let seen = app.get(&format!("/escrows/{escrow}"), &other);
+    assert!(seen.body.get("held").is_none(), "{}", seen.text);
     // Said apart in /metrics: held for the operator, not waiting for M-Pesa.
     let metrics = app.raw("GET", "/metrics", None, None, &[]).text;
     assert!(metrics.contains("\nremit_payouts_held 1\n"), "{metrics}");
@@ -1154,6 +1162,8 @@ fn a_payout_queued_before_a_card_refund_waits_for_the_escrows_flag_to_be_cleared
     assert_eq!(cleared.status, 200, "{}", cleared.text);
     let seen = app.get(&format!("/payment-requests/{request}"), &app.sender);
     assert_eq!(seen.body["payout"]["held"], false, "{}", seen.text);
+    let seen = app.get(&format!("/escrows/{escrow}"), &app.sender);
+    assert!(seen.body.get("held").is_none(), "{}", seen.text);
     assert!(run_worker_once(&app, &gateway));
     assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
     app.assert_integrity();

@@ -1162,6 +1162,14 @@ async function main() {
     currentPage = sender;
     // With nothing waiting, the question says nothing of requests.
     await nav(sender, 'escrows');
+    // An escrow whose card payment Stripe refunded: its money held, said on its card, and its
+    // Cancel disabled with the reason beside it (the server would refuse it).
+    const held = escrowCard(sender, REFUNDED_ESCROW);
+    await held.waitFor();
+    const heldWords = await text(held.locator(tid('escrow-held')));
+    assert(heldWords.startsWith('Its money is held: a card payment into it was refunded or disputed'), `the held escrow says "${heldWords}"`);
+    assert(await held.locator(tid('cancel-escrow')).isDisabled(), 'the held escrow can be cancelled');
+    assert((await text(held.locator(tid('cancel-why')))) === heldWords, 'no reason beside the disabled Cancel');
     const before = escrowCard(sender, otienoEscrow);
     await before.waitFor();
     await before.locator(tid('cancel-escrow')).click();

@@ -23,6 +23,8 @@ function actorWords(actor) {
   if (session.me && actor === session.me.userId) return t('audit.actor.you');
   // A sender reads their recipient as "recipient" (never the user id: GET /audit hides it).
   if (actor === 'recipient') return t('audit.actor.recipient');
+  // The others who act on a sender's escrow, named by their role (GET /audit says no more).
+  if (actor === 'agent' || actor === 'admin') return t(`audit.actor.${actor}`);
   // An admin reads the people by name (their id stays beside it).
   const known = personName(actor);
   if (known) return known;

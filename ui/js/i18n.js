@@ -55,7 +55,7 @@ export const en = {
   'signin.empty': 'Paste your access token.',
   'signin.refused': 'That token was not accepted. Check that you pasted all of it, or ask an admin for a new one.',
   'signin.signedOut': 'You signed out.',
-  'signin.notAccepted': 'Your access token is no longer accepted. Sign in again.',
+  'signin.notAccepted': 'Your access token is no longer accepted (it was revoked, or a new one replaced it). Sign in with a token that works; an admin issues you a new one.',
   'signin.badAnswer': 'The server did not say who this token belongs to.',
   'idle.warning': 'Nobody has used this screen for a while. Signing out in {n} s to keep it private.',
   'idle.stay': 'Stay signed in',
@@ -277,6 +277,7 @@ export const en = {
   'receipt.forRecipient': 'On behalf of',
   'receipt.request': 'Request',
   'receipt.simulated': 'Demo only: this payout was simulated and no real money moved.',
+  'receipt.depositDemo': 'Demo mode: this server pays out through the simulator, so no payment from this escrow reaches anyone.',
   'receipt.printedAt': 'Printed {at}',
 
   // ---- sender: approvals
@@ -323,6 +324,9 @@ export const en = {
   'escrows.none': 'No escrows yet. Create one under New escrow.',
   'escrows.noneAdmin': 'No escrows yet.',
   'escrows.cancel': 'Cancel escrow',
+  'escrows.cancelInFlight': '{amount} is set aside for a payment M-Pesa has not answered yet: cancel once its answer has come (if it seems stuck, ask an admin).',
+  'held.cardRefunded': 'Its money is held: a card payment into it was refunded or disputed, and an admin is checking it. Approving and cancelling wait until then.',
+  'held.payoutFlagged': 'Its money is held: M-Pesa reported a failed payment of it as paid after all, and an admin is checking it. Approving and cancelling wait until then.',
   'escrows.cancelAsk': 'Cancel this escrow? What is left ({amount}) is refunded to the sender. This cannot be undone.',
   'escrows.cancelAskOwn': 'Cancel this escrow? What is left ({amount}) is refunded to you. This cannot be undone.',
   'escrows.cancelWaiting.one': '1 payment request waiting for approval is cancelled with it.',
@@ -446,6 +450,7 @@ export const en = {
   'deposit.recorded': '{amount} recorded for {name}. The escrow is now: {status}.',
   'deposit.recordedAtNewRate': '{kes} recorded for {name} as {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}). Tell the customer: the receipt shows the amount recorded. The escrow is now: {status}.',
   'deposit.duplicate': 'This deposit was recorded before; nothing changed. The escrow is: {status}.',
+  'deposit.recordedOnce': '{amount} recorded for {name}, once: the answer came again after a break in the connection. The escrow is now: {status}.',
 
   // ---- agent and recipient: a new payment request
   'request.title': 'New payment request',
@@ -527,6 +532,8 @@ export const en = {
   'audit.col.actor': 'Who',
   'audit.actor.you': 'You',
   'audit.actor.recipient': 'The recipient',
+  'audit.actor.agent': 'A kiosk agent',
+  'audit.actor.admin': 'An admin',
   'audit.actor.system': 'remit itself',
   'audit.actor.mpesa': 'M-Pesa (its result)',
   'audit.actor.stripe': 'Stripe (a card payment)',
@@ -821,7 +828,7 @@ export const sw = {
   'signin.empty': 'Bandika tokeni yako ya kuingia.',
   'signin.refused': 'Tokeni hiyo haikukubaliwa. Hakikisha umeibandika yote, au omba msimamizi akupe mpya.',
   'signin.signedOut': 'Umetoka.',
-  'signin.notAccepted': 'Tokeni yako haikubaliwi tena. Ingia upya.',
+  'signin.notAccepted': 'Tokeni yako haikubaliwi tena (ilibatilishwa, au mpya ikaichukua nafasi). Ingia kwa tokeni inayofanya kazi; msimamizi anakupa mpya.',
   'signin.badAnswer': 'Seva haikusema tokeni hii ni ya nani.',
   'idle.warning': 'Skrini hii haijatumika kwa muda. Unatolewa baada ya sekunde {n} ili kulinda faragha.',
   'idle.stay': 'Nibaki nimeingia',
@@ -1043,6 +1050,7 @@ export const sw = {
   'receipt.forRecipient': 'Kwa niaba ya',
   'receipt.request': 'Ombi',
   'receipt.simulated': 'Majaribio tu: malipo haya yaliigizwa na hakuna pesa halisi iliyotumwa.',
+  'receipt.depositDemo': 'Hali ya majaribio: seva hii inalipa kupitia kiigizaji, kwa hivyo hakuna malipo kutoka mfuko huu yanayomfikia mtu.',
   'receipt.printedAt': 'Imechapishwa {at}',
 
   // ---- sender: approvals
@@ -1089,6 +1097,9 @@ export const sw = {
   'escrows.none': 'Bado hakuna mifuko. Unda mmoja kwenye Mfuko mpya.',
   'escrows.noneAdmin': 'Bado hakuna mifuko.',
   'escrows.cancel': 'Ghairi mfuko',
+  'escrows.cancelInFlight': '{amount} imetengwa kwa malipo ambayo M-Pesa haijajibu bado: ghairi baada ya jibu lake kufika (yakionekana kukwama, muulize msimamizi).',
+  'held.cardRefunded': 'Pesa zake zimezuiliwa: malipo ya kadi kwenye mfuko huu yamerejeshwa au kupingwa, na msimamizi anayakagua. Kuidhinisha na kughairi vinasubiri hadi hapo.',
+  'held.payoutFlagged': 'Pesa zake zimezuiliwa: M-Pesa iliripoti malipo yaliyoshindwa kuwa yamelipwa, na msimamizi anayakagua. Kuidhinisha na kughairi vinasubiri hadi hapo.',
   'escrows.cancelAsk': 'Ughairi mfuko huu? Kilichobaki ({amount}) kinarudishwa kwa mtumaji. Hili haliwezi kutenduliwa.',
   'escrows.cancelAskOwn': 'Ughairi mfuko huu? Kilichobaki ({amount}) kinarudishwa kwako. Hili haliwezi kutenduliwa.',
   'escrows.cancelWaiting.one': 'Ombi 1 la malipo linalosubiri idhini linaghairiwa pamoja nao.',
@@ -1212,6 +1223,7 @@ export const sw = {
   'deposit.recorded': '{amount} imeandikwa kwa ajili ya {name}. Hali ya mfuko sasa: {status}.',
   'deposit.recordedAtNewRate': '{kes} imeandikwa kwa ajili ya {name} kama {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}). Mwambie mteja: risiti inaonyesha kiasi kilichoandikwa. Hali ya mfuko sasa: {status}.',
   'deposit.duplicate': 'Amana hii iliandikwa awali; hakuna kilichobadilika. Hali ya mfuko: {status}.',
+  'deposit.recordedOnce': '{amount} imeandikwa kwa ajili ya {name}, mara moja tu: jibu lilikuja tena baada ya muunganisho kukatika. Hali ya mfuko sasa: {status}.',
 
   // ---- agent and recipient: a new payment request
   'request.title': 'Ombi jipya la malipo',
@@ -1293,6 +1305,8 @@ export const sw = {
   'audit.col.actor': 'Nani',
   'audit.actor.you': 'Wewe',
   'audit.actor.recipient': 'Mpokeaji',
+  'audit.actor.agent': 'Wakala wa kioski',
+  'audit.actor.admin': 'Msimamizi',
   'audit.actor.system': 'remit yenyewe',
   'audit.actor.mpesa': 'M-Pesa (jibu lake)',
   'audit.actor.stripe': 'Stripe (malipo ya kadi)',

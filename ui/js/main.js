@@ -68,7 +68,9 @@ function setupSignIn() {
   const form = document.getElementById('signin-form');
   const input = document.getElementById('token-input');
   onSubmit(form, async () => {
-    const token = input.value.trim();
+    // A token copied with its header's word ("Bearer rmt_…", as the API's examples write it) is
+    // the token after it.
+    const token = input.value.trim().replace(/^bearer\s+/i, '');
     if (!token) {
       markField(input, t('signin.empty'));
       input.focus();

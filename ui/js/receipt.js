@@ -64,7 +64,14 @@ export function depositReceipt(d, e, opts = {}) {
     !opts.copy && e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
     opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
     line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),
-  ], opts.copy ? el('p', { class: 'receipt-copy', testid: 'receipt-copy' }, t('receipt.copy')) : null, opts.actions);
+  ], [
+    opts.copy ? el('p', { class: 'receipt-copy', testid: 'receipt-copy' }, t('receipt.copy')) : null,
+    // On paper as on screen: a server that pays through the simulator is a demo's, and its
+    // receipts say so (the screen's banner is not printed).
+    session.me && session.me.gateway === 'simulator'
+      ? el('p', { class: 'receipt-simulated', testid: 'receipt-demo' }, simulatedTag('receipt-demo-tag'), ' ', t('receipt.depositDemo'))
+      : null,
+  ], opts.actions);
 }
 
 // A paid payment request (GET /payment-requests/:id) of escrow e (optional).

@@ -157,8 +157,32 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             // The recipient's user id would tell a sender, by its time, whether the phone had
             // an account before their escrow (views hide it from senders for that reason):
             // neither in the details nor as the one who acted. M-Pesa's conversation ids are
-            // for admins, as in the payout's own view.
+            // for admins, as in the payout's own view. The other people who act on an escrow
+            // (a kiosk agent taking cash or asking for a payment, an admin) are named by their
+            // role: an id says nothing to a sender.
+            use rusqlite::OptionalExtension;
+            let mut roles: std::collections::HashMap<String, Option<String>> =
+                std::collections::HashMap::new();
             for line in &mut lines {
+                if line.actor != recipient.as_str()
+                    && line.actor != actor.id
+                    && line.actor.starts_with("usr_")
+                {
+                    let role = match roles.get(&line.actor) {
+                        Some(role) => role.clone(),
+                        None => {
+                            let role: Option<String> = conn
+                                .prepare_cached("SELECT role FROM users WHERE id = ?1")?
+                                .query_row([&line.actor], |r| r.get(0))
+                                .optional()?;
+                            roles.insert(line.actor.clone(), role.clone());
+                            role
+                        }
+                    };
+                    if let Some(role @ ("agent" | "admin")) = role.as_deref() {
+                        line.actor = role.to_string();
+                    }
+                }
                 if let Some(details) = line.details.as_object_mut() {
                     details.remove("recipientId");
                     details.remove("conversationId");

@@ -201,7 +201,7 @@ impl Server {
     /// Spawns `cmd` (a `remit serve`), its stderr into `log`, and returns once it printed its
     /// listening line and `/health` answers `200` (it is `503 starting` between the two, while
     /// the start finishes: a test that called at once now and then met it).
-    fn spawn(mut cmd: Command, log: &Path) -> Server {
+    pub fn spawn(mut cmd: Command, log: &Path) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

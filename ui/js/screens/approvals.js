@@ -17,6 +17,9 @@ import { categoryLabel } from '../words.js';
 // (`daily`: the reason says the day's total).
 function shortfall(r, e) {
   if (!e) return null;
+  // The escrow's money is held until an admin acts (a card refund, a payout reported paid
+  // after failing): the server refuses any approval, so the button says why first.
+  if (e.held) return { text: t(e.held === 'card_refunded' ? 'held.cardRefunded' : 'held.payoutFlagged') };
   const cat = (e.categories || []).find((c) => c.name === r.category);
   const need = Number(r.amountUsdCents);
   if (cat && need > Number(cat.remainingUsdCents)) {
@@ -110,8 +113,13 @@ export async function viewApprovals(root, ctx) {
         showError(card, err);
         if (err instanceof ApiError && (err.code === 'invalid_state' || err.code === 'request_expired')) {
           // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
-          // the refusal is said where it stays.
+          // the refusal is said where it stays. (An escrow whose money is held says so on the
+          // card before any click: its Approve is disabled.)
           notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: errorText(err) }), 'warn');
+          load().catch(() => {});
+        } else if (err instanceof ApiError && ['insufficient_balance', 'insufficient_category_balance', 'daily_limit_exceeded'].includes(err.code)) {
+          // The money changed since the card was drawn (another request approved meanwhile,
+          // from another device): read again, the card says what is left in its own words.
           load().catch(() => {});
         }
       });

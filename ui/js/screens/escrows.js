@@ -5,7 +5,7 @@
 
 import { PAGE, api, qs } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
-import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus } from '../dom.js';
+import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
 import { usd } from '../format.js';
 import { busy, checkFields, onSubmit } from '../forms.js';
@@ -217,9 +217,16 @@ export async function viewEscrows(root, ctx) {
         },
       }));
     }
+    // Why a cancel would be refused now, said beside the button instead: its money held until an
+    // admin acts, or some of it set aside for a payment M-Pesa has not answered yet.
+    const heldWords = e.held ? t(e.held === 'card_refunded' ? 'held.cardRefunded' : 'held.payoutFlagged') : null;
+    const cancelWhy = live && (heldWords
+      || (Number(e.reservedUsdCents) > 0 ? t('escrows.cancelInFlight', { amount: usd(e.reservedUsdCents) }) : null));
+    const cancelWhyId = cancelWhy ? uid('cancel-why') : null;
     if (live) {
       actions.push(button(t('escrows.cancel'), {
         testid: 'cancel-escrow', small: true, variant: 'danger-outline',
+        disabled: Boolean(cancelWhy), 'aria-describedby': cancelWhyId,
         onclick: () => {
           open.cancel.add(e.escrowId);
           waiting.delete(e.escrowId);
@@ -264,6 +271,14 @@ export async function viewEscrows(root, ctx) {
     if (isAdmin && e.flagReason) {
       card.querySelector('.stats').before(el('p', { class: 'warn', role: 'note', testid: 'escrow-flag' },
         t('escrows.flagged', { reason: e.flagReason })));
+    } else if (heldWords) {
+      // For its sender and recipient: why its money waits, and that an admin is on it.
+      card.querySelector('.stats').before(el('p', { class: 'warn', role: 'note', testid: 'escrow-held' }, heldWords));
+    }
+    if (cancelWhy) {
+      const why = el('p', { class: 'muted small', id: cancelWhyId, testid: 'cancel-why' }, cancelWhy);
+      const row = card.querySelector('[data-testid="cancel-escrow"]');
+      if (row && row.parentElement) row.parentElement.after(why);
     }
     const code = depositCode(e);
     if (e.status === 'pending_deposit') {

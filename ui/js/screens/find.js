@@ -178,9 +178,12 @@ export async function viewFind(root, ctx, status) {
       const name = fresh.recipient ? fresh.recipient.name : t('card.recipient');
       // Cash in shillings is said in shillings first, as the agent counted it.
       const counted = d && d.amountKesCents ? `${kes(d.amountKesCents)} (${usd(d.amountUsdCents)})` : usd(d && d.amountUsdCents);
-      // A reference recorded before, or the retry of a Record whose answer was lost.
+      // A reference recorded before (the agent typed one already used): nothing changed. The
+      // answer of this very Record given again (its answer was lost, and the browser or the
+      // agent sent it once more): recorded, once.
       const was = e4;
-      if (d && (d.duplicate || d._replayed)) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
+      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
+      else if (d && d._replayed) notice(t('deposit.recordedOnce', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       else if (repriced) {
         // An admin set a new rate while the form was open: the customer was told another
         // dollar amount than the one recorded.

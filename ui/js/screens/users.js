@@ -23,8 +23,12 @@ export async function viewUsers(root, ctx) {
   const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
   let cursor = null;
 
+  // Each new user's token in a place of its own, newest first: a second user made before the
+  // first token was put away does not take the first one's only sight with it.
   function showToken(user, token) {
-    showOnce(tokenBox, {
+    const slot = el('div');
+    tokenBox.prepend(slot);
+    showOnce(slot, {
       title: t('users.tokenFor', { name: user.name || user.userId, role: roleLabel(user.role) }),
       warning: t('token.once'),
       value: token,
@@ -39,6 +43,15 @@ export async function viewUsers(root, ctx) {
   const name = field({ label: t('users.name'), dataField: 'name', testid: 'user-name' });
   const phone = field({ label: t('users.phone'), optional: true, dataField: 'phone', testid: 'user-phone', type: 'tel', hint: t('users.phoneHint') });
   const language = field({ label: t('users.language'), tag: 'select', dataField: 'language', testid: 'user-language', options: ['en', 'sw'].map((l) => el('option', { value: l }, t(`language.${l}`))) });
+  // The phone is optional but for a recipient: the label says so as the role is picked.
+  const phoneOptional = phone.label.querySelector('.optional');
+  const syncPhone = () => {
+    const needed = role.input.value === 'recipient';
+    if (phoneOptional) phoneOptional.hidden = needed;
+    phone.input.setAttribute('aria-required', needed ? 'true' : 'false');
+  };
+  role.input.addEventListener('change', syncPhone);
+  syncPhone();
   form.append(el('h2', { id: 'new-user-h' }, t('users.new')), el('div', { class: 'grid-3' }, role.wrap, name.wrap, phone.wrap, language.wrap), formError(),
     el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'button primary', testid: 'user-submit' }, t('users.create'))));
   onSubmit(form, async () => {
@@ -52,6 +65,7 @@ export async function viewUsers(root, ctx) {
     if (p) body.phone = p;
     const r = await api('POST', '/users', body);
     form.reset();
+    syncPhone();
     showToken((r && r.user) || body, r && r.token);
     await load(false);
   });
