@@ -5,7 +5,7 @@ import { api, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, showOnce, timeEl } from '../dom.js';
 import { kenyanDigits } from '../format.js';
 import { busy, checkFields, onSubmit, showError } from '../forms.js';
-import { t } from '../i18n.js';
+import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { session } from '../session.js';
 import { roleLabel } from '../words.js';
@@ -118,7 +118,7 @@ export async function viewUsers(root, ctx) {
         el('div', { class: 'card-head-main' }, el('h3', { class: 'card-title' }, u.name || '—', u.phone ? el('span', { class: 'phone' }, u.phone) : null),
           el('p', { class: 'muted small' }, el('span', { class: 'mono id-line' }, u.userId), ` · ${t('users.created')} `, timeEl(u.createdAt))),
         el('span', { class: 'role-tag' }, roleLabel(u.role))),
-      el('h4', null, t('users.tokens', { n: tokens.filter((x) => !x.revokedAt).length })),
+      el('h4', null, tn('users.tokens', tokens.filter((x) => !x.revokedAt).length)),
       tokens.length ? el('ul', { class: 'rows tokens' }, tokens.map((x) => tokenRow(u, x))) : el('p', { class: 'muted' }, t('users.noTokens')),
       el('div', { class: 'actions card-actions' }, issue),
       el('div', { class: 'card-error form-error', role: 'alert', hidden: true }));
