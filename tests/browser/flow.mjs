@@ -1217,6 +1217,11 @@ async function main() {
     await form.locator(tid('fx-submit')).click();
     await waitFor(async () => `for the range error of a rate of 0 (says "${await text(form.locator(tid('field-error'))).catch(() => '')}")`, async () =>
       (await text(form.locator(tid('field-error'))).catch(() => '')) === 'A rate is from 0.0001 to 100,000 shillings per dollar.');
+    // Letters are told that a rate is digits (not "the amount").
+    await form.locator(tid('fx-rate-input')).fill('abc');
+    await form.locator(tid('fx-submit')).click();
+    await waitFor(async () => `for the digits error of a rate of letters (says "${await text(form.locator(tid('field-error'))).catch(() => '')}")`, async () =>
+      (await text(form.locator(tid('field-error'))).catch(() => '')) === 'Enter the rate in digits: shillings per US dollar, e.g. 152.25.');
     // A fifth off (a transposed digit) is asked once more too, saying by how much.
     const fifthMore = Math.round(rateE4 * 1.2);
     await form.locator(tid('fx-rate-input')).fill(formatE4(fifthMore));

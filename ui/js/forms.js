@@ -10,10 +10,11 @@ import { globalError } from './notices.js';
 
 // The sentence for an amount that could not be read: the mistake made (a minus sign, zero,
 // letters), or `decimalsText`, the form's own rule for its decimals. `example` is a good one.
-export function amountError(text, places, decimalsText, example) {
+// `what` names the number in the messages: `amount` (the default) or `rate`.
+export function amountError(text, places, decimalsText, example, what = 'amount') {
   const problem = amountProblem(text, places);
-  if (problem === 'negative' || problem === 'zero') return t(`amount.err.${problem}`);
-  if (problem === 'notNumber') return t('amount.err.notNumber', { example });
+  if (problem === 'negative' || problem === 'zero') return t(`${what}.err.${problem}`);
+  if (problem === 'notNumber') return t(`${what}.err.notNumber`, { example });
   return decimalsText;
 }
 

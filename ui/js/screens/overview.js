@@ -34,9 +34,9 @@ function floatAccount(a, alertCents) {
 export async function viewOverview(root, ctx) {
   const integrity = el('section', { class: 'card', testid: 'integrity', 'aria-labelledby': 'int-h' });
   const fxBox = el('section', { class: 'card', testid: 'fx', 'aria-labelledby': 'fx-h' });
-  const floatBox = el('section', { class: 'card float', testid: 'float', 'aria-labelledby': 'float-h' });
+  const floatBox = el('section', { class: 'section card float', testid: 'float', 'aria-labelledby': 'float-h' });
   const stuck = el('div', { class: 'stack', testid: 'stuck-payouts' });
-  const replicationBox = el('section', { class: 'card', testid: 'replication', 'aria-labelledby': 'repl-h' });
+  const replicationBox = el('section', { class: 'section card', testid: 'replication', 'aria-labelledby': 'repl-h' });
   root.append(pageHead(t('nav.overview'), t('overview.intro')),
     el('div', { class: 'grid-2 top' }, integrity, fxBox),
     floatBox,
@@ -80,7 +80,7 @@ export async function viewOverview(root, ctx) {
       const next = parseDecimal(v, 4);
       const problem = !v ? t('overview.err.rateEmpty')
         : next ? (next > 100000 * 10000 ? t('overview.err.rateRange') : null)
-          : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : amountError(v, 4, t('overview.err.rate'), '152.25');
+          : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : amountError(v, 4, t('overview.err.rate'), '152.25', 'rate');
       if (!checkFields(form, [[input.input, problem]])) return;
       const now = r ? rateKesPerUsdE4(r.rate) : null;
       const far = now && (next > now * 5 || next * 5 < now);
