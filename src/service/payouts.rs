@@ -58,6 +58,21 @@ macro_rules! held_with_escrow {
 }
 pub(crate) use held_with_escrow;
 
+/// SQL, true when the escrow `$e` (an expression naming its id) has a failed payout flagged for
+/// the operator (M-Pesa reported it paid after all): its money is held until an admin resolves
+/// it. What an approval and a cancel refuse (`refuse_if_held`) and the escrow's view says
+/// (`held`), defined once; the few flagged payouts are found by their index.
+macro_rules! failed_payout_flagged {
+    ($e:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND +status = 'failed' AND escrow_id = ",
+            $e,
+            ")"
+        )
+    };
+}
+pub(crate) use failed_payout_flagged;
+
 /// The oldest queued payout whose next attempt is due, if any.
 pub fn next_due(
     conn: &Connection,
@@ -1104,10 +1119,10 @@ pub struct ResolvedPayout {
 pub fn refuse_if_held(conn: &Connection, escrow_id: &EscrowId, doing: &str) -> Result<()> {
     // Both in one statement: this is on every approval's path.
     let (flagged, held): (bool, bool) = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1 AND flag_reason IS NOT NULL),
-                    EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND +status = 'failed' AND escrow_id = ?1)",
-        )?
+        .prepare_cached(concat!(
+            "SELECT EXISTS (SELECT 1 FROM escrows WHERE id = ?1 AND flag_reason IS NOT NULL), ",
+            failed_payout_flagged!("?1")
+        ))?
         .query_row([escrow_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if flagged {
         return Err(Error::NotNow(format!(

@@ -195,9 +195,8 @@ columns! {
         CATEGORY_RESERVED = "c.reserved_usd_cents",
         CATEGORY_SPENT = "c.spent_usd_cents",
         CATEGORY_REFUNDED = "c.refunded_usd_cents",
-        // The hold `payouts::refuse_if_held` applies for a flagged failed payout (the few
-        // flagged payouts, by their index).
-        PAYOUT_HELD = "EXISTS (SELECT 1 FROM payouts WHERE flagged = 1 AND +status = 'failed' AND escrow_id = e.id)",
+        // The hold `payouts::refuse_if_held` applies for a flagged failed payout.
+        PAYOUT_HELD = super::payouts::failed_payout_flagged!("e.id"),
     }
 }
 

@@ -648,11 +648,7 @@ fn health_is_ok_only_once_the_start_has_printed_its_tokens() {
     let db = dir.path().join("remit.db");
     let out_path = dir.path().join("out.txt");
     // The port is chosen here (the server says its own only at the end of its start).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["serve", "--demo", "--db"])
         .arg(&db)
@@ -1271,12 +1267,7 @@ fn serve_takes_a_port_on_the_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     user_add(&db, TEST_KEY, "admin", "Admin", None);
-    // A free port: bound, read, released, then given to the server.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["serve", "--port", &port.to_string(), "--db"])
         .arg(&db);

@@ -258,7 +258,9 @@ async function openAs(role) {
   const page = await newPage(role);
   pages[role] = page;
   currentPage = page;
-  await signIn(page, role, TOKENS[role]);
+  // The recipient pastes the token as the API's examples write the header's value, with its
+  // word `Bearer`: it is the token after it.
+  await signIn(page, role, role === 'recipient' ? `Bearer ${TOKENS[role]}` : TOKENS[role]);
   const banner = page.locator(tid('demo-banner'));
   assert(await banner.isVisible(), `the ${role} sees no demo-mode banner with the simulator paying`);
   assert(await text(banner) === DEMO_BANNER, `the demo banner says "${await text(banner)}"`);
@@ -745,6 +747,9 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kesDue), 'the receipt does not show the KES received');
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(50000), 'the receipt does not show USD 500.00 added');
     assert(await text(receipt.locator(tid('receipt-escrow-status'))) === WORDS.active, 'the receipt does not say the escrow is now Active');
+    // On paper as on screen: the simulator pays, so the receipt says it is a demo's.
+    const demo = await text(receipt.locator(tid('receipt-demo')));
+    assert(demo.includes('Demo mode: this server pays out through the simulator'), `the cash receipt of a demo says "${demo}"`);
     await waitFor('for the escrow to show Active after the deposit', async () => (await text(card.locator(tid('escrow-status')))) === WORDS.active);
     const said = await text(agent.locator('#notice .banner-text'));
     assert(said.startsWith(`${kesText(kesDue)} (${usdText(50000)}) recorded for`), `cash in shillings is said as "${said}"`);
@@ -1386,11 +1391,15 @@ async function main() {
     await nav(admin, 'users');
     // A recipient without a phone is told it needs one before anything is sent.
     await admin.locator(tid('user-role')).selectOption('recipient');
+    // The phone's label drops "(optional)" for a recipient, and says it again for a sender.
+    const phoneOptional = admin.locator('.field', { has: admin.locator(tid('user-phone')) }).locator('.optional');
+    assert(await phoneOptional.isHidden(), 'the phone is still marked optional for a recipient');
     await admin.locator(tid('user-name')).fill('No Phone');
     await admin.locator(tid('user-submit')).click();
     await waitFor('for the recipient\'s phone to be asked for', async () =>
       (await text(admin.locator(`${tid('user-phone')} ~ .field-error`)).catch(() => '')) === 'A recipient needs a phone number: M-Pesa pays it.');
     await admin.locator(tid('user-role')).selectOption('sender');
+    assert(await phoneOptional.isVisible(), 'the phone is not marked optional for a sender');
     await admin.locator(tid('user-name')).fill('');
     const own = admin.locator('[data-testid="token-row"][data-own="true"]');
     await own.first().waitFor();

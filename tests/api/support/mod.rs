@@ -328,6 +328,15 @@ pub fn status_of(answer: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// A free loopback port: bound, read, released, then given to a server started by the test.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The address of an in-process server.
 pub fn addr(app: &app::TestApp) -> SocketAddr {
     app.base.trim_start_matches("http://").parse().unwrap()
