@@ -963,11 +963,17 @@ fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Resu
     if drop {
         let ledger_id = store.read(|conn, _| store::changes::ledger_id(conn))?;
         let dropped = crate::replicate::postgres::drop_replica(&target, &ledger_id)?;
-        println!(
-            "{} the replica of ledger {ledger_id} in {}",
-            if dropped { "dropped" } else { "there was no" },
-            target.display()
-        );
+        if dropped {
+            println!(
+                "dropped the replica of ledger {ledger_id} in {}",
+                target.display()
+            );
+        } else {
+            println!(
+                "{} holds no replica of ledger {ledger_id}: nothing to drop",
+                target.display()
+            );
+        }
         return Ok(0);
     }
     let replicator = crate::replicate::Replicator {
@@ -1040,6 +1046,9 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         return Err(Error::internal(
             "--demo makes escrows funded by made-up deposits, so it runs only with the simulator (REMIT_GATEWAY=simulator, the default), never with a gateway that pays or holds real payouts",
         ));
+    }
+    if !config.db.exists() {
+        store::no_ledger_was_here(&config.db, true)?;
     }
     let mut lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;

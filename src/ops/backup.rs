@@ -60,7 +60,17 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         }
     };
     let details = json!({"clean": report.is_clean(), "bytes": std::fs::metadata(target).map(|m| m.len()).unwrap_or(0)});
-    store.write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))?;
+    // The copy is whole and checked whatever happens now: a ledger that cannot take its audit
+    // line (its disk full) says so, in words that say the copy is good.
+    store
+        .write(move |ctx| ctx.audit("system:cli", "backup.made", "database", &details))
+        .map_err(|e| {
+            Error::internal(format!(
+                "the backup {} is whole and checked, but the ledger could not record it in its audit log: {}. Mend that (the ledger takes no writes), and keep the copy",
+                target.display(),
+                e.logged()
+            ))
+        })?;
     Ok(report)
 }
 

@@ -23,7 +23,9 @@ pub fn lock_file_path(db: &Path) -> PathBuf {
     beside(db, ".lock")
 }
 
-fn beside(db: &Path, suffix: &str) -> PathBuf {
+/// The path of a file beside the database (`suffix` after its name), beside the file a
+/// symbolic link points to, as SQLite keeps its log.
+pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
     let mut name = real_path(db).into_os_string();
     name.push(suffix);
     PathBuf::from(name)

@@ -53,11 +53,11 @@ pub struct Worker {
 /// The gateway the configuration names (`None` when payouts stay queued).
 pub fn gateway_for(config: &Config) -> Option<Arc<dyn Gateway>> {
     match &config.gateway {
-        GatewayKind::Simulator => Some(Arc::new(Simulator {
-            delay: Duration::from_millis(config.sim_delay_ms),
-            fail_accounts: config.sim_fail_accounts.clone(),
-            timeout_accounts: config.sim_timeout_accounts.clone(),
-        })),
+        GatewayKind::Simulator => Some(Arc::new(Simulator::new(
+            Duration::from_millis(config.sim_delay_ms),
+            config.sim_fail_accounts.clone(),
+            config.sim_timeout_accounts.clone(),
+        ))),
         GatewayKind::Daraja(daraja) => Some(Arc::new(Daraja::new(daraja.as_ref().clone()))),
         GatewayKind::None => None,
     }

@@ -1,6 +1,8 @@
 //! The default gateway: answers like Daraja and posts a Daraja-shaped `Result` to our own result
 //! URL over real HTTP after a delay: success by default, a failure for configured accounts, or
-//! a queue timeout for others.
+//! a queue timeout for others. Like M-Pesa with an `OriginatorConversationID` it has taken, it
+//! never pays one payout twice: a payout sent again (its first answer could not be recorded)
+//! gets the first call's `ConversationID` and result again.
 
 use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError};
 use crate::domain::PayoutCommand;
@@ -8,6 +10,8 @@ use crate::limits::{SIM_CALLBACK_ATTEMPTS, SIM_CALLBACK_BACKOFF_MS, SIM_CALLBACK
 use crate::service::payouts::PayoutJob;
 use crate::wire::daraja::results as daraja;
 use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The simulated M-Pesa.
@@ -18,6 +22,42 @@ pub struct Simulator {
     pub fail_accounts: Vec<String>,
     /// Account numbers or references whose payouts time out in the queue.
     pub timeout_accounts: Vec<String>,
+    /// The calls taken whose result has not been delivered yet, by `OriginatorConversationID`.
+    taken: Arc<Mutex<Taken>>,
+}
+
+/// A call the simulator took: its `ConversationID`, and the result it posts and where.
+#[derive(Clone)]
+struct Call {
+    conversation_id: String,
+    url: String,
+    body: Value,
+}
+
+/// The calls taken and not yet answered by a delivered result, oldest first (at most
+/// `SIM_CALLS_KEPT`: past that the oldest is forgotten, and a repeat of it would be paid anew).
+#[derive(Default)]
+struct Taken {
+    calls: HashMap<String, Call>,
+    order: VecDeque<String>,
+}
+
+impl Taken {
+    fn insert(&mut self, originator: String, call: Call) {
+        while self.order.len() >= crate::limits::SIM_CALLS_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.calls.remove(&oldest);
+            }
+        }
+        self.order.push_back(originator.clone());
+        self.calls.insert(originator, call);
+    }
+
+    fn delivered(&mut self, originator: &str) {
+        if self.calls.remove(originator).is_some() {
+            self.order.retain(|o| o != originator);
+        }
+    }
 }
 
 /// Does the job's account (number or reference, `+` ignored; a phone in any of its spellings,
@@ -52,6 +92,21 @@ pub(crate) fn receipt() -> String {
 }
 
 impl Simulator {
+    /// A simulator that posts results after `delay`, failing the payouts of `fail_accounts`
+    /// and timing out those of `timeout_accounts`.
+    pub fn new(
+        delay: Duration,
+        fail_accounts: Vec<String>,
+        timeout_accounts: Vec<String>,
+    ) -> Simulator {
+        Simulator {
+            delay,
+            fail_accounts,
+            timeout_accounts,
+            taken: Arc::default(),
+        }
+    }
+
     /// The callback the simulator will post for a job, and whether it goes to the queue-timeout
     /// URL.
     pub fn callback_for(&self, job: &PayoutJob, conversation_id: &str) -> (Value, bool) {
@@ -90,24 +145,61 @@ impl Gateway for Simulator {
     }
 
     fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
-        let conversation_id = format!(
-            "AG_{}_{}",
-            crate::time::nairobi_day(crate::time::now_unix()).replace('-', ""),
-            crate::crypto::random_hex(10)
-        );
-        let (body, queue_timeout) = self.callback_for(job, &conversation_id);
-        let url = if queue_timeout {
-            urls.queue_timeout.clone()
-        } else {
-            urls.result.clone()
+        let originator = job.originator_conversation_id().to_string();
+        // A call taken before whose result was not delivered (the payout's answer or its result
+        // could not be recorded, and the worker sent it again): its answer and result again,
+        // never a second payment.
+        let repeated = self
+            .taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .calls
+            .get(&originator)
+            .cloned();
+        let call = match repeated {
+            Some(call) => call,
+            None => {
+                let conversation_id = format!(
+                    "AG_{}_{}",
+                    crate::time::nairobi_day(crate::time::now_unix()).replace('-', ""),
+                    crate::crypto::random_hex(10)
+                );
+                let (body, queue_timeout) = self.callback_for(job, &conversation_id);
+                let url = if queue_timeout {
+                    urls.queue_timeout.clone()
+                } else {
+                    urls.result.clone()
+                };
+                let call = Call {
+                    conversation_id,
+                    url,
+                    body,
+                };
+                self.taken
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(originator.clone(), call.clone());
+                call
+            }
         };
         let delay = self.delay;
         let payout_id = job.id.clone();
+        let taken = Arc::clone(&self.taken);
+        let Call {
+            conversation_id,
+            url,
+            body,
+        } = call;
         let spawned = std::thread::Builder::new()
             .name("remit-simulator".into())
             .spawn(move || {
                 std::thread::sleep(delay);
-                post_result(&agent(), &url, &body, payout_id.as_str());
+                if post_result(&agent(), &url, &body, payout_id.as_str()) {
+                    taken
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .delivered(&originator);
+                }
             });
         match spawned {
             Ok(_) => Ok(Ack { conversation_id }),
@@ -149,7 +241,7 @@ impl Gateway for Simulator {
                 std::thread::sleep(delay);
                 let agent = agent();
                 for (payout_id, url, body) in &results {
-                    post_result(&agent, url, body, payout_id);
+                    let _delivered = post_result(&agent, url, body, payout_id);
                 }
             });
         if let Err(e) = spawned {
@@ -167,15 +259,15 @@ fn agent() -> ureq::Agent {
     )
 }
 
-/// Posts one result to our own result URL, trying again a few times.
-fn post_result(agent: &ureq::Agent, url: &str, body: &Value, payout_id: &str) {
+/// Posts one result to our own result URL, trying again a few times; whether it was taken.
+fn post_result(agent: &ureq::Agent, url: &str, body: &Value, payout_id: &str) -> bool {
     for attempt in 0..SIM_CALLBACK_ATTEMPTS {
         match agent
             .post(url)
             .header("Content-Type", "application/json")
             .send(body.to_string().as_bytes())
         {
-            Ok(response) if response.status().is_success() => return,
+            Ok(response) if response.status().is_success() => return true,
             Ok(response) => log::warn!(
                 "simulator callback for {payout_id} answered {}",
                 response.status()
@@ -183,5 +275,89 @@ fn post_result(agent: &ureq::Agent, url: &str, body: &Value, payout_id: &str) {
             Err(e) => log::warn!("simulator callback for {payout_id} failed: {e}"),
         }
         std::thread::sleep(Duration::from_millis(SIM_CALLBACK_BACKOFF_MS << attempt));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MerchantAccount, PayoutId};
+    use crate::money::KesCents;
+    use std::sync::mpsc;
+
+    /// A result URL on loopback that refuses (500) every post until `open` is sent `true`, and
+    /// passes each body it is sent to the test.
+    fn result_url() -> (String, mpsc::Sender<bool>, mpsc::Receiver<Value>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/webhooks/payouts/t",
+            server.server_addr().to_ip().unwrap()
+        );
+        let (open_tx, open_rx) = mpsc::channel::<bool>();
+        let (body_tx, body_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut open = false;
+            for mut request in server.incoming_requests() {
+                open = open_rx.try_iter().last().unwrap_or(open);
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(request.as_reader(), &mut text);
+                let _ = body_tx.send(serde_json::from_str(&text).unwrap_or(Value::Null));
+                let _ = request.respond(tiny_http::Response::empty(if open { 200 } else { 500 }));
+            }
+        });
+        (url, open_tx, body_rx)
+    }
+
+    fn job(id: &PayoutId) -> PayoutJob {
+        PayoutJob {
+            id: id.clone(),
+            command: PayoutCommand::B2bPaybill,
+            amount: KesCents::new(150_000).unwrap(),
+            account: MerchantAccount::Paybill {
+                number: "888880".into(),
+                account_reference: "METER-1".into(),
+            },
+            attempts: 1,
+        }
+    }
+
+    /// A payout sent again before its result was delivered (its answer could not be recorded,
+    /// the result URL refused) is not paid twice: the same `ConversationID`, the same receipt;
+    /// once a result was delivered, the simulator forgets the call.
+    #[test]
+    fn a_payout_sent_again_gets_its_first_answer_and_result_not_a_second_payment() {
+        let (url, open, bodies) = result_url();
+        let urls = CallbackUrls {
+            result: url.clone(),
+            queue_timeout: url,
+        };
+        let sim = Simulator::new(Duration::ZERO, Vec::new(), Vec::new());
+        let id = PayoutId::new();
+        let first = sim.send(&job(&id), &urls).unwrap();
+        let refused = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
+        let again = sim.send(&job(&id), &urls).unwrap();
+        assert_eq!(again.conversation_id, first.conversation_id);
+        open.send(true).unwrap();
+        // The two calls' posts (the first's retries among them) all carry one result.
+        let mut seen = vec![refused];
+        while let Ok(body) = bodies.recv_timeout(Duration::from_secs(2)) {
+            seen.push(body);
+        }
+        assert!(seen.len() >= 3, "{seen:?}");
+        assert!(seen.iter().all(|b| *b == seen[0]), "{seen:?}");
+        let receipt = &seen[0]["Result"]["TransactionID"];
+        assert!(
+            receipt.as_str().is_some_and(|r| r.starts_with("SIM")),
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen[0]["Result"]["ConversationID"].as_str(),
+            Some(first.conversation_id.as_str())
+        );
+        // Delivered: another payout of the same id now would be a new call (a process that
+        // forgot it, as after a restart).
+        let later = sim.send(&job(&id), &urls).unwrap();
+        assert_ne!(later.conversation_id, first.conversation_id);
     }
 }

@@ -59,6 +59,9 @@ struct State {
     /// When the cycle under way began (`None` between cycles): one PostgreSQL has not
     /// answered for `REPLICATION_STALL_S` is said as not answering.
     cycle_since: Option<Instant>,
+    /// Since when every attempt has failed (`None` while they succeed): the replica is not
+    /// being kept, whatever its numbers say, and its lag counts from then.
+    failing_since: Option<Instant>,
 }
 
 /// Replication as the admin screen shows it (`GET /admin/replication`).
@@ -104,10 +107,16 @@ impl Status {
             target: s.target.clone(),
             ledger_id: s.ledger_id.clone(),
             connected: s.connected && stalled.is_none(),
+            // Failing (PostgreSQL gone, or the file refused as another history), the file's
+            // numbers may not even be comparable with the replica's (a refused copy's): the
+            // lag is the time since the failures began, idle or not, so that an alert on the
+            // lag hears of it.
             lag_seconds: match (behind, s.equal_at) {
                 (true, Some(at)) => at.elapsed().as_secs_f64(),
                 _ => 0.0,
-            },
+            }
+            .max(s.failing_since.map_or(0.0, |at| at.elapsed().as_secs_f64()))
+            .max(stalled.map_or(0.0, |waited| waited.as_secs_f64())),
             lag_changes: if s.applied.is_some() {
                 (s.file - applied).max(0)
             } else {
@@ -164,6 +173,7 @@ impl Status {
         let mut s = self.lock();
         s.cycle_since = None;
         s.connected = true;
+        s.failing_since = None;
         s.last_error = None;
     }
 
@@ -190,6 +200,7 @@ impl Status {
         s.cycles_listed += u64::from(done.listed);
         s.rows += rows;
         s.connected = true;
+        s.failing_since = None;
         s.last_error = None;
     }
 
@@ -197,6 +208,7 @@ impl Status {
         let mut s = self.lock();
         s.cycle_since = None;
         s.connected = false;
+        s.failing_since.get_or_insert_with(Instant::now);
         s.last_error = Some(error.to_string());
     }
 }
@@ -255,9 +267,9 @@ impl Replicator {
                     if let Ok(file) = crate::store::changes::committed(&reader) {
                         status.observe(file);
                     }
-                    let stalled = {
+                    let (stalled, waiting, connected, applied) = {
                         let s = status.lock();
-                        s.stalled().and(s.cycle_since)
+                        (s.stalled().and(s.cycle_since), s.cycle_since, s.connected, s.applied)
                     };
                     if let Some(since) = stalled.filter(|at| said != Some(*at)) {
                         said = Some(since);
@@ -265,6 +277,17 @@ impl Replicator {
                             "replication to {target} is waiting on PostgreSQL: no answer for {} s (a stopped server, or a network that drops packets). The ledger goes on; replication catches up when it answers",
                             since.elapsed().as_secs()
                         );
+                    } else if let Some(since) = said.filter(|at| waiting != Some(*at)) {
+                        // The cycle said to wait has ended: its end is said too (a failure
+                        // that ended it is said by the replication thread itself).
+                        said = None;
+                        if connected {
+                            log::info!(
+                                "replication to {target}: PostgreSQL answers again, after {:.0} s; replicated up to change {}",
+                                since.elapsed().as_secs_f64(),
+                                applied.unwrap_or(-1)
+                            );
+                        }
                     }
                 }
             });

@@ -53,8 +53,15 @@ impl Target {
     /// `name` is the setting or flag that carried it, for the error.
     pub fn parse(name: &str, url: &str, ca_file: Option<&Path>) -> Result<Target> {
         let mut config: postgres::Config = url.trim().parse().map_err(|e| {
-            // The parser's message never quotes the string (which may hold a password).
-            Error::invalid(name, format!("is not a PostgreSQL connection string: {e}"))
+            // The parser's message never quotes the string (which may hold a password), and
+            // says only "invalid connection string": what is wrong is said beside it.
+            let why = why_not_a_connection_string(url.trim())
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default();
+            Error::invalid(
+                name,
+                format!("is not a PostgreSQL connection string: {e}{why}"),
+            )
         })?;
         if config.get_hosts().is_empty() {
             return Err(Error::invalid(name, "names no host"));
@@ -137,6 +144,65 @@ impl Target {
     }
 }
 
+/// Why the `postgres` crate refused a connection string, when it can be told: a URL of another
+/// scheme, a parameter it does not know, a value it does not take. Never quotes a value (a
+/// password may be among them).
+fn why_not_a_connection_string(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    if scheme != "postgres" && scheme != "postgresql" {
+        return Some(
+            "a URL must begin with postgres:// or postgresql://; PostgreSQL is the only database remit replicates to"
+                .into(),
+        );
+    }
+    let query = rest.split_once('?').map(|(_, q)| q)?;
+    const KNOWN: &[&str] = &[
+        "user",
+        "password",
+        "dbname",
+        "options",
+        "application_name",
+        "sslmode",
+        "sslnegotiation",
+        "host",
+        "hostaddr",
+        "port",
+        "connect_timeout",
+        "tcp_user_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_retries",
+        "target_session_attrs",
+        "channel_binding",
+        "load_balance_hosts",
+    ];
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let known = KNOWN.contains(&key.as_ref());
+        let whole_seconds = |v: &str| v.trim().parse::<u64>().is_ok();
+        let why = match key.as_ref() {
+            _ if !known => format!(
+                "it names a parameter the PostgreSQL client does not know, {key:?}; it knows {}",
+                KNOWN.join(", ")
+            ),
+            "sslmode" if value == "verify-ca" || value == "verify-full" => {
+                "sslmode takes disable, prefer or require: the server's certificate is always checked (against the public roots and REMIT_REPLICATE_CA_FILE) whenever TLS is used, so require is verify-full here".into()
+            }
+            "sslmode" if !["disable", "prefer", "require"].contains(&value.as_ref()) => {
+                "sslmode takes disable, prefer or require".into()
+            }
+            "connect_timeout" | "tcp_user_timeout" | "keepalives_idle" | "port"
+                if !whole_seconds(&value) =>
+            {
+                format!("{key} takes a whole number")
+            }
+            _ => continue,
+        };
+        return Some(why);
+    }
+    None
+}
+
 /// The connection string without its password.
 fn masked(config: &postgres::Config) -> String {
     let hosts: Vec<String> = config
@@ -179,9 +245,28 @@ pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
         // The cause ("Connection refused", "failed to lookup address information") is the
         // error's source: "error connecting to server" alone cannot tell them apart.
         None => match std::error::Error::source(e) {
-            Some(cause) => Error::internal(format!("{what}: {e}: {cause}")),
+            Some(cause) => {
+                let cause = cause.to_string();
+                Error::internal(format!("{what}: {e}: {cause}{}", tls_hint(&cause)))
+            }
             None => Error::internal(format!("{what}: {e}")),
         },
+    }
+}
+
+/// What to do about a certificate TLS refused, in words (rustls names the reason in Rust's
+/// own spelling: `UnknownIssuer`, `CaUsedAsEndEntity`…).
+fn tls_hint(cause: &str) -> &'static str {
+    if cause.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by a root remit trusts: put its CA's certificate, PEM, in the file REMIT_REPLICATE_CA_FILE names)"
+    } else if cause.contains("CaUsedAsEndEntity") {
+        " (the server presents a CA's certificate as its own: give PostgreSQL a certificate that CA signed, and the CA's in REMIT_REPLICATE_CA_FILE)"
+    } else if cause.contains("NotValidForName") {
+        " (the server's certificate does not name the host the URL gives: connect by a name it holds)"
+    } else if cause.contains("Expired") {
+        " (the server's certificate has expired)"
+    } else {
+        ""
     }
 }
 
@@ -260,6 +345,22 @@ fn bootstrap(client: &mut Client) -> Result<()> {
          );"
     ))
     .pg("cannot create the control schema")?;
+    // The rows of the newest change each replica holds (`source::NewestRow`), a column since
+    // 2026-12-05: added to a control table made before, by its owner.
+    let has_newest = tx
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = $1
+             AND table_name = 'ledgers' AND column_name = 'newest_rows'",
+            &[&CONTROL_SCHEMA],
+        )
+        .pg("cannot read the control table")?
+        .is_some();
+    if !has_newest {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {CONTROL_SCHEMA}.ledgers ADD COLUMN IF NOT EXISTS newest_rows text"
+        ))
+        .pg("cannot add the newest rows to the control table")?;
+    }
     tx.commit().pg("cannot commit the control schema")
 }
 
@@ -465,6 +566,24 @@ impl Replica {
         let read = reader.unchecked_transaction()?;
         let file = source::snapshot_position(&read)?;
         source::same_history(&read, &since, &file)?;
+        if !made_schema {
+            let kept: Option<String> = tx
+                .query_one(
+                    &format!(
+                        "SELECT newest_rows FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1"
+                    ),
+                    &[&*ledger_id],
+                )
+                .pg("cannot read the replica's newest rows")?
+                .get(0);
+            if let Some(newest) = kept.as_deref().and_then(source::Newest::parse) {
+                if let Some(how) = source::newest_rows_differ(&read, shapes, &newest)? {
+                    return Err(source::another_history(&how));
+                }
+            }
+        }
+        // The rows of the newest change written now, for the next cycle's look (above).
+        let mut newest = source::Newest::default();
         let stream = made_schema
             || file.change_seq - since.change_seq > crate::limits::REPLICATION_STREAM_AFTER_CHANGES;
         let mut rows = 0u64;
@@ -474,7 +593,11 @@ impl Replica {
                 // Into a table made in this transaction nothing can conflict: copied straight in.
                 let upsert = upsert.as_ref().filter(|_| !made_schema);
                 rows += write_rows(&mut tx, schema, shape, upsert, |each| {
-                    source::changed_rows(&read, shape, &since, None, each).map(|_| ())
+                    source::changed_rows(&read, shape, &since, None, &mut |row| {
+                        newest.see(shape, &row);
+                        each(row)
+                    })
+                    .map(|_| ())
                 })?;
             }
             read.finish()?;
@@ -496,6 +619,11 @@ impl Replica {
             };
             read.finish()?;
             read_ms = started.elapsed().as_secs_f64() * 1e3;
+            for (shape, table_rows) in shapes.iter().zip(&changed) {
+                for row in table_rows {
+                    newest.see(shape, row);
+                }
+            }
             for ((shape, upsert), table_rows) in shapes.iter().zip(upserts.iter()).zip(changed) {
                 if table_rows.is_empty() {
                     continue;
@@ -509,7 +637,7 @@ impl Replica {
             &format!(
                 "UPDATE {CONTROL_SCHEMA}.ledgers SET schema_version = $2, change_seq = $3,
                  journal_transaction_id = $4, journal_entry_id = $5, audit_seq = $6, audit_mac = $7,
-                 replicated_at = now() WHERE ledger_id = $1"
+                 newest_rows = COALESCE($8, newest_rows), replicated_at = now() WHERE ledger_id = $1"
             ),
             &[
                 &*ledger_id,
@@ -519,6 +647,7 @@ impl Replica {
                 &file.journal_entry_id,
                 &file.audit_seq,
                 &file.audit_mac,
+                &newest.text(),
             ],
         )
         .pg("cannot record the position")?;
@@ -1086,6 +1215,39 @@ pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `postgres` crate refuses a bad connection string with "invalid connection string"
+    /// alone: remit says what is wrong, never quoting a value (a password may be among them).
+    #[test]
+    fn a_refused_connection_string_is_told_why_without_its_password() {
+        for (url, says) in [
+            (
+                "mysql://u:s3cret@h/db",
+                "must begin with postgres:// or postgresql://",
+            ),
+            (
+                "postgres://u:s3cret@h/db?sslmode=bogus",
+                "sslmode takes disable, prefer or require",
+            ),
+            (
+                "postgres://u:s3cret@h/db?sslmode=verify-full",
+                "so require is verify-full here",
+            ),
+            ("postgres://u:s3cret@h/db?foo=bar", "does not know, \"foo\""),
+            (
+                "postgres://u:s3cret@h/db?connect_timeout=x",
+                "connect_timeout takes a whole number",
+            ),
+        ] {
+            let refused = Target::parse("--to", url, None)
+                .err()
+                .map(|e| e.to_string());
+            let text = refused.unwrap_or_default();
+            assert!(text.contains(says), "{url}: {text}");
+            assert!(!text.contains("s3cret"), "{url}: {text}");
+        }
+        assert!(Target::parse("--to", "postgres://u:s3cret@h/db?sslmode=require", None).is_ok());
+    }
 
     #[test]
     fn a_listing_that_lacks_a_changed_row_of_the_checked_table_is_refused_whole() {

@@ -368,20 +368,265 @@ pub fn audit_mac(conn: &Connection, seq: i64) -> Result<Option<Vec<u8>>> {
 /// Refuses to continue a replica whose history the file does not share: the file is behind it
 /// (restored from an older backup) or holds other lines (another kiosk's copy).
 pub fn same_history(conn: &Connection, replica: &Position, file: &Position) -> Result<()> {
-    let behind = file.change_seq < replica.change_seq
-        || file.journal_transaction_id < replica.journal_transaction_id
+    let how = if file.change_seq < replica.change_seq {
+        format!(
+            "it holds changes up to {}, the file up to {}",
+            replica.change_seq, file.change_seq
+        )
+    } else if file.journal_transaction_id < replica.journal_transaction_id
         || file.journal_entry_id < replica.journal_entry_id
-        || file.audit_seq < replica.audit_seq;
-    let other_line = replica.audit_seq > 0
-        && audit_mac(conn, replica.audit_seq)?.as_deref() != replica.audit_mac.as_deref();
-    if behind || other_line {
-        return Err(Error::internal(format!(
-            "the replica holds a history this file does not (its audit line {} {}): the file was restored from an older backup or copied from another kiosk. Nothing was copied. To start the replica again from this file, drop it in PostgreSQL (README, \"Replication\")",
-            replica.audit_seq,
-            if behind { "is past the file's end" } else { "differs from the file's" }
-        )));
+    {
+        format!(
+            "its journal goes to transaction {}, the file's to {}",
+            replica.journal_transaction_id, file.journal_transaction_id
+        )
+    } else if file.audit_seq < replica.audit_seq {
+        format!(
+            "its audit line {} is past the file's end",
+            replica.audit_seq
+        )
+    } else if replica.audit_seq > 0
+        && audit_mac(conn, replica.audit_seq)?.as_deref() != replica.audit_mac.as_deref()
+    {
+        format!(
+            "its audit line {} differs from the file's",
+            replica.audit_seq
+        )
+    } else {
+        return Ok(());
+    };
+    Err(another_history(&how))
+}
+
+/// The refusal of a file whose history is not the replica's (`how` says what differs).
+pub fn another_history(how: &str) -> Error {
+    Error::internal(format!(
+        "the replica holds a history this file does not ({how}): the file was restored from an older backup, or it is a copy of the ledger's file that went its own way. Nothing was copied. If this file is the ledger now (a restore), drop its replica (`remit replicate --drop`) and let it be copied again; a copy must not replicate under the ledger's id (README, \"Replication\")"
+    ))
+}
+
+/// One of the rows of the newest change a replica holds, as the control row keeps them: its
+/// table, its key, its stamp and a digest of its values. A file that holds each of them, the
+/// same or changed since, shares the replica's history; one that holds another row under the
+/// key at the same stamp (a copy of the file that went its own way, a restored backup that
+/// wrote on), or an older one, or none, does not. The audit line at the position cannot tell
+/// them apart when the writes since the split left no audit line (a callback for an unknown
+/// payout, an ignored Stripe event: a row of `webhook_events` each).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewestRow {
+    table: String,
+    key: Vec<Cell>,
+    change_seq: i64,
+    digest: String,
+}
+
+/// The most rows of the newest change a replica keeps.
+const NEWEST_ROWS_KEPT: usize = 16;
+
+impl Cell {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Int(v) => serde_json::json!(v),
+            Cell::Text(t) => serde_json::json!(t),
+            Cell::Blob(b) => serde_json::json!({ "hex": crate::crypto::hex(b) }),
+        }
     }
-    Ok(())
+
+    fn from_json(v: &serde_json::Value) -> Option<Cell> {
+        match v {
+            serde_json::Value::Null => Some(Cell::Null),
+            serde_json::Value::Number(n) => n.as_i64().map(Cell::Int),
+            serde_json::Value::String(t) => Some(Cell::Text(t.clone())),
+            serde_json::Value::Object(o) => o
+                .get("hex")
+                .and_then(|h| h.as_str())
+                .and_then(crate::crypto::unhex)
+                .map(Cell::Blob),
+            _ => None,
+        }
+    }
+}
+
+/// A digest of a row's values: each tagged and its length given, so that no two rows share
+/// one by how their values run together.
+fn digest(row: &[Cell]) -> String {
+    let mut bytes = Vec::new();
+    for cell in row {
+        let (tag, body): (u8, &[u8]) = match cell {
+            Cell::Null => (0, &[]),
+            Cell::Int(v) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&v.to_be_bytes());
+                continue;
+            }
+            Cell::Text(t) => (2, t.as_bytes()),
+            Cell::Blob(b) => (3, b),
+        };
+        bytes.push(tag);
+        bytes.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(body);
+    }
+    crate::crypto::hex(&crate::crypto::sha256(&bytes))
+}
+
+/// Keeps the rows of the newest change among the stamped rows it is shown.
+#[derive(Default)]
+pub struct Newest {
+    rows: Vec<NewestRow>,
+}
+
+impl Newest {
+    /// Notes a row of `shape` written to the replica.
+    pub fn see(&mut self, shape: &Shape, row: &[Cell]) {
+        if shape.table.kind != Kind::Stamped {
+            return;
+        }
+        let Some(Cell::Int(seq)) = shape
+            .columns
+            .iter()
+            .position(|c| c.name == "change_seq")
+            .and_then(|i| row.get(i))
+        else {
+            return;
+        };
+        let newest = self.rows.first().map_or(i64::MIN, |r| r.change_seq);
+        if *seq < newest || (*seq == newest && self.rows.len() >= NEWEST_ROWS_KEPT) {
+            return;
+        }
+        if *seq > newest {
+            self.rows.clear();
+        }
+        let mut key: Vec<(u32, Cell)> = shape
+            .columns
+            .iter()
+            .zip(row)
+            .filter(|(c, _)| c.pk > 0)
+            .map(|(c, cell)| (c.pk, cell.clone()))
+            .collect();
+        key.sort_by_key(|(pk, _)| *pk);
+        self.rows.push(NewestRow {
+            table: shape.table.name.to_string(),
+            key: key.into_iter().map(|(_, cell)| cell).collect(),
+            change_seq: *seq,
+            digest: digest(row),
+        });
+    }
+
+    /// The rows seen, as the control row keeps them (`None`: none seen, the last kept stand).
+    pub fn text(&self) -> Option<String> {
+        (!self.rows.is_empty()).then(|| {
+            serde_json::Value::Array(
+                self.rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "table": r.table,
+                            "key": r.key.iter().map(Cell::to_json).collect::<Vec<_>>(),
+                            "changeSeq": r.change_seq,
+                            "digest": r.digest,
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string()
+        })
+    }
+
+    /// The rows a control row keeps; `None` for a text that is not theirs.
+    pub fn parse(text: &str) -> Option<Vec<NewestRow>> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        value
+            .as_array()?
+            .iter()
+            .map(|r| {
+                Some(NewestRow {
+                    table: r.get("table")?.as_str()?.to_string(),
+                    key: r
+                        .get("key")?
+                        .as_array()?
+                        .iter()
+                        .map(Cell::from_json)
+                        .collect::<Option<Vec<_>>>()?,
+                    change_seq: r.get("changeSeq")?.as_i64()?,
+                    digest: r.get("digest")?.as_str()?.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Does the file hold the replica's newest rows (`NewestRow`), each the same or changed since?
+/// `None` when it does; else what differs, in words. A row of `meta` the file no longer has is
+/// no difference: `remit restore --done` deletes one (the payouts' hold).
+pub fn newest_rows_differ(
+    conn: &Connection,
+    shapes: &[Shape],
+    newest: &[NewestRow],
+) -> Result<Option<String>> {
+    for row in newest {
+        let Some(shape) = shapes.iter().find(|s| s.table.name == row.table) else {
+            continue;
+        };
+        let key = shape.key();
+        if key.len() != row.key.len() || key.is_empty() {
+            continue;
+        }
+        let filter: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
+            .collect();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM {} WHERE {}",
+            shape.column_list(),
+            quote(shape.table.name),
+            filter.join(" AND ")
+        ))?;
+        let values: Vec<Value> = row
+            .key
+            .iter()
+            .map(|c| match c {
+                Cell::Null => Value::Null,
+                Cell::Int(v) => Value::Integer(*v),
+                Cell::Text(t) => Value::Text(t.clone()),
+                Cell::Blob(b) => Value::Blob(b.clone()),
+            })
+            .collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        let found = match rows.next()? {
+            Some(r) => Some(cells(shape, r)?),
+            None => None,
+        };
+        let mut seen = Newest::default();
+        let differs = match found {
+            None if row.table == "meta" => None,
+            None => Some("the file has no such row"),
+            Some(cells) => {
+                seen.see(shape, &cells);
+                match seen.rows.first() {
+                    Some(now) if now.change_seq > row.change_seq => None,
+                    Some(now) if now.change_seq == row.change_seq && now.digest == row.digest => {
+                        None
+                    }
+                    Some(now) if now.change_seq == row.change_seq => {
+                        Some("the file holds other values under its key at the same change")
+                    }
+                    _ => Some("the file's row is older"),
+                }
+            }
+        };
+        if let Some(how) = differs {
+            let key: Vec<serde_json::Value> = row.key.iter().map(Cell::to_json).collect();
+            return Ok(Some(format!(
+                "the replica's row {} of {} (change {}): {how}",
+                serde_json::Value::Array(key),
+                row.table,
+                row.change_seq
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// The rows of a stamped table the change log lists (`store::changes::ChangedRows`).

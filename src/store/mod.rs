@@ -17,8 +17,9 @@ pub use migrate::{
     latest_schema_version, migrate, migrated_in_memory, migrated_in_memory_to, schema_version,
 };
 pub use open::{
-    a_file_or_nothing, create_private, existing_database, journals_in_memory, open,
-    open_connection, open_for_check, open_with_key, read_only_connection, what_it_holds, Holds,
+    a_file_or_nothing, create_private, existing_database, journals_in_memory, no_ledger_was_here,
+    open, open_connection, open_for_check, open_with_key, read_only_connection, what_it_holds,
+    Holds,
 };
 pub use writer::{WriteCtx, WriterStats};
 
@@ -117,6 +118,8 @@ pub struct Store {
     events: Arc<crate::wakeup::Wakeup>,
     /// The rows each of the writer's transactions changed (with `track_changes`).
     changes: Option<Arc<changes::ChangeLog>>,
+    /// The database file opened, looked for at its path (`file_missing`).
+    file: writer::FileInPlace,
     /// The database file, which the checkpointer syncs after its copies. Last, so dropped
     /// after the connections: closing a descriptor of a file drops every POSIX lock the
     /// process holds on it, SQLite's included.
@@ -189,6 +192,8 @@ impl Store {
         }
         let writer_changes = changes.clone();
         let busy_wait = options.busy_wait;
+        let file = writer::FileInPlace::of(&options.path, &db_file)?;
+        let writer_file = file.clone();
         let committing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         writer::gate_commits(&conn, &committing)?;
         let writer_thread = std::thread::Builder::new()
@@ -204,6 +209,7 @@ impl Store {
                     changes: writer_changes.as_deref(),
                     committing: &committing,
                     busy_wait,
+                    file: writer_file,
                 }
                 .run(&receiver)
             })
@@ -215,6 +221,7 @@ impl Store {
             reads,
             keys,
             path: options.path.clone(),
+            file,
             key_source,
             stats,
             events,
@@ -333,6 +340,12 @@ impl Store {
     /// Did the last batch fail to be written (a full disk, an I/O error)? Until one commits.
     pub fn writes_failing(&self) -> bool {
         self.stats.writes_failing.load(Ordering::Relaxed)
+    }
+
+    /// The database file was deleted, moved or replaced while this store had it open: writes
+    /// are refused (`writer::FileInPlace`).
+    pub fn file_missing(&self) -> bool {
+        !self.file.is_here()
     }
 
     /// Can a read connection run a statement? (`GET /health`.)

@@ -160,6 +160,8 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
         a_file_or_nothing(&options.path)?;
         if std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
             sqlite_file(&options.path)?;
+        } else {
+            no_ledger_was_here(&options.path, false)?;
         }
     } else {
         existing_database(&options.path)?;
@@ -171,6 +173,52 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
         create_private(&options.path)?;
     }
     open_with_key(options, &master, key_source)
+}
+
+/// A new ledger is made only where no ledger was: a database file missing or empty beside its
+/// write-ahead log (the newest commits of a ledger, after a crash), or beside its key file and
+/// the files a server leaves (a ledger deleted or moved, or a file cut short), is refused, in
+/// words that say what to put back. A new ledger there would erase the log, and a new start
+/// would print a new admin token as if nothing had been lost. A key file alone (written
+/// before a first start, to choose the key) is taken. `before_locks`: asked before this
+/// process took the lock files, whose presence then says a server ran here too.
+pub fn no_ledger_was_here(path: &Path, before_locks: bool) -> Result<()> {
+    let what = if path.exists() {
+        "is an empty file"
+    } else {
+        "is not there"
+    };
+    let wal = crate::ops::beside(path, "-wal");
+    if let Some(bytes) = std::fs::metadata(&wal)
+        .ok()
+        .map(|m| m.len())
+        .filter(|n| *n > 0)
+    {
+        return Err(Error::internal(format!(
+            "{} {what}, but {} beside it holds {bytes} bytes of a ledger's newest commits: a new ledger here would erase them. Put the ledger's database file back (or restore a backup: `remit restore`); to start a new ledger here instead, move {} away first",
+            path.display(),
+            wal.display(),
+            wal.display()
+        )));
+    }
+    let key = crate::crypto::key_file_path(path);
+    let left = if before_locks {
+        &["-wal", "-shm", ".lock", ".keylock"][..]
+    } else {
+        &["-wal", "-shm"][..]
+    };
+    let ran_here = left
+        .iter()
+        .any(|suffix| crate::ops::beside(path, suffix).exists());
+    if key.exists() && ran_here {
+        return Err(Error::internal(format!(
+            "{} {what}, but its key file {} is here: a ledger was here (deleted, moved, or a copy cut short). Put the ledger's database file back (or restore a backup: `remit restore`); to start a new ledger here instead, move {} away first (it opens that ledger's backups: keep it)",
+            path.display(),
+            key.display(),
+            key.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A file without remit's schema is made a ledger only by `remit serve`, and only when it holds

@@ -358,6 +358,61 @@ pub struct WriterStats {
     pub writes_failing: AtomicBool,
     /// When the last write failed (`monotonic_ms`: a clock set back must not hold `/health`).
     pub last_write_failure_ms: std::sync::atomic::AtomicI64,
+    /// The database file is no longer at its path (`FileInPlace`): writes are refused.
+    pub file_missing: AtomicBool,
+}
+
+/// The database file the store opened, known by its device and inode. Deleted, moved or
+/// replaced while the server runs, its connections go on with the file they hold, and every
+/// write would be acknowledged and lost with the server (a new start at the path finds
+/// nothing): so the writer looks before each batch (one `stat`), and refuses writes while the
+/// file at the path is not this one.
+#[derive(Clone)]
+pub(super) struct FileInPlace {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl FileInPlace {
+    /// The file `opened`, which the store opened at `path`.
+    pub(super) fn of(path: &std::path::Path, opened: &std::fs::File) -> Result<FileInPlace> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = opened
+            .metadata()
+            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        Ok(FileInPlace {
+            path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    fn id_at(path: &std::path::Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
+    /// Is the file at the path still the one opened?
+    pub(super) fn is_here(&self) -> bool {
+        Self::id_at(&self.path) == Some(self.id)
+    }
+
+    /// `is_here`, said once when the file goes and when it is back (moved back: the same file).
+    fn here(&self, stats: &WriterStats) -> bool {
+        let here = self.is_here();
+        let was_missing = stats.file_missing.swap(!here, Ordering::SeqCst);
+        if !here && !was_missing {
+            log::error!(
+                "the database file {} was deleted, moved or replaced while this server runs: every write is refused from now on (it would be lost with the server), and /health says db \"missing\". Put the same file back at its path (a move back), or stop the server and restore the last backup (`remit restore`)",
+                self.path.display()
+            );
+        } else if here && was_missing {
+            log::warn!(
+                "the database file {} is back at its path: writes are taken again",
+                self.path.display()
+            );
+        }
+        here
+    }
 }
 
 /// Milliseconds on a clock that only goes forward, from the first time it is read.
@@ -572,6 +627,8 @@ pub(super) struct Writer<'a> {
     pub committing: &'a AtomicBool,
     /// How long a batch refused by another process's lock is run again (`OpenOptions`).
     pub busy_wait: std::time::Duration,
+    /// The file opened, looked for at its path before each batch.
+    pub file: FileInPlace,
 }
 
 /// Installs the hook that makes the writer's `COMMIT` the only way anything commits on its
@@ -712,7 +769,13 @@ impl Writer<'_> {
                     Err(e) => log::warn!("cannot set how the writer keeps its journals: {e}"),
                 }
             }
-            let commit = self.attempt(batch, unbounded);
+            let commit = if self.file.here(stats) {
+                self.attempt(batch, unbounded)
+            } else {
+                Err(Error::internal(
+                    "the database file is no longer at its path",
+                ))
+            };
             if commit.is_err() && crate::error::take_full() && !unbounded {
                 stats.journals_outgrown.fetch_add(1, Ordering::Relaxed);
                 outgrown = true;
@@ -746,8 +809,9 @@ impl Writer<'_> {
                 }
             }
             Err(e) => {
-                // Another process holding the file past the patience says nothing about it.
-                if !matches!(e, Error::Busy) {
+                // Another process holding the file past the patience says nothing about it,
+                // nor does a file no longer at its path (`/health` says that itself).
+                if !matches!(e, Error::Busy) && !stats.file_missing.load(Ordering::SeqCst) {
                     stats.write_failed();
                 }
                 FAILED.log(

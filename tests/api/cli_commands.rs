@@ -613,6 +613,55 @@ fn a_start_that_cannot_listen_leaves_no_database_or_key_behind() {
     drop(taken);
 }
 
+/// A database file missing or emptied beside a ledger's write-ahead log or key file is not made
+/// a new ledger: `serve` made one, erased the log (the newest commits of the ledger, after a
+/// crash) and printed a new admin token as if nothing had been lost.
+#[test]
+fn serve_makes_no_new_ledger_where_a_ledgers_log_or_key_file_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let wal = dir.path().join("remit.db-wal");
+    let log = dir.path().join("serve.log");
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    server.kill9();
+    let logged = std::fs::metadata(&wal).unwrap().len();
+    assert!(logged > 0, "no log after the crash");
+    std::fs::write(&db, b"").unwrap();
+    let serve = |key: Option<&str>| {
+        let mut cmd = remit(dir.path(), key);
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db);
+        run(cmd)
+    };
+    let ran = serve(Some(TEST_KEY));
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("remit.db is an empty file, but")
+            && ran.stderr.contains("remit.db-wal beside it holds")
+            && ran.stderr.contains("a new ledger here would erase them"),
+        "{ran}"
+    );
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        logged,
+        "the log was touched"
+    );
+    // The file gone and the log moved away, its key file left: a ledger was here.
+    std::fs::remove_file(&db).unwrap();
+    std::fs::rename(&wal, dir.path().join("kept-wal")).unwrap();
+    std::fs::write(dir.path().join("remit.db.key"), TEST_KEY).unwrap();
+    let ran = serve(None);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("remit.db is not there, but its key file")
+            && ran.stderr.contains("move")
+            && ran.stderr.contains("remit.db.key away first"),
+        "{ran}"
+    );
+    assert!(!db.exists(), "a database was made");
+}
+
 /// A malformed `ENCRYPTION_KEY` at a first start is refused before the database file is made
 /// (an empty `remit.db` was left, which `remit check` then called "a copy cut short").
 #[test]

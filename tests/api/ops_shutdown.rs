@@ -578,3 +578,59 @@ fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
     drop(server);
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
+
+/// The database file moved away (or deleted) while the server runs: every write went on into
+/// the file the server still held, each answered 200 and lost with the server, and `/health`
+/// said ok. Now each write is refused, `/health` says the file is missing and the log says
+/// what to do; moved back, the file takes writes again, and nothing refused was kept.
+#[test]
+fn a_database_file_moved_away_while_serving_takes_no_writes_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let (_admin, sender, agent) = kiosk_users(&db, TEST_KEY);
+    let log = dir.path().join("serve.log");
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        500,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 3);
+    let away = dir.path().join("moved.db");
+    std::fs::rename(&db, &away).unwrap();
+    let refused = server.post(
+        &format!("/payment-requests/{}/approve", requests[0]),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(refused.status, 500, "{}", refused.text);
+    let health = server.get("/health", "");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.body["db"], "missing", "{}", health.text);
+    assert!(
+        server
+            .log()
+            .contains("was deleted, moved or replaced while this server runs"),
+        "{}",
+        server.log()
+    );
+    std::fs::rename(&away, &db).unwrap();
+    assert_eq!(server.get("/health", "").body["db"], "ok");
+    let approved = server.post(
+        &format!("/payment-requests/{}/approve", requests[1]),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert!(
+        server.log().contains("is back at its path"),
+        "{}",
+        server.log()
+    );
+    let r = server.get(&format!("/payment-requests/{}", requests[0]), &sender);
+    assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+}

@@ -1158,11 +1158,79 @@ fn a_file_restored_from_an_older_backup_is_refused_and_the_replica_left_alone() 
         "{refused}"
     );
     assert!(
-        refused.stderr.contains("drop it in PostgreSQL"),
+        refused.stderr.contains("remit replicate --drop")
+            && refused.stderr.contains("it holds changes up to"),
         "{refused}"
     );
     assert_eq!(replica_position(&mut client, &ledger), before);
     assert_same_rows(&db, &mut client, &ledger);
+}
+
+/// Records Stripe events of a type remit ignores in the ledger at `db`: a row of
+/// `webhook_events` each, and no audit line.
+fn ignored_stripe_events(db: &Path, ids: &[&str]) {
+    let mut options = remit::store::OpenOptions::new(db.to_path_buf());
+    options.key_hex = Some(TEST_KEY.into());
+    let store = remit::store::open(&options).unwrap();
+    for id in ids {
+        let event = remit::wire::stripe::Event::parse(
+            json!({"id": id, "type": "customer.created", "data": {"object": {}}}),
+        )
+        .unwrap();
+        let raw = serde_json::to_vec(&event.body).unwrap();
+        store
+            .write(move |ctx| remit::service::webhooks::apply_stripe_event(ctx, &event, &raw))
+            .unwrap();
+    }
+    store.close();
+}
+
+// Two copies of one ledger file that went their own ways with writes that leave no audit line
+// (ignored Stripe events, callbacks for unknown payouts): the audit line at the replica's
+// position is in both, so the second copy's rows were taken over the first's, its first
+// rows never copied. The replica's newest rows tell them apart.
+#[test]
+fn a_copy_that_went_its_own_way_without_audit_lines_is_refused() {
+    if skipped("a_copy_that_went_its_own_way_without_audit_lines_is_refused") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("copies");
+    let ts = TestStore::new();
+    let sender = ts.user(Role::Sender, "Amina", None);
+    let agent = ts.user(Role::Agent, "Kiosk", None);
+    ts.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
+    ts.store.close();
+    let a = ts.db_path();
+    let other = tempfile::tempdir().unwrap();
+    let b = other.path().join("remit.db");
+    std::fs::copy(&a, &b).unwrap();
+    let ledger = ledger_id(&a);
+    assert_eq!(replicate_once(&a, TEST_KEY, &url).code, Some(0));
+
+    ignored_stripe_events(&b, &["evt_b1", "evt_b2"]);
+    let ran = replicate_once(&b, TEST_KEY, &url);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let mut client = pg.client("copies");
+    let before = replica_position(&mut client, &ledger);
+    ignored_stripe_events(&a, &["evt_a1", "evt_a2", "evt_a3"]);
+    let refused = replicate_once(&a, TEST_KEY, &url);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("holds a history this file does not (the replica's row [\"whe_")
+            && refused.stderr.contains("of webhook_events (change")
+            && refused.stderr.contains("the file has no such row"),
+        "{refused}"
+    );
+    assert_eq!(replica_position(&mut client, &ledger), before);
+    assert_same_rows(&b, &mut client, &ledger);
+    // The copy the replica follows goes on.
+    ignored_stripe_events(&b, &["evt_b3"]);
+    let ran = replicate_once(&b, TEST_KEY, &url);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert_same_rows(&b, &mut client, &ledger);
 }
 
 // Regression guard: a statement that changes a replicated table without stamping the rows it
@@ -1354,6 +1422,11 @@ fn an_idle_ledger_says_when_postgres_is_gone_or_stops_answering() {
         s["connected"] == false
     });
     assert!(gone["lastError"].is_string(), "{gone}");
+    // Idle and failing, the replica is not being kept: its lag grows (it said 0, and an alert
+    // on the lag never fired for an idle kiosk whose PostgreSQL was gone or that was refused).
+    wait_for("the lag of a replica not kept grows", 10, &|s| {
+        s["lagSeconds"].as_f64().is_some_and(|l| l >= 1.0)
+    });
     pg.restart();
     wait_for("back", 60, &|s| s["connected"] == true);
     // Stopped: a check while idle waits on it.

@@ -24,7 +24,9 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
     }
     // Readable is not enough: a server whose disk is full answers every write 500, and a
     // monitor must hear of it.
-    let db = if !app.store.ping() {
+    let db = if app.store.file_missing() {
+        "missing"
+    } else if !app.store.ping() {
         "error"
     } else if app.store.writes_failing() {
         "not_writable"
