@@ -902,14 +902,28 @@ fn check_replica(
         let (master, _) =
             crate::crypto::load_master_key(&config.db, config.key_hex.as_deref(), false)?;
         let keys = crate::crypto::Keys::new(&master);
-        let ledger_id = match ledger {
-            Some(id) => id.to_string(),
+        // The ledger of --db: its replica is compared with the file too. One named by
+        // --ledger (another kiosk's, under its key) has no file here.
+        let own = match ledger {
+            Some(_) => None,
             None => {
                 let (conn, _) = store::open_for_check(&config.db, config.key_hex.as_deref())?;
-                store::changes::ledger_id(&conn)?
+                let id = store::changes::ledger_id(&conn)?;
+                Some((conn, id))
             }
         };
-        let found = crate::replicate::postgres::check(&target, &ledger_id, &keys)?;
+        let ledger_id = match (ledger, &own) {
+            (Some(id), _) => id.to_string(),
+            (None, Some((_, id))) => id.clone(),
+            (None, None) => return Err(Error::internal("no ledger to check")),
+        };
+        let file = own.as_ref().map(|(conn, _)| conn);
+        let found = crate::replicate::postgres::check(&target, &ledger_id, &keys, file)?;
+        if file.is_none() {
+            println!(
+                "(a ledger named by --ledger: its replica is checked, not compared with a file)"
+            );
+        }
         println!(
             "replica of ledger {ledger_id} in {} (change {}, written {})",
             target.display(),

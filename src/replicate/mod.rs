@@ -9,6 +9,7 @@
 //! arrive in commit order, and after a crash anywhere nothing is sent twice or skipped. The
 //! writer is never waited for: replication only reads.
 
+mod compare;
 mod ddl;
 pub mod postgres;
 pub mod source;

@@ -1096,8 +1096,15 @@ pub struct ReplicaCheck {
     pub report: crate::integrity::Report,
 }
 
-/// Runs the integrity check on a ledger's replica, with the ledger's key.
-pub fn check(target: &Target, ledger_id: &str, keys: &crate::crypto::Keys) -> Result<ReplicaCheck> {
+/// Runs the integrity check on a ledger's replica, with the ledger's key; with `file` (the
+/// ledger's own file, read only), compares the replica's rows with it too
+/// (`compare::compare`).
+pub fn check(
+    target: &Target,
+    ledger_id: &str,
+    keys: &crate::crypto::Keys,
+    file: Option<&Connection>,
+) -> Result<ReplicaCheck> {
     let schema = schema_of(ledger_id)?;
     let mut client = target.connect()?;
     let mut tx = client
@@ -1147,7 +1154,13 @@ pub fn check(target: &Target, ledger_id: &str, keys: &crate::crypto::Keys) -> Re
             "the key is not ledger {ledger_id}'s (give its key with --key-file)"
         )));
     }
-    let report = crate::integrity::check_ledger(&mut ReplicaLedger { tx: &mut tx }, keys)?;
+    let mut report = crate::integrity::check_ledger(&mut ReplicaLedger { tx: &mut tx }, keys)?;
+    if let Some(file) = file {
+        let shapes = source::shapes(file)?;
+        let compared = super::compare::compare(&mut tx, &schema, file, &shapes, &position)?;
+        report.checks.push(compared.check);
+        report.mismatches.extend(compared.mismatches);
+    }
     tx.commit().pg("cannot end the check")?;
     Ok(ReplicaCheck {
         position,

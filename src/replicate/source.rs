@@ -424,7 +424,7 @@ pub struct NewestRow {
 const NEWEST_ROWS_KEPT: usize = 16;
 
 impl Cell {
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Cell::Null => serde_json::Value::Null,
             Cell::Int(v) => serde_json::json!(v),
@@ -801,7 +801,7 @@ pub fn unlisted_in_slice(
 }
 
 /// A row's values, in `shape`'s column order.
-fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
+pub(crate) fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
     (0..shape.columns.len())
         .map(|i| {
             Ok(match row.get_ref(i)? {

@@ -1015,17 +1015,26 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     assert_eq!(again.code, Some(0), "{again}");
     for id in [&payout, &in_flight] {
         assert!(
-            again
-                .stdout
-                .contains(&format!("payout {id} is flagged (restored from a backup")),
+            again.stdout.contains(&format!(
+                "payout {id} is flagged by an earlier restore, still to be settled by hand"
+            )),
             "{again}"
         );
-        let flagged: bool = read_only(&db)
-            .query_row("SELECT flagged FROM payouts WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+        let (flagged, reason): (bool, String) = read_only(&db)
+            .query_row(
+                "SELECT flagged, flag_reason FROM payouts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert!(flagged, "{id} is no longer flagged");
+        // One restore's words, not each restore's inside the next's (three deep, 670
+        // characters, after three restores).
+        assert_eq!(
+            reason.matches("restored from a backup").count(),
+            1,
+            "{id}: {reason}"
+        );
     }
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
     // Guards against: the advice was advice only, and a start with the default gateway sent

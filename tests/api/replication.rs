@@ -233,10 +233,22 @@ fn assert_checks_clean_alike(db: &Path, key: &str, url: &str, extra: &[&str]) {
     let mut lines = replica.stdout.lines();
     let head = lines.next().unwrap_or_default();
     assert!(head.starts_with("replica of ledger ldg_"), "{replica}");
-    // The same words, but for the file's own check of its pages (PostgreSQL keeps its own).
-    // (Until 2026-12-05 the replica's encrypted values were not opened either.)
+    // The same words, but for the file's own check of its pages (PostgreSQL keeps its own),
+    // and the comparison with the file (of the ledger of --db), or the word that there is
+    // none (of one named by --ledger). (Until 2026-12-05 the replica's encrypted values were
+    // not opened either.)
+    let (compared, checked): (Vec<&str>, Vec<&str>) = lines.partition(|l| {
+        l.starts_with("the replica's rows against the file's")
+            || l.starts_with("(a ledger named by --ledger")
+    });
+    assert_eq!(compared.len(), 1, "{replica}");
     assert_eq!(
-        lines.collect::<Vec<_>>(),
+        compared[0].starts_with("the replica's rows against the file's"),
+        !extra.contains(&"--ledger"),
+        "{replica}"
+    );
+    assert_eq!(
+        checked,
         file.stdout
             .lines()
             .filter(|l| !l.starts_with("the file's pages and indexes are whole"))
@@ -449,6 +461,29 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
         )),
         "{tampered}"
     );
+    assert!(
+        tampered.stdout.contains(&format!(
+            "MISMATCH row [\"{escrow}\"] of escrows differs from the file's in"
+        )) && tampered.stdout.contains("spent_usd_cents"),
+        "{tampered}"
+    );
+
+    // Changes the replica's own check cannot see (they break no sum and no chain): found by
+    // comparing its rows with the file's (they passed, exit 0, until 2026-12-05).
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.users SET role = 'admin' WHERE role = 'agent';
+             UPDATE {schema}.deposits SET reference = 'forged-ref' WHERE id = (SELECT min(id) FROM {schema}.deposits)"
+        ))
+        .unwrap();
+    let edited = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(edited.code, Some(1), "{edited}");
+    for needle in [
+        "of users differs from the file's in role",
+        "of deposits differs from the file's in reference",
+    ] {
+        assert!(edited.stdout.contains(needle), "{needle}: {edited}");
+    }
 
     // An encrypted value damaged in the replica is said, as on the file.
     client
@@ -536,7 +571,8 @@ fn changes_under_the_approval_load_reach_postgres_in_commit_order_within_a_secon
                 }
                 last = at;
                 if at >= 0 && i % 10 == 0 {
-                    let found = remit::replicate::postgres::check(&target, &ledger, &keys).unwrap();
+                    let found =
+                        remit::replicate::postgres::check(&target, &ledger, &keys, None).unwrap();
                     assert!(
                         found.report.is_clean(),
                         "the replica at change {} fails the check: {:?}",
@@ -1164,6 +1200,16 @@ fn a_file_restored_from_an_older_backup_is_refused_and_the_replica_left_alone() 
     );
     assert_eq!(replica_position(&mut client, &ledger), before);
     assert_same_rows(&db, &mut client, &ledger);
+    // The replica's own check finds nothing wrong in it; compared with the restored file, it
+    // holds rows the file does not (it said "ok: the ledger holds" until 2026-12-05).
+    let compared = check_replica(&backup, TEST_KEY, &url, &[]);
+    assert_eq!(compared.code, Some(1), "{compared}");
+    assert!(
+        compared
+            .stdout
+            .contains("of payment_requests is in the replica but not in the file"),
+        "{compared}"
+    );
 }
 
 /// Records Stripe events of a type remit ignores in the ledger at `db`: a row of
