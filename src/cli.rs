@@ -1061,15 +1061,14 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "--demo makes escrows funded by made-up deposits, so it runs only with the simulator (REMIT_GATEWAY=simulator, the default), never with a gateway that pays or holds real payouts",
         ));
     }
-    if !config.db.exists() {
-        store::no_ledger_was_here(&config.db, true)?;
-    }
     let mut lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.
     let listener = crate::runtime::bind(&config.addr)?;
     // A first start makes the file, and locks it, before SQLite writes anything in it.
     if !config.db.exists() {
+        // Before the file is made: refused, it leaves no empty file behind.
+        store::no_ledger_was_here(&config.db)?;
         store::create_private(&config.db)?;
     }
     lock.hold_the_file(&config.db)?;

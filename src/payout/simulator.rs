@@ -149,13 +149,8 @@ impl Gateway for Simulator {
         // A call taken before whose result was not delivered (the payout's answer or its result
         // could not be recorded, and the worker sent it again): its answer and result again,
         // never a second payment.
-        let repeated = self
-            .taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .calls
-            .get(&originator)
-            .cloned();
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let repeated = taken.calls.get(&originator).cloned();
         let call = match repeated {
             Some(call) => call,
             None => {
@@ -175,13 +170,11 @@ impl Gateway for Simulator {
                     url,
                     body,
                 };
-                self.taken
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(originator.clone(), call.clone());
+                taken.insert(originator.clone(), call.clone());
                 call
             }
         };
+        drop(taken);
         let delay = self.delay;
         let payout_id = job.id.clone();
         let taken = Arc::clone(&self.taken);

@@ -155,7 +155,9 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
                 .into(),
         );
     }
-    let query = rest.split_once('?').map(|(_, q)| q)?;
+    // The parameters follow the host: a password may hold a `?` (or an `@`) itself.
+    let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let query = after_credentials.split_once('?').map(|(_, q)| q)?;
     const KNOWN: &[&str] = &[
         "user",
         "password",
@@ -181,8 +183,13 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
         let known = KNOWN.contains(&key.as_ref());
         let whole_seconds = |v: &str| v.trim().parse::<u64>().is_ok();
         let why = match key.as_ref() {
-            _ if !known => format!(
+            // A name is quoted only when it reads as one (never a piece of a password).
+            _ if !known && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') => format!(
                 "it names a parameter the PostgreSQL client does not know, {key:?}; it knows {}",
+                KNOWN.join(", ")
+            ),
+            _ if !known => format!(
+                "it names a parameter the PostgreSQL client does not know; it knows {}",
                 KNOWN.join(", ")
             ),
             "sslmode" if value == "verify-ca" || value == "verify-full" => {
@@ -514,6 +521,10 @@ impl Replica {
             .ok_or_else(|| Error::internal("the ledger's row vanished"))?;
         let made_schema =
             since.change_seq < 0 || source::replica_outdated(version as u32, *file_version as u32);
+        // The history the replica holds, to be the file's before anything is written: also
+        // when it is made again for a new schema version (then its newest rows by their stamps
+        // alone: their columns may have changed).
+        let held = (since.change_seq >= 0).then(|| since.clone());
         if made_schema {
             if version > *file_version {
                 return Err(Error::internal(format!(
@@ -565,8 +576,8 @@ impl Replica {
         let mut read_ms = 0.0;
         let read = reader.unchecked_transaction()?;
         let file = source::snapshot_position(&read)?;
-        source::same_history(&read, &since, &file)?;
-        if !made_schema {
+        if let Some(held) = &held {
+            source::same_history(&read, held, &file)?;
             let kept: Option<String> = tx
                 .query_one(
                     &format!(
@@ -577,7 +588,8 @@ impl Replica {
                 .pg("cannot read the replica's newest rows")?
                 .get(0);
             if let Some(newest) = kept.as_deref().and_then(source::Newest::parse) {
-                if let Some(how) = source::newest_rows_differ(&read, shapes, &newest)? {
+                if let Some(how) = source::newest_rows_differ(&read, shapes, &newest, !made_schema)?
+                {
                     return Err(source::another_history(&how));
                 }
             }
@@ -1125,7 +1137,7 @@ pub fn check(
     } else {
         None
     };
-    let Some((position, _)) = found.filter(|(p, _)| p.change_seq >= 0) else {
+    let Some((position, replica_version)) = found.filter(|(p, _)| p.change_seq >= 0) else {
         return Err(Error::internal(format!(
             "{} holds no replica of ledger {ledger_id}",
             target.display()
@@ -1156,10 +1168,18 @@ pub fn check(
     }
     let mut report = crate::integrity::check_ledger(&mut ReplicaLedger { tx: &mut tx }, keys)?;
     if let Some(file) = file {
-        let shapes = source::shapes(file)?;
-        let compared = super::compare::compare(&mut tx, &schema, file, &shapes, &position)?;
-        report.checks.push(compared.check);
-        report.mismatches.extend(compared.mismatches);
+        let file_version = crate::store::schema_version(file)?;
+        if source::replica_outdated(replica_version as u32, file_version) {
+            // Its tables are of an older schema until replication makes it again.
+            report.checks.push(format!(
+                "the replica's rows against the file's: not compared (the replica is of schema version {replica_version}, the file of {file_version}; replication makes it again at its next cycle)"
+            ));
+        } else {
+            let shapes = source::shapes(file)?;
+            let compared = super::compare::compare(&mut tx, &schema, file, &shapes, &position)?;
+            report.checks.push(compared.check);
+            report.mismatches.extend(compared.mismatches);
+        }
     }
     tx.commit().pg("cannot end the check")?;
     Ok(ReplicaCheck {
@@ -1251,6 +1271,8 @@ mod tests {
                 "postgres://u:s3cret@h/db?connect_timeout=x",
                 "connect_timeout takes a whole number",
             ),
+            // A `?` in the password, and a port mistyped.
+            ("postgres://u:ab?s3cret@h:54x2/db", "invalid"),
         ] {
             let refused = Target::parse("--to", url, None)
                 .err()

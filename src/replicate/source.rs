@@ -556,13 +556,16 @@ impl Newest {
     }
 }
 
-/// Does the file hold the replica's newest rows (`NewestRow`), each the same or changed since?
-/// `None` when it does; else what differs, in words. A row of `meta` the file no longer has is
-/// no difference: `remit restore --done` deletes one (the payouts' hold).
+/// Does the file hold the replica's newest rows (`NewestRow`), each the same or changed since
+/// (`by_values` false: at the same stamp or a later one, whatever its values, for a replica of
+/// an older schema, whose columns may differ)? `None` when it does; else what differs, in
+/// words. A row of `meta` the file no longer has is no difference: `remit restore --done`
+/// deletes one (the payouts' hold).
 pub fn newest_rows_differ(
     conn: &Connection,
     shapes: &[Shape],
     newest: &[NewestRow],
+    by_values: bool,
 ) -> Result<Option<String>> {
     for row in newest {
         let Some(shape) = shapes.iter().find(|s| s.table.name == row.table) else {
@@ -606,7 +609,10 @@ pub fn newest_rows_differ(
                 seen.see(shape, &cells);
                 match seen.rows.first() {
                     Some(now) if now.change_seq > row.change_seq => None,
-                    Some(now) if now.change_seq == row.change_seq && now.digest == row.digest => {
+                    Some(now)
+                        if now.change_seq == row.change_seq
+                            && (!by_values || now.digest == row.digest) =>
+                    {
                         None
                     }
                     Some(now) if now.change_seq == row.change_seq => {

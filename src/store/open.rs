@@ -161,7 +161,7 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
         if std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
             sqlite_file(&options.path)?;
         } else {
-            no_ledger_was_here(&options.path, false)?;
+            no_ledger_was_here(&options.path)?;
         }
     } else {
         existing_database(&options.path)?;
@@ -176,13 +176,13 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
 }
 
 /// A new ledger is made only where no ledger was: a database file missing or empty beside its
-/// write-ahead log (the newest commits of a ledger, after a crash), or beside its key file and
-/// the files a server leaves (a ledger deleted or moved, or a file cut short), is refused, in
-/// words that say what to put back. A new ledger there would erase the log, and a new start
-/// would print a new admin token as if nothing had been lost. A key file alone (written
-/// before a first start, to choose the key) is taken. `before_locks`: asked before this
-/// process took the lock files, whose presence then says a server ran here too.
-pub fn no_ledger_was_here(path: &Path, before_locks: bool) -> Result<()> {
+/// write-ahead log (the newest commits of a ledger, after a crash) or SQLite's shared-memory
+/// file (which a server's stop leaves beside its ledger) is refused, in words that say what to
+/// put back. A new ledger there would erase the log, and a new start would print a new admin
+/// token as if nothing had been lost. A key file alone (written before a first start, to
+/// choose the key) and the lock files (a start that could not listen leaves them) say nothing:
+/// a ledger deleted with its SQLite files is not told from a first start.
+pub fn no_ledger_was_here(path: &Path) -> Result<()> {
     let what = if path.exists() {
         "is an empty file"
     } else {
@@ -201,21 +201,27 @@ pub fn no_ledger_was_here(path: &Path, before_locks: bool) -> Result<()> {
             wal.display()
         )));
     }
-    let key = crate::crypto::key_file_path(path);
-    let left = if before_locks {
-        &["-wal", "-shm", ".lock", ".keylock"][..]
-    } else {
-        &["-wal", "-shm"][..]
-    };
-    let ran_here = left
+    let left: Vec<String> = ["-wal", "-shm"]
         .iter()
-        .any(|suffix| crate::ops::beside(path, suffix).exists());
-    if key.exists() && ran_here {
+        .map(|suffix| crate::ops::beside(path, suffix))
+        .filter(|file| file.exists())
+        .map(|file| file.display().to_string())
+        .collect();
+    if !left.is_empty() {
+        let key = crate::crypto::key_file_path(path);
         return Err(Error::internal(format!(
-            "{} {what}, but its key file {} is here: a ledger was here (deleted, moved, or a copy cut short). Put the ledger's database file back (or restore a backup: `remit restore`); to start a new ledger here instead, move {} away first (it opens that ledger's backups: keep it)",
+            "{} {what}, but SQLite's files of a ledger are beside it ({}): a ledger was here (deleted, moved, or a copy cut short). Put the ledger's database file back (or restore a backup: `remit restore`); to start a new ledger here instead, move {} away first{}",
             path.display(),
-            key.display(),
-            key.display()
+            left.join(", "),
+            left.join(" and "),
+            if key.exists() {
+                format!(
+                    ", and its key file {} (it opens that ledger's backups: keep it)",
+                    key.display()
+                )
+            } else {
+                String::new()
+            }
         )));
     }
     Ok(())

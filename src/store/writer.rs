@@ -386,14 +386,15 @@ impl FileInPlace {
         })
     }
 
-    fn id_at(path: &std::path::Path) -> Option<(u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-    }
-
-    /// Is the file at the path still the one opened?
+    /// Is the file at the path still the one opened? (A path that cannot be looked at for
+    /// another reason than its absence, a permission or a stale network handle, is not said
+    /// to be missing.)
     pub(super) fn is_here(&self) -> bool {
-        Self::id_at(&self.path) == Some(self.id)
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) == self.id,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
     }
 
     /// `is_here`, said once when the file goes and when it is back (moved back: the same file).

@@ -646,20 +646,30 @@ fn serve_makes_no_new_ledger_where_a_ledgers_log_or_key_file_is_left() {
         logged,
         "the log was touched"
     );
-    // The file gone and the log moved away, its key file left: a ledger was here.
+    // The file gone and the log moved away, SQLite's shared-memory file left (a stop leaves
+    // it), the key from a key file or from ENCRYPTION_KEY: a ledger was here.
     std::fs::remove_file(&db).unwrap();
     std::fs::rename(&wal, dir.path().join("kept-wal")).unwrap();
     std::fs::write(dir.path().join("remit.db.key"), TEST_KEY).unwrap();
-    let ran = serve(None);
-    assert_eq!(ran.code, Some(2), "{ran}");
-    assert!(
-        ran.stderr
-            .contains("remit.db is not there, but its key file")
-            && ran.stderr.contains("move")
-            && ran.stderr.contains("remit.db.key away first"),
-        "{ran}"
-    );
-    assert!(!db.exists(), "a database was made");
+    for key in [None, Some(TEST_KEY)] {
+        let ran = serve(key);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(
+            ran.stderr
+                .contains("remit.db is not there, but SQLite's files of a ledger are beside it")
+                && ran.stderr.contains("remit.db-shm away first")
+                && ran.stderr.contains("and its key file"),
+            "{ran}"
+        );
+        assert!(!db.exists(), "a database was made");
+    }
+    // A key file and lock files alone (a key written to choose it, a start that could not
+    // listen) are no ledger: not refused for that.
+    std::fs::remove_file(dir.path().join("remit.db-shm")).unwrap();
+    assert!(dir.path().join("remit.db.lock").exists());
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    assert_eq!(server.get("/health", "").status, 200, "{}", server.log());
+    assert!(server.terminate().success(), "{}", server.log());
 }
 
 /// A malformed `ENCRYPTION_KEY` at a first start is refused before the database file is made
