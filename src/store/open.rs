@@ -167,12 +167,32 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
         existing_database(&options.path)?;
     }
     not_someone_elses(options)?;
+    shared_memory_writable(&options.path)?;
     let (master, key_source) =
         crate::crypto::load_master_key(&options.path, options.key_hex.as_deref(), options.create)?;
     if options.create {
         create_private(&options.path)?;
     }
     open_with_key(options, &master, key_source)
+}
+
+/// SQLite's shared-memory file beside the database takes the database's mode when it is made:
+/// a command run while the database was read-only leaves one this user may not write, and
+/// every write then failed with "attempt to write a readonly database", which names neither.
+fn shared_memory_writable(path: &Path) -> Result<()> {
+    let shm = crate::ops::beside(path, "-shm");
+    match std::fs::metadata(&shm) {
+        Ok(meta) if meta.permissions().readonly() => Err(Error::internal(format!(
+            "{} (SQLite's shared memory of {}) may not be written (mode {:o}, left by a command run while the database was read-only): make it writable like the database (chmod 600), or remove it while nothing uses the database",
+            shm.display(),
+            path.display(),
+            {
+                use std::os::unix::fs::PermissionsExt;
+                meta.permissions().mode() & 0o777
+            }
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A new ledger is made only where no ledger was: a database file missing or empty beside its

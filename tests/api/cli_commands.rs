@@ -672,6 +672,38 @@ fn serve_makes_no_new_ledger_where_a_ledgers_log_or_key_file_is_left() {
     assert!(server.terminate().success(), "{}", server.log());
 }
 
+/// SQLite's shared-memory file left read-only (by a command run while the database was) made
+/// every write of the next server fail with "attempt to write a readonly database", naming no
+/// file: the start is refused naming it and what to do.
+#[cfg(unix)]
+#[test]
+fn a_read_only_shared_memory_file_is_named_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("serve.log");
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    server.kill9();
+    let shm = dir.path().join("remit.db-shm");
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("remit.db-shm (SQLite's shared memory of")
+            && ran.stderr.contains("may not be written (mode 400")
+            && ran.stderr.contains("chmod 600"),
+        "{ran}"
+    );
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+    assert_eq!(server.get("/health", "").status, 200);
+    assert!(server.terminate().success(), "{}", server.log());
+}
+
 /// A malformed `ENCRYPTION_KEY` at a first start is refused before the database file is made
 /// (an empty `remit.db` was left, which `remit check` then called "a copy cut short").
 #[test]
