@@ -1272,6 +1272,26 @@ fn a_copy_that_went_its_own_way_without_audit_lines_is_refused() {
     );
     assert_eq!(replica_position(&mut client, &ledger), before);
     assert_same_rows(&b, &mut client, &ledger);
+    // Nor when the replica is to be made again for a new schema version (its position was
+    // reset before the history was looked at, and the copy replaced it whole).
+    client
+        .batch_execute("UPDATE remit_replication.ledgers SET schema_version = 14")
+        .unwrap();
+    let refused = replicate_once(&a, TEST_KEY, &url);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("holds a history this file does not"),
+        "{refused}"
+    );
+    assert_eq!(replica_position(&mut client, &ledger), before);
+    client
+        .batch_execute(&format!(
+            "UPDATE remit_replication.ledgers SET schema_version = {}",
+            remit::store::latest_schema_version()
+        ))
+        .unwrap();
     // The copy the replica follows goes on.
     ignored_stripe_events(&b, &["evt_b3"]);
     let ran = replicate_once(&b, TEST_KEY, &url);
