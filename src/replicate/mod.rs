@@ -60,6 +60,9 @@ struct State {
     /// When the cycle under way began (`None` between cycles): one PostgreSQL has not
     /// answered for `REPLICATION_STALL_S` is said as not answering.
     cycle_since: Option<Instant>,
+    /// Cycles and idle checks PostgreSQL answered, since start (the watch thread says a
+    /// PostgreSQL that stopped answering answers again when this moves).
+    answered: u64,
     /// Since when every attempt has failed (`None` while they succeed): the replica is not
     /// being kept, whatever its numbers say, and its lag counts from then.
     failing_since: Option<Instant>,
@@ -176,6 +179,7 @@ impl Status {
         s.connected = true;
         s.failing_since = None;
         s.last_error = None;
+        s.answered += 1;
     }
 
     fn applied(&self, done: &Applied, snapshot_at: Instant) {
@@ -200,6 +204,7 @@ impl Status {
         s.cycles += 1;
         s.cycles_listed += u64::from(done.listed);
         s.rows += rows;
+        s.answered += 1;
         s.connected = true;
         s.failing_since = None;
         s.last_error = None;
@@ -263,17 +268,19 @@ impl Replicator {
             .spawn(move || {
                 let Ok(reader) = store.reader() else { return };
                 let mut said: Option<Instant> = None;
+                let mut cycles_then = 0;
                 while !stopping.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_secs(1));
                     if let Ok(file) = crate::store::changes::committed(&reader) {
                         status.observe(file);
                     }
-                    let (stalled, waiting, connected, applied) = {
+                    let (stalled, waiting, cycles, applied) = {
                         let s = status.lock();
-                        (s.stalled().and(s.cycle_since), s.cycle_since, s.connected, s.applied)
+                        (s.stalled().and(s.cycle_since), s.cycle_since, s.answered, s.applied)
                     };
                     if let Some(since) = stalled.filter(|at| said != Some(*at)) {
                         said = Some(since);
+                        cycles_then = cycles;
                         log::warn!(
                             "replication to {target} is waiting on PostgreSQL: no answer for {} s (a stopped server, or a network that drops packets). The ledger goes on; replication catches up when it answers",
                             since.elapsed().as_secs()
@@ -282,7 +289,9 @@ impl Replicator {
                         // The cycle said to wait has ended: its end is said too (a failure
                         // that ended it is said by the replication thread itself).
                         said = None;
-                        if connected {
+                        // Only a cycle or check answered since says PostgreSQL answers: a
+                        // failure followed by a quick reconnection does not.
+                        if cycles > cycles_then {
                             log::info!(
                                 "replication to {target}: PostgreSQL answers again, after {:.0} s; replicated up to change {}",
                                 since.elapsed().as_secs_f64(),
