@@ -148,10 +148,13 @@ pub const IDEMPOTENCY_PURGE_EVERY_S: u64 = 3_600;
 pub const PAYOUT_BACKOFF_S_MAX: i64 = 300;
 /// How long the payout worker sleeps when nothing is due (an approval wakes it sooner).
 pub const PAYOUT_WORKER_IDLE_MS: u64 = 1_000;
-/// The simulator: attempts to post a result to our own result URL.
-pub const SIM_CALLBACK_ATTEMPTS: u32 = 5;
+/// The simulator: attempts to post a result to our own result URL (over about 80 s: a disk
+/// full for longer than the 3 s five attempts took left its payouts sent until a restart).
+pub const SIM_CALLBACK_ATTEMPTS: u32 = 10;
 /// The simulator: the first wait between those attempts (doubled each time).
 pub const SIM_CALLBACK_BACKOFF_MS: u64 = 200;
+/// The simulator: the longest wait between two attempts.
+pub const SIM_CALLBACK_BACKOFF_MAX_MS: u64 = 30_000;
 /// The simulator: the timeout of one attempt.
 pub const SIM_CALLBACK_TIMEOUT_MS: u64 = 10_000;
 /// The simulator's calls kept until their result is delivered, so that a payout sent again gets

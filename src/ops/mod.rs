@@ -8,6 +8,7 @@ mod rotate;
 
 pub use backup::backup;
 pub use demo::{holds_demo_data, holds_money_but_no_demo, seed_demo};
+pub(crate) use restore::HOLD_KEY as RESTORE_HOLD_KEY;
 pub use restore::{payouts_held, release_payouts, restore};
 pub use rotate::rotate_key;
 

@@ -293,7 +293,7 @@ const NONE_FIRST: &str = "until every line about money below is done, run the se
 /// The `meta` key of a restored ledger whose payouts are held back: while it is there, the
 /// server starts only with `REMIT_GATEWAY=none` (`payouts_held`), until `remit restore --done`
 /// (`release_payouts`) takes it away. Its value says when and from which backup.
-const HOLD_KEY: &str = "payouts_held_after_restore";
+pub(crate) const HOLD_KEY: &str = "payouts_held_after_restore";
 
 /// The hold's words: when, and which backup.
 fn held_since(backup: &Path) -> String {

@@ -6,7 +6,10 @@
 
 use super::gateway::{Ack, CallbackUrls, Gateway, GatewayError};
 use crate::domain::PayoutCommand;
-use crate::limits::{SIM_CALLBACK_ATTEMPTS, SIM_CALLBACK_BACKOFF_MS, SIM_CALLBACK_TIMEOUT_MS};
+use crate::limits::{
+    SIM_CALLBACK_ATTEMPTS, SIM_CALLBACK_BACKOFF_MAX_MS, SIM_CALLBACK_BACKOFF_MS,
+    SIM_CALLBACK_TIMEOUT_MS,
+};
 use crate::service::payouts::PayoutJob;
 use crate::wire::daraja::results as daraja;
 use serde_json::Value;
@@ -267,8 +270,15 @@ fn post_result(agent: &ureq::Agent, url: &str, body: &Value, payout_id: &str) ->
             ),
             Err(e) => log::warn!("simulator callback for {payout_id} failed: {e}"),
         }
-        std::thread::sleep(Duration::from_millis(SIM_CALLBACK_BACKOFF_MS << attempt));
+        if attempt + 1 < SIM_CALLBACK_ATTEMPTS {
+            std::thread::sleep(Duration::from_millis(
+                (SIM_CALLBACK_BACKOFF_MS << attempt).min(SIM_CALLBACK_BACKOFF_MAX_MS),
+            ));
+        }
     }
+    log::warn!(
+        "simulator: the result of payout {payout_id} could not be delivered in {SIM_CALLBACK_ATTEMPTS} tries; it stays sent, and is posted again at the server's next start"
+    );
     false
 }
 

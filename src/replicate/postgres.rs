@@ -66,6 +66,18 @@ impl Target {
         if config.get_hosts().is_empty() {
             return Err(Error::invalid(name, "names no host"));
         }
+        // The client takes the credentials up to the first `@`: a password holding one
+        // unencoded leaves its end in the host, which logs and screens would show.
+        let host_with_at = config.get_hosts().iter().any(|h| match h {
+            postgres::config::Host::Tcp(h) => h.contains('@'),
+            postgres::config::Host::Unix(p) => p.to_string_lossy().contains('@'),
+        });
+        if host_with_at {
+            return Err(Error::invalid(
+                name,
+                "its host holds an '@': a password (or user) holding '@' must be written %40 in a URL",
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S));
         }
@@ -157,6 +169,19 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
     }
     // The parameters follow the host: a password may hold a `?` (or an `@`) itself.
     let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let authority = after_credentials
+        .split(['/', '?'])
+        .next()
+        .unwrap_or(after_credentials);
+    for host in authority.split(',') {
+        // `host:port`, `[v6]:port`: a port is digits, 1 to 65535.
+        let port = host.rsplit_once(']').map_or(host, |(_, after)| after);
+        if let Some((_, port)) = port.rsplit_once(':') {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Some("the port must be a number from 1 to 65535".into());
+            }
+        }
+    }
     let query = after_credentials.split_once('?').map(|(_, q)| q)?;
     const KNOWN: &[&str] = &[
         "user",
@@ -576,6 +601,9 @@ impl Replica {
         let mut read_ms = 0.0;
         let read = reader.unchecked_transaction()?;
         let file = source::snapshot_position(&read)?;
+        // The replica's most recently stamped rows, to which this cycle's are added (none for
+        // a replica made again: its rows are all new).
+        let mut kept_rows = Vec::new();
         if let Some(held) = &held {
             source::same_history(&read, held, &file)?;
             let kept: Option<String> = tx
@@ -592,10 +620,13 @@ impl Replica {
                 {
                     return Err(source::another_history(&how));
                 }
+                if !made_schema {
+                    kept_rows = newest;
+                }
             }
         }
-        // The rows of the newest change written now, for the next cycle's look (above).
-        let mut newest = source::Newest::default();
+        // The replica's most recently stamped rows after this cycle, for the next one's look.
+        let mut newest = source::Newest::from_kept(kept_rows);
         let stream = made_schema
             || file.change_seq - since.change_seq > crate::limits::REPLICATION_STREAM_AFTER_CHANGES;
         let mut rows = 0u64;
@@ -1272,7 +1303,16 @@ mod tests {
                 "connect_timeout takes a whole number",
             ),
             // A `?` in the password, and a port mistyped.
-            ("postgres://u:ab?s3cret@h:54x2/db", "invalid"),
+            (
+                "postgres://u:ab?s3cret@h:54x2/db",
+                "the port must be a number",
+            ),
+            // An `@` in the password, unencoded: its end would be taken for the host.
+            ("postgres://u:ab@s3cret@h:5432/db", "must be written %40"),
+            (
+                "postgres://u:s3cret@h:563500/db",
+                "the port must be a number from 1 to 65535",
+            ),
         ] {
             let refused = Target::parse("--to", url, None)
                 .err()

@@ -476,26 +476,50 @@ pub struct Newest {
     rows: Vec<NewestRow>,
 }
 
+/// A stamped row's change number.
+fn stamp_of(shape: &Shape, row: &[Cell]) -> Option<i64> {
+    match shape
+        .columns
+        .iter()
+        .position(|c| c.name == "change_seq")
+        .and_then(|i| row.get(i))
+    {
+        Some(Cell::Int(seq)) if shape.table.kind == Kind::Stamped => Some(*seq),
+        _ => None,
+    }
+}
+
+/// Tables with a row stamped by nearly every transaction (the change counter in `meta`, the
+/// state counts): restamped in any copy of a file, they would tell no copy from another.
+const STAMPED_BY_EVERY_CHANGE: &[&str] = &["meta", "state_counts"];
+
 impl Newest {
-    /// Notes a row of `shape` written to the replica.
+    /// The rows a control row keeps, to which the next cycle's are added.
+    pub fn from_kept(rows: Vec<NewestRow>) -> Newest {
+        let mut newest = Newest { rows };
+        newest.rows.sort_by_key(|r| std::cmp::Reverse(r.change_seq));
+        newest.rows.truncate(NEWEST_ROWS_KEPT);
+        newest
+    }
+
+    /// Notes a row of `shape` written to the replica: the replica's most recently stamped rows
+    /// are kept (`NEWEST_ROWS_KEPT`, one per key), over as many changes and cycles as they
+    /// span, so that rows a copy restamped (and so cannot be compared) do not hide the others.
     pub fn see(&mut self, shape: &Shape, row: &[Cell]) {
-        if shape.table.kind != Kind::Stamped {
+        if STAMPED_BY_EVERY_CHANGE.contains(&shape.table.name) {
             return;
         }
-        let Some(Cell::Int(seq)) = shape
-            .columns
-            .iter()
-            .position(|c| c.name == "change_seq")
-            .and_then(|i| row.get(i))
-        else {
+        let Some(seq) = stamp_of(shape, row) else {
             return;
         };
-        let newest = self.rows.first().map_or(i64::MIN, |r| r.change_seq);
-        if *seq < newest || (*seq == newest && self.rows.len() >= NEWEST_ROWS_KEPT) {
+        let full = self.rows.len() >= NEWEST_ROWS_KEPT;
+        if full
+            && self
+                .rows
+                .last()
+                .is_some_and(|oldest| seq <= oldest.change_seq)
+        {
             return;
-        }
-        if *seq > newest {
-            self.rows.clear();
         }
         let mut key: Vec<(u32, Cell)> = shape
             .columns
@@ -505,12 +529,28 @@ impl Newest {
             .map(|(c, cell)| (c.pk, cell.clone()))
             .collect();
         key.sort_by_key(|(pk, _)| *pk);
-        self.rows.push(NewestRow {
-            table: shape.table.name.to_string(),
-            key: key.into_iter().map(|(_, cell)| cell).collect(),
-            change_seq: *seq,
+        let key: Vec<Cell> = key.into_iter().map(|(_, cell)| cell).collect();
+        let name = shape.table.name;
+        if let Some(at) = self
+            .rows
+            .iter()
+            .position(|r| r.table == name && r.key == key)
+        {
+            if self.rows[at].change_seq >= seq {
+                return;
+            }
+            self.rows.remove(at);
+        }
+        let row = NewestRow {
+            table: name.to_string(),
+            key,
+            change_seq: seq,
             digest: digest(row),
-        });
+        };
+        // Newest first.
+        let at = self.rows.partition_point(|r| r.change_seq >= seq);
+        self.rows.insert(at, row);
+        self.rows.truncate(NEWEST_ROWS_KEPT);
     }
 
     /// The rows seen, as the control row keeps them (`None`: none seen, the last kept stand).
@@ -601,26 +641,21 @@ pub fn newest_rows_differ(
             Some(r) => Some(cells(shape, r)?),
             None => None,
         };
-        let mut seen = Newest::default();
         let differs = match found {
             None if row.table == "meta" => None,
             None => Some("the file has no such row"),
-            Some(cells) => {
-                seen.see(shape, &cells);
-                match seen.rows.first() {
-                    Some(now) if now.change_seq > row.change_seq => None,
-                    Some(now)
-                        if now.change_seq == row.change_seq
-                            && (!by_values || now.digest == row.digest) =>
-                    {
-                        None
-                    }
-                    Some(now) if now.change_seq == row.change_seq => {
-                        Some("the file holds other values under its key at the same change")
-                    }
-                    _ => Some("the file's row is older"),
+            Some(cells) => match stamp_of(shape, &cells) {
+                Some(seq) if seq > row.change_seq => None,
+                Some(seq)
+                    if seq == row.change_seq && (!by_values || digest(&cells) == row.digest) =>
+                {
+                    None
                 }
-            }
+                Some(seq) if seq == row.change_seq => {
+                    Some("the file holds other values under its key at the same change")
+                }
+                _ => Some("the file's row is older"),
+            },
         };
         if let Some(how) = differs {
             let key: Vec<serde_json::Value> = row.key.iter().map(Cell::to_json).collect();

@@ -369,6 +369,21 @@ pub fn create_private(path: &Path) -> Result<()> {
     }
     match file.open(path) {
         Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            && !path.exists() =>
+        {
+            // A link to a file not made yet: made where it points, owner-only (SQLite would
+            // make it with the process's default mode, readable by every user).
+            let target = std::fs::read_link(path).map_err(|e| {
+                Error::internal(format!("cannot read the link {}: {e}", path.display()))
+            })?;
+            let target = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+            create_private(&target)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // An empty file made beforehand (a `touch`) becomes the ledger: owner-only too.
             #[cfg(unix)]

@@ -370,6 +370,10 @@ pub struct WriterStats {
 #[derive(Clone)]
 pub(super) struct FileInPlace {
     path: std::path::PathBuf,
+    /// The path with its symbolic links resolved at the open: SQLite keeps the log beside
+    /// that name, so the file must stay there too (a link pointed at the file moved elsewhere
+    /// finds it, but a new start would look for its log beside the new name, without it).
+    resolved: Option<std::path::PathBuf>,
     id: (u64, u64),
 }
 
@@ -380,8 +384,12 @@ impl FileInPlace {
         let meta = opened
             .metadata()
             .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        let resolved = std::fs::canonicalize(path)
+            .ok()
+            .filter(|r| r.as_path() != path);
         Ok(FileInPlace {
             path: path.to_path_buf(),
+            resolved,
             id: (meta.dev(), meta.ino()),
         })
     }
@@ -391,10 +399,12 @@ impl FileInPlace {
     /// to be missing.)
     pub(super) fn is_here(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(&self.path) {
-            Ok(m) => (m.dev(), m.ino()) == self.id,
-            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-        }
+        std::iter::once(&self.path)
+            .chain(self.resolved.as_ref())
+            .all(|path| match std::fs::metadata(path) {
+                Ok(m) => (m.dev(), m.ino()) == self.id,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            })
     }
 
     /// `is_here`, said once when the file goes and when it is back (moved back: the same file).

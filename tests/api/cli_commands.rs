@@ -672,6 +672,28 @@ fn serve_makes_no_new_ledger_where_a_ledgers_log_or_key_file_is_left() {
     assert!(server.terminate().success(), "{}", server.log());
 }
 
+/// A first start through a symbolic link to a file not made yet made the database (and its
+/// log and shared memory) readable by every user: made owner-only where the link points.
+#[cfg(unix)]
+#[test]
+fn a_first_start_through_a_link_makes_the_files_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("t")).unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink("t/real.db", &link).unwrap();
+    let mut server = Server::start(&link, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    assert_eq!(server.get("/health", "").status, 200);
+    for name in ["real.db", "real.db-wal", "real.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join("t").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    assert!(server.terminate().success(), "{}", server.log());
+}
+
 /// SQLite's shared-memory file left read-only (by a command run while the database was) made
 /// every write of the next server fail with "attempt to write a readonly database", naming no
 /// file: the start is refused naming it and what to do.

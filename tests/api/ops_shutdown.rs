@@ -634,3 +634,42 @@ fn a_database_file_moved_away_while_serving_takes_no_writes_until_it_is_back() {
     let r = server.get(&format!("/payment-requests/{}", requests[0]), &sender);
     assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
 }
+
+/// A database named through a symbolic link, the file moved and the link pointed at its new
+/// name while serving: the path still finds the file, but SQLite keeps the log beside the name
+/// it opened, and after a crash a new start looks beside the new name: the writes of the
+/// meantime were answered 201 and lost. Now they are refused until the file is back.
+#[cfg(unix)]
+#[test]
+fn a_database_file_moved_under_its_link_takes_no_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let file = real.join("v1.db");
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let (_admin, sender, agent) = kiosk_users(&link, TEST_KEY);
+    let log = dir.path().join("serve.log");
+    let server = Server::start(&link, TEST_KEY, &log, &[]);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        500,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let requests = pending_requests(&server, &agent, &escrow, 2);
+    let moved = real.join("v1m.db");
+    std::fs::rename(&file, &moved).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let refused = server.post(
+        &format!("/payment-requests/{}/approve", requests[0]),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(refused.status, 500, "{}", refused.text);
+    assert_eq!(server.get("/health", "").body["db"], "missing");
+}

@@ -519,6 +519,23 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
     ] {
         assert!(unguarded.stdout.contains(needle), "{needle}: {unguarded}");
     }
+
+    // A row of `meta` made up in the replica, and its position moved back by hand (it then
+    // holds rows stamped after it): said too (both passed the comparison at first).
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.meta (key, value, change_seq) VALUES ('zz_fake', '1', 5);
+             UPDATE remit_replication.ledgers SET change_seq = 10"
+        ))
+        .unwrap();
+    let moved = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(moved.code, Some(1), "{moved}");
+    for needle in [
+        "row [\"zz_fake\"] of meta is in the replica but not in the file",
+        "in the replica is stamped after the replica's position (change 10)",
+    ] {
+        assert!(moved.stdout.contains(needle), "{needle}: {moved}");
+    }
 }
 
 // Replication inside `remit serve` under the approval load (and the payouts it causes): the
@@ -1210,6 +1227,48 @@ fn a_file_restored_from_an_older_backup_is_refused_and_the_replica_left_alone() 
             .contains("of payment_requests is in the replica but not in the file"),
         "{compared}"
     );
+}
+
+// The same, the newest rows of the replica all rows the copy restamped too (an event received
+// before the split and sent again in both copies): the rows stamped before them tell the copy.
+#[test]
+fn a_copy_is_refused_when_its_newest_rows_were_restamped_in_both() {
+    if skipped("a_copy_is_refused_when_its_newest_rows_were_restamped_in_both") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("restamped");
+    let ts = TestStore::new();
+    let sender = ts.user(Role::Sender, "Amina", None);
+    let agent = ts.user(Role::Agent, "Kiosk", None);
+    ts.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
+    ts.store.close();
+    let a = ts.db_path();
+    ignored_stripe_events(&a, &["evt_zero"]);
+    assert_eq!(replicate_once(&a, TEST_KEY, &url).code, Some(0));
+    let other = tempfile::tempdir().unwrap();
+    let b = other.path().join("remit.db");
+    std::fs::copy(&a, &b).unwrap();
+    let ledger = ledger_id(&a);
+
+    ignored_stripe_events(&a, &["evt_a1", "evt_a2", "evt_zero"]);
+    assert_eq!(replicate_once(&a, TEST_KEY, &url).code, Some(0));
+    let mut client = pg.client("restamped");
+    let before = replica_position(&mut client, &ledger);
+    ignored_stripe_events(
+        &b,
+        &["evt_b1", "evt_b2", "evt_b3", "evt_b4", "evt_b5", "evt_zero"],
+    );
+    let refused = replicate_once(&b, TEST_KEY, &url);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("holds a history this file does not"),
+        "{refused}"
+    );
+    assert_eq!(replica_position(&mut client, &ledger), before);
+    assert_same_rows(&a, &mut client, &ledger);
 }
 
 /// Records Stripe events of a type remit ignores in the ledger at `db`: a row of
