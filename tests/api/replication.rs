@@ -1238,17 +1238,11 @@ fn a_copy_is_refused_when_its_newest_rows_were_restamped_in_both() {
     }
     let pg = Postgres::start();
     let url = pg.database("restamped");
-    let ts = TestStore::new();
-    let sender = ts.user(Role::Sender, "Amina", None);
-    let agent = ts.user(Role::Agent, "Kiosk", None);
-    ts.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
-    ts.store.close();
+    let ts = closed_ledger_with_an_escrow();
     let a = ts.db_path();
     ignored_stripe_events(&a, &["evt_zero"]);
     assert_eq!(replicate_once(&a, TEST_KEY, &url).code, Some(0));
-    let other = tempfile::tempdir().unwrap();
-    let b = other.path().join("remit.db");
-    std::fs::copy(&a, &b).unwrap();
+    let (_other, b) = copy_of(&a);
     let ledger = ledger_id(&a);
 
     ignored_stripe_events(&a, &["evt_a1", "evt_a2", "evt_zero"]);
@@ -1269,6 +1263,24 @@ fn a_copy_is_refused_when_its_newest_rows_were_restamped_in_both() {
     );
     assert_eq!(replica_position(&mut client, &ledger), before);
     assert_same_rows(&a, &mut client, &ledger);
+}
+
+/// A ledger with a sender, an agent and a funded escrow, its store closed (its file whole).
+fn closed_ledger_with_an_escrow() -> TestStore {
+    let ts = TestStore::new();
+    let sender = ts.user(Role::Sender, "Amina", None);
+    let agent = ts.user(Role::Agent, "Kiosk", None);
+    ts.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
+    ts.store.close();
+    ts
+}
+
+/// A copy of the ledger file `db` in a directory of its own (kept while the value lives).
+fn copy_of(db: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("remit.db");
+    std::fs::copy(db, &copy).unwrap();
+    (dir, copy)
 }
 
 /// Records Stripe events of a type remit ignores in the ledger at `db`: a row of
@@ -1301,15 +1313,9 @@ fn a_copy_that_went_its_own_way_without_audit_lines_is_refused() {
     }
     let pg = Postgres::start();
     let url = pg.database("copies");
-    let ts = TestStore::new();
-    let sender = ts.user(Role::Sender, "Amina", None);
-    let agent = ts.user(Role::Agent, "Kiosk", None);
-    ts.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
-    ts.store.close();
+    let ts = closed_ledger_with_an_escrow();
     let a = ts.db_path();
-    let other = tempfile::tempdir().unwrap();
-    let b = other.path().join("remit.db");
-    std::fs::copy(&a, &b).unwrap();
+    let (_other, b) = copy_of(&a);
     let ledger = ledger_id(&a);
     assert_eq!(replicate_once(&a, TEST_KEY, &url).code, Some(0));
 
