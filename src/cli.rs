@@ -904,21 +904,14 @@ fn check_replica(
         let keys = crate::crypto::Keys::new(&master);
         // The ledger of --db: its replica is compared with the file too. One named by
         // --ledger (another kiosk's, under its key) has no file here.
-        let own = match ledger {
-            Some(_) => None,
+        let (ledger_id, file) = match ledger {
+            Some(id) => (id.to_string(), None),
             None => {
                 let (conn, _) = store::open_for_check(&config.db, config.key_hex.as_deref())?;
-                let id = store::changes::ledger_id(&conn)?;
-                Some((conn, id))
+                (store::changes::ledger_id(&conn)?, Some(conn))
             }
         };
-        let ledger_id = match (ledger, &own) {
-            (Some(id), _) => id.to_string(),
-            (None, Some((_, id))) => id.clone(),
-            (None, None) => return Err(Error::internal("no ledger to check")),
-        };
-        let file = own.as_ref().map(|(conn, _)| conn);
-        let found = crate::replicate::postgres::check(&target, &ledger_id, &keys, file)?;
+        let found = crate::replicate::postgres::check(&target, &ledger_id, &keys, file.as_ref())?;
         if file.is_none() {
             println!(
                 "(a ledger named by --ledger: its replica is checked, not compared with a file)"

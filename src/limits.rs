@@ -158,7 +158,7 @@ pub const SIM_CALLBACK_BACKOFF_MAX_MS: u64 = 30_000;
 /// The simulator: the timeout of one attempt.
 pub const SIM_CALLBACK_TIMEOUT_MS: u64 = 10_000;
 /// The simulator's calls kept until their result is delivered, so that a payout sent again gets
-/// its first answer and result (`payout::simulator`); past this the oldest is forgotten.
+/// its first answer and result (`payout::simulator`); past this a new call is not remembered.
 pub const SIM_CALLS_KEPT: usize = 10_000;
 /// Most HTTP worker threads a configuration may ask for.
 pub const HTTP_WORKERS_MAX: usize = 256;

@@ -13,7 +13,7 @@ use crate::limits::{
 use crate::service::payouts::PayoutJob;
 use crate::wire::daraja::results as daraja;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,29 +37,22 @@ struct Call {
     body: Value,
 }
 
-/// The calls taken and not yet answered by a delivered result, oldest first (at most
-/// `SIM_CALLS_KEPT`: past that the oldest is forgotten, and a repeat of it would be paid anew).
+/// The calls taken and not yet answered by a delivered result (at most `SIM_CALLS_KEPT`: past
+/// that a new call is not remembered, and a repeat of it would be paid anew).
 #[derive(Default)]
 struct Taken {
     calls: HashMap<String, Call>,
-    order: VecDeque<String>,
 }
 
 impl Taken {
     fn insert(&mut self, originator: String, call: Call) {
-        while self.order.len() >= crate::limits::SIM_CALLS_KEPT {
-            if let Some(oldest) = self.order.pop_front() {
-                self.calls.remove(&oldest);
-            }
+        if self.calls.len() < crate::limits::SIM_CALLS_KEPT {
+            self.calls.insert(originator, call);
         }
-        self.order.push_back(originator.clone());
-        self.calls.insert(originator, call);
     }
 
     fn delivered(&mut self, originator: &str) {
-        if self.calls.remove(originator).is_some() {
-            self.order.retain(|o| o != originator);
-        }
+        self.calls.remove(originator);
     }
 }
 

@@ -66,31 +66,17 @@ struct TableFound {
     differences: Vec<String>,
 }
 
-/// Where a table's rows stop being in the replica: a stamped row stamped after the position's
-/// change, an appended row past the position's key (`None`: every row is, as `meta`'s).
+/// Is the row past the replica's position: a stamped row stamped after its change, an appended
+/// row past its key?
 fn past_position(shape: &Shape, position: &Position, row: &[Cell]) -> bool {
-    let value_of = |name: &str| {
-        shape
+    match shape.table.kind {
+        Kind::Stamped => source::stamp_of(shape, row).is_some_and(|seq| seq > position.change_seq),
+        Kind::Appended { key } => shape
             .columns
             .iter()
-            .position(|c| c.name == name)
+            .position(|c| c.name == key)
             .and_then(|i| row.get(i))
-            .and_then(|c| match c {
-                Cell::Int(v) => Some(*v),
-                _ => None,
-            })
-    };
-    match shape.table.kind {
-        Kind::Stamped => value_of("change_seq").is_some_and(|seq| seq > position.change_seq),
-        Kind::Appended { key } => {
-            let last = match shape.table.name {
-                "ledger_transactions" => position.journal_transaction_id,
-                "ledger_entries" => position.journal_entry_id,
-                "audit_log" => position.audit_seq,
-                _ => i64::MAX,
-            };
-            value_of(key).is_some_and(|k| k > last)
-        }
+            .is_some_and(|k| matches!(k, Cell::Int(k) if *k > position.key_of(shape.table.name))),
     }
 }
 
@@ -102,15 +88,7 @@ fn compare_table(
     position: &Position,
 ) -> Result<TableFound> {
     let name = shape.table.name;
-    let mut key_columns: Vec<(u32, usize)> = shape
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.pk > 0)
-        .map(|(i, c)| (c.pk, i))
-        .collect();
-    key_columns.sort();
-    let key_at: Vec<usize> = key_columns.iter().map(|(_, i)| *i).collect();
+    let key_at = shape.key_positions();
     if key_at.is_empty() {
         return Err(Error::internal(format!("{name} has no primary key")));
     }

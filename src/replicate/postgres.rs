@@ -377,7 +377,7 @@ fn bootstrap(client: &mut Client) -> Result<()> {
          );"
     ))
     .pg("cannot create the control schema")?;
-    // The rows of the newest change each replica holds (`source::NewestRow`), a column since
+    // Each replica's most recently stamped rows (`source::NewestRow`), a column since
     // 2026-12-05: added to a control table made before, by its owner.
     let has_newest = tx
         .query_opt(
@@ -417,33 +417,36 @@ fn apply_as_replica(client: &mut Client) {
     }
 }
 
-/// A ledger's position and schema version as the replica records them.
-fn position_of(
-    tx: &mut Transaction<'_>,
-    ledger_id: &str,
-    lock: bool,
-) -> Result<Option<(Position, i32)>> {
+/// A ledger's row of the control table.
+struct Recorded {
+    position: Position,
+    schema_version: i32,
+    /// The replica's most recently stamped rows (`source::Newest`), as text.
+    newest_rows: Option<String>,
+}
+
+/// A ledger's position, schema version and newest rows as the replica records them.
+fn position_of(tx: &mut Transaction<'_>, ledger_id: &str, lock: bool) -> Result<Option<Recorded>> {
     let row = tx
         .query_opt(
             &format!(
                 "SELECT change_seq, journal_transaction_id, journal_entry_id, audit_seq, audit_mac,
-                 schema_version FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
+                 schema_version, newest_rows FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
                 if lock { " FOR UPDATE" } else { "" }
             ),
             &[&ledger_id],
         )
         .pg("cannot read the replica's position")?;
-    Ok(row.map(|r| {
-        (
-            Position {
-                change_seq: r.get(0),
-                journal_transaction_id: r.get(1),
-                journal_entry_id: r.get(2),
-                audit_seq: r.get(3),
-                audit_mac: r.get(4),
-            },
-            r.get(5),
-        )
+    Ok(row.map(|r| Recorded {
+        position: Position {
+            change_seq: r.get(0),
+            journal_transaction_id: r.get(1),
+            journal_entry_id: r.get(2),
+            audit_seq: r.get(3),
+            audit_mac: r.get(4),
+        },
+        schema_version: r.get(5),
+        newest_rows: r.get(6),
     }))
 }
 
@@ -507,11 +510,11 @@ impl Replica {
         let found = position_of(&mut tx, &self.ledger_id, false)?;
         tx.commit().pg("cannot read the position")?;
         Ok(found
-            .filter(|(p, version)| {
-                p.change_seq >= 0
-                    && !source::replica_outdated(*version as u32, self.file_version as u32)
+            .filter(|r| {
+                r.position.change_seq >= 0
+                    && !source::replica_outdated(r.schema_version as u32, self.file_version as u32)
             })
-            .map(|(p, _)| p))
+            .map(|r| r.position))
     }
 
     /// Copies everything the file committed since the replica's position, from one snapshot
@@ -542,7 +545,11 @@ impl Replica {
             &[&*ledger_id, &*schema, &*file_version],
         )
         .pg("cannot register the ledger")?;
-        let (mut since, version) = position_of(&mut tx, ledger_id, true)?
+        let Recorded {
+            position: mut since,
+            schema_version: version,
+            newest_rows,
+        } = position_of(&mut tx, ledger_id, true)?
             .ok_or_else(|| Error::internal("the ledger's row vanished"))?;
         let made_schema =
             since.change_seq < 0 || source::replica_outdated(version as u32, *file_version as u32);
@@ -606,16 +613,7 @@ impl Replica {
         let mut kept_rows = Vec::new();
         if let Some(held) = &held {
             source::same_history(&read, held, &file)?;
-            let kept: Option<String> = tx
-                .query_one(
-                    &format!(
-                        "SELECT newest_rows FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1"
-                    ),
-                    &[&*ledger_id],
-                )
-                .pg("cannot read the replica's newest rows")?
-                .get(0);
-            if let Some(newest) = kept.as_deref().and_then(source::Newest::parse) {
+            if let Some(newest) = newest_rows.as_deref().and_then(source::Newest::parse) {
                 if let Some(how) = source::newest_rows_differ(&read, shapes, &newest, !made_schema)?
                 {
                     return Err(source::another_history(&how));
@@ -680,7 +678,7 @@ impl Replica {
             &format!(
                 "UPDATE {CONTROL_SCHEMA}.ledgers SET schema_version = $2, change_seq = $3,
                  journal_transaction_id = $4, journal_entry_id = $5, audit_seq = $6, audit_mac = $7,
-                 newest_rows = COALESCE($8, newest_rows), replicated_at = now() WHERE ledger_id = $1"
+                 newest_rows = $8, replicated_at = now() WHERE ledger_id = $1"
             ),
             &[
                 &*ledger_id,
@@ -1168,7 +1166,12 @@ pub fn check(
     } else {
         None
     };
-    let Some((position, replica_version)) = found.filter(|(p, _)| p.change_seq >= 0) else {
+    let Some(Recorded {
+        position,
+        schema_version: replica_version,
+        ..
+    }) = found.filter(|r| r.position.change_seq >= 0)
+    else {
         return Err(Error::internal(format!(
             "{} holds no replica of ledger {ledger_id}",
             target.display()

@@ -183,9 +183,19 @@ pub struct Shape {
 impl Shape {
     /// The primary key's columns, in key order.
     pub fn key(&self) -> Vec<&str> {
-        let mut key: Vec<&Column> = self.columns.iter().filter(|c| c.pk > 0).collect();
-        key.sort_by_key(|c| c.pk);
-        key.into_iter().map(|c| c.name.as_str()).collect()
+        self.key_positions()
+            .into_iter()
+            .map(|i| self.columns[i].name.as_str())
+            .collect()
+    }
+
+    /// Where the primary key's columns are among the columns (a row's cells), in key order.
+    pub fn key_positions(&self) -> Vec<usize> {
+        let mut key: Vec<usize> = (0..self.columns.len())
+            .filter(|i| self.columns[*i].pk > 0)
+            .collect();
+        key.sort_by_key(|i| self.columns[*i].pk);
+        key
     }
 
     /// Can the change log list this table's changed rows: a stamped table, by rowid, or by
@@ -308,6 +318,18 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
+/// A value of the file looked up again in the file (a key).
+impl rusqlite::ToSql for Cell {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            Cell::Null => ValueRef::Null,
+            Cell::Int(v) => ValueRef::Integer(*v),
+            Cell::Text(t) => ValueRef::Text(t.as_bytes()),
+            Cell::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
 /// How far a replica has come: everything up to these numbers is in it, nothing after.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Position {
@@ -334,7 +356,7 @@ impl Position {
     }
 
     /// The position of an appended table's key.
-    fn key_of(&self, table: &str) -> i64 {
+    pub(crate) fn key_of(&self, table: &str) -> i64 {
         match table {
             "ledger_transactions" => self.journal_transaction_id,
             "ledger_entries" => self.journal_entry_id,
@@ -405,11 +427,11 @@ pub fn another_history(how: &str) -> Error {
     ))
 }
 
-/// One of the rows of the newest change a replica holds, as the control row keeps them: its
-/// table, its key, its stamp and a digest of its values. A file that holds each of them, the
-/// same or changed since, shares the replica's history; one that holds another row under the
-/// key at the same stamp (a copy of the file that went its own way, a restored backup that
-/// wrote on), or an older one, or none, does not. The audit line at the position cannot tell
+/// One of the replica's most recently stamped rows, as the control row keeps them: its table,
+/// its key, its stamp and a digest of its values. A file that holds each of them, the same or
+/// changed since, shares the replica's history; one that holds another row under the key at
+/// the same stamp (a copy of the file that went its own way, a restored backup that wrote on),
+/// or an older one, or none, does not. The audit line at the position cannot tell
 /// them apart when the writes since the split left no audit line (a callback for an unknown
 /// payout, an ignored Stripe event: a row of `webhook_events` each).
 #[derive(Clone, Debug, PartialEq)]
@@ -420,7 +442,7 @@ pub struct NewestRow {
     digest: String,
 }
 
-/// The most rows of the newest change a replica keeps.
+/// How many of the replica's most recently stamped rows the control row keeps.
 const NEWEST_ROWS_KEPT: usize = 16;
 
 impl Cell {
@@ -470,14 +492,14 @@ fn digest(row: &[Cell]) -> String {
     crate::crypto::hex(&crate::crypto::sha256(&bytes))
 }
 
-/// Keeps the rows of the newest change among the stamped rows it is shown.
+/// Keeps the most recently stamped rows among those it is shown (`see`).
 #[derive(Default)]
 pub struct Newest {
     rows: Vec<NewestRow>,
 }
 
 /// A stamped row's change number.
-fn stamp_of(shape: &Shape, row: &[Cell]) -> Option<i64> {
+pub(crate) fn stamp_of(shape: &Shape, row: &[Cell]) -> Option<i64> {
     match shape
         .columns
         .iter()
@@ -521,15 +543,11 @@ impl Newest {
         {
             return;
         }
-        let mut key: Vec<(u32, Cell)> = shape
-            .columns
-            .iter()
-            .zip(row)
-            .filter(|(c, _)| c.pk > 0)
-            .map(|(c, cell)| (c.pk, cell.clone()))
+        let key: Vec<Cell> = shape
+            .key_positions()
+            .into_iter()
+            .map(|i| row[i].clone())
             .collect();
-        key.sort_by_key(|(pk, _)| *pk);
-        let key: Vec<Cell> = key.into_iter().map(|(_, cell)| cell).collect();
         let name = shape.table.name;
         if let Some(at) = self
             .rows
@@ -553,7 +571,7 @@ impl Newest {
         self.rows.truncate(NEWEST_ROWS_KEPT);
     }
 
-    /// The rows seen, as the control row keeps them (`None`: none seen, the last kept stand).
+    /// The rows kept, as the control row keeps them (`None`: none).
     pub fn text(&self) -> Option<String> {
         (!self.rows.is_empty()).then(|| {
             serde_json::Value::Array(
@@ -599,8 +617,8 @@ impl Newest {
 /// Does the file hold the replica's newest rows (`NewestRow`), each the same or changed since
 /// (`by_values` false: at the same stamp or a later one, whatever its values, for a replica of
 /// an older schema, whose columns may differ)? `None` when it does; else what differs, in
-/// words. A row of `meta` the file no longer has is no difference: `remit restore --done`
-/// deletes one (the payouts' hold).
+/// words. (`meta`, from which `remit restore --done` deletes a row, is never among them:
+/// `STAMPED_BY_EVERY_CHANGE`.)
 pub fn newest_rows_differ(
     conn: &Connection,
     shapes: &[Shape],
@@ -626,23 +644,12 @@ pub fn newest_rows_differ(
             quote(shape.table.name),
             filter.join(" AND ")
         ))?;
-        let values: Vec<Value> = row
-            .key
-            .iter()
-            .map(|c| match c {
-                Cell::Null => Value::Null,
-                Cell::Int(v) => Value::Integer(*v),
-                Cell::Text(t) => Value::Text(t.clone()),
-                Cell::Blob(b) => Value::Blob(b.clone()),
-            })
-            .collect();
-        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(row.key.iter()))?;
         let found = match rows.next()? {
             Some(r) => Some(cells(shape, r)?),
             None => None,
         };
         let differs = match found {
-            None if row.table == "meta" => None,
             None => Some("the file has no such row"),
             Some(cells) => match stamp_of(shape, &cells) {
                 Some(seq) if seq > row.change_seq => None,

@@ -375,13 +375,11 @@ pub fn create_private(path: &Path) -> Result<()> {
         {
             // A link to a file not made yet: made where it points, owner-only (SQLite would
             // make it with the process's default mode, readable by every user).
-            let target = std::fs::read_link(path).map_err(|e| {
-                Error::internal(format!("cannot read the link {}: {e}", path.display()))
-            })?;
-            let target = match path.parent() {
-                Some(dir) if target.is_relative() => dir.join(target),
-                _ => target,
-            };
+            let target = crate::ops::real_path(path);
+            if target == path {
+                // A loop of links: SQLite's own words follow.
+                return Ok(());
+            }
             create_private(&target)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

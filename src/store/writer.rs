@@ -365,8 +365,8 @@ pub struct WriterStats {
 /// The database file the store opened, known by its device and inode. Deleted, moved or
 /// replaced while the server runs, its connections go on with the file they hold, and every
 /// write would be acknowledged and lost with the server (a new start at the path finds
-/// nothing): so the writer looks before each batch (one `stat`), and refuses writes while the
-/// file at the path is not this one.
+/// nothing): so the writer looks before each batch (one `stat`, two through a link), and
+/// refuses writes while the file at the path is not this one.
 #[derive(Clone)]
 pub(super) struct FileInPlace {
     path: std::path::PathBuf,
@@ -384,9 +384,7 @@ impl FileInPlace {
         let meta = opened
             .metadata()
             .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
-        let resolved = std::fs::canonicalize(path)
-            .ok()
-            .filter(|r| r.as_path() != path);
+        let resolved = Some(crate::ops::real_path(path)).filter(|r| r.as_path() != path);
         Ok(FileInPlace {
             path: path.to_path_buf(),
             resolved,

@@ -587,30 +587,10 @@ fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
 fn a_database_file_moved_away_while_serving_takes_no_writes_until_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let (_admin, sender, agent) = kiosk_users(&db, TEST_KEY);
-    let log = dir.path().join("serve.log");
-    let server = Server::start(&db, TEST_KEY, &log, &[]);
-    let escrow = funded_escrow(
-        &server,
-        &sender,
-        &agent,
-        500,
-        "0712345678",
-        "Wanjiru",
-        &["rent"],
-    );
-    let requests = pending_requests(&server, &agent, &escrow, 3);
+    let (server, sender, requests) = serving_with_requests(&db, &dir.path().join("serve.log"), 3);
     let away = dir.path().join("moved.db");
     std::fs::rename(&db, &away).unwrap();
-    let refused = server.post(
-        &format!("/payment-requests/{}/approve", requests[0]),
-        &sender,
-        &json!({}),
-    );
-    assert_eq!(refused.status, 500, "{}", refused.text);
-    let health = server.get("/health", "");
-    assert_eq!(health.status, 503, "{}", health.text);
-    assert_eq!(health.body["db"], "missing", "{}", health.text);
+    assert_approval_refused_as_missing(&server, &sender, &requests[0]);
     assert!(
         server
             .log()
@@ -648,9 +628,23 @@ fn a_database_file_moved_under_its_link_takes_no_writes() {
     let file = real.join("v1.db");
     let link = dir.path().join("link.db");
     std::os::unix::fs::symlink(&file, &link).unwrap();
-    let (_admin, sender, agent) = kiosk_users(&link, TEST_KEY);
-    let log = dir.path().join("serve.log");
-    let server = Server::start(&link, TEST_KEY, &log, &[]);
+    let (server, sender, requests) = serving_with_requests(&link, &dir.path().join("serve.log"), 2);
+    let moved = real.join("v1m.db");
+    std::fs::rename(&file, &moved).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    assert_approval_refused_as_missing(&server, &sender, &requests[0]);
+}
+
+/// A server on a new ledger at `db` with a funded escrow and `n` payment requests waiting for
+/// its sender's approval: the server, the sender's token and the requests.
+fn serving_with_requests(
+    db: &std::path::Path,
+    log: &std::path::Path,
+    n: usize,
+) -> (Server, String, Vec<String>) {
+    let (_admin, sender, agent) = kiosk_users(db, TEST_KEY);
+    let server = Server::start(db, TEST_KEY, log, &[]);
     let escrow = funded_escrow(
         &server,
         &sender,
@@ -660,16 +654,19 @@ fn a_database_file_moved_under_its_link_takes_no_writes() {
         "Wanjiru",
         &["rent"],
     );
-    let requests = pending_requests(&server, &agent, &escrow, 2);
-    let moved = real.join("v1m.db");
-    std::fs::rename(&file, &moved).unwrap();
-    std::fs::remove_file(&link).unwrap();
-    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let requests = pending_requests(&server, &agent, &escrow, n);
+    (server, sender, requests)
+}
+
+/// The approval of `request` is refused (500) and `/health` says the file is missing (503).
+fn assert_approval_refused_as_missing(server: &Server, sender: &str, request: &str) {
     let refused = server.post(
-        &format!("/payment-requests/{}/approve", requests[0]),
-        &sender,
+        &format!("/payment-requests/{request}/approve"),
+        sender,
         &json!({}),
     );
     assert_eq!(refused.status, 500, "{}", refused.text);
-    assert_eq!(server.get("/health", "").body["db"], "missing");
+    let health = server.get("/health", "");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.body["db"], "missing", "{}", health.text);
 }

@@ -1914,24 +1914,17 @@ fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_
     let (fake, app) = start();
     let escrow = app.active_escrow(100, &["a"]);
     const SHARED: &str = "AG_20261201_0000000000000000c0ffee";
-    fake.script(
-        1_501,
-        Script {
-            replies: vec![Reply::AcceptAs(SHARED)],
-            result: Delivery::Never,
-            status: Delivery::Never,
-            ..Script::default()
-        },
-    );
-    fake.script(
-        1_502,
-        Script {
-            replies: vec![Reply::AcceptAs(SHARED)],
-            result: Delivery::Never,
-            status: Delivery::Never,
-            ..Script::default()
-        },
-    );
+    for amount in [1_501, 1_502] {
+        fake.script(
+            amount,
+            Script {
+                replies: vec![Reply::AcceptAs(SHARED)],
+                result: Delivery::Never,
+                status: Delivery::Never,
+                ..Script::default()
+            },
+        );
+    }
     let first = approved_phone_payment(&app, &escrow, 1_501);
     let (first_payout, _, conversation) = acknowledged(&app, &fake, &first);
     assert_eq!(conversation, SHARED);
