@@ -333,6 +333,7 @@ fn main() {
     // As `serve` with REMIT_REPLICATE_TO: the writer can keep the change log replication reads
     // (it records only while the replicator runs, in the "on" rounds).
     options.track_changes = a.replicate || a.replicate_to.is_some();
+    options.grow_wal = true; // as `serve`
     let store = Arc::new(store::open(&options).expect("open"));
     let make = |role, name: &str| {
         let user = NewUser {

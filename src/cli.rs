@@ -1065,7 +1065,9 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         store::create_private(&config.db)?;
     }
     lock.hold_the_file(&config.db)?;
-    let store = std::sync::Arc::new(store::open(&config.open_options(true))?);
+    let mut options = config.open_options(true);
+    options.grow_wal = true;
+    let store = std::sync::Arc::new(store::open(&options)?);
     // A demo marks its ledger for good (it never pays through M-Pesa after): never a ledger that
     // already holds money of its own.
     if args.demo && store.read(|conn, _| crate::ops::holds_money_but_no_demo(conn))? {

@@ -34,7 +34,7 @@ pub enum Error {
     /// No token, an unknown one, or a revoked one; a bad webhook secret or signature.
     Unauthenticated,
     /// A Stripe webhook whose `Stripe-Signature` matches no signature of its body under the
-    /// secret, or is too old (`401 unauthenticated`).
+    /// secret, or whose timestamp is outside the tolerance (`401 unauthenticated`).
     BadSignature,
     /// Authenticated, but the role may not do this.
     Forbidden,
@@ -76,6 +76,9 @@ pub enum Error {
     MethodNotAllowed,
     /// Body over `BODY_BYTES_MAX`.
     BodyTooLarge,
+    /// A chunked body whose framing is not chunked framing (`400 invalid_header` naming
+    /// `Transfer-Encoding`; the connection is closed: where the next request begins is unknown).
+    MalformedChunks,
     /// A body that did not arrive whole within `BODY_DEADLINE_MS` of the head (the connection
     /// is closed after the answer: where the next request would begin is unknown).
     BodyTimedOut,
@@ -136,7 +139,7 @@ impl Error {
             Error::MissingField { .. } => "missing_field",
             Error::UnknownField { .. } | Error::UnknownQuery { .. } => "unknown_field",
             Error::InvalidJson { .. } => "invalid_json",
-            Error::RepeatedHeader { .. } => "invalid_header",
+            Error::RepeatedHeader { .. } | Error::MalformedChunks => "invalid_header",
             Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => "unauthenticated",
             Error::Forbidden | Error::ForbiddenHere(_) => "forbidden",
             Error::NotFound { .. } => "not_found",
@@ -207,7 +210,7 @@ impl fmt::Display for Error {
             Error::Unauthenticated => write!(f, "missing, unknown or revoked credentials"),
             Error::BadSignature => write!(
                 f,
-                "the Stripe-Signature matches no signature of this body under the webhook secret, or is older than {} s",
+                "the Stripe-Signature matches no signature of this body under the webhook secret, or its timestamp is more than {} s from the server's clock",
                 crate::limits::STRIPE_TOLERANCE_S
             ),
             Error::AuthScheme => write!(
@@ -264,6 +267,9 @@ impl fmt::Display for Error {
                 write!(f, "this Idempotency-Key was already used for a different request")
             }
             Error::MethodNotAllowed => write!(f, "method not allowed on this route"),
+            Error::MalformedChunks => f.write_str(
+                "the body is not in chunked framing (hex sizes, each line ended by CRLF, trailer lines NAME: VALUE), as its Transfer-Encoding header says",
+            ),
             Error::BodyTooLarge => write!(
                 f,
                 "request body is larger than {} KiB",

@@ -63,6 +63,9 @@ pub const WAL_RESET_WAIT_MS: u64 = 100;
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// The smallest and largest bound allowed, MiB.
 pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);
+/// The most the server grows the log's file to before its first write (`WalBound::grow`),
+/// MiB: a larger bound is reached by the writes themselves, once.
+pub const WAL_GROWN_MAX_MIB: u64 = 64;
 /// Length of free-text fields (names, merchant names, notes, reasons), in characters (Unicode
 /// scalar values, as JSON Schema's `maxLength` counts them): a name in any script has the same
 /// room.
@@ -107,7 +110,7 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
 pub const UNAUTHENTICATED_WORKERS_DIVISOR: usize = 4;
 /// Length of an `X-Request-Id` echoed back.
 pub const REQUEST_ID_BYTES_MAX: usize = 64;
-/// Stripe signature tolerance on old timestamps.
+/// Stripe signature tolerance: the most a signature's timestamp may be before or after our clock.
 pub const STRIPE_TOLERANCE_S: i64 = 300;
 /// Payouts with no result after this long are stuck (default, configurable).
 pub const PAYOUT_TIMEOUT_S_DEFAULT: i64 = 600;

@@ -82,9 +82,14 @@ impl MerchantAccount {
                     reference_max,
                 )?,
             }),
-            (MerchantType::Paybill, None) => Err(Error::MissingField {
-                field: "merchantAccount.accountReference".into(),
-            }),
+            // The fields in the order a form shows them: a bad number is said before the
+            // missing reference.
+            (MerchantType::Paybill, None) => {
+                short_code(number)?;
+                Err(Error::MissingField {
+                    field: "merchantAccount.accountReference".into(),
+                })
+            }
             (MerchantType::Till, None) => Ok(MerchantAccount::Till {
                 number: short_code(number)?,
             }),
@@ -190,6 +195,20 @@ mod tests {
                 .unwrap(),
             r#"{"type":"phone","number":"+254711222333"}"#
         );
+    }
+
+    #[test]
+    fn a_paybill_without_its_reference_and_a_bad_number_is_told_of_the_number_first() {
+        let field = |e: Error| match e {
+            Error::Validation { field, .. } | Error::MissingField { field } => field,
+            other => panic!("{other:?}"),
+        };
+        for number in ["", "12", "abcde"] {
+            let e = MerchantAccount::parse("paybill", number, None).unwrap_err();
+            assert_eq!(field(e), "merchantAccount.number", "{number:?}");
+        }
+        let e = MerchantAccount::parse("paybill", "888880", None).unwrap_err();
+        assert_eq!(field(e), "merchantAccount.accountReference");
     }
 
     #[test]

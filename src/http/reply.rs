@@ -55,7 +55,8 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::UnknownField { .. }
         | Error::UnknownQuery { .. }
         | Error::InvalidJson { .. }
-        | Error::RepeatedHeader { .. } => 400,
+        | Error::RepeatedHeader { .. }
+        | Error::MalformedChunks => 400,
         Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => 401,
         Error::Forbidden | Error::ForbiddenHere(_) => 403,
         Error::NotFound { .. } => 404,
@@ -117,6 +118,7 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
             | Error::UnknownField { field, .. }
             | Error::UnknownQuery { name: field, .. } => Some(field.as_str()),
             Error::RepeatedHeader { name } => Some(*name),
+            Error::MalformedChunks => Some("Transfer-Encoding"),
             _ => None,
         };
         ErrorBody {

@@ -116,7 +116,7 @@ impl Req {
             .filter(|id| {
                 !id.is_empty()
                     && id.len() <= REQUEST_ID_BYTES_MAX
-                    && id.bytes().all(|b| b.is_ascii_graphic())
+                    && id.bytes().all(tiny_http::is_request_id_byte)
             })
             .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
         let method = match request.method() {
@@ -255,7 +255,8 @@ impl Req {
     }
 
     /// The path as it may be logged: webhook secrets replaced, control characters escaped (a
-    /// raw CR or LF in a path must not start a forged line in the log).
+    /// raw CR or LF in a path must not start a forged line in the log), and otherwise as the
+    /// client wrote it.
     pub fn loggable_path(&self) -> String {
         // Letters and digits written encoded are the same letters and digits (RFC 3986, 6.2.2.2):
         // read as such, so that `/%72mt_…` or `07%3112345678` is masked as its plain form is.
@@ -277,7 +278,15 @@ impl Req {
                 .collect();
             format!("/tokens/{}", escape_controls(&prefix))
         } else {
-            escape_controls(&phones_masked(&tokens_cut(&path)))
+            // Logged as written, as it was routed (`/hea%6Cth` is not `/health`: a 404 logged
+            // as `/health 404` misled), unless its plain form holds a token or a phone to mask.
+            let cut = tokens_cut(&path);
+            let masked = phones_masked(&cut);
+            if masked == path {
+                escape_controls(&self.path)
+            } else {
+                escape_controls(&masked)
+            }
         }
     }
 }
@@ -444,6 +453,11 @@ pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
         let n = match reader.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Error::BodyTimedOut),
+            // The vendored tiny_http's word for a chunked body that is not one (a size that is
+            // not hex, a line without CRLF, a trailer line that is no header line).
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::MalformedChunks)
+            }
             Err(_) => {
                 return Err(Error::InvalidJson {
                     message: "the body could not be read".into(),

@@ -85,6 +85,9 @@ pub struct OpenOptions {
     /// command beside a busy server) is run again before it fails; besides the busy timeout
     /// each attempt waits. Zero for the server, the file's only writer.
     pub busy_wait: std::time::Duration,
+    /// Grow the write-ahead log's file with zeros before the first write (`WalBound::grow`):
+    /// the server, whose log fills and restarts all day; not a command that writes a line.
+    pub grow_wal: bool,
 }
 
 impl OpenOptions {
@@ -99,6 +102,7 @@ impl OpenOptions {
             wal_max_bytes: crate::limits::WAL_MAX_MIB_DEFAULT << 20,
             track_changes: false,
             busy_wait: std::time::Duration::ZERO,
+            grow_wal: false,
         }
     }
 }
@@ -180,6 +184,7 @@ impl Store {
             path: wal_path.into(),
             max_bytes: options.wal_max_bytes,
             frame_bytes: page_size.unsigned_abs() + 24,
+            grow: options.grow_wal,
         };
         conn.wal_hook(Some(writer::note_wal_pages));
         // A log restarted after a checkpoint is cut back to the bound, not left at its peak.

@@ -1,6 +1,6 @@
 //! Stripe's webhook wire format: the `Stripe-Signature` header (HMAC-SHA256 of `t.rawbody` under
-//! the whole `whsec_…` secret, any of several `v1`, `v0` ignored, a tolerance on old
-//! timestamps) and the parts of an event remit reads.
+//! the whole `whsec_…` secret, any of several `v1`, `v0` ignored, a tolerance on the
+//! timestamp's distance from our clock) and the parts of an event remit reads.
 
 use crate::crypto::{constant_time_eq, hex, hmac_sha256, unhex};
 use crate::domain::DepositReversal;
@@ -15,8 +15,8 @@ pub enum SignatureError {
     Malformed,
     /// No `v1` matches (401).
     Mismatch,
-    /// Older than the tolerance (401).
-    TooOld,
+    /// Further from our clock than the tolerance, before or after it (401).
+    OutsideTolerance,
 }
 
 impl std::fmt::Display for SignatureError {
@@ -24,14 +24,16 @@ impl std::fmt::Display for SignatureError {
         f.write_str(match self {
             SignatureError::Malformed => "malformed",
             SignatureError::Mismatch => "matches no v1 under the secret",
-            SignatureError::TooOld => "older than the tolerance",
+            SignatureError::OutsideTolerance => "further from our clock than the tolerance",
         })
     }
 }
 
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
-/// `v0` and other schemes are ignored, comparison is constant-time, and timestamps older than
-/// `tolerance_s` are refused (future ones are accepted, as Stripe's own libraries do).
+/// `v0` and other schemes are ignored, comparison is constant-time, and timestamps more than
+/// `tolerance_s` before or after `now` are refused. (Stripe's own libraries accept any future
+/// timestamp: a signed request captured with one would be replayable until that moment, and
+/// Stripe signs each attempt at the time it sends it.)
 pub fn verify_signature(
     header: &str,
     body: &[u8],
@@ -66,8 +68,8 @@ pub fn verify_signature(
     if !matched {
         return Err(SignatureError::Mismatch);
     }
-    if now - t > tolerance_s {
-        return Err(SignatureError::TooOld);
+    if now.abs_diff(t) > tolerance_s.unsigned_abs() {
+        return Err(SignatureError::OutsideTolerance);
     }
     Ok(())
 }
@@ -320,8 +322,19 @@ mod tests {
         );
         assert_eq!(
             verify_signature(HEADER, BODY.as_bytes(), SECRET, 1_735_689_901, 300),
-            Err(SignatureError::TooOld)
+            Err(SignatureError::OutsideTolerance)
         );
+        // As far ahead of our clock: refused too; within the tolerance either way, taken.
+        assert_eq!(
+            verify_signature(HEADER, BODY.as_bytes(), SECRET, 1_735_689_299, 300),
+            Err(SignatureError::OutsideTolerance)
+        );
+        for now in [1_735_689_300, 1_735_689_900] {
+            assert_eq!(
+                verify_signature(HEADER, BODY.as_bytes(), SECRET, now, 300),
+                Ok(())
+            );
+        }
         let only_v0 =
             "t=1735689600,v0=fd9854f01e732042e856d681caf0f68ef0bb3bd6a406700f4336561c43782a0b";
         assert_eq!(

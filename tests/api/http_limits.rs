@@ -507,6 +507,22 @@ fn framing_a_proxy_could_read_another_way_is_refused() {
         post(te, &crlf).replacen("/escrows", "/esc\rrows", 1),
         post(te, &crlf).replacen("/escrows", "/esc\x7frows", 1),
         post(te, &crlf).replacen("/escrows", "/escrows\u{e9}", 1),
+        // White space around the request line's three parts; a fragment in the target.
+        post(te, &crlf).replacen("HTTP/1.1\r\n", "HTTP/1.1 \r\n", 1),
+        post(te, &crlf).replacen("HTTP/1.1\r\n", "HTTP/1.1\t\r\n", 1),
+        format!(" {}", post(te, &crlf)),
+        post(te, &crlf).replacen("/escrows", "/escrows#top", 1),
+        // HTTP/1.0 has no chunked framing (a 1.0 proxy reads the chunks as the next request).
+        post(&format!("{te}Connection: keep-alive\r\n"), &crlf).replacen("HTTP/1.1", "HTTP/1.0", 1),
+        // A Host that is no host.
+        post(&format!("{te}Host: a b\r\n"), &crlf),
+        post(&format!("{te}Host: x:abc\r\n"), &crlf),
+        post(&format!("{te}Host: [::1\r\n"), &crlf),
+        // Trailer lines that are no header lines: the pipelined request read as a trailer
+        // (then the body ended at its empty line, and the POST was served), a NUL, a fold.
+        post(te, &format!("{size}\r\n{body}\r\n0\r\n")),
+        post(te, &format!("{size}\r\n{body}\r\n0\r\nX: a\x00b\r\n\r\n")),
+        post(te, &format!("{size}\r\n{body}\r\n0\r\nX: a\r\n b\r\n\r\n")),
     ];
     for request in &cases {
         let (answer, closed) = exchange(addr(&app), request.as_bytes());
@@ -520,6 +536,17 @@ fn framing_a_proxy_could_read_another_way_is_refused() {
             1,
             "{request:?}: the pipelined request was served: {answer}"
         );
+        // A header or the body's framing at fault, said so (a chunk was `invalid_json`).
+        assert!(
+            answer.contains(r#""code":"invalid_header""#),
+            "{request:?}: {answer}"
+        );
+    }
+    // Well-formed hosts are served: a name, an address, a port, nothing.
+    for host in ["kiosk.example", "127.0.0.1:3000", "[::1]:3000", "[::1]", ""] {
+        let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (answer, _) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(status_of(&answer), 200, "{host:?}: {answer}");
     }
     let count = app.get("/escrows", &app.sender).body["items"]
         .as_array()
@@ -639,10 +666,17 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         b"GET /escrows/071%32345678 HTTP/1.1\r\nConnection: close\r\n\r\n",
     );
     assert!(status_of(&answer) >= 400, "{answer}");
+    // A path with nothing to mask is logged as written, as it was routed: `/hea%6Cth` is a
+    // 404, not `/health` (the log said `GET /health 404`).
+    let (answer, _) = exchange(addr, b"GET /hea%6Cth HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&answer), 404, "{answer}");
     // The access line is written once the answer is out: read the log once it is there.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let logged = |text: String| {
-        text.contains("/escrows/*******678") && text.contains("/escrows/rmt_01234567…/x")
+        text.contains("/escrows/*******678")
+            && text.contains("/escrows/rmt_01234567…/x")
+            && text.contains("/hea%6Cth")
+            && !text.contains("GET /health 404")
     };
     while !logged(std::fs::read_to_string(&log).unwrap_or_default()) {
         assert!(
@@ -904,6 +938,20 @@ fn connection_level_errors_have_the_error_shape_and_a_request_id() {
             "invalid_header",
             None,
         ),
+        (
+            "POST /escrows HTTP/1.0\r\nX-Request-Id: rid-10\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .into(),
+            400,
+            "invalid_header",
+            Some("rid-10"),
+        ),
+        // An id with markup in it is not echoed: a new one is made.
+        (
+            "GET /health HTTP/1.1\r\nX-Request-Id: \"><b>\r\nHost: a b\r\n\r\n".into(),
+            400,
+            "invalid_header",
+            None,
+        ),
     ];
     for (request, status, code, echoed) in cases {
         let (answer, closed) = exchange(addr(&app), request.as_bytes());
@@ -939,9 +987,36 @@ fn connection_level_errors_have_the_error_shape_and_a_request_id() {
         match echoed {
             Some(mine) => assert_eq!(id, mine, "{what}"),
             None => assert!(
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()),
-                "{what}"
+                id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{what}: {id}"
             ),
         }
     }
+}
+
+/// Guards against: `Connection: close` on a second `Connection` line was not heard, and an id
+/// a log viewer could read as markup was echoed by the application.
+#[test]
+fn every_connection_line_counts_and_only_plain_request_ids_are_echoed() {
+    let app = spawn_app();
+    let started = std::time::Instant::now();
+    let (answer, closed) = exchange(
+        addr(&app),
+        b"GET /health HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\nX-Request-Id: <i>\r\n\r\n",
+    );
+    assert_eq!((status_of(&answer), closed), (200, true), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed only at the idle timeout"
+    );
+    assert!(answer.contains("Connection: close"), "{answer}");
+    assert!(!answer.contains("<i>"), "{answer}");
+    let (answer, _) = exchange(
+        addr(&app),
+        b"GET /health HTTP/1.1\r\nConnection: close\r\nX-Request-Id: 4bf92f35-77b3:a/b+c=@x_y.z\r\n\r\n",
+    );
+    assert!(
+        answer.contains("X-Request-Id: 4bf92f35-77b3:a/b+c=@x_y.z"),
+        "{answer}"
+    );
 }

@@ -109,6 +109,17 @@ fn stripe_signatures_that_do_not_verify_are_refused() {
         401,
         "301 s old"
     );
+    // A request signed for a moment ahead of our clock would be replayable until then.
+    assert_eq!(
+        post_stripe(
+            &app,
+            &body,
+            &sign_stripe(STRIPE_SECRET, t + 301, body.as_bytes())
+        )
+        .status,
+        401,
+        "301 s ahead"
+    );
     assert_eq!(post_stripe(&app, &body, "v1=abc").status, 400);
     let r = app.raw(
         "POST",

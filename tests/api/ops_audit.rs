@@ -1102,6 +1102,22 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
             .status,
         403
     );
+    // Roles that may never read it hear 403 before their query is looked at: for an escrow
+    // not theirs, one that does not exist, or none at all (it was 404 for a recipient).
+    let elsewhere = app.pending_escrow(10, &["a"], None);
+    for query in [
+        format!("entity={elsewhere}"),
+        "entity=esc_00000000000000000000000000".to_string(),
+        String::new(),
+    ] {
+        for who in [&app.recipient, &app.agent] {
+            assert_eq!(
+                app.get(&format!("/audit?{query}"), who).status,
+                403,
+                "{query}"
+            );
+        }
+    }
     assert_eq!(app.get("/audit", &app.admin).status, 400);
 
     // Pages: the whole story in pages of 3, each cursor the last line's seq, the last page's

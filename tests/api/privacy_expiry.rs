@@ -361,7 +361,13 @@ fn users_payouts_and_deposits_are_paged_with_a_cursor_that_visits_each_once() {
         let whole = app.get(path, &app.admin);
         assert_eq!(whole.body["nextCursor"], Value::Null, "{}", whole.text);
     }
-    for bad in ["/users?limit=0", "/payouts?limit=201", "/deposits?limit=x"] {
+    for bad in [
+        "/users?limit=0",
+        "/payouts?limit=201",
+        "/deposits?limit=x",
+        "/escrows?limit=%2B5",
+        "/users?limit=",
+    ] {
         let r = app.get(bad, &app.admin);
         assert_eq!(
             (r.status, r.body["field"].as_str()),

@@ -117,7 +117,11 @@ fn check_mode_never_creates_a_database() {
 #[test]
 fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them() {
     const BOUND: u64 = 256 << 10;
-    let ts = TestStore::with(|o| o.wal_max_bytes = BOUND);
+    // As the server opens it: the log's file grown before the first write.
+    let ts = TestStore::with(|o| {
+        o.wal_max_bytes = BOUND;
+        o.grow_wal = true;
+    });
     let stats = &ts.store.stats;
     let resets_before = stats.wal_resets.load(Ordering::SeqCst);
     let (writing, stop, approved) = (
@@ -172,6 +176,73 @@ fn the_wal_stays_under_its_bound_under_sustained_writes_with_readers_beside_them
         .len();
     assert!(wal <= BOUND + slack, "the WAL file is {wal} bytes");
     ts.assert_integrity();
+}
+
+/// The server's store (its log's file grown before the first write) at `dir`, a bound of 4 MiB.
+fn grown_store(dir: tempfile::TempDir) -> TestStore {
+    let mut options = OpenOptions::new(dir.path().join("remit.db"));
+    options.key_hex = Some(TEST_KEY.into());
+    options.wal_max_bytes = 4 << 20;
+    options.grow_wal = true;
+    let store = std::sync::Arc::new(store::open(&options).unwrap());
+    TestStore { store, dir }
+}
+
+/// What a crash of `t` would leave on the disk now: its file and its log, copied while it
+/// runs, opened as the server opens them.
+fn after_a_crash(t: &TestStore) -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["remit.db", "remit.db-wal"] {
+        std::fs::copy(t.dir.path().join(name), dir.path().join(name)).unwrap();
+    }
+    grown_store(dir)
+}
+
+fn users_in(t: &TestStore) -> i64 {
+    t.store
+        .read(|conn, _| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+        .unwrap()
+}
+
+#[test]
+fn the_servers_log_is_grown_before_its_first_write_and_keeps_every_commit_through_crashes() {
+    // Fifteen sixteenths of the 4 MiB bound: where the writer restarts the log.
+    const GROWN: u64 = (4 << 20) - (4 << 20) / 16;
+    let first = grown_store(tempfile::tempdir().unwrap());
+    first.user(Role::Sender, "One", None);
+    let wal_size = |t: &TestStore| {
+        std::fs::metadata(t.dir.path().join("remit.db-wal"))
+            .unwrap()
+            .len()
+    };
+    assert_eq!(wal_size(&first), GROWN, "grown before the first write");
+    let before = users_in(&first);
+    // Its commits are frames at the log's start, zeros after them: a crash now keeps every one.
+    let second = after_a_crash(&first);
+    assert_eq!(users_in(&second), before);
+    // The log the crash left held frames; growing it again never touches them, and what the
+    // second server commits next lands among the zeros and is read back after its own crash.
+    second.user(Role::Agent, "Two", None);
+    second.user(Role::Recipient, "Three", Some("0712000111"));
+    assert_eq!(wal_size(&second), GROWN);
+    let third = after_a_crash(&second);
+    assert_eq!(users_in(&third), before + 2);
+    third.assert_integrity();
+    // A log cut to nothing by a clean stop is grown again at the next start.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["remit.db", "remit.db-wal"] {
+        std::fs::copy(third.dir.path().join(name), dir.path().join(name)).unwrap();
+    }
+    third.store.close();
+    drop(third);
+    let fourth = grown_store(dir);
+    fourth.store.close();
+    assert_eq!(wal_size(&fourth), 0, "a clean stop empties the log");
+    let fifth = grown_store(fourth.dir);
+    fifth.user(Role::Sender, "Four", None);
+    assert_eq!(wal_size(&fifth), GROWN);
+    assert_eq!(users_in(&fifth), before + 3);
+    fifth.assert_integrity();
 }
 
 #[test]

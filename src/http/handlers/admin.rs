@@ -105,6 +105,11 @@ pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /audit?entity=…`.
 pub fn audit(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
+    // Agents and recipients may never read it: `403` before the query is looked at, whatever
+    // escrow it names (one of theirs or not, one that exists or not).
+    if !(actor.is_admin() || actor.role == Role::Sender) {
+        return Err(Error::Forbidden);
+    }
     let entity = req
         .query("entity")
         .filter(|e| !e.is_empty())

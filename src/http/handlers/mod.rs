@@ -50,9 +50,10 @@ fn page_params(req: &Req, is_cursor: fn(&str) -> bool) -> Result<(u32, Option<St
 /// `limit`: a whole number from 1 to `max`; `default` when absent.
 fn limit_param(req: &Req, max: u32, default: u32) -> Result<u32> {
     match req.query("limit") {
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
+        // Digits only: `parse` alone would take `+5`, which no other number here takes.
+        Some(text) => Some(text)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u32>().ok())
             .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| {
                 Error::invalid("limit", format!("must be a whole number from 1 to {max}"))

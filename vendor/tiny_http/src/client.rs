@@ -248,6 +248,20 @@ impl ClientConnection {
             self.write_error(505, "http_version_not_supported", why, None, client_id);
             return Next::Close;
         }
+        // remit patch: HTTP/1.0 has no chunked framing: a 1.0 request with `Transfer-Encoding`
+        // is read one way here and another by a 1.0 proxy in front (RFC 9112, 6.1: faulty
+        // framing, the connection closed).
+        if head.version < (1, 1) && header_value(&head.headers, "Transfer-Encoding").is_some() {
+            let why = "the Transfer-Encoding header is not for HTTP/1.0 requests";
+            self.write_error(400, "invalid_header", why, Some("Transfer-Encoding"), client_id);
+            return Next::Close;
+        }
+        // remit patch: a `Host` that is no host (RFC 9112, 3.2: `400`). Empty is allowed.
+        if header_value(&head.headers, "Host").is_some_and(|host| !is_host(host.trim())) {
+            let why = "the Host header is not a host name or address, with an optional port";
+            self.write_error(400, "invalid_header", why, Some("Host"), client_id);
+            return Next::Close;
+        }
         let (framing, body_length) = match framing(&head.headers) {
             Ok(framing) => framing,
             Err(name) => {
@@ -540,7 +554,9 @@ fn read_head(reader: &mut ConnReader, limits: &Limits) -> Result<Head, HeadError
     let (method, path, version) = {
         let line = std::str::from_utf8(&line)
             .map_err(|_| HeadError::Malformed("the request line is not ASCII text", None))?;
-        parse_request_line(line.trim())
+        // remit patch: not trimmed: white space before the method or after the version is no
+        // request line (RFC 9112, 3: one space between its three parts, nothing around them).
+        parse_request_line(line)
             .ok_or(HeadError::Malformed("the request line is not METHOD PATH HTTP/1.1", None))?
     };
 
@@ -630,7 +646,7 @@ fn request_id(client_id: Option<&str>) -> String {
     use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(id) = client_id {
-        if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        if !id.is_empty() && id.len() <= 64 && id.bytes().all(is_request_id_byte) {
             return id.to_string();
         }
     }
@@ -640,6 +656,48 @@ fn request_id(client_id: Option<&str>) -> String {
         hasher.write_u128(now.as_nanos());
     }
     format!("{:016x}", hasher.finish())
+}
+
+/// remit patch: a byte a client's `X-Request-Id` may hold: letters, digits and `-_.:+=/@`
+/// (UUIDs, trace ids, base64), nothing a log viewer or a page could read as markup.
+pub fn is_request_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.:+=/@".contains(&b)
+}
+
+/// remit patch: `uri-host [ ":" port ]` (RFC 9112, 3.2; RFC 3986, 3.2.2): a name of unreserved,
+/// percent-encoded and sub-delimiter characters, or an address in brackets; the port digits.
+fn is_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((address, after)) => {
+                let literal = !address.is_empty()
+                    && address
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+                if !literal {
+                    return false;
+                }
+                match after {
+                    "" => return true,
+                    _ => ("", after.strip_prefix(':')),
+                }
+            }
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let port_ok = match port {
+        None => !host.starts_with('['),
+        Some(port) => port.bytes().all(|b| b.is_ascii_digit()),
+    };
+    name_ok && port_ok
 }
 
 /// Text as the inside of a JSON string (the messages above are ASCII without control
@@ -702,7 +760,14 @@ fn header_value<'a>(headers: &'a [Header], name: &'static str) -> Option<&'a str
 
 /// True when the client will send no request after this one.
 fn is_last_request(head: &Head) -> bool {
-    let connection = header_value(&head.headers, "Connection").map(|v| v.to_ascii_lowercase());
+    // remit patch: every `Connection` line, as one list (RFC 9110, 5.3).
+    let lines: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str().to_ascii_lowercase())
+        .collect();
+    let connection = (!lines.is_empty()).then(|| lines.join(","));
     match connection {
         Some(ref v) if v.contains("close") => true,
         Some(ref v) if v.contains("upgrade") => true,
@@ -739,10 +804,11 @@ fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
     let version = parts.next().and_then(parse_http_version);
     // remit patch: nothing after the version, and a target of visible ASCII only (a bare CR,
     // a control character or a raw non-ASCII byte is no request target, RFC 9112 3.2).
+    // A `#` begins a fragment, which a client never sends (RFC 9112, 3.2).
     if parts.next().is_some()
-        || path
-            .as_deref()
-            .is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic()))
+        || path.as_deref().is_some_and(|p| {
+            p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic()) || p.contains('#')
+        })
     {
         return None;
     }

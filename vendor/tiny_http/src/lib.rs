@@ -112,6 +112,8 @@ use util::{MessagesQueue, Registry};
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use limits::Limits;
+// remit patch: which bytes a client's X-Request-Id may hold, for the application to agree.
+pub use client::is_request_id_byte;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;

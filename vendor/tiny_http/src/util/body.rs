@@ -256,6 +256,9 @@ impl<S: BufRead> BodyReader<S> {
                     let mut line = Vec::new();
                     let room = self.trailers_max.saturating_sub(used);
                     let n = read_crlf_line(&mut self.source, &mut line, room)?;
+                    if !line.is_empty() && !is_field_line(&line) {
+                        return Err(bad_chunk("a trailer line is not NAME: VALUE"));
+                    }
                     self.state = if line.is_empty() {
                         State::Done
                     } else {
@@ -279,6 +282,24 @@ impl<S: BufRead> Read for BodyReader<S> {
             }
             other => other,
         }
+    }
+}
+
+/// remit patch: a trailer line as the head's lines must be (RFC 9112, 7.1.2 and 5): a name of
+/// token characters, a colon, a value without control characters but tab; not folded. The
+/// trailers are dropped, but a line that is none (a request line, a NUL) is a body another
+/// reader of the stream would end elsewhere.
+fn is_field_line(line: &[u8]) -> bool {
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) => {
+            colon > 0
+                && line[..colon].iter().all(token)
+                && line[colon + 1..]
+                    .iter()
+                    .all(|&b| (b >= 0x20 || b == b'\t') && b != 0x7f)
+        }
+        None => false,
     }
 }
 
@@ -392,6 +413,11 @@ mod tests {
             b"2\r\nab\r\n0\r\n\n",
             b"2;a\rb\r\nab\r\n0\r\n\r\n",
             b"2;a\x00b\r\nab\r\n0\r\n\r\n",
+            // Trailer lines are NAME: VALUE lines, or the body ends elsewhere for a proxy.
+            b"2\r\nab\r\n0\r\nGET /health HTTP/1.1\r\n\r\n",
+            b"2\r\nab\r\n0\r\nA: b\x00c\r\n\r\n",
+            b"2\r\nab\r\n0\r\nA: b\r\n c\r\n\r\n",
+            b"2\r\nab\r\n0\r\n: b\r\n\r\n",
         ] {
             let mut b = BodyReader::new(BufReader::new(bad), Framing::Chunked, 64);
             let mut out = Vec::new();
