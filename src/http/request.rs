@@ -199,6 +199,12 @@ impl Req {
         if self.body.is_empty() {
             return Ok(());
         }
+        self.require_json_type()
+    }
+
+    /// Refuses a `Content-Type` that is not JSON, whatever the body (which may not be read
+    /// yet: a body on its way is refused by its head).
+    pub fn require_json_type(&self) -> Result<()> {
         let is_json = self.content_type.as_deref().is_some_and(|ct| {
             let mut parts = ct.split(';');
             let essence = parts.next().unwrap_or("").trim();

@@ -293,6 +293,17 @@ fn read_body_of(
         }
         Access::Webhook | Access::Public => None,
     };
+    // A body that is coming in another type than JSON is refused by its head, once the caller
+    // is known: unread, and without a `100 Continue` asking for it first. (A webhook is told
+    // `401` first if forged, which takes its body; its type is looked at after.)
+    let coming = request.body_length().is_some_and(|n| n > 0)
+        || request
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding"));
+    if coming && matches!(route.access, Access::Bearer | Access::PathToken) {
+        req.require_json_type()?;
+    }
     let pass = (!buffered).then(|| gates.enter(caller.as_deref()));
     if let Some(Err(whose)) = pass {
         // Over its share: a body on its way (a burst of one client's requests, each body

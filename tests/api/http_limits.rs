@@ -1011,6 +1011,17 @@ fn every_connection_line_counts_and_only_plain_request_ids_are_echoed() {
     );
     assert!(answer.contains("Connection: close"), "{answer}");
     assert!(!answer.contains("<i>"), "{answer}");
+    // An HTTP/1.0 client that asks to keep the connection is told it is kept (it takes an
+    // answer without the word as the last), and its next request is served on it.
+    let (answer, closed) = exchange(
+        addr(&app),
+        b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n",
+    );
+    assert!(closed, "{answer}");
+    assert_eq!(answer.matches(" 200 OK").count(), 2, "{answer}");
+    let (first, second) = answer.split_at(answer.rfind("HTTP/1.").unwrap());
+    assert!(first.contains("Connection: keep-alive"), "{answer}");
+    assert!(second.contains("Connection: close"), "{answer}");
     let (answer, _) = exchange(
         addr(&app),
         b"GET /health HTTP/1.1\r\nConnection: close\r\nX-Request-Id: 4bf92f35-77b3:a/b+c=@x_y.z\r\n\r\n",
@@ -1019,4 +1030,50 @@ fn every_connection_line_counts_and_only_plain_request_ids_are_echoed() {
         answer.contains("X-Request-Id: 4bf92f35-77b3:a/b+c=@x_y.z"),
         "{answer}"
     );
+}
+
+/// Guards against: a body of another type than JSON was asked for (`100 Continue`) and read,
+/// then refused `415`: its head says enough once the caller is known.
+#[test]
+fn a_body_of_another_type_is_refused_by_its_head_without_100_continue() {
+    let app = spawn_app();
+    let started = std::time::Instant::now();
+    let request = format!(
+        "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        app.sender
+    );
+    let (answer, closed) = exchange(addr(&app), request.as_bytes());
+    assert_eq!((status_of(&answer), closed), (415, true), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited for the body"
+    );
+    // A forged or unknown caller is still told 401 first, whatever it sends.
+    let request = "POST /escrows HTTP/1.1\r\nAuthorization: Bearer rmt_x\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n";
+    let (answer, _) = exchange(addr(&app), request.as_bytes());
+    assert_eq!(status_of(&answer), 401, "{answer}");
+    // JSON is asked for and read as before.
+    let body = format!(
+        r#"{{"recipientPhone":"{RECIPIENT_PHONE}","recipientName":"W","totalAmountUsd":10,"categories":["a"]}}"#
+    );
+    let mut s = TcpStream::connect(addr(&app)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /escrows HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        app.sender,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s.write_all(body.as_bytes()).unwrap();
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert_eq!(status_of(&rest), 201, "{rest}");
 }

@@ -352,6 +352,9 @@ impl ClientConnection {
                         || self.closing.load(Ordering::Relaxed);
                     let response = if close {
                         response.with_connection_close()
+                    } else if version < (1, 1) {
+                        // remit patch: a 1.0 client kept alive is told so.
+                        response.with_connection_keep_alive()
                     } else {
                         response
                     };

@@ -294,6 +294,15 @@ where
         self
     }
 
+    /// remit patch: says that the connection stays open (`Connection: keep-alive`), which an
+    /// HTTP/1.0 client asked for and takes as closing unless told (RFC 9112, C.2.2).
+    pub(crate) fn with_connection_keep_alive(mut self) -> Response<R> {
+        self.headers.retain(|h| !h.field.equiv("Connection"));
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"keep-alive"[..]).unwrap());
+        self
+    }
+
     /// Returns the same request, but with an additional header.
     ///
     /// Some headers cannot be modified and some other have a
