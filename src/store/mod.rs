@@ -177,11 +177,11 @@ impl Store {
         let writer_stats = Arc::clone(&stats);
         let events = Arc::new(crate::wakeup::Wakeup::default());
         let writer_events = Arc::clone(&events);
-        let mut wal_path = options.path.clone().into_os_string();
-        wal_path.push("-wal");
+        // Beside the file a link leads to, where SQLite keeps it, not beside the link.
+        let wal_path = crate::ops::beside(&options.path, "-wal");
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let wal = writer::WalBound {
-            path: wal_path.into(),
+            path: wal_path,
             max_bytes: options.wal_max_bytes,
             frame_bytes: page_size.unsigned_abs() + 24,
             grow: options.grow_wal,

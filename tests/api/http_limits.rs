@@ -543,7 +543,16 @@ fn framing_a_proxy_could_read_another_way_is_refused() {
         );
     }
     // Well-formed hosts are served: a name, an address, a port, nothing.
-    for host in ["kiosk.example", "127.0.0.1:3000", "[::1]:3000", "[::1]", ""] {
+    for host in [
+        "kiosk.example",
+        "127.0.0.1:3000",
+        "[::1]:3000",
+        "[::1]",
+        "",
+        "KIOSK.example.:80",
+        "[fe80::1%25eth0]:3000",
+        "[fe80::1%eth0]",
+    ] {
         let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         let (answer, _) = exchange(addr(&app), request.as_bytes());
         assert_eq!(status_of(&answer), 200, "{host:?}: {answer}");
@@ -1053,6 +1062,15 @@ fn a_body_of_another_type_is_refused_by_its_head_without_100_continue() {
     let request = "POST /escrows HTTP/1.1\r\nAuthorization: Bearer rmt_x\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n";
     let (answer, _) = exchange(addr(&app), request.as_bytes());
     assert_eq!(status_of(&answer), 401, "{answer}");
+    // A chunked body may be empty, which any type may be: an approval sent so is served.
+    let escrow = app.active_escrow(100, &["a"]);
+    let id = app.request(&escrow, "a", 150, "ACC");
+    let request = format!(
+        "POST /payment-requests/{id}/approve HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+        app.sender
+    );
+    let (answer, _) = exchange(addr(&app), request.as_bytes());
+    assert_eq!(status_of(&answer), 200, "{answer}");
     // JSON is asked for and read as before.
     let body = format!(
         r#"{{"recipientPhone":"{RECIPIENT_PHONE}","recipientName":"W","totalAmountUsd":10,"categories":["a"]}}"#

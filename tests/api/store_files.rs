@@ -246,6 +246,31 @@ fn the_servers_log_is_grown_before_its_first_write_and_keeps_every_commit_throug
 }
 
 #[test]
+fn a_store_opened_through_a_link_grows_the_log_beside_the_file_it_leads_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = grown_store(tempfile::tempdir_in(dir.path()).unwrap());
+    made.user(Role::Sender, "One", None);
+    made.store.close();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(made.dir.path().join("remit.db"), &link).unwrap();
+    let mut options = OpenOptions::new(&link);
+    options.key_hex = Some(TEST_KEY.into());
+    options.wal_max_bytes = 4 << 20;
+    options.grow_wal = true;
+    let through = store::open(&options).unwrap();
+    through
+        .write(|ctx| Ok(ctx.conn.execute_batch("CREATE TABLE scratch (v BLOB)")?))
+        .unwrap();
+    let wal = std::fs::metadata(made.dir.path().join("remit.db-wal")).unwrap();
+    assert_eq!(wal.len(), (4 << 20) - (4 << 20) / 16, "SQLite's log, grown");
+    assert!(
+        !dir.path().join("link.db-wal").exists(),
+        "a log beside the link"
+    );
+    through.close();
+}
+
+#[test]
 fn a_store_closed_while_its_checkpointer_copies_leaves_the_log_empty() {
     // The writer's last checkpoint empties the log; a copy of the background checkpointer
     // running at that moment holds the checkpoint lock, which SQLite does not wait for, and

@@ -673,10 +673,16 @@ fn is_host(host: &str) -> bool {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         match rest.split_once(']') {
             Some((address, after)) => {
+                // An IPv6 address may name its zone after `%` (RFC 6874: `%25eth0`; Python
+                // and Node send `%eth0`).
+                let (address, zone) = address.split_once('%').unwrap_or((address, ""));
                 let literal = !address.is_empty()
                     && address
                         .bytes()
-                        .all(|b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+                        .all(|b| b.is_ascii_hexdigit() || b":.vV".contains(&b))
+                    && zone
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b));
                 if !literal {
                     return false;
                 }

@@ -293,7 +293,8 @@ fn is_field_line(line: &[u8]) -> bool {
     let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
     match line.iter().position(|&b| b == b':') {
         Some(colon) => {
-            colon > 0
+            line.is_ascii()
+                && colon > 0
                 && line[..colon].iter().all(token)
                 && line[colon + 1..]
                     .iter()
@@ -418,6 +419,7 @@ mod tests {
             b"2\r\nab\r\n0\r\nA: b\x00c\r\n\r\n",
             b"2\r\nab\r\n0\r\nA: b\r\n c\r\n\r\n",
             b"2\r\nab\r\n0\r\n: b\r\n\r\n",
+            b"2\r\nab\r\n0\r\nA: caf\xc3\xa9\r\n\r\n",
         ] {
             let mut b = BodyReader::new(BufReader::new(bad), Framing::Chunked, 64);
             let mut out = Vec::new();
