@@ -64,6 +64,8 @@ struct Gates {
     /// When the last refusal was logged (seconds since start): at most one line a minute.
     warned_at: AtomicU64,
     started: Instant,
+    /// The access log's budget for refused requests.
+    refused_lines: RefusedLines,
 }
 
 /// The places held: by clients without a token, by each caller, and in all.
@@ -99,6 +101,7 @@ impl Gates {
             app,
             warned_at: AtomicU64::new(0),
             started: Instant::now(),
+            refused_lines: RefusedLines::default(),
         }
     }
 
@@ -361,8 +364,53 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     }
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
-    log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
+    if gate.refused_lines.may_write(status) {
+        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
+    }
     app.metrics.observe(method, route, status, micros);
+}
+
+/// The access log's budget for refused requests: a client that sends 404s as fast as it can
+/// (a keep-alive connection pipelining `GET /n`) made 80,000 lines a second, four and a half
+/// times the bytes it sent, which a kiosk's disk pays for. At most
+/// `ACCESS_REFUSED_LINES_PER_S` refused requests a second are logged one by one; the rest
+/// are counted and said in one line with the next access line (`/metrics` counts every
+/// request). Answers below 400 are always logged.
+#[derive(Default)]
+struct RefusedLines {
+    /// The current second (since the epoch), and the refused lines written in it.
+    window: Mutex<(u64, u32)>,
+    /// Refused lines left out and not said yet.
+    left_out: AtomicU64,
+}
+
+impl RefusedLines {
+    /// Whether the access line of an answer with `status` is written; says first how many were
+    /// left out since the last one said.
+    fn may_write(&self, status: u16) -> bool {
+        let write = status < 400 || {
+            let second = crate::time::now_unix_ms().max(0) as u64 / 1000;
+            let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            if window.0 != second {
+                *window = (second, 0);
+            }
+            window.1 < crate::limits::ACCESS_REFUSED_LINES_PER_S && {
+                window.1 += 1;
+                true
+            }
+        };
+        if !write {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.left_out.load(Ordering::Relaxed) > 0 {
+            let n = self.left_out.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                log::warn!(target: "remit::access", "{n} refused requests (status 400 and above) were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_REFUSED_LINES_PER_S);
+            }
+        }
+        true
+    }
 }
 
 /// The tiny_http response of a reply, with the headers every response carries.
