@@ -193,12 +193,7 @@ impl Metrics {
                 ))?
                 .query_row([], |r| r.get(0))
                 .optional()?;
-            let held: i64 = conn
-                .prepare_cached(concat!(
-                    "SELECT COUNT(*) FROM payouts p WHERE p.status = 'queued' AND ",
-                    crate::service::payouts::held_with_escrow!("p")
-                ))?
-                .query_row([], |r| r.get(0))?;
+            let held = crate::service::payouts::held_count(conn)?;
             let queued_for = oldest_queued
                 .as_deref()
                 .and_then(crate::time::parse_rfc3339)
