@@ -61,8 +61,9 @@ pub const CHECKPOINT_BUSY_INTERVAL_MS: u64 = 100;
 pub const WAL_RESET_WAIT_MS: u64 = 100;
 /// The write-ahead log's bound when not configured (`REMIT_WAL_MAX_MB`), MiB.
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
-/// Access-log lines of refused requests (status 400 and above) written one by one in a
-/// second; past it they are counted and said in one line (`http::server::RefusedLines`).
+/// Access-log lines of requests refused (status 400 and above) or sent without a token written
+/// one by one in a second; past it they are counted and said in one line
+/// (`http::server::RefusedLines`).
 pub const ACCESS_REFUSED_LINES_PER_S: u32 = 200;
 /// The smallest and largest bound allowed, MiB.
 pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);

@@ -364,18 +364,19 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     }
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
-    if gate.refused_lines.may_write(status) {
+    if gate.refused_lines.may_write(status, req.is_authenticated()) {
         log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
     }
     app.metrics.observe(method, route, status, micros);
 }
 
-/// The access log's budget for refused requests: a client that sends 404s as fast as it can
-/// (a keep-alive connection pipelining `GET /n`) made 80,000 lines a second, four and a half
-/// times the bytes it sent, which a kiosk's disk pays for. At most
-/// `ACCESS_REFUSED_LINES_PER_S` refused requests a second are logged one by one; the rest
-/// are counted and said in one line with the next access line (`/metrics` counts every
-/// request). Answers below 400 are always logged.
+/// The access log's budget for requests refused or sent without a token: a client that sends
+/// 404s as fast as it can (a keep-alive connection pipelining `GET /n`) made 80,000 lines a
+/// second, four and a half times the bytes it sent, which a kiosk's disk pays for, and
+/// `GET /health` (public) would do the same. At most `ACCESS_REFUSED_LINES_PER_S` of them a
+/// second are logged one by one; the rest are counted and said in one line with the next
+/// access line (`/metrics` counts every request). The answers of a caller whose token was
+/// verified are always logged, unless refused.
 #[derive(Default)]
 struct RefusedLines {
     /// The current second (since the epoch), and the refused lines written in it.
@@ -385,10 +386,10 @@ struct RefusedLines {
 }
 
 impl RefusedLines {
-    /// Whether the access line of an answer with `status` is written; says first how many were
-    /// left out since the last one said.
-    fn may_write(&self, status: u16) -> bool {
-        let write = status < 400 || {
+    /// Whether the access line of an answer with `status`, to a caller `authenticated` or not,
+    /// is written; says first how many were left out since the last one said.
+    fn may_write(&self, status: u16, authenticated: bool) -> bool {
+        let write = (status < 400 && authenticated) || {
             let second = crate::time::now_unix_ms().max(0) as u64 / 1000;
             let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
             if window.0 != second {
@@ -406,7 +407,7 @@ impl RefusedLines {
         if self.left_out.load(Ordering::Relaxed) > 0 {
             let n = self.left_out.swap(0, Ordering::Relaxed);
             if n > 0 {
-                log::warn!(target: "remit::access", "{n} refused requests (status 400 and above) were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_REFUSED_LINES_PER_S);
+                log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_REFUSED_LINES_PER_S);
             }
         }
         true

@@ -1097,11 +1097,18 @@ fn a_body_of_another_type_is_refused_by_its_head_without_100_continue() {
 }
 
 /// Guards against: a client pipelining 404s as fast as it can made the access log four and a
-/// half times the bytes it sent (80,000 lines a second); refused requests past 200 a second
-/// are counted and said in one line, and none goes unaccounted.
+/// half times the bytes it sent (80,000 lines a second), and `GET /health` could do the same;
+/// requests refused or sent without a token past 200 a second are counted and said in one
+/// line, and none goes unaccounted.
 #[test]
-fn refused_requests_past_a_budget_are_counted_in_one_line_not_logged_one_by_one() {
-    let (_dir, server, addr, log) = served_with_its_log();
+fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one_by_one() {
+    use crate::support::process::{user_add, Server};
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let admin = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     const SENT: usize = 3_000;
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -1110,36 +1117,45 @@ fn refused_requests_past_a_budget_are_counted_in_one_line_not_logged_one_by_one(
     let mut pending = Vec::new();
     let mut buf = [0u8; 65536];
     for _ in 0..SENT / 100 {
-        s.write_all("GET /nope HTTP/1.1\r\n\r\n".repeat(100).as_bytes())
-            .unwrap();
+        // Half refused (404), half served without a token (the public /health).
+        s.write_all(
+            "GET /nope HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n"
+                .repeat(50)
+                .as_bytes(),
+        )
+        .unwrap();
         let goal = answered + 100;
         while answered < goal {
             let n = s.read(&mut buf).unwrap();
             assert!(n > 0, "closed after {answered}");
             pending.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&pending).into_owned();
-            let seen = text.matches("HTTP/1.1 404").count();
+            let seen = text.matches("HTTP/1.1 ").count();
             // Keep what may be the start of the next answer's status line.
-            let keep = text.rfind("HTTP/1.1 404").map_or(0, |i| i + 1);
+            let keep = text.rfind("HTTP/1.1 ").map_or(0, |i| i + 1);
             pending = text.as_bytes()[keep..].to_vec();
             answered += seen;
         }
     }
     let seconds = started.elapsed().as_secs() + 1;
-    // An answer below 400 is logged, and says what was left out before it.
-    let (answer, _) = exchange(addr, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
-    assert_eq!(status_of(&answer), 200);
+    // A caller with a token is always logged, and its line says what was left out before it.
+    let request =
+        format!("GET /me HTTP/1.1\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n");
+    let (answer, _) = exchange(addr, request.as_bytes());
+    assert_eq!(status_of(&answer), 200, "{answer}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let one_by_one = text.matches("GET /nope 404").count();
+        let one_by_one =
+            text.matches("GET /nope 404").count() + text.matches("GET /health 200").count();
         let said: usize = text
             .lines()
             .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
-            .filter_map(|rest| rest.strip_suffix(" refused requests (status 400 and above) were not logged one by one: at most 200 a second are; /metrics counts every request"))
+            .filter_map(|rest| rest.strip_suffix(" requests refused or sent without a token were not logged one by one: at most 200 a second are; /metrics counts every request"))
             .map(|n| n.parse::<usize>().unwrap())
             .sum();
-        if one_by_one + said == SENT && text.contains("GET /health 200") {
+        // (`Server::start` asked `/health` until it answered: those are counted too.)
+        if (SENT..SENT + 5).contains(&(one_by_one + said)) && text.contains("GET /me 200") {
             assert!(
                 one_by_one as u64 <= 200 * (seconds + 1),
                 "{one_by_one} lines in {seconds} s"
