@@ -63,11 +63,11 @@ pub const WAL_RESET_WAIT_MS: u64 = 100;
 pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// Access-log lines of requests refused (status 400 and above) or sent without a token written
 /// one by one in a second; past it they are counted and said in one line
-/// (`http::server::RefusedLines`).
-pub const ACCESS_REFUSED_LINES_PER_S: u32 = 200;
+/// (`http::server::AccessBudget`).
+pub const ACCESS_BUDGET_LINES_PER_S: u32 = 200;
 /// The smallest and largest bound allowed, MiB.
 pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);
-/// The most the server grows the log's file to before its first write (`WalBound::grow`),
+/// The most the server grows the log's file to before its first write (`WalBound::grow_file`),
 /// MiB: a larger bound is reached by the writes themselves, once.
 pub const WAL_GROWN_MAX_MIB: u64 = 64;
 /// Length of free-text fields (names, merchant names, notes, reasons), in characters (Unicode

@@ -64,8 +64,8 @@ struct Gates {
     /// When the last refusal was logged (seconds since start): at most one line a minute.
     warned_at: AtomicU64,
     started: Instant,
-    /// The access log's budget for refused requests.
-    refused_lines: RefusedLines,
+    /// The access log's budget for requests refused or sent without a token.
+    access_budget: AccessBudget,
 }
 
 /// The places held: by clients without a token, by each caller, and in all.
@@ -101,7 +101,7 @@ impl Gates {
             app,
             warned_at: AtomicU64::new(0),
             started: Instant::now(),
-            refused_lines: RefusedLines::default(),
+            access_budget: AccessBudget::default(),
         }
     }
 
@@ -364,7 +364,7 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     }
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
-    if gate.refused_lines.may_write(status, req.is_authenticated()) {
+    if gate.access_budget.may_write(status, req.is_authenticated()) {
         log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
     }
     app.metrics.observe(method, route, status, micros);
@@ -373,19 +373,19 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
 /// The access log's budget for requests refused or sent without a token: a client that sends
 /// 404s as fast as it can (a keep-alive connection pipelining `GET /n`) made 80,000 lines a
 /// second, four and a half times the bytes it sent, which a kiosk's disk pays for, and
-/// `GET /health` (public) would do the same. At most `ACCESS_REFUSED_LINES_PER_S` of them a
+/// `GET /health` (public) would do the same. At most `ACCESS_BUDGET_LINES_PER_S` of them a
 /// second are logged one by one; the rest are counted and said in one line with the next
 /// access line (`/metrics` counts every request). The answers of a caller whose token was
 /// verified are always logged, unless refused.
 #[derive(Default)]
-struct RefusedLines {
-    /// The current second (since the epoch), and the refused lines written in it.
+struct AccessBudget {
+    /// The current second (since the epoch), and the budgeted lines written in it.
     window: Mutex<(u64, u32)>,
-    /// Refused lines left out and not said yet.
+    /// Budgeted lines left out and not said yet.
     left_out: AtomicU64,
 }
 
-impl RefusedLines {
+impl AccessBudget {
     /// Whether the access line of an answer with `status`, to a caller `authenticated` or not,
     /// is written; says first how many were left out since the last one said.
     fn may_write(&self, status: u16, authenticated: bool) -> bool {
@@ -395,7 +395,7 @@ impl RefusedLines {
             if window.0 != second {
                 *window = (second, 0);
             }
-            window.1 < crate::limits::ACCESS_REFUSED_LINES_PER_S && {
+            window.1 < crate::limits::ACCESS_BUDGET_LINES_PER_S && {
                 window.1 += 1;
                 true
             }
@@ -407,7 +407,7 @@ impl RefusedLines {
         if self.left_out.load(Ordering::Relaxed) > 0 {
             let n = self.left_out.swap(0, Ordering::Relaxed);
             if n > 0 {
-                log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_REFUSED_LINES_PER_S);
+                log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_BUDGET_LINES_PER_S);
             }
         }
         true

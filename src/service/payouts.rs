@@ -968,8 +968,8 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
 
 /// When a payout is stuck, as one SQL predicate over `p` (`?1` is the cutoff time): it has no
 /// result, and is flagged or was sent with no result since the cutoff. A queued payout is not
-/// stuck: the worker may be sending it. Listing, resolving and the metrics all use this one
-/// definition.
+/// stuck: the worker may be sending it. The one definition: resolving reads it of one payout,
+/// and the list, the metrics and the sweep find the same payouts by `stuck_ids!`.
 const STUCK: &str = "(p.status IN ('queued', 'sent') AND (p.flagged = 1 OR (p.status = 'sent' AND p.sent_at <= ?1)))";
 
 /// The ids of the payouts `STUCK` holds (`?1` is the cutoff), found by two indexes: the flagged

@@ -85,7 +85,7 @@ pub struct OpenOptions {
     /// command beside a busy server) is run again before it fails; besides the busy timeout
     /// each attempt waits. Zero for the server, the file's only writer.
     pub busy_wait: std::time::Duration,
-    /// Grow the write-ahead log's file with zeros before the first write (`WalBound::grow`):
+    /// Grow the write-ahead log's file with zeros before the first write (`WalBound::grow_file`):
     /// the server, whose log fills and restarts all day; not a command that writes a line.
     pub grow_wal: bool,
 }

@@ -532,34 +532,11 @@ impl WalBound {
     /// log restarted over older frames. On any failure (a full disk) the file is cut back to
     /// its size before, and the server goes on without.
     fn grow_file(&self, conn: &Connection) {
-        let target = self.grown_bytes();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             log::debug!("the write-ahead log was not grown: {e}");
             return;
         }
-        let grown = (|| -> std::io::Result<u64> {
-            use std::os::unix::fs::FileExt;
-            let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
-            let size = file.metadata()?.len();
-            if size >= target {
-                return Ok(0);
-            }
-            let zeros = vec![0u8; 1 << 20];
-            let written = (|| {
-                let mut at = size;
-                while at < target {
-                    let n = (target - at).min(zeros.len() as u64) as usize;
-                    file.write_all_at(&zeros[..n], at)?;
-                    at += n as u64;
-                }
-                file.sync_data()
-            })();
-            if let Err(e) = written {
-                let _ = file.set_len(size);
-                return Err(e);
-            }
-            Ok(target - size)
-        })();
+        let grown = zeros_to(&self.path, self.grown_bytes());
         if let Err(e) = conn.execute_batch("ROLLBACK") {
             log::warn!("cannot end the transaction that grew the write-ahead log: {e}");
         }
@@ -663,6 +640,34 @@ impl WalBound {
             Err(e) => log::warn!("WAL checkpoint failed: {e}"),
         }
     }
+}
+
+/// Writes zeros from the end of the file at `path` to `target` bytes and syncs them; returns
+/// how many. On a failure the file is cut back to its size before.
+fn zeros_to(path: &std::path::Path, target: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let size = file.metadata()?.len();
+    if size >= target {
+        return Ok(0);
+    }
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = size;
+    let written = loop {
+        if at >= target {
+            break file.sync_data();
+        }
+        let n = (target - at).min(zeros.len() as u64) as usize;
+        if let Err(e) = file.write_all_at(&zeros[..n], at) {
+            break Err(e);
+        }
+        at += n as u64;
+    };
+    if let Err(e) = written {
+        let _ = file.set_len(size);
+        return Err(e);
+    }
+    Ok(at - size)
 }
 
 thread_local! {

@@ -188,14 +188,18 @@ fn grown_store(dir: tempfile::TempDir) -> TestStore {
     TestStore { store, dir }
 }
 
-/// What a crash of `t` would leave on the disk now: its file and its log, copied while it
-/// runs, opened as the server opens them.
-fn after_a_crash(t: &TestStore) -> TestStore {
+/// What a crash of `t` would leave on the disk now: its file and its log, copied while it runs.
+fn crash_copy(t: &TestStore) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for name in ["remit.db", "remit.db-wal"] {
         std::fs::copy(t.dir.path().join(name), dir.path().join(name)).unwrap();
     }
-    grown_store(dir)
+    dir
+}
+
+/// `crash_copy` opened as the server opens it.
+fn after_a_crash(t: &TestStore) -> TestStore {
+    grown_store(crash_copy(t))
 }
 
 fn users_in(t: &TestStore) -> i64 {
@@ -229,10 +233,7 @@ fn the_servers_log_is_grown_before_its_first_write_and_keeps_every_commit_throug
     assert_eq!(users_in(&third), before + 2);
     third.assert_integrity();
     // A log cut to nothing by a clean stop is grown again at the next start.
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["remit.db", "remit.db-wal"] {
-        std::fs::copy(third.dir.path().join(name), dir.path().join(name)).unwrap();
-    }
+    let dir = crash_copy(&third);
     third.store.close();
     drop(third);
     let fourth = grown_store(dir);
