@@ -262,6 +262,23 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)",
     ),
     (
+        "every journal transaction follows its escrow's one before it",
+        "WITH chained AS (
+            SELECT id, prev_id, LAG(id) OVER (PARTITION BY escrow_id ORDER BY id) AS before
+            FROM ledger_transactions)
+         SELECT 'journal transaction ' || id, 'follows ' || COALESCE('transaction ' || prev_id, 'nothing')
+             || ' but its escrow''s transaction before it is ' || COALESCE('transaction ' || before, 'none')
+         FROM chained WHERE prev_id <> before OR (prev_id IS NULL) <> (before IS NULL)",
+    ),
+    (
+        "every escrow names its newest journal transaction",
+        "WITH newest AS (SELECT escrow_id, MAX(id) AS id FROM ledger_transactions GROUP BY escrow_id)
+         SELECT 'escrow ' || e.id, 'names ' || COALESCE('transaction ' || e.last_transaction_id, 'none')
+             || ' as its newest journal transaction but it is ' || COALESCE('transaction ' || n.id, 'none')
+         FROM escrows e LEFT JOIN newest n ON n.escrow_id = e.id
+         WHERE e.last_transaction_id <> n.id OR (e.last_transaction_id IS NULL) <> (n.id IS NULL)",
+    ),
+    (
         "category balances equal their journal accounts",
         "WITH folded AS (
             SELECT category_id,

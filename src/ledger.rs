@@ -73,11 +73,25 @@ fn post_journal(
     if legs.iter().all(|l| l.amount_usd_cents == 0) {
         return Ok(()); // nothing moved (cancelling an escrow that holds nothing)
     }
+    // The escrow's journal is a chain (schema 18): the transaction names the escrow's newest
+    // before it, and becomes the newest. Both rows are on pages the command has just changed or
+    // read; an index by escrow was a page at a random place per transaction.
     conn.prepare_cached(
-        "INSERT INTO ledger_transactions (escrow_id, kind, reference, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO ledger_transactions (escrow_id, kind, reference, created_at, prev_id)
+         VALUES (?1, ?2, ?3, ?4, (SELECT last_transaction_id FROM escrows WHERE id = ?1))",
     )?
-    .execute(params![escrow_id, kind, reference, crate::time::rfc3339(now)])?;
+    .execute(params![
+        escrow_id,
+        kind,
+        reference,
+        crate::time::rfc3339(now)
+    ])?;
     let transaction_id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), last_transaction_id = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![escrow_id, transaction_id])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO ledger_entries (transaction_id, escrow_id, category_id, account, amount_usd_cents)
          VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -1153,13 +1153,25 @@ pub struct JournalDepositView {
 
 /// A page of an escrow's journal (`?1` the escrow, `?2` the cursor, `?3` the page's length
 /// plus one, `?4` whether the viewer sees the ledger's numbers): the escrow's transactions by
-/// their index, then their entries.
-const JOURNAL_PAGE: &str = "SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
+/// their chain (schema 18: from the escrow's newest, each naming the one before it, each found
+/// by its key), then their entries. The walk stays in the escrow (a link to another escrow's
+/// transaction ends it: `remit check` reports such a chain) and, for a viewer who pages by the
+/// ledger's numbers, stops at the cursor; the places in the escrow's journal count the whole
+/// chain.
+const JOURNAL_PAGE: &str = "WITH RECURSIVE chain(id, prev_id, kind, reference, created_at) AS (
+         SELECT lt.id, lt.prev_id, lt.kind, lt.reference, lt.created_at
+         FROM escrows s JOIN ledger_transactions lt ON lt.id = s.last_transaction_id
+         WHERE s.id = ?1 AND lt.escrow_id = ?1
+         UNION ALL
+         SELECT lt.id, lt.prev_id, lt.kind, lt.reference, lt.created_at
+         FROM chain JOIN ledger_transactions lt ON lt.id = chain.prev_id
+         WHERE lt.escrow_id = ?1 AND (NOT ?4 OR lt.id > ?2))
+     SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
             d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes,
             d.recorded_by AS deposit_recorded_by
      FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
                CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
-               FROM ledger_transactions WHERE escrow_id = ?1)
+               FROM chain)
            WHERE shown > ?2 ORDER BY id LIMIT ?3) t
      JOIN ledger_entries e ON e.transaction_id = t.id
      LEFT JOIN spending_categories c ON c.id = e.category_id
@@ -1231,10 +1243,88 @@ pub fn journal(
 
 #[cfg(test)]
 mod tests {
-    /// A page of an escrow's journal reads that escrow's transactions by the index of
-    /// schema 13; without it every page scanned the ledger's whole journal from its cursor on.
+    use super::super::{Actor, Role};
+    use crate::domain::{EscrowId, UserId};
+
+    /// Two escrows whose journals interleave (a: 1, 3, 4; b: 2, 5), chained as the ledger
+    /// writes them, each transaction with its two legs.
+    fn two_journals() -> (rusqlite::Connection, EscrowId, EscrowId, Actor) {
+        let conn = crate::store::migrated_in_memory().unwrap();
+        let id = |prefix: &str, n: u32| format!("{prefix}_{n:026}");
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, role, name_enc, created_at) VALUES
+                 ('{s}', 'sender', 'x', 't'), ('{r}', 'recipient', 'x', 't');
+             INSERT INTO escrows (id, sender_id, recipient_id, status, total_usd_cents, deposited_usd_cents,
+                 created_at, updated_at, last_transaction_id)
+                 VALUES ('{a}', '{s}', '{r}', 'pending_deposit', 100, 30, 't', 't', 4),
+                        ('{b}', '{s}', '{r}', 'pending_deposit', 100, 20, 't', 't', 5);
+             INSERT INTO ledger_transactions (id, escrow_id, kind, reference, created_at, prev_id) VALUES
+                 (1, '{a}', 'deposit', 'd1', 't', NULL), (2, '{b}', 'deposit', 'd2', 't', NULL),
+                 (3, '{a}', 'deposit', 'd3', 't', 1), (4, '{a}', 'deposit', 'd4', 't', 3),
+                 (5, '{b}', 'deposit', 'd5', 't', 2);
+             INSERT INTO ledger_entries (transaction_id, escrow_id, account, amount_usd_cents)
+                 SELECT id, escrow_id, 'world:deposits', -10 FROM ledger_transactions;
+             INSERT INTO ledger_entries (transaction_id, escrow_id, account, amount_usd_cents)
+                 SELECT id, escrow_id, 'escrow:unfunded', 10 FROM ledger_transactions;",
+            s = id("usr", 1),
+            r = id("usr", 2),
+            a = id("esc", 1),
+            b = id("esc", 2),
+        ))
+        .unwrap();
+        let sender = Actor::user(&UserId::parse(&id("usr", 1)).unwrap(), Role::Sender);
+        let a = EscrowId::parse(&id("esc", 1)).unwrap();
+        let b = EscrowId::parse(&id("esc", 2)).unwrap();
+        (conn, a, b, sender)
+    }
+
+    fn references(page: &super::Page<super::JournalTransactionView>) -> Vec<(i64, &str)> {
+        page.items
+            .iter()
+            .map(|t| (t.transaction_id, t.reference.as_str()))
+            .collect()
+    }
+
+    /// The chain gives each escrow its own transactions, oldest first, in pages: numbered by
+    /// their place for the sender, by the ledger's numbers for an admin.
     #[test]
-    fn a_journal_page_reads_its_escrows_transactions_by_index() {
+    fn a_journal_is_its_escrows_chain_oldest_first_in_pages() {
+        let (conn, a, b, sender) = two_journals();
+        let page = super::journal(&conn, &sender, &a, 2, None).unwrap();
+        assert_eq!(references(&page), [(1, "d1"), (2, "d3")]);
+        assert_eq!(page.next_cursor.as_deref(), Some("2"));
+        let page = super::journal(&conn, &sender, &a, 2, Some(2)).unwrap();
+        assert_eq!(references(&page), [(3, "d4")]);
+        assert_eq!(page.next_cursor, None);
+        let page = super::journal(&conn, &sender, &b, 50, None).unwrap();
+        assert_eq!(references(&page), [(1, "d2"), (2, "d5")]);
+        let admin = Actor::system("test");
+        assert!(admin.is_admin());
+        let page = super::journal(&conn, &admin, &a, 1, Some(1)).unwrap();
+        assert_eq!(references(&page), [(3, "d3")]);
+        assert_eq!(page.next_cursor.as_deref(), Some("3"));
+        let page = super::journal(&conn, &admin, &a, 50, Some(3)).unwrap();
+        assert_eq!(references(&page), [(4, "d4")]);
+    }
+
+    /// A link edited to point into another escrow's journal ends the walk there: the page
+    /// never shows the other escrow's money (`remit check` names the link).
+    #[test]
+    fn a_chain_that_leads_into_another_escrow_shows_none_of_it() {
+        let (conn, a, _b, sender) = two_journals();
+        conn.execute_batch(
+            "DROP TRIGGER ledger_transactions_append_only_update;
+             UPDATE ledger_transactions SET prev_id = 2 WHERE id = 4;",
+        )
+        .unwrap();
+        let page = super::journal(&conn, &sender, &a, 50, None).unwrap();
+        assert_eq!(references(&page), [(1, "d4")]);
+    }
+
+    /// A page of an escrow's journal reads that escrow's transactions by their chain, each by
+    /// its key (schema 18); without it every page scanned the ledger's whole journal.
+    #[test]
+    fn a_journal_page_reads_its_escrows_transactions_by_their_chain() {
         let conn = crate::store::migrated_in_memory().unwrap();
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", super::JOURNAL_PAGE))
@@ -1246,11 +1336,13 @@ mod tests {
             .unwrap();
         assert!(
             plan.iter()
-                .any(|l| l.contains("USING INDEX ledger_transactions_escrow (escrow_id=?)")),
+                .any(|l| l.contains("SEARCH lt USING INTEGER PRIMARY KEY (rowid=?)")),
             "{plan:?}"
         );
         assert!(
-            !plan.iter().any(|l| l.starts_with("SCAN ledger_")),
+            !plan
+                .iter()
+                .any(|l| l.starts_with("SCAN ledger_") || l.starts_with("SCAN lt")),
             "{plan:?}"
         );
     }

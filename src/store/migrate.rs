@@ -124,3 +124,88 @@ fn apply(conn: &mut Connection, name: &str, sql: &str, version: u32) -> Result<(
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Schema 18 chains the journal kept before it: each transaction names its escrow's one
+    /// before it, each escrow its newest, and the integrity check's two chain queries find
+    /// nothing to say; the index the chain replaces is gone.
+    #[test]
+    fn schema_18_chains_the_journal_kept_before_it() {
+        let mut conn = migrated_in_memory_to(17).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, role, name_enc, created_at) VALUES
+                 ('usr_s', 'sender', 'x', 't'), ('usr_r', 'recipient', 'x', 't');
+             INSERT INTO escrows (id, sender_id, recipient_id, status, total_usd_cents, created_at, updated_at)
+                 VALUES ('esc_a', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't'),
+                        ('esc_b', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't'),
+                        ('esc_c', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't');
+             INSERT INTO ledger_transactions (id, escrow_id, kind, reference, created_at) VALUES
+                 (1, 'esc_a', 'deposit', 'd1', 't'), (2, 'esc_b', 'deposit', 'd2', 't'),
+                 (3, 'esc_a', 'deposit', 'd3', 't'), (4, 'esc_a', 'deposit', 'd4', 't'),
+                 (5, 'esc_b', 'deposit', 'd5', 't');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap().first(), Some(&18));
+        let links: Vec<(i64, Option<i64>)> = conn
+            .prepare("SELECT id, prev_id FROM ledger_transactions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            links,
+            [
+                (1, None),
+                (2, None),
+                (3, Some(1)),
+                (4, Some(3)),
+                (5, Some(2))
+            ]
+        );
+        let newest: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT id, last_transaction_id FROM escrows ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            newest,
+            [
+                ("esc_a".to_string(), Some(4)),
+                ("esc_b".to_string(), Some(5)),
+                ("esc_c".to_string(), None)
+            ]
+        );
+        // The journal is append-only again, by the very trigger it had.
+        assert!(conn
+            .execute(
+                "UPDATE ledger_transactions SET prev_id = NULL WHERE id = 3",
+                []
+            )
+            .is_err());
+        let index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'ledger_transactions_escrow'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
+        let mut chain_checks = 0;
+        for (name, sql) in crate::integrity::LEDGER_CHECKS {
+            if name.contains("one before it") || name.contains("newest journal transaction") {
+                let found: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM ({sql})"), [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(found, 0, "{name}");
+                chain_checks += 1;
+            }
+        }
+        assert_eq!(chain_checks, 2);
+    }
+}

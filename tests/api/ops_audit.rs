@@ -750,6 +750,51 @@ fn editing_balance_columns_directly_makes_check_exit_1_and_name_the_escrow() {
 }
 
 #[test]
+fn an_escrows_journal_chain_edited_makes_check_exit_1_and_name_the_link_and_the_escrow() {
+    // A transaction that follows another of its escrow forgets it (the escrow's history before
+    // it would vanish from its journal), and the escrow forgets its newest transaction.
+    let mut ids = (0i64, String::new());
+    let ran = check_after(|conn| {
+        ids = conn
+            .query_row(
+                "SELECT id, escrow_id FROM ledger_transactions WHERE prev_id IS NOT NULL
+                 ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the busy run chained a second transaction onto an escrow");
+        conn.execute_batch("DROP TRIGGER ledger_transactions_append_only_update")
+            .unwrap();
+        conn.execute(
+            "UPDATE ledger_transactions SET prev_id = NULL WHERE id = ?1",
+            [ids.0],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE escrows SET last_transaction_id = NULL WHERE id = ?1",
+            [&ids.1],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "a link cut",
+        &ran,
+        &[
+            "every journal transaction follows its escrow's one before it",
+            &format!("journal transaction {}: follows nothing", ids.0),
+        ],
+    );
+    assert_mismatch(
+        "the newest forgotten",
+        &ran,
+        &[
+            "every escrow names its newest journal transaction",
+            &format!("escrow {}: names none", ids.1),
+        ],
+    );
+}
+
+#[test]
 fn payouts_and_deposits_edited_to_disagree_with_the_ledger_are_named() {
     let paid_payout = |conn: &Connection| -> (String, String, String) {
         conn.query_row(

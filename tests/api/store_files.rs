@@ -490,9 +490,11 @@ fn schema_11_keeps_every_row_when_it_orders_three_tables_by_key() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     let after: Vec<Vec<String>> = BY_KEY.iter().map(|t| rows_as_text(&conn, t)).collect();
     assert_eq!(after, before, "the rows came through schema 11 unchanged");
+    // Schema 18 adds a column of its own to `escrows`.
+    let mut layout = layout_of(&conn);
+    layout.retain(|l| !l.starts_with("escrows.last_transaction_id:"));
     assert_eq!(
-        layout_of(&conn),
-        layout_at_10,
+        layout, layout_at_10,
         "schema 11 kept every column, index and trigger"
     );
     assert_eq!(
@@ -906,6 +908,8 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
              PRAGMA user_version = 15;",
         )
         .unwrap();
+        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+            .unwrap();
     }
     let mut options = OpenOptions::new(&db);
     options.key_hex = Some(TEST_KEY.into());
@@ -958,6 +962,8 @@ fn the_upgrade_to_schema_17_seals_the_webhook_urls_kept_before() {
              PRAGMA user_version = 16;",
         )
         .unwrap();
+        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+            .unwrap();
     }
     let mut options = OpenOptions::new(&db);
     options.key_hex = Some(TEST_KEY.into());
