@@ -149,13 +149,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(migrate(&mut conn).unwrap().first(), Some(&18));
-        let links: Vec<(i64, Option<i64>)> = conn
-            .prepare("SELECT id, prev_id FROM ledger_transactions ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+            conn: &Connection,
+            sql: &str,
+        ) -> Vec<(A, B)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        }
+        let links: Vec<(i64, Option<i64>)> = pairs(
+            &conn,
+            "SELECT id, prev_id FROM ledger_transactions ORDER BY id",
+        );
         assert_eq!(
             links,
             [
@@ -166,13 +174,10 @@ mod tests {
                 (5, Some(2))
             ]
         );
-        let newest: Vec<(String, Option<i64>)> = conn
-            .prepare("SELECT id, last_transaction_id FROM escrows ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let newest: Vec<(String, Option<i64>)> = pairs(
+            &conn,
+            "SELECT id, last_transaction_id FROM escrows ORDER BY id",
+        );
         assert_eq!(
             newest,
             [
