@@ -8,7 +8,10 @@
 -- `remit check` holds every chain to its escrow's transactions in order.
 --
 -- The transactions kept before are chained here, once (the journal's append-only guard is lifted
--- for that one statement and put back as it was); the index they are chained by goes last.
+-- for that one statement and put back as it was); the index they are chained by goes last. The
+-- rows keep their stamps (`change_seq`), as in schema 11: this migration changes replicated
+-- tables, so every replica is made again after it (it must never be listed in
+-- `replicate::source::MIGRATIONS_LEFT_OUT`).
 
 ALTER TABLE ledger_transactions ADD COLUMN prev_id INTEGER CHECK (prev_id < id);
 ALTER TABLE escrows ADD COLUMN last_transaction_id INTEGER;

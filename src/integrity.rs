@@ -37,6 +37,37 @@ pub trait Ledger {
     fn sealed_problems(&mut self, _keys: &Keys) -> Result<Option<Sealed>> {
         Ok(None)
     }
+    /// The schema version of the ledger's tables, where it may be older than this remit's
+    /// (a replica until replication makes it again); `None` for the latest (the file: a check
+    /// refuses a file of another version).
+    fn schema_version(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// The checks of `LEDGER_CHECKS` that need columns a later schema added, with that schema: on
+/// a replica of an older one they are not run (and said so), the others are.
+const CHECKS_SINCE_SCHEMA: &[(&str, u32)] =
+    &[(JOURNAL_CHAIN_CHECK, 18), (JOURNAL_NEWEST_CHECK, 18)];
+
+const JOURNAL_CHAIN_CHECK: &str = "every journal transaction follows its escrow's one before it";
+const JOURNAL_NEWEST_CHECK: &str = "every escrow names its newest journal transaction";
+
+/// The schema a check of `LEDGER_CHECKS` needs (0: any).
+fn since_schema(check: &str) -> u32 {
+    CHECKS_SINCE_SCHEMA
+        .iter()
+        .find(|(name, _)| *name == check)
+        .map_or(0, |(_, version)| *version)
+}
+
+/// What became of one query of `LEDGER_CHECKS`.
+#[derive(Clone)]
+enum Query {
+    /// Its rows: (what, detail) per mismatch.
+    Ran(Vec<(String, String)>),
+    /// Not run: the ledger's tables are of this older schema version.
+    Older(u32),
 }
 
 /// At most this many encrypted values that do not open are listed.
@@ -262,7 +293,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)",
     ),
     (
-        "every journal transaction follows its escrow's one before it",
+        JOURNAL_CHAIN_CHECK,
         "WITH chained AS (
             SELECT id, prev_id, LAG(id) OVER (PARTITION BY escrow_id ORDER BY id) AS before
             FROM ledger_transactions)
@@ -271,7 +302,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM chained WHERE prev_id <> before OR (prev_id IS NULL) <> (before IS NULL)",
     ),
     (
-        "every escrow names its newest journal transaction",
+        JOURNAL_NEWEST_CHECK,
         "WITH newest AS (SELECT escrow_id, MAX(id) AS id FROM ledger_transactions GROUP BY escrow_id)
          SELECT 'escrow ' || e.id, 'names ' || COALESCE('transaction ' || e.last_transaction_id, 'none')
              || ' as its newest journal transaction but it is ' || COALESCE('transaction ' || n.id, 'none')
@@ -465,7 +496,7 @@ struct Parts {
 #[derive(Default)]
 struct Found {
     /// Each query's mismatches, by its place in `LEDGER_CHECKS`.
-    queries: Vec<Option<Vec<(String, String)>>>,
+    queries: Vec<Option<Query>>,
     /// The audit chain's lines and problems.
     audit: Option<(i64, Vec<String>)>,
     /// The tables of `APPEND_ONLY` without their guard.
@@ -509,9 +540,12 @@ impl Parts {
             } else if part == 2 {
                 let chain = audit_chain(ledger, keys)?;
                 self.found().audit = Some(chain);
-            } else if let Some((_, sql)) = LEDGER_CHECKS.get(part - 3) {
-                let rows = ledger.mismatches(sql)?;
-                self.found().queries[part - 3] = Some(rows);
+            } else if let Some((name, sql)) = LEDGER_CHECKS.get(part - 3) {
+                let query = match ledger.schema_version() {
+                    Some(version) if version < since_schema(name) => Query::Older(version),
+                    _ => Query::Ran(ledger.mismatches(sql)?),
+                };
+                self.found().queries[part - 3] = Some(query);
             } else if part == LEDGER_CHECKS.len() + 3 {
                 let rows = ledger.unguarded()?;
                 self.found().unguarded = Some(rows);
@@ -587,7 +621,7 @@ pub fn check_ledger(ledger: &mut dyn Ledger, keys: &Keys) -> Result<Report> {
 /// audit chain.
 fn report_of(
     report: &mut Report,
-    queries: Vec<Vec<(String, String)>>,
+    queries: Vec<Query>,
     unguarded: Vec<(String, String)>,
     lines: i64,
     problems: Vec<String>,
@@ -596,7 +630,17 @@ fn report_of(
         .iter()
         .map(|(name, _)| *name)
         .chain([GUARDS_CHECK]);
-    for (name, found) in named.zip(queries.into_iter().chain([unguarded])) {
+    for (name, found) in named.zip(queries.into_iter().chain([Query::Ran(unguarded)])) {
+        let found = match found {
+            Query::Ran(found) => found,
+            Query::Older(version) => {
+                report.checks.push(format!(
+                    "{name}: not run (the replica is of schema version {version}, the check needs {}; replication makes it again at its next cycle)",
+                    since_schema(name)
+                ));
+                continue;
+            }
+        };
         let found = found
             .into_iter()
             .map(|(what, detail)| format!("{what}: {detail}"))
@@ -629,5 +673,104 @@ impl Report {
         ));
         self.mismatches
             .extend(found.into_iter().map(|f| format!("{what}: {f}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Escrow a's journal is 1, 3, 4; b's is 2, 5; c has none. Each case edits it (past the
+    /// journal's append-only guard) and names what the two chain checks must find.
+    #[test]
+    fn the_chain_checks_find_every_way_a_chain_can_be_wrong() {
+        let cases: &[(&str, &str, usize, usize)] = &[
+            ("as written", "", 0, 0),
+            (
+                "a link cut",
+                "UPDATE ledger_transactions SET prev_id = NULL WHERE id = 3",
+                1,
+                0,
+            ),
+            (
+                "a link into another escrow",
+                "UPDATE ledger_transactions SET prev_id = 2 WHERE id = 3",
+                1,
+                0,
+            ),
+            (
+                "a transaction skipped",
+                "UPDATE ledger_transactions SET prev_id = 1 WHERE id = 4",
+                1,
+                0,
+            ),
+            (
+                "two after the same one",
+                "UPDATE ledger_transactions SET prev_id = 1 WHERE id = 4;
+              UPDATE ledger_transactions SET prev_id = 1 WHERE id = 3",
+                1,
+                0,
+            ),
+            (
+                "the newest wrong",
+                "UPDATE escrows SET last_transaction_id = 3 WHERE id = 'esc_a'",
+                0,
+                1,
+            ),
+            (
+                "the newest forgotten",
+                "UPDATE escrows SET last_transaction_id = NULL WHERE id = 'esc_b'",
+                0,
+                1,
+            ),
+            (
+                "a newest without a journal",
+                "UPDATE escrows SET last_transaction_id = 5 WHERE id = 'esc_c'",
+                0,
+                1,
+            ),
+        ];
+        let find = |conn: &Connection, check: &str| -> usize {
+            let (_, sql) = LEDGER_CHECKS
+                .iter()
+                .find(|(name, _)| *name == check)
+                .unwrap();
+            Sqlite(conn).mismatches(sql).unwrap().len()
+        };
+        for (what, edit, chain, newest) in cases {
+            let conn = crate::store::migrated_in_memory().unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, role, name_enc, created_at) VALUES
+                     ('usr_s', 'sender', 'x', 't'), ('usr_r', 'recipient', 'x', 't');
+                 INSERT INTO escrows (id, sender_id, recipient_id, status, total_usd_cents, created_at,
+                     updated_at, last_transaction_id)
+                     VALUES ('esc_a', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't', 4),
+                            ('esc_b', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't', 5),
+                            ('esc_c', 'usr_s', 'usr_r', 'pending_deposit', 100, 't', 't', NULL);
+                 INSERT INTO ledger_transactions (id, escrow_id, kind, reference, created_at, prev_id) VALUES
+                     (1, 'esc_a', 'deposit', 'd1', 't', NULL), (2, 'esc_b', 'deposit', 'd2', 't', NULL),
+                     (3, 'esc_a', 'deposit', 'd3', 't', 1), (4, 'esc_a', 'deposit', 'd4', 't', 3),
+                     (5, 'esc_b', 'deposit', 'd5', 't', 2);
+                 DROP TRIGGER ledger_transactions_append_only_update;",
+            )
+            .unwrap();
+            conn.execute_batch(edit).unwrap();
+            assert_eq!(find(&conn, JOURNAL_CHAIN_CHECK), *chain, "{what}");
+            assert_eq!(find(&conn, JOURNAL_NEWEST_CHECK), *newest, "{what}");
+        }
+    }
+
+    /// A replica of a schema before a check's columns is not asked for them.
+    #[test]
+    fn a_check_is_not_run_on_a_ledger_of_a_schema_before_it() {
+        assert_eq!(since_schema(JOURNAL_CHAIN_CHECK), 18);
+        assert_eq!(since_schema(JOURNAL_NEWEST_CHECK), 18);
+        assert_eq!(since_schema(LEDGER_CHECKS[0].0), 0);
+        for (name, _) in CHECKS_SINCE_SCHEMA {
+            assert!(
+                LEDGER_CHECKS.iter().any(|(check, _)| check == name),
+                "{name}"
+            );
+        }
     }
 }

@@ -983,6 +983,8 @@ pub fn ledgers(client: &mut Client) -> Result<Vec<(String, i64, String)>> {
 /// A replica read for the integrity check: one repeatable-read snapshot of its schema.
 struct ReplicaLedger<'a, 'b> {
     tx: &'a mut Transaction<'b>,
+    /// The schema version the replica was made at.
+    schema_version: u32,
 }
 
 impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
@@ -1082,6 +1084,10 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
             }
         }
         Ok(out)
+    }
+
+    fn schema_version(&self) -> Option<u32> {
+        Some(self.schema_version)
     }
 
     /// Every encrypted value of a replicated table opens under the key, bound to its row and
@@ -1200,7 +1206,13 @@ pub fn check(
             "the key is not ledger {ledger_id}'s (give its key with --key-file)"
         )));
     }
-    let mut report = crate::integrity::check_ledger(&mut ReplicaLedger { tx: &mut tx }, keys)?;
+    let mut report = crate::integrity::check_ledger(
+        &mut ReplicaLedger {
+            tx: &mut tx,
+            schema_version: replica_version as u32,
+        },
+        keys,
+    )?;
     if let Some(file) = file {
         let file_version = crate::store::schema_version(file)?;
         if source::replica_outdated(replica_version as u32, file_version) {

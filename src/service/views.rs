@@ -1155,8 +1155,9 @@ pub struct JournalDepositView {
 /// plus one, `?4` whether the viewer sees the ledger's numbers): the escrow's transactions by
 /// their chain (schema 18: from the escrow's newest, each naming the one before it, each found
 /// by its key), then their entries. The walk stays in the escrow (a link to another escrow's
-/// transaction ends it: `remit check` reports such a chain) and, for a viewer who pages by the
-/// ledger's numbers, stops at the cursor; the places in the escrow's journal count the whole
+/// transaction ends it: `remit check` reports such a chain), only goes back (a loop, which the
+/// column's `CHECK` forbids, ends it too) and, for a viewer who pages by the ledger's numbers,
+/// stops at the cursor; the places in the escrow's journal count the whole
 /// chain.
 const JOURNAL_PAGE: &str = "WITH RECURSIVE chain(id, prev_id, kind, reference, created_at) AS (
          SELECT lt.id, lt.prev_id, lt.kind, lt.reference, lt.created_at
@@ -1165,7 +1166,7 @@ const JOURNAL_PAGE: &str = "WITH RECURSIVE chain(id, prev_id, kind, reference, c
          UNION ALL
          SELECT lt.id, lt.prev_id, lt.kind, lt.reference, lt.created_at
          FROM chain JOIN ledger_transactions lt ON lt.id = chain.prev_id
-         WHERE lt.escrow_id = ?1 AND (NOT ?4 OR lt.id > ?2))
+         WHERE lt.escrow_id = ?1 AND lt.id < chain.id AND (NOT ?4 OR lt.id > ?2))
      SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
             d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes,
             d.recorded_by AS deposit_recorded_by
@@ -1319,6 +1320,21 @@ mod tests {
         .unwrap();
         let page = super::journal(&conn, &sender, &a, 50, None).unwrap();
         assert_eq!(references(&page), [(1, "d4")]);
+    }
+
+    /// A loop edited into a chain past its `CHECK` (1 after 4 after 3 after 1) ends the walk
+    /// where it would go forward: the page is the chain once, not a query that never ends.
+    #[test]
+    fn a_chain_edited_into_a_loop_is_walked_once() {
+        let (conn, a, _b, sender) = two_journals();
+        conn.execute_batch(
+            "DROP TRIGGER ledger_transactions_append_only_update;
+             PRAGMA ignore_check_constraints = ON;
+             UPDATE ledger_transactions SET prev_id = 4 WHERE id = 1;",
+        )
+        .unwrap();
+        let page = super::journal(&conn, &sender, &a, 50, None).unwrap();
+        assert_eq!(references(&page), [(1, "d1"), (2, "d3"), (3, "d4")]);
     }
 
     /// A page of an escrow's journal reads that escrow's transactions by their chain, each by

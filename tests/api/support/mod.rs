@@ -49,7 +49,6 @@ pub fn ledger_file_text(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// The key every test database uses.
 /// Schema 18 undone (the journal chained by escrow): the file as an older remit left it, for
 /// the tests that take a new file back to an older schema before opening it.
 pub const JOURNAL_CHAIN_UNDONE: &str = "
@@ -57,6 +56,7 @@ ALTER TABLE ledger_transactions DROP COLUMN prev_id;
 ALTER TABLE escrows DROP COLUMN last_transaction_id;
 CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);";
 
+/// The key every test database uses.
 pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// A store on a fresh file; the directory lives as long as the value.
