@@ -109,10 +109,17 @@ impl Takes for String {
 fn parse_env<T: std::str::FromStr + Takes>(name: &str) -> Result<Option<T>> {
     match env(name) {
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            // Digits that do not fit are a number, just not one this setting can hold.
+            let digits = v.trim().trim_start_matches(['+', '-']);
+            let what = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                "too large a number; it takes"
+            } else {
+                "it takes"
+            };
             Error::invalid(
                 name,
                 format!(
-                    "cannot be read ({v:?}): it takes {} (the README's Configuration table says more){}",
+                    "cannot be read ({v:?}): {what} {} (the README's Configuration table says more){}",
                     T::TAKES,
                     comment_hint(&v)
                 ),

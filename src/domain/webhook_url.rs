@@ -206,13 +206,21 @@ fn is_http_host(host: &str) -> bool {
 /// `docs/openapi.json` (`NewWebhookEndpoint`; a test holds the two equal): `https://` (any
 /// case) and a host, or `http://` and a loopback host; an optional port; a path and a query of
 /// RFC 3986 characters; no user name or password, no fragment.
+#[cfg(test)]
 pub fn has_url_shape(text: &str) -> bool {
+    shape_problem(text).is_none()
+}
+
+/// What keeps `text` from the shape `has_url_shape` wants, in words for the caller who sent it
+/// (the part that is wrong, not the whole rule again).
+fn shape_problem(text: &str) -> Option<&'static str> {
+    const SCHEME: &str = "must be an https URL (http only to localhost, 127.x.y.z or [::1])";
     let Some((scheme, rest)) = text.split_once("://") else {
-        return false;
+        return Some(SCHEME);
     };
     let https = scheme.eq_ignore_ascii_case("https");
     if !https && !scheme.eq_ignore_ascii_case("http") {
-        return false;
+        return Some(SCHEME);
     }
     let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let (host, port) = match authority.rfind(']') {
@@ -221,7 +229,7 @@ pub fn has_url_shape(text: &str) -> bool {
             match after.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
                 None if after.is_empty() => (host, None),
-                None => return false,
+                None => return Some("must have a port from 1 to 65535, or none"),
             }
         }
         _ => match authority.split_once(':') {
@@ -229,20 +237,32 @@ pub fn has_url_shape(text: &str) -> bool {
             None => (authority, None),
         },
     };
-    let host_ok = if https {
-        is_https_host(host)
-    } else {
-        is_http_host(host)
-    };
+    if rest.contains('#') {
+        return Some("must not carry a fragment (#…)");
+    }
+    if authority.contains('@') {
+        return Some("must not carry a user name or password (the signature authenticates us)");
+    }
+    if https && !is_https_host(host) {
+        return Some("must name its host as a domain name or an IP address");
+    }
+    if !https && !is_http_host(host) {
+        return Some("may use http only to localhost, 127.x.y.z (four numbers) or [::1]; any other host must be https");
+    }
+    if !port.is_none_or(is_port) {
+        return Some("must have a port from 1 to 65535, or none");
+    }
     let (path, query) = match tail.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (tail, None),
     };
-    host_ok
-        && port.is_none_or(is_port)
-        && (path.is_empty() || path.starts_with('/'))
-        && is_pchars(path, b"/")
-        && query.is_none_or(|q| is_pchars(q, b"/?"))
+    if !(path.is_empty() || path.starts_with('/'))
+        || !is_pchars(path, b"/")
+        || !query.is_none_or(|q| is_pchars(q, b"/?"))
+    {
+        return Some("must have a path and a query of URL characters only (%-encode a space, or a letter outside ASCII)");
+    }
+    None
 }
 
 /// A URL webhooks may be posted to (as checked when it is registered; every connection is
@@ -264,11 +284,8 @@ impl WebhookUrl {
                 ),
             ));
         }
-        if !has_url_shape(text) {
-            return Err(Error::invalid(
-                field,
-                "must be an https URL (http only to localhost, 127.x.y.z or [::1]): a host, an optional port, a path and a query of URL characters (%-encoded otherwise), no user name or password, no fragment",
-            ));
+        if let Some(problem) = shape_problem(text) {
+            return Err(Error::invalid(field, problem));
         }
         let uri: ureq::http::Uri = text
             .parse()
@@ -618,6 +635,32 @@ mod tests {
                 !documented.is_valid(&serde_json::json!(refused)),
                 "{refused}"
             );
+        }
+    }
+
+    /// A URL refused for its shape is told the part that is wrong.
+    #[test]
+    fn a_url_of_the_wrong_shape_is_told_what_is_wrong() {
+        for (url, said) in [
+            ("ftp://hooks.example.com/", "must be an https URL"),
+            ("hooks.example.com/x", "must be an https URL"),
+            ("https://user@hooks.example.com/", "user name or password"),
+            ("https://hooks.example.com#x", "fragment"),
+            (
+                "https://hooks..example.com/",
+                "domain name or an IP address",
+            ),
+            ("http://127.1:39410/", "127.x.y.z (four numbers)"),
+            ("http://hooks.example.com/", "any other host must be https"),
+            ("http://127.0.0.1:65536/", "port from 1 to 65535"),
+            ("http://127.0.0.1:39410/a b", "%-encode a space"),
+            ("http://127.0.0.1:39410/\u{fc}", "letter outside ASCII"),
+        ] {
+            let url = url.replace("\\u{fc}", "\u{fc}");
+            let why = WebhookUrl::parse("url", &url, false)
+                .unwrap_err()
+                .to_string();
+            assert!(why.contains(said), "{url:?}: {why}");
         }
     }
 

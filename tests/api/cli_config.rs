@@ -540,10 +540,16 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
         (
             "PORT",
             "70000",
-            "cannot be read (\"70000\"): it takes a whole number from 0 to 65535",
+            "cannot be read (\"70000\"): too large a number; it takes a whole number from 0 to 65535",
         ),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
         ("REMIT_WORKERS", "many", "cannot be read (\"many\")"),
+        // Digits too many for the number: said so, not that it is no whole number.
+        (
+            "REMIT_REQUEST_TTL_H",
+            "99999999999999999999",
+            "too large a number; it takes a whole number",
+        ),
     ] {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.args(["serve", "--db", "./l.db"]).env(name, value);
