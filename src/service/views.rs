@@ -1157,8 +1157,7 @@ pub struct JournalDepositView {
 /// by its key), then their entries. The walk stays in the escrow (a link to another escrow's
 /// transaction ends it: `remit check` reports such a chain), only goes back (a loop, which the
 /// column's `CHECK` forbids, ends it too) and, for a viewer who pages by the ledger's numbers,
-/// stops at the cursor; the places in the escrow's journal count the whole
-/// chain.
+/// stops at the cursor; the places in the escrow's journal count the whole chain.
 const JOURNAL_PAGE: &str = "WITH RECURSIVE chain(id, prev_id, kind, reference, created_at) AS (
          SELECT lt.id, lt.prev_id, lt.kind, lt.reference, lt.created_at
          FROM escrows s JOIN ledger_transactions lt ON lt.id = s.last_transaction_id
