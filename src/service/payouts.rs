@@ -342,11 +342,13 @@ fn kept(reason: &str) -> bool {
     reason.starts_with(SECOND_CONVERSATION) || reason.starts_with(OTHER_PAYEE)
 }
 
-/// Does a B2B success name another payee than the one remit sent the payout to? M-Pesa's B2B
+/// Does a success name another payee than the one remit sent the payout to? M-Pesa's B2B
 /// result names the bill account it paid (`BillReferenceNumber`) and the payee
-/// (`ReceiverPartyPublicName`, `"888880 - KENYA POWER"`); either naming another (a result of
-/// another payment, or a forged one) is a reason, in words that hold no account number (the
-/// reason is kept unencrypted), not to apply it. B2C results, and results naming neither, pass.
+/// (`ReceiverPartyPublicName`, `"888880 - KENYA POWER"`), a B2C result the phone it paid
+/// (`"254712345678 - JANE WANJIKU"`); any of them naming another (a result of another payment,
+/// or a forged one) is a reason, in words that hold no account number or phone (the reason is
+/// kept unencrypted), not to apply it. Results naming none of them pass, and so does a phone
+/// masked past telling (only the digits it shows are compared).
 pub fn other_payee(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -363,9 +365,6 @@ pub fn other_payee(
              JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
         )?
         .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    if command == PayoutCommand::B2c {
-        return Ok(None);
-    }
     let account = ctx
         .keys
         .open(
@@ -374,6 +373,20 @@ pub fn other_payee(
             &account_enc,
         )
         .and_then(|stored| MerchantAccount::from_stored(&stored))?;
+    // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"), "254712345678 - JANE":
+    // the number before the dash.
+    let named_number = payee
+        .and_then(|p| p.split(['-', '\u{2013}']).next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if command == PayoutCommand::B2c {
+        let sent = account.number();
+        return Ok(named_number
+            .is_some_and(|named| names_another_phone(named, &sent))
+            .then_some(
+                "M-Pesa's result names another phone than the one remit paid: not applied, money stays reserved; check M-Pesa",
+            ));
+    }
     // A number-valued reference loses its leading zeros on the way: digits compare as numbers.
     let same = |named: &str, sent: &str| {
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
@@ -390,18 +403,38 @@ pub fn other_payee(
             ));
         }
     }
-    // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"): the number before the
-    // dash, when it is one.
-    let named_number = payee
-        .and_then(|p| p.split(['-', '\u{2013}']).next())
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let named_number = named_number.filter(|n| n.bytes().all(|b| b.is_ascii_digit()));
     if named_number.is_some_and(|n| n != account.number()) {
         return Ok(Some(
             "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",
         ));
     }
     Ok(None)
+}
+
+/// Does `named` (a B2C result's phone: `254712345678`, `0712345678`, `+254…`, or masked with
+/// `*` where M-Pesa hides digits) name another phone than `sent` (E.164, `+254712345678`)? Only
+/// when it surely does: each digit it shows is compared in its place; text that is no phone, or
+/// a masked phone of another length, cannot tell.
+fn names_another_phone(named: &str, sent: &str) -> bool {
+    let sent = sent.trim_start_matches('+');
+    let named = named.strip_prefix('+').unwrap_or(named);
+    if named.is_empty() || !named.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
+        return false;
+    }
+    // The national form (`07…`, `01…`) as Daraja's: 254 and the rest.
+    let named = match named.strip_prefix('0') {
+        Some(rest) if named.len() == 10 => format!("254{rest}"),
+        _ => named.to_string(),
+    };
+    if !named.contains('*') {
+        return named != sent;
+    }
+    named.len() == sent.len()
+        && named
+            .bytes()
+            .zip(sent.bytes())
+            .any(|(n, s)| n != b'*' && n != s)
 }
 
 /// A call that provably reached nothing (no access token, no connection, turned away before
@@ -1334,4 +1367,30 @@ pub fn resolve(
             PayoutResult::Failed { .. } => json!({"outcome": "failed"}),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// A B2C result's phone names another only when it surely does.
+    #[test]
+    fn a_phone_names_another_only_when_it_surely_does() {
+        let sent = "+254722000111";
+        for (named, other) in [
+            ("254722000111", false),
+            ("0722000111", false),
+            ("+254722000111", false),
+            ("2547******11", false),
+            ("254722***111", false),
+            ("JANE WANJIKU", false),
+            ("", false),
+            ("2547*****11", false),
+            ("254799999999", true),
+            ("0799999999", true),
+            ("25472200011", true),
+            ("2547******99", true),
+            ("2549******11", true),
+        ] {
+            assert_eq!(super::names_another_phone(named, sent), other, "{named}");
+        }
+    }
 }

@@ -509,7 +509,7 @@ fn apply_to_payout(
             return Ok(CallbackOutcome::AlreadySettled(what));
         }
     }
-    // A B2B success that names another payee than the payout's is not applied.
+    // A success that names another payee than the payout's is not applied.
     if let CallbackKind::Success(Some(_)) = &callback.kind {
         let named = payouts::other_payee(
             ctx,

@@ -1750,6 +1750,29 @@ fn a_result_is_found_by_its_conversation_and_a_second_conversation_is_flagged() 
     assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
 }
 
+/// Posts a result that must not be applied: answered 200, the request still approved, its payout
+/// flagged saying `says` (and none of `unsaid`), its money still reserved.
+fn held_by_result(
+    app: &TestApp,
+    request: &str,
+    escrow: &str,
+    body: &Value,
+    says: &str,
+    unsaid: &[&str],
+) {
+    let r = post_result(app, body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    let reason = view["payout"]["flagReason"].as_str().unwrap();
+    assert!(reason.contains(says), "{reason}");
+    assert!(unsaid.iter().all(|u| !reason.contains(u)), "{reason}");
+    assert_eq!(app.escrow(escrow)["reservedUsdCents"], usd_of(&view));
+}
+
 /// A B2B success must name the payee remit sent the payout to: another bill account
 /// (`BillReferenceNumber`) or another PayBill (`ReceiverPartyPublicName`) is not applied; the
 /// payout is flagged, its money stays reserved, and the right result still settles it (the flag
@@ -1778,20 +1801,14 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
             "another PayBill or Till",
         ),
     ] {
-        let r = post_result(&app, &body);
-        assert_eq!(r.status, 200, "{}", r.text);
-        let view = app
-            .get(&format!("/payment-requests/{request}"), &app.admin)
-            .body;
-        assert_eq!(view["status"], "approved", "{view}");
-        assert_eq!(view["payout"]["flagged"], true, "{view}");
-        let reason = view["payout"]["flagReason"].as_str().unwrap();
-        assert!(reason.contains(says), "{reason}");
-        assert!(
-            !reason.contains("11112222") && !reason.contains("99990000"),
-            "{reason}"
+        held_by_result(
+            &app,
+            &request,
+            &escrow,
+            &body,
+            says,
+            &["11112222", "99990000"],
         );
-        assert_eq!(app.escrow(&escrow)["reservedUsdCents"], usd_of(&view));
     }
     let body = b2b_success(ids, 2_700, "TLB2700CCC", "888880 - KENYA POWER", "11112222");
     let r = post_result(&app, &body);
@@ -1800,6 +1817,38 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
     assert_eq!(paid["payout"]["mpesaReceipt"], "TLB2700CCC");
     // Settled, and still flagged: someone checks with M-Pesa what the other results were.
     assert_eq!(paid["payout"]["flagged"], true, "{paid}");
+    assert_checks(app);
+}
+
+/// A B2C success must name the phone remit paid, when it names one: a result of the payout's
+/// own ids naming another phone is not applied (flagged, money reserved, the reason without
+/// either phone); one naming the payout's phone as M-Pesa masks it settles it.
+#[test]
+fn a_b2c_success_naming_another_phone_is_not_applied() {
+    let (fake, app) = start();
+    unanswered(&fake, 2_600);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_600);
+    let (_, originator, conversation) = acknowledged(&app, &fake, &request);
+    let b2c_success = |receipt: &str, payee: &str| {
+        json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+            "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
+            "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 2_600},
+                {"Key": "TransactionReceipt", "Value": receipt},
+                {"Key": "ReceiverPartyPublicName", "Value": payee}]}}})
+    };
+    held_by_result(
+        &app,
+        &request,
+        &escrow,
+        &b2c_success("TLC2600AAA", "254799999999 - SOMEONE ELSE"),
+        "another phone",
+        &["799999999", "722000111"],
+    );
+    let r = post_result(&app, &b2c_success("TLC2600BBB", "2547******11 - JANE"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paid = settled(&app, &request, &["paid"]);
+    assert_eq!(paid["payout"]["mpesaReceipt"], "TLC2600BBB");
     assert_checks(app);
 }
 
