@@ -412,24 +412,24 @@ pub fn other_payee(
     Ok(None)
 }
 
-/// Does `named` (a B2C result's phone: `254712345678`, `0712345678`, `+254…`, or masked with
-/// `*` where M-Pesa hides digits) name another phone than `sent` (E.164, `+254712345678`)? Only
-/// when it surely does: each digit it shows is compared in its place; text that is no phone, or
-/// a masked phone of another length, cannot tell.
+/// Does `named` (a B2C result's phone: `254712345678`, `0712345678`, `712345678`, `+254…`, or
+/// any of them masked with `*` where M-Pesa hides digits) name another phone than `sent`
+/// (E.164, `+254712345678`)? Only when it surely does: the phone is read in Daraja's form (254
+/// and the nine digits) and each digit it shows is compared in its place; text that is no
+/// phone, or of another length, cannot tell (a payout held for a result M-Pesa wrote otherwise
+/// would wait for an admin while the money was paid).
 fn names_another_phone(named: &str, sent: &str) -> bool {
     let sent = sent.trim_start_matches('+');
     let named = named.strip_prefix('+').unwrap_or(named);
-    if named.is_empty() || !named.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
+    if !named.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
         return false;
     }
-    // The national form (`07…`, `01…`) as Daraja's: 254 and the rest.
-    let named = match named.strip_prefix('0') {
-        Some(rest) if named.len() == 10 => format!("254{rest}"),
-        _ => named.to_string(),
+    let named = match named.len() {
+        12 if named.starts_with("254") => named.to_string(),
+        10 if named.starts_with('0') => format!("254{}", &named[1..]),
+        9 => format!("254{named}"),
+        _ => return false,
     };
-    if !named.contains('*') {
-        return named != sent;
-    }
     named.len() == sent.len()
         && named
             .bytes()
@@ -1384,9 +1384,14 @@ mod tests {
             ("JANE WANJIKU", false),
             ("", false),
             ("2547*****11", false),
+            ("722000111", false),
+            ("07******11", false),
+            ("25472200011", false),
+            ("2547220001111", false),
             ("254799999999", true),
             ("0799999999", true),
-            ("25472200011", true),
+            ("799999999", true),
+            ("07******99", true),
             ("2547******99", true),
             ("2549******11", true),
         ] {
