@@ -80,22 +80,52 @@ fn list(name: &str) -> Vec<String> {
 /// What a setting of this type takes, in the words of its refusal.
 trait Takes {
     const TAKES: &'static str;
+    /// What is wrong with `text`, which does not parse, before what the setting takes.
+    fn wrong(_text: &str) -> &'static str {
+        "it takes"
+    }
+}
+
+/// What is wrong with a whole number that does not fit its type (`signed`: may it be below 0?).
+fn wrong_number(text: &str, signed: bool) -> &'static str {
+    use std::num::IntErrorKind;
+    match text.trim().parse::<i128>().map_err(|e| *e.kind()) {
+        Ok(n) if n < 0 && !signed => "it is below 0; it takes",
+        Ok(n) if n < 0 => "too small a number; it takes",
+        // `-0`, which an unsigned type does not read.
+        Ok(0) => "it takes",
+        Ok(_) | Err(IntErrorKind::PosOverflow) => "too large a number; it takes",
+        Err(IntErrorKind::NegOverflow) => "too small a number; it takes",
+        Err(_) => "it takes",
+    }
 }
 
 impl Takes for u16 {
     const TAKES: &'static str = "a whole number from 0 to 65535";
+    fn wrong(text: &str) -> &'static str {
+        wrong_number(text, false)
+    }
 }
 
 impl Takes for u64 {
     const TAKES: &'static str = "a whole number, 0 or more";
+    fn wrong(text: &str) -> &'static str {
+        wrong_number(text, false)
+    }
 }
 
 impl Takes for usize {
     const TAKES: &'static str = "a whole number, 0 or more";
+    fn wrong(text: &str) -> &'static str {
+        wrong_number(text, false)
+    }
 }
 
 impl Takes for i64 {
     const TAKES: &'static str = "a whole number";
+    fn wrong(text: &str) -> &'static str {
+        wrong_number(text, true)
+    }
 }
 
 impl Takes for std::net::IpAddr {
@@ -109,13 +139,8 @@ impl Takes for String {
 fn parse_env<T: std::str::FromStr + Takes>(name: &str) -> Result<Option<T>> {
     match env(name) {
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            // Digits that do not fit are a number, just not one this setting can hold.
-            let digits = v.trim().trim_start_matches(['+', '-']);
-            let what = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                "too large a number; it takes"
-            } else {
-                "it takes"
-            };
+            // A number that does not fit is a number, just not one this setting can hold.
+            let what = T::wrong(&v);
             Error::invalid(
                 name,
                 format!(
@@ -853,6 +878,31 @@ mod tests {
             "plain",
         ] {
             assert!(!substituted(value), "{value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod wrong_number_tests {
+    /// A number that does not fit its setting is told why: too large, too small, below 0.
+    #[test]
+    fn a_number_that_does_not_fit_is_told_why() {
+        for (text, signed, said) in [
+            ("70000", false, "too large a number; it takes"),
+            ("99999999999999999999", true, "too large a number; it takes"),
+            (
+                "-99999999999999999999",
+                true,
+                "too small a number; it takes",
+            ),
+            ("-5", false, "it is below 0; it takes"),
+            ("-0", false, "it takes"),
+            ("--5", false, "it takes"),
+            ("+", false, "it takes"),
+            ("1_000", true, "it takes"),
+            ("abc", true, "it takes"),
+        ] {
+            assert_eq!(super::wrong_number(text, signed), said, "{text}");
         }
     }
 }

@@ -223,6 +223,12 @@ fn shape_problem(text: &str) -> Option<&'static str> {
         return Some(SCHEME);
     }
     let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    if rest.contains('#') {
+        return Some("must not carry a fragment (#…)");
+    }
+    if authority.contains('@') {
+        return Some("must not carry a user name or password (the signature authenticates us)");
+    }
     let (host, port) = match authority.rfind(']') {
         Some(end) if authority.starts_with('[') => {
             let (host, after) = authority.split_at(end + 1);
@@ -237,12 +243,6 @@ fn shape_problem(text: &str) -> Option<&'static str> {
             None => (authority, None),
         },
     };
-    if rest.contains('#') {
-        return Some("must not carry a fragment (#…)");
-    }
-    if authority.contains('@') {
-        return Some("must not carry a user name or password (the signature authenticates us)");
-    }
     if https && !is_https_host(host) {
         return Some("must name its host as a domain name or an IP address");
     }
@@ -260,7 +260,17 @@ fn shape_problem(text: &str) -> Option<&'static str> {
         || !is_pchars(path, b"/")
         || !query.is_none_or(|q| is_pchars(q, b"/?"))
     {
-        return Some("must have a path and a query of URL characters only (%-encode a space, or a letter outside ASCII)");
+        let bytes = tail.as_bytes();
+        let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
+            b == b'%'
+                && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        });
+        return Some(if bad_escape {
+            "must have two hex digits after each % in its path and query"
+        } else {
+            "must have a path and a query of URL characters only (%-encode a space, or a letter outside ASCII)"
+        });
     }
     None
 }
@@ -655,9 +665,14 @@ mod tests {
             ("http://127.0.0.1:65536/", "port from 1 to 65535"),
             ("http://127.0.0.1:39410/a b", "%-encode a space"),
             ("http://127.0.0.1:39410/\u{fc}", "letter outside ASCII"),
+            (
+                "https://hooks.example.com/%zz",
+                "two hex digits after each %",
+            ),
+            ("https://[::1]#x", "fragment"),
+            ("https://[::1]@evil.example/", "user name or password"),
         ] {
-            let url = url.replace("\\u{fc}", "\u{fc}");
-            let why = WebhookUrl::parse("url", &url, false)
+            let why = WebhookUrl::parse("url", url, false)
                 .unwrap_err()
                 .to_string();
             assert!(why.contains(said), "{url:?}: {why}");

@@ -381,8 +381,8 @@ pub fn other_payee(
         .filter(|n| !n.is_empty());
     if command == PayoutCommand::B2c {
         let sent = account.number();
-        return Ok(named_number
-            .is_some_and(|named| names_another_phone(named, &sent))
+        return Ok(payee
+            .is_some_and(|payee| names_another_phone(payee, &sent))
             .then_some(
                 "M-Pesa's result names another phone than the one remit paid: not applied, money stays reserved; check M-Pesa",
             ));
@@ -412,22 +412,34 @@ pub fn other_payee(
     Ok(None)
 }
 
-/// Does `named` (a B2C result's phone: `254712345678`, `0712345678`, `712345678`, `+254…`, or
-/// any of them masked with `*` where M-Pesa hides digits) name another phone than `sent`
-/// (E.164, `+254712345678`)? Only when it surely does: the phone is read in Daraja's form (254
-/// and the nine digits) and each digit it shows is compared in its place; text that is no
-/// phone, or of another length, cannot tell (a payout held for a result M-Pesa wrote otherwise
-/// would wait for an admin while the money was paid).
-fn names_another_phone(named: &str, sent: &str) -> bool {
+/// Does `payee` (a B2C result's `ReceiverPartyPublicName`: a phone, `254712345678`,
+/// `0712345678`, `712345678` or `+254…`, any of them masked with `*` where M-Pesa hides digits,
+/// then a space or a dash and the name) name another phone than `sent` (E.164,
+/// `+254712345678`)? Only when it surely does: the phone is read in Daraja's form (12
+/// characters; a national one only when its first digit shows a mobile's 7 or 1) and each digit
+/// it shows is compared in its place. Text that is no phone, or a phone of another length,
+/// cannot tell (a payout held for a result M-Pesa wrote otherwise would wait for an admin though
+/// it was paid); a 12-digit number of another country (`255…`) is another phone.
+fn names_another_phone(payee: &str, sent: &str) -> bool {
     let sent = sent.trim_start_matches('+');
-    let named = named.strip_prefix('+').unwrap_or(named);
-    if !named.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
+    let payee = payee.trim();
+    let payee = payee.strip_prefix('+').unwrap_or(payee);
+    let end = payee
+        .find(|c: char| !(c.is_ascii_digit() || c == '*'))
+        .unwrap_or(payee.len());
+    let (named, after) = payee.split_at(end);
+    let ends_there = after
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_whitespace() || matches!(c, '-' | '\u{2013}' | '\u{2014}'));
+    if named.is_empty() || !ends_there {
         return false;
     }
+    let mobile = |national: &str| national.starts_with(['7', '1']);
     let named = match named.len() {
-        12 if named.starts_with("254") => named.to_string(),
-        10 if named.starts_with('0') => format!("254{}", &named[1..]),
-        9 => format!("254{named}"),
+        12 => named.to_string(),
+        10 if named.starts_with('0') && mobile(&named[1..]) => format!("254{}", &named[1..]),
+        9 if mobile(named) => format!("254{named}"),
         _ => return false,
     };
     named.len() == sent.len()
@@ -1388,6 +1400,16 @@ mod tests {
             ("07******11", false),
             ("25472200011", false),
             ("2547220001111", false),
+            ("254***111", false),
+            ("254722000111 - JANE-ANNE", false),
+            ("254722000111 \u{2014} JANE", false),
+            ("254722000111JANE", false),
+            ("JANE 254799999999", false),
+            ("  254799999999 - X", true),
+            ("254799999999 \u{2014} JANE", true),
+            ("254799999999 JANE", true),
+            ("255722000111 - X", true),
+            ("2559******11", true),
             ("254799999999", true),
             ("0799999999", true),
             ("799999999", true),
