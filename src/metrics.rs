@@ -26,6 +26,8 @@ pub struct Metrics {
     /// Requests refused `503` because their client's share of such workers was full and their
     /// body did not come in its grace.
     pub body_waits_refused: AtomicU64,
+    /// What the payout worker's calls to M-Pesa came to (the worker holds the same).
+    pub payout_calls: std::sync::Arc<crate::payout::CallStats>,
 }
 
 impl Metrics {
@@ -273,6 +275,20 @@ impl Metrics {
                 "remit_payouts_queued_oldest_seconds",
                 "How long the oldest payout not yet taken by M-Pesa has waited, in seconds (0: none); payouts held with their flagged escrow are not counted.",
                 queued_for,
+            );
+            one(
+                &mut out,
+                "counter",
+                "remit_payout_calls_not_sent_total",
+                "Payout calls that reached nothing (no access token from M-Pesa, no connection, turned away before processing); each is sent again.",
+                self.payout_calls.not_sent.load(Ordering::Relaxed),
+            );
+            one(
+                &mut out,
+                "gauge",
+                "remit_payout_gateway_unreachable_seconds",
+                "How long every payout call has reached nothing, in seconds (0: the last call reached M-Pesa).",
+                self.payout_calls.unreachable_for_s(),
             );
             one(
                 &mut out,

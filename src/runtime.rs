@@ -116,6 +116,7 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
             status_after_s: app.config.payout_status_after_s,
             float_every,
             not_sent: Default::default(),
+            calls: Arc::clone(&app.metrics.payout_calls),
         };
         background.push(worker.start(Arc::clone(&stopping))?);
     }

@@ -48,6 +48,50 @@ pub struct Worker {
     /// the wait before its next call grows with them (2 s, 4 s, … 5 min), as attempts' do,
     /// though they count as none. Kept in memory: after a restart the waits begin again.
     pub not_sent: std::sync::Mutex<std::collections::HashMap<PayoutId, i64>>,
+    /// What its calls came to, for `/metrics` (shared with `Metrics`).
+    pub calls: Arc<CallStats>,
+}
+
+/// What the payout worker's calls to the gateway came to, for `/metrics`: an OAuth or network
+/// outage leaves payouts queued without a word to anyone but the log (said once a minute), so
+/// it is counted, and how long it has lasted is a gauge an alert can watch.
+#[derive(Default)]
+pub struct CallStats {
+    /// Calls that provably reached nothing (no access token, no connection, turned away before
+    /// processing), since the start.
+    pub not_sent: std::sync::atomic::AtomicU64,
+    /// When the current run of such calls began (Unix seconds); 0 once a call reached the
+    /// gateway, or before any failed.
+    pub unreachable_since: std::sync::atomic::AtomicI64,
+}
+
+impl CallStats {
+    /// A call reached nothing.
+    fn not_sent(&self) {
+        use std::sync::atomic::Ordering;
+        self.not_sent.fetch_add(1, Ordering::Relaxed);
+        let now = crate::time::now_unix().max(1);
+        let _ =
+            self.unreachable_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A call reached the gateway (whatever it answered).
+    fn reached(&self) {
+        self.unreachable_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Seconds since calls began to reach nothing (0: they reach the gateway).
+    pub fn unreachable_for_s(&self) -> i64 {
+        match self
+            .unreachable_since
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => 0,
+            since => (crate::time::now_unix() - since).max(0),
+        }
+    }
 }
 
 /// The gateway the configuration names (`None` when payouts stay queued).
@@ -129,7 +173,10 @@ impl Worker {
             }
         }
         let outcome = self.gateway.send(&job, &self.urls);
-        if !matches!(outcome, Err(GatewayError::NotSent(_))) {
+        if matches!(outcome, Err(GatewayError::NotSent(_))) {
+            self.calls.not_sent();
+        } else {
+            self.calls.reached();
             self.not_sent
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -1523,20 +1523,25 @@ fn an_oauth_outage_keeps_payouts_queued_and_they_are_paid_once_it_ends() {
         "{}",
         r.text
     );
-    // How long it has waited is in /metrics, for an alert.
-    let oldest = || -> i64 {
+    // How long it has waited is in /metrics, for an alert, and so are the calls that reached
+    // nothing and how long they have (the outage itself, whatever waits).
+    let metric = |name: &str| -> i64 {
         let metrics = app.get("/metrics", &app.admin).text;
         metrics
             .lines()
-            .find_map(|l| l.strip_prefix("remit_payouts_queued_oldest_seconds "))
-            .unwrap_or_else(|| panic!("{metrics}"))
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {metrics}"))
             .parse()
             .unwrap()
     };
+    let oldest = || metric("remit_payouts_queued_oldest_seconds");
     assert!(oldest() >= 2, "{}", oldest());
+    assert!(metric("remit_payout_calls_not_sent_total") >= 1);
+    assert!(metric("remit_payout_gateway_unreachable_seconds") >= 1);
     fake.oauth_down(false);
     assert_paid_once(&app, &fake, &escrow, &request);
     assert_eq!(oldest(), 0);
+    assert_eq!(metric("remit_payout_gateway_unreachable_seconds"), 0);
     let payout = app.payout_ids(&request).0;
     let audit = audit_actions(&app, &escrow, &payout);
     assert_eq!(count(&audit, "payout.outcome_unknown"), 0, "{audit:?}");

@@ -153,6 +153,7 @@ impl TestApp {
             status_after_s: 120,
             float_every: None,
             not_sent: Default::default(),
+            calls: Arc::default(),
         }
     }
 
