@@ -1307,17 +1307,21 @@ mod tests {
         assert_eq!(references(&page), [(4, "d4")]);
     }
 
+    /// Escrow a's journal as its sender reads it, once `edit` has changed the chain (past the
+    /// journal's append-only guard).
+    fn sender_page_after(edit: &str) -> super::Page<super::JournalTransactionView> {
+        let (conn, a, _b, sender) = two_journals();
+        conn.execute_batch("DROP TRIGGER ledger_transactions_append_only_update")
+            .unwrap();
+        conn.execute_batch(edit).unwrap();
+        super::journal(&conn, &sender, &a, 50, None).unwrap()
+    }
+
     /// A link edited to point into another escrow's journal ends the walk there: the page
     /// never shows the other escrow's money (`remit check` names the link).
     #[test]
     fn a_chain_that_leads_into_another_escrow_shows_none_of_it() {
-        let (conn, a, _b, sender) = two_journals();
-        conn.execute_batch(
-            "DROP TRIGGER ledger_transactions_append_only_update;
-             UPDATE ledger_transactions SET prev_id = 2 WHERE id = 4;",
-        )
-        .unwrap();
-        let page = super::journal(&conn, &sender, &a, 50, None).unwrap();
+        let page = sender_page_after("UPDATE ledger_transactions SET prev_id = 2 WHERE id = 4");
         assert_eq!(references(&page), [(1, "d4")]);
     }
 
@@ -1325,14 +1329,10 @@ mod tests {
     /// where it would go forward: the page is the chain once, not a query that never ends.
     #[test]
     fn a_chain_edited_into_a_loop_is_walked_once() {
-        let (conn, a, _b, sender) = two_journals();
-        conn.execute_batch(
-            "DROP TRIGGER ledger_transactions_append_only_update;
-             PRAGMA ignore_check_constraints = ON;
+        let page = sender_page_after(
+            "PRAGMA ignore_check_constraints = ON;
              UPDATE ledger_transactions SET prev_id = 4 WHERE id = 1;",
-        )
-        .unwrap();
-        let page = super::journal(&conn, &sender, &a, 50, None).unwrap();
+        );
         assert_eq!(references(&page), [(1, "d1"), (2, "d3"), (3, "d4")]);
     }
 
