@@ -452,6 +452,36 @@ impl Cli {
     }
 }
 
+/// Prints a token just issued, the only time it is shown. If it cannot be written (a full
+/// disk behind `> file`, a closed pipe), nobody will ever hold it: it is revoked at once and
+/// the command fails saying so, rather than leaving a live token no one has.
+fn hand_over_token(
+    store: &store::Store,
+    token: &str,
+    user_id: &crate::domain::UserId,
+    user_is: &str,
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{token}").and_then(|()| out.flush());
+    let Err(e) = written else {
+        return Ok(());
+    };
+    let given = token.to_string();
+    let revoked = store
+        .write(move |ctx| crate::service::users::revoke_token(ctx, &Actor::system("cli"), &given));
+    let token_is = match revoked {
+        Ok(_) => "so it is revoked".to_string(),
+        Err(r) => format!(
+            "and it could not be revoked ({}): revoke it with `remit token revoke` and the prefix `remit user list` shows",
+            describe(&r)
+        ),
+    };
+    Err(Error::internal(format!(
+        "the user {user_id} {user_is}, but its new token could not be written to standard output ({e}), {token_is}; `remit token issue {user_id}` gives another"
+    )))
+}
+
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     use crate::config::Settings;
@@ -531,7 +561,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     other => other,
                 })
                 .map_err(|e| as_option(e, "phone", "--phone"))?;
-            println!("{}", created.token);
+            hand_over_token(&store, &created.token, &created.user.user_id, "was made")?;
             Ok(0)
         }
         Command::User(UserCommand::List) => {
@@ -594,7 +624,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             let issued = store.write(move |ctx| {
                 crate::service::users::issue_token(ctx, &Actor::system("cli"), &user_id)
             })?;
-            println!("{}", issued.token);
+            hand_over_token(&store, &issued.token, &issued.user_id, "is there")?;
             Ok(0)
         }
         Command::Token(TokenCommand::Revoke { token }) => {
@@ -690,6 +720,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
         }
         Command::Replicate { to, once, drop } => replicate(config, to, once, drop),
         Command::Backup { file } => {
+            crate::ops::interrupt::remove_copies_on_interrupt();
             let (_key_lock, store) = open_existing(&config)?;
             let report = crate::ops::backup(&store, &file)?;
             for line in &report.checks {
@@ -729,6 +760,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             backup: Some(backup),
             ..
         } => {
+            crate::ops::interrupt::remove_copies_on_interrupt();
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let restored = crate::ops::restore(&config.db, &backup, config.key_hex.as_deref())?;

@@ -20,6 +20,13 @@ fn main() {
         {
             std::process::exit(141);
         }
+        // Any other failed write of our output (`> /dev/full`, a disk that filled): a sentence
+        // and the usual exit code of a failure, not a panic's 101. What the command changed
+        // before it printed stays changed.
+        if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("remit: cannot write to standard output ({cause}); what the command changed before it printed is done");
+            std::process::exit(2);
+        }
         eprintln!("remit: internal error: {message}");
     }));
     let dotenv = remit::config::load_dotenv(std::path::Path::new(".env"));

@@ -49,7 +49,7 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
 pub fn bind(addr: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).map_err(|e| {
         Error::internal(format!(
-            "cannot listen on {addr} (set by --addr, REMIT_ADDR or PORT, as HOST:PORT such as 127.0.0.1:3000): {e}"
+            "cannot listen on {addr} (set by --addr or --port, REMIT_ADDR or PORT; an address is HOST:PORT such as 127.0.0.1:3000): {e}"
         ))
     })
 }

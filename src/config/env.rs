@@ -170,6 +170,7 @@ pub enum Settings {
 /// Builds a command's configuration from the environment over the defaults, reading (and
 /// checking) only the settings it uses.
 pub fn from_env(db: PathBuf, settings: Settings) -> Result<Config> {
+    refuse_settings_not_text()?;
     let mut config = Config::new(db);
     ledger(&mut config)?;
     if settings >= Settings::Replication {
@@ -181,9 +182,34 @@ pub fn from_env(db: PathBuf, settings: Settings) -> Result<Config> {
     Ok(config)
 }
 
+/// Is this variable one of remit's settings (`REMIT_*`, `ENCRYPTION_KEY`, `PORT`)?
+fn is_setting(name: &str) -> bool {
+    name.starts_with("REMIT_") || name == "ENCRYPTION_KEY" || name == "PORT"
+}
+
+/// Refuses a setting whose value is not text (bytes that are not UTF-8): read as unset, it
+/// would choose the default without a word (a new key file for a mangled `ENCRYPTION_KEY`,
+/// open metrics for a mangled `REMIT_METRICS_PUBLIC`). The value is never said back.
+fn refuse_settings_not_text() -> Result<()> {
+    let mut mangled: Vec<String> = std::env::vars_os()
+        .filter(|(_, value)| value.to_str().is_none())
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| is_setting(name))
+        .collect();
+    mangled.sort();
+    match mangled.first() {
+        None => Ok(()),
+        Some(name) => Err(Error::invalid(
+            name,
+            "holds bytes that are not text (UTF-8): set it again as plain text, or unset it for the default",
+        )),
+    }
+}
+
 /// The listen address: the flag, else `REMIT_ADDR`, else `127.0.0.1:$PORT`, else the default;
 /// a variable that a flag overrides is not read.
 pub fn listen_addr(flag: Option<String>) -> Result<String> {
+    refuse_settings_not_text()?;
     if let Some(addr) = flag.or_else(|| env("REMIT_ADDR")) {
         return Ok(addr);
     }

@@ -34,9 +34,15 @@ impl KenyanPhone {
             }
             None => cleaned.as_str(),
         };
+        if input.trim().is_empty() {
+            return Err(Error::invalid(
+                field,
+                "is empty: give a Kenyan mobile number, such as 0712 345 678",
+            ));
+        }
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad(
-                "it may contain only digits, spaces, dashes and a leading +",
+                "it may contain only digits, a leading +, and spaces, dashes, dots or brackets between them",
             ));
         }
         // `00` dials abroad, but ten digits are a domestic number (`0` and nine): `0012345678`
@@ -137,6 +143,13 @@ mod tests {
             ("00255712345678", "only +254 numbers are accepted"),
             ("+255712345678", "only +254 numbers are accepted"),
             ("07123456789", "wrong length"),
+            // The separators taken are the ones said; nothing at all is said as nothing.
+            (
+                "0712 x45 678",
+                "spaces, dashes, dots or brackets between them",
+            ),
+            ("", "is empty: give a Kenyan mobile number"),
+            ("   ", "is empty: give a Kenyan mobile number"),
         ] {
             assert!(why(input).contains(reason), "{input}: {}", why(input));
         }

@@ -50,8 +50,13 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         .ok_or_else(|| Error::internal("the backup path must end in a UTF-8 file name"))?;
     clear_unfinished(dir, name, "partial", "backup", "to the same name");
     let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let unfinished = super::interrupt::Unfinished::new(&partial);
     let made = copy_and_check(store, &partial);
-    let report = match made.and_then(|report| publish(&partial, target, dir).map(|()| report)) {
+    let report = match made.and_then(|report| {
+        unfinished
+            .naming(|| publish(&partial, target, dir))
+            .map(|()| report)
+    }) {
         Ok(report) => report,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);

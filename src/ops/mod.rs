@@ -3,6 +3,7 @@
 
 mod backup;
 mod demo;
+pub mod interrupt;
 mod restore;
 mod rotate;
 
@@ -137,7 +138,7 @@ impl DatabaseLock {
 
 fn another_server(db: &Path, how: &str) -> Error {
     Error::internal(format!(
-        "another remit server is using {} ({how})",
+        "another remit server is using {} ({how}): stop it first, then run this again",
         db.display()
     ))
 }

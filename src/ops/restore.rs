@@ -85,13 +85,14 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
     // A restore killed half-way left its hidden copy, as large as the ledger.
     super::backup::clear_unfinished(&dir, name, "restoring", "restore", "of this ledger");
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
+    let unfinished = super::interrupt::Unfinished::new(&copy);
     let placed = copy_synced(backup, &copy)
         .and_then(|()| check_copy(&copy, backup, db, &key_hex))
         .and_then(|report| {
             let (since, hold) = since_the_backup(db, &copy);
             hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
             like_the_database(db, &copy)?;
-            let kept = put_in_place(db, &copy, &dir)?;
+            let kept = unfinished.naming(|| put_in_place(db, &copy, &dir))?;
             let since_file = match &kept {
                 Some(kept) if !since.is_empty() => {
                     let mut file = kept.as_os_str().to_owned();
@@ -118,6 +119,14 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         let _ = std::fs::remove_file(&copy);
     }
     placed
+}
+
+/// Is there a ledger at `db` to replace (and to read what it knows since the backup)? An
+/// empty file is none: one made ready for the restore (`touch`, a new machine's provisioning)
+/// is replaced as if the name were free, not read as a damaged ledger whose payouts must be
+/// held, nor kept aside.
+fn holds_a_ledger(db: &Path) -> bool {
+    std::fs::metadata(db).is_ok_and(|m| m.len() > 0)
 }
 
 /// Refuses, in words and before anything is copied, a backup that is no ledger's file: a
@@ -208,7 +217,7 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
 /// And whether the restored ledger must hold its payouts back (`HOLD_KEY`): when there is money
 /// to settle by hand, or what there is cannot be read, in a ledger that is not a demo's.
 fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
-    if !db.exists() {
+    if !holds_a_ledger(db) {
         return (Vec::new(), false);
     }
     let conn = match attached(db, copy) {
@@ -473,7 +482,7 @@ fn settled_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
 /// again, or a payout the replaced ledger could not say, is never sent by a start that forgot
 /// the advice.
 fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Result<()> {
-    if !db.exists() {
+    if !holds_a_ledger(db) {
         return Ok(());
     }
     let settled = attached(db, copy)
@@ -859,7 +868,10 @@ fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
             ))
         };
         std::os::unix::fs::chown(copy, Some(meta.uid()), Some(meta.gid())).map_err(said)?;
-        std::fs::set_permissions(copy, meta.permissions()).map_err(said)?;
+        // An empty file's mode is not a ledger's: the copy keeps its owner-only one.
+        if meta.len() > 0 {
+            std::fs::set_permissions(copy, meta.permissions()).map_err(said)?;
+        }
     }
     Ok(())
 }
@@ -926,7 +938,7 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
             ))
         })
     };
-    let had_database = db.exists();
+    let had_database = holds_a_ledger(db);
     if had_database {
         // The log as it was, byte for byte, before SQLite reads it: if the ledger is damaged,
         // SQLite may take only part of it, and its close removes the file it emptied.

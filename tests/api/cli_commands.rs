@@ -1013,7 +1013,8 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
             out.status
         );
     }
-    // A command that prints a new token, shown once, says that it could not.
+    // A command that prints a new token, shown once, says that it could not, and revokes it
+    // (nobody holds it).
     let mut child = remit(dir.path(), Some(TEST_KEY))
         .args([
             "user", "add", "--role", "agent", "--name", "Kiosk X", "--db",
@@ -1026,8 +1027,12 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("failed printing to stdout"), "{stderr}");
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("could not be written to standard output")
+            && stderr.contains("so it is revoked"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
 }
 
 /// The one-server lock holds whichever path names the database: through a symbolic link a
@@ -1405,4 +1410,59 @@ fn serve_takes_a_port_on_the_loopback() {
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
         assert!(ran.stderr.contains(says), "{args:?}: {ran}");
     }
+}
+
+/// A new token printed to an output that cannot take it (`> /dev/full`) would be held by
+/// nobody: the command fails saying so and the token is revoked, not left live. Any other
+/// failed print is a sentence and exit 2 (it was a panic, exit 101, after the change).
+#[test]
+fn a_new_token_that_cannot_be_printed_is_revoked_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Operator", None);
+    let to_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("--db").arg(&db).args(args).stdout(full);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let amina = || {
+        cli(&db, &["user", "list"])
+            .stdout
+            .lines()
+            .find(|l| l.contains("Amina"))
+            .map(str::to_string)
+            .expect("Amina was made")
+    };
+    let (code, stderr) = to_full(&["user", "add", "--role", "sender", "--name", "Amina"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("could not be written to standard output")
+            && stderr.contains("so it is revoked")
+            && stderr.contains("remit token issue usr_"),
+        "{stderr}"
+    );
+    assert_eq!(amina().matches("(revoked)").count(), 1, "{}", amina());
+    let id = amina().split('\t').next().unwrap().to_string();
+    let (code, stderr) = to_full(&["token", "issue", &id]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("so it is revoked"), "{stderr}");
+    let line = amina();
+    assert_eq!(line.matches("(revoked)").count(), 2, "{line}");
+    assert_eq!(line.matches("rmt_").count(), 2, "{line}");
+    let (code, stderr) = to_full(&["user", "list"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to standard output") && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+    let checked = cli(&db, &["check"]);
+    assert_eq!(checked.code, Some(0), "{checked}");
 }

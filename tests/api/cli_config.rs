@@ -231,6 +231,52 @@ fn each_commands_help_lists_the_settings_it_reads() {
     }
 }
 
+/// A setting whose value is not text (bytes that are not UTF-8) is refused by name: it was read
+/// as unset, so a mangled `ENCRYPTION_KEY` made a new key file and a mangled
+/// `REMIT_METRICS_PUBLIC` left `/metrics` open, each without a word.
+#[test]
+fn a_setting_that_is_not_text_is_refused_not_read_as_unset() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mangled = std::ffi::OsStr::from_bytes(b"\xff1");
+    for name in [
+        "ENCRYPTION_KEY",
+        "REMIT_METRICS_PUBLIC",
+        "REMIT_GATEWAY",
+        "PORT",
+    ] {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(["serve", "--db", "./n.db"]).env(name, mangled);
+        if name != "PORT" {
+            cmd.args(["--addr", "127.0.0.1:0"]);
+        }
+        let ran = crate::support::process::run(cmd);
+        assert_eq!(ran.code, Some(2), "{name}: {ran}");
+        assert!(
+            ran.stderr.contains(name) && ran.stderr.contains("not text"),
+            "{name}: {ran}"
+        );
+        assert!(
+            !dir.path().join("n.db").exists(),
+            "{name}: a ledger was made"
+        );
+        assert!(
+            !dir.path().join("n.db.key").exists(),
+            "{name}: a key was made"
+        );
+    }
+    // Every command reads the ledger's settings: `check` too.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db", "./n.db"])
+        .env("ENCRYPTION_KEY", mangled);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("ENCRYPTION_KEY") && ran.stderr.contains("not text"),
+        "{ran}"
+    );
+}
+
 /// A yes-or-no setting takes the usual words in any case and refuses the rest: before, only
 /// `0`, `false` and `no` closed `/metrics`, so `off` silently left it open.
 #[test]

@@ -527,23 +527,27 @@ fn partial_files(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// A ledger with 192 MiB of ballast beside its users: a copy of it takes a few hundred ms, long
+/// enough to be killed or interrupted in the middle of it.
+fn a_ledger_slow_to_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE ballast (b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 192)
+         INSERT INTO ballast SELECT randomblob(1048576) FROM n;",
+    )
+    .unwrap();
+    (dir, db)
+}
+
 #[test]
 fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     // Regression: `remit backup` wrote straight into the target, so a backup killed half-way
     // (a power cut, a pulled stick) left a file under the backup's name that was no backup.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("remit.db");
-    user_add(&db, TEST_KEY, "admin", "Admin", None);
-    {
-        // A copy long enough (a few hundred ms) to be killed in the middle of it.
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE ballast (b BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 192)
-             INSERT INTO ballast SELECT randomblob(1048576) FROM n;",
-        )
-        .unwrap();
-    }
+    let (dir, db) = a_ledger_slow_to_copy();
     let target = dir.path().join("backup.db");
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&target).arg("--db").arg(&db);
@@ -630,6 +634,85 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     };
     assert_eq!(count(&target, "ballast"), 192);
     assert_eq!(count(&target, "users"), count(&db, "users"));
+}
+
+/// Ctrl-C (`SIGINT`) during a backup and `SIGTERM` during a restore remove the hidden copy the
+/// command was making, as its own failure would: they left it, as large as the ledger, for the
+/// next run to find (and a backup to the same name within the hour kept it).
+#[test]
+fn an_interrupted_backup_or_restore_removes_its_unfinished_copy() {
+    let (dir, db) = a_ledger_slow_to_copy();
+    let hidden = |suffix: &str| -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with('.') && name.contains(suffix))
+            .collect()
+    };
+    let interrupted = |args: &[&str], suffix: &str, signal_name: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&db);
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while hidden(suffix).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?} never began its copy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        signal(child.id(), signal_name);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let target = dir.path().join("backup.db");
+    let target_text = target.to_str().unwrap();
+    let (code, stderr) = interrupted(&["backup", target_text], ".partial", "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the unfinished copy"),
+        "{stderr}"
+    );
+    assert!(hidden(".partial").is_empty(), "{:?}", hidden(".partial"));
+    assert!(!target.exists());
+
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&target).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let (code, stderr) = interrupted(&["restore", target_text], ".restoring", "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the unfinished copy"),
+        "{stderr}"
+    );
+    assert!(
+        hidden(".restoring").is_empty(),
+        "{:?}",
+        hidden(".restoring")
+    );
+    // The ledger is as it was, under its name, and nothing was kept aside for a restore that
+    // did not happen.
+    let kept_aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("before-restore")
+        })
+        .count();
+    assert_eq!(kept_aside, 0);
+    let same = check(&db, TEST_KEY);
+    assert_eq!(same.code, Some(0), "{same}");
 }
 
 /// `remit restore` after a crash: the stale log of the replaced database is not applied to the
@@ -1370,6 +1453,44 @@ fn a_ledger_that_checks_clean(dir: &std::path::Path, line: &str) -> std::path::P
         "{clean}"
     );
     db
+}
+
+/// A restore onto an empty file (made ready by `touch`, a new machine's provisioning) restores
+/// as onto a free name: before, the empty file was read as a damaged ledger, six lines said
+/// nothing could be read from it, payouts were held until `restore --done`, a 0-byte copy of
+/// it was kept aside and the restored ledger took its mode (0644, readable by all).
+#[test]
+fn a_restore_onto_an_empty_file_is_a_restore_onto_a_new_machine() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let new = dir.path().join("new");
+    std::fs::create_dir(&new).unwrap();
+    let db = new.join("remit.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = remit(&new, Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        !restored.stdout.contains("could not be read")
+            && !restored.stdout.contains("REMIT_GATEWAY"),
+        "{restored}"
+    );
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the restored ledger's mode");
+    let aside: Vec<String> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("before-restore"))
+        .collect();
+    assert!(aside.is_empty(), "{aside:?}");
+    // Nothing held: the server starts with a gateway that sends, without `restore --done`.
+    let server = Server::start(&db, TEST_KEY, &new.join("serve.log"), &[]);
+    assert_eq!(server.get("/health", "").status, 200);
+    drop(server);
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
 
 /// A restore whose replaced ledger holds nothing since the backup that moves money (an escrow
