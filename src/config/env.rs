@@ -589,6 +589,31 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
             }
         }
     }
+    // A setting given twice: the shell that sources the file (`set -a; . ./.env`) takes the
+    // last, dotenv the first. Refused, naming both lines, rather than either guessed.
+    // The keys as dotenv reads them (a quoted value may span lines, and a line of a
+    // certificate's base64 may hold a `=`), then the lines that set the one given twice.
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in dotenvy::from_read_iter(text.as_bytes()).flatten() {
+        if !seen.insert(key.clone()) {
+            let lines: Vec<String> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    let l = l.trim_start();
+                    let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+                    l.strip_prefix(key.as_str())
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+                .map(|(i, _)| (i + 1).to_string())
+                .collect();
+            return Err(format!(
+                "{}: {key} is set twice (lines {}), and the programs that read such a file disagree on which counts (a shell the last, remit the first): keep one",
+                path.display(),
+                lines.join(" and ")
+            ));
+        }
+    }
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok((key, value)) => {

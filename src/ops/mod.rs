@@ -180,6 +180,7 @@ fn lock_the_file(db: &Path) -> Result<Option<File>> {
 /// database, and key rotation needs none running.
 pub fn lock(db: &Path) -> Result<DatabaseLock> {
     crate::store::a_file_or_nothing(db)?;
+    crate::store::not_another_programs(db)?;
     let path = lock_file_path(db);
     let file = open_lock_file(&path)?;
     if file.try_lock().is_err() {
@@ -205,6 +206,7 @@ pub enum KeyUse {
 pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
     // Said before a lock file is made beside it (`/dev/null.keylock`).
     crate::store::a_file_or_nothing(db)?;
+    crate::store::not_another_programs(db)?;
     let path = beside(db, ".keylock");
     let file = open_lock_file(&path)?;
     let taken = match how {

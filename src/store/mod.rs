@@ -18,8 +18,8 @@ pub use migrate::{
 };
 pub use open::{
     a_file_or_nothing, create_private, existing_database, journals_in_memory, no_ledger_was_here,
-    open, open_connection, open_for_check, open_with_key, read_only_connection, what_it_holds,
-    Holds,
+    not_another_programs, open, open_connection, open_for_check, open_with_key,
+    read_only_connection, what_it_holds, Holds,
 };
 pub use writer::{WriteCtx, WriterStats};
 

@@ -256,10 +256,7 @@ fn not_someone_elses(options: &OpenOptions) -> Result<()> {
         return Ok(());
     }
     match what_it_holds(&options.path) {
-        Holds::SomethingElse => Err(Error::internal(format!(
-            "{} is an SQLite database of something else, not a remit ledger: remit leaves it as it is (check --db)",
-            options.path.display()
-        ))),
+        Holds::SomethingElse => Err(someone_elses(&options.path)),
         Holds::Nothing if !options.create => Err(Error::internal(format!(
             "{} holds no ledger yet; only `remit serve` makes one",
             options.path.display()
@@ -267,6 +264,25 @@ fn not_someone_elses(options: &OpenOptions) -> Result<()> {
         // Damaged or unreadable: opening it says so in the words of every command.
         _ => Ok(()),
     }
+}
+
+fn someone_elses(path: &Path) -> Error {
+    Error::internal(format!(
+        "{} is an SQLite database of something else, not a remit ledger: remit leaves it as it is (check --db)",
+        path.display()
+    ))
+}
+
+/// Refuses another program's SQLite database before anything is made beside it (the lock
+/// files of `ops::lock` and `ops::key_lock`); a damaged ledger is not refused here (a restore
+/// replaces one).
+pub fn not_another_programs(path: &Path) -> Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+        && what_it_holds(path) == Holds::SomethingElse
+    {
+        return Err(someone_elses(path));
+    }
+    Ok(())
 }
 
 /// What an SQLite file holds, as far as a ledger goes.

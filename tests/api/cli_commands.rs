@@ -1192,6 +1192,13 @@ fn another_programs_database_is_left_as_it_is() {
             before,
             "{args:?} changed the file"
         );
+        // Nor is anything made beside it: the lock files were, before the file was looked at.
+        let beside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("inventory.db") && n != "inventory.db")
+            .collect();
+        assert!(beside.is_empty(), "{args:?} left {beside:?}");
     }
     // An SQLite file with nothing in it (a first start stopped before its schema): only the
     // server makes it a ledger.

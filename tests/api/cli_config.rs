@@ -73,6 +73,42 @@ fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
 }
 
 #[test]
+fn a_dotenv_file_that_sets_a_setting_twice_is_refused_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // A shell sourcing the file takes the last value, remit took the first: `normal` here,
+    // `bogus` there, and nothing said.
+    std::fs::write(
+        dir.path().join(".env"),
+        "REMIT_SYNCHRONOUS=normal\n# later\nexport REMIT_SYNCHRONOUS = bogus\n",
+    )
+    .unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["check", "--db", "./none.db"]);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains(".env: REMIT_SYNCHRONOUS is set twice (lines 1 and 3)"),
+        "{ran}"
+    );
+    // A quoted value over several lines is one setting, whatever its lines hold (a
+    // certificate's base64 ends in `=`, and two of its lines may be the same).
+    std::fs::write(
+        dir.path().join(".env"),
+        "REMIT_DARAJA_CERT=\"-----BEGIN CERTIFICATE-----\nAB==\nAB==\n-----END CERTIFICATE-----\"\nREMIT_SYNCHRONOUS=normal\n",
+    )
+    .unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["check", "--db", "./none.db"]);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("no database at") && !ran.stderr.contains(".env"),
+        "{ran}"
+    );
+}
+
+#[test]
 fn a_dotenv_line_that_is_not_a_setting_stops_every_command_by_its_number_not_its_text() {
     let dir = tempfile::tempdir().unwrap();
     // Comments after a value, quotes and `export` are dotenv's; a line without `=` was skipped
