@@ -345,6 +345,31 @@ fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
     Ok((lock, store::open(&options)?))
 }
 
+/// A read of an existing ledger for a command that only reads (`user list`, `fx get`): through
+/// the store, as the other commands open it (migrating an older file, waiting out a key
+/// rotation); or, when this user may not write the file (a ledger on a stick set read-only,
+/// another user's), on a read-only connection as `remit check` reads, which asks the file to
+/// be of this version and writes nothing beside it.
+fn read_existing<T>(
+    config: &Config,
+    read: impl FnOnce(&rusqlite::Connection, &crate::crypto::Keys) -> Result<T>,
+) -> Result<T> {
+    require_db(config)?;
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&config.db)
+        .is_ok();
+    if writable || !config.db.exists() {
+        let (_key_lock, store) = open_existing(config)?;
+        return store.read(read);
+    }
+    let (conn, keys) = store::open_for_check(&config.db, config.key_hex.as_deref())?;
+    let read_at_once = conn.unchecked_transaction()?;
+    let value = read(&read_at_once, &keys)?;
+    read_at_once.finish()?;
+    Ok(value)
+}
+
 /// The command that checks a backup `file` with the key the ledger was opened with, as it can
 /// be pasted: the key file named (a backup has none beside it), or `ENCRYPTION_KEY` said.
 fn check_command(file: &Path, source: &KeySource) -> String {
@@ -565,9 +590,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             Ok(0)
         }
         Command::User(UserCommand::List) => {
-            let (_key_lock, store) = open_existing(&config)?;
-            let users = store
-                .read(|conn, keys| crate::service::users::list(conn, keys, u32::MAX - 1, None))?;
+            let users = read_existing(&config, |conn, keys| {
+                crate::service::users::list(conn, keys, u32::MAX - 1, None)
+            })?;
             // The language of their text messages last: a new column after the ones scripts read.
             println!("USER\tROLE\tNAME\tPHONE\tTOKENS\tSMS_LANGUAGE");
             for user in users.items {
@@ -662,8 +687,8 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
         }
         Command::Fx(FxCommand::Get { pair }) => {
             usd_kes(pair.as_deref().unwrap_or("USD-KES"))?;
-            let (_key_lock, store) = open_existing(&config)?;
-            let (rate, set_at) = store.read(|conn, _| crate::service::fx::current(conn))?;
+            let (rate, set_at) =
+                read_existing(&config, |conn, _| crate::service::fx::current(conn))?;
             match set_at {
                 Some(at) => println!("USD-KES {rate} (set {at})"),
                 None => println!("USD-KES {rate} (the default: no admin has set a rate)"),

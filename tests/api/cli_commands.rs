@@ -375,6 +375,20 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
         ran.stderr.contains("cannot be written by this user") && !ran.stderr.contains("panicked"),
         "{ran}"
     );
+    // The commands that only read it read it (they were refused in the same words).
+    for (args, says) in [
+        (&["user", "list"][..], "Admin"),
+        (&["fx", "get"][..], "USD-KES"),
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&db);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
+        assert!(ran.stdout.contains(says), "{args:?}: {ran}");
+    }
 }
 
 /// Whether this process runs as root (its files' permissions do not stop it).
