@@ -366,7 +366,14 @@ fn sqlite_file(path: &Path) -> Result<()> {
         Ok(()) if &head == b"SQLite format 3\0" => Ok(()),
         Ok(()) => Err(not_sqlite()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(not_sqlite()),
-        // Unreadable: what opening it says is the better sentence.
+        // SQLite would say "unable to open database file" of its own URI for the file.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::internal(format!(
+                "{} cannot be read by this user ({e}): run the command as the user the ledger belongs to",
+                path.display()
+            )))
+        }
+        // Unreadable otherwise: what opening it says is the better sentence.
         Err(_) => Ok(()),
     }
 }

@@ -389,6 +389,22 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
         assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
         assert!(ran.stdout.contains(says), "{args:?}: {ran}");
     }
+    // One it may not even read is said so, not in SQLite's words of its own URI ("unable to
+    // open database file: file:remit.db?immutable=1").
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
+    for args in [&["check"][..], &["user", "list"][..]] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&db);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("cannot be read by this user") && !ran.stderr.contains("sqlite"),
+            "{args:?}: {ran}"
+        );
+    }
 }
 
 /// Whether this process runs as root (its files' permissions do not stop it).
