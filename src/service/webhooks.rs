@@ -175,7 +175,11 @@ fn apply_payment_intent(
             source,
             intent_id,
             amount,
-            "no escrowId in metadata",
+            if intent.escrow_ids_differ {
+                "the metadata names two escrows (escrowId and escrow_id differ)"
+            } else {
+                "no escrowId in metadata"
+            },
         )?,
     };
     Ok(StripeOutcome::Deposit(recorded.outcome))

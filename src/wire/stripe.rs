@@ -137,6 +137,12 @@ impl Event {
             .and_then(UsdCents::new)
             .filter(|c| c.get() > 0);
         let metadata = &intent["metadata"];
+        // Both spellings, naming two escrows: neither is guessed (the money is flagged for an
+        // admin to attribute).
+        let escrow_ids_differ = matches!(
+            (metadata.get("escrowId"), metadata.get("escrow_id")),
+            (Some(a), Some(b)) if a != b
+        );
         // An event says what its object is, and a PaymentIntent whether it has succeeded; one
         // that says otherwise (a `charge`, `status: "processing"`) credits nothing.
         let said =
@@ -167,11 +173,16 @@ impl Event {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            escrow_id: metadata
-                .get("escrowId")
-                .or_else(|| metadata.get("escrow_id"))
+            escrow_id: (!escrow_ids_differ)
+                .then(|| {
+                    metadata
+                        .get("escrowId")
+                        .or_else(|| metadata.get("escrow_id"))
+                })
+                .flatten()
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            escrow_ids_differ,
         }
     }
 
@@ -261,8 +272,10 @@ pub struct PaymentIntent {
     pub not_succeeded: Option<String>,
     /// Lowercase ISO code (`usd`).
     pub currency: String,
-    /// `metadata.escrowId` (or `escrow_id`).
+    /// `metadata.escrowId` (or `escrow_id`); `None` when the two name different escrows.
     pub escrow_id: Option<String>,
+    /// `metadata.escrowId` and `metadata.escrow_id` are both there and differ.
+    pub escrow_ids_differ: bool,
 }
 
 #[cfg(test)]

@@ -251,7 +251,36 @@ fn deposits_that_do_not_fit_are_flagged_never_applied() {
         (r.status, r.body["outcome"].as_str()),
         (200, Some("ignored"))
     );
+    // Metadata naming two escrows, one by each spelling: neither is guessed (the first was
+    // credited, the other never told).
+    let other = app.pending_escrow(50, &["a"], None);
+    let body = json!({"id": "evt_two", "object": "event", "type": "payment_intent.succeeded", "livemode": false,
+        "data": {"object": {"id": "pi_two", "object": "payment_intent", "amount": 5_000, "amount_received": 5_000,
+                            "currency": "usd", "status": "succeeded",
+                            "metadata": {"escrowId": escrow, "escrow_id": other}}}})
+    .to_string();
+    let r = post_stripe(
+        &app,
+        &body,
+        &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.body["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("deposit flagged"),
+        "{}",
+        r.text
+    );
+    let flagged = app.get("/deposits?status=flagged", &app.admin);
+    assert!(
+        flagged.text.contains("the metadata names two escrows"),
+        "{}",
+        flagged.text
+    );
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
+    assert_eq!(app.escrow(&other)["depositedUsdCents"], 0);
     app.assert_integrity();
 }
 
