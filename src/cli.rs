@@ -492,6 +492,7 @@ fn hand_over_token(
     let Err(e) = written else {
         return Ok(());
     };
+    drop(out);
     let given = token.to_string();
     let revoked = store
         .write(move |ctx| crate::service::users::revoke_token(ctx, &Actor::system("cli"), &given));

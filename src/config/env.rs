@@ -187,6 +187,12 @@ fn is_setting(name: &str) -> bool {
     name.starts_with("REMIT_") || name == "ENCRYPTION_KEY" || name == "PORT"
 }
 
+/// A setting read as a path by the command line itself, which takes any bytes a file name may
+/// have (`REMIT_DB`, behind `--db`).
+fn is_read_as_a_path(name: &str) -> bool {
+    name == "REMIT_DB"
+}
+
 /// Refuses a setting whose value is not text (bytes that are not UTF-8): read as unset, it
 /// would choose the default without a word (a new key file for a mangled `ENCRYPTION_KEY`,
 /// open metrics for a mangled `REMIT_METRICS_PUBLIC`). The value is never said back.
@@ -194,7 +200,7 @@ fn refuse_settings_not_text() -> Result<()> {
     let mut mangled: Vec<String> = std::env::vars_os()
         .filter(|(_, value)| value.to_str().is_none())
         .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| is_setting(name))
+        .filter(|name| is_setting(name) && !is_read_as_a_path(name))
         .collect();
     mangled.sort();
     match mangled.first() {
@@ -594,8 +600,9 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
     // The keys as dotenv reads them (a quoted value may span lines, and a line of a
     // certificate's base64 may hold a `=`), then the lines that set the one given twice.
     let mut seen = std::collections::HashSet::new();
+    // Only remit's own: a `.env` shared with another program is its business beyond them.
     for (key, _) in dotenvy::from_read_iter(text.as_bytes()).flatten() {
-        if !seen.insert(key.clone()) {
+        if is_setting(&key) && !seen.insert(key.clone()) {
             let lines: Vec<String> = text
                 .lines()
                 .enumerate()

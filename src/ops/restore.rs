@@ -52,6 +52,7 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         }
     }
     a_ledger_file(backup)?;
+    no_log_beside_an_empty_file(db)?;
     let named = db;
     // Put in the file's place, not the link's: through a link named by --db the copy replaced
     // the link and the ledger it pointed to stayed as it was, for the server to open again.
@@ -122,11 +123,28 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
 }
 
 /// Is there a ledger at `db` to replace (and to read what it knows since the backup)? An
-/// empty file is none: one made ready for the restore (`touch`, a new machine's provisioning)
-/// is replaced as if the name were free, not read as a damaged ledger whose payouts must be
-/// held, nor kept aside.
+/// empty file with no log beside it is none: one made ready for the restore (`touch`, a new
+/// machine's provisioning) is replaced as if the name were free, not read as a damaged ledger
+/// whose payouts must be held, nor kept aside. An empty file with a log is a ledger whose
+/// commits are all in the log (or what is left of one): read, held and kept as any other.
 fn holds_a_ledger(db: &Path) -> bool {
     std::fs::metadata(db).is_ok_and(|m| m.len() > 0)
+}
+
+/// Refuses an empty file with a log beside it: the log may hold all of a ledger's commits (a
+/// crash before its first copy into the file), and SQLite, opening an empty file, deletes the
+/// log it finds beside it as stale. The operator keeps it (and decides) before the restore.
+fn no_log_beside_an_empty_file(db: &Path) -> Result<()> {
+    let wal = super::beside(db, "-wal");
+    match std::fs::metadata(&wal).map(|m| m.len()) {
+        Ok(bytes) if bytes > 0 && !holds_a_ledger(db) => Err(Error::internal(format!(
+            "{} is empty or missing, but {} beside it holds {bytes} bytes of a ledger's commits, which opening the empty file would delete: move {} somewhere safe (it may be the only copy of those commits), then run the restore again; nothing was restored",
+            db.display(),
+            wal.display(),
+            wal.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses, in words and before anything is copied, a backup that is no ledger's file: a

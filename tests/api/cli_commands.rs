@@ -1057,12 +1057,16 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("could not be written to standard output")
-            && stderr.contains("so it is revoked"),
-        "{stderr}"
-    );
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // (Unless the token was written before the pipe was closed: `/dev/full` in
+    // `a_new_token_that_cannot_be_printed_is_revoked_and_said` leaves no such race.)
+    if out.status.code() != Some(0) {
+        assert!(
+            stderr.contains("could not be written to standard output")
+                && stderr.contains("so it is revoked"),
+            "{stderr}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+    }
 }
 
 /// The one-server lock holds whichever path names the database: through a symbolic link a

@@ -301,6 +301,16 @@ fn a_setting_that_is_not_text_is_refused_not_read_as_unset() {
             "{name}: a key was made"
         );
     }
+    // `REMIT_DB` is a path, which may be any bytes: the command line reads it as one.
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db", "./n.db"])
+        .env("REMIT_DB", mangled);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("no database at ./n.db") && !ran.stderr.contains("not text"),
+        "{ran}"
+    );
     // Every command reads the ledger's settings: `check` too.
     let mut cmd = remit(dir.path(), None);
     cmd.args(["check", "--db", "./n.db"])

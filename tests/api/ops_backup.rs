@@ -1491,6 +1491,29 @@ fn a_restore_onto_an_empty_file_is_a_restore_onto_a_new_machine() {
     assert_eq!(server.get("/health", "").status, 200);
     drop(server);
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    // An empty file with a log beside it is no free name: its commits may all be in the log,
+    // which SQLite deletes when it opens an empty file. Refused, the log left as it was.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let db = other.join("remit.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::write(other.join("remit.db-wal"), vec![7u8; 5000]).unwrap();
+    let mut cmd = remit(&other, Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("holds 5000 bytes of a ledger's commits")
+            && refused.stderr.contains("nothing was restored"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(other.join("remit.db-wal")).unwrap().len(),
+        5000
+    );
+    assert_eq!(std::fs::read(&db).unwrap().len(), 0);
 }
 
 /// A restore whose replaced ledger holds nothing since the backup that moves money (an escrow
