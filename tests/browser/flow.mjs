@@ -720,9 +720,13 @@ async function main() {
     // (At 50 KES per USD a shilling buys two cents: a cent due is collected as KES 0.50.)
     assert(JSON.stringify(collect) === JSON.stringify([2500100, 200, 7500000, 5000, 50]), `whole shillings to collect: ${JSON.stringify(collect)}`);
     await card.locator(tid('record-deposit')).click();
-    await card.locator(tid('deposit-currency-kes')).check();
+    // The cash form opens in shillings with the amount empty and the due said beside it: one
+    // Enter must not record the whole due whatever cash lies on the counter.
+    assert(await card.locator(tid('deposit-currency-kes')).isChecked(), 'the cash form opens in KES');
     const kesDue = kesForUsd(50000);
-    assert(await card.locator(tid('deposit-amount')).inputValue() === (kesDue / 100).toFixed(2), `the KES amount due is "${await card.locator(tid('deposit-amount')).inputValue()}"`);
+    assert(await card.locator(tid('deposit-amount')).inputValue() === '', `the amount starts as "${await card.locator(tid('deposit-amount')).inputValue()}", not empty`);
+    assert((await text(card.locator(tid('deposit-preview')))).includes(`Still to deposit: ${kesText(kesDue)}`), `the form names the KES due: "${await text(card.locator(tid('deposit-preview')))}"`);
+    await card.locator(tid('deposit-currency-kes')).check();
     await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
     assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
     await checkScreen(agent, 'deposit form');

@@ -93,14 +93,15 @@ export async function viewFind(root, ctx, status) {
     const e4 = rate && rate.e4;
     const form = el('form', { class: 'panel inline-form', testid: 'deposit-form' });
     const currencyName = uid('cur');
-    const inUsd = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-usd`, value: 'USD', checked: true, testid: 'deposit-currency-usd' });
-    const inKes = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-kes`, value: 'KES', testid: 'deposit-currency-kes', disabled: !e4 });
+    // Shillings first, as a kiosk counts them (dollars when no rate is known to price them).
+    const inUsd = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-usd`, value: 'USD', checked: !e4, testid: 'deposit-currency-usd' });
+    const inKes = el('input', { type: 'radio', name: currencyName, id: `${currencyName}-kes`, value: 'KES', checked: Boolean(e4), testid: 'deposit-currency-kes', disabled: !e4 });
     const currency = el('fieldset', { class: 'subfield switch', testid: 'deposit-currency' },
       el('legend', null, t('deposit.currency')),
       el('div', { class: 'radios' },
         el('label', { for: inUsd.id, class: 'radio' }, inUsd, ' USD'),
         el('label', { for: inKes.id, class: 'radio' }, inKes, ' KES')));
-    const amount = field({ label: t('deposit.amountUsd'), dataField: 'amountUsd', testid: 'deposit-amount', value: centsToInput(due), attrs: { inputmode: 'decimal' } });
+    const amount = field({ label: t('deposit.amountUsd'), dataField: 'amountUsd', testid: 'deposit-amount', attrs: { inputmode: 'decimal' } });
     const reference = field({ label: t('deposit.ownReference'), optional: true, dataField: 'reference', testid: 'deposit-reference', hint: t('deposit.ownReferenceHint'), attrs: { spellcheck: 'false' } });
     const preview = el('p', { class: 'preview small', testid: 'deposit-preview', 'aria-live': 'polite' });
     const kesMode = () => inKes.checked;
@@ -110,32 +111,32 @@ export async function viewFind(root, ctx, status) {
     function renderPreview() {
       const cents = parseDecimal(amount.input.value, 2);
       if (!e4) { preview.textContent = t('deposit.noRate'); return; }
-      if (!cents) { preview.textContent = t('deposit.dueIs', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) + byDefault; return; }
+      if (!cents) {
+        const dueIs = kesMode() ? 'deposit.dueIsKes' : 'deposit.dueIs';
+        preview.textContent = t(dueIs, { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) + byDefault;
+        return;
+      }
       preview.textContent = (kesMode()
         ? t('deposit.previewKes', { kes: kes(cents), usd: usd(usdCentsBought(cents, e4)), rate: formatRate(e4) })
         : t('deposit.previewUsd', { usd: usd(cents), kes: kes(kesCentsForUsd(cents, e4)), rate: formatRate(e4) })) + byDefault;
     }
-    // The amount due is put in for the agent, in the chosen currency, until they type their own.
-    // A typed amount is in the currency it was typed in: a switch neither keeps the number under
-    // the other currency (KES 3,000 read as USD 3,000) nor replaces it with the amount due (the
-    // whole due recorded for the cash in hand); it empties the field for the agent to type.
-    let typed = false;
+    // The field starts empty, the amount due said beside it: the agent types the cash counted,
+    // never records the whole due with one Enter whatever lies on the counter. A typed amount is
+    // in the currency it was typed in: a switch does not keep the number under the other
+    // currency (KES 3,000 read as USD 3,000); it empties the field for the agent to type.
     function syncCurrency() {
       amount.label.textContent = kesMode() ? t('deposit.amountKes') : t('deposit.amountUsd');
       amount.input.dataset.field = kesMode() ? 'amountKes' : 'amountUsd';
-      if (typed && amount.input.value.trim()) {
+      if (amount.input.value.trim()) {
         amount.input.value = '';
         amount.input.focus();
-      } else {
-        amount.input.value = kesMode() ? centsToInput(kesToCollect(due, e4)) : centsToInput(due);
-        typed = false;
       }
       renderPreview();
     }
     inUsd.addEventListener('change', syncCurrency);
     inKes.addEventListener('change', syncCurrency);
-    amount.input.addEventListener('input', () => { typed = true; renderPreview(); });
-    renderPreview();
+    amount.input.addEventListener('input', renderPreview);
+    syncCurrency();
 
     form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
       el('div', { class: 'actions' },

@@ -124,7 +124,8 @@ export async function viewRequest(root, ctx, escrowId) {
     let over = null;
     const kesCents = kesCentsTyped();
     if (!text) preview.append(el('p', { class: 'muted' }, t('request.previewEmpty')));
-    else if (!kesCents) preview.append(el('p', { class: 'muted' }, t('request.previewWhole')));
+    // The mistake made (a minus sign, zero, letters) as the field's own check says it.
+    else if (!kesCents) preview.append(el('p', { class: 'muted' }, amountError(text.replace(/\s/g, ''), 0, t('request.previewWhole'), '1500')));
     else if (!e4) preview.append(el('p', { class: 'muted' }, t('request.previewNoRate')));
     else {
       const cents = usdCentsForKes(kesCents, e4);
