@@ -746,6 +746,8 @@ async function main() {
     cashReceipt = d;
     const receipt = agent.locator(tid('deposit-receipt'));
     await receipt.waitFor();
+    // Its times are Nairobi's, said so, whatever the printing computer's clock is set to.
+    assert((await text(receipt)).includes(' EAT'), `the receipt's times say no zone: "${await text(receipt)}"`);
     assert(typeof d.receiptNumber === 'string' && d.receiptNumber.length >= 6, `the deposit has no receipt number (${d.receiptNumber})`);
     assert(await text(receipt.locator(tid('receipt-number'))) === d.receiptNumber, 'the receipt shows another number than the server gave');
     assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kesDue), 'the receipt does not show the KES received');

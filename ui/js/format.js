@@ -116,6 +116,25 @@ export function when(iso) {
   return dateFormats[l].format(d);
 }
 
+const nairobiFormats = {};
+// A receipt's time in Nairobi's clock (East Africa Time, UTC+3 all year), whatever the clock of
+// the computer printing it is set to: a kiosk PC left on UTC printed times three hours off.
+export function whenInNairobi(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const l = lang();
+  if (!nairobiFormats[l]) {
+    const opts = { timeZone: 'Africa/Nairobi', year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' };
+    try {
+      nairobiFormats[l] = new Intl.DateTimeFormat(l === 'sw' ? 'sw-KE' : undefined, opts);
+    } catch (_) {
+      nairobiFormats[l] = new Intl.DateTimeFormat(undefined, opts);
+    }
+  }
+  return `${nairobiFormats[l].format(d)} EAT`;
+}
+
 // A Kenyan mobile number in any common form (07…, 01…, 2547…, +2547…, 7…, spaces and dashes)
 // as its 9 national digits, or null.
 export function kenyanDigits(text) {

@@ -3,7 +3,7 @@
 // banners and the rest of the screen hidden). A receipt of a simulated payout says so, large.
 
 import { button, el, simulatedTag } from './dom.js';
-import { formatRate, formatShortRef, kes, merchantText, rateKesPerUsdE4, usd, when } from './format.js';
+import { formatRate, formatShortRef, kes, merchantText, rateKesPerUsdE4, usd, whenInNairobi } from './format.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
 import { categoryLabel, statusWord } from './words.js';
@@ -18,11 +18,11 @@ function printedAt() {
   if (!printHooked && typeof window !== 'undefined') {
     printHooked = true;
     window.addEventListener('beforeprint', () => {
-      const now = when(new Date().toISOString());
+      const now = whenInNairobi(new Date().toISOString());
       document.querySelectorAll('[data-printed-at]').forEach((n) => { n.textContent = t('receipt.printedAt', { at: now }); });
     });
   }
-  return el('p', { class: 'receipt-foot muted small', 'data-printed-at': '' }, t('receipt.printedAt', { at: when(new Date().toISOString()) }));
+  return el('p', { class: 'receipt-foot muted small', 'data-printed-at': '' }, t('receipt.printedAt', { at: whenInNairobi(new Date().toISOString()) }));
 }
 
 function printButton() {
@@ -50,7 +50,7 @@ export function depositReceipt(d, e, opts = {}) {
   const due = e ? Math.max(0, Number(e.totalAmountUsdCents) - Number(e.depositedUsdCents || 0)) : null;
   const r = (e && e.recipient) || {};
   return frame('deposit', t('receipt.depositTitle'), t('receipt.number'), d.receiptNumber, [
-    line(t('receipt.date'), when(d.createdAt || new Date().toISOString())),
+    line(t('receipt.date'), whenInNairobi(d.createdAt || new Date().toISOString())),
     inKes ? line(t('receipt.received'), kes(d.amountKesCents), 'receipt-amount-kes') : null,
     inKes && rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
     line(inKes ? t('receipt.credited') : t('receipt.received'), usd(d.amountUsdCents), 'receipt-amount-usd'),
@@ -83,7 +83,7 @@ export function paymentReceipt(r, e) {
     ? el('p', { class: 'receipt-simulated', testid: 'receipt-simulated' }, simulatedTag('receipt-simulated-tag'), ' ', t('receipt.simulated'))
     : null;
   return frame('payment', t('receipt.paymentTitle'), t('payout.receipt'), p.mpesaReceipt, [
-    line(t('receipt.paidAt'), when(p.resultAt || r.updatedAt)),
+    line(t('receipt.paidAt'), whenInNairobi(p.resultAt || r.updatedAt)),
     line(t('receipt.paidTo'), [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'receipt-merchant'),
     line(t('receipt.amount'), kes(r.amountKesCents), 'receipt-amount-kes'),
     line(t('receipt.fromEscrow'), usd(r.amountUsdCents), 'receipt-amount-usd'),
