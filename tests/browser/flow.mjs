@@ -869,10 +869,20 @@ async function main() {
     assert(await text(sender.locator(tid('pending-count'))) === '3 requests wait for your approval.', `the count says "${await text(sender.locator(tid('pending-count')))}"`);
     await checkScreen(sender, 'approvals');
     await shot(sender, '07-sender-approvals.png');
+    // Approve asks once more, saying what leaves and to whom; Back leaves it waiting.
     await card.locator(tid('approve')).click();
+    const ask = await text(card.locator(tid('approve-confirm')));
+    assert(ask.startsWith('Pay KES ') && ask.includes('Once approved it goes out through M-Pesa.'), `Approve asks "${ask}"`);
+    await checkScreen(sender, 'approve confirm');
+    await shot(sender, '07b-sender-approve-confirm.png');
+    await card.locator(tid('cancel-approve')).click();
+    assert(await card.locator(tid('approve')).isVisible() && !(await card.locator(tid('approve-confirm')).isVisible()), 'Back did not put Approve back');
+    await card.locator(tid('approve')).click();
+    await card.locator(tid('confirm-approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request1}"]`).waitFor();
     const big = await pendingCard(sender, more.big);
     await big.locator(tid('approve')).click();
+    await big.locator(tid('confirm-approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${more.big}"]`).waitFor();
     const small = sender.locator(`${tid('pending-list')} [data-testid="request-card"][data-request-id="${more.small}"]`);
     const need = usdFor(water.small);
@@ -1001,6 +1011,7 @@ async function main() {
     currentPage = sender;
     const card = await pendingCard(sender, request2);
     await card.locator(tid('approve')).click();
+    await card.locator(tid('confirm-approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request2}"]`).waitFor();
     await waitTrackerFinal(sender, request2, tid('decided-list'), 'failed');
     await shot(sender, '12-sender-failed.png');
@@ -1158,6 +1169,7 @@ async function main() {
     try {
       await api(TOKENS.sender, 'POST', `/payment-requests/${decidedElsewhere}/reject`, {});
       await card.locator(tid('approve')).click();
+      await card.locator(tid('confirm-approve')).click();
       const banner = sender.locator('#notice');
       await waitFor(async () => `for the refusal in the notice (says "${await text(banner.locator('.banner-text')).catch(() => '')}")`,
         async () => (await banner.isVisible()) && (await text(banner.locator('.banner-text'))).startsWith(`Could not approve ${kesText(10200)} to Shop 3 (payment request is rejected and cannot become approved).`));
@@ -1671,6 +1683,7 @@ async function main() {
     });
     try {
       await card.locator(tid('approve')).click();
+      await card.locator(tid('confirm-approve')).click();
       await sent;
     } finally {
       await sender.unroute(pattern);

@@ -99,8 +99,29 @@ export async function viewApprovals(root, ctx) {
       el('button', { type: 'submit', class: 'button danger', testid: 'confirm-reject' }, t('approvals.rejectYes')),
       button(t('approvals.rejectNo'), { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; reject.hidden = false; rejecting.delete(r.paymentRequestId); reject.focus(); } })));
     card.append(rejectForm);
-
+    // Money leaves at Approve: asked once more, as Reject and Cancel are (a tap on a phone's
+    // screen is easily made by mistake), the safe answer focused.
+    const approveNo = button(t('approvals.approveNo'), { testid: 'cancel-approve' });
+    const approveYes = button(t('approvals.approveYes'), { variant: 'primary', testid: 'confirm-approve' });
+    const approveAsk = el('div', { class: 'inline-form', testid: 'approve-confirm', hidden: true },
+      el('p', null, t('approvals.approveAsk', {
+        amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents),
+        merchant: r.merchantName || t('common.theMerchant'), category: categoryLabel(r.category),
+      })),
+      el('div', { class: 'actions' }, approveYes, approveNo));
+    card.append(approveAsk);
+    const askNoMore = () => { approveAsk.hidden = true; approve.hidden = false; reject.hidden = false; };
+    approveNo.addEventListener('click', () => { askNoMore(); approve.focus(); });
     approve.addEventListener('click', () => {
+      if (approve.disabled) return;
+      approveAsk.hidden = false;
+      approve.hidden = true;
+      reject.hidden = true;
+      approveNo.focus();
+    });
+
+    approveYes.addEventListener('click', () => {
+      askNoMore();
       if (approve.disabled) return;
       busy(card, async () => {
         clearErrors(card);
