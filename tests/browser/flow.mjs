@@ -284,6 +284,9 @@ async function fillRequest(page, { category, amountKes, merchantName, reference 
   await form.locator(tid('request-category')).selectOption(category);
   await form.locator(tid('request-amount')).fill(String(amountKes));
   await form.locator(tid('merchant-name')).fill(merchantName);
+  // The server's 200 characters are held by the field, not only said after a round trip.
+  const most = await form.locator(tid('merchant-name')).getAttribute('maxlength');
+  assert(most === '200', `the merchant's name takes at most ${most} characters`);
   await form.locator(tid('merchant-type-paybill')).check();
   await form.locator(tid('merchant-number')).fill(PAYBILL);
   await form.locator(tid('merchant-reference')).fill(reference);

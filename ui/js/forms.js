@@ -8,6 +8,10 @@ import { amountProblem } from './format.js';
 import { lang, t } from './i18n.js';
 import { globalError } from './notices.js';
 
+// The most characters the server takes in a free text (a merchant's name, a note, a reason):
+// `limits::TEXT_CHARS_MAX`. Held by the fields themselves, not only said after a round trip.
+export const TEXT_CHARS_MAX = 200;
+
 // The sentence for an amount that could not be read: the mistake made (a minus sign, zero,
 // letters), or `decimalsText`, the form's own rule for its decimals. `example` is a good one.
 // `what` names the number in the messages: `amount` (the default) or `rate`.

@@ -6,7 +6,7 @@
 import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { formatShortRef, kes, usd } from '../format.js';
-import { busy, clearErrors, onSubmit, showError } from '../forms.js';
+import { busy, clearErrors, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { requestCard } from '../request-card.js';
@@ -94,7 +94,7 @@ export async function viewApprovals(root, ctx) {
     const reject = button(t('approvals.reject'), { testid: 'reject' });
     const card = requestCard(r, { context: context(r, true), extra, actions: [approve, reject] });
     const rejectForm = el('form', { class: 'inline-form', testid: 'reject-form', hidden: true });
-    const reason = field({ label: t('approvals.rejectReason'), optional: true, dataField: 'reason', testid: 'reject-reason', hint: t('approvals.rejectHint') });
+    const reason = field({ label: t('approvals.rejectReason'), optional: true, dataField: 'reason', testid: 'reject-reason', hint: t('approvals.rejectHint'), attrs: { maxlength: TEXT_CHARS_MAX } });
     rejectForm.append(reason.wrap, formError(), el('div', { class: 'actions' },
       el('button', { type: 'submit', class: 'button danger', testid: 'confirm-reject' }, t('approvals.rejectYes')),
       button(t('approvals.rejectNo'), { testid: 'cancel-reject', onclick: () => { rejectForm.hidden = true; reject.hidden = false; rejecting.delete(r.paymentRequestId); reject.focus(); } })));

@@ -5,7 +5,7 @@
 import { LIST_PAGE, api, qs } from '../api.js';
 import { button, clear, dl, el, emptyState, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
 import { kes, merchantText, usd } from '../format.js';
-import { busy, checkFields, onSubmit } from '../forms.js';
+import { busy, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { session } from '../session.js';
@@ -64,7 +64,7 @@ function resolveForm(p, onResolved) {
   const paid = el('input', { type: 'radio', name: outcome, id: `${outcome}-paid`, value: 'paid', testid: 'resolve-outcome-paid' });
   const failed = el('input', { type: 'radio', name: outcome, id: `${outcome}-failed`, value: 'failed', testid: 'resolve-outcome-failed' });
   const receipt = field({ label: t('resolve.receipt'), dataField: 'receipt', testid: 'resolve-receipt', attrs: { spellcheck: 'false', autocapitalize: 'characters' }, hint: t('resolve.receiptHint') });
-  const reason = field({ label: t('resolve.reason'), optional: true, dataField: 'reason', testid: 'resolve-reason', hint: t('resolve.reasonHint') });
+  const reason = field({ label: t('resolve.reason'), optional: true, dataField: 'reason', testid: 'resolve-reason', hint: t('resolve.reasonHint'), attrs: { maxlength: TEXT_CHARS_MAX } });
   reason.wrap.hidden = true;
   receipt.wrap.hidden = true;
   const confirm = el('div', { class: 'confirm', hidden: true, testid: 'resolve-confirm', role: 'alertdialog', 'aria-label': t('resolve.confirmTitle') });

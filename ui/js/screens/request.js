@@ -7,7 +7,7 @@ import { api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
-import { amountError, checkFields, onSubmit } from '../forms.js';
+import { amountError, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
 import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
@@ -76,7 +76,8 @@ export async function viewRequest(root, ctx, escrowId) {
     options: (escrow.categories || []).map(categoryOption),
   });
   const amount = field({ label: t('request.amount'), dataField: 'amountKes', testid: 'request-amount', attrs: { inputmode: 'numeric' }, hint: t('request.amountHint') });
-  const merchantName = field({ label: t('request.merchantName'), dataField: 'merchantName', testid: 'merchant-name', hint: t('request.merchantNameHint') });
+  // (The server's limit on a text, 200 characters, held by the field itself.)
+  const merchantName = field({ label: t('request.merchantName'), dataField: 'merchantName', testid: 'merchant-name', hint: t('request.merchantNameHint'), attrs: { maxlength: TEXT_CHARS_MAX } });
 
   const typeName = uid('mtype');
   const typeInputs = {};
@@ -89,7 +90,7 @@ export async function viewRequest(root, ctx, escrowId) {
     })));
   const number = field({ label: t('request.number.paybill'), dataField: 'merchantAccount.number', testid: 'merchant-number', attrs: { inputmode: 'numeric', spellcheck: 'false' } });
   const reference = field({ label: t('request.accountRef'), dataField: 'merchantAccount.accountReference', testid: 'merchant-reference', hint: t('request.accountRefHint'), attrs: { spellcheck: 'false' } });
-  const note = field({ label: t('request.note'), optional: true, dataField: 'note', testid: 'request-note', tag: 'textarea' });
+  const note = field({ label: t('request.note'), optional: true, dataField: 'note', testid: 'request-note', tag: 'textarea', attrs: { maxlength: TEXT_CHARS_MAX } });
   const preview = el('div', { class: 'preview', testid: 'usd-equivalent', 'aria-live': 'polite' });
   const submit = el('button', { type: 'submit', class: 'button primary', testid: 'submit-request' }, t('request.submit'));
   const blockedId = uid('blocked');
