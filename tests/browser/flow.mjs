@@ -631,6 +631,19 @@ async function main() {
     assert(!(await form.isVisible()), 'the form is still shown beside the confirmation');
     await checkScreen(sender, 'escrow confirmation');
     await shot(sender, '02-sender-confirm.png');
+    // The browser's Back (a phone's back button) returns to the form as typed, not to the
+    // screen before it.
+    await sender.goBack();
+    await form.waitFor({ state: 'visible' });
+    assert(!(await confirm.isVisible()), 'the confirmation stays after Back');
+    assert(await form.locator(tid('recipient-name')).inputValue() === typedName, 'Back lost the name typed');
+    await form.locator(tid('create-escrow')).click();
+    await confirm.waitFor();
+    // And the page's own Back too, then on again.
+    await confirm.locator(tid('confirm-back')).click();
+    await form.waitFor({ state: 'visible' });
+    await form.locator(tid('create-escrow')).click();
+    await confirm.waitFor();
     const answer = sender.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/escrows');
     await confirm.locator(tid('confirm-create')).click();
     const res = await answer;

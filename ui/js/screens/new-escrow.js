@@ -192,16 +192,30 @@ export function viewNewEscrow(root) {
       formError(),
       el('div', { class: 'actions' }, yes, back));
     const backToForm = (focus) => {
+      window.removeEventListener('popstate', onBrowserBack);
       confirmBox.hidden = true;
       clear(confirmBox);
       form.hidden = false;
       if (focus) phone.input.focus();
     };
-    back.addEventListener('click', () => backToForm(true));
+    // The browser's Back (a phone's back button) goes back to the form as it was typed, as the
+    // Back button does, not to the screen before with the form lost: the question is a step
+    // of its own in the history.
+    function onBrowserBack() {
+      if (form.isConnected && !confirmBox.hidden && !yes.disabled) backToForm(true);
+      else window.removeEventListener('popstate', onBrowserBack);
+    }
+    history.pushState({ remitStep: 'confirm-escrow' }, '', location.href);
+    window.addEventListener('popstate', onBrowserBack);
+    // The page's Back takes the step out of the history too (the browser's Back then leaves).
+    back.addEventListener('click', () => history.back());
     yes.addEventListener('click', async () => {
       yes.disabled = true;
       back.disabled = true;
       let e;
+      // (Answered, the step's entry stays in the history, under the same address: going back
+      // through it changes nothing on the screen, where taking it out would let the browser
+      // restore an older scroll position over the answer.)
       try {
         e = await api('POST', '/escrows', body);
       } catch (err) {
