@@ -75,16 +75,15 @@ fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
 #[test]
 fn a_dotenv_file_that_sets_a_setting_twice_is_refused_naming_both_lines() {
     let dir = tempfile::tempdir().unwrap();
+    let check_with = |dotenv: &str| {
+        std::fs::write(dir.path().join(".env"), dotenv).unwrap();
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["check", "--db", "./none.db"]);
+        crate::support::process::run(cmd)
+    };
     // A shell sourcing the file takes the last value, remit took the first: `normal` here,
     // `bogus` there, and nothing said.
-    std::fs::write(
-        dir.path().join(".env"),
-        "REMIT_SYNCHRONOUS=normal\n# later\nexport REMIT_SYNCHRONOUS = bogus\n",
-    )
-    .unwrap();
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["check", "--db", "./none.db"]);
-    let ran = crate::support::process::run(cmd);
+    let ran = check_with("REMIT_SYNCHRONOUS=normal\n# later\nexport REMIT_SYNCHRONOUS = bogus\n");
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
         ran.stderr
@@ -93,14 +92,9 @@ fn a_dotenv_file_that_sets_a_setting_twice_is_refused_naming_both_lines() {
     );
     // A quoted value over several lines is one setting, whatever its lines hold (a
     // certificate's base64 ends in `=`, and two of its lines may be the same).
-    std::fs::write(
-        dir.path().join(".env"),
+    let ran = check_with(
         "REMIT_DARAJA_CERT=\"-----BEGIN CERTIFICATE-----\nAB==\nAB==\n-----END CERTIFICATE-----\"\nREMIT_SYNCHRONOUS=normal\n",
-    )
-    .unwrap();
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["check", "--db", "./none.db"]);
-    let ran = crate::support::process::run(cmd);
+    );
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
         ran.stderr.contains("no database at") && !ran.stderr.contains(".env"),

@@ -19,6 +19,25 @@ fn stripe_event(
     .to_string()
 }
 
+/// Posts a Stripe event signed now with the test secret; asserts it was taken (200) and that
+/// its deposit was flagged, never applied.
+fn post_flagged(app: &TestApp, body: &str, what: &str) {
+    let r = post_stripe(
+        app,
+        body,
+        &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{what}: {}", r.text);
+    assert!(
+        r.body["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("deposit flagged"),
+        "{what}: {}",
+        r.text
+    );
+}
+
 fn post_stripe(app: &TestApp, body: &str, header: &str) -> Resp {
     app.raw(
         "POST",
@@ -225,20 +244,7 @@ fn deposits_that_do_not_fit_are_flagged_never_applied() {
         ("evt_over", "pi_over", escrow.as_str(), 9_000, "usd"),
     ] {
         let body = stripe_event(event, intent, target, cents, currency);
-        let r = post_stripe(
-            &app,
-            &body,
-            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
-        );
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert!(
-            r.body["outcome"]
-                .as_str()
-                .unwrap()
-                .starts_with("deposit flagged"),
-            "{event}: {}",
-            r.text
-        );
+        post_flagged(&app, &body, event);
     }
     let ignored =
         json!({"id": "evt_other", "type": "charge.refunded", "data": {"object": {}}}).to_string();
@@ -259,20 +265,7 @@ fn deposits_that_do_not_fit_are_flagged_never_applied() {
                             "currency": "usd", "status": "succeeded",
                             "metadata": {"escrowId": escrow, "escrow_id": other}}}})
     .to_string();
-    let r = post_stripe(
-        &app,
-        &body,
-        &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(
-        r.body["outcome"]
-            .as_str()
-            .unwrap()
-            .starts_with("deposit flagged"),
-        "{}",
-        r.text
-    );
+    post_flagged(&app, &body, "two escrows");
     let flagged = app.get("/deposits?status=flagged", &app.admin);
     assert!(
         flagged.text.contains("the metadata names two escrows"),
