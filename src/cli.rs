@@ -355,10 +355,18 @@ fn read_existing<T>(
     read: impl FnOnce(&rusqlite::Connection, &crate::crypto::Keys) -> Result<T>,
 ) -> Result<T> {
     require_db(config)?;
+    // Writable, and its key lock file can be had (a directory this user may not write has
+    // none to make).
     let writable = std::fs::OpenOptions::new()
         .write(true)
         .open(&config.db)
-        .is_ok();
+        .is_ok()
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(crate::ops::beside(&config.db, ".keylock"))
+            .is_ok();
     if writable || !config.db.exists() {
         let (_key_lock, store) = open_existing(config)?;
         return store.read(read);
