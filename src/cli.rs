@@ -355,6 +355,9 @@ fn read_existing<T>(
     read: impl FnOnce(&rusqlite::Connection, &crate::crypto::Keys) -> Result<T>,
 ) -> Result<T> {
     require_db(config)?;
+    // (Nothing is made beside another program's database, the lock file below included.)
+    store::a_file_or_nothing(&config.db)?;
+    store::not_another_programs(&config.db)?;
     // Writable, and its key lock file can be had (a directory this user may not write has
     // none to make).
     let writable = std::fs::OpenOptions::new()
