@@ -59,8 +59,7 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     }) {
         Ok(report) => report,
         Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            let _ = std::fs::remove_file(journal_of(&partial));
+            super::interrupt::remove_with_companions(&partial);
             return Err(e);
         }
     };
@@ -123,20 +122,25 @@ fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
         return found;
     }
     let prefix = format!(".{name}.");
-    let (copy, journal) = (format!(".{kind}"), format!(".{kind}-journal"));
+    // The copy, and what SQLite kept beside it (a killed copy's log too: opened as a store,
+    // a restore's copy has one while it is written).
+    let suffixes: Vec<String> = std::iter::once(format!(".{kind}"))
+        .chain(
+            super::interrupt::COMPANIONS
+                .iter()
+                .map(|c| format!(".{kind}{c}")),
+        )
+        .collect();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return found;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        // The copy, or the journal SQLite keeps beside it while it writes it.
+        // The copy, or a file SQLite keeps beside it while it writes it.
         let Some(pid) = file_name
             .to_str()
             .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|n| {
-                n.strip_suffix(copy.as_str())
-                    .or_else(|| n.strip_suffix(journal.as_str()))
-            })
+            .and_then(|n| suffixes.iter().find_map(|s| n.strip_suffix(s.as_str())))
             .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
@@ -169,13 +173,6 @@ struct Unfinished {
     /// Copies that may be another command's, still running: its process id, and whether a
     /// process of that id runs (else the copy is younger than an hour).
     kept: Vec<(std::path::PathBuf, u32, bool)>,
-}
-
-/// The journal SQLite keeps beside a file it writes (`<file>-journal`).
-fn journal_of(path: &Path) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-journal");
-    name.into()
 }
 
 /// How long after its last write a hidden copy whose process cannot be seen is taken for a

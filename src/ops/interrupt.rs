@@ -28,7 +28,16 @@ fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// What SQLite may keep beside a database file while it is open.
-const COMPANIONS: [&str; 3] = ["-journal", "-wal", "-shm"];
+pub(super) const COMPANIONS: [&str; 3] = ["-journal", "-wal", "-shm"];
+
+/// Removes a copy and what SQLite kept beside it; says whether anything was there.
+pub(super) fn remove_with_companions(copy: &Path) -> bool {
+    let mut removed = std::fs::remove_file(copy).is_ok();
+    for companion in COMPANIONS {
+        removed |= std::fs::remove_file(super::beside(copy, companion)).is_ok();
+    }
+    removed
+}
 
 /// Watches for `SIGINT` and `SIGTERM` from now on (once per process); see the module's words
 /// for what each does. A process stopped ends with the shell's code for the signal (130, 143).
@@ -80,13 +89,7 @@ pub fn remove_copies_on_interrupt() {
                 }
                 let mut removed_any = false;
                 for copy in copies.iter() {
-                    let mut removed = std::fs::remove_file(copy).is_ok();
-                    for companion in COMPANIONS {
-                        let mut name = copy.as_os_str().to_owned();
-                        name.push(companion);
-                        removed |= std::fs::remove_file(PathBuf::from(name)).is_ok();
-                    }
-                    if removed {
+                    if remove_with_companions(copy) {
                         eprintln!(
                             "remit: interrupted: removed the unfinished copy {}",
                             copy.display()

@@ -589,14 +589,16 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     let running = format!(".backup.db.{}.partial", std::process::id());
     let unseen_recent = ".backup.db.4000000.partial";
     let other = ".other.db.1.partial";
-    // The journal SQLite kept beside a copy whose process was killed.
+    // The journal and the log SQLite kept beside copies whose process was killed.
     let journal = ".backup.db.4000001.partial-journal";
-    for name in [running.as_str(), unseen_recent, other, journal] {
+    let log = ".backup.db.4000002.partial-wal";
+    for name in [running.as_str(), unseen_recent, other, journal, log] {
         std::fs::write(dir.path().join(name), b"half a copy").unwrap();
     }
     hours_ago(&running);
     hours_ago(other);
     hours_ago(journal);
+    hours_ago(log);
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup").arg(&target).arg("--db").arg(&db);
     let again = run(cmd);
@@ -608,6 +610,7 @@ fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
         "{again}"
     );
     assert!(!dir.path().join(journal).exists(), "{again}");
+    assert!(!dir.path().join(log).exists(), "{again}");
     // A recent copy whose process cannot be seen is left, and said to be.
     assert!(
         again.stderr.contains(&format!(
