@@ -926,11 +926,7 @@ fn fold_the_log(db: &Path) {
 /// database's name is never missing: stopped half-way, it names the replaced ledger (without
 /// its newest commits once its log has gone: those are in the kept pair) or the copy.
 fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
-    let beside = |path: &Path, suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
+    use super::beside;
     let stamp = crate::time::rfc3339(crate::time::now_unix()).replace(':', "");
     let kept = beside(
         db,
