@@ -369,7 +369,7 @@ fn sqlite_file(path: &Path) -> Result<()> {
         // SQLite would say "unable to open database file" of its own URI for the file.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(Error::internal(format!(
-                "{} cannot be read by this user ({e}): run the command as the user the ledger belongs to",
+                "{} cannot be read by this user ({e}): run the command as a user who may read it (the ledger's own user)",
                 path.display()
             )))
         }
