@@ -197,25 +197,25 @@ fn is_read_as_a_path(name: &str) -> bool {
 /// would choose the default without a word (a new key file for a mangled `ENCRYPTION_KEY`,
 /// open metrics for a mangled `REMIT_METRICS_PUBLIC`). The value is never said back.
 fn refuse_settings_not_text() -> Result<()> {
-    let mut mangled: Vec<String> = std::env::vars_os()
+    // The first by name, so that the same environment always names the same one.
+    let mangled = std::env::vars_os()
         .filter(|(_, value)| value.to_str().is_none())
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| is_setting(name) && !is_read_as_a_path(name))
-        .collect();
-    mangled.sort();
-    match mangled.first() {
+        .min();
+    match mangled {
         None => Ok(()),
         Some(name) => Err(Error::invalid(
-            name,
+            &name,
             "holds bytes that are not text (UTF-8): set it again as plain text, or unset it for the default",
         )),
     }
 }
 
 /// The listen address: the flag, else `REMIT_ADDR`, else `127.0.0.1:$PORT`, else the default;
-/// a variable that a flag overrides is not read.
+/// a variable that a flag overrides is not read. (Called after `from_env`, which has refused
+/// a setting that is not text.)
 pub fn listen_addr(flag: Option<String>) -> Result<String> {
-    refuse_settings_not_text()?;
     if let Some(addr) = flag.or_else(|| env("REMIT_ADDR")) {
         return Ok(addr);
     }

@@ -42,7 +42,7 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
     }
     // Over a ledger (damaged or not: that is what restores are for), or where there is
     // nothing: a mistyped --db must not move another program's file aside.
-    if std::fs::metadata(db).is_ok_and(|m| m.len() > 0) {
+    if holds_a_ledger(db) {
         store::existing_database(db)?;
         if store::what_it_holds(db) == store::Holds::SomethingElse {
             return Err(Error::internal(format!(

@@ -373,12 +373,6 @@ pub fn other_payee(
             &account_enc,
         )
         .and_then(|stored| MerchantAccount::from_stored(&stored))?;
-    // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"), "254712345678 - JANE":
-    // the number before the dash.
-    let named_number = payee
-        .and_then(|p| p.split(['-', '\u{2013}']).next())
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
     if command == PayoutCommand::B2c {
         let sent = account.number();
         return Ok(payee
@@ -403,7 +397,12 @@ pub fn other_payee(
             ));
         }
     }
-    let named_number = named_number.filter(|n| n.bytes().all(|b| b.is_ascii_digit()));
+    // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"): the number before the
+    // dash, when it is one.
+    let named_number = payee
+        .and_then(|p| p.split(['-', '\u{2013}']).next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if named_number.is_some_and(|n| n != account.number()) {
         return Ok(Some(
             "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",

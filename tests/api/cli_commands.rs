@@ -363,13 +363,16 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
         let mode = if path == db { 0o444 } else { 0o666 };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
-        .arg(&db);
-    if root {
-        cmd.uid(65534).gid(65534);
-    }
-    let ran = run(cmd);
+    // Each command as a user other than the file's owner (`nobody` when the tests run as root).
+    let as_another = |args: &[&str]| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(args).arg("--db").arg(&db);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        run(cmd)
+    };
+    let ran = as_another(&["serve", "--addr", "127.0.0.1:0"]);
     assert_ne!(ran.code, Some(0), "{ran}");
     assert!(
         ran.stderr.contains("cannot be written by this user") && !ran.stderr.contains("panicked"),
@@ -380,12 +383,7 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
         (&["user", "list"][..], "Admin"),
         (&["fx", "get"][..], "USD-KES"),
     ] {
-        let mut cmd = remit(dir.path(), Some(TEST_KEY));
-        cmd.args(args).arg("--db").arg(&db);
-        if root {
-            cmd.uid(65534).gid(65534);
-        }
-        let ran = run(cmd);
+        let ran = as_another(args);
         assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
         assert!(ran.stdout.contains(says), "{args:?}: {ran}");
     }
@@ -393,12 +391,7 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
     // open database file: file:remit.db?immutable=1").
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
     for args in [&["check"][..], &["user", "list"][..]] {
-        let mut cmd = remit(dir.path(), Some(TEST_KEY));
-        cmd.args(args).arg("--db").arg(&db);
-        if root {
-            cmd.uid(65534).gid(65534);
-        }
-        let ran = run(cmd);
+        let ran = as_another(args);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
         assert!(
             ran.stderr.contains("cannot be read by this user") && !ran.stderr.contains("sqlite"),

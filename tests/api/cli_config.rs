@@ -269,18 +269,20 @@ fn a_setting_that_is_not_text_is_refused_not_read_as_unset() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
     let mangled = std::ffi::OsStr::from_bytes(b"\xff1");
+    let with = |args: &[&str], name: &str| {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(args).env(name, mangled);
+        crate::support::process::run(cmd)
+    };
     for name in [
         "ENCRYPTION_KEY",
         "REMIT_METRICS_PUBLIC",
         "REMIT_GATEWAY",
         "PORT",
     ] {
-        let mut cmd = remit(dir.path(), None);
-        cmd.args(["serve", "--db", "./n.db"]).env(name, mangled);
-        if name != "PORT" {
-            cmd.args(["--addr", "127.0.0.1:0"]);
-        }
-        let ran = crate::support::process::run(cmd);
+        let serve = ["serve", "--db", "./n.db", "--addr", "127.0.0.1:0"];
+        // (PORT is read only without an address given.)
+        let ran = with(if name == "PORT" { &serve[..3] } else { &serve }, name);
         assert_eq!(ran.code, Some(2), "{name}: {ran}");
         assert!(
             ran.stderr.contains(name) && ran.stderr.contains("not text"),
@@ -296,20 +298,14 @@ fn a_setting_that_is_not_text_is_refused_not_read_as_unset() {
         );
     }
     // `REMIT_DB` is a path, which may be any bytes: the command line reads it as one.
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["check", "--db", "./n.db"])
-        .env("REMIT_DB", mangled);
-    let ran = crate::support::process::run(cmd);
+    let ran = with(&["check", "--db", "./n.db"], "REMIT_DB");
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
         ran.stderr.contains("no database at ./n.db") && !ran.stderr.contains("not text"),
         "{ran}"
     );
     // Every command reads the ledger's settings: `check` too.
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["check", "--db", "./n.db"])
-        .env("ENCRYPTION_KEY", mangled);
-    let ran = crate::support::process::run(cmd);
+    let ran = with(&["check", "--db", "./n.db"], "ENCRYPTION_KEY");
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
         ran.stderr.contains("ENCRYPTION_KEY") && ran.stderr.contains("not text"),

@@ -543,30 +543,44 @@ fn a_ledger_slow_to_copy() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, db)
 }
 
+/// `remit ARGS --db DB` started in `dir`, returned once `begun` says its copy has begun (its
+/// stderr kept for the caller; its other output dropped).
+fn once_copying(
+    dir: &tempfile::TempDir,
+    db: &std::path::Path,
+    args: &[&str],
+    begun: impl Fn() -> bool,
+) -> std::process::Child {
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(args).arg("--db").arg(db);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !begun() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?} never began its copy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child
+}
+
 #[test]
 fn a_backup_killed_half_way_leaves_nothing_under_the_backups_name() {
     // Regression: `remit backup` wrote straight into the target, so a backup killed half-way
     // (a power cut, a pulled stick) left a file under the backup's name that was no backup.
     let (dir, db) = a_ledger_slow_to_copy();
     let target = dir.path().join("backup.db");
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("backup").arg(&target).arg("--db").arg(&db);
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-
+    let target_text = target.to_str().unwrap();
     // Act: kill -9 as soon as the copy has begun.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while partial_files(dir.path()).is_empty() && !target.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backup never began"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let mut child = once_copying(&dir, &db, &["backup", target_text], || {
+        !partial_files(dir.path()).is_empty() || target.exists()
+    });
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -653,22 +667,7 @@ fn an_interrupted_backup_or_restore_removes_its_unfinished_copy() {
             .collect()
     };
     let interrupted = |args: &[&str], suffix: &str, signal_name: &str| {
-        let mut cmd = remit(dir.path(), Some(TEST_KEY));
-        cmd.args(args).arg("--db").arg(&db);
-        let child = cmd
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while hidden(suffix).is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{args:?} never began its copy"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        let child = once_copying(&dir, &db, args, || !hidden(suffix).is_empty());
         signal(child.id(), signal_name);
         let out = child.wait_with_output().unwrap();
         (

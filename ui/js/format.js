@@ -96,43 +96,44 @@ export function kesCentsForUsd(usdCents, e4) {
   return Number((a + 5000n) / 10000n);
 }
 
+// A time as people read it, in the page's language: in the browser's own time zone, or in
+// `timeZone`. Each language's and zone's format is made once.
 const dateFormats = {};
-export function when(iso) {
-  if (!iso) return '—';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return String(iso);
+function formatTime(d, timeZone) {
   const l = lang();
-  if (!dateFormats[l]) {
+  const key = `${l} ${timeZone || ''}`;
+  if (!dateFormats[key]) {
+    const zone = timeZone ? { timeZone } : {};
     let f;
     try {
       f = new Intl.DateTimeFormat(l === 'sw' ? 'sw-KE' : undefined, {
-        year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+        ...zone, year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
       });
     } catch (_) {
-      f = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+      f = new Intl.DateTimeFormat(undefined, { ...zone, dateStyle: 'medium', timeStyle: 'medium' });
     }
-    dateFormats[l] = f;
+    dateFormats[key] = f;
   }
-  return dateFormats[l].format(d);
+  return dateFormats[key].format(d);
 }
 
-const nairobiFormats = {};
+// `iso` as a Date, or the text to show instead: a dash for none, an unreadable one as it is.
+function dateOf(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d;
+}
+
+export function when(iso) {
+  const d = dateOf(iso);
+  return d instanceof Date ? formatTime(d) : d;
+}
+
 // A receipt's time in Nairobi's clock (East Africa Time, UTC+3 all year), whatever the clock of
 // the computer printing it is set to: a kiosk PC left on UTC printed times three hours off.
 export function whenInNairobi(iso) {
-  if (!iso) return '—';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return String(iso);
-  const l = lang();
-  if (!nairobiFormats[l]) {
-    const opts = { timeZone: 'Africa/Nairobi', year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' };
-    try {
-      nairobiFormats[l] = new Intl.DateTimeFormat(l === 'sw' ? 'sw-KE' : undefined, opts);
-    } catch (_) {
-      nairobiFormats[l] = new Intl.DateTimeFormat(undefined, opts);
-    }
-  }
-  return `${nairobiFormats[l].format(d)} EAT`;
+  const d = dateOf(iso);
+  return d instanceof Date ? `${formatTime(d, 'Africa/Nairobi')} EAT` : d;
 }
 
 // A Kenyan mobile number in any common form (07…, 01…, 2547…, +2547…, 7…, spaces and dashes)
