@@ -178,8 +178,6 @@ impl RateKesPerUsd {
         UsdCents(i64::try_from(usd).unwrap_or(i64::MAX))
     }
 
-    /// The shillings that pay for `usd` at this rate, rounded up (taken in KES, they convert
-    /// back to at least `usd`): `ceil(usd_cents × rate_kes_per_usd_e4 / 10⁴)`.
     /// The shillings a kiosk collects in cash for `usd` still due: the fewest whole shillings
     /// that pay it (converted down, `usd_for_floor`, they are exactly `usd`: KES 25,000.50 due at
     /// 150 is KES 25,001), or, when a whole shilling would buy more than is due (a rate under

@@ -100,8 +100,9 @@ fn wrong_number(text: &str, signed: bool) -> &'static str {
     }
 }
 
+// A u16 is read for `PORT` alone, which refuses 0 (`listen_addr`).
 impl Takes for u16 {
-    const TAKES: &'static str = "a whole number from 0 to 65535";
+    const TAKES: &'static str = "a whole number from 1 to 65535";
     fn wrong(text: &str) -> &'static str {
         wrong_number(text, false)
     }
@@ -220,6 +221,13 @@ pub fn listen_addr(flag: Option<String>) -> Result<String> {
         return Ok(addr);
     }
     Ok(match parse_env::<u16>("PORT")? {
+        // As `--port 0` is refused: a port the system picks is no place a client can find.
+        Some(0) => {
+            return Err(Error::invalid(
+                "PORT",
+                format!("is 0: it takes {}", <u16 as Takes>::TAKES),
+            ))
+        }
         Some(port) => format!("127.0.0.1:{port}"),
         None => Config::new("").addr,
     })

@@ -165,6 +165,11 @@ impl Req {
         self.actor.is_some()
     }
 
+    /// The actor `authenticate` found, if it was called and succeeded.
+    pub fn authenticated_actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+
     /// The authenticated actor, or `Unauthenticated`.
     pub fn actor(&self, app: &App) -> Result<Actor> {
         match &self.actor {

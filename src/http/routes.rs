@@ -3,7 +3,7 @@
 //! built from this one table.
 
 use super::handlers::{admin, assets, escrows, notifications, requests, users, webhooks};
-use super::reply::{error_reply, Reply};
+use super::reply::{error_reply, status_of, Reply};
 use super::request::{Method, Req};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -305,7 +305,8 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
             };
             let answered = caller_known
                 .and_then(|()| route.check_query(req))
-                .and_then(|()| (route.handler)(app, req));
+                .and_then(|()| (route.handler)(app, req))
+                .map_err(|e| key_reused_instead(app, req, route, e));
             (answered, route.path)
         }
         Found::WrongMethod(template, allowed) => {
@@ -325,6 +326,30 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
             (Ok(reply), "static")
         }
         Found::NoRoute => (Err(Error::NotFound { what: "route" }), "static"),
+    }
+}
+
+/// A request refused as sent (`400`) before it ran, whose idempotency key already answered
+/// another request, is that key reused (`422`), as a valid different request is: the key's
+/// answer is kept, whatever else is wrong with the new request. (The same request cannot have
+/// been answered under the key: it would have been refused as sent then too, and such refusals
+/// are not stored.)
+fn key_reused_instead(app: &App, req: &Req, route: &Route, e: Error) -> Error {
+    if route.method != Method::Post || status_of(&e) != 400 || req.idempotency_key().is_none() {
+        return e;
+    }
+    let Some(actor) = req.authenticated_actor() else {
+        return e;
+    };
+    let stored = super::idempotency::key_of(req, actor).and_then(|key| match key {
+        Some(key) => app
+            .store
+            .read(|conn, _| crate::service::idempotency::is_stored(conn, &key)),
+        None => Ok(false),
+    });
+    match stored {
+        Ok(true) => Error::IdempotencyKeyReused,
+        _ => e,
     }
 }
 

@@ -622,8 +622,10 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
         (
             "PORT",
             "70000",
-            "cannot be read (\"70000\"): too large a number; it takes a whole number from 0 to 65535",
+            "cannot be read (\"70000\"): too large a number; it takes a whole number from 1 to 65535",
         ),
+        // As `--port 0` is refused: a port the system picks is no place a client can find.
+        ("PORT", "0", "is 0: it takes a whole number from 1 to 65535"),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
         ("REMIT_WORKERS", "many", "cannot be read (\"many\")"),
         // Digits too many for the number: said so, not that it is no whole number.

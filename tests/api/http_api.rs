@@ -474,6 +474,23 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
         (r.status, r.body["code"].as_str()),
         (422, Some("idempotency_key_reused"))
     );
+    // A different request that is also wrong as sent is still the key reused: the key keeps
+    // its answer whatever else is wrong with the new request. Under a fresh key the same
+    // mistake is the field's 400.
+    let mut wrong = body.clone();
+    wrong["totalAmountUsd"] = json!(-1);
+    let r = app.post_with_key("/escrows", &app.sender, &wrong, "create-1");
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{}",
+        r.text
+    );
+    let r = app.post_with_key("/escrows", &app.sender, &wrong, "create-wrong");
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
     // The same request written again by another serialiser (fields in another order, spaced)
     // is the same request: replayed, not refused.
     let rewritten = format!(

@@ -779,6 +779,19 @@ async function main() {
     assert(count.startsWith('No escrows waiting for the deposit.'), `above the card now Active the count says "${count}"`);
     assert(await text(card.locator(tid('escrow-remaining'))) === 'USD 500.00', 'remaining is not USD 500.00 after the deposit');
     assert(await text(card.locator(tid('escrow-remaining-kes'))) === `\u2248 ${kesText(kesDue)}`, 'remaining is not shown in KES at today\'s rate');
+    // A category's balance in KES is the whole shillings a request may ask of it (a request
+    // takes no cents, and costs ceil(KES cents × 10⁴ / rate) USD cents): floor(USD cents ×
+    // rate / 10⁶) shillings.
+    const view = await api(TOKENS.agent, 'GET', `/escrows/${escrowId}`);
+    let categoriesInKes = 0;
+    for (const c of view.categories) {
+      const shown = card.locator(`[data-category="${c.name}"] [data-testid="cat-remaining-kes"]`);
+      if (await shown.count() === 0) continue;
+      categoriesInKes += 1;
+      const whole = Number((BigInt(c.remainingUsdCents) * BigInt(rateE4) / 1000000n) * 100n);
+      assert(await text(shown) === `\u2248 ${kesText(whole)}`, `${c.name}'s balance in KES shows "${await text(shown)}", not the ${kesText(whole)} a request may ask`);
+    }
+    assert(categoriesInKes > 0, 'no category shows its balance in KES');
     await checkScreen(agent, 'deposit receipt');
     await shot(agent, '05-agent-deposit-receipt.png', { docs: 'agent.png' });
     await checkPrint(agent, receipt, [

@@ -3,7 +3,7 @@
 // the short deposit code. Callers add their own actions and panels.
 
 import { add, dl, el, statusBadge, timeEl, uid } from './dom.js';
-import { formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, usd } from './format.js';
+import { formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, kesWholeFor, usd } from './format.js';
 import { t } from './i18n.js';
 import { categoryLabel } from './words.js';
 
@@ -49,7 +49,7 @@ function categoryBlock(c, rateE4) {
     el('ul', { class: 'numbers' },
       parts.map(([name, cents]) => (name === 'refunded' && !Number(cents) ? null
         : el('li', { class: `num-${name}` }, `${t(`card.part.${name}`)} `, el('strong', { testid: `cat-${name}` }, usd(cents)),
-          rateE4 && name === 'remaining' ? el('span', { class: 'kes-twin inline', testid: 'cat-remaining-kes' }, ` \u2248 ${kes(kesCentsForUsd(cents, rateE4))}`) : null)))));
+          rateE4 && name === 'remaining' ? el('span', { class: 'kes-twin inline', testid: 'cat-remaining-kes' }, ` \u2248 ${kes(kesWholeFor(cents, rateE4))}`) : null)))));
 }
 
 // The deposit code of an escrow as it is read out at a kiosk (K7M3-Q9P2).

@@ -90,6 +90,14 @@ export function kesToCollect(usdCents, e4) {
   return Number(bought > BigInt(Math.trunc(Number(usdCents) || 0)) ? cents : whole);
 }
 
+// The most whole shillings a payment request may ask of `usdCents` at a rate: the server prices
+// a request at ceil(kes × 10⁴ / rate) USD cents, so floor(usdCents × rate / 10⁶) shillings (as
+// cents). A category's balance is shown in these: a request cannot take the shilling's cents.
+export function kesWholeFor(usdCents, e4) {
+  const a = BigInt(Math.max(0, Math.trunc(Number(usdCents) || 0))) * BigInt(e4);
+  return Number((a / 1000000n) * 100n);
+}
+
 // KES cents for USD cents at a rate, to the nearest cent: round(usdCents × rateKesPerUsdE4 / 10⁴).
 export function kesCentsForUsd(usdCents, e4) {
   const a = BigInt(Math.trunc(Number(usdCents) || 0)) * BigInt(e4);
