@@ -128,6 +128,7 @@ impl Simulator {
                 conversation_id,
                 &receipt,
                 job.amount,
+                &job.account.number(),
                 job.account.account_reference(),
             )
         };

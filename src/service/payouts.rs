@@ -337,9 +337,25 @@ pub const SECOND_CONVERSATION: &str = "M-Pesa reported a result of another conve
 /// The beginning of the other kept flag's reasons (`other_payee`).
 const OTHER_PAYEE: &str = "M-Pesa's result names another";
 
+/// The flag of a payout an STK result named (`webhooks::apply_to_payout`).
+pub const STK_FOR_B2X: &str = "an STK (Lipa na M-Pesa Online) result named this payout, which was sent as B2C or B2B: not applied, money stays reserved; check M-Pesa";
+/// The flag of a B2B success that names no payee, where M-Pesa cannot be asked.
+pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee (neither the bill account nor the PayBill or Till): not applied, money stays reserved; check M-Pesa";
+
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
     reason.starts_with(SECOND_CONVERSATION) || reason.starts_with(OTHER_PAYEE)
+}
+
+/// Whom a success says it paid, against the payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payee {
+    /// The payout's payee, or a B2C result naming no phone (or one masked past telling).
+    Same,
+    /// Another payee: the reason not to apply it, in words that hold no account number or phone.
+    Other(&'static str),
+    /// A B2B success naming neither the bill account nor the PayBill or Till it paid.
+    Unnamed,
 }
 
 /// Does a success name another payee than the one remit sent the payout to? M-Pesa's B2B
@@ -347,17 +363,35 @@ fn kept(reason: &str) -> bool {
 /// (`ReceiverPartyPublicName`, `"888880 - KENYA POWER"`), a B2C result the phone it paid
 /// (`"254712345678 - JANE WANJIKU"`); any of them naming another (a result of another payment,
 /// or a forged one) is a reason, in words that hold no account number or phone (the reason is
-/// kept unencrypted), not to apply it. Results naming none of them pass, and so does a phone
-/// masked past telling (only the digits it shows are compared).
-pub fn other_payee(
+/// kept unencrypted), not to apply it. A B2B success must name one of its two (`Unnamed`
+/// otherwise); a B2C result naming no phone passes, and so does a phone masked past telling
+/// (only the digits it shows are compared).
+pub fn payee_named(
+    ctx: &WriteCtx<'_>,
+    payout_id: &PayoutId,
+    bill_reference: Option<&str>,
+    payee: Option<&str>,
+) -> Result<Payee> {
+    let command: PayoutCommand = ctx
+        .conn
+        .prepare_cached("SELECT command FROM payouts WHERE id = ?1")?
+        .query_row([payout_id], |r| r.get(0))?;
+    if bill_reference.is_none() && payee.is_none() {
+        return Ok(match command {
+            PayoutCommand::B2c => Payee::Same,
+            _ => Payee::Unnamed,
+        });
+    }
+    Ok(other_payee(ctx, payout_id, bill_reference, payee)?.map_or(Payee::Same, Payee::Other))
+}
+
+/// `payee_named`'s reason, for a result that names a payee.
+fn other_payee(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     bill_reference: Option<&str>,
     payee: Option<&str>,
 ) -> Result<Option<&'static str>> {
-    if bill_reference.is_none() && payee.is_none() {
-        return Ok(None);
-    }
     let (command, request_id, account_enc): (PayoutCommand, PaymentRequestId, String) = ctx
         .conn
         .prepare_cached(

@@ -3,7 +3,7 @@
 //! Stripe events record deposits; M-Pesa results complete or fail payouts.
 
 use super::deposits::{self, DepositOutcome, ReversalOutcome};
-use super::payouts::{self, PayoutResult, Reported, ResultOutcome, StatusOutcome};
+use super::payouts::{self, Payee, PayoutResult, Reported, ResultOutcome, StatusOutcome};
 use super::Actor;
 use crate::crypto::EncryptedColumn;
 use crate::domain::{DepositSource, PayoutId, PayoutStatus, WebhookEventId, WebhookSource};
@@ -284,20 +284,23 @@ pub fn apply_payout_callback(
     if let Some(query) = find_query(ctx, callback.conversation.as_deref())? {
         // A status answer names the payment it is about among its parameters too: one that
         // names another of our payouts than the query's is about neither for sure, and
-        // settles neither (as a result whose two ids name two payouts). An id that is none of
-        // ours is no contradiction: for B2B, Daraja may name the payment by an id of its own.
-        if let (Some(payout_id), Some(named)) = (
-            &query.payout_id,
-            callback.parameter_text("OriginatorConversationID"),
-        ) {
+        // settles neither (as a result whose two ids name two payouts). So does a result whose
+        // own OriginatorConversationID is a payout's other than the query's (a balance query
+        // has none): a payout's result is not read as a balance. An id that is none of ours
+        // is no contradiction: for B2B, Daraja may name the payment by an id of its own.
+        let names_another = |named: Option<String>| -> Result<bool> {
+            let Some(named) = named else { return Ok(false) };
             let other = payouts::find_by_conversation(ctx.conn, Some(&named), None)?;
-            if other.is_some_and(|other| &other != payout_id) {
-                let key = format!("mismatch:{}:{dedupe_key}", crate::crypto::random_hex(8));
-                record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
-                let outcome = CallbackOutcome::UnknownPayout;
-                set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
-                return Ok(outcome);
-            }
+            Ok(other.is_some_and(|other| query.payout_id.as_ref() != Some(&other)))
+        };
+        if names_another(callback.parameter_text("OriginatorConversationID"))?
+            || names_another(callback.originator.clone())?
+        {
+            let key = format!("mismatch:{}:{dedupe_key}", crate::crypto::random_hex(8));
+            record_event(ctx, WebhookSource::Mpesa, &key, raw)?;
+            let outcome = CallbackOutcome::UnknownPayout;
+            set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
+            return Ok(outcome);
         }
         if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
             return Ok(CallbackOutcome::Duplicate);
@@ -513,9 +516,24 @@ fn apply_to_payout(
             return Ok(CallbackOutcome::AlreadySettled(what));
         }
     }
-    // A success that names another payee than the payout's is not applied.
+    // The STK form answers a Lipa na M-Pesa Online push, which remit never makes: a gateway
+    // that sent this payout sent it as B2C or B2B, whose results name the payee checked below.
+    // One naming such a payout is not its result, whatever it says (with the path token anyone
+    // could post one): not applied; asked about where the gateway can be, else flagged.
+    if callback.stk && gateway.is_some() {
+        payouts::flag(ctx, payout_id, payouts::STK_FOR_B2X)?;
+        return if asks {
+            ask()
+        } else {
+            Ok(CallbackOutcome::Flagged("an STK result".into()))
+        };
+    }
+    // A success that names another payee than the payout's is not applied, nor a B2B success
+    // naming none that a gateway sent (asked about where it can be). A payout no gateway was
+    // handed (`REMIT_GATEWAY=none`) takes its result as posted, in whatever form the operator's
+    // own system writes it.
     if let CallbackKind::Success(Some(_)) = &callback.kind {
-        let named = payouts::other_payee(
+        let named = payouts::payee_named(
             ctx,
             payout_id,
             callback.reference_text("BillReferenceNumber").as_deref(),
@@ -523,8 +541,12 @@ fn apply_to_payout(
                 .parameter_text("ReceiverPartyPublicName")
                 .as_deref(),
         )?;
-        if let Some(reason) = named {
-            return flagged(reason, "another payee");
+        match named {
+            Payee::Other(reason) => return flagged(reason, "another payee"),
+            Payee::Unnamed if gateway.is_none() => {}
+            Payee::Unnamed if asks => return ask(),
+            Payee::Unnamed => return flagged(payouts::NO_PAYEE, "no payee"),
+            Payee::Same => {}
         }
     }
     match &callback.kind {

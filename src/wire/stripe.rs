@@ -23,8 +23,10 @@ impl std::fmt::Display for SignatureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             SignatureError::Malformed => "malformed",
-            SignatureError::Mismatch => "matches no v1 under the secret",
-            SignatureError::OutsideTolerance => "further from our clock than the tolerance",
+            SignatureError::Mismatch => "has no v1 that matches under the secret",
+            SignatureError::OutsideTolerance => {
+                "is dated further from our clock than the tolerance"
+            }
         })
     }
 }

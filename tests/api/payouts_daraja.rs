@@ -1407,6 +1407,21 @@ fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
         "{}",
         r.text
     );
+    // So is a payment's result whose own ids name the other payout (our OriginatorConversationID)
+    // and the query (its ConversationID): before, it was read as the query's answer (and
+    // for an Account Balance query swallowed as an unreadable balance), settling nothing.
+    let r = post(remit::wire::daraja::results::b2c_success(
+        &originator_b,
+        &query_a,
+        "TLQ0000013",
+        kes,
+    ));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("not_found")),
+        "{}",
+        r.text
+    );
     for request in [&a, &b] {
         let view = app
             .get(&format!("/payment-requests/{request}"), &app.admin)
@@ -1809,6 +1824,46 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
     assert_eq!(paid["payout"]["mpesaReceipt"], "TLB2700CCC");
     // Settled, and still flagged: someone checks with M-Pesa what the other results were.
     assert_eq!(paid["payout"]["flagged"], true, "{paid}");
+    assert_checks(app);
+}
+
+/// An STK result (the answer to a Lipa na M-Pesa Online push, which remit never makes) whose
+/// CheckoutRequestID is the ConversationID of a payout Daraja took as B2C, and a B2B success
+/// naming no payee at all, are not taken at their word: not applied (with the path token anyone
+/// could post either), and M-Pesa is asked, whose Transaction Status answer settles each payout
+/// with the receipt M-Pesa paid it with. Before, the STK result paid the B2C payout with its own
+/// receipt, skipping the check of the phone, and the B2B success without a payee was applied.
+#[test]
+fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
+    let (fake, app) = start();
+    unanswered(&fake, 2_800);
+    unanswered(&fake, 2_900);
+    let escrow = app.active_escrow(100, &["a"]);
+    let phone_request = approved_phone_payment(&app, &escrow, 2_800);
+    let bill_request = approved_paybill(&app, &escrow, 2_900, "ACC-2900");
+    let (_, phone_originator, phone_conversation) = acknowledged(&app, &fake, &phone_request);
+    let (_, bill_originator, bill_conversation) = acknowledged(&app, &fake, &bill_request);
+    let stk = json!({"Body": {"stkCallback": {"MerchantRequestID": "m-1", "CheckoutRequestID": phone_conversation,
+        "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": [{"Name": "Amount", "Value": 2_800}, {"Name": "MpesaReceiptNumber", "Value": "TLSTK28000"},
+            {"Name": "PhoneNumber", "Value": 254_799_999_999_i64}]}}}});
+    let no_payee = json!({"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "The service request is processed successfully",
+        "OriginatorConversationID": bill_originator, "ConversationID": bill_conversation, "TransactionID": "TLB2900NOP",
+        "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": "2900.00"}]}}});
+    for (request, originator, body, forged) in [
+        (&phone_request, &phone_originator, stk, "TLSTK28000"),
+        (&bill_request, &bill_originator, no_payee, "TLB2900NOP"),
+    ] {
+        let r = post_result(&app, &body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let paid = settled(&app, request, &["paid"]);
+        assert_ne!(paid["payout"]["mpesaReceipt"], forged, "{paid}");
+        assert_eq!(
+            paid["payout"]["mpesaReceipt"].as_str(),
+            Some(receipt_of(&fake, originator).as_str()),
+            "{paid}"
+        );
+    }
     assert_checks(app);
 }
 

@@ -639,11 +639,18 @@ fn an_audit_line_rolled_back_with_its_command_leaves_the_chain_whole() {
     assert_eq!(entities, ["one", "three", "four"]);
 }
 
-fn b2c_result(originator: &str, conversation: &str, code: serde_json::Value) -> serde_json::Value {
+/// A result for `approved_payout`'s payout (KES 1,500 to PayBill 888880), naming the PayBill as
+/// M-Pesa does (a B2B success a gateway sent must name its payee).
+fn paybill_result(
+    originator: &str,
+    conversation: &str,
+    code: serde_json::Value,
+) -> serde_json::Value {
     json!({"Result": {"ResultType": 0, "ResultCode": code, "ResultDesc": "x",
         "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": "TCE4K7PQ2M",
         "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1500},
-            {"Key": "TransactionReceipt", "Value": "TCE4K7PQ2M"}]}}})
+            {"Key": "TransactionReceipt", "Value": "TCE4K7PQ2M"},
+            {"Key": "ReceiverPartyPublicName", "Value": "888880 - KENYA POWER"}]}}})
 }
 
 /// Guards against: a failure result posted while the payout was on its way to the simulator
@@ -657,7 +664,7 @@ fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_no
     let gateway = fixed(|| Err(GatewayError::Transport("connection reset".into())));
     assert!(run_worker_once(&app, &gateway));
     let (_, originator, _) = app.payout_ids(&request);
-    let failure = b2c_result(&originator, "AG_20251125_0001", json!(2040));
+    let failure = paybill_result(&originator, "AG_20251125_0001", json!(2040));
     let r = app.post_mpesa_result(&failure);
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -672,7 +679,7 @@ fn a_failure_for_a_payout_a_gateway_has_not_acknowledged_is_refused_and_moves_no
         "the money stays reserved"
     );
     // Its real result is applied when it comes.
-    let success = b2c_result(&originator, "AG_20251125_0001", json!(0));
+    let success = paybill_result(&originator, "AG_20251125_0001", json!(0));
     assert_eq!(app.post_mpesa_result(&success).status, 200);
     assert_eq!(
         app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
@@ -690,7 +697,7 @@ fn a_result_code_that_is_not_a_code_or_is_given_twice_never_returns_the_money() 
     let (escrow, request) = approved_payout(&app);
     let (_, originator, _) = app.payout_ids(&request);
     for code in [json!(0.0), json!("0.0"), json!("-0"), json!("")] {
-        let r = app.post_mpesa_result(&b2c_result(&originator, "AG_1", code.clone()));
+        let r = app.post_mpesa_result(&paybill_result(&originator, "AG_1", code.clone()));
         assert_eq!(r.status, 200, "{code}: {}", r.text);
     }
     let twice = format!(
@@ -748,7 +755,7 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
             })
             .unwrap();
     }
-    let crossed = b2c_result(&a_originator, "AG_B", json!(0));
+    let crossed = paybill_result(&a_originator, "AG_B", json!(0));
     assert_eq!(app.post_mpesa_result(&crossed).status, 404);
     for request in [&first, &second] {
         let view = app
@@ -760,16 +767,16 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
     // Our id with a conversation that is none of ours: a second conversation under one
     // payout, maybe a second payment. Applied to nothing; the payout is flagged, and its own
     // result, when it comes, settles it without clearing that flag.
-    let bogus = b2c_result(&a_originator, "AG_NOT_OURS", json!(0));
+    let bogus = paybill_result(&a_originator, "AG_NOT_OURS", json!(0));
     assert_eq!(app.post_mpesa_result(&bogus).status, 200);
     // No failure from M-Pesa returns the money of a payout that may have been paid twice.
-    let failed = b2c_result(&a_originator, "AG_A", json!(2001));
+    let failed = paybill_result(&a_originator, "AG_A", json!(2001));
     assert_eq!(app.post_mpesa_result(&failed).status, 200);
     let view = app
         .get(&format!("/payment-requests/{first}"), &app.admin)
         .body;
     assert_eq!(view["payout"]["status"], "sent", "{view}");
-    let right = b2c_result(&a_originator, "AG_A", json!(0));
+    let right = paybill_result(&a_originator, "AG_A", json!(0));
     assert_eq!(app.post_mpesa_result(&right).status, 200);
     let view = app.wait_for_status(&first, &["paid"]);
     assert_eq!(view["payout"]["flagged"], true, "{view}");
@@ -904,7 +911,7 @@ fn the_result_that_settles_a_flagged_payout_clears_its_flag() {
     assert_eq!(flagged["status"], "approved", "{flagged}");
     let listed = app.get("/payouts?status=flagged", &app.admin);
     assert!(listed.text.contains(&payout), "{}", listed.text);
-    let paid = app.post_mpesa_result(&b2c_result(&originator, "AG_1", json!(0)));
+    let paid = app.post_mpesa_result(&paybill_result(&originator, "AG_1", json!(0)));
     assert_eq!(paid.status, 200, "{}", paid.text);
     let view = app.wait_for_status(&request, &["paid"]);
     assert_eq!(
@@ -1007,10 +1014,10 @@ fn a_payout_flagged_after_its_result_holds_the_refund_until_an_admin_confirms_it
     });
     assert!(run_worker_once(&app, &gateway));
     let (payout, originator, _) = app.payout_ids(&request);
-    let failure = b2c_result(&originator, "AG_20251125_0002", json!(2040));
+    let failure = paybill_result(&originator, "AG_20251125_0002", json!(2040));
     assert_eq!(app.post_mpesa_result(&failure).status, 200);
     app.wait_for_status(&request, &["failed"]);
-    let success = b2c_result(&originator, "AG_20251125_0002", json!(0));
+    let success = paybill_result(&originator, "AG_20251125_0002", json!(0));
     assert_eq!(app.post_mpesa_result(&success).status, 200);
     let payout_view = |app: &TestApp| {
         app.get(&format!("/payment-requests/{request}"), &app.admin)

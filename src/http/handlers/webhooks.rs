@@ -37,7 +37,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
             ))
         }
         Err(e) => {
-            log::warn!("Stripe webhook refused: the signature {e}");
+            log::warn!("Stripe webhook refused: its signature {e}");
             return Err(Error::BadSignature);
         }
     }

@@ -31,6 +31,9 @@ pub struct Callback {
     /// `ReferenceData.ReferenceItem` as sent (a list or one item): a B2B result names the bill
     /// account it paid there (`BillReferenceNumber`).
     pub reference: Option<Value>,
+    /// Is it the STK form (`Body.stkCallback`, the answer to a Lipa na M-Pesa Online push)
+    /// rather than a B2C or B2B `Result`?
+    pub stk: bool,
 }
 
 /// The outcome a callback reports.
@@ -278,6 +281,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             desc: free_text(&text(stk.get("ResultDesc")).unwrap_or_default()),
             parameters: None,
             reference: None,
+            stk: true,
         });
     }
     let result = body
@@ -301,6 +305,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             desc,
             parameters: None,
             reference: None,
+            stk: false,
         });
     }
     let code = code_of(result.get("ResultCode"))
@@ -336,6 +341,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             .get("ReferenceData")
             .and_then(|r| r.get("ReferenceItem"))
             .cloned(),
+        stk: false,
     })
 }
 

@@ -36,12 +36,14 @@ pub fn b2b_success(
     conversation: &str,
     receipt: &str,
     amount: KesCents,
+    payee_number: &str,
     bill_reference: Option<&str>,
 ) -> Value {
     json!({"Result": {"ResultType": "0", "ResultCode": "0", "ResultDesc": "The service request is processed successfully",
         "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
         "ResultParameters": {"ResultParameter": [
             {"Key": "Amount", "Value": format!("{}.00", amount.get() / 100)},
+            {"Key": "ReceiverPartyPublicName", "Value": format!("{payee_number} - SIMULATED PAYEE")},
             {"Key": "DebitPartyCharges", "Value": ""},
             {"Key": "Currency", "Value": "KES"}]},
         "ReferenceData": reference_data(Some(("BillReferenceNumber", json!(bill_reference))))}})
