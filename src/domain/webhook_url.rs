@@ -46,7 +46,7 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
         return AddressKind::Loopback;
     }
     if ip.is_unspecified() {
-        return AddressKind::Never("unspecified (::)");
+        return AddressKind::Never("unspecified");
     }
     // An IPv4 address inside IPv6 is whatever that IPv4 address is: mapped (::ffff:a.b.c.d),
     // compatible (::a.b.c.d), translated (::ffff:0:a.b.c.d, RFC 2765) and NAT64's well-known
@@ -129,9 +129,22 @@ pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::
         )),
         AddressKind::Private(_) if allow_private => Ok(()),
         AddressKind::Private(what) => Err(format!(
-            "{host} resolves to a {what} address ({ip}); set REMIT_WEBHOOK_ALLOW_PRIVATE=true to allow it"
+            "{host} resolves to {} {what} address ({ip}); set REMIT_WEBHOOK_ALLOW_PRIVATE=true to allow it",
+            article(what)
         )),
-        AddressKind::Never(what) => Err(format!("{host} resolves to a {what} address ({ip})")),
+        AddressKind::Never(what) => Err(format!(
+            "{host} resolves to {} {what} address ({ip})",
+            article(what)
+        )),
+    }
+}
+
+/// "a" or "an" before a kind of address, as it is said ("an IETF…", "a unique-local…").
+fn article(what: &str) -> &'static str {
+    if what.starts_with("unspecified") || what.starts_with("IETF") {
+        "an"
+    } else {
+        "a"
     }
 }
 

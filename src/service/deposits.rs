@@ -284,7 +284,7 @@ fn record_with(
                 known.as_ref(),
                 source,
                 reference,
-                amount,
+                (amount, USD),
                 &reason,
             );
         }
@@ -351,19 +351,37 @@ fn more_than_due(amount: UsdCents, cash: &Cash, due: UsdCents) -> bool {
     }
 }
 
+/// The currency of money that arrived, as its source names it: cash, and the card payments
+/// remit credits, are in `usd`.
+pub const USD: &str = "usd";
+
 /// Records a deposit that arrived but cannot be applied (unknown escrow, wrong currency, more
-/// than is due…): kept for the operator, audited, never touching a balance.
+/// than is due…): kept for the operator, audited, never touching a balance. `amount` is in
+/// the smallest unit of its currency (as the source said it: Stripe's `currency`, `""` when
+/// it named none), kept where a deposit's cents are.
 pub fn record_flagged(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     escrow_id: Option<&EscrowId>,
     source: DepositSource,
     reference: &str,
-    amount: UsdCents,
+    amount: (UsdCents, &str),
     reason: &str,
 ) -> Result<RecordedDeposit> {
-    let id = insert_flagged(ctx, actor, escrow_id, source, reference, amount, reason)?;
+    let id = insert_flagged(ctx, actor, escrow_id, source, reference, amount.0, reason)?;
     said_flagged(ctx, actor, &id, escrow_id, source, amount, reason)
+}
+
+/// A flagged deposit's amount as its audit line and event say it: in US dollars when it is,
+/// else in its own currency's smallest unit, with no dollar amount (a receiver must not book
+/// JPY 5,000 as USD 50.00).
+fn flagged_amount((amount, currency): (UsdCents, &str)) -> serde_json::Value {
+    if currency == USD {
+        json!({"currency": USD, "amountUsd": amount.major(), "amountUsdCents": amount.get()})
+    } else {
+        json!({"currency": (!currency.is_empty()).then_some(currency), "amountUsd": null,
+               "amountUsdCents": null, "amountMinorUnits": amount.get()})
+    }
 }
 
 /// The row of a deposit not applied, flagged for the operator with `reason`.
@@ -393,19 +411,29 @@ fn said_flagged(
     id: &DepositId,
     escrow_id: Option<&EscrowId>,
     source: DepositSource,
-    amount: UsdCents,
+    amount: (UsdCents, &str),
     reason: &str,
 ) -> Result<RecordedDeposit> {
+    let with_amount = |mut v: serde_json::Value| {
+        if let (Some(v), serde_json::Value::Object(fields)) =
+            (v.as_object_mut(), flagged_amount(amount))
+        {
+            v.extend(fields);
+        }
+        v
+    };
     ctx.audit(
         &actor.id,
         "deposit.flagged",
         id.as_str(),
-        &json!({"escrowId": escrow_id, "source": source, "amountUsdCents": amount.get(), "reason": reason}),
+        &with_amount(json!({"escrowId": escrow_id, "source": source, "reason": reason})),
     )?;
     ctx.emit(
         EventType::DepositFlagged,
-        json!({"depositId": id, "escrowId": escrow_id, "status": DepositStatus::Flagged,
-               "source": source, "amountUsd": amount.major(), "amountUsdCents": amount.get()}),
+        with_amount(
+            json!({"depositId": id, "escrowId": escrow_id, "status": DepositStatus::Flagged,
+               "source": source}),
+        ),
     )?;
     ctx.warn_after_commit(format!(
         "deposit {id} from {source} flagged for the operator: {reason}"
@@ -610,8 +638,9 @@ pub fn after_reversal(
     actor: &Actor,
     payment_intent: &str,
     escrow_id: Option<&str>,
-    amount: UsdCents,
+    amount: (UsdCents, &str),
 ) -> Result<Option<RecordedDeposit>> {
+    let (amount, currency) = amount;
     let found: Option<DepositId> = ctx
         .conn
         .prepare_cached(
@@ -650,7 +679,7 @@ pub fn after_reversal(
         &id,
         known.as_ref(),
         DepositSource::Stripe,
-        amount,
+        (amount, currency),
         &reason,
     )
     .map(Some)

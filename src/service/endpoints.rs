@@ -364,7 +364,7 @@ pub fn deliveries(
                 .query_row([cursor], |r| r.get(0))
                 .optional()?
                 .ok_or(Error::NotFound {
-                    what: "the delivery named by cursor (no longer kept: start again from the first page)",
+                    what: "cursor: its delivery is no longer kept (start again from the first page), or was",
                 })?,
         ),
     };

@@ -1387,6 +1387,12 @@ pub fn resolve(
             to: "resolved",
         });
     }
+    // Resolved because it is stuck: its `payout.stuck` goes out first, in this command, if the
+    // sweep (every 15 s) had not reached it yet: every payout on the admin's list of stuck
+    // ones is said to be stuck (its sender told of the delay), however soon it is resolved.
+    if stuck {
+        emit_stuck(ctx, Some(payout_id), &cutoff, 1)?;
+    }
     match apply_result(ctx, actor, payout_id, result, Reported::NotCarried)? {
         ResultOutcome::Applied => {}
         ResultOutcome::AlreadyApplied => {

@@ -506,7 +506,7 @@ pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
     let expired: Vec<(PaymentRequestId, EscrowId, KesCents, UsdCents)> = ctx
         .conn
         .prepare_cached(
-            "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :expired, decided_at = expires_at, updated_at = :at
+            "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :expired, decided_at = expires_at, updated_at = expires_at
              WHERE id IN (SELECT id FROM payment_requests
                           WHERE status = :pending AND expires_at <= :at ORDER BY expires_at LIMIT :max)
              RETURNING id, escrow_id, amount_kes_cents, amount_usd_cents",

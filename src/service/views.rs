@@ -707,6 +707,13 @@ pub struct PaymentRequestView {
     pub payout: Option<PayoutView>,
 }
 
+/// A waiting request past its expiry that the expiry sweep has not marked yet (`r`).
+macro_rules! expired_unswept {
+    () => {
+        "(r.status = 'pending_approval' AND r.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
+    };
+}
+
 columns! {
     /// The request columns (`r`, its category `c`, escrow `e`); a request's status as the API
     /// shows it: a waiting request past its expiry is `expired`, whether or not the expiry
@@ -716,8 +723,7 @@ columns! {
         ESCROW = "r.escrow_id",
         CATEGORY = "c.name",
         REQUESTED_BY = "r.requested_by",
-        STATUS = "CASE WHEN r.status = 'pending_approval'
-            AND r.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN 'expired' ELSE r.status END",
+        STATUS = concat!("CASE WHEN ", expired_unswept!(), " THEN 'expired' ELSE r.status END"),
         EXPIRES = "r.expires_at",
         KES = "r.amount_kes_cents",
         USD = "r.amount_usd_cents",
@@ -726,10 +732,11 @@ columns! {
         MERCHANT_ACCOUNT = "r.merchant_account_enc",
         NOTE = "r.note_enc",
         DECIDED_BY = "r.decided_by",
-        DECIDED_AT = "r.decided_at",
+        // As the sweep writes them: decided, and last changed, when it expired.
+        DECIDED_AT = concat!("CASE WHEN ", expired_unswept!(), " THEN r.expires_at ELSE r.decided_at END"),
         REASON = "r.decision_reason_enc",
         CREATED = "r.created_at",
-        UPDATED = "r.updated_at",
+        UPDATED = concat!("CASE WHEN ", expired_unswept!(), " THEN r.expires_at ELSE r.updated_at END"),
         SENDER = "e.sender_id",
         RECIPIENT = "e.recipient_id",
     }

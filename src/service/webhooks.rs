@@ -137,9 +137,13 @@ fn apply_payment_intent(
         );
         return Ok(StripeOutcome::NoAmount);
     };
-    if let Some(recorded) =
-        deposits::after_reversal(ctx, &actor, intent_id, intent.escrow_id.as_deref(), amount)?
-    {
+    if let Some(recorded) = deposits::after_reversal(
+        ctx,
+        &actor,
+        intent_id,
+        intent.escrow_id.as_deref(),
+        (amount, &intent.currency),
+    )? {
         return Ok(StripeOutcome::Deposit(recorded.outcome));
     }
     let source = DepositSource::Stripe;
@@ -164,7 +168,7 @@ fn apply_payment_intent(
                 known.as_ref(),
                 source,
                 intent_id,
-                amount,
+                (amount, &intent.currency),
                 &reason,
             )?
         }
@@ -174,7 +178,7 @@ fn apply_payment_intent(
             None,
             source,
             intent_id,
-            amount,
+            (amount, &intent.currency),
             if intent.escrow_ids_differ {
                 "the metadata names two escrows (escrowId and escrow_id differ)"
             } else {

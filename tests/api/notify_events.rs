@@ -76,7 +76,35 @@ fn money_in_emits_deposit_recorded_and_escrow_activated_only_when_they_commit() 
     assert_eq!(flagged.kind, "deposit.flagged");
     assert_eq!(flagged.data["escrowId"], serde_json::Value::Null);
     assert_eq!(flagged.data["amountUsdCents"], 2_500);
+    assert_eq!(flagged.data["currency"], "usd");
     assert_eq!(flagged.data["source"], "stripe");
+    // One in another currency says its amount in that currency, never as dollars: JPY 5,000 was
+    // said as amountUsd 50.0.
+    let event =
+        json!({"id": "evt_stripe_jpy", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": "pi_jpy_1", "object": "payment_intent",
+        "amount": 5_000, "amount_received": 5_000, "currency": "jpy", "status": "succeeded",
+        "metadata": {}}}})
+        .to_string();
+    assert_eq!(app.post_stripe(&event).status, 200);
+    let flagged = events(&app).into_iter().last().unwrap();
+    assert_eq!(flagged.kind, "deposit.flagged");
+    assert_eq!(
+        (
+            &flagged.data["currency"],
+            &flagged.data["amountMinorUnits"],
+            &flagged.data["amountUsd"],
+            &flagged.data["amountUsdCents"]
+        ),
+        (
+            &json!("jpy"),
+            &json!(5_000),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null
+        ),
+        "{}",
+        flagged.data
+    );
     assert_no_pii(&app);
     assert_events_documented(&app.store);
 }
@@ -366,6 +394,49 @@ fn the_stuck_sweep_emits_payout_stuck_once_per_payout() {
         .write(move |ctx| payouts::flag(ctx, &p, "test"))
         .unwrap();
     assert_eq!(stuck_events(), 1);
+    // A payout an admin resolves because it is stuck, before the sweep (every 15 s) reached it,
+    // is said to be stuck first, in the same command: it was on the admin's list of stuck
+    // payouts, and its sender heard nothing of the delay.
+    let admin = ts.user(Role::Admin, "Ops", None);
+    let request = ts.request(&agent, &escrow, "rent", 160_000).unwrap();
+    let request_id = request["paymentRequestId"].as_str().unwrap().to_string();
+    ts.approve(&sender, &request_id).unwrap();
+    let second = remit::domain::PayoutId::parse(&ts.payout_id_of(&request_id)).unwrap();
+    let (p, sent_at) = (
+        second.clone(),
+        remit::time::rfc3339(remit::time::now_unix() - 30),
+    );
+    ts.store
+        .write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE payouts SET status = 'sent', sent_at = ?2 WHERE id = ?1",
+                [p.as_str(), &sent_at],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let paid = payouts::PayoutResult::Succeeded {
+        receipt: "TCE4K7PQ2N".into(),
+    };
+    ts.store
+        .write(move |ctx| payouts::resolve(ctx, &admin, &second, &paid, 10, false))
+        .unwrap();
+    let kinds: Vec<String> = ts
+        .store
+        .read(|conn, _| {
+            let mut stmt = conn.prepare(
+                "SELECT type FROM outbox_events WHERE type IN ('payout.stuck', 'payment_request.paid') ORDER BY seq",
+            )?;
+            let kinds = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(kinds)
+        })
+        .unwrap();
+    assert_eq!(
+        kinds,
+        ["payout.stuck", "payout.stuck", "payment_request.paid"]
+    );
     assert_events_documented(&ts.store);
 }
 

@@ -410,6 +410,18 @@ fn a_request_expires_at_its_time_and_cannot_be_approved_after() {
     );
     let view = app.get(&format!("/payment-requests/{request}"), &app.sender);
     assert_eq!(view.body["status"], "expired", "{}", view.text);
+    // Decided, and last changed, when it expired: the same before the sweep marks it as after
+    // (it read decidedAt null and updatedAt its creation until then).
+    let times = |view: &Value| {
+        (
+            view["decidedAt"].clone(),
+            view["updatedAt"].clone(),
+            view["expiresAt"].clone(),
+        )
+    };
+    let (decided, updated, expires) = times(&view.body);
+    assert_eq!((&decided, &updated), (&expires, &expires), "{}", view.text);
+    let unswept = view.body.clone();
     let r = app.approve(&request);
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -460,6 +472,13 @@ fn a_request_expires_at_its_time_and_cannot_be_approved_after() {
         })
         .unwrap();
     assert_eq!(stored, "expired");
+    let swept = app
+        .get(&format!("/payment-requests/{request}"), &app.sender)
+        .body;
+    assert_eq!(
+        swept, unswept,
+        "the same request before and after the sweep"
+    );
     let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
     assert!(
         audit.text.contains("payment_request.expired"),
