@@ -329,11 +329,10 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
     }
 }
 
-/// A request refused as sent (`400`) before it ran, whose idempotency key already answered
-/// another request, is that key reused (`422`), as a valid different request is: the key's
-/// answer is kept, whatever else is wrong with the new request. (The same request cannot have
-/// been answered under the key: it would have been refused as sent then too, and such refusals
-/// are not stored.)
+/// A request refused as sent (`400`), whose idempotency key already answered another request,
+/// is that key reused (`422`), as a valid different request is: the key's answer is kept,
+/// whatever else is wrong with the new request. (The same request refused now, though it was
+/// answered under the key, say after a limit was lowered, keeps its `400`.)
 fn key_reused_instead(app: &App, req: &Req, route: &Route, e: Error) -> Error {
     if route.method != Method::Post || status_of(&e) != 400 || req.idempotency_key().is_none() {
         return e;
@@ -344,7 +343,7 @@ fn key_reused_instead(app: &App, req: &Req, route: &Route, e: Error) -> Error {
     let stored = super::idempotency::key_of(req, actor).and_then(|key| match key {
         Some(key) => app
             .store
-            .read(|conn, _| crate::service::idempotency::is_stored(conn, &key)),
+            .read(|conn, _| crate::service::idempotency::answered_another(conn, &key)),
         None => Ok(false),
     });
     match stored {

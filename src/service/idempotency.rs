@@ -161,6 +161,19 @@ pub fn is_stored(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bo
         .is_some())
 }
 
+/// Did the key answer another request than this one (within its keeping)? Read outside the
+/// writer: a request refused as sent before it ran asks it (`http::routes`).
+pub fn answered_another(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
+    let cutoff = crate::time::rfc3339(crate::time::now_unix() - IDEMPOTENCY_TTL_S);
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
+        )?
+        .query_row(params![key.user_id, key.key, cutoff], |r| r.get(0))
+        .optional()?;
+    Ok(stored.is_some_and(|f| f != key.fingerprint && f != key.as_sent))
+}
+
 /// Stores the first response to the key's request, encrypted (responses hold PII).
 pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
     let body_enc = ctx.keys.seal(

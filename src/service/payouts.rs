@@ -340,7 +340,7 @@ const OTHER_PAYEE: &str = "M-Pesa's result names another";
 /// The flag of a payout an STK result named (`webhooks::apply_to_payout`).
 pub const STK_FOR_B2X: &str = "an STK (Lipa na M-Pesa Online) result named this payout, which was sent as B2C or B2B: not applied, money stays reserved; check M-Pesa";
 /// The flag of a B2B success that names no payee, where M-Pesa cannot be asked.
-pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee (neither the bill account nor the PayBill or Till): not applied, money stays reserved; check M-Pesa";
+pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compare (neither the bill account nor the PayBill or Till number): not applied, money stays reserved; check M-Pesa";
 
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
@@ -354,7 +354,8 @@ pub enum Payee {
     Same,
     /// Another payee: the reason not to apply it, in words that hold no account number or phone.
     Other(&'static str),
-    /// A B2B success naming neither the bill account nor the PayBill or Till it paid.
+    /// A B2B success that names neither a bill account nor a PayBill or Till that could be
+    /// compared with what remit sent.
     Unnamed,
 }
 
@@ -363,35 +364,16 @@ pub enum Payee {
 /// (`ReceiverPartyPublicName`, `"888880 - KENYA POWER"`), a B2C result the phone it paid
 /// (`"254712345678 - JANE WANJIKU"`); any of them naming another (a result of another payment,
 /// or a forged one) is a reason, in words that hold no account number or phone (the reason is
-/// kept unencrypted), not to apply it. A B2B success must name one of its two (`Unnamed`
-/// otherwise); a B2C result naming no phone passes, and so does a phone masked past telling
-/// (only the digits it shows are compared).
+/// kept unencrypted), not to apply it. A B2B success must name its payee: one of the two
+/// compared and the same (`Unnamed` otherwise: a name without its number, or a bill account for
+/// a Till paid without one, says nothing); a B2C result naming no phone passes, and so does a
+/// phone masked past telling (only the digits it shows are compared).
 pub fn payee_named(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     bill_reference: Option<&str>,
     payee: Option<&str>,
 ) -> Result<Payee> {
-    let command: PayoutCommand = ctx
-        .conn
-        .prepare_cached("SELECT command FROM payouts WHERE id = ?1")?
-        .query_row([payout_id], |r| r.get(0))?;
-    if bill_reference.is_none() && payee.is_none() {
-        return Ok(match command {
-            PayoutCommand::B2c => Payee::Same,
-            _ => Payee::Unnamed,
-        });
-    }
-    Ok(other_payee(ctx, payout_id, bill_reference, payee)?.map_or(Payee::Same, Payee::Other))
-}
-
-/// `payee_named`'s reason, for a result that names a payee.
-fn other_payee(
-    ctx: &WriteCtx<'_>,
-    payout_id: &PayoutId,
-    bill_reference: Option<&str>,
-    payee: Option<&str>,
-) -> Result<Option<&'static str>> {
     let (command, request_id, account_enc): (PayoutCommand, PaymentRequestId, String) = ctx
         .conn
         .prepare_cached(
@@ -399,6 +381,9 @@ fn other_payee(
              JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
         )?
         .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if command == PayoutCommand::B2c && payee.is_none() {
+        return Ok(Payee::Same);
+    }
     let account = ctx
         .keys
         .open(
@@ -409,11 +394,12 @@ fn other_payee(
         .and_then(|stored| MerchantAccount::from_stored(&stored))?;
     if command == PayoutCommand::B2c {
         let sent = account.number();
-        return Ok(payee
-            .is_some_and(|payee| names_another_phone(payee, &sent))
-            .then_some(
+        return Ok(match payee.is_some_and(|payee| names_another_phone(payee, &sent)) {
+            true => Payee::Other(
                 "M-Pesa's result names another phone than the one remit paid: not applied, money stays reserved; check M-Pesa",
-            ));
+            ),
+            false => Payee::Same,
+        });
     }
     // A number-valued reference loses its leading zeros on the way: digits compare as numbers.
     let same = |named: &str, sent: &str| {
@@ -423,13 +409,15 @@ fn other_payee(
             false => named.eq_ignore_ascii_case(sent),
         }
     };
+    let mut compared = false;
     let sent_reference = account.account_reference().map(str::trim);
     if let (Some(named), Some(sent)) = (bill_reference.map(str::trim), sent_reference) {
         if !same(named, sent) {
-            return Ok(Some(
+            return Ok(Payee::Other(
                 "M-Pesa's result names another bill account than the one remit sent: not applied, money stays reserved; check M-Pesa",
             ));
         }
+        compared = true;
     }
     // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"): the number before the
     // dash, when it is one.
@@ -437,12 +425,19 @@ fn other_payee(
         .and_then(|p| p.split(['-', '\u{2013}']).next())
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if named_number.is_some_and(|n| n != account.number()) {
-        return Ok(Some(
-            "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",
-        ));
+    if let Some(number) = named_number {
+        if number != account.number() {
+            return Ok(Payee::Other(
+                "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",
+            ));
+        }
+        compared = true;
     }
-    Ok(None)
+    Ok(if compared {
+        Payee::Same
+    } else {
+        Payee::Unnamed
+    })
 }
 
 /// Does `payee` (a B2C result's `ReceiverPartyPublicName`: a phone, `254712345678`,

@@ -152,7 +152,7 @@ fn apply_payment_intent(
         .not_succeeded
         .clone()
         .or_else(|| match intent.currency.as_str() {
-            "usd" => None,
+            deposits::USD => None,
             "" => Some("the payment names no currency".into()),
             other => Some(format!("currency {other:?} is not usd")),
         });
@@ -524,13 +524,15 @@ fn apply_to_payout(
     // that sent this payout sent it as B2C or B2B, whose results name the payee checked below.
     // One naming such a payout is not its result, whatever it says (with the path token anyone
     // could post one): not applied; asked about where the gateway can be, else flagged.
-    if callback.stk && gateway.is_some() {
-        payouts::flag(ctx, payout_id, payouts::STK_FOR_B2X)?;
-        return if asks {
-            ask()
-        } else {
-            Ok(CallbackOutcome::Flagged("an STK result".into()))
-        };
+    // (A payout that has its result is left to `apply_result`, below: the same receipt is
+    // acknowledged, another outcome flagged as a conflict.)
+    let open = !status.has_result();
+    if callback.stk && gateway.is_some() && open {
+        if asks {
+            payouts::flag(ctx, payout_id, payouts::STK_FOR_B2X)?;
+            return ask();
+        }
+        return flagged(payouts::STK_FOR_B2X, "an STK result");
     }
     // A success that names another payee than the payout's is not applied, nor a B2B success
     // naming none that a gateway sent (asked about where it can be). A payout no gateway was
@@ -547,8 +549,11 @@ fn apply_to_payout(
         )?;
         match named {
             Payee::Other(reason) => return flagged(reason, "another payee"),
-            Payee::Unnamed if gateway.is_none() => {}
-            Payee::Unnamed if asks => return ask(),
+            Payee::Unnamed if gateway.is_none() || !open => {}
+            Payee::Unnamed if asks => {
+                payouts::flag(ctx, payout_id, payouts::NO_PAYEE)?;
+                return ask();
+            }
             Payee::Unnamed => return flagged(payouts::NO_PAYEE, "no payee"),
             Payee::Same => {}
         }
@@ -576,7 +581,7 @@ fn apply_to_payout(
         CallbackKind::Success(Some(receipt))
             if !crate::wire::daraja::plausible_receipt(receipt) =>
         {
-            if asks {
+            if asks && open {
                 ask()
             } else {
                 flagged(

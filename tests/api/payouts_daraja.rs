@@ -1851,10 +1851,10 @@ fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
         "OriginatorConversationID": bill_originator, "ConversationID": bill_conversation, "TransactionID": "TLB2900NOP",
         "ResultParameters": {"ResultParameter": [{"Key": "Amount", "Value": "2900.00"}]}}});
     for (request, originator, body, forged) in [
-        (&phone_request, &phone_originator, stk, "TLSTK28000"),
-        (&bill_request, &bill_originator, no_payee, "TLB2900NOP"),
+        (&phone_request, &phone_originator, &stk, "TLSTK28000"),
+        (&bill_request, &bill_originator, &no_payee, "TLB2900NOP"),
     ] {
-        let r = post_result(&app, &body);
+        let r = post_result(&app, body);
         assert_eq!(r.status, 200, "{}", r.text);
         let paid = settled(&app, request, &["paid"]);
         assert_ne!(paid["payout"]["mpesaReceipt"], forged, "{paid}");
@@ -1862,6 +1862,35 @@ fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
             paid["payout"]["mpesaReceipt"].as_str(),
             Some(receipt_of(&fake, originator).as_str()),
             "{paid}"
+        );
+        assert_eq!(
+            paid["payout"]["flagged"], false,
+            "the asked answer settled it: {paid}"
+        );
+    }
+    // Once a payout has its result, either of them with another receipt is a different result
+    // for a settled payout: flagged as such a conflict is, not asked about (nothing would be
+    // asked of a settled payout, and the conflict would go unsaid). (The same body again is
+    // a repeat, acknowledged and applied to nothing.)
+    let mut stk_again = stk.clone();
+    stk_again["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1]["Value"] = json!("TLSTK28001");
+    let mut no_payee_again = no_payee.clone();
+    no_payee_again["Result"]["TransactionID"] = json!("TLB2900NO2");
+    for (request, body) in [
+        (&phone_request, &stk_again),
+        (&bill_request, &no_payee_again),
+    ] {
+        assert_eq!(post_result(&app, body).status, 200);
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.admin)
+            .body;
+        assert_eq!(view["status"], "paid", "{view}");
+        assert_eq!(view["payout"]["flagged"], true, "{view}");
+        assert!(
+            view["payout"]["flagReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("a different result arrived")),
+            "{view}"
         );
     }
     assert_checks(app);
