@@ -735,6 +735,15 @@ async function main() {
     });
     // (At 50 KES per USD a shilling buys two cents: a cent due is collected as KES 0.50.)
     assert(JSON.stringify(collect) === JSON.stringify([2500100, 200, 7500000, 5000, 50]), `whole shillings to collect: ${JSON.stringify(collect)}`);
+    // A category's balance in KES is the most whole shillings a request may ask of it, as the
+    // server prices one (USD cents = ceil(KES cents × 10⁴ / rate)): USD 243.33 at 150 is KES
+    // 36,499.50, of which a request may ask KES 36,499; USD 166.67 at 129.4567 is KES 21,576.55,
+    // and KES 21,576 costs USD 166.67 where 21,577 would cost 166.68.
+    const askable = await agent.evaluate(async () => {
+      const f = await import('/js/format.js');
+      return [f.kesWholeFor(24333, 1500000), f.kesWholeFor(16667, 1294567), f.kesWholeFor(1, 500000)];
+    });
+    assert(JSON.stringify(askable) === JSON.stringify([3649900, 2157600, 0]), `whole shillings a request may ask: ${JSON.stringify(askable)}`);
     await card.locator(tid('record-deposit')).click();
     // The cash form opens in shillings with the amount empty and the due said beside it: one
     // Enter must not record the whole due whatever cash lies on the counter.
