@@ -55,7 +55,8 @@ impl KenyanPhone {
         let nsn = match digits.len() {
             12 if digits.starts_with("254") => &digits[3..],
             10 if digits.starts_with('0') => &digits[1..],
-            9 => digits,
+            // Nine digits are the number without its 0; with it, one is missing (`071234567`).
+            9 if !digits.starts_with('0') => digits,
             _ => return Err(bad("wrong length")),
         };
         if !(nsn.starts_with('7') || nsn.starts_with('1')) {
@@ -143,6 +144,7 @@ mod tests {
             ("00255712345678", "only +254 numbers are accepted"),
             ("+255712345678", "only +254 numbers are accepted"),
             ("07123456789", "wrong length"),
+            ("071234567", "wrong length"),
             // The separators taken are the ones said; nothing at all is said as nothing.
             (
                 "0712 x45 678",

@@ -129,7 +129,7 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/escrows/:id", Bearer, escrows::get),
     route(Post, "/escrows/:id/deposits", Bearer, escrows::deposit).only(&[Agent]),
     route(Get, "/escrows/:id/journal", Bearer, escrows::journal).with_query(&PAGE),
-    route(Post, "/escrows/:id/cancel", Bearer, escrows::cancel),
+    route(Post, "/escrows/:id/cancel", Bearer, escrows::cancel).only(&[Sender]),
     route(Post, "/escrows/:id/clear-flag", Bearer, escrows::clear_flag).only(ADMIN),
     route(
         Post,
@@ -169,8 +169,10 @@ pub const ROUTES: &[Route] = &[
         .only(ADMIN),
     route(Post, "/users", Bearer, users::create).only(ADMIN),
     route(Post, "/users/:id/tokens", Bearer, users::issue_token).only(ADMIN),
-    route(Delete, "/tokens/:prefix", Bearer, users::revoke_token),
-    route(Get, "/audit", Bearer, admin::audit).with_query(&["entity", PAGE[0], PAGE[1]]),
+    route(Delete, "/tokens/:prefix", Bearer, users::revoke_token).only(ADMIN),
+    route(Get, "/audit", Bearer, admin::audit)
+        .with_query(&["entity", PAGE[0], PAGE[1]])
+        .only(&[Sender]),
     route(Get, "/admin/integrity", Bearer, admin::integrity).only(ADMIN),
     route(Get, "/admin/float", Bearer, admin::float).only(ADMIN),
     route(Get, "/admin/replication", Bearer, admin::replication).only(ADMIN),
@@ -191,7 +193,8 @@ pub const ROUTES: &[Route] = &[
         "/webhook-endpoints/:id",
         Bearer,
         notifications::delete,
-    ),
+    )
+    .only(ADMIN),
     route(
         Post,
         "/webhook-endpoints/:id/enable",

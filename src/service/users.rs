@@ -67,7 +67,7 @@ pub struct MeView {
 }
 
 /// What `GET /me` says of the server's settings.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MeSettings {
     /// Which gateway pays payouts: `simulator` (no real money moves), `daraja` or `none`.
@@ -75,10 +75,14 @@ pub struct MeSettings {
     /// The web UI signs out after this many seconds without input (0: never;
     /// `REMIT_UI_IDLE_S`).
     pub idle_sign_out_s: u64,
-    /// The largest escrow total (`REMIT_MAX_ESCROW_USD`), in cents: a form says so before
-    /// anything is sent.
+    /// The largest escrow total (`REMIT_MAX_ESCROW_USD`): a form says so before anything is
+    /// sent.
+    pub max_escrow_usd: crate::money::Decimal,
+    /// The same in cents.
     pub max_escrow_usd_cents: crate::money::UsdCents,
-    /// The largest payment request (`REMIT_MAX_REQUEST_KES`), in cents.
+    /// The largest payment request (`REMIT_MAX_REQUEST_KES`).
+    pub max_request_kes: crate::money::Decimal,
+    /// The same in cents.
     pub max_request_kes_cents: crate::money::KesCents,
 }
 

@@ -1155,6 +1155,8 @@ pub struct JournalDepositView {
     /// did not take it).
     pub receipt_number: Option<String>,
     /// Cash taken in shillings: the KES counted (`null` otherwise).
+    pub amount_kes: Option<Decimal>,
+    /// The same in cents.
     pub amount_kes_cents: Option<KesCents>,
 }
 
@@ -1220,6 +1222,7 @@ pub fn journal(
                         let recorder: Option<String> = r.get("deposit_recorded_by")?;
                         let theirs = viewer.role != Role::Agent
                             || recorder.as_deref() == Some(viewer.id.as_str());
+                        let kes: Option<KesCents> = r.get("deposit_kes")?;
                         Ok(JournalDepositView {
                             source,
                             receipt_number: if theirs {
@@ -1227,7 +1230,8 @@ pub fn journal(
                             } else {
                                 None
                             },
-                            amount_kes_cents: r.get("deposit_kes")?,
+                            amount_kes: kes.map(KesCents::major),
+                            amount_kes_cents: kes,
                         })
                     })
                     .transpose()?,

@@ -916,7 +916,7 @@ fn the_journal_of_an_escrow_explains_every_cent() {
     assert!(receipt.is_string(), "{}", deposits.text);
     assert_eq!(
         items[0]["deposit"],
-        json!({"source": "cash", "receiptNumber": receipt, "amountKesCents": null}),
+        json!({"source": "cash", "receiptNumber": receipt, "amountKes": null, "amountKesCents": null}),
         "{}",
         items[0]
     );
@@ -933,7 +933,7 @@ fn the_journal_of_an_escrow_explains_every_cent() {
     let other_agent = app.new_user(remit::service::Role::Agent, "Second kiosk", None);
     assert_eq!(
         agents_view(&other_agent),
-        json!({"source": "cash", "receiptNumber": null, "amountKesCents": null})
+        json!({"source": "cash", "receiptNumber": null, "amountKes": null, "amountKesCents": null})
     );
     let spent = &items[3]["entries"].as_array().unwrap()[1];
     assert_eq!(
@@ -1064,10 +1064,17 @@ fn me_says_the_largest_escrow_and_request_the_server_takes() {
         assert_eq!(me.status, 200, "{}", me.text);
         assert_eq!(
             (
+                &me.body["maxEscrowUsd"],
                 &me.body["maxEscrowUsdCents"],
+                &me.body["maxRequestKes"],
                 &me.body["maxRequestKesCents"]
             ),
-            (&json!(50_000), &json!(2_000_000)),
+            (
+                &json!(500.0),
+                &json!(50_000),
+                &json!(20000.0),
+                &json!(2_000_000)
+            ),
             "{}",
             me.text
         );

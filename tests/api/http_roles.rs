@@ -341,3 +341,43 @@ fn a_refused_cancel_says_who_may_cancel() {
         );
     }
 }
+
+/// A role that may never call a route is `403` before its id or its query is looked at: before,
+/// cancelling an escrow as a recipient or an agent answered `404` for an escrow that does not
+/// exist and `400` for an unknown query parameter, and so did revoking a token, reading the audit
+/// log and deleting a webhook endpoint as a role that never may.
+#[test]
+fn a_role_that_may_never_call_a_route_is_403_whatever_it_named() {
+    let app = spawn_app();
+    let escrow = "esc_01m9419caxg8qa5zvftf1tb4xz";
+    let endpoint = "we_01m9419caxg8qa5zvftf1tb4xz";
+    for (method, path, roles) in [
+        (
+            "POST",
+            format!("/escrows/{escrow}/cancel?zz=1"),
+            &["recipient", "agent"][..],
+        ),
+        (
+            "DELETE",
+            "/tokens/rmt_00000000?zz=1".to_string(),
+            &["sender", "recipient", "agent"],
+        ),
+        ("GET", "/audit?zz=1".to_string(), &["recipient", "agent"]),
+        (
+            "DELETE",
+            format!("/webhook-endpoints/{endpoint}?zz=1"),
+            &["sender", "recipient", "agent"],
+        ),
+    ] {
+        for role in roles {
+            let body = (method == "POST").then_some(("application/json", &b"{}"[..]));
+            let r = app.raw(method, &path, Some(app.token(role)), body, &[]);
+            assert_eq!(
+                (r.status, r.body["code"].as_str()),
+                (403, Some("forbidden")),
+                "{method} {path} as {role}: {}",
+                r.text
+            );
+        }
+    }
+}

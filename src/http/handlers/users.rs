@@ -17,7 +17,9 @@ pub fn me(app: &App, req: &Req) -> Result<Reply> {
     let settings = service::MeSettings {
         gateway: app.config.gateway.name(),
         idle_sign_out_s: app.config.ui_idle_s,
+        max_escrow_usd: app.config.escrow_total_max.major(),
         max_escrow_usd_cents: app.config.escrow_total_max,
+        max_request_kes: app.config.request_kes_max.major(),
         max_request_kes_cents: app.config.request_kes_max,
     };
     let view = app

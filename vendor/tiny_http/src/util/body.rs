@@ -320,11 +320,13 @@ fn parse_chunk_size(line: &[u8]) -> IoResult<u64> {
             if line[at..].iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
                 return Err(bad_chunk("a control character in a chunk extension"));
             }
-            &line[..at]
+            // remit patch: blanks only before the `;` (RFC 9112's BWS), never before the size.
+            trim_ows_end(&line[..at])
         }
+        // remit patch: the size alone is hex digits and nothing else (`1*HEXDIG`): a size with
+        // blanks around it is one a stricter reader of the stream refuses, or reads elsewhere.
         None => line,
     };
-    let size = trim_ows(size);
     if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
         return Err(bad_chunk("bad chunk size"));
     }
@@ -332,10 +334,7 @@ fn parse_chunk_size(line: &[u8]) -> IoResult<u64> {
     u64::from_str_radix(size, 16).map_err(|_| bad_chunk("bad chunk size"))
 }
 
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
+fn trim_ows_end(mut bytes: &[u8]) -> &[u8] {
     while let [rest @ .., b' ' | b'\t'] = bytes {
         bytes = rest;
     }
@@ -389,7 +388,7 @@ mod tests {
     #[test]
     fn chunked_with_extensions_and_trailers() {
         let mut b = body(
-            b"3;x=y\r\nhel\r\nB\r\nlo world!!!\r\n0\r\nA: b\r\n\r\nNEXT",
+            b"3 ;x=y\r\nhel\r\nB\r\nlo world!!!\r\n0\r\nA: b\r\n\r\nNEXT",
             Framing::Chunked,
         );
         let mut out = String::new();
@@ -407,6 +406,10 @@ mod tests {
             &b"zz\r\nab\r\n0\r\n\r\n"[..],
             b"2\r\nabc\r\n0\r\n\r\n",
             b"+2\r\nab\r\n0\r\n\r\n",
+            // The size is hex digits alone: blanks only before an extension's `;`.
+            b" 2\r\nab\r\n0\r\n\r\n",
+            b"2 \r\nab\r\n0\r\n\r\n",
+            b" 2;a\r\nab\r\n0\r\n\r\n",
             b"2\r\nab",
             // A bare LF ends no line of a chunked body; extensions hold no control characters.
             b"2\nab\r\n0\r\n\r\n",
