@@ -79,7 +79,7 @@ fn keyed(
         Err(e) if is_final(&e) => error_reply(&e, ""),
         Err(e) => return Err(e),
     };
-    let stored_body = reply.replay_body.as_ref().unwrap_or(&reply.body);
+    let stored_body: &[u8] = reply.replay_body.as_deref().unwrap_or(&reply.body);
     let stored = StoredResponse {
         status: reply.status,
         body: String::from_utf8_lossy(stored_body).into_owned(),

@@ -3,14 +3,16 @@
 
 use crate::error::Error;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// A response before it is written.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Body bytes.
-    pub body: Vec<u8>,
+    /// Body bytes: borrowed for what the binary holds (the web UI's files, the OpenAPI
+    /// document), so that an answer a slow client holds open costs no copy of it.
+    pub body: Cow<'static, [u8]>,
     /// `Content-Type`.
     pub content_type: &'static str,
     /// Extra headers.
@@ -22,10 +24,14 @@ pub struct Reply {
 
 impl Reply {
     /// A reply with this body and content type.
-    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+    pub fn bytes(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Reply {
         Reply {
             status,
-            body,
+            body: body.into(),
             content_type,
             headers: Vec::new(),
             replay_body: None,

@@ -415,8 +415,18 @@ impl AccessBudget {
 }
 
 /// The tiny_http response of a reply, with the headers every response carries.
-fn response_of(reply: Reply, request_id: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+fn response_of(
+    reply: Reply,
+    request_id: &str,
+) -> tiny_http::Response<std::io::Cursor<std::borrow::Cow<'static, [u8]>>> {
+    let length = reply.body.len();
+    let mut response = tiny_http::Response::new(
+        tiny_http::StatusCode(reply.status),
+        Vec::new(),
+        std::io::Cursor::new(reply.body),
+        Some(length),
+        None,
+    );
     let mut add = |name: &str, value: &str| {
         if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(h);

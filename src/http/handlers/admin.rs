@@ -74,7 +74,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
 /// `GET /openapi.json`.
 pub fn openapi(_app: &App, _req: &Req) -> Result<Reply> {
     Ok(
-        Reply::bytes(200, "application/json", OPENAPI_JSON.as_bytes().to_vec())
+        Reply::bytes(200, "application/json", OPENAPI_JSON.as_bytes())
             .with_header("Cache-Control", "no-cache"),
     )
 }

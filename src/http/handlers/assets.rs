@@ -54,7 +54,7 @@ pub fn exists(path: &str) -> bool {
 pub fn serve(path: &str) -> Result<Reply> {
     let name = name_of(path).ok_or(Error::NotFound { what: "page" })?;
     let file = Assets::get(name).ok_or(Error::NotFound { what: "page" })?;
-    Ok(Reply::bytes(200, content_type(name), file.data.into_owned())
+    Ok(Reply::bytes(200, content_type(name), file.data)
         .with_header("Cache-Control", "no-cache")
         .with_header(
             "Content-Security-Policy",
