@@ -504,6 +504,10 @@ impl ClientConnection {
         let header = cut.as_deref();
         let message = match header {
             Some(name) => format!("the {name} header {why}"),
+            // A line without a name ("no colon here", ": v") is said as a header line.
+            None if why.starts_with("is ") || why.starts_with("has ") => {
+                format!("a header line {why}")
+            }
             None => why.to_string(),
         };
         self.write_error(400, "invalid_header", &message, header, None);

@@ -793,7 +793,7 @@ fn transfer_encoding_other_than_chunked_or_with_content_length_is_refused() {
 #[test]
 fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
     let (_server, addr) = serve(limits(), 2, echo_url);
-    let cases: [(&[u8], &str, Option<&str>); 8] = [
+    let cases: [(&[u8], &str, Option<&str>); 9] = [
         // A bare LF ending a header line could hide a framing header from a proxy in front.
         (
             b"POST / HTTP/1.1\r\nX-A: b\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
@@ -822,7 +822,12 @@ fn a_malformed_head_is_answered_400_saying_which_header_without_echoing_it() {
         ),
         (
             b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
-            "is not a NAME: VALUE line",
+            "\"a header line is not a NAME: VALUE line\"",
+            None,
+        ),
+        (
+            b"GET / HTTP/1.1\r\n: v\r\n\r\n",
+            "\"a header line has no name\"",
             None,
         ),
         (
