@@ -155,6 +155,31 @@ fn parse_env<T: std::str::FromStr + Takes>(name: &str) -> Result<Option<T>> {
     }
 }
 
+/// A whole-number setting within `low..=high` (`unit` said after the range: `" (MiB)"`): unset
+/// is `None`; a value that is no such number, or one outside the range, is refused naming the
+/// range (a word said "0 or more" for a setting that takes 16 to 16384).
+fn ranged<T>(name: &str, low: T, high: T, unit: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr + Takes + PartialOrd + std::fmt::Display + Copy,
+{
+    let takes = format!("a whole number from {low} to {high}{unit}");
+    let Some(v) = env(name) else { return Ok(None) };
+    let n: T = v.trim().parse().map_err(|_| {
+        Error::invalid(
+            name,
+            format!(
+                "cannot be read ({v:?}): {} {takes} (the README's Configuration table says more){}",
+                T::wrong(&v),
+                comment_hint(&v)
+            ),
+        )
+    })?;
+    if !(low..=high).contains(&n) {
+        return Err(Error::invalid(name, format!("must be {takes}")));
+    }
+    Ok(Some(n))
+}
+
 /// Which settings a command reads, and so checks: a malformed setting of the server (a `PORT`
 /// left as a word, an unknown `REMIT_GATEWAY`) stops `remit serve` with its name, but not
 /// `remit check` or `remit backup`, which never read it.
@@ -235,14 +260,14 @@ pub fn listen_addr(flag: Option<String>) -> Result<String> {
 
 /// The HTTP worker threads: the flag, else `REMIT_WORKERS`, else the default.
 pub fn workers(flag: Option<usize>) -> Result<usize> {
+    let max = crate::limits::HTTP_WORKERS_MAX;
     let n = match flag {
         Some(n) => n,
-        None => match parse_env::<usize>("REMIT_WORKERS")? {
+        None => match ranged::<usize>("REMIT_WORKERS", 1, max, "")? {
             Some(n) => n,
             None => return Ok(crate::limits::HTTP_WORKERS_DEFAULT),
         },
     };
-    let max = crate::limits::HTTP_WORKERS_MAX;
     if !(1..=max).contains(&n) {
         return Err(Error::invalid(
             "REMIT_WORKERS",
@@ -282,14 +307,8 @@ fn ledger(config: &mut Config) -> Result<()> {
         Some("normal") => Synchronous::Normal,
         Some(other) => return Err(not_a_choice("REMIT_SYNCHRONOUS", other, "full or normal")),
     };
-    if let Some(mib) = parse_env::<u64>("REMIT_WAL_MAX_MB")? {
-        let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
-        if !(low..=high).contains(&mib) {
-            return Err(Error::invalid(
-                "REMIT_WAL_MAX_MB",
-                format!("must be from {low} to {high} (MiB)"),
-            ));
-        }
+    let (low, high) = crate::limits::WAL_MAX_MIB_RANGE;
+    if let Some(mib) = ranged::<u64>("REMIT_WAL_MAX_MB", low, high, " (MiB)")? {
         config.wal_max_mib = mib;
     }
     Ok(())
@@ -425,28 +444,13 @@ fn server(config: &mut Config) -> Result<()> {
         }
         config.payout_timeout_s = s;
     }
-    if let Some(n) = parse_env::<usize>("REMIT_MAX_CONNECTIONS")? {
-        if !(16..=crate::limits::CONNECTIONS_MAX_LIMIT).contains(&n) {
-            return Err(Error::invalid(
-                "REMIT_MAX_CONNECTIONS",
-                format!(
-                    "must be from 16 to {}",
-                    crate::limits::CONNECTIONS_MAX_LIMIT
-                ),
-            ));
-        }
+    let most = crate::limits::CONNECTIONS_MAX_LIMIT;
+    if let Some(n) = ranged::<usize>("REMIT_MAX_CONNECTIONS", 16, most, "")? {
         config.connections_max = n;
     }
-    if let Some(hours) = parse_env::<i64>("REMIT_REQUEST_TTL_H")? {
-        if !(1..=crate::limits::REQUEST_TTL_H_MAX).contains(&hours) {
-            return Err(Error::invalid(
-                "REMIT_REQUEST_TTL_H",
-                format!(
-                    "must be a whole number of hours from 1 to {}",
-                    crate::limits::REQUEST_TTL_H_MAX
-                ),
-            ));
-        }
+    // Read as a signed number, so that -1 hears the range too.
+    let most = crate::limits::REQUEST_TTL_H_MAX;
+    if let Some(hours) = ranged::<i64>("REMIT_REQUEST_TTL_H", 1, most, " (hours)")? {
         config.request_ttl_s = hours * 3600;
     }
     if let Some(live) = boolean("REMIT_STRIPE_LIVEMODE")? {

@@ -628,6 +628,12 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
         ("PORT", "0", "is 0: it takes a whole number from 1 to 65535"),
         ("REMIT_WORKERS", "0", "from 1 to 256"),
         ("REMIT_WORKERS", "many", "cannot be read (\"many\")"),
+        // A setting with a range says it when the value is no number too (it said "0 or more").
+        (
+            "REMIT_MAX_CONNECTIONS",
+            "abc",
+            "cannot be read (\"abc\"): it takes a whole number from 16 to 16384",
+        ),
         // Digits too many for the number: said so, not that it is no whole number.
         (
             "REMIT_REQUEST_TTL_H",
