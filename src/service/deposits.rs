@@ -384,6 +384,19 @@ fn flagged_amount((amount, currency): (UsdCents, &str)) -> serde_json::Value {
     }
 }
 
+/// `fields` with the flagged deposit's amount (`flagged_amount`) added.
+fn with_flagged_amount(
+    mut fields: serde_json::Value,
+    amount: (UsdCents, &str),
+) -> serde_json::Value {
+    if let (Some(map), serde_json::Value::Object(more)) =
+        (fields.as_object_mut(), flagged_amount(amount))
+    {
+        map.extend(more);
+    }
+    fields
+}
+
 /// The row of a deposit not applied, flagged for the operator with `reason`.
 fn insert_flagged(
     ctx: &WriteCtx<'_>,
@@ -414,25 +427,21 @@ fn said_flagged(
     amount: (UsdCents, &str),
     reason: &str,
 ) -> Result<RecordedDeposit> {
-    let with_amount = |mut v: serde_json::Value| {
-        if let (Some(v), serde_json::Value::Object(fields)) =
-            (v.as_object_mut(), flagged_amount(amount))
-        {
-            v.extend(fields);
-        }
-        v
-    };
     ctx.audit(
         &actor.id,
         "deposit.flagged",
         id.as_str(),
-        &with_amount(json!({"escrowId": escrow_id, "source": source, "reason": reason})),
+        &with_flagged_amount(
+            json!({"escrowId": escrow_id, "source": source, "reason": reason}),
+            amount,
+        ),
     )?;
     ctx.emit(
         EventType::DepositFlagged,
-        with_amount(
+        with_flagged_amount(
             json!({"depositId": id, "escrowId": escrow_id, "status": DepositStatus::Flagged,
                "source": source}),
+            amount,
         ),
     )?;
     ctx.warn_after_commit(format!(

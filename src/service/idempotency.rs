@@ -151,27 +151,28 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
 /// Whether the key already has a stored response (for any request): a handler that does slow
 /// work before its command (a DNS lookup) skips it for a request that will be replayed.
 pub fn is_stored(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
-    let cutoff = crate::time::rfc3339(crate::time::now_unix() - IDEMPOTENCY_TTL_S);
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
-        )?
-        .query_row(params![key.user_id, key.key, cutoff], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(stored_fingerprint(conn, key)?.is_some())
 }
 
 /// Did the key answer another request than this one (within its keeping)? Read outside the
 /// writer: a request refused as sent before it ran asks it (`http::routes`).
 pub fn answered_another(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
+    Ok(stored_fingerprint(conn, key)?.is_some_and(|f| f != key.fingerprint && f != key.as_sent))
+}
+
+/// The fingerprint of the request the key answered within its keeping, if it answered one
+/// (read outside the writer, by the clock of now).
+fn stored_fingerprint(
+    conn: &rusqlite::Connection,
+    key: &IdempotencyKey,
+) -> Result<Option<Vec<u8>>> {
     let cutoff = crate::time::rfc3339(crate::time::now_unix() - IDEMPOTENCY_TTL_S);
-    let stored: Option<Vec<u8>> = conn
+    Ok(conn
         .prepare_cached(
             "SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
         )?
         .query_row(params![key.user_id, key.key, cutoff], |r| r.get(0))
-        .optional()?;
-    Ok(stored.is_some_and(|f| f != key.fingerprint && f != key.as_sent))
+        .optional()?)
 }
 
 /// Stores the first response to the key's request, encrypted (responses hold PII).

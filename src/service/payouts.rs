@@ -334,12 +334,12 @@ pub fn mark_retry(
 /// money of such a payout (an admin resolves it, after checking M-Pesa). SQL tells them by
 /// `flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%'`, given these two.
 pub const SECOND_CONVERSATION: &str = "M-Pesa reported a result of another conversation";
-/// The beginning of the other kept flag's reasons (`other_payee`).
+/// The beginning of the other kept flag's reasons (`payee_named`'s `Payee::Other`).
 const OTHER_PAYEE: &str = "M-Pesa's result names another";
 
 /// The flag of a payout an STK result named (`webhooks::apply_to_payout`).
 pub const STK_FOR_B2X: &str = "an STK (Lipa na M-Pesa Online) result named this payout, which was sent as B2C or B2B: not applied, money stays reserved; check M-Pesa";
-/// The flag of a B2B success that names no payee, where M-Pesa cannot be asked.
+/// The flag of a B2B success that names no payee remit can compare (`webhooks::apply_to_payout`).
 pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compare (neither the bill account nor the PayBill or Till number): not applied, money stays reserved; check M-Pesa";
 
 /// Is this flag reason one that is kept?

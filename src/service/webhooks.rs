@@ -527,12 +527,17 @@ fn apply_to_payout(
     // (A payout that has its result is left to `apply_result`, below: the same receipt is
     // acknowledged, another outcome flagged as a conflict.)
     let open = !status.has_result();
-    if callback.stk && gateway.is_some() && open {
+    // Not taken at its word: flagged, and asked about where the gateway can be.
+    let doubted = |reason: &str, what: &str| -> Result<CallbackOutcome> {
         if asks {
-            payouts::flag(ctx, payout_id, payouts::STK_FOR_B2X)?;
-            return ask();
+            payouts::flag(ctx, payout_id, reason)?;
+            ask()
+        } else {
+            flagged(reason, what)
         }
-        return flagged(payouts::STK_FOR_B2X, "an STK result");
+    };
+    if callback.stk && gateway.is_some() && open {
+        return doubted(payouts::STK_FOR_B2X, "an STK result");
     }
     // A success that names another payee than the payout's is not applied, nor a B2B success
     // naming none that a gateway sent (asked about where it can be). A payout no gateway was
@@ -550,11 +555,7 @@ fn apply_to_payout(
         match named {
             Payee::Other(reason) => return flagged(reason, "another payee"),
             Payee::Unnamed if gateway.is_none() || !open => {}
-            Payee::Unnamed if asks => {
-                payouts::flag(ctx, payout_id, payouts::NO_PAYEE)?;
-                return ask();
-            }
-            Payee::Unnamed => return flagged(payouts::NO_PAYEE, "no payee"),
+            Payee::Unnamed => return doubted(payouts::NO_PAYEE, "no payee"),
             Payee::Same => {}
         }
     }
