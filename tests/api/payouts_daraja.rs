@@ -1578,15 +1578,23 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
     let escrow = app.active_escrow(100, &["a"]);
     let b2c = approved_phone_payment(&app, &escrow, 2_500);
     let b2b = approved_paybill(&app, &escrow, 2_600, "ACC-77");
-    // Two rounds of both payouts' calls, each with a new token (8 refusals; the worker's
-    // balance query may add its own), and both between calls: queued, no attempt counted.
+    // Two rounds of both payouts' calls, each retried with a new token (two refusals a call,
+    // counted by path: the worker's balance query may add its own), and both between calls:
+    // queued, no attempt counted. The B2B payout's third call is 4 s away: the forged result
+    // below is posted while no call of it is in flight (a result that comes while one is may
+    // be that call's, and is applied).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let attempts = |request: &str| -> Value {
         let view = app.get(&format!("/payment-requests/{request}"), &app.admin);
         assert_eq!(view.body["payout"]["status"], "queued", "{}", view.text);
         view.body["payout"]["attempts"].clone()
     };
-    while fake.bearer_refused() < 8 || attempts(&b2c) != 0 || attempts(&b2b) != 0 {
+    let refused = |path: &str| fake.bearer_refused_on(path);
+    while refused("/mpesa/b2c/v3/paymentrequest") < 4
+        || refused("/mpesa/b2b/v1/paymentrequest") < 4
+        || attempts(&b2c) != 0
+        || attempts(&b2b) != 0
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "remit stopped calling, or counted attempts: {} refusals",
@@ -1594,6 +1602,10 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        refused("/mpesa/b2b/v1/paymentrequest") < 6,
+        "a third call already"
+    );
     assert!(fake.calls("/mpesa/transactionstatus/v1/query").is_empty());
     let originator = app.payout_ids(&b2b).1;
     let forged = b2b_success(

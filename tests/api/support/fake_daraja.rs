@@ -158,6 +158,8 @@ struct State {
     token_lifetime: Duration,
     token_requests: usize,
     bearer_refused: usize,
+    /// The path of every call whose bearer token was refused, in order.
+    bearer_refused_paths: Vec<String>,
     /// Every bearer token is refused (`404.001.03`) while this is set, though OAuth hands
     /// out new ones: an API gateway that turns every call away.
     refuse_bearers: bool,
@@ -205,6 +207,7 @@ impl FakeDaraja {
                 token_lifetime: Duration::from_secs(3599),
                 token_requests: 0,
                 bearer_refused: 0,
+                bearer_refused_paths: Vec::new(),
                 refuse_bearers: false,
                 refuse_status: false,
                 scripts: HashMap::new(),
@@ -318,6 +321,15 @@ impl FakeDaraja {
         self.state().bearer_refused
     }
 
+    /// Calls to `path` whose bearer token was refused.
+    pub fn bearer_refused_on(&self, path: &str) -> usize {
+        self.state()
+            .bearer_refused_paths
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+
     pub fn balances_kes(&self) -> (i64, i64) {
         let state = self.state();
         (state.utility_cents / 100, state.working_cents / 100)
@@ -419,6 +431,7 @@ fn answer(shared: &Arc<Shared>, mut request: tiny_http::Request) {
                 if auth == format!("Bearer {token}") && Instant::now() < *until);
         if !ok {
             state.bearer_refused += 1;
+            state.bearer_refused_paths.push(path.to_string());
         }
         ok
     };
