@@ -342,6 +342,10 @@ pub const STK_FOR_B2X: &str = "an STK (Lipa na M-Pesa Online) result named this 
 /// The flag of a B2B success that names no payee remit can compare (`webhooks::apply_to_payout`).
 pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compare (neither the bill account nor the PayBill or Till number): not applied, money stays reserved; check M-Pesa";
 
+/// The flag of a payout paid by a success that came while its only call was on its way, a call
+/// that then reached nothing (`mark_not_sent`).
+pub const SUCCESS_UNSENT: &str = "M-Pesa's success came while remit's only call of this payout was on its way, and that call then reached nothing (turned away before processing): no payment of it can have been made, so the success may be forged; check M-Pesa";
+
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
     reason.starts_with(SECOND_CONVERSATION) || reason.starts_with(OTHER_PAYEE)
@@ -480,14 +484,17 @@ fn names_another_phone(payee: &str, sent: &str) -> bool {
 /// A call that provably reached nothing (no access token, no connection, turned away before
 /// processing): the attempt is not counted (attempts count calls that may have reached M-Pesa,
 /// `PAYOUT_ATTEMPTS_MAX` of which make the outcome unknown), the error is kept, and the payout
-/// is sent again `retry_s` from now.
+/// is sent again `retry_s` from now. A success applied while this call was on its way (a
+/// result may come before its call's answer) cannot be this payout's when this call was the
+/// only one that might have reached M-Pesa: the payout is flagged.
 pub fn mark_not_sent(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     error: &str,
     retry_s: i64,
 ) -> Result<()> {
-    ctx.conn
+    let changed = ctx
+        .conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), attempts = MAX(attempts - 1, 0), result_desc = :error,
              next_attempt_at = :next, updated_at = :at WHERE id = :id AND status = :queued",
@@ -496,6 +503,23 @@ pub fn mark_not_sent(
             ":id": payout_id, ":error": error, ":at": ctx.at(),
             ":next": crate::time::rfc3339(ctx.now + retry_s), ":queued": PayoutStatus::Queued,
         })?;
+    if changed == 0 {
+        // The claim of this call counted its attempt: one means no other call was counted.
+        let paid_unsent = ctx
+            .conn
+            .prepare_cached(
+                "SELECT status = :succeeded AND attempts = 1 FROM payouts WHERE id = :id",
+            )?
+            .query_row(
+                named_params! {":id": payout_id, ":succeeded": PayoutStatus::Succeeded},
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if paid_unsent {
+            flag(ctx, payout_id, SUCCESS_UNSENT)?;
+        }
+    }
     Ok(())
 }
 

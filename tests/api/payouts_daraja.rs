@@ -1644,6 +1644,54 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
     assert_checks(app);
 }
 
+/// A success that comes while remit's only call of a payout is on its way may be that call's
+/// (a result can come before its call's answer) and is applied; but once that call proves to
+/// have reached nothing (its token refused), no payment of the payout can have been made: the
+/// payout is flagged for the operator, and never sent again. Before, it stood paid, no word said.
+#[test]
+fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
+    let (fake, app) = start();
+    fake.refuse_every_token(true);
+    fake.hold_refusals(true);
+    let escrow = app.active_escrow(100, &["a"]);
+    let b2b = approved_paybill(&app, &escrow, 2_600, "ACC-77");
+    fake.wait_for("the payment call, held", |v| {
+        v.holding
+            .iter()
+            .any(|p| p == "/mpesa/b2b/v1/paymentrequest")
+    });
+    let originator = app.payout_ids(&b2b).1;
+    let forged = b2b_success(
+        (&originator, "AG_20261205_0000000000000000yyyy"),
+        2_600,
+        "TLB2600YYY",
+        "888880 - KENYA POWER",
+        "ACC-77",
+    );
+    let r = post_result(&app, &forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{b2b}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "paid", "{view}");
+    assert_eq!(view["payout"]["flagged"], false, "{view}");
+    fake.hold_refusals(false);
+    let view = app.wait_for_payout_flag(&b2b);
+    let reason = view["payout"]["flagReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("may be forged"), "{view}");
+    let payout = app.payout_ids(&b2b).0;
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.flagged"), 1, "{audit:?}");
+    // Paid as far as remit is concerned: the call is not made again once tokens are taken.
+    fake.refuse_every_token(false);
+    let refused = fake.bearer_refused_on("/mpesa/b2b/v1/paymentrequest");
+    assert_eq!(refused, 2, "the call and its retry with a fresh token");
+    let b2c = approved_phone_payment(&app, &escrow, 2_500);
+    assert_paid_once(&app, &fake, &escrow, &b2c);
+    assert!(fake.calls("/mpesa/b2b/v1/paymentrequest").is_empty());
+    assert_checks(app);
+}
+
 /// A payment of `kes` whose result M-Pesa keeps to itself (the test posts one).
 fn unanswered(fake: &FakeDaraja, kes: i64) {
     fake.script(

@@ -428,7 +428,7 @@ impl TestApp {
         }
     }
 
-    /// Polls until a payout of this request has a conversation id (the gateway acknowledged).
+    /// Polls until the payout of this request is flagged.
     pub fn wait_for_payout_flag(&self, request_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

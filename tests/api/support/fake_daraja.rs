@@ -160,6 +160,10 @@ struct State {
     bearer_refused: usize,
     /// The path of every call whose bearer token was refused, in order.
     bearer_refused_paths: Vec<String>,
+    /// Refusals of bearer tokens are held (not answered) while this is set.
+    hold_refusals: bool,
+    /// The paths of the calls whose refusal is being held.
+    holding: Vec<String>,
     /// Every bearer token is refused (`404.001.03`) while this is set, though OAuth hands
     /// out new ones: an API gateway that turns every call away.
     refuse_bearers: bool,
@@ -208,6 +212,8 @@ impl FakeDaraja {
                 token_requests: 0,
                 bearer_refused: 0,
                 bearer_refused_paths: Vec::new(),
+                hold_refusals: false,
+                holding: Vec::new(),
                 refuse_bearers: false,
                 refuse_status: false,
                 scripts: HashMap::new(),
@@ -276,6 +282,13 @@ impl FakeDaraja {
         self.state().refuse_bearers = refuse;
     }
 
+    /// Calls whose bearer token is refused wait for their answer until this is unset (the
+    /// test can act while remit's call is on its way).
+    pub fn hold_refusals(&self, hold: bool) {
+        self.state().hold_refusals = hold;
+        self.shared.changed.notify_all();
+    }
+
     /// Every Transaction Status query is turned away (spike arrest), or answered again.
     pub fn refuse_status_queries(&self, refuse: bool) {
         self.state().refuse_status = refuse;
@@ -341,6 +354,7 @@ impl FakeDaraja {
         let mut state = self.state();
         loop {
             let view = FakeView {
+                holding: &state.holding,
                 txns: &state.txns,
                 calls: &state.calls,
                 posted: &state.posted,
@@ -369,6 +383,8 @@ impl FakeDaraja {
 
 /// What `wait_for` looks at.
 pub struct FakeView<'a> {
+    /// The paths of calls whose refusal is being held (`hold_refusals`).
+    pub holding: &'a [String],
     pub txns: &'a [Txn],
     pub calls: &'a [Call],
     pub posted: &'a [Posted],
@@ -432,6 +448,15 @@ fn answer(shared: &Arc<Shared>, mut request: tiny_http::Request) {
         if !ok {
             state.bearer_refused += 1;
             state.bearer_refused_paths.push(path.to_string());
+            if state.hold_refusals {
+                state.holding.push(path.to_string());
+                shared.changed.notify_all();
+                while state.hold_refusals {
+                    state = shared.changed.wait(state).unwrap();
+                }
+                let at = state.holding.iter().position(|p| p == path);
+                state.holding.remove(at.expect("held"));
+            }
         }
         ok
     };
