@@ -126,9 +126,13 @@ fn slow_heads_are_closed_at_their_deadline_and_others_are_served() {
         .collect();
     // A byte every 2 s: each read would restart a plain socket timeout.
     let mut closed = 0;
+    let mut slow_answers = 0;
     while closed < slow.len() && started.elapsed() < Duration::from_secs(16) {
+        // Within a second, but for one answer of up to 3 s (as `health_stays_fast` allows).
         let (status, took) = health(&app);
-        assert!(status == 200 && took < Duration::from_secs(1), "{took:?}");
+        assert!(status == 200 && took < Duration::from_secs(3), "{took:?}");
+        slow_answers += usize::from(took >= Duration::from_secs(1));
+        assert!(slow_answers < 2, "/health took over a second twice");
         std::thread::sleep(Duration::from_secs(2));
         closed = slow
             .iter_mut()
@@ -193,7 +197,8 @@ fn at_the_connection_cap_the_longest_idle_connection_makes_room_for_a_new_client
     std::thread::sleep(Duration::from_millis(300));
     let (status, took) = health(&app);
     assert_eq!(status, 200);
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Not held up by the cap (a loaded machine may take a moment: `health_stays_fast`).
+    assert!(took < Duration::from_secs(3), "{took:?}");
     // The oldest idle connections were shut to admit the newer ones.
     let mut closed = 0;
     for mut s in idle {
@@ -788,7 +793,7 @@ fn at_the_cap_with_no_idle_connection_the_one_stalled_writing_longest_makes_room
         200,
         "a fresh client at the cap: {answer:?}"
     );
-    assert!(took < Duration::from_secs(1), "/health took {took:?}");
+    assert!(took < Duration::from_secs(3), "/health took {took:?}");
     // One stalled connection was closed to admit it, the first one stalled.
     let closed = stalled
         .into_iter()

@@ -52,6 +52,12 @@ fn start() -> (FakeDaraja, TestApp) {
     start_with(|_| {})
 }
 
+/// The fake and remit paying through it, a sent payout asked about only after a minute: the
+/// test's own results come first (a doubtful result is still asked about at once).
+fn unasked() -> (FakeDaraja, TestApp) {
+    start_with(|c| c.payout_status_after_s = 60)
+}
+
 /// A payment request of `kes` to `account` (a `merchantAccount` object).
 fn request_to(app: &TestApp, escrow: &str, kes: i64, account: Value) -> String {
     let r = app.post(
@@ -501,11 +507,12 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
     // No status query of its own before the forged failure comes (on a slow machine one after
     // 1 s could settle the payout first); the held failure asks at once.
     let (fake, app) = start_with(|c| c.payout_status_after_s = 60);
-    // The real success comes late; a forged failure gets there first.
+    // The real success comes late (long after the held failure's question is answered, however
+    // loaded the machine); a forged failure gets there first.
     fake.script(
         1_900,
         Script {
-            result: Delivery::After(Duration::from_secs(3)),
+            result: Delivery::After(Duration::from_secs(10)),
             ..Script::default()
         },
     );
@@ -1318,7 +1325,7 @@ fn a_short_lived_token_is_used_for_half_its_life() {
 /// for as long as the refusals lasted.
 #[test]
 fn refused_status_queries_are_asked_again_less_and_less_often() {
-    let (fake, app) = start();
+    let (fake, app) = start_with(|c| c.payout_status_after_s = 2);
     unanswered(&fake, 2_400);
     fake.refuse_status_queries(true);
     let escrow = app.active_escrow(100, &["a"]);
@@ -1339,10 +1346,11 @@ fn refused_status_queries_are_asked_again_less_and_less_often() {
     });
     let at: Vec<Instant> = asked().iter().map(|c| c.at).collect();
     assert!(asked().iter().all(|c| c.status == 500));
-    // Asked when 1 s passed without a result, then 1 s and 2 s later (1 s and 1 s before).
+    // Asked when 2 s passed without a result, then 2 s and 4 s later (2 s and 2 s before; due
+    // times are whole seconds, which may shorten a wait by up to one).
     let (first, second) = (at[1] - at[0], at[2] - at[1]);
     assert!(
-        first >= Duration::from_millis(900) && second >= Duration::from_millis(1_800),
+        first >= Duration::from_millis(900) && second >= Duration::from_millis(3_000),
         "gaps {first:?} and {second:?}"
     );
     let view = app
@@ -1650,7 +1658,18 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
 /// payout is flagged for the operator, and never sent again. Before, it stood paid, no word said.
 #[test]
 fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
-    let (fake, app) = start();
+    // Calls wait for their answer longer than the test takes to post its result; the worker's
+    // first balance query is answered before calls are held (a held one would hold the worker).
+    let (fake, app) = start_with(|c| {
+        if let GatewayKind::Daraja(daraja) = &mut c.gateway {
+            daraja.timeout = Duration::from_secs(30);
+        }
+    });
+    fake.wait_for("the balance query", |v| {
+        v.calls
+            .iter()
+            .any(|c| c.path == "/mpesa/accountbalance/v1/query")
+    });
     fake.refuse_every_token(true);
     fake.hold_refusals(true);
     let escrow = app.active_escrow(100, &["a"]);
@@ -1784,7 +1803,7 @@ fn post_result(app: &TestApp, body: &Value) -> Resp {
 /// the payout is flagged for the operator.
 #[test]
 fn a_result_is_found_by_its_conversation_and_a_second_conversation_is_flagged() {
-    let (fake, app) = start();
+    let (fake, app) = unasked();
     unanswered(&fake, 2_500);
     unanswered(&fake, 2_600);
     let escrow = app.active_escrow(100, &["a"]);
@@ -1846,7 +1865,7 @@ fn held_by_result(
 /// stays, for the operator to look at M-Pesa's other results).
 #[test]
 fn a_b2b_success_naming_another_payee_is_not_applied() {
-    let (fake, app) = start();
+    let (fake, app) = unasked();
     unanswered(&fake, 2_700);
     let escrow = app.active_escrow(100, &["a"]);
     let request = approved_paybill(&app, &escrow, 2_700, "11112222");
@@ -1895,7 +1914,7 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
 /// receipt, skipping the check of the phone, and the B2B success without a payee was applied.
 #[test]
 fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
-    let (fake, app) = start();
+    let (fake, app) = unasked();
     unanswered(&fake, 2_800);
     unanswered(&fake, 2_900);
     let escrow = app.active_escrow(100, &["a"]);
@@ -1961,7 +1980,7 @@ fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
 /// either phone); one naming the payout's phone as M-Pesa masks it settles it.
 #[test]
 fn a_b2c_success_naming_another_phone_is_not_applied() {
-    let (fake, app) = start();
+    let (fake, app) = unasked();
     unanswered(&fake, 2_600);
     let escrow = app.active_escrow(100, &["a"]);
     let request = approved_phone_payment(&app, &escrow, 2_600);
