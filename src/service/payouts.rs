@@ -371,12 +371,13 @@ pub enum Payee {
 /// kept unencrypted), not to apply it. A B2B success must name its payee: one of the two
 /// compared and the same (`Unnamed` otherwise: a name without its number, or a bill account for
 /// a Till paid without one, says nothing); a B2C result naming no phone passes, and so does a
-/// phone masked past telling (only the digits it shows are compared).
+/// phone masked past telling (only the digits it shows are compared). Each value the result
+/// gives is compared (`Callback::named`): one naming another payee is enough.
 pub fn payee_named(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
-    bill_reference: Option<&str>,
-    payee: Option<&str>,
+    bill_references: &[String],
+    payees: &[String],
 ) -> Result<Payee> {
     let (command, request_id, account_enc): (PayoutCommand, PaymentRequestId, String) = ctx
         .conn
@@ -385,7 +386,7 @@ pub fn payee_named(
              JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
         )?
         .query_row([payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    if command == PayoutCommand::B2c && payee.is_none() {
+    if command == PayoutCommand::B2c && payees.is_empty() {
         return Ok(Payee::Same);
     }
     let account = ctx
@@ -398,7 +399,7 @@ pub fn payee_named(
         .and_then(|stored| MerchantAccount::from_stored(&stored))?;
     if command == PayoutCommand::B2c {
         let sent = account.number();
-        return Ok(match payee.is_some_and(|payee| names_another_phone(payee, &sent)) {
+        return Ok(match payees.iter().any(|payee| names_another_phone(payee, &sent)) {
             true => Payee::Other(
                 "M-Pesa's result names another phone than the one remit paid: not applied, money stays reserved; check M-Pesa",
             ),
@@ -415,7 +416,8 @@ pub fn payee_named(
     };
     let mut compared = false;
     let sent_reference = account.account_reference().map(str::trim);
-    if let (Some(named), Some(sent)) = (bill_reference.map(str::trim), sent_reference) {
+    for named in bill_references.iter().map(|b| b.trim()) {
+        let Some(sent) = sent_reference else { break };
         if !same(named, sent) {
             return Ok(Payee::Other(
                 "M-Pesa's result names another bill account than the one remit sent: not applied, money stays reserved; check M-Pesa",
@@ -425,11 +427,12 @@ pub fn payee_named(
     }
     // "888880 - KENYA POWER" (or Daraja's sample's "000000– Biller"): the number before the
     // dash, when it is one.
-    let named_number = payee
-        .and_then(|p| p.split(['-', '\u{2013}']).next())
+    let named_numbers = payees
+        .iter()
+        .filter_map(|p| p.split(['-', '\u{2013}']).next())
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if let Some(number) = named_number {
+    for number in named_numbers {
         if number != account.number() {
             return Ok(Payee::Other(
                 "M-Pesa's result names another PayBill or Till than the one remit sent: not applied, money stays reserved; check M-Pesa",

@@ -547,10 +547,8 @@ fn apply_to_payout(
         let named = payouts::payee_named(
             ctx,
             payout_id,
-            callback.reference_text("BillReferenceNumber").as_deref(),
-            callback
-                .parameter_text("ReceiverPartyPublicName")
-                .as_deref(),
+            &callback.named("BillReferenceNumber"),
+            &callback.named("ReceiverPartyPublicName"),
         )?;
         match named {
             Payee::Other(reason) => return flagged(reason, "another payee"),

@@ -1860,7 +1860,8 @@ fn held_by_result(
 }
 
 /// A B2B success must name the payee remit sent the payout to: another bill account
-/// (`BillReferenceNumber`) or another PayBill (`ReceiverPartyPublicName`) is not applied; the
+/// (`BillReferenceNumber`, wherever the result names it) or another PayBill
+/// (`ReceiverPartyPublicName`) is not applied; the
 /// payout is flagged, its money stays reserved, and the right result still settles it (the flag
 /// stays, for the operator to look at M-Pesa's other results).
 #[test]
@@ -1871,11 +1872,19 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
     let request = approved_paybill(&app, &escrow, 2_700, "11112222");
     let (_, originator, conversation) = acknowledged(&app, &fake, &request);
     let ids = (originator.as_str(), conversation.as_str());
+    // The right bill account where M-Pesa puts it, another among the parameters: both read.
+    let mut two_accounts =
+        b2b_success(ids, 2_700, "TLB2700DDD", "888880 - KENYA POWER", "11112222");
+    two_accounts["Result"]["ResultParameters"]["ResultParameter"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Key": "BillReferenceNumber", "Value": "99990000"}));
     for (body, says) in [
         (
             b2b_success(ids, 2_700, "TLB2700AAA", "888880 - KENYA POWER", "99990000"),
             "another bill account",
         ),
+        (two_accounts, "another bill account"),
         (
             b2b_success(
                 ids,

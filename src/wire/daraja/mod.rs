@@ -374,9 +374,29 @@ impl Callback {
         text(self.parameter(key))
     }
 
-    /// An item of `ReferenceData` as text.
-    pub fn reference_text(&self, key: &str) -> Option<String> {
-        text(lookup(self.reference.as_ref(), "Key", key))
+    /// Every value the result gives `key`, as text, in `ReferenceData` (where M-Pesa puts a
+    /// B2B result's `BillReferenceNumber`) and in `ResultParameters` (its
+    /// `ReceiverPartyPublicName`), each item of either list, without repeats: a result that
+    /// names two payees, one where remit looks and another elsewhere, is read as naming both.
+    pub fn named(&self, key: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for list in [self.reference.as_ref(), self.parameters.as_ref()] {
+            let items: &[Value] = match list {
+                Some(Value::Array(items)) => items,
+                Some(one @ Value::Object(_)) => std::slice::from_ref(one),
+                _ => &[],
+            };
+            let values = items
+                .iter()
+                .filter(|item| item.get("Key").and_then(Value::as_str) == Some(key))
+                .filter_map(|item| text(item.get("Value")));
+            for value in values {
+                if !out.contains(&value) {
+                    out.push(value);
+                }
+            }
+        }
+        out
     }
 
     /// The key a delivery is deduplicated on: the payout's id at Daraja, what the callback
