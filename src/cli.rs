@@ -178,6 +178,10 @@ enum Command {
         /// hand starts only with no payout gateway (the gateway setting `none`).
         #[arg(long, conflicts_with = "backup")]
         done: bool,
+        /// The backup is of another ledger than the one at --db (another kiosk's, moved here):
+        /// restore it in that ledger's place all the same (without it, refused).
+        #[arg(long, conflicts_with = "done")]
+        other_ledger: bool,
     },
     /// Re-encrypt all PII under a new key (stop the server first).
     ///
@@ -795,12 +799,14 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
         }
         Command::Restore {
             backup: Some(backup),
+            other_ledger,
             ..
         } => {
             crate::ops::interrupt::remove_copies_on_interrupt();
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
-            let restored = crate::ops::restore(&config.db, &backup, config.key_hex.as_deref())?;
+            let restored =
+                crate::ops::restore(&config.db, &backup, config.key_hex.as_deref(), other_ledger)?;
             for line in &restored.report.checks {
                 println!("{line}");
             }

@@ -33,7 +33,12 @@ pub struct Restored {
 /// key lock alone (nothing writes with the key). `key_hex` is the key configured for `db`
 /// (`ENCRYPTION_KEY`), else the key file beside `db` is read: a backup under another key would
 /// leave a ledger the server cannot open.
-pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restored> {
+pub fn restore(
+    db: &Path,
+    backup: &Path,
+    key_hex: Option<&str>,
+    other_ledger: bool,
+) -> Result<Restored> {
     if same_file(db, backup) {
         return Err(Error::internal(format!(
             "{} is the database itself: name the backup to restore",
@@ -52,6 +57,10 @@ pub fn restore(db: &Path, backup: &Path, key_hex: Option<&str>) -> Result<Restor
         }
     }
     a_ledger_file(backup)?;
+    no_log_beside_the_backup(backup)?;
+    if !other_ledger {
+        the_same_ledger(db, backup)?;
+    }
     no_log_beside_an_empty_file(db)?;
     let named = db;
     // Put in the file's place, not the link's: through a link named by --db the copy replaced
@@ -142,6 +151,45 @@ fn no_log_beside_an_empty_file(db: &Path) -> Result<()> {
             db.display(),
             wal.display(),
             wal.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a "backup" with a log beside it: a file `remit backup` wrote has none, and this one's
+/// last commits may be in it (a copy of a ledger taken with its `-wal`, a server's files after
+/// a crash, a database restore kept aside). The copy restored is the file alone, which would be
+/// the ledger of an earlier moment, checked clean and without a word of what it lost.
+fn no_log_beside_the_backup(backup: &Path) -> Result<()> {
+    let wal = super::beside(backup, "-wal");
+    match std::fs::metadata(&wal).map(|m| m.len()) {
+        Ok(bytes) if bytes > 0 => Err(Error::internal(format!(
+            "{wal} beside {backup} holds {bytes} bytes of commits that are not in {backup} itself (a file `remit backup` wrote has no log beside it): restoring the file alone would lose them. Make a backup of it first, which reads it through its log (`remit backup --db {backup} <new file>`, under its key), and restore that; nothing was restored",
+            wal = wal.display(),
+            backup = backup.display(),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a backup of another ledger than the one at `db` (their `ledger_id`s differ): a demo's
+/// or another kiosk's backup restored by mistake would put that ledger, its users and its
+/// tokens in this one's place. `--other-ledger` says it is meant (a ledger moved to this
+/// machine). When either id cannot be read (a damaged ledger, one from before schema 8, or no
+/// ledger at `db`), nothing can be compared and nothing is refused.
+fn the_same_ledger(db: &Path, backup: &Path) -> Result<()> {
+    let id_of = |path: &Path| -> Option<String> {
+        let conn = store::read_only_connection(path).ok()?;
+        crate::store::changes::ledger_id(&conn).ok()
+    };
+    if !holds_a_ledger(db) {
+        return Ok(());
+    }
+    match (id_of(db), id_of(backup)) {
+        (Some(here), Some(there)) if here != there => Err(Error::internal(format!(
+            "{} is a backup of another ledger ({there}), not of the one at {} ({here}): restoring it would put that ledger, its users and tokens in this one's place. If that is what you mean (a ledger moved here), run the restore again with --other-ledger; nothing was restored",
+            backup.display(),
+            db.display()
         ))),
         _ => Ok(()),
     }

@@ -899,12 +899,26 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     // remove it, and the log left by the crash is what this test restores over.
     std::mem::forget(conn);
 
-    // A backup under another key is refused before anything moves.
+    // Another ledger's backup is refused before anything moves, and one under another key
+    // even when another ledger is meant (--other-ledger).
     let other_dir = tempfile::tempdir().unwrap();
     let other_db = other_dir.path().join("other.db");
     user_add(&other_db, NEW_KEY, "admin", "Other", None);
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("restore").arg(&other_db).arg("--db").arg(&db);
+    let wrong = run(cmd);
+    assert_eq!(wrong.code, Some(2), "{wrong}");
+    assert!(
+        wrong.stderr.contains("a backup of another ledger")
+            && wrong.stderr.contains("--other-ledger"),
+        "{wrong}"
+    );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore")
+        .arg(&other_db)
+        .arg("--other-ledger")
+        .arg("--db")
+        .arg(&db);
     let wrong = run(cmd);
     assert_eq!(wrong.code, Some(2), "{wrong}");
     assert!(wrong.stderr.contains("under another key"), "{wrong}");
@@ -1455,6 +1469,65 @@ fn a_ledger_that_checks_clean(dir: &std::path::Path, line: &str) -> std::path::P
         "{clean}"
     );
     db
+}
+
+/// A "backup" with a log beside it (a ledger copied with its `-wal`, a server's files after a
+/// crash) is refused: the restore copies the file alone, which would be the ledger of an
+/// earlier moment, checked clean, its last commits lost without a word. So is a backup of
+/// another ledger (a demo's, another kiosk's, under the same key), unless `--other-ledger`
+/// says it is meant. Before, both were restored.
+#[test]
+fn a_backup_with_a_log_beside_it_or_of_another_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let before = std::fs::read(&db).unwrap();
+    let restore = |file: &std::path::Path, more: &[&str]| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("restore").arg(file).args(more).arg("--db").arg(&db);
+        run(cmd)
+    };
+    // A real log of the backup's own: its file opened for writing, and its connection never
+    // closed (a close would fold the log into the file).
+    let conn = rusqlite::Connection::open(&backup).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE later (x INTEGER); DROP TABLE later;",
+    )
+    .unwrap();
+    std::mem::forget(conn);
+    let wal_bytes = std::fs::metadata(dir.path().join("backup.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal_bytes > 0);
+    let refused = restore(&backup, &[]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "holds {wal_bytes} bytes of commits that are not in"
+        )) && refused.stderr.contains("remit backup --db")
+            && refused.stderr.contains("nothing was restored"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the ledger moved");
+
+    // Another ledger's backup, under the same key.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (_, theirs) = a_clean_ledger_and_its_backup(&other);
+    let refused = restore(&theirs, &[]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("is a backup of another ledger (ldg_")
+            && refused.stderr.contains("--other-ledger")
+            && refused.stderr.contains("nothing was restored"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the ledger moved");
+    let meant = restore(&theirs, &["--other-ledger"]);
+    assert_eq!(meant.code, Some(0), "{meant}");
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
 
 /// A restore onto an empty file (made ready by `touch`, a new machine's provisioning) restores
