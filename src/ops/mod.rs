@@ -72,7 +72,8 @@ fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
     }
 }
 
-fn open_lock_file(path: &Path) -> Result<File> {
+/// Opens (making it if needed) the lock file at `path` beside the database `db`.
+fn open_lock_file(db: &Path, path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::internal(format!(
@@ -113,6 +114,20 @@ fn open_lock_file(path: &Path) -> Result<File> {
             .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
         {
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    // It belongs to the database's owner, as SQLite gives its -wal and -shm: one that `sudo
+    // remit user list` made would be root's, and the service, run as the database's owner,
+    // could then neither start nor back up (`Permission denied`). Only root can give a file
+    // away; anyone else's lock file is theirs already, or the database is theirs too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(database), Ok(lock)) = (std::fs::metadata(db), file.metadata()) {
+            if (database.uid(), database.gid()) != (lock.uid(), lock.gid()) {
+                let _ =
+                    std::os::unix::fs::fchown(&file, Some(database.uid()), Some(database.gid()));
+            }
         }
     }
     Ok(file)
@@ -182,7 +197,7 @@ pub fn lock(db: &Path) -> Result<DatabaseLock> {
     crate::store::a_file_or_nothing(db)?;
     crate::store::not_another_programs(db)?;
     let path = lock_file_path(db);
-    let file = open_lock_file(&path)?;
+    let file = open_lock_file(db, &path)?;
     if file.try_lock().is_err() {
         return Err(another_server(db, &format!("lock file {}", path.display())));
     }
@@ -208,7 +223,7 @@ pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
     crate::store::a_file_or_nothing(db)?;
     crate::store::not_another_programs(db)?;
     let path = beside(db, ".keylock");
-    let file = open_lock_file(&path)?;
+    let file = open_lock_file(db, &path)?;
     let taken = match how {
         KeyUse::Shared => file.try_lock_shared(),
         KeyUse::Exclusive => file.try_lock(),

@@ -400,6 +400,57 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
     }
 }
 
+/// A command root runs on a ledger the service's user owns (`sudo remit user list`) leaves the
+/// lock files it makes to the database's owner, as SQLite leaves its -wal and -shm: before,
+/// they were root's (0600), and the service could neither start nor back up ("Permission
+/// denied"). Then the service, as that user, starts and backs up. (Only root can give a file
+/// away: run as root, as CI does; elsewhere there is nothing to test.)
+#[cfg(unix)]
+#[test]
+fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("not root: the lock files' owner cannot differ from the database's");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    // The service's files, without the lock files (a fresh install, or a cleaned-up one).
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "lock" || e == "keylock")
+        {
+            std::fs::remove_file(&path).unwrap();
+        } else {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["user", "list", "--db"]).arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    for lock in ["remit.db.keylock", "remit.db.lock"] {
+        let path = dir.path().join(lock);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{lock}");
+        }
+    }
+    assert!(dir.path().join("remit.db.keylock").exists());
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup")
+        .arg(dir.path().join("copy.db"))
+        .arg("--db")
+        .arg(&db)
+        .uid(65534)
+        .gid(65534);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "the service's backup: {ran}");
+}
+
 /// Whether this process runs as root (its files' permissions do not stop it).
 #[cfg(unix)]
 fn is_root() -> bool {
