@@ -45,6 +45,8 @@ pub fn note_revocation(db: &Path) -> std::io::Result<()> {
     // After the word is left: a file of another owner, which this user may write but not
     // chmod, must not keep a running server from hearing of the revocation.
     let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    // Root's revocation leaves the file to the database's owner, whose own may append to it.
+    crate::ops::owned_like_the_database(db, &file);
     Ok(())
 }
 

@@ -116,21 +116,25 @@ fn open_lock_file(db: &Path, path: &Path) -> Result<File> {
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         }
     }
-    // It belongs to the database's owner, as SQLite gives its -wal and -shm: one that `sudo
-    // remit user list` made would be root's, and the service, run as the database's owner,
-    // could then neither start nor back up (`Permission denied`). Only root can give a file
-    // away; anyone else's lock file is theirs already, or the database is theirs too.
+    // One that `sudo remit user list` made would be root's, and the service, run as the
+    // database's owner, could then neither start nor back up (`Permission denied`).
+    owned_like_the_database(db, &file);
+    Ok(file)
+}
+
+/// Gives a file remit keeps beside the database to the database's owner, as SQLite gives its
+/// -wal and -shm. Only root can give a file away (anyone else's file is theirs already, or
+/// the database is theirs too): nothing is said when it cannot.
+pub(crate) fn owned_like_the_database(db: &Path, file: &File) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        if let (Ok(database), Ok(lock)) = (std::fs::metadata(db), file.metadata()) {
-            if (database.uid(), database.gid()) != (lock.uid(), lock.gid()) {
-                let _ =
-                    std::os::unix::fs::fchown(&file, Some(database.uid()), Some(database.gid()));
+        if let (Ok(database), Ok(ours)) = (std::fs::metadata(db), file.metadata()) {
+            if (database.uid(), database.gid()) != (ours.uid(), ours.gid()) {
+                let _ = std::os::unix::fs::fchown(file, Some(database.uid()), Some(database.gid()));
             }
         }
     }
-    Ok(file)
 }
 
 /// The exclusive lock of a database, held until dropped: its lock file's, and the database

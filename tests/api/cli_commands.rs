@@ -416,7 +416,7 @@ fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let token = user_add(&db, TEST_KEY, "admin", "Admin", None);
     // The service's files, without the lock files (a fresh install, or a cleaned-up one).
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
@@ -433,13 +433,18 @@ fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["user", "list", "--db"]).arg(&db);
     assert_eq!(run(cmd).code, Some(0));
-    for lock in ["remit.db.keylock", "remit.db.lock"] {
+    // And the word a revocation leaves for a running server.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["token", "revoke", &token, "--db"]).arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    for lock in ["remit.db.keylock", "remit.db.lock", "remit.db.revoked"] {
         let path = dir.path().join(lock);
         if let Ok(meta) = std::fs::metadata(&path) {
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{lock}");
         }
     }
     assert!(dir.path().join("remit.db.keylock").exists());
+    assert!(dir.path().join("remit.db.revoked").exists());
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("backup")
         .arg(dir.path().join("copy.db"))
