@@ -5,6 +5,11 @@ use crate::store::{self, Store};
 use serde_json::json;
 use std::path::Path;
 
+/// The files SQLite and remit keep beside a database, by the suffix of their name.
+const BESIDE_THE_DATABASE: [&str; 7] = [
+    "-journal", "-wal", "-shm", ".key", ".lock", ".keylock", ".revoked",
+];
+
 /// Writes a consistent copy (`VACUUM INTO` reads one snapshot and never blocks the writer),
 /// then opens and checks it; audited.
 ///
@@ -18,6 +23,22 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
             "{} is a directory: give the backup a file name in it ({})",
             target.display(),
             target.join("remit-backup.db").display()
+        )));
+    }
+    // A name SQLite or remit keeps beside the database: a backup there would be taken for the
+    // ledger's hot journal (SQLite deletes it, or refuses to read the ledger until then), its
+    // key (every later command fails to read it) or a lock file. Said by name, whether or not
+    // the file is there now.
+    let real = super::real_path(target);
+    if let Some(suffix) = BESIDE_THE_DATABASE
+        .iter()
+        .find(|suffix| real == super::beside(store.path(), suffix))
+    {
+        return Err(Error::internal(format!(
+            "{} is the name of the database's {} file ({}): choose another name for the backup",
+            target.display(),
+            suffix.trim_start_matches(['-', '.']),
+            store.path().display()
         )));
     }
     if target.exists() {

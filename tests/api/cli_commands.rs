@@ -269,6 +269,21 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
         "{refused}"
     );
     assert!(!copy.parent().unwrap().exists(), "{refused}");
+    // The names of the files kept beside the database, there or not: a backup named as the
+    // hot journal was deleted by SQLite (and kept the ledger unreadable until then), one
+    // named as the key file left every later command unable to read the key.
+    for suffix in ["-journal", ".key", "-wal", ".lock", ".revoked"] {
+        let name = format!("{}{suffix}", db.display());
+        let refused = cli(&db, &["backup", &name]);
+        assert_eq!(refused.code, Some(2), "{suffix}: {refused}");
+        assert!(
+            refused.stderr.contains("is the name of the database's")
+                && refused.stderr.contains("choose another name"),
+            "{suffix}: {refused}"
+        );
+    }
+    assert!(!dir.path().join("remit.db-journal").exists());
+    assert!(check(&db, TEST_KEY).code == Some(0));
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     let made = cli(&db, &["backup", copy.to_str().unwrap()]);
     assert_eq!(made.code, Some(0), "{made}");
