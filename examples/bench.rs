@@ -324,7 +324,8 @@ fn main() {
     let dir = tempfile_dir();
     let mut config = Config::new(dir.join("bench.db"));
     config.addr = "127.0.0.1:0".into();
-    config.key_hex = Some("42".repeat(32));
+    config.key_hex =
+        Some("5950bc8494a1160f8a9d8b1c69960e0525544ed0dfa0fbaa4903a292c3be3abb".into());
     config.gateway = GatewayKind::None; // measure approvals, not the payout simulator
     config.workers = remit::config::Config::new("-").workers.max(a.connections);
     config.read_pool_size = 8;

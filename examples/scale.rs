@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+const KEY: &str = "4cc62ea96075a7926117e4898568a0d19c01d737e8750420b5337b719e1c5757";
 /// Escrows per sender and per recipient of the built ledger.
 const ESCROWS_PER_SENDER: usize = 1_000;
 const ESCROWS_PER_RECIPIENT: usize = 10;

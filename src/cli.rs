@@ -851,6 +851,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     "must hold the new key as 64 hex characters",
                 )
             })?;
+            if new_key.is_weak() {
+                return Err(Error::invalid("--new-key-file", crate::crypto::WEAK_KEY));
+            }
             crate::crypto::warn_if_others_can_read(
                 &new_key_file,
                 "new key file",

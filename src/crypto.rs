@@ -102,6 +102,18 @@ impl MasterKey {
         Ok(MasterKey(key))
     }
 
+    /// Was it typed by hand rather than drawn at random (all zeros, `abab…`, a placeholder
+    /// left in an environment file)? Such a key protects nothing: fewer than 8 different hex
+    /// characters among its 64, which 64 random ones (16 different on average) never have.
+    pub fn is_weak(&self) -> bool {
+        let mut seen = [false; 16];
+        for byte in self.0 {
+            seen[usize::from(byte >> 4)] = true;
+            seen[usize::from(byte & 0x0f)] = true;
+        }
+        seen.iter().filter(|s| **s).count() < 8
+    }
+
     /// A fresh random key.
     pub fn generate() -> MasterKey {
         let mut key = [0u8; 32];
@@ -151,7 +163,9 @@ pub fn load_master_key(
     create: bool,
 ) -> Result<(MasterKey, KeySource)> {
     if let Some(text) = env_hex.filter(|t| !t.trim().is_empty()) {
-        return Ok((MasterKey::from_hex(text)?, KeySource::Environment));
+        let key = MasterKey::from_hex(text)?;
+        not_weak_for_a_new_ledger(db, &key, "ENCRYPTION_KEY")?;
+        return Ok((key, KeySource::Environment));
     }
     let path = key_file_path(db);
     match std::fs::read_to_string(&path) {
@@ -163,6 +177,7 @@ pub fn load_master_key(
                 ))
             })?;
             warn_if_readable_by_others(&path);
+            not_weak_for_a_new_ledger(db, &key, &format!("the key file {}", path.display()))?;
             Ok((key, KeySource::File(path)))
         }
         // A new key only for a new ledger: a file already there (a restored backup, a file
@@ -188,6 +203,23 @@ pub fn load_master_key(
             "cannot read key file {}: {e}",
             path.display()
         ))),
+    }
+}
+
+/// Words for a key typed by hand (`MasterKey::is_weak`).
+pub const WEAK_KEY: &str =
+    "is not random (fewer than 8 different hex characters): make one with `openssl rand -hex 32`";
+
+/// A key typed by hand is refused for a new ledger (nothing is written under it yet); an
+/// existing ledger's is said at every start, to be rotated (refusing it would lock the ledger).
+fn not_weak_for_a_new_ledger(db: &Path, key: &MasterKey, whose: &str) -> Result<()> {
+    match (key.is_weak(), holds_data(db)) {
+        (false, _) => Ok(()),
+        (true, false) => Err(Error::invalid(whose, WEAK_KEY)),
+        (true, true) => {
+            log::warn!("{whose} {WEAK_KEY}, and the ledger's names and phones are encrypted under it: rotate it (`remit rotate-key`, README \"Key rotation\")");
+            Ok(())
+        }
     }
 }
 
@@ -534,6 +566,12 @@ mod tests {
         assert!(MasterKey::from_hex(&"ab".repeat(32)).is_ok());
         assert!(MasterKey::from_hex(&"ab".repeat(31)).is_err());
         assert!(MasterKey::from_hex(&"zz".repeat(32)).is_err());
+        // Typed by hand, or drawn at random.
+        assert!(MasterKey::from_hex(&"0".repeat(64)).unwrap().is_weak());
+        assert!(MasterKey::from_hex(&"5a17c0".repeat(11)[..64])
+            .unwrap()
+            .is_weak());
+        assert!(!MasterKey::generate().is_weak());
         let text = format!("{:?}", MasterKey::from_hex(&"ab".repeat(32)).unwrap());
         assert!(!text.contains("abab"));
     }

@@ -27,7 +27,8 @@ pub use writer::{WriteCtx, WriterStats};
 #[cfg(test)]
 pub fn open_for_test(dir: &std::path::Path) -> Store {
     let mut options = OpenOptions::new(dir.join("test.db"));
-    options.key_hex = Some("5c".repeat(32));
+    options.key_hex =
+        Some("f22e7eded44972216725f772fba0b898d95e8e558f8edc10f321e184d3254d3d".into());
     open(&options).expect("a store opens on a new file")
 }
 

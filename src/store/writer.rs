@@ -1338,7 +1338,8 @@ mod tests {
     fn callers_are_answered_by_a_thread_of_their_own_after_the_commit_and_all_before_close() {
         let dir = tempfile::tempdir().unwrap();
         let mut options = crate::store::OpenOptions::new(dir.path().join("a.db"));
-        options.key_hex = Some("11".repeat(32));
+        options.key_hex =
+            Some("9526f11e06e32fa0e62ac5f605dbb1f7a175773cd424dd3f73a96288b90308ed".into());
         let store = crate::store::open(&options).unwrap();
         store
             .write(|ctx| {

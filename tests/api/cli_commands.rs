@@ -6,6 +6,9 @@
 use crate::support::process::*;
 use crate::support::TEST_KEY;
 
+/// A new key for rotations (drawn at random: a key typed by hand is refused).
+const ROTATED_KEY: &str = "b66c0c565856a0d943d60fd109e7156c2605ca06fcc0509b6032e455128caed2";
+
 fn cli(db: &std::path::Path, args: &[&str]) -> Ran {
     let mut cmd = remit(db.parent().unwrap(), Some(TEST_KEY));
     cmd.args(args).arg("--db").arg(db);
@@ -340,7 +343,7 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
 fn rotate_key_on_a_path_without_a_database_makes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("new.key");
-    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::write(&key_file, format!("{}\n", ROTATED_KEY)).unwrap();
     for key in [Some(TEST_KEY), None] {
         let mut cmd = remit(dir.path(), key);
         cmd.args(["rotate-key", "--new-key-file"])
@@ -493,7 +496,7 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let new_key = dir.path().join("new.key");
-    std::fs::write(&new_key, format!("{}\n", "cd".repeat(32))).unwrap();
+    std::fs::write(&new_key, format!("{}\n", ROTATED_KEY)).unwrap();
     std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     // A lock file left readable by an older version is made owner-only when next taken.
     let lock = dir.path().join("remit.db.lock");
@@ -595,7 +598,7 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
         .arg(&kept[0]);
     let before = run(cmd);
     assert_eq!(before.code, Some(0), "{before}");
-    assert_eq!(check(&db, &"cd".repeat(32)).code, Some(0));
+    assert_eq!(check(&db, ROTATED_KEY).code, Some(0));
 }
 
 /// Regression: an empty file at `--db` (a `touch`, a copy cut short) was taken as a new
@@ -1146,7 +1149,7 @@ fn a_database_reached_through_a_symbolic_link_is_locked_as_itself() {
     let link = elsewhere.join("remit.db");
     std::os::unix::fs::symlink(&db, &link).unwrap();
     let key_file = dir.path().join("new.key");
-    std::fs::write(&key_file, format!("{}\n", "cd".repeat(32))).unwrap();
+    std::fs::write(&key_file, format!("{}\n", ROTATED_KEY)).unwrap();
     let second: [&[&str]; 2] = [
         &["serve", "--addr", "127.0.0.1:0"],
         &["rotate-key", "--new-key-file", key_file.to_str().unwrap()],
@@ -1262,7 +1265,7 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
 fn another_programs_database_is_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let foreign = dir.path().join("inventory.db");
-    std::fs::write(dir.path().join("new.key"), format!("{}\n", "cd".repeat(32))).unwrap();
+    std::fs::write(dir.path().join("new.key"), format!("{}\n", ROTATED_KEY)).unwrap();
     {
         let conn = rusqlite::Connection::open(&foreign).unwrap();
         conn.execute_batch(
@@ -1392,7 +1395,7 @@ fn secrets_in_files_others_can_read_are_warned_about() {
     let env = dir.path().join(".env");
     std::fs::write(&env, format!("ENCRYPTION_KEY={TEST_KEY}\n")).unwrap();
     let key_file = dir.path().join("new.key");
-    std::fs::write(&key_file, format!("{}\n", "cd".repeat(32))).unwrap();
+    std::fs::write(&key_file, format!("{}\n", ROTATED_KEY)).unwrap();
     for (mode, warned) in [(0o644, true), (0o600, false)] {
         std::fs::set_permissions(&env, std::fs::Permissions::from_mode(mode)).unwrap();
         let mut cmd = remit(dir.path(), None);
@@ -1421,7 +1424,7 @@ fn secrets_in_files_others_can_read_are_warned_about() {
         ran.stderr.contains("new key file") && ran.stderr.contains("can be read by other users"),
         "{ran}"
     );
-    assert!(!ran.stderr.contains(&"cd".repeat(32)), "{ran}");
+    assert!(!ran.stderr.contains(ROTATED_KEY), "{ran}");
 }
 
 /// Guards against: under systemd the first admin's token was printed into the journal, kept

@@ -826,7 +826,11 @@ fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
     // A command writing holds it shared: a rotation waits.
     lock.lock_shared().unwrap();
     let new_key = dir.path().join("new.key");
-    std::fs::write(&new_key, "22".repeat(32)).unwrap();
+    std::fs::write(
+        &new_key,
+        "7b33f2764398845797e8753f0f0c038887b698f3efebfdd4d808fa0e6d2f70bf",
+    )
+    .unwrap();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["rotate-key", "--new-key-file"])
         .arg(&new_key)
