@@ -831,6 +831,24 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 );
                 println!("If the replaced ledger was replicated into PostgreSQL, its replica is not of this one: drop it (`remit replicate --drop`) so that this ledger is copied again.");
             }
+            // Restored under ENCRYPTION_KEY while the key file beside it holds another key:
+            // the next command without the variable would be told the key does not match.
+            let key_file = crate::crypto::key_file_path(&config.db);
+            let filed = std::fs::read_to_string(&key_file)
+                .ok()
+                .and_then(|text| MasterKey::from_hex(&text).ok());
+            let given = config
+                .key_hex
+                .as_deref()
+                .and_then(|hex| MasterKey::from_hex(hex).ok());
+            if let (Some(filed), Some(given)) = (filed, given) {
+                if filed.to_hex() != given.to_hex() {
+                    println!(
+                        "The key file {} holds another key than ENCRYPTION_KEY, under which the ledger now is: keep ENCRYPTION_KEY set, or put that key in the file, before the server starts.",
+                        key_file.display()
+                    );
+                }
+            }
             Ok(0)
         }
         Command::RotateKey { new_key_file } => {
@@ -906,7 +924,14 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     }
                 }
             };
-            let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)?;
+            // A refused rotation (the key file's key does not open the ledger, another command
+            // writes…) keeps no copy of a key: the key file still holds it.
+            let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)
+                .inspect_err(|_| {
+                    if let Some(kept) = &old_kept {
+                        let _ = std::fs::remove_file(kept);
+                    }
+                })?;
             let values = if count == 1 { "value" } else { "values" };
             println!("re-encrypted {count} {values} under the new key.");
             match &old_kept {

@@ -599,6 +599,24 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let before = run(cmd);
     assert_eq!(before.code, Some(0), "{before}");
     assert_eq!(check(&db, ROTATED_KEY).code, Some(0));
+    // Run again before the key file is replaced: its key no longer opens the ledger, and the
+    // refusal keeps no copy of it (before, a copy more at every try).
+    let another = dir.path().join("another.key");
+    std::fs::write(
+        &another,
+        format!("{}\n", remit::crypto::MasterKey::generate().to_hex()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&another, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let copies = kept_copies().len();
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(&another)
+        .arg("--db")
+        .arg(&db);
+    let refused = run(cmd);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert_eq!(kept_copies().len(), copies, "{refused}");
 }
 
 /// Regression: an empty file at `--db` (a `touch`, a copy cut short) was taken as a new

@@ -1602,7 +1602,19 @@ fn a_backup_with_a_log_beside_it_or_of_another_ledger_is_refused() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "the ledger moved");
     let meant = restore(&theirs, &["--other-ledger"]);
     assert_eq!(meant.code, Some(0), "{meant}");
+    assert!(!meant.stdout.contains("holds another key"), "{meant}");
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    // Restored under ENCRYPTION_KEY beside a key file of another key: said, since the next
+    // command without the variable is told the key does not match.
+    std::fs::write(dir.path().join("remit.db.key"), NEW_KEY).unwrap();
+    let again = restore(&theirs, &[]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("holds another key than ENCRYPTION_KEY"),
+        "{again}"
+    );
 }
 
 /// A restore onto an empty file (made ready by `touch`, a new machine's provisioning) restores
