@@ -534,13 +534,18 @@ pub fn read_only_connection(path: &Path) -> Result<Connection> {
     let conn = if Path::new(&wal).exists() {
         Connection::open_with_flags(path, flags)?
     } else {
-        let text = path
-            .to_str()
-            .ok_or_else(|| Error::internal("the database path is not UTF-8"))?;
-        let escaped = text
-            .replace('%', "%25")
-            .replace('?', "%3f")
-            .replace('#', "%23");
+        // Every byte of the path but the plainest written as %HH, as SQLite's URIs take it: a
+        // name that is not UTF-8 (which every other command opens) is read too.
+        use std::os::unix::ffi::OsStrExt;
+        let mut escaped = String::new();
+        for &byte in path.as_os_str().as_bytes() {
+            match byte {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
+                    escaped.push(char::from(byte))
+                }
+                _ => escaped.push_str(&format!("%{byte:02X}")),
+            }
+        }
         Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?
     };
     conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;

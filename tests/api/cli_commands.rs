@@ -474,6 +474,32 @@ fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
     assert_eq!(ran.code, Some(0), "the service's backup: {ran}");
 }
 
+/// `check` reads a ledger file at a path that is not UTF-8, or holds `%`, `?` or `#`, as every
+/// other command opens one: before, it said "the database path is not UTF-8" (exit 2), and
+/// a daily check of such a ledger always alerted. It writes nothing beside it.
+#[cfg(unix)]
+#[test]
+fn check_reads_a_ledger_at_any_path() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let copy = dir.path().join("copy.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&copy).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let odd = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"l\xff 100% ?#.db"));
+    std::fs::copy(&copy, &odd).unwrap();
+    let checked = check(&odd, TEST_KEY);
+    assert_eq!(checked.code, Some(0), "{checked}");
+    assert!(checked.stdout.contains("ok: the ledger holds"), "{checked}");
+    let mut wal = odd.clone().into_os_string();
+    wal.push("-wal");
+    assert!(!std::path::Path::new(&wal).exists(), "check wrote a log");
+}
+
 /// Whether this process runs as root (its files' permissions do not stop it).
 #[cfg(unix)]
 fn is_root() -> bool {
