@@ -642,8 +642,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 Ok(id) => id,
                 // Begins as an id does but is not one: no such user (rather than "not a phone").
                 Err(_) if user.trim().starts_with("usr_") => {
+                    // Quoted as written (control characters escaped, not sent to the terminal).
                     return Err(Error::internal(format!(
-                        "no user {}: `remit user list` shows their ids",
+                        "no user {:?}: `remit user list` shows their ids",
                         user.trim()
                     )));
                 }
@@ -654,10 +655,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     store
                         .read(|conn, keys| crate::service::users::find_by_phone(conn, keys, &phone))
                         .map_err(|e| match e {
-                            Error::NotFound { .. } => Error::internal(format!(
-                                "no user has the phone {}: `remit user list` shows who has which",
-                                user.trim()
-                            )),
+                            Error::NotFound { .. } => Error::internal(
+                                "no user has that phone number: `remit user list` shows who has which",
+                            ),
                             e => e,
                         })?
                 }
