@@ -473,7 +473,9 @@ impl Cli {
             // Nothing else runs yet to read the environment meanwhile.
             std::env::remove_var("REMIT_DB");
         }
-        let matches = Cli::command().get_matches();
+        let matches = Cli::command()
+            .try_get_matches()
+            .unwrap_or_else(|e| exit_saying(e));
         if let Some(command) = matches.subcommand_name() {
             for id in ["addr", "port", "demo", "workers"] {
                 if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
@@ -490,6 +492,19 @@ impl Cli {
         }
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
+}
+
+/// Ends as clap does for `--help`, `--version` or a mistyped command line, except that help
+/// or a version that cannot be written (`remit --help > /dev/full`) is a failure (exit 2, as
+/// any other output that cannot be written), not a success that printed nothing.
+fn exit_saying(e: clap::Error) -> ! {
+    use std::io::Write;
+    let printed = e.print().and_then(|()| std::io::stdout().flush());
+    if printed.is_err() && !e.use_stderr() {
+        eprintln!("remit: cannot write to standard output");
+        std::process::exit(2);
+    }
+    std::process::exit(e.exit_code())
 }
 
 /// Prints a token just issued, the only time it is shown. If it cannot be written (a full

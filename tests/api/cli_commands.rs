@@ -1624,6 +1624,15 @@ fn a_new_token_that_cannot_be_printed_is_revoked_and_said() {
         stderr.contains("cannot write to standard output") && !stderr.contains("internal error"),
         "{stderr}"
     );
+    // Help and the version too (they ended 0, having printed nothing).
+    for args in [&["--help"][..], &["--version"], &["backup", "--help"]] {
+        let (code, stderr) = to_full(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write to standard output"),
+            "{args:?}: {stderr}"
+        );
+    }
     let checked = cli(&db, &["check"]);
     assert_eq!(checked.code, Some(0), "{checked}");
 }
