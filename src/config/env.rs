@@ -573,6 +573,14 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
             ))
         }
     };
+    // An editor's UTF-8 signature (Notepad's): dotenv reads it as part of the first name, and
+    // said "line 1 is not a setting" of a line that looks right.
+    if text.starts_with('\u{feff}') {
+        return Err(format!(
+            "{} begins with a byte order mark (an editor's invisible UTF-8 signature), which would be read as part of the first setting's name: save it as UTF-8 without one",
+            path.display()
+        ));
+    }
     // Said once the log is up (`warn_if_dotenv_readable`).
     DOTENV_HOLDS_SECRETS.store(
         text.lines().any(|l| {

@@ -100,6 +100,15 @@ fn a_dotenv_file_that_sets_a_setting_twice_is_refused_naming_both_lines() {
         ran.stderr.contains("no database at") && !ran.stderr.contains(".env"),
         "{ran}"
     );
+    // Saved with Notepad's byte order mark: said so (it was "line 1 is not a setting" of a
+    // line that looks right).
+    let ran = check_with("\u{feff}REMIT_SYNCHRONOUS=normal\n");
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains(".env begins with a byte order mark")
+            && ran.stderr.contains("without one"),
+        "{ran}"
+    );
 }
 
 #[test]
