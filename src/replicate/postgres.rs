@@ -116,7 +116,7 @@ impl Target {
             return self
                 .config
                 .connect(postgres::NoTls)
-                .map_err(|e| pg_error("cannot connect", &e));
+                .map_err(|e| pg_error(&format!("cannot connect to {}", self.display), &e));
         }
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -152,7 +152,7 @@ impl Target {
             .with_no_client_auth();
         self.config
             .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-            .map_err(|e| pg_error("cannot connect", &e))
+            .map_err(|e| pg_error(&format!("cannot connect to {}", self.display), &e))
     }
 }
 

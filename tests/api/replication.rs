@@ -267,6 +267,24 @@ fn assert_checks_clean_alike(db: &Path, key: &str, url: &str, extra: &[&str]) {
     assert_eq!(from_env.stdout, replica.stdout);
 }
 
+/// A PostgreSQL that cannot be reached is named in the refusal (without its password): it was
+/// "cannot connect: … Connection refused", which of several URLs the operator could not tell.
+#[test]
+fn a_postgres_that_cannot_be_reached_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    crate::support::process::user_add(&db, TEST_KEY, "admin", "Admin", None);
+    // Port 9 (discard) on loopback: nothing listens there.
+    let ran = replicate_once(&db, TEST_KEY, "postgres://remit:s3cret@127.0.0.1:9/ledgers");
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("cannot connect to postgres://remit@127.0.0.1:9/ledgers:")
+            && !ran.stderr.contains("s3cret"),
+        "{ran}"
+    );
+}
+
 // A first copy: every row, only ciphertext for PII, amounts queryable, the same constraints
 // and the same check in the same words (a tampered replica is caught as the file would be).
 #[test]
