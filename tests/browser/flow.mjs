@@ -761,8 +761,22 @@ async function main() {
     const refError = await text(card.locator(`${tid('deposit-reference')} ~ .field-error`));
     assert(refError.startsWith('Your reference may have letters, digits and signs'), `a reference with a space is refused with "${refError}"`);
     await card.locator(tid('deposit-reference')).fill('');
-    const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
+    // Cash is recorded for good: the amount and whose escrow are asked once more first, the
+    // safe answer focused; Back records nothing.
+    let posted = 0;
+    const countPosts = (r) => { if (r.method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname)) posted += 1; };
+    agent.on('request', countPosts);
     await card.locator(tid('deposit-submit')).click();
+    const asked = await text(card.locator(tid('deposit-confirm-text')));
+    assert(asked.startsWith(`Record ${kesText(kesDue)} in cash for `) && asked.includes(shortRef.slice(0, 4)), `the deposit is asked as "${asked}"`);
+    await waitFor('for the focus on Back', async () => (await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid)) === 'deposit-confirm-no');
+    await agent.keyboard.press('Enter');
+    assert(await card.locator(tid('deposit-confirm')).isHidden(), 'Back did not close the question');
+    assert(posted === 0, `${posted} deposit(s) were sent before Yes`);
+    agent.off('request', countPosts);
+    await card.locator(tid('deposit-submit')).click();
+    const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
+    await card.locator(tid('deposit-confirm-yes')).click();
     const res = await answer;
     const sent = JSON.parse(res.request().postData() || '{}');
     assert(sent.amountKes !== undefined && sent.reference === undefined && res.request().headers()['idempotency-key'], `the deposit was sent as ${JSON.stringify(sent)}`);
@@ -1082,6 +1096,10 @@ async function main() {
     assert(await agent.locator(tid('request-escrow-note')).isVisible(), 'the list does not say it shows one escrow only');
     await agent.locator(tid('request-escrow-clear')).click();
     await waitFor('for the requests of every escrow', async () => (await list.locator(tid('request-row')).count()) > onEscrow);
+    // A time on screen names its zone (the browser's), as a receipt's says EAT: a kiosk PC left
+    // on UTC showed a payment on one day and its receipt on the next, nothing saying why.
+    const shownAt = await text(list.locator('time').first());
+    assert(/(UTC|GMT[+-]?[0-9:]*|\b[A-Z]{3,5})$/.test(shownAt), `a time in the list names no zone: "${shownAt}"`);
     const row = (id) => list.locator(`[data-testid="request-row"][data-request-id="${id}"]`);
     const paidRow = row(request1);
     assert(await text(paidRow.locator(tid('request-status'))) === WORDS.paid, 'the paid request does not say Paid in the list');
@@ -1610,6 +1628,10 @@ async function main() {
       const said = await text(agent.locator('#notice .banner-text'));
       assert(said.includes('kiwango kipya') && said.includes('(fomu ilionyesha'), `the notice does not say the new rate: "${said}"`);
       assert(await agent.locator('#notice.banner-warn').count() === 1, 'the changed rate is not a warning');
+      // The escrow's card beside it says the new rate too (it kept the old one for up to 10 s).
+      const newRate = formatE4(newE4).replace(/0+$/, '').replace(/\.$/, '');
+      await waitFor(async () => `for the card to say the new rate (it says "${await text(agent.locator(tid('kes-rate-note')))}")`,
+        async () => (await text(agent.locator(tid('kes-rate-note')))).includes(newRate), 3000);
     } finally {
       await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
     }
@@ -1648,6 +1670,7 @@ async function main() {
     try {
       const answer = agent.waitForResponse((r) => r.request().method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname));
       await card.locator(tid('deposit-submit')).click();
+      await card.locator(tid('deposit-confirm-yes')).click();
       const d = await (await answer).json();
       assert(Number(d.rateKesPerUsdE4) === newE4, `the deposit was priced at ${d.rateKesPerUsdE4}`);
       await agent.locator(tid('deposit-receipt')).waitFor();

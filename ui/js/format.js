@@ -104,21 +104,26 @@ export function kesCentsForUsd(usdCents, e4) {
   return Number((a + 5000n) / 10000n);
 }
 
-// A time as people read it, in the page's language: in the browser's own time zone, or in
-// `timeZone`. Each language's and zone's format is made once.
+// A time as people read it, in the page's language: in the browser's own time zone, named
+// (`UTC`, `GMT+3`: a kiosk PC left on UTC showed a payment "Dec 5, 11:56 PM" beside its receipt's
+// "Dec 6, 02:56 AM EAT", with nothing to say both are the same moment), or in `timeZone` (the
+// caller names it). Each language's and zone's format is made once.
 const dateFormats = {};
 function formatTime(d, timeZone) {
   const l = lang();
   const key = `${l} ${timeZone || ''}`;
   if (!dateFormats[key]) {
-    const zone = timeZone ? { timeZone } : {};
+    const zone = timeZone ? { timeZone } : { timeZoneName: 'short' };
     let f;
     try {
       f = new Intl.DateTimeFormat(l === 'sw' ? 'sw-KE' : undefined, {
         ...zone, year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
       });
     } catch (_) {
-      f = new Intl.DateTimeFormat(undefined, { ...zone, dateStyle: 'medium', timeStyle: 'medium' });
+      // (`timeStyle: 'long'` names the zone; dateStyle cannot be given with timeZoneName.)
+      f = new Intl.DateTimeFormat(undefined, timeZone
+        ? { timeZone, dateStyle: 'medium', timeStyle: 'medium' }
+        : { dateStyle: 'medium', timeStyle: 'long' });
     }
     dateFormats[key] = f;
   }

@@ -3,7 +3,7 @@
 // banners and the rest of the screen hidden). A receipt of a simulated payout says so, large.
 
 import { button, el, simulatedTag } from './dom.js';
-import { formatRate, formatShortRef, kes, merchantText, rateKesPerUsdE4, usd, whenInNairobi } from './format.js';
+import { formatRate, formatShortRef, kes, kesToCollect, merchantText, rateKesPerUsdE4, usd, whenInNairobi } from './format.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
 import { categoryLabel, statusWord } from './words.js';
@@ -61,7 +61,11 @@ export function depositReceipt(d, e, opts = {}) {
     // What the escrow is now: on the receipt given with the cash, not on a copy printed later
     // (it would say today's state as if it were the day's).
     opts.copy ? null : line(t('receipt.escrowNow'), e ? statusWord('escrow', e.status) : '—', 'receipt-escrow-status'),
-    !opts.copy && e && e.status === 'pending_deposit' && due ? line(t('card.due'), usd(due), 'receipt-due') : null,
+    // Still due, in shillings too when the cash came in shillings (at the rate it was priced
+    // at, what the customer hands over next): "USD 293.34" alone told them nothing.
+    !opts.copy && e && e.status === 'pending_deposit' && due
+      ? line(t('card.due'), inKes && rateE4 ? `${usd(due)} (${kes(kesToCollect(due, Number(rateE4)))})` : usd(due), 'receipt-due')
+      : null,
     opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
     line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),
   ], [

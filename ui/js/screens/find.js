@@ -138,7 +138,22 @@ export async function viewFind(root, ctx, status) {
     amount.input.addEventListener('input', renderPreview);
     syncCurrency();
 
-    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
+    // Cash is recorded for good (no agent can take it back): the amount and whose escrow it
+    // goes to are said once more before it is, the safe answer focused, as Approve and Cancel
+    // ask (KES 10,000 typed for 1,000, or the card of the customer before, was recorded at once).
+    const askText = el('p', { testid: 'deposit-confirm-text' });
+    const askYes = el('button', { type: 'button', class: 'button primary', testid: 'deposit-confirm-yes' }, t('deposit.confirmYes'));
+    const askNo = button(t('deposit.confirmNo'), { testid: 'deposit-confirm-no' });
+    const ask = el('div', { class: 'inline-form', testid: 'deposit-confirm', hidden: true, role: 'group' }, askText, el('div', { class: 'actions' }, askYes, askNo));
+    let confirmed = false;
+    const unask = () => { ask.hidden = true; confirmed = false; };
+    askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
+    askYes.addEventListener('click', () => { confirmed = true; ask.hidden = true; form.requestSubmit(); });
+    for (const input of [amount.input, reference.input]) input.addEventListener('input', unask);
+    inUsd.addEventListener('change', unask);
+    inKes.addEventListener('change', unask);
+
+    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(), ask,
       el('div', { class: 'actions' },
         el('button', { type: 'submit', class: 'button primary', testid: 'deposit-submit' }, t('deposit.submit')),
         button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })));
@@ -157,6 +172,19 @@ export async function viewFind(root, ctx, status) {
       body[kesMode() ? 'amountKes' : 'amountUsd'] = centsToInput(parseDecimal(text, 2));
       const own = reference.input.value.trim();
       if (own) body.reference = own;
+      if (!confirmed) {
+        const cents = parseDecimal(text, 2);
+        askText.textContent = t('deposit.confirmAsk', {
+          amount: kesMode() ? kes(cents) : usd(cents),
+          name: e.recipient ? e.recipient.name : t('card.recipient'),
+          code: e.shortRef ? formatShortRef(e.shortRef) : e.escrowId,
+        });
+        ask.hidden = false;
+        // Once the form is no longer busy (a disabled button takes no focus).
+        setTimeout(() => { if (!ask.hidden) askNo.focus(); }, 0);
+        return;
+      }
+      confirmed = false;
       const d = await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/deposits`, body);
       depositOpen.delete(e.escrowId);
       // An open list of this agent's cash receipts now has one more.

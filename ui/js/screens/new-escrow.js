@@ -6,7 +6,7 @@
 import { api } from '../api.js';
 import { button, clear, copyButton, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
 import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
-import { amountError, checkFields, onSubmit, showError } from '../forms.js';
+import { amountError, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { t } from '../i18n.js';
 import { notice } from '../notices.js';
 import { session } from '../session.js';
@@ -39,7 +39,7 @@ function evenSplit(totalCents, n) {
 export function viewNewEscrow(root) {
   const form = el('form', { class: 'form card', testid: 'escrow-form', 'aria-labelledby': 'new-escrow-h' });
   const phone = field({ label: t('newEscrow.phone'), dataField: 'recipientPhone', testid: 'recipient-phone', type: 'tel', hint: t('newEscrow.phoneHint'), autocomplete: 'off' });
-  const name = field({ label: t('newEscrow.name'), dataField: 'recipientName', testid: 'recipient-name', hint: t('newEscrow.nameHint') });
+  const name = field({ label: t('newEscrow.name'), dataField: 'recipientName', testid: 'recipient-name', hint: t('newEscrow.nameHint'), attrs: { maxlength: TEXT_CHARS_MAX } });
   const total = field({ label: t('newEscrow.total'), dataField: 'totalAmountUsd', testid: 'total-amount', attrs: { inputmode: 'decimal' }, hint: t('newEscrow.totalHint') });
   const limit = field({ label: t('newEscrow.limit'), optional: true, dataField: 'dailyLimitUsd', testid: 'daily-limit', attrs: { inputmode: 'decimal' }, hint: t('newEscrow.limitHint') });
 

@@ -237,7 +237,12 @@ export async function viewRequest(root, ctx, escrowId) {
       // The rate changed while the form was open: said, with what the sender will see.
       notice(t('request.sentAtNewRate', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents), rate: formatRate(pricedE4), was: formatRate(shownE4) }), 'warn');
       rate = { ...(rate || {}), e4: pricedE4 };
-      refreshEscrow().catch(() => {});
+      // The card says it at once (it went on showing the old rate beside the warning: the
+      // refresh found the rate it was just given and drew nothing), then reads it again, and
+      // not from the rate kept for ten seconds, which is the old one.
+      renderEscrow();
+      renderPreview();
+      refreshEscrow({ freshRate: true }).catch(() => {});
     } else if (created._replayed) {
       // The retry of a Send whose answer was lost: the request the first one made.
       notice(t('request.sentBefore', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
@@ -247,8 +252,8 @@ export async function viewRequest(root, ctx, escrowId) {
     loadHistory().catch(() => {});
   });
 
-  async function refreshEscrow() {
-    const [fresh, r] = await Promise.all([api('GET', `/escrows/${encodeURIComponent(escrow.escrowId)}`), todayRate().catch(() => rate)]);
+  async function refreshEscrow({ freshRate = false } = {}) {
+    const [fresh, r] = await Promise.all([api('GET', `/escrows/${encodeURIComponent(escrow.escrowId)}`), todayRate({ fresh: freshRate }).catch(() => rate)]);
     if (!ctx.alive()) return;
     const same = JSON.stringify(fresh) === JSON.stringify(escrow) && (r && r.e4) === (rate && rate.e4);
     rate = r;

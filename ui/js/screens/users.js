@@ -4,7 +4,7 @@
 import { api, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, showOnce, timeEl } from '../dom.js';
 import { kenyanDigits } from '../format.js';
-import { busy, checkFields, onSubmit, showError } from '../forms.js';
+import { busy, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { session } from '../session.js';
@@ -40,7 +40,7 @@ export async function viewUsers(root, ctx) {
 
   const form = el('form', { class: 'form card', testid: 'user-form', 'aria-labelledby': 'new-user-h' });
   const role = field({ label: t('users.role'), tag: 'select', dataField: 'role', testid: 'user-role', options: ROLES.map((r) => el('option', { value: r }, roleLabel(r))) });
-  const name = field({ label: t('users.name'), dataField: 'name', testid: 'user-name' });
+  const name = field({ label: t('users.name'), dataField: 'name', testid: 'user-name', attrs: { maxlength: TEXT_CHARS_MAX } });
   const phone = field({ label: t('users.phone'), optional: true, dataField: 'phone', testid: 'user-phone', type: 'tel', hint: t('users.phoneHint') });
   const language = field({ label: t('users.language'), tag: 'select', dataField: 'language', testid: 'user-language', options: ['en', 'sw'].map((l) => el('option', { value: l }, t(`language.${l}`))) });
   // The phone is optional but for a recipient: the label says so as the role is picked.
