@@ -621,33 +621,60 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             Ok(0)
         }
         Command::User(UserCommand::List) => {
+            // Read user by user: one whose name or phone does not open (a damaged value, a
+            // row sealed under another key) is listed with its id, role and tokens, so that
+            // its tokens can still be revoked, rather than the whole list refused.
             let users = read_existing(&config, |conn, keys| {
-                crate::service::users::list(conn, keys, u32::MAX - 1, None)
+                let ids: Vec<(crate::domain::UserId, Role)> =
+                    store::all_rows(conn, "SELECT id, role FROM users ORDER BY id", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                ids.into_iter()
+                    .map(|(id, role)| {
+                        let view = crate::service::users::user_view(conn, keys, &id);
+                        let tokens: Vec<(String, bool)> = store::all_rows(
+                            conn,
+                            "SELECT prefix, revoked_at IS NOT NULL FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
+                            [&id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?;
+                        Ok((id, role, view.ok(), tokens))
+                    })
+                    .collect::<Result<Vec<_>>>()
             })?;
             // The language of their text messages last: a new column after the ones scripts read.
             println!("USER\tROLE\tNAME\tPHONE\tTOKENS\tSMS_LANGUAGE");
-            for user in users.items {
-                let tokens: Vec<String> = user
-                    .tokens
-                    .iter()
-                    .map(|t| match t.revoked_at {
-                        None => t.prefix.clone(),
-                        Some(_) => format!("{} (revoked)", t.prefix),
+            let mut unreadable = 0;
+            for (id, role, view, tokens) in users {
+                let tokens: Vec<String> = tokens
+                    .into_iter()
+                    .map(|(prefix, revoked)| match revoked {
+                        false => prefix,
+                        true => format!("{prefix} (revoked)"),
                     })
                     .collect();
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    user.user_id,
-                    user.role,
-                    user.name,
-                    user.phone.as_deref().unwrap_or("-"),
-                    if tokens.is_empty() {
-                        "-".to_string()
-                    } else {
-                        tokens.join(",")
-                    },
-                    user.language.as_str()
+                let tokens = match tokens.is_empty() {
+                    true => "-".to_string(),
+                    false => tokens.join(","),
+                };
+                match view {
+                    Some(user) => println!(
+                        "{id}\t{role}\t{}\t{}\t{tokens}\t{}",
+                        user.name,
+                        user.phone.as_deref().unwrap_or("-"),
+                        user.language.as_str()
+                    ),
+                    None => {
+                        unreadable += 1;
+                        println!("{id}\t{role}\t(cannot be decrypted)\t-\t{tokens}\t-");
+                    }
+                }
+            }
+            if unreadable > 0 {
+                eprintln!(
+                    "remit: {unreadable} user(s) whose name or phone cannot be decrypted (damaged, or sealed under another key): `remit check` names each value"
                 );
+                return Ok(1);
             }
             Ok(0)
         }

@@ -1508,6 +1508,32 @@ fn an_encrypted_value_that_does_not_open_fails_the_check() {
         )),
         "{damaged}"
     );
+    // `user list` lists everyone all the same, the damaged one by its id, role and tokens
+    // (which can still be revoked), and ends 1 saying so: it printed the error alone.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["user", "list", "--db"]).arg(&db);
+    let listed = run(cmd);
+    assert_eq!(listed.code, Some(1), "{listed}");
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(sender.as_str()))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let cells: Vec<&str> = row.split('\t').collect();
+    assert_eq!(cells[1], "sender", "{row}");
+    assert_eq!(cells[2], "(cannot be decrypted)", "{row}");
+    assert!(cells[4].starts_with("rmt_"), "{row}");
+    assert_eq!(
+        listed.stdout.lines().count(),
+        4,
+        "a header and three users: {listed}"
+    );
+    assert!(
+        listed
+            .stderr
+            .contains("1 user(s) whose name or phone cannot be decrypted"),
+        "{listed}"
+    );
 }
 
 /// A ledger of three users in `dir`, whose check is clean and names the check `line` begins.
