@@ -29,25 +29,14 @@ pub fn revocations_file(db: &Path) -> PathBuf {
 /// even when its time does not).
 pub fn note_revocation(db: &Path) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    // Owner-only, as every file beside the ledger is (one made before was 0644).
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(revocations_file(db))?;
+    // Owner-only, as every file beside the ledger is, never through a link, and the
+    // database owner's when root makes it (`ops::open_beside`).
+    let mut file = crate::ops::open_beside(db, &revocations_file(db), true)?;
     writeln!(
         file,
         "{}",
         crate::time::rfc3339_ms(crate::time::now_unix_ms())
-    )?;
-    // After the word is left: a file of another owner, which this user may write but not
-    // chmod, must not keep a running server from hearing of the revocation.
-    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-    // Root's revocation leaves the file to the database's owner, whose own may append to it.
-    crate::ops::owned_like_the_database(db, &file);
-    Ok(())
+    )
 }
 
 /// The size and time of the revocations file (`None` while there is none).

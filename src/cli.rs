@@ -368,12 +368,12 @@ fn read_existing<T>(
         .write(true)
         .open(&config.db)
         .is_ok()
-        && std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(crate::ops::beside(&config.db, ".keylock"))
-            .is_ok();
+        && crate::ops::open_beside(
+            &config.db,
+            &crate::ops::beside(&config.db, ".keylock"),
+            false,
+        )
+        .is_ok();
     if writable || !config.db.exists() {
         let (_key_lock, store) = open_existing(config)?;
         return store.read(read);

@@ -88,13 +88,7 @@ fn open_lock_file(db: &Path, path: &Path) -> Result<File> {
             )));
         }
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    // Owner-only, as the database: a lock file another user could open, another user could
-    // lock, and no server or rotation would start while they held it.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path).map_err(|e| {
+    let file = open_beside(db, path, false).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied && !path.exists() {
             Error::internal(format!(
                 "this user may not write in {}: remit keeps its lock file ({}), and SQLite its -wal and -shm files, beside the database; choose a directory it may write, or run as its owner",
@@ -105,36 +99,60 @@ fn open_lock_file(db: &Path, path: &Path) -> Result<File> {
             Error::internal(format!("cannot open lock file {}: {e}", path.display()))
         }
     })?;
-    // One made before (0644) is made owner-only too, when it is ours to change.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if file
-            .metadata()
-            .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
-        {
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-        }
-    }
-    // One that `sudo remit user list` made would be root's, and the service, run as the
-    // database's owner, could then neither start nor back up (`Permission denied`).
-    owned_like_the_database(db, &file);
     Ok(file)
 }
 
-/// Gives a file remit keeps beside the database to the database's owner, as SQLite gives its
-/// -wal and -shm. Only root can give a file away (anyone else's file is theirs already, or
-/// the database is theirs too): nothing is said when it cannot.
-pub(crate) fn owned_like_the_database(db: &Path, file: &File) {
+/// Opens (for writing, or appending) a file remit keeps beside the database `db`, making it
+/// owner-only (0600) if it is not there. Never through a symbolic link (one at that name is
+/// refused, `ELOOP`), and its mode and owner are changed only on a file this process made, or
+/// a plain file of one link: root runs commands too (`sudo remit user list`), in a directory
+/// the service's user owns, and a link planted there (`remit.db.keylock` → `/etc/shadow`) would
+/// otherwise have root give the file it leads to away.
+///
+/// A file made here is given to the database's owner, as SQLite gives its -wal and -shm: one
+/// that root made would be root's, and the service, run as the database's owner, could then
+/// neither start nor back up (`Permission denied`). Only root can give a file away; for anyone
+/// else that is a no-op. One made before as 0644 by an older version is made owner-only.
+pub(crate) fn open_beside(db: &Path, path: &Path, append: bool) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    match append {
+        true => options.append(true),
+        false => options.write(true),
+    };
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(database), Ok(ours)) = (std::fs::metadata(db), file.metadata()) {
-            if (database.uid(), database.gid()) != (ours.uid(), ours.gid()) {
-                let _ = std::os::unix::fs::fchown(file, Some(database.uid()), Some(database.gid()));
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let (file, made) = match options.clone().create_new(true).open(path) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (options.open(path)?, false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a plain file"));
+        }
+        if made {
+            if let Ok(database) = std::fs::metadata(db) {
+                if (database.uid(), database.gid()) != (meta.uid(), meta.gid()) {
+                    let _ = std::os::unix::fs::fchown(
+                        &file,
+                        Some(database.uid()),
+                        Some(database.gid()),
+                    );
+                }
             }
+        } else if meta.nlink() == 1 && meta.permissions().mode() & 0o077 != 0 {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         }
     }
+    #[cfg(not(unix))]
+    let _ = (db, made);
+    Ok(file)
 }
 
 /// The exclusive lock of a database, held until dropped: its lock file's, and the database

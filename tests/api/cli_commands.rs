@@ -483,6 +483,49 @@ fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
     assert_eq!(ran.code, Some(0), "the service's backup: {ran}");
 }
 
+/// A lock or revocations file that is a symbolic link is refused, never followed: root runs
+/// commands in a directory the service's user owns, and a link planted there
+/// (`remit.db.keylock` → `/etc/shadow`) had root change the mode of the file it leads to (and,
+/// for a moment of this change's history, its owner).
+#[cfg(unix)]
+#[test]
+fn a_lock_file_that_is_a_link_is_refused_and_what_it_leads_to_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let token = user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious");
+    std::fs::write(&target, "keep me").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (link, args) in [
+        ("remit.db.keylock", vec!["fx", "set", "USD-KES", "140"]),
+        ("remit.db.lock", vec!["restore", "nothing.db"]),
+        ("remit.db.revoked", vec!["token", "revoke", token.as_str()]),
+    ] {
+        let path = dir.path().join(link);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(&args).arg("--db").arg(&db);
+        let ran = run(cmd);
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{link}: {ran}");
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "keep me",
+            "{link}"
+        );
+        if link == "remit.db.revoked" {
+            // The revocation is committed; the word for a running server could not be left.
+            assert!(ran.stderr.contains("cannot write"), "{link}: {ran}");
+        } else {
+            assert_eq!(ran.code, Some(2), "{link}: {ran}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
 /// `check` reads a ledger file at a path that is not UTF-8, or holds `%`, `?` or `#`, as every
 /// other command opens one: before, it said "the database path is not UTF-8" (exit 2), and
 /// a daily check of such a ledger always alerted. It writes nothing beside it.
