@@ -857,6 +857,11 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 backup.display(),
                 config.db.display()
             );
+            if let Some(other) = &restored.replaced_other {
+                println!(
+                    "The database it replaced held another ledger ({other}): nothing of it was compared with the backup or carried over; it is kept beside it (below) as it was."
+                );
+            }
             for line in &restored.since {
                 println!("since the backup: {line}");
             }

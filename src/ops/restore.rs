@@ -27,6 +27,9 @@ pub struct Restored {
     /// The same lines kept in a file beside the replaced database, if there were any: a second
     /// restore before the advice is done would not say them again.
     pub since_file: Option<PathBuf>,
+    /// The id of the ledger the backup replaced when it was another ledger (`--other-ledger`):
+    /// nothing of it was compared with the backup, nor held back.
+    pub replaced_other: Option<String>,
 }
 
 /// Puts `backup` in `db`'s place. The caller holds the database's lock (no server runs) and its
@@ -58,9 +61,7 @@ pub fn restore(
     }
     a_ledger_file(backup)?;
     no_log_beside_the_backup(backup)?;
-    if !other_ledger {
-        the_same_ledger(db, backup)?;
-    }
+    let replaced_other = another_ledger(db, backup, other_ledger)?;
     no_log_beside_an_empty_file(db)?;
     let named = db;
     // Put in the file's place, not the link's: through a link named by --db the copy replaced
@@ -99,8 +100,16 @@ pub fn restore(
     let placed = copy_synced(backup, &copy)
         .and_then(|()| check_copy(&copy, backup, db, &key_hex))
         .and_then(|report| {
-            let (since, hold) = since_the_backup(db, &copy);
-            hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
+            // Another ledger's rows are not this one's history: compared by id, each of its
+            // escrows, deposits and payouts read as "made since the backup", to make again
+            // (another ledger's money recorded into this one), and its hold was passed on.
+            let (since, hold) = match replaced_other {
+                Some(_) => (Vec::new(), false),
+                None => since_the_backup(db, &copy),
+            };
+            if replaced_other.is_none() {
+                hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
+            }
             like_the_database(db, &copy)?;
             let kept = unfinished.naming(|| put_in_place(db, &copy, &dir))?;
             let since_file = match &kept {
@@ -123,6 +132,7 @@ pub fn restore(
                 kept,
                 since,
                 since_file,
+                replaced_other: replaced_other.clone(),
             })
         });
     if placed.is_err() {
@@ -175,23 +185,25 @@ fn no_log_beside_the_backup(backup: &Path) -> Result<()> {
 /// Refuses a backup of another ledger than the one at `db` (their `ledger_id`s differ): a demo's
 /// or another kiosk's backup restored by mistake would put that ledger, its users and its
 /// tokens in this one's place. `--other-ledger` says it is meant (a ledger moved to this
-/// machine). When either id cannot be read (a damaged ledger, one from before schema 8, or no
-/// ledger at `db`), nothing can be compared and nothing is refused.
-fn the_same_ledger(db: &Path, backup: &Path) -> Result<()> {
+/// machine): then the replaced ledger's id. When either id cannot be read (a damaged ledger,
+/// one from before schema 8, or no ledger at `db`), nothing can be compared and nothing is
+/// refused.
+fn another_ledger(db: &Path, backup: &Path, meant: bool) -> Result<Option<String>> {
     let id_of = |path: &Path| -> Option<String> {
         let conn = store::read_only_connection(path).ok()?;
         crate::store::changes::ledger_id(&conn).ok()
     };
     if !holds_a_ledger(db) {
-        return Ok(());
+        return Ok(None);
     }
     match (id_of(db), id_of(backup)) {
+        (Some(here), Some(there)) if here != there && meant => Ok(Some(here)),
         (Some(here), Some(there)) if here != there => Err(Error::internal(format!(
             "{} is a backup of another ledger ({there}), not of the one at {} ({here}): restoring it would put that ledger, its users and tokens in this one's place. If that is what you mean (a ledger moved here), run the restore again with --other-ledger; nothing was restored",
             backup.display(),
             db.display()
         ))),
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 

@@ -1626,8 +1626,27 @@ fn a_backup_with_a_log_beside_it_or_of_another_ledger_is_refused() {
         "{refused}"
     );
     assert_eq!(std::fs::read(&db).unwrap(), before, "the ledger moved");
+    // Meant (a kiosk's ledger moved to a machine that made one of its own): restored, and
+    // nothing of the replaced ledger is read as this one's history (its escrow was said to be
+    // "made after the backup", to be made again here, with its money).
+    let sender = user_add(&db, TEST_KEY, "sender", "Baraka", None);
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let r = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0733000333", "recipientName": "Akinyi", "totalAmountUsd": 20,
+            "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    drop(server);
     let meant = restore(&theirs, &["--other-ledger"]);
     assert_eq!(meant.code, Some(0), "{meant}");
+    assert!(
+        meant.stdout.contains("held another ledger (ldg_")
+            && !meant.stdout.contains("since the backup:")
+            && !meant.stdout.contains("REMIT_GATEWAY"),
+        "{meant}"
+    );
     assert!(!meant.stdout.contains("holds another key"), "{meant}");
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
     // Restored under ENCRYPTION_KEY beside a key file of another key: said, since the next
