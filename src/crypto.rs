@@ -102,16 +102,16 @@ impl MasterKey {
         Ok(MasterKey(key))
     }
 
-    /// Was it typed by hand rather than drawn at random (all zeros, `abab…`, a placeholder
-    /// left in an environment file)? Such a key protects nothing: fewer than 8 different hex
-    /// characters among its 64, which 64 random ones (16 different on average) never have.
+    /// Was it typed by hand rather than drawn at random (all zeros, `abab…`, `0123…cdef`
+    /// repeated, a pattern pasted in from an example)? Such a key protects nothing: fewer than
+    /// 16 different byte values among its 32, as any pattern that repeats within 15 bytes has.
+    /// 32 random bytes have about 30 different ones; fewer than 16 happens about once in 10^15.
     pub fn is_weak(&self) -> bool {
-        let mut seen = [false; 16];
+        let mut seen = [false; 256];
         for byte in self.0 {
-            seen[usize::from(byte >> 4)] = true;
-            seen[usize::from(byte & 0x0f)] = true;
+            seen[usize::from(byte)] = true;
         }
-        seen.iter().filter(|s| **s).count() < 8
+        seen.iter().filter(|s| **s).count() < 16
     }
 
     /// A fresh random key.
@@ -164,7 +164,7 @@ pub fn load_master_key(
 ) -> Result<(MasterKey, KeySource)> {
     if let Some(text) = env_hex.filter(|t| !t.trim().is_empty()) {
         let key = MasterKey::from_hex(text)?;
-        not_weak_for_a_new_ledger(db, &key, "ENCRYPTION_KEY")?;
+        not_weak_for_a_new_ledger(db, &key, "ENCRYPTION_KEY", create)?;
         return Ok((key, KeySource::Environment));
     }
     let path = key_file_path(db);
@@ -177,7 +177,7 @@ pub fn load_master_key(
                 ))
             })?;
             warn_if_readable_by_others(&path);
-            not_weak_for_a_new_ledger(db, &key, &format!("the key file {}", path.display()))?;
+            not_weak_for_a_new_ledger(db, &key, &format!("the key file {}", path.display()), create)?;
             Ok((key, KeySource::File(path)))
         }
         // A new key only for a new ledger: a file already there (a restored backup, a file
@@ -207,16 +207,16 @@ pub fn load_master_key(
 }
 
 /// Words for a key typed by hand (`MasterKey::is_weak`).
-pub const WEAK_KEY: &str =
-    "is not random (fewer than 8 different hex characters): make one with `openssl rand -hex 32`";
+pub const WEAK_KEY: &str = "is not random (a pattern: fewer than 16 different bytes among its 32): make one with `openssl rand -hex 32`";
 
-/// A key typed by hand is refused for a new ledger (nothing is written under it yet); an
-/// existing ledger's is said at every start, to be rotated (refusing it would lock the ledger).
-fn not_weak_for_a_new_ledger(db: &Path, key: &MasterKey, whose: &str) -> Result<()> {
-    match (key.is_weak(), holds_data(db)) {
+/// A key typed by hand is refused for a new ledger (`create`, and nothing written under it
+/// yet); a ledger already under one (here, or a replica's elsewhere: `check --postgres`) is
+/// opened, and told at every start to rotate it (refusing it would lock the ledger).
+fn not_weak_for_a_new_ledger(db: &Path, key: &MasterKey, whose: &str, create: bool) -> Result<()> {
+    match (key.is_weak(), create && !holds_data(db)) {
         (false, _) => Ok(()),
-        (true, false) => Err(Error::invalid(whose, WEAK_KEY)),
-        (true, true) => {
+        (true, true) => Err(Error::invalid(whose, WEAK_KEY)),
+        (true, false) => {
             log::warn!("{whose} {WEAK_KEY}, and the ledger's names and phones are encrypted under it: rotate it (`remit rotate-key`, README \"Key rotation\")");
             Ok(())
         }
@@ -569,6 +569,9 @@ mod tests {
         // Typed by hand, or drawn at random.
         assert!(MasterKey::from_hex(&"0".repeat(64)).unwrap().is_weak());
         assert!(MasterKey::from_hex(&"5a17c0".repeat(11)[..64])
+            .unwrap()
+            .is_weak());
+        assert!(MasterKey::from_hex(&"0123456789abcdef".repeat(4))
             .unwrap()
             .is_weak());
         assert!(!MasterKey::generate().is_weak());

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 const CALLBACK_TOKEN: &str = "0123456789abcdef0123456789abcdef";
-const NEW_KEY: &str = "5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de5a17c0de";
+const NEW_KEY: &str = "363c8e3a32c90c40e2cf414211e2ae7257108e9587f864059e3afa5538d643dc";
 
 #[test]
 fn a_backup_taken_while_approvals_run_passes_the_check_and_restores() {
