@@ -638,7 +638,14 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                             [&id],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )?;
-                        Ok((id, role, view.ok(), tokens))
+                        // A value that does not open is said in the list; any other error (the
+                        // database's) stops it.
+                        let view = match view {
+                            Ok(view) => Some(view),
+                            Err(e) if crate::crypto::Keys::is_undecryptable(&e) => None,
+                            Err(e) => return Err(e),
+                        };
+                        Ok((id, role, view, tokens))
                     })
                     .collect::<Result<Vec<_>>>()
             })?;

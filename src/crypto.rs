@@ -386,6 +386,9 @@ pub struct Keys {
     pub key_check: String,
 }
 
+/// How `Keys::decrypt`'s refusal begins (`Keys::is_undecryptable` tells it by this).
+const UNDECRYPTABLE: &str = "cannot decrypt ";
+
 impl Keys {
     /// Derives every subkey from the master key.
     pub fn new(master: &MasterKey) -> Keys {
@@ -427,11 +430,17 @@ impl Keys {
         ))
     }
 
+    /// Is `e` the refusal of `decrypt` (a value damaged, or sealed under another key), rather
+    /// than an error of the database?
+    pub fn is_undecryptable(e: &Error) -> bool {
+        matches!(e, Error::Internal(message) if message.starts_with(UNDECRYPTABLE))
+    }
+
     /// Decrypts a value stored by `encrypt` for the same `aad`.
     pub fn decrypt(&self, aad: &str, stored: &str) -> Result<String> {
         let fail = || {
             Error::internal(format!(
-                "cannot decrypt {aad} (damaged, or sealed under another key: `remit check` lists every value that does not open)"
+                "{UNDECRYPTABLE}{aad} (damaged, or sealed under another key: `remit check` lists every value that does not open)"
             ))
         };
         let mut parts = stored.splitn(3, '.');

@@ -30,10 +30,11 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     // key (every later command fails to read it) or a lock file. Said by name, whether or not
     // the file is there now.
     let real = super::real_path(target);
-    if let Some(suffix) = BESIDE_THE_DATABASE
-        .iter()
-        .find(|suffix| real == super::beside(store.path(), suffix))
-    {
+    // (The key file is read beside the name given, a link's name too: both are refused.)
+    let named_key = super::real_path(&crate::crypto::key_file_path(store.path()));
+    if let Some(suffix) = BESIDE_THE_DATABASE.iter().find(|suffix| {
+        real == super::beside(store.path(), suffix) || (**suffix == ".key" && real == named_key)
+    }) {
         return Err(Error::internal(format!(
             "{} is the name of the database's {} file ({}): choose another name for the backup",
             target.display(),

@@ -343,12 +343,15 @@ pub const STK_FOR_B2X: &str = "an STK (Lipa na M-Pesa Online) result named this 
 pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compare (neither the bill account nor the PayBill or Till number): not applied, money stays reserved; check M-Pesa";
 
 /// The flag of a payout paid by a success that came while its only call was on its way, a call
-/// that then reached nothing (`mark_not_sent`).
+/// that then reached nothing (`mark_not_sent`). Kept, as `SECOND_CONVERSATION`'s is: a later
+/// flag (M-Pesa's retry, another post) is added to it, never put in its place.
 pub const SUCCESS_UNSENT: &str = "M-Pesa's success came while remit's only call of this payout was on its way, and that call then reached nothing (turned away before processing): no payment of it can have been made, so the success may be forged; check M-Pesa";
 
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
-    reason.starts_with(SECOND_CONVERSATION) || reason.starts_with(OTHER_PAYEE)
+    reason.starts_with(SECOND_CONVERSATION)
+        || reason.starts_with(OTHER_PAYEE)
+        || reason.starts_with(SUCCESS_UNSENT)
 }
 
 /// Whom a success says it paid, against the payout.
@@ -673,6 +676,7 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1,
              flag_reason = CASE WHEN flag_reason LIKE ?4 || '%' OR flag_reason LIKE ?5 || '%'
+                     OR flag_reason LIKE ?6 || '%'
                  THEN flag_reason || '; then: ' || ?2 ELSE ?2 END,
              updated_at = ?3 WHERE id = ?1",
         )?
@@ -681,7 +685,8 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
             reason,
             ctx.at(),
             SECOND_CONVERSATION,
-            OTHER_PAYEE
+            OTHER_PAYEE,
+            SUCCESS_UNSENT
         ])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(

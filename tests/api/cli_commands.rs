@@ -295,6 +295,16 @@ fn a_backup_is_checked_with_its_key_kept_elsewhere() {
         );
     }
     assert!(!dir.path().join("remit.db-journal").exists());
+    // Through a link, the key file is read beside the link's name: that name is refused too.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let key_of_link = format!("{}.key", link.display());
+        let refused = cli(&link, &["backup", &key_of_link]);
+        assert_eq!(refused.code, Some(2), "{refused}");
+        assert!(!std::path::Path::new(&key_of_link).exists(), "{refused}");
+    }
     assert!(check(&db, TEST_KEY).code == Some(0));
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     let made = cli(&db, &["backup", copy.to_str().unwrap()]);

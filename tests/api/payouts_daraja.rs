@@ -1701,6 +1701,23 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
     let payout = app.payout_ids(&b2b).0;
     let audit = audit_actions(&app, &escrow, &payout);
     assert_eq!(count(&audit, "payout.flagged"), 1, "{audit:?}");
+    // A later flag (another success for it) is added to this one, never put in its place.
+    let again = b2b_success(
+        (&originator, "AG_20261205_0000000000000000yyyy"),
+        2_600,
+        "TLB2600YYZ",
+        "888880 - KENYA POWER",
+        "ACC-77",
+    );
+    assert_eq!(post_result(&app, &again).status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{b2b}"), &app.admin)
+        .body;
+    let reason = view["payout"]["flagReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("may be forged") && reason.contains("; then: "),
+        "{view}"
+    );
     // Paid as far as remit is concerned: the call is not made again once tokens are taken.
     fake.refuse_every_token(false);
     let refused = fake.bearer_refused_on("/mpesa/b2b/v1/paymentrequest");

@@ -766,7 +766,8 @@ async function main() {
     let posted = 0;
     const countPosts = (r) => { if (r.method() === 'POST' && /\/deposits$/.test(new URL(r.url()).pathname)) posted += 1; };
     agent.on('request', countPosts);
-    await card.locator(tid('deposit-submit')).click();
+    // A double click on Record asks (its second click lands on Record again, not on Yes).
+    await card.locator(tid('deposit-submit')).dblclick();
     const asked = await text(card.locator(tid('deposit-confirm-text')));
     assert(asked.startsWith(`Record ${kesText(kesDue)} in cash for `) && asked.includes(shortRef.slice(0, 4)), `the deposit is asked as "${asked}"`);
     await waitFor('for the focus on Back', async () => (await agent.evaluate(() => document.activeElement && document.activeElement.dataset.testid)) === 'deposit-confirm-no');

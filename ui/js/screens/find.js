@@ -141,22 +141,37 @@ export async function viewFind(root, ctx, status) {
     // Cash is recorded for good (no agent can take it back): the amount and whose escrow it
     // goes to are said once more before it is, the safe answer focused, as Approve and Cancel
     // ask (KES 10,000 typed for 1,000, or the card of the customer before, was recorded at once).
-    const askText = el('p', { testid: 'deposit-confirm-text' });
-    const askYes = el('button', { type: 'button', class: 'button primary', testid: 'deposit-confirm-yes' }, t('deposit.confirmYes'));
+    // The question comes below Record, which stays where it was: the second click of a double
+    // click lands on Record again (which asks again), never on Yes; and a click on Yes that is
+    // the second of a double click is not taken. The buttons name the question for a screen
+    // reader.
+    const askId = uid('deposit-ask');
+    const askText = el('p', { id: askId, testid: 'deposit-confirm-text' });
+    const askYes = el('button', { type: 'button', class: 'button primary', testid: 'deposit-confirm-yes', 'aria-describedby': askId }, t('deposit.confirmYes'));
     const askNo = button(t('deposit.confirmNo'), { testid: 'deposit-confirm-no' });
-    const ask = el('div', { class: 'inline-form', testid: 'deposit-confirm', hidden: true, role: 'group' }, askText, el('div', { class: 'actions' }, askYes, askNo));
+    askNo.setAttribute('aria-describedby', askId);
+    const ask = el('div', { class: 'inline-form', testid: 'deposit-confirm', hidden: true, role: 'group', 'aria-labelledby': askId }, askText, el('div', { class: 'actions' }, askYes, askNo));
+    const record = el('button', { type: 'submit', class: 'button primary', testid: 'deposit-submit' }, t('deposit.submit'));
     let confirmed = false;
     const unask = () => { ask.hidden = true; confirmed = false; };
     askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
-    askYes.addEventListener('click', () => { confirmed = true; ask.hidden = true; form.requestSubmit(); });
+    askYes.addEventListener('click', (ev) => {
+      if (ev.detail > 1) return;
+      confirmed = true;
+      ask.hidden = true;
+      // Where the keyboard comes back to should the recording fail (Yes is hidden by then).
+      record.focus();
+      form.requestSubmit();
+    });
     for (const input of [amount.input, reference.input]) input.addEventListener('input', unask);
     inUsd.addEventListener('change', unask);
     inKes.addEventListener('change', unask);
 
-    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(), ask,
+    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
       el('div', { class: 'actions' },
-        el('button', { type: 'submit', class: 'button primary', testid: 'deposit-submit' }, t('deposit.submit')),
-        button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })));
+        record,
+        button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })),
+      ask);
     onSubmit(form, async () => {
       const text = amount.input.value.trim();
       // The server takes 1 to 64 visible ASCII characters: said here in words, before sending.
