@@ -1121,6 +1121,8 @@ async function main() {
     assert(await text(receipt.locator('.receipt-number .muted')) === 'M-Pesa receipt', 'the payment receipt does not say its number is M-Pesa\'s');
     assert(await text(receipt.locator(tid('receipt-amount-kes'))) === kesText(kes1 * 100), 'the payment receipt does not show the KES paid');
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(usdFor(kes1)), 'the payment receipt does not show the USD taken');
+    // Whose escrow it came from, by the deposit code the family knows it by.
+    assert(await text(receipt.locator(tid('receipt-code'))) === shortRef, `the payment receipt's deposit code is "${await text(receipt.locator(tid('receipt-code')))}"`);
     await checkScreen(agent, 'request details with its receipt');
     await shot(agent, '14-agent-request-receipt.png');
     await checkPrint(agent, receipt, [

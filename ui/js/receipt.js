@@ -93,7 +93,10 @@ export function paymentReceipt(r, e) {
     line(t('receipt.fromEscrow'), usd(r.amountUsdCents), 'receipt-amount-usd'),
     rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,
     line(t('request.category'), categoryLabel(r.category), 'receipt-category'),
-    rec.name ? line(t('receipt.forRecipient'), el('bdi', null, rec.name), 'receipt-recipient') : null,
+    // Whose escrow, as the deposit's receipt names it: the name, the phone as the reader may see
+    // it, and the deposit code the family knows the escrow by.
+    rec.name ? line(t('receipt.forRecipient'), [el('bdi', null, rec.name), rec.phone ? el('span', { class: 'muted' }, ' ', el('bdi', null, rec.phone)) : null], 'receipt-recipient') : null,
+    e && e.shortRef ? line(t('card.code'), el('span', { class: 'mono' }, formatShortRef(e.shortRef)), 'receipt-code') : null,
     line(t('receipt.request'), el('span', { class: 'mono' }, r.paymentRequestId)),
   ], sim);
 }
