@@ -89,10 +89,24 @@ fn open_lock_file(db: &Path, path: &Path) -> Result<File> {
         }
     }
     let file = open_beside(db, path, false).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied && !path.exists() {
+        let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if denied && !path.exists() && !link {
             Error::internal(format!(
                 "this user may not write in {}: remit keeps its lock file ({}), and SQLite its -wal and -shm files, beside the database; choose a directory it may write, or run as its owner",
                 parent_dir(path).display(),
+                path.display()
+            ))
+        } else if link {
+            Error::internal(format!(
+                "{} is a symbolic link: remit keeps its lock files as plain files beside the database and never opens one through a link; remove it",
+                path.display()
+            ))
+        } else if denied {
+            // One made by another user (a command run as root by an older version): said
+            // with what to do, not as a bare "Permission denied".
+            Error::internal(format!(
+                "cannot open the lock file {}: it belongs to another user (a command run as another user, root perhaps, made it): give it to this user (chown) or remove it while nothing uses the database",
                 path.display()
             ))
         } else {

@@ -445,7 +445,7 @@ fn a_database_this_user_may_not_write_is_refused_at_start() {
 #[cfg(unix)]
 #[test]
 fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
     if !is_root() {
         eprintln!("not root: the lock files' owner cannot differ from the database's");
@@ -491,6 +491,22 @@ fn lock_files_a_root_command_makes_belong_to_the_databases_owner() {
         .gid(65534);
     let ran = run(cmd);
     assert_eq!(ran.code, Some(0), "the service's backup: {ran}");
+    // One that root made before this was mended (root's, 0600) is said with what to do.
+    let keylock = dir.path().join("remit.db.keylock");
+    std::fs::remove_file(&keylock).unwrap();
+    std::fs::write(&keylock, "").unwrap();
+    std::fs::set_permissions(&keylock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["fx", "set", "USD-KES", "140", "--db"])
+        .arg(&db)
+        .uid(65534)
+        .gid(65534);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("belongs to another user") && ran.stderr.contains("chown"),
+        "{ran}"
+    );
 }
 
 /// A lock or revocations file that is a symbolic link is refused, never followed: root runs
@@ -531,6 +547,10 @@ fn a_lock_file_that_is_a_link_is_refused_and_what_it_leads_to_left_alone() {
             assert!(ran.stderr.contains("cannot write"), "{link}: {ran}");
         } else {
             assert_eq!(ran.code, Some(2), "{link}: {ran}");
+            assert!(
+                ran.stderr.contains("is a symbolic link") && ran.stderr.contains("remove it"),
+                "{link}: {ran}"
+            );
         }
         std::fs::remove_file(&path).unwrap();
     }
