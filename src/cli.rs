@@ -923,8 +923,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     "must hold the new key as 64 hex characters",
                 )
             })?;
+            // Said, not refused (`crypto::warn_if_weak`): the rotation goes on.
             if new_key.is_weak() {
-                return Err(Error::invalid("--new-key-file", crate::crypto::WEAK_KEY));
+                eprintln!(
+                    "remit: warning: the new key in {} {}",
+                    new_key_file.display(),
+                    crate::crypto::WEAK_KEY
+                );
             }
             crate::crypto::warn_if_others_can_read(
                 &new_key_file,
