@@ -1516,6 +1516,21 @@ fn a_clean_ledger_and_its_backup(
     (db, backup)
 }
 
+/// An escrow made (not funded) in the ledger at `db` by a new sender, through a server started
+/// for it in `dir`: its id.
+fn an_escrow_made_in(db: &std::path::Path, dir: &std::path::Path) -> String {
+    let sender = user_add(db, TEST_KEY, "sender", "Baraka", None);
+    let server = Server::start(db, TEST_KEY, &dir.join("serve.log"), &[]);
+    let r = server.post(
+        "/escrows",
+        &sender,
+        &json!({"recipientPhone": "0733000333", "recipientName": "Akinyi", "totalAmountUsd": 20,
+            "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["escrowId"].as_str().unwrap().to_string()
+}
+
 /// Dates a file's last write two hours back (what a copy left by a killed command looks like).
 fn two_hours_old(path: &std::path::Path) {
     std::fs::File::options()
@@ -1596,16 +1611,7 @@ fn a_backup_with_a_log_beside_it_or_of_another_ledger_is_refused() {
     // Meant (a kiosk's ledger moved to a machine that made one of its own): restored, and
     // nothing of the replaced ledger is read as this one's history (its escrow was said to be
     // "made after the backup", to be made again here, with its money).
-    let sender = user_add(&db, TEST_KEY, "sender", "Baraka", None);
-    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
-    let r = server.post(
-        "/escrows",
-        &sender,
-        &json!({"recipientPhone": "0733000333", "recipientName": "Akinyi", "totalAmountUsd": 20,
-            "categories": ["rent"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    drop(server);
+    an_escrow_made_in(&db, dir.path());
     let meant = restore(&theirs, &["--other-ledger"]);
     assert_eq!(meant.code, Some(0), "{meant}");
     assert!(
@@ -1698,17 +1704,7 @@ fn a_restore_onto_an_empty_file_is_a_restore_onto_a_new_machine() {
 fn a_restore_that_loses_no_money_does_not_hold_payouts_back() {
     let dir = tempfile::tempdir().unwrap();
     let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
-    let sender = user_add(&db, TEST_KEY, "sender", "Baraka", None);
-    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
-    let r = server.post(
-        "/escrows",
-        &sender,
-        &json!({"recipientPhone": "0733000333", "recipientName": "Akinyi", "totalAmountUsd": 20,
-            "categories": ["rent"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let escrow = r.body["escrowId"].as_str().unwrap().to_string();
-    drop(server);
+    let escrow = an_escrow_made_in(&db, dir.path());
     // A rate set since the backup is said too (the restored ledger would price at the
     // backup's, the default here): it moves no money by itself.
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
