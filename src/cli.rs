@@ -621,31 +621,41 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             Ok(0)
         }
         Command::User(UserCommand::List) => {
-            // Read user by user: one whose name or phone does not open (a damaged value, a
-            // row sealed under another key) is listed with its id, role and tokens, so that
-            // its tokens can still be revoked, rather than the whole list refused.
+            // One read of the list; when a user's name or phone does not open (a damaged
+            // value, a row sealed under another key), user by user instead, that one listed with
+            // its id, role and tokens, so that its tokens can still be revoked, rather than the
+            // whole list refused. Any other error (the database's) stops it.
             let users = read_existing(&config, |conn, keys| {
+                let view = |user: crate::service::users::UserView| {
+                    let tokens = user
+                        .tokens
+                        .iter()
+                        .map(|t| (t.prefix.clone(), t.revoked_at.is_some()))
+                        .collect();
+                    (user.user_id.clone(), user.role, Some(user), tokens)
+                };
+                match crate::service::users::list(conn, keys, u32::MAX - 1, None) {
+                    Ok(page) => return Ok(page.items.into_iter().map(view).collect()),
+                    Err(e) if !crate::crypto::Keys::is_undecryptable(&e) => return Err(e),
+                    Err(_) => {}
+                }
                 let ids: Vec<(crate::domain::UserId, Role)> =
                     store::all_rows(conn, "SELECT id, role FROM users ORDER BY id", [], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })?;
                 ids.into_iter()
-                    .map(|(id, role)| {
-                        let view = crate::service::users::user_view(conn, keys, &id);
-                        let tokens: Vec<(String, bool)> = store::all_rows(
-                            conn,
-                            "SELECT prefix, revoked_at IS NOT NULL FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
-                            [&id],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )?;
-                        // A value that does not open is said in the list; any other error (the
-                        // database's) stops it.
-                        let view = match view {
-                            Ok(view) => Some(view),
-                            Err(e) if crate::crypto::Keys::is_undecryptable(&e) => None,
-                            Err(e) => return Err(e),
-                        };
-                        Ok((id, role, view, tokens))
+                    .map(|(id, role)| match crate::service::users::user_view(conn, keys, &id) {
+                        Ok(user) => Ok(view(user)),
+                        Err(e) if crate::crypto::Keys::is_undecryptable(&e) => {
+                            let tokens: Vec<(String, bool)> = store::all_rows(
+                                conn,
+                                "SELECT prefix, revoked_at IS NOT NULL FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
+                                [&id],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )?;
+                            Ok((id, role, None, tokens))
+                        }
+                        Err(e) => Err(e),
                     })
                     .collect::<Result<Vec<_>>>()
             })?;
@@ -923,14 +933,11 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     "must hold the new key as 64 hex characters",
                 )
             })?;
-            // Said, not refused (`crypto::warn_if_weak`): the rotation goes on.
-            if new_key.is_weak() {
-                eprintln!(
-                    "remit: warning: the new key in {} {}",
-                    new_key_file.display(),
-                    crate::crypto::WEAK_KEY
-                );
-            }
+            // Said, not refused: the rotation goes on.
+            crate::crypto::warn_if_weak(
+                &new_key,
+                &format!("the new key in {}", new_key_file.display()),
+            );
             crate::crypto::warn_if_others_can_read(
                 &new_key_file,
                 "new key file",

@@ -207,13 +207,13 @@ pub fn load_master_key(
 }
 
 /// Words for a key typed by hand (`MasterKey::is_weak`).
-pub const WEAK_KEY: &str = "is a pattern, not drawn at random (fewer than 16 different bytes among its 32): anyone who guesses it reads the ledger's names and phones; make one with `openssl rand -hex 32` and rotate to it (`remit rotate-key`, README \"Key rotation\")";
+const WEAK_KEY: &str = "is a pattern, not drawn at random (fewer than 16 different bytes among its 32): anyone who guesses it reads the ledger's names and phones; make one with `openssl rand -hex 32` and rotate to it (`remit rotate-key`, README \"Key rotation\")";
 
 /// A key typed by hand (`MasterKey::is_weak`) is said at every start and by every command that
 /// reads it, never refused: the contract asks only for 64 hex characters (DESIGN.md), the
 /// guide remit grew from gives a pattern as its example, and refusing it would lock a ledger
 /// out, or a start the operator scripted.
-fn warn_if_weak(key: &MasterKey, whose: &str) {
+pub fn warn_if_weak(key: &MasterKey, whose: &str) {
     if key.is_weak() {
         log::warn!("{whose} {WEAK_KEY}");
     }

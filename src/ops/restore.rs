@@ -103,13 +103,14 @@ pub fn restore(
             // Another ledger's rows are not this one's history: compared by id, each of its
             // escrows, deposits and payouts read as "made since the backup", to make again
             // (another ledger's money recorded into this one), and its hold was passed on.
-            let (since, hold) = match replaced_other {
-                Some(_) => (Vec::new(), false),
-                None => since_the_backup(db, &copy),
+            let since = match replaced_other {
+                Some(_) => Vec::new(),
+                None => {
+                    let (since, hold) = since_the_backup(db, &copy);
+                    hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
+                    since
+                }
             };
-            if replaced_other.is_none() {
-                hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
-            }
             like_the_database(db, &copy)?;
             let kept = unfinished.naming(|| put_in_place(db, &copy, &dir))?;
             let since_file = match &kept {

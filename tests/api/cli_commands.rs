@@ -640,12 +640,7 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
             .collect()
     };
     // The current key as the new one is refused before any copy of it is made.
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let refused = run(cmd);
+    let refused = rotate_key(dir.path(), None, &key_file, &db);
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(
         refused.stderr.contains("the new key is the current key"),
@@ -664,12 +659,7 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
         )
         .unwrap();
     }
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&new_key)
-        .arg("--db")
-        .arg(&db);
-    let ran = run(cmd);
+    let ran = rotate_key(dir.path(), None, &new_key, &db);
     assert_eq!(ran.code, Some(0), "{ran}");
     let kept: Vec<_> = kept_copies()
         .into_iter()
@@ -717,12 +707,7 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     .unwrap();
     std::fs::set_permissions(&another, std::fs::Permissions::from_mode(0o600)).unwrap();
     let copies = kept_copies().len();
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&another)
-        .arg("--db")
-        .arg(&db);
-    let refused = run(cmd);
+    let refused = rotate_key(dir.path(), None, &another, &db);
     assert_eq!(refused.code, Some(2), "{refused}");
     assert_eq!(kept_copies().len(), copies, "{refused}");
 }
@@ -1539,12 +1524,7 @@ fn secrets_in_files_others_can_read_are_warned_about() {
         assert!(!ran.stderr.contains(TEST_KEY), "{ran}");
     }
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut cmd = remit(dir.path(), None);
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let ran = run(cmd);
+    let ran = rotate_key(dir.path(), None, &key_file, &db);
     assert_eq!(ran.code, Some(0), "{ran}");
     assert!(
         ran.stderr.contains("new key file") && ran.stderr.contains("can be read by other users"),

@@ -297,12 +297,7 @@ fn key_rotation_re_seals_webhook_secrets_and_sms_texts() {
     let db = dir.path().join("remit.db");
     let key_file = dir.path().join("new.key");
     std::fs::write(&key_file, NEW_KEY).unwrap();
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let rotated = run(cmd);
+    let rotated = crate::support::process::rotate_key(dir.path(), Some(TEST_KEY), &key_file, &db);
     assert_eq!(rotated.code, Some(0), "{rotated}");
 
     let mut options = remit::store::OpenOptions::new(&db);

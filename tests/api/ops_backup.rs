@@ -276,13 +276,7 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
     std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
 
     // Act.
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("rotate-key")
-        .arg("--new-key-file")
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let rotated = run(cmd);
+    let rotated = rotate_key(dir.path(), Some(TEST_KEY), &key_file, &db);
 
     // Assert: the new key opens the file and the chain verifies across the rotation.
     assert_eq!(rotated.code, Some(0), "{rotated}");
@@ -425,13 +419,7 @@ fn key_rotation_is_refused_while_a_server_holds_the_database() {
     let key_file = dir.path().join("new.key");
     std::fs::write(&key_file, NEW_KEY).unwrap();
 
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("rotate-key")
-        .arg("--new-key-file")
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let refused = run(cmd);
+    let refused = rotate_key(dir.path(), Some(TEST_KEY), &key_file, &db);
 
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(
@@ -477,13 +465,7 @@ fn a_key_typed_by_hand_is_said_at_every_start_and_by_a_rotation_to_one() {
     // A rotation to one goes on, saying so.
     let key_file = dir.path().join("new.key");
     std::fs::write(&key_file, "0".repeat(64)).unwrap();
-    let mut cmd = remit(dir.path(), Some(&pattern));
-    cmd.arg("rotate-key")
-        .arg("--new-key-file")
-        .arg(&key_file)
-        .arg("--db")
-        .arg(&db);
-    let rotated = run(cmd);
+    let rotated = rotate_key(dir.path(), Some(&pattern), &key_file, &db);
     assert_eq!(rotated.code, Some(0), "{rotated}");
     assert!(
         rotated.stderr.contains("is a pattern, not drawn at random"),

@@ -831,12 +831,7 @@ fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
         "7b33f2764398845797e8753f0f0c038887b698f3efebfdd4d808fa0e6d2f70bf",
     )
     .unwrap();
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["rotate-key", "--new-key-file"])
-        .arg(&new_key)
-        .arg("--db")
-        .arg(&db);
-    let ran = run(cmd);
+    let ran = crate::support::process::rotate_key(dir.path(), Some(TEST_KEY), &new_key, &db);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
         ran.stderr.contains("another remit command is writing"),

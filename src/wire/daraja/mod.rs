@@ -159,16 +159,25 @@ fn doubt_of(result: &Value, list: Option<&Value>, key_field: &str) -> Option<Str
     }
 }
 
-/// Items of `ResultParameter` / `Item`: an array or a single object; looked up by key.
+/// Items of `ResultParameter` / `Item`: an array, or a single object (none otherwise).
+fn items(list: Option<&Value>) -> &[Value] {
+    match list {
+        Some(Value::Array(items)) => items,
+        Some(one @ Value::Object(_)) => std::slice::from_ref(one),
+        _ => &[],
+    }
+}
+
+/// Is this item the one named `key` (by its `key_field`)?
+fn named_item(item: &Value, key_field: &str, key: &str) -> bool {
+    item.get(key_field).and_then(Value::as_str) == Some(key)
+}
+
+/// The first item of `list` whose `key_field` is `key`: its `Value`.
 fn lookup<'a>(list: Option<&'a Value>, key_field: &str, key: &str) -> Option<&'a Value> {
-    let items: Vec<&Value> = match list? {
-        Value::Array(items) => items.iter().collect(),
-        one @ Value::Object(_) => vec![one],
-        _ => return None,
-    };
-    items
-        .into_iter()
-        .find(|item| item.get(key_field).and_then(Value::as_str) == Some(key))
+    items(list)
+        .iter()
+        .find(|item| named_item(item, key_field, key))
         .and_then(|item| item.get("Value"))
 }
 
@@ -381,14 +390,9 @@ impl Callback {
     pub fn named(&self, key: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for list in [self.reference.as_ref(), self.parameters.as_ref()] {
-            let items: &[Value] = match list {
-                Some(Value::Array(items)) => items,
-                Some(one @ Value::Object(_)) => std::slice::from_ref(one),
-                _ => &[],
-            };
-            let values = items
+            let values = items(list)
                 .iter()
-                .filter(|item| item.get("Key").and_then(Value::as_str) == Some(key))
+                .filter(|item| named_item(item, "Key", key))
                 .filter_map(|item| text(item.get("Value")));
             for value in values {
                 if !out.contains(&value) {

@@ -76,6 +76,17 @@ pub fn run(mut cmd: Command) -> Ran {
     }
 }
 
+/// `remit rotate-key --new-key-file NEW --db DB`, run in `dir` with `key` as ENCRYPTION_KEY
+/// (none: the key file beside the database).
+pub fn rotate_key(dir: &Path, key: Option<&str>, new_key_file: &Path, db: &Path) -> Ran {
+    let mut cmd = remit(dir, key);
+    cmd.args(["rotate-key", "--new-key-file"])
+        .arg(new_key_file)
+        .arg("--db")
+        .arg(db);
+    run(cmd)
+}
+
 /// `remit check --db DB` with this key.
 pub fn check(db: &Path, key: &str) -> Ran {
     let mut cmd = remit(db.parent().unwrap(), Some(key));
