@@ -465,7 +465,7 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
     counter(
         out,
         "remit_webhook_deliveries_failed_total",
-        "Webhook deliveries whose retries ran out since the start.",
+        "Webhook deliveries that ended failed since the start: their retries ran out, or an admin's retry of a failed one failed again (counted again).",
         &stats.failed,
     );
     counter(

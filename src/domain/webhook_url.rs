@@ -123,7 +123,9 @@ pub fn require_secure_scheme(field: &str, scheme: Option<&str>, host: &str) -> R
 pub fn may_connect(host: &str, ip: IpAddr, allow_private: bool) -> std::result::Result<(), String> {
     match classify(ip) {
         AddressKind::Public => Ok(()),
-        AddressKind::Loopback if is_loopback_host(host) || allow_private => Ok(()),
+        // Never by `allow_private`: a name (or a mapped, shortened or numbered address) that
+        // leads here would reach this machine's own services.
+        AddressKind::Loopback if is_loopback_host(host) => Ok(()),
         AddressKind::Loopback => Err(format!(
             "{host} resolves to a loopback address ({ip}), and the URL does not name this machine"
         )),
@@ -189,8 +191,9 @@ fn is_pchars(text: &str, also: &[u8]) -> bool {
     true
 }
 
-/// The host of an `https` URL: a name (labels of letters, digits, `-` and `_`, by dots) or an
-/// IPv6 literal in brackets (its characters; whether it parses is checked after).
+/// The host of an `https` URL: a name (labels of letters, digits, `-` and `_`, by dots) whose
+/// last label is not a number, an IPv4 address as four numbers, or an IPv6 literal in brackets
+/// (its characters; whether it parses is checked after).
 fn is_https_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return !inner.is_empty()
@@ -198,12 +201,31 @@ fn is_https_host(host: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
-    host.split('.').all(|label| {
+    let labels = host.split('.').all(|label| {
         !label.is_empty()
             && label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    });
+    labels && (!ends_in_a_number(host) || is_dotted_quad(host))
+}
+
+/// Does `host` end in a number (`1.1`, `16843009`, `0x7f.1`)? URLs read such a host as an IPv4
+/// address however it is written (WHATWG's URL standard), and TLS takes only four plain numbers
+/// as one: any other spelling could never be delivered to, nor is it a name.
+fn ends_in_a_number(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or("");
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Four `dec-octet`s by dots: an IPv4 address as TLS and RFC 3986 write it.
+fn is_dotted_quad(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4 && parts.iter().all(|p| is_dec_octet(p))
 }
 
 /// The host of a plain `http` URL: `localhost`, `127.x.y.z` or `[::1]`.
@@ -257,6 +279,9 @@ fn shape_problem(text: &str) -> Option<&'static str> {
         },
     };
     if https && !is_https_host(host) {
+        if !host.starts_with('[') && ends_in_a_number(host) {
+            return Some("must write an IPv4 address as four numbers from 0 to 255 (1.2.3.4), or name its host");
+        }
         return Some("must name its host as a domain name or an IP address");
     }
     if !https && !is_http_host(host) {
@@ -510,6 +535,11 @@ mod tests {
         assert!(may_connect("127.0.0.1", lo, false).is_ok());
         assert!(may_connect("[::1]", "::1".parse().unwrap(), false).is_ok());
         assert!(may_connect("rebind.example.com", lo, false).is_err());
+        // Allowing private addresses never allows this machine by another name.
+        assert!(may_connect("rebind.example.com", lo, true).is_err());
+        assert!(may_connect("127.1", lo, true).is_err());
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(may_connect("[::ffff:127.0.0.1]", mapped, true).is_err());
         let private: IpAddr = "10.0.0.7".parse().unwrap();
         assert!(may_connect("hooks.example.com", private, false).is_err());
         assert!(may_connect("hooks.example.com", private, true).is_ok());
@@ -634,6 +664,13 @@ mod tests {
             "http://127.0.0.1:65535",
             "http://[::1]:9/x",
             "https://a_b.example/x@y",
+            "https://1.2.3.4/",
+            "https://255.0.10.99:8443",
+            "https://hooks.1a",
+            "https://hooks.01a",
+            "https://hooks.0xg1",
+            "https://hooks.0_",
+            "https://1.hooks",
         ] {
             assert!(has_url_shape(ok), "{ok}");
             assert!(documented.is_valid(&serde_json::json!(ok)), "{ok}");
@@ -652,6 +689,16 @@ mod tests {
             "http://hooks.example.com/",
             "https://",
             "https://[]/",
+            // Hosts that end in a number but are not four numbers (an address no TLS connects to).
+            "https://1.1/",
+            "https://16843009/",
+            "https://0x01010101/",
+            "https://0x/",
+            "https://hooks.0XfF",
+            "https://1.2.3.256/",
+            "https://01.2.3.4/",
+            "https://1.2.3.4.5/",
+            "https://hooks.example.0",
         ] {
             assert!(!has_url_shape(refused), "{refused}");
             assert!(
@@ -674,6 +721,7 @@ mod tests {
                 "domain name or an IP address",
             ),
             ("http://127.1:39410/", "127.x.y.z (four numbers)"),
+            ("https://16843009/", "as four numbers from 0 to 255"),
             ("http://hooks.example.com/", "any other host must be https"),
             ("http://127.0.0.1:65536/", "port from 1 to 65535"),
             ("http://127.0.0.1:39410/a b", "%-encode a space"),

@@ -274,9 +274,6 @@ fn read_body_of(
     req: &mut Req,
     route: &Route,
 ) -> Result<()> {
-    if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
-        return Err(Error::BodyTooLarge);
-    }
     let buffered = request.body_is_buffered();
     let caller = match route.access {
         Access::Bearer => {
@@ -296,6 +293,11 @@ fn read_body_of(
         }
         Access::Webhook | Access::Public => None,
     };
+    // Who asks is judged before what they send: a declared body over the limit is `413` only
+    // to a caller who may send one (a stranger hears `401`, a role that may never call `403`).
+    if request.body_length().is_some_and(|n| n > BODY_BYTES_MAX) {
+        return Err(Error::BodyTooLarge);
+    }
     // A body that is coming in another type than JSON is refused by its head, once the caller
     // is known: unread, and without a `100 Continue` asking for it first. Only a sized one: a
     // chunked body may be empty, which any type may be. (A webhook is told `401` first if

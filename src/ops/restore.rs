@@ -508,7 +508,7 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
         conn,
         "SELECT b.id, b.status,
                  CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
-                         AND r.flag_reason LIKE 'restored from a backup%'
+                         AND instr(r.flag_reason, 'restored from a backup') > 0
                      THEN 'flagged by an earlier restore, still to be settled by hand'
                  WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
                      THEN 'flagged (' || r.flag_reason || ')'

@@ -229,21 +229,26 @@ pub fn delete(ctx: &WriteCtx<'_>, actor: &Actor, id: &WebhookEndpointId) -> Resu
         .execute(params![id, ctx.at()])?;
     // Its deliveries still waiting will never be made: they end `failed`, saying why, rather
     // than wait for ever (and count as waiting in the metrics).
-    ctx.conn
+    let ended = ctx
+        .conn
         .prepare_cached(
             "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, finished_at = ?2,
              last_error = 'the endpoint was deleted before it was delivered'
              WHERE endpoint_id = ?1 AND status = 'pending'",
         )?
-        .execute(params![id, ctx.at()])?;
+        .execute(params![id, ctx.at()])? as i64;
     ctx.audit(
         &actor.id,
         "webhook_endpoint.deleted",
         id.as_str(),
         &json!({}),
     )?;
+    // The endpoint as the delete leaves it: its waiting deliveries now failed.
     Ok(EndpointView {
         enabled: false,
+        updated_at: ctx.at().to_string(),
+        pending_deliveries: 0,
+        failed_deliveries: view.failed_deliveries + ended,
         ..view
     })
 }

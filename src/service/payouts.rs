@@ -347,6 +347,9 @@ pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compar
 /// flag (M-Pesa's retry, another post) is added to it, never put in its place.
 pub const SUCCESS_UNSENT: &str = "M-Pesa's success came while remit's only call of this payout was on its way, and that call then reached nothing (turned away before processing): no payment of it can have been made, so the success may be forged; check M-Pesa";
 
+/// Past this many characters a payout's flag reason takes no more later flags (`flag`).
+const FLAG_REASON_CHARS_MAX: i64 = 2_000;
+
 /// Is this flag reason one that is kept?
 fn kept(reason: &str) -> bool {
     reason.starts_with(SECOND_CONVERSATION)
@@ -670,14 +673,23 @@ pub fn apply_status_answer(
     Ok(StatusOutcome::Result(outcome))
 }
 
-/// Flags a payout for the operator without touching its money.
+/// Flags a payout for the operator without touching its money. A flag still on is not put
+/// out by a later one: the reason grows by `; then: ` and the new one (unless it already says
+/// it, or has grown past `FLAG_REASON_CHARS_MAX`: the audit log keeps every flag's line), so
+/// that a result naming the wrong amount is still on the payout after M-Pesa's queue timeout.
 pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
     ctx.conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1,
              flag_reason = CASE WHEN flag_reason LIKE ?4 || '%' OR flag_reason LIKE ?5 || '%'
                      OR flag_reason LIKE ?6 || '%'
-                 THEN flag_reason || '; then: ' || ?2 ELSE ?2 END,
+                 THEN flag_reason || '; then: ' || ?2
+                 WHEN flagged = 1 AND flag_reason IS NOT NULL
+                     AND (instr(flag_reason, ?2) > 0 OR length(flag_reason) > ?7)
+                 THEN flag_reason
+                 WHEN flagged = 1 AND flag_reason IS NOT NULL
+                 THEN flag_reason || '; then: ' || ?2
+                 ELSE ?2 END,
              updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![
@@ -686,7 +698,8 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
             ctx.at(),
             SECOND_CONVERSATION,
             OTHER_PAYEE,
-            SUCCESS_UNSENT
+            SUCCESS_UNSENT,
+            FLAG_REASON_CHARS_MAX
         ])?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(

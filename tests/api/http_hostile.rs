@@ -361,6 +361,9 @@ fn bad_amounts_phones_and_names_get_400_naming_the_field() {
         ("recipientName", json!(""), "recipientName"),
         ("recipientName", json!("x".repeat(500)), "recipientName"),
         ("dailyLimitUsd", json!(-1), "dailyLimitUsd"),
+        // Over the total (USD 10), named as it was sent, in dollars or in cents.
+        ("dailyLimitUsd", json!(11), "dailyLimitUsd"),
+        ("dailyLimitUsdCents", json!(1001), "dailyLimitUsdCents"),
     ];
     for (field, value, named) in cases {
         let mut body = base.clone();

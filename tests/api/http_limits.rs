@@ -241,6 +241,35 @@ fn bodies_that_are_never_read_are_answered_at_once_and_their_connection_closed()
             started.elapsed()
         );
     }
+    // Who asks is judged before what they send: a body over the limit from a caller who may
+    // not send one is refused as the caller, not as the body.
+    let over = [
+        ("no token", "POST /escrows HTTP/1.1\r\n".to_string(), 401),
+        (
+            "a bad token",
+            "POST /escrows HTTP/1.1\r\nAuthorization: Bearer rmt_0000000000000000000000000000000000000000\r\n".to_string(),
+            401,
+        ),
+        (
+            "a role that may never",
+            format!(
+                "POST /users HTTP/1.1\r\nAuthorization: Bearer {}\r\n",
+                app.sender
+            ),
+            403,
+        ),
+        ("an unknown route", "POST /nope HTTP/1.1\r\n".to_string(), 404),
+    ];
+    for (what, head, want) in over {
+        let request =
+            format!("{head}Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n{{");
+        let (answer, closed) = exchange(addr(&app), request.as_bytes());
+        assert_eq!(
+            (status_of(&answer), closed),
+            (want, true),
+            "{what}: {answer}"
+        );
+    }
     // A body over the limit is refused from its Content-Length alone, however many digits it
     // has (past what 64 bits hold too: a number, only too large).
     for length in ["70000", "99999999999999999999999999"] {

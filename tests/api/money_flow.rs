@@ -364,6 +364,20 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
         "{}",
         stuck.text
     );
+    // Paid through M-Pesa, its receipt is one M-Pesa could have issued: a typo is refused.
+    for receipt in ["AB", "TCE-11111", "TCE0000000", "TCE1111111TCE1111111X"] {
+        let r = app.post(
+            &format!("/payouts/{payout}/resolve"),
+            &app.admin,
+            &json!({"outcome": "paid", "receipt": receipt}),
+        );
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("receipt")),
+            "{receipt}: {}",
+            r.text
+        );
+    }
     let r = app.post(
         &format!("/payouts/{payout}/resolve"),
         &app.admin,
@@ -664,6 +678,32 @@ fn an_amount_that_differs_from_the_payout_is_flagged_not_applied() {
         .as_str()
         .unwrap()
         .contains("result names KES 9,999.00 but the payout is KES 1,500.00"));
+    // A later flag (M-Pesa's queue timeout, posted twice) is added to it, once, not put in its
+    // place: the operator still reads that a result named another amount.
+    for _ in 0..2 {
+        let timeout = json!({"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "late",
+            "OriginatorConversationID": originator, "ConversationID": "AG_LATE", "TransactionID": "TCE0000000"}});
+        let r = app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}?timeout=1"),
+            None,
+            Some(("application/json", timeout.to_string().as_bytes())),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let reason = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body["payout"]["flagReason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("result names KES 9,999.00 but the payout is KES 1,500.00"),
+        "{reason}"
+    );
+    assert_eq!(reason.matches("; then: ").count(), 1, "{reason}");
+    assert!(reason.contains("queue timeout"), "{reason}");
     app.assert_integrity();
 }
 

@@ -143,6 +143,22 @@ fn with_the_log_gateway_each_text_is_recorded_sealed_in_its_language_and_shown_t
     assert!(sms(&app, &format!("?userId={user_id}"))
         .iter()
         .all(|s| s["userId"] == user_id));
+    // A user that does not exist is 404, whatever the shape of its id (not an empty list).
+    let last = user_id.chars().last().unwrap();
+    let unknown = format!(
+        "{}{}",
+        &user_id[..user_id.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    for id in [unknown.as_str(), "garbage"] {
+        let r = app.get(&format!("/sms?userId={id}"), &app.admin);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (404, Some("not_found")),
+            "{id}: {}",
+            r.text
+        );
+    }
     assert_eq!(app.get("/sms", &app.agent).status, 403);
     assert_eq!(app.get("/sms?status=lost", &app.admin).status, 400);
 

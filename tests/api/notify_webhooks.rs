@@ -630,10 +630,11 @@ fn the_endpoint_cap_and_a_retry_for_a_deleted_endpoint_are_conflicts() {
 fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
     let app = spawn_app_with(fast);
     let receiver = Receiver::start();
-    // `127.1` and `10.1` are names (not address literals) that resolve to 127.0.0.1 and
-    // 10.0.0.1, and are refused at registration for it. Names that did not resolve when they
-    // were registered (`.invalid` never does) are given them afterwards, as a name's
-    // addresses can change after registration.
+    // `127.1` and `10.1` resolve to 127.0.0.1 and 10.0.0.1 (the resolver reads them as
+    // addresses), and are refused at registration: a host that ends in a number must be four
+    // numbers. Names that did not resolve when they were registered (`.invalid` never does)
+    // are given them afterwards, as a name's addresses can change after registration, and the
+    // guard refuses them at every connection.
     let names = [
         format!("https://127.1:{}/hooks", receiver.port),
         "https://10.1:9/hooks".to_string(),
@@ -651,7 +652,7 @@ fn a_delivery_never_connects_to_an_address_the_guard_refuses() {
             "{}",
             r.text
         );
-        assert!(r.text.contains("resolves to a"), "{}", r.text);
+        assert!(r.text.contains("as four numbers"), "{}", r.text);
         let (id, _) = create_endpoint(
             &app,
             &format!("https://later-{i}.invalid:9/hooks"),
@@ -704,7 +705,19 @@ fn deleting_an_endpoint_ends_its_waiting_deliveries_as_failed() {
             .find(|d| d["status"] == "pending" && d["attempts"].as_i64() > Some(0))
     });
     assert_eq!(metric(&app, "remit_webhook_deliveries_pending"), 1.0);
-    assert_eq!(delete_endpoint(&app, &endpoint).status, 200);
+    // The answer is the endpoint as the delete left it: its waiting delivery failed.
+    let deleted = delete_endpoint(&app, &endpoint);
+    assert_eq!(deleted.status, 200);
+    assert_eq!(
+        (
+            &deleted.body["pendingDeliveries"],
+            &deleted.body["failedDeliveries"],
+            &deleted.body["enabled"]
+        ),
+        (&json!(0), &json!(1), &json!(false)),
+        "{}",
+        deleted.text
+    );
     let id = delivery["deliveryId"].as_str().unwrap();
     let after = app
         .get(&format!("/webhook-deliveries/{id}"), &app.admin)

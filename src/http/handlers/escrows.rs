@@ -67,8 +67,19 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         parse_text("recipientName", &f.string("recipientName")?, true)?.unwrap_or_default();
     let total = usd(&mut f, "totalAmountUsd", max)?;
     let categories = parse_categories(f.array("categories")?, max)?;
+    // An error names the field as it was sent (the service names the dollars' spelling).
+    let daily_limit_field = match f.has("dailyLimitUsdCents") {
+        true => "dailyLimitUsdCents",
+        false => "dailyLimitUsd",
+    };
     let daily_limit = opt_usd(&mut f, "dailyLimitUsd", max)?;
     f.finish()?;
+    if daily_limit.is_some_and(|limit| limit > total) {
+        return Err(Error::invalid(
+            daily_limit_field,
+            "must not be more than the total amount",
+        ));
+    }
     let input = NewEscrow {
         recipient_phone,
         recipient_name,

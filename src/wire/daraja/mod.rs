@@ -59,16 +59,25 @@ enum Code {
     Other(String),
     /// Not a code (`0.0`, `"-0"`, `""`, `true`): it cannot say that money moved, nor that it
     /// did not, so it is an unknown outcome, never a failure that would return the money.
+    /// Held as it was written (JSON: a string quoted, `" 0"` not `0`), for the operator.
     Unreadable(String),
 }
 
 /// Reads a code field: `None` when it is absent or null.
 fn code_of(v: Option<&Value>) -> Option<Code> {
-    let (text, exact) = match v? {
+    let value = v?;
+    let as_written = || {
+        let json = value.to_string();
+        match json.char_indices().nth(40) {
+            Some((cut, _)) => format!("{}…", &json[..cut]),
+            None => json,
+        }
+    };
+    let (text, exact) = match value {
         Value::Null => return None,
         Value::Number(n) if n.is_u64() => (n.to_string(), true),
         Value::String(s) => (s.trim().to_string(), s.as_str() == "0"),
-        other => return Some(Code::Unreadable(other.to_string())),
+        _ => return Some(Code::Unreadable(as_written())),
     };
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let named = text.bytes().any(|b| b.is_ascii_alphabetic())
@@ -79,12 +88,12 @@ fn code_of(v: Option<&Value>) -> Option<Code> {
         if exact {
             Code::Zero
         } else {
-            Code::Unreadable(text)
+            Code::Unreadable(as_written())
         }
     } else if digits || named {
         Code::Other(text)
     } else {
-        Code::Unreadable(text)
+        Code::Unreadable(as_written())
     })
 }
 
@@ -97,7 +106,7 @@ fn outcome_of(code: Code, receipt: impl FnOnce() -> Option<String>) -> CallbackK
         ),
         Code::Other(code) => CallbackKind::Failure(code),
         Code::Unreadable(text) => {
-            CallbackKind::Unknown(format!("ResultCode {text:?} is not a result code"))
+            CallbackKind::Unknown(format!("ResultCode {text} is not a result code"))
         }
     }
 }
@@ -334,7 +343,7 @@ pub fn parse_callback(body: &Value, queue_timeout: bool) -> Result<Callback> {
             CallbackKind::Unknown("ResultType 1: M-Pesa has more messages for this payout".into())
         }
         Code::Other(t) | Code::Unreadable(t) => {
-            CallbackKind::Unknown(format!("ResultType {t:?} is not a final result"))
+            CallbackKind::Unknown(format!("ResultType {t} is not a final result"))
         }
     };
     let amount = kes_cents(lookup(params, "Key", "TransactionAmount"))
@@ -632,6 +641,15 @@ mod tests {
                 "{odd} must be an unknown outcome"
             );
         }
+        // The operator reads the code as it was sent: `" 0 "`, not a `"0"` said not to be one.
+        assert_eq!(
+            kind(serde_json::json!(" 0 ")),
+            CallbackKind::Unknown(r#"ResultCode " 0 " is not a result code"#.into())
+        );
+        assert_eq!(
+            kind(serde_json::json!(0.0)),
+            CallbackKind::Unknown("ResultCode 0.0 is not a result code".into())
+        );
         let stk = serde_json::json!({"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_1",
             "ResultCode": 0.0, "ResultDesc": "x"}}});
         assert!(matches!(
