@@ -203,7 +203,7 @@ impl Postgres {
             // only matters when the machine itself stops, which no test does.
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             // PostgreSQL's own default cache: at 32 MB the benchmark's replica read its pages
-            // back from the kernel at every cycle (README, "With replication into PostgreSQL").
+            // back from the kernel at every cycle (docs/performance.md, "With replication into PostgreSQL").
             .args(["-c", "shared_buffers=128MB", "-c", "max_connections=40"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
