@@ -170,7 +170,8 @@ impl Metrics {
                 "SELECT reversal, COUNT(*) FROM deposits WHERE reversal IS NOT NULL GROUP BY reversal",
             )?;
             let balances: Vec<(String, i64)> = conn
-                .prepare_cached("SELECT account, available_kes_cents FROM mpesa_balances ORDER BY account")?
+                // In shillings only: an account reported in another currency is not a KES figure.
+                .prepare_cached("SELECT account, available_kes_cents FROM mpesa_balances WHERE upper(currency) = 'KES' ORDER BY account")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             let flagged_escrows: i64 = conn

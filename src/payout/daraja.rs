@@ -113,6 +113,32 @@ impl Daraja {
         Ok(Answer { status, body })
     }
 
+    /// `body` with every secret remit sent Daraja (the access token, the consumer key and
+    /// secret, their Basic form, the security credential) replaced by `[redacted]`, so that an
+    /// answer echoing them reaches neither the log nor a payout's description.
+    fn scrubbed(&self, body: Vec<u8>, token: &str) -> Vec<u8> {
+        use base64::Engine;
+        let Ok(mut text) = String::from_utf8(body) else {
+            return Vec::new();
+        };
+        let c = &self.config;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.consumer_key, c.consumer_secret));
+        for secret in [
+            token,
+            &basic,
+            &c.security_credential,
+            &c.consumer_secret,
+            &c.consumer_key,
+        ] {
+            // Short values would match ordinary words: every real one is longer.
+            if secret.len() >= 8 && text.contains(secret) {
+                text = text.replace(secret, "[redacted]");
+            }
+        }
+        text.into_bytes()
+    }
+
     /// A new access token from `GET /oauth/v1/generate`.
     fn fetch_token(&self) -> Result<Token, CallError> {
         use base64::Engine;
@@ -180,12 +206,13 @@ impl Daraja {
     }
 
     /// POSTs `body` to `path` with the token; on an invalid-token answer, once more with a new
-    /// token.
+    /// token, if `again` still says so (a payout settled meanwhile is not sent again).
     fn post(
         &self,
         path: &str,
         body: &impl serde::Serialize,
         what: &str,
+        again: &dyn Fn() -> bool,
     ) -> Result<(u16, SyncAnswer), CallError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| CallError::Transport(format!("encoding the request: {e}")))?;
@@ -218,10 +245,18 @@ impl Daraja {
                 }
                 Err(other) => return Err(other),
             };
-            let sync = requests::sync_answer(&answer.body);
+            // An answer that echoes what was sent (an error message quoting the request or its
+            // headers) must not carry a secret into the log or a payout's description.
+            let sync = requests::sync_answer(&self.scrubbed(answer.body, &token));
             let invalid_token = answer.status == 401
                 || matches!(&sync, SyncAnswer::Error { code, .. } if code == INVALID_TOKEN);
             if invalid_token && attempt == 0 {
+                if !again() {
+                    log::warn!("daraja {what}: the token was refused, and a result settled it meanwhile: not sent again");
+                    return Err(CallError::Unsent(
+                        "its call was turned away for its token, and a result settled it meanwhile: not sent again".into(),
+                    ));
+                }
                 log::info!("daraja {what}: the token was refused; renewing it once");
                 continue;
             }
@@ -362,7 +397,12 @@ impl Gateway for Daraja {
         true
     }
 
-    fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+    fn send(
+        &self,
+        job: &PayoutJob,
+        urls: &CallbackUrls,
+        still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError> {
         let c = &self.config;
         let amount = job.amount.get() / 100;
         let originator = job.originator_conversation_id();
@@ -387,6 +427,7 @@ impl Gateway for Daraja {
                         occassion: job.id.as_str(),
                     },
                     &what,
+                    still_due,
                 )
             }
             (account, PayoutCommand::B2bPaybill | PayoutCommand::B2bTill) => {
@@ -414,6 +455,7 @@ impl Gateway for Daraja {
                         result_url: &urls.result,
                     },
                     &what,
+                    still_due,
                 )
             }
             (_, command) => {
@@ -453,6 +495,7 @@ impl Gateway for Daraja {
                 occasion: query.payout_id.as_str(),
             },
             &format!("transaction status of {}", query.payout_id),
+            &|| true,
         );
         Some(Self::classify(answer))
     }
@@ -472,6 +515,7 @@ impl Gateway for Daraja {
                 result_url: &urls.result,
             },
             "account balance",
+            &|| true,
         );
         Some(Self::classify(answer))
     }

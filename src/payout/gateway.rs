@@ -91,8 +91,16 @@ pub trait Gateway: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Sends one payout. Must be safe to call again with the same job after a transport error
-    /// when `refuses_repeats` says so for its command.
-    fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError>;
+    /// when `refuses_repeats` says so for its command. `still_due` is asked before a second
+    /// call within this send (Daraja's, after its first was turned away for its token): when
+    /// it says no (a result settled the payout while the first was on its way), nothing more
+    /// is sent, and the send reached nothing (`NotSent`).
+    fn send(
+        &self,
+        job: &PayoutJob,
+        urls: &CallbackUrls,
+        still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError>;
 
     /// Does the gateway refuse a second request of a payout under its
     /// `OriginatorConversationID` (rather than pay it twice)? Then a call whose answer was lost

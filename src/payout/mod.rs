@@ -172,7 +172,14 @@ impl Worker {
                 return false;
             }
         }
-        let outcome = self.gateway.send(&job, &self.urls);
+        // Before a second call within this send: is the payout still waiting for its money?
+        // (A result may have settled it while the first call was on its way.)
+        let still_due = || {
+            self.store
+                .read(|conn, _| payouts::still_queued(conn, &job.id))
+                .unwrap_or(true)
+        };
+        let outcome = self.gateway.send(&job, &self.urls, &still_due);
         if matches!(outcome, Err(GatewayError::NotSent(_))) {
             self.calls.not_sent();
         } else {

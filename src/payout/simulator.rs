@@ -141,7 +141,12 @@ impl Gateway for Simulator {
         "simulator"
     }
 
-    fn send(&self, job: &PayoutJob, urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+    fn send(
+        &self,
+        job: &PayoutJob,
+        urls: &CallbackUrls,
+        _still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError> {
         let originator = job.originator_conversation_id().to_string();
         // A call taken before whose result was not delivered (the payout's answer or its result
         // could not be recorded, and the worker sent it again): its answer and result again,
@@ -331,9 +336,9 @@ mod tests {
         };
         let sim = Simulator::new(Duration::ZERO, Vec::new(), Vec::new());
         let id = PayoutId::new();
-        let first = sim.send(&job(&id), &urls).unwrap();
+        let first = sim.send(&job(&id), &urls, &|| true).unwrap();
         let refused = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
-        let again = sim.send(&job(&id), &urls).unwrap();
+        let again = sim.send(&job(&id), &urls, &|| true).unwrap();
         assert_eq!(again.conversation_id, first.conversation_id);
         open.send(true).unwrap();
         // The two calls' posts (the first's retries among them) all carry one result.
@@ -354,7 +359,7 @@ mod tests {
         );
         // Delivered: another payout of the same id now would be a new call (a process that
         // forgot it, as after a restart).
-        let later = sim.send(&job(&id), &urls).unwrap();
+        let later = sim.send(&job(&id), &urls, &|| true).unwrap();
         assert_ne!(later.conversation_id, first.conversation_id);
     }
 }

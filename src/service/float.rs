@@ -44,7 +44,10 @@ pub fn record(
     for b in balances {
         let was: Option<i64> = before.query_row([&b.name], |r| r.get(0)).optional()?;
         upsert.execute(params![b.name, b.currency, b.available_cents, ctx.at()])?;
-        if PAYING_ACCOUNTS.contains(&b.name.as_str()) && b.available_cents < alert.get() {
+        // The alert is in shillings: an account M-Pesa reports in another currency is kept as
+        // reported (with its currency) but never compared with it.
+        let in_kes = b.currency.eq_ignore_ascii_case("KES");
+        if in_kes && PAYING_ACCOUNTS.contains(&b.name.as_str()) && b.available_cents < alert.get() {
             // Once when it goes below the alert, not at every report while it stays there.
             if was.is_none_or(|was| was >= alert.get()) {
                 ctx.emit(
@@ -124,10 +127,13 @@ pub fn view(conn: &Connection, gateway: &'static str, alert: KesCents) -> Result
         if updated_at.as_ref().is_none_or(|u| &at > u) {
             updated_at = Some(at);
         }
+        let currency: String = r.get(1)?;
         accounts.push(AccountView {
-            low: PAYING_ACCOUNTS.contains(&name.as_str()) && cents < alert.get(),
+            low: currency.eq_ignore_ascii_case("KES")
+                && PAYING_ACCOUNTS.contains(&name.as_str())
+                && cents < alert.get(),
             name,
-            currency: r.get(1)?,
+            currency,
             available_kes: Decimal::of_minor(cents, 2),
             available_kes_cents: cents,
         });

@@ -207,6 +207,16 @@ pub fn claim(
     Ok(claimed == 1)
 }
 
+/// Is the payout still `queued` (claimed or not: no result has settled it)? Asked by a gateway
+/// before it calls M-Pesa a second time within one send (`Gateway::send`'s `still_due`).
+pub fn still_queued(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT status = ?2 FROM payouts WHERE id = ?1")?
+        .query_row(params![payout_id, PayoutStatus::Queued], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// The gateway accepted the payout: record its `ConversationID` (if it gave one), and, with a
 /// gateway that can ask, when to ask what became of it if no result has come
 /// (`status_after_s`; a query already due sooner, for a failure that came before this answer,
@@ -465,11 +475,25 @@ fn names_another_phone(payee: &str, sent: &str) -> bool {
     let sent = sent.trim_start_matches('+');
     let payee = payee.trim();
     let payee = payee.strip_prefix('+').unwrap_or(payee);
-    let end = payee
-        .find(|c: char| !(c.is_ascii_digit() || c == '*'))
-        .unwrap_or(payee.len());
-    let (named, after) = payee.split_at(end);
-    let ends_there = after
+    // The phone's digits, in groups a single space apart as people write them (`254 799 999
+    // 999`), until 12 of them: a space after that ends it.
+    let digit = |c: char| c.is_ascii_digit() || c == '*';
+    let mut named = String::new();
+    let mut rest = payee;
+    while let Some(c) = rest.chars().next() {
+        if digit(c) {
+            named.push(c);
+        } else if !(c == ' '
+            && !named.is_empty()
+            && named.len() < 12
+            && rest[1..].starts_with(digit))
+        {
+            break;
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    let named = named.as_str();
+    let ends_there = rest
         .chars()
         .next()
         .is_none_or(|c| c.is_whitespace() || matches!(c, '-' | '\u{2013}' | '\u{2014}'));
@@ -675,32 +699,39 @@ pub fn apply_status_answer(
 
 /// Flags a payout for the operator without touching its money. A flag still on is not put
 /// out by a later one: the reason grows by `; then: ` and the new one (unless it already says
-/// it, or has grown past `FLAG_REASON_CHARS_MAX`: the audit log keeps every flag's line), so
-/// that a result naming the wrong amount is still on the payout after M-Pesa's queue timeout.
+/// it), so that a result naming the wrong amount is still on the payout after M-Pesa's queue
+/// timeout. A kept reason (`kept`) always leads, as the rules that keep it read it: one that
+/// comes after another flag goes first, `; earlier: ` and the rest after it. Past
+/// `FLAG_REASON_CHARS_MAX` the middle is cut (`…`): the first reason and the newest stay, and
+/// the audit log has a `payout.flagged` line for every flag.
 pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()> {
     ctx.conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), flagged = 1,
-             flag_reason = CASE WHEN flag_reason LIKE ?4 || '%' OR flag_reason LIKE ?5 || '%'
-                     OR flag_reason LIKE ?6 || '%'
-                 THEN flag_reason || '; then: ' || ?2
-                 WHEN flagged = 1 AND flag_reason IS NOT NULL
-                     AND (instr(flag_reason, ?2) > 0 OR length(flag_reason) > ?7)
-                 THEN flag_reason
-                 WHEN flagged = 1 AND flag_reason IS NOT NULL
-                 THEN flag_reason || '; then: ' || ?2
-                 ELSE ?2 END,
-             updated_at = ?3 WHERE id = ?1",
+             flag_reason = CASE
+                 WHEN flag_reason IS NULL OR (flagged = 0 AND NOT (flag_reason LIKE :second || '%'
+                     OR flag_reason LIKE :payee || '%' OR flag_reason LIKE :unsent || '%'))
+                 THEN :reason
+                 WHEN instr(flag_reason, :reason) > 0 THEN flag_reason
+                 WHEN NOT (flag_reason LIKE :second || '%' OR flag_reason LIKE :payee || '%'
+                         OR flag_reason LIKE :unsent || '%')
+                     AND (:reason LIKE :second || '%' OR :reason LIKE :payee || '%'
+                         OR :reason LIKE :unsent || '%')
+                 THEN :reason || '; earlier: ' || substr(flag_reason, 1, :max)
+                 WHEN length(flag_reason) > :max
+                 THEN substr(flag_reason, 1, :max / 2) || ' …; then: ' || :reason
+                 ELSE flag_reason || '; then: ' || :reason END,
+             updated_at = :at WHERE id = :id",
         )?
-        .execute(params![
-            payout_id,
-            reason,
-            ctx.at(),
-            SECOND_CONVERSATION,
-            OTHER_PAYEE,
-            SUCCESS_UNSENT,
-            FLAG_REASON_CHARS_MAX
-        ])?;
+        .execute(named_params! {
+            ":id": payout_id,
+            ":reason": reason,
+            ":at": ctx.at(),
+            ":second": SECOND_CONVERSATION,
+            ":payee": OTHER_PAYEE,
+            ":unsent": SUCCESS_UNSENT,
+            ":max": FLAG_REASON_CHARS_MAX,
+        })?;
     ctx.warn_after_commit(format!("payout {payout_id} flagged: {reason}"));
     ctx.audit(
         WORKER,
@@ -1384,6 +1415,22 @@ pub fn resolve(
             }),
         };
     }
+    // Paid through M-Pesa (handed to the simulator or Daraja, or to be by this server), its
+    // receipt is held to what a result's must be: an admin's typo is not a receipt M-Pesa
+    // could have issued. A payout never handed to a gateway, on a server that hands none
+    // (`REMIT_GATEWAY=none`), went out some other way, with a reference of its own.
+    if let PayoutResult::Succeeded { receipt } = result {
+        let handed_over: bool = ctx
+            .conn
+            .prepare_cached("SELECT gateway IS NOT NULL FROM payouts WHERE id = ?1")?
+            .query_row([payout_id], |r| r.get(0))?;
+        if (handed_over || !nothing_sends) && !crate::wire::daraja::plausible_receipt(receipt) {
+            return Err(Error::invalid(
+                "receipt",
+                "must be the M-Pesa receipt: 6 to 20 letters and digits (QK12AB34CD)",
+            ));
+        }
+    }
     // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
     // it could release money that M-Pesa is about to pay.
@@ -1409,7 +1456,13 @@ pub fn resolve(
     // A queue timeout is flagged at once while Transaction Status is asked: its answer may
     // still say M-Pesa paid, so it is resolved as failed only once it has had no word for the
     // whole timeout (as paid, with M-Pesa's receipt, at any time).
-    if !paid && !quiet && row.flag_reason.as_deref() == Some(QUEUE_TIMEOUT_ASKED) {
+    if !paid
+        && !quiet
+        && row
+            .flag_reason
+            .as_deref()
+            .is_some_and(|r| r.contains(QUEUE_TIMEOUT_ASKED))
+    {
         return Err(Error::NotNow(format!(
             "M-Pesa's Transaction Status is being asked about this payout and may still say it was paid: resolve it as failed once it has had no answer for {timeout_s} s, or as paid with M-Pesa's receipt"
         )));
@@ -1495,6 +1548,12 @@ mod tests {
             ("07******99", true),
             ("2547******99", true),
             ("2549******11", true),
+            ("254 722 000 111 - JANE", false),
+            ("0722 000 111 - JANE", false),
+            ("254 799 999 999 - JANE", true),
+            ("+254 799 999 999 - JANE", true),
+            ("0799 999 999 - JANE", true),
+            ("254799999999 3M KENYA", true),
         ] {
             assert_eq!(super::names_another_phone(named, sent), other, "{named}");
         }

@@ -306,6 +306,18 @@ fn a_refused_payout_fails_at_once_and_the_money_returns() {
     let request = approved_phone_payment(&app, &escrow, 1_234);
     let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
     assert_eq!(view["payout"]["resultCode"], "400.002.02");
+    // The refusal echoed the security credential: the description keeps the message, not it.
+    let credential = fake.calls("/mpesa/b2c/v3/paymentrequest")[0].body["SecurityCredential"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let desc = view["payout"]["resultDesc"].to_string();
+    assert!(
+        desc.contains("Invalid PartyB")
+            && desc.contains("[redacted]")
+            && !desc.contains(&credential),
+        "{desc}"
+    );
     assert!(fake.txns().is_empty(), "nothing was taken");
     assert_eq!(
         fake.calls("/mpesa/b2c/v3/paymentrequest").len(),
@@ -842,6 +854,19 @@ fn a_low_float_is_reported_and_warned_about() {
         float_account(f, "Utility Account")["availableKesCents"] == 9_000_000
     });
     assert_eq!(float_account(&float, "Utility Account")["low"], false);
+    // An account reported in another currency is shown as reported, never compared with the
+    // alert in shillings nor given to /metrics as shillings.
+    fake.set_utility_currency("USD");
+    fake.set_balances(5, 250_000);
+    let float = wait_for_float(&app, "the account in dollars", |f| {
+        float_account(f, "Utility Account")["currency"] == "USD"
+    });
+    assert_eq!(float_account(&float, "Utility Account")["low"], false);
+    let metrics = app.get("/metrics", &app.admin).text;
+    assert!(
+        !metrics.contains("remit_mpesa_balance_kes{account=\"Utility Account\"}"),
+        "{metrics}"
+    );
     assert_checks(app);
 }
 
@@ -1721,10 +1746,64 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
     // Paid as far as remit is concerned: the call is not made again once tokens are taken.
     fake.refuse_every_token(false);
     let refused = fake.bearer_refused_on("/mpesa/b2b/v1/paymentrequest");
-    assert_eq!(refused, 2, "the call and its retry with a fresh token");
+    assert_eq!(
+        refused, 1,
+        "the call alone: a result settled it meanwhile, so no retry with a fresh token"
+    );
     let b2c = approved_phone_payment(&app, &escrow, 2_500);
     assert_paid_once(&app, &fake, &escrow, &b2c);
     assert!(fake.calls("/mpesa/b2b/v1/paymentrequest").is_empty());
+    assert_checks(app);
+}
+
+/// A token that has expired is renewed and the call made again at once; but not for a payout a
+/// result settled while the refused call was on its way: that call reached nothing, so the
+/// result may be forged, and sending the payout again would pay what remit already counts as
+/// paid. Before, the call was made again with the new token (and paid), the forged receipt
+/// kept, no word said.
+#[test]
+fn a_payout_settled_while_its_call_was_refused_for_its_token_is_not_sent_again() {
+    let (fake, app) = start_with(|c| {
+        if let GatewayKind::Daraja(daraja) = &mut c.gateway {
+            daraja.timeout = Duration::from_secs(30);
+        }
+    });
+    fake.wait_for("the balance query", |v| {
+        v.calls
+            .iter()
+            .any(|c| c.path == "/mpesa/accountbalance/v1/query")
+    });
+    fake.expire_token();
+    fake.hold_refusals(true);
+    let escrow = app.active_escrow(100, &["a"]);
+    let b2b = approved_paybill(&app, &escrow, 2_700, "ACC-78");
+    fake.wait_for("the payment call, held", |v| {
+        v.holding
+            .iter()
+            .any(|p| p == "/mpesa/b2b/v1/paymentrequest")
+    });
+    let originator = app.payout_ids(&b2b).1;
+    let forged = b2b_success(
+        (&originator, "AG_20261206_0000000000000000xxxx"),
+        2_700,
+        "TLB2700XXX",
+        "888880 - KENYA POWER",
+        "ACC-78",
+    );
+    assert_eq!(post_result(&app, &forged).status, 200);
+    fake.hold_refusals(false);
+    let view = app.wait_for_payout_flag(&b2b);
+    let reason = view["payout"]["flagReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("may be forged"), "{view}");
+    assert_eq!(fake.bearer_refused_on("/mpesa/b2b/v1/paymentrequest"), 1);
+    assert!(
+        fake.calls("/mpesa/b2b/v1/paymentrequest").is_empty(),
+        "sent again with a new token: {:?}",
+        fake.calls("/mpesa/b2b/v1/paymentrequest")
+    );
+    // The next payout's call renews the token and goes on.
+    let b2c = approved_phone_payment(&app, &escrow, 2_500);
+    assert_paid_once(&app, &fake, &escrow, &b2c);
     assert_checks(app);
 }
 
@@ -2049,8 +2128,24 @@ fn a_queue_timeout_is_resolved_as_failed_only_after_the_timeout() {
     );
     let escrow = app.active_escrow(100, &["a"]);
     let request = approved_phone_payment(&app, &escrow, 2_400);
-    let (payout, _, _) = app.payout_ids(&request);
+    let (payout, originator, _) = app.payout_ids(&request);
     app.wait_for_payout_flag(&request);
+    // Another flag after it (a success naming another amount) does not take that wait away.
+    let conversation = app.payout_ids(&request).2;
+    let wrong = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "x",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TCE2399AAA",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 2399},
+            {"Key": "TransactionReceipt", "Value": "TCE2399AAA"}]}}});
+    assert_eq!(post_result(&app, &wrong).status, 200);
+    let reason = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body["payout"]["flagReason"]
+        .to_string();
+    assert!(
+        reason.contains("queue timeout") && reason.contains("2,399.00"),
+        "{reason}"
+    );
     let r = app.post(
         &format!("/payouts/{payout}/resolve"),
         &app.admin,

@@ -70,7 +70,12 @@ impl Gateway for CountingGateway {
         "simulator"
     }
 
-    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+    fn send(
+        &self,
+        _job: &PayoutJob,
+        _urls: &CallbackUrls,
+        _still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(Ack {
             conversation_id: format!("AG_TEST_{}", self.0.load(Ordering::SeqCst)),
@@ -338,7 +343,12 @@ impl Gateway for FixedGateway {
         "simulator"
     }
 
-    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+    fn send(
+        &self,
+        _job: &PayoutJob,
+        _urls: &CallbackUrls,
+        _still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         (self.answer)()
     }
@@ -790,6 +800,52 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
     app.assert_integrity();
 }
 
+/// Guards against: once a later flag was added to a payout's flag rather than put in its
+/// place, a kept flag (a second conversation: maybe a second payment) that came after another
+/// one (a success naming the wrong amount) no longer led the reason, where the rules that keep
+/// it read it: M-Pesa's failure then returned the money and cleared both.
+#[test]
+fn a_kept_flag_that_comes_after_another_still_keeps_the_money() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (escrow, request) = approved_payout(&app);
+    let (payout, originator, _) = app.payout_ids(&request);
+    app.store
+        .write(move |ctx| {
+            remit::service::payouts::mark_sent(
+                ctx,
+                &remit::domain::PayoutId::parse(&payout).unwrap(),
+                Some("AG_A"),
+                None,
+            )
+        })
+        .unwrap();
+    let mut wrong_amount = paybill_result(&originator, "AG_A", json!(0));
+    wrong_amount["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = json!(1499);
+    assert_eq!(app.post_mpesa_result(&wrong_amount).status, 200);
+    let bogus = paybill_result(&originator, "AG_NOT_OURS", json!(0));
+    assert_eq!(app.post_mpesa_result(&bogus).status, 200);
+    let failed = paybill_result(&originator, "AG_A", json!(2001));
+    assert_eq!(app.post_mpesa_result(&failed).status, 200);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["payout"]["status"], "sent", "{view}");
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    let reason = view["payout"]["flagReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("M-Pesa reported a result of another conversation")
+            && reason.contains("; earlier: ")
+            && reason.contains("1,499.00"),
+        "{reason}"
+    );
+    assert_eq!(
+        app.escrow(&escrow)["reservedUsdCents"],
+        1_000,
+        "the money stays reserved"
+    );
+    app.assert_integrity();
+}
+
 /// Guards against: a refusal of a retry was taken for the payout's failure and returned its
 /// money, though the first attempt, whose answer was lost, may have paid.
 #[test]
@@ -948,7 +1004,12 @@ impl Gateway for PaysEveryRequest {
         command == remit::domain::PayoutCommand::B2c
     }
 
-    fn send(&self, _job: &PayoutJob, _urls: &CallbackUrls) -> Result<Ack, GatewayError> {
+    fn send(
+        &self,
+        _job: &PayoutJob,
+        _urls: &CallbackUrls,
+        _still_due: &dyn Fn() -> bool,
+    ) -> Result<Ack, GatewayError> {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(Ack {
             conversation_id: format!("AG_TEST_{n}"),

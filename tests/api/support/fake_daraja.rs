@@ -176,6 +176,8 @@ struct State {
     calls: Vec<Call>,
     posted: Vec<Posted>,
     utility_cents: i64,
+    /// The Utility Account's currency as reported (`KES` unless a test says otherwise).
+    utility_currency: &'static str,
     working_cents: i64,
     sequence: u64,
 }
@@ -222,6 +224,7 @@ impl FakeDaraja {
                 calls: Vec::new(),
                 posted: Vec::new(),
                 utility_cents: 100_000_000,
+                utility_currency: "KES",
                 working_cents: 100_000_000,
                 sequence: 0,
             }),
@@ -266,6 +269,11 @@ impl FakeDaraja {
         let mut state = self.state();
         state.utility_cents = utility_kes * 100;
         state.working_cents = working_kes * 100;
+    }
+
+    /// The Utility Account is reported in this currency from now on.
+    pub fn set_utility_currency(&self, currency: &'static str) {
+        self.state().utility_currency = currency;
     }
 
     /// OAuth is down (503) or up again; going down also ends the token in use.
@@ -792,11 +800,13 @@ fn pay(
         Reply::Refuse => {
             drop(state);
             record(400, Some("400.002.02"));
-            return respond(
-                request,
-                400,
-                &error_body("400.002.02", "Bad Request - Invalid PartyB"),
+            // Echoing what it was sent, as an API's error message may: remit must not pass the
+            // credential on to its log or the payout's description.
+            let message = format!(
+                "Bad Request - Invalid PartyB (SecurityCredential {})",
+                text(body, "SecurityCredential").unwrap_or_default()
             );
+            return respond(request, 400, &error_body("400.002.02", &message));
         }
         Reply::SpikeArrest => {
             drop(state);
@@ -1059,13 +1069,17 @@ fn status_result(shared: &Arc<Shared>, query: &Value, conversation: &str) {
 
 /// An Account Balance result with the float as it stands.
 fn balance_result(shared: &Arc<Shared>, query: &Value, conversation: &str) {
-    let (utility, working) = {
+    let (utility, working, currency) = {
         let state = shared.state.lock().unwrap();
-        (state.utility_cents, state.working_cents)
+        (
+            state.utility_cents,
+            state.working_cents,
+            state.utility_currency,
+        )
     };
     let money = |cents: i64| format!("{}.{:02}", cents / 100, cents % 100);
     let accounts = format!(
-        "Working Account|KES|{w}|{w}|0.00|0.00&Float Account|KES|0.00|0.00|0.00|0.00&Utility Account|KES|{u}|{u}|0.00|0.00&Charges Paid Account|KES|-1250.00|-1250.00|0.00|0.00&Organization Settlement Account|KES|0.00|0.00|0.00|0.00",
+        "Working Account|KES|{w}|{w}|0.00|0.00&Float Account|KES|0.00|0.00|0.00|0.00&Utility Account|{currency}|{u}|{u}|0.00|0.00&Charges Paid Account|KES|-1250.00|-1250.00|0.00|0.00&Organization Settlement Account|KES|0.00|0.00|0.00|0.00",
         w = money(working),
         u = money(utility)
     );
