@@ -720,6 +720,12 @@ async function main() {
   let cashReceipt;
   await step('agent finds the escrow by its deposit code and records KES in cash; the receipt prints', async () => {
     await nav(agent, 'deposits');
+    // The screen faces the counter: nothing is listed before a search.
+    await waitFor('for the screen to ask for a search', async () => (await text(agent.locator(tid('escrow-summary')))).includes('Nothing is listed before a search'));
+    assert(await agent.locator(tid('escrow-card')).count() === 0, 'the agent\'s screen listed escrows before any search');
+    // Show all is the agent's choice: it lists them.
+    await agent.locator(tid('search-clear')).click();
+    await waitFor('for Show all to list the escrows waiting for a deposit', async () => (await agent.locator(tid('escrow-card')).count()) > 0);
     await agent.locator(tid('search-phone')).fill(shortRef.toLowerCase());
     await agent.locator(tid('search-submit')).click();
     await waitFor('for the search by deposit code', async () => (await text(agent.locator(tid('escrow-summary')))).includes(shortRef));

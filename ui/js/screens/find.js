@@ -38,6 +38,10 @@ export async function viewFind(root, ctx, status) {
   let search = { phone: '', ref: '' };
   // A search the form refused: nothing is listed (the periodic read too) until the next one.
   let searchRefused = false;
+  // An agent's screen faces the counter: it lists nothing until a search (or Show all, a
+  // choice the agent makes), so that the customer standing there does not read the names and
+  // balances of everyone else's escrows.
+  let showAll = !isAgent;
   let cursor = null;
   let rate = null;
   let receiptNode = el('div', { hidden: true });
@@ -49,7 +53,7 @@ export async function viewFind(root, ctx, status) {
     const query = field({ label: t('find.search'), dataField: 'recipientPhone', testid: 'search-phone', hint: t('find.searchHint'), wrapClass: 'grow', attrs: { spellcheck: 'false', autocapitalize: 'characters' } });
     form.append(query.wrap, el('div', { class: 'actions end' },
       el('button', { type: 'submit', class: 'button primary', testid: 'search-submit' }, t('find.searchButton')),
-      button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; searchRefused = false; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
+      button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; searchRefused = false; showAll = true; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
     formError());
     onSubmit(form, async () => {
       const text = query.input.value.trim();
@@ -370,6 +374,13 @@ export async function viewFind(root, ctx, status) {
 
   async function load(append, periodic) {
     if (searchRefused) return;
+    if (!showAll && !search.phone && !search.ref) {
+      patchList(list, [], (e) => e.escrowId, build);
+      cursor = null;
+      more.hidden = true;
+      summary.textContent = t('find.searchFirst');
+      return;
+    }
     // The search this load answers: a newer search's answer is not overwritten by this one's.
     const asked = search;
     const [d, r] = await Promise.all([
