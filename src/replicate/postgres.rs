@@ -28,11 +28,21 @@ const CONNECT_TIMEOUT_S: u64 = 10;
 /// A broken connection is noticed within about a minute even when nothing is sent.
 const KEEPALIVE_IDLE_S: u64 = 30;
 
+/// Connections whose start-up never ended in time (a PostgreSQL that accepted and went silent:
+/// a stopped postmaster, a listener that is not PostgreSQL): each one's thread waits for it.
+/// Past `STUCK_CONNECTS_MAX` of them no new connection is tried, so that a silent server
+/// costs a few threads, not one per retry.
+static STUCK_CONNECTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const STUCK_CONNECTS_MAX: usize = 4;
+
 /// Where replication goes: a parsed connection string, never shown with its password.
 #[derive(Clone)]
 pub struct Target {
     config: postgres::Config,
     ca_file: Option<std::path::PathBuf>,
+    /// The certificates of `ca_file`, read when the target is parsed: a file that cannot be
+    /// read, or holds none, stops the start rather than every connection.
+    ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     display: String,
 }
 
@@ -78,6 +88,12 @@ impl Target {
                 "its host holds an '@': a password (or user) holding '@' must be written %40 in a URL",
             ));
         }
+        if config.get_ports().contains(&0) {
+            return Err(Error::invalid(
+                name,
+                "has port 0: a port is a number from 1 to 65535",
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S));
         }
@@ -88,9 +104,14 @@ impl Target {
             // Notices (`schema … already exists`) are not news to an operator.
             .notice_callback(|notice| log::debug!("PostgreSQL: {}", notice.message()));
         let display = masked(&config);
+        let ca_certs = match ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
         Ok(Target {
             config,
             ca_file: ca_file.map(Path::to_path_buf),
+            ca_certs,
             display,
         })
     }
@@ -103,6 +124,11 @@ impl Target {
     /// Opens a connection: TLS when the server offers it (`sslmode=require` insists,
     /// `sslmode=disable` never asks), the certificate checked against the public roots and
     /// `REMIT_REPLICATE_CA_FILE`.
+    ///
+    /// The whole start-up (the socket, TLS, authentication) is bounded by `connect_timeout`
+    /// (10 s unless the URL says otherwise), as libpq bounds it: the client bounds only the
+    /// socket's opening, and a server that accepts and then says nothing (a stopped
+    /// postmaster) held the replicator, and `remit check --postgres`, for as long as it lasted.
     pub fn connect(&self) -> Result<Client> {
         // Without TLS when it may not be used (`sslmode=disable`) or cannot (a Unix socket,
         // where PostgreSQL offers none): the TLS connector wanted a DNS name of every host, and
@@ -112,48 +138,169 @@ impl Target {
             .get_hosts()
             .iter()
             .all(|h| !matches!(h, postgres::config::Host::Tcp(_)));
-        if sockets_only || self.config.get_ssl_mode() == postgres::config::SslMode::Disable {
-            return self
-                .config
-                .connect(postgres::NoTls)
-                .map_err(|e| pg_error(&format!("cannot connect to {}", self.display), &e));
-        }
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = &self.ca_file {
-            use rustls::pki_types::pem::PemObject;
-            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
-                Error::invalid(
-                    "REMIT_REPLICATE_CA_FILE",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            for cert in certs {
-                let cert = cert.map_err(|e| {
+        let config = self.config.clone();
+        let connected = if sockets_only
+            || self.config.get_ssl_mode() == postgres::config::SslMode::Disable
+        {
+            self.within(move || config.connect(postgres::NoTls))
+        } else {
+            let mut roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            for cert in &self.ca_certs {
+                roots.add(cert.clone()).map_err(|e| {
                     Error::invalid(
                         "REMIT_REPLICATE_CA_FILE",
-                        format!("{} is not PEM certificates: {e}", path.display()),
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    Error::invalid(
-                        "REMIT_REPLICATE_CA_FILE",
-                        format!("{} holds a certificate rustls refuses: {e}", path.display()),
+                        format!("holds a certificate rustls refuses: {e}"),
                     )
                 })?;
             }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        self.config
-            .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-            .map_err(|e| pg_error(&format!("cannot connect to {}", self.display), &e))
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            self.within(move || config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
+        };
+        connected.map_err(|e| match e {
+            Waited::Failed(e) => {
+                let error = pg_error(&format!("cannot connect to {}", self.display), &e);
+                // Told to put the CA in the file when one is already named: say that file
+                // does not hold it.
+                match (&self.ca_file, error.to_string().contains("REMIT_REPLICATE_CA_FILE names")) {
+                    (Some(path), true) => Error::internal(format!(
+                        "cannot connect to {}: the server's certificate is not signed by a root remit trusts, nor by a CA in {} (REMIT_REPLICATE_CA_FILE): put its CA's certificate there, PEM",
+                        self.display,
+                        path.display()
+                    )),
+                    _ => error,
+                }
+            }
+            Waited::Silent(limit) => Error::internal(format!(
+                "cannot connect to {}: it accepted the connection but did not answer within {} s (a PostgreSQL stopped, or not PostgreSQL)",
+                self.display,
+                limit.as_secs()
+            )),
+            Waited::NoThread(why) => Error::internal(format!(
+                "cannot connect to {}: no thread to connect on: {why}",
+                self.display
+            )),
+            Waited::TooManySilent => Error::internal(format!(
+                "cannot connect to {}: {STUCK_CONNECTS_MAX} connections it accepted earlier are still waiting for its answer; none more is tried until one ends",
+                self.display
+            )),
+        })
     }
+
+    /// Runs `connect` on a thread of its own and waits for it at most `connect_timeout`.
+    fn within(
+        &self,
+        connect: impl FnOnce() -> std::result::Result<Client, postgres::Error> + Send + 'static,
+    ) -> std::result::Result<Client, Waited> {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        const PENDING: u8 = 0;
+        const ANSWERED: u8 = 1;
+        const ABANDONED: u8 = 2;
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(CONNECT_TIMEOUT_S));
+        if STUCK_CONNECTS.load(Ordering::SeqCst) >= STUCK_CONNECTS_MAX {
+            return Err(Waited::TooManySilent);
+        }
+        let state = Arc::new(AtomicU8::new(PENDING));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let theirs = Arc::clone(&state);
+        let spawned = std::thread::Builder::new()
+            .name("remit-pg-connect".into())
+            .spawn(move || {
+                let result = connect();
+                match theirs.compare_exchange(PENDING, ANSWERED, Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(_) => {
+                        let _ = tx.send(result);
+                    }
+                    // Given up on: the connection (if made) is closed as it is dropped.
+                    Err(_) => {
+                        STUCK_CONNECTS.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            return Err(Waited::NoThread(e.to_string()));
+        }
+        match rx.recv_timeout(limit) {
+            Ok(result) => result.map_err(Waited::Failed),
+            Err(_) => {
+                match state.compare_exchange(PENDING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(_) => {
+                        STUCK_CONNECTS.fetch_add(1, Ordering::SeqCst);
+                        Err(Waited::Silent(limit))
+                    }
+                    // It answered as the wait ended: its answer is in the channel.
+                    Err(_) => match rx.recv() {
+                        Ok(result) => result.map_err(Waited::Failed),
+                        Err(_) => Err(Waited::Silent(limit)),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// How a bounded connection attempt ended without a connection.
+enum Waited {
+    /// The client's own error (refused, TLS, authentication…).
+    Failed(postgres::Error),
+    /// No answer within the limit.
+    Silent(Duration),
+    /// Too many earlier attempts still wait (`STUCK_CONNECTS_MAX`).
+    TooManySilent,
+    /// No thread could be started to connect on.
+    NoThread(String),
+}
+
+/// The certificates of `REMIT_REPLICATE_CA_FILE`: a file that cannot be read, that is not PEM
+/// certificates, or holds none, is an error of the setting.
+fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| {
+            Error::invalid(
+                "REMIT_REPLICATE_CA_FILE",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::invalid(
+                "REMIT_REPLICATE_CA_FILE",
+                format!("{} is not PEM certificates: {e}", path.display()),
+            )
+        })?;
+    // Each one as a root, as every connection will add it.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| {
+            Error::invalid(
+                "REMIT_REPLICATE_CA_FILE",
+                format!("{} holds a certificate rustls refuses: {e}", path.display()),
+            )
+        })?;
+    }
+    if certs.is_empty() {
+        return Err(Error::invalid(
+            "REMIT_REPLICATE_CA_FILE",
+            format!(
+                "{} holds no certificate (PEM, -----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certs)
 }
 
 /// Why the `postgres` crate refused a connection string, when it can be told: a URL of another
@@ -243,6 +390,8 @@ fn masked(config: &postgres::Config) -> String {
         .enumerate()
         .map(|(i, host)| {
             let name = match host {
+                // An IPv6 address is bracketed, as a URL writes it (`[::1]:5432`).
+                postgres::config::Host::Tcp(name) if name.contains(':') => format!("[{name}]"),
                 postgres::config::Host::Tcp(name) => name.clone(),
                 #[cfg(unix)]
                 postgres::config::Host::Unix(path) => path.display().to_string(),
@@ -1328,6 +1477,10 @@ mod tests {
                 "postgres://u:s3cret@h:563500/db",
                 "the port must be a number from 1 to 65535",
             ),
+            (
+                "postgres://u:s3cret@h:0/db",
+                "a port is a number from 1 to 65535",
+            ),
         ] {
             let refused = Target::parse("--to", url, None)
                 .err()
@@ -1337,6 +1490,9 @@ mod tests {
             assert!(!text.contains("s3cret"), "{url}: {text}");
         }
         assert!(Target::parse("--to", "postgres://u:s3cret@h/db?sslmode=require", None).is_ok());
+        // An IPv6 host is shown as a URL writes it.
+        let v6 = Target::parse("--to", "postgres://u:s3cret@[::1]:5432/db", None).unwrap();
+        assert_eq!(v6.display(), "postgres://u@[::1]:5432/db");
     }
 
     #[test]

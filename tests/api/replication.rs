@@ -285,6 +285,79 @@ fn a_postgres_that_cannot_be_reached_is_named() {
     );
 }
 
+/// A server that accepts the connection and then says nothing (a stopped postmaster, a listener
+/// that is not PostgreSQL) is given up on after `connect_timeout`: the client bounded only the
+/// socket's opening, and `replicate` and `check --postgres` waited for as long as it lasted.
+#[test]
+fn a_postgres_that_accepts_and_never_answers_is_given_up_on_in_its_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    crate::support::process::user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accepts every connection and holds it, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let url = format!("postgres://remit:s3cret@127.0.0.1:{port}/ledgers?connect_timeout=1");
+    let started = std::time::Instant::now();
+    let ran = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("did not answer within 1 s") && !ran.stderr.contains("s3cret"),
+        "{ran}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let mut cmd = remit(db.parent().unwrap(), Some(TEST_KEY));
+    cmd.args(["check", "--db"])
+        .arg(&db)
+        .args(["--postgres", &url]);
+    let checked = run(cmd);
+    assert_eq!(checked.code, Some(2), "{checked}");
+    assert!(
+        checked.stderr.contains("did not answer within 1 s"),
+        "{checked}"
+    );
+}
+
+/// A CA file that cannot work (missing, not certificates) stops the command, naming the
+/// setting, rather than every connection failing later as if PostgreSQL were away.
+#[test]
+fn a_ca_file_that_cannot_work_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    crate::support::process::user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "junk\n").unwrap();
+    for (ca, says) in [
+        (dir.path().join("missing.pem"), "cannot read"),
+        (junk, "holds no certificate"),
+    ] {
+        let mut cmd = remit(db.parent().unwrap(), Some(TEST_KEY));
+        cmd.env("REMIT_REPLICATE_CA_FILE", &ca)
+            .args(["replicate", "--once", "--db"])
+            .arg(&db)
+            .args([
+                "--to",
+                "postgres://remit:s3cret@127.0.0.1:9/ledgers?sslmode=disable",
+            ]);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(
+            ran.stderr.contains("REMIT_REPLICATE_CA_FILE") && ran.stderr.contains(says),
+            "{ran}"
+        );
+        assert!(!ran.stderr.contains("cannot connect"), "{ran}");
+    }
+}
+
 // A first copy: every row, only ciphertext for PII, amounts queryable, the same constraints
 // and the same check in the same words (a tampered replica is caught as the file would be).
 #[test]
