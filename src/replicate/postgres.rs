@@ -580,15 +580,22 @@ fn position_of(tx: &mut Transaction<'_>, ledger_id: &str, lock: bool) -> Result<
         .query_opt(
             &format!(
                 "SELECT change_seq, journal_transaction_id, journal_entry_id, audit_seq, audit_mac,
-                 schema_version, newest_rows FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
+                 schema_version, newest_rows,
+                 to_regclass(quote_ident(schema_name) || '.meta') IS NOT NULL
+                 FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
                 if lock { " FOR UPDATE" } else { "" }
             ),
             &[&ledger_id],
         )
         .pg("cannot read the replica's position")?;
+    // A replica whose tables are gone (its schema dropped by hand) holds nothing, whatever its
+    // position says: it is copied again from scratch, as a replica `--drop` removed is.
     Ok(row.map(|r| Recorded {
         position: Position {
-            change_seq: r.get(0),
+            change_seq: match r.get::<_, bool>(7) {
+                true => r.get(0),
+                false => -1,
+            },
             journal_transaction_id: r.get(1),
             journal_entry_id: r.get(2),
             audit_seq: r.get(3),

@@ -419,6 +419,16 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
     assert_eq!(again.code, Some(0), "{again}");
     assert!(again.stdout.contains("(0 rows written)"), "{again}");
 
+    // A replica whose schema was dropped by hand is copied again from scratch: it was
+    // "relation … does not exist" at every cycle, said as an outage, until `--drop`.
+    client
+        .batch_execute(&format!("DROP SCHEMA remit_{ledger} CASCADE"))
+        .unwrap();
+    let rebuilt = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(rebuilt.code, Some(0), "{rebuilt}");
+    assert!(!rebuilt.stdout.contains("(0 rows written)"), "{rebuilt}");
+    assert_same_rows(&db, &mut client, &ledger);
+
     // PostgreSQL never sees a name, a phone, a merchant or a note.
     let schema = format!("remit_{ledger}");
     for table in source::TABLES {
