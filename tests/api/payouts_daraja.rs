@@ -1677,14 +1677,17 @@ fn calls_whose_every_token_is_refused_keep_payouts_queued_and_they_are_paid_once
     assert_checks(app);
 }
 
-/// A success that comes while remit's only call of a payout is on its way may be that call's
-/// (a result can come before its call's answer) and is applied; but once that call proves to
-/// have reached nothing (its token refused), no payment of the payout can have been made: the
-/// payout is flagged for the operator, and never sent again. Before, it stood paid, no word said.
-#[test]
-fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
-    // Calls wait for their answer longer than the test takes to post its result; the worker's
-    // first balance query is answered before calls are held (a held one would hold the worker).
+/// A PayBill payout of `kes` to bill account `account` whose call is turned away for its token
+/// (as `refuse` makes the fake do) and held there, and a success for it (receipt `TLB<kes>ZZZ`)
+/// posted while that call is on its way: the fake, the app, the escrow, the request and the
+/// payout's `OriginatorConversationID`. Calls wait for their answer longer than the test takes;
+/// the worker's first balance query is answered before calls are held (a held one would hold
+/// the worker).
+fn success_posted_while_refused(
+    refuse: fn(&FakeDaraja),
+    kes: i64,
+    account: &str,
+) -> (FakeDaraja, TestApp, String, String, String) {
     let (fake, app) = start_with(|c| {
         if let GatewayKind::Daraja(daraja) = &mut c.gateway {
             daraja.timeout = Duration::from_secs(30);
@@ -1695,10 +1698,10 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
             .iter()
             .any(|c| c.path == "/mpesa/accountbalance/v1/query")
     });
-    fake.refuse_every_token(true);
+    refuse(&fake);
     fake.hold_refusals(true);
     let escrow = app.active_escrow(100, &["a"]);
-    let b2b = approved_paybill(&app, &escrow, 2_600, "ACC-77");
+    let b2b = approved_paybill(&app, &escrow, kes, account);
     fake.wait_for("the payment call, held", |v| {
         v.holding
             .iter()
@@ -1706,14 +1709,25 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
     });
     let originator = app.payout_ids(&b2b).1;
     let forged = b2b_success(
-        (&originator, "AG_20261205_0000000000000000yyyy"),
-        2_600,
-        "TLB2600YYY",
+        (&originator, "AG_20261206_00000000000000000zzz"),
+        kes,
+        &format!("TLB{kes}ZZZ"),
         "888880 - KENYA POWER",
-        "ACC-77",
+        account,
     );
     let r = post_result(&app, &forged);
     assert_eq!(r.status, 200, "{}", r.text);
+    (fake, app, escrow, b2b, originator)
+}
+
+/// A success that comes while remit's only call of a payout is on its way may be that call's
+/// (a result can come before its call's answer) and is applied; but once that call proves to
+/// have reached nothing (its token refused), no payment of the payout can have been made: the
+/// payout is flagged for the operator, and never sent again. Before, it stood paid, no word said.
+#[test]
+fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
+    let (fake, app, escrow, b2b, originator) =
+        success_posted_while_refused(|fake| fake.refuse_every_token(true), 2_600, "ACC-77");
     let view = app
         .get(&format!("/payment-requests/{b2b}"), &app.admin)
         .body;
@@ -1728,7 +1742,7 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
     assert_eq!(count(&audit, "payout.flagged"), 1, "{audit:?}");
     // A later flag (another success for it) is added to this one, never put in its place.
     let again = b2b_success(
-        (&originator, "AG_20261205_0000000000000000yyyy"),
+        (&originator, "AG_20261206_00000000000000000zzz"),
         2_600,
         "TLB2600YYZ",
         "888880 - KENYA POWER",
@@ -1763,34 +1777,8 @@ fn a_success_that_came_while_the_only_call_reached_nothing_is_flagged() {
 /// kept, no word said.
 #[test]
 fn a_payout_settled_while_its_call_was_refused_for_its_token_is_not_sent_again() {
-    let (fake, app) = start_with(|c| {
-        if let GatewayKind::Daraja(daraja) = &mut c.gateway {
-            daraja.timeout = Duration::from_secs(30);
-        }
-    });
-    fake.wait_for("the balance query", |v| {
-        v.calls
-            .iter()
-            .any(|c| c.path == "/mpesa/accountbalance/v1/query")
-    });
-    fake.expire_token();
-    fake.hold_refusals(true);
-    let escrow = app.active_escrow(100, &["a"]);
-    let b2b = approved_paybill(&app, &escrow, 2_700, "ACC-78");
-    fake.wait_for("the payment call, held", |v| {
-        v.holding
-            .iter()
-            .any(|p| p == "/mpesa/b2b/v1/paymentrequest")
-    });
-    let originator = app.payout_ids(&b2b).1;
-    let forged = b2b_success(
-        (&originator, "AG_20261206_0000000000000000xxxx"),
-        2_700,
-        "TLB2700XXX",
-        "888880 - KENYA POWER",
-        "ACC-78",
-    );
-    assert_eq!(post_result(&app, &forged).status, 200);
+    let (fake, app, escrow, b2b, _) =
+        success_posted_while_refused(|fake| fake.expire_token(), 2_700, "ACC-78");
     fake.hold_refusals(false);
     let view = app.wait_for_payout_flag(&b2b);
     let reason = view["payout"]["flagReason"].as_str().unwrap_or_default();

@@ -253,17 +253,7 @@ fn a_callback_for_a_not_yet_known_payout_does_not_block_its_retry() {
         )
     };
     assert_eq!(post().status, 404, "not known yet");
-    let id = payout.clone();
-    app.store
-        .write(move |ctx| {
-            remit::service::payouts::mark_sent(
-                ctx,
-                &remit::domain::PayoutId::parse(&id).unwrap(),
-                Some("ws_CO_EARLY"),
-                None,
-            )
-        })
-        .unwrap();
+    mark_sent(&app, &payout, "ws_CO_EARLY");
     assert_eq!(post().status, 200);
     assert_eq!(
         app.wait_for_status(&request, &["paid"])["payout"]["mpesaReceipt"],
@@ -367,6 +357,14 @@ fn approved_payout(app: &TestApp) -> (String, String) {
     let request = app.request(&escrow, "a", 1_500, "ACC");
     assert_eq!(app.approve(&request).status, 200);
     (escrow, request)
+}
+
+/// Records a payout as handed to M-Pesa under `conversation`, as the gateway's answer would.
+fn mark_sent(app: &TestApp, payout: &str, conversation: &'static str) {
+    let id = remit::domain::PayoutId::parse(payout).unwrap();
+    app.store
+        .write(move |ctx| remit::service::payouts::mark_sent(ctx, &id, Some(conversation), None))
+        .unwrap();
 }
 
 /// Makes a payout's next attempt due now, as its backoff running out would.
@@ -753,17 +751,7 @@ fn a_result_whose_two_ids_name_different_payouts_is_applied_to_neither() {
     let (a, a_originator, _) = app.payout_ids(&first);
     let (b, _, _) = app.payout_ids(&second);
     for (id, conversation) in [(&a, "AG_A"), (&b, "AG_B")] {
-        let id = id.clone();
-        app.store
-            .write(move |ctx| {
-                remit::service::payouts::mark_sent(
-                    ctx,
-                    &remit::domain::PayoutId::parse(&id).unwrap(),
-                    Some(conversation),
-                    None,
-                )
-            })
-            .unwrap();
+        mark_sent(&app, id, conversation);
     }
     let crossed = paybill_result(&a_originator, "AG_B", json!(0));
     assert_eq!(app.post_mpesa_result(&crossed).status, 404);
@@ -809,16 +797,7 @@ fn a_kept_flag_that_comes_after_another_still_keeps_the_money() {
     let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
     let (escrow, request) = approved_payout(&app);
     let (payout, originator, _) = app.payout_ids(&request);
-    app.store
-        .write(move |ctx| {
-            remit::service::payouts::mark_sent(
-                ctx,
-                &remit::domain::PayoutId::parse(&payout).unwrap(),
-                Some("AG_A"),
-                None,
-            )
-        })
-        .unwrap();
+    mark_sent(&app, &payout, "AG_A");
     let mut wrong_amount = paybill_result(&originator, "AG_A", json!(0));
     wrong_amount["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = json!(1499);
     assert_eq!(app.post_mpesa_result(&wrong_amount).status, 200);
