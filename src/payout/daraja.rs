@@ -116,27 +116,46 @@ impl Daraja {
     /// `body` with every secret remit sent Daraja (the access token, the consumer key and
     /// secret, their Basic form, the security credential) replaced by `[redacted]`, so that an
     /// answer echoing them reaches neither the log nor a payout's description.
+    ///
+    /// The texts are scrubbed once decoded (a JSON writer may escape a base64 secret's `/` as
+    /// `\/`, which a match on the raw bytes would miss), before anything is read of them (a
+    /// message is cut to a length when read, which could leave a secret's beginning).
     fn scrubbed(&self, body: Vec<u8>, token: &str) -> Vec<u8> {
         use base64::Engine;
-        let Ok(mut text) = String::from_utf8(body) else {
-            return Vec::new();
-        };
         let c = &self.config;
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", c.consumer_key, c.consumer_secret));
-        for secret in [
-            token,
-            &basic,
-            &c.security_credential,
-            &c.consumer_secret,
-            &c.consumer_key,
-        ] {
-            // Short values would match ordinary words: every real one is longer.
-            if secret.len() >= 8 && text.contains(secret) {
-                text = text.replace(secret, "[redacted]");
+        let scrub = |mut text: String| {
+            for secret in [
+                token,
+                &basic,
+                &c.security_credential,
+                &c.consumer_secret,
+                &c.consumer_key,
+            ] {
+                // Short values would match ordinary words: every real one is longer.
+                if secret.len() >= 8 && text.contains(secret) {
+                    text = text.replace(secret, "[redacted]");
+                }
+            }
+            text
+        };
+        fn walk(value: &mut serde_json::Value, scrub: &dyn Fn(String) -> String) {
+            match value {
+                serde_json::Value::String(s) => *s = scrub(std::mem::take(s)),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, scrub)),
+                serde_json::Value::Object(fields) => {
+                    fields.values_mut().for_each(|v| walk(v, scrub))
+                }
+                _ => {}
             }
         }
-        text.into_bytes()
+        // Not JSON: nothing is read of it (it is `Unreadable`).
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return body;
+        };
+        walk(&mut value, &scrub);
+        serde_json::to_vec(&value).unwrap_or_default()
     }
 
     /// A new access token from `GET /oauth/v1/generate`.

@@ -173,11 +173,12 @@ impl Worker {
             }
         }
         // Before a second call within this send: is the payout still waiting for its money?
-        // (A result may have settled it while the first call was on its way.)
+        // (A result may have settled it while the first call was on its way.) When that cannot
+        // be read, no: the call is not made, and the payout is sent after its backoff.
         let still_due = || {
             self.store
                 .read(|conn, _| payouts::still_queued(conn, &job.id))
-                .unwrap_or(true)
+                .unwrap_or(false)
         };
         let outcome = self.gateway.send(&job, &self.urls, &still_due);
         if matches!(outcome, Err(GatewayError::NotSent(_))) {

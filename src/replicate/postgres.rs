@@ -125,10 +125,11 @@ impl Target {
     /// `sslmode=disable` never asks), the certificate checked against the public roots and
     /// `REMIT_REPLICATE_CA_FILE`.
     ///
-    /// The whole start-up (the socket, TLS, authentication) is bounded by `connect_timeout`
-    /// (10 s unless the URL says otherwise), as libpq bounds it: the client bounds only the
-    /// socket's opening, and a server that accepts and then says nothing (a stopped
-    /// postmaster) held the replicator, and `remit check --postgres`, for as long as it lasted.
+    /// The whole start-up (the sockets, TLS, authentication) is bounded by `connect_timeout`
+    /// (10 s unless the URL says otherwise) times twice the hosts and once more (`within`):
+    /// the client bounds only each socket's opening, and a server that accepts and then says
+    /// nothing (a stopped postmaster) held the replicator, and `remit check --postgres`, for
+    /// as long as it lasted.
     pub fn connect(&self) -> Result<Client> {
         // Without TLS when it may not be used (`sslmode=disable`) or cannot (a Unix socket,
         // where PostgreSQL offers none): the TLS connector wanted a DNS name of every host, and
@@ -202,11 +203,17 @@ impl Target {
         const PENDING: u8 = 0;
         const ANSWERED: u8 = 1;
         const ABANDONED: u8 = 2;
-        let limit = self
+        // The client gives each host, and each address a name resolves to, its own
+        // `connect_timeout` for the socket (as libpq does): a host that drops packets before a
+        // good one is waited for, then passed over. The whole start-up may take that for two
+        // addresses of each host, and once more for TLS and authentication.
+        let each = self
             .config
             .get_connect_timeout()
             .copied()
             .unwrap_or(Duration::from_secs(CONNECT_TIMEOUT_S));
+        let hosts = self.config.get_hosts().len().max(1) as u32;
+        let limit = each * (2 * hosts + 1);
         if STUCK_CONNECTS.load(Ordering::SeqCst) >= STUCK_CONNECTS_MAX {
             return Err(Waited::TooManySilent);
         }
@@ -222,7 +229,8 @@ impl Target {
                     Ok(_) => {
                         let _ = tx.send(result);
                     }
-                    // Given up on: the connection (if made) is closed as it is dropped.
+                    // Given up on (counted before it was marked so): the connection, if made,
+                    // is closed as it is dropped.
                     Err(_) => {
                         STUCK_CONNECTS.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -233,18 +241,25 @@ impl Target {
         }
         match rx.recv_timeout(limit) {
             Ok(result) => result.map_err(Waited::Failed),
-            Err(_) => {
+            // The thread ended without an answer (it panicked): nothing waits.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Waited::NoThread(
+                "the connecting thread ended without an answer".into(),
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Counted before it is marked abandoned, so that the thread's own count down
+                // (once it sees the mark) never comes first.
+                STUCK_CONNECTS.fetch_add(1, Ordering::SeqCst);
                 match state.compare_exchange(PENDING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
                 {
-                    Ok(_) => {
-                        STUCK_CONNECTS.fetch_add(1, Ordering::SeqCst);
-                        Err(Waited::Silent(limit))
-                    }
+                    Ok(_) => Err(Waited::Silent(limit)),
                     // It answered as the wait ended: its answer is in the channel.
-                    Err(_) => match rx.recv() {
-                        Ok(result) => result.map_err(Waited::Failed),
-                        Err(_) => Err(Waited::Silent(limit)),
-                    },
+                    Err(_) => {
+                        STUCK_CONNECTS.fetch_sub(1, Ordering::SeqCst);
+                        match rx.recv() {
+                            Ok(result) => result.map_err(Waited::Failed),
+                            Err(_) => Err(Waited::Silent(limit)),
+                        }
+                    }
                 }
             }
         }

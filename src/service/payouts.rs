@@ -207,11 +207,16 @@ pub fn claim(
     Ok(claimed == 1)
 }
 
-/// Is the payout still `queued` (claimed or not: no result has settled it)? Asked by a gateway
-/// before it calls M-Pesa a second time within one send (`Gateway::send`'s `still_due`).
+/// Would the payout still be sent: `queued` (no result has settled it), not flagged, its
+/// escrow not held (what `claim` asks, but the due time)? Asked by a gateway before it calls
+/// M-Pesa a second time within one send (`Gateway::send`'s `still_due`).
 pub fn still_queued(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT status = ?2 FROM payouts WHERE id = ?1")?
+        .prepare_cached(concat!(
+            "SELECT p.status = ?2 AND p.flagged = 0 AND NOT ",
+            held_with_escrow!("p"),
+            " FROM payouts p WHERE p.id = ?1"
+        ))?
         .query_row(params![payout_id, PayoutStatus::Queued], |r| r.get(0))
         .optional()?
         .unwrap_or(false))
@@ -476,19 +481,28 @@ fn names_another_phone(payee: &str, sent: &str) -> bool {
     let payee = payee.trim();
     let payee = payee.strip_prefix('+').unwrap_or(payee);
     // The phone's digits, in groups a single space apart as people write them (`254 799 999
-    // 999`), until 12 of them: a space after that ends it.
+    // 999`), until 12 of them. A group joins only when it is digits alone (up to a space, a
+    // dash or the end): `0712345678 3M KENYA` is the phone and then a name.
     let digit = |c: char| c.is_ascii_digit() || c == '*';
+    let ends_group = |c: Option<char>| {
+        c.is_none_or(|c| c.is_whitespace() || matches!(c, '-' | '\u{2013}' | '\u{2014}'))
+    };
     let mut named = String::new();
     let mut rest = payee;
     while let Some(c) = rest.chars().next() {
         if digit(c) {
             named.push(c);
-        } else if !(c == ' '
-            && !named.is_empty()
-            && named.len() < 12
-            && rest[1..].starts_with(digit))
-        {
-            break;
+        } else {
+            let group = &rest[1..];
+            let len = group.find(|c: char| !digit(c)).unwrap_or(group.len());
+            let joins = c == ' '
+                && !named.is_empty()
+                && named.len() < 12
+                && len > 0
+                && ends_group(group[len..].chars().next());
+            if !joins {
+                break;
+            }
         }
         rest = &rest[c.len_utf8()..];
     }
@@ -1554,6 +1568,8 @@ mod tests {
             ("+254 799 999 999 - JANE", true),
             ("0799 999 999 - JANE", true),
             ("254799999999 3M KENYA", true),
+            ("0799999999 3M KENYA", true),
+            ("0722000111 3M KENYA", false),
         ] {
             assert_eq!(super::names_another_phone(named, sent), other, "{named}");
         }

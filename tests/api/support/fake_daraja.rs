@@ -806,7 +806,20 @@ fn pay(
                 "Bad Request - Invalid PartyB (SecurityCredential {})",
                 text(body, "SecurityCredential").unwrap_or_default()
             );
-            return respond(request, 400, &error_body("400.002.02", &message));
+            // Written as some JSON writers do, a `/` escaped (`\/`): the secret reaches the
+            // reader only once the JSON is decoded.
+            let header =
+                tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                    .unwrap();
+            let escaped = error_body("400.002.02", &message)
+                .to_string()
+                .replace('/', "\\/");
+            let _ = request.respond(
+                tiny_http::Response::from_string(escaped)
+                    .with_status_code(400)
+                    .with_header(header),
+            );
+            return;
         }
         Reply::SpikeArrest => {
             drop(state);

@@ -388,7 +388,8 @@ export async function viewFind(root, ctx, status) {
       // Every read asks for the rate too (one small call): a new one shows within one period.
       todayRate({ fresh: true }).catch(() => rate),
     ]);
-    if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
+    // A search refused while this read was on its way: its answer is not the list to show.
+    if (!ctx.alive() || search !== asked || searchRefused || (periodic && busyHere())) return;
     const rateChanged = (r && r.e4) !== (rate && rate.e4);
     rate = r;
     cursor = d.nextCursor || null;
@@ -404,7 +405,7 @@ export async function viewFind(root, ctx, status) {
     let others = [];
     if (!items.length && !append && status && (search.phone || search.ref)) {
       const other = await api('GET', `/escrows${qs({ recipientPhone: search.phone, ref: search.ref, limit: 5 })}`).catch(() => null);
-      if (!ctx.alive() || search !== asked || (periodic && busyHere())) return;
+      if (!ctx.alive() || search !== asked || searchRefused || (periodic && busyHere())) return;
       others = (other && other.items) || [];
     }
     for (const e of [...items, ...others]) escrowData.set(e.escrowId, e);
