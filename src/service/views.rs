@@ -985,8 +985,16 @@ pub struct DepositView {
     pub reference: String,
     /// The receipt number remit made for a cash deposit (`null` for card deposits).
     pub receipt_number: Option<String>,
-    pub amount_usd: Decimal,
-    pub amount_usd_cents: UsdCents,
+    /// `usd`; for a card payment flagged for its currency, the currency Stripe named (`eur`),
+    /// `null` when it named none.
+    pub currency: Option<String>,
+    /// The amount in US dollars; `null` for money in another currency (never shown as
+    /// dollars: JPY 5,000 is not USD 50.00), whose amount is `amount_minor_units`.
+    pub amount_usd: Option<Decimal>,
+    pub amount_usd_cents: Option<UsdCents>,
+    /// Money in another currency (a card payment flagged for it): Stripe's amount, in that
+    /// currency's smallest unit; `null` for dollars.
+    pub amount_minor_units: Option<i64>,
     /// Cash taken in shillings: the KES received and the rate they were converted at (KES per
     /// USD × 10⁴); `null` otherwise.
     pub amount_kes: Option<Decimal>,
@@ -1006,23 +1014,46 @@ const DEPOSIT_COLUMNS: &str = "id, escrow_id, source, reference, receipt_number,
     amount_kes_cents, rate_kes_per_usd_e4, status, flag_reason, recorded_by, created_at, reversal,
     reversal_reason, reversal_at";
 
+/// The currency a deposit's flag says it was in, when it was not dollars: `Some(None)` for a
+/// payment that named none, `Some(Some("eur"))` for another one, `None` for dollars. The flag's
+/// words are `webhooks::apply_stripe`'s.
+fn foreign_currency(flag_reason: Option<&str>) -> Option<Option<String>> {
+    let reason = flag_reason?;
+    if reason.starts_with("the payment names no currency") {
+        return Some(None);
+    }
+    let quoted = reason.strip_prefix("currency ")?;
+    let end = quoted.find(" is not usd")?;
+    let raw = &quoted[..end];
+    let code = serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string());
+    Some(Some(code))
+}
+
 impl DepositView {
     fn from_row(r: &Row<'_>) -> Result<DepositView> {
         let amount: UsdCents = r.get("amount_usd_cents")?;
         let kes: Option<KesCents> = r.get("amount_kes_cents")?;
+        let flag_reason: Option<String> = r.get("flag_reason")?;
+        let foreign = foreign_currency(flag_reason.as_deref());
+        let dollars = foreign.is_none().then_some(amount);
         Ok(DepositView {
             deposit_id: r.get("id")?,
             escrow_id: r.get("escrow_id")?,
             source: r.get("source")?,
             reference: r.get("reference")?,
             receipt_number: r.get("receipt_number")?,
-            amount_usd: amount.major(),
-            amount_usd_cents: amount,
+            currency: match &foreign {
+                None => Some(crate::service::deposits::USD.to_string()),
+                Some(code) => code.clone(),
+            },
+            amount_usd: dollars.map(UsdCents::major),
+            amount_usd_cents: dollars,
+            amount_minor_units: foreign.is_some().then_some(amount.get()),
             amount_kes: kes.map(KesCents::major),
             amount_kes_cents: kes,
             rate_kes_per_usd_e4: r.get("rate_kes_per_usd_e4")?,
             status: r.get("status")?,
-            flag_reason: r.get("flag_reason")?,
+            flag_reason,
             recorded_by: r.get("recorded_by")?,
             created_at: r.get("created_at")?,
             reversal: r.get("reversal")?,

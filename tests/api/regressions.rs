@@ -201,6 +201,18 @@ fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
     assert_eq!(items.len(), 1, "{}", list.text);
     assert_eq!(items[0]["reference"], "pi_eur");
     assert!(items[0]["flagReason"].as_str().unwrap().contains("eur"));
+    // In its own currency, never as dollars (it was `amountUsd: 50.0`).
+    assert_eq!(
+        (
+            &items[0]["currency"],
+            &items[0]["amountMinorUnits"],
+            &items[0]["amountUsd"],
+            &items[0]["amountUsdCents"]
+        ),
+        (&json!("eur"), &json!(5000), &json!(null), &json!(null)),
+        "{}",
+        list.text
+    );
     assert_eq!(app.get("/deposits", &app.agent).status, 403);
     // An agent reads the cash they recorded, an escrow at a time: not this card money.
     let theirs = app.get(&format!("/deposits?escrowId={escrow}"), &app.agent);

@@ -18,15 +18,15 @@ function filterLabel(f) {
 }
 
 // A card payment flagged for its currency holds the amount Stripe gave, in that currency's
-// smallest unit, where a deposit's dollars are: said in its own currency, never as dollars.
+// smallest unit (`amountMinorUnits`, `currency`): said in its own currency, never as dollars.
 function amountText(d) {
-  const m = /^currency "([a-z]{3})" is not usd/.exec(d.flagReason || '');
-  if (!m) return usd(d.amountUsdCents);
-  const code = m[1].toUpperCase();
+  if (d.amountMinorUnits === null || d.amountMinorUnits === undefined) return usd(d.amountUsdCents);
+  if (!d.currency) return `${d.amountMinorUnits} (${t('moneyIn.noCurrency')})`;
+  const code = String(d.currency).toUpperCase();
   let digits = 2;
   try { digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits; } catch (_) { /* an unknown code: two decimals */ }
   // Digits, not floating point: the minor units split where the currency puts its decimals.
-  const s = String(d.amountUsdCents).padStart(digits + 1, '0');
+  const s = String(d.amountMinorUnits).padStart(digits + 1, '0');
   const whole = (digits ? s.slice(0, -digits) : s).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   return `${code} ${whole}${digits ? `.${s.slice(-digits)}` : ''}`;
 }
