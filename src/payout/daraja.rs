@@ -113,6 +113,14 @@ impl Daraja {
         Ok(Answer { status, body })
     }
 
+    /// The consumer key and secret in OAuth's Basic form (base64 of `key:secret`).
+    fn basic(&self) -> String {
+        use base64::Engine;
+        let c = &self.config;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.consumer_key, c.consumer_secret))
+    }
+
     /// `body` with every secret remit sent Daraja (the access token, the consumer key and
     /// secret, their Basic form, the security credential) replaced by `[redacted]`, so that an
     /// answer echoing them reaches neither the log nor a payout's description.
@@ -121,10 +129,8 @@ impl Daraja {
     /// `\/`, which a match on the raw bytes would miss), before anything is read of them (a
     /// message is cut to a length when read, which could leave a secret's beginning).
     fn scrubbed(&self, body: Vec<u8>, token: &str) -> Vec<u8> {
-        use base64::Engine;
         let c = &self.config;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", c.consumer_key, c.consumer_secret));
+        let basic = self.basic();
         let scrub = |mut text: String| {
             for secret in [
                 token,
@@ -160,11 +166,7 @@ impl Daraja {
 
     /// A new access token from `GET /oauth/v1/generate`.
     fn fetch_token(&self) -> Result<Token, CallError> {
-        use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.config.consumer_key, self.config.consumer_secret
-        ));
+        let basic = self.basic();
         let sent = Instant::now();
         let response = self
             .agent

@@ -40,9 +40,10 @@ const STUCK_CONNECTS_MAX: usize = 4;
 pub struct Target {
     config: postgres::Config,
     ca_file: Option<std::path::PathBuf>,
-    /// The certificates of `ca_file`, read when the target is parsed: a file that cannot be
-    /// read, or holds none, stops the start rather than every connection.
-    ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The roots a server's certificate may chain to: the public ones and `ca_file`'s, read
+    /// when the target is parsed (a file that cannot be read, or holds none, stops the start
+    /// rather than every connection).
+    roots: Arc<rustls::RootCertStore>,
     display: String,
 }
 
@@ -104,14 +105,16 @@ impl Target {
             // Notices (`schema … already exists`) are not news to an operator.
             .notice_callback(|notice| log::debug!("PostgreSQL: {}", notice.message()));
         let display = masked(&config);
-        let ca_certs = match ca_file {
-            Some(path) => read_ca_file(path)?,
-            None => Vec::new(),
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        if let Some(path) = ca_file {
+            add_ca_file(&mut roots, path)?;
+        }
         Ok(Target {
             config,
             ca_file: ca_file.map(Path::to_path_buf),
-            ca_certs,
+            roots: Arc::new(roots),
             display,
         })
     }
@@ -145,17 +148,7 @@ impl Target {
         {
             self.within(move || config.connect(postgres::NoTls))
         } else {
-            let mut roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            for cert in &self.ca_certs {
-                roots.add(cert.clone()).map_err(|e| {
-                    Error::invalid(
-                        "REMIT_REPLICATE_CA_FILE",
-                        format!("holds a certificate rustls refuses: {e}"),
-                    )
-                })?;
-            }
+            let roots = (*self.roots).clone();
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let tls = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -165,19 +158,11 @@ impl Target {
             self.within(move || config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
         };
         connected.map_err(|e| match e {
-            Waited::Failed(e) => {
-                let error = pg_error(&format!("cannot connect to {}", self.display), &e);
-                // Told to put the CA in the file when one is already named: say that file
-                // does not hold it.
-                match (&self.ca_file, error.to_string().contains("REMIT_REPLICATE_CA_FILE names")) {
-                    (Some(path), true) => Error::internal(format!(
-                        "cannot connect to {}: the server's certificate is not signed by a root remit trusts, nor by a CA in {} (REMIT_REPLICATE_CA_FILE): put its CA's certificate there, PEM",
-                        self.display,
-                        path.display()
-                    )),
-                    _ => error,
-                }
-            }
+            Waited::Failed(e) => pg_error_trusting(
+                &format!("cannot connect to {}", self.display),
+                &e,
+                self.ca_file.as_deref(),
+            ),
             Waited::Silent(limit) => Error::internal(format!(
                 "cannot connect to {}: it accepted the connection but did not answer within {} s (a PostgreSQL stopped, or not PostgreSQL)",
                 self.display,
@@ -278,9 +263,10 @@ enum Waited {
     NoThread(String),
 }
 
-/// The certificates of `REMIT_REPLICATE_CA_FILE`: a file that cannot be read, that is not PEM
-/// certificates, or holds none, is an error of the setting.
-fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+/// Adds the certificates of `REMIT_REPLICATE_CA_FILE` to `roots`: a file that cannot be read,
+/// that is not PEM certificates, that holds one rustls refuses, or holds none, is an error of
+/// the setting.
+fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<()> {
     use rustls::pki_types::pem::PemObject;
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .map_err(|e| {
@@ -296,16 +282,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'st
                 format!("{} is not PEM certificates: {e}", path.display()),
             )
         })?;
-    // Each one as a root, as every connection will add it.
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in &certs {
-        roots.add(cert.clone()).map_err(|e| {
-            Error::invalid(
-                "REMIT_REPLICATE_CA_FILE",
-                format!("{} holds a certificate rustls refuses: {e}", path.display()),
-            )
-        })?;
-    }
     if certs.is_empty() {
         return Err(Error::invalid(
             "REMIT_REPLICATE_CA_FILE",
@@ -315,7 +291,15 @@ fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'st
             ),
         ));
     }
-    Ok(certs)
+    for cert in certs {
+        roots.add(cert).map_err(|e| {
+            Error::invalid(
+                "REMIT_REPLICATE_CA_FILE",
+                format!("{} holds a certificate rustls refuses: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Why the `postgres` crate refused a connection string, when it can be told: a URL of another
@@ -431,6 +415,12 @@ fn masked(config: &postgres::Config) -> String {
 /// A PostgreSQL error as one line: its message and, for a server error, its code and detail
 /// (never a parameter value: those are not part of either).
 pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
+    pg_error_trusting(what, e, None)
+}
+
+/// `pg_error` of a connection whose certificate was checked against `ca_file` too, if one is
+/// named (a refused certificate's advice then names that file).
+fn pg_error_trusting(what: &str, e: &postgres::Error, ca_file: Option<&Path>) -> Error {
     match e.as_db_error() {
         Some(db) => Error::internal(format!(
             "{what}: PostgreSQL says {} ({}){}",
@@ -443,7 +433,7 @@ pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
         None => match std::error::Error::source(e) {
             Some(cause) => {
                 let cause = cause.to_string();
-                Error::internal(format!("{what}: {e}: {cause}{}", tls_hint(&cause)))
+                Error::internal(format!("{what}: {e}: {cause}{}", tls_hint(&cause, ca_file)))
             }
             None => Error::internal(format!("{what}: {e}")),
         },
@@ -452,17 +442,24 @@ pub fn pg_error(what: &str, e: &postgres::Error) -> Error {
 
 /// What to do about a certificate TLS refused, in words (rustls names the reason in Rust's
 /// own spelling: `UnknownIssuer`, `CaUsedAsEndEntity`…).
-fn tls_hint(cause: &str) -> &'static str {
+fn tls_hint(cause: &str, ca_file: Option<&Path>) -> std::borrow::Cow<'static, str> {
     if cause.contains("UnknownIssuer") {
-        " (the server's certificate is not signed by a root remit trusts: put its CA's certificate, PEM, in the file REMIT_REPLICATE_CA_FILE names)"
+        match ca_file {
+            Some(path) => format!(
+                " (the server's certificate is not signed by a root remit trusts, nor by a CA in {} (REMIT_REPLICATE_CA_FILE): put its CA's certificate there, PEM)",
+                path.display()
+            )
+            .into(),
+            None => " (the server's certificate is not signed by a root remit trusts: put its CA's certificate, PEM, in the file REMIT_REPLICATE_CA_FILE names)".into(),
+        }
     } else if cause.contains("CaUsedAsEndEntity") {
-        " (the server presents a CA's certificate as its own: give PostgreSQL a certificate that CA signed, and the CA's in REMIT_REPLICATE_CA_FILE)"
+        " (the server presents a CA's certificate as its own: give PostgreSQL a certificate that CA signed, and the CA's in REMIT_REPLICATE_CA_FILE)".into()
     } else if cause.contains("NotValidForName") {
-        " (the server's certificate does not name the host the URL gives: connect by a name it holds)"
+        " (the server's certificate does not name the host the URL gives: connect by a name it holds)".into()
     } else if cause.contains("Expired") {
-        " (the server's certificate has expired)"
+        " (the server's certificate has expired)".into()
     } else {
-        ""
+        "".into()
     }
 }
 
@@ -1515,6 +1512,20 @@ mod tests {
         // An IPv6 host is shown as a URL writes it.
         let v6 = Target::parse("--to", "postgres://u:s3cret@[::1]:5432/db", None).unwrap();
         assert_eq!(v6.display(), "postgres://u@[::1]:5432/db");
+    }
+
+    /// A certificate no root vouches for is told what to do; with a CA file named, that the
+    /// file does not hold its CA (not to put one in a file that is already there).
+    #[test]
+    fn a_refused_certificate_is_told_with_the_ca_file_in_view() {
+        let cause = "invalid peer certificate: UnknownIssuer";
+        assert!(tls_hint(cause, None).contains("in the file REMIT_REPLICATE_CA_FILE names"));
+        let named = tls_hint(cause, Some(Path::new("/etc/remit/ca.pem")));
+        assert!(
+            named.contains("nor by a CA in /etc/remit/ca.pem") && !named.contains("names)"),
+            "{named}"
+        );
+        assert_eq!(tls_hint("Connection refused", None), "");
     }
 
     #[test]

@@ -355,6 +355,37 @@ fn more_than_due(amount: UsdCents, cash: &Cash, due: UsdCents) -> bool {
 /// remit credits, are in `usd`.
 pub const USD: &str = "usd";
 
+/// The flag of a card payment that names no currency.
+const NO_CURRENCY: &str = "the payment names no currency";
+
+/// Why a card payment in `currency` (as Stripe names it) cannot be credited: `None` for
+/// dollars. `flagged_currency` reads it back.
+pub fn currency_refusal(currency: &str) -> Option<String> {
+    match currency {
+        USD => None,
+        "" => Some(NO_CURRENCY.into()),
+        other => Some(format!(
+            "currency {} is not usd",
+            serde_json::Value::from(other)
+        )),
+    }
+}
+
+/// The currency a deposit's flag (`currency_refusal`'s words) says it was in, when it was not
+/// dollars: `Some(None)` for a payment that named none, `Some(Some("eur"))` for another one,
+/// `None` for dollars.
+pub fn flagged_currency(flag_reason: Option<&str>) -> Option<Option<String>> {
+    let reason = flag_reason?;
+    if reason.starts_with(NO_CURRENCY) {
+        return Some(None);
+    }
+    let quoted = reason.strip_prefix("currency ")?;
+    let end = quoted.find(" is not usd")?;
+    let raw = &quoted[..end];
+    let code = serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string());
+    Some(Some(code))
+}
+
 /// Records a deposit that arrived but cannot be applied (unknown escrow, wrong currency, more
 /// than is due…): kept for the operator, audited, never touching a balance. `amount` is in
 /// the smallest unit of its currency (as the source said it: Stripe's `currency`, `""` when
@@ -692,4 +723,23 @@ pub fn after_reversal(
         &reason,
     )
     .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flag a card payment in another currency gets is read back as that currency, however
+    /// Stripe spelled it; dollars are no flag.
+    #[test]
+    fn a_currency_refused_is_read_back_from_its_flag() {
+        assert_eq!(currency_refusal(USD), None);
+        for currency in ["eur", "jpy", "", "e\"u\\r\u{1b}"] {
+            let reason = currency_refusal(currency).unwrap();
+            let named = (!currency.is_empty()).then(|| currency.to_string());
+            assert_eq!(flagged_currency(Some(&reason)), Some(named), "{reason}");
+        }
+        assert_eq!(flagged_currency(Some("more than is still due")), None);
+        assert_eq!(flagged_currency(None), None);
+    }
 }

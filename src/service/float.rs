@@ -24,6 +24,12 @@ pub fn balance_asked(ctx: &WriteCtx<'_>, conversation_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Is this a paying account below the alert? The alert is in shillings: an account M-Pesa
+/// reports in another currency is kept as reported (with its currency), never compared with it.
+fn below_alert(name: &str, currency: &str, cents: i64, alert: KesCents) -> bool {
+    currency.eq_ignore_ascii_case("KES") && PAYING_ACCOUNTS.contains(&name) && cents < alert.get()
+}
+
 /// Keeps the balances a result reported; returns the paying accounts now below `alert`.
 pub fn record(
     ctx: &WriteCtx<'_>,
@@ -44,10 +50,7 @@ pub fn record(
     for b in balances {
         let was: Option<i64> = before.query_row([&b.name], |r| r.get(0)).optional()?;
         upsert.execute(params![b.name, b.currency, b.available_cents, ctx.at()])?;
-        // The alert is in shillings: an account M-Pesa reports in another currency is kept as
-        // reported (with its currency) but never compared with it.
-        let in_kes = b.currency.eq_ignore_ascii_case("KES");
-        if in_kes && PAYING_ACCOUNTS.contains(&b.name.as_str()) && b.available_cents < alert.get() {
+        if below_alert(&b.name, &b.currency, b.available_cents, alert) {
             // Once when it goes below the alert, not at every report while it stays there.
             if was.is_none_or(|was| was >= alert.get()) {
                 ctx.emit(
@@ -129,9 +132,7 @@ pub fn view(conn: &Connection, gateway: &'static str, alert: KesCents) -> Result
         }
         let currency: String = r.get(1)?;
         accounts.push(AccountView {
-            low: currency.eq_ignore_ascii_case("KES")
-                && PAYING_ACCOUNTS.contains(&name.as_str())
-                && cents < alert.get(),
+            low: below_alert(&name, &currency, cents, alert),
             name,
             currency,
             available_kes: Decimal::of_minor(cents, 2),

@@ -362,7 +362,8 @@ pub const NO_PAYEE: &str = "M-Pesa's B2B success names no payee remit can compar
 /// flag (M-Pesa's retry, another post) is added to it, never put in its place.
 pub const SUCCESS_UNSENT: &str = "M-Pesa's success came while remit's only call of this payout was on its way, and that call then reached nothing (turned away before processing): no payment of it can have been made, so the success may be forged; check M-Pesa";
 
-/// Past this many characters a payout's flag reason takes no more later flags (`flag`).
+/// Past this many characters a payout's flag reason is cut in its middle when a flag is added
+/// (`flag`).
 const FLAG_REASON_CHARS_MAX: i64 = 2_000;
 
 /// Is this flag reason one that is kept?
@@ -727,10 +728,8 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
                      OR flag_reason LIKE :payee || '%' OR flag_reason LIKE :unsent || '%'))
                  THEN :reason
                  WHEN instr(flag_reason, :reason) > 0 THEN flag_reason
-                 WHEN NOT (flag_reason LIKE :second || '%' OR flag_reason LIKE :payee || '%'
-                         OR flag_reason LIKE :unsent || '%')
-                     AND (:reason LIKE :second || '%' OR :reason LIKE :payee || '%'
-                         OR :reason LIKE :unsent || '%')
+                 WHEN :reason_kept AND NOT (flag_reason LIKE :second || '%'
+                     OR flag_reason LIKE :payee || '%' OR flag_reason LIKE :unsent || '%')
                  THEN :reason || '; earlier: ' || substr(flag_reason, 1, :max)
                  WHEN length(flag_reason) > :max
                  THEN substr(flag_reason, 1, :max / 2) || ' …; then: ' || :reason
@@ -740,6 +739,7 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
         .execute(named_params! {
             ":id": payout_id,
             ":reason": reason,
+            ":reason_kept": kept(reason),
             ":at": ctx.at(),
             ":second": SECOND_CONVERSATION,
             ":payee": OTHER_PAYEE,
@@ -1433,18 +1433,6 @@ pub fn resolve(
     // receipt is held to what a result's must be: an admin's typo is not a receipt M-Pesa
     // could have issued. A payout never handed to a gateway, on a server that hands none
     // (`REMIT_GATEWAY=none`), went out some other way, with a reference of its own.
-    if let PayoutResult::Succeeded { receipt } = result {
-        let handed_over: bool = ctx
-            .conn
-            .prepare_cached("SELECT gateway IS NOT NULL FROM payouts WHERE id = ?1")?
-            .query_row([payout_id], |r| r.get(0))?;
-        if (handed_over || !nothing_sends) && !crate::wire::daraja::plausible_receipt(receipt) {
-            return Err(Error::invalid(
-                "receipt",
-                "must be the M-Pesa receipt: 6 to 20 letters and digits (QK12AB34CD)",
-            ));
-        }
-    }
     // Only a stuck payout is resolved by hand: flagged, or sent with no result past the
     // timeout. A queued one may be in the worker's hands at this moment (a retry), so resolving
     // it could release money that M-Pesa is about to pay.
@@ -1456,16 +1444,28 @@ pub fn resolve(
     // word for the whole timeout: a call made minutes before the switch may still be paid, and
     // its money must stay reserved until then.
     let cutoff = crate::time::rfc3339(ctx.now - timeout_s);
-    let (stuck, never_handed_over, quiet): (bool, bool, bool) = ctx
+    let (stuck, never_handed_over, quiet, handed_over): (bool, bool, bool, bool) = ctx
         .conn
         .prepare_cached(&format!(
             "SELECT {STUCK}, p.status = 'queued' AND p.gateway IS NULL AND p.attempts = 0,
-                    p.updated_at <= ?1
+                    p.updated_at <= ?1, p.gateway IS NOT NULL
              FROM payouts p WHERE p.id = ?2"
         ))?
         .query_row(params![cutoff, payout_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
+    // Paid through M-Pesa (handed to the simulator or Daraja, or to be by this server), its
+    // receipt is held to what a result's must be: an admin's typo is not a receipt M-Pesa
+    // could have issued. A payout never handed to a gateway, on a server that hands none
+    // (`REMIT_GATEWAY=none`), went out some other way, with a reference of its own.
+    if let PayoutResult::Succeeded { receipt } = result {
+        if (handed_over || !nothing_sends) && !crate::wire::daraja::plausible_receipt(receipt) {
+            return Err(Error::invalid(
+                "receipt",
+                "must be the M-Pesa receipt: 6 to 20 letters and digits (QK12AB34CD)",
+            ));
+        }
+    }
     let paid = matches!(result, PayoutResult::Succeeded { .. });
     // A queue timeout is flagged at once while Transaction Status is asked: its answer may
     // still say M-Pesa paid, so it is resolved as failed only once it has had no word for the

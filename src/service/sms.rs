@@ -227,7 +227,8 @@ fn view_of(keys: &Keys, r: &Row<'_>) -> Result<SmsView> {
     })
 }
 
-/// `GET /sms?status=&userId=`: messages, newest first.
+/// `GET /sms?status=&userId=`: messages, newest first. A user that does not exist is `404`
+/// (as one whose id has another shape), not an empty list that reads as "no messages for them".
 pub fn list(
     conn: &Connection,
     keys: &Keys,
@@ -236,6 +237,12 @@ pub fn list(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<SmsView>> {
+    if let Some(id) = user_id {
+        conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .ok_or(crate::error::Error::NotFound { what: "user" })?;
+    }
     let sql = format!(
         "SELECT {SMS_COLUMNS} FROM sms_messages s JOIN outbox_events e ON e.seq = s.event_seq
          WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR s.user_id = ?2)

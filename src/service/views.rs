@@ -1014,27 +1014,12 @@ const DEPOSIT_COLUMNS: &str = "id, escrow_id, source, reference, receipt_number,
     amount_kes_cents, rate_kes_per_usd_e4, status, flag_reason, recorded_by, created_at, reversal,
     reversal_reason, reversal_at";
 
-/// The currency a deposit's flag says it was in, when it was not dollars: `Some(None)` for a
-/// payment that named none, `Some(Some("eur"))` for another one, `None` for dollars. The flag's
-/// words are `webhooks::apply_stripe`'s.
-fn foreign_currency(flag_reason: Option<&str>) -> Option<Option<String>> {
-    let reason = flag_reason?;
-    if reason.starts_with("the payment names no currency") {
-        return Some(None);
-    }
-    let quoted = reason.strip_prefix("currency ")?;
-    let end = quoted.find(" is not usd")?;
-    let raw = &quoted[..end];
-    let code = serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string());
-    Some(Some(code))
-}
-
 impl DepositView {
     fn from_row(r: &Row<'_>) -> Result<DepositView> {
         let amount: UsdCents = r.get("amount_usd_cents")?;
         let kes: Option<KesCents> = r.get("amount_kes_cents")?;
         let flag_reason: Option<String> = r.get("flag_reason")?;
-        let foreign = foreign_currency(flag_reason.as_deref());
+        let foreign = crate::service::deposits::flagged_currency(flag_reason.as_deref());
         let dollars = foreign.is_none().then_some(amount);
         Ok(DepositView {
             deposit_id: r.get("id")?,

@@ -151,11 +151,7 @@ fn apply_payment_intent(
     let refused = intent
         .not_succeeded
         .clone()
-        .or_else(|| match intent.currency.as_str() {
-            deposits::USD => None,
-            "" => Some("the payment names no currency".into()),
-            other => Some(format!("currency {other:?} is not usd")),
-        });
+        .or_else(|| deposits::currency_refusal(&intent.currency));
     let recorded = match (intent.escrow_id.as_deref(), refused) {
         (Some(escrow_id), None) => {
             deposits::record(ctx, &actor, escrow_id, source, intent_id, amount)?

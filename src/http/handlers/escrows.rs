@@ -67,19 +67,14 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         parse_text("recipientName", &f.string("recipientName")?, true)?.unwrap_or_default();
     let total = usd(&mut f, "totalAmountUsd", max)?;
     let categories = parse_categories(f.array("categories")?, max)?;
-    // An error names the field as it was sent (the service names the dollars' spelling).
-    let daily_limit_field = match f.has("dailyLimitUsdCents") {
+    // The service's rules name the limit `dailyLimitUsd`; a client that sent cents hears of
+    // the field it sent.
+    let daily_limit_sent = match f.has("dailyLimitUsdCents") {
         true => "dailyLimitUsdCents",
         false => "dailyLimitUsd",
     };
     let daily_limit = opt_usd(&mut f, "dailyLimitUsd", max)?;
     f.finish()?;
-    if daily_limit.is_some_and(|limit| limit > total) {
-        return Err(Error::invalid(
-            daily_limit_field,
-            "must not be more than the total amount",
-        ));
-    }
     let input = NewEscrow {
         recipient_phone,
         recipient_name,
@@ -88,7 +83,9 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         daily_limit,
     };
     idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::create(ctx, &actor, &input).map(|v| Reply::json(201, &v))
+        service::create(ctx, &actor, &input)
+            .map(|v| Reply::json(201, &v))
+            .map_err(|e| e.naming("dailyLimitUsd", daily_limit_sent))
     })
 }
 
