@@ -346,6 +346,7 @@ fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
     let mut options = config.open_options(false);
     // A server beside it may hold the file's write lock batch after batch.
     options.busy_wait = std::time::Duration::from_secs(crate::limits::CLI_BUSY_WAIT_S);
+    options.beside_server = true;
     Ok((lock, store::open(&options)?))
 }
 

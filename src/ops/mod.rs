@@ -25,6 +25,17 @@ pub fn lock_file_path(db: &Path) -> PathBuf {
     beside(db, ".lock")
 }
 
+/// Whether another open file holds `lock` (a server's lock file, `lock_file_path`): a
+/// missing file or one that cannot be locked is held by no one.
+pub(crate) fn held_by_another(lock: &Path) -> bool {
+    File::open(lock).is_ok_and(|file| {
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    })
+}
+
 /// The path of a file beside the database (`suffix` after its name), beside the file a
 /// symbolic link points to, as SQLite keeps its log.
 pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {

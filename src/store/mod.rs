@@ -89,6 +89,9 @@ pub struct OpenOptions {
     /// Grow the write-ahead log's file with zeros before the first write (`WalBound::grow_file`):
     /// the server, whose log fills and restarts all day; not a command that writes a line.
     pub grow_wal: bool,
+    /// A command that may run beside a server (`user add`, `user list`, `fx set`…): at its
+    /// stop the log is left to the server if one runs (`WalBound::beside_server`).
+    pub beside_server: bool,
 }
 
 impl OpenOptions {
@@ -104,6 +107,7 @@ impl OpenOptions {
             track_changes: false,
             busy_wait: std::time::Duration::ZERO,
             grow_wal: false,
+            beside_server: false,
         }
     }
 }
@@ -186,6 +190,9 @@ impl Store {
             max_bytes: options.wal_max_bytes,
             frame_bytes: page_size.unsigned_abs() + 24,
             grow: options.grow_wal,
+            beside_server: options
+                .beside_server
+                .then(|| crate::ops::lock_file_path(&options.path)),
         };
         conn.wal_hook(Some(writer::note_wal_pages));
         // A log restarted after a checkpoint is cut back to the bound, not left at its peak.

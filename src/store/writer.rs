@@ -507,6 +507,11 @@ pub(super) struct WalBound {
     pub frame_bytes: u64,
     /// Grow the file before the first write (`grow`).
     pub grow: bool,
+    /// A command's store: the lock file a server holds while it runs. At the stop, while a
+    /// server holds it, the log is the server's and stays as it is: the command's last
+    /// checkpoint (`TRUNCATE`) cut the server's grown log to nothing, so that its next
+    /// frames each grew the file again, and held the server's writer while it copied.
+    pub beside_server: Option<std::path::PathBuf>,
 }
 
 impl WalBound {
@@ -765,6 +770,12 @@ impl Writer<'_> {
             // Dropping `answers` ends the answerer once it has answered every batch; the
             // scope waits for it.
         });
+        if let Some(lock) = &self.wal.beside_server {
+            if crate::ops::held_by_another(lock) {
+                log::debug!("a server runs on this ledger: its write-ahead log is left to it");
+                return;
+            }
+        }
         // Last checkpoint so that the file alone holds everything.
         match self
             .conn
@@ -1079,6 +1090,7 @@ mod tests {
             max_bytes: bound_of(WAL_PAGES.with(Cell::get) * frame_bytes),
             frame_bytes,
             grow: true,
+            beside_server: None,
         };
         (conn, bound)
     }

@@ -135,6 +135,46 @@ fn a_token_revoked_from_the_command_line_beside_a_running_server_is_refused_at_o
     server.terminate();
 }
 
+/// A command beside a running server leaves the server's log as it is: its last checkpoint
+/// cut the log the server had grown before its first write to nothing (and held the server's
+/// writer while it copied). Without a server, the command's stop still leaves the file alone
+/// holding everything.
+#[test]
+fn a_command_beside_a_running_server_leaves_its_grown_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let wal = dir.path().join("remit.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let grown = wal_len();
+    assert!(
+        grown >= 1 << 20,
+        "the server grows its log at start: {grown}"
+    );
+    for args in [
+        &["user", "list"][..],
+        &["user", "add", "--role", "agent", "--name", "Second kiosk"],
+        &["fx", "get"],
+    ] {
+        let ran = cli(&db, args);
+        assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
+        assert_eq!(wal_len(), grown, "{args:?} left the server's log as it was");
+    }
+    server.terminate();
+    assert_eq!(wal_len(), 0, "the server's clean stop empties its log");
+    let ran = cli(
+        &db,
+        &["user", "add", "--role", "agent", "--name", "Third kiosk"],
+    );
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert_eq!(
+        wal_len(),
+        0,
+        "alone, a command's stop empties the log it wrote"
+    );
+}
+
 #[test]
 fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     let dir = tempfile::tempdir().unwrap();
