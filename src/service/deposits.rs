@@ -247,6 +247,17 @@ fn record_with(
         {
             let due = still_due(total, deposited);
             let refused = match cash.kes {
+                // A rate under one shilling a dollar: a shilling's cent is worth more than a
+                // cent, and no amount in shillings may be the last cents due.
+                Some((_, rate)) if rate.usd_for_floor(rate.kes_to_collect(due)) > due => {
+                    Error::invalid(
+                        "amountKes",
+                        format!(
+                            "is worth more than the {} still due at today's rate ({rate}): take it in USD (amountUsd)",
+                            due.display()
+                        ),
+                    )
+                }
                 Some((_, rate)) => Error::invalid(
                     "amountKes",
                     format!(
@@ -346,8 +357,10 @@ fn still_due(total: &UsdCents, deposited: &UsdCents) -> UsdCents {
 /// it (`kes_to_collect`), which converts down to exactly `due`.
 fn more_than_due(amount: UsdCents, cash: &Cash, due: UsdCents) -> bool {
     match cash.kes {
-        Some((kes, rate)) => kes.get() > rate.kes_to_collect(due).get(),
-        None => amount.get() > due.get(),
+        // Converted down, never more than is due either (at a rate under one shilling a
+        // dollar the shillings `kes_to_collect` allows are worth more).
+        Some((kes, rate)) => kes.get() > rate.kes_to_collect(due).get() || amount > due,
+        None => amount > due,
     }
 }
 
@@ -376,10 +389,17 @@ pub fn currency_refusal(currency: &str) -> Option<String> {
 /// `None` for dollars.
 pub fn flagged_currency(flag_reason: Option<&str>) -> Option<Option<String>> {
     let reason = flag_reason?;
-    if reason.starts_with(NO_CURRENCY) {
+    // The words begin the flag, or follow another reason (`in_its_currency`).
+    let said = |words: &str| reason.starts_with(words) || reason.contains(&format!("; {words}"));
+    if said(NO_CURRENCY) {
         return Some(None);
     }
-    let quoted = reason.strip_prefix("currency ")?;
+    let at = if reason.starts_with("currency \"") {
+        0
+    } else {
+        reason.find("; currency \"")? + 2
+    };
+    let quoted = reason[at..].strip_prefix("currency ")?;
     let end = quoted.find(" is not usd")?;
     let raw = &quoted[..end];
     let code = serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string());
@@ -553,7 +573,10 @@ pub fn record_reversal(
                 DepositSource::Stripe,
                 &reversal.payment_intent,
                 amount,
-                &format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+                &in_its_currency(
+                    format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+                    &reversal.currency,
+                ),
             )?;
             (id, None, DepositStatus::Flagged, true)
         }
@@ -562,8 +585,12 @@ pub fn record_reversal(
         &actor.id,
         &format!("deposit.{}", reversal.kind),
         id.as_str(),
-        &json!({"escrowId": escrow_id.as_ref().filter(|_| status == DepositStatus::Applied),
-                "amountUsdCents": reversal.amount.map(UsdCents::get), "reason": reversal.reason}),
+        &reversal_line(
+            escrow_id
+                .as_ref()
+                .filter(|_| status == DepositStatus::Applied),
+            reversal,
+        ),
     )?;
     // Stripe's events come in any order, and a refund's `amount_refunded` is the running
     // total: the deposit says every reversal it had, from its audit lines, the largest refund
@@ -603,6 +630,30 @@ pub fn record_reversal(
     Ok(ReversalOutcome::Flagged(id))
 }
 
+/// A refund's or dispute's audit line: its amount in dollars when it is, else in its own
+/// currency's smallest unit (`amountMinorUnits`) with no dollar amount, as a flagged deposit's.
+fn reversal_line(
+    escrow_id: Option<&EscrowId>,
+    reversal: &crate::wire::stripe::Reversal,
+) -> serde_json::Value {
+    let amount = reversal.amount.map(UsdCents::get);
+    if reversal.currency == USD {
+        json!({"escrowId": escrow_id, "amountUsdCents": amount, "reason": reversal.reason})
+    } else {
+        json!({"escrowId": escrow_id, "currency": (!reversal.currency.is_empty()).then_some(&reversal.currency),
+               "amountUsdCents": null, "amountMinorUnits": amount, "reason": reversal.reason})
+    }
+}
+
+/// A flag `reason` of money in `currency`: with `currency_refusal`'s words after it when that
+/// is not dollars, where `flagged_currency` finds them.
+fn in_its_currency(reason: String, currency: &str) -> String {
+    match currency_refusal(currency) {
+        Some(refusal) => format!("{reason}; {refusal}"),
+        None => reason,
+    }
+}
+
 /// What a deposit charged, when known: one recorded from a reversal that came before its
 /// payment holds the reversal's amount, not the charge's, until the payment comes.
 fn charge_of(ctx: &WriteCtx<'_>, id: &DepositId) -> Result<Option<UsdCents>> {
@@ -626,16 +677,21 @@ fn reversals_of(
 ) -> Result<(crate::domain::DepositReversal, String)> {
     use crate::domain::DepositReversal;
     let mut stmt = ctx.conn.prepare_cached(
-        "SELECT action, json_extract(details, '$.amountUsdCents'), json_extract(details, '$.reason')
+        "SELECT action, coalesce(json_extract(details, '$.amountUsdCents'), json_extract(details, '$.amountMinorUnits')),
+         json_extract(details, '$.reason'),
+         CASE WHEN json_type(details, '$.amountMinorUnits') IS NULL THEN 'usd' ELSE coalesce(json_extract(details, '$.currency'), '') END
          FROM audit_log WHERE entity = ?1 AND action IN ('deposit.refunded', 'deposit.disputed')
          ORDER BY seq",
     )?;
     let mut refunded: Option<Option<i64>> = None;
     let mut disputed: Option<(Option<i64>, Option<String>)> = None;
+    // The charge's currency, as its reversals said it (an older line, in dollars, says none).
+    let mut currency = USD.to_string();
     let mut rows = stmt.query([id])?;
     while let Some(r) = rows.next()? {
         let action: String = r.get(0)?;
         let amount: Option<i64> = r.get(1)?;
+        currency = r.get(3)?;
         if action == "deposit.disputed" {
             disputed = Some((amount, r.get(2)?));
         } else {
@@ -645,6 +701,7 @@ fn reversals_of(
     let sentence = |kind, amount: Option<i64>, reason: Option<String>| {
         crate::wire::stripe::Reversal {
             payment_intent: String::new(),
+            currency: currency.clone(),
             kind,
             amount: amount.and_then(UsdCents::new),
             full: amount.is_some_and(|c| charged.is_some_and(|charged| c >= charged.get())),
@@ -706,9 +763,12 @@ pub fn after_reversal(
     };
     // The charge is known now: a refund of all of it is said so, a part as a part.
     let (_, reversed) = reversals_of(ctx, &id, Some(amount))?;
-    let reason = format!(
-        "Stripe said this payment of {} succeeded after it had taken it back ({reversed}): not applied",
-        amount.display()
+    let reason = in_its_currency(
+        format!(
+            "Stripe said this payment of {} succeeded after it had taken it back ({reversed}): not applied",
+            crate::wire::stripe::amount_in(amount, currency)
+        ),
+        currency,
     );
     ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), escrow_id = :escrow, amount_usd_cents = :amount, flag_reason = :reason, reversal_reason = :reversed WHERE id = :id")?.execute(named_params! {
         ":id": id, ":escrow": known, ":amount": amount, ":reason": reason, ":reversed": reversed,
@@ -737,8 +797,19 @@ mod tests {
         for currency in ["eur", "jpy", "", "e\"u\\r\u{1b}"] {
             let reason = currency_refusal(currency).unwrap();
             let named = (!currency.is_empty()).then(|| currency.to_string());
-            assert_eq!(flagged_currency(Some(&reason)), Some(named), "{reason}");
+            assert_eq!(
+                flagged_currency(Some(&reason)),
+                Some(named.clone()),
+                "{reason}"
+            );
+            // After another reason, as a refund before its payment is flagged.
+            let after = in_its_currency(format!("{BEFORE_ITS_PAYMENT}: refunded (x; y)"), currency);
+            assert_eq!(flagged_currency(Some(&after)), Some(named), "{after}");
         }
+        assert_eq!(
+            in_its_currency("more than is due".into(), USD),
+            "more than is due"
+        );
         assert_eq!(flagged_currency(Some("more than is still due")), None);
         assert_eq!(flagged_currency(None), None);
     }

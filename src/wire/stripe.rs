@@ -206,9 +206,12 @@ impl Event {
                 .filter(|c| *c > 0)
                 .and_then(UsdCents::new)
         };
+        // A Charge's and a Dispute's `currency`: the amounts are in its smallest unit.
+        let currency = object.get("currency").and_then(Value::as_str).unwrap_or("");
         match self.kind.as_str() {
             "charge.refunded" => Some(Reversal {
                 payment_intent: payment_intent.to_string(),
+                currency: currency.to_string(),
                 kind: DepositReversal::Refunded,
                 amount: cents("amount_refunded"),
                 full: object.get("refunded").and_then(Value::as_bool) == Some(true),
@@ -216,6 +219,7 @@ impl Event {
             }),
             "charge.dispute.created" => Some(Reversal {
                 payment_intent: payment_intent.to_string(),
+                currency: currency.to_string(),
                 kind: DepositReversal::Disputed,
                 amount: cents("amount"),
                 full: false,
@@ -234,9 +238,12 @@ impl Event {
 pub struct Reversal {
     /// `pi_…`: the deposit's reference.
     pub payment_intent: String,
+    /// The Charge's (or Dispute's) `currency` as Stripe names it (`""` when it names none).
+    pub currency: String,
     /// Refund or dispute.
     pub kind: DepositReversal,
-    /// How much: a refund's cumulative `amount_refunded`, a dispute's `amount`.
+    /// How much, in the smallest unit of `currency` (cents of a dollar): a refund's
+    /// cumulative `amount_refunded`, a dispute's `amount`.
     pub amount: Option<UsdCents>,
     /// A refund of the whole charge.
     pub full: bool,
@@ -247,9 +254,9 @@ pub struct Reversal {
 impl Reversal {
     /// One sentence for the operator.
     pub fn describe(&self) -> String {
-        let amount = self
-            .amount
-            .map_or("an unknown amount".to_string(), UsdCents::display);
+        let amount = self.amount.map_or("an unknown amount".to_string(), |a| {
+            amount_in(a, &self.currency)
+        });
         match self.kind {
             DepositReversal::Refunded if self.full => {
                 format!("Stripe refunded the whole charge ({amount})")
@@ -260,6 +267,24 @@ impl Reversal {
                 self.reason.as_deref().unwrap_or("not given")
             ),
         }
+    }
+}
+
+/// An amount of a Stripe object in the smallest unit of its `currency`, said for a person: in
+/// dollars when it is (`USD 50.00`), else as Stripe gave it, never as dollars (JPY 5,000 is
+/// not USD 50.00): `5000 in the smallest unit of "jpy"`.
+pub fn amount_in(amount: UsdCents, currency: &str) -> String {
+    match currency {
+        "usd" => amount.display(),
+        "" => format!(
+            "{} in the smallest unit of a currency not named",
+            amount.get()
+        ),
+        other => format!(
+            "{} in the smallest unit of {}",
+            amount.get(),
+            Value::from(other)
+        ),
     }
 }
 

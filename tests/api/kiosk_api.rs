@@ -104,6 +104,42 @@ fn the_whole_shillings_a_kiosk_collects_complete_the_escrow_and_no_more_are_take
     );
 }
 
+/// Guards against: at a rate under one shilling a dollar (0.0001 to 100,000 are taken), the
+/// shillings the server itself allowed for the last cent converted to more than was due, and
+/// the deposit was a `500` (the escrow's CHECK refused it): now a `400` naming `amountKes`.
+#[test]
+fn shillings_worth_more_than_is_due_at_a_rate_under_one_are_refused_by_name() {
+    let app = spawn_app();
+    let r = app.raw(
+        "PUT",
+        "/fx-rates/USD-KES",
+        Some(&app.admin),
+        Some(("application/json", br#"{"rate": 0.3}"#)),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let path = format!("/escrows/{escrow}/deposits");
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountUsdCents": 9_999}), "most");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountKes": 0.01}), "kes");
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("amountKes")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("USD 0.01 still due"), "{}", r.text);
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountUsdCents": 1}), "last");
+    assert_eq!(
+        (r.status, r.body["escrowStatus"].as_str()),
+        (201, Some("active")),
+        "{}",
+        r.text
+    );
+    app.assert_integrity();
+}
+
 #[test]
 fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
     let app = spawn_app();

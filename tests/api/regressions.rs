@@ -185,6 +185,105 @@ fn a_field_given_twice_is_refused() {
     assert!(r.body["error"].as_str().unwrap().contains("totalAmountUsd"));
 }
 
+/// Guards against: a refund or dispute of a card payment in another currency was said, and
+/// audited, in dollars (JPY 5,000 refunded read "USD 50.00"); one that came before its payment
+/// left the deposit in dollars once the payment came.
+#[test]
+fn reversals_of_a_payment_in_another_currency_are_said_in_that_currency() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let event = |id: &str, kind: &str, object: serde_json::Value| {
+        json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string()
+    };
+    let succeeded = |id: &str, intent: &str, amount: i64| {
+        event(
+            id,
+            "payment_intent.succeeded",
+            json!({"id": intent, "object": "payment_intent",
+            "amount": amount, "amount_received": amount, "currency": "jpy", "status": "succeeded",
+            "metadata": {"escrowId": escrow}}),
+        )
+    };
+    let refunded = |id: &str, intent: &str, amount: i64, refunded: i64| {
+        event(
+            id,
+            "charge.refunded",
+            json!({"id": format!("ch_{intent}"), "object": "charge",
+            "payment_intent": intent, "amount": amount, "amount_refunded": refunded,
+            "refunded": refunded == amount, "currency": "jpy"}),
+        )
+    };
+    let deposit = |intent: &str| {
+        let list = app.get("/deposits", &app.admin);
+        list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["reference"] == intent)
+            .cloned()
+            .unwrap_or_else(|| panic!("{intent}: {}", list.text))
+    };
+    let in_yen = |d: &serde_json::Value, amount: i64| {
+        assert_eq!(
+            (&d["currency"], &d["amountMinorUnits"], &d["amountUsdCents"]),
+            (&json!("jpy"), &json!(amount), &json!(null)),
+            "{d}"
+        );
+        for field in ["flagReason", "reversalReason"] {
+            let text = d[field].as_str().unwrap_or_default();
+            assert!(!text.contains("USD"), "{field} in dollars: {d}");
+        }
+    };
+    // Refunded before Stripe's success came, then the success.
+    let r = app.post_stripe(&refunded("evt_1", "pi_early", 5_000, 5_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    in_yen(&deposit("pi_early"), 5_000);
+    let r = app.post_stripe(&succeeded("evt_2", "pi_early", 5_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let early = deposit("pi_early");
+    in_yen(&early, 5_000);
+    assert!(
+        early["reversalReason"]
+            .as_str()
+            .unwrap()
+            .contains("refunded the whole charge (5000 in the smallest unit of \"jpy\")"),
+        "{early}"
+    );
+    // Flagged for its currency, then partly refunded.
+    let r = app.post_stripe(&succeeded("evt_3", "pi_late", 1_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.post_stripe(&refunded("evt_4", "pi_late", 1_000, 400));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let late = deposit("pi_late");
+    in_yen(&late, 1_000);
+    assert_eq!(
+        late["reversalReason"], "Stripe refunded 400 in the smallest unit of \"jpy\" of the charge",
+        "{late}"
+    );
+    // Its audit line, which the escrow's sender reads, is in yen too.
+    let audit = app.get(
+        &format!("/audit?entity={}", late["depositId"].as_str().unwrap()),
+        &app.admin,
+    );
+    let line = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["action"] == "deposit.refunded")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", audit.text));
+    assert_eq!(
+        (
+            &line["details"]["currency"],
+            &line["details"]["amountMinorUnits"],
+            &line["details"]["amountUsdCents"]
+        ),
+        (&json!("jpy"), &json!(400), &json!(null)),
+        "{line}"
+    );
+    app.assert_integrity();
+}
+
 /// Guards against: a flagged Stripe deposit could not be seen through the API at all.
 #[test]
 fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
