@@ -813,6 +813,12 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                             Error::invalid("--key-file", "must hold the key as 64 hex characters")
                         })?,
                 );
+                // Said as for the key file beside a ledger: whoever reads it reads the copy's PII.
+                crate::crypto::warn_if_others_can_read(
+                    &path,
+                    "key file",
+                    "anyone who can read it can read the ledger's names and phones",
+                );
             }
             match postgres {
                 Some(url) => check_replica(&config, &url, ledger.as_deref(), &tried),

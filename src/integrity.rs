@@ -52,6 +52,8 @@ const CHECKS_SINCE_SCHEMA: &[(&str, u32)] =
 
 const JOURNAL_CHAIN_CHECK: &str = "every journal transaction follows its escrow's one before it";
 const JOURNAL_NEWEST_CHECK: &str = "every escrow names its newest journal transaction";
+const DAILY_CHECK: &str =
+    "each day's approvals of an escrow are its requests approved that day, under its limit";
 
 /// The schema a check of `LEDGER_CHECKS` needs (0: any).
 fn since_schema(check: &str) -> u32 {
@@ -409,6 +411,31 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE r.id IS NULL OR p.amount_usd_cents <> r.amount_usd_cents
             OR p.amount_kes_cents <> r.amount_kes_cents OR p.escrow_id <> r.escrow_id
             OR r.status NOT IN ('approved', 'paid', 'failed')",
+    ),
+    (
+        DAILY_CHECK,
+        // A day's approvals of an escrow with a daily limit (`daily_spend`, whose CHECK is the
+        // limit) are the requests approved that day whose payout did not fail (a failure gives
+        // the day its money back), under the escrow's own limit. SQLite's integrity check does
+        // not see a row's key changed in a table without rowids: a bit flipped there, or a row
+        // lost, gave a sender a fresh day's limit.
+        // Row by row, each day's requests by the escrow's index: nothing sorted or held.
+        "SELECT 'escrow ' || k.escrow_id || ' on ' || k.day, 'approved ' || k.kept || ' US cents under a limit of '
+             || k.day_limit || ' but its requests approved that day and not failed add up to '
+             || k.approved || COALESCE(' under its limit of ' || k.escrow_limit, CASE WHEN k.escrow IS NULL
+                 THEN ' and there is no such escrow' ELSE ' and it has no daily limit' END)
+         FROM (SELECT d.escrow_id, d.day, d.approved_usd_cents AS kept, d.limit_usd_cents AS day_limit,
+                   e.id AS escrow, e.daily_limit_usd_cents AS escrow_limit,
+                   (SELECT COALESCE(SUM(r.amount_usd_cents), 0) FROM payment_requests r
+                    WHERE r.escrow_id = d.escrow_id AND r.approved_day = d.day
+                        AND r.status IN ('approved', 'paid')) AS approved
+               FROM daily_spend d LEFT JOIN escrows e ON e.id = d.escrow_id) k
+         WHERE k.kept <> k.approved OR k.escrow_limit IS NULL OR k.day_limit <> k.escrow_limit
+         UNION ALL
+         SELECT 'escrow ' || r.escrow_id || ' on ' || r.approved_day, 'has no approvals kept for the day but its request '
+             || r.id || ' was approved that day for ' || r.amount_usd_cents || ' US cents'
+         FROM payment_requests r WHERE r.approved_day IS NOT NULL AND r.status IN ('approved', 'paid')
+             AND NOT EXISTS (SELECT 1 FROM daily_spend d WHERE d.escrow_id = r.escrow_id AND d.day = r.approved_day)",
     ),
     (
         "what each escrow spent is its succeeded payouts",

@@ -1185,6 +1185,22 @@ fn a_key_file_other_users_can_read_is_warned_about() {
     assert!(!checked(0o600));
     assert!(checked(0o644));
     assert!(checked(0o640));
+    // A backup's key kept elsewhere, given with --key-file, is said of too.
+    let kept = dir.path().join("kept.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let by_option = |mode: u32| {
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(["check", "--db"])
+            .arg(&db)
+            .arg("--key-file")
+            .arg(&kept);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{ran}");
+        ran.stderr.contains("can be read by other users")
+    };
+    assert!(!by_option(0o600));
+    assert!(by_option(0o644));
 }
 
 /// A damaged file gets a sentence from every command, not SQLite's words alone ("sqlite:

@@ -884,6 +884,64 @@ fn payouts_and_deposits_edited_to_disagree_with_the_ledger_are_named() {
     }
 }
 
+/// Guards against: a day's approvals lost (a row's key flipped on a stick, which SQLite's
+/// integrity check does not see in a table without rowids, or the row deleted) passed the
+/// check, and the restored ledger gave the sender a fresh day's limit.
+#[test]
+fn a_days_approvals_lost_or_changed_make_check_exit_1_and_name_the_escrow() {
+    const DAILY: &str =
+        "each day's approvals of an escrow are its requests approved that day, under its limit";
+    let busiest = |conn: &Connection| -> (String, String) {
+        conn.query_row(
+            "SELECT escrow_id, day FROM daily_spend ORDER BY approved_usd_cents DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the busy run approved under a daily limit")
+    };
+    let mut row = (String::new(), String::new());
+    // The row's key moved to an escrow that does not exist (one character changed).
+    let ran = check_after(|conn| {
+        row = busiest(conn);
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        conn.execute(
+            "UPDATE daily_spend SET escrow_id = substr(escrow_id, 1, length(escrow_id) - 1) || 'z'
+             WHERE escrow_id = ?1 AND day = ?2",
+            [&row.0, &row.1],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "key flipped",
+        &ran,
+        &[DAILY, &row.0, "has no approvals kept"],
+    );
+    assert_mismatch("key flipped", &ran, &[DAILY, "there is no such escrow"]);
+    // Deleted, and lowered.
+    let ran = check_after(|conn| {
+        row = busiest(conn);
+        conn.execute(
+            "DELETE FROM daily_spend WHERE escrow_id = ?1 AND day = ?2",
+            [&row.0, &row.1],
+        )
+        .unwrap();
+    });
+    assert_mismatch("row deleted", &ran, &[DAILY, &row.0, &row.1]);
+    let ran = check_after(|conn| {
+        row = busiest(conn);
+        conn.execute(
+            "UPDATE daily_spend SET approved_usd_cents = 0 WHERE escrow_id = ?1 AND day = ?2",
+            [&row.0, &row.1],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "approvals lowered",
+        &ran,
+        &[DAILY, &row.0, "approved 0 US cents"],
+    );
+}
+
 #[test]
 fn editing_a_journal_entry_makes_check_exit_1_and_name_the_transaction() {
     let mut transaction = 0i64;
