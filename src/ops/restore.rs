@@ -112,22 +112,7 @@ pub fn restore(
                 }
             };
             like_the_database(db, &copy)?;
-            let kept = unfinished.naming(|| put_in_place(db, &copy, &dir))?;
-            let since_file = match &kept {
-                Some(kept) if !since.is_empty() => {
-                    let mut file = kept.as_os_str().to_owned();
-                    file.push(".since-the-backup.txt");
-                    let file = PathBuf::from(file);
-                    let mut text = since.join("\n");
-                    text.push('\n');
-                    // Amounts, receipts and references: for the ledger's owner only, as the
-                    // replaced database beside it.
-                    crate::crypto::write_owner_only(&file, text.as_bytes())
-                        .ok()
-                        .map(|()| file)
-                }
-                _ => None,
-            };
+            let (kept, since_file) = unfinished.naming(|| put_in_place(db, &copy, &dir, &since))?;
             Ok(Restored {
                 report,
                 kept,
@@ -986,7 +971,16 @@ fn fold_the_log(db: &Path) {
 /// name), takes the log from beside the database, and gives the copy the database's name. The
 /// database's name is never missing: stopped half-way, it names the replaced ledger (without
 /// its newest commits once its log has gone: those are in the kept pair) or the copy.
-fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
+///
+/// `since` (`since_the_backup`'s lines) is written beside the kept ledger before the copy takes
+/// the name, so that a restore killed once the copy has it still leaves them (the restored
+/// ledger's hold names that file); returns the kept ledger and that file.
+fn put_in_place(
+    db: &Path,
+    copy: &Path,
+    dir: &Path,
+    since: &[String],
+) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
     use super::beside;
     let stamp = crate::time::rfc3339(crate::time::now_unix()).replace(':', "");
     let kept = beside(
@@ -1035,10 +1029,16 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
         std::fs::remove_file(&shm)
             .map_err(|e| Error::internal(format!("cannot remove {}: {e}", shm.display())))?;
     }
+    let since_file = had_database
+        .then(|| since_the_backup_file(&kept, since))
+        .flatten();
     if let Err(e) = std::fs::rename(copy, db) {
         // The replaced ledger gets its log back: it is as it was.
         if kept_wal.exists() && !wal.exists() {
             let _ = std::fs::hard_link(&kept_wal, &wal);
+        }
+        if let Some(file) = &since_file {
+            let _ = std::fs::remove_file(file);
         }
         return Err(Error::internal(format!(
             "cannot give the restored copy the name {} (the database is as it was): {e}",
@@ -1048,5 +1048,23 @@ fn put_in_place(db: &Path, copy: &Path, dir: &Path) -> Result<Option<PathBuf>> {
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
-    Ok(had_database.then_some(kept))
+    Ok((had_database.then_some(kept), since_file))
+}
+
+/// Writes `since` beside the `kept` ledger (`<kept>.since-the-backup.txt`), synced; `None` when
+/// there is nothing to say or it could not be written.
+fn since_the_backup_file(kept: &Path, since: &[String]) -> Option<PathBuf> {
+    if since.is_empty() {
+        return None;
+    }
+    let mut file = kept.as_os_str().to_owned();
+    file.push(".since-the-backup.txt");
+    let file = PathBuf::from(file);
+    let mut text = since.join("\n");
+    text.push('\n');
+    // Amounts, receipts and references: for the ledger's owner only, as the replaced
+    // database beside it.
+    crate::crypto::write_owner_only(&file, text.as_bytes())
+        .ok()
+        .map(|()| file)
 }

@@ -45,6 +45,23 @@ export function clear(node) {
   return node;
 }
 
+// The rest of a double click on a button that changes money is swallowed: that button's
+// question closes at the first click and the page moves up under the pointer, so the second
+// click landed on whatever came there (the footer's API reference link took a kiosk away from
+// the receipt it had just made). For half a second the further clicks of that double click
+// (the browser counts them in `detail`; a new click is 1 again) are dropped in the capture
+// phase, before anything on the page sees them.
+export function swallowDoubleClick(ms = 500) {
+  const until = Date.now() + ms;
+  const guard = (ev) => {
+    if (Date.now() > until || ev.detail < 2) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+  };
+  for (const type of ['click', 'dblclick']) document.addEventListener(type, guard, true);
+  setTimeout(() => { for (const type of ['click', 'dblclick']) document.removeEventListener(type, guard, true); }, ms);
+}
+
 export function button(label, props = {}) {
   const cls = ['button', props.variant || 'secondary', props.small ? 'small' : ''].join(' ').trim();
   const p = { type: 'button', ...props, class: props.class ? `${cls} ${props.class}` : cls };

@@ -672,7 +672,7 @@ export const en = {
   'resolve.yesFailed': 'Yes, it failed',
   'resolve.back': 'Back',
   'resolve.err.receipt': 'Enter the M-Pesa receipt, or choose Failed.',
-  'resolve.err.receiptShape': 'An M-Pesa receipt is letters and digits only, like QK12AB34CD. Copy it from the M-Pesa message.',
+  'resolve.err.receiptShape': 'An M-Pesa receipt is 6 to 20 letters and digits, with no spaces or signs, like QK12AB34CD. Copy it from the M-Pesa message.',
   'resolve.donePaid': 'The payout of {kes} is recorded as paid.',
   'resolve.doneFailed': 'The payout of {kes} is recorded as failed; its money is back in its category.',
 
@@ -1458,7 +1458,7 @@ export const sw = {
   'resolve.yesFailed': 'Ndiyo, hayakufaulu',
   'resolve.back': 'Rudi',
   'resolve.err.receipt': 'Andika risiti ya M-Pesa, au chagua Hayakufaulu.',
-  'resolve.err.receiptShape': 'Risiti ya M-Pesa ni herufi na tarakimu tu, kama QK12AB34CD. Nakili kutoka kwenye ujumbe wa M-Pesa.',
+  'resolve.err.receiptShape': 'Risiti ya M-Pesa ni herufi na tarakimu 6 hadi 20, bila nafasi wala alama, kama QK12AB34CD. Nakili kutoka kwenye ujumbe wa M-Pesa.',
   'resolve.donePaid': 'Malipo ya {kes} yameandikwa kuwa yamelipwa.',
   'resolve.doneFailed': 'Malipo ya {kes} yameandikwa kuwa hayakufaulu; pesa zake zimerudi kwenye kundi lake.',
 

@@ -69,10 +69,20 @@ function setupSignIn() {
   const input = document.getElementById('token-input');
   onSubmit(form, async () => {
     // A token copied with its header's word ("Bearer rmt_…", as the API's examples write it) is
-    // the token after it.
-    const token = input.value.trim().replace(/^bearer\s+/i, '');
+    // the token after it; the invisible characters and quotes a chat or a document adds around
+    // what is pasted are not part of it.
+    const token = input.value.replace(/[\u200b-\u200d\u2060\ufeff]/g, '').trim()
+      .replace(/^bearer\s+/i, '')
+      .replace(/^["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+|["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+$/g, '');
     if (!token) {
       markField(input, t('signin.empty'));
+      input.focus();
+      return;
+    }
+    // A token is printable ASCII: anything else is no token, and the browser would not even
+    // send it (said as "could not reach the server").
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      markField(input, t('signin.refused'));
       input.focus();
       return;
     }

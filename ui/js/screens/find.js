@@ -5,7 +5,7 @@
 // recorded on an escrow, each receipt printable again.
 
 import { PAGE, api, errorText, qs } from '../api.js';
-import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, uid } from '../dom.js';
+import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, swallowDoubleClick, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd, when } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
@@ -161,6 +161,7 @@ export async function viewFind(root, ctx, status) {
     askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
     askYes.addEventListener('click', (ev) => {
       if (ev.detail > 1) return;
+      swallowDoubleClick();
       confirmed = true;
       ask.hidden = true;
       // Where the keyboard comes back to should the recording fail (Yes is hidden by then).
@@ -369,6 +370,10 @@ export async function viewFind(root, ctx, status) {
     summary.textContent = n
       ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
       : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;
+    // The cards shown in another state say so, whenever the count is said (a deposit that
+    // funds the escrow turns its card Active: "none waiting" stood alone above it).
+    const states = [...new Set(cards.filter((e) => status && e.status !== status).map((e) => statusWord('escrow', e.status)))];
+    if (!n && states.length) summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
     return n;
   }
 
@@ -414,8 +419,6 @@ export async function viewFind(root, ctx, status) {
     patchList(list, others.length ? others : all, (e) => e.escrowId, build);
     sayCount();
     more.hidden = !cursor;
-    const states = [...new Set(others.map((e) => statusWord('escrow', e.status)))];
-    if (states.length) summary.textContent += ` ${t('find.otherStates', { states: states.join(', ') })}`;
   }
 
   more.addEventListener('click', () => busy(more, () => load(true)).catch(globalError));

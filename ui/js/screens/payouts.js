@@ -94,7 +94,7 @@ function resolveForm(p, onResolved) {
       // payment printed on the customer's receipt, so anything else is refused before asking.
       receipt.input.value = receipt.input.value.trim().toUpperCase();
       const code = receipt.input.value;
-      const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{8,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
+      const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{6,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
       const unchosen = paid.checked || failed.checked ? null : t('resolve.err.choose');
       if (!checkFields(form, [[form.querySelector('fieldset[data-field="outcome"]'), unchosen], [receipt.input, wrong]])) return;
       asked = paid.checked
