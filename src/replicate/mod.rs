@@ -163,6 +163,7 @@ impl Status {
 
     fn connected(&self, applied: i64) {
         let mut s = self.lock();
+        s.cycle_since = None;
         s.connected = true;
         s.applied = Some(applied);
         s.last_error = None;
@@ -170,6 +171,11 @@ impl Status {
 
     fn cycle_began(&self) {
         self.lock().cycle_since = Some(Instant::now());
+    }
+
+    /// The cycle under way streams rows (it may last minutes): no longer watched.
+    fn streaming(&self) {
+        self.lock().cycle_since = None;
     }
 
     /// The replica was checked while the file changed nothing (`Replica::position`, read only).
@@ -352,6 +358,8 @@ impl Replicator {
             let file = crate::store::changes::committed(&reader)?;
             self.status.observe(file);
             if replica.is_none() && Instant::now() >= retry_at {
+                // Watched too: a server that accepts the connection and then stops answering.
+                self.status.cycle_began();
                 let opened = Replica::open(&self.target, &ledger_id, shapes.clone(), file_version)
                     .and_then(|mut r| Ok((r.position()?, r)));
                 match opened {
@@ -394,17 +402,16 @@ impl Replicator {
                     continue;
                 }
                 if (file > applied || verify) && due {
-                    // Only a cycle that should be quick is watched for a PostgreSQL that stopped
-                    // answering: not a connection's first (it may copy the whole ledger again,
-                    // minutes at a million escrows), not a long catch-up.
-                    let quick = !verify && file - applied < REPLICATION_STREAM_AFTER_CHANGES;
                     verify = false;
                     let snapshot_at = Instant::now();
                     last_cycle = Some(snapshot_at);
-                    if quick {
-                        self.status.cycle_began();
-                    }
-                    match r.cycle(&reader, log) {
+                    // Every cycle is watched for a PostgreSQL that stopped answering, a
+                    // connection's first too (a server stopped just after it answered the
+                    // connection held that cycle, said as connected, for as long as it was
+                    // stopped); but not once it streams (a first copy, a copy made again, a
+                    // long catch-up: minutes at a million escrows).
+                    self.status.cycle_began();
+                    match r.cycle(&reader, log, &|| self.status.streaming()) {
                         Ok(done) => {
                             self.status.applied(&done, snapshot_at);
                             if done.made_schema {
@@ -479,7 +486,7 @@ impl Replicator {
         let shapes = source::shapes(&reader)?;
         let mut replica = Replica::open(&self.target, &ledger_id, shapes, file_version)?;
         // Even with nothing new, a cycle: it checks that the file is the replica's history.
-        let done = replica.cycle(&reader, self.store.change_log())?;
+        let done = replica.cycle(&reader, self.store.change_log(), &|| {})?;
         Ok((done.position, done.rows, ledger_id))
     }
 }

@@ -693,7 +693,15 @@ impl Replica {
     /// With `log` (the writer's change log, inside `serve`) the changed rows of the stamped
     /// tables are looked up by the rowids it lists, when it covers the whole range, instead of
     /// found by scanning each table.
-    pub fn cycle(&mut self, reader: &Connection, log: Option<&ChangeLog>) -> Result<Applied> {
+    ///
+    /// `streaming` is called once the cycle knows it streams (a first copy, a copy made again,
+    /// a long catch-up), which may take minutes.
+    pub fn cycle(
+        &mut self,
+        reader: &Connection,
+        log: Option<&ChangeLog>,
+        streaming: &dyn Fn(),
+    ) -> Result<Applied> {
         let Replica {
             client,
             ledger_id,
@@ -798,6 +806,7 @@ impl Replica {
         let mut rows = 0u64;
         let mut listed = false;
         if stream {
+            streaming();
             for (shape, upsert) in shapes.iter().zip(upserts.iter()) {
                 // Into a table made in this transaction nothing can conflict: copied straight in.
                 let upsert = upsert.as_ref().filter(|_| !made_schema);

@@ -25,6 +25,19 @@ pub const PASSWORD: &str = "pw-4e7b1c9d2a";
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// A running cluster.
+/// `Postgres::continued_on_drop`'s guard.
+pub struct Continued<'a>(&'a Postgres);
+
+impl Drop for Continued<'_> {
+    fn drop(&mut self) {
+        if let Some(child) = &self.0.child {
+            let pid = child.id().to_string();
+            let _ = Command::new("pkill").args(["-CONT", "-P", &pid]).status();
+            let _ = Command::new("kill").args(["-CONT", "--", &pid]).status();
+        }
+    }
+}
+
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -277,6 +290,13 @@ impl Postgres {
             .status()
             .unwrap();
         assert!(server.success(), "kill {signal} {pid}");
+    }
+
+    /// Continues the server and its backends when the guard is dropped, whatever happened: a
+    /// test that stopped them and then failed an assertion hung, dropping a ledger whose
+    /// replication waited on the stopped server, and held the whole suite.
+    pub fn continued_on_drop(&self) -> Continued<'_> {
+        Continued(self)
     }
 
     /// Starts the same cluster again (after `kill9`: crash recovery first).
