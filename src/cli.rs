@@ -353,8 +353,10 @@ fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
 /// A read of an existing ledger for a command that only reads (`user list`, `fx get`): through
 /// the store, as the other commands open it (migrating an older file, waiting out a key
 /// rotation); or, when this user may not write the file (a ledger on a stick set read-only,
-/// another user's), on a read-only connection as `remit check` reads, which asks the file to
-/// be of this version and writes nothing beside it.
+/// another user's) or it is a backup (no write-ahead log: `store::keeps_a_log`), on a
+/// read-only connection as `remit check` reads, which asks the file to be of this version and
+/// writes nothing beside it (the store changed a backup's bytes and left a log, its shared
+/// memory and a lock file beside it).
 fn read_existing<T>(
     config: &Config,
     read: impl FnOnce(&rusqlite::Connection, &crate::crypto::Keys) -> Result<T>,
@@ -363,19 +365,20 @@ fn read_existing<T>(
     // (Nothing is made beside another program's database, the lock file below included.)
     store::a_file_or_nothing(&config.db)?;
     store::not_another_programs(&config.db)?;
-    // Writable, and its key lock file can be had (a directory this user may not write has
-    // none to make).
-    let writable = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&config.db)
-        .is_ok()
+    // A ledger (not a backup: nothing is made beside one), writable, whose key lock file can
+    // be had (a directory this user may not write has none to make).
+    let through_store = store::keeps_a_log(&config.db)
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .open(&config.db)
+            .is_ok()
         && crate::ops::open_beside(
             &config.db,
             &crate::ops::beside(&config.db, ".keylock"),
             false,
         )
         .is_ok();
-    if writable || !config.db.exists() {
+    if through_store || !config.db.exists() {
         let (_key_lock, store) = open_existing(config)?;
         return store.read(read);
     }
@@ -869,6 +872,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             ..
         } => {
             crate::ops::interrupt::remove_copies_on_interrupt();
+            // A backup that is not one is refused before anything is made beside the ledger
+            // (the lock files stayed behind a refused restore).
+            crate::ops::a_backup(&backup)?;
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let restored =

@@ -10,7 +10,7 @@ mod rotate;
 pub use backup::backup;
 pub use demo::{holds_demo_data, holds_money_but_no_demo, seed_demo};
 pub(crate) use restore::HOLD_KEY as RESTORE_HOLD_KEY;
-pub use restore::{payouts_held, release_payouts, restore};
+pub use restore::{a_ledger_file as a_backup, payouts_held, release_payouts, restore};
 pub use rotate::rotate_key;
 
 use crate::error::{Error, Result};

@@ -196,7 +196,7 @@ fn another_ledger(db: &Path, backup: &Path, meant: bool) -> Result<Option<String
 /// Refuses, in words and before anything is copied, a backup that is no ledger's file: a
 /// directory, an empty file, random bytes, another program's database (the copy's check said
 /// "internal error" of them).
-fn a_ledger_file(backup: &Path) -> Result<()> {
+pub fn a_ledger_file(backup: &Path) -> Result<()> {
     let not = |what: &str| {
         Error::internal(format!(
             "{} {what}: nothing was restored; name a file that `remit backup` wrote",

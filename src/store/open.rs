@@ -518,6 +518,20 @@ pub fn open_for_check(path: &Path, key_hex: Option<&str>) -> Result<(Connection,
     Ok((conn, keys))
 }
 
+/// Whether the file's header says it keeps a write-ahead log (SQLite's file format: its bytes
+/// 18 and 19 are 2 in WAL mode, 1 with a rollback journal). A ledger a server has opened does;
+/// a backup (`VACUUM INTO`'s copy) does not, and opening it through the store would turn it
+/// into one that does, with a log and its lock files beside it.
+pub fn keeps_a_log(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut head))
+        .is_ok()
+        && head[..16] == *b"SQLite format 3\0"
+        && head[18] == 2
+}
+
 /// A read-only connection to a database file that writes nothing beside it: `open_for_check`'s,
 /// and the second connection of a check on two (`integrity::check_on_two`).
 pub fn read_only_connection(path: &Path) -> Result<Connection> {

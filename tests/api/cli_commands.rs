@@ -296,6 +296,42 @@ fn a_phone_already_used_is_refused_naming_the_option_typed() {
     assert!(!again.stderr.contains("panicked"), "{again}");
 }
 
+/// Guards against: `user list` and `fx get`, which only read, opened a backup through the
+/// store: its bytes changed (made a ledger with a write-ahead log) and a log, its shared memory
+/// and a lock file were left beside it.
+#[test]
+fn commands_that_only_read_leave_a_backup_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "agent", "Kiosk One", None);
+    let copies = tempfile::tempdir().unwrap();
+    let backup = copies.path().join("remit-backup.db");
+    let made = cli(&db, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(made.code, Some(0), "{made}");
+    let bytes = std::fs::read(&backup).unwrap();
+    let listed = cli(&backup, &["user", "list"]);
+    assert_eq!(listed.code, Some(0), "{listed}");
+    assert!(listed.stdout.contains("Kiosk One"), "{listed}");
+    let rate = cli(&backup, &["fx", "get"]);
+    assert_eq!(rate.code, Some(0), "{rate}");
+    assert!(
+        std::fs::read(&backup).unwrap() == bytes,
+        "the backup's bytes changed"
+    );
+    let beside: Vec<_> = std::fs::read_dir(copies.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        beside,
+        vec![std::ffi::OsString::from("remit-backup.db")],
+        "left beside the backup"
+    );
+    // The ledger itself still goes through the store (and its log stays a ledger's).
+    let ledger = cli(&db, &["user", "list"]);
+    assert!(ledger.stdout.contains("Kiosk One"), "{ledger}");
+}
+
 #[test]
 fn a_backup_is_checked_with_its_key_kept_elsewhere() {
     let dir = tempfile::tempdir().unwrap();

@@ -977,6 +977,21 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         assert!(!ran.stderr.contains("internal error"), "{ran}");
     }
     assert!(wal.exists(), "a refused restore moved the log");
+    // Into a directory with no ledger yet, a backup that is not one leaves nothing there (its
+    // lock files stayed).
+    let fresh = tempfile::tempdir().unwrap();
+    let mut cmd = remit(fresh.path(), Some(TEST_KEY));
+    cmd.arg("restore")
+        .arg(other_dir.path().join("missing.db"))
+        .arg("--db")
+        .arg(fresh.path().join("remit.db"));
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    let left: Vec<_> = std::fs::read_dir(fresh.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a refused restore left {left:?}");
 
     // The restored file takes the replaced one's mode (and owner), not the restorer's.
     use std::os::unix::fs::PermissionsExt;
