@@ -341,12 +341,21 @@ fn require_db(config: &Config) -> Result<()> {
 }
 
 fn open_existing(config: &Config) -> Result<(std::fs::File, store::Store)> {
+    open_existing_beside(config, true)
+}
+
+/// `open_existing`; `beside_server` false for a command that holds the ledger's own lock
+/// (`ops::lock`: no server can run), whose lock the store would take for a server's.
+fn open_existing_beside(
+    config: &Config,
+    beside_server: bool,
+) -> Result<(std::fs::File, store::Store)> {
     require_db(config)?;
     let lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     let mut options = config.open_options(false);
     // A server beside it may hold the file's write lock batch after batch.
     options.busy_wait = std::time::Duration::from_secs(crate::limits::CLI_BUSY_WAIT_S);
-    options.beside_server = true;
+    options.beside_server = beside_server;
     Ok((lock, store::open(&options)?))
 }
 
@@ -851,7 +860,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
         Command::Restore { backup: None, .. } => {
             require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
-            let (_key_lock, store) = open_existing(&config)?;
+            let (_key_lock, store) = open_existing_beside(&config, false)?;
             let released = crate::ops::release_payouts(&store);
             store.close();
             match released? {

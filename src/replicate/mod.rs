@@ -27,7 +27,7 @@ use crate::limits::{
 };
 use crate::store::changes::ChangeLog;
 use crate::store::Store;
-use postgres::Applied;
+use postgres::{Applied, Phase};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -131,7 +131,7 @@ impl Status {
             replicated_at: s.replicated_at.map(crate::time::rfc3339),
             last_error: match stalled {
                 Some(waited) => Some(format!(
-                    "PostgreSQL has not answered for {} s (a stopped server, or a network that drops packets)",
+                    "PostgreSQL has not answered for {} s (a stopped server, a network that drops packets, or a lock another session holds on the replica)",
                     waited.as_secs()
                 )),
                 None => s.last_error.clone(),
@@ -173,8 +173,8 @@ impl Status {
         self.lock().cycle_since = Some(Instant::now());
     }
 
-    /// The cycle under way streams rows (it may last minutes): no longer watched.
-    fn streaming(&self) {
+    /// The cycle under way is no longer watched (what comes next may last minutes).
+    fn unwatched(&self) {
         self.lock().cycle_since = None;
     }
 
@@ -288,7 +288,7 @@ impl Replicator {
                         said = Some(since);
                         cycles_then = cycles;
                         log::warn!(
-                            "replication to {target} is waiting on PostgreSQL: no answer for {} s (a stopped server, or a network that drops packets). The ledger goes on; replication catches up when it answers",
+                            "replication to {target} is waiting on PostgreSQL: no answer for {} s (a stopped server, a network that drops packets, or a lock another session holds on the replica). The ledger goes on; replication catches up when it answers",
                             since.elapsed().as_secs()
                         );
                     } else if let Some(since) = said.filter(|at| waiting != Some(*at)) {
@@ -402,16 +402,24 @@ impl Replicator {
                     continue;
                 }
                 if (file > applied || verify) && due {
+                    let first = verify;
                     verify = false;
                     let snapshot_at = Instant::now();
                     last_cycle = Some(snapshot_at);
-                    // Every cycle is watched for a PostgreSQL that stopped answering, a
-                    // connection's first too (a server stopped just after it answered the
-                    // connection held that cycle, said as connected, for as long as it was
-                    // stopped); but not once it streams (a first copy, a copy made again, a
-                    // long catch-up: minutes at a million escrows).
+                    // A cycle that should be quick is watched whole for a PostgreSQL that
+                    // stopped answering; a connection's first up to its statements prepared (a
+                    // server stopped just after it took the connection held that cycle, said
+                    // as connected, for as long as it was stopped): after that it reads the
+                    // whole file's changes (the change log is new). Neither is watched once it
+                    // copies the ledger (minutes at a million escrows).
+                    let quick = !first && file - applied < REPLICATION_STREAM_AFTER_CHANGES;
                     self.status.cycle_began();
-                    match r.cycle(&reader, log, &|| self.status.streaming()) {
+                    let phase = |phase: Phase| {
+                        if phase == Phase::Copying || !quick {
+                            self.status.unwatched();
+                        }
+                    };
+                    match r.cycle(&reader, log, &phase) {
                         Ok(done) => {
                             self.status.applied(&done, snapshot_at);
                             if done.made_schema {
@@ -486,7 +494,7 @@ impl Replicator {
         let shapes = source::shapes(&reader)?;
         let mut replica = Replica::open(&self.target, &ledger_id, shapes, file_version)?;
         // Even with nothing new, a cycle: it checks that the file is the replica's history.
-        let done = replica.cycle(&reader, self.store.change_log(), &|| {})?;
+        let done = replica.cycle(&reader, self.store.change_log(), &|_| {})?;
         Ok((done.position, done.rows, ledger_id))
     }
 }

@@ -694,13 +694,13 @@ impl Replica {
     /// tables are looked up by the rowids it lists, when it covers the whole range, instead of
     /// found by scanning each table.
     ///
-    /// `streaming` is called once the cycle knows it streams (a first copy, a copy made again,
-    /// a long catch-up), which may take minutes.
+    /// `phase` is told where the cycle is (`Phase`): past its first round trips, and whether
+    /// what comes next may take minutes.
     pub fn cycle(
         &mut self,
         reader: &Connection,
         log: Option<&ChangeLog>,
-        streaming: &dyn Fn(),
+        phase: &dyn Fn(Phase),
     ) -> Result<Applied> {
         let Replica {
             client,
@@ -741,6 +741,7 @@ impl Replica {
             }
             // The first copy, or a file of a newer schema: the ledger's tables are made from
             // the file's definitions and filled from scratch, all in this transaction.
+            phase(Phase::Copying);
             refuse_if_used_outside(&mut tx, schema)?;
             tx.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
@@ -776,6 +777,7 @@ impl Replica {
                 })
                 .collect::<Result<Vec<_>>>()?;
         }
+        phase(Phase::Prepared);
 
         // One snapshot of the file. Normally its rows are read first and the snapshot let go
         // before PostgreSQL is written (a long reader would hold the WAL back); a first copy
@@ -806,7 +808,7 @@ impl Replica {
         let mut rows = 0u64;
         let mut listed = false;
         if stream {
-            streaming();
+            phase(Phase::Copying);
             for (shape, upsert) in shapes.iter().zip(upserts.iter()) {
                 // Into a table made in this transaction nothing can conflict: copied straight in.
                 let upsert = upsert.as_ref().filter(|_| !made_schema);
@@ -1014,6 +1016,17 @@ fn write_rows(
     })?;
     apply(tx, &mut columns)?;
     Ok(rows)
+}
+
+/// Where a cycle is, for the watch of a PostgreSQL that stops answering (`Replica::cycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Its first round trips are answered (the position read and locked, its statements
+    /// prepared); the file is read next.
+    Prepared,
+    /// It copies the whole ledger (a first copy, a replica made again, a long catch-up): it may
+    /// take minutes, its schema's DDL may wait for sessions reading the replica.
+    Copying,
 }
 
 /// A stamped table's upsert: its changed rows arrive as one array per column, unnested, and

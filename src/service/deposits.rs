@@ -389,19 +389,18 @@ pub fn currency_refusal(currency: &str) -> Option<String> {
 /// `None` for dollars.
 pub fn flagged_currency(flag_reason: Option<&str>) -> Option<Option<String>> {
     let reason = flag_reason?;
-    // The words begin the flag, or follow another reason (`in_its_currency`).
-    let said = |words: &str| reason.starts_with(words) || reason.contains(&format!("; {words}"));
-    if said(NO_CURRENCY) {
+    // The words are the whole flag, or end it after another reason (`in_its_currency`), whose
+    // text (a dispute's reason, as Stripe gave it) may hold the same words before them.
+    if reason == NO_CURRENCY || reason.ends_with(&format!("; {NO_CURRENCY}")) {
         return Some(None);
     }
-    let at = if reason.starts_with("currency \"") {
-        0
-    } else {
-        reason.find("; currency \"")? + 2
+    let at = match reason.rfind("; currency \"") {
+        Some(at) => at + 2,
+        None if reason.starts_with("currency \"") => 0,
+        None => return None,
     };
     let quoted = reason[at..].strip_prefix("currency ")?;
-    let end = quoted.find(" is not usd")?;
-    let raw = &quoted[..end];
+    let raw = quoted.strip_suffix(" is not usd")?;
     let code = serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string());
     Some(Some(code))
 }
@@ -546,18 +545,34 @@ pub fn record_reversal(
     actor: &Actor,
     reversal: &crate::wire::stripe::Reversal,
 ) -> Result<ReversalOutcome> {
-    let found: Option<(DepositId, Option<EscrowId>, DepositStatus)> = ctx
+    type Found = (DepositId, Option<EscrowId>, DepositStatus, Option<String>);
+    let found: Option<Found> = ctx
         .conn
         .prepare_cached(
-            "SELECT id, escrow_id, status FROM deposits WHERE source = ?1 AND reference = ?2",
+            "SELECT id, escrow_id, status, flag_reason FROM deposits WHERE source = ?1 AND reference = ?2",
         )?
         .query_row(
             params![DepositSource::Stripe, reversal.payment_intent],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
+    // An event that names no currency is in the deposit's (a Dispute without `currency`).
+    let named;
+    let reversal = match &found {
+        Some((.., flag_reason)) if reversal.currency.is_empty() => {
+            named = crate::wire::stripe::Reversal {
+                currency: match flagged_currency(flag_reason.as_deref()) {
+                    None => USD.to_string(),
+                    Some(currency) => currency.unwrap_or_default(),
+                },
+                ..reversal.clone()
+            };
+            &named
+        }
+        _ => reversal,
+    };
     let (id, escrow_id, status, early) = match found {
-        Some((id, escrow_id, status)) => (id, escrow_id, status, false),
+        Some((id, escrow_id, status, _)) => (id, escrow_id, status, false),
         None => {
             let Some(amount) = reversal.amount else {
                 ctx.warn_after_commit(format!(
@@ -573,10 +588,15 @@ pub fn record_reversal(
                 DepositSource::Stripe,
                 &reversal.payment_intent,
                 amount,
-                &in_its_currency(
-                    format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
-                    &reversal.currency,
-                ),
+                // Its currency said when the event names one (the payment's own, when it
+                // comes, says it otherwise: `after_reversal`).
+                &match reversal.currency.as_str() {
+                    "" => format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+                    currency => in_its_currency(
+                        format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
+                        currency,
+                    ),
+                },
             )?;
             (id, None, DepositStatus::Flagged, true)
         }
@@ -810,6 +830,17 @@ mod tests {
             in_its_currency("more than is due".into(), USD),
             "more than is due"
         );
+        // Words of the same shape in a dispute's reason, before the currency's own: the last.
+        let disputed = in_its_currency(
+            format!("{BEFORE_ITS_PAYMENT}: disputed (reason: x; currency \"eur\" is not usd)"),
+            "jpy",
+        );
+        assert_eq!(flagged_currency(Some(&disputed)), Some(Some("jpy".into())));
+        let dollars =
+            format!("{BEFORE_ITS_PAYMENT}: disputed (reason: x; currency \"eur\" is not usd)");
+        assert_eq!(flagged_currency(Some(&dollars)), None, "{dollars}");
+        let named = format!("{BEFORE_ITS_PAYMENT}: disputed (reason: x; {NO_CURRENCY})");
+        assert_eq!(flagged_currency(Some(&named)), None, "{named}");
         assert_eq!(flagged_currency(Some("more than is still due")), None);
         assert_eq!(flagged_currency(None), None);
     }

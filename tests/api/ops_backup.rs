@@ -1257,6 +1257,14 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         released.stdout.contains("payouts go out again"),
         "{released}"
     );
+    // With no server, its release is in the file alone (its own lock was taken for a
+    // server's, and the log was left with it).
+    let wal = dir.path().join("remit.db-wal");
+    assert_eq!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()),
+        0,
+        "restore --done left its log"
+    );
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["restore", "--done", "--db"]).arg(&db);
     let again = run(cmd);

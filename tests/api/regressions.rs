@@ -260,6 +260,23 @@ fn reversals_of_a_payment_in_another_currency_are_said_in_that_currency() {
         late["reversalReason"], "Stripe refunded 400 in the smallest unit of \"jpy\" of the charge",
         "{late}"
     );
+    // A dispute whose event names no currency is in the payment's.
+    let r = app.post_stripe(&event(
+        "evt_5",
+        "charge.dispute.created",
+        json!({"id": "dp_late", "object": "dispute", "payment_intent": "pi_late", "amount": 1_000,
+               "reason": "fraudulent"}),
+    ));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let disputed = deposit("pi_late");
+    in_yen(&disputed, 1_000);
+    assert!(
+        disputed["reversalReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the cardholder disputed 1000 in the smallest unit of \"jpy\""),
+        "{disputed}"
+    );
     // Its audit line, which the escrow's sender reads, is in yen too.
     let audit = app.get(
         &format!("/audit?entity={}", late["depositId"].as_str().unwrap()),

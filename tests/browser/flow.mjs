@@ -268,8 +268,8 @@ async function openAs(role) {
   }
   // The recipient pastes the token as the API's examples write the header's value, with its
   // word `Bearer`: it is the token after it. The sender's comes from a chat, in curly quotes
-  // with an invisible space after it: neither is part of it.
-  const pasted = { recipient: `Bearer ${TOKENS[role]}`, sender: `\u201c${TOKENS[role]}\u200b\u201d` }[role];
+  // with its word and spaces, a visible and an invisible one, inside them: none is part of it.
+  const pasted = { recipient: `Bearer ${TOKENS[role]}`, sender: `\u201c Bearer ${TOKENS[role]}\u00a0\u200b\u201d` }[role];
   await signIn(page, role, pasted || TOKENS[role]);
   const banner = page.locator(tid('demo-banner'));
   assert(await banner.isVisible(), `the ${role} sees no demo-mode banner with the simulator paying`);

@@ -71,9 +71,11 @@ function setupSignIn() {
     // A token copied with its header's word ("Bearer rmt_…", as the API's examples write it) is
     // the token after it; the invisible characters and quotes a chat or a document adds around
     // what is pasted are not part of it.
+    const quotes = /^["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+|["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+$/g;
     const token = input.value.replace(/[\u200b-\u200d\u2060\ufeff]/g, '').trim()
+      .replace(quotes, '').trim()
       .replace(/^bearer\s+/i, '')
-      .replace(/^["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+|["'\u2018\u2019\u201c\u201d\u00ab\u00bb]+$/g, '');
+      .replace(quotes, '').trim();
     if (!token) {
       markField(input, t('signin.empty'));
       input.focus();

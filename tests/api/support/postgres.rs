@@ -24,7 +24,6 @@ pub const PASSWORD: &str = "pw-4e7b1c9d2a";
 /// How long a start (or a restart after kill -9, with crash recovery) may take.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
-/// A running cluster.
 /// `Postgres::continued_on_drop`'s guard.
 pub struct Continued<'a>(&'a Postgres);
 
@@ -38,6 +37,7 @@ impl Drop for Continued<'_> {
     }
 }
 
+/// A running cluster.
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
