@@ -376,7 +376,9 @@ fn read_existing<T>(
     store::not_another_programs(&config.db)?;
     // A ledger (not a backup: nothing is made beside one), writable, whose key lock file can
     // be had (a directory this user may not write has none to make).
-    let through_store = store::keeps_a_log(&config.db)
+    let backup =
+        !store::keeps_a_log(&config.db) && store::what_it_holds(&config.db) == store::Holds::Ledger;
+    let through_store = !backup
         && std::fs::OpenOptions::new()
             .write(true)
             .open(&config.db)
@@ -881,9 +883,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             ..
         } => {
             crate::ops::interrupt::remove_copies_on_interrupt();
-            // A backup that is not one is refused before anything is made beside the ledger
-            // (the lock files stayed behind a refused restore).
-            crate::ops::a_backup(&backup)?;
+            // Where there is no ledger yet, a backup that is not one is refused before anything
+            // is made there (the lock files stayed behind the refused restore). Beside a
+            // ledger, what is wrong with --db (another program's file, a lock file that is a
+            // link) is said first.
+            if !config.db.exists() {
+                crate::ops::a_backup(&backup)?;
+            }
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let restored =
