@@ -1580,6 +1580,22 @@ async function main() {
     const details = await text(made);
     assert(details.includes('USD 250.00') && !details.includes('[{'), `the escrow's categories read "${details}"`);
     await checkScreen(admin, 'admin escrows with an audit log');
+    // A customer on the phone: the admin finds their escrow by its deposit code (typed in small
+    // letters, without its dash), then lists every escrow again.
+    await admin.locator(tid('escrow-search')).fill(shortRef.replace('-', '').toLowerCase());
+    await admin.locator(tid('escrow-search-submit')).click();
+    await waitFor(async () => `for the admin's search by deposit code (the list shows ${await admin.locator(`${tid('escrow-list')} [data-testid="escrow-card"]`).count()} cards)`, async () => {
+      const ids = await admin.locator(`${tid('escrow-list')} [data-testid="escrow-card"]`).evaluateAll((cards) => cards.map((c) => c.dataset.escrowId));
+      return ids.length === 1 && ids[0] === escrowId;
+    });
+    const found = await text(admin.locator(tid('escrow-summary')));
+    assert(found.includes(`(deposit code ${shortRef})`), `the admin's search says "${found}"`);
+    await admin.locator(tid('escrow-search')).fill('12345');
+    await admin.locator(tid('escrow-search-submit')).click();
+    const refused = await text(admin.locator(`${tid('escrow-search')} ~ .field-error`));
+    assert(refused.startsWith('Enter a Kenyan phone number'), `a search of no phone nor code is refused with "${refused}"`);
+    await admin.locator(tid('escrow-search-clear')).click();
+    await waitFor('for every escrow to be listed again', async () => (await admin.locator(`${tid('escrow-list')} [data-testid="escrow-card"]`).count()) > 1);
   });
 
   await step('admin: an escrow whose card deposit Stripe refunded is flagged; its flag is cleared when asked twice', async () => {

@@ -7,8 +7,8 @@ import { PAGE, api, qs } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
 import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
-import { usd } from '../format.js';
-import { busy, checkFields, onSubmit } from '../forms.js';
+import { formatShortRef, kenyanDigits, looksLikeShortRef, usd } from '../format.js';
+import { busy, checkFields, clearErrors, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { journalTable, loadJournal } from '../journal.js';
 import { globalError, notice } from '../notices.js';
@@ -32,6 +32,9 @@ export async function viewEscrows(root, ctx) {
   // Recipient tokens issued from this screen (shown once, until dismissed) and refusals.
   const tokens = new Map();
   let statusFilter = '';
+  // An admin answering a customer finds their escrows by phone or deposit code, as an agent
+  // does (the whole list had to be scrolled).
+  let search = { phone: '', ref: '' };
   let loaded = 0;
   let cursor = null;
 
@@ -63,7 +66,22 @@ export async function viewEscrows(root, ctx) {
       }
       clear(auditOut).append(el('h2', { class: 'id-line' }, t('escrows.auditTitle', { id })), auditTable(items));
     });
-    root.append(el('div', { class: 'toolbar card' }, filter.wrap, auditForm), auditOut);
+    const searchForm = el('form', { class: 'inline-form row-form', testid: 'escrow-search-form', role: 'search' });
+    const query = field({ label: t('find.search'), dataField: 'recipientPhone', testid: 'escrow-search', hint: t('find.searchHint'), wrapClass: 'grow', attrs: { spellcheck: 'false', autocapitalize: 'characters' } });
+    const clearSearch = button(t('find.showAll'), {
+      testid: 'escrow-search-clear',
+      onclick: () => { query.input.value = ''; search = { phone: '', ref: '' }; clearErrors(searchForm); reload().catch(globalError); },
+    });
+    searchForm.append(query.wrap, el('div', { class: 'actions end' },
+      el('button', { type: 'submit', class: 'button secondary', testid: 'escrow-search-submit' }, t('find.searchButton')), clearSearch), formError());
+    onSubmit(searchForm, async () => {
+      const text = query.input.value.trim();
+      const isRef = looksLikeShortRef(text);
+      if (!checkFields(searchForm, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) return;
+      search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
+      await reload();
+    });
+    root.append(el('div', { class: 'toolbar card' }, filter.wrap, searchForm, auditForm), auditOut);
   }
   // The cards' titles are h3: the list has its heading, for those who move by headings.
   root.append(el('h2', { class: 'visually-hidden' }, t('escrows.listTitle')), summary, barLegend(), list, el('div', { class: 'actions center' }, more));
@@ -327,7 +345,10 @@ export async function viewEscrows(root, ctx) {
         ? tn(`count.escrows.${statusFilter}`, loaded)
         : tn('count.escrows.all', loaded);
     } else if (statusFilter) summary.textContent = t(`count.escrows.none.${statusFilter}`);
+    else if (search.phone || search.ref) summary.textContent = t('escrows.noneFound');
     else summary.textContent = isAdmin ? t('escrows.noneAdmin') : t('escrows.none');
+    const found = search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '';
+    if (found) summary.textContent += ` ${found}`;
     more.hidden = !cursor;
   }
 
@@ -357,8 +378,10 @@ export async function viewEscrows(root, ctx) {
   async function reload() {
     if (open.cancel.size) return;
     const limit = Math.min(100, Math.max(PAGE, loaded));
-    const d = await api('GET', `/escrows${qs({ status: statusFilter, limit })}`);
-    if (!ctx.alive()) return;
+    const asked = search;
+    const d = await api('GET', `/escrows${qs({ status: statusFilter, recipientPhone: search.phone, ref: search.ref, limit })}`);
+    // A newer search's answer is not overwritten by this one's.
+    if (!ctx.alive() || search !== asked) return;
     cursor = d.nextCursor || null;
     patch(d.items || []);
     updateSummary();
@@ -366,7 +389,7 @@ export async function viewEscrows(root, ctx) {
   }
 
   more.addEventListener('click', () => busy(more, async () => {
-    const d = await api('GET', `/escrows${qs({ status: statusFilter, limit: PAGE, cursor })}`);
+    const d = await api('GET', `/escrows${qs({ status: statusFilter, recipientPhone: search.phone, ref: search.ref, limit: PAGE, cursor })}`);
     cursor = d.nextCursor || null;
     const items = [...Array.from(list.children).map((n) => escrowData.get(n.dataset.key)).filter(Boolean), ...(d.items || [])];
     patch(items);
