@@ -120,6 +120,8 @@ fn forget_notifications(keep_for: Duration) -> Job {
 
 /// Starts the housekeeping thread; it stops soon after `stopping` is set.
 pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+    // The clock's reading at the start, against which a clock set ahead is told.
+    crate::time::set_ahead_s();
     let stuck_after_s = app.config.payout_timeout_s;
     let mut jobs = [
         Job::new(

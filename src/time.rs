@@ -13,6 +13,23 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// How far the wall clock has been set ahead of the time that passed since this process first
+/// asked (`set_ahead_s` is asked at the server's start), in seconds: NTP correcting a kiosk
+/// whose clock ran days slow (a board without its clock battery) moves every time written
+/// before it days into the past. 0 when the clock was not set ahead (or was set back). A machine
+/// asleep counts as set ahead by its sleep: what is kept by its age is kept that much longer.
+pub fn set_ahead_s() -> i64 {
+    static START: std::sync::LazyLock<(i64, std::time::Instant)> =
+        std::sync::LazyLock::new(|| (now_unix(), std::time::Instant::now()));
+    let (wall, started) = *START;
+    ahead_by(wall, now_unix(), started.elapsed().as_secs() as i64)
+}
+
+/// `set_ahead_s` of a clock that read `wall_then` and now reads `wall_now`, `passed_s` later.
+fn ahead_by(wall_then: i64, wall_now: i64, passed_s: i64) -> i64 {
+    (wall_now - wall_then - passed_s).max(0)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_unix_ms() -> i64 {
     SystemTime::now()
@@ -147,6 +164,17 @@ pub fn nairobi_day(unix_s: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_set_ahead_is_told_from_time_passing() {
+        // Ten minutes passed, the clock read ten minutes more: not set ahead.
+        assert_eq!(ahead_by(1_000, 1_600, 600), 0);
+        // Ten minutes passed, the clock read three days and ten minutes more.
+        assert_eq!(ahead_by(1_000, 1_600 + 3 * 86_400, 600), 3 * 86_400);
+        // Set back an hour: nothing kept shorter for it.
+        assert_eq!(ahead_by(1_000, 1_600 - 3_600, 600), 0);
+        assert!(set_ahead_s() >= 0);
+    }
 
     #[test]
     fn millisecond_times_round_trip_and_order_as_text() {

@@ -292,7 +292,7 @@ impl Req {
             // Logged as written, as it was routed (`/hea%6Cth` is not `/health`: a 404 logged
             // as `/health 404` misled), unless its plain form holds a token or a phone to mask.
             let cut = tokens_cut(&path);
-            let masked = phones_masked(&cut);
+            let masked = digit_runs_masked(&phones_masked(&cut)).into_owned();
             if masked == path {
                 escape_controls(&self.path)
             } else {
@@ -387,6 +387,49 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
         .collect::<Vec<_>>()
         .join("/")
         .into()
+}
+
+/// `text` with every run of nine digits or more (a phone inside other text: `x0799111222`,
+/// `Wanjiru-0712345678`) masked but its last three; shorter runs, as in ids, are left.
+fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
+    const RUN: usize = 9;
+    let bytes = text.as_bytes();
+    let runs: Vec<(usize, usize)> = {
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            // An escape's digits (`%20`) are no part of a number.
+            if bytes[i] == b'%' {
+                i += 3;
+            } else if bytes[i].is_ascii_digit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i - start >= RUN {
+                    runs.push((start, i));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        runs
+    };
+    if runs.is_empty() {
+        return text.into();
+    }
+    let mut out = text.as_bytes().to_vec();
+    for (start, end) in runs {
+        out[start..end - 3].fill(b'*');
+    }
+    // Only ASCII digits were replaced, by an ASCII character.
+    String::from_utf8(out).unwrap_or_default().into()
+}
+
+/// The client's `X-Request-Id` as it may be logged: a token or a phone sent as one is masked as
+/// in a path (an id is echoed as sent; the log is not the client's to write a secret into).
+pub fn loggable_request_id(id: &str) -> String {
+    escape_controls(&digit_runs_masked(&phones_masked(&tokens_cut(id))))
 }
 
 /// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake) cut to the prefix
@@ -522,9 +565,28 @@ mod tests {
         );
         assert_eq!(phones_masked("/x/0712%20345%20678"), "/x/****%20***%20678");
         assert_eq!(phones_masked("/x/%2b254712345678"), "/x/%2b*********678");
+        // Inside other text (not a segment of its own), from nine digits on.
+        assert_eq!(
+            digit_runs_masked("/escrows/x0799111222"),
+            "/escrows/x*******222"
+        );
+        assert_eq!(
+            digit_runs_masked("/Zebedee%200799111222"),
+            "/Zebedee%20*******222"
+        );
+        assert_eq!(
+            loggable_request_id("Wanjiru-0712345678"),
+            "Wanjiru-*******678"
+        );
+        assert_eq!(
+            loggable_request_id("rmt_0123456789abcdef0123456789abcdef"),
+            "rmt_01234567…"
+        );
+        assert_eq!(loggable_request_id("5f3a9c2e1d"), "5f3a9c2e1d");
         for untouched in [
             "/escrows/esc_01m8862jc5ndbthyz9teyn1fsa",
             "/escrows/1234567a",
+            "/escrows/esc_12345678a",
             "/fx-rates/USD-KES",
             "/x/123456",
         ] {

@@ -367,7 +367,7 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
     if gate.access_budget.may_write(status, req.is_authenticated()) {
-        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
+        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, super::request::loggable_request_id(&req.request_id));
     }
     app.metrics.observe(method, route, status, micros);
 }
@@ -385,14 +385,16 @@ struct AccessBudget {
     window: Mutex<(u64, u32)>,
     /// Budgeted lines left out and not said yet.
     left_out: AtomicU64,
+    /// The second the lines left out were last said in.
+    said_in: AtomicU64,
 }
 
 impl AccessBudget {
     /// Whether the access line of an answer with `status`, to a caller `authenticated` or not,
     /// is written; says first how many were left out since the last one said.
     fn may_write(&self, status: u16, authenticated: bool) -> bool {
+        let second = crate::time::now_unix_ms().max(0) as u64 / 1000;
         let write = (status < 400 && authenticated) || {
-            let second = crate::time::now_unix_ms().max(0) as u64 / 1000;
             let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
             if window.0 != second {
                 *window = (second, 0);
@@ -406,7 +408,11 @@ impl AccessBudget {
             self.left_out.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        if self.left_out.load(Ordering::Relaxed) > 0 {
+        // Said at most once a second: said before every line written, a line was said for each
+        // line left out, as many as there were.
+        if self.left_out.load(Ordering::Relaxed) > 0
+            && self.said_in.swap(second, Ordering::Relaxed) != second
+        {
             let n = self.left_out.swap(0, Ordering::Relaxed);
             if n > 0 {
                 log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_BUDGET_LINES_PER_S);

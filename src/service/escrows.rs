@@ -210,14 +210,15 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
 /// the escrow can no longer pay them: it was cancelled, or it completed (nothing remains).
 /// Each gets an audit line with `reason` (`escrow completed`, `escrow cancelled`) and, as its
 /// own reason for the people who see it, `words`; `decided_by` names the user who acted, if one
-/// did (a completion is the system's).
+/// did (a completion is the system's). Returns the requests cancelled, which the escrow's
+/// event names (no event of their own: API.md lists none for a cancelled request).
 pub(crate) fn cancel_pending_requests(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
     escrow_id: &EscrowId,
     reason: &str,
     words: &str,
-) -> Result<()> {
+) -> Result<Vec<PaymentRequestId>> {
     let mut stmt = ctx.conn.prepare_cached(
         "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :cancelled, decided_by = :actor, decided_at = :at, updated_at = :at
          WHERE escrow_id = :escrow AND status = :pending AND expires_at > :at RETURNING id",
@@ -249,7 +250,7 @@ pub(crate) fn cancel_pending_requests(
             &json!({ "reason": reason }),
         )?;
     }
-    Ok(())
+    Ok(cancelled)
 }
 
 /// `POST /escrows/:id/cancel`: refunds what is left. Refused while a payout is in flight
@@ -286,7 +287,7 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
     }
     super::payouts::refuse_if_held(ctx.conn, escrow_id, "cancelled")?;
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;
-    cancel_pending_requests(
+    let cancelled = cancel_pending_requests(
         ctx,
         actor,
         escrow_id,
@@ -302,7 +303,8 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
     ctx.emit(
         EventType::EscrowCancelled,
         json!({"escrowId": escrow_id, "status": EscrowStatus::Cancelled,
-               "refundedUsd": refunded.major(), "refundedUsdCents": refunded.get()}),
+               "refundedUsd": refunded.major(), "refundedUsdCents": refunded.get(),
+               "cancelledPaymentRequestIds": cancelled}),
     )?;
     views::escrow(ctx.conn, ctx.keys, actor, escrow_id)
 }

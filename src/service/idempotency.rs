@@ -118,7 +118,7 @@ pub struct StoredResponse {
 /// What a key says about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// First use (or expired): run the request.
+    /// First use (or forgotten by housekeeping): run the request.
     New,
     /// The same request ran before: answer this.
     Replay(StoredResponse),
@@ -126,15 +126,18 @@ pub enum Lookup {
     Reused,
 }
 
-/// Looks the key up, inside the writer transaction that will run the request.
+/// Looks the key up, inside the writer transaction that will run the request. A key kept is
+/// answered however old its time says it is: only housekeeping forgets one (`purge_expired`).
+/// Its age read by the clock of now made a key written seconds before the clock was set days
+/// ahead (NTP correcting a slow kiosk) count as forgotten, and its retry record a second cash
+/// deposit.
 pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
-    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
     let stored: Option<(Vec<u8>, u16, String)> = ctx
         .conn
         .prepare_cached(
-            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
         )?
-        .query_row(params![key.user_id, key.key, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![key.user_id, key.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((fingerprint, status, body_enc)) = stored else {
         return Ok(Lookup::New);
@@ -160,18 +163,15 @@ pub fn answered_another(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Re
     Ok(stored_fingerprint(conn, key)?.is_some_and(|f| f != key.fingerprint && f != key.as_sent))
 }
 
-/// The fingerprint of the request the key answered within its keeping, if it answered one
-/// (read outside the writer, by the clock of now).
+/// The fingerprint of the request the key answered, if it is kept (read outside the writer;
+/// as `lookup`, whatever its age).
 fn stored_fingerprint(
     conn: &rusqlite::Connection,
     key: &IdempotencyKey,
 ) -> Result<Option<Vec<u8>>> {
-    let cutoff = crate::time::rfc3339(crate::time::now_unix() - IDEMPOTENCY_TTL_S);
     Ok(conn
-        .prepare_cached(
-            "SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at > ?3",
-        )?
-        .query_row(params![key.user_id, key.key, cutoff], |r| r.get(0))
+        .prepare_cached("SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
+        .query_row(params![key.user_id, key.key], |r| r.get(0))
         .optional()?)
 }
 
@@ -198,9 +198,11 @@ pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredRespo
     Ok(())
 }
 
-/// Deletes keys older than the retention time (housekeeping).
+/// Deletes keys older than the retention time (housekeeping), counted back from now less what
+/// the clock was set ahead since the start (`time::set_ahead_s`): a key written just before a
+/// slow clock was set days ahead is kept its whole time, not forgotten at the next pass.
 pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
-    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S);
+    let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S - crate::time::set_ahead_s());
     Ok(ctx
         .conn
         .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?1")?
@@ -235,6 +237,47 @@ mod tests {
         assert_eq!(found(sent), Lookup::Replay(answer));
         assert_eq!(found(br#"{"a": "x", "b": 1}"#), Lookup::Reused);
         assert_eq!(found(br#"{ "b": 2,  "a": "x" }"#), Lookup::Reused);
+    }
+
+    /// A key whose time says it is days old (written just before a slow clock was set ahead) is
+    /// answered as long as it is kept: it counted as forgotten, and its retry ran again (a cash
+    /// deposit recorded twice). Housekeeping forgets it only past its time and what the clock
+    /// was set ahead since the start.
+    #[test]
+    fn a_key_kept_is_answered_whatever_its_time_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        let key = || IdempotencyKey::parse("cash-1", "usr_1", "POST", "/p", "", b"{}").unwrap();
+        let answer = StoredResponse {
+            status: 201,
+            body: "{\"receipt\":\"D1\"}".into(),
+        };
+        let kept = answer.clone();
+        store
+            .write(move |ctx| remember(ctx, &key(), &kept))
+            .unwrap();
+        let aged = |days: i64| {
+            let at = crate::time::rfc3339(crate::time::now_unix() - days * 86_400);
+            store
+                .write(move |ctx| {
+                    ctx.conn
+                        .execute("UPDATE idempotency_keys SET created_at = ?1", [&at])?;
+                    Ok(())
+                })
+                .unwrap();
+        };
+        aged(3);
+        assert_eq!(
+            store.write(move |ctx| lookup(ctx, &key())).unwrap(),
+            Lookup::Replay(answer)
+        );
+        assert!(is_stored(&store.reader().unwrap(), &key()).unwrap());
+        // Past its time (and the clock not set ahead since the start): forgotten.
+        assert_eq!(store.write(purge_expired).unwrap(), 1);
+        assert_eq!(
+            store.write(move |ctx| lookup(ctx, &key())).unwrap(),
+            Lookup::New
+        );
     }
 
     #[test]

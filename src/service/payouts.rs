@@ -1112,7 +1112,7 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
         )?;
         // The system's doing, whoever's result completed the escrow (an admin's resolution
         // included): the requests were not theirs to decide.
-        super::escrows::cancel_pending_requests(
+        let cancelled = super::escrows::cancel_pending_requests(
             ctx,
             &Actor::system("escrows"),
             escrow_id,
@@ -1123,7 +1123,8 @@ fn complete_if_spent(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) ->
             EventType::EscrowCompleted,
             json!({"escrowId": escrow_id, "status": EscrowStatus::Completed,
                    "totalAmountUsd": total.major(), "totalAmountUsdCents": total.get(),
-                   "spentUsd": spent.major(), "spentUsdCents": spent.get()}),
+                   "spentUsd": spent.major(), "spentUsdCents": spent.get(),
+                   "cancelledPaymentRequestIds": cancelled}),
         )?;
     }
     Ok(())

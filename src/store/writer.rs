@@ -585,8 +585,17 @@ impl WalBound {
             }
             return;
         }
+        // After restarts that failed one after another (a reader holding the log: a check or a
+        // backup beside the server, for as long as it reads), the next is tried a little later,
+        // up to a quarter of a second, and waits for readers briefly: each attempt stopped the
+        // writer up to `WAL_RESET_WAIT_MS`, and tried after every batch they took two thirds
+        // of its time while a check ran.
+        if RESTART_RETRY_AT.with(|at| at.get().is_some_and(|at| Instant::now() < at)) {
+            return;
+        }
         let started = Instant::now();
-        let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+        let limit = restart_wait(RESTART_FAILURES.with(Cell::get));
+        RESTART_LIMIT.with(|l| l.set(limit));
         if copying {
             if in_use <= hard {
                 return;
@@ -627,6 +636,17 @@ impl WalBound {
             stats.wal_in_use_bytes.store(0, Ordering::Relaxed);
             stats.checkpoint_copied_frames.store(0, Ordering::Release);
         }
+        let failed = RESTART_FAILURES.with(|n| {
+            let failed = if matches!(done, Ok((0, _, _))) {
+                0
+            } else {
+                n.get() + 1
+            };
+            n.set(failed);
+            failed
+        });
+        RESTART_RETRY_AT
+            .with(|at| at.set(restart_backoff(failed).map(|wait| Instant::now() + wait)));
         match done {
             Ok((0, _, _)) => log::debug!(
                 "the WAL neared its bound of {} MiB ({} MiB, {} frames past the last copy, a copy {}running): checkpointed and restarted in {:.1} ms ({:.1} ms of it waiting for the copy)",
@@ -637,15 +657,50 @@ impl WalBound {
                 micros as f64 / 1e3,
                 waited_for_copy.as_secs_f64() * 1e3
             ),
-            Ok(_) => log::warn!(
-                "the WAL neared its bound of {} MiB ({} MiB) and could not be restarted (a reader or a checkpoint held it); trying again after the next batch",
-                self.max_bytes >> 20,
-                in_use >> 20
+            Ok(_) => RESTART_REFUSED_LOG.log(
+                module_path!(),
+                log::Level::Warn,
+                format_args!(
+                    "the WAL neared its bound of {} MiB ({} MiB) and could not be restarted (a reader or a checkpoint held it, {failed} time(s) in a row); trying again within a second",
+                    self.max_bytes >> 20,
+                    in_use >> 20
+                ),
             ),
-            Err(e) => log::warn!("WAL checkpoint failed: {e}"),
+            Err(e) => RESTART_FAILED_LOG.log(
+                module_path!(),
+                log::Level::Warn,
+                format_args!("WAL checkpoint failed: {e}"),
+            ),
         }
     }
 }
+
+/// How long the writer waits before it tries again to restart the log after `failed`
+/// restarts in a row: the next batch after one (a reader that let go meanwhile), then 50 ms,
+/// doubling up to a quarter of a second (a window between two readers is still found soon).
+fn restart_backoff(failed: u32) -> Option<std::time::Duration> {
+    (failed >= 2).then(|| {
+        std::time::Duration::from_millis(50u64 << (failed - 2).min(3))
+            .min(std::time::Duration::from_millis(250))
+    })
+}
+
+/// How long a restart waits for the readers of the log after `failed` restarts in a row:
+/// `WAL_RESET_WAIT_MS` for the readers of a moment, 10 ms once a long one has held it twice.
+fn restart_wait(failed: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(if failed >= 2 {
+        10
+    } else {
+        crate::limits::WAL_RESET_WAIT_MS
+    })
+}
+
+/// The log's restart refused, or failing (a full disk), said at most once every 10 s with how
+/// many times since: tried after each batch, it filled the log with a line per batch.
+static RESTART_REFUSED_LOG: crate::error::Throttle =
+    crate::error::Throttle::new(std::time::Duration::from_secs(10));
+static RESTART_FAILED_LOG: crate::error::Throttle =
+    crate::error::Throttle::new(std::time::Duration::from_secs(10));
 
 /// Writes zeros from the end of the file at `path` to `target` bytes and syncs them; returns
 /// how many. On a failure the file is cut back to its size before.
@@ -678,14 +733,21 @@ fn zeros_to(path: &std::path::Path, target: u64) -> std::io::Result<u64> {
 thread_local! {
     /// When the writer's restart of the log began (`wait_briefly`'s clock).
     static RESTART_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Restarts of the log that failed in a row.
+    static RESTART_FAILURES: Cell<u32> = const { Cell::new(0) };
+    /// Not before then is a restart tried again (`restart_backoff`).
+    static RESTART_RETRY_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How long the restart under way waits for readers (`restart_wait`).
+    static RESTART_LIMIT: Cell<std::time::Duration> =
+        const { Cell::new(std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS)) };
 }
 
 /// The writer's busy handler while it restarts the log. What it waits for, readers still on
 /// the log's older frames, let go within a millisecond or so, and SQLite's own handler sleeps
 /// 1, 2, 5, 10, 15, 20, 25 ms… in turn, overshooting by as much: this one looks again every
-/// 200 µs, until `WAL_RESET_WAIT_MS` after the restart began.
+/// 200 µs, until its wait (`restart_wait`) is over.
 fn wait_briefly(_tries: i32) -> bool {
-    let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+    let limit = RESTART_LIMIT.with(Cell::get);
     let waited = RESTART_STARTED.with(|s| s.get().map_or(limit, |t| t.elapsed()));
     if waited >= limit {
         return false;
@@ -1093,6 +1155,16 @@ mod tests {
             beside_server: None,
         };
         (conn, bound)
+    }
+
+    #[test]
+    fn a_restart_refused_again_and_again_is_tried_less_often() {
+        let ms = |failed| restart_backoff(failed).map(|d| d.as_millis());
+        assert_eq!((ms(0), ms(1)), (None, None), "after the next batch");
+        assert_eq!((ms(2), ms(3), ms(4)), (Some(50), Some(100), Some(200)));
+        assert_eq!((ms(5), ms(40)), (Some(250), Some(250)));
+        assert_eq!(restart_wait(1).as_millis(), 100);
+        assert_eq!(restart_wait(2).as_millis(), 10);
     }
 
     #[test]

@@ -1151,14 +1151,14 @@ fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one
     let mut pending = Vec::new();
     let mut buf = [0u8; 65536];
     for _ in 0..SENT / 100 {
-        // Half refused (404), half served without a token (the public /health).
-        s.write_all(
-            "GET /nope HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n"
-                .repeat(50)
-                .as_bytes(),
-        )
-        .unwrap();
-        let goal = answered + 100;
+        // Half refused (404), half served without a token (the public /health), and a caller
+        // with a token among them, always logged.
+        let mut chunk = "GET /nope HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n".repeat(50);
+        chunk.push_str(&format!(
+            "GET /me HTTP/1.1\r\nAuthorization: Bearer {admin}\r\n\r\n"
+        ));
+        s.write_all(chunk.as_bytes()).unwrap();
+        let goal = answered + 101;
         while answered < goal {
             let n = s.read(&mut buf).unwrap();
             assert!(n > 0, "closed after {answered}");
@@ -1172,7 +1172,11 @@ fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one
         }
     }
     let seconds = started.elapsed().as_secs() + 1;
-    // A caller with a token is always logged, and its line says what was left out before it.
+    // A caller with a token is always logged, and its line says what was left out before it,
+    // once the second of the last such saying is over (said at most once a second: it was said
+    // before every line written, one for each line left out).
+    let next_second = 1_000 - (remit::time::now_unix_ms() % 1_000) as u64;
+    std::thread::sleep(Duration::from_millis(next_second + 10));
     let request =
         format!("GET /me HTTP/1.1\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n");
     let (answer, _) = exchange(addr, request.as_bytes());
@@ -1182,12 +1186,13 @@ fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let one_by_one =
             text.matches("GET /nope 404").count() + text.matches("GET /health 200").count();
-        let said: usize = text
+        let sayings: Vec<usize> = text
             .lines()
             .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
             .filter_map(|rest| rest.strip_suffix(" requests refused or sent without a token were not logged one by one: at most 200 a second are; /metrics counts every request"))
             .map(|n| n.parse::<usize>().unwrap())
-            .sum();
+            .collect();
+        let said: usize = sayings.iter().sum();
         // (`Server::start` asked `/health` until it answered: those are counted too.)
         if (SENT..SENT + 5).contains(&(one_by_one + said)) && text.contains("GET /me 200") {
             assert!(
@@ -1195,6 +1200,11 @@ fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one
                 "{one_by_one} lines in {seconds} s"
             );
             assert!(said > 0);
+            assert!(
+                sayings.len() as u64 <= seconds + 2,
+                "what was left out was said {} times in {seconds} s",
+                sayings.len()
+            );
             break;
         }
         assert!(

@@ -261,10 +261,30 @@ fn an_escrow_emits_cancelled_and_completed() {
     let e = events(&app).into_iter().last().unwrap();
     assert_eq!(e.data["status"], "cancelled");
     assert_eq!(e.data["refundedUsdCents"], 0);
+    assert_eq!(e.data["cancelledPaymentRequestIds"], json!([]));
 
-    // All of it paid: completed, once, after the paid request.
+    // The requests still waiting are cancelled with it, and its event names them (they have
+    // no event of their own: a receiver still held them as waiting).
+    let funded = app.active_escrow(20, &["rent"]);
+    let waiting = app.request(&funded, "rent", 1_500, "ACC-WAIT");
+    let r = app.post(
+        &format!("/escrows/{funded}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = events(&app).into_iter().last().unwrap();
+    assert_eq!(
+        (&e.kind[..], &e.data["cancelledPaymentRequestIds"]),
+        ("escrow.cancelled", &json!([waiting])),
+        "{:?}",
+        e.data
+    );
+
+    // All of it paid: completed, once, after the paid request; the one still waiting is named.
     let spent = app.active_escrow(10, &["rent"]);
     let request = app.request(&spent, "rent", 1_500, "ACC-ALL");
+    let left_over = app.request(&spent, "rent", 1_500, "ACC-LATE");
     assert_eq!(app.approve(&request).status, 200);
     app.wait_for_status(&request, &["paid"]);
     let kinds = kinds_about(&app, before, &spent);
@@ -276,6 +296,10 @@ fn an_escrow_emits_cancelled_and_completed() {
     assert_eq!(kinds.last().map(String::as_str), Some("escrow.completed"));
     let completed = events(&app).into_iter().last().unwrap();
     assert_eq!(completed.data["spentUsdCents"], 1_000);
+    assert_eq!(
+        completed.data["cancelledPaymentRequestIds"],
+        json!([left_over])
+    );
     assert_events_documented(&app.store);
 }
 

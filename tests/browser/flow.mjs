@@ -1137,6 +1137,9 @@ async function main() {
     assert(await text(paidRow.locator(tid('request-amount-kes'))) === kesText(kes1 * 100), 'the list does not show the amount');
     assert(await text(row(request2).locator(tid('request-status'))) === WORDS.failed, 'the failed request does not say "Payment failed — money returned"');
     assert(await text(row(request2).locator(tid('money-returned'))) === 'Money returned', 'the failed request does not say "Money returned"');
+    // Why, in a sentence, in every list (the sender's escrow panel shows the same rows).
+    const why = await text(row(request2).locator(tid('failure-text')));
+    assert(why.length > 20 && !/[A-Z]{2,}_|\b\d{4}\b/.test(why), `the failed request's row says why as "${why}"`);
     assert(await text(row(more.small).locator(tid('request-status'))) === WORDS.rejected, 'the rejected request does not say Rejected');
     await checkScreen(agent, 'agent requests');
     await paidRow.locator(tid('open-request')).click();
@@ -1283,7 +1286,7 @@ async function main() {
     await before.locator(`${tid('cancel-escrow-form')}[data-counted="yes"]`).waitFor();
     const focused = await sender.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
     assert(focused === 'keep-escrow', `the cancel question has the focus on "${focused}", not on keeping the escrow`);
-    assert((await text(before.locator(tid('cancel-escrow-form')))).includes('is refunded to you.'), 'the sender is told the refund goes to "the sender"');
+    assert((await text(before.locator(tid('cancel-escrow-form')))).includes('is recorded as owed back to you, and the operator returns it to you'), 'the sender is not told who returns what is left');
     assert(await before.locator(tid('cancel-waiting')).count() === 0, `the cancel question speaks of waiting requests where there are none: "${await text(before.locator(tid('cancel-waiting'))).catch(() => '')}"`);
     await before.locator(tid('keep-escrow')).click();
     await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });

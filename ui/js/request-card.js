@@ -25,11 +25,14 @@ export function rawResult(p) {
     t('payout.raw'), ' ', el('span', { class: 'mono' }, [p.resultCode, p.resultDesc].filter(Boolean).join(' \u2014 ')));
 }
 
-// What became of the money of a request that did not get paid, if anything is to be said.
+// What became of the money of a request that did not get paid, if anything is to be said: a
+// failed payout's went back; an expired request never had any set aside ("Money returned" of
+// it read as if money had moved).
 export function moneyNote(r) {
-  if (r.status === 'failed' || r.status === 'expired') {
+  if (r.status === 'failed') {
     return el('p', { class: 'money-note', testid: 'money-returned' }, t('request.moneyReturned', { category: categoryLabel(r.category) }));
   }
+  if (r.status === 'expired') return el('p', { class: 'money-note', testid: 'expired-note' }, t('request.expiredNote'));
   return null;
 }
 
@@ -76,7 +79,8 @@ export function requestCard(r, opts = {}) {
       [t('request.merchant'), [r.merchantName || '—', el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'request-merchant'],
       e4 ? [t('request.rate'), t('request.rateValue', { rate: formatRate(e4) })] : null,
       [t('request.requested'), timeEl(r.createdAt)],
-      r.decidedAt ? [t('request.decided'), timeEl(r.decidedAt)] : null,
+      // An expired request was decided by no one: when it expired.
+      r.decidedAt ? [r.status === 'expired' ? t('request.expiredAt') : t('request.decided'), timeEl(r.decidedAt)] : null,
       r.note ? [t('request.note'), r.note, 'request-note'] : null,
       r.reason ? [t('request.reason'), r.reason, 'request-reason'] : null,
     ]),
@@ -108,8 +112,13 @@ export function requestRow(r, opts = {}) {
       statusBadge('request', r.status, 'request-status'),
       p && p.mpesaReceipt ? el('span', { class: 'row-receipt' }, `${t('payout.receipt')} `, el('span', { class: 'mono receipt', testid: 'receipt' }, p.mpesaReceipt)) : null,
       p && p.simulated ? simulatedTag() : null,
-      r.status === 'failed' || r.status === 'expired' ? el('span', { class: 'money-note', testid: 'money-returned' }, t('request.moneyReturnedShort')) : null,
+      r.status === 'failed' ? el('span', { class: 'money-note', testid: 'money-returned' }, t('request.moneyReturnedShort')) : null,
       p && p.flagged && isAdmin() ? el('span', { class: 'flag' }, t('payout.flagged')) : null,
       r.reason ? el('span', { class: 'muted' }, `\u00b7 ${r.reason}`) : null,
-      el('span', { class: 'muted' }, '\u00b7 '), timeEl(r.createdAt)));
+      el('span', { class: 'muted' }, '\u00b7 '), timeEl(r.createdAt)),
+    // Why a payout failed, in a sentence, wherever the request is listed: the sender read it
+    // only on the card of the approval they had just made.
+    r.status === 'failed' && p && failureExplanation(p)
+      ? el('p', { class: 'failure-text small', testid: 'failure-text' }, failureExplanation(p))
+      : null);
 }

@@ -149,6 +149,11 @@ export async function viewRequest(root, ctx, escrowId) {
       } else if (limit !== null && limit !== undefined && cents > Number(limit)) {
         // The sender could never approve it: no day's limit has room for it.
         over = t('request.overDaily', { need: usd(cents), limit: usd(limit) });
+      } else if (limit !== null && limit !== undefined && cents > Number(limit) - Number(escrow.approvedTodayUsdCents || 0)) {
+        // It may be sent, and waits: today's limit has no room for it left (the form said
+        // nothing, and the sender's Approvals screen refused it).
+        const left = Math.max(0, Number(limit) - Number(escrow.approvedTodayUsdCents || 0));
+        preview.append(el('p', { class: 'warn small', testid: 'usd-equivalent-today' }, t('request.overToday', { need: usd(cents), left: usd(left), limit: usd(limit) })));
       }
     }
     overBalance = over;
