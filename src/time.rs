@@ -16,13 +16,29 @@ pub fn now_unix() -> i64 {
 /// How far the wall clock has been set ahead of the time that passed since this process first
 /// asked (`set_ahead_s` is asked at the server's start), in seconds: NTP correcting a kiosk
 /// whose clock ran days slow (a board without its clock battery) moves every time written
-/// before it days into the past. 0 when the clock was not set ahead (or was set back). A machine
-/// asleep counts as set ahead by its sleep: what is kept by its age is kept that much longer.
+/// before it days into the past. 0 when the clock was not set ahead (or was set back). The time
+/// passed is the kernel's since boot, sleep included (`/proc/uptime`): a kiosk asleep every
+/// night is not set ahead by its nights (elsewhere, the process's own clock, which a sleep
+/// does not move).
 pub fn set_ahead_s() -> i64 {
-    static START: std::sync::LazyLock<(i64, std::time::Instant)> =
-        std::sync::LazyLock::new(|| (now_unix(), std::time::Instant::now()));
-    let (wall, started) = *START;
-    ahead_by(wall, now_unix(), started.elapsed().as_secs() as i64)
+    static START: std::sync::LazyLock<(i64, Option<i64>, std::time::Instant)> =
+        std::sync::LazyLock::new(|| (now_unix(), since_boot_s(), std::time::Instant::now()));
+    let (wall, boot, started) = *START;
+    let passed = match (boot, since_boot_s()) {
+        (Some(then), Some(now)) => now - then,
+        _ => started.elapsed().as_secs() as i64,
+    };
+    ahead_by(wall, now_unix(), passed)
+}
+
+/// Whole seconds since the machine booted, its sleeps included (Linux's `/proc/uptime`).
+fn since_boot_s() -> Option<i64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split(['.', ' '])
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `set_ahead_s` of a clock that read `wall_then` and now reads `wall_now`, `passed_s` later.

@@ -117,6 +117,9 @@ impl Req {
                 !id.is_empty()
                     && id.len() <= REQUEST_ID_BYTES_MAX
                     && id.bytes().all(tiny_http::is_request_id_byte)
+                    // Not one that holds a token or a phone: the id is logged with every
+                    // line of the request (a new one is given instead).
+                    && loggable_request_id(id) == *id
             })
             .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
         let method = match request.method() {
@@ -426,9 +429,10 @@ fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     String::from_utf8(out).unwrap_or_default().into()
 }
 
-/// The client's `X-Request-Id` as it may be logged: a token or a phone sent as one is masked as
-/// in a path (an id is echoed as sent; the log is not the client's to write a secret into).
-pub fn loggable_request_id(id: &str) -> String {
+/// The client's `X-Request-Id` as it could be logged: a token or a phone in it masked as in a
+/// path. One that this changes is not taken (`Req::head`): the log is not the client's to write
+/// a secret into, and the id in the log must be the one the client was answered with.
+fn loggable_request_id(id: &str) -> String {
     escape_controls(&digit_runs_masked(&phones_masked(&tokens_cut(id))))
 }
 

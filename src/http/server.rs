@@ -367,7 +367,7 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
     if gate.access_budget.may_write(status, req.is_authenticated()) {
-        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, super::request::loggable_request_id(&req.request_id));
+        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
     }
     app.metrics.observe(method, route, status, micros);
 }

@@ -572,6 +572,10 @@ impl WalBound {
         // unless one batch writes more than a sixteenth of it (4 MiB of the default 64), or a
         // reader holds the log longer than the wait.
         if in_use <= self.max_bytes - self.max_bytes / 4 {
+            // The log restarted (by the writer, or by SQLite after the checkpointer's copy):
+            // the restarts refused before are history.
+            RESTART_FAILURES.with(|n| n.set(0));
+            RESTART_RETRY_AT.with(|at| at.set(None));
             return;
         }
         let hard = self.max_bytes - self.max_bytes / 16;
@@ -594,8 +598,10 @@ impl WalBound {
             return;
         }
         let started = Instant::now();
-        let limit = restart_wait(RESTART_FAILURES.with(Cell::get));
-        RESTART_LIMIT.with(|l| l.set(limit));
+        // The checkpointer's copy is waited for as long as ever; the readers, as `restart_wait`
+        // says.
+        let limit = std::time::Duration::from_millis(crate::limits::WAL_RESET_WAIT_MS);
+        RESTART_LIMIT.with(|l| l.set(restart_wait(RESTART_FAILURES.with(Cell::get))));
         if copying {
             if in_use <= hard {
                 return;
@@ -686,9 +692,11 @@ fn restart_backoff(failed: u32) -> Option<std::time::Duration> {
 }
 
 /// How long a restart waits for the readers of the log after `failed` restarts in a row:
-/// `WAL_RESET_WAIT_MS` for the readers of a moment, 10 ms once a long one has held it twice.
+/// `WAL_RESET_WAIT_MS` for the readers of a moment; 10 ms once a long one has held it twice,
+/// but for every fourth attempt, which waits the whole time again (readers of tens of ms one
+/// after another would otherwise refuse every 10 ms attempt for as long as they came).
 fn restart_wait(failed: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(if failed >= 2 {
+    std::time::Duration::from_millis(if failed >= 2 && !failed.is_multiple_of(4) {
         10
     } else {
         crate::limits::WAL_RESET_WAIT_MS
@@ -1164,7 +1172,14 @@ mod tests {
         assert_eq!((ms(2), ms(3), ms(4)), (Some(50), Some(100), Some(200)));
         assert_eq!((ms(5), ms(40)), (Some(250), Some(250)));
         assert_eq!(restart_wait(1).as_millis(), 100);
-        assert_eq!(restart_wait(2).as_millis(), 10);
+        assert_eq!(
+            (restart_wait(2).as_millis(), restart_wait(3).as_millis()),
+            (10, 10)
+        );
+        assert_eq!(
+            (restart_wait(4).as_millis(), restart_wait(5).as_millis()),
+            (100, 10)
+        );
     }
 
     #[test]

@@ -843,6 +843,13 @@ fn the_request_id_is_echoed_or_made() {
         &[("X-Request-Id", "kiosk-7-0001")],
     );
     assert_eq!(r.request_id.as_deref(), Some("kiosk-7-0001"));
+    // An id that holds a phone or a token is not taken (it is logged with every line of the
+    // request): a new one is made.
+    for sent in ["Wanjiru-0712345678", "rmt_0123456789abcdef0123456789abcdef"] {
+        let r = app.raw("GET", "/health", None, None, &[("X-Request-Id", sent)]);
+        let given = r.request_id.unwrap();
+        assert!(given != sent && given.len() >= 8, "{sent}: {given}");
+    }
     let r = app.raw("GET", "/nothing-here", None, None, &[]);
     assert_eq!(r.status, 404);
     assert!(r.request_id.unwrap().len() >= 8);

@@ -571,6 +571,7 @@ async function main() {
       const sw = Object.keys(m.sw);
       const ph = (s) => (String(s).match(/\{\w+\}/g) || []).sort().join(',');
       return {
+        keys: en,
         sizes: [en.length, sw.length],
         onlyEn: en.filter((k) => !(k in m.sw)),
         onlySw: sw.filter((k) => !(k in m.en)),
@@ -585,6 +586,16 @@ async function main() {
     assert(!report.values.length, `different {values} in: ${report.values.join(', ')}`);
     assert(!report.empty.length, `empty strings: ${report.empty.join(', ')}`);
     assert(!report.same.length, `not translated: ${report.same.join(', ')}`);
+    // Every key the screens name as it is written (t('…'), tn('…')) is in the tables: one
+    // missing from both showed its key (`request.overToday`) on the screen.
+    const uiDir = new URL('../../ui/js/', import.meta.url);
+    const sources = [uiDir, new URL('screens/', uiDir)].flatMap((dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => fs.readFileSync(new URL(f, dir), 'utf8')));
+    // (tn's key is a plural's: its `.one` and `.other` are in the tables.)
+    const named = new Set(sources.flatMap((src) => [...src.matchAll(/\b(tn?)\('([A-Za-z0-9_.]+)'/g)]
+      .flatMap((m) => (m[1] === 'tn' ? [`${m[2]}.one`, `${m[2]}.other`] : [m[2]]))));
+    const known = new Set(report.keys);
+    const missing = [...named].filter((k) => !known.has(k));
+    assert(named.size > 200 && !missing.length, `keys named by the screens but in no table: ${missing.join(', ')} (of ${named.size})`);
     log(`  ${report.sizes[0]} strings in each language`);
   });
 

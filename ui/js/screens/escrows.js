@@ -78,8 +78,17 @@ export async function viewEscrows(root, ctx) {
       const text = query.input.value.trim();
       const isRef = looksLikeShortRef(text);
       if (!checkFields(searchForm, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) return;
+      const before = search;
       search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
-      await reload();
+      try {
+        await reload();
+      } catch (err) {
+        // Refused by the server (a code with a letter no code has): the list stays the one
+        // before, and so does what the refresh every 4 s asks for (it asked the refused
+        // search again, and said its error, every time).
+        search = before;
+        throw err;
+      }
     });
     root.append(el('div', { class: 'toolbar card' }, filter.wrap, searchForm, auditForm), auditOut);
   }
