@@ -397,36 +397,29 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
 fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     const RUN: usize = 9;
     let bytes = text.as_bytes();
-    let runs: Vec<(usize, usize)> = {
-        let mut runs = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
+    let mut masked: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        i += 1;
+        match bytes[start] {
             // An escape's digits (`%20`) are no part of a number.
-            if bytes[i] == b'%' {
-                i += 3;
-            } else if bytes[i].is_ascii_digit() {
-                let start = i;
+            b'%' => i += 2,
+            b if b.is_ascii_digit() => {
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
                 if i - start >= RUN {
-                    runs.push((start, i));
+                    masked.get_or_insert_with(|| bytes.to_vec())[start..i - 3].fill(b'*');
                 }
-            } else {
-                i += 1;
             }
+            _ => {}
         }
-        runs
-    };
-    if runs.is_empty() {
-        return text.into();
-    }
-    let mut out = text.as_bytes().to_vec();
-    for (start, end) in runs {
-        out[start..end - 3].fill(b'*');
     }
     // Only ASCII digits were replaced, by an ASCII character.
-    String::from_utf8(out).unwrap_or_default().into()
+    masked.map_or(text.into(), |out| {
+        String::from_utf8(out).unwrap_or_default().into()
+    })
 }
 
 /// The client's `X-Request-Id` as it could be logged: a token or a phone in it masked as in a

@@ -581,6 +581,13 @@ pub fn record_reversal(
                 ));
                 return Ok(ReversalOutcome::UnknownPayment);
             };
+            let said = format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe());
+            // Its currency said when the event names one (the payment's own, when it comes,
+            // says it otherwise: `after_reversal`).
+            let reason = match reversal.currency.as_str() {
+                "" => said,
+                currency => in_its_currency(said, currency),
+            };
             let id = insert_flagged(
                 ctx,
                 actor,
@@ -588,15 +595,7 @@ pub fn record_reversal(
                 DepositSource::Stripe,
                 &reversal.payment_intent,
                 amount,
-                // Its currency said when the event names one (the payment's own, when it
-                // comes, says it otherwise: `after_reversal`).
-                &match reversal.currency.as_str() {
-                    "" => format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
-                    currency => in_its_currency(
-                        format!("{BEFORE_ITS_PAYMENT}: {}", reversal.describe()),
-                        currency,
-                    ),
-                },
+                &reason,
             )?;
             (id, None, DepositStatus::Flagged, true)
         }

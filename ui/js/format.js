@@ -177,6 +177,21 @@ export function looksLikeShortRef(text) {
   return /^[0-9A-Za-z]{8}$/.test(s) && /[A-Za-z]/.test(s);
 }
 
+// What a search for a recipient's escrows typed means (the agent's Find and the admin's
+// Escrows): `{ search: { phone, ref } }` for a deposit code or a Kenyan phone, else `{ error }`.
+export function escrowSearch(text) {
+  if (!text) return { error: t('find.err.empty') };
+  if (looksLikeShortRef(text)) return { search: { phone: '', ref: formatShortRef(text) } };
+  if (kenyanDigits(text)) return { search: { phone: text, ref: '' } };
+  return { error: t('find.err.search') };
+}
+
+// What a list found by `escrowSearch` was searched for, said after its count ('' for none).
+export function searchedFor(search) {
+  if (search.ref) return t('find.forCode', { code: search.ref });
+  return search.phone ? t('find.forPhone', { phone: search.phone }) : '';
+}
+
 export function merchantText(account) {
   if (!account) return '—';
   const number = account.number || '';

@@ -7,7 +7,7 @@ import { PAGE, api, qs } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
 import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
-import { formatShortRef, kenyanDigits, looksLikeShortRef, usd } from '../format.js';
+import { escrowSearch, searchedFor, usd } from '../format.js';
 import { busy, checkFields, clearErrors, onSubmit } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { journalTable, loadJournal } from '../journal.js';
@@ -75,11 +75,10 @@ export async function viewEscrows(root, ctx) {
     searchForm.append(query.wrap, el('div', { class: 'actions end' },
       el('button', { type: 'submit', class: 'button secondary', testid: 'escrow-search-submit' }, t('find.searchButton')), clearSearch), formError());
     onSubmit(searchForm, async () => {
-      const text = query.input.value.trim();
-      const isRef = looksLikeShortRef(text);
-      if (!checkFields(searchForm, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) return;
+      const asked = escrowSearch(query.input.value.trim());
+      if (!checkFields(searchForm, [[query.input, asked.error || null]])) return;
       const before = search;
-      search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
+      search = asked.search;
       try {
         await reload();
       } catch (err) {
@@ -356,7 +355,7 @@ export async function viewEscrows(root, ctx) {
     } else if (statusFilter) summary.textContent = t(`count.escrows.none.${statusFilter}`);
     else if (search.phone || search.ref) summary.textContent = t('escrows.noneFound');
     else summary.textContent = isAdmin ? t('escrows.noneAdmin') : t('escrows.none');
-    const found = search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '';
+    const found = searchedFor(search);
     if (found) summary.textContent += ` ${found}`;
     more.hidden = !cursor;
   }

@@ -7,7 +7,7 @@
 import { PAGE, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, swallowDoubleClick, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { centsToInput, formatRate, formatShortRef, kenyanDigits, kes, kesCentsForUsd, kesToCollect, looksLikeShortRef, parseDecimal, usd, when } from '../format.js';
+import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -56,9 +56,8 @@ export async function viewFind(root, ctx, status) {
       button(t('find.showAll'), { testid: 'search-clear', onclick: () => { query.input.value = ''; searchRefused = false; showAll = true; search = { phone: '', ref: '' }; clearErrors(form); load(false).catch((err) => showError(form, err)); } })),
     formError());
     onSubmit(form, async () => {
-      const text = query.input.value.trim();
-      const isRef = looksLikeShortRef(text);
-      if (!checkFields(form, [[query.input, !text ? t('find.err.empty') : (!isRef && !kenyanDigits(text) ? t('find.err.search') : null)]])) {
+      const asked = escrowSearch(query.input.value.trim());
+      if (!checkFields(form, [[query.input, asked.error || null]])) {
         // The cards of the search before are not this one's answer: an agent could act on the
         // wrong escrow. The list stays empty until a search is made again.
         searchRefused = true;
@@ -68,7 +67,7 @@ export async function viewFind(root, ctx, status) {
         return;
       }
       searchRefused = false;
-      search = isRef ? { phone: '', ref: formatShortRef(text) } : { phone: text, ref: '' };
+      search = asked.search;
       await load(false);
     });
     root.append(form);
@@ -357,8 +356,6 @@ export async function viewFind(root, ctx, status) {
   // of it in hand. The periodic read leaves the list alone then, also when it lands.
   const busyHere = () => searchRefused || depositOpen.size > 0 || receiptsOpen.size > 0 || list.contains(document.activeElement);
 
-  const searchedFor = () => (search.ref ? t('find.forCode', { code: search.ref }) : search.phone ? t('find.forPhone', { phone: search.phone }) : '');
-
   // The count above the list: the cards in this screen's state. A card whose escrow left it
   // while shown (activated by the deposit just recorded) stays, saying its new state, and is
   // no longer counted as waiting. Returns the count.
@@ -366,7 +363,7 @@ export async function viewFind(root, ctx, status) {
     const cards = Array.from(list.children).map((node) => escrowData.get(node.dataset.key)).filter(Boolean);
     const n = status ? cards.filter((e) => e.status === status).length : cards.length;
     const key = status ? `count.escrows.${status}` : 'count.escrows.mine';
-    const found = searchedFor();
+    const found = searchedFor(search);
     summary.textContent = n
       ? `${tn(key, n)}${cursor ? ` ${t('find.moreBelow')}` : ''}${found ? ` ${found}` : ''}`
       : `${status ? t(`count.escrows.none.${status}`) : t('count.escrows.none.mine')}${found ? ` ${found}` : ''}`;

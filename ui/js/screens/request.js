@@ -116,6 +116,9 @@ export async function viewRequest(root, ctx, escrowId) {
   };
   const selectedCategory = () => (escrow.categories || []).find((c) => c.name === category.input.value);
 
+  // What the escrow's daily `limit` still allows today.
+  const todayLeft = (limit) => Math.max(0, limit - Number(escrow.approvedTodayUsdCents || 0));
+
   // Send is disabled, with the reason beside it, while the amount is more than the category has left.
   function renderPreview() {
     clear(preview);
@@ -149,10 +152,10 @@ export async function viewRequest(root, ctx, escrowId) {
       } else if (limit !== null && limit !== undefined && cents > Number(limit)) {
         // The sender could never approve it: no day's limit has room for it.
         over = t('request.overDaily', { need: usd(cents), limit: usd(limit) });
-      } else if (limit !== null && limit !== undefined && cents > Number(limit) - Number(escrow.approvedTodayUsdCents || 0)) {
+      } else if (limit !== null && limit !== undefined && cents > todayLeft(Number(limit))) {
         // It may be sent, and waits: today's limit has no room for it left (the form said
         // nothing, and the sender's Approvals screen refused it).
-        const left = Math.max(0, Number(limit) - Number(escrow.approvedTodayUsdCents || 0));
+        const left = todayLeft(Number(limit));
         preview.append(el('p', { class: 'warn small', testid: 'usd-equivalent-today' }, t('request.overToday', { need: usd(cents), left: usd(left), limit: usd(limit) })));
       }
     }
