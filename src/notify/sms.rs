@@ -129,7 +129,18 @@ impl SmsWorker {
                         Ok(true) => {}
                         Ok(false) => self.wakeup.wait(self.until_next_due(idle)),
                         Err(e) => {
-                            log::warn!("the SMS worker cannot read its queue: {}", e.logged());
+                            // Said once every 10 s like the writer's failures: a full disk
+                            // fails it at every turn.
+                            static FAILED: crate::error::Throttle =
+                                crate::error::Throttle::new(Duration::from_secs(10));
+                            FAILED.log(
+                                module_path!(),
+                                log::Level::Warn,
+                                format_args!(
+                                    "the SMS worker cannot use the ledger (what it claimed is tried again later): {}",
+                                    e.logged()
+                                ),
+                            );
                             self.wakeup.wait(idle);
                         }
                     }
@@ -153,7 +164,12 @@ impl SmsWorker {
         }
     }
 
-    /// Sends what is due; false when nothing was.
+    /// Sends what is due; false when nothing was. What it sends it has claimed first (one
+    /// write: a ledger that takes no writes sends nothing), and each result is recorded as soon
+    /// as it comes: a result that cannot be written stops the batch, and its message, like the
+    /// rest of the batch, waits its claim out (`retry_base`) before it is tried again. Before,
+    /// the whole batch was recorded at its end, and a record that failed (a full disk) sent
+    /// every message of it again a second later, for as long as it failed.
     fn send_due(&self, stopping: &AtomicBool) -> Result<bool> {
         let now_ms = crate::time::now_unix_ms();
         let due = self
@@ -162,8 +178,11 @@ impl SmsWorker {
         if due.is_empty() {
             return Ok(false);
         }
-        let mut results: Vec<(SmsId, SmsResult)> = Vec::with_capacity(due.len());
-        for message in due {
+        let ids: Vec<SmsId> = due.iter().map(|m| m.id.clone()).collect();
+        let lease = self.retry_base;
+        self.hub.pace.own_command();
+        let claimed = self.store.write(move |ctx| sms::claim(ctx, &ids, lease))?;
+        for message in due.into_iter().filter(|m| claimed.contains(&m.id)) {
             if stopping.load(Ordering::SeqCst) {
                 break;
             }
@@ -178,19 +197,19 @@ impl SmsWorker {
                     SmsResult::Retry { .. } => "not taken, tried again later",
                 }
             );
-            results.push((message.id, result));
+            let base = self.retry_base;
+            let results = [(message.id, result)];
+            self.hub.pace.own_command();
+            let tally = self
+                .store
+                .write(move |ctx| sms::record(ctx, &results, base))?;
+            let stats = &self.hub.stats;
+            stats.sms_sent.fetch_add(tally.sent, Ordering::Relaxed);
+            stats.sms_failed.fetch_add(tally.failed, Ordering::Relaxed);
+            stats
+                .sms_retried
+                .fetch_add(tally.retrying, Ordering::Relaxed);
         }
-        let base = self.retry_base;
-        self.hub.pace.own_command();
-        let tally = self
-            .store
-            .write(move |ctx| sms::record(ctx, &results, base))?;
-        let stats = &self.hub.stats;
-        stats.sms_sent.fetch_add(tally.sent, Ordering::Relaxed);
-        stats.sms_failed.fetch_add(tally.failed, Ordering::Relaxed);
-        stats
-            .sms_retried
-            .fetch_add(tally.retrying, Ordering::Relaxed);
         Ok(true)
     }
 }

@@ -73,7 +73,13 @@ impl EndpointWorker {
                 .store
                 .read(|conn, _| endpoints::due(conn, &self.id, now_ms, batch));
             match due {
-                Ok(due) if !due.is_empty() => self.deliver(&endpoint, due),
+                Ok(due) if !due.is_empty() => {
+                    if !self.deliver(due) {
+                        // Its attempts could not be recorded (a full disk): they are made
+                        // again, but not before this wait.
+                        self.wakeup.wait(idle);
+                    }
+                }
                 Ok(_) => self.wakeup.wait(self.until_next_due(idle)),
                 Err(e) => {
                     log::warn!(
@@ -105,8 +111,11 @@ impl EndpointWorker {
     }
 
     /// Posts each due delivery and records them; then, while the ledger is busy, rests so that
-    /// this stint took no more than its share of the time.
-    fn deliver(&self, endpoint: &WorkerEndpoint, due: Vec<DueDelivery>) {
+    /// this stint took no more than its share of the time. The endpoint is read again before
+    /// each post, so that one deleted or paused meanwhile gets nothing more (the rest of a batch
+    /// of 64, up to 10 s each, was posted after the admin's answer). False when attempts could
+    /// not be recorded: the batch stops there.
+    fn deliver(&self, due: Vec<DueDelivery>) -> bool {
         let started = Instant::now();
         let mut made = Vec::with_capacity(due.len());
         let mut recorded = Instant::now();
@@ -114,14 +123,24 @@ impl EndpointWorker {
             if self.stopped() {
                 break;
             }
-            made.push(self.attempt(endpoint, delivery));
+            let endpoint = self
+                .store
+                .read(|conn, keys| endpoints::for_worker(conn, keys, &self.id));
+            let Ok(Some(endpoint)) = endpoint else { break };
+            if !endpoint.enabled {
+                break;
+            }
+            made.push(self.attempt(&endpoint, delivery));
             if recorded.elapsed() >= Duration::from_millis(WEBHOOK_RECORD_EVERY_MS) {
-                self.record(std::mem::take(&mut made));
+                if !self.record(std::mem::take(&mut made)) {
+                    return false;
+                }
                 recorded = Instant::now();
             }
         }
-        self.record(made);
+        let recorded = self.record(made);
         self.hub.pace.rest(started.elapsed(), &self.stopping);
+        recorded
     }
 
     /// Posts one event: `{"id", "type", "createdAt", "data"}`, signed now.
@@ -159,11 +178,12 @@ impl EndpointWorker {
         }
     }
 
-    /// Records attempts in one writer command. If it cannot be written (the server stopping),
-    /// those deliveries are still pending: they are posted again (at least once).
-    fn record(&self, made: Vec<Attempt>) {
+    /// Records attempts in one writer command. If it cannot be written (the server stopping, a
+    /// full disk), those deliveries are still pending: they are posted again (at least once);
+    /// false then.
+    fn record(&self, made: Vec<Attempt>) -> bool {
         if made.is_empty() {
-            return;
+            return true;
         }
         let (base, cap) = (self.retry_base, self.retry_cap);
         let failed_attempts = made.iter().filter(|a| !a.delivered()).count() as u64;
@@ -189,12 +209,23 @@ impl EndpointWorker {
                         tally.failed
                     );
                 }
+                true
             }
-            Err(e) => log::warn!(
-                "webhook endpoint {}: could not record its attempts (they are made again): {}",
-                self.id,
-                e.logged()
-            ),
+            Err(e) => {
+                // Said once every 10 s for all endpoints, like the writer's failures.
+                static FAILED: crate::error::Throttle =
+                    crate::error::Throttle::new(Duration::from_secs(10));
+                FAILED.log(
+                    module_path!(),
+                    log::Level::Warn,
+                    format_args!(
+                        "webhook endpoint {}: could not record its attempts (they are made again): {}",
+                        self.id,
+                        e.logged()
+                    ),
+                );
+                false
+            }
         }
     }
 }

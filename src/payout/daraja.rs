@@ -70,6 +70,32 @@ pub struct Daraja {
     token: Mutex<Option<Token>>,
 }
 
+/// `text` with the path token of every result URL in it (`…/webhooks/payouts/{token}`, what
+/// `CallbackUrls::under` sends as `ResultURL` and `QueueTimeOutURL`) replaced by `[redacted]`;
+/// `None` when it names none. An error message quoting a URL it refused would otherwise carry
+/// the only secret that guards the callbacks.
+fn redact_callback_tokens(text: &str) -> Option<String> {
+    const PATH: &str = "/webhooks/payouts/";
+    if !text.contains(PATH) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PATH) {
+        let (before, after) = rest.split_at(at + PATH.len());
+        out.push_str(before);
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~%".contains(c)))
+            .unwrap_or(after.len());
+        if end > 0 {
+            out.push_str("[redacted]");
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// An answer and its HTTP status.
 struct Answer {
     status: u16,
@@ -122,8 +148,9 @@ impl Daraja {
     }
 
     /// `body` with every secret remit sent Daraja (the access token, the consumer key and
-    /// secret, their Basic form, the security credential) replaced by `[redacted]`, so that an
-    /// answer echoing them reaches neither the log nor a payout's description.
+    /// secret, their Basic form, the security credential, and the path token of the result
+    /// URLs) replaced by `[redacted]`, so that an answer echoing them reaches neither the log
+    /// nor a payout's description (which the request's owners read).
     ///
     /// The texts are scrubbed once decoded (a JSON writer may escape a base64 secret's `/` as
     /// `\/`, which a match on the raw bytes would miss), before anything is read of them (a
@@ -144,7 +171,7 @@ impl Daraja {
                     text = text.replace(secret, "[redacted]");
                 }
             }
-            text
+            redact_callback_tokens(&text).unwrap_or(text)
         };
         fn walk(value: &mut serde_json::Value, scrub: &dyn Fn(String) -> String) {
             match value {
@@ -548,6 +575,22 @@ mod tests {
 
     fn classified(status: u16, body: &str) -> Result<Ack, GatewayError> {
         Daraja::classify(Ok((status, requests::sync_answer(body.as_bytes()))))
+    }
+
+    #[test]
+    fn the_result_urls_path_token_is_redacted_wherever_an_answer_quotes_it() {
+        assert_eq!(redact_callback_tokens("Bad Request - Invalid PartyB"), None);
+        assert_eq!(
+            redact_callback_tokens(
+                "Invalid ResultURL https://kiosk.example.org/webhooks/payouts/Zk9_x-2.aB?timeout=1, or https://k/webhooks/payouts/q%2Fw."
+            )
+            .as_deref(),
+            Some("Invalid ResultURL https://kiosk.example.org/webhooks/payouts/[redacted]?timeout=1, or https://k/webhooks/payouts/[redacted]")
+        );
+        assert_eq!(
+            redact_callback_tokens("/webhooks/payouts/ then").as_deref(),
+            Some("/webhooks/payouts/ then")
+        );
     }
 
     #[test]

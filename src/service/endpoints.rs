@@ -649,27 +649,34 @@ pub fn record(
         tally.attempts += 1;
         let done_at = crate::time::rfc3339_ms(a.at_ms + a.duration.as_millis() as i64);
         let (status, next) = if a.delivered() {
-            tally.delivered += 1;
             (DeliveryStatus::Delivered, None)
         } else {
             let next = crate::time::rfc3339_ms(
                 a.at_ms + a.duration.as_millis() as i64 + backoff(n, base, cap).as_millis() as i64,
             );
             if next > retry_until {
-                tally.failed += 1;
                 (DeliveryStatus::Failed, None)
             } else {
-                tally.retrying += 1;
                 (DeliveryStatus::Pending, Some(next))
             }
         };
         let finished = next.is_none().then_some(&done_at);
-        ctx.conn
+        let changed = ctx
+            .conn
             .prepare_cached(
                 "UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, finished_at = ?4
                  WHERE id = ?1 AND status = 'pending'",
             )?
             .execute(params![a.delivery_id, status, next, finished])?;
+        // Counted only when this attempt decided it: a delivery an admin ended meanwhile (its
+        // endpoint deleted) is not counted again as delivered or failed.
+        if changed == 1 {
+            match status {
+                DeliveryStatus::Delivered => tally.delivered += 1,
+                DeliveryStatus::Failed => tally.failed += 1,
+                _ => tally.retrying += 1,
+            }
+        }
     }
     Ok(tally)
 }

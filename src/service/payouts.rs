@@ -73,7 +73,9 @@ macro_rules! failed_payout_flagged {
 }
 pub(crate) use failed_payout_flagged;
 
-/// The oldest queued payout whose next attempt is due, if any.
+/// The oldest queued payout whose next attempt is due, if any. One whose failure waits for
+/// Transaction Status to confirm it (`hold_failure`) is not sent again meanwhile: the answer
+/// could be of either call, and a failure confirmed returns the money a second call may pay.
 pub fn next_due(
     conn: &Connection,
     keys: &crate::crypto::Keys,
@@ -83,7 +85,7 @@ pub fn next_due(
         .prepare_cached(concat!(
             "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts
              FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
-             WHERE p.status = ?2 AND p.flagged = 0 AND p.next_attempt_at <= ?1 AND NOT ",
+             WHERE p.status = ?2 AND p.flagged = 0 AND p.failure_to_confirm_code IS NULL AND p.next_attempt_at <= ?1 AND NOT ",
             held_with_escrow!("p"),
             " ORDER BY p.id LIMIT 1"
         ))?
@@ -197,7 +199,8 @@ pub fn claim(
         .prepare_cached(concat!(
             "UPDATE payouts SET change_seq = remit_change_seq(), attempts = attempts + 1, next_attempt_at = :retry_at, gateway = :gateway,
              updated_at = :at
-             WHERE id = :id AND status = :queued AND flagged = 0 AND next_attempt_at <= :at AND NOT ",
+             WHERE id = :id AND status = :queued AND flagged = 0 AND failure_to_confirm_code IS NULL
+             AND next_attempt_at <= :at AND NOT ",
             held_with_escrow!("payouts")
         ))?
         .execute(named_params! {
@@ -213,7 +216,7 @@ pub fn claim(
 pub fn still_queued(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT p.status = ?2 AND p.flagged = 0 AND NOT ",
+            "SELECT p.status = ?2 AND p.flagged = 0 AND p.failure_to_confirm_code IS NULL AND NOT ",
             held_with_escrow!("p"),
             " FROM payouts p WHERE p.id = ?1"
         ))?

@@ -295,6 +295,28 @@ pub fn due(conn: &Connection, keys: &Keys, now_ms: i64, limit: u32) -> Result<Ve
     Ok(out)
 }
 
+/// Claims messages about to be sent: each one still pending is not due again for `lease`. The
+/// worker sends only what this write claimed and records each result as soon as it has it, so a
+/// message whose result cannot be written (a full disk, a file moved away, a crash) is not sent
+/// again at once, and a ledger that takes no writes sends nothing. Returns the ids claimed.
+pub fn claim(ctx: &WriteCtx<'_>, ids: &[SmsId], lease: Duration) -> Result<Vec<SmsId>> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+    let until = crate::time::rfc3339_ms(crate::time::now_unix_ms().saturating_add(lease_ms));
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let changed = ctx
+            .conn
+            .prepare_cached(
+                "UPDATE sms_messages SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, until])?;
+        if changed == 1 {
+            claimed.push(id.clone());
+        }
+    }
+    Ok(claimed)
+}
+
 /// When the next pending message is due, if any.
 pub fn next_due_at(conn: &Connection) -> Result<Option<String>> {
     Ok(conn

@@ -336,7 +336,7 @@ pub fn apply_payout_callback(
     )?;
     // A Transaction Status result whose query was not recorded yet (it came back before the
     // acknowledgement was written) names the payment it answers among its parameters; that is
-    // trusted only for a completed payment, which returns no money.
+    // read only for a completed payment, and only to ask about that payment again (below).
     let late_status =
         payout_id.is_none() && matches!(status_answer(callback), StatusAnswer::Completed { .. });
     if late_status {
@@ -431,6 +431,12 @@ pub fn apply_payout_callback(
         // through.
         let asks = ask_unclaimed || gateway.as_deref() == Some("daraja");
         never_reached_result(ctx, &payout_id, asks)?
+    } else if late_status && !status.has_result() {
+        // Not applied: this answer names its payment only among its parameters, which anyone
+        // holding the path token can write (a made-up ConversationID and a payout's id made
+        // a B2B payout paid without the payee checks a result gets). The payout is asked about
+        // at once; that query's own answer settles it.
+        ask_status_now(ctx, &payout_id)?
     } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
             StatusOutcome::Result(r) => CallbackOutcome::Result(r),
@@ -477,6 +483,12 @@ fn never_reached_result(
     })
 }
 
+/// Transaction Status is asked about a payout at once (the worker's next query).
+fn ask_status_now(ctx: &WriteCtx<'_>, payout_id: &PayoutId) -> Result<CallbackOutcome> {
+    ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
+    Ok(CallbackOutcome::AskStatus)
+}
+
 fn apply_to_payout(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -489,10 +501,7 @@ fn apply_to_payout(
         payouts::flag(ctx, payout_id, reason)?;
         Ok(CallbackOutcome::Flagged(what.to_string()))
     };
-    let ask = || -> Result<CallbackOutcome> {
-        ctx.conn.prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), status_query_due_at = ?2 WHERE id = ?1 AND status IN ('queued', 'sent')")?.execute(params![payout_id, ctx.at()])?;
-        Ok(CallbackOutcome::AskStatus)
-    };
+    let ask = || ask_status_now(ctx, payout_id);
     // Did it go through a gateway whose failure results must be confirmed and whose unknown
     // outcomes can be asked about (Daraja)?
     let asks = gateway == Some("daraja");

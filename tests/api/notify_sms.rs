@@ -249,6 +249,41 @@ fn africas_talking_gets_each_text_with_its_key_and_fields_and_a_500_is_tried_aga
     });
 }
 
+/// A text whose result cannot be recorded (here the database file is moved away while the
+/// gateway answers, as a full disk refuses writes) is not sent again and again: the worker
+/// recorded a batch at its end, and a record that failed sent every text of it again a second
+/// later, for as long as it failed. Now each text is claimed by a write before it is sent and
+/// recorded as soon as it is answered: while the ledger takes no writes nothing more is sent;
+/// once it takes them, the text whose answer the ledger lost is sent once more and recorded.
+#[test]
+fn a_text_whose_result_cannot_be_recorded_is_not_sent_again_and_again() {
+    let fake = FakeAt::start();
+    let app = spawn_app_with(with_fake_at(&fake));
+    let db = app.dir.path().join("remit.db");
+    let away = app.dir.path().join("moved-away.db");
+    {
+        let (db, away) = (db.clone(), away.clone());
+        fake.before_next_answer(move || std::fs::rename(&db, &away).unwrap());
+    }
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    fake.wait_for_calls(1, Duration::from_secs(10));
+    // The worker tries again every second (its idle wait) for as long as writes are refused.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let calls = fake.calls();
+    assert_eq!(
+        calls.len(),
+        1,
+        "sent again while nothing could be recorded: {calls:?}"
+    );
+    std::fs::rename(&away, &db).unwrap();
+    let items = wait_sms(&app, 1, true);
+    assert_eq!(items[0]["status"], "sent", "{}", items[0]);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].message, calls[1].message);
+}
+
 #[test]
 fn a_users_language_is_set_when_they_are_made_through_the_api_or_the_command_line() {
     let app = spawn_app();

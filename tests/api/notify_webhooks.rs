@@ -748,6 +748,100 @@ fn deleting_an_endpoint_ends_its_waiting_deliveries_as_failed() {
     );
 }
 
+/// Pausing an endpoint stops its worker before its next post: the worker read the endpoint
+/// once per batch, and posted the rest of a batch (up to 64 deliveries, 10 s each) after the
+/// admin's `…/disable` had answered (and after a DELETE, when the fan-out had a backlog to go
+/// through before it told the worker). Now the endpoint is read before each post, and at most
+/// the post in flight when the admin answered is made.
+#[test]
+fn pausing_an_endpoint_stops_the_batch_being_posted() {
+    let app = spawn_app_with(fast);
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receiver = {
+        let posts = Arc::clone(&posts);
+        // The first delivery is answered slowly, so that those made meanwhile are posted in
+        // one batch after it; each of those takes half a second.
+        Receiver::start_with(move |_| {
+            if posts.fetch_add(1, Ordering::SeqCst) == 0 {
+                Answer::Slow(Duration::from_millis(2_000), 200)
+            } else {
+                Answer::Slow(Duration::from_millis(500), 200)
+            }
+        })
+    };
+    let posted = |n: usize| {
+        eventually(Duration::from_secs(10), "a post", || {
+            (posts.load(Ordering::SeqCst) >= n).then_some(())
+        })
+    };
+    let (endpoint, _) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R0");
+    posted(1);
+    for n in 1..=6 {
+        app.request(&escrow, "rent", 150, &format!("R{n}"));
+    }
+    // The batch's first post is in flight.
+    posted(2);
+    let paused = app.post(
+        &format!("/webhook-endpoints/{endpoint}/disable"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    // The post in flight is answered within half a second; nothing comes after it.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let made = posts.load(Ordering::SeqCst);
+    assert!(
+        made <= 3,
+        "{} posts after the endpoint was paused",
+        made - 2
+    );
+    let waiting = deliveries(&app, &endpoint)
+        .into_iter()
+        .filter(|d| d["status"] == "pending")
+        .count();
+    assert!(
+        waiting >= 3,
+        "{waiting} deliveries wait for the endpoint's resumption"
+    );
+}
+
+/// A delivery whose attempt cannot be recorded (the database file moved away while the receiver
+/// answers, as a full disk refuses writes) is posted again, at least once, but not in a loop:
+/// the worker posted its batch again at once, every few milliseconds, for as long as the
+/// records failed. Now it waits its idle second between tries, and once the ledger takes
+/// writes again the delivery is recorded as delivered.
+#[test]
+fn attempts_that_cannot_be_recorded_are_not_posted_again_in_a_loop() {
+    let app = spawn_app_with(fast);
+    let db = app.dir.path().join("remit.db");
+    let away = app.dir.path().join("moved-away.db");
+    let first = Arc::new(AtomicBool::new(true));
+    let receiver = {
+        let (db, away, first) = (db.clone(), away.clone(), Arc::clone(&first));
+        Receiver::start_with(move |_| {
+            if first.swap(false, Ordering::SeqCst) {
+                std::fs::rename(&db, &away).unwrap();
+            }
+            Answer::Status(200)
+        })
+    };
+    let (endpoint, _) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 150, "R1");
+    receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty());
+    std::thread::sleep(Duration::from_millis(2_500));
+    let posts = receiver.received().len();
+    assert!(
+        posts <= 4,
+        "{posts} posts in 2.5 s while their attempts could not be recorded"
+    );
+    std::fs::rename(&away, &db).unwrap();
+    let settled = wait_settled(&app, &endpoint, 1, Duration::from_secs(10));
+    assert_eq!(settled[0]["status"], "delivered", "{}", settled[0]);
+}
+
 /// Guards against: one event of the outbox whose stored text was damaged (bytes that are not
 /// UTF-8) stopped every notification after it, the fan-out failing on it every second. It is
 /// passed over, said in the audit log, and the events after it are delivered.

@@ -2068,6 +2068,83 @@ fn an_stk_result_or_a_b2b_success_naming_no_payee_is_asked_about_not_applied() {
     assert_checks(app);
 }
 
+/// A Transaction Status `Completed` that matches no query remit made (its ConversationID made
+/// up) names its payout only among its parameters: it is not applied on that word (before, it
+/// paid a B2B payout with the forger's receipt, past the payee checks a result gets); the
+/// payout is asked about at once, and the real answer settles it.
+#[test]
+fn a_status_answer_matching_no_query_makes_remit_ask_and_is_not_applied() {
+    let (fake, app) = unasked();
+    unanswered(&fake, 3_100);
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_paybill(&app, &escrow, 3_100, "ACC-3100");
+    let (_, originator, _) = acknowledged(&app, &fake, &request);
+    let forged = remit::wire::daraja::results::status_result(
+        "AG_20261206_made_up_000000000",
+        &originator,
+        "TLFORGED31",
+        "Completed",
+        remit::money::KesCents::new(310_000).unwrap(),
+    );
+    let r = post_result(&app, &forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paid = settled(&app, &request, &["paid"]);
+    assert_eq!(
+        paid["payout"]["mpesaReceipt"].as_str(),
+        Some(receipt_of(&fake, &originator).as_str()),
+        "{paid}"
+    );
+    assert_ne!(paid["payout"]["mpesaReceipt"], "TLFORGED31", "{paid}");
+    assert_checks(app);
+}
+
+/// A failure for a payout whose call's answer was lost is held until Transaction Status
+/// confirms it, and the payout is not sent again meanwhile: the answer could be about either
+/// call, and a failure confirmed returns money a second call may have paid (before, the
+/// worker sent it again on its retry time while the question was out).
+#[test]
+fn a_payout_whose_failure_is_held_is_not_sent_again_meanwhile() {
+    let (fake, app) = unasked();
+    fake.script(
+        2_400,
+        Script {
+            replies: vec![Reply::Lose],
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_400);
+    let (payout, originator, _) = app.payout_ids(&request);
+    fake.wait_for("the first call", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let r = post_result(
+        &app,
+        &remit::wire::daraja::results::b2c_failure(&originator, "AG_20261206_never_recorded_01"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    // The lost answer's retry was due 4 s after the call.
+    std::thread::sleep(Duration::from_secs(5));
+    let calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    assert_eq!(
+        calls.len(),
+        1,
+        "sent again while its failure was held: {calls:?}"
+    );
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{view}");
+    assert!(
+        !fake.calls("/mpesa/transactionstatus/v1/query").is_empty(),
+        "the held failure is asked about"
+    );
+}
+
 /// A B2C success must name the phone remit paid, when it names one: a result of the payout's
 /// own ids naming another phone is not applied (flagged, money reserved, the reason without
 /// either phone); one naming the payout's phone as M-Pesa masks it settles it.

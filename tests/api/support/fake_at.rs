@@ -35,6 +35,8 @@ struct State {
     fail_first: usize,
     sequence: u64,
     refused_auth: usize,
+    /// Run once, before the next well-formed call is answered.
+    before_next_answer: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The fake, listening on `base` until dropped.
@@ -78,6 +80,12 @@ impl FakeAt {
     /// Answers messages to this number (E.164) with `InvalidPhoneNumber`.
     pub fn refuse_number(&self, e164: &str) {
         self.state.lock().unwrap().invalid.push(e164.to_string());
+    }
+
+    /// Runs `f` once, when the next well-formed call has come and before it is answered (the
+    /// sender then waits for the answer).
+    pub fn before_next_answer(&self, f: impl FnOnce() + Send + 'static) {
+        self.state.lock().unwrap().before_next_answer = Some(Box::new(f));
     }
 
     pub fn calls(&self) -> Vec<Sms> {
@@ -193,7 +201,11 @@ fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
     sms.status = 201;
     let to = sms.to.clone();
     st.calls.push(sms);
+    let before = st.before_next_answer.take();
     drop(st);
+    if let Some(f) = before {
+        f();
+    }
     let sent = if code == 101 { 1 } else { 0 };
     respond(
         request,
