@@ -418,6 +418,18 @@ pub fn record_flagged(
     amount: (UsdCents, &str),
     reason: &str,
 ) -> Result<RecordedDeposit> {
+    // A PaymentIntent id names one payment: a second event for one already recorded (another
+    // event id, as a re-created test event or a second endpoint has) is its repeat, as on the
+    // credited path (`record_with`); it broke the reference's uniqueness, a 500 that Stripe
+    // retried for three days.
+    let previous: Option<DepositId> = ctx
+        .conn
+        .prepare_cached("SELECT id FROM deposits WHERE source = ?1 AND reference = ?2")?
+        .query_row(params![source, reference], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = previous {
+        return recorded(ctx, &id, DepositOutcome::Duplicate);
+    }
     let id = insert_flagged(ctx, actor, escrow_id, source, reference, amount.0, reason)?;
     said_flagged(ctx, actor, &id, escrow_id, source, amount, reason)
 }
@@ -666,7 +678,7 @@ fn reversal_line(
 
 /// A flag `reason` of money in `currency`: with `currency_refusal`'s words after it when that
 /// is not dollars, where `flagged_currency` finds them.
-fn in_its_currency(reason: String, currency: &str) -> String {
+pub fn in_its_currency(reason: String, currency: &str) -> String {
     match currency_refusal(currency) {
         Some(refusal) => format!("{reason}; {refusal}"),
         None => reason,

@@ -147,11 +147,13 @@ fn apply_payment_intent(
         return Ok(StripeOutcome::Deposit(recorded.outcome));
     }
     let source = DepositSource::Stripe;
-    // Why it cannot be credited although it names an escrow, if it cannot.
-    let refused = intent
-        .not_succeeded
-        .clone()
-        .or_else(|| deposits::currency_refusal(&intent.currency));
+    // Why it cannot be credited although it names an escrow, if it cannot. A flag's words end
+    // with the currency's when it is not dollars, whatever the first reason: the views read
+    // the amount's unit from them (it was shown as dollars under another reason).
+    let refused = match intent.not_succeeded.clone() {
+        Some(why) => Some(deposits::in_its_currency(why, &intent.currency)),
+        None => deposits::currency_refusal(&intent.currency),
+    };
     let recorded = match (intent.escrow_id.as_deref(), refused) {
         (Some(escrow_id), None) => {
             deposits::record(ctx, &actor, escrow_id, source, intent_id, amount)?
@@ -175,11 +177,15 @@ fn apply_payment_intent(
             source,
             intent_id,
             (amount, &intent.currency),
-            if intent.escrow_ids_differ {
-                "the metadata names two escrows (escrowId and escrow_id differ)"
-            } else {
-                "no escrowId in metadata"
-            },
+            &deposits::in_its_currency(
+                if intent.escrow_ids_differ {
+                    "the metadata names two escrows (escrowId and escrow_id differ)"
+                } else {
+                    "no escrowId in metadata"
+                }
+                .to_string(),
+                &intent.currency,
+            ),
         )?,
     };
     Ok(StripeOutcome::Deposit(recorded.outcome))
@@ -431,11 +437,12 @@ pub fn apply_payout_callback(
         // through.
         let asks = ask_unclaimed || gateway.as_deref() == Some("daraja");
         never_reached_result(ctx, &payout_id, asks)?
-    } else if late_status && !status.has_result() {
+    } else if late_status && !status.has_result() && gateway.as_deref() == Some("daraja") {
         // Not applied: this answer names its payment only among its parameters, which anyone
         // holding the path token can write (a made-up ConversationID and a payout's id made
         // a B2B payout paid without the payee checks a result gets). The payout is asked about
-        // at once; that query's own answer settles it.
+        // at once; that query's own answer settles it. (A gateway that cannot be asked takes
+        // the answer as before: with `REMIT_GATEWAY=none` results are taken as posted.)
         ask_status_now(ctx, &payout_id)?
     } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {

@@ -301,6 +301,64 @@ fn reversals_of_a_payment_in_another_currency_are_said_in_that_currency() {
     app.assert_integrity();
 }
 
+/// Guards against: a card payment in another currency flagged for another reason first (no
+/// escrow named, or not succeeded) was listed in dollars (JPY 500,000 as USD 5,000.00), since
+/// the views read its currency from the flag's words; and a second event (another event id)
+/// for a PaymentIntent already flagged broke the reference's uniqueness, a 500 that Stripe
+/// retried for three days.
+#[test]
+fn a_payment_in_another_currency_flagged_for_another_reason_keeps_its_currency() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let intent = |id: &str, metadata: serde_json::Value, status: &str| {
+        json!({"id": id, "object": "payment_intent", "amount": 500_000, "amount_received": 500_000,
+            "currency": "jpy", "status": status, "metadata": metadata})
+    };
+    let event = |id: &str, object: serde_json::Value| {
+        json!({"id": id, "object": "event", "type": "payment_intent.succeeded", "data": {"object": object}})
+            .to_string()
+    };
+    let cases = [
+        (
+            "pi_jpy_nobody",
+            intent("pi_jpy_nobody", json!({}), "succeeded"),
+        ),
+        (
+            "pi_jpy_processing",
+            intent(
+                "pi_jpy_processing",
+                json!({"escrowId": escrow}),
+                "processing",
+            ),
+        ),
+    ];
+    for (n, (reference, object)) in cases.iter().enumerate() {
+        for attempt in 0..2 {
+            let r = app.post_stripe(&event(&format!("evt_jpy_{n}_{attempt}"), object.clone()));
+            assert_eq!(r.status, 200, "event {attempt} of {reference}: {}", r.text);
+        }
+        let list = app.get("/deposits?status=flagged", &app.admin);
+        let items: Vec<&serde_json::Value> = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["reference"] == *reference)
+            .collect();
+        assert_eq!(items.len(), 1, "{}", list.text);
+        assert_eq!(
+            (
+                &items[0]["currency"],
+                &items[0]["amountMinorUnits"],
+                &items[0]["amountUsd"]
+            ),
+            (&json!("jpy"), &json!(500_000), &json!(null)),
+            "{}",
+            items[0]
+        );
+    }
+    app.assert_integrity();
+}
+
 /// Guards against: a flagged Stripe deposit could not be seen through the API at all.
 #[test]
 fn flagged_deposits_are_listed_for_admins_and_in_the_escrow_audit() {
