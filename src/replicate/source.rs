@@ -848,6 +848,20 @@ pub fn unlisted_in_slice(
     })
 }
 
+/// Text as PostgreSQL's `text` can hold it: UTF-8 without the NUL character. SQLite keeps
+/// whatever it is given, and a text that reached the file with a NUL (an id or words an
+/// outside caller sent: a result posted with the path token, a Stripe event's currency) made
+/// every cycle fail on that row, for good. A NUL is sent as U+FFFD, as bytes that are not
+/// UTF-8 already were; the comparison reads the file through this too, so both sides agree.
+fn replica_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
+}
+
 /// A row's values, in `shape`'s column order.
 pub(crate) fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>> {
     (0..shape.columns.len())
@@ -855,7 +869,7 @@ pub(crate) fn cells(shape: &Shape, row: &rusqlite::Row<'_>) -> Result<Vec<Cell>>
             Ok(match row.get_ref(i)? {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) => Cell::Text(replica_text(t)),
                 ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
                 ValueRef::Real(_) => {
                     return Err(Error::internal(format!(

@@ -31,6 +31,12 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
+/// Is this text an id Stripe could have made: not empty, no control character (a NUL kept in
+/// the file is text PostgreSQL refuses, and no Stripe id holds one)?
+fn is_an_id(id: &str) -> bool {
+    !id.trim().is_empty() && !id.chars().any(char::is_control)
+}
+
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
 /// `v0` and other schemes are ignored, comparison is constant-time, and timestamps more than
 /// `tolerance_s` before or after `now` are refused. (Stripe's own libraries accept any future
@@ -106,7 +112,7 @@ impl Event {
         let id = body
             .get("id")
             .and_then(Value::as_str)
-            .filter(|id| !id.trim().is_empty())
+            .filter(|id| is_an_id(id))
             .ok_or_else(|| Error::invalid("id", "the event has no id"))?
             .to_string();
         let kind = body
@@ -167,7 +173,7 @@ impl Event {
             id: intent
                 .get("id")
                 .and_then(Value::as_str)
-                .filter(|id| !id.trim().is_empty())
+                .filter(|id| is_an_id(id))
                 .map(str::to_string),
             amount,
             currency: intent
@@ -198,7 +204,7 @@ impl Event {
         let payment_intent = object
             .get("payment_intent")
             .and_then(Value::as_str)
-            .filter(|id| !id.trim().is_empty())?;
+            .filter(|id| is_an_id(id))?;
         let cents = |field: &str| {
             object
                 .get(field)
@@ -226,7 +232,13 @@ impl Event {
                 reason: object
                     .get("reason")
                     .and_then(Value::as_str)
-                    .map(|r| r.chars().take(64).collect()),
+                    // A control character (a NUL is text PostgreSQL refuses) is a space.
+                    .map(|r| {
+                        r.chars()
+                            .take(64)
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .collect()
+                    }),
             }),
             _ => None,
         }

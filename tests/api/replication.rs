@@ -821,6 +821,53 @@ fn spawn_replicator(db: &Path, url: &str, log: &Path) -> Child {
         .unwrap()
 }
 
+/// A replicator in a process of its own, beside a server upgraded meanwhile (its migration at
+/// start changed the file's schema version; stood in for here by the version number alone):
+/// it went on with the tables as they were, its position stamped with the old version. It
+/// stops with a sentence saying to start it again.
+#[test]
+fn a_replicator_of_its_own_stops_when_the_ledgers_schema_changes_under_it() {
+    if skipped("a_replicator_of_its_own_stops_when_the_ledgers_schema_changes_under_it") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("upgraded");
+    let ts = closed_ledger_with_an_escrow();
+    let db = ts.db_path();
+    let ledger = ledger_id(&db);
+    let log = ts.dir.path().join("replicate.log");
+    let mut replicator = spawn_replicator(&db, &url, &log);
+    let mut client = pg.client("upgraded");
+    wait_for_position(
+        &mut client,
+        &ledger,
+        file_counter(&db),
+        Duration::from_secs(20),
+    );
+    let version = remit::store::latest_schema_version();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", version + 1)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = replicator.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the replicator went on");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!(
+            "the ledger's schema changed from version {version} to {}",
+            version + 1
+        )) && logged.contains("start `remit replicate` again"),
+        "{logged}"
+    );
+}
+
 fn wait_for_approvals(approved: &AtomicUsize, at_least: usize) {
     process::wait_for_count(approved, at_least);
 }
@@ -1429,6 +1476,69 @@ fn ignored_stripe_events(db: &Path, ids: &[&str]) {
             .unwrap();
     }
     store.close();
+}
+
+/// A text holding a NUL is text PostgreSQL refuses: a word an outside caller sent with one (a
+/// dispute's reason, M-Pesa's result words or ids: refused or cleaned at the door since, but
+/// kept in ledgers from before) made every replication cycle fail on that row, for good, the
+/// position never moving again. It reaches the replica with U+FFFD in the NUL's place, the rows
+/// after it follow, and the checks of both sides agree. (The NUL is written here straight
+/// into a flagged deposit's reason, stamped as remit stamps a change.)
+#[test]
+fn a_text_holding_a_nul_reaches_the_replica_with_a_replacement_character() {
+    if skipped("a_text_holding_a_nul_reaches_the_replica_with_a_replacement_character") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("nul");
+    let ts = closed_ledger_with_an_escrow();
+    let db = ts.db_path();
+    let ledger = ledger_id(&db);
+    {
+        let mut options = remit::store::OpenOptions::new(db.to_path_buf());
+        options.key_hex = Some(TEST_KEY.into());
+        let store = remit::store::open(&options).unwrap();
+        let event = remit::wire::stripe::Event::parse(json!({"id": "evt_nul", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_nul", "object": "payment_intent", "amount": 500, "amount_received": 500,
+                "currency": "eur", "status": "succeeded", "metadata": {}}}}))
+        .unwrap();
+        let raw = serde_json::to_vec(&event.body).unwrap();
+        store
+            .write(move |ctx| remit::service::webhooks::apply_stripe_event(ctx, &event, &raw))
+            .unwrap();
+        store
+            .write(|ctx| {
+                ctx.conn.execute(
+                    "UPDATE deposits SET flag_reason = 'the cardholder disputed it (reason: fraud' || char(0) || ')',
+                     change_seq = remit_change_seq() WHERE reference = 'pi_nul'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        store.close();
+    }
+    let reason: String = read_only(&db)
+        .query_row(
+            "SELECT flag_reason FROM deposits WHERE reference = 'pi_nul'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reason.contains('\0'), "{reason:?}");
+    let ran = replicate_once(&db, TEST_KEY, &url);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let mut client = pg.client("nul");
+    assert_eq!(replica_position(&mut client, &ledger), file_counter(&db));
+    let replica: String = client
+        .query_one(
+            &format!("SELECT flag_reason FROM remit_{ledger}.deposits WHERE reference = 'pi_nul'"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(replica, reason.replace('\0', "\u{FFFD}"));
+    assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
 }
 
 // Two copies of one ledger file that went their own ways with writes that leave no audit line

@@ -232,7 +232,8 @@ pub fn free_text(text: &str) -> String {
             number.push(c);
         } else {
             flush(&mut number, &mut out);
-            out.push(c);
+            // A line break or a NUL in M-Pesa's words is a space in remit's.
+            out.push(if c.is_control() { ' ' } else { c });
         }
     }
     flush(&mut number, &mut out);
@@ -266,9 +267,13 @@ pub fn payee_name_hidden(text: &str) -> String {
     text.to_string()
 }
 
+/// A value's text, trimmed; none when empty or holding a control character (no id or code of
+/// M-Pesa's does, and a NUL kept in the file is text PostgreSQL refuses).
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::String(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => {
+            Some(s.trim().to_string())
+        }
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -436,6 +441,16 @@ impl Callback {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn control_characters_are_no_id_and_a_space_in_m_pesa_s_words() {
+        assert_eq!(
+            free_text("Insufficient\u{0}funds\nnow"),
+            "Insufficient funds now"
+        );
+        assert_eq!(text(Some(&json!("AG_1\u{0}"))), None);
+        assert_eq!(text(Some(&json!(" AG_1 "))).as_deref(), Some("AG_1"));
+    }
 
     #[test]
     fn m_pesa_s_stand_in_for_no_receipt_is_no_receipt() {
