@@ -251,12 +251,25 @@ impl Replicator {
         std::thread::Builder::new()
             .name("remit-replicate".into())
             .spawn(move || {
-                if let Err(e) = self.run(&stopping) {
+                // The file could not be read (an I/O error, a lock held past the busy wait):
+                // said, shown as not connected with its reason, and tried again with backoff,
+                // for as long as the server runs. (The thread ended there, and the status went
+                // on saying "connected" while the lag grew.)
+                let mut wait = Duration::from_secs(REPLICATION_RETRY_MIN_S);
+                while !stopping.load(Ordering::SeqCst) {
+                    let Err(e) = self.run(&stopping) else { return };
+                    let text = crate::cli::describe(&e);
+                    self.status.failed(&text);
                     log::error!(
-                        "replication to {} stopped: {}",
+                        "replication to {} stopped: {text}; it starts again in {} s",
                         self.target.display(),
-                        crate::cli::describe(&e)
+                        wait.as_secs()
                     );
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(REPLICATION_POLL_MS));
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(REPLICATION_RETRY_MAX_S));
                 }
             })
             .map_err(|e| Error::internal(format!("cannot start the replication thread: {e}")))
