@@ -14,6 +14,45 @@ fn anything(conn: &Connection, exists_sql: &str) -> Result<bool> {
     Ok(conn.query_row(exists_sql, [], |r| r.get(0))?)
 }
 
+/// Schema 15 seals an admin's words on a payout resolved as failed by hand; words kept before
+/// it, in the clear in `result_desc`, are sealed here the same way (they were left where they
+/// were, readable in the file and copied so to a replica, which must never see a name). Done
+/// once: `meta` then says so, and later opens look no further (the question is a scan of
+/// every payout).
+pub(super) fn resolve_reasons(conn: &mut Connection, keys: &Keys) -> Result<usize> {
+    const DONE: &str = "resolve_reasons_sealed";
+    if anything(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')",
+    )? {
+        return Ok(0);
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT id, result_desc FROM payouts
+             WHERE result_code = 'manual' AND result_desc IS NOT NULL AND resolve_reason_enc IS NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let _numbered = super::changes::begin(&tx)?;
+    for (id, words) in &rows {
+        tx.execute(
+            "UPDATE payouts SET change_seq = remit_change_seq(), result_desc = NULL, resolve_reason_enc = ?2
+             WHERE id = ?1",
+            params![id, keys.seal(EncryptedColumn::ResolveReason, id, words)?],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())",
+        params![DONE, rows.len().to_string()],
+    )?;
+    tx.commit()?;
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    Ok(rows.len())
+}
+
 /// Schema 5 gives every escrow a short reference; older escrows get theirs here.
 pub(super) fn short_refs(conn: &mut Connection) -> Result<usize> {
     if !anything(

@@ -457,6 +457,12 @@ pub fn open_with_key(
     if sealed > 0 {
         log::info!("sealed the URL of {sealed} webhook endpoint(s) under the key");
     }
+    let resolved = super::backfill::resolve_reasons(&mut conn, &keys)?;
+    if resolved > 0 {
+        log::info!(
+            "sealed an admin's words on {resolved} payout(s) resolved by hand before schema 15"
+        );
+    }
     let coded = super::backfill::short_refs(&mut conn)?;
     if coded > 0 {
         log::info!("gave {coded} older escrow(s) a short reference");

@@ -945,6 +945,79 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
     }
 }
 
+/// Schema 15 seals an admin's words on a payout resolved as failed by hand; words kept before
+/// it stayed in the clear in `result_desc` (read in the file, copied so to a replica). They are
+/// sealed at the first open by this version, stamped as a change (so a replica gets the sealed
+/// row), and later opens do not look again.
+#[test]
+fn resolve_reasons_kept_in_the_clear_before_schema_15_are_sealed_at_the_next_open() {
+    let t = TestStore::new();
+    let sender = t.user(Role::Sender, "Amina", None);
+    let agent = t.user(Role::Agent, "Kiosk", None);
+    let escrow = t.active_escrow(&sender, &agent, "0712345678", 20_000, &["rent"], None);
+    let request = t.request(&agent, &escrow, "rent", 150_000).unwrap();
+    let request = request["paymentRequestId"].as_str().unwrap().to_string();
+    t.approve(&sender, &request).unwrap();
+    let payout = t.payout_id_of(&request);
+    t.store.close();
+    let db = t.db_path();
+    let counter = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT change_seq FROM meta WHERE key = 'change_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // As a ledger of before schema 15 kept a failure resolved by hand.
+    let before = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE payouts SET status = 'failed', result_code = 'manual', result_at = updated_at,
+             result_desc = 'the number is WANJIRU''s old line', resolve_reason_enc = NULL WHERE id = ?1",
+            [&payout],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM meta WHERE key = 'resolve_reasons_sealed'", [])
+            .unwrap();
+        counter(&conn)
+    };
+    let mut options = OpenOptions::new(&db);
+    options.key_hex = Some(TEST_KEY.into());
+    options.create = false;
+    let store = store::open(&options).unwrap();
+    let (desc, sealed, seq): (Option<String>, String, i64) = store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT result_desc, resolve_reason_enc, change_seq FROM payouts WHERE id = ?1",
+                [&payout],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(desc, None);
+    assert!(seq > before, "not stamped: {seq} after {before}");
+    let keys = remit::crypto::Keys::new(&remit::crypto::MasterKey::from_hex(TEST_KEY).unwrap());
+    assert_eq!(
+        keys.open(
+            remit::crypto::EncryptedColumn::ResolveReason,
+            &payout,
+            &sealed
+        )
+        .unwrap(),
+        "the number is WANJIRU's old line"
+    );
+    store.close();
+    drop(store);
+    assert!(!ledger_file_text(t.dir.path()).contains("WANJIRU"));
+    // Done once: the next open changes nothing.
+    let after = counter(&rusqlite::Connection::open(&db).unwrap());
+    let store = store::open(&options).unwrap();
+    store.close();
+    drop(store);
+    assert_eq!(counter(&rusqlite::Connection::open(&db).unwrap()), after);
+}
+
 /// Schema 17 seals a webhook endpoint's URL: one kept before, in the clear, is sealed at the
 /// first open by this version and its origin alone left in `url`.
 #[test]
