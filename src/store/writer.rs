@@ -1010,9 +1010,15 @@ impl Writer<'_> {
             ..
         } = self;
         crate::error::take_full();
+        // The batch's time is read once the write lock is held: `BEGIN IMMEDIATE` may wait up
+        // to the busy timeout for another process (a command beside the server), and a time
+        // read before it dated an approval on the day and the expiry of before that wait.
+        let begun = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut begin| begin.execute([]));
         let ctx = WriteCtx::new(conn, keys, audit_key, crate::time::now_unix());
         let commit = (|| -> Result<()> {
-            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            begun?;
             // The batch's number in the change sequence replication reads: one counter per batch.
             let numbered = super::changes::begin_lazy(conn)?;
             let recording = changes.and_then(|log| log.begin_batch());
