@@ -391,6 +391,20 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE p.status = 'succeeded' AND r.status <> 'paid'",
     ),
     (
+        "every request's state is its payout's",
+        // Approved while its payout has no result, failed when its payout failed (paid is
+        // the check above). A request left approved beside a failed payout passed every
+        // check: its balances agree, only the request's word is wrong.
+        "SELECT 'payment request ' || r.id, 'is ' || r.status || ' but its payout ' || p.id || ' is ' || p.status
+         FROM payment_requests r JOIN payouts p ON p.payment_request_id = r.id
+         WHERE (p.status IN ('queued', 'sent')) <> (r.status = 'approved')
+            OR (p.status = 'failed') <> (r.status = 'failed')
+         UNION ALL
+         SELECT 'payment request ' || r.id, 'is ' || r.status || ' but has no payout'
+         FROM payment_requests r WHERE r.status IN ('approved', 'paid', 'failed')
+             AND NOT EXISTS (SELECT 1 FROM payouts p WHERE p.payment_request_id = r.id)",
+    ),
+    (
         "reserved money matches the payouts in flight",
         "WITH in_flight AS (
             SELECT escrow_id, SUM(amount_usd_cents) AS reserved FROM payouts

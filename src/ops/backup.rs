@@ -170,6 +170,14 @@ fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
         let Ok(metadata) = entry.metadata() else {
             continue;
         };
+        // A symbolic link at a copy's name is never a copy (each is made new, without
+        // following links): whoever planted it, it goes (the link, not what it names).
+        if metadata.file_type().is_symlink() {
+            if std::fs::remove_file(entry.path()).is_ok() {
+                found.removed.push(entry.path());
+            }
+            continue;
+        }
         if !metadata.is_file() {
             continue;
         }

@@ -98,7 +98,17 @@ pub fn restore(
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
     let unfinished = super::interrupt::Unfinished::new(&copy);
     let placed = copy_synced(backup, &copy)
-        .and_then(|()| check_copy(&copy, backup, db, &key_hex))
+        .and_then(|()| upgrade_copy(&copy, backup))
+        .and_then(|upgraded| {
+            let mut report = check_copy(&copy, backup, db, &key_hex)?;
+            if let Some((from, to)) = upgraded {
+                report.checks.insert(
+                    0,
+                    format!("the backup is at schema version {from}: its copy was upgraded to {to}, as a server's start upgrades a ledger, before this check (the backup itself is as it was)"),
+                );
+            }
+            Ok(report)
+        })
         .and_then(|report| {
             // Another ledger's rows are not this one's history: compared by id, each of its
             // escrows, deposits and payouts read as "made since the backup", to make again
@@ -222,6 +232,29 @@ pub fn a_ledger_file(backup: &Path) -> Result<()> {
             )),
         },
     }
+}
+
+/// A backup made before an upgrade of remit is at an older schema: its private copy is brought
+/// to this remit's, as a server's first open brings a ledger (its migrations, in the copy's own
+/// journal mode: no log is made beside it), before it is checked. Every backup of before an
+/// upgrade was refused ("start the server once to migrate it": the server on a backup). The
+/// key's own work (what a migration leaves to the first open with the key) is the restored
+/// server's, at its start. Returns the versions, when it upgraded.
+fn upgrade_copy(copy: &Path, backup: &Path) -> Result<Option<(u32, u32)>> {
+    let mut conn = rusqlite::Connection::open_with_flags(
+        copy,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| about_the_backup(backup, &e.into()))?;
+    let from = store::schema_version(&conn).map_err(|e| about_the_backup(backup, &e))?;
+    let latest = store::latest_schema_version();
+    // Not a remit database, or a newer one: the check says so in its words.
+    if from == 0 || from >= latest {
+        return Ok(None);
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    store::migrate(&mut conn).map_err(|e| about_the_backup(backup, &e))?;
+    Ok(Some((from, latest)))
 }
 
 /// The copy, as it will be the ledger, checked under the database's key: the copy alone (a
@@ -904,14 +937,21 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Copies `from` into a new file `to`, the owner's only, and syncs it.
+/// Copies `from` into a new file `to`, the owner's only, and syncs it. `to` must not exist,
+/// not even as a symbolic link: a restore run as root opened and truncated whatever a link
+/// planted at the hidden copy's name pointed to (another user's file, `/etc/shadow`), then
+/// wrote the backup into it.
 fn copy_synced(from: &Path, to: &Path) -> Result<()> {
     let mut source = std::fs::File::open(from)
         .map_err(|e| Error::internal(format!("cannot read {}: {e}", from.display())))?;
-    store::create_private(to)?;
-    let mut target = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
+    let mut target = std::fs::OpenOptions::new();
+    target.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        target.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut target = target
         .open(to)
         .map_err(|e| Error::internal(format!("cannot write {}: {e}", to.display())))?;
     std::io::copy(&mut source, &mut target)
@@ -931,10 +971,20 @@ fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
                 db.display()
             ))
         };
-        std::os::unix::fs::chown(copy, Some(meta.uid()), Some(meta.gid())).map_err(said)?;
+        // Through the copy's own descriptor, opened without following a link: a link put in
+        // its place meanwhile is refused, never handed to the service's user.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(copy)
+                .map_err(said)?
+        };
+        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).map_err(said)?;
         // An empty file's mode is not a ledger's: the copy keeps its owner-only one.
         if meta.len() > 0 {
-            std::fs::set_permissions(copy, meta.permissions()).map_err(said)?;
+            file.set_permissions(meta.permissions()).map_err(said)?;
         }
     }
     Ok(())

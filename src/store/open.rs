@@ -430,6 +430,29 @@ pub fn create_private(path: &Path) -> Result<()> {
     }
 }
 
+/// A command of a newer remit (a nightly `remit backup`, a `user add`) run while a server of
+/// the older one still holds the ledger would upgrade its schema under that server, which goes
+/// on writing by the old one (schema 18's journal chain: the old server's transactions never
+/// linked, an escrow's history broken for good in an append-only journal). Refused: the server
+/// is stopped first, and the new server upgrades the file when it starts.
+fn refuse_to_upgrade_under_a_server(conn: &Connection, options: &OpenOptions) -> Result<()> {
+    if !options.beside_server {
+        return Ok(());
+    }
+    let version = schema_version(conn)?;
+    let latest = super::latest_schema_version();
+    if version == 0 || version >= latest {
+        return Ok(());
+    }
+    if crate::ops::held_by_another(&crate::ops::lock_file_path(&options.path)) {
+        return Err(Error::internal(format!(
+            "the ledger {} is at schema version {version} and this remit would upgrade it to {latest}, but a server (of the remit before) holds it: stop the server, then start the new one, which upgrades the file as it starts; nothing was changed",
+            options.path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `open` with a key already in hand (key rotation and tests).
 pub fn open_with_key(
     options: &OpenOptions,
@@ -439,6 +462,7 @@ pub fn open_with_key(
     let keys = Keys::new(master);
     let mut conn = open_connection(&options.path, options.synchronous)?;
     let key_known = check_key(&conn, &keys)?;
+    refuse_to_upgrade_under_a_server(&conn, options)?;
     if !migrate(&mut conn)?.is_empty() {
         // A migration may change schema text in place (schema 7 does): a connection keeps the
         // schema it parsed, so the writer starts from a fresh one.

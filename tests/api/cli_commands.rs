@@ -175,6 +175,59 @@ fn a_command_beside_a_running_server_leaves_its_grown_log_alone() {
     );
 }
 
+/// A command of a newer remit run while a server of the older one holds the ledger (the new
+/// binary installed before the service was restarted, and the nightly backup or a `user add`
+/// runs) upgraded the schema under that server, which went on writing by the old one. Refused,
+/// saying to stop the server, the file untouched; once no server holds it, the command
+/// upgrades it. (The older server is stood in for by its lock, held here, on a file taken back
+/// to schema 17.)
+#[test]
+fn a_command_does_not_upgrade_a_ledger_an_older_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "agent", "Kiosk", None);
+    let version = |db: &std::path::Path| -> u32 {
+        read_only(db)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let latest = remit::store::latest_schema_version();
+    assert_eq!(version(&db), latest);
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+            .unwrap();
+        conn.pragma_update(None, "user_version", latest - 1)
+            .unwrap();
+    }
+    // A server's lock: an exclusive lock on `remit.db.lock`, as `serve` holds it.
+    let server = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.path().join("remit.db.lock"))
+        .unwrap();
+    server.lock().unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["user", "add", "--role", "agent", "--name", "Second kiosk"],
+    ] {
+        let ran = cli(&db, args);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr
+                .contains("a server (of the remit before) holds it: stop the server"),
+            "{args:?}: {ran}"
+        );
+        assert_eq!(version(&db), latest - 1, "{args:?} upgraded the file");
+    }
+    drop(server);
+    let ran = cli(&db, &["user", "list"]);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert_eq!(version(&db), latest);
+}
+
 #[test]
 fn tokens_are_issued_by_id_or_phone_and_revoked_by_prefix_or_whole() {
     let dir = tempfile::tempdir().unwrap();

@@ -997,6 +997,36 @@ fn a_paid_request_set_back_to_approved_makes_check_exit_1() {
     );
 }
 
+/// A request set back to approved while its payout failed: the balances agree (the failure
+/// returned the money), only the request's word is wrong, and no check compared the two.
+#[test]
+fn a_failed_request_set_back_to_approved_makes_check_exit_1() {
+    let mut request = String::new();
+    let ran = check_after(|conn| {
+        request = conn
+            .query_row(
+                "SELECT payment_request_id FROM payouts WHERE status = 'failed' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the busy run failed a payout");
+        conn.execute(
+            "UPDATE payment_requests SET status = 'approved' WHERE id = ?1",
+            [&request],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "failed -> approved",
+        &ran,
+        &[
+            "every request's state is its payout's",
+            &request,
+            "is failed",
+        ],
+    );
+}
+
 #[test]
 fn check_on_a_missing_database_exits_2_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -1338,6 +1338,84 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
     );
 }
 
+/// A backup made before an upgrade of remit (here one taken back to schema 17) was refused
+/// ("start the server once to migrate it": a server on a backup); its copy is upgraded as a
+/// server's start upgrades a ledger, checked, and restored; the backup itself is left as it was.
+#[test]
+fn a_backup_made_before_an_upgrade_is_upgraded_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let latest = remit::store::latest_schema_version();
+    {
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+            .unwrap();
+        conn.pragma_update(None, "user_version", latest - 1)
+            .unwrap();
+    }
+    let before = std::fs::read(&backup).unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored.stdout.contains(&format!(
+            "the backup is at schema version {}: its copy was upgraded to {latest}",
+            latest - 1
+        )),
+        "{restored}"
+    );
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        before,
+        "the backup changed"
+    );
+    let version: u32 = read_only(&db)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, latest);
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+}
+
+/// Links planted at the names a restore gives its hidden copy (`.remit.db.<pid>.restoring`, for
+/// the process ids to come): the restore, run as root in the service user's directory, opened
+/// and truncated what such a link named and wrote the backup into it. Now the links go with the
+/// unfinished copies, and the copy is made new without following one: what they name is
+/// untouched, and the restore is done.
+#[cfg(unix)]
+#[test]
+fn a_restore_never_writes_through_a_link_planted_at_its_copys_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"not a ledger").unwrap();
+    let name = db.file_name().unwrap().to_str().unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let links: Vec<std::path::PathBuf> = (last + 1..last + 400)
+        .map(|pid| dir.path().join(format!(".{name}.{pid}.restoring")))
+        .collect();
+    for link in &links {
+        std::os::unix::fs::symlink(&victim, link).unwrap();
+    }
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"not a ledger",
+        "{restored}"
+    );
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        links.iter().all(|l| l.symlink_metadata().is_err()),
+        "{restored}"
+    );
+}
+
 /// A restore through a link named by --db puts the backup in the place of the ledger the link
 /// points to: it replaced the link with the copy, and the server, configured with the ledger's
 /// own path, came back on the ledger it was meant to replace.
