@@ -80,7 +80,18 @@ pub(super) fn start(
                         // restart the log waits for the sync, as its own would for the same
                         // pages.)
                         if let Err(e) = db_file.sync_data() {
-                            log::error!("cannot sync the database file after a checkpoint: {e}");
+                            // SQLite already counts these frames as copied, and the kernel
+                            // forgets a failed write once it has said so: the writer's next
+                            // restart of the log would sync "successfully" and overwrite the
+                            // only good copy of commits already answered. The process stops
+                            // here instead, the log as it is: the next start reads it whole
+                            // and copies every frame again (as a database does that cannot
+                            // trust its disk's word; the unit restarts it).
+                            log::error!(
+                                "cannot sync the database file after a checkpoint ({e}): the disk may have lost writes; stopping now so that the next start copies the write-ahead log into the file again (check the disk: `dmesg`, `remit check`)"
+                            );
+                            log::logger().flush();
+                            std::process::abort();
                         }
                     }
                     let took = began.elapsed();
