@@ -15,8 +15,10 @@ use std::sync::Mutex;
 /// A consistent snapshot of a ledger, as a check reads it: the SQLite file, or its replica in
 /// PostgreSQL (`replicate::postgres`).
 pub trait Ledger {
-    /// The rows of one of `LEDGER_CHECKS`' queries: (what, detail) per mismatch.
-    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>>;
+    /// The rows of one of `LEDGER_CHECKS`' queries: (what, detail) for the first `keep`
+    /// mismatches, and how many there are in all (read row by row, never all held: a fault
+    /// of every row of a million-escrow ledger is a million of them).
+    fn mismatches(&mut self, sql: &str, keep: usize) -> Result<(Vec<(String, String)>, u64)>;
     /// The audit chain's keys as stored: (`from_seq`, wrapped key), oldest first.
     fn audit_keys(&mut self) -> Result<Vec<(i64, String)>>;
     /// Every audit line, oldest first.
@@ -66,14 +68,18 @@ fn since_schema(check: &str) -> u32 {
 /// What became of one query of `LEDGER_CHECKS`.
 #[derive(Clone)]
 enum Query {
-    /// Its rows: (what, detail) per mismatch.
-    Ran(Vec<(String, String)>),
+    /// Its first rows, (what, detail) per mismatch, and how many there are in all.
+    Ran(Vec<(String, String)>, u64),
     /// Not run: the ledger's tables are of this older schema version.
     Older(u32),
 }
 
 /// At most this many encrypted values that do not open are listed.
 const SEALED_PROBLEMS_MAX: usize = 20;
+
+/// At most this many mismatches of one query of `LEDGER_CHECKS` are listed (the check's line
+/// counts them all).
+const MISMATCHES_LISTED_MAX: usize = 20;
 
 /// What the check of the encrypted values found.
 #[derive(Debug, Clone, Default)]
@@ -150,10 +156,17 @@ fn triggers_of(conn: &Connection) -> Result<Vec<(String, String, String)>> {
 struct Sqlite<'a>(&'a Connection);
 
 impl Ledger for Sqlite<'_> {
-    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>> {
+    fn mismatches(&mut self, sql: &str, keep: usize) -> Result<(Vec<(String, String)>, u64)> {
         let mut stmt = self.0.prepare(sql)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut rows = stmt.query([])?;
+        let (mut kept, mut all) = (Vec::new(), 0u64);
+        while let Some(r) = rows.next()? {
+            all += 1;
+            if kept.len() < keep {
+                kept.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+            }
+        }
+        Ok((kept, all))
     }
 
     fn audit_keys(&mut self) -> Result<Vec<(i64, String)>> {
@@ -584,7 +597,10 @@ impl Parts {
             } else if let Some((name, sql)) = LEDGER_CHECKS.get(part - 3) {
                 let query = match ledger.schema_version() {
                     Some(version) if version < since_schema(name) => Query::Older(version),
-                    _ => Query::Ran(ledger.mismatches(sql)?),
+                    _ => {
+                        let (kept, all) = ledger.mismatches(sql, MISMATCHES_LISTED_MAX)?;
+                        Query::Ran(kept, all)
+                    }
                 };
                 self.found().queries[part - 3] = Some(query);
             } else if part == LEDGER_CHECKS.len() + 3 {
@@ -671,9 +687,10 @@ fn report_of(
         .iter()
         .map(|(name, _)| *name)
         .chain([GUARDS_CHECK]);
-    for (name, found) in named.zip(queries.into_iter().chain([Query::Ran(unguarded)])) {
-        let found = match found {
-            Query::Ran(found) => found,
+    let guards = unguarded.len() as u64;
+    for (name, found) in named.zip(queries.into_iter().chain([Query::Ran(unguarded, guards)])) {
+        let (found, all) = match found {
+            Query::Ran(found, all) => (found, all),
             Query::Older(version) => {
                 report.checks.push(format!(
                     "{name}: not run (the replica is of schema version {version}, the check needs {}; replication makes it again at its next cycle)",
@@ -682,11 +699,16 @@ fn report_of(
                 continue;
             }
         };
-        let found = found
+        let found: Vec<String> = found
             .into_iter()
             .map(|(what, detail)| format!("{what}: {detail}"))
             .collect();
-        report.add(name, found, name, "mismatch(es)");
+        let counted = if all > found.len() as u64 {
+            format!("mismatch(es) in all, the first {} listed", found.len())
+        } else {
+            "mismatch(es)".to_string()
+        };
+        report.add_counted(name, found, all, name, &counted);
     }
     report.add_problems(
         &format!("the audit chain verifies from the first line to the last ({lines} lines)"),
@@ -704,12 +726,25 @@ impl Report {
     /// One check's line (`ok`, or how many it found, in `counted`) and each finding, after
     /// `what`.
     fn add(&mut self, check: &str, found: Vec<String>, what: &str, counted: &str) {
+        let all = found.len() as u64;
+        self.add_counted(check, found, all, what, counted);
+    }
+
+    /// `add`, for findings of which only the first are listed: `all` counts them all.
+    fn add_counted(
+        &mut self,
+        check: &str,
+        found: Vec<String>,
+        all: u64,
+        what: &str,
+        counted: &str,
+    ) {
         self.checks.push(format!(
             "{check}: {}",
-            if found.is_empty() {
+            if all == 0 {
                 "ok".to_string()
             } else {
-                format!("{} {counted}", found.len())
+                format!("{all} {counted}")
             }
         ));
         self.mismatches
@@ -776,7 +811,7 @@ mod tests {
                 .iter()
                 .find(|(name, _)| *name == check)
                 .unwrap();
-            Sqlite(conn).mismatches(sql).unwrap().len()
+            Sqlite(conn).mismatches(sql, usize::MAX).unwrap().0.len()
         };
         for (what, edit, chain, newest) in cases {
             let conn = crate::store::migrated_in_memory().unwrap();

@@ -1178,9 +1178,18 @@ struct ReplicaLedger<'a, 'b> {
 }
 
 impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
-    fn mismatches(&mut self, sql: &str) -> Result<Vec<(String, String)>> {
-        let rows = self.tx.query(sql, &[]).pg("a check failed to run")?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    fn mismatches(&mut self, sql: &str, keep: usize) -> Result<(Vec<(String, String)>, u64)> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let params: [&(dyn ToSql + Sync); 0] = [];
+        let mut rows = self.tx.query_raw(sql, params).pg("a check failed to run")?;
+        let (mut kept, mut all) = (Vec::new(), 0u64);
+        while let Some(r) = rows.next().pg("a check failed to run")? {
+            all += 1;
+            if kept.len() < keep {
+                kept.push((r.get(0), r.get(1)));
+            }
+        }
+        Ok((kept, all))
     }
 
     fn audit_keys(&mut self) -> Result<Vec<(i64, String)>> {

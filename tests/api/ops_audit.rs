@@ -997,6 +997,37 @@ fn a_paid_request_set_back_to_approved_makes_check_exit_1() {
     );
 }
 
+/// A fault of every row (here each payout's request said failed) is counted whole and its first
+/// 20 listed: every mismatch was held and printed, millions of lines at a million escrows
+/// (and one JSON answer of `GET /admin/integrity` built inside the server).
+#[test]
+fn a_fault_of_every_row_is_counted_and_its_first_twenty_listed() {
+    let mut faulty = 0i64;
+    let ran = check_after(|conn| {
+        faulty = conn
+            .execute(
+                "UPDATE payment_requests SET status = 'failed'
+                 WHERE id IN (SELECT payment_request_id FROM payouts WHERE status = 'succeeded')",
+                [],
+            )
+            .unwrap() as i64;
+    });
+    assert!(faulty > 20, "the busy run paid only {faulty} requests");
+    let check = "every request's state is its payout's";
+    assert!(
+        ran.stdout.contains(&format!(
+            "{check}: {faulty} mismatch(es) in all, the first 20 listed"
+        )),
+        "{ran}"
+    );
+    let listed = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("MISMATCH {check}: ")))
+        .count();
+    assert_eq!(listed, 20, "{ran}");
+}
+
 /// A request set back to approved while its payout failed: the balances agree (the failure
 /// returned the money), only the request's word is wrong, and no check compared the two.
 #[test]
