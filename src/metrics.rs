@@ -46,13 +46,15 @@ impl Metrics {
         self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// The whole exposition, including gauges read from the database now.
+    /// The whole exposition, including gauges read from the database now; the M-Pesa float's
+    /// balances only for an admin (`admin`), as `GET /admin/float`.
     pub fn render(
         &self,
         store: &Store,
         payout_timeout_s: i64,
         notify: &crate::notify::Hub,
         replication: Option<&crate::replicate::Status>,
+        admin: bool,
     ) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
@@ -225,14 +227,17 @@ impl Metrics {
             balances,
         }) = gauges
         {
-            out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES.\n# TYPE remit_mpesa_balance_kes gauge\n");
-            for (account, cents) in balances {
-                let amount = serde_json::to_string(&crate::money::Decimal::of_minor(cents, 2))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "remit_mpesa_balance_kes{{account=\"{account}\"}} {amount}"
-                );
+            if admin {
+                out.push_str("# HELP remit_mpesa_balance_kes M-Pesa account balances last reported (Daraja), in KES (with an admin's token only).\n# TYPE remit_mpesa_balance_kes gauge\n");
+                for (account, cents) in balances {
+                    let amount = serde_json::to_string(&crate::money::Decimal::of_minor(cents, 2))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "remit_mpesa_balance_kes{{account=\"{}\"}} {amount}",
+                        label_value(&account)
+                    );
+                }
             }
             out.push_str("# HELP remit_deposits_reversed Deposits refunded or disputed at Stripe (applied ones, and flagged ones: never applied), by their reversal (disputed once disputed).\n# TYPE remit_deposits_reversed gauge\n");
             for (reversal, n) in reversed {
@@ -431,6 +436,14 @@ struct LedgerGauges {
     balances: Vec<(String, i64)>,
 }
 
+/// A label's value as the text format wants it: `\`, `"` and a line break escaped (an account's
+/// name is M-Pesa's text; one holding a quote broke the whole page for the scraper).
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn one(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,
@@ -519,6 +532,20 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
             "remit_outbox_backlog",
             "Events not yet fanned out to webhooks and SMS.",
             backlog,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_value_escapes_what_the_text_format_would_misread() {
+        assert_eq!(label_value("Utility Account"), "Utility Account");
+        assert_eq!(
+            label_value("a \"quoted\"\\ name\nnext"),
+            "a \\\"quoted\\\"\\\\ name\\nnext"
         );
     }
 }

@@ -163,6 +163,11 @@ impl Req {
         Ok(())
     }
 
+    /// Did the caller send an `Authorization` header at all?
+    pub fn has_authorization(&self) -> bool {
+        self.authorization.is_some()
+    }
+
     /// Was the caller authenticated already (`authenticate`)?
     pub fn is_authenticated(&self) -> bool {
         self.actor.is_some()

@@ -848,6 +848,18 @@ fn a_low_float_is_reported_and_warned_about() {
             && metrics.contains("remit_mpesa_balance_kes{account=\"Working Account\"} 250000"),
         "{metrics}"
     );
+    // Nor does anyone without a token, or with another's: `/metrics` is public by default,
+    // and the float was there for anyone who asked (an admin's figure, `GET /admin/float`).
+    for token in ["", app.sender.as_str()] {
+        let metrics = app.get("/metrics", token);
+        assert_eq!(metrics.status, 200);
+        assert!(
+            metrics.text.contains("remit_escrows_flagged ")
+                && !metrics.text.contains("remit_mpesa_balance_kes"),
+            "{}",
+            metrics.text
+        );
+    }
     // The balance is asked again on the timer: a top-up shows.
     fake.set_balances(90_000, 250_000);
     let float = wait_for_float(&app, "the top-up", |f| {

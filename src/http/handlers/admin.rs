@@ -51,14 +51,19 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
 
 /// `GET /metrics`.
 pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
-    if !app.config.metrics_public {
-        actor_with(app, req, &[])?;
-    }
+    let admin = if app.config.metrics_public {
+        // Public, as it is by default: what `GET /admin/float` tells only admins (the M-Pesa
+        // float's balances) is shown to a caller with an admin's token only.
+        req.has_authorization() && req.actor(app).is_ok_and(|actor| actor.role == Role::Admin)
+    } else {
+        actor_with(app, req, &[])?.role == Role::Admin
+    };
     let text = app.metrics.render(
         &app.store,
         app.config.payout_timeout_s,
         &app.notify,
         app.replication.as_deref(),
+        admin,
     );
     Ok(Reply::bytes(
         200,
