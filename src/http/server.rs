@@ -213,7 +213,17 @@ pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
             .spawn(move || {
                 while !stopping.load(Ordering::SeqCst) {
                     match server.recv() {
-                        Ok(request) => handle(&app, &gate, request),
+                        // A handler that panics answers its request 500 (the request dropped
+                        // unanswered) and leaves this worker serving: each panic cost one of
+                        // the workers for good.
+                        Ok(request) => {
+                            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                                || handle(&app, &gate, request),
+                            ));
+                            if handled.is_err() {
+                                log::error!("a request's handler panicked; it was answered 500 and this worker goes on");
+                            }
+                        }
                         Err(e) => {
                             log::debug!("accept stopped: {e}");
                             break;

@@ -279,11 +279,13 @@ pub fn cancel(ctx: &WriteCtx<'_>, actor: &Actor, escrow_id: &EscrowId) -> Result
         .prepare_cached("SELECT reserved_usd_cents FROM escrows WHERE id = ?1")?
         .query_row([escrow_id], |r| r.get(0))?;
     if reserved > UsdCents::ZERO {
-        return Err(Error::InvalidState {
-            entity: "escrow",
-            from: "active with a payout in flight".into(),
-            to: "cancelled",
-        });
+        // Not now rather than never: once the payout settles the same request succeeds, so its
+        // idempotency key must not keep this answer (a `409 invalid_state` was stored and
+        // replayed for 48 hours).
+        return Err(Error::NotNow(
+            "escrow is active with a payout in flight and cannot become cancelled until it settles"
+                .into(),
+        ));
     }
     super::payouts::refuse_if_held(ctx.conn, escrow_id, "cancelled")?;
     let refunded = ledger::refund(ctx.conn, escrow_id, ctx.now)?;

@@ -445,6 +445,43 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
 }
 
 /// A request approved with the gateway switched off: queued, ready for hand-made callbacks.
+/// A cancel refused because a payout is in flight is "not now": once the payout settles, the
+/// same request with the same Idempotency-Key cancels the escrow (its `409` was stored and
+/// replayed for 48 hours).
+#[test]
+fn a_cancel_refused_while_a_payout_is_in_flight_is_not_replayed_once_it_settles() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, payout, _) = queued_payout(&app);
+    let escrow = escrow_of(&app, &request);
+    let cancel = || {
+        app.raw(
+            "POST",
+            &format!("/escrows/{escrow}/cancel"),
+            Some(&app.sender),
+            Some(("application/json", b"{}")),
+            &[("Idempotency-Key", "cancel-1")],
+        )
+    };
+    let refused = cancel();
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (409, Some("invalid_state")),
+        "{}",
+        refused.text
+    );
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed", "reason": "Checked with Safaricom: no transaction"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cancelled = cancel();
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(cancelled.header("Idempotent-Replayed"), None);
+    assert_eq!(app.escrow(&escrow)["status"], "cancelled");
+    app.assert_integrity();
+}
+
 fn queued_payout(app: &TestApp) -> (String, String, String) {
     let escrow = app.active_escrow(100, &["a"]);
     let request = app.request(&escrow, "a", 1_500, "ACC");
