@@ -41,6 +41,7 @@ fn main() {
     }
     logger.format_timestamp_millis().init();
     remit::config::warn_if_dotenv_readable(std::path::Path::new(".env"));
+    remit::config::warn_of_unknown_settings();
     let cli = remit::cli::Cli::from_command_line();
     // Said after the command line is read, so that `--help` still answers.
     if let Err(sentence) = dotenv {

@@ -208,6 +208,100 @@ pub fn from_env(db: PathBuf, settings: Settings) -> Result<Config> {
     Ok(config)
 }
 
+/// Every `REMIT_*` variable remit reads (README, "Configuration"), and those its tests and CI
+/// read (`REMIT_SKIP_*`, `REMIT_PG_BIN`, `REMIT_DOCS_SCREENSHOTS`).
+const KNOWN_SETTINGS: &[&str] = &[
+    "REMIT_ADDR",
+    "REMIT_AT_API_KEY",
+    "REMIT_AT_SENDER_ID",
+    "REMIT_AT_URL",
+    "REMIT_AT_USERNAME",
+    "REMIT_CALLBACK_ALLOW_IPS",
+    "REMIT_DARAJA_B2C_COMMAND",
+    "REMIT_DARAJA_CERT",
+    "REMIT_DARAJA_CONSUMER_KEY",
+    "REMIT_DARAJA_CONSUMER_SECRET",
+    "REMIT_DARAJA_INITIATOR",
+    "REMIT_DARAJA_INITIATOR_PASSWORD",
+    "REMIT_DARAJA_SECURITY_CREDENTIAL",
+    "REMIT_DARAJA_SHORTCODE",
+    "REMIT_DARAJA_TIMEOUT_S",
+    "REMIT_DARAJA_URL",
+    "REMIT_DB",
+    "REMIT_FLOAT_ALERT_KES",
+    "REMIT_FLOAT_CHECK_S",
+    "REMIT_GATEWAY",
+    "REMIT_MAX_CONNECTIONS",
+    "REMIT_MAX_ESCROW_USD",
+    "REMIT_MAX_REQUEST_KES",
+    "REMIT_METRICS_PUBLIC",
+    "REMIT_MPESA_CALLBACK_TOKEN",
+    "REMIT_NOTIFICATIONS_KEEP_DAYS",
+    "REMIT_PAYOUT_STATUS_AFTER_S",
+    "REMIT_PAYOUT_TIMEOUT_S",
+    "REMIT_PUBLIC_URL",
+    "REMIT_REPLICATE_CA_FILE",
+    "REMIT_REPLICATE_TO",
+    "REMIT_REQUEST_TTL_H",
+    "REMIT_SIM_DELAY_MS",
+    "REMIT_SIM_FAIL_ACCOUNTS",
+    "REMIT_SIM_TIMEOUT_ACCOUNTS",
+    "REMIT_SMS_GATEWAY",
+    "REMIT_STRIPE_LIVEMODE",
+    "REMIT_STRIPE_WEBHOOK_SECRET",
+    "REMIT_SYNCHRONOUS",
+    "REMIT_TRUSTED_PROXY",
+    "REMIT_UI_IDLE_S",
+    "REMIT_WAL_MAX_MB",
+    "REMIT_WEBHOOK_ALLOW_PRIVATE",
+    "REMIT_WORKERS",
+    // The tests' and CI's own.
+    "REMIT_DOCS_SCREENSHOTS",
+    "REMIT_PG_BIN",
+    "REMIT_SKIP_BROWSER",
+    "REMIT_SKIP_POSTGRES",
+];
+
+/// Warns of each `REMIT_*` variable that is no setting of remit's (a misspelt one is ignored,
+/// and its default taken without a word: `REMIT_METRICS_PUBILC=0` left the metrics open,
+/// `REMIT_GATWAY=daraja` ran the simulator), naming the setting it is nearest to. Its value is
+/// never said. Called once the log is set up.
+pub fn warn_of_unknown_settings() {
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("REMIT_") && !KNOWN_SETTINGS.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    for name in unknown {
+        let nearest = KNOWN_SETTINGS
+            .iter()
+            .map(|known| (edit_distance(&name, known), *known))
+            .min()
+            .filter(|(distance, _)| *distance <= 3)
+            .map(|(_, known)| format!(": did you mean {known}?"))
+            .unwrap_or_default();
+        log::warn!("{name} is not a remit setting and is ignored{nearest} (README, \"Configuration\", lists them)");
+    }
+}
+
+/// How many single-character insertions, deletions or substitutions turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 /// Is this variable one of remit's settings (`REMIT_*`, `ENCRYPTION_KEY`, `PORT`)?
 fn is_setting(name: &str) -> bool {
     name.starts_with("REMIT_") || name == "ENCRYPTION_KEY" || name == "PORT"

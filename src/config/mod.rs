@@ -4,7 +4,8 @@
 mod env;
 
 pub use env::{
-    comment_hint, from_env, listen_addr, load_dotenv, warn_if_dotenv_readable, workers, Settings,
+    comment_hint, from_env, listen_addr, load_dotenv, warn_if_dotenv_readable,
+    warn_of_unknown_settings, workers, Settings,
 };
 
 use crate::limits;

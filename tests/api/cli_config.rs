@@ -72,6 +72,32 @@ fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
     );
 }
 
+/// A misspelt setting was ignored without a word, its default taken (`REMIT_METRICS_PUBILC=0`
+/// left the metrics open, `REMIT_GATWAY=daraja` ran the simulator): each `REMIT_*` variable
+/// remit does not know is named in a warning with the setting it is nearest to, never its value.
+#[test]
+fn a_misspelt_setting_is_named_with_the_one_it_is_nearest_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["user", "add", "--role", "agent", "--name", "Kiosk"])
+        .env("REMIT_GATWAY", "daraja-secret-value")
+        .env("REMIT_METRICS_PUBILC", "0")
+        .env("REMIT_SOMETHING_ELSE_ENTIRELY", "1")
+        .env("REMIT_GATEWAY", "simulator");
+    // (No ledger here: the command stops at that, after the warnings.)
+    let ran = crate::support::process::run(cmd);
+    assert!(ran.stderr.contains("no database at"), "{ran}");
+    for said in [
+        "REMIT_GATWAY is not a remit setting and is ignored: did you mean REMIT_GATEWAY?",
+        "REMIT_METRICS_PUBILC is not a remit setting and is ignored: did you mean REMIT_METRICS_PUBLIC?",
+        "REMIT_SOMETHING_ELSE_ENTIRELY is not a remit setting and is ignored (README",
+    ] {
+        assert!(ran.stderr.contains(said), "{said}: {ran}");
+    }
+    assert!(!ran.stderr.contains("REMIT_GATEWAY is not"), "{ran}");
+    assert!(!ran.stderr.contains("daraja-secret-value"), "{ran}");
+}
+
 #[test]
 fn a_dotenv_file_that_sets_a_setting_twice_is_refused_naming_both_lines() {
     let dir = tempfile::tempdir().unwrap();
