@@ -303,6 +303,9 @@ pub const REPLICATION_RETRY_MAX_S: u64 = 30;
 /// that writes nothing): a PostgreSQL down, or a replica dropped, is said within this long, not
 /// at the next change.
 pub const REPLICATION_IDLE_CHECK_S: u64 = 10;
+/// How long a stopping server waits for replication's thread to end its cycle before it stops
+/// without it.
+pub const REPLICATION_STOP_WAIT_MS: u64 = 3_000;
 /// A cycle PostgreSQL has not answered for this long (a stopped server, a network that drops
 /// packets: the connection stays open) is said in the log, `/metrics` and the admin screen.
 pub const REPLICATION_STALL_S: u64 = 30;

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct Running {
     http: crate::http::HttpServer,
     background: Vec<JoinHandle<()>>,
+    /// Replication's thread, waited for at the stop only a while (`REPLICATION_STOP_WAIT_MS`).
+    replicator: Option<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     /// The bound address (port 0 is resolved).
     pub addr: SocketAddr,
@@ -120,18 +122,22 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         };
         background.push(worker.start(Arc::clone(&stopping))?);
     }
-    if let (Some(target), Some(status)) = (&app.config.replicate_to, &app.replication) {
-        // Only reads the file: the writer never waits for it, nor for PostgreSQL.
-        let replicator = crate::replicate::Replicator {
-            store: Arc::clone(&app.store),
-            target: target.clone(),
-            status: Arc::clone(status),
+    let replicator =
+        if let (Some(target), Some(status)) = (&app.config.replicate_to, &app.replication) {
+            // Only reads the file: the writer never waits for it, nor for PostgreSQL.
+            let replicator = crate::replicate::Replicator {
+                store: Arc::clone(&app.store),
+                target: target.clone(),
+                status: Arc::clone(status),
+            };
+            Some(replicator.start(Arc::clone(&stopping))?)
+        } else {
+            None
         };
-        background.push(replicator.start(Arc::clone(&stopping))?);
-    }
     Ok(Running {
         http,
         background,
+        replicator,
         stopping,
         addr,
         base_url,
@@ -145,15 +151,38 @@ impl Running {
         self.app.ready.store(true, Ordering::SeqCst);
     }
 
-    /// Stops accepting, lets every request in flight finish, stops the background threads,
-    /// then commits and answers the writer's queue and checkpoints.
+    /// Tells the background threads to stop, stops accepting, lets every request in flight
+    /// finish, waits for the background threads, then commits and answers the writer's queue
+    /// and checkpoints.
+    ///
+    /// The background threads are told first: the payout worker went on claiming and sending
+    /// payouts through the whole drain (up to 15 s), whose results then came to a server that
+    /// no longer listened. What they leave (events to fan out, payouts queued during the drain)
+    /// is the next start's. Replication is waited for a while only: a cycle blocked on a
+    /// PostgreSQL that does not answer (or copying a large ledger) held the stop until the
+    /// service manager killed the process, its final checkpoint skipped; it only reads the
+    /// file, and PostgreSQL rolls back its open transaction.
     pub fn shutdown(self) {
-        self.http.shutdown();
         self.stopping.store(true, Ordering::SeqCst);
         self.app.payouts_wakeup.notify();
         self.app.notify.endpoints_changed();
+        self.http.shutdown();
         for thread in self.background {
             let _ = thread.join();
+        }
+        if let Some(replicator) = self.replicator {
+            let until = std::time::Instant::now()
+                + std::time::Duration::from_millis(crate::limits::REPLICATION_STOP_WAIT_MS);
+            while !replicator.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if replicator.is_finished() {
+                let _ = replicator.join();
+            } else {
+                log::warn!(
+                    "replication is still in a cycle (waiting for PostgreSQL, or copying the ledger): the stop goes on without it; PostgreSQL rolls its transaction back, and the next start catches up"
+                );
+            }
         }
         self.app.auth.flush_token_use();
         self.app.store.close();

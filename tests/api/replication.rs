@@ -1747,6 +1747,47 @@ fn a_replica_that_objects_outside_it_depend_on_is_not_dropped_with_them() {
     assert_checks_clean_alike(&db, TEST_KEY, &url, &[]);
 }
 
+/// A server whose replication cycle waits on a PostgreSQL that stopped answering (here
+/// stopped with SIGSTOP after the connection was made) stops all the same: the stop waited for
+/// that cycle, for as long as PostgreSQL said nothing (the service manager killed it, the final
+/// checkpoint skipped). It waits a few seconds, then goes on without it; the ledger is whole.
+#[test]
+fn a_server_stops_while_its_replication_waits_on_a_silent_postgres() {
+    if skipped("a_server_stops_while_its_replication_waits_on_a_silent_postgres") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("silent");
+    let target = remit::replicate::Target::parse("test", &url, None).unwrap();
+    let app = spawn_app_with(|c| c.replicate_to = Some(target.clone()));
+    app.active_escrow(100, &["rent"]);
+    let status = |app: &TestApp| app.get("/admin/replication", &app.admin).body;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(&app)["lagChanges"] != 0 || status(&app)["connected"] != true {
+        assert!(Instant::now() < deadline, "{}", status(&app));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _continued = pg.continued_on_drop();
+    pg.signal_all("-STOP");
+    // A change for the next cycle, which waits on the stopped PostgreSQL.
+    app.active_escrow(100, &["water"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (done, stopped) = std::sync::mpsc::channel();
+    let began = Instant::now();
+    std::thread::spawn(move || {
+        let dir = stop_app(app);
+        let _ = done.send(dir);
+    });
+    let dir = stopped
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the server did not stop while replication waited on PostgreSQL");
+    assert!(began.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        process::check(&dir.path().join("remit.db"), TEST_KEY).code,
+        Some(0)
+    );
+}
+
 /// Guards against: an idle ledger said "connected, up to date" for as long as nothing changed
 /// while PostgreSQL was down, and a PostgreSQL that stopped answering (connections open,
 /// nothing coming back) hung replication with no word, `connected` still true. The replica is
