@@ -645,6 +645,27 @@ fn header_name(line: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(name).into_owned())
 }
 
+/// remit patch: does a client's request id hold what the log must not (a bearer token,
+/// `rmt_…`, or a phone: nine digits or more in a row, or a number written in groups joined by
+/// hyphens that starts as a Kenyan phone does, `0712-345-678`, `254-712-…`)? Such an id is
+/// replaced, as the application replaces it (it was logged as sent with a refusal made here).
+fn holds_a_token_or_a_phone(id: &str) -> bool {
+    if id.to_ascii_lowercase().contains("rmt_") {
+        return true;
+    }
+    id.split(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .flat_map(|part| {
+            // Each number written in groups: digits joined by single hyphens.
+            part.split("--").map(|n| n.trim_matches('-'))
+        })
+        .any(|number| {
+            let in_a_row = number.split('-').any(|run| run.len() >= 9);
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let phone_like = digits.starts_with('0') || digits.starts_with("254");
+            in_a_row || (phone_like && digits.len() >= 9)
+        })
+}
+
 /// remit patch: the `X-Request-Id` of an answer the application never saw: the client's own
 /// when it sent one the application would take (1 to 64 visible ASCII characters), else a new
 /// one of 16 hex digits, like the application's (unique, not secret).
@@ -653,7 +674,11 @@ fn request_id(client_id: Option<&str>) -> String {
     use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(id) = client_id {
-        if !id.is_empty() && id.len() <= 64 && id.bytes().all(is_request_id_byte) {
+        if !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(is_request_id_byte)
+            && !holds_a_token_or_a_phone(id)
+        {
             return id.to_string();
         }
     }
@@ -832,6 +857,19 @@ fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    // remit patch: a client's request id holding a token or a phone is replaced.
+    #[test]
+    fn a_request_id_holding_a_token_or_a_phone_is_replaced() {
+        for kept in ["abc-123", "req-12345678", "2026-12-06-0001", "550e8400-e29b"] {
+            assert_eq!(request_id(Some(kept)), kept);
+        }
+        for replaced in ["0712345678", "Wanjiru-0712-345-678", "RMT_0123456789abcdef", "x254712345678"] {
+            let id = request_id(Some(replaced));
+            assert_ne!(id, replaced);
+            assert_eq!(id.len(), 16);
+        }
+    }
 
     #[test]
     fn test_parse_request_line() {
