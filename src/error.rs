@@ -451,6 +451,18 @@ mod tests {
     }
 }
 
+/// A warning from this place of the code said at most once every 10 s, with how many like it
+/// were left out (`Throttle`): for a failure retried in a loop (a full disk fails it at every
+/// turn).
+macro_rules! warn_every_10s {
+    ($($arg:tt)+) => {{
+        static THROTTLE: $crate::error::Throttle =
+            $crate::error::Throttle::new(std::time::Duration::from_secs(10));
+        THROTTLE.log(module_path!(), log::Level::Warn, format_args!($($arg)+));
+    }};
+}
+pub(crate) use warn_every_10s;
+
 /// Lets a line that can repeat many times a second (every write failing on a full disk) reach
 /// the log at most once per period, saying how many like it were left out: the log is read by
 /// a person, and on a kiosk it lives on the disk that is full.

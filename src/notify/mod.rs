@@ -192,17 +192,9 @@ impl Notifier {
                     }
                 }
                 Err(e) => {
-                    // Said once every 10 s like the writer's failures: a full disk fails it
-                    // at every turn.
-                    static FAILED: crate::error::Throttle =
-                        crate::error::Throttle::new(Duration::from_secs(10));
-                    FAILED.log(
-                        module_path!(),
-                        log::Level::Warn,
-                        format_args!(
-                            "the fan-out of events failed (it is tried again): {}",
-                            e.logged()
-                        ),
+                    crate::error::warn_every_10s!(
+                        "the fan-out of events failed (it is tried again): {}",
+                        e.logged()
                     );
                     return total;
                 }

@@ -129,17 +129,9 @@ impl SmsWorker {
                         Ok(true) => {}
                         Ok(false) => self.wakeup.wait(self.until_next_due(idle)),
                         Err(e) => {
-                            // Said once every 10 s like the writer's failures: a full disk
-                            // fails it at every turn.
-                            static FAILED: crate::error::Throttle =
-                                crate::error::Throttle::new(Duration::from_secs(10));
-                            FAILED.log(
-                                module_path!(),
-                                log::Level::Warn,
-                                format_args!(
-                                    "the SMS worker cannot use the ledger (what it claimed is tried again later): {}",
-                                    e.logged()
-                                ),
+                            crate::error::warn_every_10s!(
+                                "the SMS worker cannot use the ledger (what it claimed is tried again later): {}",
+                                e.logged()
                             );
                             self.wakeup.wait(idle);
                         }

@@ -212,17 +212,11 @@ impl EndpointWorker {
                 true
             }
             Err(e) => {
-                // Said once every 10 s for all endpoints, like the writer's failures.
-                static FAILED: crate::error::Throttle =
-                    crate::error::Throttle::new(Duration::from_secs(10));
-                FAILED.log(
-                    module_path!(),
-                    log::Level::Warn,
-                    format_args!(
-                        "webhook endpoint {}: could not record its attempts (they are made again): {}",
-                        self.id,
-                        e.logged()
-                    ),
+                // Once every 10 s for all endpoints.
+                crate::error::warn_every_10s!(
+                    "webhook endpoint {}: could not record its attempts (they are made again): {}",
+                    self.id,
+                    e.logged()
                 );
                 false
             }
