@@ -208,8 +208,7 @@ pub fn from_env(db: PathBuf, settings: Settings) -> Result<Config> {
     Ok(config)
 }
 
-/// Every `REMIT_*` variable remit reads (README, "Configuration"), and those its tests and CI
-/// read (`REMIT_SKIP_*`, `REMIT_PG_BIN`, `REMIT_DOCS_SCREENSHOTS`).
+/// Every `REMIT_*` variable remit reads (README, "Configuration").
 const KNOWN_SETTINGS: &[&str] = &[
     "REMIT_ADDR",
     "REMIT_AT_API_KEY",
@@ -255,11 +254,6 @@ const KNOWN_SETTINGS: &[&str] = &[
     "REMIT_WAL_MAX_MB",
     "REMIT_WEBHOOK_ALLOW_PRIVATE",
     "REMIT_WORKERS",
-    // The tests' and CI's own.
-    "REMIT_DOCS_SCREENSHOTS",
-    "REMIT_PG_BIN",
-    "REMIT_SKIP_BROWSER",
-    "REMIT_SKIP_POSTGRES",
 ];
 
 /// Warns of each `REMIT_*` variable that is no setting of remit's (a misspelt one is ignored,
@@ -269,7 +263,11 @@ const KNOWN_SETTINGS: &[&str] = &[
 pub fn warn_of_unknown_settings() {
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| name.starts_with("REMIT_") && !KNOWN_SETTINGS.contains(&name.as_str()))
+        .filter(|name| {
+            name.starts_with("REMIT_")
+                && !KNOWN_SETTINGS.contains(&name.as_str())
+                && !super::NOT_SETTINGS.contains(&name.as_str())
+        })
         .collect();
     unknown.sort();
     for name in unknown {

@@ -309,3 +309,19 @@ impl Config {
         options
     }
 }
+
+/// `REMIT_*` variables that are no setting of remit's but are set where it runs by its own
+/// tools: the tests, CI, the contract fuzzer, the benchmarks and the walkthrough (the unknown-
+/// setting warning, `env::warn_of_unknown_settings`, passes them over).
+const NOT_SETTINGS: &[&str] = &[
+    "REMIT_ADMIN_TOKEN",
+    "REMIT_BENCH_KEEP",
+    "REMIT_CONTRACT_NETNS",
+    "REMIT_CONTRACT_TOKEN",
+    "REMIT_DOCS_SCREENSHOTS",
+    "REMIT_MODEL_SEED",
+    "REMIT_PG_BIN",
+    "REMIT_SKIP_BROWSER",
+    "REMIT_SKIP_POSTGRES",
+    "REMIT_TEST_SEED",
+];

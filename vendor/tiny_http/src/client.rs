@@ -646,11 +646,22 @@ fn header_name(line: &[u8]) -> Option<String> {
 }
 
 /// remit patch: does a client's request id hold what the log must not (a bearer token,
-/// `rmt_…`, or a phone: nine digits or more in a row, or a number written in groups joined by
-/// hyphens that starts as a Kenyan phone does, `0712-345-678`, `254-712-…`)? Such an id is
-/// replaced, as the application replaces it (it was logged as sent with a refusal made here).
+/// `rmt_…`, or a phone: nine digits or more in a row; a part between `/` made of digits and a
+/// phone's separators `+ - . ( )` with seven digits or more, as the application reads one; or a
+/// number written in groups joined by hyphens that starts as a Kenyan phone does,
+/// `0712-345-678`)? Such an id is replaced, as the application replaces it, or more (it was
+/// logged as sent with a refusal made here).
 fn holds_a_token_or_a_phone(id: &str) -> bool {
     if id.to_ascii_lowercase().contains("rmt_") {
+        return true;
+    }
+    let phone_part = |part: &str| {
+        part.bytes().filter(u8::is_ascii_digit).count() >= 7
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')'))
+    };
+    if id.split('/').any(phone_part) {
         return true;
     }
     id.split(|c: char| !(c.is_ascii_digit() || c == '-'))
@@ -861,10 +872,18 @@ mod test {
     // remit patch: a client's request id holding a token or a phone is replaced.
     #[test]
     fn a_request_id_holding_a_token_or_a_phone_is_replaced() {
-        for kept in ["abc-123", "req-12345678", "2026-12-06-0001", "550e8400-e29b"] {
+        for kept in ["abc-123", "req-12345678", "run-2026-12-06", "550e8400-e29b"] {
             assert_eq!(request_id(Some(kept)), kept);
         }
-        for replaced in ["0712345678", "Wanjiru-0712-345-678", "RMT_0123456789abcdef", "x254712345678"] {
+        for replaced in [
+            "0712345678",
+            "Wanjiru-0712-345-678",
+            "RMT_0123456789abcdef",
+            "x254712345678",
+            "0712.345.678",
+            "+254.712.345.678",
+            "trace/(0712)345-678",
+        ] {
             let id = request_id(Some(replaced));
             assert_ne!(id, replaced);
             assert_eq!(id.len(), 16);
