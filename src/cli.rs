@@ -1146,7 +1146,7 @@ fn print_report(report: &crate::integrity::Report) -> Result<ExitCode> {
         println!("ok: the ledger holds");
         Ok(0)
     } else {
-        println!("{} mismatch(es)", report.mismatches.len());
+        println!("{} mismatch(es)", report.mismatch_count());
         Ok(1)
     }
 }

@@ -255,14 +255,22 @@ impl Ledger for Sqlite<'_> {
 pub struct Report {
     /// Each check run, one line each (`journal transactions sum to zero: 1234 checked`).
     pub checks: Vec<String>,
-    /// Each mismatch, one sentence each. Empty means the ledger holds.
+    /// Each mismatch listed, one sentence each. Empty means the ledger holds.
     pub mismatches: Vec<String>,
+    /// Mismatches found and counted on their check's line but not listed (past the first 20
+    /// of a check).
+    pub unlisted: u64,
 }
 
 impl Report {
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
         self.mismatches.is_empty()
+    }
+
+    /// Every mismatch found, the listed and the unlisted.
+    pub fn mismatch_count(&self) -> u64 {
+        self.mismatches.len() as u64 + self.unlisted
     }
 }
 
@@ -739,6 +747,7 @@ impl Report {
         what: &str,
         counted: &str,
     ) {
+        self.unlisted += all.saturating_sub(found.len() as u64);
         self.checks.push(format!(
             "{check}: {}",
             if all == 0 {

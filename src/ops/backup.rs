@@ -218,8 +218,9 @@ fn copy_and_check(store: &Store, partial: &Path) -> Result<crate::integrity::Rep
     // with the connection's flags, so the copy could not be written.
     {
         let conn = store::open_connection(store.path(), store::Synchronous::Full)?;
-        // Into an empty file of the owner's only (SQLite takes an empty one), as the ledger is.
-        store::create_private(partial)?;
+        // Into an empty file of the owner's only (SQLite takes an empty one), as the ledger is,
+        // made new, not through a link.
+        drop(super::create_new_private(partial)?);
         conn.execute("VACUUM INTO ?1", [partial_text])
             .map_err(|e| match e.sqlite_error_code() {
                 // It is the copy's disk that is full, not the ledger's.

@@ -25,6 +25,22 @@ pub fn lock_file_path(db: &Path) -> PathBuf {
     beside(db, ".lock")
 }
 
+/// A new file at `path`, the owner's only (0600), opened for writing; never through a symbolic
+/// link and never over anything at that name (a backup's or a restore's copy: run as root in a
+/// directory its service user can write, it wrote through a link planted there).
+pub(crate) fn create_new_private(path: &Path) -> Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Whether another open file holds `lock` (a server's lock file, `lock_file_path`): a
 /// missing file or one that cannot be locked is held by no one.
 pub(crate) fn held_by_another(lock: &Path) -> bool {

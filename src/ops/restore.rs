@@ -944,16 +944,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn copy_synced(from: &Path, to: &Path) -> Result<()> {
     let mut source = std::fs::File::open(from)
         .map_err(|e| Error::internal(format!("cannot read {}: {e}", from.display())))?;
-    let mut target = std::fs::OpenOptions::new();
-    target.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        target.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let mut target = target
-        .open(to)
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", to.display())))?;
+    let mut target = super::create_new_private(to)?;
     std::io::copy(&mut source, &mut target)
         .and_then(|_| target.sync_all())
         .map_err(|e| Error::internal(format!("cannot copy the backup to {}: {e}", to.display())))

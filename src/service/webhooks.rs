@@ -429,6 +429,18 @@ pub fn apply_payout_callback(
         false => callback.as_payment_result(),
     };
     let dedupe_key = payment.dedupe_key();
+    let asked_again = late_status && !status.has_result() && gateway.as_deref() == Some("daraja");
+    if asked_again && !(ask_unclaimed || never_reached) {
+        // Not applied: this answer names its payment only among its parameters, which anyone
+        // holding the path token can write (a made-up ConversationID and a payout's id made
+        // a B2B payout paid without the payee checks a result gets). The payout is asked about
+        // at once; that query's own answer settles it. Kept under a key of its own, so that
+        // the same answer posted again once its query is recorded is still applied. (A
+        // gateway that cannot be asked takes the answer as before: with `REMIT_GATEWAY=none`
+        // results are taken as posted.)
+        ask_status_now(ctx, &payout_id)?;
+        return refused("late-status", CallbackOutcome::AskStatus);
+    }
     if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
         return Ok(CallbackOutcome::Duplicate);
     }
@@ -437,13 +449,6 @@ pub fn apply_payout_callback(
         // through.
         let asks = ask_unclaimed || gateway.as_deref() == Some("daraja");
         never_reached_result(ctx, &payout_id, asks)?
-    } else if late_status && !status.has_result() && gateway.as_deref() == Some("daraja") {
-        // Not applied: this answer names its payment only among its parameters, which anyone
-        // holding the path token can write (a made-up ConversationID and a payout's id made
-        // a B2B payout paid without the payee checks a result gets). The payout is asked about
-        // at once; that query's own answer settles it. (A gateway that cannot be asked takes
-        // the answer as before: with `REMIT_GATEWAY=none` results are taken as posted.)
-        ask_status_now(ctx, &payout_id)?
     } else if late_status {
         match payouts::apply_status_answer(ctx, &payout_id, &status_answer(callback))? {
             StatusOutcome::Result(r) => CallbackOutcome::Result(r),

@@ -29,6 +29,16 @@ pub(super) fn resolve_reasons(conn: &mut Connection, keys: &Keys) -> Result<usiz
     }
     conn.pragma_update(None, "secure_delete", "ON")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Asked again under the write lock: another process (a command started with the server)
+    // may have done it between the question above and the lock.
+    if anything(
+        &tx,
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')",
+    )? {
+        drop(tx);
+        conn.pragma_update(None, "secure_delete", "OFF")?;
+        return Ok(0);
+    }
     let rows: Vec<(String, String)> = tx
         .prepare(
             "SELECT id, result_desc FROM payouts

@@ -1026,6 +1026,15 @@ fn a_fault_of_every_row_is_counted_and_its_first_twenty_listed() {
         .filter(|l| l.starts_with(&format!("MISMATCH {check}: ")))
         .count();
     assert_eq!(listed, 20, "{ran}");
+    // The summary counts them all, not the lines listed.
+    let total: i64 = ran
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_suffix(" mismatch(es)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {ran}"));
+    assert!(total >= faulty, "{total} < {faulty}: {ran}");
 }
 
 /// A request set back to approved while its payout failed: the balances agree (the failure
