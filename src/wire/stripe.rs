@@ -31,10 +31,17 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
-/// Is this text an id Stripe could have made: not empty, no control character (a NUL kept in
-/// the file is text PostgreSQL refuses, and no Stripe id holds one)?
+/// Is this text an id at all (not empty, not only spaces)?
 fn is_an_id(id: &str) -> bool {
-    !id.trim().is_empty() && !id.chars().any(char::is_control)
+    !id.trim().is_empty()
+}
+
+/// An id as kept: a control character (no Stripe id holds one) becomes U+FFFD, so that no NUL
+/// reaches the file, where PostgreSQL's text refuses it; such an id matches nothing of ours.
+fn kept_id(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
@@ -113,8 +120,8 @@ impl Event {
             .get("id")
             .and_then(Value::as_str)
             .filter(|id| is_an_id(id))
-            .ok_or_else(|| Error::invalid("id", "the event has no id"))?
-            .to_string();
+            .map(kept_id)
+            .ok_or_else(|| Error::invalid("id", "the event has no id"))?;
         let kind = body
             .get("type")
             .and_then(Value::as_str)
@@ -174,7 +181,7 @@ impl Event {
                 .get("id")
                 .and_then(Value::as_str)
                 .filter(|id| is_an_id(id))
-                .map(str::to_string),
+                .map(kept_id),
             amount,
             currency: intent
                 .get("currency")
@@ -204,7 +211,8 @@ impl Event {
         let payment_intent = object
             .get("payment_intent")
             .and_then(Value::as_str)
-            .filter(|id| is_an_id(id))?;
+            .filter(|id| is_an_id(id))
+            .map(kept_id)?;
         let cents = |field: &str| {
             object
                 .get(field)

@@ -267,13 +267,17 @@ pub fn payee_name_hidden(text: &str) -> String {
     text.to_string()
 }
 
-/// A value's text, trimmed; none when empty or holding a control character (no id or code of
-/// M-Pesa's does, and a NUL kept in the file is text PostgreSQL refuses).
+/// A value's text, trimmed; none when empty. A control character (no id or code of M-Pesa's
+/// holds one) becomes U+FFFD: such an id matches nothing of ours, as before, and no NUL reaches
+/// the file, where PostgreSQL's text refuses it.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => {
-            Some(s.trim().to_string())
-        }
+        Value::String(s) if !s.trim().is_empty() => Some(
+            s.trim()
+                .chars()
+                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .collect(),
+        ),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -448,7 +452,10 @@ mod tests {
             free_text("Insufficient\u{0}funds\nnow"),
             "Insufficient funds now"
         );
-        assert_eq!(text(Some(&json!("AG_1\u{0}"))), None);
+        assert_eq!(
+            text(Some(&json!("AG_1\u{0}x"))).as_deref(),
+            Some("AG_1\u{FFFD}x")
+        );
         assert_eq!(text(Some(&json!(" AG_1 "))).as_deref(), Some("AG_1"));
     }
 
