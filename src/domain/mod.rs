@@ -40,7 +40,7 @@ pub use ids::*;
 pub use merchant::{mask_number, MerchantAccount, MerchantAccountView};
 pub use phone::KenyanPhone;
 pub use states::*;
-pub use text::{parse_reference, parse_text, CategoryName};
+pub use text::{controls_replaced, parse_reference, parse_text, CategoryName};
 pub use webhook_url::{
     classify, is_loopback_host, may_connect, require_secure_scheme, AddressKind, WebhookUrl,
 };

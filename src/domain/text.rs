@@ -46,6 +46,15 @@ impl CategoryName {
     }
 }
 
+/// `text` with each control character replaced by `with`: words and ids that come from outside
+/// (M-Pesa's results, Stripe's events) are kept without a NUL, which PostgreSQL's `text`
+/// refuses (a replica fails on such a row), or a line break in a line of the log.
+pub fn controls_replaced(text: &str, with: char) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { with } else { c })
+        .collect()
+}
+
 /// What free text may not hold: control characters; the line and paragraph separators
 /// (U+2028, U+2029), which break a receipt's or an SMS's line as a newline would; and the
 /// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make

@@ -368,17 +368,6 @@ impl Replicator {
         let mut last_cycle: Option<Instant> = None;
         let mut verify = false;
         while !stopping.load(Ordering::SeqCst) {
-            // A replicator in a process of its own beside a server upgraded meanwhile (which
-            // migrated the file at its start) read the tables as they were before: it went on
-            // without the new columns, its position stamped with the old version, and a
-            // column renamed or dropped failed every cycle as if PostgreSQL were out. It stops
-            // and says to start it again (the server's own replicator starts with the server).
-            let now_version = crate::store::schema_version(&reader)?;
-            if now_version != file_version {
-                return Err(Error::internal(format!(
-                    "the ledger's schema changed from version {file_version} to {now_version} while replicating (a server of a newer remit opened the file): nothing was replicated after the change; start `remit replicate` again, with the same remit as the server"
-                )));
-            }
             let file = crate::store::changes::committed(&reader)?;
             self.status.observe(file);
             if replica.is_none() && Instant::now() >= retry_at {
@@ -426,6 +415,19 @@ impl Replicator {
                     continue;
                 }
                 if (file > applied || verify) && due {
+                    // A replicator in a process of its own beside a server upgraded meanwhile
+                    // (which migrated the file at its start, taking a change number) read the
+                    // tables as they were before: it went on without the new columns, its
+                    // position stamped with the old version, and a column renamed or dropped
+                    // failed every cycle as if PostgreSQL were out. It stops and says to start
+                    // it again (the server's own replicator starts with the server). Asked
+                    // before each cycle, not at each look at the file.
+                    let now_version = crate::store::schema_version(&reader)?;
+                    if now_version != file_version {
+                        return Err(Error::internal(format!(
+                            "the ledger's schema changed from version {file_version} to {now_version} while replicating (a server of a newer remit opened the file): nothing was replicated after the change; start `remit replicate` again, with the same remit as the server"
+                        )));
+                    }
                     let first = verify;
                     verify = false;
                     let snapshot_at = Instant::now();

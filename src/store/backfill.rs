@@ -20,21 +20,15 @@ fn anything(conn: &Connection, exists_sql: &str) -> Result<bool> {
 /// once: `meta` then says so, and later opens look no further (the question is a scan of
 /// every payout).
 pub(super) fn resolve_reasons(conn: &mut Connection, keys: &Keys) -> Result<usize> {
-    const DONE: &str = "resolve_reasons_sealed";
-    if anything(
-        conn,
-        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')",
-    )? {
+    const DONE: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')";
+    if anything(conn, DONE)? {
         return Ok(0);
     }
     conn.pragma_update(None, "secure_delete", "ON")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Asked again under the write lock: another process (a command started with the server)
     // may have done it between the question above and the lock.
-    if anything(
-        &tx,
-        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')",
-    )? {
+    if anything(&tx, DONE)? {
         drop(tx);
         conn.pragma_update(None, "secure_delete", "OFF")?;
         return Ok(0);
@@ -55,8 +49,8 @@ pub(super) fn resolve_reasons(conn: &mut Connection, keys: &Keys) -> Result<usiz
         )?;
     }
     tx.execute(
-        "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())",
-        params![DONE, rows.len().to_string()],
+        "INSERT INTO meta (key, value, change_seq) VALUES ('resolve_reasons_sealed', ?1, remit_change_seq())",
+        [rows.len().to_string()],
     )?;
     tx.commit()?;
     conn.pragma_update(None, "secure_delete", "OFF")?;

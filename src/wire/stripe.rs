@@ -37,11 +37,9 @@ fn is_an_id(id: &str) -> bool {
 }
 
 /// An id as kept: a control character (no Stripe id holds one) becomes U+FFFD, so that no NUL
-/// reaches the file, where PostgreSQL's text refuses it; such an id matches nothing of ours.
+/// reaches the file; such an id matches nothing of ours.
 fn kept_id(id: &str) -> String {
-    id.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
+    crate::domain::controls_replaced(id, '\u{FFFD}')
 }
 
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
@@ -237,16 +235,10 @@ impl Event {
                 kind: DepositReversal::Disputed,
                 amount: cents("amount"),
                 full: false,
-                reason: object
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    // A control character (a NUL is text PostgreSQL refuses) is a space.
-                    .map(|r| {
-                        r.chars()
-                            .take(64)
-                            .map(|c| if c.is_control() { ' ' } else { c })
-                            .collect()
-                    }),
+                reason: object.get("reason").and_then(Value::as_str).map(|r| {
+                    let r: String = r.chars().take(64).collect();
+                    crate::domain::controls_replaced(&r, ' ')
+                }),
             }),
             _ => None,
         }

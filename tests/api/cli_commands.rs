@@ -193,13 +193,7 @@ fn a_command_does_not_upgrade_a_ledger_an_older_server_holds() {
     };
     let latest = remit::store::latest_schema_version();
     assert_eq!(version(&db), latest);
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
-            .unwrap();
-        conn.pragma_update(None, "user_version", latest - 1)
-            .unwrap();
-    }
+    crate::support::back_to_the_schema_before(&db);
     // A server's lock: an exclusive lock on `remit.db.lock`, as `serve` holds it.
     let server = std::fs::OpenOptions::new()
         .read(true)

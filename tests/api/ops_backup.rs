@@ -1346,13 +1346,7 @@ fn a_backup_made_before_an_upgrade_is_upgraded_and_restored() {
     let dir = tempfile::tempdir().unwrap();
     let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
     let latest = remit::store::latest_schema_version();
-    {
-        let conn = rusqlite::Connection::open(&backup).unwrap();
-        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
-            .unwrap();
-        conn.pragma_update(None, "user_version", latest - 1)
-            .unwrap();
-    }
+    crate::support::back_to_the_schema_before(&backup);
     let before = std::fs::read(&backup).unwrap();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("restore").arg(&backup).arg("--db").arg(&db);

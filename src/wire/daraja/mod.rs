@@ -226,14 +226,14 @@ pub fn free_text(text: &str) -> String {
         out.push_str(&kept);
         number.clear();
     };
-    for c in text.trim().chars() {
+    // A line break or a NUL in M-Pesa's words is a space in remit's.
+    for c in crate::domain::controls_replaced(text.trim(), ' ').chars() {
         let joins = (c == ' ' || c == '-') && number.ends_with(|d: char| d.is_ascii_digit());
         if c.is_ascii_digit() || joins {
             number.push(c);
         } else {
             flush(&mut number, &mut out);
-            // A line break or a NUL in M-Pesa's words is a space in remit's.
-            out.push(if c.is_control() { ' ' } else { c });
+            out.push(c);
         }
     }
     flush(&mut number, &mut out);
@@ -272,12 +272,9 @@ pub fn payee_name_hidden(text: &str) -> String {
 /// the file, where PostgreSQL's text refuses it.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(
-            s.trim()
-                .chars()
-                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-                .collect(),
-        ),
+        Value::String(s) if !s.trim().is_empty() => {
+            Some(crate::domain::controls_replaced(s.trim(), '\u{FFFD}'))
+        }
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -447,7 +444,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn control_characters_are_no_id_and_a_space_in_m_pesa_s_words() {
+    fn control_characters_are_replaced_in_ids_and_a_space_in_m_pesa_s_words() {
         assert_eq!(
             free_text("Insufficient\u{0}funds\nnow"),
             "Insufficient funds now"

@@ -56,6 +56,19 @@ ALTER TABLE ledger_transactions DROP COLUMN prev_id;
 ALTER TABLE escrows DROP COLUMN last_transaction_id;
 CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);";
 
+/// The ledger file at `path` taken back to the schema before this remit's (schema 18 undone,
+/// its version said), as the remit before left it.
+pub fn back_to_the_schema_before(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(JOURNAL_CHAIN_UNDONE).unwrap();
+    conn.pragma_update(
+        None,
+        "user_version",
+        remit::store::latest_schema_version() - 1,
+    )
+    .unwrap();
+}
+
 /// The key every test database uses.
 pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
