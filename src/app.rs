@@ -31,4 +31,7 @@ pub struct App {
     /// token printed): `/health` answers `503 starting` until then, so a script that waits
     /// for it finds what the start prints already written.
     pub ready: std::sync::atomic::AtomicBool,
+    /// The background threads (payouts, housekeeping, notifications, replication): `/health`
+    /// and `/metrics` name any that ended before the stop.
+    pub threads: crate::runtime::Threads,
 }

@@ -55,6 +55,7 @@ impl Metrics {
         notify: &crate::notify::Hub,
         replication: Option<&crate::replicate::Status>,
         admin: bool,
+        threads_ended: usize,
     ) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
@@ -86,6 +87,13 @@ impl Metrics {
             self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "remit_http_request_duration_seconds_count {count}");
+        one(
+            &mut out,
+            "gauge",
+            "remit_background_threads_ended",
+            "Background threads (payouts, housekeeping, notifications, replication) that ended before the stop: a fault, in the log; /health answers 503 while it is above 0.",
+            threads_ended,
+        );
         one(
             &mut out,
             "gauge",

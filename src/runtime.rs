@@ -12,16 +12,13 @@ use crate::payout::{self, CallbackUrls, Wakeup};
 use crate::store::Store;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A running server. Dropping it without `shutdown` leaves its threads running.
 pub struct Running {
     http: crate::http::HttpServer,
-    background: Vec<JoinHandle<()>>,
-    /// Replication's thread, waited for at the stop only a while (`REPLICATION_STOP_WAIT_MS`).
-    replicator: Option<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     /// The bound address (port 0 is resolved).
     pub addr: SocketAddr,
@@ -29,6 +26,50 @@ pub struct Running {
     pub base_url: String,
     /// The shared state of the handlers.
     pub(crate) app: Arc<App>,
+}
+
+/// The background threads of a running server. None ends before the stop unless something
+/// went wrong in it (a panic: the log has it): the payouts stop being sent, or the
+/// notifications, or replication, while the HTTP workers go on answering. `/health` says
+/// which (`503`, `"status": "degraded"`) and `/metrics` counts them, so a monitor hears of it.
+#[derive(Default)]
+pub struct Threads {
+    background: Mutex<Vec<JoinHandle<()>>>,
+    /// Replication's thread, waited for at the stop only a while (`REPLICATION_STOP_WAIT_MS`).
+    replicator: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Threads {
+    /// The names of the threads that have ended (none while all run; none once the stop has
+    /// taken them to wait for).
+    pub fn ended(&self) -> Vec<String> {
+        let background = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        let replicator = self.replicator.lock().unwrap_or_else(|e| e.into_inner());
+        background
+            .iter()
+            .chain(replicator.iter())
+            .filter(|t| t.is_finished())
+            .map(|t| t.thread().name().unwrap_or("remit-thread").to_string())
+            .collect()
+    }
+
+    fn add(&self, thread: JoinHandle<()>) {
+        self.background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread);
+    }
+
+    /// Takes every thread out, for the stop to wait for (so that `ended` no longer names them).
+    fn take(&self) -> (Vec<JoinHandle<()>>, Option<JoinHandle<()>>) {
+        (
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner())),
+            self.replicator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        )
+    }
 }
 
 impl Running {
@@ -88,6 +129,7 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
             .map(|_| Arc::new(crate::replicate::Status::default())),
         config,
         ready: AtomicBool::new(false),
+        threads: Threads::default(),
     });
     let http = crate::http::start(listener, Arc::clone(&app))?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -122,22 +164,23 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         };
         background.push(worker.start(Arc::clone(&stopping))?);
     }
-    let replicator =
-        if let (Some(target), Some(status)) = (&app.config.replicate_to, &app.replication) {
-            // Only reads the file: the writer never waits for it, nor for PostgreSQL.
-            let replicator = crate::replicate::Replicator {
-                store: Arc::clone(&app.store),
-                target: target.clone(),
-                status: Arc::clone(status),
-            };
-            Some(replicator.start(Arc::clone(&stopping))?)
-        } else {
-            None
+    for thread in background {
+        app.threads.add(thread);
+    }
+    if let (Some(target), Some(status)) = (&app.config.replicate_to, &app.replication) {
+        // Only reads the file: the writer never waits for it, nor for PostgreSQL.
+        let replicator = crate::replicate::Replicator {
+            store: Arc::clone(&app.store),
+            target: target.clone(),
+            status: Arc::clone(status),
         };
+        *app.threads
+            .replicator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(replicator.start(Arc::clone(&stopping))?);
+    }
     Ok(Running {
         http,
-        background,
-        replicator,
         stopping,
         addr,
         base_url,
@@ -163,14 +206,15 @@ impl Running {
     /// service manager killed the process, its final checkpoint skipped; it only reads the
     /// file, and PostgreSQL rolls back its open transaction.
     pub fn shutdown(self) {
+        let (background, replicator) = self.app.threads.take();
         self.stopping.store(true, Ordering::SeqCst);
         self.app.payouts_wakeup.notify();
         self.app.notify.endpoints_changed();
         self.http.shutdown();
-        for thread in self.background {
+        for thread in background {
             let _ = thread.join();
         }
-        if let Some(replicator) = self.replicator {
+        if let Some(replicator) = replicator {
             let until = std::time::Instant::now()
                 + std::time::Duration::from_millis(crate::limits::REPLICATION_STOP_WAIT_MS);
             while !replicator.is_finished() && std::time::Instant::now() < until {
@@ -186,5 +230,71 @@ impl Running {
         }
         self.app.auth.flush_token_use();
         self.app.store.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(base: &str, path: &str) -> (u16, String) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut answer = agent.get(&format!("{base}{path}")).call().unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.body_mut().read_to_string().unwrap())
+    }
+
+    #[test]
+    fn a_background_thread_that_ends_before_the_stop_makes_health_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path().join("remit.db"));
+        config.addr = "127.0.0.1:0".into();
+        config.key_hex = Some("11".repeat(32));
+        config.workers = 2;
+        let store = Arc::new(crate::store::open(&config.open_options(true)).unwrap());
+        let running = start(config, store).unwrap();
+        let (status, body) = get(&running.base_url, "/health");
+        assert_eq!(
+            (status, body.contains("\"stopped\"")),
+            (200, false),
+            "{body}"
+        );
+
+        // A thread of the server's that ends on a fault (as the payout worker would on a
+        // panic): the HTTP workers go on answering, and say it.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        running.app.threads.add(
+            std::thread::Builder::new()
+                .name("remit-payouts".into())
+                .spawn(move || {
+                    let _ = wait.recv();
+                    panic!("a fault in the payout worker");
+                })
+                .unwrap(),
+        );
+        assert!(running.app.threads.ended().is_empty());
+        go.send(()).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while running.app.threads.ended().is_empty() && std::time::Instant::now() < until {
+            std::thread::yield_now();
+        }
+        let (status, body) = get(&running.base_url, "/health");
+        assert_eq!(status, 503, "{body}");
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["status"], "degraded");
+        assert_eq!(health["db"], "ok");
+        assert_eq!(health["stopped"], serde_json::json!(["remit-payouts"]));
+        let (_, metrics) = get(&running.base_url, "/metrics");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "remit_background_threads_ended 1"),
+            "{metrics}"
+        );
+        running.shutdown();
     }
 }

@@ -21,6 +21,9 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         status: &'static str,
         db: &'static str,
         version: &'static str,
+        /// The background threads that ended before the stop, when any did.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        stopped: Vec<String>,
     }
     // Readable is not enough: a server whose disk is full answers every write 500, and a
     // monitor must hear of it.
@@ -34,9 +37,12 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         "ok"
     };
     let db_ok = db == "ok";
+    // A thread that ended (a panic, in the log) stops the payouts, the notifications or
+    // replication while every request is still answered: a monitor must hear of it too.
+    let stopped = app.threads.ended();
     let status = if !app.ready.load(std::sync::atomic::Ordering::SeqCst) {
         "starting"
-    } else if db_ok {
+    } else if db_ok && stopped.is_empty() {
         "ok"
     } else {
         "degraded"
@@ -45,6 +51,7 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         status,
         db,
         version: env!("CARGO_PKG_VERSION"),
+        stopped,
     };
     Ok(Reply::json(if status == "ok" { 200 } else { 503 }, &health))
 }
@@ -64,6 +71,7 @@ pub fn metrics(app: &App, req: &Req) -> Result<Reply> {
         &app.notify,
         app.replication.as_deref(),
         admin,
+        app.threads.ended().len(),
     );
     Ok(Reply::bytes(
         200,
