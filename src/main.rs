@@ -27,7 +27,17 @@ fn main() {
             eprintln!("remit: cannot write to standard output ({cause}); what the command changed before it printed is done");
             std::process::exit(2);
         }
-        eprintln!("remit: internal error: {message}");
+        // Which thread, and where: a background thread that ends this way is named by
+        // `/health` too, and the line is what an operator sends with the report.
+        let thread = std::thread::current();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "remit: internal error in thread {}{at}: {message}",
+            thread.name().unwrap_or("unnamed")
+        );
     }));
     let dotenv = remit::config::load_dotenv(std::path::Path::new(".env"));
     // Libraries are capped at warn whatever RUST_LOG says: at debug, ureq would log the
