@@ -160,8 +160,8 @@ pub fn create(
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     ctx.conn
         .prepare_cached(
-            "INSERT INTO webhook_endpoints (id, url, url_enc, events, secret_enc, enabled, created_by, created_at, updated_at)
-             VALUES (?1, ?2, ?7, ?3, ?4, 1, ?5, ?6, ?6)",
+            "INSERT INTO webhook_endpoints (id, url, url_enc, events, secret_enc, enabled, created_by, created_at, updated_at, after_seq)
+             VALUES (?1, ?2, ?7, ?3, ?4, 1, ?5, ?6, ?6, ?8)",
         )?
         .execute(params![
             id,
@@ -170,7 +170,9 @@ pub fn create(
             secret_enc,
             actor.id,
             ctx.at(),
-            url_enc
+            url_enc,
+            // Events from now on: not those made before it that the fan-out has yet to reach.
+            crate::outbox::last_seq(ctx.conn)?
         ])?;
     // The host only: a path may carry a receiver's own secret.
     ctx.audit(

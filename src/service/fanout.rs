@@ -62,17 +62,25 @@ pub fn fan_out(ctx: &WriteCtx<'_>, options: &Options) -> Result<FanOut> {
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(FanOut::default());
     };
-    let endpoints: Vec<(WebhookEndpointId, Vec<EventType>)> = ctx
+    // Each endpoint with the events it takes, and the newest event made before it was (it
+    // receives only those after: schema 19).
+    let endpoints: Vec<(WebhookEndpointId, Vec<EventType>, i64)> = ctx
         .conn
         .prepare_cached(
-            "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY id",
+            "SELECT id, events, after_seq FROM webhook_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY id",
         )?
-        .query_map([], |r| Ok((r.get::<_, WebhookEndpointId>(0)?, r.get::<_, String>(1)?)))?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, WebhookEndpointId>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
         .map(|row| {
-            let (id, events) = row?;
+            let (id, events, after) = row?;
             let names: Vec<String> = serde_json::from_str(&events)
                 .map_err(|e| Error::internal(format!("webhook endpoint events: {e}")))?;
-            Ok((id, names.iter().filter_map(|n| n.parse().ok()).collect()))
+            Ok((id, names.iter().filter_map(|n| n.parse().ok()).collect(), after))
         })
         .collect::<Result<_>>()?;
     let now_ms = crate::time::now_unix_ms();
@@ -88,8 +96,8 @@ pub fn fan_out(ctx: &WriteCtx<'_>, options: &Options) -> Result<FanOut> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for event in &events {
-        for (endpoint_id, kinds) in &endpoints {
-            if !kinds.contains(&event.kind) {
+        for (endpoint_id, kinds, after) in &endpoints {
+            if event.seq <= *after || !kinds.contains(&event.kind) {
                 continue;
             }
             insert.execute(params![

@@ -917,3 +917,47 @@ fn an_endpoints_url_is_sealed_in_the_file_and_used_whole() {
         "{origin}"
     );
 }
+
+/// An endpoint receives the events made after it, even those the fan-out reaches only after it
+/// exists: events committed before it and not yet fanned out (a backlog, here made by one
+/// command that writes an event and then the endpoint, which the fan-out can only see together)
+/// were given to it too.
+#[test]
+fn an_endpoint_made_behind_a_backlog_receives_only_the_events_after_it() {
+    use remit::domain::{EventType, WebhookUrl};
+    use remit::service::{endpoints, Actor};
+    let app = spawn_app_with(fast);
+    let receiver = Receiver::start();
+    let url = WebhookUrl::parse("url", &receiver.url, false).unwrap();
+    let (before, created) = app
+        .store
+        .write(move |ctx| {
+            let before = ctx.emit(EventType::FloatLow, json!({"balanceKes": 1}))?;
+            let created =
+                endpoints::create(ctx, &Actor::system("test"), &url, &[EventType::FloatLow])?;
+            Ok((before, created))
+        })
+        .unwrap();
+    receiver.set_secret(&created.secret);
+    let endpoint = created.endpoint.webhook_endpoint_id.to_string();
+    // Made beside the server: an admin's call tells its notifier there is an endpoint to serve.
+    let r = app.post(
+        &format!("/webhook-endpoints/{endpoint}/enable"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let after = app
+        .store
+        .write(|ctx| ctx.emit(EventType::FloatLow, json!({"balanceKes": 2})))
+        .unwrap();
+    receiver.wait_for(Duration::from_secs(10), |got| {
+        got.iter().any(|r| r.id == after.to_string())
+    });
+    let events: Vec<String> = deliveries(&app, &endpoint)
+        .iter()
+        .map(|d| d["eventId"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(events, vec![after.to_string()], "not {before}");
+    assert!(!receiver.ids().contains(&before.to_string()));
+}

@@ -1239,7 +1239,7 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
         conn.execute_batch("ALTER TABLE payouts DROP COLUMN resolve_reason_enc;")
             .unwrap();
         conn.execute_batch(TOKEN_SCOPE_UNDONE).unwrap();
-        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+        conn.execute_batch(crate::support::BACK_TO_SCHEMA_17)
             .unwrap();
         conn.execute_batch("DROP INDEX ledger_transactions_escrow;")
             .unwrap();

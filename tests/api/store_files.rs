@@ -908,7 +908,7 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
              PRAGMA user_version = 15;",
         )
         .unwrap();
-        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+        conn.execute_batch(crate::support::BACK_TO_SCHEMA_17)
             .unwrap();
     }
     let mut options = OpenOptions::new(&db);
@@ -1035,7 +1035,7 @@ fn the_upgrade_to_schema_17_seals_the_webhook_urls_kept_before() {
              PRAGMA user_version = 16;",
         )
         .unwrap();
-        conn.execute_batch(crate::support::JOURNAL_CHAIN_UNDONE)
+        conn.execute_batch(crate::support::BACK_TO_SCHEMA_17)
             .unwrap();
     }
     let mut options = OpenOptions::new(&db);
