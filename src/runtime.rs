@@ -206,13 +206,29 @@ impl Running {
     /// service manager killed the process, its final checkpoint skipped; it only reads the
     /// file, and PostgreSQL rolls back its open transaction.
     pub fn shutdown(self) {
+        let began = std::time::Instant::now();
         let (background, replicator) = self.app.threads.take();
         self.stopping.store(true, Ordering::SeqCst);
         self.app.payouts_wakeup.notify();
         self.app.notify.endpoints_changed();
         self.http.shutdown();
+        // Each thread ends at its next look at `stopping`, unless it is in a call that has not
+        // been answered: the stop does not wait for that past its bound (a Daraja call in
+        // flight held it up to two minutes, past the service manager's patience).
+        let until = (began + Duration::from_millis(crate::limits::BACKGROUND_STOP_WAIT_MS))
+            .max(std::time::Instant::now() + Duration::from_millis(500));
         for thread in background {
-            let _ = thread.join();
+            while !thread.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                log::warn!(
+                    "the stop goes on without {}, still waiting for an answer (M-Pesa, Africa's Talking or a webhook receiver): what it was doing is taken up again at the next start",
+                    thread.thread().name().unwrap_or("a background thread")
+                );
+            }
         }
         if let Some(replicator) = replicator {
             let until = std::time::Instant::now()

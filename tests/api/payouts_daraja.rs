@@ -2368,3 +2368,99 @@ fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_
     assert_ne!(first_payout, second_payout);
     assert_checks(app);
 }
+
+/// A stop does not wait for a Daraja call that is not answered: with the call's timeout at 60 s
+/// and M-Pesa answering after 40, SIGTERM waited the whole call (up to four such calls) and a
+/// service manager's `TimeoutStopSec` (30 s in `examples/remit.service`) killed the server
+/// mid-stop. It leaves the call as a crash would, and the next start asks again: the payout is
+/// paid once.
+#[test]
+fn a_stop_does_not_wait_for_a_daraja_call_that_is_not_answered() {
+    use crate::support::process::{funded_escrow, Server};
+    let fake = FakeDaraja::start();
+    fake.script(
+        1_500,
+        Script {
+            replies: vec![Reply::Slow(Duration::from_secs(40))],
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let env = with(&daraja_env(&fake.base), "REMIT_DARAJA_TIMEOUT_S", "60");
+    let env = with(&env, "REMIT_PAYOUT_STATUS_AFTER_S", "1");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
+    let admin = server.admin_token();
+    let user = |server: &Server, role: &str, name: &str| -> String {
+        let r = server.post("/users", &admin, &json!({"role": role, "name": name}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let (sender, agent) = (
+        user(&server, "sender", "Amina"),
+        user(&server, "agent", "Kiosk"),
+    );
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["a"],
+    );
+    let r = server.post(
+        "/payment-requests",
+        &agent,
+        &json!({"escrowId": escrow, "category": "a", "amountKes": 1_500, "merchantName": "Mama Mboga",
+                "merchantAccount": {"type": "phone", "number": "0799 123 456"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let request = r.body["paymentRequestId"].as_str().unwrap().to_string();
+    let r = server.post(
+        &format!("/payment-requests/{request}/approve"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    fake.wait_for("the payment request", |view| {
+        view.count("/mpesa/b2c/v3/paymentrequest") == 1
+    });
+
+    let stopping = Instant::now();
+    let status = server.terminate();
+    let took = stopping.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(25),
+        "the stop took {took:?}:\n{}",
+        server.log()
+    );
+    assert!(
+        server
+            .log()
+            .contains("the stop goes on without remit-payouts"),
+        "{}",
+        server.log()
+    );
+
+    // The next start does not know what became of the call: it asks, and M-Pesa's answer pays
+    // the payout, once.
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve2.log"), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let r = server.get(&format!("/payment-requests/{request}"), &admin);
+        if r.body["status"] == "paid" || r.body["status"] == "failed" {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "never settled: {}", r.text);
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(view["status"], "paid", "{view}");
+    assert_eq!(fake.txns().len(), 1, "paid once: {:?}", fake.txns());
+    assert!(server.terminate().success());
+    let ran = check(&db, TEST_KEY);
+    assert_eq!(ran.code, Some(0), "remit check: {ran}");
+}
