@@ -1216,3 +1216,65 @@ fn unauthenticated_requests_past_a_budget_are_counted_in_one_line_not_logged_one
     }
     drop(server);
 }
+
+/// Guards against: each answer the connection gives itself (here `505` to `HTTP/2.0`) closes
+/// its connection and was logged, so a client opening connections as fast as it could wrote a
+/// line for each (the application's own budget of 200 a second does not see them). At most 100
+/// a second are logged one by one now; the rest are counted and said in one line.
+#[test]
+fn refusals_before_routing_past_a_budget_are_counted_in_one_line_not_logged_one_by_one() {
+    use crate::support::process::Server;
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    const THREADS: usize = 4;
+    const EACH: usize = 400;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for _ in 0..EACH {
+                    let (answer, closed) = exchange(addr, b"GET /health HTTP/2.0\r\n\r\n");
+                    assert_eq!((status_of(&answer), closed), (505, true), "{answer}");
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs() + 1;
+    // What was left out is said before the first refusal logged in a later second.
+    let next_second = 1_000 - (remit::time::now_unix_ms() % 1_000) as u64;
+    std::thread::sleep(Duration::from_millis(next_second + 10));
+    let (answer, _) = exchange(addr, b"GET /health HTTP/2.0\r\n\r\n");
+    assert_eq!(status_of(&answer), 505, "{answer}");
+    let sent = THREADS * EACH + 1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let one_by_one = text.matches("(refused before routing: ").count();
+        let sayings: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+            .filter_map(|rest| {
+                rest.strip_suffix(" requests refused before routing were not logged one by one: at most 100 a second are")
+            })
+            .map(|n| n.parse::<usize>().unwrap())
+            .collect();
+        let said: usize = sayings.iter().sum();
+        if one_by_one + said == sent {
+            assert!(
+                one_by_one as u64 <= 100 * (seconds + 1),
+                "{one_by_one} lines in {seconds} s"
+            );
+            assert!(said > 0);
+            assert!(sayings.len() as u64 <= seconds + 2, "{sayings:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{one_by_one} logged, {said} said of {sent}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -34,6 +34,41 @@ pub(crate) type ConnReader = BufReader<DeadlineReader>;
 pub(crate) type ConnWriter = BufWriter<DeadlineWriter>;
 
 const READ_BUFFER: usize = 4 * 1024;
+
+/// remit patch: the refusals logged one by one in a second. Each refusal closes its connection,
+/// so a client opening connections as fast as it can (thousands a second on a fast link) wrote
+/// as many lines, which a kiosk's disk pays for; the rest are counted and said in one line
+/// before the next refusal logged (at most once a second).
+pub const REFUSALS_LOGGED_PER_S: u32 = 100;
+
+/// The current second and the refusals logged in it (`refusal_may_be_logged`).
+static REFUSALS_WINDOW: std::sync::Mutex<(u64, u32)> = std::sync::Mutex::new((0, 0));
+/// Refusals not logged and not said yet.
+static REFUSALS_LEFT_OUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// remit patch: whether this refusal is logged; if so, how many were left out since the last
+/// one logged (to be said first).
+fn refusal_may_be_logged() -> Option<u64> {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut window = REFUSALS_WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    if window.0 != second {
+        *window = (second, 0);
+    }
+    if window.1 >= REFUSALS_LOGGED_PER_S {
+        REFUSALS_LEFT_OUT.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    window.1 += 1;
+    // Said with the first refusal logged in a second: at most once a second.
+    let left_out = if window.1 == 1 {
+        REFUSALS_LEFT_OUT.swap(0, Ordering::Relaxed)
+    } else {
+        0
+    };
+    Some(left_out)
+}
 const WRITE_BUFFER: usize = 8 * 1024;
 
 /// What a `Request` tells the thread of its connection.
@@ -454,13 +489,23 @@ impl ClientConnection {
         // access log as every other (a header flood or a smuggling probe was not seen at all):
         // the status, the fixed words of the refusal (a header's name, cut) and the request id,
         // never a value sent.
-        log::info!(
-            target: "remit::access",
-            "- - {} rid={} (refused before routing: {})",
-            status,
-            id,
-            why
-        );
+        if let Some(left_out) = refusal_may_be_logged() {
+            if left_out > 0 {
+                log::warn!(
+                    target: "remit::access",
+                    "{} requests refused before routing were not logged one by one: at most {} a second are",
+                    left_out,
+                    REFUSALS_LOGGED_PER_S
+                );
+            }
+            log::info!(
+                target: "remit::access",
+                "- - {} rid={} (refused before routing: {})",
+                status,
+                id,
+                why
+            );
+        }
         let mut message = why.to_string();
         if status == 500 {
             message = format!("{} (request id {})", why, id);
