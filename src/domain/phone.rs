@@ -90,9 +90,156 @@ impl fmt::Debug for KenyanPhone {
     }
 }
 
+/// A number written by hand inside other text: its digits, and up to two characters between
+/// each group of them and the next from those a phone is written with (`0712 345 678`,
+/// `0712.345.678`, `0712_345_678`, `+254/712/345/678`, `(0712) 345-678`). A `.` or `,` before
+/// two digits or fewer ends it: `1500.00` is an amount. Byte range (first digit to last) and
+/// its digit groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRun {
+    /// From its first digit to its last, in bytes.
+    pub span: std::ops::Range<usize>,
+    /// Its groups of digits, in order.
+    pub groups: Vec<String>,
+}
+
+impl NumberRun {
+    /// Its digits, all together.
+    pub fn digits(&self) -> String {
+        self.groups.concat()
+    }
+
+    /// Whether some of its groups in a row are a Kenyan mobile number written whole: `07…` or
+    /// `01…` in ten digits, `2547…` or `2541…` in twelve (`+254…` included). Nine digits
+    /// without their `0` are not taken for one: too many receipt numbers are nine digits.
+    pub fn holds_a_phone(&self) -> bool {
+        (0..self.groups.len()).any(|first| {
+            let mut digits = String::new();
+            self.groups[first..].iter().any(|group| {
+                digits.push_str(group);
+                let b = digits.as_bytes();
+                (b.len() == 10 && b[0] == b'0' && matches!(b[1], b'7' | b'1'))
+                    || (b.len() == 12 && digits.starts_with("254") && matches!(b[3], b'7' | b'1'))
+            })
+        })
+    }
+}
+
+/// What may stand between the groups of a number written by hand.
+fn joins_digits(c: u8) -> bool {
+    matches!(
+        c,
+        b' ' | b'-' | b'.' | b',' | b'/' | b'_' | b':' | b'(' | b')' | b'+' | b'~' | b'=' | b'@'
+    )
+}
+
+/// The numbers in `text` (`NumberRun`), with at least `min_digits` digits each.
+pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
+    let b = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut groups = Vec::new();
+        let mut end;
+        loop {
+            let from = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            groups.push(text[from..i].to_string());
+            end = i;
+            // Up to two joining characters, then more digits: the same number goes on.
+            let mut j = i;
+            while j < b.len() && j - i < 2 && joins_digits(b[j]) {
+                j += 1;
+            }
+            let next_digits = b[j..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let decimals = b[i..j].iter().any(|c| matches!(c, b'.' | b',')) && next_digits <= 2;
+            if j == i || next_digits == 0 || decimals {
+                break;
+            }
+            i = j;
+        }
+        if groups.iter().map(String::len).sum::<usize>() >= min_digits {
+            runs.push(NumberRun {
+                span: start..end,
+                groups,
+            });
+        }
+        i = end.max(start + 1);
+    }
+    runs
+}
+
+/// `text` with each number of nine digits or more in it (`number_runs`: a phone however its
+/// groups are joined, `0712 345 678`, `0712.345.678`, `+254 712  345 678`) written `***` and its
+/// last three digits: words from outside (M-Pesa's, a Stripe dispute's reason) that the file,
+/// the log and the views keep.
+pub fn long_numbers_masked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for run in number_runs(text, 9) {
+        let digits = run.digits();
+        out.push_str(&text[copied..run.span.start]);
+        out.push_str("***");
+        out.push_str(&digits[digits.len() - 3..]);
+        copied = run.span.end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Whether `text` holds a Kenyan mobile number written whole (`NumberRun::holds_a_phone`):
+/// what a field kept as typed (a cash deposit's reference, a receipt, a category's name) must
+/// not be, since the file keeps it readable.
+pub fn holds_a_phone(text: &str) -> bool {
+    number_runs(text, 10).iter().any(NumberRun::holds_a_phone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_written_by_hand_are_found_whatever_separates_their_groups() {
+        for (text, phone) in [
+            ("0712345678", true),
+            ("Wanjiku-0712345678", true),
+            ("x0712_345_678y", true),
+            ("+254/712/345/678", true),
+            ("254:712:345:678", true),
+            ("0712@345@678", true),
+            ("(0712) 345-678", true),
+            ("0712  345  678", true),
+            ("pay 0712 345 678 1500", true),
+            ("0112345678", true),
+            ("254112345678", true),
+            // Not a phone: receipts, amounts, other lengths and prefixes.
+            ("123456789", false),
+            ("712345678", false),
+            ("QK12345678", false),
+            ("0812345678", false),
+            ("1,500,000.00", false),
+            ("071234567", false),
+            ("0712.34", false),
+            ("RCPT-2026-000123", false),
+            ("0712   345 678", false),
+        ] {
+            assert_eq!(holds_a_phone(text), phone, "{text}");
+        }
+        // An amount's decimals end the number; a dot between groups of three does not.
+        let runs = number_runs("KES 1500000.00 to 0712.345.678", 7);
+        let spans: Vec<&str> = runs
+            .iter()
+            .map(|r| &"KES 1500000.00 to 0712.345.678"[r.span.clone()])
+            .collect();
+        assert_eq!(spans, ["1500000", "0712.345.678"]);
+    }
 
     #[test]
     fn phone_vectors_from_the_reference() {

@@ -31,6 +31,7 @@ impl CategoryName {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
+            not_personal(field, &name)?;
             Ok(CategoryName(name))
         } else {
             Err(Error::invalid(
@@ -161,6 +162,34 @@ fn refused_text(field: &str) -> Error {
         field,
         "must not contain control characters, invisible characters, line separators or text-direction controls",
     )
+}
+
+/// Refuses text that is kept readable (a category's name, a cash deposit's reference, a receipt
+/// typed by an admin) when it holds a phone number written whole or an API token: the file,
+/// its backups, the replica and the views keep such text as typed, and a phone is personal
+/// data (an agent may type the customer's phone as the reference).
+pub fn not_personal(field: &str, text: &str) -> Result<()> {
+    if crate::domain::holds_a_phone(text) {
+        return Err(Error::invalid(
+            field,
+            "holds a phone number, which is personal data and would be kept readable: give the receipt or reference number only",
+        ));
+    }
+    if text.to_ascii_lowercase().contains("rmt_") {
+        return Err(Error::invalid(
+            field,
+            "holds what reads as an API token, which would be kept readable",
+        ));
+    }
+    Ok(())
+}
+
+/// A reference kept as typed (a cash deposit's reference, an admin's receipt):
+/// `parse_reference`, and `not_personal`.
+pub fn parse_kept_reference(field: &str, input: &str, max: usize) -> Result<String> {
+    let reference = parse_reference(field, input, max)?;
+    not_personal(field, &reference)?;
+    Ok(reference)
 }
 
 /// A reference (deposit receipt number, account reference): 1–`max` visible ASCII characters.

@@ -299,7 +299,7 @@ impl Req {
         } else {
             // Logged as written, as it was routed (`/hea%6Cth` is not `/health`: a 404 logged
             // as `/health 404` misled), unless its plain form holds a token or a phone to mask.
-            let cut = tokens_cut(&path);
+            let cut = hex_runs_cut(&tokens_cut(&path)).into_owned();
             let masked = digit_runs_masked(&phones_masked(&cut)).into_owned();
             if masked == path {
                 escape_controls(&self.path)
@@ -397,34 +397,93 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// `text` with every run of nine digits or more (a phone inside other text: `x0799111222`,
-/// `Wanjiru-0712345678`) masked but its last three; shorter runs, as in ids, are left.
+/// `text` with the digits of every number of nine digits or more written inside it masked but
+/// the last three: a phone inside other text, however its groups are joined (`x0799111222`,
+/// `Wanjiru-0712-345-678`, `0712_345_678`, `+254/712/345/678`: `domain::phone::number_runs`);
+/// shorter numbers, as in ids, are left. An escape (`%20`) is read as the one character it
+/// stands for, never as digits.
 fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     const RUN: usize = 9;
     let bytes = text.as_bytes();
-    let mut masked: Option<Vec<u8>> = None;
+    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < RUN {
+        return text.into();
+    }
+    // The text as read (each escape one character), and where each of its bytes came from.
+    let mut plain = Vec::with_capacity(bytes.len());
+    let mut from = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let decoded = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            if let Some(b) = decoded {
+                plain.push(if b.is_ascii_digit() || b >= 0x80 {
+                    b'x'
+                } else {
+                    b
+                });
+                from.push(i);
+                i += 3;
+                continue;
+            }
+        }
+        plain.push(bytes[i]);
+        from.push(i);
+        i += 1;
+    }
+    // Only ASCII bytes were replaced, by ASCII ones.
+    let plain = String::from_utf8_lossy(&plain);
+    let runs = crate::domain::number_runs(&plain, RUN);
+    if runs.is_empty() {
+        return text.into();
+    }
+    let mut masked = bytes.to_vec();
+    for run in runs {
+        let digits: Vec<usize> = run
+            .span
+            .filter(|&at| plain.as_bytes()[at].is_ascii_digit())
+            .collect();
+        for &at in &digits[..digits.len() - 3] {
+            masked[from[at]] = b'*';
+        }
+    }
+    String::from_utf8(masked).unwrap_or_default().into()
+}
+
+/// `path` with every run of 24 hexadecimal digits or more cut to its first eight and `…`: a
+/// secret remit made (a bearer token, a webhook's signing secret, the M-Pesa result URL's
+/// token), pasted into a path without its prefix or under a path of its own. Ids hold letters
+/// past `f`, so none is touched.
+fn hex_runs_cut(path: &str) -> std::borrow::Cow<'_, str> {
+    const RUN: usize = 24;
+    const KEEP: usize = 8;
+    let bytes = path.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
         let start = i;
-        i += 1;
-        match bytes[start] {
-            // An escape's digits (`%20`) are no part of a number.
-            b'%' => i += 2,
-            b if b.is_ascii_digit() => {
-                while i < bytes.len() && bytes[i].is_ascii_digit() {
-                    i += 1;
-                }
-                if i - start >= RUN {
-                    masked.get_or_insert_with(|| bytes.to_vec())[start..i - 3].fill(b'*');
-                }
-            }
-            _ => {}
+        while i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        if i - start >= RUN {
+            let out = out.get_or_insert_with(|| String::with_capacity(path.len()));
+            out.push_str(&path[copied..start + KEEP]);
+            out.push('…');
+            copied = i;
+        }
+        if i == start {
+            i += path[i..].chars().next().map_or(1, char::len_utf8);
         }
     }
-    // Only ASCII digits were replaced, by an ASCII character.
-    masked.map_or(text.into(), |out| {
-        String::from_utf8(out).unwrap_or_default().into()
-    })
+    match out {
+        Some(mut out) => {
+            out.push_str(&path[copied..]);
+            out.into()
+        }
+        None => path.into(),
+    }
 }
 
 /// The client's `X-Request-Id` as it could be logged: a token or a phone in it masked as in a
@@ -434,16 +493,19 @@ fn loggable_request_id(id: &str) -> String {
     escape_controls(&digit_runs_masked(&phones_masked(&tokens_cut(id))))
 }
 
-/// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake) cut to the prefix
-/// `user list` shows, as every other place that names a token does.
+/// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake, in any case, or
+/// with a hyphen) cut to the prefix `user list` shows, as every other place that names a token
+/// does.
 fn tokens_cut(path: &str) -> std::borrow::Cow<'_, str> {
     const MARK: &str = "rmt_";
-    if !path.contains(MARK) {
+    // ASCII lower case keeps every byte's place.
+    let lower = path.to_ascii_lowercase().replace("rmt-", MARK);
+    if !lower.contains(MARK) {
         return path.into();
     }
     let mut out = String::with_capacity(path.len());
     let mut rest = path;
-    while let Some(at) = rest.find(MARK) {
+    while let Some(at) = rest.to_ascii_lowercase().replace("rmt-", MARK).find(MARK) {
         out.push_str(&rest[..at]);
         let token = &rest[at..];
         let end = token
@@ -585,6 +647,30 @@ mod tests {
             "rmt_01234567…"
         );
         assert_eq!(loggable_request_id("5f3a9c2e1d"), "5f3a9c2e1d");
+        // Whatever joins the groups of a phone (a client's id may hold `-_.:+=/@`).
+        for (id, logged) in [
+            ("0712_345_678", "****_***_678"),
+            ("+254/712/345/678", "+***/***/***/678"),
+            ("254:712:345:678", "***:***:***:678"),
+            ("0712@345@678", "****@***@678"),
+            ("0712=345=678", "****=***=678"),
+            ("RMT_0123456789abcdef0123", "RMT_01234567…"),
+        ] {
+            assert_eq!(loggable_request_id(id), logged);
+        }
+        for kept in ["run-2026-12-06", "550e8400-e29b-41d4", "req:1234:5678"] {
+            assert_eq!(loggable_request_id(kept), kept);
+        }
+        assert_eq!(
+            digit_runs_masked("/escrows/x0712-345-678"),
+            "/escrows/x****-***-678"
+        );
+        assert_eq!(
+            digit_runs_masked("/escrows/0712~345~678/x"),
+            "/escrows/****~***~678/x"
+        );
+        // An escape's digits are not the number's.
+        assert_eq!(digit_runs_masked("/a%20b%20c%201234"), "/a%20b%20c%201234");
         for untouched in [
             "/escrows/esc_01m8862jc5ndbthyz9teyn1fsa",
             "/escrows/1234567a",
@@ -605,6 +691,27 @@ mod tests {
         );
         assert_eq!(tokens_cut(&format!("/{token}{token}")), "/rmt_01234567…");
         assert_eq!(tokens_cut("/a/rmt_12"), "/a/rmt_12");
+        assert_eq!(
+            tokens_cut(&format!("/{}", token.to_uppercase())),
+            "/RMT_01234567…"
+        );
+        assert_eq!(tokens_cut("/x/rmt-0123456789abcdef"), "/x/rmt-01234567…");
+        // Without its prefix, or another secret of remit's: a long run of hex digits.
+        assert_eq!(
+            hex_runs_cut("/escrows/8e92f7115cbf2e08cb91176605b7bab1d1d684ab"),
+            "/escrows/8e92f711…"
+        );
+        assert_eq!(
+            hex_runs_cut("/api/webhooks/payouts/c0ffee1234567890abcdef1234567890/x"),
+            "/api/webhooks/payouts/c0ffee12…/x"
+        );
+        assert_eq!(
+            hex_runs_cut("/whsec_0123456789abcdef0123456789abcdef"),
+            "/whsec_01234567…"
+        );
+        for kept in ["/escrows/esc_01m8862jc5ndbthyz9teyn1fsa", "/é/abc"] {
+            assert_eq!(hex_runs_cut(kept), kept);
+        }
         assert_eq!(tokens_cut("/escrows/esc_1"), "/escrows/esc_1");
     }
 

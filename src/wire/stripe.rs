@@ -235,9 +235,11 @@ impl Event {
                 kind: DepositReversal::Disputed,
                 amount: cents("amount"),
                 full: false,
+                // Stripe's words for why (`fraudulent`); anything else cleaned as M-Pesa's
+                // words are: no control character, no phone.
                 reason: object.get("reason").and_then(Value::as_str).map(|r| {
                     let r: String = r.chars().take(64).collect();
-                    crate::domain::controls_replaced(&r, ' ')
+                    crate::domain::long_numbers_masked(&crate::domain::controls_replaced(&r, ' '))
                 }),
             }),
             _ => None,

@@ -1099,3 +1099,50 @@ fn me_says_the_largest_escrow_and_request_the_server_takes() {
         over.text
     );
 }
+
+/// What the ledger keeps as typed (a cash deposit's reference, a category's name) holds no
+/// phone and no token: an agent typing the customer's phone as the reference put it in the
+/// file, its backups and the replica, readable. Refused, naming the field; a receipt number
+/// of digits is taken.
+#[test]
+fn a_phone_or_a_token_is_refused_where_the_ledger_keeps_text_as_typed() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["food"], None);
+    let deposit = |reference: &str| {
+        app.post(
+            &format!("/escrows/{escrow}/deposits"),
+            &app.agent,
+            &json!({"amountUsd": 1, "reference": reference}),
+        )
+    };
+    for reference in [
+        "0712345678",
+        "Wanjiku-0712-345-678",
+        "+254_712_345_678",
+        "0712.345.678",
+        "rmt_0123456789abcdef",
+        "RMT-0123456789abcdef",
+    ] {
+        let r = deposit(reference);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some("reference")),
+            "{reference}: {}",
+            r.text
+        );
+        assert!(!r.text.contains("712345678"), "{}", r.text);
+    }
+    for receipt in ["123456789", "QK12345678", "CASH-2026-000123"] {
+        let r = deposit(receipt);
+        assert_eq!(r.status, 201, "{receipt}: {}", r.text);
+    }
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": RECIPIENT_PHONE, "recipientName": "Wanjiru", "totalAmountUsd": 10,
+                "categories": ["school 0799 111 222"]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("phone number"), "{}", r.text);
+    app.assert_integrity();
+}

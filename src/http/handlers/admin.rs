@@ -2,7 +2,7 @@
 
 use super::{actor_with, limit_param, page_params, status_param};
 use crate::app::App;
-use crate::domain::{parse_reference, parse_text, PayoutId};
+use crate::domain::{parse_kept_reference, parse_text, PayoutId};
 use crate::error::{Error, Result};
 use crate::http::idempotency::{self, key_of};
 use crate::http::reply::Reply;
@@ -316,7 +316,7 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     let result = match (outcome.as_str(), receipt) {
         // Held to M-Pesa's form by `payouts::resolve` for a payout paid through M-Pesa.
         ("paid", Some(receipt)) => PayoutResult::Succeeded {
-            receipt: parse_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?,
+            receipt: parse_kept_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?,
         },
         ("paid", None) => {
             return Err(Error::MissingField {

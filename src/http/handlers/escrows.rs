@@ -3,7 +3,7 @@
 use super::{actor_with, opt_usd, page_params, status_param, usd};
 use crate::app::App;
 use crate::domain::{
-    parse_reference, parse_text, CategoryName, EscrowId, EscrowStatus, KenyanPhone,
+    parse_kept_reference, parse_text, CategoryName, EscrowId, EscrowStatus, KenyanPhone,
 };
 use crate::error::{Error, Result};
 use crate::http::body::{item_object, Fields};
@@ -189,7 +189,7 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
     };
     let reference = f
         .opt_string("reference")?
-        .map(|r| parse_reference("reference", &r, REFERENCE_BYTES_MAX))
+        .map(|r| parse_kept_reference("reference", &r, REFERENCE_BYTES_MAX))
         .transpose()?;
     f.finish()?;
     let key = key_of(req, &actor)?;

@@ -201,42 +201,18 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
 
 /// Daraja's free text (`ResultDesc`, `errorMessage`, `ResponseDescription`) as remit keeps,
 /// logs and shows it: M-Pesa's words, with any number of nine digits or more (a phone number
-/// it may echo, `254712345678`, `+254 712 345 678`, `0712-345-678`: digits joined by single
-/// spaces or hyphens count as one number) masked to its last three digits (`***678`), at most
+/// it may echo, `254712345678`, `+254 712 345 678`, `0712.345.678`: groups of digits joined by
+/// up to two of a phone's separators count as one number, `domain::long_numbers_masked`)
+/// masked to its last three digits (`***678`), at most
 /// 300 characters. A payout's text reaches the log and the sender, neither of which may read
 /// a phone; and the name M-Pesa gives after a phone (`Credit Party 254722000333 - JANE WAMBUI`)
 /// is hidden with the rest of the text after it (`Credit Party ***333 - ***`: `payee_name_hidden`).
 /// Also the SQL function `remit_mask_mpesa_words`, by which schema 16 does the same to the words
 /// kept before (some kept every digit of a phone, before 2026-12-03).
 pub fn free_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(300));
-    // The number being read: its text (digits and the single separators between them).
-    let mut number = String::new();
-    let flush = |number: &mut String, out: &mut String| {
-        // A separator after the last digit is not part of the number.
-        let tail = number.len() - number.trim_end_matches([' ', '-']).len();
-        let kept = number.split_off(number.len() - tail);
-        let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
-        if digits.len() >= 9 {
-            out.push_str("***");
-            out.extend(&digits[digits.len() - 3..]);
-        } else {
-            out.push_str(number);
-        }
-        out.push_str(&kept);
-        number.clear();
-    };
     // A line break or a NUL in M-Pesa's words is a space in remit's.
-    for c in crate::domain::controls_replaced(text.trim(), ' ').chars() {
-        let joins = (c == ' ' || c == '-') && number.ends_with(|d: char| d.is_ascii_digit());
-        if c.is_ascii_digit() || joins {
-            number.push(c);
-        } else {
-            flush(&mut number, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut number, &mut out);
+    let out =
+        crate::domain::long_numbers_masked(&crate::domain::controls_replaced(text.trim(), ' '));
     // Cut after masking, so that a phone across the cut is masked whole.
     payee_name_hidden(&out).chars().take(300).collect()
 }
@@ -532,6 +508,22 @@ mod tests {
             free_text(" short code 600998, KES 1500 "),
             "short code 600998, KES 1500"
         );
+        // However the groups of a phone are joined; an amount's decimals end a number.
+        for (said, kept) in [
+            (
+                "call 0712.345.678 or +254 712  345 678",
+                "call ***678 or +***678",
+            ),
+            ("to 0712_345_678.", "to ***678."),
+            ("(0712) 345-678 failed", "(***678 failed"),
+            (
+                "KES 1,500,000.00 to 0712345678",
+                "KES 1,500,000.00 to ***678",
+            ),
+            ("balance 12345.67", "balance 12345.67"),
+        ] {
+            assert_eq!(free_text(said), kept, "{said}");
+        }
     }
 
     #[test]

@@ -691,13 +691,14 @@ fn header_name(line: &[u8]) -> Option<String> {
 }
 
 /// remit patch: does a client's request id hold what the log must not (a bearer token,
-/// `rmt_…`, or a phone: nine digits or more in a row; a part between `/` made of digits and a
-/// phone's separators `+ - . ( )` with seven digits or more, as the application reads one; or a
-/// number written in groups joined by hyphens that starts as a Kenyan phone does,
-/// `0712-345-678`)? Such an id is replaced, as the application replaces it, or more (it was
-/// logged as sent with a refusal made here).
+/// `rmt_…` or `rmt-…` in any case, or a phone: a part between `/` made of digits and a phone's
+/// separators `+ - . ( )` with seven digits or more, as the application reads one; or nine
+/// digits or more among the characters that may join a number's groups in an id,
+/// `-_.:+=/@`, as in `0712_345_678` or `+254/712/345/678`)? Such an id is replaced, as the
+/// application replaces it, or more (it was logged as sent with a refusal made here).
 fn holds_a_token_or_a_phone(id: &str) -> bool {
-    if id.to_ascii_lowercase().contains("rmt_") {
+    let lower = id.to_ascii_lowercase();
+    if lower.contains("rmt_") || lower.contains("rmt-") {
         return true;
     }
     let phone_part = |part: &str| {
@@ -709,17 +710,8 @@ fn holds_a_token_or_a_phone(id: &str) -> bool {
     if id.split('/').any(phone_part) {
         return true;
     }
-    id.split(|c: char| !(c.is_ascii_digit() || c == '-'))
-        .flat_map(|part| {
-            // Each number written in groups: digits joined by single hyphens.
-            part.split("--").map(|n| n.trim_matches('-'))
-        })
-        .any(|number| {
-            let in_a_row = number.split('-').any(|run| run.len() >= 9);
-            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-            let phone_like = digits.starts_with('0') || digits.starts_with("254");
-            in_a_row || (phone_like && digits.len() >= 9)
-        })
+    id.split(|c: char| !(c.is_ascii_digit() || "-_.:+=/@".contains(c)))
+        .any(|number| number.bytes().filter(u8::is_ascii_digit).count() >= 9)
 }
 
 /// remit patch: the `X-Request-Id` of an answer the application never saw: the client's own
@@ -928,6 +920,12 @@ mod test {
             "0712.345.678",
             "+254.712.345.678",
             "trace/(0712)345-678",
+            "0712_345_678",
+            "+254/712/345/678",
+            "254:712:345:678",
+            "0712@345@678",
+            "0712=345=678",
+            "rmt-0123456789abcdef",
         ] {
             let id = request_id(Some(replaced));
             assert_ne!(id, replaced);
