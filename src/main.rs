@@ -75,8 +75,19 @@ fn main() {
 /// The log filter from `RUST_LOG`: `info` when it is unset or blank, and `info` for every
 /// module it does not name when it names no level for all (`remit::access=warn` alone would
 /// otherwise silence every other line, warnings included; so would a typo such as `warning`).
-/// Libraries whose log stays at warn and above, whatever RUST_LOG says of them.
-const CAPPED_LIBRARIES: [&str; 4] = ["ureq", "ureq_proto", "tiny_http", "r2d2"];
+/// Libraries whose log stays at warn and above, whatever RUST_LOG says of them: at debug,
+/// `tokio_postgres` logs every replicated row's parameters (references, M-Pesa's words) and
+/// `rustls` the handshakes.
+const CAPPED_LIBRARIES: [&str; 8] = [
+    "ureq",
+    "ureq_proto",
+    "tiny_http",
+    "r2d2",
+    "postgres",
+    "tokio_postgres",
+    "tokio_postgres_rustls",
+    "rustls",
+];
 
 fn log_filter(rust_log: Option<&str>) -> String {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
@@ -162,6 +173,11 @@ mod tests {
             "info,remit=debug"
         );
         assert_eq!(log_filter(Some("ureq=trace")), "info");
+        // Replication's rows, at debug, are its parameters.
+        assert_eq!(
+            log_filter(Some("debug,tokio_postgres::query=trace,rustls=debug")),
+            "debug"
+        );
         assert_eq!(log_filter(Some("debug,ureqx=trace")), "debug,ureqx=trace");
         assert_eq!(log_filter(Some("debug,ureq::run=trace/abc")), "debug/abc");
         // Guards against: `ureq:` (a prefix of every ureq module's path) outranked the cap.
