@@ -90,7 +90,7 @@ impl IdempotencyKey {
         };
         Ok(IdempotencyKey {
             user_id: user_id.to_string(),
-            key: header.to_string(),
+            key: stored_key(header),
             fingerprint: of(&canonical_body(body)),
             as_sent: of(body),
         })
@@ -99,6 +99,20 @@ impl IdempotencyKey {
     fn row(&self) -> String {
         row_of(&self.user_id, &self.key)
     }
+}
+
+/// How a key is kept: its SHA-256, never the key itself (a client's key may hold what the file
+/// must not keep readable, a phone, a name). The space makes it what no header can be (a key is
+/// visible ASCII), so a key kept as sent before (`store::backfill::idempotency_keys`) is told
+/// apart.
+pub fn stored_key(header: &str) -> String {
+    let digest = crate::crypto::sha256(header.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256 ");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// The name a stored response is encrypted under (its associated data): the user and the key.
@@ -278,6 +292,72 @@ mod tests {
             store.write(move |ctx| lookup(ctx, &key())).unwrap(),
             Lookup::New
         );
+    }
+
+    /// A key is kept by its digest, never as sent (`Idempotency-Key: +254712345678` kept a phone
+    /// readable in the file); one kept as sent before is turned so at the next open, its answer
+    /// still replayed to a retry.
+    #[test]
+    fn a_key_is_kept_by_its_digest_and_one_kept_as_sent_before_still_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        let key =
+            |header: &str| IdempotencyKey::parse(header, "usr_1", "POST", "/p", "", b"{}").unwrap();
+        let answer = StoredResponse {
+            status: 201,
+            body: "{\"receipt\":\"D1\"}".into(),
+        };
+        let kept = answer.clone();
+        store
+            .write(move |ctx| remember(ctx, &key("+254712345678"), &kept))
+            .unwrap();
+        // As the remit before kept one: the key as sent, its answer sealed under it.
+        let before = answer.clone();
+        store
+            .write(move |ctx| {
+                let body = ctx.keys.seal(
+                    EncryptedColumn::IdempotentResponse,
+                    &row_of("usr_1", "0799111222"),
+                    &before.body,
+                )?;
+                ctx.conn.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+                     VALUES ('usr_1', '0799111222', ?1, 201, ?2, ?3)",
+                    params![key("0799111222").fingerprint.as_slice(), body, ctx.at()],
+                )?;
+                ctx.conn.execute(
+                    "DELETE FROM meta WHERE key = 'idempotency_keys_hashed'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        store.close();
+        drop(store);
+        let store = crate::store::open_for_test(dir.path());
+        let kept: Vec<String> = store
+            .read(|conn, _| {
+                crate::store::all_rows(conn, "SELECT key FROM idempotency_keys", [], |r| {
+                    Ok(r.get(0)?)
+                })
+            })
+            .unwrap();
+        assert_eq!(kept.len(), 2);
+        for k in &kept {
+            assert!(k.starts_with("sha256 ") && k.len() == 71, "{k}");
+        }
+        for header in ["+254712345678", "0799111222"] {
+            assert_eq!(
+                store.write(move |ctx| lookup(ctx, &key(header))).unwrap(),
+                Lookup::Replay(answer.clone()),
+                "{header}"
+            );
+        }
+        store.close();
+        let file = std::fs::read(dir.path().join("test.db")).unwrap();
+        for phone in [&b"712345678"[..], b"799111222"] {
+            assert!(!file.windows(phone.len()).any(|w| w == phone));
+        }
     }
 
     #[test]

@@ -14,6 +14,53 @@ fn anything(conn: &Connection, exists_sql: &str) -> Result<bool> {
     Ok(conn.query_row(exists_sql, [], |r| r.get(0))?)
 }
 
+/// Idempotency keys were kept as the client sent them (`Idempotency-Key: +254712345678` kept a
+/// phone readable in the file); they are kept by their digest now
+/// (`service::idempotency::stored_key`). Those kept before (48 hours' worth) are turned so
+/// here, each stored answer sealed again under its new name, so that a retry after the upgrade
+/// is still answered from it. Done once (`meta` says so); freed pages are overwritten.
+pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usize> {
+    const DONE: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'idempotency_keys_hashed')";
+    if anything(conn, DONE)? {
+        return Ok(0);
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Asked again under the write lock (another process may have done it meanwhile).
+    if anything(&tx, DONE)? {
+        drop(tx);
+        conn.pragma_update(None, "secure_delete", "OFF")?;
+        return Ok(0);
+    }
+    let rows: Vec<(String, String, String)> = tx
+        .prepare("SELECT user_id, key, body FROM idempotency_keys WHERE instr(key, ' ') = 0")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let _numbered = super::changes::begin(&tx)?;
+    for (user_id, key, body) in &rows {
+        use crate::service::idempotency::{row_of, stored_key};
+        let column = EncryptedColumn::IdempotentResponse;
+        let answer = keys.open(column, &row_of(user_id, key), body)?;
+        let hashed = stored_key(key);
+        tx.execute(
+            "UPDATE idempotency_keys SET key = ?3, body = ?4 WHERE user_id = ?1 AND key = ?2",
+            params![
+                user_id,
+                key,
+                hashed,
+                keys.seal(column, &row_of(user_id, &hashed), &answer)?
+            ],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value, change_seq) VALUES ('idempotency_keys_hashed', '1', remit_change_seq())",
+        [],
+    )?;
+    tx.commit()?;
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    Ok(rows.len())
+}
+
 /// Schema 15 seals an admin's words on a payout resolved as failed by hand; words kept before
 /// it, in the clear in `result_desc`, are sealed here the same way (they were left where they
 /// were, readable in the file and copied so to a replica, which must never see a name). Done

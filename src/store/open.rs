@@ -487,6 +487,10 @@ pub fn open_with_key(
             "sealed an admin's words on {resolved} payout(s) resolved by hand before schema 15"
         );
     }
+    let hashed = super::backfill::idempotency_keys(&mut conn, &keys)?;
+    if hashed > 0 {
+        log::info!("kept {hashed} idempotency key(s) by their digest, no longer as sent");
+    }
     let coded = super::backfill::short_refs(&mut conn)?;
     if coded > 0 {
         log::info!("gave {coded} older escrow(s) a short reference");
