@@ -304,11 +304,13 @@ pub const REPLICATION_RETRY_MAX_S: u64 = 30;
 /// at the next change.
 pub const REPLICATION_IDLE_CHECK_S: u64 = 10;
 /// How long after a stop begins its background threads (payouts, notifications, housekeeping)
-/// are waited for: one still in a call to M-Pesa (`REMIT_DARAJA_TIMEOUT_S`, 30 s by default,
-/// up to four calls), to Africa's Talking or to a webhook receiver is left to it, as a crash
-/// would (what it was doing is taken up at the next start), so that a stop ends within the
-/// service manager's `TimeoutStopSec` (30 s in `examples/remit.service`).
-pub const BACKGROUND_STOP_WAIT_MS: u64 = 10_000;
+/// are waited for: long enough for a call to Africa's Talking (15 s) or to a webhook receiver
+/// (10 s, and 5 to connect) made as the stop began to be answered; one still in a call past it
+/// (to M-Pesa: `REMIT_DARAJA_TIMEOUT_S`, 30 s by default, up to four calls) is left to it, as a
+/// crash would (what it was doing is taken up at the next start), so that a stop, with
+/// replication's 3 s and the last checkpoint, ends within the service manager's
+/// `TimeoutStopSec` (30 s in `examples/remit.service`).
+pub const BACKGROUND_STOP_WAIT_MS: u64 = 20_000;
 /// How long a stopping server waits for replication's thread to end its cycle before it stops
 /// without it.
 pub const REPLICATION_STOP_WAIT_MS: u64 = 3_000;

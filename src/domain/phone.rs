@@ -101,7 +101,22 @@ pub struct NumberRun {
     pub span: std::ops::Range<usize>,
     /// Its groups of digits, in order.
     pub groups: Vec<String>,
+    /// Where each group is, in bytes.
+    pub group_spans: Vec<std::ops::Range<usize>>,
 }
+
+/// How a Kenyan mobile number is written in groups (their lengths), by the digits it begins
+/// with: `0712345678`, `0712 345 678`, `0712-345678`, `0712 34 56 78`, `07 12 34 56 78`;
+/// `254712345678`, `254 712345678`, `254 712 345 678`, `254 712 345678` (`+` or not); the same
+/// after `00`.
+const PHONE_SHAPES: [(&str, &[&[usize]]); 3] = [
+    (
+        "0",
+        &[&[10], &[4, 3, 3], &[4, 6], &[4, 2, 2, 2], &[2, 2, 2, 2, 2]],
+    ),
+    ("254", &[&[12], &[3, 9], &[3, 3, 3, 3], &[3, 3, 6]]),
+    ("00254", &[&[14], &[5, 9], &[5, 3, 3, 3], &[5, 3, 3, 6]]),
+];
 
 impl NumberRun {
     /// Its digits, all together.
@@ -109,19 +124,39 @@ impl NumberRun {
         self.groups.concat()
     }
 
-    /// Whether some of its groups in a row are a Kenyan mobile number written whole: `07…` or
-    /// `01…` in ten digits, `2547…` or `2541…` in twelve (`+254…` included). Nine digits
-    /// without their `0` are not taken for one: too many receipt numbers are nine digits.
-    pub fn holds_a_phone(&self) -> bool {
-        (0..self.groups.len()).any(|first| {
-            let mut digits = String::new();
-            self.groups[first..].iter().any(|group| {
-                digits.push_str(group);
-                let b = digits.as_bytes();
-                (b.len() == 10 && b[0] == b'0' && matches!(b[1], b'7' | b'1'))
-                    || (b.len() == 12 && digits.starts_with("254") && matches!(b[3], b'7' | b'1'))
-            })
-        })
+    /// The spans (in bytes) of its groups in a row that are a Kenyan mobile number written
+    /// whole, in one of the ways people write one (`PHONE_SHAPES`: `07…` or `01…` in ten
+    /// digits, `2547…` or `2541…` in twelve, after `00` in fourteen). Nine digits without their
+    /// `0` are not taken for one (too many receipt numbers are nine digits), nor digits grouped
+    /// as no phone is (`15-07-2026-0001`, a date and a serial).
+    pub fn phones(&self) -> Vec<std::ops::Range<usize>> {
+        let mut found = Vec::new();
+        let mut first = 0;
+        'groups: while first < self.groups.len() {
+            for (prefix, shapes) in PHONE_SHAPES {
+                for shape in shapes {
+                    let Some(groups) = self.groups.get(first..first + shape.len()) else {
+                        continue;
+                    };
+                    if groups.iter().map(String::len).ne(shape.iter().copied()) {
+                        continue;
+                    }
+                    let digits = groups.concat();
+                    let mobile = digits
+                        .strip_prefix(prefix)
+                        .and_then(|rest| rest.bytes().next())
+                        .is_some_and(|b| matches!(b, b'7' | b'1'));
+                    if mobile {
+                        let last = first + shape.len() - 1;
+                        found.push(self.group_spans[first].start..self.group_spans[last].end);
+                        first = last + 1;
+                        continue 'groups;
+                    }
+                }
+            }
+            first += 1;
+        }
+        found
     }
 }
 
@@ -145,22 +180,34 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
         }
         let start = i;
         let mut groups = Vec::new();
+        let mut group_spans = Vec::new();
         let mut end;
+        // After `j`: up to two joining characters, then a digit (where a next group begins).
+        let group_after = |j: usize| {
+            let mut k = j;
+            while k < b.len() && k - j < 2 && joins_digits(b[k]) {
+                k += 1;
+            }
+            (k > j && k < b.len() && b[k].is_ascii_digit()).then_some(k)
+        };
         loop {
             let from = i;
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
             groups.push(text[from..i].to_string());
+            group_spans.push(from..i);
             end = i;
-            // Up to two joining characters, then more digits: the same number goes on.
-            let mut j = i;
-            while j < b.len() && j - i < 2 && joins_digits(b[j]) {
-                j += 1;
-            }
+            // Up to two joining characters, then more digits: the same number goes on, unless
+            // they are an amount's decimals: a `.` or `,` not joining groups before, then two
+            // digits or fewer, the last group (`1500.00`, `1,500,000.00`; not `07.12.34.56.78`).
+            let Some(j) = group_after(i) else { break };
             let next_digits = b[j..].iter().take_while(|c| c.is_ascii_digit()).count();
-            let decimals = b[i..j].iter().any(|c| matches!(c, b'.' | b',')) && next_digits <= 2;
-            if j == i || next_digits == 0 || decimals {
+            let point = b[i..j]
+                .iter()
+                .find(|c| matches!(c, b'.' | b','))
+                .filter(|c| !b[start..i].contains(c));
+            if point.is_some() && next_digits <= 2 && group_after(j + next_digits).is_none() {
                 break;
             }
             i = j;
@@ -169,6 +216,7 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
             runs.push(NumberRun {
                 span: start..end,
                 groups,
+                group_spans,
             });
         }
         i = end.max(start + 1);
@@ -198,7 +246,9 @@ pub fn long_numbers_masked(text: &str) -> String {
 /// what a field kept as typed (a cash deposit's reference, a receipt, a category's name) must
 /// not be, since the file keeps it readable.
 pub fn holds_a_phone(text: &str) -> bool {
-    number_runs(text, 10).iter().any(NumberRun::holds_a_phone)
+    number_runs(text, 10)
+        .iter()
+        .any(|run| !run.phones().is_empty())
 }
 
 #[cfg(test)]
@@ -229,11 +279,23 @@ mod tests {
             ("0712.34", false),
             ("RCPT-2026-000123", false),
             ("0712   345 678", false),
+            ("00254712345678", true),
+            ("00254 712 345 678", true),
+            ("07.12.34.56.78", true),
+            ("0712 34 56 78", true),
+            ("254 712 345678", true),
+            // Dates and serials grouped as no phone is.
+            ("15-07-2026-0001", false),
+            ("2026-07-15-000123", false),
+            ("INV/01/2026/0001", false),
+            ("DEP 2026-01-15 123456", false),
+            ("term_2026_07_15_123456", false),
         ] {
             assert_eq!(holds_a_phone(text), phone, "{text}");
         }
         // An amount's decimals end the number; a dot between groups of three does not.
         let runs = number_runs("KES 1500000.00 to 0712.345.678", 7);
+        assert!(runs.iter().all(|r| r.phones().len() <= 1));
         let spans: Vec<&str> = runs
             .iter()
             .map(|r| &"KES 1500000.00 to 0712.345.678"[r.span.clone()])

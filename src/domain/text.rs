@@ -31,7 +31,6 @@ impl CategoryName {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
-            not_personal(field, &name)?;
             Ok(CategoryName(name))
         } else {
             Err(Error::invalid(
@@ -39,6 +38,15 @@ impl CategoryName {
                 format!("must be 1 to {CATEGORY_NAME_BYTES_MAX} letters (a-z), digits and spaces, like School fees"),
             ))
         }
+    }
+
+    /// A new category's name (an escrow being made): `parse`, and none that holds a phone or a
+    /// token (`not_personal`), since the name is kept as typed. A name kept before is still
+    /// found by `parse` (a payment request names its category).
+    pub fn parse_new(field: &str, input: &str) -> Result<CategoryName> {
+        let name = CategoryName::parse(field, input)?;
+        not_personal(field, &name.0)?;
+        Ok(name)
     }
 
     /// The name.
@@ -172,10 +180,11 @@ pub fn not_personal(field: &str, text: &str) -> Result<()> {
     if crate::domain::holds_a_phone(text) {
         return Err(Error::invalid(
             field,
-            "holds a phone number, which is personal data and would be kept readable: give the receipt or reference number only",
+            "holds a phone number, which is personal data and would be kept readable as typed",
         ));
     }
-    if text.to_ascii_lowercase().contains("rmt_") {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("rmt_") || lower.contains("rmt-") {
         return Err(Error::invalid(
             field,
             "holds what reads as an API token, which would be kept readable",

@@ -397,11 +397,11 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// `text` with the digits of every number of nine digits or more written inside it masked but
-/// the last three: a phone inside other text, however its groups are joined (`x0799111222`,
-/// `Wanjiru-0712-345-678`, `0712_345_678`, `+254/712/345/678`: `domain::phone::number_runs`);
-/// shorter numbers, as in ids, are left. An escape (`%20`) is read as the one character it
-/// stands for, never as digits.
+/// `text` with the digits of every run of nine digits or more masked but the last three, and so
+/// those of a phone written in groups inside it, however they are joined (`x0799111222`,
+/// `Wanjiru-0712-345-678`, `0712_345_678`, `+254/712/345/678`: `domain::NumberRun::phones`);
+/// other numbers, as in ids, dates and UUIDs, are left. An escape (`%20`) is read as the one
+/// character it stands for, never as digits.
 fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     const RUN: usize = 9;
     let bytes = text.as_bytes();
@@ -439,25 +439,33 @@ fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
         return text.into();
     }
     let mut masked = bytes.to_vec();
+    let mut changed = false;
     for run in runs {
-        let digits: Vec<usize> = run
-            .span
-            .filter(|&at| plain.as_bytes()[at].is_ascii_digit())
-            .collect();
-        for &at in &digits[..digits.len() - 3] {
-            masked[from[at]] = b'*';
+        let long = run.group_spans.iter().filter(|g| g.len() >= RUN).cloned();
+        for span in long.chain(run.phones()) {
+            let digits: Vec<usize> = span
+                .filter(|&at| plain.as_bytes()[at].is_ascii_digit())
+                .collect();
+            for &at in &digits[..digits.len() - 3] {
+                masked[from[at]] = b'*';
+                changed = true;
+            }
         }
+    }
+    if !changed {
+        return text.into();
     }
     String::from_utf8(masked).unwrap_or_default().into()
 }
 
-/// `path` with every run of 24 hexadecimal digits or more cut to its first eight and `…`: a
+/// `path` with every run of 24 hexadecimal digits or more cut to its first four and `…`: a
 /// secret remit made (a bearer token, a webhook's signing secret, the M-Pesa result URL's
 /// token), pasted into a path without its prefix or under a path of its own. Ids hold letters
-/// past `f`, so none is touched.
+/// past `f`, so none is touched. (Four, not the eight a token's prefix shows elsewhere: a
+/// phone's digits may begin such a run, and are masked only after.)
 fn hex_runs_cut(path: &str) -> std::borrow::Cow<'_, str> {
     const RUN: usize = 24;
-    const KEEP: usize = 8;
+    const KEEP: usize = 4;
     let bytes = path.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
@@ -658,7 +666,16 @@ mod tests {
         ] {
             assert_eq!(loggable_request_id(id), logged);
         }
-        for kept in ["run-2026-12-06", "550e8400-e29b-41d4", "req:1234:5678"] {
+        for kept in [
+            "run-2026-12-06",
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+            "9b2d5c1e-7f3a-4c8b-a1d2-3e4f5a6b7c8d",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "2026-12-06T10:15:30.123Z",
+            "order-2026-000123",
+            "job:20261206:1",
+            "req:1234:5678",
+        ] {
             assert_eq!(loggable_request_id(kept), kept);
         }
         assert_eq!(
@@ -699,15 +716,19 @@ mod tests {
         // Without its prefix, or another secret of remit's: a long run of hex digits.
         assert_eq!(
             hex_runs_cut("/escrows/8e92f7115cbf2e08cb91176605b7bab1d1d684ab"),
-            "/escrows/8e92f711…"
+            "/escrows/8e92…"
         );
         assert_eq!(
             hex_runs_cut("/api/webhooks/payouts/c0ffee1234567890abcdef1234567890/x"),
-            "/api/webhooks/payouts/c0ffee12…/x"
+            "/api/webhooks/payouts/c0ff…/x"
         );
         assert_eq!(
             hex_runs_cut("/whsec_0123456789abcdef0123456789abcdef"),
-            "/whsec_01234567…"
+            "/whsec_0123…"
+        );
+        assert_eq!(
+            hex_runs_cut("/escrows/0712345678abcdef0123456789ab"),
+            "/escrows/0712…"
         );
         for kept in ["/escrows/esc_01m8862jc5ndbthyz9teyn1fsa", "/é/abc"] {
             assert_eq!(hex_runs_cut(kept), kept);

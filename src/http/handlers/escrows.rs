@@ -35,7 +35,7 @@ fn parse_categories(items: Vec<Value>, total_max: UsdCents) -> Result<Categories
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                CategoryName::parse(&format!("categories[{i}]"), v.as_str().unwrap_or(""))
+                CategoryName::parse_new(&format!("categories[{i}]"), v.as_str().unwrap_or(""))
             })
             .collect::<Result<Vec<_>>>()?;
         return Ok(Categories::Names(names));
@@ -44,7 +44,8 @@ fn parse_categories(items: Vec<Value>, total_max: UsdCents) -> Result<Categories
         let mut pairs = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let mut fields = item_object(item, &format!("categories[{i}]"))?;
-            let name = CategoryName::parse(&fields.field_name("name"), &fields.string("name")?)?;
+            let name =
+                CategoryName::parse_new(&fields.field_name("name"), &fields.string("name")?)?;
             let amount = usd(&mut fields, "amountUsd", total_max)?;
             fields.finish()?;
             pairs.push((name, amount));
@@ -189,7 +190,24 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
     };
     let reference = f
         .opt_string("reference")?
-        .map(|r| parse_kept_reference("reference", &r, REFERENCE_BYTES_MAX))
+        .map(|r| {
+            parse_kept_reference("reference", &r, REFERENCE_BYTES_MAX).or_else(|refused| {
+                // A reference recorded before such were refused is still its deposit's (a
+                // retry of it is answered as one), whatever it holds.
+                let recorded = app.store.read(|conn, _| {
+                    Ok(conn
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM deposits WHERE source = 'cash' AND reference = ?1)",
+                        )?
+                        .query_row([&r], |row| row.get::<_, bool>(0))?)
+                })?;
+                if recorded {
+                    Ok(r)
+                } else {
+                    Err(refused)
+                }
+            })
+        })
         .transpose()?;
     f.finish()?;
     let key = key_of(req, &actor)?;

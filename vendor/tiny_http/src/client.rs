@@ -489,7 +489,13 @@ impl ClientConnection {
         // access log as every other (a header flood or a smuggling probe was not seen at all):
         // the status, the fixed words of the refusal (a header's name, cut) and the request id,
         // never a value sent.
-        if let Some(left_out) = refusal_may_be_logged() {
+        // A 500 (a request dropped unanswered) is always logged: its answer names its id.
+        let logged = if status == 500 {
+            Some(0)
+        } else {
+            refusal_may_be_logged()
+        };
+        if let Some(left_out) = logged {
             if left_out > 0 {
                 log::warn!(
                     target: "remit::access",
@@ -692,8 +698,9 @@ fn header_name(line: &[u8]) -> Option<String> {
 
 /// remit patch: does a client's request id hold what the log must not (a bearer token,
 /// `rmt_…` or `rmt-…` in any case, or a phone: a part between `/` made of digits and a phone's
-/// separators `+ - . ( )` with seven digits or more, as the application reads one; or nine
-/// digits or more among the characters that may join a number's groups in an id,
+/// separators `+ - . ( )` with seven digits or more, as the application reads one; nine digits
+/// or more in a row; or ten digits or more that begin as a Kenyan mobile does, `07`, `01`,
+/// `2547`, `2541`, `00254`, among the characters that may join a number's groups in an id,
 /// `-_.:+=/@`, as in `0712_345_678` or `+254/712/345/678`)? Such an id is replaced, as the
 /// application replaces it, or more (it was logged as sent with a refusal made here).
 fn holds_a_token_or_a_phone(id: &str) -> bool {
@@ -711,7 +718,16 @@ fn holds_a_token_or_a_phone(id: &str) -> bool {
         return true;
     }
     id.split(|c: char| !(c.is_ascii_digit() || "-_.:+=/@".contains(c)))
-        .any(|number| number.bytes().filter(u8::is_ascii_digit).count() >= 9)
+        .any(|number| {
+            let in_a_row = number
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|run| run.len() >= 9);
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let phone_like = ["07", "01", "2547", "2541", "00254"]
+                .iter()
+                .any(|p| digits.starts_with(p));
+            in_a_row || (phone_like && digits.len() >= 10)
+        })
 }
 
 /// remit patch: the `X-Request-Id` of an answer the application never saw: the client's own
@@ -909,7 +925,15 @@ mod test {
     // remit patch: a client's request id holding a token or a phone is replaced.
     #[test]
     fn a_request_id_holding_a_token_or_a_phone_is_replaced() {
-        for kept in ["abc-123", "req-12345678", "run-2026-12-06", "550e8400-e29b"] {
+        for kept in [
+            "abc-123",
+            "req-12345678",
+            "run-2026-12-06",
+            "550e8400-e29b",
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+            "2026-12-06T10:15:30.123Z",
+            "order-2026-000123",
+        ] {
             assert_eq!(request_id(Some(kept)), kept);
         }
         for replaced in [
@@ -925,7 +949,7 @@ mod test {
             "254:712:345:678",
             "0712@345@678",
             "0712=345=678",
-            "rmt-0123456789abcdef",
+            "rmt-a1b2c3d4e5f6a7b8",
         ] {
             let id = request_id(Some(replaced));
             assert_ne!(id, replaced);
