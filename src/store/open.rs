@@ -322,6 +322,7 @@ pub fn what_it_holds(path: &Path) -> Holds {
 /// "unable to open database file" or "disk I/O error"; `/dev/null` would take a new ledger
 /// and keep none of it).
 pub fn a_file_or_nothing(path: &Path) -> Result<()> {
+    one_name(path)?;
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Err(Error::internal(format!(
             "{} is a directory, not a database file",
@@ -333,6 +334,42 @@ pub fn a_file_or_nothing(path: &Path) -> Result<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A ledger (a file in SQLite's write-ahead log mode) with more than one name (hard links) is
+/// refused by every command and the server: SQLite keeps the log of its newest commits beside
+/// the name it is opened by, so through another name a command read an older ledger and wrote
+/// into a log of its own (a `user add` beside a server answered with a token, and the user was
+/// gone after the server's stop; `backup` copied a ledger without its newest commits; `check`
+/// passed it), and a server started by another name after a crash lost what the log held. A
+/// backup (no log) may have several names. A symbolic link is one name, followed.
+fn one_name(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.nlink() < 2 || !keeps_a_log(path) {
+        return Ok(());
+    }
+    // A server holds the file's own lock (`ops::lock`): it runs under the other name.
+    let serving = std::fs::File::open(path)
+        .map(|file| {
+            matches!(
+                file.try_lock_shared(),
+                Err(std::fs::TryLockError::WouldBlock)
+            )
+        })
+        .unwrap_or(false);
+    let shown = path.display();
+    if serving {
+        return Err(Error::internal(format!(
+            "another remit server is using {shown} under another name (the same file under a hard link): SQLite keeps the newest commits in a log beside the name a program opens, so nothing may use it by this name; run this with the name the server uses"
+        )));
+    }
+    Err(Error::internal(format!(
+        "{shown} has {} names (hard links): SQLite keeps the newest commits in a log beside the name a program opens, so by another name a command reads an older ledger and writes a log of its own, and what the log held is lost. Keep one name (find the others with `find / -xdev -samefile {shown}`; a name ending in .before-restore-… is one a stopped `remit restore` made: remove it and restore again), then run this again; a second name is a symbolic link",
+        meta.nlink()
+    )))
 }
 
 /// What every command but `serve` asks of `--db`: a file that may hold a ledger. Nothing there,

@@ -1505,7 +1505,40 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
         "the second name got a log of its own"
     );
     assert_eq!(server.get("/health", "").status, 200);
+    // Nor does a command beside it by that name: its writes went into a log of its own, and
+    // were gone after the server's stop (a `user add` answered with a token), and a backup
+    // or a check read the ledger without its newest commits.
+    for args in [
+        &["user", "add", "--role", "agent", "--name", "Kiosk"][..],
+        &["token", "revoke", "rmt_00000000"],
+        &["backup", "copy.db"],
+        &["check"],
+        &["user", "list"],
+    ] {
+        let ran = cli(&other, args);
+        assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
+        assert!(
+            ran.stderr.contains("another remit server is using")
+                && ran.stderr.contains("hard link"),
+            "{args:?}: {ran}"
+        );
+    }
+    assert!(!dir.path().join("other.db-wal").exists());
     assert!(server.terminate().success(), "{}", server.log());
+    // Stopped, the file still has two names: each would keep a log of its own.
+    for name in [&db, &other] {
+        let ran = cli(name, &["check"]);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(ran.stderr.contains("has 2 names (hard links)"), "{ran}");
+        let mut serve = remit(dir.path(), Some(TEST_KEY));
+        serve
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(name);
+        let ran = run(serve);
+        assert_eq!(ran.code, Some(2), "{ran}");
+        assert!(ran.stderr.contains("has 2 names (hard links)"), "{ran}");
+    }
+    std::fs::remove_file(&other).unwrap();
     assert_eq!(cli(&db, &["check"]).code, Some(0));
 }
 
