@@ -365,8 +365,22 @@ impl Worker {
     }
 
     /// Does one due thing (a payout to send, a payout to ask about).
-    fn work_once(&self) -> Result<Work> {
+    fn work_once(&self, query_first: &mut bool) -> Result<Work> {
+        // Sends and status queries take turns while both wait: a backlog of sends (a thousand
+        // queued while M-Pesa was away) held every query behind it, and with them the held
+        // failures' answers and their money, for minutes.
+        if *query_first {
+            *query_first = false;
+            if let Some(id) = self.next_status_query()? {
+                return Ok(if self.ask_status(id) {
+                    Work::Done
+                } else {
+                    Work::Stalled
+                });
+            }
+        }
         if let Some(job) = self.next_due()? {
+            *query_first = true;
             // A bug in one payout must not stop every later one; the claim already holds this
             // payout back until its next attempt.
             let id = job.id.clone();
@@ -422,6 +436,7 @@ impl Worker {
                 // once, thousands of times a second.
                 let mut stalled = idle;
                 let mut float_asked: Option<Instant> = None;
+                let mut query_first = false;
                 while !stopping.load(Ordering::SeqCst) {
                     if let Some(every) = self.float_every {
                         if float_asked.is_none_or(|at| at.elapsed() >= every) {
@@ -429,7 +444,7 @@ impl Worker {
                             self.ask_balance();
                         }
                     }
-                    match self.work_once() {
+                    match self.work_once(&mut query_first) {
                         Ok(Work::Done) => stalled = idle,
                         Ok(Work::Idle) => self.wakeup.wait(idle),
                         Ok(Work::Stalled) => {

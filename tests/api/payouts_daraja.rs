@@ -2464,3 +2464,52 @@ fn a_stop_does_not_wait_for_a_daraja_call_that_is_not_answered() {
     let ran = check(&db, TEST_KEY);
     assert_eq!(ran.code, Some(0), "remit check: {ran}");
 }
+
+/// A backlog of sends does not hold the status queries behind it: the single worker sent every
+/// queued payout before it asked about any (with a thousand queued after an outage, the held
+/// failures' answers, and their money, waited minutes). Sends and queries take turns.
+#[test]
+fn status_queries_take_turns_with_a_backlog_of_sends() {
+    let (fake, app) = start_with(|c| c.payout_status_after_s = 60);
+    // A failure, which remit holds until Transaction Status confirms it (asked at once).
+    fake.script(
+        200,
+        Script {
+            outcome: Outcome::Fail(2001),
+            ..Script::default()
+        },
+    );
+    // Twenty payouts whose sends take a while each.
+    fake.script(
+        300,
+        Script {
+            replies: vec![Reply::Slow(Duration::from_millis(150)); 20],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let failed = approved_phone_payment(&app, &escrow, 200);
+    let backlog: Vec<String> = (0..20)
+        .map(|_| approved_phone_payment(&app, &escrow, 300))
+        .collect();
+    settled(&app, &failed, &["failed"]);
+    for request in &backlog {
+        settled(&app, request, &["paid"]);
+    }
+    let mut calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    calls.extend(fake.calls("/mpesa/transactionstatus/v1/query"));
+    calls.sort_by_key(|c| c.at);
+    let asked = calls
+        .iter()
+        .position(|c| c.path.contains("transactionstatus"))
+        .expect("the failure was asked about");
+    let sent_before = calls[..asked]
+        .iter()
+        .filter(|c| c.body["Amount"].to_string().contains("300"))
+        .count();
+    assert!(
+        sent_before <= 3,
+        "{sent_before} of the backlog's 20 sends went before the question"
+    );
+    assert_checks(app);
+}
