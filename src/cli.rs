@@ -492,8 +492,32 @@ impl Cli {
             .try_get_matches()
             .unwrap_or_else(|e| exit_saying(e));
         if let Some(command) = matches.subcommand_name() {
+            let on_the_line = |m: &clap::ArgMatches, id: &str| {
+                m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            };
             for id in ["addr", "port", "demo", "workers"] {
-                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                if on_the_line(&matches, id) {
+                    // `remit --port 3001 serve` is `remit serve --port 3001`, unless `serve`
+                    // is given the same (or the address another way) as well.
+                    if command == "serve" {
+                        let clashes: &[&str] = match id {
+                            "addr" | "port" => &["addr", "port"],
+                            other => &[other],
+                        };
+                        let served = matches.subcommand_matches("serve");
+                        let twice = clashes
+                            .iter()
+                            .find(|c| served.is_some_and(|m| on_the_line(m, c)));
+                        let Some(other) = twice else { continue };
+                        Cli::command()
+                            .error(
+                                clap::error::ErrorKind::ArgumentConflict,
+                                format!(
+                                    "--{id} before `serve` and --{other} after it: give it once"
+                                ),
+                            )
+                            .exit();
+                    }
                     Cli::command()
                         .error(
                             clap::error::ErrorKind::ArgumentConflict,
@@ -556,7 +580,18 @@ fn hand_over_token(
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     use crate::config::Settings;
-    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let command = match cli.command {
+        // The server's options before `serve` are its own (`from_command_line` refused them
+        // given on both sides).
+        Some(Command::Serve(args)) => Command::Serve(ServeArgs {
+            addr: args.addr.or(cli.serve.addr),
+            port: args.port.or(cli.serve.port),
+            demo: args.demo || cli.serve.demo,
+            workers: args.workers.or(cli.serve.workers),
+        }),
+        Some(command) => command,
+        None => Command::Serve(cli.serve),
+    };
     let settings = match &command {
         Command::Serve(_) | Command::Daraja(_) => Settings::Server,
         Command::Replicate { .. }

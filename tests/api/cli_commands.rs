@@ -1779,10 +1779,29 @@ fn serve_takes_a_port_on_the_loopback() {
     assert_eq!(server.base, format!("http://127.0.0.1:{port}"));
     assert_eq!(server.get("/health", "").status, 200);
     server.terminate();
+    // Before `serve`, the server's options are its own (`remit --db X --port P serve` was
+    // refused as if `serve` were another command).
+    let port = crate::support::free_port();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["--port", &port.to_string(), "--db"])
+        .arg(&db)
+        .arg("serve");
+    let mut server = Server::spawn(cmd, &dir.path().join("log2"));
+    assert_eq!(server.base, format!("http://127.0.0.1:{port}"));
+    assert_eq!(server.get("/health", "").status, 200);
+    server.terminate();
     for (args, says) in [
         (
             &["serve", "--port", "3001", "--addr", "127.0.0.1:3002"][..],
             "cannot be used with",
+        ),
+        (
+            &["--port", "3001", "serve", "--addr", "127.0.0.1:3002"][..],
+            "--port before `serve` and --addr after it",
+        ),
+        (
+            &["--workers", "4", "serve", "--workers", "8"][..],
+            "--workers before `serve` and --workers after it",
         ),
         (&["serve", "--port", "0"][..], "--port"),
         (
