@@ -103,19 +103,53 @@ pub struct NumberRun {
     pub groups: Vec<String>,
     /// Where each group is, in bytes.
     pub group_spans: Vec<std::ops::Range<usize>>,
+    /// What joins each group to the next.
+    pub joiners: Vec<String>,
 }
 
 /// How a Kenyan mobile number is written in groups (their lengths), by the digits it begins
-/// with: `0712345678`, `0712 345 678`, `0712-345678`, `0712 34 56 78`, `07 12 34 56 78`;
-/// `254712345678`, `254 712345678`, `254 712 345 678`, `254 712 345678` (`+` or not); the same
-/// after `00`.
+/// with: `0712345678`, `0712 345 678`, `0712-345678`, `0712 34 56 78`, `071 234 5678`,
+/// `0712-34-5678`, `0 712 345 678`, `07 12 34 56 78`; `254712345678`,
+/// `254 712345678`, `254 712 345 678`, `254 712 345678`, `254712 345 678`, `254712 345678`
+/// (`+` or not); the same after `00`. A shape that begins with a group of one or two digits
+/// counts only at a number's start, its groups joined alike throughout: `15-07-2026-0001` (a
+/// date and a serial) and `07-12_10:15:30` (a date and a time) are no phones.
 const PHONE_SHAPES: [(&str, &[&[usize]]); 3] = [
     (
         "0",
-        &[&[10], &[4, 3, 3], &[4, 6], &[4, 2, 2, 2], &[2, 2, 2, 2, 2]],
+        &[
+            &[10],
+            &[4, 3, 3],
+            &[4, 6],
+            &[4, 2, 2, 2],
+            &[3, 3, 4],
+            &[4, 2, 4],
+            &[1, 3, 3, 3],
+            &[2, 2, 2, 2, 2],
+        ],
     ),
-    ("254", &[&[12], &[3, 9], &[3, 3, 3, 3], &[3, 3, 6]]),
-    ("00254", &[&[14], &[5, 9], &[5, 3, 3, 3], &[5, 3, 3, 6]]),
+    (
+        "254",
+        &[
+            &[12],
+            &[3, 9],
+            &[3, 3, 3, 3],
+            &[3, 3, 6],
+            &[6, 3, 3],
+            &[6, 6],
+        ],
+    ),
+    (
+        "00254",
+        &[
+            &[14],
+            &[5, 9],
+            &[5, 3, 3, 3],
+            &[5, 3, 3, 6],
+            &[8, 3, 3],
+            &[8, 6],
+        ],
+    ),
 ];
 
 impl NumberRun {
@@ -139,6 +173,10 @@ impl NumberRun {
                         continue;
                     };
                     if groups.iter().map(String::len).ne(shape.iter().copied()) {
+                        continue;
+                    }
+                    let joins = &self.joiners[first..first + shape.len() - 1];
+                    if shape[0] <= 2 && (first > 0 || joins.iter().any(|j| *j != joins[0])) {
                         continue;
                     }
                     let digits = groups.concat();
@@ -181,6 +219,7 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
         let start = i;
         let mut groups = Vec::new();
         let mut group_spans = Vec::new();
+        let mut joiners = Vec::new();
         let mut end;
         // After `j`: up to two joining characters, then a digit (where a next group begins).
         let group_after = |j: usize| {
@@ -210,6 +249,7 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
             if point.is_some() && next_digits <= 2 && group_after(j + next_digits).is_none() {
                 break;
             }
+            joiners.push(text[i..j].to_string());
             i = j;
         }
         if groups.iter().map(String::len).sum::<usize>() >= min_digits {
@@ -217,6 +257,7 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
                 span: start..end,
                 groups,
                 group_spans,
+                joiners,
             });
         }
         i = end.max(start + 1);
@@ -290,6 +331,19 @@ mod tests {
             ("INV/01/2026/0001", false),
             ("DEP 2026-01-15 123456", false),
             ("term_2026_07_15_123456", false),
+            ("07-12_10:15:30", false),
+            ("order-2026-07-1234-5678", false),
+            // Other ways people write one.
+            ("254712-345-678", true),
+            ("+254712-345-678", true),
+            ("254712-345678", true),
+            ("071-234-5678", true),
+            ("0712-34-5678", true),
+            ("0 712 345 678", true),
+            // Read as a date and a serial, as `INV/01/2026/0001` is.
+            ("07 1234 5678", false),
+            ("fees_071_234_5678", true),
+            ("RMT-2026-0001", false),
         ] {
             assert_eq!(holds_a_phone(text), phone, "{text}");
         }

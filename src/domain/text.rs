@@ -183,8 +183,18 @@ pub fn not_personal(field: &str, text: &str) -> Result<()> {
             "holds a phone number, which is personal data and would be kept readable as typed",
         ));
     }
+    // `rmt_` (or `rmt-`) and hex digits, as a token begins (`RMT-2026-0001` is a reference).
     let lower = text.to_ascii_lowercase();
-    if lower.contains("rmt_") || lower.contains("rmt-") {
+    let token = lower.match_indices("rmt").any(|(at, _)| {
+        let rest = &lower.as_bytes()[at + 3..];
+        rest.first().is_some_and(|b| matches!(b, b'_' | b'-'))
+            && rest[1..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count()
+                >= 8
+    });
+    if token {
         return Err(Error::invalid(
             field,
             "holds what reads as an API token, which would be kept readable",

@@ -1060,31 +1060,54 @@ fn put_in_place(
         }
         second_name(db, &kept)?;
     }
+    // Until the copy takes the database's name, a failure leaves the replaced ledger as it was:
+    // its log back at its name, and its second names removed (with two names, every command
+    // and the server refuse a ledger: `store::open::one_name`).
+    let kept_wal_made = std::cell::Cell::new(false);
+    let as_it_was = |e: Error| -> Error {
+        if kept_wal_made.get() {
+            if !wal.exists() {
+                let _ = std::fs::hard_link(&kept_wal, &wal);
+            }
+            if wal.exists() {
+                let _ = std::fs::remove_file(&kept_wal);
+            }
+        }
+        if had_database {
+            let _ = std::fs::remove_file(&kept);
+        }
+        e
+    };
     if wal.exists() {
-        second_name(&wal, &kept_wal)?;
-        std::fs::remove_file(&wal)
-            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", wal.display())))?;
+        second_name(&wal, &kept_wal).map_err(as_it_was)?;
+        kept_wal_made.set(true);
+        std::fs::remove_file(&wal).map_err(|e| {
+            as_it_was(Error::internal(format!(
+                "cannot remove {}: {e}",
+                wal.display()
+            )))
+        })?;
     }
     let shm = beside(db, "-shm");
     if shm.exists() {
-        std::fs::remove_file(&shm)
-            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", shm.display())))?;
+        std::fs::remove_file(&shm).map_err(|e| {
+            as_it_was(Error::internal(format!(
+                "cannot remove {}: {e}",
+                shm.display()
+            )))
+        })?;
     }
     let since_file = had_database
         .then(|| since_the_backup_file(&kept, since))
         .flatten();
     if let Err(e) = std::fs::rename(copy, db) {
-        // The replaced ledger gets its log back: it is as it was.
-        if kept_wal.exists() && !wal.exists() {
-            let _ = std::fs::hard_link(&kept_wal, &wal);
-        }
         if let Some(file) = &since_file {
             let _ = std::fs::remove_file(file);
         }
-        return Err(Error::internal(format!(
+        return Err(as_it_was(Error::internal(format!(
             "cannot give the restored copy the name {} (the database is as it was): {e}",
             db.display()
-        )));
+        ))));
     }
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();

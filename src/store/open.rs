@@ -156,6 +156,7 @@ fn record_key_check(conn: &mut Connection, keys: &Keys) -> Result<()> {
 /// Opens (and with `create`, creates) the database: checks the key, migrates, records the key
 /// check of a new file, opens the audit chain, then starts the writer and the checkpointer.
 pub fn open(options: &OpenOptions) -> Result<Store> {
+    one_name(&options.path, true)?;
     if options.create {
         a_file_or_nothing(&options.path)?;
         if std::fs::metadata(&options.path).is_ok_and(|m| m.len() > 0) {
@@ -322,7 +323,7 @@ pub fn what_it_holds(path: &Path) -> Holds {
 /// "unable to open database file" or "disk I/O error"; `/dev/null` would take a new ledger
 /// and keep none of it).
 pub fn a_file_or_nothing(path: &Path) -> Result<()> {
-    one_name(path)?;
+    one_name(path, false)?;
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Err(Error::internal(format!(
             "{} is a directory, not a database file",
@@ -342,16 +343,19 @@ pub fn a_file_or_nothing(path: &Path) -> Result<()> {
 /// into a log of its own (a `user add` beside a server answered with a token, and the user was
 /// gone after the server's stop; `backup` copied a ledger without its newest commits; `check`
 /// passed it), and a server started by another name after a crash lost what the log held. A
-/// backup (no log) may have several names. A symbolic link is one name, followed.
-fn one_name(path: &Path) -> Result<()> {
+/// backup (no log) may have several names, unless it is opened to be written (`writing`: it
+/// would become a ledger with a log). A symbolic link is one name, followed. A command beside
+/// a server that runs under this very name shares its log, and is let be.
+fn one_name(path: &Path, writing: bool) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
-    if !meta.is_file() || meta.nlink() < 2 || !keeps_a_log(path) {
+    if !meta.is_file() || meta.nlink() < 2 || !(writing || keeps_a_log(path)) {
         return Ok(());
     }
-    // A server holds the file's own lock (`ops::lock`): it runs under the other name.
+    // A server holds the file's own lock (`ops::lock`), and its lock file's beside the name
+    // it runs under.
     let serving = std::fs::File::open(path)
         .map(|file| {
             matches!(
@@ -360,6 +364,9 @@ fn one_name(path: &Path) -> Result<()> {
             )
         })
         .unwrap_or(false);
+    if serving && crate::ops::held_by_another(&crate::ops::lock_file_path(path)) {
+        return Ok(());
+    }
     let shown = path.display();
     if serving {
         return Err(Error::internal(format!(

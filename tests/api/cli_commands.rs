@@ -1524,6 +1524,10 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
         );
     }
     assert!(!dir.path().join("other.db-wal").exists());
+    // By the name the server runs under, a command shares its log: let be.
+    let added = cli(&db, &["user", "add", "--role", "agent", "--name", "Kiosk"]);
+    assert_eq!(added.code, Some(0), "{added}");
+    assert_eq!(server.get("/me", added.stdout.trim()).status, 200);
     assert!(server.terminate().success(), "{}", server.log());
     // Stopped, the file still has two names: each would keep a log of its own.
     for name in [&db, &other] {

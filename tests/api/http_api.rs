@@ -1164,6 +1164,7 @@ fn a_phone_or_a_token_is_refused_where_the_ledger_keeps_text_as_typed() {
         "123456789",
         "QK12345678",
         "CASH-2026-000123",
+        "RMT-2026-0001",
         "15-07-2026-0001",
         "INV/01/2026/0001",
     ] {

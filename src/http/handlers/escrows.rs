@@ -192,14 +192,14 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
         .opt_string("reference")?
         .map(|r| {
             parse_kept_reference("reference", &r, REFERENCE_BYTES_MAX).or_else(|refused| {
-                // A reference recorded before such were refused is still its deposit's (a
-                // retry of it is answered as one), whatever it holds.
+                // A reference this agent recorded before such were refused is still its
+                // deposit's (a retry of it is answered as one), whatever it holds.
                 let recorded = app.store.read(|conn, _| {
                     Ok(conn
                         .prepare_cached(
-                            "SELECT EXISTS (SELECT 1 FROM deposits WHERE source = 'cash' AND reference = ?1)",
+                            "SELECT EXISTS (SELECT 1 FROM deposits WHERE source = 'cash' AND reference = ?1 AND recorded_by = ?2)",
                         )?
-                        .query_row([&r], |row| row.get::<_, bool>(0))?)
+                        .query_row([&r, &actor.id], |row| row.get::<_, bool>(0))?)
                 })?;
                 if recorded {
                     Ok(r)

@@ -722,11 +722,21 @@ fn holds_a_token_or_a_phone(id: &str) -> bool {
             let in_a_row = number
                 .split(|c: char| !c.is_ascii_digit())
                 .any(|run| run.len() >= 9);
-            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-            let phone_like = ["07", "01", "2547", "2541", "00254"]
-                .iter()
-                .any(|p| digits.starts_with(p));
-            in_a_row || (phone_like && digits.len() >= 10)
+            // From each group on (`order-2026-0712-345-678`), as a phone begins.
+            let phone_like = number
+                .char_indices()
+                .filter(|&(at, c)| {
+                    c.is_ascii_digit() && !number[..at].ends_with(|d: char| d.is_ascii_digit())
+                })
+                .any(|(at, _)| {
+                    let digits: String =
+                        number[at..].chars().filter(char::is_ascii_digit).collect();
+                    digits.len() >= 10
+                        && ["07", "01", "2547", "2541", "00254"]
+                            .iter()
+                            .any(|p| digits.starts_with(p))
+                });
+            in_a_row || phone_like
         })
 }
 
@@ -950,6 +960,8 @@ mod test {
             "0712@345@678",
             "0712=345=678",
             "rmt-a1b2c3d4e5f6a7b8",
+            "order-2026-0712-345-678",
+            "v2:0712:345:678",
         ] {
             let id = request_id(Some(replaced));
             assert_ne!(id, replaced);
