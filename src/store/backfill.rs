@@ -14,94 +14,90 @@ fn anything(conn: &Connection, exists_sql: &str) -> Result<bool> {
     Ok(conn.query_row(exists_sql, [], |r| r.get(0))?)
 }
 
+/// Runs `fill` once in a ledger's life, under the write lock, freed pages overwritten (what it
+/// seals must not stay readable in them): `meta` says `flag` (with how many rows `fill` did)
+/// in the same numbered transaction, and later opens look no further (the question may be a
+/// scan). Asked again under the lock: another process (a command started with the server)
+/// may have done it between the question and the lock.
+fn once(
+    conn: &mut Connection,
+    flag: &str,
+    fill: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<usize>,
+) -> Result<usize> {
+    let done = format!("SELECT EXISTS (SELECT 1 FROM meta WHERE key = '{flag}')");
+    if anything(conn, &done)? {
+        return Ok(0);
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let filled = if anything(&tx, &done)? {
+        drop(tx);
+        0
+    } else {
+        let _numbered = super::changes::begin(&tx)?;
+        let filled = fill(&tx)?;
+        tx.execute(
+            "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())",
+            params![flag, filled.to_string()],
+        )?;
+        tx.commit()?;
+        filled
+    };
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    Ok(filled)
+}
+
 /// Idempotency keys were kept as the client sent them (`Idempotency-Key: +254712345678` kept a
 /// phone readable in the file); they are kept by their digest now
 /// (`service::idempotency::stored_key`). Those kept before (48 hours' worth) are turned so
 /// here, each stored answer sealed again under its new name, so that a retry after the upgrade
-/// is still answered from it. Done once (`meta` says so); freed pages are overwritten.
+/// is still answered from it.
 pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usize> {
-    const DONE: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'idempotency_keys_hashed')";
-    if anything(conn, DONE)? {
-        return Ok(0);
-    }
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Asked again under the write lock (another process may have done it meanwhile).
-    if anything(&tx, DONE)? {
-        drop(tx);
-        conn.pragma_update(None, "secure_delete", "OFF")?;
-        return Ok(0);
-    }
-    let rows: Vec<(String, String, String)> = tx
-        .prepare("SELECT user_id, key, body FROM idempotency_keys WHERE instr(key, ' ') = 0")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let _numbered = super::changes::begin(&tx)?;
-    for (user_id, key, body) in &rows {
-        use crate::service::idempotency::{row_of, stored_key};
-        let column = EncryptedColumn::IdempotentResponse;
-        let answer = keys.open(column, &row_of(user_id, key), body)?;
-        let hashed = stored_key(key);
-        tx.execute(
-            "UPDATE idempotency_keys SET key = ?3, body = ?4 WHERE user_id = ?1 AND key = ?2",
-            params![
-                user_id,
-                key,
-                hashed,
-                keys.seal(column, &row_of(user_id, &hashed), &answer)?
-            ],
-        )?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value, change_seq) VALUES ('idempotency_keys_hashed', '1', remit_change_seq())",
-        [],
-    )?;
-    tx.commit()?;
-    conn.pragma_update(None, "secure_delete", "OFF")?;
-    Ok(rows.len())
+    once(conn, "idempotency_keys_hashed", |tx| {
+        let rows: Vec<(String, String, String)> = tx
+            .prepare("SELECT user_id, key, body FROM idempotency_keys WHERE instr(key, ' ') = 0")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (user_id, key, body) in &rows {
+            use crate::service::idempotency::{row_of, stored_key};
+            let column = EncryptedColumn::IdempotentResponse;
+            let answer = keys.open(column, &row_of(user_id, key), body)?;
+            let hashed = stored_key(key);
+            tx.execute(
+                "UPDATE idempotency_keys SET key = ?3, body = ?4 WHERE user_id = ?1 AND key = ?2",
+                params![
+                    user_id,
+                    key,
+                    hashed,
+                    keys.seal(column, &row_of(user_id, &hashed), &answer)?
+                ],
+            )?;
+        }
+        Ok(rows.len())
+    })
 }
 
 /// Schema 15 seals an admin's words on a payout resolved as failed by hand; words kept before
 /// it, in the clear in `result_desc`, are sealed here the same way (they were left where they
-/// were, readable in the file and copied so to a replica, which must never see a name). Done
-/// once: `meta` then says so, and later opens look no further (the question is a scan of
-/// every payout).
+/// were, readable in the file and copied so to a replica, which must never see a name).
 pub(super) fn resolve_reasons(conn: &mut Connection, keys: &Keys) -> Result<usize> {
-    const DONE: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'resolve_reasons_sealed')";
-    if anything(conn, DONE)? {
-        return Ok(0);
-    }
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Asked again under the write lock: another process (a command started with the server)
-    // may have done it between the question above and the lock.
-    if anything(&tx, DONE)? {
-        drop(tx);
-        conn.pragma_update(None, "secure_delete", "OFF")?;
-        return Ok(0);
-    }
-    let rows: Vec<(String, String)> = tx
-        .prepare(
-            "SELECT id, result_desc FROM payouts
-             WHERE result_code = 'manual' AND result_desc IS NOT NULL AND resolve_reason_enc IS NULL",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let _numbered = super::changes::begin(&tx)?;
-    for (id, words) in &rows {
-        tx.execute(
-            "UPDATE payouts SET change_seq = remit_change_seq(), result_desc = NULL, resolve_reason_enc = ?2
-             WHERE id = ?1",
-            params![id, keys.seal(EncryptedColumn::ResolveReason, id, words)?],
-        )?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value, change_seq) VALUES ('resolve_reasons_sealed', ?1, remit_change_seq())",
-        [rows.len().to_string()],
-    )?;
-    tx.commit()?;
-    conn.pragma_update(None, "secure_delete", "OFF")?;
-    Ok(rows.len())
+    once(conn, "resolve_reasons_sealed", |tx| {
+        let rows: Vec<(String, String)> = tx
+            .prepare(
+                "SELECT id, result_desc FROM payouts
+                 WHERE result_code = 'manual' AND result_desc IS NOT NULL AND resolve_reason_enc IS NULL",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, words) in &rows {
+            tx.execute(
+                "UPDATE payouts SET change_seq = remit_change_seq(), result_desc = NULL, resolve_reason_enc = ?2
+                 WHERE id = ?1",
+                params![id, keys.seal(EncryptedColumn::ResolveReason, id, words)?],
+            )?;
+        }
+        Ok(rows.len())
+    })
 }
 
 /// Schema 5 gives every escrow a short reference; older escrows get theirs here.

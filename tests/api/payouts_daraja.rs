@@ -952,26 +952,9 @@ fn ping(dir: &std::path::Path, env: &[(&'static str, String)]) -> crate::support
     crate::support::process::run(cmd)
 }
 
-#[test]
-fn the_binary_pays_through_daraja_configured_from_the_environment() {
-    use crate::support::process::{funded_escrow, Server};
-    let fake = FakeDaraja::start();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("remit.db");
-    let env = daraja_env(&fake.base);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
-    let payouts_line = server
-        .stdout
-        .iter()
-        .find(|l| l.starts_with("payouts: "))
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        payouts_line.contains("M-Pesa Daraja at")
-            && payouts_line.contains(&format!("{}/webhooks/payouts/", server.base)),
-        "{payouts_line}"
-    );
+/// On a server run from the binary: an admin's token, and a payment request of KES 1,500 to a
+/// phone, approved by its sender (users, a funded escrow and the request made through the API).
+fn approved_through_the_binary(server: &crate::support::process::Server) -> (String, String) {
     let admin = server.admin_token();
     let user = |role: &str, name: &str| -> String {
         let r = server.post("/users", &admin, &json!({"role": role, "name": name}));
@@ -979,8 +962,8 @@ fn the_binary_pays_through_daraja_configured_from_the_environment() {
         r.body["token"].as_str().unwrap().to_string()
     };
     let (sender, agent) = (user("sender", "Amina"), user("agent", "Kiosk"));
-    let escrow = funded_escrow(
-        &server,
+    let escrow = crate::support::process::funded_escrow(
+        server,
         &sender,
         &agent,
         100,
@@ -1002,6 +985,30 @@ fn the_binary_pays_through_daraja_configured_from_the_environment() {
         &json!({}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    (admin, request)
+}
+
+#[test]
+fn the_binary_pays_through_daraja_configured_from_the_environment() {
+    use crate::support::process::Server;
+    let fake = FakeDaraja::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let env = daraja_env(&fake.base);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
+    let payouts_line = server
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("payouts: "))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        payouts_line.contains("M-Pesa Daraja at")
+            && payouts_line.contains(&format!("{}/webhooks/payouts/", server.base)),
+        "{payouts_line}"
+    );
+    let (admin, request) = approved_through_the_binary(&server);
     let deadline = Instant::now() + Duration::from_secs(20);
     let view = loop {
         let r = server.get(&format!("/payment-requests/{request}"), &admin);
@@ -2376,7 +2383,7 @@ fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_
 /// start asks again: the payout is paid once.
 #[test]
 fn a_stop_does_not_wait_for_a_daraja_call_that_is_not_answered() {
-    use crate::support::process::{funded_escrow, Server};
+    use crate::support::process::Server;
     let fake = FakeDaraja::start();
     fake.script(
         1_500,
@@ -2392,39 +2399,7 @@ fn a_stop_does_not_wait_for_a_daraja_call_that_is_not_answered() {
     let env = with(&env, "REMIT_PAYOUT_STATUS_AFTER_S", "1");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
-    let admin = server.admin_token();
-    let user = |server: &Server, role: &str, name: &str| -> String {
-        let r = server.post("/users", &admin, &json!({"role": role, "name": name}));
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["token"].as_str().unwrap().to_string()
-    };
-    let (sender, agent) = (
-        user(&server, "sender", "Amina"),
-        user(&server, "agent", "Kiosk"),
-    );
-    let escrow = funded_escrow(
-        &server,
-        &sender,
-        &agent,
-        100,
-        "0712345678",
-        "Wanjiru",
-        &["a"],
-    );
-    let r = server.post(
-        "/payment-requests",
-        &agent,
-        &json!({"escrowId": escrow, "category": "a", "amountKes": 1_500, "merchantName": "Mama Mboga",
-                "merchantAccount": {"type": "phone", "number": "0799 123 456"}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let request = r.body["paymentRequestId"].as_str().unwrap().to_string();
-    let r = server.post(
-        &format!("/payment-requests/{request}/approve"),
-        &sender,
-        &json!({}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (admin, request) = approved_through_the_binary(&server);
     fake.wait_for("the payment request", |view| {
         view.count("/mpesa/b2c/v3/paymentrequest") == 1
     });
