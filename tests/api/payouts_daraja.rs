@@ -988,6 +988,23 @@ fn approved_through_the_binary(server: &crate::support::process::Server) -> (Str
     (admin, request)
 }
 
+/// The request once paid or failed, read through the binary's API (bounded: 30 s).
+fn settled_through_the_binary(
+    server: &crate::support::process::Server,
+    admin: &str,
+    request: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = server.get(&format!("/payment-requests/{request}"), admin);
+        if r.body["status"] == "paid" || r.body["status"] == "failed" {
+            return r.body;
+        }
+        assert!(Instant::now() < deadline, "never settled: {}", r.text);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 #[test]
 fn the_binary_pays_through_daraja_configured_from_the_environment() {
     use crate::support::process::Server;
@@ -1009,15 +1026,7 @@ fn the_binary_pays_through_daraja_configured_from_the_environment() {
         "{payouts_line}"
     );
     let (admin, request) = approved_through_the_binary(&server);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let view = loop {
-        let r = server.get(&format!("/payment-requests/{request}"), &admin);
-        if r.body["status"] == "paid" || r.body["status"] == "failed" {
-            break r.body;
-        }
-        assert!(Instant::now() < deadline, "never settled: {}", r.text);
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    let view = settled_through_the_binary(&server, &admin, &request);
     // Paid: the credential remit computed decrypted to the initiator's password (else M-Pesa
     // would have failed it with 2001).
     assert_eq!(view["status"], "paid", "{view}");
@@ -2424,15 +2433,7 @@ fn a_stop_does_not_wait_for_a_daraja_call_that_is_not_answered() {
     // The next start does not know what became of the call: it asks, and M-Pesa's answer pays
     // the payout, once.
     let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve2.log"), &env);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let view = loop {
-        let r = server.get(&format!("/payment-requests/{request}"), &admin);
-        if r.body["status"] == "paid" || r.body["status"] == "failed" {
-            break r.body;
-        }
-        assert!(Instant::now() < deadline, "never settled: {}", r.text);
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    let view = settled_through_the_binary(&server, &admin, &request);
     assert_eq!(view["status"], "paid", "{view}");
     assert_eq!(fake.txns().len(), 1, "paid once: {:?}", fake.txns());
     assert!(server.terminate().success());
