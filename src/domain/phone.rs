@@ -92,9 +92,9 @@ impl fmt::Debug for KenyanPhone {
 
 /// A number written by hand inside other text: its digits, and up to two characters between
 /// each group of them and the next from those a phone is written with (`0712 345 678`,
-/// `0712.345.678`, `0712_345_678`, `+254/712/345/678`, `(0712) 345-678`). A `.` or `,` before
-/// two digits or fewer ends it: `1500.00` is an amount. Byte range (first digit to last) and
-/// its digit groups.
+/// `0712.345.678`, `0712_345_678`, `+254/712/345/678`, `(0712) 345-678`). An amount's decimals
+/// end it (`number_runs`: `1500.00`). Byte range (first digit to last), its digit groups and
+/// what joins them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberRun {
     /// From its first digit to its last, in bytes.
@@ -283,7 +283,7 @@ pub fn long_numbers_masked(text: &str) -> String {
     out
 }
 
-/// Whether `text` holds a Kenyan mobile number written whole (`NumberRun::holds_a_phone`):
+/// Whether `text` holds a Kenyan mobile number written whole (`NumberRun::phones`):
 /// what a field kept as typed (a cash deposit's reference, a receipt, a category's name) must
 /// not be, since the file keeps it readable.
 pub fn holds_a_phone(text: &str) -> bool {

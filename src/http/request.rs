@@ -506,14 +506,18 @@ fn loggable_request_id(id: &str) -> String {
 /// does.
 fn tokens_cut(path: &str) -> std::borrow::Cow<'_, str> {
     const MARK: &str = "rmt_";
-    // ASCII lower case keeps every byte's place.
-    let lower = path.to_ascii_lowercase().replace("rmt-", MARK);
-    if !lower.contains(MARK) {
+    // Where a token's mark begins (an ASCII byte, so a character's boundary).
+    let mark = |text: &str| {
+        text.as_bytes()
+            .windows(MARK.len())
+            .position(|w| w[..3].eq_ignore_ascii_case(b"rmt") && matches!(w[3], b'_' | b'-'))
+    };
+    if mark(path).is_none() {
         return path.into();
     }
     let mut out = String::with_capacity(path.len());
     let mut rest = path;
-    while let Some(at) = rest.to_ascii_lowercase().replace("rmt-", MARK).find(MARK) {
+    while let Some(at) = mark(rest) {
         out.push_str(&rest[..at]);
         let token = &rest[at..];
         let end = token

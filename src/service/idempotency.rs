@@ -106,13 +106,10 @@ impl IdempotencyKey {
 /// visible ASCII), so a key kept as sent before (`store::backfill::idempotency_keys`) is told
 /// apart.
 pub fn stored_key(header: &str) -> String {
-    let digest = crate::crypto::sha256(header.as_bytes());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256 ");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!(
+        "sha256 {}",
+        crate::crypto::hex(&crate::crypto::sha256(header.as_bytes()))
+    )
 }
 
 /// The name a stored response is encrypted under (its associated data): the user and the key.
