@@ -152,6 +152,13 @@ const PHONE_SHAPES: [(&str, &[&[usize]]); 3] = [
     ),
 ];
 
+/// Shapes a log's masking also takes for a phone (`NumberRun::phones_loosely`), which a field's
+/// refusal must not (they are as often an invoice's or a receipt's number): `07 1234 5678`
+/// (read as `INV/01/2026/0001` is) and the nine digits of a mobile without its `0`
+/// (`712 345 678`, `712-345678`; nine in a row are masked as any long number is).
+const LOOSE_PHONE_SHAPES: [(&str, &[&[usize]]); 2] =
+    [("0", &[&[2, 4, 4]]), ("", &[&[3, 3, 3], &[3, 6]])];
+
 impl NumberRun {
     /// Its digits, all together.
     pub fn digits(&self) -> String {
@@ -164,10 +171,28 @@ impl NumberRun {
     /// `0` are not taken for one (too many receipt numbers are nine digits), nor digits grouped
     /// as no phone is (`15-07-2026-0001`, a date and a serial).
     pub fn phones(&self) -> Vec<std::ops::Range<usize>> {
+        self.phones_shaped(&PHONE_SHAPES)
+    }
+
+    /// `phones`, and numbers that may be a phone written another way (`LOOSE_PHONE_SHAPES`):
+    /// what a log masks, where masking an invoice's number costs nothing.
+    pub fn phones_loosely(&self) -> Vec<std::ops::Range<usize>> {
+        let shapes: Vec<_> = PHONE_SHAPES
+            .iter()
+            .chain(&LOOSE_PHONE_SHAPES)
+            .copied()
+            .collect();
+        self.phones_shaped(&shapes)
+    }
+
+    fn phones_shaped(
+        &self,
+        shapes_by_prefix: &[(&str, &[&[usize]])],
+    ) -> Vec<std::ops::Range<usize>> {
         let mut found = Vec::new();
         let mut first = 0;
         'groups: while first < self.groups.len() {
-            for (prefix, shapes) in PHONE_SHAPES {
+            for &(prefix, shapes) in shapes_by_prefix {
                 for shape in shapes {
                     let Some(groups) = self.groups.get(first..first + shape.len()) else {
                         continue;

@@ -399,7 +399,8 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// `text` with the digits of every run of nine digits or more masked but the last three, and so
 /// those of a phone written in groups inside it, however they are joined (`x0799111222`,
-/// `Wanjiru-0712-345-678`, `0712_345_678`, `+254/712/345/678`: `domain::NumberRun::phones`);
+/// `Wanjiru-0712-345-678`, `0712_345_678`, `+254/712/345/678`, and `712 345 678` or `07 1234
+/// 5678`, which a field's refusal lets be: `domain::NumberRun::phones_loosely`);
 /// other numbers, as in ids, dates and UUIDs, are left. An escape (`%20`) is read as the one
 /// character it stands for, never as digits.
 fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
@@ -442,7 +443,7 @@ fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     let mut changed = false;
     for run in runs {
         let long = run.group_spans.iter().filter(|g| g.len() >= RUN).cloned();
-        for span in long.chain(run.phones()) {
+        for span in long.chain(run.phones_loosely()) {
             let digits: Vec<usize> = span
                 .filter(|&at| plain.as_bytes()[at].is_ascii_digit())
                 .collect();
@@ -690,6 +691,15 @@ mod tests {
             digit_runs_masked("/escrows/0712~345~678/x"),
             "/escrows/****~***~678/x"
         );
+        // Written as a phone may be but a field's refusal does not take for one.
+        for (path, logged) in [
+            ("/x712%20345%20678", "/x***%20***%20678"),
+            ("/x712-345678", "/x***-***678"),
+            ("/x07%201234%205678", "/x**%20****%20*678"),
+            ("/inv/01/2026/0001", "/inv/**/****/*001"),
+        ] {
+            assert_eq!(digit_runs_masked(path), logged);
+        }
         // An escape's digits are not the number's.
         assert_eq!(digit_runs_masked("/a%20b%20c%201234"), "/a%20b%20c%201234");
         for untouched in [
