@@ -347,6 +347,12 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     say("payouts settled", settled_since);
     say("escrows cancelled and deposits reversed", changed_since);
     say("escrows, deposits and payouts recorded", recorded_since);
+    // Who can sign in moves no money: a part that cannot be read is a note, as the rate's.
+    if let Err(e) = users_since(&conn, &mut said) {
+        said.notes.push(format!(
+            "the users and tokens added since the backup could not be read from the replaced ledger: {e}; compare `remit user list` with the staff's tokens"
+        ));
+    }
     // The rate moves no money by itself: a part that cannot be read is a note, not a hold.
     if let Err(e) = rate_since(&conn, &mut said) {
         said.notes.push(format!(
@@ -702,6 +708,50 @@ fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         };
         said.money.push(format!(
             "deposit {id} on escrow {escrow} was {reversal} after the backup but is not in the backup: {escrow_now}; resend Stripe's event of {reference} from its dashboard, so that the deposit records it too (which flags the escrow again)"
+        ));
+    }
+    Ok(())
+}
+
+/// Users and tokens the replaced ledger gave since the backup: gone with it (their tokens answer
+/// `401` now), to give again. A user is named by id and role only (a name or a phone is not
+/// for the terminal or the lines' file); a recipient comes back with their escrow.
+fn users_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
+    let db: String = conn.query_row(
+        "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
+        [],
+        |r| r.get(0),
+    )?;
+    let users: Vec<(String, String, String)> = store::all_rows(
+        conn,
+        "SELECT r.id, r.role, r.created_at FROM replaced.users r
+             WHERE NOT EXISTS (SELECT 1 FROM users b WHERE b.id = r.id) ORDER BY r.created_at, r.id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    for (id, role, at) in users {
+        let again = if role == "recipient" {
+            "they come back when their sender makes the escrow naming their phone again, and sign in with a token issued then (`remit token issue PHONE`)".to_string()
+        } else {
+            format!("add them again (`remit user add --role {role} --name NAME [--phone PHONE] --db {db}`) and hand them the token it prints")
+        };
+        said.notes.push(format!(
+            "user {id} ({role}) was added after the backup ({at}) and is not in the restored ledger, nor their tokens: {again}"
+        ));
+    }
+    let tokens: Vec<(String, String)> = store::all_rows(
+        conn,
+        "SELECT r.prefix, r.user_id FROM replaced.api_tokens r
+             WHERE r.revoked_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM api_tokens b WHERE b.prefix = r.prefix)
+               AND EXISTS (SELECT 1 FROM users b WHERE b.id = r.user_id)
+             ORDER BY r.created_at, r.prefix",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (prefix, user) in tokens {
+        said.notes.push(format!(
+            "token {prefix} of user {user} was issued after the backup and no longer works: issue another if it is still wanted (`remit token issue {user} --db {db}`)"
         ));
     }
     Ok(())

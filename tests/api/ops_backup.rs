@@ -885,6 +885,28 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.args(["token", "revoke", &prefix, "--db"]).arg(&db);
     assert_eq!(run(cmd).code, Some(0));
+    // A second agent is added, and the sender given a second token.
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args([
+        "user", "add", "--role", "agent", "--name", "Kiosk 9", "--db",
+    ])
+    .arg(&db);
+    let added = run(cmd);
+    assert_eq!(added.code, Some(0), "{added}");
+    let new_agent = server.get("/me", added.stdout.trim());
+    let new_agent = new_agent.body["userId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", new_agent.text))
+        .to_string();
+    let sender_id = server.get("/me", &sender).body["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["token", "issue", &sender_id, "--db"]).arg(&db);
+    let issued = run(cmd);
+    assert_eq!(issued.code, Some(0), "{issued}");
+    let issued_prefix: String = issued.stdout.trim().chars().take(12).collect();
     let failed = server.call(
         "POST",
         &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
@@ -1008,6 +1030,22 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     assert!(
         done.stdout
             .contains(&format!("token {prefix} was revoked after the backup")),
+        "{done}"
+    );
+    // Who was let in since the backup, by id and role (no name).
+    assert!(
+        done.stdout.contains(&format!(
+            "user {new_agent} (agent) was added after the backup"
+        )) && done
+            .stdout
+            .contains("remit user add --role agent --name NAME"),
+        "{done}"
+    );
+    assert!(!done.stdout.contains("Kiosk 9"), "{done}");
+    assert!(
+        done.stdout.contains(&format!(
+            "token {issued_prefix} of user {sender_id} was issued after the backup and no longer works"
+        )),
         "{done}"
     );
     assert!(
