@@ -1346,12 +1346,14 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     let mut signals = signal_hook::iterator::Signals::new(stop_on)
         .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
     let request_ttl_s = config.request_ttl_s;
+    let config_db = config.db.clone();
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
     if let Some(token) = crate::ops::bootstrap_admin(&store)? {
         first_admin_token(&running.app.config.db, &token);
     }
     if args.demo {
+        let was_demo = store.read(|conn, _| crate::ops::holds_demo_data(conn))?;
         println!("Demo users (new tokens, shown only now):");
         for user in crate::ops::seed_demo(&store, request_ttl_s)? {
             println!(
@@ -1359,6 +1361,13 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
                 user.role.as_str(),
                 user.token,
                 user.name
+            );
+        }
+        if !was_demo {
+            // Said once, when it happens: a ledger that held users of its own is marked too.
+            println!(
+                "{} is a demo ledger from now on (escrows funded by made-up deposits): it runs only with the simulator, never paying through M-Pesa; keep real money in a ledger of its own (another --db).",
+                config_db.display()
             );
         }
         running.app.payouts_wakeup.notify();

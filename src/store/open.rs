@@ -385,7 +385,10 @@ fn one_name(path: &Path, writing: bool) -> Result<()> {
 pub fn existing_database(path: &Path) -> Result<()> {
     a_file_or_nothing(path)?;
     match std::fs::metadata(path) {
-        Err(_) => Err(Error::internal(format!("no database at {}", path.display()))),
+        Err(_) => Err(Error::internal(format!(
+            "no database at {} (`remit serve` makes a new ledger at its first start; --db or REMIT_DB names another file)",
+            path.display()
+        ))),
         Ok(meta) if meta.len() == 0 => Err(Error::internal(format!(
             "{} is an empty file, not a remit database (a copy cut short?); only `remit serve` makes a new ledger",
             path.display()

@@ -36,6 +36,13 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
             })
             .collect();
         assert_eq!(tokens.len(), 3, "round {round}: {:?}", server.stdout);
+        // Said when the ledger becomes a demo's (it held users of its own), not again.
+        let said = server
+            .stdout
+            .iter()
+            .filter(|l| l.contains("is a demo ledger from now on"))
+            .count();
+        assert_eq!(said, usize::from(round == 0), "{:?}", server.stdout);
         let recipient_token = tokens
             .iter()
             .find(|l| l.trim_start().starts_with("recipient"))
@@ -1134,6 +1141,7 @@ fn health_is_ok_only_once_the_start_has_printed_its_tokens() {
     for line in [
         "First start: created an admin",
         "Demo users (new tokens, shown only now):",
+        "is a demo ledger from now on",
         "remit listening on",
     ] {
         assert!(
