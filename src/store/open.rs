@@ -386,7 +386,7 @@ pub fn existing_database(path: &Path) -> Result<()> {
     a_file_or_nothing(path)?;
     match std::fs::metadata(path) {
         Err(_) => Err(Error::internal(format!(
-            "no database at {} (`remit serve` makes a new ledger at its first start; --db or REMIT_DB names another file)",
+            "no database at {} (`remit serve` makes a new ledger at its first start)",
             path.display()
         ))),
         Ok(meta) if meta.len() == 0 => Err(Error::internal(format!(
