@@ -185,9 +185,10 @@ enum Command {
     },
     /// Re-encrypt all PII under a new key (stop the server first).
     ///
-    /// The key file beside the database (`<db>.key`) is not replaced: once the rotation is
-    /// done, put the new key there (or in ENCRYPTION_KEY) before starting the server. Keep the
-    /// old key as long as any backup made before the rotation.
+    /// When the key is the key file's (`<db>.key`), a copy of the old key is kept beside it
+    /// (`<db>.key.before-rotate-<time>`) and the key file takes the new key once the ledger is
+    /// under it; when it is ENCRYPTION_KEY's, set the variable to the new key before the next
+    /// start. Keep the old key as long as any backup made before the rotation.
     #[command(after_help = LEDGER_HELP)]
     RotateKey {
         /// A file holding the new key as 64 hex characters.
@@ -1070,11 +1071,31 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 ),
                 None => println!("Keep the old key (ENCRYPTION_KEY's value until now) as long as any backup made before now: those backups are still under it."),
             }
-            println!(
-                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
-                new_key_file.display(),
-                key_file.display()
-            );
+            // The key was the key file's: the file takes the new key, so that the next start
+            // opens the ledger as the one before did (the old key is kept, above).
+            let replaced = match old_kept {
+                Some(_) => match crate::crypto::replace_key_file(&key_file, &new_key) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        println!("{}", describe(&e));
+                        false
+                    }
+                },
+                None => false,
+            };
+            if replaced {
+                println!(
+                    "The key file {} now holds the new key: start remit as before. {} holds it too: keep one copy of the new key away from this machine, as of the old.",
+                    key_file.display(),
+                    new_key_file.display()
+                );
+            } else {
+                println!(
+                    "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
+                    new_key_file.display(),
+                    key_file.display()
+                );
+            }
             Ok(0)
         }
     }

@@ -258,6 +258,53 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
 }
 
+/// Puts `key` in the key file at `path` in place of the key there: written whole beside it
+/// (synced, with the old file's owner and mode: a rotation run as root leaves the service's
+/// user able to read it), renamed over it, the directory synced; a crash leaves the old key or
+/// the new, never part of one.
+pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
+    let said = |e: std::io::Error| {
+        Error::internal(format!("cannot replace key file {}: {e}", path.display()))
+    };
+    let old = std::fs::symlink_metadata(path).map_err(said)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::internal("the key file's path has no file name"))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".new-{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    // One left by a rotation of this process id that was cut short (never another's key).
+    let _ = std::fs::remove_file(&temp);
+    write_owner_only(&temp, format!("{}\n", key.to_hex()).as_bytes()).map_err(said)?;
+    let placed = (|| -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp)?;
+            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+            file.set_permissions(old.permissions())?;
+        }
+        std::fs::rename(&temp, path)?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        // The new name is durable once the directory is; not every platform can sync one.
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    placed.map_err(said)
+}
+
 /// Writes `bytes` to a new file readable by its owner only (0600), synced; refuses to
 /// overwrite a file. For keys, and for what is as private as the ledger beside it.
 pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -721,8 +721,8 @@ fn is_root() -> bool {
 }
 
 /// A rotation of a ledger whose key is its key file keeps the old key beside it (0600) before
-/// the operator is told to replace that file: it opens every backup made before, and replacing
-/// the file was its only copy.
+/// that file takes the new key: it opens every backup made before, and the key file was its
+/// only copy. The key file keeps its mode, and the next command opens the ledger with it.
 #[cfg(unix)]
 #[test]
 fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
@@ -814,10 +814,20 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     assert!(
         ran.stdout.contains(&kept[0].display().to_string())
-            && ran.stdout.contains("replace")
-            && ran.stdout.contains("remit.db.key with it"),
+            && ran.stdout.contains("remit.db.key now holds the new key"),
         "{ran}"
     );
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap().trim(),
+        ROTATED_KEY,
+        "the key file holds the new key"
+    );
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["user", "list", "--db"]).arg(&db);
+    let listed = run(cmd);
+    assert_eq!(listed.code, Some(0), "{listed}");
     // The old key, kept, still opens what was made before; the ledger takes the new one.
     let mut cmd = remit(dir.path(), None);
     cmd.args(["check", "--db"])
@@ -827,8 +837,9 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let before = run(cmd);
     assert_eq!(before.code, Some(0), "{before}");
     assert_eq!(check(&db, ROTATED_KEY).code, Some(0));
-    // Run again before the key file is replaced: its key no longer opens the ledger, and the
-    // refusal keeps no copy of it (before, a copy more at every try).
+    // Run again with a key file whose key no longer opens the ledger (the old one put back by
+    // hand): refused, and the refusal keeps no copy of it (before, a copy more at every try).
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
     let another = dir.path().join("another.key");
     std::fs::write(
         &another,
