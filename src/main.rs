@@ -24,7 +24,7 @@ fn main() {
         // and the usual exit code of a failure, not a panic's 101. What the command changed
         // before it printed stays changed.
         if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
-            eprintln!("remit: cannot write to standard output ({cause}); what the command changed before it printed is done");
+            eprintln!("remit: cannot write to standard output ({cause}); if the command changes anything, what it changed before it printed is done");
             std::process::exit(2);
         }
         // Which thread, and where: a background thread that ends this way is named by
