@@ -359,7 +359,12 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     };
     let (result, route) = match body {
         Ok(()) => routes::answer(app, &mut req, found),
-        Err(error) => (Err(error), "-"),
+        // Refused before its handler ran (a refused body, a missing token): counted under
+        // its route all the same.
+        Err(error) => match found {
+            Found::Route(route, _) => (Err(error), route.path),
+            _ => (Err(error), "-"),
+        },
     };
     let reply = match result {
         Ok(reply) => reply,

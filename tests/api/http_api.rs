@@ -786,8 +786,24 @@ fn health_and_metrics_answer_without_a_token() {
         json!({"status": "ok", "db": "ok", "version": env!("CARGO_PKG_VERSION")})
     );
     app.pending_escrow(10, &["a"], None);
+    // Refused before its handler ran, a request is counted under its route all the same.
+    let refused = app.raw(
+        "POST",
+        "/escrows",
+        None,
+        Some(("application/json", b"{}")),
+        &[],
+    );
+    assert_eq!(refused.status, 401, "{}", refused.text);
     let r = app.raw("GET", "/metrics", None, None, &[]);
     assert_eq!(r.status, 200);
+    assert!(
+        r.text.contains(
+            "remit_http_requests_total{method=\"POST\",route=\"/escrows\",status=\"401\"} 1"
+        ),
+        "{}",
+        r.text
+    );
     for name in [
         "remit_http_requests_total{",
         "remit_http_request_duration_seconds_bucket",
