@@ -266,6 +266,11 @@ impl TestApp {
             .limit(16 * 1024 * 1024)
             .read_to_string()
             .unwrap_or_default();
+        let content_type = headers
+            .iter()
+            .find(|(name, _)| name == "content-type")
+            .map(|(_, value)| value.as_str());
+        super::conformance::check(method, path, status, content_type, &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp {
             status,

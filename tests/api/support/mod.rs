@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod attacks;
+pub mod conformance;
 pub mod fake_at;
 pub mod fake_daraja;
 pub mod notify;

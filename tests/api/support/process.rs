@@ -428,7 +428,13 @@ pub fn call_with(
         None => http.run(builder.body(()).unwrap())?,
     };
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let text = response.body_mut().read_to_string()?;
+    super::conformance::check(method, path, status, content_type.as_deref(), &text);
     Ok(Answer {
         status,
         body: serde_json::from_str(&text).unwrap_or(Value::Null),
