@@ -304,6 +304,14 @@ mod tests {
         assert_eq!(health["status"], "degraded");
         assert_eq!(health["db"], "ok");
         assert_eq!(health["stopped"], serde_json::json!(["remit-payouts"]));
+        // In the shape of every error answer too.
+        assert_eq!(health["code"], "degraded");
+        assert!(
+            health["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("remit-payouts")),
+            "{body}"
+        );
         let (_, metrics) = get(&running.base_url, "/metrics");
         assert!(
             metrics

@@ -1141,6 +1141,8 @@ fn health_is_ok_only_once_the_start_has_printed_its_tokens() {
                 assert_eq!(answer.status(), 503);
                 let body: serde_json::Value = answer.body_mut().read_json().unwrap();
                 assert_eq!(body["status"], "starting", "{body}");
+                assert_eq!(body["code"], "starting", "{body}");
+                assert!(body["error"].is_string(), "{body}");
                 starting += 1;
             }
             // Not listening yet.

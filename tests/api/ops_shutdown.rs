@@ -529,6 +529,11 @@ fn a_full_disk_is_said_by_health_and_not_shouted_in_the_log() {
         let health = server.get("/health", "");
         assert_eq!(health.status, 503, "{}", health.text);
         assert_eq!(health.body["db"], "not_writable", "{}", health.text);
+        assert_eq!(
+            health.body["error"], "the database does not take writes",
+            "{}",
+            health.text
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(

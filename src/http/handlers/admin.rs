@@ -24,6 +24,12 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         /// The background threads that ended before the stop, when any did.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         stopped: Vec<String>,
+        /// A `503`'s words and code, in the shape of every error answer (a client that reads
+        /// any non-2xx as `{"error", "code"}` finds them here too).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'static str>,
     }
     // Readable is not enough: a server whose disk is full answers every write 500, and a
     // monitor must hear of it.
@@ -47,11 +53,24 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
     } else {
         "degraded"
     };
+    let error = match (status, db) {
+        ("ok", _) => None,
+        ("starting", _) => Some("the server is still starting: ask again in a moment".into()),
+        (_, "missing") => Some("the database file is no longer at its path".into()),
+        (_, "error") => Some("the database does not answer".into()),
+        (_, "not_writable") => Some("the database does not take writes".into()),
+        _ => Some(format!(
+            "background work of the server stopped ({}): restart it",
+            stopped.join(", ")
+        )),
+    };
     let health = Health {
         status,
         db,
         version: env!("CARGO_PKG_VERSION"),
         stopped,
+        code: error.is_some().then_some(status),
+        error,
     };
     Ok(Reply::json(if status == "ok" { 200 } else { 503 }, &health))
 }
