@@ -40,12 +40,24 @@ impl CategoryName {
         }
     }
 
-    /// A new category's name (an escrow being made): `parse`, and none that holds a phone or a
-    /// token (`not_personal`), since the name is kept as typed. A name kept before is still
-    /// found by `parse` (a payment request names its category).
+    /// A new category's name (an escrow being made), as the contract spells names: lowercase
+    /// `[a-z0-9_]{1,32}`, written as `parse` keeps it (no `_` first, last or twice in a row),
+    /// so `School Fees` is refused with the name to send instead (`school_fees`; a UI turns
+    /// what a person typed into it before sending). None that holds a phone or a token
+    /// (`not_personal`), since the name is kept readable. A payment request still finds its
+    /// category by `parse` (`School Fees` finds `school_fees`).
     pub fn parse_new(field: &str, input: &str) -> Result<CategoryName> {
         let name = CategoryName::parse(field, input)?;
         not_personal(field, &name.0)?;
+        if name.0 != input {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "must be 1 to {CATEGORY_NAME_BYTES_MAX} lowercase letters (a-z), digits and _ between them: {} rather than what was sent",
+                    name.0
+                ),
+            ));
+        }
         Ok(name)
     }
 
@@ -322,6 +334,17 @@ mod tests {
             ("Term_2 books", "term_2_books"),
         ] {
             assert_eq!(CategoryName::parse("c", typed).unwrap().as_str(), name);
+            // A new category's name is sent as the contract spells it: the form to send is
+            // named.
+            let refused = CategoryName::parse_new("c", typed).unwrap_err().to_string();
+            assert!(refused.contains(name), "{refused}");
+            assert!(CategoryName::parse_new("c", name).is_ok());
+        }
+        for unspelled in ["_water", "water_", "water__bills", "Water"] {
+            assert!(
+                CategoryName::parse_new("c", unspelled).is_err(),
+                "{unspelled}"
+            );
         }
         for bad in [
             "",

@@ -460,13 +460,41 @@ fn a_token_a_sender_gave_opens_that_senders_escrows_only() {
 }
 
 #[test]
-fn category_names_are_taken_as_people_type_them() {
+fn category_names_are_spelled_as_the_contract_says_and_found_as_people_type_them() {
     let app = spawn_app();
+    // API.md: "Names: lowercase `[a-z0-9_]{1,32}`": another spelling is refused, naming the
+    // one to send.
+    for (typed, field, spelled) in [
+        ("School Fees", "categories[0]", "school_fees"),
+        ("Rent", "categories[0]", "rent"),
+        ("school fees", "categories[0]", "school_fees"),
+    ] {
+        let r = app.post(
+            "/escrows",
+            &app.sender,
+            &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
+                    "categories": [typed]}),
+        );
+        assert_eq!(r.status, 400, "{typed}: {}", r.text);
+        assert_eq!(r.body["field"], field, "{}", r.text);
+        assert!(
+            r.body["error"].as_str().unwrap().contains(spelled),
+            "{}",
+            r.text
+        );
+    }
     let r = app.post(
         "/escrows",
         &app.sender,
         &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
-                "categories": ["School Fees", " rent "]}),
+                "categories": [{"name": "rent", "amountUsd": 50}, {"name": "Water Bills", "amountUsd": 50}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
+                "categories": ["school_fees", "rent"]}),
     );
     assert_eq!(r.status, 201, "{}", r.text);
     let names: Vec<&str> = r.body["categories"]
@@ -490,12 +518,12 @@ fn category_names_are_taken_as_people_type_them() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["category"], "school_fees");
-    // The same category twice, however typed, is refused.
+    // The same category twice is refused.
     let r = app.post(
         "/escrows",
         &app.sender,
         &json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru", "totalAmountUsd": 100,
-                "categories": ["School Fees", "school_fees"]}),
+                "categories": ["school_fees", "school_fees"]}),
     );
     assert_eq!(r.status, 400, "{}", r.text);
 }

@@ -701,7 +701,7 @@ async function main() {
 
   let otienoEscrow;
   await step('sender: the escrow list in words; a recipient token refused for Wanjiru, given once to a new recipient', async () => {
-    otienoEscrow = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0722000333', recipientName: 'Otieno', totalAmountUsd: 40, categories: ['School Fees'] })).escrowId;
+    otienoEscrow = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0722000333', recipientName: 'Otieno', totalAmountUsd: 40, categories: ['school_fees'] })).escrowId;
     await nav(sender, 'escrows');
     const card = escrowCard(sender, escrowId);
     await card.waitFor();

@@ -15,11 +15,12 @@ import { categoryLabel } from '../words.js';
 const CATEGORIES_MAX = 16;
 const CATEGORY_CHARS_MAX = 32;
 
-// A category name as the API spells it ("School Fees" → school_fees), or null. Sent that way,
-// so that what the sender saw in the confirmation is what the server stores.
+// A category name as the API spells it ("School Fees" → school_fees, "a - b" → a_b), or null.
+// Sent that way (the server takes a new category's name only so spelled), so that what the
+// sender saw in the confirmation is what the server stores.
 function normalCategory(text) {
-  const s = String(text || '').trim().toLowerCase().replace(/[\s-]+/g, '_');
-  return /^[a-z0-9_]{1,32}$/.test(s) ? s : null;
+  const s = String(text || '').trim().toLowerCase().replace(/[\s_-]+/g, '_').replace(/^_+|_+$/g, '');
+  return /^[a-z0-9]+(?:_[a-z0-9]+)*$/.test(s) && s.length <= CATEGORY_CHARS_MAX ? s : null;
 }
 
 function categoryProblem(text) {
