@@ -404,6 +404,13 @@ fn phones_masked(path: &str) -> std::borrow::Cow<'_, str> {
 /// other numbers, as in ids, dates and UUIDs, are left. An escape (`%20`) is read as the one
 /// character it stands for, never as digits.
 fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
+    digit_runs_masked_by(text, true)
+}
+
+/// `digit_runs_masked`; with `loose` false, only the shapes a field's refusal takes for a phone
+/// (`NumberRun::phones`): a client's request id is echoed unless it holds one so written, and
+/// ids such as `trace-123-456-789` are the client's to keep.
+fn digit_runs_masked_by(text: &str, loose: bool) -> std::borrow::Cow<'_, str> {
     const RUN: usize = 9;
     let bytes = text.as_bytes();
     if bytes.iter().filter(|b| b.is_ascii_digit()).count() < RUN {
@@ -443,7 +450,12 @@ fn digit_runs_masked(text: &str) -> std::borrow::Cow<'_, str> {
     let mut changed = false;
     for run in runs {
         let long = run.group_spans.iter().filter(|g| g.len() >= RUN).cloned();
-        for span in long.chain(run.phones_loosely()) {
+        let phones = if loose {
+            run.phones_loosely()
+        } else {
+            run.phones()
+        };
+        for span in long.chain(phones) {
             let digits: Vec<usize> = span
                 .filter(|&at| plain.as_bytes()[at].is_ascii_digit())
                 .collect();
@@ -499,7 +511,10 @@ fn hex_runs_cut(path: &str) -> std::borrow::Cow<'_, str> {
 /// path. One that this changes is not taken (`Req::head`): the log is not the client's to write
 /// a secret into, and the id in the log must be the one the client was answered with.
 fn loggable_request_id(id: &str) -> String {
-    escape_controls(&digit_runs_masked(&phones_masked(&tokens_cut(id))))
+    escape_controls(&digit_runs_masked_by(
+        &phones_masked(&tokens_cut(id)),
+        false,
+    ))
 }
 
 /// `path` with any bearer token in it (`rmt_…`, pasted into a URL by mistake, in any case, or
@@ -697,8 +712,15 @@ mod tests {
             ("/x712-345678", "/x***-***678"),
             ("/x07%201234%205678", "/x**%20****%20*678"),
             ("/inv/01/2026/0001", "/inv/**/****/*001"),
+            // A phone among loose shapes is masked whole, never left readable after a loose
+            // shape took its first groups.
+            ("/x/100/254/712/345/678", "/x/100/***/***/***/678"),
         ] {
             assert_eq!(digit_runs_masked(path), logged);
+        }
+        // A client's request id keeps what only a loose shape reads as a phone.
+        for id in ["trace-123-456-789", "job-07-1234-5678"] {
+            assert_eq!(loggable_request_id(id), id);
         }
         // An escape's digits are not the number's.
         assert_eq!(digit_runs_masked("/a%20b%20c%201234"), "/a%20b%20c%201234");
