@@ -1073,29 +1073,34 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             }
             // The key was the key file's: the file takes the new key, so that the next start
             // opens the ledger as the one before did (the old key is kept, above).
-            let replaced = match old_kept {
-                Some(_) => match crate::crypto::replace_key_file(&key_file, &new_key) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        println!("{}", describe(&e));
-                        false
+            if old_kept.is_some() {
+                return match crate::crypto::replace_key_file(&key_file, &new_key) {
+                    Ok(()) => {
+                        println!(
+                            "The key file {} now holds the new key: start remit as before. Keep a copy of the new key away from this machine, as of the old ({} is one until it is moved).",
+                            key_file.display(),
+                            new_key_file.display()
+                        );
+                        Ok(0)
                     }
-                },
-                None => false,
-            };
-            if replaced {
-                println!(
-                    "The key file {} now holds the new key: start remit as before. {} holds it too: keep one copy of the new key away from this machine, as of the old.",
-                    key_file.display(),
-                    new_key_file.display()
-                );
-            } else {
-                println!(
-                    "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
-                    new_key_file.display(),
-                    key_file.display()
-                );
+                    // The rotation is done; the next start would be refused: said as a failure.
+                    Err(e) => {
+                        eprintln!(
+                            "remit: the ledger is under the new key, but {}: put the new key in {} (`cp {} {}`), or set ENCRYPTION_KEY to it, before the next start",
+                            describe(&e),
+                            key_file.display(),
+                            new_key_file.display(),
+                            key_file.display()
+                        );
+                        Ok(1)
+                    }
+                };
             }
+            println!(
+                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
+                new_key_file.display(),
+                key_file.display()
+            );
             Ok(0)
         }
     }

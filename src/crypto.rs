@@ -259,14 +259,23 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
 }
 
 /// Puts `key` in the key file at `path` in place of the key there: written whole beside it
-/// (synced, with the old file's owner and mode: a rotation run as root leaves the service's
-/// user able to read it), renamed over it, the directory synced; a crash leaves the old key or
-/// the new, never part of one.
+/// through the descriptor that made it (synced, with the old file's owner, where the process
+/// may give it, and mode: a rotation run as root leaves the service's user able to read it),
+/// renamed over it, the name checked to be that file, the directory synced; a crash leaves the
+/// old key or the new, never part of one. A key file that is a symbolic link is left as it is
+/// (the file it leads to is the operator's to change).
 pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
+    use std::io::Write;
     let said = |e: std::io::Error| {
         Error::internal(format!("cannot replace key file {}: {e}", path.display()))
     };
     let old = std::fs::symlink_metadata(path).map_err(said)?;
+    if !old.file_type().is_file() {
+        return Err(Error::internal(format!(
+            "{} is not a plain file (a symbolic link?): put the new key where it leads",
+            path.display()
+        )));
+    }
     let name = path
         .file_name()
         .ok_or_else(|| Error::internal("the key file's path has no file name"))?;
@@ -276,28 +285,49 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
     let temp = path.with_file_name(temp_name);
     // One left by a rotation of this process id that was cut short (never another's key).
     let _ = std::fs::remove_file(&temp);
-    write_owner_only(&temp, format!("{}\n", key.to_hex()).as_bytes()).map_err(said)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = options.open(&temp).map_err(said)?;
     let placed = (|| -> std::io::Result<()> {
+        file.write_all(format!("{}\n", key.to_hex()).as_bytes())?;
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&temp)?;
-            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
-            file.set_permissions(old.permissions())?;
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let made = file.metadata()?;
+            if (made.uid(), made.gid()) != (old.uid(), old.gid()) {
+                // Another user than root may not give a file away (EPERM): the new key is then
+                // theirs, as the file it replaces was readable by them.
+                match std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())) {
+                    Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => return Err(e),
+                    _ => {}
+                }
+            }
+            file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
         }
+        file.sync_all()?;
         std::fs::rename(&temp, path)?;
+        // The name now leads to the file written here, not one put at the temporary name
+        // meanwhile by whoever else may write in the directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let (now, ours) = (std::fs::symlink_metadata(path)?, file.metadata()?);
+            if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) {
+                return Err(std::io::Error::other(
+                    "another file took the new key's place before it was renamed: check the key file",
+                ));
+            }
+        }
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        // The new name is durable once the directory is; not every platform can sync one.
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        std::fs::File::open(dir)?.sync_all()
     })();
     if placed.is_err() {
         let _ = std::fs::remove_file(&temp);

@@ -732,7 +732,8 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     user_add(&db, TEST_KEY, "admin", "Admin", None);
     let key_file = dir.path().join("remit.db.key");
     std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Readable by the service's group: the new key file keeps that.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let new_key = dir.path().join("new.key");
     std::fs::write(&new_key, format!("{}\n", ROTATED_KEY)).unwrap();
     std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -823,7 +824,15 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
         "the key file holds the new key"
     );
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert_eq!(mode & 0o777, 0o640, "the key file's mode: {mode:o}");
+    assert!(
+        !std::fs::read_dir(dir.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".new-")),
+        "the new key's temporary file was left"
+    );
     let mut cmd = remit(dir.path(), None);
     cmd.args(["user", "list", "--db"]).arg(&db);
     let listed = run(cmd);
@@ -851,6 +860,40 @@ fn rotate_key_keeps_the_old_key_file_before_it_is_replaced() {
     let refused = rotate_key(dir.path(), None, &another, &db);
     assert_eq!(refused.code, Some(2), "{refused}");
     assert_eq!(kept_copies().len(), copies, "{refused}");
+}
+
+/// A key file that is a symbolic link is left as it is (the file it leads to is the operator's):
+/// the rotation is done, and says on stderr, exiting 1, where the new key must go before the
+/// next start.
+#[cfg(unix)]
+#[test]
+fn rotate_key_leaves_a_linked_key_file_and_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let real = dir.path().join("keys.txt");
+    std::fs::write(&real, format!("{TEST_KEY}\n")).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_file = dir.path().join("remit.db.key");
+    let _ = std::fs::remove_file(&key_file);
+    std::os::unix::fs::symlink(&real, &key_file).unwrap();
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, format!("{ROTATED_KEY}\n")).unwrap();
+    std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ran = rotate_key(dir.path(), None, &new_key, &db);
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert!(
+        ran.stderr.contains("the ledger is under the new key")
+            && ran.stderr.contains("not a plain file"),
+        "{ran}"
+    );
+    assert!(std::fs::symlink_metadata(&key_file)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap().trim(), TEST_KEY);
+    assert_eq!(check(&db, ROTATED_KEY).code, Some(0));
 }
 
 /// Regression: an empty file at `--db` (a `touch`, a copy cut short) was taken as a new
