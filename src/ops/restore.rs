@@ -731,7 +731,7 @@ fn users_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     )?;
     for (id, role, at) in users {
         let again = if role == "recipient" {
-            "they come back when their sender makes the escrow naming their phone again, and sign in with a token issued then (`remit token issue PHONE`)".to_string()
+            "they come back when their sender makes the escrow naming their phone again, and sign in with a token their sender gives then (`POST /escrows/:id/recipient-token`, the escrow's screen)".to_string()
         } else {
             format!("add them again (`remit user add --role {role} --name NAME [--phone PHONE] --db {db}`) and hand them the token it prints")
         };
@@ -739,19 +739,29 @@ fn users_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             "user {id} ({role}) was added after the backup ({at}) and is not in the restored ledger, nor their tokens: {again}"
         ));
     }
-    let tokens: Vec<(String, String)> = store::all_rows(
+    let tokens: Vec<(String, String, Option<String>)> = store::all_rows(
         conn,
-        "SELECT r.prefix, r.user_id FROM replaced.api_tokens r
+        "SELECT r.prefix, r.user_id, r.sender_scope FROM replaced.api_tokens r
              WHERE r.revoked_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM api_tokens b WHERE b.prefix = r.prefix)
                AND EXISTS (SELECT 1 FROM users b WHERE b.id = r.user_id)
              ORDER BY r.created_at, r.prefix",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    for (prefix, user) in tokens {
+    for (prefix, user, sender) in tokens {
+        // One a sender gave opened that sender's escrows only; one an admin issues opens all
+        // the recipient's: the sender gives it again.
+        let again = match sender {
+            Some(sender) => format!(
+                "their sender ({sender}) gives another from the escrow if it is still wanted (`POST /escrows/:id/recipient-token`, the escrow's screen; a token `remit token issue` makes would open every sender's escrows to them)"
+            ),
+            None => format!(
+                "issue another if it is still wanted (`remit token issue {user} --db {db}`)"
+            ),
+        };
         said.notes.push(format!(
-            "token {prefix} of user {user} was issued after the backup and no longer works: issue another if it is still wanted (`remit token issue {user} --db {db}`)"
+            "token {prefix} of user {user} was issued after the backup and no longer works: {again}"
         ));
     }
     Ok(())

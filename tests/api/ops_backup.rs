@@ -907,6 +907,20 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let issued = run(cmd);
     assert_eq!(issued.code, Some(0), "{issued}");
     let issued_prefix: String = issued.stdout.trim().chars().take(12).collect();
+    // The sender gives their recipient a first token (it opens this sender's escrows only).
+    let given = server.post(
+        &format!("/escrows/{before}/recipient-token"),
+        &sender,
+        &json!({}),
+    );
+    assert_eq!(given.status, 201, "{}", given.text);
+    let recipient_id = given.body["userId"].as_str().unwrap().to_string();
+    let given_prefix: String = given.body["token"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .take(12)
+        .collect();
     let failed = server.call(
         "POST",
         &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
@@ -1044,7 +1058,14 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     assert!(!done.stdout.contains("Kiosk 9"), "{done}");
     assert!(
         done.stdout.contains(&format!(
-            "token {issued_prefix} of user {sender_id} was issued after the backup and no longer works"
+            "token {issued_prefix} of user {sender_id} was issued after the backup and no longer works: issue another"
+        )),
+        "{done}"
+    );
+    // A sender's token is given again by the sender (an admin's would open every escrow).
+    assert!(
+        done.stdout.contains(&format!(
+            "token {given_prefix} of user {recipient_id} was issued after the backup and no longer works: their sender ({sender_id}) gives another"
         )),
         "{done}"
     );
