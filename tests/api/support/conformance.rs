@@ -1,9 +1,11 @@
 //! Every JSON answer the tests' servers give is held to `docs/openapi.json`: the schema the
 //! document gives for its operation and status. The contract fuzzer holds the answers of
 //! generated requests to it; this holds those of every flow the tests walk (a payout resolved by
-//! hand, a flag cleared, a restore's ledger), which generated requests seldom reach. An answer
-//! whose operation or status the document does not name is left to the tests that mean it (a
-//! `405` on a path of its own, a `431`); a status the document names is held to its schema.
+//! hand, a flag cleared, a restore's ledger), which generated requests seldom reach. A success
+//! (2xx) the document does not name for its operation fails; an error status it does not name
+//! is left to the tests that mean it (a `405`, a `431`); a status it names with a JSON schema
+//! must come as JSON and have that schema. (Tests that speak raw bytes over a socket, and
+//! requests to paths the document does not have, are not checked.)
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -84,15 +86,25 @@ fn validator(template: &str, method: &str, status: u16) -> Option<Arc<jsonschema
 /// Panics, naming every difference, when a JSON answer does not have the schema the document
 /// gives for its operation and status.
 pub fn check(method: &str, path: &str, status: u16, content_type: Option<&str>, text: &str) {
-    if !content_type.is_some_and(|c| c.starts_with("application/json")) {
-        return;
-    }
     let Some(template) = template_of(path) else {
         return;
     };
+    let operation = &document()["paths"][template][method.to_ascii_lowercase()];
+    if operation.is_null() {
+        return;
+    }
+    // A success the document does not name is a drift of the document or of the server.
+    assert!(
+        !(200..300).contains(&status) || !operation["responses"][status.to_string()].is_null(),
+        "{method} {path} → {status}: docs/openapi.json names no {status} for {method} {template}\n{text}"
+    );
     let Some(validator) = validator(template, method, status) else {
         return;
     };
+    assert!(
+        content_type.is_some_and(|c| c.starts_with("application/json")),
+        "{method} {path} → {status}: docs/openapi.json says JSON, the answer's type is {content_type:?}\n{text}"
+    );
     let Ok(body) = serde_json::from_str::<Value>(text) else {
         panic!("{method} {path} → {status}: an answer said to be JSON is not: {text}");
     };
