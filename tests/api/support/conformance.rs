@@ -132,5 +132,17 @@ fn an_answer_unlike_its_schema_is_found_and_one_like_it_passes() {
         )
     });
     assert!(wrong.is_err(), "a wrong /health answer passed");
+    let undocumented =
+        std::panic::catch_unwind(|| check("GET", "/health", 201, Some("application/json"), body));
+    assert!(
+        undocumented.is_err(),
+        "a success the document does not name passed"
+    );
+    let not_json =
+        std::panic::catch_unwind(|| check("GET", "/health", 200, Some("text/plain"), body));
+    assert!(
+        not_json.is_err(),
+        "a /health answer that is not JSON passed"
+    );
     assert_eq!(template_of("/escrows/esc_1?x=1"), Some("/escrows/{id}"));
 }
