@@ -983,6 +983,14 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
+            // The new key must stay somewhere once the ledger is under it: a file, not a pipe
+            // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
+            if !std::fs::metadata(&new_key_file).is_ok_and(|m| m.is_file()) {
+                return Err(Error::invalid(
+                    "--new-key-file",
+                    "must be a file holding the new key (made first: `(umask 077; openssl rand -hex 32 > new.key)`), not a pipe or a device: the ledger will be under that key, and it must be kept",
+                ));
+            }
             let text = std::fs::read_to_string(&new_key_file).map_err(|e| match e.kind() {
                 // Not text at all (a database, a binary key): not a key file.
                 std::io::ErrorKind::InvalidData => Error::invalid(
@@ -1073,6 +1081,18 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             }
             // The key was the key file's: the file takes the new key, so that the next start
             // opens the ledger as the one before did (the old key is kept, above).
+            // The key file takes the new key when it is a plain file of one name; a symbolic
+            // link or a file with other names is the operator's to change (`new.key` holds the
+            // key meanwhile).
+            let replaceable = crate::crypto::replaceable_key_file(&key_file);
+            if old_kept.is_some() && !replaceable {
+                println!(
+                    "The key file {} is a symbolic link or has other names (hard links): it is left as it is. Put the new key where it leads (the contents of {}), or set ENCRYPTION_KEY to it, before the next start.",
+                    key_file.display(),
+                    new_key_file.display()
+                );
+                return Ok(0);
+            }
             if old_kept.is_some() {
                 return match crate::crypto::replace_key_file(&key_file, &new_key) {
                     Ok(()) => {

@@ -258,32 +258,48 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
 }
 
+/// Whether the key file at `path` is one `replace_key_file` puts a new key in: a plain file
+/// with no other name. A symbolic link or a hard link's other name would keep the old key, the
+/// link broken by the rename: those are the operator's to change.
+pub fn replaceable_key_file(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.file_type().is_file() && meta.nlink() == 1
+    }
+    #[cfg(not(unix))]
+    meta.file_type().is_file()
+}
+
 /// Puts `key` in the key file at `path` in place of the key there: written whole beside it
-/// through the descriptor that made it (synced, with the old file's owner, where the process
-/// may give it, and mode: a rotation run as root leaves the service's user able to read it),
-/// renamed over it, the name checked to be that file, the directory synced; a crash leaves the
-/// old key or the new, never part of one. A key file that is a symbolic link is left as it is
-/// (the file it leads to is the operator's to change).
+/// through the descriptor that made it (synced, with the old file's owner and mode: a rotation
+/// run as root leaves the service's user able to read it; one that cannot give them is refused
+/// before the rename), renamed over it, the name checked to be that file, the directory synced;
+/// a crash leaves the old key or the new, never part of one. Only a `replaceable_key_file`.
 pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
     use std::io::Write;
     let said = |e: std::io::Error| {
         Error::internal(format!("cannot replace key file {}: {e}", path.display()))
     };
-    let old = std::fs::symlink_metadata(path).map_err(said)?;
-    if !old.file_type().is_file() {
+    if !replaceable_key_file(path) {
         return Err(Error::internal(format!(
-            "{} is not a plain file (a symbolic link?): put the new key where it leads",
+            "cannot replace key file {}: it is a symbolic link or has other names",
             path.display()
         )));
     }
+    let old = std::fs::symlink_metadata(path).map_err(said)?;
     let name = path
         .file_name()
         .ok_or_else(|| Error::internal("the key file's path has no file name"))?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
-    temp_name.push(format!(".new-{}", std::process::id()));
+    temp_name.push(".new");
     let temp = path.with_file_name(temp_name);
-    // One left by a rotation of this process id that was cut short (never another's key).
+    // One left by a rotation cut short (a crash before its rename; the rotation holds the key
+    // lock alone, so none is being written now).
     let _ = std::fs::remove_file(&temp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -300,12 +316,16 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
             let made = file.metadata()?;
             if (made.uid(), made.gid()) != (old.uid(), old.gid()) {
-                // Another user than root may not give a file away (EPERM): the new key is then
-                // theirs, as the file it replaces was readable by them.
-                match std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())) {
-                    Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => return Err(e),
-                    _ => {}
-                }
+                // Another user than root may not give a file away: refused, rather than a key
+                // file the service's user cannot read (and the operator's group can).
+                std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())).map_err(
+                    |e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("the new key's file cannot be given the key file's owner ({e}); run the rotation as that owner or as root"),
+                        )
+                    },
+                )?;
             }
             file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
         }
@@ -327,7 +347,14 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        std::fs::File::open(dir)?.sync_all()
+        // The new name is durable once the directory is; not every platform can sync one, and
+        // the key is in place whatever this says.
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            log::warn!(
+                "the key file holds the new key; its directory could not be synced ({e}): until the file system writes it back, a power cut may bring the old key file back"
+            );
+        }
+        Ok(())
     })();
     if placed.is_err() {
         let _ = std::fs::remove_file(&temp);
