@@ -9,9 +9,22 @@ use crate::limits::{CATEGORY_NAME_BYTES_MAX, TEXT_CHARS_MAX};
 pub struct CategoryName(String);
 
 impl CategoryName {
-    /// Parses a name as a person types it, naming `field` on error: trimmed, lower case,
-    /// spaces and dashes become `_` (`School Fees` → `school_fees`, shown as "School fees").
+    /// Whether `input` is a name as the contract spells names: lowercase `[a-z0-9_]{1,32}`.
+    fn spelled(input: &str) -> bool {
+        (1..=CATEGORY_NAME_BYTES_MAX).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    /// Parses a name, naming `field` on error: one spelled as the contract says is taken as
+    /// it is; another as a person types it, trimmed, lower case, spaces, dashes and
+    /// underscores in a run one `_`, none first or last (`School Fees` → `school_fees`, shown
+    /// as "School fees"). What a payment request finds its category by.
     pub fn parse(field: &str, input: &str) -> Result<CategoryName> {
+        if CategoryName::spelled(input) {
+            return Ok(CategoryName(input.to_string()));
+        }
         let mut name = String::with_capacity(input.len());
         for c in input.trim().chars() {
             let c = match c {
@@ -25,12 +38,7 @@ impl CategoryName {
         while name.ends_with('_') {
             name.pop();
         }
-        let ok = !name.is_empty()
-            && name.len() <= CATEGORY_NAME_BYTES_MAX
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if ok {
+        if CategoryName::spelled(&name) {
             Ok(CategoryName(name))
         } else {
             Err(Error::invalid(
@@ -40,25 +48,29 @@ impl CategoryName {
         }
     }
 
-    /// A new category's name (an escrow being made), as the contract spells names: lowercase
-    /// `[a-z0-9_]{1,32}`, written as `parse` keeps it (no `_` first, last or twice in a row),
-    /// so `School Fees` is refused with the name to send instead (`school_fees`; a UI turns
-    /// what a person typed into it before sending). None that holds a phone or a token
-    /// (`not_personal`), since the name is kept readable. A payment request still finds its
-    /// category by `parse` (`School Fees` finds `school_fees`).
+    /// A new category's name (an escrow being made), spelled as the contract says: lowercase
+    /// `[a-z0-9_]{1,32}`, kept as sent. Another spelling (`School Fees`) is refused naming the
+    /// one to send when there is one (`school_fees`; a UI turns what a person typed into it
+    /// before sending). None that holds a phone or a token (`not_personal`), since the name is
+    /// kept readable. A payment request still finds its category by `parse` (`School Fees`
+    /// finds `school_fees`).
     pub fn parse_new(field: &str, input: &str) -> Result<CategoryName> {
-        let name = CategoryName::parse(field, input)?;
-        not_personal(field, &name.0)?;
-        if name.0 != input {
+        if !CategoryName::spelled(input) {
+            let instead = CategoryName::parse(field, input)
+                .ok()
+                .filter(|name| not_personal(field, &name.0).is_ok())
+                .map_or(String::new(), |name| {
+                    format!(": {} rather than what was sent", name.0)
+                });
             return Err(Error::invalid(
                 field,
                 format!(
-                    "must be 1 to {CATEGORY_NAME_BYTES_MAX} lowercase letters (a-z), digits and _ between them: {} rather than what was sent",
-                    name.0
+                    "must be 1 to {CATEGORY_NAME_BYTES_MAX} lowercase letters (a-z), digits and _, like school_fees{instead}"
                 ),
             ));
         }
-        Ok(name)
+        not_personal(field, input)?;
+        Ok(CategoryName(input.to_string()))
     }
 
     /// The name.
@@ -340,12 +352,28 @@ mod tests {
             assert!(refused.contains(name), "{refused}");
             assert!(CategoryName::parse_new("c", name).is_ok());
         }
-        for unspelled in ["_water", "water_", "water__bills", "Water"] {
+        // API.md's `[a-z0-9_]{1,32}` as sent, underscores anywhere, kept and found as sent.
+        for spelled in ["_water", "water_", "water__bills", "2026"] {
+            assert_eq!(
+                CategoryName::parse_new("c", spelled).unwrap().as_str(),
+                spelled
+            );
+            assert_eq!(CategoryName::parse("c", spelled).unwrap().as_str(), spelled);
+        }
+        for unspelled in ["Water", " water", "water bills", "wat-er"] {
             assert!(
                 CategoryName::parse_new("c", unspelled).is_err(),
                 "{unspelled}"
             );
         }
+        // Nothing to send instead: the rule alone, not the person's spelling of it.
+        let refused = CategoryName::parse_new("c", "Électricité")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("like school_fees") && !refused.contains("School fees"),
+            "{refused}"
+        );
         for bad in [
             "",
             "  ",
