@@ -171,39 +171,32 @@ impl NumberRun {
     /// `0` are not taken for one (too many receipt numbers are nine digits), nor digits grouped
     /// as no phone is (`15-07-2026-0001`, a date and a serial).
     pub fn phones(&self) -> Vec<std::ops::Range<usize>> {
-        self.phones_shaped(&PHONE_SHAPES, &mut vec![false; self.groups.len()])
+        self.phones_shaped(&PHONE_SHAPES)
     }
 
-    /// `phones`, and then, among the groups they leave, numbers that may be a phone written
-    /// another way (`LOOSE_PHONE_SHAPES`): what a log masks, where masking an invoice's number
-    /// costs nothing. The phones come first, so that a loose shape never takes the first groups
-    /// of one and leaves the rest of it readable (`100/254/712/345/678`).
+    /// `phones`, and numbers that may be a phone written another way (`LOOSE_PHONE_SHAPES`):
+    /// what a log masks, where masking an invoice's number costs nothing.
     pub fn phones_loosely(&self) -> Vec<std::ops::Range<usize>> {
-        let mut taken = vec![false; self.groups.len()];
-        let mut found = self.phones_shaped(&PHONE_SHAPES, &mut taken);
-        found.extend(self.phones_shaped(&LOOSE_PHONE_SHAPES, &mut taken));
+        let mut found = self.phones_shaped(&PHONE_SHAPES);
+        found.extend(self.phones_shaped(&LOOSE_PHONE_SHAPES));
         found.sort_by_key(|span| span.start);
         found
     }
 
-    /// The spans of the groups in a row, none of them `taken` (which marks those it finds),
-    /// that a shape of `shapes_by_prefix` reads as a mobile number.
+    /// The spans of the groups in a row that a shape of `shapes_by_prefix` reads as a mobile
+    /// number, from every group on: spans may overlap, so that masking them all leaves no phone
+    /// readable that another reading began before (`100/712/345/678`, `0110/254/712/345/678`).
     fn phones_shaped(
         &self,
         shapes_by_prefix: &[(&str, &[&[usize]])],
-        taken: &mut [bool],
     ) -> Vec<std::ops::Range<usize>> {
         let mut found = Vec::new();
-        let mut first = 0;
-        'groups: while first < self.groups.len() {
+        for first in 0..self.groups.len() {
             for &(prefix, shapes) in shapes_by_prefix {
                 for shape in shapes {
                     let Some(groups) = self.groups.get(first..first + shape.len()) else {
                         continue;
                     };
-                    if taken[first..first + shape.len()].contains(&true) {
-                        continue;
-                    }
                     if groups.iter().map(String::len).ne(shape.iter().copied()) {
                         continue;
                     }
@@ -218,14 +211,10 @@ impl NumberRun {
                         .is_some_and(|b| matches!(b, b'7' | b'1'));
                     if mobile {
                         let last = first + shape.len() - 1;
-                        taken[first..=last].fill(true);
                         found.push(self.group_spans[first].start..self.group_spans[last].end);
-                        first = last + 1;
-                        continue 'groups;
                     }
                 }
             }
-            first += 1;
         }
         found
     }

@@ -712,9 +712,11 @@ mod tests {
             ("/x712-345678", "/x***-***678"),
             ("/x07%201234%205678", "/x**%20****%20*678"),
             ("/inv/01/2026/0001", "/inv/**/****/*001"),
-            // A phone among loose shapes is masked whole, never left readable after a loose
-            // shape took its first groups.
-            ("/x/100/254/712/345/678", "/x/100/***/***/***/678"),
+            // A phone among other readings is masked whole, never left readable after another
+            // reading took its first groups.
+            ("/x/100/254/712/345/678", "/x/***/***/***/***/678"),
+            ("/x/100/712/345/678", "/x/***/***/***/678"),
+            ("/x/0110/254/712/345/678", "/x/****/***/***/***/678"),
         ] {
             assert_eq!(digit_runs_masked(path), logged);
         }
