@@ -51,6 +51,16 @@ pub fn restore(
     // Over a ledger (damaged or not: that is what restores are for), or where there is
     // nothing: a mistyped --db must not move another program's file aside.
     if holds_a_ledger(db) {
+        // A ledger whose first page is damaged cannot be told from another program's file:
+        // the operator, who can, moves it aside (and keeps it) for the restore.
+        if store::not_sqlite(db) {
+            return Err(Error::internal(format!(
+                "{} does not begin as an SQLite database does: nothing was restored. If it is the ledger, damaged, move it aside and keep it (`mv {} {}.damaged`), then restore again; otherwise check --db",
+                db.display(),
+                db.display(),
+                db.display()
+            )));
+        }
         store::existing_database(db)?;
         if store::what_it_holds(db) == store::Holds::SomethingElse {
             return Err(Error::internal(format!(

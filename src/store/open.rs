@@ -397,6 +397,17 @@ pub fn existing_database(path: &Path) -> Result<()> {
     }
 }
 
+/// Whether the file at `path` can be read and does not begin as every SQLite database does (a
+/// damaged ledger's first page, or a file of something else).
+pub fn not_sqlite(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => &head != b"SQLite format 3\0",
+        Err(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+    }
+}
+
 /// Does the file begin as every SQLite database does? Said before the key is looked for, or a
 /// file of something else is "no encryption key for the existing database".
 fn sqlite_file(path: &Path) -> Result<()> {

@@ -2063,3 +2063,39 @@ fn an_escrow_flagged_after_the_backup_is_flagged_in_the_restored_ledger() {
     let cancel = server.post(&format!("/escrows/{escrow}/cancel"), &sender, &json!({}));
     assert_eq!(cancel.status, 409, "{}", cancel.text);
 }
+
+/// A ledger whose first page is damaged cannot be told from another program's file, so a
+/// restore over it is refused; the refusal says how to restore all the same (move it aside,
+/// keeping it), and that works. Before, it said "restore the ledger from a backup", which the
+/// restore itself then refused in the same words.
+#[test]
+fn a_ledger_damaged_at_its_start_is_restored_once_moved_aside_as_the_refusal_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let backup = dir.path().join("b.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let restore = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+        run(cmd)
+    };
+    let refused = restore();
+    assert_eq!(refused.code, Some(2), "{refused}");
+    let damaged = dir.path().join("remit.db.damaged");
+    assert!(
+        refused.stderr.contains("nothing was restored")
+            && refused
+                .stderr
+                .contains(&format!("mv {} {}", db.display(), damaged.display())),
+        "{refused}"
+    );
+    std::fs::rename(&db, &damaged).unwrap();
+    let done = restore();
+    assert_eq!(done.code, Some(0), "{done}");
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    assert_eq!(std::fs::read(&damaged).unwrap(), vec![0x5a; 8192]);
+}
