@@ -56,12 +56,14 @@ impl CategoryName {
     /// finds `school_fees`).
     pub fn parse_new(field: &str, input: &str) -> Result<CategoryName> {
         if !CategoryName::spelled(input) {
-            let instead = CategoryName::parse(field, input)
-                .ok()
-                .filter(|name| not_personal(field, &name.0).is_ok())
-                .map_or(String::new(), |name| {
+            // A phone or a token in it is said as such, whatever its spelling.
+            let instead = match CategoryName::parse(field, input) {
+                Ok(name) => {
+                    not_personal(field, &name.0)?;
                     format!(": {} rather than what was sent", name.0)
-                });
+                }
+                Err(_) => String::new(),
+            };
             return Err(Error::invalid(
                 field,
                 format!(
