@@ -779,6 +779,13 @@ async function main() {
     assert(await card.locator(tid('deposit-amount')).inputValue() === '', `the amount starts as "${await card.locator(tid('deposit-amount')).inputValue()}", not empty`);
     assert((await text(card.locator(tid('deposit-preview')))).includes(`Still to deposit: ${kesText(kesDue)}`), `the form names the KES due: "${await text(card.locator(tid('deposit-preview')))}"`);
     await card.locator(tid('deposit-currency-kes')).check();
+    // More than is due is refused here, before the question that records it for good (the
+    // server refused it only after the agent had said yes).
+    await card.locator(tid('deposit-amount')).fill(String(kesDue / 100 + 100));
+    await card.locator(tid('deposit-submit')).click();
+    const overError = await text(card.locator(`${tid('deposit-amount')} ~ .field-error`));
+    assert(overError.startsWith('That is more than is still due'), `more than is due is refused with "${overError}"`);
+    assert(await card.locator(tid('deposit-confirm')).isHidden(), 'the question was asked for more than is due');
     await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
     assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
     await checkScreen(agent, 'deposit form');
@@ -946,6 +953,7 @@ async function main() {
   const more = {};
   let cancelLater;
   let decidedElsewhere;
+  let cancelledElsewhere;
   for (const [k, kes] of Object.entries(water)) {
     more[k] = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId, category: 'water', amountKes: kes, merchantName: 'Nairobi Water', merchantAccount: { type: 'paybill', number: '444400', accountReference: `W-${k}` } })).paymentRequestId;
   }
@@ -1234,6 +1242,7 @@ async function main() {
     assert(await tracked.locator(tid('cancel-request')).count() === 0, 'the recipient is offered Cancel on a request the agent made');
     cancelLater = agentMade[1];
     decidedElsewhere = agentMade[2];
+    cancelledElsewhere = agentMade[3];
   });
 
   await step('agent: Cancel asks once more; "Keep it" keeps the request', async () => {
@@ -1277,6 +1286,20 @@ async function main() {
     }
     await waitFor('for the card to leave the list', async () => (await card.count()) === 0);
     assert(await sender.locator('#notice').isVisible(), 'the refusal went with the card');
+  });
+
+  await step('sender: rejecting a request decided elsewhere says so, and its card leaves the list', async () => {
+    currentPage = sender;
+    const card = await pendingCard(sender, cancelledElsewhere);
+    await card.locator(tid('reject')).click();
+    // Cancelled by the kiosk while the sender was typing a reason.
+    await api(TOKENS.agent, 'POST', `/payment-requests/${cancelledElsewhere}/cancel`, {});
+    await card.locator(tid('reject-reason')).fill('not this one');
+    await card.locator(tid('confirm-reject')).click();
+    const banner = sender.locator('#notice');
+    await waitFor(async () => `for the refusal in the notice (says "${await text(banner.locator('.banner-text')).catch(() => '')}")`,
+      async () => (await banner.isVisible()) && (await text(banner.locator('.banner-text'))).startsWith(`Could not reject ${kesText(10300)} to Shop 4 (payment request is cancelled`));
+    await waitFor('for the card to leave the list', async () => (await card.count()) === 0);
   });
 
   await step('sender: cancelling an escrow says, before the second tap, that its waiting request goes with it', async () => {

@@ -311,6 +311,9 @@ export const en = {
   'approvals.approvedNotice': 'Approved {amount} to {merchant}. The payment is on its way.',
   'approvals.rejectedNotice': 'Rejected {amount} to {merchant}.',
   'approvals.goneNotice': 'Could not approve {amount} to {merchant} ({why}). Its card is no longer in the list; see its escrow for what happened to it.',
+  'approvals.goneRejectNotice': 'Could not reject {amount} to {merchant} ({why}). Its card is no longer in the list; see its escrow for what happened to it.',
+  'approvals.why.decided': 'it was already decided, on another device',
+  'approvals.why.expired': 'it expired: a new request can be made at today\'s rate',
 
   // ---- sender and admin: escrows
   'escrows.intro': 'Your escrows, newest first. Each bar shows how a category\u2019s money is split.',
@@ -460,6 +463,7 @@ export const en = {
   'deposit.previewUsd': '{usd} is about {kes} at KES {rate} per USD.',
   'deposit.defaultRate': 'KES {rate} per USD is the default rate: no admin has set one yet.',
   'deposit.err.empty': 'Enter the amount received.',
+  'deposit.err.overDue': 'That is more than is still due: {usd} ({kes} at today\'s rate). Take only what is due.',
   'deposit.err.amount': 'Enter an amount with at most 2 decimals, e.g. 7500 or 50.25.',
   'deposit.recorded': '{amount} recorded for {name}. The escrow is now: {status}.',
   'deposit.recordedAtNewRate': '{kes} recorded for {name} as {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}). Tell the customer: the receipt shows the amount recorded. The escrow is now: {status}.',
@@ -1101,6 +1105,9 @@ export const sw = {
   'approvals.approvedNotice': 'Umeidhinisha {amount} kwa {merchant}. Malipo yanatumwa.',
   'approvals.rejectedNotice': 'Umekataa {amount} kwa {merchant}.',
   'approvals.goneNotice': 'Haikuwezekana kuidhinisha {amount} kwa {merchant} ({why}). Kadi yake haipo tena kwenye orodha; angalia mfuko wake kuona kilichotokea.',
+  'approvals.goneRejectNotice': 'Haikuwezekana kukataa {amount} kwa {merchant} ({why}). Kadi yake haipo tena kwenye orodha; angalia mfuko wake kuona kilichotokea.',
+  'approvals.why.decided': 'tayari limeamuliwa, kwenye kifaa kingine',
+  'approvals.why.expired': 'muda wake umekwisha: ombi jipya linaweza kufanywa kwa kiwango cha leo',
 
   // ---- sender and admin: escrows
   'escrows.intro': 'Mifuko yako, mipya kwanza. Kila mstari unaonyesha jinsi pesa za kundi zilivyogawanyika.',
@@ -1240,7 +1247,7 @@ export const sw = {
   'deposit.ownReferenceHint': 'Ikiwa tu kibanda chako kina nambari zake: herufi, tarakimu na alama kama - / #, bila nafasi. remit inaipa risiti nambari yake.',
   'deposit.err.reference': 'Kumbukumbu yako iwe na herufi, tarakimu na alama kama - / #, bila nafasi wala herufi zenye alama, zisizozidi 64.',
   'deposit.submit': 'Andika amana',
-  'deposit.confirmAsk': 'Andika {amount} taslimu kwa ajili ya {name} (nambari ya amana {code})? Ikiandikwa haiwezi kurudishwa: hesabu pesa kwanza.',
+  'deposit.confirmAsk': 'Andika {amount} taslimu kwa ajili ya {name} (msimbo wa amana {code})? Ikiandikwa haiwezi kurudishwa: hesabu pesa kwanza.',
   'deposit.confirmYes': 'Ndiyo, iandike',
   'deposit.confirmNo': 'Rudi',
   'deposit.noRate': 'Hakuna kiwango cha ubadilishaji bado: pokea amana kwa USD.',
@@ -1250,6 +1257,7 @@ export const sw = {
   'deposit.previewUsd': '{usd} ni takriban {kes} kwa KES {rate} kwa dola moja.',
   'deposit.defaultRate': 'KES {rate} kwa dola moja ni kiwango cha kawaida: hakuna msimamizi aliyeweka kiwango bado.',
   'deposit.err.empty': 'Andika kiasi kilichopokelewa.',
+  'deposit.err.overDue': 'Hicho ni zaidi ya kinachodaiwa bado: {usd} ({kes} kwa kiwango cha leo). Pokea kinachodaiwa tu.',
   'deposit.err.amount': 'Andika kiasi chenye desimali zisizozidi 2, kwa mfano 7500 au 50.25.',
   'deposit.recorded': '{amount} imeandikwa kwa ajili ya {name}. Hali ya mfuko sasa: {status}.',
   'deposit.recordedAtNewRate': '{kes} imeandikwa kwa ajili ya {name} kama {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}). Mwambie mteja: risiti inaonyesha kiasi kilichoandikwa. Hali ya mfuko sasa: {status}.',

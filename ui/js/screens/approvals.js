@@ -7,7 +7,7 @@ import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { formatShortRef, kes, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
-import { t, tn } from '../i18n.js';
+import { lang, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { requestCard } from '../request-card.js';
 import { tracker } from '../tracker.js';
@@ -136,7 +136,7 @@ export async function viewApprovals(root, ctx) {
           // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
           // the refusal is said where it stays. (An escrow whose money is held says so on the
           // card before any click: its Approve is disabled.)
-          notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: errorText(err) }), 'warn');
+          notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
           load().catch(() => {});
         } else if (err instanceof ApiError && ['insufficient_balance', 'insufficient_category_balance', 'daily_limit_exceeded'].includes(err.code)) {
           // The money changed since the card was drawn (another request approved meanwhile,
@@ -153,12 +153,32 @@ export async function viewApprovals(root, ctx) {
     });
     onSubmit(rejectForm, async () => {
       const text = reason.input.value.trim();
-      const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/reject`, text ? { reason: text } : {});
+      let res;
+      try {
+        res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/reject`, text ? { reason: text } : {});
+      } catch (err) {
+        if (err instanceof ApiError && (err.code === 'invalid_state' || err.code === 'request_expired')) {
+          // Decided elsewhere (approved from another device, or it expired): as for Approve,
+          // the card leaves the list and a notice says what became of it.
+          rejecting.delete(r.paymentRequestId);
+          notice(t('approvals.goneRejectNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
+          load().catch(() => {});
+          return;
+        }
+        throw err;
+      }
       rejecting.delete(r.paymentRequestId);
       moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'rejected' });
       notice(t('approvals.rejectedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
     });
     return card;
+  }
+
+  // Why a request is no longer there to decide: the server's words in English (they say what
+  // became of it: "payment request is rejected…"), a sentence of the UI's own in Swahili.
+  function goneWhy(err) {
+    if (lang() === 'en') return errorText(err);
+    return t(err.code === 'request_expired' ? 'approvals.why.expired' : 'approvals.why.decided');
   }
 
   function moveToDecided(decidedRequest) {

@@ -35,6 +35,9 @@ export async function viewEscrows(root, ctx) {
   // An admin answering a customer finds their escrows by phone or deposit code, as an agent
   // does (the whole list had to be scrolled).
   let search = { phone: '', ref: '' };
+  // A search refused as typed: the list stays empty (no refresh fills it with the search
+  // before's cards, which an admin could take for this one's answer) until one is made again.
+  let searchRefused = false;
   let loaded = 0;
   let cursor = null;
 
@@ -70,13 +73,21 @@ export async function viewEscrows(root, ctx) {
     const query = field({ label: t('find.search'), dataField: 'recipientPhone', testid: 'escrow-search', hint: t('find.searchHint'), wrapClass: 'grow', attrs: { spellcheck: 'false', autocapitalize: 'characters' } });
     const clearSearch = button(t('find.showAll'), {
       testid: 'escrow-search-clear',
-      onclick: () => { query.input.value = ''; search = { phone: '', ref: '' }; clearErrors(searchForm); reload().catch(globalError); },
+      onclick: () => { query.input.value = ''; searchRefused = false; search = { phone: '', ref: '' }; clearErrors(searchForm); reload().catch(globalError); },
     });
     searchForm.append(query.wrap, el('div', { class: 'actions end' },
       el('button', { type: 'submit', class: 'button secondary', testid: 'escrow-search-submit' }, t('find.searchButton')), clearSearch), formError());
     onSubmit(searchForm, async () => {
       const asked = escrowSearch(query.input.value.trim());
-      if (!checkFields(searchForm, [[query.input, asked.error || null]])) return;
+      if (!checkFields(searchForm, [[query.input, asked.error || null]])) {
+        searchRefused = true;
+        list.replaceChildren();
+        loaded = 0;
+        summary.textContent = t('find.searchRefused');
+        more.hidden = true;
+        return;
+      }
+      searchRefused = false;
       const before = search;
       search = asked.search;
       try {
@@ -384,7 +395,7 @@ export async function viewEscrows(root, ctx) {
   }
 
   async function reload() {
-    if (open.cancel.size) return;
+    if (open.cancel.size || searchRefused) return;
     const limit = Math.min(100, Math.max(PAGE, loaded));
     const asked = search;
     const d = await api('GET', `/escrows${qs({ status: statusFilter, recipientPhone: search.phone, ref: search.ref, limit })}`);

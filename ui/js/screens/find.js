@@ -181,8 +181,12 @@ export async function viewFind(root, ctx, status) {
       // The server takes 1 to 64 visible ASCII characters: said here in words, before sending.
       const typedRef = reference.input.value.trim();
       const refOk = !typedRef || (typedRef.length <= 64 && /^[\x21-\x7e]+$/.test(typedRef));
+      // More than is still due is refused by the server after the question: said here first.
+      const typed = parseDecimal(text, 2);
+      const overDue = typed && due > 0 && e4 && (kesMode() ? typed > kesToCollect(due, e4) : typed > due);
       if (!checkFields(form, [
-        [amount.input, !text ? t('deposit.err.empty') : (parseDecimal(text, 2) ? null : amountError(text, 2, t('deposit.err.amount'), '7500'))],
+        [amount.input, !text ? t('deposit.err.empty') : (!typed ? amountError(text, 2, t('deposit.err.amount'), '7500')
+          : (overDue ? t('deposit.err.overDue', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) : null))],
         [reference.input, refOk ? null : t('deposit.err.reference')],
       ])) return;
       const body = {};
