@@ -642,6 +642,12 @@ async function main() {
     await form.locator(tid('recipient-name')).fill(typedName);
     await form.locator(tid('total-amount')).fill('500');
     await form.locator(tid('categories-names')).fill('Electricity, Water');
+    // The names typed go along to "an amount per category", and back.
+    await form.locator(tid('categories-mode-amounts')).check();
+    const rowNames = await form.locator(tid('category-row-name')).evaluateAll((ns) => ns.map((n) => n.value));
+    assert(JSON.stringify(rowNames) === '["Electricity","Water"]', `the per-category rows hold ${JSON.stringify(rowNames)}`);
+    await form.locator(tid('categories-mode-even')).check();
+    assert(await form.locator(tid('categories-names')).inputValue() === 'Electricity, Water', 'the names typed were lost going back');
     await form.locator(tid('create-escrow')).click();
     const confirm = sender.locator(tid('confirm-box'));
     await confirm.waitFor();

@@ -80,8 +80,21 @@ export function viewNewEscrow(root) {
     row().focus();
   });
 
+  // The names typed in one mode go with the sender into the other, where nothing is typed yet
+  // (they were lost: two empty rows to type them again).
   function syncMode() {
     const amounts = modeAmounts.checked;
+    const rowNames = () => Array.from(rows.children).map((r) => r.querySelector('input').value.trim());
+    if (amounts && rowNames().every((n) => !n)) {
+      const typed = names.input.value.split(',').map((s) => s.trim()).filter(Boolean).slice(0, CATEGORIES_MAX);
+      if (typed.length) {
+        rows.replaceChildren();
+        for (const n of typed) row(n);
+        if (typed.length < 2) row();
+      }
+    } else if (!amounts && !names.input.value.trim()) {
+      names.input.value = rowNames().filter(Boolean).join(', ');
+    }
     amountsBox.hidden = !amounts;
     evenBox.hidden = amounts;
   }
