@@ -43,6 +43,12 @@ function frame(kind, title, numberLabel, number, lines, extra, actions) {
     el('div', { class: 'actions no-print' }, printButton(), actions || null));
 }
 
+// What is still due, in dollars and in the shillings that pay it at `rateE4` when one is known
+// (the deposit's own rate for cash in shillings, today's for cash in dollars).
+function dueWords(due, rateE4) {
+  return rateE4 ? `${usd(due)} (${kes(kesToCollect(due, rateE4))})` : usd(due);
+}
+
 // A cash deposit just recorded (the answer of POST /escrows/:id/deposits) for escrow e.
 export function depositReceipt(d, e, opts = {}) {
   const inKes = d.amountKesCents !== undefined && d.amountKesCents !== null;
@@ -64,7 +70,7 @@ export function depositReceipt(d, e, opts = {}) {
     // Still due, in shillings too when the cash came in shillings (at the rate it was priced
     // at, what the customer hands over next): "USD 293.34" alone told them nothing.
     !opts.copy && e && e.status === 'pending_deposit' && due
-      ? line(t('card.due'), inKes && rateE4 ? `${usd(due)} (${kes(kesToCollect(due, Number(rateE4)))})` : usd(due), 'receipt-due')
+      ? line(t('card.due'), dueWords(due, inKes && rateE4 ? Number(rateE4) : Number(opts.todayRateE4) || null), 'receipt-due')
       : null,
     opts.ownReference || d.ownReference ? line(t('receipt.ownReference'), opts.ownReference || d.ownReference, 'receipt-own-reference') : null,
     line(t('receipt.takenBy'), (session.me && session.me.name) || '—'),

@@ -83,6 +83,8 @@ export async function viewFind(root, ctx, status) {
   // A deposit's receipt above the list, with Print in hand and a button that takes it away.
   function presentReceipt(d, e, opts) {
     showReceipt(depositReceipt(d, e, {
+      // What is still due after cash in dollars is said in shillings too, at today's rate.
+      todayRateE4: rate && rate.e4,
       ...opts,
       actions: button(t('receipt.close'), { testid: 'receipt-close', onclick: () => showReceipt(el('div', { hidden: true })) }),
     }));
