@@ -635,6 +635,11 @@ async function main() {
 
   await step('sender: the confirmation shows the name and every digit of the phone; the server\'s error lands beside its field', async () => {
     const form = sender.locator(tid('escrow-form'));
+    // Sent empty: every field is marked and counted; the count goes as they are mended.
+    await form.locator(tid('create-escrow')).click();
+    const summary = form.locator('.form-error:not([hidden])');
+    await summary.waitFor();
+    assert((await text(summary)).startsWith('Please correct the'), `the empty form says "${await text(summary)}"`);
     await form.locator(tid('recipient-phone')).fill(RECIPIENT_PHONE);
     // A name the form lets through and the server refuses: a right-to-left override after it
     // (it would make a receipt read otherwise).
@@ -642,6 +647,7 @@ async function main() {
     await form.locator(tid('recipient-name')).fill(typedName);
     await form.locator(tid('total-amount')).fill('500');
     await form.locator(tid('categories-names')).fill('Electricity, Water');
+    assert(await summary.count() === 0, `the count of marked fields stays once they are mended: "${await text(summary).catch(() => '')}"`);
     // The names typed go along to "an amount per category", and back.
     await form.locator(tid('categories-mode-amounts')).check();
     const rowNames = await form.locator(tid('category-row-name')).evaluateAll((ns) => ns.map((n) => n.value));

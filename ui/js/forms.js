@@ -32,7 +32,7 @@ export function clearErrors(scope) {
       delete n.dataset.describedby;
     }
   });
-  scope.querySelectorAll('.form-error').forEach((n) => { n.hidden = true; n.textContent = ''; });
+  scope.querySelectorAll('.form-error').forEach((n) => { n.hidden = true; n.textContent = ''; delete n.dataset.count; });
 }
 
 function isShown(node) {
@@ -67,6 +67,17 @@ export function markField(input, text) {
   // does not stand under a value it was not about (the next send checks again).
   const mended = () => {
     msg.remove();
+    // "Please correct the 4 marked fields" counts what is still marked, and goes with the last.
+    const box = input.closest('form') && input.closest('form').querySelector('.form-error');
+    if (box && box.dataset.count) {
+      const left = input.closest('form').querySelectorAll('.field-error').length;
+      if (left > 1) box.textContent = t('form.errorsCount', { n: left });
+      else {
+        box.hidden = true;
+        box.textContent = '';
+        delete box.dataset.count;
+      }
+    }
     if (input.getAttribute('aria-invalid') === 'true') {
       input.removeAttribute('aria-invalid');
       if (input.dataset.describedby) input.setAttribute('aria-describedby', input.dataset.describedby);
@@ -96,6 +107,7 @@ export function checkFields(scope, checks) {
     const n = checks.filter(([i, m]) => i && m).length;
     if (box && n > 1) {
       box.textContent = t('form.errorsCount', { n });
+      box.dataset.count = String(n);
       box.hidden = false;
     }
   }
