@@ -774,12 +774,6 @@ async function main() {
     });
     // (At 50 KES per USD a shilling buys two cents: a cent due is collected as KES 0.50.)
     assert(JSON.stringify(collect) === JSON.stringify([2500100, 200, 7500000, 5000, 50]), `whole shillings to collect: ${JSON.stringify(collect)}`);
-    // Shillings written the Kenyan way, "1,500/=", are the number.
-    const marked = await agent.evaluate(async () => {
-      const f = await import('/js/format.js');
-      return [f.parseDecimal('1,500/=', 2), f.parseDecimal('1500/-', 2), f.parseDecimal('/=', 2)];
-    });
-    assert(JSON.stringify(marked) === JSON.stringify([150000, 150000, null]), `amounts with /=: ${JSON.stringify(marked)}`);
     // A category's balance in KES is the most whole shillings a request may ask of it, as the
     // server prices one (USD cents = ceil(KES cents × 10⁴ / rate)): USD 243.33 at 150 is KES
     // 36,499.50, of which a request may ask KES 36,499; USD 166.67 at 129.4567 is KES 21,576.55,

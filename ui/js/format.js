@@ -32,13 +32,8 @@ export function centsToInput(cents) {
 // positive amount with at most `places` decimals. Commas only between groups of three digits
 // after a first group that is not 0 ("1,50" and "0,500" are decimal commas, not 150 or 500), no blanks inside, no point without decimals after it ("5."), as
 // the server reads amounts. Integer arithmetic on the digits only.
-// Shillings are often written with "/=" or "/-" after them (1,500/=): taken as the number.
-function withoutShillingsMark(text) {
-  return String(text === null || text === undefined ? '' : text).trim().replace(/\s*\/[=-]$/, '');
-}
-
 export function parseDecimal(text, places) {
-  const s = withoutShillingsMark(text);
+  const s = String(text === null || text === undefined ? '' : text).trim();
   const m = /^([1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.(\d+))?$/.exec(s);
   if (!m) return null;
   const whole = m[1].replace(/,/g, '');
@@ -53,7 +48,7 @@ export function parseDecimal(text, places) {
 // mistake made: 'negative' (a minus sign), 'zero', 'decimals' (a number with more than `places`
 // decimals: the form says how many it takes), else 'notNumber' (letters, 1OO, 1e3…).
 export function amountProblem(text, places) {
-  const s = withoutShillingsMark(text);
+  const s = String(text === null || text === undefined ? '' : text).trim();
   if (!s || parseDecimal(s, places)) return null;
   if (/^[-−]/.test(s)) return 'negative';
   const m = /^([1-9]\d{0,2}(?:,\d{3})+|\d+)?(?:\.(\d*))?$/.exec(s);
