@@ -312,7 +312,7 @@ export const en = {
   'approvals.rejectedNotice': 'Rejected {amount} to {merchant}.',
   'approvals.goneNotice': 'Could not approve {amount} to {merchant} ({why}). Its card is no longer in the list; see its escrow for what happened to it.',
   'approvals.goneRejectNotice': 'Could not reject {amount} to {merchant} ({why}). Its card is no longer in the list; see its escrow for what happened to it.',
-  'approvals.why.decided': 'it was already decided, on another device',
+  'approvals.why.state': 'it is already {state}',
   'approvals.why.expired': 'it expired: a new request can be made at today\'s rate',
 
   // ---- sender and admin: escrows
@@ -464,6 +464,7 @@ export const en = {
   'deposit.defaultRate': 'KES {rate} per USD is the default rate: no admin has set one yet.',
   'deposit.err.empty': 'Enter the amount received.',
   'deposit.err.overDue': 'That is more than is still due: {usd} ({kes} at today\'s rate). Take only what is due.',
+  'deposit.err.overDueUsd': 'That is more than is still due: {usd}. Take only what is due.',
   'deposit.err.amount': 'Enter an amount with at most 2 decimals, e.g. 7500 or 50.25.',
   'deposit.recorded': '{amount} recorded for {name}. The escrow is now: {status}.',
   'deposit.recordedAtNewRate': '{kes} recorded for {name} as {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}). Tell the customer: the receipt shows the amount recorded. The escrow is now: {status}.',
@@ -568,7 +569,7 @@ export const en = {
   'audit.action.escrow.deposited': 'Deposit received',
   'audit.action.escrow.activated': 'Escrow fully funded',
   'audit.action.escrow.completed': 'Escrow completed',
-  'audit.action.escrow.cancelled': 'Escrow cancelled, the rest returned',
+  'audit.action.escrow.cancelled': 'Escrow cancelled, the rest owed back to the sender',
   'audit.action.escrow.flag_cleared': "Escrow's flag cleared by an admin",
   'audit.action.deposit.flagged': 'Deposit held for checking',
   'audit.action.payment_request.created': 'Payment asked for',
@@ -1106,7 +1107,7 @@ export const sw = {
   'approvals.rejectedNotice': 'Umekataa {amount} kwa {merchant}.',
   'approvals.goneNotice': 'Haikuwezekana kuidhinisha {amount} kwa {merchant} ({why}). Kadi yake haipo tena kwenye orodha; angalia mfuko wake kuona kilichotokea.',
   'approvals.goneRejectNotice': 'Haikuwezekana kukataa {amount} kwa {merchant} ({why}). Kadi yake haipo tena kwenye orodha; angalia mfuko wake kuona kilichotokea.',
-  'approvals.why.decided': 'tayari limeamuliwa, kwenye kifaa kingine',
+  'approvals.why.state': 'tayari hali yake ni: {state}',
   'approvals.why.expired': 'muda wake umekwisha: ombi jipya linaweza kufanywa kwa kiwango cha leo',
 
   // ---- sender and admin: escrows
@@ -1258,6 +1259,7 @@ export const sw = {
   'deposit.defaultRate': 'KES {rate} kwa dola moja ni kiwango cha kawaida: hakuna msimamizi aliyeweka kiwango bado.',
   'deposit.err.empty': 'Andika kiasi kilichopokelewa.',
   'deposit.err.overDue': 'Hicho ni zaidi ya kinachodaiwa bado: {usd} ({kes} kwa kiwango cha leo). Pokea kinachodaiwa tu.',
+  'deposit.err.overDueUsd': 'Hicho ni zaidi ya kinachodaiwa bado: {usd}. Pokea kinachodaiwa tu.',
   'deposit.err.amount': 'Andika kiasi chenye desimali zisizozidi 2, kwa mfano 7500 au 50.25.',
   'deposit.recorded': '{amount} imeandikwa kwa ajili ya {name}. Hali ya mfuko sasa: {status}.',
   'deposit.recordedAtNewRate': '{kes} imeandikwa kwa ajili ya {name} kama {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}). Mwambie mteja: risiti inaonyesha kiasi kilichoandikwa. Hali ya mfuko sasa: {status}.',
@@ -1362,7 +1364,7 @@ export const sw = {
   'audit.action.escrow.deposited': 'Amana imepokelewa',
   'audit.action.escrow.activated': 'Mfuko umejazwa kikamilifu',
   'audit.action.escrow.completed': 'Mfuko umekamilika',
-  'audit.action.escrow.cancelled': 'Mfuko umeghairiwa, kilichobaki kimerudishwa',
+  'audit.action.escrow.cancelled': 'Mfuko umeghairiwa, kilichobaki kinadaiwa kurudishwa kwa mtumaji',
   'audit.action.escrow.flag_cleared': 'Alama ya mfuko imeondolewa na msimamizi',
   'audit.action.deposit.flagged': 'Amana imezuiliwa ikaguliwe',
   'audit.action.payment_request.created': 'Malipo yameombwa',

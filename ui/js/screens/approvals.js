@@ -11,7 +11,7 @@ import { lang, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { requestCard } from '../request-card.js';
 import { tracker } from '../tracker.js';
-import { categoryLabel } from '../words.js';
+import { categoryLabel, statusWord } from '../words.js';
 
 // Why this request cannot be approved now, or null: the category's money, then the daily limit
 // (`daily`: the reason says the day's total).
@@ -161,6 +161,8 @@ export async function viewApprovals(root, ctx) {
           // Decided elsewhere (approved from another device, or it expired): as for Approve,
           // the card leaves the list and a notice says what became of it.
           rejecting.delete(r.paymentRequestId);
+          card.remove();
+          updateCount(list.children.length);
           notice(t('approvals.goneRejectNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
           load().catch(() => {});
           return;
@@ -175,10 +177,13 @@ export async function viewApprovals(root, ctx) {
   }
 
   // Why a request is no longer there to decide: the server's words in English (they say what
-  // became of it: "payment request is rejected…"), a sentence of the UI's own in Swahili.
+  // became of it: "payment request is rejected…"); in Swahili the state it names, in Swahili
+  // (anything else, a hold on the escrow, as errorText says it).
   function goneWhy(err) {
     if (lang() === 'en') return errorText(err);
-    return t(err.code === 'request_expired' ? 'approvals.why.expired' : 'approvals.why.decided');
+    if (err.code === 'request_expired') return t('approvals.why.expired');
+    const state = /payment request is (\w+)/.exec(err.message || '');
+    return state ? t('approvals.why.state', { state: statusWord('request', state[1]) }) : errorText(err);
   }
 
   function moveToDecided(decidedRequest) {

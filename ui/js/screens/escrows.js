@@ -81,6 +81,9 @@ export async function viewEscrows(root, ctx) {
       const asked = escrowSearch(query.input.value.trim());
       if (!checkFields(searchForm, [[query.input, asked.error || null]])) {
         searchRefused = true;
+        // Its open panels (a Cancel question among them, which holds every reload back) go with
+        // the cards.
+        for (const set of Object.values(open)) set.clear();
         list.replaceChildren();
         loaded = 0;
         summary.textContent = t('find.searchRefused');

@@ -185,10 +185,11 @@ export async function viewFind(root, ctx, status) {
       const refOk = !typedRef || (typedRef.length <= 64 && /^[\x21-\x7e]+$/.test(typedRef));
       // More than is still due is refused by the server after the question: said here first.
       const typed = parseDecimal(text, 2);
-      const overDue = typed && due > 0 && e4 && (kesMode() ? typed > kesToCollect(due, e4) : typed > due);
+      const overDue = typed && due > 0 && (kesMode() ? Boolean(e4) && typed > kesToCollect(due, e4) : typed > due);
+      const dueSaid = e4 ? t('deposit.err.overDue', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) : t('deposit.err.overDueUsd', { usd: usd(due) });
       if (!checkFields(form, [
         [amount.input, !text ? t('deposit.err.empty') : (!typed ? amountError(text, 2, t('deposit.err.amount'), '7500')
-          : (overDue ? t('deposit.err.overDue', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) : null))],
+          : (overDue ? dueSaid : null))],
         [reference.input, refOk ? null : t('deposit.err.reference')],
       ])) return;
       const body = {};

@@ -85,8 +85,10 @@ export function viewNewEscrow(root) {
   function syncMode() {
     const amounts = modeAmounts.checked;
     const rowNames = () => Array.from(rows.children).map((r) => r.querySelector('input').value.trim());
-    if (amounts && rowNames().every((n) => !n)) {
-      const typed = names.input.value.split(',').map((s) => s.trim()).filter(Boolean).slice(0, CATEGORIES_MAX);
+    const rowsEmpty = () => Array.from(rows.children).every((r) => Array.from(r.querySelectorAll('input')).every((i) => !i.value.trim()));
+    if (amounts && rowsEmpty()) {
+      // All of them: more than the most is said when the form is sent, not dropped here.
+      const typed = names.input.value.split(',').map((s) => s.trim()).filter(Boolean);
       if (typed.length) {
         rows.replaceChildren();
         for (const n of typed) row(n);
