@@ -1796,7 +1796,8 @@ async function main() {
     await agent.evaluate((id) => { window.location.hash = `#/pay/${id}`; }, own);
     const form = agent.locator(tid('request-form'));
     await form.waitFor();
-    await fillRequest(agent, { category: 'water', amountKes: 700, merchantName: 'Maji Safi', reference: 'LOST-1' });
+    // Shillings written as a kiosk writes them, with "/=": the request is for KES 700.
+    await fillRequest(agent, { category: 'water', amountKes: '700/=', merchantName: 'Maji Safi', reference: 'LOST-1' });
     // The first Send reaches the server, which records the request; its answer never reaches
     // the page (the connection is cut), which says it could not reach the server.
     const pattern = '**/payment-requests';
@@ -1821,6 +1822,7 @@ async function main() {
     const listed = await api(TOKENS.sender, 'GET', `/payment-requests?escrowId=${own}`);
     const ids = listed.items.map((r) => r.paymentRequestId);
     assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);
+    assert(listed.items[0].amountKesCents === 70000, `"700/=" asked for ${listed.items[0].amountKesCents} cents`);
     lostAnswerRequest = requestId;
   });
 

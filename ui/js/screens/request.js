@@ -110,8 +110,11 @@ export async function viewRequest(root, ctx, escrowId) {
   Object.values(typeInputs).forEach((i) => i.addEventListener('change', syncType));
   syncType();
 
+  // Whole shillings as typed, commas and spaces left out, and the "/=" or "/-" shillings are
+  // often written with (1,500/=).
+  const shillingsText = () => amount.input.value.trim().replace(/\s*\/[=-]$/, '').replace(/[,\s]/g, '');
   const kesCentsTyped = () => {
-    const text = amount.input.value.trim().replace(/[,\s]/g, '');
+    const text = shillingsText();
     return /^\d{1,9}$/.test(text) && Number(text) > 0 ? Number(text) * 100 : null;
   };
   const selectedCategory = () => (escrow.categories || []).find((c) => c.name === category.input.value);
@@ -210,7 +213,7 @@ export async function viewRequest(root, ctx, escrowId) {
     const ty = merchantType();
     const account = { type: ty, number: number.input.value.trim() };
     if (ty === 'paybill') account.accountReference = reference.input.value.trim();
-    const body = { escrowId: escrow.escrowId, category: category.input.value, amountKes: amount.input.value.trim().replace(/[,\s]/g, ''), merchantName: merchantName.input.value.trim(), merchantAccount: account };
+    const body = { escrowId: escrow.escrowId, category: category.input.value, amountKes: shillingsText(), merchantName: merchantName.input.value.trim(), merchantAccount: account };
     if (note.input.value.trim()) body.note = note.input.value.trim();
     // The USD the form showed, at the rate it knew: the server prices at its rate of the moment.
     const shownE4 = rate && rate.e4;
