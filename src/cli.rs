@@ -1080,12 +1080,10 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 None => println!("Keep the old key (ENCRYPTION_KEY's value until now) as long as any backup made before now: those backups are still under it."),
             }
             // The key was the key file's: the file takes the new key, so that the next start
-            // opens the ledger as the one before did (the old key is kept, above).
-            // The key file takes the new key when it is a plain file of one name; a symbolic
-            // link or a file with other names is the operator's to change (`new.key` holds the
-            // key meanwhile).
-            let replaceable = crate::crypto::replaceable_key_file(&key_file);
-            if old_kept.is_some() && !replaceable {
+            // opens the ledger as the one before did (the old key is kept, above), unless it
+            // is a symbolic link or has other names: the operator's to change (the new key's
+            // file holds the key meanwhile).
+            if old_kept.is_some() && !crate::crypto::replaceable_key_file(&key_file) {
                 println!(
                     "The key file {} is a symbolic link or has other names (hard links): it is left as it is. Put the new key where it leads (the contents of {}), or set ENCRYPTION_KEY to it, before the next start.",
                     key_file.display(),

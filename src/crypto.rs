@@ -262,9 +262,11 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
 /// with no other name. A symbolic link or a hard link's other name would keep the old key, the
 /// link broken by the rename: those are the operator's to change.
 pub fn replaceable_key_file(path: &Path) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
+    std::fs::symlink_metadata(path).is_ok_and(|meta| one_plain_file(&meta))
+}
+
+/// A plain file (not a link) with one name.
+fn one_plain_file(meta: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -284,13 +286,13 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
     let said = |e: std::io::Error| {
         Error::internal(format!("cannot replace key file {}: {e}", path.display()))
     };
-    if !replaceable_key_file(path) {
+    let old = std::fs::symlink_metadata(path).map_err(said)?;
+    if !one_plain_file(&old) {
         return Err(Error::internal(format!(
             "cannot replace key file {}: it is a symbolic link or has other names",
             path.display()
         )));
     }
-    let old = std::fs::symlink_metadata(path).map_err(said)?;
     let name = path
         .file_name()
         .ok_or_else(|| Error::internal("the key file's path has no file name"))?;
@@ -301,14 +303,7 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
     // One left by a rotation cut short (a crash before its rename; the rotation holds the key
     // lock alone, so none is being written now).
     let _ = std::fs::remove_file(&temp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let mut file = options.open(&temp).map_err(said)?;
+    let mut file = new_owner_only(&temp).map_err(said)?;
     let placed = (|| -> std::io::Result<()> {
         file.write_all(format!("{}\n", key.to_hex()).as_bytes())?;
         #[cfg(unix)]
@@ -366,6 +361,14 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
 /// overwrite a file. For keys, and for what is as private as the ledger beside it.
 pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let mut file = new_owner_only(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A new file at `path`, readable by its owner only (0600), open for writing; refuses a name
+/// already taken (a file or a link planted there: `O_EXCL` follows none).
+fn new_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -373,9 +376,7 @@ pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    options.open(path)
 }
 
 /// Every column that holds ciphertext. Each builds the associated data of its values (table,

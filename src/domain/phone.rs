@@ -179,7 +179,6 @@ impl NumberRun {
     pub fn phones_loosely(&self) -> Vec<std::ops::Range<usize>> {
         let mut found = self.phones_shaped(&PHONE_SHAPES);
         found.extend(self.phones_shaped(&LOOSE_PHONE_SHAPES));
-        found.sort_by_key(|span| span.start);
         found
     }
 

@@ -479,11 +479,7 @@ fn is_demo(conn: &rusqlite::Connection) -> Result<bool> {
 }
 
 fn revoked_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
-    let db: String = conn.query_row(
-        "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
-        [],
-        |r| r.get(0),
-    )?;
+    let db = replaced_path(conn)?;
     let revoked: Vec<String> = store::all_rows(
         conn,
         "SELECT b.prefix FROM api_tokens b JOIN replaced.api_tokens r ON r.prefix = b.prefix
@@ -497,6 +493,15 @@ fn revoked_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The path of the replaced ledger (attached as `replaced`), as the lines' commands name it.
+fn replaced_path(conn: &rusqlite::Connection) -> Result<String> {
+    Ok(conn.query_row(
+        "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// The backup (`main`) with the replaced ledger attached as `replaced`, read-only.
@@ -727,11 +732,7 @@ fn changed_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
 /// `401` now), to give again. A user is named by id and role only (a name or a phone is not
 /// for the terminal or the lines' file); a recipient comes back with their escrow.
 fn users_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
-    let db: String = conn.query_row(
-        "SELECT file FROM pragma_database_list WHERE name = 'replaced'",
-        [],
-        |r| r.get(0),
-    )?;
+    let db = replaced_path(conn)?;
     let users: Vec<(String, String, String)> = store::all_rows(
         conn,
         "SELECT r.id, r.role, r.created_at FROM replaced.users r

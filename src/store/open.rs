@@ -400,30 +400,29 @@ pub fn existing_database(path: &Path) -> Result<()> {
 /// Whether the file at `path` can be read and does not begin as every SQLite database does (a
 /// damaged ledger's first page, or a file of something else).
 pub fn not_sqlite(path: &Path) -> bool {
+    begins_as_sqlite(path).is_ok_and(|sqlite| !sqlite)
+}
+
+/// Whether the file at `path` begins with SQLite's header (one shorter than it does not).
+fn begins_as_sqlite(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 16];
     match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
-        Ok(()) => &head != b"SQLite format 3\0",
-        Err(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+        Ok(()) => Ok(&head == b"SQLite format 3\0"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
 /// Does the file begin as every SQLite database does? Said before the key is looked for, or a
 /// file of something else is "no encryption key for the existing database".
 fn sqlite_file(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    let not_sqlite = || {
-        Error::internal(format!(
+    match begins_as_sqlite(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::internal(format!(
             "{} is not a database file (it does not begin as SQLite's do): check the path, or restore the ledger from a backup",
             path.display()
-        ))
-    };
-    match read {
-        Ok(()) if &head == b"SQLite format 3\0" => Ok(()),
-        Ok(()) => Err(not_sqlite()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(not_sqlite()),
+        ))),
         // SQLite would say "unable to open database file" of its own URI for the file.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(Error::internal(format!(
