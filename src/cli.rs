@@ -1330,6 +1330,11 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
             "--demo makes escrows funded by made-up deposits, so it runs only with the simulator (REMIT_GATEWAY=simulator, the default), never with a gateway that pays or holds real payouts",
         ));
     }
+    // A file that is no database (a wrong --db) is refused before its lock files are made
+    // beside it (they stayed behind the refusal). An empty one is a first start's to fill.
+    if std::fs::metadata(&config.db).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        store::existing_database(&config.db)?;
+    }
     let mut lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.

@@ -1399,6 +1399,12 @@ fn a_damaged_database_is_named_as_such_by_every_command() {
             ran.stderr.contains("is not a database file"),
             "{args:?}: {ran}"
         );
+        // Nothing is made beside a file that is not a ledger (the server's refusal left its
+        // two lock files there).
+        for suffix in [".lock", ".keylock", "-wal", "-shm", ".key"] {
+            let beside = dir.path().join(format!("junk.db{suffix}"));
+            assert!(!beside.exists(), "{args:?} left {}", beside.display());
+        }
     }
 }
 

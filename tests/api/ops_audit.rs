@@ -275,6 +275,29 @@ fn make_golden() -> Golden {
     let failing = app.request(&limited, "rent", 1_500, FAIL_ACCOUNT);
     let r = app.approve(&failing);
     assert_eq!(r.status, 200, "{}", r.text);
+    // And the rest the audit test counts on, whatever the run drew: a rejection, a rate set,
+    // five approvals of which three pay out.
+    let rejected = app.request(&limited, "rent", 1_000, "REJECT-1");
+    let r = app.post(
+        &format!("/payment-requests/{rejected}/reject"),
+        &app.sender,
+        &json!({"reason": "not this month"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.raw(
+        "PUT",
+        "/fx-rates/USD-KES",
+        Some(&app.admin),
+        Some(("application/json", br#"{"rate": 150.25}"#)),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paying = app.active_escrow(300, &["school"]);
+    for n in 0..5 {
+        let request = app.request(&paying, "school", 1_000, &format!("PAID-{n}"));
+        let r = app.approve(&request);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
     // Let every payout settle, so the file is at rest.
     let in_flight: Vec<String> = app
         .store
