@@ -540,6 +540,14 @@ impl Cli {
 fn exit_saying(e: clap::Error) -> ! {
     use std::io::Write;
     let printed = e.print().and_then(|()| std::io::stdout().flush());
+    // Read by a pager or `head` that stopped reading (`remit --help | head`): quiet, as a
+    // command whose reader goes away.
+    if printed
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        std::process::exit(141);
+    }
     if printed.is_err() && !e.use_stderr() {
         eprintln!("remit: cannot write to standard output");
         std::process::exit(2);

@@ -1435,6 +1435,25 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
             out.status
         );
     }
+    // So does help read by a reader that stopped (`remit token issue --help | head -5`): it
+    // said "cannot write to standard output", and failed.
+    for _ in 0..3 {
+        let mut child = remit(dir.path(), None)
+            .args(["token", "issue", "--help"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(141)),
+            "{:?}",
+            out.status
+        );
+    }
     // A command that prints a new token, shown once, says that it could not, and revokes it
     // (nobody holds it).
     let mut child = remit(dir.path(), Some(TEST_KEY))
