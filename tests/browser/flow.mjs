@@ -1646,6 +1646,15 @@ async function main() {
     });
     const found = await text(admin.locator(tid('escrow-summary')));
     assert(found.includes(`(deposit code ${shortRef})`), `the admin's search says "${found}"`);
+    // A code with a look-alike no code has (0) is refused on the form in words that say so (the
+    // server refused it in English), and empties the list: its one card was the search
+    // before's answer, not this one's.
+    await admin.locator(tid('escrow-search')).fill('K7M3Q9P0');
+    await admin.locator(tid('escrow-search-submit')).click();
+    const lookAlike = await text(admin.locator(`${tid('escrow-search')} ~ .field-error`));
+    assert(lookAlike.startsWith('A deposit code has no 0, 1, I or O'), `a code with a 0 is refused with "${lookAlike}"`);
+    const cardsLeft = await admin.locator(`${tid('escrow-list')} [data-testid="escrow-card"]`).count();
+    assert(cardsLeft === 0, `a refused search left ${cardsLeft} cards of the search before`);
     await admin.locator(tid('escrow-search')).fill('12345');
     await admin.locator(tid('escrow-search-submit')).click();
     const refused = await text(admin.locator(`${tid('escrow-search')} ~ .field-error`));

@@ -181,7 +181,11 @@ export function looksLikeShortRef(text) {
 // Escrows): `{ search: { phone, ref } }` for a deposit code or a Kenyan phone, else `{ error }`.
 export function escrowSearch(text) {
   if (!text) return { error: t('find.err.empty') };
-  if (looksLikeShortRef(text)) return { search: { phone: '', ref: formatShortRef(text) } };
+  if (looksLikeShortRef(text)) {
+    // Codes are made without the look-alikes (the server refuses them, in English).
+    if (/[01io]/i.test(text)) return { error: t('find.err.code') };
+    return { search: { phone: '', ref: formatShortRef(text) } };
+  }
   if (kenyanDigits(text)) return { search: { phone: text, ref: '' } };
   return { error: t('find.err.search') };
 }

@@ -77,17 +77,24 @@ export async function viewEscrows(root, ctx) {
     });
     searchForm.append(query.wrap, el('div', { class: 'actions end' },
       el('button', { type: 'submit', class: 'button secondary', testid: 'escrow-search-submit' }, t('find.searchButton')), clearSearch), formError());
+    // A search refused, on the form or by the server: the list is emptied (its cards were the
+    // search before's, which an admin could take for this one's answer) until one is made
+    // again; what the refresh every 4 s asks for stays the search before (it asked the refused
+    // one again, and said its error, every time).
+    const refuseSearch = () => {
+      searchRefused = true;
+      // Its open panels (a Cancel question among them, which holds every reload back) go with
+      // the cards.
+      for (const set of Object.values(open)) set.clear();
+      list.replaceChildren();
+      loaded = 0;
+      summary.textContent = t('find.searchRefused');
+      more.hidden = true;
+    };
     onSubmit(searchForm, async () => {
       const asked = escrowSearch(query.input.value.trim());
       if (!checkFields(searchForm, [[query.input, asked.error || null]])) {
-        searchRefused = true;
-        // Its open panels (a Cancel question among them, which holds every reload back) go with
-        // the cards.
-        for (const set of Object.values(open)) set.clear();
-        list.replaceChildren();
-        loaded = 0;
-        summary.textContent = t('find.searchRefused');
-        more.hidden = true;
+        refuseSearch();
         return;
       }
       searchRefused = false;
@@ -96,10 +103,10 @@ export async function viewEscrows(root, ctx) {
       try {
         await reload();
       } catch (err) {
-        // Refused by the server (a code with a letter no code has): the list stays the one
-        // before, and so does what the refresh every 4 s asks for (it asked the refused
-        // search again, and said its error, every time).
         search = before;
+        // Refused by the server (a code with a letter no code has); another failure (the
+        // network) leaves the list as it was.
+        if (err && err.status === 400) refuseSearch();
         throw err;
       }
     });
