@@ -489,15 +489,16 @@ fn said_flagged(
     amount: (UsdCents, &str),
     reason: &str,
 ) -> Result<RecordedDeposit> {
-    ctx.audit(
-        &actor.id,
-        "deposit.flagged",
-        id.as_str(),
-        &with_flagged_amount(
-            json!({"escrowId": escrow_id, "source": source, "reason": reason}),
-            amount,
-        ),
-    )?;
+    // The signed record says amounts in cents only (its dollars were a float: `1.0`); the
+    // event says both spellings, as every answer does.
+    let mut details = with_flagged_amount(
+        json!({"escrowId": escrow_id, "source": source, "reason": reason}),
+        amount,
+    );
+    if let Some(map) = details.as_object_mut() {
+        map.remove("amountUsd");
+    }
+    ctx.audit(&actor.id, "deposit.flagged", id.as_str(), &details)?;
     ctx.emit(
         EventType::DepositFlagged,
         with_flagged_amount(

@@ -11,7 +11,7 @@ use serde_json::Value;
 /// Why a `Stripe-Signature` was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignatureError {
-    /// No `t`, or no `v1`: a malformed header (400).
+    /// No `t` (or two), or no `v1`: a malformed header (400).
     Malformed,
     /// No `v1` matches (401).
     Mismatch,
@@ -61,6 +61,8 @@ pub fn verify_signature(
             continue;
         };
         match key {
+            // Two timestamps: which one was signed would be a guess (the last won).
+            "t" if timestamp.is_some() => return Err(SignatureError::Malformed),
             "t" => timestamp = Some(value),
             "v1" => signatures.push(value),
             _ => {}
@@ -147,8 +149,8 @@ impl Event {
             .get("amount_received")
             .map(|v| v.to_string())
             .and_then(|text| text.parse::<i64>().ok())
-            .and_then(UsdCents::new)
-            .filter(|c| c.get() > 0);
+            .filter(|c| (1..=AMOUNT_MAX).contains(c))
+            .and_then(UsdCents::new);
         let metadata = &intent["metadata"];
         // Both spellings, naming two escrows: neither is guessed (the money is flagged for an
         // admin to attribute).
@@ -215,7 +217,7 @@ impl Event {
             object
                 .get(field)
                 .and_then(Value::as_i64)
-                .filter(|c| *c > 0)
+                .filter(|c| (1..=AMOUNT_MAX).contains(c))
                 .and_then(UsdCents::new)
         };
         // A Charge's and a Dispute's `currency`: the amounts are in its smallest unit.
@@ -283,6 +285,11 @@ impl Reversal {
         }
     }
 }
+
+/// The largest amount Stripe takes, in a currency's smallest unit: eight digits (USD
+/// 999,999.99). One larger is no amount Stripe can have charged (9,223,372,036,854,775,807 was
+/// flagged as that many cents, and said as a whole refund): read as none.
+pub const AMOUNT_MAX: i64 = 99_999_999;
 
 /// An amount of a Stripe object in the smallest unit of its `currency`, said for a person: in
 /// dollars when it is (`USD 50.00`), else as Stripe gave it, never as dollars (JPY 5,000 is
@@ -399,5 +406,16 @@ mod tests {
             verify_signature("v1=ab", BODY.as_bytes(), SECRET, 1_735_689_600, 300),
             Err(SignatureError::Malformed)
         );
+        // Two timestamps, the signed one either first or last: which was meant is not guessed.
+        for twice in [
+            format!("t=1735689000,{HEADER}"),
+            HEADER.replacen(",v1", ",t=1735689000,v1", 1),
+        ] {
+            assert_eq!(
+                verify_signature(&twice, BODY.as_bytes(), SECRET, 1_735_689_600, 300),
+                Err(SignatureError::Malformed),
+                "{twice}"
+            );
+        }
     }
 }

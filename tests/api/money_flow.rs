@@ -1220,3 +1220,65 @@ fn an_escrow_whose_failed_payout_was_reported_paid_says_its_money_is_held() {
     assert_eq!(cancel.status, 409, "{}", cancel.text);
     app.assert_integrity();
 }
+
+/// Stripe charges eight digits at most: an `amount_received` or `amount_refunded` beyond that
+/// is no amount (9,223,372,036,854,775,807 cents was flagged as such, and a refund of it said
+/// as "Stripe refunded the whole charge (USD 92,233,720,368,547,758.07)"); and the signed
+/// record says a flagged deposit's amount in cents only (it said `"amountUsd": 1.0`).
+#[test]
+fn amounts_beyond_stripes_are_none_and_the_audit_says_cents_only() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let huge = stripe_event("evt_huge", "pi_huge", &escrow, i64::MAX, "usd");
+    let r = app.post_stripe(&huge);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deposits = app.get("/deposits", &app.admin).body;
+    assert_eq!(deposits["items"].as_array().unwrap().len(), 0, "{deposits}");
+    // A deposit of USD 50.00, then a refund Stripe cannot have made.
+    let r = app.post_stripe(&stripe_event("evt_paid", "pi_paid", &escrow, 5_000, "usd"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let refund = json!({"id": "evt_refund_huge", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_1", "object": "charge", "amount": 5_000,
+        "amount_refunded": i64::MAX, "refunded": false, "currency": "usd",
+        "payment_intent": "pi_paid"}}})
+    .to_string();
+    let r = app.post_stripe(&refund);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let flag = app.get(&format!("/escrows/{escrow}"), &app.admin).body["flagReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        flag.contains("an unknown amount") && !flag.contains("92,233"),
+        "{flag}"
+    );
+    // A flagged deposit (no escrow named), then every audit line's numbers are whole.
+    let unknown = stripe_event("evt_unknown", "pi_unknown", "esc_nobody", 100, "usd");
+    assert_eq!(app.post_stripe(&unknown).status, 200);
+    let details: Vec<String> = app
+        .store
+        .read(|c, _| {
+            Ok(c.prepare("SELECT details FROM audit_log")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    fn floats(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Number(n) if !(n.is_i64() || n.is_u64()) => out.push(n.to_string()),
+            Value::Array(items) => items.iter().for_each(|i| floats(i, out)),
+            Value::Object(map) => map.values().for_each(|i| floats(i, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for text in &details {
+        floats(&serde_json::from_str(text).unwrap(), &mut found);
+    }
+    assert!(found.is_empty(), "floats in the audit log: {found:?}");
+    assert!(
+        details.iter().any(|d| d.contains("\"amountUsdCents\":100")),
+        "no flagged deposit's line: {details:?}"
+    );
+    app.assert_integrity();
+}

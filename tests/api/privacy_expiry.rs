@@ -793,6 +793,18 @@ fn an_event_of_the_other_stripe_mode_is_refused_and_changes_nothing() {
     let escrow = live.pending_escrow(50, &["a"], None);
     let r = live.post_stripe(&deposit_event("evt_test", "pi_t", &escrow, false));
     assert_eq!(r.status, 400, "{}", r.text);
+    // One that says nothing of its mode is refused in words true of it (it was told it "is
+    // false").
+    let mut unsaid: serde_json::Value =
+        serde_json::from_str(&deposit_event("evt_unsaid", "pi_u", &escrow, true)).unwrap();
+    unsaid.as_object_mut().unwrap().remove("livemode");
+    let r = live.post_stripe(&unsaid.to_string());
+    assert_eq!(r.status, 400, "{}", r.text);
+    let said = r.body["error"].as_str().unwrap();
+    assert!(
+        said.contains("must be true") && !said.contains("is false"),
+        "{said}"
+    );
     let r = live.post_stripe(&deposit_event("evt_live", "pi_l", &escrow, true));
     assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
 }

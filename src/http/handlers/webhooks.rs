@@ -55,10 +55,12 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         );
         return Err(Error::invalid(
             "livemode",
+            // Said of what it must be: an event without `livemode`, or with `"true"` as text,
+            // was told it "is false".
             if app.config.stripe_livemode {
-                "is false but this server takes live-mode events only"
+                "must be true: this server takes live-mode events only"
             } else {
-                "is true but this server takes test-mode events only"
+                "must be false: this server takes test-mode events only"
             },
         ));
     }
