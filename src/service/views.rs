@@ -1174,6 +1174,9 @@ pub struct JournalDepositView {
     pub amount_kes: Option<Decimal>,
     /// The same in cents.
     pub amount_kes_cents: Option<KesCents>,
+    /// The rate those shillings were converted to dollars at (KES per USD × 10⁴; `null`
+    /// otherwise): the sender sees what their money was counted at.
+    pub rate_kes_per_usd_e4: Option<i64>,
 }
 
 /// A page of an escrow's journal (`?1` the escrow, `?2` the cursor, `?3` the page's length
@@ -1193,7 +1196,7 @@ const JOURNAL_PAGE: &str = "WITH RECURSIVE chain(id, prev_id, kind, reference, c
          WHERE lt.escrow_id = ?1 AND lt.id < chain.id AND (NOT ?4 OR lt.id > ?2))
      SELECT t.shown AS id, t.kind, t.reference, t.created_at, e.account, c.name AS category, e.amount_usd_cents,
             d.source AS deposit_source, d.receipt_number AS deposit_receipt, d.amount_kes_cents AS deposit_kes,
-            d.recorded_by AS deposit_recorded_by
+            d.rate_kes_per_usd_e4 AS deposit_rate, d.recorded_by AS deposit_recorded_by
      FROM (SELECT * FROM (SELECT id, kind, reference, created_at,
                CASE WHEN ?4 THEN id ELSE ROW_NUMBER() OVER (ORDER BY id) END AS shown
                FROM chain)
@@ -1248,6 +1251,7 @@ pub fn journal(
                             },
                             amount_kes: kes.map(KesCents::major),
                             amount_kes_cents: kes,
+                            rate_kes_per_usd_e4: r.get("deposit_rate")?,
                         })
                     })
                     .transpose()?,

@@ -939,7 +939,8 @@ fn the_journal_of_an_escrow_explains_every_cent() {
     assert!(receipt.is_string(), "{}", deposits.text);
     assert_eq!(
         items[0]["deposit"],
-        json!({"source": "cash", "receiptNumber": receipt, "amountKes": null, "amountKesCents": null}),
+        json!({"source": "cash", "receiptNumber": receipt, "amountKes": null, "amountKesCents": null,
+               "rateKesPerUsdE4": null}),
         "{}",
         items[0]
     );
@@ -956,7 +957,30 @@ fn the_journal_of_an_escrow_explains_every_cent() {
     let other_agent = app.new_user(remit::service::Role::Agent, "Second kiosk", None);
     assert_eq!(
         agents_view(&other_agent),
-        json!({"source": "cash", "receiptNumber": null, "amountKes": null, "amountKesCents": null})
+        json!({"source": "cash", "receiptNumber": null, "amountKes": null, "amountKesCents": null,
+               "rateKesPerUsdE4": null})
+    );
+    // Cash counted in shillings: its sender reads the rate it was counted at (they could read
+    // it nowhere: `/deposits` is staff's).
+    let in_shillings = app.pending_escrow(10, &["food"], None);
+    let r = app.post_with_key(
+        &format!("/escrows/{in_shillings}/deposits"),
+        &app.agent,
+        &json!({"amountKes": 1_500}),
+        "kes-cash-1",
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let counted = &app
+        .get(&format!("/escrows/{in_shillings}/journal"), &app.sender)
+        .body["items"][0]["deposit"];
+    assert_eq!(counted["amountKesCents"], 150_000, "{counted}");
+    assert_eq!(
+        counted["rateKesPerUsdE4"], r.body["rateKesPerUsdE4"],
+        "{counted}"
+    );
+    assert!(
+        counted["rateKesPerUsdE4"].as_i64().unwrap() > 0,
+        "{counted}"
     );
     let spent = &items[3]["entries"].as_array().unwrap()[1];
     assert_eq!(

@@ -1101,9 +1101,13 @@ async function main() {
       const receipt = /· M-Pesa receipt [A-Z0-9]{10}$/.test(about);
       assert(receipt === (kind === 'payout_succeeded'), `the ${kind} row says "${about}": M-Pesa's receipt belongs on the payout's line only`);
     }
-    // The deposit says how it came in: the cash the agent counted, with the kiosk's receipt.
+    // The deposit says how it came in: the cash the agent counted, the rate it was counted at
+    // (the sender could not see it anywhere), with the kiosk's receipt.
     const cashIn = await text(row('deposit').first().locator(tid('journal-about')));
-    const wantCash = `Cash at a kiosk · ${kesText(kesForUsd(50000))} · kiosk receipt ${cashReceipt.receiptNumber}`;
+    const shownRate = /^Cash at a kiosk · .* · at KES ([\d,.]+) per USD · kiosk receipt /.exec(cashIn);
+    assert(shownRate && Math.round(Number(shownRate[1].replace(/,/g, '')) * 10000) === Number(cashReceipt.rateKesPerUsdE4),
+      `the deposit row says "${cashIn}": no rate, or not the deposit's (${cashReceipt.rateKesPerUsdE4})`);
+    const wantCash = `Cash at a kiosk · ${kesText(kesForUsd(50000))} · at KES ${shownRate[1]} per USD · kiosk receipt ${cashReceipt.receiptNumber}`;
     assert(cashIn === wantCash, `the deposit row says "${cashIn}", expected "${wantCash}"`);
     await checkScreen(sender, 'journal');
     await shot(sender, '11-sender-journal.png', { docs: 'sender-journal.png' });

@@ -4,7 +4,7 @@
 
 import { api, qs } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
-import { kes, merchantText, usd } from './format.js';
+import { formatRate, kes, merchantText, usd } from './format.js';
 import { t } from './i18n.js';
 import { accountLabel, categoryLabel, journalKindLabel } from './words.js';
 
@@ -44,6 +44,7 @@ function aboutReference(journal, reference, deposit) {
   if (deposit) {
     const bits = deposit.source === 'cash'
       ? [t('journal.cash'), deposit.amountKesCents ? kes(deposit.amountKesCents) : null,
+        deposit.rateKesPerUsdE4 ? t('journal.cashRate', { rate: formatRate(deposit.rateKesPerUsdE4) }) : null,
         deposit.receiptNumber ? t('journal.cashReceipt', { receipt: deposit.receiptNumber }) : null]
       : [t('journal.card')];
     return [el('span', { testid: 'journal-about' }, bits.filter(Boolean).join(' · ')), el('br')];
