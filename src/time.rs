@@ -166,6 +166,15 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     }
 }
 
+/// A time `rfc3339_ms` wrote, as every answer says times: in whole seconds (the second it falls
+/// in). Any other text is given back as it is.
+pub fn in_seconds(text: String) -> String {
+    match text.len() {
+        24 if text.as_bytes()[19] == b'.' && text.ends_with('Z') => format!("{}Z", &text[..19]),
+        _ => text,
+    }
+}
+
 /// The current time as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     rfc3339(now_unix())
@@ -180,6 +189,15 @@ pub fn nairobi_day(unix_s: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_to_the_millisecond_is_said_in_its_second() {
+        let ms = rfc3339_ms(1_764_063_000_870);
+        assert_eq!(ms, "2025-11-25T09:30:00.870Z");
+        assert_eq!(in_seconds(ms), "2025-11-25T09:30:00Z");
+        assert_eq!(in_seconds(rfc3339(1_764_063_000)), "2025-11-25T09:30:00Z");
+        assert_eq!(in_seconds("not a time".into()), "not a time");
+    }
 
     #[test]
     fn a_clock_set_ahead_is_told_from_time_passing() {

@@ -12,6 +12,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::limits::{ATTEMPTS_IN_LIST_MAX, WEBHOOK_ENDPOINTS_MAX, WEBHOOK_SECRET_RANDOM_BYTES};
 use crate::store::WriteCtx;
+use crate::time::in_seconds;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
@@ -309,13 +310,19 @@ fn delivery_of(r: &Row<'_>) -> Result<DeliveryView> {
         event_type: r.get("event_type")?,
         status: r.get("status")?,
         attempts: r.get("attempts")?,
-        next_attempt_at: r.get("next_attempt_at")?,
-        retry_until: r.get("retry_until")?,
-        last_attempt_at: r.get("last_attempt_at")?,
+        // Kept to the millisecond (they order the work), said in whole seconds as every time
+        // of every answer is.
+        next_attempt_at: r
+            .get::<_, Option<String>>("next_attempt_at")?
+            .map(in_seconds),
+        retry_until: in_seconds(r.get("retry_until")?),
+        last_attempt_at: r
+            .get::<_, Option<String>>("last_attempt_at")?
+            .map(in_seconds),
         last_status_code: r.get("last_status_code")?,
         last_error: r.get("last_error")?,
-        created_at: r.get("created_at")?,
-        finished_at: r.get("finished_at")?,
+        created_at: in_seconds(r.get("created_at")?),
+        finished_at: r.get::<_, Option<String>>("finished_at")?.map(in_seconds),
         attempt_log: Vec::new(),
     })
 }
@@ -329,7 +336,7 @@ fn attempts_of(conn: &Connection, id: &DeliveryId, limit: u32) -> Result<Vec<Att
         .query_map(params![id, limit], |r| {
             Ok(AttemptView {
                 n: r.get(0)?,
-                at: r.get(1)?,
+                at: in_seconds(r.get(1)?),
                 status_code: r.get(2)?,
                 duration_ms: r.get(3)?,
                 error: r.get(4)?,

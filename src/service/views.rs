@@ -140,10 +140,9 @@ pub struct EscrowView {
     pub refunded_usd_cents: UsdCents,
     pub daily_limit_usd: Option<Decimal>,
     pub daily_limit_usd_cents: Option<UsdCents>,
-    /// Approved today (Nairobi) against the daily limit; only with a limit.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Approved today (Nairobi) against the daily limit; `null` without a limit (there is
+    /// nothing to count it against, and it is not counted). Always present, as every field.
     pub approved_today_usd: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_today_usd_cents: Option<UsdCents>,
     /// What a depositor quotes (the escrow id).
     pub deposit_reference: EscrowId,

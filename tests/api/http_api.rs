@@ -1221,3 +1221,29 @@ fn a_phone_or_a_token_is_refused_where_the_ledger_keeps_text_as_typed() {
     assert!(r.text.contains("phone number"), "{}", r.text);
     app.assert_integrity();
 }
+
+/// Every field of an escrow is in its answer: without a daily limit, `approvedTodayUsd(Cents)`
+/// are `null`, as `dailyLimitUsd(Cents)` are (they were left out, and a client reading them got
+/// a missing key).
+#[test]
+fn an_escrow_without_a_daily_limit_says_its_days_total_as_null() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["food"]);
+    let one = app.get(&format!("/escrows/{escrow}"), &app.sender).body;
+    let listed = app.get("/escrows", &app.sender).body["items"][0].clone();
+    for view in [&one, &listed] {
+        let fields = view.as_object().unwrap();
+        for key in [
+            "dailyLimitUsd",
+            "dailyLimitUsdCents",
+            "approvedTodayUsd",
+            "approvedTodayUsdCents",
+        ] {
+            assert_eq!(
+                fields.get(key),
+                Some(&serde_json::Value::Null),
+                "{key} in {view}"
+            );
+        }
+    }
+}

@@ -382,6 +382,22 @@ fn a_retry_of_a_delivery_still_being_retried_keeps_its_days() {
     };
     assert_eq!(after["status"], "pending", "still within its days: {after}");
     assert_eq!(after["retryUntil"], first["retryUntil"], "{after}");
+    // Its times are whole seconds, as every answer's (they were to the millisecond, the only
+    // ones of the API).
+    let at = after["attemptLog"][0]["at"].clone();
+    for time in [
+        &after["createdAt"],
+        &after["retryUntil"],
+        &after["nextAttemptAt"],
+        &after["lastAttemptAt"],
+        &at,
+    ] {
+        let text = time.as_str().unwrap_or_default();
+        assert!(
+            text.len() == 20 && text.ends_with('Z') && remit::time::parse_rfc3339(text).is_some(),
+            "{time} in {after}"
+        );
+    }
 }
 
 /// Guards against: an admin's retry ignored `Idempotency-Key` (every other POST honours it), so
