@@ -419,6 +419,15 @@ async function idleFlow() {
     assert(/Signing out in \d+ s/.test(said), `the idle warning says "${said}"`);
     const left = Number(await warning.getAttribute('data-seconds-left'));
     assert(left >= 1 && left < IDLE_S, `the idle warning counts ${left} s, the idle time is ${IDLE_S} s`);
+    // Said aloud once: what a screen reader announces does not change as the count runs down
+    // (the whole box was an alert, read out again at every second).
+    const alerted = await text(warning.locator(tid('idle-alert')));
+    if (left > 1) {
+      await waitFor('for the idle count to run down', async () => Number(await warning.getAttribute('data-seconds-left')) < left);
+      assert(await text(warning.locator(tid('idle-alert'))) === alerted, 'the idle warning\'s alert changed with its count');
+    }
+    const alerts = await warning.evaluate((n) => [n, ...n.querySelectorAll('[role="alert"]')].filter((x) => x.getAttribute('role') === 'alert').length);
+    assert(alerts === 1, `the idle warning holds ${alerts} alerts`);
     await warning.locator(tid('idle-stay')).click();
     const stayedAt = Date.now();
     await warning.waitFor({ state: 'hidden', timeout: 2000 });
@@ -938,12 +947,29 @@ async function main() {
     for (const f of ['amountKes', 'merchantName', 'merchantAccount.number', 'merchantAccount.accountReference']) {
       assert(marked.includes(f), `${f} is not marked invalid (marked: ${marked.join(', ')})`);
     }
+    // The first mistake is said aloud and has the focus (the focus stayed on Send: busy() had
+    // disabled the field when the check moved it there).
+    assert(await form.locator(`${tid('field-error')}[role="alert"]`).count() === 1, 'the first mistake is not an alert');
+    const focused = await agent.evaluate(() => document.activeElement && document.activeElement.dataset.field);
+    assert(focused === marked[0], `the focus is on "${focused}" after a send with mistakes, not on the first (${marked[0]})`);
+    // A meter number as it is printed, with spaces: refused on the form, in the UI's words.
+    await form.locator(tid('merchant-reference')).fill('METER 1234-5678-9012');
+    await form.locator(tid('submit-request')).click();
+    const refShape = await text(form.locator(`${tid('merchant-reference')} ~ .field-error`));
+    assert(refShape.startsWith('The account number is at most 13 letters'), `a reference with spaces is refused with "${refShape}"`);
+    await form.locator(tid('merchant-reference')).fill('');
     await form.locator(tid('request-category')).selectOption('electricity');
     const tooMuch = 40000;
     await form.locator(tid('request-amount')).fill(String(tooMuch));
     const blocked = agent.locator(tid('submit-blocked'));
     await blocked.waitFor();
     assert(await form.locator(tid('submit-request')).isDisabled(), 'Send is enabled for more than the category has left');
+    // The amount says so to whoever does not see the reason beside the disabled Send: marked
+    // invalid, described by the reason.
+    const amountField = form.locator(tid('request-amount'));
+    const blockedId = await blocked.getAttribute('id');
+    assert(await amountField.getAttribute('aria-invalid') === 'true' && (await amountField.getAttribute('aria-describedby') || '').split(' ').includes(blockedId),
+      `an amount over the balance is not marked: aria-invalid ${await amountField.getAttribute('aria-invalid')}, described by ${await amountField.getAttribute('aria-describedby')}`);
     // The most whole shillings USD 250.00 covers at the rate (their price rounded up).
     let most = Math.floor((25000 * rateE4) / 10000 / 100);
     while (most > 0 && usdFor(most) > 25000) most -= 1;
@@ -955,6 +981,7 @@ async function main() {
     await waitFor('for the maximum to be the reason', async () => (await text(blocked)) === 'A payment request is at most KES 1,000,000.00.');
     await fillRequest(agent, { category: 'electricity', amountKes: kes1, merchantName: 'Kenya Power', reference: '12345678' });
     assert(!(await blocked.isVisible()) && await form.locator(tid('submit-request')).isEnabled(), 'Send stays disabled for an amount that fits');
+    assert(await amountField.getAttribute('aria-invalid') === null, 'an amount that fits is still marked invalid');
     const wantUsd = usdText(usdFor(kes1));
     await waitFor(async () => `for the USD equivalent ${wantUsd} (shows "${await text(agent.locator(tid('usd-equivalent'))).catch(() => '')}")`,
       async () => (await text(agent.locator(tid('usd-equivalent-value')))) === wantUsd);
@@ -991,11 +1018,22 @@ async function main() {
     assert(ask.startsWith('Pay KES ') && ask.includes('Once approved it goes out through M-Pesa.'), `Approve asks "${ask}"`);
     await checkScreen(sender, 'approve confirm');
     await shot(sender, '07b-sender-approve-confirm.png');
+    // The question describes its buttons (a screen reader said "Back, button" alone).
+    const askId = await card.locator(tid('confirm-approve')).getAttribute('aria-describedby');
+    assert(askId && (await text(card.locator(`#${askId}`))).startsWith('Pay KES '), `Yes is described by "${askId}", not the question`);
     await card.locator(tid('cancel-approve')).click();
     assert(await card.locator(tid('approve')).isVisible() && !(await card.locator(tid('approve-confirm')).isVisible()), 'Back did not put Approve back');
+    // Escape answers it as Back does.
+    await card.locator(tid('approve')).click();
+    await sender.keyboard.press('Escape');
+    assert(await card.locator(tid('approve')).isVisible() && !(await card.locator(tid('approve-confirm')).isVisible()), 'Escape did not put Approve back');
     await card.locator(tid('approve')).click();
     await card.locator(tid('confirm-approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request1}"]`).waitFor();
+    // The focus goes on to the next request's buttons (or the decided list), not to the page's
+    // top with the card that held it.
+    const onto = await sender.evaluate(() => { const a = document.activeElement; return a ? `${a.tagName}:${a.dataset.testid || a.id || ''}` : 'none'; });
+    assert(['BUTTON:approve', 'BUTTON:reject', 'H2:decided-h'].includes(onto), `after an approval the focus is on ${onto}`);
     const big = await pendingCard(sender, more.big);
     await big.locator(tid('approve')).click();
     await big.locator(tid('confirm-approve')).click();
@@ -1348,6 +1386,10 @@ async function main() {
     await before.locator(tid('keep-escrow')).click();
     await api(TOKENS.agent, 'POST', `/escrows/${otienoEscrow}/deposits`, { amountUsd: 40, reference: 'otieno-cash-1' });
     const waitingId = (await api(TOKENS.agent, 'POST', '/payment-requests', { escrowId: otienoEscrow, category: 'school_fees', amountKes: 1500, merchantName: 'Hill School', merchantAccount: { type: 'paybill', number: '555500', accountReference: 'ADM-7' } })).paymentRequestId;
+    // Meanwhile a kiosk fills in a request on it, sent once the sender has cancelled it.
+    await agent.evaluate((id) => { window.location.hash = `#/pay/${id}`; }, otienoEscrow);
+    await agent.locator(tid('request-form')).waitFor();
+    await fillRequest(agent, { category: 'school_fees', amountKes: 1000, merchantName: 'Hill School', reference: 'ADM-8' });
     await nav(sender, 'escrows');
     const card = escrowCard(sender, otienoEscrow);
     await card.waitFor();
@@ -1358,6 +1400,12 @@ async function main() {
     await card.locator(tid('confirm-cancel-escrow')).click();
     await waitFor('for the escrow to be cancelled', async () => (await api(TOKENS.sender, 'GET', `/escrows/${otienoEscrow}`)).status === 'cancelled');
     assert((await api(TOKENS.sender, 'GET', `/payment-requests/${waitingId}`)).status === 'cancelled', 'the waiting request was not cancelled with its escrow');
+    // The kiosk's request is refused in words of what happened (it said "Active escrow not
+    // found.").
+    await agent.locator(tid('submit-request')).click();
+    const gone = agent.locator(`${tid('request-form')} .form-error:not([hidden])`);
+    await gone.waitFor();
+    assert((await text(gone)).startsWith('This escrow can no longer pay (its sender cancelled it'), `a request on an escrow cancelled meanwhile is refused with "${await text(gone)}"`);
   });
 
   // ---- admin

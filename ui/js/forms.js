@@ -25,7 +25,9 @@ export function amountError(text, places, decimalsText, example, what = 'amount'
 export function clearErrors(scope) {
   scope.querySelectorAll('.field-error').forEach((n) => n.remove());
   scope.querySelectorAll('[aria-invalid]').forEach((n) => {
-    n.removeAttribute('aria-invalid');
+    // A field whose value stands refused while it is there (`data-over`: more than a
+    // category has) stays marked; only what a send said goes.
+    if (!n.dataset.over) n.removeAttribute('aria-invalid');
     if (n.dataset.describedby !== undefined) {
       if (n.dataset.describedby) n.setAttribute('aria-describedby', n.dataset.describedby);
       else n.removeAttribute('aria-describedby');
@@ -65,7 +67,13 @@ export function markField(input, text) {
   else input.insertAdjacentElement('afterend', msg);
   // Typing in the field mends it as far as the page knows: the old error goes, so that it
   // does not stand under a value it was not about (the next send checks again).
+  let wasMended = false;
   const mended = () => {
+    // Once, whichever of input and change comes first (the second found the field's own
+    // description already given back, and took it away), and not for a mark clearErrors took
+    // away already (a later mark of the field has its own).
+    if (wasMended || !msg.isConnected) return;
+    wasMended = true;
     msg.remove();
     // "Please correct the 4 marked fields" counts what is still marked, and goes with the last.
     const box = input.closest('form') && input.closest('form').querySelector('.form-error');
@@ -79,7 +87,7 @@ export function markField(input, text) {
       }
     }
     if (input.getAttribute('aria-invalid') === 'true') {
-      input.removeAttribute('aria-invalid');
+      if (!input.dataset.over) input.removeAttribute('aria-invalid');
       if (input.dataset.describedby) input.setAttribute('aria-describedby', input.dataset.describedby);
       else input.removeAttribute('aria-describedby');
       delete input.dataset.describedby;
@@ -90,19 +98,35 @@ export function markField(input, text) {
   return msg;
 }
 
+// Puts the focus on a field that was marked wrong. A send's check runs while busy() has every
+// control of the form disabled, where focus() does nothing (the focus stayed on the button, and
+// the mistake went unsaid to whoever does not see it): the focus is then given when busy()
+// gives the controls back.
+function focusField(input) {
+  const focusable = input.tagName === 'FIELDSET' ? input.querySelector('input, select, textarea') : input;
+  if (!focusable) return;
+  const working = focusable.closest('[data-busy]');
+  if (focusable.disabled && working) working.focusAfterBusy = focusable;
+  else focusable.focus();
+}
+
 // Checks every field and marks each one that fails, so that a person sees all the mistakes at
 // once. checks: [input, message or null][]; focuses the first failing input; true when all pass.
+// The first mistake is said aloud (role=alert) as it appears: the focus may already be in its
+// field (a deposit's amount), where moving it there again says nothing.
 export function checkFields(scope, checks) {
   clearErrors(scope);
   let first = null;
   for (const [input, message] of checks) {
     if (!message || !input) continue;
-    markField(input, message);
-    if (!first) first = input;
+    const msg = markField(input, message);
+    if (!first) {
+      first = input;
+      msg.setAttribute('role', 'alert');
+    }
   }
   if (first) {
-    const focusable = first.tagName === 'FIELDSET' ? first.querySelector('input, select, textarea') : first;
-    if (focusable) focusable.focus();
+    focusField(first);
     const box = scope.querySelector('.form-error');
     const n = checks.filter(([i, m]) => i && m).length;
     if (box && n > 1) {
@@ -124,9 +148,8 @@ export function showError(scope, err) {
   if (err instanceof ApiError && err.field) {
     const input = inputForField(scope, err.field);
     if (input) {
-      markField(input, fieldText(err, input.dataset.field === err.field));
-      const focusable = input.tagName === 'FIELDSET' ? input.querySelector('input, select, textarea') : input;
-      if (focusable) focusable.focus();
+      markField(input, fieldText(err, input.dataset.field === err.field)).setAttribute('role', 'alert');
+      focusField(input);
       return;
     }
   }
@@ -157,8 +180,12 @@ export async function busy(scope, fn) {
     controls.forEach((n) => { n.disabled = false; });
     delete scope.dataset.busy;
     scope.removeAttribute('aria-busy');
+    // A field marked wrong meanwhile (`focusField`) takes the focus first.
+    const wanted = scope.focusAfterBusy;
+    delete scope.focusAfterBusy;
     const lost = !document.activeElement || document.activeElement === document.body;
-    if (held && lost && held.isConnected) held.focus({ preventScroll: true });
+    if (wanted && wanted.isConnected && !wanted.disabled) wanted.focus();
+    else if (held && lost && held.isConnected) held.focus({ preventScroll: true });
   }
 }
 

@@ -492,7 +492,7 @@ export const en = {
   'request.number.till': 'Till number',
   'request.number.phone': 'Phone number',
   'request.accountRef': 'Account number',
-  'request.accountRefHint': 'The account at the merchant, e.g. the meter number.',
+  'request.accountRefHint': 'The account at the merchant, e.g. the meter number: at most 13 characters, no spaces.',
   'request.submit': 'Send for approval',
   'request.usdEquivalent': 'Cost in USD',
   'request.previewEmpty': 'Enter an amount in KES to see what it costs in USD.',
@@ -520,6 +520,8 @@ export const en = {
   'request.err.number.phone': 'Enter the phone number to pay.',
   'request.err.phone': 'Enter a Kenyan mobile number, e.g. 0712345678.',
   'request.err.accountRef': 'Enter the account number at the merchant.',
+  'request.err.escrowGone': 'This escrow can no longer pay (its sender cancelled it, or its money is used up): nothing was sent. Find the recipient again to see the escrows they have.',
+  'request.err.accountRefShape': 'The account number is at most 13 letters, digits or signs, with no spaces or accents: type a meter number without its spaces.',
 
   // ---- agent and recipient: the requests list
   'requests.intro': 'Every payment request you can see, newest first. Open one for its details and, once it is paid, its receipt.',
@@ -1289,7 +1291,7 @@ export const sw = {
   'request.number.till': 'Nambari ya Till',
   'request.number.phone': 'Nambari ya simu',
   'request.accountRef': 'Nambari ya akaunti',
-  'request.accountRefHint': 'Akaunti yako kwa mfanyabiashara, kwa mfano nambari ya mita.',
+  'request.accountRefHint': 'Akaunti yako kwa mfanyabiashara, kwa mfano nambari ya mita: herufi 13 au chache, bila nafasi.',
   'request.submit': 'Tuma ili liidhinishwe',
   'request.usdEquivalent': 'Gharama kwa USD',
   'request.previewEmpty': 'Andika kiasi kwa KES kuona gharama yake kwa USD.',
@@ -1317,6 +1319,8 @@ export const sw = {
   'request.err.number.phone': 'Andika nambari ya simu ya kulipa.',
   'request.err.phone': 'Andika nambari ya simu ya Kenya, kwa mfano 0712345678.',
   'request.err.accountRef': 'Andika nambari ya akaunti kwa mfanyabiashara.',
+  'request.err.escrowGone': 'Mfuko huu hauwezi kulipa tena (mtumaji wake ameughairi, au pesa zake zimekwisha): hakuna kilichotumwa. Mtafute mpokeaji tena kuona mifuko aliyo nayo.',
+  'request.err.accountRefShape': 'Nambari ya akaunti ni herufi, tarakimu au alama 13 au chache, bila nafasi wala lafudhi: andika nambari ya mita bila nafasi zake.',
 
   // ---- agent and recipient: the requests list
   'requests.intro': 'Maombi yote ya malipo unayoweza kuona, mapya kwanza. Fungua moja uone maelezo yake na, likishalipwa, risiti yake.',

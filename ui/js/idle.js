@@ -29,7 +29,10 @@ function render(secondsLeft) {
   const wanted = t('idle.warning', { n: secondsLeft });
   if (!text) {
     const stay = button(t('idle.stay'), { variant: 'primary', testid: 'idle-stay', onclick: () => touch() });
-    clear(node).append(el('p', { class: 'idle-text', testid: 'idle-text' }, wanted), stay);
+    // Said aloud once, as it appears (role=alert); the count that runs down beside it is hidden from
+    // screen readers, which read the alert out again at every second (interrupting).
+    clear(node).append(el('p', { class: 'visually-hidden', role: 'alert', testid: 'idle-alert' }, wanted),
+      el('p', { class: 'idle-text', testid: 'idle-text', 'aria-hidden': 'true' }, wanted), stay);
   } else if (text.textContent !== wanted) {
     text.textContent = wanted;
   }

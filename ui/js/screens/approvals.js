@@ -101,10 +101,12 @@ export async function viewApprovals(root, ctx) {
     card.append(rejectForm);
     // Money leaves at Approve: asked once more, as Reject and Cancel are (a tap on a phone's
     // screen is easily made by mistake), the safe answer focused.
-    const approveNo = button(t('approvals.approveNo'), { testid: 'cancel-approve' });
-    const approveYes = button(t('approvals.approveYes'), { variant: 'primary', testid: 'confirm-approve' });
-    const approveAsk = el('div', { class: 'inline-form', testid: 'approve-confirm', hidden: true },
-      el('p', null, t('approvals.approveAsk', {
+    // The question is the buttons' description (a screen reader said "Back, button" alone).
+    const askId = uid('approve-ask');
+    const approveNo = button(t('approvals.approveNo'), { testid: 'cancel-approve', 'aria-describedby': askId });
+    const approveYes = button(t('approvals.approveYes'), { variant: 'primary', testid: 'confirm-approve', 'aria-describedby': askId });
+    const approveAsk = el('div', { class: 'inline-form', testid: 'approve-confirm', hidden: true, role: 'group', 'aria-labelledby': askId },
+      el('p', { id: askId }, t('approvals.approveAsk', {
         amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents),
         merchant: r.merchantName || t('common.theMerchant'), category: categoryLabel(r.category),
       })),
@@ -112,6 +114,11 @@ export async function viewApprovals(root, ctx) {
     card.append(approveAsk);
     const askNoMore = () => { approveAsk.hidden = true; approve.hidden = false; reject.hidden = false; };
     approveNo.addEventListener('click', () => { askNoMore(); approve.focus(); });
+    // Escape answers a question with its safe answer, as a dialog's does.
+    approveAsk.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); approveNo.click(); } });
+    rejectForm.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && !rejectForm.dataset.busy) { ev.preventDefault(); rejectForm.querySelector('[data-testid="cancel-reject"]').click(); }
+    });
     approve.addEventListener('click', () => {
       if (approve.disabled) return;
       approveAsk.hidden = false;
@@ -122,6 +129,9 @@ export async function viewApprovals(root, ctx) {
 
     approveYes.addEventListener('click', () => {
       askNoMore();
+      // The question's buttons hide with it: the focus stays in the card (on Approve), so that
+      // it moves on to the next request once this one is decided, not back to the page's top.
+      approve.focus({ preventScroll: true });
       if (approve.disabled) return;
       busy(card, async () => {
         clearErrors(card);
@@ -191,7 +201,9 @@ export async function viewApprovals(root, ctx) {
     const old = list.querySelector(`[data-key="${CSS.escape(r.paymentRequestId)}"]`);
     // Focus goes where the hand goes next (the next waiting request, else the decided list),
     // not back to the top of the page with the card that held it.
-    const hadFocus = Boolean(old && old.contains(document.activeElement));
+    // (Or nowhere: a control the decision disabled or hid had it.)
+    const active = document.activeElement;
+    const hadFocus = Boolean(old && (old.contains(active) || !active || active === document.body));
     const next = old && (old.nextElementSibling || old.previousElementSibling);
     if (old) old.remove();
     const tr = tracker(ctx, r, {

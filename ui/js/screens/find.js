@@ -160,6 +160,8 @@ export async function viewFind(root, ctx, status) {
     let confirmed = false;
     const unask = () => { ask.hidden = true; confirmed = false; };
     askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
+    // Escape answers the question with its safe answer, as a dialog's does.
+    ask.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); askNo.click(); } });
     askYes.addEventListener('click', (ev) => {
       if (ev.detail > 1) return;
       swallowDoubleClick();
@@ -339,9 +341,14 @@ export async function viewFind(root, ctx, status) {
           receiptsOpen.add(e.escrowId);
           receiptsData.delete(e.escrowId);
           rebuild(e);
-          const heading = list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="receipts-panel"] h4`);
-          if (heading) heading.focus();
-          loadReceipts(e).catch(globalError);
+          const heading = () => list.querySelector(`[data-key="${CSS.escape(e.escrowId)}"] [data-testid="receipts-panel"] h4`);
+          if (heading()) heading().focus();
+          // The receipts, once read, draw the panel anew: the focus goes to its new heading
+          // (it fell to the page with the old one).
+          loadReceipts(e).then(() => {
+            const lost = !document.activeElement || document.activeElement === document.body;
+            if (lost && heading()) heading().focus();
+          }).catch(globalError);
         },
       }));
     }

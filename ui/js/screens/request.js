@@ -3,7 +3,7 @@
 // the amount is more than the category has left. The requests sent from here are tracked until
 // they end; the escrow's recent requests link to their details and receipts.
 
-import { api, errorText, qs } from '../api.js';
+import { ApiError, api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
@@ -168,7 +168,18 @@ export async function viewRequest(root, ctx, escrowId) {
     submit.disabled = Boolean(over);
     if (over) submit.setAttribute('aria-describedby', blockedId);
     else submit.removeAttribute('aria-describedby');
+    // The amount is what is wrong, and the field says so to whoever does not see the reason
+    // beside the button (Tab skips a disabled button, and Enter did nothing, in silence): it is
+    // marked invalid while it is over, and described by the reason (empty otherwise).
+    if (over) {
+      amount.input.dataset.over = '1';
+      amount.input.setAttribute('aria-invalid', 'true');
+    } else if (amount.input.dataset.over) {
+      delete amount.input.dataset.over;
+      if (!amount.wrap.querySelector('.field-error')) amount.input.removeAttribute('aria-invalid');
+    }
   }
+  amount.input.setAttribute('aria-describedby', `${amount.input.getAttribute('aria-describedby') || ''} ${blockedId}`.trim());
   amount.input.addEventListener('input', renderPreview);
   category.input.addEventListener('change', renderPreview);
 
@@ -203,7 +214,11 @@ export async function viewRequest(root, ctx, escrowId) {
       [amount.input, amountProblem],
       [merchantName.input, merchantName.input.value.trim() ? null : t('request.err.merchantName')],
       [number.input, numberProblem],
-      [reference.input, ty === 'paybill' && !reference.input.value.trim() ? t('request.err.accountRef') : null],
+      [reference.input, ty !== 'paybill' ? null
+        : (!reference.input.value.trim() ? t('request.err.accountRef')
+          // M-Pesa's AccountReference: at most 13 printable ASCII characters, as the server holds
+          // it (it refused "METER 1234-5678-9012" after the send, in English).
+          : (!/^[\x21-\x7e]{1,13}$/.test(reference.input.value.trim()) ? t('request.err.accountRefShape') : null))],
     ]);
   }
 
@@ -217,7 +232,17 @@ export async function viewRequest(root, ctx, escrowId) {
     if (note.input.value.trim()) body.note = note.input.value.trim();
     // The USD the form showed, at the rate it knew: the server prices at its rate of the moment.
     const shownE4 = rate && rate.e4;
-    const created = await api('POST', '/payment-requests', body);
+    let created;
+    try {
+      created = await api('POST', '/payment-requests', body);
+    } catch (err) {
+      // "active escrow not found": cancelled (or completed) since this screen was drawn; said
+      // in words of what happened and what to do, in the UI's language.
+      if (err instanceof ApiError && err.status === 404 && /escrow/.test(err.message || '')) {
+        throw new ApiError(404, 'escrow_gone', t('request.err.escrowGone'));
+      }
+      throw err;
+    }
     const initial = {
       escrowId: escrow.escrowId, category: body.category, merchantName: body.merchantName,
       merchantAccount: account, note: body.note || null, createdAt: new Date().toISOString(), payout: null, ...created,
