@@ -1764,6 +1764,11 @@ async function main() {
     currentPage = agent;
     await toSwahili(agent, 'agent');
     await swahiliScreens(agent, 'agent', { payments: 'Malipo', deposits: 'Amana', requests: 'Maombi' });
+    // A request that is not there is said in Swahili ("Haipatikani. (payment request not
+    // found)" kept the server's English).
+    await agent.evaluate(() => { window.location.hash = '#/requests/pr_0000000000000000000000000a'; });
+    const missing = await text(agent.locator(tid('request-load-error')));
+    assert(missing === 'Ombi hili la malipo halipatikani.', `a missing request reads "${missing}" in Kiswahili`);
     currentPage = sender;
     await toSwahili(sender, 'sender');
     await swahiliScreens(sender, 'sender', { approvals: 'Idhini', escrows: 'Mifuko', 'new-escrow': 'Mfuko mpya' });

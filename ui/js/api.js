@@ -141,9 +141,14 @@ export function qs(params) {
 // keeps the server's sentence (with its amounts) after it.
 export function errorText(err) {
   if (err instanceof ApiError) {
-    // "payment request not found" reads as a sentence on a page of its own.
-    if (err.code === 'not_found' && lang() === 'en' && err.message) {
-      return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1).replace(/\.?$/, '.')}`;
+    // What was not found, in a sentence of the UI's language ("payment request not found" was
+    // said in English, in brackets, in Swahili); a thing the UI has no sentence for, as the
+    // server says it, as a sentence.
+    if (err.code === 'not_found' && err.message) {
+      const key = `error.notFound.${err.message.replace(/ not found\.?$/, '')}`;
+      const said = t(key);
+      if (said !== key) return said;
+      if (lang() === 'en') return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1).replace(/\.?$/, '.')}`;
     }
     if (err.status === 0 || lang() === 'en') return err.message;
     const key = `error.code.${err.code}`;
