@@ -1010,6 +1010,11 @@ async function main() {
     // The agent asked for it: the sender reads that a kiosk asked, for whom, from which escrow.
     assert((await text(card)).includes(`asked at a kiosk for Wanjiru · escrow ${shortRef} (`), `the card does not say who asked, for whom and from which escrow: "${await text(card)}"`);
     assert(await text(sender.locator(tid('pending-count'))) === '3 requests wait for your approval.', `the count says "${await text(sender.locator(tid('pending-count')))}"`);
+    // Each Approve is named with its request (a list of the screen's buttons read "Approve,
+    // Approve, Approve").
+    const approves = await sender.locator(`${tid('pending-list')} ${tid('approve')}`).count();
+    const named = await sender.locator(tid('pending-list')).getByRole('button', { name: /^Approve KES [\d,.]+.*USD [\d,.]+$/ }).count();
+    assert(approves === 3 && named === approves, `${named} of ${approves} Approve buttons are named with their request`);
     await checkScreen(sender, 'approvals');
     await shot(sender, '07-sender-approvals.png');
     // Approve asks once more, saying what leaves and to whom; Back leaves it waiting.

@@ -1,7 +1,7 @@
 // A payment request as a card (with its payout: receipt, a plain reason when it failed, the
 // Simulated mark) and as a one-line row in a list. The raw M-Pesa code and text are for admins.
 
-import { add, dl, el, simulatedTag, statusBadge, timeEl } from './dom.js';
+import { add, dl, el, simulatedTag, statusBadge, timeEl, uid } from './dom.js';
 import { formatRate, kes, merchantText, rateKesPerUsdE4, usd } from './format.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
@@ -64,10 +64,11 @@ export function requestCard(r, opts = {}) {
     dataset: { requestId: r.paymentRequestId, status: r.status },
   });
   const e4 = r.exchangeRate ? rateKesPerUsdE4(r.exchangeRate) : null;
+  const titleId = uid('request-title');
   add(card, [
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },
-        el(opts.heading || 'h3', { class: 'card-title amount' },
+        el(opts.heading || 'h3', { class: 'card-title amount', id: titleId },
           el('span', { testid: 'request-amount-kes' }, kes(r.amountKesCents)),
           el('span', { class: 'muted usd-twin' }, '= ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents)))),
         el('p', { class: 'muted small' },
@@ -88,7 +89,16 @@ export function requestCard(r, opts = {}) {
     payoutBlock(r.payout),
   ]);
   if (opts.extra) card.append(opts.extra);
-  if (opts.actions && opts.actions.length) card.append(el('div', { class: 'actions card-actions' }, opts.actions));
+  if (opts.actions && opts.actions.length) {
+    // Each action is named with its request ("Approve KES 1,200.00 = USD 8.00"): a list of a
+    // screen's buttons read "Approve, Approve, Approve".
+    for (const a of opts.actions) {
+      if (!a || !a.tagName || a.hasAttribute('aria-label') || a.hasAttribute('aria-labelledby')) continue;
+      if (!a.id) a.id = uid('action');
+      a.setAttribute('aria-labelledby', `${a.id} ${titleId}`);
+    }
+    card.append(el('div', { class: 'actions card-actions' }, opts.actions));
+  }
   card.append(el('div', { class: 'card-error form-error', role: 'alert', testid: 'card-error', hidden: true }));
   return card;
 }
