@@ -536,15 +536,17 @@ impl Cli {
 
 /// Ends as clap does for `--help`, `--version` or a mistyped command line, except that help
 /// or a version that cannot be written (`remit --help > /dev/full`) is a failure (exit 2, as
-/// any other output that cannot be written), not a success that printed nothing.
+/// any other output that cannot be written), not a success that printed nothing; and help
+/// whose reader stopped reading (a closed pipe) ends quietly (141, as a command's output).
 fn exit_saying(e: clap::Error) -> ! {
     use std::io::Write;
     let printed = e.print().and_then(|()| std::io::stdout().flush());
     // Read by a pager or `head` that stopped reading (`remit --help | head`): quiet, as a
     // command whose reader goes away.
-    if printed
-        .as_ref()
-        .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    if !e.use_stderr()
+        && printed
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     {
         std::process::exit(141);
     }

@@ -218,7 +218,11 @@ fn view_of(keys: &Keys, r: &Row<'_>) -> Result<SmsView> {
         gateway: r.get("gateway")?,
         body,
         attempts: r.get("attempts")?,
-        next_attempt_at: r.get("next_attempt_at")?,
+        // Kept to the millisecond (it orders the sending), said in whole seconds as every time
+        // of every answer is.
+        next_attempt_at: r
+            .get::<_, Option<String>>("next_attempt_at")?
+            .map(crate::time::in_seconds),
         provider_id: r.get("provider_id")?,
         provider_status: r.get("provider_status")?,
         error: r.get("error")?,

@@ -149,7 +149,7 @@ impl Event {
             .get("amount_received")
             .map(|v| v.to_string())
             .and_then(|text| text.parse::<i64>().ok())
-            .filter(|c| (1..=AMOUNT_MAX).contains(c))
+            .filter(|c| chargeable(*c, intent.get("currency")))
             .and_then(UsdCents::new);
         let metadata = &intent["metadata"];
         // Both spellings, naming two escrows: neither is guessed (the money is flagged for an
@@ -217,7 +217,7 @@ impl Event {
             object
                 .get(field)
                 .and_then(Value::as_i64)
-                .filter(|c| (1..=AMOUNT_MAX).contains(c))
+                .filter(|c| chargeable(*c, object.get("currency")))
                 .and_then(UsdCents::new)
         };
         // A Charge's and a Dispute's `currency`: the amounts are in its smallest unit.
@@ -286,10 +286,18 @@ impl Reversal {
     }
 }
 
-/// The largest amount Stripe takes, in a currency's smallest unit: eight digits (USD
-/// 999,999.99). One larger is no amount Stripe can have charged (9,223,372,036,854,775,807 was
-/// flagged as that many cents, and said as a whole refund): read as none.
-pub const AMOUNT_MAX: i64 = 99_999_999;
+/// The largest amount Stripe charges in US dollars, in cents: eight digits (USD 999,999.99).
+/// One larger is no amount Stripe can have charged (9,223,372,036,854,775,807 cents was
+/// flagged as a deposit of that much, and said as a whole refund): read as none.
+pub const USD_AMOUNT_MAX: i64 = 99_999_999;
+
+/// Is `amount` (an object's, in the smallest unit of its `currency`) one Stripe can have
+/// charged: positive, and within eight digits in dollars. Another currency's amount (whose
+/// money is never credited, only flagged for an admin) is not bounded here: Stripe's bound
+/// differs by currency (more digits where a unit is worth little).
+fn chargeable(amount: i64, currency: Option<&Value>) -> bool {
+    amount > 0 && (currency.and_then(Value::as_str) != Some("usd") || amount <= USD_AMOUNT_MAX)
+}
 
 /// An amount of a Stripe object in the smallest unit of its `currency`, said for a person: in
 /// dollars when it is (`USD 50.00`), else as Stripe gave it, never as dollars (JPY 5,000 is

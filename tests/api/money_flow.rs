@@ -1234,6 +1234,24 @@ fn amounts_beyond_stripes_are_none_and_the_audit_says_cents_only() {
     assert_eq!(r.status, 200, "{}", r.text);
     let deposits = app.get("/deposits", &app.admin).body;
     assert_eq!(deposits["items"].as_array().unwrap().len(), 0, "{deposits}");
+    // The bound is a dollar one: money in a currency whose unit is worth little (IDR
+    // 1,000,000,000,000) is still flagged for an admin, in its own units.
+    let rupiah = stripe_event("evt_idr", "pi_idr", &escrow, 1_000_000_000_000, "idr");
+    assert_eq!(app.post_stripe(&rupiah).status, 200);
+    let deposits = app.get("/deposits", &app.admin).body;
+    assert_eq!(
+        (
+            &deposits["items"][0]["currency"],
+            &deposits["items"][0]["amountMinorUnits"],
+            &deposits["items"][0]["status"]
+        ),
+        (
+            &json!("idr"),
+            &json!(1_000_000_000_000_i64),
+            &json!("flagged")
+        ),
+        "{deposits}"
+    );
     // A deposit of USD 50.00, then a refund Stripe cannot have made.
     let r = app.post_stripe(&stripe_event("evt_paid", "pi_paid", &escrow, 5_000, "usd"));
     assert_eq!(r.status, 200, "{}", r.text);

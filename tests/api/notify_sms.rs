@@ -366,3 +366,24 @@ fn key_rotation_re_seals_webhook_secrets_and_sms_texts() {
         .unwrap();
     assert_eq!(page.items[0].body, body);
 }
+
+/// A text waiting to be tried again says when in whole seconds, as every time of every answer
+/// (it said it to the millisecond, as kept).
+#[test]
+fn a_text_to_be_tried_again_says_when_in_whole_seconds() {
+    let fake = FakeAt::start();
+    fake.fail_first(1_000);
+    let app = spawn_app_with(with_fake_at(&fake));
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let waiting = eventually(Duration::from_secs(10), "a text tried and waiting", || {
+        sms(&app, "")
+            .into_iter()
+            .find(|s| s["status"] == "pending" && s["attempts"].as_i64() >= Some(1))
+    });
+    let next = waiting["nextAttemptAt"].as_str().unwrap_or_default();
+    assert!(
+        next.len() == 20 && remit::time::parse_rfc3339(next).is_some(),
+        "{waiting}"
+    );
+}

@@ -276,7 +276,7 @@ fn make_golden() -> Golden {
     let r = app.approve(&failing);
     assert_eq!(r.status, 200, "{}", r.text);
     // And the rest the audit test counts on, whatever the run drew: a rejection, a rate set,
-    // five approvals of which three pay out.
+    // five approvals that pay out (it counts at least five approvals and three payouts).
     let rejected = app.request(&limited, "rent", 1_000, "REJECT-1");
     let r = app.post(
         &format!("/payment-requests/{rejected}/reject"),

@@ -128,6 +128,22 @@ export function emptyState(text, testid) {
   return el('p', { class: 'empty', testid: testid || 'empty' }, text);
 }
 
+// Is the keyboard's focus nowhere (on the page itself): a control that had it was hidden,
+// disabled or taken away.
+export function focusLost() {
+  return !document.activeElement || document.activeElement === document.body;
+}
+
+// Escape answers a question shown in `box` with its safe answer (`safe`, a button), as a
+// dialog's does.
+export function escapeAnswers(box, safe) {
+  box.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    safe.click();
+  });
+}
+
 // Replaces a node, moving keyboard focus to the equivalent element of the new one.
 export function replaceKeepingFocus(oldNode, newNode) {
   const active = document.activeElement;

@@ -3,7 +3,7 @@
 // they name (data-field), in the form's .form-error box, or else in the page's error banner.
 
 import { ApiError, errorText } from './api.js';
-import { el, uid } from './dom.js';
+import { el, focusLost, uid } from './dom.js';
 import { amountProblem } from './format.js';
 import { lang, t } from './i18n.js';
 import { globalError } from './notices.js';
@@ -183,7 +183,7 @@ export async function busy(scope, fn) {
     // A field marked wrong meanwhile (`focusField`) takes the focus first.
     const wanted = scope.focusAfterBusy;
     delete scope.focusAfterBusy;
-    const lost = !document.activeElement || document.activeElement === document.body;
+    const lost = focusLost();
     if (wanted && wanted.isConnected && !wanted.disabled) wanted.focus();
     else if (held && lost && held.isConnected) held.focus({ preventScroll: true });
   }

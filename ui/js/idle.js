@@ -31,6 +31,8 @@ function render(secondsLeft) {
     const stay = button(t('idle.stay'), { variant: 'primary', testid: 'idle-stay', onclick: () => touch() });
     // Said aloud once, as it appears (role=alert); the count that runs down beside it is hidden from
     // screen readers, which read the alert out again at every second (interrupting).
+    // Shown before the alert is put in it: an alert added inside a hidden box may go unsaid.
+    node.hidden = false;
     clear(node).append(el('p', { class: 'visually-hidden', role: 'alert', testid: 'idle-alert' }, wanted),
       el('p', { class: 'idle-text', testid: 'idle-text', 'aria-hidden': 'true' }, wanted), stay);
   } else if (text.textContent !== wanted) {

@@ -33,7 +33,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
         Err(SignatureError::Malformed) => {
             return Err(Error::invalid(
                 "Stripe-Signature",
-                "must carry t= (a Unix time in whole seconds) and at least one v1=",
+                "must carry exactly one t= (a Unix time in whole seconds) and at least one v1=",
             ))
         }
         Err(e) => {
@@ -49,9 +49,9 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
     let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;
     if event.livemode != app.config.stripe_livemode {
         log::warn!(
-            "Stripe event refused: livemode is {} but REMIT_STRIPE_LIVEMODE is {}",
-            event.livemode,
-            app.config.stripe_livemode
+            "Stripe event refused: REMIT_STRIPE_LIVEMODE is {} and the event is not of that mode (livemode {})",
+            app.config.stripe_livemode,
+            if event.livemode { "true" } else { "false, or not said as a boolean" }
         );
         return Err(Error::invalid(
             "livemode",

@@ -4,7 +4,7 @@
 // up to date.
 
 import { ApiError, api, errorText, qs } from '../api.js';
-import { button, el, field, formError, pageHead, patchList, uid } from '../dom.js';
+import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, uid } from '../dom.js';
 import { formatShortRef, kes, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { lang, t, tn } from '../i18n.js';
@@ -114,11 +114,8 @@ export async function viewApprovals(root, ctx) {
     card.append(approveAsk);
     const askNoMore = () => { approveAsk.hidden = true; approve.hidden = false; reject.hidden = false; };
     approveNo.addEventListener('click', () => { askNoMore(); approve.focus(); });
-    // Escape answers a question with its safe answer, as a dialog's does.
-    approveAsk.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); approveNo.click(); } });
-    rejectForm.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Escape' && !rejectForm.dataset.busy) { ev.preventDefault(); rejectForm.querySelector('[data-testid="cancel-reject"]').click(); }
-    });
+    escapeAnswers(approveAsk, approveNo);
+    escapeAnswers(rejectForm, rejectForm.querySelector('[data-testid="cancel-reject"]'));
     approve.addEventListener('click', () => {
       if (approve.disabled) return;
       approveAsk.hidden = false;
@@ -136,7 +133,7 @@ export async function viewApprovals(root, ctx) {
       busy(card, async () => {
         clearErrors(card);
         const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/approve`, {});
-        moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'approved' });
+        moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'approved' }, true);
         notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
       }).then(() => { unanswered.delete(r.paymentRequestId); }, (err) => {
         if (err instanceof ApiError && err.status === 0) unanswered.set(r.paymentRequestId, r);
@@ -180,7 +177,7 @@ export async function viewApprovals(root, ctx) {
         throw err;
       }
       rejecting.delete(r.paymentRequestId);
-      moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'rejected' });
+      moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'rejected' }, true);
       notice(t('approvals.rejectedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
     });
     return card;
@@ -196,14 +193,15 @@ export async function viewApprovals(root, ctx) {
     return state ? t('approvals.why.state', { state: statusWord('request', state[1]) }) : errorText(err);
   }
 
-  function moveToDecided(decidedRequest) {
+  // `decidedHere`: by this screen's own Approve or Reject, whose controls (hidden, disabled)
+  // may have let the focus fall to the page; not a refresh that finds a request decided.
+  function moveToDecided(decidedRequest, decidedHere = false) {
     const { _escrow, ...r } = decidedRequest;
     const old = list.querySelector(`[data-key="${CSS.escape(r.paymentRequestId)}"]`);
     // Focus goes where the hand goes next (the next waiting request, else the decided list),
     // not back to the top of the page with the card that held it.
-    // (Or nowhere: a control the decision disabled or hid had it.)
-    const active = document.activeElement;
-    const hadFocus = Boolean(old && (old.contains(active) || !active || active === document.body));
+    // (Or nowhere, when this screen decided it: a control the decision disabled or hid had it.)
+    const hadFocus = Boolean(old && (old.contains(document.activeElement) || (decidedHere && focusLost())));
     const next = old && (old.nextElementSibling || old.previousElementSibling);
     if (old) old.remove();
     const tr = tracker(ctx, r, {

@@ -106,7 +106,7 @@ export async function viewEscrows(root, ctx) {
         search = before;
         // Refused by the server (a code with a letter no code has); another failure (the
         // network) leaves the list as it was.
-        if (err && err.status === 400) refuseSearch();
+        if (err && err.status === 400 && ['ref', 'recipientPhone'].includes(err.field)) refuseSearch();
         throw err;
       }
     });

@@ -5,7 +5,7 @@
 // recorded on an escrow, each receipt printable again.
 
 import { PAGE, api, errorText, qs } from '../api.js';
-import { button, el, field, formError, pageHead, patchList, replaceKeepingFocus, swallowDoubleClick, uid } from '../dom.js';
+import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, replaceKeepingFocus, swallowDoubleClick, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
@@ -160,8 +160,7 @@ export async function viewFind(root, ctx, status) {
     let confirmed = false;
     const unask = () => { ask.hidden = true; confirmed = false; };
     askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
-    // Escape answers the question with its safe answer, as a dialog's does.
-    ask.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); askNo.click(); } });
+    escapeAnswers(ask, askNo);
     askYes.addEventListener('click', (ev) => {
       if (ev.detail > 1) return;
       swallowDoubleClick();
@@ -346,8 +345,7 @@ export async function viewFind(root, ctx, status) {
           // The receipts, once read, draw the panel anew: the focus goes to its new heading
           // (it fell to the page with the old one).
           loadReceipts(e).then(() => {
-            const lost = !document.activeElement || document.activeElement === document.body;
-            if (lost && heading()) heading().focus();
+            if (focusLost() && heading()) heading().focus();
           }).catch(globalError);
         },
       }));
