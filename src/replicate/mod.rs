@@ -247,6 +247,20 @@ pub struct Replicator {
 impl Replicator {
     /// Starts replication in the background; it stops soon after `stopping` is set.
     pub fn start(self, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+        // Where to and which ledger, known before the thread's first cycle: an admin asking at
+        // once read both as "" (the thread set them when its cycle began).
+        // (A file that cannot be read now is the thread's to say and to try again.)
+        {
+            let ledger_id = self
+                .store
+                .reader()
+                .and_then(|reader| crate::store::changes::ledger_id(&reader));
+            let mut s = self.status.lock();
+            s.target = self.target.display().to_string();
+            if let Ok(id) = ledger_id {
+                s.ledger_id = id;
+            }
+        }
         self.watch(Arc::clone(&stopping));
         std::thread::Builder::new()
             .name("remit-replicate".into())

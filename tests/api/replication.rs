@@ -1810,8 +1810,20 @@ fn an_idle_ledger_says_when_postgres_is_gone_or_stops_answering() {
     let url = pg.database("idle");
     let target = remit::replicate::Target::parse("test", &url, None).unwrap();
     let app = spawn_app_with(|c| c.replicate_to = Some(target.clone()));
-    app.active_escrow(100, &["rent"]);
     let status = |app: &TestApp| app.get("/admin/replication", &app.admin).body;
+    // Which ledger, and where to, from the start (an admin asking before the first cycle read
+    // both as "", against the document's shape of a ledger id).
+    let first = status(&app);
+    assert!(
+        first["ledgerId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ldg_"))
+            && first["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("postgres://")),
+        "{first}"
+    );
+    app.active_escrow(100, &["rent"]);
     let wait_for = |what: &str, seconds: u64, ok: &dyn Fn(&serde_json::Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         loop {
