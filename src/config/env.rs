@@ -811,10 +811,12 @@ fn secure_url(name: &str, text: &str) -> Result<String> {
             "must not carry a user name or password (it would be sent with every call)",
         ));
     }
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+    // A fragment (`…/#f`) too: the paths remit adds after it would be in the fragment, never
+    // sent (every text went to `/`).
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() || text.contains('#') {
         return Err(Error::invalid(
             name,
-            "must be a scheme and a host only (no path)",
+            "must be a scheme and a host only (no path, query or fragment)",
         ));
     }
     Ok(text.trim_end_matches('/').to_string())

@@ -49,6 +49,9 @@ impl AfricasTalking {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(config.timeout))
+                // Its own, so that a message that never left (no connection) is told from one
+                // whose answer did not come (`sent_or_not`).
+                .timeout_connect(Some(config.timeout.min(Duration::from_secs(5))))
                 .max_redirects(0)
                 .user_agent("remit")
                 .build(),
@@ -85,11 +88,7 @@ impl SmsGateway for AfricasTalking {
             Ok(response) => response,
             // Never the error's own text: it may name the URL, and nothing of the call is
             // worth more than its kind.
-            Err(e) => {
-                return SmsResult::Retry {
-                    reason: super::guard::describe(&e),
-                }
-            }
+            Err(e) => return sent_or_not(&e, super::guard::describe(&e)),
         };
         let status = response.status().as_u16();
         let body = response
@@ -105,7 +104,36 @@ impl SmsGateway for AfricasTalking {
             },
             SendAnswer::Refused { status } => SmsResult::Refused { status },
             SendAnswer::Retry { reason } => SmsResult::Retry { reason },
+            SendAnswer::Unknown { reason } => SmsResult::Unknown { reason },
         }
+    }
+}
+
+/// What a call that failed says of its message: it never left (no name, no connection: tried
+/// again as a refusal of the moment is), or it may have been taken (no answer in time after it
+/// was sent, a connection cut after it: the gateway may have sent it, and a text sent again
+/// and again reaches the same phone as many times; a slow gateway that took each try sent
+/// six).
+fn sent_or_not(error: &ureq::Error, reason: String) -> SmsResult {
+    use std::io::ErrorKind;
+    let never_left = match error {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(when) => {
+            matches!(when, ureq::Timeout::Resolve | ureq::Timeout::Connect)
+        }
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::AddrNotAvailable
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+        ),
+        _ => false,
+    };
+    if never_left {
+        SmsResult::Retry { reason }
+    } else {
+        SmsResult::Unknown { reason }
     }
 }
 
@@ -187,6 +215,7 @@ impl SmsWorker {
                     SmsResult::Sent { .. } => "sent",
                     SmsResult::Refused { .. } => "refused",
                     SmsResult::Retry { .. } => "not taken, tried again later",
+                    SmsResult::Unknown { .. } => "outcome unknown (it may have been sent)",
                 }
             );
             let base = self.retry_base;

@@ -348,7 +348,17 @@ pub enum SmsResult {
         /// Why.
         reason: String,
     },
+    /// It may have been taken (no answer in time once it was sent, an answer that cannot be
+    /// read): tried once more, never again after a second such outcome.
+    Unknown {
+        /// Why.
+        reason: String,
+    },
 }
+
+/// The beginning of a message's `error` after an outcome that was not known: the next such
+/// outcome fails it, so that a message is sent at most twice for it.
+const OUTCOME_UNKNOWN: &str = "outcome unknown (it may have been sent): ";
 
 /// How many messages a `record` sent, failed and left for later.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -371,15 +381,19 @@ pub fn record(
     let mut tally = SmsTally::default();
     let at = ctx.at();
     for (id, result) in results {
-        let attempts: Option<i64> = ctx
+        // (`error` is not changed by this statement: it returns the try before's.)
+        let row: Option<(i64, Option<String>)> = ctx
             .conn
             .prepare_cached(
                 "UPDATE sms_messages SET attempts = attempts + 1, updated_at = ?2
-                 WHERE id = ?1 AND status = 'pending' RETURNING attempts",
+                 WHERE id = ?1 AND status = 'pending' RETURNING attempts, error",
             )?
-            .query_row(params![id, at], |r| r.get(0))
+            .query_row(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some(attempts) = attempts else { continue };
+        let Some((attempts, before)) = row else {
+            continue;
+        };
+        let unknown_before = before.is_some_and(|e| e.starts_with(OUTCOME_UNKNOWN));
         let (status, next, provider_id, provider_status, error) = match result {
             SmsResult::Sent {
                 provider_id,
@@ -404,7 +418,22 @@ pub fn record(
                     Some("refused by the gateway".to_string()),
                 )
             }
-            SmsResult::Retry { reason } if attempts >= crate::limits::SMS_ATTEMPTS_MAX => {
+            // A second outcome not known fails it: the message may have gone twice already.
+            SmsResult::Unknown { reason } if unknown_before => {
+                tally.failed += 1;
+                (
+                    SmsStatus::Failed,
+                    None,
+                    None,
+                    None,
+                    Some(format!(
+                        "{OUTCOME_UNKNOWN}{reason}, a second time: not tried again"
+                    )),
+                )
+            }
+            SmsResult::Retry { reason } | SmsResult::Unknown { reason }
+                if attempts >= crate::limits::SMS_ATTEMPTS_MAX =>
+            {
                 tally.failed += 1;
                 (
                     SmsStatus::Failed,
@@ -414,7 +443,12 @@ pub fn record(
                     Some(format!("{reason}; no more tries")),
                 )
             }
-            SmsResult::Retry { reason } => {
+            SmsResult::Retry { reason } | SmsResult::Unknown { reason } => {
+                // Said as not known, so that the next such outcome fails it.
+                let reason = match result {
+                    SmsResult::Unknown { .. } => format!("{OUTCOME_UNKNOWN}{reason}"),
+                    _ => reason.clone(),
+                };
                 tally.retrying += 1;
                 let shift = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
                 let wait_ms = (retry_base.as_millis() as u64)

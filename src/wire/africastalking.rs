@@ -46,9 +46,14 @@ pub enum SendAnswer {
         /// `status` and `statusCode`, as given.
         status: String,
     },
-    /// Not taken, but may be later (a 5xx answer, a recipient status code of 500 or more, an
-    /// answer that cannot be read): tried again.
+    /// Not taken, but may be later (a 5xx answer, a recipient status code of 500 or more):
+    /// tried again.
     Retry {
+        /// What came back, in a few words.
+        reason: String,
+    },
+    /// A success (2xx) whose answer cannot be read: it may have been taken, or not.
+    Unknown {
         /// What came back, in a few words.
         reason: String,
     },
@@ -86,6 +91,9 @@ pub fn read_answer(http_status: u16, body: &[u8]) -> SendAnswer {
                     "HTTP {http_status}{}",
                     m.map(|m| format!(": {m}")).unwrap_or_default()
                 ),
+            },
+            (200..=299, None) => SendAnswer::Unknown {
+                reason: format!("HTTP {http_status} with an answer that could not be read"),
             },
             _ => SendAnswer::Retry {
                 reason: format!("HTTP {http_status} with an answer that could not be read"),
@@ -152,6 +160,12 @@ mod tests {
         assert!(matches!(
             read_answer(502, b"Bad gateway"),
             SendAnswer::Retry { .. }
+        ));
+        // Taken, maybe: a success whose answer cannot be read is not known (it was tried
+        // again as if refused, and sent twice).
+        assert!(matches!(
+            read_answer(201, b"<html>ok</html>"),
+            SendAnswer::Unknown { .. }
         ));
         assert!(matches!(
             read_answer(401, b"The supplied authentication is invalid"),

@@ -387,3 +387,34 @@ fn a_text_to_be_tried_again_says_when_in_whole_seconds() {
         "{waiting}"
     );
 }
+
+/// A gateway that takes each text but answers after the call's time is up: the outcome is not
+/// known (it may have been sent), so the text is tried once more and then no more: it was
+/// tried six times, and a slow gateway that took every try sent it six times.
+#[test]
+fn a_text_whose_outcome_is_not_known_is_sent_at_most_twice() {
+    let fake = FakeAt::start();
+    fake.answer_late(Duration::from_millis(900));
+    let app = spawn_app_with(|c| {
+        with_fake_at(&fake)(c);
+        if let SmsGatewayKind::AfricasTalking(at) = &mut c.notify.sms {
+            at.timeout = Duration::from_millis(300);
+        }
+    });
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let failed = eventually(Duration::from_secs(20), "the text given up", || {
+        sms(&app, "").into_iter().find(|s| s["status"] == "failed")
+    });
+    assert_eq!(failed["attempts"], 2, "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("outcome unknown (it may have been sent)")
+            && error.ends_with("not tried again"),
+        "{failed}"
+    );
+    // The fake took it twice; nothing more comes.
+    let calls = fake.wait_for_calls(2, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fake.calls().len(), 2, "{calls:?}");
+}

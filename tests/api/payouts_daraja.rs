@@ -1171,6 +1171,8 @@ fn every_setting_given_is_checked_whoever_pays_and_a_blank_choice_is_refused() {
         ("REMIT_DARAJA_CERT", "/nonexistent/cert.pem"),
         ("REMIT_DARAJA_CERT", "junk.pem"),
         ("REMIT_AT_URL", "http://example.com"),
+        ("REMIT_AT_URL", "http://127.0.0.1:9/#f"),
+        ("REMIT_DARAJA_URL", "http://127.0.0.1:9/#f"),
         ("REMIT_FLOAT_CHECK_S", "59"),
         ("REMIT_PAYOUT_STATUS_AFTER_S", "0"),
         ("REMIT_GATEWAY", ""),

@@ -37,6 +37,8 @@ struct State {
     refused_auth: usize,
     /// Run once, before the next well-formed call is answered.
     before_next_answer: Option<Box<dyn FnOnce() + Send>>,
+    /// Every message taken is answered this late (a gateway that takes it, slowly).
+    slow: Option<Duration>,
 }
 
 /// The fake, listening on `base` until dropped.
@@ -75,6 +77,11 @@ impl FakeAt {
     /// Answers the next `n` calls with a bare 500.
     pub fn fail_first(&self, n: usize) {
         self.state.lock().unwrap().fail_first = n;
+    }
+
+    /// Takes every message, and answers each only after `late`.
+    pub fn answer_late(&self, late: Duration) {
+        self.state.lock().unwrap().slow = Some(late);
     }
 
     /// Answers messages to this number (E.164) with `InvalidPhoneNumber`.
@@ -202,9 +209,13 @@ fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
     let to = sms.to.clone();
     st.calls.push(sms);
     let before = st.before_next_answer.take();
+    let slow = st.slow;
     drop(st);
     if let Some(f) = before {
         f();
+    }
+    if let Some(late) = slow {
+        std::thread::sleep(late);
     }
     let sent = if code == 101 { 1 } else { 0 };
     respond(
