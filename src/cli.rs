@@ -250,6 +250,15 @@ enum UserCommand {
     /// List users and their tokens (by prefix).
     #[command(after_help = LEDGER_HELP)]
     List,
+    /// Set the language of a user's SMS (a recipient made by an escrow to their phone starts in
+    /// English).
+    #[command(after_help = LEDGER_HELP)]
+    Language {
+        /// The user: their id (`usr_…`, as `user list` shows) or their phone number.
+        user: String,
+        /// en or sw.
+        language: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -557,6 +566,32 @@ fn exit_saying(e: clap::Error) -> ! {
     std::process::exit(e.exit_code())
 }
 
+/// The user a command line names: their id (`usr_…`) or their phone number.
+fn user_named(store: &store::Store, user: &str) -> Result<crate::domain::UserId> {
+    match crate::domain::UserId::parse(user) {
+        Ok(id) => Ok(id),
+        // Begins as an id does but is not one: no such user (rather than "not a phone").
+        // Quoted as written (control characters escaped, not sent to the terminal).
+        Err(_) if user.trim().starts_with("usr_") => Err(Error::internal(format!(
+            "no user {:?}: `remit user list` shows their ids",
+            user.trim()
+        ))),
+        Err(_) => {
+            let phone = crate::domain::KenyanPhone::parse("USER", user).map_err(|_| {
+                Error::invalid("USER", "is neither a user id (usr_…) nor a phone number")
+            })?;
+            store
+                .read(|conn, keys| crate::service::users::find_by_phone(conn, keys, &phone))
+                .map_err(|e| match e {
+                    Error::NotFound { .. } => Error::internal(
+                        "no user has that phone number: `remit user list` shows who has which",
+                    ),
+                    e => e,
+                })
+        }
+    }
+}
+
 /// Prints a token just issued, the only time it is shown. If it cannot be written (a full
 /// disk behind `> file`, a closed pipe), nobody will ever hold it: it is revoked at once and
 /// the command fails saying so, rather than leaving a live token no one has.
@@ -756,32 +791,27 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             }
             Ok(0)
         }
+        Command::User(UserCommand::Language { user, language }) => {
+            let language = crate::domain::Language::parse_field("LANGUAGE", language.trim())?;
+            let (_key_lock, store) = open_existing(&config)?;
+            let user_id = user_named(&store, &user)?;
+            let view = store.write(move |ctx| {
+                crate::service::users::set_language(ctx, &Actor::system("cli"), &user_id, language)
+            })?;
+            println!(
+                "{} ({}) gets SMS in {}",
+                view.user_id,
+                view.role,
+                match view.language {
+                    crate::domain::Language::En => "English",
+                    crate::domain::Language::Sw => "Swahili",
+                }
+            );
+            Ok(0)
+        }
         Command::Token(TokenCommand::Issue { user }) => {
             let (_key_lock, store) = open_existing(&config)?;
-            let user_id = match crate::domain::UserId::parse(&user) {
-                Ok(id) => id,
-                // Begins as an id does but is not one: no such user (rather than "not a phone").
-                Err(_) if user.trim().starts_with("usr_") => {
-                    // Quoted as written (control characters escaped, not sent to the terminal).
-                    return Err(Error::internal(format!(
-                        "no user {:?}: `remit user list` shows their ids",
-                        user.trim()
-                    )));
-                }
-                Err(_) => {
-                    let phone = crate::domain::KenyanPhone::parse("USER", &user).map_err(|_| {
-                        Error::invalid("USER", "is neither a user id (usr_…) nor a phone number")
-                    })?;
-                    store
-                        .read(|conn, keys| crate::service::users::find_by_phone(conn, keys, &phone))
-                        .map_err(|e| match e {
-                            Error::NotFound { .. } => Error::internal(
-                                "no user has that phone number: `remit user list` shows who has which",
-                            ),
-                            e => e,
-                        })?
-                }
-            };
+            let user_id = user_named(&store, &user)?;
             let issued = store.write(move |ctx| {
                 crate::service::users::issue_token(ctx, &Actor::system("cli"), &user_id)
             })?;

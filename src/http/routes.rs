@@ -169,6 +169,7 @@ pub const ROUTES: &[Route] = &[
         .only(ADMIN),
     route(Post, "/users", Bearer, users::create).only(ADMIN),
     route(Post, "/users/:id/tokens", Bearer, users::issue_token).only(ADMIN),
+    route(Put, "/users/:id/language", Bearer, users::set_language).only(ADMIN),
     route(Delete, "/tokens/:prefix", Bearer, users::revoke_token).only(ADMIN),
     route(Get, "/audit", Bearer, admin::audit)
         .with_query(&["entity", PAGE[0], PAGE[1]])

@@ -454,6 +454,42 @@ fn user_from_row(keys: &Keys, id: UserId, r: &Row<'_>) -> Result<UserView> {
     })
 }
 
+/// `PUT /users/:id/language`, `remit user language`: the language of a user's SMS. A recipient
+/// is made by the first escrow to their phone, in English, and no one could change it: the
+/// person paid, most often a Swahili speaker, could never be told in Swahili.
+pub fn set_language(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    user_id: &UserId,
+    language: Language,
+) -> Result<UserView> {
+    super::require_role(actor, &[])?;
+    // (`NULL`: never chosen, English.)
+    let before: Option<Option<Language>> = ctx
+        .conn
+        .prepare_cached("SELECT language FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    let Some(before) = before else {
+        return Err(Error::NotFound { what: "user" });
+    };
+    let before = before.unwrap_or(Language::En);
+    if before != language {
+        ctx.conn
+            .prepare_cached(
+                "UPDATE users SET change_seq = remit_change_seq_of('users', id), language = ?2 WHERE id = ?1",
+            )?
+            .execute(params![user_id, language])?;
+        ctx.audit(
+            &actor.id,
+            "user.language_set",
+            user_id.as_str(),
+            &json!({"from": before, "to": language}),
+        )?;
+    }
+    user_view(ctx.conn, ctx.keys, user_id)
+}
+
 /// One user as admins see it.
 pub fn user_view(conn: &Connection, keys: &Keys, user_id: &UserId) -> Result<UserView> {
     users_where(conn, keys, "id = ?1", user_id, 1)?

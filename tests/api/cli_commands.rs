@@ -1978,3 +1978,39 @@ fn a_new_token_that_cannot_be_printed_is_revoked_and_said() {
     let checked = cli(&db, &["check"]);
     assert_eq!(checked.code, Some(0), "{checked}");
 }
+
+/// `remit user language`: the language of a user's SMS, for one named by id or phone (a
+/// recipient made by an escrow to their phone starts in English, and nothing changed it).
+#[test]
+fn the_language_of_a_users_sms_is_set_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "recipient", "Wanjiru", Some("0712345678"));
+    let language = |user: &str, to: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["user", "language", user, to, "--db"]).arg(&db);
+        run(cmd)
+    };
+    let ran = language("0712 345 678", "sw");
+    assert_eq!(ran.code, Some(0), "{ran}");
+    assert!(ran.stdout.contains("gets SMS in Swahili"), "{ran}");
+    let mut list = remit(dir.path(), Some(TEST_KEY));
+    list.args(["user", "list", "--db"]).arg(&db);
+    let listed = run(list);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("Wanjiru"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.ends_with("\tsw"), "{listed}");
+    let ran = language("0712345678", "fr");
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("LANGUAGE"), "{ran}");
+    let ran = language("0799999999", "sw");
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("no user has that phone number"),
+        "{ran}"
+    );
+}

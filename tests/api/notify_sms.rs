@@ -418,3 +418,76 @@ fn a_text_whose_outcome_is_not_known_is_sent_at_most_twice() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(fake.calls().len(), 2, "{calls:?}");
 }
+
+/// A recipient is made, in English, by the first escrow to their phone, and their language
+/// could not be changed by anyone: an admin sets it, and their texts are in Swahili from then.
+#[test]
+fn an_admin_sets_a_recipients_language_and_their_texts_follow_it() {
+    let app = spawn_app();
+    let baraka = swahili_sender(&app);
+    let escrow = escrow_of(&app, &baraka, "0733444555");
+    let recipient = app.get(&format!("/escrows/{escrow}"), &app.admin).body["recipient"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/users/{recipient}/language");
+    let put = |token: &str, body: &Value| {
+        app.raw(
+            "PUT",
+            &path,
+            Some(token),
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        )
+    };
+    assert_eq!(put(&baraka, &json!({"language": "sw"})).status, 403);
+    let r = put(&app.admin, &json!({"language": "fr"}));
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("language")),
+        "{}",
+        r.text
+    );
+    let r = put(&app.admin, &json!({"language": "sw"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.body["userId"].as_str(), r.body["language"].as_str()),
+        (Some(recipient.as_str()), Some("sw"))
+    );
+    // Set again: the same answer, and one audit line for the change.
+    assert_eq!(put(&app.admin, &json!({"language": "sw"})).status, 200);
+    let changes: i64 = app
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'user.language_set' AND entity = ?1",
+                [&recipient],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(changes, 1);
+    let missing = app.raw(
+        "PUT",
+        "/users/usr_0000000000000000000000000a/language",
+        Some(&app.admin),
+        Some(("application/json", br#"{"language": "sw"}"#)),
+        &[],
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    // Paid: the recipient hears of it in Swahili.
+    let request = app.request(&escrow, "school_fees", 1_500, "ACC1");
+    let r = app.post(
+        &format!("/payment-requests/{request}/approve"),
+        &baraka,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.wait_for_status(&request, &["paid"]);
+    let paid = eventually(Duration::from_secs(10), "the paid text", || {
+        sms(&app, "")
+            .into_iter()
+            .find(|s| s["template"] == "request_paid")
+    });
+    assert_eq!(paid["language"], "sw", "{paid}");
+}

@@ -1604,6 +1604,15 @@ async function main() {
 
   await step('admin: the warning before revoking the token they are signed in with', async () => {
     await nav(admin, 'users');
+    // A recipient's SMS go in Swahili from a click (one made by an escrow started in English,
+    // and nothing could change it).
+    const someone = admin.locator('[data-testid="user-card"][data-role="recipient"]').first();
+    await someone.waitFor();
+    const spokenBefore = await text(someone.locator(tid('user-sms-language')));
+    await someone.locator(tid('user-language-switch')).click();
+    const flipped = spokenBefore === 'Their SMS are in English.' ? 'Their SMS are in Swahili.' : 'Their SMS are in English.';
+    await waitFor(async () => `for the recipient's SMS language to read "${flipped}" (it reads "${await text(someone.locator(tid('user-sms-language'))).catch(() => '')}")`,
+      async () => (await text(someone.locator(tid('user-sms-language'))).catch(() => '')) === flipped);
     // A recipient without a phone is told it needs one before anything is sent.
     await admin.locator(tid('user-role')).selectOption('recipient');
     // The phone's label drops "(optional)" for a recipient, and says it again for a sender.

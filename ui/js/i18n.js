@@ -602,6 +602,7 @@ export const en = {
   'audit.action.payout.outcome_unknown': 'M-Pesa result not known yet',
   'audit.action.fx.rate_set': 'Exchange rate set',
   'audit.action.user.created': 'User added',
+  'audit.action.user.language_set': 'Language of their SMS changed',
   'audit.action.token.issued': 'Access token issued',
   'audit.action.token.revoked': 'Access token revoked',
 
@@ -749,6 +750,9 @@ export const en = {
   'users.ownWarningTitle': 'This is the token you are signed in with.',
   'users.ownWarning': 'Revoking it signs you out at once, on this screen and everywhere it is used. You will need another admin token to sign back in.',
   'users.revokedNotice': 'Token {prefix}… of {name} revoked.',
+  'users.smsIn': 'Their SMS are in {language}.',
+  'users.smsSwitch': 'Send them in {language}',
+  'users.languageNotice': '{name} gets SMS in {language} from now on.',
 
   // ---- notifications (admin)
   'nav.notifications': 'Notifications',
@@ -1412,6 +1416,7 @@ export const sw = {
   'audit.action.payout.outcome_unknown': 'Matokeo ya M-Pesa bado hayajulikani',
   'audit.action.fx.rate_set': 'Kiwango cha ubadilishaji kimewekwa',
   'audit.action.user.created': 'Mtumiaji ameongezwa',
+  'audit.action.user.language_set': 'Lugha ya SMS zake imebadilishwa',
   'audit.action.token.issued': 'Tokeni ya kuingia imetolewa',
   'audit.action.token.revoked': 'Tokeni ya kuingia imefutwa',
 
@@ -1559,6 +1564,9 @@ export const sw = {
   'users.ownWarningTitle': 'Hii ndiyo tokeni uliyoingia nayo.',
   'users.ownWarning': 'Ukiibatilisha utatolewa mara moja, kwenye skrini hii na popote inapotumika. Utahitaji tokeni nyingine ya msimamizi ili kuingia tena.',
   'users.revokedNotice': 'Tokeni {prefix}… ya {name} imebatilishwa.',
+  'users.smsIn': 'SMS zao ziko kwa {language}.',
+  'users.smsSwitch': 'Zitume kwa {language}',
+  'users.languageNotice': '{name} atapokea SMS kwa {language} kuanzia sasa.',
 
   // ---- notifications (admin)
   'nav.notifications': 'Arifa',

@@ -70,6 +70,19 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
     Ok(Reply::json(200, &page))
 }
 
+/// `PUT /users/:id/language`.
+pub fn set_language(app: &App, req: &Req) -> Result<Reply> {
+    let actor = actor_with(app, req, &[])?;
+    let mut f = req.fields()?;
+    let language = Language::parse_field("language", &f.string("language")?)?;
+    f.finish()?;
+    let user_id = UserId::parse(req.param(0))?;
+    let view = app
+        .store
+        .write(move |ctx| service::set_language(ctx, &actor, &user_id, language))?;
+    Ok(Reply::json(200, &view))
+}
+
 /// `POST /users/:id/tokens`.
 pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;

@@ -112,12 +112,25 @@ export async function viewUsers(root, ctx) {
         await load(false);
       }).catch((err) => showError(card, err)),
     });
+    // The language of their SMS, and the other one a click away: a recipient made by an escrow
+    // to their phone starts in English, however they read.
+    const spoken = u.language === 'sw' ? 'sw' : 'en';
+    const other = spoken === 'sw' ? 'en' : 'sw';
+    const switchLanguage = button(t('users.smsSwitch', { language: t(`language.${other}`) }), {
+      small: true, testid: 'user-language-switch',
+      onclick: (ev) => busy(ev.currentTarget, async () => {
+        await api('PUT', `/users/${encodeURIComponent(u.userId)}/language`, { language: other });
+        notice(t('users.languageNotice', { name: u.name || u.userId, language: t(`language.${other}`) }));
+        await load(false);
+      }).catch((err) => showError(card, err)),
+    });
     const tokens = u.tokens || [];
     const card = el('article', { class: 'card user', testid: 'user-card', dataset: { userId: u.userId, role: u.role } },
       el('header', { class: 'card-head' },
         el('div', { class: 'card-head-main' }, el('h3', { class: 'card-title' }, u.name || '—', u.phone ? el('span', { class: 'phone' }, u.phone) : null),
           el('p', { class: 'muted small' }, el('span', { class: 'mono id-line' }, u.userId), ` · ${t('users.created')} `, timeEl(u.createdAt))),
         el('span', { class: 'role-tag' }, roleLabel(u.role))),
+      el('p', { class: 'muted small' }, el('span', { testid: 'user-sms-language' }, t('users.smsIn', { language: t(`language.${spoken}`) })), ' ', switchLanguage),
       el('h4', null, tn('users.tokens', tokens.filter((x) => !x.revokedAt).length)),
       tokens.length ? el('ul', { class: 'rows tokens' }, tokens.map((x) => tokenRow(u, x))) : el('p', { class: 'muted' }, t('users.noTokens')),
       el('div', { class: 'actions card-actions' }, issue),
