@@ -710,7 +710,28 @@ pub fn apply_status_answer(
             };
             apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?
         }
-        StatusAnswer::QueryFailed { .. } => return Ok(StatusOutcome::AskAgain),
+        // It says nothing of the payment (M-Pesa refused the query, or does not know the
+        // transaction: what it answers then is not confirmed), so nothing is applied and it is
+        // asked again; but the operator is told, on the payout, what M-Pesa answered (it was
+        // asked about for as long as it lasted, stuck with no reason given).
+        StatusAnswer::QueryFailed { code, desc } => {
+            let reason = format!(
+                "M-Pesa's Transaction Status answered {code} ({}) about this payout: its outcome is unknown, its money stays reserved and it is asked again; check M-Pesa, and resolve it if this goes on",
+                desc.chars().take(120).collect::<String>()
+            );
+            let said: bool = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT flagged = 1 AND instr(flag_reason, ?2) > 0 FROM payouts WHERE id = ?1",
+                )?
+                .query_row(params![payout_id, reason], |r| r.get(0))
+                .optional()?
+                .unwrap_or(true);
+            if !said {
+                flag(ctx, payout_id, &reason)?;
+            }
+            return Ok(StatusOutcome::AskAgain);
+        }
     };
     Ok(StatusOutcome::Result(outcome))
 }

@@ -2491,3 +2491,73 @@ fn status_queries_take_turns_with_a_backlog_of_sends() {
     );
     assert_checks(app);
 }
+
+/// A Transaction Status query M-Pesa answers with an error (here, of a B2B payment its first
+/// call never reached: "The transaction could not be found") says nothing of the payment: the
+/// money stays reserved and it is asked again; but the operator is told, on the payout, what
+/// M-Pesa answered (it was asked about without end, stuck with no reason given).
+#[test]
+fn a_status_query_m_pesa_answers_with_an_error_is_said_on_the_payout() {
+    let (fake, app) = start_with(|c| c.payout_status_after_s = 2);
+    fake.script(
+        2_600,
+        Script {
+            replies: vec![Reply::Unavailable],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_paybill(&app, &escrow, 2_600, "ACC-26");
+    let view = crate::support::notify::eventually(
+        Duration::from_secs(30),
+        "the payout flagged with M-Pesa's answer",
+        || {
+            let view = app
+                .get(&format!("/payment-requests/{request}"), &app.admin)
+                .body;
+            view["payout"]["flagReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("could not be found"))
+                .then_some(view)
+        },
+    );
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_eq!(view["payout"]["flagged"], true, "{view}");
+    let reason = view["payout"]["flagReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("M-Pesa's Transaction Status answered R000001"),
+        "{reason}"
+    );
+    // Asked again, and said once however often M-Pesa answers so.
+    let (payout, _, _) = app.payout_ids(&request);
+    crate::support::notify::eventually(
+        Duration::from_secs(30),
+        "a second status answer recorded",
+        || {
+            let id = payout.clone();
+            let answered: i64 = app
+                .store
+                .read(move |c, _| {
+                    Ok(c.query_row(
+                        "SELECT COUNT(*) FROM daraja_queries WHERE payout_id = ?1 AND answered_at IS NOT NULL",
+                        [id],
+                        |r| r.get(0),
+                    )?)
+                })
+                .unwrap();
+            (answered >= 2).then_some(())
+        },
+    );
+    let flags: i64 = app
+        .store
+        .read(|c, _| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'payout.flagged'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(flags, 1);
+    assert_eq!(fake.txns().len(), 0, "nothing was paid");
+}
