@@ -677,31 +677,8 @@ pub fn apply_status_answer(
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),
             };
-            let outcome = apply_result(ctx, &actor, payout_id, &result, Reported::Amount(*amount))?;
-            if outcome == ResultOutcome::Applied {
-                if let Some(code) = &held_code {
-                    ctx.warn_after_commit(format!(
-                        "payout {payout_id}: a failure result ({code}) was contradicted by Transaction Status (Completed); not applied"
-                    ));
-                    ctx.audit(
-                        &actor.id,
-                        "payout.failure_contradicted",
-                        payout_id.as_str(),
-                        &json!({"resultCode": code, "receipt": receipt}),
-                    )?;
-                    // Flagged too (DESIGN): a failure M-Pesa did not report may have come from
-                    // someone who knows the result URL's token. An admin confirms the payment
-                    // (with its receipt) once that is looked into.
-                    flag(
-                        ctx,
-                        payout_id,
-                        &format!(
-                            "a failure ({code}) was reported for it, and M-Pesa's Transaction Status says it was paid: check who else may know the result URL's token"
-                        ),
-                    )?;
-                }
-            }
-            outcome
+            // (A failure held meanwhile is said contradicted by `apply_result`.)
+            apply_result(ctx, &actor, payout_id, &result, Reported::Amount(*amount))?
         }
         StatusAnswer::NotCompleted { status } => {
             let result = PayoutResult::Failed {
@@ -995,6 +972,13 @@ pub fn apply_result(
                 flag(ctx, payout_id, &reason)?;
                 return Ok(ResultOutcome::Flagged(reason));
             }
+            // A failure reported before, held until Transaction Status confirms it: this
+            // success contradicts it, whoever brings it (the answer, or a callback that came
+            // first: it was applied with no word of the failure).
+            let held_failure: Option<String> = ctx
+                .conn
+                .prepare_cached("SELECT failure_to_confirm_code FROM payouts WHERE id = ?1")?
+                .query_row([payout_id], |r| r.get(0))?;
             ledger::post(
                 ctx.conn,
                 &row.escrow_id,
@@ -1032,6 +1016,28 @@ pub fn apply_result(
                     row.amount_usd,
                 ),
             )?;
+            // (Not an admin's resolution: they checked M-Pesa.)
+            if let Some(code) = held_failure.filter(|_| actor.user_id().is_none()) {
+                ctx.warn_after_commit(format!(
+                    "payout {payout_id}: a failure result ({code}) was contradicted by a success; not applied"
+                ));
+                ctx.audit(
+                    &actor.id,
+                    "payout.failure_contradicted",
+                    payout_id.as_str(),
+                    &json!({"resultCode": code, "receipt": receipt}),
+                )?;
+                // Flagged too (DESIGN): a failure M-Pesa did not report may have come from
+                // someone who knows the result URL's token. An admin confirms the payment (with
+                // its receipt) once that is looked into.
+                flag(
+                    ctx,
+                    payout_id,
+                    &format!(
+                        "a failure ({code}) was reported for it, and M-Pesa then reported it paid: check who else may know the result URL's token"
+                    ),
+                )?;
+            }
             complete_if_spent(ctx, actor, &row.escrow_id)?;
         }
         PayoutResult::Failed { code, desc } => {

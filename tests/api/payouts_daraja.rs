@@ -593,6 +593,65 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
     assert_checks(app);
 }
 
+/// The same forged failure, contradicted this time by M-Pesa's own success callback before
+/// Transaction Status answers: the success is applied, and the failure is said contradicted and
+/// flagged as when Transaction Status contradicts it (it was applied with no word of it).
+#[test]
+fn a_held_failure_contradicted_by_a_success_callback_is_flagged() {
+    let (fake, app) = start_with(|c| c.payout_status_after_s = 60);
+    fake.script(
+        1_950,
+        Script {
+            result: Delivery::After(Duration::from_secs(3)),
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_950);
+    let (_, originator, _) = app.payout_ids(&request);
+    fake.wait_for("the payment", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let conversation = fake
+        .txns()
+        .into_iter()
+        .find(|t| t.originator == originator)
+        .unwrap()
+        .conversation;
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+        "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TLC0000000"}});
+    let r = app.raw(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(("application/json", forged.to_string().as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = assert_paid_once(&app, &fake, &escrow, &request);
+    let usd = usd_of(&view);
+    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
+    let payout = app.payout_ids(&request).0;
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
+    let flagged = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body["payout"]
+        .clone();
+    assert_eq!(flagged["flagged"], true, "{flagged}");
+    assert!(
+        flagged["flagReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("result URL's token")),
+        "{flagged}"
+    );
+    assert_checks(app);
+}
+
 #[test]
 fn a_real_failure_returns_the_money_once_transaction_status_confirms_it() {
     let (fake, app) = start();
