@@ -236,11 +236,16 @@ impl Worker {
             }
             Err(GatewayError::Transport(error)) => {
                 log::warn!("payout {id}: the gateway did not answer (will retry): {error}");
+                // The wait counts from now, not from the claim: a call that took as long as
+                // its wait (a timeout of 30 s against waits of 2, 4, 8, 16 s) was sent again
+                // the moment it ended, to an M-Pesa that was not answering.
+                let not_before = crate::time::now_unix() + backoff_s(job.attempts + 1);
                 self.store.write(move |ctx| {
                     payouts::mark_retry(
                         ctx,
                         &id,
                         "M-Pesa did not answer the payment call; it is sent again under the same id, which M-Pesa does not pay twice",
+                        not_before,
                         then,
                     )
                 })

@@ -320,14 +320,20 @@ pub fn mark_retry(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
     error: &str,
+    not_before: i64,
     then: Unknown,
 ) -> Result<()> {
-    // A result may have completed the payout meanwhile: then there is nothing to record.
+    // A result may have completed the payout meanwhile: then there is nothing to record. The
+    // next attempt is not before `not_before` (the wait counted from the failure, not from the
+    // claim, which set it before the call).
     let attempts: Option<i64> = ctx
         .conn
-        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), result_desc = :error, updated_at = :at WHERE id = :id AND status = :queued
+        .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), result_desc = :error, updated_at = :at,
+             next_attempt_at = MAX(COALESCE(next_attempt_at, :not_before), :not_before)
+             WHERE id = :id AND status = :queued
              RETURNING attempts")?.query_row(named_params! {
                 ":id": payout_id, ":error": error, ":at": ctx.at(), ":queued": PayoutStatus::Queued,
+                ":not_before": crate::time::rfc3339(not_before),
             },
             |r| r.get(0))
         .optional()?;

@@ -491,6 +491,20 @@ fn a_lost_answer_then_a_duplicate_is_resolved_by_transaction_status() {
         assert_eq!(view["payout"]["flagged"], false);
     }
     let calls = fake.calls("/mpesa/b2c/v3/paymentrequest");
+    // The slow one's retry waited its 2 s from the moment its call gave up (1.5 s), not from
+    // the claim before it (it went out the moment the call ended). Due times are whole
+    // seconds, which may shorten a wait by up to one.
+    let (_, slow_originator, _) = app.payout_ids(&slow);
+    let slow_calls: Vec<Instant> = calls
+        .iter()
+        .filter(|c| c.body["OriginatorConversationID"] == slow_originator.as_str())
+        .map(|c| c.at)
+        .collect();
+    assert!(
+        slow_calls.len() >= 2 && slow_calls[1] - slow_calls[0] >= Duration::from_millis(2_450),
+        "the retry came {:?} after the first call",
+        slow_calls.get(1).map(|at| *at - slow_calls[0])
+    );
     assert_eq!(
         calls
             .iter()
