@@ -817,6 +817,22 @@ pub enum ResultOutcome {
     AlreadyApplied,
     /// The result was not applied and the payout is flagged; the reason says why.
     Flagged(String),
+    /// The result was not applied, and nothing is flagged: it cannot be of this payout (the
+    /// reason says why).
+    Ignored(String),
+}
+
+/// Did M-Pesa refuse this payout at its only call (failed with a `400.*` code, no
+/// ConversationID ever given)?
+fn refused_at_its_only_call(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT status = 'failed' AND conversation_id IS NULL AND result_code LIKE '400.%'
+             FROM payouts WHERE id = ?1",
+        )?
+        .query_row([payout_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// What a result needs to know of its payout.
@@ -940,6 +956,23 @@ pub fn apply_result(
         }
         (PayoutStatus::Failed, PayoutResult::Failed { .. }) => {
             return Ok(ResultOutcome::AlreadyApplied)
+        }
+        // A success for a payout M-Pesa refused at its only call (`400.*`, no ConversationID
+        // ever given): M-Pesa cannot have paid what it refused, so the success is someone
+        // else's words (whoever knows the result URL's token). Said and audited, not flagged:
+        // the flag held the whole escrow's money until an admin acted, on a forger's word.
+        (PayoutStatus::Failed, PayoutResult::Succeeded { .. })
+            if actor.user_id().is_none() && refused_at_its_only_call(ctx.conn, payout_id)? =>
+        {
+            let reason = "a success for a payout M-Pesa refused at its only call (it gave no ConversationID): not applied; check who else may know the result URL's token".to_string();
+            ctx.warn_after_commit(format!("payout {payout_id}: {reason}"));
+            ctx.audit(
+                WORKER,
+                "payout.result_ignored",
+                payout_id.as_str(),
+                &json!({"reason": reason}),
+            )?;
+            return Ok(ResultOutcome::Ignored(reason));
         }
         (status, _) if status.has_result() => {
             let reason = format!("a different result arrived for a payout already {status}");
@@ -1546,7 +1579,9 @@ pub fn resolve(
                 to: "resolved",
             })
         }
-        ResultOutcome::Flagged(reason) => return Err(Error::invalid("receipt", reason)),
+        ResultOutcome::Flagged(reason) | ResultOutcome::Ignored(reason) => {
+            return Err(Error::invalid("receipt", reason))
+        }
     }
     settled_by_hand(
         ctx,

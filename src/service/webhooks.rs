@@ -232,6 +232,9 @@ impl fmt::Display for CallbackOutcome {
             CallbackOutcome::Result(ResultOutcome::Flagged(reason)) => {
                 write!(f, "flagged: {reason}")
             }
+            CallbackOutcome::Result(ResultOutcome::Ignored(reason)) => {
+                write!(f, "ignored: {reason}")
+            }
             CallbackOutcome::FailureHeld => {
                 f.write_str("failure held until Transaction Status confirms it")
             }

@@ -2634,3 +2634,45 @@ fn a_status_query_m_pesa_answers_with_an_error_is_said_on_the_payout() {
     assert_eq!(flags, 1);
     assert_eq!(fake.txns().len(), 0, "nothing was paid");
 }
+
+/// M-Pesa refused a payout at its only call (`400.002.02`, no ConversationID given): a success
+/// posted for it afterwards (by whoever knows the result URL's token) is not applied, and holds
+/// nothing: it is said and audited. It flagged the payout as "reported paid after all", which
+/// held every approval of the escrow until an admin acted.
+#[test]
+fn a_success_for_a_payout_refused_at_its_only_call_holds_nothing() {
+    let (fake, app) = start();
+    fake.script(
+        1_235,
+        Script {
+            replies: vec![Reply::Refuse],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 1_235);
+    assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    let (payout, originator, _) = app.payout_ids(&request);
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "ConversationID": "AG_20261206_FORGED0001",
+        "TransactionID": "TLC1235AAA",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": 1_235},
+            {"Key": "TransactionReceipt", "Value": "TLC1235AAA"}]}}});
+    let r = app.post_mpesa_result(&forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(
+        (view["status"].as_str(), view["payout"]["flagged"].as_bool()),
+        (Some("failed"), Some(false)),
+        "{view}"
+    );
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.result_ignored"), 1, "{audit:?}");
+    // The escrow's money is not held: another request is approved.
+    let next = approved_phone_payment(&app, &escrow, 1_700);
+    assert_paid_once(&app, &fake, &escrow, &next);
+    assert_checks(app);
+}

@@ -603,6 +603,7 @@ export const en = {
   'audit.action.fx.rate_set': 'Exchange rate set',
   'audit.action.user.created': 'User added',
   'audit.action.user.language_set': 'Language of their SMS changed',
+  'audit.action.payout.result_ignored': 'A result not of this payout ignored',
   'audit.action.token.issued': 'Access token issued',
   'audit.action.token.revoked': 'Access token revoked',
 
@@ -1417,6 +1418,7 @@ export const sw = {
   'audit.action.fx.rate_set': 'Kiwango cha ubadilishaji kimewekwa',
   'audit.action.user.created': 'Mtumiaji ameongezwa',
   'audit.action.user.language_set': 'Lugha ya SMS zake imebadilishwa',
+  'audit.action.payout.result_ignored': 'Jibu lisilo la malipo haya limepuuzwa',
   'audit.action.token.issued': 'Tokeni ya kuingia imetolewa',
   'audit.action.token.revoked': 'Tokeni ya kuingia imefutwa',
 
