@@ -189,14 +189,21 @@ pub fn token(body: &[u8]) -> Result<Token> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::internal("the OAuth answer has no access_token"))?
         .to_string();
+    // Whole seconds, or not (`3599.0`, `"1.5"`: its whole seconds; one too large for the
+    // clock, as long as a token is kept at most). Not said (or `null`): kept as long as a token
+    // is kept at most, a refusal (401) getting a new one at once. Each of these stopped every
+    // payout, the token refused as unreadable.
+    let seconds = |f: f64| f.is_finite().then(|| f as i64);
     let expires_in_s = match value.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(seconds)),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            s.parse().ok().or_else(|| s.parse().ok().and_then(seconds))
+        }
+        None | Some(Value::Null) => Some(i64::MAX),
         _ => None,
     }
-    .ok_or_else(|| {
-        Error::internal("the OAuth answer's expires_in is missing or not a number of seconds")
-    })?;
+    .ok_or_else(|| Error::internal("the OAuth answer's expires_in is not a number of seconds"))?;
     Ok(Token {
         access_token,
         expires_in_s,
@@ -302,6 +309,22 @@ mod tests {
             3599
         );
         assert!(token(br#"{"access_token":"","expires_in":1}"#).is_err());
+        for (said, seconds) in [
+            (r#""expires_in":3599.0"#, 3599),
+            (r#""expires_in":"1.5""#, 1),
+            (r#""expires_in":99999999999999999999"#, i64::MAX),
+            (r#""expires_in":null"#, i64::MAX),
+            (r#""token_type":"Bearer""#, i64::MAX),
+        ] {
+            let body = format!(r#"{{"access_token":"t",{said}}}"#);
+            assert_eq!(
+                token(body.as_bytes()).unwrap().expires_in_s,
+                seconds,
+                "{said}"
+            );
+        }
+        assert!(token(br#"{"access_token":"t","expires_in":"soon"}"#).is_err());
+        assert!(token(br#"{"access_token":"t","expires_in":[1]}"#).is_err());
     }
 
     #[test]
