@@ -51,6 +51,7 @@ impl AfricasTalking {
                 .timeout_global(Some(config.timeout))
                 // Its own, so that a message that never left (no connection) is told from one
                 // whose answer did not come (`sent_or_not`).
+                .timeout_resolve(Some(config.timeout.min(Duration::from_secs(5))))
                 .timeout_connect(Some(config.timeout.min(Duration::from_secs(5))))
                 .max_redirects(0)
                 .user_agent("remit")

@@ -693,26 +693,22 @@ pub fn apply_status_answer(
             };
             apply_result(ctx, &actor, payout_id, &result, Reported::NotCarried)?
         }
-        // It says nothing of the payment (M-Pesa refused the query, or does not know the
-        // transaction: what it answers then is not confirmed), so nothing is applied and it is
-        // asked again; but the operator is told, on the payout, what M-Pesa answered (it was
-        // asked about for as long as it lasted, stuck with no reason given).
+        // It says nothing of the payment (M-Pesa refused the query, does not know the
+        // transaction, whose meaning is not confirmed, or has not finished it), so nothing is
+        // applied, nothing flagged, and it is asked again; but what M-Pesa answered is kept as
+        // the payout's last word (`resultDesc`) while it has no result, for the operator who
+        // finds it stuck (it was asked about without end, with no reason given).
         StatusAnswer::QueryFailed { code, desc } => {
-            let reason = format!(
-                "M-Pesa's Transaction Status answered {code} ({}) about this payout: its outcome is unknown, its money stays reserved and it is asked again; check M-Pesa, and resolve it if this goes on",
+            let said = format!(
+                "Transaction Status answered {code} ({}): asked again",
                 desc.chars().take(120).collect::<String>()
             );
-            let said: bool = ctx
-                .conn
+            ctx.conn
                 .prepare_cached(
-                    "SELECT flagged = 1 AND instr(flag_reason, ?2) > 0 FROM payouts WHERE id = ?1",
+                    "UPDATE payouts SET change_seq = remit_change_seq(), result_desc = ?2
+                     WHERE id = ?1 AND status IN ('queued', 'sent') AND result_desc IS NOT ?2",
                 )?
-                .query_row(params![payout_id, reason], |r| r.get(0))
-                .optional()?
-                .unwrap_or(true);
-            if !said {
-                flag(ctx, payout_id, &reason)?;
-            }
+                .execute(params![payout_id, said])?;
             return Ok(StatusOutcome::AskAgain);
         }
     };
@@ -822,17 +818,38 @@ pub enum ResultOutcome {
     Ignored(String),
 }
 
-/// Did M-Pesa refuse this payout at its only call (failed with a `400.*` code, no
-/// ConversationID ever given)?
-fn refused_at_its_only_call(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
+/// Did Daraja refuse this payout at its only call (failed with a `400.*` code, which only the
+/// worker's first call records, one attempt, no ConversationID ever given)? Then M-Pesa
+/// cannot have paid it, and a success for it is someone else's words (`ignore_success`).
+pub fn refused_at_its_only_call(conn: &Connection, payout_id: &PayoutId) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT status = 'failed' AND conversation_id IS NULL AND result_code LIKE '400.%'
+             AND attempts = 1 AND gateway IS 'daraja'
              FROM payouts WHERE id = ?1",
         )?
         .query_row([payout_id], |r| r.get(0))
         .optional()?
         .unwrap_or(false))
+}
+
+/// A success for a payout Daraja refused at its only call (`refused_at_its_only_call`): not
+/// applied, and held nothing (a flag held the whole escrow's money until an admin acted, on a
+/// forger's word): said in the log and the audit log.
+pub fn ignore_success(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    payout_id: &PayoutId,
+) -> Result<ResultOutcome> {
+    let reason = "a success for a payout M-Pesa refused at its only call (it gave no ConversationID): not applied; check who else may know the result URL's token".to_string();
+    ctx.warn_after_commit(format!("payout {payout_id}: {reason}"));
+    ctx.audit(
+        &actor.id,
+        "payout.result_ignored",
+        payout_id.as_str(),
+        &json!({"reason": reason}),
+    )?;
+    Ok(ResultOutcome::Ignored(reason))
 }
 
 /// What a result needs to know of its payout.
@@ -964,15 +981,7 @@ pub fn apply_result(
         (PayoutStatus::Failed, PayoutResult::Succeeded { .. })
             if actor.user_id().is_none() && refused_at_its_only_call(ctx.conn, payout_id)? =>
         {
-            let reason = "a success for a payout M-Pesa refused at its only call (it gave no ConversationID): not applied; check who else may know the result URL's token".to_string();
-            ctx.warn_after_commit(format!("payout {payout_id}: {reason}"));
-            ctx.audit(
-                WORKER,
-                "payout.result_ignored",
-                payout_id.as_str(),
-                &json!({"reason": reason}),
-            )?;
-            return Ok(ResultOutcome::Ignored(reason));
+            return ignore_success(ctx, actor, payout_id);
         }
         (status, _) if status.has_result() => {
             let reason = format!("a different result arrived for a payout already {status}");

@@ -444,9 +444,14 @@ pub fn record(
                 )
             }
             SmsResult::Retry { reason } | SmsResult::Unknown { reason } => {
-                // Said as not known, so that the next such outcome fails it.
+                // Said as not known, so that the next such outcome fails it; a refusal of the
+                // moment after one keeps saying so (an unknown, a 500, an unknown… sent it three
+                // times).
                 let reason = match result {
                     SmsResult::Unknown { .. } => format!("{OUTCOME_UNKNOWN}{reason}"),
+                    _ if unknown_before => {
+                        format!("{OUTCOME_UNKNOWN}an earlier try; then {reason}")
+                    }
                     _ => reason.clone(),
                 };
                 tally.retrying += 1;

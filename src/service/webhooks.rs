@@ -520,6 +520,16 @@ fn apply_to_payout(
     // Did it go through a gateway whose failure results must be confirmed and whose unknown
     // outcomes can be asked about (Daraja)?
     let asks = gateway == Some("daraja");
+    // A success for a payout Daraja refused at its only call is no one's result: nothing is
+    // flagged for it, whatever it names (another payee, a receipt that cannot be one).
+    if status == PayoutStatus::Failed
+        && matches!(callback.kind, CallbackKind::Success(_))
+        && payouts::refused_at_its_only_call(ctx.conn, payout_id)?
+    {
+        return Ok(CallbackOutcome::Result(payouts::ignore_success(
+            ctx, &actor, payout_id,
+        )?));
+    }
     // A payout that has its result never changes again. A callback that reports no different
     // final outcome (a late queue timeout, an unknown outcome, a success without a receipt for
     // a paid payout) is acknowledged and changes nothing; a different final outcome goes on to

@@ -4,7 +4,7 @@
 //! rotation covering the new sealed columns.
 
 use crate::support::app::*;
-use crate::support::fake_at::{self, FakeAt};
+use crate::support::fake_at::{self, FakeAt, Turn};
 use crate::support::notify::{create_endpoint, eventually, metric};
 use crate::support::process::{remit, run, stop_app};
 use crate::support::TEST_KEY;
@@ -490,4 +490,31 @@ fn an_admin_sets_a_recipients_language_and_their_texts_follow_it() {
             .find(|s| s["template"] == "request_paid")
     });
     assert_eq!(paid["language"], "sw", "{paid}");
+}
+
+/// An outcome not known, a refusal of the moment, another outcome not known: that is two
+/// texts that may have gone, and it is given up (a refusal between the two made the second one
+/// a first again: three, or more).
+#[test]
+fn a_refusal_between_two_unknown_outcomes_does_not_reset_them() {
+    let fake = FakeAt::start();
+    fake.answer_in_turn(&[
+        Turn::Late(Duration::from_millis(900)),
+        Turn::Fail,
+        Turn::Late(Duration::from_millis(900)),
+    ]);
+    let app = spawn_app_with(|c| {
+        with_fake_at(&fake)(c);
+        if let SmsGatewayKind::AfricasTalking(at) = &mut c.notify.sms {
+            at.timeout = Duration::from_millis(300);
+        }
+    });
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let failed = eventually(Duration::from_secs(20), "the text given up", || {
+        sms(&app, "").into_iter().find(|s| s["status"] == "failed")
+    });
+    assert_eq!(failed["attempts"], 3, "{failed}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fake.calls().len(), 3, "{:?}", fake.calls());
 }

@@ -179,6 +179,10 @@ pub struct Token {
     pub expires_in_s: i64,
 }
 
+/// How long Daraja's tokens live (its `expires_in`, `"3599"`): the lifetime of one whose
+/// answer says none.
+const TOKEN_LIFETIME_S: i64 = 3_599;
+
 /// Reads the OAuth answer.
 pub fn token(body: &[u8]) -> Result<Token> {
     let value: Value = serde_json::from_slice(body)
@@ -190,17 +194,20 @@ pub fn token(body: &[u8]) -> Result<Token> {
         .ok_or_else(|| Error::internal("the OAuth answer has no access_token"))?
         .to_string();
     // Whole seconds, or not (`3599.0`, `"1.5"`: its whole seconds; one too large for the
-    // clock, as long as a token is kept at most). Not said (or `null`): kept as long as a token
-    // is kept at most, a refusal (401) getting a new one at once. Each of these stopped every
-    // payout, the token refused as unreadable.
-    let seconds = |f: f64| f.is_finite().then(|| f as i64);
+    // clock, `1e400`, as long as a token is kept at most: the cast saturates). Not said (or
+    // `null`): the hour Daraja's tokens live. Each of these stopped every payout, the token
+    // refused as unreadable.
+    let seconds = |f: f64| (!f.is_nan()).then_some(f as i64);
     let expires_in_s = match value.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(seconds)),
+        // (Read from its text: a number past f64's range is no f64 to serde_json.)
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.to_string().parse().ok().and_then(seconds)),
         Some(Value::String(s)) => {
             let s = s.trim();
             s.parse().ok().or_else(|| s.parse().ok().and_then(seconds))
         }
-        None | Some(Value::Null) => Some(i64::MAX),
+        None | Some(Value::Null) => Some(TOKEN_LIFETIME_S),
         _ => None,
     }
     .ok_or_else(|| Error::internal("the OAuth answer's expires_in is not a number of seconds"))?;
@@ -313,8 +320,9 @@ mod tests {
             (r#""expires_in":3599.0"#, 3599),
             (r#""expires_in":"1.5""#, 1),
             (r#""expires_in":99999999999999999999"#, i64::MAX),
-            (r#""expires_in":null"#, i64::MAX),
-            (r#""token_type":"Bearer""#, i64::MAX),
+            (r#""expires_in":1e400"#, i64::MAX),
+            (r#""expires_in":null"#, 3_599),
+            (r#""token_type":"Bearer""#, 3_599),
         ] {
             let body = format!(r#"{{"access_token":"t",{said}}}"#);
             assert_eq!(

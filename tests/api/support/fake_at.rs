@@ -39,6 +39,17 @@ struct State {
     before_next_answer: Option<Box<dyn FnOnce() + Send>>,
     /// Every message taken is answered this late (a gateway that takes it, slowly).
     slow: Option<Duration>,
+    /// How the next calls are answered, one each, before anything else is asked of the fake.
+    turns: std::collections::VecDeque<Turn>,
+}
+
+/// How one call is answered (`FakeAt::answer_in_turn`).
+#[derive(Clone, Copy, Debug)]
+pub enum Turn {
+    /// Taken, and answered this late.
+    Late(Duration),
+    /// A bare 500: not taken.
+    Fail,
 }
 
 /// The fake, listening on `base` until dropped.
@@ -62,8 +73,11 @@ impl FakeAt {
         {
             let (server, state) = (Arc::clone(&server), Arc::clone(&state));
             std::thread::spawn(move || {
+                // Each call answered by a thread of its own: a call answered late holds up no
+                // other (a retry came while the fake slept on the call before).
                 for request in server.incoming_requests() {
-                    answer(&state, request);
+                    let state = Arc::clone(&state);
+                    std::thread::spawn(move || answer(&state, request));
                 }
             });
         }
@@ -77,6 +91,11 @@ impl FakeAt {
     /// Answers the next `n` calls with a bare 500.
     pub fn fail_first(&self, n: usize) {
         self.state.lock().unwrap().fail_first = n;
+    }
+
+    /// Answers the next calls as `turns` say, one each.
+    pub fn answer_in_turn(&self, turns: &[Turn]) {
+        self.state.lock().unwrap().turns = turns.iter().copied().collect();
     }
 
     /// Takes every message, and answers each only after `late`.
@@ -187,8 +206,12 @@ fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
             "\"Request is missing required form field\"".into(),
         );
     }
-    if st.fail_first > 0 {
-        st.fail_first -= 1;
+    // A turn first; else the first calls' failures.
+    let turn = st.turns.pop_front();
+    if matches!(turn, Some(Turn::Fail)) || (turn.is_none() && st.fail_first > 0) {
+        if turn.is_none() {
+            st.fail_first -= 1;
+        }
         sms.status = 500;
         st.calls.push(sms);
         drop(st);
@@ -209,7 +232,10 @@ fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
     let to = sms.to.clone();
     st.calls.push(sms);
     let before = st.before_next_answer.take();
-    let slow = st.slow;
+    let slow = match turn {
+        Some(Turn::Late(late)) => Some(late),
+        _ => st.slow,
+    };
     drop(st);
     if let Some(f) = before {
         f();
