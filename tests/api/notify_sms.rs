@@ -178,6 +178,16 @@ fn with_the_log_gateway_each_text_is_recorded_sealed_in_its_language_and_shown_t
     }
 }
 
+/// `with_fake_at`, giving up on each call after 300 ms.
+fn impatient_with(fake: &FakeAt) -> impl FnOnce(&mut remit::config::Config) + '_ {
+    move |c| {
+        with_fake_at(fake)(c);
+        if let SmsGatewayKind::AfricasTalking(at) = &mut c.notify.sms {
+            at.timeout = Duration::from_millis(300);
+        }
+    }
+}
+
 fn with_fake_at(fake: &FakeAt) -> impl FnOnce(&mut remit::config::Config) + '_ {
     move |c| {
         c.notify.sms = SmsGatewayKind::AfricasTalking(Box::new(AfricasTalkingConfig {
@@ -395,12 +405,7 @@ fn a_text_to_be_tried_again_says_when_in_whole_seconds() {
 fn a_text_whose_outcome_is_not_known_is_sent_at_most_twice() {
     let fake = FakeAt::start();
     fake.answer_late(Duration::from_millis(900));
-    let app = spawn_app_with(|c| {
-        with_fake_at(&fake)(c);
-        if let SmsGatewayKind::AfricasTalking(at) = &mut c.notify.sms {
-            at.timeout = Duration::from_millis(300);
-        }
-    });
+    let app = spawn_app_with(impatient_with(&fake));
     let escrow = app.active_escrow(100, &["rent"]);
     app.request(&escrow, "rent", 1_500, "ACC1");
     let failed = eventually(Duration::from_secs(20), "the text given up", || {
@@ -503,12 +508,7 @@ fn a_refusal_between_two_unknown_outcomes_does_not_reset_them() {
         Turn::Fail,
         Turn::Late(Duration::from_millis(900)),
     ]);
-    let app = spawn_app_with(|c| {
-        with_fake_at(&fake)(c);
-        if let SmsGatewayKind::AfricasTalking(at) = &mut c.notify.sms {
-            at.timeout = Duration::from_millis(300);
-        }
-    });
+    let app = spawn_app_with(impatient_with(&fake));
     let escrow = app.active_escrow(100, &["rent"]);
     app.request(&escrow, "rent", 1_500, "ACC1");
     let failed = eventually(Duration::from_secs(20), "the text given up", || {

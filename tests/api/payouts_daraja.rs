@@ -528,6 +528,34 @@ fn a_lost_answer_then_a_duplicate_is_resolved_by_transaction_status() {
     assert_checks(app);
 }
 
+/// A phone payment of `kes` approved and taken by M-Pesa, then a failure for it posted by
+/// someone who knows the result URL's token (its ids, `ResultCode` 2001): (request, originator).
+fn forged_failure_once_taken(
+    app: &TestApp,
+    fake: &FakeDaraja,
+    escrow: &str,
+    kes: i64,
+) -> (String, String) {
+    let request = approved_phone_payment(app, escrow, kes);
+    let (_, originator, _) = app.payout_ids(&request);
+    fake.wait_for("the payment", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let conversation = fake
+        .txns()
+        .into_iter()
+        .find(|t| t.originator == originator)
+        .unwrap()
+        .conversation;
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+        "ResultDesc": "The initiator information is invalid.",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TLC0000000"}});
+    let r = app.post_mpesa_result(&forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    (request, originator)
+}
+
 #[test]
 fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid() {
     // No status query of its own before the forged failure comes (on a slow machine one after
@@ -543,29 +571,7 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
         },
     );
     let escrow = app.active_escrow(100, &["a"]);
-    let request = approved_phone_payment(&app, &escrow, 1_900);
-    let (_, originator, _) = app.payout_ids(&request);
-    fake.wait_for("the payment", |v| {
-        v.txns.iter().any(|t| t.originator == originator)
-    });
-    let conversation = fake
-        .txns()
-        .into_iter()
-        .find(|t| t.originator == originator)
-        .unwrap()
-        .conversation;
-    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
-        "ResultDesc": "The initiator information is invalid.",
-        "OriginatorConversationID": originator, "ConversationID": conversation,
-        "TransactionID": "TLC0000000"}});
-    let r = app.raw(
-        "POST",
-        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-        None,
-        Some(("application/json", forged.to_string().as_bytes())),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (request, originator) = forged_failure_once_taken(&app, &fake, &escrow, 1_900);
     let view = assert_paid_once(&app, &fake, &escrow, &request);
     let usd = usd_of(&view);
     assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
@@ -622,29 +628,7 @@ fn a_held_failure_contradicted_by_a_success_callback_is_flagged() {
         },
     );
     let escrow = app.active_escrow(100, &["a"]);
-    let request = approved_phone_payment(&app, &escrow, 1_950);
-    let (_, originator, _) = app.payout_ids(&request);
-    fake.wait_for("the payment", |v| {
-        v.txns.iter().any(|t| t.originator == originator)
-    });
-    let conversation = fake
-        .txns()
-        .into_iter()
-        .find(|t| t.originator == originator)
-        .unwrap()
-        .conversation;
-    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
-        "ResultDesc": "The initiator information is invalid.",
-        "OriginatorConversationID": originator, "ConversationID": conversation,
-        "TransactionID": "TLC0000000"}});
-    let r = app.raw(
-        "POST",
-        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
-        None,
-        Some(("application/json", forged.to_string().as_bytes())),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (request, _) = forged_failure_once_taken(&app, &fake, &escrow, 1_950);
     let view = assert_paid_once(&app, &fake, &escrow, &request);
     let usd = usd_of(&view);
     assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
