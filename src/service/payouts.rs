@@ -1039,7 +1039,8 @@ pub fn apply_result(
                  updated_at = :at, next_attempt_at = NULL, status_query_due_at = NULL,
                  failure_to_confirm_code = NULL, failure_to_confirm_desc = NULL,
                  flagged = COALESCE(flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%', 0),
-                 flag_reason = CASE WHEN flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%' THEN flag_reason END
+                 flag_reason = CASE WHEN flag_reason LIKE :kept || '%' OR flag_reason LIKE :kept_payee || '%'
+                     THEN flag_reason || '; then: paid, M-Pesa receipt ' || :receipt || ' (the money is spent; the flag stays for the operator)' END
                  WHERE id = :id")?.execute(named_params! {
                     ":id": payout_id, ":status": PayoutStatus::Succeeded, ":receipt": receipt, ":at": at,
                     ":kept": SECOND_CONVERSATION, ":kept_payee": OTHER_PAYEE,

@@ -2081,8 +2081,14 @@ fn a_b2b_success_naming_another_payee_is_not_applied() {
     assert_eq!(r.status, 200, "{}", r.text);
     let paid = settled(&app, &request, &["paid"]);
     assert_eq!(paid["payout"]["mpesaReceipt"], "TLB2700CCC");
-    // Settled, and still flagged: someone checks with M-Pesa what the other results were.
+    // Settled, and still flagged: someone checks with M-Pesa what the other results were. The
+    // flag says it was paid after all (it still said "money stays reserved").
     assert_eq!(paid["payout"]["flagged"], true, "{paid}");
+    let reason = paid["payout"]["flagReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.ends_with("; then: paid, M-Pesa receipt TLB2700CCC (the money is spent; the flag stays for the operator)"),
+        "{reason}"
+    );
     assert_checks(app);
 }
 
