@@ -354,12 +354,14 @@ pub fn deliveries(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<DeliveryView>> {
-    // A deleted endpoint's deliveries are kept, and listed: what became of the events it was
-    // to be told of is found here (it was `404`, and a delivery's id was nowhere to be read).
-    let known: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1)")?
+    // A deleted endpoint's list is `404` with it (a resource deleted is gone, its parts too);
+    // each of its deliveries stays readable by its id (`GET /webhook-deliveries/:id`).
+    let live: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL)",
+        )?
         .query_row([endpoint_id], |r| r.get(0))?;
-    if !known {
+    if !live {
         return Err(Error::NotFound {
             what: "webhook endpoint",
         });
