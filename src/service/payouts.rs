@@ -866,6 +866,8 @@ struct PayoutRow {
     simulated: bool,
     /// Why it is flagged, if it is: its result, once applied, settles what the flag asked.
     flag_reason: Option<String>,
+    /// The code of a failure reported for it and held until Transaction Status confirms it.
+    held_failure: Option<String>,
 }
 
 impl PayoutRow {
@@ -883,7 +885,7 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
     conn.prepare_cached(
         "SELECT p.status, p.payment_request_id, p.escrow_id, r.category_id, p.amount_usd_cents,
          p.amount_kes_cents, r.approved_day, p.receipt, p.gateway IS 'simulator' AS simulated,
-         p.flag_reason
+         p.flag_reason, p.failure_to_confirm_code
          FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id WHERE p.id = ?1",
     )?
     .query_row([payout_id], |r| {
@@ -898,6 +900,7 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
             receipt: r.get("receipt")?,
             simulated: r.get("simulated")?,
             flag_reason: r.get("flag_reason")?,
+            held_failure: r.get("failure_to_confirm_code")?,
         })
     })
     .optional()?
@@ -1020,13 +1023,6 @@ pub fn apply_result(
                 flag(ctx, payout_id, &reason)?;
                 return Ok(ResultOutcome::Flagged(reason));
             }
-            // A failure reported before, held until Transaction Status confirms it: this
-            // success contradicts it, whoever brings it (the answer, or a callback that came
-            // first: it was applied with no word of the failure).
-            let held_failure: Option<String> = ctx
-                .conn
-                .prepare_cached("SELECT failure_to_confirm_code FROM payouts WHERE id = ?1")?
-                .query_row([payout_id], |r| r.get(0))?;
             ledger::post(
                 ctx.conn,
                 &row.escrow_id,
@@ -1065,8 +1061,15 @@ pub fn apply_result(
                     row.amount_usd,
                 ),
             )?;
-            // (Not an admin's resolution: they checked M-Pesa.)
-            if let Some(code) = held_failure.filter(|_| actor.user_id().is_none()) {
+            // A failure reported before, held until Transaction Status confirms it: this
+            // success contradicts it, whoever brings it (the answer, or a callback that came
+            // first: it was applied with no word of the failure). Not an admin's resolution:
+            // they checked M-Pesa.
+            if let Some(code) = row
+                .held_failure
+                .as_ref()
+                .filter(|_| actor.user_id().is_none())
+            {
                 ctx.warn_after_commit(format!(
                     "payout {payout_id}: a failure result ({code}) was contradicted by a success; not applied"
                 ));

@@ -556,6 +556,36 @@ fn forged_failure_once_taken(
     (request, originator)
 }
 
+/// The payment of `request` paid once, the failure held for it and said contradicted, and the
+/// payout flagged for the operator (whoever posted the failure may know the result URL's
+/// token): (payout, its dollars, its view).
+fn paid_and_failure_contradicted(
+    app: &TestApp,
+    fake: &FakeDaraja,
+    escrow: &str,
+    request: &str,
+) -> (String, i64, Value) {
+    let view = assert_paid_once(app, fake, escrow, request);
+    let usd = usd_of(&view);
+    assert_eq!(balances(app, escrow), (10_000 - usd, 0, usd));
+    let payout = app.payout_ids(request).0;
+    let audit = audit_actions(app, escrow, &payout);
+    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
+    let flagged = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body["payout"]
+        .clone();
+    assert_eq!(flagged["flagged"], true, "{flagged}");
+    assert!(
+        flagged["flagReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("result URL's token")),
+        "{flagged}"
+    );
+    (payout, usd, flagged)
+}
+
 #[test]
 fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid() {
     // No status query of its own before the forged failure comes (on a slow machine one after
@@ -572,25 +602,8 @@ fn a_forged_failure_for_a_paid_payout_is_contradicted_and_the_payout_stays_paid(
     );
     let escrow = app.active_escrow(100, &["a"]);
     let (request, originator) = forged_failure_once_taken(&app, &fake, &escrow, 1_900);
-    let view = assert_paid_once(&app, &fake, &escrow, &request);
-    let usd = usd_of(&view);
-    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
-    let payout = app.payout_ids(&request).0;
-    let audit = audit_actions(&app, &escrow, &payout);
-    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
-    assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
     // Flagged for the operator: the forger may know the result URL's token.
-    let flagged = app
-        .get(&format!("/payment-requests/{request}"), &app.admin)
-        .body["payout"]
-        .clone();
-    assert_eq!(flagged["flagged"], true, "{flagged}");
-    assert!(
-        flagged["flagReason"]
-            .as_str()
-            .is_some_and(|r| r.contains("result URL's token")),
-        "{flagged}"
-    );
+    let (payout, usd, flagged) = paid_and_failure_contradicted(&app, &fake, &escrow, &request);
     // The real success arrives after all that, and changes nothing.
     fake.wait_for("the late result", |v| {
         v.posted.iter().any(|p| {
@@ -629,24 +642,7 @@ fn a_held_failure_contradicted_by_a_success_callback_is_flagged() {
     );
     let escrow = app.active_escrow(100, &["a"]);
     let (request, _) = forged_failure_once_taken(&app, &fake, &escrow, 1_950);
-    let view = assert_paid_once(&app, &fake, &escrow, &request);
-    let usd = usd_of(&view);
-    assert_eq!(balances(&app, &escrow), (10_000 - usd, 0, usd));
-    let payout = app.payout_ids(&request).0;
-    let audit = audit_actions(&app, &escrow, &payout);
-    assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
-    assert_eq!(count(&audit, "payout.failure_contradicted"), 1, "{audit:?}");
-    let flagged = app
-        .get(&format!("/payment-requests/{request}"), &app.admin)
-        .body["payout"]
-        .clone();
-    assert_eq!(flagged["flagged"], true, "{flagged}");
-    assert!(
-        flagged["flagReason"]
-            .as_str()
-            .is_some_and(|r| r.contains("result URL's token")),
-        "{flagged}"
-    );
+    paid_and_failure_contradicted(&app, &fake, &escrow, &request);
     assert_checks(app);
 }
 
