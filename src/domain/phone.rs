@@ -182,6 +182,18 @@ impl NumberRun {
         found
     }
 
+    /// Whether its first four groups are an IPv4 address (`127.0.0.1`, `10.0.12.200`): each
+    /// of one to three digits, at most 255, without a leading zero, joined by single dots.
+    fn begins_with_an_ipv4_address(&self) -> bool {
+        self.groups.len() >= 4
+            && self.joiners[..3].iter().all(|j| j == ".")
+            && self.groups[..4].iter().all(|g| {
+                g.len() <= 3
+                    && (g == "0" || !g.starts_with('0'))
+                    && g.parse::<u16>().is_ok_and(|n| n <= 255)
+            })
+    }
+
     /// The spans of the groups in a row that a shape of `shapes_by_prefix` reads as a mobile
     /// number, from every group on: spans may overlap, so that masking them all leaves no phone
     /// readable that another reading began before (`100/712/345/678`, `0110/254/712/345/678`).
@@ -290,12 +302,24 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
 /// groups are joined, `0712 345 678`, `0712.345.678`, `+254 712  345 678`) written `***` and its
 /// last three digits: words from outside (M-Pesa's, a Stripe dispute's reason) that the file,
 /// the log and the views keep.
+/// An IPv4 address's four numbers (`127.0.0.1`) are no phone: a run that begins with one
+/// (`127.0.0.1:40013`, a gateway's address in a transport error) is masked from after it, if
+/// what follows is itself nine digits or more.
 pub fn long_numbers_masked(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for run in number_runs(text, 9) {
-        let digits = run.digits();
-        out.push_str(&text[copied..run.span.start]);
+        let from = if run.begins_with_an_ipv4_address() {
+            4
+        } else {
+            0
+        };
+        let digits: String = run.groups[from..].concat();
+        if digits.len() < 9 {
+            continue;
+        }
+        let start = run.group_spans[from].start;
+        out.push_str(&text[copied..start]);
         out.push_str("***");
         out.push_str(&digits[digits.len() - 3..]);
         copied = run.span.end;
@@ -376,6 +400,28 @@ mod tests {
             .map(|r| &"KES 1500000.00 to 0712.345.678"[r.span.clone()])
             .collect();
         assert_eq!(spans, ["1500000", "0712.345.678"]);
+    }
+
+    #[test]
+    fn an_address_and_port_are_no_phone_but_a_phone_after_them_is() {
+        for (text, kept) in [
+            (
+                "http://127.0.0.1:40013/mpesa/b2c: connection refused",
+                "http://127.0.0.1:40013/mpesa/b2c: connection refused",
+            ),
+            (
+                "to 10.200.12.254:8443 timed out",
+                "to 10.200.12.254:8443 timed out",
+            ),
+            ("127.0.0.1:0712345678", "127.0.0.1:***678"),
+            // Not an address: a phone written with dots, numbers past 255, a leading zero.
+            ("0712.345.678", "***678"),
+            ("254.712.345.678", "***678"),
+            ("1.2.3.04:40013", "***013"),
+            ("Credit Party 254722000333", "Credit Party ***333"),
+        ] {
+            assert_eq!(long_numbers_masked(text), kept, "{text}");
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl SmsGateway for AfricasTalking {
             .limit(SMS_ANSWER_BYTES_MAX)
             .read_to_vec()
             .unwrap_or_default();
-        match africastalking::read_answer(status, &body) {
+        match africastalking::read_answer(status, &body, phone) {
             SendAnswer::Accepted { message_id, status } => SmsResult::Sent {
                 provider_id: message_id,
                 status,

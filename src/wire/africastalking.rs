@@ -59,18 +59,47 @@ pub enum SendAnswer {
     },
 }
 
-/// Reads the answer to a send to one number: its HTTP status and body.
-pub fn read_answer(http_status: u16, body: &[u8]) -> SendAnswer {
+/// Reads the answer to a send to one number (`to`, as sent): its HTTP status and body. A
+/// recipient that names another number (written whole: the gateway's samples write some digits
+/// as `X`) is not this text's: a success for it is not taken for one, and the text is not sent
+/// again (its words may have gone to that number) but refused, the number masked, for an admin
+/// to look into.
+pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
     if http_status >= 500 || http_status == 429 {
         return SendAnswer::Retry {
             reason: format!("HTTP {http_status}"),
         };
     }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let recipient = parsed
+    let recipients = parsed
         .as_ref()
-        .and_then(|v| v["SMSMessageData"]["Recipients"].as_array())
-        .and_then(|r| r.first());
+        .and_then(|v| v["SMSMessageData"]["Recipients"].as_array());
+    // The number a recipient names, if written whole (`+254…`, digits only after the `+`).
+    let named = |recipient: &Value| {
+        recipient["number"]
+            .as_str()
+            .map(|n| n.trim().trim_start_matches('+'))
+            .filter(|n| n.len() >= 9 && n.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+    };
+    let sent_to = to.trim().trim_start_matches('+');
+    let recipient = recipients.and_then(|r| {
+        r.iter()
+            .find(|r| named(r).as_deref() == Some(sent_to))
+            .or_else(|| r.first())
+    });
+    if let Some(other) = recipient.and_then(named).filter(|n| n != sent_to) {
+        let status = recipient
+            .and_then(|r| r["status"].as_str())
+            .map(crate::wire::daraja::free_text)
+            .unwrap_or_default();
+        return SendAnswer::Refused {
+            status: format!(
+                "the answer names another number ({}): {status}",
+                crate::domain::long_numbers_masked(&other)
+            ),
+        };
+    }
     let Some(recipient) = recipient else {
         let message = parsed
             .as_ref()
@@ -137,11 +166,39 @@ mod tests {
         );
     }
 
+    const TO: &str = "+254711000111";
+
+    #[test]
+    fn a_success_for_another_number_is_not_this_texts() {
+        let other = br#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+254799888777","status":"Success","messageId":"ATXid_1"}]}}"#;
+        assert_eq!(
+            read_answer(201, other, TO),
+            SendAnswer::Refused {
+                status: "the answer names another number (***777): Success".into()
+            }
+        );
+        // Its own number among others is read, wherever it stands.
+        let two = br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":403,"number":"+254799888777","status":"InvalidPhoneNumber"},{"statusCode":101,"number":"+254711000111","status":"Success","messageId":"ATXid_2"}]}}"#;
+        assert_eq!(
+            read_answer(201, two, TO),
+            SendAnswer::Accepted {
+                message_id: Some("ATXid_2".into()),
+                status: "Success (101)".into()
+            }
+        );
+        // Written without its `+`, it is the same number.
+        let bare = br#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"254711000111","status":"Success","messageId":"ATXid_3"}]}}"#;
+        assert!(matches!(
+            read_answer(201, bare, TO),
+            SendAnswer::Accepted { .. }
+        ));
+    }
+
     #[test]
     fn answers_are_read_per_recipient() {
         let ok = br#"{"SMSMessageData":{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{"statusCode":101,"number":"+254711XXXYYY","status":"Success","cost":"KES 0.8000","messageId":"ATPid_SampleTxnId123"}]}}"#;
         assert_eq!(
-            read_answer(201, ok),
+            read_answer(201, ok, TO),
             SendAnswer::Accepted {
                 message_id: Some("ATPid_SampleTxnId123".into()),
                 status: "Success (101)".into()
@@ -149,39 +206,39 @@ mod tests {
         );
         let invalid = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":403,"number":"+2547","status":"InvalidPhoneNumber","cost":"0","messageId":"None"}]}}"#;
         assert!(matches!(
-            read_answer(201, invalid),
+            read_answer(201, invalid, TO),
             SendAnswer::Refused { .. }
         ));
         let gateway = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":501,"number":"+254711","status":"GatewayError","cost":"0","messageId":"None"}]}}"#;
         assert!(matches!(
-            read_answer(201, gateway),
+            read_answer(201, gateway, TO),
             SendAnswer::Retry { .. }
         ));
         assert!(matches!(
-            read_answer(502, b"Bad gateway"),
+            read_answer(502, b"Bad gateway", TO),
             SendAnswer::Retry { .. }
         ));
         // Taken, maybe: a success whose answer cannot be read is not known (it was tried
         // again as if refused, and sent twice).
         assert!(matches!(
-            read_answer(201, b"<html>ok</html>"),
+            read_answer(201, b"<html>ok</html>", TO),
             SendAnswer::Unknown { .. }
         ));
         assert!(matches!(
-            read_answer(401, b"The supplied authentication is invalid"),
+            read_answer(401, b"The supplied authentication is invalid", TO),
             SendAnswer::Refused { .. }
         ));
         // The gateway's words are kept and shown to admins: a number they echo is masked.
         let echoed = br#"{"SMSMessageData":{"Message":"Sent to 0/1 +254733111222","Recipients":[{"statusCode":403,"status":"InvalidPhoneNumber +254733111222"}]}}"#;
         assert_eq!(
-            read_answer(201, echoed),
+            read_answer(201, echoed, TO),
             SendAnswer::Refused {
                 status: "InvalidPhoneNumber +***222 (403)".into()
             }
         );
         let echoed = br#"{"SMSMessageData":{"Message":"Rejected 0733111222","Recipients":[]}}"#;
         assert_eq!(
-            read_answer(201, echoed),
+            read_answer(201, echoed, TO),
             SendAnswer::Refused {
                 status: "no recipient in the answer: Rejected ***222".into()
             }

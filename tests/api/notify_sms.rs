@@ -518,3 +518,30 @@ fn a_refusal_between_two_unknown_outcomes_does_not_reset_them() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(fake.calls().len(), 3, "{:?}", fake.calls());
 }
+
+/// The gateway answers a text as sent to another number than the one it was given: it was
+/// recorded as sent. It is no text of this recipient's: failed, the number masked, not sent
+/// again (its words may have reached that number).
+#[test]
+fn a_text_answered_for_another_number_is_failed_not_sent_again() {
+    let fake = FakeAt::start();
+    fake.answer_in_turn(&[Turn::OtherNumber]);
+    let app = spawn_app_with(impatient_with(&fake));
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    let failed = eventually(Duration::from_secs(20), "the text failed", || {
+        sms(&app, "").into_iter().find(|s| s["status"] == "failed")
+    });
+    assert_eq!(failed["attempts"], 1, "{failed}");
+    let said = failed["providerStatus"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("another number (***999)") && !failed.to_string().contains("700000999"),
+        "{failed}"
+    );
+    assert!(
+        sms(&app, "").iter().all(|s| s["status"] != "sent"),
+        "{:?}",
+        sms(&app, "")
+    );
+    assert_eq!(fake.calls().len(), 1, "{:?}", fake.calls());
+}

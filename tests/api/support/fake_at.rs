@@ -50,7 +50,12 @@ pub enum Turn {
     Late(Duration),
     /// A bare 500: not taken.
     Fail,
+    /// Taken, and answered as sent to another number (`OTHER_NUMBER`).
+    OtherNumber,
 }
+
+/// The number a `Turn::OtherNumber` answer names.
+pub const OTHER_NUMBER: &str = "+254700000999";
 
 /// The fake, listening on `base` until dropped.
 pub struct FakeAt {
@@ -229,7 +234,11 @@ fn answer(state: &Mutex<State>, mut request: tiny_http::Request) {
         )
     };
     sms.status = 201;
-    let to = sms.to.clone();
+    let to = if matches!(turn, Some(Turn::OtherNumber)) {
+        OTHER_NUMBER.to_string()
+    } else {
+        sms.to.clone()
+    };
     st.calls.push(sms);
     let before = st.before_next_answer.take();
     let slow = match turn {
