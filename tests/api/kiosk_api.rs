@@ -556,8 +556,25 @@ fn cursors_query_parameters_and_headers_outside_the_contract_are_refused_clearly
         assert_eq!(r.status, 400, "{path}: {}", r.text);
     }
     let escrow = app.pending_escrow(100, &["a"], None);
-    let r = app.get(&format!("/escrows/{escrow}/journal?cursor=abc"), &app.admin);
-    assert_eq!(r.status, 400, "{}", r.text);
+    // A journal's cursor is a line's number as the audit log's is: `0` and `01` were taken as
+    // the start there, where the audit log refused them.
+    for cursor in ["abc", "0", "01", "-1", "1e3", "1234567890123456789"] {
+        for path in [
+            format!("/escrows/{escrow}/journal"),
+            format!("/audit?entity={escrow}"),
+        ] {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let r = app.get(&format!("{path}{sep}cursor={cursor}"), &app.admin);
+            assert_eq!(
+                (r.status, r.body["field"].as_str()),
+                (400, Some("cursor")),
+                "{path} {cursor}: {}",
+                r.text
+            );
+        }
+    }
+    let r = app.get(&format!("/escrows/{escrow}/journal?cursor=1"), &app.admin);
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = app.get("/me?verbose=1", &app.admin);
     assert_eq!(
         (r.status, r.body["field"].as_str()),

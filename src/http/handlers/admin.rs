@@ -1,6 +1,6 @@
 //! Operations and administration: health, metrics, rates, audit, integrity, payouts, deposits.
 
-use super::{actor_with, limit_param, page_params, status_param};
+use super::{actor_with, limit_param, page_params, seq_cursor, status_param};
 use crate::app::App;
 use crate::domain::{parse_kept_reference, parse_text, PayoutId};
 use crate::error::{Error, Result};
@@ -155,15 +155,7 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
     // see (a `user.created` between two of their escrows: the phone was new).
     let limit = limit_param(req, AUDIT_ROWS_MAX, AUDIT_ROWS_MAX)?;
     let after_seq = match req.query("cursor").filter(|c| !c.is_empty()) {
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|seq| {
-                *seq >= 1
-                    && text.len() <= 18
-                    && !text.starts_with('0')
-                    && text.bytes().all(|b| b.is_ascii_digit())
-            })
+        Some(text) => seq_cursor(text)
             .ok_or_else(|| Error::invalid("cursor", "is not a cursor this API returned"))?,
         None => 0,
     };

@@ -1,6 +1,6 @@
 //! `/escrows`: create, list, get, deposit, cancel, journal.
 
-use super::{actor_with, opt_usd, page_params, status_param, usd};
+use super::{actor_with, opt_usd, page_params, seq_cursor, status_param, usd};
 use crate::app::App;
 use crate::domain::{
     parse_kept_reference, parse_text, CategoryName, EscrowId, EscrowStatus, KenyanPhone,
@@ -134,13 +134,8 @@ pub fn get(app: &App, req: &Req) -> Result<Reply> {
 pub fn journal(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
     let id = EscrowId::parse(req.param(0))?;
-    let (limit, cursor) = page_params(req, |c| c.parse::<i64>().is_ok())?;
-    let after = cursor
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| Error::invalid("cursor", "is not a cursor this API returned"))
-        })
-        .transpose()?;
+    let (limit, cursor) = page_params(req, |c| seq_cursor(c).is_some())?;
+    let after = cursor.as_deref().and_then(seq_cursor);
     let page = app
         .store
         .read(|conn, _| views::journal(conn, &actor, &id, limit, after))?;

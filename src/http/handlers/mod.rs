@@ -47,6 +47,18 @@ fn page_params(req: &Req, is_cursor: fn(&str) -> bool) -> Result<(u32, Option<St
     Ok((limit, cursor))
 }
 
+/// A cursor that is a line's number (`seq`: the journal's and the audit log's), as those lists
+/// return them: digits without a leading zero, from 1 (`0`, `01` and `+1` are no cursor).
+fn seq_cursor(text: &str) -> Option<i64> {
+    Some(text)
+        .filter(|t| {
+            (1..=18).contains(&t.len())
+                && !t.starts_with('0')
+                && t.bytes().all(|b| b.is_ascii_digit())
+        })
+        .and_then(|t| t.parse::<i64>().ok())
+}
+
 /// `limit`: a whole number from 1 to `max`; `default` when absent.
 fn limit_param(req: &Req, max: u32, default: u32) -> Result<u32> {
     match req.query("limit") {
