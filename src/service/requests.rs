@@ -501,36 +501,39 @@ fn decide(
 }
 
 /// Marks waiting requests whose expiry has passed as `expired` (decided by the clock, by
-/// nobody), at most `EXPIRY_SWEEP_ROWS_MAX` per command; audited. Returns how many.
+/// nobody), at most `EXPIRY_SWEEP_ROWS_MAX` per command; audited. Returns how many. The audit
+/// line and the event are stamped when the sweep finds it (up to a minute late: the log's
+/// lines stay in time order) and say when it expired (`expiredAt`, its `expiresAt`).
 pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
-    let expired: Vec<(PaymentRequestId, EscrowId, KesCents, UsdCents)> = ctx
+    type Expired = (PaymentRequestId, EscrowId, KesCents, UsdCents, String);
+    let expired: Vec<Expired> = ctx
         .conn
         .prepare_cached(
             "UPDATE payment_requests SET change_seq = remit_change_seq(), status = :expired, decided_at = expires_at, updated_at = expires_at
              WHERE id IN (SELECT id FROM payment_requests
                           WHERE status = :pending AND expires_at <= :at ORDER BY expires_at LIMIT :max)
-             RETURNING id, escrow_id, amount_kes_cents, amount_usd_cents",
+             RETURNING id, escrow_id, amount_kes_cents, amount_usd_cents, expires_at",
         )?
         .query_map(
             named_params! {
                 ":expired": RequestStatus::Expired, ":pending": RequestStatus::PendingApproval,
                 ":at": ctx.at(), ":max": crate::limits::EXPIRY_SWEEP_ROWS_MAX,
             },
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, escrow_id, kes, usd) in &expired {
+    for (id, escrow_id, kes, usd, expired_at) in &expired {
         ctx.audit(
             "system:clock",
             "payment_request.expired",
             id.as_str(),
-            &json!({}),
+            &json!({"expiredAt": expired_at}),
         )?;
         ctx.emit(
             EventType::PaymentRequestExpired,
             crate::outbox::with_amounts(
                 json!({"paymentRequestId": id, "escrowId": escrow_id,
-                       "status": RequestStatus::Expired}),
+                       "status": RequestStatus::Expired, "expiredAt": expired_at}),
                 *kes,
                 *usd,
             ),

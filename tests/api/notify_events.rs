@@ -232,6 +232,12 @@ fn a_payment_request_emits_each_state_it_reaches_and_nothing_for_a_refused_appro
         kinds_about(&app, before, &late),
         ["payment_request.created", "payment_request.expired"]
     );
+    // It says when it expired, not only when the sweep found it.
+    let expired = events(&app)
+        .into_iter()
+        .find(|e| e.kind == "payment_request.expired")
+        .unwrap();
+    assert_eq!(expired.data["expiredAt"], "2020-01-01T00:00:00Z");
 
     // A cancel refused while a payout is in flight (the stuck one) emits nothing.
     let at = last_seq(&app);

@@ -479,12 +479,18 @@ fn a_request_expires_at_its_time_and_cannot_be_approved_after() {
         swept, unswept,
         "the same request before and after the sweep"
     );
-    let audit = app.get(&format!("/audit?entity={escrow}"), &app.admin);
-    assert!(
-        audit.text.contains("payment_request.expired"),
-        "{}",
-        audit.text
-    );
+    let audit = app.get(&format!("/audit?entity={request}"), &app.admin);
+    let line = audit.body["items"]
+        .as_array()
+        .and_then(|lines| {
+            lines
+                .iter()
+                .find(|l| l["action"] == "payment_request.expired")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", audit.text));
+    // When it expired, in the signed record too (the line is stamped by the sweep).
+    assert_eq!(line["details"]["expiredAt"], expires, "{line}");
     app.assert_integrity();
 }
 
