@@ -816,6 +816,12 @@ async function main() {
     assert(await card.locator(tid('deposit-confirm')).isHidden(), 'the question was asked for more than is due');
     await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
     assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
+    // The preview follows each key, but is read out once the typing pauses: the shown one is
+    // not a live region (it was read out again at every digit); a hidden copy says it once.
+    assert(await card.locator(tid('deposit-preview')).getAttribute('aria-live') === null, 'the deposit preview is read out at each key');
+    await waitFor(async () => `for the preview to be said once typing paused ("${await text(card.locator(tid('deposit-preview-spoken')))}")`,
+      async () => (await card.locator(tid('deposit-preview-spoken')).getAttribute('aria-live')) === 'polite'
+        && (await text(card.locator(tid('deposit-preview-spoken')))).includes(usdText(50000)));
     await checkScreen(agent, 'deposit form');
     // A reference the server would refuse is refused here first, in words.
     await card.locator(tid('deposit-reference')).fill('KIOSK 7');
@@ -985,6 +991,9 @@ async function main() {
     const wantUsd = usdText(usdFor(kes1));
     await waitFor(async () => `for the USD equivalent ${wantUsd} (shows "${await text(agent.locator(tid('usd-equivalent'))).catch(() => '')}")`,
       async () => (await text(agent.locator(tid('usd-equivalent-value')))) === wantUsd);
+    assert(await agent.locator(tid('usd-equivalent')).getAttribute('aria-live') === null, 'the USD equivalent is read out at each key');
+    await waitFor(async () => `for the USD equivalent to be said once ("${await text(agent.locator(tid('usd-equivalent-spoken')))}")`,
+      async () => (await text(agent.locator(tid('usd-equivalent-spoken')))).includes(wantUsd));
     await shot(agent, '06-agent-request.png');
     request1 = await submitRequest(agent);
     log(`  request ${request1}`);

@@ -134,6 +134,20 @@ export function focusLost() {
   return !document.activeElement || document.activeElement === document.body;
 }
 
+// A preview that follows each key typed, read out once the typing pauses: as a live region it
+// was read out again at every digit. `shown` stops being live; `live` (to be put beside it) is
+// a hidden copy, updated `ms` after the last call of `say` (from the fields' input events).
+export function settledLive(shown, ms = 800) {
+  shown.removeAttribute('aria-live');
+  const live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', testid: `${shown.dataset.testid || 'preview'}-spoken` });
+  let timer = 0;
+  const say = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { live.textContent = shown.innerText.replace(/\s+/g, ' ').trim(); }, ms);
+  };
+  return { live, say };
+}
+
 // Escape answers a question shown in `box` with its safe answer (`safe`, a button), as a
 // dialog's does.
 export function escapeAnswers(box, safe) {

@@ -5,7 +5,7 @@
 // recorded on an escrow, each receipt printable again.
 
 import { PAGE, api, errorText, qs } from '../api.js';
-import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, replaceKeepingFocus, swallowDoubleClick, uid } from '../dom.js';
+import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, replaceKeepingFocus, settledLive, swallowDoubleClick, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
@@ -109,6 +109,7 @@ export async function viewFind(root, ctx, status) {
     const amount = field({ label: t('deposit.amountUsd'), dataField: 'amountUsd', testid: 'deposit-amount', attrs: { inputmode: 'decimal' } });
     const reference = field({ label: t('deposit.ownReference'), optional: true, dataField: 'reference', testid: 'deposit-reference', hint: t('deposit.ownReferenceHint'), attrs: { spellcheck: 'false' } });
     const preview = el('p', { class: 'preview small', testid: 'deposit-preview', 'aria-live': 'polite' });
+    const spoken = settledLive(preview);
     const kesMode = () => inKes.checked;
 
     // Cash priced at a rate no admin has set says so.
@@ -141,6 +142,7 @@ export async function viewFind(root, ctx, status) {
     inUsd.addEventListener('change', syncCurrency);
     inKes.addEventListener('change', syncCurrency);
     amount.input.addEventListener('input', renderPreview);
+    for (const input of [amount.input, inUsd, inKes]) input.addEventListener(input === amount.input ? 'input' : 'change', spoken.say);
     syncCurrency();
 
     // Cash is recorded for good (no agent can take it back): the amount and whose escrow it
@@ -174,7 +176,7 @@ export async function viewFind(root, ctx, status) {
     inUsd.addEventListener('change', unask);
     inKes.addEventListener('change', unask);
 
-    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, formError(),
+    form.append(el('h4', null, t('deposit.title')), currency, el('div', { class: 'grid-2' }, amount.wrap, reference.wrap), preview, spoken.live, formError(),
       el('div', { class: 'actions' },
         record,
         button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })),

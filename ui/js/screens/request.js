@@ -4,7 +4,7 @@
 // they end; the escrow's recent requests link to their details and receipts.
 
 import { ApiError, api, errorText, qs } from '../api.js';
-import { clear, el, field, formError, pageHead, patchList, uid } from '../dom.js';
+import { clear, el, field, formError, pageHead, patchList, settledLive, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
 import { amountError, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
@@ -92,6 +92,7 @@ export async function viewRequest(root, ctx, escrowId) {
   const reference = field({ label: t('request.accountRef'), dataField: 'merchantAccount.accountReference', testid: 'merchant-reference', hint: t('request.accountRefHint'), attrs: { spellcheck: 'false' } });
   const note = field({ label: t('request.note'), optional: true, dataField: 'note', testid: 'request-note', tag: 'textarea', attrs: { maxlength: TEXT_CHARS_MAX } });
   const preview = el('div', { class: 'preview', testid: 'usd-equivalent', 'aria-live': 'polite' });
+  const spoken = settledLive(preview);
   const submit = el('button', { type: 'submit', class: 'button primary', testid: 'submit-request' }, t('request.submit'));
   const blockedId = uid('blocked');
   const blocked = el('p', { class: 'warn', id: blockedId, testid: 'submit-blocked', hidden: true });
@@ -182,10 +183,12 @@ export async function viewRequest(root, ctx, escrowId) {
   amount.input.setAttribute('aria-describedby', `${amount.input.getAttribute('aria-describedby') || ''} ${blockedId}`.trim());
   amount.input.addEventListener('input', renderPreview);
   category.input.addEventListener('change', renderPreview);
+  amount.input.addEventListener('input', spoken.say);
+  category.input.addEventListener('change', spoken.say);
 
   form.append(
     el('div', { class: 'grid-2' }, category.wrap, amount.wrap),
-    preview,
+    preview, spoken.live,
     merchantName.wrap, typeBox,
     el('div', { class: 'grid-2' }, number.wrap, reference.wrap),
     note.wrap, formError(),
