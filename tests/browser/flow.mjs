@@ -1799,6 +1799,31 @@ async function main() {
     await nav(sender, 'escrows');
     await escrow.waitFor();
     assert(await text(escrow.locator(tid('escrow-status'))) === 'Inatumika', 'an active escrow does not read "Inatumika"');
+    // A refusal the server says in English is said whole in Kiswahili, with its figures: it
+    // read as a phrase for its code and the English in brackets. Rejecting a paid request, as
+    // the server answers it; the money refusals as tests/api/http_api.rs pins their words.
+    const res = await fetch(`${BASE}/payment-requests/${request1}/reject`, {
+      method: 'POST', headers: { Authorization: `Bearer ${TOKENS.sender}`, 'Content-Type': 'application/json' }, body: '{}',
+    });
+    const refusal = await res.json();
+    assert(res.status === 409 && refusal.code === 'invalid_state', `rejecting a paid request answered ${res.status}: ${JSON.stringify(refusal)}`);
+    const said = await sender.evaluate(async (refusals) => {
+      const a = await import('/js/api.js');
+      return refusals.map(([status, code, message]) => a.errorText(new a.ApiError(status, code, message)));
+    }, [
+      [409, refusal.code, refusal.error],
+      [409, 'insufficient_category_balance', 'category school_fees balance is USD 50.00, payment needs USD 60.00'],
+      [409, 'daily_limit_exceeded', 'daily limit is USD 100.00, USD 90.00 already approved today, payment needs USD 12.50'],
+      [409, 'invalid_state', 'escrow is being repainted'],
+    ]);
+    const want = [
+      'Hili haliwezi kufanyika tena: hali ya ombi sasa ni "Imelipwa".',
+      'Kundi la "Karo ya shule" lina USD 50.00 tu; malipo haya yanahitaji USD 60.00.',
+      'Kikomo cha siku ni USD 100.00, USD 90.00 zimeshaidhinishwa leo, na malipo haya yanahitaji USD 12.50.',
+      // A message of no shape it knows is said as before.
+      'Hili haliwezi kufanyika tena. (escrow is being repainted)',
+    ];
+    for (let i = 0; i < want.length; i += 1) assert(said[i] === want[i], `refusal ${i} reads "${said[i]}" in Kiswahili, expected "${want[i]}"`);
     currentPage = admin;
     await toSwahili(admin, 'admin');
     await swahiliScreens(admin, 'admin', { overview: 'Muhtasari', escrows: 'Mifuko', payouts: 'Malipo ya M-Pesa', 'money-in': 'Pesa zilizoingia', users: 'Watumiaji na tokeni', notifications: 'Arifa' });

@@ -5,6 +5,7 @@
 
 import { lang, t } from './i18n.js';
 import { session } from './session.js';
+import { categoryLabel, statusWord } from './words.js';
 
 // Page size of the escrow lists.
 export const PAGE = 20;
@@ -139,6 +140,32 @@ export function qs(params) {
 
 // The server's sentences are English. In another language the UI says what the code means and
 // keeps the server's sentence (with its amounts) after it.
+// The refusals a person meets most, said whole in the UI's language with the server's figures
+// (the server says them in English: "category food balance is USD 50.00, payment needs USD
+// 60.00"; they were said in Kiswahili as a phrase for the code and that English in brackets).
+// `null` for a message not of the shape expected: said as before.
+const MONEY = 'USD [0-9][0-9,]*\\.[0-9]{2}';
+const THINGS = { 'payment request': ['request', 'error.thing.request'], escrow: ['escrow', 'error.thing.escrow'], payout: ['payout', 'error.thing.payout'] };
+function detailedText(code, message) {
+  let m;
+  if (code === 'insufficient_balance' && (m = new RegExp(`^escrow balance is (${MONEY}), payment needs (${MONEY})$`).exec(message))) {
+    return t('error.detail.insufficientBalance', { available: m[1], needed: m[2] });
+  }
+  if (code === 'insufficient_category_balance' && (m = new RegExp(`^category (.+) balance is (${MONEY}), payment needs (${MONEY})$`).exec(message))) {
+    return t('error.detail.insufficientCategoryBalance', { category: categoryLabel(m[1]), available: m[2], needed: m[3] });
+  }
+  if (code === 'daily_limit_exceeded' && (m = new RegExp(`^daily limit is (${MONEY}), (${MONEY}) already approved today, payment needs (${MONEY})$`).exec(message))) {
+    return t('error.detail.dailyLimit', { limit: m[1], approved: m[2], needed: m[3] });
+  }
+  if (code === 'invalid_state' && (m = /^(payment request|escrow|payout) is (?:already )?([a-z_]+)(?: and cannot become [a-z_]+|: it takes no more deposits)?$/.exec(message))) {
+    const [kind, thing] = THINGS[m[1]];
+    const status = t(`status.${kind}.${m[2]}`);
+    if (status === `status.${kind}.${m[2]}`) return null;
+    return t('error.detail.invalidState', { thing: t(thing), status: statusWord(kind, m[2]) });
+  }
+  return null;
+}
+
 export function errorText(err) {
   if (err instanceof ApiError) {
     // What was not found, in a sentence of the UI's language ("payment request not found" was
@@ -151,6 +178,8 @@ export function errorText(err) {
       if (lang() === 'en') return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1).replace(/\.?$/, '.')}`;
     }
     if (err.status === 0 || lang() === 'en') return err.message;
+    const detailed = detailedText(err.code, err.message);
+    if (detailed) return detailed;
     const key = `error.code.${err.code}`;
     const said = t(key);
     return said === key ? err.message : `${said} (${err.message})`;

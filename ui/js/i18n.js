@@ -95,6 +95,13 @@ export const en = {
   'error.code.internal': 'Something went wrong on the server.',
   'error.code.invalid_field': 'Please check what you typed.',
   'error.code.missing_field': 'Something is missing.',
+  'error.detail.insufficientBalance': 'This escrow has {available} left; this payment needs {needed}.',
+  'error.detail.insufficientCategoryBalance': 'The category "{category}" has {available} left; this payment needs {needed}.',
+  'error.detail.dailyLimit': 'The daily limit is {limit}, {approved} is already approved today, and this payment needs {needed}.',
+  'error.detail.invalidState': 'This cannot be done any more: the {thing} is now "{status}".',
+  'error.thing.request': 'request',
+  'error.thing.escrow': 'escrow',
+  'error.thing.payout': 'payout',
 
   // ---- navigation
   'nav.approvals': 'Approvals',
@@ -910,6 +917,13 @@ export const sw = {
   'error.code.internal': 'Hitilafu imetokea kwenye seva.',
   'error.code.invalid_field': 'Tafadhali angalia ulichoandika.',
   'error.code.missing_field': 'Kuna kitu kinakosekana.',
+  'error.detail.insufficientBalance': 'Mfuko huu una {available} tu; malipo haya yanahitaji {needed}.',
+  'error.detail.insufficientCategoryBalance': 'Kundi la "{category}" lina {available} tu; malipo haya yanahitaji {needed}.',
+  'error.detail.dailyLimit': 'Kikomo cha siku ni {limit}, {approved} zimeshaidhinishwa leo, na malipo haya yanahitaji {needed}.',
+  'error.detail.invalidState': 'Hili haliwezi kufanyika tena: hali ya {thing} sasa ni "{status}".',
+  'error.thing.request': 'ombi',
+  'error.thing.escrow': 'mfuko',
+  'error.thing.payout': 'malipo',
 
   // ---- navigation
   'nav.approvals': 'Idhini',
