@@ -182,16 +182,23 @@ impl NumberRun {
         found
     }
 
-    /// Whether its first four groups are an IPv4 address (`127.0.0.1`, `10.0.12.200`): each
-    /// of one to three digits, at most 255, without a leading zero, joined by single dots.
-    fn begins_with_an_ipv4_address(&self) -> bool {
-        self.groups.len() >= 4
+    /// Whether it begins with an IPv4 address and its port (`127.0.0.1:40013`, `10.0.12.200:8443`):
+    /// four groups of one to three digits, at most 255, without a leading zero, joined by single
+    /// dots, then `:` and the port; and no phone read in those four groups (`254.110.123.100:80`
+    /// and `0.110.123.100:80` are numbers a person may write so, and stay masked).
+    fn begins_with_an_address_and_port(&self) -> bool {
+        self.groups.len() >= 5
             && self.joiners[..3].iter().all(|j| j == ".")
+            && self.joiners[3] == ":"
             && self.groups[..4].iter().all(|g| {
                 g.len() <= 3
                     && (g == "0" || !g.starts_with('0'))
                     && g.parse::<u16>().is_ok_and(|n| n <= 255)
             })
+            && self
+                .phones_loosely()
+                .iter()
+                .all(|phone| phone.start >= self.group_spans[4].start)
     }
 
     /// The spans of the groups in a row that a shape of `shapes_by_prefix` reads as a mobile
@@ -302,14 +309,14 @@ pub fn number_runs(text: &str, min_digits: usize) -> Vec<NumberRun> {
 /// groups are joined, `0712 345 678`, `0712.345.678`, `+254 712  345 678`) written `***` and its
 /// last three digits: words from outside (M-Pesa's, a Stripe dispute's reason) that the file,
 /// the log and the views keep.
-/// An IPv4 address's four numbers (`127.0.0.1`) are no phone: a run that begins with one
-/// (`127.0.0.1:40013`, a gateway's address in a transport error) is masked from after it, if
-/// what follows is itself nine digits or more.
+/// An IPv4 address and its port (`127.0.0.1:40013`, a gateway's address in a transport error) are
+/// no phone: a run that begins with them is masked from the port on, if that and what follows
+/// are nine digits or more (`NumberRun::begins_with_an_address_and_port`).
 pub fn long_numbers_masked(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for run in number_runs(text, 9) {
-        let from = if run.begins_with_an_ipv4_address() {
+        let from = if run.begins_with_an_address_and_port() {
             4
         } else {
             0
@@ -414,10 +421,18 @@ mod tests {
                 "to 10.200.12.254:8443 timed out",
             ),
             ("127.0.0.1:0712345678", "127.0.0.1:***678"),
-            // Not an address: a phone written with dots, numbers past 255, a leading zero.
+            // Not an address and port: a phone written with dots (some of whose groups are at
+            // most 255), numbers past 255, a leading zero, no port.
             ("0712.345.678", "***678"),
             ("254.712.345.678", "***678"),
+            ("254.110.123.100", "***100"),
+            ("+254.110.123.100", "+***100"),
+            ("0.110.123.100", "***100"),
+            ("254.110.123.100:8080", "***080"),
+            ("0.110.123.100:80", "***080"),
+            ("254.7.1.2 345678", "***678"),
             ("1.2.3.04:40013", "***013"),
+            ("10.20.30.40.50", "***050"),
             ("Credit Party 254722000333", "Credit Party ***333"),
         ] {
             assert_eq!(long_numbers_masked(text), kept, "{text}");

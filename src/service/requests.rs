@@ -502,8 +502,9 @@ fn decide(
 
 /// Marks waiting requests whose expiry has passed as `expired` (decided by the clock, by
 /// nobody), at most `EXPIRY_SWEEP_ROWS_MAX` per command; audited. Returns how many. The audit
-/// line and the event are stamped when the sweep finds it (up to a minute late: the log's
-/// lines stay in time order) and say when it expired (`expiredAt`, its `expiresAt`).
+/// line and the event are stamped when the sweep finds it (every minute while the server runs,
+/// so later after a stop: the log's lines stay in time order) and say when it expired
+/// (`expiredAt`, its `expiresAt`).
 pub fn expire_due(ctx: &WriteCtx<'_>) -> Result<usize> {
     type Expired = (PaymentRequestId, EscrowId, KesCents, UsdCents, String);
     let expired: Vec<Expired> = ctx

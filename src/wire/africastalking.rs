@@ -74,32 +74,33 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
     let recipients = parsed
         .as_ref()
         .and_then(|v| v["SMSMessageData"]["Recipients"].as_array());
-    // The number a recipient names, if written whole (`+254…`, digits only after the `+`).
-    let named = |recipient: &Value| {
-        recipient["number"]
-            .as_str()
-            .map(|n| n.trim().trim_start_matches('+'))
-            .filter(|n| n.len() >= 9 && n.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_string)
-    };
-    let sent_to = to.trim().trim_start_matches('+');
-    let recipient = recipients.and_then(|r| {
+    // The number a recipient names, if written whole: as a Kenyan number however written
+    // (`+254…`, `0…`, `00254…`), else its digits (`+` and nine digits or more).
+    let sent_to = same_form(to);
+    let named = |recipient: &Value| recipient["number"].as_str().and_then(same_form);
+    // The recipient naming the number sent to; else one naming no number written whole (the
+    // gateway's samples write some digits as `X`); else every one names another number.
+    let ours = recipients.and_then(|r| {
         r.iter()
-            .find(|r| named(r).as_deref() == Some(sent_to))
-            .or_else(|| r.first())
+            .find(|r| named(r).is_some() && named(r) == sent_to)
+            .or_else(|| r.iter().find(|r| named(r).is_none()))
     });
-    if let Some(other) = recipient.and_then(named).filter(|n| n != sent_to) {
-        let status = recipient
-            .and_then(|r| r["status"].as_str())
-            .map(crate::wire::daraja::free_text)
-            .unwrap_or_default();
+    let others = recipients
+        .and_then(|r| r.first())
+        .filter(|_| ours.is_none());
+    if let (Some(other), Some(number)) = (others, others.and_then(named)) {
+        let status = recipient_status(other);
+        if status_code(other).is_some_and(|c| c >= 500) {
+            return SendAnswer::Retry { reason: status };
+        }
         return SendAnswer::Refused {
             status: format!(
                 "the answer names another number ({}): {status}",
-                crate::domain::long_numbers_masked(&other)
+                crate::domain::long_numbers_masked(&number)
             ),
         };
     }
+    let recipient = ours.or(others);
     let Some(recipient) = recipient else {
         let message = parsed
             .as_ref()
@@ -129,20 +130,9 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
             },
         };
     };
-    let code = recipient["statusCode"].as_i64().or_else(|| {
-        recipient["statusCode"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-    });
-    let status_text = recipient["status"].as_str().unwrap_or("").to_string();
-    // Kept and shown to admins (`GET /sms`, "never a phone"): a gateway's words may echo the
-    // number, masked as M-Pesa's are.
-    let shown = crate::wire::daraja::free_text(&status_text);
-    let status = match code {
-        Some(code) => format!("{shown} ({code})"),
-        None => shown,
-    };
-    if status_text == "Success" {
+    let code = status_code(recipient);
+    let status = recipient_status(recipient);
+    if recipient["status"].as_str() == Some("Success") {
         return SendAnswer::Accepted {
             message_id: recipient["messageId"].as_str().map(str::to_string),
             status,
@@ -152,6 +142,36 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
         return SendAnswer::Retry { reason: status };
     }
     SendAnswer::Refused { status }
+}
+
+/// A number as the gateway or remit writes it, in one form to compare: a Kenyan number's E.164
+/// form, or the digits of one written `+` and nine digits or more; `None` for one not written
+/// whole.
+fn same_form(number: &str) -> Option<String> {
+    if let Ok(phone) = crate::domain::KenyanPhone::parse("number", number) {
+        return Some(phone.e164());
+    }
+    let digits = number.trim().trim_start_matches('+');
+    (digits.len() >= 9 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| format!("+{digits}"))
+}
+
+/// A recipient's `statusCode`, a number or a string of one.
+fn status_code(recipient: &Value) -> Option<i64> {
+    recipient["statusCode"].as_i64().or_else(|| {
+        recipient["statusCode"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    })
+}
+
+/// A recipient's `status` and `statusCode` as kept and shown to admins (`GET /sms`, "never a
+/// phone"): a gateway's words may echo the number, masked as M-Pesa's are.
+fn recipient_status(recipient: &Value) -> String {
+    let shown = crate::wire::daraja::free_text(recipient["status"].as_str().unwrap_or(""));
+    match status_code(recipient) {
+        Some(code) => format!("{shown} ({code})"),
+        None => shown,
+    }
 }
 
 #[cfg(test)]
@@ -174,9 +194,39 @@ mod tests {
         assert_eq!(
             read_answer(201, other, TO),
             SendAnswer::Refused {
-                status: "the answer names another number (***777): Success".into()
+                status: "the answer names another number (+***777): Success (101)".into()
             }
         );
+        // Nothing sent to it (a gateway's error): tried again, as for its own number.
+        let failed = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":500,"number":"+254799888777","status":"GatewayError"}]}}"#;
+        assert!(matches!(
+            read_answer(201, failed, TO),
+            SendAnswer::Retry { .. }
+        ));
+        // Its own number written otherwise (`0…`, `00254…`) is its own.
+        for written in ["0711000111", "00254711000111", "+254 711 000 111"] {
+            let local = format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 1/1","Recipients":[{{"statusCode":101,"number":"{written}","status":"Success","messageId":"ATXid_4"}}]}}}}"#
+            );
+            assert!(
+                matches!(
+                    read_answer(201, local.as_bytes(), TO),
+                    SendAnswer::Accepted { .. }
+                ),
+                "{written}"
+            );
+        }
+        // Another number first, then one written with `X`: the latter is read, whatever the
+        // order.
+        for body in [
+            br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":403,"number":"+254799888777","status":"InvalidPhoneNumber"},{"statusCode":101,"number":"+254711XXXYYY","status":"Success","messageId":"ATXid_5"}]}}"#.as_slice(),
+            br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":101,"number":"+254711XXXYYY","status":"Success","messageId":"ATXid_5"},{"statusCode":403,"number":"+254799888777","status":"InvalidPhoneNumber"}]}}"#.as_slice(),
+        ] {
+            assert!(matches!(
+                read_answer(201, body, TO),
+                SendAnswer::Accepted { .. }
+            ));
+        }
         // Its own number among others is read, wherever it stands.
         let two = br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":403,"number":"+254799888777","status":"InvalidPhoneNumber"},{"statusCode":101,"number":"+254711000111","status":"Success","messageId":"ATXid_2"}]}}"#;
         assert_eq!(

@@ -535,7 +535,7 @@ fn a_text_answered_for_another_number_is_failed_not_sent_again() {
     assert_eq!(failed["attempts"], 1, "{failed}");
     let said = failed["providerStatus"].as_str().unwrap_or_default();
     assert!(
-        said.contains("another number (***999)") && !failed.to_string().contains("700000999"),
+        said.contains("another number (+***999)") && !failed.to_string().contains("700000999"),
         "{failed}"
     );
     assert!(

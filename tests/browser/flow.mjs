@@ -1812,12 +1812,15 @@ async function main() {
       return refusals.map(([status, code, message]) => a.errorText(new a.ApiError(status, code, message)));
     }, [
       [409, refusal.code, refusal.error],
+      [409, 'invalid_state', 'escrow is pending_deposit and cannot become approved'],
       [409, 'insufficient_category_balance', 'category school_fees balance is USD 50.00, payment needs USD 60.00'],
       [409, 'daily_limit_exceeded', 'daily limit is USD 100.00, USD 90.00 already approved today, payment needs USD 12.50'],
       [409, 'invalid_state', 'escrow is being repainted'],
     ]);
     const want = [
-      'Hili haliwezi kufanyika tena: hali ya ombi sasa ni "Imelipwa".',
+      'Hili haliwezi kufanyika sasa: hali ya ombi ni "Imelipwa".',
+      // Not final: an escrow waiting for its money (approving there is not "no more").
+      'Hili haliwezi kufanyika sasa: hali ya mfuko ni "Inasubiri amana".',
       'Kundi la "Karo ya shule" lina USD 50.00 tu; malipo haya yanahitaji USD 60.00.',
       'Kikomo cha siku ni USD 100.00, USD 90.00 zimeshaidhinishwa leo, na malipo haya yanahitaji USD 12.50.',
       // A message of no shape it knows is said as before.

@@ -145,7 +145,7 @@ export function qs(params) {
 // 60.00"; they were said in Kiswahili as a phrase for the code and that English in brackets).
 // `null` for a message not of the shape expected: said as before.
 const MONEY = 'USD [0-9][0-9,]*\\.[0-9]{2}';
-const THINGS = { 'payment request': ['request', 'error.thing.request'], escrow: ['escrow', 'error.thing.escrow'], payout: ['payout', 'error.thing.payout'] };
+const THINGS = { 'payment request': ['request', 'error.thing.request'], escrow: ['escrow', 'error.thing.escrow'] };
 function detailedText(code, message) {
   let m;
   if (code === 'insufficient_balance' && (m = new RegExp(`^escrow balance is (${MONEY}), payment needs (${MONEY})$`).exec(message))) {
@@ -157,7 +157,7 @@ function detailedText(code, message) {
   if (code === 'daily_limit_exceeded' && (m = new RegExp(`^daily limit is (${MONEY}), (${MONEY}) already approved today, payment needs (${MONEY})$`).exec(message))) {
     return t('error.detail.dailyLimit', { limit: m[1], approved: m[2], needed: m[3] });
   }
-  if (code === 'invalid_state' && (m = /^(payment request|escrow|payout) is (?:already )?([a-z_]+)(?: and cannot become [a-z_]+|: it takes no more deposits)?$/.exec(message))) {
+  if (code === 'invalid_state' && (m = /^(payment request|escrow) is (?:already )?([a-z_]+)(?: and cannot become [a-z_]+|: it takes no more deposits)?$/.exec(message))) {
     const [kind, thing] = THINGS[m[1]];
     const status = t(`status.${kind}.${m[2]}`);
     if (status === `status.${kind}.${m[2]}`) return null;

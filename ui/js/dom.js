@@ -136,16 +136,26 @@ export function focusLost() {
 
 // A preview that follows each key typed, read out once the typing pauses: as a live region it
 // was read out again at every digit. `shown` stops being live; `live` (to be put beside it) is
-// a hidden copy, updated `ms` after the last call of `say` (from the fields' input events).
+// a hidden copy, given `shown`'s words `ms` after the last call of `say` (each time the preview
+// is drawn: typing, or a refresh that changes it), and only when they changed. The first `say`
+// gives them at once, as the screen is drawn. `hush` drops what waits to be said and empties
+// the copy (a form just sent and emptied: the notice says what happened).
 export function settledLive(shown, ms = 800) {
   shown.removeAttribute('aria-live');
   const live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', testid: `${shown.dataset.testid || 'preview'}-spoken` });
   let timer = 0;
+  let first = true;
+  const update = () => {
+    const words = shown.innerText.replace(/\s+/g, ' ').trim();
+    if (words !== live.textContent) live.textContent = words;
+  };
   const say = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { live.textContent = shown.innerText.replace(/\s+/g, ' ').trim(); }, ms);
+    if (first) { first = false; update(); return; }
+    timer = setTimeout(() => { if (live.isConnected) update(); }, ms);
   };
-  return { live, say };
+  const hush = () => { clearTimeout(timer); live.textContent = ''; };
+  return { live, say, hush };
 }
 
 // Escape answers a question shown in `box` with its safe answer (`safe`, a button), as a

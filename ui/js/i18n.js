@@ -98,10 +98,9 @@ export const en = {
   'error.detail.insufficientBalance': 'This escrow has {available} left; this payment needs {needed}.',
   'error.detail.insufficientCategoryBalance': 'The category "{category}" has {available} left; this payment needs {needed}.',
   'error.detail.dailyLimit': 'The daily limit is {limit}, {approved} is already approved today, and this payment needs {needed}.',
-  'error.detail.invalidState': 'This cannot be done any more: the {thing} is now "{status}".',
+  'error.detail.invalidState': 'This cannot be done now: the {thing} is "{status}".',
   'error.thing.request': 'request',
   'error.thing.escrow': 'escrow',
-  'error.thing.payout': 'payout',
 
   // ---- navigation
   'nav.approvals': 'Approvals',
@@ -920,10 +919,9 @@ export const sw = {
   'error.detail.insufficientBalance': 'Mfuko huu una {available} tu; malipo haya yanahitaji {needed}.',
   'error.detail.insufficientCategoryBalance': 'Kundi la "{category}" lina {available} tu; malipo haya yanahitaji {needed}.',
   'error.detail.dailyLimit': 'Kikomo cha siku ni {limit}, {approved} zimeshaidhinishwa leo, na malipo haya yanahitaji {needed}.',
-  'error.detail.invalidState': 'Hili haliwezi kufanyika tena: hali ya {thing} sasa ni "{status}".',
+  'error.detail.invalidState': 'Hili haliwezi kufanyika sasa: hali ya {thing} ni "{status}".',
   'error.thing.request': 'ombi',
   'error.thing.escrow': 'mfuko',
-  'error.thing.payout': 'malipo',
 
   // ---- navigation
   'nav.approvals': 'Idhini',

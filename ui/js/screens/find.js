@@ -115,6 +115,10 @@ export async function viewFind(root, ctx, status) {
     // Cash priced at a rate no admin has set says so.
     const byDefault = rate && !rate.updatedAt ? ` ${t('deposit.defaultRate', { rate: formatRate(e4) })}` : '';
     function renderPreview() {
+      drawPreview();
+      spoken.say();
+    }
+    function drawPreview() {
       const cents = parseDecimal(amount.input.value, 2);
       if (!e4) { preview.textContent = t('deposit.noRate'); return; }
       if (!cents) {
@@ -142,7 +146,6 @@ export async function viewFind(root, ctx, status) {
     inUsd.addEventListener('change', syncCurrency);
     inKes.addEventListener('change', syncCurrency);
     amount.input.addEventListener('input', renderPreview);
-    for (const input of [amount.input, inUsd, inKes]) input.addEventListener(input === amount.input ? 'input' : 'change', spoken.say);
     syncCurrency();
 
     // Cash is recorded for good (no agent can take it back): the amount and whose escrow it

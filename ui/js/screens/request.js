@@ -125,6 +125,10 @@ export async function viewRequest(root, ctx, escrowId) {
 
   // Send is disabled, with the reason beside it, while the amount is more than the category has left.
   function renderPreview() {
+    drawPreview();
+    spoken.say();
+  }
+  function drawPreview() {
     clear(preview);
     const text = amount.input.value.trim();
     const e4 = rate && rate.e4;
@@ -183,8 +187,6 @@ export async function viewRequest(root, ctx, escrowId) {
   amount.input.setAttribute('aria-describedby', `${amount.input.getAttribute('aria-describedby') || ''} ${blockedId}`.trim());
   amount.input.addEventListener('input', renderPreview);
   category.input.addEventListener('change', renderPreview);
-  amount.input.addEventListener('input', spoken.say);
-  category.input.addEventListener('change', spoken.say);
 
   form.append(
     el('div', { class: 'grid-2' }, category.wrap, amount.wrap),
@@ -271,6 +273,7 @@ export async function viewRequest(root, ctx, escrowId) {
     number.input.value = '';
     reference.input.value = '';
     renderPreview();
+    spoken.hush();
     const pricedE4 = created.exchangeRate ? rateKesPerUsdE4(created.exchangeRate) : null;
     if (shownE4 && pricedE4 && pricedE4 !== shownE4) {
       // The rate changed while the form was open: said, with what the sender will see.
