@@ -1245,6 +1245,9 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(usdFor(kes1)), 'the payment receipt does not show the USD taken');
     // Whose escrow it came from, by the deposit code the family knows it by.
     assert(await text(receipt.locator(tid('receipt-code'))) === shortRef, `the payment receipt's deposit code is "${await text(receipt.locator(tid('receipt-code')))}"`);
+    // Who handed it over, as a cash receipt names who took the cash.
+    const agentName = (await api(TOKENS.agent, 'GET', '/me')).name;
+    assert(agentName && await text(receipt.locator(tid('receipt-printed-by'))) === agentName, `the payment receipt names "${await text(receipt.locator(tid('receipt-printed-by'))).catch(() => '')}" as who printed it, not the agent ${agentName}`);
     await checkScreen(agent, 'request details with its receipt');
     await shot(agent, '14-agent-request-receipt.png');
     await checkPrint(agent, receipt, [
