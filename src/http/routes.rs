@@ -220,6 +220,14 @@ pub const ROUTES: &[Route] = &[
     .only(ADMIN),
     route(
         Get,
+        "/webhook-deliveries",
+        Bearer,
+        notifications::deliveries_by_endpoint,
+    )
+    .with_query(&["endpointId", PAGE[0], PAGE[1], "status"])
+    .only(ADMIN),
+    route(
+        Get,
         "/webhook-deliveries/:id",
         Bearer,
         notifications::delivery,

@@ -345,22 +345,34 @@ fn attempts_of(conn: &Connection, id: &DeliveryId, limit: u32) -> Result<Vec<Att
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// `GET /webhook-endpoints/:id/deliveries?status=`: its deliveries, newest event first, each
-/// with its newest attempts.
+/// Which endpoints' deliveries a list may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointsListed {
+    /// Only a live endpoint's (`GET /webhook-endpoints/:id/deliveries`: a deleted endpoint's
+    /// list is `404` with it, a resource deleted is gone, its parts too).
+    Live,
+    /// A deleted endpoint's too (`GET /webhook-deliveries?endpointId=`: what was posted to an
+    /// endpoint since deleted stays listable, for the admin who looks into it).
+    EvenDeleted,
+}
+
+/// `GET /webhook-endpoints/:id/deliveries?status=` and `GET /webhook-deliveries?endpointId=`:
+/// an endpoint's deliveries, newest event first, each with its newest attempts.
 pub fn deliveries(
     conn: &Connection,
     endpoint_id: &WebhookEndpointId,
+    listed: EndpointsListed,
     status: Option<DeliveryStatus>,
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<DeliveryView>> {
-    // A deleted endpoint's list is `404` with it (a resource deleted is gone, its parts too);
-    // each of its deliveries stays readable by its id (`GET /webhook-deliveries/:id`).
+    // Each delivery stays readable by its id (`GET /webhook-deliveries/:id`) whatever its
+    // endpoint became.
     let live: bool = conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL)",
+            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND (deleted_at IS NULL OR ?2))",
         )?
-        .query_row([endpoint_id], |r| r.get(0))?;
+        .query_row(params![endpoint_id, listed == EndpointsListed::EvenDeleted], |r| r.get(0))?;
     if !live {
         return Err(Error::NotFound {
             what: "webhook endpoint",

@@ -574,6 +574,18 @@ fn admins_manage_endpoints_and_what_they_refuse() {
 
     // Deleted: gone from the API, its list of deliveries too (each stays readable by its id),
     // and nothing more is made for it.
+    let listed = |path: &str| -> Vec<String> {
+        let r = app.get(path, &app.admin);
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["deliveryId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before_delete = listed(&format!("/webhook-endpoints/{id}/deliveries?limit=200"));
+    assert!(!before_delete.is_empty());
     let r = delete_endpoint(&app, &id);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -586,6 +598,51 @@ fn admins_manage_endpoints_and_what_they_refuse() {
             .status,
         404
     );
+    // What was posted to it stays listable, by the endpoint's id given as a filter, paged as
+    // under the endpoint (their ids were nowhere else to be read).
+    assert_eq!(
+        listed(&format!("/webhook-deliveries?endpointId={id}&limit=200")),
+        before_delete
+    );
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = app.get(
+            &format!("/webhook-deliveries?endpointId={id}&limit=1&cursor={cursor}"),
+            &app.admin,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        paged.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["deliveryId"].as_str().unwrap().to_string()),
+        );
+        match r.body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(paged, before_delete);
+    for (path, status) in [
+        ("/webhook-deliveries".to_string(), 400),
+        ("/webhook-deliveries?endpointId=".to_string(), 400),
+        (
+            "/webhook-deliveries?endpointId=we_0000000000000000000000000a".to_string(),
+            404,
+        ),
+        ("/webhook-deliveries?endpointId=nonsense".to_string(), 404),
+        (
+            format!("/webhook-deliveries?endpointId={id}&status=sent"),
+            400,
+        ),
+    ] {
+        let r = app.get(&path, &app.admin);
+        assert_eq!(r.status, status, "{path}: {}", r.text);
+    }
+    let r = app.get(&format!("/webhook-deliveries?endpointId={id}"), &app.sender);
+    assert_eq!(r.status, 403, "{}", r.text);
     let rows = || -> i64 {
         app.store
             .read(|c, _| {

@@ -3,7 +3,7 @@
 use super::{actor_with, page_params, status_param};
 use crate::app::App;
 use crate::domain::{DeliveryId, DeliveryStatus, SmsStatus, UserId, WebhookEndpointId, WebhookUrl};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::idempotency::{self, key_of};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
@@ -98,11 +98,33 @@ pub fn disable(app: &App, req: &Req) -> Result<Reply> {
 pub fn deliveries(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let id = WebhookEndpointId::parse(req.param(0))?;
+    deliveries_of(app, req, &id, service::EndpointsListed::Live)
+}
+
+/// `GET /webhook-deliveries?endpointId=`: an endpoint's deliveries, a deleted one's too.
+pub fn deliveries_by_endpoint(app: &App, req: &Req) -> Result<Reply> {
+    actor_with(app, req, &[])?;
+    let id = req
+        .query("endpointId")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::MissingField {
+            field: "endpointId".into(),
+        })
+        .and_then(WebhookEndpointId::parse)?;
+    deliveries_of(app, req, &id, service::EndpointsListed::EvenDeleted)
+}
+
+fn deliveries_of(
+    app: &App,
+    req: &Req,
+    id: &WebhookEndpointId,
+    listed: service::EndpointsListed,
+) -> Result<Reply> {
     let status = status_param(req, DeliveryStatus::parse_field)?;
     let (limit, cursor) = page_params(req, DeliveryId::is_shaped)?;
     let page = app
         .store
-        .read(|conn, _| service::deliveries(conn, &id, status, limit, cursor.as_deref()))?;
+        .read(|conn, _| service::deliveries(conn, id, listed, status, limit, cursor.as_deref()))?;
     Ok(Reply::json(200, &page))
 }
 
