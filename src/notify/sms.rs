@@ -202,10 +202,23 @@ impl SmsWorker {
         let ids: Vec<SmsId> = due.iter().map(|m| m.id.clone()).collect();
         let lease = self.retry_base;
         self.hub.pace.own_command();
-        let claimed = self.store.write(move |ctx| sms::claim(ctx, &ids, lease))?;
-        for message in due.into_iter().filter(|m| claimed.contains(&m.id)) {
+        let claimed = self
+            .store
+            .write(move |ctx| sms::claim(ctx, &ids, lease, lease))?;
+        self.hub
+            .stats
+            .sms_failed
+            .fetch_add(claimed.failed, Ordering::Relaxed);
+        for message in due.into_iter().filter(|m| claimed.ids.contains(&m.id)) {
             if stopping.load(Ordering::SeqCst) {
                 break;
+            }
+            // Its attempt counted and marked as under way before the call: a crash before its
+            // result is written leaves the mark, and the next claim knows the outcome is not.
+            let id = message.id.clone();
+            self.hub.pace.own_command();
+            if !self.store.write(move |ctx| sms::begin(ctx, &id))? {
+                continue;
             }
             let result = self.gateway.send(&message.phone, &message.body);
             log::info!(

@@ -299,26 +299,74 @@ pub fn due(conn: &Connection, keys: &Keys, now_ms: i64, limit: u32) -> Result<Ve
     Ok(out)
 }
 
+/// What a `claim` did.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// To be sent now, in order.
+    pub ids: Vec<SmsId>,
+    /// Failed instead: a second call whose outcome is not known (`in_flight`).
+    pub failed: u64,
+}
+
 /// Claims messages about to be sent: each one still pending is not due again for `lease`. The
 /// worker sends only what this write claimed and records each result as soon as it has it, so a
 /// message whose result cannot be written (a full disk, a file moved away, a crash) is not sent
-/// again at once, and a ledger that takes no writes sends nothing. Returns the ids claimed.
-pub fn claim(ctx: &WriteCtx<'_>, ids: &[SmsId], lease: Duration) -> Result<Vec<SmsId>> {
+/// again at once, and a ledger that takes no writes sends nothing. A message still marked
+/// `in_flight` (`begin`) had its call cut before its result was written: an outcome not known,
+/// recorded as one (`record`'s `Unknown`: a second fails it, and it is not claimed).
+pub fn claim(
+    ctx: &WriteCtx<'_>,
+    ids: &[SmsId],
+    lease: Duration,
+    retry_base: Duration,
+) -> Result<Claimed> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
     let until = crate::time::rfc3339_ms(crate::time::now_unix_ms().saturating_add(lease_ms));
-    let mut claimed = Vec::with_capacity(ids.len());
+    let mut claimed = Claimed::default();
     for id in ids {
-        let changed = ctx
+        let cut: Option<bool> = ctx
             .conn
+            .prepare_cached(
+                "SELECT in_flight = 1 FROM sms_messages WHERE id = ?1 AND status = 'pending'",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        match cut {
+            None => continue,
+            Some(true) => {
+                let unknown = SmsResult::Unknown {
+                    reason: "its call was cut before the gateway's answer was written (the server stopped)".into(),
+                };
+                let tally = settle(ctx, id, &unknown, retry_base)?;
+                if tally.failed > 0 {
+                    claimed.failed += 1;
+                    continue;
+                }
+            }
+            Some(false) => {}
+        }
+        ctx.conn
             .prepare_cached(
                 "UPDATE sms_messages SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'",
             )?
             .execute(params![id, until])?;
-        if changed == 1 {
-            claimed.push(id.clone());
-        }
+        claimed.ids.push(id.clone());
     }
     Ok(claimed)
+}
+
+/// Marks a claimed message as being sent, just before the gateway is called: its attempt is
+/// counted now, and `in_flight` stays set until its result is written (`record`), so that a call
+/// cut by a crash is known at the next claim. False if it is no longer pending or already marked.
+pub fn begin(ctx: &WriteCtx<'_>, id: &SmsId) -> Result<bool> {
+    let changed = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE sms_messages SET attempts = attempts + 1, in_flight = 1, updated_at = ?2
+             WHERE id = ?1 AND status = 'pending' AND in_flight = 0",
+        )?
+        .execute(params![id, ctx.at()])?;
+    Ok(changed == 1)
 }
 
 /// When the next pending message is due, if any.
@@ -371,27 +419,44 @@ pub struct SmsTally {
     pub retrying: u64,
 }
 
-/// Records what became of messages (one writer command for many). A retry waits `retry_base`
-/// doubled per try (at most `SMS_RETRY_CAP_MS`); after `SMS_ATTEMPTS_MAX` tries it is `failed`.
+/// Records what became of messages (one writer command for many), each sent after its `begin`
+/// (which counted its attempt). A retry waits `retry_base` doubled per try (at most
+/// `SMS_RETRY_CAP_MS`); after `SMS_ATTEMPTS_MAX` tries it is `failed`.
 pub fn record(
     ctx: &WriteCtx<'_>,
     results: &[(SmsId, SmsResult)],
     retry_base: Duration,
 ) -> Result<SmsTally> {
     let mut tally = SmsTally::default();
-    let at = ctx.at();
     for (id, result) in results {
+        let one = settle(ctx, id, result, retry_base)?;
+        tally.sent += one.sent;
+        tally.failed += one.failed;
+        tally.retrying += one.retrying;
+    }
+    Ok(tally)
+}
+
+/// Writes one message's result (of the attempt `begin` counted) and clears its `in_flight`.
+fn settle(
+    ctx: &WriteCtx<'_>,
+    id: &SmsId,
+    result: &SmsResult,
+    retry_base: Duration,
+) -> Result<SmsTally> {
+    let mut tally = SmsTally::default();
+    {
         // (`error` is not changed by this statement: it returns the try before's.)
         let row: Option<(i64, Option<String>)> = ctx
             .conn
             .prepare_cached(
-                "UPDATE sms_messages SET attempts = attempts + 1, updated_at = ?2
+                "UPDATE sms_messages SET in_flight = 0, updated_at = ?2
                  WHERE id = ?1 AND status = 'pending' RETURNING attempts, error",
             )?
-            .query_row(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![id, ctx.at()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((attempts, before)) = row else {
-            continue;
+            return Ok(tally);
         };
         let unknown_before = before.is_some_and(|e| e.starts_with(OUTCOME_UNKNOWN));
         let (status, next, provider_id, provider_status, error) = match result {

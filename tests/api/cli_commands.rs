@@ -187,7 +187,7 @@ fn a_command_beside_a_running_server_leaves_its_grown_log_alone() {
 /// runs) upgraded the schema under that server, which went on writing by the old one. Refused,
 /// saying to stop the server, the file untouched; once no server holds it, the command
 /// upgrades it. (The older server is stood in for by its lock, held here, on a file taken back
-/// to schema 17.)
+/// to the schema before.)
 #[test]
 fn a_command_does_not_upgrade_a_ledger_an_older_server_holds() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,3 +149,112 @@ fn a_kill_9_between_commit_and_delivery_loses_no_event() {
         .unwrap();
     assert!(texts >= 8, "texts were recorded: {texts}");
 }
+
+/// A text whose call to the gateway is cut by `kill -9` (sent, its answer never written): it was
+/// sent again after each restart, its attempt not counted, so a server killed again and again
+/// sent it again and again. Its attempt is counted before the call and the call marked as under
+/// way; after a restart the outcome is known to be unknown: tried once more, and a second cut
+/// call fails it ("sent at most twice"). Against the real binary and a fake Africa's Talking.
+#[test]
+fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
+    use crate::support::fake_at::{self, FakeAt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    let fake = FakeAt::start();
+    // The gateway takes each text and answers long after: the server is killed meanwhile.
+    fake.answer_late(Duration::from_secs(60));
+    let env = [
+        ("REMIT_SMS_GATEWAY", "africastalking"),
+        ("REMIT_AT_USERNAME", fake_at::USERNAME),
+        ("REMIT_AT_API_KEY", fake_at::API_KEY),
+        ("REMIT_AT_URL", fake.base.as_str()),
+    ];
+    let mut server = Server::start(&db, TEST_KEY, &log, &env);
+    let admin = server.admin_token();
+    let user = |role: &str, name: &str, phone: Option<&str>| {
+        let mut body = json!({"role": role, "name": name});
+        if let Some(phone) = phone {
+            body["phone"] = json!(phone);
+        }
+        let r = server.post("/users", &admin, &body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let sender = user("sender", "Amina", Some("0733000001"));
+    let agent = user("agent", "Kiosk", None);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    // One text: to the sender, a request waits for their approval.
+    pending_requests(&server, &agent, &escrow, 1);
+    let row = || -> (String, i64, i64, Option<String>) {
+        read_only(&db)
+            .query_row(
+                "SELECT status, attempts, in_flight, error FROM sms_messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    };
+    // Its due time moved to now while the server is down: its claim would hold it 30 s.
+    let due_now = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE sms_messages SET next_attempt_at = '2020-01-01T00:00:00.000Z' WHERE status = 'pending'",
+            [],
+        )
+        .unwrap();
+    };
+
+    fake.wait_for_calls(1, Duration::from_secs(15));
+    server.kill9();
+    let (status, attempts, in_flight, _) = row();
+    assert_eq!(
+        (status.as_str(), attempts, in_flight),
+        ("pending", 1, 1),
+        "the cut call is counted and marked"
+    );
+
+    // Restarted: sent once more, the outcome before not known; cut again.
+    due_now();
+    let mut server = Server::start(&db, TEST_KEY, &log, &env);
+    fake.wait_for_calls(2, Duration::from_secs(15));
+    server.kill9();
+    let (status, attempts, in_flight, error) = row();
+    assert_eq!((status.as_str(), attempts, in_flight), ("pending", 2, 1));
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("outcome unknown (it may have been sent)")),
+        "{error:?}"
+    );
+
+    // Restarted again, the gateway answering at once now: not sent a third time.
+    fake.answer_late(Duration::ZERO);
+    due_now();
+    let mut server = Server::start(&db, TEST_KEY, &log, &env);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (status, attempts, in_flight, error) = loop {
+        let now = row();
+        if now.0 != "pending" || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((status.as_str(), attempts, in_flight), ("failed", 2, 0));
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.ends_with("a second time: not tried again")),
+        "{error:?}"
+    );
+    assert_eq!(fake.calls().len(), 2, "{:?}", fake.calls());
+    assert_eq!(server.terminate().code(), Some(0));
+}

@@ -1397,7 +1397,7 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
     );
 }
 
-/// A backup made before an upgrade of remit (here one taken back to schema 17) was refused
+/// A backup made before an upgrade of remit (here one taken back to the schema before) was refused
 /// ("start the server once to migrate it": a server on a backup); its copy is upgraded as a
 /// server's start upgrades a ledger, checked, and restored; the backup itself is left as it was.
 #[test]

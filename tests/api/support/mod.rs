@@ -50,23 +50,24 @@ pub fn ledger_file_text(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Schema 19 undone (an endpoint's first event): the file as the remit before left it.
-pub const ENDPOINTS_FIRST_EVENT_UNDONE: &str =
-    "ALTER TABLE webhook_endpoints DROP COLUMN after_seq;";
+/// Schema 20 undone (a text's call marked as under way): the file as the remit before left it.
+pub const SMS_IN_FLIGHT_UNDONE: &str = "ALTER TABLE sms_messages DROP COLUMN in_flight;";
 
-/// Schemas 19 and 18 undone (the journal chained by escrow): the file as a remit of schema 17
-/// left it, for the tests that take a new file back to an older schema before opening it.
+/// Schemas 20, 19 and 18 undone (a text's call marked, an endpoint's first event, the journal
+/// chained by escrow): the file as a remit of schema 17 left it, for the tests that take a new
+/// file back to an older schema before opening it.
 pub const BACK_TO_SCHEMA_17: &str = "
+ALTER TABLE sms_messages DROP COLUMN in_flight;
 ALTER TABLE webhook_endpoints DROP COLUMN after_seq;
 ALTER TABLE ledger_transactions DROP COLUMN prev_id;
 ALTER TABLE escrows DROP COLUMN last_transaction_id;
 CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);";
 
-/// The ledger file at `path` taken back to the schema before this remit's (schema 19 undone,
+/// The ledger file at `path` taken back to the schema before this remit's (schema 20 undone,
 /// its version said), as the remit before left it.
 pub fn back_to_the_schema_before(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(ENDPOINTS_FIRST_EVENT_UNDONE).unwrap();
+    conn.execute_batch(SMS_IN_FLIGHT_UNDONE).unwrap();
     conn.pragma_update(
         None,
         "user_version",
