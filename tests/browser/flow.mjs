@@ -364,6 +364,10 @@ async function checkPrint(page, receipt, mustShow) {
     const others = await page.evaluate(() => Array.from(document.querySelectorAll('#app > :not(.receipt-area)'))
       .filter((n) => n.getBoundingClientRect().height > 0).map((n) => n.className || n.tagName));
     assert(others.length === 0, `besides the receipt the print view shows: ${others.join(', ')}`);
+    // No line of it is split across two pages of a narrow roll.
+    const split = await receipt.evaluate((r) => Array.from(r.querySelectorAll('.receipt-line, .receipt-head'))
+      .filter((n) => getComputedStyle(n).breakInside !== 'avoid').map((n) => n.textContent.trim().slice(0, 30)));
+    assert(split.length === 0, `printed receipt lines that may split across pages: ${split.join(' | ')}`);
     for (const [what, locator, want] of mustShow) {
       assert(await locator.isVisible(), `the printed receipt does not show ${what}`);
       if (want !== undefined) assert(await text(locator) === want, `the printed receipt shows ${what} "${await text(locator)}", expected "${want}"`);
