@@ -196,7 +196,7 @@ impl NumberRun {
                     && g.parse::<u16>().is_ok_and(|n| n <= 255)
             })
             && self
-                .phones_loosely()
+                .phones()
                 .iter()
                 .all(|phone| phone.start >= self.group_spans[4].start)
     }
@@ -420,6 +420,12 @@ mod tests {
                 "to 10.200.12.254:8443 timed out",
                 "to 10.200.12.254:8443 timed out",
             ),
+            // Nine digits in threes are no phone here (a log's looser reading would take them).
+            (
+                "to 192.168.100.5:8443 timed out",
+                "to 192.168.100.5:8443 timed out",
+            ),
+            ("197.248.123.10:443", "197.248.123.10:443"),
             ("127.0.0.1:0712345678", "127.0.0.1:***678"),
             // Not an address and port: a phone written with dots (some of whose groups are at
             // most 255), numbers past 255, a leading zero, no port.

@@ -205,10 +205,20 @@ impl SmsWorker {
         let claimed = self
             .store
             .write(move |ctx| sms::claim(ctx, &ids, lease, lease))?;
+        for id in &claimed.cut {
+            log::warn!(
+                "sms {id}: the gateway's answer to its last call was never written (outcome unknown, it may have been sent): sent once more, and not again if that answer is not known either"
+            );
+        }
+        for id in &claimed.failed {
+            log::warn!(
+                "sms {id}: the gateway's answer to its last call was never written, after an outcome not known or as its last try: failed, not sent again"
+            );
+        }
         self.hub
             .stats
             .sms_failed
-            .fetch_add(claimed.failed, Ordering::Relaxed);
+            .fetch_add(claimed.failed.len() as u64, Ordering::Relaxed);
         for message in due.into_iter().filter(|m| claimed.ids.contains(&m.id)) {
             if stopping.load(Ordering::SeqCst) {
                 break;

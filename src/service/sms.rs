@@ -304,8 +304,10 @@ pub fn due(conn: &Connection, keys: &Keys, now_ms: i64, limit: u32) -> Result<Ve
 pub struct Claimed {
     /// To be sent now, in order.
     pub ids: Vec<SmsId>,
-    /// Failed instead: a second call whose outcome is not known (`in_flight`).
-    pub failed: u64,
+    /// Of them, those whose call before was cut (`in_flight`): sent once more.
+    pub cut: Vec<SmsId>,
+    /// Failed instead: a call cut after an outcome not known already, or its last try.
+    pub failed: Vec<SmsId>,
 }
 
 /// Claims messages about to be sent: each one still pending is not due again for `lease`. The
@@ -335,13 +337,14 @@ pub fn claim(
             None => continue,
             Some(true) => {
                 let unknown = SmsResult::Unknown {
-                    reason: "its call was cut before the gateway's answer was written (the server stopped)".into(),
+                    reason: "the gateway's answer to its call was never written (the server stopped, or the ledger took no writes)".into(),
                 };
                 let tally = settle(ctx, id, &unknown, retry_base)?;
                 if tally.failed > 0 {
-                    claimed.failed += 1;
+                    claimed.failed.push(id.clone());
                     continue;
                 }
+                claimed.cut.push(id.clone());
             }
             Some(false) => {}
         }

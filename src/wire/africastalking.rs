@@ -89,10 +89,9 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
         .and_then(|r| r.first())
         .filter(|_| ours.is_none());
     if let (Some(other), Some(number)) = (others, others.and_then(named)) {
+        // Whatever its status: a gateway that answers for a stranger is not sent the text
+        // again (it may route it there again).
         let status = recipient_status(other);
-        if status_code(other).is_some_and(|c| c >= 500) {
-            return SendAnswer::Retry { reason: status };
-        }
         return SendAnswer::Refused {
             status: format!(
                 "the answer names another number ({}): {status}",
@@ -197,12 +196,18 @@ mod tests {
                 status: "the answer names another number (+***777): Success (101)".into()
             }
         );
-        // Nothing sent to it (a gateway's error): tried again, as for its own number.
-        let failed = br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":500,"number":"+254799888777","status":"GatewayError"}]}}"#;
-        assert!(matches!(
-            read_answer(201, failed, TO),
-            SendAnswer::Retry { .. }
-        ));
+        // Whatever its status, in whatever order: not sent again to a gateway that answers for
+        // a stranger.
+        for body in [
+            br#"{"SMSMessageData":{"Message":"Sent to 0/1","Recipients":[{"statusCode":500,"number":"+254799888777","status":"GatewayError"}]}}"#.as_slice(),
+            br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":500,"number":"+254799888777","status":"GatewayError"},{"statusCode":101,"number":"+254799888666","status":"Success"}]}}"#.as_slice(),
+            br#"{"SMSMessageData":{"Message":"Sent to 1/2","Recipients":[{"statusCode":101,"number":"+254799888666","status":"Success"},{"statusCode":500,"number":"+254799888777","status":"GatewayError"}]}}"#.as_slice(),
+        ] {
+            assert!(matches!(
+                read_answer(201, body, TO),
+                SendAnswer::Refused { .. }
+            ));
+        }
         // Its own number written otherwise (`0…`, `00254…`) is its own.
         for written in ["0711000111", "00254711000111", "+254 711 000 111"] {
             let local = format!(

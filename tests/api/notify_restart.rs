@@ -257,4 +257,10 @@ fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
     );
     assert_eq!(fake.calls().len(), 2, "{:?}", fake.calls());
     assert_eq!(server.terminate().code(), Some(0));
+    // Said in the log, where the operator looks.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("was never written, after an outcome not known or as its last try: failed, not sent again"),
+        "{logged}"
+    );
 }

@@ -1315,6 +1315,8 @@ async function main() {
     await receipt.waitFor();
     assert(await text(receipt.locator(tid('receipt-number'))) === receipt1, 'the recipient\'s receipt shows another number');
     assert(await receipt.locator(tid('receipt-simulated')).isVisible(), 'the recipient\'s receipt is not marked Simulated');
+    // Only a kiosk agent's receipt names who printed it (a recipient's name is a sender's words).
+    assert(await receipt.locator(tid('receipt-printed-by')).count() === 0, 'the recipient\'s receipt names who printed it');
     await checkScreen(recipient, 'recipient request receipt');
     // A request the agent made for them: the recipient sees it waiting, with no Cancel (only
     // whoever made it, or an agent, may cancel it).

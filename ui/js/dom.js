@@ -138,23 +138,27 @@ export function focusLost() {
 // was read out again at every digit. `shown` stops being live; `live` (to be put beside it) is
 // a hidden copy, given `shown`'s words `ms` after the last call of `say` (each time the preview
 // is drawn: typing, or a refresh that changes it), and only when they changed. The first `say`
-// gives them at once, as the screen is drawn. `hush` drops what waits to be said and empties
-// the copy (a form just sent and emptied: the notice says what happened).
+// gives them at once, as the screen is drawn. `hush` drops what waits to be said and takes the
+// preview's words as said (a form just sent and emptied: the notice says what happened).
 export function settledLive(shown, ms = 800) {
   shown.removeAttribute('aria-live');
   const live = el('p', { class: 'visually-hidden', 'aria-live': 'polite', testid: `${shown.dataset.testid || 'preview'}-spoken` });
   let timer = 0;
   let first = true;
+  let said = null;
+  const words = () => shown.innerText.replace(/\s+/g, ' ').trim();
   const update = () => {
-    const words = shown.innerText.replace(/\s+/g, ' ').trim();
-    if (words !== live.textContent) live.textContent = words;
+    const now = words();
+    if (now === said) return;
+    said = now;
+    live.textContent = now;
   };
   const say = () => {
     clearTimeout(timer);
     if (first) { first = false; update(); return; }
     timer = setTimeout(() => { if (live.isConnected) update(); }, ms);
   };
-  const hush = () => { clearTimeout(timer); live.textContent = ''; };
+  const hush = () => { clearTimeout(timer); first = false; said = words(); };
   return { live, say, hush };
 }
 

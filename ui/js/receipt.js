@@ -104,8 +104,9 @@ export function paymentReceipt(r, e) {
     rec.name ? line(t('receipt.forRecipient'), [el('bdi', null, rec.name), rec.phone ? el('span', { class: 'muted' }, ' ', el('bdi', null, rec.phone)) : null], 'receipt-recipient') : null,
     e && e.shortRef ? line(t('card.code'), el('span', { class: 'mono' }, formatShortRef(e.shortRef)), 'receipt-code') : null,
     line(t('receipt.request'), el('span', { class: 'mono' }, r.paymentRequestId)),
-    // Who handed it over (the kiosk's agent, or the family member at home), as a cash receipt
-    // names who took the cash.
-    session.me && session.me.name ? line(t('receipt.printedBy'), el('bdi', null, session.me.name), 'receipt-printed-by') : null,
+    // The kiosk's agent who printed it, as a cash receipt names who took the cash. Only an
+    // agent's: a recipient's own name is the one the first sender to their phone typed, not
+    // for another sender's receipt to show.
+    session.me && session.me.role === 'agent' && session.me.name ? line(t('receipt.printedBy'), el('bdi', null, session.me.name), 'receipt-printed-by') : null,
   ], sim);
 }

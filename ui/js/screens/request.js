@@ -284,6 +284,7 @@ export async function viewRequest(root, ctx, escrowId) {
       // not from the rate kept for ten seconds, which is the old one.
       renderEscrow();
       renderPreview();
+      spoken.hush();
       refreshEscrow({ freshRate: true }).catch(() => {});
     } else if (created._replayed) {
       // The retry of a Send whose answer was lost: the request the first one made.
