@@ -39,26 +39,7 @@ fn a_kill_9_between_commit_and_delivery_loses_no_event() {
     let endpoint = r.body["webhookEndpointId"].as_str().unwrap().to_string();
     let secret = r.body["secret"].as_str().unwrap().to_string();
     receiver.set_secret(&secret);
-    let user = |role: &str, name: &str, phone: Option<&str>| {
-        let mut body = json!({"role": role, "name": name, "language": "sw"});
-        if let Some(phone) = phone {
-            body["phone"] = json!(phone);
-        }
-        let r = server.post("/users", &admin, &body);
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["token"].as_str().unwrap().to_string()
-    };
-    let sender = user("sender", "Amina", Some("0733000001"));
-    let agent = user("agent", "Kiosk", None);
-    let escrow = funded_escrow(
-        &server,
-        &sender,
-        &agent,
-        100,
-        "0712345678",
-        "Wanjiru",
-        &["rent"],
-    );
+    let (sender, agent, escrow) = a_texted_sender_and_a_funded_escrow(&server, &admin, "sw");
     let requests = pending_requests(&server, &agent, &escrow, 4);
     for id in &requests {
         let r = server.post(
@@ -150,6 +131,36 @@ fn a_kill_9_between_commit_and_delivery_loses_no_event() {
     assert!(texts >= 8, "texts were recorded: {texts}");
 }
 
+/// A sender with a phone (texts in `language`), an agent, and an escrow of USD 100 (`rent`) the
+/// agent funded in cash: their tokens and the escrow's id.
+fn a_texted_sender_and_a_funded_escrow(
+    server: &Server,
+    admin: &str,
+    language: &str,
+) -> (String, String, String) {
+    let user = |role: &str, name: &str, phone: Option<&str>| {
+        let mut body = json!({"role": role, "name": name, "language": language});
+        if let Some(phone) = phone {
+            body["phone"] = json!(phone);
+        }
+        let r = server.post("/users", admin, &body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let sender = user("sender", "Amina", Some("0733000001"));
+    let agent = user("agent", "Kiosk", None);
+    let escrow = funded_escrow(
+        server,
+        &sender,
+        &agent,
+        100,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    (sender, agent, escrow)
+}
+
 /// A text whose call to the gateway is cut by `kill -9` (sent, its answer never written): it was
 /// sent again after each restart, its attempt not counted, so a server killed again and again
 /// sent it again and again. Its attempt is counted before the call and the call marked as under
@@ -172,26 +183,7 @@ fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
     ];
     let mut server = Server::start(&db, TEST_KEY, &log, &env);
     let admin = server.admin_token();
-    let user = |role: &str, name: &str, phone: Option<&str>| {
-        let mut body = json!({"role": role, "name": name});
-        if let Some(phone) = phone {
-            body["phone"] = json!(phone);
-        }
-        let r = server.post("/users", &admin, &body);
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["token"].as_str().unwrap().to_string()
-    };
-    let sender = user("sender", "Amina", Some("0733000001"));
-    let agent = user("agent", "Kiosk", None);
-    let escrow = funded_escrow(
-        &server,
-        &sender,
-        &agent,
-        100,
-        "0712345678",
-        "Wanjiru",
-        &["rent"],
-    );
+    let (_, agent, escrow) = a_texted_sender_and_a_funded_escrow(&server, &admin, "en");
     // One text: to the sender, a request waits for their approval.
     pending_requests(&server, &agent, &escrow, 1);
     let row = || -> (String, i64, i64, Option<String>) {
