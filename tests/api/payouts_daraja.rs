@@ -2678,3 +2678,53 @@ fn a_success_for_a_payout_refused_at_its_only_call_holds_nothing() {
     assert_paid_once(&app, &fake, &escrow, &next);
     assert_checks(app);
 }
+
+/// README: a `daraja ping`'s balances come back to the result URL, where a running server does
+/// not take them (it did not ask for them): answered `404`, and `GET /admin/float` keeps what
+/// the server was told by its own query.
+#[test]
+fn a_pings_balances_are_not_taken_by_a_running_server() {
+    use crate::support::process::Server;
+    let fake = FakeDaraja::start();
+    fake.set_balances(50_000, 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let env = daraja_env(&fake.base);
+    let server_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &server_env);
+    let admin = server.admin_token();
+    let utility = || {
+        let r = server.get("/admin/float", &admin);
+        assert_eq!(r.status, 200, "{}", r.text);
+        float_account(&r.body, "Utility Account")["availableKesCents"].clone()
+    };
+    // The server's own query, at its start.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while utility() != json!(5_000_000) {
+        assert!(Instant::now() < deadline, "the server's balance never came");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // M-Pesa's float changes; a ping asks, its result sent to the server's result URL.
+    fake.set_balances(7_000, 2_000);
+    let before = fake.posted().len();
+    let ran = ping(dir.path(), &with(&env, "REMIT_PUBLIC_URL", &server.base));
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answered = loop {
+        let posted = fake.posted();
+        if let Some(p) = posted[before..]
+            .iter()
+            .find(|p| p.url.starts_with(&server.base) && p.status.is_some())
+        {
+            break p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ping's result was never posted"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(answered.status, Some(404), "{:?}", answered.body);
+    assert_eq!(utility(), json!(5_000_000), "the ping's balance was taken");
+    assert_eq!(server.terminate().code(), Some(0));
+}
