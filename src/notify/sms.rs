@@ -104,6 +104,7 @@ impl SmsGateway for AfricasTalking {
                 status,
             },
             SendAnswer::Refused { status } => SmsResult::Refused { status },
+            SendAnswer::OtherNumber { status } => SmsResult::OtherNumber { status },
             SendAnswer::Retry { reason } => SmsResult::Retry { reason },
             SendAnswer::Unknown { reason } => SmsResult::Unknown { reason },
         }
@@ -231,23 +232,43 @@ impl SmsWorker {
                 continue;
             }
             let result = self.gateway.send(&message.phone, &message.body);
-            log::info!(
-                "sms {} through {}: {}",
-                message.id,
-                self.gateway.name(),
-                match &result {
-                    SmsResult::Sent { .. } => "sent",
-                    SmsResult::Refused { .. } => "refused",
-                    SmsResult::Retry { .. } => "not taken, tried again later",
-                    SmsResult::Unknown { .. } => "outcome unknown (it may have been sent)",
-                }
-            );
+            let (id, gateway) = (message.id.clone(), self.gateway.name());
+            let said = match &result {
+                SmsResult::Sent { .. } => "sent",
+                SmsResult::Refused { .. } => "refused",
+                SmsResult::OtherNumber { .. } => "answered for another number, not sent again",
+                SmsResult::Retry { .. } => "not taken",
+                SmsResult::Unknown { .. } => "outcome unknown (it may have been sent)",
+            };
+            let retried = matches!(result, SmsResult::Retry { .. } | SmsResult::Unknown { .. });
+            let gave_up = match &result {
+                SmsResult::Retry { .. } => "no more tries",
+                _ => "a second outcome not known",
+            };
             let base = self.retry_base;
             let results = [(message.id, result)];
             self.hub.pace.own_command();
-            let tally = self
+            let recorded = self
                 .store
-                .write(move |ctx| sms::record(ctx, &results, base))?;
+                .write(move |ctx| sms::record(ctx, &results, base));
+            // What became of it, once written: a try that failed is tried again later, or the
+            // text is given up (its last try, a second outcome not known).
+            let tally = match recorded {
+                Ok(tally) => tally,
+                Err(e) => {
+                    log::info!("sms {id} through {gateway}: {said}");
+                    return Err(e);
+                }
+            };
+            if retried && tally.failed > 0 {
+                log::warn!(
+                    "sms {id} through {gateway}: {said}; failed, not tried again ({gave_up})"
+                );
+            } else if retried {
+                log::info!("sms {id} through {gateway}: {said}, tried again later");
+            } else {
+                log::info!("sms {id} through {gateway}: {said}");
+            }
             let stats = &self.hub.stats;
             stats.sms_sent.fetch_add(tally.sent, Ordering::Relaxed);
             stats.sms_failed.fetch_add(tally.failed, Ordering::Relaxed);

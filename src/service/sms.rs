@@ -394,6 +394,11 @@ pub enum SmsResult {
         /// What it said.
         status: String,
     },
+    /// Answered for another number than the one sent to: failed, not sent again.
+    OtherNumber {
+        /// What it said, that number masked.
+        status: String,
+    },
     /// Not taken this time: tried again later, up to `SMS_ATTEMPTS_MAX` tries.
     Retry {
         /// Why.
@@ -484,6 +489,16 @@ fn settle(
                     None,
                     Some(status.clone()),
                     Some("refused by the gateway".to_string()),
+                )
+            }
+            SmsResult::OtherNumber { status } => {
+                tally.failed += 1;
+                (
+                    SmsStatus::Failed,
+                    None,
+                    None,
+                    Some(status.clone()),
+                    Some("the gateway answered for another number: not sent again".to_string()),
                 )
             }
             // A second outcome not known fails it: the message may have gone twice already.

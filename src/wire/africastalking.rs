@@ -46,6 +46,12 @@ pub enum SendAnswer {
         /// `status` and `statusCode`, as given.
         status: String,
     },
+    /// Answered for another number than the one sent to: not tried again (the gateway may
+    /// route it there again).
+    OtherNumber {
+        /// That number masked, and its `status` and `statusCode`.
+        status: String,
+    },
     /// Not taken, but may be later (a 5xx answer, a recipient status code of 500 or more):
     /// tried again.
     Retry {
@@ -92,7 +98,7 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
         // Whatever its status: a gateway that answers for a stranger is not sent the text
         // again (it may route it there again).
         let status = recipient_status(other);
-        return SendAnswer::Refused {
+        return SendAnswer::OtherNumber {
             status: format!(
                 "the answer names another number ({}): {status}",
                 crate::domain::long_numbers_masked(&number)
@@ -192,7 +198,7 @@ mod tests {
         let other = br#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+254799888777","status":"Success","messageId":"ATXid_1"}]}}"#;
         assert_eq!(
             read_answer(201, other, TO),
-            SendAnswer::Refused {
+            SendAnswer::OtherNumber {
                 status: "the answer names another number (+***777): Success (101)".into()
             }
         );
@@ -205,7 +211,7 @@ mod tests {
         ] {
             assert!(matches!(
                 read_answer(201, body, TO),
-                SendAnswer::Refused { .. }
+                SendAnswer::OtherNumber { .. }
             ));
         }
         // Its own number written otherwise (`0…`, `00254…`) is its own.

@@ -533,6 +533,10 @@ fn a_text_answered_for_another_number_is_failed_not_sent_again() {
         sms(&app, "").into_iter().find(|s| s["status"] == "failed")
     });
     assert_eq!(failed["attempts"], 1, "{failed}");
+    assert_eq!(
+        failed["error"], "the gateway answered for another number: not sent again",
+        "{failed}"
+    );
     let said = failed["providerStatus"].as_str().unwrap_or_default();
     assert!(
         said.contains("another number (+***999)") && !failed.to_string().contains("700000999"),
