@@ -1825,6 +1825,8 @@ async function main() {
       [409, 'insufficient_category_balance', 'category school_fees balance is USD 50.00, payment needs USD 60.00'],
       [409, 'daily_limit_exceeded', 'daily limit is USD 100.00, USD 90.00 already approved today, payment needs USD 12.50'],
       [409, 'invalid_state', 'escrow is being repainted'],
+      [409, 'request_expired', "this payment request expired: its USD price was fixed at an old rate; make a new request at today's rate"],
+      [503, 'busy', 'the database is busy; retry the request'],
     ]);
     const want = [
       'Hili haliwezi kufanyika sasa: hali ya ombi ni "Imelipwa".',
@@ -1834,6 +1836,9 @@ async function main() {
       'Kikomo cha siku ni USD 100.00, USD 90.00 zimeshaidhinishwa leo, na malipo haya yanahitaji USD 12.50.',
       // A message of no shape it knows is said as before.
       'Hili haliwezi kufanyika tena. (escrow is being repainted)',
+      // A code whose sentence says it all, without the English.
+      'Muda wa ombi hili umeisha; tuma ombi jipya kwa kiwango cha leo.',
+      'Seva ina kazi nyingi. Jaribu tena baada ya muda mfupi.',
     ];
     for (let i = 0; i < want.length; i += 1) assert(said[i] === want[i], `refusal ${i} reads "${said[i]}" in Kiswahili, expected "${want[i]}"`);
     currentPage = admin;

@@ -146,6 +146,7 @@ export function qs(params) {
 // `null` for a message not of the shape expected: said as before.
 const MONEY = 'USD [0-9][0-9,]*\\.[0-9]{2}';
 const THINGS = { 'payment request': ['request', 'error.thing.request'], escrow: ['escrow', 'error.thing.escrow'] };
+const SAID_WHOLE = new Set(['request_expired', 'busy', 'idempotency_key_reused', 'unauthenticated']);
 function detailedText(code, message) {
   let m;
   if (code === 'insufficient_balance' && (m = new RegExp(`^escrow balance is (${MONEY}), payment needs (${MONEY})$`).exec(message))) {
@@ -182,6 +183,8 @@ export function errorText(err) {
     if (detailed) return detailed;
     const key = `error.code.${err.code}`;
     const said = t(key);
+    // Codes whose sentence says all the server's English would: said alone.
+    if (said !== key && SAID_WHOLE.has(err.code)) return said;
     return said === key ? err.message : `${said} (${err.message})`;
   }
   return t('error.page', { message: err && err.message ? err.message : String(err) });
