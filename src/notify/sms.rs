@@ -240,11 +240,6 @@ impl SmsWorker {
                 SmsResult::Retry { .. } => "not taken",
                 SmsResult::Unknown { .. } => "outcome unknown (it may have been sent)",
             };
-            let retried = matches!(result, SmsResult::Retry { .. } | SmsResult::Unknown { .. });
-            let gave_up = match &result {
-                SmsResult::Retry { .. } => "no more tries",
-                _ => "a second outcome not known",
-            };
             let base = self.retry_base;
             let results = [(message.id, result)];
             self.hub.pace.own_command();
@@ -260,11 +255,9 @@ impl SmsWorker {
                     return Err(e);
                 }
             };
-            if retried && tally.failed > 0 {
-                log::warn!(
-                    "sms {id} through {gateway}: {said}; failed, not tried again ({gave_up})"
-                );
-            } else if retried {
+            if let Some(why) = tally.given_up {
+                log::warn!("sms {id} through {gateway}: {said}; failed, not tried again ({why})");
+            } else if tally.retrying > 0 {
                 log::info!("sms {id} through {gateway}: {said}, tried again later");
             } else {
                 log::info!("sms {id} through {gateway}: {said}");

@@ -425,6 +425,9 @@ pub struct SmsTally {
     pub failed: u64,
     /// To be tried again.
     pub retrying: u64,
+    /// Why the last one given up after a try that may be tried again was: `no more tries`, or
+    /// `a second outcome not known`.
+    pub given_up: Option<&'static str>,
 }
 
 /// Records what became of messages (one writer command for many), each sent after its `begin`
@@ -441,6 +444,7 @@ pub fn record(
         tally.sent += one.sent;
         tally.failed += one.failed;
         tally.retrying += one.retrying;
+        tally.given_up = one.given_up.or(tally.given_up);
     }
     Ok(tally)
 }
@@ -504,6 +508,7 @@ fn settle(
             // A second outcome not known fails it: the message may have gone twice already.
             SmsResult::Unknown { reason } if unknown_before => {
                 tally.failed += 1;
+                tally.given_up = Some("a second outcome not known");
                 (
                     SmsStatus::Failed,
                     None,
@@ -518,6 +523,7 @@ fn settle(
                 if attempts >= crate::limits::SMS_ATTEMPTS_MAX =>
             {
                 tally.failed += 1;
+                tally.given_up = Some("no more tries");
                 (
                     SmsStatus::Failed,
                     None,
