@@ -186,6 +186,9 @@ pub struct SmsView {
     pub gateway: String,
     pub body: String,
     pub attempts: i64,
+    /// A call to the gateway is under way (its attempt counted), or was cut by a crash and
+    /// its outcome is not yet recorded (the next claim takes it as not known).
+    pub sending: bool,
     pub next_attempt_at: Option<String>,
     /// The gateway's id of the message (Africa's Talking's `messageId`).
     pub provider_id: Option<String>,
@@ -196,9 +199,10 @@ pub struct SmsView {
     pub updated_at: String,
 }
 
-const SMS_COLUMNS: &str = "s.id, s.user_id, e.id AS event_id, e.type AS event_type, s.template, s.language,
-    s.status, s.gateway, s.body_enc, s.attempts, s.next_attempt_at, s.provider_id, s.provider_status,
-    s.error, s.created_at, s.updated_at";
+const SMS_COLUMNS: &str =
+    "s.id, s.user_id, e.id AS event_id, e.type AS event_type, s.template, s.language,
+    s.status, s.gateway, s.body_enc, s.attempts, s.in_flight, s.next_attempt_at, s.provider_id,
+    s.provider_status, s.error, s.created_at, s.updated_at";
 
 fn view_of(keys: &Keys, r: &Row<'_>) -> Result<SmsView> {
     let id: SmsId = r.get("id")?;
@@ -218,6 +222,7 @@ fn view_of(keys: &Keys, r: &Row<'_>) -> Result<SmsView> {
         gateway: r.get("gateway")?,
         body,
         attempts: r.get("attempts")?,
+        sending: r.get::<_, i64>("in_flight")? == 1,
         // Kept to the millisecond (it orders the sending), said in whole seconds as every time
         // of every answer is.
         next_attempt_at: r

@@ -549,3 +549,29 @@ fn a_text_answered_for_another_number_is_failed_not_sent_again() {
     );
     assert_eq!(fake.calls().len(), 1, "{:?}", fake.calls());
 }
+
+/// While the gateway holds a call, the text reads as being sent (its attempt counted), and no
+/// more once its answer is written.
+#[test]
+fn a_text_reads_as_being_sent_while_its_call_is_under_way() {
+    let fake = FakeAt::start();
+    fake.answer_late(Duration::from_millis(1_500));
+    let app = spawn_app_with(with_fake_at(&fake));
+    let escrow = app.active_escrow(100, &["rent"]);
+    app.request(&escrow, "rent", 1_500, "ACC1");
+    fake.wait_for_calls(1, Duration::from_secs(10));
+    let during = sms(&app, "").into_iter().next().unwrap();
+    assert_eq!(
+        (&during["status"], &during["attempts"], &during["sending"]),
+        (&json!("pending"), &json!(1), &json!(true)),
+        "{during}"
+    );
+    let sent = eventually(Duration::from_secs(10), "the text sent", || {
+        sms(&app, "").into_iter().find(|s| s["status"] == "sent")
+    });
+    assert_eq!(
+        (&sent["attempts"], &sent["sending"]),
+        (&json!(1), &json!(false)),
+        "{sent}"
+    );
+}

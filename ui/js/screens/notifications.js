@@ -101,6 +101,8 @@ function smsRow(s) {
       el('span', { class: 'muted small' }, timeEl(s.createdAt), ` · ${t(`language.${s.language}`)}`),
       statusBadge('sms', s.status, 'sms-status')),
     el('p', { class: 'sms-body', testid: 'sms-body', lang: s.language }, s.body),
+    // A call under way (or cut by a crash, its outcome not yet known) is said as such.
+    s.sending ? el('p', { class: 'muted small', testid: 'sms-sending' }, t('sms.sending', { n: s.attempts })) : null,
     s.error ? el('p', { class: 'muted small' }, s.error) : null);
 }
 
