@@ -262,8 +262,11 @@ fn a_head_trickling_in_is_cut_at_the_deadline_from_its_first_byte() {
         "closed without an answer: {:?}",
         got
     );
+    // Cut at the deadline (a byte every 300 ms would keep a deadline counted from the last
+    // byte open for the 12 s the head takes), with room for a loaded machine: 1.8 s was passed
+    // by 2 ms on two busy cores.
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(1800),
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(3000),
         "closed after {:?} (head deadline 1 s)",
         elapsed
     );
