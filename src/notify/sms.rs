@@ -255,7 +255,9 @@ impl SmsWorker {
                     return Err(e);
                 }
             };
-            if let Some(why) = tally.given_up {
+            if matches!(said, "answered for another number, not sent again") {
+                log::warn!("sms {id} through {gateway}: {said}");
+            } else if let Some(why) = tally.given_up {
                 log::warn!("sms {id} through {gateway}: {said}; failed, not tried again ({why})");
             } else if tally.retrying > 0 {
                 log::info!("sms {id} through {gateway}: {said}, tried again later");

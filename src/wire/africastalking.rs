@@ -98,11 +98,13 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
         // Whatever its status: a gateway that answers for a stranger is not sent the text
         // again (it may route it there again).
         let status = recipient_status(other);
+        // (`free_text`: masked as any long number in a gateway's words, at most 300 characters.)
+        let shown: String = crate::wire::daraja::free_text(&number)
+            .chars()
+            .take(40)
+            .collect();
         return SendAnswer::OtherNumber {
-            status: format!(
-                "the answer names another number ({}): {status}",
-                crate::domain::long_numbers_masked(&number)
-            ),
+            status: format!("the answer names another number ({shown}): {status}"),
         };
     }
     let recipient = ours.or(others);
@@ -151,13 +153,28 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
 
 /// A number as the gateway or remit writes it, in one form to compare: a Kenyan number's E.164
 /// form, or the digits of one written `+` and nine digits or more; `None` for one not written
-/// whole.
+/// whole (none, fewer than nine digits, or a number some of whose digits are written as letters
+/// or `*`, as the gateway's samples write `+254711XXXYYY`).
+/// Anything else (a name, an address) is no number of this text: kept as it is, to differ.
 fn same_form(number: &str) -> Option<String> {
     if let Ok(phone) = crate::domain::KenyanPhone::parse("number", number) {
         return Some(phone.e164());
     }
     let digits = number.trim().trim_start_matches('+');
-    (digits.len() >= 9 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| format!("+{digits}"))
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Nine digits or more: a number; fewer (`+2547`, echoed of a number refused as
+        // invalid): none written whole.
+        return (digits.len() >= 9).then(|| format!("+{digits}"));
+    }
+    let hidden = digits.len() >= 9
+        && digits.bytes().take(3).all(|b| b.is_ascii_digit())
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'*');
+    if digits.is_empty() || hidden {
+        return None;
+    }
+    Some(digits.to_string())
 }
 
 /// A recipient's `statusCode`, a number or a string of one.
@@ -213,6 +230,19 @@ mod tests {
                 read_answer(201, body, TO),
                 SendAnswer::OtherNumber { .. }
             ));
+        }
+        // Something that is no number of this text (a name, an address) is another's.
+        for written in ["Wanjiru Kamau", "192.168.100.5:8443"] {
+            let odd = format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 1/1","Recipients":[{{"statusCode":101,"number":"{written}","status":"Success","messageId":"ATXid_6"}}]}}}}"#
+            );
+            assert!(
+                matches!(
+                    read_answer(201, odd.as_bytes(), TO),
+                    SendAnswer::OtherNumber { .. }
+                ),
+                "{written}"
+            );
         }
         // Its own number written otherwise (`0…`, `00254…`) is its own.
         for written in ["0711000111", "00254711000111", "+254 711 000 111"] {

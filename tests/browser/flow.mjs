@@ -1835,7 +1835,8 @@ async function main() {
       'Kundi la "Karo ya shule" lina USD 50.00 tu; malipo haya yanahitaji USD 60.00.',
       'Kikomo cha siku ni USD 100.00, USD 90.00 zimeshaidhinishwa leo, na malipo haya yanahitaji USD 12.50.',
       // A message of no shape it knows is said as before.
-      'Hili haliwezi kufanyika tena. (escrow is being repainted)',
+      // (Not "any more": an escrow held for an admin, or with a payout in flight, waits.)
+      'Hili haliwezi kufanyika sasa. (escrow is being repainted)',
       // A code whose sentence says it all, without the English.
       'Muda wa ombi hili umeisha; tuma ombi jipya kwa kiwango cha leo.',
       'Seva ina kazi nyingi. Jaribu tena baada ya muda mfupi.',
