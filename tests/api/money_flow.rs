@@ -1218,6 +1218,14 @@ fn an_escrow_whose_failed_payout_was_reported_paid_says_its_money_is_held() {
         &json!({}),
     );
     assert_eq!(cancel.status, 409, "{}", cancel.text);
+    // The web UI says it in Kiswahili by these words (ui/js/api.js, `detailedText`).
+    assert!(
+        cancel.body["error"].as_str().is_some_and(
+            |e| e.starts_with("a failed payout of this escrow is flagged for the operator")
+        ),
+        "{}",
+        cancel.text
+    );
     app.assert_integrity();
 }
 

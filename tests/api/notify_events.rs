@@ -247,6 +247,13 @@ fn a_payment_request_emits_each_state_it_reaches_and_nothing_for_a_refused_appro
         &json!({}),
     );
     assert_eq!(r.status, 409, "{}", r.text);
+    // The web UI says it in Kiswahili by these words (ui/js/api.js, `detailedText`).
+    assert!(
+        r.body["error"].as_str().is_some_and(|e| e
+            .starts_with("escrow is active with a payout in flight and cannot become cancelled")),
+        "{}",
+        r.text
+    );
     assert_eq!(last_seq(&app), at);
     assert_no_pii(&app);
     assert_events_documented(&app.store);

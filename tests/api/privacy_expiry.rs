@@ -574,8 +574,10 @@ fn a_refund_or_a_dispute_of_an_applied_deposit_flags_it_and_its_escrow_for_the_o
             "{}",
             held.text
         );
+        // The web UI says it in Kiswahili by these words (ui/js/api.js, `detailedText`).
         assert!(
-            held.text.contains("refunded or disputed at Stripe"),
+            held.body["error"].as_str().is_some_and(|e| e
+                .starts_with("a card deposit of this escrow was refunded or disputed at Stripe")),
             "{}",
             held.text
         );

@@ -1827,6 +1827,10 @@ async function main() {
       [409, 'invalid_state', 'escrow is being repainted'],
       [409, 'request_expired', "this payment request expired: its USD price was fixed at an old rate; make a new request at today's rate"],
       [503, 'busy', 'the database is busy; retry the request'],
+      // Held escrows and a cancel while a payout is on its way, as src/service says them.
+      [409, 'invalid_state', 'a card deposit of this escrow was refunded or disputed at Stripe, and the money may be taken back: the escrow\'s money is not approved until an admin has checked it and cleared the escrow\'s flag'],
+      [409, 'invalid_state', 'a failed payout of this escrow is flagged for the operator (M-Pesa reported it paid after all): the escrow\'s money is not cancelled until an admin has resolved it'],
+      [409, 'invalid_state', 'escrow is active with a payout in flight and cannot become cancelled until it settles'],
     ]);
     const want = [
       'Hili haliwezi kufanyika sasa: hali ya ombi ni "Imelipwa".',
@@ -1840,6 +1844,9 @@ async function main() {
       // A code whose sentence says it all, without the English.
       'Muda wa ombi hili umeisha; tuma ombi jipya kwa kiwango cha leo.',
       'Seva ina kazi nyingi. Jaribu tena baada ya muda mfupi.',
+      'Pesa za mfuko huu zimezuiliwa: amana ya kadi ilirudishwa au kupingwa kwenye Stripe. Msimamizi aikague na kuondoa alama ya mfuko kwanza.',
+      'Pesa za mfuko huu zimezuiliwa: M-Pesa iliripoti kuwa malipo yaliyoshindwa yalilipwa. Msimamizi ayatatue kwanza.',
+      'Mfuko huu hauwezi kughairiwa sasa: malipo yake yanaendelea. Subiri yalipwe au pesa irudishwe.',
     ];
     for (let i = 0; i < want.length; i += 1) assert(said[i] === want[i], `refusal ${i} reads "${said[i]}" in Kiswahili, expected "${want[i]}"`);
     currentPage = admin;

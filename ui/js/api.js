@@ -149,6 +149,10 @@ const THINGS = { 'payment request': ['request', 'error.thing.request'], escrow: 
 const SAID_WHOLE = new Set(['request_expired', 'busy', 'idempotency_key_reused', 'unauthenticated']);
 function detailedText(code, message) {
   let m;
+  // An escrow whose money is held until an admin acts, and a cancel while a payout is on its way.
+  if (/^a card deposit of this escrow was refunded or disputed at Stripe\b/.test(message)) return t('error.detail.heldCard');
+  if (/^a failed payout of this escrow is flagged for the operator\b/.test(message)) return t('error.detail.heldPayout');
+  if (/^escrow is active with a payout in flight and cannot become cancelled\b/.test(message)) return t('error.detail.cancelInFlight');
   if (code === 'insufficient_balance' && (m = new RegExp(`^escrow balance is (${MONEY}), payment needs (${MONEY})$`).exec(message))) {
     return t('error.detail.insufficientBalance', { available: m[1], needed: m[2] });
   }

@@ -100,6 +100,9 @@ export const en = {
   'error.detail.dailyLimit': 'The daily limit is {limit}, {approved} is already approved today, and this payment needs {needed}.',
   'error.detail.invalidState': 'This cannot be done now: the {thing} is "{status}".',
   'error.thing.request': 'request',
+  'error.detail.heldCard': 'This escrow\u2019s money is held: a card deposit of it was refunded or disputed at Stripe. An admin must check it and clear the escrow first.',
+  'error.detail.heldPayout': 'This escrow\u2019s money is held: M-Pesa reported a failed payment of it paid after all. An admin must resolve it first.',
+  'error.detail.cancelInFlight': 'This escrow cannot be cancelled now: a payment of it is on its way. Wait until it is paid or returned.',
   'error.thing.escrow': 'escrow',
 
   // ---- navigation
@@ -923,6 +926,9 @@ export const sw = {
   'error.detail.dailyLimit': 'Kikomo cha siku ni {limit}, {approved} zimeshaidhinishwa leo, na malipo haya yanahitaji {needed}.',
   'error.detail.invalidState': 'Hili haliwezi kufanyika sasa: hali ya {thing} ni "{status}".',
   'error.thing.request': 'ombi',
+  'error.detail.heldCard': 'Pesa za mfuko huu zimezuiliwa: amana ya kadi ilirudishwa au kupingwa kwenye Stripe. Msimamizi aikague na kuondoa alama ya mfuko kwanza.',
+  'error.detail.heldPayout': 'Pesa za mfuko huu zimezuiliwa: M-Pesa iliripoti kuwa malipo yaliyoshindwa yalilipwa. Msimamizi ayatatue kwanza.',
+  'error.detail.cancelInFlight': 'Mfuko huu hauwezi kughairiwa sasa: malipo yake yanaendelea. Subiri yalipwe au pesa irudishwe.',
   'error.thing.escrow': 'mfuko',
 
   // ---- navigation
