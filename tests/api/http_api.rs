@@ -312,6 +312,11 @@ fn conflicts_carry_their_codes_and_a_readable_message() {
         "{}",
         r.text
     );
+    // (The web UI reads these words to say them in Kiswahili: ui/js/api.js, `detailedText`.)
+    assert_eq!(
+        r.body["error"],
+        "daily limit is USD 30.00, USD 0.00 already approved today, payment needs USD 40.00"
+    );
     let ok = app.request(&escrow, "rent", 1_500, "A");
     assert_eq!(app.approve(&ok).status, 200);
     let r = app.approve(&ok);
@@ -321,6 +326,7 @@ fn conflicts_carry_their_codes_and_a_readable_message() {
         "{}",
         r.text
     );
+    assert_eq!(r.body["error"], "payment request is already approved");
     let r = app.post(
         &format!("/escrows/{escrow}/cancel"),
         &app.sender,
