@@ -233,12 +233,16 @@ impl SmsWorker {
             }
             let result = self.gateway.send(&message.phone, &message.body);
             let (id, gateway) = (message.id.clone(), self.gateway.name());
-            let said = match &result {
-                SmsResult::Sent { .. } => "sent",
-                SmsResult::Refused { .. } => "refused",
-                SmsResult::OtherNumber { .. } => "answered for another number, not sent again",
-                SmsResult::Retry { .. } => "not taken",
-                SmsResult::Unknown { .. } => "outcome unknown (it may have been sent)",
+            // What the call came to, and whether it alone is worth a warning (a gateway that
+            // answers for a stranger).
+            let (said, strange) = match &result {
+                SmsResult::Sent { .. } => ("sent", false),
+                SmsResult::Refused { .. } => ("refused", false),
+                SmsResult::OtherNumber { .. } => {
+                    ("answered for another number, not sent again", true)
+                }
+                SmsResult::Retry { .. } => ("not taken", false),
+                SmsResult::Unknown { .. } => ("outcome unknown (it may have been sent)", false),
             };
             let base = self.retry_base;
             let results = [(message.id, result)];
@@ -255,7 +259,7 @@ impl SmsWorker {
                     return Err(e);
                 }
             };
-            if matches!(said, "answered for another number, not sent again") {
+            if strange {
                 log::warn!("sms {id} through {gateway}: {said}");
             } else if let Some(why) = tally.given_up {
                 log::warn!("sms {id} through {gateway}: {said}; failed, not tried again ({why})");

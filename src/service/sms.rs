@@ -462,114 +462,112 @@ fn settle(
     retry_base: Duration,
 ) -> Result<SmsTally> {
     let mut tally = SmsTally::default();
-    {
-        // (`error` is not changed by this statement: it returns the try before's.)
-        let row: Option<(i64, Option<String>)> = ctx
-            .conn
-            .prepare_cached(
-                "UPDATE sms_messages SET in_flight = 0, updated_at = ?2
+    // (`error` is not changed by this statement: it returns the try before's.)
+    let row: Option<(i64, Option<String>)> = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE sms_messages SET in_flight = 0, updated_at = ?2
                  WHERE id = ?1 AND status = 'pending' RETURNING attempts, error",
-            )?
-            .query_row(params![id, ctx.at()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((attempts, before)) = row else {
-            return Ok(tally);
-        };
-        let unknown_before = before.is_some_and(|e| e.starts_with(OUTCOME_UNKNOWN));
-        let (status, next, provider_id, provider_status, error) = match result {
-            SmsResult::Sent {
-                provider_id,
-                status,
-            } => {
-                tally.sent += 1;
-                (
-                    SmsStatus::Sent,
-                    None,
-                    provider_id.clone(),
-                    Some(status.clone()),
-                    None,
-                )
-            }
-            SmsResult::Refused { status } => {
-                tally.failed += 1;
-                (
-                    SmsStatus::Failed,
-                    None,
-                    None,
-                    Some(status.clone()),
-                    Some("refused by the gateway".to_string()),
-                )
-            }
-            SmsResult::OtherNumber { status } => {
-                tally.failed += 1;
-                (
-                    SmsStatus::Failed,
-                    None,
-                    None,
-                    Some(status.clone()),
-                    Some("the gateway answered for another number: not sent again".to_string()),
-                )
-            }
-            // A second outcome not known fails it: the message may have gone twice already.
-            SmsResult::Unknown { reason } if unknown_before => {
-                tally.failed += 1;
-                tally.given_up = Some("a second outcome not known");
-                (
-                    SmsStatus::Failed,
-                    None,
-                    None,
-                    None,
-                    Some(format!(
-                        "{OUTCOME_UNKNOWN}{reason}, a second time: not tried again"
-                    )),
-                )
-            }
-            SmsResult::Retry { reason } | SmsResult::Unknown { reason }
-                if attempts >= crate::limits::SMS_ATTEMPTS_MAX =>
-            {
-                tally.failed += 1;
-                tally.given_up = Some("no more tries");
-                (
-                    SmsStatus::Failed,
-                    None,
-                    None,
-                    None,
-                    Some(format!("{reason}; no more tries")),
-                )
-            }
-            SmsResult::Retry { reason } | SmsResult::Unknown { reason } => {
-                // Said as not known, so that the next such outcome fails it; a refusal of the
-                // moment after one keeps saying so (an unknown, a 500, an unknown… sent it three
-                // times).
-                let reason = match result {
-                    SmsResult::Unknown { .. } => format!("{OUTCOME_UNKNOWN}{reason}"),
-                    _ if unknown_before => {
-                        format!("{OUTCOME_UNKNOWN}an earlier try; then {reason}")
-                    }
-                    _ => reason.clone(),
-                };
-                tally.retrying += 1;
-                let shift = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-                let wait_ms = (retry_base.as_millis() as u64)
-                    .saturating_mul(1 << shift)
-                    .min(crate::limits::SMS_RETRY_CAP_MS);
-                let next = crate::time::rfc3339_ms(crate::time::now_unix_ms() + wait_ms as i64);
-                (
-                    SmsStatus::Pending,
-                    Some(next),
-                    None,
-                    None,
-                    Some(reason.clone()),
-                )
-            }
-        };
-        ctx.conn
+        )?
+        .query_row(params![id, ctx.at()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((attempts, before)) = row else {
+        return Ok(tally);
+    };
+    let unknown_before = before.is_some_and(|e| e.starts_with(OUTCOME_UNKNOWN));
+    let (status, next, provider_id, provider_status, error) = match result {
+        SmsResult::Sent {
+            provider_id,
+            status,
+        } => {
+            tally.sent += 1;
+            (
+                SmsStatus::Sent,
+                None,
+                provider_id.clone(),
+                Some(status.clone()),
+                None,
+            )
+        }
+        SmsResult::Refused { status } => {
+            tally.failed += 1;
+            (
+                SmsStatus::Failed,
+                None,
+                None,
+                Some(status.clone()),
+                Some("refused by the gateway".to_string()),
+            )
+        }
+        SmsResult::OtherNumber { status } => {
+            tally.failed += 1;
+            (
+                SmsStatus::Failed,
+                None,
+                None,
+                Some(status.clone()),
+                Some("the gateway answered for another number: not sent again".to_string()),
+            )
+        }
+        // A second outcome not known fails it: the message may have gone twice already.
+        SmsResult::Unknown { reason } if unknown_before => {
+            tally.failed += 1;
+            tally.given_up = Some("a second outcome not known");
+            (
+                SmsStatus::Failed,
+                None,
+                None,
+                None,
+                Some(format!(
+                    "{OUTCOME_UNKNOWN}{reason}, a second time: not tried again"
+                )),
+            )
+        }
+        SmsResult::Retry { reason } | SmsResult::Unknown { reason }
+            if attempts >= crate::limits::SMS_ATTEMPTS_MAX =>
+        {
+            tally.failed += 1;
+            tally.given_up = Some("no more tries");
+            (
+                SmsStatus::Failed,
+                None,
+                None,
+                None,
+                Some(format!("{reason}; no more tries")),
+            )
+        }
+        SmsResult::Retry { reason } | SmsResult::Unknown { reason } => {
+            // Said as not known, so that the next such outcome fails it; a refusal of the
+            // moment after one keeps saying so (an unknown, a 500, an unknown… sent it three
+            // times).
+            let reason = match result {
+                SmsResult::Unknown { .. } => format!("{OUTCOME_UNKNOWN}{reason}"),
+                _ if unknown_before => {
+                    format!("{OUTCOME_UNKNOWN}an earlier try; then {reason}")
+                }
+                _ => reason.clone(),
+            };
+            tally.retrying += 1;
+            let shift = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+            let wait_ms = (retry_base.as_millis() as u64)
+                .saturating_mul(1 << shift)
+                .min(crate::limits::SMS_RETRY_CAP_MS);
+            let next = crate::time::rfc3339_ms(crate::time::now_unix_ms() + wait_ms as i64);
+            (
+                SmsStatus::Pending,
+                Some(next),
+                None,
+                None,
+                Some(reason.clone()),
+            )
+        }
+    };
+    ctx.conn
             .prepare_cached(
                 "UPDATE sms_messages SET status = ?2, next_attempt_at = ?3, provider_id = COALESCE(?4, provider_id),
                  provider_status = COALESCE(?5, provider_status), error = ?6 WHERE id = ?1",
             )?
             .execute(params![id, status, next, provider_id, provider_status, error])?;
-    }
     Ok(tally)
 }
 

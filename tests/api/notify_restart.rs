@@ -256,3 +256,43 @@ fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
         "{logged}"
     );
 }
+
+/// README: a text the gateway answered for another number is a warning in the log, where the
+/// operator looks (it was logged as any refusal, at INFO), its id only.
+#[test]
+fn a_text_answered_for_another_number_is_a_warning_in_the_log() {
+    use crate::support::fake_at::{self, FakeAt, Turn};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let log = dir.path().join("remit.log");
+    let fake = FakeAt::start();
+    fake.answer_in_turn(&[Turn::OtherNumber]);
+    let env = [
+        ("REMIT_SMS_GATEWAY", "africastalking"),
+        ("REMIT_AT_USERNAME", fake_at::USERNAME),
+        ("REMIT_AT_API_KEY", fake_at::API_KEY),
+        ("REMIT_AT_URL", fake.base.as_str()),
+    ];
+    let mut server = Server::start(&db, TEST_KEY, &log, &env);
+    let admin = server.admin_token();
+    let (_, agent, escrow) = a_texted_sender_and_a_funded_escrow(&server, &admin, "en");
+    pending_requests(&server, &agent, &escrow, 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.get("/sms?status=failed", &admin).body["items"]
+        .as_array()
+        .is_none_or(|items| items.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the text never failed");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("answered for another number, not sent again"))
+        .unwrap_or_else(|| panic!("{logged}"));
+    assert!(
+        line.contains("WARN") && !line.contains("700000999"),
+        "{line}"
+    );
+}

@@ -5,7 +5,7 @@
 
 import { lang, t } from './i18n.js';
 import { session } from './session.js';
-import { categoryLabel, statusWord } from './words.js';
+import { categoryLabel } from './words.js';
 
 // Page size of the escrow lists.
 export const PAGE = 20;
@@ -138,8 +138,6 @@ export function qs(params) {
   return parts.length ? `?${parts.join('&')}` : '';
 }
 
-// The server's sentences are English. In another language the UI says what the code means and
-// keeps the server's sentence (with its amounts) after it.
 // The refusals a person meets most, said whole in the UI's language with the server's figures
 // (the server says them in English: "category food balance is USD 50.00, payment needs USD
 // 60.00"; they were said in Kiswahili as a phrase for the code and that English in brackets).
@@ -164,13 +162,15 @@ function detailedText(code, message) {
   }
   if (code === 'invalid_state' && (m = /^(payment request|escrow) is (?:already )?([a-z_]+)(?: and cannot become [a-z_]+|: it takes no more deposits)?$/.exec(message))) {
     const [kind, thing] = THINGS[m[1]];
-    const status = t(`status.${kind}.${m[2]}`);
-    if (status === `status.${kind}.${m[2]}`) return null;
-    return t('error.detail.invalidState', { thing: t(thing), status: statusWord(kind, m[2]) });
+    const key = `status.${kind}.${m[2]}`;
+    const status = t(key);
+    return status === key ? null : t('error.detail.invalidState', { thing: t(thing), status });
   }
   return null;
 }
 
+// The server's sentences are English. In another language the UI says what the code means and
+// keeps the server's sentence (with its amounts) after it, unless it says it whole above.
 export function errorText(err) {
   if (err instanceof ApiError) {
     // What was not found, in a sentence of the UI's language ("payment request not found" was
