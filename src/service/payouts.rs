@@ -630,7 +630,13 @@ pub fn status_query_sent(
 
 /// A failure result for a payout sent through a gateway whose results carry no signature: it
 /// is applied only once Transaction Status confirms it (a forged failure would return money
-/// that was paid). Asked about at once.
+/// that was paid). Asked about at once. A payout still `queued` (the failure came while its
+/// call was on its way, or after that call lost its answer) counts as sent from now: it is
+/// not sent again while its failure waits, so its outcome is unknown until an answer settles
+/// it, and it is stuck for the operator `REMIT_PAYOUT_TIMEOUT_S` after, as any sent payout
+/// without a result. (It stayed `queued`, never sent and never stuck: when Transaction Status
+/// never answered, nobody could resolve it.) The answer of a call still on its way records
+/// its ConversationID as usual.
 pub fn hold_failure(
     ctx: &WriteCtx<'_>,
     payout_id: &PayoutId,
@@ -640,6 +646,7 @@ pub fn hold_failure(
     ctx.conn
         .prepare_cached(
             "UPDATE payouts SET change_seq = remit_change_seq(), failure_to_confirm_code = ?2, failure_to_confirm_desc = ?3,
+         status = 'sent', sent_at = COALESCE(sent_at, ?4), next_attempt_at = NULL,
          status_query_due_at = ?4, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'sent')",
         )?
         .execute(params![payout_id, code, desc, ctx.at()])?;

@@ -818,6 +818,84 @@ fn a_payout_m_pesa_never_answers_about_is_stuck_for_the_operator_with_its_money_
     assert_checks(app);
 }
 
+/// A failure whose call then lost its answer (it came while the call was on its way, or while
+/// the payout waited to be sent again) is held until Transaction Status confirms it, and the
+/// payout is not sent again meanwhile: when M-Pesa never answers the query, the payout is stuck
+/// for the operator like any other whose outcome is not known. It stayed `queued`, never sent,
+/// never listed, and could be neither resolved nor its escrow cancelled.
+#[test]
+fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
+    let (fake, app) = start_with(|c| c.payout_timeout_s = 2);
+    // The failure is posted at once; the call's answer comes after remit has given up on it.
+    fake.script(
+        2_400,
+        Script {
+            replies: vec![Reply::Slow(Duration::from_millis(2_500))],
+            outcome: Outcome::Fail(1),
+            result: Delivery::Now,
+            status: Delivery::Never,
+        },
+    );
+    // The call's answer is lost; the failure comes while the payout waits to be sent again.
+    fake.script(
+        2_500,
+        Script {
+            replies: vec![Reply::Lose],
+            outcome: Outcome::Fail(1),
+            result: Delivery::After(Duration::from_millis(500)),
+            status: Delivery::Never,
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let during = approved_phone_payment(&app, &escrow, 2_400);
+    let waiting = approved_phone_payment(&app, &escrow, 2_500);
+    let payouts = [app.payout_ids(&during).0, app.payout_ids(&waiting).0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stuck = app.get("/payouts?status=stuck", &app.admin);
+        let listed = stuck.body["items"].as_array().unwrap();
+        if payouts
+            .iter()
+            .all(|id| listed.iter().any(|p| p["payoutId"] == id.as_str()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stuck: {}", stuck.text);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reserved: i64 = [&during, &waiting]
+        .iter()
+        .map(|r| {
+            let view = app.get(&format!("/payment-requests/{r}"), &app.admin).body;
+            assert_eq!(view["status"], "approved", "still unknown: {view}");
+            usd_of(&view)
+        })
+        .sum();
+    assert_eq!(balances(&app, &escrow), (10_000 - reserved, reserved, 0));
+    // Each was called once: a held failure is never sent again.
+    for (amount, payout) in [(2_400, &payouts[0]), (2_500, &payouts[1])] {
+        let calls = fake
+            .calls("/mpesa/b2c/v3/paymentrequest")
+            .into_iter()
+            .filter(|c| c.body["Amount"] == amount)
+            .count();
+        assert_eq!(calls, 1, "{payout}");
+        let audit = audit_actions(&app, &escrow, payout);
+        assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
+    }
+    // The operator finds them failed at M-Pesa: the money returns.
+    for payout in &payouts {
+        let r = app.post(
+            &format!("/payouts/{payout}/resolve"),
+            &app.admin,
+            &json!({"outcome": "failed"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(balances(&app, &escrow), (10_000, 0, 0));
+    assert_checks(app);
+}
+
 #[test]
 fn an_expired_token_is_renewed_once_and_the_payout_goes_on() {
     let (fake, app) = start();
