@@ -1106,6 +1106,63 @@ fn a_failure_held_before_the_gateway_answered_is_still_asked_about_at_once() {
     assert_eq!(due.0, due.1, "still due when the failure came");
 }
 
+/// Guards against: a queue timeout whose body named no payout (its shape is documented
+/// nowhere) was refused `400` and kept nowhere; the wire-format reference says to keep it as it
+/// came and acknowledge it. A result in such a shape is still refused.
+#[test]
+fn a_queue_timeout_that_names_no_payout_is_kept_as_it_came_and_acknowledged() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let post = |query: &str, body: &[u8]| {
+        app.raw(
+            "POST",
+            &format!("/webhooks/payouts/{CALLBACK_TOKEN}{query}"),
+            None,
+            Some(("application/json", body)),
+            &[],
+        )
+    };
+    let bodies: [&[u8]; 3] = [
+        br#"{"Result": {"ResultType": 0, "ResultCode": 1, "ResultDesc": "The service request timed out."}}"#,
+        br#"{"requestId": "11728-2929992-1", "errorCode": "500.001.1001", "errorMessage": "Timeout"}"#,
+        b"request timed out",
+    ];
+    for body in bodies {
+        let refused = post("", body);
+        assert_eq!(refused.status, 400, "as a result: {}", refused.text);
+        let kept = post("?timeout=1", body);
+        assert_eq!(kept.status, 200, "{}", kept.text);
+        assert_eq!(
+            kept.body,
+            json!({"ResultCode": 0, "ResultDesc": "Accepted"})
+        );
+    }
+    // The same body again is counted, not kept twice.
+    assert_eq!(post("?timeout=1", bodies[0]).status, 200);
+    let kept: Vec<(i64, String)> = app
+        .store
+        .read(|c, _| {
+            let mut rows = c.prepare(
+                "SELECT deliveries, payload_enc FROM webhook_events
+                 WHERE source = 'mpesa' AND outcome = 'unread' ORDER BY deliveries DESC",
+            )?;
+            let rows = rows
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        kept.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [2, 1, 1],
+        "one row a body"
+    );
+    assert!(
+        kept.iter().all(|(_, sealed)| !sealed.contains("timed out")),
+        "sealed under the key"
+    );
+    app.assert_integrity();
+}
+
 /// Guards against: a payout flagged while its outcome was unknown (a queue timeout) kept its
 /// flag, "money stays reserved", after its real result paid it: senders saw a paid payout
 /// flagged, and it stayed in the operator's flagged list with nothing left to resolve.
