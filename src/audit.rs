@@ -7,9 +7,14 @@
 //! so a holder of an old master key cannot forge lines written after the rotation.
 //!
 //! A chain alone cannot show that its newest lines were cut off, so every append also stores
-//! the head of the chain in `meta` (`audit_head` = `seq.hex(HMAC(key, label ‖ seq ‖ mac))`):
-//! deleting the last lines leaves a head that names a line that is gone or does not verify.
-//! (Putting back a whole older copy of the file is a restore, which no file can tell apart.)
+//! the head of the chain in `meta` (`audit_head` = `seq.journal.hex(HMAC(key, label ‖ seq ‖
+//! journal ‖ mac))`, `journal` the newest journal transaction's id): deleting the last lines
+//! leaves a head that names a line that is gone or does not verify, and a head kept from
+//! before (an older copy's, read without the key) names a journal that has grown since, so the
+//! lines cut off cannot be hidden by putting it back unless the journal's money is rolled back
+//! with them. (Putting back a whole older copy of the file is a restore, which no file can tell
+//! apart. A head written before 2026-12-06, `seq.hex(HMAC(key, label ‖ seq ‖ mac))`, covers
+//! the log alone, and is read as it was until the next write replaces it.)
 
 use crate::crypto::{self, Keys};
 use crate::error::{Error, Result};
@@ -116,13 +121,39 @@ fn line_mac(key: &AuditKey, prev_mac: &[u8], line: &[u8]) -> [u8; 32] {
     crypto::hmac_sha256(&key.key, &[prev_mac, line])
 }
 
-fn head_mac(key: &AuditKey, seq: i64, mac: &[u8]) -> [u8; 32] {
+/// The MAC of a head written before 2026-12-06, which covers the log alone.
+fn head_mac_of_the_log(key: &AuditKey, seq: i64, mac: &[u8]) -> [u8; 32] {
     crypto::hmac_sha256(&key.key, &[b"remit audit head\0", &seq.to_be_bytes(), mac])
 }
 
-/// Records `seq` (whose MAC is `mac`) as the last line of the chain.
+fn head_mac(key: &AuditKey, seq: i64, journal: i64, mac: &[u8]) -> [u8; 32] {
+    crypto::hmac_sha256(
+        &key.key,
+        &[
+            b"remit audit head and journal\0",
+            &seq.to_be_bytes(),
+            &journal.to_be_bytes(),
+            mac,
+        ],
+    )
+}
+
+/// The newest journal transaction's id (0 for none), as a head records it.
+pub fn newest_journal_transaction(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM ledger_transactions")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Records `seq` (whose MAC is `mac`) as the last line of the chain, with the journal as it
+/// now ends. (Every command that writes a journal transaction writes an audit line too, so
+/// the record is written again whenever the journal grows.)
 fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result<()> {
-    let value = format!("{seq}.{}", crypto::hex(&head_mac(key, seq, mac)));
+    let journal = newest_journal_transaction(conn)?;
+    let value = format!(
+        "{seq}.{journal}.{}",
+        crypto::hex(&head_mac(key, seq, journal, mac))
+    );
     conn.prepare_cached(
         "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
@@ -132,19 +163,27 @@ fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result
 }
 
 /// Compares the stored record of the newest line (`stored`) with the last line (`seq` 0 and the
-/// genesis MAC for none).
+/// genesis MAC for none) and the journal's newest transaction (`journal`).
 fn head_problem(
     audit_keys: &[AuditKey],
     stored: Option<String>,
     last_seq: i64,
     last_mac: &[u8],
+    journal: i64,
 ) -> Option<String> {
     let Some(stored) = stored else {
         return Some(format!(
             "the record of its last line is missing (the log ends at line {last_seq}): lines may have been deleted"
         ));
     };
-    let (head_seq, head) = stored.split_once('.').unwrap_or((stored.as_str(), ""));
+    let mut parts = stored.splitn(3, '.');
+    let head_seq = parts.next().unwrap_or_default();
+    // `seq.journal.mac`, or `seq.mac` as written before 2026-12-06.
+    let (recorded_journal, head) = match (parts.next(), parts.next()) {
+        (Some(journal), Some(mac)) => (Some(journal.parse::<i64>().ok()), mac),
+        (Some(mac), None) => (None, mac),
+        _ => (None, ""),
+    };
     match head_seq.parse::<i64>() {
         Ok(written) if written > last_seq => {
             return Some(format!(
@@ -163,14 +202,25 @@ fn head_problem(
         .rev()
         .find(|k| k.from_seq <= last_seq.max(1));
     let verifies = key.is_some_and(|key| {
-        crypto::constant_time_eq(
-            crypto::hex(&head_mac(key, last_seq, last_mac)).as_bytes(),
-            head.as_bytes(),
-        )
+        let want = match recorded_journal {
+            Some(Some(recorded)) => head_mac(key, last_seq, recorded, last_mac),
+            Some(None) => return false,
+            None => head_mac_of_the_log(key, last_seq, last_mac),
+        };
+        crypto::constant_time_eq(crypto::hex(&want).as_bytes(), head.as_bytes())
     });
-    (!verifies).then(|| {
-        format!("the record of its last line does not verify for line {last_seq}: lines after it may have been deleted")
-    })
+    if !verifies {
+        return Some(format!("the record of its last line does not verify for line {last_seq}: lines after it may have been deleted"));
+    }
+    match recorded_journal.flatten() {
+        Some(recorded) if recorded < journal => Some(format!(
+            "the record of its last line (line {last_seq}) was written when the journal ended at transaction {recorded}, but it ends at {journal}: lines written since may have been deleted and an older record put back"
+        )),
+        Some(recorded) if recorded > journal => Some(format!(
+            "the record of its last line (line {last_seq}) was written when the journal ended at transaction {recorded}, but it ends at {journal}: journal transactions were deleted"
+        )),
+        _ => None,
+    }
 }
 
 /// Appends one line to the chain, signed with `key`, inside the caller's transaction.
@@ -364,13 +414,15 @@ impl ChainVerifier {
     }
 
     /// Ends the chain: compares the stored record of its newest line (`audit_head` in `meta`)
-    /// with the last line, and returns every problem found.
-    pub fn finish(mut self, stored_head: Option<String>) -> Vec<String> {
+    /// with the last line and the journal's newest transaction (`journal`), and returns every
+    /// problem found.
+    pub fn finish(mut self, stored_head: Option<String>, journal: i64) -> Vec<String> {
         if let Some(problem) = head_problem(
             &self.audit_keys,
             stored_head,
             self.expected_seq - 1,
             &self.prev,
+            journal,
         ) {
             self.problems.push(problem);
         }
@@ -463,4 +515,45 @@ pub fn lines_for(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_names_the_line_and_the_journal_and_one_from_before_still_reads() {
+        let keys = [AuditKey {
+            from_seq: 1,
+            key: [7u8; 32],
+        }];
+        let mac = [9u8; 32];
+        let head = |journal: i64| {
+            format!(
+                "12.{journal}.{}",
+                crypto::hex(&head_mac(&keys[0], 12, journal, &mac))
+            )
+        };
+        assert_eq!(head_problem(&keys, Some(head(40)), 12, &mac, 40), None);
+        let grown = head_problem(&keys, Some(head(40)), 12, &mac, 41).unwrap();
+        assert!(grown.contains("older record put back"), "{grown}");
+        let cut = head_problem(&keys, Some(head(40)), 12, &mac, 39).unwrap();
+        assert!(cut.contains("journal transactions were deleted"), "{cut}");
+        // The journal's number changed in the record: it does not verify.
+        let forged = head(40).replacen(".40.", ".41.", 1);
+        let said = head_problem(&keys, Some(forged), 12, &mac, 41).unwrap();
+        assert!(said.contains("does not verify"), "{said}");
+        let garbled = head(40).replacen(".40.", ".x.", 1);
+        assert!(head_problem(&keys, Some(garbled), 12, &mac, 40).is_some());
+        // A record written before the journal was named: the log alone, as it was read.
+        let before = format!(
+            "12.{}",
+            crypto::hex(&head_mac_of_the_log(&keys[0], 12, &mac))
+        );
+        assert_eq!(
+            head_problem(&keys, Some(before.clone()), 12, &mac, 41),
+            None
+        );
+        assert!(head_problem(&keys, Some(before), 12, &[8u8; 32], 41).is_some());
+    }
 }

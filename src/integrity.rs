@@ -25,6 +25,8 @@ pub trait Ledger {
     fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()>;
     /// The stored record of the chain's newest line (`meta.audit_head`).
     fn audit_head(&mut self) -> Result<Option<String>>;
+    /// The newest journal transaction's id (0 for none), which that record names.
+    fn newest_journal_transaction(&mut self) -> Result<i64>;
     /// Each table of `APPEND_ONLY` whose guard (what refuses an `UPDATE` or a `DELETE` of its
     /// rows) is missing, disabled or not the one remit made: (what, detail).
     fn unguarded(&mut self) -> Result<Vec<(String, String)>>;
@@ -179,6 +181,10 @@ impl Ledger for Sqlite<'_> {
 
     fn audit_head(&mut self) -> Result<Option<String>> {
         crate::audit::stored_head(self.0)
+    }
+
+    fn newest_journal_transaction(&mut self) -> Result<i64> {
+        crate::audit::newest_journal_transaction(self.0)
     }
 
     /// SQLite's `integrity_check`: every page of the file is readable and in place, and every
@@ -672,7 +678,11 @@ fn audit_chain(ledger: &mut dyn Ledger, keys: &Keys) -> Result<(i64, Vec<String>
     let mut verifier = ChainVerifier::new(keys, ledger.audit_keys()?)?;
     ledger.audit_lines(&mut |line| verifier.line(line))?;
     let lines = verifier.lines();
-    Ok((lines, verifier.finish(ledger.audit_head()?)))
+    let head = ledger.audit_head()?;
+    Ok((
+        lines,
+        verifier.finish(head, ledger.newest_journal_transaction()?),
+    ))
 }
 
 /// Runs every check on a snapshot of a ledger, in the same words whatever holds it.

@@ -1236,6 +1236,17 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
         Ok(row.map(|r| r.get(0)))
     }
 
+    fn newest_journal_transaction(&mut self) -> Result<i64> {
+        let row = self
+            .tx
+            .query_one(
+                "SELECT COALESCE(MAX(id), 0)::bigint FROM ledger_transactions",
+                &[],
+            )
+            .pg("cannot read the journal")?;
+        Ok(row.get(0))
+    }
+
     /// Each append-only table has its trigger as `ddl::create_all` made it: enabled, before
     /// every `UPDATE` and `DELETE` of a row, calling `append_only()`, whose body is
     /// `ddl::APPEND_ONLY_BODY`.

@@ -702,6 +702,55 @@ fn deleting_the_newest_audit_lines_makes_check_exit_1() {
     }
 }
 
+/// Guards against: the record of the log's newest line, kept from an earlier moment (an older
+/// backup, or the file read then: no key is needed to copy it), put back after the lines written
+/// since were cut off, verified; `remit check` said "ok" of a ledger whose newest payments had
+/// no audit line. The record names the journal as it ended, which has grown since.
+#[test]
+fn an_older_record_of_the_newest_line_put_back_after_cutting_the_log_makes_check_exit_1() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["a"]);
+    let read_head = |app: &TestApp| -> (i64, String) {
+        app.store
+            .read(|c, _| {
+                Ok(c.query_row(
+                    "SELECT (SELECT MAX(seq) FROM audit_log), value FROM meta WHERE key = 'audit_head'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .unwrap()
+    };
+    let (seq, head) = read_head(&app);
+    // Later: a payment asked for and approved, its money reserved in the journal.
+    let request = app.request(&escrow, "a", 1_500, "ACC-1");
+    assert_eq!(app.approve(&request).status, 200);
+    assert!(read_head(&app).0 > seq);
+    let dir = stop_app(app);
+    let db = dir.path().join("remit.db");
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER audit_log_append_only_delete")
+            .unwrap();
+        conn.execute("DELETE FROM audit_log WHERE seq > ?1", [seq])
+            .unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'audit_head'",
+            [&head],
+        )
+        .unwrap();
+    }
+    assert_mismatch(
+        "an older record put back",
+        &check(&db, TEST_KEY),
+        &[
+            "audit chain",
+            "lines written since may have been deleted and an older record put back",
+        ],
+    );
+}
+
 #[test]
 fn editing_balance_columns_directly_makes_check_exit_1_and_name_the_escrow() {
     // Edits the CHECK constraints allow: cents moved between columns keep every row's sums.
