@@ -29,7 +29,7 @@ macro_rules! ledger_environment {
 macro_rules! replication_environment {
     () => {
         concat!(
-            "  REMIT_REPLICATE_TO              postgres://user:password@host/db (--to, --postgres URL win)\n",
+            "  REMIT_REPLICATE_TO              postgres://user:password@host/db (replicate --to, check --postgres URL win)\n",
             "  REMIT_REPLICATE_CA_FILE         PEM certificates PostgreSQL's TLS certificate may chain to\n",
         )
     };
@@ -1095,8 +1095,14 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                                         "a thousand copies of the key were kept this second: wait a second and rotate again",
                                     )
                                 })?;
-                            crate::crypto::write_key_file(&kept, &old)?;
-                            Some(kept)
+                            // Under a name of its own until the rotation commits: a rotation
+                            // stopped before (kill -9, Ctrl-C) left a "before-rotate" copy of
+                            // the key still in use, read as a retired one.
+                            let mut unfinished = kept.as_os_str().to_owned();
+                            unfinished.push(".unfinished");
+                            let unfinished = std::path::PathBuf::from(unfinished);
+                            crate::crypto::write_key_file(&unfinished, &old)?;
+                            Some((unfinished, kept))
                         }
                         None => None,
                     }
@@ -1106,10 +1112,20 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             // writes…) keeps no copy of a key: the key file still holds it.
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)
                 .inspect_err(|_| {
-                    if let Some(kept) = &old_kept {
-                        let _ = std::fs::remove_file(kept);
+                    if let Some((unfinished, _)) = &old_kept {
+                        let _ = std::fs::remove_file(unfinished);
                     }
                 })?;
+            // Committed: the copy is the old key's now.
+            let old_kept = old_kept.map(|(unfinished, kept)| {
+                match std::fs::rename(&unfinished, &kept) {
+                    Ok(()) => kept,
+                    Err(e) => {
+                        eprintln!("remit: the copy of the old key could not be named {} ({e}): it is in {}", kept.display(), unfinished.display());
+                        unfinished
+                    }
+                }
+            });
             let values = if count == 1 { "value" } else { "values" };
             println!("re-encrypted {count} {values} under the new key.");
             match &old_kept {

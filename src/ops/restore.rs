@@ -108,7 +108,7 @@ pub fn restore(
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
     let unfinished = super::interrupt::Unfinished::new(&copy);
     let placed = copy_synced(backup, &copy)
-        .and_then(|()| upgrade_copy(&copy, backup))
+        .and_then(|()| upgrade_copy(&copy, backup).map_err(|e| on_the_copy(e, &dir)))
         .and_then(|upgraded| {
             let mut report = check_copy(&copy, backup, db, &key_hex)?;
             if let Some((from, to)) = upgraded {
@@ -127,7 +127,8 @@ pub fn restore(
                 Some(_) => Vec::new(),
                 None => {
                     let (since, hold) = since_the_backup(db, &copy);
-                    hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))?;
+                    hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))
+                        .map_err(|e| on_the_copy(e, &dir))?;
                     since
                 }
             };
@@ -142,9 +143,24 @@ pub fn restore(
             })
         });
     if placed.is_err() {
-        let _ = std::fs::remove_file(&copy);
+        // With the log and shared memory its writes left (the hold, an upgrade): each was
+        // left behind, on a disk that may be the full one.
+        super::interrupt::remove_with_companions(&copy);
     }
     placed
+}
+
+/// An error writing the copy of the backup, made beside the ledger before anything is
+/// replaced: a full disk is that directory's, and said so ("the database or its disk is full"
+/// said neither which disk nor that nothing was restored).
+fn on_the_copy(e: Error, dir: &Path) -> Error {
+    match e {
+        Error::Full => Error::internal(format!(
+            "the disk of {} is full: the backup's copy could not be made ready beside the ledger, so nothing was restored (the ledger is untouched)",
+            dir.display()
+        )),
+        e => e,
+    }
 }
 
 /// Is there a ledger at `db` to replace (and to read what it knows since the backup)? An

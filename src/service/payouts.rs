@@ -919,7 +919,9 @@ fn load_payout(conn: &Connection, payout_id: &PayoutId) -> Result<PayoutRow> {
 /// result came before the acknowledgement); by Daraja's `ConversationID` (an STK
 /// `CheckoutRequestID`) otherwise, also when the `OriginatorConversationID` is none of ours
 /// (Daraja may give a B2B payment an id of its own, and its result carries that). A result
-/// naming one payout's id and another's finds none.
+/// naming one payout's id and another's finds none, unless the first has no ConversationID of
+/// its own: then its own id decides, as for a payout M-Pesa acknowledged with another's
+/// ConversationID (`mark_sent`), whose result may come before or after that acknowledgement.
 pub fn find_by_conversation(
     conn: &Connection,
     originator: Option<&str>,
