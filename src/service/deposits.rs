@@ -544,6 +544,10 @@ pub enum ReversalOutcome {
     BeforeItsPayment(DepositId),
     /// The deposit (and, if it was applied, its escrow) is flagged for the operator.
     Flagged(DepositId),
+    /// A refund of a cancelled escrow's card payment, within what its cancel left owed back to
+    /// the sender (README: the operator returns a card payment from Stripe's dashboard): the
+    /// deposit records it, and nothing is flagged.
+    ReturnsACancel(DepositId),
 }
 
 /// How the flag of a deposit recorded from a refund or dispute of a payment not yet seen
@@ -630,6 +634,15 @@ pub fn record_reversal(
     let (kind, reason) = reversals_of(ctx, &id, charge_of(ctx, &id)?)?;
     ctx.conn.prepare_cached("UPDATE deposits SET change_seq = remit_change_seq(), reversal = :kind, reversal_reason = :reason, reversal_at = :at WHERE id = :id")?.execute(named_params! {":id": id, ":kind": kind, ":reason": reason, ":at": ctx.at()})?;
     let flagged_escrow = match (&escrow_id, status) {
+        (Some(escrow_id), DepositStatus::Applied)
+            if kind == crate::domain::DepositReversal::Refunded
+                && returns_a_cancel(ctx, escrow_id)? =>
+        {
+            ctx.info_after_commit(format!(
+                "deposit {id}: {reason}; its escrow was cancelled and owed this back: recorded, nothing flagged"
+            ));
+            return Ok(ReversalOutcome::ReturnsACancel(id));
+        }
         (Some(escrow_id), DepositStatus::Applied) => {
             ctx.conn
                 .prepare_cached(
@@ -660,6 +673,28 @@ pub fn record_reversal(
         }
     ));
     Ok(ReversalOutcome::Flagged(id))
+}
+
+/// Do the card refunds of a cancelled escrow return no more than its cancel left owed back to
+/// the sender (`refunded_usd_cents`)? Each applied card deposit counts its largest refund (Stripe's
+/// running total of the charge), or the whole charge when a refund of it named no amount in
+/// dollars. More than that returns money that was spent (paid out in Kenya): flagged. Not
+/// cancelled: the money may be spent yet, flagged.
+fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
+    Ok(ctx
+        .conn
+        .prepare_cached(
+            "SELECT e.status = 'cancelled' AND (
+                 SELECT COALESCE(SUM((SELECT CASE WHEN COUNT(*) > COUNT(json_extract(a.details, '$.amountUsdCents'))
+                         THEN d.amount_usd_cents ELSE MAX(json_extract(a.details, '$.amountUsdCents')) END
+                     FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded')), 0)
+                 FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
+             ) <= e.refunded_usd_cents
+             FROM escrows e WHERE e.id = ?1",
+        )?
+        .query_row([escrow_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// A refund's or dispute's audit line: its amount in dollars when it is, else in its own

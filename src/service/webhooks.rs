@@ -108,6 +108,10 @@ impl fmt::Display for StripeOutcome {
             StripeOutcome::Reversal(ReversalOutcome::Flagged(id)) => {
                 write!(f, "deposit {id} flagged for the operator")
             }
+            StripeOutcome::Reversal(ReversalOutcome::ReturnsACancel(id)) => write!(
+                f,
+                "deposit {id}: refund recorded, returning what its cancelled escrow owed"
+            ),
         }
     }
 }

@@ -52,6 +52,102 @@ fn now() -> i64 {
     remit::time::now_unix()
 }
 
+/// A card payment refunded at Stripe after its escrow was cancelled, within what the cancel
+/// left owed back to the sender, is how README says the operator returns it: recorded on the
+/// deposit, nothing flagged (the cancelled escrow read "held: card_refunded" to its sender and
+/// recipient, and waited in the operator's flags). A refund of more than that (money paid out
+/// in Kenya, taken back from the card too) or a dispute is flagged as before.
+#[test]
+fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
+    let app = spawn_app();
+    let refund = |event: &str, intent: &str, charged: i64, refunded: i64| {
+        json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
+            "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
+            "payment_intent": intent, "amount": charged, "amount_refunded": refunded,
+            "refunded": refunded == charged, "currency": "usd"}}})
+        .to_string()
+    };
+    let cancel = |escrow: &str| {
+        let r = app.post(
+            &format!("/escrows/{escrow}/cancel"),
+            &app.sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let escrow_view = |escrow: &str| app.get(&format!("/escrows/{escrow}"), &app.admin).body;
+    // Part of a pending escrow paid by card, the escrow cancelled, the charge refunded in two
+    // steps (Stripe's running total).
+    let pending = app.pending_escrow(100, &["a"], None);
+    let paid = app.post_stripe(&stripe_event("evt_c1", "pi_c1", &pending, 4_000, "usd"));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    cancel(&pending);
+    assert_eq!(escrow_view(&pending)["refundedUsdCents"], 4_000);
+    for (event, refunded) in [("evt_c1_r1", 1_000), ("evt_c1_r2", 4_000)] {
+        let r = app.post_stripe(&refund(event, "pi_c1", 4_000, refunded));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["outcome"]
+                .as_str()
+                .unwrap()
+                .contains("returning what its cancelled escrow owed"),
+            "{}",
+            r.text
+        );
+    }
+    let view = escrow_view(&pending);
+    assert!(view.get("held").is_none(), "{view}");
+    assert!(view.get("flagReason").is_none(), "{view}");
+    let deposits = app.get("/deposits", &app.admin).body;
+    let deposit = deposits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["reference"] == "pi_c1")
+        .cloned()
+        .unwrap();
+    assert_eq!(deposit["reversal"], "refunded", "{deposit}");
+
+    // An escrow paid by card, a payment made from it, then cancelled: refunding the whole
+    // charge takes back money that was spent.
+    let spent = app.pending_escrow(50, &["a"], None);
+    let paid = app.post_stripe(&stripe_event("evt_c2", "pi_c2", &spent, 5_000, "usd"));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let request = app.request(&spent, "a", 1_500, "ACC");
+    assert_eq!(app.approve(&request).status, 200);
+    app.wait_for_status(&request, &["paid"]);
+    cancel(&spent);
+    let r = app.post_stripe(&refund("evt_c2_r", "pi_c2", 5_000, 5_000));
+    assert!(
+        r.body["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("flagged for the operator"),
+        "{}",
+        r.text
+    );
+    assert_eq!(escrow_view(&spent)["held"], "card_refunded");
+
+    // A dispute of a cancelled escrow's charge: flagged, whatever its amount.
+    let disputed = app.pending_escrow(100, &["a"], None);
+    let paid = app.post_stripe(&stripe_event("evt_c3", "pi_c3", &disputed, 2_000, "usd"));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    cancel(&disputed);
+    let dispute = json!({"id": "evt_c3_d", "object": "event", "type": "charge.dispute.created",
+        "livemode": false, "data": {"object": {"id": "dp_c3", "object": "dispute",
+        "payment_intent": "pi_c3", "charge": "ch_pi_c3", "amount": 2_000, "currency": "usd",
+        "reason": "fraudulent", "status": "needs_response"}}});
+    let r = app.post_stripe(&dispute.to_string());
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        escrow_view(&disputed)["held"],
+        "card_refunded",
+        "{}",
+        r.text
+    );
+    app.assert_integrity();
+}
+
 #[test]
 fn a_signed_stripe_event_deposits_once_and_activates_the_escrow() {
     let app = spawn_app();
