@@ -4,6 +4,16 @@
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
+/// A name the client sent (a body's key, a query parameter), as an error says it back: its
+/// first 64 characters and `…` (a name may be as long as the body or the URL, and is not echoed
+/// whole).
+pub fn said_back(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &name[..cut]).into(),
+        None => name.into(),
+    }
+}
+
 /// The fields of a JSON object body, each taken at most once.
 pub struct Fields {
     map: Map<String, Value>,
@@ -59,13 +69,9 @@ impl Fields {
         format!("{}{field}", self.prefix)
     }
 
-    /// A field the client named, as an error says it back: its first 64 characters (a key may
-    /// be as long as the body, and is not echoed whole).
+    /// A field the client named, as an error says it back (`said_back`).
     fn named(&self, key: &str) -> String {
-        match key.char_indices().nth(64) {
-            Some((cut, _)) => self.name(&format!("{}…", &key[..cut])),
-            None => self.name(key),
-        }
+        self.name(&said_back(key))
     }
 
     /// Takes a field's raw value, if present and not null.
@@ -259,7 +265,10 @@ fn reject_duplicate_keys(body: &[u8]) -> Result<()> {
             let mut seen = std::collections::HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
                 if !seen.insert(key.clone()) {
-                    return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate field `{}`",
+                        said_back(&key)
+                    )));
                 }
                 map.next_value::<Walk>()?;
             }

@@ -91,7 +91,7 @@ impl Route {
         for (i, (name, _)) in req.query.iter().enumerate() {
             if !self.query.contains(&name.as_str()) {
                 return Err(Error::UnknownQuery {
-                    name: name.clone(),
+                    name: super::body::said_back(name).into_owned(),
                     allowed: self.query,
                 });
             }
@@ -341,12 +341,16 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
     }
 }
 
-/// A request refused as sent (`400`), whose idempotency key already answered another request,
-/// is that key reused (`422`), as a valid different request is: the key's answer is kept,
-/// whatever else is wrong with the new request. (The same request refused now, though it was
-/// answered under the key, say after a limit was lowered, keeps its `400`.)
+/// A request refused as sent (`400`), or for an id that names nothing (`404`: one that cannot
+/// be an id is refused before anything is read), whose idempotency key already answered
+/// another request, is that key reused (`422`), as a valid different request is: the key's
+/// answer is kept, whatever else is wrong with the new request. (The same request refused now,
+/// though it was answered under the key, say after a limit was lowered, keeps its `400`.)
 fn key_reused_instead(app: &App, req: &Req, route: &Route, e: Error) -> Error {
-    if route.method != Method::Post || status_of(&e) != 400 || req.idempotency_key().is_none() {
+    if route.method != Method::Post
+        || !matches!(status_of(&e), 400 | 404)
+        || req.idempotency_key().is_none()
+    {
         return e;
     }
     let Some(actor) = req.authenticated_actor() else {

@@ -464,6 +464,34 @@ fn lists_are_paginated_newest_first_with_a_cursor() {
     );
 }
 
+/// A name a client sends is said back by its first 64 characters wherever an error names it:
+/// a key given twice and an unknown query parameter were echoed whole (a 3,000-character key
+/// made a 3 KB answer).
+#[test]
+fn an_error_says_a_long_name_back_by_its_first_64_characters() {
+    let app = spawn_app();
+    let cut = |c: &str| format!("{}…", c.repeat(64));
+    let key = "k".repeat(3_000);
+    let body = format!("{{\"{key}\": 1, \"{key}\": 2}}");
+    let r = app.raw(
+        "POST",
+        "/escrows",
+        Some(&app.sender),
+        Some(("application/json", body.as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.text.contains(&cut("k")) && !r.text.contains(&"k".repeat(65)),
+        "{}",
+        r.text
+    );
+    let r = app.get(&format!("/escrows?{}=1", "q".repeat(5_000)), &app.sender);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["field"], cut("q"), "{}", r.text);
+    assert!(!r.text.contains(&"q".repeat(65)), "{}", r.text);
+}
+
 #[test]
 fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
     let app = spawn_app();
@@ -497,6 +525,20 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
         (r.status, r.body["code"].as_str()),
         (400, Some("invalid_field"))
     );
+    // So is one naming an id that cannot be one (refused before anything is read), or one
+    // that names nothing; under a fresh key, the 404.
+    for id in ["esc_bad", "esc_01JZZZZZZZZZZZZZZZZZZZZZZZ"] {
+        let path = format!("/escrows/{id}/cancel");
+        let r = app.post_with_key(&path, &app.sender, &json!({}), "create-1");
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "{id}: {}",
+            r.text
+        );
+        let r = app.post_with_key(&path, &app.sender, &json!({}), &format!("cancel-{id}"));
+        assert_eq!(r.status, 404, "{id}: {}", r.text);
+    }
     // The same request written again by another serialiser (fields in another order, spaced)
     // is the same request: replayed, not refused.
     let rewritten = format!(

@@ -474,6 +474,26 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
             r.text
         );
     }
+    // A reason is a failure's: with a payment it was dropped without a word, now refused; so
+    // is a receipt with a failure.
+    for (body, field) in [
+        (
+            json!({"outcome": "paid", "receipt": "TCE1111111", "reason": "Confirmed by phone"}),
+            "reason",
+        ),
+        (
+            json!({"outcome": "failed", "receipt": "TCE1111111"}),
+            "receipt",
+        ),
+    ] {
+        let r = app.post(&format!("/payouts/{payout}/resolve"), &app.admin, &body);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {}",
+            r.text
+        );
+    }
     let r = app.post(
         &format!("/payouts/{payout}/resolve"),
         &app.admin,

@@ -326,6 +326,10 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     let nothing_sends = matches!(app.config.gateway, crate::config::GatewayKind::None);
     let result = match (outcome.as_str(), receipt) {
         // Held to M-Pesa's form by `payouts::resolve` for a payout paid through M-Pesa.
+        // Kept with a failure only: not dropped without a word.
+        ("paid", Some(_)) if reason.is_some() => {
+            return Err(Error::invalid("reason", "is only for failed payouts"))
+        }
         ("paid", Some(receipt)) => PayoutResult::Succeeded {
             receipt: parse_kept_reference("receipt", &receipt, REFERENCE_BYTES_MAX)?,
         },
