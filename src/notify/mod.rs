@@ -177,7 +177,9 @@ impl Notifier {
             let started = Instant::now();
             self.hub.pace.own_command();
             let done = self.store.write(move |ctx| fanout::fan_out(ctx, &options));
-            self.hub.pace.rest(started.elapsed(), stopping);
+            self.hub
+                .pace
+                .rest(started.elapsed(), &|| stopping.load(Ordering::SeqCst));
             match done {
                 Ok(out) => {
                     total += out.events;

@@ -7,7 +7,7 @@
 
 use crate::limits::{LEDGER_BUSY_COMMANDS_PER_S, LEDGER_BUSY_WINDOW_MS, NOTIFY_BUSY_SHARE_PERCENT};
 use crate::store::WriterStats;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,16 +70,20 @@ impl Pace {
         w.busy
     }
 
-    /// After `worked` of notification work: while the ledger is busy, rests so that the work
-    /// took at most its share of the time (waking early when `stopping` is set).
-    pub fn rest(&self, worked: Duration, stopping: &AtomicBool) {
+    /// After `worked` of notification work (the worker's own: not the time it waited for a
+    /// receiver, which costs the ledger nothing): while the ledger is busy, rests so that the
+    /// work took at most its share of the time, and no longer than the burst (the ledger is
+    /// asked again as it rests) or the worker (`stopped`: the server stops, the endpoint is
+    /// deleted). A rest once outlived its burst by minutes: a receiver that took 10 s to answer
+    /// counted as 10 s of work, and bought 5 minutes of rest.
+    pub fn rest(&self, worked: Duration, stopped: &dyn Fn() -> bool) {
         if !self.busy() {
             return;
         }
         let share = NOTIFY_BUSY_SHARE_PERCENT.clamp(1, 100);
         let rest = worked.saturating_mul(100 - share as u32) / share as u32;
         let until = Instant::now() + rest;
-        while Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+        while Instant::now() < until && !stopped() && self.busy() {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
         }
     }

@@ -117,6 +117,8 @@ impl EndpointWorker {
     /// not be recorded: the batch stops there.
     fn deliver(&self, due: Vec<DueDelivery>) -> bool {
         let started = Instant::now();
+        // The time spent waiting for the receiver's answers: not work the ledger pays for.
+        let mut waited = Duration::ZERO;
         let mut made = Vec::with_capacity(due.len());
         let mut recorded = Instant::now();
         for delivery in &due {
@@ -130,7 +132,9 @@ impl EndpointWorker {
             if !endpoint.enabled {
                 break;
             }
+            let posted = Instant::now();
             made.push(self.attempt(&endpoint, delivery));
+            waited += posted.elapsed();
             if recorded.elapsed() >= Duration::from_millis(WEBHOOK_RECORD_EVERY_MS) {
                 if !self.record(std::mem::take(&mut made)) {
                     return false;
@@ -139,7 +143,9 @@ impl EndpointWorker {
             }
         }
         let recorded = self.record(made);
-        self.hub.pace.rest(started.elapsed(), &self.stopping);
+        self.hub
+            .pace
+            .rest(started.elapsed().saturating_sub(waited), &|| self.stopped());
         recorded
     }
 

@@ -214,6 +214,63 @@ fn slow_silent_and_dead_receivers_hold_up_neither_the_ledger_nor_the_other_recei
     );
 }
 
+/// While the ledger is busy a stint of deliveries rests for its share of the work the worker
+/// did; the time it waited for a receiver's answer is not that work, and the rest ends with
+/// the burst. A receiver that took 2 s to answer during a burst bought a minute of rest: the
+/// next event reached it a minute after the burst had ended.
+#[test]
+fn a_slow_answer_during_a_burst_does_not_hold_the_next_delivery_after_it() {
+    let app = spawn_app_with(fast);
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let first = answered.clone();
+    let receiver = Receiver::start_with(move |_| {
+        if first.fetch_add(1, Ordering::SeqCst) == 0 {
+            Answer::Slow(Duration::from_millis(2_000), 200)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let (endpoint, _) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
+    let escrow = app.active_escrow(100, &["rent"]);
+    let bursting = AtomicBool::new(true);
+    let path = format!("/users/{}/language", app.agent_id);
+    std::thread::scope(|s| {
+        // The burst: an admin setting a user's language over and over, from four clients
+        // (far more than the 200 writer commands a second that make the ledger busy).
+        for i in 0..4 {
+            let (app, path, bursting) = (&app, &path, &bursting);
+            s.spawn(move || {
+                let mut n = i;
+                while bursting.load(Ordering::SeqCst) {
+                    let language = if n % 2 == 0 { "sw" } else { "en" };
+                    let body = json!({ "language": language }).to_string();
+                    let r = app.raw(
+                        "PUT",
+                        path,
+                        Some(&app.admin),
+                        Some(("application/json", body.as_bytes())),
+                        &[],
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    n += 1;
+                }
+            });
+        }
+        // The first event, answered slowly while the burst goes on.
+        app.request(&escrow, "rent", 150, "R1");
+        wait_settled(&app, &endpoint, 1, Duration::from_secs(30));
+        bursting.store(false, Ordering::SeqCst);
+    });
+    let after = Instant::now();
+    app.request(&escrow, "rent", 150, "R2");
+    receiver.wait_for(Duration::from_secs(20), |r| r.len() >= 2);
+    assert!(
+        after.elapsed() < Duration::from_secs(8),
+        "the next event came {:?} after the burst",
+        after.elapsed()
+    );
+}
+
 #[test]
 fn a_delivery_whose_receiver_disappeared_fails_when_its_retries_run_out_and_is_counted() {
     let app = spawn_app_with(|c| {
