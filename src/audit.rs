@@ -145,9 +145,23 @@ pub fn newest_journal_transaction(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// The newest journal transaction and when it was written, as a check compares the log with it.
+pub fn newest_journal(conn: &Connection) -> Result<NewestJournal> {
+    Ok(conn
+        .prepare_cached("SELECT id, created_at FROM ledger_transactions ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| {
+            Ok(NewestJournal {
+                id: r.get(0)?,
+                at: Some(r.get(1)?),
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
 /// Records `seq` (whose MAC is `mac`) as the last line of the chain, with the journal as it
-/// now ends. (Every command that writes a journal transaction writes an audit line too, so
-/// the record is written again whenever the journal grows.)
+/// now ends. (Every command that writes a journal transaction writes an audit line too, and
+/// the writer writes the record again after any batch that grew the journal, audited or not.)
 fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result<()> {
     let journal = newest_journal_transaction(conn)?;
     let value = format!(
@@ -341,6 +355,17 @@ pub struct ChainVerifier {
     expected_seq: i64,
     prev: Vec<u8>,
     lines: i64,
+    /// The newest time a line was written at (they are in order of their numbers, but the
+    /// clock may have been set back).
+    newest_at: String,
+}
+
+/// The journal as the record of the log's newest line is compared with it: its newest
+/// transaction's id (0 for none), and when that transaction was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewestJournal {
+    pub id: i64,
+    pub at: Option<String>,
 }
 
 impl ChainVerifier {
@@ -362,6 +387,7 @@ impl ChainVerifier {
             expected_seq: 1,
             prev: GENESIS_MAC.to_vec(),
             lines: 0,
+            newest_at: String::new(),
         })
     }
 
@@ -406,6 +432,9 @@ impl ChainVerifier {
         self.prev.clone_from(&line.mac);
         self.expected_seq = seq + 1;
         self.lines += 1;
+        if line.at > self.newest_at {
+            self.newest_at.clone_from(&line.at);
+        }
     }
 
     /// The lines checked so far.
@@ -413,17 +442,36 @@ impl ChainVerifier {
         self.lines
     }
 
+    /// Every journal transaction is written with an audit line, in the same commit and at the
+    /// same time: a journal whose newest transaction was written after the log's newest line
+    /// had lines cut off after it. The record of the newest line says so on its own since
+    /// 2026-12-06 (it names the journal); this says it of a record written before, which names
+    /// the log alone and could be put back after such a cut (unless the transactions' times
+    /// were edited too: they carry no MAC).
+    fn journal_after_the_log(&self, journal: &NewestJournal) -> Option<String> {
+        let written = journal.at.as_deref()?;
+        (written > self.newest_at.as_str()).then(|| {
+            format!(
+                "the journal's newest transaction ({}, written {written}) is newer than the log's newest line ({}): lines may have been deleted and an older record of the last line put back",
+                journal.id,
+                if self.newest_at.is_empty() { "none" } else { self.newest_at.as_str() }
+            )
+        })
+    }
+
     /// Ends the chain: compares the stored record of its newest line (`audit_head` in `meta`)
     /// with the last line and the journal's newest transaction (`journal`), and returns every
     /// problem found.
-    pub fn finish(mut self, stored_head: Option<String>, journal: i64) -> Vec<String> {
+    pub fn finish(mut self, stored_head: Option<String>, journal: &NewestJournal) -> Vec<String> {
         if let Some(problem) = head_problem(
             &self.audit_keys,
             stored_head,
             self.expected_seq - 1,
             &self.prev,
-            journal,
-        ) {
+            journal.id,
+        )
+        .or_else(|| self.journal_after_the_log(journal))
+        {
             self.problems.push(problem);
         }
         self.problems
@@ -555,5 +603,43 @@ mod tests {
             None
         );
         assert!(head_problem(&keys, Some(before), 12, &[8u8; 32], 41).is_some());
+    }
+
+    /// Such a record, put back after a cut, is still caught by the journal's times: its newest
+    /// transaction is written with an audit line, at the same time.
+    #[test]
+    fn a_journal_newer_than_the_log_is_a_cut() {
+        let verifier = |newest_at: &str| ChainVerifier {
+            audit_keys: Vec::new(),
+            problems: Vec::new(),
+            expected_seq: 13,
+            prev: GENESIS_MAC.to_vec(),
+            lines: 12,
+            newest_at: newest_at.into(),
+        };
+        let journal = |at: Option<&str>| NewestJournal {
+            id: 41,
+            at: at.map(str::to_string),
+        };
+        let log = verifier("2026-12-06T10:00:00Z");
+        assert_eq!(log.journal_after_the_log(&journal(None)), None);
+        assert_eq!(
+            log.journal_after_the_log(&journal(Some("2026-12-06T10:00:00Z"))),
+            None
+        );
+        assert_eq!(
+            log.journal_after_the_log(&journal(Some("2026-12-06T09:59:59Z"))),
+            None
+        );
+        let said = log
+            .journal_after_the_log(&journal(Some("2026-12-06T10:00:01Z")))
+            .unwrap();
+        assert!(
+            said.contains("older record of the last line put back"),
+            "{said}"
+        );
+        assert!(verifier("")
+            .journal_after_the_log(&journal(Some("2026-12-06T10:00:01Z")))
+            .is_some());
     }
 }

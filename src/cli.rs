@@ -1119,7 +1119,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             // Committed: the copy is the old key's now.
             let old_kept = old_kept.map(|(unfinished, kept)| {
                 match std::fs::rename(&unfinished, &kept) {
-                    Ok(()) => kept,
+                    Ok(()) => {
+                        // The name made durable, as the key file's replacement is.
+                        if let Some(dir) = kept.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+                        }
+                        kept
+                    }
                     Err(e) => {
                         eprintln!("remit: the copy of the old key could not be named {} ({e}): it is in {}", kept.display(), unfinished.display());
                         unfinished

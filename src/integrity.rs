@@ -25,8 +25,9 @@ pub trait Ledger {
     fn audit_lines(&mut self, each: &mut dyn FnMut(&StoredLine)) -> Result<()>;
     /// The stored record of the chain's newest line (`meta.audit_head`).
     fn audit_head(&mut self) -> Result<Option<String>>;
-    /// The newest journal transaction's id (0 for none), which that record names.
-    fn newest_journal_transaction(&mut self) -> Result<i64>;
+    /// The newest journal transaction (its id, 0 for none, which that record names; and when it
+    /// was written).
+    fn newest_journal(&mut self) -> Result<crate::audit::NewestJournal>;
     /// Each table of `APPEND_ONLY` whose guard (what refuses an `UPDATE` or a `DELETE` of its
     /// rows) is missing, disabled or not the one remit made: (what, detail).
     fn unguarded(&mut self) -> Result<Vec<(String, String)>>;
@@ -183,8 +184,8 @@ impl Ledger for Sqlite<'_> {
         crate::audit::stored_head(self.0)
     }
 
-    fn newest_journal_transaction(&mut self) -> Result<i64> {
-        crate::audit::newest_journal_transaction(self.0)
+    fn newest_journal(&mut self) -> Result<crate::audit::NewestJournal> {
+        crate::audit::newest_journal(self.0)
     }
 
     /// SQLite's `integrity_check`: every page of the file is readable and in place, and every
@@ -679,10 +680,7 @@ fn audit_chain(ledger: &mut dyn Ledger, keys: &Keys) -> Result<(i64, Vec<String>
     ledger.audit_lines(&mut |line| verifier.line(line))?;
     let lines = verifier.lines();
     let head = ledger.audit_head()?;
-    Ok((
-        lines,
-        verifier.finish(head, ledger.newest_journal_transaction()?),
-    ))
+    Ok((lines, verifier.finish(head, &ledger.newest_journal()?)))
 }
 
 /// Runs every check on a snapshot of a ledger, in the same words whatever holds it.

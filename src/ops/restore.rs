@@ -108,7 +108,8 @@ pub fn restore(
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
     let unfinished = super::interrupt::Unfinished::new(&copy);
     let placed = copy_synced(backup, &copy)
-        .and_then(|()| upgrade_copy(&copy, backup).map_err(|e| on_the_copy(e, &dir)))
+        .and_then(|()| upgrade_copy(&copy, backup))
+        .map_err(|e| on_the_copy(e, &dir))
         .and_then(|upgraded| {
             let mut report = check_copy(&copy, backup, db, &key_hex)?;
             if let Some((from, to)) = upgraded {
@@ -318,6 +319,8 @@ fn check_copy(
 /// is about the backup here, and restoring another backup is the way on, not this one.
 fn about_the_backup(backup: &Path, e: &Error) -> Error {
     let said = match e {
+        // The copy's disk, not the backup: said by `on_the_copy`.
+        Error::Full => return Error::Full,
         Error::Damaged(sqlite) => {
             format!("is damaged or is not a remit backup (sqlite: {sqlite})")
         }
@@ -1034,7 +1037,10 @@ fn copy_synced(from: &Path, to: &Path) -> Result<()> {
     let mut target = super::create_new_private(to)?;
     std::io::copy(&mut source, &mut target)
         .and_then(|_| target.sync_all())
-        .map_err(|e| Error::internal(format!("cannot copy the backup to {}: {e}", to.display())))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::StorageFull => Error::Full,
+            _ => Error::internal(format!("cannot copy the backup to {}: {e}", to.display())),
+        })
 }
 
 /// Gives the copy the owner and mode of the database it replaces: a restore run as root must

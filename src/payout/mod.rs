@@ -414,6 +414,14 @@ impl Worker {
     /// Hands the gateway the payouts it accepted before the last stop and never answered
     /// (`Gateway::resume`).
     fn resume(&self) {
+        match self.store.write(payouts::held_failures_count_as_sent) {
+            Ok(0) => {}
+            Ok(n) => log::warn!("{n} payouts left queued with a failure held for Transaction Status (by a server before 2026-12-06) count as sent: asked about, and stuck for the operator if M-Pesa does not answer"),
+            Err(e) => log::error!(
+                "payout worker cannot count the payouts left queued with a failure held as sent: {}",
+                e.logged()
+            ),
+        }
         let name = self.gateway.name();
         match self
             .store

@@ -1236,15 +1236,20 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
         Ok(row.map(|r| r.get(0)))
     }
 
-    fn newest_journal_transaction(&mut self) -> Result<i64> {
+    fn newest_journal(&mut self) -> Result<crate::audit::NewestJournal> {
         let row = self
             .tx
-            .query_one(
-                "SELECT COALESCE(MAX(id), 0)::bigint FROM ledger_transactions",
+            .query_opt(
+                "SELECT id::bigint, created_at FROM ledger_transactions ORDER BY id DESC LIMIT 1",
                 &[],
             )
             .pg("cannot read the journal")?;
-        Ok(row.get(0))
+        Ok(
+            row.map_or_else(Default::default, |r| crate::audit::NewestJournal {
+                id: r.get(0),
+                at: Some(r.get(1)),
+            }),
+        )
     }
 
     /// Each append-only table has its trigger as `ddl::create_all` made it: enabled, before

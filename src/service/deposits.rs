@@ -679,7 +679,8 @@ pub fn record_reversal(
 /// the sender (`refunded_usd_cents`)? Each applied card deposit counts its largest refund (Stripe's
 /// running total of the charge), or the whole charge when a refund of it named no amount in
 /// dollars. More than that returns money that was spent (paid out in Kenya): flagged. Not
-/// cancelled: the money may be spent yet, flagged.
+/// cancelled: the money may be spent yet, flagged. A deposit of it disputed (its money taken
+/// back by the card's bank, whatever the amount) makes no refund a plain return: flagged.
 fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
     Ok(ctx
         .conn
@@ -690,6 +691,7 @@ fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
                      FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded')), 0)
                  FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
              ) <= e.refunded_usd_cents
+             AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.escrow_id = e.id AND d.reversal = 'disputed')
              FROM escrows e WHERE e.id = ?1",
         )?
         .query_row([escrow_id], |r| r.get(0))

@@ -658,6 +658,30 @@ pub fn hold_failure(
     )
 }
 
+/// The payouts a server before 2026-12-06 left `queued` with a failure held (`hold_failure`
+/// did not mark them sent): never sent again, never stuck, they could wait for ever. They count
+/// as sent now, each audited as an outcome not known; once, at the payout worker's start (the
+/// queued payouts are walked by their status, a walk no sweep makes). Returns how many.
+pub fn held_failures_count_as_sent(ctx: &WriteCtx<'_>) -> Result<usize> {
+    let ids = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE payouts SET change_seq = remit_change_seq(), status = 'sent', sent_at = COALESCE(sent_at, updated_at),
+             next_attempt_at = NULL WHERE status = 'queued' AND failure_to_confirm_code IS NOT NULL RETURNING id",
+        )?
+        .query_map([], |r| r.get::<_, PayoutId>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for id in &ids {
+        ctx.audit(
+            WORKER,
+            "payout.outcome_unknown",
+            id.as_str(),
+            &json!({"reason": "a failure held for Transaction Status on a payout left queued: it counts as sent, its outcome not known until M-Pesa answers"}),
+        )?;
+    }
+    Ok(ids.len())
+}
+
 /// What a Transaction Status answer did to its payout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusOutcome {

@@ -233,12 +233,14 @@ fn a_slow_answer_during_a_burst_does_not_hold_the_next_delivery_after_it() {
     let (endpoint, _) = create_endpoint(&app, &receiver.url, &["payment_request.created"]);
     let escrow = app.active_escrow(100, &["rent"]);
     let bursting = AtomicBool::new(true);
+    let written = std::sync::atomic::AtomicUsize::new(0);
     let path = format!("/users/{}/language", app.agent_id);
+    let burst = Instant::now();
     std::thread::scope(|s| {
         // The burst: an admin setting a user's language over and over, from four clients
         // (far more than the 200 writer commands a second that make the ledger busy).
         for i in 0..4 {
-            let (app, path, bursting) = (&app, &path, &bursting);
+            let (app, path, bursting, written) = (&app, &path, &bursting, &written);
             s.spawn(move || {
                 let mut n = i;
                 while bursting.load(Ordering::SeqCst) {
@@ -252,6 +254,7 @@ fn a_slow_answer_during_a_burst_does_not_hold_the_next_delivery_after_it() {
                         &[],
                     );
                     assert_eq!(r.status, 200, "{}", r.text);
+                    written.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
             });
@@ -261,6 +264,10 @@ fn a_slow_answer_during_a_burst_does_not_hold_the_next_delivery_after_it() {
         wait_settled(&app, &endpoint, 1, Duration::from_secs(30));
         bursting.store(false, Ordering::SeqCst);
     });
+    // The ledger was busy (more than 200 writer commands a second), so the worker rested: a
+    // burst too thin to be one would leave nothing to test.
+    let rate = written.load(Ordering::Relaxed) as f64 / burst.elapsed().as_secs_f64();
+    assert!(rate > 400.0, "a burst of {rate:.0} writes a second");
     let after = Instant::now();
     app.request(&escrow, "rent", 150, "R2");
     receiver.wait_for(Duration::from_secs(20), |r| r.len() >= 2);

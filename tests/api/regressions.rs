@@ -545,6 +545,71 @@ fn approved_payout(app: &TestApp) -> (String, String) {
     (escrow, request)
 }
 
+/// Guards against: a payout a server before 2026-12-06 left `queued` with a failure held for
+/// Transaction Status waited for ever (never sent again, never stuck, not resolvable) after the
+/// fix that marks new ones sent. The payout worker counts such payouts as sent when it starts.
+#[test]
+fn a_payout_left_queued_with_a_failure_held_counts_as_sent_and_becomes_stuck() {
+    let app = spawn_app_with(|c| {
+        c.gateway = remit::config::GatewayKind::None;
+        c.payout_timeout_s = 1;
+    });
+    let (escrow, request) = approved_payout(&app);
+    let (payout, _, _) = app.payout_ids(&request);
+    // As a server before the fix left it: queued, its failure held.
+    let id = payout.clone();
+    app.store
+        .write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE payouts SET gateway = 'daraja', attempts = 1, failure_to_confirm_code = '1',
+                 failure_to_confirm_desc = 'The balance is insufficient' WHERE id = ?1",
+                [&id],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let counted = app
+        .store
+        .write(remit::service::payouts::held_failures_count_as_sent)
+        .unwrap();
+    assert_eq!(counted, 1);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["payout"]["status"], "sent", "{view}");
+    let audit = app.get(&format!("/audit?entity={payout}"), &app.admin);
+    assert!(
+        audit.text.contains("payout.outcome_unknown"),
+        "{}",
+        audit.text
+    );
+    // Stuck for the operator once its timeout has passed, and resolved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app
+        .get("/payouts?status=stuck", &app.admin)
+        .text
+        .contains(&payout)
+    {
+        assert!(Instant::now() < deadline, "never stuck");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = app.post(
+        &format!("/payouts/{payout}/resolve"),
+        &app.admin,
+        &json!({"outcome": "failed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.escrow(&escrow)["remainingUsdCents"], 10_000);
+    // Once: nothing is left to count.
+    assert_eq!(
+        app.store
+            .write(remit::service::payouts::held_failures_count_as_sent)
+            .unwrap(),
+        0
+    );
+    app.assert_integrity();
+}
+
 /// Records a payout as handed to M-Pesa under `conversation`, as the gateway's answer would.
 fn mark_sent(app: &TestApp, payout: &str, conversation: &'static str) {
     let id = remit::domain::PayoutId::parse(payout).unwrap();
