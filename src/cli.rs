@@ -1132,6 +1132,12 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     }
                 }
             });
+            // The key file takes the new key before anything is printed: a reader that went away
+            // (`| head -1`) ended the command at its first line, the ledger under the new key
+            // and the key file still under the old, so that the next start was refused.
+            let replaceable = old_kept.is_some() && crate::crypto::replaceable_key_file(&key_file);
+            let replaced =
+                replaceable.then(|| crate::crypto::replace_key_file(&key_file, &new_key));
             let values = if count == 1 { "value" } else { "values" };
             println!("re-encrypted {count} {values} under the new key.");
             match &old_kept {
@@ -1145,7 +1151,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             // opens the ledger as the one before did (the old key is kept, above), unless it
             // is a symbolic link or has other names: the operator's to change (the new key's
             // file holds the key meanwhile).
-            if old_kept.is_some() && !crate::crypto::replaceable_key_file(&key_file) {
+            if old_kept.is_some() && !replaceable {
                 println!(
                     "The key file {} is a symbolic link or has other names (hard links): it is left as it is. Put the new key where it leads (the contents of {}), or set ENCRYPTION_KEY to it, before the next start.",
                     key_file.display(),
@@ -1153,8 +1159,8 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 );
                 return Ok(0);
             }
-            if old_kept.is_some() {
-                return match crate::crypto::replace_key_file(&key_file, &new_key) {
+            if let Some(replaced) = replaced {
+                return match replaced {
                     Ok(()) => {
                         println!(
                             "The key file {} now holds the new key: start remit as before. Keep a copy of the new key away from this machine, as of the old ({} is one until it is moved).",

@@ -319,12 +319,14 @@ impl Replicator {
                             since.elapsed().as_secs()
                         );
                     } else if let Some(since) = said.filter(|at| waiting != Some(*at)) {
-                        // The cycle said to wait has ended: its end is said too (a failure
-                        // that ended it is said by the replication thread itself).
-                        said = None;
-                        // Only a cycle or check answered since says PostgreSQL answers: a
-                        // failure followed by a quick reconnection does not.
+                        // The cycle said to wait is no longer waited on. Only a cycle or check
+                        // answered since says PostgreSQL answers: a failure followed by a
+                        // quick reconnection does not (the failure is said by the replication
+                        // thread itself), nor a cycle that went on from its wait to copy a
+                        // backlog, no longer watched (it is said when it ends; it was not said
+                        // at all, and the log ended on the wait).
                         if cycles > cycles_then {
+                            said = None;
                             log::info!(
                                 "replication to {target}: PostgreSQL answers again, after {:.0} s; replicated up to change {}",
                                 since.elapsed().as_secs_f64(),

@@ -720,6 +720,44 @@ fn is_root() -> bool {
     std::fs::metadata(probe.path()).unwrap().uid() == 0
 }
 
+/// A rotation read by a reader that went away (`remit rotate-key … | head -1`) still puts the
+/// new key in the key file: it printed first, ended at its first line on the closed pipe, and
+/// left the ledger under the new key and the key file under the old (the next start refused).
+#[cfg(unix)]
+#[test]
+fn a_rotation_whose_reader_went_away_still_gives_the_key_file_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let key_file = dir.path().join("remit.db.key");
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, format!("{ROTATED_KEY}\n")).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = remit(dir.path(), None)
+        .args(["rotate-key", "--new-key-file"])
+        .arg(&new_key)
+        .arg("--db")
+        .arg(&db)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap().trim(),
+        ROTATED_KEY,
+        "the key file holds the old key"
+    );
+    let checked = check(&db, ROTATED_KEY);
+    assert_eq!(checked.code, Some(0), "{checked}");
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("check").arg("--db").arg(&db);
+    let by_file = run(cmd);
+    assert_eq!(by_file.code, Some(0), "{by_file}");
+}
+
 /// A rotation of a ledger whose key is its key file keeps the old key beside it (0600) before
 /// that file takes the new key: it opens every backup made before, and the key file was its
 /// only copy. The key file keeps its mode, and the next command opens the ledger with it.

@@ -46,6 +46,7 @@ export const en = {
   'common.theMerchant': 'the merchant',
   'form.optional': '(optional)',
   'form.errorsCount': 'Please correct the {n} marked fields.',
+  'form.err.hiddenChars': 'This holds a hidden or text-direction character (it may have come with something pasted): type it again without it.',
 
   // ---- signing in and out
   'signin.title': 'Sign in',
@@ -490,7 +491,7 @@ export const en = {
   'deposit.err.amount': 'Enter an amount with at most 2 decimals, e.g. 7500 or 50.25.',
   'deposit.recorded': '{amount} recorded for {name}. The escrow is now: {status}.',
   'deposit.recordedAtNewRate': '{kes} recorded for {name} as {usd}, at today\u2019s new rate of KES {rate} per USD (the form showed {was}). Tell the customer: the receipt shows the amount recorded. The escrow is now: {status}.',
-  'deposit.duplicate': 'This deposit was recorded before; nothing changed. The escrow is: {status}.',
+  'deposit.duplicate': 'This reference was used for a deposit recorded before: nothing was recorded now and no money was added. The receipt below is a copy of that deposit\'s. The escrow is: {status}.',
   'deposit.recordedOnce': '{amount} recorded for {name}, once: the answer came again after a break in the connection. The escrow is now: {status}.',
 
   // ---- agent and recipient: a new payment request
@@ -872,6 +873,7 @@ export const sw = {
   'common.theMerchant': 'mfanyabiashara',
   'form.optional': '(si lazima)',
   'form.errorsCount': 'Tafadhali rekebisha sehemu {n} zilizowekwa alama.',
+  'form.err.hiddenChars': 'Hapa kuna herufi iliyofichwa au ya mwelekeo wa maandishi (huenda imekuja na kitu kilichobandikwa): iandike tena bila hiyo.',
 
   // ---- signing in and out
   'signin.title': 'Ingia',
@@ -1316,7 +1318,7 @@ export const sw = {
   'deposit.err.amount': 'Andika kiasi chenye desimali zisizozidi 2, kwa mfano 7500 au 50.25.',
   'deposit.recorded': '{amount} imeandikwa kwa ajili ya {name}. Hali ya mfuko sasa: {status}.',
   'deposit.recordedAtNewRate': '{kes} imeandikwa kwa ajili ya {name} kama {usd}, kwa kiwango kipya cha leo cha KES {rate} kwa USD (fomu ilionyesha {was}). Mwambie mteja: risiti inaonyesha kiasi kilichoandikwa. Hali ya mfuko sasa: {status}.',
-  'deposit.duplicate': 'Amana hii iliandikwa awali; hakuna kilichobadilika. Hali ya mfuko: {status}.',
+  'deposit.duplicate': 'Kumbukumbu hii ilitumika kwa amana iliyoandikwa awali: hakuna kilichoandikwa sasa na hakuna pesa iliyoongezwa. Risiti iliyo hapa chini ni nakala ya amana hiyo. Hali ya mfuko: {status}.',
   'deposit.recordedOnce': '{amount} imeandikwa kwa ajili ya {name}, mara moja tu: jibu lilikuja tena baada ya muunganisho kukatika. Hali ya mfuko sasa: {status}.',
 
   // ---- agent and recipient: a new payment request
@@ -1665,6 +1667,21 @@ try {
   const saved = localStorage.getItem(LANG_KEY);
   if (saved && Object.prototype.hasOwnProperty.call(TABLES, saved)) current = saved;
 } catch (_) { /* storage unavailable (private mode, a test harness): English */ }
+
+// True while the screen is drawn again for a change of language (not a move to it): a screen
+// may then bring back what it showed (a receipt just made).
+let redrawing = false;
+export function redrawingForLanguage() {
+  return redrawing;
+}
+export function redrawForLanguage(draw) {
+  redrawing = true;
+  try {
+    draw();
+  } finally {
+    redrawing = false;
+  }
+}
 
 export function lang() {
   return current;

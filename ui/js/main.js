@@ -7,7 +7,7 @@ import { ApiError, api, errorText, onUnauthorized } from './api.js';
 import { ctxFor, runCleanups } from './context.js';
 import { clear, el } from './dom.js';
 import { clearErrors, markField, onSubmit } from './forms.js';
-import { lang, setLang, t, translateStatic } from './i18n.js';
+import { lang, redrawForLanguage, setLang, t, translateStatic } from './i18n.js';
 import { startIdle, stopIdle } from './idle.js';
 import { globalError, hideBanner, hideStaleNotice } from './notices.js';
 import { beginSession, endSession, savedToken, session } from './session.js';
@@ -113,14 +113,70 @@ function showLanguage() {
   document.querySelectorAll('.lang-button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.lang === lang())));
 }
 
+// The values typed or chosen in `root`'s fields that have a `data-testid`, each keyed by the
+// card it is in (`data-key`), its test id and its place among fields so named.
+function typedValues(root) {
+  const seen = new Map();
+  const typed = [];
+  for (const input of root.querySelectorAll('input[data-testid], textarea[data-testid], select[data-testid]')) {
+    const scope = (input.closest('[data-key]') || {}).dataset;
+    const name = `${(scope && scope.key) || ''}|${input.dataset.testid}`;
+    const n = seen.get(name) || 0;
+    seen.set(name, n + 1);
+    if (input.type === 'radio' || input.type === 'checkbox') {
+      if (input.checked !== input.defaultChecked) typed.push({ name, n, checked: input.checked });
+    } else if (input.value && input.value !== input.defaultValue && input.type !== 'hidden') {
+      typed.push({ name, n, value: input.value });
+    }
+  }
+  return typed;
+}
+
+// Puts `typed` back into the screen drawn again, field by field as each appears (a screen may
+// draw its form once a read has answered): only into a field still as drawn, for at most 5 s,
+// and only on the same screen.
+function restoreTyped(root, typed) {
+  const left = [...typed];
+  const until = Date.now() + 5000;
+  // Not into another screen moved to meanwhile.
+  const screen = location.hash;
+  const put = () => {
+    if (location.hash !== screen) return;
+    const seen = new Map();
+    for (const input of root.querySelectorAll('input[data-testid], textarea[data-testid], select[data-testid]')) {
+      const scope = (input.closest('[data-key]') || {}).dataset;
+      const name = `${(scope && scope.key) || ''}|${input.dataset.testid}`;
+      const n = seen.get(name) || 0;
+      seen.set(name, n + 1);
+      const i = left.findIndex((x) => x.name === name && x.n === n);
+      if (i < 0) continue;
+      const [was] = left.splice(i, 1);
+      if ('checked' in was) {
+        if (input.checked === input.defaultChecked && !input.disabled) input.checked = was.checked;
+      } else if (!input.value || input.value === input.defaultValue) {
+        input.value = was.value;
+      } else continue;
+      // What follows a field (a preview, a field shown for a choice) follows it again.
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    }
+    if (left.length && Date.now() < until) requestAnimationFrame(put);
+  };
+  if (left.length) put();
+}
+
 function setupLanguage() {
   document.querySelectorAll('.lang-button').forEach((b) => b.addEventListener('click', () => {
     if (b.dataset.lang === lang()) return;
     setLang(b.dataset.lang);
     showLanguage();
     if (session.me) {
+      // What was typed on the screen stays: a kiosk switching to Kiswahili for the customer
+      // found the form half filled in empty again.
+      const typed = typedValues(document.getElementById('app'));
       renderChrome();
-      route(false);
+      redrawForLanguage(() => route(false));
+      restoreTyped(document.getElementById('app'), typed);
     } else {
       const box = document.querySelector('#signin-form .form-error');
       if (box && !box.hidden) { box.hidden = true; box.textContent = ''; }

@@ -53,6 +53,8 @@ export async function viewApprovals(root, ctx) {
 
   const escrows = new Map();
   const rejecting = new Set();
+  // The requests whose Approve question is open (`load` waits for its answer).
+  const asking = new Set();
   // Requests whose Approve got no answer: it may have been done. One that leaves the waiting
   // list is read, and followed under "Decided" as an approval with its answer would be.
   const unanswered = new Map();
@@ -112,7 +114,7 @@ export async function viewApprovals(root, ctx) {
       })),
       el('div', { class: 'actions' }, approveYes, approveNo));
     card.append(approveAsk);
-    const askNoMore = () => { approveAsk.hidden = true; approve.hidden = false; reject.hidden = false; };
+    const askNoMore = () => { approveAsk.hidden = true; approve.hidden = false; reject.hidden = false; asking.delete(r.paymentRequestId); };
     approveNo.addEventListener('click', () => { askNoMore(); approve.focus(); });
     escapeAnswers(approveAsk, approveNo);
     escapeAnswers(rejectForm, rejectForm.querySelector('[data-testid="cancel-reject"]'));
@@ -121,6 +123,7 @@ export async function viewApprovals(root, ctx) {
       approveAsk.hidden = false;
       approve.hidden = true;
       reject.hidden = true;
+      asking.add(r.paymentRequestId);
       approveNo.focus();
     });
 
@@ -232,14 +235,16 @@ export async function viewApprovals(root, ctx) {
   }
 
   async function load() {
-    if (rejecting.size) return;
+    if (rejecting.size || asking.size) return;
     const [reqs, esc] = await Promise.all([
       api('GET', `/payment-requests${qs({ status: 'pending_approval', limit: 100 })}`),
       api('GET', `/escrows${qs({ limit: 100 })}`),
     ]);
-    // A Reject opened while this read was on its way keeps its form (and what is typed in it):
-    // the list is read again once it is sent or put away.
-    if (!ctx.alive() || rejecting.size) return;
+    // A Reject opened while this read was on its way keeps its form (and what is typed in it),
+    // and an Approve its question (a payout settling meanwhile changed the escrow's balances,
+    // its card was drawn again, and the question went as it was read): the list is read again
+    // once it is answered or put away.
+    if (!ctx.alive() || rejecting.size || asking.size) return;
     escrows.clear();
     for (const e of (esc && esc.items) || []) escrows.set(e.escrowId, e);
     const items = ((reqs && reqs.items) || []).filter((r) => r.status === 'pending_approval');

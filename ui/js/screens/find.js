@@ -9,12 +9,17 @@ import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patch
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
-import { t, tn } from '../i18n.js';
+import { redrawingForLanguage, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
 import { depositReceipt } from '../receipt.js';
 import { session } from '../session.js';
 import { statusWord } from '../words.js';
+
+// The deposit receipt on screen (its deposit, escrow and options) and the screen it is on:
+// drawn again in the other language when the language changes (it went with the redraw, and a
+// reprint is a copy that lacks what the escrow was then).
+let shownReceipt = null;
 
 // USD cents that KES cents buy at the rate, rounded down: floor(kesCents × 10⁴ / e4).
 function usdCentsBought(kesCents, e4) {
@@ -74,6 +79,10 @@ export async function viewFind(root, ctx, status) {
   }
   // The cards' titles are h3: the list has its heading, for those who move by headings.
   root.append(el('h2', { class: 'visually-hidden' }, t('escrows.listTitle')), summary, barLegend(), list, el('div', { class: 'actions center' }, more));
+  // The receipt on screen when the language changed, drawn again in the new one.
+  if (shownReceipt && shownReceipt.screen === location.hash && redrawingForLanguage()) {
+    presentReceipt(shownReceipt.d, shownReceipt.e, shownReceipt.opts);
+  } else shownReceipt = null;
 
   function showReceipt(node) {
     receiptNode.replaceWith(node);
@@ -82,11 +91,21 @@ export async function viewFind(root, ctx, status) {
 
   // A deposit's receipt above the list, with Print in hand and a button that takes it away.
   function presentReceipt(d, e, opts) {
+    // What is still due after cash in dollars is said in shillings too, at today's rate.
+    const kept = { todayRateE4: rate && rate.e4, ...opts };
+    shownReceipt = { d, e, opts: kept, screen: location.hash };
     showReceipt(depositReceipt(d, e, {
-      // What is still due after cash in dollars is said in shillings too, at today's rate.
-      todayRateE4: rate && rate.e4,
-      ...opts,
-      actions: button(t('receipt.close'), { testid: 'receipt-close', onclick: () => showReceipt(el('div', { hidden: true })) }),
+      ...kept,
+      // Focus goes back to the search (the button it was on is gone with the receipt).
+      actions: button(t('receipt.close'), {
+        testid: 'receipt-close',
+        onclick: () => {
+          shownReceipt = null;
+          showReceipt(el('div', { hidden: true }));
+          const next = root.querySelector('[data-testid="search-phone"]') || root.querySelector('h3');
+          if (next) next.focus();
+        },
+      }),
     }));
     const printBtn = receiptNode.querySelector('[data-testid="print-receipt"]');
     if (printBtn) printBtn.focus();
@@ -243,7 +262,9 @@ export async function viewFind(root, ctx, status) {
       // answer of this very Record given again (its answer was lost, and the browser or the
       // agent sent it once more): recorded, once.
       const was = e4;
-      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }));
+      // A warning that stays, and the receipt shown as the copy it is: a second original
+      // handed over said cash was taken that was not recorded.
+      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }), 'warn');
       else if (d && d._replayed) notice(t('deposit.recordedOnce', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       else if (repriced) {
         // An admin set a new rate while the form was open: the customer was told another
@@ -253,7 +274,7 @@ export async function viewFind(root, ctx, status) {
           was: formatRate(was), status: statusWord('escrow', fresh.status),
         }), 'warn');
       } else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
-      presentReceipt(d || {}, fresh, { ownReference: own || null });
+      presentReceipt(d || {}, fresh, { ownReference: own || null, copy: Boolean(d && d.duplicate) });
     });
     return form;
   }
