@@ -113,16 +113,23 @@ function showLanguage() {
   document.querySelectorAll('.lang-button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.lang === lang())));
 }
 
-// The values typed or chosen in `root`'s fields that have a `data-testid`, each keyed by the
-// card it is in (`data-key`), its test id and its place among fields so named.
-function typedValues(root) {
+// `root`'s fields that have a `data-testid`, each with its name (the card it is in, `data-key`,
+// and its test id) and its place among fields so named: [input, name, n].
+function namedFields(root) {
   const seen = new Map();
-  const typed = [];
-  for (const input of root.querySelectorAll('input[data-testid], textarea[data-testid], select[data-testid]')) {
+  return Array.from(root.querySelectorAll('input[data-testid], textarea[data-testid], select[data-testid]'), (input) => {
     const scope = (input.closest('[data-key]') || {}).dataset;
     const name = `${(scope && scope.key) || ''}|${input.dataset.testid}`;
     const n = seen.get(name) || 0;
     seen.set(name, n + 1);
+    return [input, name, n];
+  });
+}
+
+// The values typed or chosen in `root`'s named fields.
+function typedValues(root) {
+  const typed = [];
+  for (const [input, name, n] of namedFields(root)) {
     if (input.type === 'radio' || input.type === 'checkbox') {
       if (input.checked !== input.defaultChecked) typed.push({ name, n, checked: input.checked });
     } else if (input.value && input.value !== input.defaultValue && input.type !== 'hidden') {
@@ -142,12 +149,7 @@ function restoreTyped(root, typed) {
   const screen = location.hash;
   const put = () => {
     if (location.hash !== screen) return;
-    const seen = new Map();
-    for (const input of root.querySelectorAll('input[data-testid], textarea[data-testid], select[data-testid]')) {
-      const scope = (input.closest('[data-key]') || {}).dataset;
-      const name = `${(scope && scope.key) || ''}|${input.dataset.testid}`;
-      const n = seen.get(name) || 0;
-      seen.set(name, n + 1);
+    for (const [input, name, n] of namedFields(root)) {
       const i = left.findIndex((x) => x.name === name && x.n === n);
       if (i < 0) continue;
       const [was] = left.splice(i, 1);
