@@ -14,7 +14,9 @@
 //! lines cut off cannot be hidden by putting it back unless the journal's money is rolled back
 //! with them. (Putting back a whole older copy of the file is a restore, which no file can tell
 //! apart. A head written before 2026-12-06, `seq.hex(HMAC(key, label ‖ seq ‖ mac))`, covers
-//! the log alone, and is read as it was until the next write replaces it.)
+//! the log alone and is still read, a ledger not written since having no other; put back after
+//! a cut, it is shown up by the journal's times instead (`journal_after_the_log`), unless those
+//! were edited too: they carry no MAC.)
 
 use crate::crypto::{self, Keys};
 use crate::error::{Error, Result};
