@@ -51,7 +51,7 @@ pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
     if !exists {
         let _numbered = crate::store::changes::begin(&tx)?;
         let key = add_key(&tx, keys, 1)?;
-        write_head(&tx, &key, 0, &GENESIS_MAC)?;
+        write_head(&tx, &key, 0, &GENESIS_MAC, newest_journal(&tx)?.id)?;
     }
     let key = current_key(&tx, keys)?;
     tx.commit()?;
@@ -140,14 +140,8 @@ fn head_mac(key: &AuditKey, seq: i64, journal: i64, mac: &[u8]) -> [u8; 32] {
     )
 }
 
-/// The newest journal transaction's id (0 for none), as a head records it.
-pub fn newest_journal_transaction(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM ledger_transactions")?
-        .query_row([], |r| r.get(0))?)
-}
-
-/// The newest journal transaction and when it was written, as a check compares the log with it.
+/// The newest journal transaction (its id, as a head records it) and when it was written (as a
+/// check compares the log with it).
 pub fn newest_journal(conn: &Connection) -> Result<NewestJournal> {
     Ok(conn
         .prepare_cached("SELECT id, created_at FROM ledger_transactions ORDER BY id DESC LIMIT 1")?
@@ -162,10 +156,10 @@ pub fn newest_journal(conn: &Connection) -> Result<NewestJournal> {
 }
 
 /// Records `seq` (whose MAC is `mac`) as the last line of the chain, with the journal as it
-/// now ends. (Every command that writes a journal transaction writes an audit line too, and
-/// the writer writes the record again after any batch that grew the journal, audited or not.)
-fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8]) -> Result<()> {
-    let journal = newest_journal_transaction(conn)?;
+/// now ends (its newest transaction's id, `journal`). (Every command that writes a journal
+/// transaction writes an audit line too, and the writer writes the record again after any
+/// batch that grew the journal, audited or not.)
+fn write_head(conn: &Connection, key: &AuditKey, seq: i64, mac: &[u8], journal: i64) -> Result<()> {
     let value = format!(
         "{seq}.{journal}.{}",
         crypto::hex(&head_mac(key, seq, journal, mac))
@@ -252,7 +246,7 @@ pub fn append(
 ) -> Result<()> {
     let head = last_line(conn)?;
     let (seq, mac) = append_line(conn, key, now, &head, actor, action, entity, details)?;
-    write_head(conn, key, seq, &mac)
+    write_head(conn, key, seq, &mac, newest_journal(conn)?.id)
 }
 
 /// The newest line's sequence number and MAC (0 and the genesis MAC for an empty log).
@@ -271,18 +265,13 @@ pub fn last_line(conn: &Connection) -> Result<(i64, [u8; 32])> {
     })
 }
 
-/// Writes the keyed record of the newest line as the log now ends (once per writer batch,
+/// Writes the keyed record of the newest line as the log now ends, with the journal's newest
+/// transaction (`journal`, as the writer read it after the batch) (once per writer batch,
 /// before its commit: the lines of a batch are committed together, so the record written with
 /// them names the last of them).
-pub fn seal_head(conn: &Connection, key: &AuditKey) -> Result<()> {
-    let last: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match last {
-        Some((seq, mac)) => write_head(conn, key, seq, &mac),
-        None => Ok(()),
-    }
+pub fn seal_head(conn: &Connection, key: &AuditKey, journal: i64) -> Result<()> {
+    let (seq, mac) = last_line(conn)?;
+    write_head(conn, key, seq, &mac, journal)
 }
 
 /// Appends one line after `head` (the newest line: `last_line`, or what the writer keeps of

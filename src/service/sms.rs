@@ -489,24 +489,20 @@ fn settle(
                 None,
             )
         }
-        SmsResult::Refused { status } => {
+        SmsResult::Refused { status } | SmsResult::OtherNumber { status } => {
             tally.failed += 1;
+            let error = match result {
+                SmsResult::OtherNumber { .. } => {
+                    "the gateway answered for another number: not sent again"
+                }
+                _ => "refused by the gateway",
+            };
             (
                 SmsStatus::Failed,
                 None,
                 None,
                 Some(status.clone()),
-                Some("refused by the gateway".to_string()),
-            )
-        }
-        SmsResult::OtherNumber { status } => {
-            tally.failed += 1;
-            (
-                SmsStatus::Failed,
-                None,
-                None,
-                Some(status.clone()),
-                Some("the gateway answered for another number: not sent again".to_string()),
+                Some(error.to_string()),
             )
         }
         // A second outcome not known fails it: the message may have gone twice already.

@@ -1023,7 +1023,7 @@ impl Writer<'_> {
             let numbered = super::changes::begin_lazy(conn)?;
             // The journal as the batch found it: the record of the log's newest line names it,
             // so a batch that grew it writes that record again, audited or not.
-            let journal_before = crate::audit::newest_journal_transaction(conn)?;
+            let journal_before = crate::audit::newest_journal(conn)?.id;
             let recording = changes.and_then(|log| log.begin_batch());
             // Each command runs in a savepoint of its own, so that its failure undoes it alone
             // and is its answer. A savepoint copies every page the command touches the first
@@ -1100,10 +1100,9 @@ impl Writer<'_> {
                 // in journals that may grow (`run_batch`).
                 return Err(Error::Full);
             }
-            if ctx.audited.get()
-                || crate::audit::newest_journal_transaction(conn)? != journal_before
-            {
-                crate::audit::seal_head(conn, audit_key)?;
+            let journal = crate::audit::newest_journal(conn)?.id;
+            if ctx.audited.get() || journal != journal_before {
+                crate::audit::seal_head(conn, audit_key, journal)?;
             }
             let seq = numbered.finish(conn)?;
             if let Some(log) = changes {

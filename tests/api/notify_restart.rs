@@ -161,6 +161,17 @@ fn a_texted_sender_and_a_funded_escrow(
     (sender, agent, escrow)
 }
 
+/// The settings of a server that texts through the fake Africa's Talking `fake`.
+fn texting_through(fake: &crate::support::fake_at::FakeAt) -> [(&'static str, &str); 4] {
+    use crate::support::fake_at;
+    [
+        ("REMIT_SMS_GATEWAY", "africastalking"),
+        ("REMIT_AT_USERNAME", fake_at::USERNAME),
+        ("REMIT_AT_API_KEY", fake_at::API_KEY),
+        ("REMIT_AT_URL", fake.base.as_str()),
+    ]
+}
+
 /// A text whose call to the gateway is cut by `kill -9` (sent, its answer never written): it was
 /// sent again after each restart, its attempt not counted, so a server killed again and again
 /// sent it again and again. Its attempt is counted before the call and the call marked as under
@@ -168,19 +179,14 @@ fn a_texted_sender_and_a_funded_escrow(
 /// call fails it ("sent at most twice"). Against the real binary and a fake Africa's Talking.
 #[test]
 fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
-    use crate::support::fake_at::{self, FakeAt};
+    use crate::support::fake_at::FakeAt;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     let log = dir.path().join("remit.log");
     let fake = FakeAt::start();
     // The gateway takes each text and answers long after: the server is killed meanwhile.
     fake.answer_late(Duration::from_secs(60));
-    let env = [
-        ("REMIT_SMS_GATEWAY", "africastalking"),
-        ("REMIT_AT_USERNAME", fake_at::USERNAME),
-        ("REMIT_AT_API_KEY", fake_at::API_KEY),
-        ("REMIT_AT_URL", fake.base.as_str()),
-    ];
+    let env = texting_through(&fake);
     let mut server = Server::start(&db, TEST_KEY, &log, &env);
     let admin = server.admin_token();
     let (_, agent, escrow) = a_texted_sender_and_a_funded_escrow(&server, &admin, "en");
@@ -261,18 +267,13 @@ fn a_text_whose_call_is_cut_by_kill_9_is_sent_at_most_twice() {
 /// operator looks (it was logged as any refusal, at INFO), its id only.
 #[test]
 fn a_text_answered_for_another_number_is_a_warning_in_the_log() {
-    use crate::support::fake_at::{self, FakeAt, Turn};
+    use crate::support::fake_at::{FakeAt, Turn};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     let log = dir.path().join("remit.log");
     let fake = FakeAt::start();
     fake.answer_in_turn(&[Turn::OtherNumber]);
-    let env = [
-        ("REMIT_SMS_GATEWAY", "africastalking"),
-        ("REMIT_AT_USERNAME", fake_at::USERNAME),
-        ("REMIT_AT_API_KEY", fake_at::API_KEY),
-        ("REMIT_AT_URL", fake.base.as_str()),
-    ];
+    let env = texting_through(&fake);
     let mut server = Server::start(&db, TEST_KEY, &log, &env);
     let admin = server.admin_token();
     let (_, agent, escrow) = a_texted_sender_and_a_funded_escrow(&server, &admin, "en");
