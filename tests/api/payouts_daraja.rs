@@ -872,14 +872,17 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
         })
         .sum();
     assert_eq!(balances(&app, &escrow), (10_000 - reserved, reserved, 0));
-    // Each was called once: a held failure is never sent again.
-    for (amount, payout) in [(2_400, &payouts[0]), (2_500, &payouts[1])] {
+    // A held failure is never sent again: the one held during its call was called once. The
+    // one whose answer was lost may have been sent again under the same id before its failure
+    // came (its retry is due 2 s after the call, the failure 0.5 s after it: a loaded machine
+    // has handled the failure late; CI did), never after.
+    for (amount, most, payout) in [(2_400, 1, &payouts[0]), (2_500, 2, &payouts[1])] {
         let calls = fake
             .calls("/mpesa/b2c/v3/paymentrequest")
             .into_iter()
             .filter(|c| c.body["Amount"] == amount)
             .count();
-        assert_eq!(calls, 1, "{payout}");
+        assert!((1..=most).contains(&calls), "{payout}: {calls} calls");
         let audit = audit_actions(&app, &escrow, payout);
         assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
     }
