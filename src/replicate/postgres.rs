@@ -306,7 +306,17 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<()> {
 /// scheme, a parameter it does not know, a value it does not take. Never quotes a value (a
 /// password may be among them).
 fn why_not_a_connection_string(text: &str) -> Option<String> {
-    let (scheme, rest) = text.split_once("://")?;
+    let Some((scheme, rest)) = text.split_once("://") else {
+        // `key=value` words. A quoted value may hold spaces and `=`, which would cut a
+        // password into what reads as words: such a string is not explained.
+        if text.contains(['\'', '\\']) {
+            return None;
+        }
+        return text
+            .split_whitespace()
+            .filter_map(|word| word.split_once('='))
+            .find_map(|(key, value)| why_not_a_parameter(key, value));
+    };
     if scheme != "postgres" && scheme != "postgresql" {
         return Some(
             "a URL must begin with postgres:// or postgresql://; PostgreSQL is the only database remit replicates to"
@@ -329,6 +339,13 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
         }
     }
     let query = after_credentials.split_once('?').map(|(_, q)| q)?;
+    form_urlencoded::parse(query.as_bytes())
+        .find_map(|(key, value)| why_not_a_parameter(&key, &value))
+}
+
+/// Why the PostgreSQL client refuses one parameter of a connection string, if it does: never
+/// quoting its value.
+fn why_not_a_parameter(key: &str, value: &str) -> Option<String> {
     const KNOWN: &[&str] = &[
         "user",
         "password",
@@ -350,10 +367,9 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
         "channel_binding",
         "load_balance_hosts",
     ];
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let known = KNOWN.contains(&key.as_ref());
-        let whole_seconds = |v: &str| v.trim().parse::<u64>().is_ok();
-        let why = match key.as_ref() {
+    let known = KNOWN.contains(&key);
+    let whole_seconds = |v: &str| v.trim().parse::<u64>().is_ok();
+    let why = match key {
             // A name is quoted only when it reads as one (never a piece of a password).
             _ if !known && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') => format!(
                 "it names a parameter the PostgreSQL client does not know, {key:?}; it knows {}",
@@ -366,19 +382,17 @@ fn why_not_a_connection_string(text: &str) -> Option<String> {
             "sslmode" if value == "verify-ca" || value == "verify-full" => {
                 "sslmode takes disable, prefer or require: the server's certificate is always checked (against the public roots and REMIT_REPLICATE_CA_FILE) whenever TLS is used, so require is verify-full here".into()
             }
-            "sslmode" if !["disable", "prefer", "require"].contains(&value.as_ref()) => {
+            "sslmode" if !["disable", "prefer", "require"].contains(&value) => {
                 "sslmode takes disable, prefer or require".into()
             }
             "connect_timeout" | "tcp_user_timeout" | "keepalives_idle" | "port"
-                if !whole_seconds(&value) =>
+                if !whole_seconds(value) =>
             {
                 format!("{key} takes a whole number")
             }
-            _ => continue,
+            _ => return None,
         };
-        return Some(why);
-    }
-    None
+    Some(why)
 }
 
 /// The connection string without its password.
@@ -1574,6 +1588,36 @@ mod tests {
         // An IPv6 host is shown as a URL writes it.
         let v6 = Target::parse("--to", "postgres://u:s3cret@[::1]:5432/db", None).unwrap();
         assert_eq!(v6.display(), "postgres://u@[::1]:5432/db");
+        // PostgreSQL's `key=value` form, with the same rules.
+        let words = Target::parse(
+            "--to",
+            "host=h port=5433 user=u password=s3cret dbname=db",
+            None,
+        )
+        .unwrap();
+        assert_eq!(words.display(), "postgres://u@h:5433/db");
+        for (words, says) in [
+            (
+                "host=h user=u password=s3cret sslmode=verify-full",
+                "so require is verify-full here",
+            ),
+            (
+                "host=h user=u password=s3cret foo=bar",
+                "does not know, \"foo\"",
+            ),
+            (
+                "host=h user=u password=s3cret port=0",
+                "a port is a number from 1 to 65535",
+            ),
+            ("user=u password=s3cret", "names no host"),
+        ] {
+            let text = Target::parse("--to", words, None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(text.contains(says), "{words}: {text}");
+            assert!(!text.contains("s3cret"), "{words}: {text}");
+        }
     }
 
     /// A certificate no root vouches for is told what to do; with a CA file named, that the
