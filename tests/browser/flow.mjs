@@ -985,6 +985,20 @@ async function main() {
     await agent.locator(tid('lang-en')).click();
     await waitFor('for the page to be in English again', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'en');
     await agent.locator(tid('receipt-close')).click();
+    // A deposit form half filled in on a card the search found: the card, its form and what
+    // was typed stay when the language changes (the search's cards went with the redraw).
+    await card.locator(tid('record-deposit')).click();
+    await card.locator(tid('deposit-currency-usd')).check();
+    await card.locator(tid('deposit-amount')).fill('7');
+    await agent.locator(tid('lang-sw')).click();
+    await waitFor('for the deposit form drawn in Kiswahili to hold what was typed', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'sw'
+      && (await card.locator(tid('deposit-amount')).inputValue().catch(() => '')) === '7'
+      && (await card.locator(tid('deposit-currency-usd')).isChecked().catch(() => false)));
+    assert(await agent.locator(tid('search-phone')).inputValue() === phone, 'the search went with the language');
+    await agent.locator(tid('lang-en')).click();
+    await waitFor('for the page to be in English again, the form still open', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'en'
+      && (await card.locator(tid('deposit-amount')).inputValue().catch(() => '')) === '7');
+    await card.locator(tid('deposit-close')).click();
   });
 
   await step('agent: a request form half filled in keeps what was typed when the language changes', async () => {

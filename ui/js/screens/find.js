@@ -20,6 +20,10 @@ import { statusWord } from '../words.js';
 // drawn again in the other language when the language changes (it went with the redraw, and a
 // reprint is a copy that lacks what the escrow was then).
 let shownReceipt = null;
+// The screen on view: what it was searched for and which forms and panels are open, read when
+// it is drawn again for a change of language (a kiosk switching to Kiswahili for the customer
+// found the search's cards gone, and the deposit form half filled in with them).
+let onView = null;
 
 // USD cents that KES cents buy at the rate, rounded down: floor(kesCents × 10⁴ / e4).
 function usdCentsBought(kesCents, e4) {
@@ -50,6 +54,19 @@ export async function viewFind(root, ctx, status) {
   let cursor = null;
   let rate = null;
   let receiptNode = el('div', { hidden: true });
+  const before = onView && onView.screen === location.hash && redrawingForLanguage() ? onView.read() : null;
+  if (before) {
+    ({ search, showAll } = before);
+    before.depositOpen.forEach((id) => depositOpen.add(id));
+    before.receiptsOpen.forEach((id) => receiptsOpen.add(id));
+    before.receiptsData.forEach((data, id) => receiptsData.set(id, data));
+  }
+  onView = {
+    screen: location.hash,
+    // A refused search listed nothing: drawn again, the screen asks for one.
+    read: () => (searchRefused ? { search: { phone: '', ref: '' }, showAll: !isAgent, depositOpen: [], receiptsOpen: [], receiptsData: new Map() }
+      : { search, showAll, depositOpen: [...depositOpen], receiptsOpen: [...receiptsOpen], receiptsData: new Map(receiptsData) }),
+  };
 
   root.append(pageHead(title, intro, button(t('common.refresh'), { testid: 'refresh', onclick: () => load(false).catch(globalError) })), receiptNode);
 
