@@ -644,15 +644,20 @@ pub fn record_reversal(
             return Ok(ReversalOutcome::ReturnsACancel(id));
         }
         (Some(escrow_id), DepositStatus::Applied) => {
+            let flag: Option<String> = ctx
+                .conn
+                .prepare_cached("SELECT flag_reason FROM escrows WHERE id = ?1")?
+                .query_row([escrow_id], |r| r.get(0))?;
+            let flag = escrow_flag_with(
+                flag.as_deref(),
+                &id,
+                &format!("deposit {id}: {reason}; its money may be taken back"),
+            );
             ctx.conn
                 .prepare_cached(
                     "UPDATE escrows SET change_seq = remit_change_seq_of('escrows', id), flag_reason = ?2, updated_at = ?3 WHERE id = ?1",
                 )?
-                .execute(params![
-                    escrow_id,
-                    format!("deposit {id}: {reason}; its money may be taken back"),
-                    ctx.at()
-                ])?;
+                .execute(params![escrow_id, flag, ctx.at()])?;
             Some(escrow_id)
         }
         _ => None,
@@ -675,12 +680,32 @@ pub fn record_reversal(
     Ok(ReversalOutcome::Flagged(id))
 }
 
+/// Between the reversals of different deposits in an escrow's flag.
+const FLAG_SEPARATOR: &str = " | ";
+
+/// An escrow's flag with `said` of deposit `id` in it: an earlier reversal of another deposit
+/// the operator has not cleared stays beside it (a later refund of another card replaced a
+/// dispute, and the admin who cleared the flag they read cleared the dispute unread); an
+/// earlier word on the same deposit is replaced (`said` tells all its reversals).
+fn escrow_flag_with(flag: Option<&str>, id: &DepositId, said: &str) -> String {
+    let own = format!("deposit {id}: ");
+    let mut parts: Vec<&str> = flag
+        .into_iter()
+        .flat_map(|flag| flag.split(FLAG_SEPARATOR))
+        .filter(|part| !part.is_empty() && !part.starts_with(&own))
+        .collect();
+    parts.push(said);
+    parts.join(FLAG_SEPARATOR)
+}
+
 /// Do the card refunds of a cancelled escrow return no more than its cancel left owed back to
 /// the sender (`refunded_usd_cents`)? Each applied card deposit counts its largest refund (Stripe's
 /// running total of the charge), or the whole charge when a refund of it named no amount in
 /// dollars. More than that returns money that was spent (paid out in Kenya): flagged. Not
 /// cancelled: the money may be spent yet, flagged. A deposit of it disputed (its money taken
-/// back by the card's bank, whatever the amount) makes no refund a plain return: flagged.
+/// back by the card's bank, whatever the amount) makes no refund a plain return: flagged. A
+/// payment flagged and never applied (one that came after the escrow was funded) is none of
+/// the escrow's money: its dispute changes nothing here.
 fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
     Ok(ctx
         .conn
@@ -691,7 +716,7 @@ fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
                      FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded')), 0)
                  FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
              ) <= e.refunded_usd_cents
-             AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.escrow_id = e.id AND d.reversal = 'disputed')
+             AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.escrow_id = e.id AND d.status = 'applied' AND d.reversal = 'disputed')
              FROM escrows e WHERE e.id = ?1",
         )?
         .query_row([escrow_id], |r| r.get(0))

@@ -157,6 +157,102 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     app.assert_integrity();
 }
 
+/// An escrow's flag names every reversal the operator has not cleared: a refund of one card
+/// payment that came after a dispute of another replaced the dispute's words, and an admin who
+/// cleared the flag they read cleared the dispute unread (its USD 150 approvable again). A
+/// dispute of a payment that was flagged and never applied is none of the escrow's money: a
+/// refund of its cancel is still a plain return.
+#[test]
+fn an_escrows_flag_keeps_every_reversal_until_it_is_cleared() {
+    let app = spawn_app();
+    let refund = |event: &str, intent: &str, charged: i64, refunded: i64| {
+        json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
+            "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
+            "payment_intent": intent, "amount": charged, "amount_refunded": refunded,
+            "refunded": refunded == charged, "currency": "usd"}}})
+        .to_string()
+    };
+    let dispute = |event: &str, intent: &str, cents: i64| {
+        json!({"id": event, "object": "event", "type": "charge.dispute.created",
+            "livemode": false, "data": {"object": {"id": format!("dp_{intent}"), "object": "dispute",
+            "payment_intent": intent, "charge": format!("ch_{intent}"), "amount": cents, "currency": "usd",
+            "reason": "fraudulent", "status": "needs_response"}}})
+        .to_string()
+    };
+    let taken = |r: Resp| assert_eq!(r.status, 200, "{}", r.text);
+    let flag = |escrow: &str| {
+        app.get(&format!("/escrows/{escrow}"), &app.admin).body["flagReason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let escrow = app.pending_escrow(200, &["rent"], None);
+    taken(app.post_stripe(&stripe_event("evt_f1", "pi_f1", &escrow, 15_000, "usd")));
+    taken(app.post_stripe(&stripe_event("evt_f2", "pi_f2", &escrow, 5_000, "usd")));
+    taken(app.post_stripe(&dispute("evt_f1_d", "pi_f1", 15_000)));
+    let disputed = flag(&escrow);
+    assert!(disputed.contains("disputed USD 150.00"), "{disputed}");
+    taken(app.post_stripe(&refund("evt_f2_r1", "pi_f2", 5_000, 500)));
+    let both = flag(&escrow);
+    assert!(
+        both.contains("disputed USD 150.00") && both.contains("refunded USD 5.00"),
+        "{both}"
+    );
+    // Cleared with what was read before the refund: refused, the flag stays.
+    let r = app.post(
+        &format!("/escrows/{escrow}/clear-flag"),
+        &app.admin,
+        &json!({"flagReason": disputed}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    // A second refund of the same charge (Stripe's running total) replaces its own words only.
+    taken(app.post_stripe(&refund("evt_f2_r2", "pi_f2", 5_000, 1_000)));
+    let now_said = flag(&escrow);
+    assert!(
+        now_said.contains("disputed USD 150.00")
+            && now_said.contains("refunded USD 10.00")
+            && !now_said.contains("USD 5.00"),
+        "{now_said}"
+    );
+    let r = app.post(
+        &format!("/escrows/{escrow}/clear-flag"),
+        &app.admin,
+        &json!({"flagReason": now_said}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(flag(&escrow), "");
+
+    // A payment after the escrow was funded is flagged, not applied; its dispute does not make
+    // the refund of the cancelled escrow's own card payment anything but a return.
+    let cancelled = app.pending_escrow(100, &["a"], None);
+    taken(app.post_stripe(&stripe_event("evt_g1", "pi_g1", &cancelled, 6_000, "usd")));
+    taken(app.post_stripe(&stripe_event("evt_g2", "pi_g2", &cancelled, 4_000, "usd")));
+    post_flagged(
+        &app,
+        &stripe_event("evt_g3", "pi_g3", &cancelled, 1_000, "usd"),
+        "a payment to a funded escrow",
+    );
+    taken(app.post_stripe(&dispute("evt_g3_d", "pi_g3", 1_000)));
+    let r = app.post(
+        &format!("/escrows/{cancelled}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.post_stripe(&refund("evt_g1_r", "pi_g1", 6_000, 3_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.body["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("returning what its cancelled escrow owed"),
+        "{}",
+        r.text
+    );
+    assert_eq!(flag(&cancelled), "");
+    app.assert_integrity();
+}
+
 #[test]
 fn a_signed_stripe_event_deposits_once_and_activates_the_escrow() {
     let app = spawn_app();
