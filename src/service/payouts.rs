@@ -794,6 +794,8 @@ pub fn flag(ctx: &WriteCtx<'_>, payout_id: &PayoutId, reason: &str) -> Result<()
 
 /// The result code of a payout an admin resolved as failed (`PayoutResult::Failed`).
 pub const MANUAL: &str = "manual";
+/// The words of a payout an admin resolved as failed without giving a reason.
+pub const RESOLVED_WITHOUT_REASON: &str = "resolved as failed by an operator";
 
 /// The flag of a payout M-Pesa's queue timed out on, Transaction Status asked
 /// (`service::webhooks`).
@@ -1483,6 +1485,19 @@ fn confirm_flagged_result(
         (PayoutResult::Failed { .. }, PayoutStatus::Failed) => true,
         _ => false,
     };
+    // The admin's words on the failure they confirmed stay with the payout, as on one they
+    // resolved (sealed, its `resultDesc` to the request's owners); without words, M-Pesa's
+    // stay (they were accepted and dropped until 2026-12-06).
+    if let PayoutResult::Failed { desc, .. } = result {
+        if same && desc != RESOLVED_WITHOUT_REASON {
+            let sealed = ctx
+                .keys
+                .seal(EncryptedColumn::ResolveReason, payout_id.as_str(), desc)?;
+            ctx.conn
+                .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), resolve_reason_enc = ?2 WHERE id = ?1")?
+                .execute(params![payout_id, sealed])?;
+        }
+    }
     if !same {
         return Err(Error::NotNow(format!(
             "the payout has its result ({}) and its money has moved: a flag on it is cleared by confirming that result; another one is not applied here (a failed payout M-Pesa really paid: have M-Pesa reverse the payment, then confirm it failed; README \"Stuck payouts\")",

@@ -1417,8 +1417,16 @@ fn a_payout_flagged_after_its_result_holds_the_refund_until_an_admin_confirms_it
     );
     // A receipt of a paid payout's own is what confirms one; this one failed: confirmed failed
     // (once M-Pesa has reversed the payment it reported, or found the report false).
-    let confirmed = resolve(json!({"outcome": "failed"}));
+    let confirmed = resolve(json!({"outcome": "failed", "reason": "reversed at M-Pesa, ref R42"}));
     assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    // The admin's words stay with the payout, as on one resolved by hand (they were dropped).
+    let owner = app
+        .get(&format!("/payment-requests/{request}"), &app.sender)
+        .body;
+    assert_eq!(
+        owner["payout"]["resultDesc"], "reversed at M-Pesa, ref R42",
+        "{owner}"
+    );
     let now = app.escrow(&escrow);
     for field in ["remainingUsdCents", "reservedUsdCents", "spentUsdCents"] {
         assert_eq!(now[field], before[field], "no money moves: {field}");

@@ -344,7 +344,7 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
                 "reason",
                 reason
                     .as_deref()
-                    .unwrap_or("resolved as failed by an operator"),
+                    .unwrap_or(payouts::RESOLVED_WITHOUT_REASON),
                 false,
             )?
             .unwrap_or_default(),
