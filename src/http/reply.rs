@@ -98,6 +98,7 @@ struct ErrorBody<'a> {
 pub fn error_reply(error: &Error, request_id: &str) -> Reply {
     let status = status_of(error);
     let body = if status == 500 {
+        let logged = super::request::loggable_request_id(request_id);
         // A full or failing disk fails every write alike: said once every 10 s with a count,
         // not once a request (117 lines in 1.7 s under a client's loop).
         static STORAGE: crate::error::Throttle =
@@ -106,10 +107,10 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
             STORAGE.log(
                 module_path!(),
                 log::Level::Error,
-                format_args!("request {request_id} failed: {}", error.logged()),
+                format_args!("request {logged} failed: {}", error.logged()),
             );
         } else {
-            log::error!("request {request_id} failed: {}", error.logged());
+            log::error!("request {logged} failed: {}", error.logged());
         }
         ErrorBody {
             error: format!("internal error (request id {request_id})"),

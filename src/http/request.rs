@@ -49,8 +49,11 @@ pub struct Req {
     pub query: Vec<(String, String)>,
     /// Body bytes (at most `BODY_BYTES_MAX`).
     pub body: Vec<u8>,
-    /// `X-Request-Id`, the client's or a new one.
+    /// `X-Request-Id`, the client's or a new one: what the answer carries.
     pub request_id: String,
+    /// The client's id as the log writes it, when that differs (a phone or a token in it
+    /// masked, `loggable_request_id`).
+    logged_id: Option<String>,
     /// The values of the route's `:params`, in order.
     pub params: Vec<String>,
     /// The address the connection comes from.
@@ -117,11 +120,12 @@ impl Req {
                 !id.is_empty()
                     && id.len() <= REQUEST_ID_BYTES_MAX
                     && id.bytes().all(tiny_http::is_request_id_byte)
-                    // Not one that holds a token or a phone: the id is logged with every
-                    // line of the request (a new one is given instead).
-                    && loggable_request_id(id) == *id
             })
             .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
+        // One that holds a token or what reads as a phone is echoed as sent (the client's to
+        // match its answers with) and logged masked, as a path is: a UUID's last group of
+        // twelve digits reads as nine in a row (until 2026-12-06 such ids were replaced).
+        let logged_id = Some(loggable_request_id(&request_id)).filter(|l| *l != request_id);
         let method = match request.method() {
             // A HEAD is answered as its GET is, and tiny_http leaves the body out (monitors ask
             // `HEAD /health`).
@@ -152,8 +156,15 @@ impl Req {
             idempotency_key: header(request, "Idempotency-Key"),
             stripe_signature: header(request, "Stripe-Signature"),
             request_id,
+            logged_id,
             actor: None,
         }
+    }
+
+    /// The request's id as its log lines write it: the client's with a phone or a token in it
+    /// masked.
+    pub fn logged_request_id(&self) -> &str {
+        self.logged_id.as_deref().unwrap_or(&self.request_id)
     }
 
     /// Authenticates the caller now (before the body is read) and remembers who it is.
@@ -507,10 +518,9 @@ fn hex_runs_cut(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The client's `X-Request-Id` as it could be logged: a token or a phone in it masked as in a
-/// path. One that this changes is not taken (`Req::head`): the log is not the client's to write
-/// a secret into, and the id in the log must be the one the client was answered with.
-fn loggable_request_id(id: &str) -> String {
+/// The client's `X-Request-Id` as it is logged: a token or a phone in it masked as in a path
+/// (the log is not the client's to write a secret into).
+pub(crate) fn loggable_request_id(id: &str) -> String {
     escape_controls(&digit_runs_masked_by(
         &phones_masked(&tokens_cut(id)),
         false,

@@ -376,13 +376,13 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
     if let Err(e) = request.respond(response_of(reply, &req.request_id)) {
         log::debug!(
             "could not hand over the response of {}: {e}",
-            req.request_id
+            req.logged_request_id()
         );
     }
     let micros = started.elapsed().as_micros() as u64;
     let method = req.method.as_str();
     if gate.access_budget.may_write(status, req.is_authenticated()) {
-        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.request_id);
+        log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path(), micros as f64 / 1000.0, req.logged_request_id());
     }
     app.metrics.observe(method, route, status, micros);
 }

@@ -907,9 +907,19 @@ fn the_request_id_is_echoed_or_made() {
         &[("X-Request-Id", "kiosk-7-0001")],
     );
     assert_eq!(r.request_id.as_deref(), Some("kiosk-7-0001"));
-    // An id that holds a phone or a token is not taken (it is logged with every line of the
-    // request): a new one is made.
-    for sent in ["Wanjiru-0712345678", "rmt_0123456789abcdef0123456789abcdef"] {
+    // An id that holds what reads as a phone or a token is echoed too (the log masks it): a
+    // UUID's last group reads as nine digits in a row, and such ids were replaced.
+    for sent in [
+        "550e8400-e29b-41d4-a716-446655440000",
+        "1733520000123",
+        "Wanjiru-0712345678",
+        "rmt_0123456789abcdef0123456789abcdef",
+    ] {
+        let r = app.raw("GET", "/health", None, None, &[("X-Request-Id", sent)]);
+        assert_eq!(r.request_id.as_deref(), Some(sent));
+    }
+    // One that is not an id (a space, a quote, more than 64 bytes) is replaced by a new one.
+    for sent in ["a b", "x\"y", &"z".repeat(65)] {
         let r = app.raw("GET", "/health", None, None, &[("X-Request-Id", sent)]);
         let given = r.request_id.unwrap();
         assert!(given != sent && given.len() >= 8, "{sent}: {given}");

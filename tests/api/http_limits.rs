@@ -713,12 +713,19 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
     // 404, not `/health` (the log said `GET /health 404`).
     let (answer, _) = exchange(addr, b"GET /hea%6Cth HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!(status_of(&answer), 404, "{answer}");
+    // A request id holding a phone is echoed as sent, and logged masked as a path is.
+    let (answer, _) = exchange(
+        addr,
+        b"GET /health HTTP/1.1\r\nX-Request-Id: Wanjiru-0799111222\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.contains("X-Request-Id: Wanjiru-0799111222\r\n"), "{answer}");
     // The access line is written once the answer is out: read the log once it is there.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let logged = |text: String| {
         text.contains("/escrows/*******678")
             && text.contains("/escrows/rmt_01234567…/x")
             && text.contains("/hea%6Cth")
+            && text.contains("rid=Wanjiru-*******222")
             && !text.contains("GET /health 404")
     };
     while !logged(std::fs::read_to_string(&log).unwrap_or_default()) {
@@ -751,6 +758,7 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         !text.contains("2345678 ") && text.contains("/escrows/*******678"),
         "{text}"
     );
+    assert!(!text.contains("0799111222"), "{text}");
 }
 
 /// A request target in absolute form (`POST http://host/webhooks/payouts/<token>`, as a proxy
