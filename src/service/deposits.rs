@@ -329,6 +329,8 @@ fn record_with(
                "source": source, "amountUsd": amount.major(), "amountUsdCents": amount.get(),
                "amountKes": cash.kes.map(|(k, _)| k.major()),
                "amountKesCents": cash.kes.map(|(k, _)| k.get()),
+               "exchangeRate": cash.kes.map(|(_, r)| r.decimal()),
+               "rateKesPerUsdE4": cash.kes.map(|(_, r)| r.e4()),
                "receiptNumber": cash.receipt_number}),
     )?;
     if activated {

@@ -46,6 +46,42 @@ fn money_in_emits_deposit_recorded_and_escrow_activated_only_when_they_commit() 
     };
     assert_eq!(part(40, "part-1").status, 201);
     assert_eq!(kinds_about(&app, before, &escrow), ["deposit.recorded"]);
+    let recorded = events(&app).into_iter().last().unwrap();
+    assert_eq!(
+        (
+            &recorded.data["amountKes"],
+            &recorded.data["rateKesPerUsdE4"]
+        ),
+        (&json!(null), &json!(null)),
+        "{}",
+        recorded.data
+    );
+    // Cash in shillings says the rate it was priced at, as the journal does.
+    let kes_escrow = app.pending_escrow(100, &["rent"], None);
+    let r = app.post_with_key(
+        &format!("/escrows/{kes_escrow}/deposits"),
+        &app.agent,
+        &json!({"amountKes": 1500}),
+        "kes-cash",
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let recorded = events(&app).into_iter().last().unwrap();
+    assert_eq!(
+        (
+            &recorded.data["amountKesCents"],
+            &recorded.data["exchangeRate"],
+            &recorded.data["rateKesPerUsdE4"],
+            &recorded.data["amountUsdCents"]
+        ),
+        (
+            &json!(150_000),
+            &json!(150.0),
+            &json!(1_500_000),
+            &json!(1_000)
+        ),
+        "{}",
+        recorded.data
+    );
     assert_eq!(part(60, "part-2").status, 201);
     assert_eq!(
         kinds_about(&app, before, &escrow),
