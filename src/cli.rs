@@ -1403,6 +1403,10 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     if std::fs::metadata(&config.db).is_ok_and(|m| m.is_file() && m.len() > 0) {
         store::existing_database(&config.db)?;
     }
+    // A file with a second name is refused before this server's own locks are taken: held,
+    // they read as those of a server beside which a command may run (a restored ledger, not
+    // yet in WAL mode, was served through a hard link).
+    store::one_name(&config.db, true)?;
     let mut lock = crate::ops::lock(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.

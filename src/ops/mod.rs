@@ -238,10 +238,23 @@ fn lock_the_file(db: &Path) -> Result<Option<File>> {
     };
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(another_server(
-            db,
-            "the same file under another name: a hard link",
-        )),
+        // Held with the lock file free: a server under another name (a hard link), or one whose
+        // lock file was removed while it ran (the file has one name then).
+        Err(std::fs::TryLockError::WouldBlock) => {
+            use std::os::unix::fs::MetadataExt;
+            let names = file.metadata().map(|m| m.nlink()).unwrap_or(1);
+            Err(another_server(
+                db,
+                &if names > 1 {
+                    "the same file under another name: a hard link".to_string()
+                } else {
+                    format!(
+                        "it holds the file's own lock, though its lock file {} was free: it was removed while the server ran",
+                        lock_file_path(db).display()
+                    )
+                },
+            ))
+        }
         // A file system without such locks (some network mounts): the lock file's lock
         // stands alone, as before.
         Err(std::fs::TryLockError::Error(e)) => {

@@ -18,8 +18,8 @@ pub use migrate::{
 };
 pub use open::{
     a_file_or_nothing, create_private, existing_database, journals_in_memory, keeps_a_log,
-    no_ledger_was_here, not_another_programs, not_sqlite, open, open_connection, open_for_check,
-    open_with_key, read_only_connection, what_it_holds, Holds,
+    no_ledger_was_here, not_another_programs, not_sqlite, one_name, open, open_connection,
+    open_for_check, open_with_key, read_only_connection, what_it_holds, Holds,
 };
 pub use writer::{WriteCtx, WriterStats};
 

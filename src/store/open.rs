@@ -346,7 +346,7 @@ pub fn a_file_or_nothing(path: &Path) -> Result<()> {
 /// backup (no log) may have several names, unless it is opened to be written (`writing`: it
 /// would become a ledger with a log). A symbolic link is one name, followed. A command beside
 /// a server that runs under this very name shares its log, and is let be.
-fn one_name(path: &Path, writing: bool) -> Result<()> {
+pub fn one_name(path: &Path, writing: bool) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());

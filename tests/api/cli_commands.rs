@@ -1638,6 +1638,22 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
     let added = cli(&db, &["user", "add", "--role", "agent", "--name", "Kiosk"]);
     assert_eq!(added.code, Some(0), "{added}");
     assert_eq!(server.get("/me", added.stdout.trim()).status, 200);
+    // Its lock file removed while it runs, a second server is refused for what happened,
+    // not for a hard link.
+    std::fs::remove_file(&other).unwrap();
+    std::fs::remove_file(dir.path().join("remit.db.lock")).unwrap();
+    let mut second = remit(dir.path(), Some(TEST_KEY));
+    second
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let ran = run(second);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("was removed while the server ran")
+            && !ran.stderr.contains("hard link"),
+        "{ran}"
+    );
+    std::fs::hard_link(&db, &other).unwrap();
     assert!(server.terminate().success(), "{}", server.log());
     // Stopped, the file still has two names: each would keep a log of its own.
     for name in [&db, &other] {
@@ -1654,6 +1670,21 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
     }
     std::fs::remove_file(&other).unwrap();
     assert_eq!(cli(&db, &["check"]).code, Some(0));
+    // A file not in WAL mode yet (a backup, a ledger just restored from one) with two names is
+    // not served either: the server's own locks read as a server beside which it could run.
+    let backup = dir.path().join("backup.db");
+    let made = cli(&db, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(made.code, Some(0), "{made}");
+    let twin = dir.path().join("twin.db");
+    std::fs::hard_link(&backup, &twin).unwrap();
+    let mut serve = remit(dir.path(), Some(TEST_KEY));
+    serve
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&twin);
+    let ran = run(serve);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("has 2 names (hard links)"), "{ran}");
+    assert!(!dir.path().join("twin.db-wal").exists());
 }
 
 /// A `--db` that names another program's SQLite database is left byte for byte as it was, by
