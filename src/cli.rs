@@ -468,9 +468,21 @@ impl Cli {
     /// they would mean nothing.
     pub fn from_command_line() -> Cli {
         let db_env = std::env::var_os("REMIT_DB").map(|v| v.to_string_lossy().into_owned());
-        let db_flag = std::env::args_os()
+        let db_flags = std::env::args_os()
             .skip(1)
-            .any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="));
+            .filter(|a| *a == "--db" || a.to_string_lossy().starts_with("--db="))
+            .count();
+        let db_flag = db_flags > 0;
+        // `remit --db a.db check --db b.db`: clap keeps the last of a global option, and the
+        // first ledger named was silently not the one used.
+        if db_flags > 1 {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--db is given more than once: name one database",
+                )
+                .exit();
+        }
         // `REMIT_DB=` (a template's blank, a script's unset variable) is not "no setting": clap
         // would say `--db` lacks a value, and blanks would name a file of blanks. And
         // `REMIT_DB=/var/lib/remit/remit.db  # the ledger` in an environment file names a file

@@ -1953,6 +1953,15 @@ fn serve_takes_a_port_on_the_loopback() {
             &["--port", "3001", "check"][..],
             "--port is an option of the server",
         ),
+        // The first of two was not the ledger used, without a word.
+        (
+            &["--db", "other.db", "user", "list"][..],
+            "--db is given more than once",
+        ),
+        (
+            &["user", "list", "--db=other.db"][..],
+            "--db is given more than once",
+        ),
     ] {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
         cmd.args(args).arg("--db").arg(&db);
