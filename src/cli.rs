@@ -1487,14 +1487,24 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     if args.demo {
         let was_demo = store.read(|conn, _| crate::ops::holds_demo_data(conn))?;
-        println!("Demo users (new tokens, shown only now):");
-        for user in crate::ops::seed_demo(&store, request_ttl_s)? {
-            println!(
-                "  {:<9} {}  ({})",
-                user.role.as_str(),
-                user.token,
-                user.name
-            );
+        let lines: String = crate::ops::seed_demo(&store, request_ttl_s)?
+            .iter()
+            .map(|user| {
+                format!(
+                    "  {:<9} {}  ({})\n",
+                    user.role.as_str(),
+                    user.token,
+                    user.name
+                )
+            })
+            .collect();
+        // Under systemd, as the first admin's: the journal keeps them for all its readers.
+        match kept_from_the_journal(&config_db, ".demo-tokens", &lines) {
+            Some(file) => println!(
+                "Demo users: their new tokens are in {} (this user's only), not in the journal.",
+                file.display()
+            ),
+            None => print!("Demo users (new tokens, shown only now):\n{lines}"),
         }
         if !was_demo {
             // Said once, when it happens: a ledger that held users of its own is marked too.
@@ -1583,28 +1593,44 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
 /// as the journal lasts), it goes to a file only this user can read, beside the database, and
 /// only the file's name is printed.
 fn first_admin_token(db: &std::path::Path, token: &str) {
-    if stdout_is_the_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
-        let mut name = db.as_os_str().to_owned();
-        name.push(".first-admin-token");
-        let file = std::path::PathBuf::from(name);
-        // One left from an earlier first start (its database since deleted) names a token
-        // that no longer exists: it is replaced, not a reason to print the new one.
-        let _ = std::fs::remove_file(&file);
-        match crate::crypto::write_owner_only(&file, format!("{token}\n").as_bytes()) {
-            Ok(()) => {
-                println!(
-                    "First start: created an admin. Its token is in {} (this user's only), not in the journal: read it, keep it safe, then delete the file.",
-                    file.display()
-                );
-                return;
-            }
-            Err(e) => log::warn!(
-                "cannot write the first admin's token to {} ({e}): it is printed instead",
-                file.display()
-            ),
+    match kept_from_the_journal(db, ".first-admin-token", &format!("{token}\n")) {
+        Some(file) => println!(
+            "First start: created an admin. Its token is in {} (this user's only), not in the journal: read it, keep it safe, then delete the file.",
+            file.display()
+        ),
+        None => {
+            println!("First start: created an admin. Its token is shown only now:\n  admin  {token}")
         }
     }
-    println!("First start: created an admin. Its token is shown only now:\n  admin  {token}");
+}
+
+/// Under systemd (stdout is the journal), `text` written to a file only this user can read,
+/// beside the database (its name + `suffix`): the file, or `None` when stdout is not the
+/// journal or the file could not be written (then the caller prints it).
+fn kept_from_the_journal(
+    db: &std::path::Path,
+    suffix: &str,
+    text: &str,
+) -> Option<std::path::PathBuf> {
+    if !stdout_is_the_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
+        return None;
+    }
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    let file = std::path::PathBuf::from(name);
+    // One left from an earlier start (its tokens since replaced) names tokens that may no
+    // longer exist: it is replaced, not a reason to print the new ones.
+    let _ = std::fs::remove_file(&file);
+    match crate::crypto::write_owner_only(&file, text.as_bytes()) {
+        Ok(()) => Some(file),
+        Err(e) => {
+            log::warn!(
+                "cannot write the new tokens to {} ({e}): they are printed instead",
+                file.display()
+            );
+            None
+        }
+    }
 }
 
 /// Is this process's standard output systemd's journal? `JOURNAL_STREAM` (`DEVICE:INODE`) is

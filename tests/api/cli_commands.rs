@@ -1867,7 +1867,8 @@ fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journa
     let out = std::fs::File::create(&out_path).unwrap();
     let meta = out.metadata().unwrap();
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
+    // A demo's users' tokens too.
+    cmd.args(["serve", "--demo", "--addr", "127.0.0.1:0", "--db"])
         .arg(&db)
         .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
         .stdin(std::process::Stdio::null())
@@ -1898,6 +1899,16 @@ fn under_systemd_the_first_admin_token_goes_to_an_owner_only_file_not_the_journa
     }
     let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
     assert!(token.starts_with("rmt_") && token != "rmt_stale", "{token}");
+    let demo = dir.path().join("remit.db.demo-tokens");
+    assert!(printed.contains(&demo.display().to_string()), "{printed}");
+    let demo_tokens = std::fs::read_to_string(&demo).unwrap();
+    assert_eq!(demo_tokens.matches("rmt_").count(), 3, "{demo_tokens}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&demo).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
     let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
     let me = server.get("/me", &token);
     assert_eq!(me.body["role"], "admin", "{}", me.text);
