@@ -908,13 +908,11 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     Error::invalid("--key-file", format!("cannot read {}: {e}", path.display()))
                 })?;
-                config.key_hex = Some(
-                    MasterKey::from_hex(&text)
-                        .map(|_| text.trim().to_string())
-                        .map_err(|_| {
-                            Error::invalid("--key-file", "must hold the key as 64 hex characters")
-                        })?,
-                );
+                let key = MasterKey::from_hex(&text).map_err(|_| {
+                    Error::invalid("--key-file", "must hold the key as 64 hex characters")
+                })?;
+                crate::crypto::warn_if_weak(&key, &format!("the key file {}", path.display()));
+                config.key_hex = Some(text.trim().to_string());
                 // Said as for the key file beside a ledger: whoever reads it reads the copy's PII.
                 crate::crypto::warn_if_others_can_read(
                     &path,

@@ -164,7 +164,12 @@ pub fn load_master_key(
 ) -> Result<(MasterKey, KeySource)> {
     if let Some(text) = env_hex.filter(|t| !t.trim().is_empty()) {
         let key = MasterKey::from_hex(text)?;
-        warn_if_weak(&key, "ENCRYPTION_KEY");
+        // Said of ENCRYPTION_KEY when it is that setting's: a key a command read elsewhere
+        // (`restore` from the key file, `check --key-file`) is said by its caller, by name
+        // (the operator was sent to look for a weak key in a setting that was not set).
+        if std::env::var("ENCRYPTION_KEY").is_ok_and(|set| set.trim() == text.trim()) {
+            warn_if_weak(&key, "ENCRYPTION_KEY");
+        }
         return Ok((key, KeySource::Environment));
     }
     let path = key_file_path(db);

@@ -83,7 +83,7 @@ pub fn restore(
         None => {
             // Beside the name given, as `serve` reads it.
             let path = crate::crypto::key_file_path(named);
-            std::fs::read_to_string(&path)
+            let hex = std::fs::read_to_string(&path)
                 .map_err(|e| {
                     Error::internal(format!(
                         "no key for {}: set ENCRYPTION_KEY or put its key file at {} ({e})",
@@ -92,7 +92,11 @@ pub fn restore(
                     ))
                 })?
                 .trim()
-                .to_string()
+                .to_string();
+            if let Ok(key) = crate::crypto::MasterKey::from_hex(&hex) {
+                crate::crypto::warn_if_weak(&key, &format!("the key file {}", path.display()));
+            }
+            hex
         }
     };
     let dir = match db.parent() {

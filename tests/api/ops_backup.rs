@@ -472,6 +472,28 @@ fn a_key_typed_by_hand_is_said_at_every_start_and_by_a_rotation_to_one() {
         "{rotated}"
     );
     assert_eq!(check(&db, &"0".repeat(64)).code, Some(0));
+    // Read from a key file, it is said of that file, never of ENCRYPTION_KEY (unset).
+    let zeros = "0".repeat(64);
+    let mut backup = remit(dir.path(), Some(&zeros));
+    backup.args(["backup", "copy.db", "--db"]).arg(&db);
+    assert_eq!(run(backup).code, Some(0));
+    let restored = dir.path().join("restored.db");
+    std::fs::write(dir.path().join("restored.db.key"), &zeros).unwrap();
+    for args in [
+        vec!["restore", "copy.db", "--db", restored.to_str().unwrap()],
+        vec!["check", "--key-file", "restored.db.key", "--db", "copy.db"],
+    ] {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(&args);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{args:?}: {ran}");
+        assert!(
+            ran.stderr
+                .contains("restored.db.key is a pattern, not drawn at random")
+                && !ran.stderr.contains("ENCRYPTION_KEY is a pattern"),
+            "{args:?}: {ran}"
+        );
+    }
     // A key drawn at random is said nothing of.
     let other = dir.path().join("other.db");
     let server = Server::start(&other, TEST_KEY, &dir.path().join("other.log"), &[]);
