@@ -48,6 +48,10 @@ pub trait Ledger {
     fn schema_version(&self) -> Option<u32> {
         None
     }
+    /// Whether it holds the file's credentials (`api_tokens`): the file does, a replica not.
+    fn holds_credentials(&self) -> bool {
+        true
+    }
 }
 
 /// The checks of `LEDGER_CHECKS` that need columns a later schema added, with that schema: on
@@ -56,6 +60,12 @@ const CHECKS_SINCE_SCHEMA: &[(&str, u32)] =
     &[(JOURNAL_CHAIN_CHECK, 18), (JOURNAL_NEWEST_CHECK, 18)];
 
 const JOURNAL_CHAIN_CHECK: &str = "every journal transaction follows its escrow's one before it";
+const TOKENS_CHECK: &str =
+    "every token is as the audit line that issued it, and stays revoked once revoked";
+
+/// The checks of `LEDGER_CHECKS` of tables a replica does not hold (tokens are credentials:
+/// `replicate::source::LEFT_OUT`): run on the file only, and said so on a replica.
+const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK];
 const JOURNAL_NEWEST_CHECK: &str = "every escrow names its newest journal transaction";
 const DAILY_CHECK: &str =
     "each day's approvals of an escrow are its requests approved that day, under its limit";
@@ -75,6 +85,8 @@ enum Query {
     Ran(Vec<(String, String)>, u64),
     /// Not run: the ledger's tables are of this older schema version.
     Older(u32),
+    /// Not run: a replica does not hold the table (`FILE_ONLY_CHECKS`).
+    FileOnly,
 }
 
 /// At most this many encrypted values that do not open are listed.
@@ -158,9 +170,62 @@ fn triggers_of(conn: &Connection) -> Result<Vec<(String, String, String)>> {
 /// The file, read inside one transaction.
 struct Sqlite<'a>(&'a Connection);
 
+/// `sql` with each `json_extract(X, '$.key')` (how the checks read an audit line's details)
+/// written as `form(X, key)` says: each back end's own reading of JSON text.
+pub(crate) fn json_reads(
+    sql: &str,
+    form: impl Fn(&str, &str) -> String,
+) -> std::borrow::Cow<'_, str> {
+    const CALL: &str = "json_extract(";
+    if !sql.contains(CALL) {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(at) = rest.find(CALL) {
+        out.push_str(&rest[..at]);
+        let args = &rest[at + CALL.len()..];
+        // The first argument ends at the comma outside any brackets; the path is a literal.
+        let mut depth = 0usize;
+        let comma = args.char_indices().find_map(|(i, c)| match c {
+            '(' => {
+                depth += 1;
+                None
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                None
+            }
+            ',' if depth == 0 => Some(i),
+            _ => None,
+        });
+        let parsed = comma.and_then(|comma| {
+            let path = args[comma + 1..].trim_start().strip_prefix("'$.")?;
+            let (key, after) = path.split_once('\'')?;
+            let after = after.trim_start().strip_prefix(')')?;
+            Some((&args[..comma], key, after))
+        });
+        let Some((value, key, after)) = parsed else {
+            // Not of the form the checks write: left as it is.
+            out.push_str(CALL);
+            rest = args;
+            continue;
+        };
+        out.push_str(&form(value.trim(), key));
+        rest = after;
+    }
+    out.push_str(rest);
+    out.into()
+}
+
 impl Ledger for Sqlite<'_> {
     fn mismatches(&mut self, sql: &str, keep: usize) -> Result<(Vec<(String, String)>, u64)> {
-        let mut stmt = self.0.prepare(sql)?;
+        // Details that are not JSON (an edited line, which the chain names) read as nothing
+        // here, rather than stopping the check ("malformed JSON").
+        let sql = json_reads(sql, |value, key| {
+            format!("json_extract(CASE WHEN json_valid({value}) THEN {value} END, '$.{key}')")
+        });
+        let mut stmt = self.0.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         let (mut kept, mut all) = (Vec::new(), 0u64);
         while let Some(r) = rows.next()? {
@@ -500,6 +565,86 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM escrows e LEFT JOIN applied f ON f.escrow_id = e.id
          WHERE e.deposited_usd_cents <> COALESCE(f.deposited, 0)",
     ),
+    // The rows that say who may act and where the money is, held to the keyed audit lines that
+    // made them: the checks above hold the tables to each other, and someone who can edit the
+    // file but lacks the key could change them all together (a payout's amount in its request,
+    // its journal, its escrow's balances and its day; a user made an admin, or one added with a
+    // token) and still pass them. An audit line cannot be changed, added or put back from an
+    // earlier copy without the chain or its record of the newest line failing.
+    (
+        "every user is as the audit line that made it",
+        "SELECT 'user ' || u.id, CASE WHEN a.seq IS NULL THEN 'is ' || u.role || ' but no audit line made it'
+             ELSE 'is ' || u.role || ' but audit line ' || a.seq || ' made it ' || COALESCE(json_extract(a.details, '$.role'), 'nothing') END
+         FROM users u LEFT JOIN audit_log a ON a.entity = u.id AND a.action = 'user.created'
+         WHERE a.seq IS NULL OR json_extract(a.details, '$.role') <> u.role",
+    ),
+    (
+        TOKENS_CHECK,
+        "SELECT 'token ' || t.prefix, CASE WHEN a.seq IS NULL THEN 'of user ' || t.user_id || ' opens '
+                 || CASE WHEN t.revoked_at IS NULL THEN 'its escrows' ELSE 'nothing (revoked)' END
+                 || ' but no audit line issued it'
+             ELSE 'opens ' || COALESCE('the escrows of sender ' || t.sender_scope, 'every escrow of user ' || t.user_id)
+                 || ' but audit line ' || a.seq || ' issued it '
+                 || COALESCE('for escrow ' || json_extract(a.details, '$.escrowId'), 'without a sender''s scope') END
+         FROM api_tokens t LEFT JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
+             AND json_extract(a.details, '$.prefix') = t.prefix
+         WHERE a.seq IS NULL OR (t.sender_scope IS NULL) <> (json_extract(a.details, '$.escrowId') IS NULL)
+         UNION ALL
+         SELECT 'token ' || t.prefix, 'of user ' || t.user_id || ' opens again, though audit line ' || a.seq || ' revoked it'
+         FROM api_tokens t JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.revoked'
+             AND json_extract(a.details, '$.prefix') = t.prefix
+         WHERE t.revoked_at IS NULL",
+    ),
+    (
+        "every escrow is for the total and the recipient its audit line made it for",
+        "SELECT 'escrow ' || e.id, CASE WHEN a.seq IS NULL THEN 'holds a total of ' || e.total_usd_cents || ' US cents but no audit line made it'
+             ELSE 'is for ' || e.total_usd_cents || ' US cents to ' || e.recipient_id || ' but audit line ' || a.seq
+                 || ' made it for ' || COALESCE(json_extract(a.details, '$.totalUsdCents'), 'nothing') || ' US cents to '
+                 || COALESCE(json_extract(a.details, '$.recipientId'), 'nothing') END
+         FROM escrows e LEFT JOIN audit_log a ON a.entity = e.id AND a.action = 'escrow.created'
+         WHERE a.seq IS NULL OR CAST(json_extract(a.details, '$.totalUsdCents') AS BIGINT) <> e.total_usd_cents
+             OR json_extract(a.details, '$.recipientId') <> e.recipient_id",
+    ),
+    (
+        "every applied deposit is the one its audit line records",
+        "SELECT 'deposit ' || d.id, CASE WHEN a.seq IS NULL THEN 'is applied to escrow ' || d.escrow_id || ' but no audit line records it'
+             ELSE 'applied ' || d.amount_usd_cents || ' US cents but audit line ' || a.seq || ' records '
+                 || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') END
+         FROM deposits d LEFT JOIN audit_log a ON a.entity = d.escrow_id AND a.action = 'escrow.deposited'
+             AND json_extract(a.details, '$.depositId') = d.id
+         WHERE d.status = 'applied'
+             AND (a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> d.amount_usd_cents)",
+    ),
+    (
+        "every payout is the one its approval's audit line made, with the result its audit line says",
+        "SELECT 'payout ' || p.id, CASE WHEN a.seq IS NULL THEN 'pays ' || p.amount_usd_cents || ' US cents but no audit line approved it'
+             ELSE 'pays ' || p.amount_usd_cents || ' US cents but audit line ' || a.seq || ' approved '
+                 || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') END
+         FROM payouts p LEFT JOIN audit_log a ON a.entity = p.payment_request_id AND a.action = 'payment_request.approved'
+             AND json_extract(a.details, '$.payoutId') = p.id
+         WHERE a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> p.amount_usd_cents
+         UNION ALL
+         SELECT 'payout ' || p.id, 'is ' || p.status || ' but no audit line says so'
+         FROM payouts p WHERE (p.status = 'succeeded' OR p.status = 'failed') AND NOT EXISTS (
+             SELECT 1 FROM audit_log a WHERE a.entity = p.id AND a.action = 'payout.' || p.status)",
+    ),
+    (
+        // One pass over the log for both (a large ledger's log is its largest table).
+        "every deposit and payout the audit log records is there",
+        "SELECT 'audit line ' || a.seq, CASE WHEN a.action = 'escrow.deposited'
+             THEN 'records deposit ' || COALESCE(json_extract(a.details, '$.depositId'), 'nothing') || ' of '
+                 || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') || ' US cents to escrow ' || a.entity
+                 || ' but it is not applied there'
+             ELSE 'approved request ' || a.entity || ' with payout '
+                 || COALESCE(json_extract(a.details, '$.payoutId'), 'nothing') || ', which is not there' END
+         FROM audit_log a
+         WHERE (a.action = 'escrow.deposited' AND NOT EXISTS (
+                 SELECT 1 FROM deposits d WHERE d.id = json_extract(a.details, '$.depositId')
+                     AND d.escrow_id = a.entity AND d.status = 'applied'))
+             OR (a.action = 'payment_request.approved' AND NOT EXISTS (
+                 SELECT 1 FROM payouts p WHERE p.id = json_extract(a.details, '$.payoutId')
+                     AND p.payment_request_id = a.entity))",
+    ),
 ];
 
 /// Runs every check on `conn` inside one read transaction (a consistent snapshot that does not
@@ -611,6 +756,9 @@ impl Parts {
                 self.found().audit = Some(chain);
             } else if let Some((name, sql)) = LEDGER_CHECKS.get(part - 3) {
                 let query = match ledger.schema_version() {
+                    _ if FILE_ONLY_CHECKS.contains(name) && !ledger.holds_credentials() => {
+                        Query::FileOnly
+                    }
                     Some(version) if version < since_schema(name) => Query::Older(version),
                     _ => {
                         let (kept, all) = ledger.mismatches(sql, MISMATCHES_LISTED_MAX)?;
@@ -711,6 +859,12 @@ fn report_of(
                 report.checks.push(format!(
                     "{name}: not run (the replica is of schema version {version}, the check needs {}; replication makes it again at its next cycle)",
                     since_schema(name)
+                ));
+                continue;
+            }
+            Query::FileOnly => {
+                report.checks.push(format!(
+                    "{name}: not run (a replica holds no tokens; `remit check` on the file runs it)"
                 ));
                 continue;
             }

@@ -395,6 +395,13 @@ fn why_not_a_parameter(key: &str, value: &str) -> Option<String> {
     Some(why)
 }
 
+/// A check's query as PostgreSQL reads it: SQLite's `json_extract(X, '$.key')` (of an audit
+/// line's details, JSON text on both sides) is `((X)::jsonb ->> 'key')` there, NULL for a key
+/// that is missing or JSON's `null` alike. The rest of the checks' SQL is common to both.
+fn json_in_postgres(sql: &str) -> std::borrow::Cow<'_, str> {
+    crate::integrity::json_reads(sql, |value, key| format!("(({value})::jsonb ->> '{key}')"))
+}
+
 /// The connection string without its password.
 fn masked(config: &postgres::Config) -> String {
     let hosts: Vec<String> = config
@@ -1210,7 +1217,11 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
     fn mismatches(&mut self, sql: &str, keep: usize) -> Result<(Vec<(String, String)>, u64)> {
         use postgres::fallible_iterator::FallibleIterator;
         let params: [&(dyn ToSql + Sync); 0] = [];
-        let mut rows = self.tx.query_raw(sql, params).pg("a check failed to run")?;
+        let sql = json_in_postgres(sql);
+        let mut rows = self
+            .tx
+            .query_raw(sql.as_ref(), params)
+            .pg("a check failed to run")?;
         let (mut kept, mut all) = (Vec::new(), 0u64);
         while let Some(r) = rows.next().pg("a check failed to run")? {
             all += 1;
@@ -1332,6 +1343,10 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
 
     fn schema_version(&self) -> Option<u32> {
         Some(self.schema_version)
+    }
+
+    fn holds_credentials(&self) -> bool {
+        false
     }
 
     /// Every encrypted value of a replicated table opens under the key, bound to its row and
@@ -1538,6 +1553,21 @@ pub fn drop_replica(target: &Target, ledger_id: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checks_json_reads_as_postgres_reads_it() {
+        assert_eq!(
+            json_in_postgres(
+                "SELECT CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT), json_extract(coalesce(a.x, 'y'), '$.p') FROM t"
+            ),
+            "SELECT CAST(((a.details)::jsonb ->> 'amountUsdCents') AS BIGINT), ((coalesce(a.x, 'y'))::jsonb ->> 'p') FROM t"
+        );
+        assert_eq!(json_in_postgres("SELECT 1"), "SELECT 1");
+        // Every check's query, translated, has no json_extract left.
+        for (name, sql) in crate::integrity::LEDGER_CHECKS {
+            assert!(!json_in_postgres(sql).contains("json_extract"), "{name}");
+        }
+    }
 
     /// The `postgres` crate refuses a bad connection string with "invalid connection string"
     /// alone: remit says what is wrong, never quoting a value (a password may be among them).

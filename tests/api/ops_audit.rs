@@ -545,6 +545,8 @@ fn editing_any_field_of_an_audit_line_makes_check_exit_1_and_name_the_line() {
         ("action", "action = action || '_x'", "was altered"),
         ("entity", "entity = 'esc_forged'", "was altered"),
         ("details", "details = '{\"forged\":true}'", "was altered"),
+        // Not JSON: the checks that read a line's details read nothing there, and go on.
+        ("details", "details = 'not json'", "was altered"),
         ("at", "at = '2001-01-01T00:00:00Z'", "was altered"),
         ("prev_mac", "prev_mac = randomblob(32)", "does not chain"),
         ("mac", "mac = randomblob(32)", "was altered"),
@@ -967,6 +969,167 @@ fn payouts_and_deposits_edited_to_disagree_with_the_ledger_are_named() {
             ],
         );
     }
+}
+
+/// Guards against: the tables were held to each other only, so an edit that changed them all
+/// together passed the check. A paid payout made USD 1.00 smaller in its payout, its request,
+/// its journal (rows replaced: SQLite fires no delete guard for a REPLACE), its category's and
+/// its escrow's balances gave the escrow a dollar to spend again; a recipient made an admin, a
+/// revoked token opened again and an escrow given to another recipient passed as well. Each
+/// row is held to the keyed audit line that made it.
+#[test]
+fn rows_changed_together_are_held_to_their_audit_lines() {
+    // 1. The whole payout rewritten, every table agreeing with every other.
+    let mut payout = String::new();
+    let ran = check_after(|conn| {
+        let (id, request, escrow, category): (String, String, String, String) = conn
+            .query_row(
+                "SELECT p.id, p.payment_request_id, p.escrow_id, r.category_id FROM payouts p
+                 JOIN payment_requests r ON r.id = p.payment_request_id
+                 WHERE p.status = 'succeeded'
+                   AND NOT EXISTS (SELECT 1 FROM daily_spend d WHERE d.escrow_id = p.escrow_id)
+                   AND p.amount_usd_cents > 100
+                 ORDER BY p.id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("the busy run paid from an escrow without a daily limit");
+        conn.execute_batch(&format!(
+            "UPDATE payouts SET amount_usd_cents = amount_usd_cents - 100 WHERE id = '{id}';
+             UPDATE payment_requests SET amount_usd_cents = amount_usd_cents - 100 WHERE id = '{request}';
+             UPDATE spending_categories SET spent_usd_cents = spent_usd_cents - 100,
+                 remaining_usd_cents = remaining_usd_cents + 100 WHERE id = '{category}';
+             UPDATE escrows SET spent_usd_cents = spent_usd_cents - 100,
+                 remaining_usd_cents = remaining_usd_cents + 100 WHERE id = '{escrow}';
+             INSERT OR REPLACE INTO ledger_entries (id, transaction_id, escrow_id, category_id, account, amount_usd_cents)
+                 SELECT e.id, e.transaction_id, e.escrow_id, e.category_id, e.account,
+                     e.amount_usd_cents + CASE WHEN e.amount_usd_cents > 0 THEN -100 ELSE 100 END
+                 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+                 WHERE t.reference IN ('{request}', '{id}');"
+        ))
+        .unwrap();
+        payout = id;
+    });
+    assert_mismatch(
+        "a payout rewritten in every table",
+        &ran,
+        &[
+            "every payout is the one its approval's audit line made",
+            &payout,
+            "approved",
+        ],
+    );
+    // 2. A recipient made an admin.
+    let mut user = String::new();
+    let ran = check_after(|conn| {
+        user = conn
+            .query_row(
+                "SELECT id FROM users WHERE role = 'recipient' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute("UPDATE users SET role = 'admin' WHERE id = ?1", [&user])
+            .unwrap();
+    });
+    assert_mismatch(
+        "a recipient made an admin",
+        &ran,
+        &[
+            "every user is as the audit line that made it",
+            &user,
+            "made it recipient",
+        ],
+    );
+    // 3. A user and a token added without a command.
+    let ran = check_after(|conn| {
+        conn.execute_batch(
+            "INSERT INTO users (id, role, name_enc, created_at) VALUES ('usr_01jd8x2m4k7q9p3r5t6v8w0y2z', 'admin', 'x', '2026-12-06T00:00:00Z');
+             INSERT INTO api_tokens (token_hash, prefix, user_id, created_at)
+                 VALUES (zeroblob(32), 'rmt_forged00', 'usr_01jd8x2m4k7q9p3r5t6v8w0y2z', '2026-12-06T00:00:00Z');",
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "a user added",
+        &ran,
+        &["usr_01jd8x2m4k7q9p3r5t6v8w0y2z", "no audit line made it"],
+    );
+    assert_mismatch(
+        "a token added",
+        &ran,
+        &["rmt_forged00", "no audit line issued it"],
+    );
+    // 4. A token an admin revoked, opened again.
+    let (dir, db, _) = golden_copy();
+    let prefix: String = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT prefix FROM api_tokens WHERE revoked_at IS NULL ORDER BY prefix LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut revoke = remit(dir.path(), Some(TEST_KEY));
+    revoke.args(["token", "revoke", &prefix, "--db"]).arg(&db);
+    let revoked = run(revoke);
+    assert_eq!(revoked.code, Some(0), "{revoked}");
+    Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE api_tokens SET revoked_at = NULL WHERE prefix = ?1",
+            [&prefix],
+        )
+        .unwrap();
+    assert_mismatch(
+        "a revoked token opened again",
+        &check(&db, TEST_KEY),
+        &[&prefix, "opens again"],
+    );
+    // 5. An escrow given to another recipient.
+    let mut escrow = String::new();
+    let ran = check_after(|conn| {
+        escrow = conn
+            .query_row("SELECT id FROM escrows ORDER BY id LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        conn.execute(
+            "UPDATE escrows SET recipient_id = (SELECT id FROM users WHERE role = 'agent' LIMIT 1) WHERE id = ?1",
+            [&escrow],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "an escrow given to another recipient",
+        &ran,
+        &[
+            "every escrow is for the total and the recipient its audit line made it for",
+            &escrow,
+        ],
+    );
+    // 6. A deposit gone: the audit line that recorded it names it.
+    let mut deposit = String::new();
+    let ran = check_after(|conn| {
+        deposit = conn
+            .query_row(
+                "SELECT id FROM deposits WHERE status = 'applied' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute("DELETE FROM deposits WHERE id = ?1", [&deposit])
+            .unwrap();
+    });
+    assert_mismatch(
+        "a deposit deleted",
+        &ran,
+        &[
+            "every deposit and payout the audit log records is there",
+            &deposit,
+            "not applied there",
+        ],
+    );
 }
 
 /// Guards against: a day's approvals lost (a row's key flipped on a stick, which SQLite's
