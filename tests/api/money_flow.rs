@@ -19,6 +19,25 @@ fn stripe_event(
     .to_string()
 }
 
+/// A Stripe `charge.refunded` event of the PaymentIntent `intent` (its charge `ch_<intent>`):
+/// `refunded` is Stripe's running total of the charge's refunds.
+fn stripe_refund(event: &str, intent: &str, charged: i64, refunded: i64) -> String {
+    json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
+        "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
+        "payment_intent": intent, "amount": charged, "amount_refunded": refunded,
+        "refunded": refunded == charged, "currency": "usd"}}})
+    .to_string()
+}
+
+/// A Stripe `charge.dispute.created` event of the PaymentIntent `intent`.
+fn stripe_dispute(event: &str, intent: &str, cents: i64) -> String {
+    json!({"id": event, "object": "event", "type": "charge.dispute.created",
+        "livemode": false, "data": {"object": {"id": format!("dp_{intent}"), "object": "dispute",
+        "payment_intent": intent, "charge": format!("ch_{intent}"), "amount": cents, "currency": "usd",
+        "reason": "fraudulent", "status": "needs_response"}}})
+    .to_string()
+}
+
 /// Posts a Stripe event signed now with the test secret; asserts it was taken (200) and that
 /// its deposit was flagged, never applied.
 fn post_flagged(app: &TestApp, body: &str, what: &str) {
@@ -60,13 +79,6 @@ fn now() -> i64 {
 #[test]
 fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     let app = spawn_app();
-    let refund = |event: &str, intent: &str, charged: i64, refunded: i64| {
-        json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
-            "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
-            "payment_intent": intent, "amount": charged, "amount_refunded": refunded,
-            "refunded": refunded == charged, "currency": "usd"}}})
-        .to_string()
-    };
     let cancel = |escrow: &str| {
         let r = app.post(
             &format!("/escrows/{escrow}/cancel"),
@@ -96,7 +108,7 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     cancel(&pending);
     assert_eq!(escrow_view(&pending)["refundedUsdCents"], 4_000);
     for (event, refunded) in [("evt_c1_r1", 1_000), ("evt_c1_r2", 4_000)] {
-        let r = app.post_stripe(&refund(event, "pi_c1", 4_000, refunded));
+        let r = app.post_stripe(&stripe_refund(event, "pi_c1", 4_000, refunded));
         said(&r, "returning what its cancelled escrow owed");
     }
     let view = escrow_view(&pending);
@@ -121,7 +133,7 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     assert_eq!(app.approve(&request).status, 200);
     app.wait_for_status(&request, &["paid"]);
     cancel(&spent);
-    let r = app.post_stripe(&refund("evt_c2_r", "pi_c2", 5_000, 5_000));
+    let r = app.post_stripe(&stripe_refund("evt_c2_r", "pi_c2", 5_000, 5_000));
     said(&r, "flagged for the operator");
     assert_eq!(escrow_view(&spent)["held"], "card_refunded");
 
@@ -152,7 +164,7 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
         &json!({}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = app.post_stripe(&refund("evt_c4_r", "pi_c4", 1_000, 1_000));
+    let r = app.post_stripe(&stripe_refund("evt_c4_r", "pi_c4", 1_000, 1_000));
     said(&r, "flagged for the operator");
     app.assert_integrity();
 }
@@ -165,20 +177,6 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
 #[test]
 fn an_escrows_flag_keeps_every_reversal_until_it_is_cleared() {
     let app = spawn_app();
-    let refund = |event: &str, intent: &str, charged: i64, refunded: i64| {
-        json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
-            "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
-            "payment_intent": intent, "amount": charged, "amount_refunded": refunded,
-            "refunded": refunded == charged, "currency": "usd"}}})
-        .to_string()
-    };
-    let dispute = |event: &str, intent: &str, cents: i64| {
-        json!({"id": event, "object": "event", "type": "charge.dispute.created",
-            "livemode": false, "data": {"object": {"id": format!("dp_{intent}"), "object": "dispute",
-            "payment_intent": intent, "charge": format!("ch_{intent}"), "amount": cents, "currency": "usd",
-            "reason": "fraudulent", "status": "needs_response"}}})
-        .to_string()
-    };
     let taken = |r: Resp| assert_eq!(r.status, 200, "{}", r.text);
     let flag = |escrow: &str| {
         app.get(&format!("/escrows/{escrow}"), &app.admin).body["flagReason"]
@@ -189,10 +187,10 @@ fn an_escrows_flag_keeps_every_reversal_until_it_is_cleared() {
     let escrow = app.pending_escrow(200, &["rent"], None);
     taken(app.post_stripe(&stripe_event("evt_f1", "pi_f1", &escrow, 15_000, "usd")));
     taken(app.post_stripe(&stripe_event("evt_f2", "pi_f2", &escrow, 5_000, "usd")));
-    taken(app.post_stripe(&dispute("evt_f1_d", "pi_f1", 15_000)));
+    taken(app.post_stripe(&stripe_dispute("evt_f1_d", "pi_f1", 15_000)));
     let disputed = flag(&escrow);
     assert!(disputed.contains("disputed USD 150.00"), "{disputed}");
-    taken(app.post_stripe(&refund("evt_f2_r1", "pi_f2", 5_000, 500)));
+    taken(app.post_stripe(&stripe_refund("evt_f2_r1", "pi_f2", 5_000, 500)));
     let both = flag(&escrow);
     assert!(
         both.contains("disputed USD 150.00") && both.contains("refunded USD 5.00"),
@@ -206,7 +204,7 @@ fn an_escrows_flag_keeps_every_reversal_until_it_is_cleared() {
     );
     assert_eq!(r.status, 409, "{}", r.text);
     // A second refund of the same charge (Stripe's running total) replaces its own words only.
-    taken(app.post_stripe(&refund("evt_f2_r2", "pi_f2", 5_000, 1_000)));
+    taken(app.post_stripe(&stripe_refund("evt_f2_r2", "pi_f2", 5_000, 1_000)));
     let now_said = flag(&escrow);
     assert!(
         now_said.contains("disputed USD 150.00")
@@ -232,14 +230,14 @@ fn an_escrows_flag_keeps_every_reversal_until_it_is_cleared() {
         &stripe_event("evt_g3", "pi_g3", &cancelled, 1_000, "usd"),
         "a payment to a funded escrow",
     );
-    taken(app.post_stripe(&dispute("evt_g3_d", "pi_g3", 1_000)));
+    taken(app.post_stripe(&stripe_dispute("evt_g3_d", "pi_g3", 1_000)));
     let r = app.post(
         &format!("/escrows/{cancelled}/cancel"),
         &app.sender,
         &json!({}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = app.post_stripe(&refund("evt_g1_r", "pi_g1", 6_000, 3_000));
+    let r = app.post_stripe(&stripe_refund("evt_g1_r", "pi_g1", 6_000, 3_000));
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(
         r.body["outcome"]
