@@ -180,6 +180,29 @@ where
     Ok(Some(n))
 }
 
+/// A whole-number setting of `low` or more (`unit` after it): as `ranged`, with no top.
+fn at_least<T>(name: &str, low: T, unit: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr + Takes + PartialOrd + std::fmt::Display + Copy,
+{
+    let takes = format!("a whole number, {low} or more{unit}");
+    let Some(v) = env(name) else { return Ok(None) };
+    let n: T = v.trim().parse().map_err(|_| {
+        Error::invalid(
+            name,
+            format!(
+                "cannot be read ({v:?}): {} {takes} (the README's Configuration table says more){}",
+                T::wrong(&v),
+                comment_hint(&v)
+            ),
+        )
+    })?;
+    if n < low {
+        return Err(Error::invalid(name, format!("must be {takes}")));
+    }
+    Ok(Some(n))
+}
+
 /// Which settings a command reads, and so checks: a malformed setting of the server (a `PORT`
 /// left as a word, an unknown `REMIT_GATEWAY`) stops `remit serve` with its name, but not
 /// `remit check` or `remit backup`, which never read it.
@@ -468,26 +491,22 @@ fn server(config: &mut Config) -> Result<()> {
             ))
         }
     };
-    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_STATUS_AFTER_S")? {
-        if s < 1 {
-            return Err(Error::invalid(
-                "REMIT_PAYOUT_STATUS_AFTER_S",
-                "must be a whole number of seconds, at least 1",
-            ));
-        }
+    // The range said whether the value cannot be read or is outside it (a word was told "0 or
+    // more", and 0 then refused).
+    if let Some(s) = at_least::<i64>("REMIT_PAYOUT_STATUS_AFTER_S", 1, " seconds")? {
         config.payout_status_after_s = s;
     }
-    if let Some(s) = parse_env::<u64>("REMIT_FLOAT_CHECK_S")? {
-        if s < 60 {
-            return Err(Error::invalid(
-                "REMIT_FLOAT_CHECK_S",
-                "must be a whole number of seconds, at least 60",
-            ));
-        }
+    if let Some(s) = at_least::<u64>("REMIT_FLOAT_CHECK_S", 60, " seconds")? {
         config.float_check_s = s;
     }
     if let Some(v) = env("REMIT_FLOAT_ALERT_KES") {
-        let cents = crate::money::parse_major("REMIT_FLOAT_ALERT_KES", &v, 2)?;
+        if v.trim().starts_with('-') {
+            return Err(Error::invalid(
+                "REMIT_FLOAT_ALERT_KES",
+                "must be 0 (no alert) or more shillings",
+            ));
+        }
+        let cents = crate::money::parse_major("REMIT_FLOAT_ALERT_KES", v.trim(), 2)?;
         config.float_alert = crate::money::KesCents::new(cents).unwrap_or_default();
     }
     // Unset, any address may post results (the path token still guards them); a blank value
@@ -510,16 +529,12 @@ fn server(config: &mut Config) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     config.trusted_proxy = parse_env::<std::net::IpAddr>("REMIT_TRUSTED_PROXY")?;
-    if let Some(s) = parse_env::<u64>("REMIT_UI_IDLE_S")? {
-        if s > crate::limits::UI_IDLE_S_MAX {
-            return Err(Error::invalid(
-                "REMIT_UI_IDLE_S",
-                format!(
-                    "must be from 0 (never) to {} seconds",
-                    crate::limits::UI_IDLE_S_MAX
-                ),
-            ));
-        }
+    if let Some(s) = ranged::<u64>(
+        "REMIT_UI_IDLE_S",
+        0,
+        crate::limits::UI_IDLE_S_MAX,
+        " seconds (0: never)",
+    )? {
         config.ui_idle_s = s;
     }
     if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
@@ -527,13 +542,7 @@ fn server(config: &mut Config) -> Result<()> {
     }
     config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
     config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
-    if let Some(s) = parse_env::<i64>("REMIT_PAYOUT_TIMEOUT_S")? {
-        if s < 1 {
-            return Err(Error::invalid(
-                "REMIT_PAYOUT_TIMEOUT_S",
-                "must be a whole number of seconds, at least 1",
-            ));
-        }
+    if let Some(s) = at_least::<i64>("REMIT_PAYOUT_TIMEOUT_S", 1, " seconds")? {
         config.payout_timeout_s = s;
     }
     let most = crate::limits::CONNECTIONS_MAX_LIMIT;
@@ -870,17 +879,13 @@ impl DarajaSettings {
                 ))
             }
         };
-        let timeout_s = parse_env::<u64>("REMIT_DARAJA_TIMEOUT_S")?
-            .unwrap_or(crate::limits::DARAJA_CALL_TIMEOUT_S_DEFAULT);
-        if !(1..=crate::limits::DARAJA_CALL_TIMEOUT_S_MAX).contains(&timeout_s) {
-            return Err(Error::invalid(
-                "REMIT_DARAJA_TIMEOUT_S",
-                format!(
-                    "must be from 1 to {} seconds",
-                    crate::limits::DARAJA_CALL_TIMEOUT_S_MAX
-                ),
-            ));
-        }
+        let timeout_s = ranged::<u64>(
+            "REMIT_DARAJA_TIMEOUT_S",
+            1,
+            crate::limits::DARAJA_CALL_TIMEOUT_S_MAX,
+            " seconds",
+        )?
+        .unwrap_or(crate::limits::DARAJA_CALL_TIMEOUT_S_DEFAULT);
         // M-Pesa's certificate, when given, is read and used once (to seal the password given,
         // or a stand-in): a path that is wrong or a file that is no certificate shows now,
         // under the simulator too, not the day Daraja is switched on.

@@ -533,7 +533,7 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
             "at most 1000000000",
         ),
         (&[], ("REMIT_MAX_REQUEST_KES", "-5"), "greater than zero"),
-        (&[], ("REMIT_PAYOUT_TIMEOUT_S", "0"), "at least 1"),
+        (&[], ("REMIT_PAYOUT_TIMEOUT_S", "0"), "1 or more seconds"),
         (
             &["--workers", "0"],
             ("REMIT_SIM_DELAY_MS", "0"),
@@ -669,6 +669,15 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
             "abc",
             "cannot be read (\"abc\"): it takes a whole number from 16 to 16384",
         ),
+        // And one with a floor (a word was told "0 or more", and 0 then refused).
+        (
+            "REMIT_FLOAT_CHECK_S",
+            "abc",
+            "cannot be read (\"abc\"): it takes a whole number, 60 or more seconds",
+        ),
+        ("REMIT_UI_IDLE_S", "-1", "it takes a whole number from 0 to 86400 seconds (0: never)"),
+        ("REMIT_FLOAT_ALERT_KES", "-1", "must be 0 (no alert) or more shillings"),
+        ("REMIT_PAYOUT_TIMEOUT_S", "0", "must be a whole number, 1 or more seconds"),
         // Digits too many for the number: said so, not that it is no whole number.
         (
             "REMIT_REQUEST_TTL_H",
