@@ -1035,6 +1035,15 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             // The new key must stay somewhere once the ledger is under it: a file, not a pipe
             // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
+            if !new_key_file.exists() {
+                return Err(Error::invalid(
+                    "--new-key-file",
+                    format!(
+                        "{} does not exist: make the new key first, `(umask 077; openssl rand -hex 32 > new.key)`",
+                        new_key_file.display()
+                    ),
+                ));
+            }
             if !std::fs::metadata(&new_key_file).is_ok_and(|m| m.is_file()) {
                 return Err(Error::invalid(
                     "--new-key-file",

@@ -361,7 +361,8 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
                 lines.push(NONE_FIRST.to_string());
             }
             lines.push(format!(
-                "what changed since the backup could not be read from the replaced ledger ({e}): what it paid since the backup is to be read from M-Pesa's statement, and settled by hand"
+                "what changed since the backup could not be read from the replaced ledger ({}): what it paid since the backup is to be read from M-Pesa's statement, and settled by hand",
+                e.logged()
             ));
             return (lines, !demo);
         }
@@ -371,7 +372,8 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
         if let Err(e) = part(&conn, &mut said) {
             // What could not be read may be money: said as such.
             said.money.push(format!(
-                "{what} since the backup could not be read from the replaced ledger: {e}"
+                "{what} since the backup could not be read from the replaced ledger: {}",
+                e.logged()
             ));
         }
     };
@@ -383,13 +385,15 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     // Who can sign in moves no money: a part that cannot be read is a note, as the rate's.
     if let Err(e) = users_since(&conn, &mut said) {
         said.notes.push(format!(
-            "the users and tokens added since the backup could not be read from the replaced ledger: {e}; compare `remit user list` with the staff's tokens"
+            "the users and tokens added since the backup could not be read from the replaced ledger: {}; compare `remit user list` with the staff's tokens",
+            e.logged()
         ));
     }
     // The rate moves no money by itself: a part that cannot be read is a note, not a hold.
     if let Err(e) = rate_since(&conn, &mut said) {
         said.notes.push(format!(
-            "the exchange rate set since the backup could not be read from the replaced ledger: {e}; check it (`remit fx get`) before payment requests are made"
+            "the exchange rate set since the backup could not be read from the replaced ledger: {}; check it (`remit fx get`) before payment requests are made",
+            e.logged()
         ));
     }
     let Said {

@@ -916,6 +916,13 @@ fn rotate_key_leaves_a_linked_key_file_and_says_so() {
     let piped = rotate_key(dir.path(), None, std::path::Path::new("/dev/null"), &db);
     assert_eq!(piped.code, Some(2), "{piped}");
     assert!(piped.stderr.contains("not a pipe or a device"), "{piped}");
+    // One not made yet is said so (it was told not to be a pipe).
+    let missing = rotate_key(dir.path(), None, &dir.path().join("nowhere.key"), &db);
+    assert_eq!(missing.code, Some(2), "{missing}");
+    assert!(
+        missing.stderr.contains("nowhere.key does not exist"),
+        "{missing}"
+    );
     assert_eq!(
         check(&db, TEST_KEY).code,
         Some(0),
