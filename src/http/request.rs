@@ -139,10 +139,7 @@ impl Req {
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         // `application/x-www-form-urlencoded`, as browsers send a query: `+` is a space,
         // `%XX` a byte, bytes that are not UTF-8 become U+FFFD.
-        // A parameter given empty (`?limit=&cursor=`, a template filled in part, as the contract
-        // writes its lists) is one not given.
         let query = form_urlencoded::parse(query.as_bytes())
-            .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Req {

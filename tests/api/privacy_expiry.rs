@@ -366,6 +366,7 @@ fn users_payouts_and_deposits_are_paged_with_a_cursor_that_visits_each_once() {
         "/payouts?limit=201",
         "/deposits?limit=x",
         "/escrows?limit=%2B5",
+        "/users?limit=",
     ] {
         let r = app.get(bad, &app.admin);
         assert_eq!(
@@ -373,16 +374,6 @@ fn users_payouts_and_deposits_are_paged_with_a_cursor_that_visits_each_once() {
             (400, Some("limit")),
             "{bad}"
         );
-    }
-    // Given empty, as the contract's template writes a list's query, a parameter is not given.
-    for empty in [
-        "/users?limit=",
-        "/payment-requests?escrowId=&status=&limit=&cursor=",
-        "/escrows?status=&limit=",
-    ] {
-        let r = app.get(empty, &app.admin);
-        assert_eq!(r.status, 200, "{empty}: {}", r.text);
-        assert!(r.body["items"].is_array(), "{empty}: {}", r.text);
     }
 }
 
