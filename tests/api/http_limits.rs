@@ -718,7 +718,10 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         addr,
         b"GET /health HTTP/1.1\r\nX-Request-Id: Wanjiru-0799111222\r\nConnection: close\r\n\r\n",
     );
-    assert!(answer.contains("X-Request-Id: Wanjiru-0799111222\r\n"), "{answer}");
+    assert!(
+        answer.contains("X-Request-Id: Wanjiru-0799111222\r\n"),
+        "{answer}"
+    );
     // The access line is written once the answer is out: read the log once it is there.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let logged = |text: String| {
