@@ -1485,17 +1485,15 @@ fn confirm_flagged_result(
         (PayoutResult::Failed { .. }, PayoutStatus::Failed) => true,
         _ => false,
     };
-    // The admin's words on the failure they confirmed stay with the payout, as on one they
-    // resolved (sealed, its `resultDesc` to the request's owners); without words, M-Pesa's
-    // stay (they were accepted and dropped until 2026-12-06).
+    // A result confirmed keeps M-Pesa's code and words (`resultCode`, `resultDesc`): an admin's
+    // words would read as M-Pesa's there, so they are refused rather than dropped without a
+    // word (until 2026-12-06 they were accepted and dropped).
     if let PayoutResult::Failed { desc, .. } = result {
-        if same && desc != RESOLVED_WITHOUT_REASON {
-            let sealed = ctx
-                .keys
-                .seal(EncryptedColumn::ResolveReason, payout_id.as_str(), desc)?;
-            ctx.conn
-                .prepare_cached("UPDATE payouts SET change_seq = remit_change_seq(), resolve_reason_enc = ?2 WHERE id = ?1")?
-                .execute(params![payout_id, sealed])?;
+        if desc != RESOLVED_WITHOUT_REASON {
+            return Err(Error::invalid(
+                "reason",
+                "is for a payout resolved without a result; a flagged result is confirmed as M-Pesa reported it, its words kept (leave the reason out)",
+            ));
         }
     }
     if !same {

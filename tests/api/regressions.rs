@@ -1417,13 +1417,20 @@ fn a_payout_flagged_after_its_result_holds_the_refund_until_an_admin_confirms_it
     );
     // A receipt of a paid payout's own is what confirms one; this one failed: confirmed failed
     // (once M-Pesa has reversed the payment it reported, or found the report false).
-    let confirmed = resolve(json!({"outcome": "failed", "reason": "reversed at M-Pesa, ref R42"}));
+    // An admin's words would read as M-Pesa's beside its code: refused, not dropped.
+    let worded = resolve(json!({"outcome": "failed", "reason": "reversed at M-Pesa, ref R42"}));
+    assert_eq!(
+        (worded.status, worded.body["field"].as_str()),
+        (400, Some("reason")),
+        "{}",
+        worded.text
+    );
+    let confirmed = resolve(json!({"outcome": "failed"}));
     assert_eq!(confirmed.status, 200, "{}", confirmed.text);
-    // The admin's words stay with the payout, as on one resolved by hand (they were dropped).
     let owner = app
         .get(&format!("/payment-requests/{request}"), &app.sender)
         .body;
-    assert_eq!(
+    assert_ne!(
         owner["payout"]["resultDesc"], "reversed at M-Pesa, ref R42",
         "{owner}"
     );

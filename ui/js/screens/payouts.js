@@ -74,7 +74,8 @@ function resolveForm(p, onResolved) {
   // unchecked).
   let confirmed = false;
   let asked = null;
-  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = !failed.checked; confirm.hidden = true; go.hidden = false; confirmed = false; asked = null; };
+  // A result confirmed keeps M-Pesa's words: no reason of the admin's goes with it.
+  const sync = () => { receipt.wrap.hidden = !paid.checked; reason.wrap.hidden = !failed.checked || settled; confirm.hidden = true; go.hidden = false; confirmed = false; asked = null; };
   paid.addEventListener('change', sync);
   failed.addEventListener('change', sync);
   receipt.input.addEventListener('input', sync);
@@ -99,7 +100,7 @@ function resolveForm(p, onResolved) {
       if (!checkFields(form, [[form.querySelector('fieldset[data-field="outcome"]'), unchosen], [receipt.input, wrong]])) return;
       asked = paid.checked
         ? { outcome: 'paid', receipt: code }
-        : { outcome: 'failed', ...(reason.input.value.trim() ? { reason: reason.input.value.trim() } : {}) };
+        : { outcome: 'failed', ...(reason.input.value.trim() && !settled ? { reason: reason.input.value.trim() } : {}) };
       const what = settled
         ? t('resolve.confirmKept', { kes: kes(p.amountKesCents), outcome: t(paid.checked ? 'resolve.keptPaid' : 'resolve.keptFailed') })
         : paid.checked
