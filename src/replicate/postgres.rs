@@ -307,14 +307,22 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<()> {
 /// password may be among them).
 fn why_not_a_connection_string(text: &str) -> Option<String> {
     let Some((scheme, rest)) = text.split_once("://") else {
-        // `key=value` words. A quoted value may hold spaces and `=`, which would cut a
-        // password into what reads as words: such a string is not explained.
+        // `key=value` words. A quoted value may hold spaces and `=`, and PostgreSQL takes
+        // spaces around `=` (`password= hunter=two2` is the password `hunter=two2`): either
+        // would cut a password into what reads as words, so a string is explained only when
+        // every word is `key=value` with neither side empty and nothing is quoted.
         if text.contains(['\'', '\\']) {
             return None;
         }
-        return text
+        let words: Option<Vec<(&str, &str)>> = text
             .split_whitespace()
-            .filter_map(|word| word.split_once('='))
+            .map(|word| {
+                word.split_once('=')
+                    .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            })
+            .collect();
+        return words?
+            .into_iter()
             .find_map(|(key, value)| why_not_a_parameter(key, value));
     };
     if scheme != "postgres" && scheme != "postgresql" {
@@ -1640,6 +1648,12 @@ mod tests {
                 "a port is a number from 1 to 65535",
             ),
             ("user=u password=s3cret", "names no host"),
+            // Spaces around `=` are PostgreSQL's too: a password's piece is never read as a
+            // parameter's name, and the string is not explained.
+            (
+                "host=h user=u password= s3cret=two sslmode=verify-full",
+                "is not a PostgreSQL connection string",
+            ),
         ] {
             let text = Target::parse("--to", words, None)
                 .err()
