@@ -698,6 +698,16 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
     assert_eq!(status_of(&answer), 505, "{answer}");
     let (answer, _) = exchange(addr, b"GE\x00T /health HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&answer), 400, "{answer}");
+    // Refused here too, a request id holding a phone is answered as sent and not logged.
+    let (answer, _) = exchange(
+        addr,
+        b"GET /health HTTP/1.1\r\nExpect: 200-ok\r\nX-Request-Id: Wanjiru-0799111333\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), 417, "{answer}");
+    assert!(
+        answer.contains("X-Request-Id: Wanjiru-0799111333\r\n"),
+        "{answer}"
+    );
     // A token or a phone pasted into a path percent-encoded is masked as its plain form is.
     let (answer, _) = exchange(
         addr,
@@ -745,7 +755,12 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         .lines()
         .filter(|l| l.contains("remit::access] - - ") && l.contains("(refused before routing: "))
         .collect();
-    assert_eq!(refused.len(), 3, "{text}");
+    assert_eq!(refused.len(), 4, "{text}");
+    assert!(
+        refused[3].contains("- - 417 rid=(the client's, withheld"),
+        "{text}"
+    );
+    assert!(!text.contains("0799111333"), "{text}");
     assert!(
         refused[0].contains("- - 400 rid=") && refused[0].ends_with("bare LF, not CRLF)"),
         "{text}"

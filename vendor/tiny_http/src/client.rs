@@ -485,6 +485,13 @@ impl ClientConnection {
         client_id: Option<&str>,
     ) {
         let id = request_id(client_id);
+        // remit patch: an id that holds what the log must not is answered as sent and logged
+        // withheld (the application logs it masked; this refusal does not mask).
+        let logged_id = if holds_a_token_or_a_phone(&id) {
+            "(the client's, withheld: it holds what reads as a phone or a token)"
+        } else {
+            id.as_str()
+        };
         // remit patch: a request answered here, before the application saw it, is in the
         // access log as every other (a header flood or a smuggling probe was not seen at all):
         // the status, the fixed words of the refusal (a header's name, cut) and the request id,
@@ -508,7 +515,7 @@ impl ClientConnection {
                 target: "remit::access",
                 "- - {} rid={} (refused before routing: {})",
                 status,
-                id,
+                logged_id,
                 why
             );
         }
@@ -701,8 +708,9 @@ fn header_name(line: &[u8]) -> Option<String> {
 /// separators `+ - . ( )` with seven digits or more, as the application reads one; nine digits
 /// or more in a row; or ten digits or more that begin as a Kenyan mobile does, `07`, `01`,
 /// `2547`, `2541`, `00254`, among the characters that may join a number's groups in an id,
-/// `-_.:+=/@`, as in `0712_345_678` or `+254/712/345/678`)? Such an id is replaced, as the
-/// application replaces it, or more (it was logged as sent with a refusal made here).
+/// `-_.:+=/@`, as in `0712_345_678` or `+254/712/345/678`)? Such an id is answered as sent, as
+/// the application answers it, but not logged (the application logs it masked; until
+/// 2026-12-06 both replaced it, and before that it was logged as sent with a refusal made here).
 fn holds_a_token_or_a_phone(id: &str) -> bool {
     let lower = id.to_ascii_lowercase();
     if lower.contains("rmt_") || lower.contains("rmt-") {
@@ -741,18 +749,14 @@ fn holds_a_token_or_a_phone(id: &str) -> bool {
 }
 
 /// remit patch: the `X-Request-Id` of an answer the application never saw: the client's own
-/// when it sent one the application would take (1 to 64 visible ASCII characters), else a new
+/// when it sent one the application would take (1 to 64 of `is_request_id_byte`), else a new
 /// one of 16 hex digits, like the application's (unique, not secret).
 fn request_id(client_id: Option<&str>) -> String {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(id) = client_id {
-        if !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(is_request_id_byte)
-            && !holds_a_token_or_a_phone(id)
-        {
+        if !id.is_empty() && id.len() <= 64 && id.bytes().all(is_request_id_byte) {
             return id.to_string();
         }
     }
@@ -932,9 +936,10 @@ fn parse_request_line(line: &str) -> Option<(Method, String, HTTPVersion)> {
 mod test {
     use super::*;
 
-    // remit patch: a client's request id holding a token or a phone is replaced.
+    // remit patch: a client's request id is answered as sent; one holding a token or a phone
+    // is not logged.
     #[test]
-    fn a_request_id_holding_a_token_or_a_phone_is_replaced() {
+    fn a_request_id_is_answered_as_sent_and_one_holding_a_token_or_a_phone_is_not_logged() {
         for kept in [
             "abc-123",
             "req-12345678",
@@ -945,6 +950,7 @@ mod test {
             "order-2026-000123",
         ] {
             assert_eq!(request_id(Some(kept)), kept);
+            assert!(!super::holds_a_token_or_a_phone(kept), "{kept}");
         }
         for replaced in [
             "0712345678",
@@ -963,9 +969,14 @@ mod test {
             "order-2026-0712-345-678",
             "v2:0712:345:678",
         ] {
-            let id = request_id(Some(replaced));
-            assert_ne!(id, replaced);
-            assert_eq!(id.len(), 16);
+            // Answered as sent when it is an id (an application echoes it too), never logged
+            // as sent.
+            if replaced.bytes().all(is_request_id_byte) {
+                assert_eq!(request_id(Some(replaced)), replaced);
+            } else {
+                assert_eq!(request_id(Some(replaced)).len(), 16);
+            }
+            assert!(super::holds_a_token_or_a_phone(replaced), "{replaced}");
         }
     }
 
