@@ -251,7 +251,7 @@ pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &UserId) -> Resul
     })
 }
 
-/// A recipient's token, given by the sender of their escrow (it opens that sender's escrows).
+/// A recipient's first token, given by the sender of their escrow.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipientToken {
@@ -264,9 +264,9 @@ pub struct RecipientToken {
 }
 
 /// `POST /escrows/:id/recipient-token`: the escrow's sender gives its recipient a way to sign
-/// in, a token that opens this sender's escrows only (`Actor::sender_scope`). One per sender
-/// and recipient, and only for a plain recipient; otherwise an admin issues it
-/// (`POST /users/:id/tokens`, `remit token issue`).
+/// in. Only a first token, and only for a recipient who receives from this sender alone: a
+/// token opens every escrow of its holder, and a sender must not see another sender's.
+/// Otherwise an admin issues it (`POST /users/:id/tokens`, `remit token issue`).
 pub fn issue_recipient_token(
     ctx: &WriteCtx<'_>,
     actor: &Actor,
@@ -284,25 +284,26 @@ pub fn issue_recipient_token(
     // The token opens the escrows of the escrow's sender (an admin asking acts for the sender:
     // a token scoped to the admin would open none).
     let sender = parties.sender_id.clone();
-    // One from each sender: a token this sender gave before, revoked ones included (an admin's
-    // revocation is not a sender's to undo), and only to a plain recipient (a sender's phone
-    // may receive an escrow, and a token for it would open that sender's own account). Whether
-    // the phone had an account before, tokens of its own or other senders is not asked: the
-    // token opens this sender's escrows only, and `/me` says the name this sender typed, so
-    // nothing of those shows through it (until 2026-12-06 such a recipient was refused, and the
-    // refusal told a sender that the phone was already a remit user's).
-    let (given_before, plain_recipient): (bool, bool) = ctx
+    // A first token only: a token ever issued, revoked ones included (an admin's revocation is
+    // not a sender's to undo), and only to a plain recipient (a sender's phone may receive an
+    // escrow, and a token for it would open that sender's own account).
+    let (had_token, other_senders, plain_recipient): (bool, bool, bool) = ctx
         .conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1 AND sender_scope = ?2),
+            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE user_id = ?1),
+                EXISTS (SELECT 1 FROM escrows WHERE recipient_id = ?1 AND sender_id <> ?2),
                 EXISTS (SELECT 1 FROM users WHERE id = ?1 AND role = 'recipient')",
         )?
-        .query_row(params![recipient, sender], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if given_before || !plain_recipient {
+        .query_row(params![recipient, sender], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    // One answer for every reason: which one it is would tell this sender about the
+    // recipient's other senders, or that the phone already had an account.
+    if had_token || other_senders || !plain_recipient {
         return Err(Error::NotNow(if actor.is_admin() {
-            "this sender gave this recipient a token already, or the phone is not a plain recipient's: issue one by POST /users/:id/tokens (a token an admin issues opens every escrow of its holder)".into()
+            "this recipient already has a token or receives from other senders too: issue theirs by POST /users/:id/tokens (a token opens every escrow of its holder)".into()
         } else {
-            "this recipient has had a token from you already, or is not one a sender may give a token: an admin can give one (POST /users/:id/tokens)".into()
+            "only an admin can give this recipient a token (POST /users/:id/tokens)".into()
         }));
     }
     // It opens this sender's escrows only: another sender may make one to the same phone
@@ -510,26 +511,7 @@ pub fn list(
 /// `GET /me`.
 pub fn me(conn: &Connection, keys: &Keys, actor: &Actor, settings: MeSettings) -> Result<MeView> {
     let id = UserId::parse(&actor.id)?;
-    // A token a sender gave says the name that sender typed (on their newest escrow to this
-    // recipient), never the one the account was made with, which another sender may have typed.
-    let name = match &actor.sender_scope {
-        Some(scope) => {
-            let typed: Option<(crate::domain::EscrowId, String)> = conn
-                .prepare_cached(
-                    "SELECT id, recipient_name_enc FROM escrows WHERE recipient_id = ?1 AND sender_id = ?2
-                     AND recipient_name_enc IS NOT NULL ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![id, scope], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            match typed {
-                Some((escrow, enc)) => {
-                    keys.open(EncryptedColumn::RecipientName, escrow.as_str(), &enc)?
-                }
-                None => String::new(),
-            }
-        }
-        None => super::views::user_name_phone(conn, keys, &id)?.0,
-    };
+    let (name, _) = super::views::user_name_phone(conn, keys, &id)?;
     Ok(MeView {
         user_id: actor.id.clone(),
         role: actor.role,
