@@ -326,7 +326,16 @@ fn conflicts_carry_their_codes_and_a_readable_message() {
         "{}",
         r.text
     );
-    assert_eq!(r.body["error"], "payment request is already approved");
+    // The simulator may have paid it meanwhile (a loaded machine did): said as it is then.
+    assert!(
+        [
+            "payment request is already approved",
+            "payment request is paid and cannot become approved"
+        ]
+        .contains(&r.body["error"].as_str().unwrap_or_default()),
+        "{}",
+        r.text
+    );
     let r = app.post(
         &format!("/escrows/{escrow}/cancel"),
         &app.sender,
