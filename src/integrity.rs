@@ -629,6 +629,21 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
              SELECT 1 FROM audit_log a WHERE a.entity = p.id AND a.action = 'payout.' || p.status)",
     ),
     (
+        // A decision moves no money, but a request set back to wait can be approved again.
+        "every decided request's state is its audit line's",
+        "SELECT 'payment request ' || r.id, 'is ' || r.status || ' but no audit line says so'
+         FROM payment_requests r
+         WHERE (r.status = 'rejected' OR r.status = 'cancelled' OR r.status = 'expired')
+             AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.entity = r.id AND a.action = 'payment_request.' || r.status)
+         UNION ALL
+         SELECT 'payment request ' || r.id, 'waits for approval but audit line ' || a.seq || ' says it was '
+             || substr(a.action, 17)
+         FROM payment_requests r JOIN audit_log a ON a.entity = r.id
+         WHERE r.status = 'pending_approval' AND (a.action = 'payment_request.rejected'
+             OR a.action = 'payment_request.cancelled' OR a.action = 'payment_request.expired'
+             OR a.action = 'payment_request.approved')",
+    ),
+    (
         // One pass over the log for both (a large ledger's log is its largest table).
         "every deposit and payout the audit log records is there",
         "SELECT 'audit line ' || a.seq, CASE WHEN a.action = 'escrow.deposited'

@@ -1108,6 +1108,39 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
             &escrow,
         ],
     );
+    // 7. A rejected request told cancelled, and one set back to wait (to be approved again).
+    for (status, says) in [
+        ("cancelled", "is cancelled but no audit line says so"),
+        ("pending_approval", "says it was rejected"),
+    ] {
+        let mut request = String::new();
+        let ran = check_after(|conn| {
+            request = conn
+                .query_row(
+                    "SELECT id FROM payment_requests WHERE status = 'rejected' ORDER BY id LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("the busy run rejected a request");
+            conn.execute(
+                "UPDATE payment_requests SET status = ?2,
+                     decided_by = CASE WHEN ?2 = 'pending_approval' THEN NULL ELSE decided_by END,
+                     decided_at = CASE WHEN ?2 = 'pending_approval' THEN NULL ELSE decided_at END
+                 WHERE id = ?1",
+                [&request, status],
+            )
+            .unwrap();
+        });
+        assert_mismatch(
+            status,
+            &ran,
+            &[
+                "every decided request's state is its audit line's",
+                &request,
+                says,
+            ],
+        );
+    }
     // 6. A deposit gone: the audit line that recorded it names it.
     let mut deposit = String::new();
     let ran = check_after(|conn| {
