@@ -162,22 +162,11 @@ fn ranged<T>(name: &str, low: T, high: T, unit: &str) -> Result<Option<T>>
 where
     T: std::str::FromStr + Takes + PartialOrd + std::fmt::Display + Copy,
 {
-    let takes = format!("a whole number from {low} to {high}{unit}");
-    let Some(v) = env(name) else { return Ok(None) };
-    let n: T = v.trim().parse().map_err(|_| {
-        Error::invalid(
-            name,
-            format!(
-                "cannot be read ({v:?}): {} {takes} (the README's Configuration table says more){}",
-                T::wrong(&v),
-                comment_hint(&v)
-            ),
-        )
-    })?;
-    if !(low..=high).contains(&n) {
-        return Err(Error::invalid(name, format!("must be {takes}")));
-    }
-    Ok(Some(n))
+    bounded(
+        name,
+        format!("a whole number from {low} to {high}{unit}"),
+        |n| (low..=high).contains(n),
+    )
 }
 
 /// A whole-number setting of `low` or more (`unit` after it): as `ranged`, with no top.
@@ -185,7 +174,17 @@ fn at_least<T>(name: &str, low: T, unit: &str) -> Result<Option<T>>
 where
     T: std::str::FromStr + Takes + PartialOrd + std::fmt::Display + Copy,
 {
-    let takes = format!("a whole number, {low} or more{unit}");
+    bounded(name, format!("a whole number, {low} or more{unit}"), |n| {
+        *n >= low
+    })
+}
+
+/// A whole-number setting that `holds`, said as `takes` when it cannot be read and when it does
+/// not hold.
+fn bounded<T>(name: &str, takes: String, holds: impl Fn(&T) -> bool) -> Result<Option<T>>
+where
+    T: std::str::FromStr + Takes,
+{
     let Some(v) = env(name) else { return Ok(None) };
     let n: T = v.trim().parse().map_err(|_| {
         Error::invalid(
@@ -197,7 +196,7 @@ where
             ),
         )
     })?;
-    if n < low {
+    if !holds(&n) {
         return Err(Error::invalid(name, format!("must be {takes}")));
     }
     Ok(Some(n))
