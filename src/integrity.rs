@@ -644,6 +644,24 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
              OR a.action = 'payment_request.approved')",
     ),
     (
+        // The rate prices every payment request in dollars: a rate changed in the file would
+        // take more (or fewer) dollars from the escrows for the same shillings. Held to the
+        // newest line that set it, by whom (`rateE4` is the key of ledgers made before the
+        // details said the rate's unit).
+        "the exchange rate is the one its newest audit line set",
+        "SELECT 'exchange rate ' || r.pair, CASE WHEN a.seq IS NULL THEN 'is ' || r.rate_kes_per_usd_e4
+                 || ' (KES per USD x 10^4) but no audit line set it'
+             ELSE 'is ' || r.rate_kes_per_usd_e4 || ' (KES per USD x 10^4), set by ' || r.updated_by
+                 || ', but audit line ' || a.seq || ' set it to '
+                 || COALESCE(json_extract(a.details, '$.rateKesPerUsdE4'), json_extract(a.details, '$.rateE4'), 'nothing')
+                 || ', by ' || a.actor END
+         FROM fx_rates r LEFT JOIN audit_log a ON a.seq = (SELECT MAX(l.seq) FROM audit_log l
+             WHERE l.entity = r.pair AND l.action = 'fx.rate_set')
+         WHERE a.seq IS NULL OR a.actor <> r.updated_by
+             OR COALESCE(CAST(json_extract(a.details, '$.rateKesPerUsdE4') AS BIGINT),
+                 CAST(json_extract(a.details, '$.rateE4') AS BIGINT), -1) <> r.rate_kes_per_usd_e4",
+    ),
+    (
         // One pass over the log for both (a large ledger's log is its largest table).
         "every deposit and payout the audit log records is there",
         "SELECT 'audit line ' || a.seq, CASE WHEN a.action = 'escrow.deposited'

@@ -41,8 +41,8 @@ pub use merchant::{mask_number, MerchantAccount, MerchantAccountView};
 pub use phone::{holds_a_phone, long_numbers_masked, number_runs, KenyanPhone, NumberRun};
 pub use states::*;
 pub use text::{
-    controls_replaced, not_personal, parse_kept_reference, parse_reference, parse_text,
-    CategoryName,
+    controls_replaced, not_personal, outside_words, parse_kept_reference, parse_reference,
+    parse_text, CategoryName,
 };
 pub use webhook_url::{
     classify, is_loopback_host, may_connect, require_secure_scheme, AddressKind, WebhookUrl,

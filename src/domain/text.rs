@@ -90,6 +90,44 @@ pub fn controls_replaced(text: &str, with: char) -> String {
         .collect()
 }
 
+/// Words from outside (M-Pesa's result descriptions, a Stripe dispute's reason) made plain
+/// before their numbers are found and masked (`long_numbers_masked`), so that a phone cannot
+/// pass unmasked for being written with other characters than ASCII's: each control character
+/// and each space of another kind (a no-break space, U+00A0, between a number's groups) is a
+/// space, each character that shows as nothing (a zero-width space between two digits) is
+/// dropped, and each decimal digit of another script (full-width `０７２２`, Arabic-Indic
+/// `٠٧٢٢`) is its ASCII digit.
+pub fn outside_words(text: &str) -> String {
+    text.chars()
+        .filter(|&c| !(invisible(c) || matches!(c, '\u{200C}'..='\u{200F}' | '\u{061C}')))
+        .map(|c| {
+            if c.is_control() || c.is_whitespace() {
+                ' '
+            } else {
+                ascii_digit(c).unwrap_or(c)
+            }
+        })
+        .collect()
+}
+
+/// The first digit (zero) of each run of ten decimal digits Unicode gives a script, besides
+/// ASCII's: Arabic-Indic, Extended Arabic-Indic, NKo, the Indic scripts', Thai, Lao, Tibetan,
+/// Myanmar, Khmer, Mongolian, full-width, and the five mathematical sets.
+const DIGIT_ZEROS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0xFF10, 0x1D7CE, 0x1D7D8,
+    0x1D7E2, 0x1D7EC, 0x1D7F6,
+];
+
+/// `c` as an ASCII digit when it is a decimal digit of another script (`DIGIT_ZEROS`).
+fn ascii_digit(c: char) -> Option<char> {
+    let c = u32::from(c);
+    DIGIT_ZEROS
+        .iter()
+        .find(|&&zero| (zero..zero + 10).contains(&c))
+        .and_then(|zero| char::from_digit(c - zero, 10))
+}
+
 /// What free text may not hold: control characters; the line and paragraph separators
 /// (U+2028, U+2029), which break a receipt's or an SMS's line as a newline would; and the
 /// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make

@@ -362,7 +362,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
             }
             lines.push(format!(
                 "what changed since the backup could not be read from the replaced ledger ({}): what it paid since the backup is to be read from M-Pesa's statement, and settled by hand",
-                e.logged()
+                why_unread(&e)
             ));
             return (lines, !demo);
         }
@@ -373,7 +373,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
             // What could not be read may be money: said as such.
             said.money.push(format!(
                 "{what} since the backup could not be read from the replaced ledger: {}",
-                e.logged()
+                why_unread(&e)
             ));
         }
     };
@@ -386,14 +386,14 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     if let Err(e) = users_since(&conn, &mut said) {
         said.notes.push(format!(
             "the users and tokens added since the backup could not be read from the replaced ledger: {}; compare `remit user list` with the staff's tokens",
-            e.logged()
+            why_unread(&e)
         ));
     }
     // The rate moves no money by itself: a part that cannot be read is a note, not a hold.
     if let Err(e) = rate_since(&conn, &mut said) {
         said.notes.push(format!(
             "the exchange rate set since the backup could not be read from the replaced ledger: {}; check it (`remit fx get`) before payment requests are made",
-            e.logged()
+            why_unread(&e)
         ));
     }
     let Said {
@@ -434,6 +434,15 @@ fn still_held(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Why a part of the replaced ledger could not be read. Its damage is said without the usual
+/// advice to restore it from a backup: that is what is being done.
+fn why_unread(e: &Error) -> String {
+    match e {
+        Error::Damaged(sqlite) => format!("it is damaged (sqlite: {sqlite})"),
+        other => other.logged().to_string(),
+    }
 }
 
 /// The first of the restore's lines when there is money to settle by hand.

@@ -241,7 +241,7 @@ impl Event {
                 // words are: no control character, no phone.
                 reason: object.get("reason").and_then(Value::as_str).map(|r| {
                     let r: String = r.chars().take(64).collect();
-                    crate::domain::long_numbers_masked(&crate::domain::controls_replaced(&r, ' '))
+                    crate::domain::long_numbers_masked(&crate::domain::outside_words(&r))
                 }),
             }),
             _ => None,

@@ -1163,6 +1163,23 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
             "not applied there",
         ],
     );
+    // 8. The exchange rate halved in the file: twice the dollars for the same shillings.
+    let ran = check_after(|conn| {
+        conn.execute(
+            "UPDATE fx_rates SET rate_kes_per_usd_e4 = rate_kes_per_usd_e4 / 2",
+            [],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "the rate halved",
+        &ran,
+        &[
+            "the exchange rate is the one its newest audit line set",
+            "exchange rate USD-KES",
+            "but audit line",
+        ],
+    );
 }
 
 /// Guards against: a day's approvals lost (a row's key flipped on a stick, which SQLite's

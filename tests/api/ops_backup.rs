@@ -1990,6 +1990,14 @@ fn a_restore_over_a_ledger_whose_payouts_cannot_be_read_holds_payouts_back() {
             && restored.stdout.contains("REMIT_GATEWAY=none"),
         "{restored}"
     );
+    // Said as damage of the ledger replaced, with no advice to restore it from a backup (what
+    // is being done) and no "internal error".
+    assert!(
+        restored.stdout.contains("it is damaged (sqlite: ")
+            && !restored.stdout.contains("restore the ledger from a backup")
+            && !restored.stdout.contains("internal error"),
+        "{restored}"
+    );
     let refused = serve_with_the_simulator();
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(refused.stderr.contains("remit restore --done"), "{refused}");

@@ -1643,6 +1643,79 @@ fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
     assert_checks(app);
 }
 
+/// Each Transaction Status query is answered on its own: an answer "Pending" to one query and
+/// "Completed" to the next, both naming the payment by the same ids (as a status result whose
+/// `OriginatorConversationID` is the payment's own, not the query's), are two answers. Before,
+/// the second was taken for a repeat of the first and dropped: the payout stayed stuck, its
+/// money reserved, and the operator read "Pending" from M-Pesa about money it had paid.
+#[test]
+fn a_completed_status_answer_after_a_pending_one_settles_the_payout() {
+    let (fake, app) = start();
+    fake.script(
+        2_500,
+        Script {
+            result: Delivery::Never,
+            status: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_500);
+    let (payout, originator, _) = app.payout_ids(&request);
+    let query_after = |answered: Option<String>| {
+        let payout = payout.clone();
+        crate::support::notify::eventually(
+            Duration::from_secs(20),
+            "a status query about the payout",
+            || {
+                let (id, answered) = (payout.clone(), answered.clone());
+                app.store
+                    .read(move |c, _| {
+                        Ok(c.query_row(
+                            "SELECT conversation_id FROM daraja_queries WHERE payout_id = ?1
+                                 AND conversation_id IS NOT ?2 ORDER BY rowid DESC LIMIT 1",
+                            rusqlite::params![id, answered],
+                            |r| r.get::<_, String>(0),
+                        )
+                        .ok())
+                    })
+                    .unwrap()
+            },
+        )
+    };
+    let kes = remit::money::KesCents::new(250_000).unwrap();
+    let answer = |query: &str, status: &str| {
+        app.post_mpesa_result(&remit::wire::daraja::results::status_result(
+            query,
+            &originator,
+            "TLQ0000021",
+            status,
+            kes,
+        ))
+    };
+    let first = query_after(None);
+    let pending = answer(&first, "Pending");
+    assert_eq!(pending.status, 200, "{}", pending.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "not finished: {view}");
+    let second = query_after(Some(first));
+    let completed = answer(&second, "Completed");
+    assert_eq!(completed.status, 200, "{}", completed.text);
+    let view = settled(&app, &request, &["paid"]);
+    assert_eq!(view["payout"]["mpesaReceipt"], "TLQ0000021", "{view}");
+    // The same answer to the same query again is a repeat.
+    let again = answer(&second, "Completed");
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        balances(&app, &escrow),
+        (10_000 - usd_of(&view), 0, usd_of(&view))
+    );
+    drop(fake);
+    assert_checks(app);
+}
+
 /// Daraja documents a refusal of a repeated `OriginatorConversationID` for B2C only: a B2B
 /// payment whose answer was lost is never sent again (a second request could pay the bill
 /// twice); Transaction Status tells what became of it, and it is paid once.

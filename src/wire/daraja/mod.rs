@@ -210,9 +210,9 @@ pub(crate) fn kes_cents(v: Option<&Value>) -> Option<KesCents> {
 /// Also the SQL function `remit_mask_mpesa_words`, by which schema 16 does the same to the words
 /// kept before (some kept every digit of a phone, before 2026-12-03).
 pub fn free_text(text: &str) -> String {
-    // A line break or a NUL in M-Pesa's words is a space in remit's.
-    let out =
-        crate::domain::long_numbers_masked(&crate::domain::controls_replaced(text.trim(), ' '));
+    // A line break or a NUL in M-Pesa's words is a space in remit's, and a number written in
+    // other digits or spaces than ASCII's is found all the same.
+    let out = crate::domain::long_numbers_masked(&crate::domain::outside_words(text.trim()));
     // Cut after masking, so that a phone across the cut is masked whole.
     payee_name_hidden(&out).chars().take(300).collect()
 }
@@ -430,6 +430,26 @@ mod tests {
             Some("AG_1\u{FFFD}x")
         );
         assert_eq!(text(Some(&json!(" AG_1 "))).as_deref(), Some("AG_1"));
+    }
+
+    /// Guards against: a phone in M-Pesa's words written with no-break spaces, full-width or
+    /// Arabic-Indic digits, or a zero-width space between its digits was kept and shown whole.
+    #[test]
+    fn a_phone_written_in_other_digits_or_spaces_than_ascii_s_is_masked() {
+        for text in [
+            "Paid to 0722\u{a0}000\u{a0}333 now",
+            "Paid to \u{ff10}\u{ff17}\u{ff12}\u{ff12}\u{ff10}\u{ff10}\u{ff10}\u{ff13}\u{ff13}\u{ff13} now",
+            "Paid to \u{660}\u{667}\u{662}\u{662}\u{660}\u{660}\u{660}\u{663}\u{663}\u{663} now",
+            "Paid to 0722\u{200b}000\u{2009}333 now",
+        ] {
+            assert_eq!(free_text(text), "Paid to ***333 now", "{text:?}");
+        }
+        // Other words are kept as they were.
+        assert_eq!(
+            free_text("Malipo ya Ksh 1,500.00"),
+            "Malipo ya Ksh 1,500.00"
+        );
+        assert_eq!(free_text("caf\u{e9} \u{2013} ok"), "caf\u{e9} \u{2013} ok");
     }
 
     #[test]
