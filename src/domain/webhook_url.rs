@@ -28,6 +28,9 @@ fn classify_v4(ip: Ipv4Addr) -> AddressKind {
         (0, _, _) => AddressKind::Never("\"this network\" (0.0.0.0/8)"),
         (224..=239, _, _) => AddressKind::Never("multicast"),
         (240..=255, _, _) => AddressKind::Never("reserved or broadcast"),
+        // The 6to4 relays' anycast, deprecated (RFC 7526): whoever answers there is no receiver
+        // anyone chose.
+        (192, 88, 99) => AddressKind::Never("the deprecated 6to4 relay anycast (192.88.99.0/24)"),
         (10, _, _) => AddressKind::Private("private (10.0.0.0/8)"),
         (172, 16..=31, _) => AddressKind::Private("private (172.16.0.0/12)"),
         (192, 168, _) => AddressKind::Private("private (192.168.0.0/16)"),
@@ -509,6 +512,7 @@ mod tests {
             "::",
             "224.0.0.1",
             "255.255.255.255",
+            "192.88.99.1",
             "ff02::1",
             "100::1",
         ] {

@@ -2014,7 +2014,7 @@ async function main() {
   });
 
   let lostAnswerRequest;
-  await step('agent: a Send whose answer was lost, sent again, makes one request', async () => {
+  await step('agent: a Send whose answer was lost, sent again after a reload of the page, makes one request', async () => {
     currentPage = agent;
     const own = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0733000444', recipientName: 'Achieng', totalAmountUsd: 30, categories: ['water'] })).escrowId;
     await api(TOKENS.agent, 'POST', `/escrows/${own}/deposits`, { amountUsd: 30, reference: 'achieng-cash-1' });
@@ -2041,6 +2041,12 @@ async function main() {
     } finally {
       await agent.unroute(pattern);
     }
+    // The agent reloads the page (the tab keeps its session), and sends the same again: it
+    // goes with the first Send's key (before, a reload forgot it and made a second request).
+    await agent.reload({ waitUntil: 'domcontentloaded' });
+    await agent.locator(tid('whoami')).waitFor();
+    await form.waitFor();
+    await fillRequest(agent, { category: 'water', amountKes: '700/=', merchantName: 'Maji Safi', reference: 'LOST-1' });
     const requestId = await submitRequest(agent);
     const said = await text(agent.locator('#notice .banner-text'));
     assert(said.includes('limeshatumwa'), `the second Send does not say the request had been sent already: "${said}"`);
@@ -2097,6 +2103,35 @@ async function main() {
     }
     await sender.locator(tid('refresh')).click();
     await banner.waitFor({ state: 'hidden' });
+  });
+
+  await step('a reload that cannot reach the server keeps the session only until someone forgets it', async () => {
+    const page = await newPage('recipient (second tab)');
+    currentPage = page;
+    try {
+      await signIn(page, 'recipient', TOKENS.recipient);
+      const pattern = '**/me';
+      await page.route(pattern, (route) => route.abort('internetdisconnected'));
+      try {
+        await page.reload({ waitUntil: 'domcontentloaded' });
+        const box = page.locator('#signin-form .form-error');
+        await box.waitFor({ state: 'visible' });
+        const said = await text(box);
+        assert(said.includes('kept') && said.includes('Forget it'), `the sign-in screen does not say the tab's session is kept: "${said}"`);
+        await page.locator(tid('signin-forget')).click();
+        const kept = await page.evaluate(() => sessionStorage.getItem('remit.token'));
+        assert(kept === null, 'the session is still kept in the tab after "Forget it"');
+        assert((await text(box)).includes('forgotten'), `"Forget it" does not say the session was forgotten: "${await text(box)}"`);
+      } finally {
+        await page.unroute(pattern);
+      }
+      // The server answers again: a reload is not signed in by itself.
+      await page.reload({ waitUntil: 'domcontentloaded' });
+      await page.locator(tid('token-input')).waitFor();
+      assert(!(await page.locator(tid('whoami')).isVisible()), 'a reload after "Forget it" signed the tab in again');
+    } finally {
+      await page.context().close();
+    }
   });
 
   await step('agent: a screen first opened while the server cannot be reached is drawn again once it answers', async () => {

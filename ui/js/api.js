@@ -50,14 +50,52 @@ export function idempotencyKey() {
 }
 
 // A change whose answer was lost (no answer, a timeout, a 5xx) keeps its Idempotency-Key for
-// a few minutes: the same change sent again by the same user (same method, path and body: the
-// retry of a Send, a Record, an Approve, after a sign-in again too) goes with the same key, so
-// the server does it at most once and answers the retry as it answered the first (its answer
-// is marked `_replayed`, and the screen says it was already done). Any other answer ends the
-// change, and the next send is a new one; so does the time: an identical change a while later
-// (a second customer's cash of the same amount) is a new one.
-const unanswered = new Map();
+// five minutes after its last try: the same change sent again by the same user (same method,
+// path and body: the retry of a Send, a Record, an Approve, after a sign-in again, after a
+// reload of the page) goes with the same key, so the server does it at most once and answers
+// the retry as it answered the first (its answer is marked `_replayed`, and the screen says it
+// was already done). Any other answer ends the change, and the next send is a new one; so does
+// the time: an identical change a while later (a second customer's cash of the same amount) is
+// a new one. The keys are kept in this tab's sessionStorage (a reload after a lost answer made
+// the agent's second Record of the same cash a second deposit), each under a digest of its
+// change, never the change itself (a payment's phone) or the token.
+const UNANSWERED_KEY = 'remit.unanswered';
 const KEPT_MS = 5 * 60 * 1000;
+
+// The changes without an answer: digest → { key, at } (`at`: the last try).
+function unansweredNow() {
+  let kept = {};
+  try { kept = JSON.parse(sessionStorage.getItem(UNANSWERED_KEY) || '{}') || {}; } catch (_) { kept = {}; }
+  const now = Date.now();
+  const fresh = {};
+  for (const [digest, v] of Object.entries(kept)) {
+    if (v && typeof v.key === 'string' && Number.isFinite(v.at) && now - v.at < KEPT_MS) fresh[digest] = v;
+  }
+  return fresh;
+}
+
+function keepUnanswered(digest, value) {
+  const all = unansweredNow();
+  if (value) all[digest] = value;
+  else delete all[digest];
+  try { sessionStorage.setItem(UNANSWERED_KEY, JSON.stringify(all)); } catch (_) { /* ignore */ }
+}
+
+// A digest of a change (cyrb53: 53 bits, two passes of 32-bit multiply-xor): two changes in
+// one tab's five minutes that share it would share a key, which the server refuses
+// (`idempotency_key_reused`), never applies twice.
+function digestOf(text) {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+}
 
 export async function api(method, path, body, opts = {}) {
   const token = opts.token || session.token;
@@ -66,12 +104,12 @@ export async function api(method, path, body, opts = {}) {
   calls += 1;
   const call = calls;
   const bodyText = body === undefined ? undefined : JSON.stringify(body);
-  const change = method !== 'GET' && !opts.idempotencyKey ? `${token} ${method} ${path} ${bodyText || ''}` : null;
+  const change = method !== 'GET' && !opts.idempotencyKey ? digestOf(`${token} ${method} ${path} ${bodyText || ''}`) : null;
   let key = opts.idempotencyKey || null;
   if (change) {
-    const kept = unanswered.get(change);
-    key = kept && Date.now() - kept.at < KEPT_MS ? kept.key : idempotencyKey();
-    unanswered.set(change, { key, at: kept && kept.key === key ? kept.at : Date.now() });
+    const kept = unansweredNow()[change];
+    key = kept ? kept.key : idempotencyKey();
+    keepUnanswered(change, { key, at: Date.now() });
   }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs || 20000);
@@ -106,7 +144,7 @@ export async function api(method, path, body, opts = {}) {
     // The answer broke off: as good as none, and the key is kept for the retry.
     throw new ApiError(0, 'network', t(method === 'GET' ? 'error.networkRead' : 'error.network'));
   }
-  if (change && res.status < 500) unanswered.delete(change);
+  if (change && res.status < 500) keepUnanswered(change, null);
   let data = null;
   if (text) {
     try { data = JSON.parse(text); } catch (_) { data = null; }
@@ -120,6 +158,9 @@ export async function api(method, path, body, opts = {}) {
       : t('error.http', { status: `${res.status}${res.statusText ? ` ${res.statusText}` : ''}` });
     const field = data && typeof data.field === 'string' && data.field ? data.field : null;
     const err = new ApiError(res.status, (data && data.code) || `http_${res.status}`, message, field);
+    // A change answered 5xx (a proxy's 504, a busy server) may have been done: the person is
+    // told that sending it again is safe, as after no answer.
+    if (change && res.status >= 500) err.retrySafe = true;
     if (res.status === 401 && !opts.signingIn && generation === session.generation) {
       unauthorized();
     }
@@ -172,6 +213,11 @@ function detailedText(code, message) {
 // The server's sentences are English. In another language the UI says what the code means and
 // keeps the server's sentence (with its amounts) after it, unless it says it whole above.
 export function errorText(err) {
+  const text = plainErrorText(err);
+  return err instanceof ApiError && err.retrySafe ? `${text} ${t('error.retrySafe')}` : text;
+}
+
+function plainErrorText(err) {
   if (err instanceof ApiError) {
     // What was not found, in a sentence of the UI's language ("payment request not found" was
     // said in English, in brackets, in Swahili); a thing the UI has no sentence for, as the

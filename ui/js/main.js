@@ -10,7 +10,7 @@ import { clearErrors, markField, onSubmit } from './forms.js';
 import { lang, redrawForLanguage, setLang, t, translateStatic } from './i18n.js';
 import { startIdle, stopIdle } from './idle.js';
 import { globalError, hideBanner, hideStaleNotice } from './notices.js';
-import { beginSession, endSession, savedToken, session } from './session.js';
+import { beginSession, endSession, savedIdleS, savedToken, session } from './session.js';
 import { roleLabel } from './words.js';
 import { viewApprovals } from './screens/approvals.js';
 import { viewEscrows } from './screens/escrows.js';
@@ -88,6 +88,9 @@ function setupSignIn() {
       input.focus();
       return;
     }
+    // A token of someone else's typed while this tab's saved session waits for the server
+    // (`resumeLater`): that session is not to come back, whatever becomes of this sign-in.
+    if (!session.token && savedToken() && savedToken() !== token) endSession();
     try {
       await signIn(token);
       input.value = '';
@@ -324,14 +327,69 @@ document.addEventListener('DOMContentLoaded', () => {
     showSignIn();
     return;
   }
-  signIn(saved, { remember: false }).catch((err) => {
-    if (err instanceof ApiError && err.status === 401) signOut(t('signin.notAccepted'));
-    else {
-      showSignIn();
-      const box = document.querySelector('#signin-form .form-error');
-      box.textContent = errorText(err);
-      box.hidden = false;
-      // Keep the saved token so that a reload retries once the server is back.
-    }
-  });
+  signIn(saved, { remember: false }).catch((err) => resumeLater(saved, err));
 });
+
+// How often a session saved in this tab is tried again while the server cannot be reached.
+const RESUME_MS = 5000;
+// Its idle time when the tab did not save one (REMIT_UI_IDLE_S's default).
+const IDLE_S_DEFAULT = 300;
+
+// A reload that could not check the tab's saved session with the server (it is down, or the
+// connection is): the sign-in screen says the session is kept, and tries it again every 5 s,
+// signing in once the server answers. It is not kept for ever on a shared screen: it is
+// forgotten after the session's idle time with no answer (as an idle screen is signed out),
+// at once by "Forget it", and when someone signs in with a token of their own. (It was kept
+// silently under an empty sign-in form, and any later reload signed its owner in again.)
+function resumeLater(saved, err) {
+  if (err instanceof ApiError && err.status === 401) {
+    signOut(t('signin.notAccepted'));
+    return;
+  }
+  const idleS = savedIdleS(IDLE_S_DEFAULT);
+  const until = idleS > 0 ? Date.now() + idleS * 1000 : Infinity;
+  let timer = null;
+  let forget = null;
+  const stop = () => {
+    clearTimeout(timer);
+    if (forget) forget.remove();
+  };
+  const say = (e, first) => {
+    if (first) showSignIn();
+    const box = document.querySelector('#signin-form .form-error');
+    box.textContent = `${errorText(e)} ${t('signin.keptSession')}`;
+    box.hidden = false;
+    if (!forget) {
+      forget = el('button', { type: 'button', class: 'button', testid: 'signin-forget' }, t('signin.forget'));
+      forget.addEventListener('click', () => {
+        stop();
+        endSession();
+        showSignIn(t('signin.forgotten'));
+      });
+    }
+    box.after(forget);
+  };
+  const again = () => {
+    // Someone signed in meanwhile (the saved token is theirs now), or forgot it.
+    if (savedToken() !== saved || session.token) return stop();
+    if (Date.now() >= until) {
+      stop();
+      endSession();
+      showSignIn(t('idle.signedOut'));
+      return;
+    }
+    signIn(saved, { remember: false }).then(stop, (e) => {
+      if (savedToken() !== saved || session.token) return stop();
+      if (e instanceof ApiError && e.status === 401) {
+        stop();
+        signOut(t('signin.notAccepted'));
+        return;
+      }
+      // Said again only if the form is untouched: not over what someone is typing.
+      if (!document.getElementById('token-input').value) say(e, false);
+      timer = setTimeout(again, RESUME_MS);
+    });
+  };
+  say(err, true);
+  timer = setTimeout(again, RESUME_MS);
+}

@@ -4,6 +4,9 @@
 // belong to an earlier session are ignored. Other modules read `session`; only main.js changes it.
 
 const TOKEN_KEY = 'remit.token';
+// The idle time of the session saved with it (GET /me's idleSignOutS): how long a reload that
+// cannot reach the server keeps it (`savedIdleS`).
+const IDLE_KEY = 'remit.idleS';
 
 const state = {
   token: null,
@@ -22,13 +25,30 @@ export function beginSession(token, me, remember) {
   state.token = token;
   state.me = me;
   if (remember) sessionStorage.setItem(TOKEN_KEY, token);
+  if (Number.isInteger(me && me.idleSignOutS)) {
+    try { sessionStorage.setItem(IDLE_KEY, String(me.idleSignOutS)); } catch (_) { /* ignore */ }
+  }
 }
 
 export function endSession() {
   state.generation += 1;
   state.token = null;
   state.me = null;
-  try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* ignore */ }
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(IDLE_KEY);
+  } catch (_) { /* ignore */ }
+}
+
+// The idle time (seconds; 0: never) of the session saved in this tab, or `fallback` when it
+// was not said.
+export function savedIdleS(fallback) {
+  try {
+    const said = Number.parseInt(sessionStorage.getItem(IDLE_KEY) || '', 10);
+    return Number.isInteger(said) && said >= 0 ? said : fallback;
+  } catch (_) {
+    return fallback;
+  }
 }
 
 // The token saved by an earlier page load of this tab, if any.
