@@ -826,7 +826,9 @@ async function main() {
     const overError = await text(card.locator(`${tid('deposit-amount')} ~ .field-error`));
     assert(overError.startsWith('That is more than is still due'), `more than is due is refused with "${overError}"`);
     assert(await card.locator(tid('deposit-confirm')).isHidden(), 'the question was asked for more than is due');
-    await card.locator(tid('deposit-amount')).fill(String(kesDue / 100));
+    // Shillings as a kiosk writes them, with commas and "/=" (75,000/=): taken as the payment
+    // form takes them (they were refused as no amount).
+    await card.locator(tid('deposit-amount')).fill(`${(kesDue / 100).toLocaleString('en-US', { maximumFractionDigits: 2 })}/=`);
     assert((await text(card.locator(tid('deposit-preview')))).includes(usdText(50000)), `the KES preview says "${await text(card.locator(tid('deposit-preview')))}"`);
     // The preview follows each key, but is read out once the typing pauses: the shown one is
     // not a live region (it was read out again at every digit); a hidden copy says it once.

@@ -44,6 +44,11 @@ export function parseDecimal(text, places) {
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 
+// Shillings as a kiosk writes them: the "/=" or "/-" after the amount (1,500/=) left out.
+export function withoutShillingsMark(text) {
+  return String(text === null || text === undefined ? '' : text).trim().replace(/\s*\/[=-]$/, '');
+}
+
 // What is wrong with an amount typed (null: nothing, or it is empty), so that a form says the
 // mistake made: 'negative' (a minus sign), 'zero', 'decimals' (a number with more than `places`
 // decimals: the form says how many it takes), else 'notNumber' (letters, 1OO, 1e3…).

@@ -7,7 +7,7 @@
 import { PAGE, api, errorText, qs } from '../api.js';
 import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, replaceKeepingFocus, settledLive, swallowDoubleClick, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when } from '../format.js';
+import { centsToInput, escrowSearch, formatRate, formatShortRef, kes, kesCentsForUsd, kesToCollect, parseDecimal, searchedFor, usd, when, withoutShillingsMark } from '../format.js';
 import { amountError, busy, checkFields, clearErrors, onSubmit, showError } from '../forms.js';
 import { redrawingForLanguage, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -147,6 +147,8 @@ export async function viewFind(root, ctx, status) {
     const preview = el('p', { class: 'preview small', testid: 'deposit-preview', 'aria-live': 'polite' });
     const spoken = settledLive(preview);
     const kesMode = () => inKes.checked;
+    // The amount as typed; in shillings without the "/=" a kiosk writes them with (1,500/=).
+    const amountText = () => (kesMode() ? withoutShillingsMark(amount.input.value) : amount.input.value.trim());
 
     // Cash priced at a rate no admin has set says so.
     const byDefault = rate && !rate.updatedAt ? ` ${t('deposit.defaultRate', { rate: formatRate(e4) })}` : '';
@@ -155,7 +157,7 @@ export async function viewFind(root, ctx, status) {
       spoken.say();
     }
     function drawPreview() {
-      const cents = parseDecimal(amount.input.value, 2);
+      const cents = parseDecimal(amountText(), 2);
       if (!e4) { preview.textContent = t('deposit.noRate'); return; }
       if (!cents) {
         const dueIs = kesMode() ? 'deposit.dueIsKes' : 'deposit.dueIs';
@@ -221,7 +223,7 @@ export async function viewFind(root, ctx, status) {
         button(t('common.close'), { testid: 'deposit-close', onclick: () => { depositOpen.delete(e.escrowId); rebuild(e); } })),
       ask);
     onSubmit(form, async () => {
-      const text = amount.input.value.trim();
+      const text = amountText();
       // The server takes 1 to 64 visible ASCII characters: said here in words, before sending.
       const typedRef = reference.input.value.trim();
       const refOk = !typedRef || (typedRef.length <= 64 && /^[\x21-\x7e]+$/.test(typedRef));

@@ -6,7 +6,7 @@
 import { ApiError, api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, settledLive, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
-import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when } from '../format.js';
+import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when, withoutShillingsMark } from '../format.js';
 import { amountError, checkFields, hiddenCharsProblem, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
 import { t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -113,7 +113,7 @@ export async function viewRequest(root, ctx, escrowId) {
 
   // Whole shillings as typed, commas and spaces left out, and the "/=" or "/-" shillings are
   // often written with (1,500/=).
-  const shillingsText = () => amount.input.value.trim().replace(/\s*\/[=-]$/, '').replace(/[,\s]/g, '');
+  const shillingsText = () => withoutShillingsMark(amount.input.value).replace(/[,\s]/g, '');
   const kesCentsTyped = () => {
     const text = shillingsText();
     return /^\d{1,9}$/.test(text) && Number(text) > 0 ? Number(text) * 100 : null;
