@@ -2056,6 +2056,16 @@ async function main() {
     const ids = listed.items.map((r) => r.paymentRequestId);
     assert(ids.length === 1 && ids[0] === requestId, `after a lost answer and a second Send the escrow has requests ${ids.join(', ')}, expected only ${requestId}`);
     assert(listed.items[0].amountKesCents === 70000, `"700/=" asked for ${listed.items[0].amountKesCents} cents`);
+    // The request followed under "Sent from here" stays followed when the language changes
+    // (its tracker went with the redraw).
+    const followed = agent.locator(`${tid('trackers')} [data-testid="tracker"][data-request-id="${requestId}"]`);
+    await followed.waitFor();
+    await agent.locator(tid('lang-en')).click();
+    await waitFor('for the request sent to be followed in English too', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'en'
+      && (await followed.count()) === 1 && (await followed.isVisible()));
+    await agent.locator(tid('lang-sw')).click();
+    await waitFor('for the page to be in Kiswahili again', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'sw'
+      && (await followed.count()) === 1);
     lostAnswerRequest = requestId;
   });
 

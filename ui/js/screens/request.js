@@ -8,7 +8,7 @@ import { clear, el, field, formError, pageHead, patchList, settledLive, uid } fr
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when, withoutShillingsMark } from '../format.js';
 import { amountError, checkFields, hiddenCharsProblem, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
-import { t } from '../i18n.js';
+import { redrawingForLanguage, t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
 import { requestRow } from '../request-card.js';
@@ -20,6 +20,11 @@ import { categoryLabel } from '../words.js';
 const PHONE_KES_MIN = 10;
 const PHONE_KES_MAX = 250000;
 
+// What the screen showed, for a redraw in another language (`redrawingForLanguage`): the
+// requests sent from here, whose trackers came back empty (a kiosk switching to Kiswahili for
+// the customer lost the request it was following).
+let onView = null;
+
 // The most whole shillings whose price at the rate (rounded up to the cent) `usdCents` covers.
 function kesCovered(usdCents, e4) {
   // A first guess, then the exact rule (integers) moves it to the last shilling that fits.
@@ -30,6 +35,11 @@ function kesCovered(usdCents, e4) {
 }
 
 export async function viewRequest(root, ctx, escrowId) {
+  // (Read before the first wait: the redraw for a language is the call's synchronous part.)
+  const before = onView && onView.screen === location.hash && redrawingForLanguage() ? onView.read() : null;
+  const sentHere = [];
+  // (Switched twice before the escrow was read again: what was followed before still is.)
+  onView = { screen: location.hash, read: () => ({ sent: sentHere.length || !before ? sentHere.map((tr) => tr.current) : before.sent }) };
   const isAgent = session.me.role === 'agent';
   const back = el('a', { class: 'button link back', href: isAgent ? '#/payments' : '#/mine', testid: 'back-to-escrows' }, `\u2190 ${t('request.back')}`);
   const escrowBox = el('div', { class: 'request-escrow', testid: 'request-escrow' }, el('p', { class: 'muted' }, t('common.loading')));
@@ -228,6 +238,26 @@ export async function viewRequest(root, ctx, escrowId) {
     ]);
   }
 
+  // Follows a request sent from here (`initial`: as it last read) until it ends.
+  function track(initial) {
+    const tr = tracker(ctx, initial, {
+      canCancel: true,
+      after: (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
+        r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails'))),
+      onChange: () => loadHistory().catch(() => {}),
+      onFinal: (r) => {
+        refreshEscrow().catch(globalError);
+        loadHistory().catch(() => {});
+        if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
+        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
+        else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
+      },
+    });
+    trackers.prepend(tr.node);
+    trackersSection.hidden = false;
+    sentHere.push(tr);
+  }
+
   onSubmit(form, async () => {
     // (busy() has disabled every control by now: the reason is in overBalance.)
     if (overBalance || !check()) return;
@@ -249,25 +279,10 @@ export async function viewRequest(root, ctx, escrowId) {
       }
       throw err;
     }
-    const initial = {
+    track({
       escrowId: escrow.escrowId, category: body.category, merchantName: body.merchantName,
       merchantAccount: account, note: body.note || null, createdAt: new Date().toISOString(), payout: null, ...created,
-    };
-    const tr = tracker(ctx, initial, {
-      canCancel: true,
-      after: (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
-        r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails'))),
-      onChange: () => loadHistory().catch(() => {}),
-      onFinal: (r) => {
-        refreshEscrow().catch(globalError);
-        loadHistory().catch(() => {});
-        if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
-        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
-        else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
-      },
     });
-    trackers.prepend(tr.node);
-    trackersSection.hidden = false;
     amount.input.value = '';
     note.input.value = '';
     merchantName.input.value = '';
@@ -322,6 +337,9 @@ export async function viewRequest(root, ctx, escrowId) {
     patchList(history, items, (r) => r.paymentRequestId, (r) => requestRow(r, { href: `#/requests/${encodeURIComponent(r.paymentRequestId)}` }));
   }
 
+  // The requests followed before the language changed, as they last read (each tracker reads
+  // its own again while it is not final).
+  if (before) before.sent.forEach((r) => track(r));
   renderPreview();
   await loadHistory();
   ctx.every(5000, async () => { await refreshEscrow(); await loadHistory(); });
