@@ -294,9 +294,14 @@ pub const USD_AMOUNT_MAX: i64 = 99_999_999;
 /// Is `amount` (an object's, in the smallest unit of its `currency`) one Stripe can have
 /// charged: positive, and within eight digits in dollars. Another currency's amount (whose
 /// money is never credited, only flagged for an admin) is not bounded here: Stripe's bound
-/// differs by currency (more digits where a unit is worth little).
+/// differs by currency (more digits where a unit is worth little). An amount whose currency
+/// is not named is bounded as dollars: a refund or dispute that names none is read in its
+/// deposit's currency, dollars for any deposit that was credited (such a refund of 2^63 - 1
+/// cents was taken as dollars, and the sum of a cancelled escrow's refunds overflowed at its
+/// next one, every later refund refused with a 500).
 fn chargeable(amount: i64, currency: Option<&Value>) -> bool {
-    amount > 0 && (currency.and_then(Value::as_str) != Some("usd") || amount <= USD_AMOUNT_MAX)
+    let named = currency.and_then(Value::as_str).filter(|c| !c.is_empty());
+    amount > 0 && (named.is_some_and(|c| c != "usd") || amount <= USD_AMOUNT_MAX)
 }
 
 /// An amount of a Stripe object in the smallest unit of its `currency`, said for a person: in

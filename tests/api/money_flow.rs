@@ -169,6 +169,37 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     app.assert_integrity();
 }
 
+/// A refund that names no currency is read in its deposit's, and bounded as its dollars are:
+/// one of 2^63 - 1 cents was taken as USD 92 quadrillion, and the next refund of the cancelled
+/// escrow's other card payment overflowed the sum of its refunds: a 500 at every retry, never
+/// recorded.
+#[test]
+fn a_refund_naming_no_currency_is_bounded_as_dollars() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    for (event, intent, cents) in [("evt_n1", "pi_n1", 4_000), ("evt_n2", "pi_n2", 3_000)] {
+        let paid = app.post_stripe(&stripe_event(event, intent, &escrow, cents, "usd"));
+        assert_eq!(paid.status, 200, "{}", paid.text);
+    }
+    let r = app.post(
+        &format!("/escrows/{escrow}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let huge = json!({"id": "evt_n1_r", "object": "event", "type": "charge.refunded", "livemode": false,
+        "data": {"object": {"id": "ch_pi_n1", "object": "charge", "payment_intent": "pi_n1",
+        "amount": 4_000, "amount_refunded": i64::MAX, "refunded": false}}});
+    let r = app.post_stripe(&huge.to_string());
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app.get(&format!("/escrows/{escrow}"), &app.admin).body;
+    let flag = view["flagReason"].as_str().unwrap_or_default();
+    assert!(!flag.contains("92,233,720"), "{view}");
+    let r = app.post_stripe(&stripe_refund("evt_n2_r", "pi_n2", 3_000, 3_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.assert_integrity();
+}
+
 /// An escrow's flag names every reversal the operator has not cleared: a refund of one card
 /// payment that came after a dispute of another replaced the dispute's words, and an admin who
 /// cleared the flag they read cleared the dispute unread (its USD 150 approvable again). A
