@@ -9,7 +9,7 @@ use super::reply::{error_reply, status_of, Reply};
 use super::request::Req;
 use crate::error::{Error, Result};
 use crate::service::idempotency::{self, IdempotencyKey, Lookup, StoredResponse};
-use crate::service::Actor;
+use crate::service::{still_signed_in, Actor, Credential};
 use crate::store::{Store, WriteCtx};
 
 /// The idempotency key of a POST by `actor`, if it sent one. Keys are the user's, but a
@@ -34,22 +34,39 @@ pub fn key_of(req: &Req, actor: &Actor) -> Result<Option<IdempotencyKey>> {
         .transpose()
 }
 
-/// Runs `f` as one writer command; with a key, replays a stored response or stores the new one
-/// in the same transaction.
-pub fn write<F>(store: &Store, key: Option<IdempotencyKey>, f: F) -> Result<Reply>
+/// Runs `f` as one writer command of the user signed in with `credential` (refused `401` if
+/// that token was revoked meanwhile: `service::still_signed_in`); with a key, replays a stored
+/// response or stores the new one in the same transaction.
+pub fn write<F>(
+    store: &Store,
+    credential: Option<Credential>,
+    key: Option<IdempotencyKey>,
+    f: F,
+) -> Result<Reply>
 where
     F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write(move |ctx| keyed(ctx, key.as_ref(), &f))
+    store.write(move |ctx| {
+        still_signed_in(ctx, credential)?;
+        keyed(ctx, key.as_ref(), &f)
+    })
 }
 
 /// `write` for a request that acts only through the writer's context (`Store::write_repeatable`:
 /// requests of this kind waiting together share a savepoint).
-pub fn write_repeatable<F>(store: &Store, key: Option<IdempotencyKey>, f: F) -> Result<Reply>
+pub fn write_repeatable<F>(
+    store: &Store,
+    credential: Option<Credential>,
+    key: Option<IdempotencyKey>,
+    f: F,
+) -> Result<Reply>
 where
     F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write_repeatable(move |ctx| keyed(ctx, key.as_ref(), &f))
+    store.write_repeatable(move |ctx| {
+        still_signed_in(ctx, credential)?;
+        keyed(ctx, key.as_ref(), &f)
+    })
 }
 
 /// The writer's part of `write`: without a key, `f`; with one, a replay, a refusal of the reused

@@ -34,6 +34,47 @@ pub struct Actor {
     /// A recipient signed in with a token their sender gave them
     /// (`POST /escrows/:id/recipient-token`) sees that sender's escrows only.
     pub sender_scope: Option<UserId>,
+    /// The token a user signed in with, over HTTP; `None` for the system and the command line.
+    pub credential: Option<Credential>,
+}
+
+/// The token an actor signed in with, as its SHA-256 (what `api_tokens` keeps). A request is
+/// authenticated when it arrives and its change commits later, in the writer's turn: the
+/// writer asks again whether the token still opens anything (`still_signed_in`), so that a
+/// token revoked meanwhile acts no more (approvals in flight when an admin revoked a stolen
+/// token committed after the revocation, as the audit log ordered them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Credential(pub [u8; 32]);
+
+impl std::fmt::Debug for Credential {
+    /// Never the hash: it names the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(..)")
+    }
+}
+
+/// Refuses (`401`) a change of an actor whose token (`Actor::credential`) was revoked since
+/// its request was authenticated: the writer's own read, in the transaction the change commits
+/// in, after every revocation committed before it. An actor without a token (the system, the
+/// command line) passes.
+pub fn still_signed_in(
+    ctx: &crate::store::WriteCtx<'_>,
+    credential: Option<Credential>,
+) -> Result<()> {
+    let Some(Credential(hash)) = credential else {
+        return Ok(());
+    };
+    let open: bool = ctx
+        .conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL)",
+        )?
+        .query_row([hash.as_slice()], |r| r.get(0))?;
+    if open {
+        Ok(())
+    } else {
+        Err(Error::Unauthenticated)
+    }
 }
 
 impl Actor {
@@ -43,6 +84,7 @@ impl Actor {
             id: id.to_string(),
             role,
             sender_scope: None,
+            credential: None,
         }
     }
 
@@ -57,6 +99,7 @@ impl Actor {
             id: format!("system:{name}"),
             role: Role::Admin,
             sender_scope: None,
+            credential: None,
         }
     }
 

@@ -375,6 +375,7 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<Actor> {
     let (id, role, sender_scope) = row.ok_or(Error::Unauthenticated)?;
     Ok(Actor {
         sender_scope,
+        credential: Some(super::Credential(hash)),
         ..Actor::user(&id, role)
     })
 }

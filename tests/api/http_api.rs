@@ -1251,6 +1251,7 @@ fn a_phone_or_a_token_is_refused_where_the_ledger_keeps_text_as_typed() {
                     id: agent.clone(),
                     role: remit::service::Role::Agent,
                     sender_scope: None,
+                    credential: None,
                 },
                 &remit::domain::EscrowId::parse(&id)?,
                 Some("0722000111"),

@@ -381,3 +381,84 @@ fn a_role_that_may_never_call_a_route_is_403_whatever_it_named() {
         }
     }
 }
+
+/// A request is authenticated when it arrives and commits in the writer's turn: a token an
+/// admin revoked meanwhile acts no more. Approvals in flight when a stolen token was revoked
+/// committed after the revocation, as the audit log ordered them (a third of them in a run of
+/// forty); the writer now asks again, in the transaction the change commits in.
+#[test]
+fn a_change_waiting_for_the_writer_when_its_token_is_revoked_is_refused() {
+    let app = spawn_app();
+    let token = app.new_user(remit::service::Role::Sender, "Second sender", None);
+    let me = app.get("/me", &token).body["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.post(
+        "/escrows",
+        &token,
+        &json!({"recipientPhone": "0722000999", "recipientName": "Atieno", "totalAmountUsd": 1000, "categories": ["a"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let escrow = r.body["escrowId"].as_str().unwrap().to_string();
+    let r = app.post(
+        &format!("/escrows/{escrow}/deposits"),
+        &app.agent,
+        &json!({"amountUsd": 1000, "reference": "cash-revoked"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let requests: Vec<String> = (0..40)
+        .map(|i| app.request(&escrow, "a", 150 + i, "ACC1"))
+        .collect();
+    let start = std::sync::Barrier::new(requests.len() + 1);
+    let answers: Vec<(String, u16)> = std::thread::scope(|s| {
+        let approvals: Vec<_> = requests
+            .iter()
+            .map(|request| {
+                let (app, token, start) = (&app, &token, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let r = app.post(
+                        &format!("/payment-requests/{request}/approve"),
+                        token,
+                        &json!({}),
+                    );
+                    (request.clone(), r.status)
+                })
+            })
+            .collect();
+        start.wait();
+        let r = app.raw(
+            "DELETE",
+            &format!("/tokens/{}", &token[..12]),
+            Some(&app.admin),
+            None,
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        approvals.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    for (request, status) in &answers {
+        assert!(matches!(status, 200 | 401), "{request}: {status}");
+    }
+    let (late, approved): (i64, i64) = app
+        .store
+        .read(move |conn, _| {
+            Ok(conn.query_row(
+                "SELECT
+                     (SELECT COUNT(*) FROM audit_log WHERE actor = ?1 AND action = 'payment_request.approved'
+                         AND seq > (SELECT seq FROM audit_log WHERE action = 'token.revoked' AND entity = ?1)),
+                     (SELECT COUNT(*) FROM audit_log WHERE actor = ?1 AND action = 'payment_request.approved')",
+                [&me],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(late, 0, "approvals committed after their token was revoked");
+    let answered = answers.iter().filter(|(_, s)| *s == 200).count() as i64;
+    assert_eq!(
+        approved, answered,
+        "every approval answered 200 is there, and no other"
+    );
+    app.assert_integrity();
+}

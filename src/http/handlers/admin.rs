@@ -130,7 +130,10 @@ pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
     let rate = f.take("rate").ok_or_else(|| f.missing("rate"))?;
     let rate = RateKesPerUsd::parse_json("rate", &rate)?;
     f.finish()?;
-    let view = app.store.write(move |ctx| fx::set(ctx, &actor, rate))?;
+    let view = app.store.write(move |ctx| {
+        crate::service::still_signed_in(ctx, actor.credential)?;
+        fx::set(ctx, &actor, rate)
+    })?;
     Ok(Reply::json(200, &view))
 }
 
@@ -354,8 +357,13 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     };
     let payout_id = PayoutId::parse(req.param(0))?;
     let timeout_s = app.config.payout_timeout_s;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s, nothing_sends)
-            .map(|v| Reply::json(200, &v))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s, nothing_sends)
+                .map(|v| Reply::json(200, &v))
+        },
+    )
 }

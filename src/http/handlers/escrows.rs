@@ -83,11 +83,16 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         categories,
         daily_limit,
     };
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::create(ctx, &actor, &input)
-            .map(|v| Reply::json(201, &v))
-            .map_err(|e| e.naming("dailyLimitUsd", daily_limit_sent))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            service::create(ctx, &actor, &input)
+                .map(|v| Reply::json(201, &v))
+                .map_err(|e| e.naming("dailyLimitUsd", daily_limit_sent))
+        },
+    )
 }
 
 /// `GET /escrows`.
@@ -213,7 +218,7 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
             field: "Idempotency-Key".into(),
         });
     }
-    idempotency::write(&app.store, key, move |ctx| {
+    idempotency::write(&app.store, actor.credential, key, move |ctx| {
         let recorded = deposits::record_cash(ctx, &actor, &escrow_id, reference.as_deref(), amount)
             .map_err(|e| {
                 e.naming("amountKes", kes_sent)
@@ -234,10 +239,15 @@ pub fn recipient_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[Role::Sender])?;
     req.fields()?.finish()?;
     let escrow_id = EscrowId::parse(req.param(0))?;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let issued = crate::service::users::issue_recipient_token(ctx, &actor, &escrow_id)?;
-        Ok(super::users::token_reply(&issued))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            let issued = crate::service::users::issue_recipient_token(ctx, &actor, &escrow_id)?;
+            Ok(super::users::token_reply(&issued))
+        },
+    )
 }
 
 /// `POST /escrows/:id/clear-flag` (admin).
@@ -247,9 +257,15 @@ pub fn clear_flag(app: &App, req: &Req) -> Result<Reply> {
     let seen = f.opt_string("flagReason")?;
     f.finish()?;
     let escrow_id = EscrowId::parse(req.param(0))?;
-    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::clear_flag(ctx, &actor, &escrow_id, seen.as_deref()).map(|v| Reply::json(200, &v))
-    })?;
+    let reply = idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            service::clear_flag(ctx, &actor, &escrow_id, seen.as_deref())
+                .map(|v| Reply::json(200, &v))
+        },
+    )?;
     // Its payouts queued before the flag may go now.
     app.payouts_wakeup.notify();
     Ok(reply)
@@ -260,7 +276,10 @@ pub fn cancel(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
     req.fields()?.finish()?;
     let escrow_id = EscrowId::parse(req.param(0))?;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::cancel(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| service::cancel(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v)),
+    )
 }

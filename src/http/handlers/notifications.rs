@@ -31,7 +31,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     if !replayed {
         url.refuse_unreachable("url", allow_private)?;
     }
-    let reply = idempotency::write(&app.store, key, move |ctx| {
+    let reply = idempotency::write(&app.store, actor.credential, key, move |ctx| {
         let created = service::create(ctx, &actor, &url, &events)?;
         let mut reply = Reply::json(201, &created);
         let mut replay = serde_json::to_value(&created).unwrap_or_default();
@@ -66,9 +66,10 @@ pub fn get(app: &App, req: &Req) -> Result<Reply> {
 pub fn delete(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let id = WebhookEndpointId::parse(req.param(0))?;
-    let view = app
-        .store
-        .write(move |ctx| service::delete(ctx, &actor, &id))?;
+    let view = app.store.write(move |ctx| {
+        crate::service::still_signed_in(ctx, actor.credential)?;
+        service::delete(ctx, &actor, &id)
+    })?;
     app.notify.endpoints_changed();
     Ok(Reply::json(200, &view))
 }
@@ -77,9 +78,12 @@ fn set_enabled(app: &App, req: &Req, enabled: bool) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     req.fields()?.finish()?;
     let id = WebhookEndpointId::parse(req.param(0))?;
-    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::set_enabled(ctx, &actor, &id, enabled).map(|v| Reply::json(200, &v))
-    })?;
+    let reply = idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| service::set_enabled(ctx, &actor, &id, enabled).map(|v| Reply::json(200, &v)),
+    )?;
     app.notify.endpoints_changed();
     Ok(reply)
 }
@@ -144,11 +148,16 @@ pub fn retry(app: &App, req: &Req) -> Result<Reply> {
     let id = DeliveryId::parse(req.param(0))?;
     let retried = Arc::new(OnceLock::new());
     let endpoint = Arc::clone(&retried);
-    let reply = idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let view = service::retry(ctx, &actor, &id)?;
-        let _ = endpoint.set(view.webhook_endpoint_id.clone());
-        Ok(Reply::json(200, &view))
-    })?;
+    let reply = idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            let view = service::retry(ctx, &actor, &id)?;
+            let _ = endpoint.set(view.webhook_endpoint_id.clone());
+            Ok(Reply::json(200, &view))
+        },
+    )?;
     if let Some(endpoint) = retried.get() {
         app.notify.wake_endpoint(endpoint);
     }

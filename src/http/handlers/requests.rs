@@ -61,11 +61,16 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     };
     // A request acts only through the writer's context: requests made together share a
     // savepoint.
-    idempotency::write_repeatable(&app.store, key_of(req, &actor)?, move |ctx| {
-        service::create(ctx, &actor, &input, ttl_s)
-            .map(|v| Reply::json(201, &v))
-            .map_err(|e| e.naming("amountKes", sent))
-    })
+    idempotency::write_repeatable(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            service::create(ctx, &actor, &input, ttl_s)
+                .map(|v| Reply::json(201, &v))
+                .map_err(|e| e.naming("amountKes", sent))
+        },
+    )
 }
 
 /// `GET /payment-requests`.
@@ -124,14 +129,15 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
         // thread turns it into JSON, off the writer. An approval does nothing but through the
         // writer's context, so approvals waiting together share one savepoint
         // (`Store::write_repeatable`).
-        let view = app
-            .store
-            .write_repeatable(move |ctx| service::approve(ctx, &actor, &id))?;
+        let view = app.store.write_repeatable(move |ctx| {
+            crate::service::still_signed_in(ctx, actor.credential)?;
+            service::approve(ctx, &actor, &id)
+        })?;
         app.payouts_wakeup.notify();
         return Ok(Reply::json(200, &view));
     }
     // A decision acts only through the writer's context, like the approval above.
-    let reply = idempotency::write_repeatable(&app.store, key, move |ctx| {
+    let reply = idempotency::write_repeatable(&app.store, actor.credential, key, move |ctx| {
         let view = match decision {
             Decision::Approve => service::approve(ctx, &actor, &id)?,
             Decision::Reject => service::reject(ctx, &actor, &id, reason.as_deref())?,

@@ -54,10 +54,15 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         .transpose()?;
     f.finish()?;
     let user = NewUser { role, name, phone };
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let created = service::create_speaking(ctx, &actor, &user, language)?;
-        Ok(token_reply(&created))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            let created = service::create_speaking(ctx, &actor, &user, language)?;
+            Ok(token_reply(&created))
+        },
+    )
 }
 
 /// `GET /users`.
@@ -77,9 +82,10 @@ pub fn set_language(app: &App, req: &Req) -> Result<Reply> {
     let language = Language::parse_field("language", &f.string("language")?)?;
     f.finish()?;
     let user_id = UserId::parse(req.param(0))?;
-    let view = app
-        .store
-        .write(move |ctx| service::set_language(ctx, &actor, &user_id, language))?;
+    let view = app.store.write(move |ctx| {
+        crate::service::still_signed_in(ctx, actor.credential)?;
+        service::set_language(ctx, &actor, &user_id, language)
+    })?;
     Ok(Reply::json(200, &view))
 }
 
@@ -88,19 +94,25 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     req.fields()?.finish()?;
     let user_id = UserId::parse(req.param(0))?;
-    idempotency::write(&app.store, key_of(req, &actor)?, move |ctx| {
-        let issued = service::issue_token(ctx, &actor, &user_id)?;
-        Ok(token_reply(&issued))
-    })
+    idempotency::write(
+        &app.store,
+        actor.credential,
+        key_of(req, &actor)?,
+        move |ctx| {
+            let issued = service::issue_token(ctx, &actor, &user_id)?;
+            Ok(token_reply(&issued))
+        },
+    )
 }
 
 /// `DELETE /tokens/:prefix` (the whole token is accepted too, and must then be the token).
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let given = req.param(0).to_string();
-    let view = app
-        .store
-        .write(move |ctx| service::revoke_token(ctx, &actor, &given))?;
+    let view = app.store.write(move |ctx| {
+        crate::service::still_signed_in(ctx, actor.credential)?;
+        service::revoke_token(ctx, &actor, &given)
+    })?;
     app.auth.forget(&view.prefix);
     Ok(Reply::json(200, &view))
 }
