@@ -94,12 +94,14 @@ pub fn controls_replaced(text: &str, with: char) -> String {
 /// before their numbers are found and masked (`long_numbers_masked`), so that a phone cannot
 /// pass unmasked for being written with other characters than ASCII's: each control character
 /// and each space of another kind (a no-break space, U+00A0, between a number's groups) is a
-/// space, each character that shows as nothing (a zero-width space between two digits) is
-/// dropped, and each decimal digit of another script (full-width `０７２２`, Arabic-Indic
-/// `٠٧٢٢`) is its ASCII digit.
+/// space, each decimal digit of another script (full-width `０７２２`, Arabic-Indic `٠٧٢٢`) is
+/// its ASCII digit, and what shows as nothing between two digits (a zero-width space, a
+/// joiner, a direction mark, a keycap's selector and frame `0️⃣`) is dropped. Elsewhere those
+/// stay: a name's joiners (Persian's ZWNJ, an emoji's ZWJ) and a sentence's direction marks are
+/// part of its words.
 pub fn outside_words(text: &str) -> String {
-    text.chars()
-        .filter(|&c| !(invisible(c) || matches!(c, '\u{200C}'..='\u{200F}' | '\u{061C}')))
+    let chars: Vec<char> = text
+        .chars()
         .map(|c| {
             if c.is_control() || c.is_whitespace() {
                 ' '
@@ -107,16 +109,49 @@ pub fn outside_words(text: &str) -> String {
                 ascii_digit(c).unwrap_or(c)
             }
         })
-        .collect()
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if unseen_between_digits(chars[i]) && out.ends_with(|d: char| d.is_ascii_digit()) {
+            let next = (i..chars.len())
+                .find(|&j| !unseen_between_digits(chars[j]))
+                .unwrap_or(chars.len());
+            if chars.get(next).is_some_and(char::is_ascii_digit) {
+                i = next;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// What shows as nothing and may stand between two digits of a number (`outside_words`).
+fn unseen_between_digits(c: char) -> bool {
+    invisible(c)
+        || matches!(
+            c,
+            '\u{200C}'..='\u{200F}' | '\u{061C}' | '\u{FE00}'..='\u{FE0F}' | '\u{20E3}'
+        )
 }
 
 /// The first digit (zero) of each run of ten decimal digits Unicode gives a script, besides
-/// ASCII's: Arabic-Indic, Extended Arabic-Indic, NKo, the Indic scripts', Thai, Lao, Tibetan,
-/// Myanmar, Khmer, Mongolian, full-width, and the five mathematical sets.
+/// ASCII's (its general category Nd): Arabic-Indic and its extended form, NKo, the Indic
+/// scripts', Thai, Lao, Tibetan, Myanmar and Shan, Khmer, Mongolian, Limbu, New Tai Lue, Tai
+/// Tham, Balinese, Sundanese, Lepcha, Ol Chiki, Vai, Saurashtra, Kayah Li, Javanese, Myanmar
+/// Tai Laing, Cham, Meetei Mayek, full-width, Osmanya, Hanifi Rohingya, Brahmi, Sora Sompeng,
+/// Chakma, Sharada, Khudawadi, Newa, Tirhuta, Modi, Takri, Ahom, Warang Citi, Bhaiksuki,
+/// Masaram and Gunjala Gondi, Mro, Pahawh Hmong, the five mathematical sets, Nyiakeng Puachue
+/// Hmong, Wancho, Adlam and the segmented digits.
 const DIGIT_ZEROS: &[u32] = &[
     0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
-    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0xFF10, 0x1D7CE, 0x1D7D8,
-    0x1D7E2, 0x1D7EC, 0x1D7F6,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16B50, 0x1D7CE, 0x1D7D8,
+    0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
 ];
 
 /// `c` as an ASCII digit when it is a decimal digit of another script (`DIGIT_ZEROS`).
@@ -291,6 +326,36 @@ pub fn parse_reference(field: &str, input: &str, max: usize) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_digit_zero_begins_ten_numeric_characters() {
+        // A slip in the table would turn a letter into a digit in M-Pesa's words.
+        for &zero in DIGIT_ZEROS {
+            for c in zero..zero + 10 {
+                let c = char::from_u32(c).unwrap();
+                assert!(c.is_numeric(), "{c:?} of the set at {zero:#x}");
+                assert!(ascii_digit(c).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn joiners_and_marks_stay_in_outside_words_but_between_digits() {
+        for kept in [
+            "\u{645}\u{6cc}\u{200c}\u{634}\u{648}\u{62f}",
+            "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}",
+            "\u{200f}\u{5e9}\u{5dc}\u{5d5}\u{5dd} 12",
+            "caf\u{e9}\u{200b}",
+        ] {
+            assert_eq!(outside_words(kept), kept, "{kept:?}");
+        }
+        assert_eq!(outside_words("07\u{200c}22\u{200f}\u{200b}00"), "072200");
+        assert_eq!(
+            outside_words("0\u{fe0f}\u{20e3}7\u{fe0f}\u{20e3}2\u{fe0f}\u{20e3}"),
+            "072\u{fe0f}\u{20e3}"
+        );
+        assert_eq!(outside_words("\u{1e950}\u{1e957}\u{1c52}"), "072");
+    }
 
     /// A name of nothing visible, or with characters that draw nothing inside it (so that
     /// "Kenya\u{200B}Power" could pass for "Kenya Power"'s twin), is refused; the joiners that

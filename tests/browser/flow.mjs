@@ -1307,6 +1307,11 @@ async function main() {
     assert(await list.locator(tid('request-row')).evaluateAll((ns, id) => ns.every((n) => n.dataset.escrowId === id), escrowId), 'the escrow\'s list shows requests of another escrow');
     assert(await agent.locator(tid('request-escrow-note')).isVisible(), 'the list does not say it shows one escrow only');
     await agent.locator(tid('request-escrow-clear')).click();
+    // Every customer's requests face the counter: listed only once the agent asks.
+    await waitFor(async () => `for the screen to list nothing before the agent asks (says "${await text(agent.locator(tid('request-summary'))).catch(() => '')}")`,
+      async () => (await text(agent.locator(tid('request-summary')))).startsWith('Nothing is listed before you ask'));
+    assert(!(await list.isVisible()) || (await list.locator(tid('request-row')).count()) === 0, 'the requests of every customer are listed before the agent asked');
+    await agent.locator(tid('show-all-requests')).click();
     await waitFor('for the requests of every escrow', async () => (await list.locator(tid('request-row')).count()) > onEscrow);
     // A time on screen names its zone (the browser's), as a receipt's says EAT: a kiosk PC left
     // on UTC showed a payment on one day and its receipt on the next, nothing saying why.
@@ -2117,23 +2122,34 @@ async function main() {
     await banner.waitFor({ state: 'hidden' });
   });
 
-  await step('a reload that cannot reach the server keeps the session only until someone forgets it', async () => {
+  await step('a reload that cannot reach the server keeps the session, back once it answers, gone once forgotten', async () => {
     const page = await newPage('recipient (second tab)');
     currentPage = page;
     try {
       await signIn(page, 'recipient', TOKENS.recipient);
       const pattern = '**/me';
-      await page.route(pattern, (route) => route.abort('internetdisconnected'));
-      try {
+      const box = page.locator('#signin-form .form-error');
+      const offline = async () => {
+        await page.route(pattern, (route) => route.abort('internetdisconnected'));
         await page.reload({ waitUntil: 'domcontentloaded' });
-        const box = page.locator('#signin-form .form-error');
         await box.waitFor({ state: 'visible' });
         const said = await text(box);
         assert(said.includes('kept') && said.includes('Forget it'), `the sign-in screen does not say the tab's session is kept: "${said}"`);
+      };
+      // The server answers again: the session comes back by itself (tried every 5 s).
+      await offline();
+      await page.unroute(pattern);
+      await page.locator(tid('whoami')).waitFor();
+      await offline();
+      try {
+        // Forgotten while a token of someone's own is half typed: what they typed stays.
+        await page.locator(tid('token-input')).fill('rmt_partly');
         await page.locator(tid('signin-forget')).click();
+        assert(await page.locator(tid('token-input')).inputValue() === 'rmt_partly', '"Forget it" emptied what was typed');
         const kept = await page.evaluate(() => sessionStorage.getItem('remit.token'));
         assert(kept === null, 'the session is still kept in the tab after "Forget it"');
         assert((await text(box)).includes('forgotten'), `"Forget it" does not say the session was forgotten: "${await text(box)}"`);
+        assert(!(await page.locator(tid('signin-forget')).count()), '"Forget it" stays after the session was forgotten');
       } finally {
         await page.unroute(pattern);
       }
@@ -2152,7 +2168,9 @@ async function main() {
     const pattern = '**/payment-requests*';
     await agent.route(pattern, (route) => route.abort('internetdisconnected'));
     try {
-      await agent.locator(tid('nav-requests')).click();
+      // (One escrow's requests: the screen reads them at once, where every customer's wait
+      // for the agent to ask.)
+      await agent.evaluate((id) => { window.location.hash = `#/requests?escrow=${id}`; }, escrowId);
       await agent.locator('#global-error').waitFor({ state: 'visible' });
       const errorSaid = await text(agent.locator('#global-error .banner-text'));
       assert(!errorSaid.includes('mara moja tu') && !errorSaid.includes('only once'), `a failed read speaks of sending again: "${errorSaid}"`);

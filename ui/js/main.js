@@ -27,11 +27,15 @@ import { viewUsers } from './screens/users.js';
 // ---------------------------------------------------------------------------------------
 // Sign in / out
 
-async function signIn(token, { remember = true } = {}) {
+// Signs in with `token` once the server says whose it is, unless `still()` says by then that it
+// is not wanted any more (false: not signed in).
+async function signIn(token, { remember = true, still = () => true } = {}) {
   const me = await api('GET', '/me', undefined, { token, signingIn: true });
   if (!me || !me.role) throw new ApiError(0, 'bad_answer', t('signin.badAnswer'));
+  if (!still()) return false;
   beginSession(token, me, remember);
   startApp();
+  return true;
 }
 
 function signOut(message) {
@@ -347,49 +351,71 @@ function resumeLater(saved, err) {
     return;
   }
   const idleS = savedIdleS(IDLE_S_DEFAULT);
-  const until = idleS > 0 ? Date.now() + idleS * 1000 : Infinity;
+  const input = document.getElementById('token-input');
+  // The idle time runs from the last key typed here: someone typing is not an idle screen.
+  let lastUse = Date.now();
+  const used = () => { lastUse = Date.now(); };
+  input.addEventListener('input', used);
   let timer = null;
-  let forget = null;
+  // "Forget it", in the UI's language (data-i18n: a switch of language redraws it).
+  const forget = el('button', { type: 'button', class: 'button', testid: 'signin-forget', 'data-i18n': 'signin.forget' }, t('signin.forget'));
   const stop = () => {
     clearTimeout(timer);
-    if (forget) forget.remove();
+    input.removeEventListener('input', used);
+    forget.remove();
   };
-  const say = (e, first) => {
-    if (first) showSignIn();
+  // Said where the sign-in form says its errors, what is typed left as it is.
+  const sayInBox = (text) => {
     const box = document.querySelector('#signin-form .form-error');
-    box.textContent = `${errorText(e)} ${t('signin.keptSession')}`;
+    box.textContent = text;
     box.hidden = false;
-    if (!forget) {
-      forget = el('button', { type: 'button', class: 'button', testid: 'signin-forget' }, t('signin.forget'));
-      forget.addEventListener('click', () => {
-        stop();
-        endSession();
-        showSignIn(t('signin.forgotten'));
-      });
-    }
-    box.after(forget);
+    return box;
   };
+  const say = (e) => {
+    const box = sayInBox(`${errorText(e)} ${t('signin.keptSession')}`);
+    // Put once: moved again at every retry, it lost the keyboard's focus.
+    if (!forget.isConnected) box.after(forget);
+  };
+  forget.addEventListener('click', () => {
+    stop();
+    endSession();
+    sayInBox(t('signin.forgotten'));
+    input.focus();
+  });
   const again = () => {
     // Someone signed in meanwhile (the saved token is theirs now), or forgot it.
     if (savedToken() !== saved || session.token) return stop();
-    if (Date.now() >= until) {
+    if (idleS > 0 && Date.now() - lastUse >= idleS * 1000) {
       stop();
       endSession();
-      showSignIn(t('idle.signedOut'));
+      sayInBox(t('idle.signedOut'));
       return;
     }
-    signIn(saved, { remember: false }).then(stop, (e) => {
+    // Someone is typing a token of their own: the saved session is not signed in over it
+    // (it would open as they type); it is tried again once the field is empty.
+    if (input.value) {
+      timer = setTimeout(again, RESUME_MS);
+      return;
+    }
+    // (Someone who began typing while the server was asked goes first.)
+    const wanted = () => savedToken() === saved && !session.token && !input.value;
+    signIn(saved, { remember: false, still: wanted }).then((opened) => {
+      if (opened || savedToken() !== saved || session.token) stop();
+      else timer = setTimeout(again, RESUME_MS);
+    }, (e) => {
       if (savedToken() !== saved || session.token) return stop();
       if (e instanceof ApiError && e.status === 401) {
         stop();
-        signOut(t('signin.notAccepted'));
+        endSession();
+        sayInBox(t('signin.notAccepted'));
         return;
       }
       // Said again only if the form is untouched: not over what someone is typing.
-      if (!document.getElementById('token-input').value) say(e, false);
+      if (!input.value) say(e);
       timer = setTimeout(again, RESUME_MS);
     });
   };
-  say(err, true);
+  showSignIn();
+  say(err);
   timer = setTimeout(again, RESUME_MS);
 }

@@ -71,9 +71,23 @@ export async function viewRequest(root, ctx, escrowId) {
       el('a', { class: 'button secondary small', href: `#/requests?escrow=${encodeURIComponent(escrowId)}`, testid: 'all-on-escrow' }, t('request.allOnEscrow'))),
     history);
 
+  // Under a request followed: its details, or its receipt once paid.
+  const detailsLink = (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
+    r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails')));
+
   if (escrow.status !== 'active') {
+    // The requests followed before a change of language stay (the escrow was completed by the
+    // last of them paid, or cancelled): as they last read, each final by then.
+    if (before) {
+      before.sent.forEach((r) => {
+        const tr = tracker(ctx, r, { after: detailsLink });
+        trackers.prepend(tr.node);
+        sentHere.push(tr);
+      });
+      trackersSection.hidden = !before.sent.length;
+    }
     root.append(el('p', { class: 'card notice-box', testid: 'not-active' },
-      t('request.notActive', { status: t(`status.escrow.${escrow.status}`) })), historySection);
+      t('request.notActive', { status: t(`status.escrow.${escrow.status}`) })), trackersSection, historySection);
     await loadHistory();
     return;
   }
@@ -242,8 +256,7 @@ export async function viewRequest(root, ctx, escrowId) {
   function track(initial) {
     const tr = tracker(ctx, initial, {
       canCancel: true,
-      after: (r) => el('div', { class: 'actions' }, el('a', { class: 'button secondary small', href: `#/requests/${encodeURIComponent(r.paymentRequestId)}`, testid: 'open-details' },
-        r.status === 'paid' ? t('request.openReceipt') : t('request.openDetails'))),
+      after: detailsLink,
       onChange: () => loadHistory().catch(() => {}),
       onFinal: (r) => {
         refreshEscrow().catch(globalError);

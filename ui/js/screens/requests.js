@@ -8,7 +8,7 @@ import { LIST_PAGE, PAGE, api, errorText, qs } from '../api.js';
 import { button, clear, el, field, pageHead, patchList } from '../dom.js';
 import { busy } from '../forms.js';
 import { usd } from '../format.js';
-import { t, tn } from '../i18n.js';
+import { redrawingForLanguage, t, tn } from '../i18n.js';
 import { globalError } from '../notices.js';
 import { paymentReceipt } from '../receipt.js';
 import { requestRow } from '../request-card.js';
@@ -29,7 +29,11 @@ function escrowLabel(e) {
   });
 }
 
+// The agent's choice to show every request, kept for a redraw in another language.
+let onView = null;
+
 export async function viewRequests(root, ctx, _arg, query) {
+  const before = onView && onView.screen === location.hash && redrawingForLanguage() ? onView.read() : null;
   const list = el('ul', { class: 'rows card request-list', testid: 'request-list' });
   const summary = el('p', { class: 'muted', 'aria-live': 'polite', testid: 'request-summary' }, t('common.loading'));
   const more = button(t('common.loadMore'), { testid: 'load-more', hidden: true });
@@ -39,6 +43,11 @@ export async function viewRequests(root, ctx, _arg, query) {
   });
   let status = '';
   let escrowId = (query && query.get('escrow')) || '';
+  // An agent's screen faces the counter: every customer's requests are listed only once the
+  // agent asks (Show all), as the Payments and Deposits screens list escrows only after a
+  // search; one escrow's (come from its screen) at once.
+  let showAll = session.me.role !== 'agent' || Boolean(escrowId) || Boolean(before && before.showAll);
+  onView = { screen: location.hash, read: () => ({ showAll }) };
   let cursor = null;
   const rows = new Map();
   const toolbar = el('div', { class: 'toolbar card' }, filter.wrap);
@@ -64,6 +73,16 @@ export async function viewRequests(root, ctx, _arg, query) {
     toolbar.append(el('p', { class: 'filter-note', testid: 'request-escrow-note' }, t('requests.onlyEscrow'), ' ',
       el('span', { class: 'mono id-line' }, escrowId), ' ',
       el('a', { class: 'button secondary small', href: '#/requests', testid: 'request-escrow-clear' }, t('requests.allEscrows'))));
+  } else if (!showAll) {
+    const all = button(t('find.showAll'), {
+      testid: 'show-all-requests',
+      onclick: () => {
+        showAll = true;
+        all.remove();
+        reload().catch(globalError);
+      },
+    });
+    toolbar.append(all);
   }
 
   const href = (r) => `#/requests/${encodeURIComponent(r.paymentRequestId)}`;
@@ -112,6 +131,12 @@ export async function viewRequests(root, ctx, _arg, query) {
   let latest = 0;
   async function reload() {
     const mine = ++latest;
+    if (!showAll) {
+      list.hidden = true;
+      more.hidden = true;
+      summary.textContent = t('requests.askFirst');
+      return;
+    }
     const want = Math.min(REFRESH_ROWS_MAX, Math.max(LIST_PAGE, rows.size));
     const d = await page(null, want);
     if (!ctx.alive() || mine !== latest) return;
