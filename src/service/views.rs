@@ -138,6 +138,13 @@ pub struct EscrowView {
     pub spent_usd_cents: UsdCents,
     pub refunded_usd: Decimal,
     pub refunded_usd_cents: UsdCents,
+    /// Of a cancelled escrow: what Stripe has refunded to the card of its card deposits, as its
+    /// refunds reported it (each deposit's largest refund, Stripe's running total, at most its
+    /// charge; the whole charge for a refund that named no amount in dollars). What the cancel
+    /// owed back (`refunded_usd`) less this is still to go back, by card or by hand (cash is
+    /// returned by hand and not recorded here). `null` for an escrow not cancelled.
+    pub returned_to_card_usd: Option<Decimal>,
+    pub returned_to_card_usd_cents: Option<UsdCents>,
     pub daily_limit_usd: Option<Decimal>,
     pub daily_limit_usd_cents: Option<UsdCents>,
     /// Approved today (Nairobi) against the daily limit; `null` without a limit (there is
@@ -196,6 +203,14 @@ columns! {
         CATEGORY_REFUNDED = "c.refunded_usd_cents",
         // The hold `payouts::refuse_if_held` applies for a flagged failed payout.
         PAYOUT_HELD = super::payouts::failed_payout_flagged!("e.id"),
+        // `EscrowView::returned_to_card_usd_cents`: read for a cancelled escrow only.
+        RETURNED_TO_CARD = "CASE WHEN e.status = 'cancelled' THEN (
+            SELECT COALESCE(SUM(MIN(d.amount_usd_cents, COALESCE((
+                SELECT CASE WHEN COUNT(*) > COUNT(json_extract(a.details, '$.amountUsdCents'))
+                    THEN d.amount_usd_cents ELSE MAX(json_extract(a.details, '$.amountUsdCents')) END
+                FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded'), 0))), 0)
+            FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
+                AND d.reversal IS NOT NULL) END",
     }
 }
 
@@ -246,6 +261,7 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
     let (reserved_usd, reserved_usd_cents) = amount(E::RESERVED)?;
     let (spent_usd, spent_usd_cents) = amount(E::SPENT)?;
     let (refunded_usd, refunded_usd_cents) = amount(E::REFUNDED)?;
+    let returned_to_card: Option<UsdCents> = r.get(E::RETURNED_TO_CARD as usize)?;
     let daily_limit: Option<UsdCents> = r.get(E::DAILY_LIMIT as usize)?;
     let approved_today = daily_limit.map(|_| -> Result<UsdCents> {
         Ok(r.get::<_, Option<UsdCents>>(E::APPROVED_TODAY as usize)?
@@ -299,6 +315,8 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
         spent_usd_cents,
         refunded_usd,
         refunded_usd_cents,
+        returned_to_card_usd: returned_to_card.map(UsdCents::major),
+        returned_to_card_usd_cents: returned_to_card,
         daily_limit_usd: daily_limit.map(UsdCents::major),
         daily_limit_usd_cents: daily_limit,
         approved_today_usd: approved_today.map(UsdCents::major),

@@ -105,11 +105,19 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     let pending = app.pending_escrow(100, &["a"], None);
     let paid = app.post_stripe(&stripe_event("evt_c1", "pi_c1", &pending, 4_000, "usd"));
     assert_eq!(paid.status, 200, "{}", paid.text);
+    // What went back to the card is on the escrow for its sender, once it is cancelled.
+    let returned = |escrow: &str| {
+        app.get(&format!("/escrows/{escrow}"), &app.sender).body["returnedToCardUsdCents"].clone()
+    };
+    assert_eq!(returned(&pending), Value::Null, "not cancelled");
     cancel(&pending);
     assert_eq!(escrow_view(&pending)["refundedUsdCents"], 4_000);
+    assert_eq!(returned(&pending), 0);
     for (event, refunded) in [("evt_c1_r1", 1_000), ("evt_c1_r2", 4_000)] {
         let r = app.post_stripe(&stripe_refund(event, "pi_c1", 4_000, refunded));
         said(&r, "returning what its cancelled escrow owed");
+        // Stripe's running total: the largest refund, not their sum.
+        assert_eq!(returned(&pending), refunded);
     }
     let view = escrow_view(&pending);
     assert!(view.get("held").is_none(), "{view}");
@@ -136,6 +144,9 @@ fn a_card_refund_that_returns_a_cancelled_escrows_money_flags_nothing() {
     let r = app.post_stripe(&stripe_refund("evt_c2_r", "pi_c2", 5_000, 5_000));
     said(&r, "flagged for the operator");
     assert_eq!(escrow_view(&spent)["held"], "card_refunded");
+    // All of the charge went back to the card, more than the cancel owed: said as it is.
+    assert_eq!(returned(&spent), 5_000);
+    assert!(escrow_view(&spent)["refundedUsdCents"].as_i64().unwrap() < 5_000);
 
     // A dispute of a cancelled escrow's charge: flagged, whatever its amount.
     let disputed = app.pending_escrow(100, &["a"], None);

@@ -94,6 +94,8 @@ export function escrowCard(e, opts = {}) {
       [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],
       [t('card.part.spent'), usd(e.spentUsdCents), 'escrow-spent'],
       Number(e.refundedUsdCents) ? [t('card.part.refunded'), usd(e.refundedUsdCents), 'escrow-refunded'] : null,
+      // Of a cancelled escrow: what Stripe has refunded to the card since.
+      Number(e.returnedToCardUsdCents) ? [t('card.returnedToCard'), usd(e.returnedToCardUsdCents), 'escrow-returned-to-card'] : null,
       hasLimit ? [t('card.dailyLimit'), usd(e.dailyLimitUsdCents), 'escrow-daily-limit'] : null,
       hasLimit ? [t('card.approvedToday'), usd(e.approvedTodayUsdCents || 0), 'escrow-approved-today'] : null,
     ], 'stats'),
