@@ -2068,6 +2068,9 @@ async function main() {
     await agent.locator(tid('lang-en')).click();
     await waitFor('for the request sent to be followed in English too', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'en'
       && (await followed.count()) === 1 && (await followed.isVisible()));
+    // And the notice says it again in English (it stayed in Kiswahili beside English buttons).
+    const again = await text(agent.locator('#notice .banner-text'));
+    assert(again.startsWith('This request had been sent already'), `after the switch to English the notice says "${again}"`);
     await agent.locator(tid('lang-sw')).click();
     await waitFor('for the page to be in Kiswahili again', async () => (await agent.evaluate(() => document.documentElement.lang)) === 'sw'
       && (await followed.count()) === 1);

@@ -7,9 +7,9 @@ import { ApiError, api, errorText, onUnauthorized } from './api.js';
 import { ctxFor, runCleanups } from './context.js';
 import { clear, el } from './dom.js';
 import { clearErrors, markField, onSubmit } from './forms.js';
-import { lang, redrawForLanguage, setLang, t, translateStatic } from './i18n.js';
+import { lang, redrawForLanguage, redrawingForLanguage, setLang, t, translateStatic } from './i18n.js';
 import { startIdle, stopIdle } from './idle.js';
-import { globalError, hideBanner, hideStaleNotice } from './notices.js';
+import { globalError, hideBanner, hideStaleNotice, noticeAgain } from './notices.js';
 import { beginSession, endSession, savedIdleS, savedToken, session } from './session.js';
 import { roleLabel } from './words.js';
 import { viewApprovals } from './screens/approvals.js';
@@ -186,6 +186,7 @@ function setupLanguage() {
       renderChrome();
       redrawForLanguage(() => route(false));
       restoreTyped(document.getElementById('app'), typed);
+      noticeAgain();
     } else {
       const box = document.querySelector('#signin-form .form-error');
       if (box && !box.hidden) { box.hidden = true; box.textContent = ''; }
@@ -276,7 +277,9 @@ function showView(r, arg, query, moveFocus, retry = false) {
   runCleanups();
   if (!retry) {
     hideBanner('global-error');
-    hideStaleNotice();
+    // The same screen in another language keeps its notice (said again in that language, a
+    // warning left to be read included); another screen does not.
+    if (!redrawingForLanguage()) hideStaleNotice();
   }
   const navName = r.under || r.name;
   document.querySelectorAll('#nav .nav-link').forEach((a) => {

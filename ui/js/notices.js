@@ -16,9 +16,14 @@ export function hideBanner(id) {
 }
 let noticeTimer = null;
 let noticeAt = 0;
+// How the notice shown says itself, for a change of language (`noticeAgain`).
+let noticeSays = null;
+// `text`: the words, or a function that says them in the UI's language of the moment (a notice
+// said so stays said, in the other language, when the language changes: it stayed in the old).
 export function notice(text, kind = 'ok') {
   document.getElementById('notice').className = `banner banner-${kind}`;
-  banner('notice', text);
+  noticeSays = typeof text === 'function' ? text : null;
+  banner('notice', noticeSays ? noticeSays() : text);
   noticeAt = Date.now();
   clearTimeout(noticeTimer);
   // What went well fades; a warning stays until it is dismissed or the screen changes.
@@ -35,6 +40,12 @@ export function notice(text, kind = 'ok') {
 // later takes it away, so "Approved …" does not linger over the next screen.
 export function hideStaleNotice() {
   if (Date.now() - noticeAt > 1500) hideBanner('notice');
+}
+// The notice shown, said again in the language just chosen (the screen is drawn again for the
+// same place: what it said is still so).
+export function noticeAgain() {
+  const node = document.getElementById('notice');
+  if (!node.hidden && noticeSays) node.querySelector('.banner-text').textContent = noticeSays();
 }
 // While the error banner says the server could not be reached: the last call made before it
 // said so. The answer to a later call takes it down.

@@ -57,7 +57,7 @@ export function tracker(ctx, initial, opts = {}) {
             confirming = false;
             if (r && r.status) update(r);
             else await poll();
-            notice(t('tracker.cancelledNotice'));
+            notice(() => t('tracker.cancelledNotice'));
           }).catch((err) => showError(node.querySelector('.card') || node, err));
         },
       }), button(t('approvals.rejectNo'), {

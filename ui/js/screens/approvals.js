@@ -137,7 +137,7 @@ export async function viewApprovals(root, ctx) {
         clearErrors(card);
         const res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/approve`, {});
         moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'approved' }, true);
-        notice(t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
+        notice(() => t('approvals.approvedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
       }).then(() => { unanswered.delete(r.paymentRequestId); }, (err) => {
         if (err instanceof ApiError && err.status === 0) unanswered.set(r.paymentRequestId, r);
         else unanswered.delete(r.paymentRequestId);
@@ -146,7 +146,7 @@ export async function viewApprovals(root, ctx) {
           // Decided elsewhere (another tab, or it expired): the reload takes the card away, so
           // the refusal is said where it stays. (An escrow whose money is held says so on the
           // card before any click: its Approve is disabled.)
-          notice(t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
+          notice(() => t('approvals.goneNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
           load().catch(() => {});
         } else if (err instanceof ApiError && ['insufficient_balance', 'insufficient_category_balance', 'daily_limit_exceeded'].includes(err.code)) {
           // The money changed since the card was drawn (another request approved meanwhile,
@@ -173,7 +173,7 @@ export async function viewApprovals(root, ctx) {
           rejecting.delete(r.paymentRequestId);
           card.remove();
           updateCount(list.children.length);
-          notice(t('approvals.goneRejectNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
+          notice(() => t('approvals.goneRejectNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), why: goneWhy(err) }), 'warn');
           load().catch(() => {});
           return;
         }
@@ -181,7 +181,7 @@ export async function viewApprovals(root, ctx) {
       }
       rejecting.delete(r.paymentRequestId);
       moveToDecided({ ...r, ...(res || {}), status: (res && res.status) || 'rejected' }, true);
-      notice(t('approvals.rejectedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
+      notice(() => t('approvals.rejectedNotice', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant') }));
     });
     return card;
   }
@@ -210,8 +210,8 @@ export async function viewApprovals(root, ctx) {
     const tr = tracker(ctx, r, {
       context: context(r),
       onFinal: (f) => {
-        if (f.status === 'paid') notice(t(f.payout && f.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), receipt: (f.payout && f.payout.mpesaReceipt) || '—' }));
-        else if (f.status === 'failed') notice(t('notice.failed', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), usd: usd(f.amountUsdCents), category: categoryLabel(f.category) }), 'warn');
+        if (f.status === 'paid') notice(() => t(f.payout && f.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), receipt: (f.payout && f.payout.mpesaReceipt) || '—' }));
+        else if (f.status === 'failed') notice(() => t('notice.failed', { amount: kes(f.amountKesCents), merchant: f.merchantName || t('common.theMerchant'), usd: usd(f.amountUsdCents), category: categoryLabel(f.category) }), 'warn');
         load().catch(() => {});
       },
     });

@@ -189,7 +189,7 @@ export async function viewEscrows(root, ctx) {
         // The flag read here: one that changed meanwhile (a dispute after the refund) is not cleared.
         await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/clear-flag`, { flagReason: e.flagReason });
         open.flag.delete(e.escrowId);
-        notice(t('escrows.flagCleared'));
+        notice(() => t('escrows.flagCleared'));
         await reload();
       });
       box.append(form);
@@ -229,7 +229,7 @@ export async function viewEscrows(root, ctx) {
       onSubmit(form, async () => {
         await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/cancel`, {});
         open.cancel.delete(e.escrowId);
-        notice(t('escrows.cancelled'));
+        notice(() => t('escrows.cancelled'));
         await reload();
       });
       box.append(form);

@@ -283,16 +283,16 @@ export async function viewFind(root, ctx, status) {
       const was = e4;
       // A warning that stays, and the receipt shown as the copy it is: a second original
       // handed over said cash was taken that was not recorded.
-      if (d && d.duplicate) notice(t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }), 'warn');
-      else if (d && d._replayed) notice(t('deposit.recordedOnce', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
+      if (d && d.duplicate) notice(() => t('deposit.duplicate', { status: statusWord('escrow', fresh.status) }), 'warn');
+      else if (d && d._replayed) notice(() => t('deposit.recordedOnce', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       else if (repriced) {
         // An admin set a new rate while the form was open: the customer was told another
         // dollar amount than the one recorded.
-        notice(t('deposit.recordedAtNewRate', {
+        notice(() => t('deposit.recordedAtNewRate', {
           kes: kes(d.amountKesCents), usd: usd(d.amountUsdCents), name, rate: formatRate(Number(d.rateKesPerUsdE4)),
           was: formatRate(was), status: statusWord('escrow', fresh.status),
         }), 'warn');
-      } else notice(t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
+      } else notice(() => t('deposit.recorded', { amount: counted, name, status: statusWord('escrow', fresh.status) }));
       presentReceipt(d || {}, fresh, { ownReference: own || null, copy: Boolean(d && d.duplicate) });
     });
     return form;

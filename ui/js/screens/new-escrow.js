@@ -271,7 +271,7 @@ export function viewNewEscrow(root) {
     row();
     row();
     syncMode();
-    notice(t('newEscrow.createdNotice'));
+    notice(() => t('newEscrow.createdNotice'));
     result.querySelector('h2').focus();
   }
 

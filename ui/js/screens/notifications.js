@@ -38,7 +38,7 @@ function deliveryRow(d, onRetry) {
       small: true, testid: 'retry-delivery',
       onclick: (ev) => busy(ev.currentTarget, async () => {
         await api('POST', `/webhook-deliveries/${encodeURIComponent(d.deliveryId)}/retry`, {});
-        notice(t('webhooks.retried'));
+        notice(() => t('webhooks.retried'));
         await onRetry();
       }).catch((err) => showError(row, err)),
     }), el('span', { class: 'form-error', role: 'alert', hidden: true }));
@@ -73,7 +73,7 @@ function endpointCard(w, reload) {
         small: true, variant: 'danger', testid: 'confirm-delete',
         onclick: (ev) => busy(ev.currentTarget, async () => {
           await api('DELETE', `/webhook-endpoints/${encodeURIComponent(w.webhookEndpointId)}`);
-          notice(t('webhooks.deleted'));
+          notice(() => t('webhooks.deleted'));
           await reload();
         }).catch((err) => showError(card, err)),
       }),

@@ -95,7 +95,7 @@ export async function viewOverview(root, ctx) {
         return;
       }
       await api('PUT', '/fx-rates/USD-KES', { rate: v });
-      notice(t('overview.rateSet', { rate: v }));
+      notice(() => t('overview.rateSet', { rate: v }));
       await loadFx();
     });
     clear(fxBox).append(

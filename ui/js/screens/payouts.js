@@ -125,8 +125,8 @@ function resolveForm(p, onResolved) {
       sync();
       throw err;
     }
-    notice(settled ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
-      : body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) }));
+    notice(() => (settled ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
+      : body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) })));
     if (onResolved) await onResolved();
   });
   return form;

@@ -261,9 +261,9 @@ export async function viewRequest(root, ctx, escrowId) {
       onFinal: (r) => {
         refreshEscrow().catch(globalError);
         loadHistory().catch(() => {});
-        if (r.status === 'paid') notice(t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
-        else if (r.status === 'failed') notice(t('notice.failed', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
-        else if (r.status === 'rejected') notice(r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) }), 'warn');
+        if (r.status === 'paid') notice(() => t(r.payout && r.payout.simulated ? 'notice.paidSimulated' : 'notice.paid', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), receipt: (r.payout && r.payout.mpesaReceipt) || '—' }));
+        else if (r.status === 'failed') notice(() => t('notice.failed', { amount: kes(r.amountKesCents), merchant: r.merchantName || t('common.theMerchant'), usd: usd(r.amountUsdCents), category: categoryLabel(r.category) }), 'warn');
+        else if (r.status === 'rejected') notice(() => (r.reason ? t('notice.rejectedWhy', { amount: kes(r.amountKesCents), reason: r.reason }) : t('notice.rejected', { amount: kes(r.amountKesCents) })), 'warn');
       },
     });
     trackers.prepend(tr.node);
@@ -306,7 +306,7 @@ export async function viewRequest(root, ctx, escrowId) {
     const pricedE4 = created.exchangeRate ? rateKesPerUsdE4(created.exchangeRate) : null;
     if (shownE4 && pricedE4 && pricedE4 !== shownE4) {
       // The rate changed while the form was open: said, with what the sender will see.
-      notice(t('request.sentAtNewRate', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents), rate: formatRate(pricedE4), was: formatRate(shownE4) }), 'warn');
+      notice(() => t('request.sentAtNewRate', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents), rate: formatRate(pricedE4), was: formatRate(shownE4) }), 'warn');
       rate = { ...(rate || {}), e4: pricedE4 };
       // The card says it at once (it went on showing the old rate beside the warning: the
       // refresh found the rate it was just given and drew nothing), then reads it again, and
@@ -317,9 +317,9 @@ export async function viewRequest(root, ctx, escrowId) {
       refreshEscrow({ freshRate: true }).catch(() => {});
     } else if (created._replayed) {
       // The retry of a Send whose answer was lost: the request the first one made.
-      notice(t('request.sentBefore', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
+      notice(() => t('request.sentBefore', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
     } else {
-      notice(t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
+      notice(() => t('request.sentNotice', { kes: kes(created.amountKesCents), usd: usd(created.amountUsdCents) }));
     }
     loadHistory().catch(() => {});
   });

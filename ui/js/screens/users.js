@@ -90,7 +90,7 @@ export async function viewUsers(root, ctx) {
             small: true, variant: 'danger', testid: 'confirm-revoke',
             onclick: (ev) => busy(ev.currentTarget, async () => {
               await api('DELETE', `/tokens/${encodeURIComponent(tk.prefix)}`);
-              notice(t('users.revokedNotice', { prefix: tk.prefix, name: u.name }));
+              notice(() => t('users.revokedNotice', { prefix: tk.prefix, name: u.name }));
               await load(false);
             }).catch((err) => showError(li, err)),
           }),
@@ -120,7 +120,7 @@ export async function viewUsers(root, ctx) {
       small: true, testid: 'user-language-switch',
       onclick: (ev) => busy(ev.currentTarget, async () => {
         await api('PUT', `/users/${encodeURIComponent(u.userId)}/language`, { language: other });
-        notice(t('users.languageNotice', { name: u.name || u.userId, language: t(`language.${other}`) }));
+        notice(() => t('users.languageNotice', { name: u.name || u.userId, language: t(`language.${other}`) }));
         await load(false);
       }).catch((err) => showError(card, err)),
     });
