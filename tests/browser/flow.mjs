@@ -1777,7 +1777,10 @@ async function main() {
     await checkScreen(admin, 'notifications with a new secret');
     await admin.locator(tid('secret-done')).click();
     assert(await admin.locator(tid('endpoint-secret')).count() === 0, 'the secret is still shown');
+    // A pause loses what happens meanwhile: asked once more, "Keep sending" focused.
     await card.locator(tid('disable-endpoint')).click();
+    assert(await card.locator(tid('keep-sending')).evaluate((n) => n === document.activeElement), 'the pause question does not focus "Keep sending"');
+    await card.locator(tid('confirm-pause')).click();
     await waitFor('for the endpoint to be paused', async () => (await admin.locator(tid('endpoint-card')).getAttribute('data-enabled')) === 'false');
     // A pause is not a buffer: the card says so.
     assert((await text(admin.locator(`${tid('endpoint-card')} ${tid('endpoint-paused-note')}`))).startsWith('While paused, what happens is not sent to it'),

@@ -170,6 +170,21 @@ export async function api(method, path, body, opts = {}) {
   return data;
 }
 
+// The items of a list, page after page of `limit` (the API's most, 200), until its end or
+// `max` items: a count read from one page stopped at that page ("50 payouts are stuck" of 56),
+// and the rest could not be reached. `more` is set on the list when `max` stopped it.
+export async function readAll(path, params, max, limit = 200) {
+  const items = [];
+  let cursor = null;
+  do {
+    const d = await api('GET', `${path}${qs({ ...params, limit, cursor })}`);
+    items.push(...((d && d.items) || []));
+    cursor = (d && d.nextCursor) || null;
+  } while (cursor && items.length < max);
+  if (cursor) items.more = true;
+  return items;
+}
+
 export function qs(params) {
   const parts = [];
   for (const [k, v] of Object.entries(params)) {

@@ -46,9 +46,10 @@ function readable(k, v) {
 
 export function auditTable(items) {
   if (!items.length) return emptyState(t('audit.empty'), 'audit-empty');
+  const more = items.more ? el('p', { class: 'warn', testid: 'audit-more' }, t('audit.more', { n: items.length })) : null;
   const heads = ['#', t('audit.col.at'), t('audit.col.actor'), t('audit.col.action'), t('audit.col.details'), 'MAC'];
   const cell = (i, props, ...kids) => el('td', { ...(props || {}), 'data-label': heads[i] }, ...kids);
-  return el('div', { class: 'table-wrap' },
+  return el('div', { class: 'table-wrap' }, more,
     el('table', { class: 'table audit stacking', testid: 'audit-table' },
       el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', null, items.map((a) => ({ a, who: actorWords(a.actor) })).map(({ a, who }) => el('tr', { testid: 'audit-row' },
@@ -84,7 +85,24 @@ function detailsList(details) {
   return el('ul', { class: 'kv' }, entries.map(([k, v]) => el('li', null, el('span', { class: 'muted' }, `${k}: `), valueNode(k, v))));
 }
 
+// The most lines an audit panel reads (ten of the API's pages): past it, the panel says that
+// more lines follow and how to read them all.
+const AUDIT_LINES_SHOWN_MAX = 10000;
+
+// Every audit line of `entity`, page after page (one page of 1,000 showed an escrow's first
+// lines only, its cancel among those left out, and said nothing of the rest); `more` is set on
+// the list when there were more than `AUDIT_LINES_SHOWN_MAX`.
 export async function loadAudit(entity) {
-  const [data] = await Promise.all([api('GET', `/audit${qs({ entity })}`), loadPeople()]);
-  return (data && data.items) || [];
+  const items = [];
+  let cursor = null;
+  const [first] = await Promise.all([api('GET', `/audit${qs({ entity })}`), loadPeople()]);
+  let data = first;
+  for (;;) {
+    items.push(...((data && data.items) || []));
+    cursor = (data && data.nextCursor) || null;
+    if (!cursor || items.length >= AUDIT_LINES_SHOWN_MAX) break;
+    data = await api('GET', `/audit${qs({ entity, cursor })}`);
+  }
+  if (cursor) items.more = true;
+  return items;
 }

@@ -268,7 +268,7 @@ export async function viewEscrows(root, ctx) {
     // admin acts, or some of it set aside for a payment M-Pesa has not answered yet.
     const heldWords = e.held ? t(e.held === 'card_refunded' ? 'held.cardRefunded' : 'held.payoutFlagged') : null;
     const cancelWhy = live && (heldWords
-      || (Number(e.reservedUsdCents) > 0 ? t('escrows.cancelInFlight', { amount: usd(e.reservedUsdCents) }) : null));
+      || (Number(e.reservedUsdCents) > 0 ? t(isAdmin ? 'escrows.cancelInFlightAdmin' : 'escrows.cancelInFlight', { amount: usd(e.reservedUsdCents) }) : null));
     const cancelWhyId = cancelWhy ? uid('cancel-why') : null;
     if (live) {
       actions.push(button(t('escrows.cancel'), {

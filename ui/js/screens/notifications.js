@@ -58,13 +58,24 @@ function endpointCard(w, reload) {
     deliveries.hidden = false;
   }
   showDeliveries.addEventListener('click', () => busy(showDeliveries, loadDeliveries).catch(globalError));
+  const setEnabled = (enabled) => (ev) => busy(ev.currentTarget, async () => {
+    await api('POST', `/webhook-endpoints/${encodeURIComponent(w.webhookEndpointId)}/${enabled ? 'enable' : 'disable'}`, {});
+    await reload();
+  }).catch((err) => showError(card, err));
+  // A pause loses what happens meanwhile for good (it is not sent once the endpoint resumes):
+  // asked once more, as a delete is, the safe answer focused. A resume is not.
   const toggle = button(w.enabled ? t('webhooks.disable') : t('webhooks.enable'), {
     small: true, testid: w.enabled ? 'disable-endpoint' : 'enable-endpoint',
-    onclick: (ev) => busy(ev.currentTarget, async () => {
-      await api('POST', `/webhook-endpoints/${encodeURIComponent(w.webhookEndpointId)}/${w.enabled ? 'disable' : 'enable'}`, {});
-      await reload();
-    }).catch((err) => showError(card, err)),
+    onclick: w.enabled ? null : setEnabled(true),
   });
+  const pauseAsk = el('div', { class: 'confirm-inline', hidden: true, testid: 'pause-confirm' },
+    el('span', null, t('webhooks.pauseAsk')),
+    el('span', { class: 'actions' },
+      button(t('webhooks.pauseYes'), { small: true, variant: 'danger', testid: 'confirm-pause', onclick: setEnabled(false) }),
+      button(t('webhooks.keepSending'), { small: true, testid: 'keep-sending', onclick: () => { pauseAsk.hidden = true; toggle.hidden = false; toggle.focus(); } })));
+  if (w.enabled) {
+    toggle.addEventListener('click', () => { toggle.hidden = true; pauseAsk.hidden = false; pauseAsk.querySelector('[data-testid="keep-sending"]').focus(); });
+  }
   const remove = button(t('webhooks.delete'), { small: true, variant: 'danger-outline', testid: 'delete-endpoint' });
   const confirm = el('div', { class: 'confirm-inline', hidden: true, testid: 'delete-confirm' },
     el('span', null, t('webhooks.deleteAsk')),
@@ -90,7 +101,7 @@ function endpointCard(w, reload) {
     // A pause is not a buffer: said where it is seen.
     w.enabled ? null : el('p', { class: 'warn', testid: 'endpoint-paused-note' }, t('webhooks.pausedNote')),
     el('ul', { class: 'chips', testid: 'endpoint-events' }, (w.events || []).map((e) => el('li', { class: 'chip', dataset: { event: e } }, eventLabel(e)))),
-    el('div', { class: 'actions card-actions' }, showDeliveries, toggle, remove), confirm, deliveries,
+    el('div', { class: 'actions card-actions' }, showDeliveries, toggle, remove), pauseAsk, confirm, deliveries,
     el('div', { class: 'card-error form-error', role: 'alert', hidden: true }));
   return card;
 }

@@ -2,7 +2,8 @@
 // float (balances last reported, low paying accounts), replication to PostgreSQL (how far behind,
 // whether it answers), and how many payouts are stuck (resolved on the Payouts screen).
 
-import { api, errorText, qs } from '../api.js';
+import { api, errorText, readAll } from '../api.js';
+import { STUCK_SHOWN_MAX } from './payouts.js';
 import { add, button, clear, el, emptyState, field, formError, pageHead, timeEl } from '../dom.js';
 import { formatRate, kes, parseDecimal, rateKesPerUsdE4, when } from '../format.js';
 import { amountError, busy, checkFields, onSubmit } from '../forms.js';
@@ -155,11 +156,11 @@ export async function viewOverview(root, ctx) {
   }
 
   async function loadStuck() {
-    const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
+    const items = await readAll('/payouts', { status: 'stuck' }, STUCK_SHOWN_MAX);
     if (!ctx.alive()) return;
-    const n = ((d && d.items) || []).length;
+    const n = items.length;
     clear(stuck).append(n
-      ? el('div', { class: 'warn', testid: 'stuck-summary' }, el('p', null, tn('count.stuck', n)), el('a', { class: 'button secondary small', href: '#/payouts', testid: 'go-payouts' }, t('overview.resolveThem')))
+      ? el('div', { class: 'warn', testid: 'stuck-summary' }, el('p', null, tn(items.more ? 'count.stuckAtLeast' : 'count.stuck', n)), el('a', { class: 'button secondary small', href: '#/payouts', testid: 'go-payouts' }, t('overview.resolveThem')))
       : emptyState(t('payouts.noStuck'), 'no-stuck'));
   }
 

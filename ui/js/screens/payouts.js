@@ -2,7 +2,10 @@
 // M-Pesa's receipt, or failed: the money goes back) behind a confirmation that says what each
 // outcome does; and every payout, filtered by status and paged with nextCursor.
 
-import { LIST_PAGE, api, qs } from '../api.js';
+import { LIST_PAGE, api, qs, readAll } from '../api.js';
+
+// The most stuck payouts listed (and counted) at once.
+export const STUCK_SHOWN_MAX = 1000;
 import { button, clear, dl, el, emptyState, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
 import { kes, merchantText, usd } from '../format.js';
 import { busy, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
@@ -164,10 +167,9 @@ export async function viewPayouts(root, ctx) {
 
   // The periodic read leaves the stuck cards alone while the admin is on one, also when it lands.
   async function loadStuck(periodic) {
-    const d = await api('GET', `/payouts${qs({ status: 'stuck', limit: 50 })}`);
+    const items = await readAll('/payouts', { status: 'stuck' }, STUCK_SHOWN_MAX);
     if (!ctx.alive() || (periodic && stuck.contains(document.activeElement))) return;
-    const items = (d && d.items) || [];
-    stuckCount.textContent = items.length ? tn('count.stuck', items.length) : t('payouts.noStuck');
+    stuckCount.textContent = items.length ? tn(items.more ? 'count.stuckAtLeast' : 'count.stuck', items.length) : t('payouts.noStuck');
     if (!items.length) {
       clear(stuck);
       return;
