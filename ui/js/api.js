@@ -170,17 +170,20 @@ export async function api(method, path, body, opts = {}) {
   return data;
 }
 
-// The items of a list, page after page of `limit` (the API's most, 200), until its end or
-// `max` items: a count read from one page stopped at that page ("50 payouts are stuck" of 56),
-// and the rest could not be reached. `more` is set on the list when `max` stopped it.
-export async function readAll(path, params, max, limit = 200) {
+// The first `max` items of a list, page after page (the API's most, 200, a page), or all of
+// them if fewer: a count read from one page stopped at that page ("50 payouts are stuck" of
+// 56), and the rest could not be reached. On the list: `nextCursor`, where the list goes on
+// after them, and `more`, set when it does.
+export async function readAll(path, params, max) {
   const items = [];
   let cursor = null;
   do {
+    const limit = Math.min(200, max - items.length);
     const d = await api('GET', `${path}${qs({ ...params, limit, cursor })}`);
     items.push(...((d && d.items) || []));
     cursor = (d && d.nextCursor) || null;
   } while (cursor && items.length < max);
+  items.nextCursor = cursor;
   if (cursor) items.more = true;
   return items;
 }

@@ -3,7 +3,7 @@
 // tell the kiosk and a sign-in token for the recipient (shown once); for the admin also the
 // status filter and the audit log of any id.
 
-import { PAGE, api, qs } from '../api.js';
+import { PAGE, api, qs, readAll } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
 import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
@@ -200,7 +200,10 @@ export async function viewEscrows(root, ctx) {
       const data = histories.get(e.escrowId);
       if (!data) box.append(el('p', { class: 'muted' }, t('common.loading')));
       else if (!data.length) box.append(emptyState(t('escrows.noRequests'), 'history-empty'));
-      else box.append(el('ul', { class: 'rows', testid: 'history-list' }, data.map((r) => requestRow(r))));
+      else {
+        box.append(el('ul', { class: 'rows', testid: 'history-list' }, data.map((r) => requestRow(r))));
+        if (data.more) box.append(el('p', { class: 'muted small', testid: 'history-more' }, t('escrows.requestsMore', { n: data.length })));
+      }
     } else if (kind === 'audit') {
       box.append(el('h4', null, t('escrows.audit')));
       const data = audits.get(e.escrowId);
@@ -354,8 +357,8 @@ export async function viewEscrows(root, ctx) {
   async function refreshPanels(ids) {
     await Promise.all(ids.map(async (id) => {
       if (open.history.has(id)) {
-        const d = await api('GET', `/payment-requests${qs({ escrowId: id, limit: 50 })}`);
-        histories.set(id, (d && d.items) || []);
+        // The newest 200 (one page), said so when there are more (it showed 50 and said nothing).
+        histories.set(id, await readAll('/payment-requests', { escrowId: id }, 200));
       }
       if (open.audit.has(id)) audits.set(id, await loadAudit(id));
       if (open.journal.has(id)) journals.set(id, await loadJournal(id, journals.get(id)));
@@ -406,13 +409,13 @@ export async function viewEscrows(root, ctx) {
 
   async function reload() {
     if (open.cancel.size || searchRefused) return;
-    const limit = Math.min(100, Math.max(PAGE, loaded));
+    // As many as were shown (read as one page of at most 100, the escrow acted on past them went).
     const asked = search;
-    const d = await api('GET', `/escrows${qs({ status: statusFilter, recipientPhone: search.phone, ref: search.ref, limit })}`);
+    const items = await readAll('/escrows', { status: statusFilter, recipientPhone: search.phone, ref: search.ref }, Math.max(PAGE, loaded));
     // A newer search's answer is not overwritten by this one's.
     if (!ctx.alive() || search !== asked) return;
-    cursor = d.nextCursor || null;
-    patch(d.items || []);
+    cursor = items.nextCursor;
+    patch(items);
     updateSummary();
     await refreshPanels(Array.from(new Set([...open.history, ...open.audit, ...open.journal])).filter((id) => escrowData.has(id)));
   }

@@ -46,15 +46,35 @@ function deliveryRow(d, onRetry) {
   return row;
 }
 
+// At the foot of a list of the newest rows (`list`, a `ul`), while there are older ones: a
+// "Load more" that appends the next page (`page(cursor)`) and moves itself below it (the newest
+// 20 deliveries or texts were all there was to see).
+function olderRows(list, cursor, page, row) {
+  if (!cursor) return;
+  const more = button(t('common.loadMore'), { small: true, testid: 'load-older' });
+  const foot = el('li', { class: 'load-older' }, more);
+  more.addEventListener('click', () => busy(more, async () => {
+    const d = await page(cursor);
+    foot.remove();
+    for (const x of (d && d.items) || []) list.append(row(x));
+    olderRows(list, d && d.nextCursor, page, row);
+  }).catch(globalError));
+  list.append(foot);
+}
+
 function endpointCard(w, reload) {
   const deliveries = el('ul', { class: 'rows deliveries', testid: 'delivery-list', hidden: true });
   const showDeliveries = button(t('webhooks.showDeliveries'), { small: true, testid: 'show-deliveries' });
   async function loadDeliveries() {
-    const d = await api('GET', `/webhook-endpoints/${encodeURIComponent(w.webhookEndpointId)}/deliveries${qs({ limit: 20 })}`);
+    const page = (cursor) => api('GET', `/webhook-endpoints/${encodeURIComponent(w.webhookEndpointId)}/deliveries${qs({ limit: 20, cursor })}`);
+    const d = await page(null);
     const items = (d && d.items) || [];
     clear(deliveries);
     if (!items.length) deliveries.append(el('li', null, emptyState(t('webhooks.noDeliveries'), 'no-deliveries')));
-    else for (const x of items) deliveries.append(deliveryRow(x, loadDeliveries));
+    else {
+      for (const x of items) deliveries.append(deliveryRow(x, loadDeliveries));
+      olderRows(deliveries, d.nextCursor, page, (x) => deliveryRow(x, loadDeliveries));
+    }
     deliveries.hidden = false;
   }
   showDeliveries.addEventListener('click', () => busy(showDeliveries, loadDeliveries).catch(globalError));
@@ -176,12 +196,16 @@ export async function viewNotifications(root, ctx) {
   }
 
   async function loadSms() {
-    const d = await api('GET', `/sms${qs({ limit: 20 })}`);
+    const page = (cursor) => api('GET', `/sms${qs({ limit: 20, cursor })}`);
+    const d = await page(null);
     if (!ctx.alive()) return;
     const items = (d && d.items) || [];
     clear(smsList);
     if (!items.length) smsList.append(el('li', null, emptyState(t('sms.none'), 'no-sms')));
-    else for (const s of items) smsList.append(smsRow(s));
+    else {
+      for (const s of items) smsList.append(smsRow(s));
+      olderRows(smsList, d.nextCursor, page, smsRow);
+    }
   }
 
   await Promise.all([load(), loadSms()]);

@@ -65,6 +65,8 @@ export async function viewOverview(root, ctx) {
         el('ul', { class: 'checks', testid: 'integrity-checks' }, checks.map((c) => el('li', null, c))))]);
   }
 
+  // Shows a rate read again (the form left as it is).
+  let showRate = () => {};
   async function loadFx() {
     const rates = await api('GET', '/fx-rates');
     const r = rates && rates['USD-KES'];
@@ -83,7 +85,12 @@ export async function viewOverview(root, ctx) {
         : next ? (next > 100000 * 10000 ? t('overview.err.rateRange') : null)
           : /^0*(\.0*)?$/.test(v) ? t('overview.err.rateRange') : amountError(v, 4, t('overview.err.rate'), '152.25', 'rate');
       if (!checkFields(form, [[input.input, problem]])) return;
-      const now = r ? rateKesPerUsdE4(r.rate) : null;
+      // Compared with the rate of now, not the one read when the screen opened (set since by
+      // another admin or `remit fx set`, a change of a tenth from it went through unasked).
+      const latest = await api('GET', '/fx-rates').catch(() => null);
+      const current = (latest && latest['USD-KES']) || r;
+      const now = current ? rateKesPerUsdE4(current.rate) : null;
+      showRate(current);
       const far = now && (next > now * 5 || next * 5 < now);
       // A change of more than a tenth (152.25 typed as 125.25) is asked twice too: every new
       // request and every shilling of cash is priced at it at once.
@@ -99,6 +106,10 @@ export async function viewOverview(root, ctx) {
       notice(() => t('overview.rateSet', { rate: v }));
       await loadFx();
     });
+    showRate = (rate) => {
+      const shown = fxBox.querySelector('[data-testid="fx-rate-value"]');
+      if (shown && rate) shown.textContent = formatRate(rateKesPerUsdE4(rate.rate));
+    };
     clear(fxBox).append(
       el('h2', { id: 'fx-h' }, t('overview.rate')),
       el('p', { class: 'rate' }, el('span', { class: 'muted' }, 'USD-KES '),
@@ -180,4 +191,8 @@ export async function viewOverview(root, ctx) {
   // Lag moves by the second: refreshed while the screen is open, when there is replication.
   ctx.every(5000, () => (replicating ? loadReplication() : undefined));
   ctx.every(15000, () => (stuck.contains(document.activeElement) ? undefined : loadStuck()));
+  ctx.every(15000, async () => {
+    const latest = await api('GET', '/fx-rates');
+    if (ctx.alive()) showRate(latest && latest['USD-KES']);
+  });
 }

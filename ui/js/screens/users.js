@@ -1,7 +1,7 @@
 // Admin screen #/users: creating users, issuing tokens (shown once) and revoking them, with a
 // clear warning before an admin revokes the token they are signed in with.
 
-import { api, qs } from '../api.js';
+import { api, qs, readAll } from '../api.js';
 import { button, el, field, formError, pageHead, patchList, showOnce, timeEl } from '../dom.js';
 import { kenyanDigits } from '../format.js';
 import { busy, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
@@ -138,13 +138,20 @@ export async function viewUsers(root, ctx) {
     return card;
   }
 
+  // Read again after a change, the list keeps as many users as it showed (read from the top,
+  // 200 at a time): read as its first page only, the card acted on past the first 100 went.
   async function load(append) {
-    const d = await api('GET', `/users${qs({ limit: 100, cursor: append ? cursor : null })}`);
-    if (!ctx.alive()) return;
-    cursor = d.nextCursor || null;
-    const items = d.items || [];
-    if (append) items.forEach((u) => { const c = userCard(u); c.dataset.key = u.userId; list.append(c); });
-    else patchList(list, items, (u) => u.userId, userCard);
+    if (append) {
+      const d = await api('GET', `/users${qs({ limit: 100, cursor })}`);
+      if (!ctx.alive()) return;
+      cursor = d.nextCursor || null;
+      (d.items || []).forEach((u) => { const c = userCard(u); c.dataset.key = u.userId; list.append(c); });
+    } else {
+      const items = await readAll('/users', {}, Math.max(100, list.children.length));
+      if (!ctx.alive()) return;
+      cursor = items.nextCursor;
+      patchList(list, items, (u) => u.userId, userCard);
+    }
     more.hidden = !cursor;
   }
   more.addEventListener('click', () => busy(more, () => load(true)).catch(globalError));
