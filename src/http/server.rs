@@ -394,8 +394,29 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
 /// second are logged one by one; the rest are counted and said in one line with the next
 /// access line (`/metrics` counts every request). The answers of a caller whose token was
 /// verified are always logged, unless refused.
-#[derive(Default)]
-struct AccessBudget {
+struct AccessBudget(LogBudget);
+
+impl Default for AccessBudget {
+    fn default() -> AccessBudget {
+        AccessBudget(LogBudget::new(crate::limits::ACCESS_BUDGET_LINES_PER_S))
+    }
+}
+
+impl AccessBudget {
+    /// Whether the access line of an answer with `status`, to a caller `authenticated` or not,
+    /// is written; says first how many were left out since the last one said.
+    fn may_write(&self, status: u16, authenticated: bool) -> bool {
+        self.0.admit(status < 400 && authenticated, |n| {
+            log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_BUDGET_LINES_PER_S);
+        })
+    }
+}
+
+/// At most `per_s` lines a second of one kind a caller without a token can cause (an access
+/// line, a refused webhook's warning); the rest are counted and said in one line, at most once a
+/// second, before the next line written.
+pub(crate) struct LogBudget {
+    per_s: u32,
     /// The current second (since the epoch), and the budgeted lines written in it.
     window: Mutex<(u64, u32)>,
     /// Budgeted lines left out and not said yet.
@@ -404,17 +425,27 @@ struct AccessBudget {
     said_in: AtomicU64,
 }
 
-impl AccessBudget {
-    /// Whether the access line of an answer with `status`, to a caller `authenticated` or not,
-    /// is written; says first how many were left out since the last one said.
-    fn may_write(&self, status: u16, authenticated: bool) -> bool {
+impl LogBudget {
+    /// A budget of `per_s` lines a second.
+    pub(crate) const fn new(per_s: u32) -> LogBudget {
+        LogBudget {
+            per_s,
+            window: Mutex::new((0, 0)),
+            left_out: AtomicU64::new(0),
+            said_in: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line may be written now (always when `exempt`); `say_left_out(n)` is called
+    /// first when `n` lines were left out since they were last said.
+    pub(crate) fn admit(&self, exempt: bool, say_left_out: impl FnOnce(u64)) -> bool {
         let second = crate::time::now_unix_ms().max(0) as u64 / 1000;
-        let write = (status < 400 && authenticated) || {
+        let write = exempt || {
             let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
             if window.0 != second {
                 *window = (second, 0);
             }
-            window.1 < crate::limits::ACCESS_BUDGET_LINES_PER_S && {
+            window.1 < self.per_s && {
                 window.1 += 1;
                 true
             }
@@ -430,7 +461,7 @@ impl AccessBudget {
         {
             let n = self.left_out.swap(0, Ordering::Relaxed);
             if n > 0 {
-                log::warn!(target: "remit::access", "{n} requests refused or sent without a token were not logged one by one: at most {} a second are; /metrics counts every request", crate::limits::ACCESS_BUDGET_LINES_PER_S);
+                say_left_out(n);
             }
         }
         true

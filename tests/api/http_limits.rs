@@ -1306,3 +1306,54 @@ fn refusals_before_routing_past_a_budget_are_counted_in_one_line_not_logged_one_
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Guards against: a webhook call refused before it was verified wrote a warning each, past the
+/// access log's own budget (135,000 wrong M-Pesa path tokens in 10 s wrote 15 MB of log). At
+/// most 20 such warnings a second are written; the rest are counted in one line.
+#[test]
+fn webhook_calls_refused_before_they_are_verified_write_a_bounded_log() {
+    use crate::support::process::Server;
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    const SENT: usize = 1_000;
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // (No body: one the server never reads would close the connection after the refusal.)
+    let one = "POST /webhooks/mpesa/0000000000000000000000000000000000000000 HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    let mut answered = 0;
+    let mut buf = [0u8; 65536];
+    let mut pending = Vec::new();
+    for _ in 0..SENT / 50 {
+        s.write_all(one.repeat(50).as_bytes()).unwrap();
+        let goal = answered + 50;
+        while answered < goal {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {answered}");
+            pending.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&pending).into_owned();
+            assert!(
+                !text.contains("HTTP/1.1 2"),
+                "a wrong path token was taken: {text}"
+            );
+            answered += text.matches("HTTP/1.1 ").count();
+            let keep = text.rfind("HTTP/1.1 ").map_or(0, |i| i + 1);
+            pending = text.as_bytes()[keep..].to_vec();
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    drop(s);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warned = text
+        .matches("M-Pesa callback with a wrong path token refused")
+        .count();
+    assert!(warned > 0, "no refusal was said at all");
+    assert!(
+        warned as u64 <= 20 * (seconds + 1),
+        "{warned} warnings in {seconds} s"
+    );
+}

@@ -73,8 +73,11 @@ const WRITE_BUFFER: usize = 8 * 1024;
 
 /// What a `Request` tells the thread of its connection.
 pub(crate) enum ToConnection {
-    /// Write `100 Continue` now (the application started reading the body), then answer.
-    Continue(Sender<()>),
+    /// Write `100 Continue` now (the application started reading the body), then answer. The
+    /// application does not wait for it to be written: a client that reads none of its answers
+    /// held the worker for the whole write deadline (its body, once it comes, is read within
+    /// the body's own deadline).
+    Continue,
     /// Write this response. `close`: the connection ends after it (the body was not read to
     /// its end, or the application asked). `source` is the reading half of the connection,
     /// handed back from the request's body.
@@ -367,10 +370,9 @@ impl ClientConnection {
                 Err(_) => return Next::Close,
             };
             match message {
-                ToConnection::Continue(done) => {
+                ToConnection::Continue => {
                     let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
                     failed |= self.write_all(interim).is_err();
-                    let _ = done.send(());
                 }
                 ToConnection::Respond {
                     response,

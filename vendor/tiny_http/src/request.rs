@@ -420,12 +420,10 @@ impl Request {
             self.must_send_continue = false;
             match self.link.as_mut() {
                 Some(Link::Connection(link)) => {
-                    // The interim answer is written by the connection's thread, before the
-                    // body is read (within the write deadline).
-                    let (done, written) = mpsc::channel();
-                    if link.send(ToConnection::Continue(done)).is_ok() {
-                        let _ = written.recv();
-                    }
+                    // The interim answer is written by the connection's thread, in order before
+                    // the answer; this thread goes on to read the body without waiting for it
+                    // (a client that read none of its answers held it for the write deadline).
+                    let _ = link.send(ToConnection::Continue);
                 }
                 Some(Link::Writer(writer)) => {
                     let msg = Response::new_empty(StatusCode(100));
