@@ -65,6 +65,13 @@ pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// one by one in a second; past it they are counted and said in one line
 /// (`http::server::AccessBudget`).
 pub const ACCESS_BUDGET_LINES_PER_S: u32 = 200;
+
+/// The listening socket's queue of connections the kernel completed and the server has not
+/// accepted yet (Linux caps it at `net.core.somaxconn`, 4,096 by default). Rust's own is 128:
+/// a burst of new connections past it (15,000 a second from one attacking client) made the
+/// kernel drop honest clients' handshakes, each retried a second later, up to 5 s. The accept
+/// thread takes one in about 64 µs at the connection cap, so a full queue waits ~65 ms.
+pub const LISTEN_BACKLOG: i32 = 1024;
 /// The smallest and largest bound allowed, MiB.
 pub const WAL_MAX_MIB_RANGE: (u64, u64) = (4, 4_096);
 /// The most the server grows the log's file to before its first write (`WalBound::grow_file`),

@@ -90,11 +90,18 @@ pub fn start(config: Config, store: Arc<Store>) -> Result<Running> {
 /// Binds the listening address (before anything else is opened or created, so that a start
 /// that cannot listen leaves nothing behind).
 pub fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| {
+    let listener = TcpListener::bind(addr).map_err(|e| {
         Error::internal(format!(
             "cannot listen on {addr} (set by --addr or --port, REMIT_ADDR or PORT; an address is HOST:PORT such as 127.0.0.1:3000): {e}"
         ))
-    })
+    })?;
+    // Listened again with a longer queue of connections not yet accepted (`LISTEN_BACKLOG`):
+    // the kernel takes the new length for the socket already listening.
+    let socket = socket2::Socket::from(listener);
+    socket
+        .listen(crate::limits::LISTEN_BACKLOG)
+        .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))?;
+    Ok(socket.into())
 }
 
 /// Starts everything that serves the store on a bound listener; `/health` says `starting`

@@ -494,3 +494,27 @@ fn the_caller_is_known_before_the_query_is_judged() {
         r.text
     );
 }
+
+/// Guards against: the listening socket kept Rust's queue of 128 connections not yet accepted,
+/// and a burst of new connections past it made the kernel drop honest clients' handshakes
+/// (each retried a second later: up to 5 s to connect). `ss` shows a listening socket's queue
+/// length as its Send-Q.
+#[test]
+fn the_listening_socket_queues_a_thousand_connections_not_yet_accepted() {
+    use crate::support::process::Server;
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2, which .ci/run installs)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let queue: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(queue, vec![1024], "{text}");
+}
