@@ -46,10 +46,9 @@ pub fn write<F>(
 where
     F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write(move |ctx| {
-        still_signed_in(ctx, credential)?;
+    store.write(signed_in(credential, move |ctx| {
         keyed(ctx, key.as_ref(), &f)
-    })
+    }))
 }
 
 /// `write` for a request that acts only through the writer's context (`Store::write_repeatable`:
@@ -63,10 +62,22 @@ pub fn write_repeatable<F>(
 where
     F: Fn(&WriteCtx<'_>) -> Result<Reply> + Send + 'static,
 {
-    store.write_repeatable(move |ctx| {
-        still_signed_in(ctx, credential)?;
+    store.write_repeatable(signed_in(credential, move |ctx| {
         keyed(ctx, key.as_ref(), &f)
-    })
+    }))
+}
+
+/// The writer command `f` of the user signed in with `credential`, refused first (`401`) if
+/// that token was revoked since its request was authenticated (`service::still_signed_in`):
+/// what every writer command of a user's request runs as, keyed or not.
+pub fn signed_in<T>(
+    credential: Option<Credential>,
+    f: impl Fn(&WriteCtx<'_>) -> Result<T>,
+) -> impl Fn(&WriteCtx<'_>) -> Result<T> {
+    move |ctx| {
+        still_signed_in(ctx, credential)?;
+        f(ctx)
+    }
 }
 
 /// The writer's part of `write`: without a key, `f`; with one, a replay, a refusal of the reused

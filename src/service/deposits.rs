@@ -700,6 +700,26 @@ fn escrow_flag_with(flag: Option<&str>, id: &DepositId, said: &str) -> String {
     parts.join(FLAG_SEPARATOR)
 }
 
+/// What Stripe has refunded of the escrow `$e`'s applied card deposits (SQL, in US cents): each
+/// deposit's largest refund (Stripe's running total of the charge), or the whole charge when a
+/// refund of it named no amount in dollars, at most the charge. What a cancel's returns are held
+/// to (`returns_a_cancel`) and what a cancelled escrow's view says went back to the card
+/// (`EscrowView::returned_to_card_usd_cents`), defined once.
+macro_rules! returned_to_card {
+    ($e:literal) => {
+        concat!(
+            "(SELECT COALESCE(SUM(MIN(d.amount_usd_cents, COALESCE((
+                SELECT CASE WHEN COUNT(*) > COUNT(json_extract(a.details, '$.amountUsdCents'))
+                    THEN d.amount_usd_cents ELSE MAX(json_extract(a.details, '$.amountUsdCents')) END
+                FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded'), 0))), 0)
+            FROM deposits d WHERE d.escrow_id = ",
+            $e,
+            " AND d.source = 'stripe' AND d.status = 'applied')"
+        )
+    };
+}
+pub(crate) use returned_to_card;
+
 /// Do the card refunds of a cancelled escrow return no more than its cancel left owed back to
 /// the sender (`refunded_usd_cents`)? Each applied card deposit counts its largest refund (Stripe's
 /// running total of the charge), or the whole charge when a refund of it named no amount in
@@ -711,16 +731,13 @@ fn escrow_flag_with(flag: Option<&str>, id: &DepositId, said: &str) -> String {
 fn returns_a_cancel(ctx: &WriteCtx<'_>, escrow_id: &EscrowId) -> Result<bool> {
     Ok(ctx
         .conn
-        .prepare_cached(
-            "SELECT e.status = 'cancelled' AND (
-                 SELECT COALESCE(SUM((SELECT CASE WHEN COUNT(*) > COUNT(json_extract(a.details, '$.amountUsdCents'))
-                         THEN d.amount_usd_cents ELSE MAX(json_extract(a.details, '$.amountUsdCents')) END
-                     FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded')), 0)
-                 FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
-             ) <= e.refunded_usd_cents
+        .prepare_cached(concat!(
+            "SELECT e.status = 'cancelled' AND ",
+            returned_to_card!("e.id"),
+            " <= e.refunded_usd_cents
              AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.escrow_id = e.id AND d.status = 'applied' AND d.reversal = 'disputed')
-             FROM escrows e WHERE e.id = ?1",
-        )?
+             FROM escrows e WHERE e.id = ?1"
+        ))?
         .query_row([escrow_id], |r| r.get(0))
         .optional()?
         .unwrap_or(false))

@@ -204,13 +204,11 @@ columns! {
         // The hold `payouts::refuse_if_held` applies for a flagged failed payout.
         PAYOUT_HELD = super::payouts::failed_payout_flagged!("e.id"),
         // `EscrowView::returned_to_card_usd_cents`: read for a cancelled escrow only.
-        RETURNED_TO_CARD = "CASE WHEN e.status = 'cancelled' THEN (
-            SELECT COALESCE(SUM(MIN(d.amount_usd_cents, COALESCE((
-                SELECT CASE WHEN COUNT(*) > COUNT(json_extract(a.details, '$.amountUsdCents'))
-                    THEN d.amount_usd_cents ELSE MAX(json_extract(a.details, '$.amountUsdCents')) END
-                FROM audit_log a WHERE a.entity = d.id AND a.action = 'deposit.refunded'), 0))), 0)
-            FROM deposits d WHERE d.escrow_id = e.id AND d.source = 'stripe' AND d.status = 'applied'
-                AND d.reversal IS NOT NULL) END",
+        RETURNED_TO_CARD = concat!(
+            "CASE WHEN e.status = 'cancelled' THEN ",
+            super::deposits::returned_to_card!("e.id"),
+            " END"
+        ),
     }
 }
 

@@ -170,15 +170,15 @@ export async function api(method, path, body, opts = {}) {
   return data;
 }
 
-// The first `max` items of a list, page after page (the API's most, 200, a page), or all of
-// them if fewer: a count read from one page stopped at that page ("50 payouts are stuck" of
-// 56), and the rest could not be reached. On the list: `nextCursor`, where the list goes on
-// after them, and `more`, set when it does.
-export async function readAll(path, params, max) {
+// The first `max` items of a list, page after page (`page` a page: the most most lists take,
+// 200; the audit log's is 1,000), or all of them if fewer: a count read from one page stopped
+// at that page ("50 payouts are stuck" of 56), and the rest could not be reached. On the list:
+// `nextCursor`, where the list goes on after them, and `more`, set when it does.
+export async function readAll(path, params, max, page = 200) {
   const items = [];
   let cursor = null;
   do {
-    const limit = Math.min(200, max - items.length);
+    const limit = Math.min(page, max - items.length);
     const d = await api('GET', `${path}${qs({ ...params, limit, cursor })}`);
     items.push(...((d && d.items) || []));
     cursor = (d && d.nextCursor) || null;

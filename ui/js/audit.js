@@ -3,7 +3,7 @@
 // operators and senders who check); beside them, what a known action means in the reader's
 // language and amounts in dollars and shillings.
 
-import { api, qs } from './api.js';
+import { readAll } from './api.js';
 import { el, emptyState, timeEl } from './dom.js';
 import { formatRate, kes, usd } from './format.js';
 import { t } from './i18n.js';
@@ -93,16 +93,6 @@ const AUDIT_LINES_SHOWN_MAX = 10000;
 // lines only, its cancel among those left out, and said nothing of the rest); `more` is set on
 // the list when there were more than `AUDIT_LINES_SHOWN_MAX`.
 export async function loadAudit(entity) {
-  const items = [];
-  let cursor = null;
-  const [first] = await Promise.all([api('GET', `/audit${qs({ entity })}`), loadPeople()]);
-  let data = first;
-  for (;;) {
-    items.push(...((data && data.items) || []));
-    cursor = (data && data.nextCursor) || null;
-    if (!cursor || items.length >= AUDIT_LINES_SHOWN_MAX) break;
-    data = await api('GET', `/audit${qs({ entity, cursor })}`);
-  }
-  if (cursor) items.more = true;
+  const [items] = await Promise.all([readAll('/audit', { entity }, AUDIT_LINES_SHOWN_MAX, 1000), loadPeople()]);
   return items;
 }

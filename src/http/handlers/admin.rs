@@ -4,7 +4,7 @@ use super::{actor_with, limit_param, page_params, seq_cursor, status_param};
 use crate::app::App;
 use crate::domain::{parse_kept_reference, parse_text, PayoutId};
 use crate::error::{Error, Result};
-use crate::http::idempotency::{self, key_of};
+use crate::http::idempotency::{self, key_of, signed_in};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::limits::{AUDIT_ROWS_MAX, REFERENCE_BYTES_MAX};
@@ -130,10 +130,9 @@ pub fn set_rate(app: &App, req: &Req) -> Result<Reply> {
     let rate = f.take("rate").ok_or_else(|| f.missing("rate"))?;
     let rate = RateKesPerUsd::parse_json("rate", &rate)?;
     f.finish()?;
-    let view = app.store.write(move |ctx| {
-        crate::service::still_signed_in(ctx, actor.credential)?;
+    let view = app.store.write(signed_in(actor.credential, move |ctx| {
         fx::set(ctx, &actor, rate)
-    })?;
+    }))?;
     Ok(Reply::json(200, &view))
 }
 

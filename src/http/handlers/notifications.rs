@@ -4,7 +4,7 @@ use super::{actor_with, page_params, status_param};
 use crate::app::App;
 use crate::domain::{DeliveryId, DeliveryStatus, SmsStatus, UserId, WebhookEndpointId, WebhookUrl};
 use crate::error::{Error, Result};
-use crate::http::idempotency::{self, key_of};
+use crate::http::idempotency::{self, key_of, signed_in};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::service::endpoints as service;
@@ -66,10 +66,9 @@ pub fn get(app: &App, req: &Req) -> Result<Reply> {
 pub fn delete(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let id = WebhookEndpointId::parse(req.param(0))?;
-    let view = app.store.write(move |ctx| {
-        crate::service::still_signed_in(ctx, actor.credential)?;
+    let view = app.store.write(signed_in(actor.credential, move |ctx| {
         service::delete(ctx, &actor, &id)
-    })?;
+    }))?;
     app.notify.endpoints_changed();
     Ok(Reply::json(200, &view))
 }

@@ -6,7 +6,7 @@ use crate::domain::{
     parse_text, CategoryName, EscrowId, MerchantAccount, PaymentRequestId, RequestStatus,
 };
 use crate::error::Result;
-use crate::http::idempotency::{self, key_of};
+use crate::http::idempotency::{self, key_of, signed_in};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::money::KesCents;
@@ -129,10 +129,11 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
         // thread turns it into JSON, off the writer. An approval does nothing but through the
         // writer's context, so approvals waiting together share one savepoint
         // (`Store::write_repeatable`).
-        let view = app.store.write_repeatable(move |ctx| {
-            crate::service::still_signed_in(ctx, actor.credential)?;
-            service::approve(ctx, &actor, &id)
-        })?;
+        let view = app
+            .store
+            .write_repeatable(signed_in(actor.credential, move |ctx| {
+                service::approve(ctx, &actor, &id)
+            }))?;
         app.payouts_wakeup.notify();
         return Ok(Reply::json(200, &view));
     }

@@ -4,7 +4,7 @@ use super::{actor_with, page_params};
 use crate::app::App;
 use crate::domain::{parse_text, KenyanPhone, Language, Role, UserId};
 use crate::error::Result;
-use crate::http::idempotency::{self, key_of};
+use crate::http::idempotency::{self, key_of, signed_in};
 use crate::http::reply::Reply;
 use crate::http::request::Req;
 use crate::service::users::{self as service, NewUser};
@@ -82,10 +82,9 @@ pub fn set_language(app: &App, req: &Req) -> Result<Reply> {
     let language = Language::parse_field("language", &f.string("language")?)?;
     f.finish()?;
     let user_id = UserId::parse(req.param(0))?;
-    let view = app.store.write(move |ctx| {
-        crate::service::still_signed_in(ctx, actor.credential)?;
+    let view = app.store.write(signed_in(actor.credential, move |ctx| {
         service::set_language(ctx, &actor, &user_id, language)
-    })?;
+    }))?;
     Ok(Reply::json(200, &view))
 }
 
@@ -109,10 +108,9 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
 pub fn revoke_token(app: &App, req: &Req) -> Result<Reply> {
     let actor = actor_with(app, req, &[])?;
     let given = req.param(0).to_string();
-    let view = app.store.write(move |ctx| {
-        crate::service::still_signed_in(ctx, actor.credential)?;
+    let view = app.store.write(signed_in(actor.credential, move |ctx| {
         service::revoke_token(ctx, &actor, &given)
-    })?;
+    }))?;
     app.auth.forget(&view.prefix);
     Ok(Reply::json(200, &view))
 }

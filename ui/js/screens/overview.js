@@ -66,7 +66,10 @@ export async function viewOverview(root, ctx) {
   }
 
   // Shows a rate read again (the form left as it is).
-  let showRate = () => {};
+  function showRate(rate) {
+    const shown = fxBox.querySelector('[data-testid="fx-rate-value"]');
+    if (shown && rate) shown.textContent = formatRate(rateKesPerUsdE4(rate.rate));
+  }
   async function loadFx() {
     const rates = await api('GET', '/fx-rates');
     const r = rates && rates['USD-KES'];
@@ -106,10 +109,6 @@ export async function viewOverview(root, ctx) {
       notice(() => t('overview.rateSet', { rate: v }));
       await loadFx();
     });
-    showRate = (rate) => {
-      const shown = fxBox.querySelector('[data-testid="fx-rate-value"]');
-      if (shown && rate) shown.textContent = formatRate(rateKesPerUsdE4(rate.rate));
-    };
     clear(fxBox).append(
       el('h2', { id: 'fx-h' }, t('overview.rate')),
       el('p', { class: 'rate' }, el('span', { class: 'muted' }, 'USD-KES '),
