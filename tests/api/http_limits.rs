@@ -1357,3 +1357,52 @@ fn webhook_calls_refused_before_they_are_verified_write_a_bounded_log() {
         "{warned} warnings in {seconds} s"
     );
 }
+
+/// Guards against: a connection given up on at the write deadline (its client read none of
+/// its answers) was closed gracefully, its unsent answers queued behind a FIN: the kernel kept
+/// the orphan socket and its buffers (megabytes each, uncounted by the connection cap) for
+/// minutes after remit had let it go. It is reset now, its buffers freed at once. `ss` shows
+/// the server's side of the connection; the client's is kept open, never read.
+#[test]
+fn a_connection_past_the_write_deadline_is_reset_not_left_to_the_kernel() {
+    let app = spawn_app();
+    let mut client = TcpStream::connect(addr(&app)).unwrap();
+    client
+        .write_all(&b"GET /openapi.json HTTP/1.1\r\n\r\n".repeat(40))
+        .unwrap();
+    let server_port = addr(&app).port();
+    let client_port = client.local_addr().unwrap().port();
+    let sockets = || {
+        let out = std::process::Command::new("ss")
+            .args([
+                "-tanH",
+                &format!("( sport = :{server_port} and dport = :{client_port} )"),
+            ])
+            .output()
+            .expect("ss (iproute2, which .ci/run installs)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let established = sockets();
+    assert!(established.contains("ESTAB"), "{established}");
+    // The write deadline is 10 s; the server's side leaves ESTAB when it gives up.
+    let after = eventually(Duration::from_secs(30), "the write deadline", || {
+        let now = sockets();
+        (!now.contains("ESTAB")).then_some(now)
+    });
+    assert!(
+        after.trim().is_empty(),
+        "the server's side is still held: {after}"
+    );
+    let mut buf = vec![0u8; 1 << 16];
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let end = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break "end of stream".to_string(),
+            Ok(_) => continue,
+            Err(e) => break format!("{:?}", e.kind()),
+        }
+    };
+    assert_eq!(end, "ConnectionReset");
+}

@@ -130,6 +130,17 @@ impl Connection {
             Self::Unix(s) => s.set_write_timeout(timeout),
         }
     }
+
+    /// remit patch: a connection given up on (its client read nothing until the write
+    /// deadline, or it was evicted at the cap while stalled writing) is reset when its last
+    /// handle closes (SO_LINGER 0). Closed gracefully, its unsent answers stayed queued behind
+    /// a FIN: the kernel kept the orphan socket and its buffers, megabytes each and uncounted
+    /// by the connection cap, for minutes after the server had let it go.
+    pub(crate) fn reset_on_close(&self) {
+        if let Self::Tcp(s) = self {
+            let _ = socket2::SockRef::from(&**s).set_linger(Some(Duration::ZERO));
+        }
+    }
 }
 impl From<TcpStream> for Connection {
     fn from(s: TcpStream) -> Self {

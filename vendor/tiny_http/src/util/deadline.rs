@@ -119,14 +119,29 @@ impl DeadlineWriter {
     }
 }
 
+impl DeadlineWriter {
+    /// A write past the deadline gives the connection up: it is reset when it closes.
+    fn given_up<T>(&self, result: IoResult<T>) -> IoResult<T> {
+        let result = map_timeout(result, "write deadline passed");
+        if matches!(&result, Err(e) if e.kind() == ErrorKind::TimedOut) {
+            self.socket.reset_on_close();
+        }
+        result
+    }
+}
+
 impl Write for DeadlineWriter {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        self.arm()?;
-        map_timeout(self.inner.write(buf), "write deadline passed")
+        let armed = self.arm();
+        self.given_up(armed)?;
+        let written = self.inner.write(buf);
+        self.given_up(written)
     }
 
     fn flush(&mut self) -> IoResult<()> {
-        self.arm()?;
-        map_timeout(self.inner.flush(), "write deadline passed")
+        let armed = self.arm();
+        self.given_up(armed)?;
+        let flushed = self.inner.flush();
+        self.given_up(flushed)
     }
 }

@@ -102,6 +102,9 @@ impl Registry {
             // Its thread, blocked reading or writing, wakes up to an end of stream or a failed
             // write and ends.
             log::debug!("connection cap reached: closing the connection idle or stalled writing the longest");
+            if matches!(entry.stage, Stage::Writing(_)) {
+                entry.socket.reset_on_close();
+            }
             let _ = entry.socket.shutdown(Shutdown::Both);
         }
         Some(Registration {
