@@ -65,6 +65,11 @@ pub const WAL_MAX_MIB_DEFAULT: u64 = 64;
 /// one by one in a second; past it they are counted and said in one line
 /// (`http::server::AccessBudget`).
 pub const ACCESS_BUDGET_LINES_PER_S: u32 = 200;
+/// Warnings of webhook calls refused before they were verified (a wrong M-Pesa path token, a
+/// caller outside `REMIT_CALLBACK_ALLOW_IPS`, a Stripe signature that does not verify) written
+/// one by one in a second: anyone can send those, as fast as a connection carries them
+/// (135,000 wrong path tokens in 10 s wrote 15 MB of log, past the access log's own budget).
+pub const REFUSED_UNVERIFIED_LINES_PER_S: u32 = 20;
 
 /// The listening socket's queue of connections the kernel completed and the server has not
 /// accepted yet (Linux caps it at `net.core.somaxconn`, 4,096 by default). Rust's own is 128:

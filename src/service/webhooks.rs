@@ -329,21 +329,7 @@ pub fn apply_payout_callback(
             set_outcome(ctx, WebhookSource::Mpesa, &key, &outcome.to_string())?;
             return Ok(outcome);
         }
-        // An answer is a repeat of an answer to the same query only: a status result may name
-        // the payment by the same ids at every query (its `OriginatorConversationID` the
-        // payment's, not the query's), and "Pending" to one query and "Completed" to the next
-        // are two answers (before, the second was dropped as the first's repeat, and the
-        // payout stayed stuck on "Pending" with its money paid).
-        let status: String = callback
-            .parameter_text("TransactionStatus")
-            .unwrap_or_else(|| "-".into())
-            .chars()
-            .take(32)
-            .collect();
-        let dedupe_key = format!(
-            "query:{}:{status}:{dedupe_key}",
-            callback.conversation.as_deref().unwrap_or("-")
-        );
+        let dedupe_key = callback.answer_dedupe_key();
         if !record_event(ctx, WebhookSource::Mpesa, &dedupe_key, raw)? {
             return Ok(CallbackOutcome::Duplicate);
         }

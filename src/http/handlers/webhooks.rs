@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::http::body::json_value;
 use crate::http::reply::Reply;
 use crate::http::request::Req;
-use crate::limits::STRIPE_TOLERANCE_S;
+use crate::limits::{REFUSED_UNVERIFIED_LINES_PER_S, STRIPE_TOLERANCE_S};
 use crate::service::webhooks::{self, CallbackOutcome};
 use crate::wire::daraja::parse_callback;
 use crate::wire::stripe::{self, SignatureError};
@@ -160,11 +160,6 @@ pub fn mpesa_caller(app: &App, req: &Req) -> Result<()> {
     }
     Ok(())
 }
-
-/// Lines a webhook call refused before it was verified may write a second: anyone can send
-/// those, as fast as a connection carries them (135,000 wrong path tokens in 10 s wrote 15 MB
-/// of log, one line each, past the access log's own budget).
-const REFUSED_UNVERIFIED_LINES_PER_S: u32 = 20;
 
 /// The budget of `REFUSED_UNVERIFIED_LINES_PER_S` (`LogBudget`).
 static REFUSED_UNVERIFIED: crate::http::server::LogBudget =

@@ -412,6 +412,24 @@ impl Callback {
         let amount = self.amount.map_or("-".to_string(), |a| a.get().to_string());
         format!("{id}:{what}:{amount}")
     }
+
+    /// The key an answer to one of remit's queries (Transaction Status, Account Balance) is
+    /// deduplicated on: the query's ConversationID and the TransactionStatus it says, before
+    /// `dedupe_key`. A status result may name the payment by the same ids at every query (its
+    /// `OriginatorConversationID` the payment's, not the query's), and "Pending" to one query
+    /// and "Completed" to the next are two answers (keyed as a payment's result, the second
+    /// was dropped as the first's repeat, and the payout stayed stuck on "Pending" with its
+    /// money paid).
+    pub fn answer_dedupe_key(&self) -> String {
+        let status: String = self
+            .parameter_text("TransactionStatus")
+            .unwrap_or_else(|| "-".into())
+            .chars()
+            .take(32)
+            .collect();
+        let query = self.conversation.as_deref().unwrap_or("-");
+        format!("query:{query}:{status}:{}", self.dedupe_key())
+    }
 }
 
 #[cfg(test)]
