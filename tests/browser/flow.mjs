@@ -893,11 +893,13 @@ async function main() {
     const count = await text(agent.locator(tid('escrow-summary')));
     assert(count.startsWith('No escrows waiting for the deposit.') && count.includes('It was found in another state: Active.'), `above the card now Active the count says "${count}"`);
     assert(await text(card.locator(tid('escrow-remaining'))) === 'USD 500.00', 'remaining is not USD 500.00 after the deposit');
-    assert(await text(card.locator(tid('escrow-remaining-kes'))) === `\u2248 ${kesText(kesDue)}`, 'remaining is not shown in KES at today\'s rate');
     // A category's balance in KES is the whole shillings a request may ask of it (a request
     // takes no cents, and costs ceil(KES cents × 10⁴ / rate) USD cents): floor(USD cents ×
-    // rate / 10⁶) shillings.
+    // rate / 10⁶) shillings; the escrow's remaining line is their sum.
     const view = await api(TOKENS.agent, 'GET', `/escrows/${escrowId}`);
+    const wholeSum = view.categories.reduce((sum, c) => sum + Number((BigInt(c.remainingUsdCents) * BigInt(rateE4) / 1000000n) * 100n), 0);
+    assert(wholeSum > 0 && wholeSum <= kesDue, `the categories' whole shillings (${wholeSum}) are not within what was paid in (${kesDue})`);
+    assert(await text(card.locator(tid('escrow-remaining-kes'))) === `\u2248 ${kesText(wholeSum)}`, `remaining in KES shows "${await text(card.locator(tid('escrow-remaining-kes')))}", not the ${kesText(wholeSum)} requests may ask`);
     let categoriesInKes = 0;
     for (const c of view.categories) {
       const shown = card.locator(`[data-category="${c.name}"] [data-testid="cat-remaining-kes"]`);

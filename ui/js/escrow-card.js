@@ -27,13 +27,25 @@ function stackedBar(total, parts) {
   return bar;
 }
 
-// USD, and KES at today's rate beneath it when there is a rate (`collect`: the whole shillings
-// a kiosk takes for it, which complete what is due).
-function amount(cents, rateE4, testid, collect = false) {
+// USD, and KES at today's rate beneath it when there is a rate. `kesCents` gives the shillings
+// when they are not `cents` at the rate to the nearest cent: what a kiosk takes to complete what
+// is due (said exactly), or the whole shillings requests can still ask (said ≈).
+function amount(cents, rateE4, testid, { kesCents = null, exact = false } = {}) {
   if (!rateE4) return [el('span', { testid }, usd(cents))];
-  const shillings = collect ? kes(kesToCollect(cents, rateE4)) : `\u2248 ${kes(kesCentsForUsd(cents, rateE4))}`;
+  const figure = kes(kesCents ?? kesCentsForUsd(cents, rateE4));
+  const shillings = exact ? figure : `\u2248 ${figure}`;
   return [el('span', { testid }, usd(cents)),
     rateE4 ? el('span', { class: 'kes-twin', testid: testid ? `${testid}-kes` : null }, shillings) : null];
+}
+
+// The whole shillings requests can still ask of an escrow at a rate: each category's own (a
+// request takes one category and no cents), summed, so that the escrow's line and its
+// categories' say the same figures (the line said the remaining dollars to the cent:
+// KES 146,748.05 above a single category's 146,748.00).
+function wholeToAsk(e, rateE4) {
+  const categories = e.categories || [];
+  if (!categories.length) return kesWholeFor(e.remainingUsdCents, rateE4);
+  return categories.reduce((sum, c) => sum + kesWholeFor(c.remainingUsdCents, rateE4), 0);
 }
 
 function categoryBlock(c, rateE4) {
@@ -89,8 +101,8 @@ export function escrowCard(e, opts = {}) {
     dl([
       [t('card.total'), amount(e.totalAmountUsdCents, rateE4, 'escrow-total')],
       e.status === 'pending_deposit' || (e.status === 'cancelled' && short) ? [t('card.deposited'), usd(e.depositedUsdCents), 'escrow-deposited'] : null,
-      e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due', true)] : null,
-      [t('card.part.remaining'), amount(e.remainingUsdCents, rateE4, 'escrow-remaining')],
+      e.status === 'pending_deposit' ? [t('card.due'), amount(due, rateE4, 'escrow-due', { kesCents: rateE4 ? kesToCollect(due, rateE4) : null, exact: true })] : null,
+      [t('card.part.remaining'), amount(e.remainingUsdCents, rateE4, 'escrow-remaining', { kesCents: rateE4 ? wholeToAsk(e, rateE4) : null })],
       [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],
       [t('card.part.spent'), usd(e.spentUsdCents), 'escrow-spent'],
       Number(e.refundedUsdCents) ? [t('card.part.refunded'), usd(e.refundedUsdCents), 'escrow-refunded'] : null,
