@@ -40,6 +40,7 @@ const IDLE_S: u64 = 12;
 const FLAGGED_INTENT: &str = "pi_browser_flagged";
 const EURO_INTENT: &str = "pi_browser_euros";
 const REFUNDED_INTENT: &str = "pi_browser_refunded";
+const RETURNED_INTENT: &str = "pi_browser_returned";
 
 /// A payout M-Pesa never answers (the simulator's queue timeout): stuck for the operator, its
 /// money set aside. Returns its id.
@@ -96,6 +97,36 @@ fn refunded_escrow(app: &TestApp) -> String {
     escrow
 }
 
+/// An escrow funded by card, cancelled by its sender, whose payment Stripe then refunded: its
+/// card shows what went back to the card. Returns its id.
+fn returned_escrow(app: &TestApp) -> String {
+    // A recipient of its own: the kiosk's searches for Wanjiru's phone find no cancelled escrow.
+    let body = json!({"recipientPhone": "0733000444", "recipientName": "Akinyi", "totalAmountUsd": 30, "categories": ["rent"]});
+    let r = app.post("/escrows", &app.sender, &body);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let escrow = r.body["escrowId"].as_str().unwrap().to_string();
+    let paid = json!({"id": "evt_browser_returned_paid", "object": "event", "type": "payment_intent.succeeded",
+        "livemode": false, "data": {"object": {"id": RETURNED_INTENT, "object": "payment_intent",
+        "amount": 3_000, "amount_received": 3_000, "currency": "usd", "status": "succeeded",
+        "metadata": {"escrowId": escrow}}}});
+    let r = app.post_stripe(&paid.to_string());
+    assert_eq!(r.body["outcome"], "deposit applied", "{}", r.text);
+    let cancel = app.post(
+        &format!("/escrows/{escrow}/cancel"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    let refunded = json!({"id": "evt_browser_returned", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_browser_returned", "object": "charge",
+        "payment_intent": RETURNED_INTENT, "amount": 3_000, "amount_refunded": 3_000,
+        "refunded": true, "currency": "usd"}}});
+    let r = app.post_stripe(&refunded.to_string());
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.escrow(&escrow)["returnedToCardUsdCents"], 3_000);
+    escrow
+}
+
 /// Writes `FLOAT_BALANCES` into the server's `mpesa_balances` through its database file; returns
 /// what `flow.mjs` expects to see (`REMIT_FLOAT`).
 fn seed_float(app: &TestApp) -> serde_json::Value {
@@ -145,6 +176,7 @@ fn the_kiosk_flow_works_in_a_real_browser() {
     let (stuck_escrow, stuck) = stuck_payout(&app);
     flagged_deposit(&app, &stuck_escrow);
     let refunded = refunded_escrow(&app);
+    let returned = returned_escrow(&app);
     // The API flags exactly the paying account below the alert (the simulator pays, so the
     // gateway is `simulator`; the recorded balances are listed all the same).
     let shown = app.get("/admin/float", &app.admin);
@@ -181,6 +213,8 @@ fn the_kiosk_flow_works_in_a_real_browser() {
         .env("REMIT_EURO_DEPOSIT", EURO_INTENT)
         .env("REMIT_REFUNDED_DEPOSIT", REFUNDED_INTENT)
         .env("REMIT_REFUNDED_ESCROW", &refunded)
+        .env("REMIT_RETURNED_DEPOSIT", RETURNED_INTENT)
+        .env("REMIT_RETURNED_ESCROW", &returned)
         .env("REMIT_IDLE_URL", &idle_app.base)
         .env("REMIT_IDLE_TOKEN", &idle_app.agent)
         .env("REMIT_IDLE_S", IDLE_S.to_string())

@@ -3,6 +3,7 @@
 //   REMIT_URL=http://127.0.0.1:40123 REMIT_SENDER_TOKEN=… REMIT_AGENT_TOKEN=… REMIT_ADMIN_TOKEN=… \
 //   REMIT_RECIPIENT_TOKEN=… REMIT_FAIL_ACCOUNT=… REMIT_STUCK_PAYOUT=po_… REMIT_FLAGGED_DEPOSIT=pi_… \
 //   REMIT_EURO_DEPOSIT=pi_… REMIT_REFUNDED_DEPOSIT=pi_… REMIT_REFUNDED_ESCROW=esc_… \
+//   REMIT_RETURNED_DEPOSIT=pi_… REMIT_RETURNED_ESCROW=esc_… \
 //   REMIT_IDLE_URL=http://127.0.0.1:40124 REMIT_IDLE_TOKEN=… REMIT_IDLE_S=3 \
 //   [REMIT_FLOAT='{"alertKesCents":…,"updatedAt":"…","accounts":[{"name":…,"cents":…}]}'] \
 //   [REMIT_SCREENSHOT_DIR=dir] [REMIT_DOCS_SCREENSHOTS=docs/screenshots] [CHROMIUM=/usr/bin/chromium] node flow.mjs
@@ -11,7 +12,9 @@
 // is a payout it never got an answer for, REMIT_FLAGGED_DEPOSIT the reference of a Stripe deposit
 // it could not apply, REMIT_EURO_DEPOSIT one paid in euros (flagged for its currency),
 // REMIT_REFUNDED_DEPOSIT a card deposit Stripe refunded after it was applied to the escrow
-// REMIT_REFUNDED_ESCROW (flagged, its money held until an admin clears the flag). The idle
+// REMIT_REFUNDED_ESCROW (flagged, its money held until an admin clears the flag),
+// REMIT_RETURNED_ESCROW an escrow funded by card (USD 30.00, REMIT_RETURNED_DEPOSIT), cancelled,
+// then refunded. The idle
 // server signs the UI out after REMIT_IDLE_S seconds without input.
 // REMIT_FLOAT: the M-Pesa balances the server has recorded and its float alert, which the admin
 // overview must show (without it: no balances recorded, no alert). REMIT_DOCS_SCREENSHOTS: also
@@ -58,6 +61,8 @@ const EURO_DEPOSIT = env('REMIT_EURO_DEPOSIT');
 // A card deposit Stripe refunded, and its escrow, flagged until an admin clears the flag.
 const REFUNDED_DEPOSIT = env('REMIT_REFUNDED_DEPOSIT');
 const REFUNDED_ESCROW = env('REMIT_REFUNDED_ESCROW');
+const RETURNED_ESCROW = env('REMIT_RETURNED_ESCROW');
+const RETURNED_DEPOSIT = env('REMIT_RETURNED_DEPOSIT');
 const IDLE_URL = env('REMIT_IDLE_URL').replace(/\/+$/, '');
 const IDLE_TOKEN = env('REMIT_IDLE_TOKEN');
 const IDLE_S = Number(env('REMIT_IDLE_S'));
@@ -1493,6 +1498,10 @@ async function main() {
     assert(heldWords.startsWith('Its money is held: a card payment into it was refunded or disputed'), `the held escrow says "${heldWords}"`);
     assert(await held.locator(tid('cancel-escrow')).isDisabled(), 'the held escrow can be cancelled');
     assert((await text(held.locator(tid('cancel-why')))) === heldWords, 'no reason beside the disabled Cancel');
+    // A cancelled escrow whose card payment Stripe refunded says what went back to the card.
+    const returned = escrowCard(sender, RETURNED_ESCROW);
+    await returned.waitFor();
+    assert(await text(returned.locator(tid('escrow-returned-to-card'))) === usdText(3000), `the cancelled escrow's card says "${await text(returned.locator(tid('escrow-returned-to-card'))).catch(() => '')}" went back to the card`);
     const before = escrowCard(sender, otienoEscrow);
     await before.waitFor();
     await before.locator(tid('cancel-escrow')).click();
@@ -1711,7 +1720,9 @@ async function main() {
     await admin.locator(tid('deposit-status-filter')).selectOption('reversed');
     const reversed = admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).filter({ has: admin.locator(tid('deposit-reference'), { hasText: REFUNDED_DEPOSIT }) });
     await reversed.waitFor();
-    assert(await admin.locator(`${tid('deposit-list')} ${tid('deposit-card')}`).count() === 1, 'the reversed filter lists other deposits than the refunded one');
+    // The refunded one, and the one refunded after its escrow's cancel.
+    const listed = await admin.locator(`${tid('deposit-list')} ${tid('deposit-reference')}`).evaluateAll((ns) => ns.map((n) => n.textContent.trim()).sort());
+    assert(JSON.stringify(listed) === JSON.stringify([REFUNDED_DEPOSIT, RETURNED_DEPOSIT].sort()), `the reversed filter lists ${JSON.stringify(listed)}`);
     assert((await text(reversed.locator(tid('deposit-reversal-reason')))).includes('refunded'), 'the refunded deposit does not say it was refunded');
   });
 
