@@ -361,6 +361,7 @@ fn open_existing_beside(
     beside_server: bool,
 ) -> Result<(std::fs::File, store::Store)> {
     require_db(config)?;
+    crate::ops::settle_before_use(&config.db)?;
     let lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     let mut options = config.open_options(false);
     // A server beside it may hold the file's write lock batch after batch.
@@ -660,7 +661,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     };
     let config = crate::config::from_env(cli.db.clone(), settings)?;
     let tried = key_source(&config);
-    dispatch(command, config).map_err(|e| tried_key(e, &tried))
+    let db = config.db.clone();
+    dispatch(command, config).map_err(|e| tried_key(e, &tried, &db))
 }
 
 /// Where the key a command tries comes from, as `tried_key` says it.
@@ -676,9 +678,24 @@ fn key_source(config: &Config) -> String {
 
 /// A key that does not match, said with where it came from: after a restore of a backup made
 /// under another key, or a rotation, the one the operator must give is not where they look.
-fn tried_key(e: Error, source: &str) -> Error {
+///
+/// Beside the new key of a rotation stopped before its end (which a start or a command that
+/// writes settles, `ops::settle_before_use`; `check` only reads), it says where the new key is.
+fn tried_key(e: Error, source: &str, db: &std::path::Path) -> Error {
     match e {
-        Error::WrongKey => Error::internal(format!("{e}; the key tried was {source}'s")),
+        Error::WrongKey => {
+            let rotating = crate::ops::rotating_key_path(db);
+            let stopped = if rotating.exists() {
+                format!(
+                    ". A key rotation was stopped before its end: its new key is in {}; a start, or a command that writes, settles it, and `remit check --key-file {}` reads the ledger under it meanwhile",
+                    rotating.display(),
+                    rotating.display()
+                )
+            } else {
+                String::new()
+            };
+            Error::internal(format!("{e}; the key tried was {source}'s{stopped}"))
+        }
         e => e,
     }
 }
@@ -1033,6 +1050,11 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             require_db(&config)?;
             let _lock = crate::ops::lock(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
+            // One stopped before its end is settled first: its copies and its new key's file
+            // are this one's names.
+            if let Some(said) = crate::ops::settle_stopped_rotation(&config.db)? {
+                log::warn!("{said}");
+            }
             // The new key must stay somewhere once the ledger is under it: a file, not a pipe
             // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
             if !new_key_file.exists() {
@@ -1108,7 +1130,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                                     }
                                     std::path::PathBuf::from(kept)
                                 })
-                                .find(|path| std::fs::symlink_metadata(path).is_err())
+                                .find(|path| {
+                                    std::fs::symlink_metadata(path).is_err()
+                                        && std::fs::symlink_metadata(
+                                            crate::ops::unfinished_name(path),
+                                        )
+                                        .is_err()
+                                })
                                 .ok_or_else(|| {
                                     Error::internal(
                                         "a thousand copies of the key were kept this second: wait a second and rotate again",
@@ -1117,9 +1145,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                             // Under a name of its own until the rotation commits: a rotation
                             // stopped before (kill -9, Ctrl-C) left a "before-rotate" copy of
                             // the key still in use, read as a retired one.
-                            let mut unfinished = kept.as_os_str().to_owned();
-                            unfinished.push(".unfinished");
-                            let unfinished = std::path::PathBuf::from(unfinished);
+                            let unfinished = crate::ops::unfinished_name(&kept);
                             crate::crypto::write_key_file(&unfinished, &old)?;
                             Some((unfinished, kept))
                         }
@@ -1127,12 +1153,30 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     }
                 }
             };
+            // The new key is kept beside the key file before the commit, until the key file
+            // holds it: a rotation stopped between the two is finished by the next command or
+            // start (`ops::settle_stopped_rotation`); it left the ledger under a key no file
+            // beside it held.
+            let rotating = crate::ops::rotating_key_path(&config.db);
+            let rotating = match &old_kept {
+                Some(_) if crate::crypto::replaceable_key_file(&key_file) => {
+                    crate::crypto::write_key_file(&rotating, &new_key)?;
+                    if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+                    }
+                    Some(rotating)
+                }
+                _ => None,
+            };
             // A refused rotation (the key file's key does not open the ledger, another command
             // writes…) keeps no copy of a key: the key file still holds it.
             let count = crate::ops::rotate_key(&config.db, config.key_hex.as_deref(), &new_key)
                 .inspect_err(|_| {
                     if let Some((unfinished, _)) = &old_kept {
                         let _ = std::fs::remove_file(unfinished);
+                    }
+                    if let Some(rotating) = &rotating {
+                        let _ = std::fs::remove_file(rotating);
                     }
                 })?;
             // Committed: the copy is the old key's now.
@@ -1181,6 +1225,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             if let Some(replaced) = replaced {
                 return match replaced {
                     Ok(()) => {
+                        if let Some(rotating) = &rotating {
+                            let _ = std::fs::remove_file(rotating);
+                        }
                         println!(
                             "The key file {} now holds the new key: start remit as before. Keep a copy of the new key away from this machine, as of the old ({} is one until it is moved).",
                             key_file.display(),
@@ -1228,7 +1275,7 @@ fn check(config: &Config, tried: &str) -> Result<ExitCode> {
         Err(e) => {
             eprintln!(
                 "remit check: could not run: {}",
-                describe(&tried_key(e, tried))
+                describe(&tried_key(e, tried, &config.db))
             );
             return Ok(2);
         }
@@ -1293,7 +1340,7 @@ fn check_replica(
         Err(e) => {
             eprintln!(
                 "remit check: could not run: {}",
-                describe(&tried_key(e, tried))
+                describe(&tried_key(e, tried, &config.db))
             );
             return Ok(2);
         }
@@ -1427,6 +1474,9 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     // yet in WAL mode, was served through a hard link).
     store::one_name(&config.db, true)?;
     let mut lock = crate::ops::lock(&config.db)?;
+    if config.db.exists() {
+        crate::ops::settle_before_use(&config.db)?;
+    }
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.
     let listener = crate::runtime::bind(&config.addr)?;

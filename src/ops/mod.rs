@@ -11,7 +11,9 @@ pub use backup::backup;
 pub use demo::{holds_demo_data, holds_money_but_no_demo, seed_demo};
 pub(crate) use restore::HOLD_KEY as RESTORE_HOLD_KEY;
 pub use restore::{a_ledger_file as a_backup, payouts_held, release_payouts, restore};
-pub use rotate::rotate_key;
+pub use rotate::{
+    rotate_key, rotating_key_path, settle_before_use, settle_stopped_rotation, unfinished_name,
+};
 
 use crate::error::{Error, Result};
 use crate::service::users::{self, NewUser};

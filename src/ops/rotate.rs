@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::store::{self, OpenOptions};
 use rusqlite::params;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// In one transaction, re-encrypts every PII column (`EncryptedColumn::ALL`) and recomputes
 /// every blind index and the key check under the new key, stored idempotent responses included;
@@ -124,4 +124,159 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         log::warn!("the key is rotated; the log beside the database could not be emptied now ({e}): the next start empties it");
     }
     Ok(count)
+}
+
+/// Where a rotation of the key file's key keeps the new key from before its commit until the key
+/// file holds it (`<db>.key.rotating`, 0600): a rotation stopped between the two (kill -9,
+/// Ctrl-C, a power cut) left the ledger under a key no file beside it held, every start refused
+/// as under a wrong key, and nothing said of the new key's file an operator might then delete.
+pub fn rotating_key_path(db: &Path) -> PathBuf {
+    let mut name = crate::crypto::key_file_path(db).into_os_string();
+    name.push(".rotating");
+    PathBuf::from(name)
+}
+
+/// The name a rotation's copy of the old key has until the rotation commits.
+pub fn unfinished_name(kept: &Path) -> PathBuf {
+    let mut name = kept.as_os_str().to_owned();
+    name.push(".unfinished");
+    PathBuf::from(name)
+}
+
+/// Settles a rotation of the key file's key that was stopped before its end; to be run with the
+/// key lock held alone (`KeyUse::Exclusive`). When the ledger is under the rotation's new key,
+/// the rotation committed: the key file takes the new key and the copies of the old key take
+/// their names (`.before-rotate-<time>`). When it is under the key file's key, the rotation
+/// never committed: nothing changed, and the copies of that key it made are removed. Either way
+/// the new key's file beside the key file goes. Returns what was done, in words for the log;
+/// `None` when no rotation was stopped (or the ledger is under neither key: left as it is, for
+/// the key's refusal to say).
+pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
+    let rotating = rotating_key_path(db);
+    let Ok(text) = std::fs::read_to_string(&rotating) else {
+        return Ok(None);
+    };
+    let Ok(new) = MasterKey::from_hex(&text) else {
+        return Ok(None);
+    };
+    let key_file = crate::crypto::key_file_path(db);
+    let current = std::fs::read_to_string(&key_file)
+        .ok()
+        .and_then(|text| MasterKey::from_hex(&text).ok());
+    let stored: Option<String> = {
+        let conn = store::open_connection(db, store::Synchronous::Full)?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+            r.get(0)
+        })
+        .ok()
+    };
+    let opens = |key: &MasterKey| {
+        stored.as_deref().is_some_and(|check| {
+            crate::crypto::constant_time_eq(check.as_bytes(), Keys::new(key).key_check.as_bytes())
+        })
+    };
+    let copies = unfinished_copies(&key_file);
+    let said = if opens(&new) {
+        if !current.as_ref().is_some_and(opens) {
+            crate::crypto::replace_key_file(&key_file, &new).map_err(|e| {
+                Error::internal(format!(
+                    "a key rotation stopped after its commit: the ledger is under the new key, which is in {}, but {e}: put it in the key file yourself (`cp {} {}`), or set ENCRYPTION_KEY to it",
+                    rotating.display(),
+                    rotating.display(),
+                    key_file.display()
+                ))
+            })?;
+        }
+        let kept: Vec<String> = copies
+            .iter()
+            .map(|copy| {
+                let name = copy.to_string_lossy();
+                let to = PathBuf::from(name.trim_end_matches(".unfinished"));
+                match std::fs::symlink_metadata(&to) {
+                    Err(_) if std::fs::rename(copy, &to).is_ok() => to.display().to_string(),
+                    _ => copy.display().to_string(),
+                }
+            })
+            .collect();
+        format!(
+            "a key rotation stopped after its commit was finished: the ledger was under the new key, and the key file {} now holds it{}",
+            key_file.display(),
+            if kept.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the old key is kept in {}: keep it as long as any backup made before the rotation",
+                    kept.join(", ")
+                )
+            }
+        )
+    } else if current.as_ref().is_some_and(opens) {
+        let current = current.as_ref().map(|k| k.to_hex()).unwrap_or_default();
+        for copy in &copies {
+            // A copy of the key still in use, made for a rotation that did not happen.
+            let same = std::fs::read_to_string(copy).is_ok_and(|text| {
+                crate::crypto::constant_time_eq(text.trim().as_bytes(), current.as_bytes())
+            });
+            if same {
+                let _ = std::fs::remove_file(copy);
+            }
+        }
+        format!(
+            "a key rotation stopped before its commit changed nothing: the ledger and its key file {} keep the key they had",
+            key_file.display()
+        )
+    } else {
+        return Ok(None);
+    };
+    std::fs::remove_file(&rotating)
+        .map_err(|e| Error::internal(format!("cannot remove {}: {e}", rotating.display())))?;
+    if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(Some(said))
+}
+
+/// The copies of the old key a rotation made and had not yet named as kept
+/// (`<key file>.before-rotate-<time>[-n].unfinished`).
+fn unfinished_copies(key_file: &Path) -> Vec<PathBuf> {
+    let Some(name) = key_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.before-rotate-");
+    let dir = key_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut copies: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with(&prefix) && name.ends_with(".unfinished")
+        })
+        .map(|entry| key_file.with_file_name(entry.file_name()))
+        .collect();
+    copies.sort();
+    copies
+}
+
+/// Before a command or a start uses the key: a rotation stopped before its end is settled
+/// (`settle_stopped_rotation`) when no other command holds the key (one that does, a server,
+/// opened the ledger already); what was done is logged.
+pub fn settle_before_use(db: &Path) -> Result<()> {
+    if !rotating_key_path(db).exists() {
+        return Ok(());
+    }
+    let Ok(_alone) = super::key_lock(db, super::KeyUse::Exclusive) else {
+        return Ok(());
+    };
+    if let Some(said) = settle_stopped_rotation(db)? {
+        log::warn!("{said}");
+    }
+    Ok(())
 }
