@@ -82,6 +82,17 @@ fn has_shape(prefix: &str, text: &str) -> bool {
         })
 }
 
+/// Has `text` the shape of one of remit's ids, of any kind (`esc_…`, `usr_…`): a prefix of
+/// lowercase letters, `_`, and the body every id has. What the access log keeps of a path's
+/// parameter (`http::request::Req::loggable_path_of`).
+pub fn is_id_shaped(text: &str) -> bool {
+    text.split_once('_').is_some_and(|(prefix, _)| {
+        (2..=4).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase())
+            && has_shape(prefix, text)
+    })
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*

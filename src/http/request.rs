@@ -115,17 +115,22 @@ fn repeated(request: &tiny_http::Request) -> Option<&'static str> {
 impl Req {
     /// The request's head: everything but the body.
     pub fn head(request: &tiny_http::Request) -> Req {
-        let request_id = header(request, "X-Request-Id")
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= REQUEST_ID_BYTES_MAX
-                    && id.bytes().all(tiny_http::is_request_id_byte)
-            })
-            .unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
-        // One that holds a token or what reads as a phone is echoed as sent (the client's to
-        // match its answers with) and logged masked, as a path is: a UUID's last group of
-        // twelve digits reads as nine in a row (until 2026-12-06 such ids were replaced).
-        let logged_id = Some(loggable_request_id(&request_id)).filter(|l| *l != request_id);
+        let sent = header(request, "X-Request-Id").filter(|id| {
+            !id.is_empty()
+                && id.len() <= REQUEST_ID_BYTES_MAX
+                && id.bytes().all(tiny_http::is_request_id_byte)
+        });
+        // A client's id that holds a token or what reads as a phone is echoed as sent (the
+        // client's to match its answers with) and logged masked, as a path is: a UUID's last
+        // group of twelve digits reads as nine in a row (until 2026-12-06 such ids were
+        // replaced). One of the server's own, random hex, holds neither, and is logged as
+        // given (since 2026-12-07: one in sixteen had nine digits in a row, masked in the log,
+        // and the id a client was given to quote was not found there).
+        let logged_id = sent
+            .as_deref()
+            .map(loggable_request_id)
+            .filter(|l| Some(l.as_str()) != sent.as_deref());
+        let request_id = sent.unwrap_or_else(|| crate::crypto::random_hex(REQUEST_ID_RANDOM_BYTES));
         let method = match request.method() {
             // A HEAD is answered as its GET is, and tiny_http leaves the body out (monitors ask
             // `HEAD /health`).
@@ -282,6 +287,64 @@ impl Req {
     /// The `Stripe-Signature` header.
     pub fn stripe_signature(&self) -> Option<&str> {
         self.stripe_signature.as_deref()
+    }
+
+    /// The path as the access log writes it for a request routed to `template`:
+    /// its literal parts, and each of the route's parameters kept only when it has the shape of
+    /// one of remit's ids (or is a few letters, a currency pair); anything else a client wrote
+    /// there (a name typed into `/users/…`) is logged as its template's name (since 2026-12-07:
+    /// `GET /users/Amina 404` was logged as written). Tokens and webhook paths are cut by
+    /// `loggable_path`, as before.
+    pub fn loggable_path_of(&self, template: &str) -> String {
+        let cut_anyway = ["/tokens/", "/webhooks/"];
+        if !template.starts_with('/') {
+            return self.unrouted_loggable_path();
+        }
+        if !template.contains("/:") || cut_anyway.iter().any(|s| template.starts_with(s)) {
+            return self.loggable_path();
+        }
+        let Some(values) = super::routes::matches(template, &self.path) else {
+            return self.unrouted_loggable_path();
+        };
+        let kept = |value: &str| {
+            crate::domain::is_id_shaped(value)
+                || (value.len() <= 8 && value.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
+        };
+        // Rebuilt from the template: an id is logged whole (one whose body has nine digits in a
+        // row is no phone).
+        let mut values = values.into_iter();
+        template
+            .split('/')
+            .map(|part| {
+                if !part.starts_with(':') {
+                    return part.to_string();
+                }
+                match values.next() {
+                    Some(value) if kept(value) => value.to_string(),
+                    _ => part.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// A path no route has, under one of the API's own (`/users/Amina`, `/escrows/x/y`): logged
+    /// as that root and `…`, since what follows it may be anything a client typed; any other
+    /// (the web UI's files, a scanner's `/wp-login.php`) as `loggable_path` writes it.
+    fn unrouted_loggable_path(&self) -> String {
+        let routed = self.path.trim_start_matches('/');
+        if let Some((root, _)) = routed.split_once('/') {
+            let ours = super::routes::ROUTES.iter().any(|r| {
+                r.path
+                    .strip_prefix('/')
+                    .and_then(|p| p.strip_prefix(root))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            });
+            if ours && !root.starts_with("webhooks") && root != "tokens" {
+                return format!("/{root}/…");
+            }
+        }
+        self.loggable_path()
     }
 
     /// The path as it may be logged: webhook secrets replaced, control characters escaped (a

@@ -251,7 +251,7 @@ pub const ROUTES: &[Route] = &[
 /// Does a path match a template? Returns the values of its `:params`. The path starts with
 /// exactly one `/`, as the template does: `//users` or `users` is no route (a path is not
 /// normalised into another).
-fn matches<'a>(template: &str, path: &'a str) -> Option<Vec<&'a str>> {
+pub(crate) fn matches<'a>(template: &str, path: &'a str) -> Option<Vec<&'a str>> {
     let mut segments = path.strip_prefix('/')?.split('/');
     let mut params = Vec::new();
     for part in template.trim_start_matches('/').split('/') {
