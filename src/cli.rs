@@ -993,7 +993,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             if !config.db.exists() {
                 crate::ops::a_backup(&backup)?;
             }
-            let _lock = crate::ops::lock(&config.db)?;
+            let _lock = crate::ops::lock_for_restore(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             let restored =
                 crate::ops::restore(&config.db, &backup, config.key_hex.as_deref(), other_ledger)?;

@@ -285,6 +285,24 @@ pub fn lock(db: &Path) -> Result<DatabaseLock> {
     })
 }
 
+/// `lock` for a restore: a restore stopped with the ledger under a second name of its own making
+/// (which `lock` refuses, as every command does) is undone first, under the lock file's lock
+/// (`restore::undo_a_stopped_keep`), so that the next restore runs where the stopped one did.
+pub fn lock_for_restore(db: &Path) -> Result<DatabaseLock> {
+    if std::fs::metadata(db).is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.is_file() && m.nlink() > 1
+    }) {
+        let path = lock_file_path(db);
+        let file = open_lock_file(db, &path)?;
+        if file.try_lock().is_err() {
+            return Err(another_server(db, &format!("lock file {}", path.display())));
+        }
+        restore::undo_a_stopped_keep(&real_path(db))?;
+    }
+    lock(db)
+}
+
 /// Who may use the database's key at the same time: everything that writes with it (the
 /// server, `user add`, `fx set`, `token revoke`, `backup`) shares this lock; a key rotation
 /// takes it alone, so that nothing writes under the old key while it re-encrypts.

@@ -1097,24 +1097,56 @@ fn like_the_database(db: &Path, copy: &Path) -> Result<()> {
 /// commits (which a server started on it would have lost, writing into the kept pair's file as
 /// it went). A ledger SQLite cannot open or copy (damaged: what restores are for) keeps its
 /// newest commits in the kept pair only, as before; the log says so.
-fn fold_the_log(db: &Path) {
+///
+/// Returns, when the log was copied whole, how many of its bytes SQLite read as frames (its
+/// header and the frames of a `PASSIVE` checkpoint's count, taken first): past them, a log a
+/// server grew at its start holds zeros, and a damaged one what SQLite could not read.
+fn fold_the_log(db: &Path) -> Option<u64> {
     let folded = rusqlite::Connection::open_with_flags(
         db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .and_then(|conn| {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        // The log's header (32 bytes), then each frame's (24) and its page.
+        let read = 32 + u64::try_from(frames.max(0) * (24 + page)).unwrap_or(u64::MAX);
+        Ok((busy, read))
     });
     match folded {
-        Ok(0) => {}
-        Ok(_) => log::warn!(
-            "the replaced ledger's log could not be copied into its file (busy): its newest commits are in the kept copy's log only"
-        ),
-        Err(e) => log::warn!(
-            "the replaced ledger's log could not be copied into its file ({e}): its newest commits are in the kept copy's log only"
-        ),
+        Ok((0, read)) => Some(read),
+        Ok(_) => {
+            log::warn!(
+                "the replaced ledger's log could not be copied into its file (busy): its newest commits are in the kept copy's log only"
+            );
+            None
+        }
+        Err(e) => {
+            log::warn!(
+                "the replaced ledger's log could not be copied into its file ({e}): its newest commits are in the kept copy's log only"
+            );
+            None
+        }
+    }
+}
+
+/// Is everything in the file at `path` past its first `offset` bytes a zero (or is it no longer)?
+fn zeros_past(path: &Path, offset: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => continue,
+            _ => return false,
+        }
     }
 }
 
@@ -1163,10 +1195,17 @@ fn put_in_place(
         // The log as it was, byte for byte, before SQLite reads it: if the ledger is damaged,
         // SQLite may take only part of it, and its close removes the file it emptied.
         if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            copy_synced(&wal, &beside(&kept, "-wal.as-found")).map_err(|e| {
+            let as_found = beside(&kept, "-wal.as-found");
+            copy_synced(&wal, &as_found).map_err(|e| {
                 Error::internal(format!("cannot keep a copy of {}: {e}", wal.display()))
             })?;
-            fold_the_log(db);
+            // Folded whole into the file, and nothing but zeros past what SQLite read, the log
+            // holds nothing the kept ledger lacks: its copy goes (every restore after an unclean
+            // stop left one, the size of the log a server grows at its start, 60 MiB). A log
+            // with more past its frames (older frames, or a damaged one) is kept as found.
+            if fold_the_log(db).is_some_and(|read| zeros_past(&as_found, read)) {
+                let _ = std::fs::remove_file(&as_found);
+            }
         }
         second_name(db, &kept)?;
     }
@@ -1223,6 +1262,81 @@ fn put_in_place(
         let _ = dir.sync_all();
     }
     Ok((had_database.then_some(kept), since_file))
+}
+
+/// A restore stopped after it kept the replaced ledger under a second name
+/// (`<db>.before-restore-<time>-<pid>`) and before the copy took the database's name left the
+/// database with two names, which every command and the server refuse (`store::one_name`), the
+/// next restore too: that name, and the log it took, are put back as the stopped restore put
+/// them back on a failure (`put_in_place`), the database's name still naming the ledger it
+/// replaced. Run under the ledger's lock (`ops::lock`).
+pub(super) fn undo_a_stopped_keep(db: &Path) -> Result<()> {
+    use super::beside;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(db) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.nlink() < 2 {
+        return Ok(());
+    }
+    let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
+        return Ok(());
+    };
+    let dir = match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!("{name}.before-restore-");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        // Exactly a kept ledger's name: a time and a process id, nothing after them.
+        let Some(rest) = entry_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-TZ".contains(&b))
+        {
+            continue;
+        }
+        let kept = dir.join(&entry_name);
+        let same = std::fs::symlink_metadata(&kept).is_ok_and(|m| {
+            m.file_type().is_file() && m.ino() == meta.ino() && m.dev() == meta.dev()
+        });
+        if !same {
+            continue;
+        }
+        let (wal, kept_wal) = (beside(db, "-wal"), beside(&kept, "-wal"));
+        if kept_wal.exists() && !wal.exists() {
+            std::fs::hard_link(&kept_wal, &wal).map_err(|e| {
+                Error::internal(format!(
+                    "cannot put {} back as {}: {e}",
+                    kept_wal.display(),
+                    wal.display()
+                ))
+            })?;
+        }
+        if wal.exists() {
+            let _ = std::fs::remove_file(&kept_wal);
+        }
+        let mut since = kept.as_os_str().to_owned();
+        since.push(".since-the-backup.txt");
+        let _ = std::fs::remove_file(PathBuf::from(since));
+        std::fs::remove_file(&kept)
+            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", kept.display())))?;
+        if let Ok(dir) = std::fs::File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        log::warn!(
+            "a restore stopped half-way had kept {} under a second name, {}: that name was removed, the ledger left as it was before that restore",
+            db.display(),
+            kept.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes `since` beside the `kept` ledger (`<kept>.since-the-backup.txt`), synced; `None` when

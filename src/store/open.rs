@@ -374,7 +374,7 @@ pub fn one_name(path: &Path, writing: bool) -> Result<()> {
         )));
     }
     Err(Error::internal(format!(
-        "{shown} has {} names (hard links): SQLite keeps the newest commits in a log beside the name a program opens, so by another name a command reads an older ledger and writes a log of its own, and what the log held is lost. Keep one name (find the others with `find / -xdev -samefile {shown}`; a name ending in .before-restore-… is one a stopped `remit restore` made: remove it and restore again), then run this again; a second name is a symbolic link",
+        "{shown} has {} names (hard links): SQLite keeps the newest commits in a log beside the name a program opens, so by another name a command reads an older ledger and writes a log of its own, and what the log held is lost. Keep one name (find the others with `find / -xdev -samefile {shown}`; a name ending in .before-restore-… is one a stopped `remit restore` made: restore again, which removes it), then run this again; a second name is a symbolic link",
         meta.nlink()
     )))
 }

@@ -980,6 +980,14 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     // Never closed: the last connection's close would copy the crash's log into the file and
     // remove it, and the log left by the crash is what this test restores over.
     std::mem::forget(conn);
+    // Bytes past the frames SQLite reads (as a damaged log, or older frames, holds): the log
+    // is kept as found.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut log = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+        log.seek(SeekFrom::End(-16)).unwrap();
+        log.write_all(&[0xab; 16]).unwrap();
+    }
 
     // Another ledger's backup is refused before anything moves, and one under another key
     // even when another ledger is meant (--other-ledger).
@@ -1185,7 +1193,8 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         .collect();
     // The replaced database, its log copied into it (SQLite removes an emptied log when its
     // last connection closes), and the log as it was found, byte for byte, under a name SQLite
-    // never reads (if the ledger had been damaged, SQLite could have taken only part of it).
+    // never reads (if the ledger had been damaged, SQLite could have taken only part of it; here
+    // bytes past its frames).
     // (The log itself is kept, emptied, where a connection was still open on the file: this
     // test's own.)
     let as_found = kept.iter().find(|n| n.ends_with("-wal.as-found")).unwrap();
@@ -1417,6 +1426,91 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
             .contains(&format!("removed {}", left.display())),
         "{restored}"
     );
+}
+
+/// Guards against: a restore killed after it kept the replaced ledger under a second name and
+/// before the copy took the database's name left the database with two names (hard links):
+/// every command and the server refused it, and so did the next restore, until the operator
+/// removed the name by hand. The next restore puts the name and the log back as the stopped one
+/// would have on a failure, then restores. (The state is made by hand: the moment is too short
+/// to kill in reliably.)
+#[test]
+fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let kept = dir
+        .path()
+        .join("remit.db.before-restore-2026-12-07T051500Z-4000003");
+    std::fs::hard_link(&db, &kept).unwrap();
+    let refused = check(&db, TEST_KEY);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(refused.stderr.contains("has 2 names"), "{refused}");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored
+            .stderr
+            .contains("a restore stopped half-way had kept"),
+        "{restored}"
+    );
+    assert!(!kept.exists(), "{restored}");
+    let clean = check(&db, TEST_KEY);
+    assert_eq!(clean.code, Some(0), "{clean}");
+    // What the restore replaced is kept, under a name of its own, with no copy of an empty log.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("remit.db.before-restore-"))
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| !n.contains("-wal") && !n.ends_with(".txt")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("-wal.as-found")),
+        "{names:?}"
+    );
+}
+
+/// A restore over a ledger whose server was killed: the log it left (grown to its size at the
+/// server's start, zeros past its frames) is copied into the replaced ledger's file, and no
+/// copy of it as found is kept (every such restore left one of 60 MiB, which held nothing the
+/// kept ledger lacks).
+#[test]
+fn a_restore_after_a_crash_keeps_no_copy_of_a_log_folded_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    user_add(&db, TEST_KEY, "agent", "Kiosk two", None);
+    server.kill9();
+    assert!(std::fs::metadata(dir.path().join("remit.db-wal")).is_ok_and(|m| m.len() > 0));
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("remit.db.before-restore-"))
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with("-wal.as-found")),
+        "{names:?}"
+    );
+    // The kept ledger holds the user made before the crash.
+    let kept = names
+        .iter()
+        .find(|n| !n.contains("-wal") && !n.ends_with(".txt"))
+        .unwrap();
+    let users: i64 = rusqlite::Connection::open(dir.path().join(kept))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 4);
 }
 
 /// A backup made before an upgrade of remit (here one taken back to the schema before) was refused
