@@ -270,6 +270,12 @@ async function openAs(role) {
     await page.locator(tid('signin-submit')).click();
     const said = await text(page.locator(`${tid('token-input')} ~ .field-error`));
     assert(said.startsWith('That token was not accepted.'), `a token that is not ASCII is refused with "${said}"`);
+    // One the server refuses is said at the field too, the field marked.
+    await page.locator(tid('token-input')).fill('rmt_notatokenofanyone');
+    await page.locator(tid('signin-submit')).click();
+    await page.locator(`${tid('token-input')}[aria-invalid="true"] ~ .field-error`).waitFor();
+    const refused = await text(page.locator(`${tid('token-input')} ~ .field-error`));
+    assert(refused.startsWith('That token was not accepted.'), `a token the server refuses is said as "${refused}"`);
   }
   // The recipient pastes the token as the API's examples write the header's value, with its
   // word `Bearer`: it is the token after it. The sender's comes from a chat, in curly quotes
@@ -686,7 +692,8 @@ async function main() {
     await form.locator(tid('categories-names')).evaluate((input) => { input.value = ''; });
     await form.locator(tid('categories-mode-even')).check();
     assert(await form.locator(tid('categories-names')).inputValue() === 'Electricity, Water bills', `going back, the names read "${await form.locator(tid('categories-names')).inputValue()}"`);
-    await form.locator(tid('categories-names')).fill('Electricity, Water');
+    // Typed in Kiswahili as the hint shows the known ones: the known category, not a new one.
+    await form.locator(tid('categories-names')).fill('Umeme, Water');
     await form.locator(tid('create-escrow')).click();
     const confirm = sender.locator(tid('confirm-box'));
     await confirm.waitFor();
@@ -703,6 +710,13 @@ async function main() {
     await form.waitFor({ state: 'visible' });
     assert(!(await confirm.isVisible()), 'the confirmation stays after Back');
     assert(await form.locator(tid('recipient-name')).inputValue() === typedName, 'Back lost the name typed');
+    await form.locator(tid('create-escrow')).click();
+    await confirm.waitFor();
+    assert((await text(confirm.locator(tid('confirm-categories')))).startsWith('Electricity: '), `"Umeme" is confirmed as "${await text(confirm.locator(tid('confirm-categories')))}"`);
+    // Escape is Back, as in every question.
+    await sender.keyboard.press('Escape');
+    await form.waitFor({ state: 'visible' });
+    assert(!(await confirm.isVisible()), 'the confirmation stays after Escape');
     await form.locator(tid('create-escrow')).click();
     await confirm.waitFor();
     // And the page's own Back too, then on again.
@@ -1633,6 +1647,8 @@ async function main() {
 
   await step('admin: the stuck payout, resolved as failed after a confirmation that says what it does', async () => {
     await nav(admin, 'payouts');
+    // Its heading has the keyboard, as every screen's (it is drawn after a read).
+    await waitFor('for the Payouts heading to have the focus', async () => admin.evaluate(() => document.activeElement && document.activeElement.tagName === 'H1'));
     const card = admin.locator(`${tid('stuck-payouts')} [data-payout-id="${STUCK_PAYOUT}"]`);
     await card.waitFor();
     assert(await text(admin.locator(tid('stuck-count'))) === '1 payout is stuck and needs you.', `the stuck count says "${await text(admin.locator(tid('stuck-count')))}"`);
@@ -1664,6 +1680,12 @@ async function main() {
     await card.locator(tid('resolve-submit')).click();
     const confirm = card.locator(tid('resolve-confirm'));
     await confirm.waitFor();
+    // Escape goes back, as every question's does.
+    await admin.keyboard.press('Escape');
+    await confirm.waitFor({ state: 'hidden' });
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'resolve-submit', 'after Escape the focus is not on Next');
+    await card.locator(tid('resolve-submit')).click();
+    await confirm.waitFor();
     const said = await text(confirm.locator(tid('resolve-confirm-text')));
     assert(said.startsWith('Mark this payout of KES ') && said.includes('goes back to its category'), `the confirmation says "${said}"`);
     await checkScreen(admin, 'stuck payout confirmation');
@@ -1675,6 +1697,8 @@ async function main() {
     assert(JSON.parse(res.request().postData()).outcome === 'failed', 'the resolution sent is not "failed"');
     await admin.locator(tid('stuck-payouts')).locator(`[data-payout-id="${STUCK_PAYOUT}"]`).waitFor({ state: 'detached' });
     assert(await text(admin.locator(tid('stuck-count'))) === 'No stuck payouts.', 'the stuck list is not empty after resolving');
+    // The card is gone: the keyboard is on the list's heading, not lost to the page.
+    await waitFor('for the stuck list\'s heading to have the focus', async () => admin.evaluate(() => document.activeElement && document.activeElement.id === 'stuck-h'));
     const p = (await api(TOKENS.admin, 'GET', '/payouts?status=failed&limit=200')).items.find((x) => x.payoutId === STUCK_PAYOUT);
     assert(p && p.failureReason === 'resolved_failed', `the resolved payout reads back as ${p && p.status} ${p && p.failureReason}`);
   });
@@ -1759,6 +1783,15 @@ async function main() {
     assert((await text(warning)).startsWith('This is the token you are signed in with.'), `the warning says "${await text(warning)}"`);
     assert(await text(own.locator(tid('confirm-revoke'))) === 'Revoke my token and sign me out', 'the confirm button does not say it signs out');
     const other = admin.locator('[data-testid="token-row"][data-own="false"]').first();
+    // Each Revoke is named with whose token it is (a list of the page's buttons said "Revoke"
+    // for every user), and Escape keeps the token.
+    const otherName = await text(admin.locator(tid('user-card')).filter({ has: other }).locator('.card-title'));
+    const named = await other.locator(tid('revoke-token')).getAttribute('aria-label');
+    assert(named && named.includes(await other.getAttribute('data-prefix')) && otherName.startsWith(named.split('(').pop().replace(')', '')), `a Revoke button is named "${named}" on ${otherName}'s card`);
+    await other.locator(tid('revoke-token')).click();
+    await admin.keyboard.press('Escape');
+    await waitFor('for Escape to keep the token', async () => !(await other.locator(tid('revoke-confirm')).isVisible()));
+    assert(await admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'revoke-token', 'after Escape the focus is not back on Revoke');
     await other.locator(tid('revoke-token')).click();
     assert(await other.locator(tid('revoke-own-warning')).count() === 0, 'another user\'s token gets the own-token warning');
     // Enter on the question keeps the token, whoever's it is.

@@ -219,13 +219,18 @@ export function pageHead(title, intro, extra) {
 // a warning, the value with Copy, and "I have copied it", which puts it away. Copy has the focus:
 // a second Enter (the form's Enter pressed twice) copies the value instead of putting away its
 // only sight. Put away, the keyboard goes back where it was, or to `fallback` when the page had
-// it (inside a form's work, the control in hand is disabled).
+// it (inside a form's work, the control in hand is disabled; `fallback` may be a function that
+// finds it when the box is put away: a list redrawn meanwhile has replaced what was clicked).
 export function showOnce(box, { title, warning, value, label, testids, fallback }) {
   const out = el('output', { class: 'token mono', testid: testids.value }, value);
   const back = document.activeElement !== document.body ? document.activeElement : null;
   const done = button(t('token.done'), {
     variant: 'primary', small: true, testid: testids.done,
-    onclick: () => { clear(box); if (back && back.isConnected) back.focus(); else fallback.focus(); },
+    onclick: () => {
+      clear(box);
+      if (back && back.isConnected) back.focus();
+      else (typeof fallback === 'function' ? fallback() : fallback).focus();
+    },
   });
   const copy = copyButton(out, value, testids.copy);
   clear(box).append(el('div', { class: 'card token-card', testid: testids.box, role: 'region', 'aria-label': label },

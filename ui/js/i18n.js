@@ -764,8 +764,10 @@ export const en = {
   'users.tokens.other': 'Tokens ({n} in use)',
   'users.noTokens': 'No tokens.',
   'users.issue': 'Issue new token',
+  'users.issueNamed': 'Issue a new token for {name}',
   'users.revoke': 'Revoke',
-  'users.revokeAsk': 'Revoke {prefix}…?',
+  'users.revokeNamed': 'Revoke {prefix}… ({name})',
+  'users.revokeAsk': 'Revoke {name}\'s token {prefix}…?',
   'users.revokeYes': 'Yes, revoke',
   'users.revokeOwnYes': 'Revoke my token and sign me out',
   'users.keep': 'Keep',
@@ -775,6 +777,7 @@ export const en = {
   'users.revokedNotice': 'Token {prefix}… of {name} revoked.',
   'users.smsIn': 'Their SMS are in {language}.',
   'users.smsSwitch': 'Send them in {language}',
+  'users.smsSwitchNamed': 'Send {name}\'s text messages in {language}',
   'users.languageNotice': '{name} gets SMS in {language} from now on.',
 
   // ---- notifications (admin)
@@ -1605,8 +1608,10 @@ export const sw = {
   'users.tokens.other': 'Tokeni ({n} zinatumika)',
   'users.noTokens': 'Hakuna tokeni.',
   'users.issue': 'Toa tokeni mpya',
+  'users.issueNamed': 'Toa tokeni mpya kwa {name}',
   'users.revoke': 'Batilisha',
-  'users.revokeAsk': 'Ubatilishe {prefix}…?',
+  'users.revokeNamed': 'Batilisha {prefix}… ({name})',
+  'users.revokeAsk': 'Ubatilishe tokeni {prefix}… ya {name}?',
   'users.revokeYes': 'Ndiyo, batilisha',
   'users.revokeOwnYes': 'Batilisha tokeni yangu na unitoe',
   'users.keep': 'Iache',
@@ -1616,6 +1621,7 @@ export const sw = {
   'users.revokedNotice': 'Tokeni {prefix}… ya {name} imebatilishwa.',
   'users.smsIn': 'SMS zao ziko kwa {language}.',
   'users.smsSwitch': 'Zitume kwa {language}',
+  'users.smsSwitchNamed': 'Tuma ujumbe wa {name} kwa {language}',
   'users.languageNotice': '{name} atapokea SMS kwa {language} kuanzia sasa.',
 
   // ---- notifications (admin)

@@ -100,7 +100,11 @@ function setupSignIn() {
       input.value = '';
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
-        throw new ApiError(0, 'unauthenticated', t('signin.refused'));
+        // Said at the field, as an empty one is (aria-invalid, described by the words): the
+        // form's own box said it, and the field read as fine.
+        markField(input, t('signin.refused'));
+        input.focus();
+        return;
       }
       throw err;
     }
@@ -290,7 +294,15 @@ function showView(r, arg, query, moveFocus, retry = false) {
   root.dataset.view = arg && r.detail ? `${r.name}-detail` : r.name;
   const ctx = ctxFor(session.generation);
   const fn = arg && r.detail ? r.detail : r.view;
+  // A screen that reads something before it draws its heading (Payouts asks who pays) has it
+  // focused once drawn, unless the keyboard went elsewhere on the page meanwhile.
+  let headingLater = false;
   Promise.resolve(fn(root, ctx, arg, query)).then(() => {
+    if (headingLater && ctx.alive()) {
+      const active = document.activeElement;
+      const h = root.querySelector('h1');
+      if (h && (!active || active === document.body || active.closest('#nav'))) h.focus({ preventScroll: true });
+    }
     // Drawn at last: the banner that said why it could not be (a 503 is not taken down by an
     // answer, as "could not reach" is) goes with it.
     if (retry && ctx.alive()) hideBanner('global-error');
@@ -317,6 +329,7 @@ function showView(r, arg, query, moveFocus, retry = false) {
   if (moveFocus) {
     const h = root.querySelector('h1');
     if (h) h.focus({ preventScroll: true });
+    else headingLater = true;
     window.scrollTo(0, 0);
   }
 }

@@ -5,7 +5,7 @@
 
 import { PAGE, api, qs, readAll } from '../api.js';
 import { auditTable, loadAudit } from '../audit.js';
-import { button, clear, copyButton, el, emptyState, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
+import { button, clear, copyButton, el, emptyState, escapeAnswers, field, formError, pageHead, replaceKeepingFocus, uid } from '../dom.js';
 import { barLegend, depositCode, escrowCard } from '../escrow-card.js';
 import { escrowSearch, searchedFor, usd } from '../format.js';
 import { busy, checkFields, clearErrors, onSubmit } from '../forms.js';
@@ -213,9 +213,12 @@ export async function viewEscrows(root, ctx) {
       const data = journals.get(e.escrowId);
       box.append(data ? journalTable(data) : el('p', { class: 'muted' }, t('common.loading')));
     } else if (kind === 'cancel') {
-      const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form', dataset: { counted: waiting.has(e.escrowId) ? 'yes' : 'no' } },
+      // The question is the form's name and its buttons' description: a screen reader on "Keep
+      // the escrow" said only that.
+      const askId = uid('cancel-ask');
+      const form = el('form', { class: 'confirm', testid: 'cancel-escrow-form', 'aria-labelledby': askId, dataset: { counted: waiting.has(e.escrowId) ? 'yes' : 'no' } },
         // Before activation the refund is what was deposited so far; after, what remains.
-        el('p', null, t(isAdmin ? 'escrows.cancelAsk' : 'escrows.cancelAskOwn', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
+        el('p', { id: askId }, t(isAdmin ? 'escrows.cancelAsk' : 'escrows.cancelAskOwn', { amount: usd(e.status === 'pending_deposit' ? e.depositedUsdCents : e.remainingUsdCents) })),
         cancelWaiting(waiting.get(e.escrowId)),
         formError(),
         el('div', { class: 'actions' },
@@ -229,6 +232,8 @@ export async function viewEscrows(root, ctx) {
               if (again) again.focus();
             },
           })));
+      for (const b of form.querySelectorAll('button')) b.setAttribute('aria-describedby', askId);
+      escapeAnswers(form, form.querySelector('[data-testid="keep-escrow"]'));
       onSubmit(form, async () => {
         await api('POST', `/escrows/${encodeURIComponent(e.escrowId)}/cancel`, {});
         open.cancel.delete(e.escrowId);

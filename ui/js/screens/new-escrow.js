@@ -4,10 +4,10 @@
 // the kiosk.
 
 import { api } from '../api.js';
-import { button, clear, copyButton, dl, el, field, formError, pageHead, statusBadge, uid } from '../dom.js';
+import { button, clear, copyButton, dl, el, escapeAnswers, field, formError, pageHead, statusBadge, uid } from '../dom.js';
 import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
 import { amountError, checkFields, hiddenCharsProblem, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
-import { t } from '../i18n.js';
+import { t, TABLES } from '../i18n.js';
 import { notice } from '../notices.js';
 import { session } from '../session.js';
 import { categoryLabel } from '../words.js';
@@ -17,10 +17,28 @@ const CATEGORY_CHARS_MAX = 32;
 
 // A category name as the API spells it ("School Fees" → school_fees, "a - b" → a_b), or null.
 // Sent that way (the server takes a new category's name only so spelled), so that what the
-// sender saw in the confirmation is what the server stores.
+// sender saw in the confirmation is what the server stores. A known category's words in either
+// language are that category ("Umeme" → electricity, "Karo ya shule" → school_fees): typed in
+// Kiswahili as the hint shows them, they became new categories (umeme), which an agent reading
+// English saw in Kiswahili and Kiswahili readers could not tell from the known ones.
 function normalCategory(text) {
-  const s = String(text || '').trim().toLowerCase().replace(/[\s_-]+/g, '_').replace(/^_+|_+$/g, '');
+  const spaced = String(text || '').trim().toLowerCase().replace(/[\s_-]+/g, ' ');
+  const known = knownCategoryOf(spaced);
+  if (known) return known;
+  const s = spaced.replace(/ /g, '_').replace(/^_+|_+$/g, '');
   return /^[a-z0-9]+(?:_[a-z0-9]+)*$/.test(s) && s.length <= CATEGORY_CHARS_MAX ? s : null;
+}
+
+// The known category whose label, in any language, is `spaced` (lowercase, single spaces).
+function knownCategoryOf(spaced) {
+  for (const table of Object.values(TABLES)) {
+    for (const [key, label] of Object.entries(table)) {
+      if (key.startsWith('category.') && label.toLowerCase().replace(/[\s_-]+/g, ' ') === spaced) {
+        return key.slice('category.'.length);
+      }
+    }
+  }
+  return null;
 }
 
 function categoryProblem(text) {
@@ -242,6 +260,8 @@ export function viewNewEscrow(root) {
       backToForm(false);
       showCreated(e, body);
     });
+    // Escape is Back, the safe answer, as in every other question.
+    escapeAnswers(box, back);
     clear(confirmBox).append(box);
     form.hidden = true;
     confirmBox.hidden = false;

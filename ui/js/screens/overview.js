@@ -108,6 +108,9 @@ export async function viewOverview(root, ctx) {
       await api('PUT', '/fx-rates/USD-KES', { rate: v });
       notice(() => t('overview.rateSet', { rate: v }));
       await loadFx();
+      // The form is drawn again: the keyboard goes to its new field (it fell to the page).
+      const again = fxBox.querySelector('[data-testid="fx-rate-input"]');
+      if (again) again.focus();
     });
     clear(fxBox).append(
       el('h2', { id: 'fx-h' }, t('overview.rate')),

@@ -6,7 +6,7 @@ import { LIST_PAGE, api, qs, readAll } from '../api.js';
 
 // The most stuck payouts listed (and counted) at once.
 export const STUCK_SHOWN_MAX = 1000;
-import { button, clear, dl, el, emptyState, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
+import { button, clear, dl, el, emptyState, escapeAnswers, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
 import { kes, merchantText, usd } from '../format.js';
 import { busy, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
@@ -115,7 +115,7 @@ function resolveForm(p, onResolved) {
           button(t('resolve.back'), { testid: 'resolve-confirm-no', onclick: () => { sync(); go.focus(); } })));
       confirm.hidden = false;
       go.hidden = true;
-      // The safe answer first: a second Enter goes back, never resolves.
+      // The safe answer first: a second Enter goes back, never resolves; so does Escape.
       confirm.querySelector('[data-testid="resolve-confirm-no"]').focus();
       return;
     }
@@ -131,7 +131,14 @@ function resolveForm(p, onResolved) {
     notice(() => (settled ? t('resolve.doneKept', { kes: kes(p.amountKesCents) })
       : body.outcome === 'paid' ? t('resolve.donePaid', { kes: kes(p.amountKesCents) }) : t('resolve.doneFailed', { kes: kes(p.amountKesCents) })));
     if (onResolved) await onResolved();
+    // Its card is gone from the list drawn again: the keyboard goes to the list's heading (it
+    // fell to the page, and a screen reader lost its place).
+    if (!form.isConnected) {
+      const heading = document.getElementById('stuck-h');
+      if (heading) { heading.tabIndex = -1; heading.focus(); }
+    }
   });
+  escapeAnswers(confirm, { click: () => { if (!confirm.hidden) { sync(); go.focus(); } } });
   return form;
 }
 

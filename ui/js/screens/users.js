@@ -2,7 +2,7 @@
 // clear warning before an admin revokes the token they are signed in with.
 
 import { api, qs, readAll } from '../api.js';
-import { button, el, field, formError, pageHead, patchList, showOnce, timeEl } from '../dom.js';
+import { button, el, escapeAnswers, field, formError, pageHead, patchList, showOnce, timeEl, uid } from '../dom.js';
 import { kenyanDigits } from '../format.js';
 import { busy, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
@@ -34,8 +34,15 @@ export async function viewUsers(root, ctx) {
       value: token,
       label: t('token.newLabel'),
       testids: { box: 'new-token-box', value: 'new-token', copy: 'copy-token', done: 'token-done' },
-      fallback: name.input,
+      // Back to that user's card (redrawn since: the button clicked is gone).
+      fallback: () => issueButtonOf(user.userId) || name.input,
     });
+  }
+
+  // A user's card's "Issue new token", once the list is drawn again.
+  function issueButtonOf(userId) {
+    const card = Array.from(list.children).find((c) => c.dataset.userId === userId);
+    return card ? card.querySelector('[data-testid="issue-token"]') : null;
   }
 
   const form = el('form', { class: 'form card', testid: 'user-form', 'aria-labelledby': 'new-user-h' });
@@ -82,9 +89,13 @@ export async function viewUsers(root, ctx) {
       el('span', { class: 'muted small' }, `${t('users.created')} `, timeEl(tk.createdAt), ` · ${t('users.lastUsed')} `, tk.lastUsedAt ? timeEl(tk.lastUsedAt) : t('users.never')),
       tk.revokedAt ? el('span', { class: 'status status-cancelled' }, t('users.revoked')) : el('span', { class: 'status status-active' }, t('users.tokenActive')));
     if (!tk.revokedAt) {
-      const revoke = button(t('users.revoke'), { small: true, variant: 'danger-outline', testid: 'revoke-token' });
-      const confirm = el('div', { class: `confirm-inline${own ? ' danger-box' : ''}`, hidden: true, testid: 'revoke-confirm', role: own ? 'alert' : null },
-        own ? el('p', { class: 'own-warning', testid: 'revoke-own-warning' }, el('strong', null, t('users.ownWarningTitle')), ' ', t('users.ownWarning')) : el('span', null, t('users.revokeAsk', { prefix: tk.prefix })),
+      // Named with whose token it is: every row's button said only "Revoke" to a screen
+      // reader or a list of the page's buttons, one user's as another's.
+      const whose = u.name || u.userId;
+      const revoke = button(t('users.revoke'), { small: true, variant: 'danger-outline', testid: 'revoke-token', 'aria-label': t('users.revokeNamed', { prefix: tk.prefix, name: whose }) });
+      const askId = uid('revoke-ask');
+      const confirm = el('div', { class: `confirm-inline${own ? ' danger-box' : ''}`, hidden: true, testid: 'revoke-confirm', role: own ? 'alert' : 'group', 'aria-describedby': askId },
+        own ? el('p', { class: 'own-warning', testid: 'revoke-own-warning', id: askId }, el('strong', null, t('users.ownWarningTitle')), ' ', t('users.ownWarning')) : el('span', { id: askId }, t('users.revokeAsk', { prefix: tk.prefix, name: whose })),
         el('span', { class: 'actions' },
           button(own ? t('users.revokeOwnYes') : t('users.revokeYes'), {
             small: true, variant: 'danger', testid: 'confirm-revoke',
@@ -92,20 +103,25 @@ export async function viewUsers(root, ctx) {
               await api('DELETE', `/tokens/${encodeURIComponent(tk.prefix)}`);
               notice(() => t('users.revokedNotice', { prefix: tk.prefix, name: u.name }));
               await load(false);
+              // The row is gone from the redrawn card: the keyboard goes to that card.
+              const next = issueButtonOf(u.userId);
+              if (next) next.focus();
             }).catch((err) => showError(li, err)),
           }),
           button(t('users.keep'), { small: true, testid: 'keep-token', onclick: () => { confirm.hidden = true; revoke.hidden = false; revoke.focus(); } })));
       // The safe answer has the focus, whoever's token it is: Enter keeps it (a kiosk signed
       // out mid-shift by a second Enter otherwise).
       revoke.addEventListener('click', () => { revoke.hidden = true; confirm.hidden = false; confirm.querySelector('[data-testid="keep-token"]').focus(); });
+      escapeAnswers(confirm, confirm.querySelector('[data-testid="keep-token"]'));
       li.append(revoke, confirm, el('span', { class: 'form-error', role: 'alert', hidden: true }));
     }
     return li;
   }
 
   function userCard(u) {
+    const whose = u.name || u.userId;
     const issue = button(t('users.issue'), {
-      small: true, testid: 'issue-token',
+      small: true, testid: 'issue-token', 'aria-label': t('users.issueNamed', { name: whose }),
       onclick: (ev) => busy(ev.currentTarget, async () => {
         const r = await api('POST', `/users/${encodeURIComponent(u.userId)}/tokens`, {});
         showToken(u, r && (r.token || (r.item && r.item.token)));
@@ -117,7 +133,7 @@ export async function viewUsers(root, ctx) {
     const spoken = u.language === 'sw' ? 'sw' : 'en';
     const other = spoken === 'sw' ? 'en' : 'sw';
     const switchLanguage = button(t('users.smsSwitch', { language: t(`language.${other}`) }), {
-      small: true, testid: 'user-language-switch',
+      small: true, testid: 'user-language-switch', 'aria-label': t('users.smsSwitchNamed', { name: whose, language: t(`language.${other}`) }),
       onclick: (ev) => busy(ev.currentTarget, async () => {
         await api('PUT', `/users/${encodeURIComponent(u.userId)}/language`, { language: other });
         notice(() => t('users.languageNotice', { name: u.name || u.userId, language: t(`language.${other}`) }));
