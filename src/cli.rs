@@ -995,6 +995,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             }
             let _lock = crate::ops::lock_for_restore(&config.db)?;
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
+            // A rotation stopped after its commit is finished first: the ledger this restore
+            // replaces is under its new key, which must not be taken for one nothing needs.
+            if config.db.exists() {
+                if let Some(said) = crate::ops::settle_stopped_rotation(&config.db)? {
+                    log::warn!("{said}");
+                }
+            }
             let restored =
                 crate::ops::restore(&config.db, &backup, config.key_hex.as_deref(), other_ledger)?;
             for line in &restored.report.checks {
@@ -1159,8 +1166,13 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             // beside it held.
             let rotating = crate::ops::rotating_key_path(&config.db);
             let rotating = match &old_kept {
-                Some(_) if crate::crypto::replaceable_key_file(&key_file) => {
-                    crate::crypto::write_key_file(&rotating, &new_key)?;
+                Some((unfinished, _)) if crate::crypto::replaceable_key_file(&key_file) => {
+                    crate::crypto::write_key_file(&rotating, &new_key)
+                        .and_then(|()| crate::crypto::owned_like(&rotating, &key_file))
+                        .inspect_err(|_| {
+                            let _ = std::fs::remove_file(unfinished);
+                            let _ = std::fs::remove_file(&rotating);
+                        })?;
                     if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
                         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
                     }

@@ -263,6 +263,33 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot write key file {}: {e}", path.display())))
 }
 
+/// Gives the file at `path` (made by this process) the owner and group of the file at `like`,
+/// not following a link: a key file beside the ledger written by a rotation run as root must
+/// be readable by the service's user, whose start reads it. One that cannot be given them
+/// (another user than root may not give a file away) is refused in words.
+pub fn owned_like(path: &Path, like: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let said = |e: std::io::Error| {
+            Error::internal(format!(
+                "{} cannot be given the owner of {} ({e}): run the rotation as that owner or as root",
+                path.display(),
+                like.display()
+            ))
+        };
+        let (made, wanted) = (
+            std::fs::symlink_metadata(path).map_err(said)?,
+            std::fs::metadata(like).map_err(said)?,
+        );
+        if (made.uid(), made.gid()) != (wanted.uid(), wanted.gid()) {
+            std::os::unix::fs::lchown(path, Some(wanted.uid()), Some(wanted.gid()))
+                .map_err(said)?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether the key file at `path` is one `replace_key_file` puts a new key in: a plain file
 /// with no other name. A symbolic link or a hard link's other name would keep the old key, the
 /// link broken by the rename: those are the operator's to change.

@@ -291,7 +291,7 @@ impl Req {
 
     /// The path as the access log writes it for a request routed to `template`:
     /// its literal parts, and each of the route's parameters kept only when it has the shape of
-    /// one of remit's ids (or is a few letters, a currency pair); anything else a client wrote
+    /// one of remit's ids (or, for `:pair`, a currency pair); anything else a client wrote
     /// there (a name typed into `/users/…`) is logged as its template's name (since 2026-12-07:
     /// `GET /users/Amina 404` was logged as written). Tokens and webhook paths are cut by
     /// `loggable_path`, as before.
@@ -306,9 +306,13 @@ impl Req {
         let Some(values) = super::routes::matches(template, &self.path) else {
             return self.unrouted_loggable_path();
         };
-        let kept = |value: &str| {
+        // A currency pair (`/fx-rates/USD-KES`) is a few letters; any other parameter is an id
+        // (a short name such as `/escrows/Amina` is not kept for being short).
+        let kept = |part: &str, value: &str| {
             crate::domain::is_id_shaped(value)
-                || (value.len() <= 8 && value.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
+                || (part == ":pair"
+                    && value.len() <= 8
+                    && value.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
         };
         // Rebuilt from the template: an id is logged whole (one whose body has nine digits in a
         // row is no phone).
@@ -320,7 +324,7 @@ impl Req {
                     return part.to_string();
                 }
                 match values.next() {
-                    Some(value) if kept(value) => value.to_string(),
+                    Some(value) if kept(part, value) => value.to_string(),
                     _ => part.to_string(),
                 }
             })

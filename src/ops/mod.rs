@@ -274,15 +274,20 @@ fn lock_the_file(db: &Path) -> Result<Option<File>> {
 pub fn lock(db: &Path) -> Result<DatabaseLock> {
     crate::store::a_file_or_nothing(db)?;
     crate::store::not_another_programs(db)?;
+    Ok(DatabaseLock {
+        _lock_file: lock_file_alone(db)?,
+        database: lock_the_file(db)?,
+    })
+}
+
+/// The ledger's lock file, locked by this process alone (no server, restore or rotation runs).
+fn lock_file_alone(db: &Path) -> Result<File> {
     let path = lock_file_path(db);
     let file = open_lock_file(db, &path)?;
     if file.try_lock().is_err() {
         return Err(another_server(db, &format!("lock file {}", path.display())));
     }
-    Ok(DatabaseLock {
-        _lock_file: file,
-        database: lock_the_file(db)?,
-    })
+    Ok(file)
 }
 
 /// `lock` for a restore: a restore stopped with the ledger under a second name of its own making
@@ -293,11 +298,7 @@ pub fn lock_for_restore(db: &Path) -> Result<DatabaseLock> {
         use std::os::unix::fs::MetadataExt;
         m.is_file() && m.nlink() > 1
     }) {
-        let path = lock_file_path(db);
-        let file = open_lock_file(db, &path)?;
-        if file.try_lock().is_err() {
-            return Err(another_server(db, &format!("lock file {}", path.display())));
-        }
+        let _alone = lock_file_alone(db)?;
         restore::undo_a_stopped_keep(&real_path(db))?;
     }
     lock(db)

@@ -1215,12 +1215,7 @@ fn put_in_place(
     let kept_wal_made = std::cell::Cell::new(false);
     let as_it_was = |e: Error| -> Error {
         if kept_wal_made.get() {
-            if !wal.exists() {
-                let _ = std::fs::hard_link(&kept_wal, &wal);
-            }
-            if wal.exists() {
-                let _ = std::fs::remove_file(&kept_wal);
-            }
+            let _ = log_put_back(&kept_wal, &wal);
         }
         if had_database {
             let _ = std::fs::remove_file(&kept);
@@ -1262,6 +1257,18 @@ fn put_in_place(
         let _ = dir.sync_all();
     }
     Ok((had_database.then_some(kept), since_file))
+}
+
+/// Puts a ledger's log taken aside (`kept_wal`) back at its name (`wal`), unless a log is there
+/// already, then removes the name it was taken under once the log is at its own.
+fn log_put_back(kept_wal: &Path, wal: &Path) -> std::io::Result<()> {
+    if !wal.exists() {
+        std::fs::hard_link(kept_wal, wal)?;
+    }
+    if wal.exists() {
+        let _ = std::fs::remove_file(kept_wal);
+    }
+    Ok(())
 }
 
 /// A restore stopped after it kept the replaced ledger under a second name
@@ -1310,17 +1317,14 @@ pub(super) fn undo_a_stopped_keep(db: &Path) -> Result<()> {
             continue;
         }
         let (wal, kept_wal) = (beside(db, "-wal"), beside(&kept, "-wal"));
-        if kept_wal.exists() && !wal.exists() {
-            std::fs::hard_link(&kept_wal, &wal).map_err(|e| {
+        if kept_wal.exists() {
+            log_put_back(&kept_wal, &wal).map_err(|e| {
                 Error::internal(format!(
                     "cannot put {} back as {}: {e}",
                     kept_wal.display(),
                     wal.display()
                 ))
             })?;
-        }
-        if wal.exists() {
-            let _ = std::fs::remove_file(&kept_wal);
         }
         let mut since = kept.as_os_str().to_owned();
         since.push(".since-the-backup.txt");

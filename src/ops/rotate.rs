@@ -153,13 +153,25 @@ pub fn unfinished_name(kept: &Path) -> PathBuf {
 /// the key's refusal to say).
 pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
     let rotating = rotating_key_path(db);
-    let Ok(text) = std::fs::read_to_string(&rotating) else {
-        return Ok(None);
-    };
-    let Ok(new) = MasterKey::from_hex(&text) else {
-        return Ok(None);
-    };
     let key_file = crate::crypto::key_file_path(db);
+    let copies = unfinished_copies(&key_file);
+    // The new key, if its file is whole: one cut short (a power cut while it was written) was
+    // never synced whole, so the rotation, which commits after, never began.
+    let (new, was_rotating) = match std::fs::read_to_string(&rotating) {
+        Ok(text) => (MasterKey::from_hex(&text).ok(), true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if copies.is_empty() {
+                return Ok(None);
+            }
+            (None, false)
+        }
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "{} (the new key of a key rotation stopped before its end) cannot be read: {e}; run the command as the user who ran the rotation, or give that file to this one (`chown`)",
+                rotating.display()
+            )))
+        }
+    };
     let current = std::fs::read_to_string(&key_file)
         .ok()
         .and_then(|text| MasterKey::from_hex(&text).ok());
@@ -175,10 +187,9 @@ pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
             crate::crypto::constant_time_eq(check.as_bytes(), Keys::new(key).key_check.as_bytes())
         })
     };
-    let copies = unfinished_copies(&key_file);
-    let said = if opens(&new) {
+    let said = if let Some(new) = new.as_ref().filter(|new| opens(new)) {
         if !current.as_ref().is_some_and(opens) {
-            crate::crypto::replace_key_file(&key_file, &new).map_err(|e| {
+            crate::crypto::replace_key_file(&key_file, new).map_err(|e| {
                 Error::internal(format!(
                     "a key rotation stopped after its commit: the ledger is under the new key, which is in {}, but {e}: put it in the key file yourself (`cp {} {}`), or set ENCRYPTION_KEY to it",
                     rotating.display(),
@@ -212,14 +223,19 @@ pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
         )
     } else if current.as_ref().is_some_and(opens) {
         let current = current.as_ref().map(|k| k.to_hex()).unwrap_or_default();
+        let mut removed = 0;
         for copy in &copies {
-            // A copy of the key still in use, made for a rotation that did not happen.
+            // A copy of the key still in use, made for a rotation that did not happen (one
+            // stopped before it kept the new key is known by its copies alone).
             let same = std::fs::read_to_string(copy).is_ok_and(|text| {
                 crate::crypto::constant_time_eq(text.trim().as_bytes(), current.as_bytes())
             });
-            if same {
-                let _ = std::fs::remove_file(copy);
+            if same && std::fs::remove_file(copy).is_ok() {
+                removed += 1;
             }
+        }
+        if !was_rotating && removed == 0 {
+            return Ok(None);
         }
         format!(
             "a key rotation stopped before its commit changed nothing: the ledger and its key file {} keep the key they had",
@@ -228,8 +244,15 @@ pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
     } else {
         return Ok(None);
     };
-    std::fs::remove_file(&rotating)
-        .map_err(|e| Error::internal(format!("cannot remove {}: {e}", rotating.display())))?;
+    match std::fs::remove_file(&rotating) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::internal(format!(
+                "cannot remove {}: {e}",
+                rotating.display()
+            )))
+        }
+        _ => {}
+    }
     if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
@@ -269,7 +292,9 @@ fn unfinished_copies(key_file: &Path) -> Vec<PathBuf> {
 /// (`settle_stopped_rotation`) when no other command holds the key (one that does, a server,
 /// opened the ledger already); what was done is logged.
 pub fn settle_before_use(db: &Path) -> Result<()> {
-    if !rotating_key_path(db).exists() {
+    let stopped = rotating_key_path(db).exists()
+        || !unfinished_copies(&crate::crypto::key_file_path(db)).is_empty();
+    if !stopped || !db.exists() {
         return Ok(());
     }
     let Ok(_alone) = super::key_lock(db, super::KeyUse::Exclusive) else {

@@ -2224,3 +2224,67 @@ fn a_key_rotation_stopped_before_its_commit_leaves_no_copy_of_the_key_behind() {
         TEST_KEY
     );
 }
+
+/// A restore after a rotation stopped just after its commit finishes the rotation first: the
+/// ledger it replaces is under the rotation's new key, which was taken for one nothing needed
+/// (the restored ledger opened under the key file's old key) and deleted at the next start,
+/// its only copy beside the replaced ledger kept by the restore.
+#[test]
+fn a_restore_finishes_a_key_rotation_stopped_after_its_commit_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, new_key) = a_ledger_keyed_by_its_file(dir.path());
+    let backup = dir.path().join("before.db");
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let ran = rotate_key(dir.path(), None, &new_key, &db);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    // As the rotation stopped just after its commit left it.
+    let key_file = dir.path().join("remit.db.key");
+    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("remit.db.key.rotating"),
+        format!("{ROTATED_KEY}\n"),
+    )
+    .unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert!(
+        restored
+            .stderr
+            .contains("a key rotation stopped after its commit was finished"),
+        "{restored}"
+    );
+    // The key file holds the key of the ledger the restore found, whatever became of it.
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap().trim(),
+        ROTATED_KEY,
+        "{restored}"
+    );
+    assert!(!dir.path().join("remit.db.key.rotating").exists());
+    assert_eq!(check(&db, ROTATED_KEY).code, Some(0), "{restored}");
+}
+
+/// A rotation stopped before it kept the new key (its copy of the old key made, nothing else)
+/// leaves a copy of the key still in use: the next command removes it.
+#[test]
+fn a_key_rotation_stopped_before_it_kept_the_new_key_leaves_no_copy_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = a_ledger_keyed_by_its_file(dir.path());
+    std::fs::write(
+        dir.path()
+            .join("remit.db.key.before-rotate-2026-12-07T051500Z.unfinished"),
+        format!("{TEST_KEY}\n"),
+    )
+    .unwrap();
+    // A new key's file cut short by a power cut, of another stop.
+    std::fs::write(dir.path().join("remit.db.key.rotating"), "b66c0c56").unwrap();
+    let added = user_add_by_key_file(&db);
+    assert_eq!(added.code, Some(0), "{added}");
+    assert_eq!(
+        names_in(dir.path(), "remit.db.key."),
+        Vec::<String>::new(),
+        "{added}"
+    );
+}

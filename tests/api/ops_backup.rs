@@ -1438,10 +1438,23 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
 fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    // A user made after the backup, in the log a killed server left.
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    user_add(&db, TEST_KEY, "agent", "After the backup", None);
+    server.kill9();
+    // As the restore stopped just after it took the log aside: the database under a second
+    // name, its log under that name only.
     let kept = dir
         .path()
         .join("remit.db.before-restore-2026-12-07T051500Z-4000003");
     std::fs::hard_link(&db, &kept).unwrap();
+    std::fs::rename(
+        dir.path().join("remit.db-wal"),
+        dir.path()
+            .join("remit.db.before-restore-2026-12-07T051500Z-4000003-wal"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(dir.path().join("remit.db-shm"));
     let refused = check(&db, TEST_KEY);
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(refused.stderr.contains("has 2 names"), "{refused}");
@@ -1470,10 +1483,16 @@ fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
             .any(|n| !n.contains("-wal") && !n.ends_with(".txt")),
         "{names:?}"
     );
-    assert!(
-        !names.iter().any(|n| n.ends_with("-wal.as-found")),
-        "{names:?}"
-    );
+    // The log was put back before the restore replaced the ledger: its user is in the kept one.
+    let kept_db = names
+        .iter()
+        .find(|n| !n.contains("-wal") && !n.ends_with(".txt"))
+        .unwrap();
+    let users: i64 = rusqlite::Connection::open(dir.path().join(kept_db))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 4, "{names:?}");
 }
 
 /// A restore over a ledger whose server was killed: the log it left (grown to its size at the

@@ -106,8 +106,10 @@ export function escrowCard(e, opts = {}) {
       [t('card.part.reserved'), usd(e.reservedUsdCents), 'escrow-reserved'],
       [t('card.part.spent'), usd(e.spentUsdCents), 'escrow-spent'],
       Number(e.refundedUsdCents) ? [t('card.part.refunded'), usd(e.refundedUsdCents), 'escrow-refunded'] : null,
-      // Of a cancelled escrow: what Stripe has refunded to the card since.
-      Number(e.returnedToCardUsdCents) ? [t('card.returnedToCard'), usd(e.returnedToCardUsdCents), 'escrow-returned-to-card'] : null,
+      // Of a cancelled escrow: what Stripe has refunded to the card. "Of it" only when it is
+      // within what is owed back: a refund made while the escrow was active (flagged, then
+      // cleared) counts in Stripe's total too, and "of it" was then more than the whole.
+      Number(e.returnedToCardUsdCents) ? [t(Number(e.returnedToCardUsdCents) <= Number(e.refundedUsdCents) ? 'card.returnedToCard' : 'card.returnedToCardAll'), usd(e.returnedToCardUsdCents), 'escrow-returned-to-card'] : null,
       hasLimit ? [t('card.dailyLimit'), usd(e.dailyLimitUsdCents), 'escrow-daily-limit'] : null,
       hasLimit ? [t('card.approvedToday'), usd(e.approvedTodayUsdCents || 0), 'escrow-approved-today'] : null,
     ], 'stats'),

@@ -231,6 +231,7 @@ export const en = {
   'card.part.spent': 'Paid out',
   'card.part.refunded': 'Owed back to the sender',
   'card.returnedToCard': 'Of it, returned to the card',
+  'card.returnedToCardAll': 'Returned to the card, in all',
   'card.allocated': 'of',
   'card.recipient': 'Recipient',
   'card.code': 'Deposit code',
@@ -764,7 +765,7 @@ export const en = {
   'users.tokens.other': 'Tokens ({n} in use)',
   'users.noTokens': 'No tokens.',
   'users.issue': 'Issue new token',
-  'users.issueNamed': 'Issue a new token for {name}',
+  'users.issueNamed': 'Issue new token ({name})',
   'users.revoke': 'Revoke',
   'users.revokeNamed': 'Revoke {prefix}… ({name})',
   'users.revokeAsk': 'Revoke {name}\'s token {prefix}…?',
@@ -777,7 +778,7 @@ export const en = {
   'users.revokedNotice': 'Token {prefix}… of {name} revoked.',
   'users.smsIn': 'Their SMS are in {language}.',
   'users.smsSwitch': 'Send them in {language}',
-  'users.smsSwitchNamed': 'Send {name}\'s text messages in {language}',
+  'users.smsSwitchNamed': 'Send them in {language} ({name})',
   'users.languageNotice': '{name} gets SMS in {language} from now on.',
 
   // ---- notifications (admin)
@@ -1075,6 +1076,7 @@ export const sw = {
   'card.part.spent': 'Imelipwa',
   'card.part.refunded': 'Inadaiwa kurudishwa kwa mtumaji',
   'card.returnedToCard': 'Kati yake, kimerudishwa kwenye kadi',
+  'card.returnedToCardAll': 'Kimerudishwa kwenye kadi, kwa jumla',
   'card.allocated': 'kati ya',
   'card.recipient': 'Mpokeaji',
   'card.code': 'Msimbo wa amana',
@@ -1608,7 +1610,7 @@ export const sw = {
   'users.tokens.other': 'Tokeni ({n} zinatumika)',
   'users.noTokens': 'Hakuna tokeni.',
   'users.issue': 'Toa tokeni mpya',
-  'users.issueNamed': 'Toa tokeni mpya kwa {name}',
+  'users.issueNamed': 'Toa tokeni mpya ({name})',
   'users.revoke': 'Batilisha',
   'users.revokeNamed': 'Batilisha {prefix}… ({name})',
   'users.revokeAsk': 'Ubatilishe tokeni {prefix}… ya {name}?',
@@ -1621,7 +1623,7 @@ export const sw = {
   'users.revokedNotice': 'Tokeni {prefix}… ya {name} imebatilishwa.',
   'users.smsIn': 'SMS zao ziko kwa {language}.',
   'users.smsSwitch': 'Zitume kwa {language}',
-  'users.smsSwitchNamed': 'Tuma ujumbe wa {name} kwa {language}',
+  'users.smsSwitchNamed': 'Zitume kwa {language} ({name})',
   'users.languageNotice': '{name} atapokea SMS kwa {language} kuanzia sasa.',
 
   // ---- notifications (admin)
