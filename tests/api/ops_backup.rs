@@ -1471,28 +1471,36 @@ fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
     assert!(!kept.exists(), "{restored}");
     let clean = check(&db, TEST_KEY);
     assert_eq!(clean.code, Some(0), "{clean}");
-    // What the restore replaced is kept, under a name of its own, with no copy of an empty log.
-    let names: Vec<String> = std::fs::read_dir(dir.path())
+    // What the restore replaced is kept, under a name of its own, with no copy of a log it
+    // folded whole; the log was put back before: its user is in the kept ledger.
+    let names = kept_by_the_restore(dir.path());
+    assert!(
+        !names.iter().any(|n| n.ends_with("-wal.as-found")),
+        "{names:?}"
+    );
+    assert_eq!(users_in_the_kept_ledger(dir.path(), &names), 4, "{names:?}");
+}
+
+/// The names of what a restore kept of the ledger it replaced (`remit.db.before-restore-…`).
+fn kept_by_the_restore(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("remit.db.before-restore-"))
-        .collect();
-    assert!(
-        names
-            .iter()
-            .any(|n| !n.contains("-wal") && !n.ends_with(".txt")),
-        "{names:?}"
-    );
-    // The log was put back before the restore replaced the ledger: its user is in the kept one.
-    let kept_db = names
+        .collect()
+}
+
+/// How many users the ledger a restore replaced (`remit.db.before-restore-…`, among `names`)
+/// holds.
+fn users_in_the_kept_ledger(dir: &std::path::Path, names: &[String]) -> i64 {
+    let kept = names
         .iter()
         .find(|n| !n.contains("-wal") && !n.ends_with(".txt"))
-        .unwrap();
-    let users: i64 = rusqlite::Connection::open(dir.path().join(kept_db))
+        .unwrap_or_else(|| panic!("no kept ledger among {names:?}"));
+    rusqlite::Connection::open(dir.join(kept))
         .unwrap()
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(users, 4, "{names:?}");
+        .unwrap()
 }
 
 /// A restore over a ledger whose server was killed: the log it left (grown to its size at the
@@ -1511,25 +1519,13 @@ fn a_restore_after_a_crash_keeps_no_copy_of_a_log_folded_whole() {
     cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
     let restored = run(cmd);
     assert_eq!(restored.code, Some(0), "{restored}");
-    let names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("remit.db.before-restore-"))
-        .collect();
+    let names = kept_by_the_restore(dir.path());
     assert!(
         !names.iter().any(|n| n.ends_with("-wal.as-found")),
         "{names:?}"
     );
     // The kept ledger holds the user made before the crash.
-    let kept = names
-        .iter()
-        .find(|n| !n.contains("-wal") && !n.ends_with(".txt"))
-        .unwrap();
-    let users: i64 = rusqlite::Connection::open(dir.path().join(kept))
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(users, 4);
+    assert_eq!(users_in_the_kept_ledger(dir.path(), &names), 4, "{names:?}");
 }
 
 /// A backup made before an upgrade of remit (here one taken back to the schema before) was refused
