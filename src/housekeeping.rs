@@ -3,7 +3,7 @@
 //! marked `expired` every minute, expired idempotency keys are forgotten every hour, and
 //! notifications done with and older than `REMIT_NOTIFICATIONS_KEEP_DAYS` every ten minutes (a
 //! command of a few hundred events at a time, again a second later while old ones remain). Each
-//! job runs at start, then at its interval.
+//! job runs at start, then at its interval; the idempotency keys' first an hour after.
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -64,6 +64,12 @@ impl Job {
             done,
             what,
         )
+    }
+
+    /// The job's first run waits `wait` after the start (every other job's runs at the start).
+    fn first_after(mut self, wait: Duration) -> Job {
+        self.next = Instant::now() + wait;
+        self
     }
 
     fn tick(&mut self, store: &Store) {
@@ -141,12 +147,17 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
             "{n} payment request(s) expired",
             "expire payment requests",
         ),
+        // Not at the start, an hour after: a server started on a clock set ahead (a kiosk's
+        // board without its clock battery, NTP not yet heard) forgot at once the keys of the
+        // minutes before, and a client's retry once NTP had set the clock right made its
+        // request a second time. (`set_ahead_s` tells a clock set ahead while the server runs.)
         Job::sweep(
             Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
             crate::service::idempotency::purge_expired,
             "forgot {n} expired idempotency keys",
             "purge idempotency keys",
-        ),
+        )
+        .first_after(Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S)),
         forget_notifications(app.config.notify.keep_for),
     ];
     std::thread::Builder::new()

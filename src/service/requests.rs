@@ -291,7 +291,10 @@ fn approve_loaded(
     }
     super::payouts::refuse_if_held(ctx.conn, &row.escrow_id, "approved")?;
     let daily_limit = row.daily_limit;
-    let day = crate::time::nairobi_day(ctx.now);
+    let day = match daily_limit {
+        Some(_) => limit_day(ctx.conn, &row.escrow_id, ctx.now)?,
+        None => crate::time::nairobi_day(ctx.now),
+    };
     let daily = daily_limit.map(|limit| (day.as_str(), limit));
     let refusal = ledger::reserve(
         ctx.conn,
@@ -414,6 +417,23 @@ fn refusal_error(
             needed,
         },
     }
+}
+
+/// The day an escrow's approvals count against its daily limit: today in Nairobi, or a later day
+/// approvals were counted against already (the clock was set back since, by hand or by NTP).
+/// Counted against the clock's day alone, a clock set back an hour across midnight gave the
+/// escrow a second day's limit within the same real hour: twice the limit approved, each day
+/// under its own. The escrow's view (`views::ESCROW_FROM`) reads the same day's approvals.
+pub(crate) fn limit_day(
+    conn: &rusqlite::Connection,
+    escrow_id: &EscrowId,
+    now: i64,
+) -> Result<String> {
+    let today = crate::time::nairobi_day(now);
+    let latest: Option<String> = conn
+        .prepare_cached("SELECT MAX(day) FROM daily_spend WHERE escrow_id = ?1")?
+        .query_row([escrow_id.as_str()], |r| r.get(0))?;
+    Ok(latest.filter(|latest| *latest > today).unwrap_or(today))
 }
 
 /// `POST /payment-requests/:id/reject`: the sender declines, with an optional reason.

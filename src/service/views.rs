@@ -213,10 +213,12 @@ columns! {
 }
 
 /// What `ESCROW_COLUMNS` are selected from: the escrows the inner `WHERE` picks, in its order,
-/// with their recipient, today's approvals and their categories.
+/// with their recipient, today's approvals (or a later day's, which approvals count against
+/// after the clock was set back: `requests::limit_day`) and their categories.
 const ESCROW_FROM: &str = "FROM (SELECT * FROM escrows WHERE {where}) e
     JOIN users u ON u.id = e.recipient_id
-    LEFT JOIN daily_spend d ON d.escrow_id = e.id AND d.day = :today
+    LEFT JOIN daily_spend d ON d.escrow_id = e.id
+        AND d.day = (SELECT MAX(day) FROM daily_spend WHERE escrow_id = e.id AND day >= :today)
     JOIN spending_categories c ON c.escrow_id = e.id
     ORDER BY e.id DESC, c.position";
 

@@ -363,6 +363,53 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
     t.assert_integrity();
 }
 
+/// Guards against: approvals counted against the clock's day alone, so that a clock set back
+/// across Nairobi's midnight (by hand, or NTP correcting a kiosk that ran ahead) gave an escrow a
+/// second day's limit within the same real hour (twice the limit approved, each day under its
+/// own, and `remit check` clean). Approvals made while the clock read tomorrow are made here by
+/// moving an approval's day forward, as that clock would have recorded it.
+#[test]
+fn a_clock_set_back_gives_no_second_days_limit() {
+    let t = TestStore::new();
+    let (sender, agent) = parties(&t);
+    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["food"], Some(10_000));
+    let first = t
+        .request(&agent, &escrow_id, "food", kes_for_usd_cents(8_000))
+        .unwrap();
+    let second = t
+        .request(&agent, &escrow_id, "food", kes_for_usd_cents(3_000))
+        .unwrap();
+    let first_id = first["paymentRequestId"].as_str().unwrap().to_string();
+    t.approve(&sender, &first_id).unwrap();
+    let tomorrow = remit::time::nairobi_day(remit::time::now_unix() + 86_400);
+    let (escrow, day) = (escrow_id.clone(), tomorrow.clone());
+    t.store
+        .write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE daily_spend SET day = ?2 WHERE escrow_id = ?1",
+                [&escrow, &day],
+            )?;
+            ctx.conn.execute(
+                "UPDATE payment_requests SET approved_day = ?2 WHERE id = ?1",
+                [&first_id, &day],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    // The clock now reads today again: the day approvals count against is still tomorrow.
+    let view = t.escrow_view(&escrow_id);
+    assert_eq!(cents(&view["approvedTodayUsdCents"]), 8_000);
+    let err = t
+        .approve(&sender, second["paymentRequestId"].as_str().unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::DailyLimitExceeded { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("USD 80.00 already approved today"),
+        "{err}"
+    );
+    t.assert_integrity();
+}
+
 #[test]
 fn settling_moves_reserved_to_spent_once_and_flags_a_conflicting_result() {
     let t = TestStore::new();
