@@ -72,6 +72,12 @@ macro_rules! minor_units {
                         })
                     }
                     (Some(v), None) => parse_major(field, &json_number_text(field, v)?, 2)?,
+                    // Cents are a JSON number (API.md: "integer minor units"); text is the
+                    // decimal spelling's alone (a string of digits was taken as cents until
+                    // 2026-12-07).
+                    (None, Some(serde_json::Value::String(_))) => {
+                        return Err(Error::invalid(&cents_field, CENTS_AS_TEXT))
+                    }
                     (None, Some(v)) => parse_integer(
                         &cents_field,
                         &whole_json_number(&json_number_text(&cents_field, v)?, v),
@@ -230,6 +236,9 @@ impl rusqlite::types::FromSql for RateKesPerUsd {
         RateKesPerUsd::from_e4(e4).ok_or(rusqlite::types::FromSqlError::OutOfRange(e4))
     }
 }
+
+/// Why cents written as text are refused (`parse_either`).
+const CENTS_AS_TEXT: &str = "must be a whole number of cents written as a JSON number, not text";
 
 /// The text of a JSON number (exactly as sent, thanks to `arbitrary_precision`) or string.
 pub fn json_number_text(field: &str, v: &serde_json::Value) -> Result<String> {

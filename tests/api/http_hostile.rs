@@ -364,9 +364,15 @@ fn bad_amounts_phones_and_names_get_400_naming_the_field() {
         // Over the total (USD 10), named as it was sent, in dollars or in cents.
         ("dailyLimitUsd", json!(11), "dailyLimitUsd"),
         ("dailyLimitUsdCents", json!(1001), "dailyLimitUsdCents"),
+        // Cents are a JSON number: text is the decimal spelling's alone (API.md).
+        ("totalAmountUsdCents", json!("1000"), "totalAmountUsdCents"),
+        ("dailyLimitUsdCents", json!("500"), "dailyLimitUsdCents"),
     ];
     for (field, value, named) in cases {
         let mut body = base.clone();
+        if field == "totalAmountUsdCents" {
+            body.as_object_mut().unwrap().remove("totalAmountUsd");
+        }
         body[field] = value.clone();
         let r = app.post("/escrows", &app.sender, &body);
         assert_eq!(r.status, 400, "{field}={value}: {}", r.text);
