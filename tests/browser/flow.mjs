@@ -460,6 +460,18 @@ async function idleFlow() {
     assert(!(await page.locator(tid('whoami')).isVisible()), 'a reload after the idle sign-out signed back in');
     log(`  idle: warned, stayed, signed out ${after.toFixed(1)} s after the last input`);
     await shot(page, '00-idle-signed-out.png');
+    // Left on the API reference (a page of the same tab that watches for no use) for longer
+    // than the idle time, then back: signed out, as it would have been on the app (it came
+    // back signed in, with a new idle time, on a kiosk left by its agent).
+    await signIn(page, 'idle agent', IDLE_TOKEN);
+    await page.locator(tid('api-link')).click();
+    await page.waitForURL(/\/api\.html/);
+    await page.waitForTimeout(IDLE_S * 1000 + 500);
+    await page.goBack({ waitUntil: 'domcontentloaded' });
+    await page.locator(tid('signin')).waitFor({ state: 'visible' });
+    const back = await text(page.locator('#signin .form-error'));
+    assert(back.startsWith('You were signed out because the screen was not used'), `back from the API reference after the idle time the sign-in form says "${back}"`);
+    assert(await page.evaluate(() => sessionStorage.getItem('remit.token')) === null, 'the token is still in sessionStorage after the idle time on the API reference');
   } finally {
     await page.context().close();
   }
@@ -1137,6 +1149,8 @@ async function main() {
     await card.locator(tid('approve')).click();
     const ask = await text(card.locator(tid('approve-confirm')));
     assert(ask.startsWith('Pay KES ') && ask.includes('Once approved it goes out through M-Pesa.'), `Approve asks "${ask}"`);
+    // The merchant's name, the requester's words, is set apart in quotes.
+    assert(/ to \u201c[^\u201d]+\u201d from /.test(ask), `Approve names the merchant without quotes: "${ask}"`);
     await checkScreen(sender, 'approve confirm');
     await shot(sender, '07b-sender-approve-confirm.png');
     // The question describes its buttons (a screen reader said "Back, button" alone).

@@ -5,6 +5,7 @@
 
 import { button, clear, el } from './dom.js';
 import { t } from './i18n.js';
+import { noteUse } from './session.js';
 
 const CHECK_MS = 250;
 const WARN_S_MAX = 30;
@@ -50,9 +51,16 @@ function hide() {
   }
 }
 
+// Use is noted for a later page load at most this often.
+const NOTE_USE_MS = 1000;
+
 function touch() {
   if (!state) return;
   state.lastInput = Date.now();
+  if (state.lastInput - state.noted >= NOTE_USE_MS) {
+    state.noted = state.lastInput;
+    noteUse(state.lastInput);
+  }
   if (state.warning) {
     state.warning = false;
     hide();
@@ -72,7 +80,8 @@ export function startIdle(idleS, onIdle) {
   if (!Number.isFinite(seconds) || seconds <= 0) return;
   const idleMs = seconds * 1000;
   const warnMs = warnSeconds(seconds) * 1000;
-  state = { lastInput: Date.now(), warning: false, timer: null };
+  state = { lastInput: Date.now(), noted: Date.now(), warning: false, timer: null };
+  noteUse(state.lastInput);
   for (const e of EVENTS) document.addEventListener(e, onInput, { capture: true, passive: true });
   state.timer = setInterval(() => {
     if (!state) return;

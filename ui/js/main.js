@@ -10,7 +10,7 @@ import { clearErrors, markField, onSubmit } from './forms.js';
 import { lang, redrawForLanguage, redrawingForLanguage, setLang, t, translateStatic } from './i18n.js';
 import { startIdle, stopIdle } from './idle.js';
 import { globalError, hideBanner, hideStaleNotice, noticeAgain } from './notices.js';
-import { beginSession, endSession, savedIdleS, savedToken, session } from './session.js';
+import { beginSession, endSession, savedIdleS, savedToken, savedUseAt, session } from './session.js';
 import { roleLabel } from './words.js';
 import { viewApprovals } from './screens/approvals.js';
 import { viewEscrows } from './screens/escrows.js';
@@ -347,6 +347,16 @@ document.addEventListener('DOMContentLoaded', () => {
     showSignIn();
     return;
   }
+  // A session whose screen has not been used for its idle time (the tab was on another page
+  // meanwhile, the API reference, where nothing watches for use) is over, as it would have
+  // been here.
+  const idleS = savedIdleS(IDLE_S_DEFAULT);
+  const usedAt = savedUseAt();
+  if (idleS > 0 && usedAt !== null && Date.now() - usedAt >= idleS * 1000) {
+    endSession();
+    showSignIn(t('idle.signedOut'));
+    return;
+  }
   signIn(saved, { remember: false }).catch((err) => resumeLater(saved, err));
 });
 
@@ -368,8 +378,9 @@ function resumeLater(saved, err) {
   }
   const idleS = savedIdleS(IDLE_S_DEFAULT);
   const input = document.getElementById('token-input');
-  // The idle time runs from the last key typed here: someone typing is not an idle screen.
-  let lastUse = Date.now();
+  // The idle time runs from the last use of the screen (noted before this page load), then from
+  // the last key typed here: someone typing is not an idle screen.
+  let lastUse = savedUseAt() || Date.now();
   const used = () => { lastUse = Date.now(); };
   input.addEventListener('input', used);
   let timer = null;

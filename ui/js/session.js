@@ -7,6 +7,11 @@ const TOKEN_KEY = 'remit.token';
 // The idle time of the session saved with it (GET /me's idleSignOutS): how long a reload that
 // cannot reach the server keeps it (`savedIdleS`).
 const IDLE_KEY = 'remit.idleS';
+// When the screen was last used (ms since the epoch; `noteUse`): a page of the same tab that
+// does not watch for use (the API reference) must not give a saved session a new idle time when
+// the app is opened again (an agent who left the counter on that page handed the next customer
+// a signed-in kiosk).
+const USED_KEY = 'remit.usedAt';
 
 const state = {
   token: null,
@@ -37,6 +42,7 @@ export function endSession() {
   try {
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(IDLE_KEY);
+    sessionStorage.removeItem(USED_KEY);
   } catch (_) { /* ignore */ }
 }
 
@@ -48,6 +54,21 @@ export function savedIdleS(fallback) {
     return Number.isInteger(said) && said >= 0 ? said : fallback;
   } catch (_) {
     return fallback;
+  }
+}
+
+// Notes that the screen was used at `at` (ms), for a later page load of this tab.
+export function noteUse(at) {
+  try { sessionStorage.setItem(USED_KEY, String(at)); } catch (_) { /* ignore */ }
+}
+
+// When this tab's screen was last used, as noted, or null.
+export function savedUseAt() {
+  try {
+    const at = Number.parseInt(sessionStorage.getItem(USED_KEY) || '', 10);
+    return Number.isInteger(at) && at > 0 ? at : null;
+  } catch (_) {
+    return null;
   }
 }
 

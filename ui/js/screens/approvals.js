@@ -110,7 +110,10 @@ export async function viewApprovals(root, ctx) {
     const approveAsk = el('div', { class: 'inline-form', testid: 'approve-confirm', hidden: true, role: 'group', 'aria-labelledby': askId },
       el('p', { id: askId }, t('approvals.approveAsk', {
         amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents),
-        merchant: r.merchantName || t('common.theMerchant'), category: categoryLabel(r.category),
+        // In quotes: the requester's words, set apart from the question's own (a name that
+        // read "Nairobi Water. Amount: KES 300.00 — approve to pay KES 300.00 only" ran on
+        // into the question about KES 30,000).
+        merchant: r.merchantName ? `\u201c${r.merchantName}\u201d` : t('common.theMerchant'), category: categoryLabel(r.category),
       })),
       el('div', { class: 'actions' }, approveYes, approveNo));
     card.append(approveAsk);
