@@ -796,25 +796,28 @@ fn reversals_of(
          FROM audit_log WHERE entity = ?1 AND action IN ('deposit.refunded', 'deposit.disputed')
          ORDER BY seq",
     )?;
-    let mut refunded: Option<Option<i64>> = None;
-    let mut disputed: Option<(Option<i64>, Option<String>)> = None;
-    // The charge's currency, as its reversals said it (an older line, in dollars, says none).
-    let mut currency = USD.to_string();
+    // Each with the currency its own line said (an older line, in dollars, says none): a
+    // dispute was said in the currency of a refund that came after it.
+    let mut refunded: Option<(Option<i64>, String)> = None;
+    let mut disputed: Option<(Option<i64>, Option<String>, String)> = None;
     let mut rows = stmt.query([id])?;
     while let Some(r) = rows.next()? {
         let action: String = r.get(0)?;
         let amount: Option<i64> = r.get(1)?;
-        currency = r.get(3)?;
+        let currency: String = r.get(3)?;
         if action == "deposit.disputed" {
-            disputed = Some((amount, r.get(2)?));
+            disputed = Some((amount, r.get(2)?, currency));
         } else {
-            refunded = Some(refunded.flatten().max(amount).or(amount));
+            let largest = refunded.as_ref().and_then(|(a, _)| *a);
+            if refunded.is_none() || amount > largest {
+                refunded = Some((amount, currency));
+            }
         }
     }
-    let sentence = |kind, amount: Option<i64>, reason: Option<String>| {
+    let sentence = |kind, amount: Option<i64>, reason: Option<String>, currency: String| {
         crate::wire::stripe::Reversal {
             payment_intent: String::new(),
-            currency: currency.clone(),
+            currency,
             kind,
             amount: amount.and_then(UsdCents::new),
             full: amount.is_some_and(|c| charged.is_some_and(|charged| c >= charged.get())),
@@ -822,10 +825,11 @@ fn reversals_of(
         }
         .describe()
     };
-    let refund = refunded.map(|amount| sentence(DepositReversal::Refunded, amount, None));
+    let refund = refunded
+        .map(|(amount, currency)| sentence(DepositReversal::Refunded, amount, None, currency));
     Ok(match disputed {
-        Some((amount, reason)) => {
-            let dispute = sentence(DepositReversal::Disputed, amount, reason);
+        Some((amount, reason, currency)) => {
+            let dispute = sentence(DepositReversal::Disputed, amount, reason, currency);
             let both = match refund {
                 Some(refund) => format!("{dispute}; {refund}"),
                 None => dispute,

@@ -1569,3 +1569,31 @@ fn amounts_beyond_stripes_are_none_and_the_audit_says_cents_only() {
     );
     app.assert_integrity();
 }
+
+/// Guards against: the sentence of a deposit's reversals said every one in the currency of the
+/// last (a dispute in dollars, then a refund naming another currency, read "disputed 5000 in
+/// the smallest unit of \"eur\""): each is said in its own.
+#[test]
+fn each_reversal_of_a_deposit_is_said_in_its_own_currency() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let paid = app.post_stripe(&stripe_event("evt_x1", "pi_x1", &escrow, 10_000, "usd"));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let disputed = app.post_stripe(&stripe_dispute("evt_x1_d", "pi_x1", 5_000));
+    assert_eq!(disputed.status, 200, "{}", disputed.text);
+    let refund = json!({"id": "evt_x1_r", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_pi_x1", "object": "charge",
+        "payment_intent": "pi_x1", "amount": 10_000, "amount_refunded": 2_000,
+        "refunded": false, "currency": "eur"}}});
+    let refunded = app.post_stripe(&refund.to_string());
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    let flag = app.get(&format!("/escrows/{escrow}"), &app.admin).body["flagReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(flag.contains("USD 50.00"), "{flag}");
+    assert!(
+        flag.contains("2000 in the smallest unit of \"eur\""),
+        "{flag}"
+    );
+}
