@@ -297,7 +297,8 @@ pub fn parse_major(field: &str, text: &str, decimals: u32) -> Result<i64> {
 }
 
 /// A JSON number written with a fraction of zeros (`28800.0`, as many encoders write a float)
-/// is that whole number: JSON does not tell `28800.0` from `28800`. A string keeps its text.
+/// is that whole number: JSON does not tell `28800.0` from `28800`. (Cents written as text are
+/// refused before: `CENTS_AS_TEXT`.)
 fn whole_json_number(text: &str, value: &serde_json::Value) -> String {
     match (value, text.split_once('.')) {
         (serde_json::Value::Number(_), Some((whole, frac)))

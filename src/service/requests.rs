@@ -419,21 +419,41 @@ fn refusal_error(
     }
 }
 
-/// The day an escrow's approvals count against its daily limit: today in Nairobi, or a later day
-/// approvals were counted against already (the clock was set back since, by hand or by NTP).
-/// Counted against the clock's day alone, a clock set back an hour across midnight gave the
-/// escrow a second day's limit within the same real hour: twice the limit approved, each day
-/// under its own. The escrow's view (`views::ESCROW_FROM`) reads the same day's approvals.
+/// The later day, tomorrow at most, that an escrow's approvals were counted against already, as
+/// an SQL expression of the escrow's id `$e` and the parameters `:today` and `:tomorrow` (NULL
+/// when there is none): its approvals count against that day rather than today (`limit_day`),
+/// and the escrow's view reads that day's approvals (`views::ESCROW_FROM`). Counted against the
+/// clock's day alone, a clock set back an hour across Nairobi's midnight (by hand, or NTP
+/// correcting a kiosk that ran ahead) gave the escrow a second day's limit within the same real
+/// hour: twice the limit approved, each day under its own. Tomorrow at most: approvals made on a
+/// clock days or years ahead would have held every later one to that one day until it came.
+macro_rules! limit_day_counted {
+    ($e:literal) => {
+        concat!(
+            "(SELECT MAX(day) FROM daily_spend WHERE escrow_id = ",
+            $e,
+            " AND day > :today AND day <= :tomorrow)"
+        )
+    };
+}
+pub(crate) use limit_day_counted;
+
+/// The day an escrow's approvals count against its daily limit: today in Nairobi, or tomorrow
+/// when approvals were counted against it already (`limit_day_counted!`).
 pub(crate) fn limit_day(
     conn: &rusqlite::Connection,
     escrow_id: &EscrowId,
     now: i64,
 ) -> Result<String> {
     let today = crate::time::nairobi_day(now);
-    let latest: Option<String> = conn
-        .prepare_cached("SELECT MAX(day) FROM daily_spend WHERE escrow_id = ?1")?
-        .query_row([escrow_id.as_str()], |r| r.get(0))?;
-    Ok(latest.filter(|latest| *latest > today).unwrap_or(today))
+    let tomorrow = crate::time::nairobi_day(now + 86_400);
+    let counted: Option<String> = conn
+        .prepare_cached(concat!("SELECT ", limit_day_counted!(":escrow")))?
+        .query_row(
+            rusqlite::named_params! {":escrow": escrow_id.as_str(), ":today": today, ":tomorrow": tomorrow},
+            |r| r.get(0),
+        )?;
+    Ok(counted.unwrap_or(today))
 }
 
 /// `POST /payment-requests/:id/reject`: the sender declines, with an optional reason.

@@ -212,15 +212,27 @@ columns! {
     }
 }
 
+/// Today and tomorrow in Nairobi, the days `ESCROW_FROM` reads an escrow's approvals of.
+fn limit_days() -> (String, String) {
+    let now = crate::time::now_unix();
+    (
+        crate::time::nairobi_day(now),
+        crate::time::nairobi_day(now + 86_400),
+    )
+}
+
 /// What `ESCROW_COLUMNS` are selected from: the escrows the inner `WHERE` picks, in its order,
 /// with their recipient, today's approvals (or a later day's, which approvals count against
 /// after the clock was set back: `requests::limit_day`) and their categories.
-const ESCROW_FROM: &str = "FROM (SELECT * FROM escrows WHERE {where}) e
+const ESCROW_FROM: &str = concat!(
+    "FROM (SELECT * FROM escrows WHERE {where}) e
     JOIN users u ON u.id = e.recipient_id
-    LEFT JOIN daily_spend d ON d.escrow_id = e.id
-        AND d.day = (SELECT MAX(day) FROM daily_spend WHERE escrow_id = e.id AND day >= :today)
+    LEFT JOIN daily_spend d ON d.escrow_id = e.id AND d.day = COALESCE(",
+    super::requests::limit_day_counted!("e.id"),
+    ", :today)
     JOIN spending_categories c ON c.escrow_id = e.id
-    ORDER BY e.id DESC, c.position";
+    ORDER BY e.id DESC, c.position"
+);
 
 fn category_from_row(r: &Row<'_>) -> Result<CategoryView> {
     let amount = |column: E| -> Result<(Decimal, UsdCents)> {
@@ -371,13 +383,17 @@ pub fn escrow(
     escrow_id: &EscrowId,
 ) -> Result<EscrowView> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
-    let today = crate::time::nairobi_day(crate::time::now_unix());
+    let (today, tomorrow) = limit_days();
     query_escrows(
         conn,
         keys,
         viewer,
         "id = :id",
-        &[(":id", escrow_id), (":today", &today)],
+        &[
+            (":id", escrow_id),
+            (":today", &today),
+            (":tomorrow", &tomorrow),
+        ],
     )?
     .pop()
     .ok_or(Error::NotFound { what: "escrow" })
@@ -405,12 +421,16 @@ pub fn escrows(
 ) -> Result<Page<EscrowView>> {
     // Only the conditions that apply, each a plain comparison: a `(:x IS NULL OR col = :x)`
     // form hides every index from the planner, which then walks all escrows by id.
-    let today = crate::time::nairobi_day(crate::time::now_unix());
+    let (today, tomorrow) = limit_days();
     let cursor = cursor.unwrap_or("~");
     let fetch = limit + 1;
     let mut conditions = vec!["id < :cursor"];
-    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
-        vec![(":cursor", &cursor), (":limit", &fetch), (":today", &today)];
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+        (":cursor", &cursor),
+        (":limit", &fetch),
+        (":today", &today),
+        (":tomorrow", &tomorrow),
+    ];
     let owned = match viewer.role {
         Role::Sender => Some("sender_id = :viewer"),
         Role::Recipient => Some("recipient_id = :viewer"),

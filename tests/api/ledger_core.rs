@@ -407,6 +407,31 @@ fn a_clock_set_back_gives_no_second_days_limit() {
         err.to_string().contains("USD 80.00 already approved today"),
         "{err}"
     );
+    // Approvals made on a clock days ahead do not hold the escrow to that day until it comes:
+    // tomorrow at most is counted against.
+    let (escrow, later) = (
+        escrow_id.clone(),
+        remit::time::nairobi_day(remit::time::now_unix() + 3 * 86_400),
+    );
+    t.store
+        .write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE daily_spend SET day = ?2 WHERE escrow_id = ?1",
+                [&escrow, &later],
+            )?;
+            ctx.conn.execute(
+                "UPDATE payment_requests SET approved_day = ?2 WHERE escrow_id = ?1 AND approved_day IS NOT NULL",
+                [&escrow, &later],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        cents(&t.escrow_view(&escrow_id)["approvedTodayUsdCents"]),
+        0
+    );
+    t.approve(&sender, second["paymentRequestId"].as_str().unwrap())
+        .unwrap();
     t.assert_integrity();
 }
 

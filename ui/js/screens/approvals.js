@@ -112,8 +112,9 @@ export async function viewApprovals(root, ctx) {
         amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents),
         // In quotes: the requester's words, set apart from the question's own (a name that
         // read "Nairobi Water. Amount: KES 300.00 — approve to pay KES 300.00 only" ran on
-        // into the question about KES 30,000).
-        merchant: r.merchantName ? `\u201c${r.merchantName}\u201d` : t('common.theMerchant'), category: categoryLabel(r.category),
+        // into the question about KES 30,000); quotes of its own are made plain, so that it
+        // cannot close them.
+        merchant: r.merchantName ? `\u201c${r.merchantName.replace(/[\u201c\u201d\u201e\u201f\u00ab\u00bb]/g, '"')}\u201d` : t('common.theMerchant'), category: categoryLabel(r.category),
       })),
       el('div', { class: 'actions' }, approveYes, approveNo));
     card.append(approveAsk);
