@@ -315,10 +315,10 @@ fn the_category_balance_refuses_before_the_escrow_does() {
     t.assert_integrity();
 }
 
-#[test]
-fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
-    let t = TestStore::new();
-    let (sender, agent) = parties(&t);
+/// An escrow of USD 500 with a daily limit of USD 100, USD 80 of it approved today, and a
+/// request of USD 30 more waiting: (the sender, the escrow, the approved request, the waiting).
+fn most_of_a_days_limit_approved(t: &TestStore) -> (Actor, String, String, serde_json::Value) {
+    let (sender, agent) = parties(t);
     let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["food"], Some(10_000));
     let first = t
         .request(&agent, &escrow_id, "food", kes_for_usd_cents(8_000))
@@ -326,8 +326,16 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
     let second = t
         .request(&agent, &escrow_id, "food", kes_for_usd_cents(3_000))
         .unwrap();
-    let first_id = first["paymentRequestId"].as_str().unwrap();
-    t.approve(&sender, first_id).unwrap();
+    let first_id = first["paymentRequestId"].as_str().unwrap().to_string();
+    t.approve(&sender, &first_id).unwrap();
+    (sender, escrow_id, first_id, second)
+}
+
+#[test]
+fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
+    let t = TestStore::new();
+    let (sender, escrow_id, first_id, second) = most_of_a_days_limit_approved(&t);
+    let first_id = first_id.as_str();
     let err = t
         .approve(&sender, second["paymentRequestId"].as_str().unwrap())
         .unwrap_err();
@@ -371,16 +379,7 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
 #[test]
 fn a_clock_set_back_gives_no_second_days_limit() {
     let t = TestStore::new();
-    let (sender, agent) = parties(&t);
-    let escrow_id = t.active_escrow(&sender, &agent, PHONE, 50_000, &["food"], Some(10_000));
-    let first = t
-        .request(&agent, &escrow_id, "food", kes_for_usd_cents(8_000))
-        .unwrap();
-    let second = t
-        .request(&agent, &escrow_id, "food", kes_for_usd_cents(3_000))
-        .unwrap();
-    let first_id = first["paymentRequestId"].as_str().unwrap().to_string();
-    t.approve(&sender, &first_id).unwrap();
+    let (sender, escrow_id, first_id, second) = most_of_a_days_limit_approved(&t);
     let tomorrow = remit::time::nairobi_day(remit::time::now_unix() + 86_400);
     let (escrow, day) = (escrow_id.clone(), tomorrow.clone());
     t.store
