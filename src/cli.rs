@@ -997,11 +997,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             // A rotation stopped after its commit is finished first: the ledger this restore
             // replaces is under its new key, which must not be taken for one nothing needs.
-            if config.db.exists() {
-                if let Some(said) = crate::ops::settle_stopped_rotation(&config.db)? {
-                    log::warn!("{said}");
-                }
-            }
+            crate::ops::settle_stopped_rotation(&config.db)?;
             let restored =
                 crate::ops::restore(&config.db, &backup, config.key_hex.as_deref(), other_ledger)?;
             for line in &restored.report.checks {
@@ -1059,9 +1055,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Exclusive)?;
             // One stopped before its end is settled first: its copies and its new key's file
             // are this one's names.
-            if let Some(said) = crate::ops::settle_stopped_rotation(&config.db)? {
-                log::warn!("{said}");
-            }
+            crate::ops::settle_stopped_rotation(&config.db)?;
             // The new key must stay somewhere once the ledger is under it: a file, not a pipe
             // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
             if !new_key_file.exists() {
@@ -1173,9 +1167,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                             let _ = std::fs::remove_file(unfinished);
                             let _ = std::fs::remove_file(&rotating);
                         })?;
-                    if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-                    }
+                    crate::ops::sync_dir_of(&rotating);
                     Some(rotating)
                 }
                 _ => None,
@@ -1196,9 +1188,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 match std::fs::rename(&unfinished, &kept) {
                     Ok(()) => {
                         // The name made durable, as the key file's replacement is.
-                        if let Some(dir) = kept.parent().filter(|d| !d.as_os_str().is_empty()) {
-                            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-                        }
+                        crate::ops::sync_dir_of(&kept);
                         kept
                     }
                     Err(e) => {
@@ -1486,9 +1476,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     // yet in WAL mode, was served through a hard link).
     store::one_name(&config.db, true)?;
     let mut lock = crate::ops::lock(&config.db)?;
-    if config.db.exists() {
-        crate::ops::settle_before_use(&config.db)?;
-    }
+    crate::ops::settle_before_use(&config.db)?;
     let _key_lock = crate::ops::key_lock(&config.db, crate::ops::KeyUse::Shared)?;
     // Listen first: a start that cannot (the port is taken) creates no database or key file.
     let listener = crate::runtime::bind(&config.addr)?;

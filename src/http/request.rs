@@ -112,6 +112,10 @@ fn repeated(request: &tiny_http::Request) -> Option<&'static str> {
     })
 }
 
+/// The API roots whose paths `Req::loggable_path` cuts itself (a token's prefix, a webhook's
+/// secret), routed or not.
+const CUT_BY_LOGGABLE_PATH: [&str; 2] = ["tokens", "webhooks"];
+
 impl Req {
     /// The request's head: everything but the body.
     pub fn head(request: &tiny_http::Request) -> Req {
@@ -296,11 +300,11 @@ impl Req {
     /// `GET /users/Amina 404` was logged as written). Tokens and webhook paths are cut by
     /// `loggable_path`, as before.
     pub fn loggable_path_of(&self, template: &str) -> String {
-        let cut_anyway = ["/tokens/", "/webhooks/"];
         if !template.starts_with('/') {
             return self.unrouted_loggable_path();
         }
-        if !template.contains("/:") || cut_anyway.iter().any(|s| template.starts_with(s)) {
+        let root = template[1..].split('/').next().unwrap_or_default();
+        if !template.contains("/:") || CUT_BY_LOGGABLE_PATH.contains(&root) {
             return self.loggable_path();
         }
         let Some(values) = super::routes::matches(template, &self.path) else {
@@ -344,7 +348,7 @@ impl Req {
                     .and_then(|p| p.strip_prefix(root))
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             });
-            if ours && !root.starts_with("webhooks") && root != "tokens" {
+            if ours && !CUT_BY_LOGGABLE_PATH.contains(&root) {
                 return format!("/{root}/…");
             }
         }

@@ -78,6 +78,13 @@ pub fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// Syncs the directory that holds `path`, so that a name made, changed or removed in it lasts a
+/// power cut; best effort (not every platform can sync a directory, and what was done is done
+/// whatever this says).
+pub fn sync_dir_of(path: &Path) {
+    let _ = File::open(parent_dir(path)).and_then(|dir| dir.sync_all());
+}
+
 fn real_path_within(db: &Path, links_left: u32) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(db) {
         return real;

@@ -1289,12 +1289,9 @@ pub(super) fn undo_a_stopped_keep(db: &Path) -> Result<()> {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return Ok(());
     };
-    let dir = match db.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = super::parent_dir(db);
     let prefix = format!("{name}.before-restore-");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries.filter_map(|e| e.ok()) {
@@ -1331,9 +1328,7 @@ pub(super) fn undo_a_stopped_keep(db: &Path) -> Result<()> {
         let _ = std::fs::remove_file(PathBuf::from(since));
         std::fs::remove_file(&kept)
             .map_err(|e| Error::internal(format!("cannot remove {}: {e}", kept.display())))?;
-        if let Ok(dir) = std::fs::File::open(&dir) {
-            let _ = dir.sync_all();
-        }
+        super::sync_dir_of(&kept);
         log::warn!(
             "a restore stopped half-way had kept {} under a second name, {}: that name was removed, the ledger left as it was before that restore",
             db.display(),

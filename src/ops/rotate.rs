@@ -148,10 +148,21 @@ pub fn unfinished_name(kept: &Path) -> PathBuf {
 /// the rotation committed: the key file takes the new key and the copies of the old key take
 /// their names (`.before-rotate-<time>`). When it is under the key file's key, the rotation
 /// never committed: nothing changed, and the copies of that key it made are removed. Either way
-/// the new key's file beside the key file goes. Returns what was done, in words for the log;
-/// `None` when no rotation was stopped (or the ledger is under neither key: left as it is, for
-/// the key's refusal to say).
-pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
+/// the new key's file beside the key file goes. What was done is logged; nothing is done when no
+/// rotation was stopped, when there is no ledger, or when the ledger is under neither key (left
+/// as it is, for the key's refusal to say).
+pub fn settle_stopped_rotation(db: &Path) -> Result<()> {
+    if let Some(said) = settled(db)? {
+        log::warn!("{said}");
+    }
+    Ok(())
+}
+
+/// `settle_stopped_rotation`'s work: what was done, in words, if anything.
+fn settled(db: &Path) -> Result<Option<String>> {
+    if !db.exists() {
+        return Ok(None);
+    }
     let rotating = rotating_key_path(db);
     let key_file = crate::crypto::key_file_path(db);
     let copies = unfinished_copies(&key_file);
@@ -253,9 +264,7 @@ pub fn settle_stopped_rotation(db: &Path) -> Result<Option<String>> {
         }
         _ => {}
     }
-    if let Some(dir) = rotating.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
+    super::sync_dir_of(&rotating);
     Ok(Some(said))
 }
 
@@ -269,11 +278,7 @@ fn unfinished_copies(key_file: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let prefix = format!("{name}.before-rotate-");
-    let dir = key_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(super::parent_dir(key_file)) else {
         return Vec::new();
     };
     let mut copies: Vec<PathBuf> = entries
@@ -300,8 +305,5 @@ pub fn settle_before_use(db: &Path) -> Result<()> {
     let Ok(_alone) = super::key_lock(db, super::KeyUse::Exclusive) else {
         return Ok(());
     };
-    if let Some(said) = settle_stopped_rotation(db)? {
-        log::warn!("{said}");
-    }
-    Ok(())
+    settle_stopped_rotation(db)
 }

@@ -438,6 +438,14 @@ macro_rules! limit_day_counted {
 }
 pub(crate) use limit_day_counted;
 
+/// Today and tomorrow in Nairobi at `now`: `limit_day_counted!`'s `:today` and `:tomorrow`.
+pub(crate) fn limit_days(now: i64) -> (String, String) {
+    (
+        crate::time::nairobi_day(now),
+        crate::time::nairobi_day(now + 86_400),
+    )
+}
+
 /// The day an escrow's approvals count against its daily limit: today in Nairobi, or tomorrow
 /// when approvals were counted against it already (`limit_day_counted!`).
 pub(crate) fn limit_day(
@@ -445,8 +453,7 @@ pub(crate) fn limit_day(
     escrow_id: &EscrowId,
     now: i64,
 ) -> Result<String> {
-    let today = crate::time::nairobi_day(now);
-    let tomorrow = crate::time::nairobi_day(now + 86_400);
+    let (today, tomorrow) = limit_days(now);
     let counted: Option<String> = conn
         .prepare_cached(concat!("SELECT ", limit_day_counted!(":escrow")))?
         .query_row(

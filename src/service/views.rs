@@ -212,15 +212,6 @@ columns! {
     }
 }
 
-/// Today and tomorrow in Nairobi, the days `ESCROW_FROM` reads an escrow's approvals of.
-fn limit_days() -> (String, String) {
-    let now = crate::time::now_unix();
-    (
-        crate::time::nairobi_day(now),
-        crate::time::nairobi_day(now + 86_400),
-    )
-}
-
 /// What `ESCROW_COLUMNS` are selected from: the escrows the inner `WHERE` picks, in its order,
 /// with their recipient, today's approvals (or a later day's, which approvals count against
 /// after the clock was set back: `requests::limit_day`) and their categories.
@@ -383,7 +374,7 @@ pub fn escrow(
     escrow_id: &EscrowId,
 ) -> Result<EscrowView> {
     EscrowParties::load_visible(conn, escrow_id, viewer)?;
-    let (today, tomorrow) = limit_days();
+    let (today, tomorrow) = super::requests::limit_days(crate::time::now_unix());
     query_escrows(
         conn,
         keys,
@@ -421,7 +412,7 @@ pub fn escrows(
 ) -> Result<Page<EscrowView>> {
     // Only the conditions that apply, each a plain comparison: a `(:x IS NULL OR col = :x)`
     // form hides every index from the planner, which then walks all escrows by id.
-    let (today, tomorrow) = limit_days();
+    let (today, tomorrow) = super::requests::limit_days(crate::time::now_unix());
     let cursor = cursor.unwrap_or("~");
     let fetch = limit + 1;
     let mut conditions = vec!["id < :cursor"];

@@ -379,22 +379,26 @@ fn the_daily_limit_is_enforced_and_a_failed_payout_gives_it_back() {
 #[test]
 fn a_clock_set_back_gives_no_second_days_limit() {
     let t = TestStore::new();
-    let (sender, escrow_id, first_id, second) = most_of_a_days_limit_approved(&t);
-    let tomorrow = remit::time::nairobi_day(remit::time::now_unix() + 86_400);
-    let (escrow, day) = (escrow_id.clone(), tomorrow.clone());
-    t.store
-        .write(move |ctx| {
-            ctx.conn.execute(
-                "UPDATE daily_spend SET day = ?2 WHERE escrow_id = ?1",
-                [&escrow, &day],
-            )?;
-            ctx.conn.execute(
-                "UPDATE payment_requests SET approved_day = ?2 WHERE id = ?1",
-                [&first_id, &day],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    let (sender, escrow_id, _, second) = most_of_a_days_limit_approved(&t);
+    // The escrow's approvals as a clock `days_ahead` would have counted them.
+    let counted_days_ahead = |days_ahead: i64| {
+        let escrow = escrow_id.clone();
+        let day = remit::time::nairobi_day(remit::time::now_unix() + days_ahead * 86_400);
+        t.store
+            .write(move |ctx| {
+                ctx.conn.execute(
+                    "UPDATE daily_spend SET day = ?2 WHERE escrow_id = ?1",
+                    [&escrow, &day],
+                )?;
+                ctx.conn.execute(
+                    "UPDATE payment_requests SET approved_day = ?2 WHERE escrow_id = ?1 AND approved_day IS NOT NULL",
+                    [&escrow, &day],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    };
+    counted_days_ahead(1);
     // The clock now reads today again: the day approvals count against is still tomorrow.
     let view = t.escrow_view(&escrow_id);
     assert_eq!(cents(&view["approvedTodayUsdCents"]), 8_000);
@@ -408,23 +412,7 @@ fn a_clock_set_back_gives_no_second_days_limit() {
     );
     // Approvals made on a clock days ahead do not hold the escrow to that day until it comes:
     // tomorrow at most is counted against.
-    let (escrow, later) = (
-        escrow_id.clone(),
-        remit::time::nairobi_day(remit::time::now_unix() + 3 * 86_400),
-    );
-    t.store
-        .write(move |ctx| {
-            ctx.conn.execute(
-                "UPDATE daily_spend SET day = ?2 WHERE escrow_id = ?1",
-                [&escrow, &later],
-            )?;
-            ctx.conn.execute(
-                "UPDATE payment_requests SET approved_day = ?2 WHERE escrow_id = ?1 AND approved_day IS NOT NULL",
-                [&escrow, &later],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    counted_days_ahead(3);
     assert_eq!(
         cents(&t.escrow_view(&escrow_id)["approvedTodayUsdCents"]),
         0

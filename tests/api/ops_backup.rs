@@ -1437,11 +1437,7 @@ fn a_restore_removes_the_copy_a_killed_restore_left() {
 #[test]
 fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
-    // A user made after the backup, in the log a killed server left.
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
-    user_add(&db, TEST_KEY, "agent", "After the backup", None);
-    server.kill9();
+    let (db, backup) = a_crash_after_the_backup(dir.path());
     // As the restore stopped just after it took the log aside: the database under a second
     // name, its log under that name only.
     let kept = dir
@@ -1458,10 +1454,7 @@ fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
     let refused = check(&db, TEST_KEY);
     assert_eq!(refused.code, Some(2), "{refused}");
     assert!(refused.stderr.contains("has 2 names"), "{refused}");
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
-    let restored = run(cmd);
-    assert_eq!(restored.code, Some(0), "{restored}");
+    let restored = restored_over_the_crash(dir.path(), &backup, &db);
     assert!(
         restored
             .stderr
@@ -1471,36 +1464,49 @@ fn a_restore_stopped_with_the_ledger_under_two_names_is_run_again() {
     assert!(!kept.exists(), "{restored}");
     let clean = check(&db, TEST_KEY);
     assert_eq!(clean.code, Some(0), "{clean}");
-    // What the restore replaced is kept, under a name of its own, with no copy of a log it
-    // folded whole; the log was put back before: its user is in the kept ledger.
-    let names = kept_by_the_restore(dir.path());
+}
+
+/// A clean ledger and its backup in `dir`, then a user made after the backup by a command
+/// beside a server, killed: the user is in the log the server left (`remit.db-wal`).
+fn a_crash_after_the_backup(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (db, backup) = a_clean_ledger_and_its_backup(dir);
+    let mut server = Server::start(&db, TEST_KEY, &dir.join("serve.log"), &[]);
+    user_add(&db, TEST_KEY, "agent", "After the backup", None);
+    server.kill9();
+    (db, backup)
+}
+
+/// Restores `backup` over the ledger `a_crash_after_the_backup` left at `db`, and checks what
+/// the restore kept of it: under a name of its own, with the user of the log (the log was
+/// folded into it), and no copy of a log folded whole.
+fn restored_over_the_crash(
+    dir: &std::path::Path,
+    backup: &std::path::Path,
+    db: &std::path::Path,
+) -> Ran {
+    let mut cmd = remit(dir, Some(TEST_KEY));
+    cmd.arg("restore").arg(backup).arg("--db").arg(db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("remit.db.before-restore-"))
+        .collect();
     assert!(
         !names.iter().any(|n| n.ends_with("-wal.as-found")),
         "{names:?}"
     );
-    assert_eq!(users_in_the_kept_ledger(dir.path(), &names), 4, "{names:?}");
-}
-
-/// The names of what a restore kept of the ledger it replaced (`remit.db.before-restore-…`).
-fn kept_by_the_restore(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("remit.db.before-restore-"))
-        .collect()
-}
-
-/// How many users the ledger a restore replaced (`remit.db.before-restore-…`, among `names`)
-/// holds.
-fn users_in_the_kept_ledger(dir: &std::path::Path, names: &[String]) -> i64 {
     let kept = names
         .iter()
         .find(|n| !n.contains("-wal") && !n.ends_with(".txt"))
         .unwrap_or_else(|| panic!("no kept ledger among {names:?}"));
-    rusqlite::Connection::open(dir.join(kept))
+    let users: i64 = rusqlite::Connection::open(dir.join(kept))
         .unwrap()
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap()
+        .unwrap();
+    assert_eq!(users, 4, "{names:?}");
+    restored
 }
 
 /// A restore over a ledger whose server was killed: the log it left (grown to its size at the
@@ -1510,22 +1516,9 @@ fn users_in_the_kept_ledger(dir: &std::path::Path, names: &[String]) -> i64 {
 #[test]
 fn a_restore_after_a_crash_keeps_no_copy_of_a_log_folded_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
-    user_add(&db, TEST_KEY, "agent", "Kiosk two", None);
-    server.kill9();
+    let (db, backup) = a_crash_after_the_backup(dir.path());
     assert!(std::fs::metadata(dir.path().join("remit.db-wal")).is_ok_and(|m| m.len() > 0));
-    let mut cmd = remit(dir.path(), Some(TEST_KEY));
-    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
-    let restored = run(cmd);
-    assert_eq!(restored.code, Some(0), "{restored}");
-    let names = kept_by_the_restore(dir.path());
-    assert!(
-        !names.iter().any(|n| n.ends_with("-wal.as-found")),
-        "{names:?}"
-    );
-    // The kept ledger holds the user made before the crash.
-    assert_eq!(users_in_the_kept_ledger(dir.path(), &names), 4, "{names:?}");
+    restored_over_the_crash(dir.path(), &backup, &db);
 }
 
 /// A backup made before an upgrade of remit (here one taken back to the schema before) was refused

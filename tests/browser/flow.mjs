@@ -1612,6 +1612,8 @@ async function main() {
       now = await api(TOKENS.admin, 'GET', '/fx-rates');
       return Math.round(Number(now['USD-KES'].rate) * 10000) === rateE4 * 10;
     });
+    // The form is drawn again with the new rate: the keyboard is on its new field.
+    await waitFor('for the rate\'s field to have the focus', async () => admin.evaluate(() => document.activeElement && document.activeElement.dataset.testid === 'fx-rate-input'));
     await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(rateE4) });
   });
 
@@ -1840,6 +1842,11 @@ async function main() {
     // A pause loses what happens meanwhile: asked once more, "Keep sending" focused.
     await card.locator(tid('disable-endpoint')).click();
     assert(await card.locator(tid('keep-sending')).evaluate((n) => n === document.activeElement), 'the pause question does not focus "Keep sending"');
+    // Escape keeps sending, as every question's safe answer; asked again, the pause is made.
+    await admin.keyboard.press('Escape');
+    await card.locator(tid('pause-confirm')).waitFor({ state: 'hidden' });
+    assert(await card.locator(tid('disable-endpoint')).evaluate((n) => n === document.activeElement), 'after Escape the focus is not back on Pause');
+    await card.locator(tid('disable-endpoint')).click();
     await card.locator(tid('confirm-pause')).click();
     await waitFor('for the endpoint to be paused', async () => (await admin.locator(tid('endpoint-card')).getAttribute('data-enabled')) === 'false');
     // A pause is not a buffer: the card says so.

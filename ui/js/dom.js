@@ -172,6 +172,15 @@ export function escapeAnswers(box, safe) {
   });
 }
 
+// An inline question (`box`, hidden) asked before what `trigger` does: `trigger` puts it up in
+// its place, the safe answer (`keep`) focused, so that a second Enter keeps things as they are;
+// `keep`, or Escape, takes it down and gives the focus back to `trigger`.
+export function askBefore(trigger, box, keep) {
+  trigger.addEventListener('click', () => { trigger.hidden = true; box.hidden = false; keep.focus(); });
+  keep.addEventListener('click', () => { box.hidden = true; trigger.hidden = false; trigger.focus(); });
+  escapeAnswers(box, keep);
+}
+
 // Replaces a node, moving keyboard focus to the equivalent element of the new one.
 export function replaceKeepingFocus(oldNode, newNode) {
   const active = document.activeElement;

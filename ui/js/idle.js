@@ -51,8 +51,12 @@ function hide() {
   }
 }
 
-// Use is noted for a later page load at most this often.
+// Use is noted for a later page load at most this often, and as the page is left.
 const NOTE_USE_MS = 1000;
+
+function noteLastUse() {
+  if (state) noteUse(state.lastInput);
+}
 
 function touch() {
   if (!state) return;
@@ -83,6 +87,7 @@ export function startIdle(idleS, onIdle) {
   state = { lastInput: Date.now(), noted: Date.now(), warning: false, timer: null };
   noteUse(state.lastInput);
   for (const e of EVENTS) document.addEventListener(e, onInput, { capture: true, passive: true });
+  window.addEventListener('pagehide', noteLastUse);
   state.timer = setInterval(() => {
     if (!state) return;
     const left = state.lastInput + idleMs - Date.now();
@@ -100,6 +105,7 @@ export function stopIdle() {
   if (state) {
     clearInterval(state.timer);
     for (const e of EVENTS) document.removeEventListener(e, onInput, { capture: true });
+    window.removeEventListener('pagehide', noteLastUse);
     state = null;
   }
   hide();

@@ -3,7 +3,7 @@
 // attempt, and retry one), and the text messages remit made (their words, never a phone).
 
 import { api, qs } from '../api.js';
-import { button, clear, el, emptyState, field, formError, pageHead, patchList, showOnce, statusBadge, timeEl, uid } from '../dom.js';
+import { askBefore, button, clear, el, emptyState, field, formError, pageHead, patchList, showOnce, statusBadge, timeEl, uid } from '../dom.js';
 import { busy, checkFields, onSubmit, showError } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -92,10 +92,8 @@ function endpointCard(w, reload) {
     el('span', null, t('webhooks.pauseAsk')),
     el('span', { class: 'actions' },
       button(t('webhooks.pauseYes'), { small: true, variant: 'danger', testid: 'confirm-pause', onclick: setEnabled(false) }),
-      button(t('webhooks.keepSending'), { small: true, testid: 'keep-sending', onclick: () => { pauseAsk.hidden = true; toggle.hidden = false; toggle.focus(); } })));
-  if (w.enabled) {
-    toggle.addEventListener('click', () => { toggle.hidden = true; pauseAsk.hidden = false; pauseAsk.querySelector('[data-testid="keep-sending"]').focus(); });
-  }
+      button(t('webhooks.keepSending'), { small: true, testid: 'keep-sending' })));
+  if (w.enabled) askBefore(toggle, pauseAsk, pauseAsk.querySelector('[data-testid="keep-sending"]'));
   const remove = button(t('webhooks.delete'), { small: true, variant: 'danger-outline', testid: 'delete-endpoint' });
   const confirm = el('div', { class: 'confirm-inline', hidden: true, testid: 'delete-confirm' },
     el('span', null, t('webhooks.deleteAsk')),
@@ -108,9 +106,9 @@ function endpointCard(w, reload) {
           await reload();
         }).catch((err) => showError(card, err)),
       }),
-      button(t('webhooks.keep'), { small: true, testid: 'keep-endpoint', onclick: () => { confirm.hidden = true; remove.hidden = false; remove.focus(); } })));
+      button(t('webhooks.keep'), { small: true, testid: 'keep-endpoint' })));
   // The safe answer first: a second Enter keeps the endpoint.
-  remove.addEventListener('click', () => { remove.hidden = true; confirm.hidden = false; confirm.querySelector('[data-testid="keep-endpoint"]').focus(); });
+  askBefore(remove, confirm, confirm.querySelector('[data-testid="keep-endpoint"]'));
   const card = el('article', { class: 'card endpoint', testid: 'endpoint-card', dataset: { endpointId: w.webhookEndpointId, enabled: String(w.enabled) } },
     el('header', { class: 'card-head' },
       el('div', { class: 'card-head-main' },

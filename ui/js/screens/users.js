@@ -2,7 +2,7 @@
 // clear warning before an admin revokes the token they are signed in with.
 
 import { api, qs, readAll } from '../api.js';
-import { button, el, escapeAnswers, field, formError, pageHead, patchList, showOnce, timeEl, uid } from '../dom.js';
+import { askBefore, button, el, field, formError, pageHead, patchList, showOnce, timeEl, uid } from '../dom.js';
 import { kenyanDigits } from '../format.js';
 import { busy, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
@@ -108,11 +108,10 @@ export async function viewUsers(root, ctx) {
               if (next) next.focus();
             }).catch((err) => showError(li, err)),
           }),
-          button(t('users.keep'), { small: true, testid: 'keep-token', onclick: () => { confirm.hidden = true; revoke.hidden = false; revoke.focus(); } })));
+          button(t('users.keep'), { small: true, testid: 'keep-token' })));
       // The safe answer has the focus, whoever's token it is: Enter keeps it (a kiosk signed
       // out mid-shift by a second Enter otherwise).
-      revoke.addEventListener('click', () => { revoke.hidden = true; confirm.hidden = false; confirm.querySelector('[data-testid="keep-token"]').focus(); });
-      escapeAnswers(confirm, confirm.querySelector('[data-testid="keep-token"]'));
+      askBefore(revoke, confirm, confirm.querySelector('[data-testid="keep-token"]'));
       li.append(revoke, confirm, el('span', { class: 'form-error', role: 'alert', hidden: true }));
     }
     return li;
