@@ -492,6 +492,12 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
     );
     counter(
         out,
+        "remit_notify_rests_total",
+        "Stints of notification work (the fan-out of events, a webhook endpoint's deliveries) followed by a rest, to yield to a busy ledger, since the start.",
+        &notify.pace.rests,
+    );
+    counter(
+        out,
         "remit_sms_sent_total",
         "SMS the gateway took since the start.",
         &stats.sms_sent,

@@ -23,6 +23,8 @@ pub struct Pace {
     stats: Arc<WriterStats>,
     /// Writer commands the notifier itself sent.
     own: AtomicU64,
+    /// Stints of notification work followed by a rest (the ledger was busy).
+    pub rests: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -33,6 +35,7 @@ impl Pace {
         Pace {
             stats,
             own: AtomicU64::new(0),
+            rests: AtomicU64::new(0),
             window: Mutex::new(Window {
                 at: Instant::now(),
                 commands,
@@ -80,6 +83,7 @@ impl Pace {
         if !self.busy() {
             return;
         }
+        self.rests.fetch_add(1, Ordering::Relaxed);
         let share = NOTIFY_BUSY_SHARE_PERCENT.clamp(1, 100);
         let rest = worked.saturating_mul(100 - share as u32) / share as u32;
         let until = Instant::now() + rest;
