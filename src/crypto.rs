@@ -64,6 +64,17 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// What a `token.issued` audit line records of its token: a digest of the token's stored hash
+/// (`api_tokens.token_hash`), so that `remit check` finds a hash replaced in the file by one
+/// of a token someone else knows (their own token, then, opened the first one's account). A
+/// digest rather than the hash: the audit log is shown to admins and copied to a replica, which
+/// hold no credential.
+pub fn token_digest(token_hash: &[u8]) -> String {
+    hex(&sha256(
+        &[b"remit/token-issued/v1\0".as_slice(), token_hash].concat(),
+    ))
+}
+
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes keys of any length, so this cannot fail.
@@ -499,6 +510,12 @@ impl EncryptedColumn {
     /// The column.
     pub fn column(self) -> &'static str {
         self.names().1
+    }
+
+    /// The column beside this one that holds its keyed search index (`Keys::blind_index`),
+    /// if any: the user's phone's.
+    pub fn index_column(self) -> Option<&'static str> {
+        (self == EncryptedColumn::UserPhone).then_some("phone_index")
     }
 
     /// The associated data of the value in row `row`: `table.column.row`.

@@ -62,6 +62,13 @@ const CHECKS_SINCE_SCHEMA: &[(&str, u32)] =
 const JOURNAL_CHAIN_CHECK: &str = "every journal transaction follows its escrow's one before it";
 const TOKENS_CHECK: &str =
     "every token is as the audit line that issued it, and stays revoked once revoked";
+/// What the file's check of the tokens calls `crypto::token_digest` (a SQL function of the
+/// check's connection; a replica holds no tokens).
+const TOKEN_DIGEST_FUNCTION: &str = "remit_token_digest";
+const ESCROWS_CHECK: &str =
+    "every escrow is for the sender, total, recipient and daily limit its audit line made it for";
+const REQUESTS_CHECK: &str =
+    "every payment request is as its audit line made it, approved by its escrow's sender or an admin";
 
 /// The checks of `LEDGER_CHECKS` of tables a replica does not hold (tokens are credentials:
 /// `replicate::source::LEFT_OUT`): run on the file only, and said so on a replica.
@@ -106,14 +113,44 @@ pub struct Sealed {
 }
 
 impl Sealed {
-    /// A value of `table.column` in row `id` did not open under the key.
-    pub fn note(&mut self, table: &str, column: &str, id: &str) {
+    /// Opens the value of `column` stored in row `row` (`id` in words), and for a phone also
+    /// holds its search index (`users.phone_index`, `index`) to it: two users' indexes swapped
+    /// in the file made an escrow to one's phone the other's, and an admin's search by phone
+    /// found the other.
+    pub fn open(
+        &mut self,
+        keys: &Keys,
+        column: crate::crypto::EncryptedColumn,
+        (row, id): (&str, &str),
+        stored: &str,
+        index: Option<&str>,
+    ) {
+        let (table, name) = (column.table(), column.column());
+        match keys.open(column, row, stored) {
+            Err(_) => self.note(table, name, id),
+            Ok(phone) if column == crate::crypto::EncryptedColumn::UserPhone => {
+                if index != Some(keys.blind_index(&phone).as_str()) {
+                    self.add(format!(
+                        "{table}.phone_index of {id} is not its phone's (a search by that phone finds another user)"
+                    ));
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+
+    fn add(&mut self, problem: String) {
         self.failed += 1;
         if self.problems.len() < SEALED_PROBLEMS_MAX {
-            self.problems.push(format!(
-                "{table}.{column} of {id} does not open under the key (damaged, or written under another)"
-            ));
+            self.problems.push(problem);
         }
+    }
+
+    /// A value of `table.column` in row `id` did not open under the key.
+    fn note(&mut self, table: &str, column: &str, id: &str) {
+        self.add(format!(
+            "{table}.{column} of {id} does not open under the key (damaged, or written under another)"
+        ));
     }
 }
 
@@ -225,6 +262,22 @@ impl Ledger for Sqlite<'_> {
         let sql = json_reads(sql, |value, key| {
             format!("json_extract(CASE WHEN json_valid({value}) THEN {value} END, '$.{key}')")
         });
+        if sql.contains(TOKEN_DIGEST_FUNCTION) {
+            self.0.create_scalar_function(
+                TOKEN_DIGEST_FUNCTION,
+                1,
+                rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                    | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+                |ctx| {
+                    Ok(match ctx.get_raw(0) {
+                        rusqlite::types::ValueRef::Blob(hash) => {
+                            Some(crate::crypto::token_digest(hash))
+                        }
+                        _ => None,
+                    })
+                },
+            )?;
+        }
         let mut stmt = self.0.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         let (mut kept, mut all) = (Vec::new(), 0u64);
@@ -278,23 +331,22 @@ impl Ledger for Sqlite<'_> {
         let mut found = Sealed::default();
         for column in EncryptedColumn::ALL {
             let (table, name) = (column.table(), column.column());
+            let index = column.index_column().unwrap_or("NULL");
             let sql = if *column == EncryptedColumn::IdempotentResponse {
-                format!("SELECT user_id, key, {name} FROM {table} WHERE {name} IS NOT NULL")
+                format!("SELECT user_id, key, {name}, NULL FROM {table} WHERE {name} IS NOT NULL")
             } else {
-                format!("SELECT id, NULL, {name} FROM {table} WHERE {name} IS NOT NULL")
+                format!("SELECT id, NULL, {name}, {index} FROM {table} WHERE {name} IS NOT NULL")
             };
             let mut stmt = self.0.prepare(&sql)?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let (id, key, stored): (String, Option<String>, String) =
-                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                let (id, key, stored, index): (String, Option<String>, String, Option<String>) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
                 let row_name = match &key {
                     Some(key) => crate::service::idempotency::row_of(&id, key),
                     None => id.clone(),
                 };
-                if keys.open(*column, &row_name, &stored).is_err() {
-                    found.note(table, name, &id);
-                }
+                found.open(keys, *column, (&row_name, &id), &stored, index.as_deref());
             }
         }
         Ok(Some(found))
@@ -579,16 +631,22 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE a.seq IS NULL OR json_extract(a.details, '$.role') <> u.role",
     ),
     (
+        // The token's hash too, where its line records it (`crypto::token_digest`, since
+        // 2026-12-07): a hash replaced by one of a token the editor knows gave them the
+        // account.
         TOKENS_CHECK,
         "SELECT 'token ' || t.prefix, CASE WHEN a.seq IS NULL THEN 'of user ' || t.user_id || ' opens '
                  || CASE WHEN t.revoked_at IS NULL THEN 'its escrows' ELSE 'nothing (revoked)' END
                  || ' but no audit line issued it'
-             ELSE 'opens ' || COALESCE('the escrows of sender ' || t.sender_scope, 'every escrow of user ' || t.user_id)
+             WHEN (t.sender_scope IS NULL) <> (json_extract(a.details, '$.escrowId') IS NULL)
+             THEN 'opens ' || COALESCE('the escrows of sender ' || t.sender_scope, 'every escrow of user ' || t.user_id)
                  || ' but audit line ' || a.seq || ' issued it '
-                 || COALESCE('for escrow ' || json_extract(a.details, '$.escrowId'), 'without a sender''s scope') END
+                 || COALESCE('for escrow ' || json_extract(a.details, '$.escrowId'), 'without a sender''s scope')
+             ELSE 'of user ' || t.user_id || ' is not the token audit line ' || a.seq || ' issued (its hash was replaced)' END
          FROM api_tokens t LEFT JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
              AND json_extract(a.details, '$.prefix') = t.prefix
          WHERE a.seq IS NULL OR (t.sender_scope IS NULL) <> (json_extract(a.details, '$.escrowId') IS NULL)
+             OR json_extract(a.details, '$.hashDigest') <> remit_token_digest(t.token_hash)
          UNION ALL
          SELECT 'token ' || t.prefix, 'of user ' || t.user_id || ' opens again, though an audit line revoked it'
          FROM api_tokens t WHERE t.revoked_at IS NULL AND EXISTS (
@@ -596,14 +654,53 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
                  AND json_extract(a.details, '$.prefix') = t.prefix)",
     ),
     (
-        "every escrow is for the total and the recipient its audit line made it for",
+        // Its sender too (who approves its requests and sees it), and its daily limit.
+        ESCROWS_CHECK,
         "SELECT 'escrow ' || e.id, CASE WHEN a.seq IS NULL THEN 'holds a total of ' || e.total_usd_cents || ' US cents but no audit line made it'
-             ELSE 'is for ' || e.total_usd_cents || ' US cents to ' || e.recipient_id || ' but audit line ' || a.seq
-                 || ' made it for ' || COALESCE(json_extract(a.details, '$.totalUsdCents'), 'nothing') || ' US cents to '
-                 || COALESCE(json_extract(a.details, '$.recipientId'), 'nothing') END
+             ELSE 'is ' || e.sender_id || '''s, for ' || e.total_usd_cents || ' US cents to ' || e.recipient_id
+                 || COALESCE(' at most ' || e.daily_limit_usd_cents || ' US cents a day', ', without a daily limit')
+                 || ', but audit line ' || a.seq || ' made it ' || a.actor || '''s, for '
+                 || COALESCE(json_extract(a.details, '$.totalUsdCents'), 'nothing') || ' US cents to '
+                 || COALESCE(json_extract(a.details, '$.recipientId'), 'nothing')
+                 || COALESCE(' at most ' || json_extract(a.details, '$.dailyLimitUsdCents') || ' US cents a day', ', without a daily limit') END
          FROM escrows e LEFT JOIN audit_log a ON a.entity = e.id AND a.action = 'escrow.created'
          WHERE a.seq IS NULL OR CAST(json_extract(a.details, '$.totalUsdCents') AS BIGINT) <> e.total_usd_cents
-             OR json_extract(a.details, '$.recipientId') <> e.recipient_id",
+             OR json_extract(a.details, '$.recipientId') <> e.recipient_id OR a.actor <> e.sender_id
+             OR COALESCE(CAST(json_extract(a.details, '$.dailyLimitUsdCents') AS BIGINT), -1)
+                 <> COALESCE(e.daily_limit_usd_cents, -1)",
+    ),
+    (
+        // What a payout pays is its request's (held above), and the request is the one its
+        // line made: amounts, rate, escrow, category, payee's kind and who asked (a field a
+        // line of an older remit does not have is not compared); and it was approved by its
+        // escrow's sender or an admin.
+        REQUESTS_CHECK,
+        "SELECT 'payment request ' || r.id, CASE WHEN a.seq IS NULL THEN 'asks ' || r.amount_kes_cents || ' KES cents but no audit line made it'
+             ELSE 'asks ' || r.amount_kes_cents || ' KES cents (' || r.amount_usd_cents || ' US cents at ' || r.rate_kes_per_usd_e4
+                 || ') of ' || r.escrow_id || '''s ' || COALESCE(c.name, 'missing category') || ' for a ' || r.merchant_type
+                 || ', asked by ' || r.requested_by || ', but audit line ' || a.seq || ' made it for '
+                 || COALESCE(json_extract(a.details, '$.amountKesCents'), 'nothing') || ' KES cents ('
+                 || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') || ' US cents at '
+                 || COALESCE(json_extract(a.details, '$.rateKesPerUsdE4'), json_extract(a.details, '$.rateE4'), 'nothing')
+                 || ') of ' || COALESCE(json_extract(a.details, '$.escrowId'), 'nothing') || '''s '
+                 || COALESCE(json_extract(a.details, '$.category'), 'nothing') || ' for a '
+                 || COALESCE(json_extract(a.details, '$.merchantType'), 'nothing') || ', asked by ' || a.actor END
+         FROM payment_requests r LEFT JOIN spending_categories c ON c.id = r.category_id
+             LEFT JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.created'
+         WHERE a.seq IS NULL OR c.id IS NULL OR c.escrow_id <> r.escrow_id OR a.actor <> r.requested_by
+             OR CAST(json_extract(a.details, '$.amountKesCents') AS BIGINT) <> r.amount_kes_cents
+             OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> r.amount_usd_cents
+             OR CAST(COALESCE(json_extract(a.details, '$.rateKesPerUsdE4'), json_extract(a.details, '$.rateE4')) AS BIGINT)
+                 <> r.rate_kes_per_usd_e4
+             OR json_extract(a.details, '$.escrowId') <> r.escrow_id OR json_extract(a.details, '$.category') <> c.name
+             OR json_extract(a.details, '$.merchantType') <> r.merchant_type
+         UNION ALL
+         SELECT 'payment request ' || r.id, 'was approved by ' || a.actor || ' (audit line ' || a.seq
+             || '), neither the sender of escrow ' || e.id || ' nor an admin'
+         FROM payment_requests r JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.approved'
+             JOIN escrows e ON e.id = r.escrow_id
+         WHERE r.status IN ('approved', 'paid', 'failed') AND a.actor <> e.sender_id
+             AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.actor AND u.role = 'admin')",
     ),
     (
         "every applied deposit is the one its audit line records",

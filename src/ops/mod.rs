@@ -339,7 +339,7 @@ pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
             db.display()
         ))),
         (Err(_), KeyUse::Exclusive) => Err(Error::internal(format!(
-            "another remit command is writing to {}: wait for it to finish",
+            "another remit command is using {} (one that writes, a backup, or a replicator that reads it): wait for it to finish, or stop it",
             db.display()
         ))),
     }

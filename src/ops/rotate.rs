@@ -33,6 +33,10 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;
     // One transaction rewrites every encrypted row: its journals may pass the build's 4 MiB.
     store::journals_in_memory(&conn, true)?;
+    // The old values' bytes zeroed where the rewrite frees them: left in the pages' free
+    // space, whoever holds the old key (a rotation's reason: it leaked) read them in a copy
+    // of the file made after the rotation.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Every re-encrypted row is a change the replica must receive.
     let _numbered = store::changes::begin(&tx)?;
@@ -117,6 +121,7 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     )?;
     tx.commit()?;
     log::info!(target: "remit::audit", "key.rotated database by system:cli");
+    scrub_free_pages(&conn, db);
     // Committed: the ledger is under the new key whatever follows. A log that cannot be
     // emptied now (another reader) is emptied at the next start; an error here made the
     // command report a failed rotation, and drop its copy of the old key, after the fact.
@@ -124,6 +129,27 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         log::warn!("the key is rotated; the log beside the database could not be emptied now ({e}): the next start empties it");
     }
     Ok(count)
+}
+
+/// The pages free before the rotation still hold what was deleted from them under the old key
+/// (a purged stored response, a delivered SMS's text): the file is rebuilt without them
+/// (`VACUUM`, its copy on the disk beside the temporary files, not in memory), when there are
+/// any. The rotation has committed: a rebuild that fails (a disk too full for the copy) is said
+/// and leaves the ledger as it is.
+fn scrub_free_pages(conn: &rusqlite::Connection, db: &Path) {
+    let free = conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
+    if !matches!(free, Ok(n) if n > 0) {
+        return;
+    }
+    let rebuilt = conn
+        .pragma_update(None, "temp_store", "FILE")
+        .and_then(|()| conn.execute_batch("VACUUM"));
+    if let Err(e) = rebuilt {
+        log::warn!(
+            "the key is rotated; the file's free pages, which may hold values deleted before under the old key, could not be cleared ({e}): make room on the disk and run VACUUM on the stopped ledger (sqlite3 {} VACUUM) before copying it anywhere",
+            db.display()
+        );
+    }
 }
 
 /// Where a rotation of the key file's key keeps the new key from before its commit until the key

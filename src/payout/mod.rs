@@ -354,10 +354,21 @@ impl Worker {
         }
     }
 
-    /// The next job that is due, if any.
+    /// The next job that is due, if any. A payout whose merchant account cannot be read is
+    /// flagged for the operator on the way (`payouts::Due::Unreadable`).
     pub fn next_due(&self) -> Result<Option<PayoutJob>> {
-        self.store
-            .read(|conn, keys| payouts::next_due(conn, keys, crate::time::now_unix()))
+        loop {
+            let due = self
+                .store
+                .read(|conn, keys| payouts::next_due(conn, keys, crate::time::now_unix()))?;
+            match due {
+                None => return Ok(None),
+                Some(payouts::Due::Job(job)) => return Ok(Some(job)),
+                Some(payouts::Due::Unreadable(id)) => self
+                    .store
+                    .write(move |ctx| payouts::flag(ctx, &id, payouts::UNREADABLE_ACCOUNT))?,
+            }
+        }
     }
 
     /// The next payout due to be asked about, if any (and if the gateway can ask).

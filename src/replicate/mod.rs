@@ -516,8 +516,9 @@ impl Replicator {
                 "when PostgreSQL answers"
             };
             log::warn!(
-                "replication to {} is not running: {text}. The ledger goes on; remit retries every {} s at most and catches up {when}",
+                "replication to {} is not running: {}. The ledger goes on; remit retries every {} s at most and catches up {when}",
                 self.target.display(),
+                text.trim_end_matches('.'),
                 REPLICATION_RETRY_MAX_S
             );
             let since = outage.as_ref().map_or_else(Instant::now, |(at, _)| *at);

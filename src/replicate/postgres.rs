@@ -63,6 +63,23 @@ impl Target {
     /// Parses `postgres://user:password@host:port/db?sslmode=…` (or `key=value` words);
     /// `name` is the setting or flag that carried it, for the error.
     pub fn parse(name: &str, url: &str, ca_file: Option<&Path>) -> Result<Target> {
+        // The client takes the credentials up to the first `@` anywhere in a URL: a
+        // `/db?password=…@…` made the password's end the host, and what came before it the
+        // user, which the log, the admin screen and the check's errors showed (and the host
+        // was looked up by DNS). Credentials run to an `@` before any `/` (as libpq reads
+        // them), and do not read as parameters (`?…=`).
+        let credentials = url
+            .trim()
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map(|(credentials, _)| credentials);
+        let parameters = |c: &str| c.split_once('?').is_some_and(|(_, p)| p.contains('='));
+        if credentials.is_some_and(|c| c.contains('/') || parameters(c)) {
+            return Err(Error::invalid(
+                name,
+                "holds an '@' after its host: write it %40 (in a password given as ?password=, say)",
+            ));
+        }
         let mut config: postgres::Config = url.trim().parse().map_err(|e| {
             // The parser's message never quotes the string (which may hold a password), and
             // says only "invalid connection string": what is wrong is said beside it.
@@ -1381,7 +1398,8 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
             if source::LEFT_OUT.contains(&table) || !present {
                 continue;
             }
-            let sql = format!("SELECT id, {name} FROM {table} WHERE {name} IS NOT NULL");
+            let index = column.index_column().unwrap_or("NULL::text");
+            let sql = format!("SELECT id, {name}, {index} FROM {table} WHERE {name} IS NOT NULL");
             let mut rows = self
                 .tx
                 .query_raw(sql.as_str(), std::iter::empty::<i32>())
@@ -1390,10 +1408,9 @@ impl crate::integrity::Ledger for ReplicaLedger<'_, '_> {
                 .next()
                 .pg("cannot read the replica's encrypted values")?
             {
-                let (id, stored): (String, String) = (row.get(0), row.get(1));
-                if keys.open(*column, &id, &stored).is_err() {
-                    found.note(table, name, &id);
-                }
+                let (id, stored, index): (String, String, Option<String>) =
+                    (row.get(0), row.get(1), row.get(2));
+                found.open(keys, *column, (&id, &id), &stored, index.as_deref());
             }
         }
         Ok(Some(found))
@@ -1470,7 +1487,7 @@ pub fn check(
         .is_some_and(|k| crate::crypto::constant_time_eq(k.as_bytes(), keys.key_check.as_bytes()))
     {
         return Err(Error::internal(format!(
-            "the key is not ledger {ledger_id}'s (give its key with --key-file)"
+            "the key is not the one ledger {ledger_id}'s replica holds (give its key with --key-file; after a key rotation, the replica takes the new key once replication has caught up with it)"
         )));
     }
     let mut report = crate::integrity::check_ledger(
@@ -1606,6 +1623,13 @@ mod tests {
             ),
             // An `@` in the password, unencoded: its end would be taken for the host.
             ("postgres://u:ab@s3cret@h:5432/db", "must be written %40"),
+            // The same in a password given as a parameter: the text before it would have been
+            // the user, and its end the host, both shown.
+            (
+                "postgres://127.0.0.1:5432/pilot?user=u&password=ab@s3cret",
+                "write it %40",
+            ),
+            ("postgres://h?password=ab@s3cret", "write it %40"),
             (
                 "postgres://u:s3cret@h:563500/db",
                 "the port must be a number from 1 to 65535",

@@ -73,14 +73,25 @@ macro_rules! failed_payout_flagged {
 }
 pub(crate) use failed_payout_flagged;
 
+/// What the payout worker finds next in the queue.
+#[derive(Debug)]
+pub enum Due {
+    /// A payout to send.
+    Job(PayoutJob),
+    /// A payout whose merchant account does not open under the key, or is not an account once
+    /// opened (a damaged byte, or an edit of the file): flagged for the operator
+    /// (`UNREADABLE_ACCOUNT`) so that the payouts after it are sent. It stopped every one of
+    /// them: the worker read the same payout first, and failed, for ever.
+    Unreadable(PayoutId),
+}
+
+/// The flag of a payout whose merchant account could not be read (`Due::Unreadable`).
+pub const UNREADABLE_ACCOUNT: &str = "its merchant account does not open under the key (damaged, or the file was edited): nothing was sent; run remit check, then resolve it as failed to return the money";
+
 /// The oldest queued payout whose next attempt is due, if any. One whose failure waits for
 /// Transaction Status to confirm it (`hold_failure`) is not sent again meanwhile: the answer
 /// could be of either call, and a failure confirmed returns the money a second call may pay.
-pub fn next_due(
-    conn: &Connection,
-    keys: &crate::crypto::Keys,
-    now: i64,
-) -> Result<Option<PayoutJob>> {
+pub fn next_due(conn: &Connection, keys: &crate::crypto::Keys, now: i64) -> Result<Option<Due>> {
     let row: Option<(PayoutId, PayoutCommand, KesCents, PaymentRequestId, String, i64)> = conn
         .prepare_cached(concat!(
             "SELECT p.id, p.command, p.amount_kes_cents, r.id AS request_id, r.merchant_account_enc, p.attempts
@@ -103,17 +114,22 @@ pub fn next_due(
     let Some((id, command, amount, request_id, account_enc, attempts)) = row else {
         return Ok(None);
     };
-    let account = MerchantAccount::from_stored(&keys.open(
-        crate::crypto::EncryptedColumn::MerchantAccount,
-        request_id.as_str(),
-        &account_enc,
-    )?)?;
-    Ok(Some(PayoutJob {
-        id,
-        command,
-        amount,
-        account,
-        attempts,
+    let account = keys
+        .open(
+            crate::crypto::EncryptedColumn::MerchantAccount,
+            request_id.as_str(),
+            &account_enc,
+        )
+        .and_then(|stored| MerchantAccount::from_stored(&stored));
+    Ok(Some(match account {
+        Ok(account) => Due::Job(PayoutJob {
+            id,
+            command,
+            amount,
+            account,
+            attempts,
+        }),
+        Err(_) => Due::Unreadable(id),
     }))
 }
 

@@ -185,6 +185,17 @@ fn insert_scoped_token(
     Err(Error::internal("could not find a free token prefix"))
 }
 
+/// The details of a `token.issued` audit line: the token's prefix, the digest of its hash
+/// (`crypto::token_digest`) and, for a token a sender gave, the escrow it was given for.
+fn issued(token: &str, escrow: Option<&crate::domain::EscrowId>) -> serde_json::Value {
+    let digest = crypto::token_digest(&crypto::sha256(token.as_bytes()));
+    let mut details = json!({"prefix": &token[..TOKEN_PREFIX_CHARS], "hashDigest": digest});
+    if let Some(escrow) = escrow {
+        details["escrowId"] = json!(escrow);
+    }
+    details
+}
+
 /// `POST /users`, `remit user add`: a user and their first token.
 pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<CreatedUser> {
     create_speaking(ctx, actor, user, None)
@@ -222,7 +233,7 @@ pub fn create_speaking(
         &actor.id,
         "token.issued",
         id.as_str(),
-        &json!({"prefix": &token[..TOKEN_PREFIX_CHARS]}),
+        &issued(&token, None),
     )?;
     let user = user_view(ctx.conn, ctx.keys, &id)?;
     Ok(CreatedUser { user, token })
@@ -243,7 +254,7 @@ pub fn issue_token(ctx: &WriteCtx<'_>, actor: &Actor, user_id: &UserId) -> Resul
         &actor.id,
         "token.issued",
         user_id.as_str(),
-        &json!({"prefix": &token[..TOKEN_PREFIX_CHARS]}),
+        &issued(&token, None),
     )?;
     Ok(IssuedToken {
         user_id: user_id.clone(),
@@ -314,7 +325,7 @@ pub fn issue_recipient_token(
         &actor.id,
         "token.issued",
         recipient.as_str(),
-        &json!({"prefix": &token[..TOKEN_PREFIX_CHARS], "escrowId": escrow_id}),
+        &issued(&token, Some(escrow_id)),
     )?;
     let view = super::views::escrow(ctx.conn, ctx.keys, actor, escrow_id)?;
     Ok(RecipientToken {

@@ -1104,7 +1104,7 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
         "an escrow given to another recipient",
         &ran,
         &[
-            "every escrow is for the total and the recipient its audit line made it for",
+            "every escrow is for the sender, total, recipient and daily limit its audit line made it for",
             &escrow,
         ],
     );
@@ -1180,6 +1180,152 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
             "but audit line",
         ],
     );
+    // 9. A token's hash replaced by that of a token the editor knows: their token opened the
+    // account (an admin's, a sender's) and nothing else told.
+    let mut prefix = String::new();
+    let ran = check_after(|conn| {
+        prefix = conn
+            .query_row(
+                "SELECT prefix FROM api_tokens WHERE revoked_at IS NULL ORDER BY prefix LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let known = remit::crypto::sha256(b"rmt_a_token_the_editor_knows");
+        conn.execute(
+            "UPDATE api_tokens SET token_hash = ?2 WHERE prefix = ?1",
+            rusqlite::params![prefix, known.as_slice()],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "a token's hash replaced",
+        &ran,
+        &[
+            "every token is as the audit line that issued it",
+            &prefix,
+            "its hash was replaced",
+        ],
+    );
+    // 10. An escrow given to another sender (who then sees it and approves its requests).
+    let mut escrow = String::new();
+    let ran = check_after(|conn| {
+        escrow = conn
+            .query_row(
+                "SELECT e.id FROM escrows e WHERE EXISTS (SELECT 1 FROM payment_requests r
+                     WHERE r.escrow_id = e.id AND r.status IN ('approved', 'paid', 'failed'))
+                 ORDER BY e.id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute(
+            "UPDATE escrows SET sender_id = (SELECT id FROM users WHERE role = 'sender'
+                 AND id <> escrows.sender_id ORDER BY id LIMIT 1) WHERE id = ?1",
+            [&escrow],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "an escrow given to another sender",
+        &ran,
+        &[
+            "every escrow is for the sender, total, recipient and daily limit",
+            &escrow,
+            "but audit line",
+        ],
+    );
+    assert_mismatch(
+        "its requests approved by a sender not its own",
+        &ran,
+        &[
+            "every payment request is as its audit line made it",
+            "neither the sender of escrow",
+            &escrow,
+        ],
+    );
+    // 11. An escrow's daily limit taken away, its days' records with it.
+    let mut escrow = String::new();
+    let ran = check_after(|conn| {
+        escrow = conn
+            .query_row(
+                "SELECT id FROM escrows WHERE daily_limit_usd_cents IS NOT NULL ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the busy run made an escrow with a daily limit");
+        conn.execute_batch(&format!(
+            "UPDATE escrows SET daily_limit_usd_cents = NULL WHERE id = '{escrow}';
+             DELETE FROM daily_spend WHERE escrow_id = '{escrow}';
+             UPDATE payment_requests SET approved_day = NULL WHERE escrow_id = '{escrow}';"
+        ))
+        .unwrap();
+    });
+    assert_mismatch(
+        "a daily limit taken away",
+        &ran,
+        &[
+            &escrow,
+            "without a daily limit, but audit line",
+            "US cents a day",
+        ],
+    );
+    // 12. Two hundred times the shillings paid out, the payout and its request agreeing (the
+    // dollars, the journal and the balances untouched).
+    let mut request = String::new();
+    let ran = check_after(|conn| {
+        request = conn
+            .query_row(
+                "SELECT payment_request_id FROM payouts ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute_batch(&format!(
+            "UPDATE payouts SET amount_kes_cents = amount_kes_cents * 200 WHERE payment_request_id = '{request}';
+             UPDATE payment_requests SET amount_kes_cents = amount_kes_cents * 200 WHERE id = '{request}';"
+        ))
+        .unwrap();
+    });
+    assert_mismatch(
+        "the shillings of a payout and its request raised",
+        &ran,
+        &[
+            "every payment request is as its audit line made it",
+            &request,
+            "but audit line",
+        ],
+    );
+    // 13. Two users' phone search indexes swapped: an escrow made to one's phone went to the
+    // other, whose phone the sender never typed.
+    let mut users = (String::new(), String::new());
+    let ran = check_after(|conn| {
+        let mut stmt = conn
+            .prepare("SELECT id FROM users WHERE phone_index IS NOT NULL ORDER BY id LIMIT 2")
+            .unwrap();
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE kept AS SELECT id, phone_index FROM users WHERE id IN ('{a}', '{b}');
+             UPDATE users SET phone_index = 'swapping ' || id WHERE id IN ('{a}', '{b}');
+             UPDATE users SET phone_index = (SELECT phone_index FROM kept WHERE id = '{b}') WHERE id = '{a}';
+             UPDATE users SET phone_index = (SELECT phone_index FROM kept WHERE id = '{a}') WHERE id = '{b}';",
+            a = ids[0],
+            b = ids[1]
+        ))
+        .unwrap();
+        users = (ids[0].clone(), ids[1].clone());
+    });
+    for user in [&users.0, &users.1] {
+        assert_mismatch(
+            "phone indexes swapped",
+            &ran,
+            &["users.phone_index of", user, "is not its phone's"],
+        );
+    }
 }
 
 /// Guards against: a day's approvals lost (a row's key flipped on a stick, which SQLite's

@@ -272,6 +272,19 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
     let before = read_only(&db)
         .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get::<_, i64>(0))
         .unwrap();
+    // And one deleted before the rotation, its page free: the endpoint's sealed URL.
+    let sealed_before: Vec<String> = encrypted_values(&read_only(&db))
+        .into_iter()
+        .map(|(_, _, stored)| stored)
+        .collect();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA secure_delete = OFF; CREATE TABLE scratch (filler TEXT);
+             INSERT INTO scratch SELECT url_enc || randomblob(3000) FROM webhook_endpoints;
+             DROP TABLE scratch;",
+        )
+        .unwrap();
     let key_file = dir.path().join("new.key");
     std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
 
@@ -351,6 +364,22 @@ fn rotating_the_key_re_encrypts_everything_and_the_old_key_no_longer_opens_the_d
         );
     }
     drop(conn);
+    // Nor is any value sealed under the old key left anywhere in the files, in the free space
+    // of a page the rewrite changed or in a page free before it.
+    let mut files = Vec::new();
+    for name in ["remit.db", "remit.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+            files.push((name, bytes));
+        }
+    }
+    for stored in &sealed_before {
+        for (name, bytes) in &files {
+            assert!(
+                !bytes.windows(stored.len()).any(|w| w == stored.as_bytes()),
+                "{name} still holds {stored}, sealed under the old key"
+            );
+        }
+    }
     // A server refuses the old key with one sentence.
     let mut cmd = remit(dir.path(), Some(TEST_KEY));
     cmd.arg("serve")

@@ -854,7 +854,7 @@ fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
     let ran = crate::support::process::rotate_key(dir.path(), Some(TEST_KEY), &new_key, &db);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
-        ran.stderr.contains("another remit command is writing"),
+        ran.stderr.contains("another remit command is using"),
         "{ran}"
     );
     lock.unlock().unwrap();

@@ -538,6 +538,64 @@ fn fixed(answer: fn() -> Result<Ack, GatewayError>) -> Arc<FixedGateway> {
     })
 }
 
+/// Guards against: a queued payout whose merchant account did not open under the key (a damaged
+/// byte, an edit of the file) stopped every payout after it: the worker read it first, failed
+/// ("cannot read the queue"), and read it first again, for ever. It is flagged for the operator
+/// (stuck, its money reserved until an admin resolves it) and the next one is sent.
+#[test]
+fn a_payout_whose_account_does_not_open_is_flagged_and_the_next_one_is_sent() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (_, a) = approved_payout(&app);
+    let (_, b) = approved_payout(&app);
+    // The queue's first (by the payout's id) is damaged.
+    let (damaged, next) = if app.payout_ids(&a).0 < app.payout_ids(&b).0 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    app.sql(
+        "UPDATE payment_requests SET merchant_account_enc = merchant_account_enc || 'AA' WHERE id = ?1",
+        &[&damaged],
+    );
+    let gateway = fixed(|| {
+        Ok(Ack {
+            conversation_id: "AG_TEST_NEXT".into(),
+        })
+    });
+    assert!(run_worker_once(&app, &gateway));
+    assert_eq!(
+        gateway.calls.load(Ordering::SeqCst),
+        1,
+        "the next one was sent"
+    );
+    assert_eq!(app.payout_ids(&next).2.as_deref(), Some("AG_TEST_NEXT"));
+    // (Its view is a 500: what it would show does not open.)
+    let (status, flagged, reason): (String, bool, String) = app
+        .store
+        .read(move |c, _| {
+            Ok(c.query_row(
+                "SELECT status, flagged, flag_reason FROM payouts WHERE payment_request_id = ?1",
+                [&damaged],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), flagged), ("queued", true));
+    assert!(reason.contains("does not open under the key"), "{reason}");
+    assert_eq!(
+        app.get("/payouts?status=stuck", &app.admin).body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "listed as stuck"
+    );
+    let sent = app
+        .get(&format!("/payment-requests/{next}"), &app.admin)
+        .body;
+    assert_eq!(sent["payout"]["status"], "sent", "{sent}");
+    assert!(!run_worker_once(&app, &gateway), "nothing more is due");
+}
+
 fn approved_payout(app: &TestApp) -> (String, String) {
     let escrow = app.active_escrow(100, &["a"]);
     let request = app.request(&escrow, "a", 1_500, "ACC");
@@ -686,11 +744,13 @@ fn a_transport_error_is_retried_later_with_the_same_id_and_never_failed_on_its_o
     let (payout, originator, _) = app.payout_ids(&request);
     // Its next attempt comes due: it is sent again under the same OriginatorConversationID.
     attempt_due_now(&app, &payout);
-    let job = app
+    let due = app
         .store
         .read(|c, k| remit::service::payouts::next_due(c, k, remit::time::now_unix()))
-        .unwrap()
         .unwrap();
+    let Some(remit::service::payouts::Due::Job(job)) = due else {
+        panic!("not due: {due:?}")
+    };
     assert_eq!(job.originator_conversation_id(), originator);
     app.assert_integrity();
 }

@@ -1133,9 +1133,9 @@ fn two_ledgers_land_in_one_database_under_their_own_ids() {
     let wrong = check_replica(&db1, TEST_KEY, &url, &["--ledger", &id2]);
     assert_eq!(wrong.code, Some(2), "{wrong}");
     assert!(
-        wrong
-            .stderr
-            .contains(&format!("the key is not ledger {id2}'s")),
+        wrong.stderr.contains(&format!(
+            "the key is not the one ledger {id2}'s replica holds"
+        )),
         "{wrong}"
     );
 }
