@@ -614,9 +614,20 @@ fn hand_over_token(
     user_id: &crate::domain::UserId,
     user_is: &str,
 ) -> Result<()> {
+    hand_over_token_in(store, token, token, user_id, user_is)
+}
+
+/// `hand_over_token`, the token printed within `printed` (a line that says what it is).
+fn hand_over_token_in(
+    store: &store::Store,
+    printed: &str,
+    token: &str,
+    user_id: &crate::domain::UserId,
+    user_is: &str,
+) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let written = writeln!(out, "{token}").and_then(|()| out.flush());
+    let written = writeln!(out, "{printed}").and_then(|()| out.flush());
     let Err(e) = written else {
         return Ok(());
     };
@@ -1539,8 +1550,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     let config_db = config.db.clone();
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
-    if let Some(token) = crate::ops::bootstrap_admin(&store)? {
-        first_admin_token(&running.app.config.db, &token);
+    if let Some((admin, token)) = crate::ops::bootstrap_admin(&store)? {
+        first_admin_token(&store, &running.app.config.db, &admin, &token)?;
     }
     if args.demo {
         let was_demo = store.read(|conn, _| crate::ops::holds_demo_data(conn))?;
@@ -1649,16 +1660,28 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
 /// whose journal keeps what a service prints (for anyone in its readers' groups, for as long
 /// as the journal lasts), it goes to a file only this user can read, beside the database, and
 /// only the file's name is printed.
-fn first_admin_token(db: &std::path::Path, token: &str) {
+fn first_admin_token(
+    store: &store::Store,
+    db: &std::path::Path,
+    admin: &crate::domain::UserId,
+    token: &str,
+) -> Result<()> {
     match kept_from_the_journal(db, ".first-admin-token", &format!("{token}\n")) {
         Some(file) => println!(
             "First start: created an admin. Its token is in {} (this user's only), not in the journal: read it, keep it safe, then delete the file.",
             file.display()
         ),
-        None => {
-            println!("First start: created an admin. Its token is shown only now:\n  admin  {token}")
-        }
+        // Printed, or revoked when it cannot be (stdout a file on a full disk): a token no one
+        // holds was left live, and the next start printed none.
+        None => hand_over_token_in(
+            store,
+            &format!("First start: created an admin. Its token is shown only now:\n  admin  {token}"),
+            token,
+            admin,
+            "(the first admin) was made",
+        )?,
     }
+    Ok(())
 }
 
 /// Under systemd (stdout is the journal), `text` written to a file only this user can read,

@@ -264,7 +264,10 @@ impl fmt::Display for Error {
                 "this payment request expired: its USD price was fixed at an old rate; make a new request at today's rate"
             ),
             Error::IdempotencyKeyReused => {
-                write!(f, "this Idempotency-Key was already used for a different request")
+                write!(
+                    f,
+                    "this Idempotency-Key was already used for a different request: a new request takes a new key"
+                )
             }
             Error::MethodNotAllowed => write!(f, "method not allowed on this route"),
             Error::MalformedChunks => f.write_str(
@@ -449,6 +452,18 @@ mod tests {
             "escrow is completed and cannot become cancelled"
         );
     }
+}
+
+/// A line to standard error that never panics. `eprintln!` panics when standard error cannot
+/// be written (it is a file on a full disk), and a panic in the panic hook, whose own line
+/// failed the same way, aborted the process without a word (exit 134): a command that was to
+/// say a sentence and exit 2, or a whole server whose background thread had stopped.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
 }
 
 /// A warning from this place of the code said at most once every 10 s, with how many like it

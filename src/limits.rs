@@ -120,6 +120,13 @@ pub const BODY_DEADLINE_MS: u64 = 10_000;
 pub const WRITE_DEADLINE_MS: u64 = 10_000;
 /// Open connections at once when not configured; at the cap the longest idle one is closed.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
+/// The fewest open connections a configuration may allow.
+pub const CONNECTIONS_MAX_LEAST: usize = 16;
+/// Open files the server keeps beyond its clients' connections (the database's, each pooled
+/// connection holding the file and its log; the listening socket; the log; calls to M-Pesa,
+/// receivers, the SMS gateway and PostgreSQL): a server idle holds about 23. The connection
+/// cap is lowered to fit the process's limit of open files less these.
+pub const OPEN_FILES_RESERVED: usize = 128;
 /// The HTTP workers that clients without a bearer token (webhooks included) may hold at once
 /// waiting for bodies still arriving, as a fraction: one in this many; and so may any one
 /// caller with a token (all callers together: half).

@@ -23,8 +23,14 @@ fn main() {
         // Any other failed write of our output (`> /dev/full`, a disk that filled): a sentence
         // and the usual exit code of a failure, not a panic's 101. What the command changed
         // before it printed stays changed.
+        if message.starts_with("failed printing to stderr")
+            && std::thread::current().name() == Some("main")
+        {
+            // A command's sentence that cannot be said: the failure's code, quietly.
+            std::process::exit(2);
+        }
         if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
-            eprintln!("remit: cannot write to standard output ({cause}); if the command changes anything, what it changed before it printed is done");
+            remit::say!("remit: cannot write to standard output ({cause}); if the command changes anything, what it changed before it printed is done");
             std::process::exit(2);
         }
         // Which thread, and where: a background thread that ends this way is named by
@@ -34,7 +40,7 @@ fn main() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        remit::say!(
             "remit: internal error in thread {}{at}: {message}",
             thread.name().unwrap_or("unnamed")
         );
@@ -55,7 +61,7 @@ fn main() {
     let cli = remit::cli::Cli::from_command_line();
     // Said after the command line is read, so that `--help` still answers.
     if let Err(sentence) = dotenv {
-        eprintln!("remit: {sentence}");
+        remit::say!("remit: {sentence}");
         std::process::exit(2);
     }
     QUIET_ON_CLOSED_PIPE.store(
@@ -65,7 +71,7 @@ fn main() {
     let code = match remit::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("remit: {}", remit::cli::describe(&e));
+            remit::say!("remit: {}", remit::cli::describe(&e));
             2
         }
     };

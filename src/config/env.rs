@@ -545,7 +545,8 @@ fn server(config: &mut Config) -> Result<()> {
         config.payout_timeout_s = s;
     }
     let most = crate::limits::CONNECTIONS_MAX_LIMIT;
-    if let Some(n) = ranged::<usize>("REMIT_MAX_CONNECTIONS", 16, most, "")? {
+    let least = crate::limits::CONNECTIONS_MAX_LEAST;
+    if let Some(n) = ranged::<usize>("REMIT_MAX_CONNECTIONS", least, most, "")? {
         config.connections_max = n;
     }
     // Read as a signed number, so that -1 hears the range too.

@@ -37,7 +37,7 @@ pub struct HttpServer {
 /// The limits the server enforces for every client, from `limits.rs` and the configuration.
 fn limits(app: &App) -> tiny_http::Limits {
     tiny_http::Limits {
-        connections_max: app.config.connections_max,
+        connections_max: connections_within_open_files(app.config.connections_max),
         head_bytes_max: HEAD_BYTES_MAX,
         header_lines_max: HEADER_LINES_MAX,
         head_deadline: Duration::from_millis(HEAD_DEADLINE_MS),
@@ -45,6 +45,42 @@ fn limits(app: &App) -> tiny_http::Limits {
         body_deadline: Duration::from_millis(BODY_DEADLINE_MS),
         write_deadline: Duration::from_millis(WRITE_DEADLINE_MS),
     }
+}
+
+/// The connection cap, within the process's limit of open files (`ulimit -n`): its soft limit
+/// is raised to the hard one as far as the cap needs, and where that is still too few, the cap
+/// is lowered to fit (said once, with what to do). A cap above the limit was never reached: the
+/// server ran out of descriptors first, every new client was refused by the kernel's accept
+/// (`Too many open files`) rather than admitted by closing the connection idle the longest, one
+/// client holding idle sockets locked everyone out, and the refusals filled the log.
+fn connections_within_open_files(configured: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let reserved = crate::limits::OPEN_FILES_RESERVED as u64;
+    let wanted = configured as u64 + reserved;
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is no limit.
+    let Some(mut current) = limit.current else {
+        return configured;
+    };
+    if current < wanted && limit.maximum.is_none_or(|most| current < most) {
+        let raised = wanted.min(limit.maximum.unwrap_or(wanted));
+        let asked = Rlimit {
+            current: Some(raised),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, asked).is_ok() {
+            current = raised;
+        }
+    }
+    if current >= wanted {
+        return configured;
+    }
+    let fitted =
+        (current.saturating_sub(reserved) as usize).max(crate::limits::CONNECTIONS_MAX_LEAST);
+    log::warn!(
+        "this process may open {current} files (ulimit -n), too few for {configured} connections (REMIT_MAX_CONNECTIONS) and the server's own {reserved}: at most {fitted} connections here, the one idle the longest closed for each beyond; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to {wanted} for {configured}"
+    );
+    fitted
 }
 
 /// The workers waiting for a body that has not arrived whole (one that came with its head

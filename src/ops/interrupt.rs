@@ -59,7 +59,7 @@ pub fn remove_copies_on_interrupt() {
                     return;
                 };
                 let stop_now = |signal: i32| -> ! {
-                    eprintln!("remit: stopped");
+                    crate::say!("remit: stopped");
                     std::process::exit(128 + signal)
                 };
                 // Waits out a copy taking its final name; a second stop meanwhile ends it.
@@ -71,7 +71,7 @@ pub fn remove_copies_on_interrupt() {
                         Err(TryLockError::WouldBlock) => {}
                     }
                     if !said {
-                        eprintln!("remit: putting the finished copy in place; the command ends once that is done (again to stop at once)");
+                        crate::say!("remit: putting the finished copy in place; the command ends once that is done (again to stop at once)");
                         said = true;
                     }
                     if let Some(again) = signals.pending().next() {
@@ -81,7 +81,7 @@ pub fn remove_copies_on_interrupt() {
                 };
                 if PLACED.load(Ordering::SeqCst) {
                     drop(copies);
-                    eprintln!("remit: the copy is in place: finishing (again to stop at once)");
+                    crate::say!("remit: the copy is in place: finishing (again to stop at once)");
                     if let Some(again) = signals.forever().next() {
                         stop_now(again);
                     }
@@ -90,7 +90,7 @@ pub fn remove_copies_on_interrupt() {
                 let mut removed_any = false;
                 for copy in copies.iter() {
                     if remove_with_companions(copy) {
-                        eprintln!(
+                        crate::say!(
                             "remit: interrupted: removed the unfinished copy {}",
                             copy.display()
                         );
@@ -98,7 +98,7 @@ pub fn remove_copies_on_interrupt() {
                     }
                 }
                 if !removed_any {
-                    eprintln!("remit: interrupted");
+                    crate::say!("remit: interrupted");
                 }
                 std::process::exit(128 + signal);
             });

@@ -346,7 +346,7 @@ pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
 }
 
 /// On an empty database, creates the first admin and returns its token (shown once).
-pub fn bootstrap_admin(store: &Store) -> Result<Option<String>> {
+pub fn bootstrap_admin(store: &Store) -> Result<Option<(crate::domain::UserId, String)>> {
     store.write(|ctx| {
         if users::any_user(ctx.conn)? {
             return Ok(None);
@@ -357,7 +357,7 @@ pub fn bootstrap_admin(store: &Store) -> Result<Option<String>> {
             phone: None,
         };
         let created = users::create(ctx, &Actor::system("bootstrap"), &admin)?;
-        Ok(Some(created.token))
+        Ok(Some((created.user.user_id, created.token)))
     })
 }
 

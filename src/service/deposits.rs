@@ -207,7 +207,7 @@ fn record_with(
             if differs {
                 return Err(Error::invalid(
                     "reference",
-                    "was already used for a different deposit",
+                    "was already used for a different deposit (a reference names one deposit: give this one its own, or none and an Idempotency-Key)",
                 ));
             }
         }

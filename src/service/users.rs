@@ -146,7 +146,10 @@ pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> 
         ]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
-            Err(Error::invalid("phone", "belongs to another user"))
+            Err(Error::invalid(
+                "phone",
+                "belongs to another user (the users list finds them by it: remit user list, or the admin screen's Users; remit token issue gives them a token)",
+            ))
         }
         other => {
             other?;

@@ -375,21 +375,74 @@ pub(super) struct FileInPlace {
     /// finds it, but a new start would look for its log beside the new name, without it).
     resolved: Option<std::path::PathBuf>,
     id: (u64, u64),
+    /// The file as opened (whether any name is left to it: `is_deleted`).
+    opened: std::sync::Arc<std::fs::File>,
+    /// Whether its copy was made once it was deleted (`rescue`).
+    rescued: std::sync::Arc<AtomicBool>,
 }
 
 impl FileInPlace {
     /// The file `opened`, which the store opened at `path`.
     pub(super) fn of(path: &std::path::Path, opened: &std::fs::File) -> Result<FileInPlace> {
         use std::os::unix::fs::MetadataExt;
-        let meta = opened
-            .metadata()
-            .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+        let cannot_read =
+            |e: std::io::Error| Error::internal(format!("cannot read {}: {e}", path.display()));
+        let meta = opened.metadata().map_err(cannot_read)?;
         let resolved = Some(crate::ops::real_path(path)).filter(|r| r.as_path() != path);
         Ok(FileInPlace {
             path: path.to_path_buf(),
             resolved,
             id: (meta.dev(), meta.ino()),
+            opened: std::sync::Arc::new(opened.try_clone().map_err(cannot_read)?),
+            rescued: std::sync::Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Was the file opened deleted, no name left to it anywhere (not moved, not replaced by
+    /// another: both leave it a name)? What this process holds open is then the ledger's only
+    /// copy, its log's newest commits included.
+    fn is_deleted(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.opened.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+
+    /// Copies the ledger, deleted while this process holds it, beside its path
+    /// (`<path>.rescued-<unix time>`, 0600), once, through the writer's connection (`conn`,
+    /// which sees every commit): a stop folded the log into the deleted file, removed the log,
+    /// and every commit since the last backup went with the process. Said in the log, with what
+    /// to do. `committing` lets the copy's own commit through the writer's gate.
+    fn rescue(&self, conn: &Connection, committing: &AtomicBool) {
+        if !self.is_deleted() || self.rescued.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let to = crate::ops::beside(&self.path, &format!(".rescued-{}", crate::time::now_unix()));
+        let made = crate::crypto::write_owner_only(&to, b"")
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                committing.store(true, Ordering::SeqCst);
+                let copied = conn
+                    .execute("VACUUM INTO ?1", [to.to_string_lossy()])
+                    .map_err(|e| e.to_string());
+                committing.store(false, Ordering::SeqCst);
+                copied
+            });
+        match made {
+            Ok(_) => log::error!(
+                "the database file {} was deleted while this server held it: every commit it holds is copied to {}. Stop the server, move that copy to {} (the key file beside it is unchanged), check it (remit check) and start again",
+                self.path.display(),
+                to.display(),
+                self.path.display()
+            ),
+            Err(e) => {
+                let _ = std::fs::remove_file(&to);
+                log::error!(
+                    "the database file {} was deleted while this server held it, and its copy to {} failed ({e}): this process holds the only copy of the commits since the last backup; make room beside it and copy it out before stopping the server (sqlite3 /proc/{}/fd/... does not see its log), or restore the last backup",
+                    self.path.display(),
+                    to.display(),
+                    std::process::id()
+                );
+            }
+        }
     }
 
     /// Is the file at the path still the one opened? (A path that cannot be looked at for
@@ -411,7 +464,7 @@ impl FileInPlace {
         let was_missing = stats.file_missing.swap(!here, Ordering::SeqCst);
         if !here && !was_missing {
             log::error!(
-                "the database file {} was deleted, moved or replaced while this server runs: every write is refused from now on (it would be lost with the server), and /health says db \"missing\". Put the same file back at its path (a move back), or stop the server and restore the last backup (`remit restore`)",
+                "the database file {} was deleted, moved or replaced while this server runs: every write is refused from now on (it would be lost with the server), and /health says db \"missing\". Put the same file back at its path (a move back); a file deleted is copied beside its path by this server, as a next line says; otherwise stop the server and restore the last backup (`remit restore`)",
                 self.path.display()
             );
         } else if here && was_missing {
@@ -846,6 +899,9 @@ impl Writer<'_> {
                 return;
             }
         }
+        // Deleted while it was held, and no write since to find it: copied before the
+        // checkpoint folds the log into the deleted file and the log is removed.
+        self.file.rescue(&self.conn, self.committing);
         // Last checkpoint so that the file alone holds everything.
         match self
             .conn
@@ -935,6 +991,7 @@ impl Writer<'_> {
             let commit = if self.file.here(stats) {
                 self.attempt(batch, unbounded)
             } else {
+                self.file.rescue(conn, self.committing);
                 Err(Error::internal(
                     "the database file is no longer at its path",
                 ))

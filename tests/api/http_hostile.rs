@@ -501,6 +501,40 @@ fn the_caller_is_known_before_the_query_is_judged() {
     );
 }
 
+/// Guards against: with fewer open files allowed (`ulimit -n`, 1,024 in many shells) than the
+/// connection cap (1,024) and the server's own, the cap was never reached: the server ran out of
+/// descriptors first, so the kernel refused every new client rather than the server closing
+/// the connection idle the longest, one client holding idle sockets locked everyone out, and
+/// the failed accepts were logged a hundred times a second.
+#[test]
+fn a_client_holding_more_sockets_than_the_open_files_allowed_does_not_lock_others_out() {
+    use crate::support::process::Server;
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let server = Server::start_with_open_files(&db, TEST_KEY, &log, 256);
+    let address = server.base.trim_start_matches("http://").to_string();
+    // More idle connections than the process may open files.
+    let held: Vec<std::net::TcpStream> = (0..400)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    for _ in 0..3 {
+        let health = server.get("/health", "");
+        assert_eq!(health.status, 200, "{}", health.text);
+    }
+    drop(held);
+    let text = server.log();
+    assert!(
+        text.contains("this process may open 256 files (ulimit -n), too few for 1024 connections")
+            && text.contains("at most 128 connections here"),
+        "{text}"
+    );
+    assert!(
+        text.matches("Error accepting new client").count() <= 1,
+        "{text}"
+    );
+}
+
 /// Guards against: the listening socket kept Rust's queue of 128 connections not yet accepted,
 /// and a burst of new connections past it made the kernel drop honest clients' handshakes
 /// (each retried a second later: up to 5 s to connect). `ss` shows a listening socket's queue

@@ -620,6 +620,62 @@ fn a_database_file_moved_away_while_serving_takes_no_writes_until_it_is_back() {
     assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
 }
 
+/// Guards against: a database file deleted while the server runs (`rm remit.db`) left the
+/// ledger's only copy in the process, its newest commits in the log beside the path; the log
+/// said to move the file back (there was none) or stop and restore, and the stop folded the log
+/// into the deleted file and removed it: every commit since the last backup was lost. The
+/// server copies the ledger beside the path, at the first write refused (or at the stop, when
+/// none came), and says so.
+#[test]
+fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_commit() {
+    for write_after in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("remit.db");
+        let (mut server, sender, requests) =
+            serving_with_requests(&db, &dir.path().join("serve.log"), 3);
+        let approved = server.post(
+            &format!("/payment-requests/{}/approve", requests[0]),
+            &sender,
+            &json!({}),
+        );
+        assert_eq!(approved.status, 200, "{}", approved.text);
+        std::fs::remove_file(&db).unwrap();
+        if write_after {
+            assert_approval_refused_as_missing(&server, &sender, &requests[1]);
+        }
+        assert!(server.terminate().success(), "{}", server.log());
+        let text = server.log();
+        let rescued: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("remit.db.rescued-"))
+            .collect();
+        assert_eq!(rescued.len(), 1, "{rescued:?}\n{text}");
+        assert!(
+            text.contains(
+                "was deleted while this server held it: every commit it holds is copied to"
+            ),
+            "{text}"
+        );
+        std::fs::rename(&rescued[0], &db).unwrap();
+        assert_eq!(
+            check(&db, TEST_KEY).code,
+            Some(0),
+            "write after: {write_after}"
+        );
+        let server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &[]);
+        let r = server.get(&format!("/payment-requests/{}", requests[0]), &sender);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body["status"] == "approved" || r.body["status"] == "paid",
+            "the approval acknowledged before the deletion is there: {}",
+            r.text
+        );
+        let r = server.get(&format!("/payment-requests/{}", requests[1]), &sender);
+        assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+    }
+}
+
 /// A database named through a symbolic link, the file moved and the link pointed at its new
 /// name while serving: the path still finds the file, but SQLite keeps the log beside the name
 /// it opened, and after a crash a new start looks beside the new name: the writes of the

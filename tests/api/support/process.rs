@@ -193,6 +193,22 @@ impl Server {
         Server::spawn(cmd, log)
     }
 
+    /// `remit serve` that may open at most `files` files (`prlimit --nofile`, soft and hard: as
+    /// `ulimit -n` in a shell sets both).
+    pub fn start_with_open_files(db: &Path, key: &str, log: &Path, files: u64) -> Server {
+        let mut cmd = Command::new("/usr/bin/prlimit");
+        cmd.current_dir(db.parent().unwrap())
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("ENCRYPTION_KEY", key)
+            .arg(format!("--nofile={files}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_remit"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(db);
+        Server::spawn(cmd, log)
+    }
+
     /// `remit serve` started with SIGHUP ignored, as `nohup` starts it.
     pub fn start_ignoring_hangup(db: &Path, key: &str, log: &Path) -> Server {
         let mut cmd = Command::new("/bin/bash");

@@ -329,6 +329,10 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // remit patch: failed accepts are logged at most once every 10 s, with how many
+            // were left out (out of open files, every try failed: a hundred lines a second).
+            let mut accept_failed_logged: Option<std::time::Instant> = None;
+            let mut accept_failures_unlogged = 0u64;
             while !inside_close_trigger.load(Relaxed) {
                 let sock = match server.accept() {
                     Ok((sock, _)) => sock,
@@ -336,7 +340,19 @@ impl Server {
                         // remit patch: a failed accept (a client that reset before it was
                         // accepted, too many open files for a moment) must not stop the server
                         // from listening; upstream ended the accept loop here.
-                        log::error!("Error accepting new client: {}", e);
+                        if accept_failed_logged
+                            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10))
+                        {
+                            log::error!(
+                                "Error accepting new client: {} ({} more since the last such line)",
+                                e,
+                                accept_failures_unlogged
+                            );
+                            accept_failed_logged = Some(std::time::Instant::now());
+                            accept_failures_unlogged = 0;
+                        } else {
+                            accept_failures_unlogged += 1;
+                        }
                         thread::sleep(std::time::Duration::from_millis(10));
                         continue;
                     }
