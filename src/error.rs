@@ -43,6 +43,9 @@ pub enum Error {
     ForbiddenHere(&'static str),
     /// No such object, or one the caller may not see.
     NotFound { what: &'static str },
+    /// No such object among those the caller may see, which the sentence names (`404
+    /// not_found` too): an escrow's categories, to whom the escrow is visible.
+    NotFoundAmong { what: &'static str, known: String },
     /// The escrow's remaining balance does not cover the payment.
     InsufficientBalance {
         available: UsdCents,
@@ -142,7 +145,7 @@ impl Error {
             Error::RepeatedHeader { .. } | Error::MalformedChunks => "invalid_header",
             Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => "unauthenticated",
             Error::Forbidden | Error::ForbiddenHere(_) => "forbidden",
-            Error::NotFound { .. } => "not_found",
+            Error::NotFound { .. } | Error::NotFoundAmong { .. } => "not_found",
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::InsufficientCategoryBalance { .. } => "insufficient_category_balance",
             Error::DailyLimitExceeded { .. } => "daily_limit_exceeded",
@@ -220,6 +223,7 @@ impl fmt::Display for Error {
             Error::Forbidden => write!(f, "your role may not do this"),
             Error::ForbiddenHere(who) => f.write_str(who),
             Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::NotFoundAmong { what, known } => write!(f, "{what} not found: {known}"),
             Error::InsufficientBalance { available, needed } => write!(
                 f,
                 "escrow balance is {}, payment needs {}",
@@ -295,7 +299,10 @@ impl fmt::Display for Error {
                 f,
                 "the encryption key does not match this database (check ENCRYPTION_KEY or the key file; after `remit rotate-key` the database takes the new key, and after `remit restore` the key the backup was made under)"
             ),
-            Error::Full => write!(f, "the database or its disk is full"),
+            Error::Full => write!(
+                f,
+                "the database or its disk is full: free space on the disk that holds it (its write-ahead log takes up to REMIT_WAL_MAX_MB, 64 MiB, beside it)"
+            ),
             Error::Damaged(_) | Error::Internal(_) => write!(f, "internal error"),
         }
     }

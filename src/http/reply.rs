@@ -65,7 +65,7 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::MalformedChunks => 400,
         Error::Unauthenticated | Error::AuthScheme | Error::BadSignature => 401,
         Error::Forbidden | Error::ForbiddenHere(_) => 403,
-        Error::NotFound { .. } => 404,
+        Error::NotFound { .. } | Error::NotFoundAmong { .. } => 404,
         Error::MethodNotAllowed => 405,
         Error::InsufficientBalance { .. }
         | Error::InsufficientCategoryBalance { .. }

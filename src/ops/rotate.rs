@@ -33,10 +33,6 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;
     // One transaction rewrites every encrypted row: its journals may pass the build's 4 MiB.
     store::journals_in_memory(&conn, true)?;
-    // The old values' bytes zeroed where the rewrite frees them: left in the pages' free
-    // space, whoever holds the old key (a rotation's reason: it leaked) read them in a copy
-    // of the file made after the rotation.
-    conn.pragma_update(None, "secure_delete", "ON")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Every re-encrypted row is a change the replica must receive.
     let _numbered = store::changes::begin(&tx)?;
@@ -121,7 +117,7 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     )?;
     tx.commit()?;
     log::info!(target: "remit::audit", "key.rotated database by system:cli");
-    scrub_free_pages(&conn, db);
+    rebuild_without_old_values(&conn, db);
     // Committed: the ledger is under the new key whatever follows. A log that cannot be
     // emptied now (another reader) is emptied at the next start; an error here made the
     // command report a failed rotation, and drop its copy of the old key, after the fact.
@@ -131,22 +127,23 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     Ok(count)
 }
 
-/// The pages free before the rotation still hold what was deleted from them under the old key
-/// (a purged stored response, a delivered SMS's text): the file is rebuilt without them
-/// (`VACUUM`, its copy on the disk beside the temporary files, not in memory), when there are
-/// any. The rotation has committed: a rebuild that fails (a disk too full for the copy) is said
-/// and leaves the ledger as it is.
-fn scrub_free_pages(conn: &rusqlite::Connection, db: &Path) {
-    let free = conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
-    if !matches!(free, Ok(n) if n > 0) {
-        return;
-    }
+/// The file still holds values sealed under the old key where the rewrite did not reach: in
+/// the inner pages of the tables kept by their key (`users`, `escrows`, …), whose cells are
+/// copies of whole rows made when a page split and left as they were when the row changed
+/// (not freed, so not zeroed either: SQLite's `secure_delete` left 26 of 81 values of a small
+/// ledger), in the space the rewrite freed, and in pages free before it (a purged stored
+/// response, a delivered SMS). Whoever holds the old key, which a rotation exists because it
+/// leaked, read names and phones in a copy of the file made after the rotation. The file is
+/// rebuilt from its rows (`VACUUM`, its copy on the disk beside the temporary files, not in
+/// memory). The rotation has committed: a rebuild that fails (a disk too full for the copy) is
+/// said and leaves the ledger as it is.
+fn rebuild_without_old_values(conn: &rusqlite::Connection, db: &Path) {
     let rebuilt = conn
         .pragma_update(None, "temp_store", "FILE")
         .and_then(|()| conn.execute_batch("VACUUM"));
     if let Err(e) = rebuilt {
         log::warn!(
-            "the key is rotated; the file's free pages, which may hold values deleted before under the old key, could not be cleared ({e}): make room on the disk and run VACUUM on the stopped ledger (sqlite3 {} VACUUM) before copying it anywhere",
+            "the key is rotated; the file could not be rebuilt without the copies of values sealed under the old key that its pages still hold ({e}): make room on the disk (about the ledger's size) and run VACUUM on the stopped ledger (sqlite3 {} VACUUM) before copying it anywhere",
             db.display()
         );
     }

@@ -63,21 +63,21 @@ impl Target {
     /// Parses `postgres://user:password@host:port/db?sslmode=…` (or `key=value` words);
     /// `name` is the setting or flag that carried it, for the error.
     pub fn parse(name: &str, url: &str, ca_file: Option<&Path>) -> Result<Target> {
-        // The client takes the credentials up to the first `@` anywhere in a URL: a
-        // `/db?password=…@…` made the password's end the host, and what came before it the
-        // user, which the log, the admin screen and the check's errors showed (and the host
-        // was looked up by DNS). Credentials run to an `@` before any `/` (as libpq reads
-        // them), and do not read as parameters (`?…=`).
+        // The client takes the credentials up to the first `@` anywhere in a URL: a password
+        // given as a parameter and holding one (`/db?password=…@…`) made the password's end
+        // the host, and what came before it the user, which the log, the admin screen and the
+        // check's errors showed (and the host was looked up by DNS). A password in the
+        // credentials may hold a `/` or a `?` (a base64 one does): only what reads as the
+        // password parameter is refused.
         let credentials = url
             .trim()
             .split_once("://")
             .and_then(|(_, rest)| rest.split_once('@'))
             .map(|(credentials, _)| credentials);
-        let parameters = |c: &str| c.split_once('?').is_some_and(|(_, p)| p.contains('='));
-        if credentials.is_some_and(|c| c.contains('/') || parameters(c)) {
+        if credentials.is_some_and(|c| c.contains("?password=") || c.contains("&password=")) {
             return Err(Error::invalid(
                 name,
-                "holds an '@' after its host: write it %40 (in a password given as ?password=, say)",
+                "holds an '@' in its password parameter (?password=): write it %40",
             ));
         }
         let mut config: postgres::Config = url.trim().parse().map_err(|e| {
@@ -1627,9 +1627,12 @@ mod tests {
             // the user, and its end the host, both shown.
             (
                 "postgres://127.0.0.1:5432/pilot?user=u&password=ab@s3cret",
-                "write it %40",
+                "in its password parameter (?password=): write it %40",
             ),
-            ("postgres://h?password=ab@s3cret", "write it %40"),
+            (
+                "postgres://h?password=ab@s3cret",
+                "in its password parameter (?password=): write it %40",
+            ),
             (
                 "postgres://u:s3cret@h:563500/db",
                 "the port must be a number from 1 to 65535",
@@ -1647,6 +1650,9 @@ mod tests {
             assert!(!text.contains("s3cret"), "{url}: {text}");
         }
         assert!(Target::parse("--to", "postgres://u:s3cret@h/db?sslmode=require", None).is_ok());
+        // A password holding '/' and '=' (base64), as the client has always taken it.
+        let base64 = Target::parse("--to", "postgres://u:Zk3/9q+Xw=@h:5432/db", None).unwrap();
+        assert_eq!(base64.display(), "postgres://u@h:5432/db");
         // An IPv6 host is shown as a URL writes it.
         let v6 = Target::parse("--to", "postgres://u:s3cret@[::1]:5432/db", None).unwrap();
         assert_eq!(v6.display(), "postgres://u@[::1]:5432/db");

@@ -45,8 +45,13 @@ pub fn create(
     require_role(actor, &[Role::Recipient, Role::Agent])?;
     let parties = EscrowParties::load_visible(ctx.conn, &input.escrow_id, actor)?;
     if parties.status != EscrowStatus::Active {
-        return Err(Error::NotFound {
+        // The caller sees the escrow: its state is theirs to be told.
+        return Err(Error::NotFoundAmong {
             what: "active escrow",
+            known: format!(
+                "this escrow is {} (only an active escrow, its deposits in, takes payment requests)",
+                parties.status
+            ),
         });
     }
     if input.amount.get() % 100 != 0 {
@@ -63,14 +68,27 @@ pub fn create(
             "must be between KES 10 and KES 250,000 for a phone payment",
         ));
     }
-    let category_id: CategoryId = ctx
+    let category_id: Option<CategoryId> = ctx
         .conn
         .prepare_cached("SELECT id FROM spending_categories WHERE escrow_id = ?1 AND name = ?2")?
         .query_row(params![input.escrow_id, input.category.as_str()], |r| {
             r.get(0)
         })
-        .optional()?
-        .ok_or(Error::NotFound { what: "category" })?;
+        .optional()?;
+    let Some(category_id) = category_id else {
+        // The caller sees the escrow: its categories are theirs to be told.
+        let names: Vec<String> = ctx
+            .conn
+            .prepare_cached(
+                "SELECT name FROM spending_categories WHERE escrow_id = ?1 ORDER BY position",
+            )?
+            .query_map([&input.escrow_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        return Err(Error::NotFoundAmong {
+            what: "category",
+            known: format!("this escrow's categories are {}", names.join(", ")),
+        });
+    };
     let (rate, _) = super::fx::current(ctx.conn)?;
     let amount_usd = rate.usd_for(input.amount);
     let id = PaymentRequestId::new();

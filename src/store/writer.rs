@@ -379,6 +379,8 @@ pub(super) struct FileInPlace {
     opened: std::sync::Arc<std::fs::File>,
     /// Whether its copy was made once it was deleted (`rescue`).
     rescued: std::sync::Arc<AtomicBool>,
+    /// When a copy was last tried and failed (`rescue`: tried again 10 s later at most often).
+    rescue_failed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl FileInPlace {
@@ -395,6 +397,7 @@ impl FileInPlace {
             id: (meta.dev(), meta.ino()),
             opened: std::sync::Arc::new(opened.try_clone().map_err(cannot_read)?),
             rescued: std::sync::Arc::new(AtomicBool::new(false)),
+            rescue_failed_at: std::sync::Arc::default(),
         })
     }
 
@@ -406,43 +409,75 @@ impl FileInPlace {
         self.opened.metadata().is_ok_and(|m| m.nlink() == 0)
     }
 
-    /// Copies the ledger, deleted while this process holds it, beside its path
-    /// (`<path>.rescued-<unix time>`, 0600), once, through the writer's connection (`conn`,
-    /// which sees every commit): a stop folded the log into the deleted file, removed the log,
-    /// and every commit since the last backup went with the process. Said in the log, with what
-    /// to do. `committing` lets the copy's own commit through the writer's gate.
-    fn rescue(&self, conn: &Connection, committing: &AtomicBool) {
-        if !self.is_deleted() || self.rescued.swap(true, Ordering::SeqCst) {
+    /// Copies the ledger, deleted while this process holds it, through the writer's connection
+    /// (`conn`, which sees every commit) to a new file (0600) beside its path,
+    /// `<path>.rescued-<unix time>` (or `…-2`, `…-3` when that name is taken), or else in the
+    /// temporary directory: a stop folded the log into the deleted file, removed the log, and
+    /// every commit since the last backup went with the process. Once it is made; a copy that
+    /// failed (a full disk) is tried again at a refused write 10 s later, and at the stop
+    /// (`at_stop`) whenever it failed. Said in the log, with what to do. `committing` lets the
+    /// copy's own commit through the writer's gate.
+    fn rescue(&self, conn: &Connection, committing: &AtomicBool, at_stop: bool) {
+        if self.rescued.load(Ordering::SeqCst) || !self.is_deleted() {
             return;
         }
-        let to = crate::ops::beside(&self.path, &format!(".rescued-{}", crate::time::now_unix()));
-        let made = crate::crypto::write_owner_only(&to, b"")
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                committing.store(true, Ordering::SeqCst);
-                let copied = conn
-                    .execute("VACUUM INTO ?1", [to.to_string_lossy()])
-                    .map_err(|e| e.to_string());
-                committing.store(false, Ordering::SeqCst);
-                copied
-            });
-        match made {
-            Ok(_) => log::error!(
-                "the database file {} was deleted while this server held it: every commit it holds is copied to {}. Stop the server, move that copy to {} (the key file beside it is unchanged), check it (remit check) and start again",
-                self.path.display(),
-                to.display(),
-                self.path.display()
-            ),
-            Err(e) => {
-                let _ = std::fs::remove_file(&to);
-                log::error!(
-                    "the database file {} was deleted while this server held it, and its copy to {} failed ({e}): this process holds the only copy of the commits since the last backup; make room beside it and copy it out before stopping the server (sqlite3 /proc/{}/fd/... does not see its log), or restore the last backup",
-                    self.path.display(),
-                    to.display(),
-                    std::process::id()
-                );
+        let Ok(mut failed_at) = self.rescue_failed_at.lock() else {
+            return;
+        };
+        if !at_stop && failed_at.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(10))
+        {
+            return;
+        }
+        let stamp = crate::time::now_unix();
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "remit.db".into(), |n| n.to_string_lossy().into_owned());
+        let places = ["", "-2", "-3"]
+            .iter()
+            .map(|n| crate::ops::beside(&self.path, &format!(".rescued-{stamp}{n}")))
+            .chain(std::iter::once(
+                std::env::temp_dir().join(format!("{name}.rescued-{stamp}")),
+            ));
+        let mut failures = Vec::new();
+        for to in places {
+            // A name taken is someone's file: left as it is, the next one tried.
+            if let Err(e) = crate::crypto::write_owner_only(&to, b"") {
+                failures.push(format!("{}: {e}", to.display()));
+                continue;
+            }
+            committing.store(true, Ordering::SeqCst);
+            let copied = conn.execute("VACUUM INTO ?1", [to.to_string_lossy()]);
+            committing.store(false, Ordering::SeqCst);
+            match copied {
+                Ok(_) => {
+                    self.rescued.store(true, Ordering::SeqCst);
+                    log::error!(
+                        "the database file {} was deleted while this server held it: every commit it holds is copied to {}. Stop the server, move that copy to {} (the key file beside it is unchanged), check it (remit check) and start again",
+                        self.path.display(),
+                        to.display(),
+                        self.path.display()
+                    );
+                    return;
+                }
+                Err(e) => {
+                    // Made empty above, and this copy's: removed.
+                    let _ = std::fs::remove_file(&to);
+                    failures.push(format!("{}: {e}", to.display()));
+                }
             }
         }
+        *failed_at = Some(std::time::Instant::now());
+        let then = if at_stop {
+            "the server stops without it: the commits since the last backup are lost with it; restore the last backup"
+        } else {
+            "it is tried again at a write 10 s from now and at the stop: make room (beside it, or in the temporary directory) before stopping the server"
+        };
+        log::error!(
+            "the database file {} was deleted while this server held it, and no copy of it could be made ({}): {then}",
+            self.path.display(),
+            failures.join("; ")
+        );
     }
 
     /// Is the file at the path still the one opened? (A path that cannot be looked at for
@@ -901,7 +936,7 @@ impl Writer<'_> {
         }
         // Deleted while it was held, and no write since to find it: copied before the
         // checkpoint folds the log into the deleted file and the log is removed.
-        self.file.rescue(&self.conn, self.committing);
+        self.file.rescue(&self.conn, self.committing, true);
         // Last checkpoint so that the file alone holds everything.
         match self
             .conn
@@ -991,7 +1026,7 @@ impl Writer<'_> {
             let commit = if self.file.here(stats) {
                 self.attempt(batch, unbounded)
             } else {
-                self.file.rescue(conn, self.committing);
+                self.file.rescue(conn, self.committing, false);
                 Err(Error::internal(
                     "the database file is no longer at its path",
                 ))

@@ -611,15 +611,20 @@ fn requests_need_an_active_escrow_an_existing_category_and_the_right_party() {
     let (sender, agent) = parties(&t);
     let pending = t.escrow(&sender, PHONE, 10_000, &["a"], None).unwrap();
     let pending_id = pending["escrowId"].as_str().unwrap();
-    assert!(matches!(
-        t.request(&agent, pending_id, "a", 10_000),
-        Err(Error::NotFound { .. })
-    ));
+    let waiting = t.request(&agent, pending_id, "a", 10_000);
+    assert!(
+        matches!(&waiting, Err(e @ Error::NotFoundAmong { .. })
+            if e.to_string().starts_with("active escrow not found: this escrow is pending_deposit")),
+        "{waiting:?}"
+    );
     let escrow_id = t.active_escrow(&sender, &agent, "0711000111", 10_000, &["a"], None);
-    assert!(matches!(
-        t.request(&agent, &escrow_id, "nope", 10_000),
-        Err(Error::NotFound { .. })
-    ));
+    // A category not the escrow's: 404, saying the escrow's (its caller sees them).
+    let unknown = t.request(&agent, &escrow_id, "nope", 10_000);
+    assert!(
+        matches!(&unknown, Err(e @ Error::NotFoundAmong { .. })
+            if e.to_string() == "category not found: this escrow's categories are a"),
+        "{unknown:?}"
+    );
     assert!(matches!(
         t.request(&sender, &escrow_id, "a", 10_000),
         Err(Error::Forbidden)

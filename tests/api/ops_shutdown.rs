@@ -625,14 +625,29 @@ fn a_database_file_moved_away_while_serving_takes_no_writes_until_it_is_back() {
 /// said to move the file back (there was none) or stop and restore, and the stop folded the log
 /// into the deleted file and removed it: every commit since the last backup was lost. The
 /// server copies the ledger beside the path, at the first write refused (or at the stop, when
-/// none came), and says so.
+/// none came), and says so; a copy that could not be made (its names taken, as by a full disk)
+/// is made at the stop once it can be.
 #[test]
 fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_commit() {
-    for write_after in [true, false] {
+    for (write_after, blocked) in [(true, false), (false, false), (true, true)] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("remit.db");
-        let (mut server, sender, requests) =
-            serving_with_requests(&db, &dir.path().join("serve.log"), 3);
+        // The temporary directory, the last place tried, a file: no copy can be made there.
+        let not_a_dir = dir.path().join("not-a-directory");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        let (_admin, sender, agent) = kiosk_users(&db, TEST_KEY);
+        let env = [("TMPDIR", not_a_dir.to_str().unwrap())];
+        let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
+        let escrow = funded_escrow(
+            &server,
+            &sender,
+            &agent,
+            500,
+            "0712345678",
+            "Wanjiru",
+            &["rent"],
+        );
+        let requests = pending_requests(&server, &agent, &escrow, 3);
         let approved = server.post(
             &format!("/payment-requests/{}/approve", requests[0]),
             &sender,
@@ -640,8 +655,30 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
         );
         assert_eq!(approved.status, 200, "{}", approved.text);
         std::fs::remove_file(&db).unwrap();
+        // Every name beside it taken for the next minute (files of someone's, left alone).
+        let now = remit::time::now_unix();
+        let taken: Vec<std::path::PathBuf> = (now..now + 60)
+            .flat_map(|s| {
+                ["", "-2", "-3"].map(|n| dir.path().join(format!("remit.db.rescued-{s}{n}")))
+            })
+            .filter(|_| blocked)
+            .collect();
+        for path in &taken {
+            std::fs::write(path, b"someone's").unwrap();
+        }
         if write_after {
             assert_approval_refused_as_missing(&server, &sender, &requests[1]);
+        }
+        if blocked {
+            assert!(
+                server.log().contains("no copy of it could be made"),
+                "{}",
+                server.log()
+            );
+            for path in &taken {
+                assert_eq!(std::fs::read(path).unwrap(), b"someone's", "left as it was");
+                std::fs::remove_file(path).unwrap();
+            }
         }
         assert!(server.terminate().success(), "{}", server.log());
         let text = server.log();

@@ -241,7 +241,9 @@ function plainErrorText(err) {
     // said in English, in brackets, in Swahili); a thing the UI has no sentence for, as the
     // server says it, as a sentence.
     if (err.code === 'not_found' && err.message) {
-      const key = `error.notFound.${err.message.replace(/ not found\.?$/, '')}`;
+      // ("category not found: this escrow's categories are …": the UI's sentence for what was
+      // not found, the rest being what its screen shows already.)
+      const key = `error.notFound.${err.message.replace(/ not found(:[^]*)?\.?$/, '')}`;
       const said = t(key);
       if (said !== key) return said;
       if (lang() === 'en') return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1).replace(/\.?$/, '.')}`;

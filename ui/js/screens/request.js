@@ -287,7 +287,7 @@ export async function viewRequest(root, ctx, escrowId) {
     } catch (err) {
       // "active escrow not found": cancelled (or completed) since this screen was drawn; said
       // in words of what happened and what to do, in the UI's language.
-      if (err instanceof ApiError && err.status === 404 && err.message === 'active escrow not found') {
+      if (err instanceof ApiError && err.status === 404 && err.message.startsWith('active escrow not found')) {
         throw new ApiError(404, 'escrow_gone', t('request.err.escrowGone'));
       }
       throw err;
