@@ -72,7 +72,11 @@ const REQUESTS_CHECK: &str =
 
 /// The checks of `LEDGER_CHECKS` of tables a replica does not hold (tokens are credentials:
 /// `replicate::source::LEFT_OUT`): run on the file only, and said so on a replica.
-const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK];
+const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK, ENDPOINTS_CHECK, ALLOCATIONS_CHECK];
+const ALLOCATIONS_CHECK: &str =
+    "every category is the name and the allocation its escrow's audit line made it with";
+const ENDPOINTS_CHECK: &str =
+    "every webhook endpoint posts to the host and for the events its audit line made it for";
 const JOURNAL_NEWEST_CHECK: &str = "every escrow names its newest journal transaction";
 const DAILY_CHECK: &str =
     "each day's approvals of an escrow are its requests approved that day, under its limit";
@@ -569,7 +573,14 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM payouts p LEFT JOIN payment_requests r ON r.id = p.payment_request_id
          WHERE r.id IS NULL OR p.amount_usd_cents <> r.amount_usd_cents
             OR p.amount_kes_cents <> r.amount_kes_cents OR p.escrow_id <> r.escrow_id
-            OR r.status NOT IN ('approved', 'paid', 'failed')",
+            OR r.status NOT IN ('approved', 'paid', 'failed')
+         UNION ALL
+         -- The M-Pesa command is the payee's kind's: a paybill's payout sent as a till's paid
+         -- another business the same number.
+         SELECT 'payout ' || p.id, 'is sent as ' || p.command || ' but its request ' || r.id || ' pays a ' || r.merchant_type
+         FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
+         WHERE p.command <> CASE r.merchant_type WHEN 'phone' THEN 'b2c' WHEN 'paybill' THEN 'b2b_paybill'
+             ELSE 'b2b_till' END",
     ),
     (
         DAILY_CHECK,
@@ -648,6 +659,15 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE a.seq IS NULL OR (t.sender_scope IS NULL) <> (json_extract(a.details, '$.escrowId') IS NULL)
              OR json_extract(a.details, '$.hashDigest') <> remit_token_digest(t.token_hash)
          UNION ALL
+         -- A sender's scope is the sender of the escrow it was given for: pointed at another,
+         -- the token opened that sender's escrows.
+         SELECT 'token ' || t.prefix, 'opens the escrows of sender ' || t.sender_scope || ' but audit line ' || a.seq
+             || ' issued it for escrow ' || e.id || ', of sender ' || e.sender_id
+         FROM api_tokens t JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
+             AND json_extract(a.details, '$.prefix') = t.prefix
+             JOIN escrows e ON e.id = json_extract(a.details, '$.escrowId')
+         WHERE t.sender_scope <> e.sender_id
+         UNION ALL
          SELECT 'token ' || t.prefix, 'of user ' || t.user_id || ' opens again, though an audit line revoked it'
          FROM api_tokens t WHERE t.revoked_at IS NULL AND EXISTS (
              SELECT 1 FROM audit_log a WHERE a.entity = t.user_id AND a.action = 'token.revoked'
@@ -667,7 +687,57 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          WHERE a.seq IS NULL OR CAST(json_extract(a.details, '$.totalUsdCents') AS BIGINT) <> e.total_usd_cents
              OR json_extract(a.details, '$.recipientId') <> e.recipient_id OR a.actor <> e.sender_id
              OR COALESCE(CAST(json_extract(a.details, '$.dailyLimitUsdCents') AS BIGINT), -1)
-                 <> COALESCE(e.daily_limit_usd_cents, -1)",
+                 <> COALESCE(e.daily_limit_usd_cents, -1)
+         UNION ALL
+         -- Its deposit code (recorded since 2026-12-07): two escrows' codes swapped sent an
+         -- agent's cash to the other.
+         SELECT 'escrow ' || e.id, 'has the deposit code ' || e.short_ref || ' but audit line ' || a.seq
+             || ' made it with ' || json_extract(a.details, '$.shortRef')
+         FROM escrows e JOIN audit_log a ON a.entity = e.id AND a.action = 'escrow.created'
+         WHERE json_extract(a.details, '$.shortRef') <> e.short_ref",
+    ),
+    (
+        // A card refund or dispute of an applied deposit flags its escrow (its money may be
+        // taken back) until an admin clears it: a flag cleared in the file let its money be
+        // paid out. (A refund of a cancelled escrow's money is what the cancel owed.)
+        "every escrow a refund or dispute of its deposits flagged stays flagged until an admin clears it",
+        "SELECT 'escrow ' || e.id, 'is not flagged, but audit line ' || MAX(a.seq) || ' records a refund or dispute of its deposit '
+             || MAX(d.id) || ' after any clearing of its flag'
+         FROM deposits d JOIN escrows e ON e.id = d.escrow_id
+             JOIN audit_log a ON a.entity = d.id
+                 AND (a.action = 'deposit.disputed' OR (a.action = 'deposit.refunded' AND e.status <> 'cancelled'))
+         WHERE d.status = 'applied' AND e.flag_reason IS NULL
+             AND a.seq > COALESCE((SELECT MAX(c.seq) FROM audit_log c WHERE c.entity = e.id AND c.action = 'escrow.flag_cleared'), 0)
+         GROUP BY e.id",
+    ),
+    (
+        // How an escrow's total is split (its line lists its categories in order): moved
+        // between two categories with the journal rewritten to match, a category's money was
+        // spent as another's. (SQLite's `json_each`: on the file only.)
+        ALLOCATIONS_CHECK,
+        "SELECT 'category ' || c.id, 'of escrow ' || c.escrow_id || ' is ' || c.name || ' with ' || c.allocated_usd_cents
+             || ' US cents but audit line ' || a.seq || ' made its place ' || c.position || ' '
+             || COALESCE(json_extract(j.value, '$.name') || ' with ' || json_extract(j.value, '$.allocatedUsdCents') || ' US cents', 'nothing')
+         FROM spending_categories c JOIN audit_log a ON a.entity = c.escrow_id AND a.action = 'escrow.created'
+             LEFT JOIN json_each(CASE WHEN json_valid(a.details) THEN a.details END, '$.categories') j
+                 ON j.key = c.position
+         WHERE j.key IS NULL OR json_extract(j.value, '$.name') <> c.name
+             OR CAST(json_extract(j.value, '$.allocatedUsdCents') AS BIGINT) <> c.allocated_usd_cents",
+    ),
+    (
+        // Where the ledger's events go (escrows, amounts): an endpoint's URL pointed at
+        // another host in the file (the server sealed it at its next start as its own), or its
+        // events widened, passed. Its origin is kept in the clear (its whole URL, before the
+        // server first sealed it), its line names the host.
+        ENDPOINTS_CHECK,
+        "SELECT 'webhook endpoint ' || w.id, 'posts to ' || w.url || ' for ' || w.events || ' but audit line ' || a.seq
+             || ' made it for the host ' || json_extract(a.details, '$.host') || ' and ' || json_extract(a.details, '$.events')
+         FROM webhook_endpoints w JOIN audit_log a ON a.entity = w.id AND a.action = 'webhook_endpoint.created'
+         WHERE NOT (w.url IN ('http://' || json_extract(a.details, '$.host'), 'https://' || json_extract(a.details, '$.host'))
+                 OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || ':%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || ':%'
+                 OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '/%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '/%'
+                 OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '?%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '?%')
+             OR json_extract(a.details, '$.events') <> w.events",
     ),
     (
         // What a payout pays is its request's (held above), and the request is the one its
@@ -700,7 +770,14 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM payment_requests r JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.approved'
              JOIN escrows e ON e.id = r.escrow_id
          WHERE r.status IN ('approved', 'paid', 'failed') AND a.actor <> e.sender_id
-             AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.actor AND u.role = 'admin')",
+             AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.actor AND u.role = 'admin')
+         UNION ALL
+         -- The day a daily limit counted it against (recorded since 2026-12-07).
+         SELECT 'payment request ' || r.id, 'counts against ' || COALESCE(r.approved_day, 'no day')
+             || ' but audit line ' || a.seq || ' approved it against ' || json_extract(a.details, '$.approvedDay')
+         FROM payment_requests r JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.approved'
+         WHERE r.status IN ('approved', 'paid', 'failed')
+             AND json_extract(a.details, '$.approvedDay') <> COALESCE(r.approved_day, '')",
     ),
     (
         "every applied deposit is the one its audit line records",
@@ -710,7 +787,14 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM deposits d LEFT JOIN audit_log a ON a.entity = d.escrow_id AND a.action = 'escrow.deposited'
              AND json_extract(a.details, '$.depositId') = d.id
          WHERE d.status = 'applied'
-             AND (a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> d.amount_usd_cents)",
+             AND (a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> d.amount_usd_cents)
+         UNION ALL
+         -- Its source too: a card deposit made cash in the file took no flag from its refund.
+         SELECT 'deposit ' || d.id, 'is a ' || d.source || ' deposit but audit line ' || a.seq || ' records a '
+             || json_extract(a.details, '$.source') || ' one'
+         FROM deposits d JOIN audit_log a ON a.entity = d.escrow_id AND a.action = 'escrow.deposited'
+             AND json_extract(a.details, '$.depositId') = d.id
+         WHERE d.status = 'applied' AND json_extract(a.details, '$.source') <> d.source",
     ),
     (
         "every payout is the one its approval's audit line made, with the result its audit line says",
@@ -723,7 +807,12 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          UNION ALL
          SELECT 'payout ' || p.id, 'is ' || p.status || ' but no audit line says so'
          FROM payouts p WHERE (p.status = 'succeeded' OR p.status = 'failed') AND NOT EXISTS (
-             SELECT 1 FROM audit_log a WHERE a.entity = p.id AND a.action = 'payout.' || p.status)",
+             SELECT 1 FROM audit_log a WHERE a.entity = p.id AND a.action = 'payout.' || p.status)
+         UNION ALL
+         -- Taken by M-Pesa, then waiting to be sent again: a second payment.
+         SELECT 'payout ' || p.id, 'waits to be sent but audit line ' || a.seq || ' says M-Pesa took it'
+         FROM payouts p JOIN audit_log a ON a.entity = p.id AND a.action = 'payout.sent'
+         WHERE p.status = 'queued' AND p.failure_to_confirm_code IS NULL",
     ),
     (
         // A decision moves no money, but a request set back to wait can be approved again.
@@ -994,7 +1083,7 @@ fn report_of(
             }
             Query::FileOnly => {
                 report.checks.push(format!(
-                    "{name}: not run (a replica holds no tokens; `remit check` on the file runs it)"
+                    "{name}: not run on a replica (`remit check` on the file runs it)"
                 ));
                 continue;
             }

@@ -201,7 +201,8 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
         "escrow.created",
         id.as_str(),
         &json!({"totalUsdCents": input.total.get(), "categories": allocations.iter().map(|(n, a)| json!({"name": n.as_str(), "allocatedUsdCents": a})).collect::<Vec<_>>(),
-                "dailyLimitUsdCents": input.daily_limit.map(UsdCents::get), "recipientId": recipient_id}),
+                "dailyLimitUsdCents": input.daily_limit.map(UsdCents::get), "recipientId": recipient_id,
+                "shortRef": short_ref}),
     )?;
     views::escrow(ctx.conn, ctx.keys, actor, &id)
 }

@@ -369,6 +369,7 @@ fn approve_loaded(
         &ApprovedLine {
             amount_usd_cents: row.amount_usd.get(),
             payout_id: &payout_id,
+            approved_day: daily.map(|(d, _)| d),
         },
     )?;
     ctx.emit(
@@ -390,6 +391,10 @@ fn approve_loaded(
 struct ApprovedLine<'a> {
     amount_usd_cents: i64,
     payout_id: &'a PayoutId,
+    /// The day its escrow's daily limit counted it against (none without a limit): held to the
+    /// request's `approved_day` by `remit check` (a day moved in the file gave a fresh limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_day: Option<&'a str>,
 }
 
 /// An approval's event, written as a struct on the hot path (building a `serde_json::Value`
@@ -645,10 +650,20 @@ mod tests {
             let line = ApprovedLine {
                 amount_usd_cents: usd.get(),
                 payout_id: &payout,
+                approved_day: None,
             };
             assert_eq!(
                 serde_json::to_string(&line).unwrap(),
                 json!({"amountUsdCents": usd.get(), "payoutId": payout}).to_string()
+            );
+            let line = ApprovedLine {
+                approved_day: Some("2026-12-07"),
+                ..line
+            };
+            assert_eq!(
+                serde_json::to_string(&line).unwrap(),
+                json!({"amountUsdCents": usd.get(), "payoutId": payout, "approvedDay": "2026-12-07"})
+                    .to_string()
             );
         }
     }

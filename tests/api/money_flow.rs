@@ -1597,3 +1597,88 @@ fn each_reversal_of_a_deposit_is_said_in_its_own_currency() {
         "{flag}"
     );
 }
+
+/// Guards against: edits of the file that decide where and when money goes passed `remit
+/// check`, each agreeing with every other table: a card refund's flag cleared (the refunded
+/// money was approvable again), a card deposit told as cash (its refund then flagged nothing),
+/// a recipient token's sender scope pointed at another sender (it opened their escrows). Each
+/// is held to the keyed audit line that made it.
+#[test]
+fn a_refunds_flag_a_deposits_source_and_a_tokens_scope_edited_in_the_file_are_found() {
+    let app = spawn_app();
+    // A recipient new to remit, whom the sender may give a first token.
+    let made = app.post(
+        "/escrows",
+        &app.sender,
+        &json!({"recipientPhone": "0722555111", "recipientName": "Achieng", "totalAmountUsd": 100,
+                "categories": ["rent"]}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text);
+    let escrow = made.body["escrowId"].as_str().unwrap().to_string();
+    let paid = app.post_stripe(&stripe_event("evt_t1", "pi_t1", &escrow, 10_000, "usd"));
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let r = app.post_stripe(&stripe_refund("evt_t1_r", "pi_t1", 10_000, 2_000));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = app.post(
+        &format!("/escrows/{escrow}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(token.status, 201, "{}", token.text);
+    let prefix = token.body["token"].as_str().unwrap()[..12].to_string();
+    app.assert_integrity();
+    let mismatches = || -> Vec<String> {
+        let r = app.get("/admin/integrity", &app.admin);
+        r.body["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect()
+    };
+    let found = |what: &str, needles: &[&str]| {
+        let all = mismatches();
+        assert!(
+            all.iter().any(|m| needles.iter().all(|n| m.contains(n))),
+            "{what}: no mismatch naming {needles:?}: {all:?}"
+        );
+    };
+    let flag: String = app.get(&format!("/escrows/{escrow}"), &app.admin).body["flagReason"]
+        .as_str()
+        .expect("the refund flagged the escrow")
+        .to_string();
+    app.sql(
+        "UPDATE escrows SET flag_reason = NULL WHERE id = ?1",
+        &[&escrow],
+    );
+    found(
+        "the refund's flag cleared in the file",
+        &["stays flagged until an admin clears it", &escrow],
+    );
+    app.sql(
+        "UPDATE escrows SET flag_reason = ?2 WHERE id = ?1",
+        &[&escrow, &flag],
+    );
+    app.assert_integrity();
+    app.sql(
+        "UPDATE deposits SET source = 'cash' WHERE escrow_id = ?1",
+        &[&escrow],
+    );
+    found(
+        "a card deposit told as cash",
+        &["is a cash deposit but audit line", "records a stripe one"],
+    );
+    app.sql(
+        "UPDATE deposits SET source = 'stripe' WHERE escrow_id = ?1",
+        &[&escrow],
+    );
+    app.assert_integrity();
+    app.sql(
+        "UPDATE api_tokens SET sender_scope = ?2 WHERE prefix = ?1",
+        &[&prefix, &app.agent_id],
+    );
+    found(
+        "a token's scope pointed at another user",
+        &[&prefix, "issued it for escrow", &escrow],
+    );
+}

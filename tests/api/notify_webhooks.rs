@@ -1103,3 +1103,55 @@ fn an_endpoint_made_behind_a_backlog_receives_only_the_events_after_it() {
     assert_eq!(events, vec![after.to_string()], "not {before}");
     assert!(!receiver.ids().contains(&before.to_string()));
 }
+
+/// Guards against: a webhook endpoint pointed at another host in the file (its URL in the
+/// clear, which the server sealed at its next start as its own), or its events widened, passed
+/// `remit check`, and the ledger's events went to whoever the editor chose. The endpoint is
+/// held to the audit line that made it: its host and its events.
+#[test]
+fn a_webhook_endpoint_pointed_elsewhere_or_widened_in_the_file_is_found() {
+    let app = spawn_app_with(fast);
+    let (endpoint, _) = create_endpoint(
+        &app,
+        "http://127.0.0.1:9/hooks?key=RECEIVERKEY",
+        &["payment_request.created"],
+    );
+    app.assert_integrity();
+    let mismatches =
+        || -> String { app.get("/admin/integrity", &app.admin).body["mismatches"].to_string() };
+    for (edit, says) in [
+        (
+            "UPDATE webhook_endpoints SET url_enc = NULL, url = 'http://127.0.0.1.evil.example:9/x' WHERE id = ?1",
+            "posts to http://127.0.0.1.evil.example:9/x",
+        ),
+        (
+            "UPDATE webhook_endpoints SET events = '[\"payment_request.created\",\"deposit.recorded\"]' WHERE id = ?1",
+            "deposit.recorded",
+        ),
+    ] {
+        let (url, url_enc, events): (String, Option<String>, String) = app
+            .store
+            .read({
+                let endpoint = endpoint.clone();
+                move |c, _| {
+                    Ok(c.query_row(
+                        "SELECT url, url_enc, events FROM webhook_endpoints WHERE id = ?1",
+                        [&endpoint],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?)
+                }
+            })
+            .unwrap();
+        app.sql(edit, &[&endpoint]);
+        let found = mismatches();
+        assert!(
+            found.contains(&format!("webhook endpoint {endpoint}")) && found.contains(says),
+            "{edit}: {found}"
+        );
+        app.sql(
+            "UPDATE webhook_endpoints SET url = ?2, url_enc = NULLIF(?3, ''), events = ?4 WHERE id = ?1",
+            &[&endpoint, &url, &url_enc.unwrap_or_default(), &events],
+        );
+        app.assert_integrity();
+    }
+}

@@ -1326,6 +1326,137 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
             &["users.phone_index of", user, "is not its phone's"],
         );
     }
+    // 14. A paybill's payout sent as a till's: another business of the same number paid.
+    let mut payout = String::new();
+    let ran = check_after(|conn| {
+        payout = conn
+            .query_row(
+                "SELECT p.id FROM payouts p JOIN payment_requests r ON r.id = p.payment_request_id
+                 WHERE r.merchant_type = 'paybill' ORDER BY p.id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the busy run paid a paybill");
+        conn.execute(
+            "UPDATE payouts SET command = 'b2b_till' WHERE id = ?1",
+            [&payout],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "a payout's command changed",
+        &ran,
+        &[
+            &payout,
+            "is sent as b2b_till but its request",
+            "pays a paybill",
+        ],
+    );
+    // 15. A payout M-Pesa took set back to wait for sending: a second payment.
+    let mut payout = String::new();
+    let ran = check_after(|conn| {
+        payout = conn
+            .query_row(
+                "SELECT id FROM payouts WHERE status = 'succeeded' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute(
+            "UPDATE payouts SET status = 'queued', conversation_id = NULL, receipt = NULL,
+                 result_at = NULL, attempts = 0 WHERE id = ?1",
+            [&payout],
+        )
+        .unwrap();
+    });
+    assert_mismatch(
+        "a payout set back to queued",
+        &ran,
+        &[
+            &payout,
+            "waits to be sent but audit line",
+            "says M-Pesa took it",
+        ],
+    );
+    // 16. A day's approvals moved to the day before: a fresh limit for the day.
+    let mut request = String::new();
+    let ran = check_after(|conn| {
+        request = conn
+            .query_row(
+                "SELECT id FROM payment_requests WHERE approved_day IS NOT NULL ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the busy run approved under a daily limit");
+        conn.execute_batch(&format!(
+            "UPDATE daily_spend SET day = '2020-01-01' WHERE (escrow_id, day) =
+                 (SELECT escrow_id, approved_day FROM payment_requests WHERE id = '{request}');
+             UPDATE payment_requests SET approved_day = '2020-01-01' WHERE escrow_id =
+                 (SELECT escrow_id FROM payment_requests WHERE id = '{request}') AND approved_day IS NOT NULL;"
+        ))
+        .unwrap();
+    });
+    assert_mismatch(
+        "a day's approvals moved",
+        &ran,
+        &[&request, "counts against 2020-01-01 but audit line"],
+    );
+    // 17. Two escrows' deposit codes swapped: an agent's cash went to the other.
+    let mut escrow = String::new();
+    let ran = check_after(|conn| {
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM escrows ORDER BY id LIMIT 2")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE codes AS SELECT id, short_ref FROM escrows WHERE id IN ('{a}', '{b}');
+             UPDATE escrows SET short_ref = 'SWAPPING' WHERE id = '{a}';
+             UPDATE escrows SET short_ref = (SELECT short_ref FROM codes WHERE id = '{a}') WHERE id = '{b}';
+             UPDATE escrows SET short_ref = (SELECT short_ref FROM codes WHERE id = '{b}') WHERE id = '{a}';",
+            a = ids[0],
+            b = ids[1]
+        ))
+        .unwrap();
+        escrow = ids[0].clone();
+    });
+    assert_mismatch(
+        "deposit codes swapped",
+        &ran,
+        &[&escrow, "has the deposit code", "but audit line"],
+    );
+    // 18. A dollar of one category's allocation moved to another of the same escrow.
+    let mut category = String::new();
+    let ran = check_after(|conn| {
+        let (escrow, first): (String, String) = conn
+            .query_row(
+                "SELECT escrow_id, id FROM spending_categories WHERE position = 0 AND remaining_usd_cents > 100
+                     AND escrow_id IN (SELECT escrow_id FROM spending_categories WHERE position = 1)
+                 ORDER BY escrow_id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the busy run made an escrow of two categories");
+        conn.execute_batch(&format!(
+            "UPDATE spending_categories SET allocated_usd_cents = allocated_usd_cents - 100,
+                 remaining_usd_cents = remaining_usd_cents - 100 WHERE id = '{first}';
+             UPDATE spending_categories SET allocated_usd_cents = allocated_usd_cents + 100,
+                 remaining_usd_cents = remaining_usd_cents + 100
+                 WHERE escrow_id = '{escrow}' AND position = 1;"
+        ))
+        .unwrap();
+        category = first;
+    });
+    assert_mismatch(
+        "an allocation moved between categories",
+        &ran,
+        &[
+            "every category is the name and the allocation its escrow's audit line made it with",
+            &category,
+        ],
+    );
 }
 
 /// Guards against: a day's approvals lost (a row's key flipped on a stick, which SQLite's

@@ -635,7 +635,7 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
         // The temporary directory, the last place tried, a file: no copy can be made there.
         let not_a_dir = dir.path().join("not-a-directory");
         std::fs::write(&not_a_dir, b"").unwrap();
-        let (_admin, sender, agent) = kiosk_users(&db, TEST_KEY);
+        let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
         let env = [("TMPDIR", not_a_dir.to_str().unwrap())];
         let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
         let escrow = funded_escrow(
@@ -654,6 +654,9 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
             &json!({}),
         );
         assert_eq!(approved.status, 200, "{}", approved.text);
+        // Its payout's result written first: no write of the server's own comes after the
+        // deletion but the test's.
+        crate::support::process::wait_for_payouts(&server, &admin, &requests[..1]);
         std::fs::remove_file(&db).unwrap();
         // Every name beside it taken for the next minute (files of someone's, left alone).
         let now = remit::time::now_unix();
