@@ -114,14 +114,7 @@ pub fn next_due(conn: &Connection, keys: &crate::crypto::Keys, now: i64) -> Resu
     let Some((id, command, amount, request_id, account_enc, attempts)) = row else {
         return Ok(None);
     };
-    let account = keys
-        .open(
-            crate::crypto::EncryptedColumn::MerchantAccount,
-            request_id.as_str(),
-            &account_enc,
-        )
-        .and_then(|stored| MerchantAccount::from_stored(&stored));
-    Ok(Some(match account {
+    Ok(Some(match account_of(keys, &request_id, &account_enc) {
         Ok(account) => Due::Job(PayoutJob {
             id,
             command,
@@ -169,14 +162,7 @@ pub fn unanswered(
         .into_iter()
         .filter_map(
             |(id, command, amount, request_id, account_enc, attempts, conversation)| {
-                let account = keys
-                    .open(
-                        crate::crypto::EncryptedColumn::MerchantAccount,
-                        request_id.as_str(),
-                        &account_enc,
-                    )
-                    .and_then(|stored| MerchantAccount::from_stored(&stored));
-                match account {
+                match account_of(keys, &request_id, &account_enc) {
                     Ok(account) => Some((
                         PayoutJob {
                             id,
@@ -195,6 +181,20 @@ pub fn unanswered(
             },
         )
         .collect())
+}
+
+/// The merchant account of a payout's request, opened (`account_enc`, as stored).
+fn account_of(
+    keys: &crate::crypto::Keys,
+    request_id: &PaymentRequestId,
+    account_enc: &str,
+) -> Result<MerchantAccount> {
+    keys.open(
+        crate::crypto::EncryptedColumn::MerchantAccount,
+        request_id.as_str(),
+        account_enc,
+    )
+    .and_then(|stored| MerchantAccount::from_stored(&stored))
 }
 
 /// Claims a queued payout for one call to `gateway`: counts the attempt and moves its next

@@ -635,19 +635,9 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
         // The temporary directory, the last place tried, a file: no copy can be made there.
         let not_a_dir = dir.path().join("not-a-directory");
         std::fs::write(&not_a_dir, b"").unwrap();
-        let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
         let env = [("TMPDIR", not_a_dir.to_str().unwrap())];
-        let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &env);
-        let escrow = funded_escrow(
-            &server,
-            &sender,
-            &agent,
-            500,
-            "0712345678",
-            "Wanjiru",
-            &["rent"],
-        );
-        let requests = pending_requests(&server, &agent, &escrow, 3);
+        let (mut server, admin, sender, requests) =
+            serving_with_requests_in(&db, &dir.path().join("serve.log"), 3, &env);
         let approved = server.post(
             &format!("/payment-requests/{}/approve", requests[0]),
             &sender,
@@ -744,8 +734,19 @@ fn serving_with_requests(
     log: &std::path::Path,
     n: usize,
 ) -> (Server, String, Vec<String>) {
-    let (_admin, sender, agent) = kiosk_users(db, TEST_KEY);
-    let server = Server::start(db, TEST_KEY, log, &[]);
+    let (server, _admin, sender, requests) = serving_with_requests_in(db, log, n, &[]);
+    (server, sender, requests)
+}
+
+/// `serving_with_requests` with these settings for the server; the admin's token too.
+fn serving_with_requests_in(
+    db: &std::path::Path,
+    log: &std::path::Path,
+    n: usize,
+    env: &[(&str, &str)],
+) -> (Server, String, String, Vec<String>) {
+    let (admin, sender, agent) = kiosk_users(db, TEST_KEY);
+    let server = Server::start(db, TEST_KEY, log, env);
     let escrow = funded_escrow(
         &server,
         &sender,
@@ -756,7 +757,7 @@ fn serving_with_requests(
         &["rent"],
     );
     let requests = pending_requests(&server, &agent, &escrow, n);
-    (server, sender, requests)
+    (server, admin, sender, requests)
 }
 
 /// The approval of `request` is refused (500) and `/health` says the file is missing (503).
