@@ -70,8 +70,10 @@ const ESCROWS_CHECK: &str =
 const REQUESTS_CHECK: &str =
     "every payment request is as its audit line made it, approved by its escrow's sender or an admin";
 
-/// The checks of `LEDGER_CHECKS` of tables a replica does not hold (tokens are credentials:
-/// `replicate::source::LEFT_OUT`): run on the file only, and said so on a replica.
+/// The checks of `LEDGER_CHECKS` a replica cannot run: of tables it does not hold (tokens are
+/// credentials, endpoints are not replicated: `replicate::source::LEFT_OUT`), or reading an
+/// audit line's list with SQLite's JSON functions (the categories'). Run on the file only, and
+/// said so on a replica (`Ledger::holds_credentials`: a replica holds neither).
 const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK, ENDPOINTS_CHECK, ALLOCATIONS_CHECK];
 const ALLOCATIONS_CHECK: &str =
     "every category is the name and the allocation its escrow's audit line made it with";
@@ -663,10 +665,10 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          -- the token opened that sender's escrows.
          SELECT 'token ' || t.prefix, 'opens the escrows of sender ' || t.sender_scope || ' but audit line ' || a.seq
              || ' issued it for escrow ' || e.id || ', of sender ' || e.sender_id
-         FROM api_tokens t JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
+         FROM api_tokens t JOIN audit_log a ON a.entity = t.user_id || '' AND a.action = 'token.issued'
              AND json_extract(a.details, '$.prefix') = t.prefix
              JOIN escrows e ON e.id = json_extract(a.details, '$.escrowId')
-         WHERE t.sender_scope <> e.sender_id
+         WHERE t.sender_scope <> e.sender_id AND t.sender_scope <> a.actor
          UNION ALL
          SELECT 'token ' || t.prefix, 'of user ' || t.user_id || ' opens again, though an audit line revoked it'
          FROM api_tokens t WHERE t.revoked_at IS NULL AND EXISTS (
@@ -693,16 +695,17 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          -- agent's cash to the other.
          SELECT 'escrow ' || e.id, 'has the deposit code ' || e.short_ref || ' but audit line ' || a.seq
              || ' made it with ' || json_extract(a.details, '$.shortRef')
-         FROM escrows e JOIN audit_log a ON a.entity = e.id AND a.action = 'escrow.created'
+         FROM escrows e JOIN audit_log a ON a.entity = e.id || '' AND a.action = 'escrow.created'
          WHERE json_extract(a.details, '$.shortRef') <> e.short_ref",
     ),
     (
         // A card refund or dispute of an applied deposit flags its escrow (its money may be
         // taken back) until an admin clears it: a flag cleared in the file let its money be
-        // paid out. (A refund of a cancelled escrow's money is what the cancel owed.)
+        // paid out. (A refund of a cancelled escrow is not held: it is what the cancel owed,
+        // unflagged, unless it exceeds that, which this does not tell.)
         "every escrow a refund or dispute of its deposits flagged stays flagged until an admin clears it",
-        "SELECT 'escrow ' || e.id, 'is not flagged, but audit line ' || MAX(a.seq) || ' records a refund or dispute of its deposit '
-             || MAX(d.id) || ' after any clearing of its flag'
+        "SELECT 'escrow ' || e.id, 'is not flagged, but its deposits were refunded or disputed after any clearing of its flag (the newest such audit line: '
+             || MAX(a.seq) || ')'
          FROM deposits d JOIN escrows e ON e.id = d.escrow_id
              JOIN audit_log a ON a.entity = d.id
                  AND (a.action = 'deposit.disputed' OR (a.action = 'deposit.refunded' AND e.status <> 'cancelled'))
@@ -718,7 +721,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
         "SELECT 'category ' || c.id, 'of escrow ' || c.escrow_id || ' is ' || c.name || ' with ' || c.allocated_usd_cents
              || ' US cents but audit line ' || a.seq || ' made its place ' || c.position || ' '
              || COALESCE(json_extract(j.value, '$.name') || ' with ' || json_extract(j.value, '$.allocatedUsdCents') || ' US cents', 'nothing')
-         FROM spending_categories c JOIN audit_log a ON a.entity = c.escrow_id AND a.action = 'escrow.created'
+         FROM spending_categories c JOIN audit_log a ON a.entity = c.escrow_id || '' AND a.action = 'escrow.created'
              LEFT JOIN json_each(CASE WHEN json_valid(a.details) THEN a.details END, '$.categories') j
                  ON j.key = c.position
          WHERE j.key IS NULL OR json_extract(j.value, '$.name') <> c.name
@@ -732,12 +735,15 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
         ENDPOINTS_CHECK,
         "SELECT 'webhook endpoint ' || w.id, 'posts to ' || w.url || ' for ' || w.events || ' but audit line ' || a.seq
              || ' made it for the host ' || json_extract(a.details, '$.host') || ' and ' || json_extract(a.details, '$.events')
-         FROM webhook_endpoints w JOIN audit_log a ON a.entity = w.id AND a.action = 'webhook_endpoint.created'
+         FROM webhook_endpoints w JOIN audit_log a ON a.entity = w.id || '' AND a.action = 'webhook_endpoint.created'
          WHERE NOT (w.url IN ('http://' || json_extract(a.details, '$.host'), 'https://' || json_extract(a.details, '$.host'))
                  OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || ':%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || ':%'
                  OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '/%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '/%'
                  OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '?%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '?%')
-             OR json_extract(a.details, '$.events') <> w.events",
+             OR json_extract(a.details, '$.events') <> w.events
+             -- Credentials before the host ('https://good.example:x@evil.example' posted to
+             -- evil.example): a URL with an '@' is never one remit took (its origin never has one).
+             OR instr(w.url, '@') > 0",
     ),
     (
         // What a payout pays is its request's (held above), and the request is the one its
@@ -767,7 +773,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          UNION ALL
          SELECT 'payment request ' || r.id, 'was approved by ' || a.actor || ' (audit line ' || a.seq
              || '), neither the sender of escrow ' || e.id || ' nor an admin'
-         FROM payment_requests r JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.approved'
+         FROM payment_requests r JOIN audit_log a ON a.entity = r.id || '' AND a.action = 'payment_request.approved'
              JOIN escrows e ON e.id = r.escrow_id
          WHERE r.status IN ('approved', 'paid', 'failed') AND a.actor <> e.sender_id
              AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.actor AND u.role = 'admin')
@@ -775,7 +781,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          -- The day a daily limit counted it against (recorded since 2026-12-07).
          SELECT 'payment request ' || r.id, 'counts against ' || COALESCE(r.approved_day, 'no day')
              || ' but audit line ' || a.seq || ' approved it against ' || json_extract(a.details, '$.approvedDay')
-         FROM payment_requests r JOIN audit_log a ON a.entity = r.id AND a.action = 'payment_request.approved'
+         FROM payment_requests r JOIN audit_log a ON a.entity = r.id || '' AND a.action = 'payment_request.approved'
          WHERE r.status IN ('approved', 'paid', 'failed')
              AND json_extract(a.details, '$.approvedDay') <> COALESCE(r.approved_day, '')",
     ),
@@ -792,7 +798,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          -- Its source too: a card deposit made cash in the file took no flag from its refund.
          SELECT 'deposit ' || d.id, 'is a ' || d.source || ' deposit but audit line ' || a.seq || ' records a '
              || json_extract(a.details, '$.source') || ' one'
-         FROM deposits d JOIN audit_log a ON a.entity = d.escrow_id AND a.action = 'escrow.deposited'
+         FROM deposits d JOIN audit_log a ON a.entity = d.escrow_id || '' AND a.action = 'escrow.deposited'
              AND json_extract(a.details, '$.depositId') = d.id
          WHERE d.status = 'applied' AND json_extract(a.details, '$.source') <> d.source",
     ),
