@@ -741,6 +741,12 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
                  OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '/%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '/%'
                  OR w.url LIKE 'http://' || json_extract(a.details, '$.host') || '?%' OR w.url LIKE 'https://' || json_extract(a.details, '$.host') || '?%')
              OR json_extract(a.details, '$.events') <> w.events
+             -- Its origin, scheme and port, where the line records it (since 2026-12-07): an
+             -- https receiver made http, its events sent in the clear.
+             OR (w.url_enc IS NOT NULL AND json_extract(a.details, '$.origin') <> w.url)
+             OR (w.url_enc IS NULL AND w.url <> json_extract(a.details, '$.origin')
+                 AND w.url NOT LIKE json_extract(a.details, '$.origin') || '/%'
+                 AND w.url NOT LIKE json_extract(a.details, '$.origin') || '?%')
              -- Credentials before the host ('https://good.example:x@evil.example' posted to
              -- evil.example): a URL with an '@' is never one remit took (its origin never has one).
              OR instr(w.url, '@') > 0",

@@ -175,12 +175,13 @@ pub fn create(
             // Events from now on: not those made before it that the fan-out has yet to reach.
             crate::outbox::last_seq(ctx.conn)?
         ])?;
-    // The host only: a path may carry a receiver's own secret.
+    // The host only (and its origin, since 2026-12-07: the scheme and port, held to the
+    // endpoint by `remit check`): a path may carry a receiver's own secret.
     ctx.audit(
         &actor.id,
         "webhook_endpoint.created",
         id.as_str(),
-        &json!({"host": url.host(), "events": names}),
+        &json!({"host": url.host(), "origin": url.origin(), "events": names}),
     )?;
     Ok(CreatedEndpoint {
         endpoint: get(ctx.conn, ctx.keys, &id)?,

@@ -1128,6 +1128,16 @@ fn a_webhook_endpoint_pointed_elsewhere_or_widened_in_the_file_is_found() {
             "UPDATE webhook_endpoints SET events = '[\"payment_request.created\",\"deposit.recorded\"]' WHERE id = ?1",
             "deposit.recorded",
         ),
+        // The same host, its scheme or port changed.
+        (
+            "UPDATE webhook_endpoints SET url = 'https://127.0.0.1:9' WHERE id = ?1",
+            "posts to https://127.0.0.1:9",
+        ),
+        // Unsealed, on another port of the same host.
+        (
+            "UPDATE webhook_endpoints SET url_enc = NULL, url = 'http://127.0.0.1:90/hooks' WHERE id = ?1",
+            "posts to http://127.0.0.1:90/hooks",
+        ),
         // The host named first, as credentials: posted to the host after the '@'.
         (
             "UPDATE webhook_endpoints SET url_enc = NULL, url = 'http://127.0.0.1:x@evil.example' WHERE id = ?1",
