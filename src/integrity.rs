@@ -680,23 +680,21 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
         ESCROWS_CHECK,
         "SELECT 'escrow ' || e.id, CASE WHEN a.seq IS NULL THEN 'holds a total of ' || e.total_usd_cents || ' US cents but no audit line made it'
              ELSE 'is ' || e.sender_id || '''s, for ' || e.total_usd_cents || ' US cents to ' || e.recipient_id
-                 || COALESCE(' at most ' || e.daily_limit_usd_cents || ' US cents a day', ', without a daily limit')
+                 || ', with the deposit code ' || e.short_ref
+                 || COALESCE(', at most ' || e.daily_limit_usd_cents || ' US cents a day', ', without a daily limit')
                  || ', but audit line ' || a.seq || ' made it ' || a.actor || '''s, for '
                  || COALESCE(json_extract(a.details, '$.totalUsdCents'), 'nothing') || ' US cents to '
                  || COALESCE(json_extract(a.details, '$.recipientId'), 'nothing')
-                 || COALESCE(' at most ' || json_extract(a.details, '$.dailyLimitUsdCents') || ' US cents a day', ', without a daily limit') END
+                 || COALESCE(', with the deposit code ' || json_extract(a.details, '$.shortRef'), '')
+                 || COALESCE(', at most ' || json_extract(a.details, '$.dailyLimitUsdCents') || ' US cents a day', ', without a daily limit') END
          FROM escrows e LEFT JOIN audit_log a ON a.entity = e.id AND a.action = 'escrow.created'
          WHERE a.seq IS NULL OR CAST(json_extract(a.details, '$.totalUsdCents') AS BIGINT) <> e.total_usd_cents
              OR json_extract(a.details, '$.recipientId') <> e.recipient_id OR a.actor <> e.sender_id
              OR COALESCE(CAST(json_extract(a.details, '$.dailyLimitUsdCents') AS BIGINT), -1)
                  <> COALESCE(e.daily_limit_usd_cents, -1)
-         UNION ALL
-         -- Its deposit code (recorded since 2026-12-07): two escrows' codes swapped sent an
-         -- agent's cash to the other.
-         SELECT 'escrow ' || e.id, 'has the deposit code ' || e.short_ref || ' but audit line ' || a.seq
-             || ' made it with ' || json_extract(a.details, '$.shortRef')
-         FROM escrows e JOIN audit_log a ON a.entity = e.id || '' AND a.action = 'escrow.created'
-         WHERE json_extract(a.details, '$.shortRef') <> e.short_ref",
+             -- Its deposit code (recorded since 2026-12-07): two escrows' codes swapped sent an
+             -- agent's cash to the other.
+             OR json_extract(a.details, '$.shortRef') <> e.short_ref",
     ),
     (
         // A card refund or dispute of an applied deposit flags its escrow (its money may be
@@ -777,36 +775,33 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
              OR json_extract(a.details, '$.escrowId') <> r.escrow_id OR json_extract(a.details, '$.category') <> c.name
              OR json_extract(a.details, '$.merchantType') <> r.merchant_type
          UNION ALL
-         SELECT 'payment request ' || r.id, 'was approved by ' || a.actor || ' (audit line ' || a.seq
-             || '), neither the sender of escrow ' || e.id || ' nor an admin'
+         -- Its approval: by the escrow's sender or an admin, against the day its line says a
+         -- daily limit counted it (recorded since 2026-12-07).
+         SELECT 'payment request ' || r.id, CASE WHEN a.actor = e.sender_id OR u.id IS NOT NULL
+             THEN 'counts against ' || COALESCE(r.approved_day, 'no day') || ' but audit line ' || a.seq
+                 || ' approved it against ' || json_extract(a.details, '$.approvedDay')
+             ELSE 'was approved by ' || a.actor || ' (audit line ' || a.seq || '), neither the sender of escrow '
+                 || e.id || ' nor an admin' END
          FROM payment_requests r JOIN audit_log a ON a.entity = r.id || '' AND a.action = 'payment_request.approved'
              JOIN escrows e ON e.id = r.escrow_id
-         WHERE r.status IN ('approved', 'paid', 'failed') AND a.actor <> e.sender_id
-             AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.actor AND u.role = 'admin')
-         UNION ALL
-         -- The day a daily limit counted it against (recorded since 2026-12-07).
-         SELECT 'payment request ' || r.id, 'counts against ' || COALESCE(r.approved_day, 'no day')
-             || ' but audit line ' || a.seq || ' approved it against ' || json_extract(a.details, '$.approvedDay')
-         FROM payment_requests r JOIN audit_log a ON a.entity = r.id || '' AND a.action = 'payment_request.approved'
+             LEFT JOIN users u ON u.id = a.actor AND u.role = 'admin'
          WHERE r.status IN ('approved', 'paid', 'failed')
-             AND json_extract(a.details, '$.approvedDay') <> COALESCE(r.approved_day, '')",
+             AND ((a.actor <> e.sender_id AND u.id IS NULL)
+                 OR json_extract(a.details, '$.approvedDay') <> COALESCE(r.approved_day, ''))",
     ),
     (
         "every applied deposit is the one its audit line records",
         "SELECT 'deposit ' || d.id, CASE WHEN a.seq IS NULL THEN 'is applied to escrow ' || d.escrow_id || ' but no audit line records it'
-             ELSE 'applied ' || d.amount_usd_cents || ' US cents but audit line ' || a.seq || ' records '
-                 || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') END
+             ELSE 'applied ' || d.amount_usd_cents || ' US cents (' || d.source || ') but audit line ' || a.seq
+                 || ' records ' || COALESCE(json_extract(a.details, '$.amountUsdCents'), 'nothing') || ' US cents ('
+                 || COALESCE(json_extract(a.details, '$.source'), 'no source') || ')' END
          FROM deposits d LEFT JOIN audit_log a ON a.entity = d.escrow_id AND a.action = 'escrow.deposited'
              AND json_extract(a.details, '$.depositId') = d.id
          WHERE d.status = 'applied'
-             AND (a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> d.amount_usd_cents)
-         UNION ALL
-         -- Its source too: a card deposit made cash in the file took no flag from its refund.
-         SELECT 'deposit ' || d.id, 'is a ' || d.source || ' deposit but audit line ' || a.seq || ' records a '
-             || json_extract(a.details, '$.source') || ' one'
-         FROM deposits d JOIN audit_log a ON a.entity = d.escrow_id || '' AND a.action = 'escrow.deposited'
-             AND json_extract(a.details, '$.depositId') = d.id
-         WHERE d.status = 'applied' AND json_extract(a.details, '$.source') <> d.source",
+             AND (a.seq IS NULL OR CAST(json_extract(a.details, '$.amountUsdCents') AS BIGINT) <> d.amount_usd_cents
+                 -- Its source too: a card deposit made cash in the file took no flag from its
+                 -- refund.
+                 OR json_extract(a.details, '$.source') <> d.source)",
     ),
     (
         "every payout is the one its approval's audit line made, with the result its audit line says",

@@ -377,10 +377,20 @@ pub(super) struct FileInPlace {
     id: (u64, u64),
     /// The file as opened (whether any name is left to it: `is_deleted`).
     opened: std::sync::Arc<std::fs::File>,
-    /// Whether its copy was made once it was deleted (`rescue`).
-    rescued: std::sync::Arc<AtomicBool>,
-    /// When a copy was last tried and failed (`rescue`: tried again 10 s later at most often).
-    rescue_failed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Its copy once it was deleted (`rescue`).
+    rescue: std::sync::Arc<std::sync::Mutex<Rescue>>,
+}
+
+/// What became of the copy of a deleted ledger (`FileInPlace::rescue`).
+#[derive(Clone, Copy, Default)]
+enum Rescue {
+    /// Not tried.
+    #[default]
+    NotTried,
+    /// Tried, and no copy could be made (tried again 10 s later at most often).
+    FailedAt(std::time::Instant),
+    /// Made.
+    Made,
 }
 
 impl FileInPlace {
@@ -396,8 +406,7 @@ impl FileInPlace {
             resolved,
             id: (meta.dev(), meta.ino()),
             opened: std::sync::Arc::new(opened.try_clone().map_err(cannot_read)?),
-            rescued: std::sync::Arc::new(AtomicBool::new(false)),
-            rescue_failed_at: std::sync::Arc::default(),
+            rescue: std::sync::Arc::default(),
         })
     }
 
@@ -418,15 +427,18 @@ impl FileInPlace {
     /// (`at_stop`) whenever it failed. Said in the log, with what to do. `committing` lets the
     /// copy's own commit through the writer's gate.
     fn rescue(&self, conn: &Connection, committing: &AtomicBool, at_stop: bool) {
-        if self.rescued.load(Ordering::SeqCst) || !self.is_deleted() {
-            return;
-        }
-        let Ok(mut failed_at) = self.rescue_failed_at.lock() else {
+        let Ok(mut rescue) = self.rescue.lock() else {
             return;
         };
-        if !at_stop && failed_at.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(10))
-        {
-            return;
+        match *rescue {
+            Rescue::Made => return,
+            Rescue::FailedAt(at)
+                if !at_stop && at.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                return
+            }
+            _ if !self.is_deleted() => return,
+            _ => {}
         }
         let stamp = crate::time::now_unix();
         let name = self
@@ -451,7 +463,7 @@ impl FileInPlace {
             committing.store(false, Ordering::SeqCst);
             match copied {
                 Ok(_) => {
-                    self.rescued.store(true, Ordering::SeqCst);
+                    *rescue = Rescue::Made;
                     log::error!(
                         "the database file {} was deleted while this server held it: every commit it holds is copied to {}. Stop the server, move that copy to {} (the key file beside it is unchanged), check it (remit check) and start again",
                         self.path.display(),
@@ -467,7 +479,7 @@ impl FileInPlace {
                 }
             }
         }
-        *failed_at = Some(std::time::Instant::now());
+        *rescue = Rescue::FailedAt(std::time::Instant::now());
         let then = if at_stop {
             "the server stops without it: the commits since the last backup are lost with it; restore the last backup"
         } else {

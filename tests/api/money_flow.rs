@@ -1666,7 +1666,7 @@ fn a_refunds_flag_a_deposits_source_and_a_tokens_scope_edited_in_the_file_are_fo
     );
     found(
         "a card deposit told as cash",
-        &["is a cash deposit but audit line", "records a stripe one"],
+        &["US cents (cash) but audit line", "US cents (stripe)"],
     );
     app.sql(
         "UPDATE deposits SET source = 'stripe' WHERE escrow_id = ?1",

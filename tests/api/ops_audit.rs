@@ -1425,7 +1425,12 @@ fn rows_changed_together_are_held_to_their_audit_lines() {
     assert_mismatch(
         "deposit codes swapped",
         &ran,
-        &[&escrow, "has the deposit code", "but audit line"],
+        &[
+            "every escrow is for the sender, total, recipient and daily limit",
+            &escrow,
+            "with the deposit code",
+            "but audit line",
+        ],
     );
     // 18. A dollar of one category's allocation moved to another of the same escrow.
     let mut category = String::new();
