@@ -70,7 +70,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_MPESA_CALLBACK_TOKEN      the M-Pesa result URL's secret (>= 32 lowercase hex)
   REMIT_GATEWAY                   simulator (default), daraja or none
   REMIT_SIM_DELAY_MS, REMIT_SIM_FAIL_ACCOUNTS, REMIT_SIM_TIMEOUT_ACCOUNTS   the simulator (2000 ms)
-  REMIT_PAYOUT_TIMEOUT_S          when an unanswered payout is stuck (600)
+  REMIT_PAYOUT_TIMEOUT_S          when an unanswered payout is stuck, 1 to 604800 (600)
   REMIT_DARAJA_URL                Daraja's base URL (the sandbox by default)
   REMIT_DARAJA_CONSUMER_KEY, REMIT_DARAJA_CONSUMER_SECRET   the Daraja app's credentials
   REMIT_DARAJA_SHORTCODE          our shortcode
@@ -80,8 +80,8 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_DARAJA_B2C_COMMAND        BusinessPayment (default), SalaryPayment or PromotionPayment
   REMIT_DARAJA_TIMEOUT_S          the longest one call to Daraja may take (30)
   REMIT_PUBLIC_URL                https://... where M-Pesa posts results
-  REMIT_PAYOUT_STATUS_AFTER_S     ask Transaction Status after this long without a result (120)
-  REMIT_FLOAT_CHECK_S, REMIT_FLOAT_ALERT_KES   balance check interval, at least 60 (900), low-float alert (0)
+  REMIT_PAYOUT_STATUS_AFTER_S     ask Transaction Status after this long without a result, 1 to 86400 (120)
+  REMIT_FLOAT_CHECK_S, REMIT_FLOAT_ALERT_KES   balance check interval, 60 to 86400 (900), low-float alert (0)
   REMIT_CALLBACK_ALLOW_IPS        addresses or CIDRs that may post M-Pesa results
   REMIT_TRUSTED_PROXY             the proxy whose X-Forwarded-For is believed
   REMIT_UI_IDLE_S                 the web UI signs out after this long without input (300; 0 never)

@@ -12,6 +12,12 @@ pub enum Error {
     Validation { field: String, message: String },
     /// A required field is absent.
     MissingField { field: String },
+    /// A field or header required only in some case, which `when` says (`when the body has no
+    /// reference`) with what to send instead (`missing_field` too).
+    MissingFieldWhen {
+        field: &'static str,
+        when: &'static str,
+    },
     /// The body has a field the route does not know; `meant` is the field it looks like a
     /// misspelling of, when the route lacks that one (`ammountKes` for `amountKes`).
     UnknownField {
@@ -139,7 +145,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Validation { .. } => "invalid_field",
-            Error::MissingField { .. } => "missing_field",
+            Error::MissingField { .. } | Error::MissingFieldWhen { .. } => "missing_field",
             Error::UnknownField { .. } | Error::UnknownQuery { .. } => "unknown_field",
             Error::InvalidJson { .. } => "invalid_json",
             Error::RepeatedHeader { .. } | Error::MalformedChunks => "invalid_header",
@@ -192,6 +198,7 @@ impl fmt::Display for Error {
         match self {
             Error::Validation { field, message } => write!(f, "{field}: {message}"),
             Error::MissingField { field } => write!(f, "{field}: is required"),
+            Error::MissingFieldWhen { field, when } => write!(f, "{field}: is required {when}"),
             Error::UnknownField { field, meant: None } => write!(f, "{field}: unknown field"),
             Error::UnknownField {
                 field,

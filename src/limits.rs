@@ -137,12 +137,16 @@ pub const REQUEST_ID_BYTES_MAX: usize = 64;
 pub const STRIPE_TOLERANCE_S: i64 = 300;
 /// Payouts with no result after this long are stuck (default, configurable).
 pub const PAYOUT_TIMEOUT_S_DEFAULT: i64 = 600;
+/// The longest `REMIT_PAYOUT_TIMEOUT_S` allowed (a week).
+pub const PAYOUT_TIMEOUT_S_MAX: i64 = 7 * 86_400;
 /// Gateway transport attempts before a payout is left for the operator.
 pub const PAYOUT_ATTEMPTS_MAX: i64 = 8;
 /// Payouts read at start whose results the gateway still owes (the simulator posts them).
 pub const RESUMED_PAYOUTS_MAX: u32 = 10_000;
 /// Simulator callback delay when not configured.
 pub const SIM_DELAY_MS_DEFAULT: u64 = 2_000;
+/// The longest `REMIT_SIM_DELAY_MS` allowed (an hour).
+pub const SIM_DELAY_MS_MAX: u64 = 3_600_000;
 /// Users, tokens or audit lines shown per admin page.
 pub const AUDIT_ROWS_MAX: u32 = 1_000;
 /// Longest bearer token read from an `Authorization` header.
@@ -218,8 +222,13 @@ pub const UI_IDLE_S_DEFAULT: u64 = 300;
 pub const UI_IDLE_S_MAX: u64 = 86_400;
 /// A sent payout with no result after this long gets a Transaction Status query (Daraja).
 pub const PAYOUT_STATUS_AFTER_S_DEFAULT: i64 = 120;
+/// The longest `REMIT_PAYOUT_STATUS_AFTER_S` allowed (a day): the queries after the first back
+/// off from it, doubling, to `STATUS_QUERY_BACKOFF_S_MAX` apart.
+pub const PAYOUT_STATUS_AFTER_S_MAX: i64 = 86_400;
 /// How often the M-Pesa account balances are asked for, when not configured.
 pub const FLOAT_CHECK_S_DEFAULT: u64 = 900;
+/// The longest `REMIT_FLOAT_CHECK_S` allowed (a day).
+pub const FLOAT_CHECK_S_MAX: u64 = 86_400;
 /// Timeout of one whole call to Daraja (connect, send, answer).
 pub const DARAJA_CALL_TIMEOUT_S_DEFAULT: u64 = 30;
 /// The longest `REMIT_DARAJA_TIMEOUT_S` allowed.

@@ -169,16 +169,6 @@ where
     )
 }
 
-/// A whole-number setting of `low` or more (`unit` after it): as `ranged`, with no top.
-fn at_least<T>(name: &str, low: T, unit: &str) -> Result<Option<T>>
-where
-    T: std::str::FromStr + Takes + PartialOrd + std::fmt::Display + Copy,
-{
-    bounded(name, format!("a whole number, {low} or more{unit}"), |n| {
-        *n >= low
-    })
-}
-
 /// A whole-number setting that `holds`, said as `takes` when it cannot be read and when it does
 /// not hold.
 fn bounded<T>(name: &str, takes: String, holds: impl Fn(&T) -> bool) -> Result<Option<T>>
@@ -492,10 +482,14 @@ fn server(config: &mut Config) -> Result<()> {
     };
     // The range said whether the value cannot be read or is outside it (a word was told "0 or
     // more", and 0 then refused).
-    if let Some(s) = at_least::<i64>("REMIT_PAYOUT_STATUS_AFTER_S", 1, " seconds")? {
+    // Every time setting has a top: a time added to the clock must not overflow (a query due in
+    // the past was asked again at once, forever).
+    let most = crate::limits::PAYOUT_STATUS_AFTER_S_MAX;
+    if let Some(s) = ranged::<i64>("REMIT_PAYOUT_STATUS_AFTER_S", 1, most, " seconds")? {
         config.payout_status_after_s = s;
     }
-    if let Some(s) = at_least::<u64>("REMIT_FLOAT_CHECK_S", 60, " seconds")? {
+    let most = crate::limits::FLOAT_CHECK_S_MAX;
+    if let Some(s) = ranged::<u64>("REMIT_FLOAT_CHECK_S", 60, most, " seconds")? {
         config.float_check_s = s;
     }
     if let Some(v) = env("REMIT_FLOAT_ALERT_KES") {
@@ -536,12 +530,14 @@ fn server(config: &mut Config) -> Result<()> {
     )? {
         config.ui_idle_s = s;
     }
-    if let Some(ms) = parse_env::<u64>("REMIT_SIM_DELAY_MS")? {
+    let most = crate::limits::SIM_DELAY_MS_MAX;
+    if let Some(ms) = ranged::<u64>("REMIT_SIM_DELAY_MS", 0, most, " milliseconds")? {
         config.sim_delay_ms = ms;
     }
     config.sim_fail_accounts = list("REMIT_SIM_FAIL_ACCOUNTS");
     config.sim_timeout_accounts = list("REMIT_SIM_TIMEOUT_ACCOUNTS");
-    if let Some(s) = at_least::<i64>("REMIT_PAYOUT_TIMEOUT_S", 1, " seconds")? {
+    let most = crate::limits::PAYOUT_TIMEOUT_S_MAX;
+    if let Some(s) = ranged::<i64>("REMIT_PAYOUT_TIMEOUT_S", 1, most, " seconds")? {
         config.payout_timeout_s = s;
     }
     let most = crate::limits::CONNECTIONS_MAX_LIMIT;

@@ -58,6 +58,7 @@ pub fn status_of(error: &Error) -> u16 {
     match error {
         Error::Validation { .. }
         | Error::MissingField { .. }
+        | Error::MissingFieldWhen { .. }
         | Error::UnknownField { .. }
         | Error::UnknownQuery { .. }
         | Error::InvalidJson { .. }
@@ -124,7 +125,9 @@ pub fn error_reply(error: &Error, request_id: &str) -> Reply {
             | Error::MissingField { field }
             | Error::UnknownField { field, .. }
             | Error::UnknownQuery { name: field, .. } => Some(field.as_str()),
-            Error::RepeatedHeader { name } => Some(*name),
+            Error::RepeatedHeader { name } | Error::MissingFieldWhen { field: name, .. } => {
+                Some(*name)
+            }
             Error::MalformedChunks => Some("Transfer-Encoding"),
             _ => None,
         };

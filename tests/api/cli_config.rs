@@ -524,7 +524,7 @@ fn a_blank_key_or_choice_stops_the_start_with_its_name() {
 #[test]
 fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], (&str, &str), &str); 7] = [
+    let cases: [(&[&str], (&str, &str), &str); 11] = [
         (&[], ("REMIT_MAX_ESCROW_USD", "0"), "greater than 0"),
         (&[], ("REMIT_MAX_ESCROW_USD", "0.00"), "greater than 0"),
         (
@@ -533,13 +533,39 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
             "at most 1000000000",
         ),
         (&[], ("REMIT_MAX_REQUEST_KES", "-5"), "greater than zero"),
-        (&[], ("REMIT_PAYOUT_TIMEOUT_S", "0"), "1 or more seconds"),
+        (
+            &[],
+            ("REMIT_PAYOUT_TIMEOUT_S", "0"),
+            "from 1 to 604800 seconds",
+        ),
         (
             &["--workers", "0"],
             ("REMIT_SIM_DELAY_MS", "0"),
             "--workers",
         ),
         (&[], ("REMIT_WORKERS", "100000"), "from 1 to 256"),
+        // Every time setting has a top: a time added to the clock overflowed, and a Transaction
+        // Status query due in the past was asked again at once, 200 times a second.
+        (
+            &[],
+            ("REMIT_PAYOUT_STATUS_AFTER_S", "9223372036854775807"),
+            "from 1 to 86400 seconds",
+        ),
+        (
+            &[],
+            ("REMIT_PAYOUT_TIMEOUT_S", "9223372036854775807"),
+            "from 1 to 604800 seconds",
+        ),
+        (
+            &[],
+            ("REMIT_FLOAT_CHECK_S", "86401"),
+            "from 60 to 86400 seconds",
+        ),
+        (
+            &[],
+            ("REMIT_SIM_DELAY_MS", "18446744073709551615"),
+            "from 0 to 3600000 milliseconds",
+        ),
     ];
     for (args, (name, value), says) in cases {
         let mut cmd = remit(dir.path(), Some(TEST_KEY));
@@ -560,6 +586,9 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
         ("REMIT_MAX_ESCROW_USD", "0.01"),
         ("REMIT_MAX_REQUEST_KES", "1000000000"),
         ("REMIT_PAYOUT_TIMEOUT_S", "1"),
+        ("REMIT_PAYOUT_TIMEOUT_S", "604800"),
+        ("REMIT_PAYOUT_STATUS_AFTER_S", "86400"),
+        ("REMIT_SIM_DELAY_MS", "3600000"),
         ("REMIT_WORKERS", "256"),
     ] {
         let line = listening_line(
@@ -673,11 +702,11 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
         (
             "REMIT_FLOAT_CHECK_S",
             "abc",
-            "cannot be read (\"abc\"): it takes a whole number, 60 or more seconds",
+            "cannot be read (\"abc\"): it takes a whole number from 60 to 86400 seconds",
         ),
         ("REMIT_UI_IDLE_S", "-1", "it takes a whole number from 0 to 86400 seconds (0: never)"),
         ("REMIT_FLOAT_ALERT_KES", "-1", "must be 0 (no alert) or more shillings"),
-        ("REMIT_PAYOUT_TIMEOUT_S", "0", "must be a whole number, 1 or more seconds"),
+        ("REMIT_PAYOUT_TIMEOUT_S", "0", "must be a whole number from 1 to 604800 seconds"),
         // Digits too many for the number: said so, not that it is no whole number.
         (
             "REMIT_REQUEST_TTL_H",

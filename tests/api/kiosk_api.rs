@@ -218,8 +218,16 @@ fn cash_in_shillings_is_converted_at_todays_rate_with_a_receipt_number() {
     // Without a reference, a retry is only safe with an Idempotency-Key: it is required.
     let r = app.post(&path, &app.agent, &json!({"amountUsd": 10}));
     assert_eq!(
-        (r.status, r.body["field"].as_str()),
-        (400, Some("Idempotency-Key")),
+        (r.status, r.body["field"].as_str(), r.body["code"].as_str()),
+        (400, Some("Idempotency-Key"), Some("missing_field")),
+        "{}",
+        r.text
+    );
+    // It says what else would do: the deposit's own reference.
+    assert!(
+        r.body["error"].as_str().is_some_and(
+            |e| e.contains("when the body has no reference") && e.contains("reference")
+        ),
         "{}",
         r.text
     );

@@ -214,8 +214,11 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
     if reference.is_none() && key.is_none() {
         // Without a reference of the agent's, only the key can tell a retry from a second
         // deposit of the same amount.
-        return Err(Error::MissingField {
-            field: "Idempotency-Key".into(),
+        return Err(Error::MissingFieldWhen {
+            field: "Idempotency-Key",
+            when: "when the body has no reference: send the deposit's reference (your receipt \
+                   book's number) or an Idempotency-Key header, so that a retry is not taken \
+                   for a second deposit",
         });
     }
     idempotency::write(&app.store, actor.credential, key, move |ctx| {

@@ -331,8 +331,7 @@ impl Server {
             log::debug!("Running accept thread");
             // remit patch: failed accepts are logged at most once every 10 s, with how many
             // were left out (out of open files, every try failed: a hundred lines a second).
-            let mut accept_failed_logged: Option<std::time::Instant> = None;
-            let mut accept_failures_unlogged = 0u64;
+            let mut accept_failures = util::LogThrottle::new(std::time::Duration::from_secs(10));
             while !inside_close_trigger.load(Relaxed) {
                 let sock = match server.accept() {
                     Ok((sock, _)) => sock,
@@ -340,18 +339,12 @@ impl Server {
                         // remit patch: a failed accept (a client that reset before it was
                         // accepted, too many open files for a moment) must not stop the server
                         // from listening; upstream ended the accept loop here.
-                        if accept_failed_logged
-                            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10))
-                        {
+                        if let Some(left_out) = accept_failures.failed(std::time::Instant::now()) {
                             log::error!(
                                 "Error accepting new client: {} ({} more since the last such line)",
                                 e,
-                                accept_failures_unlogged
+                                left_out
                             );
-                            accept_failed_logged = Some(std::time::Instant::now());
-                            accept_failures_unlogged = 0;
-                        } else {
-                            accept_failures_unlogged += 1;
                         }
                         thread::sleep(std::time::Duration::from_millis(10));
                         continue;

@@ -1,6 +1,7 @@
 pub(crate) use self::body::{read_head_line, read_line_bounded, BodyReader, Framing, LineError};
 pub use self::custom_stream::CustomStream;
 pub(crate) use self::deadline::{DeadlineReader, DeadlineWriter};
+pub(crate) use self::log_throttle::LogThrottle;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -12,12 +13,14 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
-// remit patch: bounded head lines, request bodies, deadlines and the connection registry.
+// remit patch: bounded head lines, request bodies, deadlines, the connection registry and the
+// throttle of repeated failures' log lines.
 mod body;
 mod custom_stream;
 mod deadline;
 mod equal_reader;
 mod fused_reader;
+mod log_throttle;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod registry;
