@@ -150,15 +150,22 @@ impl Daraja {
     /// `body` with every secret remit sent Daraja (the access token, the consumer key and
     /// secret, their Basic form, the security credential, and the path token of the result
     /// URLs) replaced by `[redacted]`, so that an answer echoing them reaches neither the log
-    /// nor a payout's description (which the request's owners read).
+    /// nor a payout's description (which the request's owners read); and the payee's account
+    /// and reference (`payee`, the values of the request's `PartyB` and `AccountReference`)
+    /// masked as the views mask them (`***880`): a paybill's number or a till's is no phone,
+    /// which M-Pesa's free text masks by its length, and the file holds a payout's words in
+    /// the clear.
     ///
     /// The texts are scrubbed once decoded (a JSON writer may escape a base64 secret's `/` as
     /// `\/`, which a match on the raw bytes would miss), before anything is read of them (a
     /// message is cut to a length when read, which could leave a secret's beginning).
-    fn scrubbed(&self, body: Vec<u8>, token: &str) -> Vec<u8> {
+    fn scrubbed(&self, body: Vec<u8>, token: &str, payee: &[String]) -> Vec<u8> {
         let c = &self.config;
         let basic = self.basic();
         let scrub = |mut text: String| {
+            for value in payee {
+                text = value_masked(&text, value);
+            }
             for secret in [
                 token,
                 &basic,
@@ -264,6 +271,7 @@ impl Daraja {
     ) -> Result<(u16, SyncAnswer), CallError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| CallError::Transport(format!("encoding the request: {e}")))?;
+        let payee = payee_values(&body);
         for attempt in 0..2 {
             // Without a token no call is made (and a first call refused for its token was not
             // processed): nothing reached Daraja.
@@ -295,7 +303,7 @@ impl Daraja {
             };
             // An answer that echoes what was sent (an error message quoting the request or its
             // headers) must not carry a secret into the log or a payout's description.
-            let sync = requests::sync_answer(&self.scrubbed(answer.body, &token));
+            let sync = requests::sync_answer(&self.scrubbed(answer.body, &token, &payee));
             let invalid_token = answer.status == 401
                 || matches!(&sync, SyncAnswer::Error { code, .. } if code == INVALID_TOKEN);
             if invalid_token && attempt == 0 {
@@ -569,9 +577,64 @@ impl Gateway for Daraja {
     }
 }
 
+/// The payee's account number and reference in a request's body (`PartyB`, `AccountReference`),
+/// the longest first (a reference may hold the number).
+fn payee_values(body: &[u8]) -> Vec<String> {
+    let Ok(sent) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut values: Vec<String> = ["PartyB", "AccountReference"]
+        .iter()
+        .filter_map(|field| sent.get(field)?.as_str())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values
+}
+
+/// `text` with each whole occurrence of `value` (not part of a longer word or number: a
+/// reference `12` is not found in `2012`) masked as `domain::mask_number` masks it.
+fn value_masked(text: &str, value: &str) -> String {
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(value) {
+        let end = at + value.len();
+        let whole = !alnum(rest[..at].chars().next_back()) && !alnum(rest[end..].chars().next());
+        out.push_str(&rest[..at]);
+        if whole {
+            out.push_str(&crate::domain::mask_number(value));
+        } else {
+            out.push_str(value);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_echoing_the_payees_account_holds_it_masked() {
+        let body = br#"{"PartyB":"888880","AccountReference":"ACCT7777","Remarks":"r"}"#;
+        let payee = payee_values(body);
+        assert_eq!(payee, ["ACCT7777", "888880"]);
+        let echoed = r#"Bad Request - Invalid {"PartyB":"888880","AccountReference":"ACCT7777"} 1888880 ACCT77770"#;
+        let masked = payee
+            .iter()
+            .fold(echoed.to_string(), |text, v| value_masked(&text, v));
+        assert_eq!(
+            masked,
+            r#"Bad Request - Invalid {"PartyB":"***880","AccountReference":"***777"} 1888880 ACCT77770"#
+        );
+        // A short reference is masked where it stands alone, not inside other words.
+        assert_eq!(value_masked("ref 12 of 2012", "12"), "ref ***2 of 2012");
+    }
 
     fn classified(status: u16, body: &str) -> Result<Ack, GatewayError> {
         Daraja::classify(Ok((status, requests::sync_answer(body.as_bytes()))))

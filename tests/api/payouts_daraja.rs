@@ -292,6 +292,41 @@ fn a_paybill_and_a_till_are_paid_by_b2b() {
     assert_checks(app);
 }
 
+/// A refusal whose message quotes the request: a paybill's number and account reference are no
+/// phone (which M-Pesa's words have masked by its length), and they were kept in the clear in
+/// the payout's description (the file, its backups) and the log.
+#[test]
+fn a_refusal_quoting_a_paybill_keeps_its_number_and_reference_masked() {
+    let (fake, app) = start();
+    fake.script(
+        1_235,
+        Script {
+            replies: vec![Reply::Refuse],
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let account = json!({"type": "paybill", "number": "888880", "accountReference": "ACCT7777"});
+    let request = request_to(&app, &escrow, 1_235, account);
+    assert_eq!(app.approve(&request).status, 200);
+    let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    let desc = view["payout"]["resultDesc"].as_str().unwrap_or_default();
+    assert!(
+        desc.contains(r#""PartyB":"***880","AccountReference":"***777""#),
+        "the echo is kept, masked: {desc}"
+    );
+    let dir = stop_app(app);
+    for file in ["remit.db", "remit.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        for clear in ["888880", "ACCT7777"] {
+            assert!(
+                !bytes.windows(clear.len()).any(|w| w == clear.as_bytes()),
+                "{clear} readable in {file}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_refused_payout_fails_at_once_and_the_money_returns() {
     let (fake, app) = start();

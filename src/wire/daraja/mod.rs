@@ -396,15 +396,20 @@ impl Callback {
 
     /// The key a delivery is deduplicated on: the payout's id at Daraja, what the callback
     /// says and the amount it names. A repeat of the same callback has the same key; a
-    /// different outcome for the same payout does not.
+    /// different outcome for the same payout does not. The file keeps the key in the clear: an
+    /// id or receipt that is not one's shape (a phone and a name sent as an id) is kept as its
+    /// digest (`key_part`).
     pub fn dedupe_key(&self) -> String {
-        let id = self
-            .originator
-            .as_deref()
-            .or(self.conversation.as_deref())
-            .unwrap_or("-");
+        let id = key_part(
+            self.originator
+                .as_deref()
+                .or(self.conversation.as_deref())
+                .unwrap_or("-"),
+        );
         let what = match &self.kind {
-            CallbackKind::Success(receipt) => format!("ok:{}", receipt.as_deref().unwrap_or("-")),
+            CallbackKind::Success(receipt) => {
+                format!("ok:{}", key_part(receipt.as_deref().unwrap_or("-")))
+            }
             CallbackKind::Failure(code) => format!("failed:{code}"),
             CallbackKind::QueueTimeout => "timeout".into(),
             CallbackKind::Unknown(_) => "unknown".into(),
@@ -427,8 +432,25 @@ impl Callback {
             .chars()
             .take(32)
             .collect();
-        let query = self.conversation.as_deref().unwrap_or("-");
-        format!("query:{query}:{status}:{}", self.dedupe_key())
+        let query = key_part(self.conversation.as_deref().unwrap_or("-"));
+        format!("query:{query}:{}:{}", key_part(&status), self.dedupe_key())
+    }
+}
+
+/// An id of M-Pesa's as a part of a key kept in the clear: itself when it has an id's shape (1
+/// to 64 of ASCII letters, digits, `_`, `-` and `.`, as every id M-Pesa gives and remit makes
+/// has), otherwise `sha256-` and half its digest's hex, which tells the same text from another
+/// and reads as neither.
+fn key_part(text: &str) -> std::borrow::Cow<'_, str> {
+    let id_shaped = (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if id_shaped {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        let digest = crate::crypto::sha256(text.as_bytes());
+        std::borrow::Cow::Owned(format!("sha256-{}", crate::crypto::hex(&digest[..16])))
     }
 }
 
@@ -594,6 +616,25 @@ mod tests {
             "Credit Party ***333 - ***"
         );
         assert_eq!(payee_name_hidden("***3334 - JANE"), "***3334 - JANE");
+    }
+
+    #[test]
+    fn a_callbacks_key_holds_ids_as_they_are_and_anything_else_as_a_digest() {
+        let stk = |id: &str| -> String {
+            let body = json!({"Body": {"stkCallback": {"MerchantRequestID": "m",
+                "CheckoutRequestID": id, "ResultCode": 1032, "ResultDesc": "cancelled"}}});
+            parse_callback(&body, false).unwrap().dedupe_key()
+        };
+        assert_eq!(
+            stk("ws_CO_191220191020363925"),
+            "ws_CO_191220191020363925:failed:1032:-"
+        );
+        let odd = stk("ws_CO_0722123456 Zebedayo");
+        assert!(odd.starts_with("sha256-"), "{odd}");
+        assert!(!odd.contains("0722") && !odd.contains("Zeb"), "{odd}");
+        // The same text gives the same key (a repeat is still one), another text another.
+        assert_eq!(odd, stk("ws_CO_0722123456 Zebedayo"));
+        assert_ne!(odd, stk("ws_CO_0722123456 Zebedayi"));
     }
 
     #[test]

@@ -801,11 +801,18 @@ fn pay(
             drop(state);
             record(400, Some("400.002.02"));
             // Echoing what it was sent, as an API's error message may: remit must not pass the
-            // credential on to its log or the payout's description.
-            let message = format!(
+            // credential on to its log or the payout's description, nor a paybill's number and
+            // reference in the clear.
+            let mut message = format!(
                 "Bad Request - Invalid PartyB (SecurityCredential {})",
                 text(body, "SecurityCredential").unwrap_or_default()
             );
+            if let Ok(reference) = text(body, "AccountReference") {
+                message.push_str(&format!(
+                    " {{\"PartyB\":\"{}\",\"AccountReference\":\"{reference}\"}}",
+                    text(body, "PartyB").unwrap_or_default()
+                ));
+            }
             // Written as some JSON writers do, a `/` escaped (`\/`): the secret reaches the
             // reader only once the JSON is decoded.
             let header =
