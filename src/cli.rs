@@ -1471,6 +1471,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         .or_else(|| args.port.map(|port| format!("127.0.0.1:{port}")));
     config.addr = crate::config::listen_addr(addr)?;
     config.workers = crate::config::workers(args.workers)?;
+    crate::http::enough_open_files(config.connections_max)?;
     let real_money = !matches!(config.gateway, crate::config::GatewayKind::Simulator);
     if args.demo && real_money {
         return Err(Error::internal(

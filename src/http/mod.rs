@@ -10,4 +10,4 @@ pub mod request;
 pub mod routes;
 mod server;
 
-pub use server::{start, HttpServer};
+pub use server::{enough_open_files, start, HttpServer};

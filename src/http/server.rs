@@ -54,24 +54,12 @@ fn limits(app: &App) -> tiny_http::Limits {
 /// (`Too many open files`) rather than admitted by closing the connection idle the longest, one
 /// client holding idle sockets locked everyone out, and the refusals filled the log.
 fn connections_within_open_files(configured: usize) -> usize {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let reserved = crate::limits::OPEN_FILES_RESERVED as u64;
     let wanted = configured as u64 + reserved;
-    let limit = getrlimit(Resource::Nofile);
     // `None` is no limit.
-    let Some(mut current) = limit.current else {
+    let Some(current) = open_files_raised_toward(wanted) else {
         return configured;
     };
-    if current < wanted && limit.maximum.is_none_or(|most| current < most) {
-        let raised = wanted.min(limit.maximum.unwrap_or(wanted));
-        let asked = Rlimit {
-            current: Some(raised),
-            maximum: limit.maximum,
-        };
-        if setrlimit(Resource::Nofile, asked).is_ok() {
-            current = raised;
-        }
-    }
     if current >= wanted {
         return configured;
     }
@@ -81,6 +69,41 @@ fn connections_within_open_files(configured: usize) -> usize {
         "this process may open {current} files (ulimit -n), too few for {configured} connections (REMIT_MAX_CONNECTIONS) and the server's own {reserved}: at most {fitted} connections here, the one idle the longest closed for each beyond; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to {wanted} for {configured}"
     );
     fitted
+}
+
+/// The process's soft limit of open files, raised toward `wanted` as far as its hard limit
+/// lets it; `None` when there is no limit.
+fn open_files_raised_toward(wanted: u64) -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    if current < wanted && limit.maximum.is_none_or(|most| current < most) {
+        let raised = wanted.min(limit.maximum.unwrap_or(wanted));
+        let asked = Rlimit {
+            current: Some(raised),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, asked).is_ok() {
+            return Some(raised);
+        }
+    }
+    Some(current)
+}
+
+/// Refuses to serve where the process may open too few files for the server's own (the
+/// database, its log and index for each connection, the listener, the workers' sockets) and
+/// the fewest connections: with `ulimit -n 12` the start said only "unable to open database
+/// file", retried for seconds. Raises the soft limit first, as the connection cap will want.
+pub fn enough_open_files(connections: usize) -> crate::error::Result<()> {
+    let reserved = crate::limits::OPEN_FILES_RESERVED as u64;
+    let least = reserved + crate::limits::CONNECTIONS_MAX_LEAST as u64;
+    match open_files_raised_toward(connections as u64 + reserved) {
+        Some(current) if current < least => Err(crate::error::Error::internal(format!(
+            "this process may open only {current} files (ulimit -n), and the server needs at least {least}: raise the limit (ulimit -n {}, or LimitNOFILE= in a systemd unit)",
+            connections as u64 + reserved
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The workers waiting for a body that has not arrived whole (one that came with its head

@@ -501,6 +501,32 @@ fn the_caller_is_known_before_the_query_is_judged() {
     );
 }
 
+/// Guards against: with so few open files allowed that the server cannot run (`ulimit -n 12`),
+/// the start said only "unable to open database file", again and again for seconds, and left
+/// the ledger's files made.
+#[test]
+fn too_few_open_files_to_serve_is_said_at_once_with_what_to_raise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("/usr/bin/prlimit");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("ENCRYPTION_KEY", crate::support::TEST_KEY)
+        .arg("--nofile=12")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_remit"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db", "./remit.db"]);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("may open only 12 files (ulimit -n), and the server needs at least 144")
+            && ran.stderr.contains("LimitNOFILE="),
+        "{ran}"
+    );
+    assert!(!ran.stderr.contains("unable to open"), "{ran}");
+    assert!(!dir.path().join("remit.db").exists(), "nothing made");
+}
+
 /// Guards against: with fewer open files allowed (`ulimit -n`, 1,024 in many shells) than the
 /// connection cap (1,024) and the server's own, the cap was never reached: the server ran out of
 /// descriptors first, so the kernel refused every new client rather than the server closing
