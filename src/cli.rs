@@ -1538,6 +1538,17 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         store::latest_schema_version(),
         describe_key(store.key_source())
     );
+    // A full disk is said at the start, not found at the first write refused (`/health` says
+    // `not_writable` then, `remit_disk_free_bytes` in /metrics all along).
+    let wal_bound = config.wal_max_mib << 20;
+    if let Some(free) = store::disk_free_bytes(&config.db).filter(|free| *free < wal_bound) {
+        log::warn!(
+            "the disk that holds {} has {} MiB free, less than the write-ahead log may take (REMIT_WAL_MAX_MB, {} MiB): writes are refused once it is full; free space on it",
+            config.db.display(),
+            free >> 20,
+            config.wal_max_mib
+        );
+    }
     // SIGHUP too (the terminal a kiosk's server was started from, closed): a stop like the
     // others, not the default's death with requests in flight. Unless it was ignored when we
     // started (`nohup`, `trap '' HUP`): that asked for the server to outlive the terminal.

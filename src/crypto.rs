@@ -187,8 +187,15 @@ pub fn load_master_key(
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let key = MasterKey::from_hex(&text).map_err(|_| {
+                // Nothing was ever sealed under a key file beside an empty database: a first
+                // start stopped while writing it (a power cut).
+                let unfinished = if holds_data(db) {
+                    ""
+                } else {
+                    ", and the database beside it holds nothing: a first start that did not finish wrote it; remove it and start again"
+                };
                 Error::internal(format!(
-                    "key file {} does not hold 64 hex characters",
+                    "key file {} does not hold 64 hex characters{unfinished}",
                     path.display()
                 ))
             })?;
@@ -402,11 +409,18 @@ pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
 
 /// Writes `bytes` to a new file readable by its owner only (0600), synced; refuses to
 /// overwrite a file. For keys, and for what is as private as the ledger beside it.
+///
+/// A file that cannot be written whole (a full disk) is removed: a first start on a full disk
+/// left an empty key file, and every start after space was freed refused it.
 pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut file = new_owner_only(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 /// A new file at `path`, readable by its owner only (0600), open for writing; refuses a name

@@ -328,6 +328,13 @@ impl Metrics {
         one(
             &mut out,
             "gauge",
+            "remit_disk_free_bytes",
+            "Space left for remit on the disk that holds the database (writes are refused when it is gone).",
+            crate::store::disk_free_bytes(store.path()).unwrap_or(0),
+        );
+        one(
+            &mut out,
+            "gauge",
             "remit_wal_bytes",
             "Size of the write-ahead log file (it keeps its blocks when the log restarts).",
             size("-wal"),

@@ -419,6 +419,17 @@ impl Drop for Store {
     }
 }
 
+/// The space this process may still use on the file system that holds `db` (a regular user's
+/// share: the blocks root keeps for itself are not counted); none when it cannot be asked.
+pub fn disk_free_bytes(db: &std::path::Path) -> Option<u64> {
+    let dir = match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// Runs a (cached) query and reads every row with `from_row`.
 pub fn all_rows<T, P: rusqlite::Params>(
     conn: &Connection,

@@ -870,6 +870,7 @@ fn health_and_metrics_answer_without_a_token() {
         "remit_escrows{status=\"pending_deposit\"} 1",
         "remit_payouts_stuck",
         "remit_database_bytes",
+        "remit_disk_free_bytes",
         "remit_wal_bytes",
         "remit_wal_in_use_bytes",
         "remit_wal_resets_total",

@@ -7,6 +7,49 @@ use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+/// Guards against: a first start on a full disk (here: no file may grow, `prlimit --fsize=0`,
+/// its signal ignored) left an empty key file beside an empty database, and every start after
+/// space was freed refused it ("does not hold 64 hex characters").
+#[test]
+fn a_first_start_on_a_full_disk_leaves_no_key_file_and_the_next_start_makes_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut cmd = std::process::Command::new("/bin/bash");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .arg("-c")
+        // Its words through a pipe: the file they are kept in is no file of remit's.
+        .arg(r#"trap '' XFSZ; /usr/bin/prlimit --fsize=0 -- "$@" 2>&1 | cat >&2; exit "${PIPESTATUS[0]}""#)
+        .arg("remit")
+        .arg(env!("CARGO_BIN_EXE_remit"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("cannot write key file"), "{ran}");
+    let key_file = dir.path().join("remit.db.key");
+    assert!(!key_file.exists(), "no key file left: {ran}");
+    // Space back: the start makes the ledger and its key.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_remit"));
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let mut server = Server::spawn(cmd, &dir.path().join("serve.log"));
+    assert_eq!(server.get("/health", "").status, 200);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim().len(), 64);
+    // The space left is in /metrics all along.
+    let metrics = server.get("/metrics", "").text;
+    let free: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("remit_disk_free_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no remit_disk_free_bytes in {metrics}"));
+    assert!(free > 0, "{metrics}");
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn sigterm_during_approvals_exits_0_and_every_answered_approval_is_in_the_database() {
     let dir = tempfile::tempdir().unwrap();
