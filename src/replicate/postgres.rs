@@ -586,15 +586,7 @@ fn bootstrap(client: &mut Client) -> Result<()> {
     .pg("cannot create the control schema")?;
     // Each replica's most recently stamped rows (`source::NewestRow`), a column since
     // 2026-12-05: added to a control table made before, by its owner.
-    let has_newest = tx
-        .query_opt(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = $1
-             AND table_name = 'ledgers' AND column_name = 'newest_rows'",
-            &[&CONTROL_SCHEMA],
-        )
-        .pg("cannot read the control table")?
-        .is_some();
-    if !has_newest {
+    if !control_has_newest_rows(&mut tx)? {
         tx.batch_execute(&format!(
             "ALTER TABLE {CONTROL_SCHEMA}.ledgers ADD COLUMN IF NOT EXISTS newest_rows text"
         ))
@@ -624,6 +616,18 @@ fn apply_as_replica(client: &mut Client) {
     }
 }
 
+/// Whether the control table has its `newest_rows` column (since 2026-12-05).
+fn control_has_newest_rows(tx: &mut Transaction<'_>) -> Result<bool> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = $1
+             AND table_name = 'ledgers' AND column_name = 'newest_rows'",
+            &[&CONTROL_SCHEMA],
+        )
+        .pg("cannot read the control table")?
+        .is_some())
+}
+
 /// A ledger's row of the control table.
 struct Recorded {
     position: Position,
@@ -632,15 +636,27 @@ struct Recorded {
     newest_rows: Option<String>,
 }
 
-/// A ledger's position, schema version and newest rows as the replica records them.
-fn position_of(tx: &mut Transaction<'_>, ledger_id: &str, lock: bool) -> Result<Option<Recorded>> {
+/// A ledger's position, schema version and newest rows as the replica records them (`has_newest`:
+/// whether the control table has them, as replication's own made sure when it connected;
+/// `check --postgres` reads a replica made before 2026-12-05 too, `control_has_newest_rows`).
+fn position_of(
+    tx: &mut Transaction<'_>,
+    ledger_id: &str,
+    lock: bool,
+    has_newest: bool,
+) -> Result<Option<Recorded>> {
     let row = tx
         .query_opt(
             &format!(
                 "SELECT change_seq, journal_transaction_id, journal_entry_id, audit_seq, audit_mac,
-                 schema_version, newest_rows,
+                 schema_version, {},
                  to_regclass(quote_ident(schema_name) || '.meta') IS NOT NULL
                  FROM {CONTROL_SCHEMA}.ledgers WHERE ledger_id = $1{}",
+                if has_newest {
+                    "newest_rows"
+                } else {
+                    "NULL::text"
+                },
                 if lock { " FOR UPDATE" } else { "" }
             ),
             &[&ledger_id],
@@ -721,7 +737,7 @@ impl Replica {
     /// makes it again).
     pub fn position(&mut self) -> Result<Option<Position>> {
         let mut tx = self.client.transaction().pg("cannot begin")?;
-        let found = position_of(&mut tx, &self.ledger_id, false)?;
+        let found = position_of(&mut tx, &self.ledger_id, false, true)?;
         tx.commit().pg("cannot read the position")?;
         Ok(found
             .filter(|r| {
@@ -771,7 +787,7 @@ impl Replica {
             position: mut since,
             schema_version: version,
             newest_rows,
-        } = position_of(&mut tx, ledger_id, true)?
+        } = position_of(&mut tx, ledger_id, true, true)?
             .ok_or_else(|| Error::internal("the ledger's row vanished"))?;
         let made_schema =
             since.change_seq < 0 || source::replica_outdated(version as u32, *file_version as u32);
@@ -1452,7 +1468,8 @@ pub fn check(
         .pg("cannot read the catalog")?
         .get(0);
     let found = if exists {
-        position_of(&mut tx, ledger_id, false)?
+        let has_newest = control_has_newest_rows(&mut tx)?;
+        position_of(&mut tx, ledger_id, false, has_newest)?
     } else {
         None
     };

@@ -524,9 +524,33 @@ pub fn list(
 }
 
 /// `GET /me`.
+///
+/// A recipient signed in with a token their sender gave them is named as that sender typed the
+/// name (in their newest escrow to them), as every view of theirs names them: never as another
+/// sender typed it. (Tokens a remit of 2026-12-06 gave a recipient of two senders are still
+/// open; the name was the other sender's.)
 pub fn me(conn: &Connection, keys: &Keys, actor: &Actor, settings: MeSettings) -> Result<MeView> {
     let id = UserId::parse(&actor.id)?;
-    let (name, _) = super::views::user_name_phone(conn, keys, &id)?;
+    let typed = match &actor.sender_scope {
+        Some(sender) => conn
+            .prepare_cached(
+                "SELECT id, recipient_name_enc FROM escrows
+                 WHERE recipient_id = ?1 AND sender_id = ?2 AND recipient_name_enc IS NOT NULL
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![id, sender], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?
+            .map(|(escrow, enc)| keys.open(EncryptedColumn::RecipientName, &escrow, &enc))
+            .transpose()?
+            .filter(|name| !name.is_empty()),
+        None => None,
+    };
+    let name = match typed {
+        Some(name) => name,
+        None => super::views::user_name_phone(conn, keys, &id)?.0,
+    };
     Ok(MeView {
         user_id: actor.id.clone(),
         role: actor.role,

@@ -369,6 +369,48 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
 /// Regression: the token a sender gave opened every escrow of its holder, so once a second
 /// sender made an escrow to the same phone, whoever held the first sender's token read the
 /// second sender's escrow: the name they typed, their amounts, merchants and notes.
+/// Guards against: a token a sender gave names the recipient as that sender typed the name, never
+/// as another sender did. A remit of 2026-12-06 gave a second sender a token for a recipient of
+/// two (refused since); after an upgrade such a token still opens, and `GET /me` named the
+/// recipient as the first sender had typed it. Made here as that remit left it: the scope of a
+/// first sender's token moved to the second.
+#[test]
+fn a_token_a_sender_gave_names_the_recipient_as_that_sender_typed_it() {
+    let app = spawn_app();
+    let escrow_of = |token: &str, name: &str| {
+        let r = app.post(
+            "/escrows",
+            token,
+            &json!({"recipientPhone": "0711 666 778", "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["escrowId"].as_str().unwrap().to_string()
+    };
+    let first = escrow_of(&app.sender, "Mama Wanjiru");
+    let r = app.post(
+        &format!("/escrows/{first}/recipient-token"),
+        &app.sender,
+        &json!({}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let given = r.body["token"].as_str().unwrap().to_string();
+    let recipient = r.body["userId"].as_str().unwrap().to_string();
+    escrow_of(&app.other_sender, "Wanjiru Kamau (private)");
+    let other = app.get("/me", &app.other_sender).body["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.sql(
+        "UPDATE api_tokens SET sender_scope = ?1 WHERE user_id = ?2",
+        &[&other, &recipient],
+    );
+    // (The token is read after the edit: the server keeps a token it has read for a while.)
+    assert_eq!(
+        app.get("/me", &given).body["name"],
+        "Wanjiru Kamau (private)"
+    );
+}
+
 #[test]
 fn a_token_a_sender_gave_opens_that_senders_escrows_only() {
     let app = spawn_app();

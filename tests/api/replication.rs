@@ -1459,6 +1459,30 @@ fn a_copy_is_refused_when_its_newest_rows_were_restamped_in_both() {
     assert_same_rows(&a, &mut client, &ledger);
 }
 
+/// Guards against: a replica made by a remit before 2026-12-05 (its control table without the
+/// newest rows, which replication adds) could not be checked by `check --postgres` ("column
+/// newest_rows does not exist", exit 2) until replication had run again.
+#[test]
+fn a_replica_from_before_the_newest_rows_is_checked_as_it_is() {
+    if skipped("a_replica_from_before_the_newest_rows_is_checked_as_it_is") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("older");
+    let ts = closed_ledger_with_an_escrow();
+    let db = ts.db_path();
+    assert_eq!(replicate_once(&db, TEST_KEY, &url).code, Some(0));
+    let mut client = pg.client("older");
+    client
+        .batch_execute("ALTER TABLE remit_replication.ledgers DROP COLUMN newest_rows")
+        .unwrap();
+    let checked = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(checked.code, Some(0), "{checked}");
+    // Replication adds the column again, and goes on from the position it holds.
+    assert_eq!(replicate_once(&db, TEST_KEY, &url).code, Some(0));
+    assert_same_rows(&db, &mut client, &ledger_id(&db));
+}
+
 /// Replicates `db` once into `url`, which must refuse it as another history; its run, for
 /// what else it should say.
 fn refused_as_another_history(db: &Path, url: &str) -> Ran {
