@@ -1538,6 +1538,12 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
         store::latest_schema_version(),
         describe_key(store.key_source())
     );
+    let recorded = store.write(crate::service::users::record_old_token_digests)?;
+    if recorded > 0 {
+        log::info!(
+            "{recorded} open tokens issued before 2026-12-07 had no digest of their hash in the audit log: recorded now (token.hash_recorded), so that `remit check` finds a hash replaced from now on"
+        );
+    }
     // A full disk is said at the start, not found at the first write refused (`/health` says
     // `not_writable` then, `remit_disk_free_bytes` in /metrics all along).
     let wal_bound = config.wal_max_mib << 20;

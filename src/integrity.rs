@@ -659,7 +659,11 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
          FROM api_tokens t LEFT JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
              AND json_extract(a.details, '$.prefix') = t.prefix
          WHERE a.seq IS NULL OR (t.sender_scope IS NULL) <> (json_extract(a.details, '$.escrowId') IS NULL)
-             OR json_extract(a.details, '$.hashDigest') <> remit_token_digest(t.token_hash)
+             -- A token issued before the digest was recorded has it from its `token.hash_recorded`
+             -- line (written at the first start after the upgrade).
+             OR COALESCE(json_extract(a.details, '$.hashDigest'), (SELECT json_extract(r.details, '$.hashDigest')
+                 FROM audit_log r WHERE r.entity = t.user_id || '' AND r.action = 'token.hash_recorded'
+                     AND json_extract(r.details, '$.prefix') = t.prefix)) <> remit_token_digest(t.token_hash)
          UNION ALL
          -- A sender's scope is the sender of the escrow it was given for: pointed at another,
          -- the token opened that sender's escrows.

@@ -199,6 +199,36 @@ fn issued(token: &str, escrow: Option<&crate::domain::EscrowId>) -> serde_json::
     details
 }
 
+/// Tokens issued before 2026-12-07 have no digest of their hash in their `token.issued` line,
+/// and `remit check` could not tell such a hash replaced in the file (an editor's own token
+/// given an admin's account). At each start every such token still open is given a
+/// `token.hash_recorded` line with the digest of the hash it holds then: an edit after it is
+/// found (one before it is not: the line records what the file held). Returns how many.
+pub fn record_old_token_digests(ctx: &WriteCtx<'_>) -> Result<usize> {
+    let rows: Vec<(String, String, Vec<u8>)> = ctx
+        .conn
+        .prepare(
+            "SELECT t.user_id, t.prefix, t.token_hash FROM api_tokens t
+             JOIN audit_log a ON a.entity = t.user_id AND a.action = 'token.issued'
+                 AND json_extract(a.details, '$.prefix') = t.prefix
+             WHERE t.revoked_at IS NULL AND json_extract(a.details, '$.hashDigest') IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM audit_log r WHERE r.entity = t.user_id
+                     AND r.action = 'token.hash_recorded' AND json_extract(r.details, '$.prefix') = t.prefix)
+             ORDER BY t.created_at, t.prefix",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (user, prefix, hash) in &rows {
+        ctx.audit(
+            "system:upgrade",
+            "token.hash_recorded",
+            user,
+            &json!({"prefix": prefix, "hashDigest": crypto::token_digest(hash)}),
+        )?;
+    }
+    Ok(rows.len())
+}
+
 /// `POST /users`, `remit user add`: a user and their first token.
 pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, user: &NewUser) -> Result<CreatedUser> {
     create_speaking(ctx, actor, user, None)

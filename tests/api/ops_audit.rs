@@ -1657,6 +1657,75 @@ fn a_failed_request_set_back_to_approved_makes_check_exit_1() {
     );
 }
 
+/// Guards against: a token issued before its `token.issued` line recorded a digest of its hash
+/// (2026-12-07) could have its hash replaced in the file by that of a token the editor knows
+/// (their token opened the account: an admin's) and `remit check` said the ledger holds. The
+/// first start after the upgrade records the digest of each such open token.
+#[test]
+fn a_token_from_before_the_digest_is_held_to_its_hash_from_the_first_start_on() {
+    use remit::service::Role;
+    let ts = crate::support::TestStore::new();
+    let admin = ts.user(Role::Admin, "Old Admin", None);
+    let old_hash = remit::crypto::sha256(b"rmt_oldtoken_as_an_older_remit_issued_it");
+    let user = admin.id.clone();
+    ts.store
+        .write(move |ctx| {
+            ctx.conn.execute(
+                "INSERT INTO api_tokens (token_hash, prefix, user_id, created_at) VALUES (?1, 'rmt_oldtoken', ?2, '2026-12-01T00:00:00Z')",
+                rusqlite::params![old_hash.as_slice(), user],
+            )?;
+            // As remit wrote it before 2026-12-07: the prefix, no digest.
+            ctx.audit("system:cli", "token.issued", &user, &json!({"prefix": "rmt_oldtoken"}))
+        })
+        .unwrap();
+    ts.store.close();
+    let db = ts.db_path();
+    let replaced = |db: &std::path::Path| {
+        let known = remit::crypto::sha256(b"rmt_a_token_the_editor_knows");
+        let conn = Connection::open(db).unwrap();
+        conn.execute(
+            "UPDATE api_tokens SET token_hash = ?1 WHERE prefix = 'rmt_oldtoken'",
+            [known.as_slice()],
+        )
+        .unwrap();
+    };
+    // Before a start: nothing records the hash (README, "What it guarantees").
+    let before = tempfile::tempdir().unwrap();
+    let copy = before.path().join("remit.db");
+    std::fs::copy(&db, &copy).unwrap();
+    replaced(&copy);
+    assert_eq!(check(&copy, TEST_KEY).code, Some(0));
+    // A start records it, once.
+    let log = ts.dir.path().join("serve.log");
+    for _ in 0..2 {
+        let mut server = Server::start(&db, TEST_KEY, &log, &[]);
+        assert!(server.terminate().success());
+    }
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM audit_log WHERE action = 'token.hash_recorded'"
+        ),
+        1
+    );
+    drop(conn);
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("1 open tokens issued before 2026-12-07"),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+    replaced(&db);
+    assert_mismatch(
+        "an old token's hash replaced after the start",
+        &check(&db, TEST_KEY),
+        &["rmt_oldtoken", "its hash was replaced"],
+    );
+}
+
 #[test]
 fn check_on_a_missing_database_exits_2_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -629,6 +629,7 @@ export const en = {
   'audit.action.payout.result_ignored': 'A result not of this payout ignored',
   'audit.action.token.issued': 'Access token issued',
   'audit.action.token.revoked': 'Access token revoked',
+  'audit.action.token.hash_recorded': 'Access token recorded for the integrity check',
 
   // ---- admin: overview
   'overview.intro': 'The health of the ledger, the exchange rate, the M-Pesa float, and payouts that need a person.',
@@ -1474,6 +1475,7 @@ export const sw = {
   'audit.action.payout.result_ignored': 'Jibu lisilo la malipo haya limepuuzwa',
   'audit.action.token.issued': 'Tokeni ya kuingia imetolewa',
   'audit.action.token.revoked': 'Tokeni ya kuingia imefutwa',
+  'audit.action.token.hash_recorded': 'Tokeni ya kuingia imerekodiwa kwa ukaguzi',
 
   // ---- admin: overview
   'overview.intro': 'Hali ya daftari la hesabu, kiwango cha ubadilishaji, salio la M-Pesa, na malipo yanayohitaji mtu.',
