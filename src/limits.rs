@@ -222,8 +222,9 @@ pub const UI_IDLE_S_DEFAULT: u64 = 300;
 pub const UI_IDLE_S_MAX: u64 = 86_400;
 /// A sent payout with no result after this long gets a Transaction Status query (Daraja).
 pub const PAYOUT_STATUS_AFTER_S_DEFAULT: i64 = 120;
-/// The longest `REMIT_PAYOUT_STATUS_AFTER_S` allowed (a day): the queries after the first back
-/// off from it, doubling, to `STATUS_QUERY_BACKOFF_S_MAX` apart.
+/// The longest `REMIT_PAYOUT_STATUS_AFTER_S` allowed (a day). The queries after the first back
+/// off from it, doubling, and are never more than `STATUS_QUERY_BACKOFF_S_MAX` apart (so with
+/// a first wait longer than that, the later ones come sooner than the first).
 pub const PAYOUT_STATUS_AFTER_S_MAX: i64 = 86_400;
 /// How often the M-Pesa account balances are asked for, when not configured.
 pub const FLOAT_CHECK_S_DEFAULT: u64 = 900;

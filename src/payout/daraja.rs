@@ -150,11 +150,13 @@ impl Daraja {
     /// `body` with every secret remit sent Daraja (the access token, the consumer key and
     /// secret, their Basic form, the security credential, and the path token of the result
     /// URLs) replaced by `[redacted]`, so that an answer echoing them reaches neither the log
-    /// nor a payout's description (which the request's owners read); and the payee's account
-    /// and reference (`payee`, the values of the request's `PartyB` and `AccountReference`)
-    /// masked as the views mask them (`***880`): a paybill's number or a till's is no phone,
-    /// which M-Pesa's free text masks by its length, and the file holds a payout's words in
-    /// the clear.
+    /// nor a payout's description (which the request's owners read); and, in the words kept of
+    /// an answer (`FREE_TEXT_FIELDS`) once the secrets are out of them, the payee's account and
+    /// reference (`payee`, the values of the request's `PartyB` and `AccountReference`) masked
+    /// as the views mask them (`***880`): a paybill's number or a till's is no phone, which
+    /// M-Pesa's free text masks by its length, and the file holds a payout's words in the
+    /// clear. The fields an answer is classified by (`ResponseCode`, `ConversationID`,
+    /// `errorCode`) are never masked: a reference `0` or `AG` would have changed them.
     ///
     /// The texts are scrubbed once decoded (a JSON writer may escape a base64 secret's `/` as
     /// `\/`, which a match on the raw bytes would miss), before anything is read of them (a
@@ -163,9 +165,6 @@ impl Daraja {
         let c = &self.config;
         let basic = self.basic();
         let scrub = |mut text: String| {
-            for value in payee {
-                text = value_masked(&text, value);
-            }
             for secret in [
                 token,
                 &basic,
@@ -195,6 +194,15 @@ impl Daraja {
             return body;
         };
         walk(&mut value, &scrub);
+        if let serde_json::Value::Object(fields) = &mut value {
+            for field in FREE_TEXT_FIELDS {
+                if let Some(serde_json::Value::String(text)) = fields.get_mut(*field) {
+                    for payee_value in payee {
+                        *text = value_masked(text, payee_value);
+                    }
+                }
+            }
+        }
         serde_json::to_vec(&value).unwrap_or_default()
     }
 
@@ -577,8 +585,12 @@ impl Gateway for Daraja {
     }
 }
 
+/// The fields of a synchronous answer whose words remit keeps (`requests::sync_answer`).
+const FREE_TEXT_FIELDS: &[&str] = &["errorMessage", "ResponseDescription"];
+
 /// The payee's account number and reference in a request's body (`PartyB`, `AccountReference`),
-/// the longest first (a reference may hold the number).
+/// the longest first (a reference may hold the number); values of fewer than 4 characters are
+/// left (they would mask ordinary words and numbers of M-Pesa's, and say little of anyone).
 fn payee_values(body: &[u8]) -> Vec<String> {
     let Ok(sent) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
@@ -587,7 +599,7 @@ fn payee_values(body: &[u8]) -> Vec<String> {
         .iter()
         .filter_map(|field| sent.get(field)?.as_str())
         .map(str::trim)
-        .filter(|v| !v.is_empty())
+        .filter(|v| v.chars().count() >= 4)
         .map(str::to_string)
         .collect();
     values.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -618,6 +630,66 @@ fn value_masked(text: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    /// A client of a made-up configuration (no call is made).
+    fn client() -> Daraja {
+        Daraja::new(DarajaConfig {
+            url: "http://127.0.0.1:9".into(),
+            consumer_key: "consumer-key-1234".into(),
+            consumer_secret: "consumer-secret-5678".into(),
+            shortcode: "600000".into(),
+            initiator: "apiop".into(),
+            security_credential: "AbCd+payouts/EfGhIjKlMnOpQrStUv==".into(),
+            b2c_command: crate::config::B2cCommand::BusinessPayment,
+            public_url: None,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// Guards against: the payee's values were masked in every field of an answer, before the
+    /// secrets were taken out: a reference `0` made an accepted payout's `ResponseCode` `***`
+    /// (its outcome unknown), `400` a refusal's code (the money held), `AG` the ConversationID
+    /// its result is found by; and `payouts` hid the result URL's path from its redaction.
+    #[test]
+    fn the_payees_values_are_masked_in_the_answers_words_only_and_after_the_secrets() {
+        let daraja = client();
+        let sent = |reference: &str| -> Vec<String> {
+            payee_values(
+                serde_json::to_string(&json!({"PartyB": "888880", "AccountReference": reference}))
+                    .unwrap()
+                    .as_bytes(),
+            )
+        };
+        let classified_with = |reference: &str, status: u16, answer: serde_json::Value| {
+            let body = daraja.scrubbed(answer.to_string().into_bytes(), "tok", &sent(reference));
+            Daraja::classify(Ok((status, requests::sync_answer(&body))))
+        };
+        let accepted = json!({"OriginatorConversationID": "o1", "ConversationID": "AG_20261207_0100",
+            "ResponseCode": "0", "ResponseDescription": "Accept the service request successfully."});
+        for reference in ["0", "AG", "20261207", "AG_20261207_0100"] {
+            match classified_with(reference, 200, accepted.clone()) {
+                Ok(Ack { conversation_id }) => assert_eq!(conversation_id, "AG_20261207_0100"),
+                other => panic!("{reference}: {other:?}"),
+            }
+        }
+        let refused = json!({"requestId": "r", "errorCode": "400.002.02",
+            "errorMessage": "Bad Request - Invalid https://k.example/webhooks/payouts/abcdefabcdef/result AbCd+payouts/EfGhIjKlMnOpQrStUv== ACCT7777 888880"});
+        for reference in ["400", "payouts", "ACCT7777"] {
+            match classified_with(reference, 400, refused.clone()) {
+                Err(GatewayError::Refused { code, message }) => {
+                    assert_eq!(code, "400.002.02", "{reference}");
+                    assert!(
+                        !message.contains("abcdefabcdef") && !message.contains("EfGh"),
+                        "{reference}: {message}"
+                    );
+                    assert!(message.contains("***880"), "{reference}: {message}");
+                }
+                other => panic!("{reference}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn an_answer_echoing_the_payees_account_holds_it_masked() {

@@ -420,8 +420,11 @@ impl Drop for Store {
 }
 
 /// The space this process may still use on the file system that holds `db` (a regular user's
-/// share: the blocks root keeps for itself are not counted); none when it cannot be asked.
+/// share: the blocks root keeps for itself are not counted), the file's own when `db` is a link
+/// to another; none when it cannot be asked.
 pub fn disk_free_bytes(db: &std::path::Path) -> Option<u64> {
+    let real = std::fs::canonicalize(db).ok();
+    let db = real.as_deref().unwrap_or(db);
     let dir = match db.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
