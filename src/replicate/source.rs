@@ -128,8 +128,9 @@ pub const LEFT_OUT: &[&str] = &[
 /// holds each listed migration to naming no other table). Schema 14 indexes webhook
 /// deliveries by their event; 17 seals their endpoints' URLs; 19 gives each endpoint the
 /// outbox's place when it was made; 20 marks a text being sent (until 2026-12-07 not listed:
-/// a replica made at 19 was copied again whole at the upgrade).
-pub const MIGRATIONS_LEFT_OUT: &[u32] = &[14, 17, 19, 20];
+/// a replica made at 19 was copied again whole at the upgrade); 21 indexes an endpoint's
+/// failed deliveries and keeps idempotency keys in the order they came.
+pub const MIGRATIONS_LEFT_OUT: &[u32] = &[14, 17, 19, 20, 21];
 
 /// Whether a replica made at schema `from` needs to be made again for a file at schema `to`:
 /// unless every migration in between changed only tables replication leaves out.

@@ -707,6 +707,34 @@ pub fn record(
 mod tests {
     use super::*;
 
+    /// Guards against: an endpoint's count of failed deliveries read every delivery it kept
+    /// (the index of failed ones is by id), 2 ms per thousand, in the writer's turn when an
+    /// endpoint was disabled or enabled.
+    #[test]
+    fn an_endpoints_failed_deliveries_are_counted_by_an_index_led_by_the_endpoint() {
+        let conn = crate::store::migrated_in_memory().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w WHERE w.id = 'x'"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("webhook_deliveries_failed_by_endpoint (endpoint_id=?)")),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.contains("sqlite_autoindex_webhook_deliveries")),
+            "{plan:#?}"
+        );
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_in_its_upper_half() {
         let base = Duration::from_secs(10);

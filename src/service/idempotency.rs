@@ -212,13 +212,25 @@ pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredRespo
 /// Deletes keys older than the retention time (housekeeping), counted back from now less what
 /// the clock was set ahead since the start (`time::set_ahead_s`): a key written just before a
 /// slow clock was set days ahead is kept its whole time, not forgotten at the next pass.
+///
+/// Keys are kept in the order they came (their rowid, schema 21), so the expired ones are the
+/// oldest rows: the purge walks them to the first one still kept rather than reading every key
+/// (an hour's pass over 48 hours of keys held the writer). A key whose time is more than a day
+/// ahead of the clock (written on a clock set ahead, then set right) is no place to stop: it is
+/// passed over, and forgotten once its own time is past.
 pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
     let cutoff = crate::time::rfc3339(ctx.now - IDEMPOTENCY_TTL_S - crate::time::set_ahead_s());
+    let ahead = crate::time::rfc3339(ctx.now + 86_400);
     Ok(ctx
         .conn
-        .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?1")?
-        .execute([cutoff])?)
+        .prepare_cached(PURGE)?
+        .execute(params![cutoff, ahead])?)
 }
+
+/// `purge_expired`'s statement: `?1` the newest time forgotten, `?2` a day ahead of the clock.
+const PURGE: &str = "DELETE FROM idempotency_keys WHERE created_at <= ?1 AND rowid < COALESCE(
+    (SELECT rowid FROM idempotency_keys WHERE created_at > ?1 AND created_at <= ?2
+     ORDER BY rowid LIMIT 1), 9223372036854775807)";
 
 #[cfg(test)]
 mod tests {
@@ -288,6 +300,76 @@ mod tests {
         assert_eq!(
             store.write(move |ctx| lookup(ctx, &key())).unwrap(),
             Lookup::New
+        );
+    }
+
+    /// Guards against: forgetting the expired keys read every key kept (and the page each
+    /// answer spilled into), in the writer's turn. Keys are kept in the order they came, and the
+    /// purge walks the oldest to the first one still kept; a key whose time is far ahead (a
+    /// clock set ahead, then right) is passed over, not a place to stop, and kept its time.
+    #[test]
+    fn the_purge_forgets_the_oldest_keys_up_to_the_first_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        let now = crate::time::now_unix();
+        // In the order they came: days before now (negative: ahead of it).
+        let ages = [
+            ("a", 3),
+            ("b", 3),
+            ("ahead", -10),
+            ("c", 3),
+            ("fresh", 0),
+            ("late", 3),
+        ];
+        for (name, days) in ages {
+            let key = IdempotencyKey::parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
+            let at = crate::time::rfc3339(now - days * 86_400);
+            let answer = StoredResponse {
+                status: 201,
+                body: "{}".into(),
+            };
+            store
+                .write(move |ctx| {
+                    remember(ctx, &key, &answer)?;
+                    ctx.conn.execute(
+                        "UPDATE idempotency_keys SET created_at = ?1 WHERE rowid = last_insert_rowid()",
+                        [&at],
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(store.write(purge_expired).unwrap(), 3);
+        let kept = |name: &str| {
+            let key = IdempotencyKey::parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
+            is_stored(&store.reader().unwrap(), &key).unwrap()
+        };
+        for (name, stays) in [
+            ("a", false),
+            ("b", false),
+            ("ahead", true),
+            ("c", false),
+            ("fresh", true),
+            // Behind a key still kept: forgotten once that one is.
+            ("late", true),
+        ] {
+            assert_eq!(kept(name), stays, "{name}");
+        }
+        // The rows deleted are found by their place, not by reading every key.
+        let plan: Vec<String> = store
+            .read(|conn, _| {
+                crate::store::all_rows(
+                    conn,
+                    &format!("EXPLAIN QUERY PLAN {PURGE}"),
+                    ["", ""],
+                    |r| Ok(r.get(3)?),
+                )
+            })
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|s| s.contains("USING INTEGER PRIMARY KEY (rowid<?)")),
+            "{plan:#?}"
         );
     }
 

@@ -129,6 +129,46 @@ fn apply(conn: &mut Connection, name: &str, sql: &str, version: u32) -> Result<(
 mod tests {
     use super::*;
 
+    /// Schema 21 keeps the idempotency keys kept before it, in the order of their time (the
+    /// order its purge walks), still one per user and key.
+    #[test]
+    fn schema_21_keeps_every_idempotency_key_in_the_order_of_its_time() {
+        let mut conn = migrated_in_memory_to(20).unwrap();
+        conn.execute_batch(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at) VALUES
+                 ('usr_1', 'k3', x'03', 201, 'sealed-3', '2026-12-07T10:00:00Z'),
+                 ('usr_1', 'k1', x'01', 200, 'sealed-1', '2026-12-06T10:00:00Z'),
+                 ('usr_2', 'k2', x'02', 409, 'sealed-2', '2026-12-06T11:00:00Z');",
+        )
+        .unwrap();
+        migrate_to(&mut conn, 21).unwrap();
+        let kept: Vec<(String, String, i64, String)> = conn
+            .prepare("SELECT user_id, key, status, body FROM idempotency_keys ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let names: Vec<(&str, &str, i64, &str)> = kept
+            .iter()
+            .map(|(u, k, s, b)| (u.as_str(), k.as_str(), *s, b.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("usr_1", "k1", 200, "sealed-1"),
+                ("usr_2", "k2", 409, "sealed-2"),
+                ("usr_1", "k3", 201, "sealed-3")
+            ]
+        );
+        let twice = conn.execute(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+             VALUES ('usr_1', 'k1', x'09', 201, 'x', '2026-12-07T12:00:00Z')",
+            [],
+        );
+        assert!(twice.is_err(), "one row per user and key");
+    }
+
     /// Schema 18 chains the journal kept before it: each transaction names its escrow's one
     /// before it, each escrow its newest, and the integrity check's two chain queries find
     /// nothing to say; the index the chain replaces is gone.

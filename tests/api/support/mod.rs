@@ -50,24 +50,44 @@ pub fn ledger_file_text(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Schema 20 undone (a text's call marked as under way): the file as the remit before left it.
-pub const SMS_IN_FLIGHT_UNDONE: &str = "ALTER TABLE sms_messages DROP COLUMN in_flight;";
+/// Schema 21 undone (an endpoint's failed deliveries indexed by it, the idempotency keys kept
+/// in the order they came): the file as the remit before left it.
+pub const KEYS_BY_TIME_UNDONE: &str = keys_by_time_undone!();
 
-/// Schemas 20, 19 and 18 undone (a text's call marked, an endpoint's first event, the journal
+/// `KEYS_BY_TIME_UNDONE`'s text, for `concat!`.
+macro_rules! keys_by_time_undone {
+    () => {
+        "
+DROP INDEX webhook_deliveries_failed_by_endpoint;
+CREATE TABLE idempotency_keys_by_key (user_id TEXT NOT NULL, key TEXT NOT NULL,
+    fingerprint BLOB NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (user_id, key)) STRICT, WITHOUT ROWID;
+INSERT INTO idempotency_keys_by_key (user_id, key, fingerprint, status, body, created_at)
+    SELECT user_id, key, fingerprint, status, body, created_at FROM idempotency_keys;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_by_key RENAME TO idempotency_keys;"
+    };
+}
+use keys_by_time_undone;
+
+/// Schemas 21, 20, 19 and 18 undone (a text's call marked, an endpoint's first event, the journal
 /// chained by escrow): the file as a remit of schema 17 left it, for the tests that take a new
 /// file back to an older schema before opening it.
-pub const BACK_TO_SCHEMA_17: &str = "
+pub const BACK_TO_SCHEMA_17: &str = concat!(
+    keys_by_time_undone!(),
+    "
 ALTER TABLE sms_messages DROP COLUMN in_flight;
 ALTER TABLE webhook_endpoints DROP COLUMN after_seq;
 ALTER TABLE ledger_transactions DROP COLUMN prev_id;
 ALTER TABLE escrows DROP COLUMN last_transaction_id;
-CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);";
+CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);"
+);
 
 /// The ledger file at `path` taken back to the schema before this remit's (schema 20 undone,
 /// its version said), as the remit before left it.
 pub fn back_to_the_schema_before(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(SMS_IN_FLIGHT_UNDONE).unwrap();
+    conn.execute_batch(KEYS_BY_TIME_UNDONE).unwrap();
     conn.pragma_update(
         None,
         "user_version",

@@ -1,0 +1,29 @@
+-- remit schema, version 21: two costs that grew with what the notifier and the idempotency keys
+-- keep. Replication leaves both tables out.
+--
+-- An endpoint's view counts its failed deliveries (`GET /webhook-endpoints`, and an endpoint
+-- disabled, enabled or deleted, which the writer answers with its view): the index of failed
+-- deliveries by id made SQLite read every delivery the endpoint kept instead, 2 ms per
+-- thousand kept (30 days' worth), in the writer's turn for a change.
+CREATE INDEX webhook_deliveries_failed_by_endpoint ON webhook_deliveries(endpoint_id)
+    WHERE status = 'failed';
+
+-- Idempotency keys kept in the order they came (a table of rows, its rowid their order), their
+-- time before their answer. Kept by (user, key) alone, an answer of more than about 1 KiB
+-- spilled into a page of its own (twice the space the answers need), and forgetting the expired
+-- keys read every key kept, and its spilled page, in the writer's turn: now it walks the oldest
+-- rows to the first one still kept (`service::idempotency::purge_expired`).
+CREATE TABLE idempotency_keys_by_time (
+    user_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    status      INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    UNIQUE (user_id, key)
+) STRICT;
+INSERT INTO idempotency_keys_by_time (user_id, key, fingerprint, status, created_at, body)
+    SELECT user_id, key, fingerprint, status, created_at, body FROM idempotency_keys
+    ORDER BY created_at;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_by_time RENAME TO idempotency_keys;
