@@ -22,8 +22,11 @@ CREATE TABLE idempotency_keys_by_time (
     body        TEXT NOT NULL,
     UNIQUE (user_id, key)
 ) STRICT;
+-- Copied in the order they were kept (by user and key), not sorted by time: a sort of whole
+-- rows, answers and all, is made in memory by a migration (48 hours of a busy kiosk's keys,
+-- hundreds of MiB). The purge stops at the first key still kept, so a key copied here is kept
+-- until every one copied before it has expired: at most 48 hours longer, once.
 INSERT INTO idempotency_keys_by_time (user_id, key, fingerprint, status, created_at, body)
-    SELECT user_id, key, fingerprint, status, created_at, body FROM idempotency_keys
-    ORDER BY created_at;
+    SELECT user_id, key, fingerprint, status, created_at, body FROM idempotency_keys;
 DROP TABLE idempotency_keys;
 ALTER TABLE idempotency_keys_by_time RENAME TO idempotency_keys;

@@ -83,7 +83,7 @@ ALTER TABLE escrows DROP COLUMN last_transaction_id;
 CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);"
 );
 
-/// The ledger file at `path` taken back to the schema before this remit's (schema 20 undone,
+/// The ledger file at `path` taken back to the schema before this remit's (schema 21 undone,
 /// its version said), as the remit before left it.
 pub fn back_to_the_schema_before(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
