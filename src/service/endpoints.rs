@@ -713,15 +713,8 @@ mod tests {
     #[test]
     fn an_endpoints_failed_deliveries_are_counted_by_an_index_led_by_the_endpoint() {
         let conn = crate::store::migrated_in_memory().unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w WHERE w.id = 'x'"
-            ))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints w WHERE w.id = 'x'");
+        let plan = crate::store::query_plan(&conn, &sql, []);
         assert!(
             plan.iter()
                 .any(|step| step.contains("webhook_deliveries_failed_by_endpoint (endpoint_id=?)")),

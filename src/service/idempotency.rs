@@ -356,15 +356,8 @@ mod tests {
             assert_eq!(kept(name), stays, "{name}");
         }
         // The rows deleted are found by their place, not by reading every key.
-        let plan: Vec<String> = store
-            .read(|conn, _| {
-                crate::store::all_rows(
-                    conn,
-                    &format!("EXPLAIN QUERY PLAN {PURGE}"),
-                    ["", ""],
-                    |r| Ok(r.get(3)?),
-                )
-            })
+        let plan = store
+            .read(|conn, _| Ok(crate::store::query_plan(conn, PURGE, ["", ""])))
             .unwrap();
         assert!(
             plan.iter()

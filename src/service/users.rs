@@ -617,13 +617,7 @@ mod tests {
     #[test]
     fn the_tokens_without_a_digest_are_found_by_the_logs_entity_index() {
         let conn = crate::store::migrated_in_memory().unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {OLD_TOKENS}"))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = crate::store::query_plan(&conn, OLD_TOKENS, []);
         assert!(plan.iter().any(|s| s == "SCAN t"), "{plan:#?}");
         assert!(
             !plan

@@ -1400,14 +1400,11 @@ mod tests {
     #[test]
     fn a_journal_page_reads_its_escrows_transactions_by_their_chain() {
         let conn = crate::store::migrated_in_memory().unwrap();
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::JOURNAL_PAGE))
-            .unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(rusqlite::params!["esc_x", 0, 51, false], |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = crate::store::query_plan(
+            &conn,
+            super::JOURNAL_PAGE,
+            rusqlite::params!["esc_x", 0, 51, false],
+        );
         assert!(
             plan.iter()
                 .any(|l| l.contains("SEARCH lt USING INTEGER PRIMARY KEY (rowid=?)")),

@@ -433,6 +433,16 @@ pub fn disk_free_bytes(db: &std::path::Path) -> Option<u64> {
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// The steps of SQLite's plan for `sql` with `params` (`EXPLAIN QUERY PLAN`'s detail column),
+/// for the tests that hold a query to its index.
+#[cfg(test)]
+pub fn query_plan<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> Vec<String> {
+    all_rows(conn, &format!("EXPLAIN QUERY PLAN {sql}"), params, |r| {
+        Ok(r.get(3)?)
+    })
+    .unwrap()
+}
+
 /// Runs a (cached) query and reads every row with `from_row`.
 pub fn all_rows<T, P: rusqlite::Params>(
     conn: &Connection,

@@ -366,9 +366,18 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     );
 }
 
-/// Regression: the token a sender gave opened every escrow of its holder, so once a second
-/// sender made an escrow to the same phone, whoever held the first sender's token read the
-/// second sender's escrow: the name they typed, their amounts, merchants and notes.
+/// An escrow of USD 40 for rent from the sender of `token` to `phone`, whose recipient they call
+/// `name`; its id.
+fn escrow_to(app: &TestApp, token: &str, phone: &str, name: &str) -> String {
+    let r = app.post(
+        "/escrows",
+        token,
+        &json!({"recipientPhone": phone, "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["escrowId"].as_str().unwrap().to_string()
+}
+
 /// Guards against: a token a sender gave names the recipient as that sender typed the name, never
 /// as another sender did. A remit of 2026-12-06 gave a second sender a token for a recipient of
 /// two (refused since); after an upgrade such a token still opens, and `GET /me` named the
@@ -377,15 +386,7 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
 #[test]
 fn a_token_a_sender_gave_names_the_recipient_as_that_sender_typed_it() {
     let app = spawn_app();
-    let escrow_of = |token: &str, name: &str| {
-        let r = app.post(
-            "/escrows",
-            token,
-            &json!({"recipientPhone": "0711 666 778", "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
-        );
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["escrowId"].as_str().unwrap().to_string()
-    };
+    let escrow_of = |token: &str, name: &str| escrow_to(&app, token, "0711 666 778", name);
     let first = escrow_of(&app.sender, "Mama Wanjiru");
     let r = app.post(
         &format!("/escrows/{first}/recipient-token"),
@@ -411,18 +412,13 @@ fn a_token_a_sender_gave_names_the_recipient_as_that_sender_typed_it() {
     );
 }
 
+/// Regression: the token a sender gave opened every escrow of its holder, so once a second
+/// sender made an escrow to the same phone, whoever held the first sender's token read the
+/// second sender's escrow: the name they typed, their amounts, merchants and notes.
 #[test]
 fn a_token_a_sender_gave_opens_that_senders_escrows_only() {
     let app = spawn_app();
-    let escrow_of = |token: &str, name: &str| {
-        let r = app.post(
-            "/escrows",
-            token,
-            &json!({"recipientPhone": "0711 666 777", "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
-        );
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["escrowId"].as_str().unwrap().to_string()
-    };
+    let escrow_of = |token: &str, name: &str| escrow_to(&app, token, "0711 666 777", name);
     let mine = escrow_of(&app.sender, "Juma");
     let r = app.post(
         &format!("/escrows/{mine}/recipient-token"),
