@@ -687,11 +687,11 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
             &json!({}),
         );
         assert_eq!(approved.status, 200, "{}", approved.text);
-        // Its payout's result written first: no write of the server's own comes after the
-        // deletion but the test's.
+        // Its payout's result written first: the copy holds the approval and its payout.
         crate::support::process::wait_for_payouts(&server, &admin, &requests[..1]);
-        std::fs::remove_file(&db).unwrap();
-        // Every name beside it taken for the next minute (files of someone's, left alone).
+        // Every name beside it taken for the next minute (files of someone's, left alone),
+        // before the deletion: a write of the server's own after it (the tokens' use, flushed
+        // every few seconds) tries the copy at once, and raced the test for the names.
         let now = remit::time::now_unix();
         let taken: Vec<std::path::PathBuf> = (now..now + 60)
             .flat_map(|s| {
@@ -702,6 +702,7 @@ fn a_database_file_deleted_while_serving_is_copied_beside_its_path_with_every_co
         for path in &taken {
             std::fs::write(path, b"someone's").unwrap();
         }
+        std::fs::remove_file(&db).unwrap();
         if write_after {
             assert_approval_refused_as_missing(&server, &sender, &requests[1]);
         }
