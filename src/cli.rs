@@ -428,13 +428,14 @@ fn check_command(file: &Path, source: &KeySource) -> String {
     };
     match source {
         KeySource::Environment => format!(
-            "`remit check --db {}` and ENCRYPTION_KEY set as now",
+            "`remit check --db {}` and ENCRYPTION_KEY set as now (after a key rotation, to the key from before it)",
             quoted(file)
         ),
         KeySource::File(key) | KeySource::Created(key) => format!(
-            "`remit check --db {} --key-file {}` (keep that key file: the backup has none beside it)",
+            "`remit check --db {} --key-file {}` (keep that key file: the backup has none beside it; after a key rotation, the key it is under is the copy the rotation keeps, {}.before-rotate-…)",
             quoted(file),
-            quoted(key)
+            quoted(key),
+            key.display()
         ),
     }
 }

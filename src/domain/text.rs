@@ -180,17 +180,24 @@ fn refused_in_text(c: char) -> bool {
         )
 }
 
-/// Characters that take no room and draw nothing where a name or a note is shown: the
-/// zero-width space, the word joiner and the invisible operators, the byte-order mark, the soft
-/// hyphen, the Mongolian vowel separator, the combining grapheme joiner, the Hangul fillers,
-/// the Khmer inherent vowels, the interlinear annotation marks (which hide the text between
-/// them), the tag characters (a whole hidden text after a visible one) and the musical
-/// formatting controls.
+/// Characters that take no room and draw nothing where a name or a note is shown: Unicode's
+/// default-ignorable code points (DerivedCoreProperties.txt, `Default_Ignorable_Code_Point`)
+/// but those allowed in a name (`draws_something`: the joiners, the direction marks and the
+/// variation selectors) and the bidirectional controls (refused on their own account): the
+/// zero-width space, the word joiner, the invisible operators and the deprecated format
+/// characters U+2060–U+206F, the byte-order mark, the soft hyphen, the Mongolian vowel
+/// separator, the combining grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
+/// shorthand format controls, the musical formatting controls, the tag characters (a whole
+/// hidden text after a visible one) and the code points kept ignorable for characters to come
+/// (U+FFF0–U+FFF8, U+E0080–U+E00FF, U+E01F0–U+E0FFF). And two sets of format controls that are
+/// not ignorable but lay out other text: the interlinear annotation marks (which hide the text
+/// between them) and the Egyptian hieroglyph format controls.
 fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{200B}'
-            | '\u{2060}'..='\u{2064}'
+            | '\u{2060}'..='\u{2065}'
+            | '\u{206A}'..='\u{206F}'
             | '\u{FEFF}'
             | '\u{00AD}'
             | '\u{180E}'
@@ -201,19 +208,23 @@ fn invisible(c: char) -> bool {
             | '\u{FFA0}'
             | '\u{17B4}'
             | '\u{17B5}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E007F}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E00FF}'
+            | '\u{E01F0}'..='\u{E0FFF}'
     )
 }
 
 /// Whether a character shows as something on its own: not a space, not one of the characters
 /// refused in text, and not one that is allowed inside a name but draws nothing alone (the
 /// zero-width non-joiner and joiner U+200C–U+200D, which scripts and emoji need, the direction
-/// marks U+200E–U+200F and U+061C, the blank Braille pattern U+2800, the variation selectors and
-/// the blocks of combining marks U+0300–U+036F, U+1AB0–U+1AFF, U+1DC0–U+1DFF, U+20D0–U+20FF,
-/// U+FE20–U+FE2F). The OpenAPI document's pattern for free text says the same (a test holds
-/// them equal over the Basic Multilingual Plane).
+/// marks U+200E–U+200F and U+061C, the blank Braille pattern U+2800, the variation selectors
+/// U+FE00–U+FE0F, U+E0100–U+E01EF and Mongolian's U+180B–U+180D, U+180F, and the blocks of
+/// combining marks U+0300–U+036F, U+1AB0–U+1AFF, U+1DC0–U+1DFF, U+20D0–U+20FF, U+FE20–U+FE2F).
+/// The OpenAPI document's pattern for free text says the same (a test holds them equal over
+/// the Basic Multilingual Plane).
 fn draws_something(c: char) -> bool {
     !c.is_whitespace()
         && !refused_in_text(c)
@@ -228,6 +239,9 @@ fn draws_something(c: char) -> bool {
                 | '\u{20D0}'..='\u{20FF}'
                 | '\u{FE00}'..='\u{FE0F}'
                 | '\u{FE20}'..='\u{FE2F}'
+                | '\u{180B}'..='\u{180D}'
+                | '\u{180F}'
+                | '\u{E0100}'..='\u{E01EF}'
         )
 }
 
@@ -373,7 +387,27 @@ mod tests {
             "Ma\u{00AD}ji",
             "\u{FEFF}Shop",
             "A\u{2060}B",
+            // Every default-ignorable code point the list missed until 2026-12-07, and the
+            // Egyptian hieroglyph format controls: accepted, a name of one of them read as
+            // blank, "Kenya Power\u{1BCA0}" as Kenya Power's twin.
+            "\u{2065}",
+            "A\u{206A}B",
+            "A\u{206F}B",
+            "\u{FFF0}",
+            "A\u{FFF8}B",
+            "Kenya Power\u{1BCA0}",
+            "A\u{1BCA3}B",
+            "A\u{13430}B",
+            "A\u{1343F}B",
+            "A\u{E0080}B",
+            "A\u{E00FF}B",
+            "A\u{E01F0}B",
+            "A\u{E0FFF}B",
             // Nothing but characters that draw nothing, each allowed inside a name.
+            "\u{180B}",
+            "\u{180F}",
+            "\u{E0100}",
+            "\u{E01EF}",
             "\u{200C}",
             "\u{200D}",
             "\u{200E}",
@@ -388,6 +422,9 @@ mod tests {
             "👩\u{200D}👩\u{200D}👧 Family shop",
             "क्\u{200D}ष",
             "Wanjikũ",
+            // A variation selector after the character it selects a form of.
+            "\u{1820}\u{180B}\u{1821}",
+            "\u{845B}\u{E0100}",
         ] {
             assert_eq!(
                 parse_text("merchantName", good, true).unwrap().as_deref(),
@@ -420,6 +457,47 @@ mod tests {
                     u32::from(c)
                 );
             }
+        }
+    }
+
+    /// The web UI's list of the characters refused in typed text (`ui/js/forms.js`,
+    /// `HIDDEN_CHARS`, which says so in the kiosk's words before a round trip) is the server's
+    /// rule, on every code point.
+    #[test]
+    fn the_web_uis_refused_characters_are_the_rule() {
+        let forms = include_str!("../../ui/js/forms.js");
+        let class = forms
+            .split_once("const HIDDEN_CHARS = /[")
+            .and_then(|(_, rest)| rest.split_once("]/u;"))
+            .expect("HIDDEN_CHARS in forms.js")
+            .0;
+        // `\uXXXX` or `\u{X…}`, alone or as the ends of a range `a-b`.
+        let mut ranges: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+        let (mut rest, mut dash) = (class, false);
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('-') {
+                (rest, dash) = (after, true);
+                continue;
+            }
+            let escape = rest.strip_prefix("\\u").expect(rest);
+            let (hex, after) = match escape.strip_prefix('{') {
+                Some(braced) => braced.split_once('}').unwrap(),
+                None => escape.split_at(4),
+            };
+            let point = u32::from_str_radix(hex, 16).unwrap();
+            match ranges.last_mut() {
+                Some(last) if dash => *last = *last.start()..=point,
+                _ => ranges.push(point..=point),
+            }
+            (rest, dash) = (after, false);
+        }
+        for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
+            assert_eq!(
+                ranges.iter().any(|r| r.contains(&u32::from(c))),
+                refused_in_text(c),
+                "ui/js/forms.js and refused_in_text disagree on U+{:04X}",
+                u32::from(c)
+            );
         }
     }
 

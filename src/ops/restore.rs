@@ -116,6 +116,12 @@ pub fn restore(
         .map_err(|e| on_the_copy(e, &dir))
         .and_then(|upgraded| {
             let mut report = check_copy(&copy, backup, db, &key_hex)?;
+            if replaced_other.is_none() && key_check_of(db).is_some_and(|k| Some(k) != key_check_of(&copy)) {
+                report.checks.push(format!(
+                    "the ledger this restore replaces was under another key than the backup (its key was rotated after the backup was made): the restored ledger is under the backup's key, the one given. If that key was rotated away because it may have leaked, rotate it again now (remit rotate-key --db {}) before the server takes new names and phones under it",
+                    named.display()
+                ));
+            }
             if let Some((from, to)) = upgraded {
                 report.checks.insert(
                     0,
@@ -166,6 +172,16 @@ fn on_the_copy(e: Error, dir: &Path) -> Error {
         )),
         e => e,
     }
+}
+
+/// The key check a ledger file holds (`meta.key_check`), if it can be read: which key it is
+/// under, without the key.
+fn key_check_of(db: &Path) -> Option<String> {
+    let conn = store::read_only_connection(db).ok()?;
+    conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+        r.get(0)
+    })
+    .ok()
 }
 
 /// Is there a ledger at `db` to replace (and to read what it knows since the backup)? An

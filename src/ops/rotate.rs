@@ -30,6 +30,37 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
         let store = store::open(&options)?;
         store.close();
     }
+    // The file's rebuild, after the commit, is owed from before it: a rotation stopped between
+    // the two (kill -9, a power cut) left copies of values sealed under the old key in the
+    // file's pages, and the next start settled it as finished. The next command or start that
+    // has the ledger alone rebuilds it (`rebuild_owed`).
+    let owed = rebuild_owed_path(db);
+    match crate::crypto::write_owner_only(&owed, b"") {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::internal(format!(
+                "cannot write {} (the mark of the file's rebuild after a key rotation): {e}",
+                owed.display()
+            )))
+        }
+        _ => super::sync_dir_of(&owed),
+    }
+    let rotated = rotate_in_one_transaction(db, &old, &new);
+    match rotated {
+        Ok(count) => {
+            rebuild_without_old_values(db)?;
+            Ok(count)
+        }
+        Err(e) => {
+            // Nothing changed: nothing to rebuild.
+            let _ = std::fs::remove_file(&owed);
+            Err(e)
+        }
+    }
+}
+
+/// `rotate_key`'s transaction: every value re-sealed, the audit keys rewrapped, the key check
+/// and id replaced, committed. Returns how many values were re-encrypted.
+fn rotate_in_one_transaction(db: &Path, old: &Keys, new: &Keys) -> Result<usize> {
     let mut conn = store::open_connection(db, store::Synchronous::Full)?;
     // One transaction rewrites every encrypted row: its journals may pass the build's 4 MiB.
     store::journals_in_memory(&conn, true)?;
@@ -90,12 +121,12 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
             count += 1;
         }
     }
-    crate::audit::rewrap_keys(&tx, &old, &new)?;
+    crate::audit::rewrap_keys(&tx, old, new)?;
     let next_seq: i64 =
         tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log", [], |r| {
             r.get(0)
         })?;
-    let audit_key = crate::audit::add_key(&tx, &new, next_seq)?;
+    let audit_key = crate::audit::add_key(&tx, new, next_seq)?;
     tx.execute(
         "UPDATE meta SET change_seq = remit_change_seq(), value = ?1 WHERE key = 'key_check'",
         [&new.key_check],
@@ -117,14 +148,15 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
     )?;
     tx.commit()?;
     log::info!(target: "remit::audit", "key.rotated database by system:cli");
-    rebuild_without_old_values(&conn, db);
-    // Committed: the ledger is under the new key whatever follows. A log that cannot be
-    // emptied now (another reader) is emptied at the next start; an error here made the
-    // command report a failed rotation, and drop its copy of the old key, after the fact.
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        log::warn!("the key is rotated; the log beside the database could not be emptied now ({e}): the next start empties it");
-    }
     Ok(count)
+}
+
+/// Where a key rotation marks the file's rebuild as owed (`<db>.rebuild-owed`, empty, 0600),
+/// from before its commit until the file is rebuilt.
+pub fn rebuild_owed_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".rebuild-owed");
+    PathBuf::from(name)
 }
 
 /// The file still holds values sealed under the old key where the rewrite did not reach: in
@@ -135,18 +167,64 @@ pub fn rotate_key(db: &Path, old_key_hex: Option<&str>, new_key: &MasterKey) -> 
 /// response, a delivered SMS). Whoever holds the old key, which a rotation exists because it
 /// leaked, read names and phones in a copy of the file made after the rotation. The file is
 /// rebuilt from its rows (`VACUUM`, its copy on the disk beside the temporary files, not in
-/// memory). The rotation has committed: a rebuild that fails (a disk too full for the copy) is
-/// said and leaves the ledger as it is.
-fn rebuild_without_old_values(conn: &rusqlite::Connection, db: &Path) {
+/// memory), then its log emptied (it holds the pages the rotation wrote over). The rotation
+/// has committed: a rebuild that fails (a disk too full for the copy) is said, leaves the
+/// ledger as it is, and is owed still (`<db>.rebuild-owed`): the next command or start that
+/// has the ledger alone tries again. To be run with the ledger alone (the key lock held
+/// alone).
+fn rebuild_without_old_values(db: &Path) -> Result<()> {
+    let conn = store::open_connection(db, store::Synchronous::Full)?;
     let rebuilt = conn
         .pragma_update(None, "temp_store", "FILE")
-        .and_then(|()| conn.execute_batch("VACUUM"));
-    if let Err(e) = rebuilt {
-        log::warn!(
-            "the key is rotated; the file could not be rebuilt without the copies of values sealed under the old key that its pages still hold ({e}): make room on the disk (about the ledger's size) and run VACUUM on the stopped ledger (sqlite3 {} VACUUM) before copying it anywhere",
-            db.display()
-        );
+        .and_then(|()| conn.execute_batch("VACUUM"))
+        .and_then(|()| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .and_then(|busy| {
+            if busy == 0 {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("another connection reads the log".into()),
+                ))
+            }
+        });
+    match rebuilt {
+        Ok(()) => {
+            let owed = rebuild_owed_path(db);
+            match std::fs::remove_file(&owed) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    log::warn!("the file is rebuilt, but {} cannot be removed ({e}): the next start rebuilds it again", owed.display());
+                }
+                _ => super::sync_dir_of(&owed),
+            }
+        }
+        Err(e) => log::warn!(
+            "the key is rotated; the file could not be rebuilt without the copies of values sealed under the old key that its pages still hold ({e}): make room on the disk (about the ledger's size); the next start of remit, or command, tries again. Copy the file nowhere until then",
+        ),
     }
+    Ok(())
+}
+
+/// A key rotation's rebuild of the file still owed (`rebuild_owed_path`: the rotation stopped
+/// before it, or it failed) is made; to be run with the ledger alone (the key lock held alone).
+/// Said in the log.
+fn rebuild_owed(db: &Path) -> Result<()> {
+    if !rebuild_owed_path(db).exists() || !db.exists() {
+        return Ok(());
+    }
+    log::warn!(
+        "a key rotation did not rebuild {} (it was stopped, or failed to): rebuilding it now, so that no copy of a value sealed under the old key stays in its pages (this takes about as long as a backup)",
+        db.display()
+    );
+    rebuild_without_old_values(db)?;
+    if !rebuild_owed_path(db).exists() {
+        log::warn!("{} is rebuilt", db.display());
+    }
+    Ok(())
 }
 
 /// Where a rotation of the key file's key keeps the new key from before its commit until the key
@@ -173,12 +251,13 @@ pub fn unfinished_name(kept: &Path) -> PathBuf {
 /// never committed: nothing changed, and the copies of that key it made are removed. Either way
 /// the new key's file beside the key file goes. What was done is logged; nothing is done when no
 /// rotation was stopped, when there is no ledger, or when the ledger is under neither key (left
-/// as it is, for the key's refusal to say).
+/// as it is, for the key's refusal to say). And a rotation's rebuild of the file still owed, of
+/// the key file's key or `ENCRYPTION_KEY`'s, is made (`rebuild_owed`).
 pub fn settle_stopped_rotation(db: &Path) -> Result<()> {
     if let Some(said) = settled(db)? {
         log::warn!("{said}");
     }
-    Ok(())
+    rebuild_owed(db)
 }
 
 /// `settle_stopped_rotation`'s work: what was done, in words, if anything.
@@ -321,7 +400,8 @@ fn unfinished_copies(key_file: &Path) -> Vec<PathBuf> {
 /// opened the ledger already); what was done is logged.
 pub fn settle_before_use(db: &Path) -> Result<()> {
     let stopped = rotating_key_path(db).exists()
-        || !unfinished_copies(&crate::crypto::key_file_path(db)).is_empty();
+        || !unfinished_copies(&crate::crypto::key_file_path(db)).is_empty()
+        || rebuild_owed_path(db).exists();
     if !stopped || !db.exists() {
         return Ok(());
     }

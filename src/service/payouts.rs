@@ -599,13 +599,18 @@ pub fn mark_not_sent(
 /// The next payout whose Transaction Status query is due.
 pub fn next_status_query(conn: &Connection, now: i64) -> Result<Option<PayoutId>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id FROM payouts WHERE status_query_due_at <= ?1 AND status IN ('queued', 'sent')
-             ORDER BY status_query_due_at LIMIT 1",
-        )?
+        .prepare_cached(NEXT_STATUS_QUERY)?
         .query_row([crate::time::rfc3339(now)], |r| r.get(0))
         .optional()?)
 }
+
+/// `next_status_query`'s: from the index of due times, which holds only the payouts in flight
+/// (a payout's due time is cleared with its outcome). `+` keeps the planner off the index of
+/// statuses, by which it read and sorted every payout in flight at each turn of the worker
+/// (10 ms at 15,000; an outage of M-Pesa leaves hundreds of thousands).
+const NEXT_STATUS_QUERY: &str =
+    "SELECT id FROM payouts WHERE status_query_due_at <= ?1 AND +status IN ('queued', 'sent')
+     ORDER BY status_query_due_at LIMIT 1";
 
 /// A Transaction Status query of a payout was sent (`conversation_id`: its acknowledgement's,
 /// which its result will carry) or could not be: it is asked again `again_after_s` from now
@@ -1676,6 +1681,20 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
+    /// Guards against: the payout worker's next Transaction Status query read and sorted every
+    /// payout in flight at each turn (the index of statuses), 10 ms at 15,000: it walks the
+    /// index of due times, which holds only payouts in flight.
+    #[test]
+    fn the_next_status_query_walks_the_index_of_due_times() {
+        let conn = crate::store::migrated_in_memory().unwrap();
+        let plan = crate::store::unbound_query_plan(&conn, super::NEXT_STATUS_QUERY);
+        assert!(
+            plan.iter().any(|l| l.contains("payouts_status_query_due")),
+            "{plan:#?}"
+        );
+        assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:#?}");
+    }
+
     /// A B2C result's phone names another only when it surely does.
     #[test]
     fn a_phone_names_another_only_when_it_surely_does() {

@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::money::{Decimal, KesCents, RateKesPerUsd, UsdCents};
-use crate::store::all_rows;
+use crate::store::{all_rows, named_rows};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -338,7 +338,15 @@ fn escrow_from_row(keys: &Keys, viewer: &Actor, r: &Row<'_>) -> Result<EscrowVie
     })
 }
 
-/// Runs `ESCROW_SELECT` with this inner `WHERE` and folds its rows into escrows.
+/// The escrows' query with this inner `WHERE`.
+fn escrow_select(where_clause: &str) -> String {
+    format!(
+        "SELECT {ESCROW_COLUMNS} {}",
+        ESCROW_FROM.replace("{where}", where_clause)
+    )
+}
+
+/// Runs `escrow_select` with this inner `WHERE` and folds its rows into escrows.
 fn query_escrows(
     conn: &Connection,
     keys: &Keys,
@@ -346,14 +354,9 @@ fn query_escrows(
     where_clause: &str,
     params: &[(&str, &dyn rusqlite::ToSql)],
 ) -> Result<Vec<EscrowView>> {
-    let sql = format!(
-        "SELECT {ESCROW_COLUMNS} {}",
-        ESCROW_FROM.replace("{where}", where_clause)
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params)?;
+    let sql = escrow_select(where_clause);
     let mut escrows: Vec<EscrowView> = Vec::new();
-    while let Some(r) = rows.next()? {
+    named_rows(conn, &sql, params, |r| {
         let id: EscrowId = r.get(E::ID as usize)?;
         let same = escrows.last().is_some_and(|e| e.escrow_id == id);
         if !same {
@@ -362,7 +365,8 @@ fn query_escrows(
         if let Some(escrow) = escrows.last_mut() {
             escrow.categories.push(category_from_row(r)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(escrows)
 }
 
@@ -401,6 +405,39 @@ pub struct EscrowFilter {
     pub short_ref: Option<String>,
 }
 
+/// `escrows`' conditions, order and limit: only the conditions that apply, each a plain
+/// comparison (a `(:x IS NULL OR col = :x)` form hides every index from the planner, which then
+/// walks all escrows by id). It names `:cursor`, `:limit` and, as they apply, `:viewer`,
+/// `:scope` (a token's sender), `:status`, `:phone` and `:short_ref`.
+fn escrow_page_where(viewer: &Actor, filter: &EscrowFilter) -> String {
+    let mut conditions = vec!["id < :cursor"];
+    match viewer.role {
+        Role::Sender => conditions.push("sender_id = :viewer"),
+        Role::Recipient => conditions.push("recipient_id = :viewer"),
+        Role::Agent | Role::Admin => {}
+    }
+    if viewer.sender_scope.is_some() {
+        conditions.push("sender_id = :scope");
+    }
+    if filter.status.is_some() {
+        // A sender's escrows of a status have an index of their own (schema 22; before it, a
+        // sender's completed escrows read every escrow they had). A recipient's own index is
+        // the narrower one (`+` keeps the planner off the status index, which holds everyone's
+        // escrows).
+        conditions.push(match viewer.role {
+            Role::Recipient => "+status = :status",
+            Role::Sender | Role::Agent | Role::Admin => "status = :status",
+        });
+    }
+    if filter.recipient_phone_index.is_some() {
+        conditions.push("recipient_id = (SELECT id FROM users WHERE phone_index = :phone)");
+    }
+    if filter.short_ref.is_some() {
+        conditions.push("short_ref = :short_ref");
+    }
+    format!("{} ORDER BY id DESC LIMIT :limit", conditions.join(" AND "))
+}
+
 /// `GET /escrows`: the viewer's escrows (all for admins and agents), newest first.
 pub fn escrows(
     conn: &Connection,
@@ -410,50 +447,21 @@ pub fn escrows(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<EscrowView>> {
-    // Only the conditions that apply, each a plain comparison: a `(:x IS NULL OR col = :x)`
-    // form hides every index from the planner, which then walks all escrows by id.
     let (today, tomorrow) = super::requests::limit_days(crate::time::now_unix());
     let cursor = cursor.unwrap_or("~");
     let fetch = limit + 1;
-    let mut conditions = vec!["id < :cursor"];
-    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+    let where_clause = escrow_page_where(viewer, filter);
+    let params: [(&str, &dyn rusqlite::ToSql); 9] = [
         (":cursor", &cursor),
         (":limit", &fetch),
         (":today", &today),
         (":tomorrow", &tomorrow),
+        (":viewer", &viewer.id),
+        (":scope", &viewer.sender_scope),
+        (":status", &filter.status),
+        (":phone", &filter.recipient_phone_index),
+        (":short_ref", &filter.short_ref),
     ];
-    let owned = match viewer.role {
-        Role::Sender => Some("sender_id = :viewer"),
-        Role::Recipient => Some("recipient_id = :viewer"),
-        Role::Agent | Role::Admin => None,
-    };
-    if let Some(owner) = owned {
-        conditions.push(owner);
-        params.push((":viewer", &viewer.id));
-    }
-    if let Some(scope) = &viewer.sender_scope {
-        conditions.push("sender_id = :scope");
-        params.push((":scope", scope));
-    }
-    if let Some(status) = &filter.status {
-        // With an owner the owner's index is the narrower one (`+` keeps the planner off the
-        // status index, which holds everyone's escrows).
-        conditions.push(if owned.is_some() {
-            "+status = :status"
-        } else {
-            "status = :status"
-        });
-        params.push((":status", status));
-    }
-    if let Some(phone) = &filter.recipient_phone_index {
-        conditions.push("recipient_id = (SELECT id FROM users WHERE phone_index = :phone)");
-        params.push((":phone", phone));
-    }
-    if let Some(short_ref) = &filter.short_ref {
-        conditions.push("short_ref = :short_ref");
-        params.push((":short_ref", short_ref));
-    }
-    let where_clause = format!("{} ORDER BY id DESC LIMIT :limit", conditions.join(" AND "));
     let rows = query_escrows(conn, keys, viewer, &where_clause, &params)?;
     Ok(Page::of(rows, limit, |e| e.escrow_id.to_string()))
 }
@@ -780,6 +788,72 @@ fn request_select(where_clause: &str) -> String {
     )
 }
 
+/// `payment_requests`' query: only the conditions that apply (see `escrows`), so that the
+/// planner can start from an escrow's requests, an owner's escrows, the index of a status or
+/// the waiting requests' index. It names `:cursor`, `:limit` and, as they apply, `:viewer`,
+/// `:scope` (a token's sender), `:escrow` and `:now`.
+fn request_page_sql(viewer: &Actor, escrow_given: bool, status: Option<RequestStatus>) -> String {
+    let mut conditions = vec!["r.id < :cursor"];
+    match viewer.role {
+        Role::Sender => conditions.push("e.sender_id = :viewer"),
+        Role::Recipient => conditions.push("e.recipient_id = :viewer"),
+        Role::Agent | Role::Admin => {}
+    }
+    if viewer.sender_scope.is_some() {
+        conditions.push("e.sender_id = :scope");
+    }
+    if escrow_given {
+        conditions.push("r.escrow_id = :escrow");
+    }
+    // With an owner or an escrow named, their requests are the narrower set: `+` keeps the
+    // planner off the index of a status, which holds everyone's. The waiting requests' partial
+    // index holds the few not decided yet: for them, a literal comparison that it serves.
+    let owned = conditions.len() > 1;
+    let decided = |status: &str| {
+        let column = if owned { "+r.status" } else { "r.status" };
+        format!(" AND {column} = '{status}'")
+    };
+    let alternatives = match status {
+        None => vec![String::new()],
+        Some(RequestStatus::PendingApproval) => {
+            vec![" AND r.status = 'pending_approval' AND r.expires_at > :now".to_string()]
+        }
+        // Marked expired, or still waiting past its time (until the sweep marks it): a page of
+        // each, merged.
+        Some(RequestStatus::Expired) => vec![
+            decided("expired"),
+            " AND r.status = 'pending_approval' AND r.expires_at <= :now".to_string(),
+        ],
+        Some(other) => vec![decided(other.as_str())],
+    };
+    request_page_select(&conditions.join(" AND "), &alternatives)
+}
+
+/// A page of requests, newest first: the `:limit` newest that meet `conditions` (on `r`, the
+/// request, and `e`, its escrow) and one of `alternatives` (each ` AND …`, a page of each
+/// merged), found first from the indexes, and only they read whole with their category and
+/// payout. Read whole before the sort, a sender's page read every request they ever had (20 ms
+/// for a page of a sender's 2,000 requests; 1.3 ms found first).
+fn request_page_select(conditions: &str, alternatives: &[String]) -> String {
+    let page = |alternative: &String| {
+        format!(
+            "SELECT r.id FROM payment_requests r JOIN escrows e ON e.id = r.escrow_id
+             WHERE {conditions}{alternative} ORDER BY r.id DESC LIMIT :limit"
+        )
+    };
+    let ids = match alternatives {
+        [one] => page(one),
+        many => format!(
+            "SELECT id FROM ({}) ORDER BY id DESC LIMIT :limit",
+            many.iter()
+                .map(|a| format!("SELECT id FROM ({})", page(a)))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        ),
+    };
+    request_select(&format!("r.id IN ({ids}) ORDER BY r.id DESC"))
+}
+
 /// The columns of a request's view, which `waiting_request_select`'s extra columns follow.
 pub(crate) const REQUEST_VIEW_WIDTH: usize = R::COUNT as usize + P::COUNT as usize;
 
@@ -948,53 +1022,19 @@ pub fn payment_requests(
     if let Some(escrow_id) = escrow_id {
         EscrowParties::load_visible(conn, escrow_id, viewer)?;
     }
-    // Only the conditions that apply (see `escrows`), so that the planner can start from an
-    // escrow's requests, an owner's escrows, or the waiting requests' index.
     let cursor = cursor.unwrap_or("~");
     let fetch = limit + 1;
-    let mut conditions = vec!["r.id < :cursor".to_string()];
-    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
-        vec![(":cursor", &cursor), (":limit", &fetch)];
-    match viewer.role {
-        Role::Sender => conditions.push("e.sender_id = :viewer".into()),
-        Role::Recipient => conditions.push("e.recipient_id = :viewer".into()),
-        Role::Agent | Role::Admin => {}
-    }
-    if matches!(viewer.role, Role::Sender | Role::Recipient) {
-        params.push((":viewer", &viewer.id));
-    }
-    if let Some(scope) = &viewer.sender_scope {
-        conditions.push("e.sender_id = :scope".into());
-        params.push((":scope", scope));
-    }
-    if let Some(escrow_id) = &escrow_id {
-        conditions.push("r.escrow_id = :escrow".into());
-        params.push((":escrow", escrow_id));
-    }
     let now = crate::time::now_rfc3339();
-    match status {
-        None => {}
-        // Literal comparisons, so that the partial index of waiting requests serves them.
-        Some(RequestStatus::PendingApproval) => {
-            conditions.push("r.status = 'pending_approval' AND r.expires_at > :now".into());
-            params.push((":now", &now));
-        }
-        Some(RequestStatus::Expired) => {
-            conditions.push(
-                "(r.status = 'expired' OR (r.status = 'pending_approval' AND r.expires_at <= :now))"
-                    .into(),
-            );
-            params.push((":now", &now));
-        }
-        Some(other) => conditions.push(format!("r.status = '{}'", other.as_str())),
-    }
-    let sql = request_select(&format!(
-        "{} ORDER BY r.id DESC LIMIT :limit",
-        conditions.join(" AND ")
-    ));
-    let items = all_rows(conn, &sql, params.as_slice(), |r| {
-        request_from_row(keys, viewer, r)
-    })?;
+    let sql = request_page_sql(viewer, escrow_id.is_some(), status);
+    let named: [(&str, &dyn rusqlite::ToSql); 6] = [
+        (":cursor", &cursor),
+        (":limit", &fetch),
+        (":viewer", &viewer.id),
+        (":scope", &viewer.sender_scope),
+        (":escrow", &escrow_id),
+        (":now", &now),
+    ];
+    let items = named_rows(conn, &sql, &named, |r| request_from_row(keys, viewer, r))?;
     Ok(Page::of(items, limit, |r| r.payment_request_id.to_string()))
 }
 
@@ -1415,6 +1455,107 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("SCAN ledger_") || l.starts_with("SCAN lt")),
             "{plan:?}"
+        );
+    }
+
+    /// A viewer of this role (and a recipient's token scoped to a sender, `scoped`).
+    fn viewer(role: Role, scoped: bool) -> Actor {
+        Actor {
+            id: "usr_x".into(),
+            role,
+            sender_scope: scoped.then(|| UserId::parse("usr_01m98aadvsdkjdam98fa5a10ce").unwrap()),
+            credential: None,
+        }
+    }
+
+    fn plan_of(sql: &str) -> Vec<String> {
+        crate::store::unbound_query_plan(&crate::store::migrated_in_memory().unwrap(), sql)
+    }
+
+    /// Guards against: a sender's page of requests read every request they ever had whole,
+    /// with its category and payout, before sorting them (20 ms for a sender's 2,000): the
+    /// page's requests are found from the indexes first, and only they are read whole.
+    #[test]
+    fn a_page_of_requests_reads_whole_only_the_requests_of_the_page() {
+        for (role, scoped) in [
+            (Role::Sender, false),
+            (Role::Recipient, false),
+            (Role::Recipient, true),
+        ] {
+            let plan = plan_of(&super::request_page_sql(&viewer(role, scoped), false, None));
+            assert!(
+                plan.iter().any(|l| l.contains(
+                    "SEARCH r USING COVERING INDEX payment_requests_escrow (escrow_id=? AND id<?)"
+                )),
+                "{role:?}: {plan:#?}"
+            );
+            assert!(
+                plan.iter().any(|l| l
+                    .contains("SEARCH r USING INDEX sqlite_autoindex_payment_requests_1 (id=?)")),
+                "{role:?}: {plan:#?}"
+            );
+        }
+    }
+
+    /// Guards against: an admin's or an agent's requests of a status (`failed`, `expired`)
+    /// walked every request newest first until a page of them turned up: the whole table for
+    /// a status rare or absent (130 ms at 135,000 requests). Each is found from the index of
+    /// its status (`expired`: marked, and still waiting past its time), an owner's from
+    /// their own.
+    #[test]
+    fn requests_of_a_status_are_found_from_its_index() {
+        use crate::domain::RequestStatus;
+        let admin = viewer(Role::Admin, false);
+        for status in [
+            RequestStatus::Failed,
+            RequestStatus::Approved,
+            RequestStatus::Expired,
+        ] {
+            let plan = plan_of(&super::request_page_sql(&admin, false, Some(status)));
+            assert!(
+                plan.iter()
+                    .any(|l| l.contains("USING INDEX payment_requests_status (status=? AND id<?)")),
+                "{status:?}: {plan:#?}"
+            );
+            // A scan of a page found (`SCAN (subquery-2)`), never of a table.
+            assert!(
+                !plan
+                    .iter()
+                    .any(|l| l.starts_with("SCAN") && !l.starts_with("SCAN (subquery")),
+                "{status:?}: {plan:#?}"
+            );
+        }
+        let sender = viewer(Role::Sender, false);
+        for escrow in [false, true] {
+            let plan = plan_of(&super::request_page_sql(
+                &sender,
+                escrow,
+                Some(RequestStatus::Failed),
+            ));
+            assert!(
+                !plan.iter().any(|l| l.contains("payment_requests_status")),
+                "{plan:#?}"
+            );
+        }
+    }
+
+    /// Guards against: a sender's escrows of a status (`completed`) read every escrow the
+    /// sender had (the status index holds everyone's): schema 22 indexes them by both.
+    #[test]
+    fn a_senders_escrows_of_a_status_are_found_from_their_own_index() {
+        let filter = super::EscrowFilter {
+            status: Some(crate::domain::EscrowStatus::Completed),
+            ..Default::default()
+        };
+        let sql = super::escrow_select(&super::escrow_page_where(
+            &viewer(Role::Sender, false),
+            &filter,
+        ));
+        let plan = plan_of(&sql);
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("escrows_sender_status (sender_id=? AND status=? AND id<?)")),
+            "{plan:#?}"
         );
     }
 }

@@ -433,14 +433,55 @@ pub fn disk_free_bytes(db: &std::path::Path) -> Option<u64> {
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-/// The steps of SQLite's plan for `sql` with `params` (`EXPLAIN QUERY PLAN`'s detail column),
-/// for the tests that hold a query to its index.
+/// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`'s detail column), its parameters
+/// unbound as when the server prepares it, for the tests that hold a query to its index.
+#[cfg(test)]
+pub fn unbound_query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        plan.push(r.get(3).unwrap());
+    }
+    plan
+}
+
+/// The plan SQLite makes for `sql` with `params` (one line per step).
 #[cfg(test)]
 pub fn query_plan<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> Vec<String> {
     all_rows(conn, &format!("EXPLAIN QUERY PLAN {sql}"), params, |r| {
         Ok(r.get(3)?)
     })
     .unwrap()
+}
+
+/// Runs a (cached) query whose text names its parameters (`:name`), each bound from `named`,
+/// which may hold more than the text names (a list's query holds only the conditions that
+/// apply, and names only their values); and reads every row with `from_row`. A parameter named
+/// in the text with no value in `named` is an error, never a silent `NULL`.
+pub fn named_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    named: &[(&str, &dyn rusqlite::ToSql)],
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let names: Vec<String> = (1..=stmt.parameter_count())
+        .map(|i| stmt.parameter_name(i).unwrap_or_default().to_string())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let (_, value) = named
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::internal(format!("no value for the parameter {name:?}")))?;
+        stmt.raw_bind_parameter(i + 1, value)?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
 }
 
 /// Runs a (cached) query and reads every row with `from_row`.

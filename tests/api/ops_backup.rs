@@ -204,13 +204,9 @@ fn keys(hex: &str) -> Keys {
     Keys::new(&MasterKey::from_hex(hex).unwrap())
 }
 
-/// No value sealed under the old key is left in a file with no free page either: the inner
-/// pages of a table kept by its key hold copies of whole rows, which a rewrite of the rows does
-/// not reach (zeroing the bytes the rewrite freed left 26 of these 81).
-#[test]
-fn a_rotation_of_a_file_without_free_pages_leaves_no_value_sealed_under_the_old_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("remit.db");
+/// A ledger in `dir` under `TEST_KEY` with forty senders, names and phones.
+fn forty_senders(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = dir.join("remit.db");
     for n in 0..40 {
         user_add(
             &db,
@@ -220,32 +216,103 @@ fn a_rotation_of_a_file_without_free_pages_leaves_no_value_sealed_under_the_old_
             Some(&format!("07330{n:05}")),
         );
     }
+    db
+}
+
+/// Every value sealed in the ledger at `db`, as stored.
+fn sealed_values(db: &std::path::Path) -> Vec<String> {
+    encrypted_values(&rusqlite::Connection::open(db).unwrap())
+        .into_iter()
+        .map(|(_, _, stored)| stored)
+        .collect()
+}
+
+/// How many of `sealed` the ledger's file and its log still hold, byte for byte.
+fn still_in_the_file(db: &std::path::Path, sealed: &[String]) -> usize {
+    let mut bytes = std::fs::read(db).unwrap();
+    bytes.extend(std::fs::read(db.with_file_name("remit.db-wal")).unwrap_or_default());
+    sealed
+        .iter()
+        .filter(|stored| bytes.windows(stored.len()).any(|w| w == stored.as_bytes()))
+        .count()
+}
+
+/// No value sealed under the old key is left in a file with no free page either: the inner
+/// pages of a table kept by its key hold copies of whole rows, which a rewrite of the rows does
+/// not reach (zeroing the bytes the rewrite freed left 26 of these 81).
+#[test]
+fn a_rotation_of_a_file_without_free_pages_leaves_no_value_sealed_under_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = forty_senders(dir.path());
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch("VACUUM").unwrap();
     let free: i64 = conn
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
     assert_eq!(free, 0);
-    let sealed_before: Vec<String> = encrypted_values(&conn)
-        .into_iter()
-        .map(|(_, _, stored)| stored)
-        .collect();
     drop(conn);
+    let sealed_before = sealed_values(&db);
     let key_file = dir.path().join("new.key");
     std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
     let rotated = rotate_key(dir.path(), Some(TEST_KEY), &key_file, &db);
     assert_eq!(rotated.code, Some(0), "{rotated}");
-    let bytes = std::fs::read(&db).unwrap();
-    let left = sealed_before
-        .iter()
-        .filter(|stored| bytes.windows(stored.len()).any(|w| w == stored.as_bytes()))
-        .count();
+    let left = still_in_the_file(&db, &sealed_before);
     assert_eq!(
         left,
         0,
         "{left} of {} values sealed under the old key left",
         sealed_before.len()
     );
+}
+
+/// Guards against: a rotation stopped between its commit and its rebuild of the file (kill -9,
+/// a power cut), or whose rebuild failed (a disk too full for the copy), left copies of values
+/// sealed under the old key in the file's pages for good, and the next start said the rotation
+/// was finished. The rebuild is owed from before the commit (`remit.db.rebuild-owed`) and made
+/// by the next command. (Here the rebuild fails: no file may grow past 100 kB, `prlimit
+/// --fsize`, with the signal ignored, as a full disk refuses a write; the rotation's own writes
+/// fit.)
+#[test]
+fn a_rotation_whose_rebuild_did_not_happen_is_rebuilt_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = forty_senders(dir.path());
+    let sealed_before = sealed_values(&db);
+    let left = || still_in_the_file(&db, &sealed_before);
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
+    let mut cmd = std::process::Command::new("/bin/bash");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("ENCRYPTION_KEY", TEST_KEY)
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; exec /usr/bin/prlimit --fsize="$0" -- "$@""#)
+        .arg("100000")
+        .arg(env!("CARGO_BIN_EXE_remit"))
+        .args(["rotate-key", "--new-key-file"])
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db);
+    let rotated = run(cmd);
+    assert_eq!(rotated.code, Some(0), "{rotated}");
+    assert!(
+        rotated.stderr.contains("the file could not be rebuilt"),
+        "{rotated}"
+    );
+    let owed = dir.path().join("remit.db.rebuild-owed");
+    assert!(owed.exists(), "{rotated}");
+    assert!(
+        left() > 0,
+        "the rebuild did not fail: nothing to hold the next command to"
+    );
+    let mut cmd = remit(dir.path(), Some(NEW_KEY));
+    cmd.args(["user", "list", "--db"]).arg(&db);
+    let listed = run(cmd);
+    assert_eq!(listed.code, Some(0), "{listed}");
+    assert!(listed.stderr.contains("rebuilding it now"), "{listed}");
+    assert!(!owed.exists(), "{listed}");
+    assert_eq!(left(), 0, "values sealed under the old key left: {listed}");
+    assert_eq!(check(&db, NEW_KEY).code, Some(0));
 }
 
 #[test]
@@ -1847,6 +1914,40 @@ fn a_clean_ledger_and_its_backup(
     cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
     assert_eq!(run(cmd).code, Some(0));
     (db, backup)
+}
+
+/// Guards against: a backup made before a key rotation, restored with the key it was made
+/// under, put the ledger back under the key rotated away (because it leaked, perhaps) without
+/// a word, and the server took new names and phones under it. The restore says so, and what
+/// to do; a restore under the ledger's own key says nothing of it.
+#[test]
+fn a_restore_of_a_backup_from_before_a_key_rotation_says_to_rotate_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = a_clean_ledger_and_its_backup(dir.path());
+    let restore = |key: &str| {
+        let mut cmd = remit(dir.path(), Some(key));
+        cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+        run(cmd)
+    };
+    let same = restore(TEST_KEY);
+    assert_eq!(same.code, Some(0), "{same}");
+    assert!(!same.stdout.contains("rotate it again"), "{same}");
+    let key_file = dir.path().join("new.key");
+    std::fs::write(&key_file, format!("{NEW_KEY}\n")).unwrap();
+    let rotated = rotate_key(dir.path(), Some(TEST_KEY), &key_file, &db);
+    assert_eq!(rotated.code, Some(0), "{rotated}");
+    let restored = restore(TEST_KEY);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored
+            .stdout
+            .contains("its key was rotated after the backup was made")
+            && restored
+                .stdout
+                .contains("rotate it again now (remit rotate-key"),
+        "{restored}"
+    );
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
 
 /// An escrow made (not funded) in the ledger at `db` by a new sender, through a server started

@@ -1670,9 +1670,11 @@ async function main() {
     assert(await text(admin.locator(tid('stuck-count'))) === '1 payout is stuck and needs you.', `the stuck count says "${await text(admin.locator(tid('stuck-count')))}"`);
     assert((await text(card.locator(tid('resolve-explain-paid')))).includes('money reached the merchant'), 'the Paid choice is not explained');
     assert((await text(card.locator(tid('resolve-explain-failed')))).includes('goes back to its category'), 'the Failed choice is not explained');
-    // Whom it pays, to look for at M-Pesa; and no outcome chosen for the admin.
+    // Whom it pays, to look for at M-Pesa, the requester's name in quotes (a name is the
+    // requester's words: "Kenya Power: PayBill 888880, account 1. Agent float" read as the
+    // account); and no outcome chosen for the admin.
     await waitFor(async () => `for whom the payout pays (says "${await text(card.locator(tid('payout-merchant'))).catch(() => '')}")`,
-      async () => (await text(card.locator(tid('payout-merchant')))).startsWith('Pays '));
+      async () => (await text(card.locator(tid('payout-merchant')))).startsWith('Pays \u201cKenya Power\u201d: PayBill 888880'));
     assert(!(await card.locator(tid('resolve-outcome-paid')).isChecked()) && !(await card.locator(tid('resolve-outcome-failed')).isChecked()), 'an outcome is chosen for the admin');
     await card.locator(tid('resolve-submit')).click();
     assert((await text(card.locator('fieldset[data-field="outcome"] .field-error'))) === 'Choose what happened: paid or failed.', 'no outcome chosen is not refused');

@@ -201,6 +201,15 @@ export function searchedFor(search) {
   return search.phone ? t('find.forPhone', { phone: search.phone }) : '';
 }
 
+// A requester's words (a merchant's name) inside a sentence of ours, in quotes, set apart from
+// the sentence's own words: a name that read "Nairobi Water. Amount: KES 300.00 — approve to pay
+// KES 300.00 only" ran on into the question about KES 30,000, and one that read "Kenya Power:
+// PayBill 888880, account 12345678. Agent float" into the stuck payout's "Pays …: Till 555555".
+// Quotes of its own are made plain, so that it cannot close them.
+export function quotedName(name) {
+  return `\u201c${name.replace(/[\u201c\u201d\u201e\u201f\u00ab\u00bb]/g, '"')}\u201d`;
+}
+
 export function merchantText(account) {
   if (!account) return '—';
   const number = account.number || '';

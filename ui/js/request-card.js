@@ -116,7 +116,7 @@ export function requestRow(r, opts = {}) {
         : el('strong', { testid: 'request-amount-kes' }, amountText),
       el('span', { class: 'muted' }, ' = ', el('span', { testid: 'request-amount-usd' }, usd(r.amountUsdCents))),
       el('span', { class: 'row-sep' }, ' · '), el('span', { testid: 'request-category' }, categoryLabel(r.category)),
-      el('span', { class: 'row-sep' }, ' · '), el('span', { testid: 'request-merchant' }, r.merchantName || merchantText(r.merchantAccount)),
+      el('span', { class: 'row-sep' }, ' · '), el('bdi', { testid: 'request-merchant' }, r.merchantName || merchantText(r.merchantAccount)),
       opts.forWhom ? [el('span', { class: 'row-sep' }, ' · '), el('span', { class: 'muted', testid: 'request-for' }, t('approvals.for', { name: opts.forWhom }))] : null),
     el('div', { class: 'row-meta' },
       statusBadge('request', r.status, 'request-status'),

@@ -5,7 +5,7 @@
 
 import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, uid } from '../dom.js';
-import { formatShortRef, kes, usd } from '../format.js';
+import { formatShortRef, kes, quotedName, usd } from '../format.js';
 import { busy, clearErrors, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
 import { lang, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -110,11 +110,8 @@ export async function viewApprovals(root, ctx) {
     const approveAsk = el('div', { class: 'inline-form', testid: 'approve-confirm', hidden: true, role: 'group', 'aria-labelledby': askId },
       el('p', { id: askId }, t('approvals.approveAsk', {
         amount: kes(r.amountKesCents), usd: usd(r.amountUsdCents),
-        // In quotes: the requester's words, set apart from the question's own (a name that
-        // read "Nairobi Water. Amount: KES 300.00 — approve to pay KES 300.00 only" ran on
-        // into the question about KES 30,000); quotes of its own are made plain, so that it
-        // cannot close them.
-        merchant: r.merchantName ? `\u201c${r.merchantName.replace(/[\u201c\u201d\u201e\u201f\u00ab\u00bb]/g, '"')}\u201d` : t('common.theMerchant'), category: categoryLabel(r.category),
+        // In quotes: the requester's words, set apart from the question's own.
+        merchant: r.merchantName ? quotedName(r.merchantName) : t('common.theMerchant'), category: categoryLabel(r.category),
       })),
       el('div', { class: 'actions' }, approveYes, approveNo));
     card.append(approveAsk);

@@ -7,7 +7,7 @@ import { LIST_PAGE, api, qs, readAll } from '../api.js';
 // The most stuck payouts listed (and counted) at once.
 export const STUCK_SHOWN_MAX = 1000;
 import { button, clear, dl, el, emptyState, escapeAnswers, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
-import { kes, merchantText, usd } from '../format.js';
+import { kes, merchantText, quotedName, usd } from '../format.js';
 import { busy, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
@@ -48,7 +48,8 @@ export function payoutCard(p, opts = {}) {
     card.querySelector('.card-head').insertAdjacentElement('afterend', whom);
     if (p.paymentRequestId) {
       api('GET', `/payment-requests/${encodeURIComponent(p.paymentRequestId)}`).then((r) => {
-        whom.textContent = t('payouts.pays', { merchant: (r && r.merchantName) || '—', account: merchantText(r && r.merchantAccount) });
+        // The name in quotes (the requester's words), the account after it as M-Pesa has it.
+        whom.textContent = t('payouts.pays', { merchant: r && r.merchantName ? quotedName(r.merchantName) : '—', account: merchantText(r && r.merchantAccount) });
       }, () => whom.remove());
     } else {
       whom.remove();
