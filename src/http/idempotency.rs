@@ -89,10 +89,7 @@ fn keyed(
 ) -> Result<Reply> {
     let Some(key) = key else { return f(ctx) };
     match idempotency::lookup(ctx, key)? {
-        Lookup::Replay(stored) => {
-            let reply = Reply::bytes(stored.status, "application/json", stored.body.into_bytes());
-            return Ok(reply.with_header("Idempotent-Replayed", "true"));
-        }
+        Lookup::Replay(stored) => return Ok(replayed(stored)),
         Lookup::Reused => return Err(Error::IdempotencyKeyReused),
         Lookup::New => {}
     }
@@ -114,6 +111,12 @@ fn keyed(
     };
     idempotency::remember(ctx, key, &stored)?;
     Ok(reply)
+}
+
+/// A stored answer, as its replay says it.
+pub fn replayed(stored: StoredResponse) -> Reply {
+    let reply = Reply::bytes(stored.status, "application/json", stored.body.into_bytes());
+    reply.with_header("Idempotent-Replayed", "true")
 }
 
 /// Is this refusal the request's real answer (stored for replay)? Not a passing failure, and

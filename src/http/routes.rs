@@ -7,6 +7,7 @@ use super::reply::{error_reply, status_of, Reply};
 use super::request::{Method, Req};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::service::idempotency::Lookup;
 use crate::service::{require_role, Role};
 
 /// Who may call a route.
@@ -318,7 +319,7 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
             let answered = caller_known
                 .and_then(|()| route.check_query(req))
                 .and_then(|()| (route.handler)(app, req))
-                .map_err(|e| key_reused_instead(app, req, route, e));
+                .or_else(|e| answered_before(app, req, route, e));
             (answered, route.path)
         }
         Found::WrongMethod(template, allowed) => {
@@ -341,30 +342,32 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
     }
 }
 
-/// A request refused as sent (`400`), or for an id that names nothing (`404`: one that cannot
-/// be an id is refused before anything is read), whose idempotency key already answered
-/// another request, is that key reused (`422`), as a valid different request is: the key's
-/// answer is kept, whatever else is wrong with the new request. (The same request refused now,
-/// though it was answered under the key, say after a limit was lowered, keeps its `400`.)
-fn key_reused_instead(app: &App, req: &Req, route: &Route, e: Error) -> Error {
+/// A request refused before it ran, as sent (`400`) or for an id that names nothing (`404`: one
+/// that cannot be an id is refused before anything is read), whose idempotency key already
+/// answered: the same request is answered as it was (a retry after an operator lowered a limit,
+/// `REMIT_MAX_ESCROW_USD`, was told its deposit was refused, though it stood); another is that
+/// key reused (`422`), as a valid different request is, whatever else is wrong with it.
+fn answered_before(app: &App, req: &Req, route: &Route, e: Error) -> Result<Reply> {
     if route.method != Method::Post
         || !matches!(status_of(&e), 400 | 404)
         || req.idempotency_key().is_none()
     {
-        return e;
+        return Err(e);
     }
     let Some(actor) = req.authenticated_actor() else {
-        return e;
+        return Err(e);
     };
     let stored = super::idempotency::key_of(req, actor).and_then(|key| match key {
         Some(key) => app
             .store
-            .read(|conn, _| crate::service::idempotency::answered_another(conn, &key)),
-        None => Ok(false),
+            .read(|conn, keys| crate::service::idempotency::lookup_in(conn, keys, &key))
+            .map(Some),
+        None => Ok(None),
     });
     match stored {
-        Ok(true) => Error::IdempotencyKeyReused,
-        _ => e,
+        Ok(Some(Lookup::Replay(stored))) => Ok(super::idempotency::replayed(stored)),
+        Ok(Some(Lookup::Reused)) => Err(Error::IdempotencyKeyReused),
+        _ => Err(e),
     }
 }
 

@@ -2,7 +2,7 @@
 //! writer transaction as the change it answers, and replayed verbatim for the same request; the
 //! same key with a different request is refused. Kept `IDEMPOTENCY_TTL_S`.
 
-use crate::crypto::EncryptedColumn;
+use crate::crypto::{EncryptedColumn, Keys};
 use crate::error::{Error, Result};
 use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_TTL_S};
 use crate::store::WriteCtx;
@@ -143,8 +143,13 @@ pub enum Lookup {
 /// ahead (NTP correcting a slow kiosk) count as forgotten, and its retry record a second cash
 /// deposit.
 pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
-    let stored: Option<(Vec<u8>, u16, String)> = ctx
-        .conn
+    lookup_in(ctx.conn, ctx.keys, key)
+}
+
+/// `lookup` on any connection: outside the writer, for a request refused before it ran
+/// (`http::routes`), whose key may have answered it, or another.
+pub fn lookup_in(conn: &rusqlite::Connection, keys: &Keys, key: &IdempotencyKey) -> Result<Lookup> {
+    let stored: Option<(Vec<u8>, u16, String)> = conn
         .prepare_cached(
             "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
         )?
@@ -156,9 +161,7 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
     if fingerprint != key.fingerprint && fingerprint != key.as_sent {
         return Ok(Lookup::Reused);
     }
-    let body = ctx
-        .keys
-        .open(EncryptedColumn::IdempotentResponse, &key.row(), &body_enc)?;
+    let body = keys.open(EncryptedColumn::IdempotentResponse, &key.row(), &body_enc)?;
     Ok(Lookup::Replay(StoredResponse { status, body }))
 }
 
@@ -166,12 +169,6 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
 /// work before its command (a DNS lookup) skips it for a request that will be replayed.
 pub fn is_stored(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
     Ok(stored_fingerprint(conn, key)?.is_some())
-}
-
-/// Did the key answer another request than this one (within its keeping)? Read outside the
-/// writer: a request refused as sent before it ran asks it (`http::routes`).
-pub fn answered_another(conn: &rusqlite::Connection, key: &IdempotencyKey) -> Result<bool> {
-    Ok(stored_fingerprint(conn, key)?.is_some_and(|f| f != key.fingerprint && f != key.as_sent))
 }
 
 /// The fingerprint of the request the key answered, if it is kept (read outside the writer;

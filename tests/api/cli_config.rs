@@ -750,3 +750,39 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(ran.stderr.contains("REMIT_SYNCHRONOUS"), "{ran}");
 }
+
+/// Guards against: a request answered under an idempotency key, retried after an operator
+/// lowered a limit (`REMIT_MAX_ESCROW_USD`) and restarted, was refused `400` ("must not be more
+/// than USD 100.00") though its escrow stood: a kiosk's retry read as a refusal. The key's
+/// answer is replayed; the same request under a new key meets the new limit.
+#[test]
+fn a_request_answered_under_a_key_is_replayed_after_a_limit_was_lowered() {
+    use crate::support::process::{user_add, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let body = serde_json::json!({"recipientPhone": "0712345678", "recipientName": "Wanjiru",
+        "totalAmountUsd": 150, "categories": ["rent"]});
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let first = server.post_with_key("/escrows", &sender, &body, "escrow-150");
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert!(server.terminate().success());
+    let server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve-2.log"),
+        &[("REMIT_MAX_ESCROW_USD", "100")],
+    );
+    let again = server.post_with_key("/escrows", &sender, &body, "escrow-150");
+    assert_eq!((again.status, &again.text), (201, &first.text), "replayed");
+    let fresh = server.post_with_key("/escrows", &sender, &body, "escrow-150-again");
+    assert_eq!(fresh.status, 400, "{}", fresh.text);
+    assert_eq!(fresh.body["field"], "totalAmountUsd", "{}", fresh.text);
+    let escrows = server.get("/escrows", &sender);
+    assert_eq!(
+        escrows.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        escrows.text
+    );
+}
