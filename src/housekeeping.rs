@@ -129,6 +129,11 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
     // The clock's reading at the start, against which a clock set ahead is told.
     crate::time::set_ahead_s();
     let stuck_after_s = app.config.payout_timeout_s;
+    let now = crate::time::now_unix();
+    let clock_agrees = app
+        .store
+        .read(|conn, _| crate::service::idempotency::newest_key_within_the_hour(conn, now))
+        .unwrap_or(false);
     let mut jobs = [
         Job::new(
             Duration::from_secs(STUCK_SWEEP_EVERY_S),
@@ -147,17 +152,23 @@ pub fn start(app: Arc<App>, stopping: Arc<AtomicBool>) -> Result<JoinHandle<()>>
             "{n} payment request(s) expired",
             "expire payment requests",
         ),
-        // Not at the start, an hour after: a server started on a clock set ahead (a kiosk's
-        // board without its clock battery, NTP not yet heard) forgot at once the keys of the
-        // minutes before, and a client's retry once NTP had set the clock right made its
-        // request a second time. (`set_ahead_s` tells a clock set ahead while the server runs.)
+        // At the start only when the newest key kept was written within the hour by this
+        // clock; else an hour after: a server started on a clock set ahead (a kiosk's board
+        // without its clock battery, NTP not yet heard) forgot at once the keys of the minutes
+        // before, and a client's retry once NTP had set the clock right made its request a
+        // second time; but a server restarted more often than hourly never forgot a key.
+        // (`set_ahead_s` tells a clock set ahead while the server runs.)
         Job::sweep(
             Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S),
             crate::service::idempotency::purge_expired,
             "forgot {n} expired idempotency keys",
             "purge idempotency keys",
         )
-        .first_after(Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S)),
+        .first_after(if clock_agrees {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(IDEMPOTENCY_PURGE_EVERY_S)
+        }),
         forget_notifications(app.config.notify.keep_for),
     ];
     std::thread::Builder::new()

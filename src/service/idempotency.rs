@@ -224,6 +224,20 @@ pub fn purge_expired(ctx: &WriteCtx<'_>) -> Result<usize> {
         .execute(params![cutoff, ahead])?)
 }
 
+/// Whether the newest key kept was written within the hour before `now` by this clock (not
+/// after it either): the clock agrees with the one the server ran on last, so a purge at the
+/// start forgets only what that clock would have. A clock set days ahead at this start (a
+/// board without its clock battery) reads the last keys as days old; a server stopped for more
+/// than an hour is not told from it, and waits the hour as such a start does.
+pub fn newest_key_within_the_hour(conn: &rusqlite::Connection, now: i64) -> Result<bool> {
+    let newest: Option<String> = conn
+        .prepare_cached("SELECT created_at FROM idempotency_keys ORDER BY rowid DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let (from, to) = (crate::time::rfc3339(now - 3_600), crate::time::rfc3339(now));
+    Ok(newest.is_some_and(|at| from <= at && at <= to))
+}
+
 /// `purge_expired`'s statement: `?1` the newest time forgotten, `?2` a day ahead of the clock.
 const PURGE: &str = "DELETE FROM idempotency_keys WHERE created_at <= ?1 AND rowid < COALESCE(
     (SELECT rowid FROM idempotency_keys WHERE created_at > ?1 AND created_at <= ?2
