@@ -365,7 +365,18 @@ fn answered_before(app: &App, req: &Req, route: &Route, e: Error) -> Result<Repl
         None => Ok(None),
     });
     match stored {
-        Ok(Some(Lookup::Replay(stored))) => Ok(super::idempotency::replayed(stored)),
+        // Only a refusal of a value (a limit) or of what an id names: a body refused as written
+        // (a field given twice, an unknown field of `null`) can read as the same request to the
+        // key's fingerprint, which takes the last of a field given twice and leaves `null`s
+        // out, and its replay told a client that sent 999 that its deposit of 5 stood.
+        Ok(Some(Lookup::Replay(stored)))
+            if matches!(
+                e,
+                Error::Validation { .. } | Error::NotFound { .. } | Error::NotFoundAmong { .. }
+            ) =>
+        {
+            Ok(super::idempotency::replayed(stored))
+        }
         Ok(Some(Lookup::Reused)) => Err(Error::IdempotencyKeyReused),
         _ => Err(e),
     }

@@ -510,6 +510,32 @@ fn an_idempotency_key_replays_the_first_response_and_refuses_another_request() {
     assert_eq!((first.status, again.status), (201, 201));
     assert_eq!(first.text, again.text, "replayed verbatim");
     assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+    // A body refused as written is refused, not replayed, though the key's fingerprint (the
+    // last of a field given twice, `null`s left out) reads it as the same request.
+    let sent = |text: &str| {
+        app.raw(
+            "POST",
+            "/escrows",
+            Some(&app.sender),
+            Some(("application/json", text.as_bytes())),
+            &[("Idempotency-Key", "create-1")],
+        )
+    };
+    let twice = format!(
+        "{{\"recipientPhone\": \"{RECIPIENT_PHONE}\", \"recipientName\": \"W\", \"totalAmountUsd\": 999, \"totalAmountUsd\": 10, \"categories\": [\"a\"]}}"
+    );
+    let unknown = format!(
+        "{{\"recipientPhone\": \"{RECIPIENT_PHONE}\", \"recipientName\": \"W\", \"totalAmountUsd\": 10, \"categories\": [\"a\"], \"colour\": null}}"
+    );
+    for (text, code) in [(twice, "invalid_json"), (unknown, "unknown_field")] {
+        let r = sent(&text);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some(code)),
+            "{text}: {}",
+            r.text
+        );
+    }
     let mut other = body.clone();
     other["totalAmountUsd"] = json!(11);
     let r = app.post_with_key("/escrows", &app.sender, &other, "create-1");
