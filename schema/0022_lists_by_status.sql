@@ -4,8 +4,14 @@
 -- at 135,000 requests, seconds at millions).
 --
 -- An admin's or an agent's requests of one status (`expired` also reads the waiting requests
--- past their time, by the index of waiting requests).
-CREATE INDEX payment_requests_status ON payment_requests(status, id);
+-- past their time, by the index of waiting requests). Not the paid ones, which are most
+-- requests and found at once newest first, nor the waiting ones, which have their index: an
+-- approval moves a request into this index (approved) and its payout's success out of it, one
+-- entry each, where an index of every status moved two entries at each (`bench`: 7 % fewer
+-- approvals a second in 4 of 5 alternated runs, within the machine's noise but one-sided). A
+-- query names the index's two conditions to be served by it.
+CREATE INDEX payment_requests_status ON payment_requests(status, id)
+    WHERE status <> 'paid' AND status <> 'pending_approval';
 
 -- A sender's escrows of one status (a sender's completed escrows read every escrow they had).
 CREATE INDEX escrows_sender_status ON escrows(sender_id, status, id);

@@ -230,9 +230,10 @@ pub fn quote(name: &str) -> String {
 /// escrow's requests, a transaction's entries, an entity's audit lines). Not the file's work
 /// queues: a partial index picks the rows the server still has to work through (waiting
 /// requests, payouts due for a status query, flagged rows), an index with a `status` orders
-/// them by where they stand (led by it, or after an owner: a sender's escrows of a status). (One partial index is a lookup, not a queue: `daraja_queries_payout`,
-/// the status queries of a payout; a replica does without it too, those rows are few.)
-/// Nobody works those queues on a replica, and a status in an index,
+/// them by where they stand (led by it, or after an owner: a sender's escrows of a status).
+/// (One partial index is a lookup, not a queue: `daraja_queries_payout`, the status queries of
+/// a payout; a replica does without it too, those rows are few.) Nobody works those queues on
+/// a replica, and a status in an index,
 /// even in its `WHERE`, makes PostgreSQL write a new entry in every index of the row at each
 /// change of status (an update that changes an indexed column cannot be a HOT update).
 const REPLICA_INDEXES: &str = "SELECT m.sql FROM sqlite_master m
