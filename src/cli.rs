@@ -188,7 +188,10 @@ enum Command {
     /// When the key is the key file's (`<db>.key`), a copy of the old key is kept beside it
     /// (`<db>.key.before-rotate-<time>`) and the key file takes the new key once the ledger is
     /// under it; when it is ENCRYPTION_KEY's, set the variable to the new key before the next
-    /// start. Keep the old key as long as any backup made before the rotation.
+    /// start. Keep the old key as long as any backup made before the rotation. The file is then
+    /// rebuilt without the old key's copies (free disk about the ledger's size): a rebuild that
+    /// failed or was stopped is made by the next start or command. A replica in PostgreSQL keeps
+    /// the rows' old versions until it rewrites them (README, "Key rotation").
     #[command(after_help = LEDGER_HELP)]
     RotateKey {
         /// A file holding the new key as 64 hex characters.
