@@ -171,8 +171,8 @@ pub fn rebuild_owed_path(db: &Path) -> PathBuf {
 /// has committed: a rebuild that fails (a disk too full for the copy) is said, leaves the
 /// ledger as it is, and is owed still (`<db>.rebuild-owed`): the next command or start that
 /// has the ledger alone tries again. To be run with the ledger alone (the key lock held
-/// alone).
-fn rebuild_without_old_values(db: &Path) -> Result<()> {
+/// alone). Whether it was rebuilt.
+fn rebuild_without_old_values(db: &Path) -> Result<bool> {
     let conn = store::open_connection(db, store::Synchronous::Full)?;
     let rebuilt = conn
         .pragma_update(None, "temp_store", "FILE")
@@ -201,12 +201,15 @@ fn rebuild_without_old_values(db: &Path) -> Result<()> {
                 }
                 _ => super::sync_dir_of(&owed),
             }
+            Ok(true)
         }
-        Err(e) => log::warn!(
+        Err(e) => {
+            log::warn!(
             "the key is rotated; the file could not be rebuilt without the copies of values sealed under the old key that its pages still hold ({e}): make room on the disk (about the ledger's size); the next start of remit, or command, tries again. Copy the file nowhere until then",
-        ),
+            );
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// A key rotation's rebuild of the file still owed (`rebuild_owed_path`: the rotation stopped
@@ -220,8 +223,7 @@ fn rebuild_owed(db: &Path) -> Result<()> {
         "a key rotation did not rebuild {} (it was stopped, or failed to): rebuilding it now, so that no copy of a value sealed under the old key stays in its pages (this takes about as long as a backup)",
         db.display()
     );
-    rebuild_without_old_values(db)?;
-    if !rebuild_owed_path(db).exists() {
+    if rebuild_without_old_values(db)? {
         log::warn!("{} is rebuilt", db.display());
     }
     Ok(())

@@ -410,32 +410,42 @@ pub struct EscrowFilter {
 /// walks all escrows by id). It names `:cursor`, `:limit` and, as they apply, `:viewer`,
 /// `:scope` (a token's sender), `:status`, `:phone` and `:short_ref`.
 fn escrow_page_where(viewer: &Actor, filter: &EscrowFilter) -> String {
-    let mut conditions = vec!["id < :cursor"];
-    match viewer.role {
-        Role::Sender => conditions.push("sender_id = :viewer"),
-        Role::Recipient => conditions.push("recipient_id = :viewer"),
-        Role::Agent | Role::Admin => {}
-    }
-    if viewer.sender_scope.is_some() {
-        conditions.push("sender_id = :scope");
-    }
+    let mut conditions = vec!["id < :cursor".to_string()];
+    conditions.extend(the_viewers(viewer, ""));
     if filter.status.is_some() {
         // A sender's escrows of a status have an index of their own (schema 22; before it, a
         // sender's completed escrows read every escrow they had). A recipient's own index is
         // the narrower one (`+` keeps the planner off the status index, which holds everyone's
         // escrows).
         conditions.push(match viewer.role {
-            Role::Recipient => "+status = :status",
-            Role::Sender | Role::Agent | Role::Admin => "status = :status",
+            Role::Recipient => "+status = :status".into(),
+            Role::Sender | Role::Agent | Role::Admin => "status = :status".into(),
         });
     }
     if filter.recipient_phone_index.is_some() {
-        conditions.push("recipient_id = (SELECT id FROM users WHERE phone_index = :phone)");
+        conditions.push("recipient_id = (SELECT id FROM users WHERE phone_index = :phone)".into());
     }
     if filter.short_ref.is_some() {
-        conditions.push("short_ref = :short_ref");
+        conditions.push("short_ref = :short_ref".into());
     }
     format!("{} ORDER BY id DESC LIMIT :limit", conditions.join(" AND "))
+}
+
+/// The conditions that keep a list to the escrows `viewer` may see, by `:viewer` and `:scope`
+/// (a token's sender): a sender's own, a recipient's own (of one sender, with a token that
+/// sender gave), every escrow for agents and admins. `escrow` is the escrows' alias and a dot
+/// (`e.`), or nothing.
+fn the_viewers(viewer: &Actor, escrow: &str) -> Vec<String> {
+    let mut conditions = Vec::new();
+    match viewer.role {
+        Role::Sender => conditions.push(format!("{escrow}sender_id = :viewer")),
+        Role::Recipient => conditions.push(format!("{escrow}recipient_id = :viewer")),
+        Role::Agent | Role::Admin => {}
+    }
+    if viewer.sender_scope.is_some() {
+        conditions.push(format!("{escrow}sender_id = :scope"));
+    }
+    conditions
 }
 
 /// `GET /escrows`: the viewer's escrows (all for admins and agents), newest first.
@@ -793,17 +803,10 @@ fn request_select(where_clause: &str) -> String {
 /// the waiting requests' index. It names `:cursor`, `:limit` and, as they apply, `:viewer`,
 /// `:scope` (a token's sender), `:escrow` and `:now`.
 fn request_page_sql(viewer: &Actor, escrow_given: bool, status: Option<RequestStatus>) -> String {
-    let mut conditions = vec!["r.id < :cursor"];
-    match viewer.role {
-        Role::Sender => conditions.push("e.sender_id = :viewer"),
-        Role::Recipient => conditions.push("e.recipient_id = :viewer"),
-        Role::Agent | Role::Admin => {}
-    }
-    if viewer.sender_scope.is_some() {
-        conditions.push("e.sender_id = :scope");
-    }
+    let mut conditions = vec!["r.id < :cursor".to_string()];
+    conditions.extend(the_viewers(viewer, "e."));
     if escrow_given {
-        conditions.push("r.escrow_id = :escrow");
+        conditions.push("r.escrow_id = :escrow".into());
     }
     // With an owner or an escrow named, their requests are the narrower set: `+` keeps the
     // planner off the index of a status, which holds everyone's. The waiting requests' partial

@@ -463,7 +463,7 @@ pub fn named_rows<T>(
     conn: &Connection,
     sql: &str,
     named: &[(&str, &dyn rusqlite::ToSql)],
-    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let names: Vec<String> = (1..=stmt.parameter_count())
@@ -476,7 +476,14 @@ pub fn named_rows<T>(
             .ok_or_else(|| Error::internal(format!("no value for the parameter {name:?}")))?;
         stmt.raw_bind_parameter(i + 1, value)?;
     }
-    let mut rows = stmt.raw_query();
+    read_all(stmt.raw_query(), from_row)
+}
+
+/// Every row of `rows`, read with `from_row`.
+fn read_all<T>(
+    mut rows: rusqlite::Rows<'_>,
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(from_row(r)?);
@@ -489,15 +496,11 @@ pub fn all_rows<T, P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
-    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(from_row(r)?);
-    }
-    Ok(out)
+    let rows = read_all(stmt.query(params)?, from_row);
+    rows
 }
 
 /// Is this error a violation of the named CHECK constraint?

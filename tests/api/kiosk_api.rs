@@ -257,17 +257,8 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     let app = spawn_app();
     let escrow = app.pending_escrow(100, &["a"], None);
     let path = format!("/escrows/{escrow}/recipient-token");
-    // The three steps the test repeats: an escrow of `token`'s to a phone, the escrow's sender
-    // asking for its recipient's token, an admin revoking a token by its prefix.
-    let escrow_to = |token: &str, phone: &str, name: &str| {
-        let r = app.post(
-            "/escrows",
-            token,
-            &json!({"recipientPhone": phone, "recipientName": name, "totalAmountUsd": 40, "categories": ["rent"]}),
-        );
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.body["escrowId"].as_str().unwrap().to_string()
-    };
+    // The two steps the test repeats beside `escrow_to`: the escrow's sender asking for its
+    // recipient's token, an admin revoking a token by its prefix.
     let give = |escrow: &str| {
         app.post(
             &format!("/escrows/{escrow}/recipient-token"),
@@ -300,7 +291,7 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     assert!(r.text.contains("admin"), "{}", r.text);
     let refused = r.body["error"].clone();
     // A new recipient, created by this escrow: the sender gives them their first token.
-    let fresh = escrow_to(&app.sender, "0711 222 333", "Baraka");
+    let fresh = escrow_to(&app, &app.sender, "0711 222 333", "Baraka");
     let r = give(&fresh);
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["name"], "Baraka");
@@ -326,12 +317,12 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     let bob = app.new_user(remit::service::Role::Sender, "Bob", Some("0722 000 111"));
     revoke(&bob);
     assert_eq!(app.get("/me", &bob).status, 401, "Bob is locked out");
-    let r = give(&escrow_to(&app.sender, "0722 000 111", "Bob"));
+    let r = give(&escrow_to(&app, &app.sender, "0722 000 111", "Bob"));
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.body["error"], refused, "{}", r.text);
     // A recipient who also receives from another sender is the admin's to serve.
-    let shared = escrow_to(&app.sender, "0711 444 555", "Neema");
-    escrow_to(&app.other_sender, "0711 444 555", "Neema W.");
+    let shared = escrow_to(&app, &app.sender, "0711 444 555", "Neema");
+    escrow_to(&app, &app.other_sender, "0711 444 555", "Neema W.");
     let r = give(&shared);
     assert_eq!(r.status, 409, "{}", r.text);
     // In the same words as for a recipient who has a token: which it is would tell this sender
@@ -343,7 +334,7 @@ fn a_sender_gives_their_recipient_a_first_token_and_only_that() {
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.text.contains("POST /users/:id/tokens"), "{}", r.text);
     assert_ne!(r.body["error"], refused, "{}", r.text);
-    let for_admin = escrow_to(&app.sender, "0711 888 999", "Zawadi");
+    let for_admin = escrow_to(&app, &app.sender, "0711 888 999", "Zawadi");
     let r = app.post(
         &format!("/escrows/{for_admin}/recipient-token"),
         &app.admin,
