@@ -465,13 +465,45 @@ mod tests {
     /// rule, on every code point.
     #[test]
     fn the_web_uis_refused_characters_are_the_rule() {
+        let ranges = web_ui_class("const HIDDEN_CHARS = /[", "]/u;");
+        for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
+            assert_eq!(
+                ranges.iter().any(|r| r.contains(&u32::from(c))),
+                refused_in_text(c),
+                "ui/js/forms.js and refused_in_text disagree on U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    /// The web UI's list of the characters that draw nothing on their own (`DRAWS_NOTHING`,
+    /// with which a required text of only those is said to be empty before a round trip) is the
+    /// server's, on every code point it does not refuse.
+    #[test]
+    fn the_web_uis_characters_that_draw_nothing_are_the_rule() {
+        let ranges = web_ui_class("const DRAWS_NOTHING = /^[", "]*$/u;");
+        for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
+            if refused_in_text(c) {
+                continue;
+            }
+            assert_eq!(
+                ranges.iter().any(|r| r.contains(&u32::from(c))),
+                !draws_something(c),
+                "ui/js/forms.js and draws_something disagree on U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    /// The code points of a character class in `ui/js/forms.js`, written between `start` and
+    /// `end` as `\uXXXX` or `\u{X…}`, alone or as the ends of a range `a-b`.
+    fn web_ui_class(start: &str, end: &str) -> Vec<std::ops::RangeInclusive<u32>> {
         let forms = include_str!("../../ui/js/forms.js");
         let class = forms
-            .split_once("const HIDDEN_CHARS = /[")
-            .and_then(|(_, rest)| rest.split_once("]/u;"))
-            .expect("HIDDEN_CHARS in forms.js")
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .expect(start)
             .0;
-        // `\uXXXX` or `\u{X…}`, alone or as the ends of a range `a-b`.
         let mut ranges: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
         let (mut rest, mut dash) = (class, false);
         while !rest.is_empty() {
@@ -491,14 +523,7 @@ mod tests {
             }
             (rest, dash) = (after, false);
         }
-        for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
-            assert_eq!(
-                ranges.iter().any(|r| r.contains(&u32::from(c))),
-                refused_in_text(c),
-                "ui/js/forms.js and refused_in_text disagree on U+{:04X}",
-                u32::from(c)
-            );
-        }
+        ranges
     }
 
     /// Optional text (a note, a reason) refuses what required text refuses: a control or

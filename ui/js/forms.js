@@ -22,9 +22,18 @@ export const TEXT_CHARS_MAX = 200;
 // and said in its English.
 const HIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f\u1160\u180e\u200b\u2060-\u2065\u206a-\u206f\u3164\ufeff\uffa0\u17b4\u17b5\ufff0-\ufffb\u{13430}-\u{1343f}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e00ff}\u{e01f0}-\u{e0fff}]/u;
 
-// What is wrong with a typed text that holds such a character, or null.
-export function hiddenCharsProblem(text) {
-  return HIDDEN_CHARS.test(text) ? t('form.err.hiddenChars') : null;
+// The characters the server takes in a text but that draw nothing on their own: the spaces,
+// the joiners and direction marks, the blank Braille pattern, the variation selectors and the
+// combining marks (a test holds this list to the server's rule too). A text of only these is
+// empty to the server ("must not be empty", after the confirmation and in English), so it is
+// here.
+const DRAWS_NOTHING = /^[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u200c-\u200f\u061c\u2800\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f\u180b-\u180d\u180f\u{e0100}-\u{e01ef}]*$/u;
+
+// What is wrong with a typed text: a character the server refuses, or, for a text the form
+// requires (`emptyText`, what to say then), nothing in it that shows; null when it may be sent.
+export function textProblem(text, emptyText = null) {
+  if (HIDDEN_CHARS.test(text)) return t('form.err.hiddenChars');
+  return emptyText && DRAWS_NOTHING.test(text) ? emptyText : null;
 }
 
 export function amountError(text, places, decimalsText, example, what = 'amount') {

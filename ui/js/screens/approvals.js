@@ -6,7 +6,7 @@
 import { ApiError, api, errorText, qs } from '../api.js';
 import { button, el, escapeAnswers, field, focusLost, formError, pageHead, patchList, uid } from '../dom.js';
 import { formatShortRef, kes, quotedName, usd } from '../format.js';
-import { busy, clearErrors, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
+import { busy, checkFields, clearErrors, onSubmit, showError, textProblem, TEXT_CHARS_MAX } from '../forms.js';
 import { lang, t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { requestCard } from '../request-card.js';
@@ -164,6 +164,7 @@ export async function viewApprovals(root, ctx) {
     });
     onSubmit(rejectForm, async () => {
       const text = reason.input.value.trim();
+      if (!checkFields(rejectForm, [[reason.input, textProblem(text)]])) return;
       let res;
       try {
         res = await api('POST', `/payment-requests/${encodeURIComponent(r.paymentRequestId)}/reject`, text ? { reason: text } : {});

@@ -6,7 +6,7 @@
 import { api } from '../api.js';
 import { button, clear, copyButton, dl, el, escapeAnswers, field, formError, pageHead, statusBadge, uid } from '../dom.js';
 import { formatShortRef, kenyanDigits, parseDecimal, spacedPhone, usd } from '../format.js';
-import { amountError, checkFields, hiddenCharsProblem, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
+import { amountError, checkFields, onSubmit, showError, textProblem, TEXT_CHARS_MAX } from '../forms.js';
 import { t, TABLES } from '../i18n.js';
 import { notice } from '../notices.js';
 import { session } from '../session.js';
@@ -142,7 +142,7 @@ export function viewNewEscrow(root) {
     checks.push([phone.input, !phoneText ? t('newEscrow.err.phoneEmpty') : (!kenyanDigits(phoneText) ? t('newEscrow.err.phone') : null)]);
     body.recipientPhone = phoneText;
     const nameText = name.input.value.trim();
-    checks.push([name.input, nameText ? hiddenCharsProblem(nameText) : t('newEscrow.err.name')]);
+    checks.push([name.input, textProblem(nameText, t('newEscrow.err.name'))]);
     body.recipientName = nameText;
     const totalText = total.input.value.trim();
     const totalCents = parseDecimal(totalText, 2);

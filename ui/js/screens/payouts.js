@@ -8,7 +8,7 @@ import { LIST_PAGE, api, qs, readAll } from '../api.js';
 export const STUCK_SHOWN_MAX = 1000;
 import { button, clear, dl, el, emptyState, escapeAnswers, field, formError, pageHead, patchList, simulatedTag, statusBadge, timeEl, uid } from '../dom.js';
 import { kes, merchantText, quotedName, usd } from '../format.js';
-import { busy, checkFields, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
+import { busy, checkFields, onSubmit, textProblem, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { session } from '../session.js';
@@ -101,7 +101,8 @@ function resolveForm(p, onResolved) {
       const code = receipt.input.value;
       const wrong = !paid.checked ? null : (!code ? t('resolve.err.receipt') : (/^[A-Z0-9]{6,20}$/.test(code) ? null : t('resolve.err.receiptShape')));
       const unchosen = paid.checked || failed.checked ? null : t('resolve.err.choose');
-      if (!checkFields(form, [[form.querySelector('fieldset[data-field="outcome"]'), unchosen], [receipt.input, wrong]])) return;
+      if (!checkFields(form, [[form.querySelector('fieldset[data-field="outcome"]'), unchosen], [receipt.input, wrong],
+        [reason.input, failed.checked && !settled ? textProblem(reason.input.value) : null]])) return;
       asked = paid.checked
         ? { outcome: 'paid', receipt: code }
         : { outcome: 'failed', ...(reason.input.value.trim() && !settled ? { reason: reason.input.value.trim() } : {}) };

@@ -7,7 +7,7 @@ import { ApiError, api, errorText, qs } from '../api.js';
 import { clear, el, field, formError, pageHead, patchList, settledLive, uid } from '../dom.js';
 import { barLegend, escrowCard } from '../escrow-card.js';
 import { formatRate, kenyanDigits, kes, rateKesPerUsdE4, usd, usdCentsForKes, when, withoutShillingsMark } from '../format.js';
-import { amountError, checkFields, hiddenCharsProblem, onSubmit, TEXT_CHARS_MAX } from '../forms.js';
+import { amountError, checkFields, onSubmit, textProblem, TEXT_CHARS_MAX } from '../forms.js';
 import { redrawingForLanguage, t } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { todayRate } from '../rates.js';
@@ -241,8 +241,8 @@ export async function viewRequest(root, ctx, escrowId) {
     return checkFields(form, [
       [category.input, category.input.value ? null : t('request.err.category')],
       [amount.input, amountProblem],
-      [merchantName.input, merchantName.input.value.trim() ? hiddenCharsProblem(merchantName.input.value.trim()) : t('request.err.merchantName')],
-      [note.input, hiddenCharsProblem(note.input.value.trim())],
+      [merchantName.input, textProblem(merchantName.input.value, t('request.err.merchantName'))],
+      [note.input, textProblem(note.input.value)],
       [number.input, numberProblem],
       [reference.input, ty !== 'paybill' ? null
         : (!reference.input.value.trim() ? t('request.err.accountRef')
