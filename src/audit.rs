@@ -25,6 +25,53 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// The MAC before the first line.
 const GENESIS_MAC: [u8; 32] = [0u8; 32];
 
+/// Every action an audit line names. The web UI says each in words in both its languages (a
+/// test holds `ui/js/i18n.js` to this list), and a line of another action is a mistake the
+/// debug build stops at (`append_line`): a new action is added here, and its words there.
+pub const ACTIONS: &[&str] = &[
+    "backup.made",
+    "deposit.disputed",
+    "deposit.flagged",
+    "deposit.refunded",
+    "escrow.activated",
+    "escrow.cancelled",
+    "escrow.completed",
+    "escrow.created",
+    "escrow.deposited",
+    "escrow.flag_cleared",
+    "fx.rate_set",
+    "key.rotated",
+    "ledger.payouts_held",
+    "ledger.payouts_released",
+    "notifications.event_unreadable",
+    "payment_request.approved",
+    "payment_request.cancelled",
+    "payment_request.created",
+    "payment_request.expired",
+    "payment_request.rejected",
+    "payout.failed",
+    "payout.failure_contradicted",
+    "payout.failure_held",
+    "payout.flagged",
+    "payout.outcome_unknown",
+    "payout.resolved",
+    "payout.result_confirmed",
+    "payout.result_ignored",
+    "payout.sent",
+    "payout.status_asked",
+    "payout.succeeded",
+    "token.hash_recorded",
+    "token.issued",
+    "token.revoked",
+    "user.created",
+    "user.language_set",
+    "webhook_delivery.retried",
+    "webhook_endpoint.created",
+    "webhook_endpoint.deleted",
+    "webhook_endpoint.disabled",
+    "webhook_endpoint.enabled",
+];
+
 /// The `meta` key of the chain's head.
 const HEAD_META_KEY: &str = "audit_head";
 
@@ -288,6 +335,10 @@ pub fn append_line(
     entity: &str,
     details: &impl serde::Serialize,
 ) -> Result<(i64, [u8; 32])> {
+    debug_assert!(
+        ACTIONS.contains(&action),
+        "audit action {action} is not in audit::ACTIONS"
+    );
     let (seq, prev_mac) = (head.0 + 1, head.1);
     if seq < key.from_seq {
         return Err(Error::internal("audit key starts after the next line"));
@@ -559,6 +610,27 @@ pub fn lines_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The web UI says every action in words, in English and in Kiswahili (before, a sender's
+    /// log showed `deposit.refunded` as the code), and has words for no action that is not one.
+    #[test]
+    fn every_action_has_words_in_both_of_the_uis_languages() {
+        let i18n = include_str!("../ui/js/i18n.js");
+        for action in ACTIONS {
+            assert_eq!(
+                i18n.matches(&format!("'audit.action.{action}': ")).count(),
+                2,
+                "ui/js/i18n.js says {action} in words in both languages, once each"
+            );
+        }
+        for (at, key) in i18n.match_indices("'audit.action.") {
+            let action = &i18n[at + key.len()..].split('\'').next().unwrap();
+            assert!(
+                ACTIONS.contains(action),
+                "ui/js/i18n.js has words for {action}"
+            );
+        }
+    }
 
     #[test]
     fn a_head_names_the_line_and_the_journal_and_one_from_before_still_reads() {
