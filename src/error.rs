@@ -536,6 +536,12 @@ impl Throttle {
         }
     }
 
+    /// How many lines were left out since the last one let through, counted as said from now
+    /// on (for a closing line that says them: the writer's recovery).
+    pub fn take_left_out(&self) -> u64 {
+        std::mem::take(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()).1)
+    }
+
     /// Logs `line` at `level` under `target` (the caller's `module_path!()`) if `admit` lets it
     /// through, with how many like it were left out since.
     pub fn log(&self, target: &str, level: log::Level, line: std::fmt::Arguments<'_>) {
@@ -561,5 +567,9 @@ mod throttle_tests {
             Throttle::said(2),
             " (2 more like it in the meantime, not logged)"
         );
+        // Those left out since are taken once, by a line that says them.
+        assert_eq!(throttle.admit(), None);
+        assert_eq!(throttle.take_left_out(), 1);
+        assert_eq!(throttle.take_left_out(), 0);
     }
 }

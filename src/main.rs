@@ -5,6 +5,16 @@ static QUIET_ON_CLOSED_PIPE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 fn main() {
+    // A file-size limit (`ulimit -f`, `prlimit --fsize`) that a write of the ledger's files
+    // reaches raises SIGXFSZ, whose default ends the process without a word, an answer or a
+    // log line. Caught, the write fails instead (EFBIG), and is answered and said as a disk
+    // that takes no more is: nothing is lost either way, but the server stays up and says so.
+    if let Err(e) = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    ) {
+        remit::say!("remit: cannot catch SIGXFSZ ({e}); a file-size limit would end the process");
+    }
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()

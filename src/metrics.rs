@@ -67,6 +67,16 @@ impl Metrics {
                 let _ = writeln!(out, "remit_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
             }
         }
+        // Refused by the HTTP layer before a route was known (no method or route to count
+        // them under above): a header flood or a smuggling probe is counted, not only logged.
+        out.push_str("# HELP remit_http_refused_before_routing_total HTTP requests refused before they reached a route (a malformed request line or header, too many or too long headers, a request smuggling probe, an HTTP version not served), by status; not in remit_http_requests_total.\n");
+        out.push_str("# TYPE remit_http_refused_before_routing_total counter\n");
+        for (status, n) in tiny_http::refused_before_routing() {
+            let _ = writeln!(
+                out,
+                "remit_http_refused_before_routing_total{{status=\"{status}\"}} {n}"
+            );
+        }
         out.push_str("# HELP remit_http_request_duration_seconds Time from request to response.\n");
         out.push_str("# TYPE remit_http_request_duration_seconds histogram\n");
         for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
@@ -223,6 +233,7 @@ impl Metrics {
                 balances,
             })
         });
+        let mut unread = gauges.as_ref().err().map(|e| e.logged().to_string());
         if let Ok(LedgerGauges {
             escrows,
             payouts,
@@ -312,7 +323,23 @@ impl Metrics {
                 held,
             );
         }
-        render_notify(&mut out, store, notify);
+        if let Err(e) = render_notify(&mut out, store, notify) {
+            unread.get_or_insert(e.logged().to_string());
+        }
+        // Gauges that could not be read are left out of the page: said by this one, so that
+        // an alert on a gauge left out (`remit_payouts_stuck > 0`) is not silent for it.
+        if let Some(why) = &unread {
+            crate::error::warn_every_10s!(
+                "/metrics: the ledger's gauges could not be read and are left out of the page: {why}"
+            );
+        }
+        one(
+            &mut out,
+            "gauge",
+            "remit_ledger_gauges_read",
+            "1 when the gauges read from the ledger (escrows, payouts, notifications waiting) are on this page; 0 when reading them failed: they are left out, and the log says why.",
+            u8::from(unread.is_none()),
+        );
         let size = |suffix: &str| {
             let mut name = store.path().as_os_str().to_owned();
             name.push(suffix);
@@ -468,7 +495,11 @@ fn one(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fm
 
 /// Outgoing notifications: counters since the start, and what waits, read from the database
 /// (each through a small partial index).
-fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
+fn render_notify(
+    out: &mut String,
+    store: &Store,
+    notify: &crate::notify::Hub,
+) -> crate::Result<()> {
     let stats = &notify.stats;
     let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
         one(out, "counter", name, help, value.load(Ordering::Relaxed));
@@ -526,7 +557,8 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
             crate::service::fanout::backlog(conn)?,
         ))
     });
-    if let Ok((pending, failed, sms_pending, backlog)) = gauges {
+    let (pending, failed, sms_pending, backlog) = gauges?;
+    {
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             one(out, "gauge", name, help, value);
         };
@@ -555,6 +587,7 @@ fn render_notify(out: &mut String, store: &Store, notify: &crate::notify::Hub) {
             backlog,
         );
     }
+    Ok(())
 }
 
 #[cfg(test)]

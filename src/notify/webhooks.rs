@@ -192,18 +192,23 @@ impl EndpointWorker {
             return true;
         }
         let (base, cap) = (self.retry_base, self.retry_cap);
+        // Made on the wire, whether or not their record commits (one that does not is made
+        // again, and counted again: before, only the recorded were, and a receiver's log showed
+        // more than the counter).
+        let stats = &self.hub.stats;
         let failed_attempts = made.iter().filter(|a| !a.delivered()).count() as u64;
+        stats
+            .attempts
+            .fetch_add(made.len() as u64, Ordering::Relaxed);
+        stats
+            .attempts_failed
+            .fetch_add(failed_attempts, Ordering::Relaxed);
         self.hub.pace.own_command();
         match self
             .store
             .write(move |ctx| endpoints::record(ctx, &made, base, cap))
         {
             Ok(tally) => {
-                let stats = &self.hub.stats;
-                stats.attempts.fetch_add(tally.attempts, Ordering::Relaxed);
-                stats
-                    .attempts_failed
-                    .fetch_add(failed_attempts.min(tally.attempts), Ordering::Relaxed);
                 stats
                     .delivered
                     .fetch_add(tally.delivered, Ordering::Relaxed);

@@ -355,6 +355,11 @@ impl Store {
         self.stats.writes_failing.load(Ordering::Relaxed)
     }
 
+    /// Are writes refused for another process's write lock (`WriterStats::write_locked`)?
+    pub fn write_locked(&self) -> bool {
+        self.stats.write_locked()
+    }
+
     /// The database file was deleted, moved or replaced while this store had it open: writes
     /// are refused (`writer::FileInPlace`).
     pub fn file_missing(&self) -> bool {

@@ -360,6 +360,12 @@ pub struct WriterStats {
     pub last_write_failure_ms: std::sync::atomic::AtomicI64,
     /// The database file is no longer at its path (`FileInPlace`): writes are refused.
     pub file_missing: AtomicBool,
+    /// The last batch gave up waiting for another process's write lock (a `sqlite3` shell left
+    /// in a transaction, a command of another server), and none has committed since: every
+    /// write is answered `503 busy` while reads go on. `/health` says so (`write_locked`).
+    pub locked_out: AtomicBool,
+    /// When that batch gave up (`monotonic_ms`).
+    pub locked_out_at_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The database file the store opened, known by its device and inode. Deleted, moved or
@@ -565,6 +571,13 @@ impl WriterStats {
             return false;
         }
         true
+    }
+
+    /// Did a batch give up on another process's write lock within `WRITES_BACK_AFTER_MS`, none
+    /// committing since? (Its time bounds it: with no write asked since, none is refused.)
+    pub fn write_locked(&self) -> bool {
+        self.locked_out.load(Ordering::SeqCst)
+            && monotonic_ms() - self.locked_out_at_ms.load(Ordering::SeqCst) < WRITES_BACK_AFTER_MS
     }
 
     /// Asks the background checkpointer to copy the log now (it copies before its clock).
@@ -1063,9 +1076,16 @@ impl Writer<'_> {
             crate::error::Throttle::new(std::time::Duration::from_secs(10));
         match &commit {
             Ok(()) => {
+                stats.locked_out.store(false, Ordering::SeqCst);
                 if stats.write_succeeded() {
+                    // The failed batches not logged since the last line that said one: said
+                    // here, or no line would ever count them.
+                    let left_out = match FAILED.take_left_out() {
+                        0 => String::new(),
+                        n => format!("; {n} more batches failed after the last failure logged"),
+                    };
                     log::warn!(
-                        "the database takes writes again (none has failed for {} s)",
+                        "the database takes writes again (none has failed for {} s{left_out})",
                         WRITES_BACK_AFTER_MS / 1000
                     );
                 }
@@ -1078,17 +1098,26 @@ impl Writer<'_> {
             Err(e) => {
                 // Another process holding the file past the patience says nothing about it,
                 // nor does a file no longer at its path (`/health` says that itself).
-                if !matches!(e, Error::Busy) && !stats.file_missing.load(Ordering::SeqCst) {
+                if matches!(e, Error::Busy) {
+                    stats
+                        .locked_out_at_ms
+                        .store(monotonic_ms(), Ordering::SeqCst);
+                    stats.locked_out.store(true, Ordering::SeqCst);
+                } else if !stats.file_missing.load(Ordering::SeqCst) {
                     stats.write_failed();
                 }
-                FAILED.log(
-                    module_path!(),
-                    log::Level::Error,
-                    format_args!(
-                        "writer batch of {size} failed and was rolled back: {}",
+                // Counted whatever their causes (a full disk, then a file deleted): the count
+                // says batches, not "like it".
+                if let Some(left_out) = FAILED.admit() {
+                    let left_out = match left_out {
+                        0 => String::new(),
+                        n => format!(" ({n} more batches failed since the last such line, whatever their cause, not logged)"),
+                    };
+                    log::error!(
+                        "writer batch of {size} failed and was rolled back: {}{left_out}",
                         e.logged()
-                    ),
-                );
+                    );
+                }
             }
         }
         let done = std::mem::replace(batch, Vec::with_capacity(WRITER_BATCH_MAX));

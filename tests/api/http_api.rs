@@ -895,6 +895,7 @@ fn health_and_metrics_answer_without_a_token() {
         "remit_writer_queue_depth",
         "remit_escrows{status=\"pending_deposit\"} 1",
         "remit_payouts_stuck",
+        "remit_ledger_gauges_read 1",
         "remit_database_bytes",
         "remit_disk_free_bytes",
         "remit_wal_bytes",

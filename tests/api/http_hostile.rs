@@ -593,3 +593,34 @@ fn the_listening_socket_queues_a_thousand_connections_not_yet_accepted() {
         .collect();
     assert_eq!(queue, vec![1024], "{text}");
 }
+
+/// Guards against: requests refused by the HTTP layer before a route was known (a malformed
+/// request line, an HTTP version not served, a header flood) were in the access log only, not in
+/// `/metrics`, which says it counts every request: a flood of them was invisible to a dashboard.
+#[test]
+fn requests_refused_before_routing_are_counted_in_metrics() {
+    use crate::support::process::Server;
+    use crate::support::TEST_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("remit.db"), dir.path().join("remit.log"));
+    let server = Server::start(&db, TEST_KEY, &log, &[]);
+    let at: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let refused = |bytes: &[u8]| status_of(&exchange(at, bytes).0);
+    let flood: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let sent = [
+        refused(b"X\"Y /escrows HTTP/1.1\r\nHost: a\r\n\r\n"),
+        refused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+        refused(format!("GET /health HTTP/1.1\r\nHost: a\r\n{flood}\r\n").as_bytes()),
+        refused(b"GARBAGE\r\n\r\n"),
+    ];
+    let metrics = server.get("/metrics", "").text;
+    let mut expected = std::collections::BTreeMap::new();
+    for status in sent {
+        assert!(status >= 400, "{sent:?}");
+        *expected.entry(status).or_insert(0u64) += 1;
+    }
+    for (status, n) in expected {
+        let line = format!("remit_http_refused_before_routing_total{{status=\"{status}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+}

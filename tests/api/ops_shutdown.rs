@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Guards against: a first start on a full disk (here: no file may grow, `prlimit --fsize=0`,
-/// its signal ignored) left an empty key file beside an empty database, and every start after
+/// its signal caught by remit) left an empty key file beside an empty database, and every start after
 /// space was freed refused it ("does not hold 64 hex characters").
 #[test]
 fn a_first_start_on_a_full_disk_leaves_no_key_file_and_the_next_start_makes_the_ledger() {
@@ -19,7 +19,7 @@ fn a_first_start_on_a_full_disk_leaves_no_key_file_and_the_next_start_makes_the_
         .env_clear()
         .arg("-c")
         // Its words through a pipe: the file they are kept in is no file of remit's.
-        .arg(r#"trap '' XFSZ; /usr/bin/prlimit --fsize=0 -- "$@" 2>&1 | cat >&2; exit "${PIPESTATUS[0]}""#)
+        .arg(r#"/usr/bin/prlimit --fsize=0 -- "$@" 2>&1 | cat >&2; exit "${PIPESTATUS[0]}""#)
         .arg("remit")
         .arg(env!("CARGO_BIN_EXE_remit"))
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
@@ -894,4 +894,49 @@ fn a_restart_on_a_clock_set_ahead_forgets_no_idempotency_key_at_once() {
 
 fn forgot_in(server: &Server) -> bool {
     server.log().contains("expired idempotency keys")
+}
+
+/// Guards against: another process holding the database's write lock (a `sqlite3` shell left
+/// in a transaction, a script's connection) made every write `503 busy` while `/health` said
+/// `ok`: reads go on under the lock, and the health check only read. It says db `locked` now,
+/// and `ok` again once a write commits.
+#[test]
+fn a_write_lock_held_by_another_process_is_said_by_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let admin = server.admin_token();
+    let set_rate = |rate: f64| {
+        server.call(
+            "PUT",
+            "/fx-rates/USD-KES",
+            Some(&admin),
+            Some(&json!({ "rate": rate })),
+        )
+    };
+    assert_eq!(set_rate(130.0).status, 200);
+    assert_eq!(server.get("/health", "").status, 200);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let refused = set_rate(131.0);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.body["code"], "busy", "{}", refused.text);
+    let health = server.get("/health", "");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.body["status"], "degraded", "{}", health.text);
+    assert_eq!(health.body["db"], "locked", "{}", health.text);
+    assert!(
+        health.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("another process holds the database's write lock"),
+        "{}",
+        health.text
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(set_rate(132.0).status, 200);
+    let health = server.get("/health", "");
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.body["db"], "ok", "{}", health.text);
 }

@@ -39,6 +39,10 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         "error"
     } else if app.store.writes_failing() {
         "not_writable"
+    } else if app.store.write_locked() {
+        // Another process holds the write lock (a `sqlite3` shell left in a transaction):
+        // reads go on, so the read above answered, while every write is `503 busy`.
+        "locked"
     } else {
         "ok"
     };
@@ -59,6 +63,9 @@ pub fn health(app: &App, _req: &Req) -> Result<Reply> {
         (_, "missing") => Some("the database file is no longer at its path".into()),
         (_, "error") => Some("the database does not answer".into()),
         (_, "not_writable") => Some("the database does not take writes".into()),
+        (_, "locked") => Some(
+            "another process holds the database's write lock: every write is answered 503 busy until it lets go".into(),
+        ),
         _ => Some(format!(
             "background work of the server stopped ({}): restart it",
             stopped.join(", ")

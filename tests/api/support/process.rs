@@ -174,9 +174,10 @@ impl Server {
         Server::spawn(cmd, log)
     }
 
-    /// `remit serve` whose files may not grow past `bytes` (`prlimit --fsize`, with the signal
-    /// that limit raises ignored, so that a write past it fails as on a full disk): a disk that
-    /// fills, without a disk to fill.
+    /// `remit serve` whose files may not grow past `bytes` (`prlimit --fsize`; the signal that
+    /// limit raises is remit's own to catch, so that a write past it fails as on a full disk:
+    /// before, the signal ended the server without a word): a disk that fills, without a disk
+    /// to fill.
     pub fn start_with_file_size_limit(db: &Path, key: &str, log: &Path, bytes: u64) -> Server {
         let mut cmd = Command::new("/bin/bash");
         cmd.current_dir(db.parent().unwrap())
@@ -185,7 +186,7 @@ impl Server {
             .env("ENCRYPTION_KEY", key)
             .env("REMIT_SIM_DELAY_MS", "0")
             .arg("-c")
-            .arg(r#"trap '' XFSZ; exec /usr/bin/prlimit --fsize="$0" -- "$@""#)
+            .arg(r#"exec /usr/bin/prlimit --fsize="$0" -- "$@""#)
             .arg(bytes.to_string())
             .arg(env!("CARGO_BIN_EXE_remit"))
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])

@@ -14,7 +14,7 @@ use ascii::AsciiString;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -45,6 +45,21 @@ pub const REFUSALS_LOGGED_PER_S: u32 = 100;
 static REFUSALS_WINDOW: std::sync::Mutex<(u64, u32)> = std::sync::Mutex::new((0, 0));
 /// Refusals not logged and not said yet.
 static REFUSALS_LEFT_OUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// remit patch: the requests refused here, before the application saw them, by status (400 to
+/// 599), since the process started: for the application's metrics, where a header flood or a
+/// smuggling probe was in the log only.
+static REFUSED: [AtomicU64; 200] = [const { AtomicU64::new(0) }; 200];
+
+/// remit patch: how many requests were refused before the application saw them, by status
+/// (the statuses never answered left out), since the process started.
+pub fn refused_before_routing() -> Vec<(u16, u64)> {
+    (400u16..)
+        .zip(REFUSED.iter())
+        .map(|(status, n)| (status, n.load(Ordering::Relaxed)))
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
 
 /// remit patch: whether this refusal is logged; if so, how many were left out since the last
 /// one logged (to be said first).
@@ -487,6 +502,13 @@ impl ClientConnection {
         client_id: Option<&str>,
     ) {
         let id = request_id(client_id);
+        // remit patch: counted for the application's metrics (`refused_before_routing`).
+        if let Some(n) = usize::from(status)
+            .checked_sub(400)
+            .and_then(|i| REFUSED.get(i))
+        {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
         // remit patch: an id that holds what the log must not is answered as sent and logged
         // withheld (the application logs it masked; this refusal does not mask).
         let logged_id = if holds_a_token_or_a_phone(&id) {

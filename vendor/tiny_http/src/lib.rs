@@ -114,6 +114,8 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use limits::Limits;
 // remit patch: which bytes a client's X-Request-Id may hold, for the application to agree.
 pub use client::is_request_id_byte;
+// remit patch: the requests refused before the application saw them, for its metrics.
+pub use client::refused_before_routing;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
