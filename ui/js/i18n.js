@@ -240,7 +240,7 @@ export const en = {
   'card.deposited': 'Deposited',
   'card.due': 'Still to deposit',
   'card.dailyLimit': 'Daily limit',
-  'card.approvedToday': 'Approved today',
+  'card.approvedToday': 'Counted against today\u2019s limit',
   'card.kesNote': 'KES at today\u2019s rate: KES {rate} per USD.',
 
   // ---- payment requests and payouts
@@ -1100,7 +1100,7 @@ export const sw = {
   'card.deposited': 'Amana iliyowekwa',
   'card.due': 'Bado kuwekwa',
   'card.dailyLimit': 'Kikomo cha siku',
-  'card.approvedToday': 'Zilizoidhinishwa leo',
+  'card.approvedToday': 'Zilizohesabiwa kwenye kikomo cha leo',
   'card.kesNote': 'KES kwa kiwango cha leo: KES {rate} kwa dola moja.',
 
   // ---- payment requests and payouts
