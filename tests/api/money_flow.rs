@@ -743,6 +743,37 @@ fn a_cancel_refused_while_a_payout_is_in_flight_is_not_replayed_once_it_settles(
     app.assert_integrity();
 }
 
+/// Guards against: a payout resolved as failed with a reason that is no text (an accent alone,
+/// spaces) kept an empty description, which read as a reason given (and the confirmation of a
+/// flagged failure took it for the admin's words): it is no reason, as one left out.
+#[test]
+fn a_failed_payouts_reason_that_draws_nothing_is_no_reason() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let mut described = Vec::new();
+    for reason in [None, Some("\u{0301}"), Some("  \u{200D} ")] {
+        let (_, payout, _) = queued_payout(&app);
+        let body = match reason {
+            Some(text) => json!({"outcome": "failed", "reason": text}),
+            None => json!({"outcome": "failed"}),
+        };
+        let r = app.post(&format!("/payouts/{payout}/resolve"), &app.admin, &body);
+        assert_eq!(r.status, 200, "{reason:?}: {}", r.text);
+        let listed = app.get("/payouts?status=failed", &app.admin);
+        let item = listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["payoutId"] == payout.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{payout}: {}", listed.text));
+        described.push(item["resultDesc"].clone());
+    }
+    assert!(described[0].is_string(), "{described:?}");
+    assert_eq!(described[1], described[0], "{described:?}");
+    assert_eq!(described[2], described[0], "{described:?}");
+    app.assert_integrity();
+}
+
 fn queued_payout(app: &TestApp) -> (String, String, String) {
     let escrow = app.active_escrow(100, &["a"]);
     let request = app.request(&escrow, "a", 1_500, "ACC");

@@ -1952,8 +1952,9 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
     }
     assert_eq!(app.get("/audit", &app.admin).status, 400);
 
-    // Pages: the whole story in pages of 3, each cursor the last line's seq, the last page's
-    // null (before, 1,000 lines were all there was, with no sign of more).
+    // Pages: the whole story in pages of 3, the last page's null (before, 1,000 lines were all
+    // there was, with no sign of more). A sender's cursor is sealed: neither their place nor
+    // the ledger's seq reads in it.
     assert_eq!(r.body["nextCursor"], Value::Null, "{}", r.text);
     let mut paged = Vec::new();
     let mut cursor = String::new();
@@ -1968,7 +1969,7 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
         paged.extend(items.iter().cloned());
         match page.body["nextCursor"].as_str() {
             Some(next) => {
-                assert_eq!(next, items.last().unwrap()["seq"].to_string());
+                assert!(next.starts_with("v1.") && next.len() > 40, "{next}");
                 cursor = next.to_string();
             }
             None => break,
@@ -1986,6 +1987,33 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
         let r = app.get(&format!("/audit?entity={escrow}&{bad}"), &app.admin);
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
     }
+    // A sender's cursor is theirs, for this escrow: a place alone (as cursors were), an
+    // admin's seq, a sealed cursor of another escrow or altered, are refused naming `cursor`.
+    let first = app.get(&format!("/audit?entity={escrow}&limit=1"), &app.sender);
+    let sealed = first.body["nextCursor"].as_str().unwrap().to_string();
+    let other = app.pending_escrow(10, &["a"], None);
+    let others = app.get(&format!("/audit?entity={other}&limit=1"), &app.sender);
+    assert!(others.body["nextCursor"].is_null(), "{}", others.text);
+    let mut altered = sealed.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for (entity, bad) in [
+        (escrow.as_str(), "1"),
+        (escrow.as_str(), "3"),
+        (other.as_str(), sealed.as_str()),
+        (escrow.as_str(), altered.as_str()),
+    ] {
+        let r = app.get(&format!("/audit?entity={entity}&cursor={bad}"), &app.sender);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert_eq!(r.body["field"], "cursor", "{}", r.text);
+    }
+    // An admin's cursor is a seq: a sender's sealed one is not one.
+    let r = app.get(
+        &format!("/audit?entity={escrow}&cursor={sealed}"),
+        &app.admin,
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
 }
 
 /// `remit check` runs the audit chain and the SQL checks on two connections at once

@@ -1684,3 +1684,78 @@ fn stuck_and_held_payouts_are_found_without_walking_the_queue() {
     assert_eq!(emitted, 1, "the flagged payout's event");
     assert!(sweep_steps < 5, "{sweep_steps} hundred steps to sweep");
 }
+
+/// Guards against: a sender's audit cursor was the last line's place in the escrow's log, and a
+/// card payment refunded at Stripe before Stripe's success came joined the escrow's log with its
+/// earlier line once the success came: the next page repeated a line (numbered anew) and hid
+/// the refund's.
+#[test]
+fn a_senders_audit_pages_neither_repeat_nor_hide_a_line_when_a_deposit_joins_the_log() {
+    let app = spawn_app();
+    let escrow = app.pending_escrow(100, &["a"], None);
+    let event = |id: &str, kind: &str, object: serde_json::Value| {
+        json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string()
+    };
+    let r = app.post_stripe(&event(
+        "evt_refund",
+        "charge.refunded",
+        json!({"id": "ch_early", "object": "charge", "payment_intent": "pi_early",
+        "amount": 1_000, "amount_refunded": 1_000, "refunded": true, "currency": "usd"}),
+    ));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let path = format!("/escrows/{escrow}/deposits");
+    let r = app.post_with_key(&path, &app.agent, &json!({"amountUsd": 100}), "cash");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let page = |cursor: &str| {
+        let r = app.get(
+            &format!("/audit?entity={escrow}&limit=2&cursor={cursor}"),
+            &app.sender,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    };
+    let first = page("");
+    let actions = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{} {}", l["action"], l["entity"]))
+            .collect()
+    };
+    let mut walked = actions(&first);
+    // Stripe's success of the refunded payment: the deposit becomes the escrow's (flagged, its
+    // money refunded), its earlier line with it.
+    let r = app.post_stripe(&event(
+        "evt_success",
+        "payment_intent.succeeded",
+        json!({"id": "pi_early", "object": "payment_intent", "amount": 1_000,
+        "amount_received": 1_000, "currency": "usd", "status": "succeeded",
+        "metadata": {"escrowId": escrow}}),
+    ));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut cursor = first["nextCursor"].as_str().unwrap().to_string();
+    loop {
+        let body = page(&cursor);
+        walked.extend(actions(&body));
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for line in &walked {
+        assert!(seen.insert(line), "{line} twice in {walked:?}");
+    }
+    // Every line there was when the walk began, and every line written since, is walked.
+    let admins = app.get(&format!("/audit?entity={escrow}"), &app.admin);
+    let joined_before: Vec<String> = actions(&admins.body)
+        .into_iter()
+        .filter(|l| !walked.contains(l))
+        .collect();
+    assert!(
+        joined_before.iter().all(|l| l.contains("deposit.refunded")),
+        "not walked: {joined_before:?} of {}",
+        admins.text
+    );
+}

@@ -158,17 +158,22 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             field: "entity".into(),
         })?
         .to_string();
-    // Pages of at most 1,000 lines (the default), oldest first; the cursor is the last
+    // Pages of at most 1,000 lines (the default), oldest first; an admin's cursor is the last
     // line's `seq`. A sender's `seq` is the line's place in the escrow's own log (1, 2, …),
     // not the ledger's: gaps in the ledger's numbers would tell them of lines they may not
-    // see (a `user.created` between two of their escrows: the phone was new).
+    // see (a `user.created` between two of their escrows: the phone was new). Their cursor
+    // holds that place and the ledger's `seq`, sealed (`SenderAuditCursor`): a page goes on
+    // from the `seq`. (It was the place alone: a card deposit made the escrow's after a
+    // refund came first brought its older lines into the middle of the log, and the next
+    // page repeated a line and hid another; and each page read the log from its start.)
     let limit = limit_param(req, AUDIT_ROWS_MAX, AUDIT_ROWS_MAX)?;
-    let after_seq = match req.query("cursor").filter(|c| !c.is_empty()) {
-        Some(text) => seq_cursor(text)
-            .ok_or_else(|| Error::invalid("cursor", "is not a cursor this API returned"))?,
-        None => 0,
+    let cursor = req.query("cursor").filter(|c| !c.is_empty());
+    let bad_cursor = || Error::invalid("cursor", "is not a cursor this API returned");
+    let admin_after = match cursor {
+        Some(text) if actor.is_admin() => seq_cursor(text).ok_or_else(bad_cursor)?,
+        _ => 0,
     };
-    let page = app.store.read(move |conn, _| {
+    let page = app.store.read(move |conn, keys| {
         // A sender may read the audit of their own escrow; nobody else but admins.
         let recipient = if actor.is_admin() {
             None
@@ -180,15 +185,25 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             }
             Some(parties.recipient_id)
         };
+        let mut next_sealed = None;
         let mut lines = match &recipient {
-            None => crate::audit::lines_for(conn, &entity, after_seq, limit + 1)?,
+            None => crate::audit::lines_for(conn, &entity, admin_after, limit + 1)?,
             Some(_) => {
-                let seen = u32::try_from(after_seq).unwrap_or(u32::MAX);
-                let mut lines =
-                    crate::audit::lines_for(conn, &entity, 0, seen.saturating_add(limit + 1))?;
-                lines.drain(..lines.len().min(seen as usize));
-                for (place, line) in lines.iter_mut().enumerate() {
-                    line.seq = i64::from(seen) + place as i64 + 1;
+                let sealed = SenderAuditCursor::of(&actor.id, &entity);
+                let (after_place, after_seq) = match cursor {
+                    None => (0, 0),
+                    Some(text) => sealed.open(keys, text).ok_or_else(bad_cursor)?,
+                };
+                let mut lines = crate::audit::lines_for(conn, &entity, after_seq, limit + 1)?;
+                if let Some(last) = lines
+                    .get(limit as usize - 1)
+                    .filter(|_| lines.len() > limit as usize)
+                {
+                    let place = after_place + i64::from(limit);
+                    next_sealed = Some(sealed.seal(keys, place, last.seq)?);
+                }
+                for (place, line) in (after_place + 1..).zip(lines.iter_mut()) {
+                    line.seq = place;
                 }
                 lines
             }
@@ -233,9 +248,35 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
                 }
             }
         }
-        Ok(Page::of(lines, limit, |line| line.seq.to_string()))
+        Ok(match next_sealed {
+            Some(next) => Page::of(lines, limit, |_| next.clone()),
+            None => Page::of(lines, limit, |line| line.seq.to_string()),
+        })
     })?;
     Ok(Reply::json(200, &page))
+}
+
+/// A sender's cursor in an escrow's audit log: the last line's place in the escrow's own log
+/// and its `seq` in the ledger's, sealed under the key for this sender and this escrow (the
+/// `seq` is not theirs to read, and a cursor opens for no one else's page).
+struct SenderAuditCursor(String);
+
+impl SenderAuditCursor {
+    fn of(viewer: &str, escrow: &str) -> SenderAuditCursor {
+        SenderAuditCursor(format!("audit-cursor.{viewer}.{escrow}"))
+    }
+
+    fn seal(&self, keys: &crate::crypto::Keys, place: i64, seq: i64) -> Result<String> {
+        keys.encrypt(&self.0, &format!("{place}.{seq}"))
+    }
+
+    /// (place, seq), or `None` for a text this did not seal (another's, a damaged one, one
+    /// sealed under a key rotated away, or a place alone as cursors were until 2026-12-07).
+    fn open(&self, keys: &crate::crypto::Keys, text: &str) -> Option<(i64, i64)> {
+        let plain = keys.decrypt(&self.0, text).ok()?;
+        let (place, seq) = plain.split_once('.')?;
+        Some((place.parse().ok()?, seq.parse().ok()?))
+    }
 }
 
 /// `GET /admin/integrity`.
@@ -347,16 +388,15 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
                 field: "receipt".into(),
             })
         }
+        // A reason that is no text (blank, or characters that draw nothing) is none given: said
+        // as such (it was kept as an empty description, which read as a reason given).
         ("failed", None) => PayoutResult::Failed {
             code: payouts::MANUAL.into(),
-            desc: parse_text(
-                "reason",
-                reason
-                    .as_deref()
-                    .unwrap_or(payouts::RESOLVED_WITHOUT_REASON),
-                false,
-            )?
-            .unwrap_or_default(),
+            desc: match reason {
+                Some(text) => parse_text("reason", &text, false)?,
+                None => None,
+            }
+            .unwrap_or_else(|| payouts::RESOLVED_WITHOUT_REASON.into()),
         },
         ("failed", Some(_)) => return Err(Error::invalid("receipt", "is only for paid payouts")),
         _ => return Err(Error::invalid("outcome", "must be paid or failed")),
