@@ -7,8 +7,10 @@ static QUIET_ON_CLOSED_PIPE: std::sync::atomic::AtomicBool =
 fn main() {
     // A file-size limit (`ulimit -f`, `prlimit --fsize`) that a write of the ledger's files
     // reaches raises SIGXFSZ, whose default ends the process without a word, an answer or a
-    // log line. Caught, the write fails instead (EFBIG), and is answered and said as a disk
-    // that takes no more is: nothing is lost either way, but the server stays up and says so.
+    // log line. Caught, the write fails instead (EFBIG, an I/O error to SQLite): answered 500,
+    // said in the log (which names a limit on the size of files among the causes) and by
+    // `/health` (`not_writable`), and a command exits 2 saying so. Nothing is lost either way,
+    // but the server stays up and says why.
     if let Err(e) = signal_hook::flag::register(
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),

@@ -280,6 +280,7 @@ pub fn start(listener: TcpListener, app: Arc<App>) -> Result<HttpServer> {
                                 || handle(&app, &gate, request),
                             ));
                             if handled.is_err() {
+                                app.metrics.observe_panicked();
                                 log::error!("a request's handler panicked; it was answered 500 and this worker goes on");
                             }
                         }

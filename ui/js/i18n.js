@@ -1477,7 +1477,7 @@ export const sw = {
   'audit.action.payment_request.expired': 'Muda wa ombi umeisha',
   'audit.action.payout.sent': 'Imetumwa M-Pesa',
   'audit.action.payout.succeeded': 'M-Pesa imelipa',
-  'audit.action.payout.failed': 'Hayakulipwa; pesa zimerudishwa',
+  'audit.action.payout.failed': 'Malipo hayakufanyika; pesa zimerudishwa',
   'audit.action.payout.flagged': 'Malipo yamezuiliwa yakaguliwe',
   'audit.action.payout.resolved': 'Malipo yamekaguliwa na kumalizwa',
   'audit.action.payout.result_confirmed': 'Matokeo ya malipo yamethibitishwa baada ya alama',
@@ -1502,7 +1502,7 @@ export const sw = {
   'audit.action.webhook_endpoint.created': 'Anwani ya webhook imeongezwa',
   'audit.action.webhook_endpoint.deleted': 'Anwani ya webhook imefutwa',
   'audit.action.webhook_endpoint.disabled': 'Anwani ya webhook imesitishwa',
-  'audit.action.webhook_endpoint.enabled': 'Anwani ya webhook imeendelea tena',
+  'audit.action.webhook_endpoint.enabled': 'Anwani ya webhook imewashwa tena',
   'audit.action.webhook_delivery.retried': 'Tukio la webhook limetumwa tena',
 
   // ---- admin: overview

@@ -4,7 +4,7 @@
 import { api, qs, readAll } from '../api.js';
 import { askBefore, button, el, field, formError, pageHead, patchList, showOnce, timeEl, uid } from '../dom.js';
 import { kenyanDigits } from '../format.js';
-import { busy, checkFields, onSubmit, showError, TEXT_CHARS_MAX } from '../forms.js';
+import { busy, checkFields, onSubmit, showError, textProblem, TEXT_CHARS_MAX } from '../forms.js';
 import { t, tn } from '../i18n.js';
 import { globalError, notice } from '../notices.js';
 import { session } from '../session.js';
@@ -64,7 +64,7 @@ export async function viewUsers(root, ctx) {
   onSubmit(form, async () => {
     const p = phone.input.value.trim();
     if (!checkFields(form, [
-      [name.input, name.input.value.trim() ? null : t('users.err.name')],
+      [name.input, textProblem(name.input.value, t('users.err.name'))],
       [phone.input, p && !kenyanDigits(p) ? t('newEscrow.err.phone')
         : (!p && role.input.value === 'recipient' ? t('users.err.recipientPhone') : null)],
     ])) return;

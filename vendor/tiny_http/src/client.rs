@@ -502,9 +502,12 @@ impl ClientConnection {
         client_id: Option<&str>,
     ) {
         let id = request_id(client_id);
-        // remit patch: counted for the application's metrics (`refused_before_routing`).
+        // remit patch: counted for the application's metrics (`refused_before_routing`); not a
+        // 500, the answer of a request the application dropped (its handler panicked), which
+        // reached its route and is the application's to count.
         if let Some(n) = usize::from(status)
             .checked_sub(400)
+            .filter(|_| status != 500)
             .and_then(|i| REFUSED.get(i))
         {
             n.fetch_add(1, Ordering::Relaxed);
