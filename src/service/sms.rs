@@ -65,8 +65,30 @@ fn kes_text(kes: KesCents) -> String {
     text.strip_suffix(".00").map(str::to_string).unwrap_or(text)
 }
 
-/// `school_fees` → `School fees`, as the web UI shows a category.
-fn category_text(name: &str) -> String {
+/// The categories the web UI names in words, in English and in Kiswahili, as it does
+/// (`ui/js/i18n.js`, `category.*`; a test holds them equal): a Kiswahili text said "kwa School
+/// fees".
+const KNOWN_CATEGORIES: [(&str, &str, &str); 8] = [
+    ("electricity", "Electricity", "Umeme"),
+    ("water", "Water", "Maji"),
+    ("school_fees", "School fees", "Karo ya shule"),
+    ("rent", "Rent", "Kodi ya nyumba"),
+    ("food", "Food", "Chakula"),
+    ("medical", "Medical", "Matibabu"),
+    ("transport", "Transport", "Usafiri"),
+    ("airtime", "Airtime", "Muda wa maongezi"),
+];
+
+/// A category as the web UI shows it in `language`: a known one in its words, another as
+/// spelled (`term_2_books` → `Term 2 books`).
+fn category_text(name: &str, language: Language) -> String {
+    if let Some((_, en, sw)) = KNOWN_CATEGORIES.iter().find(|(known, ..)| *known == name) {
+        return match language {
+            Language::En => en,
+            Language::Sw => sw,
+        }
+        .to_string();
+    }
     let words = name.replace('_', " ");
     let mut chars = words.trim().chars();
     match chars.next() {
@@ -79,7 +101,7 @@ fn category_text(name: &str) -> String {
 pub fn render(template: SmsTemplate, language: Language, facts: &Facts) -> String {
     let kes = kes_text(facts.kes);
     let usd = facts.usd.display();
-    let category = category_text(&facts.category);
+    let category = category_text(&facts.category, language);
     let receipt = facts.receipt.as_deref().unwrap_or("-");
     match (template, language) {
         (SmsTemplate::RequestWaiting, Language::En) => format!(
@@ -609,6 +631,25 @@ mod tests {
             assert!(plan.iter().any(|l| l.contains(index)), "{plan:#?}");
             assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:#?}");
         }
+    }
+
+    /// The texts name a category in the words the web UI uses for it, in each language.
+    #[test]
+    fn the_known_categories_are_named_as_the_web_ui_names_them() {
+        let i18n = include_str!("../../ui/js/i18n.js");
+        let (en, sw) = i18n
+            .split_once("\nexport const sw = {")
+            .expect("the Kiswahili table in ui/js/i18n.js");
+        for (name, english, kiswahili) in KNOWN_CATEGORIES {
+            for (table, words) in [(en, english), (sw, kiswahili)] {
+                assert!(
+                    table.contains(&format!("'category.{name}': '{words}',")),
+                    "ui/js/i18n.js names {name} otherwise than {words:?}"
+                );
+            }
+        }
+        assert_eq!(category_text("school_fees", Language::Sw), "Karo ya shule");
+        assert_eq!(category_text("term_2_books", Language::Sw), "Term 2 books");
     }
 
     #[test]

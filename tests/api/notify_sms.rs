@@ -71,7 +71,7 @@ fn with_the_log_gateway_each_text_is_recorded_sealed_in_its_language_and_shown_t
     assert_eq!(waiting["eventType"], "payment_request.created");
     assert_eq!(
         waiting["body"],
-        "remit: malipo ya KES 1,500 (USD 10.00) kwa School fees yanasubiri idhini yako."
+        "remit: malipo ya KES 1,500 (USD 10.00) kwa Karo ya shule yanasubiri idhini yako."
     );
     assert!(waiting.get("phone").is_none() && !waiting.to_string().contains("733000002"));
 

@@ -2080,6 +2080,13 @@ async function main() {
     await card.locator(tid('deposit-submit')).click();
     const minus = await text(card.locator(`${tid('deposit-amount')} ~ .field-error`));
     assert(minus.includes('bila alama ya kutoa'), `a negative amount is told "${minus}"`);
+    // Shillings worth less than a US cent: told before the question, in Kiswahili (the
+    // server's English came after it).
+    await card.locator(tid('deposit-amount')).fill('1');
+    await card.locator(tid('deposit-submit')).click();
+    const cent = await text(card.locator(`${tid('deposit-amount')} ~ .field-error`));
+    assert(cent === 'Hicho ni chini ya senti moja ya dola kwa kiwango cha leo: hakuna kitakachohesabiwa.', `KES 1 is told "${cent}"`);
+    assert(!(await card.locator(tid('deposit-confirm')).isVisible()), 'the question was asked of KES 1');
     await card.locator(tid('deposit-amount')).fill('1500');
     const newE4 = rateE4 + 100000;
     await api(TOKENS.admin, 'PUT', '/fx-rates/USD-KES', { rate: formatE4(newE4) });
@@ -2102,6 +2109,20 @@ async function main() {
       // must not be priced at the rate just put back).
       await agent.evaluate(async () => { await (await import('/js/rates.js')).todayRate({ fresh: true }); });
     }
+    // A reference this kiosk used for another deposit: the server's refusal is said beside the
+    // field in Kiswahili, not in English in brackets.
+    await agent.locator(tid('search-phone')).fill(code);
+    await agent.locator(tid('search-submit')).click();
+    await card.waitFor();
+    await card.locator(tid('record-deposit')).click();
+    await card.locator(tid('deposit-currency-usd')).check();
+    await card.locator(tid('deposit-amount')).fill('1');
+    await card.locator(tid('deposit-reference')).fill('BOOK-7');
+    await card.locator(tid('deposit-submit')).click();
+    await card.locator(tid('deposit-confirm-yes')).click();
+    const used = card.locator(`${tid('deposit-reference')} ~ .field-error`);
+    await used.first().waitFor();
+    assert(await text(used) === 'Nambari hii ya kumbukumbu imeshatumika kwa amana nyingine: ipe hii nambari yake, au iache tupu.', `a reference used before is told "${await text(used)}"`);
   });
 
   let lostAnswerRequest;

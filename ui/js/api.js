@@ -155,7 +155,8 @@ export async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const message = data && typeof data.error === 'string' && data.error
       ? data.error
-      : t('error.http', { status: `${res.status}${res.statusText ? ` ${res.statusText}` : ''}` });
+      // The status's number alone: its words (a proxy's "Bad Gateway") are English.
+      : t('error.http', { status: String(res.status) });
     const field = data && typeof data.field === 'string' && data.field ? data.field : null;
     const err = new ApiError(res.status, (data && data.code) || `http_${res.status}`, message, field);
     // A change answered 5xx (a proxy's 504, a busy server) may have been done: the person is

@@ -159,9 +159,19 @@ export function checkFields(scope, checks) {
   return !first;
 }
 
+// A field's refusal the UI says whole in its own words (the server says it in English), or
+// null: a cash deposit's reference used before, by this kiosk or another.
+const FIELD_REFUSALS = [
+  ['reference', /^was already used for a different deposit\b/, 'error.field.referenceUsed'],
+  ['reference', /^was already used for a deposit recorded by another agent$/, 'error.field.referenceOtherAgent'],
+  ['amountKes', /^is less than one US cent at today's rate\b/, 'deposit.err.lessThanCent'],
+];
+
 function fieldText(err, exact) {
   const said = exact ? err.detail : err.message;
-  return lang() === 'en' ? said : `${t('error.field')} (${said})`;
+  if (lang() === 'en') return said;
+  const known = exact && FIELD_REFUSALS.find(([field, shape]) => field === err.field && shape.test(err.detail));
+  return known ? t(known[2]) : `${t('error.field')} (${said})`;
 }
 
 export function showError(scope, err) {

@@ -231,9 +231,12 @@ export async function viewFind(root, ctx, status) {
       const typed = parseDecimal(text, 2);
       const overDue = typed && due > 0 && (kesMode() ? Boolean(e4) && typed > kesToCollect(due, e4) : typed > due);
       const dueSaid = e4 ? t('deposit.err.overDue', { usd: usd(due), kes: kes(kesToCollect(due, e4)) }) : t('deposit.err.overDueUsd', { usd: usd(due) });
+      // Shillings worth less than a US cent count for nothing: refused by the server after the
+      // question, in English.
+      const underCent = kesMode() && Boolean(e4) && typed && typed * 10000 < e4;
       if (!checkFields(form, [
         [amount.input, !text ? t('deposit.err.empty') : (!typed ? amountError(text, 2, t('deposit.err.amount'), '7500')
-          : (overDue ? dueSaid : null))],
+          : (overDue ? dueSaid : (underCent ? t('deposit.err.lessThanCent') : null)))],
         [reference.input, refOk ? null : t('deposit.err.reference')],
       ])) return;
       const body = {};
