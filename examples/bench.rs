@@ -144,6 +144,7 @@ fn prepare(
                                     "school_fees",
                                 )?]),
                                 daily_limit: None,
+                                recipient_language: remit::domain::Language::En,
                             };
                             let id = escrows::create(ctx, &s, &input)?.escrow_id;
                             deposits::record(

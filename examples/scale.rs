@@ -232,6 +232,7 @@ fn build_some(
                             CategoryName::parse("c", "school_fees")?,
                         ]),
                         daily_limit: None,
+                        recipient_language: remit::domain::Language::En,
                     };
                     let id = escrows::create(ctx, sender, &input)?.escrow_id;
                     deposits::record(

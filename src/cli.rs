@@ -88,6 +88,7 @@ Environment (also read from ./.env; the README's Configuration table has the det
   REMIT_WAL_MAX_MB                the write-ahead log is kept under this size, 4 to 4096 (64)
   REMIT_WEBHOOK_ALLOW_PRIVATE     true: webhooks may go to private, link-local and unique-local addresses (false)
   REMIT_SMS_GATEWAY               log (default: recorded, nothing sent) or africastalking
+  REMIT_SMS_LANGUAGE              en (default) or sw: the texts' language for a recipient made by an escrow
   REMIT_NOTIFICATIONS_KEEP_DAYS   days ended webhook deliveries, texts and their events are kept (30)
   REMIT_AT_USERNAME, REMIT_AT_API_KEY   the Africa's Talking application (sandbox: user sandbox)
   REMIT_AT_SENDER_ID              a registered sender id or short code (the account's default if unset)

@@ -258,6 +258,7 @@ const KNOWN_SETTINGS: &[&str] = &[
     "REMIT_SIM_FAIL_ACCOUNTS",
     "REMIT_SIM_TIMEOUT_ACCOUNTS",
     "REMIT_SMS_GATEWAY",
+    "REMIT_SMS_LANGUAGE",
     "REMIT_STRIPE_LIVEMODE",
     "REMIT_STRIPE_WEBHOOK_SECRET",
     "REMIT_SYNCHRONOUS",
@@ -584,6 +585,11 @@ fn server(config: &mut Config) -> Result<()> {
                 "log or africastalking",
             ))
         }
+    };
+    config.notify.recipient_language = match choice("REMIT_SMS_LANGUAGE", "en or sw")?.as_deref() {
+        None | Some("en") => crate::domain::Language::En,
+        Some("sw") => crate::domain::Language::Sw,
+        Some(other) => return Err(not_a_choice("REMIT_SMS_LANGUAGE", other, "en or sw")),
     };
     if let Some(cents) = amount_limit("REMIT_MAX_ESCROW_USD")? {
         config.escrow_total_max =

@@ -170,6 +170,9 @@ pub struct NotifyConfig {
     pub webhook_retry_for: std::time::Duration,
     /// The SMS gateway.
     pub sms: SmsGatewayKind,
+    /// The language of the texts to a recipient made by an escrow to their phone, until an
+    /// admin sets theirs (`REMIT_SMS_LANGUAGE`, English by default).
+    pub recipient_language: crate::domain::Language,
     /// The wait before an SMS the gateway could not take is tried again (doubling).
     pub sms_retry_base: std::time::Duration,
     /// How long an event, its deliveries and its messages are kept once nothing about it is
@@ -188,6 +191,7 @@ impl Default for NotifyConfig {
             webhook_retry_cap: Duration::from_millis(limits::WEBHOOK_RETRY_CAP_MS),
             webhook_retry_for: Duration::from_secs(limits::WEBHOOK_RETRY_FOR_S),
             sms: SmsGatewayKind::Log,
+            recipient_language: crate::domain::Language::En,
             sms_retry_base: Duration::from_millis(limits::SMS_RETRY_BASE_MS),
             keep_for: Duration::from_secs(limits::NOTIFICATIONS_KEEP_DAYS_DEFAULT * 86_400),
         }

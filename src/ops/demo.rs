@@ -190,6 +190,7 @@ fn seed_escrows(
             total: usd(total)?,
             categories: Categories::Names(cats.iter().map(|c| name(c)).collect::<Result<_>>()?),
             daily_limit: daily.map(usd).transpose()?,
+            recipient_language: crate::domain::Language::En,
         };
         Ok(escrows::create(ctx, sender, &input)?.escrow_id)
     };

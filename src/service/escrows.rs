@@ -36,6 +36,9 @@ pub struct NewEscrow {
     pub categories: Categories,
     /// Most that may be approved per Nairobi day.
     pub daily_limit: Option<UsdCents>,
+    /// The language of the texts to the recipient if this escrow makes them a user
+    /// (`REMIT_SMS_LANGUAGE`); one already a user keeps theirs.
+    pub recipient_language: crate::domain::Language,
 }
 
 /// Splits `total` over `n` parts that sum to it exactly; the first `total % n` parts get one
@@ -147,12 +150,23 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
                 phone: Some(input.recipient_phone.clone()),
             };
             let id = insert_user(ctx.conn, ctx.keys, &user, ctx.now)?;
-            ctx.audit(
-                &actor.id,
-                "user.created",
-                id.as_str(),
-                &json!({"role": "recipient"}),
-            )?;
+            // English is the column's `NULL`: only another language is written.
+            let language = match input.recipient_language {
+                crate::domain::Language::En => None,
+                other => {
+                    ctx.conn
+                        .prepare_cached(
+                            "UPDATE users SET change_seq = remit_change_seq_of('users', id), language = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![id, other])?;
+                    Some(other)
+                }
+            };
+            let details = match language {
+                Some(language) => json!({"role": "recipient", "language": language}),
+                None => json!({"role": "recipient"}),
+            };
+            ctx.audit(&actor.id, "user.created", id.as_str(), &details)?;
             id
         }
     };

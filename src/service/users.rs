@@ -503,8 +503,9 @@ fn user_from_row(keys: &Keys, id: UserId, r: &Row<'_>) -> Result<UserView> {
 }
 
 /// `PUT /users/:id/language`, `remit user language`: the language of a user's SMS. A recipient
-/// is made by the first escrow to their phone, in English, and no one could change it: the
-/// person paid, most often a Swahili speaker, could never be told in Swahili.
+/// is made by the first escrow to their phone, in `REMIT_SMS_LANGUAGE` (English by default),
+/// and before this no one could change it: the person paid, most often a Swahili speaker,
+/// could never be told in Swahili.
 pub fn set_language(
     ctx: &WriteCtx<'_>,
     actor: &Actor,

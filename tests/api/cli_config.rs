@@ -705,6 +705,7 @@ fn a_flag_wins_over_a_bad_variable_and_other_commands_ignore_the_servers_setting
             "cannot be read (\"abc\"): it takes a whole number from 60 to 86400 seconds",
         ),
         ("REMIT_UI_IDLE_S", "-1", "it takes a whole number from 0 to 86400 seconds (0: never)"),
+        ("REMIT_SMS_LANGUAGE", "fr", "must be en or sw, not \"fr\""),
         ("REMIT_FLOAT_ALERT_KES", "-1", "must be 0 (no alert) or more shillings"),
         ("REMIT_PAYOUT_TIMEOUT_S", "0", "must be a whole number from 1 to 604800 seconds"),
         // Digits too many for the number: said so, not that it is no whole number.

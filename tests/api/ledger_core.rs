@@ -76,6 +76,7 @@ fn allocations_that_do_not_sum_are_rejected_and_nothing_is_written() {
             UsdCents::new(20_000).unwrap(),
         )]),
         daily_limit: None,
+        recipient_language: remit::domain::Language::En,
     };
     let err = t
         .store

@@ -575,3 +575,63 @@ fn a_text_reads_as_being_sent_while_its_call_is_under_way() {
         "{sent}"
     );
 }
+
+/// Guards against: a recipient made by an escrow to their phone heard in English until an admin
+/// set their language, though most recipients of a Kenyan pilot read Kiswahili. With
+/// `REMIT_SMS_LANGUAGE=sw` they hear in Kiswahili from the first text; a user made before, with
+/// no language chosen, keeps English; an admin's choice stands.
+#[test]
+fn a_recipient_made_by_an_escrow_hears_in_the_language_the_server_is_set_to() {
+    let app = spawn_app_with(|c| c.notify.recipient_language = remit::domain::Language::Sw);
+    let fresh = escrow_of(&app, &app.sender, "0733000777");
+    let known = escrow_of(&app, &app.sender, RECIPIENT_PHONE);
+    for escrow in [&fresh, &known] {
+        let request = app.request(escrow, "school_fees", 1_500, "ACC1");
+        assert_eq!(app.approve(&request).status, 200);
+        app.wait_for_status(&request, &["paid"]);
+    }
+    let paid: Vec<Value> = eventually(
+        Duration::from_secs(10),
+        "the texts of both payments",
+        || {
+            let items: Vec<Value> = sms(&app, "")
+                .into_iter()
+                .filter(|s| s["template"] == "request_paid")
+                .collect();
+            (items.len() == 2).then_some(items)
+        },
+    );
+    let recipient_of = |escrow: &str| {
+        let r = app.get(&format!("/escrows/{escrow}"), &app.admin);
+        r.body["recipient"]["userId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", r.text))
+            .to_string()
+    };
+    let text_to = |user: &str| {
+        paid.iter()
+            .find(|s| s["userId"] == user)
+            .unwrap_or_else(|| panic!("no text to {user}: {paid:?}"))
+    };
+    let (fresh_user, known_user) = (recipient_of(&fresh), recipient_of(&known));
+    let to_fresh = text_to(&fresh_user);
+    assert_eq!(to_fresh["language"], "sw", "{to_fresh}");
+    assert!(
+        to_fresh["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("remit: malipo yako ya KES 1,500 yamelipwa."),
+        "{to_fresh}"
+    );
+    assert_eq!(text_to(&known_user)["language"], "en");
+    let users = app.get("/users?limit=200", &app.admin);
+    let listed = users.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userId"] == fresh_user.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", users.text));
+    assert_eq!(listed["language"], "sw", "{listed}");
+    app.assert_integrity();
+}

@@ -82,6 +82,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
         total,
         categories,
         daily_limit,
+        recipient_language: app.config.notify.recipient_language,
     };
     idempotency::write(
         &app.store,

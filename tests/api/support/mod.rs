@@ -211,6 +211,7 @@ impl TestStore {
                     .collect(),
             ),
             daily_limit: daily_limit.map(|l| UsdCents::new(l).unwrap()),
+            recipient_language: remit::domain::Language::En,
         };
         let sender = sender.clone();
         self.store
