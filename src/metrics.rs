@@ -31,7 +31,6 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one request.
     /// A request whose handler panicked (answered 500 by the connection): its method and route
     /// went with the handler, so it is counted as `method="-",route="panicked"`, without a time.
     pub fn observe_panicked(&self) {
@@ -40,6 +39,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one request.
     pub fn observe(&self, method: &'static str, route: &'static str, status: u16, micros: u64) {
         if let Ok(mut map) = self.requests.lock() {
             *map.entry((method, route, status)).or_insert(0) += 1;

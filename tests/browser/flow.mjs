@@ -1174,7 +1174,22 @@ async function main() {
     await card.locator(tid('approve')).click();
     await sender.keyboard.press('Escape');
     assert(await card.locator(tid('approve')).isVisible() && !(await card.locator(tid('approve-confirm')).isVisible()), 'Escape did not put Approve back');
+    // A double-click on Approve whose second click lands on "Yes, pay it" (the page moved it
+    // under the pointer: Approve at the window's bottom edge) asks, and pays nothing.
+    const approvesSent = [];
+    const count = (req) => { if (req.method() === 'POST' && /\/approve$/.test(new URL(req.url()).pathname)) approvesSent.push(req.url()); };
+    sender.on('request', count);
     await card.locator(tid('approve')).click();
+    const yes = await card.locator(tid('confirm-approve')).boundingBox();
+    // The second press of a double-click (a click whose detail is 2), on Yes.
+    await sender.mouse.move(yes.x + yes.width / 2, yes.y + yes.height / 2);
+    await sender.mouse.down({ clickCount: 2 });
+    await sender.mouse.up({ clickCount: 2 });
+    // (A click's handler runs as it is dispatched: a Yes taken would have hidden the question
+    // by now, and begun its request.)
+    sender.off('request', count);
+    assert(approvesSent.length === 0, `the second click of a double-click approved: ${approvesSent.join(', ')}`);
+    assert(await card.locator(tid('approve-confirm')).isVisible(), 'the question went with the second click of a double-click');
     await card.locator(tid('confirm-approve')).click();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${request1}"]`).waitFor();
     // The focus goes on to the next request's buttons (or the decided list), not to the page's

@@ -339,6 +339,17 @@ function showView(r, arg, query, moveFocus, retry = false) {
 
 onUnauthorized(() => signOut(t('signin.notAccepted')));
 window.addEventListener('hashchange', () => route(true));
+// A button does one thing per press: the second click of a double-click (and the third of a
+// triple) is dropped before any handler sees it. A button that opens a question moves the
+// page (the question's buttons, the focus on its safe answer): the second click of a
+// double-click on Approve at the window's bottom edge landed on "Yes, pay it" and paid without
+// the question having been read. (Enter and Space press with detail 0; a tap, 1.)
+document.addEventListener('click', (ev) => {
+  if (ev.detail > 1 && ev.target instanceof Element && ev.target.closest('button, [role="button"], input[type="submit"]')) {
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+  }
+}, true);
 document.addEventListener('DOMContentLoaded', () => {
   setupLanguage();
   setupSignIn();

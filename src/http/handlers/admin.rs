@@ -266,8 +266,10 @@ impl SenderAuditCursor {
         SenderAuditCursor(format!("audit-cursor.{viewer}.{escrow}"))
     }
 
+    /// Both numbers written at full width: a sealed text as long as its numbers would tell the
+    /// sender how many digits the ledger's `seq` has.
     fn seal(&self, keys: &crate::crypto::Keys, place: i64, seq: i64) -> Result<String> {
-        keys.encrypt(&self.0, &format!("{place}.{seq}"))
+        keys.encrypt(&self.0, &format!("{place:019}.{seq:019}"))
     }
 
     /// (place, seq), or `None` for a text this did not seal (another's, a damaged one, one
