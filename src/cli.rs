@@ -1470,6 +1470,12 @@ pub fn describe(e: &Error) -> String {
     }
 }
 
+/// The phone a `--demo` server's simulator fails a payout to (M-Pesa's "cannot be paid"), and
+/// the one it leaves unanswered (a queue timeout: a stuck payout), when neither
+/// `REMIT_SIM_FAIL_ACCOUNTS` nor `REMIT_SIM_TIMEOUT_ACCOUNTS` is set.
+const DEMO_FAIL_PHONE: &str = "0722000333";
+const DEMO_TIMEOUT_PHONE: &str = "0722000444";
+
 fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     let addr = args
         .addr
@@ -1569,12 +1575,21 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
     }
     let mut signals = signal_hook::iterator::Signals::new(stop_on)
         .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+    // A demo shows a failed payment (its money back) and a stuck one too: to these phones,
+    // unless the simulator's accounts are set (said below with the demo's tokens).
+    let demo_accounts =
+        args.demo && config.sim_fail_accounts.is_empty() && config.sim_timeout_accounts.is_empty();
+    if demo_accounts {
+        config.sim_fail_accounts = vec![DEMO_FAIL_PHONE.into()];
+        config.sim_timeout_accounts = vec![DEMO_TIMEOUT_PHONE.into()];
+    }
     let request_ttl_s = config.request_ttl_s;
     let config_db = config.db.clone();
     // Serving before the first admin is made: a start that fails must not use up its token.
     let running = crate::runtime::start_on(listener, config, std::sync::Arc::clone(&store))?;
-    if let Some((admin, token)) = crate::ops::bootstrap_admin(&store)? {
-        first_admin_token(&store, &running.app.config.db, &admin, &token)?;
+    let first_start = crate::ops::bootstrap_admin(&store)?;
+    if let Some((admin, token)) = &first_start {
+        first_admin_token(&store, &running.app.config.db, admin, token)?;
     }
     if args.demo {
         let was_demo = store.read(|conn, _| crate::ops::holds_demo_data(conn))?;
@@ -1596,6 +1611,19 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode> {
                 file.display()
             ),
             None => print!("Demo users (new tokens, shown only now):\n{lines}"),
+        }
+        if demo_accounts {
+            println!(
+                "Demo payouts: one to {DEMO_FAIL_PHONE} fails (M-Pesa cannot pay it: its money comes back); one to {DEMO_TIMEOUT_PHONE} gets no answer from M-Pesa (a stuck payout for the admin). REMIT_SIM_FAIL_ACCOUNTS and REMIT_SIM_TIMEOUT_ACCOUNTS name others."
+            );
+        }
+        if first_start.is_none() {
+            // The admin's token is printed once, at the ledger's first start: a presenter who
+            // lost it is told how to get another.
+            println!(
+                "The admin's token was printed at this ledger's first start; another: `remit user list --db {db}` names the admin, `remit token issue USER --db {db}` gives them one.",
+                db = config_db.display()
+            );
         }
         if !was_demo {
             // Said once, when it happens: a ledger that held users of its own is marked too.

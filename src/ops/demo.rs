@@ -1,7 +1,7 @@
 //! `remit serve --demo`: a demo sender, recipient and agent, and escrows in several states.
 
+use crate::domain::MerchantAccount;
 use crate::domain::{CategoryName, EscrowId, KenyanPhone, PaymentRequestId, PayoutId, UserId};
-use crate::domain::{DepositSource, MerchantAccount};
 use crate::error::{Error, Result};
 use crate::money::{KesCents, UsdCents};
 use crate::service::escrows::{self, Categories, NewEscrow};
@@ -224,13 +224,12 @@ fn seed_escrows(
         &["electricity", "water", "school_fees"],
         Some(20_000),
     )?;
-    deposits::record(
+    deposits::record_cash(
         ctx,
         agent,
-        active.as_str(),
-        DepositSource::Cash,
-        "demo-receipt-0001",
-        usd(50_000)?,
+        &active,
+        None,
+        deposits::CashAmount::Usd(usd(50_000)?),
     )?;
     let paid = request(
         agent,
@@ -239,7 +238,7 @@ fn seed_escrows(
         kes(1_500)?,
         "Kenya Power",
         paybill("888880", "37194502618"),
-        "demo",
+        "Electricity for the house, November",
     )?;
     requests::approve(ctx, sender, &paid)?;
     let payout_id: PayoutId = ctx.conn.query_row(
@@ -269,7 +268,7 @@ fn seed_escrows(
         kes(2_400)?,
         "Nairobi Water",
         paybill("444400", "WTR-55012"),
-        "demo",
+        "Water bill, November",
     )?;
     request(
         recipient,
@@ -284,13 +283,12 @@ fn seed_escrows(
     )?;
     // 3. Cancelled after a deposit.
     let cancelled = escrow(10_000, &["transport"], None)?;
-    deposits::record(
+    deposits::record_cash(
         ctx,
         agent,
-        cancelled.as_str(),
-        DepositSource::Cash,
-        "demo-receipt-0002",
-        usd(10_000)?,
+        &cancelled,
+        None,
+        deposits::CashAmount::Usd(usd(10_000)?),
     )?;
     escrows::cancel(ctx, sender, &cancelled)?;
     Ok(())

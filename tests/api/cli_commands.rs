@@ -77,6 +77,74 @@ fn demo_data_goes_into_a_database_that_already_has_the_demo_phone_and_again_afte
             "the demo escrows, once: {}",
             escrows.text
         );
+        // Its cash was taken as a kiosk takes it: each deposit has its receipt number (they
+        // had none: a reprinted receipt read "Receipt number —").
+        let deposits = server.get("/deposits?limit=100", &admin);
+        let cash: Vec<&serde_json::Value> = deposits.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["source"] == "cash")
+            .collect();
+        assert_eq!(cash.len(), 2, "{}", deposits.text);
+        for d in cash {
+            assert!(d["receiptNumber"].is_string(), "{d}");
+        }
+        // A demo shows a failed payment: to the phone its start names, unless the simulator's
+        // accounts are set (nothing failed by default, and nothing said so).
+        assert!(
+            server
+                .stdout
+                .iter()
+                .any(|l| l.starts_with("Demo payouts: one to 0722000333 fails")),
+            "{:?}",
+            server.stdout
+        );
+        // The admin's token is not printed again: how to get another is.
+        assert!(
+            server
+                .stdout
+                .iter()
+                .any(|l| l.contains("`remit token issue USER --db")),
+            "{:?}",
+            server.stdout
+        );
+        if round == 0 {
+            let token_of = |role: &str| {
+                tokens
+                    .iter()
+                    .find(|l| l.trim_start().starts_with(role))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .unwrap()
+                    .to_string()
+            };
+            let active = escrows.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["status"] == "active")
+                .unwrap()["escrowId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let r = server.post(
+                "/payment-requests",
+                &token_of("agent"),
+                &serde_json::json!({"escrowId": active, "category": "electricity", "amountKes": 1000,
+                    "merchantName": "Mama Mboga", "merchantAccount": {"type": "phone", "number": "0722 000 333"}}),
+            );
+            assert_eq!(r.status, 201, "{}", r.text);
+            let id = r.body["paymentRequestId"].as_str().unwrap().to_string();
+            let approved = server.post(
+                &format!("/payment-requests/{id}/approve"),
+                &token_of("sender"),
+                &serde_json::json!({}),
+            );
+            assert_eq!(approved.status, 200, "{}", approved.text);
+            wait_for_payouts(&server, &admin, std::slice::from_ref(&id));
+            let r = server.get(&format!("/payment-requests/{id}"), &admin);
+            assert_eq!(r.body["status"], "failed", "{}", r.text);
+        }
         // The demo's paid payout moved no money, and says so as the simulator's do.
         let payouts = server.get("/payouts?status=succeeded&limit=100", &admin);
         let paid = payouts.body["items"].as_array().unwrap();
