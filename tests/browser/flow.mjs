@@ -1204,8 +1204,16 @@ async function main() {
     await sender.waitForTimeout(4500);
     assert(await big.locator(tid('approve-confirm')).isVisible(), 'the Approve question went with a refresh of the list');
     assert(await sender.evaluate(() => document.activeElement && document.activeElement.dataset.testid) === 'cancel-approve', 'a refresh of the list took the focus from the Approve question');
-    await big.locator(tid('confirm-approve')).click();
+    // A double-click on Yes approves once, and its second click reaches nothing the page moved
+    // under the pointer (the footer's API link took the sender away from the answer).
+    const yesSent = [];
+    const countYes = (req) => { if (req.method() === 'POST' && /\/approve$/.test(new URL(req.url()).pathname)) yesSent.push(req.url()); };
+    sender.on('request', countYes);
+    await big.locator(tid('confirm-approve')).dblclick();
     await sender.locator(`${tid('decided-list')} [data-testid="tracker"][data-request-id="${more.big}"]`).waitFor();
+    sender.off('request', countYes);
+    assert(yesSent.length === 1, `a double-click on Yes sent ${yesSent.length} approvals`);
+    assert(new URL(sender.url()).pathname === '/', `a double-click on Yes left the screen for ${sender.url()}`);
     const small = sender.locator(`${tid('pending-list')} [data-testid="request-card"][data-request-id="${more.small}"]`);
     const need = usdFor(water.small);
     const left = 25000 - usdFor(water.big);

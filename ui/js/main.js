@@ -339,17 +339,22 @@ function showView(r, arg, query, moveFocus, retry = false) {
 
 onUnauthorized(() => signOut(t('signin.notAccepted')));
 window.addEventListener('hashchange', () => route(true));
-// A button does one thing per press: the second click of a double-click (and the third of a
-// triple) is dropped before any handler sees it. A button that opens a question moves the
-// page (the question's buttons, the focus on its safe answer): the second click of a
-// double-click on Approve at the window's bottom edge landed on "Yes, pay it" and paid without
-// the question having been read. (Enter and Space press with detail 0; a tap, 1.)
-document.addEventListener('click', (ev) => {
-  if (ev.detail > 1 && ev.target instanceof Element && ev.target.closest('button, [role="button"], input[type="submit"]')) {
-    ev.preventDefault();
-    ev.stopImmediatePropagation();
-  }
-}, true);
+// A button or a link does one thing per press: the second click of a double-click (and the
+// third of a triple; quick taps count the same) is dropped before any handler sees it. A button
+// that opens or answers a question moves the page: the second click of a double-click on
+// Approve at the window's bottom edge landed on "Yes, pay it" and paid without the question
+// having been read, and one on "Yes, pay it" landed on the footer's API link and took the
+// sender away from the answer. (Enter, Space and a click made by the code press with detail 0.)
+// Its press too: the second mousedown would move the focus to the button pressed, away from
+// where the first click's question put it (its safe answer).
+for (const type of ['mousedown', 'click']) {
+  document.addEventListener(type, (ev) => {
+    if (ev.detail > 1 && ev.target instanceof Element && ev.target.closest('button, [role="button"], input[type="submit"], a[href]')) {
+      ev.preventDefault();
+      ev.stopImmediatePropagation();
+    }
+  }, true);
+}
 document.addEventListener('DOMContentLoaded', () => {
   setupLanguage();
   setupSignIn();

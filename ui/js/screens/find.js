@@ -253,8 +253,10 @@ export async function viewFind(root, ctx, status) {
           code: e.shortRef ? formatShortRef(e.shortRef) : e.escrowId,
         });
         ask.hidden = false;
-        // Once the form is no longer busy (a disabled button takes no focus).
-        setTimeout(() => { if (!ask.hidden) askNo.focus(); }, 0);
+        // Once the form is no longer busy (a disabled button takes no focus): `busy` gives it
+        // when it enables the form again. (A timer gave it only if it ran after that: under
+        // load it ran first, and the focus stayed on the page.)
+        form.focusAfterBusy = askNo;
         return;
       }
       confirmed = false;
