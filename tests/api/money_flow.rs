@@ -6,7 +6,7 @@ use remit::wire::stripe::sign as sign_stripe;
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
 
-fn stripe_event(
+pub(crate) fn stripe_event(
     event_id: &str,
     intent_id: &str,
     escrow_id: &str,
@@ -21,7 +21,7 @@ fn stripe_event(
 
 /// A Stripe `charge.refunded` event of the PaymentIntent `intent` (its charge `ch_<intent>`):
 /// `refunded` is Stripe's running total of the charge's refunds.
-fn stripe_refund(event: &str, intent: &str, charged: i64, refunded: i64) -> String {
+pub(crate) fn stripe_refund(event: &str, intent: &str, charged: i64, refunded: i64) -> String {
     json!({"id": event, "object": "event", "type": "charge.refunded", "livemode": false,
         "data": {"object": {"id": format!("ch_{intent}"), "object": "charge",
         "payment_intent": intent, "amount": charged, "amount_refunded": refunded,

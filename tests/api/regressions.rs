@@ -1693,14 +1693,11 @@ fn stuck_and_held_payouts_are_found_without_walking_the_queue() {
 fn a_senders_audit_pages_neither_repeat_nor_hide_a_line_when_a_deposit_joins_the_log() {
     let app = spawn_app();
     let escrow = app.pending_escrow(100, &["a"], None);
-    let event = |id: &str, kind: &str, object: serde_json::Value| {
-        json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string()
-    };
-    let r = app.post_stripe(&event(
+    let r = app.post_stripe(&crate::money_flow::stripe_refund(
         "evt_refund",
-        "charge.refunded",
-        json!({"id": "ch_early", "object": "charge", "payment_intent": "pi_early",
-        "amount": 1_000, "amount_refunded": 1_000, "refunded": true, "currency": "usd"}),
+        "pi_early",
+        1_000,
+        1_000,
     ));
     assert_eq!(r.status, 200, "{}", r.text);
     let path = format!("/escrows/{escrow}/deposits");
@@ -1726,12 +1723,12 @@ fn a_senders_audit_pages_neither_repeat_nor_hide_a_line_when_a_deposit_joins_the
     let mut walked = actions(&first);
     // Stripe's success of the refunded payment: the deposit becomes the escrow's (flagged, its
     // money refunded), its earlier line with it.
-    let r = app.post_stripe(&event(
+    let r = app.post_stripe(&crate::money_flow::stripe_event(
         "evt_success",
-        "payment_intent.succeeded",
-        json!({"id": "pi_early", "object": "payment_intent", "amount": 1_000,
-        "amount_received": 1_000, "currency": "usd", "status": "succeeded",
-        "metadata": {"escrowId": escrow}}),
+        "pi_early",
+        &escrow,
+        1_000,
+        "usd",
     ));
     assert_eq!(r.status, 200, "{}", r.text);
     let mut cursor = first["nextCursor"].as_str().unwrap().to_string();

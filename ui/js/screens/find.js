@@ -204,8 +204,9 @@ export async function viewFind(root, ctx, status) {
     const unask = () => { ask.hidden = true; confirmed = false; };
     askNo.addEventListener('click', () => { unask(); amount.input.focus(); });
     escapeAnswers(ask, askNo);
-    askYes.addEventListener('click', (ev) => {
-      if (ev.detail > 1) return;
+    askYes.addEventListener('click', () => {
+      // (A double-click's second click on a button or a link is dropped by the page:
+      // `main.js`; this drops one on anything else the closing question leaves under it.)
       swallowDoubleClick();
       confirmed = true;
       ask.hidden = true;
