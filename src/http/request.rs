@@ -41,8 +41,10 @@ impl Method {
 
 /// One parsed request.
 pub struct Req {
-    /// Method.
+    /// Method (a `HEAD` is a `GET` here: `is_head` says which it was).
     pub method: Method,
+    /// Was it a `HEAD` (answered as its `GET`, counted and logged as a `HEAD`)?
+    pub is_head: bool,
     /// Path without the query.
     pub path: String,
     /// Decoded query pairs.
@@ -153,6 +155,7 @@ impl Req {
             .collect();
         Req {
             method,
+            is_head: *request.method() == tiny_http::Method::Head,
             path: path.to_string(),
             query,
             body: Vec::new(),

@@ -301,8 +301,8 @@ pub fn find(method: Method, path: &str) -> Found<'_> {
 
 /// Answers a request found in the table whose body (if its route takes one) has been read:
 /// the route's handler, `405` with `Allow` (a page of the web UI too: `GET` only), the web UI
-/// for other `GET`s, or `404`. Returns the
-/// reply and the route's template (for metrics).
+/// for other `GET`s, or `404`. Returns the reply and the route's template (for metrics): a file
+/// of the web UI is `static`, a path that names nothing `-`.
 pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'static str) {
     match found {
         Found::Route(route, params) => {
@@ -332,13 +332,23 @@ pub fn answer(app: &App, req: &mut Req, found: Found<'_>) -> (Result<Reply>, &'s
                 .with_header("Allow", allow.join(", "));
             (Ok(reply), template)
         }
-        Found::NoRoute if req.method == Method::Get => (assets::serve(&req.path), "static"),
+        Found::NoRoute if req.method == Method::Get => {
+            let file = assets::serve(&req.path);
+            (
+                file,
+                if assets::exists(&req.path) {
+                    "static"
+                } else {
+                    "-"
+                },
+            )
+        }
         Found::NoRoute if assets::exists(&req.path) => {
             let reply = error_reply(&Error::MethodNotAllowed, &req.request_id)
                 .with_header("Allow", "GET, HEAD");
             (Ok(reply), "static")
         }
-        Found::NoRoute => (Err(Error::NotFound { what: "route" }), "static"),
+        Found::NoRoute => (Err(Error::NotFound { what: "route" }), "-"),
     }
 }
 

@@ -440,7 +440,11 @@ fn handle(app: &App, gate: &Gates, mut request: tiny_http::Request) {
         );
     }
     let micros = started.elapsed().as_micros() as u64;
-    let method = req.method.as_str();
+    let method = if req.is_head {
+        "HEAD"
+    } else {
+        req.method.as_str()
+    };
     if gate.access_budget.may_write(status, req.is_authenticated()) {
         log::info!(target: "remit::access", "{method} {} {status} {:.1}ms rid={}", req.loggable_path_of(route), micros as f64 / 1000.0, req.logged_request_id());
     }

@@ -878,15 +878,27 @@ fn health_and_metrics_answer_without_a_token() {
         &[],
     );
     assert_eq!(refused.status, 401, "{}", refused.text);
+    // A monitor's HEAD is counted as a HEAD; a path that names nothing is no file of the UI
+    // (until 2026-12-07 they were counted as a GET and under route="static").
+    assert_eq!(app.raw("HEAD", "/health", None, None, &[]).status, 200);
+    assert_eq!(app.raw("GET", "/no-such-page", None, None, &[]).status, 404);
+    assert_eq!(app.raw("GET", "/app.css", None, None, &[]).status, 200);
     let r = app.raw("GET", "/metrics", None, None, &[]);
     assert_eq!(r.status, 200);
-    assert!(
-        r.text.contains(
-            "remit_http_requests_total{method=\"POST\",route=\"/escrows\",status=\"401\"} 1"
-        ),
-        "{}",
-        r.text
-    );
+    for counted in [
+        "{method=\"POST\",route=\"/escrows\",status=\"401\"} 1",
+        "{method=\"HEAD\",route=\"/health\",status=\"200\"} 1",
+        "{method=\"GET\",route=\"/health\",status=\"200\"} 1",
+        "{method=\"GET\",route=\"-\",status=\"404\"} 1",
+        "{method=\"GET\",route=\"static\",status=\"200\"} 1",
+    ] {
+        assert!(
+            r.text
+                .contains(&format!("remit_http_requests_total{counted}")),
+            "{counted} not in {}",
+            r.text
+        );
+    }
     for name in [
         "remit_http_requests_total{",
         "remit_http_request_duration_seconds_bucket",
