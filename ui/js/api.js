@@ -229,6 +229,20 @@ function detailedText(code, message) {
   return null;
 }
 
+// A field's refusal the UI says whole in its own words, as `detailedText` says a whole
+// refusal: a cash deposit's reference used before (by this kiosk or another), shillings worth
+// less than a cent. The key of its sentence, or null.
+const FIELD_REFUSALS = [
+  ['reference', /^was already used for a different deposit\b/, 'error.field.referenceUsed'],
+  ['reference', /^was already used for a deposit recorded by another agent$/, 'error.field.referenceOtherAgent'],
+  ['amountKes', /^is less than one US cent at today's rate\b/, 'deposit.err.lessThanCent'],
+];
+
+export function fieldRefusalKey(field, detail) {
+  const known = FIELD_REFUSALS.find(([name, shape]) => name === field && shape.test(detail || ''));
+  return known ? known[2] : null;
+}
+
 // The server's sentences are English. In another language the UI says what the code means and
 // keeps the server's sentence (with its amounts) after it, unless it says it whole above.
 export function errorText(err) {

@@ -2,7 +2,7 @@
 // once), submit handling, controls disabled while busy, and API errors shown beside the field
 // they name (data-field), in the form's .form-error box, or else in the page's error banner.
 
-import { ApiError, errorText } from './api.js';
+import { ApiError, errorText, fieldRefusalKey } from './api.js';
 import { el, focusLost, uid } from './dom.js';
 import { amountProblem } from './format.js';
 import { lang, t } from './i18n.js';
@@ -159,19 +159,11 @@ export function checkFields(scope, checks) {
   return !first;
 }
 
-// A field's refusal the UI says whole in its own words (the server says it in English), or
-// null: a cash deposit's reference used before, by this kiosk or another.
-const FIELD_REFUSALS = [
-  ['reference', /^was already used for a different deposit\b/, 'error.field.referenceUsed'],
-  ['reference', /^was already used for a deposit recorded by another agent$/, 'error.field.referenceOtherAgent'],
-  ['amountKes', /^is less than one US cent at today's rate\b/, 'deposit.err.lessThanCent'],
-];
-
 function fieldText(err, exact) {
   const said = exact ? err.detail : err.message;
   if (lang() === 'en') return said;
-  const known = exact && FIELD_REFUSALS.find(([field, shape]) => field === err.field && shape.test(err.detail));
-  return known ? t(known[2]) : `${t('error.field')} (${said})`;
+  const known = exact && fieldRefusalKey(err.field, err.detail);
+  return known ? t(known) : `${t('error.field')} (${said})`;
 }
 
 export function showError(scope, err) {
