@@ -155,6 +155,10 @@ enum Command {
         /// copies it again from scratch.
         #[arg(long, conflicts_with = "once")]
         drop: bool,
+        /// With --drop: the ledger whose replica to drop (ldg_…), when it is not the one of
+        /// --db (a ledger a restore replaced, a kiosk out of service); no file or key is read.
+        #[arg(long, value_name = "ID", requires = "drop")]
+        ledger: Option<String>,
     },
     /// Make a consistent online backup (safe while the server runs), then check the copy's
     /// journal, balances and audit chain (its pages and encrypted values are checked by
@@ -958,7 +962,15 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 None => check(&config, &tried),
             }
         }
-        Command::Replicate { to, once, drop } => replicate(config, to, once, drop),
+        Command::Replicate {
+            to,
+            once,
+            drop,
+            ledger,
+        } => match (drop, ledger) {
+            (true, Some(ledger)) => drop_replica(&replication_target(&config, to)?, &ledger),
+            _ => replicate(config, to, once, drop),
+        },
         Command::Backup { file } => {
             crate::ops::interrupt::remove_copies_on_interrupt();
             let (_key_lock, store) = open_existing(&config)?;
@@ -1029,6 +1041,9 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     "The database it replaced held another ledger ({other}): nothing of it was compared with the backup or carried over; it is kept beside it (below) as it was."
                 );
             }
+            let ledger_id = store::open_for_check(&config.db, config.key_hex.as_deref())
+                .and_then(|(conn, _)| store::changes::ledger_id(&conn))
+                .ok();
             for line in &restored.since {
                 println!("since the backup: {line}");
             }
@@ -1043,7 +1058,7 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     "The database it replaced is kept as {} (with its log, if it had one): delete it once the restored ledger is back in service.",
                     kept.display()
                 );
-                println!("If the replaced ledger was replicated into PostgreSQL, its replica is not of this one: drop it (`remit replicate --drop`) so that this ledger is copied again.");
+                replica_advice(restored.replaced_other.as_deref(), ledger_id.as_deref());
             }
             // Restored under ENCRYPTION_KEY while the key file beside it holds another key:
             // the next command without the variable would be told the key does not match.
@@ -1382,34 +1397,67 @@ fn print_report(report: &crate::integrity::Report) -> Result<ExitCode> {
     }
 }
 
-/// `remit replicate`: continuously (until a signal), `--once`, or `--drop`.
-fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Result<ExitCode> {
-    let target = match to {
+/// What a restore says of the replicas in PostgreSQL. The restored ledger's replica (if it
+/// was replicated) holds commits the backup does not, and replication refuses to go on over
+/// it until it is dropped. The ledger a restore replaced, when it was another
+/// (`--other-ledger`), is dropped by its id: a bare `--drop` would drop the restored ledger's,
+/// which may be another kiosk's, still in service (until 2026-12-07 the advice said a bare
+/// `--drop` whichever ledger the file had held).
+fn replica_advice(replaced_other: Option<&str>, restored: Option<&str>) {
+    let this = restored.map_or_else(|| "this ledger".to_string(), |id| format!("ledger {id}"));
+    match replaced_other {
+        None => println!(
+            "If this ledger was replicated into PostgreSQL, its replica holds what the backup does not, and replication refuses to go on over it: drop it (`remit replicate --drop`) so that the ledger is copied again."
+        ),
+        Some(other) => {
+            println!(
+                "If the replaced ledger ({other}) was replicated into PostgreSQL, its replica stays there, no longer fed: drop it by its id (`remit replicate --drop --ledger {other}`) when head office no longer needs it."
+            );
+            println!(
+                "If {this} was replicated from its own machine, its replica is that machine's: drop it (`remit replicate --drop`) only once that machine is out of service; while both run, replication from this copy is refused."
+            );
+        }
+    }
+}
+
+/// `remit replicate --drop --ledger ID`: drops a ledger's replica by its id, reading no file
+/// or key (the ledger of --db is not asked).
+fn drop_replica(target: &crate::replicate::Target, ledger_id: &str) -> Result<ExitCode> {
+    if crate::replicate::postgres::drop_replica(target, ledger_id)? {
+        println!(
+            "dropped the replica of ledger {ledger_id} in {}",
+            target.display()
+        );
+    } else {
+        println!(
+            "{} holds no replica of ledger {ledger_id}: nothing to drop",
+            target.display()
+        );
+    }
+    Ok(0)
+}
+
+/// `--to`, else `REMIT_REPLICATE_TO`.
+fn replication_target(config: &Config, to: Option<String>) -> Result<crate::replicate::Target> {
+    match to {
         Some(url) => {
-            crate::replicate::Target::parse("--to", &url, config.replicate_ca_file.as_deref())?
+            crate::replicate::Target::parse("--to", &url, config.replicate_ca_file.as_deref())
         }
         None => config
             .replicate_to
             .clone()
-            .ok_or_else(|| Error::invalid("--to", "is required (or set REMIT_REPLICATE_TO)"))?,
-    };
+            .ok_or_else(|| Error::invalid("--to", "is required (or set REMIT_REPLICATE_TO)")),
+    }
+}
+
+/// `remit replicate`: continuously (until a signal), `--once`, or `--drop`.
+fn replicate(config: Config, to: Option<String>, once: bool, drop: bool) -> Result<ExitCode> {
+    let target = replication_target(&config, to)?;
     let (_key_lock, store) = open_existing(&config)?;
     let store = std::sync::Arc::new(store);
     if drop {
         let ledger_id = store.read(|conn, _| store::changes::ledger_id(conn))?;
-        let dropped = crate::replicate::postgres::drop_replica(&target, &ledger_id)?;
-        if dropped {
-            println!(
-                "dropped the replica of ledger {ledger_id} in {}",
-                target.display()
-            );
-        } else {
-            println!(
-                "{} holds no replica of ledger {ledger_id}: nothing to drop",
-                target.display()
-            );
-        }
-        return Ok(0);
+        return drop_replica(&target, &ledger_id);
     }
     let replicator = crate::replicate::Replicator {
         store: std::sync::Arc::clone(&store),

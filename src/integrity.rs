@@ -52,6 +52,10 @@ pub trait Ledger {
     fn holds_credentials(&self) -> bool {
         true
     }
+    /// Whether it reads PostgreSQL's SQL (a replica: `POSTGRES_FORMS`).
+    fn is_postgres(&self) -> bool {
+        false
+    }
 }
 
 /// The checks of `LEDGER_CHECKS` that need columns a later schema added, with that schema: on
@@ -71,10 +75,27 @@ const REQUESTS_CHECK: &str =
     "every payment request is as its audit line made it, approved by its escrow's sender or an admin";
 
 /// The checks of `LEDGER_CHECKS` a replica cannot run: of tables it does not hold (tokens are
-/// credentials, endpoints are not replicated: `replicate::source::LEFT_OUT`), or reading an
-/// audit line's list with SQLite's JSON functions (the categories'). Run on the file only, and
-/// said so on a replica (`Ledger::holds_credentials`: a replica holds neither).
-const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK, ENDPOINTS_CHECK, ALLOCATIONS_CHECK];
+/// credentials, endpoints are not replicated: `replicate::source::LEFT_OUT`). Run on the file
+/// only, and said so on a replica (`Ledger::holds_credentials`: a replica holds neither).
+const FILE_ONLY_CHECKS: &[&str] = &[TOKENS_CHECK, ENDPOINTS_CHECK];
+
+/// The checks of `LEDGER_CHECKS` PostgreSQL reads in a form of its own (`Ledger::is_postgres`):
+/// the categories' list of an escrow's line, which SQLite walks with `json_each` (its places
+/// from 0), PostgreSQL with `jsonb_array_elements` (from 1). The rest is the file's SQL, its
+/// `json_extract`s translated as every check's. (Until 2026-12-07 this check was not run on a
+/// replica: a category renamed there, its money spent as another's, passed.)
+pub(crate) const POSTGRES_FORMS: &[(&str, &str)] = &[(
+    ALLOCATIONS_CHECK,
+    "SELECT 'category ' || c.id, 'of escrow ' || c.escrow_id || ' is ' || c.name || ' with ' || c.allocated_usd_cents
+         || ' US cents but audit line ' || a.seq || ' made its place ' || c.position || ' '
+         || COALESCE(json_extract(j.value, '$.name') || ' with ' || json_extract(j.value, '$.allocatedUsdCents') || ' US cents', 'nothing')
+     FROM spending_categories c JOIN audit_log a ON a.entity = c.escrow_id || '' AND a.action = 'escrow.created'
+         LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof((a.details)::jsonb -> 'categories') = 'array'
+                 THEN (a.details)::jsonb -> 'categories' END) WITH ORDINALITY AS j(value, place)
+             ON j.place - 1 = c.position
+     WHERE j.place IS NULL OR json_extract(j.value, '$.name') <> c.name
+         OR CAST(json_extract(j.value, '$.allocatedUsdCents') AS BIGINT) <> c.allocated_usd_cents",
+)];
 const ALLOCATIONS_CHECK: &str =
     "every category is the name and the allocation its escrow's audit line made it with";
 const ENDPOINTS_CHECK: &str =
@@ -718,7 +739,7 @@ pub const LEDGER_CHECKS: &[(&str, &str)] = &[
     (
         // How an escrow's total is split (its line lists its categories in order): moved
         // between two categories with the journal rewritten to match, a category's money was
-        // spent as another's. (SQLite's `json_each`: on the file only.)
+        // spent as another's. (SQLite's `json_each`; PostgreSQL's form in `POSTGRES_FORMS`.)
         ALLOCATIONS_CHECK,
         "SELECT 'category ' || c.id, 'of escrow ' || c.escrow_id || ' is ' || c.name || ' with ' || c.allocated_usd_cents
              || ' US cents but audit line ' || a.seq || ' made its place ' || c.position || ' '
@@ -991,6 +1012,10 @@ impl Parts {
                     }
                     Some(version) if version < since_schema(name) => Query::Older(version),
                     _ => {
+                        let sql = match POSTGRES_FORMS.iter().find(|(form, _)| form == name) {
+                            Some((_, form)) if ledger.is_postgres() => form,
+                            _ => sql,
+                        };
                         let (kept, all) = ledger.mismatches(sql, MISMATCHES_LISTED_MAX)?;
                         Query::Ran(kept, all)
                     }

@@ -248,12 +248,12 @@ fn assert_checks_clean_alike(db: &Path, key: &str, url: &str, extra: &[&str]) {
         !extra.contains(&"--ledger"),
         "{replica}"
     );
-    // The checks of what a replica does not hold (tokens, webhook endpoints) or reads with
-    // SQLite's JSON functions (the categories' list) are said not run there.
+    // The checks of what a replica does not hold (tokens, webhook endpoints) are said not run
+    // there (the categories' list was too until 2026-12-07: PostgreSQL reads it in a form of its
+    // own).
     let file_only = [
         "every token is as the audit line that issued it",
         "every webhook endpoint posts to",
-        "every category is the name and the allocation",
     ];
     let not_here = ": not run on a replica (`remit check` on the file runs it)";
     for name in file_only {
@@ -608,6 +608,23 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
     ] {
         assert!(edited.stdout.contains(needle), "{needle}: {edited}");
     }
+
+    // A category renamed in the replica (its money then read as another's) is found by the
+    // replica's own check, as on the file: by head office too, checking another kiosk's
+    // replica with no file to compare it with (it passed there until 2026-12-07).
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.spending_categories SET name = 'renamed' WHERE id = (SELECT min(id) FROM {schema}.spending_categories)"
+        ))
+        .unwrap();
+    let renamed = check_replica(&db, TEST_KEY, &url, &["--ledger", &ledger]);
+    assert_eq!(renamed.code, Some(1), "{renamed}");
+    assert!(
+        renamed.stdout.contains(
+            "MISMATCH every category is the name and the allocation its escrow's audit line made it with: category cat_"
+        ) && renamed.stdout.contains(" is renamed with "),
+        "{renamed}"
+    );
 
     // An encrypted value damaged in the replica is said, as on the file.
     client
@@ -1377,6 +1394,78 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
         .unwrap()
         .get(0);
     assert_eq!(version, remit::store::latest_schema_version() as i32);
+}
+
+// A kiosk's ledger restored over another's (`--other-ledger`): the restore names the replaced
+// ledger's replica to drop by its id, and `replicate --drop --ledger` drops that one, reading no
+// file. Until 2026-12-07 it advised a bare `--drop`, which dropped the restored ledger's replica,
+// another kiosk's, still fed by that kiosk.
+#[test]
+fn a_restore_over_another_ledger_names_the_replica_to_drop_by_its_id() {
+    if skipped("a_restore_over_another_ledger_names_the_replica_to_drop_by_its_id") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("pilot");
+    let (here, there) = (TestStore::new(), TestStore::new());
+    for ts in [&here, &there] {
+        let sender = ts.user(Role::Sender, "Amina", None);
+        let agent = ts.user(Role::Agent, "Kiosk", None);
+        ts.active_escrow(&sender, &agent, "0712345678", 10_000, &["rent"], None);
+        ts.store.close();
+    }
+    let (db, theirs) = (here.db_path(), there.db_path());
+    let (replaced, restored) = (ledger_id(&db), ledger_id(&theirs));
+    let backup = there.dir.path().join("backup.db");
+    let mut cmd = remit(there.dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&theirs);
+    assert_eq!(run(cmd).code, Some(0));
+    assert_eq!(replicate_once(&db, TEST_KEY, &url).code, Some(0));
+    assert_eq!(replicate_once(&theirs, TEST_KEY, &url).code, Some(0));
+
+    let mut cmd = remit(here.dir.path(), Some(TEST_KEY));
+    cmd.arg("restore")
+        .arg(&backup)
+        .arg("--other-ledger")
+        .arg("--db")
+        .arg(&db);
+    let said = run(cmd);
+    assert_eq!(said.code, Some(0), "{said}");
+    assert!(
+        said.stdout
+            .contains(&format!("`remit replicate --drop --ledger {replaced}`"))
+            && said.stdout.contains(&format!(
+                "If ledger {restored} was replicated from its own machine"
+            )),
+        "{said}"
+    );
+    // `--ledger` only with `--drop`; with it, no file is read (this --db names none).
+    let drop = |more: &[&str]| {
+        let mut cmd = remit(here.dir.path(), None);
+        cmd.args(["replicate", "--to", &url, "--ledger", &replaced])
+            .args(more)
+            .arg("--db")
+            .arg(here.dir.path().join("absent.db"));
+        run(cmd)
+    };
+    assert_eq!(drop(&[]).code, Some(2));
+    let dropped = drop(&["--drop"]);
+    assert_eq!(dropped.code, Some(0), "{dropped}");
+    assert!(
+        dropped
+            .stdout
+            .contains(&format!("dropped the replica of ledger {replaced}")),
+        "{dropped}"
+    );
+    let mut client = pg.client("pilot");
+    let ledgers: Vec<String> = client
+        .query("SELECT ledger_id FROM remit_replication.ledgers", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ledgers, vec![restored.clone()]);
+    assert_same_rows(&theirs, &mut client, &restored);
 }
 
 // A file put back from an older backup is not the history its replica holds: replication
