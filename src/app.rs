@@ -34,4 +34,29 @@ pub struct App {
     /// The background threads (payouts, housekeeping, notifications, replication): `/health`
     /// and `/metrics` name any that ended before the stop.
     pub threads: crate::runtime::Threads,
+    /// `GET /admin/integrity`'s check, one at a time: it reads the whole ledger.
+    pub integrity_check: OneAtATime,
+}
+
+/// Work that runs once at a time: `start` is `None` while it runs.
+#[derive(Default)]
+pub struct OneAtATime(std::sync::atomic::AtomicBool);
+
+/// Held while the work runs; ends it when dropped (a panic included).
+pub struct Running<'a>(&'a OneAtATime);
+
+impl OneAtATime {
+    pub fn start(&self) -> Option<Running<'_>> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Running(self))
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(false, std::sync::atomic::Ordering::Release);
+    }
 }

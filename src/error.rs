@@ -95,6 +95,9 @@ pub enum Error {
     UnsupportedMediaType,
     /// The database stayed locked past the busy timeout; safe to retry.
     Busy,
+    /// Something the request needs is taken by others for now (`503 busy`, safe to retry): the
+    /// sentence says what (every read connection in use, an integrity check already running).
+    Occupied(&'static str),
     /// The workers a client may hold waiting for slow request bodies are all waiting
     /// (`503 busy` too; safe to retry).
     SlowBodies,
@@ -162,7 +165,7 @@ impl Error {
             Error::BodyTooLarge => "body_too_large",
             Error::BodyTimedOut => "request_timeout",
             Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::Busy | Error::SlowBodies => "busy",
+            Error::Busy | Error::SlowBodies | Error::Occupied(_) => "busy",
             Error::WrongKey | Error::Full | Error::Damaged(_) | Error::Internal(_) => "internal",
         }
     }
@@ -298,6 +301,7 @@ impl fmt::Display for Error {
                 write!(f, "request body must be application/json (UTF-8)")
             }
             Error::Busy => write!(f, "the database is busy; retry the request"),
+            Error::Occupied(what) => write!(f, "{what}"),
             Error::SlowBodies => write!(
                 f,
                 "the server is busy waiting for slow request bodies; retry the request"
@@ -395,9 +399,27 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// What a request is told when every read connection stayed in use for the pool's wait.
+pub const READS_OCCUPIED: &str =
+    "the server is busy (every read connection is in use); retry the request";
+
 impl From<r2d2::Error> for Error {
+    /// The pool's wait ran out: `503 busy`, safe to retry (a `500` until 2026-12-07), unless a
+    /// connection could not be opened (r2d2 then adds the last error after a colon): internal.
     fn from(e: r2d2::Error) -> Error {
-        Error::Internal(format!("read pool: {e}"))
+        let said = e.to_string();
+        if said == "timed out waiting for connection" {
+            static SAID: Throttle = Throttle::new(std::time::Duration::from_secs(60));
+            if let Some(left_out) = SAID.admit() {
+                log::warn!(
+                    "a request waited {} ms for a read connection, every one in use, and was answered 503 busy ({left_out} more since the last such line): more readers at once than the pool holds, or long reads",
+                    crate::limits::READ_POOL_TIMEOUT_MS
+                );
+            }
+            Error::Occupied(READS_OCCUPIED)
+        } else {
+            Error::Internal(format!("read pool: {said}"))
+        }
     }
 }
 
@@ -407,6 +429,31 @@ mod tests {
 
     fn sqlite(code: i32) -> Error {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None).into()
+    }
+
+    /// A pool whose every connection stayed in use is `503 busy` (safe to retry), not a
+    /// `500`; one whose connections cannot be opened stays internal. (r2d2 says both as "timed
+    /// out waiting for connection", the second with its last error after it.)
+    #[test]
+    fn a_read_pool_in_use_is_busy_and_one_that_cannot_open_is_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = |path: std::path::PathBuf| {
+            r2d2::Pool::builder()
+                .max_size(1)
+                .connection_timeout(std::time::Duration::from_millis(50))
+                .build_unchecked(r2d2_sqlite::SqliteConnectionManager::file(path))
+        };
+        let open = pool(dir.path().join("a.db"));
+        let _held = open.get().unwrap();
+        let busy = Error::from(open.get().unwrap_err());
+        assert!(
+            matches!(busy, Error::Occupied(super::READS_OCCUPIED)),
+            "{busy:?}"
+        );
+        assert_eq!(busy.code(), "busy");
+        let cannot = pool(dir.path().join("absent").join("a.db"));
+        let internal = Error::from(cannot.get().unwrap_err());
+        assert!(matches!(internal, Error::Internal(_)), "{internal:?}");
     }
 
     #[test]

@@ -908,6 +908,24 @@ pub fn check(conn: &Connection, keys: &Keys) -> Result<Report> {
     parts.report()
 }
 
+/// `check` with each part in a read transaction of its own (the server's `GET
+/// /admin/integrity`): a snapshot held for the whole check (seconds at 10,000 escrows, minutes
+/// at a million) kept the writer from restarting the log for as long, and the log grew past
+/// its bound (`REMIT_WAL_MAX_MB`) under load. Parts may read snapshots commits apart, which
+/// none minds (`check_on_two`); the longest snapshot is the file's storage check's.
+pub fn check_part_by_part(conn: &Connection, keys: &Keys) -> Result<Report> {
+    let parts = Parts::new(true, true);
+    loop {
+        let tx = conn.unchecked_transaction()?;
+        let more = parts.run_next(&mut Sqlite(&tx), keys)?;
+        tx.finish()?;
+        if !more {
+            break;
+        }
+    }
+    parts.report()
+}
+
 /// `check` on two connections to the same file at once (`remit check`, `remit backup`): one
 /// thread verifies the audit chain while the other runs the SQL checks, and each takes the next
 /// part when done, so a large ledger is checked in about half the time on two cores. `second`
@@ -990,44 +1008,49 @@ impl Parts {
 
     /// Takes parts until none is left; a part that cannot run stops this runner.
     fn run(&self, ledger: &mut dyn Ledger, keys: &Keys) -> Result<()> {
-        loop {
-            let part = self.next.fetch_add(1, Ordering::Relaxed);
-            if part == 0 {
-                if self.storage {
-                    let problems = ledger.storage_problems()?;
-                    self.found().storage = problems;
-                }
-            } else if part == 1 {
-                if self.sealed {
-                    let sealed = ledger.sealed_problems(keys)?;
-                    self.found().sealed = sealed;
-                }
-            } else if part == 2 {
-                let chain = audit_chain(ledger, keys)?;
-                self.found().audit = Some(chain);
-            } else if let Some((name, sql)) = LEDGER_CHECKS.get(part - 3) {
-                let query = match ledger.schema_version() {
-                    _ if FILE_ONLY_CHECKS.contains(name) && !ledger.holds_credentials() => {
-                        Query::FileOnly
-                    }
-                    Some(version) if version < since_schema(name) => Query::Older(version),
-                    _ => {
-                        let sql = match POSTGRES_FORMS.iter().find(|(form, _)| form == name) {
-                            Some((_, form)) if ledger.is_postgres() => form,
-                            _ => sql,
-                        };
-                        let (kept, all) = ledger.mismatches(sql, MISMATCHES_LISTED_MAX)?;
-                        Query::Ran(kept, all)
-                    }
-                };
-                self.found().queries[part - 3] = Some(query);
-            } else if part == LEDGER_CHECKS.len() + 3 {
-                let rows = ledger.unguarded()?;
-                self.found().unguarded = Some(rows);
-            } else {
-                return Ok(());
+        while self.run_next(ledger, keys)? {}
+        Ok(())
+    }
+
+    /// Takes the next part and runs it; false when none was left.
+    fn run_next(&self, ledger: &mut dyn Ledger, keys: &Keys) -> Result<bool> {
+        let part = self.next.fetch_add(1, Ordering::Relaxed);
+        if part == 0 {
+            if self.storage {
+                let problems = ledger.storage_problems()?;
+                self.found().storage = problems;
             }
+        } else if part == 1 {
+            if self.sealed {
+                let sealed = ledger.sealed_problems(keys)?;
+                self.found().sealed = sealed;
+            }
+        } else if part == 2 {
+            let chain = audit_chain(ledger, keys)?;
+            self.found().audit = Some(chain);
+        } else if let Some((name, sql)) = LEDGER_CHECKS.get(part - 3) {
+            let query = match ledger.schema_version() {
+                _ if FILE_ONLY_CHECKS.contains(name) && !ledger.holds_credentials() => {
+                    Query::FileOnly
+                }
+                Some(version) if version < since_schema(name) => Query::Older(version),
+                _ => {
+                    let sql = match POSTGRES_FORMS.iter().find(|(form, _)| form == name) {
+                        Some((_, form)) if ledger.is_postgres() => form,
+                        _ => sql,
+                    };
+                    let (kept, all) = ledger.mismatches(sql, MISMATCHES_LISTED_MAX)?;
+                    Query::Ran(kept, all)
+                }
+            };
+            self.found().queries[part - 3] = Some(query);
+        } else if part == LEDGER_CHECKS.len() + 3 {
+            let rows = ledger.unguarded()?;
+            self.found().unguarded = Some(rows);
+        } else {
+            return Ok(false);
         }
+        Ok(true)
     }
 
     fn found(&self) -> std::sync::MutexGuard<'_, Found> {

@@ -137,6 +137,7 @@ pub fn start_on(listener: TcpListener, config: Config, store: Arc<Store>) -> Res
         config,
         ready: AtomicBool::new(false),
         threads: Threads::default(),
+        integrity_check: Default::default(),
     });
     let http = crate::http::start(listener, Arc::clone(&app))?;
     let stopping = Arc::new(AtomicBool::new(false));

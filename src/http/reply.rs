@@ -78,7 +78,7 @@ pub fn status_of(error: &Error) -> u16 {
         Error::BodyTooLarge => 413,
         Error::UnsupportedMediaType => 415,
         Error::IdempotencyKeyReused => 422,
-        Error::Busy | Error::SlowBodies => 503,
+        Error::Busy | Error::SlowBodies | Error::Occupied(_) => 503,
         Error::WrongKey | Error::Full | Error::Damaged(_) | Error::Internal(_) => 500,
     }
 }

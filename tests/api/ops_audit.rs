@@ -1759,6 +1759,62 @@ fn check_with_a_wrong_key_exits_2_and_says_the_key_does_not_match() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
 }
 
+/// The check reads the whole ledger: one at a time, the others asked meanwhile `503 busy`
+/// (safe to retry). Until 2026-12-07 every call ran its own, each holding a pooled read
+/// connection for its length: a script asking it in a loop from a few connections took them
+/// all, and the other requests waited 5 s and were answered 500.
+#[test]
+fn admin_integrity_runs_one_check_at_a_time() {
+    let app = spawn_app();
+    for _ in 0..30 {
+        app.active_escrow(100, &["rent", "food"]);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(app.get("/admin/integrity", &app.admin).body["ok"], true);
+    let one = started.elapsed();
+    let askers = 6;
+    let gate = std::sync::Barrier::new(askers);
+    let answers: Vec<Resp> = std::thread::scope(|s| {
+        let asks: Vec<_> = (0..askers)
+            .map(|_| {
+                s.spawn(|| {
+                    gate.wait();
+                    app.raw_once("GET", "/admin/integrity", Some(&app.admin), None, &[])
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let (mut ran, mut refused) = (0, 0);
+    for r in &answers {
+        match r.status {
+            200 => {
+                assert_eq!(r.body["ok"], true, "{}", r.text);
+                ran += 1;
+            }
+            503 => {
+                assert_eq!(r.body["code"], "busy", "{}", r.text);
+                assert!(
+                    r.body["error"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("an integrity check is running already"),
+                    "{}",
+                    r.text
+                );
+                assert_eq!(r.header("retry-after"), Some("1"));
+                refused += 1;
+            }
+            _ => panic!("{}", r.text),
+        }
+    }
+    // Asked at once, each check taking this long, they overlap.
+    assert!(
+        ran >= 1 && refused >= 1,
+        "{ran} ran, {refused} refused; one check took {one:?}"
+    );
+}
+
 #[test]
 fn admin_integrity_returns_the_same_report_as_remit_check() {
     let app = spawn_app();

@@ -219,7 +219,8 @@ impl TestApp {
         }
     }
 
-    fn raw_once(
+    /// One attempt of `raw`, for a test that means to see a `503 busy`.
+    pub fn raw_once(
         &self,
         method: &str,
         path: &str,
