@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::limits::{TOKEN_BYTES_MAX, TOKEN_CACHE_ENTRIES_MAX, TOKEN_CACHE_TTL_S};
 use crate::service::{users, Actor};
 use crate::store::Store;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,8 +57,9 @@ struct Known {
 /// Turns bearer tokens into actors.
 pub struct Authenticator {
     store: Arc<Store>,
-    /// Hashes of tokens used since the last flush of `last_used_at`.
-    touched: Mutex<HashSet<[u8; 32]>>,
+    /// Tokens used since the last flush of `last_used_at` (their hashes), each with the time
+    /// of its latest use.
+    touched: Mutex<HashMap<[u8; 32], i64>>,
     /// Tokens found valid lately.
     known: Mutex<HashMap<[u8; 32], Known>>,
     /// `<db>.revoked`, and its size and time when `known` was last emptied for it.
@@ -76,7 +77,7 @@ impl Authenticator {
         let revocations = revocations_file(store.path());
         Authenticator {
             store,
-            touched: Mutex::new(HashSet::new()),
+            touched: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             revocations_at: Mutex::new(revocations_seen(&revocations)),
             revocations,
@@ -166,16 +167,16 @@ impl Authenticator {
                 actor
             }
         };
-        if let Ok(mut set) = self.touched.lock() {
-            set.insert(hash);
+        if let Ok(mut used) = self.touched.lock() {
+            used.insert(hash, crate::time::now_unix());
         }
         Ok(actor)
     }
 
     /// Writes `last_used_at` for the tokens used since the last call.
     pub fn flush_token_use(&self) {
-        let hashes: Vec<[u8; 32]> = match self.touched.lock() {
-            Ok(mut set) => set.drain().collect(),
+        let hashes: Vec<([u8; 32], i64)> = match self.touched.lock() {
+            Ok(mut used) => used.drain().collect(),
             Err(_) => return,
         };
         // One command per few hundred tokens: each updates a row of its own, on a page of its

@@ -75,8 +75,8 @@ pub fn signed_in<T>(
     f: impl Fn(&WriteCtx<'_>) -> Result<T>,
 ) -> impl Fn(&WriteCtx<'_>) -> Result<T> {
     move |ctx| {
-        still_signed_in(ctx, credential)?;
-        f(ctx)
+        let who = still_signed_in(ctx, credential)?;
+        ctx.as_signed_in(who, &f)
     }
 }
 

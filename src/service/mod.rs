@@ -57,24 +57,24 @@ impl std::fmt::Debug for Credential {
 /// its request was authenticated: the writer's own read, in the transaction the change commits
 /// in, after every revocation committed before it. An actor without a token (the system, the
 /// command line) passes.
+/// Returns the token's user and prefix (its audit lines name it: `WriteCtx::as_signed_in`);
+/// `None` for a command of no token.
 pub fn still_signed_in(
     ctx: &crate::store::WriteCtx<'_>,
     credential: Option<Credential>,
-) -> Result<()> {
+) -> Result<Option<(String, String)>> {
+    use rusqlite::OptionalExtension;
     let Some(Credential(hash)) = credential else {
-        return Ok(());
+        return Ok(None);
     };
-    let open: bool = ctx
-        .conn
+    ctx.conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL)",
+            "SELECT user_id, prefix FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
         )?
-        .query_row([hash.as_slice()], |r| r.get(0))?;
-    if open {
-        Ok(())
-    } else {
-        Err(Error::Unauthenticated)
-    }
+        .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .map(Some)
+        .ok_or(Error::Unauthenticated)
 }
 
 impl Actor {

@@ -429,13 +429,16 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<Actor> {
 
 /// Records when tokens were last used, many at once (called from a background thread so
 /// that a request never writes just for this).
-pub fn touch_tokens(ctx: &WriteCtx<'_>, token_hashes: &[[u8; 32]]) -> Result<()> {
-    let at = ctx.at();
-    let mut stmt = ctx
-        .conn
-        .prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE token_hash = ?1")?;
-    for hash in token_hashes {
-        stmt.execute(params![hash.as_slice(), at])?;
+pub fn touch_tokens(ctx: &WriteCtx<'_>, used: &[([u8; 32], i64)]) -> Result<()> {
+    // The time of the use, not of this write (up to a flush later): a token used, then revoked
+    // before the flush, read as used after its revocation (until 2026-12-07). Never earlier
+    // than a use already recorded.
+    let mut stmt = ctx.conn.prepare_cached(
+        "UPDATE api_tokens SET last_used_at = ?2
+         WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    )?;
+    for (hash, at) in used {
+        stmt.execute(params![hash.as_slice(), crate::time::rfc3339(*at)])?;
     }
     Ok(())
 }

@@ -48,6 +48,9 @@ pub struct WriteCtx<'a> {
     emitted: Cell<bool>,
     /// `now` as RFC 3339, made once per batch.
     at: std::cell::OnceCell<String>,
+    /// The user whose request this command is, and the prefix of the token they signed in
+    /// with (`service::still_signed_in`): their audit lines name it.
+    signed_in: RefCell<Option<(String, String)>>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -63,7 +66,21 @@ impl<'a> WriteCtx<'a> {
             audit_head: Cell::new(None),
             emitted: Cell::new(false),
             at: std::cell::OnceCell::new(),
+            signed_in: RefCell::new(None),
         }
+    }
+
+    /// Runs `f` as the command of `who` (user id, token prefix), whose audit lines then name
+    /// the token (`audit`); `None`: of no token (the system, the command line).
+    pub fn as_signed_in<T>(
+        &self,
+        who: Option<(String, String)>,
+        f: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<T> {
+        let before = self.signed_in.replace(who);
+        let done = f(self);
+        self.signed_in.replace(before);
+        done
     }
 
     /// The batch's time as RFC 3339.
@@ -86,16 +103,40 @@ impl<'a> WriteCtx<'a> {
             Some(head) => head,
             None => crate::audit::last_line(self.conn)?,
         };
-        let line = crate::audit::append_line(
-            self.conn,
-            self.audit_key,
-            self.now,
-            &head,
-            actor,
-            action,
-            entity,
-            details,
-        )?;
+        // A user's line names the token they acted with (its prefix, as `DELETE /tokens/:prefix`
+        // and `token.issued` name it): an admin can issue a token for any user, and a line
+        // by that user's id alone did not tell their own act from one by the token the admin
+        // gave themselves (until 2026-12-07).
+        let signed_in = self.signed_in.borrow();
+        let line = match signed_in.as_ref() {
+            Some((user, prefix)) if user == actor => {
+                let mut named = serde_json::to_value(details).map_err(Error::internal)?;
+                if let Some(fields) = named.as_object_mut() {
+                    fields.insert("token".into(), prefix.clone().into());
+                }
+                crate::audit::append_line(
+                    self.conn,
+                    self.audit_key,
+                    self.now,
+                    &head,
+                    actor,
+                    action,
+                    entity,
+                    &named,
+                )?
+            }
+            _ => crate::audit::append_line(
+                self.conn,
+                self.audit_key,
+                self.now,
+                &head,
+                actor,
+                action,
+                entity,
+                details,
+            )?,
+        };
+        drop(signed_in);
         self.audit_head.set(Some(line));
         self.audited.set(true);
         self.log_after_commit(

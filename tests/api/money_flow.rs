@@ -669,7 +669,7 @@ fn a_queue_timeout_keeps_the_money_reserved_until_an_admin_resolves_it() {
         .unwrap();
     assert_eq!(
         resolved["details"],
-        json!({"outcome": "failed"}),
+        json!({"outcome": "failed", "token": &app.admin[..12]}),
         "{resolved}"
     );
     let kept = app.get(&format!("/payment-requests/{request}"), &app.admin);

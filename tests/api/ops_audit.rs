@@ -1759,6 +1759,121 @@ fn check_with_a_wrong_key_exits_2_and_says_the_key_does_not_match() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
 }
 
+/// A user's audit line names the token they acted with: an admin may issue a token for any
+/// user, and an approval made with one they issued for a sender read as the sender's own, the
+/// two told apart by nothing but times (until 2026-12-07). The sender sees the token of their
+/// own lines (to match with the tokens they hold), no one else's.
+#[test]
+fn an_audit_line_names_the_token_its_user_acted_with() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["rent"]);
+    let sender_id = app.get("/me", &app.sender).body["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issued = app.post(
+        &format!("/users/{sender_id}/tokens"),
+        &app.admin,
+        &json!({}),
+    );
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    let in_their_name = issued.body["token"].as_str().unwrap().to_string();
+    let (mine, theirs) = (
+        app.request(&escrow, "rent", 1_000, "12345"),
+        app.request(&escrow, "rent", 1_000, "12345"),
+    );
+    assert_eq!(app.approve(&mine).status, 200);
+    let approved = app.post(
+        &format!("/payment-requests/{theirs}/approve"),
+        &in_their_name,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    let approval = |entity: &str, token: &str| -> Value {
+        let r = app.get(&format!("/audit?entity={entity}"), token);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["action"] == "payment_request.approved")
+            .unwrap_or_else(|| panic!("no approval in {}", r.text))
+            .clone()
+    };
+    for (request, token) in [(&mine, &app.sender), (&theirs, &in_their_name)] {
+        let line = approval(request, &app.admin);
+        assert_eq!(line["actor"], sender_id.as_str());
+        assert_eq!(line["details"]["token"], token[..12], "{line}");
+    }
+    // The sender's view of the escrow's log: their own lines with their tokens, an agent's
+    // (the requests, the cash) with none.
+    let r = app.get(&format!("/audit?entity={escrow}"), &app.sender);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let lines = r.body["items"].as_array().unwrap();
+    let tokens: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["action"] == "payment_request.approved")
+        .map(|l| l["details"]["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 2, "{}", r.text);
+    assert!(tokens.contains(&&in_their_name[..12]) && tokens.contains(&&app.sender[..12]));
+    let by_agent: Vec<&Value> = lines.iter().filter(|l| l["actor"] == "agent").collect();
+    assert!(!by_agent.is_empty(), "{}", r.text);
+    assert!(
+        by_agent.iter().all(|l| l["details"].get("token").is_none()),
+        "{}",
+        r.text
+    );
+}
+
+/// A token's last use is the time of that use, not of its record (written in the background,
+/// seconds later): a token used, then revoked before the record, read as used after its
+/// revocation (until 2026-12-07).
+#[test]
+fn a_tokens_last_use_is_when_it_was_used() {
+    let app = spawn_app();
+    let created = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "agent", "name": "Late shift"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let user_id = created.body["user"]["userId"].as_str().unwrap().to_string();
+    let token = created.body["token"].as_str().unwrap().to_string();
+    let before = remit::time::now_rfc3339();
+    assert_eq!(app.get("/me", &token).status, 200);
+    let after = remit::time::now_rfc3339();
+    let revoked = app.raw(
+        "DELETE",
+        &format!("/tokens/{}", &token[..12]),
+        Some(&app.admin),
+        None,
+        &[],
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let view = loop {
+        let users = app.get("/users?limit=100", &app.admin);
+        let view = users.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["userId"] == user_id.as_str())
+            .unwrap()["tokens"][0]
+            .clone();
+        if !view["lastUsedAt"].is_null() || std::time::Instant::now() > deadline {
+            break view;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let used = view["lastUsedAt"].as_str().expect("its use was recorded");
+    assert!(
+        before.as_str() <= used && used <= after.as_str(),
+        "used between {before} and {after}: {view}"
+    );
+    assert!(used <= view["revokedAt"].as_str().unwrap(), "{view}");
+}
+
 /// The check reads the whole ledger: one at a time, the others asked meanwhile `503 busy`
 /// (safe to retry). Until 2026-12-07 every call ran its own, each holding a pooled read
 /// connection for its length: a script asking it in a loop from a few connections took them
@@ -1956,11 +2071,14 @@ fn get_audit_lists_an_escrows_lines_in_chain_order_without_pii() {
     // log rather than the ledger's seq (whose gaps would tell the same).
     // Nor M-Pesa's conversation id of the payout (for admins, as in the payout's view). The
     // kiosk agent who took the cash and asked for payments is named by role.
+    // Nor the token another acted with (their own lines name theirs).
     let mut admins = r.body["items"].clone();
     let (mut hidden, mut conversations) = (0, 0);
     for (place, item) in admins.as_array_mut().unwrap().iter_mut().enumerate() {
         if item["actor"] == app.agent_id.as_str() {
             item["actor"] = serde_json::json!("agent");
+            let token = item["details"].as_object_mut().unwrap().remove("token");
+            assert_eq!(token, Some(json!(&app.agent[..12])), "{item}");
         }
         if let Some(details) = item["details"].as_object_mut() {
             hidden += usize::from(details.remove("recipientId").is_some());

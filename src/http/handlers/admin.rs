@@ -219,6 +219,14 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             let mut roles: std::collections::HashMap<String, Option<String>> =
                 std::collections::HashMap::new();
             for line in &mut lines {
+                // The token a line was acted with: the sender's own (theirs to match with the
+                // tokens they hold: one they never had is someone else's act in their name),
+                // not another's.
+                if line.actor != actor.id {
+                    if let Some(details) = line.details.as_object_mut() {
+                        details.remove("token");
+                    }
+                }
                 if line.actor != recipient.as_str()
                     && line.actor != actor.id
                     && line.actor.starts_with("usr_")
