@@ -1414,7 +1414,7 @@ fn replica_advice(replaced_other: Option<&str>, restored: Option<&str>) {
                 "If the replaced ledger ({other}) was replicated into PostgreSQL, its replica stays there, no longer fed: drop it by its id (`remit replicate --drop --ledger {other}`) when head office no longer needs it."
             );
             println!(
-                "If {this} was replicated from its own machine, its replica is that machine's: drop it (`remit replicate --drop`) only once that machine is out of service; while both run, replication from this copy is refused."
+                "If {this} was replicated from its own machine, its replica is that machine's: drop it (`remit replicate --drop`) only once that machine is out of service. Two copies of one ledger must not both run: its replica takes one history, and the copy that replicates after the other has moved on is refused."
             );
         }
     }

@@ -469,6 +469,9 @@ pub enum EncryptedColumn {
     /// `webhook_endpoints.url_enc`: where a webhook endpoint's deliveries go (its query or path
     /// may hold the receiver's own secret); `url` keeps its origin only.
     WebhookUrl,
+    /// `payouts.payee_name_enc`: the payee as M-Pesa's result of the paid payout names it
+    /// (`"254712345678 - JANE WANJIKU"`).
+    PayeeName,
 }
 
 impl EncryptedColumn {
@@ -487,6 +490,7 @@ impl EncryptedColumn {
         EncryptedColumn::SmsBody,
         EncryptedColumn::ResolveReason,
         EncryptedColumn::WebhookUrl,
+        EncryptedColumn::PayeeName,
     ];
 
     /// (table, column, the column's name in associated data).
@@ -513,6 +517,7 @@ impl EncryptedColumn {
             EncryptedColumn::SmsBody => ("sms_messages", "body_enc", "body"),
             EncryptedColumn::ResolveReason => ("payouts", "resolve_reason_enc", "resolve_reason"),
             EncryptedColumn::WebhookUrl => ("webhook_endpoints", "url_enc", "url"),
+            EncryptedColumn::PayeeName => ("payouts", "payee_name_enc", "payee_name"),
         }
     }
 

@@ -121,7 +121,14 @@ impl Simulator {
         }
         let receipt = receipt();
         let body = if b2c {
-            daraja::b2c_success(originator, conversation_id, &receipt, job.amount)
+            daraja::b2c_success(
+                originator,
+                conversation_id,
+                &receipt,
+                job.amount,
+                // The phone as M-Pesa writes it: digits, no `+`.
+                Some(job.account.number().trim_start_matches('+')),
+            )
         } else {
             daraja::b2b_success(
                 originator,

@@ -1202,6 +1202,50 @@ pub fn apply_result(
     Ok(ResultOutcome::Applied)
 }
 
+/// Keeps, sealed, the payee as M-Pesa's result of a payout it paid names it (the first of its
+/// `ReceiverPartyPublicName`s that says something): at most `PAYEE_NAME_CHARS` characters, without
+/// control characters (the view shows it beside the name the requester typed).
+pub fn record_payee_name(ctx: &WriteCtx<'_>, payout_id: &PayoutId, named: &[String]) -> Result<()> {
+    let Some(name) = named.iter().find_map(|n| payee_name_kept(n)) else {
+        return Ok(());
+    };
+    let sealed = ctx
+        .keys
+        .seal(EncryptedColumn::PayeeName, payout_id.as_str(), &name)?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE payouts SET change_seq = remit_change_seq(), payee_name_enc = ?2 WHERE id = ?1",
+        )?
+        .execute(params![payout_id, sealed])?;
+    Ok(())
+}
+
+/// The longest payee name kept from M-Pesa's result.
+const PAYEE_NAME_CHARS: usize = 120;
+
+/// M-Pesa's payee name as kept: its control characters (a line break, an escape; the callback's
+/// reading has made them U+FFFD already) as spaces, spaces run together, cut to
+/// `PAYEE_NAME_CHARS`; `None` when nothing is left.
+fn payee_name_kept(named: &str) -> Option<String> {
+    let spaced: String = named
+        .chars()
+        .map(
+            |c| match c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                true => ' ',
+                false => c,
+            },
+        )
+        .collect();
+    let kept: String = spaced
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(PAYEE_NAME_CHARS)
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
 /// Records the result description that came with a success (kept for the request view).
 pub fn record_result_desc(ctx: &WriteCtx<'_>, payout_id: &PayoutId, desc: &str) -> Result<()> {
     ctx.conn

@@ -525,6 +525,14 @@ pub struct PayoutView {
     pub sent_at: Option<String>,
     /// When its result was recorded.
     pub result_at: Option<String>,
+    /// The payee as M-Pesa's result of the paid payout names it (`"888880 - KENYA POWER"`,
+    /// `"254712345678 - JANE WANJIKU"`), beside the name its requester typed; `null` before
+    /// it is paid (and for payouts paid before 2026-12-07), and for those who do not see the
+    /// request's payee name.
+    pub mpesa_payee_name: Option<String>,
+    /// Sealed (`opened` opens it into `mpesa_payee_name`).
+    #[serde(skip)]
+    pub(crate) sealed_payee: Option<String>,
     /// An admin's words on a failure resolved by hand, sealed (`opened` puts them in
     /// `result_desc`).
     #[serde(skip)]
@@ -554,6 +562,7 @@ columns! {
         SENT = "p.sent_at",
         RESULT_AT = "p.result_at",
         RESOLVE_REASON = "p.resolve_reason_enc",
+        PAYEE_NAME = "p.payee_name_enc",
         HELD = concat!("(p.status = 'queued' AND ", super::payouts::held_with_escrow!("p"), ")"),
     }
 }
@@ -594,10 +603,13 @@ impl PayoutView {
             sent_at: r.get(col(P::SENT))?,
             result_at: r.get(col(P::RESULT_AT))?,
             sealed_reason: r.get(col(P::RESOLVE_REASON))?,
+            mpesa_payee_name: None,
+            sealed_payee: r.get(col(P::PAYEE_NAME))?,
         })
     }
 
-    /// The payout with an admin's sealed words on its failure opened, as its `resultDesc`.
+    /// The payout with an admin's sealed words on its failure opened, as its `resultDesc`,
+    /// and M-Pesa's payee as `mpesaPayeeName`.
     pub(crate) fn opened(mut self, keys: &Keys) -> Result<PayoutView> {
         if let Some(sealed) = self.sealed_reason.take() {
             self.result_desc = Some(keys.open(
@@ -605,6 +617,10 @@ impl PayoutView {
                 self.payout_id.as_str(),
                 &sealed,
             )?);
+        }
+        if let Some(sealed) = self.sealed_payee.take() {
+            self.mpesa_payee_name =
+                Some(keys.open(EncryptedColumn::PayeeName, self.payout_id.as_str(), &sealed)?);
         }
         Ok(self)
     }
@@ -651,6 +667,8 @@ impl PayoutView {
             sent_at: None,
             result_at: None,
             sealed_reason: None,
+            mpesa_payee_name: None,
+            sealed_payee: None,
         }
     }
 
@@ -668,6 +686,8 @@ impl PayoutView {
             self.result_desc = None;
             self.sealed_reason = None;
             self.flag_reason = None;
+            // As the request's payee name is not, for them.
+            self.sealed_payee = None;
             // It says that the escrow is flagged, which is its owners' business.
             self.held = false;
         }

@@ -654,6 +654,11 @@ fn apply_to_payout(
             )?;
             if applied == ResultOutcome::Applied {
                 payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
+                payouts::record_payee_name(
+                    ctx,
+                    payout_id,
+                    &callback.named("ReceiverPartyPublicName"),
+                )?;
             }
             Ok(CallbackOutcome::Result(applied))
         }

@@ -77,10 +77,16 @@ impl<'a> WriteCtx<'a> {
         who: Option<(String, String)>,
         f: impl FnOnce(&Self) -> Result<T>,
     ) -> Result<T> {
-        let before = self.signed_in.replace(who);
-        let done = f(self);
-        self.signed_in.replace(before);
-        done
+        /// Puts back who was signed in before, also when `f` panics (the writer catches a
+        /// command's panic and goes on with the batch's others).
+        struct Restore<'c, 'a>(&'c WriteCtx<'a>, Option<(String, String)>);
+        impl Drop for Restore<'_, '_> {
+            fn drop(&mut self) {
+                self.0.signed_in.replace(self.1.take());
+            }
+        }
+        let _restore = Restore(self, self.signed_in.replace(who));
+        f(self)
     }
 
     /// The batch's time as RFC 3339.

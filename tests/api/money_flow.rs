@@ -774,6 +774,90 @@ fn a_failed_payouts_reason_that_draws_nothing_is_no_reason() {
     app.assert_integrity();
 }
 
+/// Whom M-Pesa paid, as its result names it (`ReceiverPartyPublicName`), is kept (sealed) and
+/// shown beside the payee name the requester typed: a kiosk agent may type "Kenya Power" for a
+/// phone of their own, and the sender saw only that (until 2026-12-07). Not shown to those who
+/// do not see the request's payee name (another kiosk's agent).
+#[test]
+fn a_paid_payout_shows_the_payee_as_mpesa_names_it() {
+    let app = spawn_app();
+    let escrow = app.active_escrow(100, &["rent"]);
+    let paybill = app.request(&escrow, "rent", 1_500, "12345");
+    let asked = app.post(
+        "/payment-requests",
+        &app.agent,
+        &json!({"escrowId": escrow, "category": "rent", "amountKes": 1_000, "merchantName": "Kenya Power",
+                "merchantAccount": {"type": "phone", "number": "0799111222"}}),
+    );
+    assert_eq!(asked.status, 201, "{}", asked.text);
+    let phone = asked.body["paymentRequestId"].as_str().unwrap().to_string();
+    for request in [&paybill, &phone] {
+        assert_eq!(app.approve(request).status, 200);
+        app.wait_for_status(request, &["paid"]);
+    }
+    let named = |request: &str, token: &str| -> Value {
+        let r = app.get(&format!("/payment-requests/{request}"), token);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["payout"]["mpesaPayeeName"].clone()
+    };
+    assert_eq!(named(&paybill, &app.sender), "888880 - SIMULATED PAYEE");
+    assert_eq!(named(&phone, &app.sender), "254799111222 - SIMULATED PAYEE");
+    assert_eq!(named(&phone, &app.agent), "254799111222 - SIMULATED PAYEE");
+    let other = app.post(
+        "/users",
+        &app.admin,
+        &json!({"role": "agent", "name": "Another kiosk"}),
+    );
+    let other = other.body["token"].as_str().unwrap();
+    assert_eq!(named(&phone, other), Value::Null);
+    let (payout, _, _) = app.payout_ids(&phone);
+    let r = app.get("/payouts?status=succeeded", &app.admin);
+    let listed = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["payoutId"] == payout.as_str())
+        .unwrap_or_else(|| panic!("{payout} not in {}", r.text));
+    assert_eq!(listed["mpesaPayeeName"], "254799111222 - SIMULATED PAYEE");
+    // Sealed in the file, as every name.
+    let (payout, _, _) = app.payout_ids(&paybill);
+    let kept: String = app
+        .store
+        .read(move |c, _| {
+            Ok(c.query_row(
+                "SELECT payee_name_enc FROM payouts WHERE id = ?1",
+                [&payout],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(
+        kept.starts_with("v1.") && !kept.contains("SIMULATED"),
+        "{kept}"
+    );
+    app.assert_integrity();
+}
+
+/// M-Pesa's words are kept as a line of text: control characters (an escape, a line break) as
+/// spaces, at most 120 characters.
+#[test]
+fn the_payee_mpesa_names_is_kept_as_one_line_of_text() {
+    let app = spawn_app_with(|c| c.gateway = remit::config::GatewayKind::None);
+    let (request, _, originator) = queued_payout(&app);
+    let mut body = b2c_success(&originator, "TCE4K7PQ2M", 1_500);
+    let long = "X".repeat(300);
+    body["Result"]["ResultParameters"]["ResultParameter"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Key": "ReceiverPartyPublicName",
+                     "Value": format!("888880 -\u{1b}[31m KENYA\nPOWER {long}")}));
+    assert_eq!(app.post_mpesa_result(&body).status, 200);
+    let paid = app.wait_for_status(&request, &["paid"]);
+    let name = paid["payout"]["mpesaPayeeName"].as_str().unwrap();
+    assert!(name.starts_with("888880 - [31m KENYA POWER XXX"), "{name}");
+    assert_eq!(name.chars().count(), 120, "{name}");
+}
+
 fn queued_payout(app: &TestApp) -> (String, String, String) {
     let escrow = app.active_escrow(100, &["a"]);
     let request = app.request(&escrow, "a", 1_500, "ACC");

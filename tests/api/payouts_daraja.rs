@@ -1647,6 +1647,7 @@ fn a_status_answer_naming_another_payout_than_its_query_settles_neither() {
         &query_a,
         "TLQ0000013",
         kes,
+        None,
     ));
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -2558,15 +2559,25 @@ fn a_success_result_that_contradicts_itself_is_not_applied() {
         let (_, originator, conversation) = acknowledged(&app, &fake, &request);
         let receipt = receipt_of(&fake, &originator);
         let amount = remit::money::KesCents::new(kes * 100).unwrap();
-        let mut forged =
-            remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
+        let mut forged = remit::wire::daraja::results::b2c_success(
+            &originator,
+            &conversation,
+            &receipt,
+            amount,
+            None,
+        );
         forge(&mut forged);
         let r = post_result(&app, &forged);
         assert_eq!(r.status, 200, "{what}: {}", r.text);
         assert_sent_unpaid(&app, &request, what);
         // The real result, as M-Pesa sends it: paid once.
-        let real =
-            remit::wire::daraja::results::b2c_success(&originator, &conversation, &receipt, amount);
+        let real = remit::wire::daraja::results::b2c_success(
+            &originator,
+            &conversation,
+            &receipt,
+            amount,
+            None,
+        );
         let r = post_result(&app, &real);
         assert_eq!(r.status, 200, "{what}: {}", r.text);
         assert_paid_once(&app, &fake, &escrow, &request);
@@ -2624,7 +2635,8 @@ fn an_acknowledgement_reusing_another_payouts_conversation_is_flagged_and_never_
     // Its result, under its own id and the shared conversation: applied to it, once.
     let receipt = receipt_of(&fake, &originator);
     let amount = remit::money::KesCents::new(1_502 * 100).unwrap();
-    let body = remit::wire::daraja::results::b2c_success(&originator, SHARED, &receipt, amount);
+    let body =
+        remit::wire::daraja::results::b2c_success(&originator, SHARED, &receipt, amount, None);
     assert_eq!(post_result(&app, &body).status, 200);
     assert_paid_once(&app, &fake, &escrow, &second);
     let first_view = app

@@ -1412,6 +1412,9 @@ async function main() {
     assert(await text(receipt.locator(tid('receipt-amount-usd'))) === usdText(usdFor(kes1)), 'the payment receipt does not show the USD taken');
     // Whose escrow it came from, by the deposit code the family knows it by.
     assert(await text(receipt.locator(tid('receipt-code'))) === shortRef, `the payment receipt's deposit code is "${await text(receipt.locator(tid('receipt-code')))}"`);
+    // Whom M-Pesa paid, in its words, beside the name the agent typed.
+    const mpesaPayee = `${PAYBILL} - SIMULATED PAYEE`;
+    assert(await text(receipt.locator(tid('receipt-mpesa-payee'))) === mpesaPayee, `the payment receipt names "${await text(receipt.locator(tid('receipt-mpesa-payee'))).catch(() => '')}" as M-Pesa's payee`);
     // Who handed it over, as a cash receipt names who took the cash.
     const agentName = (await api(TOKENS.agent, 'GET', '/me')).name;
     assert(agentName && await text(receipt.locator(tid('receipt-printed-by'))) === agentName, `the payment receipt names "${await text(receipt.locator(tid('receipt-printed-by'))).catch(() => '')}" as who printed it, not the agent ${agentName}`);
@@ -1421,6 +1424,7 @@ async function main() {
       ['its number', receipt.locator(tid('receipt-number')), receipt1],
       ['the amount', receipt.locator(tid('receipt-amount-kes')), kesText(kes1 * 100)],
       ['the USD taken', receipt.locator(tid('receipt-amount-usd')), usdText(usdFor(kes1))],
+      ['M-Pesa\'s payee', receipt.locator(tid('receipt-mpesa-payee')), mpesaPayee],
       ['the Simulated mark', receipt.locator(tid('receipt-simulated-tag')), 'Simulated'],
       ['that no real money moved', receipt.locator(tid('receipt-simulated'))],
     ]);

@@ -95,6 +95,8 @@ export function paymentReceipt(r, e) {
   return frame('payment', t('receipt.paymentTitle'), t('payout.receipt'), p.mpesaReceipt, [
     line(t('receipt.paidAt'), whenInNairobi(p.resultAt || r.updatedAt)),
     line(t('receipt.paidTo'), [el('bdi', null, r.merchantName || '—'), el('br'), el('span', { class: 'muted' }, merchantText(r.merchantAccount))], 'receipt-merchant'),
+    // The payee as M-Pesa names it (the name above is the one typed when it was asked).
+    p.mpesaPayeeName ? line(t('payout.mpesaPayee'), el('bdi', null, p.mpesaPayeeName), 'receipt-mpesa-payee') : null,
     line(t('receipt.amount'), kes(r.amountKesCents), 'receipt-amount-kes'),
     line(t('receipt.fromEscrow'), usd(r.amountUsdCents), 'receipt-amount-usd'),
     rateE4 ? line(t('receipt.rate'), t('request.rateValue', { rate: formatRate(rateE4) }), 'receipt-rate') : null,

@@ -50,6 +50,8 @@ function payoutBlock(p) {
     why ? el('p', { class: 'failure-text', testid: 'failure-text' }, why) : null,
     dl([
       p.mpesaReceipt ? [t('payout.receipt'), el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
+      // Whom M-Pesa paid, in its words: the request's payee name is the one its requester typed.
+      p.mpesaPayeeName ? [t('payout.mpesaPayee'), el('bdi', null, p.mpesaPayeeName), 'mpesa-payee'] : null,
       isAdmin() && p.flagged && p.flagReason ? [t('payout.flag'), p.flagReason, 'payout-flag-reason'] : null,
       p.resultAt ? [t('payout.resultAt'), timeEl(p.resultAt)] : (p.sentAt ? [t('payout.sentAt'), timeEl(p.sentAt)] : null),
     ]),

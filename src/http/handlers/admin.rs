@@ -290,19 +290,18 @@ impl SenderAuditCursor {
 }
 
 /// `GET /admin/integrity`: the whole ledger read, so one check at a time (another asked
-/// meanwhile is `503 busy`), on a connection of its own (not one of the pool's, which the other
-/// requests need), each part in a snapshot of its own (`check_part_by_part`). Until 2026-12-07
-/// a script that asked it in a loop from a few connections took every pooled connection for
-/// seconds each (the other requests waited 5 s, then were answered 500), and its snapshot,
-/// held for the whole check, let the log grow past its bound under load.
+/// meanwhile is `503 busy`), holding one of the read pool's connections (the file served, not
+/// whatever is at its path now), each part in a snapshot of its own (`check_part_by_part`).
+/// Until 2026-12-07 a script that asked it in a loop from a few connections took every pooled
+/// connection for seconds each (the other requests waited 5 s, then were answered 500), and its
+/// snapshot, held for the whole check, let the log grow past its bound under load.
 pub fn integrity(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let _running = app
         .integrity_check
         .start()
         .ok_or(Error::Occupied(CHECK_RUNNING))?;
-    let conn = app.store.reader()?;
-    let report = crate::integrity::check_part_by_part(&conn, app.store.keys())?;
+    let report = app.store.read(crate::integrity::check_part_by_part)?;
     Ok(Reply::json(200, &report))
 }
 

@@ -17,17 +17,30 @@ fn reference_data(extra: Option<(&str, Value)>) -> Value {
     }
 }
 
-/// A B2C `Result` that paid: `TransactionAmount` in whole KES, the receipt twice, as Daraja
-/// sends it.
-pub fn b2c_success(originator: &str, conversation: &str, receipt: &str, amount: KesCents) -> Value {
-    json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+/// A B2C `Result` that paid: `TransactionAmount` in whole KES, the receipt twice, and the phone
+/// paid with its holder's name when given, as Daraja sends it.
+pub fn b2c_success(
+    originator: &str,
+    conversation: &str,
+    receipt: &str,
+    amount: KesCents,
+    phone: Option<&str>,
+) -> Value {
+    let mut body = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
         "OriginatorConversationID": originator, "ConversationID": conversation, "TransactionID": receipt,
         "ResultParameters": {"ResultParameter": [
             {"Key": "TransactionAmount", "Value": amount.get() / 100},
             {"Key": "TransactionReceipt", "Value": receipt},
             {"Key": "B2CRecipientIsRegisteredCustomer", "Value": "Y"},
             {"Key": "TransactionCompletedDateTime", "Value": crate::time::now_rfc3339()}]},
-        "ReferenceData": reference_data(None)}})
+        "ReferenceData": reference_data(None)}});
+    if let (Some(phone), Some(Value::Array(items))) = (
+        phone,
+        body.pointer_mut("/Result/ResultParameters/ResultParameter"),
+    ) {
+        items.push(json!({"Key": "ReceiverPartyPublicName", "Value": format!("{phone} - SIMULATED PAYEE")}));
+    }
+    body
 }
 
 /// A B2B `Result` that paid: codes as strings and `Amount` as `"1500.00"`, as Daraja sends it.

@@ -50,7 +50,7 @@ pub fn ledger_file_text(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// `LISTS_BY_STATUS_UNDONE`'s text, for `concat!`.
+/// Schema 22 undone (lists found by their status' indexes), for `concat!`.
 macro_rules! lists_by_status_undone {
     () => {
         "
@@ -60,10 +60,6 @@ DROP INDEX sms_messages_user;
 DROP INDEX sms_messages_status;"
     };
 }
-
-/// Schema 22 undone (lists found by their status' indexes): the file as the remit before left
-/// it.
-pub const LISTS_BY_STATUS_UNDONE: &str = lists_by_status_undone!();
 
 /// Schema 21 undone (an endpoint's failed deliveries indexed by it, the idempotency keys kept
 /// in the order they came), for `concat!`.
@@ -81,10 +77,19 @@ ALTER TABLE idempotency_keys_by_key RENAME TO idempotency_keys;"
     };
 }
 
-/// Schemas 22, 21, 20, 19 and 18 undone (a text's call marked, an endpoint's first event, the
-/// journal chained by escrow): the file as a remit of schema 17 left it, for the tests that take
-/// a new file back to an older schema before opening it.
+/// Schema 23 undone (the payee as M-Pesa names it), for `concat!`.
+macro_rules! payee_name_undone {
+    () => {
+        "
+ALTER TABLE payouts DROP COLUMN payee_name_enc;"
+    };
+}
+
+/// Schemas 23 to 18 undone (M-Pesa's payee, lists by status, a text's call marked, an
+/// endpoint's first event, the journal chained by escrow): the file as a remit of schema 17
+/// left it, for the tests that take a new file back to an older schema before opening it.
 pub const BACK_TO_SCHEMA_17: &str = concat!(
+    payee_name_undone!(),
     lists_by_status_undone!(),
     keys_by_time_undone!(),
     "
@@ -95,11 +100,11 @@ ALTER TABLE escrows DROP COLUMN last_transaction_id;
 CREATE INDEX ledger_transactions_escrow ON ledger_transactions(escrow_id, id);"
 );
 
-/// The ledger file at `path` taken back to the schema before this remit's (schema 22 undone,
+/// The ledger file at `path` taken back to the schema before this remit's (schema 23 undone,
 /// its version said), as the remit before left it.
 pub fn back_to_the_schema_before(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(LISTS_BY_STATUS_UNDONE).unwrap();
+    conn.execute_batch(payee_name_undone!()).unwrap();
     conn.pragma_update(
         None,
         "user_version",

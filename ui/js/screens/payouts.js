@@ -34,6 +34,7 @@ export function payoutCard(p, opts = {}) {
     why ? el('p', { class: 'failure-text', testid: 'failure-text' }, why) : null,
     dl([
       p.mpesaReceipt ? [t('payout.receipt'), el('span', { class: 'mono receipt' }, p.mpesaReceipt), 'receipt'] : null,
+      p.mpesaPayeeName ? [t('payout.mpesaPayee'), el('bdi', null, p.mpesaPayeeName), 'mpesa-payee'] : null,
       [t('payouts.request'), el('span', { class: 'mono id-line' }, p.paymentRequestId || '—')],
       [t('payouts.escrow'), el('span', { class: 'mono id-line' }, p.escrowId || '—')],
       [t('payouts.method'), methodLabel(p.method)],
