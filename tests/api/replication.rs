@@ -1396,6 +1396,165 @@ fn a_ledger_from_before_replication_is_migrated_then_replicated_and_an_older_rep
     assert_eq!(version, remit::store::latest_schema_version() as i32);
 }
 
+/// The SQL of docs/replica.md, by its section: (section heading, the query).
+fn replica_guide_queries() -> Vec<(String, String)> {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/replica.md")).unwrap();
+    let (mut section, mut queries, mut open) = (String::new(), Vec::new(), None::<String>);
+    for line in guide.lines() {
+        match (&mut open, line) {
+            (None, l) if l.starts_with("## ") => section = l[3..].to_string(),
+            (None, "```sql") => open = Some(String::new()),
+            (Some(sql), "```") => {
+                queries.push((section.clone(), std::mem::take(sql)));
+                open = None;
+            }
+            (Some(sql), l) => {
+                sql.push_str(l);
+                sql.push('\n');
+            }
+            _ => {}
+        }
+    }
+    queries
+}
+
+/// Each cell of each row a query answers, as text.
+fn text_rows(client: &mut postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{e}: {sql}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+// The guide for head office (docs/replica.md) holds queries: each runs as written on a replica
+// of two kiosks' ledgers, and those that sum money add up to the files' own figures.
+#[test]
+fn the_replica_guides_queries_run_and_add_up() {
+    if skipped("the_replica_guides_queries_run_and_add_up") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("guide");
+    let mut ledgers = Vec::new();
+    for (kiosk, payments) in [(0, 1), (1, 2)] {
+        let app = spawn_app();
+        let escrow = app.active_escrow(100 + kiosk, &["electricity", "water"]);
+        for i in 0..payments {
+            let request = app.request(&escrow, "electricity", 1_500 + i, "12345");
+            assert_eq!(app.approve(&request).status, 200);
+            app.wait_for_status(&request, &["paid"]);
+        }
+        let failing = app.request(&escrow, "water", 700, FAIL_ACCOUNT);
+        assert_eq!(app.approve(&failing).status, 200);
+        app.wait_for_status(&failing, &["failed"]);
+        let dir = stop_app(app);
+        let db = dir.path().join("remit.db");
+        assert_eq!(replicate_once(&db, TEST_KEY, &url).code, Some(0));
+        ledgers.push((ledger_id(&db), db, dir));
+    }
+    let cents =
+        |db: &Path, sql: &str| -> i64 { read_only(db).query_row(sql, [], |r| r.get(0)).unwrap() };
+    let as_cents = |usd: &str| -> i64 { (usd.parse::<f64>().unwrap() * 100.0).round() as i64 };
+    let queries = replica_guide_queries();
+    let one_kiosk: Vec<&String> = queries
+        .iter()
+        .filter(|(section, _)| section == "One kiosk")
+        .map(|(_, sql)| sql)
+        .collect();
+    let pilot: Vec<&String> = queries
+        .iter()
+        .filter(|(section, _)| section == "The whole pilot")
+        .map(|(_, sql)| sql)
+        .collect();
+    assert_eq!((one_kiosk.len(), pilot.len()), (6, 3), "{queries:?}");
+    let mut client = pg.client("guide");
+    for (ledger, db, _) in &ledgers {
+        let set =
+            one_kiosk[0].replace("remit_ldg_0123456789abcdef0123", &format!("remit_{ledger}"));
+        assert_ne!(
+            &set, one_kiosk[0],
+            "the guide's search_path names its example schema"
+        );
+        client.batch_execute(&set).unwrap();
+        let answers: Vec<Vec<Vec<String>>> = one_kiosk[1..]
+            .iter()
+            .map(|sql| text_rows(&mut client, sql))
+            .collect();
+        for (sql, rows) in one_kiosk[1..].iter().zip(&answers) {
+            assert!(!rows.is_empty(), "no rows: {sql}");
+        }
+        // Held by category: the file's balances of active escrows.
+        let held: i64 = answers[0].iter().map(|r| as_cents(&r[1])).sum();
+        assert_eq!(
+            held,
+            cents(
+                db,
+                "SELECT SUM(c.remaining_usd_cents) FROM spending_categories c
+                 JOIN escrows e ON e.id = c.escrow_id WHERE e.status = 'active'"
+            )
+        );
+        // Payouts by day: one failed, the others succeeded, their KES the file's.
+        let failed: i64 = answers[1]
+            .iter()
+            .filter(|r| r[2] == "failed")
+            .map(|r| r[3].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(failed, 1, "{:?}", answers[1]);
+        // The journal's accounts: `available` is the categories' remaining.
+        let available = answers[4]
+            .iter()
+            .find(|r| r[0] == "available")
+            .map(|r| as_cents(&r[1]))
+            .unwrap();
+        assert_eq!(
+            available,
+            cents(
+                db,
+                "SELECT SUM(remaining_usd_cents) FROM spending_categories"
+            )
+        );
+        let whole: i64 = answers[4].iter().map(|r| as_cents(&r[1])).sum();
+        assert_eq!(whole, 0, "the journal sums to zero: {:?}", answers[4]);
+    }
+    client.batch_execute("RESET search_path").unwrap();
+    client.batch_execute(pilot[0]).unwrap();
+    let across = text_rows(&mut client, pilot[1]);
+    for (ledger, db, _) in &ledgers {
+        let theirs: i64 = across
+            .iter()
+            .filter(|r| &r[0] == ledger)
+            .map(|r| as_cents(&r[2]))
+            .sum();
+        assert_eq!(
+            theirs,
+            cents(
+                db,
+                "SELECT SUM(c.remaining_usd_cents) FROM spending_categories c
+                 JOIN escrows e ON e.id = c.escrow_id WHERE e.status = 'active'"
+            ),
+            "{across:?}"
+        );
+    }
+    assert_eq!(text_rows(&mut client, pilot[2]).len(), 2);
+    // The function depends on no replica: a replica is still dropped (and copied again).
+    let mut cmd = remit(ledgers[0].2.path(), Some(TEST_KEY));
+    cmd.args(["replicate", "--drop", "--to", &url])
+        .arg("--db")
+        .arg(&ledgers[0].1);
+    let dropped = run(cmd);
+    assert_eq!(dropped.code, Some(0), "{dropped}");
+}
+
 // A kiosk's ledger restored over another's (`--other-ledger`): the restore names the replaced
 // ledger's replica to drop by its id, and `replicate --drop --ledger` drops that one, reading no
 // file. Until 2026-12-07 it advised a bare `--drop`, which dropped the restored ledger's replica,
