@@ -42,7 +42,7 @@ pub use phone::{holds_a_phone, long_numbers_masked, number_runs, KenyanPhone, Nu
 pub use states::*;
 pub use text::{
     controls_replaced, not_personal, outside_words, parse_kept_reference, parse_reference,
-    parse_text, CategoryName,
+    parse_text, refused_in_text, CategoryName,
 };
 pub use webhook_url::{
     classify, is_loopback_host, may_connect, require_secure_scheme, AddressKind, WebhookUrl,

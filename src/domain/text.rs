@@ -171,7 +171,7 @@ fn ascii_digit(c: char) -> Option<char> {
 /// zero-width joiners that scripts and emoji need, stay allowed.) And the characters that show
 /// as nothing at all (`invisible`), which can make two merchant names that read the same differ,
 /// or a name that reads as blank.
-fn refused_in_text(c: char) -> bool {
+pub fn refused_in_text(c: char) -> bool {
     c.is_control()
         || invisible(c)
         || matches!(

@@ -731,12 +731,23 @@ pub fn apply_status_answer(
         .optional()?;
     let (held_code, held_desc) = held.unwrap_or((None, None));
     let outcome = match answer {
-        StatusAnswer::Completed { receipt, amount } => {
+        StatusAnswer::Completed {
+            receipt,
+            amount,
+            payee,
+        } => {
             let result = PayoutResult::Succeeded {
                 receipt: receipt.clone(),
             };
             // (A failure held meanwhile is said contradicted by `apply_result`.)
-            apply_result(ctx, &actor, payout_id, &result, Reported::Amount(*amount))?
+            let outcome = apply_result(ctx, &actor, payout_id, &result, Reported::Amount(*amount))?;
+            if matches!(
+                outcome,
+                ResultOutcome::Applied | ResultOutcome::AlreadyApplied
+            ) {
+                record_payee_name(ctx, payout_id, payee.as_slice())?;
+            }
+            outcome
         }
         StatusAnswer::NotCompleted { status } => {
             let result = PayoutResult::Failed {
@@ -1203,8 +1214,11 @@ pub fn apply_result(
 }
 
 /// Keeps, sealed, the payee as M-Pesa's result of a payout it paid names it (the first of its
-/// `ReceiverPartyPublicName`s that says something): at most `PAYEE_NAME_CHARS` characters, without
-/// control characters (the view shows it beside the name the requester typed).
+/// `ReceiverPartyPublicName`s, or a Transaction Status answer's `CreditPartyName`, that says
+/// something): at most `PAYEE_NAME_CHARS` characters, without control characters or characters
+/// that show as nothing (the view shows it beside the name the requester typed). The first
+/// kept stays: a result applied again (the same receipt, after an admin resolved it as paid)
+/// names the payee only when none was kept.
 pub fn record_payee_name(ctx: &WriteCtx<'_>, payout_id: &PayoutId, named: &[String]) -> Result<()> {
     let Some(name) = named.iter().find_map(|n| payee_name_kept(n)) else {
         return Ok(());
@@ -1214,7 +1228,8 @@ pub fn record_payee_name(ctx: &WriteCtx<'_>, payout_id: &PayoutId, named: &[Stri
         .seal(EncryptedColumn::PayeeName, payout_id.as_str(), &name)?;
     ctx.conn
         .prepare_cached(
-            "UPDATE payouts SET change_seq = remit_change_seq(), payee_name_enc = ?2 WHERE id = ?1",
+            "UPDATE payouts SET change_seq = remit_change_seq(), payee_name_enc = ?2
+             WHERE id = ?1 AND payee_name_enc IS NULL",
         )?
         .execute(params![payout_id, sealed])?;
     Ok(())
@@ -1223,14 +1238,15 @@ pub fn record_payee_name(ctx: &WriteCtx<'_>, payout_id: &PayoutId, named: &[Stri
 /// The longest payee name kept from M-Pesa's result.
 const PAYEE_NAME_CHARS: usize = 120;
 
-/// M-Pesa's payee name as kept: its control characters (a line break, an escape; the callback's
-/// reading has made them U+FFFD already) as spaces, spaces run together, cut to
+/// M-Pesa's payee name as kept: the characters refused in a name (`domain::refused_in_text`:
+/// control characters, which the callback's reading has made U+FFFD already, and those that
+/// show as nothing or turn the text around) as spaces, spaces run together, cut to
 /// `PAYEE_NAME_CHARS`; `None` when nothing is left.
 fn payee_name_kept(named: &str) -> Option<String> {
     let spaced: String = named
         .chars()
         .map(
-            |c| match c.is_control() || c == char::REPLACEMENT_CHARACTER {
+            |c| match crate::domain::refused_in_text(c) || c == char::REPLACEMENT_CHARACTER {
                 true => ' ',
                 false => c,
             },

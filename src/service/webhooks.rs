@@ -654,6 +654,13 @@ fn apply_to_payout(
             )?;
             if applied == ResultOutcome::Applied {
                 payouts::record_result_desc(ctx, payout_id, &callback.desc)?;
+            }
+            // Also M-Pesa's own result after an admin resolved the payout as paid with its
+            // receipt: it names the payee, which the admin's resolve did not.
+            if matches!(
+                applied,
+                ResultOutcome::Applied | ResultOutcome::AlreadyApplied
+            ) {
                 payouts::record_payee_name(
                     ctx,
                     payout_id,

@@ -769,6 +769,18 @@ fn a_payout_without_any_result_is_resolved_by_transaction_status_once() {
         .get(&format!("/payment-requests/{queued}"), &app.admin)
         .body;
     assert_eq!(view["payout"]["flagged"], false, "{view}");
+    // Settled by Transaction Status, it names the payee as its answer does (`CreditPartyName`;
+    // until 2026-12-07 only a result's name was kept).
+    for request in [&silent, &queued] {
+        let view = app
+            .get(&format!("/payment-requests/{request}"), &app.sender)
+            .body;
+        let named = view["payout"]["mpesaPayeeName"].as_str().unwrap_or("");
+        assert!(
+            named.starts_with("2547") && named.ends_with(" - PAYEE"),
+            "{view}"
+        );
+    }
     let originator = app.payout_ids(&silent).1;
     fake.wait_for("the status result delivered twice", |v| {
         v.posted

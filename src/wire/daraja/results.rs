@@ -152,6 +152,8 @@ pub enum StatusAnswer {
         receipt: String,
         /// `Amount`, if named.
         amount: Option<KesCents>,
+        /// `CreditPartyName`, the payee as M-Pesa names it, if named.
+        payee: Option<String>,
     },
     /// The transaction is known and did not complete (`TransactionStatus` other than
     /// `Completed`).
@@ -199,6 +201,7 @@ pub fn status_answer(result: &Callback) -> StatusAnswer {
                             StatusAnswer::Completed {
                                 receipt,
                                 amount: super::kes_cents(result.parameter("Amount")),
+                                payee: result.parameter_text("CreditPartyName"),
                             }
                         }
                         Some(_) => refused("a ReceiptNo that is not an M-Pesa receipt".into()),
@@ -311,7 +314,8 @@ mod tests {
             status_answer(&done),
             StatusAnswer::Completed {
                 receipt: "TCE5QX1ABC".into(),
-                amount: Some(kes)
+                amount: Some(kes),
+                payee: None,
             }
         );
         let failed = parse_callback(
