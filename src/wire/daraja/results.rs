@@ -315,7 +315,7 @@ mod tests {
             StatusAnswer::Completed {
                 receipt: "TCE5QX1ABC".into(),
                 amount: Some(kes),
-                payee: None,
+                payee: Some("254712345678 - JANE".into()),
             }
         );
         let failed = parse_callback(
