@@ -137,9 +137,9 @@ pub fn restore(
             let since = match replaced_other {
                 Some(_) => Vec::new(),
                 None => {
-                    let (since, hold) = since_the_backup(db, &copy);
-                    hold_back(db, &copy, &key_hex, hold.then(|| held_since(backup)))
-                        .map_err(|e| on_the_copy(e, &dir))?;
+                    let (since, hold, to_settle) = since_the_backup(db, &copy);
+                    let hold = hold.then(|| (held_since(backup), to_settle));
+                    hold_back(db, &copy, &key_hex, hold).map_err(|e| on_the_copy(e, &dir))?;
                     since
                 }
             };
@@ -362,9 +362,9 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
 ///
 /// And whether the restored ledger must hold its payouts back (`HOLD_KEY`): when there is money
 /// to settle by hand, or what there is cannot be read, in a ledger that is not a demo's.
-fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
+fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool, Vec<serde_json::Value>) {
     if !holds_a_ledger(db) {
-        return (Vec::new(), false);
+        return (Vec::new(), false, Vec::new());
     }
     let conn = match attached(db, copy) {
         Ok(conn) => conn,
@@ -380,7 +380,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
                 "what changed since the backup could not be read from the replaced ledger ({}): what it paid since the backup is to be read from M-Pesa's statement, and settled by hand",
                 why_unread(&e)
             ));
-            return (lines, !demo);
+            return (lines, !demo, Vec::new());
         }
     };
     let mut said = Said::default();
@@ -416,6 +416,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
         tokens,
         money,
         notes,
+        to_settle,
     } = said;
     let mut lines = Vec::new();
     // Money to settle by hand or to record again: first of all, nothing may be sent meanwhile
@@ -430,7 +431,7 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool) {
     lines.extend(tokens);
     lines.extend(money);
     lines.extend(notes);
-    (lines, hold)
+    (lines, hold, to_settle)
 }
 
 /// A replaced ledger whose payouts an earlier restore held back, its lines maybe not done: the
@@ -448,6 +449,18 @@ fn still_held(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         said.money.push(format!(
             "the replaced ledger held its payouts back (it was {held}): the restored one holds them back too, until the earlier restore's lines (its .since-the-backup.txt) and these are done"
         ));
+        // And the payments it said to settle by hand stay so (`--done` refuses while one waits).
+        let listed: Option<String> = conn
+            .query_row(
+                "SELECT value FROM replaced.meta WHERE key = ?1",
+                [SETTLE_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(listed) = listed {
+            let entries: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+            said.to_settle.extend(entries);
+        }
     }
     Ok(())
 }
@@ -488,6 +501,60 @@ pub fn payouts_held(conn: &rusqlite::Connection) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// The `meta` key of the payments a restore's lines said to approve (again) and settle by
+/// hand, as JSON: `[{"payout", "request", "escrow", "category", "kesCents", "after"}]` (the
+/// replaced ledger's payout, its request, and what a request made again would be: same escrow,
+/// category and shillings, made after the restore).
+const SETTLE_KEY: &str = "payouts_to_settle_after_restore";
+
+/// The payouts waiting to be sent that are payments the restore said to settle by hand (a
+/// request the backup had waiting, approved again; or one made again, approved), in words:
+/// sent at `--done`, they would pay a second time what M-Pesa may have paid before the restore
+/// (until 2026-12-07 `--done` let them go).
+fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
+    let listed: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [SETTLE_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(listed) = listed else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+    let mut waiting = Vec::new();
+    for entry in &entries {
+        let text = |k: &str| entry[k].as_str().unwrap_or_default().to_string();
+        let found: Vec<(String, String)> = store::all_rows(
+            conn,
+            "SELECT p.id, r.id FROM payouts p
+             JOIN payment_requests r ON r.id = p.payment_request_id
+             JOIN spending_categories c ON c.id = r.category_id
+             WHERE p.status = 'queued' AND p.flagged = 0
+               AND (r.id = ?1 OR (r.escrow_id = ?2 AND c.name = ?3 AND r.amount_kes_cents = ?4
+                                  AND r.created_at >= ?5))
+             ORDER BY p.id",
+            rusqlite::params![
+                text("request"),
+                text("escrow"),
+                text("category"),
+                entry["kesCents"].as_i64().unwrap_or(-1),
+                text("after"),
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        for (payout, request) in found {
+            let said = format!(
+                "payout {payout} of payment request {request} waits to be sent, and is the payment of payout {} (replaced ledger)",
+                text("payout")
+            );
+            if !waiting.contains(&said) {
+                waiting.push(said);
+            }
+        }
+    }
+    Ok(waiting)
+}
+
 /// `remit restore --done`: the restore's lines are done; payouts may go out again. Audited.
 /// `None` when no payouts were held.
 pub fn release_payouts(store: &store::Store) -> Result<Option<String>> {
@@ -495,9 +562,16 @@ pub fn release_payouts(store: &store::Store) -> Result<Option<String>> {
         let Some(held) = payouts_held(ctx.conn)? else {
             return Ok(None);
         };
+        let waiting = waiting_to_settle(ctx.conn)?;
+        if !waiting.is_empty() {
+            return Err(Error::NotNow(format!(
+                "payouts stay held: {}. The restore's lines named those payments to settle by hand (M-Pesa may have paid them before the restore): resolve each as paid with M-Pesa's receipt, or as failed once M-Pesa says so (POST /payouts/:id/resolve, the admin's Payouts screen), with the server started with REMIT_GATEWAY=none, then run `remit restore --done` again",
+                waiting.join("; ")
+            )));
+        }
         ctx.conn
-            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
-            .execute([HOLD_KEY])?;
+            .prepare_cached("DELETE FROM meta WHERE key IN (?1, ?2)")?
+            .execute([HOLD_KEY, SETTLE_KEY])?;
         ctx.audit(
             "system:cli",
             "ledger.payouts_released",
@@ -515,6 +589,8 @@ struct Said {
     tokens: Vec<String>,
     money: Vec<String>,
     notes: Vec<String>,
+    /// The payments the lines say to approve (again) and settle by hand (`SETTLE_KEY`).
+    to_settle: Vec<serde_json::Value>,
 }
 
 /// A part of `since_the_backup`: adds its sentences.
@@ -651,7 +727,12 @@ fn settled_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
 /// start with a gateway that sends until `remit restore --done`, so that a request approved
 /// again, or a payout the replaced ledger could not say, is never sent by a start that forgot
 /// the advice.
-fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Result<()> {
+fn hold_back(
+    db: &Path,
+    copy: &Path,
+    key_hex: &str,
+    hold: Option<(String, Vec<serde_json::Value>)>,
+) -> Result<()> {
     if !holds_a_ledger(db) {
         return Ok(());
     }
@@ -669,13 +750,16 @@ fn hold_back(db: &Path, copy: &Path, key_hex: &str, hold: Option<String>) -> Res
     options.create = false;
     let copy_store = store::open(&options)?;
     copy_store.write(move |ctx| {
-        if let Some(held) = &hold {
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
-                )?
-                .execute(rusqlite::params![HOLD_KEY, held])?;
+        if let Some((held, to_settle)) = &hold {
+            let mut put = ctx.conn.prepare_cached(
+                "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
+            )?;
+            put.execute(rusqlite::params![HOLD_KEY, held])?;
+            put.execute(rusqlite::params![
+                SETTLE_KEY,
+                serde_json::Value::from(to_settle.clone()).to_string()
+            ])?;
             ctx.audit(
                 "system:cli",
                 "ledger.payouts_held",
@@ -997,7 +1081,13 @@ fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             status_said(&p.status),
             receipt_words(p.receipt.as_deref()),
         );
-        let settle = "settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended)";
+        let settle = "before `remit restore --done` (which refuses while that payout waits), settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended, as paid with M-Pesa's receipt or as failed)";
+        if !demo && p.escrow_in_backup {
+            said.to_settle.push(serde_json::json!({
+                "payout": p.id, "request": p.request, "escrow": p.escrow,
+                "category": p.category, "kesCents": p.kes, "after": crate::time::now_rfc3339(),
+            }));
+        }
         let todo = if demo {
             "a demo ledger's payouts are simulated: nothing real was paid".to_string()
         } else if !p.escrow_in_backup {

@@ -1463,7 +1463,32 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         &json!({}),
     );
     assert_eq!(approved.status, 200, "{}", approved.text);
-    let again = approved.body["payout"]["payoutId"].as_str().unwrap();
+    let again = approved.body["payout"]["payoutId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Guards against: `restore --done` with that payout still waiting let it go out, paying a
+    // second time what M-Pesa paid before the restore (until 2026-12-07).
+    assert!(server.terminate().success(), "{}", server.log());
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["restore", "--done", "--db"]).arg(&db);
+    let early = run(cmd);
+    assert_eq!(early.code, Some(2), "{early}");
+    assert!(
+        early.stderr.contains(&format!(
+            "payout {again} of payment request {waited} waits to be sent, and is the payment of payout {waited_payout}"
+        )) && early.stderr.contains("payouts stay held"),
+        "{early}"
+    );
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve-2b.log"),
+        &[
+            ("REMIT_GATEWAY", "none"),
+            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+        ],
+    );
     let resolved = server.post(
         &format!("/payouts/{again}/resolve"),
         &admin,
