@@ -1534,6 +1534,43 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
 }
 
+/// M-Pesa's result for a payout the ledger does not know (after a restore: one of the replaced
+/// ledger's) is logged with its ids and receipt, for the operator to settle that payment as it
+/// says; the log said "an unknown payout" and nothing else (until 2026-12-07).
+#[test]
+fn a_result_for_an_unknown_payout_is_logged_with_its_ids_and_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[
+            ("REMIT_GATEWAY", "none"),
+            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+        ],
+    );
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": "01kr9gone0000000000000000", "ConversationID": "AG_20261207_gone",
+        "TransactionID": "TGONE12345",
+        "ResultParameters": {"ResultParameter": [{"Key": "TransactionReceipt", "Value": "TGONE12345"},
+            {"Key": "ReceiverPartyPublicName", "Value": "254712345678 - JANE WANJIKU"}]}}});
+    let r = server.call(
+        "POST",
+        &format!("/webhooks/payouts/{CALLBACK_TOKEN}"),
+        None,
+        Some(&result),
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(server.terminate().success());
+    let log = server.log();
+    assert!(
+        log.contains("M-Pesa callback for an unknown payout (OriginatorConversationID 01kr9gone0000000000000000, ConversationID AG_20261207_gone, receipt TGONE12345)"),
+        "{log}"
+    );
+    assert!(!log.contains("JANE") && !log.contains("712345678"), "{log}");
+}
+
 /// `remit check` (and so `backup` and `restore`) runs SQLite's own check of the file: an index
 /// that does not hold its table's rows (what a bit flipped on a memory stick can leave) passed
 /// every balance check, and such a backup was restored as "ok".

@@ -105,6 +105,9 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         Err(e) => return Err(e),
     };
     let raw = req.body.clone();
+    // Its ids and receipt, for the operator to match a result for an unknown payout (one made
+    // in a ledger a restore replaced) with M-Pesa's statement: no personal data.
+    let named = unknown_payout_words(&callback);
     let alert = app.config.float_alert;
     let paying = match app.config.gateway {
         crate::config::GatewayKind::Simulator => Some(webhooks::Paying::Simulator),
@@ -116,7 +119,7 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert, paying))?;
     match outcome {
         CallbackOutcome::UnknownPayout => {
-            log::warn!("M-Pesa callback for an unknown payout");
+            log::warn!("M-Pesa callback for an unknown payout ({named}): kept as it came, not applied; after a restore, it may be the result of a payout of the replaced ledger: settle that payment as it says");
             return Err(Error::NotFound { what: "payout" });
         }
         CallbackOutcome::NotSent => {
@@ -173,4 +176,25 @@ fn refused_unverified(warn: impl FnOnce()) {
     }) {
         warn();
     }
+}
+
+/// A result's ids and receipt as a log line names them (`OriginatorConversationID`,
+/// `ConversationID`, the receipt of a success), each cut to 40 characters and without control
+/// characters: they come from outside.
+fn unknown_payout_words(callback: &crate::wire::daraja::Callback) -> String {
+    let cut = |text: &str| -> String {
+        crate::domain::controls_replaced(text, '?')
+            .chars()
+            .take(40)
+            .collect()
+    };
+    let receipt = match &callback.kind {
+        crate::wire::daraja::CallbackKind::Success(Some(receipt)) => cut(receipt),
+        _ => "none".into(),
+    };
+    format!(
+        "OriginatorConversationID {}, ConversationID {}, receipt {receipt}",
+        callback.originator.as_deref().map_or("none".into(), cut),
+        callback.conversation.as_deref().map_or("none".into(), cut),
+    )
 }
