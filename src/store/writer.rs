@@ -113,36 +113,24 @@ impl<'a> WriteCtx<'a> {
         // and `token.issued` name it): an admin can issue a token for any user, and a line
         // by that user's id alone did not tell their own act from one by the token the admin
         // gave themselves (until 2026-12-07).
-        let signed_in = self.signed_in.borrow();
-        let line = match signed_in.as_ref() {
-            Some((user, prefix)) if user == actor => {
-                let mut named = serde_json::to_value(details).map_err(Error::internal)?;
-                if let Some(fields) = named.as_object_mut() {
-                    fields.insert("token".into(), prefix.clone().into());
-                }
-                crate::audit::append_line(
-                    self.conn,
-                    self.audit_key,
-                    self.now,
-                    &head,
-                    actor,
-                    action,
-                    entity,
-                    &named,
-                )?
-            }
-            _ => crate::audit::append_line(
-                self.conn,
-                self.audit_key,
-                self.now,
-                &head,
-                actor,
-                action,
-                entity,
-                details,
-            )?,
+        let token = match self.signed_in.borrow().as_ref() {
+            Some((user, prefix)) if user == actor => Some(prefix.clone()),
+            _ => None,
         };
-        drop(signed_in);
+        let mut details = serde_json::to_value(details).map_err(Error::internal)?;
+        if let (Some(token), Some(fields)) = (token, details.as_object_mut()) {
+            fields.insert("token".into(), token.into());
+        }
+        let line = crate::audit::append_line(
+            self.conn,
+            self.audit_key,
+            self.now,
+            &head,
+            actor,
+            action,
+            entity,
+            &details,
+        )?;
         self.audit_head.set(Some(line));
         self.audited.set(true);
         self.log_after_commit(
