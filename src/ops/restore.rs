@@ -649,6 +649,9 @@ struct SettledSince {
     in_backup: String,
     status: String,
     receipt: Option<String>,
+    /// The flag an earlier restore gave it in the replaced ledger, kept as it is (what that
+    /// restore's replaced ledger said of it: its receipt).
+    earlier_flag: Option<String>,
 }
 
 impl SettledSince {
@@ -674,13 +677,19 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
     store::all_rows(
         conn,
         "SELECT b.id, b.status,
-                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
+                 -- (Whatever its gateway: one sent before the backup was said \"handed to the
+                 -- gateway (sent)\" by a second restore, and its flag lost the receipt the first
+                 -- restore had named, until 2026-12-07.)
+                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1
                          AND instr(r.flag_reason, 'restored from a backup') > 0
                      THEN 'flagged by an earlier restore, still to be settled by hand'
                  WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
                      THEN 'flagged (' || r.flag_reason || ')'
                  WHEN r.status IN ('queued', 'sent')
-                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt
+                     THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt,
+                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1
+                         AND instr(r.flag_reason, 'restored from a backup') > 0
+                     THEN r.flag_reason END
              FROM payouts b JOIN replaced.payouts r ON r.id = b.id
              WHERE (b.status IN ('queued', 'sent') AND r.status NOT IN ('queued', 'sent'))
                 OR (b.status = 'queued' AND b.gateway IS NULL AND r.gateway IS NOT NULL)
@@ -696,6 +705,7 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
                 in_backup: r.get(1)?,
                 status: r.get(2)?,
                 receipt: r.get(3)?,
+                earlier_flag: r.get(4)?,
             })
         },
     )
@@ -704,12 +714,19 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
 fn settled_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
     let settled = settled_payouts(conn)?;
     for p in &settled {
-        said.money.push(format!(
-            "payout {} is {} in the replaced ledger but {} in the backup: it is flagged in the restored ledger, so that no gateway sends it again",
-            p.id,
-            p.there(),
-            p.in_backup,
-        ));
+        said.money.push(match &p.earlier_flag {
+            // Its flag says what the first restore's replaced ledger knew (the receipt).
+            Some(flag) => format!(
+                "payout {} is flagged by an earlier restore, still to be settled by hand, in the replaced ledger but {} in the backup: it stays flagged in the restored ledger with the earlier flag's words (\"{flag}\")",
+                p.id, p.in_backup,
+            ),
+            None => format!(
+                "payout {} is {} in the replaced ledger but {} in the backup: it is flagged in the restored ledger, so that no gateway sends it again",
+                p.id,
+                p.there(),
+                p.in_backup,
+            ),
+        });
     }
     if !settled.is_empty() {
         said.money.push("each flagged payout waits on the admin screen's Stuck payouts (or POST /payouts/:id/resolve) to be settled by hand as the replaced ledger says, once M-Pesa has confirmed how it ended: paid with its receipt, or failed".into());
@@ -781,15 +798,15 @@ fn hold_back(
         }
         for p in &settled {
             let id = crate::domain::PayoutId::parse(&p.id)?;
-            crate::service::payouts::flag(
-                ctx,
-                &id,
-                &format!(
+            let reason = match &p.earlier_flag {
+                Some(earlier) => earlier.clone(),
+                None => format!(
                     "restored from a backup in which it is {}; the replaced ledger has it {}: settle it by hand as that says, once M-Pesa has confirmed how it ended",
                     p.in_backup,
                     p.there()
                 ),
-            )?;
+            };
+            crate::service::payouts::flag(ctx, &id, &reason)?;
         }
         Ok(())
     })?;

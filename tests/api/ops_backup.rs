@@ -1381,7 +1381,13 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     // back stays held back (the payouts it flagged would have been sent again).
     let again = restore();
     assert_eq!(again.code, Some(0), "{again}");
-    for id in [&payout, &in_flight] {
+    for (id, first_said) in [
+        (&payout, "the replaced ledger has it failed"),
+        (
+            &in_flight,
+            "the replaced ledger has it handed to the gateway (queued)",
+        ),
+    ] {
         assert!(
             again.stdout.contains(&format!(
                 "payout {id} is flagged by an earlier restore, still to be settled by hand"
@@ -1403,6 +1409,9 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
             1,
             "{id}: {reason}"
         );
+        // The first restore's words (what its replaced ledger knew: a receipt), not the
+        // second's (which knows only that it was flagged; until 2026-12-07 they replaced them).
+        assert!(reason.contains(first_said), "{id}: {reason}");
     }
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
     // Guards against: the advice was advice only, and a start with the default gateway sent
