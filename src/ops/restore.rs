@@ -520,18 +520,22 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
     let Some(listed) = listed else {
         return Ok(Vec::new());
     };
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+    let entries = settle_entries(&listed)?;
     let mut waiting = Vec::new();
     for entry in &entries {
         let text = |k: &str| entry[k].as_str().unwrap_or_default().to_string();
-        let found: Vec<(String, String)> = store::all_rows(
+        // The payouts that may be this payment made again: of its request (one the backup had
+        // waiting, approved again), or of the same category and shillings asked since the
+        // restore, on its escrow (an escrow made after the backup is made again under another
+        // id: any escrow then). Settled by hand, one of them is the payment done.
+        let found: Vec<(String, String, String)> = store::all_rows(
             conn,
-            "SELECT p.id, r.id FROM payouts p
+            "SELECT p.id, r.id, p.status FROM payouts p
              JOIN payment_requests r ON r.id = p.payment_request_id
              JOIN spending_categories c ON c.id = r.category_id
-             WHERE p.status = 'queued' AND p.flagged = 0
-               AND (r.id = ?1 OR (r.escrow_id = ?2 AND c.name = ?3 AND r.amount_kes_cents = ?4
-                                  AND r.created_at >= ?5))
+             WHERE p.flagged = 0
+               AND (r.id = ?1 OR (c.name = ?3 AND r.amount_kes_cents = ?4 AND r.created_at >= ?5
+                                  AND (?2 = '' OR r.escrow_id = ?2)))
              ORDER BY p.id",
             rusqlite::params![
                 text("request"),
@@ -540,12 +544,16 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
                 entry["kesCents"].as_i64().unwrap_or(-1),
                 text("after"),
             ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        for (payout, request) in found {
+        if found.iter().any(|(_, _, status)| status != "queued") {
+            continue;
+        }
+        for (payout, request, _) in found {
             let said = format!(
-                "payout {payout} of payment request {request} waits to be sent, and is the payment of payout {} (replaced ledger)",
-                text("payout")
+                "payout {payout} of payment request {request} waits to be sent and may be the payment of payout {} of the replaced ledger (its request, or the same category and shillings asked since the restore{})",
+                text("payout"),
+                if text("escrow").is_empty() { "" } else { " on its escrow" },
             );
             if !waiting.contains(&said) {
                 waiting.push(said);
@@ -553,6 +561,16 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
         }
     }
     Ok(waiting)
+}
+
+/// The list `SETTLE_KEY` holds; one that cannot be read is refused, never read as nothing to
+/// settle.
+fn settle_entries(listed: &str) -> Result<Vec<serde_json::Value>> {
+    serde_json::from_str(listed).map_err(|e| {
+        Error::internal(format!(
+            "the restore's list of payments to settle by hand (meta {SETTLE_KEY}) cannot be read: {e}"
+        ))
+    })
 }
 
 /// `remit restore --done`: the restore's lines are done; payouts may go out again. Audited.
@@ -565,7 +583,7 @@ pub fn release_payouts(store: &store::Store) -> Result<Option<String>> {
         let waiting = waiting_to_settle(ctx.conn)?;
         if !waiting.is_empty() {
             return Err(Error::NotNow(format!(
-                "payouts stay held: {}. The restore's lines named those payments to settle by hand (M-Pesa may have paid them before the restore): resolve each as paid with M-Pesa's receipt, or as failed once M-Pesa says so (POST /payouts/:id/resolve, the admin's Payouts screen), with the server started with REMIT_GATEWAY=none, then run `remit restore --done` again",
+                "payouts stay held: {}. The restore's lines named those payments to settle by hand (M-Pesa may have paid them before the restore): resolve the one that is the payment as paid with M-Pesa's receipt, or as failed once M-Pesa says so (POST /payouts/:id/resolve, the admin's Payouts screen), with the server started with REMIT_GATEWAY=none, then run `remit restore --done` again (a payment settled by hand is done, and another of the same shillings then goes out; one that is not the payment, with none settled yet, waits until the one that is has been settled)",
                 waiting.join("; ")
             )));
         }
@@ -768,6 +786,22 @@ fn hold_back(
     let copy_store = store::open(&options)?;
     copy_store.write(move |ctx| {
         if let Some((held, to_settle)) = &hold {
+            // With the backup's own list (a backup taken while an earlier restore's payments
+            // were still to settle), which a replaced ledger that cannot be read would drop.
+            let mut to_settle = to_settle.clone();
+            let own: Option<String> = ctx
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [SETTLE_KEY], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(own) = own {
+                for entry in settle_entries(&own)? {
+                    if !to_settle.iter().any(|e| e["payout"] == entry["payout"]) {
+                        to_settle.push(entry);
+                    }
+                }
+            }
             let mut put = ctx.conn.prepare_cached(
                 "INSERT INTO meta (key, value, change_seq) VALUES (?1, ?2, remit_change_seq())
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
@@ -775,7 +809,7 @@ fn hold_back(
             put.execute(rusqlite::params![HOLD_KEY, held])?;
             put.execute(rusqlite::params![
                 SETTLE_KEY,
-                serde_json::Value::from(to_settle.clone()).to_string()
+                serde_json::Value::from(to_settle).to_string()
             ])?;
             ctx.audit(
                 "system:cli",
@@ -1099,16 +1133,22 @@ fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             receipt_words(p.receipt.as_deref()),
         );
         let settle = "before `remit restore --done` (which refuses while that payout waits), settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended, as paid with M-Pesa's receipt or as failed)";
-        if !demo && p.escrow_in_backup {
+        if !demo {
+            // An escrow made after the backup is made again under another id: any escrow.
+            let escrow = if p.escrow_in_backup {
+                p.escrow.as_str()
+            } else {
+                ""
+            };
             said.to_settle.push(serde_json::json!({
-                "payout": p.id, "request": p.request, "escrow": p.escrow,
+                "payout": p.id, "request": p.request, "escrow": escrow,
                 "category": p.category, "kesCents": p.kes, "after": crate::time::now_rfc3339(),
             }));
         }
         let todo = if demo {
             "a demo ledger's payouts are simulated: nothing real was paid".to_string()
         } else if !p.escrow_in_backup {
-            "its escrow was made after the backup (above)".to_string()
+            format!("its escrow was made after the backup (above): once it is made again, with the server started with REMIT_GATEWAY=none, make the payment request again (the same category and shillings), approve it, and {settle}")
         } else if p.request_in_backup.as_deref() == Some("waiting") {
             format!(
                 "with the server started with REMIT_GATEWAY=none, approve that request, which waits in the backup (never make it again: the sender would approve both), and {settle}"

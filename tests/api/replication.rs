@@ -1457,6 +1457,20 @@ fn the_replica_guides_queries_run_and_add_up() {
         let failing = app.request(&escrow, "water", 700, FAIL_ACCOUNT);
         assert_eq!(app.approve(&failing).status, 200);
         app.wait_for_status(&failing, &["failed"]);
+        // An escrow cancelled before all its money came (its deposit never reached a category).
+        let partial = app.pending_escrow(50, &["rent"], None);
+        let r = app.post(
+            &format!("/escrows/{partial}/deposits"),
+            &app.agent,
+            &json!({"amountUsd": 20, "reference": format!("cash-part-{kiosk}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = app.post(
+            &format!("/escrows/{partial}/cancel"),
+            &app.sender,
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
         let dir = stop_app(app);
         let db = dir.path().join("remit.db");
         assert_eq!(replicate_once(&db, TEST_KEY, &url).code, Some(0));
@@ -1522,6 +1536,21 @@ fn the_replica_guides_queries_run_and_add_up() {
                 db,
                 "SELECT SUM(remaining_usd_cents) FROM spending_categories"
             )
+        );
+        let account = |name: &str| -> i64 {
+            answers[4]
+                .iter()
+                .filter(|r| r[0] == name)
+                .map(|r| as_cents(&r[1]))
+                .sum()
+        };
+        assert_eq!(
+            account("spent"),
+            cents(db, "SELECT SUM(spent_usd_cents) FROM spending_categories")
+        );
+        assert_eq!(
+            account("refunded") + account("escrow:refunded"),
+            cents(db, "SELECT SUM(refunded_usd_cents) FROM escrows")
         );
         let whole: i64 = answers[4].iter().map(|r| as_cents(&r[1])).sum();
         assert_eq!(whole, 0, "the journal sums to zero: {:?}", answers[4]);
