@@ -458,8 +458,7 @@ fn still_held(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             )
             .optional()?;
         if let Some(listed) = listed {
-            let entries: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
-            said.to_settle.extend(entries);
+            said.to_settle.extend(settle_entries(&listed)?);
         }
     }
     Ok(())
@@ -522,15 +521,18 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
     };
     let entries = settle_entries(&listed)?;
     let mut waiting = Vec::new();
+    // Payouts settled by hand that made an entry done: each makes one entry done, never two
+    // (two payments of the same shillings; until 2026-12-07 one settled cleared both).
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     for entry in &entries {
         let text = |k: &str| entry[k].as_str().unwrap_or_default().to_string();
         // The payouts that may be this payment made again: of its request (one the backup had
         // waiting, approved again), or of the same category and shillings asked since the
         // restore, on its escrow (an escrow made after the backup is made again under another
         // id: any escrow then). Settled by hand, one of them is the payment done.
-        let found: Vec<(String, String, String)> = store::all_rows(
+        let found: Vec<(String, String, String, Option<String>)> = store::all_rows(
             conn,
-            "SELECT p.id, r.id, p.status FROM payouts p
+            "SELECT p.id, r.id, p.status, p.receipt FROM payouts p
              JOIN payment_requests r ON r.id = p.payment_request_id
              JOIN spending_categories c ON c.id = r.category_id
              WHERE p.flagged = 0
@@ -544,12 +546,42 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
                 entry["kesCents"].as_i64().unwrap_or(-1),
                 text("after"),
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        if found.iter().any(|(_, _, status)| status != "queued") {
+        // Done: paid with the receipt M-Pesa gave the replaced ledger's payout (a receipt is
+        // one payment's: two entries of one payment, a second restore's and the first's, are
+        // both done by it), or, for one whose outcome the replaced ledger did not know, a
+        // payout of it settled by hand as paid or failed, not counted for another entry. A
+        // payment resolved as failed does not make one with a receipt done (an honest request
+        // of the same shillings, never paid, resolved as failed, released the payment made
+        // again until 2026-12-07).
+        let receipt = entry["receipt"].as_str();
+        let done = match receipt {
+            Some(receipt) => conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM payouts WHERE receipt = ?1 AND status = 'succeeded')",
+                [receipt],
+                |r| r.get::<_, bool>(0),
+            )?,
+            None => match found
+                .iter()
+                .find(|(payout, _, status, _)| status != "queued" && !used.contains(payout))
+            {
+                Some((payout, _, _, _)) => {
+                    used.insert(payout.clone());
+                    true
+                }
+                None => false,
+            },
+        };
+        if done {
             continue;
         }
-        for (payout, request, _) in found {
+        let found: Vec<(String, String)> = found
+            .into_iter()
+            .filter(|(_, _, status, _)| status == "queued")
+            .map(|(payout, request, _, _)| (payout, request))
+            .collect();
+        for (payout, request) in found {
             let said = format!(
                 "payout {payout} of payment request {request} waits to be sent and may be the payment of payout {} of the replaced ledger (its request, or the same category and shillings asked since the restore{})",
                 text("payout"),
@@ -1143,6 +1175,7 @@ fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
             said.to_settle.push(serde_json::json!({
                 "payout": p.id, "request": p.request, "escrow": escrow,
                 "category": p.category, "kesCents": p.kes, "after": crate::time::now_rfc3339(),
+                "receipt": p.receipt,
             }));
         }
         let todo = if demo {

@@ -1561,6 +1561,103 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
 }
 
+/// Two payments of the same category and shillings paid after the backup, made again after
+/// the restore: settling one by hand (with its receipt) leaves the other's payout held at
+/// `restore --done`, until it is settled with its own (until 2026-12-07 one settled cleared
+/// both, and the other went out a second time).
+#[test]
+fn restore_done_holds_each_payment_made_again_until_its_own_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
+    let none = [
+        ("REMIT_GATEWAY", "none"),
+        ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+    ];
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &none);
+    let escrow = funded_escrow(
+        &server,
+        &sender,
+        &agent,
+        50,
+        "0712345678",
+        "Wanjiru",
+        &["rent"],
+    );
+    let backup = dir.path().join("backup.db");
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("backup").arg(&backup).arg("--db").arg(&db);
+    assert_eq!(run(cmd).code, Some(0));
+    let approve = |server: &Server| -> Vec<String> {
+        pending_requests(server, &agent, &escrow, 2)
+            .iter()
+            .map(|request| {
+                let r = server.post(
+                    &format!("/payment-requests/{request}/approve"),
+                    &sender,
+                    &json!({}),
+                );
+                assert_eq!(r.status, 200, "{}", r.text);
+                r.body["payout"]["payoutId"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let receipts = ["TTWIN00001", "TTWIN00002"];
+    for (payout, receipt) in approve(&server).iter().zip(receipts) {
+        let r = server.post(
+            &format!("/payouts/{payout}/resolve"),
+            &admin,
+            &json!({"outcome": "paid", "receipt": receipt}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert!(server.terminate().success(), "{}", server.log());
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.arg("restore").arg(&backup).arg("--db").arg(&db);
+    let restored = run(cmd);
+    assert_eq!(restored.code, Some(0), "{restored}");
+    assert!(
+        restored.stdout.contains("make the payment request again"),
+        "{restored}"
+    );
+    // Both made again and approved; one settled with its receipt.
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &none);
+    let again = approve(&server);
+    let r = server.post(
+        &format!("/payouts/{}/resolve", again[0]),
+        &admin,
+        &json!({"outcome": "paid", "receipt": receipts[0]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    let done = || {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["restore", "--done", "--db"]).arg(&db);
+        run(cmd)
+    };
+    let early = done();
+    assert_eq!(early.code, Some(2), "{early}");
+    assert!(
+        early
+            .stderr
+            .contains(&format!("payout {} of payment request", again[1]))
+            && !early
+                .stderr
+                .contains(&format!("payout {} of payment request", again[0])),
+        "{early}"
+    );
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-3.log"), &none);
+    let r = server.post(
+        &format!("/payouts/{}/resolve", again[1]),
+        &admin,
+        &json!({"outcome": "paid", "receipt": receipts[1]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(server.terminate().success(), "{}", server.log());
+    let released = done();
+    assert_eq!(released.code, Some(0), "{released}");
+}
+
 /// M-Pesa's result for a payout the ledger does not know (after a restore: one of the replaced
 /// ledger's) is logged with its ids and receipt, for the operator to settle that payment as it
 /// says; the log said "an unknown payout" and nothing else (until 2026-12-07).
