@@ -362,7 +362,7 @@ fn about_the_backup(backup: &Path, e: &Error) -> Error {
 ///
 /// And whether the restored ledger must hold its payouts back (`HOLD_KEY`): when there is money
 /// to settle by hand, or what there is cannot be read, in a ledger that is not a demo's.
-fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool, Vec<serde_json::Value>) {
+fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool, Vec<ToSettle>) {
     if !holds_a_ledger(db) {
         return (Vec::new(), false, Vec::new());
     }
@@ -501,10 +501,25 @@ pub fn payouts_held(conn: &rusqlite::Connection) -> Result<Option<String>> {
 }
 
 /// The `meta` key of the payments a restore's lines said to approve (again) and settle by
-/// hand, as JSON: `[{"payout", "request", "escrow", "category", "kesCents", "after"}]` (the
-/// replaced ledger's payout, its request, and what a request made again would be: same escrow,
-/// category and shillings, made after the restore).
+/// hand: a JSON list of `ToSettle`.
 const SETTLE_KEY: &str = "payouts_to_settle_after_restore";
+
+/// A payment a restore's lines said to approve (again) and settle by hand: the replaced
+/// ledger's payout and its request, what a request made again would be (the same escrow,
+/// category and shillings, made after the restore), and the receipt M-Pesa gave it, if known.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToSettle {
+    payout: String,
+    request: String,
+    /// Empty for an escrow made after the backup (made again under another id: any escrow).
+    escrow: String,
+    category: String,
+    kes_cents: i64,
+    /// When the restore ran (RFC 3339, as requests' `created_at`).
+    after: String,
+    receipt: Option<String>,
+}
 
 /// The payouts waiting to be sent that are payments the restore said to settle by hand (a
 /// request the backup had waiting, approved again; or one made again, approved), in words:
@@ -525,14 +540,13 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
     // (two payments of the same shillings; until 2026-12-07 one settled cleared both).
     let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     for entry in &entries {
-        let text = |k: &str| entry[k].as_str().unwrap_or_default().to_string();
         // The payouts that may be this payment made again: of its request (one the backup had
         // waiting, approved again), or of the same category and shillings asked since the
         // restore, on its escrow (an escrow made after the backup is made again under another
         // id: any escrow then). Settled by hand, one of them is the payment done.
-        let found: Vec<(String, String, String, Option<String>)> = store::all_rows(
+        let found: Vec<(String, String, String)> = store::all_rows(
             conn,
-            "SELECT p.id, r.id, p.status, p.receipt FROM payouts p
+            "SELECT p.id, r.id, p.status FROM payouts p
              JOIN payment_requests r ON r.id = p.payment_request_id
              JOIN spending_categories c ON c.id = r.category_id
              WHERE p.flagged = 0
@@ -540,13 +554,13 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
                                   AND (?2 = '' OR r.escrow_id = ?2)))
              ORDER BY p.id",
             rusqlite::params![
-                text("request"),
-                text("escrow"),
-                text("category"),
-                entry["kesCents"].as_i64().unwrap_or(-1),
-                text("after"),
+                entry.request,
+                entry.escrow,
+                entry.category,
+                entry.kes_cents,
+                entry.after,
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         // Done: paid with the receipt M-Pesa gave the replaced ledger's payout (a receipt is
         // one payment's: two entries of one payment, a second restore's and the first's, are
@@ -555,8 +569,7 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
         // payment resolved as failed does not make one with a receipt done (an honest request
         // of the same shillings, never paid, resolved as failed, released the payment made
         // again until 2026-12-07).
-        let receipt = entry["receipt"].as_str();
-        let done = match receipt {
+        let done = match &entry.receipt {
             Some(receipt) => conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM payouts WHERE receipt = ?1 AND status = 'succeeded')",
                 [receipt],
@@ -564,28 +577,20 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
             )?,
             None => match found
                 .iter()
-                .find(|(payout, _, status, _)| status != "queued" && !used.contains(payout))
+                .find(|(payout, _, status)| status != "queued" && !used.contains(payout))
             {
-                Some((payout, _, _, _)) => {
-                    used.insert(payout.clone());
-                    true
-                }
+                Some((payout, _, _)) => used.insert(payout.clone()),
                 None => false,
             },
         };
         if done {
             continue;
         }
-        let found: Vec<(String, String)> = found
-            .into_iter()
-            .filter(|(_, _, status, _)| status == "queued")
-            .map(|(payout, request, _, _)| (payout, request))
-            .collect();
-        for (payout, request) in found {
+        for (payout, request, _) in found.iter().filter(|(_, _, status)| status == "queued") {
             let said = format!(
                 "payout {payout} of payment request {request} waits to be sent and may be the payment of payout {} of the replaced ledger (its request, or the same category and shillings asked since the restore{})",
-                text("payout"),
-                if text("escrow").is_empty() { "" } else { " on its escrow" },
+                entry.payout,
+                if entry.escrow.is_empty() { "" } else { " on its escrow" },
             );
             if !waiting.contains(&said) {
                 waiting.push(said);
@@ -597,7 +602,7 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
 
 /// The list `SETTLE_KEY` holds; one that cannot be read is refused, never read as nothing to
 /// settle.
-fn settle_entries(listed: &str) -> Result<Vec<serde_json::Value>> {
+fn settle_entries(listed: &str) -> Result<Vec<ToSettle>> {
     serde_json::from_str(listed).map_err(|e| {
         Error::internal(format!(
             "the restore's list of payments to settle by hand (meta {SETTLE_KEY}) cannot be read: {e}"
@@ -640,7 +645,7 @@ struct Said {
     money: Vec<String>,
     notes: Vec<String>,
     /// The payments the lines say to approve (again) and settle by hand (`SETTLE_KEY`).
-    to_settle: Vec<serde_json::Value>,
+    to_settle: Vec<ToSettle>,
 }
 
 /// A part of `since_the_backup`: adds its sentences.
@@ -727,16 +732,13 @@ fn settled_payouts(conn: &rusqlite::Connection) -> Result<Vec<SettledSince>> {
     store::all_rows(
         conn,
         "SELECT b.id, b.status,
-                 -- (Whatever its gateway: one sent before the backup was said \"handed to the
-                 -- gateway (sent)\" by a second restore, and its flag lost the receipt the first
-                 -- restore had named, until 2026-12-07.)
-                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1
-                         AND instr(r.flag_reason, 'restored from a backup') > 0
-                     THEN 'flagged by an earlier restore, still to be settled by hand'
-                 WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
+                 CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1 AND r.gateway IS NULL
                      THEN 'flagged (' || r.flag_reason || ')'
                  WHEN r.status IN ('queued', 'sent')
                      THEN 'handed to the gateway (' || r.status || ')' ELSE r.status END, r.receipt,
+                 -- Flagged by an earlier restore, whatever its gateway (said by its flag's words:
+                 -- a second restore said one sent before the backup \"handed to the gateway
+                 -- (sent)\", and its flag lost the receipt the first had named, until 2026-12-07).
                  CASE WHEN r.status IN ('queued', 'sent') AND r.flagged = 1
                          AND instr(r.flag_reason, 'restored from a backup') > 0
                      THEN r.flag_reason END
@@ -798,7 +800,7 @@ fn hold_back(
     db: &Path,
     copy: &Path,
     key_hex: &str,
-    hold: Option<(String, Vec<serde_json::Value>)>,
+    hold: Option<(String, Vec<ToSettle>)>,
 ) -> Result<()> {
     if !holds_a_ledger(db) {
         return Ok(());
@@ -829,7 +831,7 @@ fn hold_back(
                 .optional()?;
             if let Some(own) = own {
                 for entry in settle_entries(&own)? {
-                    if !to_settle.iter().any(|e| e["payout"] == entry["payout"]) {
+                    if !to_settle.iter().any(|e| e.payout == entry.payout) {
                         to_settle.push(entry);
                     }
                 }
@@ -839,10 +841,8 @@ fn hold_back(
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, change_seq = excluded.change_seq",
             )?;
             put.execute(rusqlite::params![HOLD_KEY, held])?;
-            put.execute(rusqlite::params![
-                SETTLE_KEY,
-                serde_json::Value::from(to_settle).to_string()
-            ])?;
+            let listed = serde_json::to_string(&to_settle).map_err(Error::internal)?;
+            put.execute(rusqlite::params![SETTLE_KEY, listed])?;
             ctx.audit(
                 "system:cli",
                 "ledger.payouts_held",
@@ -1167,16 +1167,18 @@ fn recorded_since(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
         let settle = "before `remit restore --done` (which refuses while that payout waits), settle its payout by hand as paid with the receipt above once M-Pesa has confirmed it (one still handed to the gateway: once M-Pesa says how it ended, as paid with M-Pesa's receipt or as failed)";
         if !demo {
             // An escrow made after the backup is made again under another id: any escrow.
-            let escrow = if p.escrow_in_backup {
-                p.escrow.as_str()
-            } else {
-                ""
-            };
-            said.to_settle.push(serde_json::json!({
-                "payout": p.id, "request": p.request, "escrow": escrow,
-                "category": p.category, "kesCents": p.kes, "after": crate::time::now_rfc3339(),
-                "receipt": p.receipt,
-            }));
+            said.to_settle.push(ToSettle {
+                payout: p.id.clone(),
+                request: p.request.clone(),
+                escrow: match p.escrow_in_backup {
+                    true => p.escrow.clone(),
+                    false => String::new(),
+                },
+                category: p.category.clone(),
+                kes_cents: p.kes,
+                after: crate::time::now_rfc3339(),
+                receipt: p.receipt.clone(),
+            });
         }
         let todo = if demo {
             "a demo ledger's payouts are simulated: nothing real was paid".to_string()
