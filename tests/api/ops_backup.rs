@@ -11,6 +11,13 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+/// A server that sends no payout (they wait until settled by hand) and takes M-Pesa's results
+/// at the tests' path token: as the restore drill starts one.
+const NOTHING_SENT: &[(&str, &str)] = &[
+    ("REMIT_GATEWAY", "none"),
+    ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
+];
+
 const CALLBACK_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const NEW_KEY: &str = "363c8e3a32c90c40e2cf414211e2ae7257108e9587f864059e3afa5538d643dc";
 
@@ -912,15 +919,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     let db = dir.path().join("remit.db");
     let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
     // Payouts stay queued (nothing pays them) until an admin settles one by hand.
-    let mut server = Server::start(
-        &db,
-        TEST_KEY,
-        &dir.path().join("serve.log"),
-        &[
-            ("REMIT_GATEWAY", "none"),
-            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
-        ],
-    );
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), NOTHING_SENT);
     let before = funded_escrow(
         &server,
         &sender,
@@ -1453,15 +1452,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
     );
     // As restore advises: started with nothing sending, the payouts the replaced ledger saw
     // settled are settled by hand at once, queued as they are (they were "not stuck yet").
-    let mut server = Server::start(
-        &db,
-        TEST_KEY,
-        &dir.path().join("serve-2.log"),
-        &[
-            ("REMIT_GATEWAY", "none"),
-            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
-        ],
-    );
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), NOTHING_SENT);
     assert_eq!(
         server.get(&format!("/escrows/{before}"), &admin).status,
         200
@@ -1511,10 +1502,7 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         &db,
         TEST_KEY,
         &dir.path().join("serve-2b.log"),
-        &[
-            ("REMIT_GATEWAY", "none"),
-            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
-        ],
+        NOTHING_SENT,
     );
     let resolved = server.post(
         &format!("/payouts/{again}/resolve"),
@@ -1570,11 +1558,7 @@ fn restore_done_holds_each_payment_made_again_until_its_own_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
     let (admin, sender, agent) = kiosk_users(&db, TEST_KEY);
-    let none = [
-        ("REMIT_GATEWAY", "none"),
-        ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
-    ];
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &none);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), NOTHING_SENT);
     let escrow = funded_escrow(
         &server,
         &sender,
@@ -1621,7 +1605,7 @@ fn restore_done_holds_each_payment_made_again_until_its_own_receipt() {
         "{restored}"
     );
     // Both made again and approved; one settled with its receipt.
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), &none);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-2.log"), NOTHING_SENT);
     let again = approve(&server);
     let r = server.post(
         &format!("/payouts/{}/resolve", again[0]),
@@ -1646,7 +1630,7 @@ fn restore_done_holds_each_payment_made_again_until_its_own_receipt() {
                 .contains(&format!("payout {} of payment request", again[0])),
         "{early}"
     );
-    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-3.log"), &none);
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve-3.log"), NOTHING_SENT);
     let r = server.post(
         &format!("/payouts/{}/resolve", again[1]),
         &admin,
@@ -1665,15 +1649,7 @@ fn restore_done_holds_each_payment_made_again_until_its_own_receipt() {
 fn a_result_for_an_unknown_payout_is_logged_with_its_ids_and_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("remit.db");
-    let mut server = Server::start(
-        &db,
-        TEST_KEY,
-        &dir.path().join("serve.log"),
-        &[
-            ("REMIT_GATEWAY", "none"),
-            ("REMIT_MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN),
-        ],
-    );
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), NOTHING_SENT);
     let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
         "OriginatorConversationID": "01kr9gone0000000000000000", "ConversationID": "AG_20261207_gone",
         "TransactionID": "TGONE12345",
