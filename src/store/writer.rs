@@ -53,6 +53,22 @@ pub struct WriteCtx<'a> {
     signed_in: RefCell<Option<(String, String)>>,
 }
 
+/// An audit line's details: as its caller gave them, or with the token its user acted with
+/// (`WriteCtx::audit`).
+enum Details<'d, T> {
+    AsGiven(&'d T),
+    Named(serde_json::Value),
+}
+
+impl<T: serde::Serialize> serde::Serialize for Details<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Details::AsGiven(details) => details.serialize(s),
+            Details::Named(details) => details.serialize(s),
+        }
+    }
+}
+
 impl<'a> WriteCtx<'a> {
     fn new(conn: &'a Connection, keys: &'a Keys, audit_key: &'a AuditKey, now: i64) -> Self {
         WriteCtx {
@@ -113,14 +129,18 @@ impl<'a> WriteCtx<'a> {
         // and `token.issued` name it): an admin can issue a token for any user, and a line
         // by that user's id alone did not tell their own act from one by the token the admin
         // gave themselves (until 2026-12-07).
-        let token = match self.signed_in.borrow().as_ref() {
-            Some((user, prefix)) if user == actor => Some(prefix.clone()),
-            _ => None,
+        // Only such a line goes through a `Value` to take the field; the others (the system's)
+        // are written from their details as they are.
+        let details = match self.signed_in.borrow().as_ref() {
+            Some((user, prefix)) if user == actor => {
+                let mut named = serde_json::to_value(details).map_err(Error::internal)?;
+                if let Some(fields) = named.as_object_mut() {
+                    fields.insert("token".into(), prefix.clone().into());
+                }
+                Details::Named(named)
+            }
+            _ => Details::AsGiven(details),
         };
-        let mut details = serde_json::to_value(details).map_err(Error::internal)?;
-        if let (Some(token), Some(fields)) = (token, details.as_object_mut()) {
-            fields.insert("token".into(), token.into());
-        }
         let line = crate::audit::append_line(
             self.conn,
             self.audit_key,
