@@ -150,22 +150,17 @@ pub fn create(ctx: &WriteCtx<'_>, actor: &Actor, input: &NewEscrow) -> Result<Es
                 phone: Some(input.recipient_phone.clone()),
             };
             let id = insert_user(ctx.conn, ctx.keys, &user, ctx.now)?;
-            // English is the column's `NULL`: only another language is written.
-            let language = match input.recipient_language {
-                crate::domain::Language::En => None,
-                other => {
-                    ctx.conn
-                        .prepare_cached(
-                            "UPDATE users SET change_seq = remit_change_seq_of('users', id), language = ?2 WHERE id = ?1",
-                        )?
-                        .execute(params![id, other])?;
-                    Some(other)
-                }
-            };
-            let details = match language {
-                Some(language) => json!({"role": "recipient", "language": language}),
-                None => json!({"role": "recipient"}),
-            };
+            // English is the column's `NULL`: only another language is written (and said).
+            let mut details = json!({"role": "recipient"});
+            let language = input.recipient_language;
+            if !matches!(language, crate::domain::Language::En) {
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE users SET change_seq = remit_change_seq_of('users', id), language = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id, language])?;
+                details["language"] = json!(language);
+            }
             ctx.audit(&actor.id, "user.created", id.as_str(), &details)?;
             id
         }
