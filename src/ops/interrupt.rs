@@ -100,6 +100,13 @@ pub fn remove_copies_on_interrupt() {
                 if !removed_any {
                     crate::say!("remit: interrupted");
                 }
+                // The command's thread goes on until the exit: a stop at the copy's very start
+                // found SQLite opening it (and its journal) again after the removal, and left
+                // both (once in a CI run). Removed again once it has had a moment.
+                std::thread::sleep(Duration::from_millis(50));
+                for copy in copies.iter() {
+                    remove_with_companions(copy);
+                }
                 std::process::exit(128 + signal);
             });
         if let Err(e) = watcher {
