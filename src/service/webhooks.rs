@@ -415,10 +415,14 @@ pub fn apply_payout_callback(
     };
     // The payout as the callback finds it: its status, and the gateway it was handed to (none
     // yet: never handed to one).
-    let (status, gateway, attempts): (PayoutStatus, Option<String>, i64) = ctx
-        .conn
-        .prepare_cached("SELECT status, gateway, attempts FROM payouts WHERE id = ?1")?
-        .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (status, gateway, attempts, acknowledged): (PayoutStatus, Option<String>, i64, bool) =
+        ctx.conn
+            .prepare_cached(
+                "SELECT status, gateway, attempts, conversation_id IS NOT NULL FROM payouts WHERE id = ?1",
+            )?
+            .query_row([&payout_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
     // Handed to a gateway, but every call of it was judged to have reached nothing (turned
     // away, no token, no connection: such calls count no attempt, and it has no
     // ConversationID, so any is taken): a result for it is not applied, whatever it says (with
@@ -443,6 +447,28 @@ pub fn apply_payout_callback(
     let ask_unclaimed = unclaimed && paying == Some(Paying::Daraja);
     if (unclaimed && !ask_unclaimed) || (not_sent && !late_status && !never_reached) {
         return refused("unsent", CallbackOutcome::NotSent);
+    }
+    // Every result M-Pesa posts names the ConversationID its acknowledgement gave. A success
+    // that names none, for a payout Daraja acknowledged, is not M-Pesa's: anyone holding the
+    // path token could post one under a payout's own id (which its sender sees), and it paid
+    // the request with money M-Pesa never moved (the real failure after it was only flagged,
+    // until 2026-12-07). Not applied: M-Pesa is asked at once, and its answer settles the
+    // payout (a settled payout is left as it is). Through the simulator, or with
+    // `REMIT_GATEWAY=none`, a result is taken as before.
+    if !late_status
+        && acknowledged
+        && callback.conversation.is_none()
+        && gateway.as_deref() == Some("daraja")
+        && matches!(callback.kind, CallbackKind::Success(_))
+    {
+        if status.has_result() {
+            return refused(
+                "no-conversation",
+                CallbackOutcome::AlreadySettled("a success that names no ConversationID"),
+            );
+        }
+        ask_status_now(ctx, &payout_id)?;
+        return refused("no-conversation", CallbackOutcome::AskStatus);
     }
     // Read as the payment's own result (a late status answer is read as one, above): a success
     // naming a status other than completed is an unknown outcome, and is kept as such.

@@ -2205,6 +2205,50 @@ fn a_result_is_found_by_its_conversation_and_a_second_conversation_is_flagged() 
     assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
 }
 
+/// A success that names our payout's id but no ConversationID (every result of M-Pesa's names
+/// one) is not M-Pesa's: anyone who holds the result URL's token could post it. It is not
+/// applied; M-Pesa is asked at once, and its answer settles the payout: here a failure, whose
+/// money comes back. (Until 2026-12-07 it paid the request, and M-Pesa's real failure was only
+/// flagged.) Posted again once the payout has its result, it changes nothing.
+#[test]
+fn a_success_naming_no_conversation_is_not_applied_and_m_pesa_is_asked() {
+    let (fake, app) = unasked();
+    fake.script(
+        2_300,
+        Script {
+            outcome: Outcome::Fail(2040),
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_300);
+    let (payout, originator, _) = acknowledged(&app, &fake, &request);
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "TransactionID": "TCFORGE123",
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": 2_300},
+            {"Key": "TransactionReceipt", "Value": "TCFORGE123"},
+            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}});
+    let r = post_result(&app, &forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    assert_eq!(view["payout"]["mpesaReceipt"], Value::Null, "{view}");
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
+    assert!(
+        !fake.calls("/mpesa/transactionstatus/v1/query").is_empty(),
+        "M-Pesa was asked"
+    );
+    let again = post_result(&app, &forged);
+    assert_eq!(again.status, 200, "{}", again.text);
+    let view = settled(&app, &request, &["failed"]);
+    assert_eq!(view["payout"]["flagged"], false, "{view}");
+    assert_eq!(balances(&app, &escrow), (10_000, 0, 0));
+    assert_checks(app);
+}
+
 /// Posts a result that must not be applied: answered 200, the request still approved, its payout
 /// flagged saying `says` (and none of `unsaid`), its money still reserved.
 fn held_by_result(

@@ -661,6 +661,27 @@ fn a_first_copy_holds_every_row_with_pii_only_as_ciphertext_and_checks_alike() {
         assert!(unguarded.stdout.contains(needle), "{needle}: {unguarded}");
     }
 
+    // An audit line's amount rewritten as a number PostgreSQL's casts refuse (`16667.0`
+    // for `16667`), and another's details made not JSON: each is said as a mismatch of the
+    // checks that read it, and the check goes on to its other parts (it stopped, exit 2 and
+    // no report, until 2026-12-07).
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.audit_log SET details = regexp_replace(details, '\"amountUsdCents\":([0-9]+)', '\"amountUsdCents\":\\1.0')
+                 WHERE seq = (SELECT min(seq) FROM {schema}.audit_log WHERE action = 'escrow.deposited');
+             UPDATE {schema}.audit_log SET details = '{{not json'
+                 WHERE seq = (SELECT min(seq) FROM {schema}.audit_log WHERE action = 'escrow.created')"
+        ))
+        .unwrap();
+    let unreadable = check_replica(&db, TEST_KEY, &url, &[]);
+    assert_eq!(unreadable.code, Some(1), "{unreadable}");
+    for needle in [
+        "a row: holds a value this check cannot read, which remit never writes (PostgreSQL says: invalid input syntax for type bigint: \"",
+        "a row: holds a value this check cannot read, which remit never writes (PostgreSQL says: invalid input syntax for type json",
+    ] {
+        assert!(unreadable.stdout.contains(needle), "{needle}: {unreadable}");
+    }
+
     // A row of `meta` made up in the replica, and its position moved back by hand (it then
     // holds rows stamped after it): said too (both passed the comparison at first).
     client

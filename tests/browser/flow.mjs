@@ -785,7 +785,12 @@ async function main() {
   let otienoEscrow;
   await step('sender: the escrow list in words; a recipient token refused for Wanjiru, given once to a new recipient', async () => {
     otienoEscrow = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0722000333', recipientName: 'Otieno', totalAmountUsd: 40, categories: ['school_fees'] })).escrowId;
+    // A name of one long word: its token button ("Give … a sign-in token") wraps inside the
+    // card on a phone (it pushed the screen sideways until 2026-12-07).
+    const longName = 'Nyambura' + 'wanjikuakinyiachieng'.repeat(3);
+    const longEscrow = (await api(TOKENS.sender, 'POST', '/escrows', { recipientPhone: '0711000777', recipientName: longName, totalAmountUsd: 10, categories: ['water'] })).escrowId;
     await nav(sender, 'escrows');
+    await escrowCard(sender, longEscrow).locator(tid('recipient-token-open')).waitFor();
     const card = escrowCard(sender, escrowId);
     await card.waitFor();
     assert(await text(card.locator(tid('escrow-status'))) === WORDS.pending_deposit, 'the escrow list does not say "Waiting for the deposit"');
