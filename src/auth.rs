@@ -3,9 +3,11 @@
 //! remembered for `TOKEN_CACHE_TTL_S` (its SHA-256 → its actor), so that a client's requests
 //! do not each read the database: a token revoked through the API is forgotten at once, and so
 //! is one revoked by `remit token revoke` in another process: the command appends a line to
-//! `<db>.revoked` after its commit, and the server looks at that file's size and time before
-//! believing any token it remembers (one `stat` per request), forgetting them all when it
-//! changed.
+//! `<db>.revoked` before its commit and after it, and the server looks at that file's size and
+//! time before believing any token it remembers (one `stat` per request), forgetting them all
+//! when it changed, and remembering none for `TOKEN_CACHE_TTL_S` after: a token read between
+//! the first line and the commit is not believed on its old reading, even if the command is
+//! killed before its second line.
 
 use crate::error::{Error, Result};
 use crate::limits::{TOKEN_BYTES_MAX, TOKEN_CACHE_ENTRIES_MAX, TOKEN_CACHE_TTL_S};
@@ -65,6 +67,9 @@ pub struct Authenticator {
     /// `<db>.revoked`, and its size and time when `known` was last emptied for it.
     revocations: PathBuf,
     revocations_at: Mutex<Option<(u64, Option<SystemTime>)>>,
+    /// Until when nothing is remembered: a revocation by another process was announced and
+    /// may not be committed yet.
+    unremembered_until: Mutex<Option<Instant>>,
     /// Counts the times `known` forgot tokens for a revocation (changed with `known` locked): a
     /// token read from the database before a revocation is remembered only if none came
     /// between the read and the remembering (it would be believed for the cache's 10 s).
@@ -81,6 +86,7 @@ impl Authenticator {
             known: Mutex::new(HashMap::new()),
             revocations_at: Mutex::new(revocations_seen(&revocations)),
             revocations,
+            unremembered_until: Mutex::new(None),
             forgotten: AtomicU64::new(0),
         }
     }
@@ -125,11 +131,19 @@ impl Authenticator {
         let hash = crate::crypto::sha256(token.as_bytes());
         let now = Instant::now();
         if self.revoked_elsewhere() {
+            if let Ok(mut until) = self.unremembered_until.lock() {
+                *until = Some(now + Duration::from_secs(TOKEN_CACHE_TTL_S));
+            }
             if let Ok(mut known) = self.known.lock() {
                 self.forgotten.fetch_add(1, Ordering::SeqCst);
                 known.clear();
             }
         }
+        let remembering = self
+            .unremembered_until
+            .lock()
+            .map(|until| until.is_none_or(|until| now >= until))
+            .unwrap_or(false);
         let forgotten = self.forgotten.load(Ordering::SeqCst);
         let cached = self.known.lock().ok().and_then(|known| {
             known
@@ -143,11 +157,10 @@ impl Authenticator {
                 let actor = self
                     .store
                     .read(|conn, _| users::authenticate(conn, token))?;
-                let known = self
-                    .known
-                    .lock()
-                    .ok()
-                    .filter(|_| self.forgotten.load(Ordering::SeqCst) == forgotten);
+                let known =
+                    self.known.lock().ok().filter(|_| {
+                        remembering && self.forgotten.load(Ordering::SeqCst) == forgotten
+                    });
                 if let Some(mut known) = known {
                     if known.len() >= TOKEN_CACHE_ENTRIES_MAX {
                         known.retain(|_, k| now < k.until);

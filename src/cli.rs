@@ -878,6 +878,10 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                 ));
             }
             let (_key_lock, store) = open_existing(&config)?;
+            // Said before the commit too: a server that sees it remembers no token until the
+            // line after the commit, or for as long as it would have believed one (a command
+            // killed between its commit and that line left the token believed for 10 s).
+            let _ = crate::auth::note_revocation(store.path());
             let revoked = store.write(move |ctx| {
                 crate::service::users::revoke_token(ctx, &Actor::system("cli"), &given)
             })?;

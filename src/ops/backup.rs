@@ -70,7 +70,14 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
         .file_name()
         .and_then(|name| name.to_str())
         .ok_or_else(|| Error::internal("the backup path must end in a UTF-8 file name"))?;
-    clear_unfinished(dir, name, "partial", "backup", "to the same name");
+    clear_unfinished(
+        dir,
+        name,
+        "partial",
+        "backup",
+        "to the same name",
+        Unseen::Recent,
+    );
     let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
     let unfinished = super::interrupt::Unfinished::new(&partial);
     let made = copy_and_check(store, &partial);
@@ -100,10 +107,28 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     Ok(report)
 }
 
+/// What a hidden copy whose process is not seen is taken for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unseen {
+    /// Another command's still under way while it is younger than an hour (a backup: two may
+    /// run at once, one on another machine sharing the stick).
+    Recent,
+    /// A dead command's, whatever its age: the caller holds the ledger's lock, which every
+    /// command making such a copy holds while it runs (a restore).
+    Dead,
+}
+
 /// `remove_unfinished`, saying in the log what it removed and what it left: `command` (a
 /// `backup`, a `restore`) `whose` (`to the same name`) wrote them.
-pub(super) fn clear_unfinished(dir: &Path, name: &str, kind: &str, command: &str, whose: &str) {
-    let unfinished = remove_unfinished(dir, name, kind);
+pub(super) fn clear_unfinished(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    command: &str,
+    whose: &str,
+    unseen: Unseen,
+) {
+    let unfinished = remove_unfinished(dir, name, kind, unseen);
     for gone in &unfinished.removed {
         log::info!(
             "removed {}, left by a {command} {whose} that did not finish",
@@ -136,8 +161,10 @@ pub(super) fn clear_unfinished(dir: &Path, name: &str, kind: &str, command: &str
 /// hides other users' processes, looks gone; a running one writes its copy, then checks it for
 /// minutes at most). One named with this process's id is a dead one's (the id came round
 /// again): this process has not begun its own. Where processes cannot be seen (no `/proc`),
-/// nothing is removed.
-fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
+/// nothing is removed. With `Unseen::Dead` (the caller holds the ledger's lock), one whose
+/// process is not seen is removed whatever its age (a restore warned of six copies of killed
+/// restores as "may be still under way" while it held the lock they would have needed).
+fn remove_unfinished(dir: &Path, name: &str, kind: &str, unseen: Unseen) -> Unfinished {
     let mut found = Unfinished::default();
     let processes = Path::new("/proc");
     if !processes.join("self").is_dir() {
@@ -181,11 +208,12 @@ fn remove_unfinished(dir: &Path, name: &str, kind: &str) -> Unfinished {
         if !metadata.is_file() {
             continue;
         }
-        let recent = metadata
-            .modified()
-            .ok()
-            .and_then(|at| at.elapsed().ok())
-            .is_none_or(|age| age < UNFINISHED_AFTER);
+        let recent = unseen == Unseen::Recent
+            && metadata
+                .modified()
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_none_or(|age| age < UNFINISHED_AFTER);
         let running = processes.join(pid.to_string()).exists();
         if pid != std::process::id() && (recent || running) {
             found.kept.push((entry.path(), pid, running));

@@ -223,9 +223,12 @@ impl DatabaseLock {
     }
 }
 
+/// The ledger's lock is held: by a server, a restore or a key rotation (each takes it; the
+/// words name all three, as nothing tells which: a restore or a rotation running is no
+/// server to stop).
 fn another_server(db: &Path, how: &str) -> Error {
     Error::internal(format!(
-        "another remit server is using {} ({how}): stop it first, then run this again",
+        "another remit process (a server, a restore or a key rotation) is using {} ({how}): stop the server, or wait for the restore or rotation to finish, then run this again",
         db.display()
     ))
 }
@@ -335,7 +338,7 @@ pub fn key_lock(db: &Path, how: KeyUse) -> Result<File> {
     match (taken, how) {
         (Ok(()), _) => Ok(file),
         (Err(_), KeyUse::Shared) => Err(Error::internal(format!(
-            "a key rotation is running on {}: wait for it to finish",
+            "a key rotation or a restore is running on {}: wait for it to finish",
             db.display()
         ))),
         (Err(_), KeyUse::Exclusive) => Err(Error::internal(format!(

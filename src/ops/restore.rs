@@ -108,7 +108,15 @@ pub fn restore(
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::internal("the database path must end in a UTF-8 file name"))?;
     // A restore killed half-way left its hidden copy, as large as the ledger.
-    super::backup::clear_unfinished(&dir, name, "restoring", "restore", "of this ledger");
+    // (Under the ledger's lock: no other restore of it runs.)
+    super::backup::clear_unfinished(
+        &dir,
+        name,
+        "restoring",
+        "restore",
+        "of this ledger",
+        super::backup::Unseen::Dead,
+    );
     let copy = dir.join(format!(".{name}.{}.restoring", std::process::id()));
     let unfinished = super::interrupt::Unfinished::new(&copy);
     let placed = copy_synced(backup, &copy)

@@ -831,6 +831,14 @@ impl WalBound {
                 micros as f64 / 1e3,
                 waited_for_copy.as_secs_f64() * 1e3
             ),
+            // A command of a line or two beside a server (`token issue`, `backup`): the log
+            // is the server's to keep under its bound, and the command stops before any
+            // second try (it warned "trying again within a second" on the server's log).
+            Ok(_) if self.beside_server.is_some() => log::debug!(
+                "the WAL neared its bound of {} MiB ({} MiB) and could not be restarted: left to the server",
+                self.max_bytes >> 20,
+                in_use >> 20
+            ),
             Ok(_) => RESTART_REFUSED_LOG.log(
                 module_path!(),
                 log::Level::Warn,

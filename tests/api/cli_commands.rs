@@ -210,6 +210,45 @@ fn a_token_revoked_from_the_command_line_beside_a_running_server_is_refused_at_o
     server.terminate();
 }
 
+/// `token revoke` says so beside the ledger before its commit and after it. Killed between the
+/// two, its revocation committed and its second word never written, the server had read the
+/// token again after the first word and believed it for 10 s more: after the first word it
+/// remembers no token until it would have forgotten it anyway. (The killed command is played by
+/// hand: the word written, then the token revoked in the file, no second word.)
+#[test]
+fn a_token_revoked_by_a_command_killed_before_its_last_word_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let token = user_add(&db, TEST_KEY, "recipient", "Baraka", Some("0711 222 333"));
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    assert_eq!(server.get("/me", &token).status, 200);
+    // The command's first word, and the server's next read of the token, not yet revoked.
+    {
+        use std::io::Write;
+        let mut word = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.path().join("remit.db.revoked"))
+            .unwrap();
+        writeln!(word, "2026-12-07T00:00:00.000Z").unwrap();
+    }
+    assert_eq!(server.get("/me", &token).status, 200);
+    // The revocation committed; the command killed before its second word.
+    let file = rusqlite::Connection::open(&db).unwrap();
+    file.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let changed = file
+        .execute(
+            "UPDATE api_tokens SET revoked_at = '2026-12-07T00:00:00.000Z' WHERE prefix = ?1",
+            [&token[..12]],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let me = server.get("/me", &token);
+    assert_eq!(me.status, 401, "{}", me.text);
+    server.terminate();
+}
+
 /// A command beside a running server leaves the server's log as it is: its last checkpoint
 /// cut the log the server had grown before its first write to nothing (and held the server's
 /// writer while it copied). Without a server, the command's stop still leaves the file alone
@@ -1595,7 +1634,8 @@ fn a_database_reached_through_a_symbolic_link_is_locked_as_itself() {
         let ran = run(cmd);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
         assert!(
-            ran.stderr.contains("another remit server is using"),
+            ran.stderr
+                .contains("another remit process (a server, a restore or a key rotation) is using"),
             "{args:?}: {ran}"
         );
     }
@@ -1682,7 +1722,9 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
     let ran = run(cmd);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
-        ran.stderr.contains("another remit server is using") && ran.stderr.contains("hard link"),
+        ran.stderr
+            .contains("another remit process (a server, a restore or a key rotation) is using")
+            && ran.stderr.contains("hard link"),
         "{ran}"
     );
     assert!(
@@ -1703,7 +1745,8 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
         let ran = cli(&other, args);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
         assert!(
-            ran.stderr.contains("another remit server is using")
+            ran.stderr
+                .contains("another remit process (a server, a restore or a key rotation) is using")
                 && ran.stderr.contains("hard link"),
             "{args:?}: {ran}"
         );

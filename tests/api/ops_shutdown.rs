@@ -295,7 +295,7 @@ fn a_bad_start_says_one_sentence_on_stderr_and_no_panic() {
             "a database another server holds",
             vec!["--db", db.to_str().unwrap(), "--addr", "127.0.0.1:0"],
             vec![],
-            "remit: another remit server is using",
+            "remit: another remit process (a server, a restore or a key rotation) is using",
         ),
         (
             "a malformed key",
