@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::crypto::{KeySource, MasterKey};
-use crate::error::{Error, Result};
+use crate::error::{describe, Error, Result};
 use crate::money::RateKesPerUsd;
 use crate::service::users::NewUser;
 use crate::service::{Actor, Role};
@@ -1507,19 +1507,6 @@ fn hangup_ignored() -> bool {
                 .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
         })
         .is_some_and(|mask| mask & 1 == 1)
-}
-
-/// The sentence an operator sees for an error: the command line may show the detail of an
-/// internal error (it is their machine), unlike the HTTP API.
-pub fn describe(e: &Error) -> String {
-    match e {
-        Error::Internal(_) | Error::Damaged(_) => e.logged().to_string(),
-        Error::Busy => format!(
-            "the database stayed busy for {} s (another process writing it without pause); nothing was changed, run the command again",
-            crate::limits::CLI_BUSY_WAIT_S
-        ),
-        other => other.to_string(),
-    }
 }
 
 /// The phone a `--demo` server's simulator fails a payout to (M-Pesa's "cannot be paid"), and

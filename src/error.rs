@@ -423,6 +423,19 @@ impl From<r2d2::Error> for Error {
     }
 }
 
+/// The sentence an operator sees for an error: the command line may show the detail of an
+/// internal error (it is their machine), unlike the HTTP API.
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::Internal(_) | Error::Damaged(_) => e.logged().to_string(),
+        Error::Busy => format!(
+            "the database stayed busy for {} s (another process writing it without pause); nothing was changed, run the command again",
+            crate::limits::CLI_BUSY_WAIT_S
+        ),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Error;

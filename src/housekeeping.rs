@@ -3,7 +3,8 @@
 //! marked `expired` every minute, expired idempotency keys are forgotten every hour, and
 //! notifications done with and older than `REMIT_NOTIFICATIONS_KEEP_DAYS` every ten minutes (a
 //! command of a few hundred events at a time, again a second later while old ones remain). Each
-//! job runs at start, then at its interval; the idempotency keys' first an hour after.
+//! job runs at start, then at its interval; the idempotency keys' first at start only when the
+//! newest key kept was written within the hour by this clock, else an hour after (see below).
 
 use crate::app::App;
 use crate::error::{Error, Result};

@@ -370,7 +370,7 @@ impl Ledger for Sqlite<'_> {
                 let (id, key, stored, index): (String, Option<String>, String, Option<String>) =
                     (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
                 let row_name = match &key {
-                    Some(key) => crate::service::idempotency::row_of(&id, key),
+                    Some(key) => crate::store::idempotency::row_of(&id, key),
                     None => id.clone(),
                 };
                 found.open(keys, *column, (&row_name, &id), &stored, index.as_deref());

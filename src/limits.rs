@@ -1,8 +1,11 @@
-//! Every limit of the system, named once. Nothing else hard-codes a bound.
+//! The limits a client, an operator or a setting meets, named once: sizes, counts and times of
+//! the API and of the server's work. A bound that belongs to one module's inner workings (how
+//! long a replica's connect may take, a flag reason's length, a hidden copy's age) is a named
+//! constant beside its one use.
 
 /// Largest request body the HTTP layer reads (`413 body_too_large` above it).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
-/// Default and largest page size of list routes.
+/// Default page size of list routes.
 pub const PAGE_ROWS_DEFAULT: u32 = 50;
 /// Largest page size a client may ask for.
 pub const PAGE_ROWS_MAX: u32 = 200;

@@ -83,7 +83,7 @@ fn main() {
     let code = match remit::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            remit::say!("remit: {}", remit::cli::describe(&e));
+            remit::say!("remit: {}", remit::error::describe(&e));
             2
         }
     };

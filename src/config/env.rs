@@ -905,7 +905,7 @@ impl DarajaSettings {
             let password =
                 env("REMIT_DARAJA_INITIATOR_PASSWORD").unwrap_or_else(|| "check".to_string());
             crate::wire::daraja::requests::security_credential(&password, &pem)
-                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::cli::describe(&e)))?;
+                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::error::describe(&e)))?;
         }
         let shortcode = env("REMIT_DARAJA_SHORTCODE");
         if let Some(shortcode) = &shortcode {
@@ -982,7 +982,7 @@ fn daraja(settings: DarajaSettings) -> Result<super::DarajaConfig> {
                 )
             })?;
             crate::wire::daraja::requests::security_credential(&password, &pem)
-                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::cli::describe(&e)))?
+                .map_err(|e| Error::invalid("REMIT_DARAJA_CERT", crate::error::describe(&e)))?
         }
     };
     // A public address is needed for M-Pesa to reach us, except for a Daraja on this machine

@@ -6,8 +6,15 @@ use serde_json::json;
 use std::path::Path;
 
 /// The files SQLite and remit keep beside a database, by the suffix of their name.
-const BESIDE_THE_DATABASE: [&str; 7] = [
-    "-journal", "-wal", "-shm", ".key", ".lock", ".keylock", ".revoked",
+const BESIDE_THE_DATABASE: [&str; 8] = [
+    "-journal",
+    "-wal",
+    "-shm",
+    ".key",
+    ".lock",
+    ".keylock",
+    ".revoked",
+    ".rebuild-owed",
 ];
 
 /// Writes a consistent copy (`VACUUM INTO` reads one snapshot and never blocks the writer),

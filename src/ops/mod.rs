@@ -1,5 +1,6 @@
 //! Operator tasks behind the command line: the database lock, first-start bootstrap, demo
-//! data (`demo`), online backup (`backup`) and key rotation (`rotate`).
+//! data (`demo`), online backup (`backup`), restore (`restore`), key rotation (`rotate`), and
+//! the stop of a backup or restore by a signal (`interrupt`).
 
 mod backup;
 mod demo;

@@ -81,7 +81,7 @@ fn rotate_in_one_transaction(db: &Path, old: &Keys, new: &Keys) -> Result<usize>
                 "UPDATE {table} SET {name} = ?3 WHERE user_id = ?1 AND key = ?2"
             ))?;
             for (user_id, key, stored) in rows {
-                let row = crate::service::idempotency::row_of(&user_id, &key);
+                let row = crate::store::idempotency::row_of(&user_id, &key);
                 let plain = old.open(*column, &row, &stored)?;
                 update.execute(params![user_id, key, new.seal(*column, &row, &plain)?])?;
                 count += 1;

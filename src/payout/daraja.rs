@@ -234,7 +234,7 @@ impl Daraja {
             )));
         }
         let token = requests::token(&answer.body)
-            .map_err(|e| CallError::Transport(crate::cli::describe(&e)))?;
+            .map_err(|e| CallError::Transport(crate::error::describe(&e)))?;
         log::info!("daraja OAuth: a new token for {} s", token.expires_in_s);
         let renew_in = renew_after_s(token.expires_in_s);
         Ok(Token {

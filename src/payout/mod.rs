@@ -117,9 +117,10 @@ enum Work {
     Stalled,
 }
 
-/// Backoff before retry `attempt` (1-based): 2, 4, 8 … seconds, at most `PAYOUT_BACKOFF_S_MAX`.
+/// Backoff before retry `attempt` (1-based): 2, 4, 8 … 256 seconds, then `PAYOUT_BACKOFF_S_MAX`
+/// (the doubling's next step, 512, is past it; until 2026-12-07 it stopped at 256).
 fn backoff_s(attempt: i64) -> i64 {
-    (1_i64 << attempt.clamp(1, 8)).min(PAYOUT_BACKOFF_S_MAX)
+    (1_i64 << attempt.clamp(1, 9)).min(PAYOUT_BACKOFF_S_MAX)
 }
 
 impl Worker {
@@ -488,5 +489,21 @@ impl Worker {
                 }
             })
             .map_err(|e| Error::internal(format!("cannot start the payout worker: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_two_seconds_to_its_most() {
+        let waits: Vec<i64> = (0..=11).map(backoff_s).collect();
+        assert_eq!(
+            waits,
+            [2, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300],
+            "attempts 0 to 11"
+        );
+        assert_eq!(backoff_s(i64::MAX), PAYOUT_BACKOFF_S_MAX);
     }
 }

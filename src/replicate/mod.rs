@@ -272,7 +272,7 @@ impl Replicator {
                 let mut wait = Duration::from_secs(REPLICATION_RETRY_MIN_S);
                 while !stopping.load(Ordering::SeqCst) {
                     let Err(e) = self.run(&stopping) else { return };
-                    let text = crate::cli::describe(&e);
+                    let text = crate::error::describe(&e);
                     self.status.failed(&text);
                     log::error!(
                         "replication to {} stopped: {text}; it starts again in {} s",
@@ -505,7 +505,7 @@ impl Replicator {
         retry_at: &mut Instant,
         backoff: &mut Duration,
     ) {
-        let text = crate::cli::describe(error);
+        let text = crate::error::describe(error);
         self.status.failed(&text);
         if outage.as_ref().is_none_or(|(_, last)| *last != text) {
             // A PostgreSQL that answered with a refusal is not "unreachable": it is to be put

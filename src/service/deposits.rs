@@ -373,6 +373,19 @@ pub const USD: &str = "usd";
 /// The flag of a card payment that names no currency.
 const NO_CURRENCY: &str = "the payment names no currency";
 
+/// Has agent `agent` recorded a cash deposit under `reference`?
+pub fn cash_reference_recorded(
+    conn: &rusqlite::Connection,
+    reference: &str,
+    agent: &str,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deposits WHERE source = 'cash' AND reference = ?1 AND recorded_by = ?2)",
+        )?
+        .query_row([reference, agent], |row| row.get(0))?)
+}
+
 /// Why a card payment in `currency` (as Stripe names it) cannot be credited: `None` for
 /// dollars. `flagged_currency` reads it back.
 pub fn currency_refusal(currency: &str) -> Option<String> {

@@ -101,21 +101,7 @@ impl IdempotencyKey {
     }
 }
 
-/// How a key is kept: its SHA-256, never the key itself (a client's key may hold what the file
-/// must not keep readable, a phone, a name). The space makes it what no header can be (a key is
-/// visible ASCII), so a key kept as sent before (`store::backfill::idempotency_keys`) is told
-/// apart.
-pub fn stored_key(header: &str) -> String {
-    format!(
-        "sha256 {}",
-        crate::crypto::hex(&crate::crypto::sha256(header.as_bytes()))
-    )
-}
-
-/// The name a stored response is encrypted under (its associated data): the user and the key.
-pub fn row_of(user_id: &str, key: &str) -> String {
-    format!("{user_id}.{key}")
-}
+pub use crate::store::idempotency::{row_of, stored_key};
 
 /// A response stored for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

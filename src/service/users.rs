@@ -120,6 +120,15 @@ pub struct RevokedToken {
     pub already: bool,
 }
 
+/// The role of the user `id` (`None`: no such user), as the database spells it.
+pub fn role_of(conn: &Connection, id: &str) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT role FROM users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
 /// Inserts a user. A phone already taken is a validation error.
 pub fn insert_user(conn: &Connection, keys: &Keys, user: &NewUser, now: i64) -> Result<UserId> {
     let id = UserId::new();

@@ -49,7 +49,7 @@ fn once(
 
 /// Idempotency keys were kept as the client sent them (`Idempotency-Key: +254712345678` kept a
 /// phone readable in the file); they are kept by their digest now
-/// (`service::idempotency::stored_key`). Those kept before (48 hours' worth) are turned so
+/// (`store::idempotency::stored_key`). Those kept before (48 hours' worth) are turned so
 /// here, each stored answer sealed again under its new name, so that a retry after the upgrade
 /// is still answered from it.
 pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usize> {
@@ -59,7 +59,7 @@ pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usi
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (user_id, key, body) in &rows {
-            use crate::service::idempotency::{row_of, stored_key};
+            use super::idempotency::{row_of, stored_key};
             let column = EncryptedColumn::IdempotentResponse;
             let answer = keys.open(column, &row_of(user_id, key), body)?;
             let hashed = stored_key(key);

@@ -9,6 +9,7 @@
 mod backfill;
 pub mod changes;
 mod checkpoint;
+pub mod idempotency;
 mod migrate;
 mod open;
 mod writer;

@@ -407,7 +407,7 @@ pub struct WriterStats {
     pub checkpointer: std::sync::OnceLock<std::thread::Thread>,
     /// A batch could not be written (a full disk, a file grown past what the process may write,
     /// an I/O error), or the checkpointer could not copy the log into a full disk: `/health`
-    /// says so until a batch commits `WRITES_BACK_AFTER` after the last such failure (on a disk
+    /// says so until a batch commits `WRITES_BACK_AFTER_MS` after the last such failure (on a disk
     /// just full, SQLite reuses the log's space, so that some writes pass among those that fail:
     /// said as recovered at each, `/health` and the log flapped every second).
     pub writes_failing: AtomicBool,

@@ -1722,9 +1722,7 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
     let ran = run(cmd);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(
-        ran.stderr
-            .contains("another remit process (a server, a restore or a key rotation) is using")
-            && ran.stderr.contains("hard link"),
+        ran.stderr.contains("another remit server is using") && ran.stderr.contains("hard link"),
         "{ran}"
     );
     assert!(

@@ -1100,7 +1100,10 @@ fn a_restore_after_a_crash_leaves_no_stale_log_and_keeps_what_it_replaced() {
         Some(2),
         "a restore beside a running server: {refused}"
     );
-    assert!(refused.stderr.contains("another remit server"), "{refused}");
+    assert!(
+        refused.stderr.contains("another remit process (a server,"),
+        "{refused}"
+    );
     server.kill9();
     let wal = dir.path().join("remit.db-wal");
     assert!(

@@ -215,7 +215,6 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
             // for admins, as in the payout's own view. The other people who act on an escrow
             // (a kiosk agent taking cash or asking for a payment, an admin) are named by their
             // role: an id says nothing to a sender.
-            use rusqlite::OptionalExtension;
             let mut roles: std::collections::HashMap<String, Option<String>> =
                 std::collections::HashMap::new();
             for line in &mut lines {
@@ -234,10 +233,7 @@ pub fn audit(app: &App, req: &Req) -> Result<Reply> {
                     let role = match roles.get(&line.actor) {
                         Some(role) => role.clone(),
                         None => {
-                            let role: Option<String> = conn
-                                .prepare_cached("SELECT role FROM users WHERE id = ?1")?
-                                .query_row([&line.actor], |r| r.get(0))
-                                .optional()?;
+                            let role = crate::service::users::role_of(conn, &line.actor)?;
                             roles.insert(line.actor.clone(), role.clone());
                             role
                         }

@@ -196,11 +196,7 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
                 // A reference this agent recorded before such were refused is still its
                 // deposit's (a retry of it is answered as one), whatever it holds.
                 let recorded = app.store.read(|conn, _| {
-                    Ok(conn
-                        .prepare_cached(
-                            "SELECT EXISTS (SELECT 1 FROM deposits WHERE source = 'cash' AND reference = ?1 AND recorded_by = ?2)",
-                        )?
-                        .query_row([&r, &actor.id], |row| row.get::<_, bool>(0))?)
+                    crate::service::deposits::cash_reference_recorded(conn, &r, &actor.id)
                 })?;
                 if recorded {
                     Ok(r)

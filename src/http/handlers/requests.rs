@@ -125,7 +125,7 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
     let key = key_of(req, &actor)?;
     if key.is_none() && matches!(decision, Decision::Approve) {
         // The hot path: the writer approves and answers with the request's view, read with the
-        // request before the change and brought up to date (`service::approve`), and this
+        // request before the change and brought up to date (`service::requests::approve`), and this
         // thread turns it into JSON, off the writer. An approval does nothing but through the
         // writer's context, so approvals waiting together share one savepoint
         // (`Store::write_repeatable`).

@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_certificate_is_told_in_words() {
-        let e = crate::cli::describe(&security_credential("pw", "junk\n").unwrap_err());
+        let e = crate::error::describe(&security_credential("pw", "junk\n").unwrap_err());
         assert!(e.contains("no -----BEGIN CERTIFICATE----- line"), "{e}");
         assert!(!e.contains("NUL"), "{e}");
     }
