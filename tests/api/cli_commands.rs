@@ -1743,8 +1743,7 @@ fn a_database_reached_through_a_hard_link_is_locked_as_itself() {
         let ran = cli(&other, args);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
         assert!(
-            ran.stderr
-                .contains("another remit process (a server, a restore or a key rotation) is using")
+            ran.stderr.contains("another remit server is using")
                 && ran.stderr.contains("hard link"),
             "{args:?}: {ran}"
         );
