@@ -413,6 +413,18 @@ pub fn apply_payout_callback(
     let Some(payout_id) = payout_id else {
         return refused("unknown", CallbackOutcome::UnknownPayout);
     };
+    // A result whose parameters name another of our payouts than its own ids do is about
+    // neither for sure, as ids that name two payouts are (and as a status answer naming
+    // another payout than its query's, above): applied to none, answered as unknown. (Until
+    // 2026-12-07 it was applied to the payout of its own ids.)
+    if !late_status {
+        if let Some(named) = callback.parameter_text("OriginatorConversationID") {
+            let other = payouts::find_by_conversation(ctx.conn, Some(&named), None)?;
+            if other.is_some_and(|other| other != payout_id) {
+                return refused("two-payouts", CallbackOutcome::UnknownPayout);
+            }
+        }
+    }
     // The payout as the callback finds it: its status, and the gateway it was handed to (none
     // yet: never handed to one).
     let (status, gateway, attempts, acknowledged): (PayoutStatus, Option<String>, i64, bool) =

@@ -36,10 +36,13 @@ fn is_an_id(id: &str) -> bool {
     !id.trim().is_empty()
 }
 
-/// An id as kept: a control character (no Stripe id holds one) becomes U+FFFD, so that no NUL
-/// reaches the file; such an id matches nothing of ours.
+/// An id as kept: without the white space around it (a PaymentIntent sent as `pi_X` and again
+/// as ` pi_X` is one payment: until 2026-12-07 each spelling was a deposit of its own, and a
+/// signed event could credit one payment three times), a control character within it (no
+/// Stripe id holds one) made U+FFFD, so that no NUL reaches the file; such an id matches
+/// nothing of ours.
 fn kept_id(id: &str) -> String {
-    crate::domain::controls_replaced(id, '\u{FFFD}')
+    crate::domain::controls_replaced(id.trim(), '\u{FFFD}')
 }
 
 /// Verifies a Stripe signature header over the raw body at time `now`: any `v1` may match,
@@ -154,8 +157,10 @@ impl Event {
         let metadata = &intent["metadata"];
         // Both spellings, naming two escrows: neither is guessed (the money is flagged for an
         // admin to attribute).
+        // (A spelling whose value is `null` names none.)
+        let named = |key: &str| metadata.get(key).filter(|v| !v.is_null());
         let escrow_ids_differ = matches!(
-            (metadata.get("escrowId"), metadata.get("escrow_id")),
+            (named("escrowId"), named("escrow_id")),
             (Some(a), Some(b)) if a != b
         );
         // An event says what its object is, and a PaymentIntent whether it has succeeded; one
@@ -189,11 +194,7 @@ impl Event {
                 .unwrap_or("")
                 .to_string(),
             escrow_id: (!escrow_ids_differ)
-                .then(|| {
-                    metadata
-                        .get("escrowId")
-                        .or_else(|| metadata.get("escrow_id"))
-                })
+                .then(|| named("escrowId").or_else(|| named("escrow_id")))
                 .flatten()
                 .and_then(Value::as_str)
                 .map(str::to_string),

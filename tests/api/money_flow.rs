@@ -516,6 +516,32 @@ fn deposits_that_do_not_fit_are_flagged_never_applied() {
     );
     assert_eq!(app.escrow(&escrow)["depositedUsdCents"], 0);
     assert_eq!(app.escrow(&other)["depositedUsdCents"], 0);
+    // One spelling `null` names no escrow: the other is credited (it was flagged "names two
+    // escrows" until 2026-12-07).
+    let body = json!({"id": "evt_null", "object": "event", "type": "payment_intent.succeeded", "livemode": false,
+        "data": {"object": {"id": "pi_null", "object": "payment_intent", "amount": 1_000, "amount_received": 1_000,
+                            "currency": "usd", "status": "succeeded",
+                            "metadata": {"escrowId": null, "escrow_id": other}}}})
+    .to_string();
+    let r = post_stripe(
+        &app,
+        &body,
+        &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.escrow(&other)["depositedUsdCents"], 1_000);
+    // The same PaymentIntent with white space around its id, in new events: one payment, not
+    // three deposits (each spelling was credited again until 2026-12-07).
+    for (event, intent) in [("evt_null_2", "pi_null "), ("evt_null_3", " pi_null\t")] {
+        let body = stripe_event(event, intent, &other, 1_000, "usd");
+        let r = post_stripe(
+            &app,
+            &body,
+            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{event}: {}", r.text);
+    }
+    assert_eq!(app.escrow(&other)["depositedUsdCents"], 1_000);
     app.assert_integrity();
 }
 

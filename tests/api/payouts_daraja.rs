@@ -2249,6 +2249,38 @@ fn a_success_naming_no_conversation_is_not_applied_and_m_pesa_is_asked() {
     assert_checks(app);
 }
 
+/// A result under one payout's ids whose parameters name another of our payouts is about
+/// neither for sure: `404` as ids that name two payouts are, and neither payout moves. (Until
+/// 2026-12-07 the first was paid.)
+#[test]
+fn a_result_whose_parameters_name_another_payout_settles_neither() {
+    let (fake, app) = unasked();
+    unanswered(&fake, 2_410);
+    unanswered(&fake, 2_420);
+    let escrow = app.active_escrow(100, &["a"]);
+    let first = approved_phone_payment(&app, &escrow, 2_410);
+    let second = approved_phone_payment(&app, &escrow, 2_420);
+    let (_, originator, conversation) = acknowledged(&app, &fake, &first);
+    let (_, other, _) = acknowledged(&app, &fake, &second);
+    let body = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "ConversationID": conversation,
+        "TransactionID": "TCE2410AAA",
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": 2_410},
+            {"Key": "TransactionReceipt", "Value": "TCE2410AAA"},
+            {"Key": "OriginatorConversationID", "Value": other},
+            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}});
+    let r = post_result(&app, &body);
+    assert_eq!(r.status, 404, "{}", r.text);
+    for request in [&first, &second] {
+        assert_sent_unpaid(&app, request, "a result naming two payouts");
+    }
+    let reserved = app.escrow(&escrow)["reservedUsdCents"].as_i64().unwrap();
+    let view = |r: &str| app.get(&format!("/payment-requests/{r}"), &app.admin).body;
+    assert_eq!(reserved, usd_of(&view(&first)) + usd_of(&view(&second)));
+}
+
 /// Posts a result that must not be applied: answered 200, the request still approved, its payout
 /// flagged saying `says` (and none of `unsaid`), its money still reserved.
 fn held_by_result(

@@ -55,7 +55,8 @@ pub enum CallbackKind {
 enum Code {
     /// `0`, `"0"`: exactly these (the reference's rule); `"00"` or `" 0"` is `Unreadable`.
     Zero,
-    /// Another code: digits (`2001`, `"2001"`) or a code like `SFC_IC0003`.
+    /// Another code: digits (`2001`, `"2001"`, without a leading zero) or a code like
+    /// `SFC_IC0003`.
     Other(String),
     /// Not a code (`0.0`, `"-0"`, `""`, `true`): it cannot say that money moved, nor that it
     /// did not, so it is an unknown outcome, never a failure that would return the money.
@@ -84,13 +85,16 @@ fn code_of(v: Option<&Value>) -> Option<Code> {
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     Some(if digits && text.bytes().all(|b| b == b'0') {
         // Success is said one way; a zero written otherwise is read as no code at all (an
-        // unknown outcome, asked about), never as money that moved.
+        // unknown outcome, asked about), never as money that moved. So is a code written
+        // with a leading zero (`"015"`): no code of M-Pesa's is, and read as its digits it
+        // was a failure that returned the money where `15` says an earlier attempt may have
+        // paid (until 2026-12-07).
         if exact {
             Code::Zero
         } else {
             Code::Unreadable(as_written())
         }
-    } else if digits || named {
+    } else if (digits && !text.starts_with('0')) || named {
         Code::Other(text)
     } else {
         Code::Unreadable(as_written())
@@ -725,6 +729,11 @@ mod tests {
             serde_json::json!(true),
             serde_json::json!(1.5),
             serde_json::json!("2 001"),
+            // No code of M-Pesa's has a leading zero: `"015"` read as its digits was a
+            // failure (the money returned) where `15` is an unknown outcome.
+            serde_json::json!("015"),
+            serde_json::json!("0015"),
+            serde_json::json!("02001"),
         ] {
             assert!(
                 matches!(kind(odd.clone()), CallbackKind::Unknown(_)),
