@@ -105,6 +105,14 @@ pub fn open_chain(conn: &mut Connection, keys: &Keys) -> Result<AuditKey> {
     Ok(key)
 }
 
+impl AuditKey {
+    /// A key for another use, derived from this one under `label` (HMAC-SHA256): secret as
+    /// the audit key is, and the same across master key rotations, which rewrap it.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        crypto::hmac_sha256(&self.key, &[label])
+    }
+}
+
 /// Starts a new audit key at `from_seq`, wrapped under `keys`.
 pub fn add_key(conn: &Connection, keys: &Keys, from_seq: i64) -> Result<AuditKey> {
     let mut key = [0u8; 32];

@@ -553,12 +553,31 @@ pub struct Keys {
     pub key_id: String,
     /// A value stored in the database that proves the key is the right one.
     pub key_check: String,
+    /// What idempotency keys and their requests are kept under (`store::idempotency`): set
+    /// by the store that opens the ledger's audit chain, from its first key, the same across
+    /// key rotations.
+    idempotency_secret: std::sync::OnceLock<[u8; 32]>,
 }
 
 /// How `Keys::decrypt`'s refusal begins (`Keys::is_undecryptable` tells it by this).
 const UNDECRYPTABLE: &str = "cannot decrypt ";
 
 impl Keys {
+    /// Keeps the secret idempotency keys are kept under (set once; a second call changes
+    /// nothing).
+    pub fn keep_idempotency_secret(&self, secret: [u8; 32]) {
+        let _ = self.idempotency_secret.set(secret);
+    }
+
+    /// The secret idempotency keys are kept under, once the ledger's audit chain was opened.
+    pub fn idempotency_secret(&self) -> Result<&[u8; 32]> {
+        self.idempotency_secret.get().ok_or_else(|| {
+            Error::internal(
+                "the idempotency keys' secret is not known: the audit chain was not opened",
+            )
+        })
+    }
+
     /// Derives every subkey from the master key.
     pub fn new(master: &MasterKey) -> Keys {
         let enc = master.derive(LABEL_ENCRYPTION);
@@ -571,6 +590,7 @@ impl Keys {
             blind_index_key: master.derive(LABEL_BLIND_INDEX),
             key_id: hex(&master.derive(LABEL_KEY_ID)[..4]),
             key_check: hex(&master.derive(LABEL_KEY_CHECK)),
+            idempotency_secret: std::sync::OnceLock::new(),
         }
     }
 

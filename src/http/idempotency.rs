@@ -15,7 +15,11 @@ use crate::store::{Store, WriteCtx};
 /// The idempotency key of a POST by `actor`, if it sent one. Keys are the user's, but a
 /// recipient's token that opens one sender's escrows only has keys of its own: a replay must
 /// not hand it a response made for a token that sees more (another sender's escrow).
-pub fn key_of(req: &Req, actor: &Actor) -> Result<Option<IdempotencyKey>> {
+pub fn key_of(
+    keys: &crate::crypto::Keys,
+    req: &Req,
+    actor: &Actor,
+) -> Result<Option<IdempotencyKey>> {
     let owner = match &actor.sender_scope {
         Some(scope) => format!("{}/{scope}", actor.id),
         None => actor.id.clone(),
@@ -23,6 +27,7 @@ pub fn key_of(req: &Req, actor: &Actor) -> Result<Option<IdempotencyKey>> {
     req.idempotency_key()
         .map(|header| {
             IdempotencyKey::parse(
+                keys,
                 header,
                 &owner,
                 req.method.as_str(),

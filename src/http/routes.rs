@@ -367,13 +367,14 @@ fn answered_before(app: &App, req: &Req, route: &Route, e: Error) -> Result<Repl
     let Some(actor) = req.authenticated_actor() else {
         return Err(e);
     };
-    let stored = super::idempotency::key_of(req, actor).and_then(|key| match key {
-        Some(key) => app
-            .store
-            .read(|conn, keys| crate::service::idempotency::lookup_in(conn, keys, &key))
-            .map(Some),
-        None => Ok(None),
-    });
+    let stored =
+        super::idempotency::key_of(app.store.keys(), req, actor).and_then(|key| match key {
+            Some(key) => app
+                .store
+                .read(|conn, keys| crate::service::idempotency::lookup_in(conn, keys, &key))
+                .map(Some),
+            None => Ok(None),
+        });
     match stored {
         // Only a refusal of a value (a limit) or of what an id names: a body refused as written
         // (a field given twice, an unknown field of `null`) can read as the same request to the

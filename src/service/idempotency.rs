@@ -8,15 +8,24 @@ use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_TTL_S};
 use crate::store::WriteCtx;
 use rusqlite::{params, OptionalExtension};
 
-/// A valid `Idempotency-Key` of a user, and the fingerprint of the request it came with.
+/// A valid `Idempotency-Key` of a user, and the fingerprint of the request it came with, as
+/// the file keeps them (`store::idempotency`: under the ledger's secret), and as they were kept
+/// until 2026-12-07 (unkeyed digests), so that a retry of a request made before the upgrade
+/// still replays it (a key lives `IDEMPOTENCY_TTL_S`).
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
     user_id: String,
+    kept: Kept,
+    before: Kept,
+}
+
+/// A key and its request's fingerprints in one form.
+#[derive(Debug, Clone)]
+struct Kept {
     key: String,
     fingerprint: [u8; 32],
     /// The fingerprint of the body byte for byte, as keys were kept before bodies were read by
-    /// what they say: a retry of a request made before the upgrade still replays it (a key
-    /// lives `IDEMPOTENCY_TTL_S`).
+    /// what they say (before 2026-12-04).
     as_sent: [u8; 32],
 }
 
@@ -58,6 +67,7 @@ impl IdempotencyKey {
     /// method, path, query and body, a JSON body by what it says (`canonical_body`), not by
     /// how it was spaced or in which order its fields came.
     pub fn parse(
+        keys: &Keys,
         header: &str,
         user_id: &str,
         method: &str,
@@ -74,34 +84,46 @@ impl IdempotencyKey {
                 "must be 1 to 255 visible ASCII characters",
             ));
         }
-        let of = |body: &[u8]| {
-            crate::crypto::sha256(
-                &[
-                    method.as_bytes(),
-                    b" ",
-                    path.as_bytes(),
-                    b"?",
-                    query.as_bytes(),
-                    b"\n",
-                    body,
-                ]
-                .concat(),
-            )
+        let secret = keys.idempotency_secret()?;
+        let parts = |body: &[u8]| -> Vec<u8> {
+            [
+                method.as_bytes(),
+                b" ",
+                path.as_bytes(),
+                b"?",
+                query.as_bytes(),
+                b"\n",
+                body,
+            ]
+            .concat()
         };
+        let (canonical, sent) = (parts(&canonical_body(body)), parts(body));
+        let keyed = |text: &[u8]| crate::crypto::hmac_sha256(secret, &[text]);
         Ok(IdempotencyKey {
             user_id: user_id.to_string(),
-            key: stored_key(header),
-            fingerprint: of(&canonical_body(body)),
-            as_sent: of(body),
+            kept: Kept {
+                key: stored_key(secret, header),
+                fingerprint: keyed(&canonical),
+                as_sent: keyed(&sent),
+            },
+            before: Kept {
+                key: stored_key_before(header),
+                fingerprint: crate::crypto::sha256(&canonical),
+                as_sent: crate::crypto::sha256(&sent),
+            },
         })
     }
 
-    fn row(&self) -> String {
-        row_of(&self.user_id, &self.key)
+    /// The form a row was kept in, by its key.
+    fn form(&self, key: &str) -> &Kept {
+        match key == self.before.key {
+            true => &self.before,
+            false => &self.kept,
+        }
     }
 }
 
-pub use crate::store::idempotency::{row_of, stored_key};
+pub use crate::store::idempotency::{row_of, stored_key, stored_key_before};
 
 /// A response stored for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,19 +157,24 @@ pub fn lookup(ctx: &WriteCtx<'_>, key: &IdempotencyKey) -> Result<Lookup> {
 /// `lookup` on any connection: outside the writer, for a request refused before it ran
 /// (`http::routes`), whose key may have answered it, or another.
 pub fn lookup_in(conn: &rusqlite::Connection, keys: &Keys, key: &IdempotencyKey) -> Result<Lookup> {
-    let stored: Option<(Vec<u8>, u16, String)> = conn
+    let stored: Option<(String, Vec<u8>, u16, String)> = conn
         .prepare_cached(
-            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+            "SELECT key, fingerprint, status, body FROM idempotency_keys
+             WHERE user_id = ?1 AND key IN (?2, ?3) ORDER BY key = ?2 DESC LIMIT 1",
         )?
-        .query_row(params![key.user_id, key.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![key.user_id, key.kept.key, key.before.key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    let Some((fingerprint, status, body_enc)) = stored else {
+    let Some((stored_key, fingerprint, status, body_enc)) = stored else {
         return Ok(Lookup::New);
     };
-    if fingerprint != key.fingerprint && fingerprint != key.as_sent {
+    let form = key.form(&stored_key);
+    if fingerprint != form.fingerprint && fingerprint != form.as_sent {
         return Ok(Lookup::Reused);
     }
-    let body = keys.open(EncryptedColumn::IdempotentResponse, &key.row(), &body_enc)?;
+    let row = row_of(&key.user_id, &stored_key);
+    let body = keys.open(EncryptedColumn::IdempotentResponse, &row, &body_enc)?;
     Ok(Lookup::Replay(StoredResponse { status, body }))
 }
 
@@ -164,8 +191,13 @@ fn stored_fingerprint(
     key: &IdempotencyKey,
 ) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .prepare_cached("SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
-        .query_row(params![key.user_id, key.key], |r| r.get(0))
+        .prepare_cached(
+            "SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key IN (?2, ?3)
+             ORDER BY key = ?2 DESC LIMIT 1",
+        )?
+        .query_row(params![key.user_id, key.kept.key, key.before.key], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -173,7 +205,7 @@ fn stored_fingerprint(
 pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
     let body_enc = ctx.keys.seal(
         EncryptedColumn::IdempotentResponse,
-        &key.row(),
+        &row_of(&key.user_id, &key.kept.key),
         &response.body,
     )?;
     ctx.conn
@@ -183,8 +215,8 @@ pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredRespo
         )?
         .execute(params![
             key.user_id,
-            key.key,
-            key.fingerprint.as_slice(),
+            key.kept.key,
+            key.kept.fingerprint.as_slice(),
             response.status,
             body_enc,
             ctx.at()
@@ -233,6 +265,28 @@ const PURGE: &str = "DELETE FROM idempotency_keys WHERE created_at <= ?1 AND row
 mod tests {
     use super::*;
 
+    /// Keys of a ledger of its own, for keys made outside a store's writer.
+    fn test_keys() -> &'static Keys {
+        static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            let master = crate::crypto::MasterKey::from_hex(&"17".repeat(32)).unwrap();
+            let keys = Keys::new(&master);
+            keys.keep_idempotency_secret([7; 32]);
+            keys
+        })
+    }
+
+    fn parse(
+        header: &str,
+        user_id: &str,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<IdempotencyKey> {
+        IdempotencyKey::parse(test_keys(), header, user_id, method, path, query, body)
+    }
+
     /// A key kept before bodies were fingerprinted by what they say holds the fingerprint of
     /// the body as sent: the same bytes still replay; the same request spaced otherwise is
     /// told apart, as it was then.
@@ -241,9 +295,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open_for_test(dir.path());
         let sent = br#"{ "b": 1,  "a": "x" }"#;
-        let key = |body: &[u8]| IdempotencyKey::parse("k-1", "usr_1", "POST", "/p", "", body);
+        let key = |body: &[u8]| parse("k-1", "usr_1", "POST", "/p", "", body);
         let mut old = key(sent).unwrap();
-        old.fingerprint = old.as_sent;
+        old.kept.fingerprint = old.kept.as_sent;
         let answer = StoredResponse {
             status: 201,
             body: "{}".into(),
@@ -267,7 +321,7 @@ mod tests {
     fn a_key_kept_is_answered_whatever_its_time_says() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open_for_test(dir.path());
-        let key = || IdempotencyKey::parse("cash-1", "usr_1", "POST", "/p", "", b"{}").unwrap();
+        let key = || parse("cash-1", "usr_1", "POST", "/p", "", b"{}").unwrap();
         let answer = StoredResponse {
             status: 201,
             body: "{\"receipt\":\"D1\"}".into(),
@@ -319,7 +373,7 @@ mod tests {
             ("late", 3),
         ];
         for (name, days) in ages {
-            let key = IdempotencyKey::parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
+            let key = parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
             let at = crate::time::rfc3339(now - days * 86_400);
             let answer = StoredResponse {
                 status: 201,
@@ -338,7 +392,7 @@ mod tests {
         }
         assert_eq!(store.write(purge_expired).unwrap(), 3);
         let kept = |name: &str| {
-            let key = IdempotencyKey::parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
+            let key = parse(name, "usr_1", "POST", "/p", "", b"{}").unwrap();
             is_stored(&store.reader().unwrap(), &key).unwrap()
         };
         for (name, stays) in [
@@ -363,37 +417,51 @@ mod tests {
         );
     }
 
-    /// A key is kept by its digest, never as sent (`Idempotency-Key: +254712345678` kept a phone
-    /// readable in the file); one kept as sent before is turned so at the next open, its answer
-    /// still replayed to a retry.
+    /// A key is kept by its keyed digest, never as sent (`Idempotency-Key: +254712345678` kept
+    /// a phone readable in the file) nor as its plain SHA-256 (undone by trying every phone: 211
+    /// s in Python for one shape); one kept as sent before is turned so at the next open, and
+    /// one kept by its SHA-256 before 2026-12-07 is still found: each answer still replayed to
+    /// a retry.
     #[test]
     fn a_key_is_kept_by_its_digest_and_one_kept_as_sent_before_still_replays() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open_for_test(dir.path());
-        let key =
-            |header: &str| IdempotencyKey::parse(header, "usr_1", "POST", "/p", "", b"{}").unwrap();
+        let key = |keys: &Keys, header: &str| {
+            IdempotencyKey::parse(keys, header, "usr_1", "POST", "/p", "", b"{}").unwrap()
+        };
         let answer = StoredResponse {
             status: 201,
             body: "{\"receipt\":\"D1\"}".into(),
         };
         let kept = answer.clone();
         store
-            .write(move |ctx| remember(ctx, &key("+254712345678"), &kept))
+            .write(move |ctx| remember(ctx, &key(ctx.keys, "+254712345678"), &kept))
             .unwrap();
-        // As the remit before kept one: the key as sent, its answer sealed under it.
+        // As the remit before kept them: one key as sent, one by its SHA-256, each answer
+        // sealed under its key.
         let before = answer.clone();
         store
             .write(move |ctx| {
-                let body = ctx.keys.seal(
-                    EncryptedColumn::IdempotentResponse,
-                    &row_of("usr_1", "0799111222"),
-                    &before.body,
-                )?;
-                ctx.conn.execute(
-                    "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
-                     VALUES ('usr_1', '0799111222', ?1, 201, ?2, ?3)",
-                    params![key("0799111222").fingerprint.as_slice(), body, ctx.at()],
-                )?;
+                for (header, stored) in [
+                    ("0799111222", "0799111222".to_string()),
+                    ("dep-254733987654", stored_key_before("dep-254733987654")),
+                ] {
+                    let body = ctx.keys.seal(
+                        EncryptedColumn::IdempotentResponse,
+                        &row_of("usr_1", &stored),
+                        &before.body,
+                    )?;
+                    ctx.conn.execute(
+                        "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+                         VALUES ('usr_1', ?1, ?2, 201, ?3, ?4)",
+                        params![
+                            stored,
+                            key(ctx.keys, header).before.fingerprint.as_slice(),
+                            body,
+                            ctx.at()
+                        ],
+                    )?;
+                }
                 ctx.conn.execute(
                     "DELETE FROM meta WHERE key = 'idempotency_keys_hashed'",
                     [],
@@ -411,14 +479,38 @@ mod tests {
                 })
             })
             .unwrap();
-        assert_eq!(kept.len(), 2);
-        for k in &kept {
-            assert!(k.starts_with("sha256 ") && k.len() == 71, "{k}");
-        }
-        for header in ["+254712345678", "0799111222"] {
+        assert_eq!(kept.len(), 3);
+        let plain = |header: &str| stored_key_before(header);
+        // The new one by its keyed digest; the ones of before in the form of their time (the
+        // one kept as sent made so), since their fingerprints are.
+        assert!(!kept.contains(&plain("+254712345678")), "{kept:?}");
+        assert!(
+            kept.contains(&plain("0799111222")) && kept.contains(&plain("dep-254733987654")),
+            "{kept:?}"
+        );
+        assert!(
+            kept.iter().any(|k| k.starts_with("hmac ") && k.len() == 69),
+            "{kept:?}"
+        );
+        for header in ["+254712345678", "0799111222", "dep-254733987654"] {
             assert_eq!(
-                store.write(move |ctx| lookup(ctx, &key(header))).unwrap(),
+                store
+                    .write(move |ctx| lookup(ctx, &key(ctx.keys, header)))
+                    .unwrap(),
                 Lookup::Replay(answer.clone()),
+                "{header}"
+            );
+        }
+        // The same key with another request is refused in either form.
+        let other = |keys: &Keys, header: &str| {
+            IdempotencyKey::parse(keys, header, "usr_1", "POST", "/p", "", br#"{"x":1}"#).unwrap()
+        };
+        for header in ["+254712345678", "dep-254733987654"] {
+            assert_eq!(
+                store
+                    .write(move |ctx| lookup(ctx, &other(ctx.keys, header)))
+                    .unwrap(),
+                Lookup::Reused,
                 "{header}"
             );
         }

@@ -49,9 +49,10 @@ fn once(
 
 /// Idempotency keys were kept as the client sent them (`Idempotency-Key: +254712345678` kept a
 /// phone readable in the file); they are kept by their digest now
-/// (`store::idempotency::stored_key`). Those kept before (48 hours' worth) are turned so
-/// here, each stored answer sealed again under its new name, so that a retry after the upgrade
-/// is still answered from it.
+/// (`store::idempotency::stored_key`). Those kept before (48 hours' worth) are turned into the
+/// digest of their time, a SHA-256 (`stored_key_before`, as their fingerprints are), each
+/// stored answer sealed again under its new name, so that a retry after the upgrade is still
+/// answered from it.
 pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usize> {
     once(conn, "idempotency_keys_hashed", |tx| {
         let rows: Vec<(String, String, String)> = tx
@@ -59,10 +60,12 @@ pub(super) fn idempotency_keys(conn: &mut Connection, keys: &Keys) -> Result<usi
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (user_id, key, body) in &rows {
-            use super::idempotency::{row_of, stored_key};
+            // In the form of its time (a SHA-256, as its fingerprint is): found and told
+            // apart as such a row is, until housekeeping forgets it.
+            use super::idempotency::{row_of, stored_key_before};
             let column = EncryptedColumn::IdempotentResponse;
             let answer = keys.open(column, &row_of(user_id, key), body)?;
-            let hashed = stored_key(key);
+            let hashed = stored_key_before(key);
             tx.execute(
                 "UPDATE idempotency_keys SET key = ?3, body = ?4 WHERE user_id = ?1 AND key = ?2",
                 params![

@@ -530,6 +530,11 @@ pub fn open_with_key(
         record_key_check(&mut conn, &keys)?;
     }
     let audit_key = crate::audit::open_chain(&mut conn, &keys)?;
+    let first_key = crate::audit::all_keys(&conn, &keys)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("the audit chain has no key"))?;
+    keys.keep_idempotency_secret(super::idempotency::secret_of(&first_key));
     let filled = super::backfill::recipient_names(&mut conn, &keys)?;
     if filled > 0 {
         log::info!("kept the recipient's name with {filled} older escrow(s)");

@@ -113,7 +113,7 @@ pub fn read_answer(http_status: u16, body: &[u8], to: &str) -> SendAnswer {
             .as_ref()
             .and_then(|v| v["SMSMessageData"]["Message"].as_str())
             .map(|m| {
-                crate::wire::daraja::free_text(m)
+                words_after_a_number_hidden(crate::wire::daraja::free_text(m))
                     .chars()
                     .take(120)
                     .collect::<String>()
@@ -186,10 +186,31 @@ fn status_code(recipient: &Value) -> Option<i64> {
     })
 }
 
+/// A gateway's words (its phones masked) without what follows the first masked phone, when a
+/// letter does: the words after a number may be its owner's name (`InvalidPhoneNumber for
+/// +***654 (Zawadi Kiprotich)` was kept so in the file, and shown in `GET /sms`, until
+/// 2026-12-07); the gateway's own word comes first.
+fn words_after_a_number_hidden(text: String) -> String {
+    let phone_end = text.match_indices("***").find_map(|(at, _)| {
+        let end = at + 6;
+        text.get(at + 3..end)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            .map(|_| end)
+    });
+    match phone_end {
+        Some(end) if text[end..].chars().any(char::is_alphabetic) => {
+            format!("{} ***", &text[..end])
+        }
+        _ => text,
+    }
+}
+
 /// A recipient's `status` and `statusCode` as kept and shown to admins (`GET /sms`, "never a
 /// phone"): a gateway's words may echo the number, masked as M-Pesa's are.
 fn recipient_status(recipient: &Value) -> String {
-    let shown = crate::wire::daraja::free_text(recipient["status"].as_str().unwrap_or(""));
+    let shown = words_after_a_number_hidden(crate::wire::daraja::free_text(
+        recipient["status"].as_str().unwrap_or(""),
+    ));
     match status_code(recipient) {
         Some(code) => format!("{shown} ({code})"),
         None => shown,
@@ -333,6 +354,21 @@ mod tests {
             read_answer(201, echoed, TO),
             SendAnswer::Refused {
                 status: "no recipient in the answer: Rejected ***222".into()
+            }
+        );
+        // Words after the number may be its owner's name: not kept.
+        let named = br#"{"SMSMessageData":{"Message":"InvalidPhoneNumber for +254733987654 (Zawadi Kiprotich)","Recipients":[]}}"#;
+        assert_eq!(
+            read_answer(201, named, TO),
+            SendAnswer::Refused {
+                status: "no recipient in the answer: InvalidPhoneNumber for +***654 ***".into()
+            }
+        );
+        let named = br#"{"SMSMessageData":{"Message":"x","Recipients":[{"statusCode":403,"status":"InvalidPhoneNumber +254733111222 Baraka"}]}}"#;
+        assert_eq!(
+            read_answer(201, named, TO),
+            SendAnswer::Refused {
+                status: "InvalidPhoneNumber +***222 *** (403)".into()
             }
         );
     }

@@ -240,9 +240,17 @@ impl Event {
                 full: false,
                 // Stripe's words for why (`fraudulent`); anything else cleaned as M-Pesa's
                 // words are: no control character, no phone.
+                // Stripe's reason is one of its words (`fraudulent`, `product_not_received`…):
+                // anything else (free text, which may name the cardholder) is not kept, in
+                // the file or the log (it was, its phones masked, until 2026-12-07).
                 reason: object.get("reason").and_then(Value::as_str).map(|r| {
-                    let r: String = r.chars().take(64).collect();
-                    crate::domain::long_numbers_masked(&crate::domain::outside_words(&r))
+                    let word = !r.is_empty()
+                        && r.len() <= 64
+                        && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                    match word {
+                        true => r.to_string(),
+                        false => "one that is not a Stripe reason, not kept".to_string(),
+                    }
                 }),
             }),
             _ => None,
@@ -429,6 +437,35 @@ mod tests {
                 verify_signature(&twice, BODY.as_bytes(), SECRET, 1_735_689_600, 300),
                 Err(SignatureError::Malformed),
                 "{twice}"
+            );
+        }
+    }
+
+    /// A dispute's reason is kept only as one of Stripe's words: free text may name the
+    /// cardholder.
+    #[test]
+    fn a_dispute_reason_that_is_not_stripes_word_is_not_kept() {
+        let reason = |said: &str| {
+            let body = serde_json::json!({"id": "evt_d", "type": "charge.dispute.created",
+                "data": {"object": {"payment_intent": "pi_1", "amount": 500, "currency": "usd",
+                    "reason": said}}});
+            Event::parse(body)
+                .unwrap()
+                .reversal()
+                .unwrap()
+                .reason
+                .unwrap()
+        };
+        assert_eq!(reason("product_not_received"), "product_not_received");
+        for free in [
+            "fraudulent: cardholder Baraka +254733987654",
+            "Fraudulent",
+            "",
+        ] {
+            assert_eq!(
+                reason(free),
+                "one that is not a Stripe reason, not kept",
+                "{free}"
             );
         }
     }

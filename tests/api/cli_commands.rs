@@ -210,6 +210,58 @@ fn a_token_revoked_from_the_command_line_beside_a_running_server_is_refused_at_o
     server.terminate();
 }
 
+/// Idempotency keys are kept under a secret of the ledger (never as a plain digest, which
+/// trying every phone undoes), one a key rotation leaves as it was: a retry after a rotation
+/// is answered from its key, not run again; the same key with another request is refused.
+#[test]
+fn an_idempotent_retry_after_a_key_rotation_is_answered_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let sender = user_add(&db, TEST_KEY, "sender", "Amina", None);
+    let body = serde_json::json!({"recipientPhone": "0733 987 654", "recipientName": "Zawadi",
+        "totalAmountUsd": 40, "categories": ["rent"]});
+    let header = "escrow-254733987654";
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let made = server.post_with_key("/escrows", &sender, &body, header);
+    assert_eq!(made.status, 201, "{}", made.text);
+    server.terminate();
+    let plain = format!("sha256 {}", sha256_hex(header));
+    let file = rusqlite::Connection::open(&db).unwrap();
+    let kept: String = file
+        .query_row("SELECT key FROM idempotency_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(kept.starts_with("hmac ") && kept != plain, "{kept}");
+    drop(file);
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, format!("{ROTATED_KEY}\n")).unwrap();
+    let rotated = rotate_key(dir.path(), Some(TEST_KEY), &new_key, &db);
+    assert_eq!(rotated.code, Some(0), "{rotated}");
+    let mut server = Server::start(&db, ROTATED_KEY, &dir.path().join("serve2.log"), &[]);
+    let again = server.post_with_key("/escrows", &sender, &body, header);
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(
+        again.body["escrowId"], made.body["escrowId"],
+        "{}",
+        again.text
+    );
+    let other = serde_json::json!({"recipientPhone": "0733 987 654", "recipientName": "Zawadi",
+        "totalAmountUsd": 41, "categories": ["rent"]});
+    let reused = server.post_with_key("/escrows", &sender, &other, header);
+    assert_eq!(reused.status, 422, "{}", reused.text);
+    let listed = server.get("/escrows", &sender);
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+    server.terminate();
+}
+
+/// The SHA-256 of `text`, in hex.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `token revoke` says so beside the ledger before its commit and after it. Killed between the
 /// two, its revocation committed and its second word never written, the server had read the
 /// token again after the first word and believed it for 10 s more: after the first word it

@@ -919,17 +919,33 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
         })
         .sum();
     assert_eq!(balances(&app, &escrow), (10_000 - reserved, reserved, 0));
-    // A held failure is never sent again: the one held during its call was called once. The
-    // one whose answer was lost may have been sent again under the same id before its failure
-    // came (its retry is due 2 s after the call, the failure 0.5 s after it: a loaded machine
-    // has handled the failure late; CI did), never after.
-    for (amount, most, payout) in [(2_400, 1, &payouts[0]), (2_500, 2, &payouts[1])] {
-        let calls = fake
+    // A held failure is never sent again: no call comes after remit answered the failure (its
+    // hold committed by then). Each may have been sent again under the same id before its
+    // failure was handled (the retry is due 2 s after the call gave up: a loaded machine has
+    // handled the failure later than that; CI did, for both), never after.
+    for (amount, payout) in [(2_400, &payouts[0]), (2_500, &payouts[1])] {
+        let (_, originator, _) = app.payout_ids(if amount == 2_400 { &during } else { &waiting });
+        let held_at = fake
+            .posted()
+            .into_iter()
+            .find(|p| {
+                p.body["Result"]["OriginatorConversationID"] == originator.as_str()
+                    && p.status == Some(200)
+            })
+            .map(|p| p.answered)
+            .expect("the failure was answered");
+        let calls: Vec<Instant> = fake
             .calls("/mpesa/b2c/v3/paymentrequest")
             .into_iter()
             .filter(|c| c.body["Amount"] == amount)
-            .count();
-        assert!((1..=most).contains(&calls), "{payout}: {calls} calls");
+            .map(|c| c.at)
+            .collect();
+        assert!(
+            (1..=2).contains(&calls.len()) && calls.iter().all(|at| *at < held_at),
+            "{payout}: {} calls, {} after its failure was held",
+            calls.len(),
+            calls.iter().filter(|at| **at >= held_at).count()
+        );
         let audit = audit_actions(&app, &escrow, payout);
         assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
     }

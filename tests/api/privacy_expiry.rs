@@ -840,7 +840,11 @@ fn commands_that_write_wait_for_a_key_rotation_and_a_rotation_waits_for_them() {
         cmd.args(&args).arg("--db").arg(&db);
         let ran = run(cmd);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran}");
-        assert!(ran.stderr.contains("key rotation is running"), "{ran}");
+        assert!(
+            ran.stderr
+                .contains("a key rotation or a restore is running"),
+            "{ran}"
+        );
     }
     lock.unlock().unwrap();
     // A command writing holds it shared: a rotation waits.

@@ -424,7 +424,7 @@ pub fn resolve_payout(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             payouts::resolve(ctx, &actor, &payout_id, &result, timeout_s, nothing_sends)
                 .map(|v| Reply::json(200, &v))

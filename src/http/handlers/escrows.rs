@@ -87,7 +87,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             service::create(ctx, &actor, &input)
                 .map(|v| Reply::json(201, &v))
@@ -207,7 +207,7 @@ pub fn deposit(app: &App, req: &Req) -> Result<Reply> {
         })
         .transpose()?;
     f.finish()?;
-    let key = key_of(req, &actor)?;
+    let key = key_of(app.store.keys(), req, &actor)?;
     if reference.is_none() && key.is_none() {
         // Without a reference of the agent's, only the key can tell a retry from a second
         // deposit of the same amount.
@@ -242,7 +242,7 @@ pub fn recipient_token(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             let issued = crate::service::users::issue_recipient_token(ctx, &actor, &escrow_id)?;
             Ok(super::users::token_reply(&issued))
@@ -260,7 +260,7 @@ pub fn clear_flag(app: &App, req: &Req) -> Result<Reply> {
     let reply = idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             service::clear_flag(ctx, &actor, &escrow_id, seen.as_deref())
                 .map(|v| Reply::json(200, &v))
@@ -279,7 +279,7 @@ pub fn cancel(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| service::cancel(ctx, &actor, &escrow_id).map(|v| Reply::json(200, &v)),
     )
 }

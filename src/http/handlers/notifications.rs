@@ -20,7 +20,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     let url = WebhookUrl::parse("url", &f.string("url")?, allow_private)?;
     let events = service::parse_events("events", &f.array("events")?)?;
     f.finish()?;
-    let key = key_of(req, &actor)?;
+    let key = key_of(app.store.keys(), req, &actor)?;
     // A request that will be replayed answers as it did, whatever its host resolves to now.
     let replayed = match &key {
         Some(key) => app
@@ -80,7 +80,7 @@ fn set_enabled(app: &App, req: &Req, enabled: bool) -> Result<Reply> {
     let reply = idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| service::set_enabled(ctx, &actor, &id, enabled).map(|v| Reply::json(200, &v)),
     )?;
     app.notify.endpoints_changed();
@@ -150,7 +150,7 @@ pub fn retry(app: &App, req: &Req) -> Result<Reply> {
     let reply = idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             let view = service::retry(ctx, &actor, &id)?;
             let _ = endpoint.set(view.webhook_endpoint_id.clone());

@@ -64,7 +64,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write_repeatable(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             service::create(ctx, &actor, &input, ttl_s)
                 .map(|v| Reply::json(201, &v))
@@ -122,7 +122,7 @@ fn decide(app: &App, req: &Req, decision: Decision) -> Result<Reply> {
     };
     f.finish()?;
     let id = PaymentRequestId::parse(req.param(0))?;
-    let key = key_of(req, &actor)?;
+    let key = key_of(app.store.keys(), req, &actor)?;
     if key.is_none() && matches!(decision, Decision::Approve) {
         // The hot path: the writer approves and answers with the request's view, read with the
         // request before the change and brought up to date (`service::requests::approve`), and this

@@ -57,7 +57,7 @@ pub fn create(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             let created = service::create_speaking(ctx, &actor, &user, language)?;
             Ok(token_reply(&created))
@@ -96,7 +96,7 @@ pub fn issue_token(app: &App, req: &Req) -> Result<Reply> {
     idempotency::write(
         &app.store,
         actor.credential,
-        key_of(req, &actor)?,
+        key_of(app.store.keys(), req, &actor)?,
         move |ctx| {
             let issued = service::issue_token(ctx, &actor, &user_id)?;
             Ok(token_reply(&issued))

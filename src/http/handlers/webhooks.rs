@@ -179,14 +179,22 @@ fn refused_unverified(warn: impl FnOnce()) {
 }
 
 /// A result's ids and receipt as a log line names them (`OriginatorConversationID`,
-/// `ConversationID`, the receipt of a success), each cut to 40 characters and without control
-/// characters: they come from outside.
+/// `ConversationID`, the receipt of a success), each cut to 40 characters: they come from
+/// outside. An id holds letters, digits, `-` and `_`; one that holds anything else (a space:
+/// `RECEIPT FOR ZAWADI KIPROTICH`) or a Kenyan mobile number is said as no id of M-Pesa's, by
+/// its length (both reached the log whole until 2026-12-07).
 fn unknown_payout_words(callback: &crate::wire::daraja::Callback) -> String {
     let cut = |text: &str| -> String {
-        crate::domain::controls_replaced(text, '?')
+        let id_like = text
             .chars()
-            .take(40)
-            .collect()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        match id_like && !crate::domain::holds_a_phone(text) {
+            true => text.chars().take(40).collect(),
+            false => format!(
+                "(not an id of M-Pesa's: {} characters)",
+                text.chars().count()
+            ),
+        }
     };
     let receipt = match &callback.kind {
         crate::wire::daraja::CallbackKind::Success(Some(receipt)) => cut(receipt),
@@ -197,4 +205,25 @@ fn unknown_payout_words(callback: &crate::wire::daraja::Callback) -> String {
         callback.originator.as_deref().map_or("none".into(), cut),
         callback.conversation.as_deref().map_or("none".into(), cut),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log's words for a result of an unknown payout name its ids, never text that is no
+    /// id (a name in the receipt) nor a phone within an id.
+    #[test]
+    fn an_unknown_payouts_words_hold_ids_only() {
+        let body = serde_json::json!({"Result": {"ResultType": 0, "ResultCode": 0,
+            "OriginatorConversationID": "nope-0712345678", "ConversationID": "AG_20261207_1",
+            "TransactionID": "RECEIPT FOR ZAWADI KIPROTICH"}});
+        let callback = crate::wire::daraja::parse_callback(&body, false).unwrap();
+        let words = unknown_payout_words(&callback);
+        assert!(
+            !words.contains("0712345678") && !words.contains("ZAWADI"),
+            "{words}"
+        );
+        assert!(words.contains("AG_20261207_1"), "{words}");
+    }
 }

@@ -221,12 +221,15 @@ pub fn free_text(text: &str) -> String {
     payee_name_hidden(&out).chars().take(300).collect()
 }
 
-/// Text whose phones are masked (`***333`), with what follows a hyphen after a masked phone or
-/// after the words "credit party" hidden when it holds a letter: M-Pesa names the owner of a
-/// number there (`Credit Party ***333 - JANE WAMBUI MUTHONI`, `254708374149 - John Doe`,
-/// `Credit party - JANE`), a name the file, the log and the views must not hold. The rest of
-/// the text goes with it (a name may hold any character, and M-Pesa writes it last). A name
-/// written straight after a phone, with no dash, is not recognised as one.
+/// Text whose phones are masked (`***333`), with what follows a hyphen after a masked phone,
+/// after a PayBill or Till number (five to eight digits) or after the words "credit party"
+/// hidden when it holds a letter: M-Pesa names the owner of a number there (`Credit Party
+/// ***333 - JANE WAMBUI MUTHONI`, `254708374149 - John Doe`, `Credit party - JANE`, `Credit
+/// Party 888880 - MAMA MBOGA KIOSK`: a till may be a person's, and the merchant's name is
+/// sealed everywhere else; it was kept after a short code until 2026-12-07), a name the file,
+/// the log and the views must not hold. The rest of the text goes with it (a name may hold any
+/// character, and M-Pesa writes it last). A name written straight after a number, with no
+/// dash, is not recognised as one.
 pub fn payee_name_hidden(text: &str) -> String {
     // A hyphen, or the en or em dash of Daraja's own samples (`000000– Biller`).
     for (at, dash) in text.match_indices(['-', '\u{2013}', '\u{2014}']) {
@@ -240,7 +243,13 @@ pub fn payee_name_hidden(text: &str) -> String {
         let party = before.len() >= 12
             && before.is_char_boundary(before.len() - 12)
             && before[before.len() - 12..].eq_ignore_ascii_case("credit party");
-        if (masked_phone || party) && after.chars().any(char::is_alphabetic) {
+        let digits = tail.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        let short_code = (5..=8).contains(&digits)
+            && tail
+                .len()
+                .checked_sub(digits + 1)
+                .is_none_or(|at| !tail[at].is_ascii_alphanumeric() && tail[at] != b'*');
+        if (masked_phone || party || short_code) && after.chars().any(char::is_alphabetic) {
             return format!("{} ***", &text[..upto]);
         }
     }
@@ -608,8 +617,16 @@ mod tests {
             // No name: nothing hidden.
             ("The receiver 254712345678 is not registered", "The receiver ***678 is not registered"),
             ("Credit Party 254722000333 - 42", "Credit Party ***333 - 42"),
-            // A short code names a business, not a person: not a phone, not masked.
-            ("888880 - KPLC PREPAID", "888880 - KPLC PREPAID"),
+            // A short code is not a phone (not masked); the name after it may be a person's.
+            ("888880 - KPLC PREPAID", "888880 - ***"),
+            (
+                "Credit Party 888880 - MAMA MBOGA KIOSK account ACC-77123 is invalid",
+                "Credit Party 888880 - ***",
+            ),
+            ("Till 5551234-Kamau Wekesa", "Till 5551234- ***"),
+            // Four digits, or nine (a phone masked before), are not a short code.
+            ("Ksh 1500 - paid", "Ksh 1500 - paid"),
+            ("ref AB123456 - ok", "ref AB123456 - ok"),
             ("*** - x ***12 - y", "*** - x ***12 - y"),
         ] {
             assert_eq!(free_text(said), kept, "{said}");

@@ -148,6 +148,8 @@ pub struct Posted {
     pub url: String,
     pub body: Value,
     pub status: Option<u16>,
+    /// When remit's answer came (a result it answered is committed by then).
+    pub answered: Instant,
 }
 
 struct State {
@@ -960,6 +962,7 @@ fn deliver(shared: &Arc<Shared>, url: &str, body: Value, delivery: Delivery) {
                 url: url.clone(),
                 body: body.clone(),
                 status,
+                answered: Instant::now(),
             });
             shared.changed.notify_all();
         }
