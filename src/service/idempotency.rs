@@ -25,7 +25,8 @@ struct Kept {
     key: String,
     fingerprint: [u8; 32],
     /// The fingerprint of the body byte for byte, as keys were kept before bodies were read by
-    /// what they say (before 2026-12-04).
+    /// what they say (before 2026-12-04: rows of the plain SHA-256 form only; the keyed form
+    /// holds the fingerprint again).
     as_sent: [u8; 32],
 }
 
@@ -98,13 +99,13 @@ impl IdempotencyKey {
             .concat()
         };
         let (canonical, sent) = (parts(&canonical_body(body)), parts(body));
-        let keyed = |text: &[u8]| crate::crypto::hmac_sha256(secret, &[text]);
+        let fingerprint = crate::crypto::hmac_sha256(secret, &[&canonical]);
         Ok(IdempotencyKey {
             user_id: user_id.to_string(),
             kept: Kept {
                 key: stored_key(secret, header),
-                fingerprint: keyed(&canonical),
-                as_sent: keyed(&sent),
+                fingerprint,
+                as_sent: fingerprint,
             },
             before: Kept {
                 key: stored_key_before(header),
@@ -287,26 +288,42 @@ mod tests {
         IdempotencyKey::parse(test_keys(), header, user_id, method, path, query, body)
     }
 
-    /// A key kept before bodies were fingerprinted by what they say holds the fingerprint of
-    /// the body as sent: the same bytes still replay; the same request spaced otherwise is
-    /// told apart, as it was then.
+    /// A key kept before bodies were fingerprinted by what they say (by its SHA-256, its
+    /// fingerprint the SHA-256 of the body as sent): the same bytes still replay; the same
+    /// request spaced otherwise is told apart, as it was then.
     #[test]
     fn a_key_kept_by_the_body_as_sent_still_replays_its_request() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open_for_test(dir.path());
         let sent = br#"{ "b": 1,  "a": "x" }"#;
-        let key = |body: &[u8]| parse("k-1", "usr_1", "POST", "/p", "", body);
-        let mut old = key(sent).unwrap();
-        old.kept.fingerprint = old.kept.as_sent;
+        let key = |keys: &Keys, body: &[u8]| {
+            IdempotencyKey::parse(keys, "k-1", "usr_1", "POST", "/p", "", body).unwrap()
+        };
         let answer = StoredResponse {
             status: 201,
             body: "{}".into(),
         };
         let kept = answer.clone();
-        store.write(move |ctx| remember(ctx, &old, &kept)).unwrap();
+        store
+            .write(move |ctx| {
+                let old = key(ctx.keys, sent).before;
+                let body = ctx.keys.seal(
+                    EncryptedColumn::IdempotentResponse,
+                    &row_of("usr_1", &old.key),
+                    &kept.body,
+                )?;
+                ctx.conn.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
+                     VALUES ('usr_1', ?1, ?2, 201, ?3, ?4)",
+                    params![old.key, old.as_sent.as_slice(), body, ctx.at()],
+                )?;
+                Ok(())
+            })
+            .unwrap();
         let found = |body: &'static [u8]| {
-            let key = key(body).unwrap();
-            store.write(move |ctx| lookup(ctx, &key)).unwrap()
+            store
+                .write(move |ctx| lookup(ctx, &key(ctx.keys, body)))
+                .unwrap()
         };
         assert_eq!(found(sent), Lookup::Replay(answer));
         assert_eq!(found(br#"{"a": "x", "b": 1}"#), Lookup::Reused);

@@ -427,14 +427,10 @@ pub fn apply_payout_callback(
     }
     // The payout as the callback finds it: its status, and the gateway it was handed to (none
     // yet: never handed to one).
-    let (status, gateway, attempts, acknowledged): (PayoutStatus, Option<String>, i64, bool) =
-        ctx.conn
-            .prepare_cached(
-                "SELECT status, gateway, attempts, conversation_id IS NOT NULL FROM payouts WHERE id = ?1",
-            )?
-            .query_row([&payout_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
+    let (status, gateway, attempts): (PayoutStatus, Option<String>, i64) = ctx
+        .conn
+        .prepare_cached("SELECT status, gateway, attempts FROM payouts WHERE id = ?1")?
+        .query_row([&payout_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     // Handed to a gateway, but every call of it was judged to have reached nothing (turned
     // away, no token, no connection: such calls count no attempt, and it has no
     // ConversationID, so any is taken): a result for it is not applied, whatever it says (with
@@ -460,15 +456,17 @@ pub fn apply_payout_callback(
     if (unclaimed && !ask_unclaimed) || (not_sent && !late_status && !never_reached) {
         return refused("unsent", CallbackOutcome::NotSent);
     }
-    // Every result M-Pesa posts names the ConversationID its acknowledgement gave. A success
-    // that names none, for a payout Daraja acknowledged, is not M-Pesa's: anyone holding the
+    // Every result M-Pesa posts names a ConversationID (its acknowledgement's). A success
+    // that names none, for a payout handed to Daraja, is not M-Pesa's, whether the payout's
+    // acknowledgement came back or not (a call in flight, an answer lost): anyone holding the
     // path token could post one under a payout's own id (which its sender sees), and it paid
     // the request with money M-Pesa never moved (the real failure after it was only flagged,
     // until 2026-12-07). Not applied: M-Pesa is asked at once, and its answer settles the
-    // payout (a settled payout is left as it is). Through the simulator, or with
+    // payout (a settled payout is left as it is). One whose every call reached nothing goes
+    // the way of any result for it (below). Through the simulator, or with
     // `REMIT_GATEWAY=none`, a result is taken as before.
     if !late_status
-        && acknowledged
+        && !never_reached
         && callback.conversation.is_none()
         && gateway.as_deref() == Some("daraja")
         && matches!(callback.kind, CallbackKind::Success(_))

@@ -2265,6 +2265,47 @@ fn a_success_naming_no_conversation_is_not_applied_and_m_pesa_is_asked() {
     assert_checks(app);
 }
 
+/// The same forged success while the payout's call is still in flight (no ConversationID
+/// recorded yet): not applied either (the review of the first mend found it paid there).
+#[test]
+fn a_success_naming_no_conversation_during_the_call_is_not_applied() {
+    let (fake, app) = unasked();
+    fake.script(
+        2_350,
+        Script {
+            replies: vec![Reply::Slow(Duration::from_millis(3_000))],
+            outcome: Outcome::Fail(2040),
+            result: Delivery::Never,
+            ..Script::default()
+        },
+    );
+    let escrow = app.active_escrow(100, &["a"]);
+    let request = approved_phone_payment(&app, &escrow, 2_350);
+    let (payout, originator, _) = app.payout_ids(&request);
+    fake.wait_for("the call", |v| {
+        v.txns.iter().any(|t| t.originator == originator)
+    });
+    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "TransactionID": "TCFORGE124",
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": 2_350},
+            {"Key": "TransactionReceipt", "Value": "TCFORGE124"},
+            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}});
+    let r = post_result(&app, &forged);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let view = app
+        .get(&format!("/payment-requests/{request}"), &app.admin)
+        .body;
+    assert_eq!(view["status"], "approved", "{view}");
+    assert_eq!(view["payout"]["mpesaReceipt"], Value::Null, "{view}");
+    // M-Pesa's own answer (failed) settles it, and the money comes back once.
+    assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
+    let audit = audit_actions(&app, &escrow, &payout);
+    assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
+    assert_checks(app);
+}
+
 /// A result under one payout's ids whose parameters name another of our payouts is about
 /// neither for sure: `404` as ids that name two payouts are, and neither payout moves. (Until
 /// 2026-12-07 the first was paid.)

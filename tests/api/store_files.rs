@@ -948,6 +948,80 @@ fn the_upgrade_to_schema_16_hides_the_payees_names_kept_in_m_pesa_words() {
     }
 }
 
+/// Schema 24 hides the name M-Pesa's words kept after a PayBill or Till number before it
+/// ("Credit Party 888880 - MAMA MBOGA KIOSK …"), in the rows and in the pages' free space, and
+/// stamps each row it changed for the replica; other words stay as they were.
+#[test]
+fn the_upgrade_to_schema_24_hides_the_names_kept_after_a_short_code() {
+    let t = TestStore::new();
+    let sender = t.user(Role::Sender, "Amina", None);
+    let agent = t.user(Role::Agent, "Kiosk", None);
+    let escrow = t.active_escrow(&sender, &agent, "0712345678", 20_000, &["a"], None);
+    for _ in 0..2 {
+        let request = t.request(&agent, &escrow, "a", 1_000).unwrap();
+        t.approve(&sender, request["paymentRequestId"].as_str().unwrap())
+            .unwrap();
+    }
+    t.store.close();
+    let db = t.db_path();
+    let stamps = |conn: &rusqlite::Connection| -> Vec<i64> {
+        conn.prepare("SELECT change_seq FROM payouts ORDER BY payment_request_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "UPDATE payouts SET
+                 result_desc = CASE WHEN payment_request_id = (SELECT MIN(payment_request_id) FROM payouts)
+                     THEN 'Credit Party 888880 - MAMA MBOGA KIOSK account ACC-77123 is invalid'
+                     ELSE 'The receiver ***678 is not registered - retry' END;",
+        )
+        .unwrap();
+        conn.pragma_update(
+            None,
+            "user_version",
+            remit::store::latest_schema_version() - 1,
+        )
+        .unwrap();
+        stamps(&conn)
+    };
+    let mut options = OpenOptions::new(&db);
+    options.key_hex = Some(TEST_KEY.into());
+    options.create = false;
+    let store = store::open(&options).unwrap();
+    let descs: Vec<Option<String>> = store
+        .read(|conn, _| {
+            Ok(conn
+                .prepare("SELECT result_desc FROM payouts ORDER BY payment_request_id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(
+        descs,
+        [
+            Some("Credit Party 888880 - ***".to_string()),
+            Some("The receiver ***678 is not registered - retry".to_string()),
+        ]
+    );
+    let after = store.read(|conn, _| Ok(stamps(conn))).unwrap();
+    assert!(
+        after[0] > before[0],
+        "the row changed is stamped: {before:?} {after:?}"
+    );
+    assert_eq!(after[1], before[1], "the row left alone is not");
+    store.close();
+    drop(store);
+    let haystack = ledger_file_text(t.dir.path());
+    for name in ["MBOGA", "ACC-77123"] {
+        assert!(!haystack.contains(name), "{name} is readable in the file");
+    }
+}
+
 /// Schema 15 seals an admin's words on a payout resolved as failed by hand; words kept before
 /// it stayed in the clear in `result_desc` (read in the file, copied so to a replica). They are
 /// sealed at the first open by this version, stamped as a change (so a replica gets the sealed
