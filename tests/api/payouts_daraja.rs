@@ -2221,6 +2221,18 @@ fn a_result_is_found_by_its_conversation_and_a_second_conversation_is_flagged() 
     assert_eq!(count(&audit, "payout.succeeded"), 0, "{audit:?}");
 }
 
+/// A B2C success of `kes` to the phone of `approved_phone_payment`, under our payout's id
+/// `originator` and no ConversationID, as whoever holds the result URL's token could post it.
+fn success_naming_no_conversation(originator: &str, kes: i64, receipt: &str) -> Value {
+    json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": originator, "TransactionID": receipt,
+        "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": kes},
+            {"Key": "TransactionReceipt", "Value": receipt},
+            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}})
+}
+
 /// A success that names our payout's id but no ConversationID (every result of M-Pesa's names
 /// one) is not M-Pesa's: anyone who holds the result URL's token could post it. It is not
 /// applied; M-Pesa is asked at once, and its answer settles the payout: here a failure, whose
@@ -2240,13 +2252,7 @@ fn a_success_naming_no_conversation_is_not_applied_and_m_pesa_is_asked() {
     let escrow = app.active_escrow(100, &["a"]);
     let request = approved_phone_payment(&app, &escrow, 2_300);
     let (payout, originator, _) = acknowledged(&app, &fake, &request);
-    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
-        "ResultDesc": "The service request is processed successfully.",
-        "OriginatorConversationID": originator, "TransactionID": "TCFORGE123",
-        "ResultParameters": {"ResultParameter": [
-            {"Key": "TransactionAmount", "Value": 2_300},
-            {"Key": "TransactionReceipt", "Value": "TCFORGE123"},
-            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}});
+    let forged = success_naming_no_conversation(&originator, 2_300, "TCFORGE123");
     let r = post_result(&app, &forged);
     assert_eq!(r.status, 200, "{}", r.text);
     let view = assert_failed_money_back(&app, &fake, &escrow, &request, 10_000);
@@ -2285,13 +2291,7 @@ fn a_success_naming_no_conversation_during_the_call_is_not_applied() {
     fake.wait_for("the call", |v| {
         v.txns.iter().any(|t| t.originator == originator)
     });
-    let forged = json!({"Result": {"ResultType": 0, "ResultCode": 0,
-        "ResultDesc": "The service request is processed successfully.",
-        "OriginatorConversationID": originator, "TransactionID": "TCFORGE124",
-        "ResultParameters": {"ResultParameter": [
-            {"Key": "TransactionAmount", "Value": 2_350},
-            {"Key": "TransactionReceipt", "Value": "TCFORGE124"},
-            {"Key": "ReceiverPartyPublicName", "Value": "254722000111 - JANE WANJIKU"}]}}});
+    let forged = success_naming_no_conversation(&originator, 2_350, "TCFORGE124");
     let r = post_result(&app, &forged);
     assert_eq!(r.status, 200, "{}", r.text);
     let view = app
