@@ -236,6 +236,9 @@ pub enum CallbackOutcome {
     /// outcome, a success without a receipt for a paid payout) for a payout that already has
     /// its result: acknowledged, nothing changed.
     AlreadySettled(&'static str),
+    /// A result that cannot be M-Pesa's (what it lacks): not applied, and M-Pesa asked about the
+    /// payout if it has no result yet. Whoever posted it holds the result URL's token.
+    NotMpesas(&'static str),
 }
 
 impl fmt::Display for CallbackOutcome {
@@ -261,6 +264,9 @@ impl fmt::Display for CallbackOutcome {
             CallbackOutcome::Balances => f.write_str("balances recorded"),
             CallbackOutcome::AlreadySettled(what) => {
                 write!(f, "ignored: {what} for a payout that has its result")
+            }
+            CallbackOutcome::NotMpesas(what) => {
+                write!(f, "not applied: {what}, which M-Pesa's results never are")
             }
         }
     }
@@ -471,14 +477,13 @@ pub fn apply_payout_callback(
         && gateway.as_deref() == Some("daraja")
         && matches!(callback.kind, CallbackKind::Success(_))
     {
-        if status.has_result() {
-            return refused(
-                "no-conversation",
-                CallbackOutcome::AlreadySettled("a success that names no ConversationID"),
-            );
+        if !status.has_result() {
+            ask_status_now(ctx, &payout_id)?;
         }
-        ask_status_now(ctx, &payout_id)?;
-        return refused("no-conversation", CallbackOutcome::AskStatus);
+        return refused(
+            "no-conversation",
+            CallbackOutcome::NotMpesas("a success that names no ConversationID"),
+        );
     }
     // Read as the payment's own result (a late status answer is read as one, above): a success
     // naming a status other than completed is an unknown outcome, and is kept as such.

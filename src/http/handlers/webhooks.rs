@@ -128,6 +128,11 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
                 "the payout has not been sent yet: its result cannot be applied".into(),
             ));
         }
+        // Said as a warning: whoever posted it holds the result URL's token.
+        CallbackOutcome::NotMpesas(_) => {
+            log::warn!("M-Pesa callback ({named}): {outcome}; the result URL's token may be known to someone else");
+            return Ok(accepted());
+        }
         _ => {}
     }
     log::info!("M-Pesa callback: {outcome}");
