@@ -123,10 +123,11 @@ pub const LEFT_OUT: &[&str] = &[
     "sms_messages",
 ];
 
-/// Schema versions whose migration changes nothing a replica takes: only tables in
-/// `LEFT_OUT`, or indexes of the others that a replica does without (`REPLICA_INDEXES`). A
-/// replica made at the version before is the same as one made at this version, so it is not
-/// made again (a test holds each listed migration to it). Schema 14 indexes webhook
+/// Schema versions whose migration changes no shape a replica takes: only tables in
+/// `LEFT_OUT`, indexes of the others that a replica does without (`REPLICA_INDEXES`), or rows
+/// it stamps (which reach a replica as any change does). A replica made at the version before
+/// has the same tables as one made at this version, so it is not made again (a test holds
+/// each listed migration's schema to it; the rows are the migration's to stamp). Schema 14 indexes webhook
 /// deliveries by their event; 17 seals their endpoints' URLs; 19 gives each endpoint the
 /// outbox's place when it was made; 20 marks a text being sent (until 2026-12-07 not listed:
 /// a replica made at 19 was copied again whole at the upgrade); 21 indexes an endpoint's

@@ -468,14 +468,17 @@ pub fn apply_payout_callback(
     // path token could post one under a payout's own id (which its sender sees), and it paid
     // the request with money M-Pesa never moved (the real failure after it was only flagged,
     // until 2026-12-07). Not applied: M-Pesa is asked at once, and its answer settles the
-    // payout (a settled payout is left as it is). One whose every call reached nothing goes
-    // the way of any result for it (below). Through the simulator, or with
-    // `REMIT_GATEWAY=none`, a result is taken as before.
+    // payout (one that has its result is left as it is, unflagged: the log says it). One whose
+    // every call reached nothing, and one Daraja refused at its only call (whose ignored
+    // success has an audit line of its own), go the way of any result for them (below). Through
+    // the simulator, or with `REMIT_GATEWAY=none`, a result is taken as before.
     if !late_status
         && !never_reached
         && callback.conversation.is_none()
         && gateway.as_deref() == Some("daraja")
         && matches!(callback.kind, CallbackKind::Success(_))
+        && !(status == PayoutStatus::Failed
+            && payouts::refused_at_its_only_call(ctx.conn, &payout_id)?)
     {
         if !status.has_result() {
             ask_status_now(ctx, &payout_id)?;

@@ -3017,8 +3017,15 @@ fn a_success_for_a_payout_refused_at_its_only_call_holds_nothing() {
         .get(&format!("/payment-requests/{request}"), &app.admin)
         .body;
     assert_eq!(view["payout"]["flagged"], false, "{view}");
+    // Nor one that names no ConversationID: ignored, with its audit line as the others.
+    let r = app.post_mpesa_result(&success_naming_no_conversation(
+        &originator,
+        1_235,
+        "TLC1235CCC",
+    ));
+    assert_eq!(r.status, 200, "{}", r.text);
     let audit = audit_actions(&app, &escrow, &payout);
-    assert_eq!(count(&audit, "payout.result_ignored"), 2, "{audit:?}");
+    assert_eq!(count(&audit, "payout.result_ignored"), 3, "{audit:?}");
     // The escrow's money is not held: another request is approved.
     let next = approved_phone_payment(&app, &escrow, 1_700);
     assert_paid_once(&app, &fake, &escrow, &next);
