@@ -139,11 +139,6 @@ impl Authenticator {
                 known.clear();
             }
         }
-        let remembering = self
-            .unremembered_until
-            .lock()
-            .map(|until| until.is_none_or(|until| now >= until))
-            .unwrap_or(false);
         let forgotten = self.forgotten.load(Ordering::SeqCst);
         let cached = self.known.lock().ok().and_then(|known| {
             known
@@ -157,6 +152,13 @@ impl Authenticator {
                 let actor = self
                     .store
                     .read(|conn, _| users::authenticate(conn, token))?;
+                // Asked only here, of a token read from the database (a request whose token is
+                // remembered takes no lock for it).
+                let remembering = self
+                    .unremembered_until
+                    .lock()
+                    .map(|until| until.is_none_or(|until| now >= until))
+                    .unwrap_or(false);
                 let known =
                     self.known.lock().ok().filter(|_| {
                         remembering && self.forgotten.load(Ordering::SeqCst) == forgotten

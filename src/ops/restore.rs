@@ -446,28 +446,12 @@ fn since_the_backup(db: &Path, copy: &Path) -> (Vec<String>, bool, Vec<ToSettle>
 /// restored one holds them back too (a second restore of the same backup finds nothing new to
 /// say, and dropped the hold: a request the first said to approve again would have been sent).
 fn still_held(conn: &rusqlite::Connection, said: &mut Said) -> Result<()> {
-    let held: Option<String> = conn
-        .query_row(
-            "SELECT value FROM replaced.meta WHERE key = ?1",
-            [HOLD_KEY],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(held) = held {
+    if let Some(held) = meta_value(conn, "replaced", HOLD_KEY)? {
         said.money.push(format!(
             "the replaced ledger held its payouts back (it was {held}): the restored one holds them back too, until the earlier restore's lines (its .since-the-backup.txt) and these are done"
         ));
         // And the payments it said to settle by hand stay so (`--done` refuses while one waits).
-        let listed: Option<String> = conn
-            .query_row(
-                "SELECT value FROM replaced.meta WHERE key = ?1",
-                [SETTLE_KEY],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(listed) = listed {
-            said.to_settle.extend(settle_entries(&listed)?);
-        }
+        said.to_settle.extend(settle_list(conn, "replaced")?);
     }
     Ok(())
 }
@@ -501,10 +485,18 @@ fn held_since(backup: &Path) -> String {
 /// Why the server may not send payouts from this ledger yet, if it may not: a restore named
 /// money to settle by hand (see `HOLD_KEY`).
 pub fn payouts_held(conn: &rusqlite::Connection) -> Result<Option<String>> {
+    meta_value(conn, "main", HOLD_KEY)
+}
+
+/// A `meta` value of the database `schema` (`main`, or the replaced ledger attached as
+/// `replaced`).
+fn meta_value(conn: &rusqlite::Connection, schema: &str, key: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [HOLD_KEY], |r| {
-            r.get(0)
-        })
+        .query_row(
+            &format!("SELECT value FROM {schema}.meta WHERE key = ?1"),
+            [key],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -534,15 +526,7 @@ struct ToSettle {
 /// sent at `--done`, they would pay a second time what M-Pesa may have paid before the restore
 /// (until 2026-12-07 `--done` let them go).
 fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
-    let listed: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [SETTLE_KEY], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let Some(listed) = listed else {
-        return Ok(Vec::new());
-    };
-    let entries = settle_entries(&listed)?;
+    let entries = settle_list(conn, "main")?;
     let mut waiting = Vec::new();
     // Payouts settled by hand that made an entry done: each makes one entry done, never two
     // (two payments of the same shillings; until 2026-12-07 one settled cleared both).
@@ -608,10 +592,13 @@ fn waiting_to_settle(conn: &rusqlite::Connection) -> Result<Vec<String>> {
     Ok(waiting)
 }
 
-/// The list `SETTLE_KEY` holds; one that cannot be read is refused, never read as nothing to
-/// settle.
-fn settle_entries(listed: &str) -> Result<Vec<ToSettle>> {
-    serde_json::from_str(listed).map_err(|e| {
+/// The payments to settle by hand that the database `schema` lists in `SETTLE_KEY` (none when
+/// it lists none); a list that cannot be read is refused, never read as nothing to settle.
+fn settle_list(conn: &rusqlite::Connection, schema: &str) -> Result<Vec<ToSettle>> {
+    let Some(listed) = meta_value(conn, schema, SETTLE_KEY)? else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&listed).map_err(|e| {
         Error::internal(format!(
             "the restore's list of payments to settle by hand (meta {SETTLE_KEY}) cannot be read: {e}"
         ))
@@ -831,17 +818,9 @@ fn hold_back(
             // With the backup's own list (a backup taken while an earlier restore's payments
             // were still to settle), which a replaced ledger that cannot be read would drop.
             let mut to_settle = to_settle.clone();
-            let own: Option<String> = ctx
-                .conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [SETTLE_KEY], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if let Some(own) = own {
-                for entry in settle_entries(&own)? {
-                    if !to_settle.iter().any(|e| e.payout == entry.payout) {
-                        to_settle.push(entry);
-                    }
+            for entry in settle_list(ctx.conn, "main")? {
+                if !to_settle.iter().any(|e| e.payout == entry.payout) {
+                    to_settle.push(entry);
                 }
             }
             let mut put = ctx.conn.prepare_cached(

@@ -15,19 +15,16 @@ use rusqlite::{params, OptionalExtension};
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
     user_id: String,
-    kept: Kept,
-    before: Kept,
-}
-
-/// A key and its request's fingerprints in one form.
-#[derive(Debug, Clone)]
-struct Kept {
+    /// The key as kept (`stored_key`), and its request's fingerprint under the same secret.
     key: String,
     fingerprint: [u8; 32],
-    /// The fingerprint of the body byte for byte, as keys were kept before bodies were read by
-    /// what they say (before 2026-12-04: rows of the plain SHA-256 form only; the keyed form
-    /// holds the fingerprint again).
-    as_sent: [u8; 32],
+    /// The key as kept until 2026-12-07 (`stored_key_before`): looked up with the other.
+    key_before: String,
+    /// The request as fingerprinted (its body by what it says) and as sent, byte for byte (as
+    /// keys were kept before 2026-12-04): a row of the form before holds the SHA-256 of one of
+    /// them, computed only for such a row (`Self::fingerprints_before`).
+    request: Vec<u8>,
+    sent: Vec<u8>,
 }
 
 /// A request body as its fingerprint reads it: a JSON text as its values, each object's fields
@@ -98,28 +95,31 @@ impl IdempotencyKey {
             ]
             .concat()
         };
-        let (canonical, sent) = (parts(&canonical_body(body)), parts(body));
-        let fingerprint = crate::crypto::hmac_sha256(secret, &[&canonical]);
+        let request = parts(&canonical_body(body));
         Ok(IdempotencyKey {
             user_id: user_id.to_string(),
-            kept: Kept {
-                key: stored_key(secret, header),
-                fingerprint,
-                as_sent: fingerprint,
-            },
-            before: Kept {
-                key: stored_key_before(header),
-                fingerprint: crate::crypto::sha256(&canonical),
-                as_sent: crate::crypto::sha256(&sent),
-            },
+            key: stored_key(secret, header),
+            fingerprint: crate::crypto::hmac_sha256(secret, &[&request]),
+            key_before: stored_key_before(header),
+            request,
+            sent: parts(body),
         })
     }
 
-    /// The form a row was kept in, by its key.
-    fn form(&self, key: &str) -> &Kept {
-        match key == self.before.key {
-            true => &self.before,
-            false => &self.kept,
+    /// The fingerprints a row kept before 2026-12-07 may hold: of the request by what it says,
+    /// and as sent.
+    fn fingerprints_before(&self) -> [[u8; 32]; 2] {
+        [
+            crate::crypto::sha256(&self.request),
+            crate::crypto::sha256(&self.sent),
+        ]
+    }
+
+    /// Does a row of key `stored` and fingerprint `fingerprint` answer this request?
+    fn answers(&self, stored: &str, fingerprint: &[u8]) -> bool {
+        match stored == self.key_before {
+            true => self.fingerprints_before().iter().any(|f| f == fingerprint),
+            false => fingerprint == self.fingerprint,
         }
     }
 }
@@ -163,15 +163,14 @@ pub fn lookup_in(conn: &rusqlite::Connection, keys: &Keys, key: &IdempotencyKey)
             "SELECT key, fingerprint, status, body FROM idempotency_keys
              WHERE user_id = ?1 AND key IN (?2, ?3) ORDER BY key = ?2 DESC LIMIT 1",
         )?
-        .query_row(params![key.user_id, key.kept.key, key.before.key], |r| {
+        .query_row(params![key.user_id, key.key, key.key_before], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
     let Some((stored_key, fingerprint, status, body_enc)) = stored else {
         return Ok(Lookup::New);
     };
-    let form = key.form(&stored_key);
-    if fingerprint != form.fingerprint && fingerprint != form.as_sent {
+    if !key.answers(&stored_key, &fingerprint) {
         return Ok(Lookup::Reused);
     }
     let row = row_of(&key.user_id, &stored_key);
@@ -196,9 +195,7 @@ fn stored_fingerprint(
             "SELECT fingerprint FROM idempotency_keys WHERE user_id = ?1 AND key IN (?2, ?3)
              ORDER BY key = ?2 DESC LIMIT 1",
         )?
-        .query_row(params![key.user_id, key.kept.key, key.before.key], |r| {
-            r.get(0)
-        })
+        .query_row(params![key.user_id, key.key, key.key_before], |r| r.get(0))
         .optional()?)
 }
 
@@ -206,7 +203,7 @@ fn stored_fingerprint(
 pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
     let body_enc = ctx.keys.seal(
         EncryptedColumn::IdempotentResponse,
-        &row_of(&key.user_id, &key.kept.key),
+        &row_of(&key.user_id, &key.key),
         &response.body,
     )?;
     ctx.conn
@@ -216,8 +213,8 @@ pub fn remember(ctx: &WriteCtx<'_>, key: &IdempotencyKey, response: &StoredRespo
         )?
         .execute(params![
             key.user_id,
-            key.kept.key,
-            key.kept.fingerprint.as_slice(),
+            key.key,
+            key.fingerprint.as_slice(),
             response.status,
             body_enc,
             ctx.at()
@@ -306,16 +303,21 @@ mod tests {
         let kept = answer.clone();
         store
             .write(move |ctx| {
-                let old = key(ctx.keys, sent).before;
+                let old = key(ctx.keys, sent);
                 let body = ctx.keys.seal(
                     EncryptedColumn::IdempotentResponse,
-                    &row_of("usr_1", &old.key),
+                    &row_of("usr_1", &old.key_before),
                     &kept.body,
                 )?;
                 ctx.conn.execute(
                     "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at)
                      VALUES ('usr_1', ?1, ?2, 201, ?3, ?4)",
-                    params![old.key, old.as_sent.as_slice(), body, ctx.at()],
+                    params![
+                        old.key_before,
+                        old.fingerprints_before()[1].as_slice(),
+                        body,
+                        ctx.at()
+                    ],
                 )?;
                 Ok(())
             })
@@ -473,7 +475,7 @@ mod tests {
                          VALUES ('usr_1', ?1, ?2, 201, ?3, ?4)",
                         params![
                             stored,
-                            key(ctx.keys, header).before.fingerprint.as_slice(),
+                            key(ctx.keys, header).fingerprints_before()[0].as_slice(),
                             body,
                             ctx.at()
                         ],

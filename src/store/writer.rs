@@ -54,19 +54,12 @@ pub struct WriteCtx<'a> {
 }
 
 /// An audit line's details: as its caller gave them, or with the token its user acted with
-/// (`WriteCtx::audit`).
-enum Details<'d, T> {
+/// (`WriteCtx::audit`); either is written as its own JSON.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Details<'d, T: serde::Serialize> {
     AsGiven(&'d T),
     Named(serde_json::Value),
-}
-
-impl<T: serde::Serialize> serde::Serialize for Details<'_, T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            Details::AsGiven(details) => details.serialize(s),
-            Details::Named(details) => details.serialize(s),
-        }
-    }
 }
 
 impl<'a> WriteCtx<'a> {

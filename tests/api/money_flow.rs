@@ -523,22 +523,14 @@ fn deposits_that_do_not_fit_are_flagged_never_applied() {
                             "currency": "usd", "status": "succeeded",
                             "metadata": {"escrowId": null, "escrow_id": other}}}})
     .to_string();
-    let r = post_stripe(
-        &app,
-        &body,
-        &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
-    );
+    let r = app.post_stripe(&body);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.escrow(&other)["depositedUsdCents"], 1_000);
     // The same PaymentIntent with white space around its id, in new events: one payment, not
     // three deposits (each spelling was credited again until 2026-12-07).
     for (event, intent) in [("evt_null_2", "pi_null "), ("evt_null_3", " pi_null\t")] {
         let body = stripe_event(event, intent, &other, 1_000, "usd");
-        let r = post_stripe(
-            &app,
-            &body,
-            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
-        );
+        let r = app.post_stripe(&body);
         assert_eq!(r.status, 200, "{event}: {}", r.text);
     }
     assert_eq!(app.escrow(&other)["depositedUsdCents"], 1_000);
@@ -1393,11 +1385,7 @@ fn a_stripe_event_credits_only_what_a_succeeded_payment_intent_collected() {
         let body = json!({"id": id, "object": "event", "type": "payment_intent.succeeded",
             "livemode": false, "data": {"object": object}})
         .to_string();
-        let r = post_stripe(
-            &app,
-            &body,
-            &sign_stripe(STRIPE_SECRET, now(), body.as_bytes()),
-        );
+        let r = app.post_stripe(&body);
         assert_eq!(r.status, 200, "{}", r.text);
         r.body["outcome"].as_str().unwrap_or_default().to_string()
     };

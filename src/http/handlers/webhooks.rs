@@ -105,9 +105,9 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         Err(e) => return Err(e),
     };
     let raw = req.body.clone();
-    // Its ids and receipt, for the operator to match a result for an unknown payout (one made
-    // in a ledger a restore replaced) with M-Pesa's statement: no personal data.
-    let named = unknown_payout_words(&callback);
+    // Shared with the writer's command, so that the words below are made only when said.
+    let callback = std::sync::Arc::new(callback);
+    let applied = std::sync::Arc::clone(&callback);
     let alert = app.config.float_alert;
     let paying = match app.config.gateway {
         crate::config::GatewayKind::Simulator => Some(webhooks::Paying::Simulator),
@@ -116,9 +116,13 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     };
     let outcome = app
         .store
-        .write(move |ctx| webhooks::apply_payout_callback(ctx, &callback, &raw, alert, paying))?;
+        .write(move |ctx| webhooks::apply_payout_callback(ctx, &applied, &raw, alert, paying))?;
+    // Its ids and receipt, for the operator to match a result for an unknown payout (one made
+    // in a ledger a restore replaced) with M-Pesa's statement: no personal data.
+    let named = || unknown_payout_words(&callback);
     match outcome {
         CallbackOutcome::UnknownPayout => {
+            let named = named();
             log::warn!("M-Pesa callback for an unknown payout ({named}): kept as it came, not applied; after a restore, it may be the result of a payout of the replaced ledger: settle that payment as it says");
             return Err(Error::NotFound { what: "payout" });
         }
@@ -130,6 +134,7 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
         }
         // Said as a warning: whoever posted it holds the result URL's token.
         CallbackOutcome::NotMpesas(_) => {
+            let named = named();
             log::warn!("M-Pesa callback ({named}): {outcome}; the result URL's token may be known to someone else");
             return Ok(accepted());
         }
