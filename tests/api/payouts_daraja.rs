@@ -910,6 +910,8 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
         assert!(Instant::now() < deadline, "never stuck: {}", stuck.text);
         std::thread::sleep(Duration::from_millis(50));
     }
+    let payment_calls = || fake.calls("/mpesa/b2c/v3/paymentrequest").len();
+    let calls_when_stuck = payment_calls();
     let reserved: i64 = [&during, &waiting]
         .iter()
         .map(|r| {
@@ -919,10 +921,11 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
         })
         .sum();
     assert_eq!(balances(&app, &escrow), (10_000 - reserved, reserved, 0));
-    // A held failure is never sent again: no call comes after remit answered the failure (its
-    // hold committed by then). Each may have been sent again under the same id before its
-    // failure was handled (the retry is due 2 s after the call gave up: a loaded machine has
-    // handled the failure later than that; CI did, for both), never after.
+    // A held failure is never sent again. Each may have been sent again under the same id
+    // before its failure was handled (the retry is due 2 s after the call gave up: a loaded
+    // machine has handled the failure later than that; CI did, for both); a call decided just
+    // before the hold committed may reach M-Pesa just after remit answered the failure (CI
+    // saw one), never a second; and none comes once both are stuck (counted again at the end).
     for (amount, payout) in [(2_400, &payouts[0]), (2_500, &payouts[1])] {
         let (_, originator, _) = app.payout_ids(if amount == 2_400 { &during } else { &waiting });
         let held_at = fake
@@ -940,11 +943,11 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
             .filter(|c| c.body["Amount"] == amount)
             .map(|c| c.at)
             .collect();
+        let after = calls.iter().filter(|at| **at >= held_at).count();
         assert!(
-            (1..=2).contains(&calls.len()) && calls.iter().all(|at| *at < held_at),
-            "{payout}: {} calls, {} after its failure was held",
+            (1..=2).contains(&calls.len()) && after <= 1,
+            "{payout}: {} calls, {after} after its failure was held",
             calls.len(),
-            calls.iter().filter(|at| **at >= held_at).count()
         );
         let audit = audit_actions(&app, &escrow, payout);
         assert_eq!(count(&audit, "payout.failure_held"), 1, "{audit:?}");
@@ -959,6 +962,11 @@ fn a_held_failure_whose_call_lost_its_answer_is_stuck_for_the_operator() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
     assert_eq!(balances(&app, &escrow), (10_000, 0, 0));
+    assert_eq!(
+        payment_calls(),
+        calls_when_stuck,
+        "a stuck payout was sent again"
+    );
     assert_checks(app);
 }
 
