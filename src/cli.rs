@@ -483,6 +483,29 @@ impl Cli {
             .filter(|a| *a == "--db" || a.to_string_lossy().starts_with("--db="))
             .count();
         let db_flag = db_flags > 0;
+        // `--db ./remit.db\r`, the last word of a script saved with Windows' line ends: a file
+        // whose name ends in a carriage return would be a new, empty ledger beside the real one.
+        let mut args = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned());
+        let mut flag_value = None;
+        while let Some(arg) = args.next() {
+            if arg == "--db" {
+                flag_value = args.next();
+            } else if let Some(value) = arg.strip_prefix("--db=") {
+                flag_value = Some(value.to_string());
+            }
+        }
+        if let Some(value) = flag_value.filter(|v| v.chars().any(char::is_control)) {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "--db {value:?} holds a control character (a carriage return from a script saved with Windows' line ends?): remove it; a file of that name would be a new, empty ledger"
+                    ),
+                )
+                .exit();
+        }
         // `remit --db a.db check --db b.db`: clap keeps the last of a global option, and the
         // first ledger named was silently not the one used.
         if db_flags > 1 {
@@ -507,6 +530,12 @@ impl Cli {
             Some(v) if v.contains(" #") => Some(format!(
                 "REMIT_DB holds \" #\"{}",
                 crate::config::comment_hint(v)
+            )),
+            // `REMIT_DB=./remit.db\r` from an environment file written on Windows, or a space
+            // after the name: a file of that name would be a new, empty ledger, and the log's
+            // `database ./remit.db` would look right.
+            Some(v) if v != v.trim() || v.chars().any(char::is_control) => Some(format!(
+                "REMIT_DB {v:?} has white space around it or a control character in it (a carriage return from a file written on Windows?): remove it; a file of that name would be a new, empty ledger"
             )),
             _ => None,
         };

@@ -148,10 +148,56 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// The path of the key file that sits beside a database: `remit.db` → `remit.db.key`.
+/// The path of the key file that sits beside a database: `remit.db` → `remit.db.key`. A
+/// database named through a symbolic link has its key beside the file the link names, where
+/// its write-ahead log and lock files are (the key beside the link was left behind by a copy of
+/// the database's directory, and the file named by its own path had no key), unless a key beside
+/// the link already exists and none beside the file: a ledger made through a link before
+/// 2026-12-08 keeps its key where it is.
 pub fn key_file_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".key");
+    let named = beside(db, ".key");
+    let mut real = db.to_path_buf();
+    // A few links deep at most: a loop of links is left as it is named.
+    for _ in 0..8 {
+        match std::fs::read_link(&real) {
+            Ok(target) => {
+                real = match real.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    if real == db {
+        return named;
+    }
+    let resolved = beside(&real, ".key");
+    if named.exists() && !resolved.exists() {
+        named
+    } else {
+        resolved
+    }
+}
+
+/// Warns of a key file of another key than `key` beside `db`, once `key` (ENCRYPTION_KEY's)
+/// has opened the ledger: a command run without the setting (a cron's backup check, an
+/// operator's `remit check`) reads the file, and is told the ledger's key is wrong.
+pub fn warn_if_the_key_file_differs(db: &Path, key: &MasterKey) {
+    let path = key_file_path(db);
+    let file = std::fs::read_to_string(&path).ok();
+    if file.is_some_and(|file| MasterKey::from_hex(&file).is_ok_and(|k| k.0 != key.0)) {
+        log::warn!(
+            "the key file {} holds another key than ENCRYPTION_KEY, which opened the ledger: a command run without ENCRYPTION_KEY reads the file and cannot read the ledger; remove the file, or make the two the same",
+            path.display()
+        );
+    }
+}
+
+/// `path` with `suffix` added to its name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -419,8 +465,17 @@ pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if written.is_err() {
         drop(file);
         let _ = std::fs::remove_file(path);
+        return written;
     }
-    written
+    // The new name is durable once its directory is (a first start's key file was made durable
+    // only by SQLite's own sync of the directory, when it made its journal there next); best
+    // effort: not every platform can sync a directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    Ok(())
 }
 
 /// A new file at `path`, readable by its owner only (0600), open for writing; refuses a name

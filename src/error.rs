@@ -298,7 +298,10 @@ impl fmt::Display for Error {
                 crate::limits::BODY_DEADLINE_MS / 1000
             ),
             Error::UnsupportedMediaType => {
-                write!(f, "request body must be application/json (UTF-8)")
+                write!(
+                    f,
+                    "request body must be application/json (UTF-8), without a Content-Encoding"
+                )
             }
             Error::Busy => write!(f, "the database is busy; retry the request"),
             Error::Occupied(what) => write!(f, "{what}"),

@@ -6,8 +6,14 @@ use crate::error::{Error, Result};
 use crate::store::Synchronous;
 use std::path::PathBuf;
 
+/// A setting's value, without the white space around it (a secret or an address copied with a
+/// space, or read from a file written on Windows with its carriage return, means the same
+/// without it); none when unset or blank.
 fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// A yes-or-no setting: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off` (any case);
@@ -284,12 +290,20 @@ pub fn warn_of_unknown_settings() {
         .collect();
     unknown.sort();
     for name in unknown {
+        // `REMIT_ENCRYPTION_KEY`, `REMIT_PORT`: the two settings without the prefix, named
+        // with it (a first start would quietly make a key file, or listen on 3000).
+        let unprefixed = name
+            .strip_prefix("REMIT_")
+            .filter(|rest| ["ENCRYPTION_KEY", "PORT"].contains(rest));
         let nearest = KNOWN_SETTINGS
             .iter()
             .map(|known| (edit_distance(&name, known), *known))
             .min()
             .filter(|(distance, _)| *distance <= 3)
-            .map(|(_, known)| format!(": did you mean {known}?"))
+            .map(|(_, known)| known);
+        let nearest = unprefixed
+            .or(nearest)
+            .map(|known| format!(": did you mean {known}?"))
             .unwrap_or_default();
         log::warn!("{name} is not a remit setting and is ignored{nearest} (README, \"Configuration\", lists them)");
     }
@@ -563,14 +577,8 @@ fn server(config: &mut Config) -> Result<()> {
         config.notify.webhook_allow_private = allow;
     }
     // Read as a signed number, so that -1 hears the range too.
-    if let Some(days) = parse_env::<i64>("REMIT_NOTIFICATIONS_KEEP_DAYS")? {
-        let max = crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX;
-        let Some(days) = u64::try_from(days).ok().filter(|d| (1..=max).contains(d)) else {
-            return Err(Error::invalid(
-                "REMIT_NOTIFICATIONS_KEEP_DAYS",
-                format!("must be a whole number of days from 1 to {max}"),
-            ));
-        };
+    let max = crate::limits::NOTIFICATIONS_KEEP_DAYS_MAX;
+    if let Some(days) = ranged::<u64>("REMIT_NOTIFICATIONS_KEEP_DAYS", 1, max, " days")? {
         config.notify.keep_for = std::time::Duration::from_secs(days * 86_400);
     }
     config.notify.sms = match choice("REMIT_SMS_GATEWAY", "log or africastalking")?.as_deref() {
@@ -809,9 +817,15 @@ fn is_loopback_url(url: &str) -> bool {
 
 /// `https://…`, or `http://…` for a loopback host only (tests, a local tunnel).
 fn secure_url(name: &str, text: &str) -> Result<String> {
-    let uri: ureq::http::Uri = text
-        .parse()
-        .map_err(|_| Error::invalid(name, format!("{text:?} is not a URL")))?;
+    let uri: ureq::http::Uri = text.parse().map_err(|_| {
+        // Said back unless it may hold a password (`https://user:pass word@host`).
+        let said = if text.contains('@') {
+            String::new()
+        } else {
+            format!("{text:?} ")
+        };
+        Error::invalid(name, format!("{said}is not a URL"))
+    })?;
     let host = uri
         .host()
         .ok_or_else(|| Error::invalid(name, "has no host"))?;
@@ -1022,6 +1036,13 @@ fn africastalking(url: Option<String>) -> Result<super::AfricasTalkingConfig> {
             Error::invalid(name, "is required when REMIT_SMS_GATEWAY=africastalking")
         })
     };
+    // Both named at once when both are missing: one restart each was two.
+    if env("REMIT_AT_USERNAME").is_none() && env("REMIT_AT_API_KEY").is_none() {
+        return Err(Error::invalid(
+            "REMIT_SMS_GATEWAY",
+            "africastalking needs REMIT_AT_USERNAME, REMIT_AT_API_KEY as well: the README's \"SMS\" says where each comes from",
+        ));
+    }
     let username = required("REMIT_AT_USERNAME")?;
     let api_key = required("REMIT_AT_API_KEY")?;
     let default_url = if username == "sandbox" {

@@ -65,6 +65,7 @@ pub struct Req {
     pub repeated: Option<&'static str>,
     authorization: Option<String>,
     content_type: Option<String>,
+    content_encoding: Option<String>,
     idempotency_key: Option<String>,
     stripe_signature: Option<String>,
     actor: Option<Actor>,
@@ -165,6 +166,7 @@ impl Req {
             repeated: repeated(request),
             authorization: header(request, "Authorization"),
             content_type: header(request, "Content-Type"),
+            content_encoding: header_list(request, "Content-Encoding"),
             idempotency_key: header(request, "Idempotency-Key"),
             stripe_signature: header(request, "Stripe-Signature"),
             request_id,
@@ -217,6 +219,18 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A query parameter that, given, must hold something: `?escrowId=` is `400` naming it (an
+    /// id of no shape would otherwise be "not found", a filter that was not meant).
+    pub fn query_given(&self, name: &str) -> Result<Option<&str>> {
+        match self.query(name) {
+            Some("") => Err(Error::invalid(
+                name,
+                "is empty: give it a value, or leave the parameter out",
+            )),
+            given => Ok(given),
+        }
+    }
+
     /// The query as `k=v&…` (decoded), for request fingerprints.
     pub fn query_text(&self) -> String {
         let pairs: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -260,7 +274,17 @@ impl Req {
                     _ => true,
                 })
         });
-        if is_json {
+        // A body said to be compressed (`Content-Encoding: gzip`) is not read as it is: remit
+        // takes no coding but `identity` (RFC 9110 §8.4: `415`), and a body that says it is
+        // gzip but is plain JSON is not taken either (a proxy before remit would read it
+        // otherwise).
+        let coded = self.content_encoding.as_deref().is_some_and(|codings| {
+            codings
+                .split(',')
+                .map(str::trim)
+                .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+        });
+        if is_json && !coded {
             Ok(())
         } else {
             Err(Error::UnsupportedMediaType)

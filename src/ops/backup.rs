@@ -37,10 +37,16 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     // key (every later command fails to read it) or a lock file. Said by name, whether or not
     // the file is there now.
     let real = super::real_path(target);
-    // (The key file is read beside the name given, a link's name too: both are refused.)
-    let named_key = super::real_path(&crate::crypto::key_file_path(store.path()));
+    // (The key file is beside the file a link names, or beside the link's name for a ledger
+    // made through it before 2026-12-08: both names are refused.)
+    let mut by_the_link = store.path().as_os_str().to_owned();
+    by_the_link.push(".key");
+    let keys = [
+        super::real_path(&crate::crypto::key_file_path(store.path())),
+        super::real_path(std::path::Path::new(&by_the_link)),
+    ];
     if let Some(suffix) = BESIDE_THE_DATABASE.iter().find(|suffix| {
-        real == super::beside(store.path(), suffix) || (**suffix == ".key" && real == named_key)
+        real == super::beside(store.path(), suffix) || (**suffix == ".key" && keys.contains(&real))
     }) {
         return Err(Error::internal(format!(
             "{} is the name of the database's {} file ({}): choose another name for the backup",

@@ -174,7 +174,18 @@ pub fn open(options: &OpenOptions) -> Result<Store> {
     if options.create {
         create_private(&options.path)?;
     }
-    open_with_key(options, &master, key_source)
+    // (ENCRYPTION_KEY's own: a key a command read elsewhere, `restore`'s, is not compared.)
+    let environment = key_source == crate::crypto::KeySource::Environment
+        && std::env::var("ENCRYPTION_KEY")
+            .is_ok_and(|set| Some(set.trim()) == options.key_hex.as_deref().map(str::trim));
+    let store = open_with_key(options, &master, key_source)?;
+    // Said once the key has opened the ledger: a wrong ENCRYPTION_KEY beside the right key
+    // file (after a rotation, the file may be the only copy of the ledger's key) must not be
+    // told to remove the file.
+    if environment {
+        crate::crypto::warn_if_the_key_file_differs(&options.path, &master);
+    }
+    Ok(store)
 }
 
 /// SQLite's shared-memory file beside the database takes the database's mode when it is made:

@@ -30,6 +30,20 @@ fn listening_line(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) ->
     line
 }
 
+/// The server's log once every line of its start is in: the start's last line says the
+/// callback token was generated.
+fn start_lines(server: &crate::support::process::Server) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if log.contains("REMIT_MPESA_CALLBACK_TOKEN is not set") {
+            return log;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_dotenv_file_configures_and_flags_and_the_environment_win_over_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,6 +97,8 @@ fn a_misspelt_setting_is_named_with_the_one_it_is_nearest_to() {
         .env("REMIT_GATWAY", "daraja-secret-value")
         .env("REMIT_METRICS_PUBILC", "0")
         .env("REMIT_SOMETHING_ELSE_ENTIRELY", "1")
+        .env("REMIT_ENCRYPTION_KEY", "00")
+        .env("REMIT_PORT", "8080")
         .env("REMIT_GATEWAY", "simulator");
     // (No ledger here: the command stops at that, after the warnings.)
     let ran = crate::support::process::run(cmd);
@@ -91,6 +107,9 @@ fn a_misspelt_setting_is_named_with_the_one_it_is_nearest_to() {
         "REMIT_GATWAY is not a remit setting and is ignored: did you mean REMIT_GATEWAY?",
         "REMIT_METRICS_PUBILC is not a remit setting and is ignored: did you mean REMIT_METRICS_PUBLIC?",
         "REMIT_SOMETHING_ELSE_ENTIRELY is not a remit setting and is ignored (README",
+        // The two settings without the prefix, named with it.
+        "REMIT_ENCRYPTION_KEY is not a remit setting and is ignored: did you mean ENCRYPTION_KEY?",
+        "REMIT_PORT is not a remit setting and is ignored: did you mean PORT?",
     ] {
         assert!(ran.stderr.contains(said), "{said}: {ran}");
     }
@@ -524,7 +543,7 @@ fn a_blank_key_or_choice_stops_the_start_with_its_name() {
 #[test]
 fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], (&str, &str), &str); 11] = [
+    let cases: [(&[&str], (&str, &str), &str); 12] = [
         (&[], ("REMIT_MAX_ESCROW_USD", "0"), "greater than 0"),
         (&[], ("REMIT_MAX_ESCROW_USD", "0.00"), "greater than 0"),
         (
@@ -565,6 +584,12 @@ fn a_limit_out_of_its_range_stops_the_start_with_its_name() {
             &[],
             ("REMIT_SIM_DELAY_MS", "18446744073709551615"),
             "from 0 to 3600000 milliseconds",
+        ),
+        // A word where a number goes names the range too (it said "a whole number").
+        (
+            &[],
+            ("REMIT_NOTIFICATIONS_KEEP_DAYS", "x"),
+            "from 1 to 3650 days",
         ),
     ];
     for (args, (name, value), says) in cases {
@@ -640,16 +665,7 @@ fn a_stripe_secret_that_is_not_whsec_is_warned_about_without_its_value() {
             &dir.path().join("serve.log"),
             &[("REMIT_STRIPE_WEBHOOK_SECRET", secret)],
         );
-        // The start's last line says the callback token was generated: every start line is in.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !server
-            .log()
-            .contains("REMIT_MPESA_CALLBACK_TOKEN is not set")
-        {
-            assert!(std::time::Instant::now() < deadline, "{}", server.log());
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let log = server.log();
+        let log = start_lines(&server);
         assert_eq!(
             log.contains("REMIT_STRIPE_WEBHOOK_SECRET does not start with whsec_"),
             warned,
@@ -786,4 +802,174 @@ fn a_request_answered_under_a_key_is_replayed_after_a_limit_was_lowered() {
         "{}",
         escrows.text
     );
+}
+
+/// A setting's value is read without the white space around it: a Stripe secret with the
+/// carriage return of an environment file saved on Windows verified no event (`401`), and said
+/// nothing at start. The database's path with such a character is refused, not a new, empty
+/// ledger beside the real one (`a.db\r`, whose log line read `database ./a.db`).
+#[test]
+fn white_space_around_a_setting_is_not_part_of_it_and_around_the_database_is_refused() {
+    use crate::support::process::{call_with, run, Server};
+    let dir = tempfile::tempdir().unwrap();
+    for db in ["./a.db\r", "./a.db ", " ./a.db"] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--addr", "127.0.0.1:0"])
+            .env("REMIT_DB", db);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{db:?}: {ran}");
+        assert!(
+            ran.stderr.contains("REMIT_DB") && ran.stderr.contains("white space around it"),
+            "{db:?}: {ran}"
+        );
+    }
+    for flag in [
+        ["--db", "./a.db\r"],
+        ["--db=./a.db\r", "--addr=127.0.0.1:0"],
+    ] {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.arg("serve").args(flag);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(2), "{flag:?}: {ran}");
+        assert!(ran.stderr.contains("control character"), "{flag:?}: {ran}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing made"
+    );
+
+    let secret = "whsec_9c2e5b1d4f603f7a";
+    let db = dir.path().join("remit.db");
+    let mut server = Server::start(
+        &db,
+        TEST_KEY,
+        &dir.path().join("serve.log"),
+        &[("REMIT_STRIPE_WEBHOOK_SECRET", &format!("{secret}\r"))],
+    );
+    // An event of a kind remit does not act on: taken (200) once its signature verifies.
+    let event = serde_json::json!({"id": "evt_trim", "object": "event", "type": "customer.created",
+        "livemode": false, "data": {"object": {"id": "cus_1", "object": "customer"}}});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signature = remit::wire::stripe::sign(secret, now, event.to_string().as_bytes());
+    let answer = call_with(
+        &server.http,
+        &server.base,
+        ("POST", "/webhooks/stripe"),
+        None,
+        Some(&event),
+        &[("Stripe-Signature", &signature)],
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(server.terminate().success());
+}
+
+/// A database named through a symbolic link has its key beside the file the link names, with
+/// its log and lock files (the key went beside the link, and `--db` naming the file itself
+/// found no key); a ledger made through a link before keeps its key beside the link.
+#[test]
+fn a_database_named_through_a_link_keeps_its_key_beside_the_file() {
+    use crate::support::process::run;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real/x.db", dir.path().join("link.db")).unwrap();
+    let line = listening_line(
+        dir.path(),
+        &["serve", "--db", "./link.db", "--addr", "127.0.0.1:0"],
+        &[],
+    );
+    assert!(line.starts_with("remit listening on"), "{line}");
+    assert!(dir.path().join("real/x.db.key").exists());
+    assert!(!dir.path().join("link.db.key").exists());
+    for db in ["./real/x.db", "./link.db"] {
+        let mut cmd = remit(dir.path(), None);
+        cmd.args(["check", "--db", db]);
+        let ran = run(cmd);
+        assert_eq!(ran.code, Some(0), "{db}: {ran}");
+    }
+    // A ledger whose key was put beside its link before: found there.
+    std::fs::rename(
+        dir.path().join("real/x.db.key"),
+        dir.path().join("link.db.key"),
+    )
+    .unwrap();
+    let mut cmd = remit(dir.path(), None);
+    cmd.args(["check", "--db", "./link.db"]);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(0), "{ran}");
+}
+
+/// `ENCRYPTION_KEY` wins over the key file; a key file of another key beside the ledger is
+/// warned about (a command run without the setting reads the file, and is told the key is
+/// wrong), never saying either key.
+#[test]
+fn a_key_file_that_differs_from_the_encryption_key_setting_is_warned_about() {
+    use crate::support::process::Server;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remit.db");
+    let other = "ab".repeat(32);
+    std::fs::write(dir.path().join("remit.db.key"), &other).unwrap();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve.log"), &[]);
+    let log = start_lines(&server);
+    assert!(
+        log.contains("holds another key than ENCRYPTION_KEY"),
+        "{log}"
+    );
+    assert!(!log.contains(&other) && !log.contains(TEST_KEY), "{log}");
+    assert!(server.terminate().success());
+    // The same key in both: nothing said.
+    std::fs::write(dir.path().join("remit.db.key"), TEST_KEY).unwrap();
+    let mut server = Server::start(&db, TEST_KEY, &dir.path().join("serve2.log"), &[]);
+    let log = start_lines(&server);
+    assert!(!log.contains("holds another key"), "{log}");
+    assert!(server.terminate().success());
+    // A wrong ENCRYPTION_KEY beside the right key file (after a rotation, the file may be the
+    // only copy of the ledger's key): refused as a wrong key, and the file is not called the
+    // one to remove.
+    let mut cmd = remit(dir.path(), Some(&other));
+    cmd.args(["serve", "--db", "./remit.db", "--addr", "127.0.0.1:0"]);
+    let ran = crate::support::process::run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(!ran.stderr.contains("holds another key"), "{ran}");
+}
+
+/// A URL setting that cannot be read is said back, unless it may hold a password; Africa's
+/// Talking's two required settings are named at once.
+#[test]
+fn a_url_that_cannot_be_read_is_not_said_back_when_it_may_hold_a_password() {
+    use crate::support::process::run;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |name: &str, value: &str| {
+        let mut cmd = remit(dir.path(), Some(TEST_KEY));
+        cmd.args(["serve", "--db", "./u.db", "--addr", "127.0.0.1:0"])
+            .env(name, value);
+        run(cmd)
+    };
+    let ran = serve(
+        "REMIT_PUBLIC_URL",
+        "https://kiosk:hunter 2@kiosk.example.org",
+    );
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("REMIT_PUBLIC_URL") && ran.stderr.contains("is not a URL"),
+        "{ran}"
+    );
+    assert!(!ran.stderr.contains("hunter"), "{ran}");
+    let ran = serve("REMIT_PUBLIC_URL", "https://kiosk example.org");
+    assert!(
+        ran.stderr
+            .contains("\"https://kiosk example.org\" is not a URL"),
+        "{ran}"
+    );
+    let ran = serve("REMIT_SMS_GATEWAY", "africastalking");
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("REMIT_AT_USERNAME, REMIT_AT_API_KEY"),
+        "{ran}"
+    );
+    assert!(!dir.path().join("u.db").exists(), "nothing made");
 }

@@ -86,6 +86,16 @@ fn json_declared_utf_8_in_any_spelling_is_read() {
         );
         assert_eq!(r.status, 201, "{content_type}: {}", r.text);
     }
+    // `identity`, no coding, is a body as it is.
+    let body = json!({"role": "agent", "name": "Kiosk identity"}).to_string();
+    let r = app.raw(
+        "POST",
+        "/users",
+        token,
+        Some(("application/json", body.as_bytes())),
+        &[("Content-Encoding", "identity")],
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
 }
 
 #[test]
@@ -112,6 +122,32 @@ fn wrong_content_type_oversized_bodies_bad_json_and_unknown_fields_are_refused_o
                 (r.status, r.body["code"].as_str()),
                 (415, Some("unsupported_media_type")),
                 "{path} as {content_type}: {}",
+                r.text
+            );
+        }
+        // A body said to be compressed is not read as it is (RFC 9110 8.4): plain JSON sent
+        // under `Content-Encoding: gzip` made an escrow, where a proxy before remit would have
+        // read something else.
+        for coding in ["gzip", "identity, br", "x-custom"] {
+            let r = app.raw(
+                "POST",
+                &path,
+                token,
+                Some(("application/json", text.as_bytes())),
+                &[("Content-Encoding", coding)],
+            );
+            assert_eq!(
+                (r.status, r.body["code"].as_str()),
+                (415, Some("unsupported_media_type")),
+                "{path} with Content-Encoding {coding}: {}",
+                r.text
+            );
+            assert!(
+                r.body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Content-Encoding"),
+                "{}",
                 r.text
             );
         }

@@ -684,7 +684,8 @@ fn a_control_character_in_a_path_cannot_forge_a_log_line() {
 /// A head the connection refuses itself is in the access log (before, nothing of a header flood
 /// or a smuggling probe was), by its status and fixed words, never what was sent; a bare LF
 /// ending a header line, which could hide `Transfer-Encoding` from a proxy, is refused, and a
-/// version above 1.1 is `505` whatever its digits.
+/// version above 1.1 is `505` whatever its digits, and one below 1.0 too, in an answer of
+/// HTTP/1.1 (it was `HTTP/0.9 200 OK` with headers, which HTTP/0.9 does not have).
 #[test]
 fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
     let (_dir, server, addr, log) = served_with_its_log();
@@ -696,6 +697,21 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
     assert!(answer.contains("bare LF"), "{answer}");
     let (answer, _) = exchange(addr, b"GET /health HTTP/1.2\r\n\r\n");
     assert_eq!(status_of(&answer), 505, "{answer}");
+    for old in [
+        &b"GET /health HTTP/0.9\r\n\r\n"[..],
+        b"GET /health HTTP/0.0\r\n\r\n",
+    ] {
+        let (answer, closed) = exchange(addr, old);
+        assert!(answer.starts_with("HTTP/1.1 505 "), "{answer}");
+        assert!(closed, "{answer}");
+    }
+    // `Connection`'s options are its list's tokens: `closed-caption` is not `close` (the
+    // connection was closed after the first answer).
+    let (answer, _) = exchange(
+        addr,
+        b"GET /health HTTP/1.1\r\nConnection: closed-caption\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 2, "{answer}");
     let (answer, _) = exchange(addr, b"GE\x00T /health HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&answer), 400, "{answer}");
     // Refused here too, a request id holding a phone is answered as sent and not logged.
@@ -757,9 +773,9 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         .lines()
         .filter(|l| l.contains("remit::access] - - ") && l.contains("(refused before routing: "))
         .collect();
-    assert_eq!(refused.len(), 4, "{text}");
+    assert_eq!(refused.len(), 6, "{text}");
     assert!(
-        refused[3].contains("- - 417 rid=(the client's, withheld"),
+        refused[5].contains("- - 417 rid=(the client's, withheld"),
         "{text}"
     );
     assert!(!text.contains("0799111333"), "{text}");
@@ -767,7 +783,9 @@ fn heads_refused_before_routing_are_logged_and_a_bare_lf_is_refused() {
         refused[0].contains("- - 400 rid=") && refused[0].ends_with("bare LF, not CRLF)"),
         "{text}"
     );
-    assert!(refused[1].contains("- - 505 rid="), "{text}");
+    for versions in &refused[1..=3] {
+        assert!(versions.contains("- - 505 rid="), "{text}");
+    }
     assert!(!text.contains("hidden-value"), "{text}");
     assert!(
         !text.contains("0123456789abcdef0123456789abcdef") && text.contains("GET /escrows/… "),

@@ -375,6 +375,25 @@ fn users_payouts_and_deposits_are_paged_with_a_cursor_that_visits_each_once() {
             "{bad}"
         );
     }
+    // A filter given empty is named (`?escrowId=` was "escrow not found"); an empty cursor is
+    // the first page.
+    for (bad, field) in [
+        ("/payment-requests?escrowId=", "escrowId"),
+        ("/deposits?escrowId=", "escrowId"),
+        ("/sms?userId=", "userId"),
+        ("/payouts?status=", "status"),
+    ] {
+        let r = app.get(bad, &app.admin);
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some(field)),
+            "{bad}: {}",
+            r.text
+        );
+    }
+    let first = app.get("/users?cursor=", &app.admin);
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body, app.get("/users", &app.admin).body);
 }
 
 #[test]

@@ -352,7 +352,7 @@ pub fn deposits(app: &App, req: &Req) -> Result<Reply> {
     let (limit, cursor) = page_params(req, crate::domain::DepositId::is_shaped)?;
     // An escrow that does not exist is 404, as on `GET /payment-requests`, not an empty list.
     let escrow_id = req
-        .query("escrowId")
+        .query_given("escrowId")?
         .map(crate::domain::EscrowId::parse)
         .transpose()?;
     // An agent reads the cash they took themselves, an escrow at a time (to print a receipt

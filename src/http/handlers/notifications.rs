@@ -167,7 +167,7 @@ pub fn retry(app: &App, req: &Req) -> Result<Reply> {
 pub fn sms(app: &App, req: &Req) -> Result<Reply> {
     actor_with(app, req, &[])?;
     let status = status_param(req, SmsStatus::parse_field)?;
-    let user_id = req.query("userId").map(UserId::parse).transpose()?;
+    let user_id = req.query_given("userId")?.map(UserId::parse).transpose()?;
     let (limit, cursor) = page_params(req, crate::domain::SmsId::is_shaped)?;
     let page = app.store.read(|conn, keys| {
         crate::service::sms::list(

@@ -78,7 +78,10 @@ pub fn list(app: &App, req: &Req) -> Result<Reply> {
     let actor = req.actor(app)?;
     let (limit, cursor) = page_params(req, crate::domain::PaymentRequestId::is_shaped)?;
     let status = status_param(req, RequestStatus::parse_field)?;
-    let escrow_id = req.query("escrowId").map(EscrowId::parse).transpose()?;
+    let escrow_id = req
+        .query_given("escrowId")?
+        .map(EscrowId::parse)
+        .transpose()?;
     let page = app.store.read(|conn, keys| {
         views::payment_requests(
             conn,

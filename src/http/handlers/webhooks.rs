@@ -46,7 +46,7 @@ pub fn stripe(app: &App, req: &Req) -> Result<Reply> {
     // Checked once the sender is known to be Stripe: a forged event learns nothing from it.
     // Said in the log: a refused event is Stripe's to send again, but only this line says why.
     req.require_json().inspect_err(|_| {
-        log::warn!("Stripe event refused: its content type is not application/json")
+        log::warn!("Stripe event refused: its content type is not application/json, or it has a Content-Encoding")
     })?;
     let event = stripe::Event::parse(json_value(&req.body, "the event")?)?;
     if event.livemode != app.config.stripe_livemode {
@@ -84,7 +84,7 @@ pub fn mpesa(app: &App, req: &Req) -> Result<Reply> {
     // Said in the log: M-Pesa does not send a result again, and its payout waits for its
     // status to be asked.
     req.require_json().inspect_err(|_| {
-        log::warn!("M-Pesa result refused: its content type is not application/json")
+        log::warn!("M-Pesa result refused: its content type is not application/json, or it has a Content-Encoding")
     })?;
     let queue_timeout = req.query("timeout").is_some();
     let callback = match json_value(&req.body, "the callback")

@@ -228,9 +228,24 @@ pub fn free_text(text: &str) -> String {
 /// Party 888880 - MAMA MBOGA KIOSK`: a till may be a person's, and the merchant's name is
 /// sealed everywhere else; it was kept after a short code until 2026-12-07), a name the file,
 /// the log and the views must not hold. The rest of the text goes with it (a name may hold any
-/// character, and M-Pesa writes it last). A name written straight after a number, with no
-/// dash, is not recognised as one.
+/// character, and M-Pesa writes it last). A name written straight after such a number with
+/// no dash is recognised when it is two words or more in capitals (`Till 5551234 KAMAU
+/// WEKESA`, M-Pesa's way of writing a name): `Till 5551234 ***`; words in small letters
+/// after a number (`The receiver ***678 is not registered`) are M-Pesa's own.
 pub fn payee_name_hidden(text: &str) -> String {
+    let cut = [after_a_dash(text), after_a_number(text)]
+        .into_iter()
+        .flatten()
+        .min();
+    match cut {
+        Some(cut) => format!("{} ***", text[..cut].trim_end_matches(' ')),
+        None => text.to_string(),
+    }
+}
+
+/// Where a name written after a masked phone, a short code or "credit party" and a dash
+/// starts: just after the dash.
+fn after_a_dash(text: &str) -> Option<usize> {
     // A hyphen, or the en or em dash of Daraja's own samples (`000000– Biller`).
     for (at, dash) in text.match_indices(['-', '\u{2013}', '\u{2014}']) {
         let before = text[..at].trim_end_matches(' ');
@@ -250,10 +265,51 @@ pub fn payee_name_hidden(text: &str) -> String {
                 .checked_sub(digits + 1)
                 .is_none_or(|at| !tail[at].is_ascii_alphanumeric() && tail[at] != b'*');
         if (masked_phone || party || short_code) && after.chars().any(char::is_alphabetic) {
-            return format!("{} ***", &text[..upto]);
+            return Some(upto);
         }
     }
-    text.to_string()
+    None
+}
+
+/// Where a name in capitals written straight after a masked phone or a short code (five to
+/// eight digits standing alone) starts: just after the number.
+fn after_a_number(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_digit() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            at += 1;
+        }
+        let digits = at - start;
+        let masked_phone = digits == 3 && text[..start].ends_with("***");
+        let short_code = (5..=8).contains(&digits)
+            && start
+                .checked_sub(1)
+                .is_none_or(|b| !bytes[b].is_ascii_alphanumeric() && bytes[b] != b'*');
+        let spaced = bytes.get(at) == Some(&b' ');
+        if (masked_phone || short_code) && spaced && capital_words(&text[at..]) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// Does `text` begin with two words or more in capitals (letters, and a name's `.` or `'`),
+/// the first of two letters or more?
+fn capital_words(text: &str) -> bool {
+    let mut words = text.split_whitespace();
+    let capitals = |word: &str, least: usize| {
+        word.chars()
+            .all(|c| c.is_uppercase() || c == '.' || c == '\'')
+            && word.chars().filter(|c| c.is_alphabetic()).count() >= least
+    };
+    matches!((words.next(), words.next()), (Some(first), Some(second))
+        if capitals(first, 2) && capitals(second, 1))
 }
 
 /// A value's text, trimmed; none when empty. A control character (no id or code of M-Pesa's
@@ -624,6 +680,15 @@ mod tests {
                 "Credit Party 888880 - ***",
             ),
             ("Till 5551234-Kamau Wekesa", "Till 5551234- ***"),
+            // A name in capitals straight after a number, without a dash.
+            ("till 5551234 LANDLORD KAMAU WEKESA", "till 5551234 ***"),
+            ("Credit Party 254722000333 JANE W. MUTHONI", "Credit Party ***333 ***"),
+            ("Paid 888880  ÑAÑA O'NEIL - x", "Paid 888880 ***"),
+            // One word in capitals, or words of small letters, or a number after it: kept.
+            ("Paybill 600000 KES 100 paid", "Paybill 600000 KES 100 paid"),
+            ("Till 5551234 LANDLORD", "Till 5551234 LANDLORD"),
+            ("Initiator 600000 is not permitted", "Initiator 600000 is not permitted"),
+            ("ref AB123456 JANE DOE", "ref AB123456 JANE DOE"),
             // Four digits, or nine (a phone masked before), are not a short code.
             ("Ksh 1500 - paid", "Ksh 1500 - paid"),
             ("ref AB123456 - ok", "ref AB123456 - ok"),

@@ -296,8 +296,10 @@ impl ClientConnection {
         // remit patch: the client's X-Request-Id, for the answers this thread gives itself.
         let client_id = header_value(&head.headers, "X-Request-Id").map(str::to_string);
         let client_id = client_id.as_deref();
-        if head.version > (1, 1) {
-            let why = "HTTP versions above 1.1 are not supported";
+        // remit patch: below 1.0 too: HTTP/0.9 has no status line nor headers, and an answer
+        // may not claim a version the server does not speak (RFC 9112, 2.3).
+        if head.version > (1, 1) || head.version < (1, 0) {
+            let why = "HTTP versions other than 1.0 and 1.1 are not supported";
             self.write_error(505, "http_version_not_supported", why, None, client_id);
             return Next::Close;
         }
@@ -911,10 +913,12 @@ fn is_last_request(head: &Head) -> bool {
         .map(|h| h.value.as_str().to_ascii_lowercase())
         .collect();
     let connection = (!lines.is_empty()).then(|| lines.join(","));
+    // remit patch: options are the list's tokens, not text anywhere in it (`closed-x`).
+    let has = |v: &str, option: &str| v.split(',').any(|token| token.trim() == option);
     match connection {
-        Some(ref v) if v.contains("close") => true,
-        Some(ref v) if v.contains("upgrade") => true,
-        Some(ref v) if !v.contains("keep-alive") && head.version == HTTPVersion(1, 0) => true,
+        Some(ref v) if has(v, "close") => true,
+        Some(ref v) if has(v, "upgrade") => true,
+        Some(ref v) if !has(v, "keep-alive") && head.version == HTTPVersion(1, 0) => true,
         None if head.version <= HTTPVersion(1, 0) => true,
         _ => false,
     }
