@@ -7,9 +7,12 @@
   turns a create into the replay of an earlier one (its answer, as the contract says, naming
   what was made then, perhaps deleted since), which the stateful checks report as "created
   resource not found". Replays are fuzzed in the other phases and tested in tests/api.
-- Generated valid text keeps out the two ranges of invisible characters beyond the Basic
-  Multilingual Plane that remit refuses in free text (the tag characters U+E0000-U+E007F and
-  the musical formatting controls U+1D173-U+1D17A): the document states them in words beside
+- Generated valid text keeps out the ranges of invisible characters beyond the Basic
+  Multilingual Plane that remit refuses in free text (the Egyptian hieroglyph format controls
+  U+13430-U+1343F, the shorthand format controls U+1BCA0-U+1BCA3, the musical formatting
+  controls U+1D173-U+1D17A, the tag characters and the code points kept ignorable
+  U+E0000-U+E00FF and U+E01F0-U+E0FFF; src/domain/text.rs, `invisible`, the same list):
+  the document states them in words beside
   each text's pattern, which keeps to that plane (a regular expression naming them is read
   differently by ECMAScript, Python and Rust), so a schema-valid generator may produce them.
   Only requests generated to be valid are cleaned; invalid ones are sent as generated.
@@ -20,7 +23,13 @@ import uuid
 import schemathesis
 
 
-_BEYOND_PATTERN = [(0xE0000, 0xE007F), (0x1D173, 0x1D17A)]
+_BEYOND_PATTERN = [
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE00FF),
+    (0xE01F0, 0xE0FFF),
+]
 
 
 def _refused_beyond_pattern(c):
