@@ -108,6 +108,10 @@ impl Daraja {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                // Daraja answers where it is asked: a redirect is an answer (not a token, not
+                // an acceptance), never followed to another host, whose answer remit would
+                // have taken for Daraja's (a token was).
+                .max_redirects(0)
                 .timeout_global(Some(config.timeout))
                 .timeout_connect(Some(
                     config

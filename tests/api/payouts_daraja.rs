@@ -1258,6 +1258,43 @@ fn the_binary_pays_through_daraja_configured_from_the_environment() {
     assert_eq!(ran.code, Some(0), "remit check: {ran}");
 }
 
+/// An answer of Daraja's that redirects is not followed: a `302` to another host gave remit a
+/// token from that host, taken for Daraja's.
+#[test]
+fn a_redirect_from_daraja_is_an_answer_not_followed() {
+    use std::io::{Read, Write};
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = format!(
+        "http://{}/oauth/v1/generate",
+        elsewhere.local_addr().unwrap()
+    );
+    let base = format!("http://{}", redirector.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in redirector.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ran = ping(dir.path(), &daraja_env(&base));
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert!(ran.stdout.contains("token: FAILED"), "{ran}");
+    elsewhere.set_nonblocking(true).unwrap();
+    assert!(
+        elsewhere.accept().is_err(),
+        "remit followed Daraja's redirect: {ran}"
+    );
+}
+
 #[test]
 fn daraja_ping_checks_a_configuration_with_one_sentence_per_fault() {
     let fake = FakeDaraja::start();
