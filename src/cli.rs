@@ -1122,6 +1122,19 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             crate::ops::settle_stopped_rotation(&config.db)?;
             // The new key must stay somewhere once the ledger is under it: a file, not a pipe
             // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
+            // A file this user may not see (root's `/root/new.key` named by the service's user)
+            // is said so, not "does not exist".
+            let seen = std::fs::metadata(&new_key_file)
+                .and_then(|_| std::fs::File::open(&new_key_file).map(|_| ()));
+            if seen.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+                return Err(Error::invalid(
+                    "--new-key-file",
+                    format!(
+                        "{} cannot be read by this user (permission denied): make it readable to the user running the rotation (`chown`), or run the rotation as its owner",
+                        new_key_file.display()
+                    ),
+                ));
+            }
             if !new_key_file.exists() {
                 return Err(Error::invalid(
                     "--new-key-file",
@@ -1314,8 +1327,10 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
                     }
                 };
             }
+            // The key was ENCRYPTION_KEY's, which wins over any key file: replacing the file
+            // would change nothing (the next start, still under the old variable, refused).
             println!(
-                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} or replace {} with it.",
+                "From now on start remit with this key: set ENCRYPTION_KEY to the contents of {} wherever it is set (an environment file, the service's settings) before the next start; ENCRYPTION_KEY wins over the key file {}.",
                 new_key_file.display(),
                 key_file.display()
             );

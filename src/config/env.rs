@@ -677,6 +677,17 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // A working directory this user may not search (a command run as the service's user
+        // from root's home, or by cron from it): whether a `.env` is there cannot be known,
+        // and none this user could read is. Every such command stopped with "cannot be read"
+        // of a file that was not there.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && std::fs::metadata(path)
+                    .is_err_and(|m| m.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            return Ok(())
+        }
         Err(e) => {
             return Err(format!(
                 "{} cannot be read ({e}); fix it or move it away",

@@ -276,6 +276,17 @@ pub fn a_ledger_file(backup: &Path) -> Result<()> {
         Ok(meta) if meta.is_dir() => Err(not("is a directory, not a backup")),
         Ok(meta) if !meta.is_file() => Err(not("is not a regular file")),
         Ok(meta) if meta.len() == 0 => Err(not("is an empty file, not a backup")),
+        // A backup this user may not read (one made by root, 0600, restored as the service's
+        // user) was called "not a remit backup (… or a damaged one)": an operator in the
+        // middle of a restore drill could throw a good backup away.
+        Ok(_) if std::fs::File::open(backup)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            Err(Error::internal(format!(
+                "{} cannot be read by this user (permission denied): nothing was restored; run the restore as a user who may read it, or give the file to this one (`chown`)",
+                backup.display()
+            )))
+        }
         Ok(_) => match store::what_it_holds(backup) {
             store::Holds::Ledger => Ok(()),
             store::Holds::Nothing => Err(not("is an empty SQLite database, not a backup")),

@@ -2502,3 +2502,70 @@ fn a_key_rotation_stopped_before_it_kept_the_new_key_leaves_no_copy_behind() {
         "{added}"
     );
 }
+
+/// The service's user runs commands from a directory it may not enter (`runuser` from root's
+/// home, cron's jobs from it), on files of root's it may not read: a command read no `.env`
+/// there but stopped with ".env cannot be read" (every nightly backup failed), a backup of
+/// root's was "not a remit backup (… or a damaged one)", and root's new key file "does not
+/// exist". (Only root can make another user meet them: run as root, as CI does.)
+#[cfg(unix)]
+#[test]
+fn a_command_of_the_services_user_from_roots_directory_on_roots_files_says_what_it_may_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("not root: no other user to run the commands as");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let db = open.path().join("remit.db");
+    user_add(&db, TEST_KEY, "admin", "Admin", None);
+    let backup = open.path().join("roots-backup.db");
+    assert_eq!(
+        cli(&db, &["backup", backup.to_str().unwrap()]).code,
+        Some(0)
+    );
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let new_key = open.path().join("new.key");
+    std::fs::write(&new_key, "ab".repeat(32)).unwrap();
+    std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for entry in std::fs::read_dir(open.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path != backup && path != new_key {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    // `runuser -u nobody` from root's directory: the working directory stays root's.
+    let as_the_service = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("/usr/bin/setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_remit"))
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .current_dir(home.path())
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("ENCRYPTION_KEY", TEST_KEY);
+        run(cmd)
+    };
+    let ran = as_the_service(&["check"]);
+    assert_eq!(ran.code, Some(0), "{ran}");
+    let ran = as_the_service(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr.contains("cannot be read by this user") && !ran.stderr.contains("damaged"),
+        "{ran}"
+    );
+    let ran = as_the_service(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()]);
+    assert_ne!(ran.code, Some(0), "{ran}");
+    assert!(
+        ran.stderr.contains("cannot be read by this user")
+            && !ran.stderr.contains("does not exist"),
+        "{ran}"
+    );
+    // Nothing changed: the ledger is as it was, under its key.
+    assert_eq!(check(&db, TEST_KEY).code, Some(0));
+}

@@ -204,6 +204,18 @@ async function layoutProblems(page, touch, junkWords = true) {
         if (r.height < touchMin - 0.5) problems.push(`${name(n)} "${(n.textContent || '').trim().slice(0, 30)}" is ${r.height.toFixed(1)} px tall (under ${touchMin})`);
         if (problems.length > 12) break;
       }
+      // A button of short words keeps each word on one line (Dismiss and Sign out, squeezed
+      // by a long message or a long name beside them, broke into single letters).
+      for (const b of document.querySelectorAll('button')) {
+        const label = (b.innerText || '').trim();
+        const words = label.split(/\s+/).filter(Boolean);
+        if (!words.length || words.some((w) => w.length > 12) || b.getClientRects().length === 0) continue;
+        const range = document.createRange();
+        range.selectNodeContents(b);
+        const lines = new Set([...range.getClientRects()].filter((q) => q.width > 0).map((q) => Math.round(q.bottom)));
+        if (lines.size > words.length) problems.push(`${name(b)} "${label.slice(0, 30)}" breaks inside a word (${lines.size} lines for ${words.length} words)`);
+        if (problems.length > 12) break;
+      }
     }
     return problems;
   }, [TOUCH_MIN_PX, touch, junkWords]);
@@ -376,8 +388,11 @@ async function checkPrint(page, receipt, mustShow) {
       .filter((n) => n.getBoundingClientRect().height > 0).map((n) => n.className || n.tagName));
     assert(others.length === 0, `besides the receipt the print view shows: ${others.join(', ')}`);
     // No line of it is split across two pages of a narrow roll.
+    // (A line without a box of its own, `display: contents`, avoids nothing: a 58 mm roll split
+    // an amount across two pages.)
     const split = await receipt.evaluate((r) => Array.from(r.querySelectorAll('.receipt-line, .receipt-head'))
-      .filter((n) => getComputedStyle(n).breakInside !== 'avoid').map((n) => n.textContent.trim().slice(0, 30)));
+      .filter((n) => getComputedStyle(n).breakInside !== 'avoid' || getComputedStyle(n).display === 'contents')
+      .map((n) => n.textContent.trim().slice(0, 30)));
     assert(split.length === 0, `printed receipt lines that may split across pages: ${split.join(' | ')}`);
     for (const [what, locator, want] of mustShow) {
       assert(await locator.isVisible(), `the printed receipt does not show ${what}`);

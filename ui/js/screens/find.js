@@ -125,8 +125,11 @@ export async function viewFind(root, ctx, status) {
       }),
     }));
     const printBtn = receiptNode.querySelector('[data-testid="print-receipt"]');
-    if (printBtn) printBtn.focus();
+    if (printBtn) printBtn.focus({ preventScroll: true });
     receiptNode.scrollIntoView({ block: 'start' });
+    // On a small screen the receipt is taller than the screen: its Print button (focused) is
+    // brought in, as far as the receipt's top allows no more.
+    if (printBtn) printBtn.scrollIntoView({ block: 'nearest' });
   }
 
   function depositForm(e) {
