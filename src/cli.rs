@@ -1124,8 +1124,12 @@ fn dispatch(command: Command, config: Config) -> Result<ExitCode> {
             // (`<(openssl rand -hex 32)`) whose key would exist nowhere after the command.
             // A file this user may not see (root's `/root/new.key` named by the service's user)
             // is said so, not "does not exist".
-            let seen = std::fs::metadata(&new_key_file)
-                .and_then(|_| std::fs::File::open(&new_key_file).map(|_| ()));
+            // (Opened only when it is a file: a named pipe's open waits for a writer, the
+            // rotation's lock held meanwhile; it is refused below as not a file.)
+            let seen = std::fs::metadata(&new_key_file).and_then(|m| match m.is_file() {
+                true => std::fs::File::open(&new_key_file).map(|_| ()),
+                false => Ok(()),
+            });
             if seen.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
                 return Err(Error::invalid(
                     "--new-key-file",

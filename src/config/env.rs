@@ -666,6 +666,22 @@ pub fn warn_if_dotenv_readable(path: &std::path::Path) {
     }
 }
 
+/// Whether this user can see that `path` is there, though it may not read it: the name itself
+/// (a link into a directory it may not enter is seen), or its directory's list of names (one
+/// it may list but not search). A `.env` seen is refused when it cannot be read.
+fn seen_there(path: &std::path::Path) -> bool {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return true;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::read_dir(dir).is_ok_and(|mut names| {
+        names.any(|n| n.is_ok_and(|n| Some(n.file_name().as_os_str()) == path.file_name()))
+    })
+}
+
 /// Reads a `.env` file's `KEY=VALUE` lines into the environment (with `dotenvy`, dotenv's
 /// rules: quotes, `export`, comments, `$VAR` in unquoted and double-quoted values), never
 /// overriding a variable that is already set (as the Fastify edition's dotenv did). No file is
@@ -681,11 +697,7 @@ pub fn load_dotenv(path: &std::path::Path) -> std::result::Result<(), String> {
         // from root's home, or by cron from it): whether a `.env` is there cannot be known,
         // and none this user could read is. Every such command stopped with "cannot be read"
         // of a file that was not there.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::PermissionDenied
-                && std::fs::metadata(path)
-                    .is_err_and(|m| m.kind() == std::io::ErrorKind::PermissionDenied) =>
-        {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !seen_there(path) => {
             return Ok(())
         }
         Err(e) => {

@@ -2566,6 +2566,36 @@ fn a_command_of_the_services_user_from_roots_directory_on_roots_files_says_what_
             && !ran.stderr.contains("does not exist"),
         "{ran}"
     );
+    // A named pipe given as the new key is refused as not a file, not opened (its open waits
+    // for a writer, the rotation's lock held meanwhile).
+    let fifo = open.path().join("new-key.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ran = as_the_service(&["rotate-key", "--new-key-file", fifo.to_str().unwrap()]);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains("must be a file"), "{ran}");
+    // A `.env` it may not read but can see (a link into a directory it may not enter) is still
+    // refused: only one it cannot know of is none.
+    let seen = tempfile::tempdir().unwrap();
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(seen.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(private.path().join(".env"), "REMIT_SYNCHRONOUS=normal\n").unwrap();
+    std::os::unix::fs::symlink(private.path().join(".env"), seen.path().join(".env")).unwrap();
+    let mut cmd = std::process::Command::new("/usr/bin/setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_remit"))
+        .args(["check", "--db"])
+        .arg(&db)
+        .current_dir(seen.path())
+        .env_clear()
+        .env("ENCRYPTION_KEY", TEST_KEY);
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(ran.stderr.contains(".env cannot be read"), "{ran}");
     // Nothing changed: the ledger is as it was, under its key.
     assert_eq!(check(&db, TEST_KEY).code, Some(0));
 }
