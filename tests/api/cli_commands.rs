@@ -2538,19 +2538,20 @@ fn a_command_of_the_services_user_from_roots_directory_on_roots_files_says_what_
         }
     }
     // `runuser -u nobody` from root's directory: the working directory stays root's.
-    let as_the_service = |args: &[&str]| {
+    let as_the_service_in = |dir: &std::path::Path, args: &[&str]| {
         let mut cmd = std::process::Command::new("/usr/bin/setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_remit"))
             .args(args)
             .arg("--db")
             .arg(&db)
-            .current_dir(home.path())
+            .current_dir(dir)
             .env_clear()
             .env("RUST_LOG", "info")
             .env("ENCRYPTION_KEY", TEST_KEY);
         run(cmd)
     };
+    let as_the_service = |args: &[&str]| as_the_service_in(home.path(), args);
     let ran = as_the_service(&["check"]);
     assert_eq!(ran.code, Some(0), "{ran}");
     let ran = as_the_service(&["restore", backup.to_str().unwrap()]);
@@ -2585,15 +2586,7 @@ fn a_command_of_the_services_user_from_roots_directory_on_roots_files_says_what_
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(private.path().join(".env"), "REMIT_SYNCHRONOUS=normal\n").unwrap();
     std::os::unix::fs::symlink(private.path().join(".env"), seen.path().join(".env")).unwrap();
-    let mut cmd = std::process::Command::new("/usr/bin/setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_remit"))
-        .args(["check", "--db"])
-        .arg(&db)
-        .current_dir(seen.path())
-        .env_clear()
-        .env("ENCRYPTION_KEY", TEST_KEY);
-    let ran = run(cmd);
+    let ran = as_the_service_in(seen.path(), &["check"]);
     assert_eq!(ran.code, Some(2), "{ran}");
     assert!(ran.stderr.contains(".env cannot be read"), "{ran}");
     // Nothing changed: the ledger is as it was, under its key.
