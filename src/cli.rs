@@ -478,24 +478,24 @@ impl Cli {
     /// they would mean nothing.
     pub fn from_command_line() -> Cli {
         let db_env = std::env::var_os("REMIT_DB").map(|v| v.to_string_lossy().into_owned());
-        let db_flags = std::env::args_os()
+        // Every `--db` given, and the last one's value.
+        let args: Vec<String> = std::env::args_os()
             .skip(1)
-            .filter(|a| *a == "--db" || a.to_string_lossy().starts_with("--db="))
-            .count();
-        let db_flag = db_flags > 0;
-        // `--db ./remit.db\r`, the last word of a script saved with Windows' line ends: a file
-        // whose name ends in a carriage return would be a new, empty ledger beside the real one.
-        let mut args = std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned());
-        let mut flag_value = None;
-        while let Some(arg) = args.next() {
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let (mut db_flags, mut flag_value) = (0, None);
+        for (at, arg) in args.iter().enumerate() {
             if arg == "--db" {
-                flag_value = args.next();
+                db_flags += 1;
+                flag_value = args.get(at + 1).cloned();
             } else if let Some(value) = arg.strip_prefix("--db=") {
+                db_flags += 1;
                 flag_value = Some(value.to_string());
             }
         }
+        let db_flag = db_flags > 0;
+        // `--db ./remit.db\r`, the last word of a script saved with Windows' line ends: a file
+        // whose name ends in a carriage return would be a new, empty ledger beside the real one.
         if let Some(value) = flag_value.filter(|v| v.chars().any(char::is_control)) {
             Cli::command()
                 .error(

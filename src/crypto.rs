@@ -155,24 +155,11 @@ impl fmt::Debug for MasterKey {
 /// the link already exists and none beside the file: a ledger made through a link before
 /// 2026-12-08 keeps its key where it is.
 pub fn key_file_path(db: &Path) -> PathBuf {
-    let named = beside(db, ".key");
-    let mut real = db.to_path_buf();
-    // A few links deep at most: a loop of links is left as it is named.
-    for _ in 0..8 {
-        match std::fs::read_link(&real) {
-            Ok(target) => {
-                real = match real.parent() {
-                    Some(dir) if target.is_relative() => dir.join(target),
-                    _ => target,
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    if real == db {
+    let named = crate::paths::with_suffix(db, ".key");
+    if !std::fs::symlink_metadata(db).is_ok_and(|m| m.file_type().is_symlink()) {
         return named;
     }
-    let resolved = beside(&real, ".key");
+    let resolved = crate::paths::with_suffix(&crate::paths::real_path(db), ".key");
     if named.exists() && !resolved.exists() {
         named
     } else {
@@ -192,13 +179,6 @@ pub fn warn_if_the_key_file_differs(db: &Path, key: &MasterKey) {
             path.display()
         );
     }
-}
-
-/// `path` with `suffix` added to its name.
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Where the master key came from, for the start-up message.
@@ -468,13 +448,8 @@ pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return written;
     }
     // The new name is durable once its directory is (a first start's key file was made durable
-    // only by SQLite's own sync of the directory, when it made its journal there next); best
-    // effort: not every platform can sync a directory.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    // only by SQLite's own sync of the directory, when it made its journal there next).
+    crate::paths::sync_dir_of(path);
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod money;
 pub mod notify;
 pub(crate) mod ops;
 pub mod outbox;
+pub mod paths;
 pub mod payout;
 pub mod replicate;
 pub mod runtime;

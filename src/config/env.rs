@@ -673,11 +673,7 @@ fn seen_there(path: &std::path::Path) -> bool {
     if std::fs::symlink_metadata(path).is_ok() {
         return true;
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::read_dir(dir).is_ok_and(|mut names| {
+    std::fs::read_dir(crate::paths::parent_dir(path)).is_ok_and(|mut names| {
         names.any(|n| n.is_ok_and(|n| Some(n.file_name().as_os_str()) == path.file_name()))
     })
 }
@@ -1054,20 +1050,26 @@ fn daraja(settings: DarajaSettings) -> Result<super::DarajaConfig> {
 /// Africa's Talking's settings (README, "SMS"): the user name and API key are required; the
 /// URL is the sandbox's for the `sandbox` user, production's otherwise, unless given.
 fn africastalking(url: Option<String>) -> Result<super::AfricasTalkingConfig> {
-    let required = |name: &str| {
-        env(name).ok_or_else(|| {
-            Error::invalid(name, "is required when REMIT_SMS_GATEWAY=africastalking")
-        })
+    // Every one missing named at once, as Daraja's: one restart each was two.
+    let (username, api_key) = match (env("REMIT_AT_USERNAME"), env("REMIT_AT_API_KEY")) {
+        (Some(username), Some(api_key)) => (username, api_key),
+        (username, api_key) => {
+            let missing: Vec<&str> = [
+                ("REMIT_AT_USERNAME", username.is_none()),
+                ("REMIT_AT_API_KEY", api_key.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            return Err(Error::invalid(
+                "REMIT_SMS_GATEWAY",
+                format!(
+                    "africastalking needs {} as well: the README's \"SMS\" says where each comes from",
+                    missing.join(", ")
+                ),
+            ));
+        }
     };
-    // Both named at once when both are missing: one restart each was two.
-    if env("REMIT_AT_USERNAME").is_none() && env("REMIT_AT_API_KEY").is_none() {
-        return Err(Error::invalid(
-            "REMIT_SMS_GATEWAY",
-            "africastalking needs REMIT_AT_USERNAME, REMIT_AT_API_KEY as well: the README's \"SMS\" says where each comes from",
-        ));
-    }
-    let username = required("REMIT_AT_USERNAME")?;
-    let api_key = required("REMIT_AT_API_KEY")?;
     let default_url = if username == "sandbox" {
         "https://api.sandbox.africastalking.com"
     } else {

@@ -39,11 +39,9 @@ pub fn backup(store: &Store, target: &Path) -> Result<crate::integrity::Report> 
     let real = super::real_path(target);
     // (The key file is beside the file a link names, or beside the link's name for a ledger
     // made through it before 2026-12-08: both names are refused.)
-    let mut by_the_link = store.path().as_os_str().to_owned();
-    by_the_link.push(".key");
     let keys = [
         super::real_path(&crate::crypto::key_file_path(store.path())),
-        super::real_path(std::path::Path::new(&by_the_link)),
+        super::real_path(&crate::paths::with_suffix(store.path(), ".key")),
     ];
     if let Some(suffix) = BESIDE_THE_DATABASE.iter().find(|suffix| {
         real == super::beside(store.path(), suffix) || (**suffix == ".key" && keys.contains(&real))

@@ -971,5 +971,16 @@ fn a_url_that_cannot_be_read_is_not_said_back_when_it_may_hold_a_password() {
         ran.stderr.contains("REMIT_AT_USERNAME, REMIT_AT_API_KEY"),
         "{ran}"
     );
+    let mut cmd = remit(dir.path(), Some(TEST_KEY));
+    cmd.args(["serve", "--db", "./u.db", "--addr", "127.0.0.1:0"])
+        .env("REMIT_SMS_GATEWAY", "africastalking")
+        .env("REMIT_AT_USERNAME", "sandbox");
+    let ran = run(cmd);
+    assert_eq!(ran.code, Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("africastalking needs REMIT_AT_API_KEY as well"),
+        "{ran}"
+    );
     assert!(!dir.path().join("u.db").exists(), "nothing made");
 }
